@@ -1,0 +1,21 @@
+/* broker/core/log.h: leveled, timestamped logging to stderr. */
+#ifndef WARREN_LOG_H
+#define WARREN_LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR };
+
+/* Sets the lowest level that is printed (default LOG_INFO). */
+void log_set_level(enum log_level level);
+/* Parses "debug", "info", "warning" or "error"; returns 0 or -1 for an unknown name. */
+int log_parse_level(const char *name, enum log_level *out);
+/* True when a message at level would be printed (to skip formatting costs). */
+int log_enabled(enum log_level level);
+/* Prints one line: "2026-11-23 03:40:01.123 [info] message". */
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_write(LOG_DEBUG, __VA_ARGS__); } while (0)
+#define log_info(...) log_write(LOG_INFO, __VA_ARGS__)
+#define log_warning(...) log_write(LOG_WARNING, __VA_ARGS__)
+#define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,102 @@
+/* broker/net/netconn.h: listening sockets and TCP connections with an input buffer and an
+ * output queue flushed by writev. Knows nothing of AMQP: a protocol layer attaches a handler.
+ *
+ * Life cycle: the listener accepts, creates a netconn and calls the accept callback, which
+ * attaches a handler. on_input runs whenever new bytes arrived. Output is queued with
+ * netconn_write* and written by netconn_flush_all (called from the before-sleep hook), once per
+ * loop pass; EPOLLOUT is armed only after a short write. netconn_close schedules a close: the
+ * connection stops reading, writes what is queued (bounded by a linger timeout), then on_close
+ * runs once at a safe point (netconn_reap, never inside another callback of that connection)
+ * and the netconn is freed. */
+#ifndef WARREN_NETCONN_H
+#define WARREN_NETCONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_loop;
+struct netconn;
+struct netlistener;
+
+struct netconn_handler {
+    /* New bytes are in the input buffer (netconn_input). Consume what was handled with
+     * netconn_consume; leave a partial unit in place for the next call. */
+    void (*on_input)(struct netconn *conn, void *ctx);
+    /* The connection is gone (peer closed, I/O error, or netconn_close finished). Called
+     * exactly once, at the reap point; the handler releases ctx here. conn is freed after. */
+    void (*on_close)(struct netconn *conn, void *ctx);
+    /* Optional: the output queue drained below the low-water mark after being above the
+     * high-water mark (a consumer that stopped reading caught up). May be NULL. */
+    void (*on_drain)(struct netconn *conn, void *ctx);
+};
+
+/* Called for each accepted connection; attach a handler with netconn_set_handler or call
+ * netconn_close. */
+typedef void (*netconn_accept_fn)(struct netconn *conn, void *arg);
+
+/* Listens on addr:port (IPv4 or IPv6 literal, or "localhost"). port 0 picks a free port
+ * (read it back with netlistener_port). Returns NULL on failure with errno set. */
+struct netlistener *netlistener_open(struct event_loop *loop, const char *addr, uint16_t port,
+                                     netconn_accept_fn fn, void *arg);
+uint16_t netlistener_port(const struct netlistener *listener);
+/* Stops accepting and frees the listener. Existing connections are unaffected. */
+void netlistener_close(struct netlistener *listener);
+
+void netconn_set_handler(struct netconn *conn, const struct netconn_handler *handler, void *ctx);
+
+/* The unconsumed input bytes. Valid until the next netconn_consume or the return from on_input. */
+const uint8_t *netconn_input(const struct netconn *conn, size_t *len);
+/* Drops the first n input bytes (n <= the length netconn_input reported). */
+void netconn_consume(struct netconn *conn, size_t n);
+/* Allows the input buffer to grow to max bytes (default 64 KiB) so that one whole protocol
+ * unit (e.g. a frame of frame_max bytes) fits. The buffer starts small and shrinks when idle. */
+void netconn_set_input_max(struct netconn *conn, size_t max);
+
+/* Queues a copy of data for output. Returns 0 or -ENOMEM. */
+int netconn_write(struct netconn *conn, const void *data, size_t len);
+/* Reserves len contiguous bytes at the end of the output queue and returns a pointer the
+ * caller fills before the next netconn_* call (avoids a temporary buffer when encoding
+ * frames). Returns NULL on allocation failure. */
+uint8_t *netconn_reserve(struct netconn *conn, size_t len);
+/* Gives back the unused tail of the last netconn_reserve (used <= reserved length). */
+void netconn_commit(struct netconn *conn, size_t used);
+/* Queues data without copying. release(owner) runs once the bytes were written, or when the
+ * connection is freed, whichever comes first. Returns 0 or -ENOMEM (release has then
+ * already run). */
+int netconn_write_ref(struct netconn *conn, const void *data, size_t len,
+                      void (*release)(void *owner), void *owner);
+/* Bytes queued and not yet written. */
+size_t netconn_output_pending(const struct netconn *conn);
+/* True while the output queue is above the high-water mark: stop generating output for this
+ * connection (e.g. deliveries) until on_drain. Reading from the peer also pauses meanwhile. */
+bool netconn_output_full(const struct netconn *conn);
+
+/* Schedules a graceful close (see the file comment). Idempotent. */
+void netconn_close(struct netconn *conn);
+/* True once netconn_close was called or the peer/IO failed: no more input will be delivered. */
+bool netconn_is_closing(const struct netconn *conn);
+
+/* Pauses or resumes reading (e.g. connection.blocked, or while a unit is being processed). */
+void netconn_pause_input(struct netconn *conn, bool pause);
+
+/* Peer address as text ("127.0.0.1:53122"), and whether it is a loopback address. */
+const char *netconn_peer_name(const struct netconn *conn);
+bool netconn_peer_is_loopback(const struct netconn *conn);
+/* Milliseconds (loop clock) of the last byte received from / sent to the peer. */
+uint64_t netconn_last_input_ms(const struct netconn *conn);
+uint64_t netconn_last_output_ms(const struct netconn *conn);
+struct event_loop *netconn_loop(const struct netconn *conn);
+
+/* Writes every connection with pending output (call from before-sleep). */
+void netconn_flush_all(struct event_loop *loop);
+/* Frees connections whose close completed, calling their on_close (call from before-sleep,
+ * after netconn_flush_all). */
+void netconn_reap(struct event_loop *loop);
+/* Number of live connections on this loop. */
+size_t netconn_count(struct event_loop *loop);
+/* Calls fn for every live connection (used for shutdown and heartbeat scans). */
+void netconn_for_each(struct event_loop *loop, void (*fn)(struct netconn *conn, void *arg),
+                      void *arg);
+
+#endif
