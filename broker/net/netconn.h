@@ -44,6 +44,8 @@ uint16_t netlistener_port(const struct netlistener *listener);
 void netlistener_close(struct netlistener *listener);
 
 void netconn_set_handler(struct netconn *conn, const struct netconn_handler *handler, void *ctx);
+/* The ctx given to netconn_set_handler (NULL before). */
+void *netconn_context(const struct netconn *conn);
 
 /* The unconsumed input bytes. Valid until the next netconn_consume or the return from on_input. */
 const uint8_t *netconn_input(const struct netconn *conn, size_t *len);
@@ -93,6 +95,9 @@ void netconn_flush_all(struct event_loop *loop);
 /* Frees connections whose close completed, calling their on_close (call from before-sleep,
  * after netconn_flush_all). */
 void netconn_reap(struct event_loop *loop);
+/* Shutdown only: frees every connection now, calling on_close for each, without writing what
+ * is still queued. */
+void netconn_destroy_all(struct event_loop *loop);
 /* Number of live connections on this loop. */
 size_t netconn_count(struct event_loop *loop);
 /* Calls fn for every live connection (used for shutdown and heartbeat scans). */

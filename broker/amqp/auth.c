@@ -1,0 +1,65 @@
+/* broker/amqp/auth.c: SASL response parsing and the credential check. */
+#include "auth.h"
+
+#include <string.h>
+
+#include "server.h"
+#include "table.h"
+
+static bool bytes_equal_str(struct proto_bytes b, const char *s)
+{
+    size_t n = strlen(s);
+    return b.len == n && (n == 0 || memcmp(b.ptr, s, n) == 0);
+}
+
+static int parse_plain(struct proto_bytes r, struct proto_bytes *user, struct proto_bytes *password)
+{
+    const uint8_t *first = memchr(r.ptr, 0, r.len);
+    if (!first)
+        return -1;
+    const uint8_t *user_start = first + 1;
+    size_t rest = r.len - (size_t)(user_start - r.ptr);
+    const uint8_t *second = memchr(user_start, 0, rest);
+    if (!second)
+        return -1;
+    user->ptr = user_start;
+    user->len = (uint32_t)(second - user_start);
+    password->ptr = second + 1;
+    password->len = (uint32_t)(r.len - (size_t)(password->ptr - r.ptr));
+    return 0;
+}
+
+static int parse_amqplain(struct proto_bytes r, struct proto_bytes *user, struct proto_bytes *password)
+{
+    /* The response is a field table's contents without its length prefix. */
+    struct table_value v;
+    if (table_validate(r) != 0)
+        return -1;
+    if (table_find(r, "LOGIN", &v) != 1 || v.type != TABLE_LONGSTR)
+        return -1;
+    *user = v.v.bytes;
+    if (table_find(r, "PASSWORD", &v) != 1 || v.type != TABLE_LONGSTR)
+        return -1;
+    *password = v.v.bytes;
+    return 0;
+}
+
+int auth_parse_response(struct proto_bytes mechanism, struct proto_bytes response,
+                        struct proto_bytes *user, struct proto_bytes *password)
+{
+    if (response.len == 0)
+        return -1;
+    if (bytes_equal_str(mechanism, "PLAIN"))
+        return parse_plain(response, user, password);
+    if (bytes_equal_str(mechanism, "AMQPLAIN"))
+        return parse_amqplain(response, user, password);
+    return -2;
+}
+
+bool auth_check(const struct server_config *cfg, struct proto_bytes user, struct proto_bytes password,
+                bool peer_is_loopback)
+{
+    if (!bytes_equal_str(user, cfg->default_user) || !bytes_equal_str(password, cfg->default_pass))
+        return false;
+    return peer_is_loopback || !cfg->default_user_loopback_only;
+}

@@ -1,0 +1,26 @@
+/* broker/amqp/auth.h: SASL PLAIN and AMQPLAIN responses, and the credential check. */
+#ifndef WARREN_AUTH_H
+#define WARREN_AUTH_H
+
+#include <stdbool.h>
+
+#include "proto.h"
+
+struct server_config;
+
+/* The mechanisms offered in connection.start, space-separated. */
+#define AUTH_MECHANISMS "PLAIN AMQPLAIN"
+
+/* Extracts user and password from a start-ok response for mechanism ("PLAIN": authzid NUL user
+ * NUL password; "AMQPLAIN": a table with LOGIN and PASSWORD). Views borrow from response.
+ * Returns 0, -1 for a malformed response, -2 for an unsupported mechanism. */
+int auth_parse_response(struct proto_bytes mechanism, struct proto_bytes response,
+                        struct proto_bytes *user, struct proto_bytes *password);
+
+/* Checks credentials against the configured users. A loopback-only user (guest by default)
+ * is refused from a non-loopback peer, as RabbitMQ's loopback_users does. Returns true when
+ * the login is allowed. */
+bool auth_check(const struct server_config *cfg, struct proto_bytes user, struct proto_bytes password,
+                bool peer_is_loopback);
+
+#endif

@@ -1,0 +1,192 @@
+/* broker/amqp/channel.c: the channel state machine and method dispatch. A channel is created
+ * by the first frame on its number (which must be channel.open), closes itself on a soft error
+ * (sending channel.close and then ignoring everything but close/close-ok), and routes content
+ * frames to the publish assembler. */
+#include "channel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel_internal.h"
+#include "connection.h"
+#include "event_loop.h"
+#include "netconn.h"
+#include "server.h"
+#include "frame.h"
+#include "log.h"
+#include "spec.h"
+
+uint16_t channel_number(const struct channel *ch) { return ch->number; }
+int channel_is_closed(const struct channel *ch) { return ch->state == CHANNEL_CLOSED; }
+
+struct channel *channel_create(struct connection *conn, uint16_t number)
+{
+    struct channel *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return NULL;
+    ch->conn = conn;
+    ch->number = number;
+    ch->vhost = server_vhost(connection_server(conn));
+    ch->state = CHANNEL_OPENING;
+    ch->active = true;
+    ch->tx_publishes_tail = &ch->tx_publishes;
+    ch->tx_settles_tail = &ch->tx_settles;
+    return ch;
+}
+
+void channel_destroy(struct channel *ch)
+{
+    if (!ch)
+        return;
+    channel_release_resources(ch);
+    route_set_free(&ch->targets);
+    free(ch->unacked.items);
+    free(ch);
+}
+
+int channel_send(struct channel *ch, const struct spec_method *m)
+{
+    return connection_send_method(ch->conn, ch->number, m);
+}
+
+static void send_channel_close(struct channel *ch, const struct reply_error *err)
+{
+    struct spec_method m = {.id = SPEC_CHANNEL_CLOSE};
+    m.args.channel_close.reply_code = err->code;
+    m.args.channel_close.reply_text.ptr = (const uint8_t *)err->text;
+    m.args.channel_close.reply_text.len = (uint32_t)strlen(err->text);
+    m.args.channel_close.class_id = (uint16_t)SPEC_METHOD_CLASS(err->method_id);
+    m.args.channel_close.method_id = (uint16_t)SPEC_METHOD_INDEX(err->method_id);
+    channel_send(ch, &m);
+}
+
+/* The one place a soft error closes a channel. Everything the channel held is released now,
+ * as RabbitMQ does: unacked messages go back to their queues before close-ok arrives. */
+static void channel_fail(struct channel *ch, const struct reply_error *err)
+{
+    log_warning("%s: channel %u error: %s%s%s", connection_name(ch->conn), ch->number, err->text,
+                err->method_id ? " on " : "", err->method_id ? spec_method_name(err->method_id) : "");
+    channel_release_resources(ch);
+    send_channel_close(ch, err);
+    ch->state = CHANNEL_CLOSING;
+}
+
+static int handle_channel_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    switch (m->id) {
+    case SPEC_CHANNEL_CLOSE: {
+        struct spec_method ok = {.id = SPEC_CHANNEL_CLOSE_OK};
+        channel_release_resources(ch);
+        channel_send(ch, &ok);
+        ch->state = CHANNEL_CLOSED;
+        return 0;
+    }
+    case SPEC_CHANNEL_CLOSE_OK:
+        /* Not expected in the open state; RabbitMQ ignores a stray close-ok. */
+        return 0;
+    case SPEC_CHANNEL_FLOW: {
+        ch->active = m->args.channel_flow.active;
+        struct spec_method ok = {.id = SPEC_CHANNEL_FLOW_OK};
+        ok.args.channel_flow_ok.active = ch->active;
+        return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    }
+    case SPEC_CHANNEL_FLOW_OK:
+        return 0;
+    case SPEC_CHANNEL_OPEN:
+        return reply_fail(err, SPEC_CHANNEL_ERROR, m->id, "second 'channel.open' seen");
+    default:
+        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "unexpected method %s", spec_method_name(m->id));
+    }
+}
+
+static int dispatch_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    switch (SPEC_METHOD_CLASS(m->id)) {
+    case SPEC_CLASS_CHANNEL:
+        return handle_channel_method(ch, m, err);
+    case SPEC_CLASS_CONNECTION:
+        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "connection method %s on channel %u",
+                          spec_method_name(m->id), ch->number);
+    case SPEC_CLASS_EXCHANGE:
+        return channel_exchange_method(ch, m, err);
+    case SPEC_CLASS_QUEUE:
+        return channel_queue_method(ch, m, err);
+    case SPEC_CLASS_BASIC:
+        if (m->id == SPEC_BASIC_PUBLISH)
+            return channel_publish(ch, m, err);
+        return channel_basic_method(ch, m, err);
+    case SPEC_CLASS_CONFIRM:
+        return channel_confirm_select(ch, m, err);
+    case SPEC_CLASS_TX:
+        return channel_tx_method(ch, m, err);
+    default:
+        return reply_fail(err, SPEC_NOT_IMPLEMENTED, m->id, "%s is not implemented", spec_method_name(m->id));
+    }
+}
+
+uint64_t channel_now(const struct channel *ch)
+{
+    return loop_now_ms(netconn_loop(connection_net(ch->conn)));
+}
+
+void channel_release_resources(struct channel *ch)
+{
+    channel_drop_publishing(ch);
+    channel_release_consumers(ch);
+}
+
+/* While closing, only channel.close-ok (or a crossing channel.close) ends the wait. */
+static void closing_frame(struct channel *ch, const struct frame *f)
+{
+    struct spec_method m;
+    if (f->type != FRAME_METHOD || spec_method_decode(f->payload, f->size, &m) != 0)
+        return;
+    if (m.id == SPEC_CHANNEL_CLOSE) {
+        struct spec_method ok = {.id = SPEC_CHANNEL_CLOSE_OK};
+        channel_send(ch, &ok);
+        ch->state = CHANNEL_CLOSED;
+    } else if (m.id == SPEC_CHANNEL_CLOSE_OK) {
+        ch->state = CHANNEL_CLOSED;
+    }
+}
+
+int channel_handle_frame(struct channel *ch, const struct frame *f, struct reply_error *err)
+{
+    if (ch->state == CHANNEL_CLOSING) {
+        closing_frame(ch, f);
+        return 0;
+    }
+    if (f->type == FRAME_HEADER || f->type == FRAME_BODY) {
+        if (ch->state != CHANNEL_OPEN)
+            return reply_fail(err, SPEC_CHANNEL_ERROR, 0, "expected 'channel.open'");
+        int rc = channel_content_frame(ch, f, err);
+        if (rc != 0 && !spec_reply_code_is_hard(err->code)) {
+            channel_fail(ch, err);
+            return 0;
+        }
+        return rc;
+    }
+    struct spec_method m;
+    int rc = spec_method_decode(f->payload, f->size, &m);
+    if (rc != 0)
+        return reply_fail(err, proto_error_reply_code(rc), 0, "cannot decode method frame: %s",
+                          proto_strerror(rc));
+    if (ch->state == CHANNEL_OPENING) {
+        if (m.id != SPEC_CHANNEL_OPEN)
+            return reply_fail(err, SPEC_CHANNEL_ERROR, m.id, "expected 'channel.open'");
+        struct spec_method ok = {.id = SPEC_CHANNEL_OPEN_OK};
+        ch->state = CHANNEL_OPEN;
+        return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, m.id, "out of memory");
+    }
+    if (channel_content_pending(ch))
+        return reply_fail(err, SPEC_UNEXPECTED_FRAME, m.id,
+                          ch->stage == PUBLISH_AWAIT_HEADER
+                              ? "expected content header for class 60, got non content header frame instead"
+                              : "expected content body, got non content body frame instead");
+    rc = dispatch_method(ch, &m, err);
+    if (rc != 0 && !spec_reply_code_is_hard(err->code)) {
+        channel_fail(ch, err);
+        return 0;
+    }
+    return rc;
+}

@@ -1,0 +1,158 @@
+/* broker/amqp/channel_internal.h: the channel's state, shared by the files that implement its
+ * methods: channel.c (lifecycle, dispatch), declare.c (exchange and queue classes), publish.c
+ * (content assembly, routing, confirms, transactions), consume.c (consumers, deliveries,
+ * acknowledgements). Not for other layers. */
+#ifndef WARREN_CHANNEL_INTERNAL_H
+#define WARREN_CHANNEL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "queue.h"
+#include "reply.h"
+#include "route_set.h"
+#include "uthash.h"
+
+struct connection;
+struct frame;
+struct message;
+struct spec_method;
+struct vhost;
+
+enum channel_state {
+    CHANNEL_OPENING, /* created by a frame on a new number; only channel.open is valid */
+    CHANNEL_OPEN,
+    CHANNEL_CLOSING, /* we sent channel.close; waiting for close-ok */
+    CHANNEL_CLOSED,  /* may be destroyed and its number reused */
+};
+
+enum publish_stage { PUBLISH_IDLE, PUBLISH_AWAIT_HEADER, PUBLISH_AWAIT_BODY };
+
+/* A basic.consume on this channel. */
+struct consumer {
+    char tag[256];
+    uint8_t tag_len;
+    struct channel *channel;
+    struct queue *queue; /* a reference is held */
+    bool no_ack;
+    uint16_t prefetch; /* basic.qos global=false value when the consumer was created; 0 = none */
+    uint32_t unacked;
+    UT_hash_handle hh;
+};
+
+/* A delivery not yet acknowledged (consumer NULL for basic.get). */
+struct delivery {
+    uint64_t tag;
+    struct queue *queue; /* a reference is held; NULL once settled */
+    struct consumer *consumer;
+    struct queue_entry entry;
+};
+
+/* Unacked deliveries in delivery-tag order: a ring buffer, so tracking allocates nothing in
+ * steady state. Settled entries in the middle are holes (queue == NULL) until they reach the
+ * head. */
+struct delivery_ring {
+    struct delivery *items;
+    uint32_t head, count, capacity; /* capacity is a power of two */
+};
+
+/* A publish held back by tx.select until tx.commit. */
+struct tx_publish {
+    struct message *msg;
+    bool mandatory;
+    struct tx_publish *next;
+};
+
+/* An acknowledgement held back by tx.select until tx.commit. */
+struct tx_settle {
+    uint64_t tag;
+    bool multiple;
+    enum queue_settle_mode mode;
+    struct tx_settle *next;
+};
+
+struct channel {
+    struct connection *conn;
+    struct vhost *vhost;
+    uint16_t number;
+    enum channel_state state;
+    bool active; /* channel.flow */
+
+    /* Content assembly: basic.publish, then a header frame, then body frames. */
+    enum publish_stage stage;
+    bool publish_mandatory;
+    uint8_t publish_exchange_len;
+    char publish_exchange[256];
+    uint8_t publish_key_len;
+    char publish_key[256];
+    struct message *publishing;
+    uint64_t body_received;
+    struct route_set targets; /* reused for every publish */
+
+    /* Publisher confirms: sequence numbers, and acks coalesced until the end of the read. */
+    bool confirm_mode;
+    uint64_t publish_seq;
+    uint64_t confirmed_upto; /* acks for 1..confirmed_upto are decided but maybe not yet sent */
+    uint64_t confirm_sent_upto;
+
+    /* Transactions. */
+    bool tx_mode;
+    struct tx_publish *tx_publishes, **tx_publishes_tail;
+    struct tx_settle *tx_settles, **tx_settles_tail;
+
+    /* Consumers and deliveries. */
+    struct consumer *consumers;
+    uint16_t prefetch_count;  /* for consumers created from now on (global=false) */
+    uint16_t global_prefetch; /* shared by the channel (global=true) */
+    uint64_t next_delivery_tag;
+    struct delivery_ring unacked;
+    uint32_t unacked_live; /* deliveries in the ring not yet settled */
+    uint64_t consumer_counter;
+
+    /* RabbitMQ's shortcut: an empty queue name means the last queue declared here. */
+    uint8_t last_queue_len;
+    char last_queue[256];
+};
+
+/* Replaces an empty queue name by the channel's last declared queue. Returns 0, or -1 with
+ * 404 when nothing was declared yet. */
+int channel_expand_queue_name(struct channel *ch, struct proto_bytes *name, uint32_t method_id,
+                              struct reply_error *err);
+
+/* Sends a method on this channel. Returns 0 or a negative errno. */
+int channel_send(struct channel *ch, const struct spec_method *m);
+
+/* Loop time in ms. */
+uint64_t channel_now(const struct channel *ch);
+
+/* declare.c: exchange.* and queue.* methods. */
+int channel_exchange_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);
+int channel_queue_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);
+
+/* publish.c: basic.publish and its content frames, confirm.* and tx.*. */
+int channel_publish(struct channel *ch, const struct spec_method *m, struct reply_error *err);
+int channel_content_frame(struct channel *ch, const struct frame *f, struct reply_error *err);
+bool channel_content_pending(const struct channel *ch);
+int channel_confirm_select(struct channel *ch, const struct spec_method *m, struct reply_error *err);
+int channel_tx_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);
+/* Sends the publisher acks decided since the last call as one basic.ack (multiple). */
+void channel_flush_confirms(struct channel *ch);
+void channel_drop_publishing(struct channel *ch);
+
+/* consume.c: qos, consume, cancel, get, ack, nack, reject, recover. */
+int channel_basic_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);
+/* Settles delivery `tag` (or all up to it with multiple). Returns -1 with 406 for an unknown tag. */
+int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum queue_settle_mode mode,
+                   uint32_t method_id, struct reply_error *err);
+/* Offers ready messages again to every queue this channel consumes from. */
+void channel_dispatch_consumers(struct channel *ch);
+/* Cancels every consumer and requeues every unacked delivery (channel or connection close). */
+void channel_release_consumers(struct channel *ch);
+/* Server hook: queue is being deleted; cancel consumer c (notifying the client if it can). */
+void consumer_queue_deleted(struct consumer *c);
+
+/* Gives back everything the channel holds. Idempotent; the channel stays allocated. */
+void channel_release_resources(struct channel *ch);
+
+#endif

@@ -1,0 +1,639 @@
+/* broker/amqp/connection.c: the AMQP connection state machine. Bytes arrive from the network
+ * layer; this file cuts them into frames, runs the handshake (protocol header, start/start-ok,
+ * tune/tune-ok, open), keeps heartbeats both ways, hands channel frames to their channel, and
+ * owns the one place where a hard error becomes connection.close. */
+#include "connection.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "channel.h"
+#include "channel_internal.h"
+#include "event_loop.h"
+#include "frame.h"
+#include "log.h"
+#include "netconn.h"
+#include "server.h"
+#include "spec.h"
+#include "table.h"
+#include "uthash.h"
+#include "vhost.h"
+
+enum connection_state {
+    STATE_EXPECT_HEADER,
+    STATE_EXPECT_START_OK,
+    STATE_EXPECT_TUNE_OK,
+    STATE_EXPECT_OPEN,
+    STATE_OPEN,
+    STATE_CLOSING, /* we sent connection.close: only close-ok (or close) is read */
+    STATE_CLOSED,  /* the socket is closing; input is ignored */
+};
+
+/* Encoded method payloads we send are small (the largest is connection.start); deliveries
+ * carry at most three shortstrs. */
+#define METHOD_PAYLOAD_MAX 4096
+#define CLOSE_OK_TIMEOUT_MS 3000
+
+struct channel_slot {
+    uint16_t number;
+    struct channel *channel;
+    UT_hash_handle hh;
+};
+
+struct connection {
+    struct server *server;
+    struct netconn *net;
+    enum connection_state state;
+    uint16_t channel_max;
+    uint32_t frame_max;
+    uint16_t heartbeat; /* seconds, 0 = off */
+    uint64_t timer;     /* handshake, heartbeat or close-ok timer */
+    struct channel_slot *channels;
+    struct channel_slot *last_slot; /* cache: most frames go to the channel of the last one */
+    uint32_t open_channels;
+    bool auth_failure_close;
+    uint8_t *client_capabilities; /* copy of the capabilities table, owned */
+    uint32_t client_capabilities_len;
+    char user[256];
+    char name[128];
+};
+
+static void arm_timer(struct connection *conn, uint64_t delay_ms, loop_timer_fn fn);
+
+uint32_t connection_frame_max(const struct connection *conn) { return conn->frame_max; }
+struct server *connection_server(const struct connection *conn) { return conn->server; }
+struct netconn *connection_net(const struct connection *conn) { return conn->net; }
+const char *connection_name(const struct connection *conn) { return conn->name; }
+const char *connection_user(const struct connection *conn) { return conn->user; }
+
+bool connection_client_has_capability(const struct connection *conn, const char *name)
+{
+    struct proto_bytes caps = {conn->client_capabilities, conn->client_capabilities_len};
+    struct table_value v;
+    return table_find(caps, name, &v) == 1 && v.type == TABLE_BOOL && v.v.boolean;
+}
+
+/* ---- output ---- */
+
+int connection_send_method(struct connection *conn, uint16_t channel, const struct spec_method *m)
+{
+    uint8_t *out = netconn_reserve(conn->net, FRAME_OVERHEAD + METHOD_PAYLOAD_MAX);
+    if (!out)
+        return -ENOMEM;
+    long n = spec_method_encode(m, out + FRAME_HEADER_SIZE, METHOD_PAYLOAD_MAX);
+    if (n < 0) {
+        netconn_commit(conn->net, 0);
+        log_error("%s: cannot encode %s: %s", conn->name, spec_method_name(m->id), proto_strerror((int)n));
+        return -EINVAL;
+    }
+    frame_put_header(out, FRAME_METHOD, channel, (uint32_t)n);
+    out[FRAME_HEADER_SIZE + n] = FRAME_END_OCTET;
+    netconn_commit(conn->net, FRAME_OVERHEAD + (size_t)n);
+    return 0;
+}
+
+int connection_send_content(struct connection *conn, uint16_t channel, const struct spec_method *m,
+                            struct proto_bytes header, const uint8_t *body, uint64_t body_size,
+                            void (*retain)(void *owner), void (*release)(void *owner), void *owner)
+{
+    int rc = connection_send_method(conn, channel, m);
+    if (rc != 0)
+        return rc;
+    uint8_t *out = netconn_reserve(conn->net, FRAME_OVERHEAD + header.len);
+    if (!out)
+        return -ENOMEM;
+    frame_put_header(out, FRAME_HEADER, channel, header.len);
+    memcpy(out + FRAME_HEADER_SIZE, header.ptr, header.len);
+    out[FRAME_HEADER_SIZE + header.len] = FRAME_END_OCTET;
+    netconn_commit(conn->net, FRAME_OVERHEAD + header.len);
+
+    uint64_t chunk_max = conn->frame_max - FRAME_OVERHEAD;
+    for (uint64_t off = 0; off < body_size; off += chunk_max) {
+        uint64_t chunk = body_size - off < chunk_max ? body_size - off : chunk_max;
+        uint8_t head[FRAME_HEADER_SIZE];
+        frame_put_header(head, FRAME_BODY, channel, (uint32_t)chunk);
+        static const uint8_t end = FRAME_END_OCTET;
+        if (netconn_write(conn->net, head, sizeof head) != 0)
+            return -ENOMEM;
+        if (chunk <= 256) {
+            /* Small bodies are cheaper copied than tracked as a slice. */
+            if (netconn_write(conn->net, body + off, (size_t)chunk) != 0)
+                return -ENOMEM;
+        } else {
+            retain(owner);
+            if (netconn_write_ref(conn->net, body + off, (size_t)chunk, release, owner) != 0)
+                return -ENOMEM;
+        }
+        if (netconn_write(conn->net, &end, 1) != 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static void send_heartbeat(struct connection *conn)
+{
+    uint8_t frame[FRAME_OVERHEAD];
+    frame_put_header(frame, FRAME_HEARTBEAT, 0, 0);
+    frame[FRAME_HEADER_SIZE] = FRAME_END_OCTET;
+    netconn_write(conn->net, frame, sizeof frame);
+}
+
+/* ---- closing ---- */
+
+static void close_ok_timeout(struct event_loop *loop, void *data)
+{
+    (void)loop;
+    struct connection *conn = data;
+    conn->timer = 0;
+    log_warning("%s: no connection.close-ok within %d ms, dropping the socket", conn->name,
+                CLOSE_OK_TIMEOUT_MS);
+    conn->state = STATE_CLOSED;
+    netconn_close(conn->net);
+}
+
+static void send_close(struct connection *conn, uint16_t code, const char *text, uint32_t method_id)
+{
+    struct spec_method m = {.id = SPEC_CONNECTION_CLOSE};
+    m.args.connection_close.reply_code = code;
+    m.args.connection_close.reply_text.ptr = (const uint8_t *)text;
+    m.args.connection_close.reply_text.len = (uint32_t)strnlen(text, 255);
+    m.args.connection_close.class_id = (uint16_t)SPEC_METHOD_CLASS(method_id);
+    m.args.connection_close.method_id = (uint16_t)SPEC_METHOD_INDEX(method_id);
+    connection_send_method(conn, 0, &m);
+    conn->state = STATE_CLOSING;
+    arm_timer(conn, CLOSE_OK_TIMEOUT_MS, close_ok_timeout);
+}
+
+void connection_fail(struct connection *conn, const struct reply_error *err)
+{
+    if (conn->state >= STATE_CLOSING)
+        return;
+    log_warning("%s: closing connection: %s (%u)%s%s", conn->name, err->text, err->code,
+                err->method_id ? " on " : "", err->method_id ? spec_method_name(err->method_id) : "");
+    send_close(conn, err->code, err->text, err->method_id);
+}
+
+void connection_force_close(struct connection *conn, const char *reason)
+{
+    if (conn->state >= STATE_CLOSING)
+        return;
+    if (conn->state < STATE_EXPECT_TUNE_OK) {
+        /* Before connection.start-ok the peer cannot take a close method: just hang up. */
+        conn->state = STATE_CLOSED;
+        netconn_close(conn->net);
+        return;
+    }
+    char text[REPLY_TEXT_MAX + 1];
+    snprintf(text, sizeof text, "CONNECTION_FORCED - %s", reason);
+    log_info("%s: closing connection: %s", conn->name, text);
+    send_close(conn, SPEC_CONNECTION_FORCED, text, 0);
+}
+
+/* ---- timers ---- */
+
+static void arm_timer(struct connection *conn, uint64_t delay_ms, loop_timer_fn fn)
+{
+    struct event_loop *loop = netconn_loop(conn->net);
+    if (conn->timer)
+        loop_timer_cancel(loop, conn->timer);
+    conn->timer = loop_timer_add(loop, delay_ms, fn, conn);
+}
+
+static void handshake_timeout(struct event_loop *loop, void *data)
+{
+    (void)loop;
+    struct connection *conn = data;
+    conn->timer = 0;
+    if (conn->state >= STATE_OPEN)
+        return;
+    log_warning("%s: handshake not completed within %u ms, closing", conn->name,
+                server_config(conn->server)->handshake_timeout_ms);
+    conn->state = STATE_CLOSED;
+    netconn_close(conn->net);
+}
+
+/* Fires every half heartbeat interval: sends a heartbeat when we have been quiet that long
+ * and drops a peer that has been silent for two whole intervals (RabbitMQ's rule). */
+static void heartbeat_tick(struct event_loop *loop, void *data)
+{
+    struct connection *conn = data;
+    conn->timer = 0;
+    if (conn->state >= STATE_CLOSING || conn->heartbeat == 0)
+        return;
+    uint64_t now = loop_now_ms(loop);
+    uint64_t interval = (uint64_t)conn->heartbeat * 1000;
+    if (now - netconn_last_input_ms(conn->net) >= 2 * interval) {
+        log_warning("%s: missed heartbeats from client, timeout: %us", conn->name, conn->heartbeat);
+        conn->state = STATE_CLOSED;
+        netconn_close(conn->net);
+        return;
+    }
+    if (now - netconn_last_output_ms(conn->net) >= interval / 2 && netconn_output_pending(conn->net) == 0)
+        send_heartbeat(conn);
+    arm_timer(conn, interval / 2, heartbeat_tick);
+}
+
+/* ---- handshake ---- */
+
+static void put_bool(struct table_buf *t, const char *key, bool value)
+{
+    struct table_value v = {.type = TABLE_BOOL, .v.boolean = value};
+    table_buf_put_field(t, key, strlen(key), &v);
+}
+
+static void put_str(struct table_buf *t, const char *key, const char *value)
+{
+    struct table_value v = {.type = TABLE_LONGSTR};
+    v.v.bytes.ptr = (const uint8_t *)value;
+    v.v.bytes.len = (uint32_t)strlen(value);
+    table_buf_put_field(t, key, strlen(key), &v);
+}
+
+static int send_start(struct connection *conn)
+{
+    static const char *const capabilities[] = {
+        "publisher_confirms", "exchange_exchange_bindings", "basic.nack", "consumer_cancel_notify",
+        "connection.blocked", "consumer_priorities", "authentication_failure_close",
+        "per_consumer_qos", "direct_reply_to",
+    };
+    struct table_buf caps = {0}, props = {0};
+    for (size_t i = 0; i < sizeof capabilities / sizeof *capabilities; i++)
+        put_bool(&caps, capabilities[i], true);
+    struct table_value nested = {.type = TABLE_TABLE};
+    nested.v.bytes.ptr = caps.data;
+    nested.v.bytes.len = (uint32_t)caps.len;
+    table_buf_put_field(&props, "capabilities", 12, &nested);
+    put_str(&props, "cluster_name", "warren@localhost");
+    put_str(&props, "copyright", "Copyright (c) the Warren developers");
+    put_str(&props, "information", "Warren, a small AMQP 0-9-1 broker compatible with RabbitMQ clients");
+    put_str(&props, "platform", "C11/Linux");
+    put_str(&props, "product", "Warren");
+    put_str(&props, "version", WARREN_VERSION);
+
+    struct spec_method m = {.id = SPEC_CONNECTION_START};
+    m.args.connection_start.version_major = 0;
+    m.args.connection_start.version_minor = 9;
+    m.args.connection_start.server_properties.ptr = props.data;
+    m.args.connection_start.server_properties.len = (uint32_t)props.len;
+    m.args.connection_start.mechanisms.ptr = (const uint8_t *)AUTH_MECHANISMS;
+    m.args.connection_start.mechanisms.len = (uint32_t)strlen(AUTH_MECHANISMS);
+    m.args.connection_start.locales.ptr = (const uint8_t *)"en_US";
+    m.args.connection_start.locales.len = 5;
+    int rc = connection_send_method(conn, 0, &m);
+    table_buf_free(&caps);
+    table_buf_free(&props);
+    return rc;
+}
+
+static void remember_capabilities(struct connection *conn, struct proto_bytes client_properties)
+{
+    struct table_value v;
+    if (table_find(client_properties, "capabilities", &v) != 1 || v.type != TABLE_TABLE || v.v.bytes.len == 0)
+        return;
+    conn->client_capabilities = malloc(v.v.bytes.len);
+    if (!conn->client_capabilities)
+        return;
+    memcpy(conn->client_capabilities, v.v.bytes.ptr, v.v.bytes.len);
+    conn->client_capabilities_len = v.v.bytes.len;
+    conn->auth_failure_close = connection_client_has_capability(conn, "authentication_failure_close");
+}
+
+static int handle_start_ok(struct connection *conn, const struct spec_connection_start_ok *a,
+                           struct reply_error *err)
+{
+    remember_capabilities(conn, a->client_properties);
+    struct proto_bytes user, password;
+    int rc = auth_parse_response(a->mechanism, a->response, &user, &password);
+    if (rc == -2)
+        return reply_fail(err, SPEC_COMMAND_INVALID, SPEC_CONNECTION_START_OK,
+                          "unknown authentication mechanism '%.*s'", (int)a->mechanism.len,
+                          (const char *)a->mechanism.ptr);
+    if (rc != 0 || !auth_check(server_config(conn->server), user, password,
+                               netconn_peer_is_loopback(conn->net))) {
+        if (rc == 0)
+            snprintf(conn->user, sizeof conn->user, "%.*s", (int)user.len, (const char *)user.ptr);
+        log_warning("%s: login refused for user '%s' with mechanism %.*s", conn->name, conn->user,
+                    (int)a->mechanism.len, (const char *)a->mechanism.ptr);
+        if (!conn->auth_failure_close) {
+            /* Clients that do not announce authentication_failure_close expect a hang-up. */
+            conn->state = STATE_CLOSED;
+            netconn_close(conn->net);
+            return 0;
+        }
+        return reply_fail(err, SPEC_ACCESS_REFUSED, SPEC_CONNECTION_START_OK,
+                          "Login was refused using authentication mechanism %.*s. "
+                          "For details see the broker logfile.",
+                          (int)a->mechanism.len, (const char *)a->mechanism.ptr);
+    }
+    snprintf(conn->user, sizeof conn->user, "%.*s", (int)user.len, (const char *)user.ptr);
+    const struct server_config *cfg = server_config(conn->server);
+    struct spec_method m = {.id = SPEC_CONNECTION_TUNE};
+    m.args.connection_tune.channel_max = cfg->channel_max;
+    m.args.connection_tune.frame_max = cfg->frame_max;
+    m.args.connection_tune.heartbeat = cfg->heartbeat;
+    conn->state = STATE_EXPECT_TUNE_OK;
+    return connection_send_method(conn, 0, &m);
+}
+
+static int handle_tune_ok(struct connection *conn, const struct spec_connection_tune_ok *a,
+                          struct reply_error *err)
+{
+    const struct server_config *cfg = server_config(conn->server);
+    /* RabbitMQ refuses values above what it proposed, and frame sizes below the minimum. */
+    if (a->frame_max != 0 && a->frame_max < FRAME_MIN_SIZE)
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_TUNE_OK,
+                          "frame_max=%u < %u min size", a->frame_max, FRAME_MIN_SIZE);
+    if (a->frame_max > cfg->frame_max)
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_TUNE_OK,
+                          "frame_max=%u > %u max size", a->frame_max, cfg->frame_max);
+    if (a->channel_max > cfg->channel_max)
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_TUNE_OK,
+                          "channel_max=%u > %u max", a->channel_max, cfg->channel_max);
+    conn->frame_max = a->frame_max ? a->frame_max : cfg->frame_max;
+    conn->channel_max = a->channel_max ? a->channel_max : cfg->channel_max;
+    conn->heartbeat = a->heartbeat;
+    netconn_set_input_max(conn->net, conn->frame_max + FRAME_OVERHEAD);
+    conn->state = STATE_EXPECT_OPEN;
+    return 0;
+}
+
+static int handle_open(struct connection *conn, const struct spec_connection_open *a,
+                       struct reply_error *err)
+{
+    if (!(a->virtual_host.len == 1 && a->virtual_host.ptr[0] == '/'))
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "vhost %.*s not found",
+                          (int)a->virtual_host.len, (const char *)a->virtual_host.ptr);
+    struct spec_method m = {.id = SPEC_CONNECTION_OPEN_OK};
+    conn->state = STATE_OPEN;
+    if (conn->heartbeat)
+        arm_timer(conn, (uint64_t)conn->heartbeat * 500, heartbeat_tick);
+    else if (conn->timer) {
+        loop_timer_cancel(netconn_loop(conn->net), conn->timer);
+        conn->timer = 0;
+    }
+    log_info("%s: user '%s' authenticated and granted access to vhost '/'", conn->name, conn->user);
+    return connection_send_method(conn, 0, &m);
+}
+
+/* ---- frames ---- */
+
+static struct channel_slot *find_slot(struct connection *conn, uint16_t number)
+{
+    if (conn->last_slot && conn->last_slot->number == number)
+        return conn->last_slot;
+    struct channel_slot *slot;
+    HASH_FIND(hh, conn->channels, &number, sizeof number, slot);
+    if (slot)
+        conn->last_slot = slot;
+    return slot;
+}
+
+static void remove_slot(struct connection *conn, struct channel_slot *slot)
+{
+    HASH_DEL(conn->channels, slot);
+    if (conn->last_slot == slot)
+        conn->last_slot = NULL;
+    channel_destroy(slot->channel);
+    free(slot);
+    conn->open_channels--;
+}
+
+static int channel_frame(struct connection *conn, const struct frame *f, struct reply_error *err)
+{
+    struct channel_slot *slot = find_slot(conn, f->channel);
+    if (!slot) {
+        if (f->channel > conn->channel_max)
+            return reply_fail(err, SPEC_NOT_ALLOWED, 0,
+                              "channel %u exceeds the negotiated channel_max (%u)", f->channel,
+                              conn->channel_max);
+        slot = calloc(1, sizeof *slot);
+        if (!slot || !(slot->channel = channel_create(conn, f->channel))) {
+            free(slot);
+            return reply_fail(err, SPEC_INTERNAL_ERROR, 0, "out of memory");
+        }
+        slot->number = f->channel;
+        HASH_ADD(hh, conn->channels, number, sizeof slot->number, slot);
+        conn->open_channels++;
+    }
+    int rc = channel_handle_frame(slot->channel, f, err);
+    if (channel_is_closed(slot->channel))
+        remove_slot(conn, slot);
+    return rc;
+}
+
+static int connection_method(struct connection *conn, const struct spec_method *m, struct reply_error *err)
+{
+    switch (m->id) {
+    case SPEC_CONNECTION_CLOSE: {
+        struct spec_method ok = {.id = SPEC_CONNECTION_CLOSE_OK};
+        log_info("%s: client closed the connection (%u %.*s)", conn->name, m->args.connection_close.reply_code,
+                 (int)m->args.connection_close.reply_text.len,
+                 (const char *)m->args.connection_close.reply_text.ptr);
+        connection_send_method(conn, 0, &ok);
+        conn->state = STATE_CLOSED;
+        netconn_close(conn->net);
+        return 0;
+    }
+    case SPEC_CONNECTION_CLOSE_OK:
+        return 0;
+    case SPEC_CONNECTION_UPDATE_SECRET: {
+        struct spec_method ok = {.id = SPEC_CONNECTION_UPDATE_SECRET_OK};
+        return connection_send_method(conn, 0, &ok);
+    }
+    case SPEC_CONNECTION_BLOCKED:
+    case SPEC_CONNECTION_UNBLOCKED:
+        return 0;
+    default:
+        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "unexpected method %s on channel 0",
+                          spec_method_name(m->id));
+    }
+}
+
+static int handshake_method(struct connection *conn, const struct spec_method *m, struct reply_error *err)
+{
+    static const uint32_t expected[] = {
+        [STATE_EXPECT_START_OK] = SPEC_CONNECTION_START_OK,
+        [STATE_EXPECT_TUNE_OK] = SPEC_CONNECTION_TUNE_OK,
+        [STATE_EXPECT_OPEN] = SPEC_CONNECTION_OPEN,
+    };
+    if (m->id == SPEC_CONNECTION_CLOSE && conn->state >= STATE_EXPECT_TUNE_OK)
+        return connection_method(conn, m, err);
+    if (m->id != expected[conn->state])
+        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "expected %s, got %s",
+                          spec_method_name(expected[conn->state]), spec_method_name(m->id));
+    switch (m->id) {
+    case SPEC_CONNECTION_START_OK:
+        return handle_start_ok(conn, &m->args.connection_start_ok, err);
+    case SPEC_CONNECTION_TUNE_OK:
+        return handle_tune_ok(conn, &m->args.connection_tune_ok, err);
+    default:
+        return handle_open(conn, &m->args.connection_open, err);
+    }
+}
+
+/* Frames that arrive after we sent connection.close: only close-ok or close matter. */
+static void closing_frame(struct connection *conn, const struct frame *f)
+{
+    struct spec_method m;
+    if (f->type != FRAME_METHOD || f->channel != 0 || spec_method_decode(f->payload, f->size, &m) != 0)
+        return;
+    if (m.id == SPEC_CONNECTION_CLOSE) {
+        struct spec_method ok = {.id = SPEC_CONNECTION_CLOSE_OK};
+        connection_send_method(conn, 0, &ok);
+    } else if (m.id != SPEC_CONNECTION_CLOSE_OK) {
+        return;
+    }
+    conn->state = STATE_CLOSED;
+    netconn_close(conn->net);
+}
+
+static int handle_frame(struct connection *conn, const struct frame *f, struct reply_error *err)
+{
+    if (conn->state == STATE_CLOSING) {
+        closing_frame(conn, f);
+        return 0;
+    }
+    if (f->type == FRAME_HEARTBEAT) {
+        if (f->channel != 0)
+            return reply_fail(err, SPEC_FRAME_ERROR, 0, "heartbeat frame on channel %u", f->channel);
+        return 0;
+    }
+    if (f->channel != 0) {
+        if (conn->state != STATE_OPEN)
+            return reply_fail(err, SPEC_CHANNEL_ERROR, 0, "channel %u used before connection.open",
+                              f->channel);
+        return channel_frame(conn, f, err);
+    }
+    if (f->type != FRAME_METHOD)
+        return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0, "content frame of type %u on channel 0", f->type);
+    struct spec_method m;
+    int rc = spec_method_decode(f->payload, f->size, &m);
+    if (rc != 0)
+        return reply_fail(err, proto_error_reply_code(rc), 0, "cannot decode method frame: %s",
+                          proto_strerror(rc));
+    if (SPEC_METHOD_CLASS(m.id) != SPEC_CLASS_CONNECTION)
+        return reply_fail(err, SPEC_COMMAND_INVALID, m.id, "%s is not allowed on channel 0",
+                          spec_method_name(m.id));
+    if (conn->state != STATE_OPEN)
+        return handshake_method(conn, &m, err);
+    return connection_method(conn, &m, err);
+}
+
+static void on_input(struct netconn *net, void *ctx)
+{
+    struct connection *conn = ctx;
+    size_t len;
+    const uint8_t *data = netconn_input(net, &len);
+    size_t off = 0;
+    while (off < len && conn->state != STATE_CLOSED) {
+        if (conn->state == STATE_EXPECT_HEADER) {
+            long r = frame_check_protocol_header(data, len);
+            if (r == PROTO_INCOMPLETE)
+                break;
+            if (r < 0) {
+                /* RabbitMQ answers any other header with the one it speaks, then hangs up. */
+                log_warning("%s: unsupported protocol header, closing", conn->name);
+                netconn_write(net, frame_protocol_header, PROTOCOL_HEADER_SIZE);
+                conn->state = STATE_CLOSED;
+                netconn_close(net);
+                break;
+            }
+            off += (size_t)r;
+            conn->state = STATE_EXPECT_START_OK;
+            send_start(conn);
+            continue;
+        }
+        struct frame f;
+        long r = frame_decode(data + off, len - off, conn->frame_max, &f);
+        if (r == PROTO_INCOMPLETE)
+            break;
+        struct reply_error err;
+        if (r < 0) {
+            if (conn->state == STATE_CLOSING) {
+                conn->state = STATE_CLOSED;
+                netconn_close(net);
+                break;
+            }
+            reply_fail(&err, proto_error_reply_code((int)r), 0, "%s", proto_strerror((int)r));
+            connection_fail(conn, &err);
+            /* The rest of the buffer cannot be framed any more. */
+            off = len;
+            break;
+        }
+        off += (size_t)r;
+        if (handle_frame(conn, &f, &err) != 0) {
+            if (conn->state < STATE_EXPECT_TUNE_OK && err.code == SPEC_COMMAND_INVALID) {
+                conn->state = STATE_CLOSED; /* no close method before start-ok */
+                netconn_close(net);
+                break;
+            }
+            connection_fail(conn, &err);
+        }
+    }
+    netconn_consume(net, off);
+    struct channel_slot *slot, *tmp;
+    HASH_ITER(hh, conn->channels, slot, tmp) {
+        if (slot->channel->confirm_mode)
+            channel_flush_confirms(slot->channel);
+    }
+}
+
+/* The peer caught up with its output: offer it messages again. */
+static void on_drain(struct netconn *net, void *ctx)
+{
+    (void)net;
+    struct connection *conn = ctx;
+    struct channel_slot *slot, *tmp;
+    HASH_ITER(hh, conn->channels, slot, tmp) {
+        channel_dispatch_consumers(slot->channel);
+    }
+}
+
+static void on_close(struct netconn *net, void *ctx)
+{
+    (void)net;
+    struct connection *conn = ctx;
+    if (conn->timer)
+        loop_timer_cancel(netconn_loop(conn->net), conn->timer);
+    struct channel_slot *slot, *tmp;
+    HASH_ITER(hh, conn->channels, slot, tmp) {
+        remove_slot(conn, slot);
+    }
+    vhost_owner_gone(server_vhost(conn->server), conn);
+    if (conn->state == STATE_OPEN)
+        log_info("%s: connection closed by peer", conn->name);
+    log_debug("%s: connection freed", conn->name);
+    server_connection_closed(conn->server);
+    free(conn->client_capabilities);
+    free(conn);
+}
+
+static const struct netconn_handler handler = {
+    .on_input = on_input,
+    .on_close = on_close,
+    .on_drain = on_drain,
+};
+
+int connection_accept(struct server *server, struct netconn *net)
+{
+    struct connection *conn = calloc(1, sizeof *conn);
+    if (!conn) {
+        netconn_close(net);
+        return -ENOMEM;
+    }
+    const struct server_config *cfg = server_config(server);
+    conn->server = server;
+    conn->net = net;
+    conn->frame_max = cfg->frame_max;
+    conn->channel_max = cfg->channel_max;
+    snprintf(conn->name, sizeof conn->name, "%s", netconn_peer_name(net));
+    netconn_set_handler(net, &handler, conn);
+    netconn_set_input_max(net, cfg->frame_max + FRAME_OVERHEAD);
+    server_connection_opened(server);
+    arm_timer(conn, cfg->handshake_timeout_ms, handshake_timeout);
+    log_debug("%s: accepted", conn->name);
+    return 0;
+}

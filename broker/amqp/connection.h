@@ -1,0 +1,49 @@
+/* broker/amqp/connection.h: one AMQP connection: handshake, tuning, heartbeats, frame
+ * dispatch to channels, and connection-level close. Owned by the server; freed only at the
+ * loop's reap point (never inside one of its own callbacks). */
+#ifndef WARREN_CONNECTION_H
+#define WARREN_CONNECTION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "reply.h"
+
+struct connection;
+struct netconn;
+struct server;
+struct spec_method;
+
+/* Takes over an accepted socket: attaches the AMQP handler and arms the handshake timer.
+ * Returns 0, or -ENOMEM after closing the socket. */
+int connection_accept(struct server *server, struct netconn *net);
+
+/* Encodes one method frame on channel into the output queue. Returns 0 or a negative errno. */
+int connection_send_method(struct connection *conn, uint16_t channel, const struct spec_method *m);
+
+/* Queues a content method (deliver, get-ok, return) with its header payload (the encoded
+ * content header, class id through properties) and body, split into body frames of at most
+ * frame_max. The body is referenced, not copied: retain(owner) is called once per queued
+ * slice and release(owner) when that slice was written. Returns 0 or a negative errno. */
+int connection_send_content(struct connection *conn, uint16_t channel, const struct spec_method *m,
+                            struct proto_bytes header, const uint8_t *body, uint64_t body_size,
+                            void (*retain)(void *owner), void (*release)(void *owner), void *owner);
+
+/* Sends connection.close with err (a hard error), logs it once, and ignores all further input
+ * but close/close-ok. Idempotent: only the first error is sent. */
+void connection_fail(struct connection *conn, const struct reply_error *err);
+
+/* Sends connection.close 320 CONNECTION_FORCED (broker shutdown). */
+void connection_force_close(struct connection *conn, const char *reason);
+
+/* Negotiated limits and identity. */
+uint32_t connection_frame_max(const struct connection *conn);
+struct server *connection_server(const struct connection *conn);
+struct netconn *connection_net(const struct connection *conn);
+const char *connection_name(const struct connection *conn); /* "127.0.0.1:5000 -> 127.0.0.1:5672" style */
+const char *connection_user(const struct connection *conn);
+/* Capability flags the client announced in client-properties. */
+bool connection_client_has_capability(const struct connection *conn, const char *name);
+
+#endif

@@ -1,0 +1,423 @@
+/* broker/amqp/consume.c: the consuming side of a channel: basic.qos, consume, cancel, get,
+ * ack, nack, reject and recover; consumers as the queue sees them (credit and delivery); and
+ * the ring of unacknowledged deliveries in delivery-tag order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel_internal.h"
+#include "connection.h"
+#include "log.h"
+#include "message.h"
+#include "netconn.h"
+#include "queue.h"
+#include "spec.h"
+#include "table.h"
+#include "vhost.h"
+
+/* ---- the unacked ring ---- */
+
+static struct delivery *ring_at(const struct delivery_ring *r, uint32_t i)
+{
+    return &r->items[(r->head + i) & (r->capacity - 1)];
+}
+
+static int ring_push(struct delivery_ring *r, const struct delivery *d)
+{
+    if (r->count == r->capacity) {
+        uint32_t cap = r->capacity ? r->capacity * 2 : 64;
+        struct delivery *items = malloc(sizeof *items * cap);
+        if (!items)
+            return -1;
+        for (uint32_t i = 0; i < r->count; i++)
+            items[i] = *ring_at(r, i);
+        free(r->items);
+        r->items = items;
+        r->head = 0;
+        r->capacity = cap;
+    }
+    *ring_at(r, r->count++) = *d;
+    return 0;
+}
+
+/* Drops settled holes from the head so the ring only spans live deliveries. */
+static void ring_trim(struct delivery_ring *r)
+{
+    while (r->count && ring_at(r, 0)->queue == NULL) {
+        r->head = (r->head + 1) & (r->capacity - 1);
+        r->count--;
+    }
+}
+
+/* Index of the first delivery with tag >= tag (tags ascend along the ring). */
+static uint32_t ring_lower_bound(const struct delivery_ring *r, uint64_t tag)
+{
+    uint32_t lo = 0, hi = r->count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (ring_at(r, mid)->tag < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* ---- consumers as the queue sees them ---- */
+
+static bool channel_has_credit(const struct channel *ch)
+{
+    if (ch->state != CHANNEL_OPEN || !ch->active)
+        return false;
+    struct netconn *net = connection_net(ch->conn);
+    return !netconn_is_closing(net) && !netconn_output_full(net);
+}
+
+static bool consumer_has_credit(void *ctx, const struct message *msg)
+{
+    (void)msg;
+    struct consumer *c = ctx;
+    struct channel *ch = c->channel;
+    if (!channel_has_credit(ch))
+        return false;
+    if (c->no_ack)
+        return true;
+    if (c->prefetch && c->unacked >= c->prefetch)
+        return false;
+    return ch->global_prefetch == 0 || ch->unacked_live < ch->global_prefetch;
+}
+
+static void consumer_deliver(void *ctx, struct queue *queue, const struct queue_entry *entry, bool no_ack)
+{
+    struct consumer *c = ctx;
+    struct channel *ch = c->channel;
+    struct message *msg = entry->msg;
+    uint64_t tag = ++ch->next_delivery_tag;
+    struct spec_method m = {.id = SPEC_BASIC_DELIVER};
+    m.args.basic_deliver.consumer_tag = (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len};
+    m.args.basic_deliver.delivery_tag = tag;
+    m.args.basic_deliver.redelivered = entry->delivery_count > 0;
+    m.args.basic_deliver.exchange = msg->exchange;
+    m.args.basic_deliver.routing_key = msg->routing_key;
+    connection_send_content(ch->conn, ch->number, &m, msg->header, msg->body, msg->body_size, message_retain_cb,
+                            message_release_cb, msg);
+    if (no_ack) {
+        message_release(msg);
+        return;
+    }
+    struct delivery d = {.tag = tag, .queue = queue, .consumer = c, .entry = *entry};
+    queue_retain(queue);
+    if (ring_push(&ch->unacked, &d) != 0) {
+        /* Cannot track it: treat as acked rather than lose the bookkeeping. */
+        queue_settle(queue, entry, QUEUE_ACK);
+        queue_release(queue);
+        return;
+    }
+    c->unacked++;
+    ch->unacked_live++;
+}
+
+static const struct consumer_ops consumer_ops = {
+    .has_credit = consumer_has_credit,
+    .deliver = consumer_deliver,
+};
+
+static struct consumer *find_consumer(struct channel *ch, struct proto_bytes tag)
+{
+    struct consumer *c;
+    HASH_FIND(hh, ch->consumers, tag.ptr ? (const void *)tag.ptr : "", tag.len, c);
+    return c;
+}
+
+/* Detaches c from its queue and frees it; its unacked deliveries stay on the channel. */
+static void consumer_free(struct consumer *c)
+{
+    struct channel *ch = c->channel;
+    HASH_DEL(ch->consumers, c);
+    for (uint32_t i = 0; i < ch->unacked.count; i++) {
+        struct delivery *d = ring_at(&ch->unacked, i);
+        if (d->consumer == c)
+            d->consumer = NULL;
+    }
+    struct queue *q = c->queue;
+    queue_remove_consumer(q, c);
+    free(c);
+    queue_release(q);
+}
+
+void consumer_queue_deleted(struct consumer *c)
+{
+    struct channel *ch = c->channel;
+    if (ch->state == CHANNEL_OPEN &&
+        connection_client_has_capability(ch->conn, "consumer_cancel_notify")) {
+        struct spec_method m = {.id = SPEC_BASIC_CANCEL};
+        m.args.basic_cancel.consumer_tag = (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len};
+        m.args.basic_cancel.no_wait = true;
+        channel_send(ch, &m);
+    }
+    consumer_free(c);
+}
+
+void channel_dispatch_consumers(struct channel *ch)
+{
+    uint64_t now = channel_now(ch);
+    struct consumer *c, *tmp;
+    HASH_ITER(hh, ch->consumers, c, tmp) {
+        queue_dispatch(c->queue, now);
+    }
+}
+
+/* ---- settling ---- */
+
+static void settle_one(struct channel *ch, struct delivery *d, enum queue_settle_mode mode)
+{
+    if (d->consumer)
+        d->consumer->unacked--;
+    ch->unacked_live--;
+    queue_settle(d->queue, &d->entry, mode);
+    if (mode == QUEUE_REQUEUE)
+        queue_dispatch(d->queue, channel_now(ch));
+    queue_release(d->queue);
+    d->queue = NULL;
+}
+
+int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum queue_settle_mode mode,
+                   uint32_t method_id, struct reply_error *err)
+{
+    struct delivery_ring *r = &ch->unacked;
+    if (multiple) {
+        /* multiple with tag 0 means "everything outstanding" (RabbitMQ). */
+        uint32_t end = tag == 0 ? r->count : ring_lower_bound(r, tag + 1);
+        if (tag != 0 && tag > ch->next_delivery_tag)
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
+                              (unsigned long long)tag);
+        for (uint32_t i = 0; i < end; i++) {
+            struct delivery *d = ring_at(r, i);
+            if (d->queue)
+                settle_one(ch, d, mode);
+        }
+    } else {
+        uint32_t i = ring_lower_bound(r, tag);
+        struct delivery *d = i < r->count ? ring_at(r, i) : NULL;
+        if (!d || d->tag != tag || !d->queue)
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
+                              (unsigned long long)tag);
+        settle_one(ch, d, mode);
+    }
+    ring_trim(r);
+    channel_dispatch_consumers(ch);
+    return 0;
+}
+
+static int settle_method(struct channel *ch, uint64_t tag, bool multiple, enum queue_settle_mode mode,
+                         uint32_t method_id, struct reply_error *err)
+{
+    if (!ch->tx_mode)
+        return channel_settle(ch, tag, multiple, mode, method_id, err);
+    struct tx_settle *s = malloc(sizeof *s);
+    if (!s)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, method_id, "out of memory");
+    *s = (struct tx_settle){.tag = tag, .multiple = multiple, .mode = mode};
+    *ch->tx_settles_tail = s;
+    ch->tx_settles_tail = &s->next;
+    return 0;
+}
+
+/* Requeues every unacked delivery. Queues put them back at their original positions. */
+static void requeue_all(struct channel *ch)
+{
+    struct delivery_ring *r = &ch->unacked;
+    for (uint32_t i = 0; i < r->count; i++) {
+        struct delivery *d = ring_at(r, i);
+        if (!d->queue)
+            continue;
+        if (d->consumer)
+            d->consumer->unacked--;
+        ch->unacked_live--;
+        queue_settle(d->queue, &d->entry, QUEUE_REQUEUE);
+        queue_dispatch(d->queue, channel_now(ch));
+        queue_release(d->queue);
+        d->queue = NULL;
+    }
+    r->count = 0;
+    r->head = 0;
+}
+
+void channel_release_consumers(struct channel *ch)
+{
+    while (ch->consumers)
+        consumer_free(ch->consumers);
+    requeue_all(ch);
+}
+
+/* ---- methods ---- */
+
+static int basic_qos(struct channel *ch, const struct spec_basic_qos *a, struct reply_error *err)
+{
+    (void)err;
+    /* prefetch-size is accepted and ignored, as RabbitMQ does. */
+    if (a->global)
+        ch->global_prefetch = a->prefetch_count;
+    else
+        ch->prefetch_count = a->prefetch_count;
+    struct spec_method ok = {.id = SPEC_BASIC_QOS_OK};
+    channel_send(ch, &ok);
+    channel_dispatch_consumers(ch);
+    return 0;
+}
+
+static int basic_consume(struct channel *ch, const struct spec_basic_consume *a, struct reply_error *err)
+{
+    const uint32_t mid = SPEC_BASIC_CONSUME;
+    struct proto_bytes name = a->queue;
+    if (channel_expand_queue_name(ch, &name, mid, err) != 0)
+        return -1;
+    struct queue *q;
+    if (vhost_queue_lookup(ch->vhost, name, ch->conn, &q, err) != 0) {
+        err->method_id = mid;
+        return -1;
+    }
+    struct consumer *c = calloc(1, sizeof *c);
+    if (!c)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "out of memory");
+    if (a->consumer_tag.len) {
+        if (find_consumer(ch, a->consumer_tag)) {
+            free(c);
+            return reply_fail(err, SPEC_NOT_ALLOWED, mid, "attempt to reuse consumer tag '%.*s'",
+                              (int)a->consumer_tag.len, (const char *)a->consumer_tag.ptr);
+        }
+        memcpy(c->tag, a->consumer_tag.ptr, a->consumer_tag.len);
+        c->tag_len = (uint8_t)a->consumer_tag.len;
+    } else {
+        do {
+            int n = snprintf(c->tag, sizeof c->tag, "amq.ctag-%u.%llu.%p", ch->number,
+                             (unsigned long long)++ch->consumer_counter, (void *)ch);
+            c->tag_len = (uint8_t)n;
+        } while (find_consumer(ch, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len}));
+    }
+    int32_t priority = 0;
+    struct table_value v;
+    int64_t n;
+    if (table_find(a->arguments, "x-priority", &v) == 1) {
+        if (!table_value_to_int(&v, &n) || n < INT32_MIN || n > INT32_MAX) {
+            free(c);
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, mid, "invalid arg 'x-priority'");
+        }
+        priority = (int32_t)n;
+    }
+    c->channel = ch;
+    c->queue = q;
+    c->no_ack = a->no_ack;
+    c->prefetch = ch->prefetch_count;
+    if (queue_add_consumer(q, c, &consumer_ops, priority, a->exclusive, a->no_ack, err) != 0) {
+        free(c);
+        err->method_id = mid;
+        return -1;
+    }
+    queue_retain(q);
+    HASH_ADD(hh, ch->consumers, tag, c->tag_len, c);
+    queue_touch(q, channel_now(ch));
+    if (!a->no_wait) {
+        struct spec_method ok = {.id = SPEC_BASIC_CONSUME_OK};
+        ok.args.basic_consume_ok.consumer_tag = (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len};
+        channel_send(ch, &ok);
+    }
+    queue_dispatch(q, channel_now(ch));
+    return 0;
+}
+
+static int basic_cancel(struct channel *ch, const struct spec_basic_cancel *a)
+{
+    struct consumer *c = find_consumer(ch, a->consumer_tag);
+    if (!a->no_wait) {
+        /* RabbitMQ answers cancel-ok for unknown tags too. */
+        struct spec_method ok = {.id = SPEC_BASIC_CANCEL_OK};
+        ok.args.basic_cancel_ok.consumer_tag = a->consumer_tag;
+        channel_send(ch, &ok);
+    }
+    if (c)
+        consumer_free(c);
+    return 0;
+}
+
+static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct reply_error *err)
+{
+    const uint32_t mid = SPEC_BASIC_GET;
+    struct proto_bytes name = a->queue;
+    if (channel_expand_queue_name(ch, &name, mid, err) != 0)
+        return -1;
+    struct queue *q;
+    if (vhost_queue_lookup(ch->vhost, name, ch->conn, &q, err) != 0) {
+        err->method_id = mid;
+        return -1;
+    }
+    uint64_t now = channel_now(ch);
+    queue_touch(q, now);
+    struct queue_entry entry;
+    if (!queue_get(q, now, a->no_ack, &entry)) {
+        struct spec_method empty = {.id = SPEC_BASIC_GET_EMPTY};
+        return channel_send(ch, &empty);
+    }
+    struct message *msg = entry.msg;
+    uint64_t tag = ++ch->next_delivery_tag;
+    struct spec_method m = {.id = SPEC_BASIC_GET_OK};
+    m.args.basic_get_ok.delivery_tag = tag;
+    m.args.basic_get_ok.redelivered = entry.delivery_count > 0;
+    m.args.basic_get_ok.exchange = msg->exchange;
+    m.args.basic_get_ok.routing_key = msg->routing_key;
+    m.args.basic_get_ok.message_count = (uint32_t)queue_ready_count(q);
+    connection_send_content(ch->conn, ch->number, &m, msg->header, msg->body, msg->body_size, message_retain_cb,
+                            message_release_cb, msg);
+    if (a->no_ack) {
+        message_release(msg);
+        return 0;
+    }
+    struct delivery d = {.tag = tag, .queue = q, .consumer = NULL, .entry = entry};
+    queue_retain(q);
+    if (ring_push(&ch->unacked, &d) != 0) {
+        queue_settle(q, &entry, QUEUE_ACK);
+        queue_release(q);
+        return 0;
+    }
+    ch->unacked_live++;
+    return 0;
+}
+
+static int basic_recover(struct channel *ch, bool send_ok)
+{
+    requeue_all(ch);
+    if (send_ok) {
+        struct spec_method ok = {.id = SPEC_BASIC_RECOVER_OK};
+        channel_send(ch, &ok);
+    }
+    channel_dispatch_consumers(ch);
+    return 0;
+}
+
+int channel_basic_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    switch (m->id) {
+    case SPEC_BASIC_QOS:
+        return basic_qos(ch, &m->args.basic_qos, err);
+    case SPEC_BASIC_CONSUME:
+        return basic_consume(ch, &m->args.basic_consume, err);
+    case SPEC_BASIC_CANCEL:
+        return basic_cancel(ch, &m->args.basic_cancel);
+    case SPEC_BASIC_GET:
+        return basic_get(ch, &m->args.basic_get, err);
+    case SPEC_BASIC_ACK:
+        return settle_method(ch, m->args.basic_ack.delivery_tag, m->args.basic_ack.multiple, QUEUE_ACK, m->id, err);
+    case SPEC_BASIC_NACK:
+        return settle_method(ch, m->args.basic_nack.delivery_tag, m->args.basic_nack.multiple,
+                             m->args.basic_nack.requeue ? QUEUE_REQUEUE : QUEUE_DISCARD, m->id, err);
+    case SPEC_BASIC_REJECT:
+        return settle_method(ch, m->args.basic_reject.delivery_tag, false,
+                             m->args.basic_reject.requeue ? QUEUE_REQUEUE : QUEUE_DISCARD, m->id, err);
+    case SPEC_BASIC_RECOVER:
+        return basic_recover(ch, true);
+    case SPEC_BASIC_RECOVER_ASYNC:
+        return basic_recover(ch, false);
+    default:
+        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "unexpected method %s", spec_method_name(m->id));
+    }
+}

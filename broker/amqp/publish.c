@@ -1,0 +1,293 @@
+/* broker/amqp/publish.c: the publishing side of a channel. basic.publish, its content header
+ * and body frames are assembled into one reference-counted message (the body's single copy),
+ * routed by the vhost, enqueued on every target queue, and confirmed to the publisher.
+ * Transactions (tx.*) hold publishes and acknowledgements back until commit. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel_internal.h"
+#include "connection.h"
+#include "frame.h"
+#include "log.h"
+#include "message.h"
+#include "queue.h"
+#include "server.h"
+#include "spec.h"
+#include "vhost.h"
+
+bool channel_content_pending(const struct channel *ch) { return ch->stage != PUBLISH_IDLE; }
+
+void channel_drop_publishing(struct channel *ch)
+{
+    message_release(ch->publishing);
+    ch->publishing = NULL;
+    ch->stage = PUBLISH_IDLE;
+    while (ch->tx_publishes) {
+        struct tx_publish *p = ch->tx_publishes;
+        ch->tx_publishes = p->next;
+        message_release(p->msg);
+        free(p);
+    }
+    ch->tx_publishes_tail = &ch->tx_publishes;
+    while (ch->tx_settles) {
+        struct tx_settle *s = ch->tx_settles;
+        ch->tx_settles = s->next;
+        free(s);
+    }
+    ch->tx_settles_tail = &ch->tx_settles;
+}
+
+int channel_publish(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    const struct spec_basic_publish *a = &m->args.basic_publish;
+    if (a->immediate)
+        return reply_fail(err, SPEC_NOT_IMPLEMENTED, m->id, "immediate=true");
+    memcpy(ch->publish_exchange, a->exchange.ptr, a->exchange.len);
+    ch->publish_exchange_len = (uint8_t)a->exchange.len;
+    memcpy(ch->publish_key, a->routing_key.ptr, a->routing_key.len);
+    ch->publish_key_len = (uint8_t)a->routing_key.len;
+    ch->publish_mandatory = a->mandatory;
+    ch->stage = PUBLISH_AWAIT_HEADER;
+    if (ch->confirm_mode)
+        ch->publish_seq++;
+    return 0;
+}
+
+/* ---- confirms ---- */
+
+static void send_confirm(struct channel *ch, uint32_t id, uint64_t tag, bool multiple)
+{
+    struct spec_method m = {.id = id};
+    if (id == SPEC_BASIC_ACK) {
+        m.args.basic_ack.delivery_tag = tag;
+        m.args.basic_ack.multiple = multiple;
+    } else {
+        m.args.basic_nack.delivery_tag = tag;
+        m.args.basic_nack.multiple = multiple;
+    }
+    channel_send(ch, &m);
+}
+
+void channel_flush_confirms(struct channel *ch)
+{
+    if (ch->confirmed_upto == ch->confirm_sent_upto || ch->state != CHANNEL_OPEN)
+        return;
+    bool multiple = ch->confirmed_upto - ch->confirm_sent_upto > 1;
+    send_confirm(ch, SPEC_BASIC_ACK, ch->confirmed_upto, multiple);
+    ch->confirm_sent_upto = ch->confirmed_upto;
+}
+
+/* Publishes are confirmed in order, so acks coalesce into one multiple ack; a nack first sends
+ * the acks before it. */
+static void confirm(struct channel *ch, uint64_t seq, bool ok)
+{
+    if (ok) {
+        ch->confirmed_upto = seq;
+        return;
+    }
+    ch->confirmed_upto = seq - 1;
+    channel_flush_confirms(ch);
+    send_confirm(ch, SPEC_BASIC_NACK, seq, false);
+    ch->confirmed_upto = ch->confirm_sent_upto = seq;
+}
+
+int channel_confirm_select(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    if (m->id != SPEC_CONFIRM_SELECT)
+        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "unexpected method %s", spec_method_name(m->id));
+    if (ch->tx_mode)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id,
+                          "cannot switch from tx to confirm mode");
+    ch->confirm_mode = true;
+    if (m->args.confirm_select.nowait)
+        return 0;
+    struct spec_method ok = {.id = SPEC_CONFIRM_SELECT_OK};
+    return channel_send(ch, &ok);
+}
+
+/* ---- routing ---- */
+
+static void send_return(struct channel *ch, struct message *msg)
+{
+    static const char text[] = "NO_ROUTE";
+    struct spec_method m = {.id = SPEC_BASIC_RETURN};
+    m.args.basic_return.reply_code = SPEC_NO_ROUTE;
+    m.args.basic_return.reply_text = (struct proto_bytes){(const uint8_t *)text, sizeof text - 1};
+    m.args.basic_return.exchange = msg->exchange;
+    m.args.basic_return.routing_key = msg->routing_key;
+    connection_send_content(ch->conn, ch->number, &m, msg->header, msg->body, msg->body_size, message_retain_cb,
+                            message_release_cb, msg);
+}
+
+/* Routes msg and enqueues it. Returns 0 (with *accepted false when a reject-publish queue
+ * refused it), or -1 with err filled (missing or internal exchange). */
+static int deliver_message(struct channel *ch, struct message *msg, bool mandatory, bool *accepted,
+                           struct reply_error *err)
+{
+    *accepted = true;
+    if (vhost_route(ch->vhost, msg->exchange, msg, &ch->targets, err) != 0)
+        return -1;
+    if (ch->targets.count == 0) {
+        if (mandatory)
+            send_return(ch, msg);
+        return 0;
+    }
+    uint64_t now = channel_now(ch);
+    for (size_t i = 0; i < ch->targets.count; i++) {
+        struct queue *q = ch->targets.items[i];
+        if (queue_publish(q, msg, now) != 0)
+            *accepted = false;
+        else
+            queue_dispatch(q, now);
+    }
+    return 0;
+}
+
+static int complete_publish(struct channel *ch, struct reply_error *err)
+{
+    struct message *msg = ch->publishing;
+    ch->publishing = NULL;
+    ch->stage = PUBLISH_IDLE;
+    uint64_t seq = ch->publish_seq;
+    if (ch->tx_mode) {
+        struct tx_publish *p = malloc(sizeof *p);
+        if (!p) {
+            message_release(msg);
+            return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory");
+        }
+        p->msg = msg;
+        p->mandatory = ch->publish_mandatory;
+        p->next = NULL;
+        *ch->tx_publishes_tail = p;
+        ch->tx_publishes_tail = &p->next;
+        return 0;
+    }
+    bool accepted;
+    int rc = deliver_message(ch, msg, ch->publish_mandatory, &accepted, err);
+    message_release(msg);
+    if (rc != 0)
+        return rc;
+    if (ch->confirm_mode)
+        confirm(ch, seq, accepted);
+    return 0;
+}
+
+static int content_header(struct channel *ch, const struct frame *f, struct reply_error *err)
+{
+    struct spec_content_header h;
+    int rc = spec_content_header_decode(f->payload, f->size, &h);
+    if (rc != 0)
+        return reply_fail(err, proto_error_reply_code(rc), SPEC_BASIC_PUBLISH, "cannot decode content header: %s",
+                          proto_strerror(rc));
+    if (h.class_id != SPEC_CLASS_BASIC)
+        return reply_fail(err, SPEC_FRAME_ERROR, SPEC_BASIC_PUBLISH, "content header for class %u, expected 60",
+                          h.class_id);
+    uint64_t max = server_config(connection_server(ch->conn))->max_message_size;
+    if (h.body_size > max)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                          "message size %llu is larger than configured max size %llu",
+                          (unsigned long long)h.body_size, (unsigned long long)max);
+    struct proto_bytes exchange = {(const uint8_t *)ch->publish_exchange, ch->publish_exchange_len};
+    struct proto_bytes key = {(const uint8_t *)ch->publish_key, ch->publish_key_len};
+    struct proto_bytes header = {f->payload, f->size};
+    ch->publishing = message_create(exchange, key, header, h.body_size);
+    if (!ch->publishing)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory for a %llu-byte message",
+                          (unsigned long long)h.body_size);
+    if (ch->publishing->has_expiration == false && (h.props.flags & SPEC_BASIC_EXPIRATION_FLAG)) {
+        struct proto_bytes e = h.props.expiration;
+        message_release(ch->publishing);
+        ch->publishing = NULL;
+        ch->stage = PUBLISH_IDLE;
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH, "invalid expiration '%.*s'",
+                          (int)e.len, (const char *)e.ptr);
+    }
+    ch->body_received = 0;
+    ch->stage = PUBLISH_AWAIT_BODY;
+    if (h.body_size == 0)
+        return complete_publish(ch, err);
+    return 0;
+}
+
+int channel_content_frame(struct channel *ch, const struct frame *f, struct reply_error *err)
+{
+    if (f->type == FRAME_HEADER) {
+        if (ch->stage != PUBLISH_AWAIT_HEADER)
+            return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0,
+                              ch->stage == PUBLISH_IDLE ? "expected method frame, got non method frame instead"
+                                                        : "expected content body, got non content body frame instead");
+        return content_header(ch, f, err);
+    }
+    if (ch->stage != PUBLISH_AWAIT_BODY)
+        return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0,
+                          ch->stage == PUBLISH_IDLE ? "expected method frame, got non method frame instead"
+                                                    : "expected content header for class 60, got non content header frame instead");
+    struct message *msg = ch->publishing;
+    if (f->size > msg->body_size - ch->body_received)
+        return reply_fail(err, SPEC_FRAME_ERROR, SPEC_BASIC_PUBLISH, "content body exceeds the announced size %llu",
+                          (unsigned long long)msg->body_size);
+    memcpy(msg->body + ch->body_received, f->payload, f->size);
+    ch->body_received += f->size;
+    if (ch->body_received == msg->body_size)
+        return complete_publish(ch, err);
+    return 0;
+}
+
+/* ---- transactions ---- */
+
+static int tx_commit(struct channel *ch, struct reply_error *err)
+{
+    int rc = 0;
+    while (ch->tx_settles && rc == 0) {
+        struct tx_settle *s = ch->tx_settles;
+        ch->tx_settles = s->next;
+        rc = channel_settle(ch, s->tag, s->multiple, s->mode, SPEC_TX_COMMIT, err);
+        free(s);
+    }
+    ch->tx_settles_tail = &ch->tx_settles;
+    while (ch->tx_publishes && rc == 0) {
+        struct tx_publish *p = ch->tx_publishes;
+        ch->tx_publishes = p->next;
+        bool accepted;
+        rc = deliver_message(ch, p->msg, p->mandatory, &accepted, err);
+        message_release(p->msg);
+        free(p);
+    }
+    ch->tx_publishes_tail = &ch->tx_publishes;
+    if (rc != 0) {
+        channel_drop_publishing(ch);
+        return rc;
+    }
+    channel_dispatch_consumers(ch);
+    return 0;
+}
+
+int channel_tx_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    uint32_t ok_id;
+    switch (m->id) {
+    case SPEC_TX_SELECT:
+        if (ch->confirm_mode)
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "cannot switch from confirm to tx mode");
+        ch->tx_mode = true;
+        ok_id = SPEC_TX_SELECT_OK;
+        break;
+    case SPEC_TX_COMMIT:
+        if (!ch->tx_mode)
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "channel is not transactional");
+        if (tx_commit(ch, err) != 0)
+            return -1;
+        ok_id = SPEC_TX_COMMIT_OK;
+        break;
+    case SPEC_TX_ROLLBACK:
+        if (!ch->tx_mode)
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "channel is not transactional");
+        channel_drop_publishing(ch);
+        ok_id = SPEC_TX_ROLLBACK_OK;
+        break;
+    default:
+        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "unexpected method %s", spec_method_name(m->id));
+    }
+    struct spec_method ok = {.id = ok_id};
+    return channel_send(ch, &ok);
+}

@@ -1,0 +1,194 @@
+/* broker/amqp/server.c: the server object: it owns the listener and the broker model, accepts
+ * connections, and fixes the order of work at the end of every loop pass (before_sleep). */
+#include "server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel_internal.h"
+#include "connection.h"
+#include "event_loop.h"
+#include "log.h"
+#include "netconn.h"
+#include "queue.h"
+#include "vhost.h"
+
+#define SHUTDOWN_GRACE_MS 4000
+#define SHUTDOWN_POLL_MS 50
+#define TICK_MAX_MS 100
+
+struct server {
+    struct event_loop *loop;
+    struct server_config config;
+    struct netlistener *listener;
+    size_t connections;
+    bool shutting_down;
+    uint64_t shutdown_deadline;
+    struct vhost *vhost;
+    uint64_t tick_timer;
+};
+
+void server_config_defaults(struct server_config *cfg)
+{
+    *cfg = (struct server_config){
+        .bind_address = "0.0.0.0",
+        .port = 5672,
+        .data_dir = "./warren-data",
+        .channel_max = 2047,
+        .frame_max = 131072,
+        .heartbeat = 60,
+        .handshake_timeout_ms = 10000,
+        .max_message_size = 128u * 1024 * 1024,
+        .default_user = "guest",
+        .default_pass = "guest",
+        .default_user_loopback_only = true,
+    };
+}
+
+const struct server_config *server_config(const struct server *server) { return &server->config; }
+struct event_loop *server_loop(const struct server *server) { return server->loop; }
+struct vhost *server_vhost(const struct server *server) { return server->vhost; }
+uint16_t server_port(const struct server *server) { return netlistener_port(server->listener); }
+void server_connection_opened(struct server *server) { server->connections++; }
+void server_connection_closed(struct server *server) { server->connections--; }
+
+static void on_accept(struct netconn *net, void *arg)
+{
+    struct server *server = arg;
+    if (server->shutting_down) {
+        netconn_close(net);
+        return;
+    }
+    connection_accept(server, net);
+}
+
+/* The fixed order of each pass: (1) write every pending output queue with writev, (2) free the
+ * connections whose close finished. Durable stores will sync before (1) so that confirms only
+ * leave once their messages are on disk. */
+static void before_sleep(struct event_loop *loop, void *data)
+{
+    (void)data;
+    netconn_flush_all(loop);
+    netconn_reap(loop);
+}
+
+static void cancel_consumer(void *consumer, void *arg)
+{
+    (void)arg;
+    consumer_queue_deleted(consumer);
+}
+
+static void hook_queue_deleting(void *ctx, struct queue *queue)
+{
+    (void)ctx;
+    queue_for_each_consumer(queue, cancel_consumer, NULL);
+}
+
+static void hook_queue_ready(void *ctx, struct queue *queue)
+{
+    struct server *server = ctx;
+    queue_dispatch(queue, loop_now_ms(server->loop));
+}
+
+static uint64_t hook_now(void *ctx)
+{
+    struct server *server = ctx;
+    return loop_now_ms(server->loop);
+}
+
+/* Message TTL and queue x-expires: run at the next deadline, at least every TICK_MAX_MS. */
+static void tick(struct event_loop *loop, void *data)
+{
+    struct server *server = data;
+    uint64_t now = loop_now_ms(loop);
+    uint64_t next = vhost_tick(server->vhost, now);
+    uint64_t delay = next <= now ? 1 : next - now;
+    if (delay > TICK_MAX_MS)
+        delay = TICK_MAX_MS;
+    server->tick_timer = loop_timer_add(loop, delay, tick, server);
+}
+
+struct server *server_create(struct event_loop *loop, const struct server_config *cfg)
+{
+    struct server *server = calloc(1, sizeof *server);
+    if (!server)
+        return NULL;
+    server->loop = loop;
+    server->config = *cfg;
+    struct vhost_hooks hooks = {
+        .queue_deleting = hook_queue_deleting,
+        .queue_ready = hook_queue_ready,
+        .now_ms = hook_now,
+        .ctx = server,
+    };
+    server->vhost = vhost_create("/", &hooks);
+    if (!server->vhost) {
+        free(server);
+        return NULL;
+    }
+    server->listener = netlistener_open(loop, cfg->bind_address, cfg->port, on_accept, server);
+    if (!server->listener) {
+        log_error("cannot listen on %s:%u: %s", cfg->bind_address, cfg->port, strerror(errno));
+        vhost_destroy(server->vhost);
+        free(server);
+        return NULL;
+    }
+    server->tick_timer = loop_timer_add(loop, TICK_MAX_MS, tick, server);
+    loop_set_before_sleep(loop, before_sleep, server);
+    log_info("listening for AMQP 0-9-1 on %s:%u", cfg->bind_address, netlistener_port(server->listener));
+    return server;
+}
+
+static void force_close_one(struct netconn *net, void *arg)
+{
+    (void)arg;
+    struct connection *conn = netconn_context(net);
+    if (conn)
+        connection_force_close(conn, "broker forced connection closure with reason 'shutdown'");
+    else
+        netconn_close(net);
+}
+
+static void shutdown_poll(struct event_loop *loop, void *data)
+{
+    struct server *server = data;
+    if (netconn_count(loop) == 0 || loop_now_ms(loop) >= server->shutdown_deadline) {
+        loop_stop(loop);
+        return;
+    }
+    loop_timer_add(loop, SHUTDOWN_POLL_MS, shutdown_poll, server);
+}
+
+void server_shutdown(struct server *server)
+{
+    if (server->shutting_down)
+        return;
+    server->shutting_down = true;
+    log_info("shutting down: closing %zu connection(s)", server->connections);
+    netlistener_close(server->listener);
+    server->listener = NULL;
+    netconn_for_each(server->loop, force_close_one, NULL);
+    server->shutdown_deadline = loop_now_ms(server->loop) + SHUTDOWN_GRACE_MS;
+    loop_timer_add(server->loop, 0, shutdown_poll, server);
+}
+
+static void drop_one(struct netconn *net, void *arg)
+{
+    (void)arg;
+    netconn_close(net);
+}
+
+void server_destroy(struct server *server)
+{
+    if (!server)
+        return;
+    if (server->listener)
+        netlistener_close(server->listener);
+    /* Connections still alive after the grace period are dropped without ceremony. */
+    netconn_for_each(server->loop, drop_one, NULL);
+    netconn_destroy_all(server->loop);
+    loop_timer_cancel(server->loop, server->tick_timer);
+    vhost_destroy(server->vhost);
+    free(server);
+}

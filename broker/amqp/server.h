@@ -1,0 +1,52 @@
+/* broker/amqp/server.h: the AMQP server: listener, connections, the broker model and the
+ * order of work in each event-loop pass. */
+#ifndef WARREN_SERVER_H
+#define WARREN_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_loop;
+struct server;
+
+/* Everything an operator can set (command line or --config file). Zero is not valid:
+ * start from server_config_defaults. Strings are owned by the caller and must outlive the server. */
+struct server_config {
+    const char *bind_address;       /* "0.0.0.0" */
+    uint16_t port;                  /* 5672 */
+    const char *data_dir;           /* "./warren-data" */
+    uint16_t channel_max;           /* 2047, proposed in connection.tune */
+    uint32_t frame_max;             /* 131072 */
+    uint16_t heartbeat;             /* 60 seconds */
+    uint32_t handshake_timeout_ms;  /* 10000 */
+    uint64_t max_message_size;      /* 128 MiB */
+    const char *default_user;       /* "guest" */
+    const char *default_pass;       /* "guest" */
+    bool default_user_loopback_only; /* true, as RabbitMQ's loopback_users */
+};
+
+/* Fills cfg with RabbitMQ-like defaults. */
+void server_config_defaults(struct server_config *cfg);
+
+/* Creates the server and starts listening. Returns NULL (after logging why) on failure. */
+struct server *server_create(struct event_loop *loop, const struct server_config *cfg);
+
+/* Port actually bound (useful with port 0). */
+uint16_t server_port(const struct server *server);
+
+/* Begins a clean shutdown: stop accepting, send connection.close 320 CONNECTION_FORCED to every
+ * connection, and stop the loop once they are gone (or after a short grace period). */
+void server_shutdown(struct server *server);
+
+/* Frees the server and everything it owns. Call after loop_run returned. */
+void server_destroy(struct server *server);
+
+/* For the AMQP layer's own files. */
+struct vhost *server_vhost(const struct server *server);
+const struct server_config *server_config(const struct server *server);
+struct event_loop *server_loop(const struct server *server);
+/* Connection bookkeeping: count of live AMQP connections (for shutdown). */
+void server_connection_opened(struct server *server);
+void server_connection_closed(struct server *server);
+#endif

@@ -1,0 +1,175 @@
+/* broker/config.c: command-line flags and the config file. The file is "key = value" lines
+ * ('#' starts a comment), using the same names as the long flags plus the tuning keys below. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: warren [--bind ADDR] [--port N] [--data-dir DIR] [--config FILE] [--log-level LEVEL]\n"
+    "  --bind ADDR        address to listen on (default 0.0.0.0)\n"
+    "  --port N           AMQP port (default 5672)\n"
+    "  --data-dir DIR     where durable state lives (default ./warren-data)\n"
+    "  --config FILE      key = value settings; see docs/operations.md\n"
+    "  --log-level LEVEL  debug, info, warning or error (default info)\n";
+
+static int parse_uint(const char *key, const char *text, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end != '\0' || v > max) {
+        fprintf(stderr, "warren: invalid value '%s' for %s\n", text, key);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static const char *keep(struct config *cfg, const char *value)
+{
+    if (cfg->owned_count == (int)(sizeof cfg->owned / sizeof *cfg->owned))
+        return NULL;
+    char *copy = strdup(value);
+    if (copy)
+        cfg->owned[cfg->owned_count++] = copy;
+    return copy;
+}
+
+/* Applies one setting; `owned` says whether value must be copied (config file lines). */
+static int apply(struct config *cfg, const char *key, const char *value, int owned)
+{
+    struct server_config *s = &cfg->server;
+    unsigned long long v;
+    if (owned && !(value = keep(cfg, value)))
+        return -1;
+    if (strcmp(key, "bind") == 0) {
+        s->bind_address = value;
+    } else if (strcmp(key, "data-dir") == 0 || strcmp(key, "data_dir") == 0) {
+        s->data_dir = value;
+    } else if (strcmp(key, "log-level") == 0 || strcmp(key, "log_level") == 0) {
+        if (log_parse_level(value, &cfg->log_level) != 0) {
+            fprintf(stderr, "warren: unknown log level '%s'\n", value);
+            return -1;
+        }
+    } else if (strcmp(key, "port") == 0) {
+        if (parse_uint(key, value, 65535, &v))
+            return -1;
+        s->port = (uint16_t)v;
+    } else if (strcmp(key, "channel_max") == 0) {
+        if (parse_uint(key, value, 65535, &v))
+            return -1;
+        s->channel_max = (uint16_t)v;
+    } else if (strcmp(key, "frame_max") == 0) {
+        if (parse_uint(key, value, 1u << 30, &v) || v < 4096) {
+            fprintf(stderr, "warren: frame_max must be between 4096 and 2^30\n");
+            return -1;
+        }
+        s->frame_max = (uint32_t)v;
+    } else if (strcmp(key, "heartbeat") == 0) {
+        if (parse_uint(key, value, 65535, &v))
+            return -1;
+        s->heartbeat = (uint16_t)v;
+    } else if (strcmp(key, "handshake_timeout") == 0) {
+        if (parse_uint(key, value, 3600000, &v))
+            return -1;
+        s->handshake_timeout_ms = (uint32_t)v;
+    } else if (strcmp(key, "max_message_size") == 0) {
+        if (parse_uint(key, value, 512ull * 1024 * 1024, &v))
+            return -1;
+        s->max_message_size = v;
+    } else if (strcmp(key, "default_user") == 0) {
+        s->default_user = value;
+    } else if (strcmp(key, "default_pass") == 0) {
+        s->default_pass = value;
+    } else if (strcmp(key, "loopback_only") == 0) {
+        s->default_user_loopback_only = strcmp(value, "false") != 0;
+    } else {
+        fprintf(stderr, "warren: unknown setting '%s'\n", key);
+        return -1;
+    }
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        *--end = '\0';
+    return s;
+}
+
+static int read_file(struct config *cfg, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "warren: cannot open config file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *text = trim(line);
+        if (*text == '\0')
+            continue;
+        char *eq = strchr(text, '=');
+        if (!eq) {
+            fprintf(stderr, "warren: %s:%d: expected 'key = value'\n", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        rc = apply(cfg, trim(text), trim(eq + 1), 1);
+        if (rc)
+            fprintf(stderr, "warren: in %s line %d\n", path, lineno);
+    }
+    fclose(f);
+    return rc;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv)
+{
+    memset(cfg, 0, sizeof *cfg);
+    server_config_defaults(&cfg->server);
+    cfg->log_level = LOG_INFO;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc && read_file(cfg, argv[i + 1]) != 0)
+            return -1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("warren %s\n", WARREN_VERSION);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "warren: unexpected argument '%s'\n%s", arg, usage);
+            return -1;
+        }
+        const char *value = argv[++i];
+        if (strcmp(arg, "--config") == 0)
+            continue;
+        if (apply(cfg, arg + 2, value, 0) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    for (int i = 0; i < cfg->owned_count; i++)
+        free(cfg->owned[i]);
+    cfg->owned_count = 0;
+}

@@ -1,0 +1,22 @@
+/* broker/config.h: the command line and the --config file, turned into a server_config. */
+#ifndef WARREN_CONFIG_H
+#define WARREN_CONFIG_H
+
+#include "log.h"
+#include "server.h"
+
+struct config {
+    struct server_config server;
+    enum log_level log_level;
+    char *owned[16]; /* strings read from the config file, freed by config_free */
+    int owned_count;
+};
+
+/* Parses argv over the defaults; a --config FILE is read first and command-line flags win.
+ * Returns 0, 1 when --help or --version was printed (exit 0), or -1 after printing the problem. */
+int config_parse(struct config *cfg, int argc, char **argv);
+
+/* Frees strings that config_parse allocated. */
+void config_free(struct config *cfg);
+
+#endif

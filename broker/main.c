@@ -1,0 +1,76 @@
+/* broker/main.c: the warren executable: parse configuration, run the event loop, shut down
+ * cleanly on SIGTERM or SIGINT. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "event_loop.h"
+#include "log.h"
+#include "server.h"
+
+static struct event_loop *main_loop;
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int signo)
+{
+    (void)signo;
+    stop_requested = 1;
+    loop_stop(main_loop);
+}
+
+static int ensure_data_dir(const char *path)
+{
+    if (mkdir(path, 0750) == 0 || errno == EEXIST)
+        return 0;
+    log_error("cannot create data directory %s: %s", path, strerror(errno));
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    int rc = config_parse(&cfg, argc, argv);
+    if (rc != 0) {
+        config_free(&cfg);
+        return rc > 0 ? 0 : 2;
+    }
+    log_set_level(cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    if (ensure_data_dir(cfg.server.data_dir) != 0) {
+        config_free(&cfg);
+        return 1;
+    }
+    main_loop = loop_create();
+    if (!main_loop) {
+        log_error("cannot create the event loop: %s", strerror(errno));
+        config_free(&cfg);
+        return 1;
+    }
+    struct server *server = server_create(main_loop, &cfg.server);
+    if (!server) {
+        loop_destroy(main_loop);
+        config_free(&cfg);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    log_info("Warren %s started (data in %s)", WARREN_VERSION, cfg.server.data_dir);
+
+    rc = loop_run(main_loop);
+    if (stop_requested) {
+        server_shutdown(server);
+        rc = loop_run(main_loop);
+    }
+    server_destroy(server);
+    loop_destroy(main_loop);
+    log_info("stopped");
+    config_free(&cfg);
+    return rc == 0 ? 0 : 1;
+}

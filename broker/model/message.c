@@ -1,0 +1,85 @@
+/* broker/model/message.c: message allocation and reference counting. */
+#include "message.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "spec.h"
+
+static uint64_t next_message_id = 1;
+
+/* RabbitMQ accepts an expiration that is a non-negative integer in decimal digits only. */
+static bool parse_expiration(struct proto_bytes text, uint64_t *out)
+{
+    if (text.len == 0 || text.len > 19)
+        return false;
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < text.len; i++) {
+        if (text.ptr[i] < '0' || text.ptr[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(text.ptr[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+struct message *message_create(struct proto_bytes exchange, struct proto_bytes routing_key,
+                               struct proto_bytes header, uint64_t body_size)
+{
+    struct spec_content_header h;
+    if (spec_content_header_decode(header.ptr, header.len, &h) != 0)
+        return NULL;
+    size_t fixed = sizeof(struct message) + exchange.len + routing_key.len + header.len;
+    if (body_size > SIZE_MAX - fixed)
+        return NULL;
+    struct message *msg = malloc(fixed + (size_t)body_size);
+    if (!msg)
+        return NULL;
+    memset(msg, 0, sizeof *msg);
+    uint8_t *p = (uint8_t *)(msg + 1);
+    msg->refs = 1;
+    msg->id = next_message_id++;
+    msg->body_size = body_size;
+    msg->body = p;
+    p += body_size;
+    memcpy(p, header.ptr, header.len);
+    msg->header = (struct proto_bytes){p, header.len};
+    p += header.len;
+    if (exchange.len)
+        memcpy(p, exchange.ptr, exchange.len);
+    msg->exchange = (struct proto_bytes){p, exchange.len};
+    p += exchange.len;
+    if (routing_key.len)
+        memcpy(p, routing_key.ptr, routing_key.len);
+    msg->routing_key = (struct proto_bytes){p, routing_key.len};
+
+    if (h.props.flags & SPEC_BASIC_DELIVERY_MODE_FLAG)
+        msg->delivery_mode = h.props.delivery_mode;
+    if (h.props.flags & SPEC_BASIC_PRIORITY_FLAG)
+        msg->priority = h.props.priority;
+    if (h.props.flags & SPEC_BASIC_EXPIRATION_FLAG)
+        msg->has_expiration = parse_expiration(h.props.expiration, &msg->expiration_ms);
+    return msg;
+}
+
+void message_retain(struct message *msg) { msg->refs++; }
+
+void message_release(struct message *msg)
+{
+    if (msg && --msg->refs == 0)
+        free(msg);
+}
+
+void message_retain_cb(void *msg) { message_retain(msg); }
+void message_release_cb(void *msg) { message_release(msg); }
+
+struct proto_bytes message_headers(const struct message *msg)
+{
+    struct spec_content_header h;
+    struct proto_bytes none = {NULL, 0};
+    if (spec_content_header_decode(msg->header.ptr, msg->header.len, &h) != 0)
+        return none;
+    if (!(h.props.flags & SPEC_BASIC_HEADERS_FLAG))
+        return none;
+    return h.props.headers;
+}

@@ -1,0 +1,52 @@
+/* broker/model/message.h: a published message: immutable once assembled, reference-counted,
+ * shared by every queue it was routed to (a fanout to N queues is N references, not N copies).
+ * One allocation holds the struct, the exchange name, the routing key, the encoded content
+ * header and the body. */
+#ifndef WARREN_MESSAGE_H
+#define WARREN_MESSAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+#define MESSAGE_NO_EXPIRY UINT64_MAX
+
+struct message {
+    uint32_t refs;
+    uint8_t delivery_mode;     /* 2 = persistent */
+    uint8_t priority;          /* basic.properties priority, 0 when absent */
+    bool has_expiration;       /* per-message "expiration" property was valid */
+    uint64_t expiration_ms;    /* that property's value, in milliseconds */
+    uint64_t body_size;
+    uint64_t id;               /* unique per broker run; stable key for storage */
+    struct proto_bytes exchange;    /* name it was published to (points inside this allocation) */
+    struct proto_bytes routing_key;
+    struct proto_bytes header;      /* encoded content header payload: class id .. properties */
+    uint8_t *body;                  /* body_size bytes inside this allocation */
+};
+
+/* Allocates a message with room for body_size body bytes (filled by the caller while the body
+ * frames arrive) and copies exchange, routing key and the content header payload. Properties
+ * the broker acts on (delivery mode, priority, expiration) are decoded from header once here.
+ * Returns NULL on ENOMEM or when header does not decode. refs starts at 1 (the caller's). */
+struct message *message_create(struct proto_bytes exchange, struct proto_bytes routing_key,
+                               struct proto_bytes header, uint64_t body_size);
+
+/* Takes another reference. */
+void message_retain(struct message *msg);
+
+/* Drops a reference; the last one frees the message. NULL is ignored. */
+void message_release(struct message *msg);
+
+/* Untyped wrappers for output queues that hold a body slice (void * owner). */
+void message_retain_cb(void *msg);
+void message_release_cb(void *msg);
+
+/* The message's headers table contents (empty when absent). */
+struct proto_bytes message_headers(const struct message *msg);
+
+/* True when delivery_mode is 2. */
+static inline bool message_is_persistent(const struct message *msg) { return msg->delivery_mode == 2; }
+
+#endif

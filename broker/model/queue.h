@@ -1,0 +1,187 @@
+/* broker/model/queue.h: a message queue: ready messages in FIFO (or priority) order, the
+ * consumers it dispatches to, and the count of messages delivered but not yet settled.
+ * Knows nothing of sockets or channels: a consumer is an opaque pointer with two callbacks.
+ *
+ * Ownership: the queue holds one reference on each ready message. Every delivery (consumer
+ * or basic.get) hands that reference over to the receiver:
+ *   - ack mode: the receiver owns the entry (keep a copy of the struct) and its reference
+ *     until it calls queue_settle, which takes the reference back; never release it yourself;
+ *   - no-ack mode: the queue has already forgotten the entry; the receiver owns only the
+ *     message reference and calls message_release when done; never queue_settle it.
+ * Queues are reference-counted: whoever holds unsettled entries of a queue (a channel) holds
+ * a reference on it, so that it can still settle them after the queue is deleted.
+ *
+ * Callbacks (consumer ops, hooks) may call back into this queue: publish, settle, remove a
+ * consumer, even delete it. The queue keeps no pointer into its storage across a callback and
+ * holds a reference on itself while it runs one. */
+#ifndef WARREN_QUEUE_H
+#define WARREN_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "reply.h"
+
+struct message;
+struct queue;
+
+/* One message as the queue tracks it; a small value copied between rings, never allocated
+ * on its own. */
+struct queue_entry {
+    struct message *msg;
+    uint64_t seq;        /* position in the queue: requeued entries return to their place */
+    uint64_t expires_at; /* loop-clock ms, MESSAGE_NO_EXPIRY when none */
+    uint32_t delivery_count; /* times delivered before; > 0 means redelivered */
+};
+
+/* Why a message leaves the queue without being acknowledged (x-death "reason"). */
+enum queue_drop_reason { QUEUE_DROP_REJECTED, QUEUE_DROP_EXPIRED, QUEUE_DROP_MAXLEN };
+
+/* What a consumer implements (the AMQP layer: a basic.consume on a channel). */
+struct consumer_ops {
+    /* May this consumer take msg now? (prefetch credit, output buffer room, channel flow) */
+    bool (*has_credit)(void *consumer, const struct message *msg);
+    /* Delivers entry (a temporary: copy what you keep). no_ack is the flag the consumer was
+     * added with. In both modes the consumer now owns the message reference: ack mode until
+     * queue_settle, no-ack mode until it calls message_release (the entry is already settled
+     * and not counted as unacked). entry->delivery_count > 0 means redelivered. A nested
+     * queue_dispatch of this queue from here returns at once (the running one continues). */
+    void (*deliver)(void *consumer, struct queue *queue, const struct queue_entry *entry, bool no_ack);
+};
+
+/* Dead-lettering and other effects the queue cannot do itself. May be NULL members. */
+struct queue_hooks {
+    /* A message leaves the queue for reason (its reference is still held by the queue during
+     * the call; the hook retains it if it keeps it). Purge and delete do not call it. With
+     * x-overflow reject-publish-dlx it also runs (reason MAXLEN) for a refused publish, whose
+     * reference the publisher holds. */
+    void (*dropped)(void *ctx, struct queue *queue, struct message *msg, enum queue_drop_reason reason);
+    /* The last consumer of an auto-delete queue went away (queue_remove_consumer). The queue
+     * does not touch itself after this returns, so the hook may delete and release it. */
+    void (*unused)(void *ctx, struct queue *queue);
+    void *ctx;
+};
+
+/* Queue settings parsed from queue.declare's arguments (RabbitMQ's x-* names). */
+struct queue_settings {
+    bool durable, exclusive, auto_delete;
+    int64_t message_ttl_ms;   /* x-message-ttl, -1 none */
+    int64_t expires_ms;       /* x-expires, -1 none (enforced by the owner, kept here) */
+    int64_t max_length;       /* x-max-length, -1 none */
+    int64_t max_length_bytes; /* x-max-length-bytes, -1 none */
+    bool overflow_reject;     /* x-overflow reject-publish or reject-publish-dlx (default drop-head) */
+    bool overflow_reject_dlx; /* x-overflow reject-publish-dlx: refused publishes are dead-lettered */
+    uint8_t max_priority;     /* x-max-priority, 0 = not a priority queue */
+    bool single_active_consumer; /* x-single-active-consumer */
+    bool has_dlx;             /* x-dead-letter-exchange given (see queue_dead_letter_exchange) */
+};
+
+/* Parses and validates queue.declare's arguments (table contents) for the queue called name,
+ * as RabbitMQ does, into the argument fields of *out (durable, exclusive and auto_delete are
+ * left for the caller to set). Unknown arguments are ignored. Wrong types or values fill err
+ * with 406 PRECONDITION_FAILED and RabbitMQ's text ("invalid arg 'x-message-ttl' for queue 'q'
+ * in vhost '/': {value_negative,-1}", method id queue.declare) and return -1. Only the
+ * classic x-queue-type is accepted (quorum and stream are refused as invalid_queue_type). */
+int queue_settings_parse(struct proto_bytes name, struct proto_bytes arguments, struct queue_settings *out,
+                         struct reply_error *err);
+
+/* Creates a queue. name is copied; arguments (table contents) are copied and kept for
+ * redeclare comparison and listing. Returns NULL on ENOMEM. refs starts at 1. */
+struct queue *queue_create(struct proto_bytes name, const struct queue_settings *settings,
+                           struct proto_bytes arguments, const struct queue_hooks *hooks);
+
+void queue_retain(struct queue *queue);
+/* Drops a reference; the last one frees the queue and releases every message it still holds. */
+void queue_release(struct queue *queue);
+
+/* Marks the queue deleted: consumers are detached (the caller cancels them first), ready
+ * messages are released, later publishes and settles only drop references. Returns the number
+ * of ready messages discarded. */
+size_t queue_delete(struct queue *queue);
+bool queue_is_deleted(const struct queue *queue);
+
+struct proto_bytes queue_name(const struct queue *queue);
+const struct queue_settings *queue_settings(const struct queue *queue);
+struct proto_bytes queue_arguments(const struct queue *queue);
+
+/* x-dead-letter-exchange / x-dead-letter-routing-key: true and *out (borrowed from the queue's
+ * arguments, valid while the queue lives) when set; false when absent. The exchange name may be
+ * empty (the default exchange). */
+bool queue_dead_letter_exchange(const struct queue *queue, struct proto_bytes *out);
+bool queue_dead_letter_routing_key(const struct queue *queue, struct proto_bytes *out);
+
+/* Owner for exclusive queues (an opaque connection pointer), NULL when not exclusive. */
+void queue_set_owner(struct queue *queue, void *owner);
+void *queue_owner(const struct queue *queue);
+
+/* Enqueues msg (the queue takes its own reference) at loop time now_ms. Applies the queue's
+ * TTL (deadline now_ms + min(x-message-ttl, expiration)) and, for drop-head, the length limits
+ * by dropping older messages. Returns 0, or -1 when refused: x-overflow reject-publish with
+ * the queue at its limit, or out of memory (the caller nacks the publisher). On a deleted
+ * queue it does nothing and returns 0. Does not dispatch: call queue_dispatch next, at the same
+ * now_ms; that is where a message that no consumer can take at once is dropped when its TTL is
+ * 0 or when it alone breaks the limit (x-max-length 0), as RabbitMQ delivers such a message
+ * only to a consumer waiting for it. */
+int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms);
+
+/* Delivers ready messages to consumers with credit, round-robin among the highest-priority
+ * consumers (x-priority) that have credit, or only to the active one with single active
+ * consumer, until no consumer has credit or nothing is ready. Expired head messages are dropped
+ * on the way (a message whose deadline is exactly now_ms is still delivered if a consumer can
+ * take it, and dropped otherwise). Never recurses: see consumer_ops.deliver. */
+void queue_dispatch(struct queue *queue, uint64_t now_ms);
+
+/* basic.get: takes the next ready message (dropping expired heads first) and touches the
+ * queue. Returns true and fills entry (the caller owns it as an unsettled delivery unless
+ * no_ack, in which case the queue already settled it and the caller owns just the message
+ * reference), or false when nothing is ready or the queue is deleted. */
+bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_entry *entry);
+
+/* How a consumer settles an entry it was given. */
+enum queue_settle_mode { QUEUE_ACK, QUEUE_REQUEUE, QUEUE_DISCARD };
+
+/* Ack: the message is done. Requeue: back to its original position, marked redelivered,
+ * then drop-head limits apply (call queue_dispatch next). Discard (reject/nack without
+ * requeue): dead-lettered through hooks->dropped. Takes over the entry's reference. Works on a
+ * deleted queue (the message is just released). If a requeue cannot allocate, the message is
+ * discarded instead. */
+void queue_settle(struct queue *queue, const struct queue_entry *entry, enum queue_settle_mode mode);
+
+/* Consumers. consumer is an opaque key (one registration per pointer); ops must outlive it.
+ * priority: x-priority. exclusive: basic.consume exclusive. no_ack: deliveries are settled at
+ * once (passed back to ops->deliver). Returns 0, or -1 with err filled (method basic.consume):
+ * 403 ACCESS_REFUSED "queue 'q' in vhost '/' in exclusive use" when an exclusive consumer
+ * exists or one is requested on a queue with consumers, as RabbitMQ; 404 on a deleted queue;
+ * 541 on ENOMEM. With single active consumer, the first consumer added is the active one, then
+ * the next in order of addition when it goes. */
+int queue_add_consumer(struct queue *queue, void *consumer, const struct consumer_ops *ops,
+                       int32_t priority, bool exclusive, bool no_ack, struct reply_error *err);
+/* Removes consumer (unknown pointers are ignored); when it was the last one of an auto-delete
+ * queue, hooks->unused runs, as the last thing this call does. */
+void queue_remove_consumer(struct queue *queue, void *consumer);
+size_t queue_consumer_count(const struct queue *queue);
+/* Calls fn for every consumer (e.g. to cancel them all before deleting). fn may remove any
+ * consumer; consumers added during the walk may be skipped. */
+void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg);
+
+/* Removes every ready message (not the unsettled ones). Returns how many. */
+size_t queue_purge(struct queue *queue);
+
+/* Drops expired messages at the head (deadline <= now_ms; with priorities, at the head of
+ * each level, as RabbitMQ), then enforces drop-head limits. Returns the loop time of the next
+ * expiry among the heads, or MESSAGE_NO_EXPIRY. */
+uint64_t queue_expire(struct queue *queue, uint64_t now_ms);
+
+size_t queue_ready_count(const struct queue *queue);
+size_t queue_unacked_count(const struct queue *queue);
+uint64_t queue_ready_bytes(const struct queue *queue);
+
+/* Last time (loop ms) the queue was used, for x-expires. RabbitMQ counts declare, consume,
+ * basic.get and the last consumer leaving, not publishes: queue_get touches by itself, the
+ * owner touches for the others. 0 until the first touch. */
+uint64_t queue_last_used(const struct queue *queue);
+void queue_touch(struct queue *queue, uint64_t now_ms);
+
+#endif

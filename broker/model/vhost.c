@@ -1,0 +1,512 @@
+/* broker/model/vhost.c: exchanges, queues and bindings of one virtual host, and RabbitMQ's
+ * rules (and exact error texts) for declaring, deleting and binding them. */
+#include "vhost.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "message.h"
+#include "queue.h"
+#include "spec.h"
+#include "table.h"
+#include "vhost_internal.h"
+
+#define BYTES_FMT "%.*s"
+#define BYTES_ARG(b) (int)(b).len, (const char *)(b).ptr
+
+static bool has_prefix(struct proto_bytes b, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return b.len >= n && memcmp(b.ptr, prefix, n) == 0;
+}
+
+static bool bytes_equal(struct proto_bytes a, struct proto_bytes b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+struct exchange *vhost_find_exchange(struct vhost *vhost, struct proto_bytes name)
+{
+    struct exchange *x;
+    HASH_FIND(hh, vhost->exchanges, name.ptr ? (const void *)name.ptr : "", name.len, x);
+    return x;
+}
+
+struct queue *vhost_find_queue(struct vhost *vhost, struct proto_bytes name)
+{
+    struct queue_slot *slot;
+    HASH_FIND(hh, vhost->queues, name.ptr ? (const void *)name.ptr : "", name.len, slot);
+    return slot ? slot->queue : NULL;
+}
+
+static struct exchange *exchange_new(struct vhost *vhost, struct proto_bytes name, enum router_kind kind,
+                                     bool durable, bool auto_delete, bool internal, struct proto_bytes args)
+{
+    struct exchange *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->router = router_create(kind);
+    if (!x->router || (args.len && !(x->arguments = malloc(args.len)))) {
+        router_destroy(x->router);
+        free(x);
+        return NULL;
+    }
+    memcpy(x->name, name.ptr ? (const void *)name.ptr : "", name.len);
+    x->name_len = (uint8_t)name.len;
+    x->kind = kind;
+    x->durable = durable;
+    x->auto_delete = auto_delete;
+    x->internal = internal;
+    if (args.len)
+        memcpy(x->arguments, args.ptr, args.len);
+    x->arguments_len = args.len;
+    struct table_value v;
+    struct proto_bytes own_args = {x->arguments, x->arguments_len};
+    if (table_find(own_args, "alternate-exchange", &v) == 1 && v.type == TABLE_LONGSTR)
+        x->alternate = v.v.bytes;
+    HASH_ADD(hh, vhost->exchanges, name, x->name_len, x);
+    return x;
+}
+
+static void exchange_free(struct exchange *x)
+{
+    router_destroy(x->router);
+    free(x->arguments);
+    free(x);
+}
+
+/* Removes every binding to destination from every exchange, deleting auto-delete exchanges
+ * that lose their last binding. */
+static void unbind_everywhere(struct vhost *vhost, void *destination)
+{
+    struct exchange *x, *tmp;
+    HASH_ITER(hh, vhost->exchanges, x, tmp) {
+        if (router_unbind_destination(x->router, destination) > 0 && x->auto_delete &&
+            router_binding_count(x->router) == 0 && !x->builtin) {
+            HASH_DEL(vhost->exchanges, x);
+            unbind_everywhere(vhost, destination_of_exchange(x));
+            exchange_free(x);
+            /* The table may have changed under the iterator: start again. */
+            unbind_everywhere(vhost, destination);
+            return;
+        }
+    }
+}
+
+static void queue_unused(void *ctx, struct queue *queue)
+{
+    struct vhost *vhost = ctx;
+    if (queue_settings(queue)->auto_delete)
+        vhost_queue_remove(vhost, queue);
+}
+
+static void queue_dropped(void *ctx, struct queue *queue, struct message *msg, enum queue_drop_reason reason)
+{
+    vhost_dead_letter(ctx, queue, msg, (int)reason);
+}
+
+struct vhost *vhost_create(const char *name, const struct vhost_hooks *hooks)
+{
+    static const struct {
+        const char *name;
+        enum router_kind kind;
+        bool internal;
+    } builtins[] = {
+        {"", ROUTER_DIRECT, false},          {"amq.direct", ROUTER_DIRECT, false},
+        {"amq.fanout", ROUTER_FANOUT, false}, {"amq.topic", ROUTER_TOPIC, false},
+        {"amq.headers", ROUTER_HEADERS, false}, {"amq.match", ROUTER_HEADERS, false},
+        {"amq.rabbitmq.trace", ROUTER_TOPIC, true},
+    };
+    struct vhost *vhost = calloc(1, sizeof *vhost);
+    if (!vhost)
+        return NULL;
+    snprintf(vhost->name, sizeof vhost->name, "%s", name);
+    vhost->hooks = *hooks;
+    for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) {
+        struct proto_bytes n = {(const uint8_t *)builtins[i].name, (uint32_t)strlen(builtins[i].name)};
+        struct proto_bytes none = {NULL, 0};
+        struct exchange *x = exchange_new(vhost, n, builtins[i].kind, true, false, builtins[i].internal, none);
+        if (!x) {
+            vhost_destroy(vhost);
+            return NULL;
+        }
+        x->builtin = true;
+    }
+    return vhost;
+}
+
+void vhost_destroy(struct vhost *vhost)
+{
+    if (!vhost)
+        return;
+    struct queue_slot *slot, *stmp;
+    HASH_ITER(hh, vhost->queues, slot, stmp) {
+        HASH_DEL(vhost->queues, slot);
+        queue_delete(slot->queue);
+        queue_release(slot->queue);
+        free(slot);
+    }
+    struct exchange *x, *xtmp;
+    HASH_ITER(hh, vhost->exchanges, x, xtmp) {
+        HASH_DEL(vhost->exchanges, x);
+        exchange_free(x);
+    }
+    route_set_free(&vhost->scratch);
+    route_set_free(&vhost->visited);
+    free(vhost);
+}
+
+const char *vhost_name(const struct vhost *vhost) { return vhost->name; }
+
+/* ---- exchanges ---- */
+
+static int inequivalent(struct reply_error *err, uint32_t method, const char *what, const char *arg,
+                        struct proto_bytes name, const char *received, const char *current)
+{
+    return reply_fail(err, SPEC_PRECONDITION_FAILED, method,
+                      "inequivalent arg '%s' for %s '" BYTES_FMT "' in vhost '/': received '%s' but current is '%s'",
+                      arg, what, BYTES_ARG(name), received, current);
+}
+
+static const char *bool_text(bool b) { return b ? "true" : "false"; }
+
+int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d, struct reply_error *err)
+{
+    const uint32_t m = SPEC_EXCHANGE_DECLARE;
+    struct exchange *x = vhost_find_exchange(vhost, d->name);
+    if (d->passive) {
+        if (!x)
+            return reply_fail(err, SPEC_NOT_FOUND, m, "no exchange '" BYTES_FMT "' in vhost '%s'",
+                              BYTES_ARG(d->name), vhost->name);
+        return 0;
+    }
+    if (d->name.len == 0)
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on the default exchange");
+    enum router_kind kind;
+    if (router_kind_parse((const char *)d->type.ptr, d->type.len, &kind) != 0)
+        return reply_fail(err, SPEC_COMMAND_INVALID, m, "unknown exchange type '" BYTES_FMT "'",
+                          BYTES_ARG(d->type));
+    if (x) {
+        if (x->kind != kind)
+            return inequivalent(err, m, "exchange", "type", d->name, router_kind_name(kind),
+                                router_kind_name(x->kind));
+        if (x->durable != d->durable)
+            return inequivalent(err, m, "exchange", "durable", d->name, bool_text(d->durable),
+                                bool_text(x->durable));
+        if (x->auto_delete != d->auto_delete)
+            return inequivalent(err, m, "exchange", "auto_delete", d->name, bool_text(d->auto_delete),
+                                bool_text(x->auto_delete));
+        if (x->internal != d->internal)
+            return inequivalent(err, m, "exchange", "internal", d->name, bool_text(d->internal),
+                                bool_text(x->internal));
+        struct proto_bytes current = {x->arguments, x->arguments_len};
+        if (!bytes_equal(current, d->arguments))
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, m,
+                              "inequivalent arg 'arguments' for exchange '" BYTES_FMT "' in vhost '%s'",
+                              BYTES_ARG(d->name), vhost->name);
+        return 0;
+    }
+    if (has_prefix(d->name, "amq."))
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m,
+                          "exchange name '" BYTES_FMT "' contains reserved prefix 'amq.*'", BYTES_ARG(d->name));
+    struct table_value v;
+    if (table_find(d->arguments, "alternate-exchange", &v) == 1 && v.type != TABLE_LONGSTR)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m,
+                          "invalid arg 'alternate-exchange' for exchange '" BYTES_FMT "' in vhost '%s'",
+                          BYTES_ARG(d->name), vhost->name);
+    if (!exchange_new(vhost, d->name, kind, d->durable, d->auto_delete, d->internal, d->arguments))
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m, "out of memory");
+    return 0;
+}
+
+int vhost_exchange_delete(struct vhost *vhost, struct proto_bytes name, bool if_unused, struct reply_error *err)
+{
+    const uint32_t m = SPEC_EXCHANGE_DELETE;
+    if (name.len == 0)
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on the default exchange");
+    struct exchange *x = vhost_find_exchange(vhost, name);
+    if (!x)
+        return 0;
+    if (x->builtin)
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on exchange '" BYTES_FMT "'",
+                          BYTES_ARG(name));
+    if (if_unused && router_binding_count(x->router) > 0)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "exchange '" BYTES_FMT "' in vhost '%s' in use",
+                          BYTES_ARG(name), vhost->name);
+    HASH_DEL(vhost->exchanges, x);
+    unbind_everywhere(vhost, destination_of_exchange(x));
+    exchange_free(x);
+    return 0;
+}
+
+static int binding_change(struct exchange *source, void *destination, struct proto_bytes key,
+                          struct proto_bytes args, bool unbind, uint32_t m, struct reply_error *err)
+{
+    if (unbind) {
+        router_unbind(source->router, destination, key.ptr, key.len, args);
+        if (source->auto_delete && router_binding_count(source->router) == 0)
+            return 1; /* the caller deletes the exchange */
+        return 0;
+    }
+    int rc = router_bind(source->router, destination, key.ptr, key.len, args);
+    if (rc == -EINVAL)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "invalid binding arguments for exchange '%s'",
+                          source->name);
+    if (rc < 0)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m, "out of memory");
+    return 0;
+}
+
+static int find_exchange_for_binding(struct vhost *vhost, struct proto_bytes name, uint32_t m,
+                                     struct exchange **out, struct reply_error *err)
+{
+    if (name.len == 0)
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on the default exchange");
+    *out = vhost_find_exchange(vhost, name);
+    if (!*out)
+        return reply_fail(err, SPEC_NOT_FOUND, m, "no exchange '" BYTES_FMT "' in vhost '%s'", BYTES_ARG(name),
+                          vhost->name);
+    return 0;
+}
+
+static void delete_if_auto(struct vhost *vhost, struct exchange *x, int rc)
+{
+    if (rc == 1 && !x->builtin) {
+        HASH_DEL(vhost->exchanges, x);
+        unbind_everywhere(vhost, destination_of_exchange(x));
+        exchange_free(x);
+    }
+}
+
+int vhost_exchange_bind(struct vhost *vhost, struct proto_bytes destination, struct proto_bytes source,
+                        struct proto_bytes key, struct proto_bytes arguments, bool unbind, struct reply_error *err)
+{
+    const uint32_t m = unbind ? SPEC_EXCHANGE_UNBIND : SPEC_EXCHANGE_BIND;
+    struct exchange *src, *dst;
+    if (find_exchange_for_binding(vhost, destination, m, &dst, err) ||
+        find_exchange_for_binding(vhost, source, m, &src, err))
+        return -1;
+    int rc = binding_change(src, destination_of_exchange(dst), key, arguments, unbind, m, err);
+    if (rc < 0)
+        return rc;
+    delete_if_auto(vhost, src, rc);
+    return 0;
+}
+
+/* ---- queues ---- */
+
+static int locked(struct reply_error *err, uint32_t m, struct proto_bytes name, const char *vhost)
+{
+    return reply_fail(err, SPEC_RESOURCE_LOCKED, m,
+                      "cannot obtain exclusive access to locked queue '" BYTES_FMT "' in vhost '%s'. It could be "
+                      "originally declared on another connection or the exclusive property value does not "
+                      "match that of the original declaration.",
+                      BYTES_ARG(name), vhost);
+}
+
+int vhost_queue_lookup(struct vhost *vhost, struct proto_bytes name, void *owner, struct queue **out,
+                       struct reply_error *err)
+{
+    struct queue *q = vhost_find_queue(vhost, name);
+    if (!q)
+        return reply_fail(err, SPEC_NOT_FOUND, 0, "no queue '" BYTES_FMT "' in vhost '%s'", BYTES_ARG(name),
+                          vhost->name);
+    if (queue_owner(q) && queue_owner(q) != owner)
+        return locked(err, 0, name, vhost->name);
+    *out = q;
+    return 0;
+}
+
+static void generate_name(struct vhost *vhost, char out[32])
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint64_t x = ++vhost->name_counter * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)vhost;
+    memcpy(out, "amq.gen-", 8);
+    for (int i = 0; i < 22; i++) {
+        x ^= x >> 29;
+        x *= 0xBF58476D1CE4E5B9ull;
+        x ^= x >> 32;
+        out[8 + i] = alphabet[x & 63];
+    }
+    out[30] = '\0';
+}
+
+static int check_queue_equivalence(struct vhost *vhost, struct queue *q, const struct queue_declare *d,
+                                   struct reply_error *err)
+{
+    const uint32_t m = SPEC_QUEUE_DECLARE;
+    const struct queue_settings *s = queue_settings(q);
+    struct proto_bytes name = queue_name(q);
+    if (s->durable != d->durable)
+        return inequivalent(err, m, "queue", "durable", name, bool_text(d->durable), bool_text(s->durable));
+    if (s->auto_delete != d->auto_delete)
+        return inequivalent(err, m, "queue", "auto_delete", name, bool_text(d->auto_delete),
+                            bool_text(s->auto_delete));
+    if (s->exclusive != d->exclusive)
+        return locked(err, m, name, vhost->name);
+    if (!bytes_equal(queue_arguments(q), d->arguments))
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m,
+                          "inequivalent arg 'arguments' for queue '" BYTES_FMT "' in vhost '%s'",
+                          BYTES_ARG(name), vhost->name);
+    return 0;
+}
+
+int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, struct queue **out,
+                        struct reply_error *err)
+{
+    const uint32_t m = SPEC_QUEUE_DECLARE;
+    struct queue *q = d->name.len ? vhost_find_queue(vhost, d->name) : NULL;
+    if (d->passive) {
+        if (!q)
+            return reply_fail(err, SPEC_NOT_FOUND, m, "no queue '" BYTES_FMT "' in vhost '%s'", BYTES_ARG(d->name),
+                              vhost->name);
+        if (queue_owner(q) && queue_owner(q) != d->owner)
+            return locked(err, m, d->name, vhost->name);
+        *out = q;
+        return 0;
+    }
+    if (q) {
+        if (queue_owner(q) && queue_owner(q) != d->owner)
+            return locked(err, m, d->name, vhost->name);
+        if (check_queue_equivalence(vhost, q, d, err) != 0)
+            return -1;
+        queue_touch(q, vhost->hooks.now_ms(vhost->hooks.ctx));
+        *out = q;
+        return 0;
+    }
+    char generated[32];
+    struct proto_bytes name = d->name;
+    if (name.len == 0) {
+        do {
+            generate_name(vhost, generated);
+            name = (struct proto_bytes){(const uint8_t *)generated, 30};
+        } while (vhost_find_queue(vhost, name));
+    } else if (has_prefix(name, "amq.")) {
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "queue name '" BYTES_FMT "' contains reserved prefix 'amq.*'",
+                          BYTES_ARG(name));
+    }
+    struct queue_settings settings;
+    if (queue_settings_parse(name, d->arguments, &settings, err) != 0) {
+        err->method_id = m;
+        return -1;
+    }
+    settings.durable = d->durable;
+    settings.exclusive = d->exclusive;
+    settings.auto_delete = d->auto_delete;
+    struct queue_hooks hooks = {.dropped = queue_dropped, .unused = queue_unused, .ctx = vhost};
+    struct queue_slot *slot = calloc(1, sizeof *slot);
+    q = slot ? queue_create(name, &settings, d->arguments, &hooks) : NULL;
+    if (!q) {
+        free(slot);
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m, "out of memory");
+    }
+    if (d->exclusive)
+        queue_set_owner(q, d->owner);
+    queue_touch(q, vhost->hooks.now_ms(vhost->hooks.ctx));
+    slot->queue = q;
+    slot->name = queue_name(q);
+    HASH_ADD_KEYPTR(hh, vhost->queues, slot->name.ptr, slot->name.len, slot);
+    *out = q;
+    return 0;
+}
+
+void vhost_queue_remove(struct vhost *vhost, struct queue *queue)
+{
+    struct proto_bytes name = queue_name(queue);
+    struct queue_slot *slot;
+    HASH_FIND(hh, vhost->queues, name.ptr, name.len, slot);
+    if (!slot || slot->queue != queue)
+        return;
+    if (vhost->hooks.queue_deleting)
+        vhost->hooks.queue_deleting(vhost->hooks.ctx, queue);
+    HASH_DEL(vhost->queues, slot);
+    unbind_everywhere(vhost, queue);
+    queue_delete(queue);
+    queue_release(queue);
+    free(slot);
+}
+
+int vhost_queue_delete(struct vhost *vhost, struct proto_bytes name, void *owner, bool if_unused,
+                       bool if_empty, uint32_t *count, struct reply_error *err)
+{
+    const uint32_t m = SPEC_QUEUE_DELETE;
+    *count = 0;
+    struct queue *q = vhost_find_queue(vhost, name);
+    if (!q)
+        return 0;
+    if (queue_owner(q) && queue_owner(q) != owner)
+        return locked(err, m, name, vhost->name);
+    if (if_unused && queue_consumer_count(q) > 0)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "queue '" BYTES_FMT "' in vhost '%s' in use",
+                          BYTES_ARG(name), vhost->name);
+    if (if_empty && queue_ready_count(q) > 0)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "queue '" BYTES_FMT "' in vhost '%s' is not empty",
+                          BYTES_ARG(name), vhost->name);
+    *count = (uint32_t)queue_ready_count(q);
+    vhost_queue_remove(vhost, q);
+    return 0;
+}
+
+int vhost_queue_bind(struct vhost *vhost, struct proto_bytes queue, struct proto_bytes exchange,
+                     struct proto_bytes key, struct proto_bytes arguments, void *owner, bool unbind,
+                     struct reply_error *err)
+{
+    const uint32_t m = unbind ? SPEC_QUEUE_UNBIND : SPEC_QUEUE_BIND;
+    struct queue *q;
+    if (vhost_queue_lookup(vhost, queue, owner, &q, err) != 0) {
+        err->method_id = m;
+        return -1;
+    }
+    struct exchange *x;
+    if (find_exchange_for_binding(vhost, exchange, m, &x, err) != 0)
+        return -1;
+    int rc = binding_change(x, q, key, arguments, unbind, m, err);
+    if (rc < 0)
+        return rc;
+    delete_if_auto(vhost, x, rc);
+    return 0;
+}
+
+void vhost_owner_gone(struct vhost *vhost, void *owner)
+{
+    struct queue_slot *slot, *tmp;
+    HASH_ITER(hh, vhost->queues, slot, tmp) {
+        if (queue_owner(slot->queue) == owner)
+            vhost_queue_remove(vhost, slot->queue);
+    }
+}
+
+uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms)
+{
+    uint64_t next = UINT64_MAX;
+    struct queue_slot *slot, *tmp;
+    HASH_ITER(hh, vhost->queues, slot, tmp) {
+        struct queue *q = slot->queue;
+        const struct queue_settings *s = queue_settings(q);
+        if (s->expires_ms > 0 && queue_consumer_count(q) == 0) {
+            uint64_t deadline = queue_last_used(q) + (uint64_t)s->expires_ms;
+            if (deadline <= now_ms) {
+                vhost_queue_remove(vhost, q);
+                continue;
+            }
+            if (deadline < next)
+                next = deadline;
+        }
+        uint64_t expiry = queue_expire(q, now_ms);
+        if (expiry < next)
+            next = expiry;
+    }
+    return next;
+}
+
+void vhost_for_each_queue(struct vhost *vhost, void (*fn)(struct queue *queue, void *arg), void *arg)
+{
+    struct queue_slot *slot, *tmp;
+    HASH_ITER(hh, vhost->queues, slot, tmp) {
+        fn(slot->queue, arg);
+    }
+}
+
+size_t vhost_queue_count(const struct vhost *vhost) { return HASH_COUNT(vhost->queues); }

@@ -1,0 +1,94 @@
+/* broker/model/vhost.h: a virtual host: its exchanges, queues and bindings, and the RabbitMQ
+ * rules for declaring, deleting, binding and routing. Every operation that can fail returns 0
+ * or -1 with a reply_error carrying RabbitMQ's reply code and text. Knows nothing of sockets:
+ * connections appear only as opaque owner pointers (for exclusive queues). */
+#ifndef WARREN_VHOST_H
+#define WARREN_VHOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "reply.h"
+#include "router.h"
+
+struct exchange;
+struct message;
+struct queue;
+struct route_set;
+struct vhost;
+
+/* Effects the vhost asks its owner (the AMQP layer) to carry out. */
+struct vhost_hooks {
+    /* A queue is about to be deleted (by queue.delete, auto-delete, exclusivity or x-expires):
+     * cancel its consumers (sending basic.cancel where the client supports it). */
+    void (*queue_deleting)(void *ctx, struct queue *queue);
+    /* Queues received a message by dead-lettering: dispatch them. */
+    void (*queue_ready)(void *ctx, struct queue *queue);
+    /* Loop time in ms, for TTL. */
+    uint64_t (*now_ms)(void *ctx);
+    void *ctx;
+};
+
+struct exchange_declare {
+    struct proto_bytes name, type, arguments;
+    bool passive, durable, auto_delete, internal;
+};
+
+struct queue_declare {
+    struct proto_bytes name, arguments;
+    bool passive, durable, exclusive, auto_delete;
+    void *owner; /* the declaring connection */
+};
+
+/* Creates the vhost `name` with the default exchange and the amq.* exchanges. NULL on ENOMEM. */
+struct vhost *vhost_create(const char *name, const struct vhost_hooks *hooks);
+/* Frees the vhost, its exchanges and its queues. */
+void vhost_destroy(struct vhost *vhost);
+const char *vhost_name(const struct vhost *vhost);
+
+/* exchange.declare with RabbitMQ's rules (reserved amq. prefix 403, unknown type 503,
+ * inequivalent redeclare 406, passive on a missing exchange 404). */
+int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d, struct reply_error *err);
+/* exchange.delete; a missing exchange is not an error (as RabbitMQ). if_unused: 406 when it is
+ * the source of bindings. */
+int vhost_exchange_delete(struct vhost *vhost, struct proto_bytes name, bool if_unused, struct reply_error *err);
+/* exchange.bind / exchange.unbind: destination receives what source routes. */
+int vhost_exchange_bind(struct vhost *vhost, struct proto_bytes destination, struct proto_bytes source,
+                        struct proto_bytes key, struct proto_bytes arguments, bool unbind, struct reply_error *err);
+
+/* queue.declare. On success *out is the queue (borrowed) and the counts are filled; a new name
+ * for a server-named queue is readable through queue_name. */
+int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, struct queue **out,
+                        struct reply_error *err);
+/* Finds a queue usable by owner: 404 when missing, 405 when exclusive to another connection. */
+int vhost_queue_lookup(struct vhost *vhost, struct proto_bytes name, void *owner, struct queue **out,
+                       struct reply_error *err);
+/* queue.delete; returns the number of messages deleted in *count. Missing: not an error. */
+int vhost_queue_delete(struct vhost *vhost, struct proto_bytes name, void *owner, bool if_unused,
+                       bool if_empty, uint32_t *count, struct reply_error *err);
+/* Deletes a queue the vhost holds (auto-delete, exclusive owner gone, x-expires). */
+void vhost_queue_remove(struct vhost *vhost, struct queue *queue);
+/* queue.bind / queue.unbind. */
+int vhost_queue_bind(struct vhost *vhost, struct proto_bytes queue, struct proto_bytes exchange,
+                     struct proto_bytes key, struct proto_bytes arguments, void *owner, bool unbind,
+                     struct reply_error *err);
+/* A connection went away: delete its exclusive queues. */
+void vhost_owner_gone(struct vhost *vhost, void *owner);
+
+/* Resolves the queues a message published to `exchange` with its routing key and headers
+ * reaches (following exchange-to-exchange bindings and alternate exchanges, each queue once).
+ * 404 when the exchange is missing, 403 when it is internal. out is cleared first. */
+int vhost_route(struct vhost *vhost, struct proto_bytes exchange, const struct message *msg,
+                struct route_set *out, struct reply_error *err);
+
+/* Expires messages (TTL) and unused queues (x-expires) at loop time now_ms; returns the next
+ * time this should run (UINT64_MAX: nothing pending). */
+uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms);
+
+/* Listing (for warrenctl and tests). */
+void vhost_for_each_queue(struct vhost *vhost, void (*fn)(struct queue *queue, void *arg), void *arg);
+size_t vhost_queue_count(const struct vhost *vhost);
+
+#endif

@@ -1,0 +1,53 @@
+/* broker/model/vhost_internal.h: the vhost's tables, shared by vhost.c (declarations and
+ * bindings) and vhost_route.c (routing and dead-lettering). Not for other layers. */
+#ifndef WARREN_VHOST_INTERNAL_H
+#define WARREN_VHOST_INTERNAL_H
+
+#include "route_set.h"
+#include "uthash.h"
+#include "vhost.h"
+
+#define NAME_MAX_LEN 255
+
+struct exchange {
+    char name[NAME_MAX_LEN + 1];
+    uint8_t name_len;
+    enum router_kind kind;
+    bool durable, auto_delete, internal;
+    bool builtin; /* the default exchange and amq.*: cannot be deleted */
+    uint8_t *arguments;
+    uint32_t arguments_len;
+    struct proto_bytes alternate; /* alternate-exchange argument, inside arguments */
+    struct router *router;
+    UT_hash_handle hh;
+};
+
+struct queue_slot {
+    struct queue *queue;
+    struct proto_bytes name; /* points into the queue */
+    UT_hash_handle hh;
+};
+
+struct vhost {
+    char name[NAME_MAX_LEN + 1];
+    struct vhost_hooks hooks;
+    struct exchange *exchanges;
+    struct queue_slot *queues;
+    struct route_set scratch;   /* reused by routing: allocation-free in steady state */
+    struct route_set visited;   /* exchanges seen while following e2e bindings */
+    uint64_t name_counter;
+    int dead_letter_depth;      /* guards dead-letter cycles through the hooks */
+};
+
+/* Tagged destinations in a router: exchanges have the low bit set, queues do not. */
+static inline void *destination_of_exchange(struct exchange *x) { return (void *)((uintptr_t)x | 1u); }
+static inline bool destination_is_exchange(const void *d) { return ((uintptr_t)d & 1u) != 0; }
+static inline struct exchange *destination_exchange(void *d) { return (struct exchange *)((uintptr_t)d & ~(uintptr_t)1); }
+
+struct exchange *vhost_find_exchange(struct vhost *vhost, struct proto_bytes name);
+struct queue *vhost_find_queue(struct vhost *vhost, struct proto_bytes name);
+
+/* queue_hooks.dropped: dead-letters msg when the queue has a dead-letter exchange. */
+void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int reason);
+
+#endif

@@ -1,0 +1,238 @@
+/* broker/model/vhost_route.c: routing a message from an exchange to its queues (default
+ * exchange, exchange-to-exchange bindings, alternate exchanges) and dead-lettering. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "message.h"
+#include "queue.h"
+#include "spec.h"
+#include "table.h"
+#include "vhost_internal.h"
+
+#define MAX_EXCHANGE_HOPS 64
+
+/* Routes through x into out; exchanges reached by e2e bindings are expanded breadth-first,
+ * each at most once (vhost->visited), so binding cycles terminate. */
+static int route_exchange(struct vhost *vhost, struct exchange *x, const struct message *msg,
+                          struct proto_bytes headers, struct route_set *out)
+{
+    if (x->name_len == 0) {
+        struct queue *q = vhost_find_queue(vhost, msg->routing_key);
+        return q ? route_set_add(out, q) < 0 : 0;
+    }
+    route_set_clear(&vhost->visited);
+    route_set_add(&vhost->visited, x);
+    for (size_t i = 0; i < vhost->visited.count && i < MAX_EXCHANGE_HOPS; i++) {
+        struct exchange *cur = vhost->visited.items[i];
+        size_t before = out->count;
+        route_set_clear(&vhost->scratch);
+        if (router_route(cur->router, msg->routing_key, headers, &vhost->scratch) != 0)
+            return -1;
+        bool routed_any = false;
+        for (size_t j = 0; j < vhost->scratch.count; j++) {
+            void *d = vhost->scratch.items[j];
+            if (destination_is_exchange(d)) {
+                route_set_add(&vhost->visited, destination_exchange(d));
+                routed_any = true;
+            } else if (route_set_add(out, d) < 0) {
+                return -1;
+            } else {
+                routed_any = true;
+            }
+        }
+        (void)before;
+        if (!routed_any && cur->alternate.len) {
+            struct exchange *ae = vhost_find_exchange(vhost, cur->alternate);
+            if (ae && ae->name_len)
+                route_set_add(&vhost->visited, ae);
+        }
+    }
+    return 0;
+}
+
+int vhost_route(struct vhost *vhost, struct proto_bytes exchange, const struct message *msg,
+                struct route_set *out, struct reply_error *err)
+{
+    route_set_clear(out);
+    struct exchange *x = vhost_find_exchange(vhost, exchange);
+    if (!x)
+        return reply_fail(err, SPEC_NOT_FOUND, SPEC_BASIC_PUBLISH, "no exchange '%.*s' in vhost '%s'",
+                          (int)exchange.len, (const char *)exchange.ptr, vhost->name);
+    if (x->internal)
+        return reply_fail(err, SPEC_ACCESS_REFUSED, SPEC_BASIC_PUBLISH,
+                          "cannot publish to internal exchange '%s' in vhost '%s'", x->name, vhost->name);
+    struct proto_bytes headers = x->kind == ROUTER_HEADERS ? message_headers(msg) : (struct proto_bytes){0};
+    if (route_exchange(vhost, x, msg, headers, out) != 0)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory while routing");
+    return 0;
+}
+
+/* ---- dead-lettering ---- */
+
+static const char *const reason_names[] = {"rejected", "expired", "maxlen"};
+
+static void put_str(struct table_buf *t, const char *key, struct proto_bytes s)
+{
+    struct table_value v = {.type = TABLE_LONGSTR};
+    v.v.bytes = s;
+    table_buf_put_field(t, key, strlen(key), &v);
+}
+
+static struct proto_bytes cstr(const char *s) { return (struct proto_bytes){(const uint8_t *)s, (uint32_t)strlen(s)}; }
+
+static bool bytes_equal(struct proto_bytes a, struct proto_bytes b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/* Builds one x-death entry. count is the number of times this (queue, reason) happened. */
+static void build_death(struct table_buf *entry, struct proto_bytes queue, const char *reason,
+                        const struct message *msg, int64_t count, uint64_t now_s)
+{
+    struct table_value v = {.type = TABLE_INT64, .v.i64 = count};
+    table_buf_put_field(entry, "count", 5, &v);
+    put_str(entry, "reason", cstr(reason));
+    put_str(entry, "queue", queue);
+    v = (struct table_value){.type = TABLE_TIMESTAMP, .v.u64 = now_s};
+    table_buf_put_field(entry, "time", 4, &v);
+    put_str(entry, "exchange", msg->exchange);
+    struct table_buf keys = {0};
+    struct table_value k = {.type = TABLE_LONGSTR};
+    k.v.bytes = msg->routing_key;
+    table_buf_put_value(&keys, &k);
+    v = (struct table_value){.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){keys.data, (uint32_t)keys.len};
+    table_buf_put_field(entry, "routing-keys", 12, &v);
+    table_buf_free(&keys);
+}
+
+/* New headers: the old ones with x-death updated as RabbitMQ does (the entry for this queue
+ * and reason moves to the front with its count incremented; others keep their order) and
+ * the x-first-death-* fields set on the first death. */
+static int build_headers(struct proto_bytes old, struct proto_bytes queue, const char *reason,
+                         const struct message *msg, uint64_t now_s, struct table_buf *out)
+{
+    struct table_iter it;
+    struct proto_bytes key;
+    struct table_value v;
+    struct table_value old_deaths = {0};
+    bool first_death = true;
+    table_iter_init(&it, old);
+    while (table_next(&it, &key, &v) == 1) {
+        if (bytes_equal(key, cstr("x-death")) && v.type == TABLE_ARRAY) {
+            old_deaths = v;
+            first_death = false;
+            continue;
+        }
+        if (bytes_equal(key, cstr("x-first-death-reason")) || bytes_equal(key, cstr("x-first-death-queue")) ||
+            bytes_equal(key, cstr("x-first-death-exchange")))
+            first_death = false;
+        table_buf_put_field(out, (const char *)key.ptr, key.len, &v);
+    }
+    if (first_death) {
+        put_str(out, "x-first-death-reason", cstr(reason));
+        put_str(out, "x-first-death-queue", queue);
+        put_str(out, "x-first-death-exchange", msg->exchange);
+    }
+    int64_t count = 1;
+    struct table_buf rest = {0};
+    if (old_deaths.type == TABLE_ARRAY) {
+        table_iter_init(&it, old_deaths.v.bytes);
+        while (array_next(&it, &v) == 1) {
+            struct table_value q, r, c;
+            if (v.type == TABLE_TABLE && table_find(v.v.bytes, "queue", &q) == 1 && bytes_equal(q.v.bytes, queue) &&
+                table_find(v.v.bytes, "reason", &r) == 1 && bytes_equal(r.v.bytes, cstr(reason))) {
+                int64_t n;
+                if (table_find(v.v.bytes, "count", &c) == 1 && table_value_to_int(&c, &n))
+                    count = n + 1;
+                continue;
+            }
+            table_buf_put_value(&rest, &v);
+        }
+    }
+    struct table_buf entry = {0}, deaths = {0};
+    build_death(&entry, queue, reason, msg, count, now_s);
+    v = (struct table_value){.type = TABLE_TABLE};
+    v.v.bytes = (struct proto_bytes){entry.data, (uint32_t)entry.len};
+    table_buf_put_value(&deaths, &v);
+    if (rest.len) {
+        uint8_t *p = realloc(deaths.data, deaths.len + rest.len);
+        if (p) {
+            memcpy(p + deaths.len, rest.data, rest.len);
+            deaths.data = p;
+            deaths.len += rest.len;
+        }
+    }
+    v = (struct table_value){.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){deaths.data, (uint32_t)deaths.len};
+    int rc = table_buf_put_field(out, "x-death", 7, &v);
+    table_buf_free(&entry);
+    table_buf_free(&deaths);
+    table_buf_free(&rest);
+    return rc;
+}
+
+/* Copy of msg, published to dlx, with new headers, the expiration property removed (RabbitMQ drops it so the
+ * message does not expire again in the dead-letter queue) and a new routing key. */
+static struct message *dead_letter_copy(const struct message *msg, struct proto_bytes queue, const char *reason,
+                                        struct proto_bytes dlx, struct proto_bytes routing_key, uint64_t now_s)
+{
+    struct spec_content_header h;
+    if (spec_content_header_decode(msg->header.ptr, msg->header.len, &h) != 0)
+        return NULL;
+    struct proto_bytes old = (h.props.flags & SPEC_BASIC_HEADERS_FLAG) ? h.props.headers : (struct proto_bytes){0};
+    struct table_buf headers = {0};
+    if (build_headers(old, queue, reason, msg, now_s, &headers) != 0) {
+        table_buf_free(&headers);
+        return NULL;
+    }
+    h.props.headers = (struct proto_bytes){headers.data, (uint32_t)headers.len};
+    h.props.flags |= SPEC_BASIC_HEADERS_FLAG;
+    h.props.flags &= (uint16_t)~SPEC_BASIC_EXPIRATION_FLAG;
+    size_t cap = msg->header.len + headers.len + 64;
+    uint8_t *buf = malloc(cap);
+    struct message *copy = NULL;
+    long n = buf ? spec_content_header_encode(&h, buf, cap) : -1;
+    if (n > 0) {
+        copy = message_create(dlx, routing_key, (struct proto_bytes){buf, (uint32_t)n}, msg->body_size);
+        if (copy)
+            memcpy(copy->body, msg->body, msg->body_size);
+    }
+    free(buf);
+    table_buf_free(&headers);
+    return copy;
+}
+
+void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int reason)
+{
+    struct vhost *vhost = ctx;
+    struct proto_bytes dlx, dlrk;
+    if (!queue_dead_letter_exchange(queue, &dlx))
+        return;
+    /* A message dead-lettered back into a queue it already died in for the same reason would
+     * loop forever in RabbitMQ too; a depth guard keeps one publish from recursing unbounded. */
+    if (vhost->dead_letter_depth > 8)
+        return;
+    struct exchange *x = vhost_find_exchange(vhost, dlx);
+    if (!x)
+        return;
+    struct proto_bytes key = queue_dead_letter_routing_key(queue, &dlrk) ? dlrk : msg->routing_key;
+    uint64_t now = vhost->hooks.now_ms(vhost->hooks.ctx);
+    struct message *copy = dead_letter_copy(msg, queue_name(queue), reason_names[reason], dlx, key, now / 1000);
+    if (!copy)
+        return;
+    vhost->dead_letter_depth++;
+    struct route_set targets = {0};
+    struct proto_bytes headers = x->kind == ROUTER_HEADERS ? message_headers(copy) : (struct proto_bytes){0};
+    if (route_exchange(vhost, x, copy, headers, &targets) == 0) {
+        for (size_t i = 0; i < targets.count; i++) {
+            struct queue *target = targets.items[i];
+            if (queue_publish(target, copy, now) == 0 && vhost->hooks.queue_ready)
+                vhost->hooks.queue_ready(vhost->hooks.ctx, target);
+        }
+    }
+    route_set_free(&targets);
+    message_release(copy);
+    vhost->dead_letter_depth--;
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# tests/run_all.sh: installs what the suite needs (Debian 12), builds Warren twice (optimised,
+# and with AddressSanitizer + UndefinedBehaviorSanitizer), runs every test under ctest in both
+# builds, then runs the libFuzzer targets for a bounded number of iterations.
+# Usage: bash tests/run_all.sh            (from the repository root or anywhere)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PACKAGES=(build-essential cmake pkg-config python3 python3-pika amqp-specs uthash-dev
+          libcmocka-dev librabbitmq-dev amqp-tools clang libclang-rt-14-dev)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+JOBS="$(nproc)"
+passed=0; failed=0
+run_ctest() { # $1 build dir, $2 label
+  local log; log="$(mktemp)"
+  if ctest --test-dir "$1" --output-on-failure -j "$JOBS" --timeout 900 2>&1 | tee "$log"; then :; fi
+  local line; line="$(grep -E '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -1 || true)"
+  if [ -z "$line" ]; then echo "ctest in $1 ($2) printed no summary"; failed=$((failed + 1)); rm -f "$log"; return; fi
+  local f t; f="$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")"
+  t="$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")"
+  passed=$((passed + t - f)); failed=$((failed + f)); rm -f "$log"
+}
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$JOBS"
+run_ctest build release
+
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWARREN_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$JOBS"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_ctest build-asan sanitizers
+
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DWARREN_FUZZ=ON -DWARREN_TESTS=ON >/dev/null
+cmake --build build-fuzz -j "$JOBS" --target fuzz_targets
+ctest --test-dir build-fuzz -L fuzz --output-on-failure && passed=$((passed + 1)) || failed=$((failed + 1))
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
