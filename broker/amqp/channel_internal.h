@@ -110,6 +110,11 @@ struct channel {
     uint32_t unacked_live; /* deliveries in the ring not yet settled */
     uint64_t consumer_counter;
 
+    /* Direct reply-to: the channel's reply consumer, when it has one. */
+    struct reply_slot *reply_slot;
+    uint8_t reply_tag_len;
+    char reply_tag[256];
+
     /* RabbitMQ's shortcut: an empty queue name means the last queue declared here. */
     uint8_t last_queue_len;
     char last_queue[256];

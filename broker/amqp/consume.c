@@ -7,6 +7,7 @@
 
 #include "channel_internal.h"
 #include "connection.h"
+#include "direct_reply.h"
 #include "log.h"
 #include "message.h"
 #include "netconn.h"
@@ -245,6 +246,7 @@ static void requeue_all(struct channel *ch)
 
 void channel_release_consumers(struct channel *ch)
 {
+    direct_reply_release(ch);
     while (ch->consumers)
         consumer_free(ch->consumers);
     requeue_all(ch);
@@ -270,6 +272,8 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
 {
     const uint32_t mid = SPEC_BASIC_CONSUME;
     struct proto_bytes name = a->queue;
+    if (direct_reply_is_queue(name))
+        return direct_reply_consume(ch, a->consumer_tag, a->no_ack, a->no_wait, err);
     if (channel_expand_queue_name(ch, &name, mid, err) != 0)
         return -1;
     struct queue *q;
@@ -329,6 +333,7 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
 static int basic_cancel(struct channel *ch, const struct spec_basic_cancel *a)
 {
     struct consumer *c = find_consumer(ch, a->consumer_tag);
+    direct_reply_cancel(ch, a->consumer_tag);
     if (!a->no_wait) {
         /* RabbitMQ answers cancel-ok for unknown tags too. */
         struct spec_method ok = {.id = SPEC_BASIC_CANCEL_OK};

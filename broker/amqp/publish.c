@@ -7,6 +7,7 @@
 
 #include "channel_internal.h"
 #include "connection.h"
+#include "direct_reply.h"
 #include "frame.h"
 #include "log.h"
 #include "message.h"
@@ -125,6 +126,12 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
                            struct reply_error *err)
 {
     *accepted = true;
+    int direct = direct_reply_deliver(msg);
+    if (direct >= 0) {
+        if (direct == 0 && mandatory)
+            send_return(ch, msg);
+        return 0;
+    }
     if (vhost_route(ch->vhost, msg->exchange, msg, &ch->targets, err) != 0)
         return -1;
     if (ch->targets.count == 0) {
@@ -190,6 +197,13 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
     struct proto_bytes exchange = {(const uint8_t *)ch->publish_exchange, ch->publish_exchange_len};
     struct proto_bytes key = {(const uint8_t *)ch->publish_key, ch->publish_key_len};
     struct proto_bytes header = {f->payload, f->size};
+    uint8_t rewritten[FRAME_MIN_SIZE * 2];
+    if ((h.props.flags & SPEC_BASIC_REPLY_TO_FLAG) && direct_reply_is_queue(h.props.reply_to)) {
+        if (f->size > FRAME_MIN_SIZE)
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH, "content header too large");
+        if (direct_reply_rewrite(ch, &h, rewritten, sizeof rewritten, &header, err) < 0)
+            return -1;
+    }
     ch->publishing = message_create(exchange, key, header, h.body_size);
     if (!ch->publishing)
         return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory for a %llu-byte message",
