@@ -80,6 +80,10 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
         if (parse_uint(key, value, 512ull * 1024 * 1024, &v))
             return -1;
         s->max_message_size = v;
+    } else if (strcmp(key, "memory_high_watermark") == 0) {
+        if (parse_uint(key, value, UINT64_MAX, &v))
+            return -1;
+        s->memory_high_watermark = v;
     } else if (strcmp(key, "default_user") == 0) {
         s->default_user = value;
     } else if (strcmp(key, "default_pass") == 0) {

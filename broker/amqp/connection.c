@@ -55,6 +55,8 @@ struct connection {
     struct channel_slot *last_slot; /* cache: most frames go to the channel of the last one */
     uint32_t open_channels;
     bool auth_failure_close;
+    bool publisher;
+    bool blocked;
     uint8_t *client_capabilities; /* copy of the capabilities table, owned */
     uint32_t client_capabilities_len;
     char user[256];
@@ -139,6 +141,34 @@ static void send_heartbeat(struct connection *conn)
     frame_put_header(frame, FRAME_HEARTBEAT, 0, 0);
     frame[FRAME_HEADER_SIZE] = FRAME_END_OCTET;
     netconn_write(conn->net, frame, sizeof frame);
+}
+
+/* ---- memory alarm ---- */
+
+void connection_note_publish(struct connection *conn)
+{
+    if (conn->publisher)
+        return;
+    conn->publisher = true;
+    if (server_memory_alarm(conn->server))
+        connection_set_blocked(conn, true);
+}
+
+void connection_set_blocked(struct connection *conn, bool blocked)
+{
+    if (conn->state != STATE_OPEN || conn->blocked == blocked)
+        return;
+    if (connection_client_has_capability(conn, "connection.blocked")) {
+        static const char reason[] = "low on memory";
+        struct spec_method m = {.id = blocked ? SPEC_CONNECTION_BLOCKED : SPEC_CONNECTION_UNBLOCKED};
+        if (blocked)
+            m.args.connection_blocked.reason = (struct proto_bytes){(const uint8_t *)reason, sizeof reason - 1};
+        connection_send_method(conn, 0, &m);
+    }
+    conn->blocked = blocked;
+    /* Only publishers stop: consumers must keep acknowledging, or memory never drops. */
+    if (conn->publisher)
+        netconn_pause_input(conn->net, blocked);
 }
 
 /* ---- closing ---- */

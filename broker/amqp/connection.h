@@ -37,6 +37,12 @@ void connection_fail(struct connection *conn, const struct reply_error *err);
 /* Sends connection.close 320 CONNECTION_FORCED (broker shutdown). */
 void connection_force_close(struct connection *conn, const char *reason);
 
+/* Memory alarm: publishing connections stop being read, and clients that announced the
+ * connection.blocked capability are told (connection.blocked / connection.unblocked). */
+void connection_set_blocked(struct connection *conn, bool blocked);
+/* Marks the connection as a publisher (it is paused while the memory alarm is on). */
+void connection_note_publish(struct connection *conn);
+
 /* Negotiated limits and identity. */
 uint32_t connection_frame_max(const struct connection *conn);
 struct server *connection_server(const struct connection *conn);

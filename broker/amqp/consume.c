@@ -170,32 +170,47 @@ void channel_dispatch_consumers(struct channel *ch)
 
 /* ---- settling ---- */
 
-static void settle_one(struct channel *ch, struct delivery *d, enum queue_settle_mode mode)
+/* Settles one delivery. Requeued messages are offered again only after the caller's loop
+ * over the ring ends (dispatching inside it could push onto the ring being walked), so the
+ * queue is remembered in `requeued` with a reference of its own. */
+static void settle_one(struct channel *ch, struct delivery *d, enum queue_settle_mode mode,
+                       struct route_set *requeued)
 {
     if (d->consumer)
         d->consumer->unacked--;
     ch->unacked_live--;
     queue_settle(d->queue, &d->entry, mode);
-    if (mode == QUEUE_REQUEUE)
-        queue_dispatch(d->queue, channel_now(ch));
+    if (mode == QUEUE_REQUEUE && route_set_add(requeued, d->queue) == 1)
+        queue_retain(d->queue);
     queue_release(d->queue);
     d->queue = NULL;
+}
+
+static void dispatch_requeued(struct channel *ch, struct route_set *requeued)
+{
+    uint64_t now = channel_now(ch);
+    for (size_t i = 0; i < requeued->count; i++) {
+        queue_dispatch(requeued->items[i], now);
+        queue_release(requeued->items[i]);
+    }
+    route_set_free(requeued);
 }
 
 int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum queue_settle_mode mode,
                    uint32_t method_id, struct reply_error *err)
 {
     struct delivery_ring *r = &ch->unacked;
+    struct route_set requeued = {0};
     if (multiple) {
         /* multiple with tag 0 means "everything outstanding" (RabbitMQ). */
-        uint32_t end = tag == 0 ? r->count : ring_lower_bound(r, tag + 1);
         if (tag != 0 && tag > ch->next_delivery_tag)
             return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
                               (unsigned long long)tag);
+        uint32_t end = tag == 0 ? r->count : ring_lower_bound(r, tag + 1);
         for (uint32_t i = 0; i < end; i++) {
             struct delivery *d = ring_at(r, i);
             if (d->queue)
-                settle_one(ch, d, mode);
+                settle_one(ch, d, mode, &requeued);
         }
     } else {
         uint32_t i = ring_lower_bound(r, tag);
@@ -203,9 +218,10 @@ int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum queue_s
         if (!d || d->tag != tag || !d->queue)
             return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
                               (unsigned long long)tag);
-        settle_one(ch, d, mode);
+        settle_one(ch, d, mode, &requeued);
     }
     ring_trim(r);
+    dispatch_requeued(ch, &requeued);
     channel_dispatch_consumers(ch);
     return 0;
 }
@@ -228,20 +244,15 @@ static int settle_method(struct channel *ch, uint64_t tag, bool multiple, enum q
 static void requeue_all(struct channel *ch)
 {
     struct delivery_ring *r = &ch->unacked;
+    struct route_set requeued = {0};
     for (uint32_t i = 0; i < r->count; i++) {
         struct delivery *d = ring_at(r, i);
-        if (!d->queue)
-            continue;
-        if (d->consumer)
-            d->consumer->unacked--;
-        ch->unacked_live--;
-        queue_settle(d->queue, &d->entry, QUEUE_REQUEUE);
-        queue_dispatch(d->queue, channel_now(ch));
-        queue_release(d->queue);
-        d->queue = NULL;
+        if (d->queue)
+            settle_one(ch, d, QUEUE_REQUEUE, &requeued);
     }
     r->count = 0;
     r->head = 0;
+    dispatch_requeued(ch, &requeued);
 }
 
 void channel_release_consumers(struct channel *ch)

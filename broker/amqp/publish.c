@@ -49,6 +49,7 @@ int channel_publish(struct channel *ch, const struct spec_method *m, struct repl
     ch->publish_key_len = (uint8_t)a->routing_key.len;
     ch->publish_mandatory = a->mandatory;
     ch->stage = PUBLISH_AWAIT_HEADER;
+    connection_note_publish(ch->conn);
     if (ch->confirm_mode)
         ch->publish_seq++;
     return 0;

@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "channel_internal.h"
 #include "connection.h"
 #include "event_loop.h"
 #include "log.h"
+#include "message.h"
 #include "netconn.h"
 #include "queue.h"
 #include "vhost.h"
@@ -27,7 +29,35 @@ struct server {
     uint64_t shutdown_deadline;
     struct vhost *vhost;
     uint64_t tick_timer;
+    uint64_t memory_limit;
+    bool memory_alarm;
 };
+
+bool server_memory_alarm(const struct server *server) { return server->memory_alarm; }
+
+static void block_one(struct netconn *net, void *arg)
+{
+    struct connection *conn = netconn_context(net);
+    if (conn)
+        connection_set_blocked(conn, *(bool *)arg);
+}
+
+/* RabbitMQ's memory alarm, over the bytes held by messages: on above the limit, off again
+ * below 90% of it (hysteresis keeps it from flapping). */
+static void check_memory(struct server *server)
+{
+    uint64_t used = message_memory_bytes();
+    bool alarm = server->memory_alarm ? used > server->memory_limit / 10 * 9 : used > server->memory_limit;
+    if (alarm == server->memory_alarm)
+        return;
+    server->memory_alarm = alarm;
+    if (alarm)
+        log_warning("memory alarm: messages use %llu bytes, above the high watermark of %llu; blocking publishers",
+                    (unsigned long long)used, (unsigned long long)server->memory_limit);
+    else
+        log_info("memory alarm cleared: messages use %llu bytes", (unsigned long long)used);
+    netconn_for_each(server->loop, block_one, &alarm);
+}
 
 void server_config_defaults(struct server_config *cfg)
 {
@@ -63,12 +93,12 @@ static void on_accept(struct netconn *net, void *arg)
     connection_accept(server, net);
 }
 
-/* The fixed order of each pass: (1) write every pending output queue with writev, (2) free the
+/* The fixed order of each pass: (0) raise or clear the memory alarm, (1) write every pending output queue with writev, (2) free the
  * connections whose close finished. Durable stores will sync before (1) so that confirms only
  * leave once their messages are on disk. */
 static void before_sleep(struct event_loop *loop, void *data)
 {
-    (void)data;
+    check_memory(data);
     netconn_flush_all(loop);
     netconn_reap(loop);
 }
@@ -116,6 +146,11 @@ struct server *server_create(struct event_loop *loop, const struct server_config
         return NULL;
     server->loop = loop;
     server->config = *cfg;
+    server->memory_limit = cfg->memory_high_watermark;
+    if (server->memory_limit == 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        server->memory_limit = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 10 * 4 : 1ull << 30;
+    }
     struct vhost_hooks hooks = {
         .queue_deleting = hook_queue_deleting,
         .queue_ready = hook_queue_ready,

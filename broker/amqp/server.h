@@ -24,6 +24,7 @@ struct server_config {
     const char *default_user;       /* "guest" */
     const char *default_pass;       /* "guest" */
     bool default_user_loopback_only; /* true, as RabbitMQ's loopback_users */
+    uint64_t memory_high_watermark;  /* bytes of messages that trigger connection.blocked; 0 = 40% of RAM */
 };
 
 /* Fills cfg with RabbitMQ-like defaults. */
@@ -44,6 +45,8 @@ void server_destroy(struct server *server);
 
 /* For the AMQP layer's own files. */
 struct vhost *server_vhost(const struct server *server);
+/* True while message memory is above the high watermark. */
+bool server_memory_alarm(const struct server *server);
 const struct server_config *server_config(const struct server *server);
 struct event_loop *server_loop(const struct server *server);
 /* Connection bookkeeping: count of live AMQP connections (for shutdown). */

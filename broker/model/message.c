@@ -7,6 +7,9 @@
 #include "spec.h"
 
 static uint64_t next_message_id = 1;
+static uint64_t memory_bytes;
+
+uint64_t message_memory_bytes(void) { return memory_bytes; }
 
 /* RabbitMQ accepts an expiration that is a non-negative integer in decimal digits only. */
 static bool parse_expiration(struct proto_bytes text, uint64_t *out)
@@ -36,6 +39,7 @@ struct message *message_create(struct proto_bytes exchange, struct proto_bytes r
     if (!msg)
         return NULL;
     memset(msg, 0, sizeof *msg);
+    memory_bytes += fixed + (size_t)body_size;
     uint8_t *p = (uint8_t *)(msg + 1);
     msg->refs = 1;
     msg->id = next_message_id++;
@@ -66,8 +70,10 @@ void message_retain(struct message *msg) { msg->refs++; }
 
 void message_release(struct message *msg)
 {
-    if (msg && --msg->refs == 0)
+    if (msg && --msg->refs == 0) {
+        memory_bytes -= sizeof *msg + msg->exchange.len + msg->routing_key.len + msg->header.len + msg->body_size;
         free(msg);
+    }
 }
 
 void message_retain_cb(void *msg) { message_retain(msg); }

@@ -46,6 +46,9 @@ void message_release_cb(void *msg);
 /* The message's headers table contents (empty when absent). */
 struct proto_bytes message_headers(const struct message *msg);
 
+/* Bytes held by all live messages (for the memory alarm). */
+uint64_t message_memory_bytes(void);
+
 /* True when delivery_mode is 2. */
 static inline bool message_is_persistent(const struct message *msg) { return msg->delivery_mode == 2; }
 

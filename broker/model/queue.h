@@ -82,8 +82,10 @@ struct queue_settings {
  * as RabbitMQ does, into the argument fields of *out (durable, exclusive and auto_delete are
  * left for the caller to set). Unknown arguments are ignored. Wrong types or values fill err
  * with 406 PRECONDITION_FAILED and RabbitMQ's text ("invalid arg 'x-message-ttl' for queue 'q'
- * in vhost '/': {value_negative,-1}", method id queue.declare) and return -1. Only the
- * classic x-queue-type is accepted (quorum and stream are refused as invalid_queue_type). */
+ * in vhost '/': {value_negative,-1}", method id queue.declare) and return -1; arguments of
+ * quorum queues and streams (x-max-age, x-delivery-limit...) are refused as RabbitMQ refuses
+ * them on a classic queue. Only x-queue-type "classic" is accepted: "quorum" and "stream" get
+ * RabbitMQ's text for an unknown type ("unsupported queue type 'quorum'"). */
 int queue_settings_parse(struct proto_bytes name, struct proto_bytes arguments, struct queue_settings *out,
                          struct reply_error *err);
 
@@ -92,6 +94,7 @@ int queue_settings_parse(struct proto_bytes name, struct proto_bytes arguments, 
 struct queue *queue_create(struct proto_bytes name, const struct queue_settings *settings,
                            struct proto_bytes arguments, const struct queue_hooks *hooks);
 
+/* Takes another reference (a channel holding unsettled entries, a dispatch in progress). */
 void queue_retain(struct queue *queue);
 /* Drops a reference; the last one frees the queue and releases every message it still holds. */
 void queue_release(struct queue *queue);
@@ -102,6 +105,7 @@ void queue_release(struct queue *queue);
 size_t queue_delete(struct queue *queue);
 bool queue_is_deleted(const struct queue *queue);
 
+/* The name, settings and declare arguments, owned by the queue (valid while it lives). */
 struct proto_bytes queue_name(const struct queue *queue);
 const struct queue_settings *queue_settings(const struct queue *queue);
 struct proto_bytes queue_arguments(const struct queue *queue);
@@ -154,26 +158,33 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
  * once (passed back to ops->deliver). Returns 0, or -1 with err filled (method basic.consume):
  * 403 ACCESS_REFUSED "queue 'q' in vhost '/' in exclusive use" when an exclusive consumer
  * exists or one is requested on a queue with consumers, as RabbitMQ; 404 on a deleted queue;
- * 541 on ENOMEM. With single active consumer, the first consumer added is the active one, then
- * the next in order of addition when it goes. */
+ * 541 on ENOMEM. With single active consumer, an exclusive consume is always refused (403);
+ * the first consumer added is the active one and, when it goes, the remaining consumer with the
+ * highest priority, oldest first, takes over (RabbitMQ 3.10). */
 int queue_add_consumer(struct queue *queue, void *consumer, const struct consumer_ops *ops,
                        int32_t priority, bool exclusive, bool no_ack, struct reply_error *err);
 /* Removes consumer (unknown pointers are ignored); when it was the last one of an auto-delete
  * queue, hooks->unused runs, as the last thing this call does. */
 void queue_remove_consumer(struct queue *queue, void *consumer);
+/* Number of registered consumers (all of them, active or waiting). */
 size_t queue_consumer_count(const struct queue *queue);
 /* Calls fn for every consumer (e.g. to cancel them all before deleting). fn may remove any
  * consumer; consumers added during the walk may be skipped. */
 void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg);
 
-/* Removes every ready message (not the unsettled ones). Returns how many. */
+/* Removes every ready message (not the unsettled ones), without dead-lettering them, as
+ * RabbitMQ. Returns how many (0 on a deleted queue). */
 size_t queue_purge(struct queue *queue);
 
-/* Drops expired messages at the head (deadline <= now_ms; with priorities, at the head of
- * each level, as RabbitMQ), then enforces drop-head limits. Returns the loop time of the next
- * expiry among the heads, or MESSAGE_NO_EXPIRY. */
+/* Drops expired messages at the head (deadline <= now_ms). As in RabbitMQ only the head (the
+ * next message to deliver) is examined: a message behind it waits even when its own deadline
+ * is earlier. Then enforces drop-head limits. Returns the head's deadline (when this should run
+ * again), or MESSAGE_NO_EXPIRY. */
 uint64_t queue_expire(struct queue *queue, uint64_t now_ms);
 
+/* Ready messages and the sum of their body sizes (what x-max-length and x-max-length-bytes
+ * count), and deliveries in ack mode not yet settled. Between queue_publish and the
+ * queue_dispatch that follows, ready may exceed x-max-length by the one message just published. */
 size_t queue_ready_count(const struct queue *queue);
 size_t queue_unacked_count(const struct queue *queue);
 uint64_t queue_ready_bytes(const struct queue *queue);

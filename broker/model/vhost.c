@@ -419,13 +419,15 @@ void vhost_queue_remove(struct vhost *vhost, struct queue *queue)
     HASH_FIND(hh, vhost->queues, name.ptr, name.len, slot);
     if (!slot || slot->queue != queue)
         return;
+    /* Out of the table first: cancelling the consumers below may run the auto-delete hook,
+     * which must then find nothing left to remove. The slot's reference moves to us. */
+    HASH_DEL(vhost->queues, slot);
+    free(slot);
     if (vhost->hooks.queue_deleting)
         vhost->hooks.queue_deleting(vhost->hooks.ctx, queue);
-    HASH_DEL(vhost->queues, slot);
     unbind_everywhere(vhost, queue);
     queue_delete(queue);
     queue_release(queue);
-    free(slot);
 }
 
 int vhost_queue_delete(struct vhost *vhost, struct proto_bytes name, void *owner, bool if_unused,

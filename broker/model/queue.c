@@ -1,0 +1,563 @@
+/* broker/model/queue.c: a classic queue as RabbitMQ runs it: ready messages by priority level,
+ * FIFO within a level, requeued messages back in their original place; TTL and length limits
+ * applied at the head; consumers served round-robin within the highest consumer priority that
+ * has credit. Parsing of the declare arguments lives in queue_settings.c. */
+#include "queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "message.h"
+#include "queue_ring.h"
+#include "spec.h"
+#include "table.h"
+
+#define NO_INDEX SIZE_MAX
+#define NO_SEQ UINT64_MAX
+
+/* One priority level. Invariant: every entry in `returned` is older (lower seq) than every
+ * entry in `fresh`, because a message is only ever delivered from the head, so the head of the
+ * level is returned's front when it has one. That keeps publish and delivery O(1) and a
+ * requeue a sorted insert into the (usually small) returned ring. */
+struct queue_level {
+    struct queue_ring returned; /* delivered before and requeued, by seq */
+    struct queue_ring fresh;    /* never delivered, in publish order */
+};
+
+struct queue_consumer {
+    void *consumer;
+    const struct consumer_ops *ops;
+    uint64_t serial;      /* order of addition */
+    size_t group_end;     /* one past the last consumer of this priority */
+    int32_t priority;
+    uint32_t walk_mark;   /* queue_for_each_consumer's visit mark */
+    bool exclusive;
+    bool no_ack;
+};
+
+struct queue {
+    uint32_t refs;
+    bool deleted;
+    bool dispatching;       /* guards queue_dispatch against re-entry */
+    bool exclusive_consumer;
+    struct queue_settings settings;
+    struct queue_hooks hooks;
+    void *owner;
+
+    struct queue_level *levels; /* settings.max_priority + 1 */
+    size_t top_level;           /* no level above it holds entries */
+    uint64_t next_seq;
+    size_t ready_count;
+    uint64_t ready_bytes;
+    size_t unacked_count;
+    uint64_t last_used;
+
+    /* Sorted by priority (highest first), then order of addition. */
+    struct queue_consumer *consumers;
+    size_t consumer_count;
+    size_t consumer_capacity;
+    size_t last_served;     /* index of the consumer delivered to last, or NO_INDEX */
+    size_t active;          /* single active consumer: its index, or NO_INDEX */
+    uint64_t next_serial;
+    uint32_t walk_mark;
+
+    struct proto_bytes name;
+    struct proto_bytes arguments;
+    struct proto_bytes dead_letter_exchange;
+    struct proto_bytes dead_letter_routing_key;
+    bool has_dead_letter_routing_key;
+    uint8_t storage[]; /* name, then arguments */
+};
+
+/* ---- ready messages ------------------------------------------------------------------- */
+
+static size_t level_of(const struct queue *q, const struct message *msg)
+{
+    return msg->priority < q->settings.max_priority ? msg->priority : q->settings.max_priority;
+}
+
+/* The ring holding the level's head, or NULL when the level is empty. */
+static struct queue_ring *level_head(struct queue_level *level)
+{
+    if (queue_ring_count(&level->returned))
+        return &level->returned;
+    return queue_ring_count(&level->fresh) ? &level->fresh : NULL;
+}
+
+/* The ring holding the next message to deliver, or NULL when nothing is ready. */
+static struct queue_ring *head_ring(struct queue *q)
+{
+    if (q->ready_count == 0)
+        return NULL;
+    for (;;) {
+        struct queue_ring *ring = level_head(&q->levels[q->top_level]);
+        if (ring)
+            return ring;
+        q->top_level--; /* ready_count > 0 guarantees a non-empty level below */
+    }
+}
+
+static const struct queue_entry *head_entry(struct queue *q)
+{
+    struct queue_ring *ring = head_ring(q);
+    return ring ? queue_ring_front(ring) : NULL;
+}
+
+static void account_added(struct queue *q, const struct queue_entry *entry, size_t level)
+{
+    q->ready_count++;
+    q->ready_bytes += entry->msg->body_size;
+    if (level > q->top_level)
+        q->top_level = level;
+}
+
+/* Takes the head entry out of the ready set; the caller now holds its reference. */
+static bool take_head(struct queue *q, struct queue_entry *out)
+{
+    struct queue_ring *ring = head_ring(q);
+    if (!ring)
+        return false;
+    queue_ring_pop_front(ring, out);
+    q->ready_count--;
+    q->ready_bytes -= out->msg->body_size;
+    return true;
+}
+
+/* Hands a message that leaves unacknowledged to the hook, then drops the queue's reference.
+ * The entry is already out of the queue, so the hook may call back into it. */
+static void drop_message(struct queue *q, struct message *msg, enum queue_drop_reason reason)
+{
+    if (q->hooks.dropped)
+        q->hooks.dropped(q->hooks.ctx, q, msg, reason);
+    message_release(msg);
+}
+
+static bool over_limit(const struct queue *q)
+{
+    const struct queue_settings *s = &q->settings;
+    return (s->max_length >= 0 && q->ready_count > (uint64_t)s->max_length) ||
+           (s->max_length_bytes >= 0 && q->ready_bytes > (uint64_t)s->max_length_bytes);
+}
+
+/* x-overflow drop-head: drops head messages while over a limit, stopping at the message with
+ * seq `keep` (one just published: RabbitMQ would still hand it to a waiting consumer, so it
+ * is judged at the end of the next dispatch). */
+static void drop_over_limit(struct queue *q, uint64_t keep)
+{
+    if (q->settings.overflow_reject)
+        return;
+    while (over_limit(q)) {
+        const struct queue_entry *head = head_entry(q);
+        if (head->seq == keep)
+            return;
+        struct queue_entry entry;
+        take_head(q, &entry);
+        drop_message(q, entry.msg, QUEUE_DROP_MAXLEN);
+    }
+}
+
+/* Drops head messages whose deadline has come (deadline <= now). As in RabbitMQ, only the
+ * head is examined: a later message with an earlier deadline waits for its turn. */
+static void drop_expired(struct queue *q, uint64_t now_ms)
+{
+    const struct queue_entry *head;
+    while ((head = head_entry(q)) != NULL && head->expires_at <= now_ms) {
+        struct queue_entry entry;
+        take_head(q, &entry);
+        drop_message(q, entry.msg, QUEUE_DROP_EXPIRED);
+    }
+}
+
+/* Releases every ready message without the hook. Returns how many. */
+static size_t release_ready(struct queue *q)
+{
+    size_t count = q->ready_count;
+    for (size_t i = 0; i <= q->settings.max_priority; i++) {
+        struct queue_ring *rings[] = {&q->levels[i].returned, &q->levels[i].fresh};
+        for (size_t r = 0; r < 2; r++) {
+            for (size_t k = 0; k < queue_ring_count(rings[r]); k++)
+                message_release(queue_ring_at(rings[r], k)->msg);
+            queue_ring_free(rings[r]);
+        }
+    }
+    q->ready_count = 0;
+    q->ready_bytes = 0;
+    q->top_level = 0;
+    return count;
+}
+
+static uint64_t deadline(const struct queue *q, const struct message *msg, uint64_t now_ms)
+{
+    uint64_t ttl = MESSAGE_NO_EXPIRY;
+    if (q->settings.message_ttl_ms >= 0)
+        ttl = (uint64_t)q->settings.message_ttl_ms;
+    if (msg->has_expiration && msg->expiration_ms < ttl)
+        ttl = msg->expiration_ms;
+    if (ttl == MESSAGE_NO_EXPIRY || ttl >= MESSAGE_NO_EXPIRY - now_ms)
+        return MESSAGE_NO_EXPIRY;
+    return now_ms + ttl;
+}
+
+/* ---- life cycle ----------------------------------------------------------------------- */
+
+struct queue *queue_create(struct proto_bytes name, const struct queue_settings *settings,
+                           struct proto_bytes arguments, const struct queue_hooks *hooks)
+{
+    struct queue *q = calloc(1, sizeof(*q) + name.len + arguments.len);
+    if (!q)
+        return NULL;
+    q->levels = calloc((size_t)settings->max_priority + 1, sizeof(*q->levels));
+    if (!q->levels) {
+        free(q);
+        return NULL;
+    }
+    q->refs = 1;
+    q->settings = *settings;
+    if (hooks)
+        q->hooks = *hooks;
+    q->last_served = NO_INDEX;
+    q->active = NO_INDEX;
+    if (name.len)
+        memcpy(q->storage, name.ptr, name.len);
+    q->name = (struct proto_bytes){q->storage, name.len};
+    if (arguments.len)
+        memcpy(q->storage + name.len, arguments.ptr, arguments.len);
+    q->arguments = (struct proto_bytes){q->storage + name.len, arguments.len};
+    /* The arguments are the truth for dead-lettering; the views borrow from our copy. */
+    struct table_value value;
+    q->settings.has_dlx = table_find(q->arguments, "x-dead-letter-exchange", &value) == 1 &&
+                          value.type == TABLE_LONGSTR;
+    if (q->settings.has_dlx)
+        q->dead_letter_exchange = value.v.bytes;
+    q->has_dead_letter_routing_key = table_find(q->arguments, "x-dead-letter-routing-key", &value) == 1 &&
+                                     value.type == TABLE_LONGSTR;
+    if (q->has_dead_letter_routing_key)
+        q->dead_letter_routing_key = value.v.bytes;
+    return q;
+}
+
+void queue_retain(struct queue *queue) { queue->refs++; }
+
+void queue_release(struct queue *queue)
+{
+    if (!queue || --queue->refs > 0)
+        return;
+    release_ready(queue);
+    free(queue->levels);
+    free(queue->consumers);
+    free(queue);
+}
+
+size_t queue_delete(struct queue *queue)
+{
+    if (queue->deleted)
+        return 0;
+    queue->deleted = true;
+    size_t count = release_ready(queue);
+    free(queue->consumers);
+    queue->consumers = NULL;
+    queue->consumer_count = queue->consumer_capacity = 0;
+    queue->exclusive_consumer = false;
+    queue->last_served = queue->active = NO_INDEX;
+    return count;
+}
+
+bool queue_is_deleted(const struct queue *queue) { return queue->deleted; }
+struct proto_bytes queue_name(const struct queue *queue) { return queue->name; }
+const struct queue_settings *queue_settings(const struct queue *queue) { return &queue->settings; }
+struct proto_bytes queue_arguments(const struct queue *queue) { return queue->arguments; }
+
+bool queue_dead_letter_exchange(const struct queue *queue, struct proto_bytes *out)
+{
+    if (!queue->settings.has_dlx)
+        return false;
+    *out = queue->dead_letter_exchange;
+    return true;
+}
+
+bool queue_dead_letter_routing_key(const struct queue *queue, struct proto_bytes *out)
+{
+    if (!queue->has_dead_letter_routing_key)
+        return false;
+    *out = queue->dead_letter_routing_key;
+    return true;
+}
+
+void queue_set_owner(struct queue *queue, void *owner) { queue->owner = owner; }
+void *queue_owner(const struct queue *queue) { return queue->owner; }
+
+/* ---- publish, dispatch, get, settle --------------------------------------------------- */
+
+int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
+{
+    if (queue->deleted)
+        return 0;
+    const struct queue_settings *s = &queue->settings;
+    if (s->overflow_reject &&
+        ((s->max_length >= 0 && queue->ready_count + 1 > (uint64_t)s->max_length) ||
+         (s->max_length_bytes >= 0 && queue->ready_bytes + msg->body_size > (uint64_t)s->max_length_bytes))) {
+        if (s->overflow_reject_dlx && queue->hooks.dropped) {
+            queue_retain(queue);
+            queue->hooks.dropped(queue->hooks.ctx, queue, msg, QUEUE_DROP_MAXLEN);
+            queue_release(queue);
+        }
+        return -1;
+    }
+    struct queue_entry entry = {
+        .msg = msg,
+        .seq = queue->next_seq++,
+        .expires_at = deadline(queue, msg, now_ms),
+        .delivery_count = 0,
+    };
+    size_t level = level_of(queue, msg);
+    if (queue_ring_push_back(&queue->levels[level].fresh, &entry) != 0)
+        return -1;
+    message_retain(msg);
+    account_added(queue, &entry, level);
+    if (over_limit(queue)) {
+        queue_retain(queue);
+        drop_over_limit(queue, entry.seq);
+        queue_release(queue);
+    }
+    return 0;
+}
+
+/* Index of the consumer that should take msg next, or NO_INDEX. Within the highest priority
+ * group that has a consumer with credit, the search starts after the one served last. */
+static size_t pick_consumer(const struct queue *q, const struct message *msg)
+{
+    if (q->settings.single_active_consumer) {
+        if (q->active == NO_INDEX)
+            return NO_INDEX;
+        const struct queue_consumer *c = &q->consumers[q->active];
+        return c->ops->has_credit(c->consumer, msg) ? q->active : NO_INDEX;
+    }
+    for (size_t start = 0, end; start < q->consumer_count; start = end) {
+        end = q->consumers[start].group_end;
+        size_t size = end - start;
+        size_t first = start;
+        if (q->last_served != NO_INDEX && q->last_served >= start && q->last_served < end)
+            first = q->last_served + 1 < end ? q->last_served + 1 : start;
+        for (size_t k = 0; k < size; k++) {
+            size_t i = first + k < end ? first + k : first + k - size;
+            const struct queue_consumer *c = &q->consumers[i];
+            if (c->ops->has_credit(c->consumer, msg))
+                return i;
+        }
+    }
+    return NO_INDEX;
+}
+
+void queue_dispatch(struct queue *queue, uint64_t now_ms)
+{
+    if (queue->dispatching || queue->deleted)
+        return;
+    queue->dispatching = true;
+    queue_retain(queue);
+    while (!queue->deleted) {
+        const struct queue_entry *head = head_entry(queue);
+        if (!head)
+            break;
+        /* A fresh message whose deadline is exactly now may still go to a consumer that can
+         * take it at once (x-message-ttl 0); anything else at or past its deadline is dead. */
+        if (head->expires_at < now_ms || (head->expires_at == now_ms && head->delivery_count > 0)) {
+            struct queue_entry entry;
+            take_head(queue, &entry);
+            drop_message(queue, entry.msg, QUEUE_DROP_EXPIRED);
+            continue;
+        }
+        size_t index = pick_consumer(queue, head->msg);
+        if (index == NO_INDEX)
+            break;
+        struct queue_consumer target = queue->consumers[index];
+        struct queue_entry entry;
+        take_head(queue, &entry);
+        queue->last_served = index;
+        if (!target.no_ack)
+            queue->unacked_count++;
+        target.ops->deliver(target.consumer, queue, &entry, target.no_ack);
+    }
+    if (!queue->deleted) {
+        /* What no consumer could take now: TTL 0 messages expire, x-max-length 0 drops. */
+        drop_expired(queue, now_ms);
+        drop_over_limit(queue, NO_SEQ);
+    }
+    queue->dispatching = false;
+    queue_release(queue);
+}
+
+bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_entry *entry)
+{
+    if (queue->deleted)
+        return false;
+    queue->last_used = now_ms;
+    queue_retain(queue);
+    drop_expired(queue, now_ms);
+    drop_over_limit(queue, NO_SEQ);
+    bool found = take_head(queue, entry);
+    if (found && !no_ack)
+        queue->unacked_count++;
+    queue_release(queue);
+    return found;
+}
+
+void queue_settle(struct queue *queue, const struct queue_entry *entry, enum queue_settle_mode mode)
+{
+    if (queue->unacked_count > 0)
+        queue->unacked_count--;
+    if (queue->deleted || mode == QUEUE_ACK) {
+        message_release(entry->msg);
+        return;
+    }
+    queue_retain(queue);
+    if (mode == QUEUE_REQUEUE) {
+        struct queue_entry back = *entry;
+        if (back.delivery_count < UINT32_MAX)
+            back.delivery_count++;
+        size_t level = level_of(queue, back.msg);
+        if (queue_ring_insert_sorted(&queue->levels[level].returned, &back) == 0) {
+            account_added(queue, &back, level);
+            drop_over_limit(queue, NO_SEQ);
+            queue_release(queue);
+            return;
+        }
+    }
+    drop_message(queue, entry->msg, QUEUE_DROP_REJECTED);
+    queue_release(queue);
+}
+
+size_t queue_purge(struct queue *queue)
+{
+    return queue->deleted ? 0 : release_ready(queue);
+}
+
+uint64_t queue_expire(struct queue *queue, uint64_t now_ms)
+{
+    if (queue->deleted)
+        return MESSAGE_NO_EXPIRY;
+    queue_retain(queue);
+    drop_expired(queue, now_ms);
+    drop_over_limit(queue, NO_SEQ);
+    const struct queue_entry *head = head_entry(queue);
+    uint64_t next = head ? head->expires_at : MESSAGE_NO_EXPIRY;
+    queue_release(queue);
+    return next;
+}
+
+/* ---- consumers ------------------------------------------------------------------------ */
+
+/* Recomputes each consumer's group end after the array changed. O(consumers). */
+static void regroup(struct queue *q)
+{
+    size_t end = q->consumer_count;
+    for (size_t i = q->consumer_count; i-- > 0;) {
+        if (i + 1 < q->consumer_count && q->consumers[i].priority != q->consumers[i + 1].priority)
+            end = i + 1;
+        q->consumers[i].group_end = end;
+    }
+}
+
+static int exclusive_use(struct queue *q, struct reply_error *err)
+{
+    return reply_fail(err, SPEC_ACCESS_REFUSED, SPEC_BASIC_CONSUME, "queue '%.*s' in vhost '/' in exclusive use",
+                      (int)q->name.len, (const char *)q->name.ptr);
+}
+
+int queue_add_consumer(struct queue *queue, void *consumer, const struct consumer_ops *ops,
+                       int32_t priority, bool exclusive, bool no_ack, struct reply_error *err)
+{
+    if (queue->deleted)
+        return reply_fail(err, SPEC_NOT_FOUND, SPEC_BASIC_CONSUME, "no queue '%.*s' in vhost '/'",
+                          (int)queue->name.len, (const char *)queue->name.ptr);
+    /* RabbitMQ: with single active consumer an exclusive consume is always refused. */
+    if (exclusive && queue->settings.single_active_consumer)
+        return exclusive_use(queue, err);
+    if (queue->exclusive_consumer || (exclusive && queue->consumer_count > 0))
+        return exclusive_use(queue, err);
+    if (queue->consumer_count == queue->consumer_capacity) {
+        size_t capacity = queue->consumer_capacity ? queue->consumer_capacity * 2 : 4;
+        struct queue_consumer *grown = realloc(queue->consumers, capacity * sizeof(*grown));
+        if (!grown)
+            return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_CONSUME, "out of memory");
+        queue->consumers = grown;
+        queue->consumer_capacity = capacity;
+    }
+    size_t at = queue->consumer_count;
+    while (at > 0 && queue->consumers[at - 1].priority < priority)
+        at--;
+    memmove(&queue->consumers[at + 1], &queue->consumers[at],
+            (queue->consumer_count - at) * sizeof(*queue->consumers));
+    queue->consumers[at] = (struct queue_consumer){
+        .consumer = consumer,
+        .ops = ops,
+        .serial = queue->next_serial++,
+        .priority = priority,
+        .exclusive = exclusive,
+        .no_ack = no_ack,
+    };
+    queue->consumer_count++;
+    if (queue->last_served != NO_INDEX && queue->last_served >= at)
+        queue->last_served++;
+    if (queue->active != NO_INDEX && queue->active >= at)
+        queue->active++;
+    if (queue->active == NO_INDEX)
+        queue->active = at; /* the first consumer added is the single active one */
+    queue->exclusive_consumer = queue->exclusive_consumer || exclusive;
+    regroup(queue);
+    return 0;
+}
+
+void queue_remove_consumer(struct queue *queue, void *consumer)
+{
+    size_t at = 0;
+    while (at < queue->consumer_count && queue->consumers[at].consumer != consumer)
+        at++;
+    if (at == queue->consumer_count)
+        return;
+    if (queue->consumers[at].exclusive)
+        queue->exclusive_consumer = false;
+    queue->consumer_count--;
+    memmove(&queue->consumers[at], &queue->consumers[at + 1],
+            (queue->consumer_count - at) * sizeof(*queue->consumers));
+    /* The one after the removed consumer is next in turn: point just before it. */
+    if (queue->last_served != NO_INDEX && queue->last_served >= at)
+        queue->last_served = queue->last_served > 0 ? queue->last_served - 1 : NO_INDEX;
+    if (queue->active == at)
+        queue->active = queue->consumer_count ? 0 : NO_INDEX; /* highest priority, oldest: RabbitMQ's pick */
+    else if (queue->active != NO_INDEX && queue->active > at)
+        queue->active--;
+    regroup(queue);
+    if (queue->consumer_count == 0 && queue->settings.auto_delete && !queue->deleted && queue->hooks.unused)
+        queue->hooks.unused(queue->hooks.ctx, queue); /* may free the queue: nothing after this */
+}
+
+size_t queue_consumer_count(const struct queue *queue) { return queue->consumer_count; }
+
+void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg)
+{
+    queue_retain(queue);
+    uint32_t mark = ++queue->walk_mark;
+    if (mark == 0)
+        mark = queue->walk_mark = 1;
+    /* fn may remove consumers, shifting the array: index i is re-examined after each call
+     * and visited entries are recognised by their mark. */
+    size_t i = 0;
+    while (i < queue->consumer_count) {
+        struct queue_consumer *c = &queue->consumers[i];
+        if (c->walk_mark == mark) {
+            i++;
+            continue;
+        }
+        c->walk_mark = mark;
+        fn(c->consumer, arg);
+    }
+    queue_release(queue);
+}
+
+/* ---- statistics ----------------------------------------------------------------------- */
+
+size_t queue_ready_count(const struct queue *queue) { return queue->ready_count; }
+size_t queue_unacked_count(const struct queue *queue) { return queue->unacked_count; }
+uint64_t queue_ready_bytes(const struct queue *queue) { return queue->ready_bytes; }
+uint64_t queue_last_used(const struct queue *queue) { return queue->last_used; }
+void queue_touch(struct queue *queue, uint64_t now_ms) { queue->last_used = now_ms; }

@@ -1,0 +1,348 @@
+/* broker/model/queue_settings.c: queue.declare's x-arguments, checked the way RabbitMQ 3.10
+ * checks them for a new classic queue: the same checks in the same order, the same error
+ * texts (which quote Erlang terms: type names like `signedint`, tuples like
+ * `{value_negative,-1}`, strings in double quotes). */
+#include "queue.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "spec.h"
+#include "table.h"
+
+/* rabbit_misc:check_expiry: ten years in milliseconds. */
+#define MAX_EXPIRY_MS INT64_C(315360000000)
+#define MAX_PRIORITY 255
+
+struct parse {
+    struct proto_bytes name;
+    struct proto_bytes arguments;
+    struct reply_error *err;
+};
+
+/* Erlang's name for a field type, as RabbitMQ's table parser tags values. */
+static const char *type_name(uint8_t type)
+{
+    switch (type) {
+    case TABLE_BOOL: return "bool";
+    case TABLE_INT8: return "byte";
+    case TABLE_UINT8: return "unsignedbyte";
+    case TABLE_INT16: return "short";
+    case TABLE_UINT16: return "unsignedshort";
+    case TABLE_INT32: return "signedint";
+    case TABLE_UINT32: return "unsignedint";
+    case TABLE_INT64: return "long";
+    case TABLE_UINT64: return "long"; /* RabbitMQ reads 'L' as a signed long */
+    case TABLE_FLOAT: return "float";
+    case TABLE_DOUBLE: return "double";
+    case TABLE_DECIMAL: return "decimal";
+    case TABLE_LONGSTR: return "longstr";
+    case TABLE_ARRAY: return "array";
+    case TABLE_TIMESTAMP: return "timestamp";
+    case TABLE_TABLE: return "table";
+    case TABLE_VOID: return "void";
+    case TABLE_BYTES: return "binary";
+    default: return "unknown";
+    }
+}
+
+/* "invalid arg 'KEY' for queue 'NAME' in vhost '/': DETAIL" (406). */
+static int invalid(const struct parse *p, const char *key, const char *detail_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int invalid(const struct parse *p, const char *key, const char *detail_fmt, ...)
+{
+    char detail[REPLY_TEXT_MAX + 1];
+    va_list ap;
+    va_start(ap, detail_fmt);
+    vsnprintf(detail, sizeof(detail), detail_fmt, ap);
+    va_end(ap);
+    return reply_fail(p->err, SPEC_PRECONDITION_FAILED, SPEC_QUEUE_DECLARE,
+                      "invalid arg '%s' for queue '%.*s' in vhost '/': %s", key, (int)p->name.len,
+                      (const char *)p->name.ptr, detail);
+}
+
+/* A string quoted as Erlang's ~p prints it: in double quotes, with " and \ escaped. */
+static void quote_into(char *out, size_t cap, const char *fmt, struct proto_bytes text)
+{
+    char escaped[REPLY_TEXT_MAX + 1];
+    size_t n = 0;
+    for (uint32_t i = 0; i < text.len && n + 2 < sizeof(escaped); i++) {
+        if (text.ptr[i] == '"' || text.ptr[i] == '\\')
+            escaped[n++] = '\\';
+        escaped[n++] = (char)text.ptr[i];
+    }
+    escaped[n] = '\0';
+    snprintf(out, cap, fmt, escaped);
+}
+
+static bool bytes_is(struct proto_bytes bytes, const char *text)
+{
+    size_t len = strlen(text);
+    return bytes.len == len && memcmp(bytes.ptr, text, len) == 0;
+}
+
+/* The integer types RabbitMQ accepts for numeric arguments (not timestamps). */
+static bool int_value(const struct table_value *value, int64_t *out)
+{
+    switch (value->type) {
+    case TABLE_INT8: case TABLE_UINT8: case TABLE_INT16: case TABLE_UINT16:
+    case TABLE_INT32: case TABLE_UINT32: case TABLE_INT64:
+        return table_value_to_int(value, out);
+    case TABLE_UINT64:
+        *out = (int64_t)value->v.u64; /* RabbitMQ reads 'L' as signed */
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int want_int(const struct parse *p, const char *key, const struct table_value *value, int64_t *out)
+{
+    if (int_value(value, out))
+        return 0;
+    return invalid(p, key, "\"expected integer, got %s\"", type_name(value->type));
+}
+
+static int want_non_negative(const struct parse *p, const char *key, const struct table_value *value,
+                             int64_t *out)
+{
+    if (want_int(p, key, value, out) != 0)
+        return -1;
+    if (*out < 0)
+        return invalid(p, key, "{value_negative,%lld}", (long long)*out);
+    return 0;
+}
+
+/* rabbit_misc:check_expiry. */
+static int want_expiry(const struct parse *p, const char *key, int64_t value)
+{
+    if (value < 0)
+        return invalid(p, key, "{value_negative,%lld}", (long long)value);
+    if (value > MAX_EXPIRY_MS)
+        return invalid(p, key, "{value_too_large,%lld}", (long long)value);
+    return 0;
+}
+
+static int want_longstr(const struct parse *p, const char *key, const struct table_value *value)
+{
+    if (value->type == TABLE_LONGSTR)
+        return 0;
+    return invalid(p, key, "{unacceptable_type,%s}", type_name(value->type));
+}
+
+/* One argument's check; called only when the key is present. */
+typedef int (*check_fn)(const struct parse *p, const char *key, const struct table_value *value,
+                        struct queue_settings *out);
+
+static int check_expires(const struct parse *p, const char *key, const struct table_value *value,
+                         struct queue_settings *out)
+{
+    int64_t v;
+    if (want_int(p, key, value, &v) != 0)
+        return -1;
+    if (v == 0)
+        return invalid(p, key, "{value_zero,0}");
+    if (want_expiry(p, key, v) != 0)
+        return -1;
+    out->expires_ms = v;
+    return 0;
+}
+
+static int check_message_ttl(const struct parse *p, const char *key, const struct table_value *value,
+                             struct queue_settings *out)
+{
+    int64_t v;
+    if (want_int(p, key, value, &v) != 0 || want_expiry(p, key, v) != 0)
+        return -1;
+    out->message_ttl_ms = v;
+    return 0;
+}
+
+static int check_dead_letter_exchange(const struct parse *p, const char *key, const struct table_value *value,
+                                      struct queue_settings *out)
+{
+    if (want_longstr(p, key, value) != 0)
+        return -1;
+    out->has_dlx = true;
+    return 0;
+}
+
+static int check_dead_letter_routing_key(const struct parse *p, const char *key, const struct table_value *value,
+                                         struct queue_settings *out)
+{
+    (void)out;
+    if (want_longstr(p, key, value) != 0)
+        return -1;
+    struct table_value dlx;
+    if (table_find(p->arguments, "x-dead-letter-exchange", &dlx) != 1)
+        return invalid(p, key, "routing_key_but_no_dlx_defined");
+    return 0;
+}
+
+static int check_max_length(const struct parse *p, const char *key, const struct table_value *value,
+                            struct queue_settings *out)
+{
+    return want_non_negative(p, key, value, &out->max_length);
+}
+
+static int check_max_length_bytes(const struct parse *p, const char *key, const struct table_value *value,
+                                  struct queue_settings *out)
+{
+    return want_non_negative(p, key, value, &out->max_length_bytes);
+}
+
+static int check_max_priority(const struct parse *p, const char *key, const struct table_value *value,
+                              struct queue_settings *out)
+{
+    int64_t v;
+    if (want_non_negative(p, key, value, &v) != 0)
+        return -1;
+    if (v > MAX_PRIORITY)
+        return invalid(p, key, "{max_value_exceeded,%lld}", (long long)v);
+    out->max_priority = (uint8_t)v;
+    return 0;
+}
+
+static int check_overflow(const struct parse *p, const char *key, const struct table_value *value,
+                          struct queue_settings *out)
+{
+    if (want_longstr(p, key, value) != 0)
+        return -1;
+    struct proto_bytes mode = value->v.bytes;
+    if (bytes_is(mode, "drop-head"))
+        return 0;
+    if (bytes_is(mode, "reject-publish") || bytes_is(mode, "reject-publish-dlx")) {
+        out->overflow_reject = true;
+        out->overflow_reject_dlx = bytes_is(mode, "reject-publish-dlx");
+        return 0;
+    }
+    return invalid(p, key, "invalid_overflow");
+}
+
+/* Accepted and ignored: every message lives in memory. */
+static int check_queue_mode(const struct parse *p, const char *key, const struct table_value *value,
+                            struct queue_settings *out)
+{
+    (void)out;
+    if (want_longstr(p, key, value) != 0)
+        return -1;
+    if (bytes_is(value->v.bytes, "default") || bytes_is(value->v.bytes, "lazy"))
+        return 0;
+    char detail[REPLY_TEXT_MAX + 1];
+    quote_into(detail, sizeof(detail), "\"unsupported queue mode '%s'\"", value->v.bytes);
+    return invalid(p, key, "%s", detail);
+}
+
+/* Accepted and ignored: the storage format is Warren's own. */
+static int check_queue_version(const struct parse *p, const char *key, const struct table_value *value,
+                               struct queue_settings *out)
+{
+    (void)out;
+    int64_t v;
+    if (want_non_negative(p, key, value, &v) != 0)
+        return -1;
+    if (v != 1 && v != 2)
+        return invalid(p, key, "\"unsupported queue version '%lld'\"", (long long)v);
+    return 0;
+}
+
+static int check_single_active_consumer(const struct parse *p, const char *key, const struct table_value *value,
+                                        struct queue_settings *out)
+{
+    if (value->type != TABLE_BOOL)
+        return invalid(p, key, "{unacceptable_type,%s}", type_name(value->type));
+    out->single_active_consumer = value->v.boolean;
+    return 0;
+}
+
+/* Only classic queues exist in Warren: "quorum" and "stream", which RabbitMQ knows, are
+ * refused with the text RabbitMQ uses for an unknown type. */
+static int check_queue_type(const struct parse *p, const char *key, const struct table_value *value,
+                            struct queue_settings *out)
+{
+    (void)out;
+    if (want_longstr(p, key, value) != 0)
+        return -1;
+    if (bytes_is(value->v.bytes, "classic"))
+        return 0;
+    char detail[REPLY_TEXT_MAX + 1];
+    quote_into(detail, sizeof(detail), "\"unsupported queue type '%s'\"", value->v.bytes);
+    return invalid(p, key, "%s", detail);
+}
+
+/* RabbitMQ's declare_args() order, restricted to the arguments of classic queues. */
+static const struct {
+    const char *key;
+    check_fn check;
+} checks[] = {
+    {"x-expires", check_expires},
+    {"x-message-ttl", check_message_ttl},
+    {"x-dead-letter-exchange", check_dead_letter_exchange},
+    {"x-dead-letter-routing-key", check_dead_letter_routing_key},
+    {"x-max-length", check_max_length},
+    {"x-max-length-bytes", check_max_length_bytes},
+    {"x-max-priority", check_max_priority},
+    {"x-overflow", check_overflow},
+    {"x-queue-mode", check_queue_mode},
+    {"x-queue-version", check_queue_version},
+    {"x-single-active-consumer", check_single_active_consumer},
+};
+
+/* Arguments of quorum queues and streams only: RabbitMQ refuses them on a classic queue. */
+static const char *const other_type_arguments[] = {
+    "x-dead-letter-strategy", "x-max-in-memory-length", "x-max-in-memory-bytes",
+    "x-quorum-initial-group-size", "x-delivery-limit", "x-queue-leader-locator",
+    "x-max-age", "x-stream-max-segment-size-bytes", "x-initial-cluster-size",
+};
+
+static int check_other_type_arguments(const struct parse *p)
+{
+    struct table_iter it;
+    struct proto_bytes key;
+    struct table_value value;
+    table_iter_init(&it, p->arguments);
+    while (table_next(&it, &key, &value) == 1) {
+        for (size_t i = 0; i < sizeof(other_type_arguments) / sizeof(*other_type_arguments); i++) {
+            if (bytes_is(key, other_type_arguments[i]))
+                return reply_fail(p->err, SPEC_PRECONDITION_FAILED, SPEC_QUEUE_DECLARE,
+                                  "invalid arg '%s' for queue '%.*s' in vhost '/' of queue type "
+                                  "rabbit_classic_queue",
+                                  other_type_arguments[i], (int)p->name.len, (const char *)p->name.ptr);
+        }
+    }
+    return 0;
+}
+
+int queue_settings_parse(struct proto_bytes name, struct proto_bytes arguments, struct queue_settings *out,
+                         struct reply_error *err)
+{
+    const struct parse p = {name, arguments, err};
+    out->message_ttl_ms = -1;
+    out->expires_ms = -1;
+    out->max_length = -1;
+    out->max_length_bytes = -1;
+    out->overflow_reject = false;
+    out->overflow_reject_dlx = false;
+    out->max_priority = 0;
+    out->single_active_consumer = false;
+    out->has_dlx = false;
+    if (table_validate(arguments) != 0)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_QUEUE_DECLARE, "malformed arguments for queue '%.*s'",
+                          (int)name.len, (const char *)name.ptr);
+
+    struct table_value value;
+    /* rabbit_channel checks the dead-letter exchange's type before anything else. */
+    if (table_find(arguments, "x-dead-letter-exchange", &value) == 1 && value.type != TABLE_LONGSTR)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_QUEUE_DECLARE,
+                          "invalid type '%s' for arg 'x-dead-letter-exchange' in queue '%.*s' in vhost '/'",
+                          type_name(value.type), (int)name.len, (const char *)name.ptr);
+    if (table_find(arguments, "x-queue-type", &value) == 1 && check_queue_type(&p, "x-queue-type", &value, out) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(checks) / sizeof(*checks); i++) {
+        if (table_find(arguments, checks[i].key, &value) == 1 && checks[i].check(&p, checks[i].key, &value, out) != 0)
+            return -1;
+    }
+    return check_other_type_arguments(&p);
+}
