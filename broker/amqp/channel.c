@@ -82,10 +82,12 @@ static int handle_channel_method(struct channel *ch, const struct spec_method *m
         return 0;
     }
     case SPEC_CHANNEL_CLOSE_OK:
-        /* Not expected in the open state; RabbitMQ ignores a stray close-ok. */
-        return 0;
+        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "unimplemented method");
     case SPEC_CHANNEL_FLOW: {
-        ch->active = m->args.channel_flow.active;
+        /* RabbitMQ never implemented stopping a channel's deliveries with flow. */
+        if (!m->args.channel_flow.active)
+            return reply_fail(err, SPEC_NOT_IMPLEMENTED, m->id, "active=false");
+        ch->active = true;
         struct spec_method ok = {.id = SPEC_CHANNEL_FLOW_OK};
         ok.args.channel_flow_ok.active = ch->active;
         return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
@@ -105,8 +107,7 @@ static int dispatch_method(struct channel *ch, const struct spec_method *m, stru
     case SPEC_CLASS_CHANNEL:
         return handle_channel_method(ch, m, err);
     case SPEC_CLASS_CONNECTION:
-        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "connection method %s on channel %u",
-                          spec_method_name(m->id), ch->number);
+        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "unimplemented method");
     case SPEC_CLASS_EXCHANGE:
         return channel_exchange_method(ch, m, err);
     case SPEC_CLASS_QUEUE:
@@ -167,10 +168,9 @@ int channel_handle_frame(struct channel *ch, const struct frame *f, struct reply
         return rc;
     }
     struct spec_method m;
-    int rc = spec_method_decode(f->payload, f->size, &m);
-    if (rc != 0)
-        return reply_fail(err, proto_error_reply_code(rc), 0, "cannot decode method frame: %s",
-                          proto_strerror(rc));
+    if (connection_decode_method(f, &m, err) != 0)
+        return -1;
+    int rc;
     if (ch->state == CHANNEL_OPENING) {
         if (m.id != SPEC_CHANNEL_OPEN)
             return reply_fail(err, SPEC_CHANNEL_ERROR, m.id, "expected 'channel.open'");

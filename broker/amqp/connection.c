@@ -431,14 +431,30 @@ static void remove_slot(struct connection *conn, struct channel_slot *slot)
     conn->open_channels--;
 }
 
+int connection_decode_method(const struct frame *f, struct spec_method *m, struct reply_error *err)
+{
+    int rc = spec_method_decode(f->payload, f->size, m);
+    if (rc == 0)
+        return 0;
+    /* RabbitMQ reports any argument it cannot parse (short or with trailing bytes) as a frame
+     * error; the spec would say 502 SYNTAX_ERROR. */
+    uint16_t code = rc == PROTO_ERR_UNKNOWN_METHOD ? SPEC_NOT_IMPLEMENTED : SPEC_FRAME_ERROR;
+    uint32_t id = f->size >= 4 ? SPEC_METHOD_ID((uint32_t)f->payload[0] << 8 | f->payload[1],
+                                                (uint32_t)f->payload[2] << 8 | f->payload[3])
+                               : 0;
+    return reply_fail(err, code, spec_method_is_known(id) ? id : 0, "cannot decode method frame: %s",
+                      proto_strerror(rc));
+}
+
 static int channel_frame(struct connection *conn, const struct frame *f, struct reply_error *err)
 {
     struct channel_slot *slot = find_slot(conn, f->channel);
     if (!slot) {
-        if (f->channel > conn->channel_max)
+        /* As in RabbitMQ, channel_max limits how many channels are open, not their numbers. */
+        if (conn->open_channels >= conn->channel_max)
             return reply_fail(err, SPEC_NOT_ALLOWED, 0,
-                              "channel %u exceeds the negotiated channel_max (%u)", f->channel,
-                              conn->channel_max);
+                              "number of channels opened (%u) has reached the negotiated channel_max (%u)",
+                              conn->open_channels, conn->channel_max);
         slot = calloc(1, sizeof *slot);
         if (!slot || !(slot->channel = channel_create(conn, f->channel))) {
             free(slot);
@@ -528,25 +544,24 @@ static int handle_frame(struct connection *conn, const struct frame *f, struct r
     }
     if (f->type == FRAME_HEARTBEAT) {
         if (f->channel != 0)
-            return reply_fail(err, SPEC_FRAME_ERROR, 0, "heartbeat frame on channel %u", f->channel);
+            return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0, "heartbeat frame on channel %u", f->channel);
+        if (f->size != 0)
+            return reply_fail(err, SPEC_FRAME_ERROR, 0, "heartbeat frame with a payload");
         return 0;
     }
     if (f->channel != 0) {
         if (conn->state != STATE_OPEN)
-            return reply_fail(err, SPEC_CHANNEL_ERROR, 0, "channel %u used before connection.open",
+            return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0, "channel %u used before connection.open",
                               f->channel);
         return channel_frame(conn, f, err);
     }
     if (f->type != FRAME_METHOD)
         return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0, "content frame of type %u on channel 0", f->type);
     struct spec_method m;
-    int rc = spec_method_decode(f->payload, f->size, &m);
-    if (rc != 0)
-        return reply_fail(err, proto_error_reply_code(rc), 0, "cannot decode method frame: %s",
-                          proto_strerror(rc));
+    if (connection_decode_method(f, &m, err) != 0)
+        return -1;
     if (SPEC_METHOD_CLASS(m.id) != SPEC_CLASS_CONNECTION)
-        return reply_fail(err, SPEC_COMMAND_INVALID, m.id, "%s is not allowed on channel 0",
-                          spec_method_name(m.id));
+        return reply_fail(err, SPEC_CHANNEL_ERROR, m.id, "unexpected method in connection state running");
     if (conn->state != STATE_OPEN)
         return handshake_method(conn, &m, err);
     return connection_method(conn, &m, err);

@@ -11,6 +11,7 @@
 #include "reply.h"
 
 struct connection;
+struct frame;
 struct netconn;
 struct server;
 struct spec_method;
@@ -42,6 +43,10 @@ void connection_force_close(struct connection *conn, const char *reason);
 void connection_set_blocked(struct connection *conn, bool blocked);
 /* Marks the connection as a publisher (it is paused while the memory alarm is on). */
 void connection_note_publish(struct connection *conn);
+
+/* Decodes a method frame; on failure fills err with RabbitMQ's code for it (501, or 540 for an
+ * unknown method) and returns -1. */
+int connection_decode_method(const struct frame *f, struct spec_method *m, struct reply_error *err);
 
 /* Negotiated limits and identity. */
 uint32_t connection_frame_max(const struct connection *conn);

@@ -188,8 +188,8 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
         return reply_fail(err, proto_error_reply_code(rc), SPEC_BASIC_PUBLISH, "cannot decode content header: %s",
                           proto_strerror(rc));
     if (h.class_id != SPEC_CLASS_BASIC)
-        return reply_fail(err, SPEC_FRAME_ERROR, SPEC_BASIC_PUBLISH, "content header for class %u, expected 60",
-                          h.class_id);
+        return reply_fail(err, SPEC_UNEXPECTED_FRAME, SPEC_BASIC_PUBLISH,
+                          "expected content header for class 60, got one for class %u instead", h.class_id);
     uint64_t max = server_config(connection_server(ch->conn))->max_message_size;
     if (h.body_size > max)
         return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
