@@ -81,7 +81,8 @@ int array_next(struct table_iter *it, struct table_value *value);
  * or a negative proto_error when the table is malformed before the key is reached. */
 int table_find(struct proto_bytes table, const char *key, struct table_value *out);
 
-/* When value holds any integer type (b B s u I i l L T), stores it in *out and returns true. */
+/* When value holds any integer type (b B s u I i l L T), stores it in *out and returns true;
+ * false for other types and for an L or T value above INT64_MAX. */
 bool table_value_to_int(const struct table_value *value, int64_t *out);
 
 /* True when both values have the same type and the same contents (bytes compared exactly). */
