@@ -44,14 +44,17 @@ void loop_timer_cancel(struct event_loop *loop, uint64_t id);
 /* Sets the single before-sleep hook (NULL clears it). */
 void loop_set_before_sleep(struct event_loop *loop, loop_hook_fn fn, void *data);
 
-/* Monotonic milliseconds, read once per loop pass (cheap to call). */
+/* Monotonic milliseconds, read after each wait (and before computing the wait's timeout);
+ * cheap to call. */
 uint64_t loop_now_ms(const struct event_loop *loop);
 
-/* Runs until loop_stop. Returns 0, or -errno if waiting for events failed. */
+/* Runs until loop_stop. The before-sleep hook also runs once before the first wait. Returns
+ * 0, or -errno if waiting for events failed. */
 int loop_run(struct event_loop *loop);
 
 /* Makes loop_run return after the current pass (safe to call from any callback or a signal
- * handler). */
+ * handler). A stop requested while the loop is not running makes the next loop_run return
+ * right after its first before-sleep hook. */
 void loop_stop(struct event_loop *loop);
 
 #endif

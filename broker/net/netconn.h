@@ -7,7 +7,13 @@
  * loop pass; EPOLLOUT is armed only after a short write. netconn_close schedules a close: the
  * connection stops reading, writes what is queued (bounded by a linger timeout), then on_close
  * runs once at a safe point (netconn_reap, never inside another callback of that connection)
- * and the netconn is freed. */
+ * and the netconn is freed.
+ *
+ * Per-loop state (connection lists, the chunk pool) is created with a loop's first listener
+ * or connection and freed when the last is gone: close the listeners and let netconn_reap free
+ * every connection (netconn_count == 0) before loop_destroy. Single-threaded.
+ * Limits: input buffer 4 KiB growing to input max; output high-water mark 1 MiB, low-water
+ * mark 256 KiB; linger 2 s. Writes use MSG_NOSIGNAL: no SIGPIPE handling is needed. */
 #ifndef WARREN_NETCONN_H
 #define WARREN_NETCONN_H
 
@@ -39,10 +45,13 @@ typedef void (*netconn_accept_fn)(struct netconn *conn, void *arg);
  * (read it back with netlistener_port). Returns NULL on failure with errno set. */
 struct netlistener *netlistener_open(struct event_loop *loop, const char *addr, uint16_t port,
                                      netconn_accept_fn fn, void *arg);
+/* The port the listener is bound to (the chosen one when opened with port 0). */
 uint16_t netlistener_port(const struct netlistener *listener);
-/* Stops accepting and frees the listener. Existing connections are unaffected. */
+/* Stops accepting and frees the listener (deferred to the end of its accept loop when called
+ * from its own accept callback). Existing connections are unaffected. NULL is ignored. */
 void netlistener_close(struct netlistener *listener);
 
+/* Attaches the protocol handler and its context (both borrowed until on_close). */
 void netconn_set_handler(struct netconn *conn, const struct netconn_handler *handler, void *ctx);
 /* The ctx given to netconn_set_handler (NULL before). */
 void *netconn_context(const struct netconn *conn);
@@ -55,7 +64,8 @@ void netconn_consume(struct netconn *conn, size_t n);
  * unit (e.g. a frame of frame_max bytes) fits. The buffer starts small and shrinks when idle. */
 void netconn_set_input_max(struct netconn *conn, size_t max);
 
-/* Queues a copy of data for output. Returns 0 or -ENOMEM. */
+/* Queues a copy of data for output. Returns 0 or -ENOMEM. Output to a connection whose write
+ * side is already gone (dead, or closed and flushed) is dropped and 0 returned. */
 int netconn_write(struct netconn *conn, const void *data, size_t len);
 /* Reserves len contiguous bytes at the end of the output queue and returns a pointer the
  * caller fills before the next netconn_* call (avoids a temporary buffer when encoding
@@ -74,20 +84,26 @@ size_t netconn_output_pending(const struct netconn *conn);
  * connection (e.g. deliveries) until on_drain. Reading from the peer also pauses meanwhile. */
 bool netconn_output_full(const struct netconn *conn);
 
-/* Schedules a graceful close (see the file comment). Idempotent. */
+/* Schedules a graceful close (see the file comment): output queued before the next flush,
+ * even after this call, is still written. Idempotent. */
 void netconn_close(struct netconn *conn);
 /* True once netconn_close was called or the peer/IO failed: no more input will be delivered. */
 bool netconn_is_closing(const struct netconn *conn);
 
-/* Pauses or resumes reading (e.g. connection.blocked, or while a unit is being processed). */
+/* Pauses or resumes reading (e.g. connection.blocked, or while a unit is being processed).
+ * On resume, unconsumed input is handed to on_input again on the next pass. */
 void netconn_pause_input(struct netconn *conn, bool pause);
 
-/* Peer address as text ("127.0.0.1:53122"), and whether it is a loopback address. */
+/* Peer address as text ("127.0.0.1:53122", "[::1]:5000"; v4-mapped shown as IPv4), valid as
+ * long as conn. */
 const char *netconn_peer_name(const struct netconn *conn);
+/* True for 127.0.0.0/8, ::1 and v4-mapped 127.0.0.0/8. */
 bool netconn_peer_is_loopback(const struct netconn *conn);
-/* Milliseconds (loop clock) of the last byte received from / sent to the peer. */
+/* Milliseconds (loop clock) of the last byte received from the peer (accept time at first). */
 uint64_t netconn_last_input_ms(const struct netconn *conn);
+/* Milliseconds (loop clock) of the last byte handed to the kernel (accept time at first). */
 uint64_t netconn_last_output_ms(const struct netconn *conn);
+/* The loop the connection lives on. */
 struct event_loop *netconn_loop(const struct netconn *conn);
 
 /* Writes every connection with pending output (call from before-sleep). */
