@@ -158,8 +158,9 @@ int channel_handle_frame(struct channel *ch, const struct frame *f, struct reply
         return 0;
     }
     if (f->type == FRAME_HEADER || f->type == FRAME_BODY) {
+        /* Content never follows channel.open; RabbitMQ's frame assembler says 505 first. */
         if (ch->state != CHANNEL_OPEN)
-            return reply_fail(err, SPEC_CHANNEL_ERROR, 0, "expected 'channel.open'");
+            return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0, "expected method frame, got non method frame instead");
         int rc = channel_content_frame(ch, f, err);
         if (rc != 0 && !spec_reply_code_is_hard(err->code)) {
             channel_fail(ch, err);
@@ -179,7 +180,7 @@ int channel_handle_frame(struct channel *ch, const struct frame *f, struct reply
         return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, m.id, "out of memory");
     }
     if (channel_content_pending(ch))
-        return reply_fail(err, SPEC_UNEXPECTED_FRAME, m.id,
+        return reply_fail(err, SPEC_UNEXPECTED_FRAME, SPEC_BASIC_PUBLISH,
                           ch->stage == PUBLISH_AWAIT_HEADER
                               ? "expected content header for class 60, got non content header frame instead"
                               : "expected content body, got non content body frame instead");

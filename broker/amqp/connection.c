@@ -372,8 +372,13 @@ static int handle_tune_ok(struct connection *conn, const struct spec_connection_
                           struct reply_error *err)
 {
     const struct server_config *cfg = server_config(conn->server);
-    /* RabbitMQ refuses values above what it proposed, and frame sizes below the minimum. */
-    if (a->frame_max != 0 && a->frame_max < FRAME_MIN_SIZE)
+    /* RabbitMQ refuses values above what it proposed (0, "no limit", is above any limit), and
+     * frame sizes below the minimum. */
+    if (a->frame_max == 0 || a->channel_max == 0)
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_TUNE_OK,
+                          "frame_max=%u, channel_max=%u: 0 (no limit) exceeds the server's limits", a->frame_max,
+                          a->channel_max);
+    if (a->frame_max < FRAME_MIN_SIZE)
         return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_TUNE_OK,
                           "frame_max=%u < %u min size", a->frame_max, FRAME_MIN_SIZE);
     if (a->frame_max > cfg->frame_max)
@@ -382,8 +387,8 @@ static int handle_tune_ok(struct connection *conn, const struct spec_connection_
     if (a->channel_max > cfg->channel_max)
         return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_TUNE_OK,
                           "channel_max=%u > %u max", a->channel_max, cfg->channel_max);
-    conn->frame_max = a->frame_max ? a->frame_max : cfg->frame_max;
-    conn->channel_max = a->channel_max ? a->channel_max : cfg->channel_max;
+    conn->frame_max = a->frame_max;
+    conn->channel_max = a->channel_max;
     conn->heartbeat = a->heartbeat;
     netconn_set_input_max(conn->net, conn->frame_max + FRAME_OVERHEAD);
     conn->state = STATE_EXPECT_OPEN;
@@ -493,8 +498,7 @@ static int connection_method(struct connection *conn, const struct spec_method *
     case SPEC_CONNECTION_UNBLOCKED:
         return 0;
     default:
-        return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "unexpected method %s on channel 0",
-                          spec_method_name(m->id));
+        return reply_fail(err, SPEC_CHANNEL_ERROR, m->id, "unexpected method in connection state running");
     }
 }
 
