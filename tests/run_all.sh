@@ -22,11 +22,13 @@ fi
 
 JOBS="$(nproc)"
 passed=0; failed=0
-run_ctest() { # $1 build dir, $2 label
+run_ctest() { # $1 build dir, $2 label, then extra ctest arguments
+  local dir="$1" label="$2"; shift 2
   local log; log="$(mktemp)"
-  if ctest --test-dir "$1" --output-on-failure -j "$JOBS" --timeout 900 2>&1 | tee "$log"; then :; fi
+  echo "=== ctest: $label ($dir) ==="
+  if ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 900 "$@" 2>&1 | tee "$log"; then :; fi
   local line; line="$(grep -E '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -1 || true)"
-  if [ -z "$line" ]; then echo "ctest in $1 ($2) printed no summary"; failed=$((failed + 1)); rm -f "$log"; return; fi
+  if [ -z "$line" ]; then echo "ctest in $dir ($label) printed no summary"; failed=$((failed + 1)); rm -f "$log"; return; fi
   local f t; f="$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")"
   t="$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")"
   passed=$((passed + t - f)); failed=$((failed + f)); rm -f "$log"
@@ -41,9 +43,9 @@ cmake --build build-asan -j "$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_ctest build-asan sanitizers
 
-CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DWARREN_FUZZ=ON -DWARREN_TESTS=ON >/dev/null
-cmake --build build-fuzz -j "$JOBS" --target fuzz_targets
-ctest --test-dir build-fuzz -L fuzz --output-on-failure && passed=$((passed + 1)) || failed=$((failed + 1))
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DWARREN_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j "$JOBS" --target fuzz_frame fuzz_table
+run_ctest build-fuzz fuzzers -R protocol_fuzz
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
