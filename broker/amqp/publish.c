@@ -195,6 +195,15 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
         return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
                           "message size %llu is larger than configured max size %llu",
                           (unsigned long long)h.body_size, (unsigned long long)max);
+    if (h.props.flags & SPEC_BASIC_USER_ID_FLAG) {
+        /* RabbitMQ validates user_id against the login so consumers can trust it. */
+        const char *user = connection_user(ch->conn);
+        struct proto_bytes u = h.props.user_id;
+        if (u.len != strlen(user) || memcmp(u.ptr, user, u.len) != 0)
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                              "user_id property set to '%.*s' but authenticated user was '%s'", (int)u.len,
+                              (const char *)u.ptr, user);
+    }
     struct proto_bytes exchange = {(const uint8_t *)ch->publish_exchange, ch->publish_exchange_len};
     struct proto_bytes key = {(const uint8_t *)ch->publish_key, ch->publish_key_len};
     struct proto_bytes header = {f->payload, f->size};
