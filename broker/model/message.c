@@ -89,3 +89,59 @@ struct proto_bytes message_headers(const struct message *msg)
         return none;
     return h.props.headers;
 }
+
+size_t message_serialize(const struct message *msg, uint8_t *out, size_t cap)
+{
+    size_t need = 1 + msg->exchange.len + 1 + msg->routing_key.len + 4 + msg->header.len + msg->body_size;
+    if (cap < need)
+        return need;
+    uint8_t *p = out;
+    *p++ = (uint8_t)msg->exchange.len;
+    memcpy(p, msg->exchange.ptr, msg->exchange.len);
+    p += msg->exchange.len;
+    *p++ = (uint8_t)msg->routing_key.len;
+    memcpy(p, msg->routing_key.ptr, msg->routing_key.len);
+    p += msg->routing_key.len;
+    uint32_t h = msg->header.len;
+    p[0] = (uint8_t)(h >> 24), p[1] = (uint8_t)(h >> 16), p[2] = (uint8_t)(h >> 8), p[3] = (uint8_t)h;
+    p += 4;
+    memcpy(p, msg->header.ptr, h);
+    p += h;
+    memcpy(p, msg->body, msg->body_size);
+    return need;
+}
+
+struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len)
+{
+    const uint8_t *p = data, *end = data + len;
+    struct proto_bytes exchange, key, header;
+    if (end - p < 1 || (size_t)(end - p - 1) < p[0])
+        return NULL;
+    exchange = (struct proto_bytes){p + 1, p[0]};
+    p += 1 + p[0];
+    if (end - p < 1 || (size_t)(end - p - 1) < p[0])
+        return NULL;
+    key = (struct proto_bytes){p + 1, p[0]};
+    p += 1 + p[0];
+    if (end - p < 4)
+        return NULL;
+    uint32_t h = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    p += 4;
+    if ((size_t)(end - p) < h)
+        return NULL;
+    header = (struct proto_bytes){p, h};
+    p += h;
+    struct message *msg = message_create(exchange, key, header, (uint64_t)(end - p));
+    if (!msg)
+        return NULL;
+    memcpy(msg->body, p, (size_t)(end - p));
+    msg->id = id;
+    msg->stored = true;
+    return msg;
+}
+
+void message_reserve_ids(uint64_t max)
+{
+    if (next_message_id <= max)
+        next_message_id = max + 1;
+}

@@ -123,10 +123,17 @@ static bool take_head(struct queue *q, struct queue_entry *out)
     return true;
 }
 
+static void persist(struct queue *q, struct message *msg, enum queue_event event)
+{
+    if (q->hooks.persist && q->settings.durable && message_is_persistent(msg) && !q->deleted)
+        q->hooks.persist(q->hooks.ctx, q, msg, event);
+}
+
 /* Hands a message that leaves unacknowledged to the hook, then drops the queue's reference.
  * The entry is already out of the queue, so the hook may call back into it. */
 static void drop_message(struct queue *q, struct message *msg, enum queue_drop_reason reason)
 {
+    persist(q, msg, QUEUE_EVENT_REMOVED);
     if (q->hooks.dropped)
         q->hooks.dropped(q->hooks.ctx, q, msg, reason);
     message_release(msg);
@@ -314,6 +321,7 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
         return -1;
     message_retain(msg);
     account_added(queue, &entry, level);
+    persist(queue, msg, QUEUE_EVENT_ENQUEUED);
     if (over_limit(queue)) {
         queue_retain(queue);
         drop_over_limit(queue, entry.seq);
@@ -375,6 +383,7 @@ void queue_dispatch(struct queue *queue, uint64_t now_ms)
         queue->last_served = index;
         if (!target.no_ack)
             queue->unacked_count++;
+        persist(queue, entry.msg, target.no_ack ? QUEUE_EVENT_REMOVED : QUEUE_EVENT_DELIVERED);
         target.ops->deliver(target.consumer, queue, &entry, target.no_ack);
     }
     if (!queue->deleted) {
@@ -397,6 +406,8 @@ bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_e
     bool found = take_head(queue, entry);
     if (found && !no_ack)
         queue->unacked_count++;
+    if (found)
+        persist(queue, entry->msg, no_ack ? QUEUE_EVENT_REMOVED : QUEUE_EVENT_DELIVERED);
     queue_release(queue);
     return found;
 }
@@ -406,6 +417,8 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
     if (queue->unacked_count > 0)
         queue->unacked_count--;
     if (queue->deleted || mode == QUEUE_ACK) {
+        if (mode == QUEUE_ACK)
+            persist(queue, entry->msg, QUEUE_EVENT_REMOVED);
         message_release(entry->msg);
         return;
     }
@@ -426,9 +439,38 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
     queue_release(queue);
 }
 
+static void persist_removed_ready(struct queue *q)
+{
+    for (size_t i = 0; i <= q->settings.max_priority; i++) {
+        struct queue_ring *rings[] = {&q->levels[i].returned, &q->levels[i].fresh};
+        for (size_t r = 0; r < 2; r++)
+            for (size_t k = 0; k < queue_ring_count(rings[r]); k++)
+                persist(q, queue_ring_at(rings[r], k)->msg, QUEUE_EVENT_REMOVED);
+    }
+}
+
 size_t queue_purge(struct queue *queue)
 {
-    return queue->deleted ? 0 : release_ready(queue);
+    if (queue->deleted)
+        return 0;
+    persist_removed_ready(queue);
+    return release_ready(queue);
+}
+
+int queue_restore(struct queue *queue, struct message *msg, bool delivered, uint64_t now_ms)
+{
+    struct queue_entry entry = {
+        .msg = msg,
+        .seq = queue->next_seq++,
+        .expires_at = deadline(queue, msg, now_ms),
+        .delivery_count = delivered ? 1 : 0,
+    };
+    size_t level = level_of(queue, msg);
+    if (queue_ring_push_back(&queue->levels[level].fresh, &entry) != 0)
+        return -1;
+    message_retain(msg);
+    account_added(queue, &entry, level);
+    return 0;
 }
 
 uint64_t queue_expire(struct queue *queue, uint64_t now_ms)

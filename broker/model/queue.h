@@ -51,6 +51,13 @@ struct consumer_ops {
     void (*deliver)(void *consumer, struct queue *queue, const struct queue_entry *entry, bool no_ack);
 };
 
+/* What happens to a persistent message in a durable queue, for the durable store. */
+enum queue_event {
+    QUEUE_EVENT_ENQUEUED,  /* it entered the queue */
+    QUEUE_EVENT_DELIVERED, /* it was handed to a consumer that must acknowledge it */
+    QUEUE_EVENT_REMOVED,   /* it left for good: ack, no-ack delivery, reject, expiry, drop, purge */
+};
+
 /* Dead-lettering and other effects the queue cannot do itself. May be NULL members. */
 struct queue_hooks {
     /* A message leaves the queue for reason (its reference is still held by the queue during
@@ -61,6 +68,9 @@ struct queue_hooks {
     /* The last consumer of an auto-delete queue went away (queue_remove_consumer). The queue
      * does not touch itself after this returns, so the hook may delete and release it. */
     void (*unused)(void *ctx, struct queue *queue);
+    /* Durable queues only, persistent messages only: see enum queue_event. Not called for the
+     * entries of a deleted queue (the owner records the deletion as a whole). */
+    void (*persist)(void *ctx, struct queue *queue, struct message *msg, enum queue_event event);
     void *ctx;
 };
 
@@ -129,6 +139,10 @@ void *queue_owner(const struct queue *queue);
  * 0 or when it alone breaks the limit (x-max-length 0), as RabbitMQ delivers such a message
  * only to a consumer waiting for it. */
 int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms);
+
+/* Recovery: puts msg back as a ready message without the persist hook; delivered marks it as
+ * delivered before (redelivered=true). Returns 0 or -1 on ENOMEM. */
+int queue_restore(struct queue *queue, struct message *msg, bool delivered, uint64_t now_ms);
 
 /* Delivers ready messages to consumers with credit, round-robin among the highest-priority
  * consumers (x-priority) that have credit, or only to the active one with single active

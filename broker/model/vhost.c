@@ -102,6 +102,21 @@ static void queue_unused(void *ctx, struct queue *queue)
         vhost_queue_remove(vhost, queue);
 }
 
+static void queue_persist(void *ctx, struct queue *queue, struct message *msg, enum queue_event event)
+{
+    struct vhost *vhost = ctx;
+    if (vhost->hooks.persist)
+        vhost->hooks.persist(vhost->hooks.ctx, queue, msg, (int)event);
+}
+
+static void definitions_changed(struct vhost *vhost)
+{
+    if (vhost->hooks.definitions_changed)
+        vhost->hooks.definitions_changed(vhost->hooks.ctx);
+}
+
+struct queue *vhost_queue_find(struct vhost *vhost, struct proto_bytes name) { return vhost_find_queue(vhost, name); }
+
 static void queue_dropped(void *ctx, struct queue *queue, struct message *msg, enum queue_drop_reason reason)
 {
     vhost_dead_letter(ctx, queue, msg, (int)reason);
@@ -218,6 +233,8 @@ int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d
                           BYTES_ARG(d->name), vhost->name);
     if (!exchange_new(vhost, d->name, kind, d->durable, d->auto_delete, d->internal, d->arguments))
         return reply_fail(err, SPEC_INTERNAL_ERROR, m, "out of memory");
+    if (d->durable)
+        definitions_changed(vhost);
     return 0;
 }
 
@@ -237,13 +254,17 @@ int vhost_exchange_delete(struct vhost *vhost, struct proto_bytes name, bool if_
                           BYTES_ARG(name), vhost->name);
     HASH_DEL(vhost->exchanges, x);
     unbind_everywhere(vhost, destination_of_exchange(x));
+    if (x->durable)
+        definitions_changed(vhost);
     exchange_free(x);
     return 0;
 }
 
-static int binding_change(struct exchange *source, void *destination, struct proto_bytes key,
+static int binding_change(struct vhost *vhost, struct exchange *source, void *destination, struct proto_bytes key,
                           struct proto_bytes args, bool unbind, uint32_t m, struct reply_error *err)
 {
+    if (source->durable)
+        definitions_changed(vhost);
     if (unbind) {
         router_unbind(source->router, destination, key.ptr, key.len, args);
         if (source->auto_delete && router_binding_count(source->router) == 0)
@@ -288,7 +309,7 @@ int vhost_exchange_bind(struct vhost *vhost, struct proto_bytes destination, str
     if (find_exchange_for_binding(vhost, destination, m, &dst, err) ||
         find_exchange_for_binding(vhost, source, m, &src, err))
         return -1;
-    int rc = binding_change(src, destination_of_exchange(dst), key, arguments, unbind, m, err);
+    int rc = binding_change(vhost, src, destination_of_exchange(dst), key, arguments, unbind, m, err);
     if (rc < 0)
         return rc;
     delete_if_auto(vhost, src, rc);
@@ -395,7 +416,7 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
     settings.durable = d->durable;
     settings.exclusive = d->exclusive;
     settings.auto_delete = d->auto_delete;
-    struct queue_hooks hooks = {.dropped = queue_dropped, .unused = queue_unused, .ctx = vhost};
+    struct queue_hooks hooks = {.dropped = queue_dropped, .unused = queue_unused, .persist = queue_persist, .ctx = vhost};
     struct queue_slot *slot = calloc(1, sizeof *slot);
     q = slot ? queue_create(name, &settings, d->arguments, &hooks) : NULL;
     if (!q) {
@@ -408,6 +429,8 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
     slot->queue = q;
     slot->name = queue_name(q);
     HASH_ADD_KEYPTR(hh, vhost->queues, slot->name.ptr, slot->name.len, slot);
+    if (settings.durable)
+        definitions_changed(vhost);
     *out = q;
     return 0;
 }
@@ -426,6 +449,11 @@ void vhost_queue_remove(struct vhost *vhost, struct queue *queue)
     if (vhost->hooks.queue_deleting)
         vhost->hooks.queue_deleting(vhost->hooks.ctx, queue);
     unbind_everywhere(vhost, queue);
+    if (queue_settings(queue)->durable) {
+        if (vhost->hooks.durable_queue_deleted)
+            vhost->hooks.durable_queue_deleted(vhost->hooks.ctx, queue);
+        definitions_changed(vhost);
+    }
     queue_delete(queue);
     queue_release(queue);
 }
@@ -464,7 +492,7 @@ int vhost_queue_bind(struct vhost *vhost, struct proto_bytes queue, struct proto
     struct exchange *x;
     if (find_exchange_for_binding(vhost, exchange, m, &x, err) != 0)
         return -1;
-    int rc = binding_change(x, q, key, arguments, unbind, m, err);
+    int rc = binding_change(vhost, x, q, key, arguments, unbind, m, err);
     if (rc < 0)
         return rc;
     delete_if_auto(vhost, x, rc);

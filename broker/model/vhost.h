@@ -17,6 +17,7 @@ struct exchange;
 struct message;
 struct queue;
 struct route_set;
+struct table_buf;
 struct vhost;
 
 /* Effects the vhost asks its owner (the AMQP layer) to carry out. */
@@ -28,6 +29,11 @@ struct vhost_hooks {
     void (*queue_ready)(void *ctx, struct queue *queue);
     /* Loop time in ms, for TTL. */
     uint64_t (*now_ms)(void *ctx);
+    /* Durability (all may be NULL): a persistent message's life in a durable queue; a durable
+     * queue was deleted; the set of durable exchanges, queues or bindings changed. */
+    void (*persist)(void *ctx, struct queue *queue, struct message *msg, int event);
+    void (*durable_queue_deleted)(void *ctx, struct queue *queue);
+    void (*definitions_changed)(void *ctx);
     void *ctx;
 };
 
@@ -86,6 +92,15 @@ int vhost_route(struct vhost *vhost, struct proto_bytes exchange, const struct m
 /* Expires messages (TTL) and unused queues (x-expires) at loop time now_ms; returns the next
  * time this should run (UINT64_MAX: nothing pending). */
 uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms);
+
+/* Encodes the durable exchanges, queues and bindings as one field table (contents) appended to
+ * out. Returns 0 or -ENOMEM. */
+int vhost_export_definitions(struct vhost *vhost, struct table_buf *out);
+/* Recreates what vhost_export_definitions wrote (at start-up, before any connection). Entries
+ * that fail are skipped and counted in *skipped. Returns 0, or -1 for a malformed blob. */
+int vhost_import_definitions(struct vhost *vhost, struct proto_bytes blob, size_t *skipped);
+/* Finds a queue by name (NULL when missing). */
+struct queue *vhost_queue_find(struct vhost *vhost, struct proto_bytes name);
 
 /* Listing (for warrenctl and tests). */
 void vhost_for_each_queue(struct vhost *vhost, void (*fn)(struct queue *queue, void *arg), void *arg);
