@@ -143,9 +143,10 @@ static void closing_frame(struct channel *ch, const struct frame *f)
     if (f->type != FRAME_METHOD || spec_method_decode(f->payload, f->size, &m) != 0)
         return;
     if (m.id == SPEC_CHANNEL_CLOSE) {
+        /* A crossing close: answer it, but the number stays taken until our close-ok comes
+         * back (as RabbitMQ), or that close-ok would land on a fresh channel. */
         struct spec_method ok = {.id = SPEC_CHANNEL_CLOSE_OK};
         channel_send(ch, &ok);
-        ch->state = CHANNEL_CLOSED;
     } else if (m.id == SPEC_CHANNEL_CLOSE_OK) {
         ch->state = CHANNEL_CLOSED;
     }

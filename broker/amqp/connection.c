@@ -29,6 +29,7 @@ enum connection_state {
     STATE_EXPECT_OPEN,
     STATE_OPEN,
     STATE_CLOSING, /* we sent connection.close: only close-ok (or close) is read */
+    STATE_PEER_CLOSED, /* we answered the peer's close: further closes get close-ok again */
     STATE_CLOSED,  /* the socket is closing; input is ignored */
 };
 
@@ -36,6 +37,7 @@ enum connection_state {
  * carry at most three shortstrs. */
 #define METHOD_PAYLOAD_MAX 4096
 #define CLOSE_OK_TIMEOUT_MS 3000
+#define WARREN_RABBITMQ_VERSION "3.10.8" /* the RabbitMQ release whose behaviour Warren follows */
 
 struct channel_slot {
     uint16_t number;
@@ -178,8 +180,9 @@ static void close_ok_timeout(struct event_loop *loop, void *data)
     (void)loop;
     struct connection *conn = data;
     conn->timer = 0;
-    log_warning("%s: no connection.close-ok within %d ms, dropping the socket", conn->name,
-                CLOSE_OK_TIMEOUT_MS);
+    if (conn->state == STATE_CLOSING)
+        log_warning("%s: no connection.close-ok within %d ms, dropping the socket", conn->name,
+                    CLOSE_OK_TIMEOUT_MS);
     conn->state = STATE_CLOSED;
     netconn_close(conn->net);
 }
@@ -296,12 +299,16 @@ static int send_start(struct connection *conn)
     nested.v.bytes.ptr = caps.data;
     nested.v.bytes.len = (uint32_t)caps.len;
     table_buf_put_field(&props, "capabilities", 12, &nested);
+    /* Clients gate RabbitMQ extensions (and their own tests) on product "RabbitMQ" and its
+     * version, so Warren answers as the RabbitMQ release whose behaviour it follows and says
+     * what it really is in "information" and "warren_version". */
     put_str(&props, "cluster_name", "warren@localhost");
     put_str(&props, "copyright", "Copyright (c) the Warren developers");
-    put_str(&props, "information", "Warren, a small AMQP 0-9-1 broker compatible with RabbitMQ clients");
-    put_str(&props, "platform", "C11/Linux");
-    put_str(&props, "product", "Warren");
-    put_str(&props, "version", WARREN_VERSION);
+    put_str(&props, "information", "Warren " WARREN_VERSION ", an AMQP 0-9-1 broker compatible with RabbitMQ");
+    put_str(&props, "platform", "Warren (C11/Linux)");
+    put_str(&props, "product", "RabbitMQ");
+    put_str(&props, "version", WARREN_RABBITMQ_VERSION);
+    put_str(&props, "warren_version", WARREN_VERSION);
 
     struct spec_method m = {.id = SPEC_CONNECTION_START};
     m.args.connection_start.version_major = 0;
@@ -484,8 +491,10 @@ static int connection_method(struct connection *conn, const struct spec_method *
                  (int)m->args.connection_close.reply_text.len,
                  (const char *)m->args.connection_close.reply_text.ptr);
         connection_send_method(conn, 0, &ok);
-        conn->state = STATE_CLOSED;
-        netconn_close(conn->net);
+        /* As RabbitMQ: the client hangs up; meanwhile a repeated close gets close-ok again
+         * (clients closing from several threads send several). */
+        conn->state = STATE_PEER_CLOSED;
+        arm_timer(conn, CLOSE_OK_TIMEOUT_MS, close_ok_timeout);
         return 0;
     }
     case SPEC_CONNECTION_CLOSE_OK:
@@ -524,7 +533,8 @@ static int handshake_method(struct connection *conn, const struct spec_method *m
     }
 }
 
-/* Frames that arrive after we sent connection.close: only close-ok or close matter. */
+/* Frames that arrive after a close was sent by either side: a close is answered with
+ * close-ok; close-ok ends a close we started; everything else is ignored. */
 static void closing_frame(struct connection *conn, const struct frame *f)
 {
     struct spec_method m;
@@ -533,16 +543,15 @@ static void closing_frame(struct connection *conn, const struct frame *f)
     if (m.id == SPEC_CONNECTION_CLOSE) {
         struct spec_method ok = {.id = SPEC_CONNECTION_CLOSE_OK};
         connection_send_method(conn, 0, &ok);
-    } else if (m.id != SPEC_CONNECTION_CLOSE_OK) {
-        return;
+    } else if (m.id == SPEC_CONNECTION_CLOSE_OK && conn->state == STATE_CLOSING) {
+        conn->state = STATE_CLOSED;
+        netconn_close(conn->net);
     }
-    conn->state = STATE_CLOSED;
-    netconn_close(conn->net);
 }
 
 static int handle_frame(struct connection *conn, const struct frame *f, struct reply_error *err)
 {
-    if (conn->state == STATE_CLOSING) {
+    if (conn->state == STATE_CLOSING || conn->state == STATE_PEER_CLOSED) {
         closing_frame(conn, f);
         return 0;
     }
@@ -601,7 +610,7 @@ static void on_input(struct netconn *net, void *ctx)
             break;
         struct reply_error err;
         if (r < 0) {
-            if (conn->state == STATE_CLOSING) {
+            if (conn->state == STATE_CLOSING || conn->state == STATE_PEER_CLOSED) {
                 conn->state = STATE_CLOSED;
                 netconn_close(net);
                 break;

@@ -430,9 +430,12 @@ int channel_basic_method(struct channel *ch, const struct spec_method *m, struct
         return settle_method(ch, m->args.basic_reject.delivery_tag, false,
                              m->args.basic_reject.requeue ? QUEUE_REQUEUE : QUEUE_DISCARD, m->id, err);
     case SPEC_BASIC_RECOVER:
-        return basic_recover(ch, true);
-    case SPEC_BASIC_RECOVER_ASYNC:
-        return basic_recover(ch, false);
+    case SPEC_BASIC_RECOVER_ASYNC: {
+        bool requeue = m->id == SPEC_BASIC_RECOVER ? m->args.basic_recover.requeue : m->args.basic_recover_async.requeue;
+        if (!requeue) /* RabbitMQ never implemented redelivery to the same consumer */
+            return reply_fail(err, SPEC_NOT_IMPLEMENTED, m->id, "requeue=false");
+        return basic_recover(ch, m->id == SPEC_BASIC_RECOVER);
+    }
     default:
         return reply_fail(err, SPEC_COMMAND_INVALID, m->id, "unexpected method %s", spec_method_name(m->id));
     }
