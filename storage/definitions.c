@@ -1,0 +1,135 @@
+/* storage/definitions.c: the definitions blob (durable exchanges, queues, bindings as opaque
+ * bytes serialised by the caller), replaced atomically.
+ *
+ * File "definitions" in the store directory:
+ *     0  magic      8   "WRNDEF\r\n"
+ *     8  version    4   1
+ *    12  reserved   4   0
+ *    16  length     8   bytes of data
+ *    24  crc32c     4   CRC32C of bytes 0..24 followed by the data
+ *    28  reserved   4   0
+ *    32  data       length
+ * Saving writes "definitions.tmp", fsyncs it, renames it over "definitions" and fsyncs the
+ * directory, so a crash leaves either the old or the new blob, never a mix. A leftover
+ * definitions.tmp is ignored (and overwritten by the next save). Loading checks magic, version,
+ * length (equal to the file size minus the header) and CRC; any mismatch is -EBADMSG. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "segment_log.h"
+#include "store_private.h"
+
+#define DEF_HEADER_SIZE 32
+static const uint8_t def_magic[8] = {'W', 'R', 'N', 'D', 'E', 'F', '\r', '\n'};
+
+static void put_le(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int store_save_definitions(struct store *store, const uint8_t *data, size_t len)
+{
+    char path[SEG_PATH_MAX], tmp[SEG_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/definitions", store_dir(store));
+    snprintf(tmp, sizeof(tmp), "%s/definitions.tmp", store_dir(store));
+    uint8_t header[DEF_HEADER_SIZE] = {0};
+    memcpy(header, def_magic, 8);
+    put_le(header + 8, 1, 4);
+    put_le(header + 16, len, 8);
+    put_le(header + 24, crc32c_extend(crc32c(header, 24), data, len), 4);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    int rc = write_all(fd, header, sizeof(header));
+    if (rc == 0 && len > 0)
+        rc = write_all(fd, data, len);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = seg_fsync_dir(store_dir(store));
+    if (rc < 0) {
+        unlink(tmp);
+        storage_logf(store_logger(store), STORE_LOG_ERROR, "saving %s failed: %s", path, strerror(-rc));
+    }
+    return rc;
+}
+
+int store_load_definitions(struct store *store, uint8_t **data, size_t *len)
+{
+    char path[SEG_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/definitions", store_dir(store));
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    struct stat st;
+    uint8_t *buf = NULL;
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    size_t size = rc == 0 ? (size_t)st.st_size : 0;
+    if (rc == 0 && size < DEF_HEADER_SIZE)
+        rc = -EBADMSG;
+    if (rc == 0 && !(buf = malloc(size)))
+        rc = -ENOMEM;
+    for (size_t got = 0; rc == 0 && got < size;) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = n < 0 ? -errno : -EBADMSG; /* shrank while reading */
+        else
+            got += (size_t)n;
+    }
+    close(fd);
+    if (rc == 0 && (memcmp(buf, def_magic, 8) != 0 || get_le(buf + 8, 4) != 1 ||
+                    get_le(buf + 16, 8) != size - DEF_HEADER_SIZE ||
+                    get_le(buf + 24, 4) != crc32c_extend(crc32c(buf, 24), buf + DEF_HEADER_SIZE,
+                                                          size - DEF_HEADER_SIZE)))
+        rc = -EBADMSG;
+    if (rc < 0) {
+        free(buf);
+        if (rc == -EBADMSG)
+            storage_logf(store_logger(store), STORE_LOG_ERROR, "%s: bad header or checksum", path);
+        return rc;
+    }
+    size_t n = size - DEF_HEADER_SIZE;
+    memmove(buf, buf + DEF_HEADER_SIZE, n);
+    *data = buf;
+    *len = n;
+    return 0;
+}

@@ -1,0 +1,296 @@
+/* storage/segment_log.c: the on-disk format of Warren's message log, and the helpers that
+ * encode, validate and create it. All integers are little-endian.
+ *
+ * Directory: one file per segment, named by a 20-digit decimal id, "00000000000000000001.seg",
+ * ids only ever increase. Segments are replayed in id order; the newest is the active one, the
+ * only one ever appended to. (The definitions blob lives beside them: definitions.c.)
+ *
+ * Segment header (SEG_HEADER_SIZE = 40 bytes):
+ *     0  magic        8   "WRNSEG\r\n"
+ *     8  version      4   1
+ *    12  reserved     4   0
+ *    16  segment id   8   equal to the id in the file name
+ *    24  max msg id   8   highest message id the writer had seen when it created the segment
+ *    32  crc32c       4   CRC32C of bytes 0..32
+ *    36  reserved     4   0
+ *
+ * Records follow the header back to back, unaligned:
+ *     0  length       4   bytes of type + payload (1 .. REC_MAX_LENGTH)
+ *     4  crc32c       4   CRC32C of the length field followed by type + payload
+ *     8  type         1   1 MESSAGE, 2 ENQUEUE, 3 DELIVER, 4 ACK, 5 QUEUE_DELETED
+ *     9  payload      length - 1
+ * Payloads:
+ *     MESSAGE                  msg id (8), opaque data (the rest)
+ *     ENQUEUE, DELIVER, ACK    msg id (8), queue name length (4), queue name
+ *     QUEUE_DELETED            queue name length (4), queue name
+ * A MESSAGE record always precedes (in log order) the records that name its id.
+ *
+ * Writing: a batch of records is written with pwrite at the end of the active segment, then
+ * fdatasync'ed. A failed write or sync truncates the segment back to its size before the batch.
+ * A batch never spans two segments; a new segment is created (header written and synced, the
+ * directory fsynced) before a batch when the active one has reached the configured size.
+ *
+ * Recovery (recovery.c) checks every record's length, type, layout and CRC:
+ *   - an invalid record with no valid record after it in the newest segment is a torn tail
+ *     (a crash during a write): the file is truncated at the record's offset and logged;
+ *   - any other invalid record is logged with its file and offset, and replay resumes at the
+ *     next offset where a valid record starts (rec_resync). A complete, valid record embedded
+ *     in message data could in principle be taken for a real one after such a corruption; the
+ *     CRC makes it otherwise a 2^-32 event per candidate offset;
+ *   - a segment whose header is damaged is logged and its records are still read; a newest
+ *     segment too short to hold a header (a crash while creating it) gets a fresh header;
+ *   - a segment in which corruption was found is never deleted (kept for inspection), nor are
+ *     the segments that depend on it (retirement rule: index.h).
+ * Records that name a message id recovery does not know (its MESSAGE record was lost, or was in
+ * a batch that failed) change nothing.
+ */
+#include "segment_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+
+static const uint8_t seg_magic[8] = {'W', 'R', 'N', 'S', 'E', 'G', '\r', '\n'};
+#define SEG_VERSION 1
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4); /* little-endian hosts only (x86-64, aarch64) */
+    return v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+void seg_header_encode(uint8_t out[SEG_HEADER_SIZE], uint64_t id, uint64_t max_msg_id)
+{
+    memset(out, 0, SEG_HEADER_SIZE);
+    memcpy(out, seg_magic, 8);
+    put32(out + 8, SEG_VERSION);
+    put64(out + 16, id);
+    put64(out + 24, max_msg_id);
+    put32(out + 32, crc32c(out, 32));
+}
+
+int seg_header_decode(const uint8_t *p, size_t avail, uint64_t *id, uint64_t *max_msg_id)
+{
+    if (avail < SEG_HEADER_SIZE || memcmp(p, seg_magic, 8) != 0 || get32(p + 8) != SEG_VERSION ||
+        get32(p + 32) != crc32c(p, 32))
+        return -EBADMSG;
+    *id = get64(p + 16);
+    *max_msg_id = get64(p + 24);
+    return 0;
+}
+
+int rec_append(struct rec_buf *buf, uint8_t type, uint64_t msg_id, const uint8_t *queue,
+               size_t queue_len, const uint8_t *data, size_t data_len)
+{
+    size_t payload = (type == REC_QUEUE_DELETED ? 0 : 8) + (type == REC_MESSAGE ? data_len : 4 + queue_len);
+    if (queue_len > REC_MAX_LENGTH || data_len > REC_MAX_LENGTH || 1 + payload > REC_MAX_LENGTH)
+        return -EMSGSIZE;
+    size_t need = REC_HEADER_SIZE + 1 + payload;
+    if (buf->cap - buf->len < need) {
+        size_t cap = buf->cap ? buf->cap : 64 * 1024;
+        while (cap - buf->len < need)
+            cap *= 2;
+        uint8_t *grown = realloc(buf->data, cap);
+        if (!grown)
+            return -ENOMEM;
+        buf->data = grown;
+        buf->cap = cap;
+    }
+    uint8_t *p = buf->data + buf->len;
+    put32(p, (uint32_t)(1 + payload));
+    put32(p + 4, 0);
+    p[8] = type;
+    p += 9;
+    if (type != REC_QUEUE_DELETED) {
+        put64(p, msg_id);
+        p += 8;
+    }
+    if (type == REC_MESSAGE) {
+        if (data_len)
+            memcpy(p, data, data_len);
+    } else {
+        put32(p, (uint32_t)queue_len);
+        if (queue_len)
+            memcpy(p + 4, queue, queue_len);
+    }
+    buf->len += need;
+    return 0;
+}
+
+static uint32_t rec_crc(const uint8_t *p, uint32_t length)
+{
+    return crc32c_extend(crc32c(p, 4), p + REC_HEADER_SIZE, length);
+}
+
+void rec_seal_all(uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (off + REC_HEADER_SIZE <= len) {
+        uint32_t length = get32(buf + off);
+        put32(buf + off + 4, rec_crc(buf + off, length));
+        off += REC_HEADER_SIZE + length;
+    }
+}
+
+size_t rec_parse(const uint8_t *p, size_t avail, bool check_crc, struct rec *out)
+{
+    if (avail < REC_HEADER_SIZE + 1)
+        return 0;
+    uint32_t length = get32(p);
+    if (length < 1 || length > REC_MAX_LENGTH || length > avail - REC_HEADER_SIZE)
+        return 0;
+    const uint8_t *body = p + REC_HEADER_SIZE;
+    uint8_t type = body[0];
+    size_t rest = length - 1;
+    const uint8_t *q = body + 1;
+    memset(out, 0, sizeof(*out));
+    out->type = type;
+    switch (type) {
+    case REC_MESSAGE:
+        if (rest < 8)
+            return 0;
+        out->msg_id = get64(q);
+        out->data = q + 8;
+        out->data_len = rest - 8;
+        break;
+    case REC_ENQUEUE:
+    case REC_DELIVER:
+    case REC_ACK:
+    case REC_QUEUE_DELETED:
+        if (type != REC_QUEUE_DELETED) {
+            if (rest < 8)
+                return 0;
+            out->msg_id = get64(q);
+            q += 8;
+            rest -= 8;
+        }
+        if (rest < 4 || get32(q) != rest - 4)
+            return 0;
+        out->queue_len = get32(q);
+        out->queue = q + 4;
+        break;
+    default:
+        return 0;
+    }
+    if (check_crc && get32(p + 4) != rec_crc(p, length))
+        return 0;
+    return REC_HEADER_SIZE + (size_t)length;
+}
+
+size_t rec_resync(const uint8_t *p, size_t size, size_t from)
+{
+    struct rec r;
+    for (size_t off = from + 1; off + REC_HEADER_SIZE < size; off++) {
+        /* cheap filters first: a plausible length and a known type byte */
+        uint32_t length = get32(p + off);
+        if (length == 0 || length > size - off - REC_HEADER_SIZE)
+            continue;
+        uint8_t type = p[off + REC_HEADER_SIZE];
+        if (type < REC_MESSAGE || type > REC_QUEUE_DELETED)
+            continue;
+        if (rec_parse(p + off, size - off, true, &r))
+            return off;
+    }
+    return size;
+}
+
+void seg_path(char *out, size_t cap, const char *dir, uint64_t id)
+{
+    snprintf(out, cap, "%s/%020llu.seg", dir, (unsigned long long)id);
+}
+
+bool seg_parse_name(const char *name, uint64_t *id)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < SEG_NAME_DIGITS; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(name[i] - '0');
+    }
+    if (strcmp(name + SEG_NAME_DIGITS, ".seg") != 0)
+        return false;
+    *id = v;
+    return true;
+}
+
+int seg_pwrite_all(const struct store_io_hooks *io, int fd, const void *buf, size_t len, off_t off)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = io && io->pwrite ? io->pwrite(io->ctx, fd, p, len, off) : pwrite(fd, p, len, off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO;
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 0;
+}
+
+int seg_fdatasync(const struct store_io_hooks *io, int fd)
+{
+    int rc = io && io->fdatasync ? io->fdatasync(io->ctx, fd) : fdatasync(fd);
+    return rc < 0 ? -errno : 0;
+}
+
+int seg_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+int seg_create(const struct store_io_hooks *io, const char *dir, uint64_t id, uint64_t max_msg_id)
+{
+    char path[SEG_PATH_MAX];
+    seg_path(path, sizeof(path), dir, id);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    uint8_t header[SEG_HEADER_SIZE];
+    seg_header_encode(header, id, max_msg_id);
+    int rc = seg_pwrite_all(io, fd, header, sizeof(header), 0);
+    if (rc == 0)
+        rc = seg_fdatasync(io, fd);
+    if (rc == 0)
+        rc = seg_fsync_dir(dir);
+    if (rc < 0) {
+        close(fd);
+        unlink(path);
+        return rc;
+    }
+    return fd;
+}

@@ -1,0 +1,75 @@
+/* storage/store_private.h: the store's state, shared by store.c (the caller's side) and
+ * store_io.c (the I/O thread), and what definitions.c needs. Not part of the contract. */
+#ifndef WARREN_STORE_PRIVATE_H
+#define WARREN_STORE_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "index.h"
+#include "segment_log.h"
+#include "storage_log.h"
+#include "store.h"
+
+#define BUFFER_KEEP_BYTES (16u << 20) /* a batch buffer larger than this is freed after use */
+
+struct failure {
+    uint64_t first, last;
+    int error;
+};
+
+struct store {
+    char *dir;
+    uint64_t segment_bytes, disk_free_limit, max_msg_id;
+    struct storage_logger logger;
+    struct store_io_hooks io_hooks;
+    const struct store_io_hooks *io;
+    int event_fd;
+
+    /* the caller's thread only */
+    struct rec_buf pending;
+    uint64_t pending_batch;
+    bool flush_wanted;
+
+    /* shared, under lock */
+    pthread_mutex_t lock;
+    pthread_cond_t wake, idle;
+    bool busy, stop;
+    struct rec_buf inflight;
+    uint64_t inflight_batch;
+    struct failure *failures;
+    size_t nfailures, failures_cap;
+
+    /* written by the I/O thread, read anywhere */
+    _Atomic uint64_t durable, segments, bytes_on_disk, live_messages, syncs;
+    _Atomic bool disk_alarm;
+    uint64_t records_recovered, corrupt_records;
+
+    /* the I/O thread only (the opener until it starts) */
+    pthread_t thread;
+    bool thread_started;
+    struct index idx;
+    int active_fd;
+    uint64_t active_id, active_size;
+    bool roll_next, retire_disabled;
+};
+
+/* The store's directory (as given to store_open). */
+const char *store_dir(const struct store *store);
+/* The store's logger. */
+const struct storage_logger *store_logger(const struct store *store);
+
+/* The I/O thread's body (arg: the store). */
+void *store_io_thread(void *arg);
+/* Creates segment active_id + 1 and makes it the active one. 0 or -errno. */
+int store_roll_segment(struct store *store);
+/* Deletes every deletable segment (rule: index.h). */
+void store_retire_segments(struct store *store);
+/* Copies segment count, bytes and live messages from the index into the atomics. */
+void store_publish_stats(struct store *store);
+/* Sets the disk alarm from statvfs. */
+void store_check_disk(struct store *store);
+
+#endif
