@@ -39,6 +39,8 @@ void channel_destroy(struct channel *ch)
     if (!ch)
         return;
     channel_release_resources(ch);
+    server_unwait_durable(connection_server(ch->conn), ch);
+    free(ch->waits);
     route_set_free(&ch->targets);
     free(ch->unacked.items);
     free(ch);

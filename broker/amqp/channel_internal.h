@@ -57,6 +57,13 @@ struct delivery_ring {
     uint32_t head, count, capacity; /* capacity is a power of two */
 };
 
+/* A publisher confirm that must wait for its batch to be durable. */
+struct confirm_wait {
+    uint64_t seq;
+    uint64_t batch; /* 0: nothing to wait for (but ordered behind earlier waits) */
+    bool ok;
+};
+
 /* A publish held back by tx.select until tx.commit. */
 struct tx_publish {
     struct message *msg;
@@ -95,6 +102,13 @@ struct channel {
     uint64_t publish_seq;
     uint64_t confirmed_upto; /* acks for 1..confirmed_upto are decided but maybe not yet sent */
     uint64_t confirm_sent_upto;
+
+    /* Confirms and commit-ok waiting for the durable store, in publish order. */
+    struct confirm_wait *waits;
+    uint32_t waits_head, waits_count, waits_cap; /* ring; cap is a power of two */
+    uint64_t commit_wait_batch;                 /* tx.commit-ok due once this batch is durable */
+    struct channel *durable_prev, *durable_next; /* in the server's list of waiting channels */
+    bool durable_waiting;
 
     /* Transactions. */
     bool tx_mode;
@@ -144,6 +158,10 @@ int channel_tx_method(struct channel *ch, const struct spec_method *m, struct re
 /* Sends the publisher acks decided since the last call as one basic.ack (multiple). */
 void channel_flush_confirms(struct channel *ch);
 void channel_drop_publishing(struct channel *ch);
+
+/* Durable batches progressed: sends the confirms (and commit-ok) that became due. Returns
+ * true while the channel still waits for more. */
+bool channel_durable_progress(struct channel *ch);
 
 /* consume.c: qos, consume, cancel, get, ack, nack, reject, recover. */
 int channel_basic_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);

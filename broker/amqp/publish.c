@@ -11,6 +11,7 @@
 #include "frame.h"
 #include "log.h"
 #include "message.h"
+#include "persistence.h"
 #include "queue.h"
 #include "server.h"
 #include "spec.h"
@@ -79,18 +80,80 @@ void channel_flush_confirms(struct channel *ch)
     ch->confirm_sent_upto = ch->confirmed_upto;
 }
 
-/* Publishes are confirmed in order, so acks coalesce into one multiple ack; a nack first sends
- * the acks before it. */
-static void confirm(struct channel *ch, uint64_t seq, bool ok)
+static void send_nack_in_order(struct channel *ch, uint64_t seq)
 {
-    if (ok) {
-        ch->confirmed_upto = seq;
-        return;
-    }
     ch->confirmed_upto = seq - 1;
     channel_flush_confirms(ch);
     send_confirm(ch, SPEC_BASIC_NACK, seq, false);
     ch->confirmed_upto = ch->confirm_sent_upto = seq;
+}
+
+static int push_wait(struct channel *ch, const struct confirm_wait *w)
+{
+    if (ch->waits_count == ch->waits_cap) {
+        uint32_t cap = ch->waits_cap ? ch->waits_cap * 2 : 64;
+        struct confirm_wait *items = malloc(sizeof *items * cap);
+        if (!items)
+            return -1;
+        for (uint32_t i = 0; i < ch->waits_count; i++)
+            items[i] = ch->waits[(ch->waits_head + i) & (ch->waits_cap - 1)];
+        free(ch->waits);
+        ch->waits = items;
+        ch->waits_head = 0;
+        ch->waits_cap = cap;
+    }
+    ch->waits[(ch->waits_head + ch->waits_count++) & (ch->waits_cap - 1)] = *w;
+    return 0;
+}
+
+/* Publishes are confirmed in order, so acks coalesce into one multiple ack; a nack first sends
+ * the acks before it. A publish whose records sit in a store batch (batch > 0), and any
+ * publish behind one, waits until that batch is durable. */
+static void confirm(struct channel *ch, uint64_t seq, bool ok, uint64_t batch)
+{
+    if (batch == 0 && ch->waits_count == 0) {
+        if (ok)
+            ch->confirmed_upto = seq;
+        else
+            send_nack_in_order(ch, seq);
+        return;
+    }
+    struct confirm_wait w = {.seq = seq, .batch = batch, .ok = ok};
+    if (push_wait(ch, &w) != 0) {
+        send_nack_in_order(ch, seq); /* cannot track it: the publisher must retry */
+        return;
+    }
+    server_wait_durable(connection_server(ch->conn), ch);
+}
+
+bool channel_durable_progress(struct channel *ch)
+{
+    struct persistence *p = server_persistence(connection_server(ch->conn));
+    uint64_t durable = persistence_durable_batch(p);
+    while (ch->waits_count) {
+        struct confirm_wait *w = &ch->waits[ch->waits_head];
+        if (w->batch > durable)
+            break;
+        if (w->ok && !persistence_batch_failed(p, w->batch))
+            ch->confirmed_upto = w->seq;
+        else
+            send_nack_in_order(ch, w->seq);
+        ch->waits_head = (ch->waits_head + 1) & (ch->waits_cap - 1);
+        ch->waits_count--;
+    }
+    channel_flush_confirms(ch);
+    if (ch->commit_wait_batch && ch->commit_wait_batch <= durable) {
+        if (persistence_batch_failed(p, ch->commit_wait_batch)) {
+            struct reply_error err;
+            reply_fail(&err, SPEC_INTERNAL_ERROR, SPEC_TX_COMMIT, "the durable store could not write the transaction");
+            connection_fail(ch->conn, &err);
+        } else {
+            struct spec_method ok = {.id = SPEC_TX_COMMIT_OK};
+            channel_send(ch, &ok);
+        }
+        ch->commit_wait_batch = 0;
+    }
+    return ch->waits_count > 0 || ch->commit_wait_batch != 0;
 }
 
 int channel_confirm_select(struct channel *ch, const struct spec_method *m, struct reply_error *err)
@@ -171,12 +234,15 @@ static int complete_publish(struct channel *ch, struct reply_error *err)
         return 0;
     }
     bool accepted;
+    struct persistence *p = server_persistence(connection_server(ch->conn));
+    uint64_t batch_before = persistence_last_batch(p);
     int rc = deliver_message(ch, msg, ch->publish_mandatory, &accepted, err);
     message_release(msg);
     if (rc != 0)
         return rc;
+    uint64_t batch = persistence_last_batch(p);
     if (ch->confirm_mode)
-        confirm(ch, seq, accepted);
+        confirm(ch, seq, accepted, batch != batch_before ? batch : 0);
     return 0;
 }
 
@@ -261,6 +327,8 @@ int channel_content_frame(struct channel *ch, const struct frame *f, struct repl
 
 static int tx_commit(struct channel *ch, struct reply_error *err)
 {
+    struct persistence *p = server_persistence(connection_server(ch->conn));
+    uint64_t batch_before = persistence_last_batch(p);
     int rc = 0;
     while (ch->tx_settles && rc == 0) {
         struct tx_settle *s = ch->tx_settles;
@@ -283,6 +351,13 @@ static int tx_commit(struct channel *ch, struct reply_error *err)
         return rc;
     }
     channel_dispatch_consumers(ch);
+    uint64_t batch = persistence_last_batch(p);
+    if (batch != batch_before) {
+        /* commit-ok only once the transaction's messages are on disk. */
+        ch->commit_wait_batch = batch;
+        server_wait_durable(connection_server(ch->conn), ch);
+        return 1;
+    }
     return 0;
 }
 
@@ -296,13 +371,17 @@ int channel_tx_method(struct channel *ch, const struct spec_method *m, struct re
         ch->tx_mode = true;
         ok_id = SPEC_TX_SELECT_OK;
         break;
-    case SPEC_TX_COMMIT:
+    case SPEC_TX_COMMIT: {
         if (!ch->tx_mode)
             return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "channel is not transactional");
-        if (tx_commit(ch, err) != 0)
+        int rc = tx_commit(ch, err);
+        if (rc < 0)
             return -1;
+        if (rc == 1)
+            return 0; /* commit-ok follows when the batch is durable */
         ok_id = SPEC_TX_COMMIT_OK;
         break;
+    }
     case SPEC_TX_ROLLBACK:
         if (!ch->tx_mode)
             return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "channel is not transactional");

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "message.h"
 #include "netconn.h"
+#include "persistence.h"
 #include "queue.h"
 #include "vhost.h"
 
@@ -31,7 +32,69 @@ struct server {
     uint64_t tick_timer;
     uint64_t memory_limit;
     bool memory_alarm;
+    struct persistence *persistence;
+    struct channel *durable_waiters;
 };
+
+struct persistence *server_persistence(const struct server *server) { return server->persistence; }
+
+void server_wait_durable(struct server *server, struct channel *ch)
+{
+    if (ch->durable_waiting)
+        return;
+    ch->durable_waiting = true;
+    ch->durable_prev = NULL;
+    ch->durable_next = server->durable_waiters;
+    if (server->durable_waiters)
+        server->durable_waiters->durable_prev = ch;
+    server->durable_waiters = ch;
+}
+
+void server_unwait_durable(struct server *server, struct channel *ch)
+{
+    if (!ch->durable_waiting)
+        return;
+    if (ch->durable_prev)
+        ch->durable_prev->durable_next = ch->durable_next;
+    else
+        server->durable_waiters = ch->durable_next;
+    if (ch->durable_next)
+        ch->durable_next->durable_prev = ch->durable_prev;
+    ch->durable_waiting = false;
+    ch->durable_prev = ch->durable_next = NULL;
+}
+
+/* The store made more batches durable: release the confirms waiting for them. */
+static void on_durable(void *ctx)
+{
+    struct server *server = ctx;
+    for (struct channel *ch = server->durable_waiters, *next; ch; ch = next) {
+        next = ch->durable_next;
+        if (!channel_durable_progress(ch))
+            server_unwait_durable(server, ch);
+    }
+}
+
+static void hook_persist(void *ctx, struct queue *queue, struct message *msg, int event)
+{
+    struct server *server = ctx;
+    if (server->persistence)
+        persistence_event(server->persistence, queue, msg, event);
+}
+
+static void hook_durable_queue_deleted(void *ctx, struct queue *queue)
+{
+    struct server *server = ctx;
+    if (server->persistence)
+        persistence_queue_deleted(server->persistence, queue);
+}
+
+static void hook_definitions_changed(void *ctx)
+{
+    struct server *server = ctx;
+    if (server->persistence)
+        persistence_definitions_changed(server->persistence);
+}
 
 bool server_memory_alarm(const struct server *server) { return server->memory_alarm; }
 
@@ -93,12 +156,16 @@ static void on_accept(struct netconn *net, void *arg)
     connection_accept(server, net);
 }
 
-/* The fixed order of each pass: (0) raise or clear the memory alarm, (1) write every pending output queue with writev, (2) free the
+/* The fixed order of each pass: (0) raise or clear the memory alarm, (0b) save changed
+ * definitions and hand the pending store batch to the I/O thread (confirms for it go out
+ * when it reports the batch durable, in a later pass), (1) write every pending output queue with writev, (2) free the
  * connections whose close finished. Durable stores will sync before (1) so that confirms only
  * leave once their messages are on disk. */
 static void before_sleep(struct event_loop *loop, void *data)
 {
-    check_memory(data);
+    struct server *server = data;
+    check_memory(server);
+    persistence_before_sleep(server->persistence);
     netconn_flush_all(loop);
     netconn_reap(loop);
 }
@@ -155,6 +222,9 @@ struct server *server_create(struct event_loop *loop, const struct server_config
         .queue_deleting = hook_queue_deleting,
         .queue_ready = hook_queue_ready,
         .now_ms = hook_now,
+        .persist = hook_persist,
+        .durable_queue_deleted = hook_durable_queue_deleted,
+        .definitions_changed = hook_definitions_changed,
         .ctx = server,
     };
     server->vhost = vhost_create("/", &hooks);
@@ -162,9 +232,16 @@ struct server *server_create(struct event_loop *loop, const struct server_config
         free(server);
         return NULL;
     }
+    server->persistence = persistence_open(loop, server->vhost, cfg->data_dir, on_durable, server);
+    if (!server->persistence) {
+        vhost_destroy(server->vhost);
+        free(server);
+        return NULL;
+    }
     server->listener = netlistener_open(loop, cfg->bind_address, cfg->port, on_accept, server);
     if (!server->listener) {
         log_error("cannot listen on %s:%u: %s", cfg->bind_address, cfg->port, strerror(errno));
+        persistence_close(server->persistence);
         vhost_destroy(server->vhost);
         free(server);
         return NULL;
@@ -224,6 +301,8 @@ void server_destroy(struct server *server)
     netconn_for_each(server->loop, drop_one, NULL);
     netconn_destroy_all(server->loop);
     loop_timer_cancel(server->loop, server->tick_timer);
+    persistence_close(server->persistence);
+    server->persistence = NULL;
     vhost_destroy(server->vhost);
     free(server);
 }

@@ -9,6 +9,8 @@
 
 struct event_loop;
 struct server;
+struct channel;
+struct persistence;
 
 /* Everything an operator can set (command line or --config file). Zero is not valid:
  * start from server_config_defaults. Strings are owned by the caller and must outlive the server. */
@@ -45,6 +47,11 @@ void server_destroy(struct server *server);
 
 /* For the AMQP layer's own files. */
 struct vhost *server_vhost(const struct server *server);
+/* The durable store glue (NULL when persistence is off). */
+struct persistence *server_persistence(const struct server *server);
+/* Puts ch on the list of channels waiting for durable batches (idempotent), or takes it off. */
+void server_wait_durable(struct server *server, struct channel *ch);
+void server_unwait_durable(struct server *server, struct channel *ch);
 /* True while message memory is above the high watermark. */
 bool server_memory_alarm(const struct server *server);
 const struct server_config *server_config(const struct server *server);
