@@ -252,6 +252,15 @@ static void restore(struct persistence *p)
     log_info("durable store: recovered %zu messages into %zu queues", restored, vhost_queue_count(p->vhost));
 }
 
+/* The store logs from its I/O thread too; log_write formats and prints each line with one
+ * call, which is safe to share between the two threads. */
+static void store_log(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    enum log_level l = level == STORE_LOG_ERROR ? LOG_ERROR : level == STORE_LOG_WARNING ? LOG_WARNING : LOG_INFO;
+    log_write(l, "durable store: %s", msg);
+}
+
 struct persistence *persistence_open(struct event_loop *loop, struct vhost *vhost, const char *data_dir,
                                      void (*on_durable)(void *ctx), void *ctx)
 {
@@ -264,7 +273,7 @@ struct persistence *persistence_open(struct event_loop *loop, struct vhost *vhos
     p->ctx = ctx;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/store", data_dir);
-    struct store_options opts = {.dir = dir};
+    struct store_options opts = {.dir = dir, .log = store_log};
     struct store_recovery rec = {.message = recover_message, .entry = recover_entry, .ctx = p};
     log_info("durable store: opening %s", dir);
     int rc = store_open(&opts, &rec, &p->store);

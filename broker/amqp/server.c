@@ -105,20 +105,24 @@ static void block_one(struct netconn *net, void *arg)
         connection_set_blocked(conn, *(bool *)arg);
 }
 
-/* RabbitMQ's memory alarm, over the bytes held by messages: on above the limit, off again
- * below 90% of it (hysteresis keeps it from flapping). */
+/* RabbitMQ's resource alarms: memory (bytes held by messages: on above the limit, off again
+ * below 90% of it, so it does not flap) and disk (free space under the store's limit). */
 static void check_memory(struct server *server)
 {
     uint64_t used = message_memory_bytes();
-    bool alarm = server->memory_alarm ? used > server->memory_limit / 10 * 9 : used > server->memory_limit;
+    bool memory = server->memory_alarm ? used > server->memory_limit / 10 * 9 : used > server->memory_limit;
+    bool disk = persistence_disk_alarm(server->persistence);
+    bool alarm = memory || disk;
     if (alarm == server->memory_alarm)
         return;
     server->memory_alarm = alarm;
-    if (alarm)
+    if (alarm && memory)
         log_warning("memory alarm: messages use %llu bytes, above the high watermark of %llu; blocking publishers",
                     (unsigned long long)used, (unsigned long long)server->memory_limit);
+    else if (alarm)
+        log_warning("disk alarm: free space below the disk_free_limit; blocking publishers");
     else
-        log_info("memory alarm cleared: messages use %llu bytes", (unsigned long long)used);
+        log_info("resource alarm cleared: messages use %llu bytes", (unsigned long long)used);
     netconn_for_each(server->loop, block_one, &alarm);
 }
 
