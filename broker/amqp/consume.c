@@ -267,12 +267,15 @@ void channel_release_consumers(struct channel *ch)
 
 static int basic_qos(struct channel *ch, const struct spec_basic_qos *a, struct reply_error *err)
 {
-    (void)err;
-    /* prefetch-size is accepted and ignored, as RabbitMQ does. */
-    if (a->global)
+    if (a->prefetch_size != 0)
+        return reply_fail(err, SPEC_NOT_IMPLEMENTED, SPEC_BASIC_QOS, "prefetch_size!=0 (%u)", a->prefetch_size);
+    if (a->global) {
         ch->global_prefetch = a->prefetch_count;
-    else
+    } else {
+        /* RabbitMQ 3.10: a per-consumer limit also lifts an earlier channel-wide one. */
         ch->prefetch_count = a->prefetch_count;
+        ch->global_prefetch = 0;
+    }
     struct spec_method ok = {.id = SPEC_BASIC_QOS_OK};
     channel_send(ch, &ok);
     channel_dispatch_consumers(ch);

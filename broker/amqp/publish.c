@@ -289,7 +289,12 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
         message_release(ch->publishing);
         ch->publishing = NULL;
         ch->stage = PUBLISH_IDLE;
-        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH, "invalid expiration '%.*s'",
+        /* RabbitMQ's reasons: a leading '-' is a negative value, anything else not an integer. */
+        if (e.len > 1 && e.ptr[0] == '-')
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                              "invalid expiration '%.*s': {value_negative,%.*s}", (int)e.len, (const char *)e.ptr,
+                              (int)e.len, (const char *)e.ptr);
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH, "invalid expiration '%.*s': no_integer",
                           (int)e.len, (const char *)e.ptr);
     }
     ch->body_received = 0;

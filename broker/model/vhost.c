@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arguments.h"
 #include "message.h"
 #include "queue.h"
 #include "spec.h"
@@ -22,10 +23,6 @@ static bool has_prefix(struct proto_bytes b, const char *prefix)
     return b.len >= n && memcmp(b.ptr, prefix, n) == 0;
 }
 
-static bool bytes_equal(struct proto_bytes a, struct proto_bytes b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
-}
 
 struct exchange *vhost_find_exchange(struct vhost *vhost, struct proto_bytes name)
 {
@@ -190,6 +187,8 @@ static const char *bool_text(bool b) { return b ? "true" : "false"; }
 int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d, struct reply_error *err)
 {
     const uint32_t m = SPEC_EXCHANGE_DECLARE;
+    if (d->name.len == 0)
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on the default exchange");
     struct exchange *x = vhost_find_exchange(vhost, d->name);
     if (d->passive) {
         if (!x)
@@ -201,8 +200,8 @@ int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d
         return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on the default exchange");
     enum router_kind kind;
     if (router_kind_parse((const char *)d->type.ptr, d->type.len, &kind) != 0)
-        return reply_fail(err, SPEC_COMMAND_INVALID, m, "unknown exchange type '" BYTES_FMT "'",
-                          BYTES_ARG(d->type));
+        return reply_fail(err, SPEC_COMMAND_INVALID, m, "%s exchange type '" BYTES_FMT "'",
+                          has_prefix(d->type, "x-") ? "unknown" : "invalid", BYTES_ARG(d->type));
     if (x) {
         if (x->kind != kind)
             return inequivalent(err, m, "exchange", "type", d->name, router_kind_name(kind),
@@ -217,11 +216,7 @@ int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d
             return inequivalent(err, m, "exchange", "internal", d->name, bool_text(d->internal),
                                 bool_text(x->internal));
         struct proto_bytes current = {x->arguments, x->arguments_len};
-        if (!bytes_equal(current, d->arguments))
-            return reply_fail(err, SPEC_PRECONDITION_FAILED, m,
-                              "inequivalent arg 'arguments' for exchange '" BYTES_FMT "' in vhost '%s'",
-                              BYTES_ARG(d->name), vhost->name);
-        return 0;
+        return arguments_equivalent(current, d->arguments, arguments_exchange_keys, "exchange", d->name, m, err);
     }
     if (has_prefix(d->name, "amq."))
         return reply_fail(err, SPEC_ACCESS_REFUSED, m,
@@ -247,8 +242,8 @@ int vhost_exchange_delete(struct vhost *vhost, struct proto_bytes name, bool if_
     if (!x)
         return 0;
     if (x->builtin)
-        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on exchange '" BYTES_FMT "'",
-                          BYTES_ARG(name));
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "deletion of system exchange '" BYTES_FMT "' in vhost '%s' not allowed",
+                          BYTES_ARG(name), vhost->name);
     if (if_unused && router_binding_count(x->router) > 0)
         return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "exchange '" BYTES_FMT "' in vhost '%s' in use",
                           BYTES_ARG(name), vhost->name);
@@ -306,6 +301,9 @@ int vhost_exchange_bind(struct vhost *vhost, struct proto_bytes destination, str
 {
     const uint32_t m = unbind ? SPEC_EXCHANGE_UNBIND : SPEC_EXCHANGE_BIND;
     struct exchange *src, *dst;
+    if (unbind && destination.len && source.len &&
+        (!vhost_find_exchange(vhost, destination) || !vhost_find_exchange(vhost, source)))
+        return 0; /* RabbitMQ 3.10: unbinding what does not exist succeeds */
     if (find_exchange_for_binding(vhost, destination, m, &dst, err) ||
         find_exchange_for_binding(vhost, source, m, &src, err))
         return -1;
@@ -367,11 +365,7 @@ static int check_queue_equivalence(struct vhost *vhost, struct queue *q, const s
                             bool_text(s->auto_delete));
     if (s->exclusive != d->exclusive)
         return locked(err, m, name, vhost->name);
-    if (!bytes_equal(queue_arguments(q), d->arguments))
-        return reply_fail(err, SPEC_PRECONDITION_FAILED, m,
-                          "inequivalent arg 'arguments' for queue '" BYTES_FMT "' in vhost '%s'",
-                          BYTES_ARG(name), vhost->name);
-    return 0;
+    return arguments_equivalent(queue_arguments(q), d->arguments, arguments_queue_keys, "queue", name, m, err);
 }
 
 int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, struct queue **out,
@@ -388,6 +382,9 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
         *out = q;
         return 0;
     }
+    if (has_prefix(d->name, "amq."))
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "queue name '" BYTES_FMT "' contains reserved prefix 'amq.*'",
+                          BYTES_ARG(d->name));
     if (q) {
         if (queue_owner(q) && queue_owner(q) != d->owner)
             return locked(err, m, d->name, vhost->name);
@@ -472,7 +469,7 @@ int vhost_queue_delete(struct vhost *vhost, struct proto_bytes name, void *owner
         return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "queue '" BYTES_FMT "' in vhost '%s' in use",
                           BYTES_ARG(name), vhost->name);
     if (if_empty && queue_ready_count(q) > 0)
-        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "queue '" BYTES_FMT "' in vhost '%s' is not empty",
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "queue '" BYTES_FMT "' in vhost '%s' not empty",
                           BYTES_ARG(name), vhost->name);
     *count = (uint32_t)queue_ready_count(q);
     vhost_queue_remove(vhost, q);
@@ -484,14 +481,16 @@ int vhost_queue_bind(struct vhost *vhost, struct proto_bytes queue, struct proto
                      struct reply_error *err)
 {
     const uint32_t m = unbind ? SPEC_QUEUE_UNBIND : SPEC_QUEUE_BIND;
+    struct exchange *x;
     struct queue *q;
+    if (unbind && exchange.len && (!vhost_find_exchange(vhost, exchange) || !vhost_find_queue(vhost, queue)))
+        return 0; /* RabbitMQ 3.10: unbinding what does not exist succeeds */
+    if (find_exchange_for_binding(vhost, exchange, m, &x, err) != 0)
+        return -1;
     if (vhost_queue_lookup(vhost, queue, owner, &q, err) != 0) {
         err->method_id = m;
         return -1;
     }
-    struct exchange *x;
-    if (find_exchange_for_binding(vhost, exchange, m, &x, err) != 0)
-        return -1;
     int rc = binding_change(vhost, x, q, key, arguments, unbind, m, err);
     if (rc < 0)
         return rc;

@@ -86,9 +86,10 @@ static bool bytes_equal(struct proto_bytes a, struct proto_bytes b)
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
-/* Builds one x-death entry. count is the number of times this (queue, reason) happened. */
+/* Builds one x-death entry. count is the number of times this (queue, reason) happened;
+ * a per-message expiration moves here as original-expiration. */
 static void build_death(struct table_buf *entry, struct proto_bytes queue, const char *reason,
-                        const struct message *msg, int64_t count, uint64_t now_s)
+                        const struct message *msg, int64_t count, uint64_t now_s, struct proto_bytes expiration)
 {
     struct table_value v = {.type = TABLE_INT64, .v.i64 = count};
     table_buf_put_field(entry, "count", 5, &v);
@@ -105,13 +106,16 @@ static void build_death(struct table_buf *entry, struct proto_bytes queue, const
     v.v.bytes = (struct proto_bytes){keys.data, (uint32_t)keys.len};
     table_buf_put_field(entry, "routing-keys", 12, &v);
     table_buf_free(&keys);
+    if (expiration.ptr)
+        put_str(entry, "original-expiration", expiration);
 }
 
 /* New headers: the old ones with x-death updated as RabbitMQ does (the entry for this queue
  * and reason moves to the front with its count incremented; others keep their order) and
  * the x-first-death-* fields set on the first death. */
 static int build_headers(struct proto_bytes old, struct proto_bytes queue, const char *reason,
-                         const struct message *msg, uint64_t now_s, struct table_buf *out)
+                         const struct message *msg, uint64_t now_s, struct proto_bytes expiration,
+                         struct table_buf *out)
 {
     struct table_iter it;
     struct proto_bytes key;
@@ -152,7 +156,7 @@ static int build_headers(struct proto_bytes old, struct proto_bytes queue, const
         }
     }
     struct table_buf entry = {0}, deaths = {0};
-    build_death(&entry, queue, reason, msg, count, now_s);
+    build_death(&entry, queue, reason, msg, count, now_s, expiration);
     v = (struct table_value){.type = TABLE_TABLE};
     v.v.bytes = (struct proto_bytes){entry.data, (uint32_t)entry.len};
     table_buf_put_value(&deaths, &v);
@@ -183,7 +187,9 @@ static struct message *dead_letter_copy(const struct message *msg, struct proto_
         return NULL;
     struct proto_bytes old = (h.props.flags & SPEC_BASIC_HEADERS_FLAG) ? h.props.headers : (struct proto_bytes){0};
     struct table_buf headers = {0};
-    if (build_headers(old, queue, reason, msg, now_s, &headers) != 0) {
+    struct proto_bytes expiration = (h.props.flags & SPEC_BASIC_EXPIRATION_FLAG) ? h.props.expiration
+                                                                                 : (struct proto_bytes){0};
+    if (build_headers(old, queue, reason, msg, now_s, expiration, &headers) != 0) {
         table_buf_free(&headers);
         return NULL;
     }
