@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "access.h"
 #include "server.h"
 #include "table.h"
 
@@ -56,10 +57,19 @@ int auth_parse_response(struct proto_bytes mechanism, struct proto_bytes respons
     return -2;
 }
 
-bool auth_check(const struct server_config *cfg, struct proto_bytes user, struct proto_bytes password,
-                bool peer_is_loopback)
+bool auth_check(const struct access *access, const struct server_config *cfg, struct proto_bytes user,
+                struct proto_bytes password, bool peer_is_loopback)
 {
-    if (!bytes_equal_str(user, cfg->default_user) || !bytes_equal_str(password, cfg->default_pass))
+    char name[256];
+    if (user.len >= sizeof name)
         return false;
-    return peer_is_loopback || !cfg->default_user_loopback_only;
+    memcpy(name, user.ptr, user.len);
+    name[user.len] = '\0';
+    if (strlen(name) != user.len) /* an embedded NUL never names a user */
+        return false;
+    if (!access_check_password(access, name, password.ptr, password.len))
+        return false;
+    if (bytes_equal_str(user, cfg->default_user) && cfg->default_user_loopback_only)
+        return peer_is_loopback;
+    return true;
 }

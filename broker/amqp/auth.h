@@ -6,6 +6,7 @@
 
 #include "proto.h"
 
+struct access;
 struct server_config;
 
 /* The mechanisms offered in connection.start, space-separated. */
@@ -17,10 +18,10 @@ struct server_config;
 int auth_parse_response(struct proto_bytes mechanism, struct proto_bytes response,
                         struct proto_bytes *user, struct proto_bytes *password);
 
-/* Checks credentials against the configured users. A loopback-only user (guest by default)
- * is refused from a non-loopback peer, as RabbitMQ's loopback_users does. Returns true when
- * the login is allowed. */
-bool auth_check(const struct server_config *cfg, struct proto_bytes user, struct proto_bytes password,
-                bool peer_is_loopback);
+/* Checks credentials against the user database. The configured default user (guest) is
+ * refused from a non-loopback peer unless configured otherwise, as RabbitMQ's loopback_users
+ * does. Returns true when the login is allowed. */
+bool auth_check(const struct access *access, const struct server_config *cfg, struct proto_bytes user,
+                struct proto_bytes password, bool peer_is_loopback);
 
 #endif

@@ -26,7 +26,7 @@ struct channel *channel_create(struct connection *conn, uint16_t number)
         return NULL;
     ch->conn = conn;
     ch->number = number;
-    ch->vhost = server_vhost(connection_server(conn));
+    ch->vhost = connection_vhost(conn);
     ch->state = CHANNEL_OPENING;
     ch->active = true;
     ch->tx_publishes_tail = &ch->tx_publishes;

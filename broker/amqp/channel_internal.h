@@ -129,10 +129,20 @@ struct channel {
     uint8_t reply_tag_len;
     char reply_tag[256];
 
+    /* The last exchange this channel was allowed to publish to (length + 1; 0: none). */
+    uint16_t write_ok_len;
+    char write_ok[256];
+
     /* RabbitMQ's shortcut: an empty queue name means the last queue declared here. */
     uint8_t last_queue_len;
     char last_queue[256];
 };
+
+/* Permission check for the connection's user on resource `name` of kind "queue" or
+ * "exchange" in the channel's vhost: 0, or -1 with 403 ACCESS_REFUSED (RabbitMQ's text).
+ * what is ACCESS_CONFIGURE, ACCESS_WRITE or ACCESS_READ (broker/model/access.h). */
+int channel_check_access(struct channel *ch, int what, const char *kind, struct proto_bytes name, uint32_t method_id,
+                         struct reply_error *err);
 
 /* Replaces an empty queue name by the channel's last declared queue. Returns 0, or -1 with
  * 404 when nothing was declared yet. */

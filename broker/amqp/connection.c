@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "auth.h"
 #include "channel.h"
 #include "channel_internal.h"
 #include "event_loop.h"
 #include "frame.h"
+#include "introspect.h"
 #include "log.h"
 #include "netconn.h"
 #include "server.h"
@@ -63,6 +65,7 @@ struct connection {
     uint32_t client_capabilities_len;
     char user[256];
     char name[128];
+    struct vhost *vhost; /* after connection.open */
 };
 
 static void arm_timer(struct connection *conn, uint64_t delay_ms, loop_timer_fn fn);
@@ -72,12 +75,50 @@ struct server *connection_server(const struct connection *conn) { return conn->s
 struct netconn *connection_net(const struct connection *conn) { return conn->net; }
 const char *connection_name(const struct connection *conn) { return conn->name; }
 const char *connection_user(const struct connection *conn) { return conn->user; }
+struct vhost *connection_vhost(const struct connection *conn) { return conn->vhost; }
+const char *connection_vhost_name(const struct connection *conn) { return conn->vhost ? vhost_name(conn->vhost) : NULL; }
 
 bool connection_client_has_capability(const struct connection *conn, const char *name)
 {
     struct proto_bytes caps = {conn->client_capabilities, conn->client_capabilities_len};
     struct table_value v;
     return table_find(caps, name, &v) == 1 && v.type == TABLE_BOOL && v.v.boolean;
+}
+
+void connection_describe(const struct connection *conn, struct introspect_connection *out)
+{
+    static const char *const states[] = {"starting", "starting", "tuning", "opening", "running", "closing",
+                                         "closing", "closed"};
+    const char *peer = netconn_peer_name(conn->net);
+    static char host[64];
+    const char *colon = strrchr(peer, ':');
+    size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+    if (n >= sizeof host)
+        n = sizeof host - 1;
+    memcpy(host, peer, n);
+    host[n] = '\0';
+    *out = (struct introspect_connection){
+        .name = conn->name,
+        .peer_host = host,
+        .peer_port = colon ? (uint16_t)atoi(colon + 1) : 0,
+        .user = conn->user,
+        .vhost = conn->vhost ? vhost_name(conn->vhost) : "",
+        .state = states[conn->state],
+        .channels = conn->open_channels,
+        .frame_max = conn->frame_max,
+        .channel_max = conn->channel_max,
+        .heartbeat = conn->heartbeat,
+        .blocked = conn->blocked,
+        .client_product = "",
+    };
+}
+
+void connection_for_each_channel(struct connection *conn, void (*fn)(struct channel *ch, void *arg), void *arg)
+{
+    struct channel_slot *slot, *tmp;
+    HASH_ITER(hh, conn->channels, slot, tmp) {
+        fn(slot->channel, arg);
+    }
 }
 
 /* ---- output ---- */
@@ -348,7 +389,7 @@ static int handle_start_ok(struct connection *conn, const struct spec_connection
         return reply_fail(err, SPEC_COMMAND_INVALID, SPEC_CONNECTION_START_OK,
                           "unknown authentication mechanism '%.*s'", (int)a->mechanism.len,
                           (const char *)a->mechanism.ptr);
-    if (rc != 0 || !auth_check(server_config(conn->server), user, password,
+    if (rc != 0 || !auth_check(server_access(conn->server), server_config(conn->server), user, password,
                                netconn_peer_is_loopback(conn->net))) {
         if (rc == 0)
             snprintf(conn->user, sizeof conn->user, "%.*s", (int)user.len, (const char *)user.ptr);
@@ -405,9 +446,16 @@ static int handle_tune_ok(struct connection *conn, const struct spec_connection_
 static int handle_open(struct connection *conn, const struct spec_connection_open *a,
                        struct reply_error *err)
 {
-    if (!(a->virtual_host.len == 1 && a->virtual_host.ptr[0] == '/'))
-        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "vhost %.*s not found",
-                          (int)a->virtual_host.len, (const char *)a->virtual_host.ptr);
+    char vhost[256];
+    snprintf(vhost, sizeof vhost, "%.*s", (int)a->virtual_host.len, (const char *)a->virtual_host.ptr);
+    if (!access_vhost_exists(server_access(conn->server), vhost))
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "vhost %s not found", vhost);
+    if (!access_can_access_vhost(server_access(conn->server), conn->user, vhost))
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "access to vhost '%s' refused for user '%s'",
+                          vhost, conn->user);
+    conn->vhost = server_open_vhost(conn->server, a->virtual_host);
+    if (!conn->vhost)
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "vhost %s not found", vhost);
     struct spec_method m = {.id = SPEC_CONNECTION_OPEN_OK};
     conn->state = STATE_OPEN;
     if (conn->heartbeat)
@@ -416,7 +464,7 @@ static int handle_open(struct connection *conn, const struct spec_connection_ope
         loop_timer_cancel(netconn_loop(conn->net), conn->timer);
         conn->timer = 0;
     }
-    log_info("%s: user '%s' authenticated and granted access to vhost '/'", conn->name, conn->user);
+    log_info("%s: user '%s' authenticated and granted access to vhost '%s'", conn->name, conn->user, vhost);
     return connection_send_method(conn, 0, &m);
 }
 
@@ -660,7 +708,10 @@ static void on_close(struct netconn *net, void *ctx)
     HASH_ITER(hh, conn->channels, slot, tmp) {
         remove_slot(conn, slot);
     }
-    vhost_owner_gone(server_vhost(conn->server), conn);
+    if (conn->vhost) {
+        vhost_owner_gone(conn->vhost, conn);
+        server_close_vhost(conn->server, conn->vhost);
+    }
     if (conn->state == STATE_OPEN)
         log_info("%s: connection closed by peer", conn->name);
     log_debug("%s: connection freed", conn->name);

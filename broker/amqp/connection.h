@@ -10,11 +10,13 @@
 #include "proto.h"
 #include "reply.h"
 
+struct channel;
 struct connection;
 struct frame;
 struct netconn;
 struct server;
 struct spec_method;
+struct vhost;
 
 /* Takes over an accepted socket: attaches the AMQP handler and arms the handshake timer.
  * Returns 0, or -ENOMEM after closing the socket. */
@@ -48,12 +50,21 @@ void connection_note_publish(struct connection *conn);
  * unknown method) and returns -1. */
 int connection_decode_method(const struct frame *f, struct spec_method *m, struct reply_error *err);
 
+/* For the admin views (introspect.c): fills the connection's description (strings point
+ * into the connection) and visits its channels. */
+struct introspect_connection;
+void connection_describe(const struct connection *conn, struct introspect_connection *out);
+void connection_for_each_channel(struct connection *conn, void (*fn)(struct channel *ch, void *arg), void *arg);
+
 /* Negotiated limits and identity. */
 uint32_t connection_frame_max(const struct connection *conn);
 struct server *connection_server(const struct connection *conn);
 struct netconn *connection_net(const struct connection *conn);
 const char *connection_name(const struct connection *conn); /* "127.0.0.1:5000 -> 127.0.0.1:5672" style */
 const char *connection_user(const struct connection *conn);
+/* The vhost opened by connection.open (NULL before), and its name. */
+struct vhost *connection_vhost(const struct connection *conn);
+const char *connection_vhost_name(const struct connection *conn);
 /* Capability flags the client announced in client-properties. */
 bool connection_client_has_capability(const struct connection *conn, const char *name);
 

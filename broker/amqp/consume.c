@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "channel_internal.h"
 #include "connection.h"
 #include "direct_reply.h"
@@ -288,7 +289,8 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
     struct proto_bytes name = a->queue;
     if (direct_reply_is_queue(name))
         return direct_reply_consume(ch, a->consumer_tag, a->no_ack, a->no_wait, err);
-    if (channel_expand_queue_name(ch, &name, mid, err) != 0)
+    if (channel_expand_queue_name(ch, &name, mid, err) != 0 ||
+        channel_check_access(ch, ACCESS_READ, "queue", name, mid, err) != 0)
         return -1;
     struct queue *q;
     if (vhost_queue_lookup(ch->vhost, name, ch->conn, &q, err) != 0) {
@@ -363,7 +365,8 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
 {
     const uint32_t mid = SPEC_BASIC_GET;
     struct proto_bytes name = a->queue;
-    if (channel_expand_queue_name(ch, &name, mid, err) != 0)
+    if (channel_expand_queue_name(ch, &name, mid, err) != 0 ||
+        channel_check_access(ch, ACCESS_READ, "queue", name, mid, err) != 0)
         return -1;
     struct queue *q;
     if (vhost_queue_lookup(ch->vhost, name, ch->conn, &q, err) != 0) {

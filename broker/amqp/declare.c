@@ -2,9 +2,11 @@
  * answer with the -ok method (unless no-wait). The rules themselves live in the model. */
 #include <string.h>
 
+#include "access.h"
 #include "channel_internal.h"
 #include "connection.h"
 #include "queue.h"
+#include "server.h"
 #include "spec.h"
 #include "vhost.h"
 
@@ -16,6 +18,13 @@ static int reply(struct channel *ch, uint32_t id, bool no_wait, struct reply_err
     return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, id, "out of memory");
 }
 
+int channel_check_access(struct channel *ch, int what, const char *kind, struct proto_bytes name, uint32_t method_id,
+                         struct reply_error *err)
+{
+    return access_require(server_access(connection_server(ch->conn)), connection_user(ch->conn),
+                          vhost_name(ch->vhost), (enum access_kind)what, kind, name, method_id, err);
+}
+
 int channel_exchange_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
     switch (m->id) {
@@ -25,24 +34,35 @@ int channel_exchange_method(struct channel *ch, const struct spec_method *m, str
             .name = a->exchange, .type = a->type, .arguments = a->arguments, .passive = a->passive,
             .durable = a->durable, .auto_delete = a->auto_delete, .internal = a->internal,
         };
+        if (!a->passive && a->exchange.len &&
+            channel_check_access(ch, ACCESS_CONFIGURE, "exchange", a->exchange, m->id, err) != 0)
+            return -1;
         if (vhost_exchange_declare(ch->vhost, &d, err) != 0)
             return -1;
         return reply(ch, SPEC_EXCHANGE_DECLARE_OK, a->no_wait, err);
     }
     case SPEC_EXCHANGE_DELETE: {
         const struct spec_exchange_delete *a = &m->args.exchange_delete;
+        if (a->exchange.len && channel_check_access(ch, ACCESS_CONFIGURE, "exchange", a->exchange, m->id, err) != 0)
+            return -1;
         if (vhost_exchange_delete(ch->vhost, a->exchange, a->if_unused, err) != 0)
             return -1;
         return reply(ch, SPEC_EXCHANGE_DELETE_OK, a->no_wait, err);
     }
     case SPEC_EXCHANGE_BIND: {
         const struct spec_exchange_bind *a = &m->args.exchange_bind;
+        if (channel_check_access(ch, ACCESS_WRITE, "exchange", a->destination, m->id, err) != 0 ||
+            channel_check_access(ch, ACCESS_READ, "exchange", a->source, m->id, err) != 0)
+            return -1;
         if (vhost_exchange_bind(ch->vhost, a->destination, a->source, a->routing_key, a->arguments, false, err))
             return -1;
         return reply(ch, SPEC_EXCHANGE_BIND_OK, a->no_wait, err);
     }
     case SPEC_EXCHANGE_UNBIND: {
         const struct spec_exchange_unbind *a = &m->args.exchange_unbind;
+        if (channel_check_access(ch, ACCESS_WRITE, "exchange", a->destination, m->id, err) != 0 ||
+            channel_check_access(ch, ACCESS_READ, "exchange", a->source, m->id, err) != 0)
+            return -1;
         if (vhost_exchange_bind(ch->vhost, a->destination, a->source, a->routing_key, a->arguments, true, err))
             return -1;
         return reply(ch, SPEC_EXCHANGE_UNBIND_OK, a->no_wait, err);
@@ -74,6 +94,9 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
             .exclusive = a->exclusive, .auto_delete = a->auto_delete, .owner = owner,
         };
         struct queue *q;
+        if (!a->passive && a->queue.len &&
+            channel_check_access(ch, ACCESS_CONFIGURE, "queue", a->queue, m->id, err) != 0)
+            return -1;
         if (vhost_queue_declare(ch->vhost, &d, &q, err) != 0)
             return -1;
         struct proto_bytes name = queue_name(q);
@@ -90,7 +113,9 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
     case SPEC_QUEUE_BIND: {
         const struct spec_queue_bind *a = &m->args.queue_bind;
         struct proto_bytes queue = a->queue;
-        if (channel_expand_queue_name(ch, &queue, m->id, err) != 0)
+        if (channel_expand_queue_name(ch, &queue, m->id, err) != 0 ||
+            channel_check_access(ch, ACCESS_WRITE, "queue", queue, m->id, err) != 0 ||
+            channel_check_access(ch, ACCESS_READ, "exchange", a->exchange, m->id, err) != 0)
             return -1;
         if (vhost_queue_bind(ch->vhost, queue, a->exchange, a->routing_key, a->arguments,
                              owner, false, err))
@@ -100,7 +125,9 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
     case SPEC_QUEUE_UNBIND: {
         const struct spec_queue_unbind *a = &m->args.queue_unbind;
         struct proto_bytes queue = a->queue;
-        if (channel_expand_queue_name(ch, &queue, m->id, err) != 0)
+        if (channel_expand_queue_name(ch, &queue, m->id, err) != 0 ||
+            channel_check_access(ch, ACCESS_WRITE, "queue", queue, m->id, err) != 0 ||
+            channel_check_access(ch, ACCESS_READ, "exchange", a->exchange, m->id, err) != 0)
             return -1;
         if (vhost_queue_bind(ch->vhost, queue, a->exchange, a->routing_key, a->arguments,
                              owner, true, err))
@@ -111,7 +138,8 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
         const struct spec_queue_purge *a = &m->args.queue_purge;
         struct proto_bytes queue = a->queue;
         struct queue *q;
-        if (channel_expand_queue_name(ch, &queue, m->id, err) != 0)
+        if (channel_expand_queue_name(ch, &queue, m->id, err) != 0 ||
+            channel_check_access(ch, ACCESS_READ, "queue", queue, m->id, err) != 0)
             return -1;
         if (vhost_queue_lookup(ch->vhost, queue, owner, &q, err) != 0) {
             err->method_id = m->id;
@@ -128,7 +156,8 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
         const struct spec_queue_delete *a = &m->args.queue_delete;
         struct proto_bytes queue = a->queue;
         uint32_t n;
-        if (channel_expand_queue_name(ch, &queue, m->id, err) != 0)
+        if (channel_expand_queue_name(ch, &queue, m->id, err) != 0 ||
+            channel_check_access(ch, ACCESS_CONFIGURE, "queue", queue, m->id, err) != 0)
             return -1;
         if (vhost_queue_delete(ch->vhost, queue, owner, a->if_unused, a->if_empty, &n, err) != 0)
             return -1;

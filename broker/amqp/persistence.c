@@ -14,7 +14,6 @@
 #include "store.h"
 #include "table.h"
 #include "uthash.h"
-#include "vhost.h"
 
 #define FAILED_RANGES_MAX 16
 
@@ -24,19 +23,24 @@ struct recovered_message {
     UT_hash_handle hh;
 };
 
+/* Store names of queues seen during recovery, interned: entries are many, queues few. */
+struct recovered_key {
+    uint16_t len;
+    uint8_t bytes[512];
+    UT_hash_handle hh;
+};
+
 struct recovered_entry {
     uint64_t msg_id;
     bool delivered;
-    uint8_t queue_len;
-    char queue[255];
+    struct recovered_key *key;
 };
 
 struct persistence {
     struct event_loop *loop;
-    struct vhost *vhost;
     struct store *store;
-    void (*on_durable)(void *ctx);
-    void *ctx;
+    struct persistence_hooks hooks;
+    uint8_t key[512]; /* "<vhost>\0<queue>" of the record being written */
     uint64_t last_batch;
     uint64_t durable_batch;
     bool definitions_dirty;
@@ -50,6 +54,7 @@ struct persistence {
     struct recovered_message *recovered;
     struct recovered_entry *entries;
     size_t entry_count, entry_cap;
+    struct recovered_key *keys;
 };
 
 uint64_t persistence_last_batch(const struct persistence *p) { return p ? p->last_batch : 0; }
@@ -89,9 +94,20 @@ static bool write_message(struct persistence *p, struct message *msg)
     return true;
 }
 
-void persistence_event(struct persistence *p, struct queue *queue, struct message *msg, int event)
+static struct proto_bytes queue_key(struct persistence *p, const char *vhost, struct queue *queue)
 {
     struct proto_bytes name = queue_name(queue);
+    size_t vlen = strlen(vhost);
+    memcpy(p->key, vhost, vlen);
+    p->key[vlen] = 0;
+    memcpy(p->key + vlen + 1, name.ptr, name.len);
+    return (struct proto_bytes){p->key, (uint32_t)(vlen + 1 + name.len)};
+}
+
+void persistence_event(struct persistence *p, const char *vhost, struct queue *queue, struct message *msg,
+                       int event)
+{
+    struct proto_bytes name = queue_key(p, vhost, queue);
     switch (event) {
     case QUEUE_EVENT_ENQUEUED:
         if (!msg->stored && !write_message(p, msg))
@@ -108,9 +124,9 @@ void persistence_event(struct persistence *p, struct queue *queue, struct messag
     }
 }
 
-void persistence_queue_deleted(struct persistence *p, struct queue *queue)
+void persistence_queue_deleted(struct persistence *p, const char *vhost, struct queue *queue)
 {
-    struct proto_bytes name = queue_name(queue);
+    struct proto_bytes name = queue_key(p, vhost, queue);
     note_batch(p, store_put_queue_deleted(p->store, name.ptr, name.len));
 }
 
@@ -119,7 +135,7 @@ void persistence_definitions_changed(struct persistence *p) { p->definitions_dir
 static void save_definitions(struct persistence *p)
 {
     struct table_buf blob = {0};
-    if (vhost_export_definitions(p->vhost, &blob) != 0) {
+    if (p->hooks.export_definitions(p->hooks.ctx, &blob) != 0) {
         log_error("durable store: cannot encode definitions (out of memory)");
     } else {
         int rc = store_save_definitions(p->store, blob.data, blob.len);
@@ -167,8 +183,8 @@ static void on_store_event(struct event_loop *loop, int fd, void *data, int mask
         changed = true;
     }
     p->durable_batch = durable;
-    if (changed && p->on_durable)
-        p->on_durable(p->ctx);
+    if (changed && p->hooks.on_durable)
+        p->hooks.on_durable(p->hooks.ctx);
 }
 
 /* ---- recovery ---- */
@@ -192,8 +208,18 @@ static void recover_message(void *ctx, uint64_t msg_id, const uint8_t *data, siz
 static void recover_entry(void *ctx, const uint8_t *queue, size_t queue_len, uint64_t msg_id, bool delivered)
 {
     struct persistence *p = ctx;
-    if (queue_len > 255)
+    struct recovered_key *key;
+    if (queue_len > sizeof key->bytes)
         return;
+    HASH_FIND(hh, p->keys, queue, queue_len, key);
+    if (!key) {
+        key = calloc(1, sizeof *key);
+        if (!key)
+            return;
+        key->len = (uint16_t)queue_len;
+        memcpy(key->bytes, queue, queue_len);
+        HASH_ADD(hh, p->keys, bytes, key->len, key);
+    }
     if (p->entry_count == p->entry_cap) {
         size_t cap = p->entry_cap ? p->entry_cap * 2 : 1024;
         struct recovered_entry *bigger = realloc(p->entries, cap * sizeof *bigger);
@@ -205,8 +231,7 @@ static void recover_entry(void *ctx, const uint8_t *queue, size_t queue_len, uin
     struct recovered_entry *e = &p->entries[p->entry_count++];
     e->msg_id = msg_id;
     e->delivered = delivered;
-    e->queue_len = (uint8_t)queue_len;
-    memcpy(e->queue, queue, queue_len);
+    e->key = key;
 }
 
 static void restore(struct persistence *p)
@@ -214,15 +239,10 @@ static void restore(struct persistence *p)
     uint8_t *blob = NULL;
     size_t len = 0;
     int rc = store_load_definitions(p->store, &blob, &len);
-    if (rc != 0) {
+    if (rc != 0)
         log_error("durable store: definitions unreadable (%s); starting without them", strerror(-rc));
-    } else if (blob) {
-        size_t skipped;
-        if (vhost_import_definitions(p->vhost, (struct proto_bytes){blob, (uint32_t)len}, &skipped) != 0)
-            log_error("durable store: definitions malformed; starting without them");
-        else if (skipped)
-            log_warning("durable store: %zu definitions could not be recreated", skipped);
-    }
+    else if (blob)
+        p->hooks.import_definitions(p->hooks.ctx, (struct proto_bytes){blob, (uint32_t)len});
     free(blob);
     uint64_t now = loop_now_ms(p->loop);
     size_t restored = 0, orphans = 0;
@@ -230,7 +250,13 @@ static void restore(struct persistence *p)
         struct recovered_entry *e = &p->entries[i];
         struct recovered_message *r;
         HASH_FIND(hh, p->recovered, &e->msg_id, sizeof e->msg_id, r);
-        struct queue *q = vhost_queue_find(p->vhost, (struct proto_bytes){(const uint8_t *)e->queue, e->queue_len});
+        const uint8_t *nul = memchr(e->key->bytes, 0, e->key->len);
+        struct queue *q = NULL;
+        if (nul) {
+            struct proto_bytes vhost = {e->key->bytes, (uint32_t)(nul - e->key->bytes)};
+            struct proto_bytes queue = {nul + 1, (uint32_t)(e->key->len - (size_t)(nul + 1 - e->key->bytes))};
+            q = p->hooks.find_queue(p->hooks.ctx, vhost, queue);
+        }
         if (!r || !q) {
             orphans++;
             continue;
@@ -247,9 +273,14 @@ static void restore(struct persistence *p)
     free(p->entries);
     p->entries = NULL;
     p->entry_count = p->entry_cap = 0;
+    struct recovered_key *k, *ktmp;
+    HASH_ITER(hh, p->keys, k, ktmp) {
+        HASH_DEL(p->keys, k);
+        free(k);
+    }
     if (orphans)
         log_warning("durable store: %zu entries refer to missing queues or messages; dropped", orphans);
-    log_info("durable store: recovered %zu messages into %zu queues", restored, vhost_queue_count(p->vhost));
+    log_info("durable store: recovered %zu messages", restored);
 }
 
 /* The store logs from its I/O thread too; log_write formats and prints each line with one
@@ -261,16 +292,14 @@ static void store_log(void *ctx, int level, const char *msg)
     log_write(l, "durable store: %s", msg);
 }
 
-struct persistence *persistence_open(struct event_loop *loop, struct vhost *vhost, const char *data_dir,
-                                     void (*on_durable)(void *ctx), void *ctx)
+struct persistence *persistence_open(struct event_loop *loop, const char *data_dir,
+                                     const struct persistence_hooks *hooks)
 {
     struct persistence *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->loop = loop;
-    p->vhost = vhost;
-    p->on_durable = on_durable;
-    p->ctx = ctx;
+    p->hooks = *hooks;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/store", data_dir);
     struct store_options opts = {.dir = dir, .log = store_log};

@@ -8,23 +8,35 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 struct event_loop;
 struct message;
 struct queue;
-struct vhost;
+struct table_buf;
 struct persistence;
 
-/* Opens the store in data_dir and recreates the durable definitions and messages in vhost.
- * on_durable(ctx) runs (from the loop) whenever more batches became durable or failed.
- * Returns NULL after logging why. */
-struct persistence *persistence_open(struct event_loop *loop, struct vhost *vhost, const char *data_dir,
-                                     void (*on_durable)(void *ctx), void *ctx);
+/* What the store needs from the server: the definitions blob both ways, queue lookup for
+ * recovered entries, and a call whenever more batches became durable or failed. */
+struct persistence_hooks {
+    int (*export_definitions)(void *ctx, struct table_buf *out);
+    void (*import_definitions)(void *ctx, struct proto_bytes blob);
+    struct queue *(*find_queue)(void *ctx, struct proto_bytes vhost, struct proto_bytes queue);
+    void (*on_durable)(void *ctx);
+    void *ctx;
+};
+
+/* Opens the store in data_dir/store, imports the saved definitions and puts the recovered
+ * messages back in their queues. Returns NULL after logging why. */
+struct persistence *persistence_open(struct event_loop *loop, const char *data_dir,
+                                     const struct persistence_hooks *hooks);
 /* Writes what is pending, waits for it, closes the store. NULL is ignored. */
 void persistence_close(struct persistence *p);
 
-/* vhost hooks (see vhost.h). */
-void persistence_event(struct persistence *p, struct queue *queue, struct message *msg, int event);
-void persistence_queue_deleted(struct persistence *p, struct queue *queue);
+/* vhost hooks (see vhost.h); queues are named in the store as "<vhost>\0<queue>". */
+void persistence_event(struct persistence *p, const char *vhost, struct queue *queue, struct message *msg,
+                       int event);
+void persistence_queue_deleted(struct persistence *p, const char *vhost, struct queue *queue);
 void persistence_definitions_changed(struct persistence *p);
 
 /* Number of the batch that holds the newest record so far (0: nothing ever written). A

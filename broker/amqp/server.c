@@ -2,6 +2,8 @@
  * connections, and fixes the order of work at the end of every loop pass (before_sleep). */
 #include "server.h"
 
+#include "access.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "message.h"
 #include "netconn.h"
 #include "persistence.h"
+#include "server_internal.h"
 #include "queue.h"
 #include "vhost.h"
 
@@ -21,20 +24,6 @@
 #define SHUTDOWN_POLL_MS 50
 #define TICK_MAX_MS 100
 
-struct server {
-    struct event_loop *loop;
-    struct server_config config;
-    struct netlistener *listener;
-    size_t connections;
-    bool shutting_down;
-    uint64_t shutdown_deadline;
-    struct vhost *vhost;
-    uint64_t tick_timer;
-    uint64_t memory_limit;
-    bool memory_alarm;
-    struct persistence *persistence;
-    struct channel *durable_waiters;
-};
 
 struct persistence *server_persistence(const struct server *server) { return server->persistence; }
 
@@ -75,26 +64,8 @@ static void on_durable(void *ctx)
     }
 }
 
-static void hook_persist(void *ctx, struct queue *queue, struct message *msg, int event)
-{
-    struct server *server = ctx;
-    if (server->persistence)
-        persistence_event(server->persistence, queue, msg, event);
-}
 
-static void hook_durable_queue_deleted(void *ctx, struct queue *queue)
-{
-    struct server *server = ctx;
-    if (server->persistence)
-        persistence_queue_deleted(server->persistence, queue);
-}
 
-static void hook_definitions_changed(void *ctx)
-{
-    struct server *server = ctx;
-    if (server->persistence)
-        persistence_definitions_changed(server->persistence);
-}
 
 bool server_memory_alarm(const struct server *server) { return server->memory_alarm; }
 
@@ -145,7 +116,6 @@ void server_config_defaults(struct server_config *cfg)
 
 const struct server_config *server_config(const struct server *server) { return &server->config; }
 struct event_loop *server_loop(const struct server *server) { return server->loop; }
-struct vhost *server_vhost(const struct server *server) { return server->vhost; }
 uint16_t server_port(const struct server *server) { return netlistener_port(server->listener); }
 void server_connection_opened(struct server *server) { server->connections++; }
 void server_connection_closed(struct server *server) { server->connections--; }
@@ -174,36 +144,16 @@ static void before_sleep(struct event_loop *loop, void *data)
     netconn_reap(loop);
 }
 
-static void cancel_consumer(void *consumer, void *arg)
-{
-    (void)arg;
-    consumer_queue_deleted(consumer);
-}
 
-static void hook_queue_deleting(void *ctx, struct queue *queue)
-{
-    (void)ctx;
-    queue_for_each_consumer(queue, cancel_consumer, NULL);
-}
 
-static void hook_queue_ready(void *ctx, struct queue *queue)
-{
-    struct server *server = ctx;
-    queue_dispatch(queue, loop_now_ms(server->loop));
-}
 
-static uint64_t hook_now(void *ctx)
-{
-    struct server *server = ctx;
-    return loop_now_ms(server->loop);
-}
 
 /* Message TTL and queue x-expires: run at the next deadline, at least every TICK_MAX_MS. */
 static void tick(struct event_loop *loop, void *data)
 {
     struct server *server = data;
     uint64_t now = loop_now_ms(loop);
-    uint64_t next = vhost_tick(server->vhost, now);
+    uint64_t next = server_vhosts_tick(server, now);
     uint64_t delay = next <= now ? 1 : next - now;
     if (delay > TICK_MAX_MS)
         delay = TICK_MAX_MS;
@@ -222,23 +172,22 @@ struct server *server_create(struct event_loop *loop, const struct server_config
         long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
         server->memory_limit = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 10 * 4 : 1ull << 30;
     }
-    struct vhost_hooks hooks = {
-        .queue_deleting = hook_queue_deleting,
-        .queue_ready = hook_queue_ready,
-        .now_ms = hook_now,
-        .persist = hook_persist,
-        .durable_queue_deleted = hook_durable_queue_deleted,
-        .definitions_changed = hook_definitions_changed,
-        .ctx = server,
-    };
-    server->vhost = vhost_create("/", &hooks);
-    if (!server->vhost) {
+    server->started_ms = loop_now_ms(loop);
+    if (server_vhosts_init(server) != 0) {
+        server_vhosts_destroy(server);
         free(server);
         return NULL;
     }
-    server->persistence = persistence_open(loop, server->vhost, cfg->data_dir, on_durable, server);
+    struct persistence_hooks persist_hooks = {
+        .export_definitions = server_export_definitions,
+        .import_definitions = server_import_definitions,
+        .find_queue = server_find_queue,
+        .on_durable = on_durable,
+        .ctx = server,
+    };
+    server->persistence = persistence_open(loop, cfg->data_dir, &persist_hooks);
     if (!server->persistence) {
-        vhost_destroy(server->vhost);
+        server_vhosts_destroy(server);
         free(server);
         return NULL;
     }
@@ -246,7 +195,7 @@ struct server *server_create(struct event_loop *loop, const struct server_config
     if (!server->listener) {
         log_error("cannot listen on %s:%u: %s", cfg->bind_address, cfg->port, strerror(errno));
         persistence_close(server->persistence);
-        vhost_destroy(server->vhost);
+        server_vhosts_destroy(server);
         free(server);
         return NULL;
     }
@@ -307,6 +256,6 @@ void server_destroy(struct server *server)
     loop_timer_cancel(server->loop, server->tick_timer);
     persistence_close(server->persistence);
     server->persistence = NULL;
-    vhost_destroy(server->vhost);
+    server_vhosts_destroy(server);
     free(server);
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 struct event_loop;
 struct server;
 struct channel;
@@ -46,7 +48,12 @@ void server_shutdown(struct server *server);
 void server_destroy(struct server *server);
 
 /* For the AMQP layer's own files. */
-struct vhost *server_vhost(const struct server *server);
+/* connection.open: the vhost named `name` (counted as used by one more connection), or NULL
+ * when it does not exist. server_close_vhost releases it when the connection goes. */
+struct vhost *server_open_vhost(struct server *server, struct proto_bytes name);
+void server_close_vhost(struct server *server, struct vhost *vhost);
+/* Users, vhosts and permissions (broker/model/access.h). */
+struct access *server_access(const struct server *server);
 /* The durable store glue (NULL when persistence is off). */
 struct persistence *server_persistence(const struct server *server);
 /* Puts ch on the list of channels waiting for durable batches (idempotent), or takes it off. */

@@ -498,6 +498,14 @@ int vhost_queue_bind(struct vhost *vhost, struct proto_bytes queue, struct proto
     return 0;
 }
 
+void vhost_delete_all_queues(struct vhost *vhost)
+{
+    struct queue_slot *slot, *tmp;
+    HASH_ITER(hh, vhost->queues, slot, tmp) {
+        vhost_queue_remove(vhost, slot->queue);
+    }
+}
+
 void vhost_owner_gone(struct vhost *vhost, void *owner)
 {
     struct queue_slot *slot, *tmp;

@@ -80,6 +80,8 @@ void vhost_queue_remove(struct vhost *vhost, struct queue *queue);
 int vhost_queue_bind(struct vhost *vhost, struct proto_bytes queue, struct proto_bytes exchange,
                      struct proto_bytes key, struct proto_bytes arguments, void *owner, bool unbind,
                      struct reply_error *err);
+/* Deletes every queue (the vhost itself is being deleted). */
+void vhost_delete_all_queues(struct vhost *vhost);
 /* A connection went away: delete its exclusive queues. */
 void vhost_owner_gone(struct vhost *vhost, void *owner);
 

@@ -1,0 +1,27 @@
+/* broker/admin/admin.h: the admin socket warrenctl talks to: a Unix stream socket served from
+ * the broker's event loop. Each client sends one JSON request line and gets one JSON document
+ * back, then the socket is closed. The request format and every command are in admin_commands.c
+ * and docs/operations.md. */
+#ifndef WARREN_ADMIN_H
+#define WARREN_ADMIN_H
+
+struct admin;
+struct event_loop;
+struct server;
+
+/* Limits: a request line longer than this is refused; a client that has not finished sending
+ * its request (or reading the answer) within the timeout is disconnected. */
+#define ADMIN_MAX_REQUEST 65536
+#define ADMIN_CLIENT_TIMEOUT_MS 5000
+#define ADMIN_MAX_CLIENTS 64
+
+/* Creates the socket at socket_path (NULL: "<data_dir>/warren.sock" from the server's config)
+ * with mode 0600, replacing a stale socket left by a previous run but refusing to replace one a
+ * live process still answers on, or a file that is not a socket. Returns NULL after logging why. */
+struct admin *admin_open(struct event_loop *loop, struct server *server, const char *socket_path);
+
+/* Disconnects every admin client, closes and removes the socket, frees admin (NULL is a no-op).
+ * Call before the loop and the server are destroyed. */
+void admin_close(struct admin *admin);
+
+#endif

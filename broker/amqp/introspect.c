@@ -1,0 +1,343 @@
+/* broker/amqp/introspect.c: read-only views of the running broker and the operator actions
+ * behind warrenctl (see introspect.h). */
+#include "introspect.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "channel_internal.h"
+#include "connection.h"
+#include "event_loop.h"
+#include "message.h"
+#include "netconn.h"
+#include "persistence.h"
+#include "queue.h"
+#include "router.h"
+#include "server_internal.h"
+#include "vhost.h"
+#include "vhost_internal.h"
+
+static bool vhost_selected(const struct vhost_entry *e, const char *vhost)
+{
+    return !e->deleted && (!vhost || strcmp(vhost, e->name) == 0);
+}
+
+struct status_count {
+    struct introspect_status *out;
+};
+
+static void count_queue(struct queue *q, void *arg)
+{
+    struct introspect_status *out = arg;
+    out->queues++;
+    out->messages_ready += queue_ready_count(q);
+    out->messages_unacknowledged += queue_unacked_count(q);
+}
+
+void introspect_status(struct server *server, struct introspect_status *out)
+{
+    static char listener[300];
+    memset(out, 0, sizeof *out);
+    out->version = WARREN_VERSION;
+    out->uptime_ms = loop_now_ms(server->loop) - server->started_ms;
+    out->connections = (uint32_t)server->connections;
+    struct vhost_entry *e, *tmp;
+    HASH_ITER(hh, server->vhosts, e, tmp) {
+        if (e->deleted)
+            continue;
+        vhost_for_each_queue(e->vhost, count_queue, out);
+        out->exchanges += HASH_COUNT(e->vhost->exchanges);
+    }
+    out->message_memory_bytes = message_memory_bytes();
+    out->memory_high_watermark = server->memory_limit;
+    out->memory_alarm = server->memory_alarm && !persistence_disk_alarm(server->persistence);
+    out->disk_alarm = persistence_disk_alarm(server->persistence);
+    out->pid = (uint64_t)getpid();
+    out->data_dir = server->config.data_dir;
+    snprintf(listener, sizeof listener, "%s:%u", server->config.bind_address,
+             server->listener ? netlistener_port(server->listener) : server->config.port);
+    out->listener = listener;
+}
+
+struct each_connection {
+    void (*fn)(const struct introspect_connection *c, void *arg);
+    void *arg;
+};
+
+static void visit_connection(struct netconn *net, void *arg)
+{
+    struct each_connection *e = arg;
+    struct connection *conn = netconn_context(net);
+    if (!conn)
+        return;
+    struct introspect_connection c;
+    connection_describe(conn, &c);
+    e->fn(&c, e->arg);
+}
+
+void introspect_connections(struct server *server, void (*fn)(const struct introspect_connection *c, void *arg),
+                            void *arg)
+{
+    struct each_connection e = {fn, arg};
+    netconn_for_each(server->loop, visit_connection, &e);
+}
+
+struct each_channel {
+    void (*fn)(const struct introspect_channel *c, void *arg);
+    void *arg;
+    const char *connection;
+};
+
+static void visit_channel(struct channel *ch, void *arg)
+{
+    struct each_channel *e = arg;
+    char name[200];
+    snprintf(name, sizeof name, "%s (%u)", e->connection, ch->number);
+    struct introspect_channel c = {
+        .name = name,
+        .connection = e->connection,
+        .number = ch->number,
+        .user = connection_user(ch->conn),
+        .vhost = ch->vhost ? vhost_name(ch->vhost) : "",
+        .consumers = HASH_COUNT(ch->consumers),
+        .messages_unacknowledged = ch->unacked_live,
+        .prefetch_count = ch->prefetch_count,
+        .global_prefetch_count = ch->global_prefetch,
+        .confirm = ch->confirm_mode,
+        .transactional = ch->tx_mode,
+    };
+    e->fn(&c, e->arg);
+}
+
+static void visit_connection_channels(struct netconn *net, void *arg)
+{
+    struct each_channel *e = arg;
+    struct connection *conn = netconn_context(net);
+    if (!conn)
+        return;
+    e->connection = connection_name(conn);
+    connection_for_each_channel(conn, visit_channel, e);
+}
+
+void introspect_channels(struct server *server, void (*fn)(const struct introspect_channel *c, void *arg),
+                         void *arg)
+{
+    struct each_channel e = {fn, arg, NULL};
+    netconn_for_each(server->loop, visit_connection_channels, &e);
+}
+
+struct each_consumer {
+    void (*fn)(const struct introspect_consumer *c, void *arg);
+    void *arg;
+    const char *vhost;
+};
+
+static void visit_channel_consumers(struct channel *ch, void *arg)
+{
+    struct each_consumer *e = arg;
+    const char *vhost = ch->vhost ? vhost_name(ch->vhost) : "";
+    if (e->vhost && strcmp(e->vhost, vhost) != 0)
+        return;
+    char channel[200];
+    snprintf(channel, sizeof channel, "%s (%u)", connection_name(ch->conn), ch->number);
+    struct consumer *c, *tmp;
+    HASH_ITER(hh, ch->consumers, c, tmp) {
+        struct introspect_consumer out = {
+            .vhost = vhost,
+            .queue = queue_name(c->queue),
+            .channel = channel,
+            .tag = {(const uint8_t *)c->tag, c->tag_len},
+            .ack_required = !c->no_ack,
+            .prefetch_count = c->prefetch,
+            .exclusive = false,
+            .priority = 0,
+        };
+        e->fn(&out, e->arg);
+    }
+}
+
+static void visit_connection_consumers(struct netconn *net, void *arg)
+{
+    struct connection *conn = netconn_context(net);
+    if (conn)
+        connection_for_each_channel(conn, visit_channel_consumers, arg);
+}
+
+void introspect_consumers(struct server *server, const char *vhost,
+                          void (*fn)(const struct introspect_consumer *c, void *arg), void *arg)
+{
+    struct each_consumer e = {fn, arg, vhost};
+    netconn_for_each(server->loop, visit_connection_consumers, &e);
+}
+
+struct each_queue {
+    void (*fn)(const struct introspect_queue *q, void *arg);
+    void *arg;
+    const char *vhost;
+};
+
+static void visit_queue(struct queue *q, void *arg)
+{
+    struct each_queue *e = arg;
+    const struct queue_settings *s = queue_settings(q);
+    struct introspect_queue out = {
+        .vhost = e->vhost,
+        .name = queue_name(q),
+        .messages_ready = queue_ready_count(q),
+        .messages_unacknowledged = queue_unacked_count(q),
+        .message_bytes_ready = queue_ready_bytes(q),
+        .consumers = (uint32_t)queue_consumer_count(q),
+        .durable = s->durable,
+        .auto_delete = s->auto_delete,
+        .exclusive = s->exclusive,
+        .arguments = queue_arguments(q),
+    };
+    e->fn(&out, e->arg);
+}
+
+void introspect_queues(struct server *server, const char *vhost,
+                       void (*fn)(const struct introspect_queue *q, void *arg), void *arg)
+{
+    struct vhost_entry *v, *tmp;
+    HASH_ITER(hh, server->vhosts, v, tmp) {
+        if (!vhost_selected(v, vhost))
+            continue;
+        struct each_queue e = {fn, arg, v->name};
+        vhost_for_each_queue(v->vhost, visit_queue, &e);
+    }
+}
+
+void introspect_exchanges(struct server *server, const char *vhost,
+                          void (*fn)(const struct introspect_exchange *x, void *arg), void *arg)
+{
+    struct vhost_entry *v, *vtmp;
+    HASH_ITER(hh, server->vhosts, v, vtmp) {
+        if (!vhost_selected(v, vhost))
+            continue;
+        struct exchange *x, *xtmp;
+        HASH_ITER(hh, v->vhost->exchanges, x, xtmp) {
+            struct introspect_exchange out = {
+                .vhost = v->name,
+                .name = {(const uint8_t *)x->name, x->name_len},
+                .type = router_kind_name(x->kind),
+                .durable = x->durable,
+                .auto_delete = x->auto_delete,
+                .internal = x->internal,
+                .arguments = {x->arguments, x->arguments_len},
+            };
+            fn(&out, arg);
+        }
+    }
+}
+
+struct each_binding {
+    void (*fn)(const struct introspect_binding *b, void *arg);
+    void *arg;
+    const char *vhost;
+    struct proto_bytes source;
+};
+
+static void visit_binding(void *destination, struct proto_bytes key, struct proto_bytes args, void *arg)
+{
+    struct each_binding *e = arg;
+    struct introspect_binding out = {
+        .vhost = e->vhost,
+        .source = e->source,
+        .routing_key = key,
+        .arguments = args,
+    };
+    if (destination_is_exchange(destination)) {
+        struct exchange *x = destination_exchange(destination);
+        out.destination_kind = "exchange";
+        out.destination = (struct proto_bytes){(const uint8_t *)x->name, x->name_len};
+    } else {
+        out.destination_kind = "queue";
+        out.destination = queue_name(destination);
+    }
+    e->fn(&out, e->arg);
+}
+
+static void visit_default_binding(struct queue *q, void *arg)
+{
+    /* RabbitMQ lists the default exchange's implicit binding of every queue by its name. */
+    struct each_binding *e = arg;
+    struct introspect_binding out = {
+        .vhost = e->vhost,
+        .source = {(const uint8_t *)"", 0},
+        .destination_kind = "queue",
+        .destination = queue_name(q),
+        .routing_key = queue_name(q),
+        .arguments = {NULL, 0},
+    };
+    e->fn(&out, e->arg);
+}
+
+void introspect_bindings(struct server *server, const char *vhost,
+                         void (*fn)(const struct introspect_binding *b, void *arg), void *arg)
+{
+    struct vhost_entry *v, *vtmp;
+    HASH_ITER(hh, server->vhosts, v, vtmp) {
+        if (!vhost_selected(v, vhost))
+            continue;
+        struct each_binding e = {fn, arg, v->name, {NULL, 0}};
+        vhost_for_each_queue(v->vhost, visit_default_binding, &e);
+        struct exchange *x, *xtmp;
+        HASH_ITER(hh, v->vhost->exchanges, x, xtmp) {
+            e.source = (struct proto_bytes){(const uint8_t *)x->name, x->name_len};
+            router_for_each(x->router, visit_binding, &e);
+        }
+    }
+}
+
+static struct queue *find_queue(struct server *server, const char *vhost, struct proto_bytes name)
+{
+    struct vhost_entry *v = server_vhost_entry(server, vhost, strlen(vhost));
+    return v ? vhost_queue_find(v->vhost, name) : NULL;
+}
+
+int introspect_purge_queue(struct server *server, const char *vhost, struct proto_bytes name, uint64_t *purged)
+{
+    struct queue *q = find_queue(server, vhost, name);
+    if (!q)
+        return -ENOENT;
+    *purged = queue_purge(q);
+    return 0;
+}
+
+int introspect_delete_queue(struct server *server, const char *vhost, struct proto_bytes name, uint64_t *deleted)
+{
+    struct vhost_entry *v = server_vhost_entry(server, vhost, strlen(vhost));
+    struct queue *q = v ? vhost_queue_find(v->vhost, name) : NULL;
+    if (!q)
+        return -ENOENT;
+    *deleted = queue_ready_count(q);
+    vhost_queue_remove(v->vhost, q);
+    return 0;
+}
+
+struct access *introspect_access(struct server *server) { return server->access; }
+
+struct user_filter {
+    struct server *server;
+};
+
+static void close_if_user_gone(struct netconn *net, void *arg)
+{
+    struct user_filter *f = arg;
+    struct connection *conn = netconn_context(net);
+    if (!conn || !*connection_user(conn) || !connection_vhost(conn))
+        return;
+    if (!access_user_exists(f->server->access, connection_user(conn)))
+        connection_force_close(conn, "user deleted");
+}
+
+int introspect_access_changed(struct server *server)
+{
+    server_vhosts_sync(server);
+    struct user_filter f = {server};
+    netconn_for_each(server->loop, close_if_user_gone, &f);
+    return 0;
+}

@@ -1,0 +1,285 @@
+/* broker/amqp/server_vhosts.c: the server's virtual hosts and its access database (users,
+ * permissions), the model hooks that join each vhost to the rest of the broker, and the
+ * durable definitions blob: {"access": {...}, "vhosts": [{"name", "definitions"}...]}. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "access.h"
+#include "channel_internal.h"
+#include "connection.h"
+#include "event_loop.h"
+#include "log.h"
+#include "netconn.h"
+#include "persistence.h"
+#include "queue.h"
+#include "server_internal.h"
+#include "table.h"
+#include "vhost.h"
+
+static void cancel_consumer(void *consumer, void *arg)
+{
+    (void)arg;
+    consumer_queue_deleted(consumer);
+}
+
+static void hook_queue_deleting(void *ctx, struct queue *queue)
+{
+    (void)ctx;
+    queue_for_each_consumer(queue, cancel_consumer, NULL);
+}
+
+static void hook_queue_ready(void *ctx, struct queue *queue)
+{
+    struct vhost_entry *e = ctx;
+    queue_dispatch(queue, loop_now_ms(e->server->loop));
+}
+
+static uint64_t hook_now(void *ctx)
+{
+    struct vhost_entry *e = ctx;
+    return loop_now_ms(e->server->loop);
+}
+
+static void hook_persist(void *ctx, struct queue *queue, struct message *msg, int event)
+{
+    struct vhost_entry *e = ctx;
+    if (e->server->persistence)
+        persistence_event(e->server->persistence, e->name, queue, msg, event);
+}
+
+static void hook_durable_queue_deleted(void *ctx, struct queue *queue)
+{
+    struct vhost_entry *e = ctx;
+    if (e->server->persistence)
+        persistence_queue_deleted(e->server->persistence, e->name, queue);
+}
+
+static void hook_definitions_changed(void *ctx)
+{
+    struct vhost_entry *e = ctx;
+    if (e->server->persistence)
+        persistence_definitions_changed(e->server->persistence);
+}
+
+struct vhost_entry *server_vhost_entry(const struct server *server, const char *name, size_t len)
+{
+    struct vhost_entry *e;
+    HASH_FIND(hh, server->vhosts, name, len, e);
+    return e && !e->deleted ? e : NULL;
+}
+
+struct vhost_entry *server_vhost_add(struct server *server, const char *name)
+{
+    struct vhost_entry *e = server_vhost_entry(server, name, strlen(name));
+    if (e)
+        return e;
+    e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->server = server;
+    struct vhost_hooks hooks = {
+        .queue_deleting = hook_queue_deleting,
+        .queue_ready = hook_queue_ready,
+        .now_ms = hook_now,
+        .persist = hook_persist,
+        .durable_queue_deleted = hook_durable_queue_deleted,
+        .definitions_changed = hook_definitions_changed,
+        .ctx = e,
+    };
+    e->vhost = vhost_create(name, &hooks);
+    if (!e->vhost) {
+        free(e);
+        return NULL;
+    }
+    HASH_ADD(hh, server->vhosts, name, strlen(e->name), e);
+    return e;
+}
+
+static void vhost_entry_free(struct server *server, struct vhost_entry *e)
+{
+    HASH_DEL(server->vhosts, e);
+    vhost_destroy(e->vhost);
+    free(e);
+}
+
+int server_vhosts_init(struct server *server)
+{
+    server->access = access_create();
+    if (!server->access)
+        return -ENOMEM;
+    if (access_create_defaults(server->access, server->config.default_user, server->config.default_pass) != 0)
+        return -ENOMEM;
+    return server_vhost_add(server, "/") ? 0 : -ENOMEM;
+}
+
+void server_vhosts_destroy(struct server *server)
+{
+    struct vhost_entry *e, *tmp;
+    HASH_ITER(hh, server->vhosts, e, tmp) {
+        vhost_entry_free(server, e);
+    }
+    access_destroy(server->access);
+    server->access = NULL;
+}
+
+uint64_t server_vhosts_tick(struct server *server, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    struct vhost_entry *e, *tmp;
+    HASH_ITER(hh, server->vhosts, e, tmp) {
+        if (e->deleted) {
+            if (e->connections == 0)
+                vhost_entry_free(server, e);
+            continue;
+        }
+        uint64_t n = vhost_tick(e->vhost, now);
+        if (n < next)
+            next = n;
+    }
+    return next;
+}
+
+struct vhost *server_open_vhost(struct server *server, struct proto_bytes name)
+{
+    struct vhost_entry *e = server_vhost_entry(server, (const char *)name.ptr, name.len);
+    if (!e)
+        return NULL;
+    e->connections++;
+    return e->vhost;
+}
+
+void server_close_vhost(struct server *server, struct vhost *vhost)
+{
+    struct vhost_entry *e;
+    const char *name = vhost_name(vhost);
+    HASH_FIND(hh, server->vhosts, name, strlen(name), e);
+    if (e && e->connections)
+        e->connections--;
+}
+
+struct access *server_access(const struct server *server) { return server->access; }
+
+static void add_vhost_cb(const char *name, void *arg)
+{
+    struct server *server = arg;
+    if (!server_vhost_add(server, name))
+        log_error("cannot create vhost '%s': out of memory", name);
+}
+
+static void force_close_vhost_connections(struct server *server, const char *vhost);
+
+void server_vhosts_sync(struct server *server)
+{
+    access_for_each_vhost(server->access, add_vhost_cb, server);
+    struct vhost_entry *e, *tmp;
+    HASH_ITER(hh, server->vhosts, e, tmp) {
+        if (!e->deleted && !access_vhost_exists(server->access, e->name)) {
+            log_info("vhost '%s' deleted", e->name);
+            e->deleted = true;
+            force_close_vhost_connections(server, e->name);
+            /* Its queues and their stored messages go now; the entry itself once its
+             * connections are gone (server_vhosts_tick). */
+            vhost_delete_all_queues(e->vhost);
+        }
+    }
+    if (server->persistence)
+        persistence_definitions_changed(server->persistence);
+}
+
+struct close_filter {
+    const char *vhost;
+};
+
+static void close_if_on_vhost(struct netconn *net, void *arg)
+{
+    struct close_filter *f = arg;
+    struct connection *conn = netconn_context(net);
+    const char *v = conn ? connection_vhost_name(conn) : NULL;
+    if (v && strcmp(v, f->vhost) == 0)
+        connection_force_close(conn, "vhost deleted");
+}
+
+static void force_close_vhost_connections(struct server *server, const char *vhost)
+{
+    struct close_filter f = {vhost};
+    netconn_for_each(server->loop, close_if_on_vhost, &f);
+}
+
+/* ---- durable definitions ---- */
+
+int server_export_definitions(void *ctx, struct table_buf *out)
+{
+    struct server *server = ctx;
+    struct table_buf access = {0}, list = {0};
+    int rc = access_export(server->access, &access);
+    struct vhost_entry *e, *tmp;
+    HASH_ITER(hh, server->vhosts, e, tmp) {
+        if (e->deleted)
+            continue;
+        struct table_buf defs = {0}, entry = {0};
+        rc |= vhost_export_definitions(e->vhost, &defs);
+        struct table_value v = {.type = TABLE_LONGSTR};
+        v.v.bytes = (struct proto_bytes){(const uint8_t *)e->name, (uint32_t)strlen(e->name)};
+        rc |= table_buf_put_field(&entry, "name", 4, &v);
+        v = (struct table_value){.type = TABLE_TABLE};
+        v.v.bytes = (struct proto_bytes){defs.data, (uint32_t)defs.len};
+        rc |= table_buf_put_field(&entry, "definitions", 11, &v);
+        v.v.bytes = (struct proto_bytes){entry.data, (uint32_t)entry.len};
+        rc |= table_buf_put_value(&list, &v);
+        table_buf_free(&defs);
+        table_buf_free(&entry);
+    }
+    struct table_value v = {.type = TABLE_TABLE};
+    v.v.bytes = (struct proto_bytes){access.data, (uint32_t)access.len};
+    rc |= table_buf_put_field(out, "access", 6, &v);
+    v = (struct table_value){.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
+    rc |= table_buf_put_field(out, "vhosts", 6, &v);
+    table_buf_free(&access);
+    table_buf_free(&list);
+    return rc ? -1 : 0;
+}
+
+void server_import_definitions(void *ctx, struct proto_bytes blob)
+{
+    struct server *server = ctx;
+    struct table_value v;
+    if (table_validate(blob) != 0) {
+        log_error("durable store: definitions malformed; starting without them");
+        return;
+    }
+    if (table_find(blob, "access", &v) == 1 && v.type == TABLE_TABLE) {
+        if (access_import(server->access, v.v.bytes) != 0)
+            log_error("durable store: users and permissions could not be restored; using the defaults");
+    }
+    access_for_each_vhost(server->access, add_vhost_cb, server);
+    if (table_find(blob, "vhosts", &v) != 1 || v.type != TABLE_ARRAY)
+        return;
+    struct table_iter it;
+    table_iter_init(&it, v.v.bytes);
+    struct table_value item;
+    while (array_next(&it, &item) == 1) {
+        struct table_value name, defs;
+        if (item.type != TABLE_TABLE || table_find(item.v.bytes, "name", &name) != 1 ||
+            name.type != TABLE_LONGSTR || table_find(item.v.bytes, "definitions", &defs) != 1)
+            continue;
+        char vname[256];
+        snprintf(vname, sizeof vname, "%.*s", (int)name.v.bytes.len, (const char *)name.v.bytes.ptr);
+        struct vhost_entry *e = server_vhost_add(server, vname);
+        size_t skipped = 0;
+        if (e && vhost_import_definitions(e->vhost, defs.v.bytes, &skipped) != 0)
+            log_error("durable store: definitions of vhost '%s' malformed", vname);
+        else if (skipped)
+            log_warning("durable store: %zu definitions of vhost '%s' could not be recreated", skipped, vname);
+    }
+}
+
+struct queue *server_find_queue(void *ctx, struct proto_bytes vhost, struct proto_bytes queue)
+{
+    struct server *server = ctx;
+    struct vhost_entry *e = server_vhost_entry(server, (const char *)vhost.ptr, vhost.len);
+    return e ? vhost_queue_find(e->vhost, queue) : NULL;
+}
