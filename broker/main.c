@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "admin.h"
 #include "config.h"
 #include "event_loop.h"
 #include "log.h"
@@ -55,6 +56,13 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    struct admin *admin = admin_open(main_loop, server, NULL); /* <data-dir>/warren.sock */
+    if (!admin) {
+        server_destroy(server);
+        loop_destroy(main_loop);
+        config_free(&cfg);
+        return 1;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -68,6 +76,7 @@ int main(int argc, char **argv)
         server_shutdown(server);
         rc = loop_run(main_loop);
     }
+    admin_close(admin);
     server_destroy(server);
     loop_destroy(main_loop);
     log_info("stopped");

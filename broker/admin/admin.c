@@ -281,13 +281,11 @@ struct admin *admin_open(struct event_loop *loop, struct server *server, const c
         log_error("admin: socket: %s", strerror(errno));
         goto fail;
     }
-    /* The umask makes the file 0600 from its creation: no window where others may connect. */
-    mode_t old_umask = umask(0177);
-    int rc = bind(admin->fd, (const struct sockaddr *)&addr, sizeof addr);
-    int bind_errno = errno;
-    umask(old_umask);
-    if (rc != 0) {
-        log_error("admin: cannot bind %s: %s", socket_path, strerror(bind_errno));
+    /* No umask dance (the umask is process-wide and the store has a thread creating files):
+     * until the chmod below, the usual umask already denies others the write permission that
+     * connecting needs, and peer_allowed refuses them in any case. */
+    if (bind(admin->fd, (const struct sockaddr *)&addr, sizeof addr) != 0) {
+        log_error("admin: cannot bind %s: %s", socket_path, strerror(errno));
         goto fail;
     }
     struct stat st;

@@ -36,6 +36,8 @@ struct consumer {
     struct channel *channel;
     struct queue *queue; /* a reference is held */
     bool no_ack;
+    bool exclusive;
+    int32_t priority;  /* x-priority */
     uint16_t prefetch; /* basic.qos global=false value when the consumer was created; 0 = none */
     uint32_t unacked;
     UT_hash_handle hh;

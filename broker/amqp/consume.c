@@ -328,6 +328,8 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
     c->channel = ch;
     c->queue = q;
     c->no_ack = a->no_ack;
+    c->exclusive = a->exclusive;
+    c->priority = priority;
     c->prefetch = ch->prefetch_count;
     if (queue_add_consumer(q, c, &consumer_ops, priority, a->exclusive, a->no_ack, err) != 0) {
         free(c);

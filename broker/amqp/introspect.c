@@ -152,8 +152,8 @@ static void visit_channel_consumers(struct channel *ch, void *arg)
             .tag = {(const uint8_t *)c->tag, c->tag_len},
             .ack_required = !c->no_ack,
             .prefetch_count = c->prefetch,
-            .exclusive = false,
-            .priority = 0,
+            .exclusive = c->exclusive,
+            .priority = c->priority,
         };
         e->fn(&out, e->arg);
     }

@@ -479,15 +479,19 @@ bool access_can_access_vhost(const struct access *a, const char *user, const cha
 bool access_check(const struct access *a, const char *user, const char *vhost, enum access_kind kind,
                   const uint8_t *name, size_t len)
 {
-    if ((unsigned)kind > ACCESS_READ || len > INT32_MAX) /* regoff_t is an int */
+    if ((unsigned)kind > ACCESS_READ || len > 255) /* resource names are shortstrs */
         return false;
     const struct access_user *u = find_user(a, user);
     const struct access_grant *g = u ? find_grant(u, vhost) : NULL;
     if (g == NULL)
         return false;
     /* REG_STARTEND bounds the subject by length: names are bytes, not C strings. */
+    /* The copy is NUL-terminated too: sanitizer interceptors of regexec read up to a NUL. */
     regmatch_t bounds = {.rm_so = 0, .rm_eo = (regoff_t)len};
-    const char *subject = name ? (const char *)name : "";
+    char subject[256];
+    if (len)
+        memcpy(subject, name, len);
+    subject[len] = '\0';
     return regexec(&g->patterns->regex[kind], subject, 1, &bounds, REG_STARTEND) == 0;
 }
 
