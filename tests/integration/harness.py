@@ -112,7 +112,8 @@ def free_port():
 class Broker:
     """One broker under test: a Warren process this harness owns, or an external URL."""
 
-    def __init__(self, url=None):
+    def __init__(self, url=None, extra_args=()):
+        self.extra_args = list(extra_args)
         self.process = None
         self.data_dir = None
         self.stderr_path = None
@@ -164,6 +165,7 @@ class Broker:
                    "--data-dir", os.path.join(self.data_dir, "data")]
         if os.environ.get("WARREN_LOG_LEVEL"):
             command += ["--log-level", os.environ["WARREN_LOG_LEVEL"]]
+        command += self.extra_args
         env = dict(os.environ)
         # Make a sanitizer report reach stderr and end the process with a nonzero status.
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
