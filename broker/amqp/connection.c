@@ -194,18 +194,17 @@ void connection_note_publish(struct connection *conn)
         return;
     conn->publisher = true;
     if (server_memory_alarm(conn->server))
-        connection_set_blocked(conn, true);
+        connection_set_blocked(conn, true, server_alarm_reason(conn->server));
 }
 
-void connection_set_blocked(struct connection *conn, bool blocked)
+void connection_set_blocked(struct connection *conn, bool blocked, const char *reason)
 {
     if (conn->state != STATE_OPEN || conn->blocked == blocked)
         return;
     if (connection_client_has_capability(conn, "connection.blocked")) {
-        static const char reason[] = "low on memory";
         struct spec_method m = {.id = blocked ? SPEC_CONNECTION_BLOCKED : SPEC_CONNECTION_UNBLOCKED};
         if (blocked)
-            m.args.connection_blocked.reason = (struct proto_bytes){(const uint8_t *)reason, sizeof reason - 1};
+            m.args.connection_blocked.reason = (struct proto_bytes){(const uint8_t *)reason, (uint32_t)strlen(reason)};
         connection_send_method(conn, 0, &m);
     }
     conn->blocked = blocked;

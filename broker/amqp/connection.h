@@ -42,7 +42,7 @@ void connection_force_close(struct connection *conn, const char *reason);
 
 /* Memory alarm: publishing connections stop being read, and clients that announced the
  * connection.blocked capability are told (connection.blocked / connection.unblocked). */
-void connection_set_blocked(struct connection *conn, bool blocked);
+void connection_set_blocked(struct connection *conn, bool blocked, const char *reason);
 /* Marks the connection as a publisher (it is paused while the memory alarm is on). */
 void connection_note_publish(struct connection *conn);
 

@@ -69,11 +69,17 @@ static void on_durable(void *ctx)
 
 bool server_memory_alarm(const struct server *server) { return server->memory_alarm; }
 
+const char *server_alarm_reason(const struct server *server)
+{
+    return persistence_disk_alarm(server->persistence) ? "low on disk" : "low on memory";
+}
+
 static void block_one(struct netconn *net, void *arg)
 {
+    struct server *server = arg;
     struct connection *conn = netconn_context(net);
     if (conn)
-        connection_set_blocked(conn, *(bool *)arg);
+        connection_set_blocked(conn, server->memory_alarm, server_alarm_reason(server));
 }
 
 /* RabbitMQ's resource alarms: memory (bytes held by messages: on above the limit, off again
@@ -94,7 +100,7 @@ static void check_memory(struct server *server)
         log_warning("disk alarm: free space below the disk_free_limit; blocking publishers");
     else
         log_info("resource alarm cleared: messages use %llu bytes", (unsigned long long)used);
-    netconn_for_each(server->loop, block_one, &alarm);
+    netconn_for_each(server->loop, block_one, server);
 }
 
 void server_config_defaults(struct server_config *cfg)

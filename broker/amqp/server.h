@@ -59,6 +59,8 @@ struct persistence *server_persistence(const struct server *server);
 /* Puts ch on the list of channels waiting for durable batches (idempotent), or takes it off. */
 void server_wait_durable(struct server *server, struct channel *ch);
 void server_unwait_durable(struct server *server, struct channel *ch);
+/* "low on memory" or "low on disk" while an alarm is on. */
+const char *server_alarm_reason(const struct server *server);
 /* True while message memory is above the high watermark. */
 bool server_memory_alarm(const struct server *server);
 const struct server_config *server_config(const struct server *server);
