@@ -15,69 +15,69 @@ static void copy_short(char out[PERF_NAME_MAX], amqp_bytes_t bytes)
     out[len] = '\0';
 }
 
-static int on_header(struct delivery_reader *r, const amqp_frame_t *frame, char *err, size_t err_len)
+static int on_header(struct delivery_reader *reader, const amqp_frame_t *frame, char *err, size_t err_len)
 {
-    r->have_header = true;
-    r->body_size = (size_t)frame->payload.properties.body_size;
-    r->body_received = 0;
-    r->reply_to[0] = r->correlation_id[0] = '\0';
-    if (!r->keep_content)
+    reader->have_header = true;
+    reader->body_size = (size_t)frame->payload.properties.body_size;
+    reader->body_received = 0;
+    reader->reply_to[0] = reader->correlation_id[0] = '\0';
+    if (!reader->keep_content)
         return 0;
     const amqp_basic_properties_t *p = frame->payload.properties.decoded;
     if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG)
-        copy_short(r->reply_to, p->reply_to);
+        copy_short(reader->reply_to, p->reply_to);
     if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
-        copy_short(r->correlation_id, p->correlation_id);
-    if (r->body_size > r->body_capacity) {
-        unsigned char *grown = realloc(r->body, r->body_size);
+        copy_short(reader->correlation_id, p->correlation_id);
+    if (reader->body_size > reader->body_capacity) {
+        unsigned char *grown = realloc(reader->body, reader->body_size);
         if (!grown) {
-            snprintf(err, err_len, "out of memory for a %zu-byte body", r->body_size);
+            snprintf(err, err_len, "out of memory for a %zu-byte body", reader->body_size);
             return -1;
         }
-        r->body = grown;
-        r->body_capacity = r->body_size;
+        reader->body = grown;
+        reader->body_capacity = reader->body_size;
     }
     return 0;
 }
 
-static void on_body(struct delivery_reader *r, amqp_bytes_t fragment)
+static void on_body(struct delivery_reader *reader, amqp_bytes_t fragment)
 {
-    if (r->body_received == 0 && fragment.len >= sizeof(r->stamp))
-        memcpy(&r->stamp, fragment.bytes, sizeof(r->stamp));
-    size_t room = r->body_size - r->body_received;
+    if (reader->body_received == 0 && fragment.len >= sizeof(reader->stamp))
+        memcpy(&reader->stamp, fragment.bytes, sizeof(reader->stamp));
+    size_t room = reader->body_size - reader->body_received;
     size_t len = fragment.len < room ? fragment.len : room;
-    if (r->keep_content)
-        memcpy(r->body + r->body_received, fragment.bytes, len);
-    r->body_received += len;
+    if (reader->keep_content)
+        memcpy(reader->body + reader->body_received, fragment.bytes, len);
+    reader->body_received += len;
 }
 
 /* Handle one method frame; returns DELIVERY_PARTIAL or DELIVERY_ERROR. */
-static enum delivery_result on_method(struct delivery_reader *r, const amqp_frame_t *frame, char *err,
+static enum delivery_result on_method(struct delivery_reader *reader, const amqp_frame_t *frame, char *err,
                                       size_t err_len)
 {
-    const amqp_method_t *m = &frame->payload.method;
-    if (m->id == AMQP_BASIC_DELIVER_METHOD) {
-        const amqp_basic_deliver_t *deliver = m->decoded;
-        r->delivery_tag = deliver->delivery_tag;
-        r->in_message = true;
-        r->have_header = false;
-        r->stamp = 0;
+    const amqp_method_t *method = &frame->payload.method;
+    if (method->id == AMQP_BASIC_DELIVER_METHOD) {
+        const amqp_basic_deliver_t *deliver = method->decoded;
+        reader->delivery_tag = deliver->delivery_tag;
+        reader->in_message = true;
+        reader->have_header = false;
+        reader->stamp = 0;
         return DELIVERY_PARTIAL;
     }
-    if (m->id == AMQP_BASIC_CANCEL_METHOD) {
+    if (method->id == AMQP_BASIC_CANCEL_METHOD) {
         snprintf(err, err_len, "consumer cancelled by the broker (queue deleted?)");
         return DELIVERY_ERROR;
     }
-    if (session_handle_unexpected(r->conn, frame, err, err_len) != 0)
+    if (session_handle_unexpected(reader->conn, frame, err, err_len) != 0)
         return DELIVERY_ERROR;
     return DELIVERY_PARTIAL; /* consume-ok, qos-ok and the like */
 }
 
-enum delivery_result delivery_next(struct delivery_reader *r, const struct timeval *timeout, char *err,
+enum delivery_result delivery_next(struct delivery_reader *reader, const struct timeval *timeout, char *err,
                                    size_t err_len)
 {
     amqp_frame_t frame;
-    int status = amqp_simple_wait_frame_noblock(r->conn, &frame, timeout);
+    int status = amqp_simple_wait_frame_noblock(reader->conn, &frame, timeout);
     if (status == AMQP_STATUS_TIMEOUT)
         return DELIVERY_TIMEOUT;
     if (status != AMQP_STATUS_OK) {
@@ -87,32 +87,32 @@ enum delivery_result delivery_next(struct delivery_reader *r, const struct timev
     enum delivery_result result = DELIVERY_PARTIAL;
     switch (frame.frame_type) {
     case AMQP_FRAME_METHOD:
-        result = on_method(r, &frame, err, err_len);
+        result = on_method(reader, &frame, err, err_len);
         break;
     case AMQP_FRAME_HEADER:
-        if (!r->in_message || r->have_header) {
+        if (!reader->in_message || reader->have_header) {
             snprintf(err, err_len, "content header outside a delivery");
             result = DELIVERY_ERROR;
-        } else if (on_header(r, &frame, err, err_len) != 0) {
+        } else if (on_header(reader, &frame, err, err_len) != 0) {
             result = DELIVERY_ERROR;
         }
         break;
     case AMQP_FRAME_BODY:
-        if (!r->in_message || !r->have_header) {
+        if (!reader->in_message || !reader->have_header) {
             snprintf(err, err_len, "body frame outside a delivery");
             result = DELIVERY_ERROR;
         } else {
-            on_body(r, frame.payload.body_fragment);
+            on_body(reader, frame.payload.body_fragment);
         }
         break;
     default:
         break;
     }
-    if (result == DELIVERY_PARTIAL && r->in_message && r->have_header && r->body_received >= r->body_size) {
-        r->in_message = false;
+    if (result == DELIVERY_PARTIAL && reader->in_message && reader->have_header && reader->body_received >= reader->body_size) {
+        reader->in_message = false;
         result = DELIVERY_MESSAGE;
     }
-    amqp_maybe_release_buffers(r->conn);
+    amqp_maybe_release_buffers(reader->conn);
     return result;
 }
 

@@ -101,6 +101,7 @@ static inline void perf_count(_Atomic uint64_t *counter, uint64_t n)
                           memory_order_relaxed);
 }
 
+/* Every thread checks this one: the run is over (time, count, failure or a signal). */
 static inline bool perf_stopping(const struct perf_run *run)
 {
     return atomic_load_explicit(&run->stop, memory_order_relaxed);

@@ -39,6 +39,7 @@ void report_line(struct report *report, uint64_t now);
  * line (key=value) ending with status. */
 void report_summary(struct report *report, uint64_t elapsed_ns, double setup_seconds, const char *status);
 
+/* Free the snapshots report_init allocated. */
 void report_free(struct report *report);
 
 #endif

@@ -8,13 +8,13 @@
 static void describe_close(const amqp_method_t *method, char *err, size_t err_len, const char *context)
 {
     if (method->id == AMQP_CONNECTION_CLOSE_METHOD) {
-        const amqp_connection_close_t *m = method->decoded;
-        snprintf(err, err_len, "%s: connection closed by broker: %u %.*s", context, m->reply_code,
-                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        const amqp_connection_close_t *closing = method->decoded;
+        snprintf(err, err_len, "%s: connection closed by broker: %u %.*s", context, closing->reply_code,
+                 (int)closing->reply_text.len, (const char *)closing->reply_text.bytes);
     } else if (method->id == AMQP_CHANNEL_CLOSE_METHOD) {
-        const amqp_channel_close_t *m = method->decoded;
-        snprintf(err, err_len, "%s: channel closed by broker: %u %.*s", context, m->reply_code,
-                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        const amqp_channel_close_t *closing = method->decoded;
+        snprintf(err, err_len, "%s: channel closed by broker: %u %.*s", context, closing->reply_code,
+                 (int)closing->reply_text.len, (const char *)closing->reply_text.bytes);
     } else {
         snprintf(err, err_len, "%s: unexpected method 0x%08x", context, method->id);
     }

@@ -14,6 +14,7 @@ int topology_declare(amqp_connection_state_t conn, struct perf_run *run, char *e
 /* Delete the queues when they were server-named or --delete-queues was given. */
 int topology_cleanup(amqp_connection_state_t conn, const struct perf_run *run, char *err, size_t err_len);
 
+/* Free the arrays topology_declare allocated; run stays valid (empty). */
 void topology_free(struct perf_run *run);
 
 #endif
