@@ -74,7 +74,9 @@ static void quote_into(char *out, size_t cap, const char *fmt, struct proto_byte
         escaped[n++] = (char)text.ptr[i];
     }
     escaped[n] = '\0';
-    snprintf(out, cap, fmt, escaped);
+    /* Reply texts are shortstrs: a long value is cut, on purpose. */
+    if (snprintf(out, cap, fmt, escaped) >= (int)cap)
+        out[cap - 1] = '\0';
 }
 
 static bool bytes_is(struct proto_bytes bytes, const char *text)

@@ -300,7 +300,7 @@ int vhost_exchange_bind(struct vhost *vhost, struct proto_bytes destination, str
                         struct proto_bytes key, struct proto_bytes arguments, bool unbind, struct reply_error *err)
 {
     const uint32_t m = unbind ? SPEC_EXCHANGE_UNBIND : SPEC_EXCHANGE_BIND;
-    struct exchange *src, *dst;
+    struct exchange *src = NULL, *dst = NULL;
     if (unbind && destination.len && source.len &&
         (!vhost_find_exchange(vhost, destination) || !vhost_find_exchange(vhost, source)))
         return 0; /* RabbitMQ 3.10: unbinding what does not exist succeeds */
@@ -481,8 +481,8 @@ int vhost_queue_bind(struct vhost *vhost, struct proto_bytes queue, struct proto
                      struct reply_error *err)
 {
     const uint32_t m = unbind ? SPEC_QUEUE_UNBIND : SPEC_QUEUE_BIND;
-    struct exchange *x;
-    struct queue *q;
+    struct exchange *x = NULL;
+    struct queue *q = NULL;
     if (unbind && exchange.len && (!vhost_find_exchange(vhost, exchange) || !vhost_find_queue(vhost, queue)))
         return 0; /* RabbitMQ 3.10: unbinding what does not exist succeeds */
     if (find_exchange_for_binding(vhost, exchange, m, &x, err) != 0)
