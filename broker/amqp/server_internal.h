@@ -18,7 +18,8 @@ struct vhost_entry {
     struct vhost *vhost;
     struct server *server;
     uint32_t connections; /* connections opened on it */
-    bool deleted;         /* delete_vhost: freed when the last connection is gone */
+    bool deleted;         /* delete_vhost: out of the table, freed when the last connection is gone */
+    struct vhost_entry *next_retired;
     UT_hash_handle hh;
 };
 
@@ -31,6 +32,7 @@ struct server {
     uint64_t shutdown_deadline;
     uint64_t started_ms;
     struct vhost_entry *vhosts;
+    struct vhost_entry *retired_vhosts; /* deleted, still used by closing connections */
     struct access *access;
     uint64_t tick_timer;
     uint64_t memory_limit;

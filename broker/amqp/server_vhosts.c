@@ -100,9 +100,24 @@ struct vhost_entry *server_vhost_add(struct server *server, const char *name)
 
 static void vhost_entry_free(struct server *server, struct vhost_entry *e)
 {
-    HASH_DEL(server->vhosts, e);
+    if (!e->deleted)
+        HASH_DEL(server->vhosts, e);
     vhost_destroy(e->vhost);
     free(e);
+}
+
+/* Frees retired vhosts whose connections are all gone (all == true: every one, at shutdown). */
+static void free_retired(struct server *server, bool all)
+{
+    for (struct vhost_entry **link = &server->retired_vhosts; *link;) {
+        struct vhost_entry *e = *link;
+        if (all || e->connections == 0) {
+            *link = e->next_retired;
+            vhost_entry_free(server, e);
+        } else {
+            link = &e->next_retired;
+        }
+    }
 }
 
 int server_vhosts_init(struct server *server)
@@ -121,6 +136,7 @@ void server_vhosts_destroy(struct server *server)
     HASH_ITER(hh, server->vhosts, e, tmp) {
         vhost_entry_free(server, e);
     }
+    free_retired(server, true);
     access_destroy(server->access);
     server->access = NULL;
 }
@@ -128,13 +144,9 @@ void server_vhosts_destroy(struct server *server)
 uint64_t server_vhosts_tick(struct server *server, uint64_t now)
 {
     uint64_t next = UINT64_MAX;
+    free_retired(server, false);
     struct vhost_entry *e, *tmp;
     HASH_ITER(hh, server->vhosts, e, tmp) {
-        if (e->deleted) {
-            if (e->connections == 0)
-                vhost_entry_free(server, e);
-            continue;
-        }
         uint64_t n = vhost_tick(e->vhost, now);
         if (n < next)
             next = n;
@@ -156,6 +168,9 @@ void server_close_vhost(struct server *server, struct vhost *vhost)
     struct vhost_entry *e;
     const char *name = vhost_name(vhost);
     HASH_FIND(hh, server->vhosts, name, strlen(name), e);
+    if (!e || e->vhost != vhost)
+        for (e = server->retired_vhosts; e && e->vhost != vhost; e = e->next_retired) {
+        }
     if (e && e->connections)
         e->connections--;
 }
@@ -176,13 +191,17 @@ void server_vhosts_sync(struct server *server)
     access_for_each_vhost(server->access, add_vhost_cb, server);
     struct vhost_entry *e, *tmp;
     HASH_ITER(hh, server->vhosts, e, tmp) {
-        if (!e->deleted && !access_vhost_exists(server->access, e->name)) {
+        if (!access_vhost_exists(server->access, e->name)) {
             log_info("vhost '%s' deleted", e->name);
-            e->deleted = true;
             force_close_vhost_connections(server, e->name);
             /* Its queues and their stored messages go now; the entry itself once its
-             * connections are gone (server_vhosts_tick). */
+             * connections are gone (server_vhosts_tick). Out of the table at once, so the
+             * name can be created again meanwhile. */
             vhost_delete_all_queues(e->vhost);
+            HASH_DEL(server->vhosts, e);
+            e->deleted = true;
+            e->next_retired = server->retired_vhosts;
+            server->retired_vhosts = e;
         }
     }
     if (server->persistence)
@@ -217,8 +236,6 @@ int server_export_definitions(void *ctx, struct table_buf *out)
     int rc = access_export(server->access, &access);
     struct vhost_entry *e, *tmp;
     HASH_ITER(hh, server->vhosts, e, tmp) {
-        if (e->deleted)
-            continue;
         struct table_buf defs = {0}, entry = {0};
         rc |= vhost_export_definitions(e->vhost, &defs);
         struct table_value v = {.type = TABLE_LONGSTR};
