@@ -15,10 +15,8 @@
 #include "netconn.h"
 #include "persistence.h"
 #include "queue.h"
-#include "router.h"
 #include "server_internal.h"
 #include "vhost.h"
-#include "vhost_internal.h"
 
 static bool vhost_selected(const struct vhost_entry *e, const char *vhost)
 {
@@ -49,7 +47,7 @@ void introspect_status(struct server *server, struct introspect_status *out)
         if (e->deleted)
             continue;
         vhost_for_each_queue(e->vhost, count_queue, out);
-        out->exchanges += HASH_COUNT(e->vhost->exchanges);
+        out->exchanges += (uint32_t)vhost_exchange_count(e->vhost);
     }
     out->message_memory_bytes = message_memory_bytes();
     out->memory_high_watermark = server->memory_limit;
@@ -210,6 +208,27 @@ void introspect_queues(struct server *server, const char *vhost,
     }
 }
 
+struct each_exchange {
+    void (*fn)(const struct introspect_exchange *x, void *arg);
+    void *arg;
+    const char *vhost;
+};
+
+static void visit_exchange(const struct vhost_exchange_info *x, void *arg)
+{
+    struct each_exchange *e = arg;
+    struct introspect_exchange out = {
+        .vhost = e->vhost,
+        .name = x->name,
+        .type = x->type,
+        .durable = x->durable,
+        .auto_delete = x->auto_delete,
+        .internal = x->internal,
+        .arguments = x->arguments,
+    };
+    e->fn(&out, e->arg);
+}
+
 void introspect_exchanges(struct server *server, const char *vhost,
                           void (*fn)(const struct introspect_exchange *x, void *arg), void *arg)
 {
@@ -217,19 +236,8 @@ void introspect_exchanges(struct server *server, const char *vhost,
     HASH_ITER(hh, server->vhosts, v, vtmp) {
         if (!vhost_selected(v, vhost))
             continue;
-        struct exchange *x, *xtmp;
-        HASH_ITER(hh, v->vhost->exchanges, x, xtmp) {
-            struct introspect_exchange out = {
-                .vhost = v->name,
-                .name = {(const uint8_t *)x->name, x->name_len},
-                .type = router_kind_name(x->kind),
-                .durable = x->durable,
-                .auto_delete = x->auto_delete,
-                .internal = x->internal,
-                .arguments = {x->arguments, x->arguments_len},
-            };
-            fn(&out, arg);
-        }
+        struct each_exchange e = {fn, arg, v->name};
+        vhost_for_each_exchange(v->vhost, visit_exchange, &e);
     }
 }
 
@@ -237,26 +245,19 @@ struct each_binding {
     void (*fn)(const struct introspect_binding *b, void *arg);
     void *arg;
     const char *vhost;
-    struct proto_bytes source;
 };
 
-static void visit_binding(void *destination, struct proto_bytes key, struct proto_bytes args, void *arg)
+static void visit_binding(const struct vhost_binding_info *b, void *arg)
 {
     struct each_binding *e = arg;
     struct introspect_binding out = {
         .vhost = e->vhost,
-        .source = e->source,
-        .routing_key = key,
-        .arguments = args,
+        .source = b->source,
+        .destination_kind = b->to_exchange ? "exchange" : "queue",
+        .destination = b->destination,
+        .routing_key = b->routing_key,
+        .arguments = b->arguments,
     };
-    if (destination_is_exchange(destination)) {
-        struct exchange *x = destination_exchange(destination);
-        out.destination_kind = "exchange";
-        out.destination = (struct proto_bytes){(const uint8_t *)x->name, x->name_len};
-    } else {
-        out.destination_kind = "queue";
-        out.destination = queue_name(destination);
-    }
     e->fn(&out, e->arg);
 }
 
@@ -282,13 +283,9 @@ void introspect_bindings(struct server *server, const char *vhost,
     HASH_ITER(hh, server->vhosts, v, vtmp) {
         if (!vhost_selected(v, vhost))
             continue;
-        struct each_binding e = {fn, arg, v->name, {NULL, 0}};
+        struct each_binding e = {fn, arg, v->name};
         vhost_for_each_queue(v->vhost, visit_default_binding, &e);
-        struct exchange *x, *xtmp;
-        HASH_ITER(hh, v->vhost->exchanges, x, xtmp) {
-            e.source = (struct proto_bytes){(const uint8_t *)x->name, x->name_len};
-            router_for_each(x->router, visit_binding, &e);
-        }
+        vhost_for_each_binding(v->vhost, visit_binding, &e);
     }
 }
 

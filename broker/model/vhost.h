@@ -104,7 +104,24 @@ int vhost_import_definitions(struct vhost *vhost, struct proto_bytes blob, size_
 /* Finds a queue by name (NULL when missing). */
 struct queue *vhost_queue_find(struct vhost *vhost, struct proto_bytes name);
 
-/* Listing (for warrenctl and tests). */
+/* Listing (for warrenctl and tests). Views are valid during the callback only. */
+struct vhost_exchange_info {
+    struct proto_bytes name;
+    const char *type;
+    bool durable, auto_delete, internal;
+    struct proto_bytes arguments;
+};
+struct vhost_binding_info {
+    struct proto_bytes source;
+    bool to_exchange; /* destination is an exchange, else a queue */
+    struct proto_bytes destination, routing_key, arguments;
+};
+void vhost_for_each_exchange(struct vhost *vhost, void (*fn)(const struct vhost_exchange_info *x, void *arg),
+                             void *arg);
+/* Every explicit binding of every exchange (not the default exchange's implicit ones). */
+void vhost_for_each_binding(struct vhost *vhost, void (*fn)(const struct vhost_binding_info *b, void *arg),
+                            void *arg);
+size_t vhost_exchange_count(const struct vhost *vhost);
 void vhost_for_each_queue(struct vhost *vhost, void (*fn)(struct queue *queue, void *arg), void *arg);
 size_t vhost_queue_count(const struct vhost *vhost);
 
