@@ -246,7 +246,11 @@ static void restore(struct persistence *p)
     free(blob);
     uint64_t now = loop_now_ms(p->loop);
     size_t restored = 0, orphans = 0;
+    log_info("durable store: replayed the log: %u messages, %zu queue entries to restore",
+             HASH_COUNT(p->recovered), p->entry_count);
     for (size_t i = 0; i < p->entry_count; i++) {
+        if (i && i % 250000 == 0)
+            log_info("durable store: restored %zu of %zu queue entries", i, p->entry_count);
         struct recovered_entry *e = &p->entries[i];
         struct recovered_message *r;
         HASH_FIND(hh, p->recovered, &e->msg_id, sizeof e->msg_id, r);
