@@ -3,8 +3,10 @@
 #ifndef WARREN_PROTO_H
 #define WARREN_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A borrowed run of bytes. Decoded views point into the caller's input buffer and are
  * valid only while those bytes are (see each decoder). Never owned, never freed. */
@@ -12,6 +14,24 @@ struct proto_bytes {
     const uint8_t *ptr;
     uint32_t len;
 };
+
+/* A view of a NUL-terminated string (not copied). */
+static inline struct proto_bytes proto_bytes_of(const char *s)
+{
+    return (struct proto_bytes){(const uint8_t *)s, (uint32_t)strlen(s)};
+}
+
+/* True when a and b hold the same bytes. */
+static inline bool proto_bytes_equal(struct proto_bytes a, struct proto_bytes b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/* True when b holds exactly the characters of the C string s. */
+static inline bool proto_bytes_is(struct proto_bytes b, const char *s)
+{
+    return proto_bytes_equal(b, proto_bytes_of(s));
+}
 
 /* Returned by incremental decoders when the buffer does not yet hold a whole unit. */
 #define PROTO_INCOMPLETE 0

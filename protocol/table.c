@@ -402,3 +402,16 @@ void table_buf_free(struct table_buf *buf)
     buf->len = 0;
     buf->cap = 0;
 }
+
+int table_buf_put_string(struct table_buf *buf, const char *key, struct proto_bytes value)
+{
+    struct table_value v = {.type = TABLE_LONGSTR};
+    v.v.bytes = value;
+    return table_buf_put_field(buf, key, strlen(key), &v);
+}
+
+int table_buf_put_bool(struct table_buf *buf, const char *key, bool value)
+{
+    struct table_value v = {.type = TABLE_BOOL, .v.boolean = value};
+    return table_buf_put_field(buf, key, strlen(key), &v);
+}

@@ -100,6 +100,12 @@ struct table_buf {
 int table_buf_put_field(struct table_buf *buf, const char *key, size_t key_len,
                         const struct table_value *value);
 
+/* Appends a longstr field (key NUL-terminated). Returns 0 or a negative proto_error. */
+int table_buf_put_string(struct table_buf *buf, const char *key, struct proto_bytes value);
+
+/* Appends a boolean field (key NUL-terminated). Returns 0 or a negative proto_error. */
+int table_buf_put_bool(struct table_buf *buf, const char *key, bool value);
+
 /* Appends one array element (typed value). Returns 0 or a negative proto_error. */
 int table_buf_put_value(struct table_buf *buf, const struct table_value *value);
 

@@ -7,12 +7,6 @@
 #include "server.h"
 #include "table.h"
 
-static bool bytes_equal_str(struct proto_bytes b, const char *s)
-{
-    size_t n = strlen(s);
-    return b.len == n && (n == 0 || memcmp(b.ptr, s, n) == 0);
-}
-
 static int parse_plain(struct proto_bytes r, struct proto_bytes *user, struct proto_bytes *password)
 {
     const uint8_t *first = memchr(r.ptr, 0, r.len);
@@ -50,9 +44,9 @@ int auth_parse_response(struct proto_bytes mechanism, struct proto_bytes respons
 {
     if (response.len == 0)
         return -1;
-    if (bytes_equal_str(mechanism, "PLAIN"))
+    if (proto_bytes_is(mechanism, "PLAIN"))
         return parse_plain(response, user, password);
-    if (bytes_equal_str(mechanism, "AMQPLAIN"))
+    if (proto_bytes_is(mechanism, "AMQPLAIN"))
         return parse_amqplain(response, user, password);
     return -2;
 }
@@ -69,7 +63,7 @@ bool auth_check(const struct access *access, const struct server_config *cfg, st
         return false;
     if (!access_check_password(access, name, password.ptr, password.len))
         return false;
-    if (bytes_equal_str(user, cfg->default_user) && cfg->default_user_loopback_only)
+    if (proto_bytes_is(user, cfg->default_user) && cfg->default_user_loopback_only)
         return peer_is_loopback;
     return true;
 }

@@ -311,20 +311,6 @@ static void heartbeat_tick(struct event_loop *loop, void *data)
 
 /* ---- handshake ---- */
 
-static void put_bool(struct table_buf *t, const char *key, bool value)
-{
-    struct table_value v = {.type = TABLE_BOOL, .v.boolean = value};
-    table_buf_put_field(t, key, strlen(key), &v);
-}
-
-static void put_str(struct table_buf *t, const char *key, const char *value)
-{
-    struct table_value v = {.type = TABLE_LONGSTR};
-    v.v.bytes.ptr = (const uint8_t *)value;
-    v.v.bytes.len = (uint32_t)strlen(value);
-    table_buf_put_field(t, key, strlen(key), &v);
-}
-
 static int send_start(struct connection *conn)
 {
     static const char *const capabilities[] = {
@@ -334,7 +320,7 @@ static int send_start(struct connection *conn)
     };
     struct table_buf caps = {0}, props = {0};
     for (size_t i = 0; i < sizeof capabilities / sizeof *capabilities; i++)
-        put_bool(&caps, capabilities[i], true);
+        table_buf_put_bool(&caps, capabilities[i], true);
     struct table_value nested = {.type = TABLE_TABLE};
     nested.v.bytes.ptr = caps.data;
     nested.v.bytes.len = (uint32_t)caps.len;
@@ -342,13 +328,13 @@ static int send_start(struct connection *conn)
     /* Clients gate RabbitMQ extensions (and their own tests) on product "RabbitMQ" and its
      * version, so Warren answers as the RabbitMQ release whose behaviour it follows and says
      * what it really is in "information" and "warren_version". */
-    put_str(&props, "cluster_name", "warren@localhost");
-    put_str(&props, "copyright", "Copyright (c) the Warren developers");
-    put_str(&props, "information", "Warren " WARREN_VERSION ", an AMQP 0-9-1 broker compatible with RabbitMQ");
-    put_str(&props, "platform", "Warren (C11/Linux)");
-    put_str(&props, "product", "RabbitMQ");
-    put_str(&props, "version", WARREN_RABBITMQ_VERSION);
-    put_str(&props, "warren_version", WARREN_VERSION);
+    table_buf_put_string(&props, "cluster_name", proto_bytes_of("warren@localhost"));
+    table_buf_put_string(&props, "copyright", proto_bytes_of("Copyright (c) the Warren developers"));
+    table_buf_put_string(&props, "information", proto_bytes_of("Warren " WARREN_VERSION ", an AMQP 0-9-1 broker compatible with RabbitMQ"));
+    table_buf_put_string(&props, "platform", proto_bytes_of("Warren (C11/Linux)"));
+    table_buf_put_string(&props, "product", proto_bytes_of("RabbitMQ"));
+    table_buf_put_string(&props, "version", proto_bytes_of(WARREN_RABBITMQ_VERSION));
+    table_buf_put_string(&props, "warren_version", proto_bytes_of(WARREN_VERSION));
 
     struct spec_method m = {.id = SPEC_CONNECTION_START};
     m.args.connection_start.version_major = 0;

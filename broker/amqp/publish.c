@@ -292,7 +292,7 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
         if (direct_reply_rewrite(ch, &h, rewritten, sizeof rewritten, &header, err) < 0)
             return -1;
     }
-    ch->publishing = message_create(exchange, key, header, h.body_size);
+    ch->publishing = message_create_decoded(exchange, key, header, &h.props, h.body_size);
     if (!ch->publishing)
         return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory for a %llu-byte message",
                           (unsigned long long)h.body_size);

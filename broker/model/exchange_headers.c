@@ -46,17 +46,6 @@ struct header_cache {
     struct table_iter rest;
 };
 
-static bool bytes_equal(struct proto_bytes bytes, const char *text)
-{
-    size_t len = strlen(text);
-    return bytes.len == len && memcmp(bytes.ptr, text, len) == 0;
-}
-
-static bool key_equal(struct proto_bytes a, struct proto_bytes b)
-{
-    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
-}
-
 /* Reads x-match. Returns 0, or -EINVAL for a non-longstr or unknown value (RabbitMQ: 406). */
 static int parse_x_match(struct proto_bytes arguments, bool *any, bool *with_x)
 {
@@ -70,17 +59,17 @@ static int parse_x_match(struct proto_bytes arguments, bool *any, bool *with_x)
         return 0;
     if (mode.type != TABLE_LONGSTR)
         return -EINVAL;
-    if (bytes_equal(mode.v.bytes, "all"))
+    if (proto_bytes_is(mode.v.bytes, "all"))
         return 0;
-    if (bytes_equal(mode.v.bytes, "any")) {
+    if (proto_bytes_is(mode.v.bytes, "any")) {
         *any = true;
         return 0;
     }
-    if (bytes_equal(mode.v.bytes, "all-with-x")) {
+    if (proto_bytes_is(mode.v.bytes, "all-with-x")) {
         *with_x = true;
         return 0;
     }
-    if (bytes_equal(mode.v.bytes, "any-with-x")) {
+    if (proto_bytes_is(mode.v.bytes, "any-with-x")) {
         *any = true;
         *with_x = true;
         return 0;
@@ -90,7 +79,7 @@ static int parse_x_match(struct proto_bytes arguments, bool *any, bool *with_x)
 
 static bool matchable(struct proto_bytes key, bool with_x)
 {
-    if (bytes_equal(key, "x-match"))
+    if (proto_bytes_is(key, "x-match"))
         return false;
     return with_x || key.len < 2 || key.ptr[0] != 'x' || key.ptr[1] != '-';
 }
@@ -199,14 +188,14 @@ static const struct table_value *cache_lookup(const struct header_cache *cache,
                                               struct proto_bytes key, struct table_value *scratch)
 {
     for (size_t i = 0; i < cache->count; i++) {
-        if (key_equal(cache->keys[i], key))
+        if (proto_bytes_equal(cache->keys[i], key))
             return &cache->values[i];
     }
     if (cache->more) {
         struct table_iter it = cache->rest;
         struct proto_bytes name;
         while (table_next(&it, &name, scratch) == 1) {
-            if (key_equal(name, key))
+            if (proto_bytes_equal(name, key))
                 return scratch;
         }
     }

@@ -32,6 +32,13 @@ struct message *message_create(struct proto_bytes exchange, struct proto_bytes r
     struct spec_content_header h;
     if (spec_content_header_decode(header.ptr, header.len, &h) != 0)
         return NULL;
+    return message_create_decoded(exchange, routing_key, header, &h.props, body_size);
+}
+
+struct message *message_create_decoded(struct proto_bytes exchange, struct proto_bytes routing_key,
+                                       struct proto_bytes header, const struct spec_basic_properties *props,
+                                       uint64_t body_size)
+{
     size_t fixed = sizeof(struct message) + exchange.len + routing_key.len + header.len;
     if (body_size > SIZE_MAX - fixed)
         return NULL;
@@ -57,12 +64,12 @@ struct message *message_create(struct proto_bytes exchange, struct proto_bytes r
         memcpy(p, routing_key.ptr, routing_key.len);
     msg->routing_key = (struct proto_bytes){p, routing_key.len};
 
-    if (h.props.flags & SPEC_BASIC_DELIVERY_MODE_FLAG)
-        msg->delivery_mode = h.props.delivery_mode;
-    if (h.props.flags & SPEC_BASIC_PRIORITY_FLAG)
-        msg->priority = h.props.priority;
-    if (h.props.flags & SPEC_BASIC_EXPIRATION_FLAG)
-        msg->has_expiration = parse_expiration(h.props.expiration, &msg->expiration_ms);
+    if (props->flags & SPEC_BASIC_DELIVERY_MODE_FLAG)
+        msg->delivery_mode = props->delivery_mode;
+    if (props->flags & SPEC_BASIC_PRIORITY_FLAG)
+        msg->priority = props->priority;
+    if (props->flags & SPEC_BASIC_EXPIRATION_FLAG)
+        msg->has_expiration = parse_expiration(props->expiration, &msg->expiration_ms);
     return msg;
 }
 

@@ -10,6 +10,8 @@
 
 #include "proto.h"
 
+struct spec_basic_properties;
+
 #define MESSAGE_NO_EXPIRY UINT64_MAX
 
 struct message {
@@ -33,6 +35,12 @@ struct message {
  * Returns NULL on ENOMEM or when header does not decode. refs starts at 1 (the caller's). */
 struct message *message_create(struct proto_bytes exchange, struct proto_bytes routing_key,
                                struct proto_bytes header, uint64_t body_size);
+
+/* The same for a caller that has already decoded header: props must be its properties (they
+ * are read during the call only), so the header is not decoded a second time. */
+struct message *message_create_decoded(struct proto_bytes exchange, struct proto_bytes routing_key,
+                                       struct proto_bytes header, const struct spec_basic_properties *props,
+                                       uint64_t body_size);
 
 /* Takes another reference. */
 void message_retain(struct message *msg);

@@ -79,12 +79,6 @@ static void quote_into(char *out, size_t cap, const char *fmt, struct proto_byte
         out[cap - 1] = '\0';
 }
 
-static bool bytes_is(struct proto_bytes bytes, const char *text)
-{
-    size_t len = strlen(text);
-    return bytes.len == len && memcmp(bytes.ptr, text, len) == 0;
-}
-
 /* The integer types RabbitMQ accepts for numeric arguments (not timestamps). */
 static bool int_value(const struct table_value *value, int64_t *out)
 {
@@ -213,11 +207,11 @@ static int check_overflow(const struct parse *p, const char *key, const struct t
     if (want_longstr(p, key, value) != 0)
         return -1;
     struct proto_bytes mode = value->v.bytes;
-    if (bytes_is(mode, "drop-head"))
+    if (proto_bytes_is(mode, "drop-head"))
         return 0;
-    if (bytes_is(mode, "reject-publish") || bytes_is(mode, "reject-publish-dlx")) {
+    if (proto_bytes_is(mode, "reject-publish") || proto_bytes_is(mode, "reject-publish-dlx")) {
         out->overflow_reject = true;
-        out->overflow_reject_dlx = bytes_is(mode, "reject-publish-dlx");
+        out->overflow_reject_dlx = proto_bytes_is(mode, "reject-publish-dlx");
         return 0;
     }
     return invalid(p, key, "invalid_overflow");
@@ -230,7 +224,7 @@ static int check_queue_mode(const struct parse *p, const char *key, const struct
     (void)out;
     if (want_longstr(p, key, value) != 0)
         return -1;
-    if (bytes_is(value->v.bytes, "default") || bytes_is(value->v.bytes, "lazy"))
+    if (proto_bytes_is(value->v.bytes, "default") || proto_bytes_is(value->v.bytes, "lazy"))
         return 0;
     char detail[REPLY_TEXT_MAX + 1];
     quote_into(detail, sizeof(detail), "\"unsupported queue mode '%s'\"", value->v.bytes);
@@ -267,7 +261,7 @@ static int check_queue_type(const struct parse *p, const char *key, const struct
     (void)out;
     if (want_longstr(p, key, value) != 0)
         return -1;
-    if (bytes_is(value->v.bytes, "classic"))
+    if (proto_bytes_is(value->v.bytes, "classic"))
         return 0;
     char detail[REPLY_TEXT_MAX + 1];
     quote_into(detail, sizeof(detail), "\"unsupported queue type '%s'\"", value->v.bytes);
@@ -307,7 +301,7 @@ static int check_other_type_arguments(const struct parse *p)
     table_iter_init(&it, p->arguments);
     while (table_next(&it, &key, &value) == 1) {
         for (size_t i = 0; i < sizeof(other_type_arguments) / sizeof(*other_type_arguments); i++) {
-            if (bytes_is(key, other_type_arguments[i]))
+            if (proto_bytes_is(key, other_type_arguments[i]))
                 return reply_fail(p->err, SPEC_PRECONDITION_FAILED, SPEC_QUEUE_DECLARE,
                                   "invalid arg '%s' for queue '%.*s' in vhost '/' of queue type "
                                   "rabbit_classic_queue",

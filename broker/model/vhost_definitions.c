@@ -10,18 +10,10 @@
 #include "table.h"
 #include "vhost_internal.h"
 
-static struct proto_bytes cstr(const char *s) { return (struct proto_bytes){(const uint8_t *)s, (uint32_t)strlen(s)}; }
-
 static int put_bytes(struct table_buf *t, const char *key, uint8_t type, struct proto_bytes b)
 {
     struct table_value v = {.type = type};
     v.v.bytes = b;
-    return table_buf_put_field(t, key, strlen(key), &v);
-}
-
-static int put_bool(struct table_buf *t, const char *key, bool b)
-{
-    struct table_value v = {.type = TABLE_BOOL, .v.boolean = b};
     return table_buf_put_field(t, key, strlen(key), &v);
 }
 
@@ -69,7 +61,7 @@ static void export_binding(void *destination, struct proto_bytes key, struct pro
     struct proto_bytes source = {(const uint8_t *)e->source->name, e->source->name_len};
     e->rc |= put_bytes(&t, "source", TABLE_LONGSTR, source);
     e->rc |= put_bytes(&t, "destination", TABLE_LONGSTR, dest_name);
-    e->rc |= put_bytes(&t, "destination_type", TABLE_LONGSTR, cstr(dest_type));
+    e->rc |= put_bytes(&t, "destination_type", TABLE_LONGSTR, proto_bytes_of(dest_type));
     e->rc |= put_bytes(&t, "routing_key", TABLE_LONGSTR, key);
     e->rc |= put_bytes(&t, "arguments", TABLE_TABLE, args);
     e->rc |= append_table(e->list, &t);
@@ -84,9 +76,9 @@ int vhost_export_definitions(struct vhost *vhost, struct table_buf *out)
         if (x->durable && !x->builtin) {
             struct table_buf t = {0};
             rc |= put_bytes(&t, "name", TABLE_LONGSTR, (struct proto_bytes){(const uint8_t *)x->name, x->name_len});
-            rc |= put_bytes(&t, "type", TABLE_LONGSTR, cstr(router_kind_name(x->kind)));
-            rc |= put_bool(&t, "auto_delete", x->auto_delete);
-            rc |= put_bool(&t, "internal", x->internal);
+            rc |= put_bytes(&t, "type", TABLE_LONGSTR, proto_bytes_of(router_kind_name(x->kind)));
+            rc |= table_buf_put_bool(&t, "auto_delete", x->auto_delete);
+            rc |= table_buf_put_bool(&t, "internal", x->internal);
             rc |= put_bytes(&t, "arguments", TABLE_TABLE, (struct proto_bytes){x->arguments, x->arguments_len});
             rc |= append_table(&exchanges, &t);
         }
@@ -102,7 +94,7 @@ int vhost_export_definitions(struct vhost *vhost, struct table_buf *out)
             continue;
         struct table_buf t = {0};
         rc |= put_bytes(&t, "name", TABLE_LONGSTR, queue_name(slot->queue));
-        rc |= put_bool(&t, "auto_delete", queue_settings(slot->queue)->auto_delete);
+        rc |= table_buf_put_bool(&t, "auto_delete", queue_settings(slot->queue)->auto_delete);
         rc |= put_bytes(&t, "arguments", TABLE_TABLE, queue_arguments(slot->queue));
         rc |= append_table(&queues, &t);
     }

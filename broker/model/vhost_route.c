@@ -72,20 +72,6 @@ int vhost_route(struct vhost *vhost, struct proto_bytes exchange, const struct m
 
 static const char *const reason_names[] = {"rejected", "expired", "maxlen"};
 
-static void put_str(struct table_buf *t, const char *key, struct proto_bytes s)
-{
-    struct table_value v = {.type = TABLE_LONGSTR};
-    v.v.bytes = s;
-    table_buf_put_field(t, key, strlen(key), &v);
-}
-
-static struct proto_bytes cstr(const char *s) { return (struct proto_bytes){(const uint8_t *)s, (uint32_t)strlen(s)}; }
-
-static bool bytes_equal(struct proto_bytes a, struct proto_bytes b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
-}
-
 /* Builds one x-death entry. count is the number of times this (queue, reason) happened;
  * a per-message expiration moves here as original-expiration. */
 static void build_death(struct table_buf *entry, struct proto_bytes queue, const char *reason,
@@ -93,11 +79,11 @@ static void build_death(struct table_buf *entry, struct proto_bytes queue, const
 {
     struct table_value v = {.type = TABLE_INT64, .v.i64 = count};
     table_buf_put_field(entry, "count", 5, &v);
-    put_str(entry, "reason", cstr(reason));
-    put_str(entry, "queue", queue);
+    table_buf_put_string(entry, "reason", proto_bytes_of(reason));
+    table_buf_put_string(entry, "queue", queue);
     v = (struct table_value){.type = TABLE_TIMESTAMP, .v.u64 = now_s};
     table_buf_put_field(entry, "time", 4, &v);
-    put_str(entry, "exchange", msg->exchange);
+    table_buf_put_string(entry, "exchange", msg->exchange);
     struct table_buf keys = {0};
     struct table_value k = {.type = TABLE_LONGSTR};
     k.v.bytes = msg->routing_key;
@@ -107,7 +93,7 @@ static void build_death(struct table_buf *entry, struct proto_bytes queue, const
     table_buf_put_field(entry, "routing-keys", 12, &v);
     table_buf_free(&keys);
     if (expiration.ptr)
-        put_str(entry, "original-expiration", expiration);
+        table_buf_put_string(entry, "original-expiration", expiration);
 }
 
 /* New headers: the old ones with x-death updated as RabbitMQ does (the entry for this queue
@@ -124,20 +110,20 @@ static int build_headers(struct proto_bytes old, struct proto_bytes queue, const
     bool first_death = true;
     table_iter_init(&it, old);
     while (table_next(&it, &key, &v) == 1) {
-        if (bytes_equal(key, cstr("x-death")) && v.type == TABLE_ARRAY) {
+        if (proto_bytes_equal(key, proto_bytes_of("x-death")) && v.type == TABLE_ARRAY) {
             old_deaths = v;
             first_death = false;
             continue;
         }
-        if (bytes_equal(key, cstr("x-first-death-reason")) || bytes_equal(key, cstr("x-first-death-queue")) ||
-            bytes_equal(key, cstr("x-first-death-exchange")))
+        if (proto_bytes_equal(key, proto_bytes_of("x-first-death-reason")) || proto_bytes_equal(key, proto_bytes_of("x-first-death-queue")) ||
+            proto_bytes_equal(key, proto_bytes_of("x-first-death-exchange")))
             first_death = false;
         table_buf_put_field(out, (const char *)key.ptr, key.len, &v);
     }
     if (first_death) {
-        put_str(out, "x-first-death-reason", cstr(reason));
-        put_str(out, "x-first-death-queue", queue);
-        put_str(out, "x-first-death-exchange", msg->exchange);
+        table_buf_put_string(out, "x-first-death-reason", proto_bytes_of(reason));
+        table_buf_put_string(out, "x-first-death-queue", queue);
+        table_buf_put_string(out, "x-first-death-exchange", msg->exchange);
     }
     int64_t count = 1;
     struct table_buf rest = {0};
@@ -145,8 +131,8 @@ static int build_headers(struct proto_bytes old, struct proto_bytes queue, const
         table_iter_init(&it, old_deaths.v.bytes);
         while (array_next(&it, &v) == 1) {
             struct table_value q, r, c;
-            if (v.type == TABLE_TABLE && table_find(v.v.bytes, "queue", &q) == 1 && bytes_equal(q.v.bytes, queue) &&
-                table_find(v.v.bytes, "reason", &r) == 1 && bytes_equal(r.v.bytes, cstr(reason))) {
+            if (v.type == TABLE_TABLE && table_find(v.v.bytes, "queue", &q) == 1 && proto_bytes_equal(q.v.bytes, queue) &&
+                table_find(v.v.bytes, "reason", &r) == 1 && proto_bytes_equal(r.v.bytes, proto_bytes_of(reason))) {
                 int64_t n;
                 if (table_find(v.v.bytes, "count", &c) == 1 && table_value_to_int(&c, &n))
                     count = n + 1;
@@ -201,7 +187,8 @@ static struct message *dead_letter_copy(const struct message *msg, struct proto_
     struct message *copy = NULL;
     long n = buf ? spec_content_header_encode(&h, buf, cap) : -1;
     if (n > 0) {
-        copy = message_create(dlx, routing_key, (struct proto_bytes){buf, (uint32_t)n}, msg->body_size);
+        copy = message_create_decoded(dlx, routing_key, (struct proto_bytes){buf, (uint32_t)n}, &h.props,
+                                      msg->body_size);
         if (copy)
             memcpy(copy->body, msg->body, msg->body_size);
     }
