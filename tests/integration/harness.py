@@ -648,3 +648,21 @@ def seeded_garbage(seed, length):
     """Deterministic pseudo-random bytes, so a failing garbage test can be replayed."""
     rng = random.Random(seed)
     return bytes(rng.getrandbits(8) for _ in range(length))
+
+
+def run_c_program(test, env_var, target, expected, timeout):
+    """Runs a C test program built by CMake (path in $env_var, else build/tests/integration/
+    <target>) against the module's broker as `program HOST PORT` with the credentials in the
+    environment, and asserts exit status 0 and `expected` in its output. Skips when it is not
+    built."""
+    binary = os.environ.get(env_var) or os.path.join(REPO_ROOT, "build", "tests", "integration", target)
+    if not os.access(binary, os.X_OK):
+        test.skipTest("C test program not built: %s" % binary)
+    broker = module_broker()
+    env = dict(os.environ, WARREN_USER=broker.user, WARREN_PASSWORD=broker.password, WARREN_VHOST=broker.vhost)
+    result = subprocess.run([binary, broker.host, str(broker.port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    output = result.stdout.decode("utf-8", "replace")
+    test.assertEqual(result.returncode, 0, "%s failed:\n%s" % (target, output))
+    test.assertIn(expected, output)
+    assert_broker_alive(test)

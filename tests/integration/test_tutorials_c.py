@@ -5,8 +5,6 @@ The C program's path comes from $WARREN_TUTORIALS_C_BIN (set by CMake), else
 <repo>/build/tests/integration/test_integration_tutorials_c; the test is skipped when it is not
 built."""
 
-import os
-import subprocess
 import unittest
 
 import harness
@@ -20,25 +18,9 @@ def tearDownModule():
     harness.stop_module_broker()
 
 
-def program():
-    return os.environ.get("WARREN_TUTORIALS_C_BIN") or os.path.join(
-        harness.REPO_ROOT, "build", "tests", "integration", "test_integration_tutorials_c")
-
-
 class TutorialsInCTest(unittest.TestCase):
     def test_tutorials_with_rabbitmq_c(self):
-        binary = program()
-        if not os.access(binary, os.X_OK):
-            self.skipTest("rabbitmq-c tutorial program not built: %s" % binary)
-        broker = harness.module_broker()
-        env = dict(os.environ, WARREN_USER=broker.user, WARREN_PASSWORD=broker.password,
-                   WARREN_VHOST=broker.vhost)
-        result = subprocess.run([binary, broker.host, str(broker.port)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-        output = result.stdout.decode("utf-8", "replace")
-        self.assertEqual(result.returncode, 0, "test_tutorials_c failed:\n" + output)
-        self.assertIn("3 passed, 0 failed", output)
-        harness.assert_broker_alive(self)
+        harness.run_c_program(self, "WARREN_TUTORIALS_C_BIN", "test_integration_tutorials_c", "3 passed, 0 failed", 60)
 
 
 if __name__ == "__main__":
