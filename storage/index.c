@@ -68,7 +68,7 @@ void index_free(struct index *idx)
     memset(idx, 0, sizeof(*idx));
 }
 
-static struct message *message_find(const struct index *idx, uint64_t id)
+struct message *index_message_find(const struct index *idx, uint64_t id)
 {
     for (size_t i = mix64(id) & idx->slots_mask;; i = (i + 1) & idx->slots_mask) {
         struct message *m = &idx->slots[i];
@@ -285,11 +285,22 @@ int index_apply(struct index *idx, struct segment *seg, const struct rec *r, uin
         if (!q)
             return 0;
         while (q->head)
-            entry_remove(idx, seg, message_find(idx, q->head->msg_id), q->head);
+            entry_remove(idx, seg, index_message_find(idx, q->head->msg_id), q->head);
         queue_destroy(idx, q);
         return 0;
     }
-    struct message *m = message_find(idx, r->msg_id);
+    if (r->type == REC_PURGE) {
+        struct queue *q = queue_find(idx, r->queue, r->queue_len, hash_bytes(r->queue, r->queue_len));
+        for (struct entry *e = q ? q->head : NULL, *next; e; e = next) {
+            next = e->qnext;
+            if (e->msg_id > r->msg_id)
+                entry_remove(idx, seg, index_message_find(idx, e->msg_id), e);
+        }
+        if (q && !q->head)
+            queue_destroy(idx, q);
+        return 0;
+    }
+    struct message *m = index_message_find(idx, r->msg_id);
     if (r->type == REC_MESSAGE) {
         if (m)
             return 0; /* a duplicate id: the first copy stays */
@@ -298,7 +309,7 @@ int index_apply(struct index *idx, struct segment *seg, const struct rec *r, uin
         size_t i = mix64(r->msg_id) & idx->slots_mask;
         while (idx->slots[i].seg)
             i = (i + 1) & idx->slots_mask;
-        idx->slots[i] = (struct message){.id = r->msg_id, .seg = seg, .offset = offset};
+        idx->slots[i] = (struct message){.id = r->msg_id, .seg = seg, .offset = offset, .len = (uint32_t)r->data_len};
         idx->nmessages++;
         seg->unreferenced++;
         return 0;
@@ -326,3 +337,28 @@ int index_apply(struct index *idx, struct segment *seg, const struct rec *r, uin
     return 0;
 }
 
+
+size_t index_queue_entries(const struct index *idx, const uint8_t *name, uint32_t len, uint64_t after_id,
+                           struct index_entry_location *out, size_t max)
+{
+    struct queue *q = queue_find(idx, name, len, hash_bytes(name, len));
+    if (!q || max == 0)
+        return 0;
+    /* Start right after after_id's own entry when it is still there; otherwise from the head
+     * (what precedes the wanted part is what the reader holds in memory: short). */
+    const struct entry *e = q->head;
+    const struct message *m = index_message_find(idx, after_id);
+    for (const struct entry *own = m ? m->entries : NULL; own; own = own->mnext)
+        if (own->queue == q) {
+            e = own->qnext;
+            break;
+        }
+    size_t n = 0;
+    for (; e && n < max; e = e->qnext) {
+        if (e->msg_id <= after_id)
+            continue;
+        const struct message *em = index_message_find(idx, e->msg_id);
+        out[n++] = (struct index_entry_location){e->msg_id, em->seg->id, em->offset, em->len, e->delivered};
+    }
+    return n;
+}

@@ -5,8 +5,8 @@
  * from the segments that exist. Owned by one thread at a time (the opener, then the I/O thread).
  *
  * Retirement rule. A record changes the picture only when it is "effective" (an ENQUEUE of a
- * known message not yet in that queue, an ACK or DELIVER matching an entry, a QUEUE_DELETED
- * removing entries). Every effective record in segment T that touches a message stored in an
+ * known message not yet in that queue, an ACK or DELIVER matching an entry, a QUEUE_DELETED or
+ * PURGE removing entries). Every effective record in segment T that touches a message stored in an
  * older segment S makes T depend on S. A segment is deletable when
  *   (1) it is not the active segment,
  *   (2) no message stored in it is live (in a queue), and
@@ -47,6 +47,7 @@ struct message {              /* a slot of the message table; seg NULL marks an 
     uint64_t offset;          /* of its MESSAGE record within seg */
     struct entry *entries;    /* the queues it is in, chained through mnext */
     uint32_t refs;            /* number of entries */
+    uint32_t len;             /* bytes of its data (REC_MAX_LENGTH bounds it) */
 };
 
 struct entry {
@@ -98,6 +99,8 @@ size_t index_deletable(const struct index *idx, uint64_t active_id, uint64_t *ou
 /* Forgets a segment that has been unlinked: its messages and every dependency on it. */
 void index_drop_segment(struct index *idx, uint64_t id);
 
+/* The message with this id, or NULL (internal). */
+struct message *index_message_find(const struct index *idx, uint64_t id);
 /* Removes a message's slot from the table (internal). */
 void index_message_remove(struct index *idx, struct message *m);
 
@@ -110,5 +113,18 @@ struct index_location {
 long index_live_locations(const struct index *idx, struct index_location **out);
 /* Calls rec->entry for every entry, queue by queue, each queue in enqueue order. */
 void index_report_entries(const struct index *idx, const struct store_recovery *rec);
+/* Calls rec->queue once per queue with entries: their count and their messages' data bytes. */
+void index_report_queues(const struct index *idx, const struct store_recovery *rec);
+
+/* Where one entry of a queue is, for reading it back. */
+struct index_entry_location {
+    uint64_t msg_id, segment_id, offset;
+    uint32_t len;
+    bool delivered;
+};
+/* Fills out with up to max entries of the named queue whose message id is greater than
+ * after_id, in enqueue order. Returns the count. */
+size_t index_queue_entries(const struct index *idx, const uint8_t *name, uint32_t len, uint64_t after_id,
+                           struct index_entry_location *out, size_t max);
 
 #endif

@@ -110,3 +110,15 @@ void index_report_entries(const struct index *idx, const struct store_recovery *
         for (const struct entry *e = q->head; e; e = e->qnext)
             rec->entry(rec->ctx, q->name, q->len, e->msg_id, e->delivered);
 }
+
+void index_report_queues(const struct index *idx, const struct store_recovery *rec)
+{
+    for (const struct queue *q = idx->first_queue; q; q = q->next) {
+        uint64_t count = 0, bytes = 0;
+        for (const struct entry *e = q->head; e; e = e->qnext) {
+            count++;
+            bytes += index_message_find(idx, e->msg_id)->len;
+        }
+        rec->queue(rec->ctx, q->name, q->len, count, bytes);
+    }
+}

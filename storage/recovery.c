@@ -217,6 +217,8 @@ int recovery_run(const char *dir, struct index *idx, const struct store_recovery
                 report_messages(maps, (size_t)nmaps, rec, locs, n);
             if (rec->entry)
                 index_report_entries(idx, rec);
+            if (rec->queue)
+                index_report_queues(idx, rec);
             free(locs);
         }
     }

@@ -17,12 +17,14 @@
  * Records follow the header back to back, unaligned:
  *     0  length       4   bytes of type + payload (1 .. REC_MAX_LENGTH)
  *     4  crc32c       4   CRC32C of the length field followed by type + payload
- *     8  type         1   1 MESSAGE, 2 ENQUEUE, 3 DELIVER, 4 ACK, 5 QUEUE_DELETED
+ *     8  type         1   1 MESSAGE, 2 ENQUEUE, 3 DELIVER, 4 ACK, 5 QUEUE_DELETED, 6 PURGE
  *     9  payload      length - 1
  * Payloads:
  *     MESSAGE                  msg id (8), opaque data (the rest)
  *     ENQUEUE, DELIVER, ACK    msg id (8), queue name length (4), queue name
  *     QUEUE_DELETED            queue name length (4), queue name
+ *     PURGE                    msg id (8), queue name length (4), queue name: every entry of
+ *                              the queue whose message id is greater than msg id leaves
  * A MESSAGE record always precedes (in log order) the records that name its id.
  *
  * Writing: a batch of records is written with pwrite at the end of the active segment, then
@@ -182,6 +184,7 @@ size_t rec_parse(const uint8_t *p, size_t avail, bool check_crc, struct rec *out
     case REC_DELIVER:
     case REC_ACK:
     case REC_QUEUE_DELETED:
+    case REC_PURGE:
         if (type != REC_QUEUE_DELETED) {
             if (rest < 8)
                 return 0;
@@ -211,7 +214,7 @@ size_t rec_resync(const uint8_t *p, size_t size, size_t from)
         if (length == 0 || length > size - off - REC_HEADER_SIZE)
             continue;
         uint8_t type = p[off + REC_HEADER_SIZE];
-        if (type < REC_MESSAGE || type > REC_QUEUE_DELETED)
+        if (type < REC_MESSAGE || type > REC_PURGE)
             continue;
         if (rec_parse(p + off, size - off, true, &r))
             return off;

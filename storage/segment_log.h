@@ -22,13 +22,14 @@ enum rec_type {
     REC_DELIVER = 3,
     REC_ACK = 4,
     REC_QUEUE_DELETED = 5,
+    REC_PURGE = 6,
 };
 
 /* One decoded record; pointers borrow from the bytes that were parsed. */
 struct rec {
     uint8_t type;
     uint64_t msg_id;           /* all but QUEUE_DELETED */
-    const uint8_t *queue;      /* ENQUEUE, DELIVER, ACK, QUEUE_DELETED */
+    const uint8_t *queue;      /* all but MESSAGE */
     uint32_t queue_len;
     const uint8_t *data;       /* MESSAGE */
     size_t data_len;

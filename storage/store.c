@@ -97,6 +97,7 @@ int store_open(const struct store_options *opts, const struct store_recovery *re
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&store->lock, NULL);
+    pthread_mutex_init(&store->idx_lock, NULL);
     pthread_cond_init(&store->wake, &attr);
     pthread_cond_init(&store->idle, NULL);
     pthread_condattr_destroy(&attr);
@@ -153,6 +154,9 @@ void store_close(struct store *store)
         close(store->event_fd);
     index_free(&store->idx);
     pthread_mutex_destroy(&store->lock);
+    pthread_mutex_destroy(&store->idx_lock);
+    free(store->read_buf);
+    free(store->read_locs);
     pthread_cond_destroy(&store->wake);
     pthread_cond_destroy(&store->idle);
     free(store->pending.data);
@@ -198,6 +202,100 @@ uint64_t store_put_ack(struct store *store, const uint8_t *queue, size_t queue_l
 uint64_t store_put_queue_deleted(struct store *store, const uint8_t *queue, size_t queue_len)
 {
     return put(store, REC_QUEUE_DELETED, 0, queue, queue_len, NULL, 0);
+}
+
+uint64_t store_put_purge(struct store *store, const uint8_t *queue, size_t queue_len, uint64_t after_id)
+{
+    return put(store, REC_PURGE, after_id, queue, queue_len, NULL, 0);
+}
+
+#define READ_WINDOW (256u << 10) /* one pread covers many consecutive small records */
+
+/* Reads the record at loc into the window (store->read_buf holds [*win_off, *win_off + *win_len)
+ * of segment *win_seg). Returns the record's data or NULL (logged). */
+static const uint8_t *read_record(struct store *store, int fd, const struct index_entry_location *loc,
+                                  uint64_t *win_seg, uint64_t *win_off, size_t *win_len)
+{
+    size_t need = REC_HEADER_SIZE + 1 + 8 + (size_t)loc->len;
+    if (*win_seg != loc->segment_id || loc->offset < *win_off || loc->offset + need > *win_off + *win_len) {
+        size_t want = need > READ_WINDOW ? need : READ_WINDOW;
+        if (store->read_cap < want) {
+            uint8_t *grown = realloc(store->read_buf, want);
+            if (!grown)
+                return NULL;
+            store->read_buf = grown;
+            store->read_cap = want;
+        }
+        size_t got = 0;
+        while (got < want) {
+            ssize_t n = pread(fd, store->read_buf + got, want - got, (off_t)(loc->offset + got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        *win_seg = loc->segment_id;
+        *win_off = loc->offset;
+        *win_len = got;
+        if (got < need)
+            return NULL;
+    }
+    struct rec r;
+    size_t at = (size_t)(loc->offset - *win_off);
+    if (rec_parse(store->read_buf + at, *win_len - at, true, &r) == 0 || r.type != REC_MESSAGE ||
+        r.msg_id != loc->msg_id)
+        return NULL;
+    return r.data;
+}
+
+long store_read_queue(struct store *store, const uint8_t *queue, size_t queue_len, uint64_t after_id, size_t max,
+                      store_entry_fn fn, void *ctx)
+{
+    if (max > 4096)
+        max = 4096; /* a bounded lock hold; callers loop */
+    if (store->read_locs_cap < max) {
+        struct index_entry_location *grown = realloc(store->read_locs, max * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        store->read_locs = grown;
+        store->read_locs_cap = max;
+    }
+    /* The lock keeps the I/O thread from dropping these entries' segments while we read. */
+    pthread_mutex_lock(&store->idx_lock);
+    size_t n = index_queue_entries(&store->idx, queue, (uint32_t)queue_len, after_id, store->read_locs, max);
+    long rc = (long)n;
+    int fd = -1;
+    uint64_t fd_seg = 0, win_seg = 0, win_off = 0;
+    size_t win_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct index_entry_location *loc = &store->read_locs[i];
+        if (fd < 0 || fd_seg != loc->segment_id) {
+            if (fd >= 0)
+                close(fd);
+            char path[SEG_PATH_MAX];
+            seg_path(path, sizeof(path), store->dir, loc->segment_id);
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                rc = -errno;
+                storage_logf(&store->logger, STORE_LOG_ERROR, "cannot open %s to read queue entries: %s", path,
+                             strerror(errno));
+                break;
+            }
+            fd_seg = loc->segment_id;
+        }
+        const uint8_t *data = read_record(store, fd, loc, &win_seg, &win_off, &win_len);
+        if (!data)
+            storage_logf(&store->logger, STORE_LOG_ERROR,
+                         "message %llu in segment %llu at offset %llu does not read back intact",
+                         (unsigned long long)loc->msg_id, (unsigned long long)loc->segment_id,
+                         (unsigned long long)loc->offset);
+        fn(ctx, loc->msg_id, data, data ? loc->len : 0, loc->delivered);
+    }
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_unlock(&store->idx_lock);
+    return rc;
 }
 
 void store_flush(struct store *store)

@@ -53,6 +53,9 @@ struct store_recovery {
     /* msg_id is (still) in queue `queue` (in enqueue order per queue); delivered: a deliver record
      * was seen for it, so it must come back with redelivered=true. */
     void (*entry)(void *ctx, const uint8_t *queue, size_t queue_len, uint64_t msg_id, bool delivered);
+    /* Once per queue that has entries: how many, and the data bytes of their messages (for a
+     * caller that reads entries back with store_read_queue instead of keeping them). */
+    void (*queue)(void *ctx, const uint8_t *queue, size_t queue_len, uint64_t entries, uint64_t bytes);
     void *ctx;
 };
 
@@ -86,6 +89,21 @@ uint64_t store_put_deliver(struct store *store, const uint8_t *queue, size_t que
 uint64_t store_put_ack(struct store *store, const uint8_t *queue, size_t queue_len, uint64_t msg_id);
 /* Appends "queue was deleted": all its entries leave. Returns the batch number, or 0. */
 uint64_t store_put_queue_deleted(struct store *store, const uint8_t *queue, size_t queue_len);
+/* Appends "every entry of queue whose message id is greater than after_id leaves" (a purge of
+ * what the caller did not hold in memory). Returns the batch number, or 0. */
+uint64_t store_put_purge(struct store *store, const uint8_t *queue, size_t queue_len, uint64_t after_id);
+
+/* Reading a queue back (a caller that keeps only the head of a long queue in memory). Calls fn
+ * for up to max entries of `queue` whose message id is greater than after_id, in enqueue order,
+ * with the message's data (valid during the call; NULL and 0 when its record no longer reads
+ * back intact: the problem is logged and the caller should ack the entry away) and whether a
+ * DELIVER record was seen for it. Sees only batches already durable (store_durable_batch).
+ * Reads the segment files with pread on the caller's thread: the pages were written recently
+ * or are read in order, so this is mostly the page cache. Returns the number of entries
+ * reported, or -errno when a segment cannot be opened (logged). */
+typedef void (*store_entry_fn)(void *ctx, uint64_t msg_id, const uint8_t *data, size_t len, bool delivered);
+long store_read_queue(struct store *store, const uint8_t *queue, size_t queue_len, uint64_t after_id, size_t max,
+                      store_entry_fn fn, void *ctx);
 
 /* Hands the pending batch to the I/O thread if it is idle (otherwise it goes next). Cheap to
  * call every loop pass. */

@@ -35,7 +35,12 @@ void store_retire_segments(struct store *store)
 {
     uint64_t ids[64];
     size_t n;
-    while (!store->retire_disabled && (n = index_deletable(&store->idx, store->active_id, ids, 64)) > 0) {
+    for (;;) {
+        pthread_mutex_lock(&store->idx_lock);
+        n = store->retire_disabled ? 0 : index_deletable(&store->idx, store->active_id, ids, 64);
+        pthread_mutex_unlock(&store->idx_lock);
+        if (n == 0)
+            return;
         for (size_t i = 0; i < n; i++) {
             char path[SEG_PATH_MAX];
             seg_path(path, sizeof(path), store->dir, ids[i]);
@@ -53,8 +58,10 @@ void store_retire_segments(struct store *store)
         }
         if (store->retire_disabled)
             return;
+        pthread_mutex_lock(&store->idx_lock);
         for (size_t i = 0; i < n; i++)
             index_drop_segment(&store->idx, ids[i]);
+        pthread_mutex_unlock(&store->idx_lock);
     }
 }
 
@@ -64,7 +71,10 @@ int store_roll_segment(struct store *store)
     int fd = seg_create(store->io, store->dir, id, store->idx.max_msg_id);
     if (fd < 0)
         return fd;
-    if (!index_add_segment(&store->idx, id, SEG_HEADER_SIZE)) {
+    pthread_mutex_lock(&store->idx_lock);
+    bool added = index_add_segment(&store->idx, id, SEG_HEADER_SIZE) != NULL;
+    pthread_mutex_unlock(&store->idx_lock);
+    if (!added) {
         char path[SEG_PATH_MAX];
         seg_path(path, sizeof(path), store->dir, id);
         close(fd);
@@ -114,7 +124,9 @@ static int write_batch(struct store *store, uint8_t *buf, size_t len)
     if (rc == 0) {
         uint64_t base = store->active_size;
         store->active_size += len;
+        pthread_mutex_lock(&store->idx_lock);
         apply_batch(store, buf, len, base);
+        pthread_mutex_unlock(&store->idx_lock);
         store_retire_segments(store);
         return 0;
     }

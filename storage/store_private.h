@@ -47,7 +47,15 @@ struct store {
     _Atomic bool disk_alarm;
     uint64_t records_recovered, corrupt_records;
 
-    /* the I/O thread only (the opener until it starts) */
+    /* the caller's thread only: store_read_queue's buffers */
+    uint8_t *read_buf;
+    size_t read_cap;
+    struct index_entry_location *read_locs;
+    size_t read_locs_cap;
+
+    /* the I/O thread only (the opener until it starts), except that idx may be read by the
+     * caller's thread under idx_lock, which the I/O thread holds whenever it changes idx */
+    pthread_mutex_t idx_lock;
     pthread_t thread;
     bool thread_started;
     struct index idx;
