@@ -84,6 +84,16 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
         if (parse_uint(key, value, UINT64_MAX, &v))
             return -1;
         s->memory_high_watermark = v;
+    } else if (strcmp(key, "disk_free_limit") == 0) {
+        if (parse_uint(key, value, UINT64_MAX, &v) || v == 0) {
+            fprintf(stderr, "warren: disk_free_limit must be a positive number of bytes\n");
+            return -1;
+        }
+        s->disk_free_limit = v;
+    } else if (strcmp(key, "queue_ram_messages") == 0) {
+        if (parse_uint(key, value, UINT32_MAX, &v))
+            return -1;
+        s->queue_ram_messages = (uint32_t)v;
     } else if (strcmp(key, "default_user") == 0) {
         s->default_user = value;
     } else if (strcmp(key, "default_pass") == 0) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "event_loop.h"
 #include "log.h"
@@ -13,27 +14,15 @@
 #include "queue.h"
 #include "store.h"
 #include "table.h"
-#include "uthash.h"
 
 #define FAILED_RANGES_MAX 16
 
-struct recovered_message {
-    uint64_t id;
-    struct message *msg;
-    UT_hash_handle hh;
-};
-
-/* Store names of queues seen during recovery, interned: entries are many, queues few. */
-struct recovered_key {
-    uint16_t len;
-    uint8_t bytes[512];
-    UT_hash_handle hh;
-};
-
-struct recovered_entry {
-    uint64_t msg_id;
-    bool delivered;
-    struct recovered_key *key;
+/* A queue's stored entries as recovery reported them, until the definitions are imported. */
+struct recovered_queue {
+    struct recovered_queue *next;
+    uint64_t entries, bytes;
+    uint32_t len;
+    uint8_t key[]; /* "<vhost>\0<queue>" */
 };
 
 struct persistence {
@@ -41,6 +30,8 @@ struct persistence {
     struct store *store;
     struct persistence_hooks hooks;
     uint8_t key[512]; /* "<vhost>\0<queue>" of the record being written */
+    uint64_t next_id;     /* message ids: above every id in the log, growing in log order */
+    uint64_t recovered_max_id; /* ids up to this were written before the restart */
     uint64_t last_batch;
     uint64_t durable_batch;
     bool definitions_dirty;
@@ -50,12 +41,13 @@ struct persistence {
         uint64_t first, last;
     } failed[FAILED_RANGES_MAX];
     size_t failed_count;
-    /* Recovery only. */
-    struct recovered_message *recovered;
-    struct recovered_entry *entries;
-    size_t entry_count, entry_cap;
-    struct recovered_key *keys;
+    /* Queues whose tail is not all readable yet: woken when a batch becomes durable. */
+    struct queue **waiting;
+    size_t waiting_count, waiting_cap;
+    struct recovered_queue *recovered; /* start-up only */
 };
+
+static void wake_waiting(struct persistence *p);
 
 uint64_t persistence_last_batch(const struct persistence *p) { return p ? p->last_batch : 0; }
 uint64_t persistence_durable_batch(const struct persistence *p) { return p ? p->durable_batch : 0; }
@@ -89,7 +81,11 @@ static bool write_message(struct persistence *p, struct message *msg)
         p->scratch_cap = need;
     }
     message_serialize(msg, p->scratch, p->scratch_cap);
-    note_batch(p, store_put_message(p->store, msg->id, p->scratch, need));
+    uint64_t batch = store_put_message(p->store, p->next_id, p->scratch, need);
+    note_batch(p, batch);
+    if (batch == 0)
+        return false;
+    msg->id = p->next_id++;
     msg->stored = true;
     return true;
 }
@@ -183,55 +179,122 @@ static void on_store_event(struct event_loop *loop, int fd, void *data, int mask
         changed = true;
     }
     p->durable_batch = durable;
+    if (changed && p->waiting_count)
+        wake_waiting(p);
     if (changed && p->hooks.on_durable)
         p->hooks.on_durable(p->hooks.ctx);
 }
 
-/* ---- recovery ---- */
+/* ---- paging ---- */
 
-static void recover_message(void *ctx, uint64_t msg_id, const uint8_t *data, size_t len)
+struct page_read {
+    struct persistence *p;
+    struct queue *queue;
+    struct proto_bytes key;
+    uint64_t now_ms, wall_ms, last_id;
+};
+
+static void page_entry(void *ctx, uint64_t msg_id, const uint8_t *data, size_t len, bool delivered)
 {
-    struct persistence *p = ctx;
-    struct recovered_message *r = calloc(1, sizeof *r);
-    if (!r)
-        return;
-    r->msg = message_deserialize(msg_id, data, len);
-    if (!r->msg) {
-        log_warning("durable store: message %llu does not decode; skipped", (unsigned long long)msg_id);
-        free(r);
-        return;
+    struct page_read *r = ctx;
+    struct persistence *p = r->p;
+    struct message *msg = data ? message_deserialize(msg_id, data, len) : NULL;
+    if (data && !msg)
+        log_error("durable store: message %llu does not decode; dropped", (unsigned long long)msg_id);
+    if (msg && !message_is_persistent(msg) && msg_id <= p->recovered_max_id) {
+        message_release(msg); /* transient, only on disk because it was paged: not kept over a restart */
+        msg = NULL;
     }
-    r->id = msg_id;
-    HASH_ADD(hh, p->recovered, id, sizeof r->id, r);
+    if (!msg)
+        store_put_ack(p->store, r->key.ptr, r->key.len, msg_id);
+    uint64_t age = msg && r->wall_ms > msg->published_ms ? r->wall_ms - msg->published_ms : 0;
+    queue_page_in(r->queue, msg_id, len, msg, delivered, r->now_ms, age);
+    message_release(msg);
+    r->last_id = msg_id;
 }
 
-static void recover_entry(void *ctx, const uint8_t *queue, size_t queue_len, uint64_t msg_id, bool delivered)
+static bool waiting_add(struct persistence *p, struct queue *queue)
+{
+    if (p->waiting_count == p->waiting_cap) {
+        size_t cap = p->waiting_cap ? p->waiting_cap * 2 : 8;
+        struct queue **grown = realloc(p->waiting, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        p->waiting = grown;
+        p->waiting_cap = cap;
+    }
+    queue_retain(queue);
+    p->waiting[p->waiting_count++] = queue;
+    return true;
+}
+
+size_t persistence_page_in(struct persistence *p, const char *vhost, struct queue *queue, uint64_t after_id,
+                           size_t max, bool *complete)
+{
+    /* Decided before reading: a batch applied to the store's index is durable only after. */
+    *complete = store_durable_batch(p->store) >= p->last_batch;
+    uint8_t key[sizeof p->key];
+    struct proto_bytes k = queue_key(p, vhost, queue);
+    memcpy(key, k.ptr, k.len);
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME_COARSE, &wall);
+    struct page_read r = {
+        .p = p,
+        .queue = queue,
+        .key = {key, k.len},
+        .now_ms = loop_now_ms(p->loop),
+        .wall_ms = (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000,
+        .last_id = after_id,
+    };
+    size_t total = 0;
+    while (total < max) {
+        long n = store_read_queue(p->store, key, k.len, r.last_id, max - total, page_entry, &r);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+    }
+    if (total < max && !*complete && !waiting_add(p, queue))
+        *complete = true; /* out of memory: better a short count than a queue never woken */
+    return total;
+}
+
+void persistence_page_purge(struct persistence *p, const char *vhost, struct queue *queue, uint64_t after_id)
+{
+    struct proto_bytes name = queue_key(p, vhost, queue);
+    note_batch(p, store_put_purge(p->store, name.ptr, name.len, after_id));
+}
+
+static void wake_waiting(struct persistence *p)
+{
+    size_t count = p->waiting_count;
+    struct queue **queues = p->waiting;
+    p->waiting = NULL; /* dispatching may page in, and add queues back */
+    p->waiting_count = p->waiting_cap = 0;
+    uint64_t now = loop_now_ms(p->loop);
+    for (size_t i = 0; i < count; i++) {
+        queue_page_wake(queues[i]);
+        queue_dispatch(queues[i], now);
+        queue_release(queues[i]);
+    }
+    free(queues);
+}
+
+/* ---- recovery ---- */
+
+static void recover_queue(void *ctx, const uint8_t *queue, size_t queue_len, uint64_t entries, uint64_t bytes)
 {
     struct persistence *p = ctx;
-    struct recovered_key *key;
-    if (queue_len > sizeof key->bytes)
+    struct recovered_queue *r = malloc(sizeof *r + queue_len);
+    if (!r) {
+        log_error("durable store: out of memory listing recovered queues");
         return;
-    HASH_FIND(hh, p->keys, queue, queue_len, key);
-    if (!key) {
-        key = calloc(1, sizeof *key);
-        if (!key)
-            return;
-        key->len = (uint16_t)queue_len;
-        memcpy(key->bytes, queue, queue_len);
-        HASH_ADD(hh, p->keys, bytes, key->len, key);
     }
-    if (p->entry_count == p->entry_cap) {
-        size_t cap = p->entry_cap ? p->entry_cap * 2 : 1024;
-        struct recovered_entry *bigger = realloc(p->entries, cap * sizeof *bigger);
-        if (!bigger)
-            return;
-        p->entries = bigger;
-        p->entry_cap = cap;
-    }
-    struct recovered_entry *e = &p->entries[p->entry_count++];
-    e->msg_id = msg_id;
-    e->delivered = delivered;
-    e->key = key;
+    r->entries = entries;
+    r->bytes = bytes;
+    r->len = (uint32_t)queue_len;
+    memcpy(r->key, queue, queue_len);
+    r->next = p->recovered;
+    p->recovered = r;
 }
 
 static void restore(struct persistence *p)
@@ -244,47 +307,30 @@ static void restore(struct persistence *p)
     else if (blob)
         p->hooks.import_definitions(p->hooks.ctx, (struct proto_bytes){blob, (uint32_t)len});
     free(blob);
-    uint64_t now = loop_now_ms(p->loop);
-    size_t restored = 0, orphans = 0;
-    log_info("durable store: replayed the log: %u messages, %zu queue entries to restore",
-             HASH_COUNT(p->recovered), p->entry_count);
-    for (size_t i = 0; i < p->entry_count; i++) {
-        if (i && i % 250000 == 0)
-            log_info("durable store: restored %zu of %zu queue entries", i, p->entry_count);
-        struct recovered_entry *e = &p->entries[i];
-        struct recovered_message *r;
-        HASH_FIND(hh, p->recovered, &e->msg_id, sizeof e->msg_id, r);
-        const uint8_t *nul = memchr(e->key->bytes, 0, e->key->len);
+    uint64_t restored = 0, orphans = 0;
+    while (p->recovered) {
+        struct recovered_queue *r = p->recovered;
+        p->recovered = r->next;
+        const uint8_t *nul = memchr(r->key, 0, r->len);
         struct queue *q = NULL;
         if (nul) {
-            struct proto_bytes vhost = {e->key->bytes, (uint32_t)(nul - e->key->bytes)};
-            struct proto_bytes queue = {nul + 1, (uint32_t)(e->key->len - (size_t)(nul + 1 - e->key->bytes))};
+            struct proto_bytes vhost = {r->key, (uint32_t)(nul - r->key)};
+            struct proto_bytes queue = {nul + 1, (uint32_t)(r->len - (size_t)(nul + 1 - r->key))};
             q = p->hooks.find_queue(p->hooks.ctx, vhost, queue);
         }
-        if (!r || !q) {
-            orphans++;
-            continue;
+        if (q) {
+            queue_page_set_tail(q, r->entries, r->bytes);
+            restored += r->entries;
+        } else {
+            orphans += r->entries;
+            note_batch(p, store_put_queue_deleted(p->store, r->key, r->len));
         }
-        if (queue_restore(q, r->msg, e->delivered, now) == 0)
-            restored++;
-    }
-    struct recovered_message *r, *tmp;
-    HASH_ITER(hh, p->recovered, r, tmp) {
-        HASH_DEL(p->recovered, r);
-        message_release(r->msg);
         free(r);
     }
-    free(p->entries);
-    p->entries = NULL;
-    p->entry_count = p->entry_cap = 0;
-    struct recovered_key *k, *ktmp;
-    HASH_ITER(hh, p->keys, k, ktmp) {
-        HASH_DEL(p->keys, k);
-        free(k);
-    }
     if (orphans)
-        log_warning("durable store: %zu entries refer to missing queues or messages; dropped", orphans);
-    log_info("durable store: recovered %zu messages", restored);
+        log_warning("durable store: %llu stored entries belong to queues that no longer exist; removed",
+                    (unsigned long long)orphans);
+    log_info("durable store: recovered %llu messages", (unsigned long long)restored);
 }
 
 /* The store logs from its I/O thread too; log_write formats and prints each line with one
@@ -296,35 +342,43 @@ static void store_log(void *ctx, int level, const char *msg)
     log_write(l, "durable store: %s", msg);
 }
 
-struct persistence *persistence_open(struct event_loop *loop, const char *data_dir,
-                                     const struct persistence_hooks *hooks)
+int persistence_open(struct event_loop *loop, const char *data_dir, uint64_t disk_free_limit,
+                     const struct persistence_hooks *hooks, struct persistence **out)
 {
+    *out = NULL;
     struct persistence *p = calloc(1, sizeof *p);
     if (!p)
-        return NULL;
+        return -1;
     p->loop = loop;
     p->hooks = *hooks;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/store", data_dir);
-    struct store_options opts = {.dir = dir, .log = store_log};
-    struct store_recovery rec = {.message = recover_message, .entry = recover_entry, .ctx = p};
+    struct store_options opts = {.dir = dir, .disk_free_limit = disk_free_limit, .log = store_log};
+    struct store_recovery rec = {.queue = recover_queue, .ctx = p};
     log_info("durable store: opening %s", dir);
     int rc = store_open(&opts, &rec, &p->store);
     if (rc != 0) {
         log_error("durable store: cannot open %s: %s", dir, strerror(-rc));
-        free(p->entries);
+        while (p->recovered) {
+            struct recovered_queue *r = p->recovered;
+            p->recovered = r->next;
+            free(r);
+        }
         free(p);
-        return NULL;
+        return -1;
     }
-    message_reserve_ids(store_max_message_id(p->store));
+    p->recovered_max_id = store_max_message_id(p->store);
+    p->next_id = p->recovered_max_id + 1;
+    *out = p;
     restore(p);
     if (loop_watch(loop, store_event_fd(p->store), LOOP_READABLE, on_store_event, p) != 0) {
         log_error("durable store: cannot watch its event fd");
         store_close(p->store);
         free(p);
-        return NULL;
+        *out = NULL;
+        return -1;
     }
-    return p;
+    return 0;
 }
 
 void persistence_close(struct persistence *p)
@@ -335,6 +389,9 @@ void persistence_close(struct persistence *p)
         save_definitions(p);
     loop_unwatch(p->loop, store_event_fd(p->store));
     store_close(p->store);
+    for (size_t i = 0; i < p->waiting_count; i++)
+        queue_release(p->waiting[i]);
+    free(p->waiting);
     free(p->scratch);
     free(p);
 }

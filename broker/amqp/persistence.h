@@ -26,10 +26,12 @@ struct persistence_hooks {
     void *ctx;
 };
 
-/* Opens the store in data_dir/store, imports the saved definitions and puts the recovered
- * messages back in their queues. Returns NULL after logging why. */
-struct persistence *persistence_open(struct event_loop *loop, const char *data_dir,
-                                     const struct persistence_hooks *hooks);
+/* Opens the store in data_dir/store (disk_free_limit: bytes, the disk alarm's threshold),
+ * imports the saved definitions and gives each durable queue its stored entries as its paged
+ * tail (queue.h). *out is set before the queues are restored, since restoring reads through it.
+ * Returns 0, or -1 after logging why (*out is then NULL). */
+int persistence_open(struct event_loop *loop, const char *data_dir, uint64_t disk_free_limit,
+                     const struct persistence_hooks *hooks, struct persistence **out);
 /* Writes what is pending, waits for it, closes the store. NULL is ignored. */
 void persistence_close(struct persistence *p);
 
@@ -38,6 +40,10 @@ void persistence_event(struct persistence *p, const char *vhost, struct queue *q
                        int event);
 void persistence_queue_deleted(struct persistence *p, const char *vhost, struct queue *queue);
 void persistence_definitions_changed(struct persistence *p);
+/* The store's side of queue paging (struct queue_pager in queue.h), for queue in vhost. */
+size_t persistence_page_in(struct persistence *p, const char *vhost, struct queue *queue, uint64_t after_id,
+                           size_t max, bool *complete);
+void persistence_page_purge(struct persistence *p, const char *vhost, struct queue *queue, uint64_t after_id);
 
 /* Number of the batch that holds the newest record so far (0: nothing ever written). A
  * publish whose handling changed it must wait for that batch. */

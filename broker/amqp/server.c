@@ -117,6 +117,8 @@ void server_config_defaults(struct server_config *cfg)
         .default_user = "guest",
         .default_pass = "guest",
         .default_user_loopback_only = true,
+        .disk_free_limit = 50ull * 1000 * 1000,
+        .queue_ram_messages = 16384,
     };
 }
 
@@ -191,8 +193,7 @@ struct server *server_create(struct event_loop *loop, const struct server_config
         .on_durable = on_durable,
         .ctx = server,
     };
-    server->persistence = persistence_open(loop, cfg->data_dir, &persist_hooks);
-    if (!server->persistence) {
+    if (persistence_open(loop, cfg->data_dir, cfg->disk_free_limit, &persist_hooks, &server->persistence) != 0) {
         server_vhosts_destroy(server);
         free(server);
         return NULL;

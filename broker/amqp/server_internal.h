@@ -17,6 +17,7 @@ struct vhost_entry {
     char name[256];
     struct vhost *vhost;
     struct server *server;
+    struct queue_pager pager; /* durable queues' paging through the store (queue.h) */
     uint32_t connections; /* connections opened on it */
     bool deleted;         /* delete_vhost: out of the table, freed when the last connection is gone */
     struct vhost_entry *next_retired;

@@ -56,6 +56,23 @@ static void hook_durable_queue_deleted(void *ctx, struct queue *queue)
         persistence_queue_deleted(e->server->persistence, e->name, queue);
 }
 
+static size_t hook_page_in(void *ctx, struct queue *queue, uint64_t after_id, size_t max, bool *complete)
+{
+    struct vhost_entry *e = ctx;
+    if (!e->server->persistence) {
+        *complete = true;
+        return 0;
+    }
+    return persistence_page_in(e->server->persistence, e->name, queue, after_id, max, complete);
+}
+
+static void hook_page_purge(void *ctx, struct queue *queue, uint64_t after_id)
+{
+    struct vhost_entry *e = ctx;
+    if (e->server->persistence)
+        persistence_page_purge(e->server->persistence, e->name, queue, after_id);
+}
+
 static void hook_definitions_changed(void *ctx)
 {
     struct vhost_entry *e = ctx;
@@ -80,6 +97,12 @@ struct vhost_entry *server_vhost_add(struct server *server, const char *name)
         return NULL;
     snprintf(e->name, sizeof e->name, "%s", name);
     e->server = server;
+    e->pager = (struct queue_pager){
+        .page_in = hook_page_in,
+        .page_purge = hook_page_purge,
+        .ram_messages = server->config.queue_ram_messages,
+        .ctx = e,
+    };
     struct vhost_hooks hooks = {
         .queue_deleting = hook_queue_deleting,
         .queue_ready = hook_queue_ready,
@@ -88,6 +111,7 @@ struct vhost_entry *server_vhost_add(struct server *server, const char *name)
         .durable_queue_deleted = hook_durable_queue_deleted,
         .definitions_changed = hook_definitions_changed,
         .ctx = e,
+        .pager = &e->pager,
     };
     e->vhost = vhost_create(name, &hooks);
     if (!e->vhost) {

@@ -3,11 +3,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spec.h"
 
-static uint64_t next_message_id = 1;
 static uint64_t memory_bytes;
+
+#define SERIAL_VERSION 1
 
 uint64_t message_memory_bytes(void) { return memory_bytes; }
 
@@ -49,7 +51,9 @@ struct message *message_create_decoded(struct proto_bytes exchange, struct proto
     memory_bytes += fixed + (size_t)body_size;
     uint8_t *p = (uint8_t *)(msg + 1);
     msg->refs = 1;
-    msg->id = next_message_id++;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    msg->published_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
     msg->body_size = body_size;
     msg->body = p;
     p += body_size;
@@ -99,10 +103,13 @@ struct proto_bytes message_headers(const struct message *msg)
 
 size_t message_serialize(const struct message *msg, uint8_t *out, size_t cap)
 {
-    size_t need = 1 + msg->exchange.len + 1 + msg->routing_key.len + 4 + msg->header.len + msg->body_size;
+    size_t need = 1 + 8 + 1 + msg->exchange.len + 1 + msg->routing_key.len + 4 + msg->header.len + msg->body_size;
     if (cap < need)
         return need;
     uint8_t *p = out;
+    *p++ = SERIAL_VERSION;
+    for (int i = 7; i >= 0; i--)
+        *p++ = (uint8_t)(msg->published_ms >> (8 * i));
     *p++ = (uint8_t)msg->exchange.len;
     memcpy(p, msg->exchange.ptr, msg->exchange.len);
     p += msg->exchange.len;
@@ -122,6 +129,12 @@ struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len
 {
     const uint8_t *p = data, *end = data + len;
     struct proto_bytes exchange, key, header;
+    if (end - p < 9 || p[0] != SERIAL_VERSION)
+        return NULL;
+    uint64_t published = 0;
+    for (int i = 1; i <= 8; i++)
+        published = published << 8 | p[i];
+    p += 9;
     if (end - p < 1 || (size_t)(end - p - 1) < p[0])
         return NULL;
     exchange = (struct proto_bytes){p + 1, p[0]};
@@ -144,11 +157,6 @@ struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len
     memcpy(msg->body, p, (size_t)(end - p));
     msg->id = id;
     msg->stored = true;
+    msg->published_ms = published;
     return msg;
-}
-
-void message_reserve_ids(uint64_t max)
-{
-    if (next_message_id <= max)
-        next_message_id = max + 1;
 }

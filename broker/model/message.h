@@ -21,8 +21,10 @@ struct message {
     bool has_expiration;       /* per-message "expiration" property was valid */
     uint64_t expiration_ms;    /* that property's value, in milliseconds */
     uint64_t body_size;
-    uint64_t id;               /* unique, never reused across restarts: the storage key */
-    bool stored;               /* written to the durable store (the one mutable flag) */
+    uint64_t published_ms;     /* wall clock (ms since 1970) when it was published, for TTL */
+    uint64_t id;               /* the storage key, given when first stored (0 before): ids
+                                * grow in log order and are never reused across restarts */
+    bool stored;               /* written to the durable store (id and stored: the mutable part) */
     struct proto_bytes exchange;    /* name it was published to (points inside this allocation) */
     struct proto_bytes routing_key;
     struct proto_bytes header;      /* encoded content header payload: class id .. properties */
@@ -55,16 +57,14 @@ void message_release_cb(void *msg);
 /* The message's headers table contents (empty when absent). */
 struct proto_bytes message_headers(const struct message *msg);
 
-/* Serialised form for the durable store: exchange (u8 length + bytes), routing key (u8 length
- * + bytes), content header (u32 length + bytes), body (the rest). Returns the size needed;
- * writes only when cap is large enough. */
+/* Serialised form for the durable store: format version (u8, 1), published_ms (u64), exchange
+ * (u8 length + bytes), routing key (u8 length + bytes), content header (u32 length + bytes),
+ * body (the rest); integers big-endian. Returns the size needed; writes only when cap is large
+ * enough. */
 size_t message_serialize(const struct message *msg, uint8_t *out, size_t cap);
 
 /* Rebuilds a message from message_serialize's bytes with the given id. NULL when malformed. */
 struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len);
-
-/* Ids of new messages start above max (after recovery, so ids are never reused). */
-void message_reserve_ids(uint64_t max);
 
 /* Bytes held by all live messages (for the memory alarm). */
 uint64_t message_memory_bytes(void);

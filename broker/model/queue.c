@@ -47,8 +47,13 @@ struct queue {
     struct queue_level *levels; /* settings.max_priority + 1 */
     size_t top_level;           /* no level above it holds entries */
     uint64_t next_seq;
-    size_t ready_count;
+    size_t ready_count;     /* in memory; the tail is counted apart */
     uint64_t ready_bytes;
+    uint64_t tail_count;    /* paging (queue.h): ready messages on disk only, all after those */
+    uint64_t tail_bytes;    /* their stored size */
+    uint64_t tail_after;    /* the tail is the stored entries with message ids above this */
+    bool tail_wait;         /* the pager has no more to read until it calls queue_page_wake */
+    bool paging_in;
     size_t unacked_count;
     uint64_t last_used;
 
@@ -84,9 +89,45 @@ static struct queue_ring *level_head(struct queue_level *level)
     return queue_ring_count(&level->fresh) ? &level->fresh : NULL;
 }
 
+static bool pageable(const struct queue *q)
+{
+    return q->hooks.pager && q->hooks.pager->ram_messages > 0 && q->settings.durable &&
+           q->settings.max_priority == 0 && q->settings.max_length_bytes < 0;
+}
+
+/* Reads the tail back when memory holds half of what it may (all of it for a queue that is not
+ * pageable but got a tail from recovery). */
+static void refill(struct queue *q)
+{
+    if (q->tail_count == 0 || q->tail_wait || q->paging_in || q->deleted)
+        return;
+    uint64_t want = q->tail_count;
+    if (pageable(q)) {
+        uint32_t ram = q->hooks.pager->ram_messages;
+        if (q->ready_count > ram / 2)
+            return;
+        if (want > ram - q->ready_count)
+            want = ram - q->ready_count;
+    }
+    q->paging_in = true;
+    bool complete = false;
+    size_t got = q->hooks.pager->page_in(q->hooks.pager->ctx, q, q->tail_after, (size_t)want, &complete);
+    q->paging_in = false;
+    if (got < want && q->tail_count > 0) {
+        if (complete) { /* entries that never reached the disk (a failed write): gone */
+            q->tail_count = 0;
+            q->tail_bytes = 0;
+        } else {
+            q->tail_wait = true;
+        }
+    }
+}
+
 /* The ring holding the next message to deliver, or NULL when nothing is ready. */
 static struct queue_ring *head_ring(struct queue *q)
 {
+    if (q->tail_count)
+        refill(q);
     if (q->ready_count == 0)
         return NULL;
     for (;;) {
@@ -123,9 +164,10 @@ static bool take_head(struct queue *q, struct queue_entry *out)
     return true;
 }
 
+/* Transient messages are stored only when they entered a tail; their later events follow. */
 static void persist(struct queue *q, struct message *msg, enum queue_event event)
 {
-    if (q->hooks.persist && q->settings.durable && message_is_persistent(msg) && !q->deleted)
+    if (q->hooks.persist && q->settings.durable && (message_is_persistent(msg) || msg->stored) && !q->deleted)
         q->hooks.persist(q->hooks.ctx, q, msg, event);
 }
 
@@ -142,7 +184,7 @@ static void drop_message(struct queue *q, struct message *msg, enum queue_drop_r
 static bool over_limit(const struct queue *q)
 {
     const struct queue_settings *s = &q->settings;
-    return (s->max_length >= 0 && q->ready_count > (uint64_t)s->max_length) ||
+    return (s->max_length >= 0 && q->ready_count + q->tail_count > (uint64_t)s->max_length) ||
            (s->max_length_bytes >= 0 && q->ready_bytes > (uint64_t)s->max_length_bytes);
 }
 
@@ -155,7 +197,7 @@ static void drop_over_limit(struct queue *q, uint64_t keep)
         return;
     while (over_limit(q)) {
         const struct queue_entry *head = head_entry(q);
-        if (head->seq == keep)
+        if (!head || head->seq == keep) /* !head: the tail is not readable yet */
             return;
         struct queue_entry entry;
         take_head(q, &entry);
@@ -175,10 +217,12 @@ static void drop_expired(struct queue *q, uint64_t now_ms)
     }
 }
 
-/* Releases every ready message without the hook. Returns how many. */
+/* Releases every ready message without the hook and forgets the tail. Returns how many. */
 static size_t release_ready(struct queue *q)
 {
-    size_t count = q->ready_count;
+    size_t count = q->ready_count + (size_t)q->tail_count;
+    q->tail_count = q->tail_bytes = 0;
+    q->tail_wait = false;
     for (size_t i = 0; i <= q->settings.max_priority; i++) {
         struct queue_ring *rings[] = {&q->levels[i].returned, &q->levels[i].fresh};
         for (size_t r = 0; r < 2; r++) {
@@ -193,6 +237,7 @@ static size_t release_ready(struct queue *q)
     return count;
 }
 
+/* From now_ms, the time the message entered the queue. */
 static uint64_t deadline(const struct queue *q, const struct message *msg, uint64_t now_ms)
 {
     uint64_t ttl = MESSAGE_NO_EXPIRY;
@@ -295,13 +340,31 @@ void *queue_owner(const struct queue *queue) { return queue->owner; }
 
 /* ---- publish, dispatch, get, settle --------------------------------------------------- */
 
+/* Appends msg to the tail: written to the store, not kept. */
+static int page_out(struct queue *q, struct message *msg)
+{
+    if (q->hooks.persist)
+        q->hooks.persist(q->hooks.ctx, q, msg, QUEUE_EVENT_ENQUEUED);
+    if (!msg->stored)
+        return -1; /* the store could not take it (out of memory) */
+    if (q->tail_count++ == 0)
+        q->tail_after = msg->id - 1; /* ids grow in log order: everything in memory is older */
+    q->tail_bytes += message_serialize(msg, NULL, 0);
+    if (over_limit(q)) {
+        queue_retain(q);
+        drop_over_limit(q, NO_SEQ);
+        queue_release(q);
+    }
+    return 0;
+}
+
 int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
 {
     if (queue->deleted)
         return 0;
     const struct queue_settings *s = &queue->settings;
     if (s->overflow_reject &&
-        ((s->max_length >= 0 && queue->ready_count + 1 > (uint64_t)s->max_length) ||
+        ((s->max_length >= 0 && queue->ready_count + queue->tail_count + 1 > (uint64_t)s->max_length) ||
          (s->max_length_bytes >= 0 && queue->ready_bytes + msg->body_size > (uint64_t)s->max_length_bytes))) {
         if (s->overflow_reject_dlx && queue->hooks.dropped) {
             queue_retain(queue);
@@ -310,6 +373,9 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
         }
         return -1;
     }
+    if (queue->hooks.pager &&
+        (queue->tail_count > 0 || (pageable(queue) && queue->ready_count >= queue->hooks.pager->ram_messages)))
+        return page_out(queue, msg);
     struct queue_entry entry = {
         .msg = msg,
         .seq = queue->next_seq++,
@@ -454,24 +520,49 @@ size_t queue_purge(struct queue *queue)
     if (queue->deleted)
         return 0;
     persist_removed_ready(queue);
+    if (queue->tail_count > 0)
+        queue->hooks.pager->page_purge(queue->hooks.pager->ctx, queue, queue->tail_after);
     return release_ready(queue);
 }
 
-int queue_restore(struct queue *queue, struct message *msg, bool delivered, uint64_t now_ms)
+/* ---- paging --------------------------------------------------------------------------- */
+
+void queue_page_set_tail(struct queue *queue, uint64_t count, uint64_t stored_bytes)
 {
+    if (!queue->hooks.pager)
+        return;
+    queue->tail_count = count;
+    queue->tail_bytes = stored_bytes;
+    queue->tail_after = 0;
+    if (!pageable(queue))
+        refill(queue); /* it all comes back into memory at once */
+}
+
+void queue_page_in(struct queue *queue, uint64_t msg_id, uint64_t stored_bytes, struct message *msg, bool delivered,
+                   uint64_t now_ms, uint64_t age_ms)
+{
+    if (msg_id > queue->tail_after)
+        queue->tail_after = msg_id;
+    if (queue->tail_count > 0)
+        queue->tail_count--;
+    queue->tail_bytes = queue->tail_count == 0 || stored_bytes > queue->tail_bytes ? 0 : queue->tail_bytes - stored_bytes;
+    if (!msg)
+        return;
     struct queue_entry entry = {
         .msg = msg,
         .seq = queue->next_seq++,
-        .expires_at = deadline(queue, msg, now_ms),
+        .expires_at = deadline(queue, msg, age_ms < now_ms ? now_ms - age_ms : 0),
         .delivery_count = delivered ? 1 : 0,
     };
     size_t level = level_of(queue, msg);
     if (queue_ring_push_back(&queue->levels[level].fresh, &entry) != 0)
-        return -1;
+        return; /* out of memory: it stays on disk and comes back after a restart */
     message_retain(msg);
     account_added(queue, &entry, level);
-    return 0;
 }
+
+void queue_page_wake(struct queue *queue) { queue->tail_wait = false; }
+uint64_t queue_paged_count(const struct queue *queue) { return queue->tail_count; }
 
 uint64_t queue_expire(struct queue *queue, uint64_t now_ms)
 {
@@ -598,8 +689,8 @@ void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, voi
 
 /* ---- statistics ----------------------------------------------------------------------- */
 
-size_t queue_ready_count(const struct queue *queue) { return queue->ready_count; }
+size_t queue_ready_count(const struct queue *queue) { return queue->ready_count + (size_t)queue->tail_count; }
 size_t queue_unacked_count(const struct queue *queue) { return queue->unacked_count; }
-uint64_t queue_ready_bytes(const struct queue *queue) { return queue->ready_bytes; }
+uint64_t queue_ready_bytes(const struct queue *queue) { return queue->ready_bytes + queue->tail_bytes; }
 uint64_t queue_last_used(const struct queue *queue) { return queue->last_used; }
 void queue_touch(struct queue *queue, uint64_t now_ms) { queue->last_used = now_ms; }

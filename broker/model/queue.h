@@ -13,7 +13,16 @@
  *
  * Callbacks (consumer ops, hooks) may call back into this queue: publish, settle, remove a
  * consumer, even delete it. The queue keeps no pointer into its storage across a callback and
- * holds a reference on itself while it runs one. */
+ * holds a reference on itself while it runs one.
+ *
+ * Paging (bounded memory). A durable queue given a pager keeps at most pager->ram_messages
+ * ready messages in memory. Past that, a published message joins the queue's "tail": it is
+ * written to the durable store (persistent or not) and the queue keeps only a count; the
+ * tail is read back in order (pager->page_in) when the in-memory part falls to half. The tail
+ * always follows every in-memory ready message, so order is kept; requeued messages return
+ * to memory. Not paged: priority queues and queues with x-max-length-bytes (their order or
+ * limits need every message at hand). After a restart every stored entry of a durable queue
+ * starts in the tail, so recovery reads nothing but what will soon be delivered. */
 #ifndef WARREN_QUEUE_H
 #define WARREN_QUEUE_H
 
@@ -71,6 +80,24 @@ struct queue_hooks {
     /* Durable queues only, persistent messages only: see enum queue_event. Not called for the
      * entries of a deleted queue (the owner records the deletion as a whole). */
     void (*persist)(void *ctx, struct queue *queue, struct message *msg, enum queue_event event);
+    void *ctx;
+    /* Durable queues only; NULL: everything stays in memory. Must outlive the queue. With it,
+     * persist is also called for transient messages that entered the tail (ENQUEUED, so that
+     * they are written) and for their later DELIVERED and REMOVED events; the store must have
+     * copied the message when ENQUEUED returns, and set msg->stored. */
+    const struct queue_pager *pager;
+};
+
+/* The durable store's side of paging (see the top of this file). */
+struct queue_pager {
+    /* Reads up to max stored entries of queue whose message ids are above after_id, in order,
+     * handing each to queue_page_in. Returns how many it handed; *complete is set when every
+     * record written so far was readable (so fewer than max means the tail ends there);
+     * otherwise the pager calls queue_page_wake once more may be readable. */
+    size_t (*page_in)(void *ctx, struct queue *queue, uint64_t after_id, size_t max, bool *complete);
+    /* Every stored entry of queue above after_id leaves (a purge of the tail). */
+    void (*page_purge)(void *ctx, struct queue *queue, uint64_t after_id);
+    uint32_t ram_messages; /* ready messages kept in memory per paged queue (0: no paging) */
     void *ctx;
 };
 
@@ -140,9 +167,19 @@ void *queue_owner(const struct queue *queue);
  * only to a consumer waiting for it. */
 int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms);
 
-/* Recovery: puts msg back as a ready message without the persist hook; delivered marks it as
- * delivered before (redelivered=true). Returns 0 or -1 on ENOMEM. */
-int queue_restore(struct queue *queue, struct message *msg, bool delivered, uint64_t now_ms);
+/* Paging, called by the pager only. queue_page_set_tail: after recovery, the queue's stored
+ * entries (count, and their stored bytes) form its tail; call before anything else touches the
+ * queue. queue_page_in: the next tail entry, msg_id with stored_bytes, read back: msg (the
+ * queue takes its own reference) or NULL when it could not be used (corrupt, or a transient
+ * message from before a restart: the pager has removed it from the store); delivered: it had
+ * been delivered before; age_ms: time since it was published, for its TTL. queue_page_wake:
+ * more of the tail may be readable now (the queue dispatches next time it is asked to). */
+void queue_page_set_tail(struct queue *queue, uint64_t count, uint64_t stored_bytes);
+void queue_page_in(struct queue *queue, uint64_t msg_id, uint64_t stored_bytes, struct message *msg, bool delivered,
+                   uint64_t now_ms, uint64_t age_ms);
+void queue_page_wake(struct queue *queue);
+/* Messages of the queue in its tail (on disk only). */
+uint64_t queue_paged_count(const struct queue *queue);
 
 /* Delivers ready messages to consumers with credit, round-robin among the highest-priority
  * consumers (x-priority) that have credit, or only to the active one with single active
@@ -196,8 +233,9 @@ size_t queue_purge(struct queue *queue);
  * again), or MESSAGE_NO_EXPIRY. */
 uint64_t queue_expire(struct queue *queue, uint64_t now_ms);
 
-/* Ready messages and the sum of their body sizes (what x-max-length and x-max-length-bytes
- * count), and deliveries in ack mode not yet settled. Between queue_publish and the
+/* Ready messages (the tail included) and the sum of their body sizes (what x-max-length and
+ * x-max-length-bytes count; for the tail, its stored size), and deliveries in ack mode not yet
+ * settled. Between queue_publish and the
  * queue_dispatch that follows, ready may exceed x-max-length by the one message just published. */
 size_t queue_ready_count(const struct queue *queue);
 size_t queue_unacked_count(const struct queue *queue);

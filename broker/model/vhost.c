@@ -413,7 +413,11 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
     settings.durable = d->durable;
     settings.exclusive = d->exclusive;
     settings.auto_delete = d->auto_delete;
-    struct queue_hooks hooks = {.dropped = queue_dropped, .unused = queue_unused, .persist = queue_persist, .ctx = vhost};
+    struct queue_hooks hooks = {.dropped = queue_dropped,
+                                .unused = queue_unused,
+                                .persist = queue_persist,
+                                .ctx = vhost,
+                                .pager = settings.durable ? vhost->hooks.pager : NULL};
     struct queue_slot *slot = calloc(1, sizeof *slot);
     q = slot ? queue_create(name, &settings, d->arguments, &hooks) : NULL;
     if (!q) {

@@ -35,6 +35,8 @@ struct vhost_hooks {
     void (*durable_queue_deleted)(void *ctx, struct queue *queue);
     void (*definitions_changed)(void *ctx);
     void *ctx;
+    /* Given to every durable queue (queue.h, paging); NULL: no paging. Must outlive the vhost. */
+    const struct queue_pager *pager;
 };
 
 struct exchange_declare {
