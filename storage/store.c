@@ -212,17 +212,21 @@ uint64_t store_put_purge(struct store *store, const uint8_t *queue, size_t queue
 #define READ_WINDOW (256u << 10) /* one pread covers many consecutive small records */
 
 /* Reads the record at loc into the window (store->read_buf holds [*win_off, *win_off + *win_len)
- * of segment *win_seg). Returns the record's data or NULL (logged). */
+ * of segment *win_seg). Returns the record's data, or NULL when it does not read back intact, or
+ * NULL with *nomem set when no buffer could hold it (the record may well be fine: the caller
+ * must not be told to drop it). */
 static const uint8_t *read_record(struct store *store, int fd, const struct index_entry_location *loc,
-                                  uint64_t *win_seg, uint64_t *win_off, size_t *win_len)
+                                  uint64_t *win_seg, uint64_t *win_off, size_t *win_len, bool *nomem)
 {
     size_t need = REC_HEADER_SIZE + 1 + 8 + (size_t)loc->len;
     if (*win_seg != loc->segment_id || loc->offset < *win_off || loc->offset + need > *win_off + *win_len) {
         size_t want = need > READ_WINDOW ? need : READ_WINDOW;
         if (store->read_cap < want) {
             uint8_t *grown = realloc(store->read_buf, want);
-            if (!grown)
+            if (!grown) {
+                *nomem = true;
                 return NULL;
+            }
             store->read_buf = grown;
             store->read_cap = want;
         }
@@ -284,7 +288,14 @@ long store_read_queue(struct store *store, const uint8_t *queue, size_t queue_le
             }
             fd_seg = loc->segment_id;
         }
-        const uint8_t *data = read_record(store, fd, loc, &win_seg, &win_off, &win_len);
+        bool nomem = false;
+        const uint8_t *data = read_record(store, fd, loc, &win_seg, &win_off, &win_len, &nomem);
+        if (nomem) {
+            rc = i > 0 ? (long)i : -ENOMEM; /* what was handed over counts */
+            storage_logf(&store->logger, STORE_LOG_ERROR, "no memory to read message %llu (%u bytes) back",
+                         (unsigned long long)loc->msg_id, (unsigned)loc->len);
+            break;
+        }
         if (!data)
             storage_logf(&store->logger, STORE_LOG_ERROR,
                          "message %llu in segment %llu at offset %llu does not read back intact",

@@ -93,14 +93,16 @@ uint64_t store_put_queue_deleted(struct store *store, const uint8_t *queue, size
  * what the caller did not hold in memory). Returns the batch number, or 0. */
 uint64_t store_put_purge(struct store *store, const uint8_t *queue, size_t queue_len, uint64_t after_id);
 
-/* Reading a queue back (a caller that keeps only the head of a long queue in memory). Calls fn
- * for up to max entries of `queue` whose message id is greater than after_id, in enqueue order,
+/* Reading a queue back (a caller that keeps only the head of a long queue in memory). Message
+ * ids must grow along each queue (enqueue a message only in the batch that stores it), since
+ * entries are found by id. Calls fn for up to max entries (at most 4096 a call: loop until a
+ * call returns 0) of `queue` whose message id is greater than after_id, in enqueue order,
  * with the message's data (valid during the call; NULL and 0 when its record no longer reads
  * back intact: the problem is logged and the caller should ack the entry away) and whether a
  * DELIVER record was seen for it. Sees only batches already durable (store_durable_batch).
  * Reads the segment files with pread on the caller's thread: the pages were written recently
  * or are read in order, so this is mostly the page cache. Returns the number of entries
- * reported, or -errno when a segment cannot be opened (logged). */
+ * reported, or -errno when a segment cannot be opened or no buffer holds a record (logged). */
 typedef void (*store_entry_fn)(void *ctx, uint64_t msg_id, const uint8_t *data, size_t len, bool delivered);
 long store_read_queue(struct store *store, const uint8_t *queue, size_t queue_len, uint64_t after_id, size_t max,
                       store_entry_fn fn, void *ctx);
