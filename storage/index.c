@@ -1,45 +1,18 @@
-/* storage/index.c: the in-memory picture of the log (see index.h for the retirement rule):
- * the message table by id, queues by name with their entries in order, and index_apply, the
- * replay of one record shared by recovery and the I/O thread. */
-#include "index.h"
-
+/* storage/index.c: index_apply, the replay of one record shared by recovery and the I/O thread
+ * (rule: index.h), and reading a queue's entries back. Messages live in index_messages.c,
+ * queues in index_queues.c, segments in index_segments.c. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ENTRY_CHUNK 1024
-struct entry_chunk {
-    struct entry_chunk *next;
-    struct entry entries[ENTRY_CHUNK];
-};
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static uint64_t hash_bytes(const uint8_t *p, size_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: queue names are short */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
+#include "index_private.h"
 
 int index_init(struct index *idx)
 {
     memset(idx, 0, sizeof(*idx));
-    idx->slots = calloc(1024, sizeof(*idx->slots));
     idx->buckets = calloc(64, sizeof(*idx->buckets));
-    if (!idx->slots || !idx->buckets) {
-        index_free(idx);
+    if (!idx->buckets)
         return -ENOMEM;
-    }
-    idx->slots_mask = 1023;
     idx->buckets_mask = 63;
     return 0;
 }
@@ -48,148 +21,24 @@ void index_free(struct index *idx)
 {
     for (size_t i = 0; i < idx->nsegs; i++) {
         free(idx->segs[i]->deps);
+        free(idx->segs[i]->slots);
         free(idx->segs[i]);
     }
     free(idx->segs);
-    free(idx->slots);
-    struct queue *q = idx->first_queue;
-    while (q) {
-        struct queue *next = q->next;
-        free(q->name);
-        free(q);
-        q = next;
-    }
+    index_msg_free(idx);
+    while (idx->first_queue)
+        index_queue_destroy(idx, idx->first_queue);
     free(idx->buckets);
-    while (idx->chunks) {
-        struct entry_chunk *next = idx->chunks->next;
-        free(idx->chunks);
-        idx->chunks = next;
-    }
     memset(idx, 0, sizeof(*idx));
 }
 
-struct message *index_message_find(const struct index *idx, uint64_t id)
+/* Records that an effective record in seg touched a message stored in message_seg. */
+static void add_dependency(struct segment *seg, const struct segment *message_seg)
 {
-    for (size_t i = mix64(id) & idx->slots_mask;; i = (i + 1) & idx->slots_mask) {
-        struct message *m = &idx->slots[i];
-        if (!m->seg)
-            return NULL;
-        if (m->id == id)
-            return m;
-    }
-}
-
-static int message_table_grow(struct index *idx)
-{
-    size_t n = (idx->slots_mask + 1) * 2;
-    struct message *slots = calloc(n, sizeof(*slots));
-    if (!slots)
-        return -ENOMEM;
-    for (size_t i = 0; i <= idx->slots_mask; i++) {
-        struct message *m = &idx->slots[i];
-        if (!m->seg)
-            continue;
-        size_t j = mix64(m->id) & (n - 1);
-        while (slots[j].seg)
-            j = (j + 1) & (n - 1);
-        slots[j] = *m;
-    }
-    free(idx->slots);
-    idx->slots = slots;
-    idx->slots_mask = n - 1;
-    return 0;
-}
-
-/* Removes a slot, shifting later members of its probe run back (no tombstones). */
-void index_message_remove(struct index *idx, struct message *m)
-{
-    size_t mask = idx->slots_mask, i = (size_t)(m - idx->slots), j = i;
-    for (;;) {
-        j = (j + 1) & mask;
-        if (!idx->slots[j].seg)
-            break;
-        size_t home = mix64(idx->slots[j].id) & mask;
-        /* the member at j may move to i only if its home is not cyclically in (i, j] */
-        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!stays) {
-            idx->slots[i] = idx->slots[j];
-            i = j;
-        }
-    }
-    memset(&idx->slots[i], 0, sizeof(idx->slots[i]));
-    idx->nmessages--;
-}
-
-static struct queue *queue_find(const struct index *idx, const uint8_t *name, uint32_t len, uint64_t hash)
-{
-    for (struct queue *q = idx->buckets[hash & idx->buckets_mask]; q; q = q->hnext)
-        if (q->hash == hash && q->len == len && memcmp(q->name, name, len) == 0)
-            return q;
-    return NULL;
-}
-
-static struct queue *queue_create(struct index *idx, const uint8_t *name, uint32_t len, uint64_t hash)
-{
-    if (idx->nqueues > idx->buckets_mask) {
-        size_t n = (idx->buckets_mask + 1) * 2;
-        struct queue **buckets = calloc(n, sizeof(*buckets));
-        if (!buckets)
-            return NULL;
-        for (struct queue *q = idx->first_queue; q; q = q->next) {
-            q->hnext = buckets[q->hash & (n - 1)];
-            buckets[q->hash & (n - 1)] = q;
-        }
-        free(idx->buckets);
-        idx->buckets = buckets;
-        idx->buckets_mask = n - 1;
-    }
-    struct queue *q = calloc(1, sizeof(*q));
-    if (!q || !(q->name = malloc(len ? len : 1))) {
-        free(q);
-        return NULL;
-    }
-    if (len)
-        memcpy(q->name, name, len);
-    q->len = len;
-    q->hash = hash;
-    q->hnext = idx->buckets[hash & idx->buckets_mask];
-    idx->buckets[hash & idx->buckets_mask] = q;
-    q->prev = idx->last_queue;
-    if (q->prev)
-        q->prev->next = q;
-    else
-        idx->first_queue = q;
-    idx->last_queue = q;
-    idx->nqueues++;
-    return q;
-}
-
-/* Queues are forgotten when they empty, so the table holds only queues with entries. */
-static void queue_destroy(struct index *idx, struct queue *q)
-{
-    struct queue **link = &idx->buckets[q->hash & idx->buckets_mask];
-    while (*link != q)
-        link = &(*link)->hnext;
-    *link = q->hnext;
-    if (q->prev)
-        q->prev->next = q->next;
-    else
-        idx->first_queue = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
-    else
-        idx->last_queue = q->prev;
-    idx->nqueues--;
-    free(q->name);
-    free(q);
-}
-
-static void add_dependency(struct segment *seg, const struct message *m)
-{
-    if (m->seg == seg)
+    if (message_seg == seg)
         return;
     for (size_t i = seg->ndeps; i-- > 0;) /* newest first: the likeliest match */
-        if (seg->deps[i] == m->seg->id)
+        if (seg->deps[i] == message_seg->id)
             return;
     if (seg->ndeps == seg->deps_cap) {
         size_t cap = seg->deps_cap ? seg->deps_cap * 2 : 4;
@@ -201,78 +50,76 @@ static void add_dependency(struct segment *seg, const struct message *m)
         seg->deps = grown;
         seg->deps_cap = cap;
     }
-    seg->deps[seg->ndeps++] = m->seg->id;
+    seg->deps[seg->ndeps++] = message_seg->id;
 }
 
-/* Takes entry e out of its queue and its message; the message dies with its last entry. */
-static void entry_remove(struct index *idx, struct segment *seg, struct message *m, struct entry *e)
+/* An entry of message m left a queue because of a record in seg; the message dies with its
+ * last entry. */
+static void unref(struct index *idx, struct segment *seg, const struct msg_ref *m)
 {
-    struct queue *q = e->queue;
-    if (e->qprev)
-        e->qprev->qnext = e->qnext;
-    else
-        q->head = e->qnext;
-    if (e->qnext)
-        e->qnext->qprev = e->qprev;
-    else
-        q->tail = e->qprev;
-    struct entry **link = &m->entries;
-    while (*link != e)
-        link = &(*link)->mnext;
-    *link = e->mnext;
-    e->mnext = idx->free_entries;
-    idx->free_entries = e;
-    add_dependency(seg, m);
-    if (--m->refs == 0) {
-        m->seg->live--;
-        idx->live_messages--;
-        index_message_remove(idx, m);
-    }
+    add_dependency(seg, m->seg);
+    if (--*msg_refs(m) == 0)
+        index_msg_kill(idx, m);
 }
 
-static struct entry *entry_alloc(struct index *idx)
+static void unref_id(struct index *idx, struct segment *seg, uint64_t id)
 {
-    if (!idx->free_entries) {
-        struct entry_chunk *c = malloc(sizeof(*c));
-        if (!c)
-            return NULL;
-        c->next = idx->chunks;
-        idx->chunks = c;
-        for (size_t i = 0; i < ENTRY_CHUNK; i++) {
-            c->entries[i].mnext = idx->free_entries;
-            idx->free_entries = &c->entries[i];
+    struct msg_ref m;
+    if (index_msg_find(idx, id, &m)) /* always: an entry keeps its message */
+        unref(idx, seg, &m);
+}
+
+static void apply_queue_deleted(struct index *idx, struct segment *seg, struct queue *q)
+{
+    for (size_t pos = q->head; pos < q->tail; pos++)
+        if (!(queue_marks(q, pos) & QMARK_REMOVED))
+            unref_id(idx, seg, q->ids[pos]);
+    index_queue_destroy(idx, q);
+}
+
+static void apply_purge(struct index *idx, struct segment *seg, struct queue *q, uint64_t after_id)
+{
+    if (q->sorted) { /* the purged entries are a suffix: cut it off */
+        size_t from = queue_start_after(q, after_id);
+        for (size_t pos = from; pos < q->tail; pos++) {
+            if (queue_marks(q, pos) & QMARK_REMOVED)
+                q->removed--;
+            else
+                unref_id(idx, seg, q->ids[pos]);
+            q->marks[pos >> 5] &= ~((uint64_t)3 << ((pos & 31) * 2));
         }
+        q->tail = from;
+    } else {
+        for (size_t pos = q->head; pos < q->tail; pos++)
+            if (q->ids[pos] > after_id && !(queue_marks(q, pos) & QMARK_REMOVED)) {
+                unref_id(idx, seg, q->ids[pos]);
+                queue_mark_removed(q, pos);
+            }
     }
-    struct entry *e = idx->free_entries;
-    idx->free_entries = e->mnext;
-    return e;
+    queue_tidy(q);
+    if (queue_count(q) == 0)
+        index_queue_destroy(idx, q);
 }
 
-static int apply_enqueue(struct index *idx, struct segment *seg, struct message *m, const struct rec *r)
+static int apply_enqueue(struct index *idx, struct segment *seg, const struct msg_ref *m, uint64_t id,
+                         const struct rec *r, uint64_t hash)
 {
-    uint64_t hash = hash_bytes(r->queue, r->queue_len);
-    struct queue *q = queue_find(idx, r->queue, r->queue_len, hash);
-    for (struct entry *e = m->entries; q && e; e = e->mnext)
-        if (e->queue == q)
-            return 0; /* already there: ineffective */
-    if (!q && !(q = queue_create(idx, r->queue, r->queue_len, hash)))
+    struct queue *q = index_queue_find(idx, r->queue, r->queue_len, hash);
+    if (q && queue_position(q, id) != SIZE_MAX)
+        return 0; /* already there: ineffective */
+    if (!q && !(q = index_queue_create(idx, r->queue, r->queue_len, hash)))
         return -ENOMEM;
-    struct entry *e = entry_alloc(idx);
-    if (!e)
+    if (queue_append(q, id) < 0) {
+        if (queue_count(q) == 0)
+            index_queue_destroy(idx, q);
         return -ENOMEM;
-    *e = (struct entry){.msg_id = m->id, .queue = q, .qprev = q->tail, .mnext = m->entries};
-    if (q->tail)
-        q->tail->qnext = e;
-    else
-        q->head = e;
-    q->tail = e;
-    m->entries = e;
-    if (m->refs++ == 0) {
+    }
+    if ((*msg_refs(m))++ == 0) {
         m->seg->unreferenced--;
         m->seg->live++;
         idx->live_messages++;
     }
-    add_dependency(seg, m);
+    add_dependency(seg, m->seg);
     return 0;
 }
 
@@ -280,85 +127,59 @@ int index_apply(struct index *idx, struct segment *seg, const struct rec *r, uin
 {
     if (r->type != REC_QUEUE_DELETED && r->msg_id > idx->max_msg_id)
         idx->max_msg_id = r->msg_id;
-    if (r->type == REC_QUEUE_DELETED) {
-        struct queue *q = queue_find(idx, r->queue, r->queue_len, hash_bytes(r->queue, r->queue_len));
-        if (!q)
-            return 0;
-        while (q->head)
-            entry_remove(idx, seg, index_message_find(idx, q->head->msg_id), q->head);
-        queue_destroy(idx, q);
-        return 0;
-    }
-    if (r->type == REC_PURGE) {
-        struct queue *q = queue_find(idx, r->queue, r->queue_len, hash_bytes(r->queue, r->queue_len));
-        for (struct entry *e = q ? q->head : NULL, *next; e; e = next) {
-            next = e->qnext;
-            if (e->msg_id > r->msg_id)
-                entry_remove(idx, seg, index_message_find(idx, e->msg_id), e);
-        }
-        if (q && !q->head)
-            queue_destroy(idx, q);
-        return 0;
-    }
-    struct message *m = index_message_find(idx, r->msg_id);
     if (r->type == REC_MESSAGE) {
-        if (m)
+        struct msg_ref m;
+        if (index_msg_find(idx, r->msg_id, &m))
             return 0; /* a duplicate id: the first copy stays */
-        if ((idx->nmessages + 1) * 10 > (idx->slots_mask + 1) * 7 && message_table_grow(idx) < 0)
-            return -ENOMEM;
-        size_t i = mix64(r->msg_id) & idx->slots_mask;
-        while (idx->slots[i].seg)
-            i = (i + 1) & idx->slots_mask;
-        idx->slots[i] = (struct message){.id = r->msg_id, .seg = seg, .offset = offset, .len = (uint32_t)r->data_len};
-        idx->nmessages++;
-        seg->unreferenced++;
+        return index_msg_add(idx, seg, r->msg_id, offset, (uint32_t)r->data_len);
+    }
+    uint64_t hash = index_name_hash(r->queue, r->queue_len);
+    if (r->type == REC_QUEUE_DELETED || r->type == REC_PURGE) {
+        struct queue *q = index_queue_find(idx, r->queue, r->queue_len, hash);
+        if (q && r->type == REC_QUEUE_DELETED)
+            apply_queue_deleted(idx, seg, q);
+        else if (q)
+            apply_purge(idx, seg, q, r->msg_id);
         return 0;
     }
-    if (!m)
+    struct msg_ref m;
+    if (!index_msg_find(idx, r->msg_id, &m))
         return 0; /* its message is gone (or never made it to disk): nothing to change */
     if (r->type == REC_ENQUEUE)
-        return apply_enqueue(idx, seg, m, r);
-    struct entry *e = m->entries;
-    while (e && (e->queue->len != r->queue_len || memcmp(e->queue->name, r->queue, r->queue_len) != 0))
-        e = e->mnext;
-    if (!e)
+        return apply_enqueue(idx, seg, &m, r->msg_id, r, hash);
+    struct queue *q = index_queue_find(idx, r->queue, r->queue_len, hash);
+    size_t pos = q ? queue_position(q, r->msg_id) : SIZE_MAX;
+    if (pos == SIZE_MAX)
         return 0;
     if (r->type == REC_DELIVER) {
-        if (!e->delivered) {
-            e->delivered = true;
-            add_dependency(seg, m);
+        if (!(queue_marks(q, pos) & QMARK_DELIVERED)) {
+            queue_set_mark(q, pos, QMARK_DELIVERED);
+            add_dependency(seg, m.seg);
         }
         return 0;
     }
-    struct queue *q = e->queue;
-    entry_remove(idx, seg, m, e);
-    if (!q->head)
-        queue_destroy(idx, q);
+    queue_mark_removed(q, pos);
+    queue_tidy(q);
+    unref(idx, seg, &m);
+    if (queue_count(q) == 0)
+        index_queue_destroy(idx, q);
     return 0;
 }
-
 
 size_t index_queue_entries(const struct index *idx, const uint8_t *name, uint32_t len, uint64_t after_id,
                            struct index_entry_location *out, size_t max)
 {
-    struct queue *q = queue_find(idx, name, len, hash_bytes(name, len));
+    struct queue *q = index_queue_find(idx, name, len, index_name_hash(name, len));
     if (!q || max == 0)
         return 0;
-    /* Start right after after_id's own entry when it is still there; otherwise from the head
-     * (what precedes the wanted part is what the reader holds in memory: short). */
-    const struct entry *e = q->head;
-    const struct message *m = index_message_find(idx, after_id);
-    for (const struct entry *own = m ? m->entries : NULL; own; own = own->mnext)
-        if (own->queue == q) {
-            e = own->qnext;
-            break;
-        }
     size_t n = 0;
-    for (; e && n < max; e = e->qnext) {
-        if (e->msg_id <= after_id)
+    for (size_t pos = queue_start_after(q, after_id); pos < q->tail && n < max; pos++) {
+        unsigned marks = queue_marks(q, pos);
+        struct msg_ref m;
+        if ((marks & QMARK_REMOVED) || q->ids[pos] <= after_id || !index_msg_find(idx, q->ids[pos], &m))
             continue;
-        const struct message *em = index_message_find(idx, e->msg_id);
-        out[n++] = (struct index_entry_location){e->msg_id, em->seg->id, em->offset, em->len, e->delivered};
+        out[n++] = (struct index_entry_location){q->ids[pos], m.seg->id, msg_offset(&m), msg_len(&m),
+                                                 (marks & QMARK_DELIVERED) != 0};
     }
     return n;
 }

@@ -18,7 +18,21 @@
  * entries are dropped). T's other effective records touch only messages of T or of segments
  * already deleted, i.e. messages recovery cannot know any more. So an ACK in T for a message in
  * an older, still-present segment (the resurrection case) keeps T alive until that segment goes.
- * Deletions are made durable (directory fsync) before dependents can be deleted (store.c). */
+ * Deletions are made durable (directory fsync) before dependents can be deleted (store.c).
+ *
+ * Memory. A long backlog must cost little, so the index is laid out for the broker's order of
+ * things: ids are given in increasing order and a message is enqueued in the batch that stores
+ * it, so messages arrive in id order and every queue's entries are in id order. A message then
+ * takes a 16-byte slot in its segment's "ordered run" (an array sorted by id, ids as 32-bit
+ * deltas from the run's base, refs counting its queues; found by binary search over segments,
+ * then within the run), and an entry 8 bytes and 2 bits in its queue's array (found by binary
+ * search). About 25 bytes per live message in one queue, allocator slack included. Anything
+ * else the log may hold (ids out of order, a duplicate id whose first copy died, a log written
+ * by hand or resynchronised after corruption, offsets past 4 GiB) is handled by slower paths
+ * with the same results: a hash table of "loose" messages (32 bytes each), and queues flagged
+ * unsorted, searched linearly. Dead slots and removed entries are squeezed out when they make
+ * up a third of their array; the whole run goes with its segment. Files: index.c (apply),
+ * index_messages.c, index_queues.c, index_segments.c. */
 #ifndef WARREN_STORE_INDEX_H
 #define WARREN_STORE_INDEX_H
 
@@ -29,6 +43,15 @@
 #include "segment_log.h"
 #include "store.h"
 
+/* One message of a segment's ordered run (see Memory above). */
+struct msg_slot {
+    uint32_t delta;           /* id - segment's base */
+    uint32_t offset;          /* of its MESSAGE record within the segment */
+    uint32_t len;             /* bytes of its data (< 2^30: REC_MAX_LENGTH), MSG_DEAD bit */
+    uint32_t refs;            /* number of queues it is in */
+};
+#define MSG_DEAD 0x80000000u  /* in msg_slot.len: it has left its last queue */
+
 struct segment {
     uint64_t id;
     uint64_t size;            /* bytes in the file */
@@ -38,44 +61,47 @@ struct segment {
                                * or a dependency could not be recorded (ENOMEM) */
     uint64_t *deps;           /* ids of older existing segments this one's records depend on */
     size_t ndeps, deps_cap;
+    /* The ordered run: messages stored here with ids above every earlier ordered message. */
+    uint64_t lo;              /* no ordered message of a later segment has an id below this */
+    uint64_t base;            /* id of the run's first message (when it has had one) */
+    struct msg_slot *slots;
+    uint32_t nslots, slots_cap, dead; /* dead: slots with MSG_DEAD */
+    size_t loose;             /* messages stored here that are in the loose table */
 };
 
-/* Internal to index.c and index_segments.c. */
-struct message {              /* a slot of the message table; seg NULL marks an empty slot */
+/* A message kept out of order (index_messages.c); seg NULL marks an empty slot. */
+struct loose_message {
     uint64_t id;
     struct segment *seg;
-    uint64_t offset;          /* of its MESSAGE record within seg */
-    struct entry *entries;    /* the queues it is in, chained through mnext */
-    uint32_t refs;            /* number of entries */
-    uint32_t len;             /* bytes of its data (REC_MAX_LENGTH bounds it) */
+    uint64_t offset;
+    uint32_t len, refs;
 };
 
-struct entry {
-    uint64_t msg_id;
-    struct queue *queue;
-    struct entry *qprev, *qnext; /* queue order */
-    struct entry *mnext;         /* the message's other entries; the free list */
-    bool delivered;
-};
-
+/* A queue's entries: message ids in enqueue order at positions [head, tail) of ids, with two
+ * mark bits per position (removed: a tombstone; delivered). head and tail - 1 are never
+ * tombstones. sorted: ids strictly increase over [head, tail), tombstones included, so a
+ * position is found by binary search; otherwise by a linear scan. */
 struct queue {
     uint8_t *name;
     uint32_t len;
     uint64_t hash;
     struct queue *hnext, *prev, *next;
-    struct entry *head, *tail;
+    uint64_t *ids;
+    uint64_t *marks;          /* 2 bits per position: QMARK_REMOVED, QMARK_DELIVERED */
+    size_t head, tail, cap, removed;
+    uint64_t max_id;          /* no position in [head, tail) holds a greater id */
+    bool sorted;
 };
 
 struct index {
     struct segment **segs;    /* existing segments, ascending id */
     size_t nsegs, segs_cap;
-    struct message *slots;    /* open addressing by message id, linear probing */
-    size_t slots_mask, nmessages;
+    uint64_t next_ordered;    /* a new message with an id >= this may join the ordered runs */
+    struct loose_message *loose; /* open addressing by message id, linear probing */
+    size_t loose_mask, nloose;
     struct queue **buckets;   /* queues by name, chained */
     size_t buckets_mask, nqueues;
     struct queue *first_queue, *last_queue; /* creation order, for recovery's report */
-    struct entry *free_entries;
-    struct entry_chunk *chunks;
     uint64_t live_messages;
     uint64_t max_msg_id;
 };
@@ -99,11 +125,6 @@ size_t index_deletable(const struct index *idx, uint64_t active_id, uint64_t *ou
 /* Forgets a segment that has been unlinked: its messages and every dependency on it. */
 void index_drop_segment(struct index *idx, uint64_t id);
 
-/* The message with this id, or NULL (internal). */
-struct message *index_message_find(const struct index *idx, uint64_t id);
-/* Removes a message's slot from the table (internal). */
-void index_message_remove(struct index *idx, struct message *m);
-
 /* Live messages with their location, for recovery's report in log order. */
 struct index_location {
     uint64_t segment_id, offset, msg_id;
@@ -123,7 +144,8 @@ struct index_entry_location {
     bool delivered;
 };
 /* Fills out with up to max entries of the named queue whose message id is greater than
- * after_id, in enqueue order. Returns the count. */
+ * after_id, in enqueue order (from right after after_id's own entry when it is there). Returns
+ * the count. A binary search then a walk on a sorted queue; a linear search on an unsorted one. */
 size_t index_queue_entries(const struct index *idx, const uint8_t *name, uint32_t len, uint64_t after_id,
                            struct index_entry_location *out, size_t max);
 

@@ -1,11 +1,11 @@
 /* storage/index_segments.c: the index's segment bookkeeping (which segments exist, which can be
- * deleted under the rule in index.h, forgetting a deleted one) and recovery's report of live
- * messages and entries. */
+ * deleted under the rule in index.h, forgetting a deleted one) and recovery's report of the
+ * queues' entries. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "index.h"
+#include "index_private.h"
 
 struct segment *index_add_segment(struct index *idx, uint64_t id, uint64_t size)
 {
@@ -22,6 +22,9 @@ struct segment *index_add_segment(struct index *idx, uint64_t id, uint64_t size)
         return NULL;
     seg->id = id;
     seg->size = size;
+    seg->lo = idx->next_ordered;
+    if (idx->nsegs > 0)
+        index_msg_trim(idx->segs[idx->nsegs - 1]); /* its run is complete */
     idx->segs[idx->nsegs++] = seg;
     return seg;
 }
@@ -66,59 +69,32 @@ void index_drop_segment(struct index *idx, uint64_t id)
                 break;
             }
     }
-    for (size_t i = 0; seg->unreferenced > 0 && i <= idx->slots_mask;) {
-        if (idx->slots[i].seg == seg) {
-            index_message_remove(idx, &idx->slots[i]); /* a later member may have moved into i */
-            seg->unreferenced--;
-        } else {
-            i++;
-        }
-    }
+    index_msg_drop_segment(idx, seg);
     memmove(&idx->segs[pos], &idx->segs[pos + 1], (idx->nsegs - pos - 1) * sizeof(*idx->segs));
     idx->nsegs--;
     free(seg->deps);
     free(seg);
 }
 
-static int location_cmp(const void *a, const void *b)
-{
-    const struct index_location *x = a, *y = b;
-    if (x->segment_id != y->segment_id)
-        return x->segment_id < y->segment_id ? -1 : 1;
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-long index_live_locations(const struct index *idx, struct index_location **out)
-{
-    struct index_location *locs = malloc((idx->live_messages + 1) * sizeof(*locs));
-    if (!locs)
-        return -ENOMEM;
-    long n = 0;
-    for (size_t i = 0; i <= idx->slots_mask; i++) {
-        const struct message *m = &idx->slots[i];
-        if (m->seg && m->refs > 0)
-            locs[n++] = (struct index_location){m->seg->id, m->offset, m->id};
-    }
-    qsort(locs, (size_t)n, sizeof(*locs), location_cmp);
-    *out = locs;
-    return n;
-}
-
 void index_report_entries(const struct index *idx, const struct store_recovery *rec)
 {
     for (const struct queue *q = idx->first_queue; q; q = q->next)
-        for (const struct entry *e = q->head; e; e = e->qnext)
-            rec->entry(rec->ctx, q->name, q->len, e->msg_id, e->delivered);
+        for (size_t pos = q->head; pos < q->tail; pos++) {
+            unsigned marks = queue_marks(q, pos);
+            if (!(marks & QMARK_REMOVED))
+                rec->entry(rec->ctx, q->name, q->len, q->ids[pos], (marks & QMARK_DELIVERED) != 0);
+        }
 }
 
 void index_report_queues(const struct index *idx, const struct store_recovery *rec)
 {
     for (const struct queue *q = idx->first_queue; q; q = q->next) {
-        uint64_t count = 0, bytes = 0;
-        for (const struct entry *e = q->head; e; e = e->qnext) {
-            count++;
-            bytes += index_message_find(idx, e->msg_id)->len;
+        uint64_t bytes = 0;
+        for (size_t pos = q->head; pos < q->tail; pos++) {
+            struct msg_ref m;
+            if (!(queue_marks(q, pos) & QMARK_REMOVED) && index_msg_find(idx, q->ids[pos], &m))
+                bytes += msg_len(&m);
         }
-        rec->queue(rec->ctx, q->name, q->len, count, bytes);
+        rec->queue(rec->ctx, q->name, q->len, queue_count(q), bytes);
     }
 }

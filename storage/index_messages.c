@@ -1,0 +1,295 @@
+/* storage/index_messages.c: the index's messages. The broker gives ids in increasing order, so
+ * almost every message joins the ordered run of the newest segment: a 16-byte slot in an array
+ * sorted by id, found by a binary search over the segments (by lo) then within the run. A message
+ * that does not fit that order (an id at or below one already ordered, a log written by hand, a
+ * duplicate id coming back after its first copy died, an offset or id span past 32 bits) goes
+ * to the loose table, a hash by id. Dead ordered slots stay, marked, until their segment is
+ * compacted (when they are the majority) or dropped. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index_private.h"
+
+#define SLOTS_MIN 64        /* first allocation of a run */
+#define COMPACT_MIN_DEAD 16 /* fewer dead slots are not worth a pass */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* The segment whose ordered run would hold id: the last with lo <= id, or NULL. */
+static struct segment *run_of(const struct index *idx, uint64_t id)
+{
+    if (idx->nsegs == 0)
+        return NULL;
+    struct segment *last = idx->segs[idx->nsegs - 1];
+    if (id >= last->lo)
+        return last;
+    size_t lo = 0, hi = idx->nsegs - 1; /* answer in [lo, hi): segs[hi]->lo > id */
+    if (idx->segs[0]->lo > id)
+        return NULL;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (idx->segs[mid]->lo <= id)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return idx->segs[lo];
+}
+
+/* The slot of id in seg's run (dead or not), or NULL. */
+static struct msg_slot *slot_of(const struct segment *seg, uint64_t id)
+{
+    if (seg->nslots == 0 || id < seg->base || id - seg->base > UINT32_MAX)
+        return NULL;
+    uint32_t delta = (uint32_t)(id - seg->base);
+    /* deltas strictly increase, so slot i has delta >= i: the answer is below delta + 1, and
+     * is exactly there while no slot has been compacted away and no id skipped */
+    size_t hi = (size_t)delta + 1 < seg->nslots ? (size_t)delta + 1 : seg->nslots;
+    if (seg->slots[hi - 1].delta == delta)
+        return &seg->slots[hi - 1];
+    size_t lo = 0;
+    hi--;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (seg->slots[mid].delta < delta)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < seg->nslots && seg->slots[lo].delta == delta ? &seg->slots[lo] : NULL;
+}
+
+static struct loose_message *loose_find(const struct index *idx, uint64_t id)
+{
+    if (idx->nloose == 0)
+        return NULL;
+    for (size_t i = mix64(id) & idx->loose_mask;; i = (i + 1) & idx->loose_mask) {
+        struct loose_message *m = &idx->loose[i];
+        if (!m->seg)
+            return NULL;
+        if (m->id == id)
+            return m;
+    }
+}
+
+bool index_msg_find(const struct index *idx, uint64_t id, struct msg_ref *out)
+{
+    struct segment *seg = run_of(idx, id);
+    struct msg_slot *slot = seg ? slot_of(seg, id) : NULL;
+    if (slot && !(slot->len & MSG_DEAD)) {
+        *out = (struct msg_ref){seg, slot, NULL};
+        return true;
+    }
+    struct loose_message *m = loose_find(idx, id);
+    if (m) {
+        *out = (struct msg_ref){m->seg, NULL, m};
+        return true;
+    }
+    return false;
+}
+
+static int loose_grow(struct index *idx)
+{
+    size_t n = idx->loose ? (idx->loose_mask + 1) * 2 : 64;
+    struct loose_message *table = calloc(n, sizeof(*table));
+    if (!table)
+        return -ENOMEM;
+    for (size_t i = 0; idx->loose && i <= idx->loose_mask; i++) {
+        struct loose_message *m = &idx->loose[i];
+        if (!m->seg)
+            continue;
+        size_t j = mix64(m->id) & (n - 1);
+        while (table[j].seg)
+            j = (j + 1) & (n - 1);
+        table[j] = *m;
+    }
+    free(idx->loose);
+    idx->loose = table;
+    idx->loose_mask = n - 1;
+    return 0;
+}
+
+/* Removes a loose slot, shifting later members of its probe run back (no tombstones). */
+static void loose_remove(struct index *idx, struct loose_message *m)
+{
+    size_t mask = idx->loose_mask, i = (size_t)(m - idx->loose), j = i;
+    m->seg->loose--;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!idx->loose[j].seg)
+            break;
+        size_t home = mix64(idx->loose[j].id) & mask;
+        /* the member at j may move to i only if its home is not cyclically in (i, j] */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            idx->loose[i] = idx->loose[j];
+            i = j;
+        }
+    }
+    memset(&idx->loose[i], 0, sizeof(idx->loose[i]));
+    idx->nloose--;
+}
+
+/* Appends to seg's ordered run when id and offset allow it. Returns 1 when added, 0 when the
+ * message must go loose, -ENOMEM. */
+static int run_append(struct index *idx, struct segment *seg, uint64_t id, uint64_t offset, uint32_t len)
+{
+    if (id < idx->next_ordered || id == UINT64_MAX || offset > UINT32_MAX ||
+        idx->segs[idx->nsegs - 1] != seg)
+        return 0;
+    if (seg->nslots == 0)
+        seg->base = id;
+    if (id - seg->base > UINT32_MAX)
+        return 0;
+    if (seg->nslots == seg->slots_cap) {
+        if (seg->slots_cap > UINT32_MAX / 2)
+            return 0;
+        uint32_t cap = seg->slots_cap ? seg->slots_cap * 2 : SLOTS_MIN;
+        struct msg_slot *grown = realloc(seg->slots, (size_t)cap * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        seg->slots = grown;
+        seg->slots_cap = cap;
+    }
+    seg->slots[seg->nslots++] = (struct msg_slot){(uint32_t)(id - seg->base), (uint32_t)offset, len, 0};
+    idx->next_ordered = id + 1;
+    return 1;
+}
+
+int index_msg_add(struct index *idx, struct segment *seg, uint64_t id, uint64_t offset, uint32_t len)
+{
+    int rc = run_append(idx, seg, id, offset, len);
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        if ((idx->nloose + 1) * 10 > (idx->loose ? idx->loose_mask + 1 : 0) * 7 && loose_grow(idx) < 0)
+            return -ENOMEM;
+        size_t i = mix64(id) & idx->loose_mask;
+        while (idx->loose[i].seg)
+            i = (i + 1) & idx->loose_mask;
+        idx->loose[i] = (struct loose_message){.id = id, .seg = seg, .offset = offset, .len = len};
+        idx->nloose++;
+        seg->loose++;
+    }
+    seg->unreferenced++;
+    return 0;
+}
+
+/* Sets the capacity of seg's run to its count (freeing it when empty). */
+static void run_fit(struct segment *seg)
+{
+    if (seg->nslots == seg->slots_cap)
+        return;
+    if (seg->nslots == 0) {
+        free(seg->slots);
+        seg->slots = NULL;
+        seg->slots_cap = 0;
+        return;
+    }
+    struct msg_slot *fitted = realloc(seg->slots, (size_t)seg->nslots * sizeof(*fitted));
+    if (fitted) {
+        seg->slots = fitted;
+        seg->slots_cap = seg->nslots;
+    }
+}
+
+void index_msg_trim(struct segment *seg)
+{
+    run_fit(seg);
+}
+
+/* Squeezes the dead slots out of seg's run; ids keep their order, so lookups are unchanged. */
+static void run_compact(struct index *idx, struct segment *seg)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < seg->nslots; i++)
+        if (!(seg->slots[i].len & MSG_DEAD))
+            seg->slots[n++] = seg->slots[i];
+    if (n > 0 && seg->slots[0].delta != 0) { /* rebase, so the first-guess lookup stays exact */
+        uint32_t shift = seg->slots[0].delta;
+        for (uint32_t i = 0; i < n; i++)
+            seg->slots[i].delta -= shift;
+        seg->base += shift;
+    }
+    seg->nslots = n;
+    seg->dead = 0;
+    if (idx->segs[idx->nsegs - 1] != seg || n == 0)
+        run_fit(seg);
+}
+
+void index_msg_kill(struct index *idx, const struct msg_ref *m)
+{
+    struct segment *seg = m->seg;
+    seg->live--;
+    idx->live_messages--;
+    if (!m->slot) {
+        loose_remove(idx, m->loose);
+        return;
+    }
+    m->slot->len |= MSG_DEAD;
+    seg->dead++;
+    if (seg->dead == seg->nslots || (seg->dead >= COMPACT_MIN_DEAD && seg->dead * 3 > seg->nslots))
+        run_compact(idx, seg);
+}
+
+void index_msg_drop_segment(struct index *idx, struct segment *seg)
+{
+    for (size_t i = 0; seg->loose > 0 && i <= idx->loose_mask;) {
+        if (idx->loose[i].seg == seg)
+            loose_remove(idx, &idx->loose[i]); /* a later member may have moved into i */
+        else
+            i++;
+    }
+    free(seg->slots);
+    seg->slots = NULL;
+    seg->nslots = seg->slots_cap = seg->dead = 0;
+}
+
+void index_msg_free(struct index *idx)
+{
+    free(idx->loose);
+    idx->loose = NULL;
+    idx->loose_mask = idx->nloose = 0;
+}
+
+static int location_cmp(const void *a, const void *b)
+{
+    const struct index_location *x = a, *y = b;
+    if (x->segment_id != y->segment_id)
+        return x->segment_id < y->segment_id ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+long index_live_locations(const struct index *idx, struct index_location **out)
+{
+    struct index_location *locs = malloc((idx->live_messages + 1) * sizeof(*locs));
+    if (!locs)
+        return -ENOMEM;
+    long n = 0;
+    for (size_t s = 0; s < idx->nsegs; s++) { /* runs are in log order already */
+        const struct segment *seg = idx->segs[s];
+        for (uint32_t i = 0; i < seg->nslots; i++) {
+            const struct msg_slot *slot = &seg->slots[i];
+            if (slot->refs > 0)
+                locs[n++] = (struct index_location){seg->id, slot->offset, seg->base + slot->delta};
+        }
+    }
+    long ordered = n;
+    for (size_t i = 0; idx->nloose > 0 && i <= idx->loose_mask; i++) {
+        const struct loose_message *m = &idx->loose[i];
+        if (m->seg && m->refs > 0)
+            locs[n++] = (struct index_location){m->seg->id, m->offset, m->id};
+    }
+    if (n > ordered)
+        qsort(locs, (size_t)n, sizeof(*locs), location_cmp);
+    *out = locs;
+    return n;
+}

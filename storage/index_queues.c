@@ -1,0 +1,225 @@
+/* storage/index_queues.c: the index's queues, by name, each with its entries as an array of
+ * message ids in enqueue order (8 bytes and 2 mark bits an entry). Consumption from the head
+ * just moves head; a removal in the middle leaves a tombstone; the array is compacted (and
+ * shrunk) when the consumed prefix and tombstones make up half of it. The broker's ids grow along
+ * each queue, so a queue is normally sorted and an entry is found by binary search; a queue
+ * that is not (a log written otherwise) is searched linearly until a compaction finds it
+ * sorted again; an id above the queue's greatest is known absent without a search, so enqueues
+ * stay O(1) there too. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index_private.h"
+
+#define QUEUE_MIN 16 /* first allocation of a queue's arrays */
+
+uint64_t index_name_hash(const uint8_t *p, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: queue names are short */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+struct queue *index_queue_find(const struct index *idx, const uint8_t *name, uint32_t len, uint64_t hash)
+{
+    for (struct queue *q = idx->buckets[hash & idx->buckets_mask]; q; q = q->hnext)
+        if (q->hash == hash && q->len == len && memcmp(q->name, name, len) == 0)
+            return q;
+    return NULL;
+}
+
+struct queue *index_queue_create(struct index *idx, const uint8_t *name, uint32_t len, uint64_t hash)
+{
+    if (idx->nqueues > idx->buckets_mask) {
+        size_t n = (idx->buckets_mask + 1) * 2;
+        struct queue **buckets = calloc(n, sizeof(*buckets));
+        if (!buckets)
+            return NULL;
+        for (struct queue *q = idx->first_queue; q; q = q->next) {
+            q->hnext = buckets[q->hash & (n - 1)];
+            buckets[q->hash & (n - 1)] = q;
+        }
+        free(idx->buckets);
+        idx->buckets = buckets;
+        idx->buckets_mask = n - 1;
+    }
+    struct queue *q = calloc(1, sizeof(*q));
+    if (!q || !(q->name = malloc(len ? len : 1))) {
+        free(q);
+        return NULL;
+    }
+    if (len)
+        memcpy(q->name, name, len);
+    q->len = len;
+    q->hash = hash;
+    q->sorted = true;
+    q->hnext = idx->buckets[hash & idx->buckets_mask];
+    idx->buckets[hash & idx->buckets_mask] = q;
+    q->prev = idx->last_queue;
+    if (q->prev)
+        q->prev->next = q;
+    else
+        idx->first_queue = q;
+    idx->last_queue = q;
+    idx->nqueues++;
+    return q;
+}
+
+void index_queue_destroy(struct index *idx, struct queue *q)
+{
+    struct queue **link = &idx->buckets[q->hash & idx->buckets_mask];
+    while (*link != q)
+        link = &(*link)->hnext;
+    *link = q->hnext;
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        idx->first_queue = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        idx->last_queue = q->prev;
+    idx->nqueues--;
+    free(q->ids);
+    free(q->marks);
+    free(q->name);
+    free(q);
+}
+
+/* First position in [head, tail) of a sorted queue whose id is >= id (tail when none). */
+static size_t lower_bound(const struct queue *q, uint64_t id)
+{
+    size_t lo = q->head, hi = q->tail;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (q->ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+size_t queue_position(const struct queue *q, uint64_t id)
+{
+    if (q->head == q->tail || id > q->max_id)
+        return SIZE_MAX;
+    if (q->ids[q->head] == id) /* the usual ack: the oldest entry (never a tombstone) */
+        return q->head;
+    if (q->sorted) {
+        size_t pos = lower_bound(q, id);
+        return pos < q->tail && q->ids[pos] == id && !(queue_marks(q, pos) & QMARK_REMOVED) ? pos : SIZE_MAX;
+    }
+    for (size_t pos = q->head; pos < q->tail; pos++)
+        if (q->ids[pos] == id && !(queue_marks(q, pos) & QMARK_REMOVED))
+            return pos;
+    return SIZE_MAX;
+}
+
+size_t queue_start_after(const struct queue *q, uint64_t after_id)
+{
+    if (q->sorted)
+        return after_id == UINT64_MAX ? q->tail : lower_bound(q, after_id + 1);
+    size_t own = queue_position(q, after_id);
+    return own == SIZE_MAX ? q->head : own + 1;
+}
+
+/* Sets both arrays to hold cap positions. The marks beyond tail stay zero. */
+static int queue_resize(struct queue *q, size_t cap)
+{
+    size_t words = (cap + 31) / 32, old_words = (q->cap + 31) / 32;
+    uint64_t *ids = realloc(q->ids, cap * sizeof(*ids));
+    if (!ids)
+        return -ENOMEM;
+    q->ids = ids;
+    uint64_t *marks = realloc(q->marks, words * sizeof(*marks));
+    if (!marks) { /* whichever way, cap must not exceed either array */
+        if (cap > q->cap)
+            return -ENOMEM; /* ids is merely larger than needed */
+        q->cap = cap;       /* marks is merely larger than needed (and zero past tail) */
+        return 0;
+    }
+    if (words > old_words)
+        memset(marks + old_words, 0, (words - old_words) * sizeof(*marks));
+    q->marks = marks;
+    q->cap = cap;
+    return 0;
+}
+
+/* Moves the entries to positions [0, count) with their marks, finds out whether the queue is
+ * sorted now, and gives back memory when the arrays are mostly empty. */
+static void queue_compact(struct queue *q)
+{
+    size_t n = 0, old_tail = q->tail;
+    bool sorted = true;
+    uint64_t max_id = 0;
+    for (size_t pos = q->head; pos < old_tail; pos++) {
+        unsigned marks = queue_marks(q, pos);
+        if (marks & QMARK_REMOVED)
+            continue;
+        if (n > 0 && q->ids[pos] <= q->ids[n - 1])
+            sorted = false;
+        if (q->ids[pos] > max_id)
+            max_id = q->ids[pos];
+        q->ids[n] = q->ids[pos];
+        q->marks[n >> 5] &= ~((uint64_t)3 << ((n & 31) * 2)); /* n <= pos: only n's bits change */
+        queue_set_mark(q, n, marks);
+        n++;
+    }
+    for (size_t pos = n; pos < old_tail && (pos & 31) != 0; pos++)
+        q->marks[pos >> 5] &= ~((uint64_t)3 << ((pos & 31) * 2));
+    size_t first_word = (n + 31) / 32, end_word = (old_tail + 31) / 32;
+    if (end_word > first_word)
+        memset(q->marks + first_word, 0, (end_word - first_word) * sizeof(*q->marks));
+    q->head = 0;
+    q->tail = n;
+    q->removed = 0;
+    q->sorted = sorted;
+    q->max_id = max_id;
+    if (q->cap > n + n / 2 + QUEUE_MIN)
+        queue_resize(q, n + n / 4 + QUEUE_MIN); /* shrinking: a failure keeps the larger arrays */
+}
+
+int queue_append(struct queue *q, uint64_t id)
+{
+    if (q->tail == q->cap) {
+        if ((q->head + q->removed) * 4 >= q->cap && q->cap > 0)
+            queue_compact(q);
+        if (q->tail == q->cap && queue_resize(q, q->cap + q->cap / 2 + QUEUE_MIN) < 0)
+            return -ENOMEM;
+    }
+    if (q->tail > q->head && id <= q->ids[q->tail - 1])
+        q->sorted = false;
+    if (q->tail == q->head || id > q->max_id)
+        q->max_id = id;
+    q->ids[q->tail++] = id;
+    return 0;
+}
+
+void queue_mark_removed(struct queue *q, size_t pos)
+{
+    queue_set_mark(q, pos, QMARK_REMOVED);
+    q->removed++;
+}
+
+void queue_tidy(struct queue *q)
+{
+    while (q->head < q->tail && (queue_marks(q, q->head) & QMARK_REMOVED)) {
+        q->marks[q->head >> 5] &= ~((uint64_t)3 << ((q->head & 31) * 2));
+        q->head++;
+        q->removed--;
+    }
+    while (q->tail > q->head && (queue_marks(q, q->tail - 1) & QMARK_REMOVED)) {
+        q->tail--;
+        q->marks[q->tail >> 5] &= ~((uint64_t)3 << ((q->tail & 31) * 2));
+        q->removed--;
+    }
+    if (q->head == q->tail) {
+        q->head = q->tail = 0;
+        q->sorted = true;
+    }
+    if (q->cap > 4 * QUEUE_MIN && (q->head + q->removed) * 3 > q->cap)
+        queue_compact(q);
+}

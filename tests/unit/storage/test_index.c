@@ -1,0 +1,583 @@
+/* tests/unit/storage/test_index.c: the in-memory index against a plain model of the rule in
+ * index.h (linear searches, no cleverness), record by record. The broker's order (increasing
+ * ids, each enqueued only with its message) takes the compact paths; these tests also write
+ * what a damaged or hand-written log may hold: ids in any order, duplicate ids, ids enqueued
+ * again later (unsorted queues), id gaps past 2^32 and offsets past 4 GiB (loose messages).
+ * Everything the index reports must match the model: live messages in log order, each queue's
+ * entries, queue summaries, reads from an id, per-segment counts and dependencies, deletable
+ * segments. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index.h"
+
+#define QUEUES 4
+#define MODEL_SEGS 4096
+static const char *queue_names[QUEUES] = {"a", "bb", "ccc", "dddd"};
+
+struct model_msg {
+    uint64_t id, seg, offset;
+    uint32_t len, refs;
+};
+struct model_entry {
+    uint64_t id;
+    bool delivered;
+};
+struct model_queue {
+    struct model_entry *entries;
+    size_t n, cap;
+    uint64_t created; /* creation sequence; 0: does not exist */
+};
+struct model_seg {
+    uint64_t id;
+    uint64_t deps[64];
+    size_t ndeps;
+};
+struct model {
+    struct model_msg *msgs; /* known messages, any order */
+    size_t nmsgs, msgs_cap;
+    struct model_queue queues[QUEUES];
+    uint64_t created;
+    struct model_seg segs[MODEL_SEGS];
+    size_t nsegs;
+    uint64_t max_msg_id;
+};
+
+static struct model_msg *model_find(struct model *m, uint64_t id)
+{
+    for (size_t i = 0; i < m->nmsgs; i++)
+        if (m->msgs[i].id == id)
+            return &m->msgs[i];
+    return NULL;
+}
+
+static struct model_seg *model_seg(struct model *m, uint64_t id)
+{
+    size_t lo = 0, hi = m->nsegs; /* ascending ids */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->segs[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    assert_true(lo < m->nsegs && m->segs[lo].id == id);
+    return &m->segs[lo];
+}
+
+static void model_dep(struct model *m, uint64_t seg, const struct model_msg *msg)
+{
+    if (msg->seg == seg)
+        return;
+    struct model_seg *s = model_seg(m, seg);
+    for (size_t i = 0; i < s->ndeps; i++)
+        if (s->deps[i] == msg->seg)
+            return;
+    assert_true(s->ndeps < 64);
+    s->deps[s->ndeps++] = msg->seg;
+}
+
+static void model_forget(struct model *m, struct model_msg *msg)
+{
+    *msg = m->msgs[--m->nmsgs];
+}
+
+/* Entry i of queue q leaves because of a record in seg. */
+static void model_remove(struct model *m, uint64_t seg, int q, size_t i)
+{
+    struct model_queue *mq = &m->queues[q];
+    struct model_msg *msg = model_find(m, mq->entries[i].id);
+    assert_non_null(msg);
+    model_dep(m, seg, msg);
+    if (--msg->refs == 0)
+        model_forget(m, msg);
+    memmove(&mq->entries[i], &mq->entries[i + 1], (mq->n - i - 1) * sizeof(mq->entries[0]));
+    mq->n--;
+}
+
+static ssize_t model_position(const struct model_queue *mq, uint64_t id)
+{
+    for (size_t i = 0; i < mq->n; i++)
+        if (mq->entries[i].id == id)
+            return (ssize_t)i;
+    return -1;
+}
+
+static void model_apply(struct model *m, uint64_t seg, const struct rec *r, uint64_t offset, int q)
+{
+    if (r->type != REC_QUEUE_DELETED && r->msg_id > m->max_msg_id)
+        m->max_msg_id = r->msg_id;
+    struct model_msg *msg = model_find(m, r->msg_id);
+    struct model_queue *mq = q >= 0 ? &m->queues[q] : NULL;
+    switch (r->type) {
+    case REC_MESSAGE:
+        if (msg)
+            return;
+        if (m->nmsgs == m->msgs_cap) {
+            m->msgs_cap = m->msgs_cap ? m->msgs_cap * 2 : 256;
+            m->msgs = realloc(m->msgs, m->msgs_cap * sizeof(*m->msgs));
+            assert_non_null(m->msgs);
+        }
+        m->msgs[m->nmsgs++] = (struct model_msg){r->msg_id, seg, offset, (uint32_t)r->data_len, 0};
+        return;
+    case REC_ENQUEUE:
+        if (!msg || (mq->created && model_position(mq, r->msg_id) >= 0))
+            return;
+        if (!mq->created)
+            mq->created = ++m->created;
+        if (mq->n == mq->cap) {
+            mq->cap = mq->cap ? mq->cap * 2 : 64;
+            mq->entries = realloc(mq->entries, mq->cap * sizeof(*mq->entries));
+            assert_non_null(mq->entries);
+        }
+        mq->entries[mq->n++] = (struct model_entry){r->msg_id, false};
+        msg->refs++;
+        model_dep(m, seg, msg);
+        return;
+    case REC_DELIVER:
+    case REC_ACK: {
+        ssize_t i = msg && mq->created ? model_position(mq, r->msg_id) : -1;
+        if (i < 0)
+            return;
+        if (r->type == REC_DELIVER) {
+            if (!mq->entries[i].delivered) {
+                mq->entries[i].delivered = true;
+                model_dep(m, seg, msg);
+            }
+            return;
+        }
+        model_remove(m, seg, q, (size_t)i);
+        break;
+    }
+    case REC_QUEUE_DELETED:
+        while (mq->n > 0)
+            model_remove(m, seg, q, 0);
+        break;
+    case REC_PURGE:
+        for (size_t i = 0; i < mq->n;)
+            if (mq->entries[i].id > r->msg_id)
+                model_remove(m, seg, q, i);
+            else
+                i++;
+        break;
+    }
+    if (mq->n == 0)
+        mq->created = 0;
+}
+
+static void model_drop(struct model *m, uint64_t id)
+{
+    for (size_t i = 0; i < m->nmsgs;)
+        if (m->msgs[i].seg == id) {
+            assert_int_equal(m->msgs[i].refs, 0);
+            model_forget(m, &m->msgs[i]);
+        } else {
+            i++;
+        }
+    size_t pos = 0;
+    while (m->segs[pos].id != id)
+        pos++;
+    memmove(&m->segs[pos], &m->segs[pos + 1], (m->nsegs - pos - 1) * sizeof(m->segs[0]));
+    m->nsegs--;
+    for (size_t s = 0; s < m->nsegs; s++)
+        for (size_t d = 0; d < m->segs[s].ndeps; d++)
+            if (m->segs[s].deps[d] == id) {
+                m->segs[s].deps[d] = m->segs[s].deps[--m->segs[s].ndeps];
+                break;
+            }
+}
+
+/* What the index reported through the recovery callbacks. */
+struct report {
+    struct {
+        int q;
+        uint64_t id;
+        bool delivered;
+    } entries[8192];
+    size_t nentries;
+    struct {
+        int q;
+        uint64_t count, bytes;
+    } queues[QUEUES];
+    size_t nqueues;
+};
+
+static int queue_number(const uint8_t *name, size_t len)
+{
+    for (int q = 0; q < QUEUES; q++)
+        if (strlen(queue_names[q]) == len && memcmp(queue_names[q], name, len) == 0)
+            return q;
+    fail_msg("unknown queue");
+    return -1;
+}
+
+static void on_entry(void *ctx, const uint8_t *queue, size_t queue_len, uint64_t id, bool delivered)
+{
+    struct report *r = ctx;
+    assert_true(r->nentries < 8192);
+    r->entries[r->nentries].q = queue_number(queue, queue_len);
+    r->entries[r->nentries].id = id;
+    r->entries[r->nentries++].delivered = delivered;
+}
+
+static void on_queue(void *ctx, const uint8_t *queue, size_t queue_len, uint64_t entries, uint64_t bytes)
+{
+    struct report *r = ctx;
+    assert_true(r->nqueues < QUEUES);
+    r->queues[r->nqueues].q = queue_number(queue, queue_len);
+    r->queues[r->nqueues].count = entries;
+    r->queues[r->nqueues++].bytes = bytes;
+}
+
+static int location_cmp(const void *a, const void *b)
+{
+    const struct index_location *x = a, *y = b;
+    if (x->segment_id != y->segment_id)
+        return x->segment_id < y->segment_id ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The model's answer to index_queue_entries. */
+static size_t model_queue_entries(struct model *m, int q, uint64_t after_id, struct index_entry_location *out,
+                                  size_t max)
+{
+    const struct model_queue *mq = &m->queues[q];
+    ssize_t own = model_position(mq, after_id);
+    size_t n = 0;
+    for (size_t i = own >= 0 ? (size_t)own + 1 : 0; i < mq->n && n < max; i++) {
+        if (mq->entries[i].id <= after_id)
+            continue;
+        const struct model_msg *msg = model_find(m, mq->entries[i].id);
+        out[n++] = (struct index_entry_location){msg->id, msg->seg, msg->offset, msg->len, mq->entries[i].delivered};
+    }
+    return n;
+}
+
+static void check(struct index *idx, struct model *m, uint64_t active_id)
+{
+    assert_int_equal(idx->max_msg_id, m->max_msg_id);
+    uint64_t live = 0;
+    for (size_t i = 0; i < m->nmsgs; i++)
+        live += m->msgs[i].refs > 0;
+    assert_int_equal(idx->live_messages, live);
+
+    assert_int_equal(idx->nsegs, m->nsegs);
+    static uint64_t seg_live[MODEL_SEGS], seg_unreferenced[MODEL_SEGS];
+    memset(seg_live, 0, sizeof(seg_live));
+    memset(seg_unreferenced, 0, sizeof(seg_unreferenced));
+    for (size_t i = 0; i < m->nmsgs; i++) {
+        size_t s = model_seg(m, m->msgs[i].seg) - m->segs;
+        seg_live[s] += m->msgs[i].refs > 0;
+        seg_unreferenced[s] += m->msgs[i].refs == 0;
+    }
+    for (size_t s = 0; s < m->nsegs; s++) {
+        const struct segment *seg = idx->segs[s];
+        assert_int_equal(seg->id, m->segs[s].id);
+        assert_int_equal(seg->live, seg_live[s]);
+        assert_int_equal(seg->unreferenced, seg_unreferenced[s]);
+        assert_int_equal(seg->ndeps, m->segs[s].ndeps);
+        for (size_t d = 0; d < seg->ndeps; d++) {
+            bool found = false;
+            for (size_t e = 0; e < m->segs[s].ndeps; e++)
+                found |= m->segs[s].deps[e] == seg->deps[d];
+            assert_true(found);
+        }
+        assert_false(seg->pinned);
+    }
+    static uint64_t deletable[MODEL_SEGS];
+    size_t ndeletable = index_deletable(idx, active_id, deletable, MODEL_SEGS), k = 0;
+    for (size_t s = 0; s < m->nsegs; s++) {
+        if (m->segs[s].id != active_id && seg_live[s] == 0 && m->segs[s].ndeps == 0) {
+            assert_true(k < ndeletable);
+            assert_int_equal(deletable[k++], m->segs[s].id);
+        }
+    }
+    assert_int_equal(k, ndeletable);
+
+    struct index_location *locs;
+    long n = index_live_locations(idx, &locs);
+    assert_int_equal(n, live);
+    struct index_location *expected = malloc((live + 1) * sizeof(*expected));
+    size_t e = 0;
+    for (size_t i = 0; i < m->nmsgs; i++)
+        if (m->msgs[i].refs > 0)
+            expected[e++] = (struct index_location){m->msgs[i].seg, m->msgs[i].offset, m->msgs[i].id};
+    qsort(expected, e, sizeof(*expected), location_cmp);
+    for (size_t i = 0; i < e; i++) {
+        assert_int_equal(locs[i].segment_id, expected[i].segment_id);
+        assert_int_equal(locs[i].offset, expected[i].offset);
+        assert_int_equal(locs[i].msg_id, expected[i].msg_id);
+    }
+    free(expected);
+    free(locs);
+
+    static struct report report;
+    report.nentries = report.nqueues = 0;
+    struct store_recovery rec = {.entry = on_entry, .queue = on_queue, .ctx = &report};
+    index_report_entries(idx, &rec);
+    index_report_queues(idx, &rec);
+    int order[QUEUES], nq = 0; /* the model's queues in creation order */
+    for (uint64_t c = 1; c <= m->created; c++)
+        for (int q = 0; q < QUEUES; q++)
+            if (m->queues[q].created == c)
+                order[nq++] = q;
+    assert_int_equal(report.nqueues, nq);
+    size_t r = 0;
+    for (int i = 0; i < nq; i++) {
+        const struct model_queue *mq = &m->queues[order[i]];
+        uint64_t bytes = 0;
+        for (size_t j = 0; j < mq->n; j++, r++) {
+            assert_true(r < report.nentries);
+            assert_int_equal(report.entries[r].q, order[i]);
+            assert_int_equal(report.entries[r].id, mq->entries[j].id);
+            assert_int_equal(report.entries[r].delivered, mq->entries[j].delivered);
+            bytes += model_find(m, mq->entries[j].id)->len;
+        }
+        assert_int_equal(report.queues[i].q, order[i]);
+        assert_int_equal(report.queues[i].count, mq->n);
+        assert_int_equal(report.queues[i].bytes, bytes);
+    }
+    assert_int_equal(r, report.nentries);
+
+    for (int q = 0; q < QUEUES; q++) {
+        const struct model_queue *mq = &m->queues[q];
+        uint64_t afters[4] = {0, mq->n ? mq->entries[(size_t)rand() % mq->n].id : 7, (uint64_t)rand() % 400,
+                              UINT64_MAX};
+        for (int a = 0; a < 4; a++) {
+            struct index_entry_location got[16], want[16];
+            size_t max = 1 + (size_t)rand() % 16;
+            size_t ngot = index_queue_entries(idx, (const uint8_t *)queue_names[q], (uint32_t)strlen(queue_names[q]),
+                                              afters[a], got, max);
+            size_t nwant = model_queue_entries(m, q, afters[a], want, max);
+            assert_int_equal(ngot, nwant);
+            for (size_t i = 0; i < ngot; i++) {
+                assert_int_equal(got[i].msg_id, want[i].msg_id);
+                assert_int_equal(got[i].segment_id, want[i].segment_id);
+                assert_int_equal(got[i].offset, want[i].offset);
+                assert_int_equal(got[i].len, want[i].len);
+                assert_int_equal(got[i].delivered, want[i].delivered);
+            }
+        }
+    }
+}
+
+/* The log being written: both the index and the model see every record. */
+struct run {
+    struct index idx;
+    struct model model;
+    struct segment *seg;
+    uint64_t seg_id, offset;
+};
+
+static void run_init(struct run *run)
+{
+    memset(run, 0, sizeof(*run));
+    assert_int_equal(index_init(&run->idx), 0);
+}
+
+static void run_free(struct run *run)
+{
+    index_free(&run->idx);
+    free(run->model.msgs);
+    for (int q = 0; q < QUEUES; q++)
+        free(run->model.queues[q].entries);
+}
+
+static void new_segment(struct run *run)
+{
+    run->seg_id += 1 + (uint64_t)(rand() % 4 == 0); /* ids need not be consecutive */
+    run->seg = index_add_segment(&run->idx, run->seg_id, SEG_HEADER_SIZE);
+    assert_non_null(run->seg);
+    assert_true(run->model.nsegs < MODEL_SEGS);
+    run->model.segs[run->model.nsegs++] = (struct model_seg){.id = run->seg_id};
+    run->offset = SEG_HEADER_SIZE;
+}
+
+/* Applies one record; q is the queue for all types but MESSAGE. */
+static void put(struct run *run, uint8_t type, uint64_t id, int q)
+{
+    struct rec r = {.type = type, .msg_id = id};
+    if (type == REC_MESSAGE) {
+        r.data_len = (size_t)(rand() % 2000);
+    } else {
+        r.queue = (const uint8_t *)queue_names[q];
+        r.queue_len = (uint32_t)strlen(queue_names[q]);
+    }
+    if (rand() % 500 == 0)
+        run->offset += 5ull << 30; /* past 4 GiB: such a message cannot take an ordered slot */
+    assert_int_equal(index_apply(&run->idx, run->seg, &r, run->offset), 0);
+    model_apply(&run->model, run->seg_id, &r, run->offset, type == REC_MESSAGE ? -1 : q);
+    run->offset += 20 + r.queue_len + r.data_len;
+}
+
+/* Drops some of the deletable segments, as the store does once they are unlinked. */
+static void retire(struct run *run)
+{
+    uint64_t ids[64];
+    size_t n = index_deletable(&run->idx, run->seg_id, ids, 64);
+    for (size_t i = 0; i < n; i++)
+        if (rand() % 4 != 0) {
+            index_drop_segment(&run->idx, ids[i]);
+            model_drop(&run->model, ids[i]);
+        }
+}
+
+static int random_queue(void) { return rand() % QUEUES; }
+
+/* A live entry of a random queue (its id, queue in *q), or 0 when the queues are empty. */
+static uint64_t random_entry(struct run *run, int *q, bool fifo)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        *q = random_queue();
+        const struct model_queue *mq = &run->model.queues[*q];
+        if (mq->n > 0)
+            return mq->entries[fifo ? 0 : (size_t)rand() % mq->n].id;
+    }
+    return 0;
+}
+
+/* Ids from a small range, in any order, with every kind of record, some of them ineffective. */
+static void arbitrary_ids_match_the_model(void **state)
+{
+    (void)state;
+    static struct run run;
+    run_init(&run);
+    srand(777);
+    new_segment(&run);
+    for (int step = 0; step < 30000; step++) {
+        int op = rand() % 100, q = random_queue();
+        uint64_t id = 1 + (uint64_t)(rand() % 300);
+        if (op < 25)
+            put(&run, REC_MESSAGE, id, -1);
+        else if (op < 50)
+            put(&run, REC_ENQUEUE, id, q);
+        else if (op < 58) {
+            if (rand() % 2)
+                id = random_entry(&run, &q, false);
+            put(&run, REC_DELIVER, id, q);
+        } else if (op < 85) {
+            if (rand() % 4)
+                id = random_entry(&run, &q, rand() % 2);
+            put(&run, REC_ACK, id, q);
+        } else if (op < 86)
+            put(&run, REC_QUEUE_DELETED, 0, q);
+        else if (op < 88)
+            put(&run, REC_PURGE, (uint64_t)(rand() % 300), q);
+        else if (op < 93)
+            new_segment(&run);
+        else
+            retire(&run);
+        if (step % 7 == 0)
+            check(&run.idx, &run.model, run.seg_id);
+    }
+    check(&run.idx, &run.model, run.seg_id);
+    run_free(&run);
+}
+
+/* The broker's order with exceptions: mostly increasing ids enqueued with their message, long
+ * queues consumed mostly from the head (so runs and queues get compacted), and now and then an
+ * old id stored again, an old message enqueued again elsewhere, a gap past 2^32. */
+static void mostly_ordered_ids_match_the_model(void **state)
+{
+    (void)state;
+    static struct run run;
+    run_init(&run);
+    srand(4242);
+    new_segment(&run);
+    uint64_t next_id = 1;
+    size_t live_cap = 600;
+    for (int step = 0; step < 40000; step++) {
+        int op = rand() % 100, q = random_queue();
+        if (op < 40 && run.model.nmsgs < live_cap) {
+            uint64_t id = next_id++;
+            int r = rand() % 1000;
+            if (r == 0) {
+                next_id += 5ull << 32; /* beyond a run's 32-bit deltas */
+                id = next_id++;
+            }
+            else if (r < 10 && next_id > 2)
+                id = 1 + (uint64_t)rand() % (next_id - 1); /* an old id: duplicate or back from the dead */
+            put(&run, REC_MESSAGE, id, -1);
+            if (rand() % 50 != 0) /* a few never get enqueued: garbage */
+                put(&run, REC_ENQUEUE, id, q);
+            if (rand() % 5 == 0)
+                put(&run, REC_ENQUEUE, id, random_queue()); /* fanout (or a repeated enqueue) */
+        } else if (op < 42) {
+            int from;
+            uint64_t id = random_entry(&run, &from, false);
+            if (id)
+                put(&run, REC_ENQUEUE, id, q); /* late: q is now unsorted */
+        } else if (op < 50) {
+            uint64_t id = random_entry(&run, &q, rand() % 2);
+            if (id)
+                put(&run, REC_DELIVER, id, q);
+        } else if (op < 88) {
+            uint64_t id = random_entry(&run, &q, rand() % 4 != 0);
+            if (id)
+                put(&run, REC_ACK, id, q);
+        } else if (op < 89 && rand() % 4 == 0) {
+            put(&run, REC_QUEUE_DELETED, 0, q);
+        } else if (op < 90) {
+            const struct model_queue *mq = &run.model.queues[q];
+            put(&run, REC_PURGE, mq->n ? mq->entries[(size_t)rand() % mq->n].id : 0, q);
+        } else if (op < 94) {
+            new_segment(&run);
+        } else {
+            retire(&run);
+        }
+        if (step % 13 == 0)
+            check(&run.idx, &run.model, run.seg_id);
+        if (step == 20000)
+            live_cap = 100; /* drain: queues and runs shrink */
+    }
+    check(&run.idx, &run.model, run.seg_id);
+    run_free(&run);
+}
+
+/* Pins down the fallbacks one by one. */
+static void duplicate_and_revived_ids(void **state)
+{
+    (void)state;
+    static struct run run;
+    run_init(&run);
+    new_segment(&run);
+    put(&run, REC_MESSAGE, 10, -1);
+    put(&run, REC_ENQUEUE, 10, 0);
+    put(&run, REC_MESSAGE, 10, -1); /* duplicate: the first copy stays */
+    check(&run.idx, &run.model, run.seg_id);
+    assert_int_equal(run.idx.segs[0]->unreferenced, 0);
+    put(&run, REC_ACK, 10, 0);
+    assert_int_equal(run.idx.live_messages, 0);
+    put(&run, REC_ENQUEUE, 10, 0); /* dead: ineffective */
+    assert_int_equal(run.idx.live_messages, 0);
+    put(&run, REC_MESSAGE, 10, -1); /* the id comes back as a new message */
+    put(&run, REC_ENQUEUE, 10, 1);
+    put(&run, REC_MESSAGE, 5, -1); /* below the ordered ids */
+    put(&run, REC_ENQUEUE, 5, 1);   /* queue 1 is now unsorted */
+    put(&run, REC_ENQUEUE, 10, 1); /* already there */
+    put(&run, REC_DELIVER, 5, 1);
+    check(&run.idx, &run.model, run.seg_id);
+    assert_int_equal(run.idx.live_messages, 2);
+    put(&run, REC_PURGE, 7, 1);
+    check(&run.idx, &run.model, run.seg_id);
+    assert_int_equal(run.idx.live_messages, 1);
+    run_free(&run);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(duplicate_and_revived_ids),
+        cmocka_unit_test(arbitrary_ids_match_the_model),
+        cmocka_unit_test(mostly_ordered_ids_match_the_model),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
