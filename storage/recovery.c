@@ -1,7 +1,8 @@
 /* storage/recovery.c: replays the log at open (format and torn-tail policy: segment_log.c).
  * Each segment is mapped and walked once, checking every record's CRC and applying it to the
- * index; then live messages are reported in log order straight from the mappings (no copy),
- * then each queue's entries. No system call per record. */
+ * index, and unmapped at once unless the caller wants message data; then live messages are
+ * reported in log order straight from the mappings (no copy), then each queue's entries or
+ * summary. No system call per record; a progress line every 2 s. */
 #include "recovery.h"
 
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct mapped {
@@ -192,6 +194,10 @@ int recovery_run(const char *dir, struct index *idx, const struct store_recovery
     struct mapped *maps = calloc((size_t)nids + 1, sizeof(*maps));
     int rc = maps ? 0 : -ENOMEM;
     long nmaps = 0, valid = 0;
+    bool keep_maps = rec && rec->message; /* report_messages reads the mappings after the replay */
+    time_t last_report = time(NULL);
+    if (nids > 0)
+        storage_logf(logger, STORE_LOG_INFO, "replaying the log: %ld segments", nids);
     for (long i = 0; rc == 0 && i < nids; i++) {
         rc = map_segment(dir, ids[i], &maps[i]);
         if (rc < 0) {
@@ -204,6 +210,16 @@ int recovery_run(const char *dir, struct index *idx, const struct store_recovery
         valid = replay_segment(dir, &maps[i], i == nids - 1, idx, logger, out);
         if (valid < 0)
             rc = (int)valid;
+        if (!keep_maps && maps[i].data) { /* nothing reads it again: give the pages back now */
+            munmap((void *)maps[i].data, maps[i].size);
+            maps[i].data = NULL;
+        }
+        time_t now = time(NULL);
+        if (now - last_report >= 2 && i + 1 < nids) {
+            storage_logf(logger, STORE_LOG_INFO, "replaying the log: %ld of %ld segments, %llu records",
+                         i + 1, nids, (unsigned long long)out->records);
+            last_report = now;
+        }
     }
     if (rc == 0 && idx->max_msg_id > out->max_msg_id)
         out->max_msg_id = idx->max_msg_id;
