@@ -5,6 +5,12 @@
  * expired timers, run the before-sleep hook. The hook also runs once before the first wait so
  * that work queued before loop_run (output, closes) is not left waiting for an event.
  *
+ * Linger: a pass may ask (loop_linger) to sleep a few microseconds after its hook and before
+ * the next wait. Every pass costs a wait, a read and a write whatever it carries, so when a
+ * peer streams small units faster than the loop turns, letting them collect for a moment
+ * makes one pass carry many. The sleep never outlasts the nearest timer and is dropped when
+ * the loop is stopping.
+ *
  * Stale events: every registration slot carries a generation that loop_unwatch bumps, and the
  * generation travels in the epoll user data with the fd. An event collected in this pass for a
  * registration that has since been removed (and perhaps re-made for a new socket that got the
@@ -63,18 +69,27 @@ struct event_loop {
     uint32_t heap_len;
     uint64_t timer_seq;
 
+    uint64_t now_us;
     uint64_t now_ms;
+    uint32_t linger_us; /* asked for by this pass; 0 when none */
     loop_hook_fn hook;
     void *hook_data;
 
     struct epoll_event events[LOOP_MAX_EVENTS];
 };
 
-static uint64_t monotonic_ms(void)
+static uint64_t monotonic_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Reads the clock once for both resolutions. */
+static void update_now(struct event_loop *loop)
+{
+    loop->now_us = monotonic_us();
+    loop->now_ms = loop->now_us / 1000u;
 }
 
 struct event_loop *loop_create(void)
@@ -90,7 +105,7 @@ struct event_loop *loop_create(void)
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LOOP_WAKE_TOKEN};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0)
         goto fail;
-    loop->now_ms = monotonic_ms();
+    update_now(loop);
     return loop;
 fail: {
     int saved = errno;
@@ -356,7 +371,7 @@ static int next_timeout(struct event_loop *loop)
 {
     if (loop->heap_len == 0)
         return -1;
-    loop->now_ms = monotonic_ms();
+    update_now(loop);
     uint64_t when = loop->timers[loop->heap[0]].when;
     if (when <= loop->now_ms)
         return 0;
@@ -373,14 +388,43 @@ void loop_set_before_sleep(struct event_loop *loop, loop_hook_fn fn, void *data)
 }
 
 uint64_t loop_now_ms(const struct event_loop *loop) { return loop->now_ms; }
+uint64_t loop_now_us(const struct event_loop *loop) { return loop->now_us; }
+
+void loop_linger(struct event_loop *loop, uint32_t us)
+{
+    if (us > loop->linger_us)
+        loop->linger_us = us;
+}
+
+/* Sleeps for the linger this pass asked for, cut short by the nearest timer. */
+static void linger(struct event_loop *loop)
+{
+    uint64_t us = loop->linger_us;
+    loop->linger_us = 0;
+    if (loop->stop)
+        return;
+    uint64_t when = loop->heap_len ? loop->timers[loop->heap[0]].when : UINT64_MAX;
+    if (when < UINT64_MAX / 1000u) {
+        uint64_t now = monotonic_us();
+        uint64_t when_us = when * 1000u;
+        if (when_us <= now)
+            return;
+        if (when_us - now < us)
+            us = when_us - now;
+    }
+    struct timespec ts = {.tv_sec = (time_t)(us / 1000000u), .tv_nsec = (long)(us % 1000000u) * 1000};
+    nanosleep(&ts, NULL); /* EINTR: a signal, perhaps loop_stop; the wait below sees it */
+}
 
 int loop_run(struct event_loop *loop)
 {
     int rc = 0;
-    loop->now_ms = monotonic_ms();
+    update_now(loop);
     if (loop->hook)
         loop->hook(loop, loop->hook_data);
     while (!loop->stop) {
+        if (loop->linger_us)
+            linger(loop);
         int count = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, next_timeout(loop));
         if (count < 0) {
             if (errno != EINTR) {
@@ -389,7 +433,7 @@ int loop_run(struct event_loop *loop)
             }
             count = 0; /* a signal: finish the pass so the stop flag is re-checked */
         }
-        loop->now_ms = monotonic_ms();
+        update_now(loop);
         dispatch(loop, count);
         run_timers(loop);
         if (loop->hook)
@@ -398,6 +442,7 @@ int loop_run(struct event_loop *loop)
     /* Cleared on the way out, not on the way in: a stop requested before loop_run still
      * counts, and the loop can be run again afterwards. */
     loop->stop = 0;
+    loop->linger_us = 0;
     return rc;
 }
 

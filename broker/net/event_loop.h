@@ -48,6 +48,14 @@ void loop_set_before_sleep(struct event_loop *loop, loop_hook_fn fn, void *data)
  * cheap to call. */
 uint64_t loop_now_ms(const struct event_loop *loop);
 
+/* Monotonic microseconds, read at the same moments as loop_now_ms. */
+uint64_t loop_now_us(const struct event_loop *loop);
+
+/* Asks the loop to sleep up to us microseconds at the end of this pass, after the before-sleep
+ * hook and before waiting again, so that input streaming in collects into one larger pass.
+ * The largest request of a pass wins; it never delays a due timer. */
+void loop_linger(struct event_loop *loop, uint32_t us);
+
 /* Runs until loop_stop. The before-sleep hook also runs once before the first wait. Returns
  * 0, or -errno if waiting for events failed. */
 int loop_run(struct event_loop *loop);

@@ -76,6 +76,8 @@ struct netconn {
     bool input_full;    /* buffer at its maximum and all unconsumed */
     bool user_paused;
     bool loopback;
+    bool output_since_input; /* bytes went to the peer since its last input arrived */
+    bool lingering;          /* its last input made the loop linger */
     const struct netconn_handler *handler;
     void *ctx;
 
@@ -87,6 +89,9 @@ struct netconn {
     uint64_t linger_timer;
     uint64_t redeliver_timer;
     uint64_t last_input_ms, last_output_ms;
+    uint64_t last_input_us; /* loop clock of the last read that got bytes, for linger */
+    size_t linger_bytes;    /* size of the read that started the current stream */
+    uint32_t quick_reads;   /* consecutive quick reads with no output in between */
     char peer[64];
 };
 

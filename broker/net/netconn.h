@@ -13,7 +13,9 @@
  * or connection and freed when the last is gone: close the listeners and let netconn_reap free
  * every connection (netconn_count == 0) before loop_destroy. Single-threaded.
  * Limits: input buffer 4 KiB growing to input max; output high-water mark 1 MiB, low-water
- * mark 256 KiB; linger 2 s. Writes use MSG_NOSIGNAL: no SIGPIPE handling is needed. */
+ * mark 256 KiB; linger 2 s. Writes use MSG_NOSIGNAL: no SIGPIPE handling is needed.
+ * Input that streams in faster than the loop turns, from a peer we send nothing to, makes the
+ * loop sleep about 100 µs per pass so that passes carry many units (netconn.c explains). */
 #ifndef WARREN_NETCONN_H
 #define WARREN_NETCONN_H
 
