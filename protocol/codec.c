@@ -1,6 +1,7 @@
 /* protocol/codec.c: the one interpreter that decodes and encodes every method and content
  * header by walking the generated descriptor tables (spec.c). Every bounds check of the
- * method and property codecs lives in read_fields and write_fields below. */
+ * method and property codecs lives in read_fields and write_fields below; the fixed-layout
+ * shortcuts for the per-message methods (codec_hot.c) defer to them for anything unusual. */
 #include <string.h>
 #include "codec.h"
 #include "spec.h"
@@ -25,10 +26,23 @@ static const uint8_t wire_width[] = {
 
 static uint64_t get_be(const uint8_t *in, unsigned width)
 {
-    uint64_t value = 0;
-    for (unsigned i = 0; i < width; i++)
-        value = (value << 8) | in[i];
-    return value;
+    /* The widths the wire uses, spelled out so each becomes a load and a byte swap. */
+    switch (width) {
+    case 1:
+        return in[0];
+    case 2:
+        return (uint64_t)in[0] << 8 | in[1];
+    case 4:
+        return (uint64_t)in[0] << 24 | (uint64_t)in[1] << 16 | (uint64_t)in[2] << 8 | in[3];
+    case 8:
+        return get_be(in, 4) << 32 | get_be(in + 4, 4);
+    default: {
+        uint64_t value = 0;
+        for (unsigned i = 0; i < width; i++)
+            value = (value << 8) | in[i];
+        return value;
+    }
+    }
 }
 
 static void put_be(uint8_t *out, uint64_t value, unsigned width)
@@ -50,11 +64,17 @@ int codec_read_fields(const struct codec_field *fields, size_t count, uint16_t f
 {
     unsigned bit = NO_OPEN_OCTET;
     uint8_t octet = 0;
+    uint16_t flags_left = flags; /* present flagged fields not read yet */
 
     for (size_t i = 0; i < count; i++) {
         const struct codec_field *field = &fields[i];
         uint8_t *slot = base + field->offset;
 
+        if (field->flag != 0) {
+            if (flags_left == 0)
+                break; /* every present property is read: the rest are absent */
+            flags_left &= (uint16_t)~field->flag;
+        }
         if (!is_present(field, flags))
             continue;
         if (field->type == CODEC_BIT) {
@@ -203,18 +223,11 @@ static const struct codec_class *find_class(uint16_t id)
     return NULL;
 }
 
-/* The flag bits that name a property of cls; any other bit carries nothing. */
-static uint16_t property_mask(const struct codec_class *cls)
-{
-    uint16_t mask = 0;
-    for (size_t i = 0; i < cls->property_count; i++)
-        mask |= cls->properties[i].flag;
-    return mask;
-}
-
 int spec_method_decode(const uint8_t *payload, size_t len, struct spec_method *out)
 {
     memset(out, 0, sizeof(*out));
+    if (codec_hot_decode(payload, len, out) == 0)
+        return 0;
     if (len < METHOD_PREFIX_SIZE)
         return PROTO_ERR_TRUNCATED;
 
@@ -234,6 +247,9 @@ int spec_method_decode(const uint8_t *payload, size_t len, struct spec_method *o
 
 long spec_method_encode(const struct spec_method *m, uint8_t *out, size_t cap)
 {
+    long hot = codec_hot_encode(m, out, cap);
+    if (hot != CODEC_HOT_FALLBACK)
+        return hot;
     const struct codec_method *method = codec_find_method(m->id);
     if (method == NULL)
         return PROTO_ERR_UNKNOWN_METHOD;
@@ -299,7 +315,7 @@ int spec_content_header_decode(const uint8_t *payload, size_t len, struct spec_c
     const struct codec_class *cls = find_class(out->class_id);
     if (cls == NULL)
         return PROTO_ERR_UNKNOWN_METHOD;
-    out->props.flags = flags & property_mask(cls);
+    out->props.flags = flags & cls->property_mask;
 
     size_t pos = CONTENT_HEADER_FIXED_SIZE;
     int rc = codec_read_fields(cls->properties, cls->property_count, out->props.flags,
@@ -317,7 +333,7 @@ long spec_content_header_encode(const struct spec_content_header *h, uint8_t *ou
     if (cap < CONTENT_HEADER_FIXED_SIZE)
         return PROTO_ERR_NO_SPACE;
 
-    uint16_t flags = h->props.flags & property_mask(cls);
+    uint16_t flags = h->props.flags & cls->property_mask;
     put_be(out, h->class_id, 2);
     put_be(out + 2, h->weight, 2);
     put_be(out + 4, h->body_size, 8);

@@ -41,6 +41,7 @@ struct codec_class {
     uint16_t id;
     const struct codec_field *properties;
     uint8_t property_count;
+    uint16_t property_mask; /* the flag bits that name a property; any other bit carries nothing */
 };
 
 struct codec_reply_code {
@@ -72,5 +73,19 @@ int codec_write_fields(const struct codec_field *fields, size_t count, uint16_t 
 
 /* The descriptor of a method id, or NULL when it is not in the spec. */
 const struct codec_method *codec_find_method(uint32_t id);
+
+struct spec_method;
+
+/* Fixed-layout codecs for the per-message methods (codec_hot.c), tried before the
+ * interpreter. They answer exactly as it would, or return CODEC_HOT_FALLBACK for anything
+ * they do not handle (another method, an error, a length that does not fit) and leave the
+ * answer to it. */
+#define CODEC_HOT_FALLBACK 1
+/* Decodes a well-formed basic.publish or basic.ack into out (id and args; the caller cleared
+ * out). Returns 0 or CODEC_HOT_FALLBACK. */
+int codec_hot_decode(const uint8_t *payload, size_t len, struct spec_method *out);
+/* Encodes basic.deliver or basic.get-ok into out. Returns the length written (> 4) or
+ * CODEC_HOT_FALLBACK. */
+long codec_hot_encode(const struct spec_method *m, uint8_t *out, size_t cap);
 
 #endif

@@ -385,8 +385,9 @@ def emit_source(spec, spec_path, overlay_path):
             out.append("};\n\n")
     out.append("const struct codec_class codec_classes[] = {\n")
     for cls in sorted(spec.classes, key=lambda c: c.index):
-        props = ("%s_properties, %d" % (c_name(cls.name), len(cls.properties))
-                 if cls.properties else "NULL, 0")
+        mask = sum(1 << (15 - bit) for bit in range(len(cls.properties)))
+        props = ("%s_properties, %d, 0x%04Xu" % (c_name(cls.name), len(cls.properties), mask)
+                 if cls.properties else "NULL, 0, 0")
         out.append("    {SPEC_CLASS_%s, %s},\n" % (macro_name(cls.name), props))
     out.append("};\nconst size_t codec_class_count = %d;\n\n" % len(spec.classes))
 

@@ -681,6 +681,127 @@ static void header_faults_are_rejected(void **state)
     assert_int_equal(spec_content_header_encode(&h, out, sizeof(out)), PROTO_ERR_UNKNOWN_METHOD);
 }
 
+static void class_property_masks_name_exactly_their_properties(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < codec_class_count; i++) {
+        uint16_t mask = 0;
+        for (size_t p = 0; p < codec_classes[i].property_count; p++) {
+            assert_int_equal(codec_classes[i].properties[p].flag, 1u << (15 - p));
+            mask |= codec_classes[i].properties[p].flag;
+        }
+        assert_int_equal(codec_classes[i].property_mask, mask);
+    }
+}
+
+/* ---- the fixed-layout codecs of codec_hot.c against the interpreter ---- */
+
+/* The interpreter alone, as spec_method_decode was before the hot path. */
+static int reference_decode(const uint8_t *payload, size_t len, struct spec_method *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < 4)
+        return PROTO_ERR_TRUNCATED;
+    uint32_t id = (uint32_t)payload[0] << 24 | (uint32_t)payload[1] << 16 | (uint32_t)payload[2] << 8 | payload[3];
+    const struct codec_method *desc = codec_find_method(id);
+    if (desc == NULL)
+        return PROTO_ERR_UNKNOWN_METHOD;
+    out->id = id;
+    size_t pos = 4;
+    int rc = codec_read_fields(desc->fields, desc->field_count, 0, (uint8_t *)&out->args, payload, len, &pos);
+    if (rc < 0)
+        return rc;
+    return pos == len ? 0 : PROTO_ERR_TRUNCATED;
+}
+
+static long reference_encode(const struct spec_method *m, uint8_t *out, size_t cap)
+{
+    const struct codec_method *desc = codec_find_method(m->id);
+    if (cap < 4)
+        return PROTO_ERR_NO_SPACE;
+    out[0] = (uint8_t)(m->id >> 24);
+    out[1] = (uint8_t)(m->id >> 16);
+    out[2] = (uint8_t)(m->id >> 8);
+    out[3] = (uint8_t)m->id;
+    size_t pos = 4;
+    int rc = codec_write_fields(desc->fields, desc->field_count, 0, (const uint8_t *)&m->args, out, cap, &pos);
+    return rc < 0 ? rc : (long)pos;
+}
+
+/* Decodes every prefix and a few extensions of payload both ways; the answers must match. */
+static void assert_decoders_agree(const uint8_t *payload, size_t len, const struct codec_method *desc)
+{
+    uint8_t buf[1200];
+    assert_true(len + 3 <= sizeof(buf));
+    memcpy(buf, payload, len);
+    memset(buf + len, 0xFF, 3);
+    for (size_t n = 0; n <= len + 3; n++) {
+        uint8_t *copy = exact_copy(buf, n);
+        struct spec_method hot, ref;
+        int rc_hot = spec_method_decode(copy, n, &hot);
+        int rc_ref = reference_decode(copy, n, &ref);
+        assert_int_equal(rc_hot, rc_ref);
+        if (rc_hot == 0)
+            assert_methods_equal(&hot, &ref, desc);
+        free(copy);
+    }
+}
+
+static void hot_method_codecs_agree_with_the_interpreter(void **state)
+{
+    (void)state;
+    static const uint32_t decoded[] = {SPEC_BASIC_PUBLISH, SPEC_BASIC_ACK};
+    static const uint32_t encoded[] = {SPEC_BASIC_DELIVER, SPEC_BASIC_GET_OK};
+    uint8_t wire[1200], hot_out[1200], ref_out[1200];
+
+    for (size_t k = 0; k < sizeof(decoded) / sizeof(decoded[0]); k++) {
+        const struct codec_method *desc = codec_find_method(decoded[k]);
+        for (unsigned seed = 0; seed < 64; seed++) {
+            struct spec_method m;
+            fill_method(&m, desc, seed);
+            long n = reference_encode(&m, wire, sizeof(wire));
+            if (n < 1 || (size_t)n > sizeof(wire)) {
+                fail();
+                return;
+            }
+            size_t len = (size_t)n;
+            assert_decoders_agree(wire, len, desc);
+            /* Unused bits of the bit octet are ignored by both. */
+            wire[len - 1] |= 0xFC;
+            assert_decoders_agree(wire, len, desc);
+        }
+    }
+
+    for (size_t k = 0; k < sizeof(encoded) / sizeof(encoded[0]); k++) {
+        const struct codec_method *desc = codec_find_method(encoded[k]);
+        for (unsigned seed = 0; seed < 64; seed++) {
+            struct spec_method m;
+            fill_method(&m, desc, seed);
+            long full = reference_encode(&m, ref_out, sizeof(ref_out));
+            assert_true(full > 0);
+            /* Every capacity from none to more than enough, including the exact fit. */
+            for (size_t cap = 0; cap <= (size_t)full + 2; cap++) {
+                memset(hot_out, 0xEE, sizeof(hot_out));
+                memset(ref_out, 0xEE, sizeof(ref_out));
+                long n_hot = spec_method_encode(&m, hot_out, cap);
+                long n_ref = reference_encode(&m, ref_out, cap);
+                assert_int_equal(n_hot, n_ref);
+                if (n_hot > 0)
+                    assert_memory_equal(hot_out, ref_out, (size_t)n_hot);
+            }
+        }
+        /* An over-long shortstr is refused the same way. */
+        struct spec_method m;
+        fill_method(&m, desc, 1);
+        static uint8_t too_long[256];
+        struct proto_bytes *key = encoded[k] == SPEC_BASIC_DELIVER ? &m.args.basic_deliver.routing_key
+                                                                   : &m.args.basic_get_ok.routing_key;
+        *key = (struct proto_bytes){too_long, sizeof(too_long)};
+        assert_int_equal(spec_method_encode(&m, hot_out, sizeof(hot_out)),
+                         reference_encode(&m, ref_out, sizeof(ref_out)));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -700,6 +821,8 @@ int main(void)
         cmocka_unit_test(header_without_properties_is_fourteen_bytes),
         cmocka_unit_test(header_wire_bytes_match_the_spec),
         cmocka_unit_test(header_faults_are_rejected),
+        cmocka_unit_test(hot_method_codecs_agree_with_the_interpreter),
+        cmocka_unit_test(class_property_masks_name_exactly_their_properties),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
