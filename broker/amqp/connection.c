@@ -38,6 +38,13 @@ enum connection_state {
 /* Encoded method payloads we send are small (the largest is connection.start); deliveries
  * carry at most three shortstrs. */
 #define METHOD_PAYLOAD_MAX 4096
+/* The content methods (deliver, get-ok, return) encode to at most 4 + 3 * 256 + 9 bytes. */
+#define CONTENT_METHOD_MAX 1024
+/* A content header up to this size is framed in the same reservation as its method. */
+#define CONTENT_HEADER_INLINE_MAX 2048
+/* Bodies up to this size are copied into the output queue (cheaper than tracking a slice of
+ * the message); larger ones are queued by reference. */
+#define BODY_COPY_MAX 256
 #define CLOSE_OK_TIMEOUT_MS 3000
 #define WARREN_RABBITMQ_VERSION "3.10.8" /* the RabbitMQ release whose behaviour Warren follows */
 
@@ -140,21 +147,10 @@ int connection_send_method(struct connection *conn, uint16_t channel, const stru
     return 0;
 }
 
-int connection_send_content(struct connection *conn, uint16_t channel, const struct spec_method *m,
-                            struct proto_bytes header, const uint8_t *body, uint64_t body_size,
-                            void (*retain)(void *owner), void (*release)(void *owner), void *owner)
+/* Body frames, split at frame_max; small pieces copied, the rest referenced. */
+static int send_body(struct connection *conn, uint16_t channel, const uint8_t *body, uint64_t body_size,
+                     void (*retain)(void *owner), void (*release)(void *owner), void *owner)
 {
-    int rc = connection_send_method(conn, channel, m);
-    if (rc != 0)
-        return rc;
-    uint8_t *out = netconn_reserve(conn->net, FRAME_OVERHEAD + header.len);
-    if (!out)
-        return -ENOMEM;
-    frame_put_header(out, FRAME_HEADER, channel, header.len);
-    memcpy(out + FRAME_HEADER_SIZE, header.ptr, header.len);
-    out[FRAME_HEADER_SIZE + header.len] = FRAME_END_OCTET;
-    netconn_commit(conn->net, FRAME_OVERHEAD + header.len);
-
     uint64_t chunk_max = conn->frame_max - FRAME_OVERHEAD;
     for (uint64_t off = 0; off < body_size; off += chunk_max) {
         uint64_t chunk = body_size - off < chunk_max ? body_size - off : chunk_max;
@@ -163,8 +159,7 @@ int connection_send_content(struct connection *conn, uint16_t channel, const str
         static const uint8_t end = FRAME_END_OCTET;
         if (netconn_write(conn->net, head, sizeof head) != 0)
             return -ENOMEM;
-        if (chunk <= 256) {
-            /* Small bodies are cheaper copied than tracked as a slice. */
+        if (chunk <= BODY_COPY_MAX) {
             if (netconn_write(conn->net, body + off, (size_t)chunk) != 0)
                 return -ENOMEM;
         } else {
@@ -176,6 +171,58 @@ int connection_send_content(struct connection *conn, uint16_t channel, const str
             return -ENOMEM;
     }
     return 0;
+}
+
+/* Frames the method, the header and (when small) the body into one reservation of the
+ * output queue: the per-delivery path, so it avoids a queue append per frame piece. */
+int connection_send_content(struct connection *conn, uint16_t channel, const struct spec_method *m,
+                            struct proto_bytes header, const uint8_t *body, uint64_t body_size,
+                            void (*retain)(void *owner), void (*release)(void *owner), void *owner)
+{
+    if (header.len > CONTENT_HEADER_INLINE_MAX) {
+        int rc = connection_send_method(conn, channel, m);
+        if (rc != 0)
+            return rc;
+        uint8_t *out = netconn_reserve(conn->net, FRAME_OVERHEAD + header.len);
+        if (!out)
+            return -ENOMEM;
+        frame_put_header(out, FRAME_HEADER, channel, header.len);
+        memcpy(out + FRAME_HEADER_SIZE, header.ptr, header.len);
+        out[FRAME_HEADER_SIZE + header.len] = FRAME_END_OCTET;
+        netconn_commit(conn->net, FRAME_OVERHEAD + header.len);
+        return send_body(conn, channel, body, body_size, retain, release, owner);
+    }
+    bool body_inline = body_size <= BODY_COPY_MAX;
+    size_t reserve = FRAME_OVERHEAD + CONTENT_METHOD_MAX + FRAME_OVERHEAD + header.len +
+                     (body_inline && body_size ? FRAME_OVERHEAD + (size_t)body_size : 0);
+    uint8_t *out = netconn_reserve(conn->net, reserve);
+    if (!out)
+        return -ENOMEM;
+    long n = spec_method_encode(m, out + FRAME_HEADER_SIZE, CONTENT_METHOD_MAX);
+    if (n < 0) {
+        netconn_commit(conn->net, 0);
+        log_error("%s: cannot encode %s: %s", conn->name, spec_method_name(m->id), proto_strerror((int)n));
+        return -EINVAL;
+    }
+    frame_put_header(out, FRAME_METHOD, channel, (uint32_t)n);
+    uint8_t *at = out + FRAME_HEADER_SIZE + n;
+    *at++ = FRAME_END_OCTET;
+    frame_put_header(at, FRAME_HEADER, channel, header.len);
+    memcpy(at + FRAME_HEADER_SIZE, header.ptr, header.len);
+    at += FRAME_HEADER_SIZE + header.len;
+    *at++ = FRAME_END_OCTET;
+    if (body_inline) {
+        if (body_size) {
+            frame_put_header(at, FRAME_BODY, channel, (uint32_t)body_size);
+            memcpy(at + FRAME_HEADER_SIZE, body, (size_t)body_size);
+            at += FRAME_HEADER_SIZE + body_size;
+            *at++ = FRAME_END_OCTET;
+        }
+        netconn_commit(conn->net, (size_t)(at - out));
+        return 0;
+    }
+    netconn_commit(conn->net, (size_t)(at - out));
+    return send_body(conn, channel, body, body_size, retain, release, owner);
 }
 
 static void send_heartbeat(struct connection *conn)
