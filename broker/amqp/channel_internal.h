@@ -13,6 +13,7 @@
 #include "reply.h"
 #include "route_set.h"
 #include "uthash.h"
+#include "vhost.h"
 
 struct connection;
 struct frame;
@@ -98,6 +99,7 @@ struct channel {
     struct message *publishing;
     uint64_t body_received;
     struct route_set targets; /* reused for every publish */
+    struct vhost_route_memo route_memo; /* the exchange of the last publish */
 
     /* Publisher confirms: sequence numbers, and acks coalesced until the end of the read. */
     bool confirm_mode;

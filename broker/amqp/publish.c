@@ -208,7 +208,7 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
             send_return(ch, msg);
         return 0;
     }
-    if (vhost_route(ch->vhost, msg->exchange, msg, &ch->targets, err) != 0)
+    if (vhost_route_memo(ch->vhost, &ch->route_memo, msg->exchange, msg, &ch->targets, err) != 0)
         return -1;
     if (ch->targets.count == 0) {
         if (mandatory)

@@ -80,10 +80,16 @@ enum router_kind router_kind(const struct router *router)
     return router->kind;
 }
 
+/* Single-threaded, like the rest of the model. */
+static uint64_t destroyed_count;
+
+uint64_t router_destroyed_count(void) { return destroyed_count; }
+
 void router_destroy(struct router *router)
 {
     if (router == NULL)
         return;
+    destroyed_count++;
     router->type->destroy(router->index);
 
     struct router_binding *binding, *next_binding;

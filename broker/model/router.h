@@ -32,6 +32,11 @@ struct router *router_create(enum router_kind kind);
 /* Frees the router and its bindings; the destinations themselves are untouched. NULL is a no-op. */
 void router_destroy(struct router *router);
 
+/* How many routers were destroyed so far in this process. An exchange lives exactly as long as
+ * its router, so a pointer to one remembered with this count is still valid while the count
+ * has not moved. */
+uint64_t router_destroyed_count(void);
+
 /* The kind the router was created with. */
 enum router_kind router_kind(const struct router *router);
 

@@ -93,6 +93,18 @@ void vhost_owner_gone(struct vhost *vhost, void *owner);
 int vhost_route(struct vhost *vhost, struct proto_bytes exchange, const struct message *msg,
                 struct route_set *out, struct reply_error *err);
 
+/* The exchange a publisher last routed through, so that repeated publishes to the same
+ * exchange skip the lookup by name. Zero is empty; it is checked on every use and never
+ * trusted once any exchange has been deleted since it was filled. Use one memo with one vhost. */
+struct vhost_route_memo {
+    void *exchange;
+    uint64_t generation;
+};
+
+/* vhost_route, looking the exchange up through memo first and refilling it on a miss. */
+int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct proto_bytes exchange,
+                     const struct message *msg, struct route_set *out, struct reply_error *err);
+
 /* Expires messages (TTL) and unused queues (x-expires) at loop time now_ms; returns the next
  * time this should run (UINT64_MAX: nothing pending). */
 uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms);

@@ -6,6 +6,7 @@
 
 #include "message.h"
 #include "queue.h"
+#include "router.h"
 #include "spec.h"
 #include "table.h"
 #include "vhost_internal.h"
@@ -51,11 +52,34 @@ static int route_exchange(struct vhost *vhost, struct exchange *x, const struct 
     return 0;
 }
 
+/* The memo's exchange when it is still alive and named `name`, else a lookup by name that
+ * refills the memo. */
+static struct exchange *find_exchange_memo(struct vhost *vhost, struct vhost_route_memo *memo,
+                                           struct proto_bytes name)
+{
+    uint64_t generation = router_destroyed_count();
+    struct exchange *x = memo->exchange;
+    if (x && memo->generation == generation && x->name_len == name.len &&
+        memcmp(x->name, name.ptr, name.len) == 0)
+        return x;
+    x = vhost_find_exchange(vhost, name);
+    memo->exchange = x;
+    memo->generation = generation;
+    return x;
+}
+
 int vhost_route(struct vhost *vhost, struct proto_bytes exchange, const struct message *msg,
                 struct route_set *out, struct reply_error *err)
 {
+    struct vhost_route_memo memo = {0};
+    return vhost_route_memo(vhost, &memo, exchange, msg, out, err);
+}
+
+int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct proto_bytes exchange,
+                     const struct message *msg, struct route_set *out, struct reply_error *err)
+{
     route_set_clear(out);
-    struct exchange *x = vhost_find_exchange(vhost, exchange);
+    struct exchange *x = find_exchange_memo(vhost, memo, exchange);
     if (!x)
         return reply_fail(err, SPEC_NOT_FOUND, SPEC_BASIC_PUBLISH, "no exchange '%.*s' in vhost '%s'",
                           (int)exchange.len, (const char *)exchange.ptr, vhost->name);

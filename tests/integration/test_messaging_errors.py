@@ -531,6 +531,28 @@ class PublishTest(ErrorTestCase):
     def test_publish_to_an_unroutable_key_without_mandatory_is_silently_dropped(self):
         self.assertAccepted(lambda ch: ch.basic_publish("amq.direct", unique("nobody"), b"x"))
 
+    def test_publishes_follow_an_exchange_deleted_and_declared_again_between_them(self):
+        # The broker remembers the exchange a channel last published to: deleting it (from
+        # another channel) must reach the next publish on this one.
+        admin = self.new_channel()
+        exchange = self.delete_later("exchange", unique("x"))
+        first = admin.queue_declare("", exclusive=True).method.queue
+        second = admin.queue_declare("", exclusive=True).method.queue
+        admin.exchange_declare(exchange, "fanout")
+        admin.queue_bind(first, exchange)
+        self.channel.basic_publish(exchange, "k", b"one")
+        admin.exchange_delete(exchange)
+        admin.exchange_declare(exchange, "direct")
+        admin.queue_bind(second, exchange, "k")
+        self.channel.basic_publish(exchange, "k", b"two")
+        self.channel.queue_declare("", exclusive=True)  # both publishes are routed by now
+        bodies = lambda q: [admin.basic_get(q, auto_ack=True)[2] for _ in range(2)]
+        self.assertEqual(bodies(first), [b"one", None])
+        self.assertEqual(bodies(second), [b"two", None])
+        admin.exchange_delete(exchange)
+        self.assertChannelError(404, "NOT_FOUND - no exchange '%s' in vhost '/'" % exchange,
+                                lambda ch: ch.basic_publish(exchange, "k", b"three"))
+
 
 class ConsumeTest(ErrorTestCase):
     def test_consume_get_purge_on_a_missing_queue_are_404(self):
