@@ -79,23 +79,15 @@ static void apply_queue_deleted(struct index *idx, struct segment *seg, struct q
 
 static void apply_purge(struct index *idx, struct segment *seg, struct queue *q, uint64_t after_id)
 {
-    if (q->sorted) { /* the purged entries are a suffix: cut it off */
-        size_t from = queue_start_after(q, after_id);
-        for (size_t pos = from; pos < q->tail; pos++) {
-            if (queue_marks(q, pos) & QMARK_REMOVED)
-                q->removed--;
-            else
-                unref_id(idx, seg, q->ids[pos]);
-            q->marks[pos >> 5] &= ~((uint64_t)3 << ((pos & 31) * 2));
-        }
-        q->tail = from;
-    } else {
-        for (size_t pos = q->head; pos < q->tail; pos++)
-            if (q->ids[pos] > after_id && !(queue_marks(q, pos) & QMARK_REMOVED)) {
-                unref_id(idx, seg, q->ids[pos]);
-                queue_mark_removed(q, pos);
-            }
+    size_t from = queue_start_after(q, after_id); /* the purged entries are a suffix: cut it off */
+    for (size_t pos = from; pos < q->tail; pos++) {
+        if (queue_marks(q, pos) & QMARK_REMOVED)
+            q->removed--;
+        else
+            unref_id(idx, seg, q->ids[pos]);
+        q->marks[pos >> 5] &= ~((uint64_t)3 << ((pos & 31) * 2));
     }
+    q->tail = from;
     queue_tidy(q);
     if (queue_count(q) == 0)
         index_queue_destroy(idx, q);
@@ -109,7 +101,7 @@ static int apply_enqueue(struct index *idx, struct segment *seg, const struct ms
         return 0; /* already there: ineffective */
     if (!q && !(q = index_queue_create(idx, r->queue, r->queue_len, hash)))
         return -ENOMEM;
-    if (queue_append(q, id) < 0) {
+    if (queue_add(q, id) < 0) {
         if (queue_count(q) == 0)
             index_queue_destroy(idx, q);
         return -ENOMEM;
@@ -117,6 +109,7 @@ static int apply_enqueue(struct index *idx, struct segment *seg, const struct ms
     if ((*msg_refs(m))++ == 0) {
         m->seg->unreferenced--;
         m->seg->live++;
+        m->seg->live_bytes += msg_len(m);
         idx->live_messages++;
     }
     add_dependency(seg, m->seg);
@@ -164,6 +157,37 @@ int index_apply(struct index *idx, struct segment *seg, const struct rec *r, uin
     if (queue_count(q) == 0)
         index_queue_destroy(idx, q);
     return 0;
+}
+
+bool index_record_repeats(const struct index *idx, const struct segment *seg, const struct rec *r,
+                          uint64_t *first_copy)
+{
+    struct msg_ref m;
+    if ((r->type != REC_MESSAGE && r->type != REC_ENQUEUE && r->type != REC_DELIVER) ||
+        !index_msg_find(idx, r->msg_id, &m) || *msg_refs(&m) == 0)
+        return false;
+    if (r->type == REC_MESSAGE) {
+        *first_copy = m.seg->id;
+        return m.seg != seg;
+    }
+    struct queue *q = index_queue_find(idx, r->queue, r->queue_len, index_name_hash(r->queue, r->queue_len));
+    size_t pos = q ? queue_position(q, r->msg_id) : SIZE_MAX;
+    return pos != SIZE_MAX && (r->type == REC_ENQUEUE || (queue_marks(q, pos) & QMARK_DELIVERED));
+}
+
+size_t index_message_queues(const struct index *idx, uint64_t msg_id,
+                            void (*fn)(void *ctx, const uint8_t *queue, uint32_t queue_len, bool delivered),
+                            void *ctx)
+{
+    size_t n = 0;
+    for (const struct queue *q = idx->first_queue; q; q = q->next) {
+        size_t pos = queue_position(q, msg_id);
+        if (pos != SIZE_MAX) {
+            fn(ctx, q->name, q->len, (queue_marks(q, pos) & QMARK_DELIVERED) != 0);
+            n++;
+        }
+    }
+    return n;
 }
 
 size_t index_queue_entries(const struct index *idx, const uint8_t *name, uint32_t len, uint64_t after_id,

@@ -138,6 +138,18 @@ static void loose_remove(struct index *idx, struct loose_message *m)
     idx->nloose--;
 }
 
+/* Puts a message in the loose table; the table has room (its load stays under 70%). */
+static void loose_put(struct index *idx, struct segment *seg, uint64_t id, uint64_t offset, uint32_t len,
+                      uint32_t refs)
+{
+    size_t i = mix64(id) & idx->loose_mask;
+    while (idx->loose[i].seg)
+        i = (i + 1) & idx->loose_mask;
+    idx->loose[i] = (struct loose_message){.id = id, .seg = seg, .offset = offset, .len = len, .refs = refs};
+    idx->nloose++;
+    seg->loose++;
+}
+
 /* Appends to seg's ordered run when id and offset allow it. Returns 1 when added, 0 when the
  * message must go loose, -ENOMEM. */
 static int run_append(struct index *idx, struct segment *seg, uint64_t id, uint64_t offset, uint32_t len)
@@ -170,17 +182,18 @@ int index_msg_add(struct index *idx, struct segment *seg, uint64_t id, uint64_t 
     if (rc < 0)
         return rc;
     if (rc == 0) {
-        if ((idx->nloose + 1) * 10 > (idx->loose ? idx->loose_mask + 1 : 0) * 7 && loose_grow(idx) < 0)
+        if (index_reserve_loose(idx, 1) < 0)
             return -ENOMEM;
-        size_t i = mix64(id) & idx->loose_mask;
-        while (idx->loose[i].seg)
-            i = (i + 1) & idx->loose_mask;
-        idx->loose[i] = (struct loose_message){.id = id, .seg = seg, .offset = offset, .len = len};
-        idx->nloose++;
-        seg->loose++;
+        loose_put(idx, seg, id, offset, len, 0);
     }
     seg->unreferenced++;
     return 0;
+}
+
+static int message_offset_cmp(const void *a, const void *b)
+{
+    const struct index_message *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
 /* Sets the capacity of seg's run to its count (freeing it when empty). */
@@ -225,19 +238,72 @@ static void run_compact(struct index *idx, struct segment *seg)
         run_fit(seg);
 }
 
-void index_msg_kill(struct index *idx, const struct msg_ref *m)
+/* Takes message m out of its segment (its live count included). */
+static void msg_remove(struct index *idx, const struct msg_ref *m)
 {
     struct segment *seg = m->seg;
     seg->live--;
-    idx->live_messages--;
+    seg->live_bytes -= msg_len(m);
     if (!m->slot) {
         loose_remove(idx, m->loose);
         return;
     }
     m->slot->len |= MSG_DEAD;
+    m->slot->refs = 0;
     seg->dead++;
     if (seg->dead == seg->nslots || (seg->dead >= COMPACT_MIN_DEAD && seg->dead * 3 > seg->nslots))
         run_compact(idx, seg);
+}
+
+void index_msg_kill(struct index *idx, const struct msg_ref *m)
+{
+    idx->live_messages--;
+    msg_remove(idx, m);
+}
+
+int index_reserve_loose(struct index *idx, size_t n)
+{
+    while ((idx->nloose + n) * 10 > (idx->loose ? idx->loose_mask + 1 : 0) * 7)
+        if (loose_grow(idx) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+bool index_msg_relocate(struct index *idx, uint64_t msg_id, struct segment *seg, uint64_t offset)
+{
+    struct msg_ref m;
+    if (!index_msg_find(idx, msg_id, &m) || *msg_refs(&m) == 0)
+        return false;
+    uint32_t len = msg_len(&m), refs = *msg_refs(&m);
+    msg_remove(idx, &m);
+    loose_put(idx, seg, msg_id, offset, len, refs); /* below next_ordered: never an ordered slot */
+    seg->live++;
+    seg->live_bytes += len;
+    return true;
+}
+
+long index_segment_messages(const struct index *idx, const struct segment *seg, struct index_message **out)
+{
+    struct index_message *msgs = malloc((seg->live + 1) * sizeof(*msgs));
+    if (!msgs)
+        return -ENOMEM;
+    size_t n = 0;
+    for (uint32_t i = 0; i < seg->nslots && n < seg->live; i++) {
+        const struct msg_slot *slot = &seg->slots[i];
+        if (slot->refs > 0)
+            msgs[n++] = (struct index_message){seg->base + slot->delta, slot->offset, slot->len & ~MSG_DEAD,
+                                               slot->refs};
+    }
+    size_t ordered = n;
+    for (size_t i = 0; seg->loose > 0 && i <= idx->loose_mask && n < seg->live; i++) {
+        const struct loose_message *m = &idx->loose[i];
+        if (m->seg == seg && m->refs > 0)
+            msgs[n++] = (struct index_message){m->id, m->offset, m->len, m->refs};
+    }
+    if (n > ordered)
+        qsort(msgs, n, sizeof(*msgs), message_offset_cmp);
+    *out = msgs;
+    return (long)n;
 }
 
 void index_msg_drop_segment(struct index *idx, struct segment *seg)

@@ -72,11 +72,11 @@ struct queue *index_queue_create(struct index *idx, const uint8_t *name, uint32_
 void index_queue_destroy(struct index *idx, struct queue *q);
 /* Position of the entry of message id, or SIZE_MAX when it is not in the queue. */
 size_t queue_position(const struct queue *q, uint64_t id);
-/* Where to start for entries with ids greater than after_id: right after after_id's own entry
- * when it is there, else the head (sorted queues: the first position with a greater id). */
+/* The first position whose id is greater than after_id (tail when none). */
 size_t queue_start_after(const struct queue *q, uint64_t after_id);
-/* Appends an entry for message id (not in the queue). Returns 0 or -ENOMEM. */
-int queue_append(struct queue *q, uint64_t id);
+/* Adds an entry for message id (not in the queue) at its place in id order: an append unless
+ * id is below the queue's last. Returns 0 or -ENOMEM. */
+int queue_add(struct queue *q, uint64_t id);
 /* Makes the entry at pos a tombstone; positions stay valid until queue_tidy. */
 void queue_mark_removed(struct queue *q, size_t pos);
 /* Drops tombstones at both ends and compacts the queue when tombstones dominate. */

@@ -1,11 +1,10 @@
 /* storage/index_queues.c: the index's queues, by name, each with its entries as an array of
- * message ids in enqueue order (8 bytes and 2 mark bits an entry). Consumption from the head
- * just moves head; a removal in the middle leaves a tombstone; the array is compacted (and
- * shrunk) when the consumed prefix and tombstones make up half of it. The broker's ids grow along
- * each queue, so a queue is normally sorted and an entry is found by binary search; a queue
- * that is not (a log written otherwise) is searched linearly until a compaction finds it
- * sorted again; an id above the queue's greatest is known absent without a search, so enqueues
- * stay O(1) there too. */
+ * message ids in increasing order (8 bytes and 2 mark bits an entry), so an entry is found by
+ * binary search. The broker's ids grow along each queue, so an enqueue is an append; an id below
+ * the queue's greatest (a relocated message coming back after a restart, a log written by hand)
+ * is inserted at its place, shifting the shorter side. Consumption from the head just moves
+ * head; a removal in the middle leaves a tombstone; the array is compacted (and shrunk) when the
+ * consumed prefix and tombstones make up half of it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +53,6 @@ struct queue *index_queue_create(struct index *idx, const uint8_t *name, uint32_
         memcpy(q->name, name, len);
     q->len = len;
     q->hash = hash;
-    q->sorted = true;
     q->hnext = idx->buckets[hash & idx->buckets_mask];
     idx->buckets[hash & idx->buckets_mask] = q;
     q->prev = idx->last_queue;
@@ -88,7 +86,7 @@ void index_queue_destroy(struct index *idx, struct queue *q)
     free(q);
 }
 
-/* First position in [head, tail) of a sorted queue whose id is >= id (tail when none). */
+/* First position in [head, tail) whose id is >= id (tail when none). */
 static size_t lower_bound(const struct queue *q, uint64_t id)
 {
     size_t lo = q->head, hi = q->tail;
@@ -104,26 +102,17 @@ static size_t lower_bound(const struct queue *q, uint64_t id)
 
 size_t queue_position(const struct queue *q, uint64_t id)
 {
-    if (q->head == q->tail || id > q->max_id)
+    if (q->head == q->tail || id > q->ids[q->tail - 1])
         return SIZE_MAX;
     if (q->ids[q->head] == id) /* the usual ack: the oldest entry (never a tombstone) */
         return q->head;
-    if (q->sorted) {
-        size_t pos = lower_bound(q, id);
-        return pos < q->tail && q->ids[pos] == id && !(queue_marks(q, pos) & QMARK_REMOVED) ? pos : SIZE_MAX;
-    }
-    for (size_t pos = q->head; pos < q->tail; pos++)
-        if (q->ids[pos] == id && !(queue_marks(q, pos) & QMARK_REMOVED))
-            return pos;
-    return SIZE_MAX;
+    size_t pos = lower_bound(q, id);
+    return pos < q->tail && q->ids[pos] == id && !(queue_marks(q, pos) & QMARK_REMOVED) ? pos : SIZE_MAX;
 }
 
 size_t queue_start_after(const struct queue *q, uint64_t after_id)
 {
-    if (q->sorted)
-        return after_id == UINT64_MAX ? q->tail : lower_bound(q, after_id + 1);
-    size_t own = queue_position(q, after_id);
-    return own == SIZE_MAX ? q->head : own + 1;
+    return after_id == UINT64_MAX ? q->tail : lower_bound(q, after_id + 1);
 }
 
 /* Sets both arrays to hold cap positions. The marks beyond tail stay zero. */
@@ -148,21 +137,15 @@ static int queue_resize(struct queue *q, size_t cap)
     return 0;
 }
 
-/* Moves the entries to positions [0, count) with their marks, finds out whether the queue is
- * sorted now, and gives back memory when the arrays are mostly empty. */
+/* Moves the entries to positions [0, count) with their marks and gives back memory when the
+ * arrays are mostly empty. */
 static void queue_compact(struct queue *q)
 {
     size_t n = 0, old_tail = q->tail;
-    bool sorted = true;
-    uint64_t max_id = 0;
     for (size_t pos = q->head; pos < old_tail; pos++) {
         unsigned marks = queue_marks(q, pos);
         if (marks & QMARK_REMOVED)
             continue;
-        if (n > 0 && q->ids[pos] <= q->ids[n - 1])
-            sorted = false;
-        if (q->ids[pos] > max_id)
-            max_id = q->ids[pos];
         q->ids[n] = q->ids[pos];
         q->marks[n >> 5] &= ~((uint64_t)3 << ((n & 31) * 2)); /* n <= pos: only n's bits change */
         queue_set_mark(q, n, marks);
@@ -176,13 +159,44 @@ static void queue_compact(struct queue *q)
     q->head = 0;
     q->tail = n;
     q->removed = 0;
-    q->sorted = sorted;
-    q->max_id = max_id;
     if (q->cap > n + n / 2 + QUEUE_MIN)
         queue_resize(q, n + n / 4 + QUEUE_MIN); /* shrinking: a failure keeps the larger arrays */
 }
 
-int queue_append(struct queue *q, uint64_t id)
+/* Sets the two mark bits of pos to marks. */
+static void queue_put_marks(struct queue *q, size_t pos, unsigned marks)
+{
+    q->marks[pos >> 5] &= ~((uint64_t)3 << ((pos & 31) * 2));
+    queue_set_mark(q, pos, marks);
+}
+
+/* Makes room for id at its sorted place (rare: see the file comment). q is not empty, id is below
+ * its last id and not in it; the arrays have a free position past tail. */
+static void queue_insert(struct queue *q, uint64_t id)
+{
+    size_t pos = lower_bound(q, id);
+    if (q->ids[pos] == id) { /* a tombstone of an earlier entry: revive its position */
+        queue_put_marks(q, pos, 0);
+        q->removed--;
+        return;
+    }
+    if (q->head > 0 && pos - q->head <= q->tail - pos) { /* shift [head, pos) down by one */
+        q->head--;
+        memmove(&q->ids[q->head], &q->ids[q->head + 1], (pos - 1 - q->head) * sizeof(*q->ids));
+        for (size_t i = q->head; i + 1 < pos; i++)
+            queue_put_marks(q, i, queue_marks(q, i + 1));
+        pos--;
+    } else { /* shift [pos, tail) up by one */
+        memmove(&q->ids[pos + 1], &q->ids[pos], (q->tail - pos) * sizeof(*q->ids));
+        for (size_t i = q->tail; i > pos; i--)
+            queue_put_marks(q, i, queue_marks(q, i - 1));
+        q->tail++;
+    }
+    q->ids[pos] = id;
+    queue_put_marks(q, pos, 0);
+}
+
+int queue_add(struct queue *q, uint64_t id)
 {
     if (q->tail == q->cap) {
         if ((q->head + q->removed) * 4 >= q->cap && q->cap > 0)
@@ -190,11 +204,10 @@ int queue_append(struct queue *q, uint64_t id)
         if (q->tail == q->cap && queue_resize(q, q->cap + q->cap / 2 + QUEUE_MIN) < 0)
             return -ENOMEM;
     }
-    if (q->tail > q->head && id <= q->ids[q->tail - 1])
-        q->sorted = false;
-    if (q->tail == q->head || id > q->max_id)
-        q->max_id = id;
-    q->ids[q->tail++] = id;
+    if (q->tail > q->head && id < q->ids[q->tail - 1])
+        queue_insert(q, id);
+    else
+        q->ids[q->tail++] = id;
     return 0;
 }
 
@@ -216,10 +229,8 @@ void queue_tidy(struct queue *q)
         q->marks[q->tail >> 5] &= ~((uint64_t)3 << ((q->tail & 31) * 2));
         q->removed--;
     }
-    if (q->head == q->tail) {
+    if (q->head == q->tail)
         q->head = q->tail = 0;
-        q->sorted = true;
-    }
     if (q->cap > 4 * QUEUE_MIN && (q->head + q->removed) * 3 > q->cap)
         queue_compact(q);
 }

@@ -89,6 +89,72 @@ static int map_segment(const char *dir, uint64_t id, struct mapped *m)
     return 0;
 }
 
+/* A run of records that repeat what the index holds, starting with a copy of a live message:
+ * a compaction batch whose source segments still exist. */
+#define COPY_SOURCES 16
+struct copies {
+    size_t from;                  /* offset of the run's first record; 0: no run */
+    uint64_t msg_id;              /* the message of the run's last MESSAGE record */
+    uint64_t sources[COPY_SOURCES]; /* segments holding the first copies */
+    size_t nsources;
+};
+
+/* The run ends in the middle of the log: its copies must never come to life, so their sources
+ * are never deleted (this process; the next recovery finds the same run). */
+static void pin_sources(struct index *idx, struct copies *c, const struct storage_logger *logger, const char *path)
+{
+    for (size_t i = 0; i < c->nsources; i++) {
+        struct segment *source = index_segment(idx, c->sources[i]);
+        if (source)
+            source->pinned = true;
+        storage_logf(logger, STORE_LOG_WARNING, "%s: copies of messages of segment %llu at offset %zu while that "
+                     "segment still exists; it is kept", path, (unsigned long long)c->sources[i], c->from);
+    }
+    c->from = 0;
+    c->nsources = 0;
+}
+
+/* Follows the copies run with record r at off (before r is applied). */
+static void track_copies(struct index *idx, struct segment *seg, const struct rec *r, size_t off, struct copies *c,
+                         const struct storage_logger *logger, const char *path)
+{
+    uint64_t source = 0;
+    bool repeats = index_record_repeats(idx, seg, r, &source);
+    if (repeats && r->type == REC_MESSAGE) {
+        if (c->from == 0)
+            c->from = off;
+        c->msg_id = r->msg_id;
+        for (size_t i = 0; i < c->nsources; i++)
+            if (c->sources[i] == source)
+                return;
+        if (c->nsources < COPY_SOURCES) {
+            c->sources[c->nsources++] = source;
+            return;
+        }
+        struct segment *s = index_segment(idx, source); /* too many to remember: keep it now */
+        if (s)
+            s->pinned = true;
+        return;
+    }
+    if (c->from != 0 && !(repeats && r->msg_id == c->msg_id))
+        pin_sources(idx, c, logger, path);
+}
+
+/* The newest segment's valid data ends at end; a copies run reaching it is a compaction that a
+ * crash interrupted before its source was deleted: cut it off with the tail. Returns where the
+ * segment's valid data ends. */
+static long cut_copies(struct segment *seg, const struct copies *c, size_t end, const struct storage_logger *logger,
+                       const char *path)
+{
+    if (c->from != 0) {
+        storage_logf(logger, STORE_LOG_WARNING, "%s: interrupted compaction at offset %zu (%zu bytes) cut off",
+                     path, c->from, end - c->from);
+        end = c->from;
+    }
+    seg->size = end;
+    return (long)end;
+}
+
 /* Walks one mapped segment into the index. Returns the length of valid data (where a torn tail
  * of the newest segment starts), or -ENOMEM. */
 static long replay_segment(const char *dir, const struct mapped *m, bool newest, struct index *idx,
@@ -119,11 +185,14 @@ static long replay_segment(const char *dir, const struct mapped *m, bool newest,
     if (!seg)
         return -ENOMEM;
     seg->pinned = damaged;
+    struct copies copies = {0};
     size_t off = SEG_HEADER_SIZE;
     while (off < m->size) {
         struct rec r;
         size_t n = rec_parse(m->data + off, m->size - off, true, &r);
         if (n > 0) {
+            if (r.type == REC_MESSAGE || copies.from != 0)
+                track_copies(idx, seg, &r, off, &copies, logger, path);
             if (index_apply(idx, seg, &r, off) < 0)
                 return -ENOMEM;
             out->records++;
@@ -135,14 +204,19 @@ static long replay_segment(const char *dir, const struct mapped *m, bool newest,
         if (next == m->size && newest) {
             storage_logf(logger, STORE_LOG_WARNING, "%s: torn tail at offset %zu (%zu bytes) truncated",
                          path, off, m->size - off);
-            seg->size = off;
-            return (long)off;
+            return cut_copies(seg, &copies, off, logger, path);
         }
+        if (copies.from != 0)
+            pin_sources(idx, &copies, logger, path);
         storage_logf(logger, STORE_LOG_ERROR, "%s: corrupt record at offset %zu; skipped %zu bytes; "
                      "the segment is kept for inspection", path, off, next - off);
         seg->pinned = true;
         off = next;
     }
+    if (newest)
+        return cut_copies(seg, &copies, m->size, logger, path);
+    if (copies.from != 0)
+        pin_sources(idx, &copies, logger, path);
     return (long)m->size;
 }
 

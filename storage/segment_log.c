@@ -25,7 +25,9 @@
  *     QUEUE_DELETED            queue name length (4), queue name
  *     PURGE                    msg id (8), queue name length (4), queue name: every entry of
  *                              the queue whose message id is greater than msg id leaves
- * A MESSAGE record always precedes (in log order) the records that name its id.
+ * A MESSAGE record always precedes (in log order) the records that name its id. The same id may
+ * have several MESSAGE records: compaction copies a live message forward, with an ENQUEUE (and a
+ * DELIVER) per queue holding it, then deletes the segment of the first copy (index.h).
  *
  * Writing: a batch of records is written with pwrite at the end of the active segment, then
  * fdatasync'ed. A failed write or sync truncates the segment back to its size before the batch.
@@ -42,7 +44,11 @@
  *   - a segment whose header is damaged is logged and its records are still read; a newest
  *     segment too short to hold a header (a crash while creating it) gets a fresh header;
  *   - a segment in which corruption was found is never deleted (kept for inspection), nor are
- *     the segments that depend on it (retirement rule: index.h).
+ *     the segments that depend on it (retirement rule: index.h);
+ *   - copies of live messages whose first copies still exist, with only their repeated ENQUEUE
+ *     and DELIVER records after them, at the end of the newest segment are a compaction that a
+ *     crash interrupted: they are cut off like a torn tail. Found anywhere else, they keep the
+ *     segment of the first copies from being deleted.
  * Records that name a message id recovery does not know (its MESSAGE record was lost, or was in
  * a batch that failed) change nothing.
  */

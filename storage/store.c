@@ -161,6 +161,8 @@ void store_close(struct store *store)
     pthread_cond_destroy(&store->idle);
     free(store->pending.data);
     free(store->inflight.data);
+    free(store->compact_buf.data);
+    free(store->compact_read);
     free(store->failures);
     free(store->dir);
     free(store);
@@ -376,6 +378,8 @@ void store_get_stats(const struct store *store, struct store_stats *out)
     out->bytes_on_disk = atomic_load(&s->bytes_on_disk);
     out->live_messages = atomic_load(&s->live_messages);
     out->syncs = atomic_load(&s->syncs);
+    out->compactions = atomic_load(&s->compactions);
+    out->bytes_compacted = atomic_load(&s->bytes_compacted);
     out->records_recovered = s->records_recovered;
     out->corrupt_records = s->corrupt_records;
 }

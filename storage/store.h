@@ -7,7 +7,9 @@
  * at once; store_flush hands the batch to the store's I/O thread, which writes and fdatasyncs
  * it without blocking the caller's event loop; when it is on disk the store's event fd becomes
  * readable and store_durable_batch reports the highest batch number that is safe. A caller
- * confirms a publish only once the batch number its records got is durable.
+ * confirms a publish only once the batch number its records got is durable. Segments whose
+ * messages have all left their queues are deleted; a sparse one is compacted first (its few live
+ * messages copied to the end of the log) so that a long-lived message does not pin old segments.
  *
  * Threading: every function is called from the broker's one thread; the I/O thread is private. */
 #ifndef WARREN_STORE_H
@@ -50,7 +52,7 @@ struct store_options {
 struct store_recovery {
     /* A persistent message still referenced by at least one queue. */
     void (*message)(void *ctx, uint64_t msg_id, const uint8_t *data, size_t len);
-    /* msg_id is (still) in queue `queue` (in enqueue order per queue); delivered: a deliver record
+    /* msg_id is (still) in queue `queue` (in id order per queue); delivered: a deliver record
      * was seen for it, so it must come back with redelivered=true. */
     void (*entry)(void *ctx, const uint8_t *queue, size_t queue_len, uint64_t msg_id, bool delivered);
     /* Once per queue that has entries: how many, and the data bytes of their messages (for a
@@ -93,10 +95,11 @@ uint64_t store_put_queue_deleted(struct store *store, const uint8_t *queue, size
  * what the caller did not hold in memory). Returns the batch number, or 0. */
 uint64_t store_put_purge(struct store *store, const uint8_t *queue, size_t queue_len, uint64_t after_id);
 
-/* Reading a queue back (a caller that keeps only the head of a long queue in memory). Message
- * ids must grow along each queue (enqueue a message only in the batch that stores it), since
- * entries are found by id. Calls fn for up to max entries (at most 4096 a call: loop until a
- * call returns 0) of `queue` whose message id is greater than after_id, in enqueue order,
+/* Reading a queue back (a caller that keeps only the head of a long queue in memory). A queue's
+ * entries are kept in message id order, which is enqueue order when ids grow along each queue
+ * (enqueue a message only in the batch that stores it). Calls fn for up to max entries (at most
+ * 4096 a call: loop until a call returns 0) of `queue` whose message id is greater than after_id,
+ * in id order,
  * with the message's data (valid during the call; NULL and 0 when its record no longer reads
  * back intact: the problem is logged and the caller should ack the entry away) and whether a
  * DELIVER record was seen for it. Sees only batches already durable (store_durable_batch).
@@ -139,9 +142,11 @@ int store_save_definitions(struct store *store, const uint8_t *data, size_t len)
  * none was ever saved). Returns 0 or -errno. A blob failing its checksum is reported as -EBADMSG. */
 int store_load_definitions(struct store *store, uint8_t **data, size_t *len);
 
-/* Statistics for logs and warrenctl. */
+/* Statistics for logs and warrenctl. compactions: sparse segments whose live messages were
+ * copied forward so the segment could be deleted; bytes_compacted: the message data so copied. */
 struct store_stats {
     uint64_t segments, bytes_on_disk, live_messages, syncs, records_recovered, corrupt_records;
+    uint64_t compactions, bytes_compacted;
 };
 void store_get_stats(const struct store *store, struct store_stats *out);
 

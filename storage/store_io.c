@@ -1,7 +1,8 @@
 /* storage/store_io.c: the store's I/O thread: writes each handed-over batch at the end of the
  * active segment, fdatasyncs it (one sync per batch, however many records), applies it to the
- * index, retires segments, checks free disk space, then signals the event fd. A failed batch
- * is cut off the segment again and reported. Format: segment_log.c. */
+ * index, retires segments, checks free disk space, signals the event fd, then compacts sparse
+ * segments (store_compact.c). A failed batch is cut off the segment again and reported.
+ * Format: segment_log.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -88,6 +89,7 @@ int store_roll_segment(struct store *store)
     store->active_id = id;
     store->active_size = SEG_HEADER_SIZE;
     store->roll_next = false;
+    store->compact_paused = false;
     return 0;
 }
 
@@ -188,6 +190,10 @@ void *store_io_thread(void *arg)
             if (write(store->event_fd, &one, sizeof(one)) < 0) {
                 /* the counter cannot overflow in practice; nothing else to do */
             }
+            pthread_mutex_unlock(&store->lock); /* confirms are out: a good time to compact */
+            store_compact(store);
+            store_publish_stats(store);
+            pthread_mutex_lock(&store->lock);
             continue;
         }
         if (store->stop)

@@ -43,7 +43,7 @@ struct store {
     size_t nfailures, failures_cap;
 
     /* written by the I/O thread, read anywhere */
-    _Atomic uint64_t durable, segments, bytes_on_disk, live_messages, syncs;
+    _Atomic uint64_t durable, segments, bytes_on_disk, live_messages, syncs, compactions, bytes_compacted;
     _Atomic bool disk_alarm;
     uint64_t records_recovered, corrupt_records;
 
@@ -62,6 +62,10 @@ struct store {
     int active_fd;
     uint64_t active_id, active_size;
     bool roll_next, retire_disabled;
+    bool compact_paused;       /* a compaction write failed: wait for the next segment */
+    struct rec_buf compact_buf; /* the compaction batch being built */
+    uint8_t *compact_read;     /* one message record read back from a compacted segment */
+    size_t compact_read_cap;
 };
 
 /* The store's directory (as given to store_open). */
@@ -75,6 +79,10 @@ void *store_io_thread(void *arg);
 int store_roll_segment(struct store *store);
 /* Deletes every deletable segment (rule: index.h). */
 void store_retire_segments(struct store *store);
+/* Compacts sparse segments (index.h, Compaction) while a budget of moved bytes lasts and no
+ * batch is waiting (one segment at least). The I/O thread calls it after each batch, once it
+ * has signalled durability. */
+void store_compact(struct store *store);
 /* Copies segment count, bytes and live messages from the index into the atomics. */
 void store_publish_stats(struct store *store);
 /* Sets the disk alarm from statvfs. */

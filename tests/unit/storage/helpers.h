@@ -81,13 +81,14 @@ static inline off_t file_size(const char *path)
     return st.st_size;
 }
 
-/* Silences the store's log lines in tests that provoke them on purpose; counts the problems
- * reported (warnings and errors, not progress lines). */
+/* Silences the store's log lines in tests that provoke them on purpose (unless WARREN_TEST_LOG
+ * is set); counts the problems reported (warnings and errors, not progress lines). */
 static int log_lines;
 static inline void quiet_log(void *ctx, int level, const char *msg)
 {
     (void)ctx;
-    (void)msg;
+    if (getenv("WARREN_TEST_LOG")) /* to see them while debugging a test */
+        fprintf(stderr, "store log %d: %s\n", level, msg);
     if (level <= STORE_LOG_WARNING)
         log_lines++;
 }

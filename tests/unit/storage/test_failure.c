@@ -196,8 +196,8 @@ static void real_full_filesystem(void **state)
     store_get_stats(store, &stats);
     assert_int_equal(stats.corrupt_records, 0);
     assert_int_equal(seen.nmessages, ngood - half); /* nothing from the failed batch */
-    for (size_t i = 0; i < seen.nmessages; i++)
-        assert_int_equal(seen.messages[i].id, good[half + i]);
+    for (size_t i = 0; i < seen.nmessages; i++) /* in log order: compaction may have moved some */
+        assert_non_null(seen_find(&seen, good[half + i]));
     seen_free(&seen);
     store_close(store);
     umount(dir);

@@ -2,7 +2,8 @@
  * index.h (linear searches, no cleverness), record by record. The broker's order (increasing
  * ids, each enqueued only with its message) takes the compact paths; these tests also write
  * what a damaged or hand-written log may hold: ids in any order, duplicate ids, ids enqueued
- * again later (unsorted queues), id gaps past 2^32 and offsets past 4 GiB (loose messages).
+ * again later (inserted at their place in the queue's id order), id gaps past 2^32 and offsets
+ * past 4 GiB (loose messages). Also relocations (compaction) and index_record_repeats.
  * Everything the index reports must match the model: live messages in log order, each queue's
  * entries, queue summaries, reads from an id, per-segment counts and dependencies, deletable
  * segments. */
@@ -138,7 +139,12 @@ static void model_apply(struct model *m, uint64_t seg, const struct rec *r, uint
             mq->entries = realloc(mq->entries, mq->cap * sizeof(*mq->entries));
             assert_non_null(mq->entries);
         }
-        mq->entries[mq->n++] = (struct model_entry){r->msg_id, false};
+        size_t at = mq->n; /* queues are in id order: an id below the last is inserted */
+        while (at > 0 && mq->entries[at - 1].id > r->msg_id)
+            at--;
+        memmove(&mq->entries[at + 1], &mq->entries[at], (mq->n - at) * sizeof(mq->entries[0]));
+        mq->entries[at] = (struct model_entry){r->msg_id, false};
+        mq->n++;
         msg->refs++;
         model_dep(m, seg, msg);
         return;
@@ -237,6 +243,14 @@ static void on_queue(void *ctx, const uint8_t *queue, size_t queue_len, uint64_t
     r->queues[r->nqueues++].bytes = bytes;
 }
 
+static void on_held(void *ctx, const uint8_t *queue, uint32_t queue_len, bool delivered)
+{
+    struct report *r = ctx;
+    assert_true(r->nentries < QUEUES);
+    r->entries[r->nentries].q = queue_number(queue, queue_len);
+    r->entries[r->nentries++].delivered = delivered;
+}
+
 static int location_cmp(const void *a, const void *b)
 {
     const struct index_location *x = a, *y = b;
@@ -270,19 +284,22 @@ static void check(struct index *idx, struct model *m, uint64_t active_id)
     assert_int_equal(idx->live_messages, live);
 
     assert_int_equal(idx->nsegs, m->nsegs);
-    static uint64_t seg_live[MODEL_SEGS], seg_unreferenced[MODEL_SEGS];
+    static uint64_t seg_live[MODEL_SEGS], seg_unreferenced[MODEL_SEGS], seg_bytes[MODEL_SEGS];
     memset(seg_live, 0, sizeof(seg_live));
     memset(seg_unreferenced, 0, sizeof(seg_unreferenced));
+    memset(seg_bytes, 0, sizeof(seg_bytes));
     for (size_t i = 0; i < m->nmsgs; i++) {
         size_t s = model_seg(m, m->msgs[i].seg) - m->segs;
         seg_live[s] += m->msgs[i].refs > 0;
         seg_unreferenced[s] += m->msgs[i].refs == 0;
+        seg_bytes[s] += m->msgs[i].refs > 0 ? m->msgs[i].len : 0;
     }
     for (size_t s = 0; s < m->nsegs; s++) {
         const struct segment *seg = idx->segs[s];
         assert_int_equal(seg->id, m->segs[s].id);
         assert_int_equal(seg->live, seg_live[s]);
         assert_int_equal(seg->unreferenced, seg_unreferenced[s]);
+        assert_int_equal(seg->live_bytes, seg_bytes[s]);
         assert_int_equal(seg->ndeps, m->segs[s].ndeps);
         for (size_t d = 0; d < seg->ndeps; d++) {
             bool found = false;
@@ -316,8 +333,41 @@ static void check(struct index *idx, struct model *m, uint64_t active_id)
         assert_int_equal(locs[i].offset, expected[i].offset);
         assert_int_equal(locs[i].msg_id, expected[i].msg_id);
     }
-    free(expected);
     free(locs);
+
+    if (m->nsegs > 0) { /* one segment's live messages, as compaction lists them */
+        size_t s = (size_t)rand() % m->nsegs, k = 0;
+        struct index_message *msgs;
+        long got = index_segment_messages(idx, idx->segs[s], &msgs);
+        assert_int_equal(got, seg_live[s]);
+        for (size_t i = 0; i < e; i++) {
+            if (expected[i].segment_id != m->segs[s].id)
+                continue;
+            assert_true(k < (size_t)got);
+            assert_int_equal(msgs[k].msg_id, expected[i].msg_id);
+            assert_int_equal(msgs[k].offset, expected[i].offset);
+            const struct model_msg *msg = model_find(m, expected[i].msg_id);
+            assert_int_equal(msgs[k].len, msg->len);
+            assert_int_equal(msgs[k].refs, msg->refs);
+            k++;
+        }
+        assert_int_equal(k, got);
+        free(msgs);
+    }
+    if (e > 0) { /* the queues holding one live message */
+        static struct report held;
+        held.nentries = 0;
+        uint64_t id = expected[(size_t)rand() % e].msg_id;
+        size_t nq = index_message_queues(idx, id, on_held, &held);
+        assert_int_equal(nq, model_find(m, id)->refs);
+        assert_int_equal(held.nentries, nq);
+        for (size_t i = 0; i < nq; i++) {
+            ssize_t pos = model_position(&m->queues[held.entries[i].q], id);
+            assert_true(pos >= 0);
+            assert_int_equal(held.entries[i].delivered, m->queues[held.entries[i].q].entries[pos].delivered);
+        }
+    }
+    free(expected);
 
     static struct report report;
     report.nentries = report.nqueues = 0;
@@ -418,6 +468,25 @@ static void put(struct run *run, uint8_t type, uint64_t id, int q)
     run->offset += 20 + r.queue_len + r.data_len;
 }
 
+/* Moves a live message to the current segment, as compaction does after writing its copy. */
+static void relocate(struct run *run, uint64_t id)
+{
+    struct model_msg *msg = model_find(&run->model, id);
+    assert_non_null(msg);
+    assert_true(index_reserve_loose(&run->idx, 1) == 0);
+    assert_true(index_msg_relocate(&run->idx, id, run->seg, run->offset));
+    msg->seg = run->seg_id;
+    msg->offset = run->offset;
+    run->offset += 20 + msg->len;
+}
+
+static struct segment *idx_seg_of(struct run *run, uint64_t id)
+{
+    struct segment *seg = index_segment(&run->idx, id);
+    assert_non_null(seg);
+    return seg;
+}
+
 /* Drops some of the deletable segments, as the store does once they are unlinked. */
 static void retire(struct run *run)
 {
@@ -471,9 +540,13 @@ static void arbitrary_ids_match_the_model(void **state)
             put(&run, REC_QUEUE_DELETED, 0, q);
         else if (op < 88)
             put(&run, REC_PURGE, (uint64_t)(rand() % 300), q);
-        else if (op < 93)
+        else if (op < 92)
             new_segment(&run);
-        else
+        else if (op < 93) {
+            id = random_entry(&run, &q, false);
+            if (id)
+                relocate(&run, id);
+        } else
             retire(&run);
         if (step % 7 == 0)
             check(&run.idx, &run.model, run.seg_id);
@@ -514,7 +587,7 @@ static void mostly_ordered_ids_match_the_model(void **state)
             int from;
             uint64_t id = random_entry(&run, &from, false);
             if (id)
-                put(&run, REC_ENQUEUE, id, q); /* late: q is now unsorted */
+                put(&run, REC_ENQUEUE, id, q); /* late: inserted below q's last id */
         } else if (op < 50) {
             uint64_t id = random_entry(&run, &q, rand() % 2);
             if (id)
@@ -528,8 +601,12 @@ static void mostly_ordered_ids_match_the_model(void **state)
         } else if (op < 90) {
             const struct model_queue *mq = &run.model.queues[q];
             put(&run, REC_PURGE, mq->n ? mq->entries[(size_t)rand() % mq->n].id : 0, q);
-        } else if (op < 94) {
+        } else if (op < 93) {
             new_segment(&run);
+        } else if (op < 94) {
+            uint64_t id = random_entry(&run, &q, rand() % 2);
+            if (id)
+                relocate(&run, id);
         } else {
             retire(&run);
         }
@@ -561,7 +638,7 @@ static void duplicate_and_revived_ids(void **state)
     put(&run, REC_MESSAGE, 10, -1); /* the id comes back as a new message */
     put(&run, REC_ENQUEUE, 10, 1);
     put(&run, REC_MESSAGE, 5, -1); /* below the ordered ids */
-    put(&run, REC_ENQUEUE, 5, 1);   /* queue 1 is now unsorted */
+    put(&run, REC_ENQUEUE, 5, 1);   /* inserted before 10 */
     put(&run, REC_ENQUEUE, 10, 1); /* already there */
     put(&run, REC_DELIVER, 5, 1);
     check(&run.idx, &run.model, run.seg_id);
@@ -572,10 +649,75 @@ static void duplicate_and_revived_ids(void **state)
     run_free(&run);
 }
 
+/* What recovery asks of a compaction batch: which records repeat what the index holds. Then a
+ * copy replayed without its first copy: the message goes back to its place in id order. */
+static void copies_repeat_and_come_back_in_id_order(void **state)
+{
+    (void)state;
+    static struct run run;
+    run_init(&run);
+    new_segment(&run);
+    uint64_t first_seg = run.seg_id;
+    for (uint64_t id = 1; id <= 3; id++) {
+        put(&run, REC_MESSAGE, id, -1);
+        put(&run, REC_ENQUEUE, id, 0);
+    }
+    put(&run, REC_DELIVER, 1, 0);
+    new_segment(&run);
+    struct rec copy = {.type = REC_MESSAGE, .msg_id = 1};
+    struct rec enqueue = {.type = REC_ENQUEUE, .msg_id = 1, .queue = (const uint8_t *)"a", .queue_len = 1};
+    struct rec deliver = enqueue, other = enqueue;
+    deliver.type = REC_DELIVER;
+    other.queue = (const uint8_t *)"bb";
+    other.queue_len = 2;
+    uint64_t source = 0;
+    assert_true(index_record_repeats(&run.idx, run.seg, &copy, &source));
+    assert_int_equal(source, first_seg);
+    assert_true(index_record_repeats(&run.idx, run.seg, &enqueue, &source));
+    assert_true(index_record_repeats(&run.idx, run.seg, &deliver, &source));
+    assert_false(index_record_repeats(&run.idx, run.seg, &other, &source)); /* not in that queue */
+    deliver.msg_id = 2;
+    assert_false(index_record_repeats(&run.idx, run.seg, &deliver, &source)); /* not delivered yet */
+    copy.msg_id = 4;
+    assert_false(index_record_repeats(&run.idx, run.seg, &copy, &source)); /* a new message */
+    copy.msg_id = 3;
+    assert_false(index_record_repeats(&run.idx, idx_seg_of(&run, first_seg), &copy, &source)); /* same segment */
+    relocate(&run, 1);
+    check(&run.idx, &run.model, run.seg_id);
+    run_free(&run);
+
+    run_init(&run); /* the first segment is gone: only the copy and later records remain */
+    new_segment(&run);
+    for (uint64_t id = 2; id <= 3; id++) {
+        put(&run, REC_MESSAGE, id, -1);
+        put(&run, REC_ENQUEUE, id, 0);
+    }
+    put(&run, REC_MESSAGE, 1, -1);
+    put(&run, REC_ENQUEUE, 1, 0);
+    put(&run, REC_DELIVER, 1, 0);
+    check(&run.idx, &run.model, run.seg_id);
+    assert_int_equal(run.model.queues[0].entries[0].id, 1);
+    assert_true(run.model.queues[0].entries[0].delivered);
+    put(&run, REC_ACK, 1, 0); /* the head moves up */
+    put(&run, REC_MESSAGE, 5, -1);
+    put(&run, REC_ENQUEUE, 5, 0);
+    put(&run, REC_ACK, 3, 0); /* a tombstone between 2 and 5 */
+    put(&run, REC_MESSAGE, 1, -1);
+    put(&run, REC_ENQUEUE, 1, 0); /* below the head: the entries before it shift down */
+    check(&run.idx, &run.model, run.seg_id);
+    put(&run, REC_MESSAGE, 3, -1);
+    put(&run, REC_ENQUEUE, 3, 0); /* takes the tombstone's place */
+    put(&run, REC_DELIVER, 3, 0);
+    check(&run.idx, &run.model, run.seg_id);
+    assert_int_equal(run.model.queues[0].n, 4);
+    run_free(&run);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(duplicate_and_revived_ids),
+        cmocka_unit_test(copies_repeat_and_come_back_in_id_order),
         cmocka_unit_test(arbitrary_ids_match_the_model),
         cmocka_unit_test(mostly_ordered_ids_match_the_model),
     };
