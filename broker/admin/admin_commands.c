@@ -130,6 +130,18 @@ static void cmd_status(const struct admin_request *req, struct json_out *out)
     json_uint(out, s.messages_ready);
     json_keyz(out, "messages_unacknowledged");
     json_uint(out, s.messages_unacknowledged);
+    json_keyz(out, "messages_paged");
+    json_uint(out, s.messages_paged);
+    json_keyz(out, "store_segments");
+    json_uint(out, s.store_segments);
+    json_keyz(out, "store_bytes");
+    json_uint(out, s.store_bytes);
+    json_keyz(out, "store_live_messages");
+    json_uint(out, s.store_live_messages);
+    json_keyz(out, "store_syncs");
+    json_uint(out, s.store_syncs);
+    json_keyz(out, "store_compactions");
+    json_uint(out, s.store_compactions);
     json_keyz(out, "message_memory_bytes");
     json_uint(out, s.message_memory_bytes);
     json_keyz(out, "memory_high_watermark");

@@ -12,6 +12,7 @@
 #include "connection.h"
 #include "event_loop.h"
 #include "message.h"
+#include "store.h"
 #include "netconn.h"
 #include "persistence.h"
 #include "queue.h"
@@ -33,6 +34,7 @@ static void count_queue(struct queue *q, void *arg)
     out->queues++;
     out->messages_ready += queue_ready_count(q);
     out->messages_unacknowledged += queue_unacked_count(q);
+    out->messages_paged += queue_paged_count(q);
 }
 
 void introspect_status(struct server *server, struct introspect_status *out)
@@ -53,6 +55,13 @@ void introspect_status(struct server *server, struct introspect_status *out)
     out->memory_high_watermark = server->memory_limit;
     out->memory_alarm = server->memory_alarm && !persistence_disk_alarm(server->persistence);
     out->disk_alarm = persistence_disk_alarm(server->persistence);
+    struct store_stats stats = {0};
+    persistence_store_stats(server->persistence, &stats);
+    out->store_segments = stats.segments;
+    out->store_bytes = stats.bytes_on_disk;
+    out->store_live_messages = stats.live_messages;
+    out->store_syncs = stats.syncs;
+    out->store_compactions = stats.compactions;
     out->pid = (uint64_t)getpid();
     out->data_dir = server->config.data_dir;
     snprintf(listener, sizeof listener, "%s:%u", server->config.bind_address,

@@ -81,7 +81,11 @@ struct introspect_status {
     uint64_t uptime_ms;
     uint32_t connections, queues, exchanges;
     uint64_t messages_ready, messages_unacknowledged;
+    uint64_t messages_paged;    /* of messages_ready, those on disk only (paged queues' tails) */
     uint64_t message_memory_bytes, memory_high_watermark;
+    /* The durable store: segment files, their bytes, messages still in some queue, fdatasyncs,
+     * segments compacted. */
+    uint64_t store_segments, store_bytes, store_live_messages, store_syncs, store_compactions;
     bool memory_alarm, disk_alarm;
     uint64_t pid;
     const char *data_dir;

@@ -53,6 +53,12 @@ uint64_t persistence_last_batch(const struct persistence *p) { return p ? p->las
 uint64_t persistence_durable_batch(const struct persistence *p) { return p ? p->durable_batch : 0; }
 bool persistence_disk_alarm(const struct persistence *p) { return p && store_disk_alarm(p->store); }
 
+void persistence_store_stats(const struct persistence *p, struct store_stats *out)
+{
+    if (p)
+        store_get_stats(p->store, out);
+}
+
 bool persistence_batch_failed(const struct persistence *p, uint64_t batch)
 {
     for (size_t i = 0; p && i < p->failed_count; i++)

@@ -52,6 +52,9 @@ uint64_t persistence_last_batch(const struct persistence *p);
 uint64_t persistence_durable_batch(const struct persistence *p);
 /* True when batch failed to be written (ENOSPC, EIO): its publishes are nacked. */
 bool persistence_batch_failed(const struct persistence *p, uint64_t batch);
+/* The store's statistics (zeros when p is NULL). */
+struct store_stats;
+void persistence_store_stats(const struct persistence *p, struct store_stats *out);
 /* True while the disk-free alarm is on. */
 bool persistence_disk_alarm(const struct persistence *p);
 

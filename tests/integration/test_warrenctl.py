@@ -204,6 +204,24 @@ class StatusTest(unittest.TestCase):
         self.assertEqual(status["listener"], "127.0.0.1:%d" % harness.module_broker().port)
         self.assertFalse(status["memory_alarm"])
 
+    def test_status_reports_the_durable_store(self):
+        before = json.loads(ctl("--formatter", "json", "status").stdout)
+        conn = connect()
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("ctl-store", durable=True)
+        for i in range(5):
+            ch.basic_publish("", "ctl-store", b"m%d" % i, pika.BasicProperties(delivery_mode=2))
+        status = json.loads(ctl("--formatter", "json", "status").stdout)
+        self.assertGreaterEqual(status["store_live_messages"], before["store_live_messages"] + 5)
+        self.assertGreater(status["store_syncs"], before["store_syncs"])
+        self.assertGreaterEqual(status["store_segments"], 1)
+        self.assertGreater(status["store_bytes"], 5 * 40)
+        self.assertEqual(status["messages_paged"], 0)  # far below queue_ram_messages
+        self.assertIn("Stored messages in queues: %d" % status["store_live_messages"], ctl("status").stdout)
+        ch.queue_delete("ctl-store")
+        conn.close()
+
 
 class ObjectListingTest(unittest.TestCase):
     def setUp(self):
