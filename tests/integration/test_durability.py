@@ -158,9 +158,10 @@ class RestartTest(unittest.TestCase):
 @harness.skip_if_external("kills and restarts the broker process")
 class CrashTest(unittest.TestCase):
     QUEUE = "crash-q"
+    BROKER_ARGS = ()  # subclasses run the same test under other settings
 
     def setUp(self):
-        self.broker = RestartableBroker().start()
+        self.broker = RestartableBroker(extra_args=self.BROKER_ARGS).start()
         self.rounds = int(os.environ.get("WARREN_CRASH_ROUNDS", "5"))
         self.rng = random.Random(int(os.environ.get("WARREN_CRASH_SEED", str(int(time.time())))))
 

@@ -17,6 +17,7 @@ import unittest
 import pika
 
 import harness
+import test_durability
 from test_durability import RestartableBroker
 
 RAM = 100  # ready messages a queue keeps in memory in these tests
@@ -207,6 +208,13 @@ class PagingTest(unittest.TestCase):
         self.restart()
         ch = self.channel()
         self.assertEqual(self.count(ch, "p-del"), 0)
+
+
+class PagedCrashTest(test_durability.CrashTest):
+    """The kill -9 crash test of test_durability with a queue that keeps only 20 messages in
+    memory, so confirmed messages are often in the tail (on disk only) when the broker dies."""
+
+    BROKER_ARGS = ["--queue_ram_messages", "20"]
 
 
 def vm_rss_kib(pid):
