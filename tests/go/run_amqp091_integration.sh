@@ -143,7 +143,23 @@ passed=$(grep -cE '^[[:space:]]*--- PASS: (Test|Example)[A-Za-z0-9_]* ' "$WORK/g
 failed=$(grep -cE '^[[:space:]]*--- FAIL: (Test|Example)[A-Za-z0-9_]* ' "$WORK/go-test.log")
 skipped=$(grep -cE '^[[:space:]]*--- SKIP: (Test|Example)[A-Za-z0-9_]* ' "$WORK/go-test.log")
 status=$go_status
-if [ "$go_status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+# Tests whose outcome depends on thread scheduling in the client (see amqp091_racy.txt) get one
+# more run when they are the only failures; the output says so.
+RACY_FILE="$HERE/amqp091_racy.txt"
+if [ "$go_status" -ne 0 ] && [ "$failed" -gt 0 ] && [ -f "$RACY_FILE" ]; then
+  grep -oE '^[[:space:]]*--- FAIL: (Test|Example)[A-Za-z0-9_]*' "$WORK/go-test.log" |
+    sed -E 's/.*--- FAIL: //' | sort -u >"$WORK/failed.txt"
+  sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$RACY_FILE" | sort -u >"$WORK/racy.txt"
+  if [ -z "$(comm -23 "$WORK/failed.txt" "$WORK/racy.txt")" ]; then
+    echo "only racy tests failed ($(paste -sd' ' "$WORK/failed.txt")); running them once more"
+    if timeout --signal=KILL 300 "$GO" test -tags integration -count=1 -v -timeout 240s \
+         -run "^($(paste -sd'|' "$WORK/failed.txt"))\$" . 2>&1 | tee "$WORK/go-retry.log"; then
+      echo "racy tests passed on their second run: $(paste -sd' ' "$WORK/failed.txt")"
+      passed=$((passed + failed)); failed=0; status=0
+    fi
+  fi
+fi
+if [ "$go_status" -ne 0 ] && [ "$failed" -eq 0 ] && [ "$status" -ne 0 ]; then
   echo "go test exited with status $go_status with no failed test (build error, timeout, panic or goroutine leak: see above)"
 fi
 
