@@ -13,7 +13,8 @@ static const char usage[] =
     "  --port N           AMQP port (default 5672)\n"
     "  --data-dir DIR     where durable state lives (default ./warren-data)\n"
     "  --config FILE      key = value settings; see docs/operations.md\n"
-    "  --log-level LEVEL  debug, info, warning or error (default info)\n";
+    "  --log-level LEVEL  debug, info, warning or error (default info)\n"
+    "  --KEY VALUE        any configuration-file key, e.g. --queue_ram_messages 1000\n";
 
 static int parse_uint(const char *key, const char *text, unsigned long long max, unsigned long long *out)
 {
