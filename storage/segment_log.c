@@ -266,6 +266,21 @@ int seg_pwrite_all(const struct store_io_hooks *io, int fd, const void *buf, siz
     return 0;
 }
 
+size_t seg_pread_upto(int fd, void *buf, size_t len, off_t off)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, p + got, len - got, off + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
 int seg_fdatasync(const struct store_io_hooks *io, int fd)
 {
     int rc = io && io->fdatasync ? io->fdatasync(io->ctx, fd) : fdatasync(fd);

@@ -232,15 +232,7 @@ static const uint8_t *read_record(struct store *store, int fd, const struct inde
             store->read_buf = grown;
             store->read_cap = want;
         }
-        size_t got = 0;
-        while (got < want) {
-            ssize_t n = pread(fd, store->read_buf + got, want - got, (off_t)(loc->offset + got));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-        }
+        size_t got = seg_pread_upto(fd, store->read_buf, want, (off_t)loc->offset);
         *win_seg = loc->segment_id;
         *win_off = loc->offset;
         *win_len = got;

@@ -54,15 +54,8 @@ static const uint8_t *read_message(struct store *store, int fd, const struct ind
         store->compact_read = grown;
         store->compact_read_cap = need;
     }
-    size_t got = 0;
-    while (got < need) {
-        ssize_t n = pread(fd, store->compact_read + got, need - got, (off_t)(m->offset + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return NULL;
-        got += (size_t)n;
-    }
+    if (seg_pread_upto(fd, store->compact_read, need, (off_t)m->offset) != need)
+        return NULL;
     struct rec r;
     if (rec_parse(store->compact_read, need, true, &r) != need || r.type != REC_MESSAGE || r.msg_id != m->msg_id ||
         r.data_len != m->len)
@@ -123,26 +116,12 @@ static int copy_segment(struct store *store, struct segment *seg, const struct i
  * -errno. *base: where the batch starts. */
 static int write_copies(struct store *store, uint64_t *base)
 {
-    rec_seal_all(store->compact_buf.data, store->compact_buf.len);
-    int rc = seg_pwrite_all(store->io, store->active_fd, store->compact_buf.data, store->compact_buf.len,
-                            (off_t)store->active_size);
-    if (rc == 0) {
-        atomic_fetch_add(&store->syncs, 1);
-        rc = seg_fdatasync(store->io, store->active_fd);
-    }
-    if (rc == 0) {
-        *base = store->active_size;
-        store->active_size += store->compact_buf.len;
+    int rc = store_append_synced(store, store->compact_buf.data, store->compact_buf.len, base);
+    if (rc == 0)
         return 0;
-    }
     storage_logf(&store->logger, STORE_LOG_ERROR, "compaction: writing segment %llu failed: %s; compaction "
                  "pauses until the next segment", (unsigned long long)store->active_id, strerror(-rc));
-    if (store->active_fd >= 0 && (ftruncate(store->active_fd, (off_t)store->active_size) < 0 ||
-                                  fdatasync(store->active_fd) < 0)) {
-        storage_logf(&store->logger, STORE_LOG_ERROR, "cannot cut segment %llu back: %s; rolling",
-                     (unsigned long long)store->active_id, strerror(errno));
-        store->roll_next = true;
-    }
+    store_cut_back(store);
     return rc;
 }
 
@@ -158,11 +137,7 @@ static void undo(struct store *store, struct segment *seg, const struct index_me
         active->size = base;
     pthread_mutex_unlock(&store->idx_lock);
     store->active_size = base;
-    if (ftruncate(store->active_fd, (off_t)base) < 0 || fdatasync(store->active_fd) < 0) {
-        storage_logf(&store->logger, STORE_LOG_ERROR, "cannot cut segment %llu back: %s; rolling",
-                     (unsigned long long)store->active_id, strerror(errno));
-        store->roll_next = true;
-    }
+    store_cut_back(store);
 }
 
 /* Compacts one segment. Returns the data bytes moved, or -errno (compaction should stop). */

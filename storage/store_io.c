@@ -110,22 +110,41 @@ static void apply_batch(struct store *store, const uint8_t *buf, size_t len, uin
         seg->size = base + len;
 }
 
-/* Writes and syncs one batch; on failure cuts the segment back to where the batch began. */
-static int write_batch(struct store *store, uint8_t *buf, size_t len)
+int store_append_synced(struct store *store, uint8_t *buf, size_t len, uint64_t *base)
 {
-    int rc = 0;
     rec_seal_all(buf, len);
-    if (store->roll_next || (store->active_size >= store->segment_bytes && store->active_size > SEG_HEADER_SIZE))
-        rc = store_roll_segment(store);
-    if (rc == 0)
-        rc = seg_pwrite_all(store->io, store->active_fd, buf, len, (off_t)store->active_size);
+    int rc = seg_pwrite_all(store->io, store->active_fd, buf, len, (off_t)store->active_size);
     if (rc == 0) {
         atomic_fetch_add(&store->syncs, 1);
         rc = seg_fdatasync(store->io, store->active_fd);
     }
     if (rc == 0) {
-        uint64_t base = store->active_size;
+        *base = store->active_size;
         store->active_size += len;
+    }
+    return rc;
+}
+
+void store_cut_back(struct store *store)
+{
+    if (store->active_fd >= 0 && (ftruncate(store->active_fd, (off_t)store->active_size) < 0 ||
+                                  fdatasync(store->active_fd) < 0)) {
+        storage_logf(&store->logger, STORE_LOG_ERROR, "cannot cut segment %llu back: %s; rolling",
+                     (unsigned long long)store->active_id, strerror(errno));
+        store->roll_next = true;
+    }
+}
+
+/* Writes and syncs one batch; on failure cuts the segment back to where the batch began. */
+static int write_batch(struct store *store, uint8_t *buf, size_t len)
+{
+    int rc = 0;
+    uint64_t base = 0;
+    if (store->roll_next || (store->active_size >= store->segment_bytes && store->active_size > SEG_HEADER_SIZE))
+        rc = store_roll_segment(store);
+    if (rc == 0)
+        rc = store_append_synced(store, buf, len, &base);
+    if (rc == 0) {
         pthread_mutex_lock(&store->idx_lock);
         apply_batch(store, buf, len, base);
         pthread_mutex_unlock(&store->idx_lock);
@@ -134,12 +153,7 @@ static int write_batch(struct store *store, uint8_t *buf, size_t len)
     }
     storage_logf(&store->logger, STORE_LOG_ERROR, "writing segment %llu failed: %s",
                  (unsigned long long)store->active_id, strerror(-rc));
-    if (store->active_fd >= 0 && (ftruncate(store->active_fd, (off_t)store->active_size) < 0 ||
-                                  fdatasync(store->active_fd) < 0)) {
-        storage_logf(&store->logger, STORE_LOG_ERROR, "cannot cut segment %llu back: %s; rolling",
-                     (unsigned long long)store->active_id, strerror(errno));
-        store->roll_next = true;
-    }
+    store_cut_back(store);
     return rc;
 }
 

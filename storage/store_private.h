@@ -75,6 +75,13 @@ const struct storage_logger *store_logger(const struct store *store);
 
 /* The I/O thread's body (arg: the store). */
 void *store_io_thread(void *arg);
+/* Seals buf's records, writes them at the end of the active segment and fdatasyncs; on success
+ * *base is where they start and active_size has grown past them. Returns 0 or -errno (the
+ * caller logs, then calls store_cut_back). */
+int store_append_synced(struct store *store, uint8_t *buf, size_t len, uint64_t *base);
+/* Truncates the active segment back to active_size (after a failed write); when that fails too,
+ * logs it and makes the next write roll to a new segment. */
+void store_cut_back(struct store *store);
 /* Creates segment active_id + 1 and makes it the active one. 0 or -errno. */
 int store_roll_segment(struct store *store);
 /* Deletes every deletable segment (rule: index.h). */
