@@ -76,8 +76,16 @@ static void note_batch(struct persistence *p, uint64_t batch)
     p->last_batch = batch;
 }
 
+static uint64_t wall_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
 static bool write_message(struct persistence *p, struct message *msg)
 {
+    msg->published_ms = wall_ms(); /* a message is first stored as it is routed */
     size_t need = message_serialize(msg, NULL, 0);
     if (need > p->scratch_cap) {
         uint8_t *bigger = realloc(p->scratch, need);
@@ -242,14 +250,12 @@ size_t persistence_page_in(struct persistence *p, const char *vhost, struct queu
     uint8_t key[sizeof p->key];
     struct proto_bytes k = queue_key(p, vhost, queue);
     memcpy(key, k.ptr, k.len);
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME_COARSE, &wall);
     struct page_read r = {
         .p = p,
         .queue = queue,
         .key = {key, k.len},
         .now_ms = loop_now_ms(p->loop),
-        .wall_ms = (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000,
+        .wall_ms = wall_ms(),
         .last_id = after_id,
     };
     size_t total = 0;

@@ -3,7 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "spec.h"
 
@@ -51,9 +50,6 @@ struct message *message_create_decoded(struct proto_bytes exchange, struct proto
     memory_bytes += fixed + (size_t)body_size;
     uint8_t *p = (uint8_t *)(msg + 1);
     msg->refs = 1;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME_COARSE, &now);
-    msg->published_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
     msg->body_size = body_size;
     msg->body = p;
     p += body_size;

@@ -21,7 +21,8 @@ struct message {
     bool has_expiration;       /* per-message "expiration" property was valid */
     uint64_t expiration_ms;    /* that property's value, in milliseconds */
     uint64_t body_size;
-    uint64_t published_ms;     /* wall clock (ms since 1970) when it was published, for TTL */
+    uint64_t published_ms;     /* wall clock (ms since 1970) of publication, for TTL; set when
+                                * first stored (which happens as it is routed), 0 before */
     uint64_t id;               /* the storage key, given when first stored (0 before): ids
                                 * grow in log order and are never reused across restarts */
     bool stored;               /* written to the durable store (id and stored: the mutable part) */
