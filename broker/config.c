@@ -91,6 +91,12 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
             return -1;
         }
         s->disk_free_limit = v;
+    } else if (strcmp(key, "segment_bytes") == 0) {
+        if (parse_uint(key, value, 1ull << 40, &v) || v < 64 * 1024) {
+            fprintf(stderr, "warren: segment_bytes must be at least 65536\n");
+            return -1;
+        }
+        s->segment_bytes = v;
     } else if (strcmp(key, "queue_ram_messages") == 0) {
         if (parse_uint(key, value, UINT32_MAX, &v))
             return -1;

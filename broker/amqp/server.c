@@ -118,6 +118,7 @@ void server_config_defaults(struct server_config *cfg)
         .default_pass = "guest",
         .default_user_loopback_only = true,
         .disk_free_limit = 50ull * 1000 * 1000,
+        .segment_bytes = 64ull << 20,
         .queue_ram_messages = 16384,
     };
 }
@@ -193,7 +194,8 @@ struct server *server_create(struct event_loop *loop, const struct server_config
         .on_durable = on_durable,
         .ctx = server,
     };
-    if (persistence_open(loop, cfg->data_dir, cfg->disk_free_limit, &persist_hooks, &server->persistence) != 0) {
+    if (persistence_open(loop, cfg->data_dir, cfg->disk_free_limit, cfg->segment_bytes, &persist_hooks,
+                         &server->persistence) != 0) {
         server_vhosts_destroy(server);
         free(server);
         return NULL;

@@ -30,6 +30,7 @@ struct server_config {
     bool default_user_loopback_only; /* true, as RabbitMQ's loopback_users */
     uint64_t memory_high_watermark;  /* bytes of messages that trigger connection.blocked; 0 = 40% of RAM */
     uint64_t disk_free_limit;        /* free bytes under data_dir below which publishers are blocked: 50 MB */
+    uint64_t segment_bytes;          /* size at which the store starts a new log segment: 64 MiB */
     uint32_t queue_ram_messages;     /* ready messages a durable queue keeps in memory (the rest are
                                       * on disk only, read back ahead of delivery): 16384; 0: all */
 };
