@@ -15,8 +15,6 @@
 #include "store.h"
 #include "table.h"
 
-#define FAILED_RANGES_MAX 16
-
 /* A queue's stored entries as recovery reported them, until the definitions are imported. */
 struct recovered_queue {
     struct recovered_queue *next;
@@ -32,15 +30,20 @@ struct persistence {
     uint8_t key[512]; /* "<vhost>\0<queue>" of the record being written */
     uint64_t next_id;     /* message ids: above every id in the log, growing in log order */
     uint64_t recovered_max_id; /* ids up to this were written before the restart */
-    uint64_t last_batch;
+    uint64_t last_batch;  /* the batch holding the newest record that needs durability */
+    uint64_t writes, lost; /* records that need durability queued, and not queued (ENOMEM) */
     uint64_t durable_batch;
     bool definitions_dirty;
     uint8_t *scratch;
     size_t scratch_cap;
-    struct {
+    /* Batches that failed, from the store's last report; kept only while on_durable runs, which
+     * settles every confirm of a batch up to the durable one (so none can ask later). */
+    struct failed_range {
         uint64_t first, last;
-    } failed[FAILED_RANGES_MAX];
-    size_t failed_count;
+    } *failed;
+    size_t failed_count, failed_cap;
+    bool failed_all;      /* no memory to list one: treat every settled batch as failed */
+    int last_error;       /* of the latest failed batch, 0 once one succeeded: logged once */
     /* Queues whose tail is not all readable yet: woken when a batch becomes durable. */
     struct queue **waiting;
     size_t waiting_count, waiting_cap;
@@ -49,7 +52,17 @@ struct persistence {
 
 static void wake_waiting(struct persistence *p);
 
-uint64_t persistence_last_batch(const struct persistence *p) { return p ? p->last_batch : 0; }
+struct persistence_mark persistence_mark(const struct persistence *p)
+{
+    return p ? (struct persistence_mark){p->writes, p->lost} : (struct persistence_mark){0, 0};
+}
+
+uint64_t persistence_wait_batch(const struct persistence *p, struct persistence_mark before, bool *lost)
+{
+    *lost = p && p->lost != before.lost;
+    return p && p->writes != before.writes ? p->last_batch : 0;
+}
+
 uint64_t persistence_durable_batch(const struct persistence *p) { return p ? p->durable_batch : 0; }
 bool persistence_disk_alarm(const struct persistence *p) { return p && store_disk_alarm(p->store); }
 
@@ -61,6 +74,8 @@ void persistence_store_stats(const struct persistence *p, struct store_stats *ou
 
 bool persistence_batch_failed(const struct persistence *p, uint64_t batch)
 {
+    if (p && p->failed_all)
+        return true;
     for (size_t i = 0; p && i < p->failed_count; i++)
         if (batch >= p->failed[i].first && batch <= p->failed[i].last)
             return true;
@@ -70,10 +85,12 @@ bool persistence_batch_failed(const struct persistence *p, uint64_t batch)
 static void note_batch(struct persistence *p, uint64_t batch)
 {
     if (batch == 0) {
-        log_error("durable store: out of memory while recording a message");
+        if (p->lost++ == 0)
+            log_error("durable store: out of memory while recording a message; its publish is nacked");
         return;
     }
     p->last_batch = batch;
+    p->writes++;
 }
 
 static uint64_t wall_ms(void)
@@ -179,24 +196,36 @@ static void on_store_event(struct event_loop *loop, int fd, void *data, int mask
     int error;
     bool changed = durable != p->durable_batch;
     while (store_take_failure(p->store, &first, &last, &error)) {
-        log_error("durable store: batches %llu..%llu were not written: %s; their publishes are nacked",
-                  (unsigned long long)first, (unsigned long long)last, strerror(error));
-        if (p->failed_count == FAILED_RANGES_MAX) {
-            memmove(p->failed, p->failed + 1, sizeof p->failed[0] * (FAILED_RANGES_MAX - 1));
-            p->failed_count--;
+        if (error != p->last_error) /* a full disk fails batch after batch: say it once */
+            log_error("durable store: batches %llu..%llu were not written: %s; their publishes are nacked%s",
+                      (unsigned long long)first, (unsigned long long)last, strerror(error),
+                      error == ENOSPC ? " (publishers stay blocked until space is freed)" : "");
+        p->last_error = error;
+        if (p->failed_count == p->failed_cap) {
+            size_t cap = p->failed_cap ? p->failed_cap * 2 : 8;
+            struct failed_range *grown = realloc(p->failed, cap * sizeof *grown);
+            if (grown) {
+                p->failed = grown;
+                p->failed_cap = cap;
+            }
         }
-        p->failed[p->failed_count].first = first;
-        p->failed[p->failed_count].last = last;
-        p->failed_count++;
+        if (p->failed_count < p->failed_cap)
+            p->failed[p->failed_count++] = (struct failed_range){first, last};
+        else
+            p->failed_all = true; /* nacking too much is safe, acking too much is not */
         if (last > durable)
             durable = last; /* settled, if not well */
         changed = true;
     }
+    if (changed && durable > p->durable_batch && p->failed_count == 0 && !p->failed_all)
+        p->last_error = 0; /* a batch went through again */
     p->durable_batch = durable;
     if (changed && p->waiting_count)
         wake_waiting(p);
     if (changed && p->hooks.on_durable)
         p->hooks.on_durable(p->hooks.ctx);
+    p->failed_count = 0;
+    p->failed_all = false;
 }
 
 /* ---- paging ---- */
@@ -355,7 +384,7 @@ static void store_log(void *ctx, int level, const char *msg)
 }
 
 int persistence_open(struct event_loop *loop, const char *data_dir, uint64_t disk_free_limit,
-                     const struct persistence_hooks *hooks, struct persistence **out)
+                     uint64_t segment_bytes, const struct persistence_hooks *hooks, struct persistence **out)
 {
     *out = NULL;
     struct persistence *p = calloc(1, sizeof *p);
@@ -365,7 +394,8 @@ int persistence_open(struct event_loop *loop, const char *data_dir, uint64_t dis
     p->hooks = *hooks;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/store", data_dir);
-    struct store_options opts = {.dir = dir, .disk_free_limit = disk_free_limit, .log = store_log};
+    struct store_options opts = {.dir = dir, .disk_free_limit = disk_free_limit,
+                                 .segment_bytes = segment_bytes, .log = store_log};
     struct store_recovery rec = {.queue = recover_queue, .ctx = p};
     log_info("durable store: opening %s", dir);
     int rc = store_open(&opts, &rec, &p->store);
@@ -404,6 +434,7 @@ void persistence_close(struct persistence *p)
     for (size_t i = 0; i < p->waiting_count; i++)
         queue_release(p->waiting[i]);
     free(p->waiting);
+    free(p->failed);
     free(p->scratch);
     free(p);
 }

@@ -26,12 +26,13 @@ struct persistence_hooks {
     void *ctx;
 };
 
-/* Opens the store in data_dir/store (disk_free_limit: bytes, the disk alarm's threshold),
+/* Opens the store in data_dir/store (disk_free_limit: bytes, the disk alarm's threshold;
+ * segment_bytes: where the log rolls to a new segment, 0 for the store's default),
  * imports the saved definitions and gives each durable queue its stored entries as its paged
  * tail (queue.h). *out is set before the queues are restored, since restoring reads through it.
  * Returns 0, or -1 after logging why (*out is then NULL). */
 int persistence_open(struct event_loop *loop, const char *data_dir, uint64_t disk_free_limit,
-                     const struct persistence_hooks *hooks, struct persistence **out);
+                     uint64_t segment_bytes, const struct persistence_hooks *hooks, struct persistence **out);
 /* Writes what is pending, waits for it, closes the store. NULL is ignored. */
 void persistence_close(struct persistence *p);
 
@@ -45,9 +46,18 @@ size_t persistence_page_in(struct persistence *p, const char *vhost, struct queu
                            size_t max, bool *complete);
 void persistence_page_purge(struct persistence *p, const char *vhost, struct queue *queue, uint64_t after_id);
 
-/* Number of the batch that holds the newest record so far (0: nothing ever written). A
- * publish whose handling changed it must wait for that batch. */
-uint64_t persistence_last_batch(const struct persistence *p);
+/* How much has been written so far. Take a mark before handling a publish (or a commit) and
+ * ask persistence_wait_batch afterwards what it must wait for. Comparing batch numbers instead
+ * would be wrong: while the I/O thread is busy every record of many passes joins the same
+ * pending batch, so a publish that wrote records can leave the newest batch number unchanged. */
+struct persistence_mark {
+    uint64_t writes, lost;
+};
+struct persistence_mark persistence_mark(const struct persistence *p);
+/* The batch that must be durable before the work done since `before` may be confirmed, 0 when
+ * it wrote nothing that needs durability. *lost is set when a record of that work could not even
+ * be queued for writing (out of memory): it must be nacked, not confirmed. */
+uint64_t persistence_wait_batch(const struct persistence *p, struct persistence_mark before, bool *lost);
 /* Highest batch number known durable. */
 uint64_t persistence_durable_batch(const struct persistence *p);
 /* True when batch failed to be written (ENOSPC, EIO): its publishes are nacked. */

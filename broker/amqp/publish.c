@@ -247,14 +247,15 @@ static int complete_publish(struct channel *ch, struct reply_error *err)
     }
     bool accepted;
     struct persistence *p = server_persistence(connection_server(ch->conn));
-    uint64_t batch_before = persistence_last_batch(p);
+    struct persistence_mark mark = persistence_mark(p);
     int rc = deliver_message(ch, msg, ch->publish_mandatory, &accepted, err);
     message_release(msg);
     if (rc != 0)
         return rc;
-    uint64_t batch = persistence_last_batch(p);
+    bool lost;
+    uint64_t batch = persistence_wait_batch(p, mark, &lost);
     if (ch->confirm_mode)
-        confirm(ch, seq, accepted, batch != batch_before ? batch : 0);
+        confirm(ch, seq, accepted && !lost, batch);
     return 0;
 }
 
@@ -345,7 +346,7 @@ int channel_content_frame(struct channel *ch, const struct frame *f, struct repl
 static int tx_commit(struct channel *ch, struct reply_error *err)
 {
     struct persistence *p = server_persistence(connection_server(ch->conn));
-    uint64_t batch_before = persistence_last_batch(p);
+    struct persistence_mark mark = persistence_mark(p);
     int rc = 0;
     while (ch->tx_settles && rc == 0) {
         struct tx_settle *s = ch->tx_settles;
@@ -368,8 +369,13 @@ static int tx_commit(struct channel *ch, struct reply_error *err)
         return rc;
     }
     channel_dispatch_consumers(ch);
-    uint64_t batch = persistence_last_batch(p);
-    if (batch != batch_before) {
+    bool lost;
+    uint64_t batch = persistence_wait_batch(p, mark, &lost);
+    if (lost) {
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_TX_COMMIT,
+                          "the durable store could not record the transaction (out of memory)");
+    }
+    if (batch != 0) {
         /* commit-ok only once the transaction's messages are on disk. */
         ch->commit_wait_batch = batch;
         server_wait_durable(connection_server(ch->conn), ch);
