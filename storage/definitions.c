@@ -23,6 +23,7 @@
 
 #include "crc32c.h"
 #include "segment_log.h"
+#include "store_fs.h"
 #include "store_private.h"
 
 #define DEF_HEADER_SIZE 32
@@ -42,22 +43,6 @@ static uint64_t get_le(const uint8_t *p, int bytes)
     return v;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int store_save_definitions(struct store *store, const uint8_t *data, size_t len)
 {
     char path[SEG_PATH_MAX], tmp[SEG_PATH_MAX];
@@ -68,22 +53,24 @@ int store_save_definitions(struct store *store, const uint8_t *data, size_t len)
     put_le(header + 8, 1, 4);
     put_le(header + 16, len, 8);
     put_le(header + 24, crc32c_extend(crc32c(header, 24), data, len), 4);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const struct store_io_hooks *io = store_io(store);
+    int fd = fs_open(io, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return -errno;
-    int rc = write_all(fd, header, sizeof(header));
+        return fd;
+    int rc = fs_pwrite_all(io, fd, header, sizeof(header), 0);
     if (rc == 0 && len > 0)
-        rc = write_all(fd, data, len);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
+        rc = fs_pwrite_all(io, fd, data, len, sizeof(header));
     if (rc == 0)
-        rc = seg_fsync_dir(store_dir(store));
+        rc = fs_fsync(io, fd);
+    int closed = fs_close(io, fd);
+    if (rc == 0)
+        rc = closed;
+    if (rc == 0)
+        rc = fs_rename(io, tmp, path);
+    if (rc == 0)
+        rc = fs_fsync_dir(io, store_dir(store));
     if (rc < 0) {
-        unlink(tmp);
+        fs_unlink(io, tmp);
         storage_logf(store_logger(store), STORE_LOG_ERROR, "saving %s failed: %s", path, strerror(-rc));
     }
     return rc;
@@ -95,9 +82,10 @@ int store_load_definitions(struct store *store, uint8_t **data, size_t *len)
     snprintf(path, sizeof(path), "%s/definitions", store_dir(store));
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    const struct store_io_hooks *io = store_io(store);
+    int fd = fs_open(io, path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
+        return fd == -ENOENT ? 0 : fd;
     struct stat st;
     uint8_t *buf = NULL;
     int rc = fstat(fd, &st) < 0 ? -errno : 0;
@@ -106,16 +94,9 @@ int store_load_definitions(struct store *store, uint8_t **data, size_t *len)
         rc = -EBADMSG;
     if (rc == 0 && !(buf = malloc(size)))
         rc = -ENOMEM;
-    for (size_t got = 0; rc == 0 && got < size;) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            rc = n < 0 ? -errno : -EBADMSG; /* shrank while reading */
-        else
-            got += (size_t)n;
-    }
-    close(fd);
+    if (rc == 0 && fs_pread_upto(io, fd, buf, size, 0) != size)
+        rc = -EBADMSG; /* shrank while reading, or unreadable */
+    fs_close(io, fd);
     if (rc == 0 && (memcmp(buf, def_magic, 8) != 0 || get_le(buf + 8, 4) != 1 ||
                     get_le(buf + 16, 8) != size - DEF_HEADER_SIZE ||
                     get_le(buf + 24, 4) != crc32c_extend(crc32c(buf, 24), buf + DEF_HEADER_SIZE,

@@ -4,6 +4,7 @@
  * reported in log order straight from the mappings (no copy), then each queue's entries or
  * summary. No system call per record; a progress line every 2 s. */
 #include "recovery.h"
+#include "store_fs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -221,24 +222,23 @@ static long replay_segment(const char *dir, const struct mapped *m, bool newest,
 }
 
 /* Cuts the newest segment to `valid` bytes, rewriting its header when it had none. */
-static int repair_newest(const char *dir, uint64_t id, size_t valid, uint64_t max_msg_id)
+static int repair_newest(const struct store_io_hooks *io, const char *dir, uint64_t id, size_t valid,
+                         uint64_t max_msg_id)
 {
     char path[SEG_PATH_MAX];
     seg_path(path, sizeof(path), dir, id);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int fd = fs_open(io, path, O_WRONLY | O_CLOEXEC, 0);
     if (fd < 0)
-        return -errno;
-    int rc = 0;
-    if (ftruncate(fd, (off_t)valid) < 0)
-        rc = -errno;
+        return fd;
+    int rc = fs_ftruncate(io, fd, (off_t)valid);
     if (rc == 0 && valid < SEG_HEADER_SIZE) {
         uint8_t header[SEG_HEADER_SIZE];
         seg_header_encode(header, id, max_msg_id);
-        rc = seg_pwrite_all(NULL, fd, header, sizeof(header), 0);
+        rc = fs_pwrite_all(io, fd, header, sizeof(header), 0);
     }
-    if (rc == 0 && fdatasync(fd) < 0)
-        rc = -errno;
-    close(fd);
+    if (rc == 0)
+        rc = fs_fdatasync(io, fd);
+    fs_close(io, fd);
     return rc;
 }
 
@@ -257,7 +257,7 @@ static void report_messages(const struct mapped *maps, size_t nmaps, const struc
     }
 }
 
-int recovery_run(const char *dir, struct index *idx, const struct store_recovery *rec,
+int recovery_run(const struct store_io_hooks *io, const char *dir, struct index *idx, const struct store_recovery *rec,
                  const struct storage_logger *logger, struct recovery_result *out)
 {
     memset(out, 0, sizeof(*out));
@@ -320,7 +320,7 @@ int recovery_run(const char *dir, struct index *idx, const struct store_recovery
         out->active_id = ids[nids - 1];
         out->active_size = (uint64_t)valid;
         if ((size_t)valid < newest_size || newest_size < SEG_HEADER_SIZE) {
-            rc = repair_newest(dir, out->active_id, (size_t)valid, out->max_msg_id);
+            rc = repair_newest(io, dir, out->active_id, (size_t)valid, out->max_msg_id);
             if ((size_t)valid < SEG_HEADER_SIZE)
                 out->active_size = SEG_HEADER_SIZE;
             struct segment *seg = index_segment(idx, out->active_id);

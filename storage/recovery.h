@@ -14,7 +14,7 @@ struct recovery_result {
 
 /* Replays every segment of dir into idx (empty on entry), reports live messages and entries
  * through rec (may be NULL), truncates a torn tail of the newest segment. Returns 0 or -errno. */
-int recovery_run(const char *dir, struct index *idx, const struct store_recovery *rec,
+int recovery_run(const struct store_io_hooks *io, const char *dir, struct index *idx, const struct store_recovery *rec,
                  const struct storage_logger *logger, struct recovery_result *out);
 
 #endif

@@ -62,6 +62,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "store_fs.h"
 
 static const uint8_t seg_magic[8] = {'W', 'R', 'N', 'S', 'E', 'G', '\r', '\n'};
 #define SEG_VERSION 1
@@ -247,73 +248,23 @@ bool seg_parse_name(const char *name, uint64_t *id)
     return true;
 }
 
-int seg_pwrite_all(const struct store_io_hooks *io, int fd, const void *buf, size_t len, off_t off)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = io && io->pwrite ? io->pwrite(io->ctx, fd, p, len, off) : pwrite(fd, p, len, off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        p += n;
-        len -= (size_t)n;
-        off += n;
-    }
-    return 0;
-}
-
-size_t seg_pread_upto(int fd, void *buf, size_t len, off_t off)
-{
-    uint8_t *p = buf;
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, p + got, len - got, off + (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    return got;
-}
-
-int seg_fdatasync(const struct store_io_hooks *io, int fd)
-{
-    int rc = io && io->fdatasync ? io->fdatasync(io->ctx, fd) : fdatasync(fd);
-    return rc < 0 ? -errno : 0;
-}
-
-int seg_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 int seg_create(const struct store_io_hooks *io, const char *dir, uint64_t id, uint64_t max_msg_id)
 {
     char path[SEG_PATH_MAX];
     seg_path(path, sizeof(path), dir, id);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = fs_open(io, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
-        return -errno;
+        return fd;
     uint8_t header[SEG_HEADER_SIZE];
     seg_header_encode(header, id, max_msg_id);
-    int rc = seg_pwrite_all(io, fd, header, sizeof(header), 0);
+    int rc = fs_pwrite_all(io, fd, header, sizeof(header), 0);
     if (rc == 0)
-        rc = seg_fdatasync(io, fd);
+        rc = fs_fdatasync(io, fd);
     if (rc == 0)
-        rc = seg_fsync_dir(dir);
+        rc = fs_fsync_dir(io, dir);
     if (rc < 0) {
-        close(fd);
-        unlink(path);
+        fs_close(io, fd);
+        fs_unlink(io, path);
         return rc;
     }
     return fd;

@@ -67,14 +67,6 @@ void seg_path(char *out, size_t cap, const char *dir, uint64_t id);
 /* Parses a segment file name; returns true and *id when it is one. */
 bool seg_parse_name(const char *name, uint64_t *id);
 
-/* Low-level I/O through the optional test hooks. */
-int seg_pwrite_all(const struct store_io_hooks *io, int fd, const void *buf, size_t len, off_t off);
-int seg_fdatasync(const struct store_io_hooks *io, int fd);
-/* Reads up to len bytes at off (retrying short reads and EINTR); returns how many were read
- * before the end of the file or an error. */
-size_t seg_pread_upto(int fd, void *buf, size_t len, off_t off);
-/* fsyncs a directory so that creations, renames and unlinks in it are durable. 0 or -errno. */
-int seg_fsync_dir(const char *dir);
 /* Creates segment `id` (exclusive), writes and syncs its header, fsyncs the directory.
  * Returns an fd open for writing, or -errno (the half-made file is removed). */
 int seg_create(const struct store_io_hooks *io, const char *dir, uint64_t id, uint64_t max_msg_id);

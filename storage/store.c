@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "recovery.h"
+#include "store_fs.h"
 #include "store_private.h"
 
 #define DEFAULT_SEGMENT_BYTES (64ull << 20)
@@ -35,6 +36,7 @@ void storage_logf(const struct storage_logger *logger, int level, const char *fm
 }
 
 const char *store_dir(const struct store *store) { return store->dir; }
+const struct store_io_hooks *store_io(const struct store *store) { return store->io; }
 const struct storage_logger *store_logger(const struct store *store) { return &store->logger; }
 
 static int make_dirs(const char *dir)
@@ -63,9 +65,12 @@ static int open_active(struct store *store, const struct recovery_result *found)
     }
     char path[SEG_PATH_MAX];
     seg_path(path, sizeof(path), store->dir, found->active_id);
-    store->active_fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (store->active_fd < 0)
-        return -errno;
+    store->active_fd = fs_open(store->io, path, O_WRONLY | O_CLOEXEC, 0);
+    if (store->active_fd < 0) {
+        int rc = store->active_fd;
+        store->active_fd = -1;
+        return rc;
+    }
     store->active_id = found->active_id;
     store->active_size = found->active_size;
     return 0;
@@ -109,7 +114,7 @@ int store_open(const struct store_options *opts, const struct store_recovery *re
     if ((rc = index_init(&store->idx)) < 0)
         goto fail;
     struct recovery_result found;
-    if ((rc = recovery_run(store->dir, &store->idx, rec, &store->logger, &found)) < 0)
+    if ((rc = recovery_run(store->io, store->dir, &store->idx, rec, &store->logger, &found)) < 0)
         goto fail;
     store->max_msg_id = found.max_msg_id;
     store->idx.max_msg_id = found.max_msg_id;
@@ -149,7 +154,7 @@ void store_close(struct store *store)
         pthread_join(store->thread, NULL);
     }
     if (store->active_fd >= 0)
-        close(store->active_fd);
+        fs_close(store->io, store->active_fd);
     if (store->event_fd >= 0)
         close(store->event_fd);
     index_free(&store->idx);
@@ -232,7 +237,7 @@ static const uint8_t *read_record(struct store *store, int fd, const struct inde
             store->read_buf = grown;
             store->read_cap = want;
         }
-        size_t got = seg_pread_upto(fd, store->read_buf, want, (off_t)loc->offset);
+        size_t got = fs_pread_upto(store->io, fd, store->read_buf, want, (off_t)loc->offset);
         *win_seg = loc->segment_id;
         *win_off = loc->offset;
         *win_len = got;
@@ -270,14 +275,14 @@ long store_read_queue(struct store *store, const uint8_t *queue, size_t queue_le
         const struct index_entry_location *loc = &store->read_locs[i];
         if (fd < 0 || fd_seg != loc->segment_id) {
             if (fd >= 0)
-                close(fd);
+                fs_close(store->io, fd);
             char path[SEG_PATH_MAX];
             seg_path(path, sizeof(path), store->dir, loc->segment_id);
-            fd = open(path, O_RDONLY | O_CLOEXEC);
+            fd = fs_open(store->io, path, O_RDONLY | O_CLOEXEC, 0);
             if (fd < 0) {
-                rc = -errno;
+                rc = fd;
                 storage_logf(&store->logger, STORE_LOG_ERROR, "cannot open %s to read queue entries: %s", path,
-                             strerror(errno));
+                             strerror(-fd));
                 break;
             }
             fd_seg = loc->segment_id;
@@ -298,7 +303,7 @@ long store_read_queue(struct store *store, const uint8_t *queue, size_t queue_le
         fn(ctx, loc->msg_id, data, data ? loc->len : 0, loc->delivered);
     }
     if (fd >= 0)
-        close(fd);
+        fs_close(store->io, fd);
     pthread_mutex_unlock(&store->idx_lock);
     return rc;
 }

@@ -26,11 +26,24 @@ struct store;
 /* Levels passed to store_options.log. */
 enum store_log_level { STORE_LOG_ERROR = 0, STORE_LOG_WARNING = 1, STORE_LOG_INFO = 2 };
 
-/* Tests only: stand-ins for pwrite and fdatasync on segment files, to inject faults (ENOSPC,
- * EIO, short writes). Same contract as the system calls (-1 and errno on failure). */
+/* The one seam through which the store touches the file system (store_fs.c), like SQLite's
+ * VFS: every open, write, read, sync, truncate, rename and unlink of segments, the definitions
+ * file and the space reserve goes through it, so tests can fail (ENOSPC, EIO, short writes),
+ * tear or "crash" any single call deterministically. Each member is optional (NULL: the system
+ * call) and has the system call's contract (-1 and errno on failure). free_bytes stands for
+ * statvfs: the bytes available to the store's directory. Production passes no hooks. */
 struct store_io_hooks {
+    int (*open)(void *ctx, const char *path, int flags, mode_t mode);
+    int (*close)(void *ctx, int fd);
     ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t len, off_t offset);
+    ssize_t (*pread)(void *ctx, int fd, void *buf, size_t len, off_t offset);
     int (*fdatasync)(void *ctx, int fd);
+    int (*fsync)(void *ctx, int fd); /* files and directories */
+    int (*ftruncate)(void *ctx, int fd, off_t length);
+    int (*fallocate)(void *ctx, int fd, off_t offset, off_t length);
+    int (*rename)(void *ctx, const char *from, const char *to);
+    int (*unlink)(void *ctx, const char *path);
+    int (*free_bytes)(void *ctx, const char *dir, uint64_t *out);
     void *ctx;
 };
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store_fs.h"
 #include "store_private.h"
 
 #define COMPACT_MIN_BUDGET (1u << 20) /* data bytes a run may move, at least */
@@ -54,7 +55,7 @@ static const uint8_t *read_message(struct store *store, int fd, const struct ind
         store->compact_read = grown;
         store->compact_read_cap = need;
     }
-    if (seg_pread_upto(fd, store->compact_read, need, (off_t)m->offset) != need)
+    if (fs_pread_upto(store->io, fd, store->compact_read, need, (off_t)m->offset) != need)
         return NULL;
     struct rec r;
     if (rec_parse(store->compact_read, need, true, &r) != need || r.type != REC_MESSAGE || r.msg_id != m->msg_id ||
@@ -71,11 +72,11 @@ static int copy_segment(struct store *store, struct segment *seg, const struct i
 {
     char path[SEG_PATH_MAX];
     seg_path(path, sizeof(path), store->dir, seg->id);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = fs_open(store->io, path, O_RDONLY | O_CLOEXEC, 0);
     int rc = 0;
     if (fd < 0) {
         storage_logf(&store->logger, STORE_LOG_ERROR, "cannot open %s to compact it: %s; the segment is kept",
-                     path, strerror(errno));
+                     path, strerror(-fd));
         rc = -EBADMSG;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -102,7 +103,7 @@ static int copy_segment(struct store *store, struct segment *seg, const struct i
         }
     }
     if (fd >= 0)
-        close(fd);
+        fs_close(store->io, fd);
     if (rc == -EBADMSG) {
         pthread_mutex_lock(&store->idx_lock);
         seg->pinned = true;

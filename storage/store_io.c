@@ -7,10 +7,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "store_fs.h"
 #include "store_private.h"
 
 void store_publish_stats(struct store *store)
@@ -25,9 +25,9 @@ void store_publish_stats(struct store *store)
 
 void store_check_disk(struct store *store)
 {
-    struct statvfs st;
-    if (statvfs(store->dir, &st) == 0)
-        atomic_store(&store->disk_alarm, (uint64_t)st.f_bavail * st.f_frsize < store->disk_free_limit);
+    uint64_t free_bytes;
+    if (fs_free_bytes(store->io, store->dir, &free_bytes) == 0)
+        atomic_store(&store->disk_alarm, free_bytes < store->disk_free_limit);
 }
 
 /* Deletes every deletable segment. Each round's unlinks are made durable (directory fsync)
@@ -45,13 +45,14 @@ void store_retire_segments(struct store *store)
         for (size_t i = 0; i < n; i++) {
             char path[SEG_PATH_MAX];
             seg_path(path, sizeof(path), store->dir, ids[i]);
-            if (unlink(path) < 0 && errno != ENOENT) {
+            int rc = fs_unlink(store->io, path);
+            if (rc < 0) {
                 storage_logf(&store->logger, STORE_LOG_ERROR, "cannot delete %s: %s; retirement stops",
-                             path, strerror(errno));
+                             path, strerror(-rc));
                 store->retire_disabled = true;
             }
         }
-        int rc = seg_fsync_dir(store->dir);
+        int rc = fs_fsync_dir(store->io, store->dir);
         if (rc < 0) {
             storage_logf(&store->logger, STORE_LOG_ERROR, "fsync of %s failed: %s; retirement stops",
                          store->dir, strerror(-rc));
@@ -78,13 +79,13 @@ int store_roll_segment(struct store *store)
     if (!added) {
         char path[SEG_PATH_MAX];
         seg_path(path, sizeof(path), store->dir, id);
-        close(fd);
-        unlink(path); /* so the next attempt can create it again */
+        fs_close(store->io, fd);
+        fs_unlink(store->io, path); /* so the next attempt can create it again */
         return -ENOMEM;
     }
     atomic_fetch_add(&store->syncs, 1);
     if (store->active_fd >= 0)
-        close(store->active_fd);
+        fs_close(store->io, store->active_fd);
     store->active_fd = fd;
     store->active_id = id;
     store->active_size = SEG_HEADER_SIZE;
@@ -113,10 +114,10 @@ static void apply_batch(struct store *store, const uint8_t *buf, size_t len, uin
 int store_append_synced(struct store *store, uint8_t *buf, size_t len, uint64_t *base)
 {
     rec_seal_all(buf, len);
-    int rc = seg_pwrite_all(store->io, store->active_fd, buf, len, (off_t)store->active_size);
+    int rc = fs_pwrite_all(store->io, store->active_fd, buf, len, (off_t)store->active_size);
     if (rc == 0) {
         atomic_fetch_add(&store->syncs, 1);
-        rc = seg_fdatasync(store->io, store->active_fd);
+        rc = fs_fdatasync(store->io, store->active_fd);
     }
     if (rc == 0) {
         *base = store->active_size;
@@ -127,10 +128,14 @@ int store_append_synced(struct store *store, uint8_t *buf, size_t len, uint64_t 
 
 void store_cut_back(struct store *store)
 {
-    if (store->active_fd >= 0 && (ftruncate(store->active_fd, (off_t)store->active_size) < 0 ||
-                                  fdatasync(store->active_fd) < 0)) {
+    if (store->active_fd < 0)
+        return;
+    int rc = fs_ftruncate(store->io, store->active_fd, (off_t)store->active_size);
+    if (rc == 0)
+        rc = fs_fdatasync(store->io, store->active_fd);
+    if (rc < 0) {
         storage_logf(&store->logger, STORE_LOG_ERROR, "cannot cut segment %llu back: %s; rolling",
-                     (unsigned long long)store->active_id, strerror(errno));
+                     (unsigned long long)store->active_id, strerror(-rc));
         store->roll_next = true;
     }
 }

@@ -70,6 +70,8 @@ struct store {
 
 /* The store's directory (as given to store_open). */
 const char *store_dir(const struct store *store);
+/* The store's file operations (the test hooks, or NULL). */
+const struct store_io_hooks *store_io(const struct store *store);
 /* The store's logger. */
 const struct storage_logger *store_logger(const struct store *store);
 

@@ -11,7 +11,9 @@
 /* Fault plan, consulted by the hooks on the I/O thread while the test waits for completions. */
 struct faults {
     _Atomic int fail_writes;  /* next n pwrites: write half, then fail with `error` */
-    _Atomic int fail_syncs;   /* next n fdatasyncs fail with `error` */
+    _Atomic int fail_syncs;   /* next n fdatasyncs of written data fail with `error` (the sync of
+                               * the truncation that cuts a failed batch off still works) */
+    _Atomic bool wrote;       /* a pwrite since the last sync */
     int error;
 };
 
@@ -28,13 +30,16 @@ static ssize_t faulty_pwrite(void *ctx, int fd, const void *buf, size_t len, off
         errno = f->error;
         return -1;
     }
+    f->wrote = true;
     return pwrite(fd, buf, len, off);
 }
 
 static int faulty_sync(void *ctx, int fd)
 {
     struct faults *f = ctx;
-    if (f->fail_syncs > 0) {
+    bool wrote = f->wrote;
+    f->wrote = false;
+    if (f->fail_syncs > 0 && wrote) {
         f->fail_syncs--;
         errno = f->error;
         return -1;
