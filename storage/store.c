@@ -21,6 +21,10 @@
 
 #define DEFAULT_SEGMENT_BYTES (64ull << 20)
 #define DEFAULT_DISK_FREE_LIMIT (50ull * 1000 * 1000)
+/* The space reserve (store_io.c): segment_bytes / 16, within these bounds; room for a good
+ * hundred thousand acks at the default size. */
+#define RESERVE_MIN_BYTES (64ull << 10)
+#define RESERVE_MAX_BYTES (4ull << 20)
 
 void storage_logf(const struct storage_logger *logger, int level, const char *fmt, ...)
 {
@@ -124,6 +128,18 @@ int store_open(const struct store_options *opts, const struct store_recovery *re
         goto fail;
     store_retire_segments(store);
     store_publish_stats(store);
+    store->reserve_bytes = store->segment_bytes / 16;
+    if (store->reserve_bytes < RESERVE_MIN_BYTES)
+        store->reserve_bytes = RESERVE_MIN_BYTES;
+    if (store->reserve_bytes > RESERVE_MAX_BYTES)
+        store->reserve_bytes = RESERVE_MAX_BYTES;
+    if ((rc = store_take_reserve(store)) < 0) {
+        storage_logf(&store->logger, STORE_LOG_WARNING, "cannot set aside the %llu-byte space reserve: %s; "
+                     "publishers are blocked until there is room", (unsigned long long)store->reserve_bytes,
+                     strerror(-rc));
+        atomic_store(&store->space_short, true);
+        rc = 0;
+    }
     store_check_disk(store);
     if ((rc = -pthread_create(&store->thread, NULL, store_io_thread, store)) < 0)
         goto fail;

@@ -221,7 +221,9 @@ void store_compact(struct store *store)
     uint64_t budget = store->segment_bytes / 4 > COMPACT_MIN_BUDGET ? store->segment_bytes / 4 : COMPACT_MIN_BUDGET;
     uint64_t moved = 0;
     /* the first segment goes even when a batch waits, or a busy store would never compact */
-    for (bool first = true; !store->compact_paused && !store->retire_disabled && moved < budget &&
+    /* Short of space, copies would eat what the reserve gave back for acks. */
+    for (bool first = true; !store->compact_paused && !store->retire_disabled && !atomic_load(&store->space_short) &&
+                            moved < budget &&
                             active_has_room(store) && (first || !batch_waiting(store));
          first = false) {
         struct segment *seg = candidate(store);

@@ -5,6 +5,7 @@
  * Format: segment_log.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,11 +24,70 @@ void store_publish_stats(struct store *store)
     atomic_store(&store->live_messages, store->idx.live_messages);
 }
 
+/* Space reserve. A full disk must not freeze the store: consuming messages frees space only
+ * once their acks are written, and an ack needs space too. So the store keeps a file `reserve`
+ * of reserve_bytes (allocated, not sparse) beside the segments. When a batch fails with
+ * ENOSPC the reserve is deleted and the batch tried once more; the store is then "short of
+ * space" and raises the disk alarm, which blocks publishers while acks, deliveries and queue
+ * deletions go on writing into what the reserve gave back, so segments retire and free space.
+ * The reserve is taken back, and the store writes everything again, once the free space is
+ * twice the reserve; the alarm clears when the space left is above the disk_free_limit too. */
+#define RESERVE_NAME "reserve"
+
+int store_take_reserve(struct store *store)
+{
+    char path[SEG_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" RESERVE_NAME, store->dir);
+    int fd = fs_open(store->io, path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fd;
+    int rc = fs_fallocate(store->io, fd, 0, (off_t)store->reserve_bytes);
+    if (rc == 0)
+        rc = fs_fsync(store->io, fd);
+    fs_close(store->io, fd);
+    if (rc < 0) {
+        fs_unlink(store->io, path);
+        return rc;
+    }
+    store->reserve_held = true;
+    return 0;
+}
+
+/* A write failed with ENOSPC: gives the reserve back to the file system. True when there was
+ * one to give (the caller may then try again). */
+static bool release_reserve(struct store *store)
+{
+    atomic_store(&store->space_short, true);
+    atomic_store(&store->disk_alarm, true);
+    if (!store->reserve_held)
+        return false;
+    char path[SEG_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" RESERVE_NAME, store->dir);
+    int rc = fs_unlink(store->io, path);
+    if (rc < 0) {
+        storage_logf(&store->logger, STORE_LOG_ERROR, "disk full, and the space reserve %s cannot be deleted: %s",
+                     path, strerror(-rc));
+        return false;
+    }
+    store->reserve_held = false;
+    storage_logf(&store->logger, STORE_LOG_WARNING, "disk full: released the %llu-byte space reserve so that acks "
+                 "can still be written; publishers stay blocked until space is freed",
+                 (unsigned long long)store->reserve_bytes);
+    return true;
+}
+
 void store_check_disk(struct store *store)
 {
     uint64_t free_bytes;
-    if (fs_free_bytes(store->io, store->dir, &free_bytes) == 0)
-        atomic_store(&store->disk_alarm, free_bytes < store->disk_free_limit);
+    if (fs_free_bytes(store->io, store->dir, &free_bytes) < 0)
+        return;
+    if (atomic_load(&store->space_short) && free_bytes >= 2 * store->reserve_bytes &&
+        (store->reserve_held || store_take_reserve(store) == 0)) {
+        atomic_store(&store->space_short, false);
+        storage_logf(&store->logger, STORE_LOG_INFO, "disk space is back: the space reserve is in place again");
+        free_bytes -= store->reserve_bytes;
+    }
+    atomic_store(&store->disk_alarm, free_bytes < store->disk_free_limit || atomic_load(&store->space_short));
 }
 
 /* Deletes every deletable segment. Each round's unlinks are made durable (directory fsync)
@@ -140,24 +200,72 @@ void store_cut_back(struct store *store)
     }
 }
 
-/* Writes and syncs one batch; on failure cuts the segment back to where the batch began. */
+/* Short of space, only records that let space be freed are written: ACK, DELIVER, PURGE and
+ * QUEUE_DELETED (consumers go on, queues drain, segments retire). MESSAGE and ENQUEUE records
+ * are squeezed out of buf in place, and the batch then counts as failed so that its publishes
+ * are nacked. Returns true when something was dropped. */
+static bool keep_only_removals(uint8_t *buf, size_t *len)
+{
+    size_t in = 0, out = 0, n;
+    struct rec r;
+    while (in < *len && (n = rec_parse(buf + in, *len - in, false, &r)) > 0) {
+        if (r.type != REC_MESSAGE && r.type != REC_ENQUEUE) {
+            memmove(buf + out, buf + in, n);
+            out += n;
+        }
+        in += n;
+    }
+    bool dropped = out != *len;
+    *len = out;
+    return dropped;
+}
+
+/* Writes and syncs one batch; on failure cuts the segment back to where the batch began.
+ * Returns 0, or -errno when the batch (or, short of space, part of it) was not written. */
 static int write_batch(struct store *store, uint8_t *buf, size_t len)
 {
     int rc = 0;
     uint64_t base = 0;
+    if (atomic_load(&store->space_short))
+        store_check_disk(store); /* space may have come back since the last batch */
+    bool dropped = atomic_load(&store->space_short) && keep_only_removals(buf, &len);
+    if (len == 0)
+        return dropped ? -ENOSPC : 0;
     if (store->roll_next || (store->active_size >= store->segment_bytes && store->active_size > SEG_HEADER_SIZE))
         rc = store_roll_segment(store);
     if (rc == 0)
         rc = store_append_synced(store, buf, len, &base);
+    if (rc == -ENOSPC) { /* free the reserve, and try once more with what frees space */
+        store_cut_back(store);
+        bool released = release_reserve(store);
+        dropped = keep_only_removals(buf, &len) || dropped;
+        if (len == 0)
+            return -ENOSPC;
+        if (released || dropped)
+            rc = store_append_synced(store, buf, len, &base);
+    }
     if (rc == 0) {
+        if (store->last_error && !dropped) {
+            storage_logf(&store->logger, STORE_LOG_INFO, "writing segment %llu works again (%llu more failed "
+                         "batches after the one logged)", (unsigned long long)store->active_id,
+                         (unsigned long long)store->errors_unlogged);
+            store->last_error = 0;
+            store->errors_unlogged = 0;
+        }
         pthread_mutex_lock(&store->idx_lock);
         apply_batch(store, buf, len, base);
         pthread_mutex_unlock(&store->idx_lock);
         store_retire_segments(store);
-        return 0;
+        return dropped ? -ENOSPC : 0;
     }
-    storage_logf(&store->logger, STORE_LOG_ERROR, "writing segment %llu failed: %s",
-                 (unsigned long long)store->active_id, strerror(-rc));
+    if (rc == -ENOSPC)
+        release_reserve(store);
+    if (-rc != store->last_error) /* a full disk fails batch after batch: say it once */
+        storage_logf(&store->logger, STORE_LOG_ERROR, "writing segment %llu failed: %s",
+                     (unsigned long long)store->active_id, strerror(-rc));
+    else
+        store->errors_unlogged++;
+    store->last_error = -rc;
     store_cut_back(store);
     return rc;
 }

@@ -63,6 +63,14 @@ struct store {
     uint64_t active_id, active_size;
     bool roll_next, retire_disabled;
     bool compact_paused;       /* a compaction write failed: wait for the next segment */
+    /* Disk full (store_io.c, Space reserve): the reserve file holds reserve_bytes while
+     * reserve_held; a batch that hits ENOSPC releases it and is tried once more, and the store
+     * stays short of space (the disk alarm on) until the reserve could be taken back. */
+    uint64_t reserve_bytes;
+    bool reserve_held;
+    _Atomic bool space_short;
+    int last_error;            /* of the latest failed write, 0 after a success: logged once */
+    uint64_t errors_unlogged;  /* failed writes since the one logged */
     struct rec_buf compact_buf; /* the compaction batch being built */
     uint8_t *compact_read;     /* one message record read back from a compacted segment */
     size_t compact_read_cap;
@@ -94,7 +102,9 @@ void store_retire_segments(struct store *store);
 void store_compact(struct store *store);
 /* Copies segment count, bytes and live messages from the index into the atomics. */
 void store_publish_stats(struct store *store);
-/* Sets the disk alarm from statvfs. */
+/* Sets the disk alarm from the free space (and takes the reserve back when there is room). */
 void store_check_disk(struct store *store);
+/* Creates the space reserve file when it is missing. 0 or -errno (the partial file removed). */
+int store_take_reserve(struct store *store);
 
 #endif

@@ -83,7 +83,7 @@ static void failed_write_is_reported_cut_off_and_later_batches_succeed(void **st
     wait_batch(store, b1);
     off_t good_size = file_size(path);
 
-    f.fail_writes = 1;
+    f.fail_writes = 1; /* then the reserve is released, and nothing of a batch of publishes is retried */
     uint64_t b2 = put_msg(store, 2, "q", "this batch hits a full disk");
     put_msg(store, 3, "q", "and so does this message");
     wait_batch(store, b2);
@@ -143,6 +143,91 @@ static void failed_roll_to_a_new_segment_is_a_failed_batch(void **state)
     store_close(store);
     uint64_t expect[] = {1, 3};
     check_only_good_batches_recovered(dir, expect, 2);
+    remove_tree(dir);
+}
+
+/* A file system that is full until something is deleted, with a free-space gauge. */
+struct disk {
+    _Atomic bool full;          /* pwrites fail with ENOSPC */
+    _Atomic uint64_t free_bytes;
+};
+
+static ssize_t disk_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
+{
+    struct disk *d = ctx;
+    if (d->full) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return pwrite(fd, buf, len, off);
+}
+
+static int disk_unlink(void *ctx, const char *path)
+{
+    struct disk *d = ctx;
+    d->full = false; /* whatever was deleted made room */
+    return unlink(path);
+}
+
+static int disk_free(void *ctx, const char *dir, uint64_t *out)
+{
+    (void)dir;
+    struct disk *d = ctx;
+    *out = d->free_bytes;
+    return 0;
+}
+
+static bool reserve_exists(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/reserve", dir);
+    return access(path, F_OK) == 0;
+}
+
+static void full_disk_releases_the_reserve_for_acks_and_the_alarm_clears_when_space_returns(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_scratch(dir, sizeof(dir));
+    struct disk d = {.free_bytes = 1ull << 40};
+    struct store_io_hooks hooks = {.pwrite = disk_pwrite, .unlink = disk_unlink, .free_bytes = disk_free, .ctx = &d};
+    struct store_options opts = {.dir = dir, .disk_free_limit = 1000, .io = &hooks, .log = quiet_log};
+    struct store *store = NULL;
+    assert_int_equal(store_open(&opts, NULL, &store), 0);
+    assert_true(reserve_exists(dir));
+    assert_false(store_disk_alarm(store));
+    wait_batch(store, put_msg(store, 1, "q", "before"));
+
+    /* The disk fills: the batch gets the reserve's space and is durable; the alarm goes on. */
+    d.full = true;
+    d.free_bytes = 0;
+    uint64_t b2 = put_ack(store, 1, "q");
+    wait_batch(store, b2);
+    uint64_t first, last;
+    int error;
+    assert_false(store_take_failure(store, &first, &last, &error));
+    assert_false(reserve_exists(dir));
+    assert_true(store_disk_alarm(store));
+
+    /* Full again, no reserve left: the batch fails, once, and nothing claims it durable. */
+    d.full = true;
+    uint64_t b3 = put_msg(store, 3, "q", "no room");
+    wait_batch(store, b3);
+    assert_true(store_take_failure(store, &first, &last, &error));
+    assert_int_equal(first, b3);
+    assert_int_equal(error, ENOSPC);
+    assert_true(store_disk_alarm(store));
+
+    /* Space comes back (enough for the limit and the reserve): the reserve is taken back and
+     * the alarm clears, without a restart. */
+    d.full = false;
+    d.free_bytes = 1ull << 40;
+    wait_batch(store, put_msg(store, 4, "q", "after"));
+    assert_true(reserve_exists(dir));
+    assert_false(store_disk_alarm(store));
+    store_close(store);
+    uint64_t expect[] = {4};
+    check_only_good_batches_recovered(dir, expect, 1);
     remove_tree(dir);
 }
 
@@ -214,6 +299,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(failed_write_is_reported_cut_off_and_later_batches_succeed),
         cmocka_unit_test(failed_roll_to_a_new_segment_is_a_failed_batch),
+        cmocka_unit_test(full_disk_releases_the_reserve_for_acks_and_the_alarm_clears_when_space_returns),
         cmocka_unit_test(real_full_filesystem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
