@@ -12,7 +12,12 @@
  * Saving writes "definitions.tmp", fsyncs it, renames it over "definitions" and fsyncs the
  * directory, so a crash leaves either the old or the new blob, never a mix. A leftover
  * definitions.tmp is ignored (and overwritten by the next save). Loading checks magic, version,
- * length (equal to the file size minus the header) and CRC; any mismatch is -EBADMSG. */
+ * length (equal to the file size minus the header) and CRC; any mismatch is -EBADMSG. The data
+ * is at most DEF_MAX_LENGTH bytes (-EFBIG both ways), so a huge file is refused before it is
+ * read. A blob that passes is only known to be what some writer wrote: its reader validates
+ * the contents (broker/model/vhost_definitions.c). A blob refused by either is renamed to
+ * "definitions.damaged" (store_set_aside_definitions), so that the next save, which writes the
+ * definitions the broker started with, does not destroy it before anyone could look. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -27,6 +32,7 @@
 #include "store_private.h"
 
 #define DEF_HEADER_SIZE 32
+#define DEF_MAX_LENGTH (1u << 30) /* 1 GiB: far above any real set of definitions */
 static const uint8_t def_magic[8] = {'W', 'R', 'N', 'D', 'E', 'F', '\r', '\n'};
 
 static void put_le(uint8_t *p, uint64_t v, int bytes)
@@ -48,6 +54,11 @@ int store_save_definitions(struct store *store, const uint8_t *data, size_t len)
     char path[SEG_PATH_MAX], tmp[SEG_PATH_MAX];
     snprintf(path, sizeof(path), "%s/definitions", store_dir(store));
     snprintf(tmp, sizeof(tmp), "%s/definitions.tmp", store_dir(store));
+    if (len > DEF_MAX_LENGTH) {
+        storage_logf(store_logger(store), STORE_LOG_ERROR, "not saving %s: %zu bytes, over the %u-byte limit",
+                     path, len, DEF_MAX_LENGTH);
+        return -EFBIG;
+    }
     uint8_t header[DEF_HEADER_SIZE] = {0};
     memcpy(header, def_magic, 8);
     put_le(header + 8, 1, 4);
@@ -92,6 +103,11 @@ int store_load_definitions(struct store *store, uint8_t **data, size_t *len)
     size_t size = rc == 0 ? (size_t)st.st_size : 0;
     if (rc == 0 && size < DEF_HEADER_SIZE)
         rc = -EBADMSG;
+    if (rc == 0 && size - DEF_HEADER_SIZE > DEF_MAX_LENGTH) {
+        storage_logf(store_logger(store), STORE_LOG_ERROR, "%s: %zu bytes, over the %u-byte limit", path, size,
+                     DEF_MAX_LENGTH);
+        rc = -EFBIG;
+    }
     if (rc == 0 && !(buf = malloc(size)))
         rc = -ENOMEM;
     if (rc == 0 && fs_pread_upto(io, fd, buf, size, 0) != size)
@@ -113,4 +129,20 @@ int store_load_definitions(struct store *store, uint8_t **data, size_t *len)
     *data = buf;
     *len = n;
     return 0;
+}
+
+int store_set_aside_definitions(struct store *store)
+{
+    char path[SEG_PATH_MAX], aside[SEG_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/definitions", store_dir(store));
+    snprintf(aside, sizeof(aside), "%s/definitions.damaged", store_dir(store));
+    const struct store_io_hooks *io = store_io(store);
+    int rc = fs_rename(io, path, aside);
+    if (rc == 0)
+        rc = fs_fsync_dir(io, store_dir(store));
+    if (rc == 0)
+        storage_logf(store_logger(store), STORE_LOG_WARNING, "%s kept as %s", path, aside);
+    else
+        storage_logf(store_logger(store), STORE_LOG_ERROR, "cannot rename %s to %s: %s", path, aside, strerror(-rc));
+    return rc;
 }

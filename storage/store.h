@@ -149,11 +149,16 @@ bool store_take_failure(struct store *store, uint64_t *first_batch, uint64_t *la
 bool store_disk_alarm(const struct store *store);
 
 /* Replaces the definitions blob atomically (write a temp file, fsync it, rename over the old,
- * fsync the directory). Synchronous: definitions change rarely. Returns 0 or -errno. */
+ * fsync the directory). Synchronous: definitions change rarely. Returns 0 or -errno (-EFBIG
+ * over 1 GiB). */
 int store_save_definitions(struct store *store, const uint8_t *data, size_t len);
 /* Reads the definitions blob (malloc'ed into *data, caller frees; *len 0 and *data NULL when
- * none was ever saved). Returns 0 or -errno. A blob failing its checksum is reported as -EBADMSG. */
+ * none was ever saved). Returns 0 or -errno. A blob failing its checksum is reported as -EBADMSG,
+ * one over 1 GiB as -EFBIG. Only the framing is checked: the caller validates the contents. */
 int store_load_definitions(struct store *store, uint8_t **data, size_t *len);
+/* Renames the definitions file to "definitions.damaged" (replacing an older one) after it was
+ * refused, so it survives the next save for inspection. Returns 0 or -errno (logged). */
+int store_set_aside_definitions(struct store *store);
 
 /* Statistics for logs and warrenctl. compactions: sparse segments whose live messages were
  * copied forward so the segment could be deleted; bytes_compacted: the message data so copied. */

@@ -11,9 +11,14 @@
 #include "event_loop.h"
 #include "log.h"
 #include "message.h"
+#include "names.h"
 #include "queue.h"
 #include "store.h"
 #include "table.h"
+
+/* A queue's name in the store: "<vhost>\0<queue>", both names at most NAME_MAX_LEN bytes. */
+#define KEY_MAX (NAME_MAX_LEN + 1 + NAME_MAX_LEN)
+#define BAD_KEYS_LOGGED 20 /* recovered keys that fail the name rules, logged one by one */
 
 /* A queue's stored entries as recovery reported them, until the definitions are imported. */
 struct recovered_queue {
@@ -27,7 +32,7 @@ struct persistence {
     struct event_loop *loop;
     struct store *store;
     struct persistence_hooks hooks;
-    uint8_t key[512]; /* "<vhost>\0<queue>" of the record being written */
+    uint8_t key[KEY_MAX]; /* of the record being written */
     uint64_t next_id;     /* message ids: above every id in the log, growing in log order */
     uint64_t recovered_max_id; /* ids up to this were written before the restart */
     uint64_t last_batch;  /* the batch holding the newest record that needs durability */
@@ -121,20 +126,32 @@ static bool write_message(struct persistence *p, struct message *msg)
     return true;
 }
 
-static struct proto_bytes queue_key(struct persistence *p, const char *vhost, struct queue *queue)
+/* Writes queue's store name into p->key and points *out at it. The model never holds a longer
+ * name (names.h); should one appear anyway, it is refused here rather than copied past the end:
+ * false, logged, and the caller records nothing. */
+static bool queue_key(struct persistence *p, const char *vhost, struct queue *queue, struct proto_bytes *out)
 {
     struct proto_bytes name = queue_name(queue);
     size_t vlen = strlen(vhost);
+    if (vlen > NAME_MAX_LEN || name.len > NAME_MAX_LEN) {
+        log_error("durable store: queue name of %u bytes in a vhost name of %zu bytes is too long to store; "
+                  "record dropped", name.len, vlen);
+        return false;
+    }
     memcpy(p->key, vhost, vlen);
     p->key[vlen] = 0;
-    memcpy(p->key + vlen + 1, name.ptr, name.len);
-    return (struct proto_bytes){p->key, (uint32_t)(vlen + 1 + name.len)};
+    if (name.len)
+        memcpy(p->key + vlen + 1, name.ptr, name.len);
+    *out = (struct proto_bytes){p->key, (uint32_t)(vlen + 1 + name.len)};
+    return true;
 }
 
 void persistence_event(struct persistence *p, const char *vhost, struct queue *queue, struct message *msg,
                        int event)
 {
-    struct proto_bytes name = queue_key(p, vhost, queue);
+    struct proto_bytes name;
+    if (!queue_key(p, vhost, queue, &name))
+        return;
     switch (event) {
     case QUEUE_EVENT_ENQUEUED:
         if (!msg->stored && !write_message(p, msg))
@@ -153,8 +170,9 @@ void persistence_event(struct persistence *p, const char *vhost, struct queue *q
 
 void persistence_queue_deleted(struct persistence *p, const char *vhost, struct queue *queue)
 {
-    struct proto_bytes name = queue_key(p, vhost, queue);
-    note_batch(p, store_put_queue_deleted(p->store, name.ptr, name.len));
+    struct proto_bytes name;
+    if (queue_key(p, vhost, queue, &name))
+        note_batch(p, store_put_queue_deleted(p->store, name.ptr, name.len));
 }
 
 void persistence_definitions_changed(struct persistence *p) { p->definitions_dirty = true; }
@@ -277,7 +295,11 @@ size_t persistence_page_in(struct persistence *p, const char *vhost, struct queu
     /* Decided before reading: a batch applied to the store's index is durable only after. */
     *complete = store_durable_batch(p->store) >= p->last_batch;
     uint8_t key[sizeof p->key];
-    struct proto_bytes k = queue_key(p, vhost, queue);
+    struct proto_bytes k;
+    if (!queue_key(p, vhost, queue, &k)) {
+        *complete = true;
+        return 0;
+    }
     memcpy(key, k.ptr, k.len);
     struct page_read r = {
         .p = p,
@@ -301,8 +323,9 @@ size_t persistence_page_in(struct persistence *p, const char *vhost, struct queu
 
 void persistence_page_purge(struct persistence *p, const char *vhost, struct queue *queue, uint64_t after_id)
 {
-    struct proto_bytes name = queue_key(p, vhost, queue);
-    note_batch(p, store_put_purge(p->store, name.ptr, name.len, after_id));
+    struct proto_bytes name;
+    if (queue_key(p, vhost, queue, &name))
+        note_batch(p, store_put_purge(p->store, name.ptr, name.len, after_id));
 }
 
 static void wake_waiting(struct persistence *p)
@@ -338,36 +361,61 @@ static void recover_queue(void *ctx, const uint8_t *queue, size_t queue_len, uin
     p->recovered = r;
 }
 
+/* Splits a queue's store name, as read back from a segment, into its vhost and queue names;
+ * NULL when both obey names.h, else what is wrong (the record may have been written by anyone). */
+static const char *split_key(const uint8_t *key, uint32_t len, struct proto_bytes *vhost, struct proto_bytes *queue)
+{
+    const char *why;
+    const uint8_t *nul = len ? memchr(key, 0, len) : NULL;
+    if (!nul)
+        return "no vhost name";
+    *vhost = (struct proto_bytes){key, (uint32_t)(nul - key)};
+    *queue = (struct proto_bytes){nul + 1, (uint32_t)(len - vhost->len - 1)};
+    if (name_check(*vhost, false, &why) != 0 || name_check(*queue, false, &why) != 0)
+        return why;
+    return NULL;
+}
+
 static void restore(struct persistence *p)
 {
     uint8_t *blob = NULL;
     size_t len = 0;
     int rc = store_load_definitions(p->store, &blob, &len);
+    if (rc == 0 && len > UINT32_MAX)
+        rc = -EFBIG; /* the store caps it lower; a table's length is 32 bits */
     if (rc != 0)
         log_error("durable store: definitions unreadable (%s); starting without them", strerror(-rc));
-    else if (blob)
-        p->hooks.import_definitions(p->hooks.ctx, (struct proto_bytes){blob, (uint32_t)len});
+    else if (blob && p->hooks.import_definitions(p->hooks.ctx, (struct proto_bytes){blob, (uint32_t)len}) != 0)
+        rc = -EBADMSG;
     free(blob);
-    uint64_t restored = 0, orphans = 0;
+    if (rc == -EBADMSG || rc == -EFBIG)
+        store_set_aside_definitions(p->store);
+    uint64_t restored = 0, orphans = 0, bad_keys = 0;
     while (p->recovered) {
         struct recovered_queue *r = p->recovered;
         p->recovered = r->next;
-        const uint8_t *nul = memchr(r->key, 0, r->len);
-        struct queue *q = NULL;
-        if (nul) {
-            struct proto_bytes vhost = {r->key, (uint32_t)(nul - r->key)};
-            struct proto_bytes queue = {nul + 1, (uint32_t)(r->len - (size_t)(nul + 1 - r->key))};
-            q = p->hooks.find_queue(p->hooks.ctx, vhost, queue);
+        struct proto_bytes vhost, queue;
+        const char *why = split_key(r->key, r->len, &vhost, &queue);
+        struct queue *q = why ? NULL : p->hooks.find_queue(p->hooks.ctx, vhost, queue);
+        if (why && bad_keys++ < BAD_KEYS_LOGGED) {
+            char shown[NAME_QUOTE_SIZE];
+            log_warning("durable store: %llu stored entries name a queue that cannot exist ('%s', %u bytes: %s); "
+                        "removed",
+                        (unsigned long long)r->entries, name_quote((struct proto_bytes){r->key, r->len}, shown),
+                        r->len, why);
         }
         if (q) {
             queue_page_set_tail(q, r->entries, r->bytes);
             restored += r->entries;
         } else {
-            orphans += r->entries;
+            orphans += why ? 0 : r->entries; /* the bad ones were logged above */
             note_batch(p, store_put_queue_deleted(p->store, r->key, r->len));
         }
         free(r);
     }
+    if (bad_keys > BAD_KEYS_LOGGED)
+        log_warning("durable store: %llu more queue names in the log cannot exist; their entries removed",
+                    (unsigned long long)(bad_keys - BAD_KEYS_LOGGED));
     if (orphans)
         log_warning("durable store: %llu stored entries belong to queues that no longer exist; removed",
                     (unsigned long long)orphans);

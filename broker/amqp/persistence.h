@@ -16,11 +16,12 @@ struct queue;
 struct table_buf;
 struct persistence;
 
-/* What the store needs from the server: the definitions blob both ways, queue lookup for
- * recovered entries, and a call whenever more batches became durable or failed. */
+/* What the store needs from the server: the definitions blob both ways (import returns 0, or
+ * -1 when it refused the blob as a whole), queue lookup for recovered entries, and a call
+ * whenever more batches became durable or failed. */
 struct persistence_hooks {
     int (*export_definitions)(void *ctx, struct table_buf *out);
-    void (*import_definitions)(void *ctx, struct proto_bytes blob);
+    int (*import_definitions)(void *ctx, struct proto_bytes blob);
     struct queue *(*find_queue)(void *ctx, struct proto_bytes vhost, struct proto_bytes queue);
     void (*on_durable)(void *ctx);
     void *ctx;

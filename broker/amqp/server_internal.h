@@ -50,7 +50,7 @@ struct vhost_entry *server_vhost_entry(const struct server *server, const char *
 struct vhost_entry *server_vhost_add(struct server *server, const char *name);
 uint64_t server_vhosts_tick(struct server *server, uint64_t now);
 int server_export_definitions(void *ctx, struct table_buf *out);
-void server_import_definitions(void *ctx, struct proto_bytes blob);
+int server_import_definitions(void *ctx, struct proto_bytes blob);
 struct queue *server_find_queue(void *ctx, struct proto_bytes vhost, struct proto_bytes queue);
 /* Brings vhosts in line with the access database (creates new ones, retires deleted ones). */
 void server_vhosts_sync(struct server *server);

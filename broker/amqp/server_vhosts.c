@@ -11,6 +11,7 @@
 #include "connection.h"
 #include "event_loop.h"
 #include "log.h"
+#include "names.h"
 #include "netconn.h"
 #include "persistence.h"
 #include "queue.h"
@@ -284,38 +285,52 @@ int server_export_definitions(void *ctx, struct table_buf *out)
     return rc ? -1 : 0;
 }
 
-void server_import_definitions(void *ctx, struct proto_bytes blob)
+/* The blob was read back from disk: checked as if a stranger wrote it (table_validate bounds
+ * every length, type and nesting level; each vhost entry needs a valid name and a table of
+ * definitions, or it is skipped with a log line). vhost_import_definitions checks the rest. */
+int server_import_definitions(void *ctx, struct proto_bytes blob)
 {
     struct server *server = ctx;
     struct table_value v;
-    if (table_validate(blob) != 0) {
-        log_error("durable store: definitions malformed; starting without them");
-        return;
+    int rc = table_validate(blob);
+    if (rc != 0) {
+        log_error("durable store: definitions malformed (%s); starting without them", proto_strerror(rc));
+        return -1;
     }
     if (table_find(blob, "access", &v) == 1 && v.type == TABLE_TABLE) {
         if (access_import(server->access, v.v.bytes) != 0)
             log_error("durable store: users and permissions could not be restored; using the defaults");
     }
     access_for_each_vhost(server->access, add_vhost_cb, server);
-    if (table_find(blob, "vhosts", &v) != 1 || v.type != TABLE_ARRAY)
-        return;
+    if (table_find(blob, "vhosts", &v) != 1 || v.type != TABLE_ARRAY) {
+        log_error("durable store: definitions hold no list of vhosts; no exchange, queue or binding recreated");
+        return -1;
+    }
     struct table_iter it;
     table_iter_init(&it, v.v.bytes);
-    struct table_value item;
-    while (array_next(&it, &item) == 1) {
-        struct table_value name, defs;
-        if (item.type != TABLE_TABLE || table_find(item.v.bytes, "name", &name) != 1 ||
-            name.type != TABLE_LONGSTR || table_find(item.v.bytes, "definitions", &defs) != 1)
+    struct proto_bytes name, defs;
+    const char *why;
+    int more;
+    for (size_t index = 0; (more = vhost_definitions_next(&it, &name, &defs, &why)) != 0; index++) {
+        char shown[NAME_QUOTE_SIZE];
+        name_quote(name, shown);
+        if (more < 0) {
+            log_warning("durable store: vhost entry %zu%s%s%s of the definitions skipped: %s", index,
+                        name.len ? " ('" : "", shown, name.len ? "')" : "", why);
             continue;
-        char vname[256];
-        snprintf(vname, sizeof vname, "%.*s", (int)name.v.bytes.len, (const char *)name.v.bytes.ptr);
+        }
+        char vname[NAME_MAX_LEN + 1];
+        memcpy(vname, name.ptr, name.len);
+        vname[name.len] = '\0';
         struct vhost_entry *e = server_vhost_add(server, vname);
         size_t skipped = 0;
-        if (e && vhost_import_definitions(e->vhost, defs.v.bytes, &skipped) != 0)
-            log_error("durable store: definitions of vhost '%s' malformed", vname);
-        else if (skipped)
-            log_warning("durable store: %zu definitions of vhost '%s' could not be recreated", skipped, vname);
+        if (!e)
+            log_error("durable store: cannot create vhost '%s': out of memory", shown);
+        else if (vhost_import_definitions(e->vhost, defs, &skipped) == 0 && skipped)
+            log_warning("durable store: %zu definitions of vhost '%s' could not be recreated (see above)", skipped,
+                        shown);
     }
+    return 0;
 }
 
 struct queue *server_find_queue(void *ctx, struct proto_bytes vhost, struct proto_bytes queue)

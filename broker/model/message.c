@@ -147,7 +147,13 @@ struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len
         return NULL;
     header = (struct proto_bytes){p, h};
     p += h;
-    struct message *msg = message_create(exchange, key, header, (uint64_t)(end - p));
+    /* As a publish's content header is checked (publish.c): decodable, class basic, and here
+     * announcing exactly the body stored after it, since deliveries send it as it is. */
+    struct spec_content_header decoded;
+    if (spec_content_header_decode(header.ptr, header.len, &decoded) != 0 || decoded.class_id != SPEC_CLASS_BASIC ||
+        decoded.body_size != (uint64_t)(end - p))
+        return NULL;
+    struct message *msg = message_create_decoded(exchange, key, header, &decoded.props, (uint64_t)(end - p));
     if (!msg)
         return NULL;
     memcpy(msg->body, p, (size_t)(end - p));

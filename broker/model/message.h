@@ -64,7 +64,9 @@ struct proto_bytes message_headers(const struct message *msg);
  * enough. */
 size_t message_serialize(const struct message *msg, uint8_t *out, size_t cap);
 
-/* Rebuilds a message from message_serialize's bytes with the given id. NULL when malformed. */
+/* Rebuilds a message from message_serialize's bytes (read back from disk: untrusted) with the
+ * given id. NULL when malformed, or when its content header is not one a publish could carry
+ * (not class basic, or announcing another body size than the bytes stored). */
 struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len);
 
 /* Bytes held by all live messages (for the memory alarm). */

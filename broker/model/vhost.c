@@ -41,6 +41,8 @@ struct queue *vhost_find_queue(struct vhost *vhost, struct proto_bytes name)
 static struct exchange *exchange_new(struct vhost *vhost, struct proto_bytes name, enum router_kind kind,
                                      bool durable, bool auto_delete, bool internal, struct proto_bytes args)
 {
+    if (name.len > NAME_MAX_LEN)
+        return NULL; /* callers check names (names.h); x->name has room for no more */
     struct exchange *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
@@ -221,6 +223,9 @@ int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d
     if (has_prefix(d->name, "amq."))
         return reply_fail(err, SPEC_ACCESS_REFUSED, m,
                           "exchange name '" BYTES_FMT "' contains reserved prefix 'amq.*'", BYTES_ARG(d->name));
+    const char *why;
+    if (name_check(d->name, false, &why) != 0)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "invalid exchange name: %s", why);
     struct table_value v;
     if (table_find(d->arguments, "alternate-exchange", &v) == 1 && v.type != TABLE_LONGSTR)
         return reply_fail(err, SPEC_PRECONDITION_FAILED, m,
@@ -405,6 +410,9 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
         return reply_fail(err, SPEC_ACCESS_REFUSED, m, "queue name '" BYTES_FMT "' contains reserved prefix 'amq.*'",
                           BYTES_ARG(name));
     }
+    const char *why;
+    if (name_check(name, false, &why) != 0) /* a client's is a shortstr; a restored one may be anything */
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "invalid queue name: %s", why);
     struct queue_settings settings;
     if (queue_settings_parse(name, d->arguments, &settings, err) != 0) {
         err->method_id = m;

@@ -18,6 +18,7 @@ struct message;
 struct queue;
 struct route_set;
 struct table_buf;
+struct table_iter;
 struct vhost;
 
 /* Effects the vhost asks its owner (the AMQP layer) to carry out. */
@@ -115,6 +116,13 @@ int vhost_export_definitions(struct vhost *vhost, struct table_buf *out);
 /* Recreates what vhost_export_definitions wrote (at start-up, before any connection). Entries
  * that fail are skipped and counted in *skipped. Returns 0, or -1 for a malformed blob. */
 int vhost_import_definitions(struct vhost *vhost, struct proto_bytes blob, size_t *skipped);
+/* Next entry of the server's list of vhosts in the definitions file, each {"name": a vhost
+ * name, "definitions": what vhost_import_definitions takes}; it (table_iter_init'ed on the
+ * list) must come from a table that passed table_validate. Returns 1 with name (valid,
+ * names.h) and definitions filled, 0 at the end, or -1 for an entry to skip: *why says what is
+ * wrong, and name is filled when it was a string at all (else empty). */
+int vhost_definitions_next(struct table_iter *it, struct proto_bytes *name, struct proto_bytes *definitions,
+                           const char **why);
 /* Finds a queue by name (NULL when missing). */
 struct queue *vhost_queue_find(struct vhost *vhost, struct proto_bytes name);
 

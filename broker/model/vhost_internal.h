@@ -3,11 +3,10 @@
 #ifndef WARREN_VHOST_INTERNAL_H
 #define WARREN_VHOST_INTERNAL_H
 
+#include "names.h"
 #include "route_set.h"
 #include "uthash.h"
 #include "vhost.h"
-
-#define NAME_MAX_LEN 255
 
 struct exchange {
     char name[NAME_MAX_LEN + 1];

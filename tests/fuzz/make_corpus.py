@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """tests/fuzz/make_corpus.py: writes the seed corpora of the fuzz targets.
 
-    python3 tests/fuzz/make_corpus.py            # rewrites tests/fuzz/corpus/{frame,table}/
+    python3 tests/fuzz/make_corpus.py    # rewrites tests/fuzz/corpus/{frame,table,definitions}/
 
 The frames are what a real client and broker exchange: the handshake, a publish with its
 header and body, a delivery, heartbeats, close. Encoded here by hand from the 0-9-1 spec,
 independently of the C codec, so a seed also pins the wire format. Input layouts follow the
 targets: fuzz_frame takes 2 control bytes (frame_max choice, split seed) then the stream;
-fuzz_table takes 1 control byte (bit 0: array) then the contents.
+fuzz_table takes 1 control byte (bit 0: array) then the contents. fuzz_definitions takes the
+contents of store/definitions after its header, laid out as broker/amqp/server_vhosts.c and
+broker/model/vhost_definitions.c write them.
 """
 
 import os
@@ -160,6 +162,42 @@ def close():
     )
 
 
+def exchange(name, kind, arguments=()):
+    return ("F", [("name", "S", name), ("type", "S", kind), ("auto_delete", "t", 0),
+                  ("internal", "t", 0), ("arguments", "F", list(arguments))])
+
+
+def queue(name, arguments=()):
+    return ("F", [("name", "S", name), ("auto_delete", "t", 0), ("arguments", "F", list(arguments))])
+
+
+def binding(source, destination, kind, key, arguments=()):
+    return ("F", [("source", "S", source), ("destination", "S", destination),
+                  ("destination_type", "S", kind), ("routing_key", "S", key),
+                  ("arguments", "F", list(arguments))])
+
+
+def definitions(vhosts, access=True):
+    """vhosts: [(name, exchanges, queues, bindings)]."""
+    fields = []
+    if access:
+        fields.append(("access", "F", [
+            ("users", "A", [("F", [("name", "S", "guest"), ("password_hash", "S", ""),
+                                   ("hashing_algorithm", "S", "rabbit_password_hashing_sha256"),
+                                   ("tags", "S", "administrator")])]),
+            ("vhosts", "A", [("F", [("name", "S", name)]) for name, _, _, _ in vhosts]),
+            ("permissions", "A", [("F", [("vhost", "S", name), ("user", "S", "guest"), ("configure", "S", ".*"),
+                                         ("write", "S", ".*"), ("read", "S", ".*")])
+                                  for name, _, _, _ in vhosts]),
+        ]))
+    fields.append(("vhosts", "A", [
+        ("F", [("name", "S", name), ("definitions", "F", [("exchanges", "A", exchanges),
+                                                          ("queues", "A", queues),
+                                                          ("bindings", "A", bindings)])])
+        for name, exchanges, queues, bindings in vhosts]))
+    return table(fields)
+
+
 def write(directory, name, data):
     path = os.path.join(HERE, "corpus", directory)
     os.makedirs(path, exist_ok=True)
@@ -179,6 +217,25 @@ def main():
     write("table", "server_properties", b"\x00" + table(SERVER_PROPERTIES))
     write("table", "array", b"\x01" + array([("S", "a"), ("A", [("A", [("u", 1)])]), ("d", 0.5)]))
     write("table", "empty", b"\x00")
+    write("definitions", "typical", definitions([
+        ("/",
+         [exchange("orders", "topic"), exchange("dlx", "fanout"),
+          exchange("ae", "direct", [("alternate-exchange", "S", "dlx")]), exchange("match", "headers")],
+         [queue("jobs", [("x-max-priority", "B", 5), ("x-message-ttl", "I", 60000)]),
+          queue("dead", [("x-dead-letter-exchange", "S", "dlx"), ("x-max-length", "l", 1000)])],
+         [binding("orders", "jobs", "queue", "order.*"), binding("dlx", "dead", "queue", ""),
+          binding("orders", "ae", "exchange", "#"),
+          binding("match", "jobs", "queue", "", [("x-match", "S", "all"), ("kind", "S", "a")])]),
+        ("staging", [exchange("logs", "fanout")], [queue("log")], [binding("logs", "log", "queue", "")]),
+    ]))
+    write("definitions", "bad_entries", definitions([
+        ("/",
+         [exchange("x" * 300, "direct"), exchange("ok", "x-unknown"), ("S", "not a table")],
+         [queue("q" * 300), queue("a\0b"), ("F", [("name", "F", [])])],
+         [binding("ok", "q" * 300, "queue", "k"), binding("amq.direct", "q", "neither", "r" * 300)]),
+        ("v" * 300, [], [], []),
+    ], access=False))
+    write("definitions", "empty", definitions([]))
 
 
 if __name__ == "__main__":
