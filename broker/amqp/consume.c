@@ -160,6 +160,9 @@ void consumer_queue_deleted(struct consumer *c)
     consumer_free(c);
 }
 
+/* Re-entrancy: a dispatch may dead-letter and deliver to this channel (pushing onto its ring)
+ * but never adds or frees a consumer (only cancel, channel close and queue deletion do), so the
+ * walk over the consumer table stays valid. */
 void channel_dispatch_consumers(struct channel *ch)
 {
     uint64_t now = channel_now(ch);
@@ -171,20 +174,26 @@ void channel_dispatch_consumers(struct channel *ch)
 
 /* ---- settling ---- */
 
-/* Settles one delivery. Requeued messages are offered again only after the caller's loop
- * over the ring ends (dispatching inside it could push onto the ring being walked), so the
- * queue is remembered in `requeued` with a reference of its own. */
-static void settle_one(struct channel *ch, struct delivery *d, enum queue_settle_mode mode,
-                       struct route_set *requeued)
+/* Settles the delivery at ring index `index`. Requeued messages are offered again only after
+ * the caller's loop over the ring ends, so the queue is remembered in `requeued` with a
+ * reference of its own.
+ * Re-entrancy (STYLE 17): queue_settle can dead-letter (reject, or drop-head after a requeue),
+ * and the dead-letter queue is dispatched at once; when this channel consumes from it,
+ * consumer_deliver pushes onto this very ring, which may reallocate it. So the delivery is
+ * copied out and its slot marked settled *before* the call, nothing here touches the ring after
+ * it, and callers re-look-up by index (ring_push keeps indices: it only appends). */
+static void settle_one(struct channel *ch, uint32_t index, enum queue_settle_mode mode, struct route_set *requeued)
 {
-    if (d->consumer)
-        d->consumer->unacked--;
+    struct delivery *slot = ring_at(&ch->unacked, index);
+    struct delivery d = *slot;
+    slot->queue = NULL;
+    if (d.consumer)
+        d.consumer->unacked--;
     ch->unacked_live--;
-    queue_settle(d->queue, &d->entry, mode);
-    if (mode == QUEUE_REQUEUE && route_set_add(requeued, d->queue) == 1)
-        queue_retain(d->queue);
-    queue_release(d->queue);
-    d->queue = NULL;
+    queue_settle(d.queue, &d.entry, mode);
+    if (mode == QUEUE_REQUEUE && route_set_add(requeued, d.queue) == 1)
+        queue_retain(d.queue);
+    queue_release(d.queue);
 }
 
 static void dispatch_requeued(struct channel *ch, struct route_set *requeued)
@@ -207,19 +216,20 @@ int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum queue_s
         if (tag != 0 && tag > ch->next_delivery_tag)
             return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
                               (unsigned long long)tag);
+        /* `end` is fixed first: deliveries pushed while settling (dead letters this channel
+         * consumes) carry later tags and are not part of this settle. */
         uint32_t end = tag == 0 ? r->count : ring_lower_bound(r, tag + 1);
         for (uint32_t i = 0; i < end; i++) {
-            struct delivery *d = ring_at(r, i);
-            if (d->queue)
-                settle_one(ch, d, mode, &requeued);
+            if (ring_at(r, i)->queue)
+                settle_one(ch, i, mode, &requeued);
         }
     } else {
         uint32_t i = ring_lower_bound(r, tag);
-        struct delivery *d = i < r->count ? ring_at(r, i) : NULL;
+        const struct delivery *d = i < r->count ? ring_at(r, i) : NULL;
         if (!d || d->tag != tag || !d->queue)
             return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
                               (unsigned long long)tag);
-        settle_one(ch, d, mode, &requeued);
+        settle_one(ch, i, mode, &requeued);
     }
     ring_trim(r);
     dispatch_requeued(ch, &requeued);
@@ -241,18 +251,20 @@ static int settle_method(struct channel *ch, uint64_t tag, bool multiple, enum q
     return 0;
 }
 
-/* Requeues every unacked delivery. Queues put them back at their original positions. */
+/* Requeues every unacked delivery. Queues put them back at their original positions. A
+ * requeue over x-max-length dead-letters, and a dead-letter queue this channel consumes may
+ * deliver to it meanwhile (basic.recover): those later deliveries stay on the ring, tracked,
+ * so the walk stops at the count it started with and only trims settled slots. */
 static void requeue_all(struct channel *ch)
 {
     struct delivery_ring *r = &ch->unacked;
     struct route_set requeued = {0};
-    for (uint32_t i = 0; i < r->count; i++) {
-        struct delivery *d = ring_at(r, i);
-        if (d->queue)
-            settle_one(ch, d, QUEUE_REQUEUE, &requeued);
+    uint32_t end = r->count;
+    for (uint32_t i = 0; i < end; i++) {
+        if (ring_at(r, i)->queue)
+            settle_one(ch, i, QUEUE_REQUEUE, &requeued);
     }
-    r->count = 0;
-    r->head = 0;
+    ring_trim(r);
     dispatch_requeued(ch, &requeued);
 }
 

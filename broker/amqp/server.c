@@ -142,8 +142,9 @@ static void on_accept(struct netconn *net, void *arg)
 /* The fixed order of each pass: (0) raise or clear the memory alarm, (0b) save changed
  * definitions and hand the pending store batch to the I/O thread (confirms for it go out
  * when it reports the batch durable, in a later pass), (1) write every pending output queue with writev, (2) free the
- * connections whose close finished. Durable stores will sync before (1) so that confirms only
- * leave once their messages are on disk. */
+ * connections whose close finished, (3) end the pass's dead-letter round, so that the next
+ * pass gets a fresh budget of dead-letter hops (vhost.h). Durable stores will sync before (1)
+ * so that confirms only leave once their messages are on disk. */
 static void before_sleep(struct event_loop *loop, void *data)
 {
     struct server *server = data;
@@ -151,6 +152,7 @@ static void before_sleep(struct event_loop *loop, void *data)
     persistence_before_sleep(server->persistence);
     netconn_flush_all(loop);
     netconn_reap(loop);
+    server_vhosts_end_pass(server);
 }
 
 

@@ -49,6 +49,8 @@ void server_vhosts_destroy(struct server *server);
 struct vhost_entry *server_vhost_entry(const struct server *server, const char *name, size_t len);
 struct vhost_entry *server_vhost_add(struct server *server, const char *name);
 uint64_t server_vhosts_tick(struct server *server, uint64_t now);
+/* Ends the dead-letter round of every vhost (vhost_dead_letter_round): once per loop pass. */
+void server_vhosts_end_pass(struct server *server);
 int server_export_definitions(void *ctx, struct table_buf *out);
 int server_import_definitions(void *ctx, struct proto_bytes blob);
 struct queue *server_find_queue(void *ctx, struct proto_bytes vhost, struct proto_bytes queue);

@@ -179,6 +179,14 @@ uint64_t server_vhosts_tick(struct server *server, uint64_t now)
     return next;
 }
 
+void server_vhosts_end_pass(struct server *server)
+{
+    struct vhost_entry *e, *tmp;
+    HASH_ITER(hh, server->vhosts, e, tmp) {
+        vhost_dead_letter_round(e->vhost);
+    }
+}
+
 struct vhost *server_open_vhost(struct server *server, struct proto_bytes name)
 {
     struct vhost_entry *e = server_vhost_entry(server, (const char *)name.ptr, name.len);

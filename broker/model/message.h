@@ -26,6 +26,8 @@ struct message {
     uint64_t id;               /* the storage key, given when first stored (0 before): ids
                                 * grow in log order and are never reused across restarts */
     bool stored;               /* written to the durable store (id and stored: the mutable part) */
+    uint32_t dead_letter_round; /* set by dead-lettering when it creates the message: the vhost's
+                                 * round (vhost_dead_letter_round) plus one; 0 for a publish */
     struct proto_bytes exchange;    /* name it was published to (points inside this allocation) */
     struct proto_bytes routing_key;
     struct proto_bytes header;      /* encoded content header payload: class id .. properties */

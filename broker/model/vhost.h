@@ -106,6 +106,17 @@ struct vhost_route_memo {
 int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct proto_bytes exchange,
                      const struct message *msg, struct route_set *out, struct reply_error *err);
 
+/* Dead-lettering is bounded per round; the owner makes each loop pass one round. A dead letter
+ * of a message that was itself dead-lettered in the same round (a chain: x-max-length 0 or TTL 0
+ * queues feeding each other) costs a hop per queue it is routed to (delivered or not): past
+ * VHOST_DEAD_LETTER_BUDGET hops in a round such dead letters are dropped, as are those nested
+ * deeper than VHOST_DEAD_LETTER_DEPTH, with one log line per round. Dead letters of messages
+ * from clients or from earlier rounds are not budgeted: their number is bounded by the input.
+ * Ends the round; returns how many dead letters it dropped that way. */
+#define VHOST_DEAD_LETTER_BUDGET 100000
+#define VHOST_DEAD_LETTER_DEPTH 8
+uint64_t vhost_dead_letter_round(struct vhost *vhost);
+
 /* Expires messages (TTL) and unused queues (x-expires) at loop time now_ms; returns the next
  * time this should run (UINT64_MAX: nothing pending). */
 uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms);

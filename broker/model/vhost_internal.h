@@ -35,7 +35,11 @@ struct vhost {
     struct route_set scratch;   /* reused by routing: allocation-free in steady state */
     struct route_set visited;   /* exchanges seen while following e2e bindings */
     uint64_t name_counter;
-    int dead_letter_depth;      /* guards dead-letter cycles through the hooks */
+    int dead_letter_depth;      /* nesting of dead-lettering through the hooks (stack bound) */
+    uint32_t dead_letter_round; /* see vhost_dead_letter_round; wraps below UINT32_MAX */
+    uint64_t dead_letter_hops;  /* budgeted hops spent this round */
+    uint64_t dead_letter_refused; /* dead letters dropped this round for the budget or depth */
+    bool dead_letter_cycle_reported; /* the first cycle is logged, later ones are not */
 };
 
 /* Tagged destinations in a router: exchanges have the low bit set, queues do not. */

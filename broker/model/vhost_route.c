@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "message.h"
 #include "queue.h"
 #include "router.h"
@@ -221,16 +222,81 @@ static struct message *dead_letter_copy(const struct message *msg, struct proto_
     return copy;
 }
 
+/* RabbitMQ's cycle rule (rabbit_dead_letter): a dead letter is not delivered to `target` when
+ * target already appears in its x-death (newest death first, as build_headers leaves it) and
+ * no death from the front up to and including that entry was a rejection: such a cycle runs
+ * with no client in it and would never end. Entries that are not tables were put there by a
+ * client, so a path through one is not "fully automatic" either. headers: the dead letter's. */
+static bool dead_letter_cycle(struct proto_bytes headers, struct proto_bytes target)
+{
+    struct table_value deaths, death;
+    if (table_find(headers, "x-death", &deaths) != 1 || deaths.type != TABLE_ARRAY)
+        return false;
+    bool automatic = true;
+    struct table_iter it;
+    table_iter_init(&it, deaths.v.bytes);
+    while (array_next(&it, &death) == 1) {
+        if (death.type != TABLE_TABLE) {
+            automatic = false;
+            continue;
+        }
+        struct table_value reason, queue;
+        if (table_find(death.v.bytes, "reason", &reason) == 1 && reason.type == TABLE_LONGSTR &&
+            proto_bytes_equal(reason.v.bytes, proto_bytes_of("rejected")))
+            automatic = false;
+        if (table_find(death.v.bytes, "queue", &queue) == 1 && queue.type == TABLE_LONGSTR &&
+            proto_bytes_equal(queue.v.bytes, target))
+            return automatic;
+    }
+    return false;
+}
+
+static void report_cycle(struct vhost *vhost, struct proto_bytes from, struct proto_bytes target)
+{
+    if (vhost->dead_letter_cycle_reported)
+        return;
+    vhost->dead_letter_cycle_reported = true;
+    log_warning("vhost '%s': dead-letter cycle: a message dead-lettered from queue '%.*s' was dropped instead of "
+                "entering queue '%.*s' again (no rejection on its x-death path); later cycles are not reported",
+                vhost->name, (int)from.len, (const char *)from.ptr, (int)target.len, (const char *)target.ptr);
+}
+
+/* A dead letter the round's bounds drop; the first one of a round is logged. */
+static void refuse(struct vhost *vhost, struct proto_bytes from, const char *why)
+{
+    if (vhost->dead_letter_refused++ == 0)
+        log_warning("vhost '%s': dead letters from queue '%.*s' dropped: %s; further ones this loop pass are "
+                    "dropped without a log line",
+                    vhost->name, (int)from.len, (const char *)from.ptr, why);
+}
+
+uint64_t vhost_dead_letter_round(struct vhost *vhost)
+{
+    uint64_t refused = vhost->dead_letter_refused;
+    vhost->dead_letter_round = (vhost->dead_letter_round + 1) % UINT32_MAX; /* stamps stay nonzero */
+    vhost->dead_letter_hops = 0;
+    vhost->dead_letter_refused = 0;
+    return refused;
+}
+
 void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int reason)
 {
     struct vhost *vhost = ctx;
     struct proto_bytes dlx, dlrk;
     if (!queue_dead_letter_exchange(queue, &dlx))
         return;
-    /* A message dead-lettered back into a queue it already died in for the same reason would
-     * loop forever in RabbitMQ too; a depth guard keeps one publish from recursing unbounded. */
-    if (vhost->dead_letter_depth > 8)
+    uint32_t stamp = vhost->dead_letter_round + 1;
+    bool chained = msg->dead_letter_round == stamp; /* itself a dead letter of this round */
+    /* Each nesting level is a dead letter dispatched from inside another's dispatch: bounded so
+     * a long chain of distinct queues cannot exhaust the stack. */
+    if (vhost->dead_letter_depth >= VHOST_DEAD_LETTER_DEPTH) {
+        refuse(vhost, queue_name(queue), "dead-letter chain nested too deep");
         return;
+    }
+    if (chained && vhost->dead_letter_hops >= VHOST_DEAD_LETTER_BUDGET) {
+        refuse(vhost, queue_name(queue), "dead-letter budget of one loop pass spent");
+        return;
+    }
     struct exchange *x = vhost_find_exchange(vhost, dlx);
     if (!x)
         return;
@@ -239,17 +305,37 @@ void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int 
     struct message *copy = dead_letter_copy(msg, queue_name(queue), reason_names[reason], dlx, key, now / 1000);
     if (!copy)
         return;
-    vhost->dead_letter_depth++;
+    copy->dead_letter_round = stamp;
     struct route_set targets = {0};
-    struct proto_bytes headers = x->kind == ROUTER_HEADERS ? message_headers(copy) : (struct proto_bytes){0};
-    if (route_exchange(vhost, x, copy, headers, &targets) == 0) {
-        for (size_t i = 0; i < targets.count; i++) {
-            struct queue *target = targets.items[i];
-            if (queue_publish(target, copy, now) == 0 && vhost->hooks.queue_ready)
-                vhost->hooks.queue_ready(vhost->hooks.ctx, target);
+    struct proto_bytes headers = message_headers(copy);
+    struct proto_bytes route_headers = x->kind == ROUTER_HEADERS ? headers : (struct proto_bytes){0};
+    if (route_exchange(vhost, x, copy, route_headers, &targets) != 0)
+        targets.count = 0;
+    /* Re-entrancy: publishing and dispatching a target may dead-letter again (nested calls of
+     * this function, which reuse vhost->scratch and vhost->visited but not `targets`). The
+     * targets are held by reference until the loop ends, so none can be freed under it. */
+    for (size_t i = 0; i < targets.count; i++)
+        queue_retain(targets.items[i]);
+    vhost->dead_letter_depth++;
+    for (size_t i = 0; i < targets.count; i++) {
+        struct queue *target = targets.items[i];
+        /* Every target of a chained dead letter costs a hop, a cycle dropped or not: the
+         * budget bounds the work, not only the deliveries. */
+        if (chained && vhost->dead_letter_hops++ >= VHOST_DEAD_LETTER_BUDGET) {
+            refuse(vhost, queue_name(queue), "dead-letter budget of one loop pass spent");
+            continue;
         }
+        /* RabbitMQ never looks for cycles when the client rejected: it is in the loop. */
+        if (reason != QUEUE_DROP_REJECTED && dead_letter_cycle(headers, queue_name(target))) {
+            report_cycle(vhost, queue_name(queue), queue_name(target));
+            continue;
+        }
+        if (queue_publish(target, copy, now) == 0 && vhost->hooks.queue_ready)
+            vhost->hooks.queue_ready(vhost->hooks.ctx, target);
     }
+    vhost->dead_letter_depth--;
+    for (size_t i = 0; i < targets.count; i++)
+        queue_release(targets.items[i]);
     route_set_free(&targets);
     message_release(copy);
-    vhost->dead_letter_depth--;
 }
