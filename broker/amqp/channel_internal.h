@@ -126,7 +126,6 @@ struct channel {
     uint64_t next_delivery_tag;
     struct delivery_ring unacked;
     uint32_t unacked_live; /* deliveries in the ring not yet settled */
-    uint64_t consumer_counter;
 
     /* Direct reply-to: the channel's reply consumer, when it has one. */
     struct reply_slot *reply_slot;

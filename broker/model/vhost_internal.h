@@ -35,7 +35,6 @@ struct vhost {
     struct queue_slot *queues;
     struct route_set scratch;   /* reused by routing: allocation-free in steady state */
     struct route_set visited;   /* exchanges seen while following e2e bindings */
-    uint64_t name_counter;
     int dead_letter_depth;      /* guards dead-letter cycles through the hooks */
 };
 
