@@ -202,7 +202,7 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
         memcpy(ch->write_ok, msg->exchange.ptr, msg->exchange.len);
         ch->write_ok_len = (uint16_t)(msg->exchange.len + 1);
     }
-    int direct = direct_reply_deliver(msg);
+    int direct = direct_reply_deliver(ch->vhost, msg);
     if (direct >= 0) {
         if (direct == 0 && mandatory)
             send_return(ch, msg);

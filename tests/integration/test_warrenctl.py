@@ -533,6 +533,52 @@ class PermissionTest(unittest.TestCase):
         ctl("set_permissions", self.user, ".*", ".*", expect=EX_USAGE)
 
 
+class DirectReplyToVhostTest(unittest.TestCase):
+    def test_a_reply_from_another_vhost_does_not_reach_the_requester(self):
+        # The requester's user and vhost are not the replier's: even knowing the address, a
+        # publisher on "/" cannot deliver into it (unroutable, returned when mandatory).
+        vhost, user = unique("rpc"), unique("alice")
+        ctl("add_vhost", vhost)
+        self.addCleanup(ctl, "delete_vhost", vhost, expect=None)
+        ctl("add_user", user, "pw")
+        self.addCleanup(ctl, "delete_user", user, expect=None)
+        ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        requester = connect(user, "pw", vhost)
+        self.addCleanup(lambda: requester.is_open and requester.close())
+        channel = requester.channel()
+        replies = []
+        channel.basic_consume("amq.rabbitmq.reply-to", lambda ch, m, p, body: replies.append(body),
+                              auto_ack=True)
+        requests = channel.queue_declare("", exclusive=True).method.queue
+        channel.basic_publish("", requests, b"request",
+                              pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+        address, deadline = None, time.monotonic() + 5
+        while address is None and time.monotonic() < deadline:
+            method, properties, _ = channel.basic_get(requests, auto_ack=True)
+            if method is not None:
+                address = properties.reply_to
+        self.assertTrue(address and address.startswith("amq.rabbitmq.reply-to."), address)
+
+        attacker = connect()
+        self.addCleanup(lambda: attacker.is_open and attacker.close())
+        forger = attacker.channel()
+        forger.confirm_delivery()
+        with self.assertRaises(pika.exceptions.UnroutableError):
+            forger.basic_publish("", address, b"forged", mandatory=True)
+        forger.basic_publish("", address, b"forged, not mandatory")
+        requester.process_data_events(time_limit=0.3)
+        self.assertEqual(replies, [])
+
+        # From the requester's own vhost the address works.
+        replier = connect(user, "pw", vhost)
+        self.addCleanup(lambda: replier.is_open and replier.close())
+        replier.channel().basic_publish("", address, b"reply")
+        deadline = time.monotonic() + 5
+        while not replies and time.monotonic() < deadline:
+            requester.process_data_events(time_limit=0.05)
+        self.assertEqual(replies, [b"reply"])
+
+
 class VhostTest(unittest.TestCase):
     def test_vhost_lifecycle(self):
         vhost = unique("vhost")
