@@ -94,8 +94,15 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
             .exclusive = a->exclusive, .auto_delete = a->auto_delete, .owner = owner,
         };
         struct queue *q;
-        if (!a->passive && a->queue.len &&
-            channel_check_access(ch, ACCESS_CONFIGURE, "queue", a->queue, m->id, err) != 0)
+        char generated[VHOST_GENERATED_NAME_LEN + 1];
+        if (!a->passive && a->queue.len == 0) {
+            /* RabbitMQ names the queue first and checks configure on that name. */
+            if (vhost_queue_generate_name(ch->vhost, generated) != 0)
+                return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "no randomness for a queue name");
+            d.name = (struct proto_bytes){(const uint8_t *)generated, VHOST_GENERATED_NAME_LEN};
+            d.server_named = true;
+        }
+        if (!a->passive && channel_check_access(ch, ACCESS_CONFIGURE, "queue", d.name, m->id, err) != 0)
             return -1;
         if (vhost_queue_declare(ch->vhost, &d, &q, err) != 0)
             return -1;

@@ -464,6 +464,7 @@ class PermissionTest(unittest.TestCase):
         ctl("add_user", self.user, "pw")
         self.addCleanup(ctl, "delete_user", self.user, expect=None)
         self.prefix = self.user + "."
+        self.known_generated = {row[0] for row in table("list_queues", "name")[1]}
 
     def refused_text(self, kind, resource, name):
         return ("ACCESS_REFUSED - %s access to %s '%s' in vhost '/' refused for user '%s'"
@@ -525,6 +526,31 @@ class PermissionTest(unittest.TestCase):
         self.assertEqual(out, 'Clearing permissions for user "%s" in vhost "/" ...\n' % self.user)
         self.assertNotIn(self.user, [row[0] for row in table("list_permissions")[1]])
         self.assertEqual(login(self.user, "pw"), (530, refused(self.user, "/")))
+
+    def permit(self, configure, write, read):
+        ctl("set_permissions", self.user, configure, write, read)
+        connection = connect(self.user, "pw")
+        self.addCleanup(lambda: connection.is_open and connection.close())
+        return connection
+
+    def test_server_named_queue_needs_configure_on_its_generated_name(self):
+        # RabbitMQ names the queue, then checks configure on that name.
+        pattern = "^" + self.prefix.replace(".", "\\.")
+        connection = self.permit(pattern, pattern, pattern)
+        channel = connection.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as caught:
+            channel.queue_declare("", durable=True)
+        self.assertEqual(caught.exception.reply_code, 403)
+        self.assertRegex(caught.exception.reply_text,
+                         r"\AACCESS_REFUSED - configure access to queue 'amq\.gen-[A-Za-z0-9_-]{22}' "
+                         r"in vhost '/' refused for user '%s'\Z" % self.user)
+        connection.close()
+        self.assertEqual([row for row in table("list_queues", "name")[1] if row[0].startswith("amq.gen-")
+                          and row[0] not in self.known_generated], [])
+        # RabbitMQ's advice: grant configure on ^amq\.gen- to allow server-named queues.
+        connection = self.permit(pattern + "|^amq\\.gen-", pattern, pattern)
+        name = connection.channel().queue_declare("", exclusive=True).method.queue
+        self.assertTrue(name.startswith("amq.gen-"), name)
 
     def test_permission_errors(self):
         ctl("set_permissions", unique("nobody"), ".*", ".*", ".*", expect=EX_NOUSER)
