@@ -193,10 +193,7 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
     *accepted = true;
     if (!(ch->write_ok_len == msg->exchange.len + 1 &&
           memcmp(ch->write_ok, msg->exchange.ptr, msg->exchange.len) == 0)) {
-        /* The default exchange is the resource "amq.default" for permissions (RabbitMQ). */
-        struct proto_bytes resource = msg->exchange.len ? msg->exchange
-                                                         : (struct proto_bytes){(const uint8_t *)"amq.default", 11};
-        if (channel_check_access(ch, ACCESS_WRITE, "exchange", resource, SPEC_BASIC_PUBLISH, err) != 0)
+        if (channel_check_access(ch, ACCESS_WRITE, "exchange", msg->exchange, SPEC_BASIC_PUBLISH, err) != 0)
             return -1;
         /* Like RabbitMQ's per-channel permission cache: the last exchange allowed. */
         memcpy(ch->write_ok, msg->exchange.ptr, msg->exchange.len);

@@ -114,6 +114,7 @@ static void definitions_changed(struct vhost *vhost)
 }
 
 struct queue *vhost_queue_find(struct vhost *vhost, struct proto_bytes name) { return vhost_find_queue(vhost, name); }
+bool vhost_exchange_exists(struct vhost *vhost, struct proto_bytes name) { return vhost_find_exchange(vhost, name) != NULL; }
 
 static void queue_dropped(void *ctx, struct queue *queue, struct message *msg, enum queue_drop_reason reason)
 {

@@ -125,6 +125,8 @@ int vhost_export_definitions(struct vhost *vhost, struct table_buf *out);
 int vhost_import_definitions(struct vhost *vhost, struct proto_bytes blob, size_t *skipped);
 /* Finds a queue by name (NULL when missing). */
 struct queue *vhost_queue_find(struct vhost *vhost, struct proto_bytes name);
+/* True when an exchange of that name exists ("" is the default exchange, which always does). */
+bool vhost_exchange_exists(struct vhost *vhost, struct proto_bytes name);
 
 /* Listing (for warrenctl and tests). Views are valid during the callback only. */
 struct vhost_exchange_info {

@@ -552,6 +552,51 @@ class PermissionTest(unittest.TestCase):
         name = connection.channel().queue_declare("", exclusive=True).method.queue
         self.assertTrue(name.startswith("amq.gen-"), name)
 
+    def test_alternate_exchange_needs_read_on_the_exchange_and_write_on_the_ae(self):
+        pattern = "^" + self.prefix.replace(".", "\\.")
+        connection = self.permit(pattern, pattern, pattern)
+        exchange = self.prefix + "x"
+        self.assert_channel_refused(
+            self.refused_text("write", "exchange", "other.ae"),
+            lambda: connection.channel().exchange_declare(
+                exchange, "fanout", auto_delete=True, arguments={"alternate-exchange": "other.ae"}))
+        connection = self.permit(pattern, ".*", "^nothing$")
+        self.assert_channel_refused(
+            self.refused_text("read", "exchange", exchange),
+            lambda: connection.channel().exchange_declare(
+                exchange, "fanout", auto_delete=True, arguments={"alternate-exchange": "amq.fanout"}))
+        connection = self.permit(pattern, ".*", pattern)
+        channel = connection.channel()
+        channel.exchange_declare(exchange, "fanout", auto_delete=True,
+                                 arguments={"alternate-exchange": "amq.fanout"})
+        self.addCleanup(lambda: connect().channel().exchange_delete(exchange))
+        # Only a new exchange is checked (RabbitMQ): redeclaring it needs configure alone.
+        connection = self.permit(pattern, pattern, pattern)
+        connection.channel().exchange_declare(exchange, "fanout", auto_delete=True,
+                                              arguments={"alternate-exchange": "amq.fanout"})
+
+    def test_dead_letter_exchange_needs_read_on_the_queue_and_write_on_the_dlx(self):
+        pattern = "^" + self.prefix.replace(".", "\\.")
+        connection = self.permit(pattern, pattern, pattern)
+        queue = self.prefix + "q"
+        self.assert_channel_refused(
+            self.refused_text("write", "exchange", "other.dlx"),
+            lambda: connection.channel().queue_declare(
+                queue, exclusive=True, arguments={"x-dead-letter-exchange": "other.dlx"}))
+        # The default exchange as dead-letter exchange is amq.default to the check.
+        self.assert_channel_refused(
+            self.refused_text("write", "exchange", "amq.default"),
+            lambda: connection.channel().queue_declare(
+                queue, exclusive=True, arguments={"x-dead-letter-exchange": ""}))
+        connection = self.permit(pattern, ".*", "^nothing$")
+        self.assert_channel_refused(
+            self.refused_text("read", "queue", queue),
+            lambda: connection.channel().queue_declare(
+                queue, exclusive=True, arguments={"x-dead-letter-exchange": "amq.direct"}))
+        connection = self.permit(pattern, ".*", pattern)
+        connection.channel().queue_declare(queue, exclusive=True,
+                                           arguments={"x-dead-letter-exchange": "amq.direct"})
+
     def test_permission_errors(self):
         ctl("set_permissions", unique("nobody"), ".*", ".*", ".*", expect=EX_NOUSER)
         ctl("set_permissions", "-p", "no-such-vhost", self.user, ".*", ".*", ".*", expect=EX_DATAERR)
