@@ -126,7 +126,6 @@ struct channel {
     uint64_t next_delivery_tag;
     struct delivery_ring unacked;
     uint32_t unacked_live; /* deliveries in the ring not yet settled */
-    uint64_t consumer_counter;
 
     /* Direct reply-to: the channel's reply consumer, when it has one. */
     struct reply_slot *reply_slot;
@@ -144,7 +143,8 @@ struct channel {
 
 /* Permission check for the connection's user on resource `name` of kind "queue" or
  * "exchange" in the channel's vhost: 0, or -1 with 403 ACCESS_REFUSED (RabbitMQ's text).
- * what is ACCESS_CONFIGURE, ACCESS_WRITE or ACCESS_READ (broker/model/access.h). */
+ * what is ACCESS_CONFIGURE, ACCESS_WRITE or ACCESS_READ (broker/model/access.h). The default
+ * exchange ("") is checked as "amq.default", as in RabbitMQ. */
 int channel_check_access(struct channel *ch, int what, const char *kind, struct proto_bytes name, uint32_t method_id,
                          struct reply_error *err);
 

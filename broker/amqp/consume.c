@@ -13,6 +13,7 @@
 #include "message.h"
 #include "netconn.h"
 #include "queue.h"
+#include "random.h"
 #include "spec.h"
 #include "table.h"
 #include "vhost.h"
@@ -321,10 +322,14 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
         memcpy(c->tag, a->consumer_tag.ptr, a->consumer_tag.len);
         c->tag_len = (uint8_t)a->consumer_tag.len;
     } else {
+        /* RabbitMQ's amq.ctag-<128 random bits>: no counter, no address. */
+        memcpy(c->tag, "amq.ctag-", 9);
         do {
-            int n = snprintf(c->tag, sizeof c->tag, "amq.ctag-%u.%llu.%p", ch->number,
-                             (unsigned long long)++ch->consumer_counter, (void *)ch);
-            c->tag_len = (uint8_t)n;
+            if (random_token(c->tag + 9) != 0) {
+                free(c);
+                return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "no randomness for a consumer tag");
+            }
+            c->tag_len = 9 + RANDOM_TOKEN_LEN;
         } while (find_consumer(ch, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len}));
     }
     int32_t priority = 0;

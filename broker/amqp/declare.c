@@ -8,6 +8,7 @@
 #include "queue.h"
 #include "server.h"
 #include "spec.h"
+#include "table.h"
 #include "vhost.h"
 
 static int reply(struct channel *ch, uint32_t id, bool no_wait, struct reply_error *err)
@@ -21,8 +22,40 @@ static int reply(struct channel *ch, uint32_t id, bool no_wait, struct reply_err
 int channel_check_access(struct channel *ch, int what, const char *kind, struct proto_bytes name, uint32_t method_id,
                          struct reply_error *err)
 {
+    /* The default exchange is the resource "amq.default" to every check (RabbitMQ). */
+    if (name.len == 0 && strcmp(kind, "exchange") == 0)
+        name = (struct proto_bytes){(const uint8_t *)"amq.default", 11};
     return access_require(server_access(connection_server(ch->conn)), connection_user(ch->conn),
                           vhost_name(ch->vhost), (enum access_kind)what, kind, name, method_id, err);
+}
+
+/* RabbitMQ's extra checks when a new exchange names an alternate exchange: read on the new
+ * exchange (what it routes can be read through the AE) and write on the AE. */
+static int check_alternate_exchange(struct channel *ch, const struct spec_exchange_declare *a, struct reply_error *err)
+{
+    struct table_value ae;
+    if (table_find(a->arguments, "alternate-exchange", &ae) != 1 || ae.type != TABLE_LONGSTR ||
+        vhost_exchange_exists(ch->vhost, a->exchange))
+        return 0;
+    if (channel_check_access(ch, ACCESS_READ, "exchange", a->exchange, SPEC_EXCHANGE_DECLARE, err) != 0 ||
+        channel_check_access(ch, ACCESS_WRITE, "exchange", ae.v.bytes, SPEC_EXCHANGE_DECLARE, err) != 0)
+        return -1;
+    return 0;
+}
+
+/* The same for a new queue that names a dead-letter exchange: read on the queue, write on the
+ * dead-letter exchange. */
+static int check_dead_letter_exchange(struct channel *ch, struct proto_bytes queue, struct proto_bytes arguments,
+                                      struct reply_error *err)
+{
+    struct table_value dlx;
+    if (table_find(arguments, "x-dead-letter-exchange", &dlx) != 1 || dlx.type != TABLE_LONGSTR ||
+        vhost_queue_find(ch->vhost, queue))
+        return 0;
+    if (channel_check_access(ch, ACCESS_READ, "queue", queue, SPEC_QUEUE_DECLARE, err) != 0 ||
+        channel_check_access(ch, ACCESS_WRITE, "exchange", dlx.v.bytes, SPEC_QUEUE_DECLARE, err) != 0)
+        return -1;
+    return 0;
 }
 
 int channel_exchange_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
@@ -35,7 +68,8 @@ int channel_exchange_method(struct channel *ch, const struct spec_method *m, str
             .durable = a->durable, .auto_delete = a->auto_delete, .internal = a->internal,
         };
         if (!a->passive && a->exchange.len &&
-            channel_check_access(ch, ACCESS_CONFIGURE, "exchange", a->exchange, m->id, err) != 0)
+            (channel_check_access(ch, ACCESS_CONFIGURE, "exchange", a->exchange, m->id, err) != 0 ||
+             check_alternate_exchange(ch, a, err) != 0))
             return -1;
         if (vhost_exchange_declare(ch->vhost, &d, err) != 0)
             return -1;
@@ -94,8 +128,16 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
             .exclusive = a->exclusive, .auto_delete = a->auto_delete, .owner = owner,
         };
         struct queue *q;
-        if (!a->passive && a->queue.len &&
-            channel_check_access(ch, ACCESS_CONFIGURE, "queue", a->queue, m->id, err) != 0)
+        char generated[VHOST_GENERATED_NAME_LEN + 1];
+        if (!a->passive && a->queue.len == 0) {
+            /* RabbitMQ names the queue first and checks configure on that name. */
+            if (vhost_queue_generate_name(ch->vhost, generated) != 0)
+                return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "no randomness for a queue name");
+            d.name = (struct proto_bytes){(const uint8_t *)generated, VHOST_GENERATED_NAME_LEN};
+            d.server_named = true;
+        }
+        if (!a->passive && (channel_check_access(ch, ACCESS_CONFIGURE, "queue", d.name, m->id, err) != 0 ||
+                            check_dead_letter_exchange(ch, d.name, a->arguments, err) != 0))
             return -1;
         if (vhost_queue_declare(ch->vhost, &d, &q, err) != 0)
             return -1;

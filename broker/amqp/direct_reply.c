@@ -1,8 +1,10 @@
 /* broker/amqp/direct_reply.c: RabbitMQ's direct reply-to. A client consumes (no-ack) from the
  * pseudo-queue amq.rabbitmq.reply-to; when it publishes with reply_to set to that name, the
  * property is rewritten to amq.rabbitmq.reply-to.<key>, and a reply published to the default
- * exchange with that routing key is delivered straight to the requesting channel, without a
- * queue. Keys are looked up in a table of the channels that consume replies. */
+ * exchange of the same vhost with that routing key is delivered straight to the requesting
+ * channel, without a queue. The key is the only credential a replier shows, so it is 128
+ * random bits (nothing derived from a counter or an address); a key from another vhost is
+ * unknown there. Keys are looked up in one table of the channels that consume replies. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "connection.h"
 #include "direct_reply.h"
 #include "message.h"
+#include "random.h"
 #include "spec.h"
 #include "uthash.h"
 
@@ -18,14 +21,13 @@
 #define PSEUDO_LEN (sizeof PSEUDO_QUEUE - 1)
 
 struct reply_slot {
-    char key[32];
+    char key[RANDOM_TOKEN_LEN + 1];
     struct channel *channel;
     UT_hash_handle hh;
 };
 
-/* Keys of channels consuming replies. The broker has one loop and one vhost, so one table. */
+/* Keys of channels consuming replies, in every vhost (the broker has one loop). */
 static struct reply_slot *reply_slots;
-static uint64_t key_counter;
 
 static bool is_pseudo_queue(struct proto_bytes b)
 {
@@ -45,16 +47,27 @@ int direct_reply_consume(struct channel *ch, struct proto_bytes tag, bool no_ack
     struct reply_slot *slot = calloc(1, sizeof *slot);
     if (!slot)
         return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "out of memory");
-    uint64_t x = ++key_counter * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)ch;
-    snprintf(slot->key, sizeof slot->key, "g%016llx%llu", (unsigned long long)x, (unsigned long long)key_counter);
+    struct reply_slot *taken;
+    do {
+        if (random_token(slot->key) != 0) {
+            free(slot);
+            return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "no randomness for a reply address");
+        }
+        HASH_FIND_STR(reply_slots, slot->key, taken);
+    } while (taken);
     slot->channel = ch;
     HASH_ADD_STR(reply_slots, key, slot);
     ch->reply_slot = slot;
     if (tag.len) {
         memcpy(ch->reply_tag, tag.ptr, tag.len);
         ch->reply_tag_len = (uint8_t)tag.len;
+    } else if (random_token(ch->reply_tag + 9) == 0) {
+        /* A tag of its own: the key must not be readable from the consumer tag. */
+        memcpy(ch->reply_tag, "amq.ctag-", 9);
+        ch->reply_tag_len = 9 + RANDOM_TOKEN_LEN;
     } else {
-        ch->reply_tag_len = (uint8_t)snprintf(ch->reply_tag, sizeof ch->reply_tag, "amq.ctag-%s", slot->key);
+        direct_reply_release(ch);
+        return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "no randomness for a consumer tag");
     }
     if (no_wait)
         return 0;
@@ -99,7 +112,7 @@ int direct_reply_rewrite(struct channel *ch, struct spec_content_header *h, uint
     return 1;
 }
 
-int direct_reply_deliver(struct message *msg)
+int direct_reply_deliver(const struct vhost *vhost, struct message *msg)
 {
     struct proto_bytes key = msg->routing_key;
     if (msg->exchange.len != 0 || key.len <= PSEUDO_LEN + 1 || memcmp(key.ptr, PSEUDO_QUEUE ".", PSEUDO_LEN + 1) != 0)
@@ -112,7 +125,7 @@ int direct_reply_deliver(struct message *msg)
     name[len] = '\0';
     struct reply_slot *slot;
     HASH_FIND_STR(reply_slots, name, slot);
-    if (!slot)
+    if (!slot || slot->channel->vhost != vhost)
         return 0;
     struct channel *ch = slot->channel;
     struct spec_method m = {.id = SPEC_BASIC_DELIVER};

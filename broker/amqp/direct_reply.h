@@ -11,6 +11,7 @@
 struct channel;
 struct message;
 struct spec_content_header;
+struct vhost;
 
 /* True when name is the pseudo-queue "amq.rabbitmq.reply-to". */
 bool direct_reply_is_queue(struct proto_bytes name);
@@ -32,9 +33,9 @@ void direct_reply_release(struct channel *ch);
 int direct_reply_rewrite(struct channel *ch, struct spec_content_header *h, uint8_t *buf, size_t cap,
                          struct proto_bytes *out, struct reply_error *err);
 
-/* A message published to the default exchange with a reply address: delivers it to the
- * waiting channel. Returns 1 when delivered, 0 when the address is unknown (unroutable),
- * -1 when msg is not a direct reply. */
-int direct_reply_deliver(struct message *msg);
+/* A message published in vhost to the default exchange with a reply address: delivers it to
+ * the waiting channel. Returns 1 when delivered, 0 when the address is unknown in vhost (a
+ * requester in another vhost is unknown: unroutable), -1 when msg is not a direct reply. */
+int direct_reply_deliver(const struct vhost *vhost, struct message *msg);
 
 #endif

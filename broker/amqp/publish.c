@@ -193,16 +193,13 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
     *accepted = true;
     if (!(ch->write_ok_len == msg->exchange.len + 1 &&
           memcmp(ch->write_ok, msg->exchange.ptr, msg->exchange.len) == 0)) {
-        /* The default exchange is the resource "amq.default" for permissions (RabbitMQ). */
-        struct proto_bytes resource = msg->exchange.len ? msg->exchange
-                                                         : (struct proto_bytes){(const uint8_t *)"amq.default", 11};
-        if (channel_check_access(ch, ACCESS_WRITE, "exchange", resource, SPEC_BASIC_PUBLISH, err) != 0)
+        if (channel_check_access(ch, ACCESS_WRITE, "exchange", msg->exchange, SPEC_BASIC_PUBLISH, err) != 0)
             return -1;
         /* Like RabbitMQ's per-channel permission cache: the last exchange allowed. */
         memcpy(ch->write_ok, msg->exchange.ptr, msg->exchange.len);
         ch->write_ok_len = (uint16_t)(msg->exchange.len + 1);
     }
-    int direct = direct_reply_deliver(msg);
+    int direct = direct_reply_deliver(ch->vhost, msg);
     if (direct >= 0) {
         if (direct == 0 && mandatory)
             send_return(ch, msg);
@@ -293,7 +290,7 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
         if (direct_reply_rewrite(ch, &h, rewritten, sizeof rewritten, &header, err) < 0)
             return -1;
     }
-    ch->publishing = message_create_decoded(exchange, key, header, &h.props, h.body_size);
+    ch->publishing = message_begin(exchange, key, header, &h.props, h.body_size);
     if (!ch->publishing)
         return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory for a %llu-byte message",
                           (unsigned long long)h.body_size);
@@ -330,13 +327,16 @@ int channel_content_frame(struct channel *ch, const struct frame *f, struct repl
         return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0,
                           ch->stage == PUBLISH_IDLE ? "expected method frame, got non method frame instead"
                                                     : "expected content header for class 60, got non content header frame instead");
-    struct message *msg = ch->publishing;
-    if (f->size > msg->body_size - ch->body_received)
+    uint64_t announced = ch->publishing->body_size;
+    if (f->size > announced - ch->body_received)
         return reply_fail(err, SPEC_FRAME_ERROR, SPEC_BASIC_PUBLISH, "content body exceeds the announced size %llu",
-                          (unsigned long long)msg->body_size);
-    memcpy(msg->body + ch->body_received, f->payload, f->size);
+                          (unsigned long long)announced);
+    /* The body's one copy; room grows with what arrives, not with what was announced. */
+    if (message_append_body(&ch->publishing, ch->body_received, f->payload, f->size) != 0)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory for a %llu-byte message",
+                          (unsigned long long)announced);
     ch->body_received += f->size;
-    if (ch->body_received == msg->body_size)
+    if (ch->body_received == announced)
         return complete_publish(ch, err);
     return 0;
 }

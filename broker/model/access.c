@@ -20,9 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "base64.h"
+#include "random.h"
 #include "sha256.h"
 #include "spec.h"
 #include "table.h"
@@ -115,15 +115,6 @@ static void hash_with_salt(const uint8_t salt[SALT_LEN], const uint8_t *password
     sha256_final(&ctx, out + SALT_LEN);
 }
 
-static int random_salt(uint8_t salt[SALT_LEN])
-{
-    ssize_t n;
-    do
-        n = getrandom(salt, SALT_LEN, 0);
-    while (n < 0 && errno == EINTR);
-    return n == SALT_LEN ? 0 : -EIO;
-}
-
 /* Sets or (password NULL) clears u's password. */
 static int set_password(struct access_user *u, const char *password)
 {
@@ -133,7 +124,7 @@ static int set_password(struct access_user *u, const char *password)
         return 0;
     }
     uint8_t salt[SALT_LEN];
-    if (random_salt(salt) != 0)
+    if (random_bytes(salt, SALT_LEN) != 0)
         return -EIO;
     hash_with_salt(salt, (const uint8_t *)password, strlen(password), u->hash);
     u->has_password = true;

@@ -1,6 +1,7 @@
 /* broker/model/message.c: message allocation and reference counting. */
 #include "message.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,33 +37,54 @@ struct message *message_create(struct proto_bytes exchange, struct proto_bytes r
     return message_create_decoded(exchange, routing_key, header, &h.props, body_size);
 }
 
-struct message *message_create_decoded(struct proto_bytes exchange, struct proto_bytes routing_key,
-                                       struct proto_bytes header, const struct spec_basic_properties *props,
-                                       uint64_t body_size)
+/* Bytes msg accounts for: its whole allocation. */
+static size_t footprint(const struct message *msg)
+{
+    return sizeof *msg + msg->header.len + msg->exchange.len + msg->routing_key.len + (size_t)msg->body_capacity;
+}
+
+/* Points header, exchange, routing key and body at their places behind the struct, in that
+ * order (their lengths set); again after the allocation has moved. */
+static void place(struct message *msg)
+{
+    uint8_t *p = (uint8_t *)(msg + 1);
+    msg->header.ptr = p;
+    p += msg->header.len;
+    msg->exchange.ptr = p;
+    p += msg->exchange.len;
+    msg->routing_key.ptr = p;
+    p += msg->routing_key.len;
+    msg->body = p;
+}
+
+static struct message *allocate(struct proto_bytes exchange, struct proto_bytes routing_key,
+                                struct proto_bytes header, const struct spec_basic_properties *props,
+                                uint64_t body_size, uint64_t capacity)
 {
     size_t fixed = sizeof(struct message) + exchange.len + routing_key.len + header.len;
-    if (body_size > SIZE_MAX - fixed)
+    if (capacity > SIZE_MAX - fixed)
         return NULL;
-    struct message *msg = malloc(fixed + (size_t)body_size);
+    struct message *msg = malloc(fixed + (size_t)capacity);
     if (!msg)
         return NULL;
     memset(msg, 0, sizeof *msg);
-    memory_bytes += fixed + (size_t)body_size;
-    uint8_t *p = (uint8_t *)(msg + 1);
     msg->refs = 1;
     msg->body_size = body_size;
-    msg->body = p;
-    p += body_size;
-    memcpy(p, header.ptr, header.len);
-    msg->header = (struct proto_bytes){p, header.len};
+    msg->body_capacity = capacity;
+    msg->header.len = header.len;
+    msg->exchange.len = exchange.len;
+    msg->routing_key.len = routing_key.len;
+    place(msg);
+    uint8_t *p = (uint8_t *)(msg + 1);
+    if (header.len)
+        memcpy(p, header.ptr, header.len);
     p += header.len;
     if (exchange.len)
         memcpy(p, exchange.ptr, exchange.len);
-    msg->exchange = (struct proto_bytes){p, exchange.len};
     p += exchange.len;
     if (routing_key.len)
         memcpy(p, routing_key.ptr, routing_key.len);
-    msg->routing_key = (struct proto_bytes){p, routing_key.len};
+    memory_bytes += footprint(msg);
 
     if (props->flags & SPEC_BASIC_DELIVERY_MODE_FLAG)
         msg->delivery_mode = props->delivery_mode;
@@ -73,12 +95,57 @@ struct message *message_create_decoded(struct proto_bytes exchange, struct proto
     return msg;
 }
 
+struct message *message_create_decoded(struct proto_bytes exchange, struct proto_bytes routing_key,
+                                       struct proto_bytes header, const struct spec_basic_properties *props,
+                                       uint64_t body_size)
+{
+    return allocate(exchange, routing_key, header, props, body_size, body_size);
+}
+
+struct message *message_begin(struct proto_bytes exchange, struct proto_bytes routing_key, struct proto_bytes header,
+                              const struct spec_basic_properties *props, uint64_t body_size)
+{
+    uint64_t first = body_size < MESSAGE_BODY_FIRST_CAPACITY ? body_size : MESSAGE_BODY_FIRST_CAPACITY;
+    return allocate(exchange, routing_key, header, props, body_size, first);
+}
+
+int message_append_body(struct message **msgp, uint64_t received, const uint8_t *data, size_t len)
+{
+    struct message *msg = *msgp;
+    uint64_t need = received + len;
+    if (need < received || need > msg->body_size)
+        return -EINVAL; /* the caller's contract: never more than announced */
+    if (need > msg->body_capacity) {
+        /* Doubling keeps the bytes moved by realloc below the body size; large blocks are
+         * usually remapped, not copied. Never more than announced, so the last growth is exact. */
+        uint64_t capacity = msg->body_capacity * 2;
+        if (capacity < need)
+            capacity = need;
+        if (capacity > msg->body_size)
+            capacity = msg->body_size;
+        size_t before = footprint(msg);
+        size_t fixed = before - (size_t)msg->body_capacity;
+        if (capacity > SIZE_MAX - fixed)
+            return -ENOMEM;
+        struct message *grown = realloc(msg, fixed + (size_t)capacity);
+        if (!grown)
+            return -ENOMEM;
+        grown->body_capacity = capacity;
+        place(grown);
+        memory_bytes += footprint(grown) - before;
+        *msgp = msg = grown;
+    }
+    if (len)
+        memcpy(msg->body + received, data, len);
+    return 0;
+}
+
 void message_retain(struct message *msg) { msg->refs++; }
 
 void message_release(struct message *msg)
 {
     if (msg && --msg->refs == 0) {
-        memory_bytes -= sizeof *msg + msg->exchange.len + msg->routing_key.len + msg->header.len + msg->body_size;
+        memory_bytes -= footprint(msg);
         free(msg);
     }
 }

@@ -1,7 +1,7 @@
 /* broker/model/message.h: a published message: immutable once assembled, reference-counted,
  * shared by every queue it was routed to (a fanout to N queues is N references, not N copies).
- * One allocation holds the struct, the exchange name, the routing key, the encoded content
- * header and the body. */
+ * One allocation holds the struct, the encoded content header, the exchange name, the routing
+ * key and, last so that it can grow while the body frames arrive, the body. */
 #ifndef WARREN_MESSAGE_H
 #define WARREN_MESSAGE_H
 
@@ -20,7 +20,8 @@ struct message {
     uint8_t priority;          /* basic.properties priority, 0 when absent */
     bool has_expiration;       /* per-message "expiration" property was valid */
     uint64_t expiration_ms;    /* that property's value, in milliseconds */
-    uint64_t body_size;
+    uint64_t body_size;        /* as announced by the content header */
+    uint64_t body_capacity;    /* body bytes allocated: body_size once assembled, less before */
     uint64_t published_ms;     /* wall clock (ms since 1970) of publication, for TTL; set when
                                 * first stored (which happens as it is routed), 0 before */
     uint64_t id;               /* the storage key, given when first stored (0 before): ids
@@ -34,8 +35,8 @@ struct message {
     uint8_t *body;                  /* body_size bytes inside this allocation */
 };
 
-/* Allocates a message with room for body_size body bytes (filled by the caller while the body
- * frames arrive) and copies exchange, routing key and the content header payload. Properties
+/* Allocates a message with room for body_size body bytes (filled by the caller) and copies
+ * exchange, routing key and the content header payload. Properties
  * the broker acts on (delivery mode, priority, expiration) are decoded from header once here.
  * Returns NULL on ENOMEM or when header does not decode. refs starts at 1 (the caller's). */
 struct message *message_create(struct proto_bytes exchange, struct proto_bytes routing_key,
@@ -46,6 +47,22 @@ struct message *message_create(struct proto_bytes exchange, struct proto_bytes r
 struct message *message_create_decoded(struct proto_bytes exchange, struct proto_bytes routing_key,
                                        struct proto_bytes header, const struct spec_basic_properties *props,
                                        uint64_t body_size);
+
+/* Room made at once for the body of a message whose body frames are still to come: a larger
+ * announced size is allocated as the bytes arrive, so that a content header alone cannot make
+ * the broker reserve (and the memory alarm count) max_message_size bytes. */
+#define MESSAGE_BODY_FIRST_CAPACITY 16384u
+
+/* Like message_create_decoded for a body that will arrive in pieces: room for at most
+ * MESSAGE_BODY_FIRST_CAPACITY body bytes is made now; message_append_body grows it. */
+struct message *message_begin(struct proto_bytes exchange, struct proto_bytes routing_key, struct proto_bytes header,
+                              const struct spec_basic_properties *props, uint64_t body_size);
+
+/* Copies data[0..len) into the body of a message under assembly (the caller holds its only
+ * reference) at offset `received`, the bytes already there; received + len must not exceed
+ * body_size. Room grows geometrically (up to body_size), which may move the message: *msg is
+ * updated. Returns 0, or -ENOMEM (-EINVAL past body_size) with *msg unchanged and valid. */
+int message_append_body(struct message **msg, uint64_t received, const uint8_t *data, size_t len);
 
 /* Takes another reference. */
 void message_retain(struct message *msg);

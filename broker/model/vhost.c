@@ -10,6 +10,7 @@
 #include "arguments.h"
 #include "message.h"
 #include "queue.h"
+#include "random.h"
 #include "spec.h"
 #include "table.h"
 #include "vhost_internal.h"
@@ -115,6 +116,7 @@ static void definitions_changed(struct vhost *vhost)
 }
 
 struct queue *vhost_queue_find(struct vhost *vhost, struct proto_bytes name) { return vhost_find_queue(vhost, name); }
+bool vhost_exchange_exists(struct vhost *vhost, struct proto_bytes name) { return vhost_find_exchange(vhost, name) != NULL; }
 
 static void queue_dropped(void *ctx, struct queue *queue, struct message *msg, enum queue_drop_reason reason)
 {
@@ -343,18 +345,16 @@ int vhost_queue_lookup(struct vhost *vhost, struct proto_bytes name, void *owner
     return 0;
 }
 
-static void generate_name(struct vhost *vhost, char out[32])
+int vhost_queue_generate_name(struct vhost *vhost, char out[VHOST_GENERATED_NAME_LEN + 1])
 {
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    uint64_t x = ++vhost->name_counter * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)vhost;
+    /* 128 random bits, as RabbitMQ's rabbit_guid:gen_secure: a client cannot guess the name of
+     * another's server-named queue. A clash is not expected, but costs only another draw. */
     memcpy(out, "amq.gen-", 8);
-    for (int i = 0; i < 22; i++) {
-        x ^= x >> 29;
-        x *= 0xBF58476D1CE4E5B9ull;
-        x ^= x >> 32;
-        out[8 + i] = alphabet[x & 63];
-    }
-    out[30] = '\0';
+    do {
+        if (random_token(out + 8) != 0)
+            return -EIO;
+    } while (vhost_find_queue(vhost, (struct proto_bytes){(const uint8_t *)out, VHOST_GENERATED_NAME_LEN}));
+    return 0;
 }
 
 static int check_queue_equivalence(struct vhost *vhost, struct queue *q, const struct queue_declare *d,
@@ -387,7 +387,7 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
         *out = q;
         return 0;
     }
-    if (has_prefix(d->name, "amq."))
+    if (has_prefix(d->name, "amq.") && !d->server_named)
         return reply_fail(err, SPEC_ACCESS_REFUSED, m, "queue name '" BYTES_FMT "' contains reserved prefix 'amq.*'",
                           BYTES_ARG(d->name));
     if (q) {
@@ -399,14 +399,13 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
         *out = q;
         return 0;
     }
-    char generated[32];
+    char generated[VHOST_GENERATED_NAME_LEN + 1];
     struct proto_bytes name = d->name;
     if (name.len == 0) {
-        do {
-            generate_name(vhost, generated);
-            name = (struct proto_bytes){(const uint8_t *)generated, 30};
-        } while (vhost_find_queue(vhost, name));
-    } else if (has_prefix(name, "amq.")) {
+        if (vhost_queue_generate_name(vhost, generated) != 0)
+            return reply_fail(err, SPEC_INTERNAL_ERROR, m, "no randomness for a queue name");
+        name = (struct proto_bytes){(const uint8_t *)generated, VHOST_GENERATED_NAME_LEN};
+    } else if (has_prefix(name, "amq.") && !d->server_named) {
         return reply_fail(err, SPEC_ACCESS_REFUSED, m, "queue name '" BYTES_FMT "' contains reserved prefix 'amq.*'",
                           BYTES_ARG(name));
     }

@@ -48,8 +48,12 @@ struct exchange_declare {
 struct queue_declare {
     struct proto_bytes name, arguments;
     bool passive, durable, exclusive, auto_delete;
-    void *owner; /* the declaring connection */
+    bool server_named; /* name came from vhost_queue_generate_name: its amq. prefix is allowed */
+    void *owner;       /* the declaring connection */
 };
+
+/* Length of a server-generated queue name: "amq.gen-" and a 22-character random token. */
+#define VHOST_GENERATED_NAME_LEN 30
 
 /* Creates the vhost `name` with the default exchange and the amq.* exchanges. NULL on ENOMEM. */
 struct vhost *vhost_create(const char *name, const struct vhost_hooks *hooks);
@@ -68,9 +72,13 @@ int vhost_exchange_bind(struct vhost *vhost, struct proto_bytes destination, str
                         struct proto_bytes key, struct proto_bytes arguments, bool unbind, struct reply_error *err);
 
 /* queue.declare. On success *out is the queue (borrowed) and the counts are filled; a new name
- * for a server-named queue is readable through queue_name. */
+ * for a server-named queue (empty d->name) is readable through queue_name. */
 int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, struct queue **out,
                         struct reply_error *err);
+/* Writes a fresh server-named queue name ("amq.gen-" and 128 random bits, no queue of that name
+ * in vhost) and a NUL to out, for a caller that must vet the name (permissions) before declaring
+ * it with server_named set. Returns 0, or -EIO when no randomness is available. */
+int vhost_queue_generate_name(struct vhost *vhost, char out[VHOST_GENERATED_NAME_LEN + 1]);
 /* Finds a queue usable by owner: 404 when missing, 405 when exclusive to another connection. */
 int vhost_queue_lookup(struct vhost *vhost, struct proto_bytes name, void *owner, struct queue **out,
                        struct reply_error *err);
@@ -136,6 +144,8 @@ int vhost_definitions_next(struct table_iter *it, struct proto_bytes *name, stru
                            const char **why);
 /* Finds a queue by name (NULL when missing). */
 struct queue *vhost_queue_find(struct vhost *vhost, struct proto_bytes name);
+/* True when an exchange of that name exists ("" is the default exchange, which always does). */
+bool vhost_exchange_exists(struct vhost *vhost, struct proto_bytes name);
 
 /* Listing (for warrenctl and tests). Views are valid during the callback only. */
 struct vhost_exchange_info {

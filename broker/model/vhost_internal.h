@@ -34,7 +34,6 @@ struct vhost {
     struct queue_slot *queues;
     struct route_set scratch;   /* reused by routing: allocation-free in steady state */
     struct route_set visited;   /* exchanges seen while following e2e bindings */
-    uint64_t name_counter;
     int dead_letter_depth;      /* nesting of dead-lettering through the hooks (stack bound) */
     uint32_t dead_letter_round; /* see vhost_dead_letter_round; wraps below UINT32_MAX */
     uint64_t dead_letter_hops;  /* budgeted hops spent this round */

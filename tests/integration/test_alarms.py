@@ -7,12 +7,14 @@ Not runnable against an external broker: it sets the watermark on the command li
 """
 
 import os
+import socket
 import tempfile
 import threading
 import time
 import unittest
 
 import pika
+import pika.exceptions
 
 import harness
 
@@ -69,6 +71,91 @@ class MemoryAlarmTest(unittest.TestCase):
         self.assertEqual(got, b"after")
         consumer.close()
         publisher.close()
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+@harness.skip_if_external("configures the broker's memory high watermark")
+class AnnouncedBodyTest(unittest.TestCase):
+    """A content header announces a body size; memory is taken (and counted toward the alarm)
+    as the body bytes arrive, not when they are announced, so headers alone cannot block every
+    publisher on the broker."""
+
+    CHANNELS = 77
+    ANNOUNCED = 128 * 1024 * 1024  # the default max_message_size
+
+    def setUp(self):
+        fd, self.config = tempfile.mkstemp(prefix="warren-alarm-", suffix=".conf")
+        with os.fdopen(fd, "w") as f:
+            f.write("memory_high_watermark = 20000000\n")
+        self.addCleanup(os.unlink, self.config)
+        self.broker = harness.Broker(extra_args=["--config", self.config]).start()
+        self.addCleanup(self.broker.stop)  # after the test's own cleanups (they run first)
+
+    def close_later(self, connection):
+        def close():
+            try:
+                if connection.is_open:
+                    connection.close()
+            except pika.exceptions.AMQPError:
+                pass
+        self.addCleanup(close)
+
+    def test_content_headers_alone_do_not_raise_the_memory_alarm(self):
+        rss_before = rss_bytes(self.broker.process.pid)
+        raw = harness.RawConnection(self.broker)
+        self.addCleanup(raw.close_socket)
+        raw.handshake()
+        for channel in range(1, self.CHANNELS + 1):
+            raw.open_channel(channel)
+        publish = harness.short(0) + harness.shortstr("") + harness.shortstr("nowhere") + harness.octet(0)
+        burst = b"".join(harness.method_frame(channel, harness.BASIC_PUBLISH, publish)
+                         + harness.header_frame(channel, 60, self.ANNOUNCED)
+                         for channel in range(1, self.CHANNELS + 1))
+        # The open-ok for one more channel says every header before it was processed.
+        raw.send(burst + harness.method_frame(self.CHANNELS + 1, harness.CHANNEL_OPEN,
+                                              harness.shortstr("")))
+        try:
+            raw.read_method(harness.CHANNEL_OPEN_OK)
+        except socket.timeout:
+            self.fail("the broker stopped reading the connection that sent only content headers")
+
+        # Another publisher is neither blocked nor stalled.
+        events = []
+        publisher = pika.BlockingConnection(self.broker.pika_parameters(blocked_connection_timeout=30))
+        self.close_later(publisher)
+        publisher.add_on_connection_blocked_callback(lambda *a: events.append("blocked"))
+        ch = publisher.channel()
+        ch.queue_declare("after-headers")
+        ch.basic_publish("", "after-headers", b"still flowing")
+        consumer = pika.BlockingConnection(self.broker.pika_parameters())
+        self.close_later(consumer)
+        cch = consumer.channel()
+        got = None
+        deadline = time.monotonic() + 5
+        while got is None and time.monotonic() < deadline:
+            publisher.process_data_events(time_limit=0.05)
+            method, _, body = cch.basic_get("after-headers", auto_ack=True)
+            if method is not None:
+                got = body
+        self.assertEqual(got, b"still flowing")
+        publisher.process_data_events(time_limit=0.2)
+        self.assertEqual(events, [])
+        self.assertNotIn("memory alarm", self.broker.stderr_text())
+        grown = rss_bytes(self.broker.process.pid) - rss_before
+        self.assertLess(grown, 16 * 1024 * 1024)
+
+        # The half-assembled messages go with their connection.
+        raw.close_socket()
+        consumer.close()
+        publisher.close()
+        harness.assert_broker_alive(self, self.broker)
 
 
 if __name__ == "__main__":

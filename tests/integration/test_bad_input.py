@@ -151,6 +151,15 @@ class FramingTest(BadInputTest):
         raw.assert_channel(raw.read_method(harness.CHANNEL_CLOSE_OK), 1)
         raw.close_connection()
 
+    def test_body_beyond_the_announced_size_gives_501(self):
+        # Warren's own check, kept while the body's room grows as it arrives: body frames of
+        # 4088 octets cross the message's first allocation, then overflow the 20000 announced.
+        raw = self.connected(1, frame_max=4096)
+        raw.send(method_frame(1, harness.BASIC_PUBLISH, PUBLISH_ARGS) + header_frame(1, 60, 20000)
+                 + frame(harness.FRAME_BODY, 1, b"y" * 4088) * 5)
+        close = self.assert_hard_error(raw, harness.FRAME_ERROR, harness.BASIC_PUBLISH)
+        self.assertIn("exceeds the announced size 20000", close.reply_text)
+
     def test_bad_frame_end_octet_gives_501(self):
         # "FRAME_ERROR - type 1, all octets = <<0,20,0,10,0>>: {invalid_frame_end_marker,0}"
         raw = self.connected()

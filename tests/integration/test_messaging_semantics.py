@@ -16,9 +16,9 @@ import pika.exceptions
 import harness
 from harness import RawConnection, method_frame, octet
 from test_messaging_support import (
-    Inbox, MessagingTestCase, connect, pump, pump_until, unique, publish_frames,
-    declare_queue_args, BASIC_ACK, CONFIRM_SELECT, CONFIRM_SELECT_OK, PASSIVE, QUEUE_DECLARE,
-    QUEUE_DECLARE_OK)
+    Inbox, MessagingTestCase, assert_random_names, connect, consume_args, pump, pump_until,
+    unique, publish_frames, declare_queue_args, BASIC_ACK, BASIC_CONSUME, BASIC_CONSUME_OK,
+    CONFIRM_SELECT, CONFIRM_SELECT_OK, PASSIVE, QUEUE_DECLARE, QUEUE_DECLARE_OK)
 
 
 def setUpModule():
@@ -491,6 +491,38 @@ class TransactionTest(MessagingTestCase):
         tx.basic_ack(method.delivery_tag)
         tx.close()
         self.assertEqual(self.drain_bodies(queue), ["m"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Names the broker makes up
+
+
+class GeneratedNameTest(MessagingTestCase):
+    """Server-named queues and generated consumer tags are amq.gen-/amq.ctag- and 128 random
+    bits, as RabbitMQ makes them: no counter, no address, nothing another client can guess."""
+
+    def test_server_named_queues_are_random(self):
+        names = [self.channel.queue_declare("", exclusive=True).method.queue for _ in range(4)]
+        assert_random_names(self, "amq.gen-", names)
+
+    def test_generated_consumer_tags_are_random(self):
+        # pika always names its consumers, so this speaks raw AMQP with an empty tag.
+        with RawConnection() as raw:
+            raw.handshake()
+            raw.open_channel(1)
+            raw.send(method_frame(1, QUEUE_DECLARE, declare_queue_args()))
+            queue = raw.read_method(QUEUE_DECLARE_OK).args.shortstr()
+            tags = []
+            for _ in range(4):
+                raw.send(method_frame(1, BASIC_CONSUME, consume_args(queue, "")))
+                tags.append(raw.read_method(BASIC_CONSUME_OK).args.shortstr())
+            # The direct reply-to consumer's tag too (it must not reveal the reply address).
+            raw.open_channel(2)
+            raw.send(method_frame(2, BASIC_CONSUME, consume_args("amq.rabbitmq.reply-to", "",
+                                                                 no_ack=True)))
+            tags.append(raw.read_method(BASIC_CONSUME_OK).args.shortstr())
+            raw.close_connection()
+        assert_random_names(self, "amq.ctag-", tags)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ helper therefore publishes on a confirm-mode channel: once the publish is confir
 holds the message and every later count includes it.
 """
 
+import base64
+import re
 import time
 import unittest
 import uuid
@@ -48,6 +50,26 @@ def pump_until(connection, predicate, timeout=5.0):
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached within %.1f s" % timeout)
         connection.process_data_events(time_limit=0.05)
+
+
+TOKEN = re.compile(r"[A-Za-z0-9_-]{22}\Z")
+
+
+def assert_random_names(test, prefix, names):
+    """Each name is prefix and a 22-character URL-safe base64 token (128 bits, RabbitMQ's
+    rabbit_guid shape), and any two tokens differ in at least 30 bits: random bits differ in
+    64 +- 5.7, while a counter or an address leaves most of them equal."""
+    bits = []
+    for name in names:
+        test.assertTrue(name.startswith(prefix), name)
+        token = name[len(prefix):]
+        test.assertRegex(token, TOKEN, name)
+        bits.append(int.from_bytes(base64.urlsafe_b64decode(token + "=="), "big"))
+    for i in range(len(bits)):
+        for j in range(i):
+            differing = bin(bits[i] ^ bits[j]).count("1")
+            test.assertGreaterEqual(differing, 30, "%s and %s differ in %d bits only"
+                                    % (names[i], names[j], differing))
 
 
 class Inbox:

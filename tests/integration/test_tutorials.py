@@ -24,7 +24,7 @@ import pika
 import pika.exceptions
 
 import harness
-from test_messaging_support import connect, unique
+from test_messaging_support import assert_random_names, connect, unique
 
 PRELUDE = """
 import json, sys, time, uuid
@@ -589,6 +589,24 @@ class DirectReplyToTest(TutorialTestCase):
         (reply_method, reply_properties, reply_body), = replies
         self.assertEqual((reply_body, reply_properties.correlation_id), (b"pong", "c-1"))
         self.assertEqual(reply_method.routing_key, properties.reply_to)
+
+    @harness.skip_if_external("RabbitMQ's reply addresses also encode the node and process")
+    def test_reply_addresses_are_random(self):
+        # The address is all a replier needs: it must not follow a counter or an address.
+        request_queue = self.delete_queue_later(unique("requests"))
+        self.channel.queue_declare(request_queue)
+        for _ in range(4):
+            channel = self.connection.channel()
+            channel.basic_consume("amq.rabbitmq.reply-to", lambda *a: None, auto_ack=True)
+            channel.basic_publish("", request_queue, b"ping",
+                                  pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+        addresses = []
+        deadline = time.monotonic() + 5
+        while len(addresses) < 4 and time.monotonic() < deadline:
+            method, properties, _ = self.channel.basic_get(request_queue, auto_ack=True)
+            if method is not None:
+                addresses.append(properties.reply_to)
+        assert_random_names(self, "amq.rabbitmq.reply-to.", addresses)
 
     def test_consuming_reply_to_with_acks_is_406(self):
         with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as caught:

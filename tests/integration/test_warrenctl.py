@@ -464,6 +464,7 @@ class PermissionTest(unittest.TestCase):
         ctl("add_user", self.user, "pw")
         self.addCleanup(ctl, "delete_user", self.user, expect=None)
         self.prefix = self.user + "."
+        self.known_generated = {row[0] for row in table("list_queues", "name")[1]}
 
     def refused_text(self, kind, resource, name):
         return ("ACCESS_REFUSED - %s access to %s '%s' in vhost '/' refused for user '%s'"
@@ -526,11 +527,127 @@ class PermissionTest(unittest.TestCase):
         self.assertNotIn(self.user, [row[0] for row in table("list_permissions")[1]])
         self.assertEqual(login(self.user, "pw"), (530, refused(self.user, "/")))
 
+    def permit(self, configure, write, read):
+        ctl("set_permissions", self.user, configure, write, read)
+        connection = connect(self.user, "pw")
+        self.addCleanup(lambda: connection.is_open and connection.close())
+        return connection
+
+    def test_server_named_queue_needs_configure_on_its_generated_name(self):
+        # RabbitMQ names the queue, then checks configure on that name.
+        pattern = "^" + self.prefix.replace(".", "\\.")
+        connection = self.permit(pattern, pattern, pattern)
+        channel = connection.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as caught:
+            channel.queue_declare("", durable=True)
+        self.assertEqual(caught.exception.reply_code, 403)
+        self.assertRegex(caught.exception.reply_text,
+                         r"\AACCESS_REFUSED - configure access to queue 'amq\.gen-[A-Za-z0-9_-]{22}' "
+                         r"in vhost '/' refused for user '%s'\Z" % self.user)
+        connection.close()
+        self.assertEqual([row for row in table("list_queues", "name")[1] if row[0].startswith("amq.gen-")
+                          and row[0] not in self.known_generated], [])
+        # RabbitMQ's advice: grant configure on ^amq\.gen- to allow server-named queues.
+        connection = self.permit(pattern + "|^amq\\.gen-", pattern, pattern)
+        name = connection.channel().queue_declare("", exclusive=True).method.queue
+        self.assertTrue(name.startswith("amq.gen-"), name)
+
+    def test_alternate_exchange_needs_read_on_the_exchange_and_write_on_the_ae(self):
+        pattern = "^" + self.prefix.replace(".", "\\.")
+        connection = self.permit(pattern, pattern, pattern)
+        exchange = self.prefix + "x"
+        self.assert_channel_refused(
+            self.refused_text("write", "exchange", "other.ae"),
+            lambda: connection.channel().exchange_declare(
+                exchange, "fanout", auto_delete=True, arguments={"alternate-exchange": "other.ae"}))
+        connection = self.permit(pattern, ".*", "^nothing$")
+        self.assert_channel_refused(
+            self.refused_text("read", "exchange", exchange),
+            lambda: connection.channel().exchange_declare(
+                exchange, "fanout", auto_delete=True, arguments={"alternate-exchange": "amq.fanout"}))
+        connection = self.permit(pattern, ".*", pattern)
+        channel = connection.channel()
+        channel.exchange_declare(exchange, "fanout", auto_delete=True,
+                                 arguments={"alternate-exchange": "amq.fanout"})
+        self.addCleanup(lambda: connect().channel().exchange_delete(exchange))
+        # Only a new exchange is checked (RabbitMQ): redeclaring it needs configure alone.
+        connection = self.permit(pattern, pattern, pattern)
+        connection.channel().exchange_declare(exchange, "fanout", auto_delete=True,
+                                              arguments={"alternate-exchange": "amq.fanout"})
+
+    def test_dead_letter_exchange_needs_read_on_the_queue_and_write_on_the_dlx(self):
+        pattern = "^" + self.prefix.replace(".", "\\.")
+        connection = self.permit(pattern, pattern, pattern)
+        queue = self.prefix + "q"
+        self.assert_channel_refused(
+            self.refused_text("write", "exchange", "other.dlx"),
+            lambda: connection.channel().queue_declare(
+                queue, exclusive=True, arguments={"x-dead-letter-exchange": "other.dlx"}))
+        # The default exchange as dead-letter exchange is amq.default to the check.
+        self.assert_channel_refused(
+            self.refused_text("write", "exchange", "amq.default"),
+            lambda: connection.channel().queue_declare(
+                queue, exclusive=True, arguments={"x-dead-letter-exchange": ""}))
+        connection = self.permit(pattern, ".*", "^nothing$")
+        self.assert_channel_refused(
+            self.refused_text("read", "queue", queue),
+            lambda: connection.channel().queue_declare(
+                queue, exclusive=True, arguments={"x-dead-letter-exchange": "amq.direct"}))
+        connection = self.permit(pattern, ".*", pattern)
+        connection.channel().queue_declare(queue, exclusive=True,
+                                           arguments={"x-dead-letter-exchange": "amq.direct"})
+
     def test_permission_errors(self):
         ctl("set_permissions", unique("nobody"), ".*", ".*", ".*", expect=EX_NOUSER)
         ctl("set_permissions", "-p", "no-such-vhost", self.user, ".*", ".*", ".*", expect=EX_DATAERR)
         ctl("set_permissions", self.user, "(", ".*", ".*", expect=EX_DATAERR)
         ctl("set_permissions", self.user, ".*", ".*", expect=EX_USAGE)
+
+
+class DirectReplyToVhostTest(unittest.TestCase):
+    def test_a_reply_from_another_vhost_does_not_reach_the_requester(self):
+        # The requester's user and vhost are not the replier's: even knowing the address, a
+        # publisher on "/" cannot deliver into it (unroutable, returned when mandatory).
+        vhost, user = unique("rpc"), unique("alice")
+        ctl("add_vhost", vhost)
+        self.addCleanup(ctl, "delete_vhost", vhost, expect=None)
+        ctl("add_user", user, "pw")
+        self.addCleanup(ctl, "delete_user", user, expect=None)
+        ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        requester = connect(user, "pw", vhost)
+        self.addCleanup(lambda: requester.is_open and requester.close())
+        channel = requester.channel()
+        replies = []
+        channel.basic_consume("amq.rabbitmq.reply-to", lambda ch, m, p, body: replies.append(body),
+                              auto_ack=True)
+        requests = channel.queue_declare("", exclusive=True).method.queue
+        channel.basic_publish("", requests, b"request",
+                              pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+        address, deadline = None, time.monotonic() + 5
+        while address is None and time.monotonic() < deadline:
+            method, properties, _ = channel.basic_get(requests, auto_ack=True)
+            if method is not None:
+                address = properties.reply_to
+        self.assertTrue(address and address.startswith("amq.rabbitmq.reply-to."), address)
+
+        attacker = connect()
+        self.addCleanup(lambda: attacker.is_open and attacker.close())
+        forger = attacker.channel()
+        forger.confirm_delivery()
+        with self.assertRaises(pika.exceptions.UnroutableError):
+            forger.basic_publish("", address, b"forged", mandatory=True)
+        forger.basic_publish("", address, b"forged, not mandatory")
+        requester.process_data_events(time_limit=0.3)
+        self.assertEqual(replies, [])
+
+        # From the requester's own vhost the address works.
+        replier = connect(user, "pw", vhost)
+        self.addCleanup(lambda: replier.is_open and replier.close())
+        replier.channel().basic_publish("", address, b"reply")
+        deadline = time.monotonic() + 5
+        while not replies and time.monotonic() < deadline:
+            requester.process_data_events(time_limit=0.05)
+        self.assertEqual(replies, [b"reply"])
 
 
 class VhostTest(unittest.TestCase):

@@ -1,0 +1,113 @@
+/* tests/unit/model/test_message.c: a message's memory follows the body bytes that arrived, not
+ * the size its content header announced (message_begin / message_append_body), its body stays
+ * one contiguous copy, and message_memory_bytes returns to where it was once it is freed. */
+#include "helpers.h"
+
+#include "message.h"
+#include "spec.h"
+
+/* A message under assembly announcing body_size bytes, with a small content header. */
+static struct message *begin(uint64_t body_size)
+{
+    struct spec_content_header h = {.class_id = 60, .body_size = body_size};
+    h.props.flags = SPEC_BASIC_DELIVERY_MODE_FLAG;
+    h.props.delivery_mode = 2;
+    uint8_t header[64];
+    long n = spec_content_header_encode(&h, header, sizeof header);
+    assert_true(n > 0);
+    struct message *msg = message_begin(bytes_of("exchange"), bytes_of("key"),
+                                        (struct proto_bytes){header, (uint32_t)n}, &h.props, body_size);
+    assert_non_null(msg);
+    return msg;
+}
+
+static uint8_t pattern(uint64_t i) { return (uint8_t)(i * 131 + (i >> 9)); }
+
+static void test_a_header_alone_reserves_no_announced_body(void **state)
+{
+    (void)state;
+    uint64_t before = message_memory_bytes();
+    struct message *msg = begin(128u * 1024 * 1024);
+    uint64_t held = message_memory_bytes() - before;
+    assert_true(held <= sizeof *msg + 64 + MESSAGE_BODY_FIRST_CAPACITY);
+    assert_int_equal(msg->body_size, 128u * 1024 * 1024);
+    assert_true(msg->body_capacity <= MESSAGE_BODY_FIRST_CAPACITY);
+    message_release(msg); /* a channel closed mid-body */
+    assert_int_equal(message_memory_bytes(), before);
+}
+
+static void test_body_grows_with_what_arrives_and_stays_one_copy(void **state)
+{
+    (void)state;
+    const uint64_t size = 1000000, piece = 4088; /* body frames of frame_max 4096 */
+    uint64_t before = message_memory_bytes();
+    struct message *msg = begin(size);
+    uint8_t chunk[4088];
+    uint64_t received = 0;
+    while (received < size) {
+        size_t n = (size_t)(size - received < piece ? size - received : piece);
+        for (size_t i = 0; i < n; i++)
+            chunk[i] = pattern(received + i);
+        assert_int_equal(message_append_body(&msg, received, chunk, n), 0);
+        received += n;
+        /* Never more than twice what arrived (or the first allocation), never past the size. */
+        uint64_t bound = 2 * received > MESSAGE_BODY_FIRST_CAPACITY ? 2 * received : MESSAGE_BODY_FIRST_CAPACITY;
+        assert_true(msg->body_capacity >= received);
+        assert_true(msg->body_capacity <= bound);
+        assert_true(msg->body_capacity <= size);
+        assert_true(message_memory_bytes() - before <= sizeof *msg + 64 + bound);
+    }
+    assert_int_equal(msg->body_capacity, size);
+    for (uint64_t i = 0; i < size; i++)
+        if (msg->body[i] != pattern(i))
+            fail_msg("body byte %llu differs", (unsigned long long)i);
+    /* The names and the header moved with the allocation. */
+    assert_memory_equal(msg->exchange.ptr, "exchange", 8);
+    assert_memory_equal(msg->routing_key.ptr, "key", 3);
+    assert_true(message_is_persistent(msg));
+    struct spec_content_header h;
+    assert_int_equal(spec_content_header_decode(msg->header.ptr, msg->header.len, &h), 0);
+    assert_int_equal(h.body_size, size);
+    message_release(msg);
+    assert_int_equal(message_memory_bytes(), before);
+}
+
+static void test_a_small_body_is_allocated_once(void **state)
+{
+    (void)state;
+    struct message *msg = begin(300);
+    assert_int_equal(msg->body_capacity, 300);
+    uint8_t *body = msg->body;
+    uint8_t bytes[300];
+    memset(bytes, 'x', sizeof bytes);
+    assert_int_equal(message_append_body(&msg, 0, bytes, 100), 0);
+    assert_int_equal(message_append_body(&msg, 100, bytes, 200), 0);
+    assert_ptr_equal(msg->body, body);
+    assert_memory_equal(msg->body, bytes, 300);
+    message_release(msg);
+}
+
+static void test_bytes_past_the_announced_size_are_refused(void **state)
+{
+    (void)state;
+    uint64_t before = message_memory_bytes();
+    struct message *msg = begin(20000);
+    uint8_t bytes[20001] = {0};
+    assert_int_equal(message_append_body(&msg, 0, bytes, 20001), -EINVAL);
+    assert_int_equal(message_append_body(&msg, 0, bytes, 15000), 0);
+    assert_int_equal(message_append_body(&msg, 15000, bytes, 5001), -EINVAL);
+    assert_int_equal(message_append_body(&msg, 15000, bytes, 5000), 0);
+    message_release(msg);
+    assert_int_equal(message_memory_bytes(), before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_header_alone_reserves_no_announced_body),
+        cmocka_unit_test(test_body_grows_with_what_arrives_and_stays_one_copy),
+        cmocka_unit_test(test_a_small_body_is_allocated_once),
+        cmocka_unit_test(test_bytes_past_the_announced_size_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
