@@ -232,7 +232,9 @@ static void import_exchange(struct entry *e)
 
 static void import_queue(struct entry *e)
 {
-    struct queue_declare d = {.durable = true};
+    /* A stored name was accepted when it was declared; an "amq." one can only have been made
+     * by the server (a durable server-named queue), so it may keep its reserved prefix. */
+    struct queue_declare d = {.durable = true, .server_named = true};
     struct reply_error err;
     struct queue *q;
     if (get_name(e, "name", &d.name) && get_bool(e, "auto_delete", &d.auto_delete) &&

@@ -131,6 +131,21 @@ class RestartTest(unittest.TestCase):
         self.assertEqual(body, b"late")
         conn.close()
 
+    def test_durable_server_named_queue_survives_restart(self):
+        conn = self.connect()
+        ch = conn.channel()
+        ch.confirm_delivery()
+        name = ch.queue_declare("", durable=True).method.queue
+        self.assertTrue(name.startswith("amq.gen-"))
+        ch.basic_publish("", name, b"kept", pika.BasicProperties(delivery_mode=2))
+        conn.close()
+        self.broker.graceful_restart()
+        conn = self.connect()
+        ch = conn.channel()
+        self.assertEqual(ch.queue_declare(name, passive=True).method.message_count, 1)
+        conn.close()
+        self.assertNotIn("skipped", self.broker.stderr_text())
+
     def test_unacked_messages_come_back_redelivered_after_kill(self):
         conn = self.connect()
         ch = conn.channel()
