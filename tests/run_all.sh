@@ -34,11 +34,12 @@ run_ctest() { # $1 build dir, $2 label, then extra ctest arguments
   passed=$((passed + t - f)); failed=$((failed + f)); rm -f "$log"
 }
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Options stated explicitly: the README's build-and-start command may have configured build/ without tests.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWARREN_TESTS=ON -DWARREN_SANITIZE=OFF >/dev/null
 cmake --build build -j "$JOBS"
 run_ctest build release
 
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWARREN_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWARREN_TESTS=ON -DWARREN_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_ctest build-asan sanitizers
