@@ -9,7 +9,10 @@
  *                   every file back to its size at its last fdatasync/fsync and undoes the
  *                   creations, renames and unlinks made since the last fsync of the directory.
  *   FFS_FAIL        that one operation fails (ENOSPC, EIO, or for a pwrite: half of it written,
- *                   then ENOSPC on the retry) and does nothing else; the store goes on.
+ *                   then ENOSPC on the retry) and does nothing else; the store goes on. With
+ *                   burst > 1 the next burst - 1 operations fail too (with ENOSPC, or EIO), so
+ *                   that the store's clean-up after a failure (cutting a batch back, undoing a
+ *                   compaction) fails as well.
  * Syncs are not passed to the kernel: the model above says what a sync means, and skipping them
  * keeps thousands of runs fast. Unlinked and replaced files are moved to a "grave" directory
  * outside the store until the directory is fsynced, so a power loss can bring them back.
@@ -64,6 +67,7 @@ struct ffs {
     enum ffs_mode mode;
     unsigned long at;           /* the operation number to crash or fail at (0: never) */
     int fail_error;             /* FFS_FAIL: ENOSPC, EIO, or 0 for "half a pwrite, then ENOSPC" */
+    unsigned long burst;        /* FFS_FAIL: how many operations from `at` on fail (0 or 1: one) */
     unsigned long ops;          /* mutating operations so far */
     char kinds[FFS_MAX_OPS];    /* W pwrite, D fdatasync, S fsync, T ftruncate, A fallocate,
                                  * R rename, U unlink, C open with O_CREAT */
@@ -164,6 +168,8 @@ static inline int ffs_begin(struct ffs *f, char kind)
         f->short_pending = false;
         return ENOSPC;
     }
+    if (f->mode == FFS_FAIL && f->fired && n < f->at + f->burst)
+        return f->fail_error ? f->fail_error : ENOSPC;
     if (n != f->at)
         return 0;
     f->fault_kind = kind;
