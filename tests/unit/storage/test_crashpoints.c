@@ -249,7 +249,7 @@ static void save_definitions(struct run *r)
 }
 
 /* Opens the store on the faulty fs. A failure is allowed only when the fs has faulted: after a
- * crash the session is over (returns false); a failed call is tried once more. */
+ * crash the session is over (returns false); after failed calls it is tried again. */
 static bool open_session(struct run *r)
 {
     struct store_options opts = {.dir = r->dir, .segment_bytes = SEGMENT_BYTES, .disk_free_limit = 1,
