@@ -253,6 +253,8 @@ int seg_create(const struct store_io_hooks *io, const char *dir, uint64_t id, ui
     char path[SEG_PATH_MAX];
     seg_path(path, sizeof(path), dir, id);
     int fd = fs_open(io, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd == -EEXIST) /* left by an attempt whose header write and unlink both failed (below): */
+        fd = fs_open(io, path, O_WRONLY | O_TRUNC | O_CLOEXEC, 0); /* no id beyond the newest is in use */
     if (fd < 0)
         return fd;
     uint8_t header[SEG_HEADER_SIZE];

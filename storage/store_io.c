@@ -194,9 +194,16 @@ void store_cut_back(struct store *store)
     if (rc == 0)
         rc = fs_fdatasync(store->io, store->active_fd);
     if (rc < 0) {
-        storage_logf(&store->logger, STORE_LOG_ERROR, "cannot cut segment %llu back: %s; rolling",
-                     (unsigned long long)store->active_id, strerror(-rc));
+        /* The failed batch's records may stay in the log, and a recovery would apply them: the
+         * index (which never applied them) no longer pictures what a recovery rebuilds, and the
+         * retirement rule (index.h) needs it to. E.g. a failed MESSAGE whose ack in a later batch
+         * was ineffective here would come back once the ack's segment were deleted, and copies
+         * of a failed compaction would come to life once their source went. So nothing is
+         * deleted (nor compacted) until a restart rebuilds the index from the files. */
+        storage_logf(&store->logger, STORE_LOG_ERROR, "cannot cut segment %llu back: %s; rolling, and no "
+                     "segment is deleted until a restart", (unsigned long long)store->active_id, strerror(-rc));
         store->roll_next = true;
+        store->retire_disabled = true;
     }
 }
 
@@ -241,7 +248,7 @@ static int write_batch(struct store *store, uint8_t *buf, size_t len)
         dropped = keep_only_removals(buf, &len) || dropped;
         if (len == 0)
             return -ENOSPC;
-        if (released || dropped)
+        if ((released || dropped) && !store->roll_next) /* not over a tail that could not be cut */
             rc = store_append_synced(store, buf, len, &base);
     }
     if (rc == 0) {
