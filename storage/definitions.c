@@ -80,10 +80,8 @@ int store_save_definitions(struct store *store, const uint8_t *data, size_t len)
         rc = fs_rename(io, tmp, path);
     if (rc == 0)
         rc = fs_fsync_dir(io, store_dir(store));
-    if (rc < 0) {
-        fs_unlink(io, tmp);
-        storage_logf(store_logger(store), STORE_LOG_ERROR, "saving %s failed: %s", path, strerror(-rc));
-    }
+    if (rc < 0)
+        fs_unlink(io, tmp); /* the caller reports the failure (and retries) */
     return rc;
 }
 

@@ -39,6 +39,8 @@ struct persistence {
     uint64_t writes, lost; /* records that need durability queued, and not queued (ENOMEM) */
     uint64_t durable_batch;
     bool definitions_dirty;
+    uint64_t definitions_retry_ms; /* after a failed save (a full disk): not before this */
+    int definitions_error;         /* of the last failed save, 0 after a success: logged once */
     uint8_t *scratch;
     size_t scratch_cap;
     /* Batches that failed, from the store's last report; kept only while on_durable runs, which
@@ -184,10 +186,19 @@ static void save_definitions(struct persistence *p)
         log_error("durable store: cannot encode definitions (out of memory)");
     } else {
         int rc = store_save_definitions(p->store, blob.data, blob.len);
-        if (rc != 0)
-            log_error("durable store: cannot save definitions: %s", strerror(-rc));
-        else
+        if (rc != 0) {
+            /* Retried once a second, not every pass: a full disk would make each pass pay for
+             * a failing write and a log line. */
+            if (rc != p->definitions_error)
+                log_error("durable store: cannot save definitions: %s; retrying every second", strerror(-rc));
+            p->definitions_error = rc;
+            p->definitions_retry_ms = loop_now_ms(p->loop) + 1000;
+        } else {
+            if (p->definitions_error)
+                log_info("durable store: definitions saved again");
+            p->definitions_error = 0;
             p->definitions_dirty = false;
+        }
     }
     table_buf_free(&blob);
 }
@@ -198,7 +209,7 @@ void persistence_before_sleep(struct persistence *p)
         return;
     /* Definitions first: a declare-ok queued this pass goes out only after its definition is
      * on disk, since output is flushed after this. */
-    if (p->definitions_dirty)
+    if (p->definitions_dirty && loop_now_ms(p->loop) >= p->definitions_retry_ms)
         save_definitions(p);
     store_flush(p->store);
 }

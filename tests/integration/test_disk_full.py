@@ -156,6 +156,32 @@ class DiskFullTest(unittest.TestCase):
         conn.close()
         self.assertEqual(got, confirmed[len(taken):] + [5000])
 
+    def test_definitions_save_on_a_full_disk_is_retried_quietly_and_lands_when_space_returns(self):
+        filler = os.path.join(self.broker.mount_point, "filler")
+        with open(filler, "wb") as f:  # another process takes every byte left
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        conn = self.connect()
+        conn.channel().queue_declare("declared-while-full", durable=True)
+        time.sleep(2.5)
+        log = self.broker.stderr_text()
+        self.assertEqual(log.count("cannot save definitions"), 1, log[-3000:])
+        os.remove(filler)
+        deadline = time.monotonic() + 5
+        while "definitions saved again" not in self.broker.stderr_text():
+            self.assertLess(time.monotonic(), deadline, "the definitions were not saved once space returned")
+            time.sleep(0.1)
+        conn.close()
+        self.broker.sigkill()
+        self.broker.relaunch()
+        conn = self.connect()
+        conn.channel().queue_declare("declared-while-full", passive=True)
+        conn.close()
+
 
 if __name__ == "__main__":
     unittest.main()
