@@ -265,6 +265,28 @@ def module_broker():
     return _module_broker
 
 
+def admin_request(broker, raw):
+    """Sends raw bytes to the broker's admin socket and returns everything it answers."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(os.path.join(broker.data_dir, "data", "warren.sock"))
+        sock.sendall(raw)
+        answer = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return answer
+            answer += chunk
+
+
+def admin_status(broker):
+    """The broker's `warrenctl status` as a dict (connections, alarms, store and paging counts)."""
+    import json
+
+    request = json.dumps({"command": "status", "args": [], "vhost": "/"}).encode() + b"\n"
+    return json.loads(admin_request(broker, request))["status"]
+
+
 def assert_broker_alive(test, broker=None):
     """After bad input: a fresh pika client still connects, opens a channel and closes cleanly."""
     import pika

@@ -24,11 +24,9 @@ $WARREN_CRASH_ROUNDS rounds (default 3), $WARREN_CRASH_SECONDS the longest time 
 
 import collections
 import glob
-import json
 import os
 import random
 import re
-import socket
 import subprocess
 import time
 import unittest
@@ -48,21 +46,6 @@ def crash_load_binary():
     if not os.access(path, os.X_OK):
         raise unittest.SkipTest("crash_load not built: %s (set WARREN_CRASH_LOAD_BIN)" % path)
     return path
-
-
-def messages_paged(broker):
-    """The broker's count of messages on disk only (paged), from its admin socket."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(os.path.join(broker.data_dir, "data", "warren.sock"))
-        sock.sendall(json.dumps({"command": "status", "args": [], "vhost": "/"}).encode() + b"\n")
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)["status"]["messages_paged"]
 
 
 def segment_ids(broker):
@@ -136,7 +119,7 @@ class CrashLoopTest(unittest.TestCase):
                 if load.poll() is not None:
                     self.fail("the load stopped early: %s" % load.stderr.read().decode())
                 self.assertLess(time.monotonic(), deadline, "no paging and compaction within 60 s")
-                paged = max(paged, messages_paged(self.broker))
+                paged = max(paged, harness.admin_status(self.broker)["messages_paged"])
                 time.sleep(0.05)
             time.sleep(self.rng.uniform(0.0, self.longest))
             retired = segment_ids(self.broker)[0] > first_segment

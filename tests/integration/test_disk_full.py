@@ -29,23 +29,6 @@ BODY = 64 * 1024
 SIZE_MIB = 16
 
 
-def admin_status(broker):
-    import json
-    import socket
-
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(os.path.join(broker.data_dir, "data", "warren.sock"))
-        sock.sendall(json.dumps({"command": "status", "args": [], "vhost": "/"}).encode() + b"\n")
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)["status"]
-
-
 class TmpfsBroker(RestartableBroker):
     """A broker whose data directory is a small tmpfs mounted for the test."""
 
@@ -115,7 +98,7 @@ class DiskFullTest(unittest.TestCase):
         self.assertLessEqual(len(confirmed) * BODY, SIZE_MIB << 20,
                              "more confirmed than the file system can hold")
         harness.assert_broker_alive(self, self.broker)
-        self.assertTrue(admin_status(self.broker)["disk_alarm"])
+        self.assertTrue(harness.admin_status(self.broker)["disk_alarm"])
         log = self.broker.stderr_text()
         self.assertLess(log.count("No space left on device"), 10, "a full disk logged once per batch")
 
@@ -131,7 +114,7 @@ class DiskFullTest(unittest.TestCase):
         conn.close()
         self.assertEqual(taken, confirmed[:len(taken)])
         deadline = time.monotonic() + 15
-        while admin_status(self.broker)["disk_alarm"]:
+        while harness.admin_status(self.broker)["disk_alarm"]:
             self.assertLess(time.monotonic(), deadline, "the disk alarm stayed on after space was freed\n"
                             + self.broker.stderr_text()[-3000:])
             time.sleep(0.1)
