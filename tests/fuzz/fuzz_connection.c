@@ -68,8 +68,9 @@ static void trace_method(const char *arrow, uint16_t channel, const struct spec_
         const struct spec_queue_bind *b = &m->args.queue_bind;
         const struct spec_basic_publish *p = &m->args.basic_publish;
         bool bind = m->id == SPEC_QUEUE_BIND;
-        fprintf(stderr, " '%.*s' '%.*s' '%.*s'", bind ? (int)b->queue.len : 0, bind ? (const char *)b->queue.ptr : "",
-                (int)(bind ? b->exchange.len : p->exchange.len),
+        if (bind)
+            fprintf(stderr, " '%.*s'", (int)b->queue.len, (const char *)b->queue.ptr);
+        fprintf(stderr, " '%.*s' '%.*s'", (int)(bind ? b->exchange.len : p->exchange.len),
                 (const char *)(bind ? b->exchange.ptr : p->exchange.ptr),
                 (int)(bind ? b->routing_key.len : p->routing_key.len),
                 (const char *)(bind ? b->routing_key.ptr : p->routing_key.ptr));

@@ -252,15 +252,21 @@ class Session:
                        self.pick(KEYS, key))
 
     def publish(self, ch, exchange, key, size=10, mandatory=False, chunk="max", persistent=False,
-                expiration=None, wait=True):
-        props = (1 if persistent else 0) | (4 if expiration is not None else 0)
+                expiration=None, k1=None, wait=True):
+        props = (1 if persistent else 0) | (4 if expiration is not None else 0) | (8 if k1 else 0)
         args = [ch, int(mandatory), self.pick(EXCHANGES, exchange), self.pick(KEYS, key),
                 self.pick(SIZES, size), self.pick(CHUNKS, chunk), 31, props]
         if persistent:
             args.append(1)
         if expiration is not None:
             args.append(["0", "1", "10", "100", "1000", "60000", "-1", "abc", ""].index(expiration))
+        if k1:
+            args += [1, ["v1", "v2"].index(k1)]  # headers: just k1
         return self.op("publish", *args, wait=wait)
+
+    def exchange_bind(self, ch, destination, source, key):
+        return self.op("exchange_bind", ch, 0, 0, self.pick(EXCHANGES, destination),
+                       self.pick(EXCHANGES, source), self.pick(KEYS, key))
 
     def consume(self, ch, queue, no_ack=False, tag=0):
         return self.op("consume", ch, int(no_ack), self.pick(QUEUES, queue), tag)
@@ -316,6 +322,16 @@ def connection_seeds():
         s.publish(1, "", "q0", size=4089, persistent=True, expiration="100", wait=False)
     s.advance(500).advance(2100).consume(1, "q0", no_ack=True).advance(5000, heartbeat=False)
     seeds["heartbeat_alarm"] = s.bytes()
+
+    s = Session()
+    for name in ("ex.h", "ex.t", "ex.f"):
+        s.exchange_declare(1, name)
+    s.exchange_bind(1, "ex.t", "ex.f", "").queue_declare(1, "q0").queue_declare(1, "q1")
+    s.queue_bind(1, "q0", "ex.t", "a.*")
+    s.op("queue_bind", 1, 0, 3, 1, 0, s.pick(QUEUES, "q1"), s.pick(EXCHANGES, "ex.h"), s.pick(KEYS, ""))
+    s.publish(1, "ex.f", "a.b").publish(1, "ex.h", "", k1="v1").publish(1, "ex.h", "", k1="v2")
+    s.op("get", 1, 1, s.pick(QUEUES, "q0")).op("get", 1, 1, s.pick(QUEUES, "q1"))
+    seeds["exchange_graph"] = s.bytes()
 
     # Raw mode: setup 0x07 (raw, handshake sent), a split seed, then the client's frames.
     body = b"raw body"
