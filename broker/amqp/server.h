@@ -39,7 +39,8 @@ struct server_config {
 /* Fills cfg with RabbitMQ-like defaults. */
 void server_config_defaults(struct server_config *cfg);
 
-/* Creates the server and starts listening. Returns NULL (after logging why) on failure. */
+/* Creates the server, opens the store (unless data_dir is NULL) and starts listening (when
+ * cfg->listen). Returns NULL (after logging why) on failure. */
 struct server *server_create(struct event_loop *loop, const struct server_config *cfg);
 
 /* Port actually bound (useful with port 0); 0 without a listener. */

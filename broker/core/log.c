@@ -47,5 +47,6 @@ void log_write(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(log_stream ? log_stream : stderr, "%s.%03ld [%s] %s\n", stamp, (long)(tv.tv_usec / 1000), level_names[level], line);
+    fprintf(log_stream ? log_stream : stderr, "%s.%03ld [%s] %s\n", stamp, (long)(tv.tv_usec / 1000),
+            level_names[level], line);
 }
