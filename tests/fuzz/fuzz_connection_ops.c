@@ -134,14 +134,26 @@ static void queue_arguments(struct reader *r, struct table_buf *t)
     }
     if (mask & 8)
         put_int(r, t, "x-max-length", PICK(r, lengths));
-    if (mask & 16)
-        put_string(t, "x-overflow", PICK(r, overflows));
+    const char *overflow = "drop-head";
+    if (mask & 16) {
+        overflow = PICK(r, overflows);
+        put_string(t, "x-overflow", overflow);
+    }
     if (mask & 32)
         put_int(r, t, "x-expires", PICK(r, expires));
-    if (mask & 64)
+    /* With priorities the head is not the oldest message, so x-max-length 1 with drop-head
+     * drops one message and dead-letters it back in ahead of the other, forever (the S3
+     * cycle again): no priorities with drop-head and a dead-letter exchange until then. */
+    bool drop_head = strncmp(overflow, "reject-publish", 14) != 0;
+    if (mask & 64 && !(mask & 1 && drop_head))
         put_int(r, t, "x-max-priority", PICK(r, priorities));
-    if (mask & 128)
-        put_int(r, t, "x-max-length-bytes", PICK(r, length_bytes));
+    if (mask & 128) {
+        /* A byte limit below one message's size drops every message at the head, like
+         * x-max-length 0, and dead-lettering back loops the same way (S3): no such limit
+         * with drop-head and a dead-letter exchange until that fix is merged. */
+        int64_t limit = PICK(r, length_bytes);
+        put_int(r, t, "x-max-length-bytes", mask & 1 && drop_head ? 1 << 20 : limit);
+    }
     if (mask & 256)
         table_buf_put_bool(t, "x-single-active-consumer", take(r) & 1);
     if (mask & 512)
