@@ -63,7 +63,7 @@ void introspect_status(struct server *server, struct introspect_status *out)
     out->store_syncs = stats.syncs;
     out->store_compactions = stats.compactions;
     out->pid = (uint64_t)getpid();
-    out->data_dir = server->config.data_dir;
+    out->data_dir = server->config.data_dir ? server->config.data_dir : "";
     snprintf(listener, sizeof listener, "%s:%u", server->config.bind_address,
              server->listener ? netlistener_port(server->listener) : server->config.port);
     out->listener = listener;

@@ -106,6 +106,7 @@ static void check_memory(struct server *server)
 void server_config_defaults(struct server_config *cfg)
 {
     *cfg = (struct server_config){
+        .listen = true,
         .bind_address = "0.0.0.0",
         .port = 5672,
         .data_dir = "./warren-data",
@@ -125,7 +126,10 @@ void server_config_defaults(struct server_config *cfg)
 
 const struct server_config *server_config(const struct server *server) { return &server->config; }
 struct event_loop *server_loop(const struct server *server) { return server->loop; }
-uint16_t server_port(const struct server *server) { return netlistener_port(server->listener); }
+uint16_t server_port(const struct server *server)
+{
+    return server->listener ? netlistener_port(server->listener) : 0;
+}
 void server_connection_opened(struct server *server) { server->connections++; }
 void server_connection_closed(struct server *server) { server->connections--; }
 
@@ -137,6 +141,18 @@ static void on_accept(struct netconn *net, void *arg)
         return;
     }
     connection_accept(server, net);
+}
+
+int server_adopt(struct server *server, int fd)
+{
+    struct netconn *net = netconn_adopt(server->loop, fd);
+    if (!net)
+        return -ENOMEM;
+    if (server->shutting_down) {
+        netconn_close(net);
+        return -ESHUTDOWN;
+    }
+    return connection_accept(server, net);
 }
 
 /* The fixed order of each pass: (0) raise or clear the memory alarm, (0b) save changed
@@ -196,14 +212,15 @@ struct server *server_create(struct event_loop *loop, const struct server_config
         .on_durable = on_durable,
         .ctx = server,
     };
-    if (persistence_open(loop, cfg->data_dir, cfg->disk_free_limit, cfg->segment_bytes, &persist_hooks,
-                         &server->persistence) != 0) {
+    if (cfg->data_dir && persistence_open(loop, cfg->data_dir, cfg->disk_free_limit, cfg->segment_bytes,
+                                          &persist_hooks, &server->persistence) != 0) {
         server_vhosts_destroy(server);
         free(server);
         return NULL;
     }
-    server->listener = netlistener_open(loop, cfg->bind_address, cfg->port, on_accept, server);
-    if (!server->listener) {
+    if (cfg->listen)
+        server->listener = netlistener_open(loop, cfg->bind_address, cfg->port, on_accept, server);
+    if (cfg->listen && !server->listener) {
         log_error("cannot listen on %s:%u: %s", cfg->bind_address, cfg->port, strerror(errno));
         persistence_close(server->persistence);
         server_vhosts_destroy(server);
@@ -212,7 +229,8 @@ struct server *server_create(struct event_loop *loop, const struct server_config
     }
     server->tick_timer = loop_timer_add(loop, TICK_MAX_MS, tick, server);
     loop_set_before_sleep(loop, before_sleep, server);
-    log_info("listening for AMQP 0-9-1 on %s:%u", cfg->bind_address, netlistener_port(server->listener));
+    if (server->listener)
+        log_info("listening for AMQP 0-9-1 on %s:%u", cfg->bind_address, netlistener_port(server->listener));
     return server;
 }
 

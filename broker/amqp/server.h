@@ -17,9 +17,11 @@ struct persistence;
 /* Everything an operator can set (command line or --config file). Zero is not valid:
  * start from server_config_defaults. Strings are owned by the caller and must outlive the server. */
 struct server_config {
+    bool listen;                    /* true: accept TCP on bind_address:port; false: connections
+                                     * come only through server_adopt (tests, fuzzers) */
     const char *bind_address;       /* "0.0.0.0" */
     uint16_t port;                  /* 5672 */
-    const char *data_dir;           /* "./warren-data" */
+    const char *data_dir;           /* "./warren-data"; NULL: no durable store, everything in memory */
     uint16_t channel_max;           /* 2047, proposed in connection.tune */
     uint32_t frame_max;             /* 131072 */
     uint16_t heartbeat;             /* 60 seconds */
@@ -38,11 +40,16 @@ struct server_config {
 /* Fills cfg with RabbitMQ-like defaults. */
 void server_config_defaults(struct server_config *cfg);
 
-/* Creates the server and starts listening. Returns NULL (after logging why) on failure. */
+/* Creates the server, opens the store (unless data_dir is NULL) and starts listening (when
+ * cfg->listen). Returns NULL (after logging why) on failure. */
 struct server *server_create(struct event_loop *loop, const struct server_config *cfg);
 
-/* Port actually bound (useful with port 0). */
+/* Port actually bound (useful with port 0); 0 without a listener. */
 uint16_t server_port(const struct server *server);
+
+/* Serves AMQP on fd, a connected non-blocking stream socket (one end of a socketpair), as if
+ * the listener had accepted it. Takes fd (closed on failure). Returns 0 or -errno. */
+int server_adopt(struct server *server, int fd);
 
 /* Begins a clean shutdown: stop accepting, send connection.close 320 CONNECTION_FORCED to every
  * connection, and stop the loop once they are gone (or after a short grace period). */

@@ -8,9 +8,11 @@
 #include <time.h>
 
 static enum log_level min_level = LOG_INFO;
+static FILE *log_stream; /* NULL: stderr */
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
 
 void log_set_level(enum log_level level) { min_level = level; }
+void log_set_stream(FILE *stream) { log_stream = stream; }
 
 int log_parse_level(const char *name, enum log_level *out)
 {
@@ -45,5 +47,6 @@ void log_write(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s.%03ld [%s] %s\n", stamp, (long)(tv.tv_usec / 1000), level_names[level], line);
+    fprintf(log_stream ? log_stream : stderr, "%s.%03ld [%s] %s\n", stamp, (long)(tv.tv_usec / 1000),
+            level_names[level], line);
 }

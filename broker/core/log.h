@@ -2,10 +2,15 @@
 #ifndef WARREN_LOG_H
 #define WARREN_LOG_H
 
+#include <stdio.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR };
 
 /* Sets the lowest level that is printed (default LOG_INFO). */
 void log_set_level(enum log_level level);
+/* Sends log lines to stream instead of stderr (NULL: back to stderr); the caller keeps it
+ * open while it is set. Fuzzers format every line into /dev/null this way. */
+void log_set_stream(FILE *stream);
 /* Parses "debug", "info", "warning" or "error"; returns 0 or -1 for an unknown name. */
 int log_parse_level(const char *name, enum log_level *out);
 /* True when a message at level would be printed (to skip formatting costs). */

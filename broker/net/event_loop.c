@@ -74,6 +74,8 @@ struct event_loop {
     uint32_t linger_us; /* asked for by this pass; 0 when none */
     loop_hook_fn hook;
     void *hook_data;
+    uint64_t (*clock)(void *ctx); /* NULL: CLOCK_MONOTONIC */
+    void *clock_ctx;
 
     struct epoll_event events[LOOP_MAX_EVENTS];
 };
@@ -85,11 +87,23 @@ static uint64_t monotonic_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static uint64_t clock_us(const struct event_loop *loop)
+{
+    return loop->clock ? loop->clock(loop->clock_ctx) : monotonic_us();
+}
+
 /* Reads the clock once for both resolutions. */
 static void update_now(struct event_loop *loop)
 {
-    loop->now_us = monotonic_us();
+    loop->now_us = clock_us(loop);
     loop->now_ms = loop->now_us / 1000u;
+}
+
+void loop_set_clock(struct event_loop *loop, uint64_t (*now_us)(void *ctx), void *ctx)
+{
+    loop->clock = now_us;
+    loop->clock_ctx = ctx;
+    update_now(loop);
 }
 
 struct event_loop *loop_create(void)
@@ -405,7 +419,7 @@ static void linger(struct event_loop *loop)
         return;
     uint64_t when = loop->heap_len ? loop->timers[loop->heap[0]].when : UINT64_MAX;
     if (when < UINT64_MAX / 1000u) {
-        uint64_t now = monotonic_us();
+        uint64_t now = clock_us(loop);
         uint64_t when_us = when * 1000u;
         if (when_us <= now)
             return;
@@ -414,6 +428,34 @@ static void linger(struct event_loop *loop)
     }
     struct timespec ts = {.tv_sec = (time_t)(us / 1000000u), .tv_nsec = (long)(us % 1000000u) * 1000};
     nanosleep(&ts, NULL); /* EINTR: a signal, perhaps loop_stop; the wait below sees it */
+}
+
+/* Waits up to timeout_ms (-1: forever), then dispatches, runs due timers and the hook. */
+static int run_pass(struct event_loop *loop, int timeout_ms)
+{
+    int count = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout_ms);
+    if (count < 0) {
+        if (errno != EINTR)
+            return -errno;
+        count = 0; /* a signal: finish the pass so the stop flag is re-checked */
+    }
+    update_now(loop);
+    dispatch(loop, count);
+    run_timers(loop);
+    if (loop->hook)
+        loop->hook(loop, loop->hook_data);
+    return 0;
+}
+
+int loop_run_once(struct event_loop *loop, int timeout_ms)
+{
+    int next = next_timeout(loop);
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    if (next >= 0 && next < timeout_ms)
+        timeout_ms = next;
+    loop->linger_us = 0; /* the caller paces the passes */
+    return run_pass(loop, timeout_ms);
 }
 
 int loop_run(struct event_loop *loop)
@@ -425,19 +467,9 @@ int loop_run(struct event_loop *loop)
     while (!loop->stop) {
         if (loop->linger_us)
             linger(loop);
-        int count = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, next_timeout(loop));
-        if (count < 0) {
-            if (errno != EINTR) {
-                rc = -errno;
-                break;
-            }
-            count = 0; /* a signal: finish the pass so the stop flag is re-checked */
-        }
-        update_now(loop);
-        dispatch(loop, count);
-        run_timers(loop);
-        if (loop->hook)
-            loop->hook(loop, loop->hook_data);
+        rc = run_pass(loop, next_timeout(loop));
+        if (rc < 0)
+            break;
     }
     /* Cleared on the way out, not on the way in: a stop requested before loop_run still
      * counts, and the loop can be run again afterwards. */

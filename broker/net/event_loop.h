@@ -56,6 +56,17 @@ uint64_t loop_now_us(const struct event_loop *loop);
  * The largest request of a pass wins; it never delays a due timer. */
 void loop_linger(struct event_loop *loop, uint32_t us);
 
+/* Replaces the monotonic clock with now_us(ctx), in microseconds (tests and fuzzing drive time
+ * by hand). It must never go backwards. The loop reads it at once and then at its usual
+ * moments; NULL restores the monotonic clock. */
+void loop_set_clock(struct event_loop *loop, uint64_t (*now_us)(void *ctx), void *ctx);
+
+/* Runs one pass: waits at most timeout_ms (0: only collects what is ready; never negative) for
+ * file events, dispatches them, runs the timers now due and the before-sleep hook. It neither
+ * lingers nor looks at loop_stop. For tests and fuzzers that step the loop themselves.
+ * Returns 0, or -errno if waiting failed. */
+int loop_run_once(struct event_loop *loop, int timeout_ms);
+
 /* Runs until loop_stop. The before-sleep hook also runs once before the first wait. Returns
  * 0, or -errno if waiting for events failed. */
 int loop_run(struct event_loop *loop);

@@ -335,6 +335,23 @@ struct netconn *netconn_accepted(struct netloop *net, int fd, const struct socka
     return conn;
 }
 
+struct netconn *netconn_adopt(struct event_loop *loop, int fd)
+{
+    struct netloop *net = netloop_acquire(loop);
+    if (!net) {
+        close(fd);
+        return NULL;
+    }
+    struct sockaddr_storage addr;
+    socklen_t addr_len = sizeof(addr);
+    if (getpeername(fd, (struct sockaddr *)&addr, &addr_len) < 0)
+        addr.ss_family = AF_UNSPEC;
+    struct netconn *conn = netconn_accepted(net, fd, (struct sockaddr *)&addr);
+    if (!conn)
+        netloop_release_if_unused(net);
+    return conn;
+}
+
 void netconn_close(struct netconn *conn) { start_close(conn); }
 bool netconn_is_closing(const struct netconn *conn) { return conn->closing; }
 

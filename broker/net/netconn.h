@@ -53,6 +53,12 @@ uint16_t netlistener_port(const struct netlistener *listener);
  * from its own accept callback). Existing connections are unaffected. NULL is ignored. */
 void netlistener_close(struct netlistener *listener);
 
+/* Takes a connected, non-blocking stream socket that did not come from a listener (one end of
+ * a socketpair in tests and fuzzers, an inherited socket) and serves it like an accepted one.
+ * A Unix-domain peer counts as loopback: it is on this host. Returns the connection (attach a
+ * handler next), or NULL after closing fd on failure. */
+struct netconn *netconn_adopt(struct event_loop *loop, int fd);
+
 /* Attaches the protocol handler and its context (both borrowed until on_close). */
 void netconn_set_handler(struct netconn *conn, const struct netconn_handler *handler, void *ctx);
 /* The ctx given to netconn_set_handler (NULL before). */

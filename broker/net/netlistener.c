@@ -113,6 +113,9 @@ void netconn__format_peer(struct netconn *conn, const struct sockaddr *addr)
             conn->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
             snprintf(conn->peer, sizeof(conn->peer), "[%s]:%u", text, port);
         }
+    } else if (addr->sa_family == AF_UNIX) {
+        conn->loopback = true;
+        snprintf(conn->peer, sizeof(conn->peer), "unix");
     } else {
         snprintf(conn->peer, sizeof(conn->peer), "unknown");
     }

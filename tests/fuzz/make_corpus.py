@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tests/fuzz/make_corpus.py: writes the seed corpora of the fuzz targets.
 
-    python3 tests/fuzz/make_corpus.py    # rewrites tests/fuzz/corpus/{frame,table,definitions}/
+    python3 tests/fuzz/make_corpus.py   # rewrites tests/fuzz/corpus/{frame,table,definitions,connection}/
 
 The frames are what a real client and broker exchange: the handshake, a publish with its
 header and body, a delivery, heartbeats, close. Encoded here by hand from the 0-9-1 spec,
@@ -9,7 +9,9 @@ independently of the C codec, so a seed also pins the wire format. Input layouts
 targets: fuzz_frame takes 2 control bytes (frame_max choice, split seed) then the stream;
 fuzz_table takes 1 control byte (bit 0: array) then the contents. fuzz_definitions takes the
 contents of store/definitions after its header, laid out as broker/amqp/server_vhosts.c and
-broker/model/vhost_definitions.c write them.
+broker/model/vhost_definitions.c write them. fuzz_connection takes a
+setup byte, then either operations (structured mode, see Session below) or, in raw mode, a
+split seed and the client's side of the stream.
 """
 
 import os
@@ -198,6 +200,200 @@ def definitions(vhosts, access=True):
     return table(fields)
 
 
+# ---- fuzz_connection ----
+
+# The operation table of tests/fuzz/fuzz_connection_ops.c, in its order (repeats included):
+# an operation byte is an index into it. Keep the two in step.
+OPERATIONS = [
+    "switch_connection", "channel_open", "channel_close", "channel_flow",
+    "exchange_declare", "exchange_declare", "exchange_delete", "exchange_bind",
+    "queue_declare", "queue_declare", "queue_declare", "queue_bind", "queue_bind",
+    "queue_purge", "queue_delete", "qos", "consume", "consume", "cancel",
+    "publish", "publish", "publish", "publish", "publish", "get", "get",
+    "settle", "settle", "settle", "recover", "confirm_select", "tx", "tx",
+    "raw_frame", "raw_bytes", "advance", "advance", "advance", "close_connection",
+    "hang_up", "toggle_reading",
+]
+# The name tables the operations pick from, also as in fuzz_connection_ops.c.
+QUEUES = ["q0", "q1", "q2", "dlq", "q0", "q1", "", "@"]
+EXCHANGES = ["", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "ex.d", "ex.f", "ex.t",
+             "ex.h", "dlx", "dlx"]
+KEYS = ["q0", "q1", "q2", "dlq", "a.b", "a.*", "#", "", "a.b.c", "*.b"]
+DECLARED_EXCHANGES = ["ex.d", "ex.f", "ex.t", "ex.h", "dlx", "amq.direct", "amq.bogus"]
+DL_EXCHANGES = ["dlx", "dlx", "", "ex.f", "ex.d", "nowhere"]
+TTLS = [0, 1, 10, 100, 1000, 60000, -1]
+LENGTHS = [1, 2, 3, 10, -1]
+OVERFLOWS = ["drop-head", "reject-publish", "reject-publish-dlx", "bogus"]
+EXPIRES = [0, 1, 100, 1000, 5000]
+SIZES = [0, 1, 10, 255, 256, 257, 1000, 4088, 4089, 5000, 20000]
+CHUNKS = ["max", "max", "max", 1, 100, 1000]
+STEPS_MS = [1, 10, 60, 100, 500, 1000, 2100, 5000, 30000, 120000]
+COUNTS = [0, 1, 2, 3, 10]
+TX = ["select", "commit", "commit", "rollback"]
+
+
+class Session:
+    """Builds a structured fuzz_connection input: the setup byte, then operations.
+
+    Setup bits: 0-1 mode (3 is raw), 2 frame_max 4096, 3-5 write pieces, 6 tiny memory
+    watermark, 7 heartbeat 2 s. An operation on a connection that is not open is preceded by
+    a handshake variant byte (0: plain guest/guest), as fuzz_connection_ops.c reads it."""
+
+    def __init__(self, setup=0):
+        self.data = bytearray([setup])
+        self.connected = [False, False]
+        self.current = 0
+
+    def op(self, name, *args, wait=True):
+        code = OPERATIONS.index(name) | (0 if wait else 0x80)
+        self.data.append(code)
+        if name == "switch_connection":
+            self.current ^= 1
+            return self
+        if not self.connected[self.current]:
+            self.data.append(0)
+            self.connected[self.current] = True
+        if name in ("close_connection", "hang_up"):
+            self.connected[self.current] = False
+        self.data += bytes(args)
+        return self
+
+    @staticmethod
+    def pick(table, value):
+        return table.index(value)
+
+    def queue_declare(self, ch, name, flags=0, dlx=None, dl_key=None, ttl=None, max_length=None,
+                      overflow=None, expires=None):
+        mask = ((dlx is not None) | (dl_key is not None) << 1 | (ttl is not None) << 2
+                | (max_length is not None) << 3 | (overflow is not None) << 4
+                | (expires is not None) << 5)
+        args = [ch, flags, self.pick(QUEUES, name), mask & 0xff, mask >> 8]
+        if dlx is not None:
+            args.append(self.pick(DL_EXCHANGES, dlx))
+        if dl_key is not None:
+            args.append(self.pick(KEYS, dl_key))
+        if ttl is not None:
+            args += [self.pick(TTLS, ttl), 0]  # value, then its type (0: long)
+        if max_length is not None:
+            args += [self.pick(LENGTHS, max_length), 0]
+        if overflow is not None:
+            args.append(self.pick(OVERFLOWS, overflow))
+        if expires is not None:
+            args += [self.pick(EXPIRES, expires), 0]
+        return self.op("queue_declare", *args)
+
+    def exchange_declare(self, ch, name, flags=0):
+        return self.op("exchange_declare", ch, self.pick(DECLARED_EXCHANGES, name), flags, 0)
+
+    def queue_bind(self, ch, queue, exchange, key):
+        return self.op("queue_bind", ch, 0, 0, self.pick(QUEUES, queue), self.pick(EXCHANGES, exchange),
+                       self.pick(KEYS, key))
+
+    def publish(self, ch, exchange, key, size=10, mandatory=False, chunk="max", persistent=False,
+                expiration=None, k1=None, wait=True):
+        props = (1 if persistent else 0) | (4 if expiration is not None else 0) | (8 if k1 else 0)
+        args = [ch, int(mandatory), self.pick(EXCHANGES, exchange), self.pick(KEYS, key),
+                self.pick(SIZES, size), self.pick(CHUNKS, chunk), 31, props]
+        if persistent:
+            args.append(1)
+        if expiration is not None:
+            args.append(["0", "1", "10", "100", "1000", "60000", "-1", "abc", ""].index(expiration))
+        if k1:
+            args += [1, ["v1", "v2"].index(k1)]  # headers: just k1
+        return self.op("publish", *args, wait=wait)
+
+    def exchange_bind(self, ch, destination, source, key):
+        return self.op("exchange_bind", ch, 0, 0, self.pick(EXCHANGES, destination),
+                       self.pick(EXCHANGES, source), self.pick(KEYS, key))
+
+    def consume(self, ch, queue, no_ack=False, tag=0):
+        return self.op("consume", ch, int(no_ack), self.pick(QUEUES, queue), tag)
+
+    def settle(self, ch, kind, latest=0, multiple=False, requeue=False):
+        flags = {"ack": 0, "nack": 2, "reject": 3}[kind] | multiple << 2 | requeue << 3
+        return self.op("settle", ch, flags, latest)
+
+    def advance(self, ms, heartbeat=True):
+        return self.op("advance", int(heartbeat), self.pick(STEPS_MS, ms))
+
+    def bytes(self):
+        return bytes(self.data)
+
+
+def connection_seeds():
+    seeds = {}
+    s = Session()
+    s.exchange_declare(1, "dlx").queue_declare(1, "dlq").queue_bind(1, "dlq", "dlx", "")
+    s.queue_declare(1, "q0", dlx="dlx", ttl=100).publish(1, "", "q0", size=257).advance(1000)
+    s.consume(2, "dlq").settle(2, "ack").op("get", 2, 0, s.pick(QUEUES, "dlq"))
+    seeds["dead_letter_ttl"] = s.bytes()
+
+    s = Session(setup=0x04)  # frame_max 4096
+    s.queue_declare(1, "q1", dlx="dlx", max_length=1, overflow="reject-publish-dlx")
+    s.exchange_declare(1, "dlx").queue_declare(1, "dlq").queue_bind(1, "dlq", "dlx", "")
+    s.op("confirm_select", 1, 0)
+    for size in (0, 5000, 20000):
+        s.publish(1, "", "q1", size=size, chunk=1000)
+    s.publish(1, "amq.direct", "a.b", mandatory=True)
+    s.op("tx", 3, 0).publish(3, "", "q1").op("tx", 3, 1).publish(3, "", "q1").op("tx", 3, 3)
+    seeds["max_length_confirms_tx"] = s.bytes()
+
+    s = Session()
+    s.queue_declare(1, "q0").op("qos", 1, 0, s.pick(COUNTS, 1)).consume(1, "q0", tag=1)
+    s.consume(2, "q0", tag=2)
+    for _ in range(4):
+        s.publish(3, "", "q0", wait=False)
+    s.publish(3, "", "q0")
+    s.settle(1, "nack", requeue=True).settle(2, "reject", requeue=False).settle(1, "ack", multiple=True)
+    s.op("recover", 2, 1).op("cancel", 1, 0, 1).op("channel_close", 2)
+    seeds["consumers_qos"] = s.bytes()
+
+    s = Session()
+    s.queue_declare(1, "q2", flags=8 | 16, expires=100)  # exclusive, auto-delete
+    s.op("switch_connection").consume(1, "q2").publish(1, "", "q2")
+    s.op("switch_connection").op("hang_up").op("switch_connection").advance(1000)
+    seeds["two_connections"] = s.bytes()
+
+    s = Session(setup=0x80 | 0x40)  # heartbeat 2 s, tiny memory watermark
+    s.queue_declare(1, "q0", ttl=1000, max_length=10, overflow="drop-head")
+    for _ in range(8):
+        s.publish(1, "", "q0", size=4089, persistent=True, expiration="100", wait=False)
+    s.advance(500).advance(2100).consume(1, "q0", no_ack=True).advance(5000, heartbeat=False)
+    seeds["heartbeat_alarm"] = s.bytes()
+
+    s = Session()
+    for name in ("ex.h", "ex.t", "ex.f"):
+        s.exchange_declare(1, name)
+    s.exchange_bind(1, "ex.t", "ex.f", "").queue_declare(1, "q0").queue_declare(1, "q1")
+    s.queue_bind(1, "q0", "ex.t", "a.*")
+    s.op("queue_bind", 1, 0, 3, 1, 0, s.pick(QUEUES, "q1"), s.pick(EXCHANGES, "ex.h"), s.pick(KEYS, ""))
+    s.publish(1, "ex.f", "a.b").publish(1, "ex.h", "", k1="v1").publish(1, "ex.h", "", k1="v2")
+    s.op("get", 1, 1, s.pick(QUEUES, "q0")).op("get", 1, 1, s.pick(QUEUES, "q1"))
+    seeds["exchange_graph"] = s.bytes()
+
+    # Raw mode: setup 0x07 (raw, handshake sent), a split seed, then the client's frames.
+    body = b"raw body"
+    raw = (frame(1, 1, method(20, 10, shortstr("")))
+           + frame(1, 1, method(50, 10, struct.pack(">H", 0) + shortstr("q0")
+                                + bits(False, False, False, False, False) + longstr(b"")))
+           + frame(1, 1, method(60, 40, struct.pack(">H", 0) + shortstr("") + shortstr("q0")
+                                + bits(False, False)))
+           + frame(2, 1, struct.pack(">HHQH", 60, 0, len(body), 0)) + frame(3, 1, body)
+           + frame(1, 1, method(60, 70, struct.pack(">H", 0) + shortstr("q0") + bits(False)))
+           + frame(8, 0, b"")
+           + frame(1, 0, method(10, 50, struct.pack(">H", 200) + shortstr("bye")
+                                + struct.pack(">HH", 0, 0))))
+    seeds["raw_after_handshake"] = b"\x07\x2b" + raw
+    # Raw mode without the handshake: the client's whole side, protocol header first.
+    hello = (b"AMQP\x00\x00\x09\x01"
+             + frame(1, 0, method(10, 11, longstr(table(CLIENT_PROPERTIES)) + shortstr("PLAIN")
+                                  + longstr(b"\x00guest\x00guest") + shortstr("en_US")))
+             + frame(1, 0, method(10, 31, struct.pack(">HIH", 2047, 131072, 0)))
+             + frame(1, 0, method(10, 40, shortstr("/") + shortstr("") + bits(False))))
+    seeds["raw_whole_stream"] = b"\x03\x11" + hello + raw
+    return seeds
+
+
 def write(directory, name, data):
     path = os.path.join(HERE, "corpus", directory)
     os.makedirs(path, exist_ok=True)
@@ -236,6 +432,8 @@ def main():
         ("v" * 300, [], [], []),
     ], access=False))
     write("definitions", "empty", definitions([]))
+    for name, data in connection_seeds().items():
+        write("connection", name, data)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 /* tests/unit/net/test_event_loop.c: the event loop: timer order and cancel, file events,
  * the before-sleep hook, stop from a signal handler, stale events after fd reuse, and the
- * linger a pass may ask for. */
+ * linger a pass may ask for, an injected clock and single passes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -403,6 +403,38 @@ static void watch_mask_changes_take_effect(void **state)
     loop_destroy(loop);
 }
 
+static uint64_t fake_clock(void *ctx) { return *(uint64_t *)ctx; }
+
+/* With an injected clock, time moves only when the caller moves it: a timer fires in the
+ * first pass at or after its expiry, each loop_run_once is one pass with its hook, and a
+ * pass never blocks when asked for a zero timeout. */
+static void injected_clock_and_single_passes(void **state)
+{
+    (void)state;
+    struct event_loop *loop = loop_create();
+    uint64_t now_us = 5000000;
+    loop_set_clock(loop, fake_clock, &now_us);
+    assert_int_equal(loop_now_ms(loop), 5000);
+    struct record record = {0};
+    struct tagged t = {&record, 7};
+    loop_timer_add(loop, 100, record_timer, &t);
+    int hooks = 0;
+    loop_set_before_sleep(loop, count_hook, &hooks);
+
+    uint64_t start = test_now_ms();
+    assert_int_equal(loop_run_once(loop, 0), 0);
+    now_us += 99000;
+    assert_int_equal(loop_run_once(loop, 0), 0);
+    assert_int_equal(record.count, 0);
+    now_us += 1000;
+    assert_int_equal(loop_run_once(loop, 50), 0); /* due now: the wait is cut to zero */
+    assert_int_equal(record.count, 1);
+    assert_int_equal(loop_now_ms(loop), 5100);
+    assert_int_equal(hooks, 3);
+    assert_true(test_now_ms() - start < 40);
+    loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +448,7 @@ int main(void)
         cmocka_unit_test(stale_event_after_fd_reuse_is_dropped),
         cmocka_unit_test(watch_mask_changes_take_effect),
         cmocka_unit_test(linger_spaces_passes_but_never_delays_a_due_timer),
+        cmocka_unit_test(injected_clock_and_single_passes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

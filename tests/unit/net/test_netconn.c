@@ -1,6 +1,7 @@
 /* tests/unit/net/test_netconn.c: connections over real loopback sockets, server and client in
  * one process, both driven by one event loop: echo, frames split across reads, backpressure
- * with a slow reader, ref slices, close with output pending, peer disconnects, linger. */
+ * with a slow reader, ref slices, close with output pending, peer disconnects, linger, and a
+ * socketpair end adopted without a listener. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -773,6 +774,66 @@ static void linger_ends_a_close_the_peer_never_reads(void **state)
     harness_close(h);
 }
 
+/* ---- a socket that did not come from a listener ---- */
+
+struct adopted {
+    struct netconn *conn;
+    char got[16];
+    size_t got_len;
+    int closes;
+};
+
+static void adopted_input(struct netconn *conn, void *ctx)
+{
+    struct adopted *a = ctx;
+    size_t len;
+    const uint8_t *data = netconn_input(conn, &len);
+    memcpy(a->got + a->got_len, data, len);
+    a->got_len += len;
+    netconn_consume(conn, len);
+    netconn_write(conn, "ok", 2);
+}
+
+static void adopted_close(struct netconn *conn, void *ctx)
+{
+    (void)conn;
+    ((struct adopted *)ctx)->closes++;
+}
+
+/* One end of a socketpair, adopted: served like an accepted socket (input, output written by
+ * the flush, a loopback peer named "unix"), and reaped once the other end hangs up. */
+static void adopted_socketpair_is_served_like_an_accepted_socket(void **state)
+{
+    (void)state;
+    static const struct netconn_handler handler = {.on_input = adopted_input, .on_close = adopted_close};
+    struct event_loop *loop = loop_create();
+    loop_set_before_sleep(loop, before_sleep, NULL);
+    int fds[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    struct adopted a = {0};
+    a.conn = netconn_adopt(loop, fds[0]);
+    assert_non_null(a.conn);
+    netconn_set_handler(a.conn, &handler, &a);
+    assert_true(netconn_peer_is_loopback(a.conn));
+    assert_string_equal(netconn_peer_name(a.conn), "unix");
+    assert_int_equal(netconn_count(loop), 1);
+
+    assert_int_equal(send(fds[1], "hello", 5, 0), 5);
+    assert_int_equal(loop_run_once(loop, 0), 0);
+    assert_int_equal(a.got_len, 5);
+    assert_memory_equal(a.got, "hello", 5);
+    char reply[8];
+    assert_int_equal(recv(fds[1], reply, sizeof reply, 0), 2);
+    assert_memory_equal(reply, "ok", 2);
+
+    close(fds[1]);
+    for (int i = 0; i < 10 && netconn_count(loop) > 0; i++)
+        assert_int_equal(loop_run_once(loop, 10), 0);
+    assert_int_equal(netconn_count(loop), 0);
+    assert_int_equal(a.closes, 1);
+    loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -788,6 +849,7 @@ int main(void)
         cmocka_unit_test(listener_closed_from_its_accept_callback),
         cmocka_unit_test(resumed_input_is_redelivered_without_new_bytes),
         cmocka_unit_test(linger_ends_a_close_the_peer_never_reads),
+        cmocka_unit_test(adopted_socketpair_is_served_like_an_accepted_socket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
