@@ -1,5 +1,6 @@
 /* broker/main.c: the warren executable: parse configuration, run the event loop, shut down
- * cleanly on SIGTERM or SIGINT. */
+ * cleanly on SIGTERM, SIGINT or `warrenctl stop`. Under systemd (Type=notify) it reports
+ * READY=1 once the AMQP port and the admin socket accept, and STOPPING=1 when shutdown begins. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "event_loop.h"
 #include "log.h"
 #include "server.h"
+#include "service_notify.h"
 
 static struct event_loop *main_loop;
 static volatile sig_atomic_t stop_requested;
@@ -18,6 +20,16 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int signo)
 {
     (void)signo;
+    stop_requested = 1;
+    loop_stop(main_loop);
+}
+
+/* warrenctl stop: the same path as SIGTERM; a second request while stopping changes nothing. */
+static void on_admin_stop(void *data)
+{
+    (void)data;
+    if (stop_requested)
+        return;
     stop_requested = 1;
     loop_stop(main_loop);
 }
@@ -69,10 +81,16 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    admin_set_stop_handler(admin, on_admin_stop, NULL);
     log_info("Warren %s started (data in %s)", WARREN_VERSION, cfg.server.data_dir);
+    /* The listener and the admin socket are bound and listening: connections made from now on
+     * are queued by the kernel and served by the loop. */
+    if (service_notify("READY=1") < 0)
+        log_warning("cannot notify the service manager ($NOTIFY_SOCKET) of start-up");
 
     rc = loop_run(main_loop);
     if (stop_requested) {
+        service_notify("STOPPING=1");
         server_shutdown(server);
         rc = loop_run(main_loop);
     }

@@ -31,7 +31,7 @@ struct admin_client {
 
 struct admin {
     struct event_loop *loop;
-    struct server *server;
+    struct admin_context context; /* the server, and the stop handler */
     int fd;
     char *path;
     dev_t dev; /* identity of the socket file we created, so close removes only ours */
@@ -125,7 +125,7 @@ static void client_read(struct admin_client *c)
             if (c->in_len == 0)
                 client_close(c);
             else {
-                admin_execute(c->admin->server, c->in, c->in_len, &c->reply);
+                admin_execute(&c->admin->context, c->in, c->in_len, &c->reply);
                 client_send(c);
             }
             return;
@@ -133,7 +133,7 @@ static void client_read(struct admin_client *c)
         char *newline = memchr(c->in + c->in_len, '\n', (size_t)n);
         c->in_len += (size_t)n;
         if (newline) {
-            admin_execute(c->admin->server, c->in, (size_t)(newline - c->in), &c->reply);
+            admin_execute(&c->admin->context, c->in, (size_t)(newline - c->in), &c->reply);
             client_send(c);
             return;
         }
@@ -272,7 +272,7 @@ struct admin *admin_open(struct event_loop *loop, struct server *server, const c
         return NULL;
     }
     admin->loop = loop;
-    admin->server = server;
+    admin->context.server = server;
     admin->fd = -1;
     if (remove_stale(socket_path, &addr) != 0)
         goto fail;
@@ -309,6 +309,12 @@ fail:
     free(admin->path);
     free(admin);
     return NULL;
+}
+
+void admin_set_stop_handler(struct admin *admin, void (*stop)(void *data), void *data)
+{
+    admin->context.stop = stop;
+    admin->context.stop_data = data;
 }
 
 void admin_close(struct admin *admin)

@@ -20,6 +20,10 @@ struct server;
  * live process still answers on, or a file that is not a socket. Returns NULL after logging why. */
 struct admin *admin_open(struct event_loop *loop, struct server *server, const char *socket_path);
 
+/* Sets what `warrenctl stop` does: stop(data) is called once the answer is queued, from the
+ * loop; it should start the same clean shutdown as SIGTERM. Without one, stop is refused. */
+void admin_set_stop_handler(struct admin *admin, void (*stop)(void *data), void *data);
+
 /* Disconnects every admin client, closes and removes the socket, frees admin (NULL is a no-op).
  * Call before the loop and the server are destroyed. */
 void admin_close(struct admin *admin);

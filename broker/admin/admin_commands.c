@@ -6,7 +6,10 @@
  * The answer is one JSON object: {"ok": true, ...} or
  *   {"ok": false, "reason": "no_such_user", "error": "User \"bob\" does not exist"}
  * where reason is one of: bad_request, usage, unknown_command, no_such_user, no_such_vhost,
- * not_found, already_exists, invalid, internal. The list_* commands live in admin_lists.c. */
+ * not_found, already_exists, invalid, internal. The list_* commands live in admin_lists.c.
+ * `stop` answers {"ok":true,"pid":N} and then starts the same clean shutdown as SIGTERM;
+ * `environment` answers {"ok":true,"environment":{"bind":"0.0.0.0","port":5672,...}}, the
+ * effective settings under their config-file names (default_pass is never shown). */
 #include "admin_internal.h"
 
 #include <errno.h>
@@ -14,10 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "access.h"
 #include "introspect.h"
 #include "log.h"
+#include "server.h"
 
 #define MAX_ARGS 256
 
@@ -150,6 +155,71 @@ static void cmd_status(const struct admin_request *req, struct json_out *out)
     json_bool(out, s.memory_alarm);
     json_keyz(out, "disk_alarm");
     json_bool(out, s.disk_alarm);
+    json_end_object(out);
+    json_end_object(out);
+}
+
+/* stop: answered first; admin_execute calls the stop handler once the answer is written. */
+static void cmd_stop(struct admin_request *req, struct json_out *out)
+{
+    if (!want_args(req, 0, 0, 0, "stop", out))
+        return;
+    if (!req->context->stop) {
+        admin_error(out, "internal", "this broker cannot be stopped through the admin socket");
+        return;
+    }
+    log_info("admin: stop requested");
+    req->stop_requested = true;
+    ok_begin(out);
+    json_keyz(out, "pid");
+    json_uint(out, (uint64_t)getpid());
+    json_end_object(out);
+}
+
+/* environment: what the broker runs with, after defaults, config file and flags; the port is
+ * the one bound (so port 0 shows the one picked) and memory_high_watermark the bytes in force. */
+static void cmd_environment(const struct admin_request *req, struct json_out *out)
+{
+    if (!want_args(req, 0, 0, 0, "environment", out))
+        return;
+    const struct server_config *cfg = server_config(req->server);
+    struct introspect_status status;
+    memset(&status, 0, sizeof status);
+    introspect_status(req->server, &status);
+    uint16_t port = server_port(req->server);
+    ok_begin(out);
+    json_keyz(out, "environment");
+    json_begin_object(out);
+    json_keyz(out, "bind");
+    json_stringz(out, cfg->bind_address ? cfg->bind_address : "");
+    json_keyz(out, "port");
+    json_uint(out, port ? port : cfg->port);
+    json_keyz(out, "data_dir");
+    json_stringz(out, cfg->data_dir ? cfg->data_dir : "");
+    json_keyz(out, "log_level");
+    json_stringz(out, log_level_name(log_get_level()));
+    json_keyz(out, "channel_max");
+    json_uint(out, cfg->channel_max);
+    json_keyz(out, "frame_max");
+    json_uint(out, cfg->frame_max);
+    json_keyz(out, "heartbeat");
+    json_uint(out, cfg->heartbeat);
+    json_keyz(out, "handshake_timeout");
+    json_uint(out, cfg->handshake_timeout_ms);
+    json_keyz(out, "max_message_size");
+    json_uint(out, cfg->max_message_size);
+    json_keyz(out, "default_user");
+    json_stringz(out, cfg->default_user ? cfg->default_user : "");
+    json_keyz(out, "loopback_only");
+    json_bool(out, cfg->default_user_loopback_only);
+    json_keyz(out, "memory_high_watermark");
+    json_uint(out, status.memory_high_watermark);
+    json_keyz(out, "disk_free_limit");
+    json_uint(out, cfg->disk_free_limit);
+    json_keyz(out, "segment_bytes");
+    json_uint(out, cfg->segment_bytes);
+    json_keyz(out, "queue_ram_messages");
+    json_uint(out, cfg->queue_ram_messages);
     json_end_object(out);
     json_end_object(out);
 }
@@ -309,10 +379,14 @@ static void cmd_vhost(const struct admin_request *req, bool add, struct json_out
     }
 }
 
-static void dispatch(const struct admin_request *req, const char *command, struct json_out *out)
+static void dispatch(struct admin_request *req, const char *command, struct json_out *out)
 {
     if (strcmp(command, "status") == 0)
         cmd_status(req, out);
+    else if (strcmp(command, "stop") == 0)
+        cmd_stop(req, out);
+    else if (strcmp(command, "environment") == 0)
+        cmd_environment(req, out);
     else if (strcmp(command, "purge_queue") == 0)
         cmd_queue_action(req, false, out);
     else if (strcmp(command, "delete_queue") == 0)
@@ -348,7 +422,7 @@ static char *copy_string(const struct json_value *v)
     return s;
 }
 
-void admin_execute(struct server *server, const char *request, size_t len, struct json_out *out)
+void admin_execute(const struct admin_context *context, const char *request, size_t len, struct json_out *out)
 {
     struct json_doc doc;
     const char *error;
@@ -359,7 +433,7 @@ void admin_execute(struct server *server, const char *request, size_t len, struc
     const struct json_value *command = json_member(doc.root, "command");
     const struct json_value *args = json_member(doc.root, "args");
     const struct json_value *vhost = json_member(doc.root, "vhost");
-    struct admin_request req = {.server = server, .vhost = "/"};
+    struct admin_request req = {.server = context->server, .context = context, .vhost = "/"};
     char *command_name = NULL, *vhost_name = NULL;
     if (doc.root->type != JSON_OBJECT || !command || command->type != JSON_STRING
         || memchr(command->str, '\0', command->str_len)) {
@@ -401,6 +475,8 @@ void admin_execute(struct server *server, const char *request, size_t len, struc
         }
     }
     dispatch(&req, command_name, out);
+    if (req.stop_requested)
+        context->stop(context->stop_data);
 done:
     for (size_t i = 0; i < req.nargs; i++)
         free(req.args[i].s);

@@ -10,10 +10,17 @@
 
 struct server;
 
+/* What a command may act on: the broker, and how to stop it (stop may be NULL). */
+struct admin_context {
+    struct server *server;
+    void (*stop)(void *data);
+    void *stop_data;
+};
+
 /* Runs one request (a JSON object, see admin_commands.c) and writes the complete answer to out:
  * {"ok":true,...} or {"ok":false,"reason":"...","error":"..."}. Never fails: garbage input gets
  * an error answer. */
-void admin_execute(struct server *server, const char *request, size_t len, struct json_out *out);
+void admin_execute(const struct admin_context *context, const char *request, size_t len, struct json_out *out);
 
 /* Writes an error answer; reason is a stable token warrenctl maps to its exit status. */
 void admin_error(struct json_out *out, const char *reason, const char *fmt, ...)
@@ -28,6 +35,8 @@ struct admin_arg {
 /* One decoded request. */
 struct admin_request {
     struct server *server;
+    const struct admin_context *context;
+    bool stop_requested; /* set by the stop command: call context->stop once answered */
     const char *vhost; /* "/" when the request names none */
     struct admin_arg *args;
     size_t nargs;

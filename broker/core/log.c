@@ -12,6 +12,11 @@ static FILE *log_stream; /* NULL: stderr */
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
 
 void log_set_level(enum log_level level) { min_level = level; }
+
+enum log_level log_get_level(void) { return min_level; }
+
+const char *log_level_name(enum log_level level) { return level_names[level]; }
+
 void log_set_stream(FILE *stream) { log_stream = stream; }
 
 int log_parse_level(const char *name, enum log_level *out)

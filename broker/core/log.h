@@ -8,6 +8,9 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR };
 
 /* Sets the lowest level that is printed (default LOG_INFO). */
 void log_set_level(enum log_level level);
+/* The level set last, and its name ("info", ...) for showing the effective configuration. */
+enum log_level log_get_level(void);
+const char *log_level_name(enum log_level level);
 /* Sends log lines to stream instead of stderr (NULL: back to stderr); the caller keeps it
  * open while it is set. Fuzzers format every line into /dev/null this way. */
 void log_set_stream(FILE *stream);

@@ -267,9 +267,14 @@ def module_broker():
 
 def admin_request(broker, raw):
     """Sends raw bytes to the broker's admin socket and returns everything it answers."""
+    return admin_request_path(os.path.join(broker.data_dir, "data", "warren.sock"), raw)
+
+
+def admin_request_path(path, raw):
+    """Sends raw bytes to the admin socket at path and returns everything it answers."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(5)
-        sock.connect(os.path.join(broker.data_dir, "data", "warren.sock"))
+        sock.connect(path)
         sock.sendall(raw)
         answer = b""
         while True:

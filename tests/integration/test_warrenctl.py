@@ -204,6 +204,22 @@ class StatusTest(unittest.TestCase):
         self.assertEqual(status["listener"], "127.0.0.1:%d" % harness.module_broker().port)
         self.assertFalse(status["memory_alarm"])
 
+    def test_environment_is_the_effective_configuration(self):
+        broker = harness.module_broker()
+        out = ctl("environment").stdout
+        self.assertTrue(out.startswith("Application environment of node "), out)
+        self.assertIn("\nport = %d\n" % broker.port, out)
+        self.assertNotIn("default_pass", out)
+        environment = json.loads(ctl("--formatter", "json", "environment").stdout)
+        self.assertEqual(environment["bind"], "127.0.0.1")
+        self.assertEqual(environment["data_dir"], os.path.join(broker.data_dir, "data"))
+        self.assertEqual(environment["heartbeat"], harness.DEFAULT_HEARTBEAT)
+        self.assertIs(environment["loopback_only"], True)
+        ctl("environment", "extra", expect=EX_USAGE)
+
+    def test_await_startup_on_a_running_broker(self):
+        self.assertIn("Waiting for node", ctl("-t", "10", "await_startup").stdout)
+
     def test_status_reports_the_durable_store(self):
         before = json.loads(ctl("--formatter", "json", "status").stdout)
         conn = connect()
