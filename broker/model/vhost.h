@@ -30,6 +30,9 @@ struct vhost_hooks {
     void (*queue_ready)(void *ctx, struct queue *queue);
     /* Loop time in ms, for TTL. */
     uint64_t (*now_ms)(void *ctx);
+    /* Wall-clock time in ms since the epoch, for x-death's time (RabbitMQ stamps it with
+     * os:system_time). NULL: the system's real-time clock. */
+    uint64_t (*wall_ms)(void *ctx);
     /* Durability (all may be NULL): a persistent message's life in a durable queue; a durable
      * queue was deleted; the set of durable exchanges, queues or bindings changed. */
     void (*persist)(void *ctx, struct queue *queue, struct message *msg, int event);

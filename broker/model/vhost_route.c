@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "message.h"
@@ -96,6 +97,17 @@ int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct 
 /* ---- dead-lettering ---- */
 
 static const char *const reason_names[] = {"rejected", "expired", "maxlen"};
+
+/* Seconds since the epoch: x-death's time is an AMQP timestamp, which clients read as a date
+ * (the loop's clock is monotonic and would date every death to the boot of the machine). */
+static uint64_t wall_s(const struct vhost *vhost)
+{
+    if (vhost->hooks.wall_ms)
+        return vhost->hooks.wall_ms(vhost->hooks.ctx) / 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec;
+}
 
 /* Builds one x-death entry. count is the number of times this (queue, reason) happened;
  * a per-message expiration moves here as original-expiration. */
@@ -302,7 +314,7 @@ void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int 
         return;
     struct proto_bytes key = queue_dead_letter_routing_key(queue, &dlrk) ? dlrk : msg->routing_key;
     uint64_t now = vhost->hooks.now_ms(vhost->hooks.ctx);
-    struct message *copy = dead_letter_copy(msg, queue_name(queue), reason_names[reason], dlx, key, now / 1000);
+    struct message *copy = dead_letter_copy(msg, queue_name(queue), reason_names[reason], dlx, key, wall_s(vhost));
     if (!copy)
         return;
     copy->dead_letter_round = stamp;
