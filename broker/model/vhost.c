@@ -384,6 +384,9 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
                               vhost->name);
         if (queue_owner(q) && queue_owner(q) != d->owner)
             return locked(err, m, d->name, vhost->name);
+        /* A passive declare is use, as in RabbitMQ (its queue answers the stat call after
+         * restarting the x-expires timer); the spec does not say. */
+        queue_touch(q, vhost->hooks.now_ms(vhost->hooks.ctx));
         *out = q;
         return 0;
     }
