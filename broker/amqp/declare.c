@@ -77,7 +77,8 @@ int channel_exchange_method(struct channel *ch, const struct spec_method *m, str
     }
     case SPEC_EXCHANGE_DELETE: {
         const struct spec_exchange_delete *a = &m->args.exchange_delete;
-        if (a->exchange.len && channel_check_access(ch, ACCESS_CONFIGURE, "exchange", a->exchange, m->id, err) != 0)
+        if (vhost_exchange_delete_allowed(ch->vhost, a->exchange, err) != 0 ||
+            channel_check_access(ch, ACCESS_CONFIGURE, "exchange", a->exchange, m->id, err) != 0)
             return -1;
         if (vhost_exchange_delete(ch->vhost, a->exchange, a->if_unused, err) != 0)
             return -1;

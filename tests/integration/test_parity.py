@@ -35,3 +35,23 @@ class PassiveDeclareTest(MessagingTestCase):
             self.assertEqual(self.channel.queue_declare(queue, passive=True).method.queue, queue)
         time.sleep(1.0)
         self.assertQueueMissing(queue)
+
+
+class SystemExchangeDeleteTest(MessagingTestCase):
+    def assertDeleteRefused(self, name):
+        channel = self.connection.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as caught:
+            channel.exchange_delete(name)
+        self.assertEqual(caught.exception.reply_code, 403)
+        self.assertEqual(caught.exception.reply_text,
+                         "ACCESS_REFUSED - deletion of system exchange '%s' in vhost '/' not allowed"
+                         % name)
+
+    def test_deleting_a_builtin_amq_exchange_is_refused(self):
+        self.assertDeleteRefused("amq.direct")
+
+    def test_deleting_a_missing_amq_exchange_is_refused_too(self):
+        # RabbitMQ refuses by the name's prefix, while any other missing exchange deletes fine.
+        self.assertDeleteRefused("amq.no-such-exchange")
+        self.assertDeleteRefused("amq.")
+        self.channel.exchange_delete(unique("no-such-exchange"))
