@@ -55,3 +55,60 @@ class SystemExchangeDeleteTest(MessagingTestCase):
         self.assertDeleteRefused("amq.no-such-exchange")
         self.assertDeleteRefused("amq.")
         self.channel.exchange_delete(unique("no-such-exchange"))
+
+
+class SenderSelectedDistributionTest(MessagingTestCase):
+    """CC and BCC headers (arrays of longstr) add routing keys; BCC is not delivered."""
+
+    def bound_queue(self, exchange, *keys):
+        queue = self.queue()
+        for key in keys:
+            self.channel.queue_bind(queue, exchange, key)
+        return queue
+
+    def send(self, exchange, routing_key, headers):
+        self.publisher.basic_publish(exchange, routing_key, b"m",
+                                     pika.BasicProperties(headers=headers))
+
+    def test_cc_and_bcc_route_through_a_direct_exchange_and_bcc_is_removed(self):
+        exchange = self.exchange("direct")
+        a, b, c = (self.bound_queue(exchange, key) for key in "abc")
+        missed = self.bound_queue(exchange, "d")
+        self.send(exchange, "a", {"CC": ["b"], "BCC": ["c"], "other": 1})
+        for queue in (a, b, c):
+            (_, properties, body), = self.drain(queue)
+            self.assertEqual(properties.headers, {"CC": ["b"], "other": 1})
+        self.assertEqual(self.drain(missed), [])
+
+    def test_a_queue_matched_by_several_keys_gets_the_message_once(self):
+        exchange = self.exchange("direct")
+        queue = self.bound_queue(exchange, "a", "b", "c")
+        self.send(exchange, "a", {"CC": ["b", "a"], "BCC": ["c"]})
+        self.assertEqual(len(self.drain(queue)), 1)
+
+    def test_cc_routes_through_topic_and_default_exchanges(self):
+        exchange = self.exchange("topic")
+        queue = self.bound_queue(exchange, "x.*")
+        self.send(exchange, "nothing", {"CC": ["x.y"]})
+        self.assertEqual(len(self.drain(queue)), 1)
+        first, second = self.queue(), self.queue()
+        self.send("", first, {"BCC": [second]})
+        self.assertEqual(len(self.drain(first)), 1)
+        (_, properties, _), = self.drain(second)
+        self.assertEqual(properties.headers, {})
+
+    def test_elements_that_are_not_strings_are_ignored(self):
+        exchange = self.exchange("direct")
+        queue = self.bound_queue(exchange, "a")
+        self.send(exchange, "none", {"CC": [1, "a"]})
+        self.assertEqual(len(self.drain(queue)), 1)
+
+    def test_a_cc_header_that_is_not_an_array_is_refused(self):
+        channel = self.connection.channel()
+        channel.basic_publish("", "nowhere", b"m", pika.BasicProperties(headers={"CC": "a"}))
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as caught:
+            channel.queue_declare("", exclusive=True)
+        self.assertEqual(caught.exception.reply_code, 406)
+        self.assertEqual(caught.exception.reply_text,
+                         'PRECONDITION_FAILED - invalid message: '
+                         '{unacceptable_type_in_header,"CC",longstr}')
