@@ -5,6 +5,7 @@ connection names and old protocol headers. Each expectation is RabbitMQ's.
 """
 
 import socket
+import struct
 import time
 import unittest
 
@@ -12,7 +13,7 @@ import pika
 import pika.exceptions
 
 import harness
-from test_messaging_support import MessagingTestCase, connect, unique
+from test_messaging_support import HEADERS_FLAG, MessagingTestCase, connect, unique
 
 
 def setUpModule():
@@ -112,3 +113,28 @@ class SenderSelectedDistributionTest(MessagingTestCase):
         self.assertEqual(caught.exception.reply_text,
                          'PRECONDITION_FAILED - invalid message: '
                          '{unacceptable_type_in_header,"CC",longstr}')
+
+
+class HeadersNumericEqualityTest(MessagingTestCase):
+    def publish_raw(self, exchange, headers_field, body):
+        """Publish with a headers table holding one raw field (pika cannot encode a double)."""
+        properties = harness.long_(len(headers_field)) + headers_field
+        with harness.RawConnection(harness.module_broker()) as raw:
+            raw.handshake()
+            raw.open_channel(1)
+            raw.send(harness.method_frame(1, harness.BASIC_PUBLISH, harness.short(0) +
+                                          harness.shortstr(exchange) + harness.shortstr("") +
+                                          harness.octet(0)) +
+                     harness.header_frame(1, 60, len(body), HEADERS_FLAG, properties) +
+                     harness.frame(harness.FRAME_BODY, 1, body))
+            raw.close_connection()
+
+    def test_an_integer_binding_matches_a_double_header_of_the_same_value(self):
+        exchange = self.exchange("headers")
+        queue = self.queue()
+        self.channel.queue_bind(queue, exchange, arguments={"x-match": "all", "a": 1})
+        for value in (1.0, 1.5, 2.0):
+            self.publish_raw(exchange, harness.shortstr("a") + b"d" + struct.pack(">d", value),
+                             str(value).encode())
+        self.publish_raw(exchange, harness.shortstr("a") + b"b" + struct.pack(">b", 1), b"byte 1")
+        self.assertEqual(self.drain_bodies(queue), ["1.0", "byte 1"])
