@@ -5,6 +5,7 @@
 #include "access.h"
 #include "channel_internal.h"
 #include "connection.h"
+#include "direct_reply.h"
 #include "queue.h"
 #include "server.h"
 #include "spec.h"
@@ -128,6 +129,15 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
             .name = a->queue, .arguments = a->arguments, .passive = a->passive, .durable = a->durable,
             .exclusive = a->exclusive, .auto_delete = a->auto_delete, .owner = owner,
         };
+        if (a->passive && direct_reply_is_queue(a->queue)) {
+            /* RabbitMQ answers a passive declare of the direct reply-to pseudo-queue, which
+             * exists nowhere, as if it were an empty queue without consumers. */
+            if (a->no_wait)
+                return 0;
+            struct spec_method ok = {.id = SPEC_QUEUE_DECLARE_OK};
+            ok.args.queue_declare_ok.queue = a->queue;
+            return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+        }
         struct queue *q;
         char generated[VHOST_GENERATED_NAME_LEN + 1];
         if (!a->passive && a->queue.len == 0) {

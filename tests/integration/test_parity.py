@@ -138,3 +138,11 @@ class HeadersNumericEqualityTest(MessagingTestCase):
                              str(value).encode())
         self.publish_raw(exchange, harness.shortstr("a") + b"b" + struct.pack(">b", 1), b"byte 1")
         self.assertEqual(self.drain_bodies(queue), ["1.0", "byte 1"])
+
+
+class DirectReplyToDeclareTest(MessagingTestCase):
+    def test_passive_declare_of_the_pseudo_queue_answers_declare_ok(self):
+        ok = self.channel.queue_declare("amq.rabbitmq.reply-to", passive=True).method
+        self.assertEqual((ok.queue, ok.message_count, ok.consumer_count),
+                         ("amq.rabbitmq.reply-to", 0, 0))
+        self.assertTrue(self.channel.is_open)
