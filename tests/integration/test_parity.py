@@ -13,6 +13,7 @@ import pika
 import pika.exceptions
 
 import harness
+from test_durability import RestartableBroker
 from test_messaging_support import HEADERS_FLAG, MessagingTestCase, connect, unique
 
 
@@ -146,3 +147,37 @@ class DirectReplyToDeclareTest(MessagingTestCase):
         self.assertEqual((ok.queue, ok.message_count, ok.consumer_count),
                          ("amq.rabbitmq.reply-to", 0, 0))
         self.assertTrue(self.channel.is_open)
+
+
+@harness.skip_if_external("restarts the broker process")
+class RecoveredTimeToLiveTest(unittest.TestCase):
+    def setUp(self):
+        self.broker = RestartableBroker().start()
+
+    def tearDown(self):
+        self.broker.stop()
+
+    def message_count(self, queue):
+        connection = pika.BlockingConnection(self.broker.pika_parameters())
+        try:
+            return connection.channel().queue_declare(queue, passive=True).method.message_count
+        finally:
+            connection.close()
+
+    def test_ttl_counts_from_publication_not_from_recovery(self):
+        connection = pika.BlockingConnection(self.broker.pika_parameters())
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("ttl", durable=True, arguments={"x-message-ttl": 3000})
+        channel.basic_publish("", "ttl", b"m", pika.BasicProperties(delivery_mode=2))
+        published = time.monotonic()
+        connection.close()
+        time.sleep(max(0.0, published + 2.0 - time.monotonic()))
+        self.broker.graceful_restart()
+        restarted = time.monotonic()
+        if restarted - published < 2.8:  # still alive: it was 2 s old at the restart
+            self.assertEqual(self.message_count("ttl"), 1)
+        # 3 s after publication, well before 3 s after the restart, it must be gone.
+        time.sleep(max(0.0, published + 3.6 - time.monotonic()))
+        self.assertLess(time.monotonic() - restarted, 2.5)
+        self.assertEqual(self.message_count("ttl"), 0)
