@@ -181,3 +181,26 @@ class RecoveredTimeToLiveTest(unittest.TestCase):
         time.sleep(max(0.0, published + 3.6 - time.monotonic()))
         self.assertLess(time.monotonic() - restarted, 2.5)
         self.assertEqual(self.message_count("ttl"), 0)
+
+
+@harness.skip_if_external("reads the broker's log")
+class ConnectionNameTest(unittest.TestCase):
+    def test_logs_name_a_connection_peer_then_local_end(self):
+        broker = harness.module_broker()
+        with harness.RawConnection(broker) as raw:
+            raw.handshake()
+            port = raw.sock.getsockname()[1]
+            raw.open_channel(1)
+            queue = unique("missing")
+            raw.send(harness.method_frame(1, (50, 10), harness.short(0) + harness.shortstr(queue) +
+                                          harness.octet(1) + harness.table({})))
+            raw.read_method(harness.CHANNEL_CLOSE)
+            raw.send(harness.method_frame(1, harness.CHANNEL_CLOSE_OK))
+            raw.close_connection()
+        name = "127.0.0.1:%d -> 127.0.0.1:%d" % (port, broker.port)
+        deadline = time.monotonic() + 3
+        while queue not in broker.stderr_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = [line for line in broker.stderr_text().splitlines() if queue in line]
+        self.assertTrue(lines, "no log line names %s" % queue)
+        self.assertIn(name + ": channel 1 error", lines[0])
