@@ -204,3 +204,30 @@ class ConnectionNameTest(unittest.TestCase):
         lines = [line for line in broker.stderr_text().splitlines() if queue in line]
         self.assertTrue(lines, "no log line names %s" % queue)
         self.assertIn(name + ": channel 1 error", lines[0])
+
+
+class OldProtocolHeaderTest(unittest.TestCase):
+    """RabbitMQ serves AMQP 0-9's header ("AMQP" 1 1 0 9) as 0-9-1, its connection.start
+    announcing version 0-9 as for 0-9-1 itself. (It speaks 0-8 for "AMQP" 1 1 8 0 and 1 1 9 1,
+    which Warren refuses with its own header, as it does any header it does not serve.)"""
+
+    def test_amqp_0_9_header_is_served_as_0_9_1(self):
+        with harness.RawConnection(harness.module_broker()) as raw:
+            raw.send(b"AMQP\x01\x01\x00\x09")
+            start = raw.read_method(harness.CONNECTION_START)
+            self.assertEqual((start.args.octet(), start.args.octet()), (0, 9))
+            raw.send(harness.method_frame(0, harness.CONNECTION_START_OK, harness.start_ok_args()))
+            _, frame_max, _ = raw.read_method(harness.CONNECTION_TUNE).args.unpack(">HIH")
+            raw.send(harness.method_frame(0, harness.CONNECTION_TUNE_OK,
+                                          harness.tune_ok_args(2047, frame_max, 0)))
+            raw.send(harness.method_frame(0, harness.CONNECTION_OPEN, harness.open_args()))
+            raw.read_method(harness.CONNECTION_OPEN_OK)
+            raw.open_channel(1)
+            raw.close_connection()
+
+    def test_amqp_0_8_headers_get_the_0_9_1_header_back(self):
+        for header in (b"AMQP\x01\x01\x08\x00", b"AMQP\x01\x01\x09\x01"):
+            with harness.RawConnection(harness.module_broker()) as raw:
+                raw.send(header)
+                self.assertEqual(raw.read_exactly(8), harness.PROTOCOL_HEADER)
+                self.assertTrue(raw.wait_closed(5.0))
