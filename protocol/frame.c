@@ -40,11 +40,16 @@ long frame_decode(const uint8_t *buf, size_t len, uint32_t frame_max, struct fra
     return (long)total;
 }
 
+/* AMQP 0-9's header (class 1, instance 1, version 0-9): RabbitMQ serves it as 0-9-1, the
+ * two differing in nothing a 0-9 client relies on. (It also speaks 0-8, with its own codec,
+ * for "AMQP\x01\x01\x08\x00" and "AMQP\x01\x01\x09\x01"; Warren does not.) */
+static const uint8_t protocol_header_0_9[PROTOCOL_HEADER_SIZE] = {'A', 'M', 'Q', 'P', 1, 1, 0, 9};
+
 long frame_check_protocol_header(const uint8_t *buf, size_t len)
 {
     size_t n = len < PROTOCOL_HEADER_SIZE ? len : PROTOCOL_HEADER_SIZE;
 
-    if (n > 0 && memcmp(buf, frame_protocol_header, n) != 0)
+    if (n > 0 && memcmp(buf, frame_protocol_header, n) != 0 && memcmp(buf, protocol_header_0_9, n) != 0)
         return PROTO_ERR_BAD_HEADER;
     return len < PROTOCOL_HEADER_SIZE ? PROTO_INCOMPLETE : PROTOCOL_HEADER_SIZE;
 }

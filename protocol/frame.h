@@ -33,9 +33,10 @@ struct frame {
  * bytes are present. The payload is not copied: out->payload points into buf. */
 long frame_decode(const uint8_t *buf, size_t len, uint32_t frame_max, struct frame *out);
 
-/* Checks the 8-byte protocol header "AMQP\0\0\x09\x01". Returns PROTOCOL_HEADER_SIZE when it
- * matches, PROTO_INCOMPLETE when fewer than 8 bytes are present and they match so far, or
- * PROTO_ERR_BAD_HEADER. */
+/* Checks the 8-byte protocol header: "AMQP\0\0\x09\x01" (0-9-1) or "AMQP\x01\x01\x00\x09"
+ * (0-9, which RabbitMQ serves as 0-9-1, announcing the same 0-9 version in connection.start).
+ * Returns PROTOCOL_HEADER_SIZE when it matches one, PROTO_INCOMPLETE when fewer than 8 bytes
+ * are present and they match one so far, or PROTO_ERR_BAD_HEADER. */
 long frame_check_protocol_header(const uint8_t *buf, size_t len);
 
 /* The header a server sends back when it rejects a client's protocol header. */

@@ -770,7 +770,8 @@ int connection_accept(struct server *server, struct netconn *net)
     conn->net = net;
     conn->frame_max = cfg->frame_max;
     conn->channel_max = cfg->channel_max;
-    snprintf(conn->name, sizeof conn->name, "%s", netconn_peer_name(net));
+    /* RabbitMQ's connection name, in logs and listings: "peer -> local". */
+    snprintf(conn->name, sizeof conn->name, "%s -> %s", netconn_peer_name(net), netconn_local_name(net));
     netconn_set_handler(net, &handler, conn);
     netconn_set_input_max(net, cfg->frame_max + FRAME_OVERHEAD);
     server_connection_opened(server);

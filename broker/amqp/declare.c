@@ -5,6 +5,7 @@
 #include "access.h"
 #include "channel_internal.h"
 #include "connection.h"
+#include "direct_reply.h"
 #include "queue.h"
 #include "server.h"
 #include "spec.h"
@@ -77,7 +78,8 @@ int channel_exchange_method(struct channel *ch, const struct spec_method *m, str
     }
     case SPEC_EXCHANGE_DELETE: {
         const struct spec_exchange_delete *a = &m->args.exchange_delete;
-        if (a->exchange.len && channel_check_access(ch, ACCESS_CONFIGURE, "exchange", a->exchange, m->id, err) != 0)
+        if (vhost_exchange_delete_allowed(ch->vhost, a->exchange, err) != 0 ||
+            channel_check_access(ch, ACCESS_CONFIGURE, "exchange", a->exchange, m->id, err) != 0)
             return -1;
         if (vhost_exchange_delete(ch->vhost, a->exchange, a->if_unused, err) != 0)
             return -1;
@@ -127,6 +129,15 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
             .name = a->queue, .arguments = a->arguments, .passive = a->passive, .durable = a->durable,
             .exclusive = a->exclusive, .auto_delete = a->auto_delete, .owner = owner,
         };
+        if (a->passive && direct_reply_is_queue(a->queue)) {
+            /* RabbitMQ answers a passive declare of the direct reply-to pseudo-queue, which
+             * exists nowhere, as if it were an empty queue without consumers. */
+            if (a->no_wait)
+                return 0;
+            struct spec_method ok = {.id = SPEC_QUEUE_DECLARE_OK};
+            ok.args.queue_declare_ok.queue = a->queue;
+            return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+        }
         struct queue *q;
         char generated[VHOST_GENERATED_NAME_LEN + 1];
         if (!a->passive && a->queue.len == 0) {

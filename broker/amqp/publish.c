@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "arguments.h"
 #include "channel_internal.h"
 #include "connection.h"
 #include "direct_reply.h"
@@ -280,6 +281,14 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
                               "user_id property set to '%.*s' but authenticated user was '%s'", (int)u.len,
                               (const char *)u.ptr, user);
     }
+    const char *route_header;
+    uint8_t route_type;
+    if ((h.props.flags & SPEC_BASIC_HEADERS_FLAG) &&
+        message_check_sender_routes(h.props.headers, &route_header, &route_type) != 0)
+        /* RabbitMQ's text for a CC or BCC header that is not an array (rabbit_basic). */
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                          "invalid message: {unacceptable_type_in_header,\"%s\",%s}", route_header,
+                          arguments_type_name(route_type));
     struct proto_bytes exchange = {(const uint8_t *)ch->publish_exchange, ch->publish_exchange_len};
     struct proto_bytes key = {(const uint8_t *)ch->publish_key, ch->publish_key_len};
     struct proto_bytes header = {f->payload, f->size};

@@ -17,8 +17,7 @@ const char *const arguments_queue_keys[] = {
 
 const char *const arguments_exchange_keys[] = {"alternate-exchange", NULL};
 
-/* RabbitMQ's names for field types, as its error texts print them. */
-static const char *type_name(uint8_t type)
+const char *arguments_type_name(uint8_t type)
 {
     switch (type) {
     case TABLE_LONGSTR: return "longstr";
@@ -72,7 +71,7 @@ static void describe(const struct table_value *v, bool found, bool both, char *o
     if (both)
         snprintf(out, cap, "'%s'", text);
     else
-        snprintf(out, cap, "the value '%s' of type '%s'", text, type_name(v->type));
+        snprintf(out, cap, "the value '%s' of type '%s'", text, arguments_type_name(v->type));
 }
 
 static bool same_value(const struct table_value *a, const struct table_value *b)

@@ -19,4 +19,7 @@ extern const char *const arguments_exchange_keys[];
 int arguments_equivalent(struct proto_bytes current, struct proto_bytes requested, const char *const *keys,
                          const char *what, struct proto_bytes name, uint32_t method_id, struct reply_error *err);
 
+/* RabbitMQ's name for a field type (TABLE_*), as its error texts print them; a static string. */
+const char *arguments_type_name(uint8_t type);
+
 #endif

@@ -7,11 +7,13 @@
  * argument to match. So "all" with nothing to match routes every message, "any" none.
  *
  * An argument matches when the headers hold the same key (its first occurrence) and either
- * the argument is void ('V': presence is enough) or the values are equal. Equal means same
- * type and contents, except that the integer types (b B s u I i l L) compare by numeric
- * value whatever their width and signedness, and float compares with double by value: in
- * RabbitMQ both families decode to plain Erlang numbers compared with ==. Unlike RabbitMQ,
- * an integer never equals a float or a timestamp, nor a longstr a byte array ('x').
+ * the argument is void ('V': presence is enough) or the values are equal as RabbitMQ 3.10
+ * finds them: it decodes both tables to Erlang terms and compares values with ==. So every
+ * number compares by value across types: the integer types (b B s u I i l L), the timestamp
+ * (T, an integer there) and float and double (f d), an integer 1 equalling a double 1.0; a
+ * longstr equals a byte array ('x') with the same bytes (both are binaries there). A decimal
+ * (a {scale, value} pair there) equals only the same decimal, a boolean only a boolean, and
+ * arrays and tables compare exactly, type tags included, as their tagged Erlang terms do.
  *
  * There is no index: each route tests every binding, as RabbitMQ does. Each binding's
  * arguments are decoded once, at bind time, into views of the binding's own copy. */
@@ -125,46 +127,76 @@ static void headers_unbind(void **index, struct router_binding *binding)
     binding->type_data = NULL;
 }
 
-/* Any integer value as (negative, magnitude), so every width and signedness compares exactly. */
-static bool integer_of(const struct table_value *value, bool *negative, uint64_t *magnitude)
+/* A number as RabbitMQ's decoder makes it: an integer as (negative, magnitude), so every
+ * width and signedness compares exactly, or a floating-point value. */
+struct number {
+    bool is_float;
+    bool negative;
+    uint64_t magnitude;
+    double real;
+};
+
+static bool number_of(const struct table_value *value, struct number *out)
 {
-    int64_t number;
+    int64_t n;
+    *out = (struct number){0};
     switch (value->type) {
-    case TABLE_INT8: number = value->v.i8; break;
-    case TABLE_INT16: number = value->v.i16; break;
-    case TABLE_INT32: number = value->v.i32; break;
-    case TABLE_INT64: number = value->v.i64; break;
-    case TABLE_UINT8: *negative = false; *magnitude = value->v.u8; return true;
-    case TABLE_UINT16: *negative = false; *magnitude = value->v.u16; return true;
-    case TABLE_UINT32: *negative = false; *magnitude = value->v.u32; return true;
-    case TABLE_UINT64: *negative = false; *magnitude = value->v.u64; return true;
+    case TABLE_INT8: n = value->v.i8; break;
+    case TABLE_INT16: n = value->v.i16; break;
+    case TABLE_INT32: n = value->v.i32; break;
+    case TABLE_INT64: n = value->v.i64; break;
+    case TABLE_UINT8: out->magnitude = value->v.u8; return true;
+    case TABLE_UINT16: out->magnitude = value->v.u16; return true;
+    case TABLE_UINT32: out->magnitude = value->v.u32; return true;
+    case TABLE_UINT64:
+    case TABLE_TIMESTAMP: out->magnitude = value->v.u64; return true;
+    case TABLE_FLOAT: out->is_float = true; out->real = value->v.f32; return true;
+    case TABLE_DOUBLE: out->is_float = true; out->real = value->v.f64; return true;
     default: return false;
     }
-    *negative = number < 0;
-    *magnitude = number < 0 ? (uint64_t)0 - (uint64_t)number : (uint64_t)number;
+    out->negative = n < 0;
+    out->magnitude = n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n;
     return true;
 }
 
-static bool float_of(const struct table_value *value, double *out)
+/* Erlang's == between an integer and a float: exact, true only for a float with no fraction
+ * that is the same integer (no rounding of either side). */
+static bool integer_equals_float(const struct number *integer, double real)
 {
-    if (value->type == TABLE_FLOAT)
-        *out = value->v.f32;
-    else if (value->type == TABLE_DOUBLE)
-        *out = value->v.f64;
-    else
+    if (real != real || __builtin_trunc(real) != real)
+        return false; /* NaN, or a fraction */
+    if (real < 0) {
+        if (!integer->negative || real < -9223372036854775808.0)
+            return false;
+        return (uint64_t)0 - (uint64_t)(int64_t)real == integer->magnitude;
+    }
+    if (integer->negative && integer->magnitude != 0)
         return false;
-    return true;
+    if (real >= 18446744073709551616.0)
+        return false;
+    return (uint64_t)real == integer->magnitude;
 }
+
+static bool numbers_equal(const struct number *a, const struct number *b)
+{
+    if (a->is_float && b->is_float)
+        return a->real == b->real;
+    if (a->is_float)
+        return integer_equals_float(b, a->real);
+    if (b->is_float)
+        return integer_equals_float(a, b->real);
+    return a->negative == b->negative && a->magnitude == b->magnitude;
+}
+
+static bool is_binary(uint8_t type) { return type == TABLE_LONGSTR || type == TABLE_BYTES; }
 
 static bool values_equal(const struct table_value *a, const struct table_value *b)
 {
-    bool a_negative, b_negative;
-    uint64_t a_magnitude, b_magnitude;
-    if (integer_of(a, &a_negative, &a_magnitude) && integer_of(b, &b_negative, &b_magnitude))
-        return a_negative == b_negative && a_magnitude == b_magnitude;
-    double a_float, b_float;
-    if (float_of(a, &a_float) && float_of(b, &b_float))
-        return a_float == b_float;
+    struct number x, y;
+    if (number_of(a, &x) && number_of(b, &y))
+        return numbers_equal(&x, &y);
+    if (is_binary(a->type) && is_binary(b->type))
+        return proto_bytes_equal(a->v.bytes, b->v.bytes);
     return table_value_equal(a, b);
 }
 

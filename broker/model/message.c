@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "spec.h"
+#include "table.h"
 
 static uint64_t memory_bytes;
 
@@ -40,11 +41,12 @@ struct message *message_create(struct proto_bytes exchange, struct proto_bytes r
 /* Bytes msg accounts for: its whole allocation. */
 static size_t footprint(const struct message *msg)
 {
-    return sizeof *msg + msg->header.len + msg->exchange.len + msg->routing_key.len + (size_t)msg->body_capacity;
+    return sizeof *msg + msg->header.len + msg->exchange.len + msg->routing_key.len + msg->sender_keys.len +
+           (size_t)msg->body_capacity;
 }
 
-/* Points header, exchange, routing key and body at their places behind the struct, in that
- * order (their lengths set); again after the allocation has moved. */
+/* Points header, exchange, routing key, sender keys and body at their places behind the
+ * struct, in that order (their lengths set); again after the allocation has moved. */
 static void place(struct message *msg)
 {
     uint8_t *p = (uint8_t *)(msg + 1);
@@ -54,19 +56,84 @@ static void place(struct message *msg)
     p += msg->exchange.len;
     msg->routing_key.ptr = p;
     p += msg->routing_key.len;
+    msg->sender_keys.ptr = p;
+    p += msg->sender_keys.len;
     msg->body = p;
+}
+
+int message_check_sender_routes(struct proto_bytes headers, const char **name, uint8_t *type)
+{
+    static const char *const keys[] = {"CC", "BCC"};
+    for (size_t i = 0; i < 2; i++) {
+        struct table_value v;
+        if (table_find(headers, keys[i], &v) == 1 && v.type != TABLE_ARRAY) {
+            *name = keys[i];
+            *type = v.type;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* `header` re-encoded without its BCC header field, in a buffer the caller frees; NULL on
+ * ENOMEM or when it does not decode. */
+static uint8_t *strip_bcc(struct proto_bytes header, size_t *len)
+{
+    struct spec_content_header h;
+    if (spec_content_header_decode(header.ptr, header.len, &h) != 0)
+        return NULL;
+    struct table_buf kept = {0};
+    struct table_iter it;
+    struct proto_bytes key;
+    struct table_value v;
+    table_iter_init(&it, h.props.headers);
+    while (table_next(&it, &key, &v) == 1)
+        if (!proto_bytes_equal(key, proto_bytes_of("BCC")) &&
+            table_buf_put_field(&kept, (const char *)key.ptr, key.len, &v) != 0) {
+            table_buf_free(&kept);
+            return NULL;
+        }
+    h.props.headers = (struct proto_bytes){kept.data, (uint32_t)kept.len};
+    uint8_t *out = malloc(header.len); /* one field shorter than the original */
+    long n = out ? spec_content_header_encode(&h, out, header.len) : -1;
+    table_buf_free(&kept);
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    *len = (size_t)n;
+    return out;
 }
 
 static struct message *allocate(struct proto_bytes exchange, struct proto_bytes routing_key,
                                 struct proto_bytes header, const struct spec_basic_properties *props,
                                 uint64_t body_size, uint64_t capacity)
 {
-    size_t fixed = sizeof(struct message) + exchange.len + routing_key.len + header.len;
-    if (capacity > SIZE_MAX - fixed)
+    /* Sender-selected distribution, as RabbitMQ: the CC and BCC arrays add routing keys, and
+     * BCC is not delivered. The keys point into the caller's header, read before it is copied. */
+    struct proto_bytes cc = {0}, bcc = {0};
+    uint8_t *stripped = NULL;
+    if ((props->flags & SPEC_BASIC_HEADERS_FLAG) && props->headers.len) {
+        struct table_value v;
+        if (table_find(props->headers, "CC", &v) == 1 && v.type == TABLE_ARRAY)
+            cc = v.v.bytes;
+        if (table_find(props->headers, "BCC", &v) == 1) {
+            if (v.type == TABLE_ARRAY)
+                bcc = v.v.bytes;
+            size_t len;
+            stripped = strip_bcc(header, &len);
+            if (!stripped)
+                return NULL;
+            header = (struct proto_bytes){stripped, (uint32_t)len};
+        }
+    }
+    size_t keys_len = (size_t)cc.len + bcc.len;
+    size_t fixed = sizeof(struct message) + exchange.len + routing_key.len + header.len + keys_len;
+    struct message *msg = capacity > SIZE_MAX - fixed ? NULL : malloc(fixed + (size_t)capacity);
+    if (!msg) {
+        free(stripped);
         return NULL;
-    struct message *msg = malloc(fixed + (size_t)capacity);
-    if (!msg)
-        return NULL;
+    }
     memset(msg, 0, sizeof *msg);
     msg->refs = 1;
     msg->body_size = body_size;
@@ -74,6 +141,7 @@ static struct message *allocate(struct proto_bytes exchange, struct proto_bytes 
     msg->header.len = header.len;
     msg->exchange.len = exchange.len;
     msg->routing_key.len = routing_key.len;
+    msg->sender_keys.len = (uint32_t)keys_len;
     place(msg);
     uint8_t *p = (uint8_t *)(msg + 1);
     if (header.len)
@@ -84,6 +152,12 @@ static struct message *allocate(struct proto_bytes exchange, struct proto_bytes 
     p += exchange.len;
     if (routing_key.len)
         memcpy(p, routing_key.ptr, routing_key.len);
+    p += routing_key.len;
+    if (cc.len)
+        memcpy(p, cc.ptr, cc.len);
+    if (bcc.len)
+        memcpy(p + cc.len, bcc.ptr, bcc.len);
+    free(stripped);
     memory_bytes += footprint(msg);
 
     if (props->flags & SPEC_BASIC_DELIVERY_MODE_FLAG)

@@ -32,11 +32,15 @@ struct message {
     struct proto_bytes exchange;    /* name it was published to (points inside this allocation) */
     struct proto_bytes routing_key;
     struct proto_bytes header;      /* encoded content header payload: class id .. properties */
+    struct proto_bytes sender_keys; /* RabbitMQ's sender-selected distribution: the elements of
+                                     * the CC then the BCC header arrays (array contents; only
+                                     * longstr elements count), routing keys beyond routing_key */
     uint8_t *body;                  /* body_size bytes inside this allocation */
 };
 
 /* Allocates a message with room for body_size body bytes (filled by the caller) and copies
- * exchange, routing key and the content header payload. Properties
+ * exchange, routing key and the content header payload, less a BCC header (RabbitMQ removes
+ * it; its keys are kept in sender_keys for routing only). Properties
  * the broker acts on (delivery mode, priority, expiration) are decoded from header once here.
  * Returns NULL on ENOMEM or when header does not decode. refs starts at 1 (the caller's). */
 struct message *message_create(struct proto_bytes exchange, struct proto_bytes routing_key,
@@ -73,6 +77,10 @@ void message_release(struct message *msg);
 /* Untyped wrappers for output queues that hold a body slice (void * owner). */
 void message_retain_cb(void *msg);
 void message_release_cb(void *msg);
+
+/* 0 when the CC and BCC headers in `headers` (table contents) are absent or arrays, as
+ * RabbitMQ requires; otherwise -1 with *name "CC" or "BCC" and *type the field type found. */
+int message_check_sender_routes(struct proto_bytes headers, const char **name, uint8_t *type);
 
 /* The message's headers table contents (empty when absent). */
 struct proto_bytes message_headers(const struct message *msg);

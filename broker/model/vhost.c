@@ -240,15 +240,28 @@ int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d
     return 0;
 }
 
-int vhost_exchange_delete(struct vhost *vhost, struct proto_bytes name, bool if_unused, struct reply_error *err)
+int vhost_exchange_delete_allowed(const struct vhost *vhost, struct proto_bytes name, struct reply_error *err)
 {
     const uint32_t m = SPEC_EXCHANGE_DELETE;
     if (name.len == 0)
         return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on the default exchange");
+    /* RabbitMQ refuses by name, not by what exists: amq.anything, missing or not, is 403
+     * (deleting any other missing exchange succeeds). */
+    if (has_prefix(name, "amq."))
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "deletion of system exchange '" BYTES_FMT "' in vhost '%s' not allowed",
+                          BYTES_ARG(name), vhost->name);
+    return 0;
+}
+
+int vhost_exchange_delete(struct vhost *vhost, struct proto_bytes name, bool if_unused, struct reply_error *err)
+{
+    const uint32_t m = SPEC_EXCHANGE_DELETE;
+    if (vhost_exchange_delete_allowed(vhost, name, err) != 0)
+        return -1;
     struct exchange *x = vhost_find_exchange(vhost, name);
     if (!x)
         return 0;
-    if (x->builtin)
+    if (x->builtin) /* all built-in names start with amq.; kept should one ever not */
         return reply_fail(err, SPEC_ACCESS_REFUSED, m, "deletion of system exchange '" BYTES_FMT "' in vhost '%s' not allowed",
                           BYTES_ARG(name), vhost->name);
     if (if_unused && router_binding_count(x->router) > 0)
@@ -384,6 +397,9 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
                               vhost->name);
         if (queue_owner(q) && queue_owner(q) != d->owner)
             return locked(err, m, d->name, vhost->name);
+        /* A passive declare is use, as in RabbitMQ (its queue answers the stat call after
+         * restarting the x-expires timer); the spec does not say. */
+        queue_touch(q, vhost->hooks.now_ms(vhost->hooks.ctx));
         *out = q;
         return 0;
     }

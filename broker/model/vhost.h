@@ -30,6 +30,9 @@ struct vhost_hooks {
     void (*queue_ready)(void *ctx, struct queue *queue);
     /* Loop time in ms, for TTL. */
     uint64_t (*now_ms)(void *ctx);
+    /* Wall-clock time in ms since the epoch, for x-death's time (RabbitMQ stamps it with
+     * os:system_time). NULL: the system's real-time clock. */
+    uint64_t (*wall_ms)(void *ctx);
     /* Durability (all may be NULL): a persistent message's life in a durable queue; a durable
      * queue was deleted; the set of durable exchanges, queues or bindings changed. */
     void (*persist)(void *ctx, struct queue *queue, struct message *msg, int event);
@@ -67,6 +70,9 @@ int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d
 /* exchange.delete; a missing exchange is not an error (as RabbitMQ). if_unused: 406 when it is
  * the source of bindings. */
 int vhost_exchange_delete(struct vhost *vhost, struct proto_bytes name, bool if_unused, struct reply_error *err);
+/* 0 when exchange.delete may name `name`; 403 for the default exchange and any amq.* name,
+ * whether it exists or not (RabbitMQ checks this before permissions). */
+int vhost_exchange_delete_allowed(const struct vhost *vhost, struct proto_bytes name, struct reply_error *err);
 /* exchange.bind / exchange.unbind: destination receives what source routes. */
 int vhost_exchange_bind(struct vhost *vhost, struct proto_bytes destination, struct proto_bytes source,
                         struct proto_bytes key, struct proto_bytes arguments, bool unbind, struct reply_error *err);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "message.h"
@@ -14,6 +15,32 @@
 
 #define MAX_EXCHANGE_HOPS 64
 
+/* Sender-selected distribution (RabbitMQ; not in the spec): the longstr elements of the CC
+ * and BCC header arrays are routing keys too, for the exchange types that read keys. A
+ * destination matched by several keys is in `out` once, so it gets the message once. Keys
+ * longer than a shortstr are skipped: no binding key or queue name can equal one. */
+static int route_sender_keys(struct vhost *vhost, const struct exchange *x, const struct message *msg,
+                             struct proto_bytes headers, struct route_set *out)
+{
+    if (x->kind == ROUTER_FANOUT || x->kind == ROUTER_HEADERS)
+        return 0;
+    struct table_iter it;
+    struct table_value v;
+    table_iter_init(&it, msg->sender_keys);
+    while (array_next(&it, &v) == 1) {
+        if (v.type != TABLE_LONGSTR || v.v.bytes.len > ROUTER_MAX_KEY)
+            continue;
+        if (x->name_len == 0) {
+            struct queue *q = vhost_find_queue(vhost, v.v.bytes);
+            if (q && route_set_add(out, q) < 0)
+                return -1;
+        } else if (router_route(x->router, v.v.bytes, headers, out) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Routes through x into out; exchanges reached by e2e bindings are expanded breadth-first,
  * each at most once (vhost->visited), so binding cycles terminate. */
 static int route_exchange(struct vhost *vhost, struct exchange *x, const struct message *msg,
@@ -21,7 +48,9 @@ static int route_exchange(struct vhost *vhost, struct exchange *x, const struct 
 {
     if (x->name_len == 0) {
         struct queue *q = vhost_find_queue(vhost, msg->routing_key);
-        return q ? route_set_add(out, q) < 0 : 0;
+        if (q && route_set_add(out, q) < 0)
+            return -1;
+        return msg->sender_keys.len ? route_sender_keys(vhost, x, msg, headers, out) : 0;
     }
     route_set_clear(&vhost->visited);
     route_set_add(&vhost->visited, x);
@@ -30,6 +59,8 @@ static int route_exchange(struct vhost *vhost, struct exchange *x, const struct 
         size_t before = out->count;
         route_set_clear(&vhost->scratch);
         if (router_route(cur->router, msg->routing_key, headers, &vhost->scratch) != 0)
+            return -1;
+        if (msg->sender_keys.len && route_sender_keys(vhost, cur, msg, headers, &vhost->scratch) != 0)
             return -1;
         bool routed_any = false;
         for (size_t j = 0; j < vhost->scratch.count; j++) {
@@ -97,10 +128,22 @@ int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct 
 
 static const char *const reason_names[] = {"rejected", "expired", "maxlen"};
 
+/* Seconds since the epoch: x-death's time is an AMQP timestamp, which clients read as a date
+ * (the loop's clock is monotonic and would date every death to the boot of the machine). */
+static uint64_t wall_s(const struct vhost *vhost)
+{
+    if (vhost->hooks.wall_ms)
+        return vhost->hooks.wall_ms(vhost->hooks.ctx) / 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
 /* Builds one x-death entry. count is the number of times this (queue, reason) happened;
  * a per-message expiration moves here as original-expiration. */
 static void build_death(struct table_buf *entry, struct proto_bytes queue, const char *reason,
-                        const struct message *msg, int64_t count, uint64_t now_s, struct proto_bytes expiration)
+                        const struct message *msg, int64_t count, uint64_t now_s, struct proto_bytes expiration,
+                        struct proto_bytes cc)
 {
     struct table_value v = {.type = TABLE_INT64, .v.i64 = count};
     table_buf_put_field(entry, "count", 5, &v);
@@ -113,6 +156,12 @@ static void build_death(struct table_buf *entry, struct proto_bytes queue, const
     struct table_value k = {.type = TABLE_LONGSTR};
     k.v.bytes = msg->routing_key;
     table_buf_put_value(&keys, &k);
+    /* RabbitMQ lists the CC keys after the publish's own (BCC ones are gone by now). */
+    struct table_iter it;
+    table_iter_init(&it, cc);
+    while (array_next(&it, &k) == 1)
+        if (k.type == TABLE_LONGSTR)
+            table_buf_put_value(&keys, &k);
     v = (struct table_value){.type = TABLE_ARRAY};
     v.v.bytes = (struct proto_bytes){keys.data, (uint32_t)keys.len};
     table_buf_put_field(entry, "routing-keys", 12, &v);
@@ -126,15 +175,20 @@ static void build_death(struct table_buf *entry, struct proto_bytes queue, const
  * the x-first-death-* fields set on the first death. */
 static int build_headers(struct proto_bytes old, struct proto_bytes queue, const char *reason,
                          const struct message *msg, uint64_t now_s, struct proto_bytes expiration,
-                         struct table_buf *out)
+                         bool drop_cc, struct table_buf *out)
 {
     struct table_iter it;
     struct proto_bytes key;
     struct table_value v;
     struct table_value old_deaths = {0};
+    struct proto_bytes cc = {0};
+    if (table_find(old, "CC", &v) == 1 && v.type == TABLE_ARRAY)
+        cc = v.v.bytes;
     bool first_death = true;
     table_iter_init(&it, old);
     while (table_next(&it, &key, &v) == 1) {
+        if (drop_cc && proto_bytes_equal(key, proto_bytes_of("CC")))
+            continue;
         if (proto_bytes_equal(key, proto_bytes_of("x-death")) && v.type == TABLE_ARRAY) {
             old_deaths = v;
             first_death = false;
@@ -167,7 +221,7 @@ static int build_headers(struct proto_bytes old, struct proto_bytes queue, const
         }
     }
     struct table_buf entry = {0}, deaths = {0};
-    build_death(&entry, queue, reason, msg, count, now_s, expiration);
+    build_death(&entry, queue, reason, msg, count, now_s, expiration, cc);
     v = (struct table_value){.type = TABLE_TABLE};
     v.v.bytes = (struct proto_bytes){entry.data, (uint32_t)entry.len};
     table_buf_put_value(&deaths, &v);
@@ -189,9 +243,12 @@ static int build_headers(struct proto_bytes old, struct proto_bytes queue, const
 }
 
 /* Copy of msg, published to dlx, with new headers, the expiration property removed (RabbitMQ drops it so the
- * message does not expire again in the dead-letter queue) and a new routing key. */
+ * message does not expire again in the dead-letter queue) and a new routing key. With a
+ * dead-letter routing key (new_key) RabbitMQ also removes CC, so that key alone routes it;
+ * without one the CC keys route the dead letter as they routed the message. */
 static struct message *dead_letter_copy(const struct message *msg, struct proto_bytes queue, const char *reason,
-                                        struct proto_bytes dlx, struct proto_bytes routing_key, uint64_t now_s)
+                                        struct proto_bytes dlx, struct proto_bytes routing_key, bool new_key,
+                                        uint64_t now_s)
 {
     struct spec_content_header h;
     if (spec_content_header_decode(msg->header.ptr, msg->header.len, &h) != 0)
@@ -200,7 +257,7 @@ static struct message *dead_letter_copy(const struct message *msg, struct proto_
     struct table_buf headers = {0};
     struct proto_bytes expiration = (h.props.flags & SPEC_BASIC_EXPIRATION_FLAG) ? h.props.expiration
                                                                                  : (struct proto_bytes){0};
-    if (build_headers(old, queue, reason, msg, now_s, expiration, &headers) != 0) {
+    if (build_headers(old, queue, reason, msg, now_s, expiration, new_key, &headers) != 0) {
         table_buf_free(&headers);
         return NULL;
     }
@@ -300,9 +357,11 @@ void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int 
     struct exchange *x = vhost_find_exchange(vhost, dlx);
     if (!x)
         return;
-    struct proto_bytes key = queue_dead_letter_routing_key(queue, &dlrk) ? dlrk : msg->routing_key;
+    bool new_key = queue_dead_letter_routing_key(queue, &dlrk);
+    struct proto_bytes key = new_key ? dlrk : msg->routing_key;
     uint64_t now = vhost->hooks.now_ms(vhost->hooks.ctx);
-    struct message *copy = dead_letter_copy(msg, queue_name(queue), reason_names[reason], dlx, key, now / 1000);
+    struct message *copy =
+        dead_letter_copy(msg, queue_name(queue), reason_names[reason], dlx, key, new_key, wall_s(vhost));
     if (!copy)
         return;
     copy->dead_letter_round = stamp;

@@ -93,12 +93,14 @@ struct netconn {
     size_t linger_bytes;    /* size of the read that started the current stream */
     uint32_t quick_reads;   /* consecutive quick reads with no output in between */
     char peer[64];
+    char local[64]; /* our end of the socket, formatted as peer */
 };
 
 /* Takes an accepted, non-blocking socket: creates its netconn, starts reading and returns it,
  * or closes fd and returns NULL on failure. */
 struct netconn *netconn_accepted(struct netloop *net, int fd, const struct sockaddr *addr);
-/* Fills conn->peer ("127.0.0.1:5000", "[::1]:5000") and conn->loopback from addr. */
+/* Fills conn->peer ("127.0.0.1:5000", "[::1]:5000") and conn->loopback from addr, and
+ * conn->local from the socket conn->fd. */
 void netconn__format_peer(struct netconn *conn, const struct sockaddr *addr);
 /* Brings the epoll registration in line with the flags; a syscall only on a change. */
 void netconn__update_watch(struct netconn *conn);

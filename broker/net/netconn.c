@@ -450,6 +450,7 @@ void netconn_pause_input(struct netconn *conn, bool pause)
 }
 
 const char *netconn_peer_name(const struct netconn *conn) { return conn->peer; }
+const char *netconn_local_name(const struct netconn *conn) { return conn->local; }
 bool netconn_peer_is_loopback(const struct netconn *conn) { return conn->loopback; }
 uint64_t netconn_last_input_ms(const struct netconn *conn) { return conn->last_input_ms; }
 uint64_t netconn_last_output_ms(const struct netconn *conn) { return conn->last_output_ms; }

@@ -105,6 +105,8 @@ void netconn_pause_input(struct netconn *conn, bool pause);
 /* Peer address as text ("127.0.0.1:53122", "[::1]:5000"; v4-mapped shown as IPv4), valid as
  * long as conn. */
 const char *netconn_peer_name(const struct netconn *conn);
+/* Our end of the connection (the listening address and port), formatted as the peer's. */
+const char *netconn_local_name(const struct netconn *conn);
 /* True for 127.0.0.0/8, ::1 and v4-mapped 127.0.0.0/8. */
 bool netconn_peer_is_loopback(const struct netconn *conn);
 /* Milliseconds (loop clock) of the last byte received from the peer (accept time at first). */

@@ -7,6 +7,7 @@ Every expectation was checked against RabbitMQ 3.10.8 (WARREN_TEST_URL). TTLs ar
 and the tests wait at least twice as long.
 """
 
+import calendar
 import datetime
 import time
 import unittest
@@ -166,7 +167,10 @@ class DeadLetterTest(MessagingTestCase):
     def assertDeath(self, properties, reason, queue, count=1, routing_keys=None, extra=None):
         headers = properties.headers
         (death,) = headers["x-death"]
-        self.assertIsInstance(death.pop("time"), datetime.datetime)
+        stamp = death.pop("time")
+        self.assertIsInstance(stamp, datetime.datetime)
+        # A wall-clock timestamp (seconds since the epoch), as RabbitMQ writes it.
+        self.assertLess(abs(calendar.timegm(stamp.timetuple()) - time.time()), 60, stamp)
         expected = {"count": count, "reason": reason, "queue": queue, "exchange": "",
                     "routing-keys": routing_keys or [queue]}
         expected.update(extra or {})

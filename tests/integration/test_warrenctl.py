@@ -352,8 +352,8 @@ class ClientListingTest(unittest.TestCase):
             header, rows = table("list_connections", "name", "peer_port", "vhost", "channels")
             mine = [row for row in rows if row[1] == str(port)]
             self.assertEqual(len(mine), 1, rows)
-            # RabbitMQ's name is "127.0.0.1:53122 -> 127.0.0.1:5672"; its start is what matters.
-            self.assertTrue(mine[0][0].startswith("127.0.0.1:%d" % port), mine)
+            # RabbitMQ's name: "peer_ip:peer_port -> local_ip:local_port".
+            self.assertEqual(mine[0][0], "127.0.0.1:%d -> 127.0.0.1:%d" % (port, broker.port))
             self.assertEqual(mine[0][2:], ["/", "0"])
             raw.open_channel(1)
             raw.open_channel(2)

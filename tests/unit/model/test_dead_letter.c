@@ -6,6 +6,7 @@
 #include "helpers.h"
 
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "message.h"
@@ -284,10 +285,40 @@ static void test_long_chain_is_cut_at_the_depth_bound(void **state)
     free_vhost(vhost);
 }
 
+/* ---- x-death ------------------------------------------------------------------------------- */
+
+/* x-death's time is a wall-clock timestamp (seconds since the epoch, as RabbitMQ writes it),
+ * not the loop's monotonic clock that TTLs use. */
+static void test_x_death_time_is_wall_clock(void **state)
+{
+    (void)state;
+    struct vhost *vhost = new_vhost();
+    fanout(vhost, "dlx");
+    struct queue *q = declare(vhost, "q", "dlx", -1, -1, NULL);
+    struct queue *dead = declare(vhost, "dead", NULL, -1, -1, "dlx");
+    publish(vhost, "q");
+    uint64_t before = (uint64_t)time(NULL);
+    get_and_reject(q, "q");
+    uint64_t after = (uint64_t)time(NULL);
+    struct queue_entry entry;
+    assert_true(queue_get(dead, clock_ms, false, &entry));
+    struct table_value deaths, death, stamp;
+    assert_int_equal(table_find(message_headers(entry.msg), "x-death", &deaths), 1);
+    struct table_iter it;
+    table_iter_init(&it, deaths.v.bytes);
+    assert_int_equal(array_next(&it, &death), 1);
+    assert_int_equal(table_find(death.v.bytes, "time", &stamp), 1);
+    assert_int_equal(stamp.type, TABLE_TIMESTAMP);
+    assert_in_range(stamp.v.u64, before, after);
+    queue_settle(dead, &entry, QUEUE_DISCARD);
+    free_vhost(vhost);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_max_length_zero_self_cycle_drops),
+        cmocka_unit_test(test_x_death_time_is_wall_clock),
         cmocka_unit_test(test_two_queue_max_length_cycle_drops),
         cmocka_unit_test(test_expired_self_cycle_drops_after_one_round),
         cmocka_unit_test(test_ttl_zero_self_cycle_drops),

@@ -101,6 +101,49 @@ static void test_bytes_past_the_announced_size_are_refused(void **state)
     assert_int_equal(message_memory_bytes(), before);
 }
 
+/* Sender-selected distribution: CC and BCC keys are kept for routing, in that order; the BCC
+ * header itself is gone from the stored content header (RabbitMQ does not deliver it), CC and
+ * the other headers stay, and the memory count still returns to where it was. */
+static void test_bcc_is_removed_and_sender_keys_kept(void **state)
+{
+    (void)state;
+    uint64_t before = message_memory_bytes();
+    struct table_buf cc = {0}, bcc = {0}, headers = {0};
+    struct table_value v = {.type = TABLE_LONGSTR};
+    v.v.bytes = bytes_of("b");
+    assert_int_equal(table_buf_put_value(&cc, &v), 0);
+    v.v.bytes = bytes_of("c");
+    assert_int_equal(table_buf_put_value(&bcc, &v), 0);
+    put_value(&headers, "BCC", (struct table_value){.type = TABLE_ARRAY, .v.bytes = table_of(&bcc)});
+    put_longstr(&headers, "other", "x");
+    put_value(&headers, "CC", (struct table_value){.type = TABLE_ARRAY, .v.bytes = table_of(&cc)});
+    struct spec_content_header h = {.class_id = 60, .body_size = 1};
+    h.props.flags = SPEC_BASIC_HEADERS_FLAG;
+    h.props.headers = table_of(&headers);
+    uint8_t header[256];
+    long n = spec_content_header_encode(&h, header, sizeof header);
+    assert_true(n > 0);
+    struct message *msg = message_create(bytes_of("x"), bytes_of("a"), (struct proto_bytes){header, (uint32_t)n}, 1);
+    assert_non_null(msg);
+    struct proto_bytes kept = message_headers(msg);
+    struct table_value found;
+    assert_int_equal(table_find(kept, "BCC", &found), 0);
+    assert_int_equal(table_find(kept, "other", &found), 1);
+    assert_int_equal(table_find(kept, "CC", &found), 1);
+    struct table_iter it;
+    table_iter_init(&it, msg->sender_keys);
+    assert_int_equal(array_next(&it, &found), 1);
+    assert_true(proto_bytes_equal(found.v.bytes, bytes_of("b")));
+    assert_int_equal(array_next(&it, &found), 1);
+    assert_true(proto_bytes_equal(found.v.bytes, bytes_of("c")));
+    assert_int_equal(array_next(&it, &found), 0);
+    message_release(msg);
+    assert_int_equal(message_memory_bytes(), before);
+    table_buf_free(&cc);
+    table_buf_free(&bcc);
+    table_buf_free(&headers);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_body_grows_with_what_arrives_and_stays_one_copy),
         cmocka_unit_test(test_a_small_body_is_allocated_once),
         cmocka_unit_test(test_bytes_past_the_announced_size_are_refused),
+        cmocka_unit_test(test_bcc_is_removed_and_sender_keys_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

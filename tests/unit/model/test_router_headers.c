@@ -191,6 +191,8 @@ static void test_void_argument_matches_presence(void **state)
     assert_false(routes(f));
 }
 
+/* A string never equals a number; a longstr equals a byte array with the same bytes (RabbitMQ
+ * decodes both to Erlang binaries). */
 static void test_types_must_agree(void **state)
 {
     struct fixture *f = *state;
@@ -200,6 +202,9 @@ static void test_types_must_agree(void **state)
     assert_false(routes(f));
     reset_headers(f);
     put_value(&f->headers, "n", bytes_value(TABLE_BYTES, "1"));
+    assert_true(routes(f));
+    reset_headers(f);
+    put_value(&f->headers, "n", bytes_value(TABLE_BYTES, "2"));
     assert_false(routes(f));
     reset_headers(f);
     put_value(&f->headers, "n", void_value());
@@ -209,7 +214,8 @@ static void test_types_must_agree(void **state)
     assert_true(routes(f));
 }
 
-/* Integers compare by value across widths and signedness (RabbitMQ: Erlang integers). */
+/* Integers compare by value across widths and signedness, a timestamp among them (RabbitMQ:
+ * Erlang integers). */
 static void test_integers_compare_by_value(void **state)
 {
     struct fixture *f = *state;
@@ -228,7 +234,8 @@ static void test_integers_compare_by_value(void **state)
         {TABLE_INT64, -1, TABLE_UINT64, -1, false}, /* L 2^64-1 is not l -1 */
         {TABLE_UINT64, -1, TABLE_UINT64, -1, true},
         {TABLE_INT32, 2, TABLE_INT32, 3, false},
-        {TABLE_INT64, 5, TABLE_TIMESTAMP, 5, false},
+        {TABLE_INT64, 5, TABLE_TIMESTAMP, 5, true},
+        {TABLE_INT64, 5, TABLE_TIMESTAMP, 6, false},
         {TABLE_TIMESTAMP, 5, TABLE_TIMESTAMP, 5, true},
         {TABLE_BOOL, 1, TABLE_INT8, 1, false},
     };
@@ -265,6 +272,55 @@ static void test_floats_compare_by_value(void **state)
     value.v.f64 = 1.25;
     put_value(&f->headers, "r", value);
     assert_false(routes(f));
+}
+
+/* An integer equals a float or double of the same value, as Erlang's 1 == 1.0 (exactly: no
+ * rounding of a large integer, no fraction dropped). */
+static void test_integers_equal_floats_of_the_same_value(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        uint8_t int_type;
+        int64_t integer;
+        uint8_t float_type;
+        double real;
+        bool match;
+    } pairs[] = {
+        {TABLE_INT32, 1, TABLE_DOUBLE, 1.0, true},
+        {TABLE_INT8, 1, TABLE_FLOAT, 1.0, true},
+        {TABLE_INT16, -3, TABLE_DOUBLE, -3.0, true},
+        {TABLE_UINT32, 7, TABLE_DOUBLE, 7.0, true},
+        {TABLE_TIMESTAMP, 1700000000, TABLE_DOUBLE, 1700000000.0, true},
+        {TABLE_INT32, 0, TABLE_DOUBLE, -0.0, true},
+        {TABLE_INT32, 1, TABLE_DOUBLE, 1.5, false},
+        {TABLE_INT32, -1, TABLE_DOUBLE, 1.0, false},
+        {TABLE_UINT8, 255, TABLE_DOUBLE, -1.0, false},
+        {TABLE_INT64, 9007199254740993, TABLE_DOUBLE, 9007199254740992.0, false}, /* 2^53+1 */
+        {TABLE_INT64, INT64_MIN, TABLE_DOUBLE, -9223372036854775808.0, true},
+        {TABLE_UINT64, -1, TABLE_DOUBLE, 18446744073709551616.0, false}, /* 2^64-1 vs 2^64 */
+    };
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        for (int flip = 0; flip < 2; flip++) {
+            struct router *router = router_create(ROUTER_HEADERS);
+            f->binding.len = 0;
+            reset_headers(f);
+            struct table_value real = {.type = pairs[i].float_type};
+            if (real.type == TABLE_FLOAT)
+                real.v.f32 = (float)pairs[i].real;
+            else
+                real.v.f64 = pairs[i].real;
+            struct table_value integer = int_value(pairs[i].int_type, pairs[i].integer);
+            put_value(&f->binding, "n", flip ? real : integer);
+            put_value(&f->headers, "n", flip ? integer : real);
+            assert_int_equal(router_bind(router, &q1, (const uint8_t *)"", 0, table_of(&f->binding)), 0);
+            route_set_clear(&f->set);
+            assert_int_equal(router_route(router, no_bytes(), table_of(&f->headers), &f->set), 0);
+            if ((f->set.count == 1) != pairs[i].match)
+                fail_msg("pair %zu (%s) should %smatch", i, flip ? "float bound" : "integer bound",
+                         pairs[i].match ? "" : "not ");
+            router_destroy(router);
+        }
+    }
 }
 
 static void test_nested_tables_compare_exactly(void **state)
@@ -405,6 +461,7 @@ int main(void)
         T(test_types_must_agree),
         T(test_integers_compare_by_value),
         T(test_floats_compare_by_value),
+        T(test_integers_equal_floats_of_the_same_value),
         T(test_nested_tables_compare_exactly),
         T(test_empty_arguments),
         T(test_invalid_x_match_is_refused),

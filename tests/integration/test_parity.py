@@ -1,0 +1,233 @@
+"""RabbitMQ 3.10 behaviours that the AMQP 0-9-1 specification leaves open or states otherwise
+(issue 15): x-expires and passive declares, amq.* exchange deletion, sender-selected
+distribution (CC/BCC), headers-exchange numeric equality, direct reply-to's pseudo-queue,
+connection names and old protocol headers. Each expectation is RabbitMQ's.
+"""
+
+import socket
+import struct
+import time
+import unittest
+
+import pika
+import pika.exceptions
+
+import harness
+from test_durability import RestartableBroker
+from test_messaging_support import HEADERS_FLAG, MessagingTestCase, connect, unique
+
+
+def setUpModule():
+    harness.start_module_broker()
+
+
+def tearDownModule():
+    harness.stop_module_broker()
+
+
+class PassiveDeclareTest(MessagingTestCase):
+    def test_passive_declare_renews_the_x_expires_lease(self):
+        queue = unique("expires")
+        self.channel.queue_declare(queue, arguments={"x-expires": 600})
+        self.cleanups_queue.append(queue)
+        # Passive declares every 200 ms for 1.4 s: each one is use, so the queue outlives
+        # its 600 ms lease more than twice over.
+        for _ in range(7):
+            time.sleep(0.2)
+            self.assertEqual(self.channel.queue_declare(queue, passive=True).method.queue, queue)
+        time.sleep(1.0)
+        self.assertQueueMissing(queue)
+
+
+class SystemExchangeDeleteTest(MessagingTestCase):
+    def assertDeleteRefused(self, name):
+        channel = self.connection.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as caught:
+            channel.exchange_delete(name)
+        self.assertEqual(caught.exception.reply_code, 403)
+        self.assertEqual(caught.exception.reply_text,
+                         "ACCESS_REFUSED - deletion of system exchange '%s' in vhost '/' not allowed"
+                         % name)
+
+    def test_deleting_a_builtin_amq_exchange_is_refused(self):
+        self.assertDeleteRefused("amq.direct")
+
+    def test_deleting_a_missing_amq_exchange_is_refused_too(self):
+        # RabbitMQ refuses by the name's prefix, while any other missing exchange deletes fine.
+        self.assertDeleteRefused("amq.no-such-exchange")
+        self.assertDeleteRefused("amq.")
+        self.channel.exchange_delete(unique("no-such-exchange"))
+
+
+class SenderSelectedDistributionTest(MessagingTestCase):
+    """CC and BCC headers (arrays of longstr) add routing keys; BCC is not delivered."""
+
+    def bound_queue(self, exchange, *keys):
+        queue = self.queue()
+        for key in keys:
+            self.channel.queue_bind(queue, exchange, key)
+        return queue
+
+    def send(self, exchange, routing_key, headers):
+        self.publisher.basic_publish(exchange, routing_key, b"m",
+                                     pika.BasicProperties(headers=headers))
+
+    def test_cc_and_bcc_route_through_a_direct_exchange_and_bcc_is_removed(self):
+        exchange = self.exchange("direct")
+        a, b, c = (self.bound_queue(exchange, key) for key in "abc")
+        missed = self.bound_queue(exchange, "d")
+        self.send(exchange, "a", {"CC": ["b"], "BCC": ["c"], "other": 1})
+        for queue in (a, b, c):
+            (_, properties, body), = self.drain(queue)
+            self.assertEqual(properties.headers, {"CC": ["b"], "other": 1})
+        self.assertEqual(self.drain(missed), [])
+
+    def test_a_queue_matched_by_several_keys_gets_the_message_once(self):
+        exchange = self.exchange("direct")
+        queue = self.bound_queue(exchange, "a", "b", "c")
+        self.send(exchange, "a", {"CC": ["b", "a"], "BCC": ["c"]})
+        self.assertEqual(len(self.drain(queue)), 1)
+
+    def test_cc_routes_through_topic_and_default_exchanges(self):
+        exchange = self.exchange("topic")
+        queue = self.bound_queue(exchange, "x.*")
+        self.send(exchange, "nothing", {"CC": ["x.y"]})
+        self.assertEqual(len(self.drain(queue)), 1)
+        first, second = self.queue(), self.queue()
+        self.send("", first, {"BCC": [second]})
+        self.assertEqual(len(self.drain(first)), 1)
+        (_, properties, _), = self.drain(second)
+        self.assertEqual(properties.headers, {})
+
+    def test_elements_that_are_not_strings_are_ignored(self):
+        exchange = self.exchange("direct")
+        queue = self.bound_queue(exchange, "a")
+        self.send(exchange, "none", {"CC": [1, "a"]})
+        self.assertEqual(len(self.drain(queue)), 1)
+
+    def test_a_cc_header_that_is_not_an_array_is_refused(self):
+        channel = self.connection.channel()
+        channel.basic_publish("", "nowhere", b"m", pika.BasicProperties(headers={"CC": "a"}))
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as caught:
+            channel.queue_declare("", exclusive=True)
+        self.assertEqual(caught.exception.reply_code, 406)
+        self.assertEqual(caught.exception.reply_text,
+                         'PRECONDITION_FAILED - invalid message: '
+                         '{unacceptable_type_in_header,"CC",longstr}')
+
+
+class HeadersNumericEqualityTest(MessagingTestCase):
+    def publish_raw(self, exchange, headers_field, body):
+        """Publish with a headers table holding one raw field (pika cannot encode a double)."""
+        properties = harness.long_(len(headers_field)) + headers_field
+        with harness.RawConnection(harness.module_broker()) as raw:
+            raw.handshake()
+            raw.open_channel(1)
+            raw.send(harness.method_frame(1, harness.BASIC_PUBLISH, harness.short(0) +
+                                          harness.shortstr(exchange) + harness.shortstr("") +
+                                          harness.octet(0)) +
+                     harness.header_frame(1, 60, len(body), HEADERS_FLAG, properties) +
+                     harness.frame(harness.FRAME_BODY, 1, body))
+            raw.close_connection()
+
+    def test_an_integer_binding_matches_a_double_header_of_the_same_value(self):
+        exchange = self.exchange("headers")
+        queue = self.queue()
+        self.channel.queue_bind(queue, exchange, arguments={"x-match": "all", "a": 1})
+        for value in (1.0, 1.5, 2.0):
+            self.publish_raw(exchange, harness.shortstr("a") + b"d" + struct.pack(">d", value),
+                             str(value).encode())
+        self.publish_raw(exchange, harness.shortstr("a") + b"b" + struct.pack(">b", 1), b"byte 1")
+        self.assertEqual(self.drain_bodies(queue), ["1.0", "byte 1"])
+
+
+class DirectReplyToDeclareTest(MessagingTestCase):
+    def test_passive_declare_of_the_pseudo_queue_answers_declare_ok(self):
+        ok = self.channel.queue_declare("amq.rabbitmq.reply-to", passive=True).method
+        self.assertEqual((ok.queue, ok.message_count, ok.consumer_count),
+                         ("amq.rabbitmq.reply-to", 0, 0))
+        self.assertTrue(self.channel.is_open)
+
+
+@harness.skip_if_external("restarts the broker process")
+class RecoveredTimeToLiveTest(unittest.TestCase):
+    def setUp(self):
+        self.broker = RestartableBroker().start()
+
+    def tearDown(self):
+        self.broker.stop()
+
+    def message_count(self, queue):
+        connection = pika.BlockingConnection(self.broker.pika_parameters())
+        try:
+            return connection.channel().queue_declare(queue, passive=True).method.message_count
+        finally:
+            connection.close()
+
+    def test_ttl_counts_from_publication_not_from_recovery(self):
+        connection = pika.BlockingConnection(self.broker.pika_parameters())
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("ttl", durable=True, arguments={"x-message-ttl": 3000})
+        channel.basic_publish("", "ttl", b"m", pika.BasicProperties(delivery_mode=2))
+        published = time.monotonic()
+        connection.close()
+        time.sleep(max(0.0, published + 2.0 - time.monotonic()))
+        self.broker.graceful_restart()
+        restarted = time.monotonic()
+        if restarted - published < 2.8:  # still alive: it was 2 s old at the restart
+            self.assertEqual(self.message_count("ttl"), 1)
+        # 3 s after publication, well before 3 s after the restart, it must be gone.
+        time.sleep(max(0.0, published + 3.6 - time.monotonic()))
+        self.assertLess(time.monotonic() - restarted, 2.5)
+        self.assertEqual(self.message_count("ttl"), 0)
+
+
+@harness.skip_if_external("reads the broker's log")
+class ConnectionNameTest(unittest.TestCase):
+    def test_logs_name_a_connection_peer_then_local_end(self):
+        broker = harness.module_broker()
+        with harness.RawConnection(broker) as raw:
+            raw.handshake()
+            port = raw.sock.getsockname()[1]
+            raw.open_channel(1)
+            queue = unique("missing")
+            raw.send(harness.method_frame(1, (50, 10), harness.short(0) + harness.shortstr(queue) +
+                                          harness.octet(1) + harness.table({})))
+            raw.read_method(harness.CHANNEL_CLOSE)
+            raw.send(harness.method_frame(1, harness.CHANNEL_CLOSE_OK))
+            raw.close_connection()
+        name = "127.0.0.1:%d -> 127.0.0.1:%d" % (port, broker.port)
+        deadline = time.monotonic() + 3
+        while queue not in broker.stderr_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = [line for line in broker.stderr_text().splitlines() if queue in line]
+        self.assertTrue(lines, "no log line names %s" % queue)
+        self.assertIn(name + ": channel 1 error", lines[0])
+
+
+class OldProtocolHeaderTest(unittest.TestCase):
+    """RabbitMQ serves AMQP 0-9's header ("AMQP" 1 1 0 9) as 0-9-1, its connection.start
+    announcing version 0-9 as for 0-9-1 itself. (It speaks 0-8 for "AMQP" 1 1 8 0 and 1 1 9 1,
+    which Warren refuses with its own header, as it does any header it does not serve.)"""
+
+    def test_amqp_0_9_header_is_served_as_0_9_1(self):
+        with harness.RawConnection(harness.module_broker()) as raw:
+            raw.send(b"AMQP\x01\x01\x00\x09")
+            start = raw.read_method(harness.CONNECTION_START)
+            self.assertEqual((start.args.octet(), start.args.octet()), (0, 9))
+            raw.send(harness.method_frame(0, harness.CONNECTION_START_OK, harness.start_ok_args()))
+            _, frame_max, _ = raw.read_method(harness.CONNECTION_TUNE).args.unpack(">HIH")
+            raw.send(harness.method_frame(0, harness.CONNECTION_TUNE_OK,
+                                          harness.tune_ok_args(2047, frame_max, 0)))
+            raw.send(harness.method_frame(0, harness.CONNECTION_OPEN, harness.open_args()))
+            raw.read_method(harness.CONNECTION_OPEN_OK)
+            raw.open_channel(1)
+            raw.close_connection()
+
+    def test_amqp_0_8_headers_get_the_0_9_1_header_back(self):
+        for header in (b"AMQP\x01\x01\x08\x00", b"AMQP\x01\x01\x09\x01"):
+            with harness.RawConnection(harness.module_broker()) as raw:
+                raw.send(header)
+                self.assertEqual(raw.read_exactly(8), harness.PROTOCOL_HEADER)
+                self.assertTrue(raw.wait_closed(5.0))
