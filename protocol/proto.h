@@ -51,8 +51,12 @@ enum proto_error {
     PROTO_ERR_TOO_LONG = -11,      /* encoder: string longer than its wire type allows */
 };
 
-/* Nesting limit for field tables and arrays; deeper input is rejected, never recursed. */
-#define PROTO_MAX_TABLE_DEPTH 64
+/* Nesting limit for field tables and arrays; deeper input is rejected (502), never recursed.
+ * RabbitMQ relays tables nested 200 levels deep, and clients' headers rely on it, so the bound
+ * is well above that: each level of the recursions over a validated table (validation, JSON
+ * rendering for warrenctl) takes a small stack frame, 512 of them a few hundred KiB at most
+ * on the event loop's 8 MiB stack. */
+#define PROTO_MAX_TABLE_DEPTH 512
 
 /* Static, human-readable description of a status code (never NULL). */
 const char *proto_strerror(int err);

@@ -39,6 +39,21 @@ class PassiveDeclareTest(MessagingTestCase):
         self.assertQueueMissing(queue)
 
 
+class DeepHeadersTest(MessagingTestCase):
+    def test_headers_nested_200_levels_are_relayed_as_rabbitmq_relays_them(self):
+        queue = unique("deep")
+        self.channel.queue_declare(queue)
+        self.cleanups_queue.append(queue)
+        deep = "leaf"
+        for level in range(200):
+            deep = {"l%d" % level: deep} if level % 2 else {"a": [deep]}
+        self.channel.basic_publish("", queue, b"deep", pika.BasicProperties(headers={"x": deep}))
+        method, properties, body = self.channel.basic_get(queue, auto_ack=True)
+        self.assertIsNotNone(method)
+        self.assertEqual(body, b"deep")
+        self.assertEqual(properties.headers, {"x": deep})
+
+
 class SystemExchangeDeleteTest(MessagingTestCase):
     def assertDeleteRefused(self, name):
         channel = self.connection.channel()

@@ -426,8 +426,8 @@ static void method_tables_are_validated(void **state)
     assert_int_equal(decode_declare_with_arguments(inner_overrun, sizeof(inner_overrun)),
                      PROTO_ERR_BAD_TABLE);
 
-    /* 100 nested single-field tables: {a: {a: {a: ...}}} */
-    const size_t levels = 100, header = 7;
+    /* More nested single-field tables than allowed: {a: {a: {a: ...}}} */
+    const size_t levels = PROTO_MAX_TABLE_DEPTH + 10, header = 7;
     uint8_t *bomb = malloc(levels * header);
     for (size_t i = 0; i < levels; i++) {
         uint32_t inner = (uint32_t)((levels - 1 - i) * header);
