@@ -21,7 +21,8 @@ static void on_signal(int signo)
 {
     (void)signo;
     stop_requested = 1;
-    loop_stop(main_loop);
+    if (main_loop)
+        loop_stop(main_loop);
 }
 
 /* warrenctl stop: the same path as SIGTERM; a second request while stopping changes nothing. */
@@ -44,6 +45,15 @@ static int ensure_data_dir(const char *path)
 
 int main(int argc, char **argv)
 {
+    /* First of all: a SIGTERM that arrives while the broker starts (a service manager stopping
+     * it, a test that saw the port accept) must be a clean shutdown, not the default action.
+     * A stop requested before loop_run still counts (event_loop.c). */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     struct config cfg;
     int rc = config_parse(&cfg, argc, argv);
     if (rc != 0) {
@@ -62,6 +72,8 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    if (stop_requested) /* a signal before the loop existed */
+        loop_stop(main_loop);
     struct server *server = server_create(main_loop, &cfg.server);
     if (!server) {
         loop_destroy(main_loop);
@@ -75,12 +87,6 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     admin_set_stop_handler(admin, on_admin_stop, NULL);
     log_info("Warren %s started (data in %s)", WARREN_VERSION, cfg.server.data_dir);
     /* The listener and the admin socket are bound and listening: connections made from now on

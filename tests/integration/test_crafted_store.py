@@ -244,7 +244,7 @@ class CraftedStoreTest(unittest.TestCase):
             ("queues", array([queue("from-file")]))]))])]))])
         lying = table([("vhosts", b"A" + struct.pack(">I", 0xFFFFFFF0))])  # an array past the end
         deep = table_value([])
-        for _ in range(100):
+        for _ in range(600):  # past the 512 levels a table may nest (protocol/proto.h)
             deep = table_value([("a", deep)])
         too_deep = table([("vhosts", array([deep]))])
         unknown_type = table([("vhosts", b"Z\0\0\0\0")])
