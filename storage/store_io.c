@@ -242,14 +242,18 @@ static int write_batch(struct store *store, uint8_t *buf, size_t len)
         rc = store_roll_segment(store);
     if (rc == 0)
         rc = store_append_synced(store, buf, len, &base);
+    bool cut = false; /* the segment is back to where this batch began */
     if (rc == -ENOSPC) { /* free the reserve, and try once more with what frees space */
         store_cut_back(store);
+        cut = true;
         bool released = release_reserve(store);
         dropped = keep_only_removals(buf, &len) || dropped;
         if (len == 0)
             return -ENOSPC;
-        if ((released || dropped) && !store->roll_next) /* not over a tail that could not be cut */
+        if ((released || dropped) && !store->roll_next) { /* not over a tail that could not be cut */
             rc = store_append_synced(store, buf, len, &base);
+            cut = false;
+        }
     }
     if (rc == 0) {
         if (store->last_error && !dropped) {
@@ -265,15 +269,16 @@ static int write_batch(struct store *store, uint8_t *buf, size_t len)
         store_retire_segments(store);
         return dropped ? -ENOSPC : 0;
     }
-    if (rc == -ENOSPC)
-        release_reserve(store);
+    /* (Every ENOSPC, from the roll or a write, went through the block above: the reserve is
+     * released already.) */
     if (-rc != store->last_error) /* a full disk fails batch after batch: say it once */
         storage_logf(&store->logger, STORE_LOG_ERROR, "writing segment %llu failed: %s",
                      (unsigned long long)store->active_id, strerror(-rc));
     else
         store->errors_unlogged++;
     store->last_error = -rc;
-    store_cut_back(store);
+    if (!cut)
+        store_cut_back(store);
     return rc;
 }
 
