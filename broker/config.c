@@ -14,6 +14,8 @@ static const char usage[] =
     "  --data-dir DIR     where durable state lives (default ./warren-data)\n"
     "  --config FILE      key = value settings; see docs/operations.md\n"
     "  --log-level LEVEL  debug, info, warning or error (default info)\n"
+    "  --management_port N  HTTP management API (default 15672; 0: off)\n"
+    "  --prometheus_port N  Prometheus metrics (default 15692; 0: off)\n"
     "  --KEY VALUE        any configuration-file key, e.g. --queue_ram_messages 1000\n";
 
 static int parse_uint(const char *key, const char *text, unsigned long long max, unsigned long long *out)
@@ -59,6 +61,14 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
         if (parse_uint(key, value, 65535, &v))
             return -1;
         s->port = (uint16_t)v;
+    } else if (strcmp(key, "management_port") == 0) {
+        if (parse_uint(key, value, 65535, &v))
+            return -1;
+        cfg->management_port = (uint16_t)v;
+    } else if (strcmp(key, "prometheus_port") == 0) {
+        if (parse_uint(key, value, 65535, &v))
+            return -1;
+        cfg->prometheus_port = (uint16_t)v;
     } else if (strcmp(key, "channel_max") == 0) {
         if (parse_uint(key, value, 65535, &v))
             return -1;
@@ -161,6 +171,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
     memset(cfg, 0, sizeof *cfg);
     server_config_defaults(&cfg->server);
     cfg->log_level = LOG_INFO;
+    cfg->management_port = 15672;
+    cfg->prometheus_port = 15692;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc && read_file(cfg, argv[i + 1]) != 0)
             return -1;

@@ -10,7 +10,9 @@
 #include "admin.h"
 #include "config.h"
 #include "event_loop.h"
+#include "http_server.h"
 #include "log.h"
+#include "mgmt.h"
 #include "server.h"
 #include "service_notify.h"
 
@@ -88,6 +90,21 @@ int main(int argc, char **argv)
         return 1;
     }
     admin_set_stop_handler(admin, on_admin_stop, NULL);
+    /* The management API: the same resources as the admin socket, over HTTP. A port that
+     * cannot be bound stops start-up, as it stops RabbitMQ's. */
+    struct mgmt *mgmt = mgmt_create(server);
+    struct http_server *management = NULL;
+    if (mgmt && cfg.management_port)
+        management = http_open(main_loop, "management", cfg.server.bind_address, cfg.management_port,
+                               MGMT_MAX_BODY, mgmt_http_handler, mgmt);
+    if (!mgmt || (cfg.management_port && !management)) {
+        admin_close(admin);
+        mgmt_destroy(mgmt);
+        server_destroy(server);
+        loop_destroy(main_loop);
+        config_free(&cfg);
+        return 1;
+    }
     log_info("Warren %s started (data in %s)", WARREN_VERSION, cfg.server.data_dir);
     /* The listener and the admin socket are bound and listening: connections made from now on
      * are queued by the kernel and served by the loop. */
@@ -100,6 +117,8 @@ int main(int argc, char **argv)
         server_shutdown(server);
         rc = loop_run(main_loop);
     }
+    http_close(management);
+    mgmt_destroy(mgmt);
     admin_close(admin);
     server_destroy(server);
     loop_destroy(main_loop);

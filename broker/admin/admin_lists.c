@@ -30,7 +30,7 @@ struct list_kind {
 
 static void bytes(struct json_out *out, struct proto_bytes b)
 {
-    json_string(out, (const char *)b.ptr, b.len);
+    jw_string(out, (const char *)b.ptr, b.len);
 }
 
 /* An AMQP table (or array) as a JSON object (or array). Tables reached here were validated when
@@ -75,7 +75,7 @@ static void value_json(struct json_out *out, const struct table_value *v)
         if (table_value_to_int(v, &i))
             json_int(out, i);
         else
-            json_null(out);
+            jw_null(out);
     }
 }
 
@@ -328,7 +328,7 @@ static void user_row(const char *name, const char *tags_csv, void *arg)
         for (const char *tag = tags_csv; tag && *tag;) {
             const char *comma = strchr(tag, ',');
             size_t n = comma ? (size_t)(comma - tag) : strlen(tag);
-            json_string(l->out, tag, n);
+            jw_string(l->out, tag, n);
             tag += n + (comma ? 1 : 0);
         }
         json_end_array(l->out);

@@ -170,7 +170,7 @@ void json_keyz(struct json_out *out, const char *s)
     json_key(out, s, strlen(s));
 }
 
-void json_string(struct json_out *out, const char *s, size_t len)
+void jw_string(struct json_out *out, const char *s, size_t len)
 {
     value_start(out);
     put_escaped(out, s, len);
@@ -179,7 +179,7 @@ void json_string(struct json_out *out, const char *s, size_t len)
 
 void json_stringz(struct json_out *out, const char *s)
 {
-    json_string(out, s ? s : "", s ? strlen(s) : 0);
+    jw_string(out, s ? s : "", s ? strlen(s) : 0);
 }
 
 static void put_formatted(struct json_out *out, const char *text, int n)
@@ -205,7 +205,7 @@ void json_int(struct json_out *out, int64_t v)
 void json_double(struct json_out *out, double v)
 {
     if (!isfinite(v)) {
-        json_null(out);
+        jw_null(out);
         return;
     }
     char text[32];
@@ -217,7 +217,7 @@ void json_bool(struct json_out *out, bool v)
     put_formatted(out, v ? "true" : "false", v ? 4 : 5);
 }
 
-void json_null(struct json_out *out)
+void jw_null(struct json_out *out)
 {
     put_formatted(out, "null", 4);
 }

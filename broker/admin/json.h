@@ -37,7 +37,7 @@ void json_keyz(struct json_out *out, const char *s);
 
 /* A string from len arbitrary bytes: '"', '\\' and control characters are escaped, valid
  * UTF-8 passes through, each byte of an invalid sequence becomes \ufffd. */
-void json_string(struct json_out *out, const char *s, size_t len);
+void jw_string(struct json_out *out, const char *s, size_t len);
 /* json_string for a NUL-terminated string (NULL writes ""). */
 void json_stringz(struct json_out *out, const char *s);
 void json_uint(struct json_out *out, uint64_t v);
@@ -45,7 +45,7 @@ void json_int(struct json_out *out, int64_t v);
 /* A finite double; NaN and infinities (not JSON) become null. */
 void json_double(struct json_out *out, double v);
 void json_bool(struct json_out *out, bool v);
-void json_null(struct json_out *out);
+void jw_null(struct json_out *out);
 
 /* ---- parser ------------------------------------------------------------------------------ */
 

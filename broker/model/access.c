@@ -248,6 +248,31 @@ int access_add_user_hashed(struct access *a, const char *name, const char *hash_
     return rc;
 }
 
+int access_set_password_hash(struct access *a, const char *name, const char *hash_base64)
+{
+    struct access_user *u = find_user(a, name);
+    if (u == NULL)
+        return -ENOENT;
+    uint8_t check[HASH_LEN];
+    size_t len = strlen(hash_base64);
+    if (len != 0 && base64_decode(hash_base64, len, check, sizeof check) != HASH_LEN)
+        return -EINVAL;
+    return set_password_hash(u, hash_base64, len);
+}
+
+int access_user_password_hash(const struct access *a, const char *name, char *out, size_t cap)
+{
+    const struct access_user *u = find_user(a, name);
+    if (u == NULL)
+        return -ENOENT;
+    if (cap < ACCESS_HASH_BASE64_MAX)
+        return -EINVAL;
+    out[0] = '\0';
+    if (u->has_password)
+        base64_encode(u->hash, HASH_LEN, out);
+    return 0;
+}
+
 int access_delete_user(struct access *a, const char *name)
 {
     struct access_user *u = find_user(a, name);

@@ -41,6 +41,18 @@ int access_add_user(struct access *a, const char *name, const char *password);
  * base64 of salt(4) ++ SHA-256(salt ++ password); "" for no password. 0, -EEXIST, -EINVAL. */
 int access_add_user_hashed(struct access *a, const char *name, const char *hash_base64);
 
+/* Replaces an existing user's password hash (base64 as above, "" clears the password).
+ * Returns 0, -ENOENT or -EINVAL (not a rabbit_password_hashing_sha256 hash). */
+int access_set_password_hash(struct access *a, const char *name, const char *hash_base64);
+
+/* The hashing algorithm every hash here uses (RabbitMQ's name for it). */
+#define ACCESS_HASHING_ALGORITHM "rabbit_password_hashing_sha256"
+/* Room for a base64 hash and its NUL. */
+#define ACCESS_HASH_BASE64_MAX 64
+/* Writes the user's password hash as base64 ("" when it has none) into out (cap at least
+ * ACCESS_HASH_BASE64_MAX). Returns 0, -ENOENT or -EINVAL. */
+int access_user_password_hash(const struct access *a, const char *name, char *out, size_t cap);
+
 /* Removes the user and all its permissions. Returns 0 or -ENOENT. */
 int access_delete_user(struct access *a, const char *name);
 

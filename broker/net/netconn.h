@@ -47,6 +47,10 @@ typedef void (*netconn_accept_fn)(struct netconn *conn, void *arg);
  * (read it back with netlistener_port). Returns NULL on failure with errno set. */
 struct netlistener *netlistener_open(struct event_loop *loop, const char *addr, uint16_t port,
                                      netconn_accept_fn fn, void *arg);
+/* The listening socket netlistener_open uses, for listeners served by other code (the HTTP
+ * server): non-blocking, close-on-exec, SO_REUSEADDR, bound to addr:port (port 0: a free one,
+ * stored in *bound_port). Returns the fd or -errno. */
+int net_listen_socket(const char *addr, uint16_t port, uint16_t *bound_port);
 /* The port the listener is bound to (the chosen one when opened with port 0). */
 uint16_t netlistener_port(const struct netlistener *listener);
 /* Stops accepting and frees the listener (deferred to the end of its accept loop when called

@@ -149,8 +149,7 @@ static int listen_on(const struct addrinfo *ai)
     return fd;
 }
 
-struct netlistener *netlistener_open(struct event_loop *loop, const char *addr, uint16_t port,
-                                     netconn_accept_fn fn, void *arg)
+int net_listen_socket(const char *addr, uint16_t port, uint16_t *bound_port)
 {
     char service[8];
     snprintf(service, sizeof(service), "%u", port);
@@ -161,25 +160,40 @@ struct netlistener *netlistener_open(struct event_loop *loop, const char *addr, 
     };
     struct addrinfo *list;
     int gai = getaddrinfo(addr && *addr ? addr : NULL, service, &hints, &list);
-    if (gai != 0) {
-        errno = gai == EAI_SYSTEM ? errno : EINVAL;
-        return NULL;
-    }
+    if (gai != 0)
+        return gai == EAI_SYSTEM ? -errno : -EINVAL;
     int fd = -1;
     errno = EADDRNOTAVAIL;
     for (const struct addrinfo *ai = list; ai && fd < 0; ai = ai->ai_next)
         fd = listen_on(ai);
     freeaddrinfo(list);
     if (fd < 0)
+        return -errno;
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    *bound_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                     : ((struct sockaddr_in *)&bound)->sin_port);
+    return fd;
+}
+
+struct netlistener *netlistener_open(struct event_loop *loop, const char *addr, uint16_t port,
+                                     netconn_accept_fn fn, void *arg)
+{
+    uint16_t bound_port = 0;
+    int fd = net_listen_socket(addr, port, &bound_port);
+    if (fd < 0) {
+        errno = -fd;
         return NULL;
+    }
 
     struct netlistener *listener = calloc(1, sizeof(*listener));
     struct netloop *net = listener ? netloop_acquire(loop) : NULL;
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof(bound);
     int err = net ? 0 : ENOMEM;
-    if (!err && getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0)
-        err = errno;
     if (!err)
         err = -loop_watch(loop, fd, LOOP_READABLE, on_listener, listener);
     if (err) {
@@ -194,8 +208,7 @@ struct netlistener *netlistener_open(struct event_loop *loop, const char *addr, 
     listener->fd = fd;
     listener->fn = fn;
     listener->arg = arg;
-    listener->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                        : ((struct sockaddr_in *)&bound)->sin_port);
+    listener->port = bound_port;
     net->listener_count++;
     return listener;
 }

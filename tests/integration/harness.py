@@ -112,8 +112,14 @@ def free_port():
 class Broker:
     """One broker under test: a Warren process this harness owns, or an external URL."""
 
-    def __init__(self, url=None, extra_args=()):
+    def __init__(self, url=None, extra_args=(), management=False):
         self.extra_args = list(extra_args)
+        # The HTTP listeners bind fixed ports by default; tests that run side by side turn them
+        # off unless they ask for them (then each gets a free port: management_port and
+        # prometheus_port below, http_get/http_request to talk to it).
+        self.management = management
+        self.management_port = None
+        self.prometheus_port = None
         self.process = None
         self.data_dir = None
         self.stderr_path = None
@@ -165,6 +171,10 @@ class Broker:
                    "--data-dir", os.path.join(self.data_dir, "data")]
         if os.environ.get("WARREN_LOG_LEVEL"):
             command += ["--log-level", os.environ["WARREN_LOG_LEVEL"]]
+        if self.management:
+            self.management_port, self.prometheus_port = free_port(), free_port()
+        command += ["--management_port", str(self.management_port or 0),
+                    "--prometheus_port", str(self.prometheus_port or 0)]
         command += self.extra_args
         env = dict(os.environ)
         # Make a sanitizer report reach stderr and end the process with a nonzero status.
@@ -186,6 +196,41 @@ class Broker:
                     raise AssertionError("broker did not accept on port %d within %.0f s\n%s"
                                          % (self.port, timeout, self.stderr_text()))
                 time.sleep(0.05)
+
+    def http_request(self, method, path, body=None, user=None, password=None, port=None, headers=None):
+        """One request to the management API (or port=self.prometheus_port); returns
+        (status, parsed JSON or text or None). body: a dict/list sent as JSON, or str/bytes."""
+        import base64
+        import http.client
+        import json
+
+        conn = http.client.HTTPConnection(self.host, port or self.management_port, timeout=10)
+        hdrs = dict(headers or {})
+        user = self.user if user is None else user
+        password = self.password if password is None else password
+        if user is not False:
+            token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+            hdrs["Authorization"] = "Basic " + token
+        data = None
+        if body is not None:
+            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            hdrs.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        if not raw:
+            return resp.status, None
+        try:
+            return resp.status, json.loads(raw)
+        except ValueError:
+            return resp.status, raw.decode("utf-8", "replace")
+
+    def http_get(self, path, **kwargs):
+        """GET path from the management API: (status, parsed body)."""
+        return self.http_request("GET", path, **kwargs)
 
     def stderr_text(self):
         """Everything the broker wrote to stdout/stderr so far (empty for an external broker)."""

@@ -1,0 +1,30 @@
+/* broker/admin/mgmt.h: RabbitMQ's management API over the broker (docs/management.md): one
+ * router and one set of resources served through two doors: HTTP (management_port, see
+ * http_server.h) for users authenticated with basic auth and authorised by their tags, and
+ * the admin socket (admin.h), whose requests run with every right. */
+#ifndef WARREN_MGMT_H
+#define WARREN_MGMT_H
+
+#include <jansson.h>
+
+#include "http_server.h"
+
+struct mgmt;
+struct server;
+
+/* The largest request body accepted (a definitions import of a big broker). */
+#define MGMT_MAX_BODY (64u * 1024 * 1024)
+
+/* Creates the API over server (which must outlive it). Returns NULL on ENOMEM. */
+struct mgmt *mgmt_create(struct server *server);
+void mgmt_destroy(struct mgmt *mgmt);
+
+/* The HTTP door: an http_handler_fn with ctx = the mgmt. */
+void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_response *res);
+
+/* The admin socket's door: runs `method path` (path as in HTTP: "/api/queues/%2F/q", with an
+ * optional "?query") with body (borrowed; NULL: none) as the broker's operator. Returns the
+ * HTTP status and sets *reply to the answer (the caller owns it; NULL when empty). */
+unsigned mgmt_run(struct mgmt *mgmt, const char *method, const char *path, json_t *body, json_t **reply);
+
+#endif

@@ -1,0 +1,144 @@
+/* broker/admin/mgmt_internal.h: between the management API's router (mgmt.c) and the files
+ * that serve its resources (mgmt_*.c). A handler gets one decoded call (path segments, query,
+ * JSON body, who is asking) and leaves its answer in the call: a status and a JSON document.
+ * The same calls come from the HTTP door (mgmt_http.c) and from the admin socket (admin.c),
+ * which runs them as the broker's own operator. */
+#ifndef WARREN_MGMT_INTERNAL_H
+#define WARREN_MGMT_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http_server.h"
+#include "proto.h"
+
+struct server;
+struct mgmt;
+
+enum mgmt_method { MGMT_GET = 1, MGMT_PUT = 2, MGMT_POST = 4, MGMT_DELETE = 8 };
+
+/* RabbitMQ's management tags, as bits. MGMT_TAGS_ALL is the admin socket's operator. */
+enum {
+    MGMT_TAG_MANAGEMENT = 1,
+    MGMT_TAG_POLICYMAKER = 2,
+    MGMT_TAG_MONITORING = 4,
+    MGMT_TAG_ADMINISTRATOR = 8,
+    MGMT_TAGS_ALL = 15,
+};
+
+/* Who may use a route (per method class: reads are GET, writes the others), as RabbitMQ's
+ * rabbit_web_dispatch_access_control checks them:
+ *   MGMT_USER: any management user; the handler still filters or checks vhosts,
+ *   MGMT_MONITOR: monitoring or administrator,
+ *   MGMT_POLICY: policymaker or administrator (and the vhost must be the user's),
+ *   MGMT_ADMIN: administrator only. */
+enum mgmt_access { MGMT_USER, MGMT_MONITOR, MGMT_POLICY, MGMT_ADMIN };
+
+#define MGMT_MAX_SEGMENTS 8
+
+/* One path segment after "/api/", percent-decoded; it may hold NUL bytes. */
+struct mgmt_segment {
+    char *s;
+    size_t len;
+};
+
+struct mgmt_call {
+    struct mgmt *mgmt;
+    struct server *server;
+    enum mgmt_method method;
+    struct mgmt_segment seg[MGMT_MAX_SEGMENTS];
+    size_t nseg;
+    const struct http_param *query;
+    size_t nquery;
+    json_t *body;     /* the request's JSON body; NULL when it had none */
+    const char *user; /* who is asking ("" for the admin socket) */
+    unsigned tags;    /* MGMT_TAG_* bits of that user */
+    /* The answer. */
+    unsigned status;  /* 200 unless a handler says otherwise */
+    json_t *reply;    /* owned by the call; NULL: empty body */
+    bool listing;     /* reply is an array the router may sort, page and cut to columns */
+};
+
+/* A resource: a path pattern of literal segments and "*" (any one segment), the methods it
+ * takes (MGMT_* bits) and who may read (GET) or write (PUT, POST, DELETE) it. A segment
+ * position named in vhost_segment (1-based, 0: none) holds a vhost name: the router answers
+ * 404 when it does not exist and 401 when the user may not see it, before the handler runs. */
+struct mgmt_route {
+    const char *pattern; /* e.g. "queues/VHOST/NAME/get" written with "*" for VHOST and NAME */
+    unsigned methods;
+    enum mgmt_access read, write;
+    size_t vhost_segment;
+    void (*handler)(struct mgmt_call *call);
+};
+
+/* Each file's table of routes, ended by an entry with a NULL pattern. */
+extern const struct mgmt_route mgmt_overview_routes[];
+extern const struct mgmt_route mgmt_access_routes[];
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+/* Sets the answer (takes body; NULL: empty). */
+void mgmt_reply(struct mgmt_call *call, unsigned status, json_t *body);
+/* An error answer as RabbitMQ shapes it: {"error": error, "reason": text}. 400 bad_request,
+ * 401 not_authorised, 404 not_found ("Object Not Found"), 405, 409, 500 internal_error. */
+void mgmt_fail(struct mgmt_call *call, unsigned status, const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* 404 {"error":"Object Not Found","reason":"Not Found"}, RabbitMQ's answer for a missing object. */
+void mgmt_not_found(struct mgmt_call *call);
+/* 204 No Content: the answer of a successful PUT/DELETE that creates nothing new to show;
+ * created true gives 201 Created (a new object). */
+void mgmt_done(struct mgmt_call *call, bool created);
+/* A list answer (takes items, an array of objects): the router applies ?sort, sort_reverse,
+ * columns, name/use_regex and page/page_size as RabbitMQ does. */
+void mgmt_list(struct mgmt_call *call, json_t *items);
+
+/* ---- requests ----------------------------------------------------------------------------- */
+
+/* A query parameter's value, or NULL. */
+const char *mgmt_query(const struct mgmt_call *call, const char *key);
+/* The request body's member `key` (NULL when no body or no such member). */
+json_t *mgmt_body(const struct mgmt_call *call, const char *key);
+/* seg[i] as a C string when it holds no NUL byte, else NULL after answering 400. */
+const char *mgmt_name(struct mgmt_call *call, size_t i);
+
+/* ---- who may see what ---------------------------------------------------------------------- */
+
+/* May the caller see objects of vhost (administrators and monitors: every vhost; others: the
+ * vhosts they have any permission in)? */
+bool mgmt_vhost_visible(const struct mgmt_call *call, const char *vhost);
+/* Does the caller see everything (administrator or monitoring)? Others see only their own
+ * connections and channels, and their vhosts' objects. */
+bool mgmt_sees_all(const struct mgmt_call *call);
+
+/* ---- shared facts ------------------------------------------------------------------------ */
+
+/* This node's name, "warren@<short hostname>". */
+const char *mgmt_node_name(void);
+/* The user's tags as a JSON array of strings (empty when none or no such user). */
+json_t *mgmt_user_tags(struct server *server, const char *user);
+/* RabbitMQ's JSON for a user (name, password_hash, hashing_algorithm, tags, limits); tags_csv
+ * is unused (the tags are looked up). */
+json_t *mgmt_user_json(struct server *server, const char *name, const char *tags_csv);
+/* RabbitMQ's JSON for a vhost, with its message totals. */
+json_t *mgmt_vhost_json(struct server *server, const char *name);
+
+/* ---- JSON for the model's values (mgmt_json.c) --------------------------------------------- */
+
+/* A JSON string from len arbitrary bytes: valid UTF-8 passes, each byte of an invalid sequence
+ * becomes U+FFFD. NULL only when out of memory. */
+json_t *mgmt_string(const char *s, size_t len);
+json_t *mgmt_bytes(struct proto_bytes b);
+/* An AMQP field table's contents as a JSON object (RabbitMQ's rendering: numbers as numbers,
+ * byte arrays and strings as strings, timestamps as numbers, nested tables and arrays). */
+json_t *mgmt_table(struct proto_bytes table);
+/* A JSON object as AMQP field-table contents appended to *out (malloc'd, *len bytes); values:
+ * strings -> longstr, integers -> signed 64-bit, reals -> double, booleans, null -> void,
+ * objects -> tables, arrays -> arrays. Returns 0, or -1 with a reason in why. */
+struct table_buf;
+int mgmt_table_from_json(const json_t *object, struct table_buf *out, char *why, size_t why_len);
+/* Serialises doc (compact, keys in insertion order) into a malloc'd string; NULL on ENOMEM. */
+char *mgmt_dump(const json_t *doc, size_t *len);
+
+#endif

@@ -1,0 +1,346 @@
+/* broker/http/http_server.c: libmicrohttpd driven by the broker's event loop (see
+ * http_server.h). libmicrohttpd runs without threads in its epoll mode: it owns one epoll fd
+ * holding the listener and its connections; the loop watches that fd and calls MHD_run when it
+ * is readable, and a loop timer covers libmicrohttpd's own deadlines (idle connections). */
+#include "http_server.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "event_loop.h"
+#include "log.h"
+#include "netconn.h"
+
+#define MAX_QUERY_PARAMS 64
+
+struct http_server {
+    struct event_loop *loop;
+    struct MHD_Daemon *daemon;
+    char name[32]; /* for log lines: "management", "prometheus" */
+    int epoll_fd;
+    uint64_t timer;
+    uint16_t port;
+    size_t max_body;
+    http_handler_fn fn;
+    void *ctx;
+};
+
+/* One request in progress: its body so far. */
+struct request_state {
+    char *body;
+    size_t len, cap;
+    bool too_big;
+};
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+size_t http_percent_decode(const char *s, size_t len, char *out, bool plus)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < len && (hi = hex_value(s[i + 1])) >= 0 && (lo = hex_value(s[i + 2])) >= 0) {
+            out[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[n++] = s[i] == '+' && plus ? ' ' : s[i];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* libmicrohttpd would percent-decode the path before we see it, turning "%2F" (the vhost "/")
+ * into a segment separator; we decode path segments and query values ourselves. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *connection, char *s)
+{
+    (void)cls;
+    (void)connection;
+    return strlen(s);
+}
+
+struct query_collect {
+    struct http_param params[MAX_QUERY_PARAMS];
+    size_t n;
+};
+
+static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    struct query_collect *q = cls;
+    if (q->n == MAX_QUERY_PARAMS)
+        return MHD_NO;
+    size_t klen = strlen(key), vlen = value ? strlen(value) : 0;
+    char *k = malloc(klen + 1), *v = malloc(vlen + 1);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return MHD_NO;
+    }
+    http_percent_decode(key, klen, k, true);
+    http_percent_decode(value ? value : "", vlen, v, true);
+    q->params[q->n].key = k;
+    q->params[q->n].value = v;
+    q->n++;
+    return MHD_YES;
+}
+
+static void peer_address(struct MHD_Connection *connection, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, cap, "unknown");
+    if (!info || !info->client_addr)
+        return;
+    char host[NI_MAXHOST];
+    const struct sockaddr *sa = info->client_addr;
+    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (getnameinfo(sa, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) == 0)
+        snprintf(out, cap, "%.63s", host);
+}
+
+static enum MHD_Result respond(struct MHD_Connection *connection, struct http_response *res)
+{
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(res->body_len, res->body ? res->body : (char *)"", res->body
+                                                                                             ? MHD_RESPMEM_MUST_FREE
+                                                                                             : MHD_RESPMEM_PERSISTENT);
+    if (!response) {
+        free(res->body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            res->content_type ? res->content_type : "application/json");
+    MHD_add_response_header(response, "Cache-Control", "no-cache");
+    MHD_add_response_header(response, "Vary", "accept, accept-encoding, origin");
+    if (res->allow)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, res->allow);
+    if (res->status == 401 && res->ask_credentials)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"RabbitMQ Management\"");
+    enum MHD_Result rc = MHD_queue_response(connection, res->status, response);
+    MHD_destroy_response(response);
+    return rc;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct http_server *server = cls;
+    struct request_state *state = *con_cls;
+    if (!state) { /* the headers are in: the body (if any) follows in later calls */
+        state = calloc(1, sizeof *state);
+        if (!state)
+            return MHD_NO;
+        *con_cls = state;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (state->too_big || state->len + n > server->max_body) {
+            state->too_big = true; /* keep reading and dropping: the answer comes at the end */
+            free(state->body);
+            state->body = NULL;
+            state->len = state->cap = 0;
+            return MHD_YES;
+        }
+        if (state->len + n + 1 > state->cap) {
+            size_t cap = state->cap ? state->cap : 4096;
+            while (cap < state->len + n + 1)
+                cap *= 2;
+            char *grown = realloc(state->body, cap);
+            if (!grown)
+                return MHD_NO;
+            state->body = grown;
+            state->cap = cap;
+        }
+        memcpy(state->body + state->len, upload_data, n);
+        state->len += n;
+        return MHD_YES;
+    }
+
+    struct http_response res = {.status = 500};
+    if (state->too_big) {
+        static const char too_big[] = "{\"error\":\"bad_request\",\"reason\":\"request body too large\"}";
+        res.status = 413;
+        res.body = strdup(too_big);
+        res.body_len = res.body ? strlen(res.body) : 0;
+        return respond(connection, &res);
+    }
+    struct query_collect query = {.n = 0};
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, collect_param, &query);
+    char *password = NULL;
+    char *user = MHD_basic_auth_get_username_password(connection, &password);
+    char peer[64];
+    peer_address(connection, peer, sizeof peer);
+    const char *query_start = strchr(url, '?'); /* MHD passes the path only; be sure */
+    char *path = query_start ? strndup(url, (size_t)(query_start - url)) : NULL;
+    struct http_request req = {
+        .method = method,
+        .path = path ? path : url,
+        .query = query.params,
+        .nquery = query.n,
+        .user = user,
+        .password = password,
+        .body = state->body ? state->body : "",
+        .body_len = state->len,
+        .peer = peer,
+        .ajax = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Requested-With") != NULL,
+    };
+    if (state->body)
+        state->body[state->len] = '\0';
+    server->fn(server->ctx, &req, &res);
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        MHD_free(password);
+    }
+    if (user)
+        MHD_free(user);
+    free(path);
+    for (size_t i = 0; i < query.n; i++) {
+        free((char *)query.params[i].key);
+        free((char *)query.params[i].value);
+    }
+    return respond(connection, &res);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)connection;
+    (void)toe;
+    struct request_state *state = *con_cls;
+    if (state) {
+        free(state->body);
+        free(state);
+        *con_cls = NULL;
+    }
+}
+
+static void log_from_mhd(void *cls, const char *fmt, va_list ap)
+{
+    struct http_server *server = cls;
+    char text[256];
+    vsnprintf(text, sizeof text, fmt, ap);
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        text[--n] = '\0';
+    log_debug("%s http: %s", server->name, text);
+}
+
+static void run(struct http_server *server);
+
+static void on_timer(struct event_loop *loop, void *data)
+{
+    (void)loop;
+    struct http_server *server = data;
+    server->timer = 0;
+    run(server);
+}
+
+static void on_ready(struct event_loop *loop, int fd, void *data, int mask)
+{
+    (void)loop;
+    (void)fd;
+    (void)mask;
+    run(data);
+}
+
+/* Lets libmicrohttpd do everything that is ready, then arms the timer for its next deadline
+ * (0 ms when it has work it could not finish, e.g. an answer queued in this run). */
+static void run(struct http_server *server)
+{
+    MHD_run(server->daemon);
+    MHD_UNSIGNED_LONG_LONG timeout;
+    if (server->timer) {
+        loop_timer_cancel(server->loop, server->timer);
+        server->timer = 0;
+    }
+    if (MHD_get_timeout(server->daemon, &timeout) == MHD_YES)
+        server->timer = loop_timer_add(server->loop, timeout, on_timer, server);
+}
+
+struct http_server *http_open(struct event_loop *loop, const char *name, const char *bind_address, uint16_t port,
+                              size_t max_body, http_handler_fn fn, void *ctx)
+{
+    struct http_server *server = calloc(1, sizeof *server);
+    if (!server) {
+        log_error("%s: out of memory", name);
+        return NULL;
+    }
+    server->loop = loop;
+    snprintf(server->name, sizeof server->name, "%s", name);
+    server->max_body = max_body;
+    server->fn = fn;
+    server->ctx = ctx;
+    int fd = net_listen_socket(bind_address, port, &server->port);
+    if (fd < 0) {
+        log_error("%s: cannot listen on %s:%u: %s", name, bind_address && *bind_address ? bind_address : "*",
+                  port, strerror(-fd));
+        free(server);
+        return NULL;
+    }
+    server->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, server, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, server, MHD_OPTION_EXTERNAL_LOGGER, log_from_mhd, server,
+        MHD_OPTION_END);
+    if (!server->daemon) {
+        log_error("%s: cannot start the HTTP server", name);
+        close(fd);
+        free(server);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    server->epoll_fd = info ? info->epoll_fd : -1;
+    int rc = server->epoll_fd >= 0 ? loop_watch(loop, server->epoll_fd, LOOP_READABLE, on_ready, server) : -EINVAL;
+    if (rc != 0) {
+        log_error("%s: cannot watch the HTTP server: %s", name, strerror(-rc));
+        MHD_stop_daemon(server->daemon);
+        close(fd);
+        free(server);
+        return NULL;
+    }
+    log_info("%s: HTTP listener on %s:%u", name, bind_address && *bind_address ? bind_address : "*",
+             server->port);
+    return server;
+}
+
+uint16_t http_port(const struct http_server *server)
+{
+    return server->port;
+}
+
+void http_close(struct http_server *server)
+{
+    if (!server)
+        return;
+    if (server->timer)
+        loop_timer_cancel(server->loop, server->timer);
+    loop_unwatch(server->loop, server->epoll_fd);
+    /* MHD_stop_daemon does not close a socket given with MHD_OPTION_LISTEN_SOCKET. */
+    int fd = MHD_quiesce_daemon(server->daemon);
+    MHD_stop_daemon(server->daemon);
+    if (fd >= 0)
+        close(fd);
+    free(server);
+}

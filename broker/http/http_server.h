@@ -1,0 +1,71 @@
+/* broker/http/http_server.h: an HTTP/1.1 listener served from the broker's event loop, for the
+ * management API and the Prometheus endpoint. libmicrohttpd parses the protocol (see
+ * docs/management.md for why); this layer binds the socket, plugs libmicrohttpd's epoll fd and
+ * timeout into the loop, collects each request's body up to a limit, and hands every complete
+ * request to one handler. It knows nothing of AMQP or JSON. No thread is started: the handler
+ * runs inside the loop and must not block. */
+#ifndef WARREN_HTTP_SERVER_H
+#define WARREN_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_loop;
+struct http_server;
+
+/* A query parameter, percent-decoded ('+' is a space). value is "" for "?flag". */
+struct http_param {
+    const char *key;
+    const char *value;
+};
+
+/* One complete request. Everything is valid only during the handler call. */
+struct http_request {
+    const char *method;  /* "GET", "PUT", ... as sent */
+    const char *path;    /* as sent, NOT percent-decoded (so "%2F" stays inside a segment) */
+    const struct http_param *query;
+    size_t nquery;
+    const char *user;     /* from basic authorization, NULL when none was sent */
+    const char *password; /* idem */
+    const char *body;     /* NUL-terminated copy of the body ("" when none) */
+    size_t body_len;
+    const char *peer;     /* the client's address, e.g. "127.0.0.1" */
+    bool ajax;            /* "X-Requested-With" was sent: a 401 must not make a browser prompt */
+};
+
+/* What the handler answers. body is malloc'd and taken over by the server (NULL: empty). */
+struct http_response {
+    unsigned status;
+    char *body;
+    size_t body_len;
+    const char *content_type;  /* a static string; NULL: "application/json" */
+    const char *allow;         /* for 405: the methods the resource takes ("GET, PUT") */
+    bool ask_credentials;      /* 401: add WWW-Authenticate: Basic */
+};
+
+typedef void (*http_handler_fn)(void *ctx, const struct http_request *req, struct http_response *res);
+
+/* Limits that keep one client from holding what others share. */
+#define HTTP_MAX_CONNECTIONS 128
+#define HTTP_IDLE_TIMEOUT_S 30
+
+/* Listens on bind_address:port (port 0: a free port, see http_port) and serves requests with
+ * fn(ctx, ...). A body larger than max_body is refused with 413 without being stored.
+ * Returns NULL after logging why (port taken, libmicrohttpd failure). */
+struct http_server *http_open(struct event_loop *loop, const char *name, const char *bind_address, uint16_t port,
+                              size_t max_body, http_handler_fn fn, void *ctx);
+
+/* The port actually bound. */
+uint16_t http_port(const struct http_server *server);
+
+/* Closes every connection and the listener and frees server (NULL is a no-op). Call before
+ * the loop is destroyed. */
+void http_close(struct http_server *server);
+
+/* Percent-decodes s[0..len) into out (room for len + 1 bytes), NUL-terminated; with plus,
+ * '+' becomes a space (query strings). Malformed escapes are kept as they are. Returns the
+ * decoded length (the result may hold NUL bytes). */
+size_t http_percent_decode(const char *s, size_t len, char *out, bool plus);
+
+#endif
