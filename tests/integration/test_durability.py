@@ -37,7 +37,8 @@ class RestartableBroker(harness.Broker):
         binary = harness.broker_binary()
         self._stderr_file = open(self.stderr_path, "ab")
         command = [binary, "--bind", "127.0.0.1", "--port", str(self.port),
-                   "--data-dir", os.path.join(self.data_dir, "data")] + self.extra_args
+                   "--data-dir", os.path.join(self.data_dir, "data"),
+                   "--management_port", "0", "--prometheus_port", "0"] + self.extra_args
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._stderr_file,

@@ -224,7 +224,8 @@ class InstalledBroker:
         self.port = harness.free_port()
         self.log = open(os.path.join(data_dir, "..", os.path.basename(data_dir) + ".log"), "w+")
         self.command = [in_root("/usr/sbin/warren")] + list(extra) + [
-            "--data-dir", data_dir, "--bind", "127.0.0.1", "--port", str(self.port)]
+            "--data-dir", data_dir, "--bind", "127.0.0.1", "--port", str(self.port),
+            "--management_port", "0", "--prometheus_port", "0"]
 
     def ctl(self, *args, expect=0):
         result = run([in_root("/usr/sbin/warrenctl"), "--data-dir", self.data_dir, "-t", "20"]

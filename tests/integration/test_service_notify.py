@@ -52,7 +52,7 @@ class ServiceNotifyTest(unittest.TestCase):
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         self.process = subprocess.Popen(
             [harness.broker_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", self.data_dir], stdin=subprocess.DEVNULL, stdout=self.stderr,
+             "--data-dir", self.data_dir, "--management_port", "0", "--prometheus_port", "0"], stdin=subprocess.DEVNULL, stdout=self.stderr,
             stderr=self.stderr, env=env)
 
     def receive(self, listener, timeout=20.0):
