@@ -1,0 +1,282 @@
+"""The management API's router and its rules, over real HTTP: authentication and RabbitMQ's tag
+rules (the authorisation matrix), status codes and error shapes (401, 404, 405, 400, 413),
+list shaping (sort, pages, columns), users/vhosts/permissions, and hostile HTTP clients that
+must not stop the broker or the API from serving others.
+
+Needs a broker the harness owns (the HTTP listeners are opened on free ports)."""
+import base64
+import os
+import socket
+import time
+import unittest
+
+import harness
+
+ADMIN = ("guest", "guest")
+
+
+class ManagementApi(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.environ.get("WARREN_TEST_URL"):
+            raise unittest.SkipTest("needs a broker the harness owns")
+        cls.broker = harness.Broker(management=True).start()
+        users = {"mon": "monitoring", "mgmt": "management", "pol": "policymaker", "none": ""}
+        for name, tags in users.items():
+            status, _ = cls.broker.http_request("PUT", "/api/users/" + name, {"password": name + "pw", "tags": tags})
+            assert status == 201, status
+        cls.broker.http_request("PUT", "/api/vhosts/other", {})
+        for name in ("mgmt", "pol"):
+            cls.broker.http_request("PUT", "/api/permissions/%2F/" + name,
+                                    {"configure": ".*", "write": ".*", "read": ".*"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.terminate()
+
+    def call(self, method, path, body=None, who=ADMIN):
+        user, password = who if who else (False, None)
+        return self.broker.http_request(method, path, body, user=user, password=password)
+
+    def as_user(self, name):
+        return (name, name + "pw")
+
+    # ---- authentication -------------------------------------------------------------------
+
+    def test_no_credentials_is_401_with_a_basic_challenge(self):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.broker.management_port, timeout=5)
+        conn.request("GET", "/api/overview")
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        self.assertEqual(resp.status, 401)
+        self.assertIn("Basic", resp.getheader("WWW-Authenticate", ""))
+        self.assertIn(b"not_authorised", body)
+
+    def test_wrong_password_is_401_and_logged_without_the_password(self):
+        status, body = self.call("GET", "/api/overview", who=("guest", "S3cretWrong"))
+        self.assertEqual(status, 401)
+        self.assertEqual(body["error"], "not_authorised")
+        log = self.broker.stderr_text()
+        self.assertIn("login failed for user 'guest'", log)
+        self.assertNotIn("S3cretWrong", log)
+
+    def test_user_without_a_management_tag_is_refused(self):
+        status, body = self.call("GET", "/api/overview", who=self.as_user("none"))
+        self.assertEqual(status, 401)
+        self.assertEqual(body["reason"], "Not management user")
+
+    # ---- authorisation matrix (RabbitMQ answers 401 for every refusal) ----------------------
+
+    def test_authorisation_matrix(self):
+        reads = {
+            # path: (administrator, monitoring, policymaker, management)
+            "/api/overview": (200, 200, 200, 200),
+            "/api/whoami": (200, 200, 200, 200),
+            "/api/nodes": (200, 200, 401, 401),
+            "/api/users": (200, 401, 401, 401),
+            "/api/permissions": (200, 401, 401, 401),
+            "/api/vhosts": (200, 200, 200, 200),
+            "/api/vhosts/other": (200, 200, 401, 401),
+            "/api/health/checks/alarms": (200, 200, 200, 200),
+        }
+        who = [ADMIN, self.as_user("mon"), self.as_user("pol"), self.as_user("mgmt")]
+        for path, expected in reads.items():
+            for user, want in zip(who, expected):
+                status, _ = self.call("GET", path, who=user)
+                self.assertEqual(status, want, "%s as %s" % (path, user[0]))
+        writes = [("PUT", "/api/users/x", {"password": "p", "tags": ""}),
+                  ("PUT", "/api/vhosts/x", {}),
+                  ("DELETE", "/api/vhosts/other", None),
+                  ("PUT", "/api/permissions/%2F/mon", {"configure": "", "write": "", "read": ""})]
+        for method, path, body in writes:
+            for user in who[1:]:
+                status, answer = self.call(method, path, body, who=user)
+                self.assertEqual(status, 401, "%s %s as %s" % (method, path, user[0]))
+                self.assertEqual(answer["reason"], "Not administrator user")
+
+    def test_management_user_sees_only_its_vhosts(self):
+        status, vhosts = self.call("GET", "/api/vhosts", who=self.as_user("mgmt"))
+        self.assertEqual(status, 200)
+        self.assertEqual([v["name"] for v in vhosts], ["/"])
+        status, vhosts = self.call("GET", "/api/vhosts", who=self.as_user("mon"))
+        self.assertEqual(sorted(v["name"] for v in vhosts), ["/", "other"])
+
+    def test_whoami_shows_tags(self):
+        status, body = self.call("GET", "/api/whoami", who=self.as_user("mon"))
+        self.assertEqual((status, body), (200, {"name": "mon", "tags": ["monitoring"]}))
+
+    # ---- status codes -----------------------------------------------------------------------
+
+    def test_unknown_path_is_404_json(self):
+        for path in ("/api/nothing-here", "/api/users/a/b/c/d", "/elsewhere", "/api/vhosts/nosuch/permissions"):
+            status, body = self.call("GET", path)
+            self.assertEqual(status, 404, path)
+            self.assertEqual(body, {"error": "Object Not Found", "reason": "Not Found"})
+
+    def test_wrong_method_is_405_with_allow(self):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.broker.management_port, timeout=5)
+        token = base64.b64encode(b"guest:guest").decode()
+        conn.request("POST", "/api/overview", headers={"Authorization": "Basic " + token})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        self.assertEqual(resp.status, 405)
+        self.assertIn("GET", resp.getheader("Allow", ""))
+
+    def test_bad_json_is_400_with_a_reason(self):
+        status, body = self.call("PUT", "/api/users/badjson", '{"password": ')
+        self.assertEqual(status, 400)
+        self.assertEqual(body["error"], "bad_request")
+        self.assertTrue(body["reason"])
+        status, _ = self.call("GET", "/api/users/badjson")
+        self.assertEqual(status, 404)
+
+    def test_body_over_the_limit_is_413_and_the_api_still_serves(self):
+        sock = socket.create_connection(("127.0.0.1", self.broker.management_port), timeout=10)
+        token = base64.b64encode(b"guest:guest").decode()
+        size = 65 * 1024 * 1024
+        sock.sendall(("PUT /api/users/huge HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (token, size)).encode())
+        chunk = b" " * (1 << 20)
+        answer = b""
+        try:
+            for _ in range(size // len(chunk)):
+                sock.sendall(chunk)
+            answer = sock.recv(4096)
+        except OSError:
+            pass  # the server may answer early and close: fine
+        sock.close()
+        if answer:
+            self.assertIn(b" 413 ", answer.split(b"\r\n")[0])
+        status, _ = self.call("GET", "/api/overview")
+        self.assertEqual(status, 200)
+
+    # ---- users, vhosts, permissions ------------------------------------------------------------
+
+    def test_user_lifecycle_with_password_hash(self):
+        status, _ = self.call("PUT", "/api/users/hashed", {"password": "first", "tags": ["management"]})
+        self.assertEqual(status, 201)
+        status, user = self.call("GET", "/api/users/hashed")
+        self.assertEqual(status, 200)
+        self.assertEqual(user["hashing_algorithm"], "rabbit_password_hashing_sha256")
+        self.assertEqual(user["tags"], ["management"])
+        # Another user given that hash logs in with the same password.
+        status, _ = self.call("PUT", "/api/users/copy", {"password_hash": user["password_hash"],
+                                                         "hashing_algorithm": "rabbit_password_hashing_sha256",
+                                                         "tags": "management"})
+        self.assertEqual(status, 201)
+        status, me = self.call("GET", "/api/whoami", who=("copy", "first"))
+        self.assertEqual((status, me["name"]), (200, "copy"))
+        status, body = self.call("PUT", "/api/users/copy", {"password_hash": "AAAA", "tags": ""})
+        self.assertEqual(status, 400)
+        status, body = self.call("PUT", "/api/users/copy", {"password_hash": user["password_hash"],
+                                                            "hashing_algorithm": "rabbit_password_hashing_md5"})
+        self.assertEqual(status, 400)
+        self.assertIn("not supported", body["reason"])
+        status, _ = self.call("PUT", "/api/users/copy", {"password": "second", "tags": "management"})
+        self.assertEqual(status, 204)
+        self.assertEqual(self.call("GET", "/api/whoami", who=("copy", "first"))[0], 401)
+        self.assertEqual(self.call("GET", "/api/whoami", who=("copy", "second"))[0], 200)
+        self.assertEqual(self.call("DELETE", "/api/users/copy")[0], 204)
+        self.assertEqual(self.call("DELETE", "/api/users/copy")[0], 404)
+        self.assertEqual(self.call("POST", "/api/users/bulk-delete", {"users": ["hashed", "nobody"]})[0], 204)
+        self.assertEqual(self.call("GET", "/api/users/hashed")[0], 404)
+
+    def test_vhost_and_permission_lifecycle(self):
+        self.assertEqual(self.call("PUT", "/api/vhosts/v%2Fslash", {})[0], 201)
+        self.assertEqual(self.call("PUT", "/api/vhosts/v%2Fslash", {})[0], 204)
+        status, v = self.call("GET", "/api/vhosts/v%2Fslash")
+        self.assertEqual((status, v["name"], v["messages"]), (200, "v/slash", 0))
+        perm = {"configure": "^a", "write": "^b", "read": "^c"}
+        self.assertEqual(self.call("PUT", "/api/permissions/v%2Fslash/mon", perm)[0], 201)
+        status, got = self.call("GET", "/api/permissions/v%2Fslash/mon")
+        self.assertEqual(status, 200)
+        self.assertEqual({k: got[k] for k in ("user", "vhost", "configure", "write", "read")},
+                         dict(perm, user="mon", vhost="v/slash"))
+        status, body = self.call("PUT", "/api/permissions/v%2Fslash/mon", {"configure": "(", "write": "", "read": ""})
+        self.assertEqual(status, 400)
+        status, body = self.call("PUT", "/api/permissions/v%2Fslash/mon", {"configure": ".*"})
+        self.assertEqual(status, 400)
+        status, listed = self.call("GET", "/api/vhosts/v%2Fslash/permissions")
+        self.assertEqual([p["user"] for p in listed], ["mon"])
+        self.assertEqual(self.call("GET", "/api/permissions/nosuch/mon")[0], 404)
+        self.assertEqual(self.call("DELETE", "/api/permissions/v%2Fslash/mon")[0], 204)
+        self.assertEqual(self.call("GET", "/api/permissions/v%2Fslash/mon")[0], 404)
+        self.assertEqual(self.call("DELETE", "/api/vhosts/v%2Fslash")[0], 204)
+        self.assertEqual(self.call("GET", "/api/vhosts/v%2Fslash")[0], 404)
+
+    def test_changes_survive_a_restart(self):
+        self.assertEqual(self.call("PUT", "/api/users/durable", {"password": "d", "tags": "monitoring"})[0], 201)
+        broker = self.broker
+        broker.terminate()
+        data_dir = broker.data_dir
+        # restart on the same data directory
+        restarted = harness.Broker(management=True, extra_args=["--data-dir", os.path.join(data_dir, "data")])
+        restarted.start()
+        try:
+            status, me = restarted.http_request("GET", "/api/whoami", user="durable", password="d")
+            self.assertEqual((status, me["tags"]), (200, ["monitoring"]))
+        finally:
+            restarted.terminate()
+            type(self).broker = harness.Broker(management=True, extra_args=["--data-dir", os.path.join(data_dir, "data")])
+            type(self).broker.start()
+
+    # ---- lists ---------------------------------------------------------------------------------
+
+    def test_sort_pages_and_columns(self):
+        for i in range(5):
+            self.call("PUT", "/api/vhosts/page-%d" % i, {})
+        try:
+            status, page = self.call("GET", "/api/vhosts?page=2&page_size=2&name=page-&sort=name&sort_reverse=true")
+            self.assertEqual(status, 200)
+            self.assertEqual(page["filtered_count"], 5)
+            self.assertEqual(page["page_count"], 3)
+            self.assertEqual([v["name"] for v in page["items"]], ["page-2", "page-1"])
+            status, page = self.call("GET", "/api/vhosts?page=1&name=%5Epage-%5B34%5D&use_regex=true")
+            self.assertEqual(sorted(v["name"] for v in page["items"]), ["page-3", "page-4"])
+            status, cut = self.call("GET", "/api/vhosts?columns=name,cluster_state")
+            self.assertTrue(all(set(v) <= {"name", "cluster_state"} for v in cut))
+            self.assertEqual(self.call("GET", "/api/vhosts?page=0")[0], 400)
+            self.assertEqual(self.call("GET", "/api/vhosts?page=1&page_size=501")[0], 400)
+            self.assertEqual(self.call("GET", "/api/vhosts?page=99")[0], 400)
+        finally:
+            for i in range(5):
+                self.call("DELETE", "/api/vhosts/page-%d" % i)
+
+    # ---- hostile HTTP clients -------------------------------------------------------------------
+
+    def test_silent_and_garbage_clients_do_not_stop_the_api(self):
+        silent = [socket.create_connection(("127.0.0.1", self.broker.management_port)) for _ in range(20)]
+        half = socket.create_connection(("127.0.0.1", self.broker.management_port))
+        half.sendall(b"GET /api/overview HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+        garbage = socket.create_connection(("127.0.0.1", self.broker.management_port), timeout=5)
+        garbage.sendall(b"\x00\xff\r\n\r\nNOT HTTP AT ALL\r\n\r\n" * 10)
+        try:
+            garbage.recv(4096)
+        except OSError:
+            pass
+        start = time.monotonic()
+        status, _ = self.call("GET", "/api/overview")
+        self.assertEqual(status, 200)
+        self.assertLess(time.monotonic() - start, 5)
+        # AMQP is served meanwhile too
+        import pika
+        conn = pika.BlockingConnection(self.broker.pika_parameters())
+        conn.close()
+        for s in silent + [half, garbage]:
+            s.close()
+
+    def test_odd_paths_are_answered_not_crashed(self):
+        for path in ("/api/users/%00", "/api/users/%ff%fe", "/api/vhosts/%", "/api//users", "/api/users/" + "a" * 5000,
+                     "/api/permissions/%2F/%00x", "/api/" + "x/" * 50):
+            status, _ = self.call("GET", path)
+            self.assertIn(status, (400, 404, 414, 431), path)
+        status, _ = self.call("GET", "/api/overview")
+        self.assertEqual(status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
