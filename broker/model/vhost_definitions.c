@@ -345,8 +345,11 @@ static void import_policy_of(struct entry *e, enum policy_kind kind)
         return;
     }
     int rc = vhost_policy_set(e->import->vhost, kind, &spec, error, sizeof error);
-    if (rc == -1)
-        fail(e, "%s", error);
+    if (rc == -1) {
+        /* One line in the log: RabbitMQ's wrapping ("Validation failed", blank lines) dropped. */
+        const char *text = strncmp(error, "Validation failed\n\n", 19) == 0 ? error + 19 : error;
+        fail(e, "%.*s", (int)strcspn(text, "\n"), text);
+    }
     else if (rc != 0)
         fail(e, "out of memory");
 }
