@@ -482,6 +482,12 @@ static int handle_open(struct connection *conn, const struct spec_connection_ope
     snprintf(vhost, sizeof vhost, "%.*s", (int)a->virtual_host.len, (const char *)a->virtual_host.ptr);
     if (!access_vhost_exists(server_access(conn->server), vhost))
         return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "vhost %s not found", vhost);
+    /* rabbit_reader checks the vhost's connection limit before the user's permissions. */
+    int64_t limit = server_vhost_connection_limit_reached(conn->server, a->virtual_host);
+    if (limit >= 0)
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN,
+                          "access to vhost '%s' refused for user '%s': connection limit (%lld) is reached", vhost,
+                          conn->user, (long long)limit);
     if (!access_can_access_vhost(server_access(conn->server), conn->user, vhost))
         return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "access to vhost '%s' refused for user '%s'",
                           vhost, conn->user);

@@ -16,7 +16,9 @@
 #include "netconn.h"
 #include "persistence.h"
 #include "queue.h"
+#include "policy.h"
 #include "server_internal.h"
+#include "table.h"
 #include "vhost.h"
 
 static bool vhost_selected(const struct vhost_entry *e, const char *vhost)
@@ -184,6 +186,7 @@ struct each_queue {
     void (*fn)(const struct introspect_queue *q, void *arg);
     void *arg;
     const char *vhost;
+    struct vhost *model;
 };
 
 static void visit_queue(struct queue *q, void *arg)
@@ -202,7 +205,15 @@ static void visit_queue(struct queue *q, void *arg)
         .exclusive = s->exclusive,
         .arguments = queue_arguments(q),
     };
+    const struct policy *policy, *op;
+    struct table_buf effective = {0};
+    vhost_queue_policies(e->model, q, &policy, &op);
+    out.policy = policy ? policy_name(policy) : NULL;
+    out.operator_policy = op ? policy_name(op) : NULL;
+    if (policy_effective_definition(policy, op, &effective) == 0)
+        out.effective_policy_definition = (struct proto_bytes){effective.data, (uint32_t)effective.len};
     e->fn(&out, e->arg);
+    table_buf_free(&effective);
 }
 
 void introspect_queues(struct server *server, const char *vhost,
@@ -212,7 +223,7 @@ void introspect_queues(struct server *server, const char *vhost,
     HASH_ITER(hh, server->vhosts, v, tmp) {
         if (!vhost_selected(v, vhost))
             continue;
-        struct each_queue e = {fn, arg, v->name};
+        struct each_queue e = {fn, arg, v->name, v->vhost};
         vhost_for_each_queue(v->vhost, visit_queue, &e);
     }
 }
@@ -234,8 +245,14 @@ static void visit_exchange(const struct vhost_exchange_info *x, void *arg)
         .auto_delete = x->auto_delete,
         .internal = x->internal,
         .arguments = x->arguments,
+        .policy = x->policy ? policy_name(x->policy) : NULL,
+        .operator_policy = x->operator_policy ? policy_name(x->operator_policy) : NULL,
     };
+    struct table_buf effective = {0};
+    if (policy_effective_definition(x->policy, x->operator_policy, &effective) == 0)
+        out.effective_policy_definition = (struct proto_bytes){effective.data, (uint32_t)effective.len};
     e->fn(&out, e->arg);
+    table_buf_free(&effective);
 }
 
 void introspect_exchanges(struct server *server, const char *vhost,

@@ -4,6 +4,7 @@
 #define WARREN_INTROSPECT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "proto.h"
@@ -57,6 +58,10 @@ struct introspect_queue {
     uint32_t consumers;
     bool durable, auto_delete, exclusive;
     struct proto_bytes arguments; /* table contents */
+    /* Policies applied (RabbitMQ's `policy`, `operator_policy`: NULL when none) and
+     * `effective_policy_definition` (table contents, keys without "x-"; empty when none). */
+    const char *policy, *operator_policy;
+    struct proto_bytes effective_policy_definition;
 };
 
 struct introspect_exchange {
@@ -65,6 +70,8 @@ struct introspect_exchange {
     const char *type;
     bool durable, auto_delete, internal;
     struct proto_bytes arguments;
+    const char *policy, *operator_policy;         /* as for queues */
+    struct proto_bytes effective_policy_definition;
 };
 
 struct introspect_binding {
@@ -112,6 +119,49 @@ void introspect_bindings(struct server *server, const char *vhost,
 /* Operator actions. Return 0, -ENOENT when the vhost or queue does not exist. */
 int introspect_purge_queue(struct server *server, const char *vhost, struct proto_bytes name, uint64_t *purged);
 int introspect_delete_queue(struct server *server, const char *vhost, struct proto_bytes name, uint64_t *deleted);
+
+/* Policies and operator policies (broker/amqp/introspect_policy.c; rules in model/policy.h).
+ * Changes apply at once to every matching queue and exchange of the vhost, are saved durably
+ * and logged once. */
+struct introspect_policy {
+    const char *vhost;
+    const char *name;
+    const char *pattern;  /* POSIX extended regular expression, searched in the object's name */
+    const char *apply_to; /* "queues", "classic_queues", "exchanges", "all" (NULL on set: "all") */
+    int64_t priority;
+    struct proto_bytes definition; /* table contents, RabbitMQ's keys without "x-" */
+};
+/* Adds or replaces the policy p->name (operator: an operator policy) in p->vhost. Returns 0;
+ * -ENOENT when the vhost does not exist; -EINVAL with error (cap bytes) holding RabbitMQ's text
+ * ("Validation failed\n\n[{<<\"foo\">>,<<\"bar\">>}] are not recognised policy settings\n");
+ * -ENOMEM. */
+int introspect_set_policy(struct server *server, bool operator_policy, const struct introspect_policy *p,
+                          char *error, size_t cap);
+/* Removes a policy. Returns 0, or -ENOENT when the vhost or the policy does not exist. */
+int introspect_clear_policy(struct server *server, const char *vhost, bool operator_policy, const char *name);
+/* Calls fn for each policy (operator: each operator policy) of vhost (NULL: every vhost), by
+ * vhost then name. */
+void introspect_policies(struct server *server, const char *vhost, bool operator_policy,
+                         void (*fn)(const struct introspect_policy *p, void *arg), void *arg);
+
+/* vhost limits: "max-connections" (checked at connection.open: 530 "access to vhost '/'
+ * refused for user 'guest': connection limit (N) is reached") and "max-queues" (checked at
+ * queue.declare of a new queue: 406 "cannot declare queue 'q': queue limit in vhost '/' (N) is
+ * reached"). A negative value is no limit; 0 allows none. */
+struct introspect_vhost_limits {
+    const char *vhost;
+    int64_t max_connections, max_queues; /* -1: not set */
+};
+/* Sets one limit by RabbitMQ's name (a negative value clears it). Returns 0; -ENOENT for an
+ * unknown vhost; -EINVAL for an unknown limit name, with error (cap bytes) saying so. */
+int introspect_set_vhost_limit(struct server *server, const char *vhost, const char *limit, int64_t value,
+                               char *error, size_t cap);
+/* Clears one limit (-EINVAL for an unknown name), or every limit when limit is NULL. Returns 0
+ * or -ENOENT for an unknown vhost. */
+int introspect_clear_vhost_limit(struct server *server, const char *vhost, const char *limit);
+/* Calls fn for each vhost (NULL: every vhost) that has at least one limit set. */
+void introspect_vhost_limits(struct server *server, const char *vhost,
+                             void (*fn)(const struct introspect_vhost_limits *l, void *arg), void *arg);
 
 /* Users, vhosts and permissions are managed through the access model: */
 struct access;

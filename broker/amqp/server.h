@@ -63,6 +63,9 @@ void server_destroy(struct server *server);
  * when it does not exist. server_close_vhost releases it when the connection goes. */
 struct vhost *server_open_vhost(struct server *server, struct proto_bytes name);
 void server_close_vhost(struct server *server, struct vhost *vhost);
+/* The vhost's max-connections limit when that many connections are already open on it (so one
+ * more must be refused), else -1 (no limit, room left, or no such vhost). */
+int64_t server_vhost_connection_limit_reached(const struct server *server, struct proto_bytes name);
 /* Users, vhosts and permissions (broker/model/access.h). */
 struct access *server_access(const struct server *server);
 /* The durable store glue (NULL when persistence is off). */

@@ -208,6 +208,15 @@ void server_close_vhost(struct server *server, struct vhost *vhost)
         e->connections--;
 }
 
+int64_t server_vhost_connection_limit_reached(const struct server *server, struct proto_bytes name)
+{
+    struct vhost_entry *e = server_vhost_entry(server, (const char *)name.ptr, name.len);
+    if (!e)
+        return -1;
+    int64_t limit = vhost_limit_get(e->vhost, VHOST_LIMIT_MAX_CONNECTIONS);
+    return limit >= 0 && (int64_t)e->connections >= limit ? limit : -1;
+}
+
 struct access *server_access(const struct server *server) { return server->access; }
 
 static void add_vhost_cb(const char *name, void *arg)

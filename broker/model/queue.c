@@ -68,6 +68,9 @@ struct queue {
 
     struct proto_bytes name;
     struct proto_bytes arguments;
+    uint8_t *effective;        /* queue_apply_arguments' copy (NULL when empty) */
+    uint32_t effective_len;
+    bool has_effective;        /* queue_apply_arguments ran: else the declare arguments rule */
     struct proto_bytes dead_letter_exchange;
     struct proto_bytes dead_letter_routing_key;
     bool has_dead_letter_routing_key;
@@ -252,6 +255,17 @@ static uint64_t deadline(const struct queue *q, const struct message *msg, uint6
 
 /* ---- life cycle ----------------------------------------------------------------------- */
 
+/* Points the dead-letter views into args, which the queue owns. */
+static void find_dead_letter(struct queue *q, struct proto_bytes args)
+{
+    struct table_value value;
+    q->settings.has_dlx = table_find(args, "x-dead-letter-exchange", &value) == 1 && value.type == TABLE_LONGSTR;
+    q->dead_letter_exchange = q->settings.has_dlx ? value.v.bytes : (struct proto_bytes){NULL, 0};
+    q->has_dead_letter_routing_key = table_find(args, "x-dead-letter-routing-key", &value) == 1 &&
+                                     value.type == TABLE_LONGSTR;
+    q->dead_letter_routing_key = q->has_dead_letter_routing_key ? value.v.bytes : (struct proto_bytes){NULL, 0};
+}
+
 struct queue *queue_create(struct proto_bytes name, const struct queue_settings *settings,
                            struct proto_bytes arguments, const struct queue_hooks *hooks)
 {
@@ -275,17 +289,45 @@ struct queue *queue_create(struct proto_bytes name, const struct queue_settings 
     if (arguments.len)
         memcpy(q->storage + name.len, arguments.ptr, arguments.len);
     q->arguments = (struct proto_bytes){q->storage + name.len, arguments.len};
-    /* The arguments are the truth for dead-lettering; the views borrow from our copy. */
-    struct table_value value;
-    q->settings.has_dlx = table_find(q->arguments, "x-dead-letter-exchange", &value) == 1 &&
-                          value.type == TABLE_LONGSTR;
-    if (q->settings.has_dlx)
-        q->dead_letter_exchange = value.v.bytes;
-    q->has_dead_letter_routing_key = table_find(q->arguments, "x-dead-letter-routing-key", &value) == 1 &&
-                                     value.type == TABLE_LONGSTR;
-    if (q->has_dead_letter_routing_key)
-        q->dead_letter_routing_key = value.v.bytes;
+    find_dead_letter(q, q->arguments);
     return q;
+}
+
+int queue_apply_arguments(struct queue *queue, struct proto_bytes effective, struct reply_error *err)
+{
+    struct queue_settings parsed;
+    if (queue_settings_parse(queue->name, effective, &parsed, err) != 0)
+        return -1;
+    uint8_t *copy = effective.len ? malloc(effective.len) : NULL;
+    if (effective.len && !copy)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, 0, "out of memory");
+    if (effective.len)
+        memcpy(copy, effective.ptr, effective.len);
+    free(queue->effective);
+    queue->effective = copy;
+    queue->effective_len = effective.len;
+    queue->has_effective = true;
+    struct queue_settings *s = &queue->settings;
+    s->message_ttl_ms = parsed.message_ttl_ms;
+    s->expires_ms = parsed.expires_ms;
+    s->max_length = parsed.max_length;
+    s->max_length_bytes = parsed.max_length_bytes;
+    s->overflow_reject = parsed.overflow_reject;
+    s->overflow_reject_dlx = parsed.overflow_reject_dlx;
+    find_dead_letter(queue, queue_effective_arguments(queue));
+    if (!queue->deleted && over_limit(queue)) {
+        queue_retain(queue);
+        drop_over_limit(queue, NO_SEQ);
+        queue_release(queue);
+    }
+    return 0;
+}
+
+struct proto_bytes queue_effective_arguments(const struct queue *queue)
+{
+    if (!queue->has_effective)
+        return queue->arguments;
+    return (struct proto_bytes){queue->effective, queue->effective_len};
 }
 
 void queue_retain(struct queue *queue) { queue->refs++; }
@@ -295,6 +337,7 @@ void queue_release(struct queue *queue)
     if (!queue || --queue->refs > 0)
         return;
     release_ready(queue);
+    free(queue->effective);
     free(queue->levels);
     free(queue->consumers);
     free(queue);

@@ -147,9 +147,22 @@ struct proto_bytes queue_name(const struct queue *queue);
 const struct queue_settings *queue_settings(const struct queue *queue);
 struct proto_bytes queue_arguments(const struct queue *queue);
 
-/* x-dead-letter-exchange / x-dead-letter-routing-key: true and *out (borrowed from the queue's
- * arguments, valid while the queue lives) when set; false when absent. The exchange name may be
- * empty (the default exchange). */
+/* Policies (policy.h): replaces the settings in force with those parsed from effective, the
+ * declare arguments merged with the queue's policies (policy_queue_arguments), copied. Kept as
+ * declared: durable, exclusive, auto_delete, x-max-priority and x-single-active-consumer
+ * (no policy key sets them). A lower length limit applies at once: with drop-head, messages
+ * leave from the head and are dead-lettered (reason maxlen), as RabbitMQ does when a policy
+ * lowers max-length; a new TTL applies to messages enqueued from then on. Redeclare checks
+ * keep comparing the declare arguments (queue_arguments). Returns 0, or -1 with err filled
+ * (invalid effective arguments, out of memory) and the settings unchanged. The drop may run
+ * the dropped hook: the caller must not hold pointers the hook could invalidate. */
+int queue_apply_arguments(struct queue *queue, struct proto_bytes effective, struct reply_error *err);
+/* The arguments in force: the last ones queue_apply_arguments took, else the declare ones. */
+struct proto_bytes queue_effective_arguments(const struct queue *queue);
+
+/* x-dead-letter-exchange / x-dead-letter-routing-key in force (queue_effective_arguments):
+ * true and *out (borrowed from the queue, valid until the next queue_apply_arguments) when set;
+ * false when absent. The exchange name may be empty (the default exchange). */
 bool queue_dead_letter_exchange(const struct queue *queue, struct proto_bytes *out);
 bool queue_dead_letter_routing_key(const struct queue *queue, struct proto_bytes *out);
 

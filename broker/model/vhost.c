@@ -64,9 +64,13 @@ static struct exchange *exchange_new(struct vhost *vhost, struct proto_bytes nam
     x->arguments_len = args.len;
     struct table_value v;
     struct proto_bytes own_args = {x->arguments, x->arguments_len};
-    if (table_find(own_args, "alternate-exchange", &v) == 1 && v.type == TABLE_LONGSTR)
+    if (table_find(own_args, "alternate-exchange", &v) == 1 && v.type == TABLE_LONGSTR) {
         x->alternate = v.v.bytes;
+        x->alternate_argument = true;
+    }
     HASH_ADD(hh, vhost->exchanges, name, x->name_len, x);
+    if (vhost->policies)
+        vhost_exchange_apply_policies(vhost, x);
     return x;
 }
 
@@ -74,6 +78,7 @@ static void exchange_free(struct exchange *x)
 {
     router_destroy(x->router);
     free(x->arguments);
+    free(x->alternate_policy);
     free(x);
 }
 
@@ -140,6 +145,13 @@ struct vhost *vhost_create(const char *name, const struct vhost_hooks *hooks)
         return NULL;
     snprintf(vhost->name, sizeof vhost->name, "%s", name);
     vhost->hooks = *hooks;
+    for (size_t i = 0; i < VHOST_LIMIT_COUNT; i++)
+        vhost->limits[i] = -1;
+    vhost->policies = policy_store_create();
+    if (!vhost->policies) {
+        free(vhost);
+        return NULL;
+    }
     for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) {
         struct proto_bytes n = {(const uint8_t *)builtins[i].name, (uint32_t)strlen(builtins[i].name)};
         struct proto_bytes none = {NULL, 0};
@@ -171,6 +183,7 @@ void vhost_destroy(struct vhost *vhost)
     }
     route_set_free(&vhost->scratch);
     route_set_free(&vhost->visited);
+    policy_store_destroy(vhost->policies);
     free(vhost);
 }
 
@@ -433,6 +446,12 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
         err->method_id = m;
         return -1;
     }
+    /* rabbit_queue_type:check_vhost_queue_limit, after the arguments are known to be valid. */
+    int64_t max_queues = vhost->limits[VHOST_LIMIT_MAX_QUEUES];
+    if (max_queues >= 0 && HASH_COUNT(vhost->queues) + 1 > (uint64_t)max_queues)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m,
+                          "cannot declare queue '" BYTES_FMT "': queue limit in vhost '%s' (%lld) is reached",
+                          BYTES_ARG(name), vhost->name, (long long)max_queues);
     settings.durable = d->durable;
     settings.exclusive = d->exclusive;
     settings.auto_delete = d->auto_delete;
@@ -453,6 +472,8 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
     slot->queue = q;
     slot->name = queue_name(q);
     HASH_ADD_KEYPTR(hh, vhost->queues, slot->name.ptr, slot->name.len, slot);
+    if (policy_store_count(vhost->policies, POLICY_USER) + policy_store_count(vhost->policies, POLICY_OPERATOR))
+        vhost_queue_apply_policies(vhost, slot); /* a new queue: nothing to drop, no callback */
     if (settings.durable)
         definitions_changed(vhost);
     *out = q;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy.h"
 #include "proto.h"
 #include "reply.h"
 #include "router.h"
@@ -159,6 +160,7 @@ struct vhost_exchange_info {
     const char *type;
     bool durable, auto_delete, internal;
     struct proto_bytes arguments;
+    const struct policy *policy, *operator_policy; /* applied (policy.h), NULL when none */
 };
 struct vhost_binding_info {
     struct proto_bytes source;
@@ -173,5 +175,42 @@ void vhost_for_each_binding(struct vhost *vhost, void (*fn)(const struct vhost_b
 size_t vhost_exchange_count(const struct vhost *vhost);
 void vhost_for_each_queue(struct vhost *vhost, void (*fn)(struct queue *queue, void *arg), void *arg);
 size_t vhost_queue_count(const struct vhost *vhost);
+
+/* ---- policies and limits (vhost_policy.c) ----
+ * Policies are applied live: setting or clearing one recomputes, for every queue and exchange of
+ * the vhost, which policy and operator policy apply (policy_store_match) and what follows from
+ * them: a queue's settings in force (queue_apply_arguments with policy_queue_arguments, so a
+ * lowered max-length drops or dead-letters at once), an exchange's alternate exchange (the
+ * "alternate-exchange" argument when declared, else the policy's). New queues and exchanges
+ * get theirs at declare. Each change calls hooks.definitions_changed (they are durable). */
+
+/* Adds or replaces a policy of kind after validating it (policy_store_set), then applies it.
+ * Returns 0; -1 with error (cap bytes) holding RabbitMQ's validation text; -ENOMEM. */
+int vhost_policy_set(struct vhost *vhost, enum policy_kind kind, const struct policy_spec *spec, char *error,
+                     size_t cap);
+/* Removes the policy of kind called name and applies the change. Returns 0 or -ENOENT. */
+int vhost_policy_clear(struct vhost *vhost, enum policy_kind kind, const char *name);
+/* Calls fn for each policy of kind, in name order; spec is valid during the call only. */
+void vhost_for_each_policy(struct vhost *vhost, enum policy_kind kind,
+                           void (*fn)(const struct policy_spec *spec, void *arg), void *arg);
+/* The policy and operator policy applied to queue (a queue of this vhost; NULL when none). Valid
+ * until the next policy change. */
+void vhost_queue_policies(struct vhost *vhost, struct queue *queue, const struct policy **policy,
+                          const struct policy **operator_policy);
+
+/* Per-vhost limits (RabbitMQ's vhost-limits). A negative value means no limit; 0 allows none. */
+enum vhost_limit { VHOST_LIMIT_MAX_CONNECTIONS, VHOST_LIMIT_MAX_QUEUES };
+#define VHOST_LIMIT_COUNT 2
+/* RabbitMQ's name of a limit ("max-connections", "max-queues"), a static string. */
+const char *vhost_limit_name(enum vhost_limit limit);
+/* The limit called name: 0 and *out, or -1 for an unknown name. */
+int vhost_limit_parse(const char *name, enum vhost_limit *out);
+/* The limit's value, -1 when unlimited. */
+int64_t vhost_limit_get(const struct vhost *vhost, enum vhost_limit limit);
+/* Sets a limit (negative: clears it), then calls hooks.definitions_changed. Objects already over
+ * the new limit stay, as in RabbitMQ: the limit only refuses new ones. max-queues is enforced by
+ * vhost_queue_declare (406 "cannot declare queue 'q': queue limit in vhost '/' (N) is reached");
+ * max-connections by the AMQP layer at connection.open. */
+void vhost_limit_set(struct vhost *vhost, enum vhost_limit limit, int64_t value);
 
 #endif

@@ -1,8 +1,13 @@
 /* broker/model/vhost_definitions.c: the durable definitions of a vhost (exchanges, queues,
- * bindings) as one AMQP field table, for the store to keep and for start-up to recreate.
+ * bindings, policies, limits) as one AMQP field table, for the store to keep and for start-up
+ * to recreate.
  * Layout: {"exchanges": [ {name, type, auto_delete, internal, arguments} ... ],
  *          "queues":    [ {name, auto_delete, arguments} ... ],
- *          "bindings":  [ {source, destination, destination_type, routing_key, arguments} ... ]}.
+ *          "bindings":  [ {source, destination, destination_type, routing_key, arguments} ... ],
+ *          "policies", "operator_policies": [ {name, pattern, apply-to, priority (long),
+ *                                              definition (table)} ... ],
+ *          "limits":    {"max-connections": long, "max-queues": long} (only those set)}.
+ * The last three came later: a blob without them loads with no policies and no limits.
  * Exclusive queues are not kept: they die with their connection, as in RabbitMQ. Importing
  * checks every entry before it reaches the model (see "import" below). */
 #include <stdarg.h>
@@ -72,6 +77,49 @@ static void export_binding(void *destination, struct proto_bytes key, struct pro
     e->rc |= append_table(e->list, &t);
 }
 
+struct policy_export {
+    struct table_buf list;
+    int rc;
+};
+
+static void export_policy(const struct policy_spec *spec, void *arg)
+{
+    struct policy_export *e = arg;
+    struct table_buf t = {0};
+    struct table_value priority = {.type = TABLE_INT64};
+    priority.v.i64 = spec->priority;
+    e->rc |= put_bytes(&t, "name", TABLE_LONGSTR, proto_bytes_of(spec->name));
+    e->rc |= put_bytes(&t, "pattern", TABLE_LONGSTR, proto_bytes_of(spec->pattern));
+    e->rc |= put_bytes(&t, "apply-to", TABLE_LONGSTR, proto_bytes_of(spec->apply_to));
+    e->rc |= table_buf_put_field(&t, "priority", 8, &priority);
+    e->rc |= put_bytes(&t, "definition", TABLE_TABLE, spec->definition);
+    e->rc |= append_table(&e->list, &t);
+}
+
+/* Policies of both kinds and the limits that are set. */
+static int export_policies_and_limits(struct vhost *vhost, struct table_buf *out)
+{
+    static const char *const lists[] = {"policies", "operator_policies"};
+    int rc = 0;
+    for (int kind = POLICY_USER; kind <= POLICY_OPERATOR; kind++) {
+        struct policy_export e = {.rc = 0};
+        vhost_for_each_policy(vhost, (enum policy_kind)kind, export_policy, &e);
+        rc |= e.rc | put_bytes(out, lists[kind], TABLE_ARRAY, (struct proto_bytes){e.list.data, (uint32_t)e.list.len});
+        table_buf_free(&e.list);
+    }
+    struct table_buf limits = {0};
+    for (int i = 0; i < VHOST_LIMIT_COUNT; i++) {
+        struct table_value v = {.type = TABLE_INT64};
+        v.v.i64 = vhost_limit_get(vhost, (enum vhost_limit)i);
+        const char *name = vhost_limit_name((enum vhost_limit)i);
+        if (v.v.i64 >= 0)
+            rc |= table_buf_put_field(&limits, name, strlen(name), &v);
+    }
+    rc |= put_bytes(out, "limits", TABLE_TABLE, (struct proto_bytes){limits.data, (uint32_t)limits.len});
+    table_buf_free(&limits);
+    return rc;
+}
+
 int vhost_export_definitions(struct vhost *vhost, struct table_buf *out)
 {
     struct table_buf exchanges = {0}, queues = {0}, bindings = {0};
@@ -106,6 +154,7 @@ int vhost_export_definitions(struct vhost *vhost, struct table_buf *out)
     rc |= put_bytes(out, "exchanges", TABLE_ARRAY, (struct proto_bytes){exchanges.data, (uint32_t)exchanges.len});
     rc |= put_bytes(out, "queues", TABLE_ARRAY, (struct proto_bytes){queues.data, (uint32_t)queues.len});
     rc |= put_bytes(out, "bindings", TABLE_ARRAY, (struct proto_bytes){bindings.data, (uint32_t)bindings.len});
+    rc |= export_policies_and_limits(vhost, out);
     table_buf_free(&exchanges);
     table_buf_free(&queues);
     table_buf_free(&bindings);
@@ -260,6 +309,89 @@ static void import_binding(struct entry *e)
         fail(e, "%s", err.text);
 }
 
+/* A string field copied out as a C string (cap bytes with the NUL): no zero byte, not longer. */
+static bool get_c_string(struct entry *e, const char *key, bool required, char *out, size_t cap)
+{
+    struct proto_bytes b;
+    out[0] = '\0';
+    if (!get_string(e, key, required, &b))
+        return false;
+    if (b.len >= cap || (b.len && memchr(b.ptr, 0, b.len))) {
+        fail(e, "'%s' of %u bytes: longer than %zu bytes or holding a zero byte", key, b.len, cap - 1);
+        return false;
+    }
+    if (b.len)
+        memcpy(out, b.ptr, b.len);
+    out[b.len] = '\0';
+    return true;
+}
+
+/* Policies go through vhost_policy_set, which validates them as it validates an operator's. */
+static void import_policy_of(struct entry *e, enum policy_kind kind)
+{
+    char name[POLICY_NAME_MAX + 1], pattern[POLICY_PATTERN_MAX + 1], apply_to[32];
+    char error[POLICY_ERROR_MAX];
+    struct policy_spec spec = {.name = name, .pattern = pattern, .apply_to = apply_to};
+    struct table_value v;
+    if (!get_c_string(e, "name", true, name, sizeof name) || !get_c_string(e, "pattern", true, pattern, sizeof pattern) ||
+        !get_c_string(e, "apply-to", false, apply_to, sizeof apply_to) ||
+        !get_table(e, "definition", &spec.definition))
+        return;
+    if (!apply_to[0])
+        spec.apply_to = NULL;
+    int found = table_find(e->fields, "priority", &v);
+    if (found != 0 && !(found == 1 && v.type != TABLE_TIMESTAMP && table_value_to_int(&v, &spec.priority))) {
+        fail(e, "'priority' is not an integer");
+        return;
+    }
+    int rc = vhost_policy_set(e->import->vhost, kind, &spec, error, sizeof error);
+    if (rc == -1) {
+        /* One line in the log: RabbitMQ's wrapping ("Validation failed", blank lines) dropped. */
+        const char *text = strncmp(error, "Validation failed\n\n", 19) == 0 ? error + 19 : error;
+        fail(e, "%.*s", (int)strcspn(text, "\n"), text);
+    }
+    else if (rc != 0)
+        fail(e, "out of memory");
+}
+
+static void import_policy(struct entry *e) { import_policy_of(e, POLICY_USER); }
+static void import_operator_policy(struct entry *e) { import_policy_of(e, POLICY_OPERATOR); }
+
+/* The limits table: each known limit an integer; anything else is skipped with a log line. */
+static void import_limits(struct import *im, struct proto_bytes blob)
+{
+    struct table_value v;
+    int found = table_find(blob, "limits", &v);
+    if (found == 0)
+        return;
+    struct entry e = {.import = im, .list = "limits"};
+    if (found != 1 || v.type != TABLE_TABLE) {
+        fail(&e, "not a table");
+        report(&e);
+        return;
+    }
+    struct table_iter it;
+    struct proto_bytes key;
+    struct table_value value;
+    table_iter_init(&it, v.v.bytes);
+    for (size_t index = 0; table_next(&it, &key, &value) == 1; index++) {
+        struct entry one = {.import = im, .list = "limits", .index = index};
+        char name[32] = "";
+        enum vhost_limit limit;
+        int64_t n;
+        if (key.len < sizeof name)
+            memcpy(name, key.ptr, key.len);
+        if (key.len >= sizeof name || memchr(name, 0, key.len) || vhost_limit_parse(name, &limit) != 0)
+            fail(&one, "unknown limit");
+        else if (value.type == TABLE_TIMESTAMP || !table_value_to_int(&value, &n))
+            fail(&one, "'%s' is not an integer", name);
+        else
+            vhost_limit_set(im->vhost, limit, n);
+        if (one.why[0])
+            report(&one);
+    }
+}
+
 /* Feeds each element of the list field `list` (absent: nothing to do) to one. */
 static void import_list(struct import *im, struct proto_bytes blob, const char *list, void (*one)(struct entry *))
 {
@@ -304,9 +436,14 @@ int vhost_import_definitions(struct vhost *vhost, struct proto_bytes blob, size_
     struct import im = {.vhost = vhost};
     struct vhost_hooks saved = vhost->hooks;
     vhost->hooks.definitions_changed = NULL; /* recreating is not a change */
+    /* Policies first, so that what is recreated gets them at declare; limits last, as they
+     * only refuse new objects and the saved ones existed under them already. */
+    import_list(&im, blob, "policies", import_policy);
+    import_list(&im, blob, "operator_policies", import_operator_policy);
     import_list(&im, blob, "exchanges", import_exchange);
     import_list(&im, blob, "queues", import_queue);
     import_list(&im, blob, "bindings", import_binding);
+    import_limits(&im, blob);
     vhost->hooks = saved;
     if (im.logged > IMPORT_LOG_MAX)
         log_warning("definitions of vhost '%s': %zu more entries skipped, not logged one by one",

@@ -16,7 +16,10 @@ struct exchange {
     bool builtin; /* the default exchange and amq.*: cannot be deleted */
     uint8_t *arguments;
     uint32_t arguments_len;
-    struct proto_bytes alternate; /* alternate-exchange argument, inside arguments */
+    struct proto_bytes alternate; /* in force: the argument (inside arguments), else the policy's */
+    bool alternate_argument;      /* alternate-exchange was declared: policies do not change it */
+    uint8_t *alternate_policy;    /* the policy's alternate-exchange, owned (NULL: none) */
+    const struct policy *policy, *operator_policy; /* applied (vhost_policy.c) */
     struct router *router;
     UT_hash_handle hh;
 };
@@ -24,6 +27,7 @@ struct exchange {
 struct queue_slot {
     struct queue *queue;
     struct proto_bytes name; /* points into the queue */
+    const struct policy *policy, *operator_policy; /* applied (vhost_policy.c) */
     UT_hash_handle hh;
 };
 
@@ -39,6 +43,8 @@ struct vhost {
     uint64_t dead_letter_hops;  /* budgeted hops spent this round */
     uint64_t dead_letter_refused; /* dead letters dropped this round for the budget or depth */
     bool dead_letter_cycle_reported; /* the first cycle is logged, later ones are not */
+    struct policy_store *policies;
+    int64_t limits[VHOST_LIMIT_COUNT]; /* -1: none */
 };
 
 /* Tagged destinations in a router: exchanges have the low bit set, queues do not. */
@@ -48,6 +54,11 @@ static inline struct exchange *destination_exchange(void *d) { return (struct ex
 
 struct exchange *vhost_find_exchange(struct vhost *vhost, struct proto_bytes name);
 struct queue *vhost_find_queue(struct vhost *vhost, struct proto_bytes name);
+
+/* vhost_policy.c: looks up and applies the policies of one exchange, or of one queue (slot);
+ * used at declare and by every policy change. Returns 0 or -1 (the queue keeps its settings). */
+void vhost_exchange_apply_policies(struct vhost *vhost, struct exchange *x);
+int vhost_queue_apply_policies(struct vhost *vhost, struct queue_slot *slot);
 
 /* queue_hooks.dropped: dead-letters msg when the queue has a dead-letter exchange. */
 void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int reason);

@@ -15,6 +15,8 @@ void vhost_for_each_exchange(struct vhost *vhost, void (*fn)(const struct vhost_
             .auto_delete = x->auto_delete,
             .internal = x->internal,
             .arguments = {x->arguments, x->arguments_len},
+            .policy = x->policy,
+            .operator_policy = x->operator_policy,
         };
         fn(&info, arg);
     }

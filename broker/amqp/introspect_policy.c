@@ -1,0 +1,124 @@
+/* broker/amqp/introspect_policy.c: the operator actions on policies, operator policies and vhost
+ * limits behind the admin interface (see introspect.h). The rules live in the model
+ * (broker/model/policy.h, vhost.h); this file finds the vhost, logs each change once and leaves
+ * saving to the vhost's definitions_changed hook. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "introspect.h"
+#include "log.h"
+#include "policy.h"
+#include "queue.h"
+#include "server_internal.h"
+#include "vhost.h"
+
+static struct vhost_entry *find_vhost(struct server *server, const char *name)
+{
+    return name ? server_vhost_entry(server, name, strlen(name)) : NULL;
+}
+
+static const char *kind_text(bool operator_policy) { return operator_policy ? "operator policy" : "policy"; }
+
+int introspect_set_policy(struct server *server, bool operator_policy, const struct introspect_policy *p,
+                          char *error, size_t cap)
+{
+    struct vhost_entry *e = find_vhost(server, p->vhost);
+    if (!e)
+        return -ENOENT;
+    struct policy_spec spec = {p->name, p->pattern, p->apply_to, p->priority, p->definition};
+    int rc = vhost_policy_set(e->vhost, operator_policy ? POLICY_OPERATOR : POLICY_USER, &spec, error, cap);
+    if (rc == -1)
+        return -EINVAL;
+    if (rc != 0)
+        return rc;
+    log_info("Successfully set %s '%s' matching %s names in virtual host '%s' using pattern '%s'",
+             kind_text(operator_policy), p->name, p->apply_to ? p->apply_to : "all", e->name, p->pattern);
+    return 0;
+}
+
+int introspect_clear_policy(struct server *server, const char *vhost, bool operator_policy, const char *name)
+{
+    struct vhost_entry *e = find_vhost(server, vhost);
+    if (!e || !name)
+        return -ENOENT;
+    int rc = vhost_policy_clear(e->vhost, operator_policy ? POLICY_OPERATOR : POLICY_USER, name);
+    if (rc == 0)
+        log_info("Cleared %s '%s' in virtual host '%s'", kind_text(operator_policy), name, e->name);
+    return rc;
+}
+
+struct each_policy {
+    void (*fn)(const struct introspect_policy *p, void *arg);
+    void *arg;
+    const char *vhost;
+};
+
+static void visit_policy(const struct policy_spec *spec, void *arg)
+{
+    struct each_policy *e = arg;
+    struct introspect_policy out = {e->vhost, spec->name, spec->pattern, spec->apply_to, spec->priority,
+                                    spec->definition};
+    e->fn(&out, e->arg);
+}
+
+void introspect_policies(struct server *server, const char *vhost, bool operator_policy,
+                         void (*fn)(const struct introspect_policy *p, void *arg), void *arg)
+{
+    struct vhost_entry *v, *tmp;
+    HASH_ITER(hh, server->vhosts, v, tmp) {
+        if (v->deleted || (vhost && strcmp(vhost, v->name) != 0))
+            continue;
+        struct each_policy e = {fn, arg, v->name};
+        vhost_for_each_policy(v->vhost, operator_policy ? POLICY_OPERATOR : POLICY_USER, visit_policy, &e);
+    }
+}
+
+int introspect_set_vhost_limit(struct server *server, const char *vhost, const char *limit, int64_t value,
+                               char *error, size_t cap)
+{
+    struct vhost_entry *e = find_vhost(server, vhost);
+    if (!e)
+        return -ENOENT;
+    enum vhost_limit which;
+    if (!limit || vhost_limit_parse(limit, &which) != 0) {
+        if (cap)
+            snprintf(error, cap, "Validation failed\n\n%s is not a recognised vhost limit\n", limit ? limit : "(null)");
+        return -EINVAL;
+    }
+    vhost_limit_set(e->vhost, which, value);
+    log_info("Successfully set vhost limit %s to %lld in virtual host '%s'", limit, (long long)value, e->name);
+    return 0;
+}
+
+int introspect_clear_vhost_limit(struct server *server, const char *vhost, const char *limit)
+{
+    struct vhost_entry *e = find_vhost(server, vhost);
+    if (!e)
+        return -ENOENT;
+    enum vhost_limit which;
+    if (limit && vhost_limit_parse(limit, &which) != 0)
+        return -EINVAL;
+    for (int i = 0; i < VHOST_LIMIT_COUNT; i++)
+        if (!limit || (enum vhost_limit)i == which)
+            vhost_limit_set(e->vhost, (enum vhost_limit)i, -1);
+    log_info("Cleared vhost limit%s%s in virtual host '%s'", limit ? " " : "s", limit ? limit : "", e->name);
+    return 0;
+}
+
+void introspect_vhost_limits(struct server *server, const char *vhost,
+                             void (*fn)(const struct introspect_vhost_limits *l, void *arg), void *arg)
+{
+    struct vhost_entry *v, *tmp;
+    HASH_ITER(hh, server->vhosts, v, tmp) {
+        if (v->deleted || (vhost && strcmp(vhost, v->name) != 0))
+            continue;
+        struct introspect_vhost_limits out = {
+            .vhost = v->name,
+            .max_connections = vhost_limit_get(v->vhost, VHOST_LIMIT_MAX_CONNECTIONS),
+            .max_queues = vhost_limit_get(v->vhost, VHOST_LIMIT_MAX_QUEUES),
+        };
+        if (out.max_connections >= 0 || out.max_queues >= 0)
+            fn(&out, arg);
+    }
+}
