@@ -47,8 +47,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   run_ctest build-asan sanitizers
 
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DWARREN_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j "$JOBS" --target fuzz_frame fuzz_table fuzz_definitions fuzz_connection
-run_ctest build-fuzz fuzzers -R "protocol_fuzz|model_fuzz"
+cmake --build build-fuzz -j "$JOBS" --target fuzz_frame fuzz_table fuzz_definitions fuzz_connection fuzz_mgmt
+run_ctest build-fuzz fuzzers -R "protocol_fuzz|model_fuzz|admin_fuzz"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
