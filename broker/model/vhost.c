@@ -453,6 +453,7 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
     slot->queue = q;
     slot->name = queue_name(q);
     HASH_ADD_KEYPTR(hh, vhost->queues, slot->name.ptr, slot->name.len, slot);
+    vhost->churn.queue_created++;
     if (settings.durable)
         definitions_changed(vhost);
     *out = q;
@@ -470,6 +471,7 @@ void vhost_queue_remove(struct vhost *vhost, struct queue *queue)
      * which must then find nothing left to remove. The slot's reference moves to us. */
     HASH_DEL(vhost->queues, slot);
     free(slot);
+    vhost->churn.queue_deleted++;
     if (vhost->hooks.queue_deleting)
         vhost->hooks.queue_deleting(vhost->hooks.ctx, queue);
     unbind_everywhere(vhost, queue);

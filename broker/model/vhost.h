@@ -12,6 +12,7 @@
 #include "proto.h"
 #include "reply.h"
 #include "router.h"
+#include "stats.h"
 
 struct exchange;
 struct message;
@@ -120,6 +121,11 @@ struct vhost_route_memo {
 int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct proto_bytes exchange,
                      const struct message *msg, struct route_set *out, struct reply_error *err);
 
+/* Counts what the last vhost_route_memo with memo did with a message that reached no queue: it
+ * was returned to the publisher (mandatory) or dropped. Counted on the exchange it was
+ * published to; call right after that routing (nothing may delete exchanges in between). */
+void vhost_route_unroutable(struct vhost_route_memo *memo, bool returned);
+
 /* Dead-lettering is bounded per round; the owner makes each loop pass one round. A dead letter
  * of a message that was itself dead-lettered in the same round (a chain: x-max-length 0 or TTL 0
  * queues feeding each other) costs a hop per queue it is routed to (delivered or not): past
@@ -159,6 +165,8 @@ struct vhost_exchange_info {
     const char *type;
     bool durable, auto_delete, internal;
     struct proto_bytes arguments;
+    const struct stats_exchange *stats;   /* its message counters (stats.h) */
+    struct stats_exchange_series *series; /* the sampler's state for it */
 };
 struct vhost_binding_info {
     struct proto_bytes source;
@@ -173,5 +181,11 @@ void vhost_for_each_binding(struct vhost *vhost, void (*fn)(const struct vhost_b
 size_t vhost_exchange_count(const struct vhost *vhost);
 void vhost_for_each_queue(struct vhost *vhost, void (*fn)(struct queue *queue, void *arg), void *arg);
 size_t vhost_queue_count(const struct vhost *vhost);
+
+/* Queues created and deleted in the vhost since it was created (RabbitMQ's churn rates). */
+struct vhost_churn {
+    uint64_t queue_created, queue_deleted;
+};
+const struct vhost_churn *vhost_churn(const struct vhost *vhost);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "names.h"
 #include "route_set.h"
+#include "stats.h"
 #include "uthash.h"
 #include "vhost.h"
 
@@ -18,6 +19,8 @@ struct exchange {
     uint32_t arguments_len;
     struct proto_bytes alternate; /* alternate-exchange argument, inside arguments */
     struct router *router;
+    struct stats_exchange stats;
+    struct stats_exchange_series series;
     UT_hash_handle hh;
 };
 
@@ -39,6 +42,7 @@ struct vhost {
     uint64_t dead_letter_hops;  /* budgeted hops spent this round */
     uint64_t dead_letter_refused; /* dead letters dropped this round for the budget or depth */
     bool dead_letter_cycle_reported; /* the first cycle is logged, later ones are not */
+    struct vhost_churn churn;
 };
 
 /* Tagged destinations in a router: exchanges have the low bit set, queues do not. */

@@ -15,6 +15,8 @@ void vhost_for_each_exchange(struct vhost *vhost, void (*fn)(const struct vhost_
             .auto_delete = x->auto_delete,
             .internal = x->internal,
             .arguments = {x->arguments, x->arguments_len},
+            .stats = &x->stats,
+            .series = &x->series,
         };
         fn(&info, arg);
     }
@@ -52,3 +54,5 @@ void vhost_for_each_binding(struct vhost *vhost, void (*fn)(const struct vhost_b
 }
 
 size_t vhost_exchange_count(const struct vhost *vhost) { return HASH_COUNT(vhost->exchanges); }
+
+const struct vhost_churn *vhost_churn(const struct vhost *vhost) { return &vhost->churn; }
