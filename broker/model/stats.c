@@ -116,3 +116,37 @@ void stats_history_free(struct stats_history *h)
     free(h->ring);
     h->ring = NULL;
 }
+
+#define QUEUE_INDEX(field) (offsetof(struct stats_queue, field) / sizeof(uint64_t))
+
+uint64_t stats_queue_deliver_get(const uint64_t *c)
+{
+    return c[QUEUE_INDEX(deliver)] + c[QUEUE_INDEX(deliver_no_ack)] + c[QUEUE_INDEX(get)] + c[QUEUE_INDEX(get_no_ack)];
+}
+
+void stats_queue_sample(struct stats_queue_series *series, const struct stats_clock *clock,
+                        const struct stats_queue *counters, uint64_t ready, uint64_t unacked)
+{
+    const uint64_t *now = (const uint64_t *)counters;
+    uint32_t row[STATS_QUEUE_HISTORY_WIDTH] = {
+        [STATS_QUEUE_HISTORY_READY] = stats_u32(ready),
+        [STATS_QUEUE_HISTORY_UNACKED] = stats_u32(unacked),
+        [STATS_QUEUE_HISTORY_PUBLISH] = stats_u32(now[QUEUE_INDEX(publish)] - series->last[QUEUE_INDEX(publish)]),
+        [STATS_QUEUE_HISTORY_DELIVER_GET] = stats_u32(stats_queue_deliver_get(now) - stats_queue_deliver_get(series->last)),
+    };
+    stats_history_record(&series->history, clock, row, STATS_QUEUE_HISTORY_WIDTH);
+    stats_rates_update(clock, now, series->last, series->rate, STATS_QUEUE_COUNTERS);
+}
+
+void stats_totals_sample(struct stats_totals_series *series, const struct stats_clock *clock,
+                         const struct stats_channel *counters, uint64_t ready, uint64_t unacked)
+{
+    const uint64_t *now = (const uint64_t *)counters;
+    uint32_t row[STATS_TOTALS_HISTORY_WIDTH];
+    for (size_t i = 0; i < STATS_CHANNEL_COUNTERS; i++)
+        row[i] = stats_u32(now[i] >= series->last[i] ? now[i] - series->last[i] : 0);
+    row[STATS_TOTALS_HISTORY_READY] = stats_u32(ready);
+    row[STATS_TOTALS_HISTORY_UNACKED] = stats_u32(unacked);
+    stats_history_record(&series->history, clock, row, STATS_TOTALS_HISTORY_WIDTH);
+    stats_rates_update(clock, now, series->last, series->rate, STATS_CHANNEL_COUNTERS);
+}

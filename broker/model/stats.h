@@ -153,4 +153,17 @@ struct stats_totals_series {
     struct stats_history history;
 };
 
+/* One sampler step for a queue at the clock's latest tick: records the history row (depth
+ * ready/unacked, and the publish and deliver_get counts since the previous tick), then the
+ * rates. Call once per tick, after stats_clock_tick. */
+void stats_queue_sample(struct stats_queue_series *series, const struct stats_clock *clock,
+                        const struct stats_queue *counters, uint64_t ready, uint64_t unacked);
+
+/* The same for a vhost or the broker: counters are the channel counters summed. */
+void stats_totals_sample(struct stats_totals_series *series, const struct stats_clock *clock,
+                         const struct stats_channel *counters, uint64_t ready, uint64_t unacked);
+
+/* deliver + deliver_no_ack + get + get_no_ack of a queue's counters laid out as an array. */
+uint64_t stats_queue_deliver_get(const uint64_t *counters);
+
 #endif
