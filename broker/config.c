@@ -111,6 +111,12 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
         if (parse_uint(key, value, UINT32_MAX, &v))
             return -1;
         s->queue_ram_messages = (uint32_t)v;
+    } else if (strcmp(key, "collect_statistics_interval") == 0) {
+        if (parse_uint(key, value, 3600 * 1000, &v) || v < 100) {
+            fprintf(stderr, "warren: collect_statistics_interval is in ms, at least 100\n");
+            return -1;
+        }
+        s->stats_interval_ms = (uint32_t)v;
     } else if (strcmp(key, "default_user") == 0) {
         s->default_user = value;
     } else if (strcmp(key, "default_pass") == 0) {

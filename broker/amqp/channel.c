@@ -18,6 +18,7 @@
 
 uint16_t channel_number(const struct channel *ch) { return ch->number; }
 int channel_is_closed(const struct channel *ch) { return ch->state == CHANNEL_CLOSED; }
+const struct stats_channel *channel_stats(const struct channel *ch) { return &ch->stats; }
 
 struct channel *channel_create(struct connection *conn, uint16_t number)
 {

@@ -8,6 +8,7 @@
 #include "reply.h"
 
 struct channel;
+struct stats_channel;
 struct connection;
 struct frame;
 
@@ -27,5 +28,8 @@ int channel_handle_frame(struct channel *ch, const struct frame *frame, struct r
 
 /* True once the channel finished closing (close-ok sent or received) and may be destroyed. */
 int channel_is_closed(const struct channel *ch);
+
+/* The channel's message counters (stats.h), valid while it lives. */
+const struct stats_channel *channel_stats(const struct channel *ch);
 
 #endif

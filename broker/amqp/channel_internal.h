@@ -12,6 +12,7 @@
 #include "queue.h"
 #include "reply.h"
 #include "route_set.h"
+#include "stats.h"
 #include "uthash.h"
 #include "vhost.h"
 
@@ -139,6 +140,11 @@ struct channel {
     /* RabbitMQ's shortcut: an empty queue name means the last queue declared here. */
     uint8_t last_queue_len;
     char last_queue[256];
+
+    /* Message counters (stats.h), plain increments beside the work they count; the
+     * connection, vhost and broker totals are sums over channels, not counted again. */
+    struct stats_channel stats;
+    struct stats_channel_series series;
 };
 
 /* Permission check for the connection's user on resource `name` of kind "queue" or

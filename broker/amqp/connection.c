@@ -73,6 +73,8 @@ struct connection {
     char user[256];
     char name[128];
     struct vhost *vhost; /* after connection.open */
+    struct stats_channel closed_channels; /* counters of its channels already gone */
+    struct connection_series series;
 };
 
 static void arm_timer(struct connection *conn, uint64_t delay_ms, loop_timer_fn fn);
@@ -83,6 +85,11 @@ struct netconn *connection_net(const struct connection *conn) { return conn->net
 const char *connection_name(const struct connection *conn) { return conn->name; }
 const char *connection_user(const struct connection *conn) { return conn->user; }
 struct vhost *connection_vhost(const struct connection *conn) { return conn->vhost; }
+const struct stats_channel *connection_closed_channel_stats(const struct connection *conn)
+{
+    return &conn->closed_channels;
+}
+struct connection_series *connection_series(struct connection *conn) { return &conn->series; }
 const char *connection_vhost_name(const struct connection *conn) { return conn->vhost ? vhost_name(conn->vhost) : NULL; }
 
 bool connection_client_has_capability(const struct connection *conn, const char *name)
@@ -524,6 +531,11 @@ static void remove_slot(struct connection *conn, struct channel_slot *slot)
     HASH_DEL(conn->channels, slot);
     if (conn->last_slot == slot)
         conn->last_slot = NULL;
+    /* Its counters move into the connection's, the vhost's and the broker's totals (destroying
+     * only requeues, which counts nothing). */
+    const struct stats_channel *stats = channel_stats(slot->channel);
+    stats_channel_add(&conn->closed_channels, stats);
+    server_stats_channel_closed(conn->server, conn->vhost, stats);
     channel_destroy(slot->channel);
     free(slot);
     conn->open_channels--;
@@ -561,6 +573,7 @@ static int channel_frame(struct connection *conn, const struct frame *f, struct 
         slot->number = f->channel;
         HASH_ADD(hh, conn->channels, number, sizeof slot->number, slot);
         conn->open_channels++;
+        server_stats_channel_opened(conn->server);
     }
     int rc = channel_handle_frame(slot->channel, f, err);
     if (channel_is_closed(slot->channel))

@@ -9,6 +9,7 @@
 
 #include "proto.h"
 #include "reply.h"
+#include "stats.h"
 
 struct channel;
 struct connection;
@@ -55,6 +56,18 @@ int connection_decode_method(const struct frame *f, struct spec_method *m, struc
 struct introspect_connection;
 void connection_describe(const struct connection *conn, struct introspect_connection *out);
 void connection_for_each_channel(struct connection *conn, void (*fn)(struct channel *ch, void *arg), void *arg);
+
+/* Statistics. The counters the connection's closed channels left behind (its live channels
+ * keep their own; the connection's figures are the sum). */
+const struct stats_channel *connection_closed_channel_stats(const struct connection *conn);
+/* The sampler's state of a connection: rates of its message counters (channels summed) and of
+ * its socket counters (netconn_io_stats order: recv bytes, send bytes, recv calls, send calls). */
+struct connection_series {
+    struct stats_channel_series messages;
+    uint64_t io_last[4];
+    float io_rate[4];
+};
+struct connection_series *connection_series(struct connection *conn);
 
 /* Negotiated limits and identity. */
 uint32_t connection_frame_max(const struct connection *conn);

@@ -104,10 +104,14 @@ static void consumer_deliver(void *ctx, struct queue *queue, const struct queue_
     m.args.basic_deliver.routing_key = msg->routing_key;
     connection_send_content(ch->conn, ch->number, &m, msg->header, msg->body, msg->body_size, message_retain_cb,
                             message_release_cb, msg);
+    if (entry->delivery_count > 0)
+        ch->stats.redeliver++;
     if (no_ack) {
+        ch->stats.deliver_no_ack++;
         message_release(msg);
         return;
     }
+    ch->stats.deliver++;
     struct delivery d = {.tag = tag, .queue = queue, .consumer = c, .entry = *entry};
     queue_retain(queue);
     if (ring_push(&ch->unacked, &d) != 0) {
@@ -191,6 +195,8 @@ static void settle_one(struct channel *ch, uint32_t index, enum queue_settle_mod
     if (d.consumer)
         d.consumer->unacked--;
     ch->unacked_live--;
+    if (mode == QUEUE_ACK)
+        ch->stats.ack++;
     queue_settle(d.queue, &d.entry, mode);
     if (mode == QUEUE_REQUEUE && route_set_add(requeued, d.queue) == 1)
         queue_retain(d.queue);
@@ -396,6 +402,7 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
     queue_touch(q, now);
     struct queue_entry entry;
     if (!queue_get(q, now, a->no_ack, &entry)) {
+        ch->stats.get_empty++;
         struct spec_method empty = {.id = SPEC_BASIC_GET_EMPTY};
         return channel_send(ch, &empty);
     }
@@ -409,10 +416,14 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
     m.args.basic_get_ok.message_count = (uint32_t)queue_ready_count(q);
     connection_send_content(ch->conn, ch->number, &m, msg->header, msg->body, msg->body_size, message_retain_cb,
                             message_release_cb, msg);
+    if (entry.delivery_count > 0)
+        ch->stats.redeliver++;
     if (a->no_ack) {
+        ch->stats.get_no_ack++;
         message_release(msg);
         return 0;
     }
+    ch->stats.get++;
     struct delivery d = {.tag = tag, .queue = q, .consumer = NULL, .entry = entry};
     queue_retain(q);
     if (ring_push(&ch->unacked, &d) != 0) {

@@ -1,6 +1,7 @@
 /* broker/amqp/introspect.c: read-only views of the running broker and the operator actions
  * behind warrenctl (see introspect.h). */
 #include "introspect.h"
+#include "introspect_stats.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -69,6 +70,26 @@ void introspect_status(struct server *server, struct introspect_status *out)
     snprintf(listener, sizeof listener, "%s:%u", server->config.bind_address,
              server->listener ? netlistener_port(server->listener) : server->config.port);
     out->listener = listener;
+    struct stats_channel totals;
+    server_stats_totals(server, NULL, &totals);
+    introspect_fill_channel(&totals, server->stats.series.rate, &out->message_stats, &out->message_rates);
+    out->connection_created = server->stats.connection_created;
+    out->connection_closed = server->stats.connection_closed;
+    out->channel_created = server->stats.channel_created;
+    out->channel_closed = server->stats.channel_closed;
+    out->queue_created = server->stats.retired_queue_created;
+    out->queue_deleted = server->stats.retired_queue_deleted;
+    struct vhost_entry *v, *vtmp;
+    HASH_ITER(hh, server->vhosts, v, vtmp) {
+        out->queue_created += vhost_churn(v->vhost)->queue_created;
+        out->queue_deleted += vhost_churn(v->vhost)->queue_deleted;
+    }
+    for (struct vhost_entry *r = server->retired_vhosts; r; r = r->next_retired) {
+        out->queue_created += vhost_churn(r->vhost)->queue_created;
+        out->queue_deleted += vhost_churn(r->vhost)->queue_deleted;
+    }
+    out->stats_interval_ms = server->stats.interval_ms;
+    out->stats_samples = server->stats.clock.ticks;
 }
 
 struct each_connection {
@@ -84,6 +105,7 @@ static void visit_connection(struct netconn *net, void *arg)
         return;
     struct introspect_connection c;
     connection_describe(conn, &c);
+    introspect_fill_connection(conn, &c);
     e->fn(&c, e->arg);
 }
 
@@ -118,6 +140,7 @@ static void visit_channel(struct channel *ch, void *arg)
         .confirm = ch->confirm_mode,
         .transactional = ch->tx_mode,
     };
+    introspect_fill_channel(&ch->stats, ch->series.rate, &c.message_stats, &c.message_rates);
     e->fn(&c, e->arg);
 }
 
@@ -187,6 +210,7 @@ struct each_queue {
     void *arg;
     const char *vhost;
     struct vhost *model;
+    uint64_t now_ms;
 };
 
 static void visit_queue(struct queue *q, void *arg)
@@ -212,6 +236,8 @@ static void visit_queue(struct queue *q, void *arg)
     out.operator_policy = op ? policy_name(op) : NULL;
     if (policy_effective_definition(policy, op, &effective) == 0)
         out.effective_policy_definition = (struct proto_bytes){effective.data, (uint32_t)effective.len};
+    introspect_fill_queue(queue_stats(q), queue_series(q)->rate, &out.message_stats, &out.message_rates);
+    queue_message_age(q, e->now_ms, &out.head_message_age_ms, &out.mean_message_age_ms);
     e->fn(&out, e->arg);
     table_buf_free(&effective);
 }
@@ -223,7 +249,7 @@ void introspect_queues(struct server *server, const char *vhost,
     HASH_ITER(hh, server->vhosts, v, tmp) {
         if (!vhost_selected(v, vhost))
             continue;
-        struct each_queue e = {fn, arg, v->name, v->vhost};
+        struct each_queue e = {fn, arg, v->name, v->vhost, loop_now_ms(server->loop)};
         vhost_for_each_queue(v->vhost, visit_queue, &e);
     }
 }
@@ -251,6 +277,7 @@ static void visit_exchange(const struct vhost_exchange_info *x, void *arg)
     struct table_buf effective = {0};
     if (policy_effective_definition(x->policy, x->operator_policy, &effective) == 0)
         out.effective_policy_definition = (struct proto_bytes){effective.data, (uint32_t)effective.len};
+    introspect_fill_exchange(x->stats, x->series->rate, &out.message_stats, &out.message_rates);
     e->fn(&out, e->arg);
     table_buf_free(&effective);
 }

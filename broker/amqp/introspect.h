@@ -11,6 +11,30 @@
 
 struct server;
 
+/* Message counters with RabbitMQ's message_stats names, in messages: since the object was
+ * created, or for a vhost and the overview since the broker started (closed channels
+ * included). An object fills the fields it counts and leaves the others 0:
+ *   queue:      publish (entered it), deliver*, get*, redeliver, ack, drop_*;
+ *   exchange:   publish_in, publish_out (one per queue reached), return/drop_unroutable;
+ *   channel, connection, vhost, overview: publish, confirm, return/drop_unroutable, deliver*,
+ *               get*, redeliver, ack.
+ * deliver_get = deliver + deliver_no_ack + get + get_no_ack. drop_expired/maxlen/rejected are
+ * messages that left a queue unacknowledged by TTL, length limit (or refused by reject-publish),
+ * or rejection without requeue (dead-lettered or discarded). */
+struct introspect_message_stats {
+    uint64_t publish, publish_in, publish_out, confirm, return_unroutable, drop_unroutable;
+    uint64_t deliver, deliver_no_ack, get, get_no_ack, get_empty, deliver_get, redeliver, ack;
+    uint64_t drop_expired, drop_maxlen, drop_rejected;
+};
+
+/* The same counters as per-second rates (RabbitMQ's "<name>_details": {"rate": R}) over the
+ * sampler's latest interval (5 s by default). 0 until two samples were taken. */
+struct introspect_rates {
+    double publish, publish_in, publish_out, confirm, return_unroutable, drop_unroutable;
+    double deliver, deliver_no_ack, get, get_no_ack, get_empty, deliver_get, redeliver, ack;
+    double drop_expired, drop_maxlen, drop_rejected;
+};
+
 struct introspect_connection {
     const char *name;  /* "127.0.0.1:53122 -> 127.0.0.1:5672" */
     const char *peer_host;
@@ -24,6 +48,12 @@ struct introspect_connection {
     uint16_t heartbeat;
     bool blocked;
     const char *client_product; /* from client-properties, "" when absent */
+    struct introspect_message_stats message_stats; /* its channels, closed ones included */
+    struct introspect_rates message_rates;
+    /* Socket figures: bytes received and sent, and recv/send calls that moved bytes (RabbitMQ's
+     * recv_oct, send_oct, recv_cnt, send_cnt), and their per-second rates. */
+    uint64_t recv_oct, send_oct, recv_cnt, send_cnt;
+    double recv_oct_rate, send_oct_rate, recv_cnt_rate, send_cnt_rate;
 };
 
 struct introspect_channel {
@@ -38,6 +68,8 @@ struct introspect_channel {
     uint16_t global_prefetch_count; /* global=true */
     bool confirm;
     bool transactional;
+    struct introspect_message_stats message_stats;
+    struct introspect_rates message_rates;
 };
 
 struct introspect_consumer {
@@ -62,6 +94,14 @@ struct introspect_queue {
      * `effective_policy_definition` (table contents, keys without "x-"; empty when none). */
     const char *policy, *operator_policy;
     struct proto_bytes effective_policy_definition;
+    struct introspect_message_stats message_stats;
+    struct introspect_rates message_rates;
+    /* Age in ms of the oldest ready message (the next to go; for a priority queue the oldest of
+     * any priority) and the mean age of the ready messages, both counted from when each entered
+     * the queue (after a restart: from its publication). Over the messages in memory only: a
+     * paged queue's tail on disk is not read (its messages are younger than every one in
+     * memory). 0 when no ready message is in memory. */
+    uint64_t head_message_age_ms, mean_message_age_ms;
 };
 
 struct introspect_exchange {
@@ -72,6 +112,8 @@ struct introspect_exchange {
     struct proto_bytes arguments;
     const char *policy, *operator_policy;         /* as for queues */
     struct proto_bytes effective_policy_definition;
+    struct introspect_message_stats message_stats;
+    struct introspect_rates message_rates;
 };
 
 struct introspect_binding {
@@ -97,10 +139,57 @@ struct introspect_status {
     uint64_t pid;
     const char *data_dir;
     const char *listener; /* "0.0.0.0:5672" */
+    /* RabbitMQ's overview message_stats: every vhost, closed channels and deleted vhosts
+     * included; rates over the sampler's latest interval. */
+    struct introspect_message_stats message_stats;
+    struct introspect_rates message_rates;
+    /* Churn since start (RabbitMQ's churn_rates): objects created and closed or deleted. */
+    uint64_t connection_created, connection_closed, channel_created, channel_closed;
+    uint64_t queue_created, queue_deleted;
+    uint64_t stats_interval_ms; /* the sampler's period */
+    uint64_t stats_samples;     /* samples taken since start */
 };
 
 /* Fills the broker-wide status. */
 void introspect_status(struct server *server, struct introspect_status *out);
+
+/* One vhost's figures (RabbitMQ's /api/vhosts): message_stats of its channels (closed ones
+ * included, since the broker started), rates, and the sums over its queues. */
+struct introspect_vhost {
+    const char *name;
+    struct introspect_message_stats message_stats;
+    struct introspect_rates message_rates;
+    uint64_t messages_ready, messages_unacknowledged; /* summed over its queues, now */
+    uint32_t connections, queues, exchanges;
+    uint64_t queue_created, queue_deleted; /* churn */
+};
+/* Calls fn once per vhost (vhost == NULL: every vhost; else only that one). */
+void introspect_vhosts(struct server *server, const char *vhost,
+                       void (*fn)(const struct introspect_vhost *v, void *arg), void *arg);
+
+/* History (RabbitMQ's "samples": [{sample, timestamp}] for ?msg_rates_age=&msg_rates_incr= and
+ * ?lengths_age=&lengths_incr=). One sample per sampler tick (5 s), at most
+ * INTROSPECT_HISTORY_MAX (5 minutes); the API picks every n-th for a coarser increment. */
+#define INTROSPECT_HISTORY_MAX 60
+enum introspect_history_kind {
+    INTROSPECT_HISTORY_OVERVIEW, /* the broker: every counter of a vhost, and the depths */
+    INTROSPECT_HISTORY_VHOST,    /* one vhost: the same */
+    INTROSPECT_HISTORY_QUEUE,    /* one queue: depths, and publish and deliver_get only */
+};
+struct introspect_sample {
+    uint64_t timestamp_ms; /* wall clock, ms since 1970 */
+    uint64_t messages_ready, messages_unacknowledged; /* depth at that time */
+    /* Running totals at that time (RabbitMQ's "sample"); successive differences over the
+     * timestamps give the rate. Fields the kind does not keep are 0. */
+    struct introspect_message_stats message_stats;
+};
+/* Calls fn once with the last min(max, INTROSPECT_HISTORY_MAX) samples, oldest first (count
+ * may be 0 before the first sample or for a queue created since); the array is valid during
+ * the call. vhost and queue name the object (ignored where the kind does not need them).
+ * Returns 0, or -ENOENT when the vhost or queue does not exist. */
+int introspect_history(struct server *server, enum introspect_history_kind kind, const char *vhost,
+                       struct proto_bytes queue, size_t max,
+                       void (*fn)(const struct introspect_sample *samples, size_t count, void *arg), void *arg);
 
 /* Each calls fn once per object (vhost == NULL: every vhost). */
 void introspect_connections(struct server *server,

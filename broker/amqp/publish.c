@@ -79,6 +79,7 @@ void channel_flush_confirms(struct channel *ch)
         return;
     bool multiple = ch->confirmed_upto - ch->confirm_sent_upto > 1;
     send_confirm(ch, SPEC_BASIC_ACK, ch->confirmed_upto, multiple);
+    ch->stats.confirm += ch->confirmed_upto - ch->confirm_sent_upto;
     ch->confirm_sent_upto = ch->confirmed_upto;
 }
 
@@ -202,15 +203,26 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
     }
     int direct = direct_reply_deliver(ch->vhost, msg);
     if (direct >= 0) {
-        if (direct == 0 && mandatory)
+        ch->stats.publish++;
+        if (direct == 0 && mandatory) {
+            ch->stats.return_unroutable++;
             send_return(ch, msg);
+        } else if (direct == 0) {
+            ch->stats.drop_unroutable++;
+        }
         return 0;
     }
     if (vhost_route_memo(ch->vhost, &ch->route_memo, msg->exchange, msg, &ch->targets, err) != 0)
         return -1;
+    ch->stats.publish++;
     if (ch->targets.count == 0) {
-        if (mandatory)
+        vhost_route_unroutable(&ch->route_memo, mandatory);
+        if (mandatory) {
+            ch->stats.return_unroutable++;
             send_return(ch, msg);
+        } else {
+            ch->stats.drop_unroutable++;
+        }
         return 0;
     }
     uint64_t now = channel_now(ch);

@@ -121,6 +121,7 @@ void server_config_defaults(struct server_config *cfg)
         .disk_free_limit = 50ull * 1000 * 1000,
         .segment_bytes = 64ull << 20,
         .queue_ram_messages = 16384,
+        .stats_interval_ms = STATS_DEFAULT_INTERVAL_MS,
     };
 }
 
@@ -130,8 +131,16 @@ uint16_t server_port(const struct server *server)
 {
     return server->listener ? netlistener_port(server->listener) : 0;
 }
-void server_connection_opened(struct server *server) { server->connections++; }
-void server_connection_closed(struct server *server) { server->connections--; }
+void server_connection_opened(struct server *server)
+{
+    server->connections++;
+    server->stats.connection_created++;
+}
+void server_connection_closed(struct server *server)
+{
+    server->connections--;
+    server->stats.connection_closed++;
+}
 
 static void on_accept(struct netconn *net, void *arg)
 {
@@ -228,6 +237,7 @@ struct server *server_create(struct event_loop *loop, const struct server_config
         return NULL;
     }
     server->tick_timer = loop_timer_add(loop, TICK_MAX_MS, tick, server);
+    server_stats_start(server);
     loop_set_before_sleep(loop, before_sleep, server);
     if (server->listener)
         log_info("listening for AMQP 0-9-1 on %s:%u", cfg->bind_address, netlistener_port(server->listener));
@@ -283,6 +293,7 @@ void server_destroy(struct server *server)
     netconn_for_each(server->loop, drop_one, NULL);
     netconn_destroy_all(server->loop);
     loop_timer_cancel(server->loop, server->tick_timer);
+    server_stats_stop(server);
     persistence_close(server->persistence);
     server->persistence = NULL;
     server_vhosts_destroy(server);

@@ -35,6 +35,8 @@ struct server_config {
     uint64_t segment_bytes;          /* size at which the store starts a new log segment: 64 MiB */
     uint32_t queue_ram_messages;     /* ready messages a durable queue keeps in memory (the rest are
                                       * on disk only, read back ahead of delivery): 16384; 0: all */
+    uint32_t stats_interval_ms;      /* statistics sampling (RabbitMQ's collect_statistics_interval):
+                                      * 5000; 0 means the default */
 };
 
 /* Fills cfg with RabbitMQ-like defaults. */
@@ -81,5 +83,10 @@ const struct server_config *server_config(const struct server *server);
 struct event_loop *server_loop(const struct server *server);
 /* Connection bookkeeping: count of live AMQP connections (for shutdown). */
 void server_connection_opened(struct server *server);
+/* Statistics: a channel was created; a channel of a connection on vhost (NULL: none) is going
+ * away, and its counters are kept in the vhost's and the broker's totals (stats_sampler.c). */
+struct stats_channel;
+void server_stats_channel_opened(struct server *server);
+void server_stats_channel_closed(struct server *server, struct vhost *vhost, const struct stats_channel *stats);
 void server_connection_closed(struct server *server);
 #endif

@@ -5,6 +5,7 @@
 #define WARREN_SERVER_INTERNAL_H
 
 #include "server.h"
+#include "stats.h"
 #include "uthash.h"
 
 struct access;
@@ -19,9 +20,26 @@ struct vhost_entry {
     struct server *server;
     struct queue_pager pager; /* durable queues' paging through the store (queue.h) */
     uint32_t connections; /* connections opened on it */
+    struct stats_channel closed;       /* counters left by its closed channels */
+    struct stats_totals_series series; /* the sampler's rates and history of its totals */
+    struct stats_channel pass_sum;     /* sampler scratch: totals being summed this pass */
+    uint64_t pass_ready, pass_unacked;
     bool deleted;         /* delete_vhost: out of the table, freed when the last connection is gone */
     struct vhost_entry *next_retired;
     UT_hash_handle hh;
+};
+
+/* The statistics sampler (stats_sampler.c) and the figures that outlive the objects. */
+struct server_stats {
+    struct stats_clock clock;
+    uint64_t interval_ms;     /* between samples (STATS_DEFAULT_INTERVAL_MS) */
+    uint64_t timer;
+    struct stats_channel closed;       /* counters left by every closed channel, any vhost */
+    struct stats_totals_series series; /* broker-wide rates and history */
+    /* Churn: objects created and closed since start. Queues of live vhosts are counted by the
+     * vhost (vhost_churn); retired_* keeps those of deleted vhosts. */
+    uint64_t connection_created, connection_closed, channel_created, channel_closed;
+    uint64_t retired_queue_created, retired_queue_deleted;
 };
 
 struct server {
@@ -41,7 +59,22 @@ struct server {
     struct persistence *persistence;
     struct channel *durable_waiters;
     struct admin *admin;
+    struct server_stats stats;
 };
+
+/* stats_sampler.c: arms the sampler (every stats.interval_ms) and stops it. */
+void server_stats_start(struct server *server);
+void server_stats_stop(struct server *server);
+/* One sampler pass: a tick of the clock, then every queue, exchange, channel, connection, vhost
+ * and the broker are sampled once. Runs on the timer; tests call it directly. */
+void server_stats_sample(struct server *server);
+/* A vhost entry is being freed: its queue churn is kept in the broker's. */
+void server_stats_vhost_gone(struct server *server, struct vhost_entry *e);
+/* Totals of the channel counters, now (closed channels plus live ones): of vhost `name`, or
+ * of the whole broker for NULL. */
+void server_stats_totals(struct server *server, const char *name, struct stats_channel *out);
+/* The vhost entry of a vhost in use (live or retired), or NULL. */
+struct vhost_entry *server_vhost_entry_of(struct server *server, const struct vhost *vhost);
 
 /* server_vhosts.c */
 int server_vhosts_init(struct server *server);

@@ -127,6 +127,7 @@ static void vhost_entry_free(struct server *server, struct vhost_entry *e)
 {
     if (!e->deleted)
         HASH_DEL(server->vhosts, e);
+    server_stats_vhost_gone(server, e);
     vhost_destroy(e->vhost);
     free(e);
 }
@@ -198,14 +199,20 @@ struct vhost *server_open_vhost(struct server *server, struct proto_bytes name)
 
 void server_close_vhost(struct server *server, struct vhost *vhost)
 {
+    struct vhost_entry *e = server_vhost_entry_of(server, vhost);
+    if (e && e->connections)
+        e->connections--;
+}
+
+struct vhost_entry *server_vhost_entry_of(struct server *server, const struct vhost *vhost)
+{
     struct vhost_entry *e;
     const char *name = vhost_name(vhost);
     HASH_FIND(hh, server->vhosts, name, strlen(name), e);
     if (!e || e->vhost != vhost)
         for (e = server->retired_vhosts; e && e->vhost != vhost; e = e->next_retired) {
         }
-    if (e && e->connections)
-        e->connections--;
+    return e;
 }
 
 int64_t server_vhost_connection_limit_reached(const struct server *server, struct proto_bytes name)

@@ -12,6 +12,8 @@
 #include "spec.h"
 #include "table.h"
 
+_Static_assert(sizeof(struct queue_entry) <= 32, "an entry stays four words: the age stamp uses padding");
+
 #define NO_INDEX SIZE_MAX
 #define NO_SEQ UINT64_MAX
 
@@ -56,6 +58,10 @@ struct queue {
     bool paging_in;
     size_t unacked_count;
     uint64_t last_used;
+    uint64_t now_ms;        /* latest loop time given to the queue: never below an entry's stamp */
+    uint64_t enqueued_sum;  /* sum of the in-memory ready entries' enqueue times (loop ms) */
+    struct stats_queue stats;
+    struct stats_queue_series series;
 
     /* Sorted by priority (highest first), then order of addition. */
     struct queue_consumer *consumers;
@@ -147,8 +153,23 @@ static const struct queue_entry *head_entry(struct queue *q)
     return ring ? queue_ring_front(ring) : NULL;
 }
 
+/* Loop time only moves forward; every entry's stamp is at or before q->now_ms. */
+static void queue_clock(struct queue *q, uint64_t now_ms)
+{
+    if (now_ms > q->now_ms)
+        q->now_ms = now_ms;
+}
+
+/* The full enqueue time of an entry from its 32-bit stamp, relative to q->now_ms. */
+static uint64_t enqueued_at(const struct queue *q, const struct queue_entry *entry)
+{
+    uint64_t age = (uint32_t)((uint32_t)q->now_ms - entry->enqueued_ms);
+    return age <= q->now_ms ? q->now_ms - age : 0;
+}
+
 static void account_added(struct queue *q, const struct queue_entry *entry, size_t level)
 {
+    q->enqueued_sum += enqueued_at(q, entry);
     q->ready_count++;
     q->ready_bytes += entry->msg->body_size;
     if (level > q->top_level)
@@ -162,6 +183,7 @@ static bool take_head(struct queue *q, struct queue_entry *out)
     if (!ring)
         return false;
     queue_ring_pop_front(ring, out);
+    q->enqueued_sum -= enqueued_at(q, out);
     q->ready_count--;
     q->ready_bytes -= out->msg->body_size;
     return true;
@@ -178,6 +200,12 @@ static void persist(struct queue *q, struct message *msg, enum queue_event event
  * The entry is already out of the queue, so the hook may call back into it. */
 static void drop_message(struct queue *q, struct message *msg, enum queue_drop_reason reason)
 {
+    if (reason == QUEUE_DROP_EXPIRED)
+        q->stats.drop_expired++;
+    else if (reason == QUEUE_DROP_MAXLEN)
+        q->stats.drop_maxlen++;
+    else
+        q->stats.drop_rejected++;
     persist(q, msg, QUEUE_EVENT_REMOVED);
     if (q->hooks.dropped)
         q->hooks.dropped(q->hooks.ctx, q, msg, reason);
@@ -236,6 +264,7 @@ static size_t release_ready(struct queue *q)
     }
     q->ready_count = 0;
     q->ready_bytes = 0;
+    q->enqueued_sum = 0;
     q->top_level = 0;
     return count;
 }
@@ -338,6 +367,7 @@ void queue_release(struct queue *queue)
         return;
     release_ready(queue);
     free(queue->effective);
+    stats_history_free(&queue->series.history);
     free(queue->levels);
     free(queue->consumers);
     free(queue);
@@ -390,6 +420,7 @@ static int page_out(struct queue *q, struct message *msg)
         q->hooks.persist(q->hooks.ctx, q, msg, QUEUE_EVENT_ENQUEUED);
     if (!msg->stored)
         return -1; /* the store could not take it (out of memory) */
+    q->stats.publish++;
     if (q->tail_count++ == 0)
         q->tail_after = msg->id - 1; /* ids grow in log order: everything in memory is older */
     q->tail_bytes += message_serialize(msg, NULL, 0);
@@ -405,6 +436,7 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
 {
     if (queue->deleted)
         return 0;
+    queue_clock(queue, now_ms);
     const struct queue_settings *s = &queue->settings;
     if (s->overflow_reject &&
         ((s->max_length >= 0 && queue->ready_count + queue->tail_count + 1 > (uint64_t)s->max_length) ||
@@ -414,6 +446,7 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
             queue->hooks.dropped(queue->hooks.ctx, queue, msg, QUEUE_DROP_MAXLEN);
             queue_release(queue);
         }
+        queue->stats.drop_maxlen++;
         return -1;
     }
     if (queue->hooks.pager &&
@@ -424,10 +457,12 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
         .seq = queue->next_seq++,
         .expires_at = deadline(queue, msg, now_ms),
         .delivery_count = 0,
+        .enqueued_ms = (uint32_t)now_ms,
     };
     size_t level = level_of(queue, msg);
     if (queue_ring_push_back(&queue->levels[level].fresh, &entry) != 0)
         return -1;
+    queue->stats.publish++;
     message_retain(msg);
     account_added(queue, &entry, level);
     persist(queue, msg, QUEUE_EVENT_ENQUEUED);
@@ -470,6 +505,7 @@ void queue_dispatch(struct queue *queue, uint64_t now_ms)
     if (queue->dispatching || queue->deleted)
         return;
     queue->dispatching = true;
+    queue_clock(queue, now_ms);
     queue_retain(queue);
     while (!queue->deleted) {
         const struct queue_entry *head = head_entry(queue);
@@ -492,6 +528,12 @@ void queue_dispatch(struct queue *queue, uint64_t now_ms)
         queue->last_served = index;
         if (!target.no_ack)
             queue->unacked_count++;
+        if (target.no_ack)
+            queue->stats.deliver_no_ack++;
+        else
+            queue->stats.deliver++;
+        if (entry.delivery_count > 0)
+            queue->stats.redeliver++;
         persist(queue, entry.msg, target.no_ack ? QUEUE_EVENT_REMOVED : QUEUE_EVENT_DELIVERED);
         target.ops->deliver(target.consumer, queue, &entry, target.no_ack);
     }
@@ -509,10 +551,19 @@ bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_e
     if (queue->deleted)
         return false;
     queue->last_used = now_ms;
+    queue_clock(queue, now_ms);
     queue_retain(queue);
     drop_expired(queue, now_ms);
     drop_over_limit(queue, NO_SEQ);
     bool found = take_head(queue, entry);
+    if (!found)
+        queue->stats.get_empty++;
+    else if (no_ack)
+        queue->stats.get_no_ack++;
+    else
+        queue->stats.get++;
+    if (found && entry->delivery_count > 0)
+        queue->stats.redeliver++;
     if (found && !no_ack)
         queue->unacked_count++;
     if (found)
@@ -525,6 +576,8 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
 {
     if (queue->unacked_count > 0)
         queue->unacked_count--;
+    if (mode == QUEUE_ACK)
+        queue->stats.ack++;
     if (queue->deleted || mode == QUEUE_ACK) {
         if (mode == QUEUE_ACK)
             persist(queue, entry->msg, QUEUE_EVENT_REMOVED);
@@ -591,11 +644,14 @@ void queue_page_in(struct queue *queue, uint64_t msg_id, uint64_t stored_bytes, 
     queue->tail_bytes = queue->tail_count == 0 || stored_bytes > queue->tail_bytes ? 0 : queue->tail_bytes - stored_bytes;
     if (!msg)
         return;
+    queue_clock(queue, now_ms);
+    uint64_t published = age_ms < now_ms ? now_ms - age_ms : 0;
     struct queue_entry entry = {
         .msg = msg,
         .seq = queue->next_seq++,
-        .expires_at = deadline(queue, msg, age_ms < now_ms ? now_ms - age_ms : 0),
+        .expires_at = deadline(queue, msg, published),
         .delivery_count = delivered ? 1 : 0,
+        .enqueued_ms = (uint32_t)published,
     };
     size_t level = level_of(queue, msg);
     if (queue_ring_push_back(&queue->levels[level].fresh, &entry) != 0)
@@ -611,6 +667,7 @@ uint64_t queue_expire(struct queue *queue, uint64_t now_ms)
 {
     if (queue->deleted)
         return MESSAGE_NO_EXPIRY;
+    queue_clock(queue, now_ms);
     queue_retain(queue);
     drop_expired(queue, now_ms);
     drop_over_limit(queue, NO_SEQ);
@@ -737,3 +794,29 @@ size_t queue_unacked_count(const struct queue *queue) { return queue->unacked_co
 uint64_t queue_ready_bytes(const struct queue *queue) { return queue->ready_bytes + queue->tail_bytes; }
 uint64_t queue_last_used(const struct queue *queue) { return queue->last_used; }
 void queue_touch(struct queue *queue, uint64_t now_ms) { queue->last_used = now_ms; }
+
+const struct stats_queue *queue_stats(const struct queue *queue) { return &queue->stats; }
+struct stats_queue_series *queue_series(struct queue *queue) { return &queue->series; }
+
+void queue_message_age(const struct queue *queue, uint64_t now_ms, uint64_t *oldest_ms, uint64_t *mean_ms)
+{
+    *oldest_ms = *mean_ms = 0;
+    if (queue->ready_count == 0)
+        return;
+    uint64_t now = now_ms > queue->now_ms ? now_ms : queue->now_ms;
+    /* Each ring's front is its oldest entry: fresh rings are in publish order, returned rings
+     * by seq, and a requeued entry keeps its first stamp. */
+    uint64_t oldest = UINT64_MAX;
+    for (size_t i = 0; i <= queue->settings.max_priority; i++) {
+        const struct queue_ring *rings[] = {&queue->levels[i].returned, &queue->levels[i].fresh};
+        for (size_t r = 0; r < 2; r++) {
+            const struct queue_entry *front = queue_ring_front(rings[r]);
+            uint64_t at = front ? enqueued_at(queue, front) : UINT64_MAX;
+            if (at < oldest)
+                oldest = at;
+        }
+    }
+    *oldest_ms = oldest <= now ? now - oldest : 0;
+    uint64_t mean_at = queue->enqueued_sum / queue->ready_count;
+    *mean_ms = mean_at <= now ? now - mean_at : 0;
+}

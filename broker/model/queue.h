@@ -32,6 +32,7 @@
 
 #include "proto.h"
 #include "reply.h"
+#include "stats.h"
 
 struct message;
 struct queue;
@@ -43,6 +44,9 @@ struct queue_entry {
     uint64_t seq;        /* position in the queue: requeued entries return to their place */
     uint64_t expires_at; /* loop-clock ms, MESSAGE_NO_EXPIRY when none */
     uint32_t delivery_count; /* times delivered before; > 0 means redelivered */
+    uint32_t enqueued_ms;    /* loop-clock ms (low 32 bits, so ages up to 49 days) when it entered
+                              * the queue; for a message read back from the store, its publication
+                              * (wall clock) moved onto the loop clock. Fills the struct's padding. */
 };
 
 /* Why a message leaves the queue without being acknowledged (x-death "reason"). */
@@ -259,5 +263,16 @@ uint64_t queue_ready_bytes(const struct queue *queue);
  * owner touches for the others. 0 until the first touch. */
 uint64_t queue_last_used(const struct queue *queue);
 void queue_touch(struct queue *queue, uint64_t now_ms);
+
+/* The queue's message counters since it was created (stats.h), valid while it lives. Counting
+ * is a few uint64_t increments where the queue already does the work. */
+const struct stats_queue *queue_stats(const struct queue *queue);
+/* The sampler's state for this queue (rates and history), kept with it and freed with it. */
+struct stats_queue_series *queue_series(struct queue *queue);
+/* Ages, in ms at loop time now_ms, of the ready messages held in memory: the oldest one (the
+ * head; for a priority queue the oldest of any level) and their mean. Both 0 when none is in
+ * memory. A paged tail (queue.h) is not read: its messages are all younger than those in memory,
+ * so the oldest is exact whenever memory holds any, and the mean is over memory only. O(levels). */
+void queue_message_age(const struct queue *queue, uint64_t now_ms, uint64_t *oldest_ms, uint64_t *mean_ms);
 
 #endif

@@ -474,6 +474,7 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
     HASH_ADD_KEYPTR(hh, vhost->queues, slot->name.ptr, slot->name.len, slot);
     if (policy_store_count(vhost->policies, POLICY_USER) + policy_store_count(vhost->policies, POLICY_OPERATOR))
         vhost_queue_apply_policies(vhost, slot); /* a new queue: nothing to drop, no callback */
+    vhost->churn.queue_created++;
     if (settings.durable)
         definitions_changed(vhost);
     *out = q;
@@ -491,6 +492,7 @@ void vhost_queue_remove(struct vhost *vhost, struct queue *queue)
      * which must then find nothing left to remove. The slot's reference moves to us. */
     HASH_DEL(vhost->queues, slot);
     free(slot);
+    vhost->churn.queue_deleted++;
     if (vhost->hooks.queue_deleting)
         vhost->hooks.queue_deleting(vhost->hooks.ctx, queue);
     unbind_everywhere(vhost, queue);

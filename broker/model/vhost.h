@@ -13,6 +13,7 @@
 #include "proto.h"
 #include "reply.h"
 #include "router.h"
+#include "stats.h"
 
 struct exchange;
 struct message;
@@ -121,6 +122,11 @@ struct vhost_route_memo {
 int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct proto_bytes exchange,
                      const struct message *msg, struct route_set *out, struct reply_error *err);
 
+/* Counts what the last vhost_route_memo with memo did with a message that reached no queue: it
+ * was returned to the publisher (mandatory) or dropped. Counted on the exchange it was
+ * published to; call right after that routing (nothing may delete exchanges in between). */
+void vhost_route_unroutable(struct vhost_route_memo *memo, bool returned);
+
 /* Dead-lettering is bounded per round; the owner makes each loop pass one round. A dead letter
  * of a message that was itself dead-lettered in the same round (a chain: x-max-length 0 or TTL 0
  * queues feeding each other) costs a hop per queue it is routed to (delivered or not): past
@@ -161,6 +167,8 @@ struct vhost_exchange_info {
     bool durable, auto_delete, internal;
     struct proto_bytes arguments;
     const struct policy *policy, *operator_policy; /* applied (policy.h), NULL when none */
+    const struct stats_exchange *stats;   /* its message counters (stats.h) */
+    struct stats_exchange_series *series; /* the sampler's state for it */
 };
 struct vhost_binding_info {
     struct proto_bytes source;
@@ -212,5 +220,10 @@ int64_t vhost_limit_get(const struct vhost *vhost, enum vhost_limit limit);
  * vhost_queue_declare (406 "cannot declare queue 'q': queue limit in vhost '/' (N) is reached");
  * max-connections by the AMQP layer at connection.open. */
 void vhost_limit_set(struct vhost *vhost, enum vhost_limit limit, int64_t value);
+/* Queues created and deleted in the vhost since it was created (RabbitMQ's churn rates). */
+struct vhost_churn {
+    uint64_t queue_created, queue_deleted;
+};
+const struct vhost_churn *vhost_churn(const struct vhost *vhost);
 
 #endif

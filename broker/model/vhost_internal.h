@@ -5,6 +5,7 @@
 
 #include "names.h"
 #include "route_set.h"
+#include "stats.h"
 #include "uthash.h"
 #include "vhost.h"
 
@@ -21,6 +22,8 @@ struct exchange {
     uint8_t *alternate_policy;    /* the policy's alternate-exchange, owned (NULL: none) */
     const struct policy *policy, *operator_policy; /* applied (vhost_policy.c) */
     struct router *router;
+    struct stats_exchange stats;
+    struct stats_exchange_series series;
     UT_hash_handle hh;
 };
 
@@ -45,6 +48,7 @@ struct vhost {
     bool dead_letter_cycle_reported; /* the first cycle is logged, later ones are not */
     struct policy_store *policies;
     int64_t limits[VHOST_LIMIT_COUNT]; /* -1: none */
+    struct vhost_churn churn;
 };
 
 /* Tagged destinations in a router: exchanges have the low bit set, queues do not. */

@@ -17,6 +17,8 @@ void vhost_for_each_exchange(struct vhost *vhost, void (*fn)(const struct vhost_
             .arguments = {x->arguments, x->arguments_len},
             .policy = x->policy,
             .operator_policy = x->operator_policy,
+            .stats = &x->stats,
+            .series = &x->series,
         };
         fn(&info, arg);
     }
@@ -54,3 +56,5 @@ void vhost_for_each_binding(struct vhost *vhost, void (*fn)(const struct vhost_b
 }
 
 size_t vhost_exchange_count(const struct vhost *vhost) { return HASH_COUNT(vhost->exchanges); }
+
+const struct vhost_churn *vhost_churn(const struct vhost *vhost) { return &vhost->churn; }

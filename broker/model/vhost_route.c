@@ -121,7 +121,21 @@ int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct 
     struct proto_bytes headers = x->kind == ROUTER_HEADERS ? message_headers(msg) : (struct proto_bytes){0};
     if (route_exchange(vhost, x, msg, headers, out) != 0)
         return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory while routing");
+    /* Two increments on a struct routing just read (RabbitMQ counts publish_out per queue). */
+    x->stats.publish_in++;
+    x->stats.publish_out += out->count;
     return 0;
+}
+
+void vhost_route_unroutable(struct vhost_route_memo *memo, bool returned)
+{
+    struct exchange *x = memo->exchange;
+    if (!x || memo->generation != router_destroyed_count())
+        return;
+    if (returned)
+        x->stats.return_unroutable++;
+    else
+        x->stats.drop_unroutable++;
 }
 
 /* ---- dead-lettering ---- */
@@ -370,6 +384,8 @@ void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int 
     struct proto_bytes route_headers = x->kind == ROUTER_HEADERS ? headers : (struct proto_bytes){0};
     if (route_exchange(vhost, x, copy, route_headers, &targets) != 0)
         targets.count = 0;
+    x->stats.publish_in++;
+    x->stats.publish_out += targets.count;
     /* Re-entrancy: publishing and dispatching a target may dead-letter again (nested calls of
      * this function, which reuse vhost->scratch and vhost->visited but not `targets`). The
      * targets are held by reference until the loop ends, so none can be freed under it. */

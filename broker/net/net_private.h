@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "netconn.h"
 #include "outq.h"
 
 struct event_loop;
@@ -92,6 +93,7 @@ struct netconn {
     uint64_t last_input_us; /* loop clock of the last read that got bytes, for linger */
     size_t linger_bytes;    /* size of the read that started the current stream */
     uint32_t quick_reads;   /* consecutive quick reads with no output in between */
+    struct netconn_io_stats io; /* counted where the syscalls are made: free beside them */
     char peer[64];
     char local[64]; /* our end of the socket, formatted as peer */
 };

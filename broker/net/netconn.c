@@ -255,6 +255,8 @@ static void conn_read(struct netconn *conn)
         if (n > 0) {
             conn->in_end += (size_t)n;
             total += (size_t)n;
+            conn->io.recv_bytes += (uint64_t)n;
+            conn->io.recv_calls++;
             if ((size_t)n < room)
                 break;
         } else if (n == 0) {
@@ -407,6 +409,7 @@ void netconn_destroy_all(struct event_loop *loop)
 /* ---- accessors ---- */
 
 void *netconn_context(const struct netconn *conn) { return conn->ctx; }
+void netconn_io_stats(const struct netconn *conn, struct netconn_io_stats *out) { *out = conn->io; }
 
 void netconn_set_handler(struct netconn *conn, const struct netconn_handler *handler, void *ctx)
 {

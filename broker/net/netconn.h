@@ -117,6 +117,12 @@ bool netconn_peer_is_loopback(const struct netconn *conn);
 uint64_t netconn_last_input_ms(const struct netconn *conn);
 /* Milliseconds (loop clock) of the last byte handed to the kernel (accept time at first). */
 uint64_t netconn_last_output_ms(const struct netconn *conn);
+/* Bytes and socket calls since the connection was accepted (RabbitMQ's recv_oct, send_oct,
+ * recv_cnt, send_cnt): every recv that returned bytes and every send that wrote some. */
+struct netconn_io_stats {
+    uint64_t recv_bytes, send_bytes, recv_calls, send_calls;
+};
+void netconn_io_stats(const struct netconn *conn, struct netconn_io_stats *out);
 /* The loop the connection lives on. */
 struct event_loop *netconn_loop(const struct netconn *conn);
 

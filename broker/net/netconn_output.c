@@ -86,6 +86,8 @@ static void flush_conn(struct netconn *conn)
             return;
         }
         outq_advance(&conn->out, (size_t)n);
+        conn->io.send_bytes += (uint64_t)n;
+        conn->io.send_calls++;
         conn->last_output_ms = loop_now_ms(conn->net->loop);
         conn->output_since_input = true;
         if (conn->output_full && conn->out.bytes < OUTPUT_LOW_WATER) {
