@@ -369,21 +369,18 @@ static void topic_permissions(struct mgmt_call *call)
 
 /* ---- vhosts ------------------------------------------------------------------------------- */
 
-struct vhost_totals {
-    uint64_t ready, unacked;
-};
-
-static void add_queue_totals(const struct introspect_queue *q, void *arg)
+static void fill_vhost(const struct introspect_vhost *v, void *arg)
 {
-    struct vhost_totals *t = arg;
-    t->ready += q->messages_ready;
-    t->unacked += q->messages_unacknowledged;
+    json_t *o = arg;
+    json_object_set_new(o, "messages", json_integer((json_int_t)(v->messages_ready + v->messages_unacknowledged)));
+    json_object_set_new(o, "messages_ready", json_integer((json_int_t)v->messages_ready));
+    json_object_set_new(o, "messages_unacknowledged", json_integer((json_int_t)v->messages_unacknowledged));
+    json_object_set_new(o, "message_stats", mgmt_message_stats(&v->message_stats, &v->message_rates,
+                                                               MGMT_STATS_CHANNEL));
 }
 
 json_t *mgmt_vhost_json(struct server *server, const char *name)
 {
-    struct vhost_totals t = {0};
-    introspect_queues(server, name, add_queue_totals, &t);
     json_t *o = json_object();
     json_object_set_new(o, "name", mgmt_string(name, strlen(name)));
     json_object_set_new(o, "description", json_string(""));
@@ -392,9 +389,7 @@ json_t *mgmt_vhost_json(struct server *server, const char *name)
     json_object_set_new(o, "default_queue_type", json_string("classic"));
     json_object_set_new(o, "tracing", json_false());
     json_object_set_new(o, "cluster_state", json_pack("{s:s}", mgmt_node_name(), "running"));
-    json_object_set_new(o, "messages", json_integer((json_int_t)(t.ready + t.unacked)));
-    json_object_set_new(o, "messages_ready", json_integer((json_int_t)t.ready));
-    json_object_set_new(o, "messages_unacknowledged", json_integer((json_int_t)t.unacked));
+    introspect_vhosts(server, name, fill_vhost, o);
     return o;
 }
 
@@ -459,7 +454,10 @@ static void vhost(struct mgmt_call *call)
         mgmt_fail(call, 401, "not_authorised", "User not authorised to access virtual host");
         return;
     }
-    mgmt_reply(call, 200, mgmt_vhost_json(call->server, name));
+    json_t *o = mgmt_vhost_json(call->server, name);
+    mgmt_add_history(call, INTROSPECT_HISTORY_VHOST, name, (struct proto_bytes){NULL, 0},
+                     json_object_get(o, "message_stats"), o);
+    mgmt_reply(call, 200, o);
 }
 
 const struct mgmt_route mgmt_access_routes[] = {

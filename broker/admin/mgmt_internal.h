@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "http_server.h"
+#include "introspect.h"
 #include "proto.h"
 
 struct server;
@@ -124,6 +125,22 @@ json_t *mgmt_user_tags(struct server *server, const char *user);
 json_t *mgmt_user_json(struct server *server, const char *name, const char *tags_csv);
 /* RabbitMQ's JSON for a vhost, with its message totals. */
 json_t *mgmt_vhost_json(struct server *server, const char *name);
+
+/* ---- figures (mgmt_stats.c) ---------------------------------------------------------------- */
+
+/* Which counters an object kind shows: queues (publish, deliver..., ack, drops), exchanges
+ * (publish_in, publish_out), channels and everything summed from them (connections, vhosts,
+ * the overview). */
+enum { MGMT_STATS_QUEUE = 1, MGMT_STATS_EXCHANGE = 2, MGMT_STATS_CHANNEL = 4 };
+/* RabbitMQ's message_stats object: {name: count, name_details: {rate: per second}} for the
+ * kind's counters (rates may be NULL: 0). */
+json_t *mgmt_message_stats(const struct introspect_message_stats *stats, const struct introspect_rates *rates,
+                           unsigned kind);
+/* When the request asks for history (?msg_rates_age/msg_rates_incr, ?lengths_age/lengths_incr,
+ * ms), adds "samples", "avg" and "avg_rate" to the *_details of message_stats (may be NULL) and
+ * of lengths (an object with messages, messages_ready, messages_unacknowledged; may be NULL). */
+void mgmt_add_history(const struct mgmt_call *call, enum introspect_history_kind kind, const char *vhost,
+                      struct proto_bytes queue, json_t *message_stats, json_t *lengths);
 
 /* ---- JSON for the model's values (mgmt_json.c) --------------------------------------------- */
 

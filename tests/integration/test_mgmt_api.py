@@ -20,7 +20,7 @@ class ManagementApi(unittest.TestCase):
     def setUpClass(cls):
         if os.environ.get("WARREN_TEST_URL"):
             raise unittest.SkipTest("needs a broker the harness owns")
-        cls.broker = harness.Broker(management=True).start()
+        cls.broker = harness.Broker(management=True, extra_args=["--collect_statistics_interval", "200"]).start()
         users = {"mon": "monitoring", "mgmt": "management", "pol": "policymaker", "none": ""}
         for name, tags in users.items():
             status, _ = cls.broker.http_request("PUT", "/api/users/" + name, {"password": name + "pw", "tags": tags})
@@ -223,6 +223,36 @@ class ManagementApi(unittest.TestCase):
             restarted.terminate()
             type(self).broker = harness.Broker(management=True, extra_args=["--data-dir", os.path.join(data_dir, "data")])
             type(self).broker.start()
+
+    # ---- figures ---------------------------------------------------------------------------------
+
+    def test_overview_and_vhost_counters_follow_real_traffic(self):
+        import pika
+        _, before = self.call("GET", "/api/overview")
+        conn = pika.BlockingConnection(self.broker.pika_parameters())
+        ch = conn.channel()
+        ch.confirm_delivery()
+        q = ch.queue_declare("", exclusive=True).method.queue
+        for i in range(10):
+            ch.basic_publish("", q, b"x")
+        with self.assertRaises(pika.exceptions.UnroutableError):  # returned, unroutable
+            ch.basic_publish("", "no-such-queue", b"x", mandatory=True)
+        got = sum(1 for _ in range(4) if ch.basic_get(q, auto_ack=True)[0] is not None)
+        self.assertEqual(got, 4)
+        time.sleep(0.6)  # a few sampler ticks
+        _, after = self.call("GET", "/api/overview?lengths_age=60000&lengths_incr=200&msg_rates_age=60000&msg_rates_incr=200")
+        conn.close()
+        delta = lambda key: after["message_stats"][key] - before["message_stats"].get(key, 0)
+        self.assertEqual(delta("publish"), 11)
+        self.assertEqual(delta("confirm"), 11)
+        self.assertEqual(delta("get_no_ack"), 4)
+        self.assertEqual(delta("return_unroutable"), 1)
+        self.assertGreaterEqual(after["queue_totals"]["messages_ready"], 6)
+        self.assertTrue(after["queue_totals"]["messages_details"]["samples"])
+        self.assertTrue(after["message_stats"]["publish_details"]["samples"])
+        self.assertGreaterEqual(after["churn_rates"]["connection_created"], 1)
+        status, vhost = self.call("GET", "/api/vhosts/%2F")
+        self.assertGreaterEqual(vhost["message_stats"]["publish"], 11)
 
     # ---- lists ---------------------------------------------------------------------------------
 
