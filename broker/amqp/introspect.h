@@ -23,6 +23,9 @@ struct introspect_connection {
     uint16_t heartbeat;
     bool blocked;
     const char *client_product; /* from client-properties, "" when absent */
+    struct proto_bytes client_properties; /* start-ok's table contents (empty before) */
+    uint64_t connected_at;       /* wall clock, ms since the epoch */
+    const char *auth_mechanism;  /* "PLAIN", "AMQPLAIN"; "" before start-ok */
 };
 
 struct introspect_channel {

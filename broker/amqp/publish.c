@@ -200,22 +200,29 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
         memcpy(ch->write_ok, msg->exchange.ptr, msg->exchange.len);
         ch->write_ok_len = (uint16_t)(msg->exchange.len + 1);
     }
-    int direct = direct_reply_deliver(ch->vhost, msg);
-    if (direct >= 0) {
-        if (direct == 0 && mandatory)
-            send_return(ch, msg);
-        return 0;
-    }
-    if (vhost_route_memo(ch->vhost, &ch->route_memo, msg->exchange, msg, &ch->targets, err) != 0)
+    bool routed;
+    if (publish_route_message(ch->vhost, &ch->route_memo, &ch->targets, msg, channel_now(ch), &routed, accepted,
+                              err) != 0)
         return -1;
-    if (ch->targets.count == 0) {
-        if (mandatory)
-            send_return(ch, msg);
+    if (!routed && mandatory)
+        send_return(ch, msg);
+    return 0;
+}
+
+int publish_route_message(struct vhost *vhost, struct vhost_route_memo *memo, struct route_set *targets,
+                          struct message *msg, uint64_t now, bool *routed, bool *accepted, struct reply_error *err)
+{
+    *accepted = true;
+    int direct = direct_reply_deliver(vhost, msg);
+    if (direct >= 0) {
+        *routed = direct > 0;
         return 0;
     }
-    uint64_t now = channel_now(ch);
-    for (size_t i = 0; i < ch->targets.count; i++) {
-        struct queue *q = ch->targets.items[i];
+    if (vhost_route_memo(vhost, memo, msg->exchange, msg, targets, err) != 0)
+        return -1;
+    *routed = targets->count > 0;
+    for (size_t i = 0; i < targets->count; i++) {
+        struct queue *q = targets->items[i];
         if (queue_publish(q, msg, now) != 0)
             *accepted = false;
         else
