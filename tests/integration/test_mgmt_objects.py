@@ -293,6 +293,10 @@ class ObjectsTest(unittest.TestCase):
         name = self.api("GET", "/connections")[1][0]["name"]
         rc, out = self.admin("close", "connection", "name=" + name)
         self.assertEqual(rc, 0, out)
+        with self.assertRaises(pika.exceptions.ConnectionClosed) as caught:
+            conn.process_data_events(time_limit=2)
+            conn.process_data_events(time_limit=2)
+        self.assertIn("Closed via management plugin", str(caught.exception))
         self.wait_for(lambda: self.api("GET", "/connections")[1] == [])
         self.assertEqual(self.admin("delete", "binding", "source=ra.x", "destination=ra.q",
                                     "destination_type=queue", "properties_key=~")[0], 0)
