@@ -25,6 +25,10 @@ static const struct mgmt_route *const route_tables[] = {
     mgmt_overview_routes,
     mgmt_access_routes,
     mgmt_policy_routes,
+    mgmt_queues_routes,
+    mgmt_exchanges_routes,
+    mgmt_bindings_routes,
+    mgmt_connections_routes,
 };
 
 struct mgmt *mgmt_create(struct server *server)
@@ -572,6 +576,7 @@ void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_re
         .query = req->query,
         .nquery = req->nquery,
         .user = req->user ? req->user : "",
+        .reason = req->reason,
     };
     allow[0] = '\0';
     call.tags = authenticate(&call, req);

@@ -55,6 +55,7 @@ struct mgmt_call {
     size_t nquery;
     json_t *body;     /* the request's JSON body; NULL when it had none */
     const char *user; /* who is asking ("" for the admin socket) */
+    const char *reason; /* the X-Reason header (closing a connection), NULL when absent */
     unsigned tags;    /* MGMT_TAG_* bits of that user */
     /* The answer. */
     unsigned status;  /* 200 unless a handler says otherwise */
@@ -78,6 +79,10 @@ struct mgmt_route {
 extern const struct mgmt_route mgmt_overview_routes[];
 extern const struct mgmt_route mgmt_access_routes[];
 extern const struct mgmt_route mgmt_policy_routes[];
+extern const struct mgmt_route mgmt_queues_routes[];
+extern const struct mgmt_route mgmt_exchanges_routes[];
+extern const struct mgmt_route mgmt_bindings_routes[];
+extern const struct mgmt_route mgmt_connections_routes[];
 
 /* ---- answers ------------------------------------------------------------------------------ */
 
@@ -156,6 +161,40 @@ json_t *mgmt_table(struct proto_bytes table);
  * objects -> tables, arrays -> arrays. Returns 0, or -1 with a reason in why. */
 struct table_buf;
 int mgmt_table_from_json(const json_t *object, struct table_buf *out, char *why, size_t why_len);
+/* ---- the object resources (mgmt_objects.c) ------------------------------------------------- */
+
+struct reply_error;
+struct spec_basic_properties;
+struct introspect_exchange;
+struct introspect_binding;
+
+/* Answers an AMQP error as RabbitMQ's API does: 404 for NOT_FOUND, 401 "Access refused." for
+ * ACCESS_REFUSED and NOT_ALLOWED, else 400 with the explanation (the text after "CODE - "). */
+void mgmt_amqp_error(struct mgmt_call *call, const struct reply_error *err);
+/* The user whose AMQP permissions an operation needs (operate.h): NULL for administrators and
+ * the admin socket, who pass every check. */
+const char *mgmt_actor(const struct mgmt_call *call);
+/* seg[i] as bytes; for an exchange, "amq.default" names the default exchange (""). */
+struct proto_bytes mgmt_segment_bytes(const struct mgmt_call *call, size_t i);
+struct proto_bytes mgmt_exchange_segment(const struct mgmt_call *call, size_t i);
+/* The body's "arguments" (NULL or an object) as table contents in out (freed by the caller);
+ * -1 after answering 400. */
+int mgmt_arguments(struct mgmt_call *call, const json_t *arguments, struct table_buf *out);
+/* The body's boolean `key` (true/false or "true"/"false"; fallback when absent); -1 after 400. */
+int mgmt_json_bool(struct mgmt_call *call, const char *key, bool fallback, bool *out);
+/* Message properties as RabbitMQ's API shows them (only those set). */
+json_t *mgmt_properties(const struct spec_basic_properties *p);
+/* The API's "properties" object as basic properties; strings borrow from o, headers are built
+ * in *headers (freed by the caller). -1 after answering 400. */
+int mgmt_properties_from_json(struct mgmt_call *call, const json_t *o, struct spec_basic_properties *p,
+                              struct table_buf *headers);
+json_t *mgmt_exchange_json(const struct introspect_exchange *x);
+json_t *mgmt_binding_json(const struct introspect_binding *b);
+/* RabbitMQ's properties_key of a binding: the routing key URL-quoted ("~" for an empty key
+ * without arguments), then "~" and a hash of the arguments when there are any. */
+#define MGMT_PROPERTIES_KEY_MAX (3 * 255 + 32)
+void mgmt_properties_key(struct proto_bytes key, struct proto_bytes arguments, char out[MGMT_PROPERTIES_KEY_MAX]);
+
 /* Serialises doc (compact, keys in insertion order) into a malloc'd string; NULL on ENOMEM. */
 char *mgmt_dump(const json_t *doc, size_t *len);
 

@@ -147,6 +147,58 @@ struct channel {
     struct stats_channel_series series;
 };
 
+/* Who an operation acts for, and so which permission checks it passes: a channel's user in
+ * its vhost, or (user NULL) the broker's operator, who passes every check. The management API
+ * (operate.c) acts through the same functions as the AMQP methods below. */
+struct access;
+struct actor {
+    const struct access *access;
+    const char *user;  /* NULL: no permission check */
+    const char *vhost;
+};
+
+/* The permission check of channel_check_access for any actor: 0, or -1 with 403. */
+int actor_check(const struct actor *who, int what, const char *kind, struct proto_bytes name, uint32_t method_id,
+                struct reply_error *err);
+/* The actor of a channel: its connection's user in its vhost. */
+struct actor channel_actor(const struct channel *ch);
+
+/* The checked operations behind the exchange and queue methods (declare.c): permissions as
+ * RabbitMQ checks them (configure to declare or delete; for a new exchange with an alternate
+ * exchange or a new queue with a dead-letter exchange, read on it and write on that exchange;
+ * to bind, write on the destination and read on the source), then the vhost's rules. Each
+ * returns 0, or -1 with err filled. owner: the connection exclusive queues belong to (NULL:
+ * none, so another connection's exclusive queue answers 405). */
+int declare_exchange_as(const struct actor *who, struct vhost *vhost, const struct exchange_declare *d,
+                        struct reply_error *err);
+int delete_exchange_as(const struct actor *who, struct vhost *vhost, struct proto_bytes name, bool if_unused,
+                       struct reply_error *err);
+int bind_as(const struct actor *who, struct vhost *vhost, bool to_exchange, struct proto_bytes destination,
+            struct proto_bytes source, struct proto_bytes key, struct proto_bytes arguments, void *owner, bool unbind,
+            struct reply_error *err);
+int declare_queue_as(const struct actor *who, struct vhost *vhost, const struct queue_declare *d, struct queue **out,
+                     struct reply_error *err);
+int delete_queue_as(const struct actor *who, struct vhost *vhost, struct proto_bytes name, void *owner, bool if_unused,
+                    bool if_empty, uint32_t *count, struct reply_error *err);
+int purge_queue_as(const struct actor *who, struct vhost *vhost, struct proto_bytes name, void *owner,
+                   uint32_t *count, struct reply_error *err);
+
+/* publish.c: routes msg (through direct reply-to or the vhost's exchanges, memo and targets
+ * being the publisher's reusable state), enqueues it on every queue reached and dispatches
+ * them at loop time now. *routed: some queue (or reply consumer) took it; *accepted false when
+ * a reject-publish queue refused it; an unroutable message counts on the exchange as returned
+ * (mandatory) or dropped. Returns 0, or -1 with err (missing or internal exchange). No
+ * permission check: the caller made it. */
+int publish_route_message(struct vhost *vhost, struct vhost_route_memo *memo, struct route_set *targets,
+                          struct message *msg, uint64_t now, bool mandatory, bool *routed, bool *accepted,
+                          struct reply_error *err);
+
+/* consume.c: basic.get's checked part: read permission, the queue (owner as above), touched
+ * and asked for its next message at loop time now. Returns 0 with *q set and *got telling
+ * whether entry was filled (ownership as queue_get), or -1 with err filled. */
+int get_message_as(const struct actor *who, struct vhost *vhost, struct proto_bytes name, void *owner, bool no_ack,
+                   uint64_t now, struct queue **q, struct queue_entry *entry, bool *got, struct reply_error *err);
+
 /* Permission check for the connection's user on resource `name` of kind "queue" or
  * "exchange" in the channel's vhost: 0, or -1 with 403 ACCESS_REFUSED (RabbitMQ's text).
  * what is ACCESS_CONFIGURE, ACCESS_WRITE or ACCESS_READ (broker/model/access.h). The default

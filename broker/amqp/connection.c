@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "access.h"
 #include "auth.h"
@@ -70,6 +71,10 @@ struct connection {
     bool blocked;
     uint8_t *client_capabilities; /* copy of the capabilities table, owned */
     uint32_t client_capabilities_len;
+    uint8_t *client_properties; /* copy of start-ok's client-properties table, owned */
+    uint32_t client_properties_len;
+    uint64_t connected_at; /* wall clock, ms since the epoch */
+    char mechanism[16];    /* the authentication mechanism chosen in start-ok */
     char user[256];
     char name[128];
     struct vhost *vhost; /* after connection.open */
@@ -99,6 +104,17 @@ bool connection_client_has_capability(const struct connection *conn, const char 
     return table_find(caps, name, &v) == 1 && v.type == TABLE_BOOL && v.v.boolean;
 }
 
+static void find_by_name(struct netconn *net, void *arg)
+{
+    struct {
+        const char *name;
+        struct connection **found;
+    } *f = arg;
+    struct connection *conn = netconn_context(net);
+    if (conn && !*f->found && strcmp(conn->name, f->name) == 0)
+        *f->found = conn;
+}
+
 void connection_describe(const struct connection *conn, struct introspect_connection *out)
 {
     static const char *const states[] = {"starting", "starting", "tuning", "opening", "running", "closing",
@@ -124,7 +140,27 @@ void connection_describe(const struct connection *conn, struct introspect_connec
         .heartbeat = conn->heartbeat,
         .blocked = conn->blocked,
         .client_product = "",
+        .client_properties = {conn->client_properties, conn->client_properties_len},
+        .connected_at = conn->connected_at,
+        .auth_mechanism = conn->mechanism,
     };
+    struct table_value product;
+    if (table_find(out->client_properties, "product", &product) == 1 && product.type == TABLE_LONGSTR) {
+        static char text[256];
+        snprintf(text, sizeof text, "%.*s", (int)product.v.bytes.len, (const char *)product.v.bytes.ptr);
+        out->client_product = text;
+    }
+}
+
+struct connection *connection_find(struct server *server, const char *name)
+{
+    struct connection *found = NULL;
+    struct finder {
+        const char *name;
+        struct connection **found;
+    } f = {name, &found};
+    netconn_for_each(server_loop(server), find_by_name, &f);
+    return found;
 }
 
 void connection_for_each_channel(struct connection *conn, void (*fn)(struct channel *ch, void *arg), void *arg)
@@ -422,6 +458,13 @@ static int handle_start_ok(struct connection *conn, const struct spec_connection
                            struct reply_error *err)
 {
     remember_capabilities(conn, a->client_properties);
+    free(conn->client_properties);
+    conn->client_properties = a->client_properties.len ? malloc(a->client_properties.len) : NULL;
+    if (conn->client_properties) {
+        memcpy(conn->client_properties, a->client_properties.ptr, a->client_properties.len);
+        conn->client_properties_len = a->client_properties.len;
+    }
+    snprintf(conn->mechanism, sizeof conn->mechanism, "%.*s", (int)a->mechanism.len, (const char *)a->mechanism.ptr);
     struct proto_bytes user, password;
     int rc = auth_parse_response(a->mechanism, a->response, &user, &password);
     if (rc == -2)
@@ -768,6 +811,7 @@ static void on_close(struct netconn *net, void *ctx)
     log_debug("%s: connection freed", conn->name);
     server_connection_closed(conn->server);
     free(conn->client_capabilities);
+    free(conn->client_properties);
     free(conn);
 }
 
@@ -791,6 +835,9 @@ int connection_accept(struct server *server, struct netconn *net)
     conn->channel_max = cfg->channel_max;
     /* RabbitMQ's connection name, in logs and listings: "peer -> local". */
     snprintf(conn->name, sizeof conn->name, "%s -> %s", netconn_peer_name(net), netconn_local_name(net));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    conn->connected_at = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
     netconn_set_handler(net, &handler, conn);
     netconn_set_input_max(net, cfg->frame_max + FRAME_OVERHEAD);
     server_connection_opened(server);

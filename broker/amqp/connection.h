@@ -55,6 +55,8 @@ int connection_decode_method(const struct frame *f, struct spec_method *m, struc
  * into the connection) and visits its channels. */
 struct introspect_connection;
 void connection_describe(const struct connection *conn, struct introspect_connection *out);
+/* The live connection called name (connection_name), or NULL. */
+struct connection *connection_find(struct server *server, const char *name);
 void connection_for_each_channel(struct connection *conn, void (*fn)(struct channel *ch, void *arg), void *arg);
 
 /* Statistics. The counters the connection's closed channels left behind (its live channels

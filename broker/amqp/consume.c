@@ -386,22 +386,32 @@ static int basic_cancel(struct channel *ch, const struct spec_basic_cancel *a)
     return 0;
 }
 
+int get_message_as(const struct actor *who, struct vhost *vhost, struct proto_bytes name, void *owner, bool no_ack,
+                   uint64_t now, struct queue **q, struct queue_entry *entry, bool *got, struct reply_error *err)
+{
+    if (actor_check(who, ACCESS_READ, "queue", name, SPEC_BASIC_GET, err) != 0)
+        return -1;
+    if (vhost_queue_lookup(vhost, name, owner, q, err) != 0) {
+        err->method_id = SPEC_BASIC_GET;
+        return -1;
+    }
+    queue_touch(*q, now);
+    *got = queue_get(*q, now, no_ack, entry);
+    return 0;
+}
+
 static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct reply_error *err)
 {
     const uint32_t mid = SPEC_BASIC_GET;
     struct proto_bytes name = a->queue;
-    if (channel_expand_queue_name(ch, &name, mid, err) != 0 ||
-        channel_check_access(ch, ACCESS_READ, "queue", name, mid, err) != 0)
-        return -1;
     struct queue *q;
-    if (vhost_queue_lookup(ch->vhost, name, ch->conn, &q, err) != 0) {
-        err->method_id = mid;
-        return -1;
-    }
-    uint64_t now = channel_now(ch);
-    queue_touch(q, now);
     struct queue_entry entry;
-    if (!queue_get(q, now, a->no_ack, &entry)) {
+    bool got;
+    struct actor who = channel_actor(ch);
+    if (channel_expand_queue_name(ch, &name, mid, err) != 0 ||
+        get_message_as(&who, ch->vhost, name, ch->conn, a->no_ack, channel_now(ch), &q, &entry, &got, err) != 0)
+        return -1;
+    if (!got) {
         ch->stats.get_empty++;
         struct spec_method empty = {.id = SPEC_BASIC_GET_EMPTY};
         return channel_send(ch, &empty);

@@ -20,42 +20,121 @@ static int reply(struct channel *ch, uint32_t id, bool no_wait, struct reply_err
     return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, id, "out of memory");
 }
 
-int channel_check_access(struct channel *ch, int what, const char *kind, struct proto_bytes name, uint32_t method_id,
-                         struct reply_error *err)
+int actor_check(const struct actor *who, int what, const char *kind, struct proto_bytes name, uint32_t method_id,
+                struct reply_error *err)
 {
+    if (!who->user)
+        return 0;
     /* The default exchange is the resource "amq.default" to every check (RabbitMQ). */
     if (name.len == 0 && strcmp(kind, "exchange") == 0)
         name = (struct proto_bytes){(const uint8_t *)"amq.default", 11};
-    return access_require(server_access(connection_server(ch->conn)), connection_user(ch->conn),
-                          vhost_name(ch->vhost), (enum access_kind)what, kind, name, method_id, err);
+    return access_require(who->access, who->user, who->vhost, (enum access_kind)what, kind, name, method_id, err);
+}
+
+struct actor channel_actor(const struct channel *ch)
+{
+    return (struct actor){server_access(connection_server(ch->conn)), connection_user(ch->conn),
+                          vhost_name(ch->vhost)};
+}
+
+int channel_check_access(struct channel *ch, int what, const char *kind, struct proto_bytes name, uint32_t method_id,
+                         struct reply_error *err)
+{
+    struct actor who = channel_actor(ch);
+    return actor_check(&who, what, kind, name, method_id, err);
 }
 
 /* RabbitMQ's extra checks when a new exchange names an alternate exchange: read on the new
  * exchange (what it routes can be read through the AE) and write on the AE. */
-static int check_alternate_exchange(struct channel *ch, const struct spec_exchange_declare *a, struct reply_error *err)
+static int check_alternate_exchange(const struct actor *who, struct vhost *vhost, const struct exchange_declare *d,
+                                    struct reply_error *err)
 {
     struct table_value ae;
-    if (table_find(a->arguments, "alternate-exchange", &ae) != 1 || ae.type != TABLE_LONGSTR ||
-        vhost_exchange_exists(ch->vhost, a->exchange))
+    if (table_find(d->arguments, "alternate-exchange", &ae) != 1 || ae.type != TABLE_LONGSTR ||
+        vhost_exchange_exists(vhost, d->name))
         return 0;
-    if (channel_check_access(ch, ACCESS_READ, "exchange", a->exchange, SPEC_EXCHANGE_DECLARE, err) != 0 ||
-        channel_check_access(ch, ACCESS_WRITE, "exchange", ae.v.bytes, SPEC_EXCHANGE_DECLARE, err) != 0)
+    if (actor_check(who, ACCESS_READ, "exchange", d->name, SPEC_EXCHANGE_DECLARE, err) != 0 ||
+        actor_check(who, ACCESS_WRITE, "exchange", ae.v.bytes, SPEC_EXCHANGE_DECLARE, err) != 0)
         return -1;
     return 0;
 }
 
 /* The same for a new queue that names a dead-letter exchange: read on the queue, write on the
  * dead-letter exchange. */
-static int check_dead_letter_exchange(struct channel *ch, struct proto_bytes queue, struct proto_bytes arguments,
-                                      struct reply_error *err)
+static int check_dead_letter_exchange(const struct actor *who, struct vhost *vhost, struct proto_bytes queue,
+                                      struct proto_bytes arguments, struct reply_error *err)
 {
     struct table_value dlx;
     if (table_find(arguments, "x-dead-letter-exchange", &dlx) != 1 || dlx.type != TABLE_LONGSTR ||
-        vhost_queue_find(ch->vhost, queue))
+        vhost_queue_find(vhost, queue))
         return 0;
-    if (channel_check_access(ch, ACCESS_READ, "queue", queue, SPEC_QUEUE_DECLARE, err) != 0 ||
-        channel_check_access(ch, ACCESS_WRITE, "exchange", dlx.v.bytes, SPEC_QUEUE_DECLARE, err) != 0)
+    if (actor_check(who, ACCESS_READ, "queue", queue, SPEC_QUEUE_DECLARE, err) != 0 ||
+        actor_check(who, ACCESS_WRITE, "exchange", dlx.v.bytes, SPEC_QUEUE_DECLARE, err) != 0)
         return -1;
+    return 0;
+}
+
+int declare_exchange_as(const struct actor *who, struct vhost *vhost, const struct exchange_declare *d,
+                        struct reply_error *err)
+{
+    if (!d->passive && d->name.len &&
+        (actor_check(who, ACCESS_CONFIGURE, "exchange", d->name, SPEC_EXCHANGE_DECLARE, err) != 0 ||
+         check_alternate_exchange(who, vhost, d, err) != 0))
+        return -1;
+    return vhost_exchange_declare(vhost, d, err);
+}
+
+int delete_exchange_as(const struct actor *who, struct vhost *vhost, struct proto_bytes name, bool if_unused,
+                       struct reply_error *err)
+{
+    if (vhost_exchange_delete_allowed(vhost, name, err) != 0 ||
+        actor_check(who, ACCESS_CONFIGURE, "exchange", name, SPEC_EXCHANGE_DELETE, err) != 0)
+        return -1;
+    return vhost_exchange_delete(vhost, name, if_unused, err);
+}
+
+int bind_as(const struct actor *who, struct vhost *vhost, bool to_exchange, struct proto_bytes destination,
+            struct proto_bytes source, struct proto_bytes key, struct proto_bytes arguments, void *owner, bool unbind,
+            struct reply_error *err)
+{
+    uint32_t mid = to_exchange ? (unbind ? SPEC_EXCHANGE_UNBIND : SPEC_EXCHANGE_BIND)
+                               : (unbind ? SPEC_QUEUE_UNBIND : SPEC_QUEUE_BIND);
+    if (actor_check(who, ACCESS_WRITE, to_exchange ? "exchange" : "queue", destination, mid, err) != 0 ||
+        actor_check(who, ACCESS_READ, "exchange", source, mid, err) != 0)
+        return -1;
+    if (to_exchange)
+        return vhost_exchange_bind(vhost, destination, source, key, arguments, unbind, err);
+    return vhost_queue_bind(vhost, destination, source, key, arguments, owner, unbind, err);
+}
+
+int declare_queue_as(const struct actor *who, struct vhost *vhost, const struct queue_declare *d, struct queue **out,
+                     struct reply_error *err)
+{
+    if (!d->passive && (actor_check(who, ACCESS_CONFIGURE, "queue", d->name, SPEC_QUEUE_DECLARE, err) != 0 ||
+                        check_dead_letter_exchange(who, vhost, d->name, d->arguments, err) != 0))
+        return -1;
+    return vhost_queue_declare(vhost, d, out, err);
+}
+
+int delete_queue_as(const struct actor *who, struct vhost *vhost, struct proto_bytes name, void *owner, bool if_unused,
+                    bool if_empty, uint32_t *count, struct reply_error *err)
+{
+    if (actor_check(who, ACCESS_CONFIGURE, "queue", name, SPEC_QUEUE_DELETE, err) != 0)
+        return -1;
+    return vhost_queue_delete(vhost, name, owner, if_unused, if_empty, count, err);
+}
+
+int purge_queue_as(const struct actor *who, struct vhost *vhost, struct proto_bytes name, void *owner,
+                   uint32_t *count, struct reply_error *err)
+{
+    struct queue *q;
+    if (actor_check(who, ACCESS_READ, "queue", name, SPEC_QUEUE_PURGE, err) != 0)
+        return -1;
+    if (vhost_queue_lookup(vhost, name, owner, &q, err) != 0) {
+        err->method_id = SPEC_QUEUE_PURGE;
+        return -1;
+    }
+    *count = (uint32_t)queue_purge(q);
     return 0;
 }
 
@@ -68,38 +147,31 @@ int channel_exchange_method(struct channel *ch, const struct spec_method *m, str
             .name = a->exchange, .type = a->type, .arguments = a->arguments, .passive = a->passive,
             .durable = a->durable, .auto_delete = a->auto_delete, .internal = a->internal,
         };
-        if (!a->passive && a->exchange.len &&
-            (channel_check_access(ch, ACCESS_CONFIGURE, "exchange", a->exchange, m->id, err) != 0 ||
-             check_alternate_exchange(ch, a, err) != 0))
-            return -1;
-        if (vhost_exchange_declare(ch->vhost, &d, err) != 0)
+        struct actor who = channel_actor(ch);
+        if (declare_exchange_as(&who, ch->vhost, &d, err) != 0)
             return -1;
         return reply(ch, SPEC_EXCHANGE_DECLARE_OK, a->no_wait, err);
     }
     case SPEC_EXCHANGE_DELETE: {
         const struct spec_exchange_delete *a = &m->args.exchange_delete;
-        if (vhost_exchange_delete_allowed(ch->vhost, a->exchange, err) != 0 ||
-            channel_check_access(ch, ACCESS_CONFIGURE, "exchange", a->exchange, m->id, err) != 0)
-            return -1;
-        if (vhost_exchange_delete(ch->vhost, a->exchange, a->if_unused, err) != 0)
+        struct actor who = channel_actor(ch);
+        if (delete_exchange_as(&who, ch->vhost, a->exchange, a->if_unused, err) != 0)
             return -1;
         return reply(ch, SPEC_EXCHANGE_DELETE_OK, a->no_wait, err);
     }
     case SPEC_EXCHANGE_BIND: {
         const struct spec_exchange_bind *a = &m->args.exchange_bind;
-        if (channel_check_access(ch, ACCESS_WRITE, "exchange", a->destination, m->id, err) != 0 ||
-            channel_check_access(ch, ACCESS_READ, "exchange", a->source, m->id, err) != 0)
-            return -1;
-        if (vhost_exchange_bind(ch->vhost, a->destination, a->source, a->routing_key, a->arguments, false, err))
+        struct actor who = channel_actor(ch);
+        if (bind_as(&who, ch->vhost, true, a->destination, a->source, a->routing_key, a->arguments, NULL, false,
+                    err) != 0)
             return -1;
         return reply(ch, SPEC_EXCHANGE_BIND_OK, a->no_wait, err);
     }
     case SPEC_EXCHANGE_UNBIND: {
         const struct spec_exchange_unbind *a = &m->args.exchange_unbind;
-        if (channel_check_access(ch, ACCESS_WRITE, "exchange", a->destination, m->id, err) != 0 ||
-            channel_check_access(ch, ACCESS_READ, "exchange", a->source, m->id, err) != 0)
-            return -1;
-        if (vhost_exchange_bind(ch->vhost, a->destination, a->source, a->routing_key, a->arguments, true, err))
+        struct actor who = channel_actor(ch);
+        if (bind_as(&who, ch->vhost, true, a->destination, a->source, a->routing_key, a->arguments, NULL, true,
+                    err) != 0)
             return -1;
         return reply(ch, SPEC_EXCHANGE_UNBIND_OK, a->no_wait, err);
     }
@@ -147,10 +219,8 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
             d.name = (struct proto_bytes){(const uint8_t *)generated, VHOST_GENERATED_NAME_LEN};
             d.server_named = true;
         }
-        if (!a->passive && (channel_check_access(ch, ACCESS_CONFIGURE, "queue", d.name, m->id, err) != 0 ||
-                            check_dead_letter_exchange(ch, d.name, a->arguments, err) != 0))
-            return -1;
-        if (vhost_queue_declare(ch->vhost, &d, &q, err) != 0)
+        struct actor who = channel_actor(ch);
+        if (declare_queue_as(&who, ch->vhost, &d, &q, err) != 0)
             return -1;
         struct proto_bytes name = queue_name(q);
         memcpy(ch->last_queue, name.ptr, name.len);
@@ -166,39 +236,29 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
     case SPEC_QUEUE_BIND: {
         const struct spec_queue_bind *a = &m->args.queue_bind;
         struct proto_bytes queue = a->queue;
+        struct actor who = channel_actor(ch);
         if (channel_expand_queue_name(ch, &queue, m->id, err) != 0 ||
-            channel_check_access(ch, ACCESS_WRITE, "queue", queue, m->id, err) != 0 ||
-            channel_check_access(ch, ACCESS_READ, "exchange", a->exchange, m->id, err) != 0)
-            return -1;
-        if (vhost_queue_bind(ch->vhost, queue, a->exchange, a->routing_key, a->arguments,
-                             owner, false, err))
+            bind_as(&who, ch->vhost, false, queue, a->exchange, a->routing_key, a->arguments, owner, false, err) != 0)
             return -1;
         return reply(ch, SPEC_QUEUE_BIND_OK, a->no_wait, err);
     }
     case SPEC_QUEUE_UNBIND: {
         const struct spec_queue_unbind *a = &m->args.queue_unbind;
         struct proto_bytes queue = a->queue;
+        struct actor who = channel_actor(ch);
         if (channel_expand_queue_name(ch, &queue, m->id, err) != 0 ||
-            channel_check_access(ch, ACCESS_WRITE, "queue", queue, m->id, err) != 0 ||
-            channel_check_access(ch, ACCESS_READ, "exchange", a->exchange, m->id, err) != 0)
-            return -1;
-        if (vhost_queue_bind(ch->vhost, queue, a->exchange, a->routing_key, a->arguments,
-                             owner, true, err))
+            bind_as(&who, ch->vhost, false, queue, a->exchange, a->routing_key, a->arguments, owner, true, err) != 0)
             return -1;
         return reply(ch, SPEC_QUEUE_UNBIND_OK, false, err);
     }
     case SPEC_QUEUE_PURGE: {
         const struct spec_queue_purge *a = &m->args.queue_purge;
         struct proto_bytes queue = a->queue;
-        struct queue *q;
+        uint32_t n;
+        struct actor who = channel_actor(ch);
         if (channel_expand_queue_name(ch, &queue, m->id, err) != 0 ||
-            channel_check_access(ch, ACCESS_READ, "queue", queue, m->id, err) != 0)
+            purge_queue_as(&who, ch->vhost, queue, owner, &n, err) != 0)
             return -1;
-        if (vhost_queue_lookup(ch->vhost, queue, owner, &q, err) != 0) {
-            err->method_id = m->id;
-            return -1;
-        }
-        uint32_t n = (uint32_t)queue_purge(q);
         if (a->no_wait)
             return 0;
         struct spec_method ok = {.id = SPEC_QUEUE_PURGE_OK};
@@ -209,10 +269,9 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
         const struct spec_queue_delete *a = &m->args.queue_delete;
         struct proto_bytes queue = a->queue;
         uint32_t n;
+        struct actor who = channel_actor(ch);
         if (channel_expand_queue_name(ch, &queue, m->id, err) != 0 ||
-            channel_check_access(ch, ACCESS_CONFIGURE, "queue", queue, m->id, err) != 0)
-            return -1;
-        if (vhost_queue_delete(ch->vhost, queue, owner, a->if_unused, a->if_empty, &n, err) != 0)
+            delete_queue_as(&who, ch->vhost, queue, owner, a->if_unused, a->if_empty, &n, err) != 0)
             return -1;
         if (a->no_wait)
             return 0;

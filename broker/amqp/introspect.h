@@ -54,6 +54,9 @@ struct introspect_connection {
      * recv_oct, send_oct, recv_cnt, send_cnt), and their per-second rates. */
     uint64_t recv_oct, send_oct, recv_cnt, send_cnt;
     double recv_oct_rate, send_oct_rate, recv_cnt_rate, send_cnt_rate;
+    struct proto_bytes client_properties; /* start-ok's table contents (empty before) */
+    uint64_t connected_at;       /* wall clock, ms since the epoch */
+    const char *auth_mechanism;  /* "PLAIN", "AMQPLAIN"; "" before start-ok */
 };
 
 struct introspect_channel {

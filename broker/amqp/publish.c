@@ -201,33 +201,37 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
         memcpy(ch->write_ok, msg->exchange.ptr, msg->exchange.len);
         ch->write_ok_len = (uint16_t)(msg->exchange.len + 1);
     }
-    int direct = direct_reply_deliver(ch->vhost, msg);
-    if (direct >= 0) {
-        ch->stats.publish++;
-        if (direct == 0 && mandatory) {
-            ch->stats.return_unroutable++;
-            send_return(ch, msg);
-        } else if (direct == 0) {
-            ch->stats.drop_unroutable++;
-        }
-        return 0;
-    }
-    if (vhost_route_memo(ch->vhost, &ch->route_memo, msg->exchange, msg, &ch->targets, err) != 0)
+    bool routed;
+    if (publish_route_message(ch->vhost, &ch->route_memo, &ch->targets, msg, channel_now(ch), mandatory, &routed,
+                              accepted, err) != 0)
         return -1;
     ch->stats.publish++;
-    if (ch->targets.count == 0) {
-        vhost_route_unroutable(&ch->route_memo, mandatory);
-        if (mandatory) {
-            ch->stats.return_unroutable++;
-            send_return(ch, msg);
-        } else {
-            ch->stats.drop_unroutable++;
-        }
+    if (!routed && mandatory) {
+        ch->stats.return_unroutable++;
+        send_return(ch, msg);
+    } else if (!routed) {
+        ch->stats.drop_unroutable++;
+    }
+    return 0;
+}
+
+int publish_route_message(struct vhost *vhost, struct vhost_route_memo *memo, struct route_set *targets,
+                          struct message *msg, uint64_t now, bool mandatory, bool *routed, bool *accepted,
+                          struct reply_error *err)
+{
+    *accepted = true;
+    int direct = direct_reply_deliver(vhost, msg);
+    if (direct >= 0) {
+        *routed = direct > 0;
         return 0;
     }
-    uint64_t now = channel_now(ch);
-    for (size_t i = 0; i < ch->targets.count; i++) {
-        struct queue *q = ch->targets.items[i];
+    if (vhost_route_memo(vhost, memo, msg->exchange, msg, targets, err) != 0)
+        return -1;
+    *routed = targets->count > 0;
+    if (!*routed)
+        vhost_route_unroutable(memo, mandatory); /* the exchange's return/drop counters */
+    for (size_t i = 0; i < targets->count; i++) {
+        struct queue *q = targets->items[i];
         if (queue_publish(q, msg, now) != 0)
             *accepted = false;
         else

@@ -203,6 +203,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         .body_len = state->len,
         .peer = peer,
         .ajax = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Requested-With") != NULL,
+        .reason = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Reason"),
     };
     if (state->body)
         state->body[state->len] = '\0';

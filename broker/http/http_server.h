@@ -32,6 +32,7 @@ struct http_request {
     size_t body_len;
     const char *peer;     /* the client's address, e.g. "127.0.0.1" */
     bool ajax;            /* "X-Requested-With" was sent: a 401 must not make a browser prompt */
+    const char *reason;   /* the "X-Reason" header, NULL when absent */
 };
 
 /* What the handler answers. body is malloc'd and taken over by the server (NULL: empty). */

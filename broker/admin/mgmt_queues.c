@@ -1,0 +1,371 @@
+/* broker/admin/mgmt_queues.c: /api/queues: listing, one queue with its consumers, declare
+ * (PUT) and delete, purge (contents) and get, as RabbitMQ's API serves them; and
+ * /api/aliveness-test/VHOST. Changes go through operate.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "introspect.h"
+#include "mgmt_internal.h"
+#include "operate.h"
+#include "spec.h"
+#include "table.h"
+#include "vhost.h"
+
+static json_t *queue_json(const struct introspect_queue *q)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "name", mgmt_bytes(q->name));
+    json_object_set_new(o, "vhost", mgmt_string(q->vhost, strlen(q->vhost)));
+    json_object_set_new(o, "durable", json_boolean(q->durable));
+    json_object_set_new(o, "auto_delete", json_boolean(q->auto_delete));
+    json_object_set_new(o, "exclusive", json_boolean(q->exclusive));
+    json_object_set_new(o, "arguments", mgmt_table(q->arguments));
+    json_object_set_new(o, "node", json_string(mgmt_node_name()));
+    json_object_set_new(o, "state", json_string("running"));
+    json_object_set_new(o, "type", json_string("classic"));
+    json_object_set_new(o, "consumers", json_integer(q->consumers));
+    json_object_set_new(o, "messages", json_integer((json_int_t)(q->messages_ready + q->messages_unacknowledged)));
+    json_object_set_new(o, "messages_ready", json_integer((json_int_t)q->messages_ready));
+    json_object_set_new(o, "messages_unacknowledged", json_integer((json_int_t)q->messages_unacknowledged));
+    json_object_set_new(o, "message_bytes", json_integer((json_int_t)q->message_bytes_ready));
+    json_object_set_new(o, "message_bytes_ready", json_integer((json_int_t)q->message_bytes_ready));
+    json_object_set_new(o, "policy", json_null());
+    json_object_set_new(o, "operator_policy", json_null());
+    json_object_set_new(o, "effective_policy_definition", json_object());
+    json_object_set_new(o, "exclusive_consumer_tag", json_null());
+    return o;
+}
+
+struct queue_walk {
+    struct mgmt_call *call;
+    json_t *items;
+    struct proto_bytes only; /* with `one`: just this queue */
+    bool one;
+};
+
+static void add_queue(const struct introspect_queue *q, void *arg)
+{
+    struct queue_walk *w = arg;
+    if (w->one && !(q->name.len == w->only.len && memcmp(q->name.ptr, w->only.ptr, q->name.len) == 0))
+        return;
+    if (mgmt_vhost_visible(w->call, q->vhost))
+        json_array_append_new(w->items, queue_json(q));
+}
+
+static void list_queues(struct mgmt_call *call)
+{
+    struct queue_walk w = {call, json_array(), {0}, false};
+    const char *vhost = call->nseg > 1 ? mgmt_name(call, 1) : NULL;
+    if (call->nseg > 1 && !vhost)
+        return;
+    introspect_queues(call->server, vhost, add_queue, &w);
+    mgmt_list(call, w.items);
+}
+
+/* The queue's JSON, or NULL when it does not exist. */
+static json_t *find_queue(struct mgmt_call *call, const char *vhost, struct proto_bytes name)
+{
+    struct queue_walk w = {call, json_array(), name, true};
+    introspect_queues(call->server, vhost, add_queue, &w);
+    json_t *q = json_incref(json_array_get(w.items, 0));
+    json_decref(w.items);
+    return q;
+}
+
+/* consumer_details of one queue (RabbitMQ's single-queue view). */
+struct consumer_walk {
+    struct proto_bytes queue;
+    json_t *items;
+    json_t *exclusive_tag;
+};
+
+static void add_consumer(const struct introspect_consumer *c, void *arg)
+{
+    struct consumer_walk *w = arg;
+    if (c->queue.len != w->queue.len || memcmp(c->queue.ptr, w->queue.ptr, c->queue.len) != 0)
+        return;
+    json_t *o = json_object();
+    json_object_set_new(o, "arguments", json_object());
+    json_object_set_new(o, "ack_required", json_boolean(c->ack_required));
+    json_object_set_new(o, "active", json_true());
+    json_object_set_new(o, "activity_status", json_string("up"));
+    json_t *channel = json_object();
+    json_object_set_new(channel, "name", json_string(c->channel));
+    json_object_set_new(channel, "node", json_string(mgmt_node_name()));
+    const char *paren = strrchr(c->channel, '(');
+    json_object_set_new(channel, "connection_name",
+                        mgmt_string(c->channel, paren && paren > c->channel ? (size_t)(paren - c->channel - 1) : 0));
+    json_object_set_new(channel, "number", json_integer(paren ? atoi(paren + 1) : 0));
+    json_object_set_new(o, "channel_details", channel);
+    json_object_set_new(o, "consumer_tag", mgmt_bytes(c->tag));
+    json_object_set_new(o, "exclusive", json_boolean(c->exclusive));
+    json_object_set_new(o, "prefetch_count", json_integer(c->prefetch_count));
+    json_object_set_new(o, "queue", json_pack("{s:o,s:s}", "name", mgmt_bytes(c->queue), "vhost", c->vhost));
+    json_array_append_new(w->items, o);
+    if (c->exclusive)
+        w->exclusive_tag = mgmt_bytes(c->tag);
+}
+
+static void get_queue(struct mgmt_call *call, const char *vhost, struct proto_bytes name)
+{
+    json_t *q = find_queue(call, vhost, name);
+    if (!q) {
+        mgmt_not_found(call);
+        return;
+    }
+    struct consumer_walk w = {name, json_array(), NULL};
+    introspect_consumers(call->server, vhost, add_consumer, &w);
+    json_object_set_new(q, "consumer_details", w.items);
+    if (w.exclusive_tag)
+        json_object_set_new(q, "exclusive_consumer_tag", w.exclusive_tag);
+    mgmt_reply(call, 200, q);
+}
+
+/* PUT {"durable", "auto_delete", "arguments"}: 201 new, 204 equivalent, 400 not. */
+static void put_queue(struct mgmt_call *call, const char *vhost, struct proto_bytes name)
+{
+    if (call->body && !json_is_object(call->body)) {
+        mgmt_fail(call, 400, "bad_request", "the body must be a JSON object");
+        return;
+    }
+    if (name.len > 255 || name.len == 0) {
+        mgmt_fail(call, 400, "bad_request", "queue name must be 1 to 255 bytes");
+        return;
+    }
+    struct queue_declare d = {.name = name};
+    if (mgmt_json_bool(call, "durable", false, &d.durable) != 0 ||
+        mgmt_json_bool(call, "auto_delete", false, &d.auto_delete) != 0)
+        return;
+    struct table_buf args = {0};
+    if (mgmt_arguments(call, mgmt_body(call, "arguments"), &args) != 0)
+        return;
+    d.arguments = (struct proto_bytes){args.data, (uint32_t)args.len};
+    struct reply_error err;
+    bool created;
+    if (operate_declare_queue(call->server, mgmt_actor(call), vhost, &d, &created, &err) != 0)
+        mgmt_amqp_error(call, &err);
+    else
+        mgmt_done(call, created);
+    table_buf_free(&args);
+}
+
+static bool query_true(const struct mgmt_call *call, const char *key)
+{
+    const char *v = mgmt_query(call, key);
+    return v && strcmp(v, "true") == 0;
+}
+
+static void queue(struct mgmt_call *call)
+{
+    const char *vhost = mgmt_name(call, 1);
+    if (!vhost)
+        return;
+    struct proto_bytes name = mgmt_segment_bytes(call, 2);
+    if (call->method == MGMT_PUT) {
+        put_queue(call, vhost, name);
+        return;
+    }
+    if (call->method == MGMT_GET) {
+        get_queue(call, vhost, name);
+        return;
+    }
+    struct reply_error err;
+    if (operate_delete_queue(call->server, mgmt_actor(call), vhost, name, query_true(call, "if-unused"),
+                             query_true(call, "if-empty"), &err) != 0) {
+        if (err.code == SPEC_NOT_FOUND)
+            mgmt_not_found(call);
+        else
+            mgmt_amqp_error(call, &err);
+        return;
+    }
+    mgmt_done(call, false);
+}
+
+/* DELETE queues/VHOST/NAME/contents: purge. */
+static void contents(struct mgmt_call *call)
+{
+    const char *vhost = mgmt_name(call, 1);
+    if (!vhost)
+        return;
+    struct reply_error err;
+    if (operate_purge_queue(call->server, mgmt_actor(call), vhost, mgmt_segment_bytes(call, 2), NULL, &err) != 0) {
+        if (err.code == SPEC_NOT_FOUND)
+            mgmt_not_found(call);
+        else
+            mgmt_amqp_error(call, &err);
+        return;
+    }
+    mgmt_done(call, false);
+}
+
+/* ---- get ---------------------------------------------------------------------------------- */
+
+struct get_walk {
+    json_t *items;
+    bool base64;
+    long truncate; /* -1: none */
+};
+
+/* RabbitMQ's is_utf8: every byte sequence a valid UTF-8 code point (as Erlang's /utf8 reads). */
+static bool is_utf8(const uint8_t *s, size_t len)
+{
+    json_t *probe = json_stringn(len ? (const char *)s : "", len);
+    bool ok = probe != NULL;
+    json_decref(probe);
+    return ok;
+}
+
+static void add_message(const struct operate_message *m, void *arg)
+{
+    struct get_walk *w = arg;
+    struct spec_content_header h;
+    memset(&h, 0, sizeof h);
+    spec_content_header_decode(m->header.ptr, m->header.len, &h);
+    size_t len = (size_t)m->body_size;
+    if (w->truncate >= 0 && (size_t)w->truncate < len)
+        len = (size_t)w->truncate;
+    json_t *o = json_object();
+    json_object_set_new(o, "payload_bytes", json_integer((json_int_t)m->body_size));
+    json_object_set_new(o, "redelivered", json_boolean(m->redelivered));
+    json_object_set_new(o, "exchange", mgmt_bytes(m->exchange));
+    json_object_set_new(o, "routing_key", mgmt_bytes(m->routing_key));
+    json_object_set_new(o, "message_count", json_integer((json_int_t)m->message_count));
+    json_object_set_new(o, "properties", mgmt_properties(&h.props));
+    if (!w->base64 && is_utf8(m->body, len)) {
+        json_object_set_new(o, "payload", json_stringn(len ? (const char *)m->body : "", len));
+        json_object_set_new(o, "payload_encoding", json_string("string"));
+    } else {
+        char *text = malloc(BASE64_ENCODED_LEN(len) + 1);
+        if (text) {
+            base64_encode(m->body, len, text);
+            json_object_set_new(o, "payload", json_string(text));
+            free(text);
+        }
+        json_object_set_new(o, "payload_encoding", json_string("base64"));
+    }
+    json_array_append_new(w->items, o);
+}
+
+static bool body_integer(json_t *v, long *out)
+{
+    if (json_is_integer(v)) {
+        *out = (long)json_integer_value(v);
+        return true;
+    }
+    if (json_is_string(v)) {
+        char *end;
+        *out = strtol(json_string_value(v), &end, 10);
+        return *json_string_value(v) && *end == '\0';
+    }
+    return false;
+}
+
+/* POST queues/VHOST/NAME/get {"count", "ackmode", "encoding", "truncate"}. */
+static void get_messages(struct mgmt_call *call)
+{
+    const char *vhost = mgmt_name(call, 1);
+    if (!vhost)
+        return;
+    static const char *const modes[] = {"ack_requeue_true", "ack_requeue_false", "reject_requeue_true",
+                                        "reject_requeue_false"};
+    const char *ackmode = json_string_value(mgmt_body(call, "ackmode"));
+    const char *encoding = json_string_value(mgmt_body(call, "encoding"));
+    long count, truncate = -1;
+    if (!ackmode || !encoding || !mgmt_body(call, "count")) {
+        mgmt_fail(call, 400, "bad_request", "ackmode, count and encoding are mandatory");
+        return;
+    }
+    if (!body_integer(mgmt_body(call, "count"), &count) || count < 0) {
+        mgmt_fail(call, 400, "bad_request", "count must be a non-negative integer");
+        return;
+    }
+    json_t *t = mgmt_body(call, "truncate");
+    if (t && !json_is_null(t) && (!body_integer(t, &truncate) || truncate < 0)) {
+        mgmt_fail(call, 400, "bad_request", "truncate must be a non-negative integer");
+        return;
+    }
+    int mode = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(ackmode, modes[i]) == 0)
+            mode = i;
+    if (mode < 0) {
+        mgmt_fail(call, 400, "bad_request",
+                  "Invalid ackmode value: %s. Valid values are: ack_requeue_true, ack_requeue_false, "
+                  "reject_requeue_true, reject_requeue_false",
+                  ackmode);
+        return;
+    }
+    if (strcmp(encoding, "auto") != 0 && strcmp(encoding, "base64") != 0) {
+        mgmt_fail(call, 400, "bad_request", "Unsupported encoding. Please use auto or base64.");
+        return;
+    }
+    static const enum operate_ackmode settle[] = {OPERATE_ACK_REQUEUE, OPERATE_ACK, OPERATE_REJECT_REQUEUE,
+                                                  OPERATE_REJECT};
+    struct get_walk w = {json_array(), strcmp(encoding, "base64") == 0, truncate};
+    struct reply_error err;
+    if (operate_get(call->server, mgmt_actor(call), vhost, mgmt_segment_bytes(call, 2), (size_t)count, settle[mode],
+                    add_message, &w, &err) != 0) {
+        json_decref(w.items);
+        if (err.code == SPEC_NOT_FOUND)
+            mgmt_not_found(call);
+        else
+            mgmt_amqp_error(call, &err);
+        return;
+    }
+    mgmt_reply(call, 200, w.items);
+}
+
+/* ---- aliveness ---------------------------------------------------------------------------- */
+
+struct alive {
+    bool got;
+};
+
+static void alive_message(const struct operate_message *m, void *arg)
+{
+    struct alive *a = arg;
+    a->got = m->body_size == 12 && memcmp(m->body, "test_message", 12) == 0;
+}
+
+/* RabbitMQ 3.10: declare "aliveness-test", publish to it, get it back. */
+static void aliveness(struct mgmt_call *call)
+{
+    const char *vhost = mgmt_name(call, 1);
+    if (!vhost)
+        return;
+    static const char qname[] = "aliveness-test";
+    struct proto_bytes name = {(const uint8_t *)qname, sizeof qname - 1};
+    struct queue_declare d = {.name = name};
+    struct spec_basic_properties props = {0};
+    struct reply_error err;
+    bool created, routed;
+    struct alive a = {false};
+    if (operate_declare_queue(call->server, mgmt_actor(call), vhost, &d, &created, &err) != 0 ||
+        operate_publish(call->server, mgmt_actor(call), vhost, (struct proto_bytes){NULL, 0}, name, &props,
+                        (const uint8_t *)"test_message", 12, &routed, &err) != 0 ||
+        operate_get(call->server, mgmt_actor(call), vhost, name, 1, OPERATE_ACK, alive_message, &a, &err) != 0) {
+        if (err.code == SPEC_ACCESS_REFUSED || err.code == SPEC_NOT_ALLOWED) {
+            mgmt_amqp_error(call, &err);
+            return;
+        }
+        mgmt_reply(call, 503, json_pack("{s:s,s:s}", "status", "failed", "reason", err.text));
+        return;
+    }
+    if (!a.got) {
+        mgmt_reply(call, 503, json_pack("{s:s,s:s}", "status", "failed", "reason", "the test message did not come back"));
+        return;
+    }
+    mgmt_reply(call, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+const struct mgmt_route mgmt_queues_routes[] = {
+    {"queues", MGMT_GET, MGMT_USER, MGMT_USER, 0, list_queues},
+    {"queues/*", MGMT_GET, MGMT_USER, MGMT_USER, 2, list_queues},
+    {"queues/*/*", MGMT_GET | MGMT_PUT | MGMT_DELETE, MGMT_USER, MGMT_USER, 2, queue},
+    {"queues/*/*/contents", MGMT_DELETE, MGMT_USER, MGMT_USER, 2, contents},
+    {"queues/*/*/get", MGMT_POST, MGMT_USER, MGMT_USER, 2, get_messages},
+    {"aliveness-test/*", MGMT_GET, MGMT_USER, MGMT_USER, 2, aliveness},
+    {NULL, 0, 0, 0, 0, NULL},
+};

@@ -1,0 +1,255 @@
+/* broker/amqp/operate.c: the management API's changes to the broker (see operate.h), made
+ * through the checked functions the AMQP methods use, acting for a user who has no channel. */
+#include "operate.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "access.h"
+#include "arguments.h"
+#include "channel_internal.h"
+#include "connection.h"
+#include "event_loop.h"
+#include "message.h"
+#include "queue.h"
+#include "server_internal.h"
+#include "spec.h"
+#include "vhost.h"
+
+/* The vhost and the actor for user in it; NULL after filling err with 404. */
+static struct vhost *open_as(struct server *server, const char *user, const char *vhost, struct actor *who,
+                             uint32_t method_id, struct reply_error *err)
+{
+    struct vhost_entry *e = server_vhost_entry(server, vhost, strlen(vhost));
+    if (!e) {
+        reply_fail(err, SPEC_NOT_FOUND, method_id, "no vhost '%s'", vhost);
+        return NULL;
+    }
+    *who = (struct actor){server->access, user, e->name};
+    return e->vhost;
+}
+
+static uint64_t now_ms(const struct server *server)
+{
+    return loop_now_ms(server->loop);
+}
+
+int operate_declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
+                          bool *created, struct reply_error *err)
+{
+    struct actor who;
+    struct vhost *v = open_as(server, user, vhost, &who, SPEC_QUEUE_DECLARE, err);
+    if (!v)
+        return -1;
+    struct queue_declare declare = *d;
+    declare.owner = NULL;
+    declare.server_named = false;
+    *created = vhost_queue_find(v, d->name) == NULL;
+    struct queue *q;
+    if (declare_queue_as(&who, v, &declare, &q, err) != 0)
+        return -1;
+    queue_touch(q, now_ms(server));
+    return 0;
+}
+
+int operate_delete_queue(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
+                         bool if_unused, bool if_empty, struct reply_error *err)
+{
+    struct actor who;
+    struct vhost *v = open_as(server, user, vhost, &who, SPEC_QUEUE_DELETE, err);
+    if (!v)
+        return -1;
+    if (!vhost_queue_find(v, name))
+        return reply_fail(err, SPEC_NOT_FOUND, SPEC_QUEUE_DELETE, "no queue '%.*s' in vhost '%s'", (int)name.len,
+                          (const char *)name.ptr, vhost);
+    uint32_t count;
+    return delete_queue_as(&who, v, name, NULL, if_unused, if_empty, &count, err);
+}
+
+int operate_purge_queue(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
+                        uint32_t *purged, struct reply_error *err)
+{
+    struct actor who;
+    struct vhost *v = open_as(server, user, vhost, &who, SPEC_QUEUE_PURGE, err);
+    if (!v)
+        return -1;
+    uint32_t count;
+    if (purge_queue_as(&who, v, name, NULL, &count, err) != 0)
+        return -1;
+    if (purged)
+        *purged = count;
+    return 0;
+}
+
+int operate_declare_exchange(struct server *server, const char *user, const char *vhost,
+                             const struct exchange_declare *d, bool *created, struct reply_error *err)
+{
+    struct actor who;
+    struct vhost *v = open_as(server, user, vhost, &who, SPEC_EXCHANGE_DECLARE, err);
+    if (!v)
+        return -1;
+    *created = !vhost_exchange_exists(v, d->name);
+    return declare_exchange_as(&who, v, d, err);
+}
+
+int operate_delete_exchange(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
+                            bool if_unused, struct reply_error *err)
+{
+    struct actor who;
+    struct vhost *v = open_as(server, user, vhost, &who, SPEC_EXCHANGE_DELETE, err);
+    if (!v)
+        return -1;
+    if (!vhost_exchange_exists(v, name))
+        return reply_fail(err, SPEC_NOT_FOUND, SPEC_EXCHANGE_DELETE, "no exchange '%.*s' in vhost '%s'",
+                          (int)name.len, (const char *)name.ptr, vhost);
+    return delete_exchange_as(&who, v, name, if_unused, err);
+}
+
+int operate_bind(struct server *server, const char *user, const char *vhost, bool to_exchange,
+                 struct proto_bytes destination, struct proto_bytes source, struct proto_bytes key,
+                 struct proto_bytes arguments, bool unbind, struct reply_error *err)
+{
+    struct actor who;
+    uint32_t mid = to_exchange ? SPEC_EXCHANGE_BIND : SPEC_QUEUE_BIND;
+    struct vhost *v = open_as(server, user, vhost, &who, mid, err);
+    if (!v)
+        return -1;
+    return bind_as(&who, v, to_exchange, destination, source, key, arguments, NULL, unbind, err);
+}
+
+/* The checks content_header (publish.c) makes of a client's properties that a message built
+ * here could also fail. */
+static int check_properties(const char *user, const struct spec_basic_properties *props, struct reply_error *err)
+{
+    if (user && (props->flags & SPEC_BASIC_USER_ID_FLAG) &&
+        (props->user_id.len != strlen(user) || memcmp(props->user_id.ptr, user, props->user_id.len) != 0))
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                          "user_id property set to '%.*s' but authenticated user was '%s'", (int)props->user_id.len,
+                          (const char *)props->user_id.ptr, user);
+    const char *route_header;
+    uint8_t route_type;
+    if ((props->flags & SPEC_BASIC_HEADERS_FLAG) &&
+        message_check_sender_routes(props->headers, &route_header, &route_type) != 0)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                          "invalid message: {unacceptable_type_in_header,\"%s\",%s}", route_header,
+                          arguments_type_name(route_type));
+    return 0;
+}
+
+int operate_publish(struct server *server, const char *user, const char *vhost, struct proto_bytes exchange,
+                    struct proto_bytes key, const struct spec_basic_properties *props, const uint8_t *body,
+                    size_t body_len, bool *routed, struct reply_error *err)
+{
+    struct actor who;
+    struct vhost *v = open_as(server, user, vhost, &who, SPEC_BASIC_PUBLISH, err);
+    if (!v)
+        return -1;
+    if (exchange.len > 255 || key.len > 255)
+        return reply_fail(err, SPEC_FRAME_ERROR, SPEC_BASIC_PUBLISH, "exchange name or routing key too long");
+    if (body_len > server->config.max_message_size)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                          "message size %zu is larger than configured max size %llu", body_len,
+                          (unsigned long long)server->config.max_message_size);
+    if (actor_check(&who, ACCESS_WRITE, "exchange", exchange, SPEC_BASIC_PUBLISH, err) != 0 ||
+        check_properties(user, props, err) != 0)
+        return -1;
+    struct spec_content_header h = {.class_id = SPEC_CLASS_BASIC, .body_size = body_len, .props = *props};
+    /* Fourteen properties: at most 13 short strings, the headers table and fixed fields. */
+    size_t cap = 64 + 13 * 256 + props->headers.len;
+    uint8_t *header = malloc(cap);
+    if (!header)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory");
+    long n = spec_content_header_encode(&h, header, cap);
+    if (n < 0) {
+        free(header);
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH, "cannot encode the properties: %s",
+                          proto_strerror((int)n));
+    }
+    struct message *msg = message_create_decoded(exchange, key, (struct proto_bytes){header, (uint32_t)n}, props,
+                                                 body_len);
+    free(header);
+    if (!msg)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory for a %zu-byte message",
+                          body_len);
+    if (!msg->has_expiration && (props->flags & SPEC_BASIC_EXPIRATION_FLAG)) {
+        message_release(msg);
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH, "invalid expiration '%.*s'",
+                          (int)props->expiration.len, (const char *)props->expiration.ptr);
+    }
+    if (body_len)
+        memcpy(msg->body, body, body_len);
+    struct vhost_route_memo memo = {0};
+    struct route_set targets = {0};
+    bool accepted;
+    int rc = publish_route_message(v, &memo, &targets, msg, now_ms(server), false, routed, &accepted, err);
+    route_set_free(&targets);
+    message_release(msg);
+    if (rc == 0 && !accepted)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                          "Unable to publish message. Check queue limits.");
+    return rc;
+}
+
+int operate_get(struct server *server, const char *user, const char *vhost, struct proto_bytes name, size_t count,
+                enum operate_ackmode mode, void (*fn)(const struct operate_message *m, void *arg), void *arg,
+                struct reply_error *err)
+{
+    struct actor who;
+    struct vhost *v = open_as(server, user, vhost, &who, SPEC_BASIC_GET, err);
+    if (!v)
+        return -1;
+    bool no_ack = mode == OPERATE_ACK;
+    struct queue_entry *taken = count ? calloc(count, sizeof *taken) : NULL;
+    if (count && !taken)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_GET, "out of memory");
+    struct queue *q = NULL;
+    size_t got_count = 0;
+    int rc = 0;
+    uint64_t now = now_ms(server);
+    for (size_t i = 0; i < count; i++) {
+        bool got;
+        struct queue *from;
+        rc = get_message_as(&who, v, name, NULL, no_ack, now, &from, &taken[got_count], &got, err);
+        if (rc != 0 || !got)
+            break;
+        if (!q) {
+            q = from;
+            queue_retain(q); /* held across the callbacks and the settling */
+        }
+        const struct queue_entry *e = &taken[got_count++];
+        struct operate_message m = {
+            .exchange = e->msg->exchange,
+            .routing_key = e->msg->routing_key,
+            .header = e->msg->header,
+            .body = e->msg->body,
+            .body_size = e->msg->body_size,
+            .redelivered = e->delivery_count > 0,
+            .message_count = queue_ready_count(from),
+        };
+        fn(&m, arg);
+    }
+    /* Settled only now, as RabbitMQ's API rejects after its last get: a requeued message would
+     * otherwise be the next one taken. */
+    for (size_t i = 0; i < got_count; i++) {
+        if (no_ack)
+            message_release(taken[i].msg);
+        else
+            queue_settle(q, &taken[i], mode == OPERATE_REJECT ? QUEUE_DISCARD : QUEUE_REQUEUE);
+    }
+    free(taken);
+    if (q) {
+        queue_dispatch(q, now);
+        queue_release(q);
+    }
+    return rc;
+}
+
+int operate_close_connection(struct server *server, const char *name, const char *reason)
+{
+    struct connection *conn = connection_find(server, name);
+    if (!conn)
+        return -ENOENT;
+    connection_force_close(conn, reason);
+    return 0;
+}

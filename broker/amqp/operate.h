@@ -1,0 +1,83 @@
+/* broker/amqp/operate.h: changes to the running broker asked for from outside AMQP (the
+ * management API): declare and delete queues and exchanges, bind, purge, publish, get, close a
+ * connection. Each goes through the same checked functions as the AMQP method it stands for
+ * (declare.c, publish.c, consume.c), so permissions and RabbitMQ's rules (equivalence,
+ * reserved amq.* names, exclusive queues, if-unused/if-empty) are the ones clients meet.
+ *
+ * Every call acts for `user` in `vhost` as a channel of that user would; user NULL acts as the
+ * broker's operator, whom no permission check refuses. Failures return -1 with err holding
+ * RabbitMQ's reply code and text: 404 (no such vhost, queue or exchange), 403 (permissions,
+ * reserved names), 405 (another connection's exclusive queue), 406 (not equivalent, not
+ * empty, in use), 503/530 (bad type, not allowed). */
+#ifndef WARREN_OPERATE_H
+#define WARREN_OPERATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "reply.h"
+
+struct server;
+struct exchange_declare;
+struct queue_declare;
+struct spec_basic_properties;
+
+/* queue.declare of d (owner is ignored: such queues belong to no connection). *created tells
+ * whether the queue is new. */
+int operate_declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
+                          bool *created, struct reply_error *err);
+/* queue.delete; a missing queue is 404 here (RabbitMQ's API looks the queue up first). */
+int operate_delete_queue(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
+                         bool if_unused, bool if_empty, struct reply_error *err);
+/* queue.purge; *purged (may be NULL) is the number of messages removed. */
+int operate_purge_queue(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
+                        uint32_t *purged, struct reply_error *err);
+
+/* exchange.declare of d; *created tells whether the exchange is new. */
+int operate_declare_exchange(struct server *server, const char *user, const char *vhost,
+                             const struct exchange_declare *d, bool *created, struct reply_error *err);
+/* exchange.delete; a missing exchange is 404. */
+int operate_delete_exchange(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
+                            bool if_unused, struct reply_error *err);
+
+/* queue.bind / exchange.bind (to_exchange) of destination to source, or their unbind. */
+int operate_bind(struct server *server, const char *user, const char *vhost, bool to_exchange,
+                 struct proto_bytes destination, struct proto_bytes source, struct proto_bytes key,
+                 struct proto_bytes arguments, bool unbind, struct reply_error *err);
+
+/* basic.publish of body with props (read during the call only) to exchange with key, after
+ * the checks a publish passes (write permission, user_id, CC/BCC, expiration, size). *routed:
+ * some queue took it (RabbitMQ's mandatory publish was not returned). */
+int operate_publish(struct server *server, const char *user, const char *vhost, struct proto_bytes exchange,
+                    struct proto_bytes key, const struct spec_basic_properties *props, const uint8_t *body,
+                    size_t body_len, bool *routed, struct reply_error *err);
+
+/* How operate_get settles what it took, as RabbitMQ's API names it: ack_requeue_true (get,
+ * then requeue: the messages stay, marked redelivered), ack_requeue_false (gone),
+ * reject_requeue_true (requeued), reject_requeue_false (rejected: dead-lettered if the queue
+ * says so). */
+enum operate_ackmode { OPERATE_ACK_REQUEUE, OPERATE_ACK, OPERATE_REJECT_REQUEUE, OPERATE_REJECT };
+
+/* One message taken by operate_get; everything borrowed, valid during the callback only. */
+struct operate_message {
+    struct proto_bytes exchange, routing_key;
+    struct proto_bytes header; /* the encoded content header payload (spec_content_header_decode) */
+    const uint8_t *body;
+    uint64_t body_size;
+    bool redelivered;
+    uint64_t message_count; /* ready messages left behind it, as basic.get-ok says */
+};
+
+/* Up to count basic.gets from queue name, calling fn for each message taken, then settles them
+ * all as mode says (after the last get, so a requeued message is not taken twice). */
+int operate_get(struct server *server, const char *user, const char *vhost, struct proto_bytes name, size_t count,
+                enum operate_ackmode mode, void (*fn)(const struct operate_message *m, void *arg), void *arg,
+                struct reply_error *err);
+
+/* Closes the connection called name (connection_name) with 320 CONNECTION_FORCED and reason.
+ * Returns 0, or -ENOENT when there is no such connection. */
+int operate_close_connection(struct server *server, const char *name, const char *reason);
+
+#endif

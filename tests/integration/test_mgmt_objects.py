@@ -1,0 +1,310 @@
+"""The management API's object resources (queues, exchanges, bindings, connections, channels,
+consumers, aliveness) over real HTTP, with pika and Debian's rabbitmqadmin as clients."""
+
+import json
+import subprocess
+import time
+import unittest
+import urllib.parse
+
+import pika
+
+import harness
+
+RABBITMQADMIN = "/usr/bin/rabbitmqadmin"
+
+
+def q(name):
+    return urllib.parse.quote(name, safe="")
+
+
+class ObjectsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.skip_if_external("starts its own broker with the management API")
+        cls.broker = harness.Broker(management=True).start()
+        b = cls.broker
+        # a management user with permissions in vhost "v1" only, limited to "mine.*" names
+        assert b.http_request("PUT", "/api/vhosts/v1")[0] in (201, 204)
+        assert b.http_request("PUT", "/api/users/mgr", {"password": "pw", "tags": "management"})[0] == 201
+        assert b.http_request("PUT", "/api/permissions/v1/mgr",
+                              {"configure": "^mine\\.", "write": "^mine\\.", "read": "^mine\\."})[0] == 201
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
+
+    def api(self, method, path, body=None, **kw):
+        return self.broker.http_request(method, "/api" + path, body, **kw)
+
+    def admin(self, *args, user="guest", password="guest"):
+        out = subprocess.run([RABBITMQADMIN, "-H", "127.0.0.1", "-P", str(self.broker.management_port),
+                              "-u", user, "-p", password] + list(args),
+                             capture_output=True, text=True, timeout=30)
+        return out.returncode, out.stdout + out.stderr
+
+    def pika(self, vhost="/", user="guest", password="guest"):
+        params = self.broker.pika_parameters(virtual_host=vhost,
+                                             credentials=pika.PlainCredentials(user, password))
+        return pika.BlockingConnection(params)
+
+    # ---- queues ------------------------------------------------------------------------------
+
+    def test_queue_declare_equivalence_and_delete(self):
+        self.assertEqual(self.api("PUT", "/queues/%2F/qa", {"durable": True, "arguments": {"x-max-length": 5}})[0], 201)
+        self.assertEqual(self.api("PUT", "/queues/%2F/qa", {"durable": True, "arguments": {"x-max-length": 5}})[0], 204)
+        status, body = self.api("PUT", "/queues/%2F/qa", {"durable": False})
+        self.assertEqual(status, 400)
+        self.assertIn("inequivalent arg 'durable'", body["reason"])
+        status, body = self.api("GET", "/queues/%2F/qa")
+        self.assertEqual(status, 200)
+        for key, value in (("name", "qa"), ("vhost", "/"), ("durable", True), ("auto_delete", False),
+                           ("exclusive", False), ("state", "running"), ("type", "classic"), ("messages", 0),
+                           ("consumers", 0), ("arguments", {"x-max-length": 5})):
+            self.assertEqual(body[key], value, key)
+        self.assertEqual(body["consumer_details"], [])
+        self.assertEqual(self.api("DELETE", "/queues/%2F/qa")[0], 204)
+        self.assertEqual(self.api("GET", "/queues/%2F/qa")[0], 404)
+        self.assertEqual(self.api("DELETE", "/queues/%2F/qa")[0], 404)
+        self.assertEqual(self.api("GET", "/queues/nosuchvhost/qa")[0], 404)
+        self.assertEqual(self.api("POST", "/queues/%2F/qa")[0], 405)
+
+    def test_queue_delete_if_empty_if_unused(self):
+        self.api("PUT", "/queues/%2F/qd", {})
+        self.assertEqual(self.api("POST", "/exchanges/%2F/amq.default/publish",
+                                  {"properties": {}, "routing_key": "qd", "payload": "x",
+                                   "payload_encoding": "string"})[1], {"routed": True})
+        self.assertEqual(self.api("DELETE", "/queues/%2F/qd?if-empty=true")[0], 400)
+        conn = self.pika()
+        ch = conn.channel()
+        ch.basic_consume("qd", lambda *a: None)
+        self.assertEqual(self.api("DELETE", "/queues/%2F/qd?if-unused=true")[0], 400)
+        conn.close()
+        self.assertEqual(self.api("DELETE", "/queues/%2F/qd/contents")[0], 204)
+        self.assertEqual(self.api("GET", "/queues/%2F/qd")[1]["messages"], 0)
+        self.assertEqual(self.api("DELETE", "/queues/%2F/qd?if-empty=true&if-unused=true")[0], 204)
+
+    def test_publish_get_ackmodes(self):
+        self.api("PUT", "/queues/%2F/qg", {})
+        for i in range(3):
+            status, body = self.api("POST", "/exchanges/%2F/amq.default/publish",
+                                    {"properties": {"headers": {"h": 1}, "delivery_mode": 2, "content_type": "text/plain"},
+                                     "routing_key": "qg", "payload": "m%d" % i, "payload_encoding": "string"})
+            self.assertEqual((status, body), (200, {"routed": True}))
+        status, msgs = self.api("POST", "/queues/%2F/qg/get",
+                                {"count": 2, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": 50000})
+        self.assertEqual(status, 200)
+        self.assertEqual([m["payload"] for m in msgs], ["m0", "m1"])
+        self.assertEqual(msgs[0]["message_count"], 2)
+        self.assertEqual(msgs[0]["properties"], {"content_type": "text/plain", "delivery_mode": 2, "headers": {"h": 1}})
+        self.assertEqual(msgs[0]["exchange"], "")
+        self.assertEqual(msgs[0]["routing_key"], "qg")
+        self.assertEqual(msgs[0]["payload_bytes"], 2)
+        self.assertFalse(msgs[0]["redelivered"])
+        status, msgs = self.api("POST", "/queues/%2F/qg/get",
+                                {"count": 5, "ackmode": "ack_requeue_false", "encoding": "base64"})
+        self.assertEqual([m["payload"] for m in msgs], ["bTA=", "bTE=", "bTI="])
+        self.assertTrue(msgs[0]["redelivered"])
+        self.assertEqual(self.api("GET", "/queues/%2F/qg")[1]["messages"], 0)
+        self.assertEqual(self.api("POST", "/queues/%2F/qg/get",
+                                  {"count": 1, "ackmode": "nope", "encoding": "auto"})[0], 400)
+        self.assertEqual(self.api("POST", "/queues/%2F/nosuch/get",
+                                  {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})[0], 404)
+        self.assertEqual(self.api("POST", "/exchanges/%2F/nosuch/publish",
+                                  {"properties": {}, "routing_key": "", "payload": "", "payload_encoding": "string"})[0], 404)
+        self.assertEqual(self.api("POST", "/exchanges/%2F/amq.direct/publish",
+                                  {"properties": {}, "routing_key": "nowhere", "payload": "",
+                                   "payload_encoding": "string"})[1], {"routed": False})
+
+    def test_list_paging_sort_columns(self):
+        for name in ("pa", "pb", "pc"):
+            self.api("PUT", "/queues/%2F/" + name, {})
+        status, page = self.api("GET", "/queues/%2F?page=1&page_size=2&name=p&sort=name&sort_reverse=true&columns=name")
+        self.assertEqual(status, 200)
+        self.assertEqual(page["items"], [{"name": "pc"}, {"name": "pb"}])
+        self.assertEqual(page["filtered_count"], 3)
+        self.assertEqual(page["page_count"], 2)
+        self.assertEqual(self.api("GET", "/queues?page=9")[0], 400)
+        for name in ("pa", "pb", "pc"):
+            self.api("DELETE", "/queues/%2F/" + name)
+
+    # ---- exchanges and bindings ----------------------------------------------------------------
+
+    def test_exchanges(self):
+        self.assertEqual(self.api("PUT", "/exchanges/%2F/xa", {"type": "topic", "durable": True})[0], 201)
+        self.assertEqual(self.api("PUT", "/exchanges/%2F/xa", {"type": "topic", "durable": True})[0], 204)
+        self.assertEqual(self.api("PUT", "/exchanges/%2F/xa", {"type": "fanout", "durable": True})[0], 400)
+        status, x = self.api("GET", "/exchanges/%2F/xa")
+        self.assertEqual((x["name"], x["type"], x["durable"], x["internal"]), ("xa", "topic", True, False))
+        status, default = self.api("GET", "/exchanges/%2F/amq.default")
+        self.assertEqual((status, default["name"], default["type"]), (200, "", "direct"))
+        self.assertEqual(self.api("DELETE", "/exchanges/%2F/amq.direct")[0], 401)
+        self.assertEqual(self.api("PUT", "/exchanges/%2F/amq.mine", {"type": "direct"})[0], 401)
+        self.assertEqual(self.api("PUT", "/exchanges/%2F/xbad", {"type": "nosuchtype"})[0], 400)
+        self.api("PUT", "/queues/%2F/qx", {})
+        self.assertEqual(self.api("POST", "/bindings/%2F/e/xa/q/qx", {"routing_key": "a.#"})[0], 201)
+        self.assertEqual(self.api("DELETE", "/exchanges/%2F/xa?if-unused=true")[0], 400)
+        self.assertEqual(self.api("DELETE", "/exchanges/%2F/xa")[0], 204)
+        self.assertEqual(self.api("DELETE", "/exchanges/%2F/xa")[0], 404)
+        self.api("DELETE", "/queues/%2F/qx")
+
+    def test_bindings(self):
+        self.api("PUT", "/exchanges/%2F/xb", {"type": "direct"})
+        self.api("PUT", "/exchanges/%2F/xb2", {"type": "fanout"})
+        self.api("PUT", "/queues/%2F/qb", {})
+        self.assertEqual(self.api("POST", "/bindings/%2F/e/xb/q/qb", {"routing_key": "k 1~"})[0], 201)
+        self.assertEqual(self.api("POST", "/bindings/%2F/e/xb/q/qb", {"routing_key": "k2", "arguments": {"a": "b"}})[0], 201)
+        self.assertEqual(self.api("POST", "/bindings/%2F/e/xb/e/xb2", {"routing_key": ""})[0], 201)
+        status, items = self.api("GET", "/bindings/%2F/e/xb/q/qb")
+        keys = sorted(b["properties_key"] for b in items)
+        self.assertEqual(len(items), 2)
+        self.assertIn("k+1%7E", keys)
+        with_args = [b for b in items if b["routing_key"] == "k2"][0]
+        self.assertTrue(with_args["properties_key"].startswith("k2~"))
+        self.assertEqual(with_args["arguments"], {"a": "b"})
+        self.assertEqual(with_args["destination_type"], "queue")
+        status, one = self.api("GET", "/bindings/%2F/e/xb/q/qb/k%2B1%257E")
+        self.assertEqual((status, one["routing_key"]), (200, "k 1~"))
+        self.assertEqual(self.api("GET", "/bindings/%2F/e/xb/e/xb2")[1][0]["properties_key"], "~")
+        status, src = self.api("GET", "/exchanges/%2F/xb/bindings/source")
+        self.assertEqual(len(src), 3)
+        status, dst = self.api("GET", "/queues/%2F/qb/bindings")
+        self.assertEqual(sorted(b["source"] for b in dst), ["", "xb", "xb"])  # the default binding too
+        self.assertEqual(self.api("DELETE", "/bindings/%2F/e/xb/q/qb/" + q(with_args["properties_key"]))[0], 204)
+        self.assertEqual(self.api("GET", "/bindings/%2F/e/xb/q/qb/" + q(with_args["properties_key"]))[0], 404)
+        self.assertEqual(self.api("POST", "/bindings/%2F/e/nosuch/q/qb", {})[0], 404)
+        for path in ("/exchanges/%2F/xb", "/exchanges/%2F/xb2", "/queues/%2F/qb"):
+            self.api("DELETE", path)
+
+    # ---- connections, channels, consumers -----------------------------------------------------
+
+    def wait_for(self, fn, timeout=5):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = fn()
+            if value:
+                return value
+            time.sleep(0.05)
+        self.fail("condition not met")
+
+    def test_connections_and_close(self):
+        conn = self.pika()
+        ch = conn.channel()
+        ch.queue_declare("qc")
+        ch.basic_consume("qc", lambda *a: None, consumer_tag="ctag1")
+        items = self.wait_for(lambda: self.api("GET", "/connections")[1])
+        c = [i for i in items if i["user"] == "guest"][0]
+        self.assertEqual(c["protocol"], "AMQP 0-9-1")
+        self.assertEqual(c["client_properties"]["product"], "Pika Python Client Library")
+        self.assertEqual(c["auth_mechanism"], "PLAIN")
+        self.assertEqual((c["vhost"], c["state"], c["channels"], c["ssl"]), ("/", "running", 1, False))
+        self.assertEqual(c["port"], self.broker.port)
+        self.assertGreater(c["connected_at"], 1.6e12)
+        status, one = self.api("GET", "/connections/" + q(c["name"]))
+        self.assertEqual((status, one["name"]), (200, c["name"]))
+        status, chans = self.api("GET", "/connections/" + q(c["name"]) + "/channels")
+        self.assertEqual((len(chans), chans[0]["number"], chans[0]["consumer_count"]), (1, 1, 1))
+        self.assertEqual(self.api("GET", "/channels/" + q(chans[0]["name"]))[0], 200)
+        self.assertEqual(len(self.api("GET", "/vhosts/%2F/channels")[1]), 1)
+        consumers = self.api("GET", "/consumers/%2F")[1]
+        self.assertEqual([(x["consumer_tag"], x["queue"]["name"]) for x in consumers], [("ctag1", "qc")])
+        details = self.api("GET", "/queues/%2F/qc")[1]["consumer_details"]
+        self.assertEqual(details[0]["consumer_tag"], "ctag1")
+        status, _ = self.api("DELETE", "/connections/" + q(c["name"]), headers={"X-Reason": "go away"})
+        self.assertEqual(status, 204)
+        with self.assertRaises(pika.exceptions.ConnectionClosed) as caught:
+            conn.process_data_events(time_limit=2)
+            conn.process_data_events(time_limit=2)
+        self.assertIn("320", str(caught.exception))
+        self.assertIn("go away", str(caught.exception))
+        self.wait_for(lambda: self.api("GET", "/connections")[1] == [])
+        self.assertEqual(self.api("GET", "/connections/" + q(c["name"]))[0], 404)
+        self.api("DELETE", "/queues/%2F/qc")
+
+    # ---- a management user ----------------------------------------------------------------------
+
+    def test_management_user_sees_own(self):
+        self.api("PUT", "/queues/%2F/guestq", {})
+        self.api("PUT", "/queues/v1/mine.q", {})
+        mine = self.pika("v1", "mgr", "pw")
+        theirs = self.pika()
+        try:
+            status, queues = self.api("GET", "/queues", user="mgr", password="pw")
+            self.assertEqual(status, 200)
+            self.assertEqual({x["vhost"] for x in queues}, {"v1"})
+            self.assertEqual(self.api("GET", "/queues/%2F", user="mgr", password="pw")[0], 401)
+            conns = self.wait_for(lambda: self.api("GET", "/connections", user="mgr", password="pw")[1])
+            self.assertEqual([x["user"] for x in conns], ["mgr"])
+            all_conns = self.api("GET", "/connections")[1]
+            other = [x["name"] for x in all_conns if x["user"] == "guest"][0]
+            self.assertEqual(self.api("GET", "/connections/" + q(other), user="mgr", password="pw")[0], 404)
+            # permissions as RabbitMQ checks them through its channel: 401 "Access refused."
+            status, body = self.api("PUT", "/queues/v1/other", {}, user="mgr", password="pw")
+            self.assertEqual((status, body["reason"]), (401, "Access refused."))
+            self.assertEqual(self.api("PUT", "/queues/v1/mine.new", {}, user="mgr", password="pw")[0], 201)
+            self.assertEqual(self.api("POST", "/exchanges/v1/amq.direct/publish",
+                                      {"properties": {}, "routing_key": "x", "payload": "",
+                                       "payload_encoding": "string"}, user="mgr", password="pw")[0], 401)
+            self.assertEqual(self.api("POST", "/bindings/v1/e/amq.direct/q/mine.new", {},
+                                      user="mgr", password="pw")[0], 401)
+            self.assertEqual(self.api("DELETE", "/queues/v1/mine.new", user="mgr", password="pw")[0], 204)
+        finally:
+            mine.close()
+            theirs.close()
+            self.api("DELETE", "/queues/%2F/guestq")
+            self.api("DELETE", "/queues/v1/mine.q")
+
+    def test_aliveness(self):
+        self.assertEqual(self.api("GET", "/aliveness-test/%2F"), (200, {"status": "ok"}))
+        self.assertEqual(self.api("GET", "/aliveness-test/nosuch")[0], 404)
+        self.assertEqual(self.api("GET", "/aliveness-test/v1", user="mgr", password="pw")[0], 401)
+
+    # ---- rabbitmqadmin ------------------------------------------------------------------------
+
+    def test_rabbitmqadmin(self):
+        self.assertEqual(self.admin("declare", "queue", "name=ra.q", "durable=false")[0], 0)
+        self.assertEqual(self.admin("declare", "exchange", "name=ra.x", "type=fanout")[0], 0)
+        self.assertEqual(self.admin("declare", "binding", "source=ra.x", "destination=ra.q")[0], 0)
+        rc, out = self.admin("publish", "exchange=ra.x", "routing_key=any", "payload=hello admin")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("Message published", out)
+        rc, out = self.admin("list", "queues", "name", "messages")
+        self.assertIn("ra.q", out)
+        rc, out = self.admin("list", "exchanges", "name", "type")
+        self.assertIn("ra.x", out)
+        self.assertIn("fanout", out)
+        rc, out = self.admin("list", "bindings", "source", "destination")
+        self.assertIn("ra.x", out)
+        rc, out = self.admin("get", "queue=ra.q", "ackmode=ack_requeue_true")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("hello admin", out)
+        rc, out = self.admin("purge", "queue", "name=ra.q")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(self.api("GET", "/queues/%2F/ra.q")[1]["messages"], 0)
+        conn = self.pika()
+        ch = conn.channel()
+        ch.basic_consume("ra.q", lambda *a: None, consumer_tag="ra.tag")
+        rc, out = self.admin("list", "connections", "name", "user")
+        self.assertIn("guest", out)
+        rc, out = self.admin("list", "channels", "name")
+        self.assertIn("(1)", out)
+        rc, out = self.admin("list", "consumers")
+        self.assertIn("ra.tag", out)
+        name = self.api("GET", "/connections")[1][0]["name"]
+        rc, out = self.admin("close", "connection", "name=" + name)
+        self.assertEqual(rc, 0, out)
+        with self.assertRaises(pika.exceptions.ConnectionClosed) as caught:
+            conn.process_data_events(time_limit=2)
+            conn.process_data_events(time_limit=2)
+        self.assertIn("Closed via management plugin", str(caught.exception))
+        self.wait_for(lambda: self.api("GET", "/connections")[1] == [])
+        self.assertEqual(self.admin("delete", "binding", "source=ra.x", "destination=ra.q",
+                                    "destination_type=queue", "properties_key=~")[0], 0)
+        self.assertEqual(self.api("GET", "/exchanges/%2F/ra.x/bindings/source")[1], [])
+        self.assertEqual(self.admin("delete", "exchange", "name=ra.x")[0], 0)
+        self.assertEqual(self.admin("delete", "queue", "name=ra.q")[0], 0)
+        self.assertEqual(self.api("GET", "/queues/%2F/ra.q")[0], 404)
+
+
+if __name__ == "__main__":
+    unittest.main()
