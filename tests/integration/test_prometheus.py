@@ -284,6 +284,49 @@ class PrometheusEndpointTest(unittest.TestCase):
         return overview["node"]
 
 
+@harness.skip_if_external("configures the broker's memory high watermark")
+class PrometheusAlarmTest(unittest.TestCase):
+    """rabbitmq_alarms_memory_used_watermark follows the broker's memory alarm."""
+
+    def setUp(self):
+        fd, self.config = tempfile.mkstemp(prefix="warren-prom-alarm-", suffix=".conf")
+        with os.fdopen(fd, "w") as f:
+            f.write("memory_high_watermark = 2000000\n")
+        self.broker = harness.Broker(management=True, extra_args=["--config", self.config]).start()
+
+    def tearDown(self):
+        self.broker.stop()
+        os.unlink(self.config)
+
+    def alarm(self):
+        samples, _ = parse(scrape(self.broker, "/metrics")[2])
+        return value_of(samples, "rabbitmq_alarms_memory_used_watermark"), samples
+
+    def test_memory_alarm_is_reported(self):
+        self.assertEqual(self.alarm()[0], 0)
+        conn = pika.BlockingConnection(self.broker.pika_parameters(blocked_connection_timeout=30))
+        ch = conn.channel()
+        ch.queue_declare("prom-alarm")
+        for _ in range(30):  # 3 MB of messages: over the 2 MB watermark
+            ch.basic_publish("", "prom-alarm", b"x" * 100000)
+        deadline = time.monotonic() + 10
+        while self.alarm()[0] != 1 and time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.1)
+        value, samples = self.alarm()
+        self.assertEqual(value, 1)
+        self.assertEqual(value_of(samples, "rabbitmq_resident_memory_limit_bytes"), 2000000)
+        self.assertEqual(value_of(samples, "rabbitmq_alarms_free_disk_space_watermark"), 0)
+        # Another connection (not blocked: it publishes nothing) deletes the queue; the alarm clears.
+        other = pika.BlockingConnection(self.broker.pika_parameters())
+        other.channel().queue_delete("prom-alarm")
+        other.close()
+        deadline = time.monotonic() + 10
+        while self.alarm()[0] != 0 and time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.1)
+        self.assertEqual(self.alarm()[0], 0)
+        conn.close()
+
+
 @harness.skip_if_external("points a Prometheus server at the broker's own port")
 @unittest.skipUnless(os.access(PROMETHEUS, os.X_OK), "Debian's prometheus package is not installed")
 class PrometheusServerScrapeTest(unittest.TestCase):
