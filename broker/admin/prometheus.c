@@ -225,7 +225,7 @@ static void read_scrape(struct server *server, struct scrape *s)
  * back the same. */
 static void put_value(FILE *f, double v)
 {
-    if (v == floor(v) && fabs(v) < 9007199254740992.0) { /* 2^53: exact as an integer */
+    if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v) { /* |v| < 2^53 */
         fprintf(f, "%.0f", v);
         return;
     }
@@ -275,8 +275,8 @@ static void put_label_string(FILE *f, const char *name, const char *value)
     put_label(f, name, (const uint8_t *)value, strlen(value));
 }
 
-/* The "# HELP" and "# TYPE" lines that open a family (help text is ours: no escaping needed
- * beyond what put_label_value would do, and it holds no backslash or newline). */
+/* The "# HELP" and "# TYPE" lines that open a family. The help texts are this file's constants,
+ * free of the backslashes and newlines the format would have escaped. */
 static void put_family(FILE *f, const char *name, enum metric_type type, const char *help)
 {
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type_names[type]);
