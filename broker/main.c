@@ -3,6 +3,7 @@
  * READY=1 once the AMQP port and the admin socket accept, and STOPPING=1 when shutdown begins. */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "mgmt.h"
+#include "prometheus.h"
 #include "server.h"
 #include "service_notify.h"
 
@@ -97,7 +99,16 @@ int main(int argc, char **argv)
     if (mgmt && cfg.management_port)
         management = http_open(main_loop, "management", cfg.server.bind_address, cfg.management_port,
                                MGMT_MAX_BODY, mgmt_http_handler, mgmt);
-    if (!mgmt || (cfg.management_port && !management)) {
+    bool listening = mgmt && (!cfg.management_port || management);
+    /* The Prometheus endpoint reads the broker directly (no router, no authentication). */
+    struct http_server *metrics = NULL;
+    if (listening && cfg.prometheus_port) {
+        metrics = http_open(main_loop, "prometheus", cfg.server.bind_address, cfg.prometheus_port,
+                            PROMETHEUS_MAX_BODY, prometheus_http_handler, server);
+        listening = metrics != NULL;
+    }
+    if (!listening) {
+        http_close(management);
         admin_close(admin);
         mgmt_destroy(mgmt);
         server_destroy(server);
@@ -117,6 +128,7 @@ int main(int argc, char **argv)
         server_shutdown(server);
         rc = loop_run(main_loop);
     }
+    http_close(metrics);
     http_close(management);
     mgmt_destroy(mgmt);
     admin_close(admin);

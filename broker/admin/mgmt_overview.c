@@ -1,34 +1,22 @@
 /* broker/admin/mgmt_overview.c: the broker as a whole: /api/overview, /api/whoami,
  * /api/nodes, /api/cluster-name, /api/extensions and the health checks. Warren is one node,
  * named "warren@<hostname>" (RabbitMQ's node names are "rabbit@<hostname>"). */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "access.h"
 #include "introspect.h"
 #include "mgmt_internal.h"
+#include "node_info.h"
 #include "server.h"
 
-/* The RabbitMQ release whose management API Warren answers as (tools check it). */
-#define MGMT_RABBITMQ_VERSION "3.10.8"
+#define MGMT_RABBITMQ_VERSION NODE_INFO_RABBITMQ_VERSION
 
 const char *mgmt_node_name(void)
 {
-    static char name[300];
-    if (name[0] == '\0') {
-        char host[256] = "localhost";
-        gethostname(host, sizeof host - 1);
-        char *dot = strchr(host, '.');
-        if (dot)
-            *dot = '\0';
-        snprintf(name, sizeof name, "warren@%s", host);
-    }
-    return name;
+    return node_info_name();
 }
 
 static void put_int(json_t *o, const char *key, uint64_t v)
@@ -166,30 +154,6 @@ static void whoami(struct mgmt_call *call)
     mgmt_reply(call, 200, o);
 }
 
-static uint64_t resident_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
-static uint64_t open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    uint64_t n = 0;
-    if (!d)
-        return 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n > 3 ? n - 3 : 0; /* ".", ".." and the directory's own fd */
-}
-
 static json_t *node(struct mgmt_call *call)
 {
     struct introspect_status st;
@@ -201,24 +165,24 @@ static json_t *node(struct mgmt_call *call)
     json_object_set_new(o, "running", json_true());
     json_object_set_new(o, "being_drained", json_false());
     json_object_set_new(o, "os_pid", json_sprintf("%llu", (unsigned long long)st.pid));
-    put_int(o, "mem_used", resident_bytes());
+    uint64_t mem_used = 0;
+    node_info_resident_bytes(&mem_used);
+    put_int(o, "mem_used", mem_used);
     put_int(o, "mem_limit", st.memory_high_watermark);
     json_object_set_new(o, "mem_alarm", json_boolean(st.memory_alarm));
     put_int(o, "message_memory_bytes", st.message_memory_bytes);
-    struct statvfs vfs;
     uint64_t disk_free = 0;
-    if (st.data_dir && statvfs(st.data_dir, &vfs) == 0)
-        disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    node_info_disk_free(st.data_dir, &disk_free);
     put_int(o, "disk_free", disk_free);
     put_int(o, "disk_free_limit", cfg->disk_free_limit);
     json_object_set_new(o, "disk_free_alarm", json_boolean(st.disk_alarm));
-    struct rlimit rl = {0};
-    getrlimit(RLIMIT_NOFILE, &rl);
-    uint64_t fds = open_fds();
+    uint64_t fds = 0, fd_limit = 0;
+    node_info_open_fds(&fds);
+    node_info_fd_limit(&fd_limit);
     put_int(o, "fd_used", fds);
-    put_int(o, "fd_total", rl.rlim_cur);
+    put_int(o, "fd_total", fd_limit);
     put_int(o, "sockets_used", st.connections);
-    put_int(o, "sockets_total", rl.rlim_cur);
+    put_int(o, "sockets_total", fd_limit);
     put_int(o, "proc_used", 1);
     put_int(o, "proc_total", 1);
     put_int(o, "run_queue", 0);

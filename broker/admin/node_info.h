@@ -1,0 +1,33 @@
+/* broker/admin/node_info.h: the broker process as the operating system sees it, and the node
+ * identity both HTTP doors report (the management API's /api/nodes and the Prometheus
+ * endpoint): node name, resident memory, file descriptors, free disk space, start time. */
+#ifndef WARREN_NODE_INFO_H
+#define WARREN_NODE_INFO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The RabbitMQ release whose management API and metrics Warren answers as (tools check it). */
+#define NODE_INFO_RABBITMQ_VERSION "3.10.8"
+
+/* "warren@<short hostname>" (RabbitMQ's nodes are "rabbit@<hostname>"); a static string. Warren
+ * is a one-node cluster, and this is also its cluster name. */
+const char *node_info_name(void);
+
+/* Resident memory of the process in bytes (/proc/self/statm); false when unreadable. */
+bool node_info_resident_bytes(uint64_t *out);
+
+/* File descriptors the process holds open (/proc/self/fd); false when unreadable. */
+bool node_info_open_fds(uint64_t *out);
+
+/* The soft limit on open file descriptors (RLIMIT_NOFILE); false when unknown or unlimited. */
+bool node_info_fd_limit(uint64_t *out);
+
+/* Bytes available to the broker on the filesystem holding dir (statvfs); false on error. */
+bool node_info_disk_free(const char *dir, uint64_t *out);
+
+/* When the process started, in seconds since the epoch (/proc/self/stat and the boot time in
+ * /proc/stat); false when unreadable. */
+bool node_info_start_time(double *out);
+
+#endif
