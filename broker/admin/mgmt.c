@@ -24,6 +24,7 @@ struct mgmt {
 static const struct mgmt_route *const route_tables[] = {
     mgmt_overview_routes,
     mgmt_access_routes,
+    mgmt_definitions_routes,
 };
 
 struct mgmt *mgmt_create(struct server *server)

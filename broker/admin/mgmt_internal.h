@@ -76,6 +76,7 @@ struct mgmt_route {
 /* Each file's table of routes, ended by an entry with a NULL pattern. */
 extern const struct mgmt_route mgmt_overview_routes[];
 extern const struct mgmt_route mgmt_access_routes[];
+extern const struct mgmt_route mgmt_definitions_routes[];
 
 /* ---- answers ------------------------------------------------------------------------------ */
 
