@@ -351,6 +351,7 @@ class DefinitionsTest(unittest.TestCase):
         ctl("add_user", "rt-alice", "alice-pw")
         ctl("set_user_tags", "rt-alice", "monitoring", "policymaker")
         ctl("add_user", "rt-bob", "bob-pw")
+        ctl("set_permissions", "-p", "shop", "guest", ".*", ".*", ".*")
         ctl("set_permissions", "-p", "shop", "rt-alice", ".*", "^orders", "")
         ctl("set_permissions", "-p", "/", "rt-bob", "^bob", ".*", ".*")
         ctl("set_policy", "-p", "shop", "ttl", "^orders", '{"message-ttl":60000}', "--priority", "2",
