@@ -224,9 +224,9 @@ static bool add_vhosts(struct mgmt_call *call, json_t *out)
         json_t *limits = name ? list_of(call, "vhost-limits", name) : NULL;
         json_t *value = json_object_get(json_array_get(limits, 0), "value");
         json_t *metadata = json_object_get(v, "metadata");
-        json_array_append_new(out, json_pack("{s:O,s:O,s:O}", "name", json_object_get(v, "name"), "limits",
-                                             value ? value : json_object(), "metadata",
-                                             metadata ? metadata : json_object()));
+        json_array_append_new(out, json_pack("{s:O,s:o,s:o}", "name", json_object_get(v, "name"), "limits",
+                                             value ? json_incref(value) : json_object(), "metadata",
+                                             metadata ? json_incref(metadata) : json_object()));
         json_decref(limits);
     }
     json_decref(vhosts);
