@@ -29,6 +29,7 @@ static const struct mgmt_route *const route_tables[] = {
     mgmt_exchanges_routes,
     mgmt_bindings_routes,
     mgmt_connections_routes,
+    mgmt_definitions_routes,
 };
 
 struct mgmt *mgmt_create(struct server *server)

@@ -83,6 +83,7 @@ extern const struct mgmt_route mgmt_queues_routes[];
 extern const struct mgmt_route mgmt_exchanges_routes[];
 extern const struct mgmt_route mgmt_bindings_routes[];
 extern const struct mgmt_route mgmt_connections_routes[];
+extern const struct mgmt_route mgmt_definitions_routes[];
 
 /* ---- answers ------------------------------------------------------------------------------ */
 
