@@ -343,7 +343,9 @@ static void permission(struct mgmt_call *call)
             return;
         }
     }
-    bool created = !user_has_permissions(call, user) || json_array_size(permissions_of(call, user, vhost)) == 0;
+    json_t *existing = permissions_of(call, user, vhost);
+    bool created = json_array_size(existing) == 0;
+    json_decref(existing);
     char why[256] = "";
     int rc = access_set_permissions(a, vhost, user, values[0], values[1], values[2], why, sizeof why);
     if (rc != 0) {
