@@ -1,5 +1,5 @@
-/* broker/admin/admin.c: the admin socket's I/O: accept, read one request line, run it, write
- * the answer, close. Who may connect is decided by the file's mode (0600: the broker's user,
+/* broker/admin/admin.c: the admin socket's I/O: accept, read one request line (and the body it
+ * announces, if any), run it, write the answer, close. Who may connect is decided by the file's mode (0600: the broker's user,
  * and root) and checked again with the peer's credentials. Each client has a deadline. */
 #include "admin.h"
 
@@ -16,6 +16,7 @@
 #include "admin_internal.h"
 #include "event_loop.h"
 #include "log.h"
+#include "mgmt.h"
 #include "server.h"
 
 struct admin_client {
@@ -23,15 +24,20 @@ struct admin_client {
     struct admin_client *prev, *next;
     int fd;
     uint64_t timer;
-    char *in;       /* the request, ADMIN_MAX_REQUEST bytes at most */
+    char *in;         /* the request line (ADMIN_MAX_REQUEST bytes at most), then its body */
     size_t in_len;
-    struct json_out reply;
-    size_t sent;    /* bytes of reply written; the client is writing once reply.len > 0 */
+    size_t in_cap;
+    bool parsed;      /* req holds the request line; in_cap is then the line and its body */
+    size_t body_at;   /* where the body starts in `in` */
+    struct admin_request req;
+    char *out;        /* the answer (one JSON document and a newline); the client is writing once set */
+    size_t out_len;
+    size_t sent;      /* bytes of out written */
 };
 
 struct admin {
     struct event_loop *loop;
-    struct admin_context context; /* the server, and the stop handler */
+    struct admin_context context; /* the server, its management API, and the stop handler */
     int fd;
     char *path;
     dev_t dev; /* identity of the socket file we created, so close removes only ours */
@@ -56,7 +62,9 @@ static void client_close(struct admin_client *c)
     if (c->next)
         c->next->prev = c->prev;
     admin->nclients--;
-    json_out_free(&c->reply);
+    if (c->parsed)
+        admin_request_free(&c->req);
+    free(c->out);
     free(c->in);
     free(c);
 }
@@ -67,8 +75,8 @@ static void on_client(struct event_loop *loop, int fd, void *data, int mask);
  * is gone), else waits for LOOP_WRITABLE. */
 static void client_flush(struct admin_client *c)
 {
-    while (c->sent < c->reply.len) {
-        ssize_t n = send(c->fd, c->reply.data + c->sent, c->reply.len - c->sent, MSG_NOSIGNAL);
+    while (c->sent < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->sent, c->out_len - c->sent, MSG_NOSIGNAL);
         if (n > 0) {
             c->sent += (size_t)n;
             continue;
@@ -84,35 +92,87 @@ static void client_flush(struct admin_client *c)
     client_close(c);
 }
 
-/* Ends the answer in c->reply (one JSON document, then a newline) and starts sending it. */
-static void client_send(struct admin_client *c)
+/* Serialises the answer (taken; NULL: out of memory), ends it with a newline and starts
+ * sending it. */
+static void client_send(struct admin_client *c, json_t *answer)
 {
-    if (c->reply.failed) {
-        json_out_free(&c->reply);
-        admin_error(&c->reply, "internal", "out of memory");
+    char *text = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
+    json_decref(answer);
+    if (!text) {
+        answer = admin_error("internal", "out of memory");
+        text = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
+        json_decref(answer);
     }
-    json_raw(&c->reply, "\n", 1);
     free(c->in);
     c->in = NULL;
     c->in_len = 0;
-    if (c->reply.failed) {
+    size_t len = text ? strlen(text) : 0;
+    char *out = text ? realloc(text, len + 2) : NULL;
+    if (!out) {
+        free(text);
         client_close(c);
         return;
     }
+    out[len] = '\n';
+    out[len + 1] = '\0';
+    c->out = out;
+    c->out_len = len + 1;
     client_flush(c);
 }
 
-/* Reads until EAGAIN; answers once a newline (or the peer's end of sending) completes the
- * request. */
+/* Runs the parsed request, whose body (if any) is in; answers; then, for stop, starts the
+ * shutdown (the answer is queued, and the loop flushes it before it ends). */
+static void client_run(struct admin_client *c)
+{
+    c->req.body = c->in + c->body_at;
+    json_t *answer = admin_run(&c->req);
+    bool stop = c->req.stop_requested;
+    struct admin *admin = c->admin;
+    client_send(c, answer);
+    if (stop)
+        admin->context.stop(admin->context.stop_data);
+}
+
+/* The request line is in[0, len): parses it; runs it at once, or grows the buffer for the body
+ * it announces. Returns true when the client has been answered. */
+static bool client_parse(struct admin_client *c, size_t len)
+{
+    json_t *fail = admin_request_parse(&c->req, &c->admin->context, c->in, len);
+    if (fail) {
+        client_send(c, fail);
+        return true;
+    }
+    c->parsed = true;
+    c->body_at = len + 1;
+    size_t want = c->body_at + c->req.body_bytes;
+    if (c->req.body_bytes == 0 || c->in_len >= want) {
+        client_run(c);
+        return true;
+    }
+    char *grown = realloc(c->in, want);
+    if (!grown) {
+        client_send(c, admin_error("internal", "out of memory for a body of %zu bytes", c->req.body_bytes));
+        return true;
+    }
+    c->in = grown;
+    c->in_cap = want;
+    return false;
+}
+
+/* Reads until EAGAIN; parses once a newline (or the peer's end of sending) completes the
+ * request line, and runs the request once the body it announces has arrived. */
 static void client_read(struct admin_client *c)
 {
     for (;;) {
-        if (c->in_len == ADMIN_MAX_REQUEST) {
-            admin_error(&c->reply, "bad_request", "request longer than %d bytes", ADMIN_MAX_REQUEST);
-            client_send(c);
+        if (c->in_len == c->in_cap) {
+            if (!c->parsed) {
+                client_send(c, admin_error("bad_request", "request longer than %d bytes", ADMIN_MAX_REQUEST));
+                return;
+            }
+            client_run(c);
             return;
         }
-        ssize_t n = recv(c->fd, c->in + c->in_len, ADMIN_MAX_REQUEST - c->in_len, 0);
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -122,21 +182,22 @@ static void client_read(struct admin_client *c)
             return;
         }
         if (n == 0) {
-            if (c->in_len == 0)
+            if (c->parsed)
+                client_send(c, admin_error("bad_request", "the body ended after %zu of %zu bytes",
+                                           c->in_len - c->body_at, c->req.body_bytes));
+            else if (c->in_len == 0)
                 client_close(c);
-            else {
-                admin_execute(&c->admin->context, c->in, c->in_len, &c->reply);
-                client_send(c);
-            }
+            else if (!client_parse(c, c->in_len))
+                client_send(c, admin_error("bad_request", "the request announces a body but sent none"));
             return;
         }
-        char *newline = memchr(c->in + c->in_len, '\n', (size_t)n);
+        size_t old = c->in_len;
         c->in_len += (size_t)n;
-        if (newline) {
-            admin_execute(&c->admin->context, c->in, (size_t)(newline - c->in), &c->reply);
-            client_send(c);
+        if (c->parsed)
+            continue;
+        char *newline = memchr(c->in + old, '\n', (size_t)n);
+        if (newline && client_parse(c, (size_t)(newline - c->in)))
             return;
-        }
     }
 }
 
@@ -145,7 +206,7 @@ static void on_client(struct event_loop *loop, int fd, void *data, int mask)
     (void)loop;
     (void)fd;
     struct admin_client *c = data;
-    if (c->reply.len > 0) {
+    if (c->out) {
         client_flush(c);
         return;
     }
@@ -207,6 +268,7 @@ static void on_accept(struct event_loop *loop, int fd, void *data, int mask)
         c->admin = admin;
         c->fd = cfd;
         c->in = in;
+        c->in_cap = ADMIN_MAX_REQUEST;
         c->next = admin->clients;
         if (c->next)
             c->next->prev = c;
@@ -274,6 +336,11 @@ struct admin *admin_open(struct event_loop *loop, struct server *server, const c
     admin->loop = loop;
     admin->context.server = server;
     admin->fd = -1;
+    /* The admin socket's door onto the management API: its own router over the same server. */
+    if (!(admin->context.mgmt = mgmt_create(server))) {
+        log_error("admin: out of memory");
+        goto fail;
+    }
     if (remove_stale(socket_path, &addr) != 0)
         goto fail;
     admin->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -306,6 +373,7 @@ struct admin *admin_open(struct event_loop *loop, struct server *server, const c
 fail:
     if (admin->fd >= 0)
         close(admin->fd);
+    mgmt_destroy(admin->context.mgmt);
     free(admin->path);
     free(admin);
     return NULL;
@@ -328,6 +396,7 @@ void admin_close(struct admin *admin)
     struct stat st;
     if (stat(admin->path, &st) == 0 && st.st_dev == admin->dev && st.st_ino == admin->ino)
         unlink(admin->path);
+    mgmt_destroy(admin->context.mgmt);
     free(admin->path);
     free(admin);
 }

@@ -1,7 +1,8 @@
 /* broker/admin/admin.h: the admin socket warrenctl talks to: a Unix stream socket served from
- * the broker's event loop. Each client sends one JSON request line and gets one JSON document
- * back, then the socket is closed. The request format and every command are in admin_commands.c
- * and docs/operations.md. */
+ * the broker's event loop, and a second door onto the management API (mgmt.h). Each client
+ * sends one JSON request line (optionally followed by the request body it announces) and gets
+ * one JSON document back, then the socket is closed. The request format is in admin_commands.c,
+ * the commands in admin_commands.c, admin_api.c and admin_lists.c and docs/operations.md. */
 #ifndef WARREN_ADMIN_H
 #define WARREN_ADMIN_H
 
@@ -9,8 +10,9 @@ struct admin;
 struct event_loop;
 struct server;
 
-/* Limits: a request line longer than this is refused; a client that has not finished sending
- * its request (or reading the answer) within the timeout is disconnected. */
+/* Limits: a request line longer than this is refused (a body after it may be as long as
+ * MGMT_MAX_BODY); a client that has not finished sending its request (or reading the answer)
+ * within the timeout is disconnected. */
 #define ADMIN_MAX_REQUEST 65536
 #define ADMIN_CLIENT_TIMEOUT_MS 5000
 #define ADMIN_MAX_CLIENTS 64

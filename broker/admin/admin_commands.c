@@ -1,12 +1,20 @@
-/* broker/admin/admin_commands.c: the admin request format and the commands that change things.
+/* broker/admin/admin_commands.c: the admin request format, the dispatch, and the commands that
+ * act on the broker itself rather than through the management API (status, environment, stop,
+ * purge_queue, delete_queue).
  *
- * A request is one JSON object:
- *   {"command": "add_user", "args": ["bob", "secret"], "vhost": "/", "options": {}}
- * "args" (strings) and "vhost" (default "/") are optional; "options" is accepted and ignored.
+ * A request is one JSON object on one line:
+ *   {"command": "add_user", "args": ["bob", "secret"], "vhost": "/", "options": {},
+ *    "body_bytes": 0}
+ * "args" (strings), "vhost" (default "/"), "options" (an object of command options, e.g.
+ * {"priority": "1", "apply-to": "queues"} for set_policy) and "body_bytes" (how many bytes of a
+ * request body follow the newline: a JSON document for `api` and import_definitions, at most
+ * MGMT_MAX_BODY) are optional. Strings are parsed by jansson: valid UTF-8, no lone surrogate
+ * escapes; "\u0000" is accepted so that a NUL byte in a name is reported as such.
  * The answer is one JSON object: {"ok": true, ...} or
  *   {"ok": false, "reason": "no_such_user", "error": "User \"bob\" does not exist"}
  * where reason is one of: bad_request, usage, unknown_command, no_such_user, no_such_vhost,
- * not_found, already_exists, invalid, internal. The list_* commands live in admin_lists.c.
+ * not_found, already_exists, invalid, internal. The list_* commands live in admin_lists.c, the
+ * commands that are management API calls in admin_api.c.
  * `stop` answers {"ok":true,"pid":N} and then starts the same clean shutdown as SIGTERM;
  * `environment` answers {"ok":true,"environment":{"bind":"0.0.0.0","port":5672,...}}, the
  * effective settings under their config-file names (default_pass is never shown). */
@@ -22,222 +30,104 @@
 #include "access.h"
 #include "introspect.h"
 #include "log.h"
+#include "mgmt.h"
+#include "mgmt_internal.h"
 #include "server.h"
 
-#define MAX_ARGS 256
-
-void admin_error(struct json_out *out, const char *reason, const char *fmt, ...)
+json_t *admin_error(const char *reason, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    json_begin_object(out);
-    json_keyz(out, "ok");
-    json_bool(out, false);
-    json_keyz(out, "reason");
-    json_stringz(out, reason);
-    json_keyz(out, "error");
-    json_stringz(out, text);
-    json_end_object(out);
+    /* vsnprintf may cut a name inside a UTF-8 sequence: mgmt_string mends it. */
+    return json_pack("{s:b,s:s,s:o}", "ok", 0, "reason", reason, "error", mgmt_string(text, strlen(text)));
 }
 
-static void ok_begin(struct json_out *out)
+json_t *admin_ok(void)
 {
-    json_begin_object(out);
-    json_keyz(out, "ok");
-    json_bool(out, true);
+    return json_pack("{s:b}", "ok", 1);
 }
 
-static void ok(struct json_out *out)
+json_t *admin_want_args(const struct admin_request *req, size_t min, size_t max, size_t names, const char *usage)
 {
-    ok_begin(out);
-    json_end_object(out);
-}
-
-/* Checks the argument count and that the first `names` arguments (user, vhost and pattern
- * names, which become C strings) hold no NUL byte. */
-static bool want_args(const struct admin_request *req, size_t min, size_t max, size_t names, const char *usage,
-                      struct json_out *out)
-{
-    if (req->nargs < min || req->nargs > max) {
-        admin_error(out, "usage", "usage: %s", usage);
-        return false;
-    }
+    if (req->nargs < min || req->nargs > max)
+        return admin_error("usage", "usage: %s", usage);
     for (size_t i = 0; i < names && i < req->nargs; i++)
-        if (strlen(req->args[i].s) != req->args[i].len) {
-            admin_error(out, "invalid", "argument %zu holds a NUL byte", i + 1);
-            return false;
-        }
-    return true;
+        if (strlen(req->args[i].s) != req->args[i].len)
+            return admin_error("invalid", "argument %zu holds a NUL byte", i + 1);
+    return NULL;
 }
 
-/* After a change through access_*: save it and apply its consequences. */
-static void changed(const struct admin_request *req, struct json_out *out)
-{
-    int rc = introspect_access_changed(req->server);
-    if (rc != 0) {
-        log_error("admin: the access change could not be saved: %s", strerror(-rc));
-        admin_error(out, "internal", "the change was applied but could not be saved: %s", strerror(-rc));
-        return;
-    }
-    ok(out);
-}
-
-/* Answers for the errors every access_* call may return. */
-static void access_failed(struct json_out *out, int rc, const char *user, const char *vhost)
-{
-    if (rc == -ENOENT && user)
-        admin_error(out, "no_such_user", "User \"%s\" does not exist", user);
-    else if (rc == -ENOENT && vhost)
-        admin_error(out, "no_such_vhost", "Virtual host \"%s\" does not exist", vhost);
-    else if (rc == -EEXIST && user)
-        admin_error(out, "already_exists", "User \"%s\" already exists", user);
-    else if (rc == -EEXIST && vhost)
-        admin_error(out, "already_exists", "Virtual host \"%s\" already exists", vhost);
-    else if (rc == -EINVAL)
-        admin_error(out, "invalid", "invalid argument");
-    else
-        admin_error(out, "internal", "%s", strerror(rc < 0 ? -rc : EIO));
-}
-
-static struct access *db(const struct admin_request *req)
-{
-    return introspect_access(req->server);
-}
-
-static void cmd_status(const struct admin_request *req, struct json_out *out)
+static json_t *cmd_status(const struct admin_request *req)
 {
     struct introspect_status s;
     memset(&s, 0, sizeof s);
     introspect_status(req->server, &s);
-    ok_begin(out);
-    json_keyz(out, "status");
-    json_begin_object(out);
-    json_keyz(out, "version");
-    json_stringz(out, s.version);
-    json_keyz(out, "pid");
-    json_uint(out, s.pid);
-    json_keyz(out, "uptime_ms");
-    json_uint(out, s.uptime_ms);
-    json_keyz(out, "data_dir");
-    json_stringz(out, s.data_dir);
-    json_keyz(out, "listener");
-    json_stringz(out, s.listener);
-    json_keyz(out, "connections");
-    json_uint(out, s.connections);
-    json_keyz(out, "queues");
-    json_uint(out, s.queues);
-    json_keyz(out, "exchanges");
-    json_uint(out, s.exchanges);
-    json_keyz(out, "messages_ready");
-    json_uint(out, s.messages_ready);
-    json_keyz(out, "messages_unacknowledged");
-    json_uint(out, s.messages_unacknowledged);
-    json_keyz(out, "messages_paged");
-    json_uint(out, s.messages_paged);
-    json_keyz(out, "store_segments");
-    json_uint(out, s.store_segments);
-    json_keyz(out, "store_bytes");
-    json_uint(out, s.store_bytes);
-    json_keyz(out, "store_live_messages");
-    json_uint(out, s.store_live_messages);
-    json_keyz(out, "store_syncs");
-    json_uint(out, s.store_syncs);
-    json_keyz(out, "store_compactions");
-    json_uint(out, s.store_compactions);
-    json_keyz(out, "message_memory_bytes");
-    json_uint(out, s.message_memory_bytes);
-    json_keyz(out, "memory_high_watermark");
-    json_uint(out, s.memory_high_watermark);
-    json_keyz(out, "memory_alarm");
-    json_bool(out, s.memory_alarm);
-    json_keyz(out, "disk_alarm");
-    json_bool(out, s.disk_alarm);
-    json_end_object(out);
-    json_end_object(out);
+    json_t *status = json_pack(
+        "{s:s,s:I,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b}",
+        "version", s.version, "pid", (json_int_t)s.pid, "uptime_ms", (json_int_t)s.uptime_ms,
+        "data_dir", s.data_dir, "listener", s.listener, "connections", (json_int_t)s.connections,
+        "queues", (json_int_t)s.queues, "exchanges", (json_int_t)s.exchanges,
+        "messages_ready", (json_int_t)s.messages_ready, "messages_unacknowledged",
+        (json_int_t)s.messages_unacknowledged, "messages_paged", (json_int_t)s.messages_paged,
+        "store_segments", (json_int_t)s.store_segments, "store_bytes", (json_int_t)s.store_bytes,
+        "store_live_messages", (json_int_t)s.store_live_messages, "store_syncs", (json_int_t)s.store_syncs,
+        "store_compactions", (json_int_t)s.store_compactions, "message_memory_bytes",
+        (json_int_t)s.message_memory_bytes, "memory_high_watermark", (json_int_t)s.memory_high_watermark,
+        "memory_alarm", (int)s.memory_alarm, "disk_alarm", (int)s.disk_alarm);
+    return json_pack("{s:b,s:o}", "ok", 1, "status", status);
 }
 
-/* stop: answered first; admin_execute calls the stop handler once the answer is written. */
-static void cmd_stop(struct admin_request *req, struct json_out *out)
+/* stop: answered first; admin.c calls the stop handler once the answer is queued. */
+static json_t *cmd_stop(struct admin_request *req)
 {
-    if (!want_args(req, 0, 0, 0, "stop", out))
-        return;
-    if (!req->context->stop) {
-        admin_error(out, "internal", "this broker cannot be stopped through the admin socket");
-        return;
-    }
+    json_t *usage = admin_want_args(req, 0, 0, 0, "stop");
+    if (usage)
+        return usage;
+    if (!req->context->stop)
+        return admin_error("internal", "this broker cannot be stopped through the admin socket");
     log_info("admin: stop requested");
     req->stop_requested = true;
-    ok_begin(out);
-    json_keyz(out, "pid");
-    json_uint(out, (uint64_t)getpid());
-    json_end_object(out);
+    return json_pack("{s:b,s:I}", "ok", 1, "pid", (json_int_t)getpid());
 }
 
 /* environment: what the broker runs with, after defaults, config file and flags; the port is
  * the one bound (so port 0 shows the one picked) and memory_high_watermark the bytes in force. */
-static void cmd_environment(const struct admin_request *req, struct json_out *out)
+static json_t *cmd_environment(const struct admin_request *req)
 {
-    if (!want_args(req, 0, 0, 0, "environment", out))
-        return;
+    json_t *usage = admin_want_args(req, 0, 0, 0, "environment");
+    if (usage)
+        return usage;
     const struct server_config *cfg = server_config(req->server);
     struct introspect_status status;
     memset(&status, 0, sizeof status);
     introspect_status(req->server, &status);
     uint16_t port = server_port(req->server);
-    ok_begin(out);
-    json_keyz(out, "environment");
-    json_begin_object(out);
-    json_keyz(out, "bind");
-    json_stringz(out, cfg->bind_address ? cfg->bind_address : "");
-    json_keyz(out, "port");
-    json_uint(out, port ? port : cfg->port);
-    json_keyz(out, "data_dir");
-    json_stringz(out, cfg->data_dir ? cfg->data_dir : "");
-    json_keyz(out, "log_level");
-    json_stringz(out, log_level_name(log_get_level()));
-    json_keyz(out, "channel_max");
-    json_uint(out, cfg->channel_max);
-    json_keyz(out, "frame_max");
-    json_uint(out, cfg->frame_max);
-    json_keyz(out, "heartbeat");
-    json_uint(out, cfg->heartbeat);
-    json_keyz(out, "handshake_timeout");
-    json_uint(out, cfg->handshake_timeout_ms);
-    json_keyz(out, "max_message_size");
-    json_uint(out, cfg->max_message_size);
-    json_keyz(out, "default_user");
-    json_stringz(out, cfg->default_user ? cfg->default_user : "");
-    json_keyz(out, "loopback_only");
-    json_bool(out, cfg->default_user_loopback_only);
-    json_keyz(out, "memory_high_watermark");
-    json_uint(out, status.memory_high_watermark);
-    json_keyz(out, "disk_free_limit");
-    json_uint(out, cfg->disk_free_limit);
-    json_keyz(out, "segment_bytes");
-    json_uint(out, cfg->segment_bytes);
-    json_keyz(out, "queue_ram_messages");
-    json_uint(out, cfg->queue_ram_messages);
-    json_end_object(out);
-    json_end_object(out);
-}
-
-static bool vhost_known(const struct admin_request *req, struct json_out *out)
-{
-    if (strlen(req->vhost) == 0 || !access_vhost_exists(db(req), req->vhost)) {
-        admin_error(out, "no_such_vhost", "Virtual host \"%s\" does not exist", req->vhost);
-        return false;
-    }
-    return true;
+    json_t *environment = json_pack(
+        "{s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:b,s:I,s:I,s:I,s:I}",
+        "bind", cfg->bind_address ? cfg->bind_address : "", "port", (json_int_t)(port ? port : cfg->port),
+        "data_dir", cfg->data_dir ? cfg->data_dir : "", "log_level", log_level_name(log_get_level()),
+        "channel_max", (json_int_t)cfg->channel_max, "frame_max", (json_int_t)cfg->frame_max,
+        "heartbeat", (json_int_t)cfg->heartbeat, "handshake_timeout", (json_int_t)cfg->handshake_timeout_ms,
+        "max_message_size", (json_int_t)cfg->max_message_size,
+        "default_user", cfg->default_user ? cfg->default_user : "",
+        "loopback_only", (int)cfg->default_user_loopback_only,
+        "memory_high_watermark", (json_int_t)status.memory_high_watermark,
+        "disk_free_limit", (json_int_t)cfg->disk_free_limit, "segment_bytes", (json_int_t)cfg->segment_bytes,
+        "queue_ram_messages", (json_int_t)cfg->queue_ram_messages);
+    return json_pack("{s:b,s:o}", "ok", 1, "environment", environment);
 }
 
 /* purge_queue NAME / delete_queue NAME: {"ok":true,"messages":N}. */
-static void cmd_queue_action(const struct admin_request *req, bool delete, struct json_out *out)
+static json_t *cmd_queue_action(const struct admin_request *req, bool delete)
 {
-    if (!want_args(req, 1, 1, 0, delete ? "delete_queue NAME" : "purge_queue NAME", out) || !vhost_known(req, out))
-        return;
+    json_t *usage = admin_want_args(req, 1, 1, 0, delete ? "delete_queue NAME" : "purge_queue NAME");
+    if (usage)
+        return usage;
+    if (!*req->vhost || !access_vhost_exists(introspect_access(req->server), req->vhost))
+        return admin_error("no_such_vhost", "Virtual host \"%s\" does not exist", req->vhost);
     const struct admin_arg *name = &req->args[0];
     uint64_t messages = 0;
     int rc = -ENOENT;
@@ -246,242 +136,118 @@ static void cmd_queue_action(const struct admin_request *req, bool delete, struc
         rc = delete ? introspect_delete_queue(req->server, req->vhost, bytes, &messages)
                     : introspect_purge_queue(req->server, req->vhost, bytes, &messages);
     }
-    if (rc == -ENOENT) {
-        /* RabbitMQ's wording for a missing queue (NOT_FOUND - no queue 'q' in vhost '/'). */
-        admin_error(out, "not_found", "no queue '%.*s' in vhost '%s'", (int)(name->len > 255 ? 255 : name->len),
-                    name->s, req->vhost);
-        return;
-    }
-    if (rc != 0) {
-        admin_error(out, "internal", "%s", strerror(-rc));
-        return;
-    }
+    if (rc == -ENOENT) /* RabbitMQ's wording for a missing queue (NOT_FOUND - no queue 'q' in vhost '/'). */
+        return admin_error("not_found", "no queue '%.*s' in vhost '%s'", (int)(name->len > 255 ? 255 : name->len),
+                           name->s, req->vhost);
+    if (rc != 0)
+        return admin_error("internal", "%s", strerror(-rc));
     log_info("admin: %s queue '%s' in vhost '%s' (%llu messages)", delete ? "deleted" : "purged", name->s,
              req->vhost, (unsigned long long)messages);
-    ok_begin(out);
-    json_keyz(out, "messages");
-    json_uint(out, messages);
-    json_end_object(out);
+    return json_pack("{s:b,s:I}", "ok", 1, "messages", (json_int_t)messages);
 }
 
-static void cmd_add_user(const struct admin_request *req, struct json_out *out)
+json_t *admin_run(struct admin_request *req)
 {
-    if (!want_args(req, 2, 2, 2, "add_user USER PASSWORD", out))
-        return;
-    const char *user = req->args[0].s;
-    int rc = access_add_user(db(req), user, req->args[1].s);
-    if (rc == -EINVAL)
-        admin_error(out, "invalid", "invalid user name \"%s\"", user);
-    else if (rc != 0)
-        access_failed(out, rc, user, NULL);
-    else {
-        log_info("admin: added user '%s'", user);
-        changed(req, out);
-    }
-}
-
-static void cmd_delete_user(const struct admin_request *req, struct json_out *out)
-{
-    if (!want_args(req, 1, 1, 1, "delete_user USER", out))
-        return;
-    int rc = access_delete_user(db(req), req->args[0].s);
-    if (rc != 0)
-        access_failed(out, rc, req->args[0].s, NULL);
-    else {
-        log_info("admin: deleted user '%s'", req->args[0].s);
-        changed(req, out);
-    }
-}
-
-static void cmd_change_password(const struct admin_request *req, struct json_out *out)
-{
-    if (!want_args(req, 2, 2, 2, "change_password USER PASSWORD", out))
-        return;
-    int rc = access_change_password(db(req), req->args[0].s, req->args[1].s);
-    if (rc != 0)
-        access_failed(out, rc, req->args[0].s, NULL);
-    else {
-        log_info("admin: changed the password of user '%s'", req->args[0].s);
-        changed(req, out);
-    }
-}
-
-static void cmd_set_user_tags(const struct admin_request *req, struct json_out *out)
-{
-    if (!want_args(req, 1, MAX_ARGS, MAX_ARGS, "set_user_tags USER [TAG ...]", out))
-        return;
-    const char *tags[MAX_ARGS];
-    for (size_t i = 1; i < req->nargs; i++)
-        tags[i - 1] = req->args[i].s;
-    if (!access_user_exists(db(req), req->args[0].s)) {
-        access_failed(out, -ENOENT, req->args[0].s, NULL);
-        return;
-    }
-    int rc = access_set_user_tags(db(req), req->args[0].s, tags, req->nargs - 1);
-    if (rc == -EINVAL)
-        admin_error(out, "invalid", "a tag must be non-empty and hold no comma");
-    else if (rc != 0)
-        access_failed(out, rc, req->args[0].s, NULL);
-    else {
-        log_info("admin: set the tags of user '%s'", req->args[0].s);
-        changed(req, out);
-    }
-}
-
-/* set_permissions USER CONF WRITE READ and clear_permissions USER, on the request's vhost. */
-static void cmd_permissions(const struct admin_request *req, bool set, struct json_out *out)
-{
-    if (set ? !want_args(req, 4, 4, 4, "set_permissions [-p VHOST] USER CONF WRITE READ", out)
-            : !want_args(req, 1, 1, 1, "clear_permissions [-p VHOST] USER", out))
-        return;
-    const char *user = req->args[0].s;
-    if (!access_user_exists(db(req), user)) {
-        access_failed(out, -ENOENT, user, NULL);
-        return;
-    }
-    if (!vhost_known(req, out))
-        return;
-    int rc;
-    char why[256] = "";
-    if (set)
-        rc = access_set_permissions(db(req), req->vhost, user, req->args[1].s, req->args[2].s, req->args[3].s, why,
-                                    sizeof why);
-    else
-        rc = access_clear_permissions(db(req), req->vhost, user);
-    if (rc == -ENOENT && !set) {
-        /* RabbitMQ treats clearing an absent grant as done. */
-        ok(out);
-        return;
-    }
-    if (rc == -EINVAL && why[0])
-        admin_error(out, "invalid", "%s", why);
-    else if (rc != 0)
-        access_failed(out, rc, user, NULL);
-    else {
-        log_info("admin: %s the permissions of user '%s' in vhost '%s'", set ? "set" : "cleared", user, req->vhost);
-        changed(req, out);
-    }
-}
-
-static void cmd_vhost(const struct admin_request *req, bool add, struct json_out *out)
-{
-    if (!want_args(req, 1, 1, 1, add ? "add_vhost NAME" : "delete_vhost NAME", out))
-        return;
-    const char *name = req->args[0].s;
-    int rc = add ? access_add_vhost(db(req), name) : access_delete_vhost(db(req), name);
-    if (rc == -EINVAL)
-        admin_error(out, "invalid", "invalid virtual host name \"%s\" (1 to 255 bytes)", name);
-    else if (rc != 0)
-        access_failed(out, rc, NULL, name);
-    else {
-        log_info("admin: %s vhost '%s'", add ? "added" : "deleted", name);
-        changed(req, out);
-    }
-}
-
-static void dispatch(struct admin_request *req, const char *command, struct json_out *out)
-{
+    const char *command = req->command;
+    json_t *answer;
     if (strcmp(command, "status") == 0)
-        cmd_status(req, out);
+        answer = cmd_status(req);
     else if (strcmp(command, "stop") == 0)
-        cmd_stop(req, out);
+        answer = cmd_stop(req);
     else if (strcmp(command, "environment") == 0)
-        cmd_environment(req, out);
+        answer = cmd_environment(req);
     else if (strcmp(command, "purge_queue") == 0)
-        cmd_queue_action(req, false, out);
+        answer = cmd_queue_action(req, false);
     else if (strcmp(command, "delete_queue") == 0)
-        cmd_queue_action(req, true, out);
-    else if (strcmp(command, "add_user") == 0)
-        cmd_add_user(req, out);
-    else if (strcmp(command, "delete_user") == 0)
-        cmd_delete_user(req, out);
-    else if (strcmp(command, "change_password") == 0)
-        cmd_change_password(req, out);
-    else if (strcmp(command, "set_user_tags") == 0)
-        cmd_set_user_tags(req, out);
-    else if (strcmp(command, "set_permissions") == 0)
-        cmd_permissions(req, true, out);
-    else if (strcmp(command, "clear_permissions") == 0)
-        cmd_permissions(req, false, out);
-    else if (strcmp(command, "add_vhost") == 0)
-        cmd_vhost(req, true, out);
-    else if (strcmp(command, "delete_vhost") == 0)
-        cmd_vhost(req, false, out);
-    else if (!admin_list(req, command, out))
-        admin_error(out, "unknown_command", "unknown command \"%s\"", command);
+        answer = cmd_queue_action(req, true);
+    else if (!(answer = admin_api_command(req)) && !(answer = admin_list(req)))
+        answer = admin_error("unknown_command", "unknown command \"%s\"", command);
+    return answer;
 }
 
-/* A NUL-terminated copy of a JSON string, or NULL when out of memory. */
-static char *copy_string(const struct json_value *v)
+/* ---- the request ----------------------------------------------------------------------------- */
+
+void admin_request_free(struct admin_request *req)
 {
-    char *s = malloc(v->str_len + 1);
+    for (size_t i = 0; i < req->nargs; i++)
+        free(req->args[i].s);
+    free(req->args);
+    json_decref(req->doc);
+    memset(req, 0, sizeof *req);
+}
+
+static char *copy_string(const json_t *v)
+{
+    size_t len = json_string_length(v);
+    char *s = malloc(len + 1);
     if (s) {
-        memcpy(s, v->str, v->str_len);
-        s[v->str_len] = '\0';
+        memcpy(s, json_string_value(v), len);
+        s[len] = '\0';
     }
     return s;
 }
 
-void admin_execute(const struct admin_context *context, const char *request, size_t len, struct json_out *out)
+json_t *admin_request_parse(struct admin_request *req, const struct admin_context *context, const char *line,
+                            size_t len)
 {
-    struct json_doc doc;
-    const char *error;
-    if (json_parse(&doc, request, len, &error) != 0) {
-        admin_error(out, "bad_request", "the request is not JSON: %s", error);
-        return;
+    memset(req, 0, sizeof *req);
+    json_error_t error;
+    /* jansson bounds the nesting depth (2048) and the line is at most ADMIN_MAX_REQUEST bytes. */
+    json_t *doc = json_loadb(line, len, JSON_ALLOW_NUL, &error);
+    if (!doc)
+        return admin_error("bad_request", "the request is not JSON: %s", error.text);
+    json_t *command = json_object_get(doc, "command");
+    json_t *args = json_object_get(doc, "args");
+    json_t *vhost = json_object_get(doc, "vhost");
+    json_t *options = json_object_get(doc, "options");
+    json_t *body_bytes = json_object_get(doc, "body_bytes");
+    json_t *fail = NULL;
+    if (!json_is_object(doc) || !json_is_string(command)
+        || strlen(json_string_value(command)) != json_string_length(command))
+        fail = admin_error("bad_request", "the request must be an object with a string \"command\"");
+    else if ((args && !json_is_array(args) && !json_is_null(args))
+             || (vhost && !json_is_string(vhost) && !json_is_null(vhost))
+             || (options && !json_is_object(options) && !json_is_null(options))
+             || (body_bytes && !json_is_integer(body_bytes) && !json_is_null(body_bytes)))
+        fail = admin_error("bad_request", "\"args\" must be an array, \"vhost\" a string, \"options\" an object "
+                                          "and \"body_bytes\" an integer");
+    else if (json_is_string(vhost) && strlen(json_string_value(vhost)) != json_string_length(vhost))
+        fail = admin_error("invalid", "the vhost name holds a NUL byte");
+    else if (json_array_size(args) > ADMIN_MAX_ARGS)
+        fail = admin_error("usage", "too many arguments (at most %d)", ADMIN_MAX_ARGS);
+    else if (json_is_integer(body_bytes)
+             && (json_integer_value(body_bytes) < 0 || json_integer_value(body_bytes) > MGMT_MAX_BODY))
+        fail = admin_error("bad_request", "\"body_bytes\" must be between 0 and %u", MGMT_MAX_BODY);
+    if (fail) {
+        json_decref(doc);
+        return fail;
     }
-    const struct json_value *command = json_member(doc.root, "command");
-    const struct json_value *args = json_member(doc.root, "args");
-    const struct json_value *vhost = json_member(doc.root, "vhost");
-    struct admin_request req = {.server = context->server, .context = context, .vhost = "/"};
-    char *command_name = NULL, *vhost_name = NULL;
-    if (doc.root->type != JSON_OBJECT || !command || command->type != JSON_STRING
-        || memchr(command->str, '\0', command->str_len)) {
-        admin_error(out, "bad_request", "the request must be an object with a string \"command\"");
-        goto done;
+    req->doc = doc;
+    req->server = context->server;
+    req->mgmt = context->mgmt;
+    req->context = context;
+    req->command = json_string_value(command);
+    req->vhost = json_is_string(vhost) ? json_string_value(vhost) : "/";
+    req->options = json_is_object(options) ? options : NULL;
+    req->body_bytes = json_is_integer(body_bytes) ? (size_t)json_integer_value(body_bytes) : 0;
+    size_t nargs = json_array_size(args);
+    req->args = calloc(nargs ? nargs : 1, sizeof *req->args);
+    if (!req->args) {
+        admin_request_free(req);
+        return admin_error("internal", "out of memory");
     }
-    if ((args && args->type != JSON_ARRAY && args->type != JSON_NULL)
-        || (vhost && vhost->type != JSON_STRING && vhost->type != JSON_NULL)) {
-        admin_error(out, "bad_request", "\"args\" must be an array and \"vhost\" a string");
-        goto done;
-    }
-    if (vhost && vhost->type == JSON_STRING && memchr(vhost->str, '\0', vhost->str_len)) {
-        admin_error(out, "invalid", "the vhost name holds a NUL byte");
-        goto done;
-    }
-    size_t nargs = args && args->type == JSON_ARRAY ? args->count : 0;
-    if (nargs > MAX_ARGS) {
-        admin_error(out, "usage", "too many arguments (at most %d)", MAX_ARGS);
-        goto done;
-    }
-    req.args = calloc(nargs ? nargs : 1, sizeof *req.args);
-    command_name = copy_string(command);
-    if (vhost && vhost->type == JSON_STRING)
-        req.vhost = vhost_name = copy_string(vhost);
-    if (!req.args || !command_name || !req.vhost) {
-        admin_error(out, "internal", "out of memory");
-        goto done;
-    }
-    const struct json_value *arg = nargs ? args->child : NULL;
-    for (; arg; arg = arg->next, req.nargs++) {
-        if (arg->type != JSON_STRING) {
-            admin_error(out, "bad_request", "every argument must be a string");
-            goto done;
+    for (size_t i = 0; i < nargs; i++) {
+        json_t *arg = json_array_get(args, i);
+        if (!json_is_string(arg)) {
+            admin_request_free(req);
+            return admin_error("bad_request", "every argument must be a string");
         }
-        req.args[req.nargs].len = arg->str_len;
-        if (!(req.args[req.nargs].s = copy_string(arg))) {
-            admin_error(out, "internal", "out of memory");
-            goto done;
+        req->args[i].len = json_string_length(arg);
+        if (!(req->args[i].s = copy_string(arg))) {
+            admin_request_free(req);
+            return admin_error("internal", "out of memory");
         }
+        req->nargs++;
     }
-    dispatch(&req, command_name, out);
-    if (req.stop_requested)
-        context->stop(context->stop_data);
-done:
-    for (size_t i = 0; i < req.nargs; i++)
-        free(req.args[i].s);
-    free(req.args);
-    free(command_name);
-    free(vhost_name);
-    json_doc_free(&doc);
+    return NULL;
 }

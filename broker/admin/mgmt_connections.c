@@ -60,6 +60,14 @@ static json_t *connection_json(const struct introspect_connection *c)
     json_object_set_new(o, "peer_cert_subject", json_null());
     json_object_set_new(o, "peer_cert_issuer", json_null());
     json_object_set_new(o, "peer_cert_validity", json_null());
+    json_object_set_new(o, "recv_oct", json_integer((json_int_t)c->recv_oct));
+    json_object_set_new(o, "recv_oct_details", json_pack("{s:f}", "rate", c->recv_oct_rate));
+    json_object_set_new(o, "send_oct", json_integer((json_int_t)c->send_oct));
+    json_object_set_new(o, "send_oct_details", json_pack("{s:f}", "rate", c->send_oct_rate));
+    json_object_set_new(o, "recv_cnt", json_integer((json_int_t)c->recv_cnt));
+    json_object_set_new(o, "send_cnt", json_integer((json_int_t)c->send_cnt));
+    json_object_set_new(o, "message_stats", mgmt_message_stats(&c->message_stats, &c->message_rates,
+                                                               MGMT_STATS_CHANNEL));
     return o;
 }
 
@@ -160,6 +168,8 @@ static void add_channel(const struct introspect_channel *c, void *arg)
     json_object_set_new(o, "global_prefetch_count", json_integer(c->global_prefetch_count));
     json_object_set_new(o, "confirm", json_boolean(c->confirm));
     json_object_set_new(o, "transactional", json_boolean(c->transactional));
+    json_object_set_new(o, "message_stats", mgmt_message_stats(&c->message_stats, &c->message_rates,
+                                                               MGMT_STATS_CHANNEL));
     json_array_append_new(w->items, o);
 }
 

@@ -201,6 +201,9 @@ json_t *mgmt_exchange_json(const struct introspect_exchange *x)
     json_object_set_new(o, "internal", json_boolean(x->internal));
     json_object_set_new(o, "arguments", mgmt_table(x->arguments));
     json_object_set_new(o, "user_who_performed_action", json_string("rmq-internal"));
+    json_object_set_new(o, "policy", x->policy ? json_string(x->policy) : json_null());
+    json_object_set_new(o, "message_stats", mgmt_message_stats(&x->message_stats, &x->message_rates,
+                                                               MGMT_STATS_EXCHANGE));
     return o;
 }
 

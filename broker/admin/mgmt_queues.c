@@ -31,9 +31,15 @@ static json_t *queue_json(const struct introspect_queue *q)
     json_object_set_new(o, "messages_unacknowledged", json_integer((json_int_t)q->messages_unacknowledged));
     json_object_set_new(o, "message_bytes", json_integer((json_int_t)q->message_bytes_ready));
     json_object_set_new(o, "message_bytes_ready", json_integer((json_int_t)q->message_bytes_ready));
-    json_object_set_new(o, "policy", json_null());
-    json_object_set_new(o, "operator_policy", json_null());
-    json_object_set_new(o, "effective_policy_definition", json_object());
+    json_object_set_new(o, "policy", q->policy ? json_string(q->policy) : json_null());
+    json_object_set_new(o, "operator_policy", q->operator_policy ? json_string(q->operator_policy) : json_null());
+    json_object_set_new(o, "effective_policy_definition", mgmt_table(q->effective_policy_definition));
+    json_object_set_new(o, "message_stats", mgmt_message_stats(&q->message_stats, &q->message_rates,
+                                                               MGMT_STATS_QUEUE));
+    /* Not in RabbitMQ: how long the messages waiting here have waited (ms; the oldest one and
+     * the mean over the ready messages in memory), what users watch a queue for. */
+    json_object_set_new(o, "oldest_message_age_ms", json_integer((json_int_t)q->head_message_age_ms));
+    json_object_set_new(o, "mean_message_age_ms", json_integer((json_int_t)q->mean_message_age_ms));
     json_object_set_new(o, "exclusive_consumer_tag", json_null());
     return o;
 }
@@ -118,6 +124,7 @@ static void get_queue(struct mgmt_call *call, const char *vhost, struct proto_by
     struct consumer_walk w = {name, json_array(), NULL};
     introspect_consumers(call->server, vhost, add_consumer, &w);
     json_object_set_new(q, "consumer_details", w.items);
+    mgmt_add_history(call, INTROSPECT_HISTORY_QUEUE, vhost, name, json_object_get(q, "message_stats"), q);
     if (w.exclusive_tag)
         json_object_set_new(q, "exclusive_consumer_tag", w.exclusive_tag);
     mgmt_reply(call, 200, q);
