@@ -17,32 +17,19 @@
 
 /* ---- calls --------------------------------------------------------------------------------- */
 
-static bool unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'
-           || c == '_' || c == '~';
-}
-
 int admin_api_path(char *out, size_t cap, const char *fmt, ...)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t used = 0;
     va_list ap;
     va_start(ap, fmt);
     for (const char *f = fmt; *f; f++) {
         if (f[0] == '%' && f[1] == 's') {
             f++;
-            for (const unsigned char *s = va_arg(ap, const unsigned char *); *s; s++) {
-                if (used + 4 > cap)
-                    goto too_long;
-                if (unreserved(*s)) {
-                    out[used++] = (char)*s;
-                } else {
-                    out[used++] = '%';
-                    out[used++] = hex[*s >> 4];
-                    out[used++] = hex[*s & 15];
-                }
-            }
+            const char *s = va_arg(ap, const char *);
+            int n = mgmt_path_encode(s, strlen(s), out + used, cap - used);
+            if (n < 0)
+                goto too_long;
+            used += (size_t)n;
             continue;
         }
         if (used + 2 > cap)

@@ -410,6 +410,30 @@ static void shape_list(struct mgmt_call *call)
     }
 }
 
+int mgmt_path_encode(const char *name, size_t len, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t used = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                     c == '.' || c == '_' || c == '~';
+        if (used + (plain ? 1 : 3) >= cap)
+            return -1;
+        if (plain) {
+            out[used++] = (char)c;
+        } else {
+            out[used++] = '%';
+            out[used++] = hex[c >> 4];
+            out[used++] = hex[c & 15];
+        }
+    }
+    if (used >= cap)
+        return -1;
+    out[used] = '\0';
+    return (int)used;
+}
+
 /* ---- one call ----------------------------------------------------------------------------- */
 
 static int parse_method(const char *m)

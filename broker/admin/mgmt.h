@@ -27,4 +27,9 @@ void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_re
  * HTTP status and sets *reply to the answer (the caller owns it; NULL when empty). */
 unsigned mgmt_run(struct mgmt *mgmt, const char *method, const char *path, json_t *body, json_t **reply);
 
+/* Percent-encodes len bytes of name (any bytes) as one path segment into out (cap bytes, NUL
+ * added): RFC 3986's unreserved characters stay, every other byte becomes %XX, so "/" (the
+ * vhost "/") is "%2F". Returns the length written, or -1 when out is too small. */
+int mgmt_path_encode(const char *name, size_t len, char *out, size_t cap);
+
 #endif
