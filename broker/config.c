@@ -64,11 +64,11 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
     } else if (strcmp(key, "management_port") == 0) {
         if (parse_uint(key, value, 65535, &v))
             return -1;
-        cfg->management_port = (uint16_t)v;
+        s->management_port = (uint16_t)v;
     } else if (strcmp(key, "prometheus_port") == 0) {
         if (parse_uint(key, value, 65535, &v))
             return -1;
-        cfg->prometheus_port = (uint16_t)v;
+        s->prometheus_port = (uint16_t)v;
     } else if (strcmp(key, "channel_max") == 0) {
         if (parse_uint(key, value, 65535, &v))
             return -1;
@@ -177,8 +177,6 @@ int config_parse(struct config *cfg, int argc, char **argv)
     memset(cfg, 0, sizeof *cfg);
     server_config_defaults(&cfg->server);
     cfg->log_level = LOG_INFO;
-    cfg->management_port = 15672;
-    cfg->prometheus_port = 15692;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc && read_file(cfg, argv[i + 1]) != 0)
             return -1;

@@ -8,8 +8,6 @@
 struct config {
     struct server_config server;
     enum log_level log_level;
-    uint16_t management_port; /* HTTP management API: 15672; 0 = off */
-    uint16_t prometheus_port; /* Prometheus /metrics: 15692; 0 = off */
     char *owned[16]; /* strings read from the config file, freed by config_free */
     int owned_count;
 };

@@ -96,14 +96,14 @@ int main(int argc, char **argv)
      * cannot be bound stops start-up, as it stops RabbitMQ's. */
     struct mgmt *mgmt = mgmt_create(server);
     struct http_server *management = NULL;
-    if (mgmt && cfg.management_port)
-        management = http_open(main_loop, "management", cfg.server.bind_address, cfg.management_port,
+    if (mgmt && cfg.server.management_port)
+        management = http_open(main_loop, "management", cfg.server.bind_address, cfg.server.management_port,
                                MGMT_MAX_BODY, mgmt_http_handler, mgmt);
-    bool listening = mgmt && (!cfg.management_port || management);
+    bool listening = mgmt && (!cfg.server.management_port || management);
     /* The Prometheus endpoint reads the broker directly (no router, no authentication). */
     struct http_server *metrics = NULL;
-    if (listening && cfg.prometheus_port) {
-        metrics = http_open(main_loop, "prometheus", cfg.server.bind_address, cfg.prometheus_port,
+    if (listening && cfg.server.prometheus_port) {
+        metrics = http_open(main_loop, "prometheus", cfg.server.bind_address, cfg.server.prometheus_port,
                             PROMETHEUS_MAX_BODY, prometheus_http_handler, server);
         listening = metrics != NULL;
     }

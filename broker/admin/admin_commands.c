@@ -65,18 +65,34 @@ static json_t *cmd_status(const struct admin_request *req)
     struct introspect_status s;
     memset(&s, 0, sizeof s);
     introspect_status(req->server, &s);
-    json_t *status = json_pack(
-        "{s:s,s:I,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b}",
-        "version", s.version, "pid", (json_int_t)s.pid, "uptime_ms", (json_int_t)s.uptime_ms,
-        "data_dir", s.data_dir, "listener", s.listener, "connections", (json_int_t)s.connections,
-        "queues", (json_int_t)s.queues, "exchanges", (json_int_t)s.exchanges,
-        "messages_ready", (json_int_t)s.messages_ready, "messages_unacknowledged",
-        (json_int_t)s.messages_unacknowledged, "messages_paged", (json_int_t)s.messages_paged,
-        "store_segments", (json_int_t)s.store_segments, "store_bytes", (json_int_t)s.store_bytes,
-        "store_live_messages", (json_int_t)s.store_live_messages, "store_syncs", (json_int_t)s.store_syncs,
-        "store_compactions", (json_int_t)s.store_compactions, "message_memory_bytes",
-        (json_int_t)s.message_memory_bytes, "memory_high_watermark", (json_int_t)s.memory_high_watermark,
-        "memory_alarm", (int)s.memory_alarm, "disk_alarm", (int)s.disk_alarm);
+    json_t *status = json_object();
+    json_object_set_new(status, "version", json_string(s.version ? s.version : ""));
+    json_object_set_new(status, "pid", json_integer((json_int_t)s.pid));
+    json_object_set_new(status, "uptime_ms", json_integer((json_int_t)s.uptime_ms));
+    json_object_set_new(status, "data_dir", s.data_dir ? json_string(s.data_dir) : json_null());
+    json_object_set_new(status, "listener", s.listener ? json_string(s.listener) : json_null());
+    const struct {
+        const char *name;
+        uint64_t value;
+    } counts[] = {
+        {"connections", s.connections},
+        {"queues", s.queues},
+        {"exchanges", s.exchanges},
+        {"messages_ready", s.messages_ready},
+        {"messages_unacknowledged", s.messages_unacknowledged},
+        {"messages_paged", s.messages_paged},
+        {"store_segments", s.store_segments},
+        {"store_bytes", s.store_bytes},
+        {"store_live_messages", s.store_live_messages},
+        {"store_syncs", s.store_syncs},
+        {"store_compactions", s.store_compactions},
+        {"message_memory_bytes", s.message_memory_bytes},
+        {"memory_high_watermark", s.memory_high_watermark},
+    };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        json_object_set_new(status, counts[i].name, json_integer((json_int_t)counts[i].value));
+    json_object_set_new(status, "memory_alarm", json_boolean(s.memory_alarm));
+    json_object_set_new(status, "disk_alarm", json_boolean(s.disk_alarm));
     return json_pack("{s:b,s:o}", "ok", 1, "status", status);
 }
 
@@ -117,6 +133,9 @@ static json_t *cmd_environment(const struct admin_request *req)
         "memory_high_watermark", (json_int_t)status.memory_high_watermark,
         "disk_free_limit", (json_int_t)cfg->disk_free_limit, "segment_bytes", (json_int_t)cfg->segment_bytes,
         "queue_ram_messages", (json_int_t)cfg->queue_ram_messages);
+    json_object_set_new(environment, "management_port", json_integer(cfg->management_port));
+    json_object_set_new(environment, "prometheus_port", json_integer(cfg->prometheus_port));
+    json_object_set_new(environment, "collect_statistics_interval", json_integer(cfg->stats_interval_ms));
     return json_pack("{s:b,s:o}", "ok", 1, "environment", environment);
 }
 

@@ -46,6 +46,14 @@ static json_t *listeners(struct mgmt_call *call)
     json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i}", "node", mgmt_node_name(), "protocol", "amqp",
                                        "ip_address", cfg->bind_address ? cfg->bind_address : "::", "port",
                                        (int)server_port(call->server)));
+    /* The HTTP doors, as RabbitMQ lists its management and Prometheus listeners. */
+    const char *bind = cfg->bind_address ? cfg->bind_address : "::";
+    if (cfg->management_port)
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i}", "node", mgmt_node_name(), "protocol", "http",
+                                           "ip_address", bind, "port", (int)cfg->management_port));
+    if (cfg->prometheus_port)
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i}", "node", mgmt_node_name(), "protocol",
+                                           "http/prometheus", "ip_address", bind, "port", (int)cfg->prometheus_port));
     return a;
 }
 

@@ -108,7 +108,7 @@ static void add_consumer(const struct introspect_consumer *c, void *arg)
     json_object_set_new(o, "consumer_tag", mgmt_bytes(c->tag));
     json_object_set_new(o, "exclusive", json_boolean(c->exclusive));
     json_object_set_new(o, "prefetch_count", json_integer(c->prefetch_count));
-    json_object_set_new(o, "queue", json_pack("{s:o,s:s}", "name", mgmt_bytes(c->queue), "vhost", c->vhost));
+    json_object_set_new(o, "queue", json_pack("{s:o,s:o}", "name", mgmt_bytes(c->queue), "vhost", mgmt_string(c->vhost, strlen(c->vhost))));
     json_array_append_new(w->items, o);
     if (c->exclusive)
         w->exclusive_tag = mgmt_bytes(c->tag);

@@ -122,6 +122,8 @@ void server_config_defaults(struct server_config *cfg)
         .segment_bytes = 64ull << 20,
         .queue_ram_messages = 16384,
         .stats_interval_ms = STATS_DEFAULT_INTERVAL_MS,
+        .management_port = 15672,
+        .prometheus_port = 15692,
     };
 }
 

@@ -80,6 +80,22 @@ class ManagementApi(unittest.TestCase):
             "/api/vhosts": (200, 200, 200, 200),
             "/api/vhosts/other": (200, 200, 401, 401),
             "/api/health/checks/alarms": (200, 200, 200, 200),
+            "/api/queues": (200, 200, 200, 200),
+            "/api/queues/%2F": (200, 200, 200, 200),
+            "/api/queues/other": (200, 200, 401, 401),
+            "/api/exchanges": (200, 200, 200, 200),
+            "/api/exchanges/%2F/amq.direct": (200, 200, 200, 200),
+            "/api/bindings": (200, 200, 200, 200),
+            "/api/connections": (200, 200, 200, 200),
+            "/api/channels": (200, 200, 200, 200),
+            "/api/consumers": (200, 200, 200, 200),
+            "/api/policies": (200, 401, 200, 401),
+            "/api/policies/other": (200, 401, 401, 401),
+            "/api/operator-policies": (200, 401, 401, 401),
+            "/api/vhost-limits": (200, 200, 200, 200),
+            "/api/definitions": (200, 401, 401, 401),
+            "/api/definitions/%2F": (200, 401, 401, 401),
+            "/api/users/guest/permissions": (200, 401, 401, 401),
         }
         who = [ADMIN, self.as_user("mon"), self.as_user("pol"), self.as_user("mgmt")]
         for path, expected in reads.items():
@@ -89,12 +105,22 @@ class ManagementApi(unittest.TestCase):
         writes = [("PUT", "/api/users/x", {"password": "p", "tags": ""}),
                   ("PUT", "/api/vhosts/x", {}),
                   ("DELETE", "/api/vhosts/other", None),
-                  ("PUT", "/api/permissions/%2F/mon", {"configure": "", "write": "", "read": ""})]
+                  ("PUT", "/api/permissions/%2F/mon", {"configure": "", "write": "", "read": ""}),
+                  ("POST", "/api/definitions", {}),
+                  ("PUT", "/api/operator-policies/%2F/op", {"pattern": ".", "definition": {"max-length": 1}}),
+                  ("PUT", "/api/vhost-limits/%2F/max-queues", {"value": 5})]
         for method, path, body in writes:
             for user in who[1:]:
                 status, answer = self.call(method, path, body, who=user)
                 self.assertEqual(status, 401, "%s %s as %s" % (method, path, user[0]))
                 self.assertEqual(answer["reason"], "Not administrator user")
+        # policies: policymakers in their vhosts (and administrators), nobody else
+        body = {"pattern": "^nothing$", "definition": {"max-length": 1}}
+        for user, want in zip(who, (201, 401, 204, 401)):
+            status, _ = self.call("PUT", "/api/policies/%2F/matrix", body, who=user)
+            self.assertEqual(status, want, "PUT policy as %s" % user[0])
+        self.assertEqual(self.call("DELETE", "/api/policies/%2F/matrix", who=self.as_user("mgmt"))[0], 401)
+        self.assertEqual(self.call("DELETE", "/api/policies/%2F/matrix", who=self.as_user("pol"))[0], 204)
 
     def test_management_user_sees_only_its_vhosts(self):
         status, vhosts = self.call("GET", "/api/vhosts", who=self.as_user("mgmt"))
