@@ -246,19 +246,20 @@ static int compare_values(json_t *a, json_t *b)
     return json_typeof(a) - json_typeof(b);
 }
 
+/* An item with its sort keys looked up once (a comparison must not walk the objects). */
 struct sort_item {
     json_t *item;
+    json_t *key[2];
     size_t index; /* keeps the sort stable */
 };
 
-static const char *sort_keys[2];
 static int sort_sign;
 
 static int compare_items(const void *pa, const void *pb)
 {
     const struct sort_item *a = pa, *b = pb;
-    for (int k = 0; k < 2 && sort_keys[k]; k++) {
-        int c = compare_values(dotted(a->item, sort_keys[k]), dotted(b->item, sort_keys[k]));
+    for (int k = 0; k < 2; k++) {
+        int c = compare_values(a->key[k], b->key[k]);
         if (c != 0)
             return c * sort_sign;
     }
@@ -273,13 +274,14 @@ static void sort_items(json_t *items, const char *key, bool reverse)
     struct sort_item *v = malloc(n * sizeof *v);
     if (!v)
         return;
+    /* RabbitMQ's default order is vhost, then name. */
+    const char *keys[2] = {key ? key : "vhost", key ? NULL : "name"};
     for (size_t i = 0; i < n; i++) {
         v[i].item = json_incref(json_array_get(items, i));
+        for (int k = 0; k < 2; k++)
+            v[i].key[k] = keys[k] ? dotted(v[i].item, keys[k]) : NULL;
         v[i].index = i;
     }
-    /* RabbitMQ's default order is vhost, then name. */
-    sort_keys[0] = key ? key : "vhost";
-    sort_keys[1] = key ? NULL : "name";
     sort_sign = reverse ? -1 : 1;
     qsort(v, n, sizeof *v, compare_items);
     json_array_clear(items);

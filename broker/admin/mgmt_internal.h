@@ -139,7 +139,7 @@ json_t *mgmt_vhost_json(struct server *server, const char *name);
  * the overview). */
 enum { MGMT_STATS_QUEUE = 1, MGMT_STATS_EXCHANGE = 2, MGMT_STATS_CHANNEL = 4 };
 /* RabbitMQ's message_stats object: {name: count, name_details: {rate: per second}} for the
- * kind's counters (rates may be NULL: 0). */
+ * kind's counters (rates may be NULL: 0); {} while every one of them is 0. */
 json_t *mgmt_message_stats(const struct introspect_message_stats *stats, const struct introspect_rates *rates,
                            unsigned kind);
 /* When the request asks for history (?msg_rates_age/msg_rates_incr, ?lengths_age/lengths_incr,

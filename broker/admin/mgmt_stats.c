@@ -46,7 +46,12 @@ json_t *mgmt_message_stats(const struct introspect_message_stats *stats, const s
 {
     json_t *o = json_object();
     char key[64];
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    /* Like RabbitMQ, an object nothing has passed through shows no counters ({}): most of a
+     * large broker's queues are idle, and this keeps their listing small. */
+    bool any = false;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !any; i++)
+        any = (fields[i].kinds & kind) && count_of(stats, &fields[i]) != 0;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && any; i++) {
         const struct field *f = &fields[i];
         if (!(f->kinds & kind))
             continue;

@@ -39,11 +39,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+PATH = "/api/queues"
+
+
 def get_queues(port):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     token = base64.b64encode(b"guest:guest").decode()
     start = time.monotonic()
-    conn.request("GET", "/api/queues", headers={"Authorization": "Basic " + token})
+    conn.request("GET", PATH, headers={"Authorization": "Basic " + token})
     resp = conn.getresponse()
     body = resp.read()
     elapsed = time.monotonic() - start
@@ -90,7 +93,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--columns", help="poll /api/queues?columns=COLUMNS (as rabbitmqadmin does) instead of every field")
     args = ap.parse_args()
+    global PATH
+    if args.columns:
+        PATH = "/api/queues?columns=" + args.columns
     binary, perf = os.path.join(args.build, "warren"), os.path.join(args.build, "warren-perf")
     data = tempfile.mkdtemp(prefix="mgmt-poll-")
     amqp_port, http_port = free_port(), free_port()
@@ -112,8 +119,8 @@ def main():
             t, size = get_queues(http_port)
             times.append(t)
         times.sort()
-        print("GET /api/queues with %d queues (%d bytes): median %.1f ms, p90 %.1f ms, max %.1f ms over %d requests"
-              % (args.queues, size, statistics.median(times) * 1e3, times[int(len(times) * 0.9) - 1] * 1e3,
+        print("GET %s with %d queues (%d bytes): median %.1f ms, p90 %.1f ms, max %.1f ms over %d requests"
+              % (PATH, args.queues, size, statistics.median(times) * 1e3, times[int(len(times) * 0.9) - 1] * 1e3,
                  times[-1] * 1e3, len(times)))
         plain, polled = [], []
         for r in range(args.rounds):
