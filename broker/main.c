@@ -98,13 +98,13 @@ int main(int argc, char **argv)
     struct http_server *management = NULL;
     if (mgmt && cfg.server.management_port)
         management = http_open(main_loop, "management", cfg.server.bind_address, cfg.server.management_port,
-                               MGMT_MAX_BODY, mgmt_http_handler, mgmt);
+                               MGMT_MAX_BODY, mgmt_http_handler, mgmt_http_admit, mgmt);
     bool listening = mgmt && (!cfg.server.management_port || management);
     /* The Prometheus endpoint reads the broker directly (no router, no authentication). */
     struct http_server *metrics = NULL;
     if (listening && cfg.server.prometheus_port) {
         metrics = http_open(main_loop, "prometheus", cfg.server.bind_address, cfg.server.prometheus_port,
-                            PROMETHEUS_MAX_BODY, prometheus_http_handler, server);
+                            PROMETHEUS_MAX_BODY, prometheus_http_handler, NULL, server);
         listening = metrics != NULL;
     }
     if (!listening) {

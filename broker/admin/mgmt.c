@@ -617,6 +617,20 @@ void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_re
     free_call(&call);
 }
 
+bool mgmt_http_admit(void *ctx, const struct http_request *req, struct http_response *res)
+{
+    struct mgmt *mgmt = ctx;
+    struct mgmt_call call = {.mgmt = mgmt, .server = mgmt->server, .user = req->user ? req->user : ""};
+    if (authenticate(&call, req) != 0) {
+        json_decref(call.reply);
+        return true;
+    }
+    res->ask_credentials = !req->ajax;
+    answer(&call, res);
+    json_decref(call.reply);
+    return false;
+}
+
 unsigned mgmt_run(struct mgmt *mgmt, const char *method, const char *path, json_t *body, json_t **reply)
 {
     struct http_param params[16];

@@ -21,6 +21,9 @@ void mgmt_destroy(struct mgmt *mgmt);
 
 /* The HTTP door: an http_handler_fn with ctx = the mgmt. */
 void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_response *res);
+/* Its http_admit_fn: a request with a body is read only from an authenticated management user
+ * (else the 401 it would get, at once). */
+bool mgmt_http_admit(void *ctx, const struct http_request *req, struct http_response *res);
 
 /* The admin socket's door: runs `method path` (path as in HTTP: "/api/queues/%2F/q", with an
  * optional "?query") with body (borrowed; NULL: none) as the broker's operator. Returns the

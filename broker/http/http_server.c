@@ -29,6 +29,7 @@ struct http_server {
     uint16_t port;
     size_t max_body;
     http_handler_fn fn;
+    http_admit_fn admit;
     void *ctx;
 };
 
@@ -137,6 +138,60 @@ static enum MHD_Result respond(struct MHD_Connection *connection, struct http_re
     return rc;
 }
 
+/* Builds the request as the handlers see it (the body from state, or none) and runs the
+ * admission check (admission) or the handler; returns what admit returned (true otherwise). */
+static bool with_request(struct http_server *server, struct MHD_Connection *connection, const char *url,
+                         const char *method, const struct request_state *state, bool admission,
+                         struct http_response *res)
+{
+    struct query_collect query = {.n = 0};
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, collect_param, &query);
+    char *password = NULL;
+    char *user = MHD_basic_auth_get_username_password(connection, &password);
+    char peer[64];
+    peer_address(connection, peer, sizeof peer);
+    const char *query_start = strchr(url, '?'); /* MHD passes the path only; be sure */
+    char *path = query_start ? strndup(url, (size_t)(query_start - url)) : NULL;
+    struct http_request req = {
+        .method = method,
+        .path = path ? path : url,
+        .query = query.params,
+        .nquery = query.n,
+        .user = user,
+        .password = password,
+        .body = state && state->body ? state->body : "",
+        .body_len = state ? state->len : 0,
+        .peer = peer,
+        .ajax = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Requested-With") != NULL,
+        .reason = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Reason"),
+    };
+    bool admitted = true;
+    if (admission)
+        admitted = server->admit(server->ctx, &req, res);
+    else
+        server->fn(server->ctx, &req, res);
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        MHD_free(password);
+    }
+    if (user)
+        MHD_free(user);
+    free(path);
+    for (size_t i = 0; i < query.n; i++) {
+        free((char *)query.params[i].key);
+        free((char *)query.params[i].value);
+    }
+    return admitted;
+}
+
+static enum MHD_Result too_large(struct MHD_Connection *connection)
+{
+    static const char text[] = "{\"error\":\"bad_request\",\"reason\":\"request body too large\"}";
+    struct http_response res = {.status = 413, .body = strdup(text)};
+    res.body_len = res.body ? strlen(res.body) : 0;
+    return respond(connection, &res);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -144,7 +199,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     (void)version;
     struct http_server *server = cls;
     struct request_state *state = *con_cls;
-    if (!state) { /* the headers are in: the body (if any) follows in later calls */
+    if (!state) {
+        /* The headers are in; the body (if any) follows in later calls. A body that cannot be
+         * accepted is refused before a byte of it is stored: one larger than the limit, or one
+         * sent by a client the admission check turns away (no memory for strangers). */
+        const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        bool chunked = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
+        if (declared > server->max_body)
+            return too_large(connection);
+        if (server->admit && (declared > 0 || chunked)) {
+            struct http_response res = {.status = 500};
+            if (!with_request(server, connection, url, method, NULL, true, &res))
+                return respond(connection, &res);
+        }
         state = calloc(1, sizeof *state);
         if (!state)
             return MHD_NO;
@@ -175,50 +243,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         state->len += n;
         return MHD_YES;
     }
-
-    struct http_response res = {.status = 500};
-    if (state->too_big) {
-        static const char too_big[] = "{\"error\":\"bad_request\",\"reason\":\"request body too large\"}";
-        res.status = 413;
-        res.body = strdup(too_big);
-        res.body_len = res.body ? strlen(res.body) : 0;
-        return respond(connection, &res);
-    }
-    struct query_collect query = {.n = 0};
-    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, collect_param, &query);
-    char *password = NULL;
-    char *user = MHD_basic_auth_get_username_password(connection, &password);
-    char peer[64];
-    peer_address(connection, peer, sizeof peer);
-    const char *query_start = strchr(url, '?'); /* MHD passes the path only; be sure */
-    char *path = query_start ? strndup(url, (size_t)(query_start - url)) : NULL;
-    struct http_request req = {
-        .method = method,
-        .path = path ? path : url,
-        .query = query.params,
-        .nquery = query.n,
-        .user = user,
-        .password = password,
-        .body = state->body ? state->body : "",
-        .body_len = state->len,
-        .peer = peer,
-        .ajax = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Requested-With") != NULL,
-        .reason = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Reason"),
-    };
+    if (state->too_big)
+        return too_large(connection);
     if (state->body)
         state->body[state->len] = '\0';
-    server->fn(server->ctx, &req, &res);
-    if (password) {
-        explicit_bzero(password, strlen(password));
-        MHD_free(password);
-    }
-    if (user)
-        MHD_free(user);
-    free(path);
-    for (size_t i = 0; i < query.n; i++) {
-        free((char *)query.params[i].key);
-        free((char *)query.params[i].value);
-    }
+    struct http_response res = {.status = 500};
+    with_request(server, connection, url, method, state, false, &res);
     return respond(connection, &res);
 }
 
@@ -280,7 +310,7 @@ static void run(struct http_server *server)
 }
 
 struct http_server *http_open(struct event_loop *loop, const char *name, const char *bind_address, uint16_t port,
-                              size_t max_body, http_handler_fn fn, void *ctx)
+                              size_t max_body, http_handler_fn fn, http_admit_fn admit, void *ctx)
 {
     struct http_server *server = calloc(1, sizeof *server);
     if (!server) {
@@ -291,6 +321,7 @@ struct http_server *http_open(struct event_loop *loop, const char *name, const c
     snprintf(server->name, sizeof server->name, "%s", name);
     server->max_body = max_body;
     server->fn = fn;
+    server->admit = admit;
     server->ctx = ctx;
     int fd = net_listen_socket(bind_address, port, &server->port);
     if (fd < 0) {

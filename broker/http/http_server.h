@@ -47,15 +47,21 @@ struct http_response {
 
 typedef void (*http_handler_fn)(void *ctx, const struct http_request *req, struct http_response *res);
 
+/* The admission check, run once a request's headers are in and before any of its body is read
+ * (for requests that announce one): req has no body. Returns true to go on; false after
+ * filling res, which is sent at once (the body is never stored, the connection is closed). */
+typedef bool (*http_admit_fn)(void *ctx, const struct http_request *req, struct http_response *res);
+
 /* Limits that keep one client from holding what others share. */
 #define HTTP_MAX_CONNECTIONS 128
 #define HTTP_IDLE_TIMEOUT_S 30
 
 /* Listens on bind_address:port (port 0: a free port, see http_port) and serves requests with
- * fn(ctx, ...). A body larger than max_body is refused with 413 without being stored.
+ * fn(ctx, ...), after admit(ctx, ...) (NULL: none) for requests with a body. A body larger
+ * than max_body is refused with 413 without being stored.
  * Returns NULL after logging why (port taken, libmicrohttpd failure). */
 struct http_server *http_open(struct event_loop *loop, const char *name, const char *bind_address, uint16_t port,
-                              size_t max_body, http_handler_fn fn, void *ctx);
+                              size_t max_body, http_handler_fn fn, http_admit_fn admit, void *ctx);
 
 /* The port actually bound. */
 uint16_t http_port(const struct http_server *server);

@@ -180,6 +180,24 @@ class ManagementApi(unittest.TestCase):
         status, _ = self.call("GET", "/api/overview")
         self.assertEqual(status, 200)
 
+    def test_a_strangers_body_is_refused_before_it_is_read(self):
+        """Unauthenticated uploads cost no memory: the 401 comes once the headers are in."""
+        for auth in ("", "Authorization: Basic %s\r\n" % base64.b64encode(b"guest:wrong").decode()):
+            sock = socket.create_connection(("127.0.0.1", self.broker.management_port), timeout=5)
+            sock.sendall(("POST /api/definitions HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
+                          "Content-Length: 50000000\r\n\r\n" % auth).encode())
+            answer = sock.recv(4096)  # nothing of the body was sent
+            sock.close()
+            self.assertIn(b" 401 ", answer.split(b"\r\n")[0])
+        sock = socket.create_connection(("127.0.0.1", self.broker.management_port), timeout=5)
+        token = base64.b64encode(b"guest:guest").decode()
+        sock.sendall(("POST /api/definitions HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\n"
+                      "Content-Length: 900000000\r\n\r\n" % token).encode())
+        answer = sock.recv(4096)
+        sock.close()
+        self.assertIn(b" 413 ", answer.split(b"\r\n")[0])
+        self.assertEqual(self.call("GET", "/api/overview")[0], 200)
+
     # ---- users, vhosts, permissions ------------------------------------------------------------
 
     def test_user_lifecycle_with_password_hash(self):
