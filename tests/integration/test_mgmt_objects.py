@@ -2,6 +2,7 @@
 consumers, aliveness) over real HTTP, with pika and Debian's rabbitmqadmin as clients."""
 
 import json
+import os
 import subprocess
 import time
 import unittest
@@ -262,6 +263,36 @@ class ObjectsTest(unittest.TestCase):
         self.assertEqual(self.api("GET", "/aliveness-test/v1", user="mgr", password="pw")[0], 401)
 
     # ---- rabbitmqadmin ------------------------------------------------------------------------
+
+    def test_rabbitmqadmin_export_and_import(self):
+        import json
+        import tempfile
+        self.assertEqual(self.admin("declare", "queue", "name=ex.q", "durable=true",
+                                    'arguments={"x-max-length": 7}')[0], 0)
+        self.assertEqual(self.admin("declare", "exchange", "name=ex.x", "type=topic", "durable=true")[0], 0)
+        self.assertEqual(self.admin("declare", "binding", "source=ex.x", "destination=ex.q",
+                                    "routing_key=a.#")[0], 0)
+        with tempfile.TemporaryDirectory() as tmp:
+            exported = os.path.join(tmp, "defs.json")
+            rc, out = self.admin("export", exported)
+            self.assertEqual(rc, 0, out)
+            with open(exported) as f:
+                defs = json.load(f)
+            self.assertIn({"name": "ex.q", "vhost": "/", "durable": True, "auto_delete": False,
+                           "arguments": {"x-max-length": 7}},
+                          [{k: q[k] for k in ("name", "vhost", "durable", "auto_delete", "arguments")}
+                           for q in defs["queues"]])
+            key = self.api("GET", "/bindings/%2F/e/ex.x/q/ex.q")[1][0]["properties_key"]
+            for path in ("/bindings/%2F/e/ex.x/q/ex.q/" + q(key), "/queues/%2F/ex.q", "/exchanges/%2F/ex.x"):
+                self.assertEqual(self.api("DELETE", path)[0], 204, path)
+            rc, out = self.admin("import", exported)
+            self.assertEqual(rc, 0, out)
+        status, q_ = self.api("GET", "/queues/%2F/ex.q")
+        self.assertEqual((status, q_["arguments"]), (200, {"x-max-length": 7}))
+        status, bindings = self.api("GET", "/exchanges/%2F/ex.x/bindings/source")
+        self.assertEqual([(b["destination"], b["routing_key"]) for b in bindings], [("ex.q", "a.#")])
+        for path in ("/queues/%2F/ex.q", "/exchanges/%2F/ex.x"):
+            self.api("DELETE", path)
 
     def test_rabbitmqadmin(self):
         self.assertEqual(self.admin("declare", "queue", "name=ra.q", "durable=false")[0], 0)
