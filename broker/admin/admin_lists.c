@@ -135,23 +135,6 @@ static const struct list_kind kinds[] = {
     {"list_vhost_limits", limit_columns, limit_defaults, false, "/api/vhost-limits"},
 };
 
-/* obj's member at a dotted path ("queue.name"), or NULL. */
-static json_t *member(json_t *obj, const char *path)
-{
-    char part[128];
-    while (obj && *path) {
-        const char *dot = strchr(path, '.');
-        size_t len = dot ? (size_t)(dot - path) : strlen(path);
-        if (len >= sizeof part)
-            return NULL;
-        memcpy(part, path, len);
-        part[len] = '\0';
-        obj = json_object_get(obj, part);
-        path += len + (dot ? 1 : 0);
-    }
-    return obj;
-}
-
 /* Fills l->rows from the kind's API list; NULL, or the error answer. */
 static json_t *api_rows(const struct list_kind *kind, struct listing *l)
 {
@@ -171,7 +154,7 @@ static json_t *api_rows(const struct list_kind *kind, struct listing *l)
         json_t *row = json_array();
         for (size_t c = 0; c < l->ncolumns; c++) {
             const char *key = kind->columns[l->columns[c]].key;
-            json_t *v = key[0] == '=' ? json_string(key + 1) : json_incref(member(item, key));
+            json_t *v = key[0] == '=' ? json_string(key + 1) : json_incref(mgmt_dotted(item, key));
             json_array_append_new(row, v ? v : json_null());
         }
         json_array_append_new(l->rows, row);

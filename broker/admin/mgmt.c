@@ -214,8 +214,7 @@ static const struct mgmt_route *find_route(const struct mgmt_call *call, unsigne
 
 /* ---- lists -------------------------------------------------------------------------------- */
 
-/* obj's member at a dotted path ("message_stats.publish"), or NULL. */
-static json_t *dotted(json_t *obj, const char *path)
+json_t *mgmt_dotted(json_t *obj, const char *path)
 {
     char part[128];
     while (obj && *path) {
@@ -279,7 +278,7 @@ static void sort_items(json_t *items, const char *key, bool reverse)
     for (size_t i = 0; i < n; i++) {
         v[i].item = json_incref(json_array_get(items, i));
         for (int k = 0; k < 2; k++)
-            v[i].key[k] = keys[k] ? dotted(v[i].item, keys[k]) : NULL;
+            v[i].key[k] = keys[k] ? mgmt_dotted(v[i].item, keys[k]) : NULL;
         v[i].index = i;
     }
     sort_sign = reverse ? -1 : 1;
@@ -302,7 +301,7 @@ static json_t *cut_columns(json_t *item, const char *columns)
         if (len > 0 && len < sizeof path) {
             memcpy(path, p, len);
             path[len] = '\0';
-            json_t *v = dotted(item, path);
+            json_t *v = mgmt_dotted(item, path);
             if (v) { /* rebuild the nesting: "a.b" keeps {"a":{"b":v}} */
                 json_t *at = out;
                 char *part = path, *dot;

@@ -106,6 +106,8 @@ void mgmt_list(struct mgmt_call *call, json_t *items);
 
 /* A query parameter's value, or NULL. */
 const char *mgmt_query(const struct mgmt_call *call, const char *key);
+/* obj's member at a dotted path ("message_stats.publish", "queue.name"), or NULL. */
+json_t *mgmt_dotted(json_t *obj, const char *path);
 /* The request body's member `key` (NULL when no body or no such member). */
 json_t *mgmt_body(const struct mgmt_call *call, const char *key);
 /* seg[i] as a C string when it holds no NUL byte, else NULL after answering 400. */
