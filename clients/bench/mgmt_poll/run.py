@@ -1,30 +1,46 @@
 #!/usr/bin/python3
 """Does a management poller disturb messaging? (issue 10's performance goal)
 
-Starts a release warren with the management API on a free port, declares Q queues (10,000 by
-default) through AMQP, then measures, each in its own window with set-up outside it:
+Warren and RabbitMQ side by side in one run. For each broker in turn (Warren, then Debian's
+RabbitMQ 3.10 as a private node with the management plugin; --brokers chooses), with all set-up
+outside the measured windows:
+  0. start the broker on free ports, declare Q queues (10,000 by default) through AMQP with pika,
+     wait until its management API lists all of them, and read its idle CPU for a few seconds;
   1. GET /api/queues with Q queues: wall time of each answer (median, p90, max of N requests);
   2. W1 (warren-perf: 1 producer, 1 consumer, 64 B, transient) for T seconds, without and with
-     a poller fetching /api/queues once a second, alternating runs (R each) so that machine
-     noise falls on both; reported as messages per broker CPU-second (utime+stime of the
-     broker process over the window) and the ratio.
+     a poller fetching /api/queues once a second (a fetch starts every second, or at once when
+     the previous answer took longer), alternating runs (R each) so that machine noise falls
+     on both; reported as delivered msg/s and as messages per broker CPU-second (utime+stime
+     summed over the broker's whole process tree, read from /proc: for RabbitMQ the
+     rabbitmq-server shell script, beam.smp and its helpers) and the with/without ratio. A pause
+     (--settle) before each run keeps the previous run's queue deletion out of the window.
+The brokers run one after the other, not at the same time: an idle RabbitMQ with 10,000 queues
+keeps a core partly busy (statistics), which would land on Warren's figures on a 2-core machine.
+Then one table for both, and the load average before, between and after.
 A benchmark that prints figures, never a test with a threshold.
 
 usage: clients/bench/mgmt_poll/run.py [--queues 10000] [--time 10] [--rounds 3] [--build build]
+                                      [--columns name,messages] [--brokers warren,rabbitmq]
+                                      [--requests 20] [--idle 5] [--settle 3]
 """
 import argparse
 import base64
 import http.client
+import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
@@ -33,26 +49,199 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def log(message):
+    print("[mgmt_poll] %s" % message, file=sys.stderr, flush=True)
 
 
-PATH = "/api/queues"
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
-def get_queues(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+# ---- /proc accounting (as clients/bench/compare does it) ----------------------------------------
+
+def children_of(pid):
+    found = []
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                found.extend(int(x) for x in f.read().split())
+    except OSError:
+        pass
+    return found
+
+
+def process_tree(pid):
+    """pid and all its live descendants."""
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children_of(p))
+    return tree
+
+
+def cpu_seconds(pids):
+    """utime + stime summed over pids, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def wait_for_port(port, proc, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+# ---- the brokers ------------------------------------------------------------------------------
+
+class Warren:
+    name = "warren"
+
+    def __init__(self, build):
+        self.binary = os.path.join(build, "warren")
+        self.home = tempfile.mkdtemp(prefix="mgmt-poll-warren-")
+        self.amqp_port, self.http_port = free_port(), free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([self.binary, "--bind", "127.0.0.1", "--port", str(self.amqp_port),
+                                      "--data-dir", self.home, "--management_port", str(self.http_port),
+                                      "--prometheus_port", "0", "--log-level", "warning"])
+        if not wait_for_port(self.amqp_port, self.proc, 20):
+            raise SystemExit("warren did not start")
+        return self
+
+    def pids(self):
+        return process_tree(self.proc.pid)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+class RabbitMQ:
+    """Debian's RabbitMQ as a private node (the way clients/bench/compare and
+    tests/integration/test_mgmt_definitions.py start it): its own node name, ports, epmd (started
+    here, so that its pid is known), management plugin on a free port, data and logs in a
+    temporary directory."""
+    name = "rabbitmq"
+
+    def __init__(self):
+        self.home = tempfile.mkdtemp(prefix="mgmt-poll-rabbitmq-")
+        self.amqp_port, self.http_port, self.epmd_port = free_port(), free_port(), free_port()
+        with open(os.path.join(self.home, "enabled_plugins"), "w") as f:
+            f.write("[rabbitmq_management].\n")
+        with open(os.path.join(self.home, "rabbitmq.conf"), "w") as f:
+            f.write("listeners.tcp.default = 127.0.0.1:%d\n" % self.amqp_port)
+            f.write("management.tcp.port = %d\n" % self.http_port)
+            f.write("management.tcp.ip = 127.0.0.1\n")
+        self.env = dict(os.environ, HOME=self.home,
+                        RABBITMQ_NODENAME="mgmt-poll-%d@localhost" % self.amqp_port,
+                        RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+                        RABBITMQ_NODE_PORT=str(self.amqp_port),
+                        RABBITMQ_DIST_PORT=str(free_port()),
+                        ERL_EPMD_PORT=str(self.epmd_port),
+                        RABBITMQ_MNESIA_BASE=os.path.join(self.home, "mnesia"),
+                        RABBITMQ_LOG_BASE=os.path.join(self.home, "log"),
+                        RABBITMQ_CONFIG_FILE=os.path.join(self.home, "rabbitmq.conf"),
+                        RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(self.home, "enabled_plugins"))
+        self.proc = self.epmd = None
+
+    def start(self, timeout=180):
+        out = open(os.path.join(self.home, "server.out"), "wb")
+        # epmd in the foreground as our child: the node finds it on ERL_EPMD_PORT and starts none
+        self.epmd = subprocess.Popen(["epmd", "-port", str(self.epmd_port)], env=self.env, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        if not wait_for_port(self.epmd_port, self.epmd, 10):
+            raise SystemExit("epmd did not start")
+        self.proc = subprocess.Popen([RABBITMQ_SERVER], env=self.env, cwd=self.home, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit("rabbitmq-server exited: see %s" % self.home)
+            try:
+                if http_get(self.http_port, "/api/overview", timeout=5)[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit("RabbitMQ's management API did not answer within %d s" % timeout)
+
+    def pids(self):
+        return process_tree(self.proc.pid)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            tree = self.pids()
+            beam = [p for p in tree if comm(p) == "beam.smp"]
+            for pid in beam or [self.proc.pid]:
+                os.kill(pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                log("rabbitmq did not stop in 60 s; killing its pids %s" % tree)
+            for pid in reversed(tree):  # whatever of the tree is left (erl_child_setup, ...)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            if self.proc.poll() is None:
+                self.proc.wait(10)
+        if self.epmd and self.epmd.poll() is None:
+            self.epmd.terminate()
+            try:
+                self.epmd.wait(10)
+            except subprocess.TimeoutExpired:
+                self.epmd.kill()
+                self.epmd.wait(10)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+# ---- the management API -----------------------------------------------------------------------
+
+def http_get(port, path, timeout=60):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     token = base64.b64encode(b"guest:guest").decode()
     start = time.monotonic()
-    conn.request("GET", PATH, headers={"Authorization": "Basic " + token})
+    conn.request("GET", path, headers={"Authorization": "Basic " + token})
     resp = conn.getresponse()
     body = resp.read()
     elapsed = time.monotonic() - start
     conn.close()
-    if resp.status != 200:
-        raise SystemExit("GET /api/queues answered %d" % resp.status)
+    return resp.status, body, elapsed
+
+
+def get_queues(port, path):
+    status, body, elapsed = http_get(port, path)
+    if status != 200:
+        raise SystemExit("GET %s answered %d" % (path, status))
     return elapsed, len(body)
 
 
@@ -65,25 +254,92 @@ def declare_queues(amqp_port, count):
     conn.close()
 
 
+def wait_listed(port, count, timeout=300):
+    """Until the management API lists all count queues (RabbitMQ's may lag behind the declares)."""
+    deadline = time.monotonic() + timeout
+    listed = -1
+    while time.monotonic() < deadline:
+        status, body, _ = http_get(port, "/api/queues?columns=name")
+        if status == 200:
+            listed = sum(1 for q in json.loads(body) if q["name"].startswith("poll-bench-"))
+            if listed >= count:
+                return
+        time.sleep(1)
+    raise SystemExit("the management API lists %d of %d queues after %d s" % (listed, count, timeout))
+
+
 class Poller(threading.Thread):
-    def __init__(self, port):
+    def __init__(self, port, path):
         super().__init__(daemon=True)
-        self.port, self.stop, self.times = port, threading.Event(), []
+        self.port, self.path, self.stop, self.times = port, path, threading.Event(), []
 
     def run(self):
+        due = time.monotonic()
         while not self.stop.is_set():
-            self.times.append(get_queues(self.port)[0])
-            self.stop.wait(1.0)
+            self.times.append(get_queues(self.port, self.path)[0])
+            due += 1.0
+            self.stop.wait(max(0.0, due - time.monotonic()))
+            due = max(due, time.monotonic() - 1.0)  # an answer slower than 1 s: start the next at once
 
 
-def w1(perf, amqp_port, seconds, pid):
-    before = cpu_seconds(pid)
-    out = subprocess.run([perf, "--uri", "amqp://guest:guest@127.0.0.1:%d/" % amqp_port, "--time", str(seconds),
-                          "--size", "64"], stdout=subprocess.PIPE, text=True, check=True).stdout
-    cpu = cpu_seconds(pid) - before
+def w1(perf, broker, seconds):
+    before = cpu_seconds(broker.pids())
+    out = subprocess.run([perf, "--uri", "amqp://guest:guest@127.0.0.1:%d/" % broker.amqp_port, "--time",
+                          str(seconds), "--size", "64"], stdout=subprocess.PIPE, text=True, check=True).stdout
+    cpu = cpu_seconds(broker.pids()) - before
     result = dict(kv.split("=", 1) for kv in out.strip().splitlines()[-1].split()[1:])
     delivered = int(result["delivered"])
     return delivered / cpu if cpu > 0 else float("nan"), float(result["del_rate"]), cpu
+
+
+def measure(broker, args, path, perf):
+    """Set-up (outside every window), then the GET latencies and the alternating W1 runs."""
+    t0 = time.monotonic()
+    broker.start()
+    log("%s started in %.1f s" % (broker.name, time.monotonic() - t0))
+    t0 = time.monotonic()
+    declare_queues(broker.amqp_port, args.queues)
+    log("%s: %d queues declared in %.1f s" % (broker.name, args.queues, time.monotonic() - t0))
+    wait_listed(broker.http_port, args.queues)
+    log("%s: all listed by the management API after %.1f s" % (broker.name, time.monotonic() - t0))
+    time.sleep(5)  # let the declares' aftermath (statistics, ...) settle
+    before = cpu_seconds(broker.pids())
+    time.sleep(args.idle)
+    idle = (cpu_seconds(broker.pids()) - before) / args.idle
+    r = {"name": broker.name, "idle": idle, "load_before": loadavg()}
+    print("%s: idle with %d queues, broker CPU %.1f%% of a core; load average %s"
+          % (broker.name, args.queues, idle * 100, r["load_before"]), flush=True)
+    get_queues(broker.http_port, path)  # warm
+    times, size = [], 0
+    for _ in range(args.requests):
+        t, size = get_queues(broker.http_port, path)
+        times.append(t)
+    times.sort()
+    r.update(size=size, median=statistics.median(times), p90=times[int(len(times) * 0.9) - 1], max=times[-1])
+    print("%s: GET %s with %d queues (%d bytes): median %.1f ms, p90 %.1f ms, max %.1f ms over %d requests"
+          % (broker.name, path, args.queues, size, r["median"] * 1e3, r["p90"] * 1e3, r["max"] * 1e3,
+             len(times)), flush=True)
+    runs = {False: [], True: []}
+    for n in range(args.rounds):
+        for with_poller in (False, True):
+            time.sleep(args.settle)  # outside the window: the previous run's queue deletion, backlog
+            poller = Poller(broker.http_port, path) if with_poller else None
+            if poller:
+                poller.start()
+            per_cpu, rate, cpu = w1(perf, broker, args.time)
+            if poller:
+                poller.stop.set()
+                poller.join()
+            runs[with_poller].append((per_cpu, rate))
+            print("%s: round %d %-14s W1 %8.0f msg/s delivered, broker CPU %.2f s, %8.0f msg per broker CPU-s%s"
+                  % (broker.name, n + 1, "with poller" if with_poller else "without poller", rate, cpu, per_cpu,
+                     " (%d polls, median %.1f ms)" % (len(poller.times), statistics.median(poller.times) * 1e3)
+                     if poller and poller.times else ""), flush=True)
+    for key, label in ((False, "plain"), (True, "polled")):
+        r[label + "_cpu"] = statistics.median(x[0] for x in runs[key])
+        r[label + "_rate"] = statistics.median(x[1] for x in runs[key])
+    r["load_after"] = loadavg()
+    return r
 
 
 def main():
@@ -92,58 +348,42 @@ def main():
     ap.add_argument("--time", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--idle", type=int, default=5, help="seconds of idle CPU measured before the GETs")
+    ap.add_argument("--settle", type=float, default=3, help="seconds of pause before each W1 run")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--brokers", default="warren,rabbitmq")
     ap.add_argument("--columns", help="poll /api/queues?columns=COLUMNS (as rabbitmqadmin does) instead of every field")
     args = ap.parse_args()
-    global PATH
-    if args.columns:
-        PATH = "/api/queues?columns=" + args.columns
-    binary, perf = os.path.join(args.build, "warren"), os.path.join(args.build, "warren-perf")
-    data = tempfile.mkdtemp(prefix="mgmt-poll-")
-    amqp_port, http_port = free_port(), free_port()
-    broker = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(amqp_port), "--data-dir", data,
-                               "--management_port", str(http_port), "--prometheus_port", "0",
-                               "--log-level", "warning"])
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", amqp_port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        print("load average before: %s" % open("/proc/loadavg").read().strip())
-        declare_queues(amqp_port, args.queues)
-        get_queues(http_port)  # warm
-        times, size = [], 0
-        for _ in range(args.requests):
-            t, size = get_queues(http_port)
-            times.append(t)
-        times.sort()
-        print("GET %s with %d queues (%d bytes): median %.1f ms, p90 %.1f ms, max %.1f ms over %d requests"
-              % (PATH, args.queues, size, statistics.median(times) * 1e3, times[int(len(times) * 0.9) - 1] * 1e3,
-                 times[-1] * 1e3, len(times)))
-        plain, polled = [], []
-        for r in range(args.rounds):
-            for with_poller in (False, True):
-                poller = Poller(http_port) if with_poller else None
-                if poller:
-                    poller.start()
-                per_cpu, rate, cpu = w1(perf, amqp_port, args.time, broker.pid)
-                if poller:
-                    poller.stop.set()
-                    poller.join()
-                (polled if with_poller else plain).append(per_cpu)
-                print("round %d %-14s W1 %8.0f msg/s delivered, broker CPU %.2f s, %8.0f msg per broker CPU-s%s"
-                      % (r + 1, "with poller" if with_poller else "without poller", rate, cpu, per_cpu,
-                         " (%d polls, median %.1f ms)" % (len(poller.times), statistics.median(poller.times) * 1e3)
-                         if poller and poller.times else ""))
-        a, b = statistics.median(plain), statistics.median(polled)
-        print("median msg per broker CPU-s: without poller %.0f, with poller %.0f: %+.1f%%" % (a, b, (b - a) / a * 100))
-        print("load average after: %s" % open("/proc/loadavg").read().strip())
-    finally:
-        broker.terminate()
-        broker.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
+    path = "/api/queues" + ("?columns=" + args.columns if args.columns else "")
+    perf = os.path.join(args.build, "warren-perf")
+    names = args.brokers.split(",")
+    if "rabbitmq" in names and not os.access(RABBITMQ_SERVER, os.X_OK):
+        raise SystemExit("%s is not installed; run with --brokers warren" % RABBITMQ_SERVER)
+    print("poll %s; %d queues; W1 %d s x %d rounds; %d CPUs; load average before: %s"
+          % (path, args.queues, args.time, args.rounds, os.cpu_count(), loadavg()), flush=True)
+    results = []
+    for name in names:
+        broker = Warren(args.build) if name == "warren" else RabbitMQ() if name == "rabbitmq" else None
+        if broker is None:
+            raise SystemExit("unknown broker %s" % name)
+        try:
+            results.append(measure(broker, args, path, perf))
+        finally:
+            broker.stop()
+    print()
+    print("GET %s with %d queues; W1 (1 producer, 1 consumer, 64 B, %d s) medians of %d rounds, without / with "
+          "a poller once a second" % (path, args.queues, args.time, args.rounds))
+    print("%-9s %9s %7s %15s %12s %21s %21s %9s %17s %17s"
+          % ("broker", "JSON", "idle", "GET median/p90", "GET max", "W1 msg/s w/o / with", "msg/CPU-s w/o / with",
+             "ratio", "load before", "load after"))
+    for r in results:
+        print("%-9s %7.2fMB %6.1f%% %7.0f/%4.0f ms %9.0f ms %10.0f/%10.0f %10.0f/%10.0f %8.3f %17s %17s"
+              % (r["name"], r["size"] / 1e6, r["idle"] * 100, r["median"] * 1e3, r["p90"] * 1e3, r["max"] * 1e3,
+                 r["plain_rate"], r["polled_rate"], r["plain_cpu"], r["polled_cpu"],
+                 r["polled_cpu"] / r["plain_cpu"], r["load_before"], r["load_after"]))
+    print("ratio = msg per broker CPU-s with the poller / without; idle = broker CPU with the queues declared, "
+          "no clients")
+    print("load average after: %s" % loadavg())
 
 
 if __name__ == "__main__":
