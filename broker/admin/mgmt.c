@@ -543,11 +543,6 @@ static void dispatch(struct mgmt_call *call, const char *method, const char *pat
         shape_list(call);
 }
 
-static bool is_loopback(const char *peer)
-{
-    return strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 || strncmp(peer, "::ffff:127.", 11) == 0;
-}
-
 /* Basic auth against Warren's users, as the AMQP door checks them (including the default
  * user's loopback-only rule). Returns the user's tags, or 0 after answering 401 (and logging
  * the failed login, never the password). */
@@ -562,7 +557,7 @@ static unsigned authenticate(struct mgmt_call *call, const struct http_request *
     bool ok = access_check_password(a, req->user, (const uint8_t *)(req->password ? req->password : ""),
                                     req->password ? strlen(req->password) : 0);
     if (ok && cfg->default_user_loopback_only && cfg->default_user && strcmp(req->user, cfg->default_user) == 0 &&
-        !is_loopback(req->peer)) {
+        !req->loopback) {
         log_warning("management: user '%s' refused from %s: it may log in only from localhost", req->user, req->peer);
         mgmt_fail(call, 401, "not_authorised", "User can only log in via localhost");
         return 0;

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,17 +101,15 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-static void peer_address(struct MHD_Connection *connection, char *out, size_t cap)
+/* The client's address ("127.0.0.1", "::1") into out; true when it is a loopback address. */
+static bool peer_address(struct MHD_Connection *connection, char *out, size_t cap)
 {
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(out, cap, "unknown");
-    if (!info || !info->client_addr)
-        return;
-    char host[NI_MAXHOST];
-    const struct sockaddr *sa = info->client_addr;
-    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (getnameinfo(sa, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) == 0)
-        snprintf(out, cap, "%.63s", host);
+    if (!info || !info->client_addr) {
+        snprintf(out, cap, "unknown");
+        return false;
+    }
+    return net_format_address(info->client_addr, false, out, cap);
 }
 
 static enum MHD_Result respond(struct MHD_Connection *connection, struct http_response *res)
@@ -149,7 +146,7 @@ static bool with_request(struct http_server *server, struct MHD_Connection *conn
     char *password = NULL;
     char *user = MHD_basic_auth_get_username_password(connection, &password);
     char peer[64];
-    peer_address(connection, peer, sizeof peer);
+    bool loopback = peer_address(connection, peer, sizeof peer);
     const char *query_start = strchr(url, '?'); /* MHD passes the path only; be sure */
     char *path = query_start ? strndup(url, (size_t)(query_start - url)) : NULL;
     struct http_request req = {
@@ -162,6 +159,7 @@ static bool with_request(struct http_server *server, struct MHD_Connection *conn
         .body = state && state->body ? state->body : "",
         .body_len = state ? state->len : 0,
         .peer = peer,
+        .loopback = loopback,
         .ajax = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Requested-With") != NULL,
         .reason = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Reason"),
     };

@@ -31,6 +31,7 @@ struct http_request {
     const char *body;     /* NUL-terminated copy of the body ("" when none) */
     size_t body_len;
     const char *peer;     /* the client's address, e.g. "127.0.0.1" */
+    bool loopback;        /* peer is a loopback address (net_format_address's rule, as for AMQP) */
     bool ajax;            /* "X-Requested-With" was sent: a 401 must not make a browser prompt */
     const char *reason;   /* the "X-Reason" header, NULL when absent */
 };

@@ -47,6 +47,12 @@ typedef void (*netconn_accept_fn)(struct netconn *conn, void *arg);
  * (read it back with netlistener_port). Returns NULL on failure with errno set. */
 struct netlistener *netlistener_open(struct event_loop *loop, const char *addr, uint16_t port,
                                      netconn_accept_fn fn, void *arg);
+/* addr as RabbitMQ prints it into out[0..cap): "127.0.0.1:5000", "[::1]:5000" (v4-mapped shown
+ * as IPv4), or without the port "127.0.0.1", "::1"; "unix" for a Unix-domain peer. Returns
+ * true for a loopback address (a Unix-domain peer counts: it is on this host). */
+struct sockaddr;
+bool net_format_address(const struct sockaddr *addr, bool with_port, char *out, size_t cap);
+
 /* The listening socket netlistener_open uses, for listeners served by other code (the HTTP
  * server): non-blocking, close-on-exec, SO_REUSEADDR, bound to addr:port (port 0: a free one,
  * stored in *bound_port). Returns the fd or -errno. */

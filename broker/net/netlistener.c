@@ -90,47 +90,49 @@ static void on_listener(struct event_loop *loop, int fd, void *data, int mask)
         listener_free(listener);
 }
 
-/* addr as RabbitMQ prints an address and port ("127.0.0.1:5000", "[::1]:5000", v4-mapped
- * shown as IPv4) into out[0..cap); returns true for a loopback address. */
-static bool format_address(const struct sockaddr *addr, char *out, size_t cap)
+bool net_format_address(const struct sockaddr *addr, bool with_port, char *out, size_t cap)
 {
     char text[INET6_ADDRSTRLEN] = "?";
-    bool loopback = false;
+    bool loopback = false, bracket = false;
+    unsigned port = 0;
     if (addr->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
         inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
         loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-        snprintf(out, cap, "%s:%u", text, (unsigned)ntohs(in->sin_port));
+        port = ntohs(in->sin_port);
     } else if (addr->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-        unsigned port = ntohs(in6->sin6_port);
+        port = ntohs(in6->sin6_port);
         if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
             const uint8_t *v4 = in6->sin6_addr.s6_addr + 12;
             inet_ntop(AF_INET, v4, text, sizeof(text));
             loopback = v4[0] == 127;
-            snprintf(out, cap, "%s:%u", text, port);
         } else {
             inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
             loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-            snprintf(out, cap, "[%s]:%u", text, port);
+            bracket = true;
         }
-    } else if (addr->sa_family == AF_UNIX) {
-        loopback = true;
-        snprintf(out, cap, "unix");
     } else {
-        snprintf(out, cap, "unknown");
+        snprintf(out, cap, "%s", addr->sa_family == AF_UNIX ? "unix" : "unknown");
+        return addr->sa_family == AF_UNIX;
     }
+    if (!with_port)
+        snprintf(out, cap, "%s", text);
+    else if (bracket)
+        snprintf(out, cap, "[%s]:%u", text, port);
+    else
+        snprintf(out, cap, "%s:%u", text, port);
     return loopback;
 }
 
 void netconn__format_peer(struct netconn *conn, const struct sockaddr *addr)
 {
-    conn->loopback = format_address(addr, conn->peer, sizeof(conn->peer));
+    conn->loopback = net_format_address(addr, true, conn->peer, sizeof(conn->peer));
     struct sockaddr_storage local;
     socklen_t len = sizeof(local);
     if (getsockname(conn->fd, (struct sockaddr *)&local, &len) < 0)
         local.ss_family = AF_UNSPEC;
-    format_address((const struct sockaddr *)&local, conn->local, sizeof(conn->local));
+    net_format_address((const struct sockaddr *)&local, true, conn->local, sizeof(conn->local));
 }
 
 static int listen_on(const struct addrinfo *ai)
