@@ -228,18 +228,15 @@ struct consumer_walk {
     json_t *channels; /* name -> channel JSON, for channel_details */
 };
 
-static void add_consumer(const struct introspect_consumer *c, void *arg)
+json_t *mgmt_consumer_json(const struct introspect_consumer *c, json_t *channels)
 {
-    struct consumer_walk *w = arg;
-    if (!mgmt_vhost_visible(w->call, c->vhost))
-        return;
     json_t *o = json_object();
     json_object_set_new(o, "arguments", json_object());
     json_object_set_new(o, "ack_required", json_boolean(c->ack_required));
     json_object_set_new(o, "active", json_true());
     json_object_set_new(o, "activity_status", json_string("up"));
-    json_t *ch = json_object_get(w->channels, c->channel);
     json_t *details = json_pack("{s:s,s:s}", "name", c->channel, "node", mgmt_node_name());
+    json_t *ch = channels ? json_object_get(channels, c->channel) : NULL;
     if (ch) {
         json_t *conn = json_object_get(ch, "connection_details");
         json_object_set(details, "connection_name", json_object_get(conn, "name"));
@@ -247,13 +244,26 @@ static void add_consumer(const struct introspect_consumer *c, void *arg)
         json_object_set(details, "peer_host", json_object_get(conn, "peer_host"));
         json_object_set(details, "peer_port", json_object_get(conn, "peer_port"));
         json_object_set(details, "user", json_object_get(ch, "user"));
+    } else if (!channels) { /* from the channel's name: "<connection name> (<number>)" */
+        const char *paren = strrchr(c->channel, '(');
+        json_object_set_new(details, "connection_name",
+                            mgmt_string(c->channel, paren && paren > c->channel ? (size_t)(paren - c->channel - 1) : 0));
+        json_object_set_new(details, "number", json_integer(paren ? atoi(paren + 1) : 0));
     }
     json_object_set_new(o, "channel_details", details);
     json_object_set_new(o, "consumer_tag", mgmt_bytes(c->tag));
     json_object_set_new(o, "exclusive", json_boolean(c->exclusive));
     json_object_set_new(o, "prefetch_count", json_integer(c->prefetch_count));
-    json_object_set_new(o, "queue", json_pack("{s:o,s:o}", "name", mgmt_bytes(c->queue), "vhost", mgmt_string(c->vhost, strlen(c->vhost))));
-    json_array_append_new(w->items, o);
+    json_object_set_new(o, "queue", json_pack("{s:o,s:o}", "name", mgmt_bytes(c->queue), "vhost",
+                                              mgmt_string(c->vhost, strlen(c->vhost))));
+    return o;
+}
+
+static void add_consumer(const struct introspect_consumer *c, void *arg)
+{
+    struct consumer_walk *w = arg;
+    if (mgmt_vhost_visible(w->call, c->vhost))
+        json_array_append_new(w->items, mgmt_consumer_json(c, w->channels));
 }
 
 static void list_consumers(struct mgmt_call *call)

@@ -177,6 +177,9 @@ void mgmt_amqp_error(struct mgmt_call *call, const struct reply_error *err);
 /* The user whose AMQP permissions an operation needs (operate.h): NULL for administrators and
  * the admin socket, who pass every check. */
 const char *mgmt_actor(const struct mgmt_call *call);
+/* RabbitMQ's JSON for a consumer (mgmt_connections.c). channels maps channel names to their
+ * JSON, for channel_details with the peer and user; NULL: details from the channel's name. */
+json_t *mgmt_consumer_json(const struct introspect_consumer *c, json_t *channels);
 /* seg[i] as bytes; for an exchange, "amq.default" names the default exchange (""). */
 struct proto_bytes mgmt_segment_bytes(const struct mgmt_call *call, size_t i);
 struct proto_bytes mgmt_exchange_segment(const struct mgmt_call *call, size_t i);

@@ -92,23 +92,7 @@ static void add_consumer(const struct introspect_consumer *c, void *arg)
     struct consumer_walk *w = arg;
     if (c->queue.len != w->queue.len || memcmp(c->queue.ptr, w->queue.ptr, c->queue.len) != 0)
         return;
-    json_t *o = json_object();
-    json_object_set_new(o, "arguments", json_object());
-    json_object_set_new(o, "ack_required", json_boolean(c->ack_required));
-    json_object_set_new(o, "active", json_true());
-    json_object_set_new(o, "activity_status", json_string("up"));
-    json_t *channel = json_object();
-    json_object_set_new(channel, "name", json_string(c->channel));
-    json_object_set_new(channel, "node", json_string(mgmt_node_name()));
-    const char *paren = strrchr(c->channel, '(');
-    json_object_set_new(channel, "connection_name",
-                        mgmt_string(c->channel, paren && paren > c->channel ? (size_t)(paren - c->channel - 1) : 0));
-    json_object_set_new(channel, "number", json_integer(paren ? atoi(paren + 1) : 0));
-    json_object_set_new(o, "channel_details", channel);
-    json_object_set_new(o, "consumer_tag", mgmt_bytes(c->tag));
-    json_object_set_new(o, "exclusive", json_boolean(c->exclusive));
-    json_object_set_new(o, "prefetch_count", json_integer(c->prefetch_count));
-    json_object_set_new(o, "queue", json_pack("{s:o,s:o}", "name", mgmt_bytes(c->queue), "vhost", mgmt_string(c->vhost, strlen(c->vhost))));
+    json_t *o = mgmt_consumer_json(c, NULL);
     json_array_append_new(w->items, o);
     if (c->exclusive)
         w->exclusive_tag = mgmt_bytes(c->tag);
