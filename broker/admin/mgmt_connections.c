@@ -231,7 +231,9 @@ struct consumer_walk {
 json_t *mgmt_consumer_json(const struct introspect_consumer *c, json_t *channels)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "arguments", json_object());
+    /* The only consumer argument Warren keeps is its priority. */
+    json_object_set_new(o, "arguments", c->priority ? json_pack("{s:i}", "x-priority", (int)c->priority)
+                                                    : json_object());
     json_object_set_new(o, "ack_required", json_boolean(c->ack_required));
     json_object_set_new(o, "active", json_true());
     json_object_set_new(o, "activity_status", json_string("up"));

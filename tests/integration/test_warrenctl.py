@@ -398,6 +398,14 @@ class ClientListingTest(unittest.TestCase):
         header, rows = table("list_channels")
         self.assertEqual(header, ["pid", "user", "consumer_count", "messages_unacknowledged"])
         self.assertIn([channel_pid, "guest", "1", "2"], rows)
+
+        # A consumer's priority is the argument it shows, as in rabbitmqctl.
+        prioritised = unique("tag")
+        channel.basic_consume(q, lambda *a: None, consumer_tag=prioritised, arguments={"x-priority": 5})
+        connection.process_data_events(time_limit=0.1)
+        _, rows = table("list_consumers", "consumer_tag", "arguments")
+        self.assertIn([prioritised, '[{"x-priority",5}]'], rows)
+        channel.basic_cancel(prioritised)
         header, rows = table("list_channels", "name", "number", "vhost", "prefetch_count", "confirm")
         self.assertIn([channel_pid, "1", "/", "7", "false"], rows)
         self.assertIn([q, "0", "2", "1"], table("list_queues", "name", "messages_ready",
