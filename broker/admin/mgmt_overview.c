@@ -57,18 +57,6 @@ static json_t *listeners(struct mgmt_call *call)
     return a;
 }
 
-static void count_channel(const struct introspect_channel *c, void *arg)
-{
-    (void)c;
-    (*(uint64_t *)arg)++;
-}
-
-static void count_consumer(const struct introspect_consumer *c, void *arg)
-{
-    (void)c;
-    (*(uint64_t *)arg)++;
-}
-
 static void overview(struct mgmt_call *call)
 {
     struct introspect_status st;
@@ -104,12 +92,9 @@ static void overview(struct mgmt_call *call)
     mgmt_add_history(call, INTROSPECT_HISTORY_OVERVIEW, NULL, (struct proto_bytes){NULL, 0}, stats, totals);
     json_object_set_new(o, "statistics_interval_ms", json_integer((json_int_t)st.stats_interval_ms));
     json_t *objects = json_object();
-    uint64_t channels = 0, consumers = 0;
-    introspect_channels(call->server, count_channel, &channels);
-    introspect_consumers(call->server, NULL, count_consumer, &consumers);
-    put_int(objects, "channels", channels);
+    put_int(objects, "channels", st.channels);
     put_int(objects, "connections", st.connections);
-    put_int(objects, "consumers", consumers);
+    put_int(objects, "consumers", st.consumers);
     put_int(objects, "exchanges", st.exchanges);
     put_int(objects, "queues", st.queues);
     json_object_set_new(o, "object_totals", objects);

@@ -162,18 +162,6 @@ static const struct queue_family queue_families[] = {
 
 /* ---- the snapshot -------------------------------------------------------------------------- */
 
-static void count_channel(const struct introspect_channel *c, void *arg)
-{
-    (void)c;
-    (*(uint64_t *)arg)++;
-}
-
-static void count_consumer(const struct introspect_consumer *c, void *arg)
-{
-    (void)c;
-    (*(uint64_t *)arg)++;
-}
-
 /* A node_info reading as a double, NAN when it failed. */
 static double reading(bool (*read)(uint64_t *out))
 {
@@ -185,13 +173,11 @@ static void read_scrape(struct server *server, struct scrape *s)
 {
     struct introspect_status st;
     introspect_status(server, &st);
-    uint64_t channels = 0, consumers = 0, disk_free;
-    introspect_channels(server, count_channel, &channels);
-    introspect_consumers(server, NULL, count_consumer, &consumers);
+    uint64_t disk_free;
     s->version = st.version;
     s->connections = st.connections;
-    s->channels = (double)channels;
-    s->consumers = (double)consumers;
+    s->channels = st.channels;
+    s->consumers = st.consumers;
     s->queues = st.queues;
     s->open_fds = reading(node_info_open_fds);
     s->max_fds = reading(node_info_fd_limit);

@@ -40,6 +40,18 @@ static void count_queue(struct queue *q, void *arg)
     out->messages_paged += queue_paged_count(q);
 }
 
+static void count_channel(const struct introspect_channel *c, void *arg)
+{
+    (void)c;
+    (*(uint32_t *)arg)++;
+}
+
+static void count_consumer(const struct introspect_consumer *c, void *arg)
+{
+    (void)c;
+    (*(uint32_t *)arg)++;
+}
+
 void introspect_status(struct server *server, struct introspect_status *out)
 {
     static char listener[300];
@@ -47,6 +59,8 @@ void introspect_status(struct server *server, struct introspect_status *out)
     out->version = WARREN_VERSION;
     out->uptime_ms = loop_now_ms(server->loop) - server->started_ms;
     out->connections = (uint32_t)server->connections;
+    introspect_channels(server, count_channel, &out->channels);
+    introspect_consumers(server, NULL, count_consumer, &out->consumers);
     struct vhost_entry *e, *tmp;
     HASH_ITER(hh, server->vhosts, e, tmp) {
         if (e->deleted)

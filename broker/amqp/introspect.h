@@ -132,6 +132,7 @@ struct introspect_status {
     const char *version;        /* Warren's version */
     uint64_t uptime_ms;
     uint32_t connections, queues, exchanges;
+    uint32_t channels, consumers; /* open channels, and consumers on them */
     uint64_t messages_ready, messages_unacknowledged;
     uint64_t messages_paged;    /* of messages_ready, those on disk only (paged queues' tails) */
     uint64_t message_memory_bytes, memory_high_watermark;
