@@ -32,16 +32,48 @@ static bool saved(struct mgmt_call *call)
 
 /* ---- users -------------------------------------------------------------------------------- */
 
+static json_t *tag_list(const char *csv)
+{
+    json_t *a = json_array();
+    const char *p = csv;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len)
+            json_array_append_new(a, mgmt_string(p, len));
+        p += len + (comma ? 1 : 0);
+    }
+    return a;
+}
+
+struct find_tags {
+    const char *user;
+    json_t *tags;
+};
+
+static void find_tags(const char *name, const char *tags_csv, void *arg)
+{
+    struct find_tags *f = arg;
+    if (strcmp(name, f->user) == 0)
+        f->tags = tag_list(tags_csv);
+}
+
+json_t *mgmt_user_tags(struct server *server, const char *user)
+{
+    struct find_tags f = {.user = user};
+    access_for_each_user(server_access(server), find_tags, &f);
+    return f.tags ? f.tags : json_array();
+}
+
 json_t *mgmt_user_json(struct server *server, const char *name, const char *tags_csv)
 {
-    (void)tags_csv;
     char hash[ACCESS_HASH_BASE64_MAX] = "";
     access_user_password_hash(server_access(server), name, hash, sizeof hash);
     json_t *o = json_object();
     json_object_set_new(o, "name", mgmt_string(name, strlen(name)));
     json_object_set_new(o, "password_hash", json_string(hash));
     json_object_set_new(o, "hashing_algorithm", json_string(ACCESS_HASHING_ALGORITHM));
-    json_object_set_new(o, "tags", mgmt_user_tags(server, name));
+    json_object_set_new(o, "tags", tags_csv ? tag_list(tags_csv) : mgmt_user_tags(server, name));
     json_object_set_new(o, "limits", json_object());
     return o;
 }

@@ -129,7 +129,7 @@ const char *mgmt_node_name(void);
 /* The user's tags as a JSON array of strings (empty when none or no such user). */
 json_t *mgmt_user_tags(struct server *server, const char *user);
 /* RabbitMQ's JSON for a user (name, password_hash, hashing_algorithm, tags, limits); tags_csv
- * is unused (the tags are looked up). */
+ * is its tags as access_for_each_user gives them, or NULL to look them up. */
 json_t *mgmt_user_json(struct server *server, const char *name, const char *tags_csv);
 /* RabbitMQ's JSON for a vhost, with its message totals. */
 json_t *mgmt_vhost_json(struct server *server, const char *name);

@@ -105,39 +105,6 @@ static void overview(struct mgmt_call *call)
     mgmt_reply(call, 200, o);
 }
 
-static json_t *tag_list(const char *csv)
-{
-    json_t *a = json_array();
-    const char *p = csv;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len)
-            json_array_append_new(a, mgmt_string(p, len));
-        p += len + (comma ? 1 : 0);
-    }
-    return a;
-}
-
-struct find_tags {
-    const char *user;
-    json_t *tags;
-};
-
-static void find_tags(const char *name, const char *tags_csv, void *arg)
-{
-    struct find_tags *f = arg;
-    if (strcmp(name, f->user) == 0)
-        f->tags = tag_list(tags_csv);
-}
-
-json_t *mgmt_user_tags(struct server *server, const char *user)
-{
-    struct find_tags f = {.user = user};
-    access_for_each_user(server_access(server), find_tags, &f);
-    return f.tags ? f.tags : json_array();
-}
-
 static void whoami(struct mgmt_call *call)
 {
     json_t *o = json_object();
