@@ -158,20 +158,28 @@ static json_t *cmd_add_user(struct admin_request *req)
     return change(req, "PUT", path, json_pack("{s:s%,s:s}", "password", req->args[1].s, req->args[1].len, "tags", ""));
 }
 
-static json_t *cmd_delete_user(struct admin_request *req)
+/* delete_user USER / delete_vhost NAME: DELETE the object at path_format; a missing one is
+ * missing(name)'s error. */
+static json_t *delete_named(struct admin_request *req, const char *usage_text, const char *path_format,
+                            json_t *(*missing)(const char *name))
 {
-    json_t *usage = admin_want_args(req, 1, 1, 1, "delete_user USER");
+    json_t *usage = admin_want_args(req, 1, 1, 1, usage_text);
     if (usage)
         return usage;
-    const char *user = req->args[0].s;
+    const char *name = req->args[0].s;
     char path[PATH_MAX_LEN];
-    if (!*user || admin_api_path(path, sizeof path, "/api/users/%s", user) != 0)
-        return no_such_user(user);
+    if (!*name || admin_api_path(path, sizeof path, path_format, name) != 0)
+        return missing(name);
     json_t *reply;
     unsigned status = admin_api_call(req, "DELETE", path, NULL, &reply);
-    json_t *answer = success(status) ? admin_ok() : status == 404 ? no_such_user(user) : admin_api_failed(status, reply);
+    json_t *answer = success(status) ? admin_ok() : status == 404 ? missing(name) : admin_api_failed(status, reply);
     json_decref(reply);
     return answer;
+}
+
+static json_t *cmd_delete_user(struct admin_request *req)
+{
+    return delete_named(req, "delete_user USER", "/api/users/%s", no_such_user);
 }
 
 /* change_password and set_user_tags: PUT the user back with one part changed, the other kept
@@ -278,18 +286,7 @@ static json_t *cmd_add_vhost(struct admin_request *req)
 
 static json_t *cmd_delete_vhost(struct admin_request *req)
 {
-    json_t *usage = admin_want_args(req, 1, 1, 1, "delete_vhost NAME");
-    if (usage)
-        return usage;
-    const char *name = req->args[0].s;
-    char path[PATH_MAX_LEN];
-    if (!*name || admin_api_path(path, sizeof path, "/api/vhosts/%s", name) != 0)
-        return no_such_vhost(name);
-    json_t *reply;
-    unsigned status = admin_api_call(req, "DELETE", path, NULL, &reply);
-    json_t *answer = success(status) ? admin_ok() : status == 404 ? no_such_vhost(name) : admin_api_failed(status, reply);
-    json_decref(reply);
-    return answer;
+    return delete_named(req, "delete_vhost NAME", "/api/vhosts/%s", no_such_vhost);
 }
 
 /* ---- policies and vhost limits ---------------------------------------------------------------- */
