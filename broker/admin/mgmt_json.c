@@ -15,6 +15,8 @@
 json_t *mgmt_string(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
+    if (utf8_valid(u, len))
+        return json_stringn_nocheck(s ? s : "", len);
     size_t i = 0, bad = 0;
     while (i < len) {
         size_t n = utf8_sequence(u + i, len - i);
@@ -24,8 +26,6 @@ json_t *mgmt_string(const char *s, size_t len)
         }
         i += n;
     }
-    if (bad == 0)
-        return json_stringn_nocheck(s ? s : "", len);
     char *fixed = malloc(len + bad * 2 + 1);
     if (!fixed)
         return NULL;

@@ -11,6 +11,7 @@
 #include "operate.h"
 #include "spec.h"
 #include "table.h"
+#include "utf8.h"
 #include "vhost.h"
 
 static json_t *queue_json(const struct introspect_queue *q)
@@ -199,15 +200,6 @@ struct get_walk {
     long truncate; /* -1: none */
 };
 
-/* RabbitMQ's is_utf8: every byte sequence a valid UTF-8 code point (as Erlang's /utf8 reads). */
-static bool is_utf8(const uint8_t *s, size_t len)
-{
-    json_t *probe = json_stringn(len ? (const char *)s : "", len);
-    bool ok = probe != NULL;
-    json_decref(probe);
-    return ok;
-}
-
 static void add_message(const struct operate_message *m, void *arg)
 {
     struct get_walk *w = arg;
@@ -224,7 +216,8 @@ static void add_message(const struct operate_message *m, void *arg)
     json_object_set_new(o, "routing_key", mgmt_bytes(m->routing_key));
     json_object_set_new(o, "message_count", json_integer((json_int_t)m->message_count));
     json_object_set_new(o, "properties", mgmt_properties(&h.props));
-    if (!w->base64 && is_utf8(m->body, len)) {
+    /* RabbitMQ's is_utf8 test decides whether "auto" shows the payload as a string. */
+    if (!w->base64 && utf8_valid(m->body, len)) {
         json_object_set_new(o, "payload", json_stringn(len ? (const char *)m->body : "", len));
         json_object_set_new(o, "payload_encoding", json_string("string"));
     } else {

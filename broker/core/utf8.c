@@ -28,3 +28,11 @@ size_t utf8_sequence(const unsigned char *s, size_t n)
         return 0;
     return len;
 }
+
+bool utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0, step; i < n; i += step)
+        if ((step = utf8_sequence(s + i, n - i)) == 0)
+            return false;
+    return true;
+}
