@@ -493,14 +493,8 @@ static void dispatch(struct mgmt_call *call, const char *method, const char *pat
         return;
     }
     unsigned methods;
-    const struct mgmt_route *route = NULL;
-    if (m != 0) {
-        call->method = (enum mgmt_method)m;
-        route = find_route(call, &methods);
-    } else {
-        call->method = 0;
-        find_route(call, &methods);
-    }
+    call->method = (enum mgmt_method)m; /* 0 for a method no route takes: 405 below */
+    const struct mgmt_route *route = find_route(call, &methods);
     if (!route) {
         if (methods) {
             allow_header(methods, allow, allow_cap);
@@ -666,11 +660,9 @@ unsigned mgmt_run(struct mgmt *mgmt, const char *method, const char *path, json_
         .tags = MGMT_TAGS_ALL,
     };
     char allow[64];
-    int m = parse_method(method);
     call.body = body ? json_incref(body) : NULL;
     /* dispatch parses a textual body; the admin socket hands a parsed one */
     dispatch(&call, method, path_only, NULL, 0, allow, sizeof allow);
-    (void)m;
     *reply = call.reply;
     unsigned status = call.status;
     free_call(&call);
