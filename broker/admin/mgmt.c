@@ -1,9 +1,8 @@
 /* broker/admin/mgmt.c: the management API's router: decode the path, find the resource, check
  * who is asking against RabbitMQ's tag rules, parse the body, run the handler, shape lists
- * (sort, filter, page, columns) and serialise the answer. Resources live in mgmt_*.c. */
+ * (mgmt_list.c) and serialise the answer. Resources live in mgmt_*.c. */
 #include "mgmt.h"
 
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +12,6 @@
 #include "log.h"
 #include "mgmt_internal.h"
 #include "server.h"
-
-#define MAX_PAGE_SIZE 500
-#define DEFAULT_PAGE_SIZE 100
 
 struct mgmt {
     struct server *server;
@@ -50,9 +46,13 @@ void mgmt_destroy(struct mgmt *mgmt)
 void mgmt_reply(struct mgmt_call *call, unsigned status, json_t *body)
 {
     json_decref(call->reply);
+    free(call->reply_text);
+    mgmt_list_free(call->listing);
     call->status = status;
     call->reply = body;
-    call->listing = false;
+    call->reply_text = NULL;
+    call->reply_len = 0;
+    call->listing = NULL;
 }
 
 void mgmt_fail(struct mgmt_call *call, unsigned status, const char *error, const char *fmt, ...)
@@ -76,12 +76,6 @@ void mgmt_not_found(struct mgmt_call *call)
 void mgmt_done(struct mgmt_call *call, bool created)
 {
     mgmt_reply(call, created ? 201 : 204, NULL);
-}
-
-void mgmt_list(struct mgmt_call *call, json_t *items)
-{
-    mgmt_reply(call, 200, items);
-    call->listing = true;
 }
 
 /* ---- requests ----------------------------------------------------------------------------- */
@@ -212,8 +206,6 @@ static const struct mgmt_route *find_route(const struct mgmt_call *call, unsigne
     return found;
 }
 
-/* ---- lists -------------------------------------------------------------------------------- */
-
 json_t *mgmt_dotted(json_t *obj, const char *path)
 {
     char part[128];
@@ -228,187 +220,6 @@ json_t *mgmt_dotted(json_t *obj, const char *path)
         path += len + (dot ? 1 : 0);
     }
     return obj;
-}
-
-static int compare_values(json_t *a, json_t *b)
-{
-    if (!a || !b)
-        return (a != NULL) - (b != NULL);
-    if (json_is_number(a) && json_is_number(b)) {
-        double x = json_number_value(a), y = json_number_value(b);
-        return (x > y) - (x < y);
-    }
-    if (json_is_string(a) && json_is_string(b))
-        return strcmp(json_string_value(a), json_string_value(b));
-    if (json_is_boolean(a) && json_is_boolean(b))
-        return json_is_true(a) - json_is_true(b);
-    return json_typeof(a) - json_typeof(b);
-}
-
-/* An item with its sort keys looked up once (a comparison must not walk the objects). */
-struct sort_item {
-    json_t *item;
-    json_t *key[2];
-    size_t index; /* keeps the sort stable */
-};
-
-static int sort_sign;
-
-static int compare_items(const void *pa, const void *pb)
-{
-    const struct sort_item *a = pa, *b = pb;
-    for (int k = 0; k < 2; k++) {
-        int c = compare_values(a->key[k], b->key[k]);
-        if (c != 0)
-            return c * sort_sign;
-    }
-    return (a->index > b->index) - (a->index < b->index);
-}
-
-static void sort_items(json_t *items, const char *key, bool reverse)
-{
-    size_t n = json_array_size(items);
-    if (n < 2)
-        return;
-    struct sort_item *v = malloc(n * sizeof *v);
-    if (!v)
-        return;
-    /* RabbitMQ's default order is vhost, then name. */
-    const char *keys[2] = {key ? key : "vhost", key ? NULL : "name"};
-    for (size_t i = 0; i < n; i++) {
-        v[i].item = json_incref(json_array_get(items, i));
-        for (int k = 0; k < 2; k++)
-            v[i].key[k] = keys[k] ? mgmt_dotted(v[i].item, keys[k]) : NULL;
-        v[i].index = i;
-    }
-    sort_sign = reverse ? -1 : 1;
-    qsort(v, n, sizeof *v, compare_items);
-    json_array_clear(items);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(items, v[i].item);
-    free(v);
-}
-
-/* Keeps only the listed (dotted) columns of each item. */
-static json_t *cut_columns(json_t *item, const char *columns)
-{
-    json_t *out = json_object();
-    const char *p = columns;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char path[256];
-        if (len > 0 && len < sizeof path) {
-            memcpy(path, p, len);
-            path[len] = '\0';
-            json_t *v = mgmt_dotted(item, path);
-            if (v) { /* rebuild the nesting: "a.b" keeps {"a":{"b":v}} */
-                json_t *at = out;
-                char *part = path, *dot;
-                while ((dot = strchr(part, '.')) != NULL) {
-                    *dot = '\0';
-                    json_t *next = json_object_get(at, part);
-                    if (!json_is_object(next)) {
-                        next = json_object();
-                        json_object_set_new(at, part, next);
-                    }
-                    at = next;
-                    part = dot + 1;
-                }
-                json_object_set(at, part, v);
-            }
-        }
-        p += len + (comma ? 1 : 0);
-    }
-    return out;
-}
-
-static bool parse_positive(const char *s, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 1)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* RabbitMQ's list shaping; answers 400 for a bad page or regex. */
-static void shape_list(struct mgmt_call *call)
-{
-    json_t *items = call->reply;
-    const char *reverse = mgmt_query(call, "sort_reverse");
-    sort_items(items, mgmt_query(call, "sort"), reverse && strcmp(reverse, "true") == 0);
-    const char *page_arg = mgmt_query(call, "page");
-    const char *columns = mgmt_query(call, "columns");
-    if (page_arg) {
-        long page, page_size = DEFAULT_PAGE_SIZE;
-        const char *size_arg = mgmt_query(call, "page_size");
-        if (!parse_positive(page_arg, &page)) {
-            mgmt_fail(call, 400, "bad_request", "page must be a positive integer");
-            return;
-        }
-        if (size_arg && (!parse_positive(size_arg, &page_size) || page_size > MAX_PAGE_SIZE)) {
-            mgmt_fail(call, 400, "bad_request", "page_size must be between 1 and %d", MAX_PAGE_SIZE);
-            return;
-        }
-        size_t total = json_array_size(items);
-        json_t *filtered = json_array();
-        const char *name = mgmt_query(call, "name");
-        const char *use_regex = mgmt_query(call, "use_regex");
-        regex_t re;
-        bool regex = name && *name && use_regex && strcmp(use_regex, "true") == 0;
-        if (regex && regcomp(&re, name, REG_EXTENDED | REG_NOSUB) != 0) {
-            json_decref(filtered);
-            mgmt_fail(call, 400, "bad_request", "invalid regex");
-            return;
-        }
-        size_t i;
-        json_t *item;
-        json_array_foreach(items, i, item) {
-            const char *n = json_string_value(json_object_get(item, "name"));
-            if (name && *name) {
-                if (!n)
-                    continue;
-                if (regex ? regexec(&re, n, 0, NULL, 0) != 0 : strstr(n, name) == NULL)
-                    continue;
-            }
-            json_array_append(filtered, item);
-        }
-        if (regex)
-            regfree(&re);
-        size_t count = json_array_size(filtered);
-        size_t page_count = (count + (size_t)page_size - 1) / (size_t)page_size;
-        if ((size_t)page > page_count && !(page == 1 && count == 0)) {
-            json_decref(filtered);
-            mgmt_fail(call, 400, "bad_request", "page out of range");
-            return;
-        }
-        json_t *page_items = json_array();
-        for (size_t k = (size_t)(page - 1) * (size_t)page_size; k < count && k < (size_t)page * (size_t)page_size; k++) {
-            json_t *it = json_array_get(filtered, k);
-            json_array_append_new(page_items, columns ? cut_columns(it, columns) : json_incref(it));
-        }
-        json_decref(filtered);
-        json_t *out = json_object();
-        json_object_set_new(out, "filtered_count", json_integer((json_int_t)count));
-        json_object_set_new(out, "item_count", json_integer((json_int_t)json_array_size(page_items)));
-        json_object_set_new(out, "items", page_items);
-        json_object_set_new(out, "page", json_integer(page));
-        json_object_set_new(out, "page_count", json_integer((json_int_t)page_count));
-        json_object_set_new(out, "page_size", json_integer(page_size));
-        json_object_set_new(out, "total_count", json_integer((json_int_t)total));
-        mgmt_reply(call, 200, out);
-        return;
-    }
-    if (columns) {
-        json_t *out = json_array();
-        size_t i;
-        json_t *item;
-        json_array_foreach(items, i, item)
-            json_array_append_new(out, cut_columns(item, columns));
-        mgmt_reply(call, 200, out);
-    }
 }
 
 int mgmt_path_encode(const char *name, size_t len, char *out, size_t cap)
@@ -478,6 +289,7 @@ static bool split_path(struct mgmt_call *call, const char *path)
 
 static void free_call(struct mgmt_call *call)
 {
+    mgmt_reply(call, call->status, NULL); /* frees the answer */
     for (size_t i = 0; i < call->nseg; i++)
         free(call->seg[i].s);
     json_decref(call->body);
@@ -534,7 +346,7 @@ static void dispatch(struct mgmt_call *call, const char *method, const char *pat
     call->status = 200;
     route->handler(call);
     if (call->listing)
-        shape_list(call);
+        mgmt_list_finish(call);
 }
 
 /* Basic auth against Warren's users, as the AMQP door checks them (including the default
@@ -572,7 +384,11 @@ static unsigned authenticate(struct mgmt_call *call, const struct http_request *
 static void answer(struct mgmt_call *call, struct http_response *res)
 {
     res->status = call->status;
-    if (call->reply) {
+    if (call->reply_text) { /* handed over as it is */
+        res->body = call->reply_text;
+        res->body_len = call->reply_len;
+        call->reply_text = NULL;
+    } else if (call->reply) {
         res->body = mgmt_dump(call->reply, &res->body_len);
         if (!res->body) {
             res->status = 500;
@@ -601,7 +417,6 @@ void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_re
         res->ask_credentials = !req->ajax;
     answer(&call, res);
     res->allow = allow[0] ? allow : NULL;
-    json_decref(call.reply);
     free_call(&call);
 }
 
@@ -610,12 +425,12 @@ bool mgmt_http_admit(void *ctx, const struct http_request *req, struct http_resp
     struct mgmt *mgmt = ctx;
     struct mgmt_call call = {.mgmt = mgmt, .server = mgmt->server, .user = req->user ? req->user : ""};
     if (authenticate(&call, req) != 0) {
-        json_decref(call.reply);
+        free_call(&call);
         return true;
     }
     res->ask_credentials = !req->ajax;
     answer(&call, res);
-    json_decref(call.reply);
+    free_call(&call);
     return false;
 }
 
@@ -663,7 +478,14 @@ unsigned mgmt_run(struct mgmt *mgmt, const char *method, const char *path, json_
     call.body = body ? json_incref(body) : NULL;
     /* dispatch parses a textual body; the admin socket hands a parsed one */
     dispatch(&call, method, path_only, NULL, 0, allow, sizeof allow);
-    *reply = call.reply;
+    if (call.reply_text) { /* a list: the admin socket's callers read documents */
+        json_error_t error;
+        *reply = json_loadb(call.reply_text, call.reply_len, 0, &error);
+        if (!*reply)
+            mgmt_fail(&call, 500, "internal_error", "unreadable list: %s", error.text);
+    }
+    if (!call.reply_text)
+        *reply = json_incref(call.reply);
     unsigned status = call.status;
     free_call(&call);
     return status;

@@ -17,6 +17,8 @@
 
 struct server;
 struct mgmt;
+struct mgmt_listing;
+struct jw;
 
 enum mgmt_method { MGMT_GET = 1, MGMT_PUT = 2, MGMT_POST = 4, MGMT_DELETE = 8 };
 
@@ -60,7 +62,9 @@ struct mgmt_call {
     /* The answer. */
     unsigned status;  /* 200 unless a handler says otherwise */
     json_t *reply;    /* owned by the call; NULL: empty body */
-    bool listing;     /* reply is an array the router may sort, page and cut to columns */
+    char *reply_text; /* or the answer as JSON text (a list's), owned by the call */
+    size_t reply_len;
+    struct mgmt_listing *listing; /* a list answer being written (mgmt_list.c) */
 };
 
 /* A resource: a path pattern of literal segments and "*" (any one segment), the methods it
@@ -98,9 +102,21 @@ void mgmt_not_found(struct mgmt_call *call);
 /* 204 No Content: the answer of a successful PUT/DELETE that creates nothing new to show;
  * created true gives 201 Created (a new object). */
 void mgmt_done(struct mgmt_call *call, bool created);
-/* A list answer (takes items, an array of objects): the router applies ?sort, sort_reverse,
- * columns, name/use_regex and page/page_size as RabbitMQ does. */
+/* ---- list answers (mgmt_list.c) ------------------------------------------------------------ */
+
+/* A list answer, shaped by the router as RabbitMQ does (?sort, sort_reverse, columns,
+ * name/use_regex, page/page_size). Either all at once: mgmt_list takes items (an array of
+ * objects); or written item by item, without a document: mgmt_list_start, then per item
+ * mgmt_list_item (the writer to write exactly one object into; NULL when the answer is no
+ * longer a list, e.g. after an error) and mgmt_list_item_end. */
 void mgmt_list(struct mgmt_call *call, json_t *items);
+void mgmt_list_start(struct mgmt_call *call);
+struct jw *mgmt_list_item(struct mgmt_call *call);
+void mgmt_list_item_end(struct mgmt_call *call);
+/* The router's part: sorts, filters, pages and joins the items into call->reply_text (or
+ * answers 400 for a bad page or regex). */
+void mgmt_list_finish(struct mgmt_call *call);
+void mgmt_list_free(struct mgmt_listing *listing);
 
 /* ---- requests ----------------------------------------------------------------------------- */
 
@@ -159,6 +175,13 @@ json_t *mgmt_bytes(struct proto_bytes b);
 /* An AMQP field table's contents as a JSON object (RabbitMQ's rendering: numbers as numbers,
  * byte arrays and strings as strings, timestamps as numbers, nested tables and arrays). */
 json_t *mgmt_table(struct proto_bytes table);
+/* Writes table contents as mgmt_table renders them ({} without building anything when empty). */
+void mgmt_write_table(struct jw *w, struct proto_bytes table);
+/* Writes v (taken; NULL: null) and frees it. */
+void mgmt_write_json(struct jw *w, json_t *v);
+/* The document a writer holds (one item written after jw_item), freeing the writer's buffers;
+ * NULL on failure. */
+json_t *mgmt_writer_json(struct jw *w);
 /* A JSON object as AMQP field-table contents appended to *out (malloc'd, *len bytes); values:
  * strings -> longstr, integers -> signed 64-bit, reals -> double, booleans, null -> void,
  * objects -> tables, arrays -> arrays. Returns 0, or -1 with a reason in why. */

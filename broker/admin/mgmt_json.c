@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_writer.h"
 #include "mgmt_internal.h"
 #include "table.h"
 #include "utf8.h"
@@ -136,6 +137,31 @@ static json_t *table_or_array(struct proto_bytes contents, bool is_table, int de
 json_t *mgmt_table(struct proto_bytes table)
 {
     return table_or_array(table, true, 0);
+}
+
+void mgmt_write_table(struct jw *w, struct proto_bytes table)
+{
+    if (table.len == 0) {
+        jw_object_begin(w);
+        jw_object_end(w);
+        return;
+    }
+    mgmt_write_json(w, mgmt_table(table));
+}
+
+void mgmt_write_json(struct jw *w, json_t *v)
+{
+    jw_json(w, v);
+    json_decref(v);
+}
+
+json_t *mgmt_writer_json(struct jw *w)
+{
+    json_t *doc = NULL;
+    if (!jw_failed(w))
+        doc = json_loadb(w->out.data, w->out.len, 0, NULL);
+    jw_free(w);
+    return doc;
 }
 
 static int put_json(struct table_buf *out, const char *key, size_t key_len, bool in_array, const json_t *v,

@@ -7,6 +7,7 @@
 
 #include "base64.h"
 #include "introspect.h"
+#include "json_writer.h"
 #include "mgmt_internal.h"
 #include "operate.h"
 #include "spec.h"
@@ -14,71 +15,104 @@
 #include "utf8.h"
 #include "vhost.h"
 
-static json_t *queue_json(const struct introspect_queue *q)
+/* RabbitMQ's JSON for a queue, written into w. */
+static void write_queue(struct jw *w, const struct introspect_queue *q)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "name", mgmt_bytes(q->name));
-    json_object_set_new(o, "vhost", mgmt_string(q->vhost, strlen(q->vhost)));
-    json_object_set_new(o, "durable", json_boolean(q->durable));
-    json_object_set_new(o, "auto_delete", json_boolean(q->auto_delete));
-    json_object_set_new(o, "exclusive", json_boolean(q->exclusive));
-    json_object_set_new(o, "arguments", mgmt_table(q->arguments));
-    json_object_set_new(o, "node", json_string(mgmt_node_name()));
-    json_object_set_new(o, "state", json_string("running"));
-    json_object_set_new(o, "type", json_string("classic"));
-    json_object_set_new(o, "consumers", json_integer(q->consumers));
-    json_object_set_new(o, "messages", json_integer((json_int_t)(q->messages_ready + q->messages_unacknowledged)));
-    json_object_set_new(o, "messages_ready", json_integer((json_int_t)q->messages_ready));
-    json_object_set_new(o, "messages_unacknowledged", json_integer((json_int_t)q->messages_unacknowledged));
-    json_object_set_new(o, "message_bytes", json_integer((json_int_t)q->message_bytes_ready));
-    json_object_set_new(o, "message_bytes_ready", json_integer((json_int_t)q->message_bytes_ready));
-    json_object_set_new(o, "policy", q->policy ? json_string(q->policy) : json_null());
-    json_object_set_new(o, "operator_policy", q->operator_policy ? json_string(q->operator_policy) : json_null());
-    json_object_set_new(o, "effective_policy_definition", mgmt_table(q->effective_policy_definition));
-    json_object_set_new(o, "message_stats", mgmt_message_stats(&q->message_stats, &q->message_rates,
-                                                               MGMT_STATS_QUEUE));
+    jw_object_begin(w);
+    jw_key(w, "name");
+    jw_string(w, (const char *)q->name.ptr, q->name.len);
+    jw_key(w, "vhost");
+    jw_cstring(w, q->vhost);
+    jw_key(w, "durable");
+    jw_bool(w, q->durable);
+    jw_key(w, "auto_delete");
+    jw_bool(w, q->auto_delete);
+    jw_key(w, "exclusive");
+    jw_bool(w, q->exclusive);
+    jw_key(w, "arguments");
+    mgmt_write_table(w, q->arguments);
+    jw_key(w, "node");
+    jw_cstring(w, mgmt_node_name());
+    jw_key(w, "state");
+    jw_cstring(w, "running");
+    jw_key(w, "type");
+    jw_cstring(w, "classic");
+    jw_key(w, "consumers");
+    jw_integer(w, q->consumers);
+    jw_key(w, "messages");
+    jw_integer(w, (int64_t)(q->messages_ready + q->messages_unacknowledged));
+    jw_key(w, "messages_ready");
+    jw_integer(w, (int64_t)q->messages_ready);
+    jw_key(w, "messages_unacknowledged");
+    jw_integer(w, (int64_t)q->messages_unacknowledged);
+    jw_key(w, "message_bytes");
+    jw_integer(w, (int64_t)q->message_bytes_ready);
+    jw_key(w, "message_bytes_ready");
+    jw_integer(w, (int64_t)q->message_bytes_ready);
+    jw_key(w, "policy");
+    jw_cstring(w, q->policy);
+    jw_key(w, "operator_policy");
+    jw_cstring(w, q->operator_policy);
+    jw_key(w, "effective_policy_definition");
+    mgmt_write_table(w, q->effective_policy_definition);
+    jw_key(w, "message_stats");
+    mgmt_write_json(w, mgmt_message_stats(&q->message_stats, &q->message_rates, MGMT_STATS_QUEUE));
     /* Not in RabbitMQ: how long the messages waiting here have waited (ms; the oldest one and
      * the mean over the ready messages in memory), what users watch a queue for. */
-    json_object_set_new(o, "oldest_message_age_ms", json_integer((json_int_t)q->head_message_age_ms));
-    json_object_set_new(o, "mean_message_age_ms", json_integer((json_int_t)q->mean_message_age_ms));
-    json_object_set_new(o, "exclusive_consumer_tag", json_null());
-    return o;
+    jw_key(w, "oldest_message_age_ms");
+    jw_integer(w, (int64_t)q->head_message_age_ms);
+    jw_key(w, "mean_message_age_ms");
+    jw_integer(w, (int64_t)q->mean_message_age_ms);
+    jw_key(w, "exclusive_consumer_tag");
+    jw_null(w);
+    jw_object_end(w);
 }
 
 struct queue_walk {
     struct mgmt_call *call;
-    json_t *items;
     struct proto_bytes only; /* with `one`: just this queue */
     bool one;
+    json_t *found;           /* with `one`: its JSON */
 };
 
 static void add_queue(const struct introspect_queue *q, void *arg)
 {
     struct queue_walk *w = arg;
-    if (w->one && !(q->name.len == w->only.len && memcmp(q->name.ptr, w->only.ptr, q->name.len) == 0))
+    if (w->one) {
+        if (!w->found && q->name.len == w->only.len && memcmp(q->name.ptr, w->only.ptr, q->name.len) == 0 &&
+            mgmt_vhost_visible(w->call, q->vhost)) {
+            struct jw writer = {0};
+            jw_item(&writer);
+            write_queue(&writer, q);
+            w->found = mgmt_writer_json(&writer);
+        }
         return;
-    if (mgmt_vhost_visible(w->call, q->vhost))
-        json_array_append_new(w->items, queue_json(q));
+    }
+    if (!mgmt_vhost_visible(w->call, q->vhost))
+        return;
+    struct jw *writer = mgmt_list_item(w->call);
+    if (writer) {
+        write_queue(writer, q);
+        mgmt_list_item_end(w->call);
+    }
 }
 
 static void list_queues(struct mgmt_call *call)
 {
-    struct queue_walk w = {call, json_array(), {0}, false};
+    struct queue_walk w = {.call = call};
     const char *vhost = call->nseg > 1 ? mgmt_name(call, 1) : NULL;
     if (call->nseg > 1 && !vhost)
         return;
+    mgmt_list_start(call);
     introspect_queues(call->server, vhost, add_queue, &w);
-    mgmt_list(call, w.items);
 }
 
 /* The queue's JSON, or NULL when it does not exist. */
 static json_t *find_queue(struct mgmt_call *call, const char *vhost, struct proto_bytes name)
 {
-    struct queue_walk w = {call, json_array(), name, true};
+    struct queue_walk w = {.call = call, .only = name, .one = true};
     introspect_queues(call->server, vhost, add_queue, &w);
-    json_t *q = json_incref(json_array_get(w.items, 0));
-    json_decref(w.items);
-    return q;
+    return w.found;
 }
 
 /* consumer_details of one queue (RabbitMQ's single-queue view). */

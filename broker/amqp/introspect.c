@@ -223,11 +223,10 @@ struct each_queue {
     void (*fn)(const struct introspect_queue *q, void *arg);
     void *arg;
     const char *vhost;
-    struct vhost *model;
     uint64_t now_ms;
 };
 
-static void visit_queue(struct queue *q, void *arg)
+static void visit_queue(struct queue *q, const struct policy *policy, const struct policy *op, void *arg)
 {
     struct each_queue *e = arg;
     const struct queue_settings *s = queue_settings(q);
@@ -243,9 +242,7 @@ static void visit_queue(struct queue *q, void *arg)
         .exclusive = s->exclusive,
         .arguments = queue_arguments(q),
     };
-    const struct policy *policy, *op;
     struct table_buf effective = {0};
-    vhost_queue_policies(e->model, q, &policy, &op);
     out.policy = policy ? policy_name(policy) : NULL;
     out.operator_policy = op ? policy_name(op) : NULL;
     if (policy_effective_definition(policy, op, &effective) == 0)
@@ -263,8 +260,8 @@ void introspect_queues(struct server *server, const char *vhost,
     HASH_ITER(hh, server->vhosts, v, tmp) {
         if (!vhost_selected(v, vhost))
             continue;
-        struct each_queue e = {fn, arg, v->name, v->vhost, loop_now_ms(server->loop)};
-        vhost_for_each_queue(v->vhost, visit_queue, &e);
+        struct each_queue e = {fn, arg, v->name, loop_now_ms(server->loop)};
+        vhost_for_each_queue_with_policies(v->vhost, visit_queue, &e);
     }
 }
 

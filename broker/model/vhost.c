@@ -596,4 +596,15 @@ void vhost_for_each_queue(struct vhost *vhost, void (*fn)(struct queue *queue, v
     }
 }
 
+void vhost_for_each_queue_with_policies(struct vhost *vhost,
+                                        void (*fn)(struct queue *queue, const struct policy *policy,
+                                                   const struct policy *operator_policy, void *arg),
+                                        void *arg)
+{
+    struct queue_slot *slot, *tmp;
+    HASH_ITER(hh, vhost->queues, slot, tmp) {
+        fn(slot->queue, slot->policy, slot->operator_policy, arg);
+    }
+}
+
 size_t vhost_queue_count(const struct vhost *vhost) { return HASH_COUNT(vhost->queues); }

@@ -182,6 +182,12 @@ void vhost_for_each_binding(struct vhost *vhost, void (*fn)(const struct vhost_b
                             void *arg);
 size_t vhost_exchange_count(const struct vhost *vhost);
 void vhost_for_each_queue(struct vhost *vhost, void (*fn)(struct queue *queue, void *arg), void *arg);
+/* The same walk with the policy and operator policy applied to each queue (NULL when none;
+ * valid during the call). */
+void vhost_for_each_queue_with_policies(struct vhost *vhost,
+                                        void (*fn)(struct queue *queue, const struct policy *policy,
+                                                   const struct policy *operator_policy, void *arg),
+                                        void *arg);
 size_t vhost_queue_count(const struct vhost *vhost);
 
 /* ---- policies and limits (vhost_policy.c) ----
@@ -202,7 +208,8 @@ int vhost_policy_clear(struct vhost *vhost, enum policy_kind kind, const char *n
 void vhost_for_each_policy(struct vhost *vhost, enum policy_kind kind,
                            void (*fn)(const struct policy_spec *spec, void *arg), void *arg);
 /* The policy and operator policy applied to queue (a queue of this vhost; NULL when none). Valid
- * until the next policy change. */
+ * until the next policy change. A walk over all queues gets them from
+ * vhost_for_each_queue_with_policies without a lookup per queue. */
 void vhost_queue_policies(struct vhost *vhost, struct queue *queue, const struct policy **policy,
                           const struct policy **operator_policy);
 
