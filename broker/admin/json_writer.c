@@ -1,8 +1,10 @@
 /* broker/admin/json_writer.c: see json_writer.h. Invariants: level[0..depth) are the open
  * containers of the current item; a level is `emitted` once its opening bracket (with comma and
  * key) is in out, and every emitted level's ancestors are emitted; a level whose selection is
- * PART is opened lazily, when its first chosen descendant is written; w->path[0..path_len) of
- * every tracked level is its dotted path (siblings overwrite only past their parent's length). */
+ * PART is opened lazily, when its first chosen descendant is written. No path is built: each
+ * level keeps the chosen and captured paths that go on below it (bits), whose first path_len
+ * bytes are its own path, so a member is matched by comparing its key with the next component
+ * of those paths only. */
 #include "json_writer.h"
 
 #include <math.h>
@@ -13,7 +15,6 @@
 #include "utf8.h"
 
 enum { SEL_ALL, SEL_PART, SEL_NONE };
-#define UNTRACKED 0xFFFFu
 
 bool jw_text_append(struct jw_text *t, const char *s, size_t len)
 {
@@ -121,37 +122,22 @@ static void parse_paths(const char *list, struct jw_path *out, size_t cap, size_
     while (p && *p && *n < cap) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len > 0 && len < JW_MAX_PATH)
+        if (len > 0 && len < 256) /* a key is a short string; longer is no column */
             out[(*n)++] = (struct jw_path){p, len};
         p = comma ? comma + 1 : NULL;
     }
 }
 
-/* Levels deeper than the deepest chosen or captured path need no path (keeps writing a
- * document's nested values from copying keys for nothing). */
-static void note_depth(struct jw *w, const struct jw_path *p)
-{
-    size_t depth = 1;
-    for (size_t i = 0; i < p->len; i++)
-        depth += p->s[i] == '.';
-    if (depth > w->track_depth)
-        w->track_depth = depth;
-}
-
 void jw_select(struct jw *w, const char *columns)
 {
     parse_paths(columns, w->columns, JW_MAX_COLUMNS, &w->ncolumns);
-    for (size_t i = 0; i < w->ncolumns; i++)
-        note_depth(w, &w->columns[i]);
 }
 
 void jw_capture(struct jw *w, const char *const *paths, size_t n)
 {
     w->ncaptures = n < JW_MAX_CAPTURES ? n : JW_MAX_CAPTURES;
-    for (size_t i = 0; i < w->ncaptures; i++) {
+    for (size_t i = 0; i < w->ncaptures; i++)
         w->capture_path[i] = (struct jw_path){paths[i], cstrlen(paths[i])};
-        note_depth(w, &w->capture_path[i]);
-    }
 }
 
 void jw_item(struct jw *w)
@@ -163,67 +149,67 @@ void jw_item(struct jw *w)
         w->captured[i] = (struct jw_captured){.kind = JW_ABSENT};
 }
 
-/* The selection of a member at w->path[0..len) of a partly chosen object. */
-static uint8_t classify(const struct jw *w, size_t len)
+/* How path c goes on from the member `key` whose dotted path starts at c->s + start (the
+ * parent's path, already matched, is before it): 0 not at all, 1 it ends there, 2 it goes on
+ * below it. */
+static int follows(const struct jw_path *c, size_t start, const char *key, size_t key_len)
 {
-    bool part = false;
-    for (size_t i = 0; i < w->ncolumns; i++) {
-        const struct jw_path *c = &w->columns[i];
-        if (c->len < len || c->s[0] != w->path[0] || (c->len > len && c->s[len] != '.') ||
-            memcmp(c->s, w->path, len) != 0)
-            continue;
-        if (c->len == len)
-            return SEL_ALL;
-        part = true;
-    }
-    return part ? SEL_PART : SEL_NONE;
+    size_t end = start + key_len;
+    if (c->len < end || (key_len && c->s[start] != key[0]) || memcmp(c->s + start, key, key_len) != 0)
+        return 0;
+    if (c->len == end)
+        return 1;
+    return c->s[end] == '.' ? 2 : 0;
 }
 
-/* Where the value about to be written sits: its level as it would be pushed (path and
- * selection; key position for lazy opening). */
-static struct jw_level locate(struct jw *w, bool object)
+/* Where the value about to be written sits, as the level it would push: its selection, the
+ * chosen and captured paths that go on below it, and in *captures those that end at it. */
+static struct jw_level locate(struct jw *w, bool object, unsigned *captures)
 {
-    struct jw_level at = {.object = object, .path_len = 0};
-    if (w->depth == 0) {
+    struct jw_level at = {.object = object};
+    *captures = 0;
+    if (w->depth == 0) { /* the item: every path starts here */
         at.select = w->ncolumns ? SEL_PART : SEL_ALL;
+        at.columns_below = w->ncolumns ? (uint32_t)((1ull << w->ncolumns) - 1) : 0;
+        at.captures_below = (uint8_t)((1u << w->ncaptures) - 1);
         return at;
     }
     const struct jw_level *p = &w->level[w->depth - 1];
-    uint8_t inherited = p->select == SEL_PART ? SEL_NONE : p->select;
-    if (!p->object || p->path_len == UNTRACKED) { /* array elements: the array's own path */
-        at.path_len = p->path_len;
-        at.select = inherited;
+    at.select = p->select == SEL_PART ? SEL_NONE : p->select;
+    if (!p->object) /* a path does not go through an array */
         return at;
+    at.path_len = p->path_len + (p->depth_below_item ? 1 : 0) + w->key_len;
+    at.depth_below_item = (uint16_t)(p->depth_below_item + 1);
+    size_t start = p->path_len + (p->depth_below_item ? 1 : 0);
+    for (unsigned m = p->captures_below, i = 0; m; m >>= 1, i++) {
+        if (!(m & 1))
+            continue;
+        int f = follows(&w->capture_path[i], start, w->key, w->key_len);
+        if (f == 1)
+            *captures |= 1u << i;
+        else if (f == 2)
+            at.captures_below |= (uint8_t)(1u << i);
     }
-    size_t start = p->path_len + (p->path_len ? 1 : 0);
-    if (w->depth > w->track_depth || start + w->key_len >= JW_MAX_PATH) {
-        at.path_len = UNTRACKED;
-        at.select = inherited;
+    if (p->select != SEL_PART)
         return at;
+    for (uint32_t m = p->columns_below, i = 0; m; m >>= 1, i++) {
+        if (!(m & 1))
+            continue;
+        int f = follows(&w->columns[i], start, w->key, w->key_len);
+        if (f == 1) {
+            at.select = SEL_ALL;
+            at.columns_below = 0;
+            return at;
+        }
+        if (f == 2) {
+            at.select = SEL_PART;
+            at.columns_below |= 1u << i;
+            /* a lazily opened level's key: the same bytes as this chosen path's */
+            at.key = w->columns[i].s + start;
+            at.key_len = (uint16_t)w->key_len;
+        }
     }
-    if (p->path_len)
-        w->path[p->path_len] = '.';
-    if (w->key_len)
-        memcpy(w->path + start, w->key, w->key_len);
-    at.key_at = (uint16_t)start;
-    at.key_len = (uint16_t)w->key_len;
-    at.path_len = (uint16_t)(start + w->key_len);
-    at.select = p->select == SEL_PART ? classify(w, at.path_len) : p->select;
     return at;
-}
-
-/* The captures a value at `at` fills, as bits (members of objects and of the item only). */
-static unsigned capture_mask(const struct jw *w, const struct jw_level *at)
-{
-    unsigned mask = 0;
-    if (w->depth == 0 || at->path_len == UNTRACKED || !w->level[w->depth - 1].object)
-        return 0;
-    for (size_t i = 0; i < w->ncaptures; i++) {
-        const struct jw_path *c = &w->capture_path[i];
-        if (c->s && c->len == at->path_len && c->s[0] == w->path[0] && memcmp(c->s, w->path, c->len) == 0)
-            mask |= 1u << i;
-    }
-    return mask;
 }
 
 /* Notes a value in the captures of mask. */
@@ -249,14 +235,14 @@ static void separator(struct jw *w, size_t depth, const char *key, size_t key_le
     }
 }
 
-/* Opens every level not opened yet (lazily chosen ones, whose keys are in the path). */
+/* Opens every level not opened yet (lazily chosen ones). */
 static void open_pending(struct jw *w)
 {
     for (size_t d = 0; d < w->depth; d++) {
         struct jw_level *l = &w->level[d];
         if (l->emitted)
             continue;
-        separator(w, d, w->path + l->key_at, l->key_len);
+        separator(w, d, l->key, l->key_len);
         put(w, l->object ? "{" : "[", 1);
         l->emitted = true;
     }
@@ -269,8 +255,7 @@ static bool place_scalar(struct jw *w, unsigned *mask)
     *mask = 0;
     if (w->failed)
         return false;
-    struct jw_level at = locate(w, false);
-    *mask = capture_mask(w, &at);
+    struct jw_level at = locate(w, false, mask);
     if (at.select != SEL_ALL)
         return false;
     open_pending(w);
@@ -286,8 +271,9 @@ static void container_begin(struct jw *w, bool object)
         w->failed = true;
         return;
     }
-    struct jw_level at = locate(w, object);
-    note(w, capture_mask(w, &at), (struct jw_captured){.kind = object ? JW_OBJECT : JW_ARRAY});
+    unsigned captures;
+    struct jw_level at = locate(w, object, &captures);
+    note(w, captures, (struct jw_captured){.kind = object ? JW_OBJECT : JW_ARRAY});
     if (!object && at.select == SEL_PART)
         at.select = SEL_NONE; /* a path does not go through an array */
     bool now = at.select == SEL_ALL || w->depth == 0; /* the item itself is always written */

@@ -21,7 +21,6 @@
 #include <stdint.h>
 
 #define JW_MAX_DEPTH 72   /* the codec's table depth (64) plus the item's own levels */
-#define JW_MAX_PATH 256   /* longer paths are neither chosen by a selection nor captured */
 #define JW_MAX_COLUMNS 32 /* a selection's paths past this many are ignored */
 #define JW_MAX_CAPTURES 3
 
@@ -41,9 +40,13 @@ struct jw_captured {
 
 struct jw_level {
     bool object, has_member, emitted;
-    uint8_t select;             /* what of this container's content is written (JW_SEL_*) */
-    uint16_t path_len;          /* the path up to this container; JW_UNTRACKED when too long */
-    uint16_t key_at, key_len;   /* its key inside path (written when it is opened lazily) */
+    uint8_t select;            /* what of this container's content is written */
+    uint8_t captures_below;    /* bits: captured paths that go on below this level */
+    uint32_t columns_below;    /* bits: chosen paths that go on below this level */
+    uint16_t depth_below_item; /* 0 for the item itself */
+    size_t path_len;           /* the length of its dotted path */
+    const char *key;           /* a lazily opened level's key (borrowed from the selection) */
+    uint16_t key_len;
 };
 
 struct jw_path {
@@ -60,14 +63,12 @@ struct jw {
     size_t ncolumns;          /* 0: everything is written */
     struct jw_path capture_path[JW_MAX_CAPTURES];
     size_t ncaptures;
-    size_t track_depth;       /* levels past this many below the item keep no path */
     /* the item being written */
     struct jw_captured captured[JW_MAX_CAPTURES];
     struct jw_level level[JW_MAX_DEPTH];
     size_t depth;
     const char *key;
     size_t key_len;
-    char path[JW_MAX_PATH];
 };
 
 /* Chooses the dotted paths of columns ("a,b.c"; borrowed: it must outlive the writer). */

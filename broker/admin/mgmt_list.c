@@ -16,11 +16,13 @@
 #define MAX_PAGE_SIZE 500
 #define DEFAULT_PAGE_SIZE 100
 
-enum { KEY_FIRST, KEY_SECOND, KEY_NAME }; /* the writer's captures */
+/* The writer's captures: the sort key (default: the vhost) and the name, which the default
+ * order uses as its second key and the ?name filter tests. */
+enum { KEY_SORT, KEY_NAME, KEYS };
 
 struct list_item {
     size_t at, len; /* its text in w.out */
-    struct jw_captured key[JW_MAX_CAPTURES];
+    struct jw_captured key[KEYS];
     size_t index; /* keeps the sort stable */
 };
 
@@ -33,6 +35,7 @@ struct mgmt_listing {
     struct list_item *items;
     size_t n, cap;
     size_t item_at; /* where the item being written starts */
+    bool by_name;   /* the default order: vhost, then name */
 };
 
 void mgmt_list_free(struct mgmt_listing *l)
@@ -56,8 +59,9 @@ void mgmt_list_start(struct mgmt_call *call)
     if (sort && !*sort)
         sort = NULL;
     /* RabbitMQ's default order is vhost, then name. */
-    const char *captures[JW_MAX_CAPTURES] = {sort ? sort : "vhost", sort ? NULL : "name", "name"};
-    jw_capture(&l->w, captures, JW_MAX_CAPTURES);
+    const char *captures[KEYS] = {sort ? sort : "vhost", "name"};
+    jw_capture(&l->w, captures, KEYS);
+    l->by_name = !sort;
     l->w.out.data = malloc(text_hint);
     l->items = malloc(items_hint * sizeof *l->items);
     if (l->w.out.data && l->items) {
@@ -121,6 +125,7 @@ void mgmt_list(struct mgmt_call *call, json_t *items)
 
 static const char *sort_strings; /* the listing's captured strings, for compare_items */
 static int sort_sign;
+static int sort_keys; /* 1: the sort key; 2: then the name */
 
 static int compare_captured(const struct jw_captured *a, const struct jw_captured *b)
 {
@@ -146,7 +151,7 @@ static int compare_captured(const struct jw_captured *a, const struct jw_capture
 static int compare_items(const void *pa, const void *pb)
 {
     const struct list_item *a = *(const struct list_item *const *)pa, *b = *(const struct list_item *const *)pb;
-    for (int k = KEY_FIRST; k <= KEY_SECOND; k++) {
+    for (int k = KEY_SORT; k < sort_keys; k++) {
         int c = compare_captured(&a->key[k], &b->key[k]);
         if (c != 0)
             return c * sort_sign;
@@ -238,6 +243,7 @@ void mgmt_list_finish(struct mgmt_call *call)
     const char *reverse = mgmt_query(call, "sort_reverse");
     sort_strings = l->w.strings.data;
     sort_sign = reverse && strcmp(reverse, "true") == 0 ? -1 : 1;
+    sort_keys = l->by_name ? 2 : 1;
     qsort(order, l->n, sizeof *order, compare_items);
 
     struct jw_text out = {0};
