@@ -31,9 +31,26 @@ bool jw_text_append(struct jw_text *t, const char *s, size_t len)
         t->data = grown;
         t->cap = cap;
     }
-    if (len)
+    if (len && s)
         memcpy(t->data + t->len, s, len);
     t->len += len;
+    return true;
+}
+
+/* Room for len more bytes in out (false, and the writer failed, when there is none). */
+static inline bool room(struct jw *w, size_t len)
+{
+    struct jw_text *t = &w->out;
+    if (t->cap - t->len >= len)
+        return true;
+    if (w->failed)
+        return false;
+    size_t at = t->len;
+    if (!jw_text_append(t, NULL, len)) {
+        w->failed = true;
+        return false;
+    }
+    t->len = at;
     return true;
 }
 
@@ -62,9 +79,13 @@ static void put_string(struct jw *w, const char *s, size_t len)
     while (i < len && plain_ascii(u[i]))
         i++;
     if (i == len) { /* names and keys: nothing to escape */
-        put(w, "\"", 1);
-        put(w, s, len);
-        put(w, "\"", 1);
+        if (room(w, len + 2)) {
+            char *o = w->out.data + w->out.len;
+            o[0] = '"';
+            memcpy(o + 1, s, len);
+            o[len + 1] = '"';
+            w->out.len += len + 2;
+        }
         return;
     }
     bool valid = utf8_valid(u + i, len - i);
@@ -413,7 +434,7 @@ void jw_json(struct jw *w, const json_t *v)
         json_t *member;
         jw_object_begin(w);
         json_object_foreach((json_t *)v, k, member) {
-            jw_key(w, k);
+            jw_keyn(w, k, strlen(k));
             jw_json(w, member);
         }
         jw_object_end(w);
