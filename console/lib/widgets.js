@@ -41,7 +41,7 @@ export function publishForm(vhost, x, queue) {
     async onSubmit(v) {
       const properties = {...v.properties, delivery_mode: Number(v.delivery_mode)};
       if (Object.keys(v.headers).length) properties.headers = v.headers;
-      const answer = await post(exchangePath(vhost, queue === undefined ? x : ''), {
+      const answer = await post(exchangePath(vhost, queue === undefined ? x : '', 'publish'), {
         routing_key: queue === undefined ? v.routing_key : queue,
         properties,
         payload: v.payload,
