@@ -32,6 +32,42 @@ function bindingLabel(b, type) {
   return b.routing_key === '' ? '""' : b.routing_key;
 }
 
+// A point of the cubic from p0 to p3 with control points p1, p2, at t.
+function cubicAt([p0, p1, p2, p3], t) {
+  const u = 1 - t;
+  return [0, 1].map((k) => u * u * u * p0[k] + 3 * u * u * t * p1[k] + 3 * u * t * t * p2[k] + t * t * t * p3[k]);
+}
+
+// The SVG path of an edge and where its label goes. Forward edges run from the source's right
+// side to the target's left side through their waypoints (curves between columns, straight
+// across a waypoint), the label on the last curve, near the target, where edges fanning out
+// of one exchange have come apart. An edge to the same column loops out to the right, one
+// to an earlier column (a cycle) runs from the source's left side to the target's right.
+function edgePath(points, from, to) {
+  const half = NODE_HEIGHT / 2;
+  let curves;
+  if (to.x > from.x) {
+    curves = [];
+    let d = `M ${points[0].x} ${points[0].y}`;
+    for (let i = 1; i < points.length; i++) {
+      const p = points[i - 1], q = points[i];
+      if (i % 2 === 0) { d += ` L ${q.x} ${q.y}`; continue; }
+      const bend = Math.max(60, Math.abs(q.x - p.x) / 2);
+      const c = [[p.x, p.y], [p.x + bend, p.y], [q.x - bend, q.y], [q.x, q.y]];
+      curves.push(c);
+      d += ` C ${c[1][0]} ${c[1][1]}, ${c[2][0]} ${c[2][1]}, ${c[3][0]} ${c[3][1]}`;
+    }
+    const [x, y] = cubicAt(curves[curves.length - 1], 0.7);
+    return {d, label: [x, y]};
+  }
+  const y1 = from.y + half, y2 = to.y + half + (from === to ? 8 : 0);
+  const c = to.x === from.x
+    ? [[from.x + NODE_WIDTH, y1 - (from === to ? 8 : 0)], [from.x + NODE_WIDTH + 70, y1], [to.x + NODE_WIDTH + 70, y2], [to.x + NODE_WIDTH, y2]]
+    : [[from.x, y1], [from.x - 70, y1], [to.x + NODE_WIDTH + 70, y2], [to.x + NODE_WIDTH, y2]];
+  const [x, y] = cubicAt(c, 0.5);
+  return {d: `M ${c[0][0]} ${c[0][1]} C ${c[1][0]} ${c[1][1]}, ${c[2][0]} ${c[2][1]}, ${c[3][0]} ${c[3][1]}`, label: [x, y]};
+}
+
 export default async function topology(main, ctx) {
   let vhost = ctx.vhost() || (ctx.vhosts.includes('/') ? '/' : ctx.vhosts[0]);
   if (vhost === undefined) {
@@ -130,21 +166,10 @@ export default async function topology(main, ctx) {
     const {positions, routes, width, height} = layout(nodes, edges);
     const routed = (e) => current && (e.alternate ? current.alternates.some((a) => 'ae:' + a.from === e.id) : current.bindings.has(e.id));
     const edgeEls = edges.map((e) => {
-      // Curves between columns (horizontal at both ends), straight across a waypoint.
-      const points = routes.get(e.id);
-      let d = `M ${points[0].x} ${points[0].y}`;
-      for (let i = 1; i < points.length; i++) {
-        const p = points[i - 1], q = points[i];
-        if (i % 2 === 0) { d += ` L ${q.x} ${q.y}`; continue; }
-        const bend = Math.max(60, Math.abs(q.x - p.x) / 2);
-        d += ` C ${p.x + bend} ${p.y}, ${q.x - bend} ${q.y}, ${q.x} ${q.y}`;
-      }
-      // The first curve's middle (t = 1/2 of the cubic) carries the label.
-      const [p, q] = points;
-      const bend = Math.max(60, Math.abs(q.x - p.x) / 2);
-      const mx = (p.x + 3 * (p.x + bend) + 3 * (q.x - bend) + q.x) / 8, my = (p.y + q.y) / 2;
+      const {d, label} = edgePath(routes.get(e.id), positions.get(e.from), positions.get(e.to));
+      const [mx, my] = label;
       return svg('g', {class: ['edge', e.alternate && 'alternate', routed(e) && 'hit'], dataset: {edge: e.id}},
-        svg('path', {d, 'marker-end': 'url(#arrow)'}),
+        svg('path', {d, 'marker-end': routed(e) ? 'url(#arrow-hit)' : 'url(#arrow)'}),
         e.label ? svg('text', {x: mx, y: my - 4, 'text-anchor': 'middle'}, short(e.label)) : null,
         svg('title', null, `${e.from.slice(2) || '(AMQP default)'} → ${e.to.slice(2)}${e.label ? ': ' + e.label : ''}`));
     });
@@ -162,8 +187,9 @@ export default async function topology(main, ctx) {
     });
     fill(picture, svg('svg', {class: ['topology', current && 'routing'], width, height, viewBox: `0 0 ${width} ${height}`,
       role: 'img', 'aria-label': `Bindings of ${vhost}`},
-      svg('defs', null, svg('marker', {id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse'},
-        svg('path', {d: 'M 0 0 L 10 5 L 0 10 z'}))),
+      svg('defs', null, ['arrow', 'arrow-hit'].map((id) => svg('marker', {id, viewBox: '0 0 10 10', refX: 10, refY: 5,
+        markerWidth: 8, markerHeight: 8, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse'},
+      svg('path', {d: 'M 0 0 L 10 5 L 0 10 z'})))),
       svg('g', {class: 'edges'}, edgeEls), svg('g', {class: 'nodes'}, nodeEls)));
   }
 
