@@ -34,7 +34,6 @@ export function publishForm(vhost, x, queue) {
     {name: 'payload_encoding', label: 'Payload encoding', type: 'select',
       options: [['string', 'String (UTF-8)'], ['base64', 'Base64']], value: 'string'});
   return form({
-    title: queue === undefined ? 'Publish a message' : 'Publish a message to this queue',
     cls: 'publish',
     fields,
     submitLabel: 'Publish message',
@@ -96,7 +95,6 @@ export function bindForm(vhost, {source, queue, exchanges = []}, onChange) {
   }
   fields.push({name: 'routing_key', label: 'Routing key'}, {name: 'arguments', label: 'Arguments', type: 'args', hints: BINDING_ARGUMENTS});
   const el = form({
-    title: queue !== undefined ? 'Bind this queue to an exchange' : 'Add a binding from this exchange',
     fields,
     submitLabel: 'Bind',
     async onSubmit(v) {

@@ -110,7 +110,7 @@ const mode = (c) => [c.confirm && 'C', c.transactional && 'T'].filter(Boolean).j
 function channelTable(list) {
   return h('div', {class: 'table-scroll'}, h('table', {class: 'list'},
     h('thead', null, h('tr', null, ['Channel', 'Mode', 'Consumers', 'Prefetch', 'Unacked', 'Publish', 'Deliver', 'Ack']
-      .map((t) => h('th', null, t)))),
+      .map((t, i) => h('th', {class: i > 1 ? 'n' : null}, t)))),
     h('tbody', null, list.length ? list.map((c) => h('tr', null,
       h('td', null, c.name), h('td', null, mode(c)), h('td', {class: 'n'}, num(c.consumer_count)),
       h('td', {class: 'n'}, num(c.prefetch_count)), h('td', {class: 'n'}, num(c.messages_unacknowledged)),

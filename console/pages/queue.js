@@ -129,7 +129,7 @@ export default async function queue(main, ctx, vhost, name) {
       .map((c) => [c.name, c]));
     fill(consumers, h('div', {class: 'table-scroll'}, h('table', {class: 'list'},
       h('thead', null, h('tr', null, ['Channel', 'Consumer tag', 'Ack required', 'Prefetch', 'Channel unacked',
-        'Exclusive', 'Arguments'].map((t) => h('th', null, t)))),
+        'Exclusive', 'Arguments'].map((t, i) => h('th', {class: i === 3 || i === 4 ? 'n' : null}, t)))),
       h('tbody', null, list.map((c) => {
         const d = c.channel_details || {};
         const ch = channels.get(d.name);
