@@ -93,7 +93,6 @@ function makeContext(who) {
 async function show() {
   if (!ctx) return;
   stopPage();
-  const path = decodeURI(location.hash.replace(/^#\/?/, '')).replace(/\/$/, '');
   const raw = location.hash.replace(/^#\/?/, '').replace(/\/$/, '');
   const main = $('main');
   main.replaceChildren();
@@ -103,7 +102,12 @@ async function show() {
     if (!m) continue;
     for (const a of $('nav').querySelectorAll('a')) a.classList.toggle('active', a.dataset.section === section);
     main.dataset.page = section;
-    const params = m.slice(1).map((s) => (s === undefined ? undefined : decodeURIComponent(s)));
+    let params;
+    try {
+      params = m.slice(1).map((s) => (s === undefined ? undefined : decodeURIComponent(s)));
+    } catch {
+      break; // a malformed %-escape: no such page
+    }
     try {
       await page(main, ctx, ...params);
     } catch (err) {
@@ -111,7 +115,7 @@ async function show() {
     }
     return;
   }
-  main.append(h('div', {class: 'problem', role: 'alert'}, `There is no page "${path}".`));
+  main.append(h('div', {class: 'problem', role: 'alert'}, `There is no page "#/${raw}".`));
 }
 
 async function loadVhosts() {

@@ -71,8 +71,8 @@ export default async function overview(main, ctx) {
     queuedChart.update([ready, gaugePoints(q.messages_unacknowledged_details)]);
     const stats = o.message_stats || {};
     ratesChart.update(RATES.map(([key]) => ratePoints(stats[key + '_details'], ready)));
-    const span = ready.length > 1 ? duration(ready[ready.length - 1].x - ready[0].x) : 'no';
-    status.textContent = `${span} of history, sampled every ${duration(o.statistics_interval_ms)}; ` +
+    const span = ready.length > 1 ? `${duration(ready[ready.length - 1].x - ready[0].x)} of history` : 'Collecting history';
+    status.textContent = `${span}, sampled every ${duration(o.statistics_interval_ms)}; ` +
       `updated every ${duration(ctx.pollMs)}. ${o.product_name} ${o.product_version} ` +
       `(RabbitMQ API ${o.rabbitmq_version}).`;
 
@@ -82,7 +82,9 @@ export default async function overview(main, ctx) {
         h('div', {class: 'fact'}, h('span', {class: 'fact-label'}, 'Name'), n.name),
         h('div', {class: 'fact'}, h('span', {class: 'fact-label'}, 'Version'), `${o.product_name} ${o.product_version}`),
         h('div', {class: 'fact'}, h('span', {class: 'fact-label'}, 'Uptime'), duration(n.uptime)),
-        gauge('Memory', n.mem_used, n.mem_limit, bytes, n.mem_alarm),
+        // Warren's memory alarm compares the messages' memory with the watermark (mem_limit).
+        gauge('Message memory', n.message_memory_bytes, n.mem_limit, bytes, n.mem_alarm),
+        h('div', {class: 'fact'}, h('span', {class: 'fact-label'}, 'Resident memory'), bytes(n.mem_used)),
         h('div', {class: ['fact', n.disk_free_alarm && 'alarmed']}, h('span', {class: 'fact-label'}, 'Disk free'),
           `${bytes(n.disk_free)} (alarm below ${bytes(n.disk_free_limit)})`),
         gauge('File descriptors', n.fd_used, n.fd_total, num),

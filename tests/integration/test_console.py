@@ -264,6 +264,35 @@ class ConsoleTest(unittest.TestCase):
         self.b.wait_text(".facts", "monitoring and administrator users")  # no node details
         self.shot("management-overview")
 
+    def test_memory_alarm_is_shown_on_every_page_until_it_clears(self):
+        fd, config = tempfile.mkstemp(prefix="warren-console-alarm-", suffix=".conf")
+        with os.fdopen(fd, "w") as f:
+            f.write("memory_high_watermark = 2000000\n")  # 2 MB of messages
+        broker = harness.Broker(management=True, extra_args=["--config", config]).start()
+        try:
+            def api(method, path, body=None):
+                return broker.http_request(method, "/api" + path, body)
+            api("PUT", "/queues/%2F/heavy", {})
+            for _ in range(30):  # 3 MB
+                api("POST", "/exchanges/%2F/amq.default/publish", {"routing_key": "heavy", "properties": {},
+                                                                   "payload": "x" * 100000, "payload_encoding": "string"})
+            self.wait_for(lambda: api("GET", "/health/checks/alarms")[0] == 503, "no memory alarm")
+            self.b.base_url = "http://127.0.0.1:%d" % broker.management_port
+            self.b.login("guest", "guest")
+            self.b.wait_text("#alarms", "Memory alarm")
+            self.b.wait_text(".fact.alarmed", "Message memory")
+            self.shot("alarm")
+            self.b.go("queues")
+            self.assertTrue(self.b.wait_visible("#alarms").is_displayed())
+            api("DELETE", "/queues/%2F/heavy/contents")
+            self.b.wait(lambda d: not self.b.find("#alarms")[0].is_displayed(), "the banner stayed", timeout=30)
+            # The health check's 503 is how the page learns of alarms.
+            self.assertEqual(self.b.severe(allowed=("/api/health/checks/alarms - Failed to load resource",)), [])
+        finally:
+            self.b.base_url = self.base
+            broker.stop()
+            os.unlink(config)
+
     # ---- queues ---------------------------------------------------------------------------------
 
     def test_queue_declared_over_amqp_shows_its_depth(self):
