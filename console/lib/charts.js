@@ -42,7 +42,8 @@ export function lineChart(canvas, series, kind = 'count') {
         borderColor: COLORS[i % COLORS.length],
         backgroundColor: COLORS[i % COLORS.length],
         borderWidth: 2,
-        pointRadius: 0,
+        // No dots on a line, but a lone sample (a new queue's first rate) must still show.
+        pointRadius: (c) => (c.dataset.data.length < 3 ? 3 : 0),
         pointHitRadius: 6,
         tension: 0.25,
       })),
@@ -79,8 +80,10 @@ export function lineChart(canvas, series, kind = 'count') {
     update(pointsPerSeries) {
       if (destroyed) return;
       const xs = pointsPerSeries.flat().map((p) => p.x);
-      chart.options.scales.x.min = xs.length ? Math.min(...xs) : undefined;
-      chart.options.scales.x.max = xs.length ? Math.max(...xs) : undefined;
+      const last = xs.length ? Math.max(...xs) : undefined;
+      // One sample alone still needs an axis of some width to be drawn on.
+      chart.options.scales.x.min = xs.length ? Math.min(Math.min(...xs), last - 5000) : undefined;
+      chart.options.scales.x.max = last;
       pointsPerSeries.forEach((points, i) => {
         const dataset = chart.data.datasets[i];
         dataset.data = points;

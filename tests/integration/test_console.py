@@ -239,10 +239,10 @@ class ConsoleTest(unittest.TestCase):
             rows = self.b.wait_table("queues")
             self.assertTrue(any("team-only" in r for r in rows), rows)  # every vhost
             self.assert_read_only("queues/team/team-only", "[data-tile=ready]")
+            self.shot("monitoring-queue")
             self.assert_read_only("exchanges/%2F/amq.direct", "main .facts .fact")
             self.assert_read_only("connections", '[data-table="connections"][data-state="ready"]')
             self.assertTrue(self.b.wait_table("connections")[0].startswith("127.0.0.1"))  # sees guest's
-            self.shot("monitoring-queue")
             self.b.go("admin")
             self.b.wait_text("main .problem", "administrator and policymaker")
         finally:
@@ -631,6 +631,8 @@ class ConsoleTest(unittest.TestCase):
         lit = self.b.script("return [...document.querySelectorAll('svg.topology .node.hit')].map(n => n.dataset.node)")
         self.assertEqual(sorted(lit), sorted(["x:t", "x:h", "q:qh-all", "q:qh-any"]))
         self.assertEqual(len(self.b.find("svg.topology .edge.hit")), 3)
+        self.b.driver.set_window_size(1366, 1500)  # the picture and the answer in one shot
+        self.b.script("window.scrollTo(0, 0)")
         self.shot("topology-route")
         Select(self.b.find(".route-form select[name=exchange]")[0]).select_by_value("with-ae")
         self.b.find(".route-form input[name=routing_key]")[0].clear()
