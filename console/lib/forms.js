@@ -2,7 +2,7 @@
 // the console makes starts from a form here or a confirmed button; the API's answer (or its
 // reason for refusing) is shown next to it.
 
-import {h, fill} from './dom.js';
+import {h} from './dom.js';
 
 let fieldCounter = 0;
 
@@ -227,4 +227,3 @@ export function problem(text) {
   return h('div', {class: 'problem', role: 'alert'}, text);
 }
 
-export {fill};

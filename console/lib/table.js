@@ -20,8 +20,7 @@ function loadState(id, defaults) {
 // sorts high to low, render(item) -> node or text, cls}]. load(params) returns the API's
 // paged answer {items, filtered_count, total_count, page, page_count}. Returns {element,
 // refresh(), destroy()}; the caller runs refresh() (once, or every few seconds).
-export function pagedTable({id, columns, load, defaultSort = {sort: 'name', reverse: false}, empty = 'Nothing here.',
-  tools = []}) {
+export function pagedTable({id, columns, load, defaultSort = {sort: 'name', reverse: false}, empty = 'Nothing here.'}) {
   const state = loadState(id, {page: 1, pageSize: 100, name: '', regex: false, ...defaultSort});
   const save = () => sessionStorage.setItem('warren.table.' + id, JSON.stringify(state));
   let sequence = 0;
@@ -39,8 +38,7 @@ export function pagedTable({id, columns, load, defaultSort = {sort: 'name', reve
   const body = h('tbody');
   const pager = h('nav', {class: 'pager', 'aria-label': 'Pages'});
   const element = h('div', {class: 'table-block', dataset: {table: id, state: 'loading'}},
-    h('div', {class: 'table-tools'}, filter, h('label', {class: 'inline'}, regex, ' Regex'), size, counter, tools,
-      message),
+    h('div', {class: 'table-tools'}, filter, h('label', {class: 'inline'}, regex, ' Regex'), size, counter, message),
     h('div', {class: 'table-scroll'}, h('table', {class: 'list'}, h('thead', null, head), body)),
     pager);
 

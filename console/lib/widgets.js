@@ -2,7 +2,7 @@
 // binding lists with unbind, the bind form, and the feature marks of a queue or exchange.
 
 import {apiPath, del, exchangePath, post} from './api.js';
-import {h, fill, link, exchangeLabel, exchangeLink, tableView} from './dom.js';
+import {h, link, exchangeLabel, exchangeLink, tableView} from './dom.js';
 import {actionButton, form} from './forms.js';
 import {ARGUMENT_MARKS, BINDING_ARGUMENTS, PROPERTIES} from './hints.js';
 
@@ -110,4 +110,3 @@ export function bindForm(vhost, {source, queue, exchanges = []}, onChange) {
   return el;
 }
 
-export {fill};
