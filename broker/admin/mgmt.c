@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "console_http.h"
 #include "log.h"
 #include "mgmt_internal.h"
 #include "server.h"
@@ -400,6 +401,11 @@ static void answer(struct mgmt_call *call, struct http_response *res)
 void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_response *res)
 {
     struct mgmt *mgmt = ctx;
+    /* Outside /api: the web console's files, for anyone (the page logs in through the API). */
+    if (!console_http_is_api(req->path)) {
+        console_http_answer(req, res);
+        return;
+    }
     static char allow[64];
     struct mgmt_call call = {
         .mgmt = mgmt,

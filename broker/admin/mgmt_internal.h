@@ -161,7 +161,7 @@ enum { MGMT_STATS_QUEUE = 1, MGMT_STATS_EXCHANGE = 2, MGMT_STATS_CHANNEL = 4 };
 json_t *mgmt_message_stats(const struct introspect_message_stats *stats, const struct introspect_rates *rates,
                            unsigned kind);
 /* When the request asks for history (?msg_rates_age/msg_rates_incr, ?lengths_age/lengths_incr,
- * ms), adds "samples", "avg" and "avg_rate" to the *_details of message_stats (may be NULL) and
+ * in seconds as in RabbitMQ), adds "samples", "avg" and "avg_rate" to the *_details of message_stats (may be NULL) and
  * of lengths (an object with messages, messages_ready, messages_unacknowledged; may be NULL). */
 void mgmt_add_history(const struct mgmt_call *call, enum introspect_history_kind kind, const char *vhost,
                       struct proto_bytes queue, json_t *message_stats, json_t *lengths);

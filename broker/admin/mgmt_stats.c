@@ -1,6 +1,7 @@
 /* broker/admin/mgmt_stats.c: the broker's counters as RabbitMQ's management API shows them:
  * `message_stats: {publish: N, publish_details: {rate: R}, ...}` and, when the request asks
- * with ?msg_rates_age=&msg_rates_incr= or ?lengths_age=&lengths_incr= (milliseconds),
+ * with ?msg_rates_age=&msg_rates_incr= or ?lengths_age=&lengths_incr= (seconds, as RabbitMQ's
+ * API and its web console send them),
  * `samples: [{sample, timestamp}, ...]` (newest first) with `avg` and `avg_rate`, from the
  * sampler's history (introspect_history: one sample per tick, five minutes kept). */
 #include <stdlib.h>
@@ -159,14 +160,17 @@ static void on_history(const struct introspect_sample *samples, size_t count, vo
     }
 }
 
+/* The age and increment the query asks for, in ms. RabbitMQ takes both in seconds
+ * (rabbit_mgmt_util:range multiplies by 1000): its console asks ?lengths_age=600&lengths_incr=5
+ * for "the last ten minutes, every five seconds". */
 static bool query_ms(const struct mgmt_call *call, const char *age_key, const char *incr_key, uint64_t *age,
                      uint64_t *incr)
 {
     const char *a = mgmt_query(call, age_key), *i = mgmt_query(call, incr_key);
     if (!a)
         return false;
-    *age = strtoull(a, NULL, 10);
-    *incr = i ? strtoull(i, NULL, 10) : 0;
+    *age = strtoull(a, NULL, 10) * 1000;
+    *incr = i ? strtoull(i, NULL, 10) * 1000 : 0;
     return true;
 }
 

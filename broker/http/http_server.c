@@ -114,12 +114,12 @@ static bool peer_address(struct MHD_Connection *connection, char *out, size_t ca
 
 static enum MHD_Result respond(struct MHD_Connection *connection, struct http_response *res)
 {
-    struct MHD_Response *response =
-        MHD_create_response_from_buffer(res->body_len, res->body ? res->body : (char *)"", res->body
-                                                                                             ? MHD_RESPMEM_MUST_FREE
-                                                                                             : MHD_RESPMEM_PERSISTENT);
+    bool owned = res->body && !res->static_body;
+    struct MHD_Response *response = MHD_create_response_from_buffer(
+        res->body_len, res->body ? res->body : (char *)"", owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!response) {
-        free(res->body);
+        if (owned)
+            free(res->body);
         return MHD_NO;
     }
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -130,6 +130,8 @@ static enum MHD_Result respond(struct MHD_Connection *connection, struct http_re
         MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, res->allow);
     if (res->status == 401 && res->ask_credentials)
         MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"RabbitMQ Management\"");
+    for (const char *const *h = res->headers; h && h[0] && h[1]; h += 2)
+        MHD_add_response_header(response, h[0], h[1]);
     enum MHD_Result rc = MHD_queue_response(connection, res->status, response);
     MHD_destroy_response(response);
     return rc;
@@ -162,6 +164,7 @@ static bool with_request(struct http_server *server, struct MHD_Connection *conn
         .loopback = loopback,
         .ajax = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Requested-With") != NULL,
         .reason = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Reason"),
+        .if_none_match = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH),
     };
     bool admitted = true;
     if (admission)

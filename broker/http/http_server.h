@@ -34,16 +34,21 @@ struct http_request {
     bool loopback;        /* peer is a loopback address (net_format_address's rule, as for AMQP) */
     bool ajax;            /* "X-Requested-With" was sent: a 401 must not make a browser prompt */
     const char *reason;   /* the "X-Reason" header, NULL when absent */
+    const char *if_none_match; /* the "If-None-Match" header (a cached file's ETag), NULL when absent */
 };
 
-/* What the handler answers. body is malloc'd and taken over by the server (NULL: empty). */
+/* What the handler answers. body is malloc'd and taken over by the server (NULL: empty),
+ * unless static_body says it lives as long as the program (a file embedded in the binary):
+ * then it is sent as it is, neither copied nor freed. */
 struct http_response {
     unsigned status;
     char *body;
     size_t body_len;
+    bool static_body;
     const char *content_type;  /* a static string; NULL: "application/json" */
     const char *allow;         /* for 405: the methods the resource takes ("GET, PUT") */
     bool ask_credentials;      /* 401: add WWW-Authenticate: Basic */
+    const char *const *headers; /* static extra headers: name, value, ..., NULL; NULL: none */
 };
 
 typedef void (*http_handler_fn)(void *ctx, const struct http_request *req, struct http_response *res);

@@ -42,10 +42,15 @@ static int route_sender_keys(struct vhost *vhost, const struct exchange *x, cons
 }
 
 /* Routes through x into out; exchanges reached by e2e bindings are expanded breadth-first,
- * each at most once (vhost->visited), so binding cycles terminate. */
+ * each at most once (vhost->visited), so binding cycles terminate. The message's headers are
+ * decoded only when a headers exchange is on the path, whether first, reached by an e2e
+ * binding or as an alternate exchange (so most publishes never decode them, and a headers
+ * exchange behind a fanout still sees them, as in RabbitMQ). */
 static int route_exchange(struct vhost *vhost, struct exchange *x, const struct message *msg,
-                          struct proto_bytes headers, struct route_set *out)
+                          struct route_set *out)
 {
+    struct proto_bytes headers = {NULL, 0};
+    bool headers_decoded = false;
     if (x->name_len == 0) {
         struct queue *q = vhost_find_queue(vhost, msg->routing_key);
         if (q && route_set_add(out, q) < 0)
@@ -58,6 +63,10 @@ static int route_exchange(struct vhost *vhost, struct exchange *x, const struct 
         struct exchange *cur = vhost->visited.items[i];
         size_t before = out->count;
         route_set_clear(&vhost->scratch);
+        if (cur->kind == ROUTER_HEADERS && !headers_decoded) {
+            headers = message_headers(msg);
+            headers_decoded = true;
+        }
         if (router_route(cur->router, msg->routing_key, headers, &vhost->scratch) != 0)
             return -1;
         if (msg->sender_keys.len && route_sender_keys(vhost, cur, msg, headers, &vhost->scratch) != 0)
@@ -118,8 +127,7 @@ int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct 
     if (x->internal)
         return reply_fail(err, SPEC_ACCESS_REFUSED, SPEC_BASIC_PUBLISH,
                           "cannot publish to internal exchange '%s' in vhost '%s'", x->name, vhost->name);
-    struct proto_bytes headers = x->kind == ROUTER_HEADERS ? message_headers(msg) : (struct proto_bytes){0};
-    if (route_exchange(vhost, x, msg, headers, out) != 0)
+    if (route_exchange(vhost, x, msg, out) != 0)
         return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory while routing");
     /* Two increments on a struct routing just read (RabbitMQ counts publish_out per queue). */
     x->stats.publish_in++;
@@ -381,8 +389,7 @@ void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int 
     copy->dead_letter_round = stamp;
     struct route_set targets = {0};
     struct proto_bytes headers = message_headers(copy);
-    struct proto_bytes route_headers = x->kind == ROUTER_HEADERS ? headers : (struct proto_bytes){0};
-    if (route_exchange(vhost, x, copy, route_headers, &targets) != 0)
+    if (route_exchange(vhost, x, copy, &targets) != 0)
         targets.count = 0;
     x->stats.publish_in++;
     x->stats.publish_out += targets.count;

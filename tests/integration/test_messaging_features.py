@@ -427,6 +427,20 @@ class ExchangeRoutingTest(MessagingTestCase):
         self.assertEqual(self.drain_bodies(alternate_queue), ["unrouted"])
         self.assertEqual(returned, [])  # routed by the alternate exchange: no basic.return
 
+    def test_headers_exchange_behind_an_exchange_binding_or_an_alternate_sees_the_headers(self):
+        # The headers are the message's wherever on the path the headers exchange stands, not
+        # only when it is the exchange published to.
+        matching = self.exchange("headers", auto_delete=True)
+        front = self.exchange("fanout", auto_delete=True)
+        self.channel.exchange_bind(matching, front)
+        main = self.exchange("direct", auto_delete=True, arguments={"alternate-exchange": matching})
+        queue = self.queue()
+        self.channel.queue_bind(queue, matching, "", arguments={"x-match": "all", "k": "v"})
+        self.channel.basic_publish(front, "", b"through e2e", pika.BasicProperties(headers={"k": "v"}))
+        self.channel.basic_publish(main, "nothing bound", b"as alternate", pika.BasicProperties(headers={"k": "v"}))
+        self.channel.basic_publish(front, "", b"no match", pika.BasicProperties(headers={"k": "w"}))
+        self.assertEqual(self.drain_bodies(queue), ["through e2e", "as alternate"])
+
     def test_missing_alternate_exchange_leaves_the_message_unroutable(self):
         main = self.exchange("direct", auto_delete=True,
                              arguments={"alternate-exchange": unique("missing")})

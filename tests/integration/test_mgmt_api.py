@@ -136,7 +136,8 @@ class ManagementApi(unittest.TestCase):
     # ---- status codes -----------------------------------------------------------------------
 
     def test_unknown_path_is_404_json(self):
-        for path in ("/api/nothing-here", "/api/users/a/b/c/d", "/elsewhere", "/api/vhosts/nosuch/permissions"):
+        # (a path outside /api is the web console's: a plain 404 there, test_console)
+        for path in ("/api/nothing-here", "/api/users/a/b/c/d", "/api/vhosts/nosuch/permissions"):
             status, body = self.call("GET", path)
             self.assertEqual(status, 404, path)
             self.assertEqual(body, {"error": "Object Not Found", "reason": "Not Found"})
@@ -265,7 +266,8 @@ class ManagementApi(unittest.TestCase):
             self.assertEqual((status, me["tags"]), (200, ["monitoring"]))
         finally:
             restarted.terminate()
-            type(self).broker = harness.Broker(management=True, extra_args=["--data-dir", os.path.join(data_dir, "data")])
+            type(self).broker = harness.Broker(management=True, extra_args=["--data-dir", os.path.join(data_dir, "data"),
+                                                                            "--collect_statistics_interval", "200"])
             type(self).broker.start()
 
     # ---- figures ---------------------------------------------------------------------------------
@@ -284,7 +286,8 @@ class ManagementApi(unittest.TestCase):
         got = sum(1 for _ in range(4) if ch.basic_get(q, auto_ack=True)[0] is not None)
         self.assertEqual(got, 4)
         time.sleep(0.6)  # a few sampler ticks
-        _, after = self.call("GET", "/api/overview?lengths_age=60000&lengths_incr=200&msg_rates_age=60000&msg_rates_incr=200")
+        # ages and increments in seconds, as RabbitMQ's API and console send them
+        _, after = self.call("GET", "/api/overview?lengths_age=60&lengths_incr=1&msg_rates_age=60&msg_rates_incr=1")
         conn.close()
         delta = lambda key: after["message_stats"][key] - before["message_stats"].get(key, 0)
         self.assertEqual(delta("publish"), 11)
@@ -294,6 +297,14 @@ class ManagementApi(unittest.TestCase):
         self.assertGreaterEqual(after["queue_totals"]["messages_ready"], 6)
         self.assertTrue(after["queue_totals"]["messages_details"]["samples"])
         self.assertTrue(after["message_stats"]["publish_details"]["samples"])
+        # seconds, not ms: two seconds of a 200 ms sampler hold several samples, one a second fewer
+        _, recent = self.call("GET", "/api/overview?lengths_age=2")
+        stamps = [s["timestamp"] for s in recent["queue_totals"]["messages_details"]["samples"]]
+        self.assertGreaterEqual(len(stamps), 2)
+        self.assertLessEqual(stamps[0] - stamps[-1], 2000)
+        _, sparse = self.call("GET", "/api/overview?lengths_age=60&lengths_incr=1")
+        stamps = [s["timestamp"] for s in sparse["queue_totals"]["messages_details"]["samples"]]
+        self.assertTrue(all(a - b >= 1000 for a, b in zip(stamps, stamps[1:])), stamps)
         self.assertGreaterEqual(after["churn_rates"]["connection_created"], 1)
         status, vhost = self.call("GET", "/api/vhosts/%2F")
         self.assertGreaterEqual(vhost["message_stats"]["publish"], 11)
