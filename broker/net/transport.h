@@ -46,7 +46,8 @@ struct tls_context;
 typedef void (*transport_ready_fn)(struct netconn *conn, void *arg);
 int transport_tls_start(struct netconn *conn, struct tls_context *ctx, transport_ready_fn fn, void *arg);
 /* Drives a handshake in progress from the socket callback. Returns 0 while it goes on (or once
- * it finished and the connection was handed over), -1 when it failed (conn is already dead). */
+ * it finished and the connection was handed over), -1 when it failed (conn is then closing,
+ * after one log line). */
 int transport_tls_handshake(struct netconn *conn);
 
 #endif

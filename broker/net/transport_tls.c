@@ -1,6 +1,8 @@
 /* broker/net/transport_tls.c: TLS on a netconn (GnuTLS), server side: the non-blocking
  * handshake driven by the connection's socket events and cut by a loop timer, the client
  * certificate checks, the identity taken from a verified certificate, and record I/O.
+ * A refused peer gets a fatal alert and a graceful close; one that stays silent is cut by the
+ * handshake timer.
  *
  * Writing: each send call seals one record of up to TLS_RECORD bytes. Several small queued
  * slices (frames) are copied into one shared staging buffer first, so a flush of many frames
@@ -83,13 +85,24 @@ static void on_handshake_timeout(struct event_loop *loop, void *data)
     netconn__dead(conn);
 }
 
+/* After a failed handshake or check: a graceful close (netconn.c: our FIN, then what the peer
+ * still sends is read and dropped until its EOF or the linger timeout), so that the alert
+ * already sent is not destroyed by a reset for unread input. */
+static void close_refused(struct netconn *conn)
+{
+    conn->handshaking = false;
+    loop_timer_cancel(conn->net->loop, conn->handshake_timer);
+    conn->handshake_timer = 0;
+    netconn_close(conn);
+}
+
 /* Logs why conn is refused, tells the peer with a fatal alert (best effort, non-blocking) and
  * closes it. Returns -1 for the caller to pass on. */
 static int refuse(struct netconn *conn, gnutls_alert_description_t alert, const char *why)
 {
     log_warning("TLS connection from %s refused: %s", conn->peer, why);
     gnutls_alert_send(conn->tls->session, GNUTLS_AL_FATAL, alert);
-    netconn__dead(conn);
+    close_refused(conn);
     return -1;
 }
 
@@ -179,12 +192,15 @@ int transport_tls_handshake(struct netconn *conn)
         return 0;
     }
     if (rc < 0) {
-        if (rc == GNUTLS_E_PREMATURE_TERMINATION || rc == GNUTLS_E_PULL_ERROR || rc == GNUTLS_E_PUSH_ERROR)
+        bool gone = rc == GNUTLS_E_PREMATURE_TERMINATION || rc == GNUTLS_E_PULL_ERROR || rc == GNUTLS_E_PUSH_ERROR;
+        if (gone && conn->io.recv_bytes == 0) /* a port probe (load balancer, monitoring) */
+            log_debug("TLS connection from %s closed before a ClientHello", conn->peer);
+        else if (gone)
             log_warning("TLS handshake with %s failed: the peer closed the connection", conn->peer);
         else
             log_warning("TLS handshake with %s failed: %s", conn->peer, gnutls_strerror(rc));
         gnutls_alert_send_appropriate(t->session, rc);
-        netconn__dead(conn);
+        close_refused(conn);
         return -1;
     }
     if (check_peer(conn) < 0)
