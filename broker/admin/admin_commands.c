@@ -125,7 +125,10 @@ static void add_tls_environment(json_t *environment, const struct server *server
              versions == (TLS_VERSION_12 | TLS_VERSION_13) ? "," : "", versions & TLS_VERSION_13 ? "tlsv1.3" : "");
     json_object_set_new(environment, "plain_listener", json_boolean(cfg->plain_listener));
     json_object_set_new(environment, "tls_port", json_integer(server_tls_port(server)));
-    json_object_set_new(environment, "management_tls_port", json_integer(cfg->management_tls_port < 0 ? 0 : cfg->management_tls_port));
+    int32_t https_port = cfg->management_tls_port;
+    if (https_port < 0) /* main.c's default */
+        https_port = server_tls_context(server) && cfg->management_port ? 15671 : 0;
+    json_object_set_new(environment, "management_tls_port", json_integer(https_port));
     json_object_set_new(environment, "tls_certfile", string_or_null(tls->certfile));
     json_object_set_new(environment, "tls_keyfile", string_or_null(tls->keyfile));
     json_object_set_new(environment, "tls_cacertfile", string_or_null(tls->cacertfile));

@@ -10,6 +10,7 @@ owns."""
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -104,7 +105,8 @@ class Tls(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.broker = harness.Broker(tls=True, extra_args=tls_args(extra=["--tls_handshake_timeout", "1000"])).start()
+        cls.broker = harness.Broker(tls=True, management=True,
+                                    extra_args=tls_args(extra=["--tls_handshake_timeout", "1000"])).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -195,6 +197,21 @@ class Tls(unittest.TestCase):
             pika.BlockingConnection(tls_parameters(self.broker, ca="other_ca"))
         assert_alive(self, self.broker)
 
+    def test_management_api_over_https(self):
+        result = subprocess.run(["curl", "-sS", "--fail", "--cacert", certs.path("ca"), "-u", "guest:guest",
+                                 "https://localhost:%d/api/overview" % self.broker.management_tls_port],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+        self.assertEqual(result.returncode, 0, result.stdout)
+        self.assertIn("rabbitmq_version", json.loads(result.stdout))
+        status, out = s_client(self.broker.management_tls_port, "-tls1_2")
+        self.assertEqual(status, 0, out)
+        env = dict(os.environ, OPENSSL_CONF="/dev/null")
+        status, out = s_client(self.broker.management_tls_port, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0", env=env)
+        self.assertNotEqual(status, 0, out)
+        # the plain HTTP port stays as it was
+        status, _ = self.broker.http_get("/api/overview", user="guest", password="guest")
+        self.assertEqual(status, 200)
+
     def test_environment_shows_the_tls_settings(self):
         request = json.dumps({"command": "environment", "args": []}).encode() + b"\n"
         environment = json.loads(harness.admin_request(self.broker, request))["environment"]
@@ -205,6 +222,7 @@ class Tls(unittest.TestCase):
         self.assertEqual(environment["tls_versions"], "tlsv1.2,tlsv1.3")
         self.assertEqual(environment["tls_cert_login_from"], "common_name")
         self.assertTrue(environment["plain_listener"])
+        self.assertEqual(environment["management_tls_port"], self.broker.management_tls_port)
 
 
 class TlsClientCertificateRequired(unittest.TestCase):
@@ -275,15 +293,15 @@ class TlsOnly(unittest.TestCase):
             shutil.copy(os.path.join(certs.dir, name), self.dir)
         args = tls_args()
         args[1], args[3] = os.path.join(self.dir, "server.pem"), os.path.join(self.dir, "server.key")
-        self.broker = harness.Broker(tls=True, plain=False, extra_args=args).start()
+        self.broker = harness.Broker(tls=True, plain=False, management=True, extra_args=args).start()
 
     def tearDown(self):
         self.broker.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def server_organisation(self):
+    def server_organisation(self, port=None):
         ctx = client_context()
-        with socket.create_connection(("127.0.0.1", self.broker.tls_port), timeout=5) as raw:
+        with socket.create_connection(("127.0.0.1", port or self.broker.tls_port), timeout=5) as raw:
             with ctx.wrap_socket(raw, server_hostname="localhost") as sock:
                 subject = dict(item[0] for item in sock.getpeercert()["subject"])
         return subject.get("organizationName")
@@ -306,8 +324,10 @@ class TlsOnly(unittest.TestCase):
         channel.queue_declare("reload", auto_delete=True)
         for name in ("pem", "key"):
             shutil.copy(certs.path("server2", name), os.path.join(self.dir, "server." + name))
+        self.assertIsNone(self.server_organisation(self.broker.management_tls_port))
         self.assertEqual(self.reload(), {"ok": True})
         self.assertEqual(self.server_organisation(), "Reloaded")
+        self.assertEqual(self.server_organisation(self.broker.management_tls_port), "Reloaded")
         channel.basic_publish("", "reload", b"still here")  # the old session still works
         method, _, body = channel.basic_get("reload", auto_ack=True)
         self.assertEqual(body, b"still here")
@@ -321,6 +341,14 @@ class TlsOnly(unittest.TestCase):
         self.assertFalse(answer["ok"])
         self.assertEqual(answer["reason"], "invalid")
         round_trip(self, tls_parameters(self.broker), "after-failed-reload")
+
+    def test_sighup_reloads_too(self):
+        for name in ("pem", "key"):
+            shutil.copy(certs.path("server2", name), os.path.join(self.dir, "server." + name))
+        self.broker.process.send_signal(signal.SIGHUP)
+        wait_for_log(self, self.broker, "reloaded for new connections")
+        self.assertEqual(self.server_organisation(), "Reloaded")
+        round_trip(self, tls_parameters(self.broker), "after-sighup")
 
     def test_warrenctl_reload_tls(self):
         warrenctl = os.path.join(os.path.dirname(harness.broker_binary()), "warrenctl")
