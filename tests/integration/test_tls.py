@@ -164,6 +164,20 @@ class Tls(unittest.TestCase):
         wait_for_log(self, self.broker, "TLS handshake with 127.0.0.1")
         assert_alive(self, self.broker)
 
+    def test_sslscan_sees_tls12_and_tls13_only(self):
+        if not shutil.which("sslscan"):
+            self.skipTest("sslscan is not installed")
+        result = subprocess.run(["sslscan", "--no-colour", "--no-cipher-details", "--no-heartbleed",
+                                 "127.0.0.1:%d" % self.broker.tls_port],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        out = result.stdout.decode(errors="replace")
+        self.assertEqual(result.returncode, 0, out)
+        for version, state in (("SSLv2", "disabled"), ("SSLv3", "disabled"), ("TLSv1.0", "disabled"),
+                               ("TLSv1.1", "disabled"), ("TLSv1.2", "enabled"), ("TLSv1.3", "enabled")):
+            self.assertRegex(out, r"%s\s+%s" % (version.replace(".", r"\."), state))
+        self.assertIn("Session renegotiation not supported", out)
+        assert_alive(self, self.broker)
+
     def test_plain_amqp_on_the_tls_port_is_refused(self):
         before = self.broker.stderr_text().count("TLS handshake with")
         with socket.create_connection(("127.0.0.1", self.broker.tls_port), timeout=5) as sock:
