@@ -112,9 +112,10 @@ static json_t *cmd_stop(struct admin_request *req)
     return json_pack("{s:b,s:I}", "ok", 1, "pid", (json_int_t)getpid());
 }
 
-static json_t *string_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+static json_t *string_or_empty(const char *s) { return json_string(s ? s : ""); }
 
-/* The TLS part of `environment`: the AMQPS port bound (0: none) and the files and checks. */
+/* The TLS part of `environment`: the AMQPS and HTTPS ports (0: none), the files ("" when
+ * unset) and the checks. */
 static void add_tls_environment(json_t *environment, const struct server *server, const struct server_config *cfg)
 {
     static const char *const login_from[] = {"common_name", "subject_alternative_name", "distinguished_name"};
@@ -129,13 +130,13 @@ static void add_tls_environment(json_t *environment, const struct server *server
     if (https_port < 0) /* main.c's default */
         https_port = server_tls_context(server) && cfg->management_port ? 15671 : 0;
     json_object_set_new(environment, "management_tls_port", json_integer(https_port));
-    json_object_set_new(environment, "tls_certfile", string_or_null(tls->certfile));
-    json_object_set_new(environment, "tls_keyfile", string_or_null(tls->keyfile));
-    json_object_set_new(environment, "tls_cacertfile", string_or_null(tls->cacertfile));
+    json_object_set_new(environment, "tls_certfile", string_or_empty(tls->certfile));
+    json_object_set_new(environment, "tls_keyfile", string_or_empty(tls->keyfile));
+    json_object_set_new(environment, "tls_cacertfile", string_or_empty(tls->cacertfile));
     json_object_set_new(environment, "tls_verify_peer", json_boolean(tls->verify_peer));
     json_object_set_new(environment, "tls_fail_if_no_peer_cert", json_boolean(tls->fail_if_no_peer_cert));
     json_object_set_new(environment, "tls_versions", json_string(version_text));
-    json_object_set_new(environment, "tls_ciphers", string_or_null(tls->ciphers));
+    json_object_set_new(environment, "tls_ciphers", string_or_empty(tls->ciphers));
     json_object_set_new(environment, "tls_handshake_timeout", json_integer(tls->handshake_timeout_ms));
     json_object_set_new(environment, "tls_cert_login_from", json_string(login_from[tls->login_from]));
 }

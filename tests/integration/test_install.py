@@ -213,6 +213,12 @@ class ExampleConfigTest(unittest.TestCase):
             if key in ("data_dir", "port", "bind", "default_pass", "management_port", "prometheus_port"):
                 continue  # the test's own settings; the password is never shown
             shown = environment[key]
+            if key in ("tls_certfile", "tls_keyfile", "tls_cacertfile", "tls_ciphers"):
+                self.assertEqual(shown, "", key)  # unset by default; the file shows an example
+                continue
+            if key in ("tls_port", "management_tls_port"):
+                self.assertEqual(shown, 0, key)  # the listed port is used once a certificate is set
+                continue
             if key == "memory_high_watermark" and default == "0":
                 self.assertGreater(shown, 0)  # 0 means 40% of RAM, shown in bytes
                 continue
