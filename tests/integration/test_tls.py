@@ -94,6 +94,16 @@ def s_client(port, *args, env=None):
     return result.returncode, result.stdout.decode(errors="replace")
 
 
+def admin(broker, command, args=(), vhost="/"):
+    """One admin-socket command; waits for the socket, which appears just after the AMQP ports."""
+    path = os.path.join(broker.data_dir, "data", "warren.sock")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    request = json.dumps({"command": command, "args": list(args), "vhost": vhost}).encode() + b"\n"
+    return json.loads(harness.admin_request(broker, request))
+
+
 def assert_alive(test, broker):
     """Both listeners still serve after a refusal."""
     harness.assert_broker_alive(test, broker)
@@ -227,8 +237,7 @@ class Tls(unittest.TestCase):
         self.assertEqual(status, 200)
 
     def test_environment_shows_the_tls_settings(self):
-        request = json.dumps({"command": "environment", "args": []}).encode() + b"\n"
-        environment = json.loads(harness.admin_request(self.broker, request))["environment"]
+        environment = admin(self.broker, "environment")["environment"]
         self.assertEqual(environment["tls_port"], self.broker.tls_port)
         self.assertEqual(environment["tls_certfile"], certs.path("server"))
         self.assertTrue(environment["tls_verify_peer"])
@@ -282,8 +291,7 @@ class TlsLoginFromSubjectAltName(unittest.TestCase):
         cls.broker = harness.Broker(tls=True, extra_args=args).start()
         for command, args in (("add_user", ["san-user", "unused-password"]),
                               ("set_permissions", ["san-user", ".*", ".*", ".*"])):
-            request = json.dumps({"command": command, "args": args, "vhost": "/"}).encode() + b"\n"
-            assert json.loads(harness.admin_request(cls.broker, request))["ok"]
+            assert admin(cls.broker, command, args)["ok"]
 
     @classmethod
     def tearDownClass(cls):
@@ -321,8 +329,7 @@ class TlsOnly(unittest.TestCase):
         return subject.get("organizationName")
 
     def reload(self):
-        request = json.dumps({"command": "reload_tls", "args": []}).encode() + b"\n"
-        return json.loads(harness.admin_request(self.broker, request))
+        return admin(self.broker, "reload_tls")
 
     def test_the_plain_port_is_closed(self):
         with self.assertRaises(OSError):
@@ -368,6 +375,7 @@ class TlsOnly(unittest.TestCase):
         warrenctl = os.path.join(os.path.dirname(harness.broker_binary()), "warrenctl")
         if not os.access(warrenctl, os.X_OK):
             self.skipTest("warrenctl not built next to warren")
+        admin(self.broker, "status")  # the admin socket is up
         out = subprocess.run([warrenctl, "--data-dir", os.path.join(self.broker.data_dir, "data"), "reload_tls"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
         self.assertEqual(out.returncode, 0, out.stdout)
