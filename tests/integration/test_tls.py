@@ -161,6 +161,25 @@ class Tls(unittest.TestCase):
                              check=True, stdout=subprocess.PIPE, timeout=20).stdout
         self.assertEqual(got, b"from rabbitmq-c")
 
+    def test_amqp091_go_over_tls_with_plain_and_external_login(self):
+        source = os.path.join(harness.REPO_ROOT, "tests", "go", "tls_client", "main.go")
+        gopath = "/usr/share/gocode"
+        if not shutil.which("go") or not os.path.isdir(os.path.join(gopath, "src/github.com/rabbitmq/amqp091-go")):
+            self.skipTest("go or golang-github-rabbitmq-amqp091-go-dev is not installed")
+        binary = os.path.join(certs.dir, "go_tls_client")
+        env = dict(os.environ, GO111MODULE="off", GOPROXY="off", GOFLAGS="", GOTOOLCHAIN="local", GOPATH=gopath)
+        if not os.access(os.path.expanduser("~"), os.W_OK):
+            env["GOCACHE"] = os.path.join(certs.dir, "gocache")
+        built = subprocess.run(["go", "build", "-o", binary, source], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=170)
+        self.assertEqual(built.returncode, 0, built.stdout)
+        common = ["-ca", certs.path("ca"), "-cert", certs.path("client"), "-key", certs.path("client", "key")]
+        url = "amqps://guest:guest@localhost:%d/" % self.broker.tls_port
+        for extra in ([], ["-external"]):
+            run = subprocess.run([binary, "-url", url, "-queue", "go-tls%d" % len(extra)] + common + extra,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+            self.assertEqual((run.returncode, run.stdout), (0, b"from amqp091-go"))
+
     def test_openssl_negotiates_tls12_and_tls13_only(self):
         for flag, name in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
             status, out = s_client(self.broker.tls_port, flag)
