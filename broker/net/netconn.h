@@ -128,6 +128,15 @@ const char *netconn_local_name(const struct netconn *conn);
 const char *netconn_peer_identity(const struct netconn *conn);
 /* True when the connection runs over TLS. */
 bool netconn_is_tls(const struct netconn *conn);
+/* What a TLS connection negotiated, named as RabbitMQ's management API shows it ("tlsv1.3",
+ * "aes_256_gcm", "ecdhe_ecdsa", "aead"), and the client certificate's subject and issuer DNs
+ * ("" without one). */
+struct netconn_tls_info {
+    char protocol[16], cipher[32], key_exchange[32], hash[16];
+    char peer_subject[256], peer_issuer[256];
+};
+/* Fills out and returns true for an established TLS connection; false (out zeroed) otherwise. */
+bool netconn_tls_info(const struct netconn *conn, struct netconn_tls_info *out);
 /* True for 127.0.0.0/8, ::1 and v4-mapped 127.0.0.0/8. */
 bool netconn_peer_is_loopback(const struct netconn *conn);
 /* Milliseconds (loop clock) of the last byte received from the peer (accept time at first). */

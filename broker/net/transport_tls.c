@@ -337,6 +337,50 @@ const char *netconn_peer_identity(const struct netconn *conn)
     return conn->tls && conn->tls->established ? conn->tls->identity : NULL;
 }
 
+/* "AES-256-GCM" -> "aes_256_gcm", as RabbitMQ names ciphers; NULL -> "". */
+static void rabbit_name(const char *gnutls_name, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; gnutls_name && gnutls_name[i] && i + 1 < cap; i++) {
+        char c = gnutls_name[i];
+        out[i] = c == '-' ? '_' : (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    out[i] = '\0';
+}
+
+bool netconn_tls_info(const struct netconn *conn, struct netconn_tls_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!conn->tls || !conn->tls->established)
+        return false;
+    gnutls_session_t s = conn->tls->session;
+    gnutls_protocol_t version = gnutls_protocol_get_version(s);
+    snprintf(out->protocol, sizeof out->protocol, "%s",
+             version == GNUTLS_TLS1_3 ? "tlsv1.3" : version == GNUTLS_TLS1_2 ? "tlsv1.2" : "unknown");
+    rabbit_name(gnutls_cipher_get_name(gnutls_cipher_get(s)), out->cipher, sizeof out->cipher);
+    gnutls_kx_algorithm_t kx = gnutls_kx_get(s);
+    if (version == GNUTLS_TLS1_3 || kx == GNUTLS_KX_UNKNOWN)
+        snprintf(out->key_exchange, sizeof out->key_exchange, "any"); /* TLS 1.3 negotiates no kx suite */
+    else
+        rabbit_name(gnutls_kx_get_name(kx), out->key_exchange, sizeof out->key_exchange);
+    rabbit_name(gnutls_mac_get_name(gnutls_mac_get(s)), out->hash, sizeof out->hash);
+    unsigned count = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &count);
+    gnutls_x509_crt_t crt;
+    if (certs && count && gnutls_x509_crt_init(&crt) == 0) {
+        gnutls_datum_t subject = {0}, issuer = {0};
+        if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
+            gnutls_x509_crt_get_dn3(crt, &subject, 0) == 0 && gnutls_x509_crt_get_issuer_dn3(crt, &issuer, 0) == 0) {
+            snprintf(out->peer_subject, sizeof out->peer_subject, "%.*s", (int)subject.size, (const char *)subject.data);
+            snprintf(out->peer_issuer, sizeof out->peer_issuer, "%.*s", (int)issuer.size, (const char *)issuer.data);
+        }
+        gnutls_free(subject.data);
+        gnutls_free(issuer.data);
+        gnutls_x509_crt_deinit(crt);
+    }
+    return true;
+}
+
 const struct transport_ops transport_tls = {
     .name = "tls",
     .recv = tls_recv,

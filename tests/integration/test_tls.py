@@ -140,6 +140,39 @@ class Tls(unittest.TestCase):
         params = tls_parameters(self.broker, cert="client", credentials=pika.credentials.ExternalCredentials())
         round_trip(self, params, "tls-external")
 
+    def test_management_api_shows_what_a_connection_negotiated(self):
+        import pika
+
+        params = tls_parameters(self.broker, cert="client", credentials=pika.credentials.ExternalCredentials())
+        connection = pika.BlockingConnection(params)
+        try:
+            plain = pika.BlockingConnection(self.broker.pika_parameters())
+            try:
+                deadline = time.monotonic() + 5
+                while True:
+                    status, listing = self.broker.http_get("/api/connections", user="guest", password="guest")
+                    self.assertEqual(status, 200)
+                    if len(listing) >= 2 or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+            finally:
+                plain.close()
+        finally:
+            connection.close()
+        by_port = {c["port"]: c for c in listing}
+        tls = by_port[self.broker.tls_port]
+        self.assertTrue(tls["ssl"])
+        self.assertIn(tls["ssl_protocol"], ("tlsv1.2", "tlsv1.3"))
+        self.assertTrue(tls["ssl_cipher"])
+        self.assertEqual(tls["auth_mechanism"], "EXTERNAL")
+        self.assertEqual(tls["user"], "guest")
+        self.assertIn("CN=guest", tls["peer_cert_subject"])
+        self.assertIn("CN=Warren Test CA", tls["peer_cert_issuer"])
+        tcp = by_port[self.broker.port]
+        self.assertFalse(tcp["ssl"])
+        self.assertIsNone(tcp["ssl_protocol"])
+        self.assertIsNone(tcp["peer_cert_subject"])
+
     def test_external_is_not_offered_without_a_client_certificate(self):
         import pika
 
