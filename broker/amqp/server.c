@@ -168,8 +168,15 @@ static void on_accept(struct netconn *net, void *arg);
 /* Opens the AMQPS listener when a certificate is configured. Returns 0 or -1 (logged). */
 static int open_tls_listener(struct server *server, const struct server_config *cfg)
 {
-    if (!cfg->tls.certfile)
+    if (!cfg->tls.certfile) {
+        if (cfg->listen && !cfg->plain_listener) {
+            log_error("plain_listener = false and no tls_certfile: there would be no AMQP listener");
+            return -1;
+        }
+        if (cfg->tls_port >= 0)
+            log_warning("tls_port is set but tls_certfile is not: no AMQPS listener");
         return 0;
+    }
     char err[512];
     if (tls_context_load(&cfg->tls, &server->tls, err, sizeof err) != 0) {
         log_error("TLS: %s", err);

@@ -357,6 +357,36 @@ class TlsLoginFromSubjectAltName(unittest.TestCase):
         wait_for_log(self, self.broker, "user 'san-user' authenticated")
 
 
+class TlsStartupRefusals(unittest.TestCase):
+    """Settings that cannot work stop start-up with one line, before anything listens."""
+
+    def refused(self, args, text):
+        data_dir = os.path.join(certs.dir, "startup-%d" % len(os.listdir(certs.dir)))
+        result = subprocess.run([harness.broker_binary(), "--bind", "127.0.0.1", "--port", "0",
+                                 "--management_port", "0", "--prometheus_port", "0", "--data-dir", data_dir] + args,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(text, result.stdout.decode(errors="replace"))
+
+    def test_tls_versions_older_than_1_2(self):
+        self.refused(tls_args(extra=["--tls_versions", "tlsv1.1,tlsv1.2"]), "tls_versions takes")
+
+    def test_a_key_that_does_not_match_the_certificate(self):
+        args = tls_args()
+        args[3] = certs.path("other_client", "key")
+        self.refused(args, "[error] TLS: certificate")
+
+    def test_verify_peer_without_a_ca(self):
+        self.refused(["--tls_certfile", certs.path("server"), "--tls_keyfile", certs.path("server", "key"),
+                      "--tls_verify_peer", "true"], "tls_verify_peer needs tls_cacertfile")
+
+    def test_no_listener_at_all(self):
+        self.refused(["--plain_listener", "false"], "there would be no AMQP listener")
+
+    def test_bad_cipher_priority(self):
+        self.refused(tls_args(extra=["--tls_ciphers", "+NO-SUCH-CIPHER"]), "tls_ciphers")
+
+
 class TlsOnly(unittest.TestCase):
     """plain_listener = false; reload_tls swaps the certificate for new connections only."""
 
