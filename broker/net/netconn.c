@@ -151,7 +151,7 @@ static void deliver_input(struct netconn *conn)
     conn->input_full = unconsumed == conn->in_cap && conn->in_cap >= conn->in_max;
 }
 
-static void conn_read(struct netconn *conn);
+static bool conn_read(struct netconn *conn);
 
 static void on_redeliver(struct event_loop *loop, void *data)
 {
@@ -160,9 +160,10 @@ static void on_redeliver(struct event_loop *loop, void *data)
     conn->redeliver_timer = 0;
     bool read = conn->read_soon;
     conn->read_soon = false;
-    if (read && (conn->watched & LOOP_READABLE) && !conn->handshaking)
-        conn_read(conn);
-    else if (!conn->user_paused)
+    /* Reading hands over what it got together with what was waiting; when it got nothing,
+     * input left by a pause is handed over here. */
+    bool delivered = read && (conn->watched & LOOP_READABLE) && !conn->handshaking && conn_read(conn);
+    if (!delivered && !conn->user_paused && !conn->dead)
         deliver_input(conn);
     netconn__update_watch(conn);
 }
@@ -258,14 +259,16 @@ static void note_stream(struct netconn *conn, size_t bytes)
     conn->last_input_ms = loop_now_ms(loop);
 }
 
-static void conn_read(struct netconn *conn)
+/* Reads what the socket (or the transport) has and hands it over. Returns true when bytes
+ * were read and on_input was given them. */
+static bool conn_read(struct netconn *conn)
 {
     if (conn->closing) {
         discard_input(conn);
-        return;
+        return false;
     }
     if (!(conn->watched & LOOP_READABLE))
-        return; /* paused: leave the bytes in the socket */
+        return false; /* paused: leave the bytes in the socket */
     size_t total = 0;
     int status = 0; /* 0: drained or budget spent, 1: EOF, < 0: -errno */
     while (total < READ_BUDGET) {
@@ -310,6 +313,7 @@ static void conn_read(struct netconn *conn)
         netconn__dead(conn);
     }
     netconn__update_watch(conn);
+    return total > 0;
 }
 
 static void on_socket(struct event_loop *loop, int fd, void *data, int mask)
