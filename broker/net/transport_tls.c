@@ -167,8 +167,10 @@ static int check_peer(struct netconn *conn)
         gnutls_datum_t text = {0};
         char why[256] = "client certificate not trusted";
         if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
-            snprintf(why, sizeof why, "client certificate: %s", (const char *)text.data);
+            int n = snprintf(why, sizeof why, "client certificate: %s", (const char *)text.data);
             gnutls_free(text.data);
+            for (size_t end = n > 0 && (size_t)n < sizeof why ? (size_t)n : strlen(why); end && why[end - 1] == ' ';)
+                why[--end] = '\0'; /* GnuTLS ends its text with a space */
         }
         gnutls_alert_description_t alert = status & GNUTLS_CERT_EXPIRED             ? GNUTLS_A_CERTIFICATE_EXPIRED
                                            : status & GNUTLS_CERT_SIGNER_NOT_FOUND ? GNUTLS_A_UNKNOWN_CA
