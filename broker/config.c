@@ -16,6 +16,7 @@ static const char usage[] =
     "  --log-level LEVEL  debug, info, warning or error (default info)\n"
     "  --management_port N  HTTP management API (default 15672; 0: off)\n"
     "  --prometheus_port N  Prometheus metrics (default 15692; 0: off)\n"
+    "  --tls_port N       AMQPS (default 5671 once tls_certfile is set; docs/tls.md)\n"
     "  --KEY VALUE        any configuration-file key, e.g. --queue_ram_messages 1000\n";
 
 static int parse_uint(const char *key, const char *text, unsigned long long max, unsigned long long *out)
@@ -28,6 +29,19 @@ static int parse_uint(const char *key, const char *text, unsigned long long max,
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *key, const char *text, bool *out)
+{
+    if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0) {
+        *out = true;
+    } else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0) {
+        *out = false;
+    } else {
+        fprintf(stderr, "warren: %s must be true or false, not '%s'\n", key, text);
+        return -1;
+    }
     return 0;
 }
 
@@ -117,6 +131,51 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
             return -1;
         }
         s->stats_interval_ms = (uint32_t)v;
+    } else if (strcmp(key, "plain_listener") == 0) {
+        return parse_bool(key, value, &s->plain_listener);
+    } else if (strcmp(key, "tls_port") == 0) {
+        if (parse_uint(key, value, 65535, &v))
+            return -1;
+        s->tls_port = (int32_t)v;
+    } else if (strcmp(key, "management_tls_port") == 0) {
+        if (parse_uint(key, value, 65535, &v))
+            return -1;
+        s->management_tls_port = (int32_t)v;
+    } else if (strcmp(key, "tls_certfile") == 0) {
+        s->tls.certfile = *value ? value : NULL;
+    } else if (strcmp(key, "tls_keyfile") == 0) {
+        s->tls.keyfile = *value ? value : NULL;
+    } else if (strcmp(key, "tls_cacertfile") == 0) {
+        s->tls.cacertfile = *value ? value : NULL;
+    } else if (strcmp(key, "tls_verify_peer") == 0) {
+        return parse_bool(key, value, &s->tls.verify_peer);
+    } else if (strcmp(key, "tls_fail_if_no_peer_cert") == 0) {
+        return parse_bool(key, value, &s->tls.fail_if_no_peer_cert);
+    } else if (strcmp(key, "tls_versions") == 0) {
+        if (tls_parse_versions(value, &s->tls.versions) != 0) {
+            fprintf(stderr, "warren: tls_versions takes tlsv1.2 and/or tlsv1.3 (older versions are refused)\n");
+            return -1;
+        }
+    } else if (strcmp(key, "tls_ciphers") == 0) {
+        s->tls.ciphers = *value ? value : NULL;
+    } else if (strcmp(key, "tls_handshake_timeout") == 0) {
+        if (parse_uint(key, value, 3600000, &v) || v < 100) {
+            fprintf(stderr, "warren: tls_handshake_timeout is in ms, at least 100\n");
+            return -1;
+        }
+        s->tls.handshake_timeout_ms = (uint32_t)v;
+    } else if (strcmp(key, "tls_cert_login_from") == 0) {
+        if (strcmp(value, "common_name") == 0)
+            s->tls.login_from = TLS_LOGIN_COMMON_NAME;
+        else if (strcmp(value, "subject_alternative_name") == 0 || strcmp(value, "subject_alt_name") == 0)
+            s->tls.login_from = TLS_LOGIN_SUBJECT_ALT_NAME;
+        else if (strcmp(value, "distinguished_name") == 0)
+            s->tls.login_from = TLS_LOGIN_DISTINGUISHED_NAME;
+        else {
+            fprintf(stderr, "warren: tls_cert_login_from is common_name, subject_alternative_name or "
+                            "distinguished_name\n");
+            return -1;
+        }
     } else if (strcmp(key, "default_user") == 0) {
         s->default_user = value;
     } else if (strcmp(key, "default_pass") == 0) {

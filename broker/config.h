@@ -8,7 +8,7 @@
 struct config {
     struct server_config server;
     enum log_level log_level;
-    char *owned[16]; /* strings read from the config file, freed by config_free */
+    char *owned[64]; /* strings read from the config file, freed by config_free */
     int owned_count;
 };
 

@@ -1,12 +1,15 @@
 /* broker/main.c: the warren executable: parse configuration, run the event loop, shut down
- * cleanly on SIGTERM, SIGINT or `warrenctl stop`. Under systemd (Type=notify) it reports
- * READY=1 once the AMQP port and the admin socket accept, and STOPPING=1 when shutdown begins. */
+ * cleanly on SIGTERM, SIGINT or `warrenctl stop`, reload the TLS certificate files on SIGHUP or
+ * `warrenctl reload_tls`. Under systemd (Type=notify) it reports READY=1 once the AMQP port and
+ * the admin socket accept, and STOPPING=1 when shutdown begins. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "config.h"
@@ -39,6 +42,54 @@ static void on_admin_stop(void *data)
     loop_stop(main_loop);
 }
 
+/* What a TLS reload touches besides the AMQPS listener (server_reload_tls does that one). */
+struct tls_reload {
+    struct server *server;
+    struct http_server *management_tls;
+    int signal_fd; /* SIGHUP as a readable fd, so the reload runs inside the loop */
+};
+
+/* After server_reload_tls succeeded: the HTTPS management listener takes the new files too. */
+static void on_admin_reload_tls(void *data)
+{
+    struct tls_reload *reload = data;
+    if (reload->management_tls)
+        http_set_tls(reload->management_tls, server_tls_context(reload->server));
+}
+
+/* SIGHUP: the same as `warrenctl reload_tls` (a failure is logged; the old files stay). */
+static void on_sighup(struct event_loop *loop, int fd, void *data, int mask)
+{
+    (void)loop;
+    (void)mask;
+    struct signalfd_siginfo info;
+    while (read(fd, &info, sizeof info) == (ssize_t)sizeof info) {
+    }
+    char err[512];
+    log_info("SIGHUP: reloading the TLS certificate files");
+    if (server_reload_tls(((struct tls_reload *)data)->server, err, sizeof err) == 0)
+        on_admin_reload_tls(data);
+    else
+        log_warning("SIGHUP: %s", err);
+}
+
+/* Routes SIGHUP (blocked since the start of main) to a signalfd watched by the loop; without
+ * TLS it stays blocked, i.e. ignored. Returns the fd or -1. */
+static int watch_sighup(struct event_loop *loop, struct tls_reload *reload)
+{
+    if (!server_tls_context(reload->server))
+        return -1;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd >= 0 && loop_watch(loop, fd, LOOP_READABLE, on_sighup, reload) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 static int ensure_data_dir(const char *path)
 {
     if (mkdir(path, 0750) == 0 || errno == EEXIST)
@@ -58,6 +109,12 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* SIGHUP (reload the TLS files) is read from a signalfd by the loop: blocked here, before
+     * any thread exists, so that no thread ever takes its default action (termination). */
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    sigprocmask(SIG_BLOCK, &hup, NULL);
     struct config cfg;
     int rc = config_parse(&cfg, argc, argv);
     if (rc != 0) {
@@ -97,17 +154,29 @@ int main(int argc, char **argv)
     struct mgmt *mgmt = mgmt_create(server);
     struct http_server *management = NULL;
     if (mgmt && cfg.server.management_port)
-        management = http_open(main_loop, "management", cfg.server.bind_address, cfg.server.management_port,
+        management = http_open(main_loop, "management", cfg.server.bind_address, cfg.server.management_port, NULL,
                                MGMT_MAX_BODY, mgmt_http_handler, mgmt_http_admit, mgmt);
     bool listening = mgmt && (!cfg.server.management_port || management);
+    /* HTTPS for the same API when a certificate is configured: 15671 unless set (0: off). */
+    struct tls_reload reload = {.server = server, .signal_fd = -1};
+    struct tls_context *tls = server_tls_context(server);
+    int32_t https_port = cfg.server.management_tls_port;
+    if (https_port < 0)
+        https_port = cfg.server.management_port ? 15671 : 0;
+    if (listening && tls && https_port) {
+        reload.management_tls = http_open(main_loop, "management", cfg.server.bind_address, (uint16_t)https_port,
+                                          tls, MGMT_MAX_BODY, mgmt_http_handler, mgmt_http_admit, mgmt);
+        listening = reload.management_tls != NULL;
+    }
     /* The Prometheus endpoint reads the broker directly (no router, no authentication). */
     struct http_server *metrics = NULL;
     if (listening && cfg.server.prometheus_port) {
-        metrics = http_open(main_loop, "prometheus", cfg.server.bind_address, cfg.server.prometheus_port,
+        metrics = http_open(main_loop, "prometheus", cfg.server.bind_address, cfg.server.prometheus_port, NULL,
                             PROMETHEUS_MAX_BODY, prometheus_http_handler, NULL, server);
         listening = metrics != NULL;
     }
     if (!listening) {
+        http_close(reload.management_tls);
         http_close(management);
         admin_close(admin);
         mgmt_destroy(mgmt);
@@ -116,6 +185,8 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    admin_set_reload_tls_handler(admin, on_admin_reload_tls, &reload);
+    reload.signal_fd = watch_sighup(main_loop, &reload);
     log_info("Warren %s started (data in %s)", WARREN_VERSION, cfg.server.data_dir);
     /* The listener and the admin socket are bound and listening: connections made from now on
      * are queued by the kernel and served by the loop. */
@@ -128,7 +199,12 @@ int main(int argc, char **argv)
         server_shutdown(server);
         rc = loop_run(main_loop);
     }
+    if (reload.signal_fd >= 0) {
+        loop_unwatch(main_loop, reload.signal_fd);
+        close(reload.signal_fd);
+    }
     http_close(metrics);
+    http_close(reload.management_tls);
     http_close(management);
     mgmt_destroy(mgmt);
     admin_close(admin);

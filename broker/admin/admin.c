@@ -385,6 +385,12 @@ void admin_set_stop_handler(struct admin *admin, void (*stop)(void *data), void 
     admin->context.stop_data = data;
 }
 
+void admin_set_reload_tls_handler(struct admin *admin, void (*reload)(void *data), void *data)
+{
+    admin->context.reload_tls = reload;
+    admin->context.reload_tls_data = data;
+}
+
 void admin_close(struct admin *admin)
 {
     if (!admin)

@@ -25,6 +25,9 @@ struct admin *admin_open(struct event_loop *loop, struct server *server, const c
 /* Sets what `warrenctl stop` does: stop(data) is called once the answer is queued, from the
  * loop; it should start the same clean shutdown as SIGTERM. Without one, stop is refused. */
 void admin_set_stop_handler(struct admin *admin, void (*stop)(void *data), void *data);
+/* Sets what `warrenctl reload_tls` does besides reloading the AMQPS listener's files (main.c:
+ * the HTTPS management listener). reload(data) runs from the loop; NULL: nothing more. */
+void admin_set_reload_tls_handler(struct admin *admin, void (*reload)(void *data), void *data);
 
 /* Disconnects every admin client, closes and removes the socket, frees admin (NULL is a no-op).
  * Call before the loop and the server are destroyed. */

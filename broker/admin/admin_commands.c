@@ -1,6 +1,6 @@
 /* broker/admin/admin_commands.c: the admin request format, the dispatch, and the commands that
  * act on the broker itself rather than through the management API (status, environment, stop,
- * purge_queue, delete_queue).
+ * reload_tls, purge_queue, delete_queue).
  *
  * A request is one JSON object on one line:
  *   {"command": "add_user", "args": ["bob", "secret"], "vhost": "/", "options": {},
@@ -17,7 +17,10 @@
  * commands that are management API calls in admin_api.c.
  * `stop` answers {"ok":true,"pid":N} and then starts the same clean shutdown as SIGTERM;
  * `environment` answers {"ok":true,"environment":{"bind":"0.0.0.0","port":5672,...}}, the
- * effective settings under their config-file names (default_pass is never shown). */
+ * effective settings under their config-file names (default_pass is never shown);
+ * `reload_tls` answers {"ok":true} once the certificate, key and CA files were read again for
+ * new connections (open ones keep theirs), or {"ok":false,"reason":"invalid",...} when they
+ * cannot be loaded (the previous ones stay in force). */
 #include "admin_internal.h"
 
 #include <errno.h>
@@ -109,6 +112,35 @@ static json_t *cmd_stop(struct admin_request *req)
     return json_pack("{s:b,s:I}", "ok", 1, "pid", (json_int_t)getpid());
 }
 
+static json_t *string_or_empty(const char *s) { return json_string(s ? s : ""); }
+
+/* The TLS part of `environment`: the AMQPS and HTTPS ports (0: none), the files ("" when
+ * unset) and the checks. */
+static void add_tls_environment(json_t *environment, const struct server *server, const struct server_config *cfg)
+{
+    static const char *const login_from[] = {"common_name", "subject_alternative_name", "distinguished_name"};
+    const struct tls_settings *tls = &cfg->tls;
+    unsigned versions = tls->versions ? tls->versions : TLS_VERSION_12 | TLS_VERSION_13;
+    char version_text[32];
+    snprintf(version_text, sizeof version_text, "%s%s%s", versions & TLS_VERSION_12 ? "tlsv1.2" : "",
+             versions == (TLS_VERSION_12 | TLS_VERSION_13) ? "," : "", versions & TLS_VERSION_13 ? "tlsv1.3" : "");
+    json_object_set_new(environment, "plain_listener", json_boolean(cfg->plain_listener));
+    json_object_set_new(environment, "tls_port", json_integer(server_tls_port(server)));
+    int32_t https_port = cfg->management_tls_port;
+    if (https_port < 0) /* main.c's default */
+        https_port = server_tls_context(server) && cfg->management_port ? 15671 : 0;
+    json_object_set_new(environment, "management_tls_port", json_integer(https_port));
+    json_object_set_new(environment, "tls_certfile", string_or_empty(tls->certfile));
+    json_object_set_new(environment, "tls_keyfile", string_or_empty(tls->keyfile));
+    json_object_set_new(environment, "tls_cacertfile", string_or_empty(tls->cacertfile));
+    json_object_set_new(environment, "tls_verify_peer", json_boolean(tls->verify_peer));
+    json_object_set_new(environment, "tls_fail_if_no_peer_cert", json_boolean(tls->fail_if_no_peer_cert));
+    json_object_set_new(environment, "tls_versions", json_string(version_text));
+    json_object_set_new(environment, "tls_ciphers", string_or_empty(tls->ciphers));
+    json_object_set_new(environment, "tls_handshake_timeout", json_integer(tls->handshake_timeout_ms));
+    json_object_set_new(environment, "tls_cert_login_from", json_string(login_from[tls->login_from]));
+}
+
 /* environment: what the broker runs with, after defaults, config file and flags; the port is
  * the one bound (so port 0 shows the one picked) and memory_high_watermark the bytes in force. */
 static json_t *cmd_environment(const struct admin_request *req)
@@ -136,7 +168,22 @@ static json_t *cmd_environment(const struct admin_request *req)
     json_object_set_new(environment, "management_port", json_integer(cfg->management_port));
     json_object_set_new(environment, "prometheus_port", json_integer(cfg->prometheus_port));
     json_object_set_new(environment, "collect_statistics_interval", json_integer(cfg->stats_interval_ms));
+    add_tls_environment(environment, req->server, cfg);
     return json_pack("{s:b,s:o}", "ok", 1, "environment", environment);
+}
+
+/* reload_tls: see the file comment. */
+static json_t *cmd_reload_tls(const struct admin_request *req)
+{
+    json_t *usage = admin_want_args(req, 0, 0, 0, "reload_tls");
+    if (usage)
+        return usage;
+    char err[512];
+    if (server_reload_tls(req->server, err, sizeof err) != 0)
+        return admin_error("invalid", "%s", err);
+    if (req->context->reload_tls)
+        req->context->reload_tls(req->context->reload_tls_data);
+    return json_pack("{s:b}", "ok", 1);
 }
 
 /* purge_queue NAME / delete_queue NAME: {"ok":true,"messages":N}. */
@@ -175,6 +222,8 @@ json_t *admin_run(struct admin_request *req)
         answer = cmd_stop(req);
     else if (strcmp(command, "environment") == 0)
         answer = cmd_environment(req);
+    else if (strcmp(command, "reload_tls") == 0)
+        answer = cmd_reload_tls(req);
     else if (strcmp(command, "purge_queue") == 0)
         answer = cmd_queue_action(req, false);
     else if (strcmp(command, "delete_queue") == 0)

@@ -16,12 +16,15 @@ struct mgmt;
 #define ADMIN_MAX_ARGS 256
 
 /* What a command may act on: the broker, the management API's router (whose calls run with
- * every right), and how to stop the broker (stop may be NULL). */
+ * every right), how to stop the broker (stop may be NULL) and what else reloads its TLS files
+ * after the AMQP listener did (reload_tls may be NULL). */
 struct admin_context {
     struct server *server;
     struct mgmt *mgmt;
     void (*stop)(void *data);
     void *stop_data;
+    void (*reload_tls)(void *data);
+    void *reload_tls_data;
 };
 
 /* A request argument: a NUL-terminated copy, with its length (it may hold NUL bytes). */

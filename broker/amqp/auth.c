@@ -67,3 +67,13 @@ bool auth_check(const struct access *access, const struct server_config *cfg, st
         return peer_is_loopback;
     return true;
 }
+
+bool auth_check_external(const struct access *access, const struct server_config *cfg, const char *identity,
+                         bool peer_is_loopback)
+{
+    if (!identity || !access_user_exists(access, identity))
+        return false;
+    if (strcmp(identity, cfg->default_user) == 0 && cfg->default_user_loopback_only)
+        return peer_is_loopback;
+    return true;
+}

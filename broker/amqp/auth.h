@@ -9,8 +9,11 @@
 struct access;
 struct server_config;
 
-/* The mechanisms offered in connection.start, space-separated. */
+/* The mechanisms offered in connection.start, space-separated; EXTERNAL (the user named by a
+ * verified TLS client certificate) only on connections that have one, as RabbitMQ's
+ * rabbitmq_auth_mechanism_ssl offers it only when the peer sent a certificate. */
 #define AUTH_MECHANISMS "PLAIN AMQPLAIN"
+#define AUTH_MECHANISMS_EXTERNAL "PLAIN AMQPLAIN EXTERNAL"
 
 /* Extracts user and password from a start-ok response for mechanism ("PLAIN": authzid NUL user
  * NUL password; "AMQPLAIN": a table with LOGIN and PASSWORD). Views borrow from response.
@@ -23,5 +26,11 @@ int auth_parse_response(struct proto_bytes mechanism, struct proto_bytes respons
  * does. Returns true when the login is allowed. */
 bool auth_check(const struct access *access, const struct server_config *cfg, struct proto_bytes user,
                 struct proto_bytes password, bool peer_is_loopback);
+
+/* SASL EXTERNAL: identity (from the transport, NULL when the peer showed no verified
+ * certificate) must name an existing user; no password is checked. The loopback rule of
+ * auth_check applies. Returns true when the login is allowed. */
+bool auth_check_external(const struct access *access, const struct server_config *cfg, const char *identity,
+                         bool peer_is_loopback);
 
 #endif

@@ -431,8 +431,9 @@ static int send_start(struct connection *conn)
     m.args.connection_start.version_minor = 9;
     m.args.connection_start.server_properties.ptr = props.data;
     m.args.connection_start.server_properties.len = (uint32_t)props.len;
-    m.args.connection_start.mechanisms.ptr = (const uint8_t *)AUTH_MECHANISMS;
-    m.args.connection_start.mechanisms.len = (uint32_t)strlen(AUTH_MECHANISMS);
+    const char *mechanisms = netconn_peer_identity(conn->net) ? AUTH_MECHANISMS_EXTERNAL : AUTH_MECHANISMS;
+    m.args.connection_start.mechanisms.ptr = (const uint8_t *)mechanisms;
+    m.args.connection_start.mechanisms.len = (uint32_t)strlen(mechanisms);
     m.args.connection_start.locales.ptr = (const uint8_t *)"en_US";
     m.args.connection_start.locales.len = 5;
     int rc = connection_send_method(conn, 0, &m);
@@ -466,13 +467,25 @@ static int handle_start_ok(struct connection *conn, const struct spec_connection
     }
     snprintf(conn->mechanism, sizeof conn->mechanism, "%.*s", (int)a->mechanism.len, (const char *)a->mechanism.ptr);
     struct proto_bytes user, password;
-    int rc = auth_parse_response(a->mechanism, a->response, &user, &password);
+    int rc;
+    bool allowed;
+    if (proto_bytes_is(a->mechanism, "EXTERNAL")) {
+        /* The user is the one the verified client certificate names; the response is ignored. */
+        const char *identity = netconn_peer_identity(conn->net);
+        rc = identity ? 0 : -1;
+        user = proto_bytes_of(identity ? identity : "");
+        allowed = auth_check_external(server_access(conn->server), server_config(conn->server), identity,
+                                      netconn_peer_is_loopback(conn->net));
+    } else {
+        rc = auth_parse_response(a->mechanism, a->response, &user, &password);
+        allowed = rc == 0 && auth_check(server_access(conn->server), server_config(conn->server), user,
+                                        password, netconn_peer_is_loopback(conn->net));
+    }
     if (rc == -2)
         return reply_fail(err, SPEC_COMMAND_INVALID, SPEC_CONNECTION_START_OK,
                           "unknown authentication mechanism '%.*s'", (int)a->mechanism.len,
                           (const char *)a->mechanism.ptr);
-    if (rc != 0 || !auth_check(server_access(conn->server), server_config(conn->server), user, password,
-                               netconn_peer_is_loopback(conn->net))) {
+    if (!allowed) {
         if (rc == 0)
             snprintf(conn->user, sizeof conn->user, "%.*s", (int)user.len, (const char *)user.ptr);
         log_warning("%s: login refused for user '%s' with mechanism %.*s", conn->name, conn->user,

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netconn.h"
 #include "proto.h"
 
 struct server;
@@ -56,7 +57,9 @@ struct introspect_connection {
     double recv_oct_rate, send_oct_rate, recv_cnt_rate, send_cnt_rate;
     struct proto_bytes client_properties; /* start-ok's table contents (empty before) */
     uint64_t connected_at;       /* wall clock, ms since the epoch */
-    const char *auth_mechanism;  /* "PLAIN", "AMQPLAIN"; "" before start-ok */
+    const char *auth_mechanism;  /* "PLAIN", "AMQPLAIN", "EXTERNAL"; "" before start-ok */
+    bool ssl;                    /* over TLS: tls holds what was negotiated */
+    struct netconn_tls_info tls;
 };
 
 struct introspect_channel {

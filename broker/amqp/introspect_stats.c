@@ -88,6 +88,7 @@ void introspect_fill_connection(struct connection *conn, struct introspect_conne
     out->send_oct_rate = series->io_rate[1];
     out->recv_cnt_rate = series->io_rate[2];
     out->send_cnt_rate = series->io_rate[3];
+    out->ssl = netconn_tls_info(connection_net(conn), &out->tls);
 }
 
 /* ---- vhosts ---- */

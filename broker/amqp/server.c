@@ -5,6 +5,7 @@
 #include "access.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -124,6 +125,10 @@ void server_config_defaults(struct server_config *cfg)
         .stats_interval_ms = STATS_DEFAULT_INTERVAL_MS,
         .management_port = 15672,
         .prometheus_port = 15692,
+        .plain_listener = true,
+        .tls = {.handshake_timeout_ms = 5000},
+        .tls_port = -1,
+        .management_tls_port = -1,
     };
 }
 
@@ -132,6 +137,63 @@ struct event_loop *server_loop(const struct server *server) { return server->loo
 uint16_t server_port(const struct server *server)
 {
     return server->listener ? netlistener_port(server->listener) : 0;
+}
+uint16_t server_tls_port(const struct server *server)
+{
+    return server->tls_listener ? netlistener_port(server->tls_listener) : 0;
+}
+struct tls_context *server_tls_context(const struct server *server) { return server->tls; }
+
+int server_reload_tls(struct server *server, char *err, size_t cap)
+{
+    if (!server->tls) {
+        snprintf(err, cap, "TLS is not configured (no tls_certfile)");
+        return -1;
+    }
+    struct tls_context *fresh;
+    if (tls_context_load(&server->config.tls, &fresh, err, cap) != 0) {
+        log_warning("TLS reload failed, keeping the previous certificate: %s", err);
+        return -1;
+    }
+    if (server->tls_listener)
+        netlistener_set_tls(server->tls_listener, fresh);
+    tls_context_unref(server->tls);
+    server->tls = fresh;
+    log_info("TLS certificate, key and CA files reloaded for new connections");
+    return 0;
+}
+
+static void on_accept(struct netconn *net, void *arg);
+
+/* Opens the AMQPS listener when a certificate is configured. Returns 0 or -1 (logged). */
+static int open_tls_listener(struct server *server, const struct server_config *cfg)
+{
+    if (!cfg->tls.certfile) {
+        if (cfg->listen && !cfg->plain_listener) {
+            log_error("plain_listener = false and no tls_certfile: there would be no AMQP listener");
+            return -1;
+        }
+        if (cfg->tls_port >= 0)
+            log_warning("tls_port is set but tls_certfile is not: no AMQPS listener");
+        return 0;
+    }
+    char err[512];
+    if (tls_context_load(&cfg->tls, &server->tls, err, sizeof err) != 0) {
+        log_error("TLS: %s", err);
+        return -1;
+    }
+    if (!cfg->listen)
+        return 0;
+    uint16_t port = cfg->tls_port < 0 ? 5671 : (uint16_t)cfg->tls_port;
+    server->tls_listener = netlistener_open(server->loop, cfg->bind_address, port, on_accept, server);
+    if (!server->tls_listener) {
+        log_error("cannot listen for AMQPS on %s:%u: %s", cfg->bind_address, port, strerror(errno));
+        return -1;
+    }
+    netlistener_set_tls(server->tls_listener, server->tls);
+    log_info("listening for AMQP 0-9-1 over TLS on %s:%u", cfg->bind_address,
+             netlistener_port(server->tls_listener));
+    return 0;
 }
 void server_connection_opened(struct server *server)
 {
@@ -229,10 +291,15 @@ struct server *server_create(struct event_loop *loop, const struct server_config
         free(server);
         return NULL;
     }
-    if (cfg->listen)
+    bool plain = cfg->listen && cfg->plain_listener;
+    if (plain)
         server->listener = netlistener_open(loop, cfg->bind_address, cfg->port, on_accept, server);
-    if (cfg->listen && !server->listener) {
+    if (plain && !server->listener)
         log_error("cannot listen on %s:%u: %s", cfg->bind_address, cfg->port, strerror(errno));
+    if ((plain && !server->listener) || open_tls_listener(server, cfg) != 0) {
+        netlistener_close(server->listener);
+        netlistener_close(server->tls_listener);
+        tls_context_unref(server->tls);
         persistence_close(server->persistence);
         server_vhosts_destroy(server);
         free(server);
@@ -273,7 +340,8 @@ void server_shutdown(struct server *server)
     server->shutting_down = true;
     log_info("shutting down: closing %zu connection(s)", server->connections);
     netlistener_close(server->listener);
-    server->listener = NULL;
+    netlistener_close(server->tls_listener);
+    server->listener = server->tls_listener = NULL;
     netconn_for_each(server->loop, force_close_one, NULL);
     server->shutdown_deadline = loop_now_ms(server->loop) + SHUTDOWN_GRACE_MS;
     loop_timer_add(server->loop, 0, shutdown_poll, server);
@@ -291,6 +359,7 @@ void server_destroy(struct server *server)
         return;
     if (server->listener)
         netlistener_close(server->listener);
+    netlistener_close(server->tls_listener);
     /* Connections still alive after the grace period are dropped without ceremony. */
     netconn_for_each(server->loop, drop_one, NULL);
     netconn_destroy_all(server->loop);
@@ -299,5 +368,6 @@ void server_destroy(struct server *server)
     persistence_close(server->persistence);
     server->persistence = NULL;
     server_vhosts_destroy(server);
+    tls_context_unref(server->tls);
     free(server);
 }

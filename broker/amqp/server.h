@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "tls_context.h"
 
 struct event_loop;
 struct server;
@@ -39,6 +40,11 @@ struct server_config {
     uint16_t prometheus_port;        /* Prometheus metrics: 15692; 0 off */
     uint32_t stats_interval_ms;      /* statistics sampling (RabbitMQ's collect_statistics_interval):
                                       * 5000; 0 means the default */
+    bool plain_listener;             /* true: accept plain AMQP on port (false: only AMQPS) */
+    struct tls_settings tls;         /* certificate, key, CA, checks; certfile NULL: no TLS */
+    int32_t tls_port;                /* AMQPS port; -1: 5671 when tls.certfile is set, else none */
+    int32_t management_tls_port;     /* HTTPS management API; -1: 15671 when tls.certfile is set
+                                      * and management_port is on; 0: a free port (main.c) */
 };
 
 /* Fills cfg with RabbitMQ-like defaults. */
@@ -50,6 +56,14 @@ struct server *server_create(struct event_loop *loop, const struct server_config
 
 /* Port actually bound (useful with port 0); 0 without a listener. */
 uint16_t server_port(const struct server *server);
+/* The AMQPS port actually bound; 0 without a TLS listener. */
+uint16_t server_tls_port(const struct server *server);
+/* The TLS settings in force, loaded (a borrowed reference), or NULL when TLS is off. */
+struct tls_context *server_tls_context(const struct server *server);
+/* Reads the certificate, key and CA files again for connections accepted from now on; open
+ * connections keep what they negotiated. Returns 0, or -1 with the reason in err[0..cap)
+ * (the previous files then stay in force). */
+int server_reload_tls(struct server *server, char *err, size_t cap);
 
 /* Serves AMQP on fd, a connected non-blocking stream socket (one end of a socketpair), as if
  * the listener had accepted it. Takes fd (closed on failure). Returns 0 or -errno. */

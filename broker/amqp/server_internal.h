@@ -45,7 +45,9 @@ struct server_stats {
 struct server {
     struct event_loop *loop;
     struct server_config config;
-    struct netlistener *listener;
+    struct netlistener *listener;     /* plain AMQP; NULL with plain_listener = false */
+    struct netlistener *tls_listener; /* AMQPS; NULL without a certificate */
+    struct tls_context *tls;          /* what tls_listener hands new connections */
     size_t connections;
     bool shutting_down;
     uint64_t shutdown_deadline;

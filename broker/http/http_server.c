@@ -3,6 +3,7 @@
  * holding the listener and its connections; the loop watches that fd and calls MHD_run when it
  * is readable, and a loop timer covers libmicrohttpd's own deadlines (idle connections). */
 #include "http_server.h"
+#include "tls_context.h"
 
 #include <errno.h>
 #include <microhttpd.h>
@@ -30,6 +31,7 @@ struct http_server {
     http_handler_fn fn;
     http_admit_fn admit;
     void *ctx;
+    struct tls_context *tls; /* HTTPS with this certificate; NULL: plain HTTP */
 };
 
 /* One request in progress: its body so far. */
@@ -310,8 +312,62 @@ static void run(struct http_server *server)
         server->timer = loop_timer_add(server->loop, timeout, on_timer, server);
 }
 
+/* Starts a daemon on the listening socket fd (HTTPS with tls, plain without) and plugs its epoll
+ * fd into the loop. Returns 0, or -1 after logging why (fd is left open). */
+static int start_daemon(struct http_server *server, int fd, struct tls_context *tls)
+{
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
+    /* libmicrohttpd runs its own GnuTLS sessions: the same library, certificate, key and
+     * protocol priorities as the AMQPS listener (tls_context.h). */
+    const char *cert = tls ? tls_context_cert_pem(tls) : NULL;
+    const char *key = tls ? tls_context_key_pem(tls) : NULL;
+    const char *priority = tls ? tls_context_priority(tls) : NULL;
+    server->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, server, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, server, MHD_OPTION_EXTERNAL_LOGGER, log_from_mhd, server,
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
+        MHD_OPTION_HTTPS_PRIORITIES, priority, MHD_OPTION_END);
+    if (!server->daemon) {
+        log_error("%s: cannot start the HTTP%s server", server->name, tls ? "S" : "");
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    server->epoll_fd = info ? info->epoll_fd : -1;
+    int rc = server->epoll_fd >= 0 ? loop_watch(server->loop, server->epoll_fd, LOOP_READABLE, on_ready, server)
+                                   : -EINVAL;
+    if (rc != 0) {
+        log_error("%s: cannot watch the HTTP server: %s", server->name, strerror(-rc));
+        MHD_quiesce_daemon(server->daemon);
+        MHD_stop_daemon(server->daemon);
+        server->daemon = NULL;
+        return -1;
+    }
+    if (tls)
+        server->tls = tls_context_ref(tls);
+    return 0;
+}
+
+/* Stops the daemon (its connections are closed) and returns the listening socket, still open. */
+static int stop_daemon(struct http_server *server)
+{
+    if (server->timer)
+        loop_timer_cancel(server->loop, server->timer);
+    server->timer = 0;
+    loop_unwatch(server->loop, server->epoll_fd);
+    /* MHD_stop_daemon does not close a socket given with MHD_OPTION_LISTEN_SOCKET. */
+    int fd = MHD_quiesce_daemon(server->daemon);
+    MHD_stop_daemon(server->daemon);
+    server->daemon = NULL;
+    tls_context_unref(server->tls);
+    server->tls = NULL;
+    return fd;
+}
+
 struct http_server *http_open(struct event_loop *loop, const char *name, const char *bind_address, uint16_t port,
-                              size_t max_body, http_handler_fn fn, http_admit_fn admit, void *ctx)
+                              struct tls_context *tls, size_t max_body, http_handler_fn fn, http_admit_fn admit,
+                              void *ctx)
 {
     struct http_server *server = calloc(1, sizeof *server);
     if (!server) {
@@ -331,31 +387,29 @@ struct http_server *http_open(struct event_loop *loop, const char *name, const c
         free(server);
         return NULL;
     }
-    server->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, server, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
-        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, server, MHD_OPTION_EXTERNAL_LOGGER, log_from_mhd, server,
-        MHD_OPTION_END);
-    if (!server->daemon) {
-        log_error("%s: cannot start the HTTP server", name);
+    if (start_daemon(server, fd, tls) != 0) {
         close(fd);
         free(server);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    server->epoll_fd = info ? info->epoll_fd : -1;
-    int rc = server->epoll_fd >= 0 ? loop_watch(loop, server->epoll_fd, LOOP_READABLE, on_ready, server) : -EINVAL;
-    if (rc != 0) {
-        log_error("%s: cannot watch the HTTP server: %s", name, strerror(-rc));
-        MHD_stop_daemon(server->daemon);
-        close(fd);
-        free(server);
-        return NULL;
-    }
-    log_info("%s: HTTP listener on %s:%u", name, bind_address && *bind_address ? bind_address : "*",
+    log_info("%s: HTTP%s listener on %s:%u", name, tls ? "S" : "", bind_address && *bind_address ? bind_address : "*",
              server->port);
     return server;
+}
+
+int http_set_tls(struct http_server *server, struct tls_context *tls)
+{
+    if (!server->tls || !tls)
+        return -1;
+    struct tls_context *previous = tls_context_ref(server->tls);
+    int fd = stop_daemon(server);
+    int rc = fd >= 0 ? start_daemon(server, fd, tls) : -1;
+    if (rc != 0 && fd >= 0 && start_daemon(server, fd, previous) != 0) {
+        log_error("%s: the HTTPS listener is down after a failed certificate reload", server->name);
+        close(fd);
+    }
+    tls_context_unref(previous);
+    return rc;
 }
 
 uint16_t http_port(const struct http_server *server)
@@ -367,13 +421,10 @@ void http_close(struct http_server *server)
 {
     if (!server)
         return;
-    if (server->timer)
-        loop_timer_cancel(server->loop, server->timer);
-    loop_unwatch(server->loop, server->epoll_fd);
-    /* MHD_stop_daemon does not close a socket given with MHD_OPTION_LISTEN_SOCKET. */
-    int fd = MHD_quiesce_daemon(server->daemon);
-    MHD_stop_daemon(server->daemon);
-    if (fd >= 0)
-        close(fd);
+    if (server->daemon) {
+        int fd = stop_daemon(server);
+        if (fd >= 0)
+            close(fd);
+    }
     free(server);
 }

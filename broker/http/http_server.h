@@ -64,10 +64,19 @@ typedef bool (*http_admit_fn)(void *ctx, const struct http_request *req, struct 
 
 /* Listens on bind_address:port (port 0: a free port, see http_port) and serves requests with
  * fn(ctx, ...), after admit(ctx, ...) (NULL: none) for requests with a body. A body larger
- * than max_body is refused with 413 without being stored.
+ * than max_body is refused with 413 without being stored. With tls (a reference is taken) the
+ * listener speaks HTTPS with its certificate, key and priorities; NULL: plain HTTP.
  * Returns NULL after logging why (port taken, libmicrohttpd failure). */
+struct tls_context;
 struct http_server *http_open(struct event_loop *loop, const char *name, const char *bind_address, uint16_t port,
-                              size_t max_body, http_handler_fn fn, http_admit_fn admit, void *ctx);
+                              struct tls_context *tls, size_t max_body, http_handler_fn fn, http_admit_fn admit,
+                              void *ctx);
+
+/* An HTTPS server: serves new connections with tls instead (libmicrohttpd cannot swap a
+ * certificate in place, so the daemon is restarted on the same listening socket: requests in
+ * flight on the old one are cut, the port never stops accepting). On failure the previous
+ * certificate stays in force. Returns 0, or -1 (also for a plain HTTP server). */
+int http_set_tls(struct http_server *server, struct tls_context *tls);
 
 /* The port actually bound. */
 uint16_t http_port(const struct http_server *server);

@@ -14,6 +14,8 @@
 
 struct event_loop;
 struct netconn_handler;
+struct tls_session;
+struct transport_ops;
 
 /* Intrusive circular list; a zeroed node is "not on a list". */
 struct netlink {
@@ -79,6 +81,11 @@ struct netconn {
     bool loopback;
     bool output_since_input; /* bytes went to the peer since its last input arrived */
     bool lingering;          /* its last input made the loop linger */
+    bool handshaking;        /* TLS: the handshake runs; no application data either way */
+    bool handshake_wants_write; /* ... and waits for the socket to take its output */
+    bool read_soon;          /* the redeliver timer reads the transport, not just the buffer */
+    const struct transport_ops *transport; /* how bytes move: plain TCP or TLS (transport.h) */
+    struct tls_session *tls;               /* TLS state (transport_tls.c), NULL for plain TCP */
     const struct netconn_handler *handler;
     void *ctx;
 
@@ -89,6 +96,7 @@ struct netconn {
     struct netlink all, pending, reap;
     uint64_t linger_timer;
     uint64_t redeliver_timer;
+    uint64_t handshake_timer; /* TLS: cuts a handshake that takes too long */
     uint64_t last_input_ms, last_output_ms;
     uint64_t last_input_us; /* loop clock of the last read that got bytes, for linger */
     size_t linger_bytes;    /* size of the read that started the current stream */
@@ -112,5 +120,8 @@ void netconn__pending_add(struct netconn *conn);
 void netconn__dead(struct netconn *conn);
 /* A pause ended: resumes reading and hands unconsumed input over again on the next pass. */
 void netconn__resume_input(struct netconn *conn);
+/* Reads from the transport on the next pass even if the socket does not turn readable (TLS
+ * data already inside the library). */
+void netconn__read_soon(struct netconn *conn);
 
 #endif

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "net_private.h"
 #include "outq.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -59,6 +60,8 @@ static void on_socket(struct event_loop *loop, int fd, void *data, int mask);
 
 static int wanted_mask(const struct netconn *conn)
 {
+    if (conn->handshaking && !conn->closing)
+        return conn->handshake_wants_write ? LOOP_WRITABLE : LOOP_READABLE;
     int mask = 0;
     if (!conn->peer_eof &&
         (conn->closing || (!conn->user_paused && !conn->output_full && !conn->input_full)))
@@ -74,6 +77,10 @@ void netconn__update_watch(struct netconn *conn)
     if (conn->dead)
         return;
     int mask = wanted_mask(conn);
+    /* Input already inside the transport makes the socket no readable event: fetch it. */
+    if ((mask & LOOP_READABLE) && !conn->closing && conn->transport->buffered &&
+        conn->transport->buffered(conn))
+        netconn__read_soon(conn);
     if (mask == conn->watched)
         return;
     if (loop_watch(conn->net->loop, conn->fd, mask, on_socket, conn) < 0) {
@@ -104,7 +111,8 @@ void netconn__dead(struct netconn *conn)
     link_remove(&conn->pending);
     loop_timer_cancel(loop, conn->linger_timer);
     loop_timer_cancel(loop, conn->redeliver_timer);
-    conn->linger_timer = conn->redeliver_timer = 0;
+    loop_timer_cancel(loop, conn->handshake_timer);
+    conn->linger_timer = conn->redeliver_timer = conn->handshake_timer = 0;
     link_push(&conn->net->reap, &conn->reap);
 }
 
@@ -143,14 +151,28 @@ static void deliver_input(struct netconn *conn)
     conn->input_full = unconsumed == conn->in_cap && conn->in_cap >= conn->in_max;
 }
 
+static bool conn_read(struct netconn *conn);
+
 static void on_redeliver(struct event_loop *loop, void *data)
 {
     (void)loop;
     struct netconn *conn = data;
     conn->redeliver_timer = 0;
-    if (!conn->user_paused)
+    bool read = conn->read_soon;
+    conn->read_soon = false;
+    /* Reading hands over what it got together with what was waiting; when it got nothing,
+     * input left by a pause is handed over here. */
+    bool delivered = read && (conn->watched & LOOP_READABLE) && !conn->handshaking && conn_read(conn);
+    if (!delivered && !conn->user_paused && !conn->dead)
         deliver_input(conn);
     netconn__update_watch(conn);
+}
+
+void netconn__read_soon(struct netconn *conn)
+{
+    conn->read_soon = true;
+    if (!conn->redeliver_timer && !conn->dead)
+        conn->redeliver_timer = loop_timer_add(conn->net->loop, 0, on_redeliver, conn);
 }
 
 /* A pause ended: input left in the buffer would otherwise wait for new bytes from a peer
@@ -237,34 +259,34 @@ static void note_stream(struct netconn *conn, size_t bytes)
     conn->last_input_ms = loop_now_ms(loop);
 }
 
-static void conn_read(struct netconn *conn)
+/* Reads what the socket (or the transport) has and hands it over. Returns true when bytes
+ * were read and on_input was given them. */
+static bool conn_read(struct netconn *conn)
 {
     if (conn->closing) {
         discard_input(conn);
-        return;
+        return false;
     }
     if (!(conn->watched & LOOP_READABLE))
-        return; /* paused: leave the bytes in the socket */
+        return false; /* paused: leave the bytes in the socket */
     size_t total = 0;
     int status = 0; /* 0: drained or budget spent, 1: EOF, < 0: -errno */
     while (total < READ_BUDGET) {
         if (!input_room(conn))
             break;
         size_t room = conn->in_cap - conn->in_end;
-        ssize_t n = recv(conn->fd, conn->in + conn->in_end, room, 0);
+        ssize_t n = conn->transport->recv(conn, conn->in + conn->in_end, room);
         if (n > 0) {
             conn->in_end += (size_t)n;
             total += (size_t)n;
-            conn->io.recv_bytes += (uint64_t)n;
-            conn->io.recv_calls++;
-            if ((size_t)n < room)
+            if ((size_t)n < room && conn->transport->short_read_means_drained)
                 break;
         } else if (n == 0) {
             status = 1;
             break;
-        } else if (errno != EINTR) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                status = -errno;
+        } else if (n != -EINTR) {
+            if (n != -EAGAIN)
+                status = (int)n;
             break;
         }
     }
@@ -291,6 +313,7 @@ static void conn_read(struct netconn *conn)
         netconn__dead(conn);
     }
     netconn__update_watch(conn);
+    return total > 0;
 }
 
 static void on_socket(struct event_loop *loop, int fd, void *data, int mask)
@@ -298,6 +321,11 @@ static void on_socket(struct event_loop *loop, int fd, void *data, int mask)
     (void)loop;
     (void)fd;
     struct netconn *conn = data;
+    if (conn->handshaking && !conn->closing) {
+        if (transport_tls_handshake(conn) < 0 || conn->handshaking)
+            return;
+        mask &= ~LOOP_READABLE; /* the handshake read what there was; read_soon reads the rest */
+    }
     if (mask & (LOOP_READABLE | LOOP_ERROR))
         conn_read(conn);
     if (conn->dead)
@@ -329,6 +357,7 @@ struct netconn *netconn_accepted(struct netloop *net, int fd, const struct socka
     conn->fd = fd;
     conn->watched = LOOP_READABLE;
     conn->in_max = INPUT_DEFAULT_MAX;
+    conn->transport = &transport_plain;
     outq_init(&conn->out, &net->pool);
     conn->last_input_ms = conn->last_output_ms = loop_now_ms(net->loop);
     netconn__format_peer(conn, addr);
@@ -370,6 +399,8 @@ void netconn_reap(struct event_loop *loop)
         if (conn->handler && conn->handler->on_close)
             conn->handler->on_close(conn, conn->ctx);
         outq_clear(&conn->out);
+        if (conn->transport->release)
+            conn->transport->release(conn);
         free(conn->in);
         free(conn);
     }
@@ -455,6 +486,7 @@ void netconn_pause_input(struct netconn *conn, bool pause)
 const char *netconn_peer_name(const struct netconn *conn) { return conn->peer; }
 const char *netconn_local_name(const struct netconn *conn) { return conn->local; }
 bool netconn_peer_is_loopback(const struct netconn *conn) { return conn->loopback; }
+bool netconn_is_tls(const struct netconn *conn) { return conn->tls != NULL; }
 uint64_t netconn_last_input_ms(const struct netconn *conn) { return conn->last_input_ms; }
 uint64_t netconn_last_output_ms(const struct netconn *conn) { return conn->last_output_ms; }
 struct event_loop *netconn_loop(const struct netconn *conn) { return conn->net->loop; }

@@ -57,6 +57,12 @@ bool net_format_address(const struct sockaddr *addr, bool with_port, char *out, 
  * server): non-blocking, close-on-exec, SO_REUSEADDR, bound to addr:port (port 0: a free one,
  * stored in *bound_port). Returns the fd or -errno. */
 int net_listen_socket(const char *addr, uint16_t port, uint16_t *bound_port);
+/* Makes the listener speak TLS with ctx (a reference is taken) to the connections it accepts
+ * from now on; those already accepted keep theirs. The accept callback then runs once the TLS
+ * handshake and the certificate checks have passed (transport_tls.c); connections that fail
+ * them are logged and closed without reaching it. ctx NULL: plain TCP again. */
+struct tls_context;
+void netlistener_set_tls(struct netlistener *listener, struct tls_context *ctx);
 /* The port the listener is bound to (the chosen one when opened with port 0). */
 uint16_t netlistener_port(const struct netlistener *listener);
 /* Stops accepting and frees the listener (deferred to the end of its accept loop when called
@@ -117,6 +123,20 @@ void netconn_pause_input(struct netconn *conn, bool pause);
 const char *netconn_peer_name(const struct netconn *conn);
 /* Our end of the connection (the listening address and port), formatted as the peer's. */
 const char *netconn_local_name(const struct netconn *conn);
+/* The user named by the peer's verified TLS client certificate (CN, a subject alternative name
+ * or the DN, as configured), valid as long as conn; NULL for plain TCP or without one. */
+const char *netconn_peer_identity(const struct netconn *conn);
+/* True when the connection runs over TLS. */
+bool netconn_is_tls(const struct netconn *conn);
+/* What a TLS connection negotiated, named as RabbitMQ's management API shows it ("tlsv1.3",
+ * "aes_256_gcm", "ecdhe_ecdsa", "aead"), and the client certificate's subject and issuer DNs
+ * ("" without one). */
+struct netconn_tls_info {
+    char protocol[16], cipher[32], key_exchange[32], hash[16];
+    char peer_subject[256], peer_issuer[256];
+};
+/* Fills out and returns true for an established TLS connection; false (out zeroed) otherwise. */
+bool netconn_tls_info(const struct netconn *conn, struct netconn_tls_info *out);
 /* True for 127.0.0.0/8, ::1 and v4-mapped 127.0.0.0/8. */
 bool netconn_peer_is_loopback(const struct netconn *conn);
 /* Milliseconds (loop clock) of the last byte received from the peer (accept time at first). */

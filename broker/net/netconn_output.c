@@ -7,6 +7,7 @@
 #include "net_private.h"
 #include "netconn.h"
 #include "outq.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -75,19 +76,16 @@ static void flush_conn(struct netconn *conn)
         size_t offered = 0;
         for (int i = 0; i < count; i++)
             offered += iov[i].iov_len;
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)count};
-        ssize_t n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn->transport->send(conn, iov, count);
         if (n < 0) {
-            if (errno == EINTR)
+            if (n == -EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (n == -EAGAIN)
                 break;
             netconn__dead(conn); /* EPIPE, ECONNRESET: the peer is gone */
             return;
         }
         outq_advance(&conn->out, (size_t)n);
-        conn->io.send_bytes += (uint64_t)n;
-        conn->io.send_calls++;
         conn->last_output_ms = loop_now_ms(conn->net->loop);
         conn->output_since_input = true;
         if (conn->output_full && conn->out.bytes < OUTPUT_LOW_WATER) {
@@ -96,7 +94,7 @@ static void flush_conn(struct netconn *conn)
             if (!conn->closing && conn->handler && conn->handler->on_drain)
                 conn->handler->on_drain(conn, conn->ctx);
         }
-        if ((size_t)n < offered)
+        if ((size_t)n < offered && conn->transport->short_write_means_full)
             break; /* a short write: the socket buffer is full, EAGAIN would follow */
     }
     if (conn->dead)
@@ -104,6 +102,8 @@ static void flush_conn(struct netconn *conn)
     conn->write_blocked = conn->out.bytes > 0;
     netconn__update_watch(conn);
     if (!conn->write_blocked && conn->closing && !conn->write_shut) {
+        if (conn->transport->shutdown)
+            conn->transport->shutdown(conn);
         shutdown(conn->fd, SHUT_WR);
         conn->write_shut = true;
         if (conn->peer_eof)

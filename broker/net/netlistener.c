@@ -4,6 +4,8 @@
 #include "log.h"
 #include "net_private.h"
 #include "netconn.h"
+#include "tls_context.h"
+#include "transport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +30,7 @@ struct netlistener {
     uint16_t port;
     netconn_accept_fn fn;
     void *arg;
+    struct tls_context *tls; /* NULL: plain TCP; else each connection starts a TLS handshake */
     uint64_t retry_timer;
     bool in_accept;       /* inside the accept loop: netlistener_close defers the free */
     bool close_requested;
@@ -45,6 +48,7 @@ static void listener_free(struct netlistener *listener)
         loop_unwatch(net->loop, listener->fd);
         close(listener->fd);
     }
+    tls_context_unref(listener->tls);
     free(listener);
     net->listener_count--;
     netloop_release_if_unused(net);
@@ -82,7 +86,9 @@ static void on_listener(struct event_loop *loop, int fd, void *data, int mask)
         }
         listener->limit_logged = false;
         struct netconn *conn = netconn_accepted(listener->net, conn_fd, (struct sockaddr *)&addr);
-        if (conn)
+        if (conn && listener->tls)
+            transport_tls_start(conn, listener->tls, listener->fn, listener->arg);
+        else if (conn)
             listener->fn(conn, listener->arg);
     }
     listener->in_accept = false;
@@ -216,6 +222,14 @@ struct netlistener *netlistener_open(struct event_loop *loop, const char *addr, 
 }
 
 uint16_t netlistener_port(const struct netlistener *listener) { return listener->port; }
+
+void netlistener_set_tls(struct netlistener *listener, struct tls_context *ctx)
+{
+    if (ctx)
+        tls_context_ref(ctx);
+    tls_context_unref(listener->tls);
+    listener->tls = ctx;
+}
 
 void netlistener_close(struct netlistener *listener)
 {

@@ -112,8 +112,15 @@ def free_port():
 class Broker:
     """One broker under test: a Warren process this harness owns, or an external URL."""
 
-    def __init__(self, url=None, extra_args=(), management=False):
+    def __init__(self, url=None, extra_args=(), management=False, tls=False, plain=True):
         self.extra_args = list(extra_args)
+        # tls=True: an AMQPS listener on a free port (tls_port; pass the tls_* settings in
+        # extra_args), and with management an HTTPS one (management_tls_port). plain=False turns
+        # the plain AMQP listener off; start() then waits for the TLS port instead.
+        self.tls = tls
+        self.plain = plain
+        self.tls_port = None
+        self.management_tls_port = None
         # The HTTP listeners bind fixed ports by default; tests that run side by side turn them
         # off unless they ask for them (then each gets a free port: management_port and
         # prometheus_port below, http_get/http_request to talk to it).
@@ -175,6 +182,14 @@ class Broker:
             self.management_port, self.prometheus_port = free_port(), free_port()
         command += ["--management_port", str(self.management_port or 0),
                     "--prometheus_port", str(self.prometheus_port or 0)]
+        if self.tls:
+            self.tls_port = free_port()
+            command += ["--tls_port", str(self.tls_port)]
+            if self.management:
+                self.management_tls_port = free_port()
+            command += ["--management_tls_port", str(self.management_tls_port or 0)]
+        if not self.plain:
+            command += ["--plain_listener", "false"]
         command += self.extra_args
         env = dict(os.environ)
         # Make a sanitizer report reach stderr and end the process with a nonzero status.
@@ -187,14 +202,15 @@ class Broker:
             if self.process.poll() is not None:
                 raise AssertionError("broker exited with status %d before accepting connections\n%s"
                                      % (self.process.returncode, self.stderr_text()))
+            wait_port = self.port if self.plain else self.tls_port
             try:
-                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                socket.create_connection((self.host, wait_port), timeout=0.5).close()
                 return self
             except OSError:
                 if time.monotonic() > deadline:
                     self.kill()
                     raise AssertionError("broker did not accept on port %d within %.0f s\n%s"
-                                         % (self.port, timeout, self.stderr_text()))
+                                         % (wait_port, timeout, self.stderr_text()))
                 time.sleep(0.05)
 
     def http_request(self, method, path, body=None, user=None, password=None, port=None, headers=None):

@@ -122,17 +122,18 @@ class PackageTest(unittest.TestCase):
             self.assertEqual(run(["sh", "-n", path]).returncode, 0, script)
 
     def test_broker_links_only_what_the_package_depends_on(self):
-        """The binary needs libc, and the two libraries of the management plane (HTTP and JSON),
-        which the package's shlibs dependencies pull in; nothing else directly."""
+        """The binary needs libc, the two libraries of the management plane (HTTP and JSON) and
+        GnuTLS (AMQPS; libmicrohttpd's HTTPS uses it too), which the package's shlibs
+        dependencies pull in; nothing else directly."""
         if not shutil.which("readelf"):
             self.skipTest("readelf absent")
         if os.environ.get("WARREN_SANITIZE") == "1":
             self.skipTest("the sanitizer build links its runtimes")
         dynamic = run(["readelf", "-d", in_root("/usr/sbin/warren")]).stdout
         needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dynamic))
-        self.assertEqual(needed, {"libc.so.6", "libmicrohttpd.so.12", "libjansson.so.4"})
+        self.assertEqual(needed, {"libc.so.6", "libmicrohttpd.so.12", "libjansson.so.4", "libgnutls.so.30"})
         control = run(["dpkg-deb", "-f", DEB, "Depends"]).stdout
-        for package in ("libmicrohttpd12", "libjansson4"):
+        for package in ("libmicrohttpd12", "libjansson4", "libgnutls30"):
             self.assertIn(package, control)
 
 
@@ -213,6 +214,12 @@ class ExampleConfigTest(unittest.TestCase):
             if key in ("data_dir", "port", "bind", "default_pass", "management_port", "prometheus_port"):
                 continue  # the test's own settings; the password is never shown
             shown = environment[key]
+            if key in ("tls_certfile", "tls_keyfile", "tls_cacertfile", "tls_ciphers"):
+                self.assertEqual(shown, "", key)  # unset by default; the file shows an example
+                continue
+            if key in ("tls_port", "management_tls_port"):
+                self.assertEqual(shown, 0, key)  # the listed port is used once a certificate is set
+                continue
             if key == "memory_high_watermark" and default == "0":
                 self.assertGreater(shown, 0)  # 0 means 40% of RAM, shown in bytes
                 continue
