@@ -538,12 +538,20 @@ static int handle_open(struct connection *conn, const struct spec_connection_ope
         return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN,
                           "access to vhost '%s' refused for user '%s': connection limit (%lld) is reached", vhost,
                           conn->user, (long long)limit);
+    /* ... then the user's (rabbit_reader:is_over_user_connection_limit), same code. */
+    limit = server_user_limit_reached(conn->server, conn->user, ACCESS_USER_MAX_CONNECTIONS);
+    if (limit >= 0)
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN,
+                          "Connection refused for user '%s': user connection limit (%lld) is reached", conn->user,
+                          (long long)limit);
     if (!access_can_access_vhost(server_access(conn->server), conn->user, vhost))
         return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "access to vhost '%s' refused for user '%s'",
                           vhost, conn->user);
     conn->vhost = server_open_vhost(conn->server, a->virtual_host);
     if (!conn->vhost)
         return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "vhost %s not found", vhost);
+    /* Counted while conn->vhost is set: on_close takes it off again. */
+    server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CONNECTIONS, 1);
     struct spec_method m = {.id = SPEC_CONNECTION_OPEN_OK};
     conn->state = STATE_OPEN;
     if (conn->heartbeat)
@@ -582,6 +590,7 @@ static void remove_slot(struct connection *conn, struct channel_slot *slot)
     channel_destroy(slot->channel);
     free(slot);
     conn->open_channels--;
+    server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CHANNELS, -1);
 }
 
 int connection_decode_method(const struct frame *f, struct spec_method *m, struct reply_error *err)
@@ -608,6 +617,14 @@ static int channel_frame(struct connection *conn, const struct frame *f, struct 
             return reply_fail(err, SPEC_NOT_ALLOWED, 0,
                               "number of channels opened (%u) has reached the negotiated channel_max (%u)",
                               conn->open_channels, conn->channel_max);
+        /* The user's limit counts the channels of all its connections; RabbitMQ refuses the
+         * channel with a connection error (530, no method), as for channel_max. */
+        int64_t limit = server_user_limit_reached(conn->server, conn->user, ACCESS_USER_MAX_CHANNELS);
+        if (limit >= 0)
+            return reply_fail(err, SPEC_NOT_ALLOWED, 0,
+                              "number of channels opened for user '%s' has reached the maximum allowed user "
+                              "limit of (%lld)",
+                              conn->user, (long long)limit);
         slot = calloc(1, sizeof *slot);
         if (!slot || !(slot->channel = channel_create(conn, f->channel))) {
             free(slot);
@@ -616,6 +633,7 @@ static int channel_frame(struct connection *conn, const struct frame *f, struct 
         slot->number = f->channel;
         HASH_ADD(hh, conn->channels, number, sizeof slot->number, slot);
         conn->open_channels++;
+        server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CHANNELS, 1);
         server_stats_channel_opened(conn->server);
     }
     int rc = channel_handle_frame(slot->channel, f, err);
@@ -805,6 +823,7 @@ static void on_close(struct netconn *net, void *ctx)
     if (conn->vhost) {
         vhost_owner_gone(conn->vhost, conn);
         server_close_vhost(conn->server, conn->vhost);
+        server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CONNECTIONS, -1);
     }
     if (conn->state == STATE_OPEN)
         log_info("%s: connection closed by peer", conn->name);
