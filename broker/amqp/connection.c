@@ -3,6 +3,7 @@
  * tune/tune-ok, open), keeps heartbeats both ways, hands channel frames to their channel, and
  * owns the one place where a hard error becomes connection.close. */
 #include "connection.h"
+#include "flow.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -79,6 +80,7 @@ struct connection {
     char name[128];
     struct vhost *vhost; /* after connection.open */
     struct stats_channel closed_channels; /* counters of its channels already gone */
+    struct flow flow;                     /* per-publisher flow control (flow.h) */
     struct connection_series series;
 };
 
@@ -95,6 +97,20 @@ const struct stats_channel *connection_closed_channel_stats(const struct connect
     return &conn->closed_channels;
 }
 struct connection_series *connection_series(struct connection *conn) { return &conn->series; }
+struct flow *connection_flow(struct connection *conn) { return &conn->flow; }
+
+bool connection_consumes_from(const struct connection *conn, const struct queue *queue)
+{
+    const struct channel_slot *slot, *tmp;
+    HASH_ITER(hh, conn->channels, slot, tmp) {
+        const struct consumer *c, *ctmp;
+        HASH_ITER(hh, slot->channel->consumers, c, ctmp) {
+            if (c->queue == queue)
+                return true;
+        }
+    }
+    return false;
+}
 const char *connection_vhost_name(const struct connection *conn) { return conn->vhost ? vhost_name(conn->vhost) : NULL; }
 
 bool connection_client_has_capability(const struct connection *conn, const char *name)
@@ -133,7 +149,9 @@ void connection_describe(const struct connection *conn, struct introspect_connec
         .peer_port = colon ? (uint16_t)atoi(colon + 1) : 0,
         .user = conn->user,
         .vhost = conn->vhost ? vhost_name(conn->vhost) : "",
-        .state = states[conn->state],
+        .state = conn->state == STATE_OPEN && flow_shown(&conn->flow, loop_now_ms(netconn_loop(conn->net)))
+                     ? "flow"
+                     : states[conn->state],
         .channels = conn->open_channels,
         .frame_max = conn->frame_max,
         .channel_max = conn->channel_max,
@@ -300,7 +318,7 @@ void connection_set_blocked(struct connection *conn, bool blocked, const char *r
     conn->blocked = blocked;
     /* Only publishers stop: consumers must keep acknowledging, or memory never drops. */
     if (conn->publisher)
-        netconn_pause_input(conn->net, blocked);
+        netconn_pause_input(conn->net, NETCONN_PAUSE_BLOCKED, blocked);
 }
 
 /* ---- closing ---- */
@@ -797,6 +815,9 @@ static void on_input(struct netconn *net, void *ctx)
         if (slot->channel->confirm_mode)
             channel_flush_confirms(slot->channel);
     }
+    /* Once per read, after every frame of it was handled: publishes of this read that fed a
+     * pressured queue pause the next reads. */
+    flow_after_input(&conn->flow, conn);
 }
 
 /* The peer caught up with its output: offer it messages again. */
@@ -816,6 +837,7 @@ static void on_close(struct netconn *net, void *ctx)
     struct connection *conn = ctx;
     if (conn->timer)
         loop_timer_cancel(netconn_loop(conn->net), conn->timer);
+    flow_release(&conn->flow, conn->net);
     struct channel_slot *slot, *tmp;
     HASH_ITER(hh, conn->channels, slot, tmp) {
         remove_slot(conn, slot);

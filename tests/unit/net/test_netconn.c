@@ -724,7 +724,7 @@ static void listener_closed_from_its_accept_callback(void **state)
 static void unpause_timer(struct event_loop *loop, void *data)
 {
     (void)loop;
-    netconn_pause_input(data, false);
+    netconn_pause_input(data, NETCONN_PAUSE_BLOCKED, false);
 }
 
 static void one_byte_then_pause(struct netconn *conn, void *ctx)
@@ -735,7 +735,7 @@ static void one_byte_then_pause(struct netconn *conn, void *ctx)
     const uint8_t *data = netconn_input(conn, &len);
     keep(sc, data, 1);
     netconn_consume(conn, 1);
-    netconn_pause_input(conn, true);
+    netconn_pause_input(conn, NETCONN_PAUSE_BLOCKED, true);
     loop_timer_add(netconn_loop(conn), 5, unpause_timer, conn);
 }
 
