@@ -3,7 +3,6 @@
  * tune/tune-ok, open), keeps heartbeats both ways, hands channel frames to their channel, and
  * owns the one place where a hard error becomes connection.close. */
 #include "connection.h"
-#include "flow.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include "channel.h"
 #include "channel_internal.h"
 #include "event_loop.h"
+#include "flow.h"
 #include "frame.h"
 #include "introspect.h"
 #include "log.h"
