@@ -379,16 +379,13 @@ static json_t *cmd_clear_operator_policy(struct admin_request *req)
     return clear_policy(req, "operator-policies", "clear_operator_policy [-p VHOST] NAME");
 }
 
-/* The vhost's limits as the API holds them: GET /api/vhost-limits/VHOST answers
- * [{"vhost":V,"value":{"max-connections":N,...}}] (empty when none). NULL after setting *fail. */
-static json_t *vhost_limits(const struct admin_request *req, json_t **fail)
+/* The limits of one vhost or user as the API holds them: GET format (one %s: the owner) answers
+ * [{"vhost"|"user": ..., "value": {"max-connections": N, ...}}] (empty when none). The owner
+ * must exist (the caller checks). NULL after setting *fail. */
+static json_t *limits_of(const struct admin_request *req, const char *format, const char *owner, json_t **fail)
 {
     char path[PATH_MAX_LEN];
-    if (!admin_api_vhost_exists(req, req->vhost)) {
-        *fail = no_such_vhost(req->vhost);
-        return NULL;
-    }
-    if (admin_api_path(path, sizeof path, "/api/vhost-limits/%s", req->vhost) != 0) {
+    if (admin_api_path(path, sizeof path, format, owner) != 0) {
         *fail = path_too_long();
         return NULL;
     }
@@ -405,69 +402,70 @@ static json_t *vhost_limits(const struct admin_request *req, json_t **fail)
     return limits;
 }
 
+/* One API call per limit named in limits: PUT {"value": V} (put) or DELETE on format (two %s:
+ * the owner, then the limit's name), stopping at the first failure. {"ok":true} or that
+ * failure's answer. The vhost and user limit commands are this loop over different paths. */
+static json_t *limit_calls(const struct admin_request *req, const char *format, const char *owner, json_t *limits,
+                           bool put)
+{
+    const char *name;
+    json_t *value;
+    json_object_foreach(limits, name, value) {
+        char path[PATH_MAX_LEN];
+        if (!*name)
+            return admin_error("invalid", "a limit needs a name");
+        if (admin_api_path(path, sizeof path, format, owner, name) != 0)
+            return path_too_long();
+        json_t *result = change(req, put ? "PUT" : "DELETE", path, put ? json_pack("{s:O}", "value", value) : NULL);
+        if (!json_is_true(json_object_get(result, "ok")))
+            return result;
+        json_decref(result);
+    }
+    return admin_ok();
+}
+
+/* The DEFINITION argument of set_vhost_limits and set_user_limits: a JSON object, or NULL after
+ * setting *fail. */
+static json_t *limits_argument(const char *text, json_t **fail)
+{
+    json_error_t error;
+    json_t *definition = json_loads(text, 0, &error);
+    if (json_is_object(definition))
+        return definition;
+    json_decref(definition);
+    *fail = admin_error("invalid", "the definition must be a JSON object: %s", definition ? "" : error.text);
+    return NULL;
+}
+
+static const char VHOST_LIMITS[] = "/api/vhost-limits/%s", VHOST_LIMIT[] = "/api/vhost-limits/%s/%s";
+static const char USER_LIMITS[] = "/api/user-limits/%s", USER_LIMIT[] = "/api/user-limits/%s/%s";
+
 /* set_vhost_limits [-p VHOST] '{"max-connections": 10, "max-queues": 5}': one PUT per limit. */
 static json_t *cmd_set_vhost_limits(struct admin_request *req)
 {
-    json_t *usage = admin_want_args(req, 1, 1, 1, "set_vhost_limits [-p VHOST] DEFINITION");
-    if (usage)
-        return usage;
-    json_error_t error;
-    json_t *definition = json_loads(req->args[0].s, 0, &error);
-    if (!json_is_object(definition)) {
-        json_decref(definition);
-        return admin_error("invalid", "the definition must be a JSON object: %s", definition ? "" : error.text);
-    }
-    json_t *answer = NULL;
-    if (!admin_api_vhost_exists(req, req->vhost))
-        answer = no_such_vhost(req->vhost);
-    const char *name;
-    json_t *value;
-    json_object_foreach(definition, name, value) {
-        char path[PATH_MAX_LEN];
-        if (answer)
-            break;
-        if (!*name)
-            answer = admin_error("invalid", "a limit needs a name");
-        else if (admin_api_path(path, sizeof path, "/api/vhost-limits/%s/%s", req->vhost, name) != 0)
-            answer = path_too_long();
-        else {
-            json_t *result = change(req, "PUT", path, json_pack("{s:O}", "value", value));
-            if (json_is_true(json_object_get(result, "ok")))
-                json_decref(result);
-            else
-                answer = result;
-        }
-    }
+    json_t *answer = admin_want_args(req, 1, 1, 1, "set_vhost_limits [-p VHOST] DEFINITION");
+    json_t *definition = answer ? NULL : limits_argument(req->args[0].s, &answer);
+    if (!definition)
+        return answer;
+    answer = admin_api_vhost_exists(req, req->vhost) ? limit_calls(req, VHOST_LIMIT, req->vhost, definition, true)
+                                                     : no_such_vhost(req->vhost);
     json_decref(definition);
-    return answer ? answer : admin_ok();
+    return answer;
 }
 
 /* clear_vhost_limits [-p VHOST]: one DELETE per limit in force. */
 static json_t *cmd_clear_vhost_limits(struct admin_request *req)
 {
-    json_t *usage = admin_want_args(req, 0, 0, 0, "clear_vhost_limits [-p VHOST]");
-    if (usage)
-        return usage;
-    json_t *answer = NULL;
-    json_t *limits = vhost_limits(req, &answer);
-    const char *name;
-    json_t *value;
-    json_object_foreach(limits, name, value) {
-        char path[PATH_MAX_LEN];
-        if (answer)
-            break;
-        if (admin_api_path(path, sizeof path, "/api/vhost-limits/%s/%s", req->vhost, name) != 0)
-            answer = path_too_long();
-        else {
-            json_t *result = change(req, "DELETE", path, NULL);
-            if (json_is_true(json_object_get(result, "ok")))
-                json_decref(result);
-            else
-                answer = result;
-        }
-    }
+    json_t *answer = admin_want_args(req, 0, 0, 0, "clear_vhost_limits [-p VHOST]");
+    if (answer)
+        return answer;
+    if (!admin_api_vhost_exists(req, req->vhost))
+        return no_such_vhost(req->vhost);
+    json_t *limits = limits_of(req, VHOST_LIMITS, req->vhost, &answer);
+    if (limits)
+        answer = limit_calls(req, VHOST_LIMIT, req->vhost, limits, false);
     json_decref(limits);
-    return answer ? answer : admin_ok();
+    return answer;
 }
 
 /* list_vhost_limits [-p VHOST]: {"ok":true,"limits":{...}}. (--global is a list: admin_lists.c.) */
@@ -475,11 +473,67 @@ static json_t *cmd_list_vhost_limits(struct admin_request *req)
 {
     if (json_is_true(json_object_get(req->options, "global")))
         return NULL;
-    json_t *usage = admin_want_args(req, 0, 0, 0, "list_vhost_limits [-p VHOST] [--global]");
-    if (usage)
-        return usage;
-    json_t *answer = NULL;
-    json_t *limits = vhost_limits(req, &answer);
+    json_t *answer = admin_want_args(req, 0, 0, 0, "list_vhost_limits [-p VHOST] [--global]");
+    if (answer)
+        return answer;
+    if (!admin_api_vhost_exists(req, req->vhost))
+        return no_such_vhost(req->vhost);
+    json_t *limits = limits_of(req, VHOST_LIMITS, req->vhost, &answer);
+    return limits ? json_pack("{s:b,s:o}", "ok", 1, "limits", limits) : answer;
+}
+
+/* The user named by the first argument, when it exists; else NULL after setting *fail. */
+static const char *limited_user(const struct admin_request *req, json_t **fail)
+{
+    json_t *user = get_user(req, req->args[0].s);
+    if (!user) {
+        *fail = no_such_user(req->args[0].s);
+        return NULL;
+    }
+    json_decref(user);
+    return req->args[0].s;
+}
+
+/* set_user_limits USER '{"max-connections": 10, "max-channels": 50}': one PUT per limit. */
+static json_t *cmd_set_user_limits(struct admin_request *req)
+{
+    json_t *answer = admin_want_args(req, 2, 2, 2, "set_user_limits USER DEFINITION");
+    json_t *definition = answer ? NULL : limits_argument(req->args[1].s, &answer);
+    if (!definition)
+        return answer;
+    const char *user = limited_user(req, &answer);
+    if (user)
+        answer = limit_calls(req, USER_LIMIT, user, definition, true);
+    json_decref(definition);
+    return answer;
+}
+
+/* clear_user_limits USER NAME|all: one DELETE, or one per limit in force for "all". */
+static json_t *cmd_clear_user_limits(struct admin_request *req)
+{
+    json_t *answer = admin_want_args(req, 2, 2, 2, "clear_user_limits USER NAME|all");
+    const char *user = answer ? NULL : limited_user(req, &answer);
+    if (!user)
+        return answer;
+    json_t *limits = strcmp(req->args[1].s, "all") == 0 ? limits_of(req, USER_LIMITS, user, &answer)
+                                                        : json_pack("{s:n}", req->args[1].s);
+    if (limits)
+        answer = limit_calls(req, USER_LIMIT, user, limits, false);
+    json_decref(limits);
+    return answer;
+}
+
+/* list_user_limits USER: {"ok":true,"limits":{...}}. Without USER it is a list (admin_lists.c):
+ * a "user limits" row per user with limits, as rabbitmqctl list_user_limits --global. */
+static json_t *cmd_list_user_limits(struct admin_request *req)
+{
+    if (req->nargs == 0)
+        return NULL;
+    json_t *answer = admin_want_args(req, 1, 1, 1, "list_user_limits [USER]");
+    const char *user = answer ? NULL : limited_user(req, &answer);
+    if (!user)
+        return answer;
+    json_t *limits = limits_of(req, USER_LIMITS, user, &answer);
     return limits ? json_pack("{s:b,s:o}", "ok", 1, "limits", limits) : answer;
 }
 
@@ -578,6 +632,9 @@ static const struct {
     {"set_vhost_limits", cmd_set_vhost_limits},
     {"clear_vhost_limits", cmd_clear_vhost_limits},
     {"list_vhost_limits", cmd_list_vhost_limits},
+    {"set_user_limits", cmd_set_user_limits},
+    {"clear_user_limits", cmd_clear_user_limits},
+    {"list_user_limits", cmd_list_user_limits},
     {"export_definitions", cmd_export_definitions},
     {"import_definitions", cmd_import_definitions},
     {"api", cmd_api},

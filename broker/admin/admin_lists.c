@@ -118,6 +118,8 @@ static const char *const policy_defaults[] = {"vhost", "name", "pattern", "apply
     NULL};
 static const struct column limit_columns[] = {{"vhost", "vhost"}, {"limits", "value"}, {NULL, NULL}};
 static const char *const limit_defaults[] = {"vhost", "limits", NULL};
+static const struct column user_limit_columns[] = {{"user", "user"}, {"limits", "value"}, {NULL, NULL}};
+static const char *const user_limit_defaults[] = {"user", "limits", NULL};
 
 static const struct list_kind kinds[] = {
     {"list_queues", queue_columns, queue_defaults, true, "/api/queues/%s"},
@@ -133,6 +135,8 @@ static const struct list_kind kinds[] = {
     {"list_operator_policies", policy_columns, policy_defaults, true, "/api/operator-policies/%s"},
     /* list_vhost_limits --global; without it the command is admin_api.c's. */
     {"list_vhost_limits", limit_columns, limit_defaults, false, "/api/vhost-limits"},
+    /* list_user_limits without a user; with one the command is admin_api.c's. */
+    {"list_user_limits", user_limit_columns, user_limit_defaults, false, "/api/user-limits"},
 };
 
 /* Fills l->rows from the kind's API list; NULL, or the error answer. */

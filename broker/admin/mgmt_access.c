@@ -1,5 +1,5 @@
 /* broker/admin/mgmt_access.c: users, virtual hosts and permissions: /api/users, /api/vhosts,
- * /api/permissions (and the per-user and per-vhost views of them). Changes go through the
+ * /api/permissions, /api/user-limits (and the per-user and per-vhost views of them). Changes go through the
  * access model and are saved and applied by introspect_access_changed, like warrenctl's. */
 #include <errno.h>
 #include <stdio.h>
@@ -65,6 +65,18 @@ json_t *mgmt_user_tags(struct server *server, const char *user)
     return f.tags ? f.tags : json_array();
 }
 
+/* The user's limits as RabbitMQ shows them: {"max-connections": N, ...}, only those set. */
+static json_t *user_limits_json(struct server *server, const char *name)
+{
+    json_t *o = json_object();
+    for (unsigned i = 0; i < ACCESS_USER_LIMIT_COUNT; i++) {
+        int64_t v = access_user_limit(server_access(server), name, (enum access_user_limit)i);
+        if (v >= 0)
+            json_object_set_new(o, access_user_limit_name((enum access_user_limit)i), json_integer(v));
+    }
+    return o;
+}
+
 json_t *mgmt_user_json(struct server *server, const char *name, const char *tags_csv)
 {
     char hash[ACCESS_HASH_BASE64_MAX] = "";
@@ -74,7 +86,7 @@ json_t *mgmt_user_json(struct server *server, const char *name, const char *tags
     json_object_set_new(o, "password_hash", json_string(hash));
     json_object_set_new(o, "hashing_algorithm", json_string(ACCESS_HASHING_ALGORITHM));
     json_object_set_new(o, "tags", tags_csv ? tag_list(tags_csv) : mgmt_user_tags(server, name));
-    json_object_set_new(o, "limits", json_object());
+    json_object_set_new(o, "limits", user_limits_json(server, name));
     return o;
 }
 
@@ -492,6 +504,74 @@ static void vhost(struct mgmt_call *call)
     mgmt_reply(call, 200, o);
 }
 
+/* ---- user limits -------------------------------------------------------------------------- */
+
+struct limits_walk {
+    struct mgmt_call *call;
+    const char *user; /* NULL: every user */
+    json_t *items;
+};
+
+static void add_user_limits(const char *name, const char *tags_csv, void *arg)
+{
+    (void)tags_csv;
+    struct limits_walk *w = arg;
+    if (w->user && strcmp(w->user, name) != 0)
+        return;
+    json_t *value = user_limits_json(w->call->server, name);
+    if (json_object_size(value) == 0) {
+        json_decref(value);
+        return;
+    }
+    json_array_append_new(w->items, json_pack("{s:o,s:o}", "user", mgmt_string(name, strlen(name)), "value", value));
+}
+
+/* GET /api/user-limits and /api/user-limits/USER: [{"user": u, "value": {...}}], users without
+ * limits left out (as /api/vhost-limits leaves out vhosts without). */
+static void list_user_limits(struct mgmt_call *call)
+{
+    const char *user = call->nseg > 1 ? mgmt_name(call, 1) : NULL;
+    if (call->nseg > 1 && !user)
+        return;
+    if (user && !access_user_exists(db(call), user)) {
+        mgmt_not_found(call);
+        return;
+    }
+    struct limits_walk w = {call, user, json_array()};
+    access_for_each_user(db(call), add_user_limits, &w);
+    mgmt_list(call, w.items);
+}
+
+/* PUT {"value": N} and DELETE /api/user-limits/USER/NAME. A negative value clears the limit,
+ * as for vhost limits. */
+static void user_limit(struct mgmt_call *call)
+{
+    const char *user = mgmt_name(call, 1), *name = user ? mgmt_name(call, 2) : NULL;
+    if (!name)
+        return;
+    enum access_user_limit which;
+    if (access_user_limit_parse(name, &which) != 0) {
+        mgmt_fail(call, 400, "bad_request", "Validation failed\n\n%s is not a recognised user limit\n", name);
+        return;
+    }
+    json_t *value = call->method == MGMT_DELETE ? NULL : mgmt_body(call, "value");
+    if (call->method != MGMT_DELETE && !json_is_integer(value)) {
+        mgmt_fail(call, 400, "bad_request", "value must be an integer");
+        return;
+    }
+    int64_t v = value ? (int64_t)json_integer_value(value) : -1;
+    if (access_set_user_limit(db(call), user, which, v) != 0) {
+        mgmt_not_found(call);
+        return;
+    }
+    if (v >= 0)
+        log_info("management: user '%s' limit %s set to %lld", user, name, (long long)v);
+    else
+        log_info("management: user '%s' limit %s cleared", user, name);
+    if (saved(call))
+        mgmt_done(call, false);
+}
+
 const struct mgmt_route mgmt_access_routes[] = {
     {"users", MGMT_GET, MGMT_ADMIN, MGMT_ADMIN, 0, list_users},
     {"users/without-permissions", MGMT_GET, MGMT_ADMIN, MGMT_ADMIN, 0, users_without_permissions},
@@ -499,6 +579,9 @@ const struct mgmt_route mgmt_access_routes[] = {
     {"users/*", MGMT_GET | MGMT_PUT | MGMT_DELETE, MGMT_ADMIN, MGMT_ADMIN, 0, user},
     {"users/*/permissions", MGMT_GET, MGMT_ADMIN, MGMT_ADMIN, 0, user_permissions},
     {"users/*/topic-permissions", MGMT_GET, MGMT_ADMIN, MGMT_ADMIN, 0, topic_permissions},
+    {"user-limits", MGMT_GET, MGMT_ADMIN, MGMT_ADMIN, 0, list_user_limits},
+    {"user-limits/*", MGMT_GET, MGMT_ADMIN, MGMT_ADMIN, 0, list_user_limits},
+    {"user-limits/*/*", MGMT_PUT | MGMT_DELETE, MGMT_ADMIN, MGMT_ADMIN, 0, user_limit},
     {"permissions", MGMT_GET, MGMT_ADMIN, MGMT_ADMIN, 0, list_permissions},
     {"permissions/*/*", MGMT_GET | MGMT_PUT | MGMT_DELETE, MGMT_ADMIN, MGMT_ADMIN, 2, permission},
     {"topic-permissions", MGMT_GET, MGMT_ADMIN, MGMT_ADMIN, 0, topic_permissions},

@@ -253,8 +253,6 @@ static int check_user(struct import *imp, json_t *u)
         key_set(imp->skipped_users, NULL, name);
         report(imp, u, true, "password hashes of %s cannot be checked by Warren, which keeps %s hashes",
                algorithm, HASH_ALGORITHM);
-    } else if (nonempty(json_object_get(u, "limits"))) {
-        report(imp, u, false, "user limits (max-connections, max-channels) are not supported: imported without them");
     }
     return 0;
 }
@@ -442,7 +440,22 @@ static int apply_user(struct import *imp, json_t *u)
     struct path p = {0};
     path_lit(&p, "/api/users");
     path_json(&p, json_object_get(u, "name"));
-    return run(imp, "PUT", &p, copy_keys(u, keys), "user", str(u, "name"));
+    int rc = run(imp, "PUT", &p, copy_keys(u, keys), "user", str(u, "name"));
+    /* RabbitMQ 3.10 keeps a user's limits in users[].limits: one PUT per limit, as
+     * set_user_limits does (an unknown limit or a value that is not an integer fails the
+     * import with the API's reason). */
+    const char *limit;
+    json_t *value;
+    json_object_foreach(json_object_get(u, "limits"), limit, value) {
+        if (rc != 0)
+            break;
+        p = (struct path){0};
+        path_lit(&p, "/api/user-limits");
+        path_json(&p, json_object_get(u, "name"));
+        path_seg(&p, limit, strlen(limit));
+        rc = run(imp, "PUT", &p, json_pack("{s:O}", "value", value), "user limit", limit);
+    }
+    return rc;
 }
 
 static int apply_vhost(struct import *imp, json_t *v)

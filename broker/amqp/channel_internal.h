@@ -188,10 +188,12 @@ int purge_queue_as(const struct actor *who, struct vhost *vhost, struct proto_by
  * them at loop time now. *routed: some queue (or reply consumer) took it; *accepted false when
  * a reject-publish queue refused it; an unroutable message counts on the exchange as returned
  * (mandatory) or dropped. Returns 0, or -1 with err (missing or internal exchange). No
- * permission check: the caller made it. */
+ * permission check: the caller made it. pressured (may be NULL): set to the first queue reached
+ * that is under flow pressure at flow_bound bytes (flow.h), with a reference the caller
+ * releases; left alone when none is. */
 int publish_route_message(struct vhost *vhost, struct vhost_route_memo *memo, struct route_set *targets,
                           struct message *msg, uint64_t now, bool mandatory, bool *routed, bool *accepted,
-                          struct reply_error *err);
+                          uint64_t flow_bound, struct queue **pressured, struct reply_error *err);
 
 /* consume.c: basic.get's checked part: read permission, the queue (owner as above), touched
  * and asked for its next message at loop time now. Returns 0 with *q set and *got telling

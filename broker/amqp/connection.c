@@ -15,6 +15,7 @@
 #include "channel.h"
 #include "channel_internal.h"
 #include "event_loop.h"
+#include "flow.h"
 #include "frame.h"
 #include "introspect.h"
 #include "log.h"
@@ -79,6 +80,7 @@ struct connection {
     char name[128];
     struct vhost *vhost; /* after connection.open */
     struct stats_channel closed_channels; /* counters of its channels already gone */
+    struct flow flow;                     /* per-publisher flow control (flow.h) */
     struct connection_series series;
 };
 
@@ -95,6 +97,20 @@ const struct stats_channel *connection_closed_channel_stats(const struct connect
     return &conn->closed_channels;
 }
 struct connection_series *connection_series(struct connection *conn) { return &conn->series; }
+struct flow *connection_flow(struct connection *conn) { return &conn->flow; }
+
+bool connection_consumes_from(const struct connection *conn, const struct queue *queue)
+{
+    const struct channel_slot *slot, *tmp;
+    HASH_ITER(hh, conn->channels, slot, tmp) {
+        const struct consumer *c, *ctmp;
+        HASH_ITER(hh, slot->channel->consumers, c, ctmp) {
+            if (c->queue == queue)
+                return true;
+        }
+    }
+    return false;
+}
 const char *connection_vhost_name(const struct connection *conn) { return conn->vhost ? vhost_name(conn->vhost) : NULL; }
 
 bool connection_client_has_capability(const struct connection *conn, const char *name)
@@ -133,7 +149,9 @@ void connection_describe(const struct connection *conn, struct introspect_connec
         .peer_port = colon ? (uint16_t)atoi(colon + 1) : 0,
         .user = conn->user,
         .vhost = conn->vhost ? vhost_name(conn->vhost) : "",
-        .state = states[conn->state],
+        .state = conn->state == STATE_OPEN && flow_shown(&conn->flow, loop_now_ms(netconn_loop(conn->net)))
+                     ? "flow"
+                     : states[conn->state],
         .channels = conn->open_channels,
         .frame_max = conn->frame_max,
         .channel_max = conn->channel_max,
@@ -300,7 +318,7 @@ void connection_set_blocked(struct connection *conn, bool blocked, const char *r
     conn->blocked = blocked;
     /* Only publishers stop: consumers must keep acknowledging, or memory never drops. */
     if (conn->publisher)
-        netconn_pause_input(conn->net, blocked);
+        netconn_pause_input(conn->net, NETCONN_PAUSE_BLOCKED, blocked);
 }
 
 /* ---- closing ---- */
@@ -551,12 +569,20 @@ static int handle_open(struct connection *conn, const struct spec_connection_ope
         return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN,
                           "access to vhost '%s' refused for user '%s': connection limit (%lld) is reached", vhost,
                           conn->user, (long long)limit);
+    /* ... then the user's (rabbit_reader:is_over_user_connection_limit), same code. */
+    limit = server_user_limit_reached(conn->server, conn->user, ACCESS_USER_MAX_CONNECTIONS);
+    if (limit >= 0)
+        return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN,
+                          "Connection refused for user '%s': user connection limit (%lld) is reached", conn->user,
+                          (long long)limit);
     if (!access_can_access_vhost(server_access(conn->server), conn->user, vhost))
         return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "access to vhost '%s' refused for user '%s'",
                           vhost, conn->user);
     conn->vhost = server_open_vhost(conn->server, a->virtual_host);
     if (!conn->vhost)
         return reply_fail(err, SPEC_NOT_ALLOWED, SPEC_CONNECTION_OPEN, "vhost %s not found", vhost);
+    /* Counted while conn->vhost is set: on_close takes it off again. */
+    server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CONNECTIONS, 1);
     struct spec_method m = {.id = SPEC_CONNECTION_OPEN_OK};
     conn->state = STATE_OPEN;
     if (conn->heartbeat)
@@ -595,6 +621,7 @@ static void remove_slot(struct connection *conn, struct channel_slot *slot)
     channel_destroy(slot->channel);
     free(slot);
     conn->open_channels--;
+    server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CHANNELS, -1);
 }
 
 int connection_decode_method(const struct frame *f, struct spec_method *m, struct reply_error *err)
@@ -621,6 +648,14 @@ static int channel_frame(struct connection *conn, const struct frame *f, struct 
             return reply_fail(err, SPEC_NOT_ALLOWED, 0,
                               "number of channels opened (%u) has reached the negotiated channel_max (%u)",
                               conn->open_channels, conn->channel_max);
+        /* The user's limit counts the channels of all its connections; RabbitMQ refuses the
+         * channel with a connection error (530, no method), as for channel_max. */
+        int64_t limit = server_user_limit_reached(conn->server, conn->user, ACCESS_USER_MAX_CHANNELS);
+        if (limit >= 0)
+            return reply_fail(err, SPEC_NOT_ALLOWED, 0,
+                              "number of channels opened for user '%s' has reached the maximum allowed user "
+                              "limit of (%lld)",
+                              conn->user, (long long)limit);
         slot = calloc(1, sizeof *slot);
         if (!slot || !(slot->channel = channel_create(conn, f->channel))) {
             free(slot);
@@ -629,6 +664,7 @@ static int channel_frame(struct connection *conn, const struct frame *f, struct 
         slot->number = f->channel;
         HASH_ADD(hh, conn->channels, number, sizeof slot->number, slot);
         conn->open_channels++;
+        server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CHANNELS, 1);
         server_stats_channel_opened(conn->server);
     }
     int rc = channel_handle_frame(slot->channel, f, err);
@@ -792,6 +828,9 @@ static void on_input(struct netconn *net, void *ctx)
         if (slot->channel->confirm_mode)
             channel_flush_confirms(slot->channel);
     }
+    /* Once per read, after every frame of it was handled: publishes of this read that fed a
+     * pressured queue pause the next reads. */
+    flow_after_input(&conn->flow, conn);
 }
 
 /* The peer caught up with its output: offer it messages again. */
@@ -811,6 +850,7 @@ static void on_close(struct netconn *net, void *ctx)
     struct connection *conn = ctx;
     if (conn->timer)
         loop_timer_cancel(netconn_loop(conn->net), conn->timer);
+    flow_release(&conn->flow, conn->net);
     struct channel_slot *slot, *tmp;
     HASH_ITER(hh, conn->channels, slot, tmp) {
         remove_slot(conn, slot);
@@ -818,6 +858,7 @@ static void on_close(struct netconn *net, void *ctx)
     if (conn->vhost) {
         vhost_owner_gone(conn->vhost, conn);
         server_close_vhost(conn->server, conn->vhost);
+        server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CONNECTIONS, -1);
     }
     if (conn->state == STATE_OPEN)
         log_info("%s: connection closed by peer", conn->name);

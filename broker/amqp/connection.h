@@ -47,6 +47,13 @@ void connection_set_blocked(struct connection *conn, bool blocked, const char *r
 /* Marks the connection as a publisher (it is paused while the memory alarm is on). */
 void connection_note_publish(struct connection *conn);
 
+/* Per-publisher flow control (flow.h): the connection's state, and whether one of its channels
+ * has a consumer on queue. */
+struct flow;
+struct queue;
+struct flow *connection_flow(struct connection *conn);
+bool connection_consumes_from(const struct connection *conn, const struct queue *queue);
+
 /* Decodes a method frame; on failure fills err with RabbitMQ's code for it (501, or 540 for an
  * unknown method) and returns -1. */
 int connection_decode_method(const struct frame *f, struct spec_method *m, struct reply_error *err);

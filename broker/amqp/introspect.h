@@ -42,7 +42,8 @@ struct introspect_connection {
     uint16_t peer_port;
     const char *user;
     const char *vhost;
-    const char *state; /* "starting", "tuning", "opening", "running", "closing" */
+    const char *state; /* "starting", "tuning", "opening", "running", "flow" (paused by flow
+                        * control now or in the last 5 s, flow.h), "closing" */
     uint32_t channels;
     uint32_t frame_max;
     uint16_t channel_max;
@@ -261,9 +262,10 @@ void introspect_vhost_limits(struct server *server, const char *vhost,
 
 /* Users, vhosts and permissions are managed through the access model: */
 struct access;
-/* The broker's user/vhost/permission database (see broker/model/access.h). Changes made
- * through it must be followed by introspect_access_changed so they are saved and applied
- * (e.g. a deleted vhost's queues are removed, a deleted user's connections are closed). */
+/* The broker's user/vhost/permission database (see broker/model/access.h), user limits
+ * included. Changes made through it must be followed by introspect_access_changed so they are
+ * saved and applied (e.g. a deleted vhost's queues are removed, a deleted user's connections
+ * are closed; a lowered user limit closes nothing, it refuses the next connection or channel). */
 struct access *introspect_access(struct server *server);
 /* Saves the access database durably and applies the consequences of a change; returns 0 or -errno. */
 int introspect_access_changed(struct server *server);

@@ -10,6 +10,7 @@
 #include "channel_internal.h"
 #include "connection.h"
 #include "direct_reply.h"
+#include "flow.h"
 #include "frame.h"
 #include "log.h"
 #include "message.h"
@@ -202,9 +203,15 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
         ch->write_ok_len = (uint16_t)(msg->exchange.len + 1);
     }
     bool routed;
+    struct queue *pressured = NULL;
+    uint64_t flow_bound = server_config(connection_server(ch->conn))->flow_queue_bytes;
     if (publish_route_message(ch->vhost, &ch->route_memo, &ch->targets, msg, channel_now(ch), mandatory, &routed,
-                              accepted, err) != 0)
+                              accepted, flow_bound, &pressured, err) != 0)
         return -1;
+    if (pressured) {
+        flow_note_pressure(connection_flow(ch->conn), pressured);
+        queue_release(pressured);
+    }
     ch->stats.publish++;
     if (!routed && mandatory) {
         ch->stats.return_unroutable++;
@@ -217,7 +224,7 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
 
 int publish_route_message(struct vhost *vhost, struct vhost_route_memo *memo, struct route_set *targets,
                           struct message *msg, uint64_t now, bool mandatory, bool *routed, bool *accepted,
-                          struct reply_error *err)
+                          uint64_t flow_bound, struct queue **pressured, struct reply_error *err)
 {
     *accepted = true;
     int direct = direct_reply_deliver(vhost, msg);
@@ -236,6 +243,12 @@ int publish_route_message(struct vhost *vhost, struct vhost_route_memo *memo, st
             *accepted = false;
         else
             queue_dispatch(q, now);
+        /* Looked at while q is known to be alive (a later queue's dispatch may delete it);
+         * the reference keeps it for the caller. */
+        if (pressured && !*pressured && flow_queue_pressured(q, flow_bound)) {
+            queue_retain(q);
+            *pressured = q;
+        }
     }
     return 0;
 }

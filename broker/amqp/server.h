@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access.h"
 #include "proto.h"
 #include "tls_context.h"
 
@@ -36,6 +37,9 @@ struct server_config {
     uint64_t segment_bytes;          /* size at which the store starts a new log segment: 64 MiB */
     uint32_t queue_ram_messages;     /* ready messages a durable queue keeps in memory (the rest are
                                       * on disk only, read back ahead of delivery): 16384; 0: all */
+    uint64_t flow_queue_bytes;       /* per-publisher flow control (flow.h): a queue with consumers
+                                      * holding more ready bytes in memory than this pauses the
+                                      * publishers feeding it: 16 MiB; 0: off */
     uint16_t management_port;        /* the HTTP management API's port (main.c opens it): 15672; 0 off */
     uint16_t prometheus_port;        /* Prometheus metrics: 15692; 0 off */
     uint32_t stats_interval_ms;      /* statistics sampling (RabbitMQ's collect_statistics_interval):
@@ -84,6 +88,12 @@ void server_close_vhost(struct server *server, struct vhost *vhost);
 /* The vhost's max-connections limit when that many connections are already open on it (so one
  * more must be refused), else -1 (no limit, room left, or no such vhost). */
 int64_t server_vhost_connection_limit_reached(const struct server *server, struct proto_bytes name);
+/* Per-user limits (access.h, enum access_user_limit). server_user_limit_reached returns the
+ * user's limit when the user already holds that many connections or channels (so one more must
+ * be refused), else -1. server_user_count adds delta (+1 or -1) to what the user holds; every
+ * +1 must be matched by a -1 when the connection or channel goes. */
+int64_t server_user_limit_reached(const struct server *server, const char *user, enum access_user_limit limit);
+void server_user_count(struct server *server, const char *user, enum access_user_limit limit, int delta);
 /* Users, vhosts and permissions (broker/model/access.h). */
 struct access *server_access(const struct server *server);
 /* The durable store glue (NULL when persistence is off). */

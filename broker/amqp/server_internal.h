@@ -5,6 +5,7 @@
 #define WARREN_SERVER_INTERNAL_H
 
 #include "server.h"
+#include "access.h"
 #include "stats.h"
 #include "uthash.h"
 
@@ -27,6 +28,13 @@ struct vhost_entry {
     bool deleted;         /* delete_vhost: out of the table, freed when the last connection is gone */
     struct vhost_entry *next_retired;
     UT_hash_handle hh;
+};
+
+/* What one user holds open, for the per-user limits; present while any count is above 0. */
+struct user_usage {
+    uint32_t held[ACCESS_USER_LIMIT_COUNT]; /* connections, channels */
+    UT_hash_handle hh;
+    char name[]; /* the key */
 };
 
 /* The statistics sampler (stats_sampler.c) and the figures that outlive the objects. */
@@ -55,6 +63,7 @@ struct server {
     struct vhost_entry *vhosts;
     struct vhost_entry *retired_vhosts; /* deleted, still used by closing connections */
     struct access *access;
+    struct user_usage *user_usage;
     uint64_t tick_timer;
     uint64_t memory_limit;
     bool memory_alarm;

@@ -163,6 +163,11 @@ void server_vhosts_destroy(struct server *server)
         vhost_entry_free(server, e);
     }
     free_retired(server, true);
+    struct user_usage *u, *utmp;
+    HASH_ITER(hh, server->user_usage, u, utmp) {
+        HASH_DEL(server->user_usage, u);
+        free(u);
+    }
     access_destroy(server->access);
     server->access = NULL;
 }
@@ -222,6 +227,44 @@ int64_t server_vhost_connection_limit_reached(const struct server *server, struc
         return -1;
     int64_t limit = vhost_limit_get(e->vhost, VHOST_LIMIT_MAX_CONNECTIONS);
     return limit >= 0 && (int64_t)e->connections >= limit ? limit : -1;
+}
+
+int64_t server_user_limit_reached(const struct server *server, const char *user, enum access_user_limit limit)
+{
+    int64_t max = access_user_limit(server->access, user, limit);
+    if (max < 0)
+        return -1;
+    struct user_usage *u;
+    HASH_FIND_STR(server->user_usage, user, u);
+    return (int64_t)(u ? u->held[limit] : 0) >= max ? max : -1;
+}
+
+/* The counts live apart from the access model, keyed by name, so that deleting or re-creating
+ * a user (or importing definitions) never loses track of what its connections still hold. */
+void server_user_count(struct server *server, const char *user, enum access_user_limit limit, int delta)
+{
+    if ((unsigned)limit >= ACCESS_USER_LIMIT_COUNT)
+        return;
+    struct user_usage *u;
+    HASH_FIND_STR(server->user_usage, user, u);
+    if (!u) {
+        size_t len = strlen(user);
+        if (delta <= 0 || !(u = calloc(1, sizeof *u + len + 1)))
+            return; /* out of memory: the user goes uncounted, so unlimited */
+        memcpy(u->name, user, len + 1);
+        HASH_ADD_KEYPTR(hh, server->user_usage, u->name, len, u);
+    }
+    if (delta < 0 && u->held[limit] < (uint32_t)-delta)
+        u->held[limit] = 0;
+    else
+        u->held[limit] = (uint32_t)((int64_t)u->held[limit] + delta);
+    bool idle = true;
+    for (unsigned i = 0; i < ACCESS_USER_LIMIT_COUNT; i++)
+        idle = idle && u->held[i] == 0;
+    if (idle) {
+        HASH_DEL(server->user_usage, u);
+        free(u);
+    }
 }
 
 struct access *server_access(const struct server *server) { return server->access; }

@@ -7,11 +7,17 @@
  *
  * Persisted layout: access_export appends three fields to an AMQP field table, each an array
  * of tables, with the names RabbitMQ's definitions use (all values longstr):
- *   users:       {name, password_hash (base64, "" when none), hashing_algorithm, tags ("a,b")}
+ *   users:       {name, password_hash (base64, "" when none), hashing_algorithm, tags ("a,b"),
+ *                 limits (optional table: "max-connections" / "max-channels" -> signed 64-bit
+ *                 integer, only the limits set)}
  *   vhosts:      {name}
  *   permissions: {vhost, user, configure, write, read}
  * access_import builds a complete new registry from them and swaps it in only when every
- * entry was accepted, so a damaged blob never leaves a half-loaded set of users. */
+ * entry was accepted, so a damaged blob never leaves a half-loaded set of users.
+ * Compatibility: the fields are found by name, so a reader skips fields it does not know and
+ * treats absent optional ones as unset; "limits" was added that way (files written before it
+ * load with no limits, and older brokers ignore it). A limit that is not an integer, or is
+ * named but unknown, is treated like any other malformed entry (the whole blob is refused). */
 #include "access.h"
 
 #include <errno.h>
@@ -62,6 +68,8 @@ struct access_user {
     bool has_password;
     uint8_t hash[HASH_LEN];
     struct access_grant *grants;
+    bool limited[ACCESS_USER_LIMIT_COUNT]; /* false: no limit (what calloc leaves) */
+    int64_t limits[ACCESS_USER_LIMIT_COUNT];
 };
 
 struct access {
@@ -339,6 +347,42 @@ bool access_user_exists(const struct access *a, const char *name)
     return find_user(a, name) != NULL;
 }
 
+static const char *const user_limit_names[ACCESS_USER_LIMIT_COUNT] = {"max-connections", "max-channels"};
+
+const char *access_user_limit_name(enum access_user_limit limit)
+{
+    return (unsigned)limit < ACCESS_USER_LIMIT_COUNT ? user_limit_names[limit] : "unknown";
+}
+
+int access_user_limit_parse(const char *name, enum access_user_limit *out)
+{
+    for (unsigned i = 0; i < ACCESS_USER_LIMIT_COUNT; i++) {
+        if (strcmp(name, user_limit_names[i]) == 0) {
+            *out = (enum access_user_limit)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int64_t access_user_limit(const struct access *a, const char *user, enum access_user_limit limit)
+{
+    const struct access_user *u = (unsigned)limit < ACCESS_USER_LIMIT_COUNT ? find_user(a, user) : NULL;
+    return u && u->limited[limit] ? u->limits[limit] : -1;
+}
+
+int access_set_user_limit(struct access *a, const char *user, enum access_user_limit limit, int64_t value)
+{
+    if ((unsigned)limit >= ACCESS_USER_LIMIT_COUNT)
+        return -EINVAL;
+    struct access_user *u = find_user(a, user);
+    if (u == NULL)
+        return -ENOENT;
+    u->limited[limit] = value >= 0;
+    u->limits[limit] = value >= 0 ? value : 0;
+    return 0;
+}
+
 void access_for_each_user(const struct access *a, void (*fn)(const char *name, const char *tags_csv, void *arg),
                           void *arg)
 {
@@ -605,6 +649,24 @@ static int append_table(struct table_buf *list, struct table_buf *entry)
     return rc;
 }
 
+/* The user's "limits" field, written only when a limit is set (so a blob without limits is
+ * byte for byte what brokers before them wrote). */
+static int put_limits(struct table_buf *t, const struct access_user *u)
+{
+    struct table_buf limits = {0};
+    int rc = 0;
+    for (unsigned i = 0; i < ACCESS_USER_LIMIT_COUNT; i++) {
+        if (!u->limited[i])
+            continue;
+        struct table_value v = {.type = TABLE_INT64, .v.i64 = u->limits[i]};
+        rc |= table_buf_put_field(&limits, user_limit_names[i], strlen(user_limit_names[i]), &v);
+    }
+    if (rc == 0 && limits.len > 0)
+        rc = put_buf(t, "limits", TABLE_TABLE, &limits);
+    table_buf_free(&limits);
+    return rc;
+}
+
 int access_export(const struct access *a, struct table_buf *out)
 {
     struct table_buf users = {0}, vhosts = {0}, permissions = {0};
@@ -618,6 +680,7 @@ int access_export(const struct access *a, struct table_buf *out)
         rc |= put_string(&t, "password_hash", hash);
         rc |= put_string(&t, "hashing_algorithm", HASHING_ALGORITHM);
         rc |= put_string(&t, "tags", u->tags);
+        rc |= put_limits(&t, u);
         rc |= append_table(&users, &t);
         for (const struct access_grant *g = u->grants; g != NULL; g = g->hh.next) {
             struct table_buf p = {0};
@@ -712,6 +775,32 @@ static int import_vhost(struct access *a, struct proto_bytes entry)
     return rc;
 }
 
+/* The optional "limits" table of a user entry: known names with integer values only. */
+static int import_limits(struct access *a, const char *user, struct proto_bytes entry)
+{
+    struct table_value limits, v;
+    if (table_find(entry, "limits", &limits) != 1)
+        return 0;
+    if (limits.type != TABLE_TABLE)
+        return -EINVAL;
+    struct table_iter it;
+    table_iter_init(&it, limits.v.bytes);
+    struct proto_bytes key;
+    int more;
+    while ((more = table_next(&it, &key, &v)) == 1) {
+        char name[32];
+        enum access_user_limit which;
+        if (key.len == 0 || key.len >= sizeof name)
+            return -EINVAL;
+        memcpy(name, key.ptr, key.len);
+        name[key.len] = '\0';
+        if (access_user_limit_parse(name, &which) != 0 || v.type != TABLE_INT64)
+            return -EINVAL;
+        access_set_user_limit(a, user, which, v.v.i64);
+    }
+    return more == 0 ? 0 : -EINVAL;
+}
+
 static int import_user(struct access *a, struct proto_bytes entry)
 {
     static const char *const keys[] = {"name", "password_hash", "tags", "hashing_algorithm"};
@@ -724,6 +813,8 @@ static int import_user(struct access *a, struct proto_bytes entry)
         rc = access_add_user_hashed(a, s[0], s[1]);
     if (rc == 0 && s[2] != NULL)
         rc = import_tags(a, s[0], s[2]);
+    if (rc == 0)
+        rc = import_limits(a, s[0], entry);
     free_fields(4, s);
     return rc;
 }

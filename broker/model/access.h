@@ -79,6 +79,24 @@ bool access_user_exists(const struct access *a, const char *name);
 void access_for_each_user(const struct access *a, void (*fn)(const char *name, const char *tags_csv, void *arg),
                           void *arg);
 
+/* RabbitMQ's per-user limits, by their names "max-connections" and "max-channels": how many
+ * connections (any vhost) and channels (all its connections together) the user may hold open.
+ * Absent or negative is no limit; 0 allows none. */
+enum access_user_limit { ACCESS_USER_MAX_CONNECTIONS, ACCESS_USER_MAX_CHANNELS, ACCESS_USER_LIMIT_COUNT };
+
+/* The limit's RabbitMQ name ("unknown" out of range). */
+const char *access_user_limit_name(enum access_user_limit limit);
+
+/* The limit named name into *out. Returns 0, or -EINVAL for a name RabbitMQ does not know. */
+int access_user_limit_parse(const char *name, enum access_user_limit *out);
+
+/* The user's limit, or -1 when it has none (or there is no such user). */
+int64_t access_user_limit(const struct access *a, const char *user, enum access_user_limit limit);
+
+/* Sets the user's limit; a negative value clears it. Returns 0, -ENOENT or -EINVAL (limit out
+ * of range). */
+int access_set_user_limit(struct access *a, const char *user, enum access_user_limit limit, int64_t value);
+
 /* --- Virtual hosts ------------------------------------------------------------------------- */
 
 /* Adds a vhost name (1 to 255 bytes: it travels as a shortstr). 0, -EEXIST, -EINVAL, -ENOMEM. */
@@ -132,8 +150,8 @@ int access_require_vhost(const struct access *a, const char *user, const char *v
 
 /* --- Persistence --------------------------------------------------------------------------- */
 
-/* Appends the fields "users", "vhosts" and "permissions" (layout at the top of access.c) to
- * out, a table being built. Hashes are written, never passwords. Returns 0 or -ENOMEM. */
+/* Appends the fields "users" (with their limits), "vhosts" and "permissions" (layout at the
+ * top of access.c) to out, a table being built. Hashes are written, never passwords. Returns 0 or -ENOMEM. */
 int access_export(const struct access *a, struct table_buf *out);
 
 /* Replaces everything in a with what access_export wrote (table contents, no length prefix).

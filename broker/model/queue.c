@@ -792,6 +792,7 @@ void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, voi
 size_t queue_ready_count(const struct queue *queue) { return queue->ready_count + (size_t)queue->tail_count; }
 size_t queue_unacked_count(const struct queue *queue) { return queue->unacked_count; }
 uint64_t queue_ready_bytes(const struct queue *queue) { return queue->ready_bytes + queue->tail_bytes; }
+uint64_t queue_memory_bytes(const struct queue *queue) { return queue->ready_bytes; }
 uint64_t queue_last_used(const struct queue *queue) { return queue->last_used; }
 void queue_touch(struct queue *queue, uint64_t now_ms) { queue->last_used = now_ms; }
 

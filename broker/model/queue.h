@@ -257,6 +257,9 @@ uint64_t queue_expire(struct queue *queue, uint64_t now_ms);
 size_t queue_ready_count(const struct queue *queue);
 size_t queue_unacked_count(const struct queue *queue);
 uint64_t queue_ready_bytes(const struct queue *queue);
+/* The body bytes of the ready messages held in memory (a paged tail left out): the backlog a
+ * queue makes the broker hold, which per-publisher flow control watches. */
+uint64_t queue_memory_bytes(const struct queue *queue);
 
 /* Last time (loop ms) the queue was used, for x-expires. RabbitMQ counts declare, consume,
  * basic.get and the last consumer leaving, not publishes: queue_get touches by itself, the

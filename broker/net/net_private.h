@@ -77,7 +77,7 @@ struct netconn {
     bool write_blocked; /* a short write happened: EPOLLOUT is armed */
     bool output_full;   /* above the high-water mark, until below the low-water mark */
     bool input_full;    /* buffer at its maximum and all unconsumed */
-    bool user_paused;
+    unsigned user_paused; /* enum netconn_pause_reason bits; 0: not paused by the user */
     bool loopback;
     bool output_since_input; /* bytes went to the peer since its last input arrived */
     bool lingering;          /* its last input made the loop linger */

@@ -473,11 +473,11 @@ void netconn_set_input_max(struct netconn *conn, size_t max)
     }
 }
 
-void netconn_pause_input(struct netconn *conn, bool pause)
+void netconn_pause_input(struct netconn *conn, enum netconn_pause_reason reason, bool pause)
 {
-    bool was = conn->user_paused;
-    conn->user_paused = pause;
-    if (was && !pause)
+    unsigned was = conn->user_paused;
+    conn->user_paused = pause ? was | (unsigned)reason : was & ~(unsigned)reason;
+    if (was && !conn->user_paused)
         netconn__resume_input(conn);
     else
         netconn__update_watch(conn);

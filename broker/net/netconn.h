@@ -114,9 +114,15 @@ void netconn_close(struct netconn *conn);
 /* True once netconn_close was called or the peer/IO failed: no more input will be delivered. */
 bool netconn_is_closing(const struct netconn *conn);
 
-/* Pauses or resumes reading (e.g. connection.blocked, or while a unit is being processed).
- * On resume, unconsumed input is handed to on_input again on the next pass. */
-void netconn_pause_input(struct netconn *conn, bool pause);
+/* Why the protocol layer stopped reading. Reasons are independent: reading resumes once none
+ * is left (a publisher blocked by an alarm stays paused when its flow pause ends). */
+enum netconn_pause_reason {
+    NETCONN_PAUSE_BLOCKED = 1 << 0, /* resource alarm: connection.blocked */
+    NETCONN_PAUSE_FLOW = 1 << 1,    /* per-publisher flow control */
+};
+/* Sets or clears one pause reason. When the last reason is cleared, unconsumed input is handed
+ * to on_input again on the next pass. */
+void netconn_pause_input(struct netconn *conn, enum netconn_pause_reason reason, bool pause);
 
 /* Peer address as text ("127.0.0.1:53122", "[::1]:5000"; v4-mapped shown as IPv4), valid as
  * long as conn. */

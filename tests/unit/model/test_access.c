@@ -568,6 +568,86 @@ static void test_import_is_all_or_nothing(void **state)
     access_destroy(a);
 }
 
+/* A blob like blob_of's (alice, no grant) whose user entry carries limits, a table of fields. */
+static struct table_buf blob_with_limits(struct table_buf *limits)
+{
+    struct table_buf out = {0}, vhost = {0}, user = {0};
+    put_string(&vhost, "name", "/");
+    put_list(&out, "vhosts", &vhost);
+    put_string(&user, "name", "alice");
+    put_string(&user, "password_hash", TEST12_HASH);
+    struct table_value v = {.type = TABLE_TABLE};
+    v.v.bytes = (struct proto_bytes){limits->data, (uint32_t)limits->len};
+    assert_int_equal(table_buf_put_field(&user, "limits", 6, &v), 0);
+    table_buf_free(limits);
+    put_list(&out, "users", &user);
+    put_list(&out, "permissions", NULL);
+    return out;
+}
+
+static void put_limit(struct table_buf *t, const char *key, uint8_t type, int64_t value)
+{
+    struct table_value v = {.type = type};
+    if (type == TABLE_INT64)
+        v.v.i64 = value;
+    else
+        v.v.i32 = (int32_t)value;
+    assert_int_equal(table_buf_put_field(t, key, strlen(key), &v), 0);
+}
+
+static void test_user_limits_persist_with_the_user_and_are_checked_on_import(void **state)
+{
+    (void)state;
+    struct access *a = access_create();
+    assert_int_equal(access_create_defaults(a, "guest", "guest"), 0);
+    assert_int_equal(access_user_limit(a, "guest", ACCESS_USER_MAX_CONNECTIONS), -1);
+    assert_int_equal(access_set_user_limit(a, "nobody", ACCESS_USER_MAX_CHANNELS, 3), -ENOENT);
+    enum access_user_limit which;
+    assert_int_equal(access_user_limit_parse("max-channels", &which), 0);
+    assert_int_equal(which, ACCESS_USER_MAX_CHANNELS);
+    assert_int_equal(access_user_limit_parse("max-queues", &which), -EINVAL);
+
+    /* A blob without limits is what brokers before them wrote, byte for byte. */
+    struct table_buf plain = {0}, limited = {0};
+    assert_int_equal(access_export(a, &plain), 0);
+    assert_int_equal(access_set_user_limit(a, "guest", ACCESS_USER_MAX_CONNECTIONS, 0), 0);
+    assert_int_equal(access_set_user_limit(a, "guest", ACCESS_USER_MAX_CHANNELS, 7), 0);
+    assert_int_equal(access_set_user_limit(a, "guest", ACCESS_USER_MAX_CHANNELS, -1), 0);
+    assert_int_equal(access_user_limit(a, "guest", ACCESS_USER_MAX_CHANNELS), -1);
+    assert_int_equal(access_set_user_limit(a, "guest", ACCESS_USER_MAX_CHANNELS, 7), 0);
+    assert_int_equal(access_export(a, &limited), 0);
+    assert_true(limited.len > plain.len);
+
+    struct access *b = access_create();
+    assert_int_equal(access_import(b, (struct proto_bytes){limited.data, (uint32_t)limited.len}), 0);
+    assert_int_equal(access_user_limit(b, "guest", ACCESS_USER_MAX_CONNECTIONS), 0);
+    assert_int_equal(access_user_limit(b, "guest", ACCESS_USER_MAX_CHANNELS), 7);
+    assert_int_equal(access_import(b, (struct proto_bytes){plain.data, (uint32_t)plain.len}), 0);
+    assert_int_equal(access_user_limit(b, "guest", ACCESS_USER_MAX_CONNECTIONS), -1);
+    assert_int_equal(access_user_limit(b, "guest", ACCESS_USER_MAX_CHANNELS), -1);
+
+    /* Untrusted input: an unknown limit or a value that is not a 64-bit integer refuses the
+     * whole blob, and nothing changes. */
+    struct table_buf unknown = {0}, wrong_type = {0}, good = {0};
+    put_limit(&unknown, "max-queues", TABLE_INT64, 1);
+    put_limit(&wrong_type, "max-channels", TABLE_INT32, 1);
+    put_limit(&good, "max-connections", TABLE_INT64, 2);
+    struct table_buf blobs[3] = {blob_with_limits(&unknown), blob_with_limits(&wrong_type), blob_with_limits(&good)};
+    assert_int_equal(access_import(b, (struct proto_bytes){blobs[0].data, (uint32_t)blobs[0].len}), -EINVAL);
+    assert_int_equal(access_import(b, (struct proto_bytes){blobs[1].data, (uint32_t)blobs[1].len}), -EINVAL);
+    assert_true(access_user_exists(b, "guest"));
+    assert_int_equal(access_import(b, (struct proto_bytes){blobs[2].data, (uint32_t)blobs[2].len}), 0);
+    assert_int_equal(access_user_limit(b, "alice", ACCESS_USER_MAX_CONNECTIONS), 2);
+    assert_int_equal(access_user_limit(b, "alice", ACCESS_USER_MAX_CHANNELS), -1);
+
+    for (int i = 0; i < 3; i++)
+        table_buf_free(&blobs[i]);
+    table_buf_free(&plain);
+    table_buf_free(&limited);
+    access_destroy(a);
+    access_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -586,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_refusals_read_as_rabbitmq),
         cmocka_unit_test(test_export_import_round_trip),
         cmocka_unit_test(test_import_is_all_or_nothing),
+        cmocka_unit_test(test_user_limits_persist_with_the_user_and_are_checked_on_import),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -724,7 +724,7 @@ static void listener_closed_from_its_accept_callback(void **state)
 static void unpause_timer(struct event_loop *loop, void *data)
 {
     (void)loop;
-    netconn_pause_input(data, false);
+    netconn_pause_input(data, NETCONN_PAUSE_BLOCKED, false);
 }
 
 static void one_byte_then_pause(struct netconn *conn, void *ctx)
@@ -735,7 +735,7 @@ static void one_byte_then_pause(struct netconn *conn, void *ctx)
     const uint8_t *data = netconn_input(conn, &len);
     keep(sc, data, 1);
     netconn_consume(conn, 1);
-    netconn_pause_input(conn, true);
+    netconn_pause_input(conn, NETCONN_PAUSE_BLOCKED, true);
     loop_timer_add(netconn_loop(conn), 5, unpause_timer, conn);
 }
 
@@ -751,6 +751,47 @@ static void resumed_input_is_redelivered_without_new_bytes(void **state)
     assert_true(run_until(h, inputs_n, (void *)3, 2000));
     assert_int_equal(h->last->got_len, 3);
     assert_memory_equal(h->last->got, "ABC", 3);
+    client_close(c, false);
+    assert_true(run_until(h, closes_n, (void *)1, 2000));
+    harness_close(h);
+}
+
+/* Two pause reasons (an alarm and flow control) on one connection: clearing one leaves it
+ * paused, clearing both resumes it. */
+static void end_flow_pause(struct event_loop *loop, void *data)
+{
+    (void)loop;
+    netconn_pause_input(data, NETCONN_PAUSE_FLOW, false);
+}
+
+static void one_byte_then_two_pauses(struct netconn *conn, void *ctx)
+{
+    struct server_conn *sc = ctx;
+    sc->h->inputs++;
+    size_t len;
+    const uint8_t *data = netconn_input(conn, &len);
+    keep(sc, data, 1);
+    netconn_consume(conn, 1);
+    netconn_pause_input(conn, NETCONN_PAUSE_BLOCKED, true);
+    netconn_pause_input(conn, NETCONN_PAUSE_FLOW, true);
+    loop_timer_add(netconn_loop(conn), 5, end_flow_pause, conn);
+    loop_timer_add(netconn_loop(conn), 60, unpause_timer, conn); /* clears BLOCKED */
+}
+
+static const struct netconn_handler two_pauses_handler = {.on_input = one_byte_then_two_pauses,
+                                                          .on_close = server_close};
+
+static void pause_reasons_are_independent(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("127.0.0.1", &two_pauses_handler);
+    struct client *c = client_open(h);
+    client_send(c, "AB", 2);
+    assert_true(run_until(h, inputs_n, (void *)1, 2000));
+    run_until(h, NULL, NULL, 30); /* the flow pause ended; the alarm's still holds */
+    assert_int_equal(h->inputs, 1);
+    assert_true(run_until(h, inputs_n, (void *)2, 2000));
+    assert_memory_equal(h->last->got, "AB", 2);
     client_close(c, false);
     assert_true(run_until(h, closes_n, (void *)1, 2000));
     harness_close(h);
@@ -848,6 +889,7 @@ int main(void)
         cmocka_unit_test(for_each_visits_and_closes_every_connection),
         cmocka_unit_test(listener_closed_from_its_accept_callback),
         cmocka_unit_test(resumed_input_is_redelivered_without_new_bytes),
+        cmocka_unit_test(pause_reasons_are_independent),
         cmocka_unit_test(linger_ends_a_close_the_peer_never_reads),
         cmocka_unit_test(adopted_socketpair_is_served_like_an_accepted_socket),
     };
