@@ -65,10 +65,17 @@ static inline void put(struct jw *w, const char *s, size_t len)
     }
 }
 
-/* Bytes a JSON string may hold as they are (printable ASCII but '"' and '\\'). */
+/* Bytes a JSON string may hold as they are: printable ASCII but '"' and '\\' (a table: the scan
+ * of every key and name is the writer's hottest loop). */
+static const unsigned char plain[256] = {
+    [0x20 ... 0x21] = 1, /* '"' is 0x22 */
+    [0x23 ... 0x5b] = 1, /* '\\' is 0x5c */
+    [0x5d ... 0x7f] = 1,
+};
+
 static inline bool plain_ascii(unsigned char c)
 {
-    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+    return plain[c];
 }
 
 /* A JSON string of len bytes: '"', '\\' and control characters escaped, invalid UTF-8 as U+FFFD. */
