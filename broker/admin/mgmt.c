@@ -47,12 +47,9 @@ void mgmt_destroy(struct mgmt *mgmt)
 void mgmt_reply(struct mgmt_call *call, unsigned status, json_t *body)
 {
     json_decref(call->reply);
-    free(call->reply_text);
     mgmt_list_free(call->listing);
     call->status = status;
     call->reply = body;
-    call->reply_text = NULL;
-    call->reply_len = 0;
     call->listing = NULL;
 }
 
@@ -385,11 +382,8 @@ static unsigned authenticate(struct mgmt_call *call, const struct http_request *
 static void answer(struct mgmt_call *call, struct http_response *res)
 {
     res->status = call->status;
-    if (call->reply_text) { /* handed over as it is */
-        res->body = call->reply_text;
-        res->body_len = call->reply_len;
-        call->reply_text = NULL;
-    } else if (call->reply) {
+    /* a list is read in pieces as the socket drains; a document is serialised */
+    if (!mgmt_list_answer(call, res) && call->reply) {
         res->body = mgmt_dump(call->reply, &res->body_len);
         if (!res->body) {
             res->status = 500;
@@ -484,13 +478,17 @@ unsigned mgmt_run(struct mgmt *mgmt, const char *method, const char *path, json_
     call.body = body ? json_incref(body) : NULL;
     /* dispatch parses a textual body; the admin socket hands a parsed one */
     dispatch(&call, method, path_only, NULL, 0, allow, sizeof allow);
-    if (call.reply_text) { /* a list: the admin socket's callers read documents */
+    *reply = NULL;
+    if (call.listing) { /* a list: the admin socket's callers read documents */
+        size_t len;
+        char *text = mgmt_list_text(&call, &len);
         json_error_t error;
-        *reply = json_loadb(call.reply_text, call.reply_len, 0, &error);
+        *reply = text ? json_loadb(text, len, 0, &error) : NULL;
+        free(text);
         if (!*reply)
-            mgmt_fail(&call, 500, "internal_error", "unreadable list: %s", error.text);
+            mgmt_fail(&call, 500, "internal_error", "list not answered");
     }
-    if (!call.reply_text)
+    if (!call.listing && !*reply)
         *reply = json_incref(call.reply);
     unsigned status = call.status;
     free_call(&call);

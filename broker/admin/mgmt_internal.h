@@ -62,9 +62,7 @@ struct mgmt_call {
     /* The answer. */
     unsigned status;  /* 200 unless a handler says otherwise */
     json_t *reply;    /* owned by the call; NULL: empty body */
-    char *reply_text; /* or the answer as JSON text (a list's), owned by the call */
-    size_t reply_len;
-    struct mgmt_listing *listing; /* a list answer being written (mgmt_list.c) */
+    struct mgmt_listing *listing; /* or a list answer, being written or finished (mgmt_list.c) */
 };
 
 /* A resource: a path pattern of literal segments and "*" (any one segment), the methods it
@@ -113,9 +111,15 @@ void mgmt_list(struct mgmt_call *call, json_t *items);
 void mgmt_list_start(struct mgmt_call *call);
 struct jw *mgmt_list_item(struct mgmt_call *call);
 void mgmt_list_item_end(struct mgmt_call *call);
-/* The router's part: sorts, filters, pages and joins the items into call->reply_text (or
- * answers 400 for a bad page or regex). */
+/* The router's part: sorts, filters and pages the items (or answers 400 for a bad page or
+ * regex); the finished list stays in call->listing, to be answered by one of: */
 void mgmt_list_finish(struct mgmt_call *call);
+/* The HTTP door: hands a finished list over to res as a body read in pieces (the listing goes
+ * with it). False when the call's answer is not a finished list. */
+bool mgmt_list_answer(struct mgmt_call *call, struct http_response *res);
+/* The admin socket: a finished list joined into one malloc'd, NUL-ended text (*len bytes);
+ * NULL when there is none or on ENOMEM. */
+char *mgmt_list_text(struct mgmt_call *call, size_t *len);
 void mgmt_list_free(struct mgmt_listing *listing);
 
 /* ---- requests ----------------------------------------------------------------------------- */

@@ -2,9 +2,10 @@
  * default vhost, then name), sort_reverse, columns, and with ?page: page_size, name (substring,
  * or a POSIX extended regex with use_regex=true). Items are written as JSON text while the
  * handler produces them (json_writer.h): each item's chosen columns go into one buffer and its
- * sort keys and name are noted; finishing sorts and filters those notes and joins the texts.
- * No document is built per item, so a 10,000-queue listing costs the event loop a few
- * milliseconds instead of the ~90 ms a jansson document did. */
+ * sort keys and name are noted; finishing sorts and filters those notes, and the answer is
+ * read from the items' texts in that order (HTTP takes it in pieces as the socket drains, the
+ * admin socket joins it). No document is built per item, so a 10,000-queue listing costs the
+ * event loop about ten milliseconds instead of the ~90 ms a jansson document did. */
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,21 +30,43 @@ struct list_item {
 /* The largest listing's text and item count so far: a listing starts at that size instead of
  * growing to it by doubling (each step a copy of everything written). */
 static size_t text_hint, items_hint;
+/* The text buffer of the last listing answered, kept for the next one: a fresh buffer of a few
+ * megabytes costs a page fault per 4 KiB written. At most one is kept, of at most SPARE_MAX. */
+#define SPARE_MAX (64u * 1024 * 1024)
+static struct jw_text spare;
 
+/* A listing while it is written (items and their notes), then, once finished, the answer read
+ * in pieces: head, the chosen items' texts in order separated by commas, tail. */
 struct mgmt_listing {
     struct jw w;
     struct list_item *items;
     size_t n, cap;
     size_t item_at; /* where the item being written starts */
     bool by_name;   /* the default order: vhost, then name */
+    /* finished */
+    bool finished;
+    struct list_item **order;
+    size_t from, to;                  /* the items of order answered */
+    char head[128], tail[192];        /* "[" or the page's fields and "items":[ ; "]" and the rest */
+    size_t head_len, tail_len, length;
+    /* reading: the piece at pos (0 head, 1 an item, 2 a comma, 3 tail, 4 the end) */
+    uint64_t pos;
+    int stage;
+    size_t k, offset;
 };
 
 void mgmt_list_free(struct mgmt_listing *l)
 {
     if (!l)
         return;
+    if (!spare.data && l->w.out.cap <= SPARE_MAX) {
+        spare = l->w.out;
+        spare.len = 0;
+        l->w.out = (struct jw_text){0};
+    }
     jw_free(&l->w);
     free(l->items);
+    free(l->order);
     free(l);
 }
 
@@ -62,12 +85,14 @@ void mgmt_list_start(struct mgmt_call *call)
     const char *captures[KEYS] = {sort ? sort : "vhost", "name"};
     jw_capture(&l->w, captures, KEYS);
     l->by_name = !sort;
-    l->w.out.data = malloc(text_hint);
-    l->items = malloc(items_hint * sizeof *l->items);
-    if (l->w.out.data && l->items) {
+    if (spare.data) {
+        l->w.out = spare;
+        spare = (struct jw_text){0};
+    } else if ((l->w.out.data = malloc(text_hint)) != NULL) {
         l->w.out.cap = text_hint;
-        l->cap = items_hint;
     }
+    if ((l->items = malloc(items_hint * sizeof *l->items)) != NULL)
+        l->cap = items_hint;
     const char *columns = mgmt_query(call, "columns");
     if (columns)
         jw_select(&l->w, columns);
@@ -197,24 +222,115 @@ static long filter_by_name(struct mgmt_call *call, struct list_item **order, siz
     return (long)kept;
 }
 
-/* The items' texts from..to of order, as a JSON array, appended to out (grown once, to the
- * size it ends with plus extra bytes for what follows). */
-static bool join(const struct mgmt_listing *l, struct list_item **order, size_t from, size_t to, size_t extra,
-                 struct jw_text *out)
+/* ---- reading a finished listing -------------------------------------------------------------- */
+
+static const char *piece(const struct mgmt_listing *l, size_t *len)
 {
-    size_t size = out->len + 2 + extra;
-    for (size_t i = from; i < to; i++)
-        size += order[i]->len + 1;
-    char *grown = realloc(out->data, size);
-    if (!grown)
+    switch (l->stage) {
+    case 0:
+        *len = l->head_len;
+        return l->head;
+    case 1:
+        *len = l->order[l->k]->len;
+        return l->w.out.data + l->order[l->k]->at;
+    case 2:
+        *len = 1;
+        return ",";
+    case 3:
+        *len = l->tail_len;
+        return l->tail;
+    default:
+        *len = 0;
+        return NULL;
+    }
+}
+
+static void next_piece(struct mgmt_listing *l)
+{
+    l->offset = 0;
+    switch (l->stage) {
+    case 0:
+        l->k = l->from;
+        l->stage = l->k < l->to ? 1 : 3;
+        break;
+    case 1:
+        l->k++;
+        l->stage = l->k < l->to ? 2 : 3;
+        break;
+    case 2:
+        l->stage = 1;
+        break;
+    default:
+        l->stage = 4;
+    }
+}
+
+/* Moves the reading position n bytes on, copying them to buf unless it is NULL; returns how
+ * many it moved (fewer at the end). */
+static size_t advance(struct mgmt_listing *l, char *buf, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        size_t len;
+        const char *p = piece(l, &len);
+        if (!p)
+            break;
+        size_t take = len - l->offset < n - done ? len - l->offset : n - done;
+        if (buf)
+            memcpy(buf + done, p + l->offset, take);
+        done += take;
+        l->offset += take;
+        if (l->offset == len)
+            next_piece(l);
+    }
+    l->pos += done;
+    return done;
+}
+
+/* An http_response reader over a finished listing. */
+static long read_listing(void *reader, uint64_t pos, char *buf, size_t max)
+{
+    struct mgmt_listing *l = reader;
+    if (pos < l->pos) { /* not how the server reads, but cheap to allow */
+        l->pos = 0;
+        l->stage = 0;
+        l->offset = 0;
+    }
+    if (pos > l->pos && advance(l, NULL, pos - l->pos) == 0)
+        return 0;
+    return (long)advance(l, buf, max);
+}
+
+static void release_listing(void *reader)
+{
+    mgmt_list_free(reader);
+}
+
+bool mgmt_list_answer(struct mgmt_call *call, struct http_response *res)
+{
+    struct mgmt_listing *l = call->listing;
+    if (!l || !l->finished)
         return false;
-    out->data = grown;
-    out->cap = size;
-    bool ok = jw_text_append(out, "[", 1);
-    for (size_t i = from; i < to && ok; i++)
-        ok = (i == from || jw_text_append(out, ",", 1)) &&
-             jw_text_append(out, l->w.out.data + order[i]->at, order[i]->len);
-    return ok && jw_text_append(out, "]", 1);
+    res->read = read_listing;
+    res->release = release_listing;
+    res->reader = l;
+    res->body_len = l->length;
+    call->listing = NULL;
+    return true;
+}
+
+char *mgmt_list_text(struct mgmt_call *call, size_t *len)
+{
+    struct mgmt_listing *l = call->listing;
+    char *text = l && l->finished ? malloc(l->length + 1) : NULL;
+    if (!text)
+        return NULL;
+    l->pos = 0;
+    l->stage = 0;
+    l->offset = 0;
+    *len = advance(l, text, l->length);
+    text[*len] = '\0';
+    return text;
 }
 
 void mgmt_list_finish(struct mgmt_call *call)
@@ -246,10 +362,10 @@ void mgmt_list_finish(struct mgmt_call *call)
     sort_keys = l->by_name ? 2 : 1;
     qsort(order, l->n, sizeof *order, compare_items);
 
-    struct jw_text out = {0};
-    bool ok;
+    size_t from = 0, to = l->n;
     if (!page_arg) {
-        ok = join(l, order, 0, l->n, 0, &out);
+        l->head_len = (size_t)snprintf(l->head, sizeof l->head, "[");
+        l->tail_len = (size_t)snprintf(l->tail, sizeof l->tail, "]");
     } else {
         long count = filter_by_name(call, order, l->n);
         if (count < 0) {
@@ -262,31 +378,27 @@ void mgmt_list_finish(struct mgmt_call *call)
             mgmt_fail(call, 400, "bad_request", "page out of range");
             return;
         }
-        size_t from = (size_t)(page - 1) * (size_t)page_size, to = from + (size_t)page_size;
+        from = (size_t)(page - 1) * (size_t)page_size;
+        to = from + (size_t)page_size;
         if (to > (size_t)count)
             to = (size_t)count;
         if (from > to)
             from = to;
-        char head[96], tail[160];
-        int head_len = snprintf(head, sizeof head, "{\"filtered_count\":%ld,\"item_count\":%zu,\"items\":", count,
-                                to - from);
-        int tail_len = snprintf(tail, sizeof tail, ",\"page\":%ld,\"page_count\":%zu,\"page_size\":%ld,\"total_count\":%zu}",
-                                page, page_count, page_size, l->n);
-        ok = jw_text_append(&out, head, (size_t)head_len) && join(l, order, from, to, (size_t)tail_len, &out) &&
-             jw_text_append(&out, tail, (size_t)tail_len);
+        l->head_len = (size_t)snprintf(l->head, sizeof l->head,
+                                       "{\"filtered_count\":%ld,\"item_count\":%zu,\"items\":[", count, to - from);
+        l->tail_len = (size_t)snprintf(l->tail, sizeof l->tail,
+                                       "],\"page\":%ld,\"page_count\":%zu,\"page_size\":%ld,\"total_count\":%zu}",
+                                       page, page_count, page_size, l->n);
     }
-    free(order);
-    if (!ok) {
-        free(out.data);
-        mgmt_fail(call, 500, "internal_error", "out of memory");
-        return;
-    }
+    l->order = order;
+    l->from = from;
+    l->to = to;
+    l->length = l->head_len + l->tail_len + (to > from ? to - from - 1 : 0);
+    for (size_t i = from; i < to; i++)
+        l->length += order[i]->len;
+    l->finished = true;
     if (l->w.out.len > text_hint)
         text_hint = l->w.out.len;
     if (l->n > items_hint)
         items_hint = l->n;
-    mgmt_list_free(l);
-    call->listing = NULL;
-    call->reply_text = out.data;
-    call->reply_len = out.len;
 }

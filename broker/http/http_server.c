@@ -114,11 +114,45 @@ static bool peer_address(struct MHD_Connection *connection, char *out, size_t ca
     return net_format_address(info->client_addr, false, out, cap);
 }
 
+/* Pieces of a body read through http_response.read: MHD asks for them as the socket drains. */
+#define READ_BLOCK (64 * 1024)
+
+static ssize_t read_piece(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct http_response *res = cls;
+    long n = res->read(res->reader, pos, buf, max);
+    return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void release_pieces(void *cls)
+{
+    struct http_response *res = cls;
+    res->release(res->reader);
+    free(res);
+}
+
+static struct MHD_Response *pieced_response(struct http_response *res)
+{
+    struct http_response *kept = malloc(sizeof *kept); /* MHD reads after the handler returned */
+    if (!kept) {
+        res->release(res->reader);
+        return NULL;
+    }
+    *kept = *res;
+    struct MHD_Response *response =
+        MHD_create_response_from_callback(res->body_len, READ_BLOCK, read_piece, kept, release_pieces);
+    if (!response)
+        release_pieces(kept);
+    return response;
+}
+
 static enum MHD_Result respond(struct MHD_Connection *connection, struct http_response *res)
 {
     bool owned = res->body && !res->static_body;
-    struct MHD_Response *response = MHD_create_response_from_buffer(
-        res->body_len, res->body ? res->body : (char *)"", owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *response =
+        res->read ? pieced_response(res)
+                  : MHD_create_response_from_buffer(res->body_len, res->body ? res->body : (char *)"",
+                                                    owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!response) {
         if (owned)
             free(res->body);

@@ -49,6 +49,13 @@ struct http_response {
     const char *allow;         /* for 405: the methods the resource takes ("GET, PUT") */
     bool ask_credentials;      /* 401: add WWW-Authenticate: Basic */
     const char *const *headers; /* static extra headers: name, value, ..., NULL; NULL: none */
+    /* Or a body handed over in pieces, for an answer that would otherwise be joined into one
+     * large buffer: read(reader, pos, buf, max) copies up to max bytes of the body from offset
+     * pos into buf and returns how many (pos only grows); release(reader) is called once, when
+     * the answer is sent or cannot be. body_len is the body's length; body stays NULL. */
+    long (*read)(void *reader, uint64_t pos, char *buf, size_t max);
+    void (*release)(void *reader);
+    void *reader;
 };
 
 typedef void (*http_handler_fn)(void *ctx, const struct http_request *req, struct http_response *res);
