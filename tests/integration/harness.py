@@ -213,14 +213,15 @@ class Broker:
                                          % (wait_port, timeout, self.stderr_text()))
                 time.sleep(0.05)
 
-    def http_request(self, method, path, body=None, user=None, password=None, port=None, headers=None):
+    def http_request(self, method, path, body=None, user=None, password=None, port=None, headers=None,
+                     timeout=10):
         """One request to the management API (or port=self.prometheus_port); returns
         (status, parsed JSON or text or None). body: a dict/list sent as JSON, or str/bytes."""
         import base64
         import http.client
         import json
 
-        conn = http.client.HTTPConnection(self.host, port or self.management_port, timeout=10)
+        conn = http.client.HTTPConnection(self.host, port or self.management_port, timeout=timeout)
         hdrs = dict(headers or {})
         user = self.user if user is None else user
         password = self.password if password is None else password

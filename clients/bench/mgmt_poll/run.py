@@ -6,7 +6,8 @@ RabbitMQ 3.10 as a private node with the management plugin; --brokers chooses), 
 outside the measured windows:
   0. start the broker on free ports, declare Q queues (10,000 by default) through AMQP with pika,
      wait until its management API lists all of them, and read its idle CPU for a few seconds;
-  1. GET /api/queues with Q queues: wall time of each answer (median, p90, max of N requests);
+  1. GET /api/queues with Q queues: wall time of each answer (median, p90, max of N requests)
+     and the broker's CPU per answer (its idle share taken out);
   2. W1 (warren-perf: 1 producer, 1 consumer, 64 B, transient) for T seconds, without and with
      a poller fetching /api/queues once a second (a fetch starts every second, or at once when
      the previous answer took longer), alternating runs (R each) so that machine noise falls
@@ -311,14 +312,19 @@ def measure(broker, args, path, perf):
           % (broker.name, args.queues, idle * 100, r["load_before"]), flush=True)
     get_queues(broker.http_port, path)  # warm
     times, size = [], 0
+    cpu_before, started = cpu_seconds(broker.pids()), time.monotonic()
     for _ in range(args.requests):
         t, size = get_queues(broker.http_port, path)
         times.append(t)
+    # the broker's CPU per answer, its idle share over the same time taken out
+    spent = cpu_seconds(broker.pids()) - cpu_before - idle * (time.monotonic() - started)
     times.sort()
-    r.update(size=size, median=statistics.median(times), p90=times[int(len(times) * 0.9) - 1], max=times[-1])
-    print("%s: GET %s with %d queues (%d bytes): median %.1f ms, p90 %.1f ms, max %.1f ms over %d requests"
+    r.update(size=size, median=statistics.median(times), p90=times[int(len(times) * 0.9) - 1], max=times[-1],
+             cpu_per_get=max(spent, 0.0) / len(times))
+    print("%s: GET %s with %d queues (%d bytes): median %.1f ms, p90 %.1f ms, max %.1f ms over %d requests; "
+          "broker CPU %.1f ms per answer"
           % (broker.name, path, args.queues, size, r["median"] * 1e3, r["p90"] * 1e3, r["max"] * 1e3,
-             len(times)), flush=True)
+             len(times), r["cpu_per_get"] * 1e3), flush=True)
     runs = {False: [], True: []}
     for n in range(args.rounds):
         for with_poller in (False, True):
@@ -373,13 +379,13 @@ def main():
     print()
     print("GET %s with %d queues; W1 (1 producer, 1 consumer, 64 B, %d s) medians of %d rounds, without / with "
           "a poller once a second" % (path, args.queues, args.time, args.rounds))
-    print("%-9s %9s %7s %15s %12s %21s %21s %9s %17s %17s"
-          % ("broker", "JSON", "idle", "GET median/p90", "GET max", "W1 msg/s w/o / with", "msg/CPU-s w/o / with",
-             "ratio", "load before", "load after"))
+    print("%-9s %9s %7s %15s %12s %11s %21s %21s %9s %17s %17s"
+          % ("broker", "JSON", "idle", "GET median/p90", "GET max", "CPU per GET", "W1 msg/s w/o / with",
+             "msg/CPU-s w/o / with", "ratio", "load before", "load after"))
     for r in results:
-        print("%-9s %7.2fMB %6.1f%% %7.0f/%4.0f ms %9.0f ms %10.0f/%10.0f %10.0f/%10.0f %8.3f %17s %17s"
+        print("%-9s %7.2fMB %6.1f%% %7.0f/%4.0f ms %9.0f ms %8.1f ms %10.0f/%10.0f %10.0f/%10.0f %8.3f %17s %17s"
               % (r["name"], r["size"] / 1e6, r["idle"] * 100, r["median"] * 1e3, r["p90"] * 1e3, r["max"] * 1e3,
-                 r["plain_rate"], r["polled_rate"], r["plain_cpu"], r["polled_cpu"],
+                 r["cpu_per_get"] * 1e3, r["plain_rate"], r["polled_rate"], r["plain_cpu"], r["polled_cpu"],
                  r["polled_cpu"] / r["plain_cpu"], r["load_before"], r["load_after"]))
     print("ratio = msg per broker CPU-s with the poller / without; idle = broker CPU with the queues declared, "
           "no clients")
