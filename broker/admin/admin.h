@@ -11,9 +11,10 @@ struct event_loop;
 struct server;
 
 /* Limits: a request line longer than this is refused (a body after it may be as long as
- * MGMT_MAX_BODY); a client that has not finished sending its request (or reading the answer)
+ * ADMIN_MAX_BODY: warrenctl import_definitions of a large broker); a client that has not finished sending its request (or reading the answer)
  * within the timeout is disconnected. */
 #define ADMIN_MAX_REQUEST 65536
+#define ADMIN_MAX_BODY (64u * 1024 * 1024)
 #define ADMIN_CLIENT_TIMEOUT_MS 5000
 #define ADMIN_MAX_CLIENTS 64
 

@@ -8,7 +8,7 @@
  * "args" (strings), "vhost" (default "/"), "options" (an object of command options, e.g.
  * {"priority": "1", "apply-to": "queues"} for set_policy) and "body_bytes" (how many bytes of a
  * request body follow the newline: a JSON document for `api` and import_definitions, at most
- * MGMT_MAX_BODY) are optional. Strings are parsed by jansson: valid UTF-8, no lone surrogate
+ * ADMIN_MAX_BODY) are optional. Strings are parsed by jansson: valid UTF-8, no lone surrogate
  * escapes; "\u0000" is accepted so that a NUL byte in a name is reported as such.
  * The answer is one JSON object: {"ok": true, ...} or
  *   {"ok": false, "reason": "no_such_user", "error": "User \"bob\" does not exist"}
@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "admin.h"
 #include "introspect.h"
 #include "log.h"
 #include "mgmt.h"
@@ -285,8 +286,8 @@ json_t *admin_request_parse(struct admin_request *req, const struct admin_contex
     else if (json_array_size(args) > ADMIN_MAX_ARGS)
         fail = admin_error("usage", "too many arguments (at most %d)", ADMIN_MAX_ARGS);
     else if (json_is_integer(body_bytes)
-             && (json_integer_value(body_bytes) < 0 || json_integer_value(body_bytes) > MGMT_MAX_BODY))
-        fail = admin_error("bad_request", "\"body_bytes\" must be between 0 and %u", MGMT_MAX_BODY);
+             && (json_integer_value(body_bytes) < 0 || json_integer_value(body_bytes) > ADMIN_MAX_BODY))
+        fail = admin_error("bad_request", "\"body_bytes\" must be between 0 and %u", ADMIN_MAX_BODY);
     if (fail) {
         json_decref(doc);
         return fail;

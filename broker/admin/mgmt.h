@@ -12,8 +12,12 @@
 struct mgmt;
 struct server;
 
-/* The largest request body accepted (a definitions import of a big broker). */
-#define MGMT_MAX_BODY (64u * 1024 * 1024)
+/* The largest request body the HTTP door accepts: RabbitMQ's management.http_max_body_size
+ * default (20 MiB, introduced for CVE-2023-46118; enough for a definitions file with 200,000
+ * queues). A body is parsed on the event loop (a million values take seconds), so the bound is
+ * also how long an administrator's upload can hold the loop. The admin socket, whose users are
+ * the broker's operators, keeps a larger one (ADMIN_MAX_BODY in admin.h). */
+#define MGMT_MAX_BODY (20u * 1024 * 1024)
 
 /* Creates the API over server (which must outlive it). Returns NULL on ENOMEM. */
 struct mgmt *mgmt_create(struct server *server);
