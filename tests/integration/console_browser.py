@@ -114,10 +114,21 @@ class Browser:
         return self.wait(found, "no %s holding %r" % (css, text), timeout)
 
     def wait_table(self, table, timeout=WAIT):
-        """Waits for the paged table `table` (data-table) to be drawn; returns its rows' texts."""
+        """Waits for the paged table `table` (data-table) to be drawn; returns its rows' texts,
+        read again if the page redrew the table while they were read (it refreshes every few
+        seconds)."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
         css = '[data-table="%s"][data-state="ready"]' % table
-        self.wait_visible(css, timeout)
-        return [r.text for r in self.find(css + " tbody tr")]
+
+        def rows(d):
+            try:
+                if not any(e.is_displayed() for e in self.find(css)):
+                    return None
+                return ([r.text for r in self.find(css + " tbody tr")],)  # a tuple: [] is an answer too
+            except StaleElementReferenceException:
+                return None
+        return self.wait(rows, "%s never drawn" % css, timeout)[0]
 
     def click(self, css):
         """Clicks the first visible element matching css, again if the page redrew it meanwhile

@@ -337,7 +337,7 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual(len(rows), 20)
         self.b.click('.pager button[aria-label="Next page"]')
         self.b.wait_text(".pager .page", "Page 2 of 2")
-        self.assertEqual(len(self.b.wait_table("queues")), 5)
+        self.b.wait(lambda d: len(self.b.wait_table("queues")) == 5, "page 2 does not show the last 5 queues")
         self.shot("queues-paged")
 
     def test_messages_published_from_the_console_reach_a_pika_consumer(self):
