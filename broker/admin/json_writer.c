@@ -16,52 +16,52 @@
 
 enum { SEL_ALL, SEL_PART, SEL_NONE };
 
+/* Room for len more bytes in t (doubling); false on ENOMEM. */
+static bool reserve(struct jw_text *t, size_t len)
+{
+    if (t->cap - t->len >= len)
+        return true;
+    size_t cap = t->cap ? t->cap : 4096;
+    while (cap - t->len < len) {
+        if (cap > SIZE_MAX / 2)
+            return false;
+        cap *= 2;
+    }
+    char *grown = realloc(t->data, cap);
+    if (!grown)
+        return false;
+    t->data = grown;
+    t->cap = cap;
+    return true;
+}
+
 bool jw_text_append(struct jw_text *t, const char *s, size_t len)
 {
-    if (t->cap - t->len < len) {
-        size_t cap = t->cap ? t->cap : 4096;
-        while (cap - t->len < len) {
-            if (cap > SIZE_MAX / 2)
-                return false;
-            cap *= 2;
-        }
-        char *grown = realloc(t->data, cap);
-        if (!grown)
-            return false;
-        t->data = grown;
-        t->cap = cap;
-    }
-    if (len && s)
+    if (!reserve(t, len))
+        return false;
+    if (len)
         memcpy(t->data + t->len, s, len);
     t->len += len;
     return true;
 }
 
-/* Room for len more bytes in out (false, and the writer failed, when there is none). */
+/* Room for len more bytes in out (false, and the writer failed, when there is none); the
+ * common case, kept inline, is one comparison. */
 static inline bool room(struct jw *w, size_t len)
 {
     struct jw_text *t = &w->out;
     if (t->cap - t->len >= len)
         return true;
-    if (w->failed)
-        return false;
-    size_t at = t->len;
-    if (!jw_text_append(t, NULL, len)) {
+    if (!w->failed && !reserve(t, len))
         w->failed = true;
-        return false;
-    }
-    t->len = at;
-    return true;
+    return !w->failed;
 }
 
 static inline void put(struct jw *w, const char *s, size_t len)
 {
-    struct jw_text *t = &w->out;
-    if (t->cap - t->len >= len) { /* the common case, kept inline: no call per token */
-        memcpy(t->data + t->len, s, len);
-        t->len += len;
-    } else if (!w->failed && !jw_text_append(t, s, len)) {
-        w->failed = true;
+    if (room(w, len)) {
+        memcpy(w->out.data + w->out.len, s, len);
+        w->out.len += len;
     }
 }
 

@@ -100,8 +100,7 @@ void jw_json(struct jw *w, const json_t *v);
 
 /* Did anything fail (out of memory, too deep)? */
 bool jw_failed(const struct jw *w);
-/* Appends len raw bytes (already JSON; s NULL: len bytes of room, left unset) to t; false on
- * ENOMEM. */
+/* Appends len raw bytes (already JSON) to t; false on ENOMEM. */
 bool jw_text_append(struct jw_text *t, const char *s, size_t len);
 /* Frees the writer's buffers (the writer itself is the caller's). */
 void jw_free(struct jw *w);

@@ -265,6 +265,14 @@ static void next_piece(struct mgmt_listing *l)
     }
 }
 
+/* Back to the answer's first byte. */
+static void rewind_listing(struct mgmt_listing *l)
+{
+    l->pos = 0;
+    l->stage = 0;
+    l->offset = 0;
+}
+
 /* Moves the reading position n bytes on, copying them to buf unless it is NULL; returns how
  * many it moved (fewer at the end). */
 static size_t advance(struct mgmt_listing *l, char *buf, size_t n)
@@ -291,11 +299,8 @@ static size_t advance(struct mgmt_listing *l, char *buf, size_t n)
 static long read_listing(void *reader, uint64_t pos, char *buf, size_t max)
 {
     struct mgmt_listing *l = reader;
-    if (pos < l->pos) { /* not how the server reads, but cheap to allow */
-        l->pos = 0;
-        l->stage = 0;
-        l->offset = 0;
-    }
+    if (pos < l->pos) /* not how the server reads, but cheap to allow */
+        rewind_listing(l);
     if (pos > l->pos && advance(l, NULL, pos - l->pos) == 0)
         return 0;
     return (long)advance(l, buf, max);
@@ -325,9 +330,7 @@ char *mgmt_list_text(struct mgmt_call *call, size_t *len)
     char *text = l && l->finished ? malloc(l->length + 1) : NULL;
     if (!text)
         return NULL;
-    l->pos = 0;
-    l->stage = 0;
-    l->offset = 0;
+    rewind_listing(l);
     *len = advance(l, text, l->length);
     text[*len] = '\0';
     return text;
