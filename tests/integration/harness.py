@@ -354,6 +354,15 @@ def admin_status(broker):
     return json.loads(admin_request(broker, request))["status"]
 
 
+def vm_rss_kib(pid):
+    """Resident memory of process pid in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
 def assert_broker_alive(test, broker=None):
     """After bad input: a fresh pika client still connects, opens a channel and closes cleanly."""
     import pika

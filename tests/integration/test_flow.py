@@ -41,14 +41,6 @@ conn.close()
 """
 
 
-def vm_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 def result_of(stdout):
     lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
@@ -126,7 +118,7 @@ class FlowControl(unittest.TestCase):
                             seen["flow"].add(c["name"])
                         if c.get("state") == "blocked":
                             seen["blocked"] += 1
-                seen["rss"] = max(seen["rss"], vm_rss_kib(self.broker.process.pid))
+                seen["rss"] = max(seen["rss"], harness.vm_rss_kib(self.broker.process.pid))
                 stop.wait(0.2)
 
         watcher = threading.Thread(target=watch)

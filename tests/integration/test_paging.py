@@ -217,14 +217,6 @@ class PagedCrashTest(test_durability.CrashTest):
     BROKER_ARGS = ["--queue_ram_messages", "20"]
 
 
-def vm_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 @harness.skip_if_external("reads the broker's resident memory")
 class PagingMemoryTest(unittest.TestCase):
     """A backlog far larger than the in-memory limit costs the broker little memory."""
@@ -247,13 +239,13 @@ class PagingMemoryTest(unittest.TestCase):
         finally:
             os.environ["ASAN_OPTIONS"] = saved
         try:
-            base = vm_rss_kib(broker.process.pid)
+            base = harness.vm_rss_kib(broker.process.pid)
             url = broker.url
             subprocess.run([perf, "--uri", url, "--producers", "1", "--consumers", "0", "--count", str(self.COUNT),
                             "--size", str(self.SIZE), "--persistent", "--durable", "--confirm", "500",
                             "--queue", "p-mem", "--max-time", "240"],
                            check=True, stdout=subprocess.DEVNULL, timeout=300)
-            grown = vm_rss_kib(broker.process.pid) - base
+            grown = harness.vm_rss_kib(broker.process.pid) - base
             bodies_kib = self.COUNT * self.SIZE // 1024
             conn = pika.BlockingConnection(broker.pika_parameters())
             ch = conn.channel()
