@@ -74,11 +74,7 @@ class MemoryAlarmTest(unittest.TestCase):
 
 
 def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS for pid %d" % pid)
+    return harness.vm_rss_kib(pid) * 1024
 
 
 @harness.skip_if_external("configures the broker's memory high watermark")
