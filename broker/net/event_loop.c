@@ -5,11 +5,10 @@
  * expired timers, run the before-sleep hook. The hook also runs once before the first wait so
  * that work queued before loop_run (output, closes) is not left waiting for an event.
  *
- * Linger: a pass may ask (loop_linger) to sleep a few microseconds after its hook and before
- * the next wait. Every pass costs a wait, a read and a write whatever it carries, so when a
- * peer streams small units faster than the loop turns, letting them collect for a moment
- * makes one pass carry many. The sleep never outlasts the nearest timer and is dropped when
- * the loop is stopping.
+ * The loop never sleeps, spins or waits anywhere but in epoll_wait, and that wait never outlasts
+ * the nearest timer: a connection with work ready is served in the pass that sees it. (An
+ * earlier version slept up to 100 µs after a streaming publisher's input so that the next pass
+ * carried more; that delayed every other connection too, and was removed: issue 14.)
  *
  * Stale events: every registration slot carries a generation that loop_unwatch bumps, and the
  * generation travels in the epoll user data with the fd. An event collected in this pass for a
@@ -71,7 +70,6 @@ struct event_loop {
 
     uint64_t now_us;
     uint64_t now_ms;
-    uint32_t linger_us; /* asked for by this pass; 0 when none */
     loop_hook_fn hook;
     void *hook_data;
     uint64_t (*clock)(void *ctx); /* NULL: CLOCK_MONOTONIC */
@@ -404,32 +402,6 @@ void loop_set_before_sleep(struct event_loop *loop, loop_hook_fn fn, void *data)
 uint64_t loop_now_ms(const struct event_loop *loop) { return loop->now_ms; }
 uint64_t loop_now_us(const struct event_loop *loop) { return loop->now_us; }
 
-void loop_linger(struct event_loop *loop, uint32_t us)
-{
-    if (us > loop->linger_us)
-        loop->linger_us = us;
-}
-
-/* Sleeps for the linger this pass asked for, cut short by the nearest timer. */
-static void linger(struct event_loop *loop)
-{
-    uint64_t us = loop->linger_us;
-    loop->linger_us = 0;
-    if (loop->stop)
-        return;
-    uint64_t when = loop->heap_len ? loop->timers[loop->heap[0]].when : UINT64_MAX;
-    if (when < UINT64_MAX / 1000u) {
-        uint64_t now = clock_us(loop);
-        uint64_t when_us = when * 1000u;
-        if (when_us <= now)
-            return;
-        if (when_us - now < us)
-            us = when_us - now;
-    }
-    struct timespec ts = {.tv_sec = (time_t)(us / 1000000u), .tv_nsec = (long)(us % 1000000u) * 1000};
-    nanosleep(&ts, NULL); /* EINTR: a signal, perhaps loop_stop; the wait below sees it */
-}
-
 /* Waits up to timeout_ms (-1: forever), then dispatches, runs due timers and the hook. */
 static int run_pass(struct event_loop *loop, int timeout_ms)
 {
@@ -454,7 +426,6 @@ int loop_run_once(struct event_loop *loop, int timeout_ms)
         timeout_ms = 0;
     if (next >= 0 && next < timeout_ms)
         timeout_ms = next;
-    loop->linger_us = 0; /* the caller paces the passes */
     return run_pass(loop, timeout_ms);
 }
 
@@ -465,8 +436,6 @@ int loop_run(struct event_loop *loop)
     if (loop->hook)
         loop->hook(loop, loop->hook_data);
     while (!loop->stop) {
-        if (loop->linger_us)
-            linger(loop);
         rc = run_pass(loop, next_timeout(loop));
         if (rc < 0)
             break;
@@ -474,7 +443,6 @@ int loop_run(struct event_loop *loop)
     /* Cleared on the way out, not on the way in: a stop requested before loop_run still
      * counts, and the loop can be run again afterwards. */
     loop->stop = 0;
-    loop->linger_us = 0;
     return rc;
 }
 

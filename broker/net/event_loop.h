@@ -51,11 +51,6 @@ uint64_t loop_now_ms(const struct event_loop *loop);
 /* Monotonic microseconds, read at the same moments as loop_now_ms. */
 uint64_t loop_now_us(const struct event_loop *loop);
 
-/* Asks the loop to sleep up to us microseconds at the end of this pass, after the before-sleep
- * hook and before waiting again, so that input streaming in collects into one larger pass.
- * The largest request of a pass wins; it never delays a due timer. */
-void loop_linger(struct event_loop *loop, uint32_t us);
-
 /* Replaces the monotonic clock with now_us(ctx), in microseconds (tests and fuzzing drive time
  * by hand). It must never go backwards. The loop reads it at once and then at its usual
  * moments; NULL restores the monotonic clock. */

@@ -79,8 +79,6 @@ struct netconn {
     bool input_full;    /* buffer at its maximum and all unconsumed */
     unsigned user_paused; /* enum netconn_pause_reason bits; 0: not paused by the user */
     bool loopback;
-    bool output_since_input; /* bytes went to the peer since its last input arrived */
-    bool lingering;          /* its last input made the loop linger */
     bool handshaking;        /* TLS: the handshake runs; no application data either way */
     bool handshake_wants_write; /* ... and waits for the socket to take its output */
     bool read_soon;          /* the redeliver timer reads the transport, not just the buffer */
@@ -98,9 +96,6 @@ struct netconn {
     uint64_t redeliver_timer;
     uint64_t handshake_timer; /* TLS: cuts a handshake that takes too long */
     uint64_t last_input_ms, last_output_ms;
-    uint64_t last_input_us; /* loop clock of the last read that got bytes, for linger */
-    size_t linger_bytes;    /* size of the read that started the current stream */
-    uint32_t quick_reads;   /* consecutive quick reads with no output in between */
     struct netconn_io_stats io; /* counted where the syscalls are made: free beside them */
     char peer[64];
     char local[64]; /* our end of the socket, formatted as peer */

@@ -9,17 +9,6 @@
  * paused by the user, by backpressure (output above the high-water mark) or by a full input
  * buffer, so the level-triggered event cannot spin.
  *
- * Linger: every pass costs a wait, a read and a write however little it carries. A peer whose
- * input arrives STREAM_ENTER_READS times in a row, each within STREAM_ENTER_US of the one
- * before, without having been sent anything in between, is streaming on its own (a
- * publisher) rather than answering us (an RPC client or server, a consumer acking what it
- * got). For such input the loop is asked to sleep STREAM_LINGER_US before its next wait, so
- * that the next pass finds many units instead of one or two. The stream keeps lingering
- * while each sleep pays off (the read after it brings at least STREAM_GAIN times the bytes of
- * the read that started the stream) and the peer is still sent nothing. The delay this adds
- * is at most STREAM_LINGER_US plus the kernel's timer slack, and only to a fast one-way
- * stream; request/reply traffic and slow streams never linger.
- *
  * Closing: netconn_close (or EOF from the peer) marks the connection closing: input is no
  * longer delivered but still read and discarded, so that the kernel does not answer unread
  * input with a reset that destroys our last replies. Once the output queue is empty the write
@@ -46,13 +35,6 @@
 #define INPUT_DEFAULT_MAX 65536
 #define READ_BUDGET (256 * 1024)
 #define LINGER_MS 2000
-/* Linger for streaming input (see the file comment); LINGER_MS above is the close linger. */
-#define STREAM_LINGER_US 100
-#define STREAM_ENTER_US (STREAM_LINGER_US / 2)
-#define STREAM_ENTER_READS 3
-#define STREAM_GAIN 3
-/* A read after a sleep comes within the sleep, the timer slack and the pass. */
-#define STREAM_CONTINUE_US (3 * STREAM_LINGER_US)
 
 /* ---- state changes ---- */
 
@@ -233,32 +215,6 @@ static void discard_input(struct netconn *conn)
     }
 }
 
-/* Called for each read that got bytes: decides whether the loop lingers (file comment). */
-static void note_stream(struct netconn *conn, size_t bytes)
-{
-    struct event_loop *loop = conn->net->loop;
-    uint64_t now = loop_now_us(loop);
-    uint64_t gap = now - conn->last_input_us;
-    bool stream;
-    if (conn->output_since_input) {
-        stream = false;
-        conn->quick_reads = 0;
-    } else if (conn->lingering) {
-        stream = gap < STREAM_CONTINUE_US && bytes >= STREAM_GAIN * conn->linger_bytes;
-        conn->quick_reads = 0;
-    } else {
-        conn->quick_reads = gap < STREAM_ENTER_US ? conn->quick_reads + 1 : 0;
-        stream = conn->quick_reads >= STREAM_ENTER_READS;
-        conn->linger_bytes = bytes;
-    }
-    conn->lingering = stream;
-    if (stream)
-        loop_linger(loop, STREAM_LINGER_US);
-    conn->output_since_input = false;
-    conn->last_input_us = now;
-    conn->last_input_ms = loop_now_ms(loop);
-}
-
 /* Reads what the socket (or the transport) has and hands it over. Returns true when bytes
  * were read and on_input was given them. */
 static bool conn_read(struct netconn *conn)
@@ -291,7 +247,7 @@ static bool conn_read(struct netconn *conn)
         }
     }
     if (total) {
-        note_stream(conn, total);
+        conn->last_input_ms = loop_now_ms(conn->net->loop);
         deliver_input(conn);
         /* Big and idle again after a light wake-up (one that would have fit the initial
          * buffer four times over): give the memory back. A busy stream whose wake-ups merely

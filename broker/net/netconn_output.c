@@ -87,7 +87,6 @@ static void flush_conn(struct netconn *conn)
         }
         outq_advance(&conn->out, (size_t)n);
         conn->last_output_ms = loop_now_ms(conn->net->loop);
-        conn->output_since_input = true;
         if (conn->output_full && conn->out.bytes < OUTPUT_LOW_WATER) {
             conn->output_full = false;
             netconn__resume_input(conn);

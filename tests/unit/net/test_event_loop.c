@@ -1,6 +1,6 @@
 /* tests/unit/net/test_event_loop.c: the event loop: timer order and cancel, file events,
- * the before-sleep hook, stop from a signal handler, stale events after fd reuse, and the
- * linger a pass may ask for, an injected clock and single passes. */
+ * the before-sleep hook, stop from a signal handler, stale events after fd reuse, an injected
+ * clock and single passes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -342,51 +342,6 @@ static uint64_t test_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-struct lingering {
-    int passes;
-    uint32_t linger_us;
-};
-
-/* Never reads, so the level-triggered event is ready on every pass; asks for a linger. */
-static void linger_event(struct event_loop *loop, int fd, void *data, int mask)
-{
-    (void)fd;
-    (void)mask;
-    struct lingering *l = data;
-    l->passes++;
-    loop_linger(loop, l->linger_us);
-}
-
-static void linger_spaces_passes_but_never_delays_a_due_timer(void **state)
-{
-    (void)state;
-    struct event_loop *loop = loop_create();
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    assert_int_equal(write(fds[1], "x", 1), 1);
-
-    /* An always-ready fd would turn the loop thousands of times in 100 ms; 30 ms lingers
-     * leave a handful of passes. */
-    struct lingering l = {.linger_us = 30000};
-    assert_int_equal(loop_watch(loop, fds[0], LOOP_READABLE, linger_event, &l), 0);
-    loop_timer_add(loop, 100, stop_timer, NULL);
-    loop_run(loop);
-    assert_true(l.passes >= 1);
-    assert_true(l.passes <= 6); /* about 4: at 0, 30, 60 and 90 ms, then the timer's pass */
-
-    /* A linger far longer than the next timer is cut short by it. */
-    l = (struct lingering){.linger_us = 900000};
-    uint64_t start = test_now_ms();
-    loop_timer_add(loop, 20, stop_timer, NULL);
-    loop_run(loop);
-    assert_true(test_now_ms() - start < 500);
-
-    loop_unwatch(loop, fds[0]);
-    close(fds[0]);
-    close(fds[1]);
-    loop_destroy(loop);
-}
-
 static void watch_mask_changes_take_effect(void **state)
 {
     (void)state;
@@ -447,7 +402,6 @@ int main(void)
         cmocka_unit_test(watch_rejects_bad_fds),
         cmocka_unit_test(stale_event_after_fd_reuse_is_dropped),
         cmocka_unit_test(watch_mask_changes_take_effect),
-        cmocka_unit_test(linger_spaces_passes_but_never_delays_a_due_timer),
         cmocka_unit_test(injected_clock_and_single_passes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
