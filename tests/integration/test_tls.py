@@ -79,13 +79,13 @@ def round_trip(test, params, queue, bodies=(b"hello over TLS",)):
         connection.close()
 
 
-def wait_for_log(test, broker, text, timeout=20.0):
+def wait_for_log(test, broker, text, timeout=20.0, context=""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if text in broker.stderr_text():
             return
         time.sleep(0.05)
-    test.fail("broker log lacks %r:\n%s" % (text, broker.stderr_text()[-4000:]))
+    test.fail("broker log lacks %r (%s):\n%s" % (text, context, broker.stderr_text()[-4000:]))
 
 
 def s_client(port, *args, env=None):
@@ -308,7 +308,7 @@ class TlsClientCertificateRequired(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.broker = harness.Broker(tls=True, extra_args=tls_args(fail_if_no_peer_cert=True)).start()
+        cls.broker = harness.Broker(tls=True, extra_args=tls_args(fail_if_no_peer_cert=True, extra=["--log-level", "debug"])).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -318,9 +318,12 @@ class TlsClientCertificateRequired(unittest.TestCase):
         import pika
 
         before = self.broker.stderr_text().count("[warning] TLS")
-        with self.assertRaises((pika.exceptions.AMQPConnectionError, ssl.SSLError, ConnectionError)):
+        started = time.monotonic()
+        with self.assertRaises((pika.exceptions.AMQPConnectionError, ssl.SSLError, ConnectionError)) as raised:
             pika.BlockingConnection(tls_parameters(self.broker, cert=cert))
-        wait_for_log(self, self.broker, log_text)
+        # what the client saw, for a failure below to say which side gave up first
+        seen = "client raised %r after %.2f s" % (raised.exception, time.monotonic() - started)
+        wait_for_log(self, self.broker, log_text, context=seen)
         self.assertEqual(self.broker.stderr_text().count("[warning] TLS"), before + 1, self.broker.stderr_text())
         assert_alive(self, self.broker)
 
