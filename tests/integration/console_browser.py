@@ -72,6 +72,9 @@ class Browser:
         self.driver.execute_script("sessionStorage.clear()")
         self.driver.get(self.base_url + "/")
         self.wait_visible("#login-user")
+        # The first load above ran the console with the previous test's session (perhaps a user
+        # since deleted), whose polls may have ended in 401s: they belong to that test, not this.
+        self.console_entries()
         self.driver.find_element(By.ID, "login-user").send_keys(user)
         self.driver.find_element(By.ID, "login-password").send_keys(password)
         self.driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
