@@ -1,5 +1,7 @@
 /* broker/admin/mgmt_bindings.c: /api/bindings and the bindings of one exchange or queue:
  * listing, creating (POST) and deleting one by its properties_key, as RabbitMQ's API does. */
+#include <nettle/base64.h>
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +9,6 @@
 #include "introspect.h"
 #include "mgmt_internal.h"
 #include "operate.h"
-#include "sha256.h"
 #include "table.h"
 
 /* RabbitMQ's quote_binding: quote_plus (letters, digits and ".-_~" kept, space as "+", other
@@ -44,16 +45,20 @@ void mgmt_properties_key(struct proto_bytes key, struct proto_bytes arguments, c
     }
     /* RabbitMQ hashes the Erlang term of the arguments (erlang:phash2); Warren hashes the
      * field table's bytes instead: as short and as stable, but not the same value. */
-    uint8_t digest[32];
-    sha256(arguments.ptr, arguments.len, digest);
-    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    struct sha256_ctx hash;
+    sha256_init(&hash);
+    sha256_update(&hash, arguments.len, arguments.ptr);
+    sha256_digest(&hash, sizeof digest, digest);
     size_t n = quote_binding(key, out);
     out[n++] = '~';
-    uint32_t v = (uint32_t)digest[0] << 24 | (uint32_t)digest[1] << 16 | (uint32_t)digest[2] << 8 | digest[3];
-    /* 4 bytes in base64url without padding: 6 characters */
-    uint64_t bits = (uint64_t)v << 4; /* 36 bits */
-    for (int i = 5; i >= 0; i--)
-        out[n + (size_t)(5 - i)] = b64url[(bits >> (6 * i)) & 63];
+    /* The digest's first 4 bytes in base64url without padding: 6 characters. */
+    char text[BASE64_ENCODE_LENGTH(4) + BASE64_ENCODE_FINAL_LENGTH];
+    struct base64_encode_ctx b64;
+    base64url_encode_init(&b64);
+    size_t len = base64_encode_update(&b64, text, 4, digest);
+    base64_encode_final(&b64, text + len);
+    memcpy(out + n, text, 6);
     out[n + 6] = '\0';
 }
 

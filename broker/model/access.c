@@ -28,8 +28,9 @@
 #include <string.h>
 
 #include "base64.h"
+
+#include <nettle/sha2.h>
 #include "random.h"
-#include "sha256.h"
 #include "spec.h"
 #include "table.h"
 
@@ -38,7 +39,7 @@
 #include <uthash.h>
 
 #define SALT_LEN 4
-#define HASH_LEN (SALT_LEN + SHA256_DIGEST_LEN)
+#define HASH_LEN (SALT_LEN + SHA256_DIGEST_SIZE)
 #define VHOST_NAME_MAX 255
 #define HASHING_ALGORITHM "rabbit_password_hashing_sha256"
 
@@ -115,12 +116,13 @@ static struct access_grant *find_grant(const struct access_user *u, const char *
 /* out = salt ++ SHA-256(salt ++ password). */
 static void hash_with_salt(const uint8_t salt[SALT_LEN], const uint8_t *password, size_t len, uint8_t out[HASH_LEN])
 {
-    struct sha256 ctx;
+    struct sha256_ctx ctx; /* Nettle's (see broker/core/CMakeLists.txt) */
     sha256_init(&ctx);
-    sha256_update(&ctx, salt, SALT_LEN);
-    sha256_update(&ctx, password, len);
+    sha256_update(&ctx, SALT_LEN, salt);
+    sha256_update(&ctx, len, password);
     memmove(out, salt, SALT_LEN); /* salt may point into out */
-    sha256_final(&ctx, out + SALT_LEN);
+    sha256_digest(&ctx, SHA256_DIGEST_SIZE, out + SALT_LEN);
+    explicit_bzero(&ctx, sizeof ctx); /* it held the password */
 }
 
 /* Sets or (password NULL) clears u's password. */
