@@ -43,12 +43,23 @@ amqp_connection_state_t consumer_connect(struct perf_worker *worker, const char 
             return NULL;
         }
     }
+    /* With producers, consuming starts before the measured phase (the queues are empty). With
+     * none, the consumers drain a backlog: that is the measured work, so it waits for go. */
+    bool draining_backlog = config->producers == 0;
+    if (draining_backlog) {
+        atomic_fetch_add(&worker->run->ready, 1);
+        if (!perf_wait_go(worker->run)) {
+            session_close(conn);
+            return NULL;
+        }
+    }
     if (consume_share(conn, worker->run, worker->index, err, sizeof(err)) != 0) {
         perf_fail(worker, "%s %d: %s", role, worker->index, err);
         session_abandon(conn);
         return NULL;
     }
-    atomic_fetch_add(&worker->run->ready, 1);
+    if (!draining_backlog)
+        atomic_fetch_add(&worker->run->ready, 1);
     return conn;
 }
 

@@ -46,6 +46,43 @@ static void sleep_ms(long ms)
     nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
 }
 
+bool perf_wait_go(struct perf_run *run)
+{
+    while (!atomic_load(&run->go)) {
+        if (perf_stopping(run))
+            return false;
+        sleep_ms(1);
+    }
+    return !perf_stopping(run);
+}
+
+/* The measured phase is bracketed by two lines on stdout so that a driver can read the broker's
+ * CPU exactly around it, leaving connection set-up, declarations and tear-down out. With
+ * --marker-wait the driver answers each marker with a line on stdin, so nothing moves between the
+ * marker and its reading. */
+static void measure_marker(const struct perf_config *config, const char *which)
+{
+    printf("measure %s\n", which);
+    fflush(stdout);
+    if (config->marker_wait) {
+        char line[64];
+        if (!fgets(line, sizeof(line), stdin))
+            fprintf(stderr, "warren-perf: --marker-wait: stdin closed\n");
+    }
+}
+
+/* Note the backlog the first time publishing is over: consumers that keep up leave little. */
+static void record_publish_end(struct report *report, const struct perf_run *run, const struct totals *t,
+                               double elapsed)
+{
+    if (report->publish_end_recorded)
+        return;
+    uint64_t expected = t->published * (uint64_t)run->fanout_factor;
+    report->publish_end_recorded = true;
+    report->backlog_at_publish_end = run->config->rpc || expected < t->delivered ? 0 : expected - t->delivered;
+    report->publish_seconds = elapsed;
+}
+
 static bool all_done(struct perf_worker *workers, int count)
 {
     for (int i = 0; i < count; i++)
@@ -90,26 +127,38 @@ static const char *watch(struct perf_run *run, struct perf_worker *workers, int 
             report_line(report, now);
             next_line += 1000000000ull;
         }
+        if (config->count && config->producers > 0 && all_done(workers, config->producers))
+            record_publish_end(report, run, &t, elapsed);
+        const char *status = NULL;
         if (atomic_load(&run->failed))
-            return "error";
-        if (atomic_load(&run->stop))
-            return "interrupted";
-        if (count_reached(run, workers, &t))
-            return "ok";
+            status = "error";
+        else if (atomic_load(&run->stop))
+            status = "interrupted";
+        else if (count_reached(run, workers, &t))
+            status = "ok";
+        if (status) {
+            record_publish_end(report, run, &t, elapsed);
+            return status;
+        }
         bool draining = atomic_load(&run->stop_publishing);
         if (draining && all_done(workers, config->producers) &&
             t.delivered >= t.published * (uint64_t)run->fanout_factor)
             return "ok";
         if (config->time_limit > 0 && elapsed >= config->time_limit && !draining) {
+            record_publish_end(report, run, &t, elapsed);
             if (!config->drain || config->rpc || config->consumers == 0)
                 return config->count ? "time-limit" : "ok";
             atomic_store(&run->stop_publishing, true);
             last_progress = now;
         }
         if (elapsed >= config->max_time)
-            return "max-time";
-        if ((config->count || draining) && (double)(now - last_progress) / 1e9 >= config->stall_timeout)
-            return "stalled";
+            status = "max-time";
+        else if ((config->count || draining) && (double)(now - last_progress) / 1e9 >= config->stall_timeout)
+            status = "stalled";
+        if (status) {
+            record_publish_end(report, run, &t, elapsed);
+            return status;
+        }
     }
 }
 
@@ -129,10 +178,10 @@ static int start_workers(struct perf_worker *workers, int first, int count, void
     return 0;
 }
 
-/* Wait for every consumer to be consuming (or for a failure), at most 60 s. */
-static int wait_ready(struct perf_run *run, int consumers)
+/* Wait until *counter reaches count (workers ready) or a failure, at most 60 s. */
+static int wait_ready(struct perf_run *run, _Atomic int *counter, int count)
 {
-    for (int waited = 0; atomic_load(&run->ready) < consumers; waited += 10) {
+    for (int waited = 0; atomic_load(counter) < count; waited += 10) {
         if (atomic_load(&run->failed) || atomic_load(&run->stop) || waited > 60000)
             return -1;
         sleep_ms(10);
@@ -177,18 +226,25 @@ static int run_benchmark(struct perf_run *run)
     void *(*producer_body)(void *) = config->rpc ? perf_rpc_client_main : perf_producer_main;
     int started = 0;
     const char *status = "error";
-    /* Draining an existing backlog (no producers) starts the clock before the first consume. */
-    uint64_t start = perf_now();
+    /* Every worker connects first; the clock and the measured phase start together, once all
+     * are ready (with no producers, the consumers' basic.consume waits for it too). */
     if (start_workers(workers, producers, consumers, consumer_body, run) == 0) {
         started = consumers;
-        if (wait_ready(run, consumers) == 0 && start_workers(workers, 0, producers, producer_body, run) == 0) {
+        if (wait_ready(run, &run->ready, consumers) == 0 &&
+            start_workers(workers, 0, producers, producer_body, run) == 0) {
             started = total;
-            if (producers > 0)
-                start = perf_now();
+        }
+        if (started == total && wait_ready(run, &run->producers_ready, producers) == 0) {
+            measure_marker(config, "start");
+            uint64_t start = perf_now();
             report.start = report.last_time = start;
+            atomic_store(&run->go, true);
             status = watch(run, workers, total, &report, start);
-            atomic_store(&run->stop, true);
             uint64_t elapsed = perf_now() - start;
+            /* Publishing stops before the end marker; the workers close their connections after. */
+            atomic_store(&run->stop_publishing, true);
+            measure_marker(config, "end");
+            atomic_store(&run->stop, true);
             for (int i = 0; i < total; i++)
                 pthread_join(workers[i].thread, NULL);
             started = 0;
@@ -196,7 +252,7 @@ static int run_benchmark(struct perf_run *run)
         }
     }
     atomic_store(&run->stop, true);
-    for (int i = producers; i < producers + consumers && started; i++)
+    for (int i = started == total ? 0 : producers; i < total && started; i++)
         pthread_join(workers[i].thread, NULL);
     int errors = print_errors(workers, total);
     if (topology_cleanup(setup, run, err, sizeof(err)) != 0) {
@@ -219,6 +275,8 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 64;
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (config.probe_queue)
+        return perf_probe_run(&config);
     if (config.idle_connections > 0)
         return perf_idle_run(&config);
 

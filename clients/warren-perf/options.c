@@ -38,13 +38,17 @@ static const char usage[] =
     "  --max-time SECONDS      hard bound on any run (default 600)\n"
     "  --stall-timeout SECONDS end a --count run when nothing moved for this long (default 10)\n"
     "  --frame-max BYTES       frame_max to ask for (default 131072)\n"
-    "  --heartbeat SECONDS     heartbeat to ask for (default 0: off)\n";
+    "  --heartbeat SECONDS     heartbeat to ask for (default 0: off)\n"
+    "  --marker-wait           after printing \"measure start\" and \"measure end\", wait for a line on\n"
+    "                          stdin (a driver reads the broker's CPU between the markers)\n"
+    "  --probe-queue NAME      only declare NAME passively and print its message count; exit 1\n"
+    "                          when the broker does not answer or the queue does not exist\n";
 
 enum option_id {
     OPT_URI = 256, OPT_PRODUCERS, OPT_CONSUMERS, OPT_QUEUE, OPT_QUEUES, OPT_EXCHANGE_TYPE, OPT_EXCHANGE,
     OPT_SIZE, OPT_PERSISTENT, OPT_DURABLE, OPT_CONFIRM, OPT_PREFETCH, OPT_MULTI_ACK, OPT_AUTOACK, OPT_RATE,
     OPT_TIME, OPT_COUNT, OPT_RPC, OPT_IDLE, OPT_BINDINGS, OPT_DELETE_QUEUES, OPT_MAX_TIME, OPT_STALL,
-    OPT_FRAME_MAX, OPT_HEARTBEAT, OPT_DRAIN, OPT_HELP,
+    OPT_FRAME_MAX, OPT_HEARTBEAT, OPT_DRAIN, OPT_MARKER_WAIT, OPT_PROBE_QUEUE, OPT_HELP,
 };
 
 /* In the same order as enum option_id, which indexes it to name an option in messages. */
@@ -75,6 +79,8 @@ static const struct option long_options[] = {
     {"frame-max", required_argument, NULL, OPT_FRAME_MAX},
     {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
     {"drain", no_argument, NULL, OPT_DRAIN},
+    {"marker-wait", no_argument, NULL, OPT_MARKER_WAIT},
+    {"probe-queue", required_argument, NULL, OPT_PROBE_QUEUE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -150,6 +156,8 @@ static int validate(struct perf_config *config, bool exchange_named)
         fprintf(stderr, "warren-perf: --rpc needs at least one producer (client) and one consumer (server)\n");
         return -1;
     }
+    if (config->probe_queue)
+        return 0;
     if (config->producers == 0 && config->consumers == 0 && config->idle_connections == 0) {
         fprintf(stderr, "warren-perf: nothing to do: no producers and no consumers\n");
         return -1;
@@ -189,6 +197,8 @@ int options_parse(int argc, char **argv, struct perf_config *config)
         case OPT_RPC: config->rpc = true; break;
         case OPT_DELETE_QUEUES: config->delete_queues = true; break;
         case OPT_DRAIN: config->drain = true; break;
+        case OPT_MARKER_WAIT: config->marker_wait = true; break;
+        case OPT_PROBE_QUEUE: config->probe_queue = optarg; break;
         case OPT_HELP: fputs(usage, stdout); return 1;
         case OPT_PRODUCERS: rc = parse_number(name, optarg, 0, 1000, &v); config->producers = (int)v; break;
         case OPT_CONSUMERS: rc = parse_number(name, optarg, 0, 1000, &v); config->consumers = (int)v; break;

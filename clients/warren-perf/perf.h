@@ -48,6 +48,8 @@ struct perf_config {
     int bindings;
     int frame_max;
     int heartbeat;
+    bool marker_wait;        /* after each "measure" marker, wait for a line on stdin */
+    const char *probe_queue; /* --probe-queue: passive declare of this queue, print, exit */
 };
 
 /* Counters written by one worker thread, read by the reporter. */
@@ -85,6 +87,8 @@ struct perf_run {
     _Atomic bool stop_publishing; /* --drain: producers end, consumers go on */
     _Atomic bool failed;
     _Atomic int ready; /* consumers and RPC servers that are consuming */
+    _Atomic int producers_ready; /* producers and RPC clients connected, waiting for go */
+    _Atomic bool go;             /* set-up is over: the measured phase starts */
 };
 
 /* Monotonic clock in nanoseconds; the same clock stamps bodies and reads them. */
@@ -113,6 +117,10 @@ static inline bool perf_publishing_over(const struct perf_run *run)
     return perf_stopping(run) || atomic_load_explicit(&run->stop_publishing, memory_order_relaxed);
 }
 
+/* Called by a worker whose connection is set up (after counting itself ready): wait until main
+ * starts the measured phase. Returns false when the run stopped instead. */
+bool perf_wait_go(struct perf_run *run);
+
 /* Thread entry points; each takes a struct perf_worker *. */
 void *perf_producer_main(void *worker);
 void *perf_consumer_main(void *worker);
@@ -121,5 +129,9 @@ void *perf_rpc_server_main(void *worker);
 
 /* --idle-connections: open, hold for the run time, close; returns the process exit status. */
 int perf_idle_run(const struct perf_config *config);
+
+/* --probe-queue: connect, declare the queue passively, print "QUEUE name=... messages=N
+ * consumers=C"; returns 0, or 1 when the broker does not answer or the queue is missing. */
+int perf_probe_run(const struct perf_config *config);
 
 #endif

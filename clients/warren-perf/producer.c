@@ -214,7 +214,9 @@ void *perf_producer_main(void *arg)
             goto out;
         }
     }
-    publish_loop(&producer);
+    atomic_fetch_add(&worker->run->producers_ready, 1);
+    if (perf_wait_go(worker->run))
+        publish_loop(&producer);
 
 out:
     if (worker->error[0])

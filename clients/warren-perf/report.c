@@ -118,16 +118,19 @@ void report_summary(struct report *report, uint64_t elapsed_ns, double setup_sec
     printf("\n%s %llu (%.0f msg/s)\n", received, (unsigned long long)t.delivered, (double)t.delivered / seconds);
     print_quantiles(report->config->rpc ? "round trip" : "latency publish->delivery", latency);
     print_quantiles("confirm latency", confirm);
+    printf("backlog when publishing ended: %llu after %.2f s\n", (unsigned long long)report->backlog_at_publish_end,
+           report->publish_seconds);
     printf("RESULT elapsed=%.3f setup=%.3f published=%llu confirmed=%llu nacked=%llu returned=%llu "
            "delivered=%llu pub_rate=%.1f conf_rate=%.1f del_rate=%.1f "
            "lat_min_us=%.1f lat_p50_us=%.1f lat_p99_us=%.1f lat_p999_us=%.1f lat_max_us=%.1f "
-           "conf_p50_us=%.1f conf_p99_us=%.1f status=%s\n",
+           "conf_p50_us=%.1f conf_p99_us=%.1f backlog=%llu publish_s=%.3f status=%s\n",
            seconds, setup_seconds, (unsigned long long)t.published, (unsigned long long)t.confirmed,
            (unsigned long long)t.nacked, (unsigned long long)t.returned, (unsigned long long)t.delivered,
            (double)t.published / seconds, (double)t.confirmed / seconds, (double)t.delivered / seconds,
            micros(latency->min), micros(histogram_quantile(latency, 0.5)), micros(histogram_quantile(latency, 0.99)),
            micros(histogram_quantile(latency, 0.999)), micros(latency->max), micros(histogram_quantile(confirm, 0.5)),
-           micros(histogram_quantile(confirm, 0.99)), status);
+           micros(histogram_quantile(confirm, 0.99)), (unsigned long long)report->backlog_at_publish_end,
+           report->publish_seconds, status);
     fflush(stdout);
     free(latency);
     free(confirm);

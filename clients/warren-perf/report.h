@@ -26,6 +26,11 @@ struct report {
     struct totals last;
     struct histogram_snapshot *last_latency;
     struct histogram_snapshot *last_confirm;
+    /* Filled by main when publishing ends (the --drain switch, the last producer done, or the end
+     * of the run): copies published but not yet delivered, and how long publishing lasted. */
+    bool publish_end_recorded;
+    uint64_t backlog_at_publish_end;
+    double publish_seconds;
 };
 
 /* Allocate the snapshots; returns 0 or -1 (out of memory). */

@@ -104,8 +104,11 @@ void *perf_rpc_client_main(void *arg)
         perf_fail(worker, "rpc client %d: %s", worker->index, err);
     else if (open_reply_queue(conn, worker->index, reply_queue, err, sizeof(err)) != 0)
         perf_fail(worker, "rpc client %d: %s", worker->index, err);
-    else
-        client_loop(worker, conn, reply_queue);
+    else {
+        atomic_fetch_add(&worker->run->producers_ready, 1);
+        if (perf_wait_go(worker->run))
+            client_loop(worker, conn, reply_queue);
+    }
     if (worker->error[0])
         session_abandon(conn);
     else
