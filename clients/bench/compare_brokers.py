@@ -133,6 +133,8 @@ class Broker:
         self.workdir = workdir
         self.proc = None
         self.port = None
+        self.certs = None     # set: clients connect over TLS (AMQPS) to tls_port
+        self.tls_port = None
         self.log_path = None
         self.argv = self.env = None
         self.start_seconds = None  # how long the last start took until the broker served
@@ -147,7 +149,13 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
     def uri(self):
+        if self.certs:
+            return f"amqps://guest:guest@127.0.0.1:{self.tls_port}/"
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def client_args(self):
+        """How a load generator reaches this broker: the URI, and with TLS the CA to verify it."""
+        return ["--uri", self.uri()] + (["--cacert", self.certs.path("ca")] if self.certs else [])
 
     def data_dirs(self):
         """Directories holding the broker's state; a fresh start removes them."""
@@ -160,6 +168,7 @@ class Broker:
             for d in self.data_dirs():
                 shutil.rmtree(d, ignore_errors=True)
             self.port = spare_port()
+            self.tls_port = spare_port() if self.certs else None
             self.argv, self.env = self.command()
         self._spawn(wait)
 
@@ -223,10 +232,14 @@ class Warren(Broker):
     def command(self):
         data = self.data_dirs()[0]
         os.makedirs(data, exist_ok=True)
+        tls = []
+        if self.certs:
+            tls = ["--tls_port", str(self.tls_port), "--tls_certfile", self.certs.path("server"),
+                   "--tls_keyfile", self.certs.path("server", "key"), "--management_tls_port", "0"]
         return [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--data-dir", data,
                 "--log-level", "warning",
                 # No HTTP listeners: RabbitMQ runs without plugins too, and fixed ports may be taken.
-                "--management_port", "0", "--prometheus_port", "0"], None
+                "--management_port", "0", "--prometheus_port", "0"] + tls, None
 
 
 class RabbitMQ(Broker):
@@ -271,6 +284,17 @@ class RabbitMQ(Broker):
                    RABBITMQ_MNESIA_BASE=os.path.join(home, "mnesia"),
                    RABBITMQ_LOG_BASE=os.path.join(home, "log"),
                    RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(home, "enabled_plugins"))
+        if self.certs:
+            # The same certificate as Warren's, no client certificates asked for.
+            conf = os.path.join(home, "rabbitmq.conf")
+            with open(conf, "w") as f:
+                f.write(f"listeners.ssl.default = {self.tls_port}\n"
+                        f"ssl_options.cacertfile = {self.certs.path('ca')}\n"
+                        f"ssl_options.certfile = {self.certs.path('server')}\n"
+                        f"ssl_options.keyfile = {self.certs.path('server', 'key')}\n"
+                        "ssl_options.verify = verify_none\n"
+                        "ssl_options.fail_if_no_peer_cert = false\n")
+            env["RABBITMQ_CONFIG_FILE"] = conf
         return [self.script], env
 
     def settle(self):

@@ -10,7 +10,9 @@
 static const char usage[] =
     "usage: warren-perf [options]\n"
     "  --uri URI               amqp://user:pass@host:port/vhost (default amqp://guest:guest@127.0.0.1:5672/;\n"
-    "                          an empty vhost means \"/\")\n"
+    "                          an empty vhost means \"/\"); amqps://... connects over TLS (port 5671)\n"
+    "  --cacert FILE           with amqps: verify the server's certificate (and a host name) against the\n"
+    "                          CA certificates in FILE (without it the server is not verified)\n"
     "  --producers N           publishing threads, one connection each (default 1)\n"
     "  --consumers N           consuming threads, one connection each (default 1)\n"
     "  --queue NAME            queue name (NAME.1..NAME.N with --queues N); default: server-named\n"
@@ -48,7 +50,7 @@ enum option_id {
     OPT_URI = 256, OPT_PRODUCERS, OPT_CONSUMERS, OPT_QUEUE, OPT_QUEUES, OPT_EXCHANGE_TYPE, OPT_EXCHANGE,
     OPT_SIZE, OPT_PERSISTENT, OPT_DURABLE, OPT_CONFIRM, OPT_PREFETCH, OPT_MULTI_ACK, OPT_AUTOACK, OPT_RATE,
     OPT_TIME, OPT_COUNT, OPT_RPC, OPT_IDLE, OPT_BINDINGS, OPT_DELETE_QUEUES, OPT_MAX_TIME, OPT_STALL,
-    OPT_FRAME_MAX, OPT_HEARTBEAT, OPT_DRAIN, OPT_MARKER_WAIT, OPT_PROBE_QUEUE, OPT_HELP,
+    OPT_FRAME_MAX, OPT_HEARTBEAT, OPT_DRAIN, OPT_MARKER_WAIT, OPT_PROBE_QUEUE, OPT_CACERT, OPT_HELP,
 };
 
 /* In the same order as enum option_id, which indexes it to name an option in messages. */
@@ -81,6 +83,7 @@ static const struct option long_options[] = {
     {"drain", no_argument, NULL, OPT_DRAIN},
     {"marker-wait", no_argument, NULL, OPT_MARKER_WAIT},
     {"probe-queue", required_argument, NULL, OPT_PROBE_QUEUE},
+    {"cacert", required_argument, NULL, OPT_CACERT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -109,6 +112,7 @@ static int parse_uri(const char *text, struct perf_config *config)
     }
     snprintf(config->host, sizeof(config->host), "%s", info.host);
     config->port = info.port;
+    config->tls = info.ssl;
     snprintf(config->user, sizeof(config->user), "%s", info.user);
     snprintf(config->password, sizeof(config->password), "%s", info.password);
     /* "amqp://host/" strictly names the empty vhost; every PerfTest user means "/". */
@@ -199,6 +203,7 @@ int options_parse(int argc, char **argv, struct perf_config *config)
         case OPT_DRAIN: config->drain = true; break;
         case OPT_MARKER_WAIT: config->marker_wait = true; break;
         case OPT_PROBE_QUEUE: config->probe_queue = optarg; break;
+        case OPT_CACERT: config->cacert = optarg; break;
         case OPT_HELP: fputs(usage, stdout); return 1;
         case OPT_PRODUCERS: rc = parse_number(name, optarg, 0, 1000, &v); config->producers = (int)v; break;
         case OPT_CONSUMERS: rc = parse_number(name, optarg, 0, 1000, &v); config->consumers = (int)v; break;

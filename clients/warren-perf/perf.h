@@ -50,6 +50,8 @@ struct perf_config {
     int heartbeat;
     bool marker_wait;        /* after each "measure" marker, wait for a line on stdin */
     const char *probe_queue; /* --probe-queue: passive declare of this queue, print, exit */
+    bool tls;                /* amqps:// */
+    const char *cacert;      /* with tls: verify the server against these CAs; NULL: no check */
 };
 
 /* Counters written by one worker thread, read by the reporter. */

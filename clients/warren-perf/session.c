@@ -1,7 +1,10 @@
 /* Connection set-up and error text for every warren-perf thread. */
 #include "session.h"
 
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,11 +78,25 @@ amqp_connection_state_t session_open(const struct perf_config *config, int frame
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    amqp_socket_t *socket = amqp_tcp_socket_new(conn);
+    amqp_socket_t *socket = config->tls ? amqp_ssl_socket_new(conn) : amqp_tcp_socket_new(conn);
     if (!socket) {
         snprintf(err, err_len, "cannot create socket");
         amqp_destroy_connection(conn);
         return NULL;
+    }
+    if (config->tls) {
+        bool verify = config->cacert != NULL;
+        /* rabbitmq-c matches the host against DNS names only: an address (127.0.0.1) is
+         * verified through the certificate chain alone. */
+        unsigned char addr[sizeof(struct in6_addr)];
+        bool numeric = inet_pton(AF_INET, config->host, addr) == 1 || inet_pton(AF_INET6, config->host, addr) == 1;
+        amqp_ssl_socket_set_verify_peer(socket, verify);
+        amqp_ssl_socket_set_verify_hostname(socket, verify && !numeric);
+        if (verify && amqp_ssl_socket_set_cacert(socket, config->cacert) != AMQP_STATUS_OK) {
+            snprintf(err, err_len, "cannot read CA certificates from %s", config->cacert);
+            amqp_destroy_connection(conn);
+            return NULL;
+        }
     }
     struct timeval timeout = {.tv_sec = 30};
     int status = amqp_socket_open_noblock(socket, config->host, config->port, &timeout);

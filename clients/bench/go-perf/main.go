@@ -10,6 +10,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -25,6 +27,7 @@ import (
 
 type config struct {
 	uri          string
+	cacert       string // with amqps: the CA certificates (PEM) the server is verified against
 	producers    int
 	consumers    int
 	queue        string
@@ -164,7 +167,19 @@ func (r *run) waitStart() bool {
 }
 
 func dial(cfg *config) (*amqp.Connection, *amqp.Channel, error) {
-	conn, err := amqp.DialConfig(cfg.uri, amqp.Config{FrameSize: 131072, Locale: "en_US"})
+	amqpConfig := amqp.Config{FrameSize: 131072, Locale: "en_US"}
+	if cfg.cacert != "" {
+		pem, err := os.ReadFile(cfg.cacert)
+		if err != nil {
+			return nil, nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("no certificate in %s", cfg.cacert)
+		}
+		amqpConfig.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	conn, err := amqp.DialConfig(cfg.uri, amqpConfig)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -468,7 +483,8 @@ func micros(ns uint64) float64 { return float64(ns) / 1000 }
 
 func parse() *config {
 	cfg := &config{}
-	flag.StringVar(&cfg.uri, "uri", "amqp://guest:guest@127.0.0.1:5672/", "amqp://user:pass@host:port/vhost")
+	flag.StringVar(&cfg.uri, "uri", "amqp://guest:guest@127.0.0.1:5672/", "amqp://user:pass@host:port/vhost (amqps://... over TLS)")
+	flag.StringVar(&cfg.cacert, "cacert", "", "with amqps: verify the server against the CA certificates in this PEM file")
 	flag.IntVar(&cfg.producers, "producers", 1, "publishing goroutines, one connection each")
 	flag.IntVar(&cfg.consumers, "consumers", 1, "consuming goroutines, one connection each")
 	flag.StringVar(&cfg.queue, "queue", "", "queue name (default: server-named, deleted at the end)")
