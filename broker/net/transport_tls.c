@@ -10,9 +10,14 @@
  * socket is full GnuTLS keeps the sealed record and wants the same call again: `inflight`
  * remembers its length, and the output queue still holds those bytes until they are sent.
  *
- * Reading: GnuTLS reads records from the socket through pull_bytes; a record bigger than the
- * room left in the input buffer stays partly inside GnuTLS (transport_ops.buffered), and
- * netconn.c comes back for it without waiting for the socket to become readable. */
+ * Reading: GnuTLS reads records from the socket through pull_bytes, asking for a record's
+ * 5-byte header and then for its body. A client that writes one small record per frame would
+ * cost two recv calls per frame, so pull_bytes reads ahead: one recv into a shared buffer takes
+ * whatever the socket holds, GnuTLS gets what it asked for, and the rest is kept on the session
+ * (`ahead`, allocated only while it holds bytes) for the next calls. Bytes kept there or a
+ * record bigger than the room left in the input buffer, partly inside GnuTLS, make
+ * transport_ops.buffered true, and netconn.c comes back for them without waiting for the
+ * socket to become readable. */
 #include "event_loop.h"
 #include "log.h"
 #include "net_private.h"
@@ -35,28 +40,58 @@ struct tls_session {
     transport_ready_fn ready;
     void *arg;
     size_t inflight; /* length of a record offered but not yet fully sent */
+    uint8_t *ahead;  /* bytes read from the socket that GnuTLS has not asked for yet, or NULL */
+    size_t ahead_start, ahead_end;
     char *identity;  /* the user named by a verified client certificate, or NULL */
     bool established;
 };
 
 /* Shared by every connection of the process: filled and sealed within one send call. */
 static uint8_t staging[TLS_RECORD];
+/* Shared likewise: one read ahead, emptied into GnuTLS and the session's `ahead` at once. */
+static uint8_t readahead[4 * TLS_RECORD];
 
 /* ---- the socket under GnuTLS ---- */
 
 static ssize_t pull_bytes(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 {
     struct netconn *conn = ptr;
-    ssize_t n = recv(conn->fd, buf, len, 0);
+    struct tls_session *t = conn->tls;
+    if (t->ahead) {
+        size_t n = t->ahead_end - t->ahead_start < len ? t->ahead_end - t->ahead_start : len;
+        memcpy(buf, t->ahead + t->ahead_start, n);
+        t->ahead_start += n;
+        if (t->ahead_start == t->ahead_end) {
+            free(t->ahead);
+            t->ahead = NULL;
+        }
+        return (ssize_t)n;
+    }
+    bool direct = len >= sizeof readahead; /* a big request needs no read ahead */
+    ssize_t n = recv(conn->fd, direct ? buf : readahead, direct ? len : sizeof readahead, 0);
     if (n < 0) {
-        gnutls_transport_set_errno(conn->tls->session, errno == EWOULDBLOCK ? EAGAIN : errno);
+        gnutls_transport_set_errno(t->session, errno == EWOULDBLOCK ? EAGAIN : errno);
         return -1;
     }
-    if (n > 0) {
-        conn->io.recv_bytes += (uint64_t)n;
-        conn->io.recv_calls++;
+    if (n == 0)
+        return 0;
+    conn->io.recv_bytes += (uint64_t)n;
+    conn->io.recv_calls++;
+    if (direct)
+        return n;
+    size_t give = (size_t)n < len ? (size_t)n : len;
+    memcpy(buf, readahead, give);
+    if ((size_t)n > give) {
+        t->ahead = malloc((size_t)n - give);
+        if (!t->ahead) {
+            gnutls_transport_set_errno(t->session, ENOMEM); /* the rest is lost: end the session */
+            return -1;
+        }
+        memcpy(t->ahead, readahead + give, (size_t)n - give);
+        t->ahead_start = 0;
+        t->ahead_end = (size_t)n - give;
     }
-    return n;
+    return (ssize_t)give;
 }
 
 static ssize_t push_bytes(gnutls_transport_ptr_t ptr, const giovec_t *iov, int count)
@@ -313,7 +348,7 @@ static ssize_t tls_send(struct netconn *conn, const struct iovec *iov, int count
 
 static bool tls_buffered(const struct netconn *conn)
 {
-    return conn->tls->established && gnutls_record_check_pending(conn->tls->session) > 0;
+    return conn->tls->established && (conn->tls->ahead || gnutls_record_check_pending(conn->tls->session) > 0);
 }
 
 static void tls_shutdown(struct netconn *conn)
@@ -328,6 +363,7 @@ static void tls_release(struct netconn *conn)
     if (!t)
         return;
     gnutls_deinit(t->session);
+    free(t->ahead);
     tls_context_unref(t->ctx);
     free(t->identity);
     free(t);
