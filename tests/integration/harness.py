@@ -22,6 +22,7 @@ or through ctest (entries integration_*), which points WARREN_BIN at the build's
 import os
 import random
 import signal
+import shutil
 import socket
 import struct
 import subprocess
@@ -109,6 +110,10 @@ def free_port():
         return s.getsockname()[1]
 
 
+class _PortTaken(Exception):
+    """The broker lost the race for a port free_port() had found."""
+
+
 class Broker:
     """One broker under test: a Warren process this harness owns, or an external URL."""
 
@@ -162,9 +167,20 @@ class Broker:
 
     def start(self, timeout=None):
         """Start the binary on a free port and return once the port accepts connections
-        (within $WARREN_START_TIMEOUT seconds, default 10)."""
+        (within $WARREN_START_TIMEOUT seconds, default 10). free_port() only finds a port free
+        at that moment: when another process takes one of ours before the broker binds it, the
+        broker exits with "Address already in use" and is started again on new ports."""
         if timeout is None:
             timeout = float(os.environ.get("WARREN_START_TIMEOUT", "10"))
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                self._stderr_file.close()
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+        return self._start_once(timeout)
+
+    def _start_once(self, timeout):
         binary = broker_binary()
         if not os.access(binary, os.X_OK):
             if os.environ.get("WARREN_BIN"):  # asked for explicitly (as ctest does): a failure
@@ -200,6 +216,8 @@ class Broker:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
+                if "Address already in use" in self.stderr_text():
+                    raise _PortTaken()
                 raise AssertionError("broker exited with status %d before accepting connections\n%s"
                                      % (self.process.returncode, self.stderr_text()))
             wait_port = self.port if self.plain else self.tls_port
@@ -297,8 +315,6 @@ class Broker:
         if problems:
             raise AssertionError("; ".join(problems) + "\n--- broker stderr (%s) ---\n%s"
                                  % (self.stderr_path, text[-20000:]))
-        import shutil
-
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
