@@ -17,7 +17,10 @@
  * (`ahead`, allocated only while it holds bytes) for the next calls. Bytes kept there or a
  * record bigger than the room left in the input buffer, partly inside GnuTLS, make
  * transport_ops.buffered true, and netconn.c comes back for them without waiting for the
- * socket to become readable. */
+ * socket to become readable. A read ahead that did not fill the shared buffer emptied the
+ * socket, so once its bytes are used up the next pull answers EAGAIN without asking the kernel
+ * (as a short read ends plain TCP's reading): bytes that arrived since make the level-triggered
+ * socket readable again. */
 #include "event_loop.h"
 #include "log.h"
 #include "net_private.h"
@@ -42,6 +45,7 @@ struct tls_session {
     size_t inflight; /* length of a record offered but not yet fully sent */
     uint8_t *ahead;  /* bytes read from the socket that GnuTLS has not asked for yet, or NULL */
     size_t ahead_start, ahead_end;
+    bool drained;    /* the last read ahead emptied the socket: the next pull without `ahead` is EAGAIN */
     char *identity;  /* the user named by a verified client certificate, or NULL */
     bool established;
 };
@@ -67,6 +71,11 @@ static ssize_t pull_bytes(gnutls_transport_ptr_t ptr, void *buf, size_t len)
         }
         return (ssize_t)n;
     }
+    if (t->drained) {
+        t->drained = false;
+        gnutls_transport_set_errno(t->session, EAGAIN);
+        return -1;
+    }
     bool direct = len >= sizeof readahead; /* a big request needs no read ahead */
     ssize_t n = recv(conn->fd, direct ? buf : readahead, direct ? len : sizeof readahead, 0);
     if (n < 0) {
@@ -79,6 +88,7 @@ static ssize_t pull_bytes(gnutls_transport_ptr_t ptr, void *buf, size_t len)
     conn->io.recv_calls++;
     if (direct)
         return n;
+    t->drained = (size_t)n < sizeof readahead;
     size_t give = (size_t)n < len ? (size_t)n : len;
     memcpy(buf, readahead, give);
     if ((size_t)n > give) {
