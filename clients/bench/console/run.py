@@ -22,7 +22,6 @@ import base64
 import http.client
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import console_browser  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from compare_brokers import spare_port as free_port, wait_for_port  # noqa: E402
 
 COLUMNS = ("name,vhost,type,state,durable,auto_delete,exclusive,arguments,policy,operator_policy,consumers,messages,"
            "messages_ready,messages_unacknowledged,oldest_message_age_ms,message_stats.publish_details.rate,"
@@ -62,25 +64,6 @@ function waitDrawn(start, before, done) {
 
 def log(message):
     print("[console] %s" % message, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, proc, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def http_get(port, path):

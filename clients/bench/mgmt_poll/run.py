@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,15 +38,13 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# The /proc readings and port helpers clients/bench/compare uses (one copy of each).
+from compare_brokers import cpu_seconds, process_tree, wait_for_port  # noqa: E402
+from compare_brokers import spare_port as free_port  # noqa: E402
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def log(message):
@@ -57,55 +54,6 @@ def log(message):
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
-
-
-# ---- /proc accounting (as clients/bench/compare does it) ----------------------------------------
-
-def children_of(pid):
-    found = []
-    try:
-        for task in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
-                found.extend(int(x) for x in f.read().split())
-    except OSError:
-        pass
-    return found
-
-
-def process_tree(pid):
-    """pid and all its live descendants."""
-    tree, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        tree.append(p)
-        todo.extend(children_of(p))
-    return tree
-
-
-def cpu_seconds(pids):
-    """utime + stime summed over pids, in seconds."""
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
-
-def wait_for_port(port, proc, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.2)
-    return False
 
 
 # ---- the brokers ------------------------------------------------------------------------------
