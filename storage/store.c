@@ -344,6 +344,8 @@ void store_flush(struct store *store)
     pthread_mutex_unlock(&store->lock);
 }
 
+size_t store_pending_bytes(const struct store *store) { return store->pending.len; }
+
 int store_event_fd(const struct store *store)
 {
     return store->event_fd;

@@ -127,6 +127,10 @@ long store_read_queue(struct store *store, const uint8_t *queue, size_t queue_le
  * call every loop pass. */
 void store_flush(struct store *store);
 
+/* Bytes of records appended since the last hand-over: what waits behind the batch the I/O
+ * thread is writing. Called from the appending thread only. */
+size_t store_pending_bytes(const struct store *store);
+
 /* An fd that becomes readable when a batch became durable (or failed); watch it for reading
  * and call store_poll after. */
 int store_event_fd(const struct store *store);

@@ -7,6 +7,7 @@
 #include "event_loop.h"
 #include "log.h"
 #include "netconn.h"
+#include "persistence.h"
 #include "queue.h"
 #include "server.h"
 
@@ -25,6 +26,8 @@ void flow_note_pressure(struct flow *flow, struct queue *queue)
     flow->queue = queue;
 }
 
+void flow_note_disk(struct flow *flow) { flow->disk = true; }
+
 static void forget_queue(struct flow *flow)
 {
     if (flow->queue)
@@ -35,6 +38,7 @@ static void forget_queue(struct flow *flow)
 static void resume(struct flow *flow, struct netconn *net)
 {
     forget_queue(flow);
+    flow->disk = false;
     flow->paused = false;
     netconn_pause_input(net, NETCONN_PAUSE_FLOW, false);
 }
@@ -46,9 +50,12 @@ static void check(struct event_loop *loop, void *data)
     struct flow *flow = connection_flow(conn);
     flow->timer = 0;
     uint64_t now = loop_now_ms(loop);
-    uint64_t bound = server_config(connection_server(conn))->flow_queue_bytes;
+    struct server *server = connection_server(conn);
+    uint64_t bound = server_config(server)->flow_queue_bytes;
     struct queue *q = flow->queue;
-    bool drained = queue_is_deleted(q) || queue_consumer_count(q) == 0 || queue_memory_bytes(q) <= bound / 2;
+    bool drained = !q || queue_is_deleted(q) || queue_consumer_count(q) == 0 || queue_memory_bytes(q) <= bound / 2;
+    if (flow->disk && persistence_backlogged(server_persistence(server), bound / 2))
+        drained = false;
     if (drained || now - flow->paused_at >= FLOW_PAUSE_MAX_MS) {
         resume(flow, connection_net(conn));
         return;
@@ -58,23 +65,28 @@ static void check(struct event_loop *loop, void *data)
 
 void flow_after_input(struct flow *flow, struct connection *conn)
 {
-    if (!flow->queue || flow->paused)
+    if ((!flow->queue && !flow->disk) || flow->paused)
         return;
     struct netconn *net = connection_net(conn);
-    if (connection_consumes_from(conn, flow->queue) || netconn_is_closing(net)) {
+    if (flow->queue && connection_consumes_from(conn, flow->queue))
         forget_queue(flow); /* see flow.h: it may be the queue's own drain */
+    if ((!flow->queue && !flow->disk) || netconn_is_closing(net)) {
+        forget_queue(flow);
+        flow->disk = false;
         return;
     }
     struct event_loop *loop = netconn_loop(net);
     flow->timer = loop_timer_add(loop, FLOW_CHECK_MS, check, conn);
     if (!flow->timer) {
         forget_queue(flow); /* no timer, no way to resume: do not pause */
+        flow->disk = false;
         return;
     }
     flow->paused = true;
     flow->paused_at = flow->last_pause = loop_now_ms(loop);
     netconn_pause_input(net, NETCONN_PAUSE_FLOW, true);
-    log_debug("%s: flow: paused while a queue it publishes to drains", connection_name(conn));
+    log_debug("%s: flow: paused while %s", connection_name(conn),
+              flow->queue ? "a queue it publishes to drains" : "the disk catches up");
 }
 
 bool flow_shown(const struct flow *flow, uint64_t now_ms)
@@ -88,5 +100,6 @@ void flow_release(struct flow *flow, struct netconn *net)
         loop_timer_cancel(netconn_loop(net), flow->timer);
     flow->timer = 0;
     flow->paused = false;
+    flow->disk = false;
     forget_queue(flow);
 }

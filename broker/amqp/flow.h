@@ -7,6 +7,12 @@
  * included, are not touched. Pausing is a change of read interest plus a timer, never a wait.
  * The memory alarm (connection.blocked) stays the last line, for queues without consumers.
  *
+ * The disk is the other thing a publisher can outrun: records of persistent messages for
+ * durable queues collect in the store's pending batch while the I/O thread writes and syncs the
+ * one before. A connection whose publish added records while more than flow_queue_bytes waited
+ * there pauses the same way, until the backlog is below half the bound (RabbitMQ's credit flow
+ * reaches back from its message store to the reader likewise). The one bound serves both.
+ *
  * Deadlock: a connection that also consumes from the pressured queue is not paused (it may be
  * the only thing that can drain the queue: its acks are behind the publishes in the same
  * socket). RabbitMQ blocks the whole reader then, relying on its queue to drain to other
@@ -31,6 +37,7 @@ struct queue;
 /* One connection's flow state, embedded in it; all zero is "never paused". */
 struct flow {
     struct queue *queue;  /* the pressured queue seen in this read, or waited for (a reference) */
+    bool disk;            /* a publish in this read found the disk backlogged, or it is waited for */
     uint64_t timer;       /* the check timer while paused */
     uint64_t paused_at;   /* loop ms the current pause began */
     uint64_t last_pause;  /* loop ms the last pause began; 0 never */
@@ -44,8 +51,12 @@ bool flow_queue_pressured(const struct queue *queue, uint64_t bound);
  * reference is taken) until the end of the read. */
 void flow_note_pressure(struct flow *flow, struct queue *queue);
 
-/* End of one read of conn: pauses it when a pressured queue was noted and conn does not consume
- * from that queue. */
+/* A persistent message from conn was just written to the pending batch, which holds more than
+ * the bound: remember it until the end of the read. */
+void flow_note_disk(struct flow *flow);
+
+/* End of one read of conn: pauses it when the disk was noted, or a pressured queue that conn does
+ * not consume from. */
 void flow_after_input(struct flow *flow, struct connection *conn);
 
 /* True while the connection should show RabbitMQ's "flow" state, at loop time now_ms. */

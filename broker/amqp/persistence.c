@@ -73,6 +73,11 @@ uint64_t persistence_wait_batch(const struct persistence *p, struct persistence_
 uint64_t persistence_durable_batch(const struct persistence *p) { return p ? p->durable_batch : 0; }
 bool persistence_disk_alarm(const struct persistence *p) { return p && store_disk_alarm(p->store); }
 
+bool persistence_backlogged(const struct persistence *p, uint64_t bound)
+{
+    return p && bound > 0 && store_pending_bytes(p->store) > bound;
+}
+
 void persistence_store_stats(const struct persistence *p, struct store_stats *out)
 {
     if (p)

@@ -68,6 +68,9 @@ struct store_stats;
 void persistence_store_stats(const struct persistence *p, struct store_stats *out);
 /* True while the disk-free alarm is on. */
 bool persistence_disk_alarm(const struct persistence *p);
+/* True when more than bound bytes of records wait for the disk behind the batch being written:
+ * publishers outrun the disk (flow.h). False when bound is 0 or p is NULL. */
+bool persistence_backlogged(const struct persistence *p, uint64_t bound);
 
 /* Before the loop sleeps: save definitions if they changed, then start writing the pending
  * batch (the store's I/O thread syncs it without blocking the loop). */

@@ -281,6 +281,8 @@ static int complete_publish(struct channel *ch, struct reply_error *err)
         return rc;
     bool lost;
     uint64_t batch = persistence_wait_batch(p, mark, &lost);
+    if (batch && persistence_backlogged(p, server_config(connection_server(ch->conn))->flow_queue_bytes))
+        flow_note_disk(connection_flow(ch->conn)); /* it wrote records behind a backlog: flow.h */
     if (ch->confirm_mode)
         confirm(ch, seq, accepted && !lost, batch);
     return 0;

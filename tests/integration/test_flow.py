@@ -5,6 +5,8 @@ another queue. The first is paused (its connection shows state "flow" in /api/co
 as in RabbitMQ), the second keeps most of the rate it has alone, and the broker's resident
 memory stays far below the memory watermark (no alarm is needed). A connection that publishes
 to a pressured queue it also consumes from is never paused (it may be the queue's only drain).
+A publisher of persistent messages that outruns the disk (records pile up behind the batch being
+synced) is paused the same way, and every message it published is in its queue.
 """
 
 import json
@@ -158,6 +160,39 @@ class FlowControl(unittest.TestCase):
         self.assertEqual(status, 200)
         # one pause lasts at most 500 ms: what arrives meanwhile is what was in flight
         self.assertLess(queue["messages_ready"] * 4096, 64 * FLOW_BYTES, queue)
+
+    def test_a_publisher_outrunning_the_disk_is_paused_and_loses_nothing(self):
+        # 64 KiB persistent messages into a durable queue, no confirms, no consumer: records
+        # collect behind the batch being synced far faster than 1 MiB (the bound) per fsync.
+        seen = set()
+        stop = threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                status, conns = self.broker.http_request("GET", "/api/connections")
+                if status == 200:
+                    seen.update(c["name"] for c in conns if c.get("state") == "flow")
+                stop.wait(0.2)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            publisher = subprocess.Popen([self.perf, "--uri", self.broker.url, "--producers", "1", "--consumers", "0",
+                                          "--queue", "flow-disk", "--durable", "--persistent", "--size", "65536",
+                                          "--time", str(PHASE_SECONDS), "--max-time", str(PHASE_SECONDS + 30)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+            _, result = self.rate(publisher)
+        finally:
+            stop.set()
+            watcher.join()
+        self.assertEqual(len(seen), 1, "the publisher was never shown in state flow")
+        # paused, never stopped: well over one bound went through, and every message is there
+        published = int(result["published"])
+        self.assertGreater(published * 65536, 4 * FLOW_BYTES, result)
+        conn = pika.BlockingConnection(self.broker.pika_parameters())
+        ok = conn.channel().queue_declare("flow-disk", durable=True, passive=True)
+        conn.close()
+        self.assertEqual(ok.method.message_count, published)
 
     def test_a_connection_consuming_from_the_pressured_queue_is_not_paused(self):
         conn = pika.BlockingConnection(self.broker.pika_parameters())
