@@ -213,23 +213,27 @@ class Broker:
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                         stdout=self._stderr_file, stderr=self._stderr_file)
+        # Every listener it was given: the kernel accepts on the first one bound while start-up
+        # goes on, and a later listener that cannot bind ends the process.
+        ports = [p for p in (self.port if self.plain else None, self.tls_port, self.management_port,
+                             self.management_tls_port, self.prometheus_port) if p]
         deadline = time.monotonic() + timeout
-        while True:
+        while ports:
             if self.process.poll() is not None:
                 if "Address already in use" in self.stderr_text():
                     raise _PortTaken()
                 raise AssertionError("broker exited with status %d before accepting connections\n%s"
                                      % (self.process.returncode, self.stderr_text()))
-            wait_port = self.port if self.plain else self.tls_port
             try:
-                socket.create_connection((self.host, wait_port), timeout=0.5).close()
-                return self
+                socket.create_connection((self.host, ports[0]), timeout=0.5).close()
+                ports.pop(0)
             except OSError:
                 if time.monotonic() > deadline:
                     self.kill()
                     raise AssertionError("broker did not accept on port %d within %.0f s\n%s"
-                                         % (wait_port, timeout, self.stderr_text()))
+                                         % (ports[0], timeout, self.stderr_text()))
                 time.sleep(0.05)
+        return self
 
     def http_request(self, method, path, body=None, user=None, password=None, port=None, headers=None,
                      timeout=10):
