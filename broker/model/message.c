@@ -105,20 +105,22 @@ static uint8_t *strip_bcc(struct proto_bytes header, size_t *len)
     return out;
 }
 
+/* keys, when given, are the sender-selected routing keys as they are (message_create_with_keys);
+ * otherwise they are read from the CC and BCC headers. */
 static struct message *allocate(struct proto_bytes exchange, struct proto_bytes routing_key,
                                 struct proto_bytes header, const struct spec_basic_properties *props,
-                                uint64_t body_size, uint64_t capacity)
+                                uint64_t body_size, uint64_t capacity, const struct proto_bytes *keys)
 {
     /* Sender-selected distribution, as RabbitMQ: the CC and BCC arrays add routing keys, and
      * BCC is not delivered. The keys point into the caller's header, read before it is copied. */
-    struct proto_bytes cc = {0}, bcc = {0};
+    struct proto_bytes cc = keys ? *keys : (struct proto_bytes){0}, bcc = {0};
     uint8_t *stripped = NULL;
     if ((props->flags & SPEC_BASIC_HEADERS_FLAG) && props->headers.len) {
         struct table_value v;
-        if (table_find(props->headers, "CC", &v) == 1 && v.type == TABLE_ARRAY)
+        if (!keys && table_find(props->headers, "CC", &v) == 1 && v.type == TABLE_ARRAY)
             cc = v.v.bytes;
         if (table_find(props->headers, "BCC", &v) == 1) {
-            if (v.type == TABLE_ARRAY)
+            if (!keys && v.type == TABLE_ARRAY)
                 bcc = v.v.bytes;
             size_t len;
             stripped = strip_bcc(header, &len);
@@ -173,14 +175,21 @@ struct message *message_create_decoded(struct proto_bytes exchange, struct proto
                                        struct proto_bytes header, const struct spec_basic_properties *props,
                                        uint64_t body_size)
 {
-    return allocate(exchange, routing_key, header, props, body_size, body_size);
+    return allocate(exchange, routing_key, header, props, body_size, body_size, NULL);
+}
+
+struct message *message_create_with_keys(struct proto_bytes exchange, struct proto_bytes routing_key,
+                                         struct proto_bytes header, const struct spec_basic_properties *props,
+                                         uint64_t body_size, struct proto_bytes sender_keys)
+{
+    return allocate(exchange, routing_key, header, props, body_size, body_size, &sender_keys);
 }
 
 struct message *message_begin(struct proto_bytes exchange, struct proto_bytes routing_key, struct proto_bytes header,
                               const struct spec_basic_properties *props, uint64_t body_size)
 {
     uint64_t first = body_size < MESSAGE_BODY_FIRST_CAPACITY ? body_size : MESSAGE_BODY_FIRST_CAPACITY;
-    return allocate(exchange, routing_key, header, props, body_size, first);
+    return allocate(exchange, routing_key, header, props, body_size, first, NULL);
 }
 
 int message_append_body(struct message **msgp, uint64_t received, const uint8_t *data, size_t len)

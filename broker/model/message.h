@@ -52,6 +52,14 @@ struct message *message_create_decoded(struct proto_bytes exchange, struct proto
                                        struct proto_bytes header, const struct spec_basic_properties *props,
                                        uint64_t body_size);
 
+/* The same, with sender_keys (array contents, copied) as the message's sender-selected routing
+ * keys instead of those its CC and BCC headers name: a dead letter routes with the keys its
+ * original was published with, BCC ones included, which no header shows any more
+ * (rabbit_dead_letter keeps the message's routing keys). A BCC header is still removed. */
+struct message *message_create_with_keys(struct proto_bytes exchange, struct proto_bytes routing_key,
+                                         struct proto_bytes header, const struct spec_basic_properties *props,
+                                         uint64_t body_size, struct proto_bytes sender_keys);
+
 /* Room made at once for the body of a message whose body frames are still to come: a larger
  * announced size is allocated as the bytes arrive, so that a content header alone cannot make
  * the broker reserve (and the memory alarm count) max_message_size bytes. */

@@ -1,7 +1,8 @@
 """RabbitMQ 3.10 behaviours that the AMQP 0-9-1 specification leaves open or states otherwise
 (issue 15): x-expires and passive declares, amq.* exchange deletion, sender-selected
-distribution (CC/BCC), headers-exchange numeric equality, direct reply-to's pseudo-queue,
-connection names and old protocol headers. Each expectation is RabbitMQ's.
+distribution (CC/BCC, dead letters included), headers-exchange numeric equality, direct
+reply-to's pseudo-queue, connection names, old protocol headers and AMQP 0-8. Each
+expectation is RabbitMQ's.
 """
 
 import socket
@@ -129,6 +130,65 @@ class SenderSelectedDistributionTest(MessagingTestCase):
         self.assertEqual(caught.exception.reply_text,
                          'PRECONDITION_FAILED - invalid message: '
                          '{unacceptable_type_in_header,"CC",longstr}')
+
+
+class DeadLetterSenderKeysTest(MessagingTestCase):
+    """A dead letter routes with the keys its message was published with (rabbit_dead_letter
+    keeps the message's routing keys): its routing key, CC and BCC, though BCC left the headers
+    at publication; x-death's routing-keys list only the key and CC (what the headers show). A
+    dead-letter routing key replaces them all, and CC is removed."""
+
+    def bound_queue(self, exchange, *keys):
+        queue = self.queue()
+        for key in keys:
+            self.channel.queue_bind(queue, exchange, key)
+        return queue
+
+    def dead_letter_one(self, arguments, headers):
+        source = self.queue(arguments=arguments)
+        self.publisher.basic_publish("", source, b"dead", pika.BasicProperties(headers=headers))
+        method, _, _ = self.channel.basic_get(source)
+        self.assertIsNotNone(method)
+        self.channel.basic_reject(method.delivery_tag, requeue=False)
+        return source
+
+    def test_cc_and_bcc_keys_route_a_dead_letter(self):
+        dlx = self.exchange("direct")
+        cc, bcc = unique("cc-key"), unique("bcc-key")
+        cc_queue, bcc_queue, missed = (self.bound_queue(dlx, key) for key in (cc, bcc, unique("other")))
+        source = self.dead_letter_one({"x-dead-letter-exchange": dlx}, {"CC": [cc], "BCC": [bcc]})
+        for queue in (cc_queue, bcc_queue):
+            (_, properties, body), = self.drain(queue)
+            self.assertEqual(body, b"dead")
+            self.assertEqual(properties.headers["CC"], [cc])
+            self.assertNotIn("BCC", properties.headers)
+            death, = properties.headers["x-death"]
+            self.assertEqual(death["routing-keys"], [source, cc])
+        self.assertEqual(self.drain(missed), [])
+
+    def test_the_original_routing_key_routes_it_too_and_each_queue_gets_it_once(self):
+        dlx = self.exchange("direct")
+        bcc = unique("bcc-key")
+        source_name = unique("dl-source")
+        both = self.queue()
+        self.channel.queue_bind(both, dlx, source_name)
+        self.channel.queue_bind(both, dlx, bcc)
+        self.channel.queue_declare(source_name, exclusive=True, arguments={"x-dead-letter-exchange": dlx})
+        self.publisher.basic_publish("", source_name, b"dead", pika.BasicProperties(headers={"BCC": [bcc]}))
+        method, _, _ = self.channel.basic_get(source_name)
+        self.channel.basic_reject(method.delivery_tag, requeue=False)
+        self.assertEqual(len(self.drain(both)), 1)
+
+    def test_a_dead_letter_routing_key_replaces_the_cc_and_bcc_keys(self):
+        dlx = self.exchange("direct")
+        cc, bcc, dlrk = unique("cc-key"), unique("bcc-key"), unique("dlrk")
+        cc_queue, bcc_queue, dlrk_queue = (self.bound_queue(dlx, key) for key in (cc, bcc, dlrk))
+        self.dead_letter_one({"x-dead-letter-exchange": dlx, "x-dead-letter-routing-key": dlrk},
+                             {"CC": [cc], "BCC": [bcc]})
+        (_, properties, _), = self.drain(dlrk_queue)
+        self.assertNotIn("CC", properties.headers)
+        self.assertEqual(self.drain(cc_queue), [])
+        self.assertEqual(self.drain(bcc_queue), [])
 
 
 class HeadersNumericEqualityTest(MessagingTestCase):
