@@ -113,10 +113,12 @@ bool connection_consumes_from(const struct connection *conn, const struct queue 
     }
     return false;
 }
+
 const char *connection_protocol_name(const struct connection *conn)
 {
     return conn->protocol == FRAME_PROTOCOL_0_8 ? "AMQP 8-0" : "AMQP 0-9-1";
 }
+
 const char *connection_vhost_name(const struct connection *conn) { return conn->vhost ? vhost_name(conn->vhost) : NULL; }
 
 bool connection_client_has_capability(const struct connection *conn, const char *name)
