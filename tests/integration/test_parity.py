@@ -383,6 +383,15 @@ class Amqp08Test(unittest.TestCase):
             self.assertEqual(deliver.args.shortstr(), "c08")
             self.assertEqual(raw.read_frame().type, harness.FRAME_HEADER)
             self.assertEqual(raw.read_frame().payload, b"hi")
+            # queue.unbind is in RabbitMQ's 0-8 framing (not in the 0-8 spec), as in 0-9-1.
+            raw.send(harness.method_frame(1, (50, 20), harness.short(1) + harness.shortstr(queue) +
+                                          harness.shortstr("amq.direct") + harness.shortstr("k") +
+                                          harness.octet(0) + harness.table({})))
+            raw.read_method((50, 21))
+            raw.send(harness.method_frame(1, (50, 50), harness.short(1) + harness.shortstr(queue) +
+                                          harness.shortstr("amq.direct") + harness.shortstr("k") +
+                                          harness.table({})))
+            raw.read_method((50, 51))
             raw.send(harness.method_frame(1, (50, 40), harness.short(1) + harness.shortstr(queue) +
                                           harness.octet(0)))
             raw.read_method((50, 41))
