@@ -133,7 +133,7 @@ long spec08_method_encode(const struct spec_method *m, uint8_t *out, size_t cap)
         wire = WIRE08_CONNECTION_CLOSE;
     else if (m->id == SPEC_CONNECTION_CLOSE_OK)
         wire = WIRE08_CONNECTION_CLOSE_OK;
-    else if (m->id != SPEC_CHANNEL_OPEN_OK)
+    else if (m->id != SPEC_CHANNEL_OPEN_OK && m->id != SPEC_BASIC_CONSUME)
         return spec_method_encode(m, out, cap); /* the same on both wires */
 
     const struct codec_method *method = codec_find_method(m->id);

@@ -22,8 +22,8 @@
  * PROTO_ERR_UNKNOWN_METHOD. Otherwise returns as spec_method_decode. */
 int spec08_method_decode(const uint8_t *payload, size_t len, struct spec_method *out);
 
-/* Encodes m as 0-8: the inverse of spec08_method_decode, and channel.open-ok without its
- * 0-9-1 field. A method 0-8 lacks is PROTO_ERR_UNKNOWN_METHOD. Otherwise returns as
+/* Encodes m as 0-8: the inverse of spec08_method_decode (basic.consume without its arguments
+ * table, which is dropped), and channel.open-ok without its 0-9-1 field. A method 0-8 lacks is PROTO_ERR_UNKNOWN_METHOD. Otherwise returns as
  * spec_method_encode. */
 long spec08_method_encode(const struct spec_method *m, uint8_t *out, size_t cap);
 

@@ -47,6 +47,9 @@ static void basic_consume_has_no_arguments_table(void **state)
     assert_true(m.args.basic_consume.no_ack);
     assert_true(m.args.basic_consume.exclusive);
     assert_int_equal(m.args.basic_consume.arguments.len, 0);
+    uint8_t out[32];
+    assert_int_equal(spec08_method_encode(&m, out, sizeof out), sizeof consume);
+    assert_memory_equal(out, consume, sizeof consume);
     /* A 0-9-1 consume (with its table) has bytes left over in 0-8. */
     const uint8_t consume_0_9_1[] = {0, 60, 0, 20, 0, 1, 1, 'q', 1, 't', 0x06, 0, 0, 0, 0};
     assert_int_equal(spec08_method_decode(consume_0_9_1, sizeof consume_0_9_1, &m), PROTO_ERR_TRUNCATED);
