@@ -93,9 +93,12 @@ int message_check_sender_routes(struct proto_bytes headers, const char **name, u
 /* The message's headers table contents (empty when absent). */
 struct proto_bytes message_headers(const struct message *msg);
 
-/* Serialised form for the durable store: format version (u8, 1), published_ms (u64), exchange
- * (u8 length + bytes), routing key (u8 length + bytes), content header (u32 length + bytes),
- * body (the rest); integers big-endian. Returns the size needed; writes only when cap is large
+/* Serialised form for the durable store: format version (u8, 1 or 2), published_ms (u64),
+ * exchange (u8 length + bytes), routing key (u8 length + bytes), content header (u32 length +
+ * bytes), in version 2 only the sender-selected keys (u32 length + array contents), body (the
+ * rest); integers big-endian. Version 2 is written only for a message whose keys are more than
+ * its CC header shows (BCC keys, which a dead letter routes with), so stores without such
+ * messages stay readable by version-1 readers. Returns the size needed; writes only when cap is large
  * enough. */
 size_t message_serialize(const struct message *msg, uint8_t *out, size_t cap);
 

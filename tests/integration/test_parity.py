@@ -258,6 +258,44 @@ class RecoveredTimeToLiveTest(unittest.TestCase):
         self.assertEqual(self.message_count("ttl"), 0)
 
 
+class RecoveredDeadLetterKeysTest(unittest.TestCase):
+    """A persistent message keeps its BCC keys across a restart (the store writes them beside
+    the message, since its headers no longer hold them), so its dead letter still routes with
+    them, as RabbitMQ's does (its store keeps the message's routing keys)."""
+
+    def setUp(self):
+        self.broker = RestartableBroker().start()
+
+    def tearDown(self):
+        self.broker.stop()
+
+    def test_bcc_keys_route_a_dead_letter_after_a_restart(self):
+        connection = pika.BlockingConnection(self.broker.pika_parameters())
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.exchange_declare("dlx", "direct", durable=True)
+        for queue, key in (("to-cc", "cc-key"), ("to-bcc", "bcc-key")):
+            channel.queue_declare(queue, durable=True)
+            channel.queue_bind(queue, "dlx", key)
+        channel.queue_declare("source", durable=True, arguments={"x-dead-letter-exchange": "dlx"})
+        channel.basic_publish("", "source", b"m", pika.BasicProperties(
+            delivery_mode=2, headers={"CC": ["cc-key"], "BCC": ["bcc-key"]}))
+        connection.close()
+        self.broker.graceful_restart()
+        connection = pika.BlockingConnection(self.broker.pika_parameters())
+        try:
+            channel = connection.channel()
+            method, _, _ = channel.basic_get("source")
+            self.assertIsNotNone(method)
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            for queue in ("to-cc", "to-bcc"):
+                method, properties, body = channel.basic_get(queue, auto_ack=True)
+                self.assertIsNotNone(method, queue)
+                self.assertNotIn("BCC", properties.headers)
+        finally:
+            connection.close()
+
+
 @harness.skip_if_external("reads the broker's log")
 class ConnectionNameTest(unittest.TestCase):
     def test_logs_name_a_connection_peer_then_local_end(self):
