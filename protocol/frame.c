@@ -40,18 +40,36 @@ long frame_decode(const uint8_t *buf, size_t len, uint32_t frame_max, struct fra
     return (long)total;
 }
 
-/* AMQP 0-9's header (class 1, instance 1, version 0-9): RabbitMQ serves it as 0-9-1, the
- * two differing in nothing a 0-9 client relies on. (It also speaks 0-8, with its own codec,
- * for "AMQP\x01\x01\x08\x00" and "AMQP\x01\x01\x09\x01"; Warren does not.) */
-static const uint8_t protocol_header_0_9[PROTOCOL_HEADER_SIZE] = {'A', 'M', 'Q', 'P', 1, 1, 0, 9};
+/* The other headers RabbitMQ accepts. AMQP 0-9 (class 1, instance 1, version 0-9) is served
+ * as 0-9-1, the two differing in nothing a 0-9 client relies on. AMQP 0-8 comes in two
+ * spellings: "1 1 8 0", which most 0-8 clients send, and "1 1 9 1", the 0-8 spec's own. */
+static const struct {
+    uint8_t bytes[PROTOCOL_HEADER_SIZE];
+    enum frame_protocol protocol;
+} other_headers[] = {
+    {{'A', 'M', 'Q', 'P', 1, 1, 0, 9}, FRAME_PROTOCOL_0_9_1},
+    {{'A', 'M', 'Q', 'P', 1, 1, 8, 0}, FRAME_PROTOCOL_0_8},
+    {{'A', 'M', 'Q', 'P', 1, 1, 9, 1}, FRAME_PROTOCOL_0_8},
+};
 
 long frame_check_protocol_header(const uint8_t *buf, size_t len)
 {
     size_t n = len < PROTOCOL_HEADER_SIZE ? len : PROTOCOL_HEADER_SIZE;
+    bool known = n == 0 || memcmp(buf, frame_protocol_header, n) == 0;
 
-    if (n > 0 && memcmp(buf, frame_protocol_header, n) != 0 && memcmp(buf, protocol_header_0_9, n) != 0)
+    for (size_t i = 0; !known && i < sizeof other_headers / sizeof *other_headers; i++)
+        known = memcmp(buf, other_headers[i].bytes, n) == 0;
+    if (!known)
         return PROTO_ERR_BAD_HEADER;
     return len < PROTOCOL_HEADER_SIZE ? PROTO_INCOMPLETE : PROTOCOL_HEADER_SIZE;
+}
+
+enum frame_protocol frame_header_protocol(const uint8_t header[PROTOCOL_HEADER_SIZE])
+{
+    for (size_t i = 0; i < sizeof other_headers / sizeof *other_headers; i++)
+        if (memcmp(header, other_headers[i].bytes, PROTOCOL_HEADER_SIZE) == 0)
+            return other_headers[i].protocol;
+    return FRAME_PROTOCOL_0_9_1;
 }
 
 void frame_put_header(uint8_t out[FRAME_HEADER_SIZE], uint8_t type, uint16_t channel, uint32_t size)

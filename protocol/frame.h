@@ -33,11 +33,21 @@ struct frame {
  * bytes are present. The payload is not copied: out->payload points into buf. */
 long frame_decode(const uint8_t *buf, size_t len, uint32_t frame_max, struct frame *out);
 
-/* Checks the 8-byte protocol header: "AMQP\0\0\x09\x01" (0-9-1) or "AMQP\x01\x01\x00\x09"
- * (0-9, which RabbitMQ serves as 0-9-1, announcing the same 0-9 version in connection.start).
- * Returns PROTOCOL_HEADER_SIZE when it matches one, PROTO_INCOMPLETE when fewer than 8 bytes
- * are present and they match one so far, or PROTO_ERR_BAD_HEADER. */
+/* The protocols a client can ask for in its protocol header. */
+enum frame_protocol {
+    FRAME_PROTOCOL_0_9_1,
+    FRAME_PROTOCOL_0_8, /* as RabbitMQ speaks it: see spec08.h */
+};
+
+/* Checks the 8-byte protocol header: "AMQP\0\0\x09\x01" (0-9-1), "AMQP\x01\x01\x00\x09" (0-9,
+ * which RabbitMQ serves as 0-9-1, announcing the same 0-9 version in connection.start), or
+ * "AMQP\x01\x01\x08\x00" and "AMQP\x01\x01\x09\x01" (0-8). Returns PROTOCOL_HEADER_SIZE when it
+ * matches one, PROTO_INCOMPLETE when fewer than 8 bytes are present and they match one so far,
+ * or PROTO_ERR_BAD_HEADER. */
 long frame_check_protocol_header(const uint8_t *buf, size_t len);
+
+/* The protocol a header accepted by frame_check_protocol_header asks for. */
+enum frame_protocol frame_header_protocol(const uint8_t header[PROTOCOL_HEADER_SIZE]);
 
 /* The header a server sends back when it rejects a client's protocol header. */
 extern const uint8_t frame_protocol_header[PROTOCOL_HEADER_SIZE];

@@ -47,7 +47,7 @@ enum proto_error {
     PROTO_ERR_FIELD_TYPE = -7,     /* unknown field-value type octet: 502 */
     PROTO_ERR_TOO_DEEP = -8,       /* tables nested deeper than PROTO_MAX_TABLE_DEPTH: 502 */
     PROTO_ERR_NO_SPACE = -9,       /* encoder: output buffer too small */
-    PROTO_ERR_BAD_HEADER = -10,    /* protocol header is not "AMQP\0\0\x09\x01" */
+    PROTO_ERR_BAD_HEADER = -10,    /* a protocol header Warren does not speak */
     PROTO_ERR_TOO_LONG = -11,      /* encoder: string longer than its wire type allows */
 };
 

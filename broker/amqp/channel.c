@@ -15,6 +15,7 @@
 #include "frame.h"
 #include "log.h"
 #include "spec.h"
+#include "spec08.h"
 
 uint16_t channel_number(const struct channel *ch) { return ch->number; }
 int channel_is_closed(const struct channel *ch) { return ch->state == CHANNEL_CLOSED; }
@@ -123,6 +124,11 @@ static int dispatch_method(struct channel *ch, const struct spec_method *m, stru
         return channel_confirm_select(ch, m, err);
     case SPEC_CLASS_TX:
         return channel_tx_method(ch, m, err);
+    case SPEC08_CLASS_ACCESS: {
+        /* Only an 0-8 connection decodes access.request (spec08.h); RabbitMQ grants it. */
+        struct spec_method ok = {.id = SPEC08_ACCESS_REQUEST_OK};
+        return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    }
     default:
         return reply_fail(err, SPEC_NOT_IMPLEMENTED, m->id, "%s is not implemented", spec_method_name(m->id));
     }
@@ -143,7 +149,7 @@ void channel_release_resources(struct channel *ch)
 static void closing_frame(struct channel *ch, const struct frame *f)
 {
     struct spec_method m;
-    if (f->type != FRAME_METHOD || spec_method_decode(f->payload, f->size, &m) != 0)
+    if (f->type != FRAME_METHOD || connection_decode_method(ch->conn, f, &m, NULL) != 0)
         return;
     if (m.id == SPEC_CHANNEL_CLOSE) {
         /* A crossing close: answer it, but the number stays taken until our close-ok comes
@@ -173,7 +179,7 @@ int channel_handle_frame(struct channel *ch, const struct frame *f, struct reply
         return rc;
     }
     struct spec_method m;
-    if (connection_decode_method(f, &m, err) != 0)
+    if (connection_decode_method(ch->conn, f, &m, err) != 0)
         return -1;
     int rc;
     if (ch->state == CHANNEL_OPENING) {

@@ -22,6 +22,7 @@
 #include "netconn.h"
 #include "server.h"
 #include "spec.h"
+#include "spec08.h"
 #include "table.h"
 #include "uthash.h"
 #include "vhost.h"
@@ -60,6 +61,7 @@ struct connection {
     struct server *server;
     struct netconn *net;
     enum connection_state state;
+    enum frame_protocol protocol; /* from the client's protocol header */
     uint16_t channel_max;
     uint32_t frame_max;
     uint16_t heartbeat; /* seconds, 0 = off */
@@ -111,6 +113,12 @@ bool connection_consumes_from(const struct connection *conn, const struct queue 
     }
     return false;
 }
+
+const char *connection_protocol_name(const struct connection *conn)
+{
+    return conn->protocol == FRAME_PROTOCOL_0_8 ? "AMQP 8-0" : "AMQP 0-9-1";
+}
+
 const char *connection_vhost_name(const struct connection *conn) { return conn->vhost ? vhost_name(conn->vhost) : NULL; }
 
 bool connection_client_has_capability(const struct connection *conn, const char *name)
@@ -161,6 +169,7 @@ void connection_describe(const struct connection *conn, struct introspect_connec
         .client_properties = {conn->client_properties, conn->client_properties_len},
         .connected_at = conn->connected_at,
         .auth_mechanism = conn->mechanism,
+        .protocol = connection_protocol_name(conn),
     };
     struct table_value product;
     if (table_find(out->client_properties, "product", &product) == 1 && product.type == TABLE_LONGSTR) {
@@ -196,7 +205,8 @@ int connection_send_method(struct connection *conn, uint16_t channel, const stru
     uint8_t *out = netconn_reserve(conn->net, FRAME_OVERHEAD + METHOD_PAYLOAD_MAX);
     if (!out)
         return -ENOMEM;
-    long n = spec_method_encode(m, out + FRAME_HEADER_SIZE, METHOD_PAYLOAD_MAX);
+    long n = conn->protocol == FRAME_PROTOCOL_0_8 ? spec08_method_encode(m, out + FRAME_HEADER_SIZE, METHOD_PAYLOAD_MAX)
+                                                  : spec_method_encode(m, out + FRAME_HEADER_SIZE, METHOD_PAYLOAD_MAX);
     if (n < 0) {
         netconn_commit(conn->net, 0);
         log_error("%s: cannot encode %s: %s", conn->name, spec_method_name(m->id), proto_strerror((int)n));
@@ -309,7 +319,8 @@ void connection_set_blocked(struct connection *conn, bool blocked, const char *r
 {
     if (conn->state != STATE_OPEN || conn->blocked == blocked)
         return;
-    if (connection_client_has_capability(conn, "connection.blocked")) {
+    /* 0-8 has no connection.blocked: its number is 0-8's connection.close. */
+    if (conn->protocol != FRAME_PROTOCOL_0_8 && connection_client_has_capability(conn, "connection.blocked")) {
         struct spec_method m = {.id = blocked ? SPEC_CONNECTION_BLOCKED : SPEC_CONNECTION_UNBLOCKED};
         if (blocked)
             m.args.connection_blocked.reason = (struct proto_bytes){(const uint8_t *)reason, (uint32_t)strlen(reason)};
@@ -445,8 +456,10 @@ static int send_start(struct connection *conn)
     table_buf_put_string(&props, "warren_version", proto_bytes_of(WARREN_VERSION));
 
     struct spec_method m = {.id = SPEC_CONNECTION_START};
-    m.args.connection_start.version_major = 0;
-    m.args.connection_start.version_minor = 9;
+    /* RabbitMQ announces 0-9 to 0-9-1 and 0-9 clients, and 8-0 to 0-8 clients. */
+    bool v08 = conn->protocol == FRAME_PROTOCOL_0_8;
+    m.args.connection_start.version_major = v08 ? 8 : 0;
+    m.args.connection_start.version_minor = v08 ? 0 : 9;
     m.args.connection_start.server_properties.ptr = props.data;
     m.args.connection_start.server_properties.len = (uint32_t)props.len;
     const char *mechanisms = netconn_peer_identity(conn->net) ? AUTH_MECHANISMS_EXTERNAL : AUTH_MECHANISMS;
@@ -624,11 +637,13 @@ static void remove_slot(struct connection *conn, struct channel_slot *slot)
     server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CHANNELS, -1);
 }
 
-int connection_decode_method(const struct frame *f, struct spec_method *m, struct reply_error *err)
+int connection_decode_method(const struct connection *conn, const struct frame *f, struct spec_method *m,
+                             struct reply_error *err)
 {
-    int rc = spec_method_decode(f->payload, f->size, m);
-    if (rc == 0)
-        return 0;
+    int rc = conn->protocol == FRAME_PROTOCOL_0_8 ? spec08_method_decode(f->payload, f->size, m)
+                                                  : spec_method_decode(f->payload, f->size, m);
+    if (rc == 0 || !err)
+        return rc;
     /* RabbitMQ reports any argument it cannot parse (short or with trailing bytes) as a frame
      * error; the spec would say 502 SYNTAX_ERROR. */
     uint16_t code = rc == PROTO_ERR_UNKNOWN_METHOD ? SPEC_NOT_IMPLEMENTED : SPEC_FRAME_ERROR;
@@ -729,7 +744,7 @@ static int handshake_method(struct connection *conn, const struct spec_method *m
 static void closing_frame(struct connection *conn, const struct frame *f)
 {
     struct spec_method m;
-    if (f->type != FRAME_METHOD || f->channel != 0 || spec_method_decode(f->payload, f->size, &m) != 0)
+    if (f->type != FRAME_METHOD || f->channel != 0 || connection_decode_method(conn, f, &m, NULL) != 0)
         return;
     if (m.id == SPEC_CONNECTION_CLOSE) {
         struct spec_method ok = {.id = SPEC_CONNECTION_CLOSE_OK};
@@ -762,7 +777,7 @@ static int handle_frame(struct connection *conn, const struct frame *f, struct r
     if (f->type != FRAME_METHOD)
         return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0, "content frame of type %u on channel 0", f->type);
     struct spec_method m;
-    if (connection_decode_method(f, &m, err) != 0)
+    if (connection_decode_method(conn, f, &m, err) != 0)
         return -1;
     if (SPEC_METHOD_CLASS(m.id) != SPEC_CLASS_CONNECTION)
         return reply_fail(err, SPEC_CHANNEL_ERROR, m.id, "unexpected method in connection state running");
@@ -790,6 +805,7 @@ static void on_input(struct netconn *net, void *ctx)
                 netconn_close(net);
                 break;
             }
+            conn->protocol = frame_header_protocol(data);
             off += (size_t)r;
             conn->state = STATE_EXPECT_START_OK;
             send_start(conn);

@@ -54,9 +54,14 @@ struct queue;
 struct flow *connection_flow(struct connection *conn);
 bool connection_consumes_from(const struct connection *conn, const struct queue *queue);
 
-/* Decodes a method frame; on failure fills err with RabbitMQ's code for it (501, or 540 for an
- * unknown method) and returns -1. */
-int connection_decode_method(const struct frame *f, struct spec_method *m, struct reply_error *err);
+/* Decodes a method frame in the connection's protocol (0-9-1, or 0-8: spec08.h). On failure
+ * fills err, when given, with RabbitMQ's code for it (501, or 540 for an unknown method) and
+ * returns -1 (without err: the negative proto_error). */
+int connection_decode_method(const struct connection *conn, const struct frame *f, struct spec_method *m,
+                             struct reply_error *err);
+/* The protocol as the management API names it: "AMQP 0-9-1", or "AMQP 8-0" (RabbitMQ's
+ * spelling of its 0-8 framing's version). */
+const char *connection_protocol_name(const struct connection *conn);
 
 /* For the admin views (introspect.c): fills the connection's description (strings point
  * into the connection) and visits its channels. */

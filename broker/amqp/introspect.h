@@ -59,6 +59,7 @@ struct introspect_connection {
     struct proto_bytes client_properties; /* start-ok's table contents (empty before) */
     uint64_t connected_at;       /* wall clock, ms since the epoch */
     const char *auth_mechanism;  /* "PLAIN", "AMQPLAIN", "EXTERNAL"; "" before start-ok */
+    const char *protocol;        /* "AMQP 0-9-1" or "AMQP 8-0" (connection_protocol_name) */
     bool ssl;                    /* over TLS: tls holds what was negotiated */
     struct netconn_tls_info tls;
 };

@@ -10,7 +10,10 @@
 
 static uint64_t memory_bytes;
 
+/* Version 1: the sender-selected routing keys are the CC header's; version 2 stores them after
+ * the content header, for a message whose keys its headers do not show (BCC ones). */
 #define SERIAL_VERSION 1
+#define SERIAL_VERSION_KEYS 2
 
 uint64_t message_memory_bytes(void) { return memory_bytes; }
 
@@ -105,20 +108,22 @@ static uint8_t *strip_bcc(struct proto_bytes header, size_t *len)
     return out;
 }
 
+/* keys, when given, are the sender-selected routing keys as they are (message_create_with_keys);
+ * otherwise they are read from the CC and BCC headers. */
 static struct message *allocate(struct proto_bytes exchange, struct proto_bytes routing_key,
                                 struct proto_bytes header, const struct spec_basic_properties *props,
-                                uint64_t body_size, uint64_t capacity)
+                                uint64_t body_size, uint64_t capacity, const struct proto_bytes *keys)
 {
     /* Sender-selected distribution, as RabbitMQ: the CC and BCC arrays add routing keys, and
      * BCC is not delivered. The keys point into the caller's header, read before it is copied. */
-    struct proto_bytes cc = {0}, bcc = {0};
+    struct proto_bytes cc = keys ? *keys : (struct proto_bytes){0}, bcc = {0};
     uint8_t *stripped = NULL;
     if ((props->flags & SPEC_BASIC_HEADERS_FLAG) && props->headers.len) {
         struct table_value v;
-        if (table_find(props->headers, "CC", &v) == 1 && v.type == TABLE_ARRAY)
+        if (!keys && table_find(props->headers, "CC", &v) == 1 && v.type == TABLE_ARRAY)
             cc = v.v.bytes;
         if (table_find(props->headers, "BCC", &v) == 1) {
-            if (v.type == TABLE_ARRAY)
+            if (!keys && v.type == TABLE_ARRAY)
                 bcc = v.v.bytes;
             size_t len;
             stripped = strip_bcc(header, &len);
@@ -173,14 +178,21 @@ struct message *message_create_decoded(struct proto_bytes exchange, struct proto
                                        struct proto_bytes header, const struct spec_basic_properties *props,
                                        uint64_t body_size)
 {
-    return allocate(exchange, routing_key, header, props, body_size, body_size);
+    return allocate(exchange, routing_key, header, props, body_size, body_size, NULL);
+}
+
+struct message *message_create_with_keys(struct proto_bytes exchange, struct proto_bytes routing_key,
+                                         struct proto_bytes header, const struct spec_basic_properties *props,
+                                         uint64_t body_size, struct proto_bytes sender_keys)
+{
+    return allocate(exchange, routing_key, header, props, body_size, body_size, &sender_keys);
 }
 
 struct message *message_begin(struct proto_bytes exchange, struct proto_bytes routing_key, struct proto_bytes header,
                               const struct spec_basic_properties *props, uint64_t body_size)
 {
     uint64_t first = body_size < MESSAGE_BODY_FIRST_CAPACITY ? body_size : MESSAGE_BODY_FIRST_CAPACITY;
-    return allocate(exchange, routing_key, header, props, body_size, first);
+    return allocate(exchange, routing_key, header, props, body_size, first, NULL);
 }
 
 int message_append_body(struct message **msgp, uint64_t received, const uint8_t *data, size_t len)
@@ -238,13 +250,33 @@ struct proto_bytes message_headers(const struct message *msg)
     return h.props.headers;
 }
 
+/* Whether msg's sender-selected keys are more than its CC header names: BCC keys, which
+ * allocate() removed from the headers. Only a message with keys pays for the header decode. */
+static bool keys_beyond_cc(const struct message *msg)
+{
+    if (msg->sender_keys.len == 0)
+        return false;
+    struct proto_bytes headers = message_headers(msg);
+    struct table_value cc;
+    uint32_t cc_len = table_find(headers, "CC", &cc) == 1 && cc.type == TABLE_ARRAY ? cc.v.bytes.len : 0;
+    return msg->sender_keys.len != cc_len;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
 size_t message_serialize(const struct message *msg, uint8_t *out, size_t cap)
 {
+    bool keys = keys_beyond_cc(msg);
     size_t need = 1 + 8 + 1 + msg->exchange.len + 1 + msg->routing_key.len + 4 + msg->header.len + msg->body_size;
+    if (keys)
+        need += 4 + msg->sender_keys.len;
     if (cap < need)
         return need;
     uint8_t *p = out;
-    *p++ = SERIAL_VERSION;
+    *p++ = keys ? SERIAL_VERSION_KEYS : SERIAL_VERSION;
     for (int i = 7; i >= 0; i--)
         *p++ = (uint8_t)(msg->published_ms >> (8 * i));
     *p++ = (uint8_t)msg->exchange.len;
@@ -254,10 +286,16 @@ size_t message_serialize(const struct message *msg, uint8_t *out, size_t cap)
     memcpy(p, msg->routing_key.ptr, msg->routing_key.len);
     p += msg->routing_key.len;
     uint32_t h = msg->header.len;
-    p[0] = (uint8_t)(h >> 24), p[1] = (uint8_t)(h >> 16), p[2] = (uint8_t)(h >> 8), p[3] = (uint8_t)h;
+    put_u32(p, h);
     p += 4;
     memcpy(p, msg->header.ptr, h);
     p += h;
+    if (keys) {
+        put_u32(p, msg->sender_keys.len);
+        p += 4;
+        memcpy(p, msg->sender_keys.ptr, msg->sender_keys.len);
+        p += msg->sender_keys.len;
+    }
     memcpy(p, msg->body, msg->body_size);
     return need;
 }
@@ -266,8 +304,9 @@ struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len
 {
     const uint8_t *p = data, *end = data + len;
     struct proto_bytes exchange, key, header;
-    if (end - p < 9 || p[0] != SERIAL_VERSION)
+    if (end - p < 9 || (p[0] != SERIAL_VERSION && p[0] != SERIAL_VERSION_KEYS))
         return NULL;
+    bool has_keys = p[0] == SERIAL_VERSION_KEYS;
     uint64_t published = 0;
     for (int i = 1; i <= 8; i++)
         published = published << 8 | p[i];
@@ -288,13 +327,28 @@ struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len
         return NULL;
     header = (struct proto_bytes){p, h};
     p += h;
+    struct proto_bytes keys = {NULL, 0};
+    if (has_keys) {
+        if (end - p < 4)
+            return NULL;
+        uint32_t k = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        p += 4;
+        if ((size_t)(end - p) < k)
+            return NULL;
+        keys = (struct proto_bytes){p, k};
+        p += k;
+        if (array_validate(keys) != 0)
+            return NULL;
+    }
     /* As a publish's content header is checked (publish.c): decodable, class basic, and here
      * announcing exactly the body stored after it, since deliveries send it as it is. */
     struct spec_content_header decoded;
     if (spec_content_header_decode(header.ptr, header.len, &decoded) != 0 || decoded.class_id != SPEC_CLASS_BASIC ||
         decoded.body_size != (uint64_t)(end - p))
         return NULL;
-    struct message *msg = message_create_decoded(exchange, key, header, &decoded.props, (uint64_t)(end - p));
+    struct message *msg =
+        has_keys ? message_create_with_keys(exchange, key, header, &decoded.props, (uint64_t)(end - p), keys)
+                 : message_create_decoded(exchange, key, header, &decoded.props, (uint64_t)(end - p));
     if (!msg)
         return NULL;
     memcpy(msg->body, p, (size_t)(end - p));

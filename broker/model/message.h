@@ -52,6 +52,14 @@ struct message *message_create_decoded(struct proto_bytes exchange, struct proto
                                        struct proto_bytes header, const struct spec_basic_properties *props,
                                        uint64_t body_size);
 
+/* The same, with sender_keys (array contents, copied) as the message's sender-selected routing
+ * keys instead of those its CC and BCC headers name: a dead letter routes with the keys its
+ * original was published with, BCC ones included, which no header shows any more
+ * (rabbit_dead_letter keeps the message's routing keys). A BCC header is still removed. */
+struct message *message_create_with_keys(struct proto_bytes exchange, struct proto_bytes routing_key,
+                                         struct proto_bytes header, const struct spec_basic_properties *props,
+                                         uint64_t body_size, struct proto_bytes sender_keys);
+
 /* Room made at once for the body of a message whose body frames are still to come: a larger
  * announced size is allocated as the bytes arrive, so that a content header alone cannot make
  * the broker reserve (and the memory alarm count) max_message_size bytes. */
@@ -85,9 +93,12 @@ int message_check_sender_routes(struct proto_bytes headers, const char **name, u
 /* The message's headers table contents (empty when absent). */
 struct proto_bytes message_headers(const struct message *msg);
 
-/* Serialised form for the durable store: format version (u8, 1), published_ms (u64), exchange
- * (u8 length + bytes), routing key (u8 length + bytes), content header (u32 length + bytes),
- * body (the rest); integers big-endian. Returns the size needed; writes only when cap is large
+/* Serialised form for the durable store: format version (u8, 1 or 2), published_ms (u64),
+ * exchange (u8 length + bytes), routing key (u8 length + bytes), content header (u32 length +
+ * bytes), in version 2 only the sender-selected keys (u32 length + array contents), body (the
+ * rest); integers big-endian. Version 2 is written only for a message whose keys are more than
+ * its CC header shows (BCC keys, which a dead letter routes with), so stores without such
+ * messages stay readable by version-1 readers. Returns the size needed; writes only when cap is large
  * enough. */
 size_t message_serialize(const struct message *msg, uint8_t *out, size_t cap);
 

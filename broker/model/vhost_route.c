@@ -267,7 +267,9 @@ static int build_headers(struct proto_bytes old, struct proto_bytes queue, const
 /* Copy of msg, published to dlx, with new headers, the expiration property removed (RabbitMQ drops it so the
  * message does not expire again in the dead-letter queue) and a new routing key. With a
  * dead-letter routing key (new_key) RabbitMQ also removes CC, so that key alone routes it;
- * without one the CC keys route the dead letter as they routed the message. */
+ * without one the dead letter routes with every key the message was published with: its
+ * routing key, CC and BCC (rabbit_dead_letter reuses the message's routing keys, which still
+ * hold the BCC ones its headers lost). */
 static struct message *dead_letter_copy(const struct message *msg, struct proto_bytes queue, const char *reason,
                                         struct proto_bytes dlx, struct proto_bytes routing_key, bool new_key,
                                         uint64_t now_s)
@@ -291,8 +293,8 @@ static struct message *dead_letter_copy(const struct message *msg, struct proto_
     struct message *copy = NULL;
     long n = buf ? spec_content_header_encode(&h, buf, cap) : -1;
     if (n > 0) {
-        copy = message_create_decoded(dlx, routing_key, (struct proto_bytes){buf, (uint32_t)n}, &h.props,
-                                      msg->body_size);
+        copy = message_create_with_keys(dlx, routing_key, (struct proto_bytes){buf, (uint32_t)n}, &h.props,
+                                        msg->body_size, new_key ? (struct proto_bytes){0} : msg->sender_keys);
         if (copy)
             memcpy(copy->body, msg->body, msg->body_size);
     }

@@ -393,6 +393,19 @@ def connection_seeds():
     seeds["raw_whole_stream"] = b"\x03\x11" + hello + raw
     return seeds
 
+def amqp_0_8():
+    """The methods whose AMQP 0-8 form (RabbitMQ's framing) differs from 0-9-1: connection.close
+    at 10/60 and close-ok at 10/61, channel.open-ok without a field, access.request, and
+    basic.consume without an arguments table. test_corpus decodes this seed as 0-8."""
+    return (
+        frame(1, 0, method(10, 60, struct.pack(">H", 320) + shortstr("bye") + struct.pack(">HH", 0, 0)))
+        + frame(1, 0, method(10, 61))
+        + frame(1, 1, method(20, 11))
+        + frame(1, 1, method(30, 10, shortstr("/data") + bits(False, False, True, True, True)))
+        + frame(1, 1, method(60, 20, struct.pack(">H", 1) + shortstr("q") + shortstr("tag")
+                             + bits(False, True, False, False)))
+    )
+
 
 def write(directory, name, data):
     path = os.path.join(HERE, "corpus", directory)
@@ -408,6 +421,7 @@ def main():
     write("frame", "deliver", b"\x01\x33" + deliver())
     write("frame", "close", b"\x00\x10" + close())
     write("frame", "heartbeat", b"\x01\x00" + frame(8, 0, b""))
+    write("frame", "amqp_0_8", b"\x02\x07" + amqp_0_8())
     write("frame", "protocol_header", b"\x01\x00" + b"AMQP\x00\x00\x09\x01")
     write("table", "all_types", b"\x00" + table(ALL_TYPES))
     write("table", "server_properties", b"\x00" + table(SERVER_PROPERTIES))

@@ -61,9 +61,9 @@ class BadInputTest(unittest.TestCase):
 
 class ProtocolHeaderTest(BadInputTest):
     """RabbitMQ answers any header it does not speak with its own, AMQP 0-0-9-1, and closes.
-    It also speaks AMQP 0-8 ("AMQP\\x01\\x01\\x08\\x00", "AMQP\\x01\\x01\\x09\\x01"), which Warren
-    does not, and serves 0-9 ("AMQP\\x01\\x01\\x00\\x09") as 0-9-1, as Warren does (test_parity), so
-    those are left out here; AMQP 1.0
+    It also speaks AMQP 0-8 ("AMQP\\x01\\x01\\x08\\x00", "AMQP\\x01\\x01\\x09\\x01") and serves 0-9
+    ("AMQP\\x01\\x01\\x00\\x09") as 0-9-1, as Warren does (test_parity), so those are left out
+    here; AMQP 1.0
     ("AMQP\\x00\\x01\\x00\\x00") without its plugin gets the 0-9-1 header too."""
 
     def assert_refused(self, data):

@@ -1,7 +1,8 @@
 """RabbitMQ 3.10 behaviours that the AMQP 0-9-1 specification leaves open or states otherwise
 (issue 15): x-expires and passive declares, amq.* exchange deletion, sender-selected
-distribution (CC/BCC), headers-exchange numeric equality, direct reply-to's pseudo-queue,
-connection names and old protocol headers. Each expectation is RabbitMQ's.
+distribution (CC/BCC, dead letters included), headers-exchange numeric equality, direct
+reply-to's pseudo-queue, connection names, old protocol headers and AMQP 0-8. Each
+expectation is RabbitMQ's.
 """
 
 import socket
@@ -131,6 +132,65 @@ class SenderSelectedDistributionTest(MessagingTestCase):
                          '{unacceptable_type_in_header,"CC",longstr}')
 
 
+class DeadLetterSenderKeysTest(MessagingTestCase):
+    """A dead letter routes with the keys its message was published with (rabbit_dead_letter
+    keeps the message's routing keys): its routing key, CC and BCC, though BCC left the headers
+    at publication; x-death's routing-keys list only the key and CC (what the headers show). A
+    dead-letter routing key replaces them all, and CC is removed."""
+
+    def bound_queue(self, exchange, *keys):
+        queue = self.queue()
+        for key in keys:
+            self.channel.queue_bind(queue, exchange, key)
+        return queue
+
+    def dead_letter_one(self, arguments, headers):
+        source = self.queue(arguments=arguments)
+        self.publisher.basic_publish("", source, b"dead", pika.BasicProperties(headers=headers))
+        method, _, _ = self.channel.basic_get(source)
+        self.assertIsNotNone(method)
+        self.channel.basic_reject(method.delivery_tag, requeue=False)
+        return source
+
+    def test_cc_and_bcc_keys_route_a_dead_letter(self):
+        dlx = self.exchange("direct")
+        cc, bcc = unique("cc-key"), unique("bcc-key")
+        cc_queue, bcc_queue, missed = (self.bound_queue(dlx, key) for key in (cc, bcc, unique("other")))
+        source = self.dead_letter_one({"x-dead-letter-exchange": dlx}, {"CC": [cc], "BCC": [bcc]})
+        for queue in (cc_queue, bcc_queue):
+            (_, properties, body), = self.drain(queue)
+            self.assertEqual(body, b"dead")
+            self.assertEqual(properties.headers["CC"], [cc])
+            self.assertNotIn("BCC", properties.headers)
+            death, = properties.headers["x-death"]
+            self.assertEqual(death["routing-keys"], [source, cc])
+        self.assertEqual(self.drain(missed), [])
+
+    def test_the_original_routing_key_routes_it_too_and_each_queue_gets_it_once(self):
+        dlx = self.exchange("direct")
+        bcc = unique("bcc-key")
+        source_name = unique("dl-source")
+        both = self.queue()
+        self.channel.queue_bind(both, dlx, source_name)
+        self.channel.queue_bind(both, dlx, bcc)
+        self.channel.queue_declare(source_name, exclusive=True, arguments={"x-dead-letter-exchange": dlx})
+        self.publisher.basic_publish("", source_name, b"dead", pika.BasicProperties(headers={"BCC": [bcc]}))
+        method, _, _ = self.channel.basic_get(source_name)
+        self.channel.basic_reject(method.delivery_tag, requeue=False)
+        self.assertEqual(len(self.drain(both)), 1)
+
+    def test_a_dead_letter_routing_key_replaces_the_cc_and_bcc_keys(self):
+        dlx = self.exchange("direct")
+        cc, bcc, dlrk = unique("cc-key"), unique("bcc-key"), unique("dlrk")
+        cc_queue, bcc_queue, dlrk_queue = (self.bound_queue(dlx, key) for key in (cc, bcc, dlrk))
+        self.dead_letter_one({"x-dead-letter-exchange": dlx, "x-dead-letter-routing-key": dlrk},
+                             {"CC": [cc], "BCC": [bcc]})
+        (_, properties, _), = self.drain(dlrk_queue)
+        self.assertNotIn("CC", properties.headers)
+        self.assertEqual(self.drain(cc_queue), [])
+        self.assertEqual(self.drain(bcc_queue), [])
+
+
 class HeadersNumericEqualityTest(MessagingTestCase):
     def publish_raw(self, exchange, headers_field, body):
         """Publish with a headers table holding one raw field (pika cannot encode a double)."""
@@ -198,6 +258,44 @@ class RecoveredTimeToLiveTest(unittest.TestCase):
         self.assertEqual(self.message_count("ttl"), 0)
 
 
+class RecoveredDeadLetterKeysTest(unittest.TestCase):
+    """A persistent message keeps its BCC keys across a restart (the store writes them beside
+    the message, since its headers no longer hold them), so its dead letter still routes with
+    them, as RabbitMQ's does (its store keeps the message's routing keys)."""
+
+    def setUp(self):
+        self.broker = RestartableBroker().start()
+
+    def tearDown(self):
+        self.broker.stop()
+
+    def test_bcc_keys_route_a_dead_letter_after_a_restart(self):
+        connection = pika.BlockingConnection(self.broker.pika_parameters())
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.exchange_declare("dlx", "direct", durable=True)
+        for queue, key in (("to-cc", "cc-key"), ("to-bcc", "bcc-key")):
+            channel.queue_declare(queue, durable=True)
+            channel.queue_bind(queue, "dlx", key)
+        channel.queue_declare("source", durable=True, arguments={"x-dead-letter-exchange": "dlx"})
+        channel.basic_publish("", "source", b"m", pika.BasicProperties(
+            delivery_mode=2, headers={"CC": ["cc-key"], "BCC": ["bcc-key"]}))
+        connection.close()
+        self.broker.graceful_restart()
+        connection = pika.BlockingConnection(self.broker.pika_parameters())
+        try:
+            channel = connection.channel()
+            method, _, _ = channel.basic_get("source")
+            self.assertIsNotNone(method)
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            for queue in ("to-cc", "to-bcc"):
+                method, properties, body = channel.basic_get(queue, auto_ack=True)
+                self.assertIsNotNone(method, queue)
+                self.assertNotIn("BCC", properties.headers)
+        finally:
+            connection.close()
+
+
 @harness.skip_if_external("reads the broker's log")
 class ConnectionNameTest(unittest.TestCase):
     def test_logs_name_a_connection_peer_then_local_end(self):
@@ -223,8 +321,7 @@ class ConnectionNameTest(unittest.TestCase):
 
 class OldProtocolHeaderTest(unittest.TestCase):
     """RabbitMQ serves AMQP 0-9's header ("AMQP" 1 1 0 9) as 0-9-1, its connection.start
-    announcing version 0-9 as for 0-9-1 itself. (It speaks 0-8 for "AMQP" 1 1 8 0 and 1 1 9 1,
-    which Warren refuses with its own header, as it does any header it does not serve.)"""
+    announcing version 0-9 as for 0-9-1 itself. 0-8 has its own test below."""
 
     def test_amqp_0_9_header_is_served_as_0_9_1(self):
         with harness.RawConnection(harness.module_broker()) as raw:
@@ -240,9 +337,139 @@ class OldProtocolHeaderTest(unittest.TestCase):
             raw.open_channel(1)
             raw.close_connection()
 
-    def test_amqp_0_8_headers_get_the_0_9_1_header_back(self):
+    def test_an_unknown_header_gets_the_0_9_1_header_back(self):
+        with harness.RawConnection(harness.module_broker()) as raw:
+            raw.send(b"AMQP\x00\x01\x00\x00")
+            self.assertEqual(raw.read_exactly(8), harness.PROTOCOL_HEADER)
+            self.assertTrue(raw.wait_closed(5.0))
+
+
+# AMQP 0-8 as RabbitMQ's 0-8 framing numbers it where it differs from 0-9-1.
+CLOSE_0_8 = (10, 60)
+CLOSE_OK_0_8 = (10, 61)
+ACCESS_REQUEST = (30, 10)
+ACCESS_REQUEST_OK = (30, 11)
+
+
+class Amqp08Test(unittest.TestCase):
+    """RabbitMQ speaks AMQP 0-8 to "AMQP" 1 1 8 0 (what most 0-8 clients send) and 1 1 9 1 (the
+    0-8 spec's own header): connection.start says 8-0, connection.close is 10/60, channel.open-ok
+    has no field, basic.consume no arguments table, access.request is granted with ticket 1, and
+    the methods its 0-8 lacks (confirm.select, basic.nack, exchange.bind) are unknown (540)."""
+
+    def handshake_0_8(self, raw, header=b"AMQP\x01\x01\x08\x00"):
+        raw.send(header)
+        start = raw.read_method(harness.CONNECTION_START)
+        self.assertEqual((start.args.octet(), start.args.octet()), (8, 0))
+        start.args.table()
+        self.assertIn(b"PLAIN", start.args.longstr())
+        raw.send(harness.method_frame(0, harness.CONNECTION_START_OK,
+                                      harness.start_ok_args(raw.broker.user, raw.broker.password)))
+        _, frame_max, _ = raw.read_method(harness.CONNECTION_TUNE).args.unpack(">HIH")
+        raw.send(harness.method_frame(0, harness.CONNECTION_TUNE_OK, harness.tune_ok_args(2047, frame_max, 0)))
+        raw.send(harness.method_frame(0, harness.CONNECTION_OPEN, harness.open_args(raw.broker.vhost)))
+        self.assertEqual(raw.read_method(harness.CONNECTION_OPEN_OK).payload[4:], harness.shortstr(""))
+
+    def open_channel_0_8(self, raw, channel):
+        raw.send(harness.method_frame(channel, harness.CHANNEL_OPEN, harness.shortstr("")))
+        ok = raw.read_method(harness.CHANNEL_OPEN_OK)
+        self.assertEqual((ok.channel, ok.payload), (channel, struct.pack(">HH", 20, 11)))
+
+    def close_0_8(self, raw):
+        raw.send(harness.method_frame(0, CLOSE_0_8, harness.close_args()))
+        self.assertEqual(raw.read_method(CLOSE_OK_0_8).channel, 0)
+        raw.close_socket()
+
+    def test_both_0_8_headers_open_a_0_8_session(self):
         for header in (b"AMQP\x01\x01\x08\x00", b"AMQP\x01\x01\x09\x01"):
             with harness.RawConnection(harness.module_broker()) as raw:
-                raw.send(header)
-                self.assertEqual(raw.read_exactly(8), harness.PROTOCOL_HEADER)
+                self.handshake_0_8(raw, header)
+                self.open_channel_0_8(raw, 1)
+                self.close_0_8(raw)
+
+    def test_access_request_declare_publish_get_and_consume(self):
+        queue = unique("amqp08")
+        with harness.RawConnection(harness.module_broker()) as raw:
+            self.handshake_0_8(raw)
+            self.open_channel_0_8(raw, 1)
+            raw.send(harness.method_frame(1, ACCESS_REQUEST, harness.shortstr("/data") + harness.octet(0x1C)))
+            self.assertEqual(raw.read_method(ACCESS_REQUEST_OK).args.short(), 1)
+            # queue.declare: ticket, queue, passive durable exclusive auto-delete nowait, arguments.
+            raw.send(harness.method_frame(1, (50, 10), harness.short(1) + harness.shortstr(queue) +
+                                          harness.octet(0) + harness.table({})))
+            declare_ok = raw.read_method((50, 11))
+            self.assertEqual(declare_ok.args.shortstr(), queue)
+            raw.send(harness.method_frame(1, harness.BASIC_PUBLISH, harness.short(1) + harness.shortstr("") +
+                                          harness.shortstr(queue) + harness.octet(0)))
+            raw.send(harness.header_frame(1, 60, 5))
+            raw.send(harness.frame(harness.FRAME_BODY, 1, b"hello"))
+            raw.send(harness.method_frame(1, (60, 70), harness.short(1) + harness.shortstr(queue) +
+                                          harness.octet(1)))
+            get_ok = raw.read_method((60, 71))
+            self.assertEqual(get_ok.args.longlong(), 1)
+            self.assertEqual(raw.read_frame().type, harness.FRAME_HEADER)
+            self.assertEqual(raw.read_frame().payload, b"hello")
+            # basic.consume without the 0-9-1 arguments table: ticket, queue, tag, four bits.
+            raw.send(harness.method_frame(1, (60, 20), harness.short(1) + harness.shortstr(queue) +
+                                          harness.shortstr("c08") + harness.octet(0x02)))
+            self.assertEqual(raw.read_method((60, 21)).args.shortstr(), "c08")
+            raw.send(harness.method_frame(1, harness.BASIC_PUBLISH, harness.short(1) + harness.shortstr("") +
+                                          harness.shortstr(queue) + harness.octet(0)))
+            raw.send(harness.header_frame(1, 60, 2))
+            raw.send(harness.frame(harness.FRAME_BODY, 1, b"hi"))
+            deliver = raw.read_method((60, 60))
+            self.assertEqual(deliver.args.shortstr(), "c08")
+            self.assertEqual(raw.read_frame().type, harness.FRAME_HEADER)
+            self.assertEqual(raw.read_frame().payload, b"hi")
+            # queue.unbind is in RabbitMQ's 0-8 framing (not in the 0-8 spec), as in 0-9-1.
+            raw.send(harness.method_frame(1, (50, 20), harness.short(1) + harness.shortstr(queue) +
+                                          harness.shortstr("amq.direct") + harness.shortstr("k") +
+                                          harness.octet(0) + harness.table({})))
+            raw.read_method((50, 21))
+            raw.send(harness.method_frame(1, (50, 50), harness.short(1) + harness.shortstr(queue) +
+                                          harness.shortstr("amq.direct") + harness.shortstr("k") +
+                                          harness.table({})))
+            raw.read_method((50, 51))
+            raw.send(harness.method_frame(1, (50, 40), harness.short(1) + harness.shortstr(queue) +
+                                          harness.octet(0)))
+            raw.read_method((50, 41))
+            self.close_0_8(raw)
+
+    def test_a_0_9_1_only_method_is_unknown(self):
+        for method, args in (((85, 10), harness.octet(0)),
+                             ((60, 120), harness.longlong(0) + harness.octet(0)),
+                             ((40, 30), harness.short(0) + harness.shortstr("a") + harness.shortstr("b") +
+                              harness.shortstr("") + harness.octet(0) + harness.table({}))):
+            with harness.RawConnection(harness.module_broker()) as raw:
+                self.handshake_0_8(raw)
+                self.open_channel_0_8(raw, 1)
+                raw.send(harness.method_frame(1, method, args))
+                close = raw.read_method(CLOSE_0_8)
+                self.assertEqual(harness.ConnectionClose(close.args).reply_code, harness.NOT_IMPLEMENTED)
+                raw.send(harness.method_frame(0, CLOSE_OK_0_8))
                 self.assertTrue(raw.wait_closed(5.0))
+
+    def test_a_soft_error_closes_the_channel_in_0_8_too(self):
+        with harness.RawConnection(harness.module_broker()) as raw:
+            self.handshake_0_8(raw)
+            self.open_channel_0_8(raw, 1)
+            raw.send(harness.method_frame(1, (50, 10), harness.short(1) + harness.shortstr(unique("missing")) +
+                                          harness.octet(1) + harness.table({})))
+            close = harness.ConnectionClose(raw.read_method(harness.CHANNEL_CLOSE).args)
+            self.assertEqual(close.reply_code, 404)
+            raw.send(harness.method_frame(1, harness.CHANNEL_CLOSE_OK))
+            self.open_channel_0_8(raw, 2)
+            self.close_0_8(raw)
+
+    @harness.skip_if_external("starts a broker with the management port")
+    def test_the_management_api_names_the_protocol_as_rabbitmq_does(self):
+        broker = harness.Broker(management=True).start()
+        try:
+            with harness.RawConnection(broker) as raw:
+                self.handshake_0_8(raw)
+                status, connections = broker.http_request("GET", "/api/connections")
+                self.assertEqual(status, 200)
+                self.assertEqual([c["protocol"] for c in connections], ["AMQP 8-0"])
+                self.close_0_8(raw)
+        finally:
+            broker.stop()

@@ -248,15 +248,22 @@ static void checks_the_protocol_header(void **state)
         assert_int_equal(frame_check_protocol_header(bad, at + 1), PROTO_ERR_BAD_HEADER);
         assert_int_equal(frame_check_protocol_header(bad, sizeof(bad)), PROTO_ERR_BAD_HEADER);
     }
-    /* RabbitMQ serves AMQP 0-9 as 0-9-1; 0-8 (both spellings) and 1.0 are refused here. */
+    /* RabbitMQ serves AMQP 0-9 as 0-9-1, and 0-8 (both spellings) as 0-8; 1.0 is refused. */
     const uint8_t amqp_0_9[] = {'A', 'M', 'Q', 'P', 1, 1, 0, 9};
     assert_int_equal(frame_check_protocol_header(amqp_0_9, 8), PROTOCOL_HEADER_SIZE);
     for (size_t len = 5; len < PROTOCOL_HEADER_SIZE; len++)
         assert_int_equal(frame_check_protocol_header(amqp_0_9, len), PROTO_INCOMPLETE);
+    assert_int_equal(frame_header_protocol(amqp_0_9), FRAME_PROTOCOL_0_9_1);
+    assert_int_equal(frame_header_protocol(good), FRAME_PROTOCOL_0_9_1);
     const uint8_t amqp_0_8[] = {'A', 'M', 'Q', 'P', 1, 1, 8, 0};
-    assert_int_equal(frame_check_protocol_header(amqp_0_8, 8), PROTO_ERR_BAD_HEADER);
+    assert_int_equal(frame_check_protocol_header(amqp_0_8, 8), PROTOCOL_HEADER_SIZE);
+    assert_int_equal(frame_check_protocol_header(amqp_0_8, 7), PROTO_INCOMPLETE);
+    assert_int_equal(frame_header_protocol(amqp_0_8), FRAME_PROTOCOL_0_8);
     const uint8_t amqp_0_8_site[] = {'A', 'M', 'Q', 'P', 1, 1, 9, 1};
-    assert_int_equal(frame_check_protocol_header(amqp_0_8_site, 8), PROTO_ERR_BAD_HEADER);
+    assert_int_equal(frame_check_protocol_header(amqp_0_8_site, 8), PROTOCOL_HEADER_SIZE);
+    assert_int_equal(frame_header_protocol(amqp_0_8_site), FRAME_PROTOCOL_0_8);
+    const uint8_t amqp_0_8_other[] = {'A', 'M', 'Q', 'P', 1, 1, 8, 1};
+    assert_int_equal(frame_check_protocol_header(amqp_0_8_other, 8), PROTO_ERR_BAD_HEADER);
     const uint8_t amqp_1_0[] = {'A', 'M', 'Q', 'P', 0, 1, 0, 0};
     assert_int_equal(frame_check_protocol_header(amqp_1_0, 8), PROTO_ERR_BAD_HEADER);
     assert_int_equal(frame_check_protocol_header((const uint8_t *)"GET / HTTP/1.1", 14),
