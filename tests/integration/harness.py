@@ -161,8 +161,8 @@ class Broker:
         return pika.ConnectionParameters(host=self.host, port=self.port, **kwargs)
 
     def start(self, timeout=None):
-        """Start the binary on a free port and return once the port accepts connections
-        (within $WARREN_START_TIMEOUT seconds, default 10)."""
+        """Start the binary on a free port and return once its ports (plain, TLS) accept
+        connections (within $WARREN_START_TIMEOUT seconds, default 10)."""
         if timeout is None:
             timeout = float(os.environ.get("WARREN_START_TIMEOUT", "10"))
         binary = broker_binary()
@@ -198,20 +198,24 @@ class Broker:
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                         stdout=self._stderr_file, stderr=self._stderr_file)
         deadline = time.monotonic() + timeout
-        while True:
+        # Every listener asked for: the broker opens the plain one before it loads the TLS
+        # certificates, so a test that waited for the plain port alone could reach the TLS port
+        # before it listens (connection refused, seen as a refused handshake with no log line).
+        wait_ports = ([self.port] if self.plain else []) + ([self.tls_port] if self.tls else [])
+        while wait_ports:
             if self.process.poll() is not None:
                 raise AssertionError("broker exited with status %d before accepting connections\n%s"
                                      % (self.process.returncode, self.stderr_text()))
-            wait_port = self.port if self.plain else self.tls_port
             try:
-                socket.create_connection((self.host, wait_port), timeout=0.5).close()
-                return self
+                socket.create_connection((self.host, wait_ports[0]), timeout=0.5).close()
+                wait_ports.pop(0)
             except OSError:
                 if time.monotonic() > deadline:
                     self.kill()
                     raise AssertionError("broker did not accept on port %d within %.0f s\n%s"
-                                         % (wait_port, timeout, self.stderr_text()))
+                                         % (wait_ports[0], timeout, self.stderr_text()))
                 time.sleep(0.05)
+        return self
 
     def http_request(self, method, path, body=None, user=None, password=None, port=None, headers=None,
                      timeout=10):
