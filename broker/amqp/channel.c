@@ -45,7 +45,15 @@ void channel_destroy(struct channel *ch)
     free(ch->waits);
     route_set_free(&ch->targets);
     free(ch->unacked.items);
+    free(ch->names);
     free(ch);
+}
+
+struct channel_names *channel_names(struct channel *ch)
+{
+    if (!ch->names)
+        ch->names = malloc(sizeof *ch->names);
+    return ch->names;
 }
 
 int channel_send(struct channel *ch, const struct spec_method *m)

@@ -83,6 +83,17 @@ struct tx_settle {
     struct tx_settle *next;
 };
 
+/* The names a channel remembers between frames, allocated on first use (channel_names) so
+ * that a channel that only sits open holds none of them. Their lengths are in the channel; a
+ * nonzero length means the block exists. */
+struct channel_names {
+    char publish_exchange[256];
+    char publish_key[256];
+    char reply_tag[256];
+    char write_ok[256];
+    char last_queue[256];
+};
+
 struct channel {
     struct connection *conn;
     struct vhost *vhost;
@@ -93,10 +104,8 @@ struct channel {
     /* Content assembly: basic.publish, then a header frame, then body frames. */
     enum publish_stage stage;
     bool publish_mandatory;
-    uint8_t publish_exchange_len;
-    char publish_exchange[256];
-    uint8_t publish_key_len;
-    char publish_key[256];
+    uint8_t publish_exchange_len; /* names->publish_exchange */
+    uint8_t publish_key_len;      /* names->publish_key */
     struct message *publishing;
     uint64_t body_received;
     struct route_set targets; /* reused for every publish */
@@ -130,16 +139,17 @@ struct channel {
 
     /* Direct reply-to: the channel's reply consumer, when it has one. */
     struct reply_slot *reply_slot;
-    uint8_t reply_tag_len;
-    char reply_tag[256];
+    uint8_t reply_tag_len; /* names->reply_tag */
 
-    /* The last exchange this channel was allowed to publish to (length + 1; 0: none). */
+    /* The last exchange this channel was allowed to publish to (names->write_ok; length + 1,
+     * 0: none). */
     uint16_t write_ok_len;
-    char write_ok[256];
 
-    /* RabbitMQ's shortcut: an empty queue name means the last queue declared here. */
+    /* RabbitMQ's shortcut: an empty queue name means the last queue declared here
+     * (names->last_queue). */
     uint8_t last_queue_len;
-    char last_queue[256];
+
+    struct channel_names *names; /* NULL until a name is first kept */
 
     /* Message counters (stats.h), plain increments beside the work they count; the
      * connection, vhost and broker totals are sums over channels, not counted again. */
@@ -161,6 +171,8 @@ struct actor {
 int actor_check(const struct actor *who, int what, const char *kind, struct proto_bytes name, uint32_t method_id,
                 struct reply_error *err);
 /* The actor of a channel: its connection's user in its vhost. */
+/* ch's name block, allocated on first call; NULL when out of memory. */
+struct channel_names *channel_names(struct channel *ch);
 struct actor channel_actor(const struct channel *ch);
 
 /* The checked operations behind the exchange and queue methods (declare.c): permissions as

@@ -187,7 +187,7 @@ int channel_expand_queue_name(struct channel *ch, struct proto_bytes *name, uint
         return 0;
     if (ch->last_queue_len == 0)
         return reply_fail(err, SPEC_NOT_FOUND, method_id, "no previously declared queue");
-    *name = (struct proto_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
+    *name = (struct proto_bytes){(const uint8_t *)ch->names->last_queue, ch->last_queue_len};
     return 0;
 }
 
@@ -220,10 +220,13 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
             d.server_named = true;
         }
         struct actor who = channel_actor(ch);
+        struct channel_names *names = channel_names(ch); /* before the declare: no undo after */
+        if (!names)
+            return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
         if (declare_queue_as(&who, ch->vhost, &d, &q, err) != 0)
             return -1;
         struct proto_bytes name = queue_name(q);
-        memcpy(ch->last_queue, name.ptr, name.len);
+        memcpy(names->last_queue, name.ptr, name.len);
         ch->last_queue_len = (uint8_t)name.len;
         if (a->no_wait)
             return 0;

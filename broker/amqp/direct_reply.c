@@ -58,12 +58,17 @@ int direct_reply_consume(struct channel *ch, struct proto_bytes tag, bool no_ack
     slot->channel = ch;
     HASH_ADD_STR(reply_slots, key, slot);
     ch->reply_slot = slot;
+    struct channel_names *names = channel_names(ch);
+    if (!names) {
+        direct_reply_release(ch);
+        return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "out of memory");
+    }
     if (tag.len) {
-        memcpy(ch->reply_tag, tag.ptr, tag.len);
+        memcpy(names->reply_tag, tag.ptr, tag.len);
         ch->reply_tag_len = (uint8_t)tag.len;
-    } else if (random_token(ch->reply_tag + 9) == 0) {
+    } else if (random_token(names->reply_tag + 9) == 0) {
         /* A tag of its own: the key must not be readable from the consumer tag. */
-        memcpy(ch->reply_tag, "amq.ctag-", 9);
+        memcpy(names->reply_tag, "amq.ctag-", 9);
         ch->reply_tag_len = 9 + RANDOM_TOKEN_LEN;
     } else {
         direct_reply_release(ch);
@@ -72,13 +77,13 @@ int direct_reply_consume(struct channel *ch, struct proto_bytes tag, bool no_ack
     if (no_wait)
         return 0;
     struct spec_method ok = {.id = SPEC_BASIC_CONSUME_OK};
-    ok.args.basic_consume_ok.consumer_tag = (struct proto_bytes){(const uint8_t *)ch->reply_tag, ch->reply_tag_len};
+    ok.args.basic_consume_ok.consumer_tag = (struct proto_bytes){(const uint8_t *)names->reply_tag, ch->reply_tag_len};
     return channel_send(ch, &ok);
 }
 
 bool direct_reply_cancel(struct channel *ch, struct proto_bytes tag)
 {
-    if (!ch->reply_slot || tag.len != ch->reply_tag_len || memcmp(tag.ptr, ch->reply_tag, tag.len) != 0)
+    if (!ch->reply_slot || tag.len != ch->reply_tag_len || memcmp(tag.ptr, ch->names->reply_tag, tag.len) != 0)
         return false;
     direct_reply_release(ch);
     return true;
@@ -129,7 +134,7 @@ int direct_reply_deliver(const struct vhost *vhost, struct message *msg)
         return 0;
     struct channel *ch = slot->channel;
     struct spec_method m = {.id = SPEC_BASIC_DELIVER};
-    m.args.basic_deliver.consumer_tag = (struct proto_bytes){(const uint8_t *)ch->reply_tag, ch->reply_tag_len};
+    m.args.basic_deliver.consumer_tag = (struct proto_bytes){(const uint8_t *)ch->names->reply_tag, ch->reply_tag_len};
     m.args.basic_deliver.delivery_tag = ++ch->next_delivery_tag;
     m.args.basic_deliver.exchange = msg->exchange;
     m.args.basic_deliver.routing_key = msg->routing_key;

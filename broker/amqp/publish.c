@@ -47,9 +47,12 @@ int channel_publish(struct channel *ch, const struct spec_method *m, struct repl
     const struct spec_basic_publish *a = &m->args.basic_publish;
     if (a->immediate)
         return reply_fail(err, SPEC_NOT_IMPLEMENTED, m->id, "immediate=true");
-    memcpy(ch->publish_exchange, a->exchange.ptr, a->exchange.len);
+    struct channel_names *names = channel_names(ch);
+    if (!names)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    memcpy(names->publish_exchange, a->exchange.ptr, a->exchange.len);
     ch->publish_exchange_len = (uint8_t)a->exchange.len;
-    memcpy(ch->publish_key, a->routing_key.ptr, a->routing_key.len);
+    memcpy(names->publish_key, a->routing_key.ptr, a->routing_key.len);
     ch->publish_key_len = (uint8_t)a->routing_key.len;
     ch->publish_mandatory = a->mandatory;
     ch->stage = PUBLISH_AWAIT_HEADER;
@@ -195,12 +198,16 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
 {
     *accepted = true;
     if (!(ch->write_ok_len == msg->exchange.len + 1 &&
-          memcmp(ch->write_ok, msg->exchange.ptr, msg->exchange.len) == 0)) {
+          memcmp(ch->names->write_ok, msg->exchange.ptr, msg->exchange.len) == 0)) {
         if (channel_check_access(ch, ACCESS_WRITE, "exchange", msg->exchange, SPEC_BASIC_PUBLISH, err) != 0)
             return -1;
-        /* Like RabbitMQ's per-channel permission cache: the last exchange allowed. */
-        memcpy(ch->write_ok, msg->exchange.ptr, msg->exchange.len);
-        ch->write_ok_len = (uint16_t)(msg->exchange.len + 1);
+        /* Like RabbitMQ's per-channel permission cache: the last exchange allowed (not kept
+         * when out of memory: the check then runs again next time). */
+        struct channel_names *names = channel_names(ch);
+        if (names) {
+            memcpy(names->write_ok, msg->exchange.ptr, msg->exchange.len);
+            ch->write_ok_len = (uint16_t)(msg->exchange.len + 1);
+        }
     }
     bool routed;
     struct queue *pressured = NULL;
@@ -320,8 +327,9 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
         return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
                           "invalid message: {unacceptable_type_in_header,\"%s\",%s}", route_header,
                           arguments_type_name(route_type));
-    struct proto_bytes exchange = {(const uint8_t *)ch->publish_exchange, ch->publish_exchange_len};
-    struct proto_bytes key = {(const uint8_t *)ch->publish_key, ch->publish_key_len};
+    /* channel_publish allocated the names before this header was expected. */
+    struct proto_bytes exchange = {(const uint8_t *)ch->names->publish_exchange, ch->publish_exchange_len};
+    struct proto_bytes key = {(const uint8_t *)ch->names->publish_key, ch->publish_key_len};
     struct proto_bytes header = {f->payload, f->size};
     uint8_t rewritten[FRAME_MIN_SIZE * 2];
     if ((h.props.flags & SPEC_BASIC_REPLY_TO_FLAG) && direct_reply_is_queue(h.props.reply_to)) {

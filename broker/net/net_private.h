@@ -57,6 +57,12 @@ struct netloop {
     size_t conn_count;
     size_t listener_count;
     struct outq_pool pool; /* copy chunks shared by this loop's output queues */
+    /* Every read lands here first (netconn.c): a connection keeps memory of its own only for
+     * a partial unit left over, so an idle one holds no input buffer. Busy while one
+     * connection's input is being handed over. */
+    uint8_t *scratch;
+    size_t scratch_cap;
+    bool scratch_busy;
 };
 
 /* Returns the state of loop, or NULL when it has no listener and no connection. */
@@ -87,8 +93,11 @@ struct netconn {
     const struct netconn_handler *handler;
     void *ctx;
 
-    uint8_t *in; /* unconsumed input is in[in_start, in_end) */
+    /* Unconsumed input is in[in_start, in_end). Between reads `in` is NULL or owns a partial
+     * unit left over; during a read it borrows the loop's scratch buffer (in_borrowed). */
+    uint8_t *in;
     size_t in_start, in_end, in_cap, in_max;
+    bool in_borrowed;
     struct outq out;
 
     struct netlink all, pending, reap;

@@ -4,6 +4,10 @@
  *
  * Reading: level-triggered; each wake-up reads into the input buffer until a short read, EOF,
  * an error, the buffer reaching its maximum, or READ_BUDGET bytes, then calls on_input once.
+ * The input buffer of a read is the loop's scratch buffer (struct netloop), so complete units
+ * are handed over where the kernel put them; only a partial unit left unconsumed moves into
+ * memory of the connection's own, sized to it, and back to the front of the scratch buffer
+ * for the next read. An idle connection therefore holds no input memory.
  * A short read means the socket was drained, which saves the EAGAIN round trip; anything that
  * arrives meanwhile fires the level-triggered event again. Reading is not watched while
  * paused by the user, by backpressure (output above the high-water mark) or by a full input
@@ -31,7 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define INPUT_INITIAL 4096
+#define INPUT_MIN 4096 /* the smallest input maximum; also the first size of an owned buffer */
 #define INPUT_DEFAULT_MAX 65536
 #define READ_BUDGET (256 * 1024)
 #define LINGER_MS 2000
@@ -111,6 +115,11 @@ static void start_close(struct netconn *conn)
     if (conn->closing)
         return;
     conn->closing = true;
+    if (!conn->in_borrowed) { /* input is no longer delivered: give its memory back */
+        free(conn->in);
+        conn->in = NULL;
+        conn->in_start = conn->in_end = conn->in_cap = 0;
+    }
     conn->linger_timer = loop_timer_add(conn->net->loop, LINGER_MS, on_linger, conn);
     /* flush_all writes what is queued, then shuts the write side down. A blocked connection
      * gets there through its EPOLLOUT event. */
@@ -127,8 +136,14 @@ static void deliver_input(struct netconn *conn)
         return;
     if (conn->handler && conn->handler->on_input)
         conn->handler->on_input(conn, conn->ctx);
-    if (conn->in_start == conn->in_end)
+    if (conn->in_start == conn->in_end) {
         conn->in_start = conn->in_end = 0;
+        if (!conn->in_borrowed) { /* input left by a pause, now all consumed */
+            free(conn->in);
+            conn->in = NULL;
+            conn->in_cap = 0;
+        }
+    }
     size_t unconsumed = conn->in_end - conn->in_start;
     conn->input_full = unconsumed == conn->in_cap && conn->in_cap >= conn->in_max;
 }
@@ -167,8 +182,60 @@ void netconn__resume_input(struct netconn *conn)
     conn->redeliver_timer = loop_timer_add(conn->net->loop, 0, on_redeliver, conn);
 }
 
-/* Makes room at the end of the input buffer: compacts, then grows up to in_max. Returns false
- * when the buffer is full of unconsumed bytes at its maximum, or on allocation failure. */
+/* Starts a read in the loop's scratch buffer: moves conn's unconsumed input (a partial unit)
+ * to its front and frees conn's own copy. Returns false, changing nothing, when the scratch
+ * buffer is in use or cannot grow to in_max: the read then uses conn's own buffer. */
+static bool input_borrow(struct netconn *conn)
+{
+    struct netloop *net = conn->net;
+    if (net->scratch_busy)
+        return false;
+    if (net->scratch_cap < conn->in_max) {
+        uint8_t *scratch = malloc(conn->in_max); /* not realloc: nothing in it is kept */
+        if (!scratch)
+            return false;
+        free(net->scratch);
+        net->scratch = scratch;
+        net->scratch_cap = conn->in_max;
+    }
+    size_t left = conn->in_end - conn->in_start;
+    if (left)
+        memcpy(net->scratch, conn->in + conn->in_start, left);
+    free(conn->in);
+    conn->in = net->scratch;
+    conn->in_start = 0;
+    conn->in_end = left;
+    conn->in_cap = conn->in_max;
+    conn->in_borrowed = true;
+    net->scratch_busy = true;
+    return true;
+}
+
+/* Ends a read in the scratch buffer: what on_input left unconsumed moves into memory of conn's
+ * own, exactly its size (nothing when all was consumed or conn is closing). Without memory
+ * for it the input cannot be kept and the connection is dropped. */
+static void input_return(struct netconn *conn)
+{
+    if (!conn->in_borrowed)
+        return;
+    size_t left = conn->closing ? 0 : conn->in_end - conn->in_start;
+    uint8_t *own = left ? malloc(left) : NULL;
+    if (own)
+        memcpy(own, conn->in + conn->in_start, left);
+    conn->net->scratch_busy = false;
+    conn->in_borrowed = false;
+    conn->in = own;
+    conn->in_start = 0;
+    conn->in_end = conn->in_cap = own ? left : 0;
+    if (left && !own) {
+        log_warning("dropping the connection from %s: out of memory for its input", conn->peer);
+        netconn__dead(conn);
+    }
+}
+
+/* Makes room at the end of the input buffer: compacts, then grows up to in_max (the scratch
+ * buffer does not grow: input_borrow sized it). Returns false when the buffer is full of
+ * unconsumed bytes at its maximum, or on allocation failure. */
 static bool input_room(struct netconn *conn)
 {
     if (conn->in_start > 0) {
@@ -178,9 +245,9 @@ static bool input_room(struct netconn *conn)
     }
     if (conn->in_end < conn->in_cap)
         return true;
-    if (conn->in_cap >= conn->in_max)
+    if (conn->in_borrowed || conn->in_cap >= conn->in_max)
         return false;
-    size_t cap = conn->in_cap ? conn->in_cap * 2 : INPUT_INITIAL;
+    size_t cap = conn->in_cap ? conn->in_cap * 2 : INPUT_MIN;
     if (cap > conn->in_max)
         cap = conn->in_max;
     uint8_t *in = realloc(conn->in, cap);
@@ -227,6 +294,7 @@ static bool conn_read(struct netconn *conn)
         return false; /* paused: leave the bytes in the socket */
     size_t total = 0;
     int status = 0; /* 0: drained or budget spent, 1: EOF, < 0: -errno */
+    input_borrow(conn); /* when the scratch buffer is busy, conn's own buffer grows instead */
     while (total < READ_BUDGET) {
         if (!input_room(conn))
             break;
@@ -249,19 +317,10 @@ static bool conn_read(struct netconn *conn)
     if (total) {
         conn->last_input_ms = loop_now_ms(conn->net->loop);
         deliver_input(conn);
-        /* Big and idle again after a light wake-up (one that would have fit the initial
-         * buffer four times over): give the memory back. A busy stream whose wake-ups merely
-         * vary in size keeps its buffer instead of shrinking and regrowing (mremap) each time. */
-        if (conn->in_end == 0 && conn->in_cap > INPUT_INITIAL && total <= INPUT_INITIAL / 4) {
-            uint8_t *in = realloc(conn->in, INPUT_INITIAL);
-            if (in) {
-                conn->in = in;
-                conn->in_cap = INPUT_INITIAL;
-            }
-        }
     } else if (conn->in_end - conn->in_start == conn->in_cap && conn->in_cap >= conn->in_max) {
         conn->input_full = true;
     }
+    input_return(conn);
     if (status == 1) {
         conn->peer_eof = true;
         start_close(conn);
@@ -357,7 +416,8 @@ void netconn_reap(struct event_loop *loop)
         outq_clear(&conn->out);
         if (conn->transport->release)
             conn->transport->release(conn);
-        free(conn->in);
+        if (!conn->in_borrowed) /* never borrowed here: every read returns the scratch */
+            free(conn->in);
         free(conn);
     }
     netloop_release_if_unused(net);
@@ -406,8 +466,9 @@ void netconn_set_handler(struct netconn *conn, const struct netconn_handler *han
 
 const uint8_t *netconn_input(const struct netconn *conn, size_t *len)
 {
+    static const uint8_t nothing[1];
     *len = conn->in_end - conn->in_start;
-    return conn->in + conn->in_start;
+    return conn->in ? conn->in + conn->in_start : nothing;
 }
 
 void netconn_consume(struct netconn *conn, size_t n)
@@ -422,7 +483,7 @@ void netconn_consume(struct netconn *conn, size_t n)
 
 void netconn_set_input_max(struct netconn *conn, size_t max)
 {
-    conn->in_max = max < INPUT_INITIAL ? INPUT_INITIAL : max;
+    conn->in_max = max < INPUT_MIN ? INPUT_MIN : max;
     if (conn->input_full && conn->in_max > conn->in_cap) {
         conn->input_full = false;
         netconn__update_watch(conn);

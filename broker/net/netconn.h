@@ -12,8 +12,9 @@
  * Per-loop state (connection lists, the chunk pool) is created with a loop's first listener
  * or connection and freed when the last is gone: close the listeners and let netconn_reap free
  * every connection (netconn_count == 0) before loop_destroy. Single-threaded.
- * Limits: input buffer 4 KiB growing to input max; output high-water mark 1 MiB, low-water
- * mark 256 KiB; linger 2 s. Writes use MSG_NOSIGNAL: no SIGPIPE handling is needed.
+ * Limits: a read takes up to the input max at once, in a buffer shared by the connections of
+ * the loop; a connection keeps input memory only for a partial unit left unconsumed; output
+ * high-water mark 1 MiB, low-water mark 256 KiB; linger 2 s. Writes use MSG_NOSIGNAL: no SIGPIPE handling is needed.
  * Input that streams in faster than the loop turns, from a peer we send nothing to, makes the
  * loop sleep about 100 µs per pass so that passes carry many units (netconn.c explains). */
 #ifndef WARREN_NETCONN_H
@@ -84,8 +85,9 @@ void *netconn_context(const struct netconn *conn);
 const uint8_t *netconn_input(const struct netconn *conn, size_t *len);
 /* Drops the first n input bytes (n <= the length netconn_input reported). */
 void netconn_consume(struct netconn *conn, size_t n);
-/* Allows the input buffer to grow to max bytes (default 64 KiB) so that one whole protocol
- * unit (e.g. a frame of frame_max bytes) fits. The buffer starts small and shrinks when idle. */
+/* Allows the input buffer to hold max bytes (default 64 KiB) so that one whole protocol unit
+ * (e.g. a frame of frame_max bytes) fits. Memory of the connection's own holds only input left
+ * unconsumed, and none once it is consumed. */
 void netconn_set_input_max(struct netconn *conn, size_t max);
 
 /* Queues a copy of data for output. Returns 0 or -ENOMEM. Output to a connection whose write

@@ -44,5 +44,6 @@ void netloop_release_if_unused(struct netloop *net)
         }
     }
     outq_pool_drain(&net->pool);
+    free(net->scratch);
     free(net);
 }

@@ -2,7 +2,7 @@
  *
  * Invariants: a copy slice lies inside one chunk; a chunk counts the slices pointing into it
  * (refs) and returns to the pool when the last one is released; q->tail, when set, has
- * refs >= 1, so an idle queue holds no chunk. */
+ * refs >= 1, so an idle queue holds no chunk; and an empty queue holds no ring either. */
 #include "outq.h"
 
 #include <errno.h>
@@ -20,6 +20,13 @@ struct outq_chunk {
 
 _Static_assert(sizeof(struct outq_chunk) <= 32, "OUTQ_CHUNK_SIZE assumes a 32-byte header");
 
+#define OUTQ_RING_FIRST 16 /* slots of a new ring, the size the pool keeps */
+
+/* A ring on the pool's free list, linked through its own first bytes. */
+struct free_ring {
+    struct free_ring *next;
+};
+
 void outq_init(struct outq *q, struct outq_pool *pool)
 {
     memset(q, 0, sizeof(*q));
@@ -34,6 +41,12 @@ void outq_pool_drain(struct outq_pool *pool)
         free(chunk);
     }
     pool->count = 0;
+    while (pool->free_rings) {
+        struct free_ring *node = pool->free_rings;
+        pool->free_rings = node->next;
+        free(node);
+    }
+    pool->ring_count = 0;
 }
 
 static struct outq_chunk *chunk_get(struct outq *q, size_t cap)
@@ -85,12 +98,36 @@ static void slice_release(struct outq *q, struct outq_slice *slice)
         chunk_unref(q, slice->owner);
 }
 
+/* Gives an empty queue's ring back: a first-size ring to the pool, a larger one to malloc. */
+static void ring_put(struct outq *q)
+{
+    struct outq_pool *pool = q->pool;
+    if (q->ring && q->cap == OUTQ_RING_FIRST && pool && pool->ring_count < OUTQ_POOL_MAX) {
+        struct free_ring *node = (struct free_ring *)q->ring;
+        node->next = pool->free_rings;
+        pool->free_rings = node;
+        pool->ring_count++;
+    } else {
+        free(q->ring);
+    }
+    q->ring = NULL;
+    q->head = q->cap = 0;
+}
+
 static int ring_make_room(struct outq *q)
 {
     if (q->count < q->cap)
         return 0;
-    uint32_t cap = q->cap ? q->cap * 2 : 16;
-    struct outq_slice *ring = malloc(cap * sizeof(*ring));
+    uint32_t cap = q->cap ? q->cap * 2 : OUTQ_RING_FIRST;
+    struct outq_slice *ring;
+    if (cap == OUTQ_RING_FIRST && q->pool && q->pool->free_rings) {
+        struct free_ring *node = q->pool->free_rings;
+        q->pool->free_rings = node->next;
+        q->pool->ring_count--;
+        ring = (struct outq_slice *)node;
+    } else {
+        ring = malloc(cap * sizeof(*ring));
+    }
     if (!ring)
         return -ENOMEM;
     for (uint32_t i = 0; i < q->count; i++)
@@ -234,6 +271,8 @@ void outq_advance(struct outq *q, size_t n)
         q->count--;
         slice_release(q, &done);
     }
+    if (q->count == 0)
+        ring_put(q); /* all written: an idle queue holds no ring */
 }
 
 void outq_clear(struct outq *q)
@@ -245,7 +284,7 @@ void outq_clear(struct outq *q)
         q->bytes -= done.len;
         slice_release(q, &done);
     }
-    free(q->ring);
+    ring_put(q);
     struct outq_pool *pool = q->pool;
     outq_init(q, pool);
 }

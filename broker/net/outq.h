@@ -27,15 +27,19 @@ struct outq_slice {
     void *owner;                  /* copy slice: its struct outq_chunk */
 };
 
-/* Free copy chunks shared by the queues of one loop. Zero is a valid empty pool. */
+/* Free copy chunks and slice rings shared by the queues of one loop (an empty queue gives its
+ * ring back, so an idle connection holds neither). Zero is a valid empty pool. */
+struct free_ring;
 struct outq_pool {
     struct outq_chunk *free;
     size_t count;
+    struct free_ring *free_rings; /* rings of the first size, at most OUTQ_POOL_MAX */
+    size_t ring_count;
 };
 
 /* Zero (plus a pool pointer, see outq_init) is a valid empty queue. */
 struct outq {
-    struct outq_slice *ring; /* cap slots, cap a power of two */
+    struct outq_slice *ring; /* cap slots, cap a power of two; NULL while empty */
     uint32_t head;
     uint32_t count;
     uint32_t cap;
@@ -50,7 +54,7 @@ void outq_init(struct outq *q, struct outq_pool *pool);
 /* Releases every slice (running release callbacks, in queue order) and frees the ring; q is
  * empty and reusable afterwards. */
 void outq_clear(struct outq *q);
-/* Frees the chunks held by pool. */
+/* Frees the chunks and rings held by pool. */
 void outq_pool_drain(struct outq_pool *pool);
 
 /* Appends a copy of data. Returns 0 or -ENOMEM (a prefix of data may then be queued). */

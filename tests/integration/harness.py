@@ -214,7 +214,8 @@ class Broker:
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                         stdout=self._stderr_file, stderr=self._stderr_file)
         # Every listener it was given: the kernel accepts on the first one bound while start-up
-        # goes on, and a later listener that cannot bind ends the process.
+        # goes on (the plain listener opens before the TLS certificates are loaded), and a later
+        # listener that cannot bind ends the process.
         ports = [p for p in (self.port if self.plain else None, self.tls_port, self.management_port,
                              self.management_tls_port, self.prometheus_port) if p]
         deadline = time.monotonic() + timeout

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "event_loop.h"
+#include "net_private.h" /* white-box: which input memory a connection holds */
 #include "netconn.h"
 
 /* ---- harness: a loop, a listener and server-side connection contexts ---- */
@@ -453,6 +454,48 @@ static void partial_frames_are_completed_across_reads(void **state)
     harness_close(h);
 }
 
+/* Reads land in the loop's shared scratch buffer: a connection keeps memory of its own only
+ * for a partial frame, exactly its size, and another connection's read through the same
+ * scratch buffer meanwhile leaves that partial frame intact. */
+static void only_a_partial_frame_keeps_input_memory(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("127.0.0.1", &frame_handler);
+    struct client *a = client_open(h);
+    assert_true(run_until(h, accepted_n, (void *)1, 2000));
+    struct server_conn *sa = h->last;
+    struct client *b = client_open(h);
+    assert_true(run_until(h, accepted_n, (void *)2, 2000));
+    struct server_conn *sb = h->last;
+    assert_null(sa->conn->in);
+
+    uint8_t frame[4 + 6] = {0, 0, 0, 6, 'a', 'b', 'c', 'd', 'e', 'f'};
+    int before = h->inputs;
+    client_send(a, frame, 7);
+    assert_true(run_until(h, inputs_n, (void *)(intptr_t)(before + 1), 2000));
+    assert_non_null(sa->conn->in);
+    assert_int_equal(sa->conn->in_end - sa->conn->in_start, 7);
+    assert_int_equal(sa->conn->in_cap, 7);
+
+    before = h->inputs;
+    client_send(b, frame, sizeof(frame));
+    assert_true(run_until(h, inputs_n, (void *)(intptr_t)(before + 1), 2000));
+    assert_int_equal(sb->got_len, 6);
+    assert_null(sb->conn->in);
+    assert_memory_equal(sa->conn->in + sa->conn->in_start, frame, 7);
+
+    before = h->inputs;
+    client_send(a, frame + 7, 3);
+    assert_true(run_until(h, inputs_n, (void *)(intptr_t)(before + 1), 2000));
+    assert_int_equal(sa->got_len, 6);
+    assert_memory_equal(sa->got, "abcdef", 6);
+    assert_null(sa->conn->in);
+    assert_int_equal(sa->conn->in_cap, 0);
+    client_close(a, false);
+    client_close(b, false);
+    harness_close(h);
+}
+
 /* ---- backpressure: a large output to a slow reader ---- */
 
 #define BULK_TOTAL (8u << 20)
@@ -882,6 +925,7 @@ int main(void)
         cmocka_unit_test(echo_over_ipv6_loopback),
         cmocka_unit_test(v4_mapped_peer_on_a_dual_stack_listener),
         cmocka_unit_test(partial_frames_are_completed_across_reads),
+        cmocka_unit_test(only_a_partial_frame_keeps_input_memory),
         cmocka_unit_test(slow_reader_gets_backpressure_then_drain),
         cmocka_unit_test(write_ref_released_once_on_write_and_on_abort),
         cmocka_unit_test(close_with_output_pending_flushes_it_first),

@@ -58,15 +58,19 @@ static void written_chunks_are_reused_from_the_pool(void **state)
     outq_advance(&q, 5);
     assert_int_equal(q.bytes, 0);
     assert_null(q.tail);          /* an idle queue holds no chunk */
+    assert_null(q.ring);          /* ... and no ring */
     assert_int_equal(pool.count, 1);
+    assert_int_equal(pool.ring_count, 1);
     for (int round = 0; round < 100; round++) {
         assert_int_equal(outq_write(&q, "frame", 5), 0);
         assert_int_equal(pool.count, 0); /* taken from the pool, not malloc'ed */
+        assert_int_equal(pool.ring_count, 0);
+        assert_ptr_equal(q.ring, ring); /* the same ring, from the pool */
         outq_advance(&q, 3);
         outq_advance(&q, 2);
         assert_int_equal(pool.count, 1);
+        assert_int_equal(pool.ring_count, 1);
     }
-    assert_ptr_equal(q.ring, ring); /* the ring is kept too */
     outq_clear(&q);
     outq_pool_drain(&pool);
     assert_int_equal(pool.count, 0);
