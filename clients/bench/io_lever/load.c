@@ -24,7 +24,7 @@
 
 #define MAX_SIZE 4096
 #define BUCKET_NS 100                  /* latency histogram resolution */
-#define BUCKETS (100 * 1000 * 1000 / BUCKET_NS) /* up to 100 ms; above: the last bucket */
+#define BUCKETS (1000 * 1000 * 1000 / BUCKET_NS) /* up to 1 s; above: the last bucket */
 
 struct message_header {
     uint64_t sequence;

@@ -115,8 +115,9 @@ static int listen_loopback(int port)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: relay --backend epoll|uring|uring-defer [--port N]\n"
-                    "  uring-defer: the ring is set up SINGLE_ISSUER|DEFER_TASKRUN\n");
+    fprintf(stderr, "usage: relay --backend epoll|uring[-defer][-waitsend] [--port N]\n"
+                    "  -defer: the ring is set up SINGLE_ISSUER|DEFER_TASKRUN\n"
+                    "  -waitsend: a pass waits for its send's completion and one more\n");
     exit(2);
 }
 
@@ -151,10 +152,12 @@ int main(int argc, char **argv)
     int rc;
     if (!strcmp(backend, "epoll"))
         rc = relay_run_epoll(&relay);
-    else if (!strcmp(backend, "uring"))
-        rc = relay_run_uring(&relay, 0);
-    else if (!strcmp(backend, "uring-defer"))
-        rc = relay_run_uring(&relay, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+    else if (!strncmp(backend, "uring", 5))
+        rc = relay_run_uring(&relay,
+                             strstr(backend, "-defer") ? IORING_SETUP_SINGLE_ISSUER |
+                                                             IORING_SETUP_DEFER_TASKRUN
+                                                       : 0,
+                             strstr(backend, "-waitsend") != NULL);
     else
         usage();
     close(relay.producer);

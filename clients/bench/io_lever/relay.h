@@ -48,7 +48,8 @@ void relay_die(const char *msg, int status) __attribute__((noreturn));
 /* The back ends: each runs until the producer has closed and every byte has been sent, and
  * returns 0, or exits through relay_die. */
 int relay_run_epoll(struct relay *relay);
-/* setup_flags are IORING_SETUP_* flags (0, or SINGLE_ISSUER|DEFER_TASKRUN). */
-int relay_run_uring(struct relay *relay, unsigned setup_flags);
+/* setup_flags are IORING_SETUP_* flags (0, or SINGLE_ISSUER|DEFER_TASKRUN); wait_sends: each
+ * wait also counts the completion of the send submitted with it (see relay_uring.c). */
+int relay_run_uring(struct relay *relay, unsigned setup_flags, bool wait_sends);
 
 #endif

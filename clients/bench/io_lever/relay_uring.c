@@ -33,6 +33,8 @@ struct uring_relay {
     bool paused;
     bool producer_eof;
     bool send_in_flight; /* [out_start, out_start + send_length) is pinned */
+    bool wait_sends;     /* count this pass's send among the completions to wait for */
+    unsigned sends_prepared;
 };
 
 static struct io_uring_sqe *next_sqe(struct uring_relay *loop)
@@ -135,13 +137,15 @@ static void prepare(struct uring_relay *loop)
                            relay_pending(relay), MSG_NOSIGNAL);
         io_uring_sqe_set_data64(sqe, TAG_SEND);
         loop->send_in_flight = true;
+        loop->sends_prepared++;
     }
 }
 
-int relay_run_uring(struct relay *relay, unsigned setup_flags)
+int relay_run_uring(struct relay *relay, unsigned setup_flags, bool wait_sends)
 {
     static struct uring_relay loop;
     loop.relay = relay;
+    loop.wait_sends = wait_sends;
     int rc = io_uring_queue_init(RING_ENTRIES, &loop.ring, setup_flags);
     if (rc < 0)
         relay_die("io_uring_queue_init", rc);
@@ -152,7 +156,13 @@ int relay_run_uring(struct relay *relay, unsigned setup_flags)
         struct __kernel_timespec timeout = {.tv_sec = RELAY_WAIT_MS / 1000,
                                             .tv_nsec = (RELAY_WAIT_MS % 1000) * 1000000L};
         struct io_uring_cqe *cqe;
-        rc = io_uring_submit_and_wait_timeout(&loop.ring, &cqe, 1, &timeout, NULL);
+        /* A send to a socket with room completes inside the submit, and its CQE alone would
+         * end the wait: a second pass per message. wait_sends waits for one more completion
+         * per send instead; the cost is that a send to a full socket then holds back the
+         * handling of the next receive until another completion or the timeout. */
+        unsigned wait_nr = 1 + (loop.wait_sends ? loop.sends_prepared : 0);
+        loop.sends_prepared = 0;
+        rc = io_uring_submit_and_wait_timeout(&loop.ring, &cqe, wait_nr, &timeout, NULL);
         relay->passes++;
         if (rc < 0 && rc != -ETIME && rc != -EINTR)
             relay_die("io_uring_submit_and_wait_timeout", rc);
