@@ -159,8 +159,9 @@ int relay_run_uring(struct relay *relay, unsigned setup_flags, bool wait_sends)
         /* A send to a socket with room completes inside the submit, and its CQE alone would
          * end the wait: a second pass per message. wait_sends waits for one more completion
          * per send instead; the cost is that a send to a full socket then holds back the
-         * handling of the next receive until another completion or the timeout. */
-        unsigned wait_nr = 1 + (loop.wait_sends ? loop.sends_prepared : 0);
+         * handling of the next receive until another completion or the timeout. Without a
+         * live recv no other completion can come: wait for the send's alone. */
+        unsigned wait_nr = 1 + (loop.wait_sends && loop.recv_armed ? loop.sends_prepared : 0);
         loop.sends_prepared = 0;
         rc = io_uring_submit_and_wait_timeout(&loop.ring, &cqe, wait_nr, &timeout, NULL);
         relay->passes++;
