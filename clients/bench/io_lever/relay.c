@@ -162,8 +162,9 @@ int main(int argc, char **argv)
         usage();
     close(relay.producer);
     close(relay.consumer);
-    fprintf(stderr, "relay %s: passes %llu bytes %llu\n", backend,
-            (unsigned long long)relay.passes, (unsigned long long)relay.bytes_out);
+    fprintf(stderr, "relay %s: passes %llu bytes %llu pauses %llu\n", backend,
+            (unsigned long long)relay.passes, (unsigned long long)relay.bytes_out,
+            (unsigned long long)relay.pauses);
     for (int i = 0; i < snapshot_count; i++)
         fprintf(stderr, "snapshot %d passes %llu bytes %llu\n", i,
                 (unsigned long long)snapshot_passes[i], (unsigned long long)snapshot_bytes[i]);

@@ -24,6 +24,7 @@ struct relay {
     size_t out_start;
     size_t out_end;
     uint64_t passes; /* one per wait */
+    uint64_t pauses; /* times reading paused on the high-water mark */
     uint64_t bytes_in;
     uint64_t bytes_out;
 };

@@ -116,8 +116,10 @@ int relay_run_epoll(struct relay *relay)
             }
         }
         flush(&loop);
-        if (!loop.paused && relay_pending(relay) > RELAY_OUT_HIGH_WATER)
+        if (!loop.paused && relay_pending(relay) > RELAY_OUT_HIGH_WATER) {
             loop.paused = true;
+            relay->pauses++;
+        }
         else if (loop.paused && relay_pending(relay) < RELAY_OUT_LOW_WATER)
             loop.paused = false;
         watch(&loop, relay->producer, &loop.producer_events,

@@ -120,6 +120,7 @@ static void prepare(struct uring_relay *loop)
     struct relay *relay = loop->relay;
     if (!loop->paused && relay_pending(relay) > RELAY_OUT_HIGH_WATER) {
         loop->paused = true;
+        relay->pauses++;
         if (loop->recv_armed && !loop->cancel_sent) {
             struct io_uring_sqe *sqe = next_sqe(loop);
             io_uring_prep_cancel64(sqe, TAG_RECV, 0);
