@@ -37,7 +37,11 @@
 
 #define INPUT_MIN 4096 /* the smallest input maximum; also the first size of an owned buffer */
 #define INPUT_DEFAULT_MAX 65536
-#define READ_BUDGET (256 * 1024)
+/* At most this much is read from one connection per pass, so that a pass stays short and a
+ * request on another connection waits for little: 32 KiB of small publishes is a few hundred
+ * messages of routing (issue 14: a streaming publisher must not slow everybody else's round
+ * trips). More waiting in the socket makes the next pass come at once. */
+#define READ_BUDGET (32 * 1024)
 #define LINGER_MS 2000
 
 /* ---- state changes ---- */
@@ -299,6 +303,8 @@ static bool conn_read(struct netconn *conn)
         if (!input_room(conn))
             break;
         size_t room = conn->in_cap - conn->in_end;
+        if (room > READ_BUDGET - total)
+            room = READ_BUDGET - total;
         ssize_t n = conn->transport->recv(conn, conn->in + conn->in_end, room);
         if (n > 0) {
             conn->in_end += (size_t)n;
