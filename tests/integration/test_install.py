@@ -127,18 +127,20 @@ class PackageTest(unittest.TestCase):
             self.assertEqual(run(["sh", "-n", path]).returncode, 0, script)
 
     def test_broker_links_only_what_the_package_depends_on(self):
-        """The binary needs libc, the two libraries of the management plane (HTTP and JSON) and
-        GnuTLS (AMQPS; libmicrohttpd's HTTPS uses it too), which the package's shlibs
-        dependencies pull in; nothing else directly."""
+        """The binary needs libc, the two libraries of the management plane (HTTP and JSON),
+        GnuTLS (AMQPS; libmicrohttpd's HTTPS uses it too) and Nettle, GnuTLS's own crypto library
+        (SHA-256 and base64), which the package's shlibs dependencies pull in; nothing else
+        directly."""
         if not shutil.which("readelf"):
             self.skipTest("readelf absent")
         if os.environ.get("WARREN_SANITIZE") == "1":
             self.skipTest("the sanitizer build links its runtimes")
         dynamic = run(["readelf", "-d", in_root("/usr/sbin/warren")]).stdout
         needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dynamic))
-        self.assertEqual(needed, {"libc.so.6", "libmicrohttpd.so.12", "libjansson.so.4", "libgnutls.so.30"})
+        self.assertEqual(needed, {"libc.so.6", "libmicrohttpd.so.12", "libjansson.so.4", "libgnutls.so.30",
+                                  "libnettle.so.8"})
         control = run(["dpkg-deb", "-f", DEB, "Depends"]).stdout
-        for package in ("libmicrohttpd12", "libjansson4", "libgnutls30"):
+        for package in ("libmicrohttpd12", "libjansson4", "libgnutls30", "libnettle8"):
             self.assertIn(package, control)
 
 
