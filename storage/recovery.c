@@ -297,21 +297,20 @@ int recovery_run(const struct store_io_hooks *io, const char *dir, struct index 
     }
     if (rc == 0 && idx->max_msg_id > out->max_msg_id)
         out->max_msg_id = idx->max_msg_id;
-    if (rc == 0 && rec) {
+    if (rc == 0 && rec && rec->message) {
+        /* 24 bytes per live message: only a caller that wants every message pays for the list */
         struct index_location *locs = NULL;
         long n = index_live_locations(idx, &locs);
-        if (n < 0) {
+        if (n < 0)
             rc = (int)n;
-        } else {
-            if (rec->message)
-                report_messages(maps, (size_t)nmaps, rec, locs, n);
-            if (rec->entry)
-                index_report_entries(idx, rec);
-            if (rec->queue)
-                index_report_queues(idx, rec);
-            free(locs);
-        }
+        else
+            report_messages(maps, (size_t)nmaps, rec, locs, n);
+        free(locs);
     }
+    if (rc == 0 && rec && rec->entry)
+        index_report_entries(idx, rec);
+    if (rc == 0 && rec && rec->queue)
+        index_report_queues(idx, rec);
     for (long i = 0; maps && i < nmaps; i++)
         if (maps[i].data)
             munmap((void *)maps[i].data, maps[i].size);
