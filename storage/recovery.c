@@ -2,7 +2,7 @@
  * Each segment is walked once, checking every record's CRC and applying it to the index. The
  * usual walk reads the segment with pread through one window of READ_WINDOW bytes reused for
  * every segment (it stays in the CPU's cache; mapping 64 MiB segments cost four times the CPU
- * in page-table work and TLB misses, for a third of recovery's time). The first record that is
+ * in page-table work and TLB misses, about half of recovery's time). The first record that is
  * not valid as a whole ends the windowed walk and the segment is then mapped and walked from
  * there by the one careful path that handles corruption, torn tails and interrupted
  * compactions. A caller that wants message data (tests, tools) also gets every segment mapped
