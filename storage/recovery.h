@@ -10,6 +10,7 @@ struct recovery_result {
     uint64_t active_size;  /* its size after any torn tail was cut */
     uint64_t max_msg_id;
     uint64_t records, corrupt;
+    uint64_t mapped;       /* segments the windowed walk left (from some record on) to the mapped one */
 };
 
 /* Replays every segment of dir into idx (empty on entry), reports live messages and entries

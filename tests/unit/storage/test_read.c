@@ -684,6 +684,24 @@ static void recovery_reports_each_queue_with_its_entry_count_and_bytes(void **st
     assert_int_equal(sum, bytes_b);
     got_free(&g);
     store_close(store);
+
+    /* the broker's way: only the per-queue callback (no message list is built), same figures */
+    memset(&r, 0, sizeof(r));
+    struct store_options opts = {.dir = dir, .segment_bytes = 8192, .disk_free_limit = 1, .log = quiet_log};
+    struct store_recovery queues_only = {.queue = seen_queue, .ctx = &r};
+    assert_int_equal(store_open(&opts, &queues_only, &store), 0);
+    assert_int_equal(r.nqueues, 3);
+    a = recovered_queue(&r, "a");
+    b = recovered_queue(&r, "b");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(a->entries, entries_a);
+    assert_int_equal(a->bytes, bytes_a);
+    assert_int_equal(b->entries, entries_b);
+    assert_int_equal(b->bytes, bytes_b);
+    assert_int_equal(read_queue(store, "a", 0, 1000, &g), (long)entries_a);
+    got_free(&g);
+    store_close(store);
     remove_tree(dir);
 }
 

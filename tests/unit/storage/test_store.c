@@ -23,6 +23,33 @@ static void crc32c_matches_the_standard_vectors(void **state)
     assert_int_equal(crc32c_extend(crc32c(buf, 100), buf + 100, 200), crc32c(buf, 300));
 }
 
+/* The hardware path runs three chains over blocks of 3 x 8192 and 3 x 256 bytes and joins them:
+ * every length around those block edges, from every alignment, agrees with the table path. */
+static void crc32c_three_chain_blocks_agree_with_the_table_path(void **state)
+{
+    (void)state;
+    size_t cap = 2 * 3 * 8192 + 3 * 256 + 64;
+    uint8_t *buf = malloc(cap);
+    assert_non_null(buf);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < cap; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        buf[i] = (uint8_t)(x >> 56);
+    }
+    static const size_t edges[] = {0, 768, 1536, 24576, 2 * 24576, 24576 + 768};
+    for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); e++)
+        for (size_t around = 0; around < 20; around++) {
+            if (edges[e] + around < 10)
+                continue;
+            size_t len = edges[e] + around - 10;
+            for (size_t off = 0; off < 9 && off + len <= cap; off++)
+                assert_int_equal(crc32c(buf + off, len), crc32c_software(0, buf + off, len));
+        }
+    for (size_t len = 0; len < 2100; len += 7) /* record-sized lengths, continued from a prefix */
+        assert_int_equal(crc32c_extend(crc32c(buf, 13), buf + 13, len), crc32c_software(0, buf, 13 + len));
+    free(buf);
+}
+
 static void batches_complete_in_order_and_signal_the_event_fd(void **state)
 {
     (void)state;
@@ -301,6 +328,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(crc32c_matches_the_standard_vectors),
+        cmocka_unit_test(crc32c_three_chain_blocks_agree_with_the_table_path),
         cmocka_unit_test(batches_complete_in_order_and_signal_the_event_fd),
         cmocka_unit_test(reopen_recovers_messages_entries_flags_and_forgets_acks),
         cmocka_unit_test(a_recreated_queue_keeps_only_its_new_entries),
