@@ -15,7 +15,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -28,48 +27,10 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import idle_clients  # noqa: E402
 import tls_certs  # noqa: E402
 
-
-def spare_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def process_tree(root):
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        try:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                todo.extend(int(p) for p in f.read().split())
-        except OSError:
-            pass
-    return tree
-
-
-def rss_kib(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            pass
-    return total
-
-
-def wait_port(port, proc, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+sys.path.insert(0, os.path.join(REPO, "clients", "bench"))
+# The /proc readings and port helpers clients/bench/compare uses (one copy of each).
+from compare_brokers import process_tree, rss_kib, spare_port  # noqa: E402
+from compare_brokers import wait_for_port as wait_port  # noqa: E402
 
 
 class Broker:
@@ -221,7 +182,7 @@ def main():
                       f"{r['per_conn']:.2f} KiB per connection", flush=True)
     finally:
         certs.cleanup()
-    print(f"\n| broker | transport | connections | RSS before MiB | RSS held MiB | KiB per connection |")
+    print("\n| broker | transport | connections | RSS before MiB | RSS held MiB | KiB per connection |")
     print("|---|---|---:|---:|---:|---:|")
     for name, kind, r in rows:
         print(f"| {name} | {kind} | {args.connections} | {r['before'] / 1024:.1f} | {r['held'] / 1024:.1f} "
