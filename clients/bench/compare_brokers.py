@@ -203,9 +203,12 @@ class Broker:
         self.proc = subprocess.Popen(self.argv, stdout=logf, stderr=subprocess.STDOUT, env=self.env,
                                      cwd=self.workdir, start_new_session=True)
         logf.close()
-        if wait and not wait_for_port(self.port, self.proc, self.start_timeout):
-            self.stop()
-            raise RuntimeError(f"{self.name} did not start; see {self.log_path}")
+        # Every listener: a broker may open its TLS port after the plain one.
+        ports = [self.port] + ([self.tls_port] if self.certs else [])
+        for port in ports if wait else []:
+            if not wait_for_port(port, self.proc, self.start_timeout):
+                self.stop()
+                raise RuntimeError(f"{self.name} did not open port {port}; see {self.log_path}")
         if wait:
             self.settle()
             self.start_seconds = time.monotonic() - began
