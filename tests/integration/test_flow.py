@@ -56,8 +56,11 @@ class FlowControl(unittest.TestCase):
         self.perf = os.environ.get("WARREN_PERF_BIN")
         if not self.perf:
             self.skipTest("WARREN_PERF_BIN (the warren-perf client) is not set; ctest sets it")
+        self.start_broker()
+
+    def start_broker(self, extra=()):
         self.broker = harness.Broker(management=True, extra_args=[
-            "--flow_queue_bytes", str(FLOW_BYTES), "--memory_high_watermark", str(WATERMARK)])
+            "--flow_queue_bytes", str(FLOW_BYTES), "--memory_high_watermark", str(WATERMARK)] + list(extra))
         # Under AddressSanitizer freed memory sits in a quarantine (256 MiB by default): keep it
         # small so that RSS means what it means in a normal build (as test_paging does).
         saved = os.environ.get("ASAN_OPTIONS")
@@ -164,6 +167,10 @@ class FlowControl(unittest.TestCase):
     def test_a_publisher_outrunning_the_disk_is_paused_and_loses_nothing(self):
         # 64 KiB persistent messages into a durable queue, no confirms, no consumer: records
         # collect behind the batch being synced far faster than 1 MiB (the bound) per fsync.
+        # The queue keeps only 64 messages in memory and pages the rest: a fast disk would
+        # otherwise let the publisher fill memory up to the watermark and be blocked there.
+        self.broker.stop()
+        self.start_broker(["--queue_ram_messages", "64"])
         seen = set()
         stop = threading.Event()
 
