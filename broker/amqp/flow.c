@@ -35,10 +35,19 @@ static void forget_queue(struct flow *flow)
     flow->queue = NULL;
 }
 
-static void resume(struct flow *flow, struct netconn *net)
+/* True when this read noted something to wait for: a pressured queue or the disk. */
+static bool noted(const struct flow *flow) { return flow->queue || flow->disk; }
+
+/* Drops what was noted (the queue's reference included). */
+static void forget(struct flow *flow)
 {
     forget_queue(flow);
     flow->disk = false;
+}
+
+static void resume(struct flow *flow, struct netconn *net)
+{
+    forget(flow);
     flow->paused = false;
     netconn_pause_input(net, NETCONN_PAUSE_FLOW, false);
 }
@@ -65,21 +74,19 @@ static void check(struct event_loop *loop, void *data)
 
 void flow_after_input(struct flow *flow, struct connection *conn)
 {
-    if ((!flow->queue && !flow->disk) || flow->paused)
+    if (!noted(flow) || flow->paused)
         return;
     struct netconn *net = connection_net(conn);
     if (flow->queue && connection_consumes_from(conn, flow->queue))
         forget_queue(flow); /* see flow.h: it may be the queue's own drain */
-    if ((!flow->queue && !flow->disk) || netconn_is_closing(net)) {
-        forget_queue(flow);
-        flow->disk = false;
+    if (!noted(flow) || netconn_is_closing(net)) {
+        forget(flow);
         return;
     }
     struct event_loop *loop = netconn_loop(net);
     flow->timer = loop_timer_add(loop, FLOW_CHECK_MS, check, conn);
     if (!flow->timer) {
-        forget_queue(flow); /* no timer, no way to resume: do not pause */
-        flow->disk = false;
+        forget(flow); /* no timer, no way to resume: do not pause */
         return;
     }
     flow->paused = true;
@@ -100,6 +107,5 @@ void flow_release(struct flow *flow, struct netconn *net)
         loop_timer_cancel(netconn_loop(net), flow->timer);
     flow->timer = 0;
     flow->paused = false;
-    flow->disk = false;
-    forget_queue(flow);
+    forget(flow);
 }
