@@ -114,16 +114,23 @@ static void on_linger(struct event_loop *loop, void *data)
     netconn__dead(conn); /* the peer would not take our output or would not close: give up */
 }
 
+/* Gives conn's own input memory back and forgets what it held (not while it borrows the
+ * scratch buffer: input_return ends that). */
+static void drop_own_input(struct netconn *conn)
+{
+    if (conn->in_borrowed)
+        return;
+    free(conn->in);
+    conn->in = NULL;
+    conn->in_start = conn->in_end = conn->in_cap = 0;
+}
+
 static void start_close(struct netconn *conn)
 {
     if (conn->closing)
         return;
     conn->closing = true;
-    if (!conn->in_borrowed) { /* input is no longer delivered: give its memory back */
-        free(conn->in);
-        conn->in = NULL;
-        conn->in_start = conn->in_end = conn->in_cap = 0;
-    }
+    drop_own_input(conn); /* input is no longer delivered */
     conn->linger_timer = loop_timer_add(conn->net->loop, LINGER_MS, on_linger, conn);
     /* flush_all writes what is queued, then shuts the write side down. A blocked connection
      * gets there through its EPOLLOUT event. */
@@ -142,11 +149,7 @@ static void deliver_input(struct netconn *conn)
         conn->handler->on_input(conn, conn->ctx);
     if (conn->in_start == conn->in_end) {
         conn->in_start = conn->in_end = 0;
-        if (!conn->in_borrowed) { /* input left by a pause, now all consumed */
-            free(conn->in);
-            conn->in = NULL;
-            conn->in_cap = 0;
-        }
+        drop_own_input(conn); /* input left by a pause, now all consumed */
     }
     size_t unconsumed = conn->in_end - conn->in_start;
     conn->input_full = unconsumed == conn->in_cap && conn->in_cap >= conn->in_max;
