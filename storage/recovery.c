@@ -209,7 +209,7 @@ static long replay_window(const struct store_io_hooks *io, int fd, struct window
         if (!window_fill(io, fd, w, off, off + REC_HEADER_SIZE + 1))
             break;
         const uint8_t *p = w->buf + (off - w->start);
-        uint32_t length = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        uint32_t length = rec_length(p);
         if (length < 1 || length > REC_MAX_LENGTH || length > size - off - REC_HEADER_SIZE ||
             !window_fill(io, fd, w, off, off + REC_HEADER_SIZE + length))
             break;

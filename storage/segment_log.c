@@ -86,6 +86,8 @@ static uint32_t get32(const uint8_t *p)
     return v;
 }
 
+uint32_t rec_length(const uint8_t *p) { return get32(p); }
+
 static uint64_t get64(const uint8_t *p)
 {
     uint64_t v;

@@ -55,6 +55,9 @@ int rec_append(struct rec_buf *buf, uint8_t type, uint64_t msg_id, const uint8_t
 /* Computes the CRC of every record in buf[0, len) (records appended by rec_append). */
 void rec_seal_all(uint8_t *buf, size_t len);
 
+/* The length field of the record header at p (REC_HEADER_SIZE bytes readable): bytes of type +
+ * payload, not yet checked against anything. */
+uint32_t rec_length(const uint8_t *p);
 /* Validates the record at p (avail bytes readable): its length fits, its type is known, its
  * payload is well formed and, when check_crc, its CRC matches. Returns the record's total size
  * (> 0) and fills *out, or 0 when the bytes are not a valid record. */
