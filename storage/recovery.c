@@ -10,11 +10,13 @@
  * (no copy). Then each queue's entries or summary. One pread per window, no system call per
  * record; a progress line every 2 s. */
 #include "recovery.h"
+#include "segment_summary.h"
 #include "store_fs.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -228,6 +230,33 @@ static long replay_window(const struct store_io_hooks *io, int fd, struct window
     return (long)off;
 }
 
+/* Applies a sealed segment's records from its checked summary (segment_summary.h) instead of
+ * reading the segment: the same records, in the same order, at the same offsets. 0 or -ENOMEM. */
+static int replay_summary(const struct summary *sum, struct index *idx, const struct mapped *m,
+                          const struct storage_logger *logger, const char *path, struct recovery_result *out)
+{
+    if (sum->max_msg_id > out->max_msg_id)
+        out->max_msg_id = sum->max_msg_id;
+    struct segment *seg = index_add_segment(idx, m->id, m->size);
+    if (!seg)
+        return -ENOMEM;
+    struct copies copies = {0};
+    size_t pos = 0, off = SEG_HEADER_SIZE, n;
+    struct rec r;
+    while ((n = summary_next(sum, &pos, &r)) > 0) {
+        if (r.type == REC_MESSAGE || copies.from != 0)
+            track_copies(idx, seg, &r, off, &copies, logger, path);
+        if (index_apply(idx, seg, &r, off) < 0)
+            return -ENOMEM;
+        out->records++;
+        off += n;
+    }
+    if (copies.from != 0)
+        pin_sources(idx, &copies, logger, path);
+    out->summarized++;
+    return 0;
+}
+
 /* Walks one segment into the index: through w, and from the first record the windowed walk
  * leaves (or when w cannot even read the header) mapped into m->data. Returns the length of
  * valid data (where a torn tail of the newest segment starts), -ENOMEM, or -errno when it cannot
@@ -243,6 +272,18 @@ static long replay_segment(const struct store_io_hooks *io, const char *dir, int
             storage_logf(logger, STORE_LOG_ERROR, "%s: %zu bytes, too short for a segment header; ignored",
                          path, m->size);
         return 0;
+    }
+    if (!newest) {
+        struct summary sum;
+        int rc = summary_read(io, dir, m->id, m->size, &sum);
+        if (rc == 0) {
+            rc = replay_summary(&sum, idx, m, logger, path, out);
+            summary_release(&sum);
+            return rc < 0 ? rc : (long)m->size;
+        }
+        if (rc != -ENOENT)
+            storage_logf(logger, STORE_LOG_WARNING, "%s: its summary does not check (%s); reading the segment",
+                         path, strerror(-rc));
     }
     w->start = w->len = 0; /* a new file */
     if (!window_fill(io, fd, w, 0, SEG_HEADER_SIZE))
@@ -317,6 +358,32 @@ static long replay_segment(const struct store_io_hooks *io, const char *dir, int
     if (copies.from != 0)
         pin_sources(idx, &copies, logger, path);
     return (long)m->size;
+}
+
+static int id_in(const uint64_t *ids, long n, uint64_t id)
+{
+    return n > 0 && bsearch(&id, ids, (size_t)n, sizeof(*ids), id_cmp) != NULL;
+}
+
+/* Deletes the summaries that must not be read again: the newest segment's (it is appended to
+ * from now on), those whose segment is gone, and temporary files of summaries being written. */
+static void remove_stale_summaries(const struct store_io_hooks *io, const char *dir, const uint64_t *ids, long nids)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        uint64_t id;
+        size_t len = strlen(de->d_name);
+        bool tmp = len == SEG_NAME_DIGITS + 8 && strcmp(de->d_name + SEG_NAME_DIGITS, ".sum.tmp") == 0;
+        if (!tmp && (!summary_parse_name(de->d_name, &id) || (id_in(ids, nids, id) && id != ids[nids - 1])))
+            continue;
+        char path[SEG_PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        fs_unlink(io, path);
+    }
+    closedir(d);
 }
 
 /* Cuts the newest segment to `valid` bytes, rewriting its header when it had none. */
@@ -401,6 +468,11 @@ int recovery_run(const struct store_io_hooks *io, const char *dir, struct index 
             last_report = now;
         }
     }
+    if (rc == 0)
+        remove_stale_summaries(io, dir, ids, nids);
+    if (rc == 0 && nids > 0)
+        storage_logf(logger, STORE_LOG_INFO, "replayed the log: %ld segments (%llu from their summaries), %llu "
+                     "records", nids, (unsigned long long)out->summarized, (unsigned long long)out->records);
     if (rc == 0 && idx->max_msg_id > out->max_msg_id)
         out->max_msg_id = idx->max_msg_id;
     if (rc == 0 && rec && rec->message) {

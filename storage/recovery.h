@@ -11,6 +11,7 @@ struct recovery_result {
     uint64_t max_msg_id;
     uint64_t records, corrupt;
     uint64_t mapped;       /* segments the windowed walk left (from some record on) to the mapped one */
+    uint64_t summarized;   /* segments replayed from their summary (segment_summary.h) */
 };
 
 /* Replays every segment of dir into idx (empty on entry), reports live messages and entries

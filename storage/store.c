@@ -77,6 +77,8 @@ static int open_active(struct store *store, const struct recovery_result *found)
     }
     store->active_id = found->active_id;
     store->active_size = found->active_size;
+    /* its earlier records were never seen by the builder: this segment gets no summary */
+    summary_start(&store->summary, store->active_id, 0, store->active_size, false, store->segment_bytes);
     return 0;
 }
 
@@ -123,6 +125,7 @@ int store_open(const struct store_options *opts, const struct store_recovery *re
     store->max_msg_id = found.max_msg_id;
     store->idx.max_msg_id = found.max_msg_id;
     store->records_recovered = found.records;
+    store->segments_summarized = found.summarized;
     store->corrupt_records = found.corrupt;
     if ((rc = open_active(store, &found)) < 0)
         goto fail;
@@ -183,10 +186,18 @@ void store_close(struct store *store)
     free(store->pending.data);
     free(store->inflight.data);
     free(store->compact_buf.data);
+    summary_free(&store->summary);
     free(store->compact_read);
     free(store->failures);
     free(store->dir);
     free(store);
+}
+
+void store_forget_summary(struct store *store, uint64_t segment_id)
+{
+    char path[SEG_PATH_MAX];
+    summary_path(path, sizeof(path), store->dir, segment_id);
+    fs_unlink(store->io, path);
 }
 
 uint64_t store_max_message_id(const struct store *store)
@@ -311,11 +322,13 @@ long store_read_queue(struct store *store, const uint8_t *queue, size_t queue_le
                          (unsigned long long)loc->msg_id, (unsigned)loc->len);
             break;
         }
-        if (!data)
+        if (!data) {
             storage_logf(&store->logger, STORE_LOG_ERROR,
                          "message %llu in segment %llu at offset %llu does not read back intact",
                          (unsigned long long)loc->msg_id, (unsigned long long)loc->segment_id,
                          (unsigned long long)loc->offset);
+            store_forget_summary(store, loc->segment_id);
+        }
         fn(ctx, loc->msg_id, data, data ? loc->len : 0, loc->delivered);
     }
     if (fd >= 0)
@@ -396,5 +409,6 @@ void store_get_stats(const struct store *store, struct store_stats *out)
     out->compactions = atomic_load(&s->compactions);
     out->bytes_compacted = atomic_load(&s->bytes_compacted);
     out->records_recovered = s->records_recovered;
+    out->segments_summarized = s->segments_summarized;
     out->corrupt_records = s->corrupt_records;
 }

@@ -169,6 +169,7 @@ int store_set_aside_definitions(struct store *store);
 struct store_stats {
     uint64_t segments, bytes_on_disk, live_messages, syncs, records_recovered, corrupt_records;
     uint64_t compactions, bytes_compacted;
+    uint64_t segments_summarized; /* at the last start: segments replayed from their summary */
 };
 void store_get_stats(const struct store *store, struct store_stats *out);
 

@@ -108,6 +108,7 @@ static int copy_segment(struct store *store, struct segment *seg, const struct i
         pthread_mutex_lock(&store->idx_lock);
         seg->pinned = true;
         pthread_mutex_unlock(&store->idx_lock);
+        store_forget_summary(store, seg->id);
     }
     return rc;
 }

@@ -110,6 +110,9 @@ void store_retire_segments(struct store *store)
                 storage_logf(&store->logger, STORE_LOG_ERROR, "cannot delete %s: %s; retirement stops",
                              path, strerror(-rc));
                 store->retire_disabled = true;
+            } else { /* one left behind by a failure here is removed at the next start */
+                summary_path(path, sizeof(path), store->dir, ids[i]);
+                fs_unlink(store->io, path);
             }
         }
         int rc = fs_fsync_dir(store->io, store->dir);
@@ -125,6 +128,21 @@ void store_retire_segments(struct store *store)
             index_drop_segment(&store->idx, ids[i]);
         pthread_mutex_unlock(&store->idx_lock);
     }
+}
+
+/* Writes the summary of the segment just sealed (segment_summary.h). Not while short of space:
+ * what the reserve gave back is for acks. A summary that cannot be written costs only time at
+ * the next start; the failure is logged once until one is written again. */
+static void write_summary(struct store *store)
+{
+    if (atomic_load(&store->space_short))
+        summary_cut(&store->summary, 0, false);
+    uint64_t id = store->summary.segment_id;
+    int rc = summary_write(store->io, store->dir, &store->summary);
+    if (rc < 0 && !store->summary_failing)
+        storage_logf(&store->logger, STORE_LOG_WARNING, "cannot write the summary of segment %llu: %s; the next "
+                     "start reads that segment in full", (unsigned long long)id, strerror(-rc));
+    store->summary_failing = rc < 0;
 }
 
 int store_roll_segment(struct store *store)
@@ -146,6 +164,8 @@ int store_roll_segment(struct store *store)
     atomic_fetch_add(&store->syncs, 1);
     if (store->active_fd >= 0)
         fs_close(store->io, store->active_fd);
+    write_summary(store); /* the old segment is sealed: the new one exists (seg_create fsynced the directory) */
+    summary_start(&store->summary, id, store->idx.max_msg_id, SEG_HEADER_SIZE, true, store->segment_bytes);
     store->active_fd = fd;
     store->active_id = id;
     store->active_size = SEG_HEADER_SIZE;
@@ -182,6 +202,7 @@ int store_append_synced(struct store *store, uint8_t *buf, size_t len, uint64_t 
     if (rc == 0) {
         *base = store->active_size;
         store->active_size += len;
+        summary_add(&store->summary, buf, len, *base);
     }
     return rc;
 }
@@ -193,6 +214,7 @@ void store_cut_back(struct store *store)
     int rc = fs_ftruncate(store->io, store->active_fd, (off_t)store->active_size);
     if (rc == 0)
         rc = fs_fdatasync(store->io, store->active_fd);
+    summary_cut(&store->summary, store->active_size, rc == 0);
     if (rc < 0) {
         /* The failed batch's records may stay in the log, and a recovery would apply them: the
          * index (which never applied them) no longer pictures what a recovery rebuilds, and the

@@ -10,6 +10,7 @@
 
 #include "index.h"
 #include "segment_log.h"
+#include "segment_summary.h"
 #include "storage_log.h"
 #include "store.h"
 
@@ -45,7 +46,7 @@ struct store {
     /* written by the I/O thread, read anywhere */
     _Atomic uint64_t durable, segments, bytes_on_disk, live_messages, syncs, compactions, bytes_compacted;
     _Atomic bool disk_alarm;
-    uint64_t records_recovered, corrupt_records;
+    uint64_t records_recovered, corrupt_records, segments_summarized;
 
     /* the caller's thread only: store_read_queue's buffers */
     uint8_t *read_buf;
@@ -71,6 +72,8 @@ struct store {
     _Atomic bool space_short;
     int last_error;            /* of the latest failed write, 0 after a success: logged once */
     uint64_t errors_unlogged;  /* failed writes since the one logged */
+    struct summary_builder summary; /* of the active segment, written when it is sealed */
+    bool summary_failing;      /* the latest summary write failed (logged once) */
     struct rec_buf compact_buf; /* the compaction batch being built */
     uint8_t *compact_read;     /* one message record read back from a compacted segment */
     size_t compact_read_cap;
@@ -83,6 +86,9 @@ const struct store_io_hooks *store_io(const struct store *store);
 /* The store's logger. */
 const struct storage_logger *store_logger(const struct store *store);
 
+/* Damage was found in a sealed segment: deletes its summary, so that the next start reads the
+ * segment in full, reports the damage and keeps the segment (segment_summary.h). */
+void store_forget_summary(struct store *store, uint64_t segment_id);
 /* The I/O thread's body (arg: the store). */
 void *store_io_thread(void *arg);
 /* Seals buf's records, writes them at the end of the active segment and fdatasyncs; on success

@@ -74,6 +74,18 @@ static inline bool segment_exists(const char *dir, uint64_t id)
     return access(path, F_OK) == 0;
 }
 
+/* True when fd is open on a segment file (not, say, a segment summary being written). */
+static inline bool fd_is_segment(int fd)
+{
+    char link[64], target[4096];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n < 4)
+        return false;
+    target[n] = '\0';
+    return strcmp(target + n - 4, ".seg") == 0;
+}
+
 static inline off_t file_size(const char *path)
 {
     struct stat st;

@@ -68,7 +68,7 @@ static ssize_t crash_pwrite(void *ctx, int fd, const void *buf, size_t len, off_
         c->next_offset = off;
         c->watch_next = false;
     }
-    if (!c->armed || !starts_with_message(buf, len, c->watched))
+    if (!c->armed || !starts_with_message(buf, len, c->watched) || !fd_is_segment(fd))
         return pwrite(fd, buf, len, off);
     c->compaction_writes++;
     if (c->fail_compaction > 0) {
