@@ -137,16 +137,19 @@ static void queue_rebase(struct queue *q, uint64_t base)
     q->base = base;
 }
 
-/* Makes sure id can be stored: rebases the offsets on the lowest of id and the head's id when
- * that brings the queue's ids within 2^32, else makes the queue wide. Returns 0 or -ENOMEM. */
+/* Makes sure id can be stored: an empty queue takes it as its base; otherwise rebases the
+ * offsets on the lowest of id and the head's id when that brings the queue's ids within 2^32,
+ * else makes the queue wide. Returns 0 or -ENOMEM. */
 static int queue_fit(struct queue *q, uint64_t id)
 {
-    if (q->wide || (id >= q->base && id - q->base <= UINT32_MAX))
+    if (q->wide)
         return 0;
     if (q->head == q->tail) {
         q->base = id;
         return 0;
     }
+    if (id >= q->base && id - q->base <= UINT32_MAX)
+        return 0;
     uint64_t lo = queue_id(q, q->head), hi = queue_id(q, q->tail - 1);
     lo = id < lo ? id : lo;
     hi = id > hi ? id : hi;
