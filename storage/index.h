@@ -62,9 +62,10 @@
  * a log written by hand). About 22 bytes per live message in one queue, allocator slack
  * included. Anything else the log may hold (ids out of order, a duplicate id whose first copy
  * died, a relocated message, a log written by hand or resynchronised after corruption, offsets
- * past 4 GiB) goes to a hash table of "loose" messages (32 bytes each), with the same results. Dead slots and removed entries are squeezed out when
- * they make up a third of their array; the whole run goes with its segment. Files: index.c
- * (apply), index_messages.c, index_queues.c, index_segments.c. */
+ * past 4 GiB) goes to a hash table of "loose" messages (32 bytes each), with the same results.
+ * Dead slots and removed entries are squeezed out when they make up a third of their array; the
+ * whole run goes with its segment. Files: index.c (apply), index_messages.c, index_queues.c,
+ * index_segments.c. */
 #ifndef WARREN_STORE_INDEX_H
 #define WARREN_STORE_INDEX_H
 
