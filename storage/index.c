@@ -73,7 +73,7 @@ static void apply_queue_deleted(struct index *idx, struct segment *seg, struct q
 {
     for (size_t pos = q->head; pos < q->tail; pos++)
         if (!(queue_marks(q, pos) & QMARK_REMOVED))
-            unref_id(idx, seg, q->ids[pos]);
+            unref_id(idx, seg, queue_id(q, pos));
     index_queue_destroy(idx, q);
 }
 
@@ -84,7 +84,7 @@ static void apply_purge(struct index *idx, struct segment *seg, struct queue *q,
         if (queue_marks(q, pos) & QMARK_REMOVED)
             q->removed--;
         else
-            unref_id(idx, seg, q->ids[pos]);
+            unref_id(idx, seg, queue_id(q, pos));
         q->marks[pos >> 5] &= ~((uint64_t)3 << ((pos & 31) * 2));
     }
     q->tail = from;
@@ -199,10 +199,11 @@ size_t index_queue_entries(const struct index *idx, const uint8_t *name, uint32_
     size_t n = 0;
     for (size_t pos = queue_start_after(q, after_id); pos < q->tail && n < max; pos++) {
         unsigned marks = queue_marks(q, pos);
+        uint64_t id = queue_id(q, pos);
         struct msg_ref m;
-        if ((marks & QMARK_REMOVED) || q->ids[pos] <= after_id || !index_msg_find(idx, q->ids[pos], &m))
+        if ((marks & QMARK_REMOVED) || id <= after_id || !index_msg_find(idx, id, &m))
             continue;
-        out[n++] = (struct index_entry_location){q->ids[pos], m.seg->id, msg_offset(&m), msg_len(&m),
+        out[n++] = (struct index_entry_location){id, m.seg->id, msg_offset(&m), msg_len(&m),
                                                  (marks & QMARK_DELIVERED) != 0};
     }
     return n;

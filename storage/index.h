@@ -55,15 +55,17 @@
  * it, so messages arrive in id order. A message then takes a 16-byte slot in its segment's
  * "ordered run" (an array sorted by id, ids as 32-bit deltas from the run's base, refs counting
  * its queues; found by binary search over segments, then within the run). A queue keeps its
- * entries in id order (enqueue order for the broker), 8 bytes and 2 bits each, found by binary
- * search; an ENQUEUE of an id below the queue's greatest is inserted at its place (rare: a
- * relocated message after a restart, a log written by hand). About 25 bytes per live message in
- * one queue, allocator slack included. Anything else the log may hold (ids out of order, a
- * duplicate id whose first copy died, a relocated message, a log written by hand or
- * resynchronised after corruption, offsets past 4 GiB) goes to a hash table of "loose" messages
- * (32 bytes each), with the same results. Dead slots and removed entries are squeezed out when
- * they make up a third of their array; the whole run goes with its segment. Files: index.c
- * (apply), index_messages.c, index_queues.c, index_segments.c. */
+ * entries in id order (enqueue order for the broker), 4 bytes (a 32-bit offset from the queue's
+ * base) and 2 bits each, found by binary search; a queue whose ids span 2^32 or more keeps whole
+ * 8-byte ids instead ("wide", until a compaction finds the span short again). An ENQUEUE of an id
+ * below the queue's greatest is inserted at its place (rare: a relocated message after a restart,
+ * a log written by hand). About 22 bytes per live message in one queue, allocator slack
+ * included. Anything else the log may hold (ids out of order, a duplicate id whose first copy
+ * died, a relocated message, a log written by hand or resynchronised after corruption, offsets
+ * past 4 GiB) goes to a hash table of "loose" messages (32 bytes each), with the same results.
+ * Dead slots and removed entries are squeezed out when they make up a third of their array; the
+ * whole run goes with its segment. Files: index.c (apply), index_messages.c, index_queues.c,
+ * index_segments.c. */
 #ifndef WARREN_STORE_INDEX_H
 #define WARREN_STORE_INDEX_H
 
@@ -109,15 +111,23 @@ struct loose_message {
     uint32_t len, refs;
 };
 
-/* A queue's entries: message ids at positions [head, tail) of ids, strictly increasing
- * (tombstones included, so a position is found by binary search), with two mark bits per
- * position (removed: a tombstone; delivered). head and tail - 1 are never tombstones. */
+/* A queue's entries: message ids at positions [head, tail), strictly increasing (tombstones
+ * included, so a position is found by binary search), with two mark bits per position
+ * (removed: a tombstone; delivered). head and tail - 1 are never tombstones. An id is stored as
+ * a 32-bit offset from base while the queue's ids span less than 2^32 (base is moved down or
+ * up to fit, the offsets rewritten); otherwise the queue is "wide" and keeps whole ids. Read
+ * and write them with queue_id / queue_set_id (index_private.h). */
 struct queue {
     uint8_t *name;
     uint32_t len;
+    bool wide;                /* ids holds uint64_t ids, not offsets */
     uint64_t hash;
     struct queue *hnext, *prev, *next;
-    uint64_t *ids;
+    uint64_t base;            /* id = base + offsets[pos] unless wide */
+    union {
+        uint32_t *offsets;
+        uint64_t *ids;
+    };
     uint64_t *marks;          /* 2 bits per position: QMARK_REMOVED, QMARK_DELIVERED */
     size_t head, tail, cap, removed;
 };

@@ -56,6 +56,22 @@ static inline void queue_set_mark(struct queue *q, size_t pos, unsigned mark)
     q->marks[pos >> 5] |= (uint64_t)mark << ((pos & 31) * 2);
 }
 
+/* The message id at pos (in [head, tail)). */
+static inline uint64_t queue_id(const struct queue *q, size_t pos)
+{
+    return q->wide ? q->ids[pos] : q->base + q->offsets[pos];
+}
+
+/* Stores id at pos; unless the queue is wide, id must be in [base, base + 2^32): queue_add makes
+ * it so for a new id, and ids already in the queue are. */
+static inline void queue_set_id(struct queue *q, size_t pos, uint64_t id)
+{
+    if (q->wide)
+        q->ids[pos] = id;
+    else
+        q->offsets[pos] = (uint32_t)(id - q->base);
+}
+
 /* Number of entries (positions that are not tombstones). */
 static inline size_t queue_count(const struct queue *q)
 {

@@ -1,5 +1,6 @@
 /* storage/index_queues.c: the index's queues, by name, each with its entries as an array of
- * message ids in increasing order (8 bytes and 2 mark bits an entry), so an entry is found by
+ * message ids in increasing order (4 bytes and 2 mark bits an entry: 32-bit offsets from the
+ * queue's base; 8 bytes in a "wide" queue, whose ids span 2^32 or more), so an entry is found by
  * binary search. The broker's ids grow along each queue, so an enqueue is an append; an id below
  * the queue's greatest (a relocated message coming back after a restart, a log written by hand)
  * is inserted at its place, shifting the shorter side. Consumption from the head just moves
@@ -80,7 +81,7 @@ void index_queue_destroy(struct index *idx, struct queue *q)
     else
         idx->last_queue = q->prev;
     idx->nqueues--;
-    free(q->ids);
+    free(q->ids); /* or offsets: the same pointer */
     free(q->marks);
     free(q->name);
     free(q);
@@ -92,7 +93,7 @@ static size_t lower_bound(const struct queue *q, uint64_t id)
     size_t lo = q->head, hi = q->tail;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (q->ids[mid] < id)
+        if (queue_id(q, mid) < id)
             lo = mid + 1;
         else
             hi = mid;
@@ -102,12 +103,12 @@ static size_t lower_bound(const struct queue *q, uint64_t id)
 
 size_t queue_position(const struct queue *q, uint64_t id)
 {
-    if (q->head == q->tail || id > q->ids[q->tail - 1])
+    if (q->head == q->tail || id > queue_id(q, q->tail - 1))
         return SIZE_MAX;
-    if (q->ids[q->head] == id) /* the usual ack: the oldest entry (never a tombstone) */
+    if (queue_id(q, q->head) == id) /* the usual ack: the oldest entry (never a tombstone) */
         return q->head;
     size_t pos = lower_bound(q, id);
-    return pos < q->tail && q->ids[pos] == id && !(queue_marks(q, pos) & QMARK_REMOVED) ? pos : SIZE_MAX;
+    return pos < q->tail && queue_id(q, pos) == id && !(queue_marks(q, pos) & QMARK_REMOVED) ? pos : SIZE_MAX;
 }
 
 size_t queue_start_after(const struct queue *q, uint64_t after_id)
@@ -115,11 +116,81 @@ size_t queue_start_after(const struct queue *q, uint64_t after_id)
     return after_id == UINT64_MAX ? q->tail : lower_bound(q, after_id + 1);
 }
 
+/* Bytes of one position of the id array. */
+static size_t id_size(const struct queue *q)
+{
+    return q->wide ? sizeof(*q->ids) : sizeof(*q->offsets);
+}
+
+/* Moves n ids from position from to position to, as memmove does. */
+static void move_ids(struct queue *q, size_t to, size_t from, size_t n)
+{
+    unsigned char *a = (unsigned char *)q->ids;
+    memmove(a + to * id_size(q), a + from * id_size(q), n * id_size(q));
+}
+
+/* Rewrites the offsets of [head, tail) against a new base; every id must fit it. */
+static void queue_rebase(struct queue *q, uint64_t base)
+{
+    for (size_t pos = q->head; pos < q->tail; pos++)
+        q->offsets[pos] = (uint32_t)(q->base + q->offsets[pos] - base);
+    q->base = base;
+}
+
+/* Makes sure id can be stored: an empty queue takes it as its base; otherwise rebases the
+ * offsets on the lowest of id and the head's id when that brings the queue's ids within 2^32,
+ * else makes the queue wide. Returns 0 or -ENOMEM. */
+static int queue_fit(struct queue *q, uint64_t id)
+{
+    if (q->wide)
+        return 0;
+    if (q->head == q->tail) {
+        q->base = id;
+        return 0;
+    }
+    if (id >= q->base && id - q->base <= UINT32_MAX)
+        return 0;
+    uint64_t lo = queue_id(q, q->head), hi = queue_id(q, q->tail - 1);
+    lo = id < lo ? id : lo;
+    hi = id > hi ? id : hi;
+    if (hi - lo <= UINT32_MAX) {
+        queue_rebase(q, lo);
+        return 0;
+    }
+    uint64_t *ids = malloc(q->cap * sizeof(*ids)); /* cap > 0: the queue is not empty */
+    if (!ids)
+        return -ENOMEM;
+    for (size_t pos = q->head; pos < q->tail; pos++)
+        ids[pos] = queue_id(q, pos);
+    free(q->offsets);
+    q->ids = ids;
+    q->wide = true;
+    return 0;
+}
+
+/* Goes back to offsets when a wide queue's ids span less than 2^32 again (a failed allocation
+ * keeps it wide). */
+static void queue_narrow(struct queue *q)
+{
+    if (!q->wide || q->head == q->tail || queue_id(q, q->tail - 1) - queue_id(q, q->head) > UINT32_MAX)
+        return;
+    uint32_t *offsets = malloc(q->cap * sizeof(*offsets));
+    if (!offsets)
+        return;
+    uint64_t base = queue_id(q, q->head);
+    for (size_t pos = q->head; pos < q->tail; pos++)
+        offsets[pos] = (uint32_t)(q->ids[pos] - base);
+    free(q->ids);
+    q->offsets = offsets;
+    q->base = base;
+    q->wide = false;
+}
+
 /* Sets both arrays to hold cap positions. The marks beyond tail stay zero. */
 static int queue_resize(struct queue *q, size_t cap)
 {
     size_t words = (cap + 31) / 32, old_words = (q->cap + 31) / 32;
-    uint64_t *ids = realloc(q->ids, cap * sizeof(*ids));
+    void *ids = realloc(q->ids, cap * id_size(q));
     if (!ids)
         return -ENOMEM;
     q->ids = ids;
@@ -146,7 +217,7 @@ static void queue_compact(struct queue *q)
         unsigned marks = queue_marks(q, pos);
         if (marks & QMARK_REMOVED)
             continue;
-        q->ids[n] = q->ids[pos];
+        queue_set_id(q, n, queue_id(q, pos));
         q->marks[n >> 5] &= ~((uint64_t)3 << ((n & 31) * 2)); /* n <= pos: only n's bits change */
         queue_set_mark(q, n, marks);
         n++;
@@ -161,6 +232,7 @@ static void queue_compact(struct queue *q)
     q->removed = 0;
     if (q->cap > n + n / 2 + QUEUE_MIN)
         queue_resize(q, n + n / 4 + QUEUE_MIN); /* shrinking: a failure keeps the larger arrays */
+    queue_narrow(q);
 }
 
 /* Sets the two mark bits of pos to marks. */
@@ -171,28 +243,28 @@ static void queue_put_marks(struct queue *q, size_t pos, unsigned marks)
 }
 
 /* Makes room for id at its sorted place (rare: see the file comment). q is not empty, id is below
- * its last id and not in it; the arrays have a free position past tail. */
+ * its last id and not in it, and fits (queue_fit); the arrays have a free position past tail. */
 static void queue_insert(struct queue *q, uint64_t id)
 {
     size_t pos = lower_bound(q, id);
-    if (q->ids[pos] == id) { /* a tombstone of an earlier entry: revive its position */
+    if (queue_id(q, pos) == id) { /* a tombstone of an earlier entry: revive its position */
         queue_put_marks(q, pos, 0);
         q->removed--;
         return;
     }
     if (q->head > 0 && pos - q->head <= q->tail - pos) { /* shift [head, pos) down by one */
         q->head--;
-        memmove(&q->ids[q->head], &q->ids[q->head + 1], (pos - 1 - q->head) * sizeof(*q->ids));
+        move_ids(q, q->head, q->head + 1, pos - 1 - q->head);
         for (size_t i = q->head; i + 1 < pos; i++)
             queue_put_marks(q, i, queue_marks(q, i + 1));
         pos--;
     } else { /* shift [pos, tail) up by one */
-        memmove(&q->ids[pos + 1], &q->ids[pos], (q->tail - pos) * sizeof(*q->ids));
+        move_ids(q, pos + 1, pos, q->tail - pos);
         for (size_t i = q->tail; i > pos; i--)
             queue_put_marks(q, i, queue_marks(q, i - 1));
         q->tail++;
     }
-    q->ids[pos] = id;
+    queue_set_id(q, pos, id);
     queue_put_marks(q, pos, 0);
 }
 
@@ -204,10 +276,12 @@ int queue_add(struct queue *q, uint64_t id)
         if (q->tail == q->cap && queue_resize(q, q->cap + q->cap / 2 + QUEUE_MIN) < 0)
             return -ENOMEM;
     }
-    if (q->tail > q->head && id < q->ids[q->tail - 1])
+    if (queue_fit(q, id) < 0)
+        return -ENOMEM;
+    if (q->tail > q->head && id < queue_id(q, q->tail - 1))
         queue_insert(q, id);
     else
-        q->ids[q->tail++] = id;
+        queue_set_id(q, q->tail++, id);
     return 0;
 }
 

@@ -82,7 +82,7 @@ void index_report_entries(const struct index *idx, const struct store_recovery *
         for (size_t pos = q->head; pos < q->tail; pos++) {
             unsigned marks = queue_marks(q, pos);
             if (!(marks & QMARK_REMOVED))
-                rec->entry(rec->ctx, q->name, q->len, q->ids[pos], (marks & QMARK_DELIVERED) != 0);
+                rec->entry(rec->ctx, q->name, q->len, queue_id(q, pos), (marks & QMARK_DELIVERED) != 0);
         }
 }
 
@@ -92,7 +92,7 @@ void index_report_queues(const struct index *idx, const struct store_recovery *r
         uint64_t bytes = 0;
         for (size_t pos = q->head; pos < q->tail; pos++) {
             struct msg_ref m;
-            if (!(queue_marks(q, pos) & QMARK_REMOVED) && index_msg_find(idx, q->ids[pos], &m))
+            if (!(queue_marks(q, pos) & QMARK_REMOVED) && index_msg_find(idx, queue_id(q, pos), &m))
                 bytes += msg_len(&m);
         }
         rec->queue(rec->ctx, q->name, q->len, queue_count(q), bytes);

@@ -3,7 +3,8 @@
  * ids, each enqueued only with its message) takes the compact paths; these tests also write
  * what a damaged or hand-written log may hold: ids in any order, duplicate ids, ids enqueued
  * again later (inserted at their place in the queue's id order), id gaps past 2^32 and offsets
- * past 4 GiB (loose messages). Also relocations (compaction) and index_record_repeats.
+ * past 4 GiB (loose messages), queues whose ids span 2^32 (their entries rebased or made wide).
+ * Also relocations (compaction) and index_record_repeats.
  * Everything the index reports must match the model: live messages in log order, each queue's
  * entries, queue summaries, reads from an id, per-segment counts and dependencies, deletable
  * segments. */
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "index.h"
+#include "index_private.h"
 
 #define QUEUES 4
 #define MODEL_SEGS 4096
@@ -713,6 +715,181 @@ static void copies_repeat_and_come_back_in_id_order(void **state)
     run_free(&run);
 }
 
+/* The index's queue q (its entries' layout is what the tests below pin down), or NULL. */
+static const struct queue *queue_of(struct run *run, int q)
+{
+    const uint8_t *name = (const uint8_t *)queue_names[q];
+    uint32_t len = (uint32_t)strlen(queue_names[q]);
+    return index_queue_find(&run->idx, name, len, index_name_hash(name, len));
+}
+
+/* Stores message id and enqueues it on q. */
+static void put_enqueued(struct run *run, uint64_t id, int q)
+{
+    put(run, REC_MESSAGE, id, -1);
+    put(run, REC_ENQUEUE, id, q);
+}
+
+#define SPAN (1ull << 32) /* what a queue's 32-bit offsets reach */
+
+/* A queue whose ids span 2^32 or more keeps whole ids: appending one too far above the head,
+ * inserting one too far below the last. A compaction that leaves a short span goes back to
+ * offsets. Results match the model throughout. */
+static void ids_spanning_2_32_make_a_queue_wide(void **state)
+{
+    (void)state;
+    static struct run run;
+    run_init(&run);
+    srand(31);
+    new_segment(&run);
+    for (uint64_t id = 1; id <= 100; id++)
+        put_enqueued(&run, id, 0);
+    put(&run, REC_DELIVER, 2, 0);
+    assert_false(queue_of(&run, 0)->wide);
+    put_enqueued(&run, 1 + SPAN, 0); /* one past the last offset from the head's id */
+    assert_true(queue_of(&run, 0)->wide);
+    put_enqueued(&run, 3 * SPAN, 0);
+    put(&run, REC_DELIVER, 3 * SPAN, 0);
+    check(&run.idx, &run.model, run.seg_id);
+
+    put_enqueued(&run, 10 * SPAN, 1);
+    put_enqueued(&run, 10 * SPAN + 7, 1);
+    assert_false(queue_of(&run, 1)->wide);
+    put(&run, REC_ENQUEUE, 50, 1); /* below the base, 10 * 2^32 away from the last */
+    assert_true(queue_of(&run, 1)->wide);
+    put(&run, REC_ENQUEUE, 60, 1); /* inserted between 50 and the rest */
+    put(&run, REC_ENQUEUE, 40, 1);
+    put(&run, REC_ACK, 60, 1);
+    put(&run, REC_DELIVER, 10 * SPAN, 1);
+    check(&run.idx, &run.model, run.seg_id);
+    put(&run, REC_PURGE, 10 * SPAN, 1); /* the last entry goes */
+    check(&run.idx, &run.model, run.seg_id);
+
+    for (uint64_t id = 1; id <= 100; id++) /* acked from the head: compactions, and the span */
+        put(&run, REC_ACK, id, 0);          /* left (1 + 2^32 .. 3 * 2^32) is still wide */
+    assert_true(queue_of(&run, 0)->wide);
+    check(&run.idx, &run.model, run.seg_id);
+    for (uint64_t id = 3 * SPAN + 1; id <= 3 * SPAN + 200; id++)
+        put_enqueued(&run, id, 0);
+    put(&run, REC_ACK, 1 + SPAN, 0);
+    for (uint64_t id = 3 * SPAN; id <= 3 * SPAN + 100; id++) /* the next compaction narrows */
+        put(&run, REC_ACK, id, 0);
+    const struct queue *q = queue_of(&run, 0);
+    assert_false(q->wide);
+    assert_true(q->base > 3 * SPAN);
+    put_enqueued(&run, 3 * SPAN + 300, 0);
+    put(&run, REC_ENQUEUE, 3 * SPAN + 50, 0); /* a dead id's message again, inserted */
+    put(&run, REC_DELIVER, 3 * SPAN + 150, 0);
+    check(&run.idx, &run.model, run.seg_id);
+    run_free(&run);
+}
+
+/* A queue whose ids still span less than 2^32 stays with offsets: an id below the base moves the
+ * base down to it, one too far above moves it up to the head's id. */
+static void ids_outside_the_base_rebase_the_queue(void **state)
+{
+    (void)state;
+    static struct run run;
+    run_init(&run);
+    srand(32);
+    new_segment(&run);
+    for (uint64_t id = 1000; id < 1100; id++)
+        put_enqueued(&run, id, 0);
+    for (uint64_t id = 1000; id < 1040; id++) /* the head moves up */
+        put(&run, REC_ACK, id, 0);
+    put(&run, REC_ACK, 1050, 0); /* a tombstone */
+    put(&run, REC_DELIVER, 1045, 0);
+    assert_int_equal(queue_of(&run, 0)->base, 1000);
+    put_enqueued(&run, 5, 0); /* below the base: the entries before it shift down */
+    const struct queue *q = queue_of(&run, 0);
+    assert_false(q->wide);
+    assert_int_equal(q->base, 5);
+    put_enqueued(&run, 7, 0);
+    put(&run, REC_ENQUEUE, 1050, 0); /* the tombstone revived */
+    check(&run.idx, &run.model, run.seg_id);
+    put_enqueued(&run, 5 + SPAN - 1, 0); /* the last offset */
+    assert_false(q->wide);
+    assert_int_equal(q->base, 5);
+    put(&run, REC_ACK, 5, 0);
+    put(&run, REC_ACK, 7, 0);
+    put_enqueued(&run, 5 + SPAN, 0); /* above it: rebased on the head's id */
+    assert_false(q->wide);
+    assert_int_equal(q->base, 1040);
+    put_enqueued(&run, 1030, 0); /* below the base again, still within 2^32 */
+    assert_false(q->wide);
+    assert_int_equal(q->base, 1030);
+    put(&run, REC_DELIVER, 5 + SPAN, 0);
+    check(&run.idx, &run.model, run.seg_id);
+    put(&run, REC_PURGE, 1060, 0);
+    check(&run.idx, &run.model, run.seg_id);
+    run_free(&run);
+}
+
+/* Ids from clusters around 0, 2^32 and 3 * 2^32, every kind of record: queues rebase, go wide
+ * and come back, and the index matches the model at every check. */
+static void ids_across_2_32_match_the_model(void **state)
+{
+    (void)state;
+    static struct run run;
+    run_init(&run);
+    srand(2024);
+    new_segment(&run);
+    static const uint64_t clusters[] = {1, SPAN - 150, 3 * SPAN};
+    size_t wide_seen = 0, narrow_after_wide = 0, rebases = 0;
+    bool was_wide[QUEUES] = {false}, existed[QUEUES] = {false};
+    uint64_t bases[QUEUES] = {0};
+    for (int step = 0; step < 60000; step++) {
+        int op = rand() % 100, q = random_queue(), c = rand() % 20;
+        uint64_t id = clusters[c < 14 ? 0 : c < 19 ? 1 : 2] + (uint64_t)(rand() % 300);
+        if (op < 15)
+            put(&run, REC_MESSAGE, id, -1);
+        else if (op < 35)
+            put_enqueued(&run, id, q);
+        else if (op < 55)
+            put(&run, REC_ENQUEUE, id, q);
+        else if (op < 62) {
+            if (rand() % 2)
+                id = random_entry(&run, &q, false);
+            put(&run, REC_DELIVER, id, q);
+        } else if (op < 85) {
+            if (rand() % 4)
+                id = random_entry(&run, &q, rand() % 2);
+            put(&run, REC_ACK, id, q);
+        } else if (op < 86 && rand() % 4 == 0)
+            put(&run, REC_QUEUE_DELETED, 0, q);
+        else if (op < 88)
+            put(&run, REC_PURGE, clusters[rand() % 3] + (uint64_t)(rand() % 300), q);
+        else if (op < 92)
+            new_segment(&run);
+        else if (op < 93) {
+            id = random_entry(&run, &q, false);
+            if (id)
+                relocate(&run, id);
+        } else
+            retire(&run);
+        for (int k = 0; k < QUEUES; k++) {
+            const struct queue *iq = queue_of(&run, k);
+            if (!iq) {
+                existed[k] = false;
+                continue;
+            }
+            wide_seen += iq->wide && (!existed[k] || !was_wide[k]);
+            narrow_after_wide += existed[k] && was_wide[k] && !iq->wide;
+            rebases += existed[k] && !was_wide[k] && !iq->wide && iq->base != bases[k];
+            existed[k] = true;
+            was_wide[k] = iq->wide;
+            bases[k] = iq->base;
+        }
+        if (step % 7 == 0)
+            check(&run.idx, &run.model, run.seg_id);
+    }
+    check(&run.idx, &run.model, run.seg_id);
+    assert_true(wide_seen > 10); /* the test crosses the boundary both ways, often */
+    assert_true(narrow_after_wide > 10);
+    assert_true(rebases > 10);
+    run_free(&run);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +897,9 @@ int main(void)
         cmocka_unit_test(copies_repeat_and_come_back_in_id_order),
         cmocka_unit_test(arbitrary_ids_match_the_model),
         cmocka_unit_test(mostly_ordered_ids_match_the_model),
+        cmocka_unit_test(ids_spanning_2_32_make_a_queue_wide),
+        cmocka_unit_test(ids_outside_the_base_rebase_the_queue),
+        cmocka_unit_test(ids_across_2_32_match_the_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
