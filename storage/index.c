@@ -196,12 +196,12 @@ size_t index_queue_entries(const struct index *idx, const uint8_t *name, uint32_
     struct queue *q = index_queue_find(idx, name, len, index_name_hash(name, len));
     if (!q || max == 0)
         return 0;
-    size_t n = 0;
+    size_t n = 0, hint = SIZE_MAX;
     for (size_t pos = queue_start_after(q, after_id); pos < q->tail && n < max; pos++) {
         unsigned marks = queue_marks(q, pos);
         uint64_t id = queue_id(q, pos);
         struct msg_ref m;
-        if ((marks & QMARK_REMOVED) || id <= after_id || !index_msg_find(idx, id, &m))
+        if ((marks & QMARK_REMOVED) || id <= after_id || !index_msg_find_near(idx, id, &hint, &m))
             continue;
         out[n++] = (struct index_entry_location){id, m.seg->id, msg_offset(&m), msg_len(&m),
                                                  (marks & QMARK_DELIVERED) != 0};

@@ -23,17 +23,15 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* The segment whose ordered run would hold id: the last with lo <= id, or NULL. */
-static struct segment *run_of(const struct index *idx, uint64_t id)
+/* The position of the segment whose ordered run would hold id: the last with lo <= id (lo never
+ * decreases along the segments), or SIZE_MAX. */
+static size_t run_index(const struct index *idx, uint64_t id)
 {
-    if (idx->nsegs == 0)
-        return NULL;
-    struct segment *last = idx->segs[idx->nsegs - 1];
-    if (id >= last->lo)
-        return last;
+    if (idx->nsegs == 0 || idx->segs[0]->lo > id)
+        return SIZE_MAX;
+    if (id >= idx->segs[idx->nsegs - 1]->lo)
+        return idx->nsegs - 1;
     size_t lo = 0, hi = idx->nsegs - 1; /* answer in [lo, hi): segs[hi]->lo > id */
-    if (idx->segs[0]->lo > id)
-        return NULL;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
         if (idx->segs[mid]->lo <= id)
@@ -41,7 +39,7 @@ static struct segment *run_of(const struct index *idx, uint64_t id)
         else
             hi = mid;
     }
-    return idx->segs[lo];
+    return lo;
 }
 
 /* The slot of id in seg's run (dead or not), or NULL. */
@@ -50,6 +48,8 @@ static struct msg_slot *slot_of(const struct segment *seg, uint64_t id)
     if (seg->nslots == 0 || id < seg->base || id - seg->base > UINT32_MAX)
         return NULL;
     uint32_t delta = (uint32_t)(id - seg->base);
+    if (delta > seg->slots[seg->nslots - 1].delta)
+        return NULL; /* past the run's end: a new message, the usual case while storing or replaying */
     /* deltas strictly increase, so slot i has delta >= i: the answer is below delta + 1, and
      * is exactly there while no slot has been compacted away and no id skipped */
     size_t hi = (size_t)delta + 1 < seg->nslots ? (size_t)delta + 1 : seg->nslots;
@@ -80,9 +80,10 @@ static struct loose_message *loose_find(const struct index *idx, uint64_t id)
     }
 }
 
-bool index_msg_find(const struct index *idx, uint64_t id, struct msg_ref *out)
+/* Finds id in the run of segs[at] (at < nsegs, or SIZE_MAX: none), else in the loose table. */
+static bool find_in(const struct index *idx, size_t at, uint64_t id, struct msg_ref *out)
 {
-    struct segment *seg = run_of(idx, id);
+    struct segment *seg = at < idx->nsegs ? idx->segs[at] : NULL;
     struct msg_slot *slot = seg ? slot_of(seg, id) : NULL;
     if (slot && !(slot->len & MSG_DEAD)) {
         *out = (struct msg_ref){seg, slot, NULL};
@@ -94,6 +95,24 @@ bool index_msg_find(const struct index *idx, uint64_t id, struct msg_ref *out)
         return true;
     }
     return false;
+}
+
+bool index_msg_find(const struct index *idx, uint64_t id, struct msg_ref *out)
+{
+    return find_in(idx, run_index(idx, id), id, out);
+}
+
+bool index_msg_find_near(const struct index *idx, uint64_t id, size_t *hint, struct msg_ref *out)
+{
+    size_t at = *hint;
+    if (at < idx->nsegs && idx->segs[at]->lo <= id) {
+        while (at + 1 < idx->nsegs && idx->segs[at + 1]->lo <= id)
+            at++;
+    } else {
+        at = run_index(idx, id);
+    }
+    *hint = at;
+    return find_in(idx, at, id, out);
 }
 
 static int loose_grow(struct index *idx)

@@ -31,6 +31,9 @@ static inline uint64_t msg_offset(const struct msg_ref *m)
 
 /* Finds the live or not yet enqueued message with this id; false when there is none. */
 bool index_msg_find(const struct index *idx, uint64_t id, struct msg_ref *out);
+/* The same, for a walk in increasing id order: *hint (start with SIZE_MAX) keeps the segment
+ * where the previous id was found, so each step moves forward from there instead of searching. */
+bool index_msg_find_near(const struct index *idx, uint64_t id, size_t *hint, struct msg_ref *out);
 /* Adds a message stored at offset of seg, not in any queue yet; the caller has checked that
  * no message with this id exists. Returns 0 or -ENOMEM. */
 int index_msg_add(struct index *idx, struct segment *seg, uint64_t id, uint64_t offset, uint32_t len);

@@ -90,9 +90,10 @@ void index_report_queues(const struct index *idx, const struct store_recovery *r
 {
     for (const struct queue *q = idx->first_queue; q; q = q->next) {
         uint64_t bytes = 0;
+        size_t hint = SIZE_MAX; /* a queue's ids increase */
         for (size_t pos = q->head; pos < q->tail; pos++) {
             struct msg_ref m;
-            if (!(queue_marks(q, pos) & QMARK_REMOVED) && index_msg_find(idx, queue_id(q, pos), &m))
+            if (!(queue_marks(q, pos) & QMARK_REMOVED) && index_msg_find_near(idx, queue_id(q, pos), &hint, &m))
                 bytes += msg_len(&m);
         }
         rec->queue(rec->ctx, q->name, q->len, queue_count(q), bytes);

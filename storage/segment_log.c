@@ -3,7 +3,9 @@
  *
  * Directory: one file per segment, named by a 20-digit decimal id, "00000000000000000001.seg",
  * ids only ever increase. Segments are replayed in id order; the newest is the active one, the
- * only one ever appended to. (The definitions blob lives beside them: definitions.c.)
+ * only one ever appended to. (The definitions blob lives beside them: definitions.c; and each
+ * sealed segment's summary, NNNNNNNNNNNNNNNNNNNN.sum, which recovery may read instead of it:
+ * segment_summary.h.)
  *
  * Segment header (SEG_HEADER_SIZE = 40 bytes):
  *     0  magic        8   "WRNSEG\r\n"

@@ -155,12 +155,16 @@ int summary_write(const struct store_io_hooks *io, const char *dir, struct summa
     int rc = fd < 0 ? fd : fs_pwrite_all(io, fd, header, sizeof(header), 0);
     if (rc == 0 && b->body.len)
         rc = fs_pwrite_all(io, fd, b->body.data, b->body.len, SUMMARY_HEADER_SIZE);
+    if (rc == 0)
+        rc = fs_fdatasync(io, fd);
     if (fd >= 0)
         fs_close(io, fd);
     if (rc == 0)
         rc = fs_rename(io, tmp, path);
     if (rc < 0 && fd >= 0)
         fs_unlink(io, tmp);
+    if (rc == 0) /* a power loss keeps it: the restart after one is when it saves the most */
+        rc = fs_fsync_dir(io, dir);
     b->valid = false;
     drop_body(b);
     return rc;

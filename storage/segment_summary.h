@@ -62,9 +62,10 @@ void summary_start(struct summary_builder *b, uint64_t id, uint64_t max_msg_id, 
 void summary_add(struct summary_builder *b, const uint8_t *buf, size_t len, uint64_t base);
 /* The segment was cut back to size bytes (ok), or a cut failed and its size is unknown (!ok). */
 void summary_cut(struct summary_builder *b, uint64_t size, bool ok);
-/* Writes the summary of a sealed segment (when still valid) as dir/ID.sum, through a temporary
- * file and a rename; not synced (a summary lost or torn at a crash fails its checks and recovery
- * reads the segment). Returns 0 or -errno; the builder is emptied either way. */
+/* Writes the summary of a sealed segment (when still valid) as dir/ID.sum: a temporary file,
+ * fdatasync, rename, directory fsync, so that a power loss leaves it whole or absent (a summary
+ * torn some other way fails its checks and recovery reads the segment). Returns 0 or -errno; the
+ * builder is emptied either way. */
 int summary_write(const struct store_io_hooks *io, const char *dir, struct summary_builder *b);
 void summary_free(struct summary_builder *b);
 

@@ -527,6 +527,7 @@ static void check_second_life(struct run *r, struct store *store, const struct s
 
 struct totals {
     unsigned runs, crashed, torn, failed_batches, durable_batches, entries_checked, compactions, logged_errors;
+    unsigned summarized;      /* segments the reopens replayed from their summaries */
     double seconds;
 };
 
@@ -598,6 +599,9 @@ static void run_once(enum ffs_mode mode, unsigned long at, int fail_error, unsig
     t->logged_errors += log_errors != 0;
     check_against_model(r, &seen, store, strict);
     t->entries_checked += (unsigned)seen.nentries;
+    struct store_stats stats;
+    store_get_stats(store, &stats);
+    t->summarized += (unsigned)stats.segments_summarized;
     check_second_life(r, store, &seen);
     if (log_errors != 0 && burst <= 1)
         fail_run(r, "the second reopen reported errors", (uint64_t)log_errors);
@@ -663,8 +667,9 @@ static int free_trace(void **state)
 static void report(const char *what, const struct totals *t)
 {
     fprintf(stderr, "crashpoints: %s: %u runs (%u crashed, %u with a torn write), %u batches durable, %u failed, "
-            "%u entries checked, %.1f s\n", what, t->runs, t->crashed, t->torn, t->durable_batches,
-            t->failed_batches, t->entries_checked, t->seconds);
+            "%u entries checked, %u segments replayed from summaries, %.1f s\n", what, t->runs, t->crashed, t->torn,
+            t->durable_batches, t->failed_batches, t->entries_checked, t->summarized, t->seconds);
+    assert_true(t->summarized > 0); /* the reopens went through segment summaries too */
 }
 
 static void kill9_at_every_call(void **state)

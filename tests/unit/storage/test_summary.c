@@ -360,8 +360,8 @@ static void damage_found_at_read_deletes_the_summary(void **state)
     close(fd);
     struct rec rec;
     size_t n;
-    for (size_t off = SEG_HEADER_SIZE; off < (size_t)size && (n = rec_parse(data + off, (size_t)size - off, true, &rec)) > 0;
-         off += n)
+    for (size_t off = SEG_HEADER_SIZE;
+         off < (size_t)size && (n = rec_parse(data + off, (size_t)size - off, true, &rec)) > 0; off += n)
         if (rec.type == REC_MESSAGE && rec.data_len > 10)
             flip(seg, (off_t)(rec.data - data) + 10);
     free(data);
