@@ -41,7 +41,7 @@
 #include "store.h"
 
 #define SUMMARY_HEADER_SIZE 56
-#define SUMMARY_MAX_FRACTION 8 /* a summary larger than segment_bytes / this is abandoned */
+#define SUMMARY_MAX_FRACTION 4 /* a summary larger than segment_bytes / this is abandoned */
 
 /* The summary of the active segment, built as its batches are written (I/O thread). */
 struct summary_builder {
