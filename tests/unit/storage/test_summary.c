@@ -387,6 +387,99 @@ static void damage_found_at_read_deletes_the_summary(void **state)
     remove_tree(dir);
 }
 
+/* A random workload over many restarts: after each, a start from the summaries must recover
+ * what a start reading every segment does. Five queues, fan-out, deliveries, acks in later
+ * batches (so segments retire and compaction moves survivors), purges and deletions, and the
+ * store closed and reopened between rounds (so some sealed segments were active at a start and
+ * have no summary). */
+static void random_workloads_recover_the_same_from_summaries(void **state)
+{
+    (void)state;
+    static const char *queues[] = {"q0", "q1", "q2", "q3", "q4"};
+    char dir[64];
+    make_scratch(dir, sizeof(dir));
+    uint64_t rng = 0x9e3779b97f4a7c15ull, next_id = 1, used = 0;
+    uint64_t *live[5];
+    size_t nlive[5] = {0};
+    for (int q = 0; q < 5; q++)
+        live[q] = calloc(20000, sizeof(uint64_t));
+    uint8_t body[1200];
+    for (int round = 0; round < 12; round++) {
+        struct store_options opts = {.dir = dir, .segment_bytes = SEGMENT_BYTES, .disk_free_limit = 1,
+                                     .log = quiet_log};
+        struct store *store = NULL;
+        assert_int_equal(store_open(&opts, NULL, &store), 0);
+        uint64_t batch = 0;
+        for (int b = 0; b < 60; b++) {
+            for (int k = 0; k < 12; k++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                unsigned r = (unsigned)(rng >> 33);
+                int q = (int)(r % 5);
+                if (r % 100 < 72 && nlive[q] < 20000) { /* publish, sometimes to two queues */
+                    uint64_t id = next_id++;
+                    size_t len = 200 + r % 1000;
+                    body_of(body, id);
+                    assert_true(store_put_message(store, id, body, len) > 0);
+                    batch = store_put_enqueue(store, (const uint8_t *)queues[q], 2, id);
+                    live[q][nlive[q]++] = id;
+                    int other = (q + 1 + (int)(r >> 8) % 4) % 5;
+                    if (r % 7 == 0 && nlive[other] < 20000) {
+                        batch = store_put_enqueue(store, (const uint8_t *)queues[other], 2, id);
+                        live[other][nlive[other]++] = id;
+                    }
+                } else if (r % 100 < 96 && nlive[q] > 0) { /* deliver, then ack, an early entry */
+                    size_t at = (r >> 4) % (nlive[q] < 8 ? nlive[q] : 8);
+                    uint64_t id = live[q][at];
+                    batch = store_put_deliver(store, (const uint8_t *)queues[q], 2, id);
+                    if (r % 3 != 0) {
+                        batch = store_put_ack(store, (const uint8_t *)queues[q], 2, id);
+                        memmove(&live[q][at], &live[q][at + 1], (nlive[q] - at - 1) * sizeof(uint64_t));
+                        nlive[q]--;
+                    }
+                } else if (r % 100 < 98 && nlive[q] > 0) { /* purge the newest half */
+                    size_t keep = nlive[q] / 2;
+                    uint64_t after = keep ? live[q][keep - 1] : 0;
+                    batch = store_put_purge(store, (const uint8_t *)queues[q], 2, after);
+                    nlive[q] = keep;
+                } else if (r % 100 >= 99) { /* delete the queue */
+                    batch = store_put_queue_deleted(store, (const uint8_t *)queues[q], 2);
+                    nlive[q] = 0;
+                }
+            }
+            if (b % 3 == 0)
+                wait_batch(store, batch);
+        }
+        wait_batch(store, batch);
+        struct store_stats stats;
+        store_get_stats(store, &stats);
+        used += stats.compactions;
+        store_close(store);
+        char plain[64];
+        make_scratch(plain, sizeof(plain));
+        copy_tree(dir, plain, false);
+        struct seen with = {0}, without = {0};
+        uint64_t summarized = recover(dir, &with);
+        assert_int_equal(recover(plain, &without), 0);
+        assert_same(&with, &without);
+        size_t expect = 0;
+        for (int q = 0; q < 5; q++)
+            expect += nlive[q];
+        assert_int_equal(with.nentries, expect);
+        if (getenv("WARREN_TEST_LOG"))
+            fprintf(stderr, "round %d: %d segments, %d summaries, %llu summarized, %zu entries\n", round,
+                    count_segments(dir), count_summaries(dir), (unsigned long long)summarized, with.nentries);
+        if (round > 2)
+            assert_true(summarized > 0);
+        seen_free(&with);
+        seen_free(&without);
+        remove_tree(plain);
+    }
+    assert_true(used > 0); /* compactions happened along the way */
+    for (int q = 0; q < 5; q++)
+        free(live[q]);
+    remove_tree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +487,7 @@ int main(void)
         cmocka_unit_test(a_summary_that_does_not_check_is_ignored),
         cmocka_unit_test(stale_summaries_are_deleted_at_start),
         cmocka_unit_test(damage_found_at_read_deletes_the_summary),
+        cmocka_unit_test(random_workloads_recover_the_same_from_summaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
