@@ -125,6 +125,10 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
         if (parse_uint(key, value, UINT32_MAX, &v))
             return -1;
         s->queue_ram_messages = (uint32_t)v;
+    } else if (strcmp(key, "queue_ram_bytes") == 0) {
+        if (parse_uint(key, value, UINT64_MAX, &v))
+            return -1;
+        s->queue_ram_bytes = v;
     } else if (strcmp(key, "flow_queue_bytes") == 0) {
         if (parse_uint(key, value, UINT64_MAX, &v))
             return -1;

@@ -122,6 +122,7 @@ void server_config_defaults(struct server_config *cfg)
         .disk_free_limit = 50ull * 1000 * 1000,
         .segment_bytes = 64ull << 20,
         .queue_ram_messages = 16384,
+        .queue_ram_bytes = 32u << 20,
         .flow_queue_bytes = 16ull << 20,
         .stats_interval_ms = STATS_DEFAULT_INTERVAL_MS,
         .management_port = 15672,

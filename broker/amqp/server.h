@@ -37,6 +37,7 @@ struct server_config {
     uint64_t segment_bytes;          /* size at which the store starts a new log segment: 64 MiB */
     uint32_t queue_ram_messages;     /* ready messages a durable queue keeps in memory (the rest are
                                       * on disk only, read back ahead of delivery): 16384; 0: all */
+    uint64_t queue_ram_bytes;        /* and at most this many bytes of their bodies: 32 MiB; 0: no bound */
     uint64_t flow_queue_bytes;       /* per-publisher flow control (flow.h): a queue with consumers
                                       * holding more ready bytes in memory than this pauses the
                                       * publishers feeding it: 16 MiB; 0: off */

@@ -102,6 +102,7 @@ struct vhost_entry *server_vhost_add(struct server *server, const char *name)
         .page_in = hook_page_in,
         .page_purge = hook_page_purge,
         .ram_messages = server->config.queue_ram_messages,
+        .ram_bytes = server->config.queue_ram_bytes,
         .ctx = e,
     };
     struct vhost_hooks hooks = {

@@ -104,6 +104,15 @@ static bool pageable(const struct queue *q)
            q->settings.max_priority == 0 && q->settings.max_length_bytes < 0;
 }
 
+/* True when a pageable queue holds what it may in memory, before a message of body bytes joins:
+ * ram_messages messages, or ram_bytes of bodies (but always at least one message). */
+static bool ram_full(const struct queue *q, uint64_t body)
+{
+    const struct queue_pager *p = q->hooks.pager;
+    return q->ready_count >= p->ram_messages ||
+           (p->ram_bytes && q->ready_count > 0 && q->ready_bytes + body > p->ram_bytes);
+}
+
 /* Reads the tail back when memory holds half of what it may (all of it for a queue that is not
  * pageable but got a tail from recovery). */
 static void refill(struct queue *q)
@@ -112,11 +121,18 @@ static void refill(struct queue *q)
         return;
     uint64_t want = q->tail_count;
     if (pageable(q)) {
-        uint32_t ram = q->hooks.pager->ram_messages;
-        if (q->ready_count > ram / 2)
+        const struct queue_pager *p = q->hooks.pager;
+        uint32_t ram = p->ram_messages;
+        if (q->ready_count > ram / 2 || (p->ram_bytes && q->ready_bytes > p->ram_bytes / 2))
             return;
         if (want > ram - q->ready_count)
             want = ram - q->ready_count;
+        if (p->ram_bytes) { /* as many as fit by the tail's average stored size, one at least */
+            uint64_t average = q->tail_bytes / q->tail_count;
+            uint64_t fit = (p->ram_bytes - q->ready_bytes) / (average ? average : 1);
+            if (want > fit)
+                want = fit ? fit : 1;
+        }
     }
     q->paging_in = true;
     bool complete = false;
@@ -450,7 +466,7 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
         return -1;
     }
     if (queue->hooks.pager &&
-        (queue->tail_count > 0 || (pageable(queue) && queue->ready_count >= queue->hooks.pager->ram_messages)))
+        (queue->tail_count > 0 || (pageable(queue) && ram_full(queue, msg->body_size))))
         return page_out(queue, msg);
     struct queue_entry entry = {
         .msg = msg,

@@ -16,9 +16,11 @@
  * holds a reference on itself while it runs one.
  *
  * Paging (bounded memory). A durable queue given a pager keeps at most pager->ram_messages
- * ready messages in memory. Past that, a published message joins the queue's "tail": it is
+ * ready messages, and at most pager->ram_bytes of their bodies (one message at least, whatever
+ * its size), in memory. Past that, a published message joins the queue's "tail": it is
  * written to the durable store (persistent or not) and the queue keeps only a count; the
- * tail is read back in order (pager->page_in) when the in-memory part falls to half. The tail
+ * tail is read back in order (pager->page_in) when the in-memory part falls to half of either
+ * bound, as many messages as fit under both (by the tail's average size). The tail
  * always follows every in-memory ready message, so order is kept; requeued messages return
  * to memory. Not paged: priority queues and queues with x-max-length-bytes (their order or
  * limits need every message at hand). After a restart every stored entry of a durable queue
@@ -102,6 +104,7 @@ struct queue_pager {
     /* Every stored entry of queue above after_id leaves (a purge of the tail). */
     void (*page_purge)(void *ctx, struct queue *queue, uint64_t after_id);
     uint32_t ram_messages; /* ready messages kept in memory per paged queue (0: no paging) */
+    uint64_t ram_bytes;    /* and their body bytes (0: no byte bound) */
     void *ctx;
 };
 

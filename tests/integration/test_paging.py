@@ -3,8 +3,9 @@
 The broker runs with a small `queue_ram_messages`, so a durable queue keeps only that many ready
 messages in memory and the rest (its "tail") on disk only. Every test checks what a client can
 see: counts, order, bodies, properties, redelivered flags, TTL, length limits and purge across
-the boundary between memory and disk, before and after restarts and a kill -9. The memory test
-checks the broker's resident size with a backlog much larger than what it may keep in memory.
+the boundary between memory and disk, before and after restarts and a kill -9. The memory tests
+check the broker's resident size with a backlog much larger than what it may keep in memory, by
+count and by bytes (queue_ram_bytes).
 
 Not runnable against an external broker: the tests set the broker's options and restart it.
 """
@@ -217,6 +218,43 @@ class PagedCrashTest(test_durability.CrashTest):
     BROKER_ARGS = ["--queue_ram_messages", "20"]
 
 
+@harness.skip_if_external("sets broker options and restarts the broker process")
+class PagingBytesTest(unittest.TestCase):
+    """queue_ram_bytes: a queue of large messages pages by the bytes it holds, not only by count."""
+
+    def test_large_messages_page_by_bytes_and_come_back_in_order(self):
+        broker = RestartableBroker(extra_args=["--queue_ram_bytes", str(1 << 20)]).start()
+        try:
+            conn = pika.BlockingConnection(broker.pika_parameters())
+            ch = conn.channel()
+            ch.confirm_delivery()
+            ch.queue_declare("p-big", durable=True)
+            bodies = [bytes([i]) * (100 * 1024 + i) for i in range(60)]  # 6 MiB: 1 MiB stays in memory
+            for i, body in enumerate(bodies):
+                ch.basic_publish("", "p-big", body, persistent(message_id=str(i)))
+            self.assertEqual(ch.queue_declare("p-big", passive=True).method.message_count, 60)
+            got = []
+            for _ in range(25):  # basic.get walks into the tail, refilled a few messages at a time
+                method, props, body = ch.basic_get("p-big", auto_ack=True)
+                got.append((props.message_id, body))
+            conn.close()
+            broker.sigkill()
+            broker.relaunch()
+            conn = pika.BlockingConnection(broker.pika_parameters())
+            ch = conn.channel()
+            ch.basic_qos(prefetch_count=7)
+            for method, props, body in ch.consume("p-big", inactivity_timeout=2.0):
+                if method is None:
+                    break
+                got.append((props.message_id, body))
+                ch.basic_ack(method.delivery_tag)
+            conn.close()
+            self.assertEqual([m for m, _ in got], [str(i) for i in range(60)])
+            self.assertTrue(all(body == bodies[i] for i, (_, body) in enumerate(got)))
+        finally:
+            broker.stop()
+
+
 @harness.skip_if_external("reads the broker's resident memory")
 class PagingMemoryTest(unittest.TestCase):
     """A backlog far larger than the in-memory limit costs the broker little memory."""
@@ -262,6 +300,40 @@ class PagingMemoryTest(unittest.TestCase):
                                   check=True, stdout=subprocess.PIPE, timeout=300, text=True)
             result = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
             self.assertTrue(result and " delivered=%d " % self.COUNT in result[-1], result)
+        finally:
+            broker.stop()
+
+    def test_a_backlog_of_large_messages_stays_on_disk(self):
+        """400 messages of 256 KiB (100 MiB) are far under queue_ram_messages: queue_ram_bytes
+        (4 MiB here) is what keeps them on disk."""
+        perf = os.environ.get("WARREN_PERF_BIN")
+        if not perf:
+            self.skipTest("WARREN_PERF_BIN (the warren-perf client) is not set; ctest sets it")
+        count, size = 400, 256 * 1024
+        broker = RestartableBroker(extra_args=["--queue_ram_bytes", str(4 << 20)])
+        os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        saved = os.environ["ASAN_OPTIONS"]
+        os.environ["ASAN_OPTIONS"] = saved + ":quarantine_size_mb=8:malloc_context_size=2"
+        try:
+            broker.start()
+        finally:
+            os.environ["ASAN_OPTIONS"] = saved
+        try:
+            base = harness.vm_rss_kib(broker.process.pid)
+            subprocess.run([perf, "--uri", broker.url, "--producers", "1", "--consumers", "0", "--count", str(count),
+                            "--size", str(size), "--persistent", "--durable", "--confirm", "20",
+                            "--queue", "p-large", "--max-time", "240"],
+                           check=True, stdout=subprocess.DEVNULL, timeout=300)
+            grown = harness.vm_rss_kib(broker.process.pid) - base
+            bodies_kib = count * size // 1024
+            self.assertLess(grown, bodies_kib // 2,
+                            "RSS grew by %d KiB for %d KiB of message bodies" % (grown, bodies_kib))
+            done = subprocess.run([perf, "--uri", broker.url, "--producers", "0", "--consumers", "1", "--count",
+                                   str(count), "--durable", "--prefetch", "20", "--multi-ack", "5",
+                                   "--queue", "p-large", "--max-time", "240"],
+                                  check=True, stdout=subprocess.PIPE, timeout=300, text=True)
+            result = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+            self.assertTrue(result and " delivered=%d " % count in result[-1], result)
         finally:
             broker.stop()
 
