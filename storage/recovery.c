@@ -200,6 +200,18 @@ static long cut_copies(struct segment *seg, const struct copies *c, size_t end, 
     return (long)end;
 }
 
+/* Applies record r found at off of seg, after following the copies run with it. 0 or -ENOMEM. */
+static int apply_found(struct index *idx, struct segment *seg, const struct rec *r, size_t off, struct copies *copies,
+                       const struct storage_logger *logger, const char *path, struct recovery_result *out)
+{
+    if (r->type == REC_MESSAGE || copies->from != 0)
+        track_copies(idx, seg, r, off, copies, logger, path);
+    if (index_apply(idx, seg, r, off) < 0)
+        return -ENOMEM;
+    out->records++;
+    return 0;
+}
+
 /* Applies the records of the segment from off on, read through w, while each is valid as a whole
  * (its length within the file, its layout and CRC right). Returns where it stopped: the end of
  * the segment, or a record the mapped walk must judge (corrupt, torn, unreadable); -ENOMEM. */
@@ -220,11 +232,8 @@ static long replay_window(const struct store_io_hooks *io, int fd, struct window
         size_t n = rec_parse(p, REC_HEADER_SIZE + length, true, &r);
         if (n == 0)
             break;
-        if (r.type == REC_MESSAGE || copies->from != 0)
-            track_copies(idx, seg, &r, off, copies, logger, path);
-        if (index_apply(idx, seg, &r, off) < 0)
+        if (apply_found(idx, seg, &r, off, copies, logger, path, out) < 0)
             return -ENOMEM;
-        out->records++;
         off += n;
     }
     return (long)off;
@@ -244,11 +253,8 @@ static int replay_summary(const struct summary *sum, struct index *idx, const st
     size_t pos = 0, off = SEG_HEADER_SIZE, n;
     struct rec r;
     while ((n = summary_next(sum, &pos, &r)) > 0) {
-        if (r.type == REC_MESSAGE || copies.from != 0)
-            track_copies(idx, seg, &r, off, &copies, logger, path);
-        if (index_apply(idx, seg, &r, off) < 0)
+        if (apply_found(idx, seg, &r, off, &copies, logger, path, out) < 0)
             return -ENOMEM;
-        out->records++;
         off += n;
     }
     if (copies.from != 0)
@@ -331,11 +337,8 @@ static long replay_segment(const struct store_io_hooks *io, const char *dir, int
         struct rec r;
         size_t n = rec_parse(m->data + off, m->size - off, true, &r);
         if (n > 0) {
-            if (r.type == REC_MESSAGE || copies.from != 0)
-                track_copies(idx, seg, &r, off, &copies, logger, path);
-            if (index_apply(idx, seg, &r, off) < 0)
+            if (apply_found(idx, seg, &r, off, &copies, logger, path, out) < 0)
                 return -ENOMEM;
-            out->records++;
             off += n;
             continue;
         }
@@ -375,8 +378,7 @@ static void remove_stale_summaries(const struct store_io_hooks *io, const char *
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         uint64_t id;
-        size_t len = strlen(de->d_name);
-        bool tmp = len == SEG_NAME_DIGITS + 8 && strcmp(de->d_name + SEG_NAME_DIGITS, ".sum.tmp") == 0;
+        bool tmp = seg_file_id(de->d_name, ".sum.tmp", &id);
         if (!tmp && (!summary_parse_name(de->d_name, &id) || (id_in(ids, nids, id) && id != ids[nids - 1])))
             continue;
         char path[SEG_PATH_MAX];

@@ -233,12 +233,12 @@ size_t rec_resync(const uint8_t *p, size_t size, size_t from)
     return size;
 }
 
-void seg_path(char *out, size_t cap, const char *dir, uint64_t id)
+void seg_file_path(char *out, size_t cap, const char *dir, uint64_t id, const char *suffix)
 {
-    snprintf(out, cap, "%s/%020llu.seg", dir, (unsigned long long)id);
+    snprintf(out, cap, "%s/%020llu%s", dir, (unsigned long long)id, suffix);
 }
 
-bool seg_parse_name(const char *name, uint64_t *id)
+bool seg_file_id(const char *name, const char *suffix, uint64_t *id)
 {
     uint64_t v = 0;
     for (int i = 0; i < SEG_NAME_DIGITS; i++) {
@@ -246,7 +246,7 @@ bool seg_parse_name(const char *name, uint64_t *id)
             return false;
         v = v * 10 + (uint64_t)(name[i] - '0');
     }
-    if (strcmp(name + SEG_NAME_DIGITS, ".seg") != 0)
+    if (strcmp(name + SEG_NAME_DIGITS, suffix) != 0)
         return false;
     *id = v;
     return true;

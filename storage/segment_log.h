@@ -65,10 +65,21 @@ size_t rec_parse(const uint8_t *p, size_t avail, bool check_crc, struct rec *out
 /* First offset in (from, size) where a valid record starts, or size when there is none. */
 size_t rec_resync(const uint8_t *p, size_t size, size_t from);
 
+/* Formats dir/NNNNNNNNNNNNNNNNNNNN<suffix> (a file named by a segment id) into out. */
+void seg_file_path(char *out, size_t cap, const char *dir, uint64_t id, const char *suffix);
+/* Parses such a name: true and *id when name is 20 digits and then exactly suffix. */
+bool seg_file_id(const char *name, const char *suffix, uint64_t *id);
+
 /* Formats dir/NNNNNNNNNNNNNNNNNNNN.seg into out. */
-void seg_path(char *out, size_t cap, const char *dir, uint64_t id);
+static inline void seg_path(char *out, size_t cap, const char *dir, uint64_t id)
+{
+    seg_file_path(out, cap, dir, id, ".seg");
+}
 /* Parses a segment file name; returns true and *id when it is one. */
-bool seg_parse_name(const char *name, uint64_t *id);
+static inline bool seg_parse_name(const char *name, uint64_t *id)
+{
+    return seg_file_id(name, ".seg", id);
+}
 
 /* Creates segment `id` (exclusive), writes and syncs its header, fsyncs the directory.
  * Returns an fd open for writing, or -errno (the half-made file is removed). */

@@ -113,25 +113,6 @@ void summary_cut(struct summary_builder *b, uint64_t size, bool ok)
     abandon(b);
 }
 
-void summary_path(char *out, size_t cap, const char *dir, uint64_t id)
-{
-    snprintf(out, cap, "%s/%020llu.sum", dir, (unsigned long long)id);
-}
-
-bool summary_parse_name(const char *name, uint64_t *id)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < SEG_NAME_DIGITS; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(name[i] - '0');
-    }
-    if (strcmp(name + SEG_NAME_DIGITS, ".sum") != 0)
-        return false;
-    *id = v;
-    return true;
-}
-
 int summary_write(const struct store_io_hooks *io, const char *dir, struct summary_builder *b)
 {
     if (!b->valid) {

@@ -70,9 +70,15 @@ int summary_write(const struct store_io_hooks *io, const char *dir, struct summa
 void summary_free(struct summary_builder *b);
 
 /* Formats dir/NNNNNNNNNNNNNNNNNNNN.sum into out. */
-void summary_path(char *out, size_t cap, const char *dir, uint64_t id);
+static inline void summary_path(char *out, size_t cap, const char *dir, uint64_t id)
+{
+    seg_file_path(out, cap, dir, id, ".sum");
+}
 /* Parses a summary file name; returns true and *id when it is one. */
-bool summary_parse_name(const char *name, uint64_t *id);
+static inline bool summary_parse_name(const char *name, uint64_t *id)
+{
+    return seg_file_id(name, ".sum", id);
+}
 
 /* A summary read back for recovery. */
 struct summary {

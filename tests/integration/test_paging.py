@@ -255,6 +255,19 @@ class PagingBytesTest(unittest.TestCase):
             broker.stop()
 
 
+def start_measurable(extra_args):
+    """A broker whose RSS means what it means in a normal build: under AddressSanitizer freed
+    memory sits in a quarantine, kept small here."""
+    broker = RestartableBroker(extra_args=extra_args)
+    os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    saved = os.environ["ASAN_OPTIONS"]
+    os.environ["ASAN_OPTIONS"] = saved + ":quarantine_size_mb=8:malloc_context_size=2"
+    try:
+        return broker.start()
+    finally:
+        os.environ["ASAN_OPTIONS"] = saved
+
+
 @harness.skip_if_external("reads the broker's resident memory")
 class PagingMemoryTest(unittest.TestCase):
     """A backlog far larger than the in-memory limit costs the broker little memory."""
@@ -266,16 +279,7 @@ class PagingMemoryTest(unittest.TestCase):
         perf = os.environ.get("WARREN_PERF_BIN")
         if not perf:
             self.skipTest("WARREN_PERF_BIN (the warren-perf client) is not set; ctest sets it")
-        broker = RestartableBroker(extra_args=["--queue_ram_messages", "1000"])
-        # Under AddressSanitizer freed memory sits in a quarantine: keep it small so RSS means
-        # what it means in a normal build.
-        os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        saved = os.environ["ASAN_OPTIONS"]
-        os.environ["ASAN_OPTIONS"] = saved + ":quarantine_size_mb=8:malloc_context_size=2"
-        try:
-            broker.start()
-        finally:
-            os.environ["ASAN_OPTIONS"] = saved
+        broker = start_measurable(["--queue_ram_messages", "1000"])
         try:
             base = harness.vm_rss_kib(broker.process.pid)
             url = broker.url
@@ -310,14 +314,7 @@ class PagingMemoryTest(unittest.TestCase):
         if not perf:
             self.skipTest("WARREN_PERF_BIN (the warren-perf client) is not set; ctest sets it")
         count, size = 400, 256 * 1024
-        broker = RestartableBroker(extra_args=["--queue_ram_bytes", str(4 << 20)])
-        os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        saved = os.environ["ASAN_OPTIONS"]
-        os.environ["ASAN_OPTIONS"] = saved + ":quarantine_size_mb=8:malloc_context_size=2"
-        try:
-            broker.start()
-        finally:
-            os.environ["ASAN_OPTIONS"] = saved
+        broker = start_measurable(["--queue_ram_bytes", str(4 << 20)])
         try:
             base = harness.vm_rss_kib(broker.process.pid)
             subprocess.run([perf, "--uri", broker.url, "--producers", "1", "--consumers", "0", "--count", str(count),

@@ -74,6 +74,31 @@ static inline bool segment_exists(const char *dir, uint64_t id)
     return access(path, F_OK) == 0;
 }
 
+/* Copies every file of directory from into directory to, but those leave_out(name) picks
+ * (leave_out NULL: all). */
+static inline void copy_files(const char *from, const char *to, bool (*leave_out)(const char *name))
+{
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || (leave_out && leave_out(de->d_name)))
+            continue;
+        char src[4096], dst[4096];
+        snprintf(src, sizeof(src), "%s/%s", from, de->d_name);
+        snprintf(dst, sizeof(dst), "%s/%s", to, de->d_name);
+        int in = open(src, O_RDONLY), out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        assert_true(in >= 0 && out >= 0);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof(buf))) > 0)
+            assert_int_equal(write(out, buf, (size_t)n), n);
+        close(in);
+        close(out);
+    }
+    closedir(d);
+}
+
 /* True when fd is open on a segment file (not, say, a segment summary being written). */
 static inline bool fd_is_segment(int fd)
 {

@@ -31,28 +31,7 @@ struct crash {
     _Atomic bool watch_next;   /* record where the next write to failed_fd goes */
 };
 
-static void copy_dir(const char *from, const char *to)
-{
-    DIR *d = opendir(from);
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char src[4096], dst[4096];
-        snprintf(src, sizeof(src), "%s/%s", from, de->d_name);
-        snprintf(dst, sizeof(dst), "%s/%s", to, de->d_name);
-        int in = open(src, O_RDONLY), out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        assert_true(in >= 0 && out >= 0);
-        char buf[65536];
-        ssize_t n;
-        while ((n = read(in, buf, sizeof(buf))) > 0)
-            assert_int_equal(write(out, buf, (size_t)n), n);
-        close(in);
-        close(out);
-    }
-    closedir(d);
-}
+static void copy_dir(const char *from, const char *to) { copy_files(from, to, NULL); }
 
 /* True when buf starts with the MESSAGE record of id. */
 static bool starts_with_message(const void *buf, size_t len, uint64_t id)

@@ -13,28 +13,15 @@
 #define SEGMENT_BYTES (64u * 1024)
 #define BODY 1000
 
+static bool is_summary(const char *name)
+{
+    uint64_t id;
+    return summary_parse_name(name, &id);
+}
+
 static void copy_tree(const char *from, const char *to, bool summaries)
 {
-    DIR *d = opendir(from);
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        uint64_t id;
-        if (de->d_name[0] == '.' || (!summaries && summary_parse_name(de->d_name, &id)))
-            continue;
-        char src[4096], dst[4096];
-        snprintf(src, sizeof(src), "%s/%s", from, de->d_name);
-        snprintf(dst, sizeof(dst), "%s/%s", to, de->d_name);
-        int in = open(src, O_RDONLY), out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        assert_true(in >= 0 && out >= 0);
-        char buf[65536];
-        ssize_t n;
-        while ((n = read(in, buf, sizeof(buf))) > 0)
-            assert_int_equal(write(out, buf, (size_t)n), n);
-        close(in);
-        close(out);
-    }
-    closedir(d);
+    copy_files(from, to, summaries ? NULL : is_summary);
 }
 
 static int count_summaries(const char *dir)
