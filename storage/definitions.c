@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "le.h"
 #include "segment_log.h"
 #include "store_fs.h"
 #include "store_private.h"
@@ -34,20 +35,6 @@
 #define DEF_HEADER_SIZE 32
 #define DEF_MAX_LENGTH (1u << 30) /* 1 GiB: far above any real set of definitions */
 static const uint8_t def_magic[8] = {'W', 'R', 'N', 'D', 'E', 'F', '\r', '\n'};
-
-static void put_le(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 int store_save_definitions(struct store *store, const uint8_t *data, size_t len)
 {
@@ -61,9 +48,9 @@ int store_save_definitions(struct store *store, const uint8_t *data, size_t len)
     }
     uint8_t header[DEF_HEADER_SIZE] = {0};
     memcpy(header, def_magic, 8);
-    put_le(header + 8, 1, 4);
-    put_le(header + 16, len, 8);
-    put_le(header + 24, crc32c_extend(crc32c(header, 24), data, len), 4);
+    le_put32(header + 8, 1);
+    le_put64(header + 16, len);
+    le_put32(header + 24, crc32c_extend(crc32c(header, 24), data, len));
     const struct store_io_hooks *io = store_io(store);
     int fd = fs_open(io, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -111,9 +98,9 @@ int store_load_definitions(struct store *store, uint8_t **data, size_t *len)
     if (rc == 0 && fs_pread_upto(io, fd, buf, size, 0) != size)
         rc = -EBADMSG; /* shrank while reading, or unreadable */
     fs_close(io, fd);
-    if (rc == 0 && (memcmp(buf, def_magic, 8) != 0 || get_le(buf + 8, 4) != 1 ||
-                    get_le(buf + 16, 8) != size - DEF_HEADER_SIZE ||
-                    get_le(buf + 24, 4) != crc32c_extend(crc32c(buf, 24), buf + DEF_HEADER_SIZE,
+    if (rc == 0 && (memcmp(buf, def_magic, 8) != 0 || le_get32(buf + 8) != 1 ||
+                    le_get64(buf + 16) != size - DEF_HEADER_SIZE ||
+                    le_get32(buf + 24) != crc32c_extend(crc32c(buf, 24), buf + DEF_HEADER_SIZE,
                                                           size - DEF_HEADER_SIZE)))
         rc = -EBADMSG;
     if (rc < 0) {

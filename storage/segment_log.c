@@ -64,56 +64,31 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "le.h"
 #include "store_fs.h"
 
 static const uint8_t seg_magic[8] = {'W', 'R', 'N', 'S', 'E', 'G', '\r', '\n'};
 #define SEG_VERSION 1
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4); /* little-endian hosts only (x86-64, aarch64) */
-    return v;
-}
-
-uint32_t rec_length(const uint8_t *p) { return get32(p); }
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
+uint32_t rec_length(const uint8_t *p) { return le_get32(p); }
 
 void seg_header_encode(uint8_t out[SEG_HEADER_SIZE], uint64_t id, uint64_t max_msg_id)
 {
     memset(out, 0, SEG_HEADER_SIZE);
     memcpy(out, seg_magic, 8);
-    put32(out + 8, SEG_VERSION);
-    put64(out + 16, id);
-    put64(out + 24, max_msg_id);
-    put32(out + 32, crc32c(out, 32));
+    le_put32(out + 8, SEG_VERSION);
+    le_put64(out + 16, id);
+    le_put64(out + 24, max_msg_id);
+    le_put32(out + 32, crc32c(out, 32));
 }
 
 int seg_header_decode(const uint8_t *p, size_t avail, uint64_t *id, uint64_t *max_msg_id)
 {
-    if (avail < SEG_HEADER_SIZE || memcmp(p, seg_magic, 8) != 0 || get32(p + 8) != SEG_VERSION ||
-        get32(p + 32) != crc32c(p, 32))
+    if (avail < SEG_HEADER_SIZE || memcmp(p, seg_magic, 8) != 0 || le_get32(p + 8) != SEG_VERSION ||
+        le_get32(p + 32) != crc32c(p, 32))
         return -EBADMSG;
-    *id = get64(p + 16);
-    *max_msg_id = get64(p + 24);
+    *id = le_get64(p + 16);
+    *max_msg_id = le_get64(p + 24);
     return 0;
 }
 
@@ -135,19 +110,19 @@ int rec_append(struct rec_buf *buf, uint8_t type, uint64_t msg_id, const uint8_t
         buf->cap = cap;
     }
     uint8_t *p = buf->data + buf->len;
-    put32(p, (uint32_t)(1 + payload));
-    put32(p + 4, 0);
+    le_put32(p, (uint32_t)(1 + payload));
+    le_put32(p + 4, 0);
     p[8] = type;
     p += 9;
     if (type != REC_QUEUE_DELETED) {
-        put64(p, msg_id);
+        le_put64(p, msg_id);
         p += 8;
     }
     if (type == REC_MESSAGE) {
         if (data_len)
             memcpy(p, data, data_len);
     } else {
-        put32(p, (uint32_t)queue_len);
+        le_put32(p, (uint32_t)queue_len);
         if (queue_len)
             memcpy(p + 4, queue, queue_len);
     }
@@ -164,8 +139,8 @@ void rec_seal_all(uint8_t *buf, size_t len)
 {
     size_t off = 0;
     while (off + REC_HEADER_SIZE <= len) {
-        uint32_t length = get32(buf + off);
-        put32(buf + off + 4, rec_crc(buf + off, length));
+        uint32_t length = le_get32(buf + off);
+        le_put32(buf + off + 4, rec_crc(buf + off, length));
         off += REC_HEADER_SIZE + length;
     }
 }
@@ -174,7 +149,7 @@ size_t rec_parse(const uint8_t *p, size_t avail, bool check_crc, struct rec *out
 {
     if (avail < REC_HEADER_SIZE + 1)
         return 0;
-    uint32_t length = get32(p);
+    uint32_t length = le_get32(p);
     if (length < 1 || length > REC_MAX_LENGTH || length > avail - REC_HEADER_SIZE)
         return 0;
     const uint8_t *body = p + REC_HEADER_SIZE;
@@ -187,7 +162,7 @@ size_t rec_parse(const uint8_t *p, size_t avail, bool check_crc, struct rec *out
     case REC_MESSAGE:
         if (rest < 8)
             return 0;
-        out->msg_id = get64(q);
+        out->msg_id = le_get64(q);
         out->data = q + 8;
         out->data_len = rest - 8;
         break;
@@ -199,19 +174,19 @@ size_t rec_parse(const uint8_t *p, size_t avail, bool check_crc, struct rec *out
         if (type != REC_QUEUE_DELETED) {
             if (rest < 8)
                 return 0;
-            out->msg_id = get64(q);
+            out->msg_id = le_get64(q);
             q += 8;
             rest -= 8;
         }
-        if (rest < 4 || get32(q) != rest - 4)
+        if (rest < 4 || le_get32(q) != rest - 4)
             return 0;
-        out->queue_len = get32(q);
+        out->queue_len = le_get32(q);
         out->queue = q + 4;
         break;
     default:
         return 0;
     }
-    if (check_crc && get32(p + 4) != rec_crc(p, length))
+    if (check_crc && le_get32(p + 4) != rec_crc(p, length))
         return 0;
     return REC_HEADER_SIZE + (size_t)length;
 }
@@ -221,7 +196,7 @@ size_t rec_resync(const uint8_t *p, size_t size, size_t from)
     struct rec r;
     for (size_t off = from + 1; off + REC_HEADER_SIZE < size; off++) {
         /* cheap filters first: a plausible length and a known type byte */
-        uint32_t length = get32(p + off);
+        uint32_t length = le_get32(p + off);
         if (length == 0 || length > size - off - REC_HEADER_SIZE)
             continue;
         uint8_t type = p[off + REC_HEADER_SIZE];

@@ -11,37 +11,12 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "le.h"
 #include "store_fs.h"
 
 static const uint8_t summary_magic[8] = {'W', 'R', 'N', 'S', 'U', 'M', '\r', '\n'};
 #define SUMMARY_VERSION 1
 #define SKELETON_DATA 4 /* a MESSAGE record's data in a summary: the length it has in the segment */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4); /* little-endian hosts only, as segment_log.c */
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
 
 static void drop_body(struct summary_builder *b)
 {
@@ -83,7 +58,7 @@ void summary_add(struct summary_builder *b, const uint8_t *buf, size_t len, uint
         int rc;
         if (r.type == REC_MESSAGE) {
             uint8_t length[SKELETON_DATA];
-            put32(length, (uint32_t)r.data_len);
+            le_put32(length, (uint32_t)r.data_len);
             rc = rec_append(&b->body, REC_MESSAGE, r.msg_id, NULL, 0, length, sizeof(length));
         } else {
             rc = rec_append(&b->body, r.type, r.msg_id, r.queue, r.queue_len, NULL, 0);
@@ -122,13 +97,13 @@ int summary_write(const struct store_io_hooks *io, const char *dir, struct summa
     rec_seal_all(b->body.data, b->body.len);
     uint8_t header[SUMMARY_HEADER_SIZE] = {0};
     memcpy(header, summary_magic, 8);
-    put32(header + 8, SUMMARY_VERSION);
-    put64(header + 16, b->segment_id);
-    put64(header + 24, b->covered);
-    put64(header + 32, b->max_msg_id);
-    put64(header + 40, b->body.len);
-    put32(header + 48, crc32c(b->body.data, b->body.len));
-    put32(header + 52, crc32c(header, 52));
+    le_put32(header + 8, SUMMARY_VERSION);
+    le_put64(header + 16, b->segment_id);
+    le_put64(header + 24, b->covered);
+    le_put64(header + 32, b->max_msg_id);
+    le_put64(header + 40, b->body.len);
+    le_put32(header + 48, crc32c(b->body.data, b->body.len));
+    le_put32(header + 52, crc32c(header, 52));
     char path[SEG_PATH_MAX], tmp[SEG_PATH_MAX + 8];
     summary_path(path, sizeof(path), dir, b->segment_id);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -156,7 +131,7 @@ void summary_free(struct summary_builder *b) { drop_body(b); }
 /* The total size in the segment of a summary record of n bytes parsed as r. */
 static uint64_t segment_size_of(const struct rec *r, size_t n)
 {
-    return r->type == REC_MESSAGE ? n - SKELETON_DATA + get32(r->data) : n;
+    return r->type == REC_MESSAGE ? n - SKELETON_DATA + le_get32(r->data) : n;
 }
 
 int summary_read(const struct store_io_hooks *io, const char *dir, uint64_t id, uint64_t size, struct summary *out)
@@ -171,17 +146,17 @@ int summary_read(const struct store_io_hooks *io, const char *dir, uint64_t id, 
     struct stat st;
     int rc = fstat(fd, &st) < 0 ? -errno : 0;
     if (rc == 0 && (fs_pread_upto(io, fd, header, sizeof(header), 0) != sizeof(header) ||
-                    memcmp(header, summary_magic, 8) != 0 || get32(header + 8) != SUMMARY_VERSION ||
-                    get32(header + 52) != crc32c(header, 52) || get64(header + 16) != id ||
-                    get64(header + 24) != size || get64(header + 40) != (uint64_t)st.st_size - SUMMARY_HEADER_SIZE ||
-                    get64(header + 40) > size))
+                    memcmp(header, summary_magic, 8) != 0 || le_get32(header + 8) != SUMMARY_VERSION ||
+                    le_get32(header + 52) != crc32c(header, 52) || le_get64(header + 16) != id ||
+                    le_get64(header + 24) != size || le_get64(header + 40) != (uint64_t)st.st_size - SUMMARY_HEADER_SIZE ||
+                    le_get64(header + 40) > size))
         rc = -EBADMSG; /* a summary never outgrows its segment */
-    size_t len = rc == 0 ? (size_t)get64(header + 40) : 0;
+    size_t len = rc == 0 ? (size_t)le_get64(header + 40) : 0;
     uint8_t *body = rc == 0 ? malloc(len ? len : 1) : NULL;
     if (rc == 0 && !body)
         rc = -ENOMEM;
     if (rc == 0 && (fs_pread_upto(io, fd, body, len, SUMMARY_HEADER_SIZE) != len ||
-                    get32(header + 48) != crc32c(body, len)))
+                    le_get32(header + 48) != crc32c(body, len)))
         rc = -EBADMSG;
     fs_close(io, fd);
     /* Every record parses and they tile the segment exactly: checked before anything is applied. */
@@ -207,7 +182,7 @@ int summary_read(const struct store_io_hooks *io, const char *dir, uint64_t id, 
     }
     out->body = body;
     out->len = len;
-    out->max_msg_id = get64(header + 32);
+    out->max_msg_id = le_get64(header + 32);
     return 0;
 }
 
@@ -218,7 +193,7 @@ size_t summary_next(const struct summary *s, size_t *pos, struct rec *r)
     size_t n = rec_parse(s->body + *pos, s->len - *pos, false, r); /* checked by summary_read */
     size_t in_segment = (size_t)segment_size_of(r, n);
     if (r->type == REC_MESSAGE) {
-        r->data_len = get32(r->data);
+        r->data_len = le_get32(r->data);
         r->data = NULL;
     }
     *pos += n;
