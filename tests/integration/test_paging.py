@@ -237,6 +237,10 @@ class PagingBytesTest(unittest.TestCase):
             for _ in range(25):  # basic.get walks into the tail, refilled a few messages at a time
                 method, props, body = ch.basic_get("p-big", auto_ack=True)
                 got.append((props.message_id, body))
+            # A publish confirmed after them on the same channel makes those removals durable
+            # (storage.md, The guarantee); without it the kill may bring them back, as RabbitMQ may.
+            ch.queue_declare("p-marker", durable=True)
+            ch.basic_publish("", "p-marker", b"after the gets", persistent())
             conn.close()
             broker.sigkill()
             broker.relaunch()
