@@ -4,8 +4,7 @@
  *     "version"   uint8    1
  *     "seq"       uint64   entries applied so far (ages sessions)
  *     "applied"   uint64   commands applied to the target
- *     "sessions"  array    of tables {"id" uint64, "floor" uint64, "seen" uint64 (seq of its latest
- *                          request), "window" bytes (META_WINDOW / 8)}
+ *     "sessions"  array    the exactly-once record (sessions.c)
  *     "state"     table    the target's export */
 #include "meta_fsm.h"
 
@@ -13,15 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WINDOW_WORDS (META_WINDOW / 64)
 #define ENTRY_MAX (64u << 20) /* a command larger than this is refused by the proposer */
-
-struct meta_session {
-    uint64_t id;
-    uint64_t floor;                 /* every request <= floor counts as applied */
-    uint64_t seen;                  /* apply_seq of its latest applied request */
-    uint64_t window[WINDOW_WORDS];  /* bit i: request floor + 1 + i applied */
-};
 
 struct meta_pending {
     uint64_t session, request;
@@ -94,86 +85,6 @@ int meta_command_decode(const struct raft_buffer *buf, struct meta_command *out)
     return 0;
 }
 
-/* ---- sessions: exactly-once application ---- */
-
-static struct meta_session *session_find(struct meta_fsm *fsm, uint64_t id)
-{
-    for (size_t i = 0; i < fsm->nsessions; i++)
-        if (fsm->sessions[i].id == id)
-            return &fsm->sessions[i];
-    return NULL;
-}
-
-/* The session id, created (evicting the one seen longest ago when META_SESSIONS are kept). NULL
- * only when memory runs out, the same on no two nodes: then the command is applied without a
- * record, as it would be on a node that evicted the session. */
-static struct meta_session *session_get(struct meta_fsm *fsm, uint64_t id)
-{
-    struct meta_session *s = session_find(fsm, id);
-    if (s)
-        return s;
-    if (fsm->nsessions == META_SESSIONS) {
-        size_t oldest = 0;
-        for (size_t i = 1; i < fsm->nsessions; i++)
-            if (fsm->sessions[i].seen < fsm->sessions[oldest].seen)
-                oldest = i;
-        fsm->sessions[oldest] = fsm->sessions[--fsm->nsessions];
-    }
-    if (fsm->nsessions == fsm->sessions_cap) {
-        size_t cap = fsm->sessions_cap ? fsm->sessions_cap * 2 : 8;
-        struct meta_session *grown = realloc(fsm->sessions, cap * sizeof(*grown));
-        if (!grown)
-            return NULL;
-        fsm->sessions = grown;
-        fsm->sessions_cap = cap;
-    }
-    s = &fsm->sessions[fsm->nsessions++];
-    memset(s, 0, sizeof(*s));
-    s->id = id;
-    return s;
-}
-
-static bool window_bit(const struct meta_session *s, uint64_t i)
-{
-    return (s->window[i / 64] >> (i % 64)) & 1;
-}
-
-/* Moves the floor up by k, dropping the window's first k bits. */
-static void window_shift(struct meta_session *s, uint64_t k)
-{
-    if (k >= META_WINDOW) {
-        memset(s->window, 0, sizeof(s->window));
-        s->floor += k;
-        return;
-    }
-    size_t words = (size_t)(k / 64), bits = (size_t)(k % 64);
-    for (size_t i = 0; i < WINDOW_WORDS; i++) {
-        uint64_t lo = i + words < WINDOW_WORDS ? s->window[i + words] : 0;
-        uint64_t hi = i + words + 1 < WINDOW_WORDS ? s->window[i + words + 1] : 0;
-        s->window[i] = bits ? (lo >> bits) | (hi << (64 - bits)) : lo;
-    }
-    s->floor += k;
-}
-
-/* Records request r of s as applied; false when it already was. */
-static bool session_mark(struct meta_session *s, uint64_t r)
-{
-    if (r <= s->floor)
-        return false;
-    if (r - s->floor > META_WINDOW) /* far ahead: the oldest forgotten requests count as applied */
-        window_shift(s, r - s->floor - META_WINDOW);
-    uint64_t i = r - s->floor - 1;
-    if (window_bit(s, i))
-        return false;
-    s->window[i / 64] |= (uint64_t)1 << (i % 64);
-    uint64_t run = 0;
-    while (run < META_WINDOW && window_bit(s, run))
-        run++;
-    if (run)
-        window_shift(s, run);
-    return true;
-}
-
 /* ---- pending requests of this node ---- */
 
 int meta_fsm_expect(struct meta_fsm *fsm, uint64_t session, uint64_t request, meta_done_fn done, void *arg)
@@ -222,16 +133,13 @@ static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, v
         result_set(&r, META_MALFORMED, "command does not decode");
         return 0; /* nothing to complete: nobody can be waiting for a command nobody can name */
     }
-    struct meta_session *s = session_get(fsm, cmd.session);
-    if (s && !session_mark(s, cmd.request)) {
+    if (!sessions_record(&fsm->sessions, cmd.session, cmd.request, fsm->apply_seq)) {
         result_set(&r, META_DUPLICATE, "applied once already");
     } else {
         memset(&r, 0, sizeof(r));
         fsm->target.apply(fsm->target.ctx, &cmd, &r);
         fsm->applied++;
     }
-    if (s)
-        s->seen = fsm->apply_seq;
     struct meta_pending *p = pending_take(fsm, cmd.session, cmd.request);
     if (p) {
         p->done(p->arg, &r);
@@ -252,24 +160,8 @@ static int fsm_snapshot(struct raft_fsm *raft_fsm, struct raft_buffer *bufs[], u
     rc |= table_buf_put_field(&t, "seq", 3, &v);
     v.v.u64 = fsm->applied;
     rc |= table_buf_put_field(&t, "applied", 7, &v);
-    for (size_t i = 0; rc == 0 && i < fsm->nsessions; i++) {
-        const struct meta_session *s = &fsm->sessions[i];
-        struct table_buf e = {0};
-        struct table_value u = {.type = TABLE_UINT64};
-        u.v.u64 = s->id;
-        rc |= table_buf_put_field(&e, "id", 2, &u);
-        u.v.u64 = s->floor;
-        rc |= table_buf_put_field(&e, "floor", 5, &u);
-        u.v.u64 = s->seen;
-        rc |= table_buf_put_field(&e, "seen", 4, &u);
-        u = (struct table_value){.type = TABLE_BYTES};
-        u.v.bytes = (struct proto_bytes){(const uint8_t *)s->window, sizeof(s->window)};
-        rc |= table_buf_put_field(&e, "window", 6, &u);
-        u = (struct table_value){.type = TABLE_TABLE};
-        u.v.bytes = (struct proto_bytes){e.data, (uint32_t)e.len};
-        rc |= table_buf_put_value(&list, &u);
-        table_buf_free(&e);
-    }
+    if (rc == 0)
+        rc = sessions_encode(&fsm->sessions, &list);
     v = (struct table_value){.type = TABLE_ARRAY};
     v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
     rc |= table_buf_put_field(&t, "sessions", 8, &v);
@@ -300,62 +192,25 @@ static int fsm_snapshot(struct raft_fsm *raft_fsm, struct raft_buffer *bufs[], u
     return 0;
 }
 
-/* Decodes the sessions of a snapshot into a new array. 0 or -1. */
-static int sessions_decode(struct proto_bytes list, struct meta_session **out, size_t *n)
-{
-    struct table_iter it;
-    struct table_value e;
-    size_t count = 0, cap = 0;
-    struct meta_session *sessions = NULL;
-    table_iter_init(&it, list);
-    int more;
-    while ((more = array_next(&it, &e)) == 1) {
-        struct table_value w;
-        struct meta_session s;
-        if (e.type != TABLE_TABLE || !find_u64(e.v.bytes, "id", &s.id) || !find_u64(e.v.bytes, "floor", &s.floor) ||
-            !find_u64(e.v.bytes, "seen", &s.seen) || table_find(e.v.bytes, "window", &w) != 1 ||
-            w.type != TABLE_BYTES || w.v.bytes.len != sizeof(s.window) || count == META_SESSIONS)
-            break;
-        memcpy(s.window, w.v.bytes.ptr, sizeof(s.window));
-        if (count == cap) {
-            cap = cap ? cap * 2 : 8;
-            struct meta_session *grown = realloc(sessions, cap * sizeof(*grown));
-            if (!grown)
-                break;
-            sessions = grown;
-        }
-        sessions[count++] = s;
-    }
-    if (more != 0) {
-        free(sessions);
-        return -1;
-    }
-    *out = sessions;
-    *n = count;
-    return 0;
-}
-
 static int fsm_restore(struct raft_fsm *raft_fsm, struct raft_buffer *buf)
 {
     struct meta_fsm *fsm = raft_fsm->data;
     struct proto_bytes t = {buf->base, (uint32_t)buf->len};
     struct table_value version, list, state;
     uint64_t seq, applied;
-    struct meta_session *sessions = NULL;
-    size_t n = 0;
+    struct sessions sessions = {0};
     if (buf->len > UINT32_MAX || table_validate(t) != 0 || table_find(t, "version", &version) != 1 ||
         version.type != TABLE_UINT8 || version.v.u8 != 1 || !find_u64(t, "seq", &seq) ||
         !find_u64(t, "applied", &applied) || table_find(t, "sessions", &list) != 1 || list.type != TABLE_ARRAY ||
         table_find(t, "state", &state) != 1 || state.type != TABLE_TABLE ||
-        sessions_decode(list.v.bytes, &sessions, &n) != 0)
+        sessions_decode(list.v.bytes, &sessions) != 0)
         return RAFT_MALFORMED;
     if (fsm->target.import_state(fsm->target.ctx, state.v.bytes) != 0) {
-        free(sessions);
+        sessions_free(&sessions);
         return RAFT_MALFORMED;
     }
-    free(fsm->sessions);
+    sessions_free(&fsm->sessions);
     fsm->sessions = sessions;
-    fsm->nsessions = fsm->sessions_cap = n;
     fsm->apply_seq = seq;
     fsm->applied = applied;
     raft_free(buf->base); /* the state machine owns a restored snapshot's buffer */
@@ -377,7 +232,5 @@ void meta_fsm_close(struct meta_fsm *fsm)
         struct meta_pending *p = fsm->pending;
         meta_fsm_forget(fsm, p->session, p->request);
     }
-    free(fsm->sessions);
-    fsm->sessions = NULL;
-    fsm->nsessions = fsm->sessions_cap = 0;
+    sessions_free(&fsm->sessions);
 }

@@ -36,10 +36,11 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "sessions.h"
 #include "table.h"
 
-#define META_SESSIONS 1024     /* sessions remembered for exactly-once application */
-#define META_WINDOW 1024       /* requests remembered above a session's floor */
+#define META_SESSIONS SESSIONS_MAX   /* sessions remembered for exactly-once application (sessions.h) */
+#define META_WINDOW SESSIONS_WINDOW  /* requests remembered above a session's floor */
 #define META_TEXT_MAX 256      /* a result's text, bytes */
 
 /* Statuses besides 0 and AMQP reply codes. */
@@ -75,14 +76,12 @@ struct meta_target {
 /* Called when the entry of an expected request is applied on this node. */
 typedef void (*meta_done_fn)(void *arg, const struct meta_result *result);
 
-struct meta_session;
 struct meta_pending;
 
 struct meta_fsm {
     struct raft_fsm raft;      /* give &fsm->raft to raft_init */
     struct meta_target target;
-    struct meta_session *sessions;
-    size_t nsessions, sessions_cap;
+    struct sessions sessions;
     struct meta_pending *pending;
     uint64_t applied;          /* commands applied to the target (duplicates and malformed not counted) */
     uint64_t apply_seq;        /* entries seen by apply, to age sessions */

@@ -631,7 +631,7 @@ static void the_session_window_remembers_out_of_order_requests_and_evicts_the_ol
     /* META_SESSIONS more sessions: session 1, seen longest ago, is forgotten */
     for (uint64_t s = 2; s < 2 + META_SESSIONS; s++)
         assert_int_equal(apply_direct(&node, s, 1, "b"), 0);
-    assert_int_equal(node.fsm.nsessions, META_SESSIONS);
+    assert_int_equal(node.fsm.sessions.n, META_SESSIONS);
     assert_int_equal(apply_direct(&node, 2, 1, "b"), META_DUPLICATE); /* still remembered */
     assert_int_equal(apply_direct(&node, 1, 5, "a"), 0);             /* forgotten: applied again */
     meta_fsm_close(&node.fsm);

@@ -1,0 +1,549 @@
+/* broker/cluster/qq_fsm.c: a quorum queue's state machine (rules: qq_fsm.h): the commands, the
+ * assignment of ready messages, and the raft_fsm callbacks. The snapshot format and its checks
+ * are in qq_snapshot.c.
+ *
+ * Memory. apply cannot fail on one member and succeed on another without the members parting
+ * ways, so running out of memory while applying a committed entry aborts the process (it comes
+ * back through a snapshot and the log). */
+#include "qq_fsm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qq_state.h"
+
+struct qq_pending {
+    uint64_t session, request;
+    qq_done_fn done;
+    void *arg;
+    struct qq_pending *next;
+};
+
+static _Noreturn void out_of_memory(void)
+{
+    fprintf(stderr, "qq_fsm: out of memory while applying a committed entry\n");
+    abort();
+}
+
+static void *grow(void *p, size_t n, size_t size)
+{
+    void *grown = realloc(p, n * size);
+    if (!grown)
+        out_of_memory();
+    return grown;
+}
+
+/* ---- sets of ids: ascending arrays ---- */
+
+/* The first index whose id is >= id. */
+static size_t ids_lower(const uint64_t *v, size_t n, uint64_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void ids_insert(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+    size_t at = ids_lower(*v, *n, id);
+    if (at < *n && (*v)[at] == id)
+        return;
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *v = grow(*v, *cap, sizeof(**v));
+    }
+    memmove(&(*v)[at + 1], &(*v)[at], (*n - at) * sizeof(**v));
+    (*v)[at] = id;
+    (*n)++;
+}
+
+/* Removes id; false when it was not there. */
+static bool ids_remove(uint64_t *v, size_t *n, uint64_t id)
+{
+    size_t at = ids_lower(v, *n, id);
+    if (at == *n || v[at] != id)
+        return false;
+    memmove(&v[at], &v[at + 1], (*n - at - 1) * sizeof(*v));
+    (*n)--;
+    return true;
+}
+
+/* ---- messages, by id ---- */
+
+/* The message id, or NULL; *at gets its index in s->messages. */
+struct qq_message *qq_message_find(const struct qq_state *s, uint64_t id, size_t *at)
+{
+    size_t lo = s->head, hi = s->head + s->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->messages[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == s->head + s->count || s->messages[lo]->id != id)
+        return NULL;
+    if (at)
+        *at = lo;
+    return s->messages[lo];
+}
+
+/* Appends m, whose id is above every other. */
+static void message_append(struct qq_state *s, struct qq_message *m)
+{
+    if (s->head + s->count == s->cap) {
+        if (s->head > 0 && s->head >= s->cap / 2) { /* acks from the front leave room there */
+            memmove(s->messages, &s->messages[s->head], s->count * sizeof(*s->messages));
+            s->head = 0;
+        } else {
+            s->cap = s->cap ? s->cap * 2 : 16;
+            s->messages = grow(s->messages, s->cap, sizeof(*s->messages));
+        }
+    }
+    s->messages[s->head + s->count++] = m;
+}
+
+/* Frees the message at index at. The oldest goes in O(1), as a FIFO queue's acks do. */
+static void message_remove(struct qq_state *s, size_t at)
+{
+    free(s->messages[at]);
+    if (at == s->head) {
+        s->head++;
+    } else {
+        memmove(&s->messages[at], &s->messages[at + 1], (s->head + s->count - at - 1) * sizeof(*s->messages));
+    }
+    if (--s->count == 0)
+        s->head = 0;
+}
+
+/* ---- consumers ---- */
+
+bool qq_key_equal(const struct qq_consumer_key *a, const struct qq_consumer_key *b)
+{
+    return a->channel == b->channel && strcmp(a->node, b->node) == 0 && strcmp(a->tag, b->tag) == 0;
+}
+
+static struct qq_consumer *consumer_find(const struct qq_state *s, const struct qq_consumer_key *key, size_t *at)
+{
+    for (size_t i = 0; i < s->nconsumers; i++)
+        if (qq_key_equal(&s->consumers[i]->key, key)) {
+            if (at)
+                *at = i;
+            return s->consumers[i];
+        }
+    return NULL;
+}
+
+bool qq_consumer_has_room(const struct qq_consumer *c)
+{
+    return c->prefetch == 0 || c->nchecked < c->prefetch;
+}
+
+static void consumer_free(struct qq_consumer *c)
+{
+    free(c->checked);
+    free(c);
+}
+
+void qq_state_free(struct qq_state *s)
+{
+    for (size_t i = s->head; i < s->head + s->count; i++)
+        free(s->messages[i]);
+    free(s->messages);
+    for (size_t i = 0; i < s->nconsumers; i++)
+        consumer_free(s->consumers[i]);
+    free(s->consumers);
+    free(s->returned);
+    sessions_free(&s->sessions);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- what commands do ---- */
+
+static void discard(struct qq_fsm *fsm, size_t at, const char *reason)
+{
+    struct qq_message *m = fsm->state.messages[at];
+    if (fsm->effects.discarded)
+        fsm->effects.discarded(fsm->effects.ctx, m->id, qq_content(m), reason);
+    message_remove(&fsm->state, at);
+}
+
+/* A message taken from its consumer goes back to ready, one delivery attempt more, or past the
+ * delivery limit is discarded (RabbitMQ 3.10: dead-lettered when its count exceeds the limit). */
+static void requeue(struct qq_fsm *fsm, size_t at)
+{
+    struct qq_state *s = &fsm->state;
+    struct qq_message *m = s->messages[at];
+    m->owner = 0;
+    if (m->delivery_count < UINT32_MAX)
+        m->delivery_count++;
+    if (s->delivery_limit >= 0 && m->delivery_count > (uint64_t)s->delivery_limit) {
+        discard(fsm, at, "delivery_limit");
+        return;
+    }
+    ids_insert(&s->returned, &s->nreturned, &s->returned_cap, m->id);
+}
+
+/* Removes the consumer at index at; its messages return, in id order. Returns how many. */
+static uint64_t cancel(struct qq_fsm *fsm, size_t at)
+{
+    struct qq_state *s = &fsm->state;
+    struct qq_consumer *c = s->consumers[at];
+    memmove(&s->consumers[at], &s->consumers[at + 1], (s->nconsumers - at - 1) * sizeof(*s->consumers));
+    s->nconsumers--;
+    for (size_t i = 0; i < c->nchecked; i++) {
+        size_t m_at;
+        if (qq_message_find(s, c->checked[i], &m_at))
+            requeue(fsm, m_at);
+    }
+    uint64_t n = c->nchecked;
+    consumer_free(c);
+    return n;
+}
+
+/* Gives ready messages to consumers with room until either runs out: returned messages first,
+ * then new ones, each to the first consumer in service order with room, which then goes to the
+ * back (round-robin). */
+static void assign(struct qq_fsm *fsm)
+{
+    struct qq_state *s = &fsm->state;
+    while (s->nreturned > 0 || s->next_new < s->next_id) {
+        size_t i = 0;
+        while (i < s->nconsumers && !qq_consumer_has_room(s->consumers[i]))
+            i++;
+        if (i == s->nconsumers)
+            return;
+        struct qq_consumer *c = s->consumers[i];
+        uint64_t id;
+        if (s->nreturned > 0) {
+            id = s->returned[0];
+            memmove(s->returned, &s->returned[1], --s->nreturned * sizeof(*s->returned));
+        } else {
+            id = s->next_new++;
+        }
+        struct qq_message *m = qq_message_find(s, id, NULL);
+        if (!m) /* cannot happen: restore and every command keep ready ids pointing at messages */
+            abort();
+        m->owner = c->serial;
+        ids_insert(&c->checked, &c->nchecked, &c->cap, id);
+        memmove(&s->consumers[i], &s->consumers[i + 1], (s->nconsumers - i - 1) * sizeof(*s->consumers));
+        s->consumers[s->nconsumers - 1] = c;
+        if (fsm->effects.deliver)
+            fsm->effects.deliver(fsm->effects.ctx, &c->key, id, qq_content(m), m->delivery_count > 0,
+                                 m->delivery_count);
+    }
+}
+
+/* ---- decoding a command's arguments ---- */
+
+static bool arg_int(struct proto_bytes args, const char *name, int64_t max, int64_t *out)
+{
+    struct table_value v;
+    return table_find(args, name, &v) == 1 && table_value_to_int(&v, out) && *out >= 0 && *out <= max;
+}
+
+/* A shortstr-sized string without NULs, copied NUL-terminated. */
+bool qq_name_copy(struct table_value v, char out[QQ_NAME_MAX + 1])
+{
+    if (v.type != TABLE_LONGSTR || v.v.bytes.len > QQ_NAME_MAX || memchr(v.v.bytes.ptr, 0, v.v.bytes.len))
+        return false;
+    if (v.v.bytes.len)
+        memcpy(out, v.v.bytes.ptr, v.v.bytes.len);
+    out[v.v.bytes.len] = '\0';
+    return true;
+}
+
+static bool arg_name(struct proto_bytes args, const char *name, char out[QQ_NAME_MAX + 1])
+{
+    struct table_value v;
+    return table_find(args, name, &v) == 1 && qq_name_copy(v, out);
+}
+
+static bool arg_consumer(struct proto_bytes args, struct qq_consumer_key *key)
+{
+    int64_t channel;
+    memset(key, 0, sizeof(*key));
+    if (!arg_name(args, "node", key->node) || !arg_name(args, "tag", key->tag) ||
+        !arg_int(args, "channel", UINT16_MAX, &channel))
+        return false;
+    key->channel = (uint16_t)channel;
+    return true;
+}
+
+/* The "ids" array, every element a non-negative integer. */
+static bool arg_ids(struct proto_bytes args, struct proto_bytes *ids)
+{
+    struct table_value v, e;
+    struct table_iter it;
+    int more;
+    int64_t id;
+    if (table_find(args, "ids", &v) != 1 || v.type != TABLE_ARRAY)
+        return false;
+    table_iter_init(&it, v.v.bytes);
+    while ((more = array_next(&it, &e)) == 1)
+        if (!table_value_to_int(&e, &id) || id < 0)
+            return false;
+    *ids = v.v.bytes;
+    return more == 0;
+}
+
+enum settlement { SETTLE, RETURN, DISCARD };
+
+static void apply_settlement(struct qq_fsm *fsm, struct proto_bytes args, enum settlement how, struct qq_result *r)
+{
+    struct qq_consumer_key key;
+    struct proto_bytes ids;
+    if (!arg_consumer(args, &key) || !arg_ids(args, &ids)) {
+        r->status = QQ_MALFORMED;
+        return;
+    }
+    struct qq_consumer *c = consumer_find(&fsm->state, &key, NULL);
+    if (!c) {
+        r->status = QQ_NOT_FOUND;
+        return;
+    }
+    struct table_iter it;
+    struct table_value e;
+    table_iter_init(&it, ids);
+    while (array_next(&it, &e) == 1) { /* checked by arg_ids */
+        int64_t id;
+        size_t at;
+        table_value_to_int(&e, &id);
+        if (!ids_remove(c->checked, &c->nchecked, (uint64_t)id) || !qq_message_find(&fsm->state, (uint64_t)id, &at))
+            continue; /* not this consumer's: skipped, as rabbit_fifo ignores unknown ids */
+        r->value++;
+        if (how == SETTLE)
+            message_remove(&fsm->state, at);
+        else if (how == RETURN)
+            requeue(fsm, at);
+        else
+            discard(fsm, at, "rejected");
+    }
+}
+
+static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, struct qq_result *r)
+{
+    struct qq_state *s = &fsm->state;
+    struct qq_consumer_key key;
+    if (proto_bytes_is(cmd->op, "enqueue")) {
+        struct table_value v;
+        if (table_find(cmd->args, "content", &v) != 1 || v.type != TABLE_BYTES) {
+            r->status = QQ_MALFORMED;
+            return;
+        }
+        struct qq_message *m = malloc(sizeof(*m) + v.v.bytes.len);
+        if (!m)
+            out_of_memory();
+        *m = (struct qq_message){.id = s->next_id++, .len = v.v.bytes.len};
+        if (v.v.bytes.len)
+            memcpy(m->content, v.v.bytes.ptr, v.v.bytes.len);
+        message_append(s, m);
+        r->value = m->id;
+    } else if (proto_bytes_is(cmd->op, "checkout")) {
+        int64_t prefetch;
+        if (!arg_consumer(cmd->args, &key) || !arg_int(cmd->args, "prefetch", UINT16_MAX, &prefetch)) {
+            r->status = QQ_MALFORMED;
+            return;
+        }
+        struct qq_consumer *c = consumer_find(s, &key, NULL);
+        if (!c) {
+            c = calloc(1, sizeof(*c));
+            if (!c)
+                out_of_memory();
+            c->serial = s->next_consumer++;
+            c->key = key;
+            if (s->nconsumers == s->consumers_cap) {
+                s->consumers_cap = s->consumers_cap ? s->consumers_cap * 2 : 4;
+                s->consumers = grow(s->consumers, s->consumers_cap, sizeof(*s->consumers));
+            }
+            s->consumers[s->nconsumers++] = c; /* joins at the back of the service order */
+        }
+        c->prefetch = (uint32_t)prefetch;
+    } else if (proto_bytes_is(cmd->op, "cancel")) {
+        size_t at;
+        if (!arg_consumer(cmd->args, &key)) {
+            r->status = QQ_MALFORMED;
+            return;
+        }
+        if (!consumer_find(s, &key, &at)) {
+            r->status = QQ_NOT_FOUND;
+            return;
+        }
+        r->value = cancel(fsm, at);
+    } else if (proto_bytes_is(cmd->op, "settle")) {
+        apply_settlement(fsm, cmd->args, SETTLE, r);
+    } else if (proto_bytes_is(cmd->op, "return")) {
+        apply_settlement(fsm, cmd->args, RETURN, r);
+    } else if (proto_bytes_is(cmd->op, "discard")) {
+        apply_settlement(fsm, cmd->args, DISCARD, r);
+    } else if (proto_bytes_is(cmd->op, "purge")) {
+        size_t kept = s->head;
+        for (size_t i = s->head; i < s->head + s->count; i++) {
+            if (s->messages[i]->owner == 0) {
+                free(s->messages[i]);
+                r->value++;
+            } else {
+                s->messages[kept++] = s->messages[i];
+            }
+        }
+        s->count = kept - s->head;
+        if (s->count == 0)
+            s->head = 0;
+        s->nreturned = 0;
+        s->next_new = s->next_id;
+    } else if (proto_bytes_is(cmd->op, "node_down")) {
+        char node[QQ_NAME_MAX + 1];
+        if (!arg_name(cmd->args, "node", node)) {
+            r->status = QQ_MALFORMED;
+            return;
+        }
+        for (size_t i = 0; i < s->nconsumers;) {
+            if (strcmp(s->consumers[i]->key.node, node) == 0) {
+                cancel(fsm, i);
+                r->value++;
+            } else {
+                i++;
+            }
+        }
+    } else {
+        r->status = QQ_MALFORMED;
+    }
+}
+
+/* ---- pending requests of this member ---- */
+
+int qq_fsm_expect(struct qq_fsm *fsm, uint64_t session, uint64_t request, qq_done_fn done, void *arg)
+{
+    struct qq_pending *p = malloc(sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    *p = (struct qq_pending){session, request, done, arg, fsm->pending};
+    fsm->pending = p;
+    return 0;
+}
+
+static struct qq_pending *pending_take(struct qq_fsm *fsm, uint64_t session, uint64_t request)
+{
+    for (struct qq_pending **pp = &fsm->pending; *pp; pp = &(*pp)->next)
+        if ((*pp)->session == session && (*pp)->request == request) {
+            struct qq_pending *p = *pp;
+            *pp = p->next;
+            return p;
+        }
+    return NULL;
+}
+
+void qq_fsm_forget(struct qq_fsm *fsm, uint64_t session, uint64_t request)
+{
+    struct qq_pending *p = pending_take(fsm, session, request);
+    if (!p)
+        return;
+    struct qq_result r = {.status = -ECANCELED};
+    p->done(p->arg, &r);
+    free(p);
+}
+
+/* ---- the raft_fsm callbacks ---- */
+
+static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, void **result)
+{
+    struct qq_fsm *fsm = raft_fsm->data;
+    *result = NULL;
+    fsm->state.seq++;
+    struct meta_command cmd;
+    struct qq_result r = {0};
+    if (meta_command_decode(buf, &cmd) != 0)
+        return 0; /* nobody can be waiting for a command nobody can name */
+    if (!sessions_record(&fsm->state.sessions, cmd.session, cmd.request, fsm->state.seq)) {
+        r.status = QQ_DUPLICATE;
+    } else {
+        apply_command(fsm, &cmd, &r);
+        assign(fsm);
+    }
+    struct qq_pending *p = pending_take(fsm, cmd.session, cmd.request);
+    if (p) {
+        p->done(p->arg, &r);
+        free(p);
+    }
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *raft_fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct qq_fsm *fsm = raft_fsm->data;
+    struct table_buf t = {0};
+    struct raft_buffer *out = NULL;
+    if (qq_fsm_export(fsm, &t) == 0 && t.len <= UINT32_MAX)
+        out = raft_malloc(sizeof(*out));
+    if (out) {
+        out->base = raft_malloc(t.len ? t.len : 1);
+        out->len = t.len;
+        if (out->base) {
+            memcpy(out->base, t.data, t.len);
+        } else {
+            raft_free(out);
+            out = NULL;
+        }
+    }
+    table_buf_free(&t);
+    if (!out)
+        return RAFT_NOMEM;
+    *bufs = out;
+    *n_bufs = 1;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *raft_fsm, struct raft_buffer *buf)
+{
+    struct qq_fsm *fsm = raft_fsm->data;
+    struct qq_state fresh = {0};
+    if (buf->len > UINT32_MAX || !qq_state_decode(&fresh, (struct proto_bytes){buf->base, (uint32_t)buf->len})) {
+        qq_state_free(&fresh);
+        return RAFT_MALFORMED;
+    }
+    qq_state_free(&fsm->state);
+    fsm->state = fresh;
+    raft_free(buf->base); /* the state machine owns a restored snapshot's buffer */
+    return 0;
+}
+
+int qq_fsm_init(struct qq_fsm *fsm, int64_t delivery_limit, const struct qq_effects *effects)
+{
+    memset(fsm, 0, sizeof(*fsm));
+    if (delivery_limit < -1)
+        return -EINVAL;
+    fsm->effects = *effects;
+    fsm->state.next_id = fsm->state.next_new = fsm->state.next_consumer = 1;
+    fsm->state.delivery_limit = delivery_limit;
+    fsm->raft = (struct raft_fsm){.version = 1, .data = fsm, .apply = fsm_apply, .snapshot = fsm_snapshot,
+                                  .restore = fsm_restore};
+    return 0;
+}
+
+void qq_fsm_close(struct qq_fsm *fsm)
+{
+    while (fsm->pending) {
+        struct qq_pending *p = fsm->pending;
+        qq_fsm_forget(fsm, p->session, p->request);
+    }
+    qq_state_free(&fsm->state);
+}
+
+size_t qq_fsm_messages(const struct qq_fsm *fsm)
+{
+    return fsm->state.count;
+}
+
+size_t qq_fsm_ready(const struct qq_fsm *fsm)
+{
+    return fsm->state.nreturned + (size_t)(fsm->state.next_id - fsm->state.next_new);
+}
+

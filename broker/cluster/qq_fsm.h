@@ -1,0 +1,131 @@
+/* broker/cluster/qq_fsm.h: the replicated state machine of one quorum queue (docs/cluster.md).
+ * Each quorum queue is a Raft group; every member applies the same commands in the same order
+ * and so makes the same decisions: which id a message gets, which consumer it goes to, which
+ * message is dropped. Like RabbitMQ's rabbit_fifo, small. It knows nothing of sockets or
+ * channels: it reports what must happen through effects, and the broker executes them where
+ * they belong (a delivery on the consumer's node, a dead-lettering on the leader).
+ *
+ * State. Messages, each with a queue-local id (1, 2, 3, ... in log order), its content (opaque
+ * bytes: properties and body as the enqueuer gave them) and its delivery count (how often it was
+ * returned: RabbitMQ 3.10's x-delivery-count). Ready messages are served in this order: the
+ * returned ones first, then the never-delivered ones, each in id order (RabbitMQ's quorum queues
+ * redeliver a requeued message first). Consumers, keyed by (node, channel, tag), each with a
+ * prefetch (0: unlimited) and its checked-out messages. After every command the ready messages
+ * go to the consumers with free prefetch, round-robin: the first consumer in service order with
+ * room takes one and moves to the back (new consumers join at the back). x-delivery-limit,
+ * optional: a message returned more times than the limit is discarded ("delivery_limit")
+ * instead of requeued, as RabbitMQ dead-letters or drops it.
+ *
+ * Commands use meta_fsm's envelope (meta_command_encode: op, session, request, args) and its
+ * exactly-once rule (sessions.h). Ops and their args:
+ *     "enqueue"   content bytes                     -> value: the message's id
+ *     "checkout"  node S, channel int, tag S, prefetch int (0..65535; again: a new prefetch)
+ *     "cancel"    node, channel, tag                -> value: messages returned
+ *     "settle"    node, channel, tag, ids array     -> value: messages removed (acked)
+ *     "return"    node, channel, tag, ids array     -> value: messages requeued or discarded
+ *     "discard"   node, channel, tag, ids array     -> value: messages discarded ("rejected")
+ *     "purge"                                       -> value: ready messages removed
+ *     "node_down" node                              -> value: consumers cancelled
+ * A cancelled consumer's checked-out messages are returned, each counting as a delivery attempt
+ * (delivery count + 1), as RabbitMQ does on basic.cancel and channel close. Ids a consumer does
+ * not hold are skipped. Everything read back is checked as untrusted: a command that does not
+ * decode changes nothing (QQ_MALFORMED on every member alike); a snapshot that does not check out
+ * is refused. */
+#ifndef WARREN_QQ_FSM_H
+#define WARREN_QQ_FSM_H
+
+#include <raft.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta_fsm.h"
+#include "proto.h"
+#include "sessions.h"
+#include "table.h"
+
+#define QQ_NAME_MAX 255 /* a node name or consumer tag, bytes (a shortstr) */
+
+/* Statuses besides 0. */
+enum {
+    QQ_MALFORMED = -1,  /* the command or its arguments did not decode: nothing changed */
+    QQ_DUPLICATE = -2,  /* a repeated request: applied once already, not again */
+    QQ_NOT_FOUND = 404, /* no such consumer: nothing changed */
+};
+
+/* A consumer's name; strings NUL-terminated (a NUL inside is refused). */
+struct qq_consumer_key {
+    char node[QQ_NAME_MAX + 1];
+    char tag[QQ_NAME_MAX + 1];
+    uint16_t channel;
+};
+
+/* What a command did: status 0 or QQ_*, and its value (see the ops above). */
+struct qq_result {
+    int status;
+    uint64_t value;
+};
+
+/* What every member computes after a command; the broker executes each where it belongs. The
+ * content is borrowed for the call. A callback must not call back into the state machine. */
+struct qq_effects {
+    /* Message id goes to consumer; redelivered when it was returned before (delivery_count > 0). */
+    void (*deliver)(void *ctx, const struct qq_consumer_key *consumer, uint64_t id, struct proto_bytes content,
+                    bool redelivered, uint32_t delivery_count);
+    /* Message id left the queue unacknowledged: reason "rejected" or "delivery_limit" (the broker
+     * dead-letters it when the queue has a dead-letter exchange, else drops it). */
+    void (*discarded)(void *ctx, uint64_t id, struct proto_bytes content, const char *reason);
+    void *ctx;
+};
+
+/* Called when the entry of an expected request is applied on this member. */
+typedef void (*qq_done_fn)(void *arg, const struct qq_result *result);
+
+struct qq_message;
+struct qq_consumer;
+struct qq_pending;
+
+/* The replicated state; what a snapshot holds. */
+struct qq_state {
+    struct qq_message **messages;   /* by id: messages[head .. head + count) */
+    size_t head, count, cap;
+    uint64_t *returned;             /* ids of returned ready messages, ascending */
+    size_t nreturned, returned_cap;
+    struct qq_consumer **consumers; /* in service order */
+    size_t nconsumers, consumers_cap;
+    uint64_t next_id;               /* the id the next enqueue gets (ids start at 1) */
+    uint64_t next_new;              /* ids next_new .. next_id - 1: ready, never delivered */
+    uint64_t next_consumer;         /* serial of the next consumer (from 1) */
+    uint64_t seq;                   /* entries applied, to age sessions */
+    int64_t delivery_limit;         /* -1: none */
+    struct sessions sessions;
+};
+
+struct qq_fsm {
+    struct raft_fsm raft; /* give &fsm->raft to raft_init */
+    struct qq_effects effects;
+    struct qq_state state;
+    struct qq_pending *pending;
+};
+
+/* Sets up an empty queue with delivery_limit (-1: none; x-delivery-limit otherwise) reporting
+ * through effects. 0 or -EINVAL. */
+int qq_fsm_init(struct qq_fsm *fsm, int64_t delivery_limit, const struct qq_effects *effects);
+/* Frees what fsm holds; pending requests are completed with status -ECANCELED. */
+void qq_fsm_close(struct qq_fsm *fsm);
+
+/* Appends the whole state (the snapshot's contents, a table's contents) to out: the same bytes on
+ * every member that applied the same entries. 0 or -1. */
+int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out);
+
+/* Calls done(arg, result) once the command (session, request) is applied on this member (or
+ * with status -ECANCELED at qq_fsm_close / qq_fsm_forget). 0 or -ENOMEM. */
+int qq_fsm_expect(struct qq_fsm *fsm, uint64_t session, uint64_t request, qq_done_fn done, void *arg);
+/* Stops expecting (session, request): its callback is called with -ECANCELED. */
+void qq_fsm_forget(struct qq_fsm *fsm, uint64_t session, uint64_t request);
+
+/* Counts, for the broker and tests. */
+size_t qq_fsm_messages(const struct qq_fsm *fsm);
+size_t qq_fsm_ready(const struct qq_fsm *fsm);
+
+#endif

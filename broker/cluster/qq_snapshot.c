@@ -1,0 +1,276 @@
+/* broker/cluster/qq_snapshot.c: a quorum queue's state as a field table (qq_fsm_export), and
+ * the same read back as untrusted (qq_state_decode).
+ *
+ * Layout (a field table):
+ *     "version"        uint8    1
+ *     "seq"            uint64   entries applied so far (ages sessions)
+ *     "next_id"        uint64   >= 1
+ *     "next_new"       uint64   1 .. next_id; every id from it to next_id - 1 is a message
+ *     "next_consumer"  uint64   >= 1
+ *     "delivery_limit" int64    -1: none
+ *     "sessions"       array    the exactly-once record (sessions.c)
+ *     "messages"       array    of tables {"id" uint64, "count" uint32, "content" bytes}, ids ascending
+ *     "returned"       array    of uint64: the returned ready messages, ascending
+ *     "consumers"      array    of tables {"serial" uint64, "node" longstr, "channel" uint16, "tag"
+ *                               longstr, "prefetch" uint32, "checked" array of uint64 ascending},
+ *                               in service order
+ * Restore refuses a snapshot unless every message below next_new is either returned or checked
+ * out by exactly one consumer, every id named exists, no consumer is named twice, no delivery
+ * count is past the limit, and no ready message waits while a consumer has room. */
+#include "qq_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CLAIMED_READY UINT64_MAX /* while decoding: a message named by "returned" */
+
+/* ---- writing ---- */
+
+static int put_u64(struct table_buf *t, const char *key, uint64_t value)
+{
+    struct table_value v = {.type = TABLE_UINT64};
+    v.v.u64 = value;
+    return table_buf_put_field(t, key, strlen(key), &v);
+}
+
+/* Appends a nested table or array (type F or A) holding inner's bytes. */
+static int put_nested(struct table_buf *t, const char *key, uint8_t type, const struct table_buf *inner)
+{
+    struct table_value v = {.type = type};
+    v.v.bytes = (struct proto_bytes){inner->data, (uint32_t)inner->len};
+    return key ? table_buf_put_field(t, key, strlen(key), &v) : table_buf_put_value(t, &v);
+}
+
+static int put_ids(struct table_buf *t, const char *key, const uint64_t *ids, size_t n)
+{
+    struct table_buf list = {0};
+    struct table_value v = {.type = TABLE_UINT64};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        v.v.u64 = ids[i];
+        rc = table_buf_put_value(&list, &v);
+    }
+    if (rc == 0)
+        rc = put_nested(t, key, TABLE_ARRAY, &list);
+    table_buf_free(&list);
+    return rc;
+}
+
+int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out)
+{
+    const struct qq_state *s = &fsm->state;
+    struct table_buf list = {0};
+    struct table_value v = {.type = TABLE_UINT8};
+    v.v.u8 = 1;
+    int rc = table_buf_put_field(out, "version", 7, &v);
+    rc |= put_u64(out, "seq", s->seq);
+    rc |= put_u64(out, "next_id", s->next_id);
+    rc |= put_u64(out, "next_new", s->next_new);
+    rc |= put_u64(out, "next_consumer", s->next_consumer);
+    v = (struct table_value){.type = TABLE_INT64};
+    v.v.i64 = s->delivery_limit;
+    rc |= table_buf_put_field(out, "delivery_limit", 14, &v);
+    rc |= sessions_encode(&s->sessions, &list);
+    rc |= put_nested(out, "sessions", TABLE_ARRAY, &list);
+    table_buf_free(&list);
+    for (size_t i = s->head; rc == 0 && i < s->head + s->count; i++) {
+        const struct qq_message *m = s->messages[i];
+        struct table_buf e = {0};
+        rc |= put_u64(&e, "id", m->id);
+        v = (struct table_value){.type = TABLE_UINT32};
+        v.v.u32 = m->delivery_count;
+        rc |= table_buf_put_field(&e, "count", 5, &v);
+        v = (struct table_value){.type = TABLE_BYTES};
+        v.v.bytes = qq_content(m);
+        rc |= table_buf_put_field(&e, "content", 7, &v);
+        rc |= put_nested(&list, NULL, TABLE_TABLE, &e);
+        table_buf_free(&e);
+    }
+    rc |= put_nested(out, "messages", TABLE_ARRAY, &list);
+    table_buf_free(&list);
+    rc |= put_ids(out, "returned", s->returned, s->nreturned);
+    for (size_t i = 0; rc == 0 && i < s->nconsumers; i++) {
+        const struct qq_consumer *c = s->consumers[i];
+        struct table_buf e = {0};
+        rc |= put_u64(&e, "serial", c->serial);
+        rc |= table_buf_put_string(&e, "node", proto_bytes_of(c->key.node));
+        v = (struct table_value){.type = TABLE_UINT16};
+        v.v.u16 = c->key.channel;
+        rc |= table_buf_put_field(&e, "channel", 7, &v);
+        rc |= table_buf_put_string(&e, "tag", proto_bytes_of(c->key.tag));
+        v = (struct table_value){.type = TABLE_UINT32};
+        v.v.u32 = c->prefetch;
+        rc |= table_buf_put_field(&e, "prefetch", 8, &v);
+        rc |= put_ids(&e, "checked", c->checked, c->nchecked);
+        rc |= put_nested(&list, NULL, TABLE_TABLE, &e);
+        table_buf_free(&e);
+    }
+    rc |= put_nested(out, "consumers", TABLE_ARRAY, &list);
+    table_buf_free(&list);
+    return rc == 0 ? 0 : -1;
+}
+
+
+/* ---- reading: checked as if a stranger wrote it ---- */
+
+static bool find_typed(struct proto_bytes t, const char *key, uint8_t type, struct table_value *out)
+{
+    return table_find(t, key, out) == 1 && out->type == type;
+}
+
+static bool find_u64(struct proto_bytes t, const char *key, uint64_t *out)
+{
+    struct table_value v;
+    if (!find_typed(t, key, TABLE_UINT64, &v))
+        return false;
+    *out = v.v.u64;
+    return true;
+}
+
+/* Reads an ascending array of uint64 ids into a new array. */
+static bool decode_ids(struct proto_bytes array, uint64_t **out, size_t *n, size_t *cap)
+{
+    struct table_iter it;
+    struct table_value e;
+    int more;
+    table_iter_init(&it, array);
+    while ((more = array_next(&it, &e)) == 1) {
+        if (e.type != TABLE_UINT64 || (*n > 0 && e.v.u64 <= (*out)[*n - 1]))
+            return false;
+        if (*n == *cap) {
+            size_t grown_cap = *cap ? *cap * 2 : 8;
+            uint64_t *grown = realloc(*out, grown_cap * sizeof(*grown));
+            if (!grown)
+                return false;
+            *out = grown;
+            *cap = grown_cap;
+        }
+        (*out)[(*n)++] = e.v.u64;
+    }
+    return more == 0;
+}
+
+static bool decode_messages(struct qq_state *s, struct proto_bytes array)
+{
+    struct table_iter it;
+    struct table_value e, count, content;
+    uint64_t id, last = 0, fresh = 0;
+    int more;
+    table_iter_init(&it, array);
+    while ((more = array_next(&it, &e)) == 1) {
+        if (e.type != TABLE_TABLE || !find_u64(e.v.bytes, "id", &id) || id <= last || id >= s->next_id ||
+            !find_typed(e.v.bytes, "count", TABLE_UINT32, &count) ||
+            !find_typed(e.v.bytes, "content", TABLE_BYTES, &content) ||
+            (s->delivery_limit >= 0 && count.v.u32 > (uint64_t)s->delivery_limit) ||
+            (id >= s->next_new && count.v.u32 != 0))
+            return false;
+        if (s->count == s->cap) {
+            size_t cap = s->cap ? s->cap * 2 : 16;
+            struct qq_message **grown = realloc(s->messages, cap * sizeof(*grown));
+            if (!grown)
+                return false;
+            s->messages = grown;
+            s->cap = cap;
+        }
+        struct qq_message *m = malloc(sizeof(*m) + content.v.bytes.len);
+        if (!m)
+            return false;
+        *m = (struct qq_message){.id = id, .delivery_count = count.v.u32, .len = content.v.bytes.len};
+        if (content.v.bytes.len)
+            memcpy(m->content, content.v.bytes.ptr, content.v.bytes.len);
+        s->messages[s->count++] = m;
+        last = id;
+        fresh += id >= s->next_new;
+    }
+    /* ids ascend below next_id, so this many at or above next_new means every one is there */
+    return more == 0 && fresh == s->next_id - s->next_new;
+}
+
+/* Marks a message below next_new as claimed by owner; false when it is missing or taken. */
+static bool claim(struct qq_state *s, uint64_t id, uint64_t owner)
+{
+    struct qq_message *m = id < s->next_new ? qq_message_find(s, id, NULL) : NULL;
+    if (!m || m->owner != 0)
+        return false;
+    m->owner = owner;
+    return true;
+}
+
+static bool decode_consumer(struct qq_state *s, struct proto_bytes t)
+{
+    struct table_value node, tag, channel, prefetch, checked;
+    uint64_t serial;
+    struct qq_consumer *c = calloc(1, sizeof(*c));
+    if (!c)
+        return false;
+    if (s->nconsumers == s->consumers_cap) {
+        size_t cap = s->consumers_cap ? s->consumers_cap * 2 : 4;
+        struct qq_consumer **grown = realloc(s->consumers, cap * sizeof(*grown));
+        if (!grown) {
+            free(c);
+            return false;
+        }
+        s->consumers = grown;
+        s->consumers_cap = cap;
+    }
+    s->consumers[s->nconsumers++] = c; /* owned by s from here: state_free frees it on failure */
+    if (!find_u64(t, "serial", &serial) || serial == 0 || serial >= s->next_consumer ||
+        table_find(t, "node", &node) != 1 || !qq_name_copy(node, c->key.node) || table_find(t, "tag", &tag) != 1 ||
+        !qq_name_copy(tag, c->key.tag) || !find_typed(t, "channel", TABLE_UINT16, &channel) ||
+        !find_typed(t, "prefetch", TABLE_UINT32, &prefetch) || prefetch.v.u32 > UINT16_MAX ||
+        !find_typed(t, "checked", TABLE_ARRAY, &checked) ||
+        !decode_ids(checked.v.bytes, &c->checked, &c->nchecked, &c->cap))
+        return false;
+    c->serial = serial;
+    c->key.channel = channel.v.u16;
+    c->prefetch = prefetch.v.u32;
+    for (size_t i = 0; i + 1 < s->nconsumers; i++)
+        if (s->consumers[i]->serial == serial || qq_key_equal(&s->consumers[i]->key, &c->key))
+            return false;
+    for (size_t i = 0; i < c->nchecked; i++)
+        if (!claim(s, c->checked[i], serial))
+            return false;
+    return true;
+}
+
+bool qq_state_decode(struct qq_state *s, struct proto_bytes t)
+{
+    struct table_value version, limit, sessions, messages, returned, consumers, e;
+    struct table_iter it;
+    int more;
+    if (table_validate(t) != 0 || !find_typed(t, "version", TABLE_UINT8, &version) || version.v.u8 != 1 ||
+        !find_u64(t, "seq", &s->seq) || !find_u64(t, "next_id", &s->next_id) ||
+        !find_u64(t, "next_new", &s->next_new) || !find_u64(t, "next_consumer", &s->next_consumer) ||
+        !find_typed(t, "delivery_limit", TABLE_INT64, &limit) || !find_typed(t, "sessions", TABLE_ARRAY, &sessions) ||
+        !find_typed(t, "messages", TABLE_ARRAY, &messages) || !find_typed(t, "returned", TABLE_ARRAY, &returned) ||
+        !find_typed(t, "consumers", TABLE_ARRAY, &consumers) || s->next_id == 0 || s->next_id == UINT64_MAX ||
+        s->next_new == 0 || s->next_new > s->next_id || s->next_consumer == 0 || s->next_consumer == UINT64_MAX ||
+        limit.v.i64 < -1)
+        return false;
+    s->delivery_limit = limit.v.i64;
+    if (sessions_decode(sessions.v.bytes, &s->sessions) != 0 || !decode_messages(s, messages.v.bytes) ||
+        !decode_ids(returned.v.bytes, &s->returned, &s->nreturned, &s->returned_cap))
+        return false;
+    for (size_t i = 0; i < s->nreturned; i++)
+        if (!claim(s, s->returned[i], CLAIMED_READY) || qq_message_find(s, s->returned[i], NULL)->delivery_count == 0)
+            return false;
+    table_iter_init(&it, consumers.v.bytes);
+    while ((more = array_next(&it, &e)) == 1)
+        if (e.type != TABLE_TABLE || !decode_consumer(s, e.v.bytes))
+            return false;
+    if (more != 0)
+        return false;
+    for (size_t i = 0; i < s->count; i++) { /* below next_new: returned or checked out, once */
+        struct qq_message *m = s->messages[i];
+        if (m->id < s->next_new && m->owner == 0)
+            return false;
+        if (m->owner == CLAIMED_READY)
+            m->owner = 0;
+    }
+    bool ready = s->nreturned > 0 || s->next_new < s->next_id;
+    for (size_t i = 0; ready && i < s->nconsumers; i++)
+        if (qq_consumer_has_room(s->consumers[i])) /* a member would have delivered it */
+            return false;
+    return true;
+}
+

@@ -1,0 +1,979 @@
+/* tests/unit/cluster/test_qq_fsm.c: a quorum queue's state machine (broker/cluster/qq_fsm.h),
+ * replicated by libraft's in-memory fixture and driven directly. Every member records the effects
+ * it computes (deliveries, discards); after every scenario every live member's state must be the
+ * same bytes and its effects the same list: round-robin within prefetch, settling frees credit,
+ * returned messages first and redelivered, the delivery limit, cancel and node_down, purge, a
+ * leader killed mid-stream with retries applied once, a member catching up from a snapshot,
+ * malformed commands, crafted snapshots refused, and the assignment rules without Raft. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <raft.h>
+#include <raft/fixture.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qq_fsm.h"
+
+/* ---- a member: the state machine and the effects it computed ---- */
+
+#define EFFECTS_MAX 1024
+
+struct effect {
+    char kind; /* 'D' deliver, 'X' discarded */
+    char node[16], tag[16];
+    uint16_t channel;
+    bool redelivered;
+    uint32_t count;
+    uint64_t id;
+    char reason[16];
+    char content[16];
+};
+
+struct node {
+    struct qq_fsm fsm;
+    struct effect effects[EFFECTS_MAX];
+    size_t n;
+    unsigned restores;
+    int (*restore)(struct raft_fsm *fsm, struct raft_buffer *buf);
+};
+
+static void copy_content(char out[16], struct proto_bytes content)
+{
+    assert_true(content.len < 16);
+    memcpy(out, content.ptr, content.len);
+}
+
+static struct effect *effect_new(struct node *node, char kind, uint64_t id, struct proto_bytes content)
+{
+    assert_true(node->n < EFFECTS_MAX);
+    struct effect *e = &node->effects[node->n++];
+    memset(e, 0, sizeof(*e));
+    e->kind = kind;
+    e->id = id;
+    copy_content(e->content, content);
+    return e;
+}
+
+static void on_deliver(void *ctx, const struct qq_consumer_key *consumer, uint64_t id, struct proto_bytes content,
+                       bool redelivered, uint32_t count)
+{
+    struct effect *e = effect_new(ctx, 'D', id, content);
+    assert_true(strlen(consumer->node) < sizeof(e->node) && strlen(consumer->tag) < sizeof(e->tag));
+    memcpy(e->node, consumer->node, strlen(consumer->node));
+    memcpy(e->tag, consumer->tag, strlen(consumer->tag));
+    e->channel = consumer->channel;
+    e->redelivered = redelivered;
+    e->count = count;
+}
+
+static void on_discarded(void *ctx, uint64_t id, struct proto_bytes content, const char *reason)
+{
+    struct effect *e = effect_new(ctx, 'X', id, content);
+    snprintf(e->reason, sizeof(e->reason), "%s", reason);
+}
+
+static int counting_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct node *node = (struct node *)((char *)fsm - offsetof(struct node, fsm.raft));
+    int rc = node->restore(fsm, buf);
+    node->restores += rc == 0;
+    return rc;
+}
+
+static void node_init(struct node *node, int64_t delivery_limit)
+{
+    memset(node, 0, sizeof(*node));
+    struct qq_effects effects = {on_deliver, on_discarded, node};
+    assert_int_equal(qq_fsm_init(&node->fsm, delivery_limit, &effects), 0);
+    node->restore = node->fsm.raft.restore;
+    node->fsm.raft.restore = counting_restore;
+}
+
+/* ---- commands ---- */
+
+static void put_str(struct table_buf *t, const char *key, const char *value)
+{
+    assert_int_equal(table_buf_put_string(t, key, proto_bytes_of(value)), 0);
+}
+
+static void put_int(struct table_buf *t, const char *key, int64_t value)
+{
+    struct table_value v = {.type = TABLE_INT64};
+    v.v.i64 = value;
+    assert_int_equal(table_buf_put_field(t, key, strlen(key), &v), 0);
+}
+
+static struct table_buf content_args(const char *content)
+{
+    struct table_buf t = {0};
+    struct table_value v = {.type = TABLE_BYTES};
+    v.v.bytes = proto_bytes_of(content);
+    assert_int_equal(table_buf_put_field(&t, "content", 7, &v), 0);
+    return t;
+}
+
+static struct table_buf consumer_args(const char *node, int channel, const char *tag)
+{
+    struct table_buf t = {0};
+    put_str(&t, "node", node);
+    put_int(&t, "channel", channel);
+    put_str(&t, "tag", tag);
+    return t;
+}
+
+static struct table_buf checkout_args(const char *node, int channel, const char *tag, int prefetch)
+{
+    struct table_buf t = consumer_args(node, channel, tag);
+    put_int(&t, "prefetch", prefetch);
+    return t;
+}
+
+/* Settle/return/discard arguments: ids end at 0. */
+static struct table_buf ids_args(const char *node, int channel, const char *tag, const uint64_t *ids)
+{
+    struct table_buf t = consumer_args(node, channel, tag), list = {0};
+    struct table_value v = {.type = TABLE_UINT64};
+    for (; *ids; ids++) {
+        v.v.u64 = *ids;
+        assert_int_equal(table_buf_put_value(&list, &v), 0);
+    }
+    v = (struct table_value){.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
+    assert_int_equal(table_buf_put_field(&t, "ids", 3, &v), 0);
+    table_buf_free(&list);
+    return t;
+}
+
+static struct table_buf node_args(const char *node)
+{
+    struct table_buf t = {0};
+    put_str(&t, "node", node);
+    return t;
+}
+
+#define IDS(...) ((const uint64_t[]){__VA_ARGS__, 0})
+
+/* A request some member expects the result of. */
+struct waiter {
+    bool done;
+    unsigned calls;
+    struct qq_result result;
+};
+
+static void waiter_done(void *arg, const struct qq_result *result)
+{
+    struct waiter *w = arg;
+    w->done = true;
+    w->calls++;
+    w->result = *result;
+}
+
+/* Applies a command to a member directly (no Raft); frees args; returns its result. */
+static struct qq_result apply_direct(struct node *node, uint64_t session, uint64_t request, const char *op,
+                                     struct table_buf args)
+{
+    struct raft_buffer buf;
+    assert_int_equal(meta_command_encode(&buf, op, session, request, &args), 0);
+    table_buf_free(&args);
+    struct waiter w = {0};
+    assert_int_equal(qq_fsm_expect(&node->fsm, session, request, waiter_done, &w), 0);
+    void *result;
+    assert_int_equal(node->fsm.raft.apply(&node->fsm.raft, &buf, &result), 0);
+    raft_free(buf.base);
+    assert_true(w.done);
+    return w.result;
+}
+
+static void assert_delivery(const struct effect *e, const char *tag, uint64_t id, bool redelivered)
+{
+    assert_int_equal(e->kind, 'D');
+    assert_string_equal(e->tag, tag);
+    assert_int_equal(e->id, id);
+    assert_int_equal(e->redelivered, redelivered);
+}
+
+/* ---- a cluster of members ---- */
+
+#define NODES 3
+#define PROPOSALS 1024
+
+struct proposal {
+    struct raft_apply req;
+    int status; /* of the leader's raft_apply callback; 1 while it has not fired */
+};
+
+struct cluster {
+    struct raft_fixture f;
+    struct node nodes[NODES];
+    struct proposal proposals[PROPOSALS];
+    size_t nproposals;
+};
+
+static struct cluster *cluster_start(int64_t delivery_limit, unsigned snapshot_threshold)
+{
+    struct cluster *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    assert_int_equal(raft_fixture_initialize(&c->f), 0);
+    for (unsigned i = 0; i < NODES; i++) {
+        node_init(&c->nodes[i], delivery_limit);
+        assert_int_equal(raft_fixture_grow(&c->f, &c->nodes[i].fsm.raft), 0);
+    }
+    struct raft_configuration conf;
+    assert_int_equal(raft_fixture_configuration(&c->f, NODES, &conf), 0);
+    assert_int_equal(raft_fixture_bootstrap(&c->f, &conf), 0);
+    raft_configuration_close(&conf);
+    for (unsigned i = 0; i < NODES && snapshot_threshold; i++) {
+        raft_set_snapshot_threshold(raft_fixture_get(&c->f, i), snapshot_threshold);
+        raft_set_snapshot_trailing(raft_fixture_get(&c->f, i), 2);
+    }
+    assert_int_equal(raft_fixture_start(&c->f), 0);
+    raft_fixture_elect(&c->f, 0);
+    for (unsigned i = 0; i < NODES; i++) /* elect pushed the others' timeouts out of reach: back to normal */
+        raft_fixture_set_randomized_election_timeout(&c->f, i, 1000 + i * 100);
+    return c;
+}
+
+static void cluster_stop(struct cluster *c)
+{
+    raft_fixture_close(&c->f);
+    for (unsigned i = 0; i < NODES; i++)
+        qq_fsm_close(&c->nodes[i].fsm);
+    free(c);
+}
+
+static void proposal_cb(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    struct proposal *p = req->data;
+    p->status = status;
+}
+
+/* Proposes (session, request) op args through server `via`, member `origin` expecting the result
+ * through w (may be NULL). Frees args. Returns raft_apply's status. */
+static int propose(struct cluster *c, unsigned via, unsigned origin, uint64_t session, uint64_t request,
+                   const char *op, struct table_buf args, struct waiter *w)
+{
+    struct raft_buffer buf;
+    assert_int_equal(meta_command_encode(&buf, op, session, request, &args), 0);
+    table_buf_free(&args);
+    if (w)
+        assert_int_equal(qq_fsm_expect(&c->nodes[origin].fsm, session, request, waiter_done, w), 0);
+    assert_true(c->nproposals < PROPOSALS);
+    struct proposal *p = &c->proposals[c->nproposals++];
+    p->req.data = p;
+    p->status = 1;
+    int rc = raft_apply(raft_fixture_get(&c->f, via), &p->req, &buf, 1, proposal_cb);
+    if (rc != 0)
+        raft_free(buf.base);
+    return rc;
+}
+
+/* The index of the live server in leader state with the highest term. */
+static unsigned current_leader(struct cluster *c)
+{
+    unsigned leader = NODES;
+    for (unsigned i = 0; i < NODES; i++) {
+        struct raft *r = raft_fixture_get(&c->f, i);
+        if (raft_fixture_alive(&c->f, i) && raft_state(r) == RAFT_LEADER &&
+            (leader == NODES || r->current_term > raft_fixture_get(&c->f, leader)->current_term))
+            leader = i;
+    }
+    return leader;
+}
+
+/* A server other than *arg in leader state, seen as leader by a majority of live servers. */
+static bool other_leader(struct raft_fixture *f, void *arg)
+{
+    unsigned old = *(unsigned *)arg;
+    for (unsigned i = 0; i < raft_fixture_n(f); i++) {
+        struct raft *r = raft_fixture_get(f, i);
+        if (i == old || !raft_fixture_alive(f, i) || raft_state(r) != RAFT_LEADER)
+            continue;
+        unsigned agree = 0;
+        for (unsigned j = 0; j < raft_fixture_n(f); j++) {
+            raft_id id;
+            const char *address;
+            raft_leader(raft_fixture_get(f, j), &id, &address);
+            agree += raft_fixture_alive(f, j) && id == r->id;
+        }
+        if (agree * 2 > raft_fixture_n(f))
+            return true;
+    }
+    return false;
+}
+
+static unsigned step_until_new_leader(struct cluster *c, unsigned old)
+{
+    assert_true(raft_fixture_step_until(&c->f, other_leader, &old, 20000));
+    unsigned leader = current_leader(c);
+    assert_true(leader < NODES && leader != old);
+    return leader;
+}
+
+/* Steps until every live member has applied everything the leader has. */
+static void settle(struct cluster *c)
+{
+    raft_fixture_step_until_elapsed(&c->f, 300);
+    unsigned leader = current_leader(c);
+    assert_true(leader < NODES);
+    raft_index last = raft_last_index(raft_fixture_get(&c->f, leader));
+    for (unsigned i = 0; i < NODES; i++)
+        if (raft_fixture_alive(&c->f, i))
+            assert_true(raft_fixture_step_until_applied(&c->f, i, last, 10000));
+}
+
+/* Every live member's state is the same bytes, and it computed the same effects. */
+static void assert_converged(struct cluster *c)
+{
+    struct table_buf first = {0};
+    int have = -1;
+    for (unsigned i = 0; i < NODES; i++) {
+        if (!raft_fixture_alive(&c->f, i))
+            continue;
+        struct table_buf t = {0};
+        assert_int_equal(qq_fsm_export(&c->nodes[i].fsm, &t), 0);
+        if (have < 0) {
+            first = t;
+            have = (int)i;
+            continue;
+        }
+        assert_int_equal(t.len, first.len);
+        assert_memory_equal(t.data, first.data, t.len);
+        table_buf_free(&t);
+        assert_int_equal(c->nodes[i].n, c->nodes[have].n);
+        assert_memory_equal(c->nodes[i].effects, c->nodes[have].effects, c->nodes[i].n * sizeof(struct effect));
+    }
+    table_buf_free(&first);
+}
+
+/* The client of one member: its session and next request number. */
+struct client {
+    struct cluster *c;
+    unsigned origin;
+    uint64_t session, request;
+};
+
+/* Sends op through the current leader; frees args. */
+static void send_cmd(struct client *cl, const char *op, struct table_buf args, struct waiter *w)
+{
+    unsigned leader = current_leader(cl->c);
+    assert_true(leader < NODES);
+    assert_int_equal(propose(cl->c, leader, cl->origin, cl->session, ++cl->request, op, args, w), 0);
+}
+
+/* ---- scenarios over Raft ---- */
+
+/* Two consumers, a prefetch 2 and b prefetch 3, then ten messages. */
+static void two_consumers_and_ten_messages(struct client *cl, struct waiter enq[10])
+{
+    send_cmd(cl, "checkout", checkout_args("n0", 1, "a", 2), NULL);
+    send_cmd(cl, "checkout", checkout_args("n1", 1, "b", 3), NULL);
+    for (unsigned i = 0; i < 10; i++) {
+        char content[8];
+        snprintf(content, sizeof(content), "m%u", i + 1);
+        send_cmd(cl, "enqueue", content_args(content), &enq[i]);
+    }
+    settle(cl->c);
+    assert_converged(cl->c);
+}
+
+static void messages_go_round_robin_to_two_consumers_within_their_prefetch(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(-1, 0);
+    struct client cl = {c, 1, 21, 0};
+    struct waiter enq[10] = {0};
+    two_consumers_and_ten_messages(&cl, enq);
+    for (unsigned i = 0; i < 10; i++) {
+        assert_true(enq[i].done);
+        assert_int_equal(enq[i].result.status, 0);
+        assert_int_equal(enq[i].result.value, i + 1); /* ids in log order */
+    }
+    for (unsigned i = 0; i < NODES; i++) {
+        struct node *n = &c->nodes[i];
+        assert_int_equal(n->n, 5);
+        assert_delivery(&n->effects[0], "a", 1, false);
+        assert_delivery(&n->effects[1], "b", 2, false);
+        assert_delivery(&n->effects[2], "a", 3, false);
+        assert_delivery(&n->effects[3], "b", 4, false);
+        assert_delivery(&n->effects[4], "b", 5, false); /* a is full */
+        assert_string_equal(n->effects[4].content, "m5");
+        assert_int_equal(qq_fsm_messages(&n->fsm), 10);
+        assert_int_equal(qq_fsm_ready(&n->fsm), 5);
+    }
+    cluster_stop(c);
+}
+
+static void settling_frees_credit_and_more_are_delivered(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(-1, 0);
+    struct client cl = {c, 0, 22, 0};
+    struct waiter enq[10] = {0}, s1 = {0}, s2 = {0};
+    two_consumers_and_ten_messages(&cl, enq);
+    send_cmd(&cl, "settle", ids_args("n0", 1, "a", IDS(1)), &s1);
+    send_cmd(&cl, "settle", ids_args("n1", 1, "b", IDS(2, 4, 3)), &s2); /* 3 is a's: skipped */
+    settle(c);
+    assert_converged(c);
+    assert_int_equal(s1.result.value, 1);
+    assert_int_equal(s2.result.value, 2);
+    for (unsigned i = 0; i < NODES; i++) {
+        struct node *n = &c->nodes[i];
+        assert_int_equal(n->n, 8);
+        assert_delivery(&n->effects[5], "a", 6, false);
+        assert_delivery(&n->effects[6], "b", 7, false);
+        assert_delivery(&n->effects[7], "b", 8, false);
+        assert_int_equal(qq_fsm_messages(&n->fsm), 7);
+        assert_int_equal(qq_fsm_ready(&n->fsm), 2);
+    }
+    cluster_stop(c);
+}
+
+static void returned_messages_go_before_new_ones_and_are_redelivered(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(-1, 0);
+    struct client cl = {c, 2, 23, 0};
+    struct waiter enq[10] = {0}, r = {0};
+    two_consumers_and_ten_messages(&cl, enq); /* a: 1 3, b: 2 4 5 */
+    send_cmd(&cl, "return", ids_args("n1", 1, "b", IDS(4, 2)), &r);
+    settle(c);
+    assert_converged(c);
+    assert_int_equal(r.result.value, 2);
+    for (unsigned i = 0; i < NODES; i++) {
+        struct node *n = &c->nodes[i];
+        /* b has room for two again: the returned ones, in id order, ahead of 6 */
+        assert_int_equal(n->n, 7);
+        assert_delivery(&n->effects[5], "b", 2, true);
+        assert_int_equal(n->effects[5].count, 1);
+        assert_delivery(&n->effects[6], "b", 4, true);
+        assert_int_equal(qq_fsm_ready(&n->fsm), 5);
+    }
+    cluster_stop(c);
+}
+
+static void a_message_returned_more_often_than_the_delivery_limit_is_discarded(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(2, 0);
+    struct client cl = {c, 0, 24, 0};
+    struct waiter d = {0};
+    send_cmd(&cl, "checkout", checkout_args("n0", 1, "a", 1), NULL);
+    send_cmd(&cl, "enqueue", content_args("poison"), NULL);
+    send_cmd(&cl, "enqueue", content_args("fine"), NULL);
+    for (unsigned i = 0; i < 3; i++)
+        send_cmd(&cl, "return", ids_args("n0", 1, "a", IDS(1)), NULL);
+    send_cmd(&cl, "discard", ids_args("n0", 1, "a", IDS(2)), &d);
+    settle(c);
+    assert_converged(c);
+    assert_int_equal(d.result.value, 1);
+    for (unsigned i = 0; i < NODES; i++) {
+        struct node *n = &c->nodes[i];
+        assert_int_equal(n->n, 6);
+        assert_delivery(&n->effects[0], "a", 1, false);
+        assert_delivery(&n->effects[1], "a", 1, true);
+        assert_delivery(&n->effects[2], "a", 1, true);
+        assert_int_equal(n->effects[2].count, 2);
+        /* the third return: delivery count 3 > limit 2 (RabbitMQ: delivered limit + 1 times) */
+        assert_int_equal(n->effects[3].kind, 'X');
+        assert_int_equal(n->effects[3].id, 1);
+        assert_string_equal(n->effects[3].reason, "delivery_limit");
+        assert_string_equal(n->effects[3].content, "poison");
+        assert_delivery(&n->effects[4], "a", 2, false);
+        assert_int_equal(n->effects[5].kind, 'X');
+        assert_string_equal(n->effects[5].reason, "rejected");
+        assert_string_equal(n->effects[5].content, "fine");
+        assert_int_equal(qq_fsm_messages(&n->fsm), 0);
+    }
+    cluster_stop(c);
+}
+
+static void cancel_and_node_down_return_checked_out_messages(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(-1, 0);
+    struct client cl = {c, 1, 25, 0};
+    struct waiter cancelled = {0}, down = {0};
+    send_cmd(&cl, "checkout", checkout_args("n0", 1, "a", 2), NULL);
+    send_cmd(&cl, "checkout", checkout_args("n1", 1, "b", 2), NULL);
+    for (unsigned i = 0; i < 4; i++)
+        send_cmd(&cl, "enqueue", content_args("x"), NULL); /* a: 1 3, b: 2 4 */
+    send_cmd(&cl, "cancel", consumer_args("n0", 1, "a"), &cancelled);
+    send_cmd(&cl, "node_down", node_args("n1"), &down);
+    settle(c);
+    assert_converged(c);
+    assert_int_equal(cancelled.result.value, 2);
+    assert_int_equal(down.result.value, 1);
+    for (unsigned i = 0; i < NODES; i++) {
+        assert_int_equal(c->nodes[i].n, 4);
+        assert_int_equal(qq_fsm_ready(&c->nodes[i].fsm), 4);
+    }
+    send_cmd(&cl, "checkout", checkout_args("n2", 1, "c", 0), NULL);
+    settle(c);
+    assert_converged(c);
+    for (unsigned i = 0; i < NODES; i++) {
+        struct node *n = &c->nodes[i];
+        assert_int_equal(n->n, 8);
+        for (unsigned k = 0; k < 4; k++) { /* each returned once: delivery count 1, redelivered */
+            assert_delivery(&n->effects[4 + k], "c", k + 1, true);
+            assert_int_equal(n->effects[4 + k].count, 1);
+        }
+    }
+    cluster_stop(c);
+}
+
+static void purge_removes_the_ready_messages_only(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(-1, 0);
+    struct client cl = {c, 2, 26, 0};
+    struct waiter p1 = {0}, p2 = {0}, after = {0};
+    send_cmd(&cl, "checkout", checkout_args("n0", 1, "a", 2), NULL);
+    for (unsigned i = 0; i < 5; i++)
+        send_cmd(&cl, "enqueue", content_args("x"), NULL);
+    send_cmd(&cl, "purge", (struct table_buf){0}, &p1);
+    send_cmd(&cl, "cancel", consumer_args("n0", 1, "a"), NULL);
+    send_cmd(&cl, "purge", (struct table_buf){0}, &p2);
+    send_cmd(&cl, "enqueue", content_args("y"), &after);
+    settle(c);
+    assert_converged(c);
+    assert_int_equal(p1.result.value, 3);
+    assert_int_equal(p2.result.value, 2); /* a's two, returned by the cancel */
+    assert_int_equal(after.result.value, 6);
+    for (unsigned i = 0; i < NODES; i++) {
+        assert_int_equal(qq_fsm_messages(&c->nodes[i].fsm), 1);
+        assert_int_equal(qq_fsm_ready(&c->nodes[i].fsm), 1);
+    }
+    cluster_stop(c);
+}
+
+static void a_leader_killed_mid_stream_and_retries_apply_each_command_once(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(-1, 0);
+    static struct waiter w[20];
+    memset(w, 0, sizeof(w));
+    assert_int_equal(propose(c, 0, 2, 27, 1, "checkout", checkout_args("n2", 1, "c", 0), NULL), 0);
+    for (unsigned i = 0; i < 20; i++) {
+        char content[8];
+        snprintf(content, sizeof(content), "e%u", i + 1);
+        assert_int_equal(propose(c, 0, 2, 27, i + 2, "enqueue", content_args(content), NULL), 0);
+        if (i == 9) /* the first half is applied on a follower; the second stays on the leader */
+            assert_true(
+                raft_fixture_step_until_applied(&c->f, 1, raft_last_index(raft_fixture_get(&c->f, 0)), 5000));
+    }
+    assert_int_equal(qq_fsm_messages(&c->nodes[1].fsm), 10);
+    raft_fixture_kill(&c->f, 0);
+    unsigned leader = step_until_new_leader(c, 0);
+    /* node 2 heard back about nothing: it retries every request through the new leader */
+    assert_int_equal(propose(c, leader, 2, 27, 1, "checkout", checkout_args("n2", 1, "c", 0), NULL), 0);
+    for (unsigned i = 0; i < 20; i++) {
+        char content[8];
+        snprintf(content, sizeof(content), "e%u", i + 1);
+        assert_int_equal(propose(c, leader, 2, 27, i + 2, "enqueue", content_args(content), &w[i]), 0);
+    }
+    settle(c);
+    assert_converged(c);
+    for (unsigned i = 0; i < 20; i++) {
+        /* node 2's request completes once: by the first copy it applies (the original entry for
+         * the first half, if node 2 had not applied it yet when it retried), or as a duplicate */
+        assert_true(w[i].done && w[i].calls == 1);
+        if (w[i].result.status == 0)
+            assert_int_equal(w[i].result.value, i + 1);
+        else
+            assert_true(w[i].result.status == QQ_DUPLICATE && i < 10);
+    }
+    for (unsigned i = 1; i < NODES; i++) {
+        struct node *n = &c->nodes[i];
+        assert_int_equal(qq_fsm_messages(&n->fsm), 20);
+        assert_int_equal(n->n, 20);
+        for (unsigned k = 0; k < 20; k++) { /* each content once, ids 1..20 */
+            assert_delivery(&n->effects[k], "c", k + 1, false);
+            unsigned seen = 0;
+            for (unsigned j = 0; j < 20; j++) {
+                char content[8];
+                snprintf(content, sizeof(content), "e%u", k + 1);
+                seen += strcmp(n->effects[j].content, content) == 0;
+            }
+            assert_int_equal(seen, 1);
+        }
+    }
+    cluster_stop(c);
+}
+
+static void a_lagging_member_catches_up_from_a_snapshot_and_agrees_on_later_effects(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(3, 8);
+    struct client cl = {c, 0, 28, 0};
+    raft_fixture_disconnect(&c->f, 0, 2);
+    raft_fixture_disconnect(&c->f, 2, 0);
+    raft_fixture_disconnect(&c->f, 1, 2);
+    raft_fixture_disconnect(&c->f, 2, 1);
+    send_cmd(&cl, "checkout", checkout_args("n0", 1, "a", 3), NULL);
+    send_cmd(&cl, "checkout", checkout_args("n1", 7, "b", 2), NULL);
+    for (unsigned i = 0; i < 40; i++) {
+        char content[8];
+        snprintf(content, sizeof(content), "l%u", i + 1);
+        send_cmd(&cl, "enqueue", content_args(content), NULL);
+        raft_fixture_step_n(&c->f, 3);
+    }
+    for (uint64_t id = 1; id <= 40; id++) {
+        send_cmd(&cl, id % 3 ? "settle" : "return", ids_args("n0", 1, "a", IDS(id)), NULL);
+        send_cmd(&cl, "settle", ids_args("n1", 7, "b", IDS(id)), NULL);
+        raft_fixture_step_n(&c->f, 3);
+    }
+    assert_true(raft_fixture_step_until_applied(&c->f, 1, raft_last_index(raft_fixture_get(&c->f, 0)), 10000));
+    assert_int_equal(c->nodes[2].restores, 0);
+    raft_fixture_reconnect(&c->f, 0, 2);
+    raft_fixture_reconnect(&c->f, 2, 0);
+    raft_fixture_reconnect(&c->f, 1, 2);
+    raft_fixture_reconnect(&c->f, 2, 1);
+    settle(c);
+    assert_true(c->nodes[2].restores > 0); /* it caught up through a snapshot */
+    assert_true(c->nodes[2].n < c->nodes[0].n);
+    /* from here on every member applies every entry from the log (no more snapshots to install)
+     * and so computes every effect */
+    for (unsigned i = 0; i < NODES; i++) {
+        raft_set_snapshot_threshold(raft_fixture_get(&c->f, i), 1000);
+        c->nodes[i].n = 0;
+    }
+    assert_converged(c);
+    assert_true(qq_fsm_messages(&c->nodes[2].fsm) > 0);
+    struct waiter dup = {0};
+    struct client late = {c, 2, 29, 0};
+    send_cmd(&late, "checkout", checkout_args("n2", 1, "c", 0), NULL);
+    for (unsigned i = 0; i < 5; i++)
+        send_cmd(&late, "enqueue", content_args("late"), NULL);
+    send_cmd(&late, "node_down", node_args("n0"), NULL);
+    assert_int_equal(propose(c, current_leader(c), 2, 28, 3, "enqueue", content_args("old"), &dup), 0);
+    settle(c);
+    assert_converged(c);
+    assert_true(c->nodes[2].n > 5);
+    assert_true(dup.done);
+    assert_int_equal(dup.result.status, QQ_DUPLICATE); /* the sessions came with the snapshot */
+    cluster_stop(c);
+}
+
+static void malformed_commands_change_nothing(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(-1, 0);
+    struct client cl = {c, 0, 30, 0};
+    send_cmd(&cl, "checkout", checkout_args("n0", 1, "a", 1), NULL);
+    send_cmd(&cl, "enqueue", content_args("one"), NULL);
+    send_cmd(&cl, "enqueue", content_args("two"), NULL);
+    settle(c);
+    size_t effects = c->nodes[0].n;
+    static const char *garbage[] = {"", "\x02op", "not a table at all", "\x02op\x53\x00\x00\x00\x01x"};
+    for (unsigned i = 0; i < 4; i++) {
+        struct raft_buffer buf = {raft_malloc(strlen(garbage[i]) + 1), strlen(garbage[i])};
+        memcpy(buf.base, garbage[i], buf.len + 1);
+        struct proposal *p = &c->proposals[c->nproposals++];
+        p->req.data = p;
+        assert_int_equal(raft_apply(raft_fixture_get(&c->f, 0), &p->req, &buf, 1, proposal_cb), 0);
+    }
+    struct waiter w[12];
+    memset(w, 0, sizeof(w));
+    struct table_buf t = {0};
+    put_str(&t, "content", "a longstr, not bytes");
+    send_cmd(&cl, "enqueue", t, &w[0]);
+    send_cmd(&cl, "enqueue", (struct table_buf){0}, &w[1]);
+    send_cmd(&cl, "checkout", checkout_args("n0", 1, "b", 70000), &w[2]);
+    send_cmd(&cl, "checkout", checkout_args("n0", -1, "b", 1), &w[3]);
+    t = consumer_args("n0", 1, "a");
+    put_str(&t, "ids", "1");
+    send_cmd(&cl, "settle", t, &w[4]);
+    t = consumer_args("n0", 1, "a");
+    {
+        struct table_buf list = {0};
+        struct table_value v = {.type = TABLE_UINT64};
+        v.v.u64 = 1;
+        assert_int_equal(table_buf_put_value(&list, &v), 0);
+        v = (struct table_value){.type = TABLE_LONGSTR};
+        v.v.bytes = proto_bytes_of("2");
+        assert_int_equal(table_buf_put_value(&list, &v), 0);
+        v = (struct table_value){.type = TABLE_ARRAY};
+        v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
+        assert_int_equal(table_buf_put_field(&t, "ids", 3, &v), 0);
+        table_buf_free(&list);
+    }
+    send_cmd(&cl, "settle", t, &w[5]); /* 1 is valid, "2" is not: nothing is settled */
+    t = (struct table_buf){0};
+    assert_int_equal(table_buf_put_string(&t, "node", (struct proto_bytes){(const uint8_t *)"n\0", 2}), 0);
+    send_cmd(&cl, "node_down", t, &w[6]);
+    send_cmd(&cl, "node_down", (struct table_buf){0}, &w[7]);
+    send_cmd(&cl, "explode", (struct table_buf){0}, &w[8]);
+    send_cmd(&cl, "cancel", consumer_args("n0", 1, "nobody"), &w[9]);
+    send_cmd(&cl, "return", ids_args("n0", 2, "a", IDS(1)), &w[10]);
+    send_cmd(&cl, "enqueue", content_args("three"), &w[11]);
+    settle(c);
+    assert_converged(c);
+    for (unsigned i = 0; i < 9; i++)
+        assert_int_equal(w[i].result.status, QQ_MALFORMED);
+    assert_int_equal(w[9].result.status, QQ_NOT_FOUND);
+    assert_int_equal(w[10].result.status, QQ_NOT_FOUND);
+    assert_int_equal(w[11].result.status, 0);
+    assert_int_equal(w[11].result.value, 3); /* no id was taken by a malformed enqueue */
+    for (unsigned i = 0; i < NODES; i++) {
+        assert_int_equal(c->nodes[i].n, effects);
+        assert_int_equal(qq_fsm_messages(&c->nodes[i].fsm), 3);
+        assert_int_equal(c->nodes[i].fsm.state.nconsumers, 1);
+        assert_int_equal(qq_fsm_ready(&c->nodes[i].fsm), 2); /* a still holds 1 */
+    }
+    cluster_stop(c);
+}
+
+/* ---- the assignment rules, without Raft ---- */
+
+static void the_assignment_rules_hold_without_raft(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 1));
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 2, "b", 2));
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n1", 1, "a", 0)); /* same tag, another node */
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("m")).value, i + 1);
+    /* one each, in attach order */
+    assert_int_equal(n.n, 3);
+    assert_delivery(&n.effects[0], "a", 1, false);
+    assert_string_equal(n.effects[0].node, "n0");
+    assert_delivery(&n.effects[1], "b", 2, false);
+    assert_delivery(&n.effects[2], "a", 3, false);
+    assert_string_equal(n.effects[2].node, "n1");
+    /* then a is full; b takes one more; the unlimited one takes the rest */
+    for (unsigned i = 0; i < 4; i++)
+        apply_direct(&n, 1, ++r, "enqueue", content_args("m"));
+    assert_int_equal(n.n, 7);
+    assert_int_equal(n.effects[3].channel, 2); /* 4: b */
+    assert_string_equal(n.effects[4].node, "n1"); /* 5: the unlimited a, b being full */
+    assert_string_equal(n.effects[5].node, "n1");
+    assert_string_equal(n.effects[6].node, "n1");
+    /* a duplicate changes nothing */
+    struct qq_result dup = apply_direct(&n, 1, 4, "enqueue", content_args("m"));
+    assert_int_equal(dup.status, QQ_DUPLICATE);
+    assert_int_equal(qq_fsm_messages(&n.fsm), 7);
+    /* the unlimited one returns 7 then 5: redelivered in id order, to the first with room: none
+     * but itself, and it is at the back. Lower its prefetch first so the ready order shows. */
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n1", 1, "a", 1));
+    assert_int_equal(apply_direct(&n, 1, ++r, "return", ids_args("n1", 1, "a", IDS(7, 5))).value, 2);
+    assert_int_equal(n.n, 7); /* it holds 3 and 6: over its new prefetch, nothing delivered */
+    apply_direct(&n, 1, ++r, "enqueue", content_args("new"));
+    apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(1)));
+    assert_int_equal(n.n, 8);
+    assert_delivery(&n.effects[7], "a", 5, true); /* returned 5 before returned 7 before new 8 */
+    assert_string_equal(n.effects[7].node, "n0");
+    apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(5)));
+    assert_delivery(&n.effects[8], "a", 7, true);
+    apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(7)));
+    assert_delivery(&n.effects[9], "a", 8, false);
+    /* an id it does not hold is skipped; a raised prefetch delivers at once */
+    assert_int_equal(apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(2, 99))).value, 0);
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m"));
+    assert_int_equal(n.n, 10);
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 2, "b", 3));
+    assert_int_equal(n.n, 11);
+    assert_int_equal(n.effects[10].channel, 2);
+    assert_int_equal(n.effects[10].id, 9);
+    qq_fsm_close(&n.fsm);
+}
+
+/* ---- snapshots read back as untrusted ---- */
+
+/* A snapshot written by hand. messages: "id:count" for each; checked: one consumer's ids. */
+struct crafted {
+    uint64_t next_id, next_new;
+    const char *messages;
+    const uint64_t *returned, *checked;
+    int prefetch;
+    int consumers; /* 1, or 2: the same consumer twice */
+};
+
+static void put_u64_array(struct table_buf *t, const char *key, const uint64_t *ids)
+{
+    struct table_buf list = {0};
+    struct table_value v = {.type = TABLE_UINT64};
+    for (; ids && *ids; ids++) {
+        v.v.u64 = *ids;
+        assert_int_equal(table_buf_put_value(&list, &v), 0);
+    }
+    v = (struct table_value){.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
+    assert_int_equal(table_buf_put_field(t, key, strlen(key), &v), 0);
+    table_buf_free(&list);
+}
+
+static struct raft_buffer craft(const struct crafted *s)
+{
+    struct table_buf t = {0}, list = {0};
+    struct table_value v = {.type = TABLE_UINT8};
+    v.v.u8 = 1;
+    assert_int_equal(table_buf_put_field(&t, "version", 7, &v), 0);
+    v = (struct table_value){.type = TABLE_UINT64};
+    const char *keys[] = {"seq", "next_id", "next_new", "next_consumer"};
+    uint64_t values[] = {10, s->next_id, s->next_new, 3};
+    for (unsigned i = 0; i < 4; i++) {
+        v.v.u64 = values[i];
+        assert_int_equal(table_buf_put_field(&t, keys[i], strlen(keys[i]), &v), 0);
+    }
+    v = (struct table_value){.type = TABLE_INT64};
+    v.v.i64 = 5;
+    assert_int_equal(table_buf_put_field(&t, "delivery_limit", 14, &v), 0);
+    put_u64_array(&t, "sessions", NULL);
+    for (const char *p = s->messages; *p;) {
+        unsigned long long id;
+        unsigned count;
+        int used;
+        assert_int_equal(sscanf(p, "%llu:%u%n", &id, &count, &used), 2);
+        p += used + (p[used] == ' ');
+        struct table_buf e = {0};
+        struct table_value u = {.type = TABLE_UINT64};
+        u.v.u64 = id;
+        assert_int_equal(table_buf_put_field(&e, "id", 2, &u), 0);
+        u = (struct table_value){.type = TABLE_UINT32};
+        u.v.u32 = count;
+        assert_int_equal(table_buf_put_field(&e, "count", 5, &u), 0);
+        u = (struct table_value){.type = TABLE_BYTES};
+        u.v.bytes = proto_bytes_of("c");
+        assert_int_equal(table_buf_put_field(&e, "content", 7, &u), 0);
+        u = (struct table_value){.type = TABLE_TABLE};
+        u.v.bytes = (struct proto_bytes){e.data, (uint32_t)e.len};
+        assert_int_equal(table_buf_put_value(&list, &u), 0);
+        table_buf_free(&e);
+    }
+    v = (struct table_value){.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
+    assert_int_equal(table_buf_put_field(&t, "messages", 8, &v), 0);
+    table_buf_free(&list);
+    put_u64_array(&t, "returned", s->returned);
+    for (int i = 0; i < s->consumers; i++) {
+        struct table_buf e = {0};
+        struct table_value u = {.type = TABLE_UINT64};
+        u.v.u64 = (uint64_t)i + 1;
+        assert_int_equal(table_buf_put_field(&e, "serial", 6, &u), 0);
+        put_str(&e, "node", "n0");
+        u = (struct table_value){.type = TABLE_UINT16};
+        u.v.u16 = 1;
+        assert_int_equal(table_buf_put_field(&e, "channel", 7, &u), 0);
+        put_str(&e, "tag", "a");
+        u = (struct table_value){.type = TABLE_UINT32};
+        u.v.u32 = (uint32_t)s->prefetch;
+        assert_int_equal(table_buf_put_field(&e, "prefetch", 8, &u), 0);
+        put_u64_array(&e, "checked", i == 0 ? s->checked : NULL);
+        u = (struct table_value){.type = TABLE_TABLE};
+        u.v.bytes = (struct proto_bytes){e.data, (uint32_t)e.len};
+        assert_int_equal(table_buf_put_value(&list, &u), 0);
+        table_buf_free(&e);
+    }
+    v = (struct table_value){.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
+    assert_int_equal(table_buf_put_field(&t, "consumers", 9, &v), 0);
+    table_buf_free(&list);
+    struct raft_buffer buf = {raft_malloc(t.len), t.len};
+    memcpy(buf.base, t.data, t.len);
+    table_buf_free(&t);
+    return buf;
+}
+
+/* Restores buf into node; on refusal frees buf (on success the state machine did). */
+static int restore(struct node *node, struct raft_buffer buf)
+{
+    int rc = node->fsm.raft.restore(&node->fsm.raft, &buf);
+    if (rc != 0)
+        raft_free(buf.base);
+    return rc;
+}
+
+static void crafted_snapshots_that_do_not_check_out_are_refused(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    apply_direct(&n, 1, 1, "enqueue", content_args("kept"));
+    struct table_buf before = {0}, after = {0};
+    assert_int_equal(qq_fsm_export(&n.fsm, &before), 0);
+    /* 1 and 3 checked out, 2 returned, 4 and 5 new; the consumer is full */
+    struct crafted good = {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1};
+    struct crafted bad[] = {
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3, 9), 2, 1}, /* checks out a missing message */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 2, 3), 3, 1}, /* 2 both ready and checked out */
+        {6, 4, "1:0 2:1 3:5 4:0", IDS(2), IDS(1, 3), 2, 1},        /* new message 5 missing */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2, 4), IDS(1, 3), 2, 1}, /* a new message among the returned */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1), 1, 1},       /* 3 neither ready nor checked out */
+        {6, 4, "1:0 2:1 3:6 4:0 5:0", IDS(2), IDS(1, 3), 2, 1},    /* 3 past the delivery limit (5) */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 3, 1},    /* room left while messages are ready */
+        {4, 4, "1:0 3:5", NULL, IDS(1, 3), 2, 2},                   /* one consumer twice */
+        {6, 4, "1:0 2:0 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1},    /* returned, never counted */
+        {6, 4, "1:0 3:5 2:1 4:0 5:0", IDS(2), IDS(1, 3), 2, 1},    /* ids out of order */
+        {5, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1},    /* an id at next_id */
+        {6, 7, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1},    /* next_new past next_id */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(restore(&n, craft(&bad[i])), RAFT_MALFORMED);
+        assert_int_equal(qq_fsm_export(&n.fsm, &after), 0); /* unchanged */
+        assert_int_equal(after.len, before.len);
+        assert_memory_equal(after.data, before.data, after.len);
+        table_buf_free(&after);
+    }
+    /* truncated: every prefix of a good snapshot is refused */
+    struct raft_buffer whole = craft(&good);
+    for (size_t len = 0; len < whole.len; len += 7) {
+        struct raft_buffer part = {raft_malloc(len + 1), len};
+        memcpy(part.base, whole.base, len);
+        assert_int_equal(restore(&n, part), RAFT_MALFORMED);
+    }
+    /* the good one is taken, and the member goes on from it */
+    assert_int_equal(restore(&n, whole), 0);
+    assert_int_equal(qq_fsm_messages(&n.fsm), 5);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 3);
+    n.n = 0;
+    assert_int_equal(apply_direct(&n, 2, 1, "settle", ids_args("n0", 1, "a", IDS(3))).value, 1);
+    assert_delivery(&n.effects[0], "a", 2, true);
+    assert_int_equal(apply_direct(&n, 2, 2, "return", ids_args("n0", 1, "a", IDS(1))).value, 1);
+    assert_delivery(&n.effects[1], "a", 1, true);
+    assert_int_equal(apply_direct(&n, 2, 3, "enqueue", content_args("x")).value, 6);
+    /* and a snapshot it writes reads back as the same state */
+    struct raft_buffer *bufs;
+    unsigned nbufs;
+    assert_int_equal(n.fsm.raft.snapshot(&n.fsm.raft, &bufs, &nbufs), 0);
+    static struct node copy;
+    node_init(&copy, -1);
+    assert_int_equal(restore(&copy, bufs[0]), 0);
+    raft_free(bufs);
+    table_buf_free(&before);
+    assert_int_equal(qq_fsm_export(&n.fsm, &before), 0);
+    assert_int_equal(qq_fsm_export(&copy.fsm, &after), 0);
+    assert_int_equal(after.len, before.len);
+    assert_memory_equal(after.data, before.data, after.len);
+    table_buf_free(&before);
+    table_buf_free(&after);
+    qq_fsm_close(&n.fsm);
+    qq_fsm_close(&copy.fsm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(messages_go_round_robin_to_two_consumers_within_their_prefetch),
+        cmocka_unit_test(settling_frees_credit_and_more_are_delivered),
+        cmocka_unit_test(returned_messages_go_before_new_ones_and_are_redelivered),
+        cmocka_unit_test(a_message_returned_more_often_than_the_delivery_limit_is_discarded),
+        cmocka_unit_test(cancel_and_node_down_return_checked_out_messages),
+        cmocka_unit_test(purge_removes_the_ready_messages_only),
+        cmocka_unit_test(a_leader_killed_mid_stream_and_retries_apply_each_command_once),
+        cmocka_unit_test(a_lagging_member_catches_up_from_a_snapshot_and_agrees_on_later_effects),
+        cmocka_unit_test(malformed_commands_change_nothing),
+        cmocka_unit_test(the_assignment_rules_hold_without_raft),
+        cmocka_unit_test(crafted_snapshots_that_do_not_check_out_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
