@@ -160,12 +160,19 @@ class CrashLoopTest(unittest.TestCase):
             self.assertEqual(depth, sticky, "round %d: never-consumed messages lost" % round_)
 
             compactions = self.broker.stderr_text()[log_mark:].count("compacted segment")
+            # the restart's replay: how many segments, how many of them from their summaries
+            replays = re.findall(r"replayed the log: (\d+) segments \((\d+) from their summaries\)",
+                                 self.broker.stderr_text()[log_mark:])
+            segments, summarized = (int(replays[-1][0]), int(replays[-1][1])) if replays else (0, 0)
             totals.update(rounds=1, confirmed=len(confirmed), acked=len(acked), recovered=sum(recovered.values()),
-                          backlog=backlog, compactions=compactions)
-            print("round %d: %d confirmed, %d acked, %d recovered, backlog %d, %d compactions, %d paged at most"
-                  % (round_, len(confirmed), len(acked), sum(recovered.values()), backlog, compactions, paged))
+                          backlog=backlog, compactions=compactions, segments=segments, summarized=summarized)
+            print("round %d: %d confirmed, %d acked, %d recovered, backlog %d, %d compactions, %d paged at most, "
+                  "restart replayed %d segments (%d from summaries)"
+                  % (round_, len(confirmed), len(acked), sum(recovered.values()), backlog, compactions, paged,
+                     segments, summarized))
         print("crash loop: %(rounds)d rounds, %(confirmed)d confirmed, %(acked)d acked, %(recovered)d recovered, "
-              "%(compactions)d compactions" % totals)
+              "%(compactions)d compactions, %(segments)d segments replayed at restarts, %(summarized)d of them "
+              "from summaries" % totals)
 
 
 if __name__ == "__main__":
