@@ -389,13 +389,15 @@ static int check_queue_equivalence(struct vhost *vhost, struct queue *q, const s
     const uint32_t m = SPEC_QUEUE_DECLARE;
     const struct queue_settings *s = queue_settings(q);
     struct proto_bytes name = queue_name(q);
+    /* RabbitMQ's assert_equivalence checks exclusive access ("strict") before durable and
+     * auto_delete: an exclusive mismatch is 405 even when durable differs too. */
+    if (s->exclusive != d->exclusive)
+        return locked(err, m, name, vhost->name);
     if (s->durable != d->durable)
         return inequivalent(err, m, "queue", "durable", name, bool_text(d->durable), bool_text(s->durable));
     if (s->auto_delete != d->auto_delete)
         return inequivalent(err, m, "queue", "auto_delete", name, bool_text(d->auto_delete),
                             bool_text(s->auto_delete));
-    if (s->exclusive != d->exclusive)
-        return locked(err, m, name, vhost->name);
     return arguments_equivalent(queue_arguments(q), d->arguments, arguments_queue_keys, "queue", name, m, err);
 }
 

@@ -254,6 +254,11 @@ class QueueRedeclareTest(ErrorTestCase):
         name, action = self.redeclare({}, dict(exclusive=True))
         self.assertChannelError(405, locked_text(name), action)
 
+    def test_an_exclusive_mismatch_is_405_before_a_durable_mismatch(self):
+        # RabbitMQ's assert_equivalence checks exclusive access first (found by tests/diff).
+        name, action = self.redeclare({}, dict(exclusive=True, durable=True, auto_delete=True))
+        self.assertChannelError(405, locked_text(name), action)
+
 
 class ReservedNamesTest(ErrorTestCase):
     def test_declaring_an_amq_prefixed_exchange_is_403(self):
