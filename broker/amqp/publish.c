@@ -193,22 +193,29 @@ static void send_return(struct channel *ch, struct message *msg)
 
 /* Routes msg and enqueues it. Returns 0 (with *accepted false when a reject-publish queue
  * refused it), or -1 with err filled (missing or internal exchange). */
+/* The write permission on exchange: 0, or -1 with 403 in err. */
+static int check_write(struct channel *ch, struct proto_bytes exchange, struct reply_error *err)
+{
+    if (ch->write_ok_len == exchange.len + 1 && memcmp(ch->names->write_ok, exchange.ptr, exchange.len) == 0)
+        return 0;
+    if (channel_check_access(ch, ACCESS_WRITE, "exchange", exchange, SPEC_BASIC_PUBLISH, err) != 0)
+        return -1;
+    /* Like RabbitMQ's per-channel permission cache: the last exchange allowed (not kept
+     * when out of memory: the check then runs again next time). */
+    struct channel_names *names = channel_names(ch);
+    if (names) {
+        memcpy(names->write_ok, exchange.ptr, exchange.len);
+        ch->write_ok_len = (uint16_t)(exchange.len + 1);
+    }
+    return 0;
+}
+
 static int deliver_message(struct channel *ch, struct message *msg, bool mandatory, bool *accepted,
                            struct reply_error *err)
 {
     *accepted = true;
-    if (!(ch->write_ok_len == msg->exchange.len + 1 &&
-          memcmp(ch->names->write_ok, msg->exchange.ptr, msg->exchange.len) == 0)) {
-        if (channel_check_access(ch, ACCESS_WRITE, "exchange", msg->exchange, SPEC_BASIC_PUBLISH, err) != 0)
-            return -1;
-        /* Like RabbitMQ's per-channel permission cache: the last exchange allowed (not kept
-         * when out of memory: the check then runs again next time). */
-        struct channel_names *names = channel_names(ch);
-        if (names) {
-            memcpy(names->write_ok, msg->exchange.ptr, msg->exchange.len);
-            ch->write_ok_len = (uint16_t)(msg->exchange.len + 1);
-        }
-    }
+    if (check_write(ch, msg->exchange, err) != 0)
+        return -1;
     bool routed;
     struct queue *pressured = NULL;
     uint64_t flow_bound = server_config(connection_server(ch->conn))->flow_queue_bytes;
@@ -305,11 +312,18 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
     if (h.class_id != SPEC_CLASS_BASIC)
         return reply_fail(err, SPEC_UNEXPECTED_FRAME, SPEC_BASIC_PUBLISH,
                           "expected content header for class 60, got one for class %u instead", h.class_id);
+    /* channel_publish allocated the names before this header was expected. */
+    struct proto_bytes exchange = {(const uint8_t *)ch->names->publish_exchange, ch->publish_exchange_len};
     uint64_t max = server_config(connection_server(ch->conn))->max_message_size;
     if (h.body_size > max)
         return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
                           "message size %llu is larger than configured max size %llu",
                           (unsigned long long)h.body_size, (unsigned long long)max);
+    /* RabbitMQ's basic.publish checks, in its order: size, write permission, the exchange
+     * (404 missing, 403 internal), then the properties (user_id, expiration); the exchange is
+     * checked at publish time in a transaction too, not at commit. */
+    if (check_write(ch, exchange, err) != 0 || vhost_publish_check(ch->vhost, &ch->route_memo, exchange, err) != 0)
+        return -1;
     if (h.props.flags & SPEC_BASIC_USER_ID_FLAG) {
         /* RabbitMQ validates user_id against the login so consumers can trust it. */
         const char *user = connection_user(ch->conn);
@@ -327,8 +341,6 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
         return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
                           "invalid message: {unacceptable_type_in_header,\"%s\",%s}", route_header,
                           arguments_type_name(route_type));
-    /* channel_publish allocated the names before this header was expected. */
-    struct proto_bytes exchange = {(const uint8_t *)ch->names->publish_exchange, ch->publish_exchange_len};
     struct proto_bytes key = {(const uint8_t *)ch->names->publish_key, ch->publish_key_len};
     struct proto_bytes header = {f->payload, f->size};
     uint8_t rewritten[FRAME_MIN_SIZE * 2];

@@ -513,6 +513,27 @@ class PublishTest(ErrorTestCase):
             403, "ACCESS_REFUSED - cannot publish to internal exchange '%s' in vhost '/'" % exchange,
             lambda ch: ch.basic_publish(exchange, "k", b"x"))
 
+    def test_a_missing_exchange_is_404_before_a_bad_expiration(self):
+        # RabbitMQ looks the exchange up before it reads the properties (found by tests/diff).
+        exchange = unique("missing-x")
+        self.assertChannelError(404, "NOT_FOUND - no exchange '%s' in vhost '/'" % exchange,
+                                lambda ch: ch.basic_publish(exchange, "k", b"x",
+                                                            pika.BasicProperties(expiration="soon")))
+
+    def test_an_internal_exchange_is_403_before_a_bad_expiration(self):
+        exchange = self.delete_later("exchange", unique("internal"))
+        self.channel.exchange_declare(exchange, "fanout", internal=True)
+        self.assertChannelError(
+            403, "ACCESS_REFUSED - cannot publish to internal exchange '%s' in vhost '/'" % exchange,
+            lambda ch: ch.basic_publish(exchange, "k", b"x", pika.BasicProperties(expiration="-1")))
+
+    def test_a_transactional_publish_to_a_missing_exchange_is_404_at_once(self):
+        # Not at tx.commit: RabbitMQ checks the exchange when the publish arrives.
+        exchange = unique("missing-x")
+        self.channel.tx_select()
+        self.assertChannelError(404, "NOT_FOUND - no exchange '%s' in vhost '/'" % exchange,
+                                lambda ch: ch.basic_publish(exchange, "k", b"x"))
+
     def test_publish_with_non_numeric_expiration_is_406(self):
         # RabbitMQ: "PRECONDITION_FAILED - invalid expiration 'abc': no_integer"
         self.assertChannelError(
