@@ -34,12 +34,7 @@ void channel_drop_publishing(struct channel *ch)
         free(p);
     }
     ch->tx_publishes_tail = &ch->tx_publishes;
-    while (ch->tx_settles) {
-        struct tx_settle *s = ch->tx_settles;
-        ch->tx_settles = s->next;
-        free(s);
-    }
-    ch->tx_settles_tail = &ch->tx_settles;
+    channel_release_held(ch);
 }
 
 int channel_publish(struct channel *ch, const struct spec_method *m, struct reply_error *err)
@@ -408,13 +403,7 @@ static int tx_commit(struct channel *ch, struct reply_error *err)
     struct persistence *p = server_persistence(connection_server(ch->conn));
     struct persistence_mark mark = persistence_mark(p);
     int rc = 0;
-    while (ch->tx_settles && rc == 0) {
-        struct tx_settle *s = ch->tx_settles;
-        ch->tx_settles = s->next;
-        rc = channel_settle(ch, s->tag, s->multiple, s->mode, SPEC_TX_COMMIT, err);
-        free(s);
-    }
-    ch->tx_settles_tail = &ch->tx_settles;
+    channel_settle_held(ch);
     while (ch->tx_publishes && rc == 0) {
         struct tx_publish *p = ch->tx_publishes;
         ch->tx_publishes = p->next;

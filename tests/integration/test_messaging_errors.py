@@ -657,6 +657,42 @@ class AckTest(ErrorTestCase):
 
         self.assertChannelError(406, "PRECONDITION_FAILED - unknown delivery tag 1", ack_twice)
 
+    def test_ack_multiple_of_a_tag_already_acked_is_406(self):
+        # RabbitMQ's collect_acks wants the tag itself outstanding, multiple or not (tests/diff).
+        queue = self.fill(3)
+
+        def ack(ch):
+            tags = [ch.basic_get(queue)[0].delivery_tag for _ in range(3)]
+            ch.basic_ack(tags[1])
+            ch.basic_ack(tags[1], multiple=True)
+
+        self.assertChannelError(406, "PRECONDITION_FAILED - unknown delivery tag 2", ack)
+
+    def test_ack_multiple_up_to_an_outstanding_tag_past_a_settled_one_succeeds(self):
+        queue = self.fill(3)
+        tags = [self.channel.basic_get(queue)[0].delivery_tag for _ in range(3)]
+        self.channel.basic_ack(tags[1])
+        self.assertAccepted(lambda ch: ch.basic_ack(tags[2], multiple=True))
+
+    def test_an_unknown_tag_in_a_transaction_is_406_at_once(self):
+        # Not at tx.commit: RabbitMQ checks the tag when the ack arrives (tests/diff).
+        def ack(ch):
+            ch.tx_select()
+            ch.basic_ack(1)
+
+        self.assertChannelError(406, "PRECONDITION_FAILED - unknown delivery tag 1", ack)
+
+    def test_a_double_ack_in_a_transaction_is_406_at_once(self):
+        queue = self.fill(1)
+
+        def ack_twice(ch):
+            ch.tx_select()
+            method, _, _ = ch.basic_get(queue)
+            ch.basic_ack(method.delivery_tag)
+            ch.basic_reject(method.delivery_tag)
+
+        self.assertChannelError(406, "PRECONDITION_FAILED - unknown delivery tag 1", ack_twice)
+
     def test_ack_of_an_auto_acked_delivery_is_406(self):
         queue = self.fill(1)
 

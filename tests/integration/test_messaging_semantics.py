@@ -482,6 +482,33 @@ class TransactionTest(MessagingTestCase):
         tx.close()
         self.assertEqual(self.drain_bodies(queue), [])
 
+    def test_an_ack_rolled_back_can_be_made_again(self):
+        queue = self.queue()
+        self.publish(queue, ["m"])
+        tx = self.connection.channel()
+        tx.tx_select()
+        method, _, _ = tx.basic_get(queue)
+        tx.basic_ack(method.delivery_tag)
+        tx.tx_rollback()
+        tx.basic_ack(method.delivery_tag)  # outstanding again, so no 406
+        tx.tx_commit()
+        tx.close()
+        self.assertEqual(self.drain_bodies(queue), [])
+
+    def test_recover_leaves_what_the_transaction_acked(self):
+        # RabbitMQ's basic.recover requeues its unacked list, which the transaction's ack left.
+        queue = self.queue()
+        self.publish(queue, ["acked", "unacked"])
+        tx = self.connection.channel()
+        tx.tx_select()
+        first, _, _ = tx.basic_get(queue)
+        tx.basic_get(queue)
+        tx.basic_ack(first.delivery_tag)
+        tx.basic_recover(requeue=True)
+        tx.tx_commit()
+        tx.close()
+        self.assertEqual(self.drain_bodies(queue), ["unacked"])
+
     def test_uncommitted_ack_is_dropped_when_the_channel_closes(self):
         queue = self.queue()
         self.publish(queue, ["m"])
