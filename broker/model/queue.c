@@ -556,6 +556,10 @@ bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_e
     drop_expired(queue, now_ms);
     drop_over_limit(queue, NO_SEQ);
     bool found = take_head(queue, entry);
+    /* RabbitMQ's fetch drops the expired heads behind the message too, before get-ok counts
+     * what is left (a TTL-0 message behind it is not in message_count). */
+    if (found)
+        drop_expired(queue, now_ms);
     if (!found)
         queue->stats.get_empty++;
     else if (no_ack)
