@@ -294,8 +294,10 @@ static int binding_change(struct vhost *vhost, struct exchange *source, void *de
     if (source->durable)
         definitions_changed(vhost);
     if (unbind) {
-        router_unbind(source->router, destination, key.ptr, key.len, args);
-        if (source->auto_delete && router_binding_count(source->router) == 0)
+        /* Only removing a binding makes an auto-delete exchange go: unbinding one that does
+         * not exist changes nothing in RabbitMQ (its remove answers ok before touching it). */
+        if (router_unbind(source->router, destination, key.ptr, key.len, args) == 0 && source->auto_delete &&
+            router_binding_count(source->router) == 0)
             return 1; /* the caller deletes the exchange */
         return 0;
     }
@@ -539,6 +541,10 @@ int vhost_queue_bind(struct vhost *vhost, struct proto_bytes queue, struct proto
         return 0; /* RabbitMQ 3.10: unbinding what does not exist succeeds */
     if (find_exchange_for_binding(vhost, exchange, m, &x, err) != 0)
         return -1;
+    /* RabbitMQ checks exclusive access only on a binding that exists: unbinding what is not
+     * bound from another connection's exclusive queue succeeds. */
+    if (unbind && router_find(x->router, vhost_find_queue(vhost, queue), key.ptr, key.len, arguments) == 0)
+        return 0;
     if (vhost_queue_lookup(vhost, queue, owner, &q, err) != 0) {
         err->method_id = m;
         return -1;

@@ -390,6 +390,15 @@ class ExclusiveQueueTest(ErrorTestCase):
         self.assertChannelError(405, locked_text(self.queue),
                                 lambda ch: ch.queue_bind(self.queue, "amq.fanout"))
 
+    def test_unbinding_a_binding_it_has_is_405(self):
+        self.owner_channel.queue_bind(self.queue, "amq.direct", "k")
+        self.assertChannelError(405, locked_text(self.queue),
+                                lambda ch: ch.queue_unbind(self.queue, "amq.direct", "k"))
+
+    def test_unbinding_a_binding_it_lacks_succeeds(self):
+        # RabbitMQ checks exclusive access only on a binding that exists (found by tests/diff).
+        self.assertAccepted(lambda ch: ch.queue_unbind(self.queue, "amq.direct", "never-bound"))
+
     def test_publish_to_it_is_allowed(self):
         def publish_confirmed(ch):
             ch.confirm_delivery()  # so the count below includes the message

@@ -407,6 +407,16 @@ class ExchangeRoutingTest(MessagingTestCase):
             channel.exchange_declare(exchange, "direct", passive=True)
         self.assertEqual(caught.exception.reply_code, 404)
 
+    def test_unbinding_nothing_keeps_an_auto_delete_exchange(self):
+        # Only removing a binding makes it go, as in RabbitMQ (found by tests/diff).
+        exchange = self.exchange("direct", auto_delete=True)
+        source = self.exchange("direct", auto_delete=True)
+        queue = self.queue()
+        self.channel.queue_unbind(queue, exchange, "never-bound")
+        self.channel.exchange_unbind("amq.direct", source, "never-bound")
+        self.channel.exchange_declare(exchange, "direct", passive=True)
+        self.channel.exchange_declare(source, "direct", passive=True)
+
     def test_a_queue_reached_by_several_paths_gets_one_copy(self):
         first = self.exchange("fanout", auto_delete=True)
         second = self.exchange("fanout", auto_delete=True)
