@@ -246,6 +246,26 @@ class QueueRedeclareTest(ErrorTestCase):
                  "'/': received the value '5' of type 'signedint' but current is none" % name,
             action)
 
+    def test_an_unknown_queue_type_on_redeclare_is_an_inequivalent_arg(self):
+        # RabbitMQ: an existing queue is compared, not the type checked (found by tests/diff).
+        name, action = self.redeclare({}, dict(arguments={"x-queue-type": "bogus"}))
+        self.assertChannelError(
+            406, "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '%s' in vhost "
+                 "'/': received the value 'bogus' of type 'longstr' but current is none" % name, action)
+
+    def test_another_queue_type_on_redeclare_is_406(self):
+        name, action = self.redeclare(dict(arguments={"x-queue-type": "classic"}),
+                                      dict(arguments={"x-queue-type": "quorum"}))
+        self.assertChannelError(
+            406, "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '%s' in vhost "
+                 "'/': received 'quorum' but current is 'classic'" % name, action)
+
+    def test_classic_or_no_queue_type_on_redeclare_is_accepted(self):
+        _, action = self.redeclare({}, dict(arguments={"x-queue-type": "classic"}))
+        self.assertAccepted(action)
+        _, action = self.redeclare(dict(arguments={"x-queue-type": "classic"}), {})
+        self.assertAccepted(action)
+
     def test_different_unknown_argument_is_accepted(self):
         _, action = self.redeclare(dict(arguments={"foo": 1}), dict(arguments={"foo": 2}))
         self.assertAccepted(action)
