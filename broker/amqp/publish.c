@@ -297,6 +297,14 @@ static int complete_publish(struct channel *ch, struct reply_error *err)
     return 0;
 }
 
+/* Forgets the message being assembled after its header was refused. */
+static void forget_publishing(struct channel *ch)
+{
+    message_release(ch->publishing);
+    ch->publishing = NULL;
+    ch->stage = PUBLISH_IDLE;
+}
+
 static int content_header(struct channel *ch, const struct frame *f, struct reply_error *err)
 {
     struct spec_content_header h;
@@ -328,14 +336,6 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
                               "user_id property set to '%.*s' but authenticated user was '%s'", (int)u.len,
                               (const char *)u.ptr, user);
     }
-    const char *route_header;
-    uint8_t route_type;
-    if ((h.props.flags & SPEC_BASIC_HEADERS_FLAG) &&
-        message_check_sender_routes(h.props.headers, &route_header, &route_type) != 0)
-        /* RabbitMQ's text for a CC or BCC header that is not an array (rabbit_basic). */
-        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
-                          "invalid message: {unacceptable_type_in_header,\"%s\",%s}", route_header,
-                          arguments_type_name(route_type));
     struct proto_bytes key = {(const uint8_t *)ch->names->publish_key, ch->publish_key_len};
     struct proto_bytes header = {f->payload, f->size};
     uint8_t rewritten[FRAME_MIN_SIZE * 2];
@@ -351,9 +351,7 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
                           (unsigned long long)h.body_size);
     if (ch->publishing->has_expiration == false && (h.props.flags & SPEC_BASIC_EXPIRATION_FLAG)) {
         struct proto_bytes e = h.props.expiration;
-        message_release(ch->publishing);
-        ch->publishing = NULL;
-        ch->stage = PUBLISH_IDLE;
+        forget_publishing(ch);
         /* RabbitMQ's reasons: a leading '-' is a negative value, anything else not an integer. */
         if (e.len > 1 && e.ptr[0] == '-')
             return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
@@ -361,6 +359,22 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
                               (int)e.len, (const char *)e.ptr);
         return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH, "invalid expiration '%.*s': no_integer",
                           (int)e.len, (const char *)e.ptr);
+    }
+    /* Then what RabbitMQ's rabbit_basic:message refuses, after the expiration: a CC or BCC
+     * header that is not an array, a delivery mode other than 1 or 2. */
+    const char *route_header;
+    uint8_t route_type;
+    if ((h.props.flags & SPEC_BASIC_HEADERS_FLAG) &&
+        message_check_sender_routes(h.props.headers, &route_header, &route_type) != 0) {
+        forget_publishing(ch);
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                          "invalid message: {unacceptable_type_in_header,\"%s\",%s}", route_header,
+                          arguments_type_name(route_type));
+    }
+    if ((h.props.flags & SPEC_BASIC_DELIVERY_MODE_FLAG) && h.props.delivery_mode != 1 && h.props.delivery_mode != 2) {
+        forget_publishing(ch);
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                          "invalid message: {delivery_mode_unknown,%u}", (unsigned)h.props.delivery_mode);
     }
     ch->body_received = 0;
     ch->stage = PUBLISH_AWAIT_BODY;

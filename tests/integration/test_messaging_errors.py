@@ -563,6 +563,18 @@ class PublishTest(ErrorTestCase):
         self.assertChannelError(404, "NOT_FOUND - no exchange '%s' in vhost '/'" % exchange,
                                 lambda ch: ch.basic_publish(exchange, "k", b"x"))
 
+    def test_publish_with_an_unknown_delivery_mode_is_406(self):
+        # RabbitMQ's rabbit_basic:message refuses it (found by tests/diff).
+        self.assertChannelError(
+            406, "PRECONDITION_FAILED - invalid message: {delivery_mode_unknown,3}",
+            lambda ch: ch.basic_publish("", "nowhere", b"x", pika.BasicProperties(delivery_mode=3)))
+
+    def test_a_bad_expiration_is_406_before_a_bad_cc_header(self):
+        self.assertChannelError(
+            406, "PRECONDITION_FAILED - invalid expiration 'soon': no_integer",
+            lambda ch: ch.basic_publish("", "nowhere", b"x",
+                                        pika.BasicProperties(expiration="soon", headers={"CC": "a"})))
+
     def test_publish_with_non_numeric_expiration_is_406(self):
         # RabbitMQ: "PRECONDITION_FAILED - invalid expiration 'abc': no_integer"
         self.assertChannelError(
