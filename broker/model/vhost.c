@@ -336,7 +336,10 @@ int vhost_exchange_bind(struct vhost *vhost, struct proto_bytes destination, str
 {
     const uint32_t m = unbind ? SPEC_EXCHANGE_UNBIND : SPEC_EXCHANGE_BIND;
     struct exchange *src = NULL, *dst = NULL;
-    if (unbind && destination.len && source.len &&
+    /* RabbitMQ refuses the default exchange on either side before it looks anything up. */
+    if (destination.len == 0 || source.len == 0)
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on the default exchange");
+    if (unbind &&
         (!vhost_find_exchange(vhost, destination) || !vhost_find_exchange(vhost, source)))
         return 0; /* RabbitMQ 3.10: unbinding what does not exist succeeds */
     if (find_exchange_for_binding(vhost, destination, m, &dst, err) ||

@@ -521,6 +521,16 @@ class BindTest(ErrorTestCase):
                                 lambda ch: ch.exchange_bind(missing, "amq.direct", "k"),
                                 channel=self.new_channel())
 
+    def test_the_default_exchange_is_403_before_a_missing_exchange(self):
+        # RabbitMQ checks both sides for the default exchange first (found by tests/diff).
+        missing = unique("missing-x")
+        text = "ACCESS_REFUSED - operation not permitted on the default exchange"
+        self.assertChannelError(403, text, lambda ch: ch.exchange_unbind(missing, "", "k"))
+        self.assertChannelError(403, text, lambda ch: ch.exchange_bind(missing, "", "k"),
+                                channel=self.new_channel())
+        self.assertChannelError(403, text, lambda ch: ch.exchange_unbind("", missing, "k"),
+                                channel=self.new_channel())
+
     def test_unbinding_what_is_not_bound_or_does_not_exist_succeeds(self):
         # RabbitMQ 3.10 makes queue.unbind idempotent, even for a missing queue or exchange.
         queue = self.channel.queue_declare("", exclusive=True).method.queue
