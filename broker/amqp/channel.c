@@ -32,7 +32,6 @@ struct channel *channel_create(struct connection *conn, uint16_t number)
     ch->state = CHANNEL_OPENING;
     ch->active = true;
     ch->tx_publishes_tail = &ch->tx_publishes;
-    ch->tx_settles_tail = &ch->tx_settles;
     return ch;
 }
 

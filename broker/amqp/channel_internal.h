@@ -51,6 +51,11 @@ struct delivery {
     struct queue *queue; /* a reference is held; NULL once settled */
     struct consumer *consumer;
     struct queue_entry entry;
+    /* Settled inside an open transaction: outstanding until tx.commit settles it with
+     * held_mode, or tx.rollback lets go; to a later ack it is already gone (RabbitMQ's
+     * collect_acks takes it off the unacked list at once). */
+    bool held;
+    uint8_t held_mode; /* enum queue_settle_mode */
 };
 
 /* Unacked deliveries in delivery-tag order: a ring buffer, so tracking allocates nothing in
@@ -73,14 +78,6 @@ struct tx_publish {
     struct message *msg;
     bool mandatory;
     struct tx_publish *next;
-};
-
-/* An acknowledgement held back by tx.select until tx.commit. */
-struct tx_settle {
-    uint64_t tag;
-    bool multiple;
-    enum queue_settle_mode mode;
-    struct tx_settle *next;
 };
 
 /* The names a channel remembers between frames, allocated on first use (channel_names) so
@@ -127,7 +124,6 @@ struct channel {
     /* Transactions. */
     bool tx_mode;
     struct tx_publish *tx_publishes, **tx_publishes_tail;
-    struct tx_settle *tx_settles, **tx_settles_tail;
 
     /* Consumers and deliveries. */
     struct consumer *consumers;
@@ -251,9 +247,10 @@ bool channel_durable_progress(struct channel *ch);
 
 /* consume.c: qos, consume, cancel, get, ack, nack, reject, recover. */
 int channel_basic_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);
-/* Settles delivery `tag` (or all up to it with multiple). Returns -1 with 406 for an unknown tag. */
-int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum queue_settle_mode mode,
-                   uint32_t method_id, struct reply_error *err);
+/* tx.commit: settles the deliveries the transaction's acks, nacks and rejects held. */
+void channel_settle_held(struct channel *ch);
+/* tx.rollback: the held deliveries are outstanding again. */
+void channel_release_held(struct channel *ch);
 /* Offers ready messages again to every queue this channel consumes from. */
 void channel_dispatch_consumers(struct channel *ch);
 /* Cancels every consumer and requeues every unacked delivery (channel or connection close). */

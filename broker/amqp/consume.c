@@ -213,30 +213,42 @@ static void dispatch_requeued(struct channel *ch, struct route_set *requeued)
     route_set_free(requeued);
 }
 
-int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum queue_settle_mode mode,
-                   uint32_t method_id, struct reply_error *err)
+/* The ring index just past what a settle of (tag, multiple) covers: for multiple, everything
+ * up to tag (the whole ring for tag 0), else tag alone. -1 with 406 when tag is not an
+ * outstanding delivery: like RabbitMQ's collect_acks, multiple too wants the tag itself
+ * outstanding (a tag already settled is unknown), and a delivery held by the open transaction
+ * is settled already. */
+static int settle_end(struct channel *ch, uint64_t tag, bool multiple, uint32_t method_id, uint32_t *end,
+                      struct reply_error *err)
+{
+    struct delivery_ring *r = &ch->unacked;
+    if (multiple && tag == 0) { /* "everything outstanding" (RabbitMQ) */
+        *end = r->count;
+        return 0;
+    }
+    uint32_t i = ring_lower_bound(r, tag);
+    const struct delivery *d = i < r->count ? ring_at(r, i) : NULL;
+    if (!d || d->tag != tag || !d->queue || d->held)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
+                          (unsigned long long)tag);
+    *end = i + 1;
+    return 0;
+}
+
+/* Settles delivery `tag` (or all up to it with multiple). Returns -1 with 406 for an unknown tag. */
+static int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum queue_settle_mode mode,
+                          uint32_t method_id, struct reply_error *err)
 {
     struct delivery_ring *r = &ch->unacked;
     struct route_set requeued = {0};
-    if (multiple) {
-        /* multiple with tag 0 means "everything outstanding" (RabbitMQ). */
-        if (tag != 0 && tag > ch->next_delivery_tag)
-            return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
-                              (unsigned long long)tag);
-        /* `end` is fixed first: deliveries pushed while settling (dead letters this channel
-         * consumes) carry later tags and are not part of this settle. */
-        uint32_t end = tag == 0 ? r->count : ring_lower_bound(r, tag + 1);
-        for (uint32_t i = 0; i < end; i++) {
-            if (ring_at(r, i)->queue)
-                settle_one(ch, i, mode, &requeued);
-        }
-    } else {
-        uint32_t i = ring_lower_bound(r, tag);
-        const struct delivery *d = i < r->count ? ring_at(r, i) : NULL;
-        if (!d || d->tag != tag || !d->queue)
-            return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "unknown delivery tag %llu",
-                              (unsigned long long)tag);
-        settle_one(ch, i, mode, &requeued);
+    /* `end` is fixed first: deliveries pushed while settling (dead letters this channel
+     * consumes) carry later tags and are not part of this settle. */
+    uint32_t end;
+    if (settle_end(ch, tag, multiple, method_id, &end, err) != 0)
+        return -1;
+    for (uint32_t i = multiple ? 0 : end - 1; i < end; i++) {
+        if (ring_at(r, i)->queue)
+            settle_one(ch, i, mode, &requeued);
     }
     ring_trim(r);
     dispatch_requeued(ch, &requeued);
@@ -244,17 +256,45 @@ int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum queue_s
     return 0;
 }
 
+void channel_settle_held(struct channel *ch)
+{
+    struct delivery_ring *r = &ch->unacked;
+    struct route_set requeued = {0};
+    uint32_t end = r->count; /* as in channel_settle */
+    for (uint32_t i = 0; i < end; i++) {
+        struct delivery *d = ring_at(r, i);
+        if (d->queue && d->held) {
+            d->held = false;
+            settle_one(ch, i, (enum queue_settle_mode)d->held_mode, &requeued);
+        }
+    }
+    ring_trim(r);
+    dispatch_requeued(ch, &requeued);
+}
+
+void channel_release_held(struct channel *ch)
+{
+    struct delivery_ring *r = &ch->unacked;
+    for (uint32_t i = 0; i < r->count; i++)
+        ring_at(r, i)->held = false;
+}
+
+/* In a transaction the settle is checked now (406 at once, as RabbitMQ) and held until commit. */
 static int settle_method(struct channel *ch, uint64_t tag, bool multiple, enum queue_settle_mode mode,
                          uint32_t method_id, struct reply_error *err)
 {
     if (!ch->tx_mode)
         return channel_settle(ch, tag, multiple, mode, method_id, err);
-    struct tx_settle *s = malloc(sizeof *s);
-    if (!s)
-        return reply_fail(err, SPEC_INTERNAL_ERROR, method_id, "out of memory");
-    *s = (struct tx_settle){.tag = tag, .multiple = multiple, .mode = mode};
-    *ch->tx_settles_tail = s;
-    ch->tx_settles_tail = &s->next;
+    uint32_t end;
+    if (settle_end(ch, tag, multiple, method_id, &end, err) != 0)
+        return -1;
+    for (uint32_t i = multiple ? 0 : end - 1; i < end; i++) {
+        struct delivery *d = ring_at(&ch->unacked, i);
+        if (d->queue && !d->held) {
+            d->held = true;
+            d->held_mode = (uint8_t)mode;
+        }
+    }
     return 0;
 }
 
@@ -262,13 +302,14 @@ static int settle_method(struct channel *ch, uint64_t tag, bool multiple, enum q
  * requeue over x-max-length dead-letters, and a dead-letter queue this channel consumes may
  * deliver to it meanwhile (basic.recover): those later deliveries stay on the ring, tracked,
  * so the walk stops at the count it started with and only trims settled slots. */
-static void requeue_all(struct channel *ch)
+static void requeue_all(struct channel *ch, bool held_too)
 {
     struct delivery_ring *r = &ch->unacked;
     struct route_set requeued = {0};
     uint32_t end = r->count;
     for (uint32_t i = 0; i < end; i++) {
-        if (ring_at(r, i)->queue)
+        const struct delivery *d = ring_at(r, i);
+        if (d->queue && (held_too || !d->held))
             settle_one(ch, i, QUEUE_REQUEUE, &requeued);
     }
     ring_trim(r);
@@ -280,7 +321,7 @@ void channel_release_consumers(struct channel *ch)
     direct_reply_release(ch);
     while (ch->consumers)
         consumer_free(ch->consumers);
-    requeue_all(ch);
+    requeue_all(ch, true);
 }
 
 /* ---- methods ---- */
@@ -447,7 +488,9 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
 
 static int basic_recover(struct channel *ch, bool send_ok)
 {
-    requeue_all(ch);
+    /* What the open transaction settled stays settled (RabbitMQ recovers its unacked list,
+     * which no longer holds them); they are requeued if the channel closes before commit. */
+    requeue_all(ch, false);
     if (send_ok) {
         struct spec_method ok = {.id = SPEC_BASIC_RECOVER_OK};
         channel_send(ch, &ok);

@@ -34,12 +34,7 @@ void channel_drop_publishing(struct channel *ch)
         free(p);
     }
     ch->tx_publishes_tail = &ch->tx_publishes;
-    while (ch->tx_settles) {
-        struct tx_settle *s = ch->tx_settles;
-        ch->tx_settles = s->next;
-        free(s);
-    }
-    ch->tx_settles_tail = &ch->tx_settles;
+    channel_release_held(ch);
 }
 
 int channel_publish(struct channel *ch, const struct spec_method *m, struct reply_error *err)
@@ -193,22 +188,29 @@ static void send_return(struct channel *ch, struct message *msg)
 
 /* Routes msg and enqueues it. Returns 0 (with *accepted false when a reject-publish queue
  * refused it), or -1 with err filled (missing or internal exchange). */
+/* The write permission on exchange: 0, or -1 with 403 in err. */
+static int check_write(struct channel *ch, struct proto_bytes exchange, struct reply_error *err)
+{
+    if (ch->write_ok_len == exchange.len + 1 && memcmp(ch->names->write_ok, exchange.ptr, exchange.len) == 0)
+        return 0;
+    if (channel_check_access(ch, ACCESS_WRITE, "exchange", exchange, SPEC_BASIC_PUBLISH, err) != 0)
+        return -1;
+    /* Like RabbitMQ's per-channel permission cache: the last exchange allowed (not kept
+     * when out of memory: the check then runs again next time). */
+    struct channel_names *names = channel_names(ch);
+    if (names) {
+        memcpy(names->write_ok, exchange.ptr, exchange.len);
+        ch->write_ok_len = (uint16_t)(exchange.len + 1);
+    }
+    return 0;
+}
+
 static int deliver_message(struct channel *ch, struct message *msg, bool mandatory, bool *accepted,
                            struct reply_error *err)
 {
     *accepted = true;
-    if (!(ch->write_ok_len == msg->exchange.len + 1 &&
-          memcmp(ch->names->write_ok, msg->exchange.ptr, msg->exchange.len) == 0)) {
-        if (channel_check_access(ch, ACCESS_WRITE, "exchange", msg->exchange, SPEC_BASIC_PUBLISH, err) != 0)
-            return -1;
-        /* Like RabbitMQ's per-channel permission cache: the last exchange allowed (not kept
-         * when out of memory: the check then runs again next time). */
-        struct channel_names *names = channel_names(ch);
-        if (names) {
-            memcpy(names->write_ok, msg->exchange.ptr, msg->exchange.len);
-            ch->write_ok_len = (uint16_t)(msg->exchange.len + 1);
-        }
-    }
+    if (check_write(ch, msg->exchange, err) != 0)
+        return -1;
     bool routed;
     struct queue *pressured = NULL;
     uint64_t flow_bound = server_config(connection_server(ch->conn))->flow_queue_bytes;
@@ -295,6 +297,14 @@ static int complete_publish(struct channel *ch, struct reply_error *err)
     return 0;
 }
 
+/* Forgets the message being assembled after its header was refused. */
+static void forget_publishing(struct channel *ch)
+{
+    message_release(ch->publishing);
+    ch->publishing = NULL;
+    ch->stage = PUBLISH_IDLE;
+}
+
 static int content_header(struct channel *ch, const struct frame *f, struct reply_error *err)
 {
     struct spec_content_header h;
@@ -305,11 +315,18 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
     if (h.class_id != SPEC_CLASS_BASIC)
         return reply_fail(err, SPEC_UNEXPECTED_FRAME, SPEC_BASIC_PUBLISH,
                           "expected content header for class 60, got one for class %u instead", h.class_id);
+    /* channel_publish allocated the names before this header was expected. */
+    struct proto_bytes exchange = {(const uint8_t *)ch->names->publish_exchange, ch->publish_exchange_len};
     uint64_t max = server_config(connection_server(ch->conn))->max_message_size;
     if (h.body_size > max)
         return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
                           "message size %llu is larger than configured max size %llu",
                           (unsigned long long)h.body_size, (unsigned long long)max);
+    /* RabbitMQ's basic.publish checks, in its order: size, write permission, the exchange
+     * (404 missing, 403 internal), then the properties (user_id, expiration); the exchange is
+     * checked at publish time in a transaction too, not at commit. */
+    if (check_write(ch, exchange, err) != 0 || vhost_publish_check(ch->vhost, &ch->route_memo, exchange, err) != 0)
+        return -1;
     if (h.props.flags & SPEC_BASIC_USER_ID_FLAG) {
         /* RabbitMQ validates user_id against the login so consumers can trust it. */
         const char *user = connection_user(ch->conn);
@@ -319,16 +336,6 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
                               "user_id property set to '%.*s' but authenticated user was '%s'", (int)u.len,
                               (const char *)u.ptr, user);
     }
-    const char *route_header;
-    uint8_t route_type;
-    if ((h.props.flags & SPEC_BASIC_HEADERS_FLAG) &&
-        message_check_sender_routes(h.props.headers, &route_header, &route_type) != 0)
-        /* RabbitMQ's text for a CC or BCC header that is not an array (rabbit_basic). */
-        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
-                          "invalid message: {unacceptable_type_in_header,\"%s\",%s}", route_header,
-                          arguments_type_name(route_type));
-    /* channel_publish allocated the names before this header was expected. */
-    struct proto_bytes exchange = {(const uint8_t *)ch->names->publish_exchange, ch->publish_exchange_len};
     struct proto_bytes key = {(const uint8_t *)ch->names->publish_key, ch->publish_key_len};
     struct proto_bytes header = {f->payload, f->size};
     uint8_t rewritten[FRAME_MIN_SIZE * 2];
@@ -344,9 +351,7 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
                           (unsigned long long)h.body_size);
     if (ch->publishing->has_expiration == false && (h.props.flags & SPEC_BASIC_EXPIRATION_FLAG)) {
         struct proto_bytes e = h.props.expiration;
-        message_release(ch->publishing);
-        ch->publishing = NULL;
-        ch->stage = PUBLISH_IDLE;
+        forget_publishing(ch);
         /* RabbitMQ's reasons: a leading '-' is a negative value, anything else not an integer. */
         if (e.len > 1 && e.ptr[0] == '-')
             return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
@@ -354,6 +359,22 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
                               (int)e.len, (const char *)e.ptr);
         return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH, "invalid expiration '%.*s': no_integer",
                           (int)e.len, (const char *)e.ptr);
+    }
+    /* Then what RabbitMQ's rabbit_basic:message refuses, after the expiration: a CC or BCC
+     * header that is not an array, a delivery mode other than 1 or 2. */
+    const char *route_header;
+    uint8_t route_type;
+    if ((h.props.flags & SPEC_BASIC_HEADERS_FLAG) &&
+        message_check_sender_routes(h.props.headers, &route_header, &route_type) != 0) {
+        forget_publishing(ch);
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                          "invalid message: {unacceptable_type_in_header,\"%s\",%s}", route_header,
+                          arguments_type_name(route_type));
+    }
+    if ((h.props.flags & SPEC_BASIC_DELIVERY_MODE_FLAG) && h.props.delivery_mode != 1 && h.props.delivery_mode != 2) {
+        forget_publishing(ch);
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
+                          "invalid message: {delivery_mode_unknown,%u}", (unsigned)h.props.delivery_mode);
     }
     ch->body_received = 0;
     ch->stage = PUBLISH_AWAIT_BODY;
@@ -396,13 +417,7 @@ static int tx_commit(struct channel *ch, struct reply_error *err)
     struct persistence *p = server_persistence(connection_server(ch->conn));
     struct persistence_mark mark = persistence_mark(p);
     int rc = 0;
-    while (ch->tx_settles && rc == 0) {
-        struct tx_settle *s = ch->tx_settles;
-        ch->tx_settles = s->next;
-        rc = channel_settle(ch, s->tag, s->multiple, s->mode, SPEC_TX_COMMIT, err);
-        free(s);
-    }
-    ch->tx_settles_tail = &ch->tx_settles;
+    channel_settle_held(ch);
     while (ch->tx_publishes && rc == 0) {
         struct tx_publish *p = ch->tx_publishes;
         ch->tx_publishes = p->next;

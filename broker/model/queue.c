@@ -30,6 +30,8 @@ struct queue_consumer {
     void *consumer;
     const struct consumer_ops *ops;
     uint64_t serial;      /* order of addition */
+    uint64_t turn;        /* place in its priority's round-robin: the smallest is next */
+    bool blocked;         /* found without credit when its turn came: see pick_consumer */
     size_t group_end;     /* one past the last consumer of this priority */
     int32_t priority;
     uint32_t walk_mark;   /* queue_for_each_consumer's visit mark */
@@ -67,7 +69,8 @@ struct queue {
     struct queue_consumer *consumers;
     size_t consumer_count;
     size_t consumer_capacity;
-    size_t last_served;     /* index of the consumer delivered to last, or NO_INDEX */
+    uint64_t next_turn;     /* the last turn given: to a consumer added, served or unblocked */
+    size_t blocked_count;   /* consumers with blocked set */
     size_t active;          /* single active consumer: its index, or NO_INDEX */
     uint64_t next_serial;
     uint32_t walk_mark;
@@ -326,7 +329,6 @@ struct queue *queue_create(struct proto_bytes name, const struct queue_settings 
     q->settings = *settings;
     if (hooks)
         q->hooks = *hooks;
-    q->last_served = NO_INDEX;
     q->active = NO_INDEX;
     if (name.len)
         memcpy(q->storage, name.ptr, name.len);
@@ -399,7 +401,8 @@ size_t queue_delete(struct queue *queue)
     queue->consumers = NULL;
     queue->consumer_count = queue->consumer_capacity = 0;
     queue->exclusive_consumer = false;
-    queue->last_served = queue->active = NO_INDEX;
+    queue->active = NO_INDEX;
+    queue->blocked_count = 0;
     return count;
 }
 
@@ -490,9 +493,34 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
     return 0;
 }
 
-/* Index of the consumer that should take msg next, or NO_INDEX. Within the highest priority
- * group that has a consumer with credit, the search starts after the one served last. */
-static size_t pick_consumer(const struct queue *q, const struct message *msg)
+/* Consumers are served as RabbitMQ's rabbit_queue_consumers serves them: a round-robin queue
+ * per priority where a consumer added, or just served, goes to the back (its turn is the
+ * largest), and one found without credit when its turn came is set aside (blocked) until it
+ * has credit again, when it too goes to the back. */
+static void give_turn(struct queue *q, struct queue_consumer *c)
+{
+    if (c->blocked) {
+        c->blocked = false;
+        q->blocked_count--;
+    }
+    c->turn = ++q->next_turn;
+}
+
+/* Blocked consumers that have credit again go to the back, in array order. Called as each
+ * dispatch starts: one follows every ack, so the order of the acks is the order here. */
+static void unblock_consumers(struct queue *q)
+{
+    for (size_t i = 0; i < q->consumer_count && q->blocked_count > 0; i++) {
+        struct queue_consumer *c = &q->consumers[i];
+        if (c->blocked && c->ops->has_credit(c->consumer, NULL))
+            give_turn(q, c);
+    }
+}
+
+/* Index of the consumer that should take msg next, or NO_INDEX: within the highest priority
+ * group that has a consumer with credit, the one with the smallest turn; those without credit
+ * whose turn came before it are blocked. O(group size). */
+static size_t pick_consumer(struct queue *q, const struct message *msg)
 {
     if (q->settings.single_active_consumer) {
         if (q->active == NO_INDEX)
@@ -502,16 +530,23 @@ static size_t pick_consumer(const struct queue *q, const struct message *msg)
     }
     for (size_t start = 0, end; start < q->consumer_count; start = end) {
         end = q->consumers[start].group_end;
-        size_t size = end - start;
-        size_t first = start;
-        if (q->last_served != NO_INDEX && q->last_served >= start && q->last_served < end)
-            first = q->last_served + 1 < end ? q->last_served + 1 : start;
-        for (size_t k = 0; k < size; k++) {
-            size_t i = first + k < end ? first + k : first + k - size;
+        size_t best = NO_INDEX;
+        for (size_t i = start; i < end; i++) {
             const struct queue_consumer *c = &q->consumers[i];
-            if (c->ops->has_credit(c->consumer, msg))
-                return i;
+            if (!c->blocked && (best == NO_INDEX || c->turn < q->consumers[best].turn) &&
+                c->ops->has_credit(c->consumer, msg))
+                best = i;
         }
+        for (size_t i = start; i < end; i++) {
+            struct queue_consumer *c = &q->consumers[i];
+            if (!c->blocked && i != best && (best == NO_INDEX || c->turn < q->consumers[best].turn) &&
+                !c->ops->has_credit(c->consumer, msg)) {
+                c->blocked = true;
+                q->blocked_count++;
+            }
+        }
+        if (best != NO_INDEX)
+            return best;
     }
     return NO_INDEX;
 }
@@ -523,6 +558,8 @@ void queue_dispatch(struct queue *queue, uint64_t now_ms)
     queue->dispatching = true;
     queue_clock(queue, now_ms);
     queue_retain(queue);
+    /* Credit comes back between dispatches (acks, flow, room to write), never during one. */
+    unblock_consumers(queue);
     while (!queue->deleted) {
         const struct queue_entry *head = head_entry(queue);
         if (!head)
@@ -541,7 +578,7 @@ void queue_dispatch(struct queue *queue, uint64_t now_ms)
         struct queue_consumer target = queue->consumers[index];
         struct queue_entry entry;
         take_head(queue, &entry);
-        queue->last_served = index;
+        give_turn(queue, &queue->consumers[index]);
         if (!target.no_ack)
             queue->unacked_count++;
         if (target.no_ack)
@@ -572,6 +609,10 @@ bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_e
     drop_expired(queue, now_ms);
     drop_over_limit(queue, NO_SEQ);
     bool found = take_head(queue, entry);
+    /* RabbitMQ's fetch drops the expired heads behind the message too, before get-ok counts
+     * what is left (a TTL-0 message behind it is not in message_count). */
+    if (found)
+        drop_expired(queue, now_ms);
     if (!found)
         queue->stats.get_empty++;
     else if (no_ack)
@@ -740,13 +781,12 @@ int queue_add_consumer(struct queue *queue, void *consumer, const struct consume
         .consumer = consumer,
         .ops = ops,
         .serial = queue->next_serial++,
+        .turn = ++queue->next_turn, /* the back of the round-robin */
         .priority = priority,
         .exclusive = exclusive,
         .no_ack = no_ack,
     };
     queue->consumer_count++;
-    if (queue->last_served != NO_INDEX && queue->last_served >= at)
-        queue->last_served++;
     if (queue->active != NO_INDEX && queue->active >= at)
         queue->active++;
     if (queue->active == NO_INDEX)
@@ -765,12 +805,11 @@ void queue_remove_consumer(struct queue *queue, void *consumer)
         return;
     if (queue->consumers[at].exclusive)
         queue->exclusive_consumer = false;
+    if (queue->consumers[at].blocked)
+        queue->blocked_count--;
     queue->consumer_count--;
     memmove(&queue->consumers[at], &queue->consumers[at + 1],
             (queue->consumer_count - at) * sizeof(*queue->consumers));
-    /* The one after the removed consumer is next in turn: point just before it. */
-    if (queue->last_served != NO_INDEX && queue->last_served >= at)
-        queue->last_served = queue->last_served > 0 ? queue->last_served - 1 : NO_INDEX;
     if (queue->active == at)
         queue->active = queue->consumer_count ? 0 : NO_INDEX; /* highest priority, oldest: RabbitMQ's pick */
     else if (queue->active != NO_INDEX && queue->active > at)

@@ -56,7 +56,8 @@ enum queue_drop_reason { QUEUE_DROP_REJECTED, QUEUE_DROP_EXPIRED, QUEUE_DROP_MAX
 
 /* What a consumer implements (the AMQP layer: a basic.consume on a channel). */
 struct consumer_ops {
-    /* May this consumer take msg now? (prefetch credit, output buffer room, channel flow) */
+    /* May this consumer take msg now? (prefetch credit, output buffer room, channel flow)
+     * msg NULL: may it take a message at all (a blocked consumer getting credit back). */
     bool (*has_credit)(void *consumer, const struct message *msg);
     /* Delivers entry (a temporary: copy what you keep). no_ack is the flag the consumer was
      * added with. In both modes the consumer now owns the message reference: ack mode until

@@ -216,11 +216,14 @@ static void remove_binding(struct router *router, struct router_binding *binding
     free(binding);
 }
 
-int router_unbind(struct router *router, void *destination, const uint8_t *key, size_t key_len,
-                  struct proto_bytes arguments)
+/* The binding identical to (destination, key, arguments) in *out (NULL when none): 0, or
+ * -ENOMEM when arguments over 1 KiB could not be staged for the lookup. */
+static int find_binding(const struct router *router, void *destination, const uint8_t *key, size_t key_len,
+                        struct proto_bytes arguments, struct router_binding **out)
 {
+    *out = NULL;
     if (!identity_valid(destination, key, key_len, arguments))
-        return -ENOENT;
+        return 0;
 
     uint8_t stack[UNBIND_STACK_IDENTITY];
     size_t size = identity_size(key_len, arguments);
@@ -233,6 +236,25 @@ int router_unbind(struct router *router, void *destination, const uint8_t *key, 
     HASH_FIND(hh, router->bindings, identity, size, binding);
     if (identity != stack)
         free(identity);
+    *out = binding;
+    return 0;
+}
+
+int router_find(const struct router *router, void *destination, const uint8_t *key, size_t key_len,
+                struct proto_bytes arguments)
+{
+    struct router_binding *binding;
+    int rc = find_binding(router, destination, key, key_len, arguments, &binding);
+    return rc < 0 ? rc : binding != NULL;
+}
+
+int router_unbind(struct router *router, void *destination, const uint8_t *key, size_t key_len,
+                  struct proto_bytes arguments)
+{
+    struct router_binding *binding;
+    int rc = find_binding(router, destination, key, key_len, arguments, &binding);
+    if (rc < 0)
+        return rc;
     if (binding == NULL)
         return -ENOENT;
     remove_binding(router, binding);

@@ -53,6 +53,11 @@ int router_bind(struct router *router, void *destination, const uint8_t *key, si
 int router_unbind(struct router *router, void *destination, const uint8_t *key, size_t key_len,
                   struct proto_bytes arguments);
 
+/* 1 when the binding identical to (destination, key, arguments) exists, 0 when not, or
+ * -ENOMEM as router_unbind. */
+int router_find(const struct router *router, void *destination, const uint8_t *key, size_t key_len,
+                struct proto_bytes arguments);
+
 /* Removes every binding to destination (a queue or exchange being deleted); returns how many. */
 size_t router_unbind_destination(struct router *router, void *destination);
 

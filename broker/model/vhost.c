@@ -294,8 +294,10 @@ static int binding_change(struct vhost *vhost, struct exchange *source, void *de
     if (source->durable)
         definitions_changed(vhost);
     if (unbind) {
-        router_unbind(source->router, destination, key.ptr, key.len, args);
-        if (source->auto_delete && router_binding_count(source->router) == 0)
+        /* Only removing a binding makes an auto-delete exchange go: unbinding one that does
+         * not exist changes nothing in RabbitMQ (its remove answers ok before touching it). */
+        if (router_unbind(source->router, destination, key.ptr, key.len, args) == 0 && source->auto_delete &&
+            router_binding_count(source->router) == 0)
             return 1; /* the caller deletes the exchange */
         return 0;
     }
@@ -334,7 +336,10 @@ int vhost_exchange_bind(struct vhost *vhost, struct proto_bytes destination, str
 {
     const uint32_t m = unbind ? SPEC_EXCHANGE_UNBIND : SPEC_EXCHANGE_BIND;
     struct exchange *src = NULL, *dst = NULL;
-    if (unbind && destination.len && source.len &&
+    /* RabbitMQ refuses the default exchange on either side before it looks anything up. */
+    if (destination.len == 0 || source.len == 0)
+        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on the default exchange");
+    if (unbind &&
         (!vhost_find_exchange(vhost, destination) || !vhost_find_exchange(vhost, source)))
         return 0; /* RabbitMQ 3.10: unbinding what does not exist succeeds */
     if (find_exchange_for_binding(vhost, destination, m, &dst, err) ||
@@ -389,14 +394,28 @@ static int check_queue_equivalence(struct vhost *vhost, struct queue *q, const s
     const uint32_t m = SPEC_QUEUE_DECLARE;
     const struct queue_settings *s = queue_settings(q);
     struct proto_bytes name = queue_name(q);
+    /* RabbitMQ's assert_equivalence checks exclusive access ("strict") before durable and
+     * auto_delete: an exclusive mismatch is 405 even when durable differs too. */
+    if (s->exclusive != d->exclusive)
+        return locked(err, m, name, vhost->name);
     if (s->durable != d->durable)
         return inequivalent(err, m, "queue", "durable", name, bool_text(d->durable), bool_text(s->durable));
     if (s->auto_delete != d->auto_delete)
         return inequivalent(err, m, "queue", "auto_delete", name, bool_text(d->auto_delete),
                             bool_text(s->auto_delete));
-    if (s->exclusive != d->exclusive)
-        return locked(err, m, name, vhost->name);
-    return arguments_equivalent(queue_arguments(q), d->arguments, arguments_queue_keys, "queue", name, m, err);
+    if (arguments_equivalent(queue_arguments(q), d->arguments, arguments_queue_keys, "queue", name, m, err) != 0)
+        return -1;
+    /* x-queue-type is compared only when the redeclare gives it, and "classic" then matches a
+     * queue declared without it (RabbitMQ 3.10: "bogus" or "quorum" on a classic queue is an
+     * inequivalent arg, not an unsupported type; found by tests/diff). */
+    static const char *const queue_type_key[] = {"x-queue-type", NULL};
+    struct table_value requested, current;
+    if (table_find(d->arguments, "x-queue-type", &requested) != 1)
+        return 0;
+    if (table_find(queue_arguments(q), "x-queue-type", &current) != 1 && requested.type == TABLE_LONGSTR &&
+        proto_bytes_is(requested.v.bytes, "classic"))
+        return 0;
+    return arguments_equivalent(queue_arguments(q), d->arguments, queue_type_key, "queue", name, m, err);
 }
 
 int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, struct queue **out,
@@ -537,6 +556,10 @@ int vhost_queue_bind(struct vhost *vhost, struct proto_bytes queue, struct proto
         return 0; /* RabbitMQ 3.10: unbinding what does not exist succeeds */
     if (find_exchange_for_binding(vhost, exchange, m, &x, err) != 0)
         return -1;
+    /* RabbitMQ checks exclusive access only on a binding that exists: unbinding what is not
+     * bound from another connection's exclusive queue succeeds. */
+    if (unbind && router_find(x->router, vhost_find_queue(vhost, queue), key.ptr, key.len, arguments) == 0)
+        return 0;
     if (vhost_queue_lookup(vhost, queue, owner, &q, err) != 0) {
         err->method_id = m;
         return -1;

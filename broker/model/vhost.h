@@ -122,6 +122,11 @@ struct vhost_route_memo {
 int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct proto_bytes exchange,
                      const struct message *msg, struct route_set *out, struct reply_error *err);
 
+/* The checks vhost_route_memo makes on the exchange a publish names, without routing: 0, or -1
+ * with 404 (no such exchange) or 403 (internal) in err. */
+int vhost_publish_check(struct vhost *vhost, struct vhost_route_memo *memo, struct proto_bytes exchange,
+                        struct reply_error *err);
+
 /* Counts what the last vhost_route_memo with memo did with a message that reached no queue: it
  * was returned to the publisher (mandatory) or dropped. Counted on the exchange it was
  * published to; call right after that routing (nothing may delete exchanges in between). */

@@ -116,17 +116,37 @@ int vhost_route(struct vhost *vhost, struct proto_bytes exchange, const struct m
     return vhost_route_memo(vhost, &memo, exchange, msg, out, err);
 }
 
+/* The exchange a publish names, or NULL with 404 (missing) or 403 (internal) in err. */
+static struct exchange *publish_exchange(struct vhost *vhost, struct vhost_route_memo *memo,
+                                         struct proto_bytes exchange, struct reply_error *err)
+{
+    struct exchange *x = find_exchange_memo(vhost, memo, exchange);
+    if (!x) {
+        reply_fail(err, SPEC_NOT_FOUND, SPEC_BASIC_PUBLISH, "no exchange '%.*s' in vhost '%s'", (int)exchange.len,
+                   (const char *)exchange.ptr, vhost->name);
+        return NULL;
+    }
+    if (x->internal) {
+        reply_fail(err, SPEC_ACCESS_REFUSED, SPEC_BASIC_PUBLISH, "cannot publish to internal exchange '%s' in vhost '%s'",
+                   x->name, vhost->name);
+        return NULL;
+    }
+    return x;
+}
+
+int vhost_publish_check(struct vhost *vhost, struct vhost_route_memo *memo, struct proto_bytes exchange,
+                        struct reply_error *err)
+{
+    return publish_exchange(vhost, memo, exchange, err) ? 0 : -1;
+}
+
 int vhost_route_memo(struct vhost *vhost, struct vhost_route_memo *memo, struct proto_bytes exchange,
                      const struct message *msg, struct route_set *out, struct reply_error *err)
 {
     route_set_clear(out);
-    struct exchange *x = find_exchange_memo(vhost, memo, exchange);
+    struct exchange *x = publish_exchange(vhost, memo, exchange, err);
     if (!x)
-        return reply_fail(err, SPEC_NOT_FOUND, SPEC_BASIC_PUBLISH, "no exchange '%.*s' in vhost '%s'",
-                          (int)exchange.len, (const char *)exchange.ptr, vhost->name);
-    if (x->internal)
-        return reply_fail(err, SPEC_ACCESS_REFUSED, SPEC_BASIC_PUBLISH,
-                          "cannot publish to internal exchange '%s' in vhost '%s'", x->name, vhost->name);
+        return -1;
     if (route_exchange(vhost, x, msg, out) != 0)
         return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_PUBLISH, "out of memory while routing");
     /* Two increments on a struct routing just read (RabbitMQ counts publish_out per queue). */

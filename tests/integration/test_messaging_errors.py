@@ -246,12 +246,37 @@ class QueueRedeclareTest(ErrorTestCase):
                  "'/': received the value '5' of type 'signedint' but current is none" % name,
             action)
 
+    def test_an_unknown_queue_type_on_redeclare_is_an_inequivalent_arg(self):
+        # RabbitMQ: an existing queue is compared, not the type checked (found by tests/diff).
+        name, action = self.redeclare({}, dict(arguments={"x-queue-type": "bogus"}))
+        self.assertChannelError(
+            406, "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '%s' in vhost "
+                 "'/': received the value 'bogus' of type 'longstr' but current is none" % name, action)
+
+    def test_another_queue_type_on_redeclare_is_406(self):
+        name, action = self.redeclare(dict(arguments={"x-queue-type": "classic"}),
+                                      dict(arguments={"x-queue-type": "quorum"}))
+        self.assertChannelError(
+            406, "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '%s' in vhost "
+                 "'/': received 'quorum' but current is 'classic'" % name, action)
+
+    def test_classic_or_no_queue_type_on_redeclare_is_accepted(self):
+        _, action = self.redeclare({}, dict(arguments={"x-queue-type": "classic"}))
+        self.assertAccepted(action)
+        _, action = self.redeclare(dict(arguments={"x-queue-type": "classic"}), {})
+        self.assertAccepted(action)
+
     def test_different_unknown_argument_is_accepted(self):
         _, action = self.redeclare(dict(arguments={"foo": 1}), dict(arguments={"foo": 2}))
         self.assertAccepted(action)
 
     def test_redeclaring_a_shared_queue_as_exclusive_is_405(self):
         name, action = self.redeclare({}, dict(exclusive=True))
+        self.assertChannelError(405, locked_text(name), action)
+
+    def test_an_exclusive_mismatch_is_405_before_a_durable_mismatch(self):
+        # RabbitMQ's assert_equivalence checks exclusive access first (found by tests/diff).
+        name, action = self.redeclare({}, dict(exclusive=True, durable=True, auto_delete=True))
         self.assertChannelError(405, locked_text(name), action)
 
 
@@ -385,6 +410,15 @@ class ExclusiveQueueTest(ErrorTestCase):
         self.assertChannelError(405, locked_text(self.queue),
                                 lambda ch: ch.queue_bind(self.queue, "amq.fanout"))
 
+    def test_unbinding_a_binding_it_has_is_405(self):
+        self.owner_channel.queue_bind(self.queue, "amq.direct", "k")
+        self.assertChannelError(405, locked_text(self.queue),
+                                lambda ch: ch.queue_unbind(self.queue, "amq.direct", "k"))
+
+    def test_unbinding_a_binding_it_lacks_succeeds(self):
+        # RabbitMQ checks exclusive access only on a binding that exists (found by tests/diff).
+        self.assertAccepted(lambda ch: ch.queue_unbind(self.queue, "amq.direct", "never-bound"))
+
     def test_publish_to_it_is_allowed(self):
         def publish_confirmed(ch):
             ch.confirm_delivery()  # so the count below includes the message
@@ -487,6 +521,16 @@ class BindTest(ErrorTestCase):
                                 lambda ch: ch.exchange_bind(missing, "amq.direct", "k"),
                                 channel=self.new_channel())
 
+    def test_the_default_exchange_is_403_before_a_missing_exchange(self):
+        # RabbitMQ checks both sides for the default exchange first (found by tests/diff).
+        missing = unique("missing-x")
+        text = "ACCESS_REFUSED - operation not permitted on the default exchange"
+        self.assertChannelError(403, text, lambda ch: ch.exchange_unbind(missing, "", "k"))
+        self.assertChannelError(403, text, lambda ch: ch.exchange_bind(missing, "", "k"),
+                                channel=self.new_channel())
+        self.assertChannelError(403, text, lambda ch: ch.exchange_unbind("", missing, "k"),
+                                channel=self.new_channel())
+
     def test_unbinding_what_is_not_bound_or_does_not_exist_succeeds(self):
         # RabbitMQ 3.10 makes queue.unbind idempotent, even for a missing queue or exchange.
         queue = self.channel.queue_declare("", exclusive=True).method.queue
@@ -507,6 +551,39 @@ class PublishTest(ErrorTestCase):
         self.assertChannelError(
             403, "ACCESS_REFUSED - cannot publish to internal exchange '%s' in vhost '/'" % exchange,
             lambda ch: ch.basic_publish(exchange, "k", b"x"))
+
+    def test_a_missing_exchange_is_404_before_a_bad_expiration(self):
+        # RabbitMQ looks the exchange up before it reads the properties (found by tests/diff).
+        exchange = unique("missing-x")
+        self.assertChannelError(404, "NOT_FOUND - no exchange '%s' in vhost '/'" % exchange,
+                                lambda ch: ch.basic_publish(exchange, "k", b"x",
+                                                            pika.BasicProperties(expiration="soon")))
+
+    def test_an_internal_exchange_is_403_before_a_bad_expiration(self):
+        exchange = self.delete_later("exchange", unique("internal"))
+        self.channel.exchange_declare(exchange, "fanout", internal=True)
+        self.assertChannelError(
+            403, "ACCESS_REFUSED - cannot publish to internal exchange '%s' in vhost '/'" % exchange,
+            lambda ch: ch.basic_publish(exchange, "k", b"x", pika.BasicProperties(expiration="-1")))
+
+    def test_a_transactional_publish_to_a_missing_exchange_is_404_at_once(self):
+        # Not at tx.commit: RabbitMQ checks the exchange when the publish arrives.
+        exchange = unique("missing-x")
+        self.channel.tx_select()
+        self.assertChannelError(404, "NOT_FOUND - no exchange '%s' in vhost '/'" % exchange,
+                                lambda ch: ch.basic_publish(exchange, "k", b"x"))
+
+    def test_publish_with_an_unknown_delivery_mode_is_406(self):
+        # RabbitMQ's rabbit_basic:message refuses it (found by tests/diff).
+        self.assertChannelError(
+            406, "PRECONDITION_FAILED - invalid message: {delivery_mode_unknown,3}",
+            lambda ch: ch.basic_publish("", "nowhere", b"x", pika.BasicProperties(delivery_mode=3)))
+
+    def test_a_bad_expiration_is_406_before_a_bad_cc_header(self):
+        self.assertChannelError(
+            406, "PRECONDITION_FAILED - invalid expiration 'soon': no_integer",
+            lambda ch: ch.basic_publish("", "nowhere", b"x",
+                                        pika.BasicProperties(expiration="soon", headers={"CC": "a"})))
 
     def test_publish_with_non_numeric_expiration_is_406(self):
         # RabbitMQ: "PRECONDITION_FAILED - invalid expiration 'abc': no_integer"
@@ -628,6 +705,42 @@ class AckTest(ErrorTestCase):
             method, _, _ = ch.basic_get(queue)
             ch.basic_ack(method.delivery_tag)
             ch.basic_ack(method.delivery_tag)
+
+        self.assertChannelError(406, "PRECONDITION_FAILED - unknown delivery tag 1", ack_twice)
+
+    def test_ack_multiple_of_a_tag_already_acked_is_406(self):
+        # RabbitMQ's collect_acks wants the tag itself outstanding, multiple or not (tests/diff).
+        queue = self.fill(3)
+
+        def ack(ch):
+            tags = [ch.basic_get(queue)[0].delivery_tag for _ in range(3)]
+            ch.basic_ack(tags[1])
+            ch.basic_ack(tags[1], multiple=True)
+
+        self.assertChannelError(406, "PRECONDITION_FAILED - unknown delivery tag 2", ack)
+
+    def test_ack_multiple_up_to_an_outstanding_tag_past_a_settled_one_succeeds(self):
+        queue = self.fill(3)
+        tags = [self.channel.basic_get(queue)[0].delivery_tag for _ in range(3)]
+        self.channel.basic_ack(tags[1])
+        self.assertAccepted(lambda ch: ch.basic_ack(tags[2], multiple=True))
+
+    def test_an_unknown_tag_in_a_transaction_is_406_at_once(self):
+        # Not at tx.commit: RabbitMQ checks the tag when the ack arrives (tests/diff).
+        def ack(ch):
+            ch.tx_select()
+            ch.basic_ack(1)
+
+        self.assertChannelError(406, "PRECONDITION_FAILED - unknown delivery tag 1", ack)
+
+    def test_a_double_ack_in_a_transaction_is_406_at_once(self):
+        queue = self.fill(1)
+
+        def ack_twice(ch):
+            ch.tx_select()
+            method, _, _ = ch.basic_get(queue)
+            ch.basic_ack(method.delivery_tag)
+            ch.basic_reject(method.delivery_tag)
 
         self.assertChannelError(406, "PRECONDITION_FAILED - unknown delivery tag 1", ack_twice)
 

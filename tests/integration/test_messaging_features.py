@@ -58,6 +58,16 @@ class TimeToLiveTest(MessagingTestCase):
         self.publish(queue, ["zero"], expiration="0")
         self.assertEqual(self.drain_bodies(queue), [])
 
+    def test_get_ok_does_not_count_an_expired_message_right_behind(self):
+        # RabbitMQ's fetch drops the expired heads behind the message it takes before counting
+        # (found by tests/diff).
+        queue = self.queue()
+        self.publish(queue, ["kept"])
+        self.publish(queue, ["zero"], expiration="0")
+        method, _, body = self.channel.basic_get(queue, auto_ack=True)
+        self.assertEqual((body, method.message_count), (b"kept", 0))
+        self.assertEqual(self.message_count(queue), 0)
+
     def test_expiration_0_reaches_a_waiting_consumer(self):
         queue = self.queue()
         inbox = Inbox()
@@ -396,6 +406,16 @@ class ExchangeRoutingTest(MessagingTestCase):
         with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as caught:
             channel.exchange_declare(exchange, "direct", passive=True)
         self.assertEqual(caught.exception.reply_code, 404)
+
+    def test_unbinding_nothing_keeps_an_auto_delete_exchange(self):
+        # Only removing a binding makes it go, as in RabbitMQ (found by tests/diff).
+        exchange = self.exchange("direct", auto_delete=True)
+        source = self.exchange("direct", auto_delete=True)
+        queue = self.queue()
+        self.channel.queue_unbind(queue, exchange, "never-bound")
+        self.channel.exchange_unbind("amq.direct", source, "never-bound")
+        self.channel.exchange_declare(exchange, "direct", passive=True)
+        self.channel.exchange_declare(source, "direct", passive=True)
 
     def test_a_queue_reached_by_several_paths_gets_one_copy(self):
         first = self.exchange("fanout", auto_delete=True)

@@ -147,6 +147,38 @@ class DispatchTest(MessagingTestCase):
         self.assertEqual(sorted(inbox.bodies for inbox in inboxes),
                          [["0", "3", "6"], ["1", "4", "7"], ["2", "5", "8"]])
 
+    def deliver_one_by_one(self, queue, bodies, inboxes):
+        for body in bodies:
+            expected = sum(map(len, inboxes)) + 1
+            self.publish(queue, [body])
+            pump_until(self.connection, lambda: sum(map(len, inboxes)) == expected)
+
+    def test_a_consumer_added_later_waits_behind_the_one_just_served(self):
+        # RabbitMQ's round-robin is a queue: the consumer served goes to the back, and so does
+        # one added, behind it (found by tests/diff).
+        queue = self.queue()
+        first, second = Inbox(), Inbox()
+        self.channel.basic_consume(queue, first, auto_ack=True)
+        self.deliver_one_by_one(queue, ["0"], [first, second])
+        self.channel.basic_consume(queue, second, auto_ack=True)
+        self.deliver_one_by_one(queue, ["1", "2", "3"], [first, second])
+        self.assertEqual((first.bodies, second.bodies), (["0", "1", "3"], ["2"]))
+
+    def test_a_consumer_that_gets_credit_back_goes_to_the_back(self):
+        queue = self.queue()
+        inboxes = [Inbox(), Inbox(), Inbox()]
+        channels = [self.connection.channel() for _ in inboxes]
+        for channel, inbox in zip(channels, inboxes):
+            channel.basic_qos(prefetch_count=1)
+            channel.basic_consume(queue, inbox)
+        self.deliver_one_by_one(queue, ["0", "1", "2"], inboxes)
+        self.publish(queue, ["3", "4"])  # nobody has credit: all three are set aside
+        pump(self.connection, self.QUIET)
+        for index in (2, 0, 1):  # credit comes back in this order, and so they take turns
+            channels[index].basic_ack(inboxes[index].deliveries[0][0].delivery_tag)
+            pump(self.connection, self.QUIET)
+        self.assertEqual([inbox.bodies for inbox in inboxes], [["0", "4"], ["1"], ["2", "3"]])
+
     def test_1000_messages_arrive_in_publish_order(self):
         queue = self.queue()
         self.publish(queue, range(1000))
@@ -481,6 +513,33 @@ class TransactionTest(MessagingTestCase):
         tx.tx_commit()
         tx.close()
         self.assertEqual(self.drain_bodies(queue), [])
+
+    def test_an_ack_rolled_back_can_be_made_again(self):
+        queue = self.queue()
+        self.publish(queue, ["m"])
+        tx = self.connection.channel()
+        tx.tx_select()
+        method, _, _ = tx.basic_get(queue)
+        tx.basic_ack(method.delivery_tag)
+        tx.tx_rollback()
+        tx.basic_ack(method.delivery_tag)  # outstanding again, so no 406
+        tx.tx_commit()
+        tx.close()
+        self.assertEqual(self.drain_bodies(queue), [])
+
+    def test_recover_leaves_what_the_transaction_acked(self):
+        # RabbitMQ's basic.recover requeues its unacked list, which the transaction's ack left.
+        queue = self.queue()
+        self.publish(queue, ["acked", "unacked"])
+        tx = self.connection.channel()
+        tx.tx_select()
+        first, _, _ = tx.basic_get(queue)
+        tx.basic_get(queue)
+        tx.basic_ack(first.delivery_tag)
+        tx.basic_recover(requeue=True)
+        tx.tx_commit()
+        tx.close()
+        self.assertEqual(self.drain_bodies(queue), ["unacked"])
 
     def test_uncommitted_ack_is_dropped_when_the_channel_closes(self):
         queue = self.queue()
