@@ -13,13 +13,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <raft.h>
-#include <raft/fixture.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "meta_fsm.h"
+#include "raft_cluster.h"
 
 /* ---- the model each node drives ---- */
 
@@ -187,24 +186,13 @@ static struct cluster *cluster_start(unsigned n, unsigned snapshot_threshold)
 {
     struct cluster *c = calloc(1, sizeof(*c));
     assert_non_null(c);
-    assert_int_equal(raft_fixture_initialize(&c->f), 0);
+    struct raft_fsm *fsms[NODES_MAX];
     for (unsigned i = 0; i < n; i++) {
         node_init(&c->nodes[i]);
-        assert_int_equal(raft_fixture_grow(&c->f, &c->nodes[i].fsm.raft), 0);
+        fsms[i] = &c->nodes[i].fsm.raft;
     }
     c->n = n;
-    struct raft_configuration conf;
-    assert_int_equal(raft_fixture_configuration(&c->f, n, &conf), 0);
-    assert_int_equal(raft_fixture_bootstrap(&c->f, &conf), 0);
-    raft_configuration_close(&conf);
-    for (unsigned i = 0; i < n && snapshot_threshold; i++) {
-        raft_set_snapshot_threshold(raft_fixture_get(&c->f, i), snapshot_threshold);
-        raft_set_snapshot_trailing(raft_fixture_get(&c->f, i), 2);
-    }
-    assert_int_equal(raft_fixture_start(&c->f), 0);
-    raft_fixture_elect(&c->f, 0);
-    for (unsigned i = 0; i < n; i++) /* elect pushed the others' timeouts out of reach: back to normal */
-        raft_fixture_set_randomized_election_timeout(&c->f, i, 1000 + i * 100);
+    raft_cluster_start(&c->f, fsms, n, snapshot_threshold);
     return c;
 }
 
@@ -231,18 +219,6 @@ static void waiter_done(void *arg, const struct meta_result *result)
     w->result = *result;
 }
 
-struct proposal {
-    struct raft_apply req;
-    int status; /* of the leader's raft_apply callback; 1 while it has not fired */
-};
-
-static void proposal_cb(struct raft_apply *req, int status, void *result)
-{
-    (void)result;
-    struct proposal *p = req->data;
-    p->status = status;
-}
-
 static struct table_buf args_of(const char *key, const char *value)
 {
     struct table_buf t = {0};
@@ -266,74 +242,12 @@ static int propose(struct cluster *c, unsigned via, unsigned origin, uint64_t se
     table_buf_free(&args);
     if (w)
         assert_int_equal(meta_fsm_expect(&c->nodes[origin].fsm, session, request, waiter_done, w), 0);
-    p->req.data = p;
-    p->status = 1;
-    int rc = raft_apply(raft_fixture_get(&c->f, via), &p->req, &buf, 1, proposal_cb);
-    if (rc != 0)
-        raft_free(buf.base);
-    return rc;
-}
-
-/* A server other than *arg in leader state, seen as leader by a majority of live servers. */
-static bool other_leader(struct raft_fixture *f, void *arg)
-{
-    unsigned old = *(unsigned *)arg;
-    for (unsigned i = 0; i < raft_fixture_n(f); i++) {
-        struct raft *r = raft_fixture_get(f, i);
-        if (i == old || !raft_fixture_alive(f, i) || raft_state(r) != RAFT_LEADER)
-            continue;
-        unsigned agree = 0;
-        for (unsigned j = 0; j < raft_fixture_n(f); j++) {
-            raft_id id;
-            const char *address;
-            raft_leader(raft_fixture_get(f, j), &id, &address);
-            agree += raft_fixture_alive(f, j) && id == r->id;
-        }
-        if (agree * 2 > raft_fixture_n(f))
-            return true;
-    }
-    return false;
-}
-
-/* Steps until a leader other than server `old` holds a majority; returns its index. */
-static unsigned step_until_new_leader(struct cluster *c, unsigned old)
-{
-    assert_true(raft_fixture_step_until(&c->f, other_leader, &old, 20000));
-    for (unsigned i = 0; i < c->n; i++)
-        if (i != old && raft_fixture_alive(&c->f, i) && raft_state(raft_fixture_get(&c->f, i)) == RAFT_LEADER)
-            return i;
-    fail();
-    return c->n;
+    return raft_cluster_propose(&c->f, via, buf, p);
 }
 
 static void change_done(struct raft_change *req, int status)
 {
     *(int *)req->data = status;
-}
-
-/* The index of the live server in leader state with the highest term. */
-static unsigned current_leader(struct cluster *c)
-{
-    unsigned leader = c->n;
-    for (unsigned i = 0; i < c->n; i++) {
-        struct raft *r = raft_fixture_get(&c->f, i);
-        if (raft_fixture_alive(&c->f, i) && raft_state(r) == RAFT_LEADER &&
-            (leader == c->n || r->current_term > raft_fixture_get(&c->f, leader)->current_term))
-            leader = i;
-    }
-    return leader;
-}
-
-/* Steps until every live node has applied everything the leader has (or 10 s of cluster time). */
-static void settle(struct cluster *c)
-{
-    raft_fixture_step_until_elapsed(&c->f, 300); /* let a returning server hear of the new term */
-    unsigned leader = current_leader(c);
-    assert_true(leader < c->n);
-    raft_index last = raft_last_index(raft_fixture_get(&c->f, leader));
-    for (unsigned i = 0; i < c->n; i++)
-        if (raft_fixture_alive(&c->f, i))
-            assert_true(raft_fixture_step_until_applied(&c->f, i, last, 10000));
 }
 
 /* Every live node's model, exported, is the same bytes; returns node 0's entry count. */
@@ -385,7 +299,7 @@ static void commands_from_any_node_apply_once_in_order_everywhere(void **state)
         if (i % 25 == 0)
             raft_fixture_step_n(&c->f, 5);
     }
-    settle(c);
+    raft_cluster_settle(&c->f);
     size_t entries = assert_converged(c);
     assert_true(entries > 10);
     unsigned refused = 0;
@@ -410,7 +324,7 @@ static void a_repeated_request_is_applied_once(void **state)
     struct proposal p1, p2;
     assert_int_equal(propose(c, 0, 1, 7, 1, "add", "n", NULL, &w1, &p1), 0);
     assert_int_equal(propose(c, 0, 1, 7, 1, "add", "n", NULL, &w2, &p2), 0); /* the same request again */
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     for (unsigned i = 0; i < 3; i++)
         assert_int_equal(counter(&c->nodes[i], "n"), 1);
@@ -434,11 +348,11 @@ static void a_request_retried_after_its_leader_died_is_applied_once(void **state
     assert_true(raft_fixture_step_until_applied(&c->f, 1, index, 5000) ||
                 raft_last_index(raft_fixture_get(&c->f, 1)) >= index);
     raft_fixture_kill(&c->f, 0);
-    unsigned leader = step_until_new_leader(c, 0);
+    unsigned leader = raft_cluster_new_leader(&c->f, 0);
     assert_true(leader == 1 || leader == 2);
     /* node 2 did not hear back: it retries the same request through the new leader */
     assert_int_equal(propose(c, leader, 2, 9, 1, "add", "n", NULL, &w, &p2), 0);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     assert_int_equal(counter(&c->nodes[1], "n"), 1);
     assert_int_equal(counter(&c->nodes[2], "n"), 1);
@@ -455,14 +369,14 @@ static void a_leader_cut_off_in_a_minority_applies_nothing_of_what_it_alone_took
     struct proposal p[4];
     struct waiter lost = {0}, later = {0}, retried = {0};
     assert_int_equal(propose(c, 0, 0, 5, 1, "put", "before", "x", NULL, &p[0]), 0);
-    settle(c);
+    raft_cluster_settle(&c->f);
     raft_fixture_disconnect(&c->f, 0, 1);
     raft_fixture_disconnect(&c->f, 1, 0);
     raft_fixture_disconnect(&c->f, 0, 2);
     raft_fixture_disconnect(&c->f, 2, 0);
     /* the old leader takes a command it cannot commit */
     assert_int_equal(propose(c, 0, 0, 5, 2, "add", "minority", NULL, &lost, &p[1]), 0);
-    unsigned leader = step_until_new_leader(c, 0);
+    unsigned leader = raft_cluster_new_leader(&c->f, 0);
     assert_true(leader == 1 || leader == 2);
     assert_int_equal(propose(c, leader, 1, 6, 1, "put", "majority", "y", &later, &p[2]), 0);
     assert_true(raft_fixture_step_until_applied(&c->f, leader, raft_last_index(raft_fixture_get(&c->f, leader)), 5000));
@@ -472,7 +386,7 @@ static void a_leader_cut_off_in_a_minority_applies_nothing_of_what_it_alone_took
     raft_fixture_reconnect(&c->f, 1, 0);
     raft_fixture_reconnect(&c->f, 0, 2);
     raft_fixture_reconnect(&c->f, 2, 0);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     /* its entry was truncated from node 0's log: applied nowhere, node 0's client still waiting */
     for (unsigned i = 0; i < 3; i++)
@@ -482,9 +396,9 @@ static void a_leader_cut_off_in_a_minority_applies_nothing_of_what_it_alone_took
     /* node 0 gives up on that proposal and retries through the leader: applied once */
     meta_fsm_forget(&c->nodes[0].fsm, 5, 2);
     assert_true(lost.done && lost.result.status == -ECANCELED);
-    leader = current_leader(c);
+    leader = raft_cluster_leader(&c->f);
     assert_int_equal(propose(c, leader, 0, 5, 2, "add", "minority", NULL, &retried, &p[3]), 0);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     for (unsigned i = 0; i < 3; i++)
         assert_int_equal(counter(&c->nodes[i], "minority"), 1);
@@ -513,14 +427,14 @@ static void a_lagging_node_catches_up_from_a_snapshot_sessions_included(void **s
     raft_fixture_reconnect(&c->f, 2, 0);
     raft_fixture_reconnect(&c->f, 1, 2);
     raft_fixture_reconnect(&c->f, 2, 1);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     assert_true(c->nodes[2].model.imports > 0); /* it caught up through a snapshot */
     assert_int_equal(c->nodes[2].fsm.applied, 100);
     /* the snapshot carried the sessions: an old request repeated is a duplicate on node 2 too */
     struct waiter w = {0};
     assert_int_equal(propose(c, 0, 2, 11, 50, "add", "s19", NULL, &w, &p[100]), 0);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     assert_true(w.done);
     assert_int_equal(w.result.status, META_DUPLICATE);
@@ -539,7 +453,7 @@ static void a_member_added_at_run_time_gets_the_same_model(void **state)
         snprintf(value, sizeof(value), "v%u", i);
         assert_int_equal(propose(c, 0, 0, 12, i + 1, "put", key, value, NULL, &p[i]), 0);
     }
-    settle(c);
+    raft_cluster_settle(&c->f);
     node_init(&c->nodes[3]);
     assert_int_equal(raft_fixture_grow(&c->f, &c->nodes[3].fsm.raft), 0);
     assert_int_equal(raft_start(raft_fixture_get(&c->f, 3)), 0); /* an empty server, waiting to be added */
@@ -560,7 +474,7 @@ static void a_member_added_at_run_time_gets_the_same_model(void **state)
         snprintf(key, sizeof(key), "m%u", i);
         assert_int_equal(propose(c, 0, 3, 13, i + 1, "put", key, "late", NULL, &p[i]), 0);
     }
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_int_equal(assert_converged(c), 60);
     assert_int_equal(c->nodes[3].model.n, 60);
     cluster_stop(c);
@@ -576,18 +490,16 @@ static void malformed_entries_change_nothing_on_any_node(void **state)
     for (unsigned i = 0; i < 4; i++) {
         struct raft_buffer buf = {raft_malloc(strlen(garbage[i]) + 1), strlen(garbage[i])};
         memcpy(buf.base, garbage[i], buf.len + 1);
-        p[i].req.data = &p[i];
-        assert_int_equal(raft_apply(raft_fixture_get(&c->f, 0), &p[i].req, &buf, 1, proposal_cb), 0);
+        assert_int_equal(raft_cluster_propose(&c->f, 0, buf, &p[i]), 0);
     }
     /* a well-formed table without a request id is malformed too */
     struct raft_buffer buf;
     struct table_buf args = args_of("k", "v");
     assert_int_equal(meta_command_encode(&buf, "put", 1, 0, &args), 0);
-    p[4].req.data = &p[4];
-    assert_int_equal(raft_apply(raft_fixture_get(&c->f, 0), &p[4].req, &buf, 1, proposal_cb), 0);
+    assert_int_equal(raft_cluster_propose(&c->f, 0, buf, &p[4]), 0);
     table_buf_free(&args);
     assert_int_equal(propose(c, 0, 1, 3, 1, "put", "after", "fine", &w, &p[5]), 0);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_int_equal(assert_converged(c), 1);
     assert_true(w.done && w.result.status == 0);
     for (unsigned i = 0; i < 3; i++)

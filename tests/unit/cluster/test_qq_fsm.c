@@ -12,13 +12,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <raft.h>
-#include <raft/fixture.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qq_fsm.h"
+#include "raft_cluster.h"
 
 /* ---- a member: the state machine and the effects it computed ---- */
 
@@ -203,11 +202,6 @@ static void assert_delivery(const struct effect *e, const char *tag, uint64_t id
 #define NODES 3
 #define PROPOSALS 1024
 
-struct proposal {
-    struct raft_apply req;
-    int status; /* of the leader's raft_apply callback; 1 while it has not fired */
-};
-
 struct cluster {
     struct raft_fixture f;
     struct node nodes[NODES];
@@ -219,23 +213,12 @@ static struct cluster *cluster_start(int64_t delivery_limit, unsigned snapshot_t
 {
     struct cluster *c = calloc(1, sizeof(*c));
     assert_non_null(c);
-    assert_int_equal(raft_fixture_initialize(&c->f), 0);
+    struct raft_fsm *fsms[NODES];
     for (unsigned i = 0; i < NODES; i++) {
         node_init(&c->nodes[i], delivery_limit);
-        assert_int_equal(raft_fixture_grow(&c->f, &c->nodes[i].fsm.raft), 0);
+        fsms[i] = &c->nodes[i].fsm.raft;
     }
-    struct raft_configuration conf;
-    assert_int_equal(raft_fixture_configuration(&c->f, NODES, &conf), 0);
-    assert_int_equal(raft_fixture_bootstrap(&c->f, &conf), 0);
-    raft_configuration_close(&conf);
-    for (unsigned i = 0; i < NODES && snapshot_threshold; i++) {
-        raft_set_snapshot_threshold(raft_fixture_get(&c->f, i), snapshot_threshold);
-        raft_set_snapshot_trailing(raft_fixture_get(&c->f, i), 2);
-    }
-    assert_int_equal(raft_fixture_start(&c->f), 0);
-    raft_fixture_elect(&c->f, 0);
-    for (unsigned i = 0; i < NODES; i++) /* elect pushed the others' timeouts out of reach: back to normal */
-        raft_fixture_set_randomized_election_timeout(&c->f, i, 1000 + i * 100);
+    raft_cluster_start(&c->f, fsms, NODES, snapshot_threshold);
     return c;
 }
 
@@ -245,13 +228,6 @@ static void cluster_stop(struct cluster *c)
     for (unsigned i = 0; i < NODES; i++)
         qq_fsm_close(&c->nodes[i].fsm);
     free(c);
-}
-
-static void proposal_cb(struct raft_apply *req, int status, void *result)
-{
-    (void)result;
-    struct proposal *p = req->data;
-    p->status = status;
 }
 
 /* Proposes (session, request) op args through server `via`, member `origin` expecting the result
@@ -265,67 +241,7 @@ static int propose(struct cluster *c, unsigned via, unsigned origin, uint64_t se
     if (w)
         assert_int_equal(qq_fsm_expect(&c->nodes[origin].fsm, session, request, waiter_done, w), 0);
     assert_true(c->nproposals < PROPOSALS);
-    struct proposal *p = &c->proposals[c->nproposals++];
-    p->req.data = p;
-    p->status = 1;
-    int rc = raft_apply(raft_fixture_get(&c->f, via), &p->req, &buf, 1, proposal_cb);
-    if (rc != 0)
-        raft_free(buf.base);
-    return rc;
-}
-
-/* The index of the live server in leader state with the highest term. */
-static unsigned current_leader(struct cluster *c)
-{
-    unsigned leader = NODES;
-    for (unsigned i = 0; i < NODES; i++) {
-        struct raft *r = raft_fixture_get(&c->f, i);
-        if (raft_fixture_alive(&c->f, i) && raft_state(r) == RAFT_LEADER &&
-            (leader == NODES || r->current_term > raft_fixture_get(&c->f, leader)->current_term))
-            leader = i;
-    }
-    return leader;
-}
-
-/* A server other than *arg in leader state, seen as leader by a majority of live servers. */
-static bool other_leader(struct raft_fixture *f, void *arg)
-{
-    unsigned old = *(unsigned *)arg;
-    for (unsigned i = 0; i < raft_fixture_n(f); i++) {
-        struct raft *r = raft_fixture_get(f, i);
-        if (i == old || !raft_fixture_alive(f, i) || raft_state(r) != RAFT_LEADER)
-            continue;
-        unsigned agree = 0;
-        for (unsigned j = 0; j < raft_fixture_n(f); j++) {
-            raft_id id;
-            const char *address;
-            raft_leader(raft_fixture_get(f, j), &id, &address);
-            agree += raft_fixture_alive(f, j) && id == r->id;
-        }
-        if (agree * 2 > raft_fixture_n(f))
-            return true;
-    }
-    return false;
-}
-
-static unsigned step_until_new_leader(struct cluster *c, unsigned old)
-{
-    assert_true(raft_fixture_step_until(&c->f, other_leader, &old, 20000));
-    unsigned leader = current_leader(c);
-    assert_true(leader < NODES && leader != old);
-    return leader;
-}
-
-/* Steps until every live member has applied everything the leader has. */
-static void settle(struct cluster *c)
-{
-    raft_fixture_step_until_elapsed(&c->f, 300);
-    unsigned leader = current_leader(c);
-    assert_true(leader < NODES);
-    raft_index last = raft_last_index(raft_fixture_get(&c->f, leader));
-    for (unsigned i = 0; i < NODES; i++)
-        if (raft_fixture_alive(&c->f, i))
-            assert_true(raft_fixture_step_until_applied(&c->f, i, last, 10000));
+    return raft_cluster_propose(&c->f, via, buf, &c->proposals[c->nproposals++]);
 }
 
 /* Every live member's state is the same bytes, and it computed the same effects. */
@@ -362,7 +278,7 @@ struct client {
 /* Sends op through the current leader; frees args. */
 static void send_cmd(struct client *cl, const char *op, struct table_buf args, struct waiter *w)
 {
-    unsigned leader = current_leader(cl->c);
+    unsigned leader = raft_cluster_leader(&cl->c->f);
     assert_true(leader < NODES);
     assert_int_equal(propose(cl->c, leader, cl->origin, cl->session, ++cl->request, op, args, w), 0);
 }
@@ -379,7 +295,7 @@ static void two_consumers_and_ten_messages(struct client *cl, struct waiter enq[
         snprintf(content, sizeof(content), "m%u", i + 1);
         send_cmd(cl, "enqueue", content_args(content), &enq[i]);
     }
-    settle(cl->c);
+    raft_cluster_settle(&cl->c->f);
     assert_converged(cl->c);
 }
 
@@ -419,7 +335,7 @@ static void settling_frees_credit_and_more_are_delivered(void **state)
     two_consumers_and_ten_messages(&cl, enq);
     send_cmd(&cl, "settle", ids_args("n0", 1, "a", IDS(1)), &s1);
     send_cmd(&cl, "settle", ids_args("n1", 1, "b", IDS(2, 4, 3)), &s2); /* 3 is a's: skipped */
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     assert_int_equal(s1.result.value, 1);
     assert_int_equal(s2.result.value, 2);
@@ -443,7 +359,7 @@ static void returned_messages_go_before_new_ones_and_are_redelivered(void **stat
     struct waiter enq[10] = {0}, r = {0};
     two_consumers_and_ten_messages(&cl, enq); /* a: 1 3, b: 2 4 5 */
     send_cmd(&cl, "return", ids_args("n1", 1, "b", IDS(4, 2)), &r);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     assert_int_equal(r.result.value, 2);
     for (unsigned i = 0; i < NODES; i++) {
@@ -470,7 +386,7 @@ static void a_message_returned_more_often_than_the_delivery_limit_is_discarded(v
     for (unsigned i = 0; i < 3; i++)
         send_cmd(&cl, "return", ids_args("n0", 1, "a", IDS(1)), NULL);
     send_cmd(&cl, "discard", ids_args("n0", 1, "a", IDS(2)), &d);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     assert_int_equal(d.result.value, 1);
     for (unsigned i = 0; i < NODES; i++) {
@@ -506,7 +422,7 @@ static void cancel_and_node_down_return_checked_out_messages(void **state)
         send_cmd(&cl, "enqueue", content_args("x"), NULL); /* a: 1 3, b: 2 4 */
     send_cmd(&cl, "cancel", consumer_args("n0", 1, "a"), &cancelled);
     send_cmd(&cl, "node_down", node_args("n1"), &down);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     assert_int_equal(cancelled.result.value, 2);
     assert_int_equal(down.result.value, 1);
@@ -515,7 +431,7 @@ static void cancel_and_node_down_return_checked_out_messages(void **state)
         assert_int_equal(qq_fsm_ready(&c->nodes[i].fsm), 4);
     }
     send_cmd(&cl, "checkout", checkout_args("n2", 1, "c", 0), NULL);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     for (unsigned i = 0; i < NODES; i++) {
         struct node *n = &c->nodes[i];
@@ -541,7 +457,7 @@ static void purge_removes_the_ready_messages_only(void **state)
     send_cmd(&cl, "cancel", consumer_args("n0", 1, "a"), NULL);
     send_cmd(&cl, "purge", (struct table_buf){0}, &p2);
     send_cmd(&cl, "enqueue", content_args("y"), &after);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     assert_int_equal(p1.result.value, 3);
     assert_int_equal(p2.result.value, 2); /* a's two, returned by the cancel */
@@ -570,7 +486,7 @@ static void a_leader_killed_mid_stream_and_retries_apply_each_command_once(void 
     }
     assert_int_equal(qq_fsm_messages(&c->nodes[1].fsm), 10);
     raft_fixture_kill(&c->f, 0);
-    unsigned leader = step_until_new_leader(c, 0);
+    unsigned leader = raft_cluster_new_leader(&c->f, 0);
     /* node 2 heard back about nothing: it retries every request through the new leader */
     assert_int_equal(propose(c, leader, 2, 27, 1, "checkout", checkout_args("n2", 1, "c", 0), NULL), 0);
     for (unsigned i = 0; i < 20; i++) {
@@ -578,7 +494,7 @@ static void a_leader_killed_mid_stream_and_retries_apply_each_command_once(void 
         snprintf(content, sizeof(content), "e%u", i + 1);
         assert_int_equal(propose(c, leader, 2, 27, i + 2, "enqueue", content_args(content), &w[i]), 0);
     }
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     for (unsigned i = 0; i < 20; i++) {
         /* node 2's request completes once: by the first copy it applies (the original entry for
@@ -635,7 +551,7 @@ static void a_lagging_member_catches_up_from_a_snapshot_and_agrees_on_later_effe
     raft_fixture_reconnect(&c->f, 2, 0);
     raft_fixture_reconnect(&c->f, 1, 2);
     raft_fixture_reconnect(&c->f, 2, 1);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_true(c->nodes[2].restores > 0); /* it caught up through a snapshot */
     assert_true(c->nodes[2].n < c->nodes[0].n);
     /* from here on every member applies every entry from the log (no more snapshots to install)
@@ -652,8 +568,8 @@ static void a_lagging_member_catches_up_from_a_snapshot_and_agrees_on_later_effe
     for (unsigned i = 0; i < 5; i++)
         send_cmd(&late, "enqueue", content_args("late"), NULL);
     send_cmd(&late, "node_down", node_args("n0"), NULL);
-    assert_int_equal(propose(c, current_leader(c), 2, 28, 3, "enqueue", content_args("old"), &dup), 0);
-    settle(c);
+    assert_int_equal(propose(c, raft_cluster_leader(&c->f), 2, 28, 3, "enqueue", content_args("old"), &dup), 0);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     assert_true(c->nodes[2].n > 5);
     assert_true(dup.done);
@@ -669,15 +585,13 @@ static void malformed_commands_change_nothing(void **state)
     send_cmd(&cl, "checkout", checkout_args("n0", 1, "a", 1), NULL);
     send_cmd(&cl, "enqueue", content_args("one"), NULL);
     send_cmd(&cl, "enqueue", content_args("two"), NULL);
-    settle(c);
+    raft_cluster_settle(&c->f);
     size_t effects = c->nodes[0].n;
     static const char *garbage[] = {"", "\x02op", "not a table at all", "\x02op\x53\x00\x00\x00\x01x"};
     for (unsigned i = 0; i < 4; i++) {
         struct raft_buffer buf = {raft_malloc(strlen(garbage[i]) + 1), strlen(garbage[i])};
         memcpy(buf.base, garbage[i], buf.len + 1);
-        struct proposal *p = &c->proposals[c->nproposals++];
-        p->req.data = p;
-        assert_int_equal(raft_apply(raft_fixture_get(&c->f, 0), &p->req, &buf, 1, proposal_cb), 0);
+        assert_int_equal(raft_cluster_propose(&c->f, 0, buf, &c->proposals[c->nproposals++]), 0);
     }
     struct waiter w[12];
     memset(w, 0, sizeof(w));
@@ -713,7 +627,7 @@ static void malformed_commands_change_nothing(void **state)
     send_cmd(&cl, "cancel", consumer_args("n0", 1, "nobody"), &w[9]);
     send_cmd(&cl, "return", ids_args("n0", 2, "a", IDS(1)), &w[10]);
     send_cmd(&cl, "enqueue", content_args("three"), &w[11]);
-    settle(c);
+    raft_cluster_settle(&c->f);
     assert_converged(c);
     for (unsigned i = 0; i < 9; i++)
         assert_int_equal(w[i].result.status, QQ_MALFORMED);
