@@ -15,10 +15,9 @@
 #define ENTRY_MAX (64u << 20) /* a command larger than this is refused by the proposer */
 
 struct meta_pending {
-    uint64_t session, request;
+    struct session_wait link; /* first: a session_wait is its meta_pending */
     meta_done_fn done;
     void *arg;
-    struct meta_pending *next;
 };
 
 static void result_set(struct meta_result *r, int status, const char *text)
@@ -92,21 +91,16 @@ int meta_fsm_expect(struct meta_fsm *fsm, uint64_t session, uint64_t request, me
     struct meta_pending *p = malloc(sizeof(*p));
     if (!p)
         return -ENOMEM;
-    *p = (struct meta_pending){session, request, done, arg, fsm->pending};
-    fsm->pending = p;
+    p->done = done;
+    p->arg = arg;
+    session_wait_add(&fsm->pending, &p->link, session, request);
     return 0;
 }
 
 /* Unlinks and returns the pending request (session, request), or NULL. */
 static struct meta_pending *pending_take(struct meta_fsm *fsm, uint64_t session, uint64_t request)
 {
-    for (struct meta_pending **pp = &fsm->pending; *pp; pp = &(*pp)->next)
-        if ((*pp)->session == session && (*pp)->request == request) {
-            struct meta_pending *p = *pp;
-            *pp = p->next;
-            return p;
-        }
-    return NULL;
+    return (struct meta_pending *)session_wait_take(&fsm->pending, session, request);
 }
 
 void meta_fsm_forget(struct meta_fsm *fsm, uint64_t session, uint64_t request)
@@ -228,9 +222,7 @@ int meta_fsm_init(struct meta_fsm *fsm, const struct meta_target *target)
 
 void meta_fsm_close(struct meta_fsm *fsm)
 {
-    while (fsm->pending) {
-        struct meta_pending *p = fsm->pending;
-        meta_fsm_forget(fsm, p->session, p->request);
-    }
+    while (fsm->pending)
+        meta_fsm_forget(fsm, fsm->pending->session, fsm->pending->request);
     sessions_free(&fsm->sessions);
 }

@@ -76,13 +76,12 @@ struct meta_target {
 /* Called when the entry of an expected request is applied on this node. */
 typedef void (*meta_done_fn)(void *arg, const struct meta_result *result);
 
-struct meta_pending;
 
 struct meta_fsm {
     struct raft_fsm raft;      /* give &fsm->raft to raft_init */
     struct meta_target target;
     struct sessions sessions;
-    struct meta_pending *pending;
+    struct session_wait *pending; /* each the first member of a waiter in meta_fsm.c */
     uint64_t applied;          /* commands applied to the target (duplicates and malformed not counted) */
     uint64_t apply_seq;        /* entries seen by apply, to age sessions */
 };

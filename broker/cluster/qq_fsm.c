@@ -15,10 +15,9 @@
 #include "qq_state.h"
 
 struct qq_pending {
-    uint64_t session, request;
+    struct session_wait link; /* first: a session_wait is its qq_pending */
     qq_done_fn done;
     void *arg;
-    struct qq_pending *next;
 };
 
 static _Noreturn void out_of_memory(void)
@@ -425,20 +424,15 @@ int qq_fsm_expect(struct qq_fsm *fsm, uint64_t session, uint64_t request, qq_don
     struct qq_pending *p = malloc(sizeof(*p));
     if (!p)
         return -ENOMEM;
-    *p = (struct qq_pending){session, request, done, arg, fsm->pending};
-    fsm->pending = p;
+    p->done = done;
+    p->arg = arg;
+    session_wait_add(&fsm->pending, &p->link, session, request);
     return 0;
 }
 
 static struct qq_pending *pending_take(struct qq_fsm *fsm, uint64_t session, uint64_t request)
 {
-    for (struct qq_pending **pp = &fsm->pending; *pp; pp = &(*pp)->next)
-        if ((*pp)->session == session && (*pp)->request == request) {
-            struct qq_pending *p = *pp;
-            *pp = p->next;
-            return p;
-        }
-    return NULL;
+    return (struct qq_pending *)session_wait_take(&fsm->pending, session, request);
 }
 
 void qq_fsm_forget(struct qq_fsm *fsm, uint64_t session, uint64_t request)
@@ -530,10 +524,8 @@ int qq_fsm_init(struct qq_fsm *fsm, int64_t delivery_limit, const struct qq_effe
 
 void qq_fsm_close(struct qq_fsm *fsm)
 {
-    while (fsm->pending) {
-        struct qq_pending *p = fsm->pending;
-        qq_fsm_forget(fsm, p->session, p->request);
-    }
+    while (fsm->pending)
+        qq_fsm_forget(fsm, fsm->pending->session, fsm->pending->request);
     qq_state_free(&fsm->state);
 }
 

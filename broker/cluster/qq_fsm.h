@@ -83,7 +83,6 @@ typedef void (*qq_done_fn)(void *arg, const struct qq_result *result);
 
 struct qq_message;
 struct qq_consumer;
-struct qq_pending;
 
 /* The replicated state; what a snapshot holds. */
 struct qq_state {
@@ -105,7 +104,7 @@ struct qq_fsm {
     struct raft_fsm raft; /* give &fsm->raft to raft_init */
     struct qq_effects effects;
     struct qq_state state;
-    struct qq_pending *pending;
+    struct session_wait *pending; /* each the first member of a waiter in qq_fsm.c */
 };
 
 /* Sets up an empty queue with delivery_limit (-1: none; x-delivery-limit otherwise) reporting

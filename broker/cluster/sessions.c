@@ -168,3 +168,20 @@ void sessions_free(struct sessions *s)
     free(s->v);
     *s = (struct sessions){0};
 }
+
+void session_wait_add(struct session_wait **list, struct session_wait *w, uint64_t session, uint64_t request)
+{
+    *w = (struct session_wait){session, request, *list};
+    *list = w;
+}
+
+struct session_wait *session_wait_take(struct session_wait **list, uint64_t session, uint64_t request)
+{
+    for (struct session_wait **pp = list; *pp; pp = &(*pp)->next)
+        if ((*pp)->session == session && (*pp)->request == request) {
+            struct session_wait *w = *pp;
+            *pp = w->next;
+            return w;
+        }
+    return NULL;
+}

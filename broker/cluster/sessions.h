@@ -46,4 +46,17 @@ int sessions_decode(struct proto_bytes array, struct sessions *out);
 /* Frees what s holds and leaves it empty. */
 void sessions_free(struct sessions *s);
 
+/* A request this member proposed and waits to see applied, in a list keyed by (session,
+ * request). A state machine embeds it as the first member of its own waiter, which adds the
+ * callback with its result type. */
+struct session_wait {
+    uint64_t session, request;
+    struct session_wait *next;
+};
+
+/* Puts w, waiting for (session, request), at the head of *list. */
+void session_wait_add(struct session_wait **list, struct session_wait *w, uint64_t session, uint64_t request);
+/* Unlinks and returns the waiter of (session, request), or NULL. */
+struct session_wait *session_wait_take(struct session_wait **list, uint64_t session, uint64_t request);
+
 #endif
