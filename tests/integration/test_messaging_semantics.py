@@ -490,13 +490,19 @@ class TransactionTest(MessagingTestCase):
         tx.tx_commit()
         self.assertEqual(self.drain_bodies(queue), ["committed"])
 
-    def test_acks_in_a_rolled_back_transaction_are_not_applied(self):
+    def ack_in_a_transaction(self):
+        """A queue holding one message "m", fetched and acked on a new channel in a transaction:
+        (queue, that channel, the get's method)."""
         queue = self.queue()
         self.publish(queue, ["m"])
         tx = self.connection.channel()
         tx.tx_select()
         method, _, _ = tx.basic_get(queue)
         tx.basic_ack(method.delivery_tag)
+        return queue, tx, method
+
+    def test_acks_in_a_rolled_back_transaction_are_not_applied(self):
+        queue, tx, method = self.ack_in_a_transaction()
         tx.tx_rollback()
         self.assertEqual(self.message_count(queue), 0)  # still unacked, not requeued
         tx.close()  # so closing the channel requeues it
@@ -504,23 +510,13 @@ class TransactionTest(MessagingTestCase):
         self.assertEqual([(b, m.redelivered) for m, _, b in got], [(b"m", True)])
 
     def test_acks_in_a_committed_transaction_are_applied(self):
-        queue = self.queue()
-        self.publish(queue, ["m"])
-        tx = self.connection.channel()
-        tx.tx_select()
-        method, _, _ = tx.basic_get(queue)
-        tx.basic_ack(method.delivery_tag)
+        queue, tx, method = self.ack_in_a_transaction()
         tx.tx_commit()
         tx.close()
         self.assertEqual(self.drain_bodies(queue), [])
 
     def test_an_ack_rolled_back_can_be_made_again(self):
-        queue = self.queue()
-        self.publish(queue, ["m"])
-        tx = self.connection.channel()
-        tx.tx_select()
-        method, _, _ = tx.basic_get(queue)
-        tx.basic_ack(method.delivery_tag)
+        queue, tx, method = self.ack_in_a_transaction()
         tx.tx_rollback()
         tx.basic_ack(method.delivery_tag)  # outstanding again, so no 406
         tx.tx_commit()
@@ -542,12 +538,7 @@ class TransactionTest(MessagingTestCase):
         self.assertEqual(self.drain_bodies(queue), ["unacked"])
 
     def test_uncommitted_ack_is_dropped_when_the_channel_closes(self):
-        queue = self.queue()
-        self.publish(queue, ["m"])
-        tx = self.connection.channel()
-        tx.tx_select()
-        method, _, _ = tx.basic_get(queue)
-        tx.basic_ack(method.delivery_tag)
+        queue, tx, method = self.ack_in_a_transaction()
         tx.close()
         self.assertEqual(self.drain_bodies(queue), ["m"])
 
