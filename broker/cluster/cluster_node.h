@@ -1,0 +1,107 @@
+/* broker/cluster/cluster_node.h: one node of a cluster at run time (docs/cluster.md): the
+ * metadata group's Raft server (libraft over raft_uv, its log under the data directory), driven
+ * from Warren's own event loop, and the cluster port it listens on, which carries both Raft's
+ * messages and the commands a follower forwards to the leader. The broker proposes a change of
+ * metadata here and learns its result when this node's state machine applies it (meta_fsm.h),
+ * whichever node led. With no cluster configured nothing here exists.
+ *
+ * Members. Every node is given the same member list (cluster_peers, host:port each, this node's
+ * own address among them); a member's Raft id is its 1-based position in that list sorted as
+ * strings, so every node derives the same ids without talking. The first start on an empty
+ * directory bootstraps the group with every listed member as a voter; later starts use the
+ * membership stored in the log. */
+#ifndef WARREN_CLUSTER_NODE_H
+#define WARREN_CLUSTER_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event_loop.h"
+#include "meta_fsm.h"
+#include "table.h"
+
+#define CLUSTER_MEMBERS_MAX 16
+#define CLUSTER_ADDRESS_MAX 256
+
+struct cluster_node;
+
+/* The node's model as the cluster drives it (the broker's definitions). Unlike meta_target, it
+ * sees Raft's log index of each command, so that a restart never applies a command twice to a
+ * model that persisted its effect: the model saves the index of the last command it applied
+ * together with the definitions it saves (atomically, in the same record), and gives it back as
+ * start_index. At start the node skips every entry, and any snapshot, at or below start_index;
+ * everything after is applied in order. */
+struct cluster_target {
+    uint64_t start_index;        /* the index saved with the model's durable state; 0 for none */
+    /* As meta_target.apply, for the entry at `index` (> start_index, increasing). */
+    void (*apply)(void *ctx, uint64_t index, const struct meta_command *cmd, struct meta_result *out);
+    /* Appends the replicated state to out (a table's contents). 0 or -1. */
+    int (*export_state)(void *ctx, struct table_buf *out);
+    /* Makes the model equal to a state export_state wrote, as of log index `index` (a snapshot
+     * from the leader, checked as untrusted). Objects it keeps keep their contents. 0 or -1
+     * (then nothing changed). */
+    int (*import_state)(void *ctx, uint64_t index, struct proto_bytes state);
+    void *ctx;
+};
+
+struct cluster_config {
+    const char *node_name;       /* shown in cluster_status; unique in the cluster */
+    const char *address;         /* this node's host:port as its peers reach it (one of peers) */
+    const char *peers;           /* comma-separated host:port of every member, this one included */
+    const char *dir;             /* Raft's directory (created if missing) */
+    unsigned election_timeout_ms;  /* 0: 1000 */
+    unsigned heartbeat_timeout_ms; /* 0: 100 */
+    unsigned snapshot_threshold;   /* entries between snapshots; 0: 1024 */
+    unsigned propose_timeout_ms;   /* a proposal not applied by then fails with -ETIMEDOUT; 0: 10000 */
+};
+
+/* Starts the node on loop: opens (or bootstraps) the group, listens on the cluster port, and
+ * applies committed commands to target from then on. Returns NULL with a message in err. */
+struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cluster_config *cfg,
+                                        const struct cluster_target *target, char *err, size_t errlen);
+
+/* Stops the node: pending proposals complete with -ECANCELED, Raft closes, the port closes.
+ * Runs the libuv loop until everything is released; NULL is ignored. */
+void cluster_node_stop(struct cluster_node *node);
+
+/* Called once with the result of a proposal: the state machine's result when this node applied
+ * the command (status 0, an AMQP reply code, META_MALFORMED), or status -ETIMEDOUT (not applied
+ * here within the propose timeout: no leader reachable, e.g. in a minority; the command may still
+ * be applied later) or -ECANCELED (the node stops). */
+typedef void (*cluster_done_fn)(void *arg, const struct meta_result *result);
+
+/* Proposes op with args (a table's contents, copied): through Raft if this node leads, otherwise
+ * forwarded to the leader over the cluster port; re-proposed with the same session and request
+ * after a leader change until applied here or timed out, so it is applied at most once. done is
+ * called exactly once, never from inside this call. Returns a handle > 0, or 0 when out of
+ * memory (done is not called). */
+uint64_t cluster_node_propose(struct cluster_node *node, const char *op, const struct table_buf *args,
+                              cluster_done_fn done, void *arg);
+
+/* Forgets a proposal whose asker is gone (its connection closed): done will not be called. The
+ * command itself may still be applied. Unknown handles are ignored. */
+void cluster_node_forget(struct cluster_node *node, uint64_t handle);
+
+struct cluster_member {
+    uint64_t id;
+    char address[CLUSTER_ADDRESS_MAX];
+    bool voter;
+    bool leader;
+    bool self;
+};
+
+struct cluster_status {
+    char node_name[CLUSTER_ADDRESS_MAX];
+    const char *state;           /* "leader", "follower", "candidate", "unavailable" */
+    uint64_t term;
+    uint64_t commit_index, last_applied;
+    uint64_t applied_commands;   /* commands applied to the target */
+    size_t member_count;
+    struct cluster_member members[CLUSTER_MEMBERS_MAX];
+};
+
+/* Fills out with the node's view of the cluster right now. */
+void cluster_node_status(struct cluster_node *node, struct cluster_status *out);
+
+#endif
