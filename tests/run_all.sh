@@ -11,7 +11,7 @@ PACKAGES=(build-essential cmake pkg-config python3 python3-pika amqp-specs uthas
           libcmocka-dev librabbitmq-dev amqp-tools clang libclang-rt-14-dev golang-go golang-github-rabbitmq-amqp091-go-dev
           dpkg-dev lintian systemd man-db groff-base libmicrohttpd-dev libjansson-dev libgnutls28-dev libjs-chart.js
           libraft-dev
-          rabbitmq-server nagios-plugins-rabbitmq prometheus curl sslscan
+          rabbitmq-server nagios-plugins-rabbitmq prometheus curl sslscan python3-celery
           chromium chromium-driver python3-selenium)
 missing=()
 for p in "${PACKAGES[@]}"; do
