@@ -24,6 +24,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
 
+# amqplib (integration_amqplib): Node from Debian when the machine has none, then the locked
+# client from the npm registry into tests/node/node_modules.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
+fi
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+
 JOBS="$(nproc)"
 passed=0; failed=0
 run_ctest() { # $1 build dir, $2 label, then extra ctest arguments
