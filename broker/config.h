@@ -5,8 +5,20 @@
 #include "log.h"
 #include "server.h"
 
+/* The cluster keys (docs/cluster.md). cluster_port 0: no cluster, and nothing cluster-related
+ * runs. */
+struct cluster_settings {
+    const char *node_name;      /* NULL: "warren@" and the host name */
+    uint16_t port;              /* cluster_port: the inter-node listener; 0 = no cluster */
+    const char *peers;          /* cluster_peers: host:port of every member, this one included */
+    const char *address;        /* cluster_address: this node's entry in peers; NULL: the one
+                                 * entry whose port is cluster_port */
+    uint32_t election_timeout_ms; /* cluster_election_timeout_ms: 1000 */
+};
+
 struct config {
     struct server_config server;
+    struct cluster_settings cluster;
     enum log_level log_level;
     char *owned[64]; /* strings read from the config file, freed by config_free */
     int owned_count;
@@ -15,6 +27,11 @@ struct config {
 /* Parses argv over the defaults; a --config FILE is read first and command-line flags win.
  * Returns 0, 1 when --help or --version was printed (exit 0), or -1 after printing the problem. */
 int config_parse(struct config *cfg, int argc, char **argv);
+
+/* This node's entry in cs->peers: cs->address when it is one of them, else the only entry
+ * whose port is cs->port. Writes it (NUL-terminated) to out[0..cap) and returns 0, or returns -1
+ * with the reason in out (not in the list, none or several with that port, too long). */
+int config_cluster_address(const struct cluster_settings *cs, char *out, size_t cap);
 
 /* Frees strings that config_parse allocated. */
 void config_free(struct config *cfg);

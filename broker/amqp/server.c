@@ -27,6 +27,9 @@
 
 
 struct persistence *server_persistence(const struct server *server) { return server->persistence; }
+void server_set_cluster(struct server *server, struct cluster_node *node) { server->cluster = node; }
+struct cluster_node *server_cluster(const struct server *server) { return server->cluster; }
+uint64_t server_cluster_index(const struct server *server) { return server->cluster_index; }
 
 void server_wait_durable(struct server *server, struct channel *ch)
 {

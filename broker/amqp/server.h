@@ -116,4 +116,14 @@ struct stats_channel;
 void server_stats_channel_opened(struct server *server);
 void server_stats_channel_closed(struct server *server, struct vhost *vhost, const struct stats_channel *stats);
 void server_connection_closed(struct server *server);
+
+/* The cluster node this server's metadata is replicated by (cluster_node.h), or NULL when no
+ * cluster is configured (then nothing cluster-related runs). main.c sets it once the node has
+ * started and clears it before stopping the node. */
+struct cluster_node;
+void server_set_cluster(struct server *server, struct cluster_node *node);
+struct cluster_node *server_cluster(const struct server *server);
+/* The Raft log index of the last cluster command applied to the model: read back from the
+ * definitions blob at start (0 when it holds none), so the node replays only what came after. */
+uint64_t server_cluster_index(const struct server *server);
 #endif

@@ -1,6 +1,9 @@
 /* broker/amqp/server_vhosts.c: the server's virtual hosts and its access database (users,
  * permissions), the model hooks that join each vhost to the rest of the broker, and the
- * durable definitions blob: {"access": {...}, "vhosts": [{"name", "definitions"}...]}. */
+ * durable definitions blob: {"access": {...}, "vhosts": [{"name", "definitions"}...],
+ * "cluster_index": uint64}. cluster_index (present only once a cluster command was applied) is
+ * the Raft index of the last command applied to these definitions: kept in the same blob so that
+ * it is saved atomically with what it describes (cluster_node.h, start_index). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -348,6 +351,11 @@ int server_export_definitions(void *ctx, struct table_buf *out)
     v = (struct table_value){.type = TABLE_ARRAY};
     v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
     rc |= table_buf_put_field(out, "vhosts", 6, &v);
+    if (server->cluster_index) {
+        v = (struct table_value){.type = TABLE_UINT64};
+        v.v.u64 = server->cluster_index;
+        rc |= table_buf_put_field(out, "cluster_index", 13, &v);
+    }
     table_buf_free(&access);
     table_buf_free(&list);
     return rc ? -1 : 0;
@@ -370,6 +378,8 @@ int server_import_definitions(void *ctx, struct proto_bytes blob)
             log_error("durable store: users and permissions could not be restored; using the defaults");
     }
     access_for_each_vhost(server->access, add_vhost_cb, server);
+    if (table_find(blob, "cluster_index", &v) == 1 && v.type == TABLE_UINT64)
+        server->cluster_index = v.v.u64;
     if (table_find(blob, "vhosts", &v) != 1 || v.type != TABLE_ARRAY) {
         log_error("durable store: definitions hold no list of vhosts; no exchange, queue or binding recreated");
         return -1;
