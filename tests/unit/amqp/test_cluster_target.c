@@ -1,7 +1,7 @@
 /* tests/unit/amqp/test_cluster_target.c: the metadata group's target over real servers (no
  * listener, no node): applying one command sequence to two fresh servers gives the same results
  * and the same replicated definitions; the index of the last command applied is saved in the
- * definitions blob and read back at start; importing a state keeps a queue whose definition
+ * definitions blob and read back at start, with the replicated state (transient objects too); importing a state keeps a queue whose definition
  * matches (with its messages), creates what is missing and deletes what is extra. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -158,14 +158,24 @@ static void test_the_index_is_saved_with_the_definitions(void **state)
     assert_int_equal(server_cluster_index(b.server), 0);
     assert_int_equal(apply(&b, 41, "queue.declare", "vhost", "/", "name", "kept", "durable", "!1", NULL), 0);
     assert_int_equal(apply(&b, 42, "queue.declare", "vhost", "/", "name", "kept", NULL), SPEC_PRECONDITION_FAILED);
+    assert_int_equal(apply(&b, 43, "queue.declare", "vhost", "/", "name", "transient", NULL), 0);
+    assert_int_equal(apply(&b, 44, "exchange.declare", "vhost", "/", "name", "tx", "type", "direct", NULL), 0);
+    assert_int_equal(apply(&b, 45, "queue.bind", "vhost", "/", "queue", "transient", "exchange", "tx", NULL), 0);
+    struct table_buf before = export_of(&b);
     loop_run_once(b.loop, 0); /* before_sleep saves the changed definitions */
     stop(&b);
     start(&b, dir);
-    assert_int_equal(server_cluster_index(b.server), 42);
+    assert_int_equal(server_cluster_index(b.server), 45);
     struct cluster_target target;
     cluster_target_init(&target, b.server);
-    assert_int_equal(target.start_index, 42);
+    assert_int_equal(target.start_index, 45);
     assert_non_null(vhost_queue_find(root(&b), bytes_of("kept")));
+    /* Transient objects come back too: the node holds what the others hold at that index. */
+    assert_non_null(vhost_queue_find(root(&b), bytes_of("transient")));
+    struct table_buf after = export_of(&b);
+    assert_int_equal(after.len, before.len);
+    table_buf_free(&before);
+    table_buf_free(&after);
     stop(&b);
     char command[128];
     snprintf(command, sizeof command, "rm -rf %s", dir);
