@@ -115,8 +115,10 @@ static void on_done(void *arg, const struct meta_result *result)
     } else if (result->status == -ETIMEDOUT) {
         /* Not applied here in time: no leader reachable, e.g. this node is in a minority. The
          * command may still be applied later. RabbitMQ has no exact counterpart (a minority
-         * node of a pause_minority cluster refuses connections); 541 is its code for an
-         * operation the broker could not carry out, and only this channel closes. */
+         * node of a pause_minority cluster refuses connections; a metadata store timeout is
+         * raised as internal_error); 541 is its code for an operation the broker could not
+         * carry out. Raised on the channel like any method's error, it closes the connection,
+         * as RabbitMQ's channel does with a hard code. */
         reply_fail(&err, SPEC_INTERNAL_ERROR, call->method_id, "cluster: no quorum");
     } else if (result->status == -ECANCELED) {
         reply_fail(&err, SPEC_INTERNAL_ERROR, call->method_id, "cluster: node stopping");
@@ -173,6 +175,8 @@ static struct cluster_call *new_call(uint32_t method_id, bool no_wait)
 
 static int propose_exchange_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
+    if (m->id == SPEC_EXCHANGE_DECLARE && m->args.exchange_declare.passive)
+        return 1;
     struct actor who = channel_actor(ch);
     struct proto_bytes vhost = proto_bytes_of(vhost_name(ch->vhost));
     struct table_buf args = {0};
@@ -186,8 +190,6 @@ static int propose_exchange_method(struct channel *ch, const struct spec_method 
             .name = a->exchange, .type = a->type, .arguments = a->arguments, .passive = a->passive,
             .durable = a->durable, .auto_delete = a->auto_delete, .internal = a->internal,
         };
-        if (a->passive)
-            return 1;
         if (declare_exchange_allowed(&who, ch->vhost, &d, err) != 0 || vhost_exchange_declare_check(ch->vhost, &d, err) != 0) {
             table_buf_free(&args);
             return -1;
