@@ -187,21 +187,21 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
             return -1;
         }
     } else if (strcmp(key, "node_name") == 0) {
-        cfg->cluster.node_name = *value ? value : NULL;
+        cfg->server.cluster.node_name = *value ? value : NULL;
     } else if (strcmp(key, "cluster_port") == 0) {
         if (parse_uint(key, value, 65535, &v))
             return -1;
-        cfg->cluster.port = (uint16_t)v;
+        cfg->server.cluster.port = (uint16_t)v;
     } else if (strcmp(key, "cluster_peers") == 0) {
-        cfg->cluster.peers = *value ? value : NULL;
+        cfg->server.cluster.peers = *value ? value : NULL;
     } else if (strcmp(key, "cluster_address") == 0) {
-        cfg->cluster.address = *value ? value : NULL;
+        cfg->server.cluster.address = *value ? value : NULL;
     } else if (strcmp(key, "cluster_election_timeout_ms") == 0) {
         if (parse_uint(key, value, 600000, &v) || v < 50) {
             fprintf(stderr, "warren: cluster_election_timeout_ms must be between 50 and 600000\n");
             return -1;
         }
-        cfg->cluster.election_timeout_ms = (uint32_t)v;
+        cfg->server.cluster.election_timeout_ms = (uint32_t)v;
     } else if (strcmp(key, "default_user") == 0) {
         s->default_user = value;
     } else if (strcmp(key, "default_pass") == 0) {
@@ -261,7 +261,6 @@ int config_parse(struct config *cfg, int argc, char **argv)
 {
     memset(cfg, 0, sizeof *cfg);
     server_config_defaults(&cfg->server);
-    cfg->cluster.election_timeout_ms = 1000;
     cfg->log_level = LOG_INFO;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc && read_file(cfg, argv[i + 1]) != 0)

@@ -5,20 +5,8 @@
 #include "log.h"
 #include "server.h"
 
-/* The cluster keys (docs/cluster.md). cluster_port 0: no cluster, and nothing cluster-related
- * runs. */
-struct cluster_settings {
-    const char *node_name;      /* NULL: "warren@" and the host name */
-    uint16_t port;              /* cluster_port: the inter-node listener; 0 = no cluster */
-    const char *peers;          /* cluster_peers: host:port of every member, this one included */
-    const char *address;        /* cluster_address: this node's entry in peers; NULL: the one
-                                 * entry whose port is cluster_port */
-    uint32_t election_timeout_ms; /* cluster_election_timeout_ms: 1000 */
-};
-
 struct config {
     struct server_config server;
-    struct cluster_settings cluster;
     enum log_level log_level;
     char *owned[64]; /* strings read from the config file, freed by config_free */
     int owned_count;

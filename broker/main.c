@@ -140,7 +140,7 @@ struct cluster_run {
 static struct cluster_node *start_cluster(struct event_loop *loop, struct server *server, const struct config *cfg,
                                           const char *address, struct cluster_run *run)
 {
-    const struct cluster_settings *cs = &cfg->cluster;
+    const struct cluster_settings *cs = &cfg->server.cluster;
     if (cs->node_name) {
         snprintf(run->node_name, sizeof run->node_name, "%s", cs->node_name);
     } else {
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
     char cluster_address[256];
-    if (check_cluster_settings(&cfg.cluster, cluster_address, sizeof cluster_address) != 0) {
+    if (check_cluster_settings(&cfg.server.cluster, cluster_address, sizeof cluster_address) != 0) {
         config_free(&cfg);
         return 1;
     }
@@ -220,7 +220,7 @@ int main(int argc, char **argv)
 #ifdef WARREN_HAVE_CLUSTER
     struct cluster_run cluster_run;
     struct cluster_node *cluster = NULL;
-    if (cfg.cluster.port) {
+    if (cfg.server.cluster.port) {
         cluster = start_cluster(main_loop, server, &cfg, cluster_address, &cluster_run);
         if (!cluster) {
             server_destroy(server);

@@ -145,6 +145,27 @@ static void add_tls_environment(json_t *environment, const struct server *server
     json_object_set_new(environment, "tls_cert_login_from", json_string(login_from[tls->login_from]));
 }
 
+/* The cluster keys of `environment`: the node's name in force (the default one when unset), the
+ * others as set ("" when unset). */
+static void add_cluster_environment(json_t *environment, const struct server *server, const struct server_config *cfg)
+{
+    (void)server;
+    const struct cluster_settings *cs = &cfg->cluster;
+    char name[300];
+    if (cs->node_name) {
+        snprintf(name, sizeof name, "%s", cs->node_name);
+    } else {
+        char host[256] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(name, sizeof name, "warren@%s", host);
+    }
+    json_object_set_new(environment, "node_name", json_string(name));
+    json_object_set_new(environment, "cluster_port", json_integer(cs->port));
+    json_object_set_new(environment, "cluster_peers", string_or_empty(cs->peers));
+    json_object_set_new(environment, "cluster_address", string_or_empty(cs->address));
+    json_object_set_new(environment, "cluster_election_timeout_ms", json_integer(cs->election_timeout_ms));
+}
+
 /* environment: what the broker runs with, after defaults, config file and flags; the port is
  * the one bound (so port 0 shows the one picked) and memory_high_watermark the bytes in force. */
 static json_t *cmd_environment(const struct admin_request *req)
@@ -175,6 +196,7 @@ static json_t *cmd_environment(const struct admin_request *req)
     json_object_set_new(environment, "prometheus_port", json_integer(cfg->prometheus_port));
     json_object_set_new(environment, "collect_statistics_interval", json_integer(cfg->stats_interval_ms));
     add_tls_environment(environment, req->server, cfg);
+    add_cluster_environment(environment, req->server, cfg);
     return json_pack("{s:b,s:o}", "ok", 1, "environment", environment);
 }
 
