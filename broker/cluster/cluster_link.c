@@ -35,6 +35,7 @@ struct link_conn {
     uint8_t head[HANDSHAKE_FIXED + ADDRESS_MAX]; /* the handshake, in or out; a message length */
     uint8_t *body;                  /* a forwarded message being read */
     size_t have, want;              /* bytes of the current piece read so far, and needed */
+    uint64_t accepted_ms;           /* uv_now() at accept */
 };
 
 struct link_write {
@@ -250,6 +251,15 @@ static void read_done(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* after a handover c is freed: libuv stopped reading, so nothing touches it */
 }
 
+void link_sweep(struct cluster_link *link)
+{
+    uint64_t now = uv_now(link->uv);
+    for (struct link_conn *c = link->conns; c; c = c->next)
+        if (c->kind == CONN_IN && (c->stage == READ_HANDSHAKE || c->stage == READ_ADDRESS) &&
+            now - c->accepted_ms > LINK_HANDSHAKE_MS)
+            conn_close(c); /* stays in the list until closed: the walk goes on safely */
+}
+
 /* ---- the listener ---- */
 
 static void on_accept(uv_stream_t *listener, int status)
@@ -269,6 +279,7 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     c->counted = true;
+    c->accepted_ms = uv_now(link->uv);
     link->incoming++;
     c->stage = READ_HANDSHAKE;
     c->have = 0;

@@ -28,6 +28,7 @@
 #define LINK_MESSAGE_MAX (64u << 20)  /* a forwarded command, bytes (meta_fsm's entry bound) */
 #define LINK_INCOMING_MAX 64          /* accepted connections not yet identified, or forwarding */
 #define LINK_QUEUE_MAX (16u << 20)    /* bytes queued on the forwarding link before sends drop */
+#define LINK_HANDSHAKE_MS 5000        /* an accepted connection must identify itself within this */
 
 struct link_conn;
 
@@ -68,5 +69,9 @@ void link_init(struct cluster_link *link, uv_loop_t *uv, link_forward_fn on_forw
  * (on_ready follows); another -errno when dropped (the caller retries later). */
 int link_forward(struct cluster_link *link, raft_id leader_id, const char *leader_address,
                  const struct raft_buffer *command);
+
+/* Closes accepted connections that did not complete their handshake within LINK_HANDSHAKE_MS,
+ * so idle sockets cannot hold every slot. Call now and then (outside or inside uv_run). */
+void link_sweep(struct cluster_link *link);
 
 #endif

@@ -294,6 +294,8 @@ static void on_tick(struct event_loop *loop, void *data)
             proposal_send(node, p);
         p = next;
     }
+    link_sweep(&node->link);
+    node_kick(node); /* sends, closes */
     node->tick_timer = loop_timer_add(loop, TICK_MS, on_tick, node);
     deliver_completed(node);
 }
