@@ -77,6 +77,7 @@ struct cluster_node {
     raft_id leader_seen;
     uint64_t model_index, applied_commands;
     bool uv_ready, io_ready, raft_ready, raft_closed;
+    bool stopping;                 /* in cluster_node_stop: append nothing more */
 };
 
 /* ---- lists ---- */
@@ -259,8 +260,8 @@ static int on_forward(void *ctx, const uint8_t *bytes, size_t len)
     struct meta_command cmd;
     if (meta_command_decode(&buf, &cmd) != 0)
         return -1;
-    if (raft_state(&node->raft) == RAFT_LEADER)
-        node_apply(node, bytes, len); /* a follower's stale idea of the leader: it retries */
+    if (raft_state(&node->raft) == RAFT_LEADER && !node->stopping)
+        node_apply(node, bytes, len); /* otherwise a follower's stale idea of the leader: it retries */
     return 0;
 }
 
@@ -467,6 +468,14 @@ static void node_teardown(struct cluster_node *node)
     if (node->backend_fd >= 0)
         loop_unwatch(node->loop, node->backend_fd);
     if (node->raft_ready) {
+        /* libraft 0.15 cancels every append still in flight at close, and each cancelled one
+         * truncates the log from its own index: with two in flight the second truncates past the
+         * end and crashes (appendLeaderCb). So the appends land first: the loop runs until the
+         * log is on disk (or 2 s pass), and nothing new is appended meanwhile (node->stopping). */
+        node->stopping = true;
+        uint64_t until = uv_now(&node->uv) + 2000;
+        while (node->raft.last_stored < raft_last_index(&node->raft) && uv_now(&node->uv) < until)
+            uv_run(&node->uv, UV_RUN_ONCE);
         raft_close(&node->raft, raft_closed);
         while (!node->raft_closed)
             if (uv_run(&node->uv, UV_RUN_DEFAULT) == 0 && !node->raft_closed)
@@ -553,6 +562,9 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
     raft_set_heartbeat_timeout(&node->raft, cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
     raft_set_snapshot_threshold(&node->raft, snapshot);
     raft_set_snapshot_trailing(&node->raft, snapshot);
+    /* A follower busy with its own snapshot refuses the leader's, which libraft then retries only
+     * after this timeout (30 s by default): a few elections' worth is plenty for metadata. */
+    raft_set_install_snapshot_timeout(&node->raft, 5 * (cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000));
     raft_set_pre_vote(&node->raft, true);
 
     struct raft_configuration conf;

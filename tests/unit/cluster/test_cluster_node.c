@@ -74,8 +74,6 @@ static void model_apply(void *ctx, uint64_t index, const struct meta_command *cm
     m->records[m->n].index = index;
     snprintf(m->records[m->n].key, sizeof(m->records[m->n].key), "%s", key);
     m->n++;
-    if (getenv("TRACE_MODEL"))
-        fprintf(stderr, "model %p apply %llu %s\n", (void *)m, (unsigned long long)index, key);
 }
 
 static int model_export(void *ctx, struct table_buf *out)
@@ -453,7 +451,7 @@ static void a_new_leader_takes_over_and_a_restarted_node_applies_nothing_twice(v
     (void)state;
     struct tcluster *c = cluster_up(8, 0); /* snapshots every 8 entries, so a restart may need one */
     step_until(c, have_leader, NULL, 10000, "a leader");
-    static struct waiter w[64];
+    static struct waiter w[96];
     memset(w, 0, sizeof(w));
     size_t n = 0;
     for (unsigned i = 0; i < 12; i++) {
@@ -471,7 +469,7 @@ static void a_new_leader_takes_over_and_a_restarted_node_applies_nothing_twice(v
     node_down(c, old);
     step_until(c, have_leader, NULL, 10000, "a new leader");
     assert_int_not_equal(leader_of(c), (int)old);
-    for (unsigned i = 0; i < 24; i++) {
+    for (unsigned i = 0; i < 48; i++) { /* enough that the leader's log no longer holds what the old one lacks */
         char key[32];
         snprintf(key, sizeof(key), "b%u", i);
         propose(c, (old + 1 + i % 2) % NODES, "put", key, &w[n++]);
@@ -480,28 +478,50 @@ static void a_new_leader_takes_over_and_a_restarted_node_applies_nothing_twice(v
     step_until(c, all_done, &ws, 15000, "the proposals after the leader stopped");
     for (size_t k = 0; k < n; k++)
         assert_int_equal(w[k].result.status, 0);
+    /* Then one at a time, so that the leader's snapshots (every 8 entries) are taken and written
+     * and its log no longer holds what the stopped node lacks. */
+    for (unsigned i = 0; i < 16; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "c%u", i);
+        propose(c, (unsigned)leader_of(c), "put", key, &w[n]);
+        struct waiters one = {&w[n++], 1};
+        step_until(c, all_done, &one, 10000, "a proposal one at a time");
+        assert_int_equal(w[n - 1].result.status, 0);
+    }
     unsigned survivors = 7u & ~(1u << old);
-    want = (struct count){36, survivors};
+    want = (struct count){76, survivors};
     step_until(c, models_hold, &want, 10000, "the survivors' models");
-    assert_same_models(c, survivors, 36);
+    assert_same_models(c, survivors, 76);
 
     /* The old leader restarts on its directory with the index its model saved. */
     uint64_t saved = c->n[old].model.index;
     assert_true(saved > 0);
     node_up(c, old);
-    want = (struct count){36, 7};
+    want = (struct count){76, 7};
     step_until(c, models_hold, &want, 15000, "the restarted node caught up");
-    assert_same_models(c, 7, 36);
-    assert_true(c->n[old].model.imports >= 1); /* the leader's log was truncated: a snapshot came */
+    assert_same_models(c, 7, 76);
     step_until(c, have_leader, NULL, 10000, "a leader after the restart");
     struct waiter last = {0};
     propose(c, old, "put", "after-restart", &last);
     struct waiters one = {&last, 1};
     step_until(c, all_done, &one, 10000, "a proposal from the restarted node");
     assert_int_equal(last.result.status, 0);
-    want = (struct count){37, 7};
+    want = (struct count){77, 7};
     step_until(c, models_hold, &want, 10000, "every model up to date");
-    assert_same_models(c, 7, 37);
+    assert_same_models(c, 7, 77);
+
+    /* A member that lost its disk and its model starts again from nothing: the leader's log no
+     * longer reaches back to entry 1 (snapshots every 8, 8 kept), so it must install a snapshot. */
+    unsigned lost = (old + 1) % NODES;
+    if ((int)lost == leader_of(c))
+        lost = (lost + 1) % NODES;
+    node_down(c, lost);
+    nftw(c->n[lost].dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    memset(&c->n[lost].model, 0, sizeof(c->n[lost].model));
+    node_up(c, lost);
+    step_until(c, models_hold, &want, 15000, "the emptied node restored from a snapshot");
+    assert_same_models(c, 7, 77);
+    assert_true(c->n[lost].model.imports >= 1);
     cluster_down(c);
 }
 
