@@ -49,6 +49,7 @@ struct proposal {
     enum proposal_state state;
     struct raft_buffer command;    /* as meta_command_encode wrote it; copied for each send */
     uint64_t deadline_ms, resend_ms;
+    raft_id sent_to;               /* the leader it was last handed to, 0 when not handed to any */
     cluster_done_fn done;
     void *arg;
     struct meta_result result;
@@ -74,7 +75,6 @@ struct cluster_node {
     uint64_t uv_timer, tick_timer; /* Warren timer ids, 0 when not armed */
     uint64_t session, last_request;
     struct proposal_list pending, completed;
-    raft_id leader_seen;
     uint64_t model_index, applied_commands;
     bool uv_ready, io_ready, raft_ready, raft_closed;
     bool stopping;                 /* in cluster_node_stop: append nothing more */
@@ -231,8 +231,10 @@ static int node_apply(struct cluster_node *node, const uint8_t *bytes, size_t le
 static void proposal_send(struct cluster_node *node, struct proposal *p)
 {
     p->resend_ms = loop_now_ms(node->loop) + RETRY_MS;
+    p->sent_to = 0;
     if (raft_state(&node->raft) == RAFT_LEADER) {
-        node_apply(node, p->command.base, p->command.len);
+        if (node_apply(node, p->command.base, p->command.len) == 0)
+            p->sent_to = node->raft.id;
         return;
     }
     raft_id id;
@@ -240,16 +242,18 @@ static void proposal_send(struct cluster_node *node, struct proposal *p)
     raft_leader(&node->raft, &id, &address);
     if (id == 0 || id == node->raft.id)
         return;
-    link_forward(&node->link, id, address, &p->command);
+    if (link_forward(&node->link, id, address, &p->command) == 0)
+        p->sent_to = id;
     node_kick(node);
 }
 
-/* The forwarding link to the leader connected: everything waiting goes out now. */
+/* The forwarding link to the leader connected: what it could not take yet goes out now. */
 static void on_forward_ready(void *ctx)
 {
     struct cluster_node *node = ctx;
     for (struct proposal *p = node->pending.head; p; p = p->next)
-        proposal_send(node, p);
+        if (p->sent_to != node->link.forward_to)
+            proposal_send(node, p);
 }
 
 /* A follower forwarded a command to this node (inside uv_run). */
@@ -284,14 +288,12 @@ static void on_tick(struct event_loop *loop, void *data)
     raft_id leader;
     const char *address;
     raft_leader(&node->raft, &leader, &address);
-    bool changed = leader != node->leader_seen;
-    node->leader_seen = leader;
     struct proposal *p = node->pending.head;
     while (p) {
         struct proposal *next = p->next;
         if (now >= p->deadline_ms)
             proposal_end(node, p, -ETIMEDOUT, "not applied within the propose timeout");
-        else if (now >= p->resend_ms || (changed && leader != 0))
+        else if (now >= p->resend_ms || (leader != 0 && p->sent_to != leader)) /* a new leader: at once */
             proposal_send(node, p);
         p = next;
     }
