@@ -169,6 +169,7 @@ static void deliver_completed(struct cluster_node *node)
 static void node_pump(struct cluster_node *node)
 {
     uv_run(&node->uv, UV_RUN_NOWAIT);
+    uv_update_time(&node->uv); /* the timeout is counted from libuv's clock: make it now */
     arm_uv_timer(node, uv_backend_timeout(&node->uv));
     deliver_completed(node);
 }

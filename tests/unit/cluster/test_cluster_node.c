@@ -714,6 +714,24 @@ static void bad_configurations_are_refused(void **state)
     cfg.peers = many;
     assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
     assert_non_null(strstr(err, "more than"));
+
+    /* The port is taken: start fails cleanly (Raft opened its directory, then closes it). */
+    int taken = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    assert_int_equal(bind(taken, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(taken, 1), 0);
+    assert_int_equal(getsockname(taken, (struct sockaddr *)&sa, &len), 0);
+    char address[32], dir[] = "/tmp/warren-cluster-node-XXXXXX";
+    snprintf(address, sizeof(address), "127.0.0.1:%u", ntohs(sa.sin_port));
+    assert_non_null(mkdtemp(dir));
+    cfg.address = address;
+    cfg.peers = address;
+    cfg.dir = dir;
+    assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
+    assert_non_null(strstr(err, "raft start"));
+    close(taken);
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     loop_destroy(loop);
 }
 
