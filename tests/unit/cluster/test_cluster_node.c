@@ -677,21 +677,29 @@ static void garbage_on_the_cluster_port_changes_nothing(void **state)
     for (size_t i = 0; i < k; i++)
         close(fds[i]);
 
-    static struct waiter w[9];
+    static struct waiter w[10];
     memset(w, 0, sizeof(w));
     for (unsigned i = 0; i < 9; i++) {
         char key[32];
         snprintf(key, sizeof(key), "g%u", i);
         propose(c, i % NODES, "put", key, &w[i]);
     }
-    struct waiters ws = {w, 9};
+    /* A large command from a follower: forwarded in many reads (the leader's buffer grows). */
+    struct table_buf args = {0};
+    static uint8_t blob[300000];
+    memset(blob, 'b', sizeof(blob));
+    assert_int_equal(table_buf_put_string(&args, "key", (struct proto_bytes){(const uint8_t *)"big", 3}), 0);
+    assert_int_equal(table_buf_put_string(&args, "blob", (struct proto_bytes){blob, sizeof(blob)}), 0);
+    assert_true(cluster_node_propose(c->n[(target + 1) % NODES].node, "put", &args, waiter_done, &w[9]) > 0);
+    table_buf_free(&args);
+    struct waiters ws = {w, 10};
     step_until(c, all_done, &ws, 10000, "proposals after the garbage");
-    for (unsigned i = 0; i < 9; i++)
+    for (unsigned i = 0; i < 10; i++)
         assert_int_equal(w[i].result.status, 0);
     assert_int_equal(leader_of(c), (int)target);
-    struct count want = {9, 7};
+    struct count want = {10, 7};
     step_until(c, models_hold, &want, 10000, "every model up to date");
-    assert_same_models(c, 7, 9);
+    assert_same_models(c, 7, 10);
     cluster_down(c);
 }
 
