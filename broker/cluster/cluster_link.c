@@ -291,6 +291,7 @@ static void on_accept(uv_stream_t *listener, int status)
         conn_close(c);
         return;
     }
+    uv_tcp_nodelay(c->tcp, 1); /* Raft's messages are small and waited for: no Nagle delay */
     if (link->incoming >= LINK_INCOMING_MAX) {
         conn_close(c); /* a flood of unidentified peers costs one closed socket each */
         return;
@@ -390,6 +391,8 @@ static void on_connected(uv_connect_t *connect, int status)
 {
     struct link_conn *c = connect->data;
     struct cluster_link *link = c->link;
+    if (status == 0)
+        uv_tcp_nodelay(c->tcp, 1);
     if (c->kind == CONN_RAFT_OUT) {
         if (status != 0 || c->closing || conn_send_handshake(c, 'R', raft_handshake_written) != 0)
             raft_connect_done(c, -1);

@@ -65,7 +65,8 @@ struct cluster_config {
 };
 
 /* Starts the node on loop: opens (or bootstraps) the group, listens on the cluster port, and
- * applies committed commands to target from then on. Returns NULL with a message in err. */
+ * applies committed commands to target from then on. A snapshot on disk newer than
+ * target->start_index is imported before this returns. Returns NULL with a message in err. */
 struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cluster_config *cfg,
                                         const struct cluster_target *target, char *err, size_t errlen);
 
