@@ -460,6 +460,13 @@ static void raft_closed(struct raft *raft)
     node->raft_closed = true;
 }
 
+static void close_leftover(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(handle))
+        uv_close(handle, NULL);
+}
+
 /* Releases whatever start got to, running libuv until its last handle closed. */
 static void node_teardown(struct cluster_node *node)
 {
@@ -488,8 +495,12 @@ static void node_teardown(struct cluster_node *node)
         raft_uv_close(&node->io);
     if (node->uv_ready) {
         uv_run(&node->uv, UV_RUN_DEFAULT);
-        if (uv_loop_close(&node->uv) != 0)
-            fprintf(stderr, "cluster: libuv loop still busy at stop\n");
+        if (uv_loop_close(&node->uv) != 0) { /* never seen: close whatever is left, then again */
+            uv_walk(&node->uv, close_leftover, NULL);
+            uv_run(&node->uv, UV_RUN_DEFAULT);
+            if (uv_loop_close(&node->uv) != 0)
+                fprintf(stderr, "cluster: libuv loop still busy at stop\n");
+        }
     }
     meta_fsm_close(&node->fsm);
     while (node->completed.head) {
