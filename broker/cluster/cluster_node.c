@@ -405,7 +405,8 @@ static int compare_strings(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Splits peers into sorted, distinct addresses (copies in storage). Count, or -1 with err set. */
+/* Splits peers into sorted, distinct addresses (copies in storage; repeats dropped). Count, or -1
+ * with err set. */
 static int members_parse(const char *peers, char storage[][CLUSTER_ADDRESS_MAX], char *sorted[], char *err,
                          size_t errlen)
 {
@@ -420,36 +421,35 @@ static int members_parse(const char *peers, char storage[][CLUSTER_ADDRESS_MAX],
         while (len > 0 && (a[len - 1] == ' ' || a[len - 1] == '\t'))
             len--;
         if (len > 0) {
+            char address[CLUSTER_ADDRESS_MAX];
             struct sockaddr_storage sa;
-            if (n == CLUSTER_MEMBERS_MAX) {
-                snprintf(err, errlen, "more than %d cluster peers", CLUSTER_MEMBERS_MAX);
-                return -1;
-            }
             if (len >= CLUSTER_ADDRESS_MAX) {
                 snprintf(err, errlen, "cluster peer address too long");
                 return -1;
             }
-            memcpy(storage[n], a, len);
-            storage[n][len] = '\0';
-            if (link_parse_address(storage[n], &sa) != 0) {
-                snprintf(err, errlen, "cluster peer '%s' is not a numeric host:port", storage[n]);
+            memcpy(address, a, len);
+            address[len] = '\0';
+            if (link_parse_address(address, &sa) != 0) {
+                snprintf(err, errlen, "cluster peer '%s' is not a numeric host:port", address);
                 return -1;
             }
-            sorted[n] = storage[n];
-            n++;
+            bool seen = false;
+            for (size_t i = 0; i < n && !seen; i++)
+                seen = strcmp(storage[i], address) == 0;
+            if (!seen) {
+                if (n == CLUSTER_MEMBERS_MAX) {
+                    snprintf(err, errlen, "more than %d cluster peers", CLUSTER_MEMBERS_MAX);
+                    return -1;
+                }
+                memcpy(storage[n], address, len + 1);
+                sorted[n] = storage[n];
+                n++;
+            }
         }
         s = end ? end + 1 : s + strlen(s);
     }
     qsort(sorted, n, sizeof(sorted[0]), compare_strings);
-    size_t distinct = 0;
-    for (size_t i = 0; i < n; i++)
-        if (distinct == 0 || strcmp(sorted[distinct - 1], sorted[i]) != 0)
-            sorted[distinct++] = sorted[i];
-    if (distinct > CLUSTER_MEMBERS_MAX) {
-        snprintf(err, errlen, "more than %d cluster peers", CLUSTER_MEMBERS_MAX);
-        return -1;
-    }
-    return (int)distinct;
+    return (int)n;
 }
 
 /* ---- start and stop ---- */

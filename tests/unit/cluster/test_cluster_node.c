@@ -201,6 +201,7 @@ static struct tcluster *cluster_up(unsigned snapshot_threshold, unsigned propose
         t->loop = loop_create();
         assert_non_null(t->loop);
     }
+    snprintf(c->peers + off, sizeof(c->peers) - off, " , %s", c->n[0].address); /* a repeat counts once */
     for (unsigned i = 0; i < NODES; i++)
         node_up(c, i);
     return c;
@@ -722,6 +723,9 @@ static void bad_configurations_are_refused(void **state)
     cfg.peers = many;
     assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
     assert_non_null(strstr(err, "more than"));
+    cfg.peers = "127.0.0.1:2, 127.0.0.1:2 ,127.0.0.1:3"; /* repeats count once; still not among them */
+    assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
+    assert_non_null(strstr(err, "not among"));
 
     /* The port is taken: start fails cleanly (Raft opened its directory, then closes it). */
     int taken = socket(AF_INET, SOCK_STREAM, 0);
