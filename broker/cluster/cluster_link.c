@@ -33,7 +33,8 @@ struct link_conn {
     uv_write_t handshake_write;
     enum read_stage stage;
     uint8_t head[HANDSHAKE_FIXED + ADDRESS_MAX]; /* the handshake, in or out; a message length */
-    uint8_t *body;                  /* a forwarded message being read */
+    uint8_t *body;                  /* a forwarded message being read, grown as its bytes come */
+    size_t body_cap;
     size_t have, want;              /* bytes of the current piece read so far, and needed */
     uint64_t accepted_ms;           /* uv_now() at accept */
 };
@@ -168,8 +169,23 @@ static void read_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct link_conn *c = handle->data;
-    uint8_t *base = c->stage == READ_BODY ? c->body : c->head;
-    *buf = uv_buf_init((char *)base + c->have, (unsigned)(c->want - c->have));
+    if (c->stage != READ_BODY) {
+        *buf = uv_buf_init((char *)c->head + c->have, (unsigned)(c->want - c->have));
+        return;
+    }
+    if (c->have == c->body_cap) { /* memory follows the bytes a peer sent, not the length it claimed */
+        size_t cap = c->body_cap ? c->body_cap * 2 : 64u << 10;
+        if (cap > c->want)
+            cap = c->want;
+        uint8_t *body = realloc(c->body, cap);
+        if (!body) {
+            *buf = uv_buf_init(NULL, 0); /* read_done sees UV_ENOBUFS and drops the peer */
+            return;
+        }
+        c->body = body;
+        c->body_cap = cap;
+    }
+    *buf = uv_buf_init((char *)c->body + c->have, (unsigned)(c->body_cap - c->have));
 }
 
 /* The piece c->want is complete: checks it and sets up the next. False: drop the peer. */
@@ -213,7 +229,7 @@ static bool read_piece(struct link_conn *c)
     }
     case READ_LENGTH: {
         uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-        if (n == 0 || n > LINK_MESSAGE_MAX || !(c->body = malloc(n)))
+        if (n == 0 || n > LINK_MESSAGE_MAX)
             return false;
         c->stage = READ_BODY;
         c->have = 0;
@@ -224,6 +240,7 @@ static bool read_piece(struct link_conn *c)
         int rc = link->on_forward(link->ctx, c->body, c->want);
         free(c->body);
         c->body = NULL;
+        c->body_cap = 0;
         c->stage = READ_LENGTH;
         c->have = 0;
         c->want = 4;
@@ -274,6 +291,7 @@ static void on_accept(uv_stream_t *listener, int status)
         conn_close(c);
         return;
     }
+    uv_tcp_nodelay(c->tcp, 1); /* Raft's messages are small and waited for: no Nagle delay */
     if (link->incoming >= LINK_INCOMING_MAX) {
         conn_close(c); /* a flood of unidentified peers costs one closed socket each */
         return;
@@ -373,6 +391,8 @@ static void on_connected(uv_connect_t *connect, int status)
 {
     struct link_conn *c = connect->data;
     struct cluster_link *link = c->link;
+    if (status == 0)
+        uv_tcp_nodelay(c->tcp, 1);
     if (c->kind == CONN_RAFT_OUT) {
         if (status != 0 || c->closing || conn_send_handshake(c, 'R', raft_handshake_written) != 0)
             raft_connect_done(c, -1);

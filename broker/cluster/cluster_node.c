@@ -49,6 +49,7 @@ struct proposal {
     enum proposal_state state;
     struct raft_buffer command;    /* as meta_command_encode wrote it; copied for each send */
     uint64_t deadline_ms, resend_ms;
+    raft_id sent_to;               /* the leader it was last handed to, 0 when not handed to any */
     cluster_done_fn done;
     void *arg;
     struct meta_result result;
@@ -74,9 +75,9 @@ struct cluster_node {
     uint64_t uv_timer, tick_timer; /* Warren timer ids, 0 when not armed */
     uint64_t session, last_request;
     struct proposal_list pending, completed;
-    raft_id leader_seen;
     uint64_t model_index, applied_commands;
     bool uv_ready, io_ready, raft_ready, raft_closed;
+    bool stopping;                 /* in cluster_node_stop: append nothing more */
 };
 
 /* ---- lists ---- */
@@ -168,6 +169,7 @@ static void deliver_completed(struct cluster_node *node)
 static void node_pump(struct cluster_node *node)
 {
     uv_run(&node->uv, UV_RUN_NOWAIT);
+    uv_update_time(&node->uv); /* the timeout is counted from libuv's clock: make it now */
     arm_uv_timer(node, uv_backend_timeout(&node->uv));
     deliver_completed(node);
 }
@@ -230,8 +232,10 @@ static int node_apply(struct cluster_node *node, const uint8_t *bytes, size_t le
 static void proposal_send(struct cluster_node *node, struct proposal *p)
 {
     p->resend_ms = loop_now_ms(node->loop) + RETRY_MS;
+    p->sent_to = 0;
     if (raft_state(&node->raft) == RAFT_LEADER) {
-        node_apply(node, p->command.base, p->command.len);
+        if (node_apply(node, p->command.base, p->command.len) == 0)
+            p->sent_to = node->raft.id;
         return;
     }
     raft_id id;
@@ -239,16 +243,18 @@ static void proposal_send(struct cluster_node *node, struct proposal *p)
     raft_leader(&node->raft, &id, &address);
     if (id == 0 || id == node->raft.id)
         return;
-    link_forward(&node->link, id, address, &p->command);
+    if (link_forward(&node->link, id, address, &p->command) == 0)
+        p->sent_to = id;
     node_kick(node);
 }
 
-/* The forwarding link to the leader connected: everything waiting goes out now. */
+/* The forwarding link to the leader connected: what it could not take yet goes out now. */
 static void on_forward_ready(void *ctx)
 {
     struct cluster_node *node = ctx;
     for (struct proposal *p = node->pending.head; p; p = p->next)
-        proposal_send(node, p);
+        if (p->sent_to != node->link.forward_to)
+            proposal_send(node, p);
 }
 
 /* A follower forwarded a command to this node (inside uv_run). */
@@ -259,8 +265,8 @@ static int on_forward(void *ctx, const uint8_t *bytes, size_t len)
     struct meta_command cmd;
     if (meta_command_decode(&buf, &cmd) != 0)
         return -1;
-    if (raft_state(&node->raft) == RAFT_LEADER)
-        node_apply(node, bytes, len); /* a follower's stale idea of the leader: it retries */
+    if (raft_state(&node->raft) == RAFT_LEADER && !node->stopping)
+        node_apply(node, bytes, len); /* otherwise a follower's stale idea of the leader: it retries */
     return 0;
 }
 
@@ -283,14 +289,12 @@ static void on_tick(struct event_loop *loop, void *data)
     raft_id leader;
     const char *address;
     raft_leader(&node->raft, &leader, &address);
-    bool changed = leader != node->leader_seen;
-    node->leader_seen = leader;
     struct proposal *p = node->pending.head;
     while (p) {
         struct proposal *next = p->next;
         if (now >= p->deadline_ms)
             proposal_end(node, p, -ETIMEDOUT, "not applied within the propose timeout");
-        else if (now >= p->resend_ms || (changed && leader != 0))
+        else if (now >= p->resend_ms || (leader != 0 && p->sent_to != leader)) /* a new leader: at once */
             proposal_send(node, p);
         p = next;
     }
@@ -401,7 +405,8 @@ static int compare_strings(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Splits peers into sorted, distinct addresses (copies in storage). Count, or -1 with err set. */
+/* Splits peers into sorted, distinct addresses (copies in storage; repeats dropped). Count, or -1
+ * with err set. */
 static int members_parse(const char *peers, char storage[][CLUSTER_ADDRESS_MAX], char *sorted[], char *err,
                          size_t errlen)
 {
@@ -416,36 +421,35 @@ static int members_parse(const char *peers, char storage[][CLUSTER_ADDRESS_MAX],
         while (len > 0 && (a[len - 1] == ' ' || a[len - 1] == '\t'))
             len--;
         if (len > 0) {
+            char address[CLUSTER_ADDRESS_MAX];
             struct sockaddr_storage sa;
-            if (n == CLUSTER_MEMBERS_MAX) {
-                snprintf(err, errlen, "more than %d cluster peers", CLUSTER_MEMBERS_MAX);
-                return -1;
-            }
             if (len >= CLUSTER_ADDRESS_MAX) {
                 snprintf(err, errlen, "cluster peer address too long");
                 return -1;
             }
-            memcpy(storage[n], a, len);
-            storage[n][len] = '\0';
-            if (link_parse_address(storage[n], &sa) != 0) {
-                snprintf(err, errlen, "cluster peer '%s' is not a numeric host:port", storage[n]);
+            memcpy(address, a, len);
+            address[len] = '\0';
+            if (link_parse_address(address, &sa) != 0) {
+                snprintf(err, errlen, "cluster peer '%s' is not a numeric host:port", address);
                 return -1;
             }
-            sorted[n] = storage[n];
-            n++;
+            bool seen = false;
+            for (size_t i = 0; i < n && !seen; i++)
+                seen = strcmp(storage[i], address) == 0;
+            if (!seen) {
+                if (n == CLUSTER_MEMBERS_MAX) {
+                    snprintf(err, errlen, "more than %d cluster peers", CLUSTER_MEMBERS_MAX);
+                    return -1;
+                }
+                memcpy(storage[n], address, len + 1);
+                sorted[n] = storage[n];
+                n++;
+            }
         }
         s = end ? end + 1 : s + strlen(s);
     }
     qsort(sorted, n, sizeof(sorted[0]), compare_strings);
-    size_t distinct = 0;
-    for (size_t i = 0; i < n; i++)
-        if (distinct == 0 || strcmp(sorted[distinct - 1], sorted[i]) != 0)
-            sorted[distinct++] = sorted[i];
-    if (distinct > CLUSTER_MEMBERS_MAX) {
-        snprintf(err, errlen, "more than %d cluster peers", CLUSTER_MEMBERS_MAX);
-        return -1;
-    }
-    return (int)distinct;
+    return (int)n;
 }
 
 /* ---- start and stop ---- */
@@ -454,6 +458,13 @@ static void raft_closed(struct raft *raft)
 {
     struct cluster_node *node = raft->data;
     node->raft_closed = true;
+}
+
+static void close_leftover(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(handle))
+        uv_close(handle, NULL);
 }
 
 /* Releases whatever start got to, running libuv until its last handle closed. */
@@ -467,6 +478,14 @@ static void node_teardown(struct cluster_node *node)
     if (node->backend_fd >= 0)
         loop_unwatch(node->loop, node->backend_fd);
     if (node->raft_ready) {
+        /* libraft 0.15 cancels every append still in flight at close, and each cancelled one
+         * truncates the log from its own index: with two in flight the second truncates past the
+         * end and crashes (appendLeaderCb). So the appends land first: the loop runs until the
+         * log is on disk (or 2 s pass), and nothing new is appended meanwhile (node->stopping). */
+        node->stopping = true;
+        uint64_t until = uv_now(&node->uv) + 2000;
+        while (node->raft.last_stored < raft_last_index(&node->raft) && uv_now(&node->uv) < until)
+            uv_run(&node->uv, UV_RUN_ONCE);
         raft_close(&node->raft, raft_closed);
         while (!node->raft_closed)
             if (uv_run(&node->uv, UV_RUN_DEFAULT) == 0 && !node->raft_closed)
@@ -476,8 +495,12 @@ static void node_teardown(struct cluster_node *node)
         raft_uv_close(&node->io);
     if (node->uv_ready) {
         uv_run(&node->uv, UV_RUN_DEFAULT);
-        if (uv_loop_close(&node->uv) != 0)
-            fprintf(stderr, "cluster: libuv loop still busy at stop\n");
+        if (uv_loop_close(&node->uv) != 0) { /* never seen: close whatever is left, then again */
+            uv_walk(&node->uv, close_leftover, NULL);
+            uv_run(&node->uv, UV_RUN_DEFAULT);
+            if (uv_loop_close(&node->uv) != 0)
+                fprintf(stderr, "cluster: libuv loop still busy at stop\n");
+        }
     }
     meta_fsm_close(&node->fsm);
     while (node->completed.head) {
@@ -553,6 +576,9 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
     raft_set_heartbeat_timeout(&node->raft, cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
     raft_set_snapshot_threshold(&node->raft, snapshot);
     raft_set_snapshot_trailing(&node->raft, snapshot);
+    /* A follower busy with its own snapshot refuses the leader's, which libraft then retries only
+     * after this timeout (30 s by default): a few elections' worth is plenty for metadata. */
+    raft_set_install_snapshot_timeout(&node->raft, 5 * (cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000));
     raft_set_pre_vote(&node->raft, true);
 
     struct raft_configuration conf;

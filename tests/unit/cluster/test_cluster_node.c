@@ -74,8 +74,6 @@ static void model_apply(void *ctx, uint64_t index, const struct meta_command *cm
     m->records[m->n].index = index;
     snprintf(m->records[m->n].key, sizeof(m->records[m->n].key), "%s", key);
     m->n++;
-    if (getenv("TRACE_MODEL"))
-        fprintf(stderr, "model %p apply %llu %s\n", (void *)m, (unsigned long long)index, key);
 }
 
 static int model_export(void *ctx, struct table_buf *out)
@@ -203,6 +201,7 @@ static struct tcluster *cluster_up(unsigned snapshot_threshold, unsigned propose
         t->loop = loop_create();
         assert_non_null(t->loop);
     }
+    snprintf(c->peers + off, sizeof(c->peers) - off, " , %s", c->n[0].address); /* a repeat counts once */
     for (unsigned i = 0; i < NODES; i++)
         node_up(c, i);
     return c;
@@ -373,6 +372,21 @@ static void assert_same_models(struct tcluster *c, unsigned mask, size_t records
     }
 }
 
+/* 1 when the first node in mask applied the command with key "cancelled" (a proposal cancelled
+ * at stop may still have been committed), else 0. */
+static size_t cancelled_applied(struct tcluster *c, unsigned mask)
+{
+    for (unsigned i = 0; i < NODES; i++) {
+        if (!(mask & 1u << i))
+            continue;
+        for (size_t r = 0; r < c->n[i].model.n; r++)
+            if (strcmp(c->n[i].model.records[r].key, "cancelled") == 0)
+                return 1;
+        return 0;
+    }
+    return 0;
+}
+
 /* ---- scenarios ---- */
 
 static void three_nodes_elect_and_apply_proposals_from_each_once_in_order(void **state)
@@ -453,7 +467,7 @@ static void a_new_leader_takes_over_and_a_restarted_node_applies_nothing_twice(v
     (void)state;
     struct tcluster *c = cluster_up(8, 0); /* snapshots every 8 entries, so a restart may need one */
     step_until(c, have_leader, NULL, 10000, "a leader");
-    static struct waiter w[64];
+    static struct waiter w[96];
     memset(w, 0, sizeof(w));
     size_t n = 0;
     for (unsigned i = 0; i < 12; i++) {
@@ -466,12 +480,26 @@ static void a_new_leader_takes_over_and_a_restarted_node_applies_nothing_twice(v
     struct count want = {12, 7};
     step_until(c, models_hold, &want, 10000, "every model up to date");
 
-    /* The leader stops; the two others elect a new one and go on, from both. */
+    /* The leader stops while the followers' proposals are in flight (forwarded, maybe appended,
+     * maybe replicated); the two others elect a new one, the followers send their proposals
+     * again, and each is applied exactly once. The leader's own is cancelled with it, unless it
+     * was applied there first. */
     unsigned old = (unsigned)leader_of(c);
+    struct waiter own = {0};
+    for (unsigned i = 0; i < 4; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "x%u", i);
+        propose(c, (old + 1 + i % 2) % NODES, "put", key, &w[n++]);
+    }
+    propose(c, old, "put", "cancelled", &own);
+    for (unsigned i = 0; i < 3; i++)
+        step(c);
     node_down(c, old);
+    assert_int_equal(own.calls, 1);
+    assert_true(own.result.status == -ECANCELED || own.result.status == 0); /* 0: applied before the stop */
     step_until(c, have_leader, NULL, 10000, "a new leader");
     assert_int_not_equal(leader_of(c), (int)old);
-    for (unsigned i = 0; i < 24; i++) {
+    for (unsigned i = 0; i < 48; i++) { /* enough that the leader's log no longer holds what the old one lacks */
         char key[32];
         snprintf(key, sizeof(key), "b%u", i);
         propose(c, (old + 1 + i % 2) % NODES, "put", key, &w[n++]);
@@ -480,28 +508,50 @@ static void a_new_leader_takes_over_and_a_restarted_node_applies_nothing_twice(v
     step_until(c, all_done, &ws, 15000, "the proposals after the leader stopped");
     for (size_t k = 0; k < n; k++)
         assert_int_equal(w[k].result.status, 0);
+    /* Then one at a time, so that the leader's snapshots (every 8 entries) are taken and written
+     * and its log no longer holds what the stopped node lacks. */
+    for (unsigned i = 0; i < 16; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "c%u", i);
+        propose(c, (unsigned)leader_of(c), "put", key, &w[n]);
+        struct waiters one = {&w[n++], 1};
+        step_until(c, all_done, &one, 10000, "a proposal one at a time");
+        assert_int_equal(w[n - 1].result.status, 0);
+    }
     unsigned survivors = 7u & ~(1u << old);
-    want = (struct count){36, survivors};
+    want = (struct count){80 + cancelled_applied(c, 7u & ~(1u << old)), survivors};
     step_until(c, models_hold, &want, 10000, "the survivors' models");
-    assert_same_models(c, survivors, 36);
+    assert_same_models(c, survivors, want.records);
 
     /* The old leader restarts on its directory with the index its model saved. */
     uint64_t saved = c->n[old].model.index;
     assert_true(saved > 0);
     node_up(c, old);
-    want = (struct count){36, 7};
+    want.mask = 7;
     step_until(c, models_hold, &want, 15000, "the restarted node caught up");
-    assert_same_models(c, 7, 36);
-    assert_true(c->n[old].model.imports >= 1); /* the leader's log was truncated: a snapshot came */
+    assert_same_models(c, 7, want.records);
     step_until(c, have_leader, NULL, 10000, "a leader after the restart");
     struct waiter last = {0};
     propose(c, old, "put", "after-restart", &last);
     struct waiters one = {&last, 1};
     step_until(c, all_done, &one, 10000, "a proposal from the restarted node");
     assert_int_equal(last.result.status, 0);
-    want = (struct count){37, 7};
+    want.records++;
     step_until(c, models_hold, &want, 10000, "every model up to date");
-    assert_same_models(c, 7, 37);
+    assert_same_models(c, 7, want.records);
+
+    /* A member that lost its disk and its model starts again from nothing: the leader's log no
+     * longer reaches back to entry 1 (snapshots every 8, 8 kept), so it must install a snapshot. */
+    unsigned lost = (old + 1) % NODES;
+    if ((int)lost == leader_of(c))
+        lost = (lost + 1) % NODES;
+    node_down(c, lost);
+    nftw(c->n[lost].dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    memset(&c->n[lost].model, 0, sizeof(c->n[lost].model));
+    node_up(c, lost);
+    step_until(c, models_hold, &want, 15000, "the emptied node restored from a snapshot");
+    assert_same_models(c, 7, want.records);
+    assert_true(c->n[lost].model.imports >= 1);
     cluster_down(c);
 }
 
@@ -628,21 +678,29 @@ static void garbage_on_the_cluster_port_changes_nothing(void **state)
     for (size_t i = 0; i < k; i++)
         close(fds[i]);
 
-    static struct waiter w[9];
+    static struct waiter w[10];
     memset(w, 0, sizeof(w));
     for (unsigned i = 0; i < 9; i++) {
         char key[32];
         snprintf(key, sizeof(key), "g%u", i);
         propose(c, i % NODES, "put", key, &w[i]);
     }
-    struct waiters ws = {w, 9};
+    /* A large command from a follower: forwarded in many reads (the leader's buffer grows). */
+    struct table_buf args = {0};
+    static uint8_t blob[300000];
+    memset(blob, 'b', sizeof(blob));
+    assert_int_equal(table_buf_put_string(&args, "key", (struct proto_bytes){(const uint8_t *)"big", 3}), 0);
+    assert_int_equal(table_buf_put_string(&args, "blob", (struct proto_bytes){blob, sizeof(blob)}), 0);
+    assert_true(cluster_node_propose(c->n[(target + 1) % NODES].node, "put", &args, waiter_done, &w[9]) > 0);
+    table_buf_free(&args);
+    struct waiters ws = {w, 10};
     step_until(c, all_done, &ws, 10000, "proposals after the garbage");
-    for (unsigned i = 0; i < 9; i++)
+    for (unsigned i = 0; i < 10; i++)
         assert_int_equal(w[i].result.status, 0);
     assert_int_equal(leader_of(c), (int)target);
-    struct count want = {9, 7};
+    struct count want = {10, 7};
     step_until(c, models_hold, &want, 10000, "every model up to date");
-    assert_same_models(c, 7, 9);
+    assert_same_models(c, 7, 10);
     cluster_down(c);
 }
 
@@ -665,6 +723,27 @@ static void bad_configurations_are_refused(void **state)
     cfg.peers = many;
     assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
     assert_non_null(strstr(err, "more than"));
+    cfg.peers = "127.0.0.1:2, 127.0.0.1:2 ,127.0.0.1:3"; /* repeats count once; still not among them */
+    assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
+    assert_non_null(strstr(err, "not among"));
+
+    /* The port is taken: start fails cleanly (Raft opened its directory, then closes it). */
+    int taken = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    assert_int_equal(bind(taken, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(taken, 1), 0);
+    assert_int_equal(getsockname(taken, (struct sockaddr *)&sa, &len), 0);
+    char address[32], dir[] = "/tmp/warren-cluster-node-XXXXXX";
+    snprintf(address, sizeof(address), "127.0.0.1:%u", ntohs(sa.sin_port));
+    assert_non_null(mkdtemp(dir));
+    cfg.address = address;
+    cfg.peers = address;
+    cfg.dir = dir;
+    assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
+    assert_non_null(strstr(err, "raft start"));
+    close(taken);
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     loop_destroy(loop);
 }
 
