@@ -17,6 +17,8 @@ static const char usage[] =
     "  --management_port N  HTTP management API (default 15672; 0: off)\n"
     "  --prometheus_port N  Prometheus metrics (default 15692; 0: off)\n"
     "  --tls_port N       AMQPS (default 5671 once tls_certfile is set; docs/tls.md)\n"
+    "  --cluster_port N   inter-node port (default 0: no cluster; docs/cluster.md), with\n"
+    "  --cluster_peers H:P,...  every member's host:cluster_port, this node included\n"
     "  --KEY VALUE        any configuration-file key, e.g. --queue_ram_messages 1000\n";
 
 static int parse_uint(const char *key, const char *text, unsigned long long max, unsigned long long *out)
@@ -184,6 +186,22 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
                             "distinguished_name\n");
             return -1;
         }
+    } else if (strcmp(key, "node_name") == 0) {
+        cfg->server.cluster.node_name = *value ? value : NULL;
+    } else if (strcmp(key, "cluster_port") == 0) {
+        if (parse_uint(key, value, 65535, &v))
+            return -1;
+        cfg->server.cluster.port = (uint16_t)v;
+    } else if (strcmp(key, "cluster_peers") == 0) {
+        cfg->server.cluster.peers = *value ? value : NULL;
+    } else if (strcmp(key, "cluster_address") == 0) {
+        cfg->server.cluster.address = *value ? value : NULL;
+    } else if (strcmp(key, "cluster_election_timeout_ms") == 0) {
+        if (parse_uint(key, value, 600000, &v) || v < 50) {
+            fprintf(stderr, "warren: cluster_election_timeout_ms must be between 50 and 600000\n");
+            return -1;
+        }
+        cfg->server.cluster.election_timeout_ms = (uint32_t)v;
     } else if (strcmp(key, "default_user") == 0) {
         s->default_user = value;
     } else if (strcmp(key, "default_pass") == 0) {
@@ -269,6 +287,55 @@ int config_parse(struct config *cfg, int argc, char **argv)
             return -1;
     }
     return 0;
+}
+
+int config_cluster_address(const struct cluster_settings *cs, char *out, size_t cap)
+{
+    const char *peers = cs->peers ? cs->peers : "";
+    size_t matches = 0;
+    char port[8];
+    snprintf(port, sizeof port, "%u", cs->port);
+    out[0] = '\0';
+    for (const char *at = peers; *at;) {
+        size_t len = strcspn(at, ",");
+        const char *entry = at;
+        at += len + (at[len] == ',');
+        while (len && (*entry == ' ' || *entry == '\t'))
+            entry++, len--;
+        while (len && (entry[len - 1] == ' ' || entry[len - 1] == '\t'))
+            len--;
+        const char *colon = len ? memrchr(entry, ':', len) : NULL;
+        if (!colon) {
+            if (len) {
+                snprintf(out, cap, "cluster_peers entry '%.*s' is not host:port", (int)len, entry);
+                return -1;
+            }
+            continue;
+        }
+        bool wanted = cs->address ? strlen(cs->address) == len && memcmp(cs->address, entry, len) == 0
+                                  : (size_t)(entry + len - colon - 1) == strlen(port) &&
+                                        memcmp(colon + 1, port, strlen(port)) == 0;
+        if (!wanted)
+            continue;
+        if (len >= cap) {
+            snprintf(out, cap, "cluster_peers entry too long");
+            return -1;
+        }
+        if (matches++ == 0) {
+            memcpy(out, entry, len);
+            out[len] = '\0';
+        }
+    }
+    if (matches == 1)
+        return 0;
+    if (cs->address)
+        snprintf(out, cap, "cluster_address '%s' is not one of cluster_peers", cs->address);
+    else if (matches == 0)
+        snprintf(out, cap, "no entry of cluster_peers has port %u (cluster_port): set cluster_address", cs->port);
+    else
+        snprintf(out, cap, "several entries of cluster_peers have port %u (cluster_port): set cluster_address",
+                 cs->port);
+    return -1;
 }
 
 void config_free(struct config *cfg)

@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include "admin.h"
+#ifdef WARREN_HAVE_CLUSTER
+#include "cluster_target.h"
+#endif
 #include "config.h"
 #include "event_loop.h"
 #include "http_server.h"
@@ -98,6 +101,74 @@ static int ensure_data_dir(const char *path)
     return -1;
 }
 
+/* The cluster keys make sense together: checked before anything starts. Returns 0 or -1
+ * (logged). address receives this node's entry of cluster_peers. */
+static int check_cluster_settings(const struct cluster_settings *cs, char *address, size_t cap)
+{
+    if (cs->port == 0) {
+        if (cs->peers || cs->address)
+            log_error("cluster_peers or cluster_address is set but cluster_port is 0 (no cluster): set cluster_port");
+        return cs->peers || cs->address ? -1 : 0;
+    }
+#ifndef WARREN_HAVE_CLUSTER
+    (void)address;
+    (void)cap;
+    log_error("cluster_port is set, but this warren was built without clustering "
+              "(building it needs libraft-dev and libuv1-dev)");
+    return -1;
+#else
+    if (!cs->peers) {
+        log_error("cluster_port is set but cluster_peers is not: list every member's host:port, this one included");
+        return -1;
+    }
+    if (config_cluster_address(cs, address, cap) != 0) {
+        log_error("%s", address);
+        return -1;
+    }
+    return 0;
+#endif
+}
+
+#ifdef WARREN_HAVE_CLUSTER
+/* Everything the node borrows for its lifetime. */
+struct cluster_run {
+    struct cluster_target target;
+    char node_name[300], dir[4096];
+};
+
+/* Starts the cluster node once the store is open (the saved index is known). NULL: logged. */
+static struct cluster_node *start_cluster(struct event_loop *loop, struct server *server, const struct config *cfg,
+                                          const char *address, struct cluster_run *run)
+{
+    const struct cluster_settings *cs = &cfg->server.cluster;
+    if (cs->node_name) {
+        snprintf(run->node_name, sizeof run->node_name, "%s", cs->node_name);
+    } else {
+        char host[256] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(run->node_name, sizeof run->node_name, "warren@%s", host);
+    }
+    snprintf(run->dir, sizeof run->dir, "%s/cluster", cfg->server.data_dir);
+    cluster_target_init(&run->target, server);
+    struct cluster_config ccfg = {
+        .node_name = run->node_name,
+        .address = address,
+        .peers = cs->peers,
+        .dir = run->dir,
+        .election_timeout_ms = cs->election_timeout_ms,
+    };
+    char err[512] = "";
+    struct cluster_node *node = cluster_node_start(loop, &ccfg, &run->target, err, sizeof err);
+    if (!node) {
+        log_error("cannot start the cluster node: %s", err);
+        return NULL;
+    }
+    log_info("cluster: node %s at %s, members %s, resuming after log index %llu", run->node_name, address, cs->peers,
+             (unsigned long long)run->target.start_index);
+    return node;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     /* First of all: a SIGTERM that arrives while the broker starts (a service manager stopping
@@ -123,6 +194,11 @@ int main(int argc, char **argv)
     }
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    char cluster_address[256];
+    if (check_cluster_settings(&cfg.server.cluster, cluster_address, sizeof cluster_address) != 0) {
+        config_free(&cfg);
+        return 1;
+    }
     if (ensure_data_dir(cfg.server.data_dir) != 0) {
         config_free(&cfg);
         return 1;
@@ -141,8 +217,26 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+#ifdef WARREN_HAVE_CLUSTER
+    struct cluster_run cluster_run;
+    struct cluster_node *cluster = NULL;
+    if (cfg.server.cluster.port) {
+        cluster = start_cluster(main_loop, server, &cfg, cluster_address, &cluster_run);
+        if (!cluster) {
+            server_destroy(server);
+            loop_destroy(main_loop);
+            config_free(&cfg);
+            return 1;
+        }
+        server_set_cluster(server, cluster);
+    }
+#endif
     struct admin *admin = admin_open(main_loop, server, NULL); /* <data-dir>/warren.sock */
     if (!admin) {
+#ifdef WARREN_HAVE_CLUSTER
+        server_set_cluster(server, NULL);
+        cluster_node_stop(cluster);
+#endif
         server_destroy(server);
         loop_destroy(main_loop);
         config_free(&cfg);
@@ -180,6 +274,10 @@ int main(int argc, char **argv)
         http_close(management);
         admin_close(admin);
         mgmt_destroy(mgmt);
+#ifdef WARREN_HAVE_CLUSTER
+        server_set_cluster(server, NULL);
+        cluster_node_stop(cluster);
+#endif
         server_destroy(server);
         loop_destroy(main_loop);
         config_free(&cfg);
@@ -208,6 +306,11 @@ int main(int argc, char **argv)
     http_close(management);
     mgmt_destroy(mgmt);
     admin_close(admin);
+#ifdef WARREN_HAVE_CLUSTER
+    /* Pending proposals complete with -ECANCELED here, while their connections still exist. */
+    cluster_node_stop(cluster);
+    server_set_cluster(server, NULL);
+#endif
     server_destroy(server);
     loop_destroy(main_loop);
     log_info("stopped");

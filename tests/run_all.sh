@@ -10,7 +10,7 @@ cd "$ROOT"
 PACKAGES=(build-essential cmake pkg-config python3 python3-pika amqp-specs uthash-dev
           libcmocka-dev librabbitmq-dev amqp-tools clang libclang-rt-14-dev golang-go golang-github-rabbitmq-amqp091-go-dev
           dpkg-dev lintian systemd man-db groff-base libmicrohttpd-dev libjansson-dev libgnutls28-dev libjs-chart.js
-          libraft-dev
+          libraft-dev libuv1-dev
           rabbitmq-server nagios-plugins-rabbitmq prometheus curl sslscan python3-celery
           chromium chromium-driver python3-selenium)
 missing=()

@@ -1,6 +1,6 @@
 /* broker/admin/admin_commands.c: the admin request format, the dispatch, and the commands that
  * act on the broker itself rather than through the management API (status, environment, stop,
- * reload_tls, purge_queue, delete_queue).
+ * reload_tls, purge_queue, delete_queue, cluster_status).
  *
  * A request is one JSON object on one line:
  *   {"command": "add_user", "args": ["bob", "secret"], "vhost": "/", "options": {},
@@ -32,6 +32,9 @@
 
 #include "access.h"
 #include "admin.h"
+#ifdef WARREN_HAVE_CLUSTER
+#include "cluster_node.h"
+#endif
 #include "introspect.h"
 #include "log.h"
 #include "mgmt.h"
@@ -142,6 +145,27 @@ static void add_tls_environment(json_t *environment, const struct server *server
     json_object_set_new(environment, "tls_cert_login_from", json_string(login_from[tls->login_from]));
 }
 
+/* The cluster keys of `environment`: the node's name in force (the default one when unset), the
+ * others as set ("" when unset). */
+static void add_cluster_environment(json_t *environment, const struct server *server, const struct server_config *cfg)
+{
+    (void)server;
+    const struct cluster_settings *cs = &cfg->cluster;
+    char name[300];
+    if (cs->node_name) {
+        snprintf(name, sizeof name, "%s", cs->node_name);
+    } else {
+        char host[256] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(name, sizeof name, "warren@%s", host);
+    }
+    json_object_set_new(environment, "node_name", json_string(name));
+    json_object_set_new(environment, "cluster_port", json_integer(cs->port));
+    json_object_set_new(environment, "cluster_peers", string_or_empty(cs->peers));
+    json_object_set_new(environment, "cluster_address", string_or_empty(cs->address));
+    json_object_set_new(environment, "cluster_election_timeout_ms", json_integer(cs->election_timeout_ms));
+}
+
 /* environment: what the broker runs with, after defaults, config file and flags; the port is
  * the one bound (so port 0 shows the one picked) and memory_high_watermark the bytes in force. */
 static json_t *cmd_environment(const struct admin_request *req)
@@ -172,6 +196,7 @@ static json_t *cmd_environment(const struct admin_request *req)
     json_object_set_new(environment, "prometheus_port", json_integer(cfg->prometheus_port));
     json_object_set_new(environment, "collect_statistics_interval", json_integer(cfg->stats_interval_ms));
     add_tls_environment(environment, req->server, cfg);
+    add_cluster_environment(environment, req->server, cfg);
     return json_pack("{s:b,s:o}", "ok", 1, "environment", environment);
 }
 
@@ -215,6 +240,51 @@ static json_t *cmd_queue_action(const struct admin_request *req, bool delete)
     return json_pack("{s:b,s:I}", "ok", 1, "messages", (json_int_t)messages);
 }
 
+/* cluster_status: {"ok":true,"cluster":{"enabled":false}} without a cluster, else the node's
+ * view: {"enabled":true,"node_name","state","term","leader" (its address, null when unknown),
+ * "commit_index","last_applied","applied_commands","members":[{"id","address","voter",
+ * "leader","self"}...]}. */
+static json_t *cmd_cluster_status(const struct admin_request *req)
+{
+    json_t *usage = admin_want_args(req, 0, 0, 0, "cluster_status");
+    if (usage)
+        return usage;
+    json_t *cluster = json_object();
+    struct cluster_node *node = server_cluster(req->server);
+    json_object_set_new(cluster, "enabled", json_boolean(node != NULL));
+#ifdef WARREN_HAVE_CLUSTER
+    if (node) {
+        struct cluster_status *st = calloc(1, sizeof *st);
+        if (!st) {
+            json_decref(cluster);
+            return admin_error("internal", "out of memory");
+        }
+        cluster_node_status(node, st);
+        json_t *members = json_array(), *leader = json_null();
+        for (size_t i = 0; i < st->member_count && i < CLUSTER_MEMBERS_MAX; i++) {
+            const struct cluster_member *m = &st->members[i];
+            json_array_append_new(members, json_pack("{s:I,s:s,s:b,s:b,s:b}", "id", (json_int_t)m->id, "address",
+                                                     m->address, "voter", m->voter, "leader", m->leader, "self",
+                                                     m->self));
+            if (m->leader) {
+                json_decref(leader);
+                leader = json_string(m->address);
+            }
+        }
+        json_object_set_new(cluster, "node_name", json_string(st->node_name));
+        json_object_set_new(cluster, "state", json_string(st->state ? st->state : "unavailable"));
+        json_object_set_new(cluster, "term", json_integer((json_int_t)st->term));
+        json_object_set_new(cluster, "leader", leader);
+        json_object_set_new(cluster, "commit_index", json_integer((json_int_t)st->commit_index));
+        json_object_set_new(cluster, "last_applied", json_integer((json_int_t)st->last_applied));
+        json_object_set_new(cluster, "applied_commands", json_integer((json_int_t)st->applied_commands));
+        json_object_set_new(cluster, "members", members);
+        free(st);
+    }
+#endif
+    return json_pack("{s:b,s:o}", "ok", 1, "cluster", cluster);
+}
+
 json_t *admin_run(struct admin_request *req)
 {
     const char *command = req->command;
@@ -231,6 +301,8 @@ json_t *admin_run(struct admin_request *req)
         answer = cmd_queue_action(req, false);
     else if (strcmp(command, "delete_queue") == 0)
         answer = cmd_queue_action(req, true);
+    else if (strcmp(command, "cluster_status") == 0)
+        answer = cmd_cluster_status(req);
     else if (!(answer = admin_api_command(req)) && !(answer = admin_list(req)))
         answer = admin_error("unknown_command", "unknown command \"%s\"", command);
     return answer;

@@ -82,6 +82,14 @@ static void channel_fail(struct channel *ch, const struct reply_error *err)
     ch->state = CHANNEL_CLOSING;
 }
 
+void channel_raise(struct channel *ch, const struct reply_error *err)
+{
+    if (spec_reply_code_is_hard(err->code))
+        connection_fail(ch->conn, err);
+    else if (ch->state == CHANNEL_OPEN)
+        channel_fail(ch, err);
+}
+
 static int handle_channel_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
     switch (m->id) {

@@ -190,6 +190,28 @@ int delete_queue_as(const struct actor *who, struct vhost *vhost, struct proto_b
                     bool if_empty, uint32_t *count, struct reply_error *err);
 int purge_queue_as(const struct actor *who, struct vhost *vhost, struct proto_bytes name, void *owner,
                    uint32_t *count, struct reply_error *err);
+/* The permission checks alone of the operations above (what the cluster path checks before it
+ * proposes): 0, or -1 with 403 in err. */
+int declare_exchange_allowed(const struct actor *who, struct vhost *vhost, const struct exchange_declare *d,
+                             struct reply_error *err);
+int delete_exchange_allowed(const struct actor *who, struct vhost *vhost, struct proto_bytes name,
+                            struct reply_error *err);
+int bind_allowed(const struct actor *who, bool to_exchange, struct proto_bytes destination, struct proto_bytes source,
+                 bool unbind, struct reply_error *err);
+int declare_queue_allowed(const struct actor *who, struct vhost *vhost, const struct queue_declare *d,
+                          struct reply_error *err);
+
+/* declare_cluster.c (built with the cluster only; called while one is configured): an exchange
+ * or queue method that changes replicated definitions is checked here (permissions and the
+ * model's rules against this node's copy), then proposed to the cluster; the connection handles
+ * no further frame until the command is applied here, and then the -ok or the error is sent.
+ * Returns 0 (proposed: the answer comes later), -1 with err (refused before proposing), or 1
+ * when the method is not replicated (passive, exclusive queue, purge...) and the caller handles
+ * it as without a cluster. */
+int declare_cluster_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);
+/* A method's error reported after the method returned (a cluster result): a soft error closes
+ * the channel, a hard one the connection, as channel_handle_frame decides for a method's error. */
+void channel_raise(struct channel *ch, const struct reply_error *err);
 
 /* publish.c: routes msg (through direct reply-to or the vhost's exchanges, memo and targets
  * being the publisher's reusable state), enqueues it on every queue reached and dispatches

@@ -92,9 +92,12 @@ struct connection {
     struct stats_channel closed_channels; /* counters of its channels already gone */
     struct flow flow;                     /* per-publisher flow control (flow.h) */
     struct connection_series series;
+    void (*wait_abandon)(void *arg);      /* connection_wait: set while waiting */
+    void *wait_arg;
 };
 
 static void arm_timer(struct connection *conn, uint64_t delay_ms, loop_timer_fn fn);
+static struct channel_slot *find_slot(struct connection *conn, uint16_t number);
 
 uint32_t connection_frame_max(const struct connection *conn) { return conn->frame_max; }
 struct server *connection_server(const struct connection *conn) { return conn->server; }
@@ -311,6 +314,30 @@ static void send_heartbeat(struct connection *conn)
     frame[FRAME_HEADER_SIZE] = FRAME_END_OCTET;
     netconn_write(conn->net, frame, sizeof frame);
 }
+
+/* ---- waiting for the cluster ---- */
+
+void connection_wait(struct connection *conn, void (*abandon)(void *arg), void *arg)
+{
+    conn->wait_abandon = abandon;
+    conn->wait_arg = arg;
+    netconn_pause_input(conn->net, NETCONN_PAUSE_WAIT, true);
+}
+
+void connection_resume(struct connection *conn)
+{
+    conn->wait_abandon = NULL;
+    conn->wait_arg = NULL;
+    netconn_pause_input(conn->net, NETCONN_PAUSE_WAIT, false);
+}
+
+struct channel *connection_channel(struct connection *conn, uint16_t number)
+{
+    struct channel_slot *slot = find_slot(conn, number);
+    return slot ? slot->channel : NULL;
+}
+
+bool connection_is_running(const struct connection *conn) { return conn->state == STATE_OPEN; }
 
 /* ---- memory alarm ---- */
 
@@ -800,7 +827,8 @@ static void on_input(struct netconn *net, void *ctx)
     size_t len;
     const uint8_t *data = netconn_input(net, &len);
     size_t off = 0;
-    while (off < len && conn->state != STATE_CLOSED) {
+    /* While waiting (connection_wait), nothing more is parsed: the bytes stay buffered. */
+    while (off < len && conn->state != STATE_CLOSED && !conn->wait_abandon) {
         if (conn->state == STATE_EXPECT_HEADER) {
             long r = frame_check_protocol_header(data, len);
             if (r == PROTO_INCOMPLETE)
@@ -874,6 +902,8 @@ static void on_close(struct netconn *net, void *ctx)
     struct connection *conn = ctx;
     if (conn->timer)
         loop_timer_cancel(netconn_loop(conn->net), conn->timer);
+    if (conn->wait_abandon)
+        conn->wait_abandon(conn->wait_arg);
     flow_release(&conn->flow, conn->net);
     struct channel_slot *slot, *tmp;
     HASH_ITER(hh, conn->channels, slot, tmp) {

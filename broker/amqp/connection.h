@@ -38,6 +38,19 @@ int connection_send_content(struct connection *conn, uint16_t channel, const str
  * but close/close-ok. Idempotent: only the first error is sent. */
 void connection_fail(struct connection *conn, const struct reply_error *err);
 
+/* Waiting for an answer from elsewhere (a cluster proposal, declare_cluster.c): the frame
+ * being handled is the last one handled until connection_resume. Frames already buffered stay
+ * unparsed and the socket is not read meanwhile (of every channel: the simplest rule that keeps
+ * the client's order). If the connection goes away first, abandon(arg) runs once, at its free.
+ * One wait at a time. */
+void connection_wait(struct connection *conn, void (*abandon)(void *arg), void *arg);
+/* Ends the wait (abandon will not run): buffered frames are handled from the next loop pass. */
+void connection_resume(struct connection *conn);
+/* Channel `number` of conn while it exists, else NULL. */
+struct channel *connection_channel(struct connection *conn, uint16_t number);
+/* True while the connection is open and has sent or received no connection.close. */
+bool connection_is_running(const struct connection *conn);
+
 /* Sends connection.close 320 CONNECTION_FORCED (broker shutdown). */
 void connection_force_close(struct connection *conn, const char *reason);
 

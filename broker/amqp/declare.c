@@ -1,5 +1,6 @@
 /* broker/amqp/declare.c: the exchange and queue classes: decode arguments, ask the vhost,
- * answer with the -ok method (unless no-wait). The rules themselves live in the model. */
+ * answer with the -ok method (unless no-wait). The rules themselves live in the model. With a
+ * cluster, the methods that change replicated definitions take declare_cluster.c's path. */
 #include <string.h>
 
 #include "access.h"
@@ -74,44 +75,76 @@ static int check_dead_letter_exchange(const struct actor *who, struct vhost *vho
     return 0;
 }
 
-int declare_exchange_as(const struct actor *who, struct vhost *vhost, const struct exchange_declare *d,
-                        struct reply_error *err)
+int declare_exchange_allowed(const struct actor *who, struct vhost *vhost, const struct exchange_declare *d,
+                             struct reply_error *err)
 {
     if (!d->passive && d->name.len &&
         (actor_check(who, ACCESS_CONFIGURE, "exchange", d->name, SPEC_EXCHANGE_DECLARE, err) != 0 ||
          check_alternate_exchange(who, vhost, d, err) != 0))
         return -1;
+    return 0;
+}
+
+int declare_exchange_as(const struct actor *who, struct vhost *vhost, const struct exchange_declare *d,
+                        struct reply_error *err)
+{
+    if (declare_exchange_allowed(who, vhost, d, err) != 0)
+        return -1;
     return vhost_exchange_declare(vhost, d, err);
+}
+
+int delete_exchange_allowed(const struct actor *who, struct vhost *vhost, struct proto_bytes name,
+                            struct reply_error *err)
+{
+    if (vhost_exchange_delete_allowed(vhost, name, err) != 0 ||
+        actor_check(who, ACCESS_CONFIGURE, "exchange", name, SPEC_EXCHANGE_DELETE, err) != 0)
+        return -1;
+    return 0;
 }
 
 int delete_exchange_as(const struct actor *who, struct vhost *vhost, struct proto_bytes name, bool if_unused,
                        struct reply_error *err)
 {
-    if (vhost_exchange_delete_allowed(vhost, name, err) != 0 ||
-        actor_check(who, ACCESS_CONFIGURE, "exchange", name, SPEC_EXCHANGE_DELETE, err) != 0)
+    if (delete_exchange_allowed(who, vhost, name, err) != 0)
         return -1;
     return vhost_exchange_delete(vhost, name, if_unused, err);
 }
 
-int bind_as(const struct actor *who, struct vhost *vhost, bool to_exchange, struct proto_bytes destination,
-            struct proto_bytes source, struct proto_bytes key, struct proto_bytes arguments, void *owner, bool unbind,
-            struct reply_error *err)
+int bind_allowed(const struct actor *who, bool to_exchange, struct proto_bytes destination, struct proto_bytes source,
+                 bool unbind, struct reply_error *err)
 {
     uint32_t mid = to_exchange ? (unbind ? SPEC_EXCHANGE_UNBIND : SPEC_EXCHANGE_BIND)
                                : (unbind ? SPEC_QUEUE_UNBIND : SPEC_QUEUE_BIND);
     if (actor_check(who, ACCESS_WRITE, to_exchange ? "exchange" : "queue", destination, mid, err) != 0 ||
         actor_check(who, ACCESS_READ, "exchange", source, mid, err) != 0)
         return -1;
+    return 0;
+}
+
+int bind_as(const struct actor *who, struct vhost *vhost, bool to_exchange, struct proto_bytes destination,
+            struct proto_bytes source, struct proto_bytes key, struct proto_bytes arguments, void *owner, bool unbind,
+            struct reply_error *err)
+{
+    if (bind_allowed(who, to_exchange, destination, source, unbind, err) != 0)
+        return -1;
     if (to_exchange)
         return vhost_exchange_bind(vhost, destination, source, key, arguments, unbind, err);
     return vhost_queue_bind(vhost, destination, source, key, arguments, owner, unbind, err);
 }
 
-int declare_queue_as(const struct actor *who, struct vhost *vhost, const struct queue_declare *d, struct queue **out,
-                     struct reply_error *err)
+int declare_queue_allowed(const struct actor *who, struct vhost *vhost, const struct queue_declare *d,
+                          struct reply_error *err)
 {
     if (!d->passive && (actor_check(who, ACCESS_CONFIGURE, "queue", d->name, SPEC_QUEUE_DECLARE, err) != 0 ||
                         check_dead_letter_exchange(who, vhost, d->name, d->arguments, err) != 0))
+        return -1;
+    return 0;
+}
+
+int declare_queue_as(const struct actor *who, struct vhost *vhost, const struct queue_declare *d, struct queue **out,
+                     struct reply_error *err)
+{
+    if (declare_queue_allowed(who, vhost, d, err) != 0)
         return -1;
     return vhost_queue_declare(vhost, d, out, err);
 }
@@ -140,6 +173,11 @@ int purge_queue_as(const struct actor *who, struct vhost *vhost, struct proto_by
 
 int channel_exchange_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
+#ifdef WARREN_HAVE_CLUSTER
+    int rc;
+    if (server_cluster(connection_server(ch->conn)) && (rc = declare_cluster_method(ch, m, err)) <= 0)
+        return rc;
+#endif
     switch (m->id) {
     case SPEC_EXCHANGE_DECLARE: {
         const struct spec_exchange_declare *a = &m->args.exchange_declare;
@@ -193,6 +231,11 @@ int channel_expand_queue_name(struct channel *ch, struct proto_bytes *name, uint
 
 int channel_queue_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
+#ifdef WARREN_HAVE_CLUSTER
+    int rc;
+    if (server_cluster(connection_server(ch->conn)) && (rc = declare_cluster_method(ch, m, err)) <= 0)
+        return rc;
+#endif
     void *owner = ch->conn;
     switch (m->id) {
     case SPEC_QUEUE_DECLARE: {

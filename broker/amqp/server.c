@@ -27,6 +27,9 @@
 
 
 struct persistence *server_persistence(const struct server *server) { return server->persistence; }
+void server_set_cluster(struct server *server, struct cluster_node *node) { server->cluster = node; }
+struct cluster_node *server_cluster(const struct server *server) { return server->cluster; }
+uint64_t server_cluster_index(const struct server *server) { return server->cluster_index; }
 
 void server_wait_durable(struct server *server, struct channel *ch)
 {
@@ -131,6 +134,7 @@ void server_config_defaults(struct server_config *cfg)
         .tls = {.handshake_timeout_ms = 5000},
         .tls_port = -1,
         .management_tls_port = -1,
+        .cluster = {.election_timeout_ms = 1000},
     };
 }
 

@@ -16,6 +16,17 @@ struct server;
 struct channel;
 struct persistence;
 
+/* The cluster keys (docs/cluster.md); main.c starts the node from them. cluster_port 0: no
+ * cluster, and nothing cluster-related runs. */
+struct cluster_settings {
+    const char *node_name;        /* NULL: "warren@" and the host name */
+    uint16_t port;                /* cluster_port: the inter-node listener; 0 = no cluster */
+    const char *peers;            /* cluster_peers: host:port of every member, this one included */
+    const char *address;          /* cluster_address: this node's entry in peers; NULL: the one
+                                   * entry whose port is cluster_port */
+    uint32_t election_timeout_ms; /* cluster_election_timeout_ms: 1000 */
+};
+
 /* Everything an operator can set (command line or --config file). Zero is not valid:
  * start from server_config_defaults. Strings are owned by the caller and must outlive the server. */
 struct server_config {
@@ -50,6 +61,7 @@ struct server_config {
     int32_t tls_port;                /* AMQPS port; -1: 5671 when tls.certfile is set, else none */
     int32_t management_tls_port;     /* HTTPS management API; -1: 15671 when tls.certfile is set
                                       * and management_port is on; 0: a free port (main.c) */
+    struct cluster_settings cluster;
 };
 
 /* Fills cfg with RabbitMQ-like defaults. */
@@ -116,4 +128,14 @@ struct stats_channel;
 void server_stats_channel_opened(struct server *server);
 void server_stats_channel_closed(struct server *server, struct vhost *vhost, const struct stats_channel *stats);
 void server_connection_closed(struct server *server);
+
+/* The cluster node this server's metadata is replicated by (cluster_node.h), or NULL when no
+ * cluster is configured (then nothing cluster-related runs). main.c sets it once the node has
+ * started and clears it before stopping the node. */
+struct cluster_node;
+void server_set_cluster(struct server *server, struct cluster_node *node);
+struct cluster_node *server_cluster(const struct server *server);
+/* The Raft log index of the last cluster command applied to the model: read back from the
+ * definitions blob at start (0 when it holds none), so the node replays only what came after. */
+uint64_t server_cluster_index(const struct server *server);
 #endif

@@ -71,6 +71,9 @@ struct server {
     struct channel *durable_waiters;
     struct admin *admin;
     struct server_stats stats;
+    struct cluster_node *cluster; /* NULL: no cluster (main.c sets it after the node started) */
+    uint64_t cluster_index;       /* Raft index of the last cluster command applied to the model;
+                                   * saved in the definitions blob as "cluster_index" */
 };
 
 /* stats_sampler.c: arms the sampler (every stats.interval_ms) and stops it. */

@@ -1,6 +1,11 @@
 /* broker/amqp/server_vhosts.c: the server's virtual hosts and its access database (users,
  * permissions), the model hooks that join each vhost to the rest of the broker, and the
- * durable definitions blob: {"access": {...}, "vhosts": [{"name", "definitions"}...]}. */
+ * durable definitions blob: {"access": {...}, "vhosts": [{"name", "definitions"}...],
+ * "cluster_index": uint64, "cluster_state": {...}}. cluster_index (present only once a cluster
+ * command was applied) is the Raft index of the last command applied to these definitions: kept
+ * in the same blob so that it is saved atomically with what it describes (cluster_node.h,
+ * start_index). cluster_state, beside it, is the replicated state at that index
+ * (cluster_target.h), transient exchanges and queues included, restored after the durable ones. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +13,9 @@
 
 #include "access.h"
 #include "channel_internal.h"
+#ifdef WARREN_HAVE_CLUSTER
+#include "cluster_target.h"
+#endif
 #include "connection.h"
 #include "event_loop.h"
 #include "log.h"
@@ -348,6 +356,22 @@ int server_export_definitions(void *ctx, struct table_buf *out)
     v = (struct table_value){.type = TABLE_ARRAY};
     v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
     rc |= table_buf_put_field(out, "vhosts", 6, &v);
+    if (server->cluster_index) {
+        v = (struct table_value){.type = TABLE_UINT64};
+        v.v.u64 = server->cluster_index;
+        rc |= table_buf_put_field(out, "cluster_index", 13, &v);
+#ifdef WARREN_HAVE_CLUSTER
+        /* The replicated state as of that index, transient objects included: a restarted
+         * node must hold what the others hold at that index, or the commands after it would
+         * not apply alike everywhere (the transient objects come back empty). */
+        struct table_buf state = {0};
+        rc |= cluster_target_export(server, &state);
+        v = (struct table_value){.type = TABLE_TABLE};
+        v.v.bytes = (struct proto_bytes){state.data, (uint32_t)state.len};
+        rc |= table_buf_put_field(out, "cluster_state", 13, &v);
+        table_buf_free(&state);
+#endif
+    }
     table_buf_free(&access);
     table_buf_free(&list);
     return rc ? -1 : 0;
@@ -370,6 +394,8 @@ int server_import_definitions(void *ctx, struct proto_bytes blob)
             log_error("durable store: users and permissions could not be restored; using the defaults");
     }
     access_for_each_vhost(server->access, add_vhost_cb, server);
+    if (table_find(blob, "cluster_index", &v) == 1 && v.type == TABLE_UINT64)
+        server->cluster_index = v.v.u64;
     if (table_find(blob, "vhosts", &v) != 1 || v.type != TABLE_ARRAY) {
         log_error("durable store: definitions hold no list of vhosts; no exchange, queue or binding recreated");
         return -1;
@@ -398,6 +424,11 @@ int server_import_definitions(void *ctx, struct proto_bytes blob)
             log_warning("durable store: %zu definitions of vhost '%s' could not be recreated (see above)", skipped,
                         shown);
     }
+#ifdef WARREN_HAVE_CLUSTER
+    if (server->cluster_index && table_find(blob, "cluster_state", &v) == 1 && v.type == TABLE_TABLE &&
+        cluster_target_import(server, server->cluster_index, v.v.bytes) != 0)
+        log_error("durable store: the cluster's state saved with the definitions could not be restored");
+#endif
     return 0;
 }
 

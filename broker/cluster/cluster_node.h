@@ -9,7 +9,15 @@
  * own address among them); a member's Raft id is its 1-based position in that list sorted as
  * strings, so every node derives the same ids without talking. The first start on an empty
  * directory bootstraps the group with every listed member as a voter; later starts use the
- * membership stored in the log. */
+ * membership stored in the log. Addresses are numeric for now ("a.b.c.d:port", "[v6]:port").
+ *
+ * Threads and the loop. Everything here runs on the thread of `loop`: Raft's callbacks, the
+ * target's functions and `done` (raft_uv's disk work runs in libuv's thread pool and reports back
+ * through the loop). Nothing blocks the loop except cluster_node_start (raft_uv loads the log)
+ * and cluster_node_stop. The process must ignore SIGPIPE (the broker does): libuv writes to
+ * peers without MSG_NOSIGNAL. The cluster port trusts whoever completes its handshake as much as
+ * libraft trusts a peer (libraft 0.15 allocates the message sizes a peer announces): it belongs
+ * on a network only members reach (docs/cluster.md). */
 #ifndef WARREN_CLUSTER_NODE_H
 #define WARREN_CLUSTER_NODE_H
 
@@ -57,12 +65,14 @@ struct cluster_config {
 };
 
 /* Starts the node on loop: opens (or bootstraps) the group, listens on the cluster port, and
- * applies committed commands to target from then on. Returns NULL with a message in err. */
+ * applies committed commands to target from then on. A snapshot on disk newer than
+ * target->start_index is imported before this returns. Returns NULL with a message in err. */
 struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cluster_config *cfg,
                                         const struct cluster_target *target, char *err, size_t errlen);
 
 /* Stops the node: pending proposals complete with -ECANCELED, Raft closes, the port closes.
- * Runs the libuv loop until everything is released; NULL is ignored. */
+ * Runs the libuv loop until everything is released (blocking, at most ~2 s more for appends in
+ * flight to reach the disk); NULL is ignored. Never call it from a `done` or a target function. */
 void cluster_node_stop(struct cluster_node *node);
 
 /* Called once with the result of a proposal: the state machine's result when this node applied
@@ -74,8 +84,10 @@ typedef void (*cluster_done_fn)(void *arg, const struct meta_result *result);
 /* Proposes op with args (a table's contents, copied): through Raft if this node leads, otherwise
  * forwarded to the leader over the cluster port; re-proposed with the same session and request
  * after a leader change until applied here or timed out, so it is applied at most once. done is
- * called exactly once, never from inside this call. Returns a handle > 0, or 0 when out of
- * memory (done is not called). */
+ * called exactly once, never from inside this call (from the loop, after libuv ran), and may
+ * propose or forget. The same command is sent again every 500 ms and at each change of leader
+ * until it is applied here. Returns a handle > 0, or 0 when out of memory or args is too large
+ * (done is not called). */
 uint64_t cluster_node_propose(struct cluster_node *node, const char *op, const struct table_buf *args,
                               cluster_done_fn done, void *arg);
 

@@ -201,7 +201,10 @@ static int inequivalent(struct reply_error *err, uint32_t method, const char *wh
 
 static const char *bool_text(bool b) { return b ? "true" : "false"; }
 
-int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d, struct reply_error *err)
+/* exchange.declare's rules, changing nothing: 1 when nothing is to be created (passive, or an
+ * equivalent exchange exists), 0 when a new exchange of *kind is to be created, -1 with err. */
+static int exchange_declare_rules(struct vhost *vhost, const struct exchange_declare *d, enum router_kind *kind,
+                                  struct reply_error *err)
 {
     const uint32_t m = SPEC_EXCHANGE_DECLARE;
     if (d->name.len == 0)
@@ -211,17 +214,14 @@ int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d
         if (!x)
             return reply_fail(err, SPEC_NOT_FOUND, m, "no exchange '" BYTES_FMT "' in vhost '%s'",
                               BYTES_ARG(d->name), vhost->name);
-        return 0;
+        return 1;
     }
-    if (d->name.len == 0)
-        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "operation not permitted on the default exchange");
-    enum router_kind kind;
-    if (router_kind_parse((const char *)d->type.ptr, d->type.len, &kind) != 0)
+    if (router_kind_parse((const char *)d->type.ptr, d->type.len, kind) != 0)
         return reply_fail(err, SPEC_COMMAND_INVALID, m, "%s exchange type '" BYTES_FMT "'",
                           has_prefix(d->type, "x-") ? "unknown" : "invalid", BYTES_ARG(d->type));
     if (x) {
-        if (x->kind != kind)
-            return inequivalent(err, m, "exchange", "type", d->name, router_kind_name(kind),
+        if (x->kind != *kind)
+            return inequivalent(err, m, "exchange", "type", d->name, router_kind_name(*kind),
                                 router_kind_name(x->kind));
         if (x->durable != d->durable)
             return inequivalent(err, m, "exchange", "durable", d->name, bool_text(d->durable),
@@ -233,7 +233,9 @@ int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d
             return inequivalent(err, m, "exchange", "internal", d->name, bool_text(d->internal),
                                 bool_text(x->internal));
         struct proto_bytes current = {x->arguments, x->arguments_len};
-        return arguments_equivalent(current, d->arguments, arguments_exchange_keys, "exchange", d->name, m, err);
+        if (arguments_equivalent(current, d->arguments, arguments_exchange_keys, "exchange", d->name, m, err) != 0)
+            return -1;
+        return 1;
     }
     if (has_prefix(d->name, "amq."))
         return reply_fail(err, SPEC_ACCESS_REFUSED, m,
@@ -246,8 +248,23 @@ int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d
         return reply_fail(err, SPEC_PRECONDITION_FAILED, m,
                           "invalid arg 'alternate-exchange' for exchange '" BYTES_FMT "' in vhost '%s'",
                           BYTES_ARG(d->name), vhost->name);
+    return 0;
+}
+
+int vhost_exchange_declare_check(struct vhost *vhost, const struct exchange_declare *d, struct reply_error *err)
+{
+    enum router_kind kind;
+    return exchange_declare_rules(vhost, d, &kind, err) < 0 ? -1 : 0;
+}
+
+int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d, struct reply_error *err)
+{
+    enum router_kind kind;
+    int rc = exchange_declare_rules(vhost, d, &kind, err);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
     if (!exchange_new(vhost, d->name, kind, d->durable, d->auto_delete, d->internal, d->arguments))
-        return reply_fail(err, SPEC_INTERNAL_ERROR, m, "out of memory");
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_EXCHANGE_DECLARE, "out of memory");
     if (d->durable)
         definitions_changed(vhost);
     return 0;
@@ -418,8 +435,11 @@ static int check_queue_equivalence(struct vhost *vhost, struct queue *q, const s
     return arguments_equivalent(queue_arguments(q), d->arguments, queue_type_key, "queue", name, m, err);
 }
 
-int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, struct queue **out,
-                        struct reply_error *err)
+/* queue.declare's rules for a queue called name (d->name, or the one generated for it),
+ * changing nothing: 1 with *existing when an existing queue answers it (passive, or an
+ * equivalent redeclare), 0 with *settings parsed when a new queue is to be created, -1 with err. */
+static int queue_declare_rules(struct vhost *vhost, const struct queue_declare *d, struct proto_bytes name,
+                               struct queue **existing, struct queue_settings *settings, struct reply_error *err)
 {
     const uint32_t m = SPEC_QUEUE_DECLARE;
     struct queue *q = d->name.len ? vhost_find_queue(vhost, d->name) : NULL;
@@ -429,11 +449,8 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
                               vhost->name);
         if (queue_owner(q) && queue_owner(q) != d->owner)
             return locked(err, m, d->name, vhost->name);
-        /* A passive declare is use, as in RabbitMQ (its queue answers the stat call after
-         * restarting the x-expires timer); the spec does not say. */
-        queue_touch(q, vhost->hooks.now_ms(vhost->hooks.ctx));
-        *out = q;
-        return 0;
+        *existing = q;
+        return 1;
     }
     if (has_prefix(d->name, "amq.") && !d->server_named)
         return reply_fail(err, SPEC_ACCESS_REFUSED, m, "queue name '" BYTES_FMT "' contains reserved prefix 'amq.*'",
@@ -443,25 +460,13 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
             return locked(err, m, d->name, vhost->name);
         if (check_queue_equivalence(vhost, q, d, err) != 0)
             return -1;
-        queue_touch(q, vhost->hooks.now_ms(vhost->hooks.ctx));
-        *out = q;
-        return 0;
-    }
-    char generated[VHOST_GENERATED_NAME_LEN + 1];
-    struct proto_bytes name = d->name;
-    if (name.len == 0) {
-        if (vhost_queue_generate_name(vhost, generated) != 0)
-            return reply_fail(err, SPEC_INTERNAL_ERROR, m, "no randomness for a queue name");
-        name = (struct proto_bytes){(const uint8_t *)generated, VHOST_GENERATED_NAME_LEN};
-    } else if (has_prefix(name, "amq.") && !d->server_named) {
-        return reply_fail(err, SPEC_ACCESS_REFUSED, m, "queue name '" BYTES_FMT "' contains reserved prefix 'amq.*'",
-                          BYTES_ARG(name));
+        *existing = q;
+        return 1;
     }
     const char *why;
     if (name_check(name, false, &why) != 0) /* a client's is a shortstr; a restored one may be anything */
         return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "invalid queue name: %s", why);
-    struct queue_settings settings;
-    if (queue_settings_parse(name, d->arguments, &settings, err) != 0) {
+    if (queue_settings_parse(name, d->arguments, settings, err) != 0) {
         err->method_id = m;
         return -1;
     }
@@ -471,6 +476,39 @@ int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, stru
         return reply_fail(err, SPEC_PRECONDITION_FAILED, m,
                           "cannot declare queue '" BYTES_FMT "': queue limit in vhost '%s' (%lld) is reached",
                           BYTES_ARG(name), vhost->name, (long long)max_queues);
+    return 0;
+}
+
+int vhost_queue_declare_check(struct vhost *vhost, const struct queue_declare *d, struct reply_error *err)
+{
+    struct queue *q;
+    struct queue_settings settings;
+    return queue_declare_rules(vhost, d, d->name, &q, &settings, err) < 0 ? -1 : 0;
+}
+
+int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, struct queue **out,
+                        struct reply_error *err)
+{
+    const uint32_t m = SPEC_QUEUE_DECLARE;
+    char generated[VHOST_GENERATED_NAME_LEN + 1];
+    struct proto_bytes name = d->name;
+    if (name.len == 0 && !d->passive) {
+        if (vhost_queue_generate_name(vhost, generated) != 0)
+            return reply_fail(err, SPEC_INTERNAL_ERROR, m, "no randomness for a queue name");
+        name = (struct proto_bytes){(const uint8_t *)generated, VHOST_GENERATED_NAME_LEN};
+    }
+    struct queue *q;
+    struct queue_settings settings;
+    int rc = queue_declare_rules(vhost, d, name, &q, &settings, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        /* A passive declare is use, as in RabbitMQ (its queue answers the stat call after
+         * restarting the x-expires timer); the spec does not say. */
+        queue_touch(q, vhost->hooks.now_ms(vhost->hooks.ctx));
+        *out = q;
+        return 0;
+    }
     settings.durable = d->durable;
     settings.exclusive = d->exclusive;
     settings.auto_delete = d->auto_delete;

@@ -69,6 +69,9 @@ const char *vhost_name(const struct vhost *vhost);
 /* exchange.declare with RabbitMQ's rules (reserved amq. prefix 403, unknown type 503,
  * inequivalent redeclare 406, passive on a missing exchange 404). */
 int vhost_exchange_declare(struct vhost *vhost, const struct exchange_declare *d, struct reply_error *err);
+/* Every rule of vhost_exchange_declare against the vhost as it is, changing nothing: 0 when the
+ * declare would succeed, or -1 with err (a cluster node checks before it proposes). */
+int vhost_exchange_declare_check(struct vhost *vhost, const struct exchange_declare *d, struct reply_error *err);
 /* exchange.delete; a missing exchange is not an error (as RabbitMQ). if_unused: 406 when it is
  * the source of bindings. */
 int vhost_exchange_delete(struct vhost *vhost, struct proto_bytes name, bool if_unused, struct reply_error *err);
@@ -83,6 +86,9 @@ int vhost_exchange_bind(struct vhost *vhost, struct proto_bytes destination, str
  * for a server-named queue (empty d->name) is readable through queue_name. */
 int vhost_queue_declare(struct vhost *vhost, const struct queue_declare *d, struct queue **out,
                         struct reply_error *err);
+/* The same for vhost_queue_declare (d->name not empty: a server-named queue's name is generated
+ * first), changing nothing, not even the queue's last use. 0 or -1 with err. */
+int vhost_queue_declare_check(struct vhost *vhost, const struct queue_declare *d, struct reply_error *err);
 /* Writes a fresh server-named queue name ("amq.gen-" and 128 random bits, no queue of that name
  * in vhost) and a NUL to out, for a caller that must vet the name (permissions) before declaring
  * it with server_named set. Returns 0, or -EIO when no randomness is available. */
@@ -150,6 +156,11 @@ uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms);
 /* Encodes the durable exchanges, queues and bindings as one field table (contents) appended to
  * out. Returns 0 or -ENOMEM. */
 int vhost_export_definitions(struct vhost *vhost, struct table_buf *out);
+/* Encodes what a cluster replicates of the vhost (docs/cluster.md): every exchange but the
+ * built-in ones, every queue but exclusive ones (each with a "durable" field, as the
+ * definitions' layout otherwise), and the bindings between them; no policies or limits (kept per
+ * node for now). Appended to out; 0 or -ENOMEM. */
+int vhost_export_replicated(struct vhost *vhost, struct table_buf *out);
 /* Recreates what vhost_export_definitions wrote (at start-up, before any connection). Entries
  * that fail are skipped and counted in *skipped. Returns 0, or -1 for a malformed blob. */
 int vhost_import_definitions(struct vhost *vhost, struct proto_bytes blob, size_t *skipped);

@@ -37,15 +37,19 @@ static int append_table(struct table_buf *list, struct table_buf *entry)
     return rc;
 }
 
-static bool queue_is_kept(struct queue *q)
+/* What is exported: the durable definitions (the store's), or every replicated one (the
+ * cluster's: transient exchanges and queues too, with a "durable" field; never exclusive queues,
+ * which stay with their connection's node). */
+static bool queue_is_kept(struct queue *q, bool replicated)
 {
     const struct queue_settings *s = queue_settings(q);
-    return s->durable && !s->exclusive;
+    return (replicated || s->durable) && !s->exclusive;
 }
 
 struct binding_export {
     struct exchange *source;
     struct table_buf *list;
+    bool replicated;
     int rc;
 };
 
@@ -57,13 +61,13 @@ static void export_binding(void *destination, struct proto_bytes key, struct pro
     const char *dest_type;
     if (destination_is_exchange(destination)) {
         struct exchange *x = destination_exchange(destination);
-        if (!x->durable)
+        if (!x->durable && !e->replicated)
             return;
         dest_name = (struct proto_bytes){(const uint8_t *)x->name, x->name_len};
         dest_type = "exchange";
     } else {
         struct queue *q = destination;
-        if (!queue_is_kept(q))
+        if (!queue_is_kept(q, e->replicated))
             return;
         dest_name = queue_name(q);
         dest_type = "queue";
@@ -120,33 +124,37 @@ static int export_policies_and_limits(struct vhost *vhost, struct table_buf *out
     return rc;
 }
 
-int vhost_export_definitions(struct vhost *vhost, struct table_buf *out)
+static int export_objects(struct vhost *vhost, struct table_buf *out, bool replicated)
 {
     struct table_buf exchanges = {0}, queues = {0}, bindings = {0};
     int rc = 0;
     struct exchange *x, *xtmp;
     HASH_ITER(hh, vhost->exchanges, x, xtmp) {
-        if (x->durable && !x->builtin) {
+        if ((x->durable || replicated) && !x->builtin) {
             struct table_buf t = {0};
             rc |= put_bytes(&t, "name", TABLE_LONGSTR, (struct proto_bytes){(const uint8_t *)x->name, x->name_len});
             rc |= put_bytes(&t, "type", TABLE_LONGSTR, proto_bytes_of(router_kind_name(x->kind)));
+            if (replicated)
+                rc |= table_buf_put_bool(&t, "durable", x->durable);
             rc |= table_buf_put_bool(&t, "auto_delete", x->auto_delete);
             rc |= table_buf_put_bool(&t, "internal", x->internal);
             rc |= put_bytes(&t, "arguments", TABLE_TABLE, (struct proto_bytes){x->arguments, x->arguments_len});
             rc |= append_table(&exchanges, &t);
         }
-        if (x->durable) {
-            struct binding_export e = {.source = x, .list = &bindings};
+        if (x->durable || replicated) {
+            struct binding_export e = {.source = x, .list = &bindings, .replicated = replicated};
             router_for_each(x->router, export_binding, &e);
             rc |= e.rc;
         }
     }
     struct queue_slot *slot, *stmp;
     HASH_ITER(hh, vhost->queues, slot, stmp) {
-        if (!queue_is_kept(slot->queue))
+        if (!queue_is_kept(slot->queue, replicated))
             continue;
         struct table_buf t = {0};
         rc |= put_bytes(&t, "name", TABLE_LONGSTR, queue_name(slot->queue));
+        if (replicated)
+            rc |= table_buf_put_bool(&t, "durable", queue_settings(slot->queue)->durable);
         rc |= table_buf_put_bool(&t, "auto_delete", queue_settings(slot->queue)->auto_delete);
         rc |= put_bytes(&t, "arguments", TABLE_TABLE, queue_arguments(slot->queue));
         rc |= append_table(&queues, &t);
@@ -154,11 +162,22 @@ int vhost_export_definitions(struct vhost *vhost, struct table_buf *out)
     rc |= put_bytes(out, "exchanges", TABLE_ARRAY, (struct proto_bytes){exchanges.data, (uint32_t)exchanges.len});
     rc |= put_bytes(out, "queues", TABLE_ARRAY, (struct proto_bytes){queues.data, (uint32_t)queues.len});
     rc |= put_bytes(out, "bindings", TABLE_ARRAY, (struct proto_bytes){bindings.data, (uint32_t)bindings.len});
-    rc |= export_policies_and_limits(vhost, out);
     table_buf_free(&exchanges);
     table_buf_free(&queues);
     table_buf_free(&bindings);
+    return rc;
+}
+
+int vhost_export_definitions(struct vhost *vhost, struct table_buf *out)
+{
+    int rc = export_objects(vhost, out, false);
+    rc |= export_policies_and_limits(vhost, out);
     return rc ? -1 : 0;
+}
+
+int vhost_export_replicated(struct vhost *vhost, struct table_buf *out)
+{
+    return export_objects(vhost, out, true) ? -1 : 0;
 }
 
 /* ---- import ----

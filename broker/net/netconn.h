@@ -121,6 +121,8 @@ bool netconn_is_closing(const struct netconn *conn);
 enum netconn_pause_reason {
     NETCONN_PAUSE_BLOCKED = 1 << 0, /* resource alarm: connection.blocked */
     NETCONN_PAUSE_FLOW = 1 << 1,    /* per-publisher flow control */
+    NETCONN_PAUSE_WAIT = 1 << 2,    /* the protocol layer awaits an answer from elsewhere (a
+                                     * cluster proposal) before it handles more input */
 };
 /* Sets or clears one pause reason. When the last reason is cleared, unconsumed input is handed
  * to on_input again on the next pass. */

@@ -129,7 +129,8 @@ class PackageTest(unittest.TestCase):
     def test_broker_links_only_what_the_package_depends_on(self):
         """The binary needs libc, the two libraries of the management plane (HTTP and JSON),
         GnuTLS (AMQPS; libmicrohttpd's HTTPS uses it too) and Nettle, GnuTLS's own crypto library
-        (SHA-256 and base64), which the package's shlibs dependencies pull in; nothing else
+        (SHA-256 and base64), and, when built with clustering, libraft and libuv (Raft and its
+        disk and network I/O), which the package's shlibs dependencies pull in; nothing else
         directly."""
         if not shutil.which("readelf"):
             self.skipTest("readelf absent")
@@ -137,10 +138,15 @@ class PackageTest(unittest.TestCase):
             self.skipTest("the sanitizer build links its runtimes")
         dynamic = run(["readelf", "-d", in_root("/usr/sbin/warren")]).stdout
         needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dynamic))
-        self.assertEqual(needed, {"libc.so.6", "libmicrohttpd.so.12", "libjansson.so.4", "libgnutls.so.30",
-                                  "libnettle.so.8"})
+        cluster = {"libraft.so.2", "libuv.so.1"} & needed
+        self.assertIn(cluster, (set(), {"libraft.so.2", "libuv.so.1"}))
+        self.assertEqual(needed - cluster, {"libc.so.6", "libmicrohttpd.so.12", "libjansson.so.4",
+                                            "libgnutls.so.30", "libnettle.so.8"})
         control = run(["dpkg-deb", "-f", DEB, "Depends"]).stdout
-        for package in ("libmicrohttpd12", "libjansson4", "libgnutls30", "libnettle8"):
+        packages = ["libmicrohttpd12", "libjansson4", "libgnutls30", "libnettle8"]
+        if cluster:
+            packages += ["libraft", "libuv1"]
+        for package in packages:
             self.assertIn(package, control)
 
 
@@ -264,7 +270,11 @@ class ExampleConfigTest(unittest.TestCase):
             if key in ("data_dir", "port", "bind", "default_pass", "management_port", "prometheus_port"):
                 continue  # the test's own settings; the password is never shown
             shown = environment[key]
-            if key in ("tls_certfile", "tls_keyfile", "tls_cacertfile", "tls_ciphers"):
+            if key == "node_name":
+                self.assertTrue(shown.startswith("warren@"), shown)  # warren@ and the host name
+                continue
+            if key in ("tls_certfile", "tls_keyfile", "tls_cacertfile", "tls_ciphers", "cluster_peers",
+                       "cluster_address"):
                 self.assertEqual(shown, "", key)  # unset by default; the file shows an example
                 continue
             if key in ("tls_port", "management_tls_port"):

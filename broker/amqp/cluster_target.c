@@ -1,0 +1,157 @@
+/* broker/amqp/cluster_target.c: applying the metadata group's committed commands to the
+ * server's model (the vocabulary is in cluster_target.h); the replicated state's export and
+ * import are in cluster_state.c. Runs on the loop's thread, from the cluster node's callbacks. */
+#include "cluster_target.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "access.h"
+#include "channel_internal.h"
+#include "log.h"
+#include "names.h"
+#include "persistence.h"
+#include "server_internal.h"
+#include "spec.h"
+#include "table.h"
+#include "vhost.h"
+
+static int malformed(struct reply_error *err, struct proto_bytes op)
+{
+    return reply_fail(err, SPEC_INTERNAL_ERROR, 0, "cluster: malformed command '%.*s'", (int)op.len, (const char *)op.ptr);
+}
+
+/* vhost.add / vhost.delete: the access database holds the names; server_vhosts_sync brings the
+ * vhost entries in line (closing the connections of a deleted one). Adding one that exists
+ * succeeds and changes nothing. */
+static int apply_vhost(struct server *server, bool add, const char *name, struct reply_error *err)
+{
+    int rc = add ? access_add_vhost(server->access, name) : access_delete_vhost(server->access, name);
+    if (rc == -ENOENT)
+        return reply_fail(err, SPEC_NOT_FOUND, 0, "no vhost '%s'", name);
+    if (rc == -EINVAL)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, 0, "invalid vhost name '%s'", name);
+    if (rc != 0 && rc != -EEXIST)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, 0, "out of memory");
+    server_vhosts_sync(server);
+    return 0;
+}
+
+static int apply_exchange(struct actor *who, struct vhost *vhost, struct proto_bytes op, struct cluster_fields *f,
+                          struct reply_error *err)
+{
+    if (proto_bytes_is(op, "exchange.declare")) {
+        struct exchange_declare d = {
+            .name = cluster_get_string(f, "name"), .type = cluster_get_string(f, "type"), .arguments = cluster_get_table(f, "arguments"),
+            .durable = cluster_get_bool(f, "durable"), .auto_delete = cluster_get_bool(f, "auto_delete"),
+            .internal = cluster_get_bool(f, "internal"),
+        };
+        return f->bad ? malformed(err, op) : declare_exchange_as(who, vhost, &d, err);
+    }
+    if (proto_bytes_is(op, "exchange.delete")) {
+        struct proto_bytes name = cluster_get_string(f, "name");
+        bool if_unused = cluster_get_bool(f, "if_unused");
+        return f->bad ? malformed(err, op) : delete_exchange_as(who, vhost, name, if_unused, err);
+    }
+    bool unbind = proto_bytes_is(op, "exchange.unbind");
+    struct proto_bytes destination = cluster_get_string(f, "destination"), source = cluster_get_string(f, "source");
+    struct proto_bytes key = cluster_get_string(f, "routing_key"), arguments = cluster_get_table(f, "arguments");
+    if (f->bad)
+        return malformed(err, op);
+    return bind_as(who, vhost, true, destination, source, key, arguments, NULL, unbind, err);
+}
+
+static int apply_queue(struct actor *who, struct vhost *vhost, struct proto_bytes op, struct cluster_fields *f,
+                       struct meta_result *out, struct reply_error *err)
+{
+    if (proto_bytes_is(op, "queue.declare")) {
+        struct queue_declare d = {
+            .name = cluster_get_string(f, "name"), .arguments = cluster_get_table(f, "arguments"), .durable = cluster_get_bool(f, "durable"),
+            .auto_delete = cluster_get_bool(f, "auto_delete"), .server_named = cluster_get_bool(f, "server_named"),
+        };
+        struct queue *q;
+        /* An empty name would make the model invent one, differently on every node. */
+        if (f->bad || d.name.len == 0)
+            return malformed(err, op);
+        return declare_queue_as(who, vhost, &d, &q, err);
+    }
+    if (proto_bytes_is(op, "queue.delete")) {
+        struct proto_bytes name = cluster_get_string(f, "name");
+        uint32_t count = 0;
+        if (f->bad)
+            return malformed(err, op);
+        if (delete_queue_as(who, vhost, name, NULL, false, false, &count, err) != 0)
+            return -1;
+        snprintf(out->text, sizeof out->text, "%u", count);
+        return 0;
+    }
+    bool unbind = proto_bytes_is(op, "queue.unbind");
+    struct proto_bytes queue = cluster_get_string(f, "queue"), exchange = cluster_get_string(f, "exchange");
+    struct proto_bytes key = cluster_get_string(f, "routing_key"), arguments = cluster_get_table(f, "arguments");
+    if (f->bad || queue.len == 0)
+        return malformed(err, op);
+    return bind_as(who, vhost, false, queue, exchange, key, arguments, NULL, unbind, err);
+}
+
+static int apply_command(struct server *server, const struct meta_command *cmd, struct meta_result *out,
+                         struct reply_error *err)
+{
+    struct cluster_fields f = {.args = cmd->args};
+    if (table_validate(cmd->args) != 0)
+        return malformed(err, cmd->op);
+    struct proto_bytes vname = cluster_get_string(&f, "vhost");
+    char name[NAME_MAX_LEN + 1];
+    if (f.bad || vname.len == 0 || memchr(vname.ptr, 0, vname.len))
+        return malformed(err, cmd->op);
+    memcpy(name, vname.ptr, vname.len);
+    name[vname.len] = '\0';
+    bool add = proto_bytes_is(cmd->op, "vhost.add");
+    if (add || proto_bytes_is(cmd->op, "vhost.delete"))
+        return apply_vhost(server, add, name, err);
+    struct vhost_entry *e = server_vhost_entry(server, name, vname.len);
+    if (!e)
+        return reply_fail(err, SPEC_NOT_FOUND, 0, "no vhost '%s'", name);
+    /* The trusted actor (no user) passes every permission check: the proposing node checked
+     * them for its client before proposing. */
+    struct actor who = {server->access, NULL, e->name};
+    if (proto_bytes_is(cmd->op, "exchange.declare") || proto_bytes_is(cmd->op, "exchange.delete") ||
+        proto_bytes_is(cmd->op, "exchange.bind") || proto_bytes_is(cmd->op, "exchange.unbind"))
+        return apply_exchange(&who, e->vhost, cmd->op, &f, err);
+    if (proto_bytes_is(cmd->op, "queue.declare") || proto_bytes_is(cmd->op, "queue.delete") ||
+        proto_bytes_is(cmd->op, "queue.bind") || proto_bytes_is(cmd->op, "queue.unbind"))
+        return apply_queue(&who, e->vhost, cmd->op, &f, out, err);
+    return reply_fail(err, SPEC_NOT_IMPLEMENTED, 0, "cluster: unknown operation '%.*s'", (int)cmd->op.len,
+                      (const char *)cmd->op.ptr);
+}
+
+/* Every applied command moves the saved index, so the definitions are marked changed even when
+ * the command changed nothing the blob holds (a transient object, a refusal): the index must
+ * reach the disk with them. Re-applying a refusal after a restart that lost the index would be
+ * harmless anyway, since applying is deterministic; marking it keeps replays short. */
+void cluster_target_apply(void *ctx, uint64_t index, const struct meta_command *cmd, struct meta_result *out)
+{
+    struct server *server = ctx;
+    struct reply_error err;
+    memset(out, 0, sizeof *out);
+    if (apply_command(server, cmd, out, &err) != 0) {
+        out->status = err.code;
+        snprintf(out->text, sizeof out->text, "%s", err.text);
+        log_debug("cluster: entry %llu (%.*s) refused: %s", (unsigned long long)index, (int)cmd->op.len,
+                  (const char *)cmd->op.ptr, err.text);
+    }
+    server->cluster_index = index;
+    if (server->persistence)
+        persistence_definitions_changed(server->persistence);
+}
+
+void cluster_target_init(struct cluster_target *target, struct server *server)
+{
+    *target = (struct cluster_target){
+        .start_index = server->cluster_index,
+        .apply = cluster_target_apply,
+        .export_state = cluster_target_export,
+        .import_state = cluster_target_import,
+        .ctx = server,
+    };
+}

@@ -1,0 +1,54 @@
+/* broker/amqp/cluster_target.h: the server's model as the cluster's metadata group drives it
+ * (cluster_node.h, struct cluster_target): the commands every node applies, and the replicated
+ * state a snapshot carries. Built only with the cluster (WARREN_HAVE_CLUSTER).
+ *
+ * Commands: "op" names the operation, "args" (a field table) its fields; every op has "vhost"
+ * (longstr) besides those listed. Names are longstrs of at most 255 bytes, booleans are bools,
+ * "arguments" are field tables, absent fields are empty / false.
+ *     vhost.add, vhost.delete                  (vhost only)
+ *     exchange.declare   name type durable auto_delete internal arguments
+ *     exchange.delete    name if_unused
+ *     exchange.bind, exchange.unbind            destination source routing_key arguments
+ *     queue.declare      name durable auto_delete arguments server_named
+ *     queue.delete       name
+ *     queue.bind, queue.unbind                  queue exchange routing_key arguments
+ * A command is applied with the model's own rules (declare.c's *_as functions for a trusted
+ * actor: the proposing node checked permissions before proposing), so its result is the reply
+ * code RabbitMQ gives (406 inequivalent, 404 no such exchange...) with its text, the same on
+ * every node. Queues are applied as non-exclusive with no owner: exclusive queues never go
+ * through the cluster. queue.delete has no if_unused / if_empty: consumers and messages are per
+ * node in this slice, so the proposing node checks them; applying deletes unconditionally. On
+ * success the result's text is empty, except queue.delete's: the number of ready messages this
+ * node's copy of the queue held, in decimal (for queue.delete-ok on the proposing node).
+ *
+ * Replicated state (export_state / import_state): {"vhosts": [{"name", "definitions"}...]}, the
+ * definitions as vhost_export_replicated writes them (vhost.h). Users, permissions, policies and
+ * limits are not part of it: they stay per node in this slice. */
+#ifndef WARREN_CLUSTER_TARGET_H
+#define WARREN_CLUSTER_TARGET_H
+
+#include "cluster_node.h"
+
+struct server;
+
+/* Fills target with the server's model: start_index is the index read back with the saved
+ * definitions (server_cluster_index), ctx the server. */
+void cluster_target_init(struct cluster_target *target, struct server *server);
+
+/* The target's three operations, for tests that drive a server without a node. */
+void cluster_target_apply(void *server, uint64_t index, const struct meta_command *cmd, struct meta_result *out);
+int cluster_target_export(void *server, struct table_buf *out);
+int cluster_target_import(void *server, uint64_t index, struct proto_bytes state);
+
+/* Shared by cluster_target.c and cluster_state.c: fields of a command or of a state's entry,
+ * read as a stranger's. A field of the wrong type, or a string over 255 bytes, sets bad; an
+ * absent one reads as empty / false. */
+struct cluster_fields {
+    struct proto_bytes args; /* a validated table's contents */
+    bool bad;
+};
+struct proto_bytes cluster_get_string(struct cluster_fields *f, const char *key);
+bool cluster_get_bool(struct cluster_fields *f, const char *key);
+struct proto_bytes cluster_get_table(struct cluster_fields *f, const char *key);
+
+#endif

@@ -1,0 +1,362 @@
+/* broker/amqp/declare_cluster.c: the cluster path of the exchange and queue methods
+ * (channel_internal.h, declare_cluster_method): check locally, propose to the metadata group,
+ * wait, answer. The command's vocabulary is cluster_target.h's.
+ *
+ * What is checked here, before proposing: permissions, and the model's own rules against this
+ * node's copy (syntax, reserved names, types, arguments, equivalence), so that what would be
+ * refused costs no log entry. The copy may lag by commands in flight, so the apply on every node
+ * decides again, with the same rules; the client gets that decision. What stays local, as
+ * without a cluster: passive declares, exclusive queues (they live and die with their
+ * connection, as in RabbitMQ) with their bindings and deletion, and queue.purge. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel_internal.h"
+#include "cluster_target.h"
+#include "connection.h"
+#include "log.h"
+#include "queue.h"
+#include "server.h"
+#include "spec.h"
+#include "table.h"
+#include "vhost.h"
+
+/* A proposal waiting for its result; its connection handles no frame meanwhile. */
+struct cluster_call {
+    struct connection *conn;
+    struct cluster_node *node;
+    uint64_t handle;
+    uint32_t method_id;
+    uint16_t channel;
+    bool no_wait;
+    uint8_t name_len;
+    char name[256]; /* queue.declare: the queue, named here when server-named */
+};
+
+static int put_string(struct table_buf *t, const char *key, struct proto_bytes value)
+{
+    return table_buf_put_string(t, key, value);
+}
+
+static int put_table(struct table_buf *t, const char *key, struct proto_bytes value)
+{
+    struct table_value v = {.type = TABLE_TABLE};
+    v.v.bytes = value;
+    return table_buf_put_field(t, key, strlen(key), &v);
+}
+
+/* The -ok a successful command earns. 0, or -1 with err. */
+static int send_ok(struct channel *ch, const struct cluster_call *call, const struct meta_result *result,
+                   struct reply_error *err)
+{
+    struct spec_method ok = {0};
+    switch (call->method_id) {
+    case SPEC_QUEUE_DECLARE: {
+        /* RabbitMQ's shortcut (an empty name means this queue) holds once the declare is done. */
+        struct channel_names *names = channel_names(ch);
+        if (names) {
+            memcpy(names->last_queue, call->name, call->name_len);
+            ch->last_queue_len = call->name_len;
+        }
+        if (call->no_wait)
+            return 0;
+        /* The counts are this node's: messages do not cross nodes in this slice. */
+        struct proto_bytes name = {(const uint8_t *)call->name, call->name_len};
+        struct queue *q = vhost_queue_find(ch->vhost, name);
+        ok.id = SPEC_QUEUE_DECLARE_OK;
+        ok.args.queue_declare_ok.queue = name;
+        ok.args.queue_declare_ok.message_count = q ? (uint32_t)queue_ready_count(q) : 0;
+        ok.args.queue_declare_ok.consumer_count = q ? (uint32_t)queue_consumer_count(q) : 0;
+        break;
+    }
+    case SPEC_QUEUE_DELETE:
+        if (call->no_wait)
+            return 0;
+        ok.id = SPEC_QUEUE_DELETE_OK;
+        ok.args.queue_delete_ok.message_count = (uint32_t)strtoul(result->text, NULL, 10);
+        break;
+    default: {
+        static const uint32_t answers[][2] = {
+            {SPEC_EXCHANGE_DECLARE, SPEC_EXCHANGE_DECLARE_OK}, {SPEC_EXCHANGE_DELETE, SPEC_EXCHANGE_DELETE_OK},
+            {SPEC_EXCHANGE_BIND, SPEC_EXCHANGE_BIND_OK},       {SPEC_EXCHANGE_UNBIND, SPEC_EXCHANGE_UNBIND_OK},
+            {SPEC_QUEUE_BIND, SPEC_QUEUE_BIND_OK},             {SPEC_QUEUE_UNBIND, SPEC_QUEUE_UNBIND_OK},
+        };
+        if (call->no_wait)
+            return 0;
+        for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++)
+            if (answers[i][0] == call->method_id)
+                ok.id = answers[i][1];
+        break;
+    }
+    }
+    return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, call->method_id, "out of memory");
+}
+
+/* The command was applied on this node (or failed to be): answer the client, then let the
+ * connection handle its next frames. */
+static void on_done(void *arg, const struct meta_result *result)
+{
+    struct cluster_call *call = arg;
+    struct connection *conn = call->conn;
+    connection_resume(conn);
+    struct channel *ch = connection_channel(conn, call->channel);
+    /* A connection closed meanwhile (broker shutdown, vhost deleted) answers nothing more. */
+    if (!ch || !connection_is_running(conn)) {
+        free(call);
+        return;
+    }
+    struct reply_error err;
+    if (result->status == 0 || result->status == META_DUPLICATE) {
+        if (send_ok(ch, call, result, &err) == 0) {
+            free(call);
+            return;
+        }
+    } else if (result->status == -ETIMEDOUT) {
+        /* Not applied here in time: no leader reachable, e.g. this node is in a minority. The
+         * command may still be applied later. RabbitMQ has no exact counterpart (a minority
+         * node of a pause_minority cluster refuses connections; a metadata store timeout is
+         * raised as internal_error); 541 is its code for an operation the broker could not
+         * carry out. Raised on the channel like any method's error, it closes the connection,
+         * as RabbitMQ's channel does with a hard code. */
+        reply_fail(&err, SPEC_INTERNAL_ERROR, call->method_id, "cluster: no quorum");
+    } else if (result->status == -ECANCELED) {
+        reply_fail(&err, SPEC_INTERNAL_ERROR, call->method_id, "cluster: node stopping");
+    } else if (result->status < 0 || result->status > 999) {
+        reply_fail(&err, SPEC_INTERNAL_ERROR, call->method_id, "cluster: command refused as malformed");
+    } else {
+        /* The model's refusal, the same on every node: its code and RabbitMQ's text. */
+        err.code = (uint16_t)result->status;
+        err.method_id = call->method_id;
+        memcpy(err.text, result->text, sizeof err.text - 1);
+        err.text[sizeof err.text - 1] = '\0';
+    }
+    channel_raise(ch, &err);
+    free(call);
+}
+
+/* The connection went away while its command was pending: the command may still be applied,
+ * but nobody waits for its result. */
+static void abandon(void *arg)
+{
+    struct cluster_call *call = arg;
+    cluster_node_forget(call->node, call->handle);
+    free(call);
+}
+
+/* Proposes op with args (finished) for ch's method; the connection waits from now on. */
+static int propose(struct channel *ch, const char *op, struct table_buf *args, struct cluster_call *call,
+                   int encoded, struct reply_error *err)
+{
+    struct connection *conn = ch->conn;
+    call->conn = conn;
+    call->node = server_cluster(connection_server(conn));
+    call->channel = ch->number;
+    call->handle = encoded == 0 ? cluster_node_propose(call->node, op, args, on_done, call) : 0;
+    table_buf_free(args);
+    if (call->handle == 0) {
+        uint32_t method_id = call->method_id;
+        free(call);
+        return reply_fail(err, SPEC_INTERNAL_ERROR, method_id, "out of memory");
+    }
+    connection_wait(conn, abandon, call);
+    return 0;
+}
+
+static struct cluster_call *new_call(uint32_t method_id, bool no_wait)
+{
+    struct cluster_call *call = calloc(1, sizeof *call);
+    if (call) {
+        call->method_id = method_id;
+        call->no_wait = no_wait;
+    }
+    return call;
+}
+
+static int propose_exchange_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    if (m->id == SPEC_EXCHANGE_DECLARE && m->args.exchange_declare.passive)
+        return 1;
+    struct actor who = channel_actor(ch);
+    struct proto_bytes vhost = proto_bytes_of(vhost_name(ch->vhost));
+    struct table_buf args = {0};
+    int rc = put_string(&args, "vhost", vhost);
+    const char *op;
+    bool no_wait;
+    switch (m->id) {
+    case SPEC_EXCHANGE_DECLARE: {
+        const struct spec_exchange_declare *a = &m->args.exchange_declare;
+        struct exchange_declare d = {
+            .name = a->exchange, .type = a->type, .arguments = a->arguments, .passive = a->passive,
+            .durable = a->durable, .auto_delete = a->auto_delete, .internal = a->internal,
+        };
+        if (declare_exchange_allowed(&who, ch->vhost, &d, err) != 0 || vhost_exchange_declare_check(ch->vhost, &d, err) != 0) {
+            table_buf_free(&args);
+            return -1;
+        }
+        op = "exchange.declare";
+        no_wait = a->no_wait;
+        rc |= put_string(&args, "name", a->exchange) | put_string(&args, "type", a->type) |
+              table_buf_put_bool(&args, "durable", a->durable) | table_buf_put_bool(&args, "auto_delete", a->auto_delete) |
+              table_buf_put_bool(&args, "internal", a->internal) | put_table(&args, "arguments", a->arguments);
+        break;
+    }
+    case SPEC_EXCHANGE_DELETE: {
+        const struct spec_exchange_delete *a = &m->args.exchange_delete;
+        if (delete_exchange_allowed(&who, ch->vhost, a->exchange, err) != 0) {
+            table_buf_free(&args);
+            return -1;
+        }
+        op = "exchange.delete";
+        no_wait = a->no_wait;
+        rc |= put_string(&args, "name", a->exchange) | table_buf_put_bool(&args, "if_unused", a->if_unused);
+        break;
+    }
+    case SPEC_EXCHANGE_BIND:
+    case SPEC_EXCHANGE_UNBIND: {
+        bool unbind = m->id == SPEC_EXCHANGE_UNBIND;
+        const struct spec_exchange_bind *a = &m->args.exchange_bind;
+        const struct spec_exchange_unbind *u = &m->args.exchange_unbind;
+        struct proto_bytes destination = unbind ? u->destination : a->destination;
+        struct proto_bytes source = unbind ? u->source : a->source;
+        if (bind_allowed(&who, true, destination, source, unbind, err) != 0) {
+            table_buf_free(&args);
+            return -1;
+        }
+        op = unbind ? "exchange.unbind" : "exchange.bind";
+        no_wait = unbind ? u->no_wait : a->no_wait;
+        rc |= put_string(&args, "destination", destination) | put_string(&args, "source", source) |
+              put_string(&args, "routing_key", unbind ? u->routing_key : a->routing_key) |
+              put_table(&args, "arguments", unbind ? u->arguments : a->arguments);
+        break;
+    }
+    default:
+        table_buf_free(&args);
+        return 1;
+    }
+    struct cluster_call *call = new_call(m->id, no_wait);
+    if (!call) {
+        table_buf_free(&args);
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    }
+    return propose(ch, op, &args, call, rc, err);
+}
+
+/* True when name is a queue of this node that stays local: an exclusive one. */
+static bool local_queue(struct channel *ch, struct proto_bytes name)
+{
+    struct queue *q = vhost_queue_find(ch->vhost, name);
+    return q && queue_settings(q)->exclusive;
+}
+
+static int propose_queue_declare(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    const struct spec_queue_declare *a = &m->args.queue_declare;
+    if (a->passive || a->exclusive)
+        return 1;
+    struct queue_declare d = {
+        .name = a->queue, .arguments = a->arguments, .durable = a->durable, .auto_delete = a->auto_delete,
+        .owner = ch->conn,
+    };
+    struct cluster_call *call = new_call(m->id, a->no_wait);
+    if (!call)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    if (a->queue.len == 0) {
+        /* Named here, so every node creates the same queue (RabbitMQ names it first too, and
+         * checks configure on that name). */
+        if (vhost_queue_generate_name(ch->vhost, call->name) != 0) {
+            free(call);
+            return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "no randomness for a queue name");
+        }
+        d.name = (struct proto_bytes){(const uint8_t *)call->name, VHOST_GENERATED_NAME_LEN};
+        d.server_named = true;
+    } else {
+        memcpy(call->name, a->queue.ptr, a->queue.len);
+    }
+    call->name_len = (uint8_t)d.name.len;
+    struct actor who = channel_actor(ch);
+    if (!channel_names(ch)) {
+        free(call);
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    }
+    if (declare_queue_allowed(&who, ch->vhost, &d, err) != 0 || vhost_queue_declare_check(ch->vhost, &d, err) != 0) {
+        free(call);
+        return -1;
+    }
+    struct table_buf args = {0};
+    int rc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) | put_string(&args, "name", d.name) |
+             table_buf_put_bool(&args, "durable", d.durable) | table_buf_put_bool(&args, "auto_delete", d.auto_delete) |
+             put_table(&args, "arguments", d.arguments) | table_buf_put_bool(&args, "server_named", d.server_named);
+    return propose(ch, "queue.declare", &args, call, rc, err);
+}
+
+static int propose_queue_delete(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    const struct spec_queue_delete *a = &m->args.queue_delete;
+    struct proto_bytes name = a->queue;
+    if (channel_expand_queue_name(ch, &name, m->id, err) != 0)
+        return -1;
+    if (local_queue(ch, name))
+        return 1;
+    struct actor who = channel_actor(ch);
+    if (actor_check(&who, ACCESS_CONFIGURE, "queue", name, m->id, err) != 0)
+        return -1;
+    /* Consumers and messages are this node's: if_unused and if_empty are decided here. */
+    struct queue *q = vhost_queue_find(ch->vhost, name);
+    if (q && a->if_unused && queue_consumer_count(q) > 0)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "queue '%.*s' in vhost '%s' in use", (int)name.len,
+                          (const char *)name.ptr, vhost_name(ch->vhost));
+    if (q && a->if_empty && queue_ready_count(q) > 0)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "queue '%.*s' in vhost '%s' not empty", (int)name.len,
+                          (const char *)name.ptr, vhost_name(ch->vhost));
+    struct cluster_call *call = new_call(m->id, a->no_wait);
+    if (!call)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    struct table_buf args = {0};
+    int rc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) | put_string(&args, "name", name);
+    return propose(ch, "queue.delete", &args, call, rc, err);
+}
+
+static int propose_queue_bind(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    bool unbind = m->id == SPEC_QUEUE_UNBIND;
+    const struct spec_queue_bind *a = &m->args.queue_bind;
+    const struct spec_queue_unbind *u = &m->args.queue_unbind;
+    struct proto_bytes queue = unbind ? u->queue : a->queue, exchange = unbind ? u->exchange : a->exchange;
+    if (channel_expand_queue_name(ch, &queue, m->id, err) != 0)
+        return -1;
+    if (local_queue(ch, queue))
+        return 1;
+    struct actor who = channel_actor(ch);
+    if (bind_allowed(&who, false, queue, exchange, unbind, err) != 0)
+        return -1;
+    struct cluster_call *call = new_call(m->id, unbind ? false : a->no_wait);
+    if (!call)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    struct table_buf args = {0};
+    int rc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) | put_string(&args, "queue", queue) |
+             put_string(&args, "exchange", exchange) |
+             put_string(&args, "routing_key", unbind ? u->routing_key : a->routing_key) |
+             put_table(&args, "arguments", unbind ? u->arguments : a->arguments);
+    return propose(ch, unbind ? "queue.unbind" : "queue.bind", &args, call, rc, err);
+}
+
+int declare_cluster_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    switch (m->id) {
+    case SPEC_EXCHANGE_DECLARE:
+    case SPEC_EXCHANGE_DELETE:
+    case SPEC_EXCHANGE_BIND:
+    case SPEC_EXCHANGE_UNBIND:
+        return propose_exchange_method(ch, m, err);
+    case SPEC_QUEUE_DECLARE:
+        return propose_queue_declare(ch, m, err);
+    case SPEC_QUEUE_DELETE:
+        return propose_queue_delete(ch, m, err);
+    case SPEC_QUEUE_BIND:
+    case SPEC_QUEUE_UNBIND:
+        return propose_queue_bind(ch, m, err);
+    default:
+        return 1;
+    }
+}

@@ -1,0 +1,77 @@
+/* broker/cluster/cluster_link.h: the cluster port (docs/cluster.md), private to cluster_node.c.
+ * One TCP listener carries two kinds of connection, told apart by a handshake: Raft's own
+ * streams (this is raft_uv's transport, handed to raft_uv_init) and the forwarding link, on
+ * which a follower sends the commands it proposes to the leader. Everything runs on the node's
+ * libuv loop, inside uv_run.
+ *
+ * Handshake, sent once by the connecting side (all integers big-endian):
+ *     [4]  "WRNC"
+ *     [1]  kind: 'R' a Raft stream, 'F' the forwarding link
+ *     [8]  the sender's Raft id (> 0)
+ *     [2]  length of the sender's address, 1..CLUSTER_ADDRESS_MAX-1
+ *     [n]  the sender's address (host:port, printable ASCII)
+ * After 'R' the stream is Raft's (its own framing). After 'F' it is a sequence of messages
+ *     [4]  length, 1..LINK_MESSAGE_MAX
+ *     [n]  a command as meta_command_encode wrote it
+ * and nothing ever flows back. A peer that breaks any of this is disconnected. */
+#ifndef WARREN_CLUSTER_LINK_H
+#define WARREN_CLUSTER_LINK_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#define LINK_MESSAGE_MAX (64u << 20)  /* a forwarded command, bytes (meta_fsm's entry bound) */
+#define LINK_INCOMING_MAX 64          /* accepted connections not yet identified, or forwarding */
+#define LINK_QUEUE_MAX (16u << 20)    /* bytes queued on the forwarding link before sends drop */
+#define LINK_HANDSHAKE_MS 5000        /* an accepted connection must identify itself within this */
+
+struct link_conn;
+
+/* A forwarded command arrived (borrowed bytes). Returns 0, or -1 to drop the sender as malformed. */
+typedef int (*link_forward_fn)(void *ctx, const uint8_t *bytes, size_t len);
+/* The outgoing forwarding link just connected: queued proposals can be sent now. */
+typedef void (*link_ready_fn)(void *ctx);
+
+struct cluster_link {
+    struct raft_uv_transport transport; /* give to raft_uv_init; raft_uv owns transport.data */
+    uv_loop_t *uv;
+    raft_id id;                         /* this node, from transport.init */
+    char address[256];
+    uv_tcp_t listener;
+    bool listening;                     /* listener initialised (must be closed) */
+    raft_uv_accept_cb accept_cb;
+    struct link_conn *conns;            /* every connection the link still owns */
+    unsigned incoming;                  /* accepted, unidentified or forwarding */
+    struct link_conn *forward;          /* the outgoing forwarding link, or NULL */
+    raft_id forward_to;
+    bool forward_ready;
+    link_forward_fn on_forward;
+    link_ready_fn on_ready;
+    void *ctx;
+    raft_uv_transport_close_cb close_cb; /* set by transport.close until everything is released */
+    bool closing, listener_closed;
+};
+
+/* Parses "a.b.c.d:port" or "[v6]:port" (numeric hosts only). 0 or -EINVAL. */
+int link_parse_address(const char *address, struct sockaddr_storage *out);
+
+/* Sets up link on uv; nothing is opened until raft_uv calls transport.listen/connect. */
+void link_init(struct cluster_link *link, uv_loop_t *uv, link_forward_fn on_forward, link_ready_fn on_ready,
+               void *ctx);
+
+/* Sends a command to the leader (leader_id at leader_address) on the forwarding link, opening it,
+ * or replacing a link to another node, as needed. 0 when queued; -EAGAIN while connecting
+ * (on_ready follows); another -errno when dropped (the caller retries later). */
+int link_forward(struct cluster_link *link, raft_id leader_id, const char *leader_address,
+                 const struct raft_buffer *command);
+
+/* Closes accepted connections that did not complete their handshake within LINK_HANDSHAKE_MS,
+ * so idle sockets cannot hold every slot. Call now and then (outside or inside uv_run). */
+void link_sweep(struct cluster_link *link);
+
+#endif

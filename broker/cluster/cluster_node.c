@@ -1,0 +1,665 @@
+/* broker/cluster/cluster_node.c: one node of the metadata group at run time (contract:
+ * cluster_node.h): libraft over raft_uv on a libuv loop that Warren's loop drives, proposals and
+ * their retries, and the target wrapper that gives the model each entry's log index.
+ *
+ * Driving libuv. The libuv loop's epoll descriptor is watched for readable in Warren's loop, and
+ * one Warren timer is kept armed at uv_backend_timeout(); either runs uv_run(UV_RUN_NOWAIT),
+ * after which the timeout is read again. Whatever this file does outside uv_run that can queue
+ * libuv work (raft_apply, a write, a close) re-arms that timer at 0 ms (node_kick), so nothing
+ * waits for a deadline that was computed before the work existed. Raft's callbacks, and so the
+ * state machine, run inside uv_run on Warren's thread; the callers' `done` runs after uv_run
+ * returns, from the loop's top level (completions are queued, then delivered).
+ *
+ * Indexes. libraft 0.15 applies the entry at r->last_applied + 1 and only then advances
+ * last_applied (replicationApply), and takes a snapshot synchronously at r->last_applied right
+ * after a batch of applies (takeSnapshot). So during apply the entry's index is
+ * raft_last_applied() + 1, and a snapshot is "the state as of raft_last_applied()". The model's
+ * own position, model_index, is the later of start_index and the last index it applied or
+ * imported; entries at or below it are applied to meta_fsm (sessions still record them, so
+ * exactly-once holds) but not to the model, and the snapshot carries
+ * max(last_applied, model_index): while a restarted node replays entries its model already
+ * holds, the model's state is ahead of Raft's, and the snapshot must say so, or a node
+ * installing it would apply those entries a second time. */
+#include "cluster_node.h"
+
+#include <errno.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cluster_link.h"
+
+#define RETRY_MS 500        /* a proposal not applied by then is sent again */
+#define TICK_MS 100         /* how often retries, timeouts and leader changes are checked */
+#define CONNECT_RETRY_MS 200
+
+_Static_assert(CLUSTER_ADDRESS_MAX == 256, "cluster_link.c bounds addresses at 256 bytes");
+
+enum proposal_state { PROPOSAL_PENDING, PROPOSAL_COMPLETED, PROPOSAL_FORGETTING };
+
+struct proposal {
+    struct proposal *prev, *next;  /* in node->pending, or node->completed */
+    uint64_t request;              /* also the handle */
+    enum proposal_state state;
+    struct raft_buffer command;    /* as meta_command_encode wrote it; copied for each send */
+    uint64_t deadline_ms, resend_ms;
+    raft_id sent_to;               /* the leader it was last handed to, 0 when not handed to any */
+    cluster_done_fn done;
+    void *arg;
+    struct meta_result result;
+    struct cluster_node *node;
+};
+
+struct proposal_list {
+    struct proposal *head, *tail;
+};
+
+struct cluster_node {
+    struct event_loop *loop;
+    uv_loop_t uv;
+    struct raft_io io;
+    struct raft raft;
+    struct meta_fsm fsm;
+    struct cluster_link link;
+    struct cluster_target target;
+    char name[CLUSTER_ADDRESS_MAX];
+    char address[CLUSTER_ADDRESS_MAX];
+    unsigned propose_timeout_ms;
+    int backend_fd;
+    uint64_t uv_timer, tick_timer; /* Warren timer ids, 0 when not armed */
+    uint64_t session, last_request;
+    struct proposal_list pending, completed;
+    uint64_t model_index, applied_commands;
+    bool uv_ready, io_ready, raft_ready, raft_closed;
+    bool stopping;                 /* in cluster_node_stop: append nothing more */
+};
+
+/* ---- lists ---- */
+
+static void list_push(struct proposal_list *l, struct proposal *p)
+{
+    p->next = NULL;
+    p->prev = l->tail;
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+}
+
+static void list_remove(struct proposal_list *l, struct proposal *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        l->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        l->tail = p->prev;
+    p->prev = p->next = NULL;
+}
+
+static void proposal_free(struct proposal *p)
+{
+    raft_free(p->command.base);
+    free(p);
+}
+
+static void result_set(struct meta_result *r, int status, const char *text)
+{
+    r->status = status;
+    snprintf(r->text, sizeof(r->text), "%s", text);
+}
+
+/* ---- driving libuv from Warren's loop ---- */
+
+static void node_pump(struct cluster_node *node);
+
+static void on_uv_timer(struct event_loop *loop, void *data)
+{
+    (void)loop;
+    struct cluster_node *node = data;
+    node->uv_timer = 0;
+    node_pump(node);
+}
+
+static void on_backend(struct event_loop *loop, int fd, void *data, int mask)
+{
+    (void)loop, (void)fd, (void)mask;
+    node_pump(data);
+}
+
+/* Arms the one Warren timer at delay_ms, or not at all for a negative delay. */
+static void arm_uv_timer(struct cluster_node *node, int delay_ms)
+{
+    if (node->uv_timer)
+        loop_timer_cancel(node->loop, node->uv_timer);
+    node->uv_timer = delay_ms >= 0 ? loop_timer_add(node->loop, (uint64_t)delay_ms, on_uv_timer, node) : 0;
+    if (delay_ms >= 0 && !node->uv_timer)
+        node->uv_timer = loop_timer_add(node->loop, 1, on_uv_timer, node); /* out of memory: try again */
+}
+
+/* Libuv has work that its current deadline does not cover: run it on the next pass. */
+static void node_kick(struct cluster_node *node)
+{
+    arm_uv_timer(node, 0);
+}
+
+/* Delivers completed proposals. Only from the loop's top level: a done may propose or forget. */
+static void deliver_completed(struct cluster_node *node)
+{
+    struct proposal *p;
+    while ((p = node->completed.head) != NULL) {
+        list_remove(&node->completed, p);
+        struct meta_result r = p->result;
+        cluster_done_fn done = p->done;
+        void *arg = p->arg;
+        proposal_free(p);
+        done(arg, &r);
+    }
+}
+
+static void node_pump(struct cluster_node *node)
+{
+    uv_run(&node->uv, UV_RUN_NOWAIT);
+    uv_update_time(&node->uv); /* the timeout is counted from libuv's clock: make it now */
+    arm_uv_timer(node, uv_backend_timeout(&node->uv));
+    deliver_completed(node);
+}
+
+/* ---- proposals ---- */
+
+/* meta_fsm's callback: the command was applied here (inside uv_run), or forgotten. */
+static void proposal_applied(void *arg, const struct meta_result *result)
+{
+    struct proposal *p = arg;
+    if (p->state != PROPOSAL_PENDING)
+        return; /* being forgotten, or timed out: its outcome is already decided */
+    struct cluster_node *node = p->node;
+    list_remove(&node->pending, p);
+    p->state = PROPOSAL_COMPLETED;
+    p->result = *result;
+    list_push(&node->completed, p);
+    node_kick(node); /* delivered after uv_run returns, or on the next pass */
+}
+
+static void apply_done(struct raft_apply *req, int status, void *result)
+{
+    (void)status, (void)result; /* the outcome arrives through meta_fsm; a failure is retried */
+    free(req);
+}
+
+/* Appends command (a table's contents, copied) to the log; this node leads. raft_uv in libraft
+ * 0.15 needs every entry's length to be a multiple of 8: its segment writer asserts it (compiled
+ * out in release builds) and its network decoder skips padding the sender never wrote, so an odd
+ * length corrupts followers' entries and the log. The command is padded with one more field,
+ * "pad" (a longstr of 0-7 zero bytes), which every decoder ignores. 0 or a RAFT_* error. */
+static int node_apply(struct cluster_node *node, const uint8_t *bytes, size_t len)
+{
+    static const uint8_t pad_field[9] = {3, 'p', 'a', 'd', 'S', 0, 0, 0, 0};
+    size_t pad = (8 - (len + sizeof(pad_field)) % 8) % 8;
+    size_t total = len + sizeof(pad_field) + pad;
+    struct raft_apply *req = malloc(sizeof(*req));
+    struct raft_buffer buf = {.base = raft_malloc(total), .len = total};
+    if (!req || !buf.base) {
+        free(req);
+        raft_free(buf.base);
+        return RAFT_NOMEM;
+    }
+    uint8_t *out = buf.base;
+    memcpy(out, bytes, len);
+    memcpy(out + len, pad_field, sizeof(pad_field));
+    out[len + sizeof(pad_field) - 1] = (uint8_t)pad;
+    memset(out + len + sizeof(pad_field), 0, pad);
+    int rc = raft_apply(&node->raft, req, &buf, 1, apply_done);
+    if (rc != 0) {
+        free(req);
+        raft_free(buf.base);
+    }
+    node_kick(node);
+    return rc;
+}
+
+/* Sends p to whoever leads now: appends it here, or forwards it. A send that fails is retried
+ * at resend_ms. */
+static void proposal_send(struct cluster_node *node, struct proposal *p)
+{
+    p->resend_ms = loop_now_ms(node->loop) + RETRY_MS;
+    p->sent_to = 0;
+    if (raft_state(&node->raft) == RAFT_LEADER) {
+        if (node_apply(node, p->command.base, p->command.len) == 0)
+            p->sent_to = node->raft.id;
+        return;
+    }
+    raft_id id;
+    const char *address;
+    raft_leader(&node->raft, &id, &address);
+    if (id == 0 || id == node->raft.id)
+        return;
+    if (link_forward(&node->link, id, address, &p->command) == 0)
+        p->sent_to = id;
+    node_kick(node);
+}
+
+/* The forwarding link to the leader connected: what it could not take yet goes out now. */
+static void on_forward_ready(void *ctx)
+{
+    struct cluster_node *node = ctx;
+    for (struct proposal *p = node->pending.head; p; p = p->next)
+        if (p->sent_to != node->link.forward_to)
+            proposal_send(node, p);
+}
+
+/* A follower forwarded a command to this node (inside uv_run). */
+static int on_forward(void *ctx, const uint8_t *bytes, size_t len)
+{
+    struct cluster_node *node = ctx;
+    struct raft_buffer buf = {.base = (void *)bytes, .len = len};
+    struct meta_command cmd;
+    if (meta_command_decode(&buf, &cmd) != 0)
+        return -1;
+    if (raft_state(&node->raft) == RAFT_LEADER && !node->stopping)
+        node_apply(node, bytes, len); /* otherwise a follower's stale idea of the leader: it retries */
+    return 0;
+}
+
+/* Ends a pending proposal with status (timeout or cancel): its done follows. */
+static void proposal_end(struct cluster_node *node, struct proposal *p, int status, const char *text)
+{
+    list_remove(&node->pending, p);
+    p->state = PROPOSAL_FORGETTING;
+    meta_fsm_forget(&node->fsm, node->session, p->request);
+    p->state = PROPOSAL_COMPLETED;
+    result_set(&p->result, status, text);
+    list_push(&node->completed, p);
+}
+
+static void on_tick(struct event_loop *loop, void *data)
+{
+    struct cluster_node *node = data;
+    node->tick_timer = 0;
+    uint64_t now = loop_now_ms(loop);
+    raft_id leader;
+    const char *address;
+    raft_leader(&node->raft, &leader, &address);
+    struct proposal *p = node->pending.head;
+    while (p) {
+        struct proposal *next = p->next;
+        if (now >= p->deadline_ms)
+            proposal_end(node, p, -ETIMEDOUT, "not applied within the propose timeout");
+        else if (now >= p->resend_ms || (leader != 0 && p->sent_to != leader)) /* a new leader: at once */
+            proposal_send(node, p);
+        p = next;
+    }
+    link_sweep(&node->link);
+    node_kick(node); /* sends, closes */
+    node->tick_timer = loop_timer_add(loop, TICK_MS, on_tick, node);
+    deliver_completed(node);
+}
+
+uint64_t cluster_node_propose(struct cluster_node *node, const char *op, const struct table_buf *args,
+                              cluster_done_fn done, void *arg)
+{
+    struct proposal *p = calloc(1, sizeof(*p));
+    if (!p)
+        return 0;
+    p->node = node;
+    p->done = done;
+    p->arg = arg;
+    p->request = node->last_request + 1;
+    if (meta_command_encode(&p->command, op, node->session, p->request, args) != 0) {
+        free(p);
+        return 0;
+    }
+    if (meta_fsm_expect(&node->fsm, node->session, p->request, proposal_applied, p) != 0) {
+        proposal_free(p);
+        return 0;
+    }
+    node->last_request = p->request;
+    p->deadline_ms = loop_now_ms(node->loop) + node->propose_timeout_ms;
+    list_push(&node->pending, p);
+    proposal_send(node, p);
+    return p->request;
+}
+
+void cluster_node_forget(struct cluster_node *node, uint64_t handle)
+{
+    for (struct proposal *p = node->pending.head; p; p = p->next) {
+        if (p->request == handle) {
+            list_remove(&node->pending, p);
+            p->state = PROPOSAL_FORGETTING;
+            meta_fsm_forget(&node->fsm, node->session, p->request);
+            proposal_free(p);
+            return;
+        }
+    }
+    for (struct proposal *p = node->completed.head; p; p = p->next) {
+        if (p->request == handle) {
+            list_remove(&node->completed, p);
+            proposal_free(p);
+            return;
+        }
+    }
+}
+
+/* ---- the target wrapper: meta_target over cluster_target ---- */
+
+static void target_apply(void *ctx, const struct meta_command *cmd, struct meta_result *out)
+{
+    struct cluster_node *node = ctx;
+    uint64_t index = raft_last_applied(&node->raft) + 1;
+    if (index <= node->model_index)
+        return; /* the model holds it already (saved before a restart, or in a snapshot): status 0 */
+    node->target.apply(node->target.ctx, index, cmd, out);
+    node->model_index = index;
+    node->applied_commands++;
+}
+
+/* Layout of the target's part of a snapshot (inside meta_fsm's "state"):
+ *     "index"  uint64   the log index the model's state is as of
+ *     "state"  table    the model's export */
+static int target_export(void *ctx, struct table_buf *out)
+{
+    struct cluster_node *node = ctx;
+    uint64_t index = raft_last_applied(&node->raft);
+    struct table_buf state = {0};
+    struct table_value v = {.type = TABLE_UINT64};
+    v.v.u64 = index > node->model_index ? index : node->model_index;
+    int rc = table_buf_put_field(out, "index", 5, &v);
+    if (rc == 0)
+        rc = node->target.export_state(node->target.ctx, &state);
+    v = (struct table_value){.type = TABLE_TABLE};
+    v.v.bytes = (struct proto_bytes){state.data, (uint32_t)state.len};
+    if (rc == 0)
+        rc = table_buf_put_field(out, "state", 5, &v);
+    table_buf_free(&state);
+    return rc == 0 ? 0 : -1;
+}
+
+static int target_import(void *ctx, struct proto_bytes bytes)
+{
+    struct cluster_node *node = ctx;
+    struct table_value index, state;
+    if (table_validate(bytes) != 0 || table_find(bytes, "index", &index) != 1 || index.type != TABLE_UINT64 ||
+        table_find(bytes, "state", &state) != 1 || state.type != TABLE_TABLE)
+        return -1;
+    if (index.v.u64 <= node->model_index)
+        return 0; /* the model is already there or later: keep it, sessions are still restored */
+    if (node->target.import_state(node->target.ctx, index.v.u64, state.v.bytes) != 0)
+        return -1;
+    node->model_index = index.v.u64;
+    return 0;
+}
+
+/* ---- members ---- */
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Splits peers into sorted, distinct addresses (copies in storage; repeats dropped). Count, or -1
+ * with err set. */
+static int members_parse(const char *peers, char storage[][CLUSTER_ADDRESS_MAX], char *sorted[], char *err,
+                         size_t errlen)
+{
+    size_t n = 0;
+    const char *s = peers ? peers : "";
+    while (*s) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        const char *a = s;
+        while (len > 0 && (*a == ' ' || *a == '\t'))
+            a++, len--;
+        while (len > 0 && (a[len - 1] == ' ' || a[len - 1] == '\t'))
+            len--;
+        if (len > 0) {
+            char address[CLUSTER_ADDRESS_MAX];
+            struct sockaddr_storage sa;
+            if (len >= CLUSTER_ADDRESS_MAX) {
+                snprintf(err, errlen, "cluster peer address too long");
+                return -1;
+            }
+            memcpy(address, a, len);
+            address[len] = '\0';
+            if (link_parse_address(address, &sa) != 0) {
+                snprintf(err, errlen, "cluster peer '%s' is not a numeric host:port", address);
+                return -1;
+            }
+            bool seen = false;
+            for (size_t i = 0; i < n && !seen; i++)
+                seen = strcmp(storage[i], address) == 0;
+            if (!seen) {
+                if (n == CLUSTER_MEMBERS_MAX) {
+                    snprintf(err, errlen, "more than %d cluster peers", CLUSTER_MEMBERS_MAX);
+                    return -1;
+                }
+                memcpy(storage[n], address, len + 1);
+                sorted[n] = storage[n];
+                n++;
+            }
+        }
+        s = end ? end + 1 : s + strlen(s);
+    }
+    qsort(sorted, n, sizeof(sorted[0]), compare_strings);
+    return (int)n;
+}
+
+/* ---- start and stop ---- */
+
+static void raft_closed(struct raft *raft)
+{
+    struct cluster_node *node = raft->data;
+    node->raft_closed = true;
+}
+
+static void close_leftover(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(handle))
+        uv_close(handle, NULL);
+}
+
+/* Releases whatever start got to, running libuv until its last handle closed. */
+static void node_teardown(struct cluster_node *node)
+{
+    if (node->uv_timer)
+        loop_timer_cancel(node->loop, node->uv_timer);
+    if (node->tick_timer)
+        loop_timer_cancel(node->loop, node->tick_timer);
+    node->uv_timer = node->tick_timer = 0;
+    if (node->backend_fd >= 0)
+        loop_unwatch(node->loop, node->backend_fd);
+    if (node->raft_ready) {
+        /* libraft 0.15 cancels every append still in flight at close, and each cancelled one
+         * truncates the log from its own index: with two in flight the second truncates past the
+         * end and crashes (appendLeaderCb). So the appends land first: the loop runs until the
+         * log is on disk (or 2 s pass), and nothing new is appended meanwhile (node->stopping). */
+        node->stopping = true;
+        uint64_t until = uv_now(&node->uv) + 2000;
+        while (node->raft.last_stored < raft_last_index(&node->raft) && uv_now(&node->uv) < until)
+            uv_run(&node->uv, UV_RUN_ONCE);
+        raft_close(&node->raft, raft_closed);
+        while (!node->raft_closed)
+            if (uv_run(&node->uv, UV_RUN_DEFAULT) == 0 && !node->raft_closed)
+                break; /* nothing left to run: libraft cannot finish (never seen) */
+    }
+    if (node->io_ready)
+        raft_uv_close(&node->io);
+    if (node->uv_ready) {
+        uv_run(&node->uv, UV_RUN_DEFAULT);
+        if (uv_loop_close(&node->uv) != 0) { /* never seen: close whatever is left, then again */
+            uv_walk(&node->uv, close_leftover, NULL);
+            uv_run(&node->uv, UV_RUN_DEFAULT);
+            if (uv_loop_close(&node->uv) != 0)
+                fprintf(stderr, "cluster: libuv loop still busy at stop\n");
+        }
+    }
+    meta_fsm_close(&node->fsm);
+    while (node->completed.head) {
+        struct proposal *p = node->completed.head;
+        list_remove(&node->completed, p);
+        proposal_free(p);
+    }
+    free(node);
+}
+
+struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cluster_config *cfg,
+                                        const struct cluster_target *target, char *err, size_t errlen)
+{
+    char storage[CLUSTER_MEMBERS_MAX][CLUSTER_ADDRESS_MAX];
+    char *sorted[CLUSTER_MEMBERS_MAX];
+    int n = members_parse(cfg->peers, storage, sorted, err, errlen);
+    if (n < 0)
+        return NULL;
+    raft_id self = 0;
+    for (int i = 0; i < n; i++)
+        if (cfg->address && strcmp(sorted[i], cfg->address) == 0)
+            self = (raft_id)i + 1;
+    if (self == 0) {
+        snprintf(err, errlen, "this node's address '%s' is not among the cluster peers",
+                 cfg->address ? cfg->address : "");
+        return NULL;
+    }
+    if (!cfg->dir || (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST)) {
+        snprintf(err, errlen, "cluster directory '%s': %s", cfg->dir ? cfg->dir : "", strerror(errno));
+        return NULL;
+    }
+
+    struct cluster_node *node = calloc(1, sizeof(*node));
+    if (!node) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    node->loop = loop;
+    node->backend_fd = -1;
+    node->target = *target;
+    node->model_index = target->start_index;
+    node->propose_timeout_ms = cfg->propose_timeout_ms ? cfg->propose_timeout_ms : 10000;
+    snprintf(node->name, sizeof(node->name), "%s", cfg->node_name ? cfg->node_name : cfg->address);
+    snprintf(node->address, sizeof(node->address), "%s", cfg->address);
+    if (getrandom(&node->session, sizeof(node->session), 0) != (ssize_t)sizeof(node->session))
+        node->session = uv_hrtime() ^ (uint64_t)getpid() << 40; /* only needs to differ from past starts */
+    struct meta_target mt = {target_apply, target_export, target_import, node};
+    meta_fsm_init(&node->fsm, &mt);
+
+    int rc = uv_loop_init(&node->uv);
+    if (rc != 0) {
+        snprintf(err, errlen, "libuv: %s", uv_strerror(rc));
+        goto fail;
+    }
+    node->uv_ready = true;
+    link_init(&node->link, &node->uv, on_forward, on_forward_ready, node);
+    rc = raft_uv_init(&node->io, &node->uv, cfg->dir, &node->link.transport);
+    if (rc != 0) {
+        snprintf(err, errlen, "raft_uv: %s", node->io.errmsg);
+        goto fail;
+    }
+    node->io_ready = true;
+    raft_uv_set_connect_retry_delay(&node->io, CONNECT_RETRY_MS);
+    rc = raft_init(&node->raft, &node->io, &node->fsm.raft, self, cfg->address);
+    if (rc != 0) {
+        snprintf(err, errlen, "raft: %s", raft_errmsg(&node->raft));
+        goto fail;
+    }
+    node->raft_ready = true;
+    node->raft.data = node;
+    unsigned snapshot = cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024;
+    raft_set_election_timeout(&node->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000);
+    raft_set_heartbeat_timeout(&node->raft, cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
+    raft_set_snapshot_threshold(&node->raft, snapshot);
+    raft_set_snapshot_trailing(&node->raft, snapshot);
+    /* A follower busy with its own snapshot refuses the leader's, which libraft then retries only
+     * after this timeout (30 s by default): a few elections' worth is plenty for metadata. */
+    raft_set_install_snapshot_timeout(&node->raft, 5 * (cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000));
+    raft_set_pre_vote(&node->raft, true);
+
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = raft_configuration_add(&conf, (raft_id)i + 1, sorted[i], RAFT_VOTER);
+    if (rc == 0)
+        rc = raft_bootstrap(&node->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rc != 0 && rc != RAFT_CANTBOOTSTRAP) {
+        snprintf(err, errlen, "raft bootstrap: %s", raft_errmsg(&node->raft));
+        goto fail;
+    }
+    rc = raft_start(&node->raft);
+    if (rc != 0) {
+        snprintf(err, errlen, "raft start: %s", raft_errmsg(&node->raft));
+        goto fail;
+    }
+
+    node->backend_fd = uv_backend_fd(&node->uv);
+    if (loop_watch(loop, node->backend_fd, LOOP_READABLE, on_backend, node) != 0) {
+        node->backend_fd = -1;
+        snprintf(err, errlen, "cannot watch libuv's descriptor");
+        goto fail;
+    }
+    node->tick_timer = loop_timer_add(loop, TICK_MS, on_tick, node);
+    node_kick(node);
+    return node;
+
+fail:
+    node_teardown(node);
+    return NULL;
+}
+
+void cluster_node_stop(struct cluster_node *node)
+{
+    if (!node)
+        return;
+    deliver_completed(node);
+    while (node->pending.head) {
+        proposal_end(node, node->pending.head, -ECANCELED, "the node stops");
+        deliver_completed(node);
+    }
+    node_teardown(node);
+}
+
+/* ---- status ---- */
+
+void cluster_node_status(struct cluster_node *node, struct cluster_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->node_name, sizeof(out->node_name), "%s", node->name);
+    struct raft *r = &node->raft;
+    switch (raft_state(r)) {
+    case RAFT_LEADER:
+        out->state = "leader";
+        break;
+    case RAFT_FOLLOWER:
+        out->state = "follower";
+        break;
+    case RAFT_CANDIDATE:
+        out->state = "candidate";
+        break;
+    default:
+        out->state = "unavailable";
+        break;
+    }
+    out->term = r->current_term;
+    out->commit_index = r->commit_index;
+    out->last_applied = raft_last_applied(r);
+    out->applied_commands = node->applied_commands;
+    raft_id leader;
+    const char *address;
+    raft_leader(r, &leader, &address);
+    for (unsigned i = 0; i < r->configuration.n && out->member_count < CLUSTER_MEMBERS_MAX; i++) {
+        const struct raft_server *s = &r->configuration.servers[i];
+        struct cluster_member *m = &out->members[out->member_count++];
+        m->id = s->id;
+        snprintf(m->address, sizeof(m->address), "%s", s->address ? s->address : "");
+        m->voter = s->role == RAFT_VOTER;
+        m->leader = s->id == leader;
+        m->self = s->id == r->id;
+    }
+}
