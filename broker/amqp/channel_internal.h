@@ -252,6 +252,10 @@ uint64_t channel_now(const struct channel *ch);
 /* declare.c: exchange.* and queue.* methods. */
 int channel_exchange_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);
 int channel_queue_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);
+/* The same methods on this node's model only, never through the cluster (declare_cluster.c
+ * runs a passive declare here once its read barrier is applied). */
+int channel_exchange_method_here(struct channel *ch, const struct spec_method *m, struct reply_error *err);
+int channel_queue_method_here(struct channel *ch, const struct spec_method *m, struct reply_error *err);
 
 /* publish.c: basic.publish and its content frames, confirm.* and tx.*. */
 int channel_publish(struct channel *ch, const struct spec_method *m, struct reply_error *err);

@@ -12,6 +12,7 @@
  *     queue.declare      name durable auto_delete arguments server_named
  *     queue.delete       name
  *     queue.bind, queue.unbind                  queue exchange routing_key arguments
+ *     sync                                      (vhost only) a read barrier: changes nothing
  * A command is applied with the model's own rules (declare.c's *_as functions for a trusted
  * actor: the proposing node checked permissions before proposing), so its result is the reply
  * code RabbitMQ gives (406 inequivalent, 404 no such exchange...) with its text, the same on

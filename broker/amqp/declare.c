@@ -178,6 +178,11 @@ int channel_exchange_method(struct channel *ch, const struct spec_method *m, str
     if (server_cluster(connection_server(ch->conn)) && (rc = declare_cluster_method(ch, m, err)) <= 0)
         return rc;
 #endif
+    return channel_exchange_method_here(ch, m, err);
+}
+
+int channel_exchange_method_here(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
     switch (m->id) {
     case SPEC_EXCHANGE_DECLARE: {
         const struct spec_exchange_declare *a = &m->args.exchange_declare;
@@ -236,6 +241,11 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
     if (server_cluster(connection_server(ch->conn)) && (rc = declare_cluster_method(ch, m, err)) <= 0)
         return rc;
 #endif
+    return channel_queue_method_here(ch, m, err);
+}
+
+int channel_queue_method_here(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
     void *owner = ch->conn;
     switch (m->id) {
     case SPEC_QUEUE_DECLARE: {

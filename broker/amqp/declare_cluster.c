@@ -6,8 +6,13 @@
  * node's copy (syntax, reserved names, types, arguments, equivalence), so that what would be
  * refused costs no log entry. The copy may lag by commands in flight, so the apply on every node
  * decides again, with the same rules; the client gets that decision. What stays local, as
- * without a cluster: passive declares, exclusive queues (they live and die with their
- * connection, as in RabbitMQ) with their bindings and deletion, and queue.purge. */
+ * without a cluster: exclusive queues (they live and die with their connection, as in RabbitMQ)
+ * with their bindings and deletion, and queue.purge.
+ *
+ * Passive declares read this node's copy, but only after a read barrier: a "sync" command
+ * proposed and applied here, so the copy holds every command committed before the passive
+ * declare arrived. A client told declare-ok (or delete-ok) by one node and asking another next
+ * always sees that change, as with RabbitMQ's cluster-wide definitions. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +35,7 @@ struct cluster_call {
     uint32_t method_id;
     uint16_t channel;
     bool no_wait;
+    bool barrier;   /* a passive declare of call->name, answered here once "sync" is applied */
     uint8_t name_len;
     char name[256]; /* queue.declare: the queue, named here when server-named */
 };
@@ -93,6 +99,24 @@ static int send_ok(struct channel *ch, const struct cluster_call *call, const st
     return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, call->method_id, "out of memory");
 }
 
+/* The read barrier of a passive declare was applied here: the local copy is current, so the
+ * declare runs on it now. 0, or -1 with err. */
+static int answer_passive(struct channel *ch, const struct cluster_call *call, struct reply_error *err)
+{
+    struct spec_method m = {.id = call->method_id};
+    struct proto_bytes name = {(const uint8_t *)call->name, call->name_len};
+    if (call->method_id == SPEC_EXCHANGE_DECLARE) {
+        m.args.exchange_declare.exchange = name;
+        m.args.exchange_declare.passive = true;
+        m.args.exchange_declare.no_wait = call->no_wait;
+        return channel_exchange_method_here(ch, &m, err);
+    }
+    m.args.queue_declare.queue = name;
+    m.args.queue_declare.passive = true;
+    m.args.queue_declare.no_wait = call->no_wait;
+    return channel_queue_method_here(ch, &m, err);
+}
+
 /* The command was applied on this node (or failed to be): answer the client, then let the
  * connection handle its next frames. */
 static void on_done(void *arg, const struct meta_result *result)
@@ -107,7 +131,12 @@ static void on_done(void *arg, const struct meta_result *result)
         return;
     }
     struct reply_error err;
-    if (result->status == 0 || result->status == META_DUPLICATE) {
+    if (call->barrier && (result->status == 0 || result->status == META_DUPLICATE)) {
+        if (answer_passive(ch, call, &err) == 0) {
+            free(call);
+            return;
+        }
+    } else if (result->status == 0 || result->status == META_DUPLICATE) {
         if (send_ok(ch, call, result, &err) == 0) {
             free(call);
             return;
@@ -173,10 +202,29 @@ static struct cluster_call *new_call(uint32_t method_id, bool no_wait)
     return call;
 }
 
+/* A passive declare of name (already expanded): proposes the read barrier; the declare itself
+ * runs when it is applied (answer_passive). */
+static int propose_barrier(struct channel *ch, uint32_t method_id, struct proto_bytes name, bool no_wait,
+                           struct reply_error *err)
+{
+    struct cluster_call *call = new_call(method_id, no_wait);
+    if (!call)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, method_id, "out of memory");
+    call->barrier = true;
+    memcpy(call->name, name.ptr, name.len);
+    call->name_len = (uint8_t)name.len;
+    struct table_buf args = {0};
+    int rc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost)));
+    return propose(ch, "sync", &args, call, rc, err);
+}
+
 static int propose_exchange_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
-    if (m->id == SPEC_EXCHANGE_DECLARE && m->args.exchange_declare.passive)
-        return 1;
+    if (m->id == SPEC_EXCHANGE_DECLARE && m->args.exchange_declare.passive) {
+        const struct spec_exchange_declare *a = &m->args.exchange_declare;
+        /* A name past 255 bytes cannot be in a frame's shortstr: the decoder bounds it. */
+        return propose_barrier(ch, m->id, a->exchange, a->no_wait, err);
+    }
     struct actor who = channel_actor(ch);
     struct proto_bytes vhost = proto_bytes_of(vhost_name(ch->vhost));
     struct table_buf args = {0};
@@ -252,7 +300,13 @@ static bool local_queue(struct channel *ch, struct proto_bytes name)
 static int propose_queue_declare(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
     const struct spec_queue_declare *a = &m->args.queue_declare;
-    if (a->passive || a->exclusive)
+    if (a->passive) {
+        struct proto_bytes name = a->queue;
+        if (channel_expand_queue_name(ch, &name, m->id, err) != 0)
+            return -1;
+        return local_queue(ch, name) ? 1 : propose_barrier(ch, m->id, name, a->no_wait, err);
+    }
+    if (a->exclusive)
         return 1;
     struct queue_declare d = {
         .name = a->queue, .arguments = a->arguments, .durable = a->durable, .auto_delete = a->auto_delete,

@@ -1,0 +1,274 @@
+"""Three Warren nodes on loopback sharing their definitions through the metadata Raft group
+(issue 13, docs/cluster.md), with real pika clients on every node.
+
+- A declare, bind or delete made on any node (leader or follower) is visible on every other node
+  as soon as its -ok arrives at the client: RabbitMQ's promise for a cluster's definitions.
+- A refusal (an inequivalent redeclare, a bind to a missing exchange) is the same RabbitMQ reply
+  code on whichever node the client is connected to.
+- The leader killed with SIGKILL: the survivors elect another and keep taking declares; the dead
+  node, started again on its data directory, catches up.
+- A node killed and restarted never applies a logged command twice to what it saved: a queue
+  declared, deleted and declared again keeps the persistent messages published after the last
+  declare (a replay of the delete would lose them: the worst bug this project can have).
+- A node left alone (the other two killed) refuses a declare with 541 (a connection error)
+  after the proposal timeout instead of hanging, and serves the queues it has.
+
+Messages stay on the node they were published to in this slice (docs/cluster.md). Not runnable
+against an external broker: the test owns the three processes.
+"""
+
+import json
+import os
+import time
+import unittest
+
+import pika
+import pika.exceptions
+
+import harness
+from test_durability import RestartableBroker
+
+ELECTION_MS = 500
+
+
+def _cluster_built():
+    """True when the broker binary was built with the cluster layer (libraft present)."""
+    import subprocess
+
+    try:
+        out = subprocess.run([harness.broker_binary(), "--help"], capture_output=True, timeout=10)
+    except OSError:
+        return False
+    return b"cluster_port" in out.stdout + out.stderr
+
+
+class Cluster:
+    """Three nodes on loopback: distinct AMQP and cluster ports, one peers list."""
+
+    def __init__(self, size=3):
+        self.cluster_ports = [harness.free_port() for _ in range(size)]
+        peers = ",".join("127.0.0.1:%d" % p for p in self.cluster_ports)
+        self.nodes = []
+        for i, port in enumerate(self.cluster_ports):
+            self.nodes.append(RestartableBroker(extra_args=[
+                "--node_name", "n%d" % (i + 1),
+                "--cluster_port", str(port),
+                "--cluster_peers", peers,
+                "--cluster_election_timeout_ms", str(ELECTION_MS)]))
+
+    def start(self):
+        for node in self.nodes:
+            node.start()
+        return self
+
+    def stop(self):
+        import shutil
+
+        problems = []
+        for node in self.nodes:
+            try:
+                if node.process is not None and node.process.poll() is None:
+                    node.stop()
+                elif node.data_dir:  # killed by the test and not started again
+                    shutil.rmtree(node.data_dir, ignore_errors=True)
+            except AssertionError as e:
+                problems.append(str(e))
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    def status(self, node):
+        """The node's cluster_status as a dict, through its admin socket."""
+        request = json.dumps({"command": "cluster_status", "args": [], "vhost": "/"}).encode() + b"\n"
+        return json.loads(harness.admin_request(node, request))["cluster"]
+
+    def leader(self, among=None, timeout=15.0):
+        """The node every live node in `among` names as leader, once they agree."""
+        among = among or [n for n in self.nodes if n.process.poll() is None]
+        deadline = time.monotonic() + timeout
+        while True:
+            views = set()
+            for node in among:
+                try:
+                    st = self.status(node)
+                except (OSError, ValueError, KeyError):
+                    views.add(None)
+                    continue
+                views.add(st.get("leader"))
+            if len(views) == 1 and None not in views:
+                address = views.pop()
+                port = int(address.rsplit(":", 1)[1])
+                leader = self.nodes[self.cluster_ports.index(port)]
+                if leader in among:  # not a dead leader the others have not given up on yet
+                    return leader
+            if time.monotonic() > deadline:
+                raise AssertionError("no agreed leader within %.0f s: %r" % (timeout, views))
+            time.sleep(0.1)
+
+
+def channel_on(node):
+    connection = pika.BlockingConnection(node.pika_parameters(socket_timeout=20))
+    return connection, connection.channel()
+
+
+def exists(node, queue):
+    """True when a passive declare of queue succeeds on node."""
+    connection, channel = channel_on(node)
+    try:
+        channel.queue_declare(queue, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker as e:
+        if e.reply_code != 404:
+            raise
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+@harness.skip_if_external("starts and kills three cluster nodes")
+@unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
+class ClusterDefinitions(unittest.TestCase):
+    def setUp(self):
+        self.cluster = Cluster().start()
+        self.cluster.leader()
+
+    def tearDown(self):
+        self.cluster.stop()
+
+    def test_declares_on_every_node_are_visible_on_every_node_at_once(self):
+        nodes = self.cluster.nodes
+        for i, node in enumerate(nodes):
+            connection, channel = channel_on(node)
+            channel.exchange_declare("cl.x%d" % i, "direct", durable=True)
+            channel.queue_declare("cl.q%d" % i, durable=True, arguments={"x-max-length": 100})
+            channel.queue_bind("cl.q%d" % i, "cl.x%d" % i, routing_key="k%d" % i)
+            connection.close()
+            # Visible everywhere the moment the -ok arrived: no waiting here.
+            for other in nodes:
+                self.assertTrue(exists(other, "cl.q%d" % i), "q%d missing on %s" % (i, other.port))
+                c2, ch2 = channel_on(other)
+                ch2.exchange_declare("cl.x%d" % i, "direct", durable=True, passive=True)
+                c2.close()
+        # The bindings are there too: a publish on another node routes to that node's queue.
+        for i, node in enumerate(nodes):
+            other = nodes[(i + 1) % len(nodes)]
+            connection, channel = channel_on(other)
+            channel.confirm_delivery()
+            channel.basic_publish("cl.x%d" % i, "k%d" % i, b"routed", mandatory=True)
+            method, _, body = channel.basic_get("cl.q%d" % i, auto_ack=True)
+            self.assertIsNotNone(method, "bind of q%d not applied on %s" % (i, other.port))
+            self.assertEqual(body, b"routed")
+            connection.close()
+
+    def test_refusals_carry_the_same_reply_code_on_every_node(self):
+        a, b, c = self.cluster.nodes
+        connection, channel = channel_on(a)
+        channel.queue_declare("cl.strict", durable=True)
+        connection.close()
+        for node in (a, b, c):
+            connection, channel = channel_on(node)
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+                channel.queue_declare("cl.strict", durable=False)
+            self.assertEqual(ctx.exception.reply_code, 406)
+            channel = connection.channel()
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+                channel.queue_bind("cl.strict", "cl.no-such-exchange", routing_key="k")
+            self.assertEqual(ctx.exception.reply_code, 404)
+            # The connection keeps working after a channel error.
+            channel = connection.channel()
+            channel.queue_declare("cl.strict", durable=True)
+            connection.close()
+
+    def test_deletes_are_replicated(self):
+        a, b, c = self.cluster.nodes
+        connection, channel = channel_on(b)
+        channel.exchange_declare("cl.gone-x", "fanout")
+        channel.queue_declare("cl.gone")
+        channel.queue_bind("cl.gone", "cl.gone-x")
+        channel.queue_delete("cl.gone")
+        channel.exchange_delete("cl.gone-x")
+        connection.close()
+        for node in (a, b, c):
+            self.assertFalse(exists(node, "cl.gone"))
+            connection, channel = channel_on(node)
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+                channel.exchange_declare("cl.gone-x", "fanout", passive=True)
+            self.assertEqual(ctx.exception.reply_code, 404)
+            connection.close()
+
+    def test_the_leader_killed_the_others_go_on_and_it_catches_up(self):
+        leader = self.cluster.leader()
+        connection, channel = channel_on(leader)
+        channel.queue_declare("cl.before", durable=True)
+        connection.close()
+        leader.sigkill()
+        survivors = [n for n in self.cluster.nodes if n is not leader]
+        new_leader = self.cluster.leader(among=survivors)
+        self.assertIsNot(new_leader, leader)
+        for node in survivors:
+            self.assertTrue(exists(node, "cl.before"))
+        connection, channel = channel_on(survivors[1])
+        channel.queue_declare("cl.after", durable=True)
+        connection.close()
+        leader.relaunch()
+        deadline = time.monotonic() + 15
+        while not exists(leader, "cl.after"):
+            self.assertLess(time.monotonic(), deadline, "the restarted node did not catch up")
+            time.sleep(0.2)
+        self.assertTrue(exists(leader, "cl.before"))
+
+    def test_a_restart_never_replays_a_delete_over_newer_messages(self):
+        node = self.cluster.nodes[1]
+        connection, channel = channel_on(node)
+        channel.queue_declare("cl.reborn", durable=True)
+        channel.queue_delete("cl.reborn")
+        channel.queue_declare("cl.reborn", durable=True)
+        channel.confirm_delivery()
+        for n in range(50):
+            channel.basic_publish("", "cl.reborn", b"m%d" % n,
+                                  pika.BasicProperties(delivery_mode=2))
+        connection.close()
+        for kill in (True, False):
+            if kill:
+                node.sigkill()
+                node.relaunch()
+            else:
+                node.graceful_restart()
+            self.cluster.leader()
+            connection, channel = channel_on(node)
+            q = channel.queue_declare("cl.reborn", durable=True, passive=True)
+            self.assertEqual(q.method.message_count, 50, "confirmed messages lost by a replay")
+            connection.close()
+
+    def test_a_node_alone_refuses_declares_with_541_and_keeps_serving(self):
+        a, b, c = self.cluster.nodes
+        connection, channel = channel_on(a)
+        channel.queue_declare("cl.kept", durable=True)
+        channel.confirm_delivery()
+        channel.basic_publish("", "cl.kept", b"still here", pika.BasicProperties(delivery_mode=2))
+        connection.close()
+        b.sigkill()
+        c.sigkill()
+        connection, channel = channel_on(a)
+        started = time.monotonic()
+        # 541 INTERNAL_ERROR is a hard error: RabbitMQ closes the connection with it too.
+        with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as ctx:
+            channel.queue_declare("cl.cannot", durable=True)
+        self.assertEqual(ctx.exception.reply_code, 541)
+        self.assertLess(time.monotonic() - started, 19)
+        connection, channel = channel_on(a)
+        method, _, body = channel.basic_get("cl.kept", auto_ack=True)
+        self.assertEqual(body, b"still here")
+        connection.close()
+        harness.assert_broker_alive(self, a)
+        # With a majority back the declare goes through.
+        b.relaunch()
+        self.cluster.leader(among=[a, b])
+        connection, channel = channel_on(a)
+        channel.queue_declare("cl.can", durable=True)
+        connection.close()
+        self.assertTrue(exists(b, "cl.can"))
+
+
+if __name__ == "__main__":
+    unittest.main()
