@@ -6,7 +6,7 @@
  * once everywhere in the same order with the same results; the leader stopped and a new one
  * elected; a node restarted on its directory with the index its model saved (catching up from
  * the log, or from a snapshot) applying nothing twice; a node cut off timing out; a proposal
- * cancelled by stop, one forgotten; garbage on the cluster port. */
+ * cancelled by stop, one forgotten; garbage on the cluster port. The secret file's checks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -23,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cluster_node.h"
+#include "cluster_secret.h"
 
 #define NODES 3
 #define RECORDS_MAX 256
@@ -747,6 +750,79 @@ static void bad_configurations_are_refused(void **state)
     loop_destroy(loop);
 }
 
+/* Writes bytes to a new file dir/name with mode; returns its path in out. */
+static void secret_file(const char *dir, const char *name, const void *bytes, size_t len, mode_t mode, char *out,
+                        size_t cap)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+    close(fd);
+    assert_int_equal(chmod(out, mode), 0);
+}
+
+static void the_secret_file_is_checked(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/warren-cluster-secret-XXXXXX", path[128], err[256];
+    assert_non_null(mkdtemp(dir));
+    uint8_t out[CLUSTER_SECRET_MAX];
+    size_t len = 99;
+
+    secret_file(dir, "ok", "0123456789abcdef\n", 17, 0600, path, sizeof(path)); /* newline stripped */
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), 0);
+    assert_int_equal(len, 16);
+    assert_memory_equal(out, "0123456789abcdef", 16);
+    secret_file(dir, "crlf", "0123456789abcdefXY\r\n", 20, 0400, path, sizeof(path));
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), 0);
+    assert_int_equal(len, 18);
+    static uint8_t big[CLUSTER_SECRET_MAX + 1];
+    memset(big, 'k', sizeof(big));
+    secret_file(dir, "max", big, CLUSTER_SECRET_MAX, 0600, path, sizeof(path));
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), 0);
+    assert_int_equal(len, CLUSTER_SECRET_MAX);
+
+    struct {
+        const char *name, *bytes;
+        size_t len;
+        mode_t mode;
+        const char *why;
+    } refused[] = {
+        {"group", "0123456789abcdef", 16, 0640, "group or others"},
+        {"others", "0123456789abcdef", 16, 0604, "group or others"},
+        {"writable", "0123456789abcdef", 16, 0620, "group or others"},
+        {"empty", "", 0, 0600, "empty"},
+        {"newline", "\n", 1, 0600, "at least"},
+        {"short", "0123456789abcde\n", 16, 0600, "at least"},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        secret_file(dir, refused[i].name, refused[i].bytes, refused[i].len, refused[i].mode, path, sizeof(path));
+        memset(out, 'x', 16);
+        len = 99;
+        assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), -1);
+        if (!strstr(err, refused[i].why))
+            fail_msg("%s: %s", refused[i].name, err);
+        assert_int_equal(len, 0);
+    }
+    secret_file(dir, "long", big, sizeof(big), 0600, path, sizeof(path));
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "longer than"));
+    secret_file(dir, "small-cap", "0123456789abcdef0123", 20, 0600, path, sizeof(path));
+    assert_int_equal(cluster_secret_load(path, out, 18, &len, err, sizeof(err)), -1); /* more than cap */
+    assert_non_null(strstr(err, "longer than"));
+    snprintf(path, sizeof(path), "%s/missing", dir);
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "No such file"));
+    assert_int_equal(cluster_secret_load(dir, out, sizeof(out), &len, err, sizeof(err)), -1); /* a directory */
+    assert_non_null(strstr(err, "not a regular file"));
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), -1); /* no wait for a writer */
+    assert_non_null(strstr(err, "not a regular file"));
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as the broker does: a peer gone mid-write is an error, not a signal */
@@ -758,6 +834,7 @@ int main(void)
         cmocka_unit_test(a_new_leader_takes_over_and_a_restarted_node_applies_nothing_twice),
         cmocka_unit_test(a_node_cut_off_times_out_and_stop_cancels),
         cmocka_unit_test(garbage_on_the_cluster_port_changes_nothing),
+        cmocka_unit_test(the_secret_file_is_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
