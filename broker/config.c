@@ -19,6 +19,7 @@ static const char usage[] =
     "  --tls_port N       AMQPS (default 5671 once tls_certfile is set; docs/tls.md)\n"
     "  --cluster_port N   inter-node port (default 0: no cluster; docs/cluster.md), with\n"
     "  --cluster_peers H:P,...  every member's host:cluster_port, this node included\n"
+    "  --cluster_secret_file F  the members' shared secret (required with cluster_port)\n"
     "  --KEY VALUE        any configuration-file key, e.g. --queue_ram_messages 1000\n";
 
 static int parse_uint(const char *key, const char *text, unsigned long long max, unsigned long long *out)
@@ -196,6 +197,8 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
         cfg->server.cluster.peers = *value ? value : NULL;
     } else if (strcmp(key, "cluster_address") == 0) {
         cfg->server.cluster.address = *value ? value : NULL;
+    } else if (strcmp(key, "cluster_secret_file") == 0) {
+        cfg->server.cluster.secret_file = *value ? value : NULL;
     } else if (strcmp(key, "cluster_election_timeout_ms") == 0) {
         if (parse_uint(key, value, 600000, &v) || v < 50) {
             fprintf(stderr, "warren: cluster_election_timeout_ms must be between 50 and 600000\n");

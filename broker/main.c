@@ -13,6 +13,7 @@
 
 #include "admin.h"
 #ifdef WARREN_HAVE_CLUSTER
+#include "cluster_secret.h"
 #include "cluster_target.h"
 #endif
 #include "config.h"
@@ -106,9 +107,10 @@ static int ensure_data_dir(const char *path)
 static int check_cluster_settings(const struct cluster_settings *cs, char *address, size_t cap)
 {
     if (cs->port == 0) {
-        if (cs->peers || cs->address)
-            log_error("cluster_peers or cluster_address is set but cluster_port is 0 (no cluster): set cluster_port");
-        return cs->peers || cs->address ? -1 : 0;
+        if (cs->peers || cs->address || cs->secret_file)
+            log_error("cluster_peers, cluster_address or cluster_secret_file is set but cluster_port is 0 (no "
+                      "cluster): set cluster_port");
+        return cs->peers || cs->address || cs->secret_file ? -1 : 0;
     }
 #ifndef WARREN_HAVE_CLUSTER
     (void)address;
@@ -119,6 +121,11 @@ static int check_cluster_settings(const struct cluster_settings *cs, char *addre
 #else
     if (!cs->peers) {
         log_error("cluster_port is set but cluster_peers is not: list every member's host:port, this one included");
+        return -1;
+    }
+    if (!cs->secret_file) {
+        log_error("cluster_port is set but cluster_secret_file is not: every member needs the same secret "
+                  "(docs/cluster.md, Authentication)");
         return -1;
     }
     if (config_cluster_address(cs, address, cap) != 0) {
@@ -134,6 +141,7 @@ static int check_cluster_settings(const struct cluster_settings *cs, char *addre
 struct cluster_run {
     struct cluster_target target;
     char node_name[300], dir[4096];
+    uint8_t secret[CLUSTER_SECRET_MAX]; /* wiped once the node holds its own copy */
 };
 
 /* Starts the cluster node once the store is open (the saved index is known). NULL: logged. */
@@ -150,15 +158,23 @@ static struct cluster_node *start_cluster(struct event_loop *loop, struct server
     }
     snprintf(run->dir, sizeof run->dir, "%s/cluster", cfg->server.data_dir);
     cluster_target_init(&run->target, server);
+    char err[512] = "";
+    size_t secret_len = 0;
+    if (cluster_secret_load(cs->secret_file, run->secret, sizeof run->secret, &secret_len, err, sizeof err) != 0) {
+        log_error("cluster_secret_file: %s", err);
+        return NULL;
+    }
     struct cluster_config ccfg = {
         .node_name = run->node_name,
         .address = address,
         .peers = cs->peers,
         .dir = run->dir,
         .election_timeout_ms = cs->election_timeout_ms,
+        .secret = run->secret,
+        .secret_len = secret_len,
     };
-    char err[512] = "";
     struct cluster_node *node = cluster_node_start(loop, &ccfg, &run->target, err, sizeof err);
+    explicit_bzero(run->secret, sizeof run->secret);
     if (!node) {
         log_error("cannot start the cluster node: %s", err);
         return NULL;

@@ -25,6 +25,7 @@ struct cluster_settings {
     const char *address;          /* cluster_address: this node's entry in peers; NULL: the one
                                    * entry whose port is cluster_port */
     uint32_t election_timeout_ms; /* cluster_election_timeout_ms: 1000 */
+    const char *secret_file;      /* cluster_secret_file: the members' shared secret (required) */
 };
 
 /* Everything an operator can set (command line or --config file). Zero is not valid:

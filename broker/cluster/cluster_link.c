@@ -1,26 +1,42 @@
 /* broker/cluster/cluster_link.c: the cluster port (format and rules: cluster_link.h): raft_uv's
- * transport over libuv TCP, and the forwarding link beside it. Every read is sized to the piece
- * expected next (the handshake's fixed part, the address, a length, a message), so a stream is
- * handed to Raft with none of Raft's bytes consumed, and a peer can never make us buffer more
- * than one bounded message. */
+ * transport over libuv TCP, and the forwarding link beside it, both behind a mutual
+ * challenge/response on the cluster's secret (HMAC-SHA256 and nonces from GnuTLS). Every read is
+ * sized to the piece expected next (the hello's fixed part, the rest of it, the challenge or the
+ * proof, a length, a message), so a stream is handed to Raft with none of Raft's bytes consumed,
+ * and a peer can never make us buffer more than one bounded message. */
 #include "cluster_link.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <nettle/memops.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define HANDSHAKE_FIXED 15 /* magic, kind, id, address length */
+#include "log.h"
+
+#define HELLO_FIXED 15 /* magic, kind, id, address length */
 #define ADDRESS_MAX 256
+#define HELLO_MAX (HELLO_FIXED + ADDRESS_MAX + LINK_NONCE)
+#define CHALLENGE (LINK_NONCE + LINK_MAC)
+#define LOG_INTERVAL_MS 60000 /* one report per peer per interval */
+#define LOG_BURST 8           /* reports per interval, all peers together */
+
+_Static_assert(LOG_BURST < LINK_LOG_PEERS, "a peer reported within the interval keeps its slot");
 
 enum conn_kind {
-    CONN_IN,          /* accepted: reading the handshake, then forwarded commands */
-    CONN_RAFT_OUT,    /* connecting for Raft; handed over once the handshake is written */
+    CONN_IN,          /* accepted: the hello, the proof, then forwarded commands or Raft's */
+    CONN_RAFT_OUT,    /* connecting for Raft; handed over once the challenge checks out */
     CONN_FORWARD_OUT, /* the forwarding link to the leader */
 };
 
-enum read_stage { READ_HANDSHAKE, READ_ADDRESS, READ_LENGTH, READ_BODY, READ_NOTHING };
+enum read_stage {
+    READ_HELLO, READ_HELLO_REST, READ_PROOF, /* a server */
+    READ_CHALLENGE,                          /* a client */
+    READ_LENGTH, READ_BODY, READ_NOTHING,
+};
 
 struct link_conn {
     struct link_conn *prev, *next;  /* in link->conns */
@@ -28,15 +44,20 @@ struct link_conn {
     uv_tcp_t *tcp;                  /* raft_malloc'd: Raft frees a stream handed to it */
     enum conn_kind kind;
     bool closing, counted;          /* counted: in link->incoming */
+    bool authenticated;             /* the handshake completed */
     uv_connect_t connect;
     struct raft_uv_connect *req;    /* CONN_RAFT_OUT until its callback is called */
-    uv_write_t handshake_write;
+    raft_id server_id;              /* ours when accepted; the member meant when connecting */
     enum read_stage stage;
-    uint8_t head[HANDSHAKE_FIXED + ADDRESS_MAX]; /* the handshake, in or out; a message length */
+    uint8_t hello[HELLO_MAX];       /* the hello, sent or received: both MACs cover it */
+    size_t hello_len;
+    uint8_t nonce_s[LINK_NONCE];
+    uint8_t in[CHALLENGE];          /* the challenge, the proof, a message length */
     uint8_t *body;                  /* a forwarded message being read, grown as its bytes come */
     size_t body_cap;
     size_t have, want;              /* bytes of the current piece read so far, and needed */
-    uint64_t accepted_ms;           /* uv_now() at accept */
+    uint64_t started_ms;            /* uv_now() at accept or connect */
+    char peer[64];                  /* for reports: the accepted peer's IP, or the address dialled */
 };
 
 struct link_write {
@@ -45,6 +66,8 @@ struct link_write {
 };
 
 static const uint8_t MAGIC[4] = {'W', 'R', 'N', 'C'};
+static const char LABEL_SERVER[] = "warren-cluster S"; /* 16 bytes are MAC'd, not the NUL */
+static const char LABEL_CLIENT[] = "warren-cluster C";
 
 /* ---- addresses and the handshake ---- */
 
@@ -71,17 +94,97 @@ int link_parse_address(const char *address, struct sockaddr_storage *out)
     return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0 ? 0 : -EINVAL;
 }
 
-static size_t handshake_write(uint8_t *out, uint8_t kind, raft_id id, const char *address)
+static void put64(uint8_t *out, uint64_t v)
 {
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* Writes a hello with a fresh nonce into c->hello. False when no random bytes could be had. */
+static bool hello_write(struct link_conn *c, uint8_t kind)
+{
+    const char *address = c->link->address;
     size_t n = strlen(address);
+    uint8_t *out = c->hello;
     memcpy(out, MAGIC, 4);
     out[4] = kind;
-    for (int i = 0; i < 8; i++)
-        out[5 + i] = (uint8_t)(id >> (56 - 8 * i));
+    put64(out + 5, c->link->id);
     out[13] = (uint8_t)(n >> 8);
     out[14] = (uint8_t)n;
-    memcpy(out + HANDSHAKE_FIXED, address, n);
-    return HANDSHAKE_FIXED + n;
+    memcpy(out + HELLO_FIXED, address, n);
+    c->hello_len = HELLO_FIXED + n + LINK_NONCE;
+    return gnutls_rnd(GNUTLS_RND_RANDOM, out + HELLO_FIXED + n, LINK_NONCE) == 0;
+}
+
+/* HMAC-SHA256(secret, label | hello | nonce_s | server id) into out. False on a GnuTLS failure. */
+static bool handshake_mac(const struct link_conn *c, const char *label, uint8_t out[LINK_MAC])
+{
+    uint8_t msg[16 + HELLO_MAX + LINK_NONCE + 8];
+    size_t n = 0;
+    memcpy(msg, label, 16);
+    n += 16;
+    memcpy(msg + n, c->hello, c->hello_len);
+    n += c->hello_len;
+    memcpy(msg + n, c->nonce_s, LINK_NONCE);
+    n += LINK_NONCE;
+    put64(msg + n, c->server_id);
+    n += 8;
+    const struct cluster_link *link = c->link;
+    return gnutls_hmac_fast(GNUTLS_MAC_SHA256, link->secret, link->secret_len, msg, n, out) == 0;
+}
+
+/* True when the MAC received equals the one computed with label, compared in constant time. */
+static bool handshake_check(const struct link_conn *c, const char *label, const uint8_t *received)
+{
+    uint8_t expected[LINK_MAC];
+    return handshake_mac(c, label, expected) && memeql_sec(expected, received, LINK_MAC);
+}
+
+/* ---- failure reports ---- */
+
+/* Logs that peer failed (what), at most once per LOG_INTERVAL_MS per peer and LOG_BURST times per
+ * interval in all, so a port scanner or a node with another secret cannot flood the log. With
+ * LOG_BURST below LINK_LOG_PEERS, the slot taken over (the oldest) never holds a peer reported
+ * within the interval. */
+static void link_report(struct cluster_link *link, const char *peer, const char *what)
+{
+    uint64_t now = uv_now(link->uv);
+    int slot = -1, oldest = 0;
+    for (int i = 0; i < LINK_LOG_PEERS; i++) {
+        if (link->log_peers[i].peer[0] && strcmp(link->log_peers[i].peer, peer) == 0)
+            slot = i;
+        if (link->log_peers[i].at_ms < link->log_peers[oldest].at_ms)
+            oldest = i;
+    }
+    if (slot >= 0 && now - link->log_peers[slot].at_ms < LOG_INTERVAL_MS) {
+        link->log_peers[slot].suppressed++;
+        return;
+    }
+    if (link->log_window_count == 0 || now - link->log_window_ms >= LOG_INTERVAL_MS) {
+        link->log_window_ms = now;
+        link->log_window_count = 0;
+    }
+    if (link->log_window_count >= LOG_BURST) {
+        link->log_dropped++;
+        return;
+    }
+    link->log_window_count++;
+    unsigned suppressed = 0;
+    if (slot < 0) {
+        slot = oldest;
+        snprintf(link->log_peers[slot].peer, sizeof(link->log_peers[slot].peer), "%s", peer);
+    } else {
+        suppressed = link->log_peers[slot].suppressed;
+    }
+    link->log_peers[slot].at_ms = now;
+    link->log_peers[slot].suppressed = 0;
+    char more[96] = "";
+    if (suppressed || link->log_dropped)
+        snprintf(more, sizeof(more), " (and %u more from it, %u from others, not reported)", suppressed,
+                 link->log_dropped);
+    log_warning("cluster port %s: connection with %s closed: %s%s; the next report on it waits a minute",
+                link->address, peer, what, more);
+    link->log_dropped = 0;
 }
 
 /* ---- connections ---- */
@@ -111,6 +214,7 @@ static void conn_closed(uv_handle_t *handle)
     link_maybe_closed(link);
 }
 
+/* Closes c; a Raft connection attempt still pending fails (Raft retries after its delay). */
 static void conn_close(struct link_conn *c)
 {
     if (c->closing)
@@ -125,6 +229,19 @@ static void conn_close(struct link_conn *c)
         c->link->incoming--;
     }
     uv_close((uv_handle_t *)c->tcp, conn_closed);
+    struct raft_uv_connect *req = c->req;
+    if (req) {
+        c->req = NULL;
+        req->cb(req, NULL, RAFT_NOCONNECTION);
+    }
+}
+
+/* Reports why c failed, then closes it. */
+static void conn_refuse(struct link_conn *c, const char *why)
+{
+    if (!c->closing)
+        link_report(c->link, c->peer, why);
+    conn_close(c);
 }
 
 /* A new connection object with its (not yet initialised) handle, in link->conns. */
@@ -142,6 +259,7 @@ static struct link_conn *conn_new(struct cluster_link *link, enum conn_kind kind
     c->link = link;
     c->kind = kind;
     c->stage = READ_NOTHING;
+    c->started_ms = uv_now(link->uv);
     c->next = link->conns;
     if (link->conns)
         link->conns->prev = c;
@@ -165,12 +283,47 @@ static void conn_hand_over(struct link_conn *c)
     free(c);
 }
 
+static void send_done(uv_write_t *w, int status)
+{
+    (void)status; /* a failed handshake write shows as a read error or the handshake's timeout */
+    free(w->data);
+}
+
+/* Queues a copy of bytes on c. Touches nothing of c when done, so the stream may be handed to
+ * Raft meanwhile (libuv keeps the order of writes). 0 or -1. */
+static int conn_send(struct link_conn *c, const uint8_t *bytes, size_t len)
+{
+    struct link_write *w = malloc(sizeof(*w) + len);
+    if (!w)
+        return -1;
+    memcpy(w->data, bytes, len);
+    w->req.data = w;
+    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)c->tcp, &buf, 1, send_done) != 0) {
+        free(w);
+        return -1;
+    }
+    return 0;
+}
+
+/* Calls Raft's connect callback with the stream, which is Raft's from now on. */
+static void raft_connect_done(struct link_conn *c)
+{
+    struct raft_uv_connect *req = c->req;
+    uv_stream_t *stream = (uv_stream_t *)c->tcp;
+    c->req = NULL;
+    uv_read_stop(stream);
+    conn_hand_over(c);
+    req->cb(req, stream, 0);
+}
+
 static void read_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct link_conn *c = handle->data;
     if (c->stage != READ_BODY) {
-        *buf = uv_buf_init((char *)c->head + c->have, (unsigned)(c->want - c->have));
+        uint8_t *base = c->stage == READ_HELLO || c->stage == READ_HELLO_REST ? c->hello : c->in;
+        *buf = uv_buf_init((char *)base + c->have, (unsigned)(c->want - c->have));
         return;
     }
     if (c->have == c->body_cap) { /* memory follows the bytes a peer sent, not the length it claimed */
@@ -188,68 +341,125 @@ static void read_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->body + c->have, (unsigned)(c->body_cap - c->have));
 }
 
-/* The piece c->want is complete: checks it and sets up the next. False: drop the peer. */
-static bool read_piece(struct link_conn *c)
+static void next_piece(struct link_conn *c, enum read_stage stage, size_t want)
+{
+    c->stage = stage;
+    c->have = 0;
+    c->want = want;
+}
+
+/* The server has the whole hello: it checks it and sends the challenge. NULL, or why it fails. */
+static const char *hello_received(struct link_conn *c)
+{
+    const uint8_t *h = c->hello;
+    size_t n = (size_t)h[13] << 8 | h[14];
+    for (size_t i = 0; i < n; i++)
+        if (h[HELLO_FIXED + i] < 0x21 || h[HELLO_FIXED + i] > 0x7e)
+            return "malformed hello (address)";
+    raft_id id = 0;
+    for (int i = 0; i < 8; i++)
+        id = id << 8 | h[5 + i];
+    if (id == 0)
+        return "malformed hello (id 0)";
+    c->hello_len = c->want;
+    c->server_id = c->link->id;
+    uint8_t challenge[CHALLENGE];
+    if (gnutls_rnd(GNUTLS_RND_RANDOM, c->nonce_s, LINK_NONCE) != 0)
+        return "no random bytes for a nonce";
+    memcpy(challenge, c->nonce_s, LINK_NONCE);
+    if (!handshake_mac(c, LABEL_SERVER, challenge + LINK_NONCE) || conn_send(c, challenge, CHALLENGE) != 0)
+        return "cannot send the challenge";
+    next_piece(c, READ_PROOF, LINK_MAC);
+    return NULL;
+}
+
+/* The server checks the client's proof; then the stream is Raft's, or carries commands. */
+static const char *proof_received(struct link_conn *c)
+{
+    if (!handshake_check(c, LABEL_CLIENT, c->in))
+        return "wrong proof in the handshake (a node with another secret, or not a member)";
+    c->authenticated = true;
+    if (c->hello[4] == 'F') {
+        next_piece(c, READ_LENGTH, 4);
+        return NULL;
+    }
+    struct cluster_link *link = c->link;
+    raft_id id = 0;
+    for (int i = 0; i < 8; i++)
+        id = id << 8 | c->hello[5 + i];
+    char address[ADDRESS_MAX];
+    size_t n = (size_t)c->hello[13] << 8 | c->hello[14];
+    memcpy(address, c->hello + HELLO_FIXED, n);
+    address[n] = '\0';
+    uv_stream_t *stream = (uv_stream_t *)c->tcp;
+    uv_read_stop(stream);
+    conn_hand_over(c);
+    link->accept_cb(&link->transport, id, address, stream);
+    return NULL;
+}
+
+/* The client checks the server's challenge and answers it; then its stream is used. */
+static const char *challenge_received(struct link_conn *c)
+{
+    memcpy(c->nonce_s, c->in, LINK_NONCE);
+    if (!handshake_check(c, LABEL_SERVER, c->in + LINK_NONCE))
+        return "wrong answer in the handshake (a node with another secret, or not the member expected)";
+    uint8_t proof[LINK_MAC];
+    if (!handshake_mac(c, LABEL_CLIENT, proof) || conn_send(c, proof, LINK_MAC) != 0)
+        return "cannot send the proof";
+    c->authenticated = true;
+    if (c->kind == CONN_RAFT_OUT) {
+        raft_connect_done(c);
+        return NULL;
+    }
+    struct cluster_link *link = c->link;
+    next_piece(c, READ_NOTHING, 1); /* the leader never writes: reading only notices it hang up */
+    link->forward_ready = true;
+    link->on_ready(link->ctx);
+    return NULL;
+}
+
+/* The piece c->want is complete: checks it and sets up the next. NULL, or why the peer is dropped
+ * (c may have been handed over or closed: it is not touched after). */
+static const char *read_piece(struct link_conn *c)
 {
     struct cluster_link *link = c->link;
-    uint8_t *h = c->head;
     switch (c->stage) {
-    case READ_HANDSHAKE: {
+    case READ_HELLO: {
+        const uint8_t *h = c->hello;
         size_t n = (size_t)h[13] << 8 | h[14];
         if (memcmp(h, MAGIC, 4) != 0 || (h[4] != 'R' && h[4] != 'F') || n == 0 || n >= ADDRESS_MAX)
-            return false;
-        c->stage = READ_ADDRESS;
-        c->want = HANDSHAKE_FIXED + n;
-        return true;
+            return "malformed hello";
+        c->stage = READ_HELLO_REST;
+        c->want = HELLO_FIXED + n + LINK_NONCE;
+        return NULL;
     }
-    case READ_ADDRESS: {
-        raft_id id = 0;
-        for (int i = 0; i < 8; i++)
-            id = id << 8 | h[5 + i];
-        char address[ADDRESS_MAX];
-        size_t n = c->want - HANDSHAKE_FIXED;
-        for (size_t i = 0; i < n; i++)
-            if (h[HANDSHAKE_FIXED + i] < 0x21 || h[HANDSHAKE_FIXED + i] > 0x7e)
-                return false;
-        memcpy(address, h + HANDSHAKE_FIXED, n);
-        address[n] = '\0';
-        if (id == 0)
-            return false;
-        if (h[4] == 'R') {
-            uv_stream_t *stream = (uv_stream_t *)c->tcp;
-            uv_read_stop(stream);
-            conn_hand_over(c);
-            link->accept_cb(&link->transport, id, address, stream);
-            return true;
-        }
-        c->stage = READ_LENGTH;
-        c->have = 0;
-        c->want = 4;
-        return true;
-    }
+    case READ_HELLO_REST:
+        return hello_received(c);
+    case READ_PROOF:
+        return proof_received(c);
+    case READ_CHALLENGE:
+        return challenge_received(c);
     case READ_LENGTH: {
+        const uint8_t *h = c->in;
         uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
         if (n == 0 || n > LINK_MESSAGE_MAX)
-            return false;
-        c->stage = READ_BODY;
-        c->have = 0;
-        c->want = n;
-        return true;
+            return "forwarded message length out of bounds";
+        next_piece(c, READ_BODY, n);
+        return NULL;
     }
     case READ_BODY: {
         int rc = link->on_forward(link->ctx, c->body, c->want);
         free(c->body);
         c->body = NULL;
         c->body_cap = 0;
-        c->stage = READ_LENGTH;
-        c->have = 0;
-        c->want = 4;
-        return rc == 0;
+        next_piece(c, READ_LENGTH, 4);
+        return rc == 0 ? NULL : "forwarded command does not decode";
     }
     case READ_NOTHING:
         break;
     }
-    return false; /* bytes where none are expected (on the outgoing forwarding link) */
+    return "bytes where none are expected"; /* on the outgoing forwarding link */
 }
 
 static void read_done(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -263,8 +473,11 @@ static void read_done(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->have += (size_t)nread;
-    if (c->have == c->want && !read_piece(c))
-        conn_close(c);
+    if (c->have == c->want) {
+        const char *why = read_piece(c);
+        if (why)
+            conn_refuse(c, why);
+    }
     /* after a handover c is freed: libuv stopped reading, so nothing touches it */
 }
 
@@ -272,12 +485,24 @@ void link_sweep(struct cluster_link *link)
 {
     uint64_t now = uv_now(link->uv);
     for (struct link_conn *c = link->conns; c; c = c->next)
-        if (c->kind == CONN_IN && (c->stage == READ_HANDSHAKE || c->stage == READ_ADDRESS) &&
-            now - c->accepted_ms > LINK_HANDSHAKE_MS)
-            conn_close(c); /* stays in the list until closed: the walk goes on safely */
+        if (!c->authenticated && !c->closing && now - c->started_ms > LINK_HANDSHAKE_MS)
+            conn_refuse(c, "handshake not completed in time"); /* stays listed until closed */
 }
 
 /* ---- the listener ---- */
+
+static void peer_name(uv_tcp_t *tcp, char *out, size_t cap)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof(sa);
+    snprintf(out, cap, "?");
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) != 0)
+        return;
+    if (sa.ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)&sa, out, cap);
+    else if (sa.ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)&sa, out, cap);
+}
 
 static void on_accept(uv_stream_t *listener, int status)
 {
@@ -296,12 +521,10 @@ static void on_accept(uv_stream_t *listener, int status)
         conn_close(c); /* a flood of unidentified peers costs one closed socket each */
         return;
     }
+    peer_name(c->tcp, c->peer, sizeof(c->peer)); /* its IP: a port scanner's ports all count as one */
     c->counted = true;
-    c->accepted_ms = uv_now(link->uv);
     link->incoming++;
-    c->stage = READ_HANDSHAKE;
-    c->have = 0;
-    c->want = HANDSHAKE_FIXED;
+    next_piece(c, READ_HELLO, HELLO_FIXED);
     if (uv_read_start((uv_stream_t *)c->tcp, read_alloc, read_done) != 0)
         conn_close(c);
 }
@@ -351,71 +574,29 @@ static int transport_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     return 0;
 }
 
-/* Sends the handshake on a connected outgoing stream. */
-static int conn_send_handshake(struct link_conn *c, uint8_t kind, uv_write_cb done)
-{
-    size_t n = handshake_write(c->head, kind, c->link->id, c->link->address);
-    uv_buf_t buf = uv_buf_init((char *)c->head, (unsigned)n);
-    return uv_write(&c->handshake_write, (uv_stream_t *)c->tcp, &buf, 1, done);
-}
-
-/* Calls Raft's connect callback once: the stream on success, else NULL and an error. */
-static void raft_connect_done(struct link_conn *c, int status)
-{
-    struct raft_uv_connect *req = c->req;
-    c->req = NULL;
-    if (status == 0) {
-        uv_stream_t *stream = (uv_stream_t *)c->tcp;
-        conn_hand_over(c);
-        req->cb(req, stream, 0);
-        return;
-    }
-    conn_close(c);
-    req->cb(req, NULL, RAFT_NOCONNECTION);
-}
-
-static void raft_handshake_written(uv_write_t *w, int status)
-{
-    struct link_conn *c = w->handle->data;
-    raft_connect_done(c, status == 0 && !c->closing ? 0 : -1);
-}
-
-static void forward_handshake_written(uv_write_t *w, int status)
-{
-    struct link_conn *c = w->handle->data;
-    if (status != 0)
-        conn_close(c);
-}
-
+/* Connected (or not): the client sends its hello and waits for the challenge. */
 static void on_connected(uv_connect_t *connect, int status)
 {
     struct link_conn *c = connect->data;
-    struct cluster_link *link = c->link;
-    if (status == 0)
-        uv_tcp_nodelay(c->tcp, 1);
-    if (c->kind == CONN_RAFT_OUT) {
-        if (status != 0 || c->closing || conn_send_handshake(c, 'R', raft_handshake_written) != 0)
-            raft_connect_done(c, -1);
-        return;
-    }
-    if (status != 0 || c->closing || conn_send_handshake(c, 'F', forward_handshake_written) != 0) {
+    if (c->closing)
+        return; /* closed while connecting (status UV_ECANCELED): Raft was told then */
+    if (status != 0) {
         conn_close(c);
         return;
     }
-    /* The leader never writes: reading only notices it hang up. */
-    c->stage = READ_NOTHING;
-    c->have = 0;
-    c->want = 1;
-    if (uv_read_start((uv_stream_t *)c->tcp, read_alloc, read_done) != 0) {
+    uv_tcp_nodelay(c->tcp, 1);
+    if (!hello_write(c, c->kind == CONN_RAFT_OUT ? 'R' : 'F') || conn_send(c, c->hello, c->hello_len) != 0) {
         conn_close(c);
         return;
     }
-    link->forward_ready = true;
-    link->on_ready(link->ctx);
+    next_piece(c, READ_CHALLENGE, CHALLENGE);
+    if (uv_read_start((uv_stream_t *)c->tcp, read_alloc, read_done) != 0)
+        conn_close(c);
 }
 
-/* Opens a connection of kind to address; on_connected follows. NULL on failure. */
-static struct link_conn *conn_connect(struct cluster_link *link, enum conn_kind kind, const char *address)
+/* Opens a connection of kind to member server_id at address; on_connected follows. NULL on failure. */
+static struct link_conn *conn_connect(struct cluster_link *link, enum conn_kind kind, raft_id server_id,
+                                      const char *address)
 {
     struct sockaddr_storage sa;
     if (link->closing || link_parse_address(address, &sa) != 0)
@@ -423,6 +604,8 @@ static struct link_conn *conn_connect(struct cluster_link *link, enum conn_kind 
     struct link_conn *c = conn_new(link, kind);
     if (!c)
         return NULL;
+    c->server_id = server_id;
+    snprintf(c->peer, sizeof(c->peer), "%s", address);
     c->connect.data = c;
     if (uv_tcp_connect(&c->connect, c->tcp, (const struct sockaddr *)&sa, on_connected) != 0) {
         conn_close(c);
@@ -434,10 +617,9 @@ static struct link_conn *conn_connect(struct cluster_link *link, enum conn_kind 
 static int transport_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
                              const char *address, raft_uv_connect_cb cb)
 {
-    (void)id;
     struct cluster_link *link = t->impl;
     req->cb = cb;
-    struct link_conn *c = conn_connect(link, CONN_RAFT_OUT, address);
+    struct link_conn *c = conn_connect(link, CONN_RAFT_OUT, id, address);
     if (!c)
         return RAFT_NOCONNECTION; /* raft_uv retries after its connect retry delay */
     c->req = req;
@@ -460,20 +642,30 @@ static void transport_close(struct raft_uv_transport *t, raft_uv_transport_close
     link_maybe_closed(link);
 }
 
-void link_init(struct cluster_link *link, uv_loop_t *uv, link_forward_fn on_forward, link_ready_fn on_ready,
-               void *ctx)
+void link_init(struct cluster_link *link, uv_loop_t *uv, const uint8_t *secret, size_t secret_len,
+               link_forward_fn on_forward, link_ready_fn on_ready, void *ctx)
 {
     memset(link, 0, sizeof(*link));
     link->uv = uv;
     link->on_forward = on_forward;
     link->on_ready = on_ready;
     link->ctx = ctx;
+    if (secret_len > sizeof(link->secret))
+        secret_len = sizeof(link->secret); /* cluster_node_start refuses longer ones */
+    memcpy(link->secret, secret, secret_len);
+    link->secret_len = secret_len;
     link->listener_closed = true;
     link->transport.impl = link;
     link->transport.init = transport_init;
     link->transport.listen = transport_listen;
     link->transport.connect = transport_connect;
     link->transport.close = transport_close;
+}
+
+void link_wipe(struct cluster_link *link)
+{
+    explicit_bzero(link->secret, sizeof(link->secret));
+    link->secret_len = 0;
 }
 
 /* ---- the forwarding link ---- */
@@ -496,7 +688,7 @@ int link_forward(struct cluster_link *link, raft_id leader_id, const char *leade
     if (link->forward && link->forward_to != leader_id)
         conn_close(link->forward); /* the leader changed: follow it */
     if (!link->forward) {
-        link->forward = conn_connect(link, CONN_FORWARD_OUT, leader_address);
+        link->forward = conn_connect(link, CONN_FORWARD_OUT, leader_id, leader_address);
         link->forward_to = leader_id;
         link->forward_ready = false;
         return link->forward ? -EAGAIN : -ENOTCONN;

@@ -4,12 +4,27 @@
  * which a follower sends the commands it proposes to the leader. Everything runs on the node's
  * libuv loop, inside uv_run.
  *
- * Handshake, sent once by the connecting side (all integers big-endian):
+ * Handshake (all integers big-endian). Every member holds the same secret (cluster_secret.h);
+ * both sides prove they know it, neither ever sends it:
+ *   client -> server, the hello:
  *     [4]  "WRNC"
  *     [1]  kind: 'R' a Raft stream, 'F' the forwarding link
- *     [8]  the sender's Raft id (> 0)
- *     [2]  length of the sender's address, 1..CLUSTER_ADDRESS_MAX-1
- *     [n]  the sender's address (host:port, printable ASCII)
+ *     [8]  the client's Raft id (> 0)
+ *     [2]  length of the client's address, 1..CLUSTER_ADDRESS_MAX-1
+ *     [n]  the client's address (host:port, printable ASCII)
+ *     [16] nonce_c, fresh random bytes
+ *   server -> client, the challenge:
+ *     [16] nonce_s, fresh random bytes
+ *     [32] HMAC-SHA256(secret, "warren-cluster S" | hello | nonce_s | server id [8])
+ *   client -> server, the proof:
+ *     [32] HMAC-SHA256(secret, "warren-cluster C" | hello | nonce_s | server id [8])
+ * The server id is not sent: the server uses its own, the client the id of the member it meant to
+ * reach, so a client also learns that it reached that member and not a stranger on its port. The
+ * labels keep one side's MAC from serving as the other's; the two nonces keep a recorded
+ * handshake from being replayed, to either side. MACs are compared in constant time. The client
+ * hands its stream on (to Raft, or to forwarding) only after checking the challenge, the server
+ * only after checking the proof; any failure closes the connection (logged at most once a minute
+ * per peer). No byte after the handshake is authenticated or encrypted (docs/cluster.md).
  * After 'R' the stream is Raft's (its own framing). After 'F' it is a sequence of messages
  *     [4]  length, 1..LINK_MESSAGE_MAX
  *     [n]  a command as meta_command_encode wrote it
@@ -25,10 +40,15 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "cluster_secret.h"
+
 #define LINK_MESSAGE_MAX (64u << 20)  /* a forwarded command, bytes (meta_fsm's entry bound) */
 #define LINK_INCOMING_MAX 64          /* accepted connections not yet identified, or forwarding */
 #define LINK_QUEUE_MAX (16u << 20)    /* bytes queued on the forwarding link before sends drop */
-#define LINK_HANDSHAKE_MS 5000        /* an accepted connection must identify itself within this */
+#define LINK_HANDSHAKE_MS 5000        /* a connection, either way, must complete its handshake within this */
+#define LINK_NONCE 16                 /* bytes of each side's nonce */
+#define LINK_MAC 32                   /* bytes of an HMAC-SHA256 */
+#define LINK_LOG_PEERS 16             /* peers whose last failure report is remembered */
 
 struct link_conn;
 
@@ -55,14 +75,27 @@ struct cluster_link {
     void *ctx;
     raft_uv_transport_close_cb close_cb; /* set by transport.close until everything is released */
     bool closing, listener_closed;
+    uint8_t secret[CLUSTER_SECRET_MAX];    /* a copy, wiped by link_wipe */
+    size_t secret_len;
+    struct {                            /* handshake failures: one report a minute per peer */
+        char peer[64];
+        uint64_t at_ms;
+        unsigned suppressed;
+    } log_peers[LINK_LOG_PEERS];
+    uint64_t log_window_ms;
+    unsigned log_window_count, log_dropped; /* at most a few reports a minute in all */
 };
 
 /* Parses "a.b.c.d:port" or "[v6]:port" (numeric hosts only). 0 or -EINVAL. */
 int link_parse_address(const char *address, struct sockaddr_storage *out);
 
-/* Sets up link on uv; nothing is opened until raft_uv calls transport.listen/connect. */
-void link_init(struct cluster_link *link, uv_loop_t *uv, link_forward_fn on_forward, link_ready_fn on_ready,
-               void *ctx);
+/* Sets up link on uv with the cluster's secret (copied; 1..CLUSTER_SECRET_MAX bytes); nothing is
+ * opened until raft_uv calls transport.listen/connect. */
+void link_init(struct cluster_link *link, uv_loop_t *uv, const uint8_t *secret, size_t secret_len,
+               link_forward_fn on_forward, link_ready_fn on_ready, void *ctx);
+
+/* Erases the link's copy of the secret (after the transport closed). */
+void link_wipe(struct cluster_link *link);
 
 /* Sends a command to the leader (leader_id at leader_address) on the forwarding link, opening it,
  * or replacing a link to another node, as needed. 0 when queued; -EAGAIN while connecting
@@ -70,8 +103,9 @@ void link_init(struct cluster_link *link, uv_loop_t *uv, link_forward_fn on_forw
 int link_forward(struct cluster_link *link, raft_id leader_id, const char *leader_address,
                  const struct raft_buffer *command);
 
-/* Closes accepted connections that did not complete their handshake within LINK_HANDSHAKE_MS,
- * so idle sockets cannot hold every slot. Call now and then (outside or inside uv_run). */
+/* Closes connections, accepted or opened, that did not complete their handshake within
+ * LINK_HANDSHAKE_MS, so idle sockets cannot hold every slot and a silent stranger on a member's
+ * port cannot hold Raft's connection attempt. Call now and then (outside or inside uv_run). */
 void link_sweep(struct cluster_link *link);
 
 #endif

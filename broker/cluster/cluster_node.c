@@ -542,6 +542,7 @@ static void node_teardown(struct cluster_node *node)
         loop_timer_cancel(node->loop, node->tick_timer);
     node->uv_timer = node->tick_timer = 0;
     meta_fsm_close(&node->fsm);
+    link_wipe(&node->link);
     while (node->completed.head) {
         struct proposal *p = node->completed.head;
         list_remove(&node->completed, p);
@@ -558,6 +559,11 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
     int n = members_parse(cfg->peers, storage, sorted, err, errlen);
     if (n < 0)
         return NULL;
+    if (!cfg->secret || cfg->secret_len < CLUSTER_SECRET_MIN || cfg->secret_len > CLUSTER_SECRET_MAX) {
+        snprintf(err, errlen, "a cluster secret of %d to %d bytes is required (cluster_secret_file)",
+                 CLUSTER_SECRET_MIN, CLUSTER_SECRET_MAX);
+        return NULL;
+    }
     raft_id self = 0;
     for (int i = 0; i < n; i++)
         if (cfg->address && strcmp(sorted[i], cfg->address) == 0)
@@ -595,7 +601,7 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
         goto fail;
     }
     node->uv_ready = true;
-    link_init(&node->link, &node->uv, on_forward, on_forward_ready, node);
+    link_init(&node->link, &node->uv, cfg->secret, cfg->secret_len, on_forward, on_forward_ready, node);
     rc = raft_uv_init(&node->io, &node->uv, cfg->dir, &node->link.transport);
     if (rc != 0) {
         snprintf(err, errlen, "raft_uv: %s", node->io.errmsg);

@@ -15,9 +15,13 @@
  * target's functions and `done` (raft_uv's disk work runs in libuv's thread pool and reports back
  * through the loop). Nothing blocks the loop except cluster_node_start (raft_uv loads the log)
  * and cluster_node_stop. The process must ignore SIGPIPE (the broker does): libuv writes to
- * peers without MSG_NOSIGNAL. The cluster port trusts whoever completes its handshake as much as
- * libraft trusts a peer (libraft 0.15 allocates the message sizes a peer announces): it belongs
- * on a network only members reach (docs/cluster.md). */
+ * peers without MSG_NOSIGNAL.
+ *
+ * Authentication. Every member is given the same secret (cluster_secret_load); a connection on
+ * the cluster port, either way, is used only after both ends proved they know it
+ * (cluster_link.h). What follows the handshake is neither encrypted nor authenticated, and a
+ * member is trusted as much as libraft trusts a peer (libraft 0.15 allocates the message sizes a
+ * peer announces): members should talk over a private network (docs/cluster.md). */
 #ifndef WARREN_CLUSTER_NODE_H
 #define WARREN_CLUSTER_NODE_H
 
@@ -25,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster_secret.h"
 #include "event_loop.h"
 #include "meta_fsm.h"
 #include "table.h"
@@ -62,11 +67,14 @@ struct cluster_config {
     unsigned heartbeat_timeout_ms; /* 0: 100 */
     unsigned snapshot_threshold;   /* entries between snapshots; 0: 1024 */
     unsigned propose_timeout_ms;   /* a proposal not applied by then fails with -ETIMEDOUT; 0: 10000 */
+    const uint8_t *secret;         /* the cluster's shared secret (copied at start), required: */
+    size_t secret_len;             /* CLUSTER_SECRET_MIN..CLUSTER_SECRET_MAX bytes */
 };
 
 /* Starts the node on loop: opens (or bootstraps) the group, listens on the cluster port, and
  * applies committed commands to target from then on. A snapshot on disk newer than
- * target->start_index is imported before this returns. Returns NULL with a message in err. */
+ * target->start_index is imported before this returns. Returns NULL with a message in err (also
+ * when cfg has no secret, or one of the wrong size). */
 struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cluster_config *cfg,
                                         const struct cluster_target *target, char *err, size_t errlen);
 

@@ -375,6 +375,25 @@ def admin_status(broker):
     return json.loads(admin_request(broker, request))["status"]
 
 
+_cluster_secret = []
+
+
+def cluster_secret_file():
+    """A cluster_secret_file for the cluster tests: 32 random bytes, base64, mode 0600, one per
+    test process (removed at exit)."""
+    import atexit
+    import base64
+
+    if not _cluster_secret:
+        fd, path = tempfile.mkstemp(prefix="warren-cluster-secret-")
+        os.write(fd, base64.b64encode(os.urandom(32)) + b"\n")
+        os.close(fd)
+        os.chmod(path, 0o600)
+        atexit.register(lambda: os.path.exists(path) and os.unlink(path))
+        _cluster_secret.append(path)
+    return _cluster_secret[0]
+
+
 def vm_rss_kib(pid):
     """Resident memory of process pid in KiB (VmRSS)."""
     with open("/proc/%d/status" % pid) as f:

@@ -54,7 +54,8 @@ class Cluster:
                 "--node_name", "n%d" % (i + 1),
                 "--cluster_port", str(port),
                 "--cluster_peers", peers,
-                "--cluster_election_timeout_ms", str(ELECTION_MS)]))
+                "--cluster_election_timeout_ms", str(ELECTION_MS),
+                "--cluster_secret_file", harness.cluster_secret_file()]))
 
     def start(self):
         for node in self.nodes:

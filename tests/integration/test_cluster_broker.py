@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 import unittest
 
@@ -20,7 +21,7 @@ import harness
 
 def cluster_args(port):
     return ["--cluster_port", str(port), "--cluster_peers", "127.0.0.1:%d" % port,
-            "--node_name", "solo@localhost"]
+            "--node_name", "solo@localhost", "--cluster_secret_file", harness.cluster_secret_file()]
 
 
 def admin(path, command):
@@ -191,6 +192,34 @@ class NoClusterTest(unittest.TestCase):
         self.assertIn("cluster_port is 0", str(e.exception))
         broker._stderr_file.close()
         shutil.rmtree(broker.data_dir, ignore_errors=True)
+
+    def refused_at_start(self, extra_args):
+        broker = harness.Broker(extra_args=extra_args)
+        try:
+            with self.assertRaises(AssertionError) as e:
+                broker.start()
+            return str(e.exception)
+        finally:
+            broker._stderr_file.close()
+            shutil.rmtree(broker.data_dir, ignore_errors=True)
+
+    def test_a_cluster_without_a_readable_private_secret_is_refused_at_start(self):
+        harness.skip_if_external("starts its own broker")
+        port = harness.free_port()
+        args = ["--cluster_port", str(port), "--cluster_peers", "127.0.0.1:%d" % port]
+        self.assertIn("cluster_secret_file is not", self.refused_at_start(args))
+        with tempfile.TemporaryDirectory() as d:
+            secret = os.path.join(d, "secret")
+            with open(secret, "w") as f:
+                f.write("0123456789abcdef0123456789abcdef\n")
+            os.chmod(secret, 0o640)  # group-readable: refused, as RabbitMQ refuses such a cookie
+            self.assertIn("cluster_secret_file", self.refused_at_start(args + ["--cluster_secret_file", secret]))
+            os.chmod(secret, 0o600)
+            with open(secret, "w") as f:
+                f.write("too short\n")
+            self.assertIn("cluster_secret_file", self.refused_at_start(args + ["--cluster_secret_file", secret]))
+            self.assertIn("cluster_secret_file",
+                          self.refused_at_start(args + ["--cluster_secret_file", os.path.join(d, "missing")]))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@
  * once everywhere in the same order with the same results; the leader stopped and a new one
  * elected; a node restarted on its directory with the index its model saved (catching up from
  * the log, or from a snapshot) applying nothing twice; a node cut off timing out; a proposal
- * cancelled by stop, one forgotten; garbage on the cluster port. */
+ * cancelled by stop, one forgotten; garbage on the cluster port. Authentication: the nodes share a
+ * secret; a node with another one never joins; strangers on the port (a forged hello, a wrong
+ * proof, a replayed real handshake, an impostor on a member's port) reach neither Raft nor the
+ * state machine, which a probe with the secret shows it would have reached; the secret file's
+ * checks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +19,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,10 +30,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cluster_node.h"
+#include "cluster_secret.h"
+#include "log.h"
 
 #define NODES 3
 #define RECORDS_MAX 256
@@ -128,12 +138,16 @@ static int model_import(void *ctx, uint64_t index, struct proto_bytes state)
 
 /* ---- three nodes, each on its own loop ---- */
 
+static const char SECRET[] = "the cluster's secret, 32 bytes!!";
+static const char OTHER_SECRET[] = "another secret, also 32 bytes...";
+
 struct tnode {
     struct event_loop *loop;
     struct cluster_node *node;
     struct model model;
     char dir[96];
     char address[64];
+    const char *secret;
 };
 
 struct tcluster {
@@ -141,6 +155,7 @@ struct tcluster {
     char peers[256];
     struct tnode n[NODES];
     unsigned snapshot_threshold, propose_timeout_ms;
+    unsigned outsiders;        /* nodes that are not expected to follow the leader */
 };
 
 static uint64_t now_ms(void)
@@ -171,7 +186,8 @@ static void node_up(struct tcluster *c, unsigned i)
     struct cluster_config cfg = {.node_name = name, .address = t->address, .peers = c->peers, .dir = t->dir,
                                  .election_timeout_ms = 300, .heartbeat_timeout_ms = 50,
                                  .snapshot_threshold = c->snapshot_threshold,
-                                 .propose_timeout_ms = c->propose_timeout_ms};
+                                 .propose_timeout_ms = c->propose_timeout_ms,
+                                 .secret = (const uint8_t *)t->secret, .secret_len = strlen(t->secret)};
     char err[256] = "";
     t->node = cluster_node_start(t->loop, &cfg, &target, err, sizeof(err));
     if (!t->node)
@@ -184,7 +200,8 @@ static void node_down(struct tcluster *c, unsigned i)
     c->n[i].node = NULL;
 }
 
-static struct tcluster *cluster_up(unsigned snapshot_threshold, unsigned propose_timeout_ms)
+/* Three nodes sharing SECRET; those in start_mask are started. */
+static struct tcluster *cluster_up_some(unsigned snapshot_threshold, unsigned propose_timeout_ms, unsigned start_mask)
 {
     struct tcluster *c = calloc(1, sizeof(*c));
     assert_non_null(c);
@@ -200,11 +217,18 @@ static struct tcluster *cluster_up(unsigned snapshot_threshold, unsigned propose
         off += (size_t)snprintf(c->peers + off, sizeof(c->peers) - off, "%s%s", i ? "," : "", t->address);
         t->loop = loop_create();
         assert_non_null(t->loop);
+        t->secret = SECRET;
     }
     snprintf(c->peers + off, sizeof(c->peers) - off, " , %s", c->n[0].address); /* a repeat counts once */
     for (unsigned i = 0; i < NODES; i++)
-        node_up(c, i);
+        if (start_mask & 1u << i)
+            node_up(c, i);
     return c;
+}
+
+static struct tcluster *cluster_up(unsigned snapshot_threshold, unsigned propose_timeout_ms)
+{
+    return cluster_up_some(snapshot_threshold, propose_timeout_ms, 7);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -261,7 +285,7 @@ static int leader_of(struct tcluster *c)
     int leader = -1;
     uint64_t leader_id = 0;
     for (unsigned i = 0; i < NODES; i++) {
-        if (!c->n[i].node)
+        if (!c->n[i].node || c->outsiders & 1u << i)
             continue;
         struct cluster_status s;
         cluster_node_status(c->n[i].node, &s);
@@ -562,9 +586,7 @@ static void a_node_cut_off_times_out_and_stop_cancels(void **state)
     step_until(c, have_leader, NULL, 10000, "a leader");
     node_down(c, 1);
     node_down(c, 2);
-    /* Stopping the two took a while: one pass brings node 0's loop clock (which the propose
-     * timeout counts from) up to now. */
-    step(c);
+    step(c); /* node 0's loop clock stood still while the others stopped: the deadline counts from it */
     struct waiter w = {0};
     uint64_t start = now_ms();
     propose(c, 0, "put", "alone", &w);
@@ -620,16 +642,82 @@ static bool peers_closed(struct tcluster *c, void *arg)
     return true;
 }
 
-static size_t handshake(uint8_t *out, uint8_t kind, uint64_t id, const char *address, size_t address_len)
+/* A hello as a member writes it: the address (address_len announced), then a 16-byte nonce. */
+static size_t hello(uint8_t *out, uint8_t kind, uint64_t id, const char *address, size_t address_len,
+                    const uint8_t nonce[16])
 {
+    size_t n = strlen(address);
     memcpy(out, "WRNC", 4);
     out[4] = kind;
     for (int i = 0; i < 8; i++)
         out[5 + i] = (uint8_t)(id >> (56 - 8 * i));
     out[13] = (uint8_t)(address_len >> 8);
     out[14] = (uint8_t)address_len;
-    memcpy(out + 15, address, strlen(address));
-    return 15 + strlen(address);
+    memcpy(out + 15, address, n);
+    memcpy(out + 15 + n, nonce, 16);
+    return 15 + n + 16;
+}
+
+/* HMAC-SHA256(secret, label | hello | nonce_s | server id), as cluster_link.h specifies it: the
+ * test's own rendering of the handshake, to act as a member, a stranger or an impostor. */
+static void handshake_mac(const char *secret, const char *label, const uint8_t *hello_bytes, size_t hello_len,
+                          const uint8_t nonce_s[16], uint64_t server_id, uint8_t out[32])
+{
+    uint8_t msg[16 + 300 + 16 + 8];
+    assert_true(hello_len <= 300);
+    memcpy(msg, label, 16);
+    memcpy(msg + 16, hello_bytes, hello_len);
+    memcpy(msg + 16 + hello_len, nonce_s, 16);
+    for (int i = 0; i < 8; i++)
+        msg[32 + hello_len + i] = (uint8_t)(server_id >> (56 - 8 * i));
+    assert_int_equal(gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, strlen(secret), msg, 40 + hello_len, out), 0);
+}
+
+/* Reads up to n bytes from fd while the nodes run. The count read: n, or less at end of file, on
+ * an error or after timeout_ms. */
+static size_t recv_stepping(struct tcluster *c, int fd, uint8_t *out, size_t n, unsigned timeout_ms)
+{
+    uint64_t end = now_ms() + timeout_ms;
+    size_t have = 0;
+    while (have < n && now_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 0) != 1) {
+            step(c);
+            continue;
+        }
+        ssize_t r = read(fd, out + have, n - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+    }
+    return have;
+}
+
+/* Node i's Raft id: its position in the sorted member list. */
+static uint64_t raft_id_of(struct tcluster *c, unsigned i)
+{
+    uint64_t id = 1;
+    for (unsigned j = 0; j < NODES; j++)
+        if (strcmp(c->n[j].address, c->n[i].address) < 0)
+            id++;
+    return id;
+}
+
+/* Connects to node i as member id at address would, with secret: sends a hello, checks that the
+ * node proves it knows the secret, and proves it in turn. Returns the authenticated socket. */
+static int member_connect(struct tcluster *c, unsigned i, uint8_t kind, uint64_t id, const char *address,
+                          const char *secret)
+{
+    uint8_t h[300], nonce[16], challenge[48], mac[32];
+    assert_int_equal(gnutls_rnd(GNUTLS_RND_NONCE, nonce, sizeof(nonce)), 0);
+    size_t len = hello(h, kind, id, address, strlen(address), nonce);
+    int fd = send_raw(c->n[i].address, h, len);
+    assert_int_equal(recv_stepping(c, fd, challenge, sizeof(challenge), 5000), sizeof(challenge));
+    handshake_mac(secret, "warren-cluster S", h, len, challenge, raft_id_of(c, i), mac);
+    assert_memory_equal(mac, challenge + 16, 32);
+    handshake_mac(secret, "warren-cluster C", h, len, challenge, raft_id_of(c, i), mac);
+    assert_int_equal(write(fd, mac, sizeof(mac)), (ssize_t)sizeof(mac));
+    return fd;
 }
 
 static void garbage_on_the_cluster_port_changes_nothing(void **state)
@@ -645,31 +733,32 @@ static void garbage_on_the_cluster_port_changes_nothing(void **state)
         junk[i] = (uint8_t)(i * 131 + 7);
     int fds[12];
     size_t k = 0;
+    static const uint8_t zeros[16];
     fds[k++] = send_raw(address, junk, sizeof(junk));                          /* no magic */
-    size_t len = handshake(b, 'X', 1, "127.0.0.1:1", 11);                      /* unknown kind */
+    size_t len = hello(b, 'X', 1, "127.0.0.1:1", 11, zeros);                   /* unknown kind */
     fds[k++] = send_raw(address, b, len);
-    len = handshake(b, 'F', 0, "127.0.0.1:1", 11);                             /* id 0 */
+    len = hello(b, 'F', 0, "127.0.0.1:1", 11, zeros);                          /* id 0 */
     fds[k++] = send_raw(address, b, len);
-    len = handshake(b, 'F', 2, "", 0);                                         /* no address */
+    len = hello(b, 'F', 2, "", 0, zeros);                                      /* no address */
     fds[k++] = send_raw(address, b, len);
-    len = handshake(b, 'R', 2, "bad\001address", 11);                          /* not printable */
+    len = hello(b, 'R', 2, "bad\001address", 11, zeros);                       /* not printable */
     fds[k++] = send_raw(address, b, len);
-    len = handshake(b, 'F', 2, "127.0.0.1:1", 11);                             /* a length past the bound */
-    memcpy(b + len, "\xff\xff\xff\xff", 4);
-    fds[k++] = send_raw(address, b, len + 4);
-    len = handshake(b, 'F', 2, "127.0.0.1:1", 11);                             /* a command that does not decode */
-    memcpy(b + len, "\x00\x00\x00\x10", 4);
-    memcpy(b + len + 4, junk, 16);
-    fds[k++] = send_raw(address, b, len + 20);
-    int half = send_raw(address, "WRNC", 4);                                   /* a handshake cut short */
+    int half = send_raw(address, "WRNC", 4);                                   /* a hello cut short */
     close(half);
+    /* A member that misbehaves after the handshake (it knows the secret): */
+    fds[k] = member_connect(c, target, 'F', 2, "127.0.0.1:1", SECRET);         /* a length past the bound */
+    assert_int_equal(write(fds[k++], "\xff\xff\xff\xff", 4), 4);
+    fds[k] = member_connect(c, target, 'F', 2, "127.0.0.1:1", SECRET);         /* a command that does not decode */
+    memcpy(b, "\x00\x00\x00\x10", 4);
+    memcpy(b + 4, junk, 16);
+    assert_int_equal(write(fds[k++], b, 20), 20);
     /* Raft's side gets junk framed with a small header length: libraft 0.15 allocates whatever
      * header length a peer announces, so a huge one is not sent here (docs/cluster.md). */
-    len = handshake(b, 'R', 2, "127.0.0.1:1", 11);
-    memcpy(b + len, junk, 8);
-    memcpy(b + len + 8, "\x20\0\0\0\0\0\0\0", 8);
-    memcpy(b + len + 16, junk + 8, 32);
-    fds[k++] = send_raw(address, b, len + 48);
+    fds[k] = member_connect(c, target, 'R', 2, "127.0.0.1:1", SECRET);
+    memcpy(b, junk, 8);
+    memcpy(b + 8, "\x20\0\0\0\0\0\0\0", 8);
+    memcpy(b + 16, junk + 8, 32);
+    assert_int_equal(write(fds[k++], b, 48), 48);
     int idle = send_raw(address, NULL, 0);                                     /* never says anything */
     struct closed closed = {fds, k};
     step_until(c, peers_closed, &closed, 5000, "the node dropping each malformed peer");
@@ -714,7 +803,8 @@ static void bad_configurations_are_refused(void **state)
     struct model m = {0};
     struct cluster_target target = {0, model_apply, model_export, model_import, &m};
     char err[256];
-    struct cluster_config cfg = {.address = "127.0.0.1:1", .peers = "127.0.0.1:2,127.0.0.1:3", .dir = "/tmp/x"};
+    struct cluster_config cfg = {.address = "127.0.0.1:1", .peers = "127.0.0.1:2,127.0.0.1:3", .dir = "/tmp/x",
+                                 .secret = (const uint8_t *)SECRET, .secret_len = strlen(SECRET)};
     assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
     assert_non_null(strstr(err, "not among"));
     cfg.peers = "127.0.0.1:1,localhost:2";
@@ -746,8 +836,364 @@ static void bad_configurations_are_refused(void **state)
     assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
     assert_non_null(strstr(err, "raft start"));
     close(taken);
+
+    /* No secret, or too short a one: refused before anything is opened. */
+    cfg.secret = NULL;
+    assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
+    assert_non_null(strstr(err, "secret"));
+    cfg.secret = (const uint8_t *)SECRET;
+    cfg.secret_len = CLUSTER_SECRET_MIN - 1;
+    assert_null(cluster_node_start(loop, &cfg, &target, err, sizeof(err)));
+    assert_non_null(strstr(err, "secret"));
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     loop_destroy(loop);
+}
+
+/* ---- authentication ---- */
+
+/* Log lines of the cluster port's failure reports, captured in a file. */
+static FILE *log_capture;
+
+static void log_capture_start(void)
+{
+    log_capture = tmpfile();
+    assert_non_null(log_capture);
+    log_set_stream(log_capture);
+}
+
+static unsigned log_capture_stop(void)
+{
+    log_set_stream(NULL);
+    rewind(log_capture);
+    char line[1024];
+    unsigned n = 0;
+    while (fgets(line, sizeof(line), log_capture))
+        if (strstr(line, "cluster port") && strstr(line, "closed"))
+            n++;
+    fclose(log_capture);
+    return n;
+}
+
+static bool model_has(const struct model *m, const char *prefix)
+{
+    for (size_t r = 0; r < m->n; r++)
+        if (strncmp(m->records[r].key, prefix, strlen(prefix)) == 0)
+            return true;
+    return false;
+}
+
+static uint64_t term_of(struct tcluster *c, unsigned i)
+{
+    struct cluster_status s;
+    cluster_node_status(c->n[i].node, &s);
+    return s.term;
+}
+
+static void a_node_with_another_secret_never_joins(void **state)
+{
+    (void)state;
+    log_capture_start();
+    struct tcluster *c = cluster_up_some(0, 1500, 3);
+    c->n[2].secret = OTHER_SECRET;
+    c->outsiders = 1u << 2;
+    node_up(c, 2);
+    step_until(c, have_leader, NULL, 10000, "a leader among the two that share the secret");
+    int leader = leader_of(c);
+    assert_true(leader == 0 || leader == 1);
+    uint64_t term = term_of(c, (unsigned)leader);
+
+    static struct waiter w[8];
+    memset(w, 0, sizeof(w));
+    for (unsigned i = 0; i < 6; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "in%u", i);
+        propose(c, i % 2, "put", key, &w[i]);
+    }
+    propose(c, 2, "put", "out0", &w[6]);
+    propose(c, 2, "put", "out1", &w[7]);
+    struct waiters ws = {w, 8};
+    step_until(c, all_done, &ws, 10000, "the proposals, the outsider's timed out");
+    for (unsigned i = 0; i < 6; i++)
+        assert_int_equal(w[i].result.status, 0);
+    assert_int_equal(w[6].result.status, -ETIMEDOUT);
+    assert_int_equal(w[7].result.status, -ETIMEDOUT);
+    struct count want = {6, 3};
+    step_until(c, models_hold, &want, 10000, "the members' models");
+    assert_same_models(c, 3, 6);
+    for (unsigned i = 0; i < 3; i++)
+        assert_false(model_has(&c->n[i].model, "out"));
+    assert_int_equal(c->n[2].model.n, 0);
+    struct cluster_status s;
+    cluster_node_status(c->n[2].node, &s);
+    assert_string_not_equal(s.state, "leader");
+    for (size_t m = 0; m < s.member_count; m++)
+        assert_false(s.members[m].leader); /* it never heard from the leader */
+    assert_int_equal(leader_of(c), leader);
+    assert_int_equal(term_of(c, (unsigned)leader), term); /* its campaigns never reached the others */
+    cluster_down(c);
+    /* Each of its many failed connections was refused, but reported once per peer and node: node
+     * 0 and node 1 each see 127.0.0.1 and node 2's address, node 2 sees 127.0.0.1 and the two
+     * others' addresses. */
+    unsigned lines = log_capture_stop();
+    assert_true(lines >= 2);
+    assert_true(lines <= 7);
+}
+
+/* A libraft 0.15 RequestVote (little-endian words: type 3, header length, then term, candidate,
+ * last log index and term, flags with "disrupt the leader"): a leader that takes it adopts term
+ * and steps down, which shows from outside. */
+static size_t request_vote(uint8_t *out, uint64_t term, uint64_t candidate)
+{
+    const uint64_t words[7] = {3, 40, term, candidate, 1u << 20, term, 1};
+    for (int w = 0; w < 7; w++)
+        for (int i = 0; i < 8; i++)
+            out[8 * w + i] = (uint8_t)(words[w] >> (8 * i));
+    return 56;
+}
+
+/* A forwarded command with key, framed as the forwarding link carries it. */
+static size_t forwarded(uint8_t *out, size_t cap, const char *key)
+{
+    struct table_buf args = {0};
+    struct raft_buffer cmd;
+    struct proto_bytes bytes = {(const uint8_t *)key, (uint32_t)strlen(key)};
+    assert_int_equal(table_buf_put_string(&args, "key", bytes), 0);
+    assert_int_equal(meta_command_encode(&cmd, "put", 0x5eed, 1, &args), 0);
+    table_buf_free(&args);
+    assert_true(cmd.len + 4 <= cap);
+    out[0] = (uint8_t)(cmd.len >> 24), out[1] = (uint8_t)(cmd.len >> 16);
+    out[2] = (uint8_t)(cmd.len >> 8), out[3] = (uint8_t)cmd.len;
+    memcpy(out + 4, cmd.base, cmd.len);
+    size_t n = 4 + cmd.len;
+    raft_free(cmd.base);
+    return n;
+}
+
+/* Accepts one connection on listener while the nodes run. */
+static int accept_stepping(struct tcluster *c, int listener)
+{
+    uint64_t end = now_ms() + 10000;
+    while (now_ms() < end) {
+        struct pollfd p = {.fd = listener, .events = POLLIN};
+        if (poll(&p, 1, 0) == 1) {
+            int fd = accept(listener, NULL, NULL);
+            assert_true(fd >= 0);
+            return fd;
+        }
+        step(c);
+    }
+    fail_msg("no connection to the impostor");
+    return -1;
+}
+
+/* Reads a member's hello on fd (the node connecting for Raft). Its length. */
+static size_t read_hello(struct tcluster *c, int fd, uint8_t *h)
+{
+    assert_int_equal(recv_stepping(c, fd, h, 15, 5000), 15);
+    assert_memory_equal(h, "WRNC", 4);
+    assert_int_equal(h[4], 'R');
+    size_t n = (size_t)h[13] << 8 | h[14];
+    assert_int_equal(recv_stepping(c, fd, h + 15, n + 16, 5000), n + 16);
+    return 15 + n + 16;
+}
+
+static void strangers_without_the_secret_reach_nothing(void **state)
+{
+    (void)state;
+    /* Node 2 is not started: the test holds its port, as a stranger who took it would. */
+    struct tcluster *c = cluster_up_some(0, 0, 3);
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                             .sin_port = htons((uint16_t)atoi(strrchr(c->n[2].address, ':') + 1))};
+    assert_int_equal(bind(listener, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(listener, 8), 0);
+    step_until(c, have_leader, NULL, 10000, "a leader of the two");
+    uint64_t id2 = raft_id_of(c, 2);
+
+    /* A stranger that takes the hello and never answers: the member gives up after the
+     * handshake limit (Raft is told the connection failed) and tries again. */
+    uint8_t h[300], challenge[48], proof[32], b[600];
+    int fd = accept_stepping(c, listener);
+    size_t hello_len = read_hello(c, fd, h);
+    uint64_t since = now_ms();
+    assert_int_equal(recv_stepping(c, fd, b, sizeof(b), 8000), 0);
+    assert_true(now_ms() - since >= 3000 && now_ms() - since < 7500);
+    close(fd);
+
+    /* An impostor that does not know the secret answers a member's hello: the member hangs up
+     * and sends it nothing, no proof and no Raft message. */
+    fd = accept_stepping(c, listener);
+    hello_len = read_hello(c, fd, h);
+    assert_int_equal(gnutls_rnd(GNUTLS_RND_NONCE, challenge, sizeof(challenge)), 0);
+    assert_int_equal(write(fd, challenge, sizeof(challenge)), (ssize_t)sizeof(challenge));
+    assert_int_equal(recv_stepping(c, fd, b, sizeof(b), 3000), 0);
+    close(fd);
+
+    /* The same impostor, knowing the secret, records a real member's whole handshake (as anyone
+     * on the wire could); the member's proof checks out and Raft's messages follow. */
+    fd = accept_stepping(c, listener);
+    hello_len = read_hello(c, fd, h);
+    assert_int_equal(gnutls_rnd(GNUTLS_RND_NONCE, challenge, 16), 0);
+    handshake_mac(SECRET, "warren-cluster S", h, hello_len, challenge, id2, challenge + 16);
+    assert_int_equal(write(fd, challenge, sizeof(challenge)), (ssize_t)sizeof(challenge));
+    assert_int_equal(recv_stepping(c, fd, proof, sizeof(proof), 3000), sizeof(proof));
+    uint8_t want[32];
+    handshake_mac(SECRET, "warren-cluster C", h, hello_len, challenge, id2, want);
+    assert_memory_equal(proof, want, 32);
+    assert_true(recv_stepping(c, fd, b, 16, 3000) == 16); /* a Raft message's preamble */
+    close(fd);
+    close(listener);
+
+    node_up(c, 2);
+    step_until(c, have_leader, NULL, 10000, "a leader of the three");
+    unsigned leader = (unsigned)leader_of(c);
+    uint64_t forged_term = term_of(c, leader) + 1000;
+    uint64_t ids[NODES];
+    for (unsigned i = 0; i < NODES; i++)
+        ids[i] = raft_id_of(c, i);
+    unsigned other = (leader + 1) % NODES;
+
+    /* Strangers, each followed by what would disrupt Raft or change the state machine. */
+    int fds[8];
+    size_t k = 0, len, vote = request_vote(b + 300, forged_term, ids[other]);
+    const uint8_t *vote_bytes = b + 300;
+    for (unsigned to = 0; to < NODES; to += 2) { /* the recorded handshake replayed to node 0 and node 2 */
+        fds[k] = send_raw(c->n[to].address, h, hello_len);
+        assert_int_equal(write(fds[k], proof, sizeof(proof)), (ssize_t)sizeof(proof));
+        assert_int_equal(write(fds[k++], vote_bytes, vote), (ssize_t)vote);
+    }
+    uint8_t nonce[16];
+    assert_int_equal(gnutls_rnd(GNUTLS_RND_NONCE, nonce, sizeof(nonce)), 0);
+    char other_address[64];
+    snprintf(other_address, sizeof(other_address), "%s", c->n[other].address);
+    len = hello(b, 'R', ids[other], other_address, strlen(other_address), nonce);
+    fds[k] = send_raw(c->n[leader].address, b, len);                  /* a hello, then Raft at once */
+    assert_int_equal(write(fds[k++], vote_bytes, vote), (ssize_t)vote);
+    fds[k] = send_raw(c->n[leader].address, b, len);                  /* reads the challenge, a zero proof */
+    assert_int_equal(recv_stepping(c, fds[k], challenge, sizeof(challenge), 5000), sizeof(challenge));
+    memset(proof, 0, sizeof(proof));
+    assert_int_equal(write(fds[k], proof, sizeof(proof)), (ssize_t)sizeof(proof));
+    assert_int_equal(write(fds[k++], vote_bytes, vote), (ssize_t)vote);
+    len = hello(b, 'F', ids[other], other_address, strlen(other_address), nonce);
+    fds[k] = send_raw(c->n[leader].address, b, len);                  /* forwarding, with another secret */
+    assert_int_equal(recv_stepping(c, fds[k], challenge, sizeof(challenge), 5000), sizeof(challenge));
+    handshake_mac(OTHER_SECRET, "warren-cluster C", b, len, challenge, ids[leader], proof);
+    assert_int_equal(write(fds[k], proof, sizeof(proof)), (ssize_t)sizeof(proof));
+    uint8_t command[256];
+    size_t command_len = forwarded(command, sizeof(command), "forged");
+    assert_int_equal(write(fds[k++], command, command_len), (ssize_t)command_len);
+    struct closed closed = {fds, k};
+    step_until(c, peers_closed, &closed, 5000, "the node dropping each stranger");
+    for (size_t i = 0; i < k; i++)
+        close(fds[i]);
+    uint64_t until = now_ms() + 1000;
+    while (now_ms() < until)
+        step(c);
+    assert_int_equal(leader_of(c), (int)leader);
+    for (unsigned i = 0; i < NODES; i++) {
+        assert_true(term_of(c, i) < forged_term);
+        assert_false(model_has(&c->n[i].model, "forged"));
+    }
+
+    /* The same probes with the secret do reach Raft and the state machine (so the ones above
+     * were refused, not harmless): the leader adopts the forged term, and a command forwarded by
+     * the test is applied everywhere. */
+    fd = member_connect(c, leader, 'R', ids[other], other_address, SECRET);
+    assert_int_equal(write(fd, vote_bytes, vote), (ssize_t)vote);
+    until = now_ms() + 5000;
+    while (term_of(c, leader) < forged_term && now_ms() < until)
+        step(c);
+    assert_true(term_of(c, leader) >= forged_term);
+    close(fd);
+    step_until(c, have_leader, NULL, 10000, "a leader after the disruption");
+    leader = (unsigned)leader_of(c);
+    fd = member_connect(c, leader, 'F', ids[(leader + 1) % NODES], c->n[(leader + 1) % NODES].address, SECRET);
+    command_len = forwarded(command, sizeof(command), "authentic");
+    assert_int_equal(write(fd, command, command_len), (ssize_t)command_len);
+    struct count one_record = {1, 7};
+    step_until(c, models_hold, &one_record, 10000, "the authentic command applied");
+    close(fd);
+    for (unsigned i = 0; i < NODES; i++) {
+        assert_true(model_has(&c->n[i].model, "authentic"));
+        assert_false(model_has(&c->n[i].model, "forged"));
+    }
+    cluster_down(c);
+}
+
+/* Writes bytes to a new file dir/name with mode; returns its path in out. */
+static void secret_file(const char *dir, const char *name, const void *bytes, size_t len, mode_t mode, char *out,
+                        size_t cap)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+    close(fd);
+    assert_int_equal(chmod(out, mode), 0);
+}
+
+static void the_secret_file_is_checked(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/warren-cluster-secret-XXXXXX", path[128], err[256];
+    assert_non_null(mkdtemp(dir));
+    uint8_t out[CLUSTER_SECRET_MAX];
+    size_t len = 99;
+
+    secret_file(dir, "ok", "0123456789abcdef\n", 17, 0600, path, sizeof(path)); /* newline stripped */
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), 0);
+    assert_int_equal(len, 16);
+    assert_memory_equal(out, "0123456789abcdef", 16);
+    secret_file(dir, "crlf", "0123456789abcdefXY\r\n", 20, 0400, path, sizeof(path));
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), 0);
+    assert_int_equal(len, 18);
+    static uint8_t big[CLUSTER_SECRET_MAX + 1];
+    memset(big, 'k', sizeof(big));
+    secret_file(dir, "max", big, CLUSTER_SECRET_MAX, 0600, path, sizeof(path));
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), 0);
+    assert_int_equal(len, CLUSTER_SECRET_MAX);
+
+    struct {
+        const char *name, *bytes;
+        size_t len;
+        mode_t mode;
+        const char *why;
+    } refused[] = {
+        {"group", "0123456789abcdef", 16, 0640, "group or others"},
+        {"others", "0123456789abcdef", 16, 0604, "group or others"},
+        {"writable", "0123456789abcdef", 16, 0620, "group or others"},
+        {"empty", "", 0, 0600, "empty"},
+        {"newline", "\n", 1, 0600, "at least"},
+        {"short", "0123456789abcde\n", 16, 0600, "at least"},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        secret_file(dir, refused[i].name, refused[i].bytes, refused[i].len, refused[i].mode, path, sizeof(path));
+        memset(out, 'x', 16);
+        len = 99;
+        assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), -1);
+        if (!strstr(err, refused[i].why))
+            fail_msg("%s: %s", refused[i].name, err);
+        assert_int_equal(len, 0);
+    }
+    secret_file(dir, "long", big, sizeof(big), 0600, path, sizeof(path));
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "longer than"));
+    secret_file(dir, "small-cap", "0123456789abcdef0123", 20, 0600, path, sizeof(path));
+    assert_int_equal(cluster_secret_load(path, out, 18, &len, err, sizeof(err)), -1); /* more than cap */
+    assert_non_null(strstr(err, "longer than"));
+    snprintf(path, sizeof(path), "%s/missing", dir);
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "No such file"));
+    assert_int_equal(cluster_secret_load(dir, out, sizeof(out), &len, err, sizeof(err)), -1); /* a directory */
+    assert_non_null(strstr(err, "not a regular file"));
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    /* refused without waiting for a writer */
+    assert_int_equal(cluster_secret_load(path, out, sizeof(out), &len, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a regular file"));
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int main(void)
@@ -761,6 +1207,9 @@ int main(void)
         cmocka_unit_test(a_new_leader_takes_over_and_a_restarted_node_applies_nothing_twice),
         cmocka_unit_test(a_node_cut_off_times_out_and_stop_cancels),
         cmocka_unit_test(garbage_on_the_cluster_port_changes_nothing),
+        cmocka_unit_test(the_secret_file_is_checked),
+        cmocka_unit_test(a_node_with_another_secret_never_joins),
+        cmocka_unit_test(strangers_without_the_secret_reach_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
