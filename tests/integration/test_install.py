@@ -274,7 +274,7 @@ class ExampleConfigTest(unittest.TestCase):
                 self.assertTrue(shown.startswith("warren@"), shown)  # warren@ and the host name
                 continue
             if key in ("tls_certfile", "tls_keyfile", "tls_cacertfile", "tls_ciphers", "cluster_peers",
-                       "cluster_address"):
+                       "cluster_address", "cluster_secret_file"):
                 self.assertEqual(shown, "", key)  # unset by default; the file shows an example
                 continue
             if key in ("tls_port", "management_tls_port"):
