@@ -39,6 +39,8 @@ struct fuzz_client {
     bool reading;     /* false: the broker's output piles up (backpressure) */
     bool raw;         /* raw mode: no answers to the broker's methods */
     bool seen_output;
+    uint8_t header[8];  /* the first bytes this client sent: its protocol header, if any */
+    size_t header_len;
     uint32_t frame_max; /* what the broker's frames must respect */
     struct fuzz_buf in;  /* broker output not yet framed */
     struct fuzz_buf out; /* our frames not yet written */
