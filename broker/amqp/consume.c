@@ -90,6 +90,24 @@ static bool consumer_has_credit(void *ctx, const struct message *msg)
     return ch->global_prefetch == 0 || ch->unacked_live < ch->global_prefetch;
 }
 
+/* Sends a delivery's method and content. A kind of queue that counts deliveries (quorum) adds
+ * x-delivery-count to the content header, a copy made for this delivery only: the stored
+ * message stays as published, so a dead letter of it carries no x-delivery-count (RabbitMQ). */
+static void send_delivery(struct channel *ch, struct queue *queue, const struct queue_entry *entry, bool get,
+                          const struct spec_method *m)
+{
+    struct message *msg = entry->msg;
+    struct proto_bytes header = msg->header;
+    struct table_buf counted = {0};
+    int64_t count;
+    if (queue_delivery_count_header(queue, entry, get, &count) &&
+        message_header_with_long(msg, "x-delivery-count", count, &counted) == 0)
+        header = (struct proto_bytes){counted.data, (uint32_t)counted.len};
+    connection_send_content(ch->conn, ch->number, m, header, msg->body, msg->body_size, message_retain_cb,
+                            message_release_cb, msg);
+    table_buf_free(&counted);
+}
+
 static void consumer_deliver(void *ctx, struct queue *queue, const struct queue_entry *entry, bool no_ack)
 {
     struct consumer *c = ctx;
@@ -102,8 +120,7 @@ static void consumer_deliver(void *ctx, struct queue *queue, const struct queue_
     m.args.basic_deliver.redelivered = entry->delivery_count > 0;
     m.args.basic_deliver.exchange = msg->exchange;
     m.args.basic_deliver.routing_key = msg->routing_key;
-    connection_send_content(ch->conn, ch->number, &m, msg->header, msg->body, msg->body_size, message_retain_cb,
-                            message_release_cb, msg);
+    send_delivery(ch, queue, entry, false, &m);
     if (entry->delivery_count > 0)
         ch->stats.redeliver++;
     if (no_ack) {
@@ -357,6 +374,10 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
         err->method_id = mid;
         return -1;
     }
+    /* RabbitMQ 3.10's quorum queues refuse a channel-wide prefetch, closing the connection. */
+    if (ch->global_prefetch > 0 && !queue_kind(q)->global_qos)
+        return reply_fail(err, SPEC_NOT_IMPLEMENTED, mid, "queue '%.*s' in vhost '%s' does not support global qos",
+                          (int)name.len, (const char *)name.ptr, vhost_name(ch->vhost));
     struct consumer *c = calloc(1, sizeof *c);
     if (!c)
         return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "out of memory");
@@ -465,8 +486,7 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
     m.args.basic_get_ok.exchange = msg->exchange;
     m.args.basic_get_ok.routing_key = msg->routing_key;
     m.args.basic_get_ok.message_count = (uint32_t)queue_ready_count(q);
-    connection_send_content(ch->conn, ch->number, &m, msg->header, msg->body, msg->body_size, message_retain_cb,
-                            message_release_cb, msg);
+    send_delivery(ch, q, &entry, true, &m);
     if (entry.delivery_count > 0)
         ch->stats.redeliver++;
     if (a->no_ack) {

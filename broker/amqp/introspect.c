@@ -240,6 +240,9 @@ static void visit_queue(struct queue *q, const struct policy *policy, const stru
         .durable = s->durable,
         .auto_delete = s->auto_delete,
         .exclusive = s->exclusive,
+        .type = queue_kind(q)->name,
+        .type_module = queue_kind(q)->module,
+        .replicated = s->type == QUEUE_TYPE_QUORUM,
         .arguments = queue_arguments(q),
     };
     struct table_buf effective = {0};

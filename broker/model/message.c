@@ -357,3 +357,39 @@ struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len
     msg->published_ms = published;
     return msg;
 }
+
+int message_header_with_long(const struct message *msg, const char *key, int64_t value, struct table_buf *out)
+{
+    struct spec_content_header h;
+    if (spec_content_header_decode(msg->header.ptr, msg->header.len, &h) != 0)
+        return -1;
+    struct proto_bytes old = (h.props.flags & SPEC_BASIC_HEADERS_FLAG) ? h.props.headers : (struct proto_bytes){0};
+    struct table_buf headers = {0};
+    struct table_iter it;
+    struct proto_bytes name;
+    struct table_value v;
+    size_t key_len = strlen(key);
+    int rc = 0;
+    table_iter_init(&it, old);
+    while (rc == 0 && table_next(&it, &name, &v) == 1)
+        if (!proto_bytes_is(name, key))
+            rc = table_buf_put_field(&headers, (const char *)name.ptr, name.len, &v);
+    v = (struct table_value){.type = TABLE_INT64};
+    v.v.i64 = value;
+    if (rc == 0)
+        rc = table_buf_put_field(&headers, key, key_len, &v);
+    if (rc == 0) {
+        h.props.headers = (struct proto_bytes){headers.data, (uint32_t)headers.len};
+        h.props.flags |= SPEC_BASIC_HEADERS_FLAG;
+        size_t cap = msg->header.len + key_len + 16; /* the old header, one field more at most */
+        out->data = malloc(cap);
+        long n = out->data ? spec_content_header_encode(&h, out->data, cap) : -1;
+        if (n < 0)
+            table_buf_free(out);
+        else
+            out->len = (size_t)n, out->cap = cap;
+        rc = n < 0 ? -1 : 0;
+    }
+    table_buf_free(&headers);
+    return rc == 0 ? 0 : -1;
+}

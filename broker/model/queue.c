@@ -1,7 +1,8 @@
-/* broker/model/queue.c: a classic queue as RabbitMQ runs it: ready messages by priority level,
- * FIFO within a level, requeued messages back in their original place; TTL and length limits
- * applied at the head; consumers served round-robin within the highest consumer priority that
- * has credit. Parsing of the declare arguments lives in queue_settings.c. */
+/* broker/model/queue.c: a queue as RabbitMQ runs it: ready messages by priority level, FIFO
+ * within a level, requeued messages back in their original place (a classic queue) or before
+ * the others in the order returned (a quorum queue: queue_kind); TTL and length limits applied
+ * at the head; consumers served round-robin within the highest consumer priority that has
+ * credit. Parsing of the declare arguments and the kinds of queue live in queue_settings.c. */
 #include "queue.h"
 
 #include <stdlib.h>
@@ -20,7 +21,8 @@ _Static_assert(sizeof(struct queue_entry) <= 32, "an entry stays four words: the
 /* One priority level. Invariant: every entry in `returned` is older (lower seq) than every
  * entry in `fresh`, because a message is only ever delivered from the head, so the head of the
  * level is returned's front when it has one. That keeps publish and delivery O(1) and a
- * requeue a sorted insert into the (usually small) returned ring. */
+ * requeue a sorted insert into the (usually small) returned ring; for a kind whose returns go
+ * first (quorum), an append, so `returned` is in return order instead of seq order. */
 struct queue_level {
     struct queue_ring returned; /* delivered before and requeued, by seq */
     struct queue_ring fresh;    /* never delivered, in publish order */
@@ -211,7 +213,8 @@ static bool take_head(struct queue *q, struct queue_entry *out)
 /* Transient messages are stored only when they entered a tail; their later events follow. */
 static void persist(struct queue *q, struct message *msg, enum queue_event event)
 {
-    if (q->hooks.persist && q->settings.durable && (message_is_persistent(msg) || msg->stored) && !q->deleted)
+    if (q->hooks.persist && q->settings.durable && !q->deleted &&
+        (message_is_persistent(msg) || msg->stored || queue_kind_of(q->settings.type)->persists_all))
         q->hooks.persist(q->hooks.ctx, q, msg, event);
 }
 
@@ -223,7 +226,7 @@ static void drop_message(struct queue *q, struct message *msg, enum queue_drop_r
         q->stats.drop_expired++;
     else if (reason == QUEUE_DROP_MAXLEN)
         q->stats.drop_maxlen++;
-    else
+    else /* rejected, or returned past x-delivery-limit */
         q->stats.drop_rejected++;
     persist(q, msg, QUEUE_EVENT_REMOVED);
     if (q->hooks.dropped)
@@ -361,6 +364,8 @@ int queue_apply_arguments(struct queue *queue, struct proto_bytes effective, str
     s->max_length_bytes = parsed.max_length_bytes;
     s->overflow_reject = parsed.overflow_reject;
     s->overflow_reject_dlx = parsed.overflow_reject_dlx;
+    s->has_delivery_limit = parsed.has_delivery_limit;
+    s->delivery_limit = parsed.delivery_limit;
     find_dead_letter(queue, queue_effective_arguments(queue));
     if (!queue->deleted && over_limit(queue)) {
         queue_retain(queue);
@@ -424,6 +429,17 @@ bool queue_dead_letter_routing_key(const struct queue *queue, struct proto_bytes
     if (!queue->has_dead_letter_routing_key)
         return false;
     *out = queue->dead_letter_routing_key;
+    return true;
+}
+
+const struct queue_kind *queue_kind(const struct queue *queue) { return queue_kind_of(queue->settings.type); }
+
+bool queue_delivery_count_header(const struct queue *queue, const struct queue_entry *entry, bool get,
+                                 int64_t *count)
+{
+    if (!queue_kind(queue)->delivery_count_header || (!get && entry->delivery_count == 0))
+        return false;
+    *count = entry->delivery_count;
     return true;
 }
 
@@ -642,19 +658,26 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
         return;
     }
     queue_retain(queue);
+    enum queue_drop_reason reason = QUEUE_DROP_REJECTED;
     if (mode == QUEUE_REQUEUE) {
         struct queue_entry back = *entry;
         if (back.delivery_count < UINT32_MAX)
             back.delivery_count++;
         size_t level = level_of(queue, back.msg);
-        if (queue_ring_insert_sorted(&queue->levels[level].returned, &back) == 0) {
+        struct queue_ring *returned = &queue->levels[level].returned;
+        /* rabbit_fifo counts every return (nack, reject, recover, a cancelled or closed
+         * consumer's messages) and drops a message whose count passes the limit. */
+        if (queue->settings.has_delivery_limit && back.delivery_count > (uint64_t)queue->settings.delivery_limit) {
+            reason = QUEUE_DROP_DELIVERY_LIMIT;
+        } else if ((queue_kind(queue)->returns_first ? queue_ring_push_back(returned, &back)
+                                                     : queue_ring_insert_sorted(returned, &back)) == 0) {
             account_added(queue, &back, level);
             drop_over_limit(queue, NO_SEQ);
             queue_release(queue);
             return;
         }
     }
-    drop_message(queue, entry->msg, QUEUE_DROP_REJECTED);
+    drop_message(queue, entry->msg, reason);
     queue_release(queue);
 }
 
@@ -861,15 +884,19 @@ void queue_message_age(const struct queue *queue, uint64_t now_ms, uint64_t *old
         return;
     uint64_t now = now_ms > queue->now_ms ? now_ms : queue->now_ms;
     /* Each ring's front is its oldest entry: fresh rings are in publish order, returned rings
-     * by seq, and a requeued entry keeps its first stamp. */
+     * by seq, and a requeued entry keeps its first stamp. Returned rings in return order
+     * (queue_kind's returns_first) are walked: they hold what consumers gave back, few. */
+    bool walk_returned = queue_kind(queue)->returns_first;
     uint64_t oldest = UINT64_MAX;
     for (size_t i = 0; i <= queue->settings.max_priority; i++) {
         const struct queue_ring *rings[] = {&queue->levels[i].returned, &queue->levels[i].fresh};
         for (size_t r = 0; r < 2; r++) {
-            const struct queue_entry *front = queue_ring_front(rings[r]);
-            uint64_t at = front ? enqueued_at(queue, front) : UINT64_MAX;
-            if (at < oldest)
-                oldest = at;
+            size_t n = r == 0 && walk_returned ? queue_ring_count(rings[r]) : queue_ring_count(rings[r]) > 0;
+            for (size_t k = 0; k < n; k++) {
+                uint64_t at = enqueued_at(queue, queue_ring_at(rings[r], k));
+                if (at < oldest)
+                    oldest = at;
+            }
         }
     }
     *oldest_ms = oldest <= now ? now - oldest : 0;

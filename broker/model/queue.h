@@ -51,8 +51,35 @@ struct queue_entry {
                               * (wall clock) moved onto the loop clock. Fills the struct's padding. */
 };
 
-/* Why a message leaves the queue without being acknowledged (x-death "reason"). */
-enum queue_drop_reason { QUEUE_DROP_REJECTED, QUEUE_DROP_EXPIRED, QUEUE_DROP_MAXLEN };
+/* Why a message leaves the queue without being acknowledged (x-death "reason"). DELIVERY_LIMIT:
+ * a quorum queue's message returned more than x-delivery-limit times. */
+enum queue_drop_reason { QUEUE_DROP_REJECTED, QUEUE_DROP_EXPIRED, QUEUE_DROP_MAXLEN, QUEUE_DROP_DELIVERY_LIMIT };
+
+/* The kinds of queue, x-queue-type (0, classic, is what a zeroed settings struct holds). */
+enum queue_type { QUEUE_TYPE_CLASSIC, QUEUE_TYPE_QUORUM };
+
+/* What sets a kind of queue apart: every difference between them is a field here, read where
+ * it matters, so that no code asks "is this a quorum queue?". A quorum queue on one node is
+ * RabbitMQ 3.10's one-member Raft group: a durable queue whose messages are all stored and
+ * confirmed once on disk, with rabbit_fifo's return order and delivery counting (in a cluster
+ * the same kind will be backed by the replicated qq_fsm, docs/cluster.md). */
+struct queue_kind {
+    const char *name;        /* x-queue-type, and the management API's "type" */
+    const char *module;      /* RabbitMQ's module, named in its error texts */
+    const char *const *equivalent_keys; /* the arguments a redeclare must repeat (arguments.h) */
+    bool persists_all;       /* every message is stored, whatever its delivery mode, and kept
+                              * over a restart */
+    bool returns_first;      /* a requeued message goes before every other ready message, in
+                              * the order returned (rabbit_fifo's returns queue); else back to
+                              * its original place (classic) */
+    bool delivery_count_header; /* deliveries say x-delivery-count (queue_delivery_count_header) */
+    bool global_qos;         /* accepts consumers on a channel with a global prefetch */
+    bool server_named;       /* may be declared with an empty name */
+    bool transient_allowed;  /* may be non-durable, exclusive or auto-delete */
+};
+
+/* The kind of queue type (classic for an unknown value). */
+const struct queue_kind *queue_kind_of(enum queue_type type);
 
 /* What a consumer implements (the AMQP layer: a basic.consume on a channel). */
 struct consumer_ops {
@@ -121,18 +148,37 @@ struct queue_settings {
     uint8_t max_priority;     /* x-max-priority, 0 = not a priority queue */
     bool single_active_consumer; /* x-single-active-consumer */
     bool has_dlx;             /* x-dead-letter-exchange given (see queue_dead_letter_exchange) */
+    enum queue_type type;     /* x-queue-type */
+    bool has_delivery_limit;  /* x-delivery-limit (quorum) given as an integer: a message */
+    int64_t delivery_limit;   /* returned more times than this (>= 0) is dropped, dead-lettered
+                               * with reason delivery_limit */
 };
 
 /* Parses and validates queue.declare's arguments (table contents) for the queue called name,
  * as RabbitMQ does, into the argument fields of *out (durable, exclusive and auto_delete are
  * left for the caller to set). Unknown arguments are ignored. Wrong types or values fill err
  * with 406 PRECONDITION_FAILED and RabbitMQ's text ("invalid arg 'x-message-ttl' for queue 'q'
- * in vhost '/': {value_negative,-1}", method id queue.declare) and return -1; arguments of
- * quorum queues and streams (x-max-age, x-delivery-limit...) are refused as RabbitMQ refuses
- * them on a classic queue. Only x-queue-type "classic" is accepted: "quorum" and "stream" get
- * RabbitMQ's text for an unknown type ("unsupported queue type 'quorum'"). */
+ * in vhost '/': {value_negative,-1}", method id queue.declare) and return -1. x-queue-type
+ * "classic" and "quorum" are accepted ("stream" gets RabbitMQ's text for an unknown type,
+ * "unsupported queue type 'stream'"); as RabbitMQ 3.10, only the arguments the type takes are
+ * checked, in its order, then any argument of another type is refused ("invalid arg
+ * 'x-max-priority' for queue 'q' in vhost '/' of queue type rabbit_quorum_queue"). */
 int queue_settings_parse(struct proto_bytes name, struct proto_bytes arguments, struct queue_settings *out,
                          struct reply_error *err);
+
+/* The type x-queue-type names in arguments (table contents): classic unless "quorum". */
+enum queue_type queue_settings_type(struct proto_bytes arguments);
+
+/* A declare with an empty name (server_named) of a type that refuses one: 406 "Cannot declare
+ * a server-named queue for type rabbit_quorum_queue" and -1, which RabbitMQ says before it
+ * looks at any argument; else 0. */
+int queue_settings_check_name(struct proto_bytes arguments, bool server_named, struct reply_error *err);
+
+/* The declare's properties against the kind of queue, after queue_settings_parse and with
+ * durable, exclusive and auto_delete set: 406 with RabbitMQ's text ("invalid property
+ * 'non-durable' for queue 'q' in vhost '/'") and -1 when the kind refuses them (a quorum queue
+ * is durable, not exclusive, not auto-delete); else 0. */
+int queue_settings_check_kind(struct proto_bytes name, const struct queue_settings *settings, struct reply_error *err);
 
 /* Creates a queue. name is copied; arguments (table contents) are copied and kept for
  * redeclare comparison and listing. Returns NULL on ENOMEM. refs starts at 1. */
@@ -173,6 +219,15 @@ struct proto_bytes queue_effective_arguments(const struct queue *queue);
  * false when absent. The exchange name may be empty (the default exchange). */
 bool queue_dead_letter_exchange(const struct queue *queue, struct proto_bytes *out);
 bool queue_dead_letter_routing_key(const struct queue *queue, struct proto_bytes *out);
+
+/* The kind of this queue (settings.type). */
+const struct queue_kind *queue_kind(const struct queue *queue);
+
+/* Should a delivery of entry carry the x-delivery-count header, as RabbitMQ 3.10's quorum
+ * queues add it: basic.get always (0 on a first delivery), basic.deliver once the message was
+ * returned (count = times returned). True with *count set, or false. */
+bool queue_delivery_count_header(const struct queue *queue, const struct queue_entry *entry, bool get,
+                                 int64_t *count);
 
 /* Owner for exclusive queues (an opaque connection pointer), NULL when not exclusive. */
 void queue_set_owner(struct queue *queue, void *owner);
@@ -218,8 +273,10 @@ bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_e
 /* How a consumer settles an entry it was given. */
 enum queue_settle_mode { QUEUE_ACK, QUEUE_REQUEUE, QUEUE_DISCARD };
 
-/* Ack: the message is done. Requeue: back to its original position, marked redelivered,
- * then drop-head limits apply (call queue_dispatch next). Discard (reject/nack without
+/* Ack: the message is done. Requeue: back to its original position (a quorum queue: before
+ * every other ready message, after those returned earlier), marked redelivered, its delivery
+ * count raised; past x-delivery-limit it is dropped instead (reason DELIVERY_LIMIT); then
+ * drop-head limits apply (call queue_dispatch next). Discard (reject/nack without
  * requeue): dead-lettered through hooks->dropped. Takes over the entry's reference. Works on a
  * deleted queue (the message is just released). If a requeue cannot allocate, the message is
  * discarded instead. */
