@@ -457,6 +457,12 @@ int get_message_as(const struct actor *who, struct vhost *vhost, struct proto_by
         err->method_id = SPEC_BASIC_GET;
         return -1;
     }
+    const struct queue_kind *kind = queue_kind(*q);
+    if (queue_settings(*q)->single_active_consumer && !kind->single_active_get)
+        return reply_fail(err, SPEC_RESOURCE_LOCKED, SPEC_BASIC_GET,
+                          "cannot obtain access to locked queue '%.*s' in vhost '%s'. basic.get operations are not "
+                          "supported by %s queues with single active consumer",
+                          (int)name.len, (const char *)name.ptr, vhost_name(vhost), kind->name);
     queue_touch(*q, now);
     *got = queue_get(*q, now, no_ack, entry);
     return 0;

@@ -1,6 +1,6 @@
 /* broker/model/queue.c: a queue as RabbitMQ runs it: ready messages by priority level, FIFO
- * within a level, requeued messages back in their original place (a classic queue) or before
- * the others in the order returned (a quorum queue: queue_kind); TTL and length limits applied
+ * within a level, requeued messages back in their original place (a classic queue) or at the
+ * back of the queue (a quorum queue: queue_kind); TTL and length limits applied
  * at the head; consumers served round-robin within the highest consumer priority that has
  * credit. Parsing of the declare arguments and the kinds of queue live in queue_settings.c. */
 #include "queue.h"
@@ -21,8 +21,9 @@ _Static_assert(sizeof(struct queue_entry) <= 32, "an entry stays four words: the
 /* One priority level. Invariant: every entry in `returned` is older (lower seq) than every
  * entry in `fresh`, because a message is only ever delivered from the head, so the head of the
  * level is returned's front when it has one. That keeps publish and delivery O(1) and a
- * requeue a sorted insert into the (usually small) returned ring; for a kind whose returns go
- * first (quorum), an append, so `returned` is in return order instead of seq order. */
+ * requeue a sorted insert into the (usually small) returned ring. A kind whose returns go to
+ * the back (quorum) never uses `returned`: a requeue appends to `fresh`, which then holds
+ * entries in the order they (re-)entered the queue rather than by seq. */
 struct queue_level {
     struct queue_ring returned; /* delivered before and requeued, by seq */
     struct queue_ring fresh;    /* never delivered, in publish order */
@@ -664,13 +665,16 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
         if (back.delivery_count < UINT32_MAX)
             back.delivery_count++;
         size_t level = level_of(queue, back.msg);
-        struct queue_ring *returned = &queue->levels[level].returned;
+        struct queue_level *at = &queue->levels[level];
+        bool to_back = queue_kind(queue)->returns_to_back;
+        if (to_back) /* it enters the queue again: its age (queue_message_age) starts over */
+            back.enqueued_ms = (uint32_t)queue->now_ms;
         /* rabbit_fifo counts every return (nack, reject, recover, a cancelled or closed
          * consumer's messages) and drops a message whose count passes the limit. */
         if (queue->settings.has_delivery_limit && back.delivery_count > (uint64_t)queue->settings.delivery_limit) {
             reason = QUEUE_DROP_DELIVERY_LIMIT;
-        } else if ((queue_kind(queue)->returns_first ? queue_ring_push_back(returned, &back)
-                                                     : queue_ring_insert_sorted(returned, &back)) == 0) {
+        } else if ((to_back ? queue_ring_push_back(&at->fresh, &back)
+                            : queue_ring_insert_sorted(&at->returned, &back)) == 0) {
             account_added(queue, &back, level);
             drop_over_limit(queue, NO_SEQ);
             queue_release(queue);
@@ -782,6 +786,10 @@ int queue_add_consumer(struct queue *queue, void *consumer, const struct consume
     if (queue->deleted)
         return reply_fail(err, SPEC_NOT_FOUND, SPEC_BASIC_CONSUME, "no queue '%.*s' in vhost '/'",
                           (int)queue->name.len, (const char *)queue->name.ptr);
+    /* RabbitMQ 3.10's quorum queues take an exclusive consume as any other (the spec would
+     * refuse it beside other consumers): followed, as clients written for RabbitMQ expect. */
+    if (!queue_kind(queue)->exclusive_consumers)
+        exclusive = false;
     /* RabbitMQ: with single active consumer an exclusive consume is always refused. */
     if (exclusive && queue->settings.single_active_consumer)
         return exclusive_use(queue, err);
@@ -883,20 +891,17 @@ void queue_message_age(const struct queue *queue, uint64_t now_ms, uint64_t *old
     if (queue->ready_count == 0)
         return;
     uint64_t now = now_ms > queue->now_ms ? now_ms : queue->now_ms;
-    /* Each ring's front is its oldest entry: fresh rings are in publish order, returned rings
-     * by seq, and a requeued entry keeps its first stamp. Returned rings in return order
-     * (queue_kind's returns_first) are walked: they hold what consumers gave back, few. */
-    bool walk_returned = queue_kind(queue)->returns_first;
+    /* Each ring's front is its oldest entry: fresh rings are in the order entries entered the
+     * queue (a requeue to the back is stamped anew), returned rings by seq, and an entry
+     * requeued to its place keeps its first stamp. */
     uint64_t oldest = UINT64_MAX;
     for (size_t i = 0; i <= queue->settings.max_priority; i++) {
         const struct queue_ring *rings[] = {&queue->levels[i].returned, &queue->levels[i].fresh};
         for (size_t r = 0; r < 2; r++) {
-            size_t n = r == 0 && walk_returned ? queue_ring_count(rings[r]) : queue_ring_count(rings[r]) > 0;
-            for (size_t k = 0; k < n; k++) {
-                uint64_t at = enqueued_at(queue, queue_ring_at(rings[r], k));
-                if (at < oldest)
-                    oldest = at;
-            }
+            const struct queue_entry *front = queue_ring_front(rings[r]);
+            uint64_t at = front ? enqueued_at(queue, front) : UINT64_MAX;
+            if (at < oldest)
+                oldest = at;
         }
     }
     *oldest_ms = oldest <= now ? now - oldest : 0;

@@ -22,7 +22,8 @@
  * tail is read back in order (pager->page_in) when the in-memory part falls to half of either
  * bound, as many messages as fit under both (by the tail's average size). The tail
  * always follows every in-memory ready message, so order is kept; requeued messages return
- * to memory. Not paged: priority queues and queues with x-max-length-bytes (their order or
+ * to memory (for a quorum queue, whose returns go to the back, that is behind the messages in
+ * memory but ahead of the tail: RabbitMQ would put them after the tail too). Not paged: priority queues and queues with x-max-length-bytes (their order or
  * limits need every message at hand). After a restart every stored entry of a durable queue
  * starts in the tail, so recovery reads nothing but what will soon be delivered. */
 #ifndef WARREN_QUEUE_H
@@ -69,13 +70,17 @@ struct queue_kind {
     const char *const *equivalent_keys; /* the arguments a redeclare must repeat (arguments.h) */
     bool persists_all;       /* every message is stored, whatever its delivery mode, and kept
                               * over a restart */
-    bool returns_first;      /* a requeued message goes before every other ready message, in
-                              * the order returned (rabbit_fifo's returns queue); else back to
-                              * its original place (classic) */
+    bool returns_to_back;    /* a requeued message goes to the back of the queue, as if published
+                              * again (RabbitMQ 3.10's quorum queues); else back to its original
+                              * place (classic) */
     bool delivery_count_header; /* deliveries say x-delivery-count (queue_delivery_count_header) */
     bool global_qos;         /* accepts consumers on a channel with a global prefetch */
     bool server_named;       /* may be declared with an empty name */
     bool transient_allowed;  /* may be non-durable, exclusive or auto-delete */
+    bool conditional_delete; /* takes queue.delete if-unused and if-empty */
+    bool exclusive_consumers; /* honours basic.consume's exclusive flag (RabbitMQ 3.10's quorum
+                               * queues ignore it, against the spec) */
+    bool single_active_get;  /* takes basic.get with x-single-active-consumer (quorum: 405) */
 };
 
 /* The kind of queue type (classic for an unknown value). */
@@ -273,10 +278,10 @@ bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_e
 /* How a consumer settles an entry it was given. */
 enum queue_settle_mode { QUEUE_ACK, QUEUE_REQUEUE, QUEUE_DISCARD };
 
-/* Ack: the message is done. Requeue: back to its original position (a quorum queue: before
- * every other ready message, after those returned earlier), marked redelivered, its delivery
- * count raised; past x-delivery-limit it is dropped instead (reason DELIVERY_LIMIT); then
- * drop-head limits apply (call queue_dispatch next). Discard (reject/nack without
+/* Ack: the message is done. Requeue: back to its original position (a quorum queue: to the
+ * back, behind every ready message), marked redelivered, its delivery count raised; past
+ * x-delivery-limit it is dropped instead (reason DELIVERY_LIMIT); then drop-head limits apply
+ * (call queue_dispatch next). Discard (reject/nack without
  * requeue): dead-lettered through hooks->dropped. Takes over the entry's reference. Works on a
  * deleted queue (the message is just released). If a requeue cannot allocate, the message is
  * discarded instead. */
@@ -288,6 +293,7 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
  * 403 ACCESS_REFUSED "queue 'q' in vhost '/' in exclusive use" when an exclusive consumer
  * exists or one is requested on a queue with consumers, as RabbitMQ; 404 on a deleted queue;
  * 541 on ENOMEM. With single active consumer, an exclusive consume is always refused (403);
+ * a kind without exclusive_consumers (quorum) ignores the flag;
  * the first consumer added is the active one and, when it goes, the remaining consumer with the
  * highest priority, oldest first, takes over (RabbitMQ 3.10). */
 int queue_add_consumer(struct queue *queue, void *consumer, const struct consumer_ops *ops,

@@ -377,10 +377,11 @@ static const struct {
 static const struct queue_kind kinds[] = {
     [QUEUE_TYPE_CLASSIC] = {.name = "classic", .module = "rabbit_classic_queue",
                             .equivalent_keys = arguments_queue_keys, .global_qos = true,
-                            .server_named = true, .transient_allowed = true},
+                            .server_named = true, .transient_allowed = true, .conditional_delete = true,
+                            .exclusive_consumers = true, .single_active_get = true},
     [QUEUE_TYPE_QUORUM] = {.name = "quorum", .module = "rabbit_quorum_queue",
                            .equivalent_keys = arguments_quorum_queue_keys, .persists_all = true,
-                           .returns_first = true, .delivery_count_header = true},
+                           .returns_to_back = true, .delivery_count_header = true},
 };
 
 const struct queue_kind *queue_kind_of(enum queue_type type)

@@ -538,6 +538,11 @@ int vhost_queue_delete(struct vhost *vhost, struct proto_bytes name, void *owner
         return 0;
     if (queue_owner(q) && queue_owner(q) != owner)
         return locked(err, m, name, vhost->name);
+    if ((if_unused || if_empty) && !queue_kind(q)->conditional_delete) /* RabbitMQ 3.10: connection error */
+        return reply_fail(err, SPEC_NOT_IMPLEMENTED, m,
+                          "cannot delete queue '" BYTES_FMT "' in vhost '%s'. queue.delete operations with %s flag "
+                          "set are not supported by %s queues",
+                          BYTES_ARG(name), vhost->name, if_unused ? "if-unused" : "if-empty", queue_kind(q)->name);
     if (if_unused && queue_consumer_count(q) > 0)
         return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "queue '" BYTES_FMT "' in vhost '%s' in use",
                           BYTES_ARG(name), vhost->name);

@@ -1,5 +1,5 @@
 /* tests/unit/model/test_queue.c: the classic queue: FIFO and priority order, requeue to the
- * original place (a quorum queue: returns first, delivery limit), TTL and length limits at the head, consumer round-robin, priorities,
+ * original place (a quorum queue: to the back, delivery limit), TTL and length limits at the head, consumer round-robin, priorities,
  * single active and exclusive consumers, auto-delete, basic.get, purge, delete with
  * unsettled deliveries, the declare-argument checks with RabbitMQ 3.10's texts, and message
  * reference counts (every test frees all it made: run under -DWARREN_SANITIZE=ON). */
@@ -1267,10 +1267,10 @@ static void test_settings_quorum(void **state)
     assert_int_equal(queue_settings_check_name(no_bytes(), true, &err), 0);
 }
 
-/* rabbit_fifo: a returned message goes before the never-delivered ones, behind those returned
- * earlier (not back to its place), its count raised on every return; past x-delivery-limit it
- * is dropped with reason delivery_limit instead. */
-static void test_quorum_returns_first_and_delivery_limit(void **state)
+/* RabbitMQ 3.10's quorum queue: a returned message goes to the back of the queue (not back to
+ * its place), its count raised on every return; past x-delivery-limit it is dropped with reason
+ * delivery_limit instead. */
+static void test_quorum_returns_to_back_and_delivery_limit(void **state)
 {
     (void)state;
     struct recorder r = {0};
@@ -1289,8 +1289,8 @@ static void test_quorum_returns_first_and_delivery_limit(void **state)
     queue_settle(q, &taken[2], QUEUE_REQUEUE);
     queue_settle(q, &taken[0], QUEUE_REQUEUE);
     queue_settle(q, &taken[3], QUEUE_REQUEUE);
-    const int expected[] = {2, 0, 3, 4};
-    const uint32_t counts[] = {1, 1, 1, 0};
+    const int expected[] = {4, 2, 0, 3};
+    const uint32_t counts[] = {0, 1, 1, 1};
     struct queue_entry again[4];
     for (int i = 0; i < 4; i++) {
         assert_true(queue_get(q, 0, false, &again[i]));
@@ -1298,25 +1298,25 @@ static void test_quorum_returns_first_and_delivery_limit(void **state)
         assert_int_equal(again[i].delivery_count, counts[i]);
     }
     int64_t header;
-    assert_true(queue_delivery_count_header(q, &again[3], true, &header)); /* basic.get: always */
+    assert_true(queue_delivery_count_header(q, &again[0], true, &header)); /* basic.get: always */
     assert_int_equal(header, 0);
-    assert_false(queue_delivery_count_header(q, &again[3], false, &header)); /* deliver: once returned */
-    assert_true(queue_delivery_count_header(q, &again[0], false, &header));
+    assert_false(queue_delivery_count_header(q, &again[0], false, &header)); /* deliver: once returned */
+    assert_true(queue_delivery_count_header(q, &again[1], false, &header));
     assert_int_equal(header, 1);
     /* Second return of message 2: past the limit of 1. */
-    queue_settle(q, &again[0], QUEUE_REQUEUE);
+    queue_settle(q, &again[1], QUEUE_REQUEUE);
     assert_int_equal(r.dropped[QUEUE_DROP_DELIVERY_LIMIT], 1);
     assert_ptr_equal(r.dropped_msgs[0], sent[2]);
     /* 4 is returned, then 1 (out since the start): they come back in that order, counted once. */
-    queue_settle(q, &again[3], QUEUE_REQUEUE);
+    queue_settle(q, &again[0], QUEUE_REQUEUE);
     queue_settle(q, &taken[1], QUEUE_REQUEUE);
     uint32_t count;
     assert_ptr_equal(get_and_release(q, 0, &count), sent[4]);
     assert_int_equal(count, 1);
     assert_ptr_equal(get_and_release(q, 0, &count), sent[1]);
     assert_int_equal(count, 1);
-    queue_settle(q, &again[1], QUEUE_ACK);
     queue_settle(q, &again[2], QUEUE_ACK);
+    queue_settle(q, &again[3], QUEUE_ACK);
     assert_null(get_and_release(q, 0, NULL));
     assert_int_equal(r.dropped_total, 1);
     queue_release(q);
@@ -1328,7 +1328,7 @@ int main(void)
         cmocka_unit_test(test_fifo_order),
         cmocka_unit_test(test_requeue_returns_to_original_position),
         cmocka_unit_test(test_requeue_many_orders),
-        cmocka_unit_test(test_quorum_returns_first_and_delivery_limit),
+        cmocka_unit_test(test_quorum_returns_to_back_and_delivery_limit),
         cmocka_unit_test(test_priorities),
         cmocka_unit_test(test_priority_ignored_without_max_priority),
         cmocka_unit_test(test_queue_ttl),
