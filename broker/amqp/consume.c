@@ -214,7 +214,10 @@ static void settle_one(struct channel *ch, uint32_t index, enum queue_settle_mod
     ch->unacked_live--;
     if (mode == QUEUE_ACK)
         ch->stats.ack++;
-    queue_settle(d.queue, &d.entry, mode);
+    if (d.fetched)
+        queue_settle_fetched(d.queue, &d.entry, mode);
+    else
+        queue_settle(d.queue, &d.entry, mode);
     if (mode == QUEUE_REQUEUE && route_set_add(requeued, d.queue) == 1)
         queue_retain(d.queue);
     queue_release(d.queue);
@@ -501,10 +504,10 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
         return 0;
     }
     ch->stats.get++;
-    struct delivery d = {.tag = tag, .queue = q, .consumer = NULL, .entry = entry};
+    struct delivery d = {.tag = tag, .queue = q, .consumer = NULL, .entry = entry, .fetched = true};
     queue_retain(q);
     if (ring_push(&ch->unacked, &d) != 0) {
-        queue_settle(q, &entry, QUEUE_ACK);
+        queue_settle_fetched(q, &entry, QUEUE_ACK);
         queue_release(q);
         return 0;
     }

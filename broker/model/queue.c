@@ -62,6 +62,7 @@ struct queue {
     bool tail_wait;         /* the pager has no more to read until it calls queue_page_wake */
     bool paging_in;
     size_t unacked_count;
+    size_t fetched_count;   /* of those, handed out by queue_get (basic.get in ack mode) */
     uint64_t last_used;
     uint64_t now_ms;        /* latest loop time given to the queue: never below an entry's stamp */
     uint64_t enqueued_sum;  /* sum of the in-memory ready entries' enqueue times (loop ms) */
@@ -638,8 +639,10 @@ bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_e
         queue->stats.get++;
     if (found && entry->delivery_count > 0)
         queue->stats.redeliver++;
-    if (found && !no_ack)
+    if (found && !no_ack) {
         queue->unacked_count++;
+        queue->fetched_count++;
+    }
     if (found)
         persist(queue, entry->msg, no_ack ? QUEUE_EVENT_REMOVED : QUEUE_EVENT_DELIVERED);
     queue_release(queue);
@@ -683,6 +686,13 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
     }
     drop_message(queue, entry->msg, reason);
     queue_release(queue);
+}
+
+void queue_settle_fetched(struct queue *queue, const struct queue_entry *entry, enum queue_settle_mode mode)
+{
+    if (queue->fetched_count > 0)
+        queue->fetched_count--;
+    queue_settle(queue, entry, mode);
 }
 
 static void persist_removed_ready(struct queue *q)
@@ -850,7 +860,10 @@ void queue_remove_consumer(struct queue *queue, void *consumer)
         queue->hooks.unused(queue->hooks.ctx, queue); /* may free the queue: nothing after this */
 }
 
-size_t queue_consumer_count(const struct queue *queue) { return queue->consumer_count; }
+size_t queue_consumer_count(const struct queue *queue)
+{
+    return queue->consumer_count + (queue_kind(queue)->gets_are_consumers ? queue->fetched_count : 0);
+}
 
 void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg)
 {

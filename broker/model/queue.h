@@ -81,6 +81,7 @@ struct queue_kind {
     bool exclusive_consumers; /* honours basic.consume's exclusive flag (RabbitMQ 3.10's quorum
                                * queues ignore it, against the spec) */
     bool single_active_get;  /* takes basic.get with x-single-active-consumer (quorum: 405) */
+    bool gets_are_consumers; /* an unsettled basic.get counts as a consumer (queue_consumer_count) */
 };
 
 /* The kind of queue type (classic for an unknown value). */
@@ -286,6 +287,9 @@ enum queue_settle_mode { QUEUE_ACK, QUEUE_REQUEUE, QUEUE_DISCARD };
  * deleted queue (the message is just released). If a requeue cannot allocate, the message is
  * discarded instead. */
 void queue_settle(struct queue *queue, const struct queue_entry *entry, enum queue_settle_mode mode);
+/* queue_settle for an entry queue_get handed out in ack mode (basic.get): the same, and the
+ * queue stops counting it (see queue_consumer_count). */
+void queue_settle_fetched(struct queue *queue, const struct queue_entry *entry, enum queue_settle_mode mode);
 
 /* Consumers. consumer is an opaque key (one registration per pointer); ops must outlive it.
  * priority: x-priority. exclusive: basic.consume exclusive. no_ack: deliveries are settled at
@@ -301,7 +305,9 @@ int queue_add_consumer(struct queue *queue, void *consumer, const struct consume
 /* Removes consumer (unknown pointers are ignored); when it was the last one of an auto-delete
  * queue, hooks->unused runs, as the last thing this call does. */
 void queue_remove_consumer(struct queue *queue, void *consumer);
-/* Number of registered consumers (all of them, active or waiting). */
+/* Number of registered consumers (all of them, active or waiting); for a kind whose gets count
+ * as consumers (quorum: RabbitMQ 3.10's rabbit_fifo checks each unsettled basic.get out to a
+ * consumer of its own), plus the basic.get deliveries not yet settled. */
 size_t queue_consumer_count(const struct queue *queue);
 /* Calls fn for every consumer (e.g. to cancel them all before deleting). fn may remove any
  * consumer; consumers added during the walk may be skipped. */

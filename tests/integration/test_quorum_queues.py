@@ -10,7 +10,8 @@
 - x-delivery-limit N: a message returned more than N times is dropped, or dead-lettered with
   reason delivery_limit (the dead letter carries no x-delivery-count);
 - basic.consume after a global basic.qos: 540, queue.delete if-unused/if-empty: 540, basic.get
-  with single active consumer: 405; an exclusive consume is taken like any other;
+  with single active consumer: 405; an exclusive consume is taken like any other; a basic.get
+  not yet settled counts as a consumer in queue.declare-ok;
 - every message is stored, transient ones too: confirmed, they survive kill -9;
 - the management API, definitions and policies know the type.
 
@@ -311,6 +312,24 @@ class RefusedOperationsTest(QuorumTestCase):
         self.refused(405, "RESOURCE_LOCKED - cannot obtain access to locked queue '%s' in vhost '/'. basic.get "
                           "operations are not supported by quorum queues with single active consumer" % name,
                      lambda ch: ch.basic_get(name))
+
+    def test_unsettled_gets_count_as_consumers(self):
+        name = self.declare()
+        self.publish_confirmed(name, [b"a", b"b", b"c"])
+        other = self.connection.channel()
+        first = self.get(name)[0].delivery_tag
+        self.get(name)
+        self.get(name, channel=other)
+        settle_pause()
+        self.assertEqual(self.channel.queue_declare(name, passive=True).method.consumer_count, 3)
+        self.channel.basic_ack(first)
+        other.basic_nack(0, multiple=True, requeue=True)
+        settle_pause()
+        self.assertEqual(self.channel.queue_declare(name, passive=True).method.consumer_count, 1)
+        self.channel.basic_get(name, auto_ack=True)  # settled at once: not counted
+        self.channel.close()
+        settle_pause()
+        self.assertEqual(other.queue_declare(name, passive=True).method.consumer_count, 0)
 
     def test_exclusive_consume_is_not_exclusive(self):
         name = self.declare()
