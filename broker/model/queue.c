@@ -60,6 +60,7 @@ struct queue {
     uint64_t tail_bytes;    /* their stored size */
     uint64_t tail_after;    /* the tail is the stored entries with message ids above this */
     bool tail_wait;         /* the pager has no more to read until it calls queue_page_wake */
+    bool publish_blocked;   /* reject_over_limit (queue_kind): publishes refused until below 80% */
     bool paging_in;
     size_t unacked_count;
     size_t fetched_count;   /* of those, handed out by queue_get (basic.get in ack mode) */
@@ -199,6 +200,16 @@ static void account_added(struct queue *q, const struct queue_entry *entry, size
         q->top_level = level;
 }
 
+/* rabbit_fifo's low limit: at most 80% of each limit (rounded down) ready again. */
+static bool below_low_limit(const struct queue *q)
+{
+    const struct queue_settings *s = &q->settings;
+    uint64_t ready = q->ready_count + q->tail_count;
+    return (s->max_length < 0 || ready <= (uint64_t)(s->max_length / 10 * 8 + s->max_length % 10 * 8 / 10)) &&
+           (s->max_length_bytes < 0 ||
+            q->ready_bytes <= (uint64_t)(s->max_length_bytes / 10 * 8 + s->max_length_bytes % 10 * 8 / 10));
+}
+
 /* Takes the head entry out of the ready set; the caller now holds its reference. */
 static bool take_head(struct queue *q, struct queue_entry *out)
 {
@@ -209,6 +220,8 @@ static bool take_head(struct queue *q, struct queue_entry *out)
     q->enqueued_sum -= enqueued_at(q, out);
     q->ready_count--;
     q->ready_bytes -= out->msg->body_size;
+    if (q->publish_blocked && below_low_limit(q))
+        q->publish_blocked = false; /* rabbit_fifo tells its publishers "go" at once */
     return true;
 }
 
@@ -290,6 +303,7 @@ static size_t release_ready(struct queue *q)
     q->ready_bytes = 0;
     q->enqueued_sum = 0;
     q->top_level = 0;
+    q->publish_blocked = false;
     return count;
 }
 
@@ -475,9 +489,15 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
         return 0;
     queue_clock(queue, now_ms);
     const struct queue_settings *s = &queue->settings;
-    if (s->overflow_reject &&
-        ((s->max_length >= 0 && queue->ready_count + queue->tail_count + 1 > (uint64_t)s->max_length) ||
-         (s->max_length_bytes >= 0 && queue->ready_bytes + msg->body_size > (uint64_t)s->max_length_bytes))) {
+    bool refuse;
+    if (!s->overflow_reject)
+        refuse = false;
+    else if (queue_kind(queue)->reject_over_limit) /* a policy may have changed the limits */
+        refuse = queue->publish_blocked = queue->publish_blocked && !below_low_limit(queue);
+    else
+        refuse = (s->max_length >= 0 && queue->ready_count + queue->tail_count + 1 > (uint64_t)s->max_length) ||
+                 (s->max_length_bytes >= 0 && queue->ready_bytes + msg->body_size > (uint64_t)s->max_length_bytes);
+    if (refuse) {
         if (s->overflow_reject_dlx && queue->hooks.dropped) {
             queue_retain(queue);
             queue->hooks.dropped(queue->hooks.ctx, queue, msg, QUEUE_DROP_MAXLEN);
@@ -487,8 +507,12 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
         return -1;
     }
     if (queue->hooks.pager &&
-        (queue->tail_count > 0 || (pageable(queue) && ram_full(queue, msg->body_size))))
-        return page_out(queue, msg);
+        (queue->tail_count > 0 || (pageable(queue) && ram_full(queue, msg->body_size)))) {
+        int rc = page_out(queue, msg);
+        if (rc == 0 && s->overflow_reject && queue_kind(queue)->reject_over_limit && over_limit(queue))
+            queue->publish_blocked = true;
+        return rc;
+    }
     struct queue_entry entry = {
         .msg = msg,
         .seq = queue->next_seq++,
@@ -504,6 +528,8 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
     account_added(queue, &entry, level);
     persist(queue, msg, QUEUE_EVENT_ENQUEUED);
     if (over_limit(queue)) {
+        if (s->overflow_reject && queue_kind(queue)->reject_over_limit)
+            queue->publish_blocked = true;
         queue_retain(queue);
         drop_over_limit(queue, entry.seq);
         queue_release(queue);

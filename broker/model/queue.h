@@ -82,6 +82,10 @@ struct queue_kind {
                                * queues ignore it, against the spec) */
     bool single_active_get;  /* takes basic.get with x-single-active-consumer (quorum: 405) */
     bool gets_are_consumers; /* an unsettled basic.get counts as a consumer (queue_consumer_count) */
+    bool reject_over_limit;  /* x-overflow reject-publish as rabbit_fifo runs it: a publish is
+                              * refused once the queue is over a limit (the one that took it over
+                              * was taken) and until it is back at 80% of each; else refused when
+                              * it would exceed a limit (classic) */
 };
 
 /* The kind of queue type (classic for an unknown value). */
@@ -242,7 +246,8 @@ void *queue_owner(const struct queue *queue);
 /* Enqueues msg (the queue takes its own reference) at loop time now_ms. Applies the queue's
  * TTL (deadline now_ms + min(x-message-ttl, expiration)) and, for drop-head, the length limits
  * by dropping older messages. Returns 0, or -1 when refused: x-overflow reject-publish with
- * the queue at its limit, or out of memory (the caller nacks the publisher). On a deleted
+ * the queue at its limit (a quorum queue: over it, then until back at 80%; queue_kind's
+ * reject_over_limit), or out of memory (the caller nacks the publisher). On a deleted
  * queue it does nothing and returns 0. Does not dispatch: call queue_dispatch next, at the same
  * now_ms; that is where a message that no consumer can take at once is dropped when its TTL is
  * 0 or when it alone breaks the limit (x-max-length 0), as RabbitMQ delivers such a message

@@ -381,7 +381,7 @@ static const struct queue_kind kinds[] = {
                             .exclusive_consumers = true, .single_active_get = true},
     [QUEUE_TYPE_QUORUM] = {.name = "quorum", .module = "rabbit_quorum_queue",
                            .equivalent_keys = arguments_quorum_queue_keys, .persists_all = true,
-                           .returns_to_back = true, .gets_are_consumers = true, .delivery_count_header = true},
+                           .returns_to_back = true, .gets_are_consumers = true, .reject_over_limit = true, .delivery_count_header = true},
 };
 
 const struct queue_kind *queue_kind_of(enum queue_type type)

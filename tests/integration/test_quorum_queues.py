@@ -12,6 +12,8 @@
 - basic.consume after a global basic.qos: 540, queue.delete if-unused/if-empty: 540, basic.get
   with single active consumer: 405; an exclusive consume is taken like any other; a basic.get
   not yet settled counts as a consumer in queue.declare-ok;
+- x-overflow reject-publish refuses once over the limit, until back at 80% of it;
+  reject-publish-dlx runs as drop-head;
 - every message is stored, transient ones too: confirmed, they survive kill -9;
 - the management API, definitions and policies know the type.
 
@@ -282,6 +284,40 @@ class DeliveryLimitTest(QuorumTestCase):
         self.channel.basic_reject(self.get(name)[0].delivery_tag, requeue=False)
         letters = self.dead_letters(dead, 1)
         self.assertEqual(letters[0][0].headers["x-first-death-reason"], "rejected")
+
+
+class OverflowTest(QuorumTestCase):
+    def test_reject_publish_over_the_limit_until_back_at_80_percent(self):
+        name = self.declare(arguments=quorum(**{"x-max-length": 10, "x-overflow": "reject-publish"}))
+        channel = self.connection.channel()
+        channel.confirm_delivery()
+
+        def publish():
+            try:
+                channel.basic_publish("", name, b"m")
+                return "a"
+            except pika.exceptions.NackError:
+                return "n"
+        # the 11th is taken (the queue was not over its limit yet), then it refuses
+        self.assertEqual("".join(publish() for _ in range(13)), "a" * 11 + "nn")
+        outcomes = []
+        for _ in range(3):
+            self.channel.basic_get(name, auto_ack=True)
+            settle_pause()
+            outcomes.append(publish())
+        # 10 and 9 ready: still refused; 8 (80% of 10): taken again
+        self.assertEqual("".join(outcomes), "nna")
+        self.assertEqual(self.channel.queue_declare(name, passive=True).method.message_count, 9)
+
+    def test_reject_publish_dlx_runs_as_drop_head(self):
+        dead = self.declare(arguments={})
+        name = self.declare(arguments=quorum(**{"x-max-length": 1, "x-overflow": "reject-publish-dlx",
+                                                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead}))
+        self.publish_confirmed(name, [b"a", b"b"])
+        letters = self.dead_letters(dead, 1)
+        self.assertEqual([body for _, body in letters], [b"a"])
+        self.assertEqual(letters[0][0].headers["x-first-death-reason"], "maxlen")
+        self.assertEqual(self.get(name)[2], b"b")
 
 
 class RefusedOperationsTest(QuorumTestCase):
