@@ -242,7 +242,7 @@ static void visit_queue(struct queue *q, const struct policy *policy, const stru
         .exclusive = s->exclusive,
         .type = queue_kind(q)->name,
         .type_module = queue_kind(q)->module,
-        .replicated = s->type == QUEUE_TYPE_QUORUM,
+        .replicated = queue_kind(q)->raft_group,
         .arguments = queue_arguments(q),
     };
     struct table_buf effective = {0};

@@ -59,15 +59,17 @@ enum queue_drop_reason { QUEUE_DROP_REJECTED, QUEUE_DROP_EXPIRED, QUEUE_DROP_MAX
 /* The kinds of queue, x-queue-type (0, classic, is what a zeroed settings struct holds). */
 enum queue_type { QUEUE_TYPE_CLASSIC, QUEUE_TYPE_QUORUM };
 
-/* What sets a kind of queue apart: every difference between them is a field here, read where
- * it matters, so that no code asks "is this a quorum queue?". A quorum queue on one node is
- * RabbitMQ 3.10's one-member Raft group: a durable queue whose messages are all stored and
- * confirmed once on disk, with rabbit_fifo's return order and delivery counting (in a cluster
- * the same kind will be backed by the replicated qq_fsm, docs/cluster.md). */
+/* What sets a kind of queue apart: every difference in behaviour is a field here, read where
+ * it matters, rather than tests of the type sprinkled around (the type itself only picks the
+ * kind, and policies' apply-to). A quorum queue on one node is RabbitMQ 3.10's one-member Raft
+ * group: a durable queue whose messages are all stored and confirmed once on disk, with
+ * rabbit_fifo's returns (to the back, counted) and its refusals (in a cluster the same kind
+ * will be backed by the replicated qq_fsm, docs/cluster.md). */
 struct queue_kind {
     const char *name;        /* x-queue-type, and the management API's "type" */
     const char *module;      /* RabbitMQ's module, named in its error texts */
     const char *const *equivalent_keys; /* the arguments a redeclare must repeat (arguments.h) */
+    bool raft_group;         /* a Raft group in RabbitMQ: its API shows a leader and members */
     bool persists_all;       /* every message is stored, whatever its delivery mode, and kept
                               * over a restart */
     bool returns_to_back;    /* a requeued message goes to the back of the queue, as if published
