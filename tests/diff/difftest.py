@@ -220,15 +220,20 @@ def message_properties(r):
 
 OPS = ["xdecl", "xdel", "qdecl", "qdel", "purge", "qbind", "qunbind", "xbind", "xunbind",
        "publish", "get", "consume", "cancel", "ack", "nack", "reject", "qos", "recover", "confirm",
-       "tx_select", "tx_commit", "tx_rollback", "flow", "close_channel", "close_connection"]
+       "tx_select", "tx_commit", "tx_rollback", "flow", "close_channel", "close_connection",
+       "get_return"]
+# (get_return last with weight 0: classic-only runs draw the scenarios they always drew)
 WEIGHTS = [8, 3, 12, 3, 2, 9, 2, 3, 1,
            22, 8, 6, 2, 5, 3, 3, 2, 1, 2,
-           1, 2, 1, 1, 1, 1]
+           1, 2, 1, 1, 1, 1,
+           0]
 # With quorum queues: more of what returns messages (requeues, recover, closing with unacked)
-# and consumes them again, where quorum queues differ from classic ones.
+# and consumes them again, where quorum queues differ from classic ones; get_return (a get
+# given straight back) drives delivery counts up to the delivery limits.
 QUORUM_WEIGHTS = [6, 2, 10, 2, 2, 8, 1, 2, 1,
                   22, 10, 8, 3, 5, 7, 6, 2, 3, 2,
-                  1, 2, 1, 1, 3, 1]
+                  1, 2, 1, 1, 3, 1,
+                  10]
 
 
 def gen_step(r, state):
@@ -303,6 +308,11 @@ def gen_step(r, state):
     elif op == "get":
         step["q"] = pick_queue(r, state)
         step["no_ack"] = r.random() < 0.4
+    elif op == "get_return":
+        quorum = sorted(state["quorum"])
+        step["q"] = r.choice(quorum) if quorum and r.random() < 0.8 else pick_queue(r, state)
+        step["reject"] = r.random() < 0.3
+        step["requeue"] = r.random() < 0.85
     elif op == "consume":
         step["q"] = pick_queue(r, state)
         step["tag"] = r.choice(["t0", "t1", "t2", ""])
@@ -380,7 +390,7 @@ GEN_NAME = re.compile(r"amq\.gen-[A-Za-z0-9_\-]+")
 CTAG_NAME = re.compile(r"amq\.ctag-[A-Za-z0-9_\-]+|ctag\d+\.[0-9a-f]+")  # the broker's or pika's
 
 
-ASYNC_OPS = ("publish", "ack", "nack", "reject")
+ASYNC_OPS = ("publish", "ack", "nack", "reject", "get_return")
 
 
 class Session:
@@ -653,6 +663,19 @@ class Session:
             return ["ok", method.delivery_tag, method.redelivered, self.normalize(method.exchange),
                     self.normalize(method.routing_key), method.message_count, self.normalize(body),
                     self.properties(props)]
+        if op == "get_return":
+            method, props, body = ch.basic_get(self.queue(step["q"]), auto_ack=False)
+            if method is None:
+                return ["empty"]
+            self.tags.setdefault(name, []).append(method.delivery_tag)
+            record = ["ok", method.delivery_tag, method.redelivered, self.normalize(method.exchange),
+                      self.normalize(method.routing_key), method.message_count, self.normalize(body),
+                      self.properties(props)]
+            if step["reject"]:
+                ch.basic_reject(method.delivery_tag, requeue=step["requeue"])
+            else:
+                ch.basic_nack(method.delivery_tag, requeue=step["requeue"])
+            return record
         if op == "consume":
             tag = step["tag"]
             ctag = ch.basic_consume(self.queue(step["q"]),
