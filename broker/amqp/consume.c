@@ -218,7 +218,7 @@ static void settle_one(struct channel *ch, uint32_t index, enum queue_settle_mod
         queue_settle_fetched(d.queue, &d.entry, mode);
     else
         queue_settle(d.queue, &d.entry, mode);
-    if (mode == QUEUE_REQUEUE && route_set_add(requeued, d.queue) == 1)
+    if ((mode == QUEUE_REQUEUE || mode == QUEUE_RETURN) && route_set_add(requeued, d.queue) == 1)
         queue_retain(d.queue);
     queue_release(d.queue);
 }
@@ -318,11 +318,13 @@ static int settle_method(struct channel *ch, uint64_t tag, bool multiple, enum q
     return 0;
 }
 
-/* Requeues every unacked delivery. Queues put them back at their original positions. A
- * requeue over x-max-length dead-letters, and a dead-letter queue this channel consumes may
- * deliver to it meanwhile (basic.recover): those later deliveries stay on the ring, tracked,
- * so the walk stops at the count it started with and only trims settled slots. */
-static void requeue_all(struct channel *ch, bool held_too)
+/* Gives every unacked delivery back, in delivery-tag order: mode QUEUE_REQUEUE for
+ * basic.recover, QUEUE_RETURN when the channel goes away (queue_settle says where each kind of
+ * queue puts them). A requeue over x-max-length dead-letters, and a dead-letter queue this
+ * channel consumes may deliver to it meanwhile (basic.recover): those later deliveries stay on
+ * the ring, tracked, so the walk stops at the count it started with and only trims settled
+ * slots. */
+static void requeue_all(struct channel *ch, bool held_too, enum queue_settle_mode mode)
 {
     struct delivery_ring *r = &ch->unacked;
     struct route_set requeued = {0};
@@ -330,7 +332,7 @@ static void requeue_all(struct channel *ch, bool held_too)
     for (uint32_t i = 0; i < end; i++) {
         const struct delivery *d = ring_at(r, i);
         if (d->queue && (held_too || !d->held))
-            settle_one(ch, i, QUEUE_REQUEUE, &requeued);
+            settle_one(ch, i, mode, &requeued);
     }
     ring_trim(r);
     dispatch_requeued(ch, &requeued);
@@ -341,7 +343,7 @@ void channel_release_consumers(struct channel *ch)
     direct_reply_release(ch);
     while (ch->consumers)
         consumer_free(ch->consumers);
-    requeue_all(ch, true);
+    requeue_all(ch, true, QUEUE_RETURN);
 }
 
 /* ---- methods ---- */
@@ -519,7 +521,7 @@ static int basic_recover(struct channel *ch, bool send_ok)
 {
     /* What the open transaction settled stays settled (RabbitMQ recovers its unacked list,
      * which no longer holds them); they are requeued if the channel closes before commit. */
-    requeue_all(ch, false);
+    requeue_all(ch, false, QUEUE_REQUEUE);
     if (send_ok) {
         struct spec_method ok = {.id = SPEC_BASIC_RECOVER_OK};
         channel_send(ch, &ok);

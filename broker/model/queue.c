@@ -21,9 +21,9 @@ _Static_assert(sizeof(struct queue_entry) <= 32, "an entry stays four words: the
 /* One priority level. Invariant: every entry in `returned` is older (lower seq) than every
  * entry in `fresh`, because a message is only ever delivered from the head, so the head of the
  * level is returned's front when it has one. That keeps publish and delivery O(1) and a
- * requeue a sorted insert into the (usually small) returned ring. A kind whose returns go to
- * the back (quorum) never uses `returned`: a requeue appends to `fresh`, which then holds
- * entries in the order they (re-)entered the queue rather than by seq. */
+ * requeue a sorted insert into the (usually small) returned ring. A quorum queue (queue_kind)
+ * orders by (re-)entry instead: a requeue appends to `fresh`, a return of a closed channel's
+ * messages to `returned`, so both rings are in the order entries came, not by seq. */
 struct queue_level {
     struct queue_ring returned; /* delivered before and requeued, by seq */
     struct queue_ring fresh;    /* never delivered, in publish order */
@@ -689,21 +689,29 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
     }
     queue_retain(queue);
     enum queue_drop_reason reason = QUEUE_DROP_REJECTED;
-    if (mode == QUEUE_REQUEUE) {
+    if (mode == QUEUE_REQUEUE || mode == QUEUE_RETURN) {
         struct queue_entry back = *entry;
         if (back.delivery_count < UINT32_MAX)
             back.delivery_count++;
         size_t level = level_of(queue, back.msg);
         struct queue_level *at = &queue->levels[level];
-        bool to_back = queue_kind(queue)->returns_to_back;
-        if (to_back) /* it enters the queue again: its age (queue_message_age) starts over */
+        const struct queue_kind *kind = queue_kind(queue);
+        bool to_back = mode == QUEUE_REQUEUE && kind->returns_to_back;
+        bool to_front = mode == QUEUE_RETURN && kind->lost_returns_first;
+        if (to_back || to_front) /* it enters the queue again: its age (queue_message_age) starts over */
             back.enqueued_ms = (uint32_t)queue->now_ms;
-        /* rabbit_fifo counts every return (nack, reject, recover, a cancelled or closed
-         * consumer's messages) and drops a message whose count passes the limit. */
-        if (queue->settings.has_delivery_limit && back.delivery_count > (uint64_t)queue->settings.delivery_limit) {
+        /* rabbit_fifo counts every return (nack, reject, recover, a closed channel's messages)
+         * and drops a message whose count passes the limit. */
+        int rc = 0;
+        if (queue->settings.has_delivery_limit && back.delivery_count > (uint64_t)queue->settings.delivery_limit)
             reason = QUEUE_DROP_DELIVERY_LIMIT;
-        } else if ((to_back ? queue_ring_push_back(&at->fresh, &back)
-                            : queue_ring_insert_sorted(&at->returned, &back)) == 0) {
+        else if (to_back)
+            rc = queue_ring_push_back(&at->fresh, &back);
+        else if (to_front) /* `returned` then holds only these, in the order they came */
+            rc = queue_ring_push_back(&at->returned, &back);
+        else
+            rc = queue_ring_insert_sorted(&at->returned, &back);
+        if (reason != QUEUE_DROP_DELIVERY_LIMIT && rc == 0) {
             account_added(queue, &back, level);
             drop_over_limit(queue, NO_SEQ);
             queue_release(queue);

@@ -72,9 +72,12 @@ struct queue_kind {
     bool raft_group;         /* a Raft group in RabbitMQ: its API shows a leader and members */
     bool persists_all;       /* every message is stored, whatever its delivery mode, and kept
                               * over a restart */
-    bool returns_to_back;    /* a requeued message goes to the back of the queue, as if published
-                              * again (RabbitMQ 3.10's quorum queues); else back to its original
-                              * place (classic) */
+    bool returns_to_back;    /* a requeued message (QUEUE_REQUEUE) goes to the back of the queue,
+                              * as if published again (RabbitMQ 3.10's quorum queues); else back
+                              * to its original place (classic) */
+    bool lost_returns_first; /* a returned message (QUEUE_RETURN: its channel closed) goes before
+                              * every other ready message, behind those returned before it
+                              * (rabbit_fifo's returns queue); else back to its place (classic) */
     bool delivery_count_header; /* deliveries say x-delivery-count (queue_delivery_count_header) */
     bool global_qos;         /* accepts consumers on a channel with a global prefetch */
     bool server_named;       /* may be declared with an empty name */
@@ -283,13 +286,15 @@ void queue_dispatch(struct queue *queue, uint64_t now_ms);
  * reference), or false when nothing is ready or the queue is deleted. */
 bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_entry *entry);
 
-/* How a consumer settles an entry it was given. */
-enum queue_settle_mode { QUEUE_ACK, QUEUE_REQUEUE, QUEUE_DISCARD };
+/* How a consumer settles an entry it was given. REQUEUE: the client gives it back (nack or
+ * reject with requeue, basic.recover); RETURN: it comes back because its receiver went away
+ * (the channel or connection closed). The two differ for a quorum queue only (queue_kind). */
+enum queue_settle_mode { QUEUE_ACK, QUEUE_REQUEUE, QUEUE_DISCARD, QUEUE_RETURN };
 
-/* Ack: the message is done. Requeue: back to its original position (a quorum queue: to the
- * back, behind every ready message), marked redelivered, its delivery count raised; past
- * x-delivery-limit it is dropped instead (reason DELIVERY_LIMIT); then drop-head limits apply
- * (call queue_dispatch next). Discard (reject/nack without
+/* Ack: the message is done. Requeue and return: back to its original position (a quorum queue:
+ * a requeue to the back, behind every ready message; a return to the front, behind the earlier
+ * returns), marked redelivered, its delivery count raised; past x-delivery-limit it is dropped
+ * instead (reason DELIVERY_LIMIT); then drop-head limits apply (call queue_dispatch next). Discard (reject/nack without
  * requeue): dead-lettered through hooks->dropped. Takes over the entry's reference. Works on a
  * deleted queue (the message is just released). If a requeue cannot allocate, the message is
  * discarded instead. */

@@ -396,6 +396,7 @@ static const struct queue_kind kinds[] = {
         .raft_group = true,
         .persists_all = true,
         .returns_to_back = true,
+        .lost_returns_first = true,
         .delivery_count_header = true,
         .gets_are_consumers = true,
         .reject_over_limit = true,

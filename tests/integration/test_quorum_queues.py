@@ -5,8 +5,9 @@
   quorum ones validated; a redeclare with another type (or none) is an inequivalent arg;
 - deliveries carry x-delivery-count: basic.get always, basic.deliver once a message came back;
   every return (nack, reject, recover, a closed channel) counts;
-- a returned message goes to the back of the queue, as if published again (a classic queue puts
-  it back in its place);
+- a message given back (nack, reject, recover) goes to the back of the queue, as if published
+  again; one whose channel closed goes to the front, behind those returned before it (a classic
+  queue puts both back in their place);
 - x-delivery-limit N: a message returned more than N times is dropped, or dead-lettered with
   reason delivery_limit (the dead letter carries no x-delivery-count);
 - basic.consume after a global basic.qos: 540, queue.delete if-unused/if-empty: 540, basic.get
@@ -236,6 +237,22 @@ class DeliveryCountTest(QuorumTestCase):
         order = [self.get(name)[2] for _ in range(6)]
         self.assertEqual(order, [b"b1", b"b4", b"b2", b"b0", b"b3", b"b5"])
         self.channel.basic_ack(0, multiple=True)
+
+
+    def test_a_closed_channels_messages_go_to_the_front(self):
+        name = self.declare()
+        self.publish_confirmed(name, [b"b0", b"b1", b"b2", b"b3", b"b4"])
+        first, second = self.connection.channel(), self.connection.channel()
+        first.basic_get(name)
+        first.basic_get(name)
+        second.basic_get(name)
+        second.close()  # b2 comes back first, then b0 and b1
+        first.close()
+        settle_pause()
+        order = [self.channel.basic_get(name, auto_ack=True) for _ in range(5)]
+        self.assertEqual([body for _, _, body in order], [b"b2", b"b0", b"b1", b"b3", b"b4"])
+        self.assertEqual([m.redelivered for m, _, _ in order], [True, True, True, False, False])
+        self.assertEqual([p.headers["x-delivery-count"] for _, p, _ in order], [1, 1, 1, 0, 0])
 
 
 class DeliveryLimitTest(QuorumTestCase):

@@ -1267,9 +1267,9 @@ static void test_settings_quorum(void **state)
     assert_int_equal(queue_settings_check_name(no_bytes(), true, &err), 0);
 }
 
-/* RabbitMQ 3.10's quorum queue: a returned message goes to the back of the queue (not back to
- * its place), its count raised on every return; past x-delivery-limit it is dropped with reason
- * delivery_limit instead. */
+/* RabbitMQ 3.10's quorum queue: a requeued message goes to the back of the queue (not back to
+ * its place), a closed channel's to the front, its count raised on every return; past
+ * x-delivery-limit it is dropped with reason delivery_limit instead. */
 static void test_quorum_returns_to_back_and_delivery_limit(void **state)
 {
     (void)state;
@@ -1319,6 +1319,25 @@ static void test_quorum_returns_to_back_and_delivery_limit(void **state)
     queue_settle(q, &again[3], QUEUE_ACK);
     assert_null(get_and_release(q, 0, NULL));
     assert_int_equal(r.dropped_total, 1);
+    queue_release(q);
+
+    /* A closed channel's messages (QUEUE_RETURN) go to the front, in the order they come. */
+    s.has_delivery_limit = false;
+    q = make_queue(&s, &r);
+    for (int i = 0; i < 4; i++)
+        sent[i] = publish_plain(q, 0);
+    for (int i = 0; i < 3; i++)
+        assert_true(queue_get(q, 0, false, &taken[i]));
+    queue_settle(q, &taken[2], QUEUE_RETURN);
+    queue_settle(q, &taken[0], QUEUE_REQUEUE);
+    queue_settle(q, &taken[1], QUEUE_RETURN);
+    const int order[] = {2, 1, 3, 0};
+    const uint32_t returned[] = {1, 1, 0, 1};
+    for (int i = 0; i < 4; i++) {
+        assert_ptr_equal(get_and_release(q, 0, &count), sent[order[i]]);
+        assert_int_equal(count, returned[i]);
+    }
+    assert_null(get_and_release(q, 0, NULL));
     queue_release(q);
 }
 
