@@ -294,8 +294,8 @@ enum queue_settle_mode { QUEUE_ACK, QUEUE_REQUEUE, QUEUE_DISCARD, QUEUE_RETURN }
 /* Ack: the message is done. Requeue and return: back to its original position (a quorum queue:
  * a requeue to the back, behind every ready message; a return to the front, behind the earlier
  * returns), marked redelivered, its delivery count raised; past x-delivery-limit it is dropped
- * instead (reason DELIVERY_LIMIT); then drop-head limits apply (call queue_dispatch next). Discard (reject/nack without
- * requeue): dead-lettered through hooks->dropped. Takes over the entry's reference. Works on a
+ * instead (reason DELIVERY_LIMIT); then drop-head limits apply (call queue_dispatch next).
+ * Discard (reject/nack without requeue): dead-lettered through hooks->dropped. Takes over the entry's reference. Works on a
  * deleted queue (the message is just released). If a requeue cannot allocate, the message is
  * discarded instead. */
 void queue_settle(struct queue *queue, const struct queue_entry *entry, enum queue_settle_mode mode);
