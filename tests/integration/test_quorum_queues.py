@@ -22,7 +22,6 @@ Every expectation of the AMQP tests was checked against RabbitMQ 3.10.8 (WARREN_
 restart and management tests need the broker this harness starts.
 """
 
-import json
 import os
 import time
 import unittest
