@@ -896,7 +896,11 @@ void queue_remove_consumer(struct queue *queue, void *consumer)
 
 size_t queue_consumer_count(const struct queue *queue)
 {
-    return queue->consumer_count + (queue_kind(queue)->gets_are_consumers ? queue->fetched_count : 0);
+    const struct queue_kind *kind = queue_kind(queue);
+    size_t count = queue->consumer_count;
+    if (queue->settings.single_active_consumer && !kind->waiting_counted)
+        count = queue->active != NO_INDEX;
+    return count + (kind->gets_are_consumers ? queue->fetched_count : 0);
 }
 
 void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg)

@@ -87,6 +87,8 @@ struct queue_kind {
                                * queues ignore it, against the spec) */
     bool single_active_get;  /* takes basic.get with x-single-active-consumer (quorum: 405) */
     bool gets_are_consumers; /* an unsettled basic.get counts as a consumer (queue_consumer_count) */
+    bool waiting_counted;    /* with single active consumer, the waiting consumers count too
+                              * (queue_consumer_count); rabbit_fifo counts the active one only */
     bool reject_over_limit;  /* x-overflow reject-publish as rabbit_fifo runs it: a publish is
                               * refused once the queue is over a limit (the one that took it over
                               * was taken) and until it is back at 80% of each; else refused when
@@ -317,9 +319,10 @@ int queue_add_consumer(struct queue *queue, void *consumer, const struct consume
 /* Removes consumer (unknown pointers are ignored); when it was the last one of an auto-delete
  * queue, hooks->unused runs, as the last thing this call does. */
 void queue_remove_consumer(struct queue *queue, void *consumer);
-/* Number of registered consumers (all of them, active or waiting); for a kind whose gets count
- * as consumers (quorum: RabbitMQ 3.10's rabbit_fifo checks each unsettled basic.get out to a
- * consumer of its own), plus the basic.get deliveries not yet settled. */
+/* Number of registered consumers (all of them, active or waiting; for a kind that does not
+ * count waiting ones, the active one only); for a kind whose gets count as consumers (quorum:
+ * RabbitMQ 3.10's rabbit_fifo checks each unsettled basic.get out to a consumer of its own),
+ * plus the basic.get deliveries not yet settled. */
 size_t queue_consumer_count(const struct queue *queue);
 /* Calls fn for every consumer (e.g. to cancel them all before deleting). fn may remove any
  * consumer; consumers added during the walk may be skipped. */

@@ -388,6 +388,7 @@ static const struct queue_kind kinds[] = {
         .conditional_delete = true,
         .exclusive_consumers = true,
         .single_active_get = true,
+        .waiting_counted = true,
     },
     [QUEUE_TYPE_QUORUM] = {
         .name = "quorum",

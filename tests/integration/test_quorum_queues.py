@@ -12,7 +12,8 @@
   reason delivery_limit (the dead letter carries no x-delivery-count);
 - basic.consume after a global basic.qos: 540, queue.delete if-unused/if-empty: 540, basic.get
   with single active consumer: 405; an exclusive consume is taken like any other; a basic.get
-  not yet settled counts as a consumer in queue.declare-ok;
+  not yet settled counts as a consumer in queue.declare-ok, a waiting single active consumer
+  does not;
 - x-overflow reject-publish refuses once over the limit, until back at 80% of it;
   reject-publish-dlx runs as drop-head;
 - every message is stored, transient ones too: confirmed, they survive kill -9;
@@ -390,6 +391,21 @@ class RefusedOperationsTest(QuorumTestCase):
         self.channel.close()
         settle_pause()
         self.assertEqual(other.queue_declare(name, passive=True).method.consumer_count, 0)
+
+    def test_single_active_consumer_counts_the_active_one_only(self):
+        name = self.declare(arguments=quorum(**{"x-single-active-consumer": True}))
+        consumer = self.connection.channel()
+        first = consumer.basic_consume(name, lambda *a: None)
+        consumer.basic_consume(name, lambda *a: None)
+        consumer.basic_consume(name, lambda *a: None)
+        settle_pause()
+        self.assertEqual(self.channel.queue_declare(name, passive=True).method.consumer_count, 1)
+        consumer.basic_cancel(first)
+        settle_pause()
+        self.assertEqual(self.channel.queue_declare(name, passive=True).method.consumer_count, 1)
+        consumer.close()
+        settle_pause()
+        self.assertEqual(self.channel.queue_declare(name, passive=True).method.consumer_count, 0)
 
     def test_exclusive_consume_is_not_exclusive(self):
         name = self.declare()
