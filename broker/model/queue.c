@@ -638,6 +638,10 @@ void queue_dispatch(struct queue *queue, uint64_t now_ms)
         /* What no consumer could take now: TTL 0 messages expire, x-max-length 0 drops. */
         drop_expired(queue, now_ms);
         drop_over_limit(queue, NO_SEQ);
+        /* Requeues can take a queue over its limits (limit_after_dispatch): with reject-publish,
+         * rabbit_fifo then refuses publishes as if one had taken it over. */
+        if (queue->settings.overflow_reject && queue_kind(queue)->reject_over_limit && over_limit(queue))
+            queue->publish_blocked = true;
     }
     queue->dispatching = false;
     queue_release(queue);
@@ -713,7 +717,8 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
             rc = queue_ring_insert_sorted(&at->returned, &back);
         if (reason != QUEUE_DROP_DELIVERY_LIMIT && rc == 0) {
             account_added(queue, &back, level);
-            drop_over_limit(queue, NO_SEQ);
+            if (!kind->limit_after_dispatch)
+                drop_over_limit(queue, NO_SEQ);
             queue_release(queue);
             return;
         }

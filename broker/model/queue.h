@@ -89,6 +89,9 @@ struct queue_kind {
     bool gets_are_consumers; /* an unsettled basic.get counts as a consumer (queue_consumer_count) */
     bool waiting_counted;    /* with single active consumer, the waiting consumers count too
                               * (queue_consumer_count); rabbit_fifo counts the active one only */
+    bool limit_after_dispatch; /* a requeue is judged against the length limits only once the
+                                * next dispatch handed out what consumers take (rabbit_fifo checks
+                                * its limits after each checkout); else at once (classic) */
     bool reject_over_limit;  /* x-overflow reject-publish as rabbit_fifo runs it: a publish is
                               * refused once the queue is over a limit (the one that took it over
                               * was taken) and until it is back at 80% of each; else refused when
@@ -296,7 +299,8 @@ enum queue_settle_mode { QUEUE_ACK, QUEUE_REQUEUE, QUEUE_DISCARD, QUEUE_RETURN }
 /* Ack: the message is done. Requeue and return: back to its original position (a quorum queue:
  * a requeue to the back, behind every ready message; a return to the front, behind the earlier
  * returns), marked redelivered, its delivery count raised; past x-delivery-limit it is dropped
- * instead (reason DELIVERY_LIMIT); then drop-head limits apply (call queue_dispatch next).
+ * instead (reason DELIVERY_LIMIT); then drop-head limits apply (a quorum queue's at the end of
+ * the next queue_dispatch; call it next in any case).
  * Discard (reject/nack without requeue): dead-lettered through hooks->dropped. Takes over the entry's reference. Works on a
  * deleted queue (the message is just released). If a requeue cannot allocate, the message is
  * discarded instead. */

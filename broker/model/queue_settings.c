@@ -401,6 +401,7 @@ static const struct queue_kind kinds[] = {
         .delivery_count_header = true,
         .gets_are_consumers = true,
         .reject_over_limit = true,
+        .limit_after_dispatch = true,
     },
 };
 

@@ -263,6 +263,26 @@ class DeliveryCountTest(QuorumTestCase):
         self.assertEqual([p.headers["x-delivery-count"] for _, p, _ in order], [1, 1, 1, 0, 0])
 
 
+    def test_returned_messages_reach_consumers_before_the_length_limit(self):
+        # rabbit_fifo hands out what it can, then applies x-max-length: a classic queue would
+        # drop two of the three at once
+        name = self.declare(arguments=quorum(**{"x-max-length": 1}))
+        first = self.connection.channel()
+        got = []
+        first.basic_qos(prefetch_count=5)
+        first.basic_consume(name, lambda ch, m, p, b: got.append(("first", b)))
+        for body in (b"m0", b"m1", b"m2"):
+            self.publish_confirmed(name, [body])
+            self.pump_until(lambda: len(got) == int(body[1:]) + 1)
+        second = self.connection.channel()
+        second.basic_qos(prefetch_count=5)
+        second.basic_consume(name, lambda ch, m, p, b: got.append(("second", b)))
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker):
+            first.queue_declare(unique("missing"), passive=True)  # 404 closes the channel
+        self.pump_until(lambda: len(got) == 6)
+        self.assertEqual(got[3:], [("second", b"m0"), ("second", b"m1"), ("second", b"m2")])
+
+
 class DeliveryLimitTest(QuorumTestCase):
     def test_limit_drops_the_message(self):
         name = self.declare(arguments=quorum(**{"x-delivery-limit": 1}))
