@@ -194,10 +194,12 @@ class DeclareTest(QuorumTestCase):
 class DeliveryCountTest(QuorumTestCase):
     def test_get_always_counts_and_deliver_once_returned(self):
         name = self.declare()
-        self.publish_confirmed(name, [b"m"], headers={"h": 1})
+        self.publish_confirmed(name, [b"m"], headers={"z": 2, "h": 1})
         method, props, _ = self.get(name)
         self.assertFalse(method.redelivered)
-        self.assertEqual(props.headers, {"h": 1, "x-delivery-count": 0})
+        self.assertEqual(props.headers, {"h": 1, "z": 2, "x-delivery-count": 0})
+        # the header is set as rabbit_basic:add_header sets one: the table sorted by name
+        self.assertEqual(list(props.headers), ["h", "x-delivery-count", "z"])
         self.channel.basic_nack(method.delivery_tag, requeue=True)
         consumer = self.connection.channel()
         got = []
@@ -205,7 +207,7 @@ class DeliveryCountTest(QuorumTestCase):
         self.pump_until(lambda: got)
         self.assertEqual(len(got), 1)
         self.assertTrue(got[0][0].redelivered)
-        self.assertEqual(got[0][1].headers, {"h": 1, "x-delivery-count": 1})
+        self.assertEqual(got[0][1].headers, {"h": 1, "z": 2, "x-delivery-count": 1})
         consumer.close()  # its unacked message goes back: counted again
         method, props, _ = self.get(name)
         self.assertEqual(props.headers["x-delivery-count"], 2)
