@@ -1,6 +1,7 @@
 /* tests/unit/model/test_message.c: a message's memory follows the body bytes that arrived, not
  * the size its content header announced (message_begin / message_append_body), its body stays
- * one contiguous copy, and message_memory_bytes returns to where it was once it is freed. */
+ * one contiguous copy, and message_memory_bytes returns to where it was once it is freed; BCC
+ * and sender keys; a content header with x-delivery-count set (message_header_with_long). */
 #include "helpers.h"
 
 #include <stdio.h>
