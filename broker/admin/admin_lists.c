@@ -42,7 +42,7 @@ static const struct column queue_columns[] = {{"name", "name"}, {"vhost", "vhost
     {"messages_ready", "messages_ready"}, {"messages_unacknowledged", "messages_unacknowledged"},
     {"message_bytes", "message_bytes"}, {"message_bytes_ready", "message_bytes_ready"},
     {"consumers", "consumers"}, {"durable", "durable"}, {"auto_delete", "auto_delete"},
-    {"exclusive", "exclusive"}, {"arguments", "arguments"}, {"policy", "policy"},
+    {"exclusive", "exclusive"}, {"type", "type"}, {"arguments", "arguments"}, {"policy", "policy"},
     {"operator_policy", "operator_policy"}, {"effective_policy_definition", "effective_policy_definition"},
     {"oldest_message_age_ms", "oldest_message_age_ms"}, {"mean_message_age_ms", "mean_message_age_ms"},
     {NULL, NULL}};

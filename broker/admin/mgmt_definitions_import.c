@@ -356,9 +356,9 @@ static int check_queue(struct import *imp, json_t *q)
     if (!type)
         type = json_string_value(json_object_get(q, "type"));
     json_t *vhost = vhost_of(imp, q), *name = json_object_get(q, "name");
-    if (type && strcmp(type, "classic") != 0) {
+    if (type && strcmp(type, "classic") != 0 && strcmp(type, "quorum") != 0) {
         key_set(imp->skipped_queues, vhost, name);
-        report(imp, q, true, "%s queues are not supported by Warren (classic queues only)", type);
+        report(imp, q, true, "%s queues are not supported by Warren (classic and quorum queues only)", type);
     } else if (!definitions_has_prefix(name, "amq.")) {
         key_set(imp->queues, vhost, name);
     }

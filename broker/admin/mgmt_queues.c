@@ -36,7 +36,18 @@ static void write_queue(struct jw *w, const struct introspect_queue *q)
     jw_key(w, "state");
     jw_cstring(w, "running");
     jw_key(w, "type");
-    jw_cstring(w, "classic");
+    jw_cstring(w, q->type);
+    if (q->replicated) { /* a quorum queue on one node: a group of one, led by this node */
+        const char *const groups[] = {"members", "online"};
+        jw_key(w, "leader");
+        jw_cstring(w, mgmt_node_name());
+        for (size_t i = 0; i < 2; i++) {
+            jw_key(w, groups[i]);
+            jw_array_begin(w);
+            jw_cstring(w, mgmt_node_name());
+            jw_array_end(w);
+        }
+    }
     jw_key(w, "consumers");
     jw_integer(w, q->consumers);
     jw_key(w, "messages");

@@ -27,7 +27,9 @@ enum metric_type { GAUGE, COUNTER, UNTYPED };
 static const char *const type_names[] = {"gauge", "counter", "untyped"};
 
 /* The protocol label of rabbitmq_global_* (RabbitMQ also writes amqp10 series; Warren speaks
- * AMQP 0-9-1 only), and the queue type Warren's queues are (classic, the only type it takes). */
+ * AMQP 0-9-1 only), and the queue type label of those global counters: Warren counts the
+ * deliveries of all its queues together, quorum ones included, under the classic type. The
+ * per-queue info series names each queue's own type. */
 #define AMQP091 "protocol=\"amqp091\""
 #define CLASSIC_QUEUE "rabbit_classic_queue"
 #define AMQP091_CLASSIC AMQP091 ",queue_type=\"" CLASSIC_QUEUE "\""
@@ -338,7 +340,7 @@ static void put_queue_sample(const struct introspect_queue *q, void *arg)
     fputc(',', w->f);
     put_label(w->f, "queue", q->name.ptr, q->name.len);
     if (!w->family) /* a single node leads every queue it has */
-        fputs(",queue_type=\"" CLASSIC_QUEUE "\",membership=\"leader\"", w->f);
+        fprintf(w->f, ",queue_type=\"%s\",membership=\"leader\"", q->type_module);
     fputs("} ", w->f);
     put_u64(w->f, w->family ? w->family->value(q) : 1);
     fputc('\n', w->f);

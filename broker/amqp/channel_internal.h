@@ -56,6 +56,7 @@ struct delivery {
      * collect_acks takes it off the unacked list at once). */
     bool held;
     uint8_t held_mode; /* enum queue_settle_mode */
+    bool fetched;      /* from basic.get: settled with queue_settle_fetched */
 };
 
 /* Unacked deliveries in delivery-tag order: a ring buffer, so tracking allocates nothing in

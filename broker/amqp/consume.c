@@ -90,6 +90,24 @@ static bool consumer_has_credit(void *ctx, const struct message *msg)
     return ch->global_prefetch == 0 || ch->unacked_live < ch->global_prefetch;
 }
 
+/* Sends a delivery's method and content. A kind of queue that counts deliveries (quorum) adds
+ * x-delivery-count to the content header, a copy made for this delivery only: the stored
+ * message stays as published, so a dead letter of it carries no x-delivery-count (RabbitMQ). */
+static void send_delivery(struct channel *ch, struct queue *queue, const struct queue_entry *entry, bool get,
+                          const struct spec_method *m)
+{
+    struct message *msg = entry->msg;
+    struct proto_bytes header = msg->header;
+    struct table_buf counted = {0};
+    int64_t count;
+    if (queue_delivery_count_header(queue, entry, get, &count) &&
+        message_header_with_long(msg, "x-delivery-count", count, &counted) == 0)
+        header = (struct proto_bytes){counted.data, (uint32_t)counted.len};
+    connection_send_content(ch->conn, ch->number, m, header, msg->body, msg->body_size, message_retain_cb,
+                            message_release_cb, msg);
+    table_buf_free(&counted);
+}
+
 static void consumer_deliver(void *ctx, struct queue *queue, const struct queue_entry *entry, bool no_ack)
 {
     struct consumer *c = ctx;
@@ -102,8 +120,7 @@ static void consumer_deliver(void *ctx, struct queue *queue, const struct queue_
     m.args.basic_deliver.redelivered = entry->delivery_count > 0;
     m.args.basic_deliver.exchange = msg->exchange;
     m.args.basic_deliver.routing_key = msg->routing_key;
-    connection_send_content(ch->conn, ch->number, &m, msg->header, msg->body, msg->body_size, message_retain_cb,
-                            message_release_cb, msg);
+    send_delivery(ch, queue, entry, false, &m);
     if (entry->delivery_count > 0)
         ch->stats.redeliver++;
     if (no_ack) {
@@ -197,8 +214,11 @@ static void settle_one(struct channel *ch, uint32_t index, enum queue_settle_mod
     ch->unacked_live--;
     if (mode == QUEUE_ACK)
         ch->stats.ack++;
-    queue_settle(d.queue, &d.entry, mode);
-    if (mode == QUEUE_REQUEUE && route_set_add(requeued, d.queue) == 1)
+    if (d.fetched)
+        queue_settle_fetched(d.queue, &d.entry, mode);
+    else
+        queue_settle(d.queue, &d.entry, mode);
+    if ((mode == QUEUE_REQUEUE || mode == QUEUE_RETURN) && route_set_add(requeued, d.queue) == 1)
         queue_retain(d.queue);
     queue_release(d.queue);
 }
@@ -298,11 +318,13 @@ static int settle_method(struct channel *ch, uint64_t tag, bool multiple, enum q
     return 0;
 }
 
-/* Requeues every unacked delivery. Queues put them back at their original positions. A
- * requeue over x-max-length dead-letters, and a dead-letter queue this channel consumes may
- * deliver to it meanwhile (basic.recover): those later deliveries stay on the ring, tracked,
- * so the walk stops at the count it started with and only trims settled slots. */
-static void requeue_all(struct channel *ch, bool held_too)
+/* Gives every unacked delivery back, in delivery-tag order: mode QUEUE_REQUEUE for
+ * basic.recover, QUEUE_RETURN when the channel goes away (queue_settle says where each kind of
+ * queue puts them). A requeue over x-max-length dead-letters, and a dead-letter queue this
+ * channel consumes may deliver to it meanwhile (basic.recover): those later deliveries stay on
+ * the ring, tracked, so the walk stops at the count it started with and only trims settled
+ * slots. */
+static void requeue_all(struct channel *ch, bool held_too, enum queue_settle_mode mode)
 {
     struct delivery_ring *r = &ch->unacked;
     struct route_set requeued = {0};
@@ -310,7 +332,7 @@ static void requeue_all(struct channel *ch, bool held_too)
     for (uint32_t i = 0; i < end; i++) {
         const struct delivery *d = ring_at(r, i);
         if (d->queue && (held_too || !d->held))
-            settle_one(ch, i, QUEUE_REQUEUE, &requeued);
+            settle_one(ch, i, mode, &requeued);
     }
     ring_trim(r);
     dispatch_requeued(ch, &requeued);
@@ -321,7 +343,7 @@ void channel_release_consumers(struct channel *ch)
     direct_reply_release(ch);
     while (ch->consumers)
         consumer_free(ch->consumers);
-    requeue_all(ch, true);
+    requeue_all(ch, true, QUEUE_RETURN);
 }
 
 /* ---- methods ---- */
@@ -357,6 +379,10 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
         err->method_id = mid;
         return -1;
     }
+    /* RabbitMQ 3.10's quorum queues refuse a channel-wide prefetch, closing the connection. */
+    if (ch->global_prefetch > 0 && !queue_kind(q)->global_qos)
+        return reply_fail(err, SPEC_NOT_IMPLEMENTED, mid, "queue '%.*s' in vhost '%s' does not support global qos",
+                          (int)name.len, (const char *)name.ptr, vhost_name(ch->vhost));
     struct consumer *c = calloc(1, sizeof *c);
     if (!c)
         return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "out of memory");
@@ -436,6 +462,12 @@ int get_message_as(const struct actor *who, struct vhost *vhost, struct proto_by
         err->method_id = SPEC_BASIC_GET;
         return -1;
     }
+    const struct queue_kind *kind = queue_kind(*q);
+    if (queue_settings(*q)->single_active_consumer && !kind->single_active_get)
+        return reply_fail(err, SPEC_RESOURCE_LOCKED, SPEC_BASIC_GET,
+                          "cannot obtain access to locked queue '%.*s' in vhost '%s'. basic.get operations are not "
+                          "supported by %s queues with single active consumer",
+                          (int)name.len, (const char *)name.ptr, vhost_name(vhost), kind->name);
     queue_touch(*q, now);
     *got = queue_get(*q, now, no_ack, entry);
     return 0;
@@ -465,8 +497,7 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
     m.args.basic_get_ok.exchange = msg->exchange;
     m.args.basic_get_ok.routing_key = msg->routing_key;
     m.args.basic_get_ok.message_count = (uint32_t)queue_ready_count(q);
-    connection_send_content(ch->conn, ch->number, &m, msg->header, msg->body, msg->body_size, message_retain_cb,
-                            message_release_cb, msg);
+    send_delivery(ch, q, &entry, true, &m);
     if (entry.delivery_count > 0)
         ch->stats.redeliver++;
     if (a->no_ack) {
@@ -475,10 +506,10 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
         return 0;
     }
     ch->stats.get++;
-    struct delivery d = {.tag = tag, .queue = q, .consumer = NULL, .entry = entry};
+    struct delivery d = {.tag = tag, .queue = q, .consumer = NULL, .entry = entry, .fetched = true};
     queue_retain(q);
     if (ring_push(&ch->unacked, &d) != 0) {
-        queue_settle(q, &entry, QUEUE_ACK);
+        queue_settle_fetched(q, &entry, QUEUE_ACK);
         queue_release(q);
         return 0;
     }
@@ -490,7 +521,7 @@ static int basic_recover(struct channel *ch, bool send_ok)
 {
     /* What the open transaction settled stays settled (RabbitMQ recovers its unacked list,
      * which no longer holds them); they are requeued if the channel closes before commit. */
-    requeue_all(ch, false);
+    requeue_all(ch, false, QUEUE_REQUEUE);
     if (send_ok) {
         struct spec_method ok = {.id = SPEC_BASIC_RECOVER_OK};
         channel_send(ch, &ok);

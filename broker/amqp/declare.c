@@ -266,7 +266,9 @@ int channel_queue_method_here(struct channel *ch, const struct spec_method *m, s
         struct queue *q;
         char generated[VHOST_GENERATED_NAME_LEN + 1];
         if (!a->passive && a->queue.len == 0) {
-            /* RabbitMQ names the queue first and checks configure on that name. */
+            /* RabbitMQ names the queue first (if its type allows) and checks configure on that name. */
+            if (queue_settings_check_name(a->arguments, true, err) != 0)
+                return -1;
             if (vhost_queue_generate_name(ch->vhost, generated) != 0)
                 return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "no randomness for a queue name");
             d.name = (struct proto_bytes){(const uint8_t *)generated, VHOST_GENERATED_NAME_LEN};

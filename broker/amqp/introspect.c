@@ -240,6 +240,9 @@ static void visit_queue(struct queue *q, const struct policy *policy, const stru
         .durable = s->durable,
         .auto_delete = s->auto_delete,
         .exclusive = s->exclusive,
+        .type = queue_kind(q)->name,
+        .type_module = queue_kind(q)->module,
+        .replicated = queue_kind(q)->raft_group,
         .arguments = queue_arguments(q),
     };
     struct table_buf effective = {0};

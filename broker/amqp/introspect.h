@@ -97,6 +97,9 @@ struct introspect_queue {
     uint64_t messages_ready, messages_unacknowledged, message_bytes_ready;
     uint32_t consumers;
     bool durable, auto_delete, exclusive;
+    const char *type;             /* "classic", "quorum" (the management API's "type") */
+    const char *type_module;      /* RabbitMQ's module for it: "rabbit_quorum_queue" */
+    bool replicated;              /* a Raft group: the API shows its leader and members, this node */
     struct proto_bytes arguments; /* table contents */
     /* Policies applied (RabbitMQ's `policy`, `operator_policy`: NULL when none) and
      * `effective_policy_definition` (table contents, keys without "x-"; empty when none). */

@@ -235,7 +235,7 @@ int operate_get(struct server *server, const char *user, const char *vhost, stru
         if (no_ack)
             message_release(taken[i].msg);
         else
-            queue_settle(q, &taken[i], mode == OPERATE_REJECT ? QUEUE_DISCARD : QUEUE_REQUEUE);
+            queue_settle_fetched(q, &taken[i], mode == OPERATE_REJECT ? QUEUE_DISCARD : QUEUE_REQUEUE);
     }
     free(taken);
     if (q) {

@@ -278,7 +278,8 @@ static void page_entry(void *ctx, uint64_t msg_id, const uint8_t *data, size_t l
     struct message *msg = data ? message_deserialize(msg_id, data, len) : NULL;
     if (data && !msg)
         log_error("durable store: message %llu does not decode; dropped", (unsigned long long)msg_id);
-    if (msg && !message_is_persistent(msg) && msg_id <= p->recovered_max_id) {
+    if (msg && !message_is_persistent(msg) && msg_id <= p->recovered_max_id &&
+        !queue_kind(r->queue)->persists_all) {
         message_release(msg); /* transient, only on disk because it was paged: not kept over a restart */
         msg = NULL;
     }

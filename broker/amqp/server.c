@@ -237,9 +237,12 @@ int server_adopt(struct server *server, int fd)
 /* The fixed order of each pass: (0) raise or clear the memory alarm, (0b) save changed
  * definitions and hand the pending store batch to the I/O thread (confirms for it go out
  * when it reports the batch durable, in a later pass), (1) write every pending output queue with writev, (2) free the
- * connections whose close finished, (3) end the pass's dead-letter round, so that the next
- * pass gets a fresh budget of dead-letter hops (vhost.h). Durable stores will sync before (1)
- * so that confirms only leave once their messages are on disk. */
+ * connections whose close finished, (2b) write again what freeing them queued for others (their
+ * unacknowledged messages, requeued, delivered to other consumers: RabbitMQ hands them on at
+ * once, and the loop may now sleep until its next timer), (3) end the pass's dead-letter round,
+ * so that the next pass gets a fresh budget of dead-letter hops (vhost.h). Durable stores will
+ * sync before (1) so that confirms only leave once their messages are on disk; (2b) sends no
+ * confirm (those wait for the store's report) and deliveries need no sync. */
 static void before_sleep(struct event_loop *loop, void *data)
 {
     struct server *server = data;
@@ -247,6 +250,7 @@ static void before_sleep(struct event_loop *loop, void *data)
     persistence_before_sleep(server->persistence);
     netconn_flush_all(loop);
     netconn_reap(loop);
+    netconn_flush_all(loop);
     server_vhosts_end_pass(server);
 }
 

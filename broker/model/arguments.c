@@ -15,6 +15,14 @@ const char *const arguments_queue_keys[] = {
     "x-queue-mode", "x-queue-version", "x-single-active-consumer", NULL,
 };
 
+/* rabbit_quorum_queue:capabilities()'s queue_arguments, x-queue-type aside (vhost.c). */
+const char *const arguments_quorum_queue_keys[] = {
+    "x-expires", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy", "x-max-length",
+    "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes", "x-overflow",
+    "x-single-active-consumer", "x-quorum-initial-group-size", "x-delivery-limit", "x-message-ttl",
+    "x-queue-leader-locator", NULL,
+};
+
 const char *const arguments_exchange_keys[] = {"alternate-exchange", NULL};
 
 const char *arguments_type_name(uint8_t type)

@@ -9,8 +9,9 @@
 #include "proto.h"
 #include "reply.h"
 
-/* Arguments compared for queues and for exchanges (NULL-terminated lists). */
+/* Arguments compared for classic queues, quorum queues and exchanges (NULL-terminated lists). */
 extern const char *const arguments_queue_keys[];
+extern const char *const arguments_quorum_queue_keys[];
 extern const char *const arguments_exchange_keys[];
 
 /* Compares current and requested (table contents) on keys. Returns 0 when equivalent, or -1

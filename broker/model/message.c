@@ -357,3 +357,68 @@ struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len
     msg->published_ms = published;
     return msg;
 }
+
+struct header_field {
+    struct proto_bytes name;
+    struct table_value value;
+    size_t order; /* its place before sorting: keeps the sort stable, as Erlang's keysort */
+};
+
+/* Erlang's order of binaries: bytewise, a prefix first. */
+static int compare_fields(const void *a, const void *b)
+{
+    const struct header_field *x = a, *y = b;
+    size_t n = x->name.len < y->name.len ? x->name.len : y->name.len;
+    int c = n ? memcmp(x->name.ptr, y->name.ptr, n) : 0;
+    if (c == 0)
+        c = (x->name.len > y->name.len) - (x->name.len < y->name.len);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+int message_header_with_long(const struct message *msg, const char *key, int64_t value, struct table_buf *out)
+{
+    struct spec_content_header h;
+    if (spec_content_header_decode(msg->header.ptr, msg->header.len, &h) != 0)
+        return -1;
+    struct proto_bytes old = (h.props.flags & SPEC_BASIC_HEADERS_FLAG) ? h.props.headers : (struct proto_bytes){0};
+    struct table_iter it;
+    struct proto_bytes name;
+    struct table_value v;
+    size_t count = 1;
+    table_iter_init(&it, old);
+    while (table_next(&it, &name, &v) == 1)
+        count++;
+    struct header_field *fields = malloc(count * sizeof *fields);
+    if (!fields)
+        return -1;
+    size_t key_len = strlen(key), n = 0;
+    table_iter_init(&it, old);
+    while (table_next(&it, &name, &v) == 1)
+        if (!proto_bytes_is(name, key))
+            fields[n] = (struct header_field){name, v, n}, n++;
+    fields[n].name = (struct proto_bytes){(const uint8_t *)key, (uint32_t)key_len};
+    fields[n].value = (struct table_value){.type = TABLE_INT64};
+    fields[n].value.v.i64 = value;
+    fields[n].order = n;
+    n++;
+    qsort(fields, n, sizeof *fields, compare_fields);
+    struct table_buf headers = {0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = table_buf_put_field(&headers, (const char *)fields[i].name.ptr, fields[i].name.len, &fields[i].value);
+    free(fields);
+    if (rc == 0) {
+        h.props.headers = (struct proto_bytes){headers.data, (uint32_t)headers.len};
+        h.props.flags |= SPEC_BASIC_HEADERS_FLAG;
+        size_t cap = msg->header.len + key_len + 16; /* the old header, one field more at most */
+        out->data = malloc(cap);
+        long encoded = out->data ? spec_content_header_encode(&h, out->data, cap) : -1;
+        if (encoded < 0)
+            table_buf_free(out);
+        else
+            out->len = (size_t)encoded, out->cap = cap;
+        rc = encoded < 0 ? -1 : 0;
+    }
+    table_buf_free(&headers);
+    return rc == 0 ? 0 : -1;
+}

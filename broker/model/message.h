@@ -90,6 +90,14 @@ void message_release_cb(void *msg);
  * RabbitMQ requires; otherwise -1 with *name "CC" or "BCC" and *type the field type found. */
 int message_check_sender_routes(struct proto_bytes headers, const char **name, uint8_t *type);
 
+/* msg's content header with the header `key` (NUL-terminated) set to the long `value` (an
+ * existing field of that name is replaced) and the headers sorted by name, as RabbitMQ's
+ * rabbit_basic:add_header leaves them. Written to out->data[0..len) (out must be empty; the
+ * caller frees it with table_buf_free). Returns 0, or -1 when the header does not decode or
+ * memory runs out. */
+struct table_buf;
+int message_header_with_long(const struct message *msg, const char *key, int64_t value, struct table_buf *out);
+
 /* The message's headers table contents (empty when absent). */
 struct proto_bytes message_headers(const struct message *msg);
 

@@ -14,7 +14,8 @@
 #include "names.h"
 #include "table.h"
 
-enum applies { APPLIES_ALL, APPLIES_QUEUES, APPLIES_EXCHANGES, APPLIES_NOTHING };
+enum applies { APPLIES_ALL, APPLIES_QUEUES, APPLIES_CLASSIC_QUEUES, APPLIES_QUORUM_QUEUES, APPLIES_EXCHANGES,
+               APPLIES_NOTHING };
 
 struct policy {
     struct policy *next;
@@ -120,8 +121,9 @@ static const char *const queue_mode_values[] = {"default", "lazy", NULL};
 static const char *const strategy_values[] = {"at-most-once", "at-least-once", NULL};
 static const char *const locator_values[] = {"client-local", "balanced", "random", "least-leaders", NULL};
 
-/* rabbit_policies' validators. Those that mean nothing to a classic queue (streams, quorum
- * queues, in-memory limits) are accepted as RabbitMQ accepts them, and ignored. */
+/* rabbit_policies' validators. Those that mean nothing to Warren's queues (streams, leader
+ * placement, in-memory limits) are accepted as RabbitMQ accepts them, and ignored; delivery-limit
+ * applies to quorum queues (policy_queue_arguments). */
 static const struct key_rule rules[] = {
     {"alternate-exchange", STRING, "alternate exchange name", NULL, false},
     {"consumer-timeout", INT_MIN0, "consumer timeout", NULL, false},
@@ -281,8 +283,8 @@ static int parse_apply_to(const char *apply_to, enum applies *out)
         const char *text;
         enum applies applies;
     } names[] = {
-        {"all", APPLIES_ALL}, {"queues", APPLIES_QUEUES}, {"classic_queues", APPLIES_QUEUES},
-        {"exchanges", APPLIES_EXCHANGES}, {"quorum_queues", APPLIES_NOTHING}, {"streams", APPLIES_NOTHING},
+        {"all", APPLIES_ALL}, {"queues", APPLIES_QUEUES}, {"classic_queues", APPLIES_CLASSIC_QUEUES},
+        {"exchanges", APPLIES_EXCHANGES}, {"quorum_queues", APPLIES_QUORUM_QUEUES}, {"streams", APPLIES_NOTHING},
     };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         if (strcmp(apply_to, names[i].text) == 0) {
@@ -412,7 +414,9 @@ static bool applies_to(const struct policy *p, enum policy_target target)
 {
     switch (p->applies) {
     case APPLIES_ALL: return true;
-    case APPLIES_QUEUES: return target == POLICY_TARGET_QUEUE;
+    case APPLIES_QUEUES: return target == POLICY_TARGET_QUEUE || target == POLICY_TARGET_QUORUM_QUEUE;
+    case APPLIES_CLASSIC_QUEUES: return target == POLICY_TARGET_QUEUE;
+    case APPLIES_QUORUM_QUEUES: return target == POLICY_TARGET_QUORUM_QUEUE;
     case APPLIES_EXCHANGES: return target == POLICY_TARGET_EXCHANGE;
     default: return false;
     }

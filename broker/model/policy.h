@@ -22,9 +22,10 @@ struct table_buf;
  * lower limits) are two separate namespaces in the same store. */
 enum policy_kind { POLICY_USER = 0, POLICY_OPERATOR = 1 };
 
-/* What a policy applies to. "classic_queues" is accepted as queues (every Warren queue is
- * classic); RabbitMQ's "quorum_queues" and "streams" are accepted and match nothing. */
-enum policy_target { POLICY_TARGET_QUEUE, POLICY_TARGET_EXCHANGE };
+/* What a policy is matched against: a classic queue, an exchange, a quorum queue. apply-to
+ * "queues" covers both kinds of queue, "classic_queues" and "quorum_queues" one each; RabbitMQ's
+ * "streams" is accepted and matches nothing. */
+enum policy_target { POLICY_TARGET_QUEUE, POLICY_TARGET_EXCHANGE, POLICY_TARGET_QUORUM_QUEUE };
 
 /* Longest policy name and pattern kept (RabbitMQ bounds neither; names are shown in texts). */
 #define POLICY_NAME_MAX 255
@@ -36,7 +37,8 @@ enum policy_target { POLICY_TARGET_QUEUE, POLICY_TARGET_EXCHANGE };
 struct policy_spec {
     const char *name;
     const char *pattern;
-    const char *apply_to; /* "queues", "classic_queues", "exchanges", "all"; NULL means "all" */
+    const char *apply_to; /* "queues", "classic_queues", "quorum_queues", "streams", "exchanges",
+                           * "all"; NULL means "all" */
     int64_t priority;     /* RabbitMQ's default is 0 */
     struct proto_bytes definition;
 };
@@ -93,15 +95,20 @@ struct proto_bytes policy_definition(const struct policy *policy);
  * Returns 0 or a negative status (ENOMEM). */
 int policy_effective_definition(const struct policy *policy, const struct policy *op, struct table_buf *out);
 
-/* The arguments a queue runs with: its declare arguments (table contents) merged with the
- * effective definition, as RabbitMQ's args_policy_lookup resolves each key (appended to out):
- *   - expires, message-ttl, max-length, max-length-bytes: the smaller of argument and policy;
- *   - dead-letter-exchange, dead-letter-routing-key, overflow, queue-mode, queue-version: the
- *     declare argument when given, else the policy's;
+/* The arguments a queue of target's kind runs with: its declare arguments (table contents)
+ * merged with the effective definition, as RabbitMQ's args_policy_lookup resolves each key
+ * (appended to out):
+ *   - expires, message-ttl, max-length, max-length-bytes (and delivery-limit for a quorum
+ *     queue): the smaller of argument and policy;
+ *   - dead-letter-exchange, dead-letter-routing-key, and for a classic queue overflow,
+ *     queue-mode, queue-version: the declare argument when given, else the policy's;
+ *   - overflow for a quorum queue: the policy's when it has one (RabbitMQ 3.10); queue-mode
+ *     and queue-version are ignored there (classic-only keys);
  *   - every other argument as declared.
  * A policy TTL or expiry beyond ten years is cut to ten years (RabbitMQ's longest), and a
  * routing key without any dead-letter exchange is left out (it would mean nothing). Returns 0
  * or a negative status (ENOMEM). */
-int policy_queue_arguments(struct proto_bytes arguments, struct proto_bytes effective, struct table_buf *out);
+int policy_queue_arguments(struct proto_bytes arguments, struct proto_bytes effective, enum policy_target target,
+                           struct table_buf *out);
 
 #endif

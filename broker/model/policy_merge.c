@@ -1,7 +1,7 @@
 /* broker/model/policy_merge.c: how a policy, an operator policy and a queue's declare
  * arguments combine (rabbit_policy:merge_operator_definitions and get0, rabbit_policies:
  * merge_policy_value, rabbit_queue_type_util:args_policy_lookup as the classic queue process
- * uses it). Pure: table contents in, table contents out. */
+ * and the quorum queue use it). Pure: table contents in, table contents out. */
 #include <string.h>
 
 #include "policy.h"
@@ -74,31 +74,43 @@ int policy_effective_definition(const struct policy *policy, const struct policy
     return rc;
 }
 
-/* The keys the classic queue resolves against its arguments, and how. */
+/* How a queue resolves a policy key against its argument: not at all (a key its type ignores),
+ * the smaller of both, the argument when given, or the policy when it has one. */
+enum resolve { IGNORED, SMALLER, ARGUMENT_FIRST, POLICY_FIRST };
+
+/* The keys each type resolves (the classic queue process; rabbit_quorum_queue:
+ * ra_machine_config, where overflow is "policyHasPrecedence"). */
 static const struct {
     const char *key, *argument;
-    bool take_min;
+    enum resolve classic, quorum;
 } resolved[] = {
-    {"expires", "x-expires", true},
-    {"dead-letter-exchange", "x-dead-letter-exchange", false},
-    {"dead-letter-routing-key", "x-dead-letter-routing-key", false},
-    {"message-ttl", "x-message-ttl", true},
-    {"max-length", "x-max-length", true},
-    {"max-length-bytes", "x-max-length-bytes", true},
-    {"overflow", "x-overflow", false},
-    {"queue-mode", "x-queue-mode", false},
-    {"queue-version", "x-queue-version", false},
+    {"expires", "x-expires", SMALLER, SMALLER},
+    {"dead-letter-exchange", "x-dead-letter-exchange", ARGUMENT_FIRST, ARGUMENT_FIRST},
+    {"dead-letter-routing-key", "x-dead-letter-routing-key", ARGUMENT_FIRST, ARGUMENT_FIRST},
+    {"message-ttl", "x-message-ttl", SMALLER, SMALLER},
+    {"max-length", "x-max-length", SMALLER, SMALLER},
+    {"max-length-bytes", "x-max-length-bytes", SMALLER, SMALLER},
+    {"overflow", "x-overflow", ARGUMENT_FIRST, POLICY_FIRST},
+    {"queue-mode", "x-queue-mode", ARGUMENT_FIRST, IGNORED},
+    {"queue-version", "x-queue-version", ARGUMENT_FIRST, IGNORED},
+    {"delivery-limit", "x-delivery-limit", IGNORED, SMALLER},
 };
 
-static bool is_resolved_argument(struct proto_bytes key)
+static enum resolve resolution(size_t i, enum policy_target target)
+{
+    return target == POLICY_TARGET_QUORUM_QUEUE ? resolved[i].quorum : resolved[i].classic;
+}
+
+static bool is_resolved_argument(struct proto_bytes key, enum policy_target target)
 {
     for (size_t i = 0; i < sizeof resolved / sizeof *resolved; i++)
-        if (proto_bytes_is(key, resolved[i].argument))
+        if (proto_bytes_is(key, resolved[i].argument) && resolution(i, target) != IGNORED)
             return true;
     return false;
 }
 
-int policy_queue_arguments(struct proto_bytes arguments, struct proto_bytes effective, struct table_buf *out)
+int policy_queue_arguments(struct proto_bytes arguments, struct proto_bytes effective, enum policy_target target,
+                           struct table_buf *out)
 {
     struct table_iter it;
     struct proto_bytes key;
@@ -106,20 +118,24 @@ int policy_queue_arguments(struct proto_bytes arguments, struct proto_bytes effe
     int rc = 0;
     table_iter_init(&it, arguments);
     while (rc == 0 && table_next(&it, &key, &v) == 1)
-        if (!is_resolved_argument(key))
+        if (!is_resolved_argument(key, target))
             rc = put(out, key, &v);
     bool have_dlx = false;
     for (size_t i = 0; rc == 0 && i < sizeof resolved / sizeof *resolved; i++) {
+        enum resolve how = resolution(i, target);
+        if (how == IGNORED)
+            continue;
         bool has_arg = table_find(arguments, resolved[i].argument, &arg) == 1;
         bool has_pol = table_find(effective, resolved[i].key, &pol) == 1;
         if (!has_arg && !has_pol)
             continue;
-        struct table_value chosen = has_arg ? arg : pol;
+        bool from_policy = !has_arg || (has_pol && how == POLICY_FIRST);
+        struct table_value chosen = from_policy ? pol : arg;
         int64_t a, p;
-        bool from_policy = !has_arg;
-        if (has_arg && has_pol && resolved[i].take_min && int_of(&arg, &a) && int_of(&pol, &p) && p < a)
+        bool take_min = how == SMALLER;
+        if (has_arg && has_pol && take_min && int_of(&arg, &a) && int_of(&pol, &p) && p < a)
             from_policy = true, chosen = pol;
-        if (from_policy && resolved[i].take_min && int_of(&chosen, &p)) {
+        if (from_policy && take_min && int_of(&chosen, &p)) {
             /* A policy's limit is written as a long; a TTL or expiry past ten years is cut. */
             bool expiry = strcmp(resolved[i].key, "expires") == 0 || strcmp(resolved[i].key, "message-ttl") == 0;
             chosen = (struct table_value){.type = TABLE_INT64};

@@ -1,7 +1,8 @@
-/* broker/model/queue.c: a classic queue as RabbitMQ runs it: ready messages by priority level,
- * FIFO within a level, requeued messages back in their original place; TTL and length limits
- * applied at the head; consumers served round-robin within the highest consumer priority that
- * has credit. Parsing of the declare arguments lives in queue_settings.c. */
+/* broker/model/queue.c: a queue as RabbitMQ runs it: ready messages by priority level, FIFO
+ * within a level, requeued messages back in their original place (a classic queue) or at the
+ * back of the queue (a quorum queue: queue_kind); TTL and length limits applied
+ * at the head; consumers served round-robin within the highest consumer priority that has
+ * credit. Parsing of the declare arguments and the kinds of queue live in queue_settings.c. */
 #include "queue.h"
 
 #include <stdlib.h>
@@ -20,7 +21,9 @@ _Static_assert(sizeof(struct queue_entry) <= 32, "an entry stays four words: the
 /* One priority level. Invariant: every entry in `returned` is older (lower seq) than every
  * entry in `fresh`, because a message is only ever delivered from the head, so the head of the
  * level is returned's front when it has one. That keeps publish and delivery O(1) and a
- * requeue a sorted insert into the (usually small) returned ring. */
+ * requeue a sorted insert into the (usually small) returned ring. A quorum queue (queue_kind)
+ * orders by (re-)entry instead: a requeue appends to `fresh`, a return of a closed channel's
+ * messages to `returned`, so both rings are in the order entries came, not by seq. */
 struct queue_level {
     struct queue_ring returned; /* delivered before and requeued, by seq */
     struct queue_ring fresh;    /* never delivered, in publish order */
@@ -57,8 +60,10 @@ struct queue {
     uint64_t tail_bytes;    /* their stored size */
     uint64_t tail_after;    /* the tail is the stored entries with message ids above this */
     bool tail_wait;         /* the pager has no more to read until it calls queue_page_wake */
+    bool publish_blocked;   /* reject_over_limit (queue_kind): publishes refused until below 80% */
     bool paging_in;
     size_t unacked_count;
+    size_t fetched_count;   /* of those, handed out by queue_get (basic.get in ack mode) */
     uint64_t last_used;
     uint64_t now_ms;        /* latest loop time given to the queue: never below an entry's stamp */
     uint64_t enqueued_sum;  /* sum of the in-memory ready entries' enqueue times (loop ms) */
@@ -195,6 +200,16 @@ static void account_added(struct queue *q, const struct queue_entry *entry, size
         q->top_level = level;
 }
 
+/* rabbit_fifo's low limit: at most 80% of each limit (rounded down) ready again. */
+static bool below_low_limit(const struct queue *q)
+{
+    const struct queue_settings *s = &q->settings;
+    uint64_t ready = q->ready_count + q->tail_count;
+    return (s->max_length < 0 || ready <= (uint64_t)(s->max_length / 10 * 8 + s->max_length % 10 * 8 / 10)) &&
+           (s->max_length_bytes < 0 ||
+            q->ready_bytes <= (uint64_t)(s->max_length_bytes / 10 * 8 + s->max_length_bytes % 10 * 8 / 10));
+}
+
 /* Takes the head entry out of the ready set; the caller now holds its reference. */
 static bool take_head(struct queue *q, struct queue_entry *out)
 {
@@ -205,13 +220,16 @@ static bool take_head(struct queue *q, struct queue_entry *out)
     q->enqueued_sum -= enqueued_at(q, out);
     q->ready_count--;
     q->ready_bytes -= out->msg->body_size;
+    if (q->publish_blocked && below_low_limit(q))
+        q->publish_blocked = false; /* rabbit_fifo tells its publishers "go" at once */
     return true;
 }
 
 /* Transient messages are stored only when they entered a tail; their later events follow. */
 static void persist(struct queue *q, struct message *msg, enum queue_event event)
 {
-    if (q->hooks.persist && q->settings.durable && (message_is_persistent(msg) || msg->stored) && !q->deleted)
+    if (q->hooks.persist && q->settings.durable && !q->deleted &&
+        (message_is_persistent(msg) || msg->stored || queue_kind_of(q->settings.type)->persists_all))
         q->hooks.persist(q->hooks.ctx, q, msg, event);
 }
 
@@ -223,7 +241,7 @@ static void drop_message(struct queue *q, struct message *msg, enum queue_drop_r
         q->stats.drop_expired++;
     else if (reason == QUEUE_DROP_MAXLEN)
         q->stats.drop_maxlen++;
-    else
+    else /* rejected, or returned past x-delivery-limit */
         q->stats.drop_rejected++;
     persist(q, msg, QUEUE_EVENT_REMOVED);
     if (q->hooks.dropped)
@@ -285,6 +303,7 @@ static size_t release_ready(struct queue *q)
     q->ready_bytes = 0;
     q->enqueued_sum = 0;
     q->top_level = 0;
+    q->publish_blocked = false;
     return count;
 }
 
@@ -361,6 +380,8 @@ int queue_apply_arguments(struct queue *queue, struct proto_bytes effective, str
     s->max_length_bytes = parsed.max_length_bytes;
     s->overflow_reject = parsed.overflow_reject;
     s->overflow_reject_dlx = parsed.overflow_reject_dlx;
+    s->has_delivery_limit = parsed.has_delivery_limit;
+    s->delivery_limit = parsed.delivery_limit;
     find_dead_letter(queue, queue_effective_arguments(queue));
     if (!queue->deleted && over_limit(queue)) {
         queue_retain(queue);
@@ -427,6 +448,17 @@ bool queue_dead_letter_routing_key(const struct queue *queue, struct proto_bytes
     return true;
 }
 
+const struct queue_kind *queue_kind(const struct queue *queue) { return queue_kind_of(queue->settings.type); }
+
+bool queue_delivery_count_header(const struct queue *queue, const struct queue_entry *entry, bool get,
+                                 int64_t *count)
+{
+    if (!queue_kind(queue)->delivery_count_header || (!get && entry->delivery_count == 0))
+        return false;
+    *count = entry->delivery_count;
+    return true;
+}
+
 void queue_set_owner(struct queue *queue, void *owner) { queue->owner = owner; }
 void *queue_owner(const struct queue *queue) { return queue->owner; }
 
@@ -457,9 +489,15 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
         return 0;
     queue_clock(queue, now_ms);
     const struct queue_settings *s = &queue->settings;
-    if (s->overflow_reject &&
-        ((s->max_length >= 0 && queue->ready_count + queue->tail_count + 1 > (uint64_t)s->max_length) ||
-         (s->max_length_bytes >= 0 && queue->ready_bytes + msg->body_size > (uint64_t)s->max_length_bytes))) {
+    bool refuse;
+    if (!s->overflow_reject)
+        refuse = false;
+    else if (queue_kind(queue)->reject_over_limit) /* a policy may have changed the limits */
+        refuse = queue->publish_blocked = queue->publish_blocked && !below_low_limit(queue);
+    else
+        refuse = (s->max_length >= 0 && queue->ready_count + queue->tail_count + 1 > (uint64_t)s->max_length) ||
+                 (s->max_length_bytes >= 0 && queue->ready_bytes + msg->body_size > (uint64_t)s->max_length_bytes);
+    if (refuse) {
         if (s->overflow_reject_dlx && queue->hooks.dropped) {
             queue_retain(queue);
             queue->hooks.dropped(queue->hooks.ctx, queue, msg, QUEUE_DROP_MAXLEN);
@@ -469,8 +507,12 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
         return -1;
     }
     if (queue->hooks.pager &&
-        (queue->tail_count > 0 || (pageable(queue) && ram_full(queue, msg->body_size))))
-        return page_out(queue, msg);
+        (queue->tail_count > 0 || (pageable(queue) && ram_full(queue, msg->body_size)))) {
+        int rc = page_out(queue, msg);
+        if (rc == 0 && s->overflow_reject && queue_kind(queue)->reject_over_limit && over_limit(queue))
+            queue->publish_blocked = true;
+        return rc;
+    }
     struct queue_entry entry = {
         .msg = msg,
         .seq = queue->next_seq++,
@@ -486,6 +528,8 @@ int queue_publish(struct queue *queue, struct message *msg, uint64_t now_ms)
     account_added(queue, &entry, level);
     persist(queue, msg, QUEUE_EVENT_ENQUEUED);
     if (over_limit(queue)) {
+        if (s->overflow_reject && queue_kind(queue)->reject_over_limit)
+            queue->publish_blocked = true;
         queue_retain(queue);
         drop_over_limit(queue, entry.seq);
         queue_release(queue);
@@ -594,6 +638,10 @@ void queue_dispatch(struct queue *queue, uint64_t now_ms)
         /* What no consumer could take now: TTL 0 messages expire, x-max-length 0 drops. */
         drop_expired(queue, now_ms);
         drop_over_limit(queue, NO_SEQ);
+        /* Requeues can take a queue over its limits (limit_after_dispatch): with reject-publish,
+         * rabbit_fifo then refuses publishes as if one had taken it over. */
+        if (queue->settings.overflow_reject && queue_kind(queue)->reject_over_limit && over_limit(queue))
+            queue->publish_blocked = true;
     }
     queue->dispatching = false;
     queue_release(queue);
@@ -621,8 +669,10 @@ bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_e
         queue->stats.get++;
     if (found && entry->delivery_count > 0)
         queue->stats.redeliver++;
-    if (found && !no_ack)
+    if (found && !no_ack) {
         queue->unacked_count++;
+        queue->fetched_count++;
+    }
     if (found)
         persist(queue, entry->msg, no_ack ? QUEUE_EVENT_REMOVED : QUEUE_EVENT_DELIVERED);
     queue_release(queue);
@@ -642,20 +692,46 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
         return;
     }
     queue_retain(queue);
-    if (mode == QUEUE_REQUEUE) {
+    enum queue_drop_reason reason = QUEUE_DROP_REJECTED;
+    if (mode == QUEUE_REQUEUE || mode == QUEUE_RETURN) {
         struct queue_entry back = *entry;
         if (back.delivery_count < UINT32_MAX)
             back.delivery_count++;
         size_t level = level_of(queue, back.msg);
-        if (queue_ring_insert_sorted(&queue->levels[level].returned, &back) == 0) {
+        struct queue_level *at = &queue->levels[level];
+        const struct queue_kind *kind = queue_kind(queue);
+        bool to_back = mode == QUEUE_REQUEUE && kind->returns_to_back;
+        bool to_front = mode == QUEUE_RETURN && kind->lost_returns_first;
+        if (to_back || to_front) /* it enters the queue again: its age (queue_message_age) starts over */
+            back.enqueued_ms = (uint32_t)queue->now_ms;
+        /* rabbit_fifo counts every return (nack, reject, recover, a closed channel's messages)
+         * and drops a message whose count passes the limit. */
+        int rc = 0;
+        if (queue->settings.has_delivery_limit && back.delivery_count > (uint64_t)queue->settings.delivery_limit)
+            reason = QUEUE_DROP_DELIVERY_LIMIT;
+        else if (to_back)
+            rc = queue_ring_push_back(&at->fresh, &back);
+        else if (to_front) /* `returned` then holds only these, in the order they came */
+            rc = queue_ring_push_back(&at->returned, &back);
+        else
+            rc = queue_ring_insert_sorted(&at->returned, &back);
+        if (reason != QUEUE_DROP_DELIVERY_LIMIT && rc == 0) {
             account_added(queue, &back, level);
-            drop_over_limit(queue, NO_SEQ);
+            if (!kind->limit_after_dispatch)
+                drop_over_limit(queue, NO_SEQ);
             queue_release(queue);
             return;
         }
     }
-    drop_message(queue, entry->msg, QUEUE_DROP_REJECTED);
+    drop_message(queue, entry->msg, reason);
     queue_release(queue);
+}
+
+void queue_settle_fetched(struct queue *queue, const struct queue_entry *entry, enum queue_settle_mode mode)
+{
+    if (queue->fetched_count > 0)
+        queue->fetched_count--;
+    queue_settle(queue, entry, mode);
 }
 
 static void persist_removed_ready(struct queue *q)
@@ -759,6 +835,10 @@ int queue_add_consumer(struct queue *queue, void *consumer, const struct consume
     if (queue->deleted)
         return reply_fail(err, SPEC_NOT_FOUND, SPEC_BASIC_CONSUME, "no queue '%.*s' in vhost '/'",
                           (int)queue->name.len, (const char *)queue->name.ptr);
+    /* RabbitMQ 3.10's quorum queues take an exclusive consume as any other (the spec would
+     * refuse it beside other consumers): followed, as clients written for RabbitMQ expect. */
+    if (!queue_kind(queue)->exclusive_consumers)
+        exclusive = false;
     /* RabbitMQ: with single active consumer an exclusive consume is always refused. */
     if (exclusive && queue->settings.single_active_consumer)
         return exclusive_use(queue, err);
@@ -819,7 +899,14 @@ void queue_remove_consumer(struct queue *queue, void *consumer)
         queue->hooks.unused(queue->hooks.ctx, queue); /* may free the queue: nothing after this */
 }
 
-size_t queue_consumer_count(const struct queue *queue) { return queue->consumer_count; }
+size_t queue_consumer_count(const struct queue *queue)
+{
+    const struct queue_kind *kind = queue_kind(queue);
+    size_t count = queue->consumer_count;
+    if (queue->settings.single_active_consumer && !kind->waiting_counted)
+        count = queue->active != NO_INDEX;
+    return count + (kind->gets_are_consumers ? queue->fetched_count : 0);
+}
 
 void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg)
 {
@@ -860,8 +947,9 @@ void queue_message_age(const struct queue *queue, uint64_t now_ms, uint64_t *old
     if (queue->ready_count == 0)
         return;
     uint64_t now = now_ms > queue->now_ms ? now_ms : queue->now_ms;
-    /* Each ring's front is its oldest entry: fresh rings are in publish order, returned rings
-     * by seq, and a requeued entry keeps its first stamp. */
+    /* Each ring's front is its oldest entry: fresh rings are in the order entries entered the
+     * queue (a requeue to the back is stamped anew), returned rings by seq, and an entry
+     * requeued to its place keeps its first stamp. */
     uint64_t oldest = UINT64_MAX;
     for (size_t i = 0; i <= queue->settings.max_priority; i++) {
         const struct queue_ring *rings[] = {&queue->levels[i].returned, &queue->levels[i].fresh};

@@ -22,7 +22,8 @@
  * tail is read back in order (pager->page_in) when the in-memory part falls to half of either
  * bound, as many messages as fit under both (by the tail's average size). The tail
  * always follows every in-memory ready message, so order is kept; requeued messages return
- * to memory. Not paged: priority queues and queues with x-max-length-bytes (their order or
+ * to memory (for a quorum queue, whose returns go to the back, that is behind the messages in
+ * memory but ahead of the tail: RabbitMQ would put them after the tail too). Not paged: priority queues and queues with x-max-length-bytes (their order or
  * limits need every message at hand). After a restart every stored entry of a durable queue
  * starts in the tail, so recovery reads nothing but what will soon be delivered. */
 #ifndef WARREN_QUEUE_H
@@ -51,8 +52,54 @@ struct queue_entry {
                               * (wall clock) moved onto the loop clock. Fills the struct's padding. */
 };
 
-/* Why a message leaves the queue without being acknowledged (x-death "reason"). */
-enum queue_drop_reason { QUEUE_DROP_REJECTED, QUEUE_DROP_EXPIRED, QUEUE_DROP_MAXLEN };
+/* Why a message leaves the queue without being acknowledged (x-death "reason"). DELIVERY_LIMIT:
+ * a quorum queue's message returned more than x-delivery-limit times. */
+enum queue_drop_reason { QUEUE_DROP_REJECTED, QUEUE_DROP_EXPIRED, QUEUE_DROP_MAXLEN, QUEUE_DROP_DELIVERY_LIMIT };
+
+/* The kinds of queue, x-queue-type (0, classic, is what a zeroed settings struct holds). */
+enum queue_type { QUEUE_TYPE_CLASSIC, QUEUE_TYPE_QUORUM };
+
+/* What sets a kind of queue apart: every difference in behaviour is a field here, read where
+ * it matters, rather than tests of the type sprinkled around (the type itself only picks the
+ * kind, and policies' apply-to). A quorum queue on one node is RabbitMQ 3.10's one-member Raft
+ * group: a durable queue whose messages are all stored and confirmed once on disk, with
+ * rabbit_fifo's returns (to the back, counted) and its refusals (in a cluster the same kind
+ * will be backed by the replicated qq_fsm, docs/cluster.md). */
+struct queue_kind {
+    const char *name;        /* x-queue-type, and the management API's "type" */
+    const char *module;      /* RabbitMQ's module, named in its error texts */
+    const char *const *equivalent_keys; /* the arguments a redeclare must repeat (arguments.h) */
+    bool raft_group;         /* a Raft group in RabbitMQ: its API shows a leader and members */
+    bool persists_all;       /* every message is stored, whatever its delivery mode, and kept
+                              * over a restart */
+    bool returns_to_back;    /* a requeued message (QUEUE_REQUEUE) goes to the back of the queue,
+                              * as if published again (RabbitMQ 3.10's quorum queues); else back
+                              * to its original place (classic) */
+    bool lost_returns_first; /* a returned message (QUEUE_RETURN: its channel closed) goes before
+                              * every other ready message, behind those returned before it
+                              * (rabbit_fifo's returns queue); else back to its place (classic) */
+    bool delivery_count_header; /* deliveries say x-delivery-count (queue_delivery_count_header) */
+    bool global_qos;         /* accepts consumers on a channel with a global prefetch */
+    bool server_named;       /* may be declared with an empty name */
+    bool transient_allowed;  /* may be non-durable, exclusive or auto-delete */
+    bool conditional_delete; /* takes queue.delete if-unused and if-empty */
+    bool exclusive_consumers; /* honours basic.consume's exclusive flag (RabbitMQ 3.10's quorum
+                               * queues ignore it, against the spec) */
+    bool single_active_get;  /* takes basic.get with x-single-active-consumer (quorum: 405) */
+    bool gets_are_consumers; /* an unsettled basic.get counts as a consumer (queue_consumer_count) */
+    bool waiting_counted;    /* with single active consumer, the waiting consumers count too
+                              * (queue_consumer_count); rabbit_fifo counts the active one only */
+    bool limit_after_dispatch; /* a requeue is judged against the length limits only once the
+                                * next dispatch handed out what consumers take (rabbit_fifo checks
+                                * its limits after each checkout); else at once (classic) */
+    bool reject_over_limit;  /* x-overflow reject-publish as rabbit_fifo runs it: a publish is
+                              * refused once the queue is over a limit (the one that took it over
+                              * was taken) and until it is back at 80% of each; else refused when
+                              * it would exceed a limit (classic) */
+};
+
+/* The kind of queue type (classic for an unknown value). */
+const struct queue_kind *queue_kind_of(enum queue_type type);
 
 /* What a consumer implements (the AMQP layer: a basic.consume on a channel). */
 struct consumer_ops {
@@ -121,18 +168,37 @@ struct queue_settings {
     uint8_t max_priority;     /* x-max-priority, 0 = not a priority queue */
     bool single_active_consumer; /* x-single-active-consumer */
     bool has_dlx;             /* x-dead-letter-exchange given (see queue_dead_letter_exchange) */
+    enum queue_type type;     /* x-queue-type */
+    bool has_delivery_limit;  /* x-delivery-limit (quorum) given as an integer: a message */
+    int64_t delivery_limit;   /* returned more times than this (>= 0) is dropped, dead-lettered
+                               * with reason delivery_limit */
 };
 
 /* Parses and validates queue.declare's arguments (table contents) for the queue called name,
  * as RabbitMQ does, into the argument fields of *out (durable, exclusive and auto_delete are
  * left for the caller to set). Unknown arguments are ignored. Wrong types or values fill err
  * with 406 PRECONDITION_FAILED and RabbitMQ's text ("invalid arg 'x-message-ttl' for queue 'q'
- * in vhost '/': {value_negative,-1}", method id queue.declare) and return -1; arguments of
- * quorum queues and streams (x-max-age, x-delivery-limit...) are refused as RabbitMQ refuses
- * them on a classic queue. Only x-queue-type "classic" is accepted: "quorum" and "stream" get
- * RabbitMQ's text for an unknown type ("unsupported queue type 'quorum'"). */
+ * in vhost '/': {value_negative,-1}", method id queue.declare) and return -1. x-queue-type
+ * "classic" and "quorum" are accepted ("stream" gets RabbitMQ's text for an unknown type,
+ * "unsupported queue type 'stream'"); as RabbitMQ 3.10, only the arguments the type takes are
+ * checked, in its order, then any argument of another type is refused ("invalid arg
+ * 'x-max-priority' for queue 'q' in vhost '/' of queue type rabbit_quorum_queue"). */
 int queue_settings_parse(struct proto_bytes name, struct proto_bytes arguments, struct queue_settings *out,
                          struct reply_error *err);
+
+/* The type x-queue-type names in arguments (table contents): classic unless "quorum". */
+enum queue_type queue_settings_type(struct proto_bytes arguments);
+
+/* A declare with an empty name (server_named) of a type that refuses one: 406 "Cannot declare
+ * a server-named queue for type rabbit_quorum_queue" and -1, which RabbitMQ says before it
+ * looks at any argument; else 0. */
+int queue_settings_check_name(struct proto_bytes arguments, bool server_named, struct reply_error *err);
+
+/* The declare's properties against the kind of queue, after queue_settings_parse and with
+ * durable, exclusive and auto_delete set: 406 with RabbitMQ's text ("invalid property
+ * 'non-durable' for queue 'q' in vhost '/'") and -1 when the kind refuses them (a quorum queue
+ * is durable, not exclusive, not auto-delete); else 0. */
+int queue_settings_check_kind(struct proto_bytes name, const struct queue_settings *settings, struct reply_error *err);
 
 /* Creates a queue. name is copied; arguments (table contents) are copied and kept for
  * redeclare comparison and listing. Returns NULL on ENOMEM. refs starts at 1. */
@@ -174,6 +240,15 @@ struct proto_bytes queue_effective_arguments(const struct queue *queue);
 bool queue_dead_letter_exchange(const struct queue *queue, struct proto_bytes *out);
 bool queue_dead_letter_routing_key(const struct queue *queue, struct proto_bytes *out);
 
+/* The kind of this queue (settings.type). */
+const struct queue_kind *queue_kind(const struct queue *queue);
+
+/* Should a delivery of entry carry the x-delivery-count header, as RabbitMQ 3.10's quorum
+ * queues add it: basic.get always (0 on a first delivery), basic.deliver once the message was
+ * returned (count = times returned). True with *count set, or false. */
+bool queue_delivery_count_header(const struct queue *queue, const struct queue_entry *entry, bool get,
+                                 int64_t *count);
+
 /* Owner for exclusive queues (an opaque connection pointer), NULL when not exclusive. */
 void queue_set_owner(struct queue *queue, void *owner);
 void *queue_owner(const struct queue *queue);
@@ -181,7 +256,8 @@ void *queue_owner(const struct queue *queue);
 /* Enqueues msg (the queue takes its own reference) at loop time now_ms. Applies the queue's
  * TTL (deadline now_ms + min(x-message-ttl, expiration)) and, for drop-head, the length limits
  * by dropping older messages. Returns 0, or -1 when refused: x-overflow reject-publish with
- * the queue at its limit, or out of memory (the caller nacks the publisher). On a deleted
+ * the queue at its limit (a quorum queue: over it, then until back at 80%; queue_kind's
+ * reject_over_limit), or out of memory (the caller nacks the publisher). On a deleted
  * queue it does nothing and returns 0. Does not dispatch: call queue_dispatch next, at the same
  * now_ms; that is where a message that no consumer can take at once is dropped when its TTL is
  * 0 or when it alone breaks the limit (x-max-length 0), as RabbitMQ delivers such a message
@@ -215,15 +291,23 @@ void queue_dispatch(struct queue *queue, uint64_t now_ms);
  * reference), or false when nothing is ready or the queue is deleted. */
 bool queue_get(struct queue *queue, uint64_t now_ms, bool no_ack, struct queue_entry *entry);
 
-/* How a consumer settles an entry it was given. */
-enum queue_settle_mode { QUEUE_ACK, QUEUE_REQUEUE, QUEUE_DISCARD };
+/* How a consumer settles an entry it was given. REQUEUE: the client gives it back (nack or
+ * reject with requeue, basic.recover); RETURN: it comes back because its receiver went away
+ * (the channel or connection closed). The two differ for a quorum queue only (queue_kind). */
+enum queue_settle_mode { QUEUE_ACK, QUEUE_REQUEUE, QUEUE_DISCARD, QUEUE_RETURN };
 
-/* Ack: the message is done. Requeue: back to its original position, marked redelivered,
- * then drop-head limits apply (call queue_dispatch next). Discard (reject/nack without
- * requeue): dead-lettered through hooks->dropped. Takes over the entry's reference. Works on a
+/* Ack: the message is done. Requeue and return: back to its original position (a quorum queue:
+ * a requeue to the back, behind every ready message; a return to the front, behind the earlier
+ * returns), marked redelivered, its delivery count raised; past x-delivery-limit it is dropped
+ * instead (reason DELIVERY_LIMIT); then drop-head limits apply (a quorum queue's at the end of
+ * the next queue_dispatch; call it next in any case).
+ * Discard (reject/nack without requeue): dead-lettered through hooks->dropped. Takes over the entry's reference. Works on a
  * deleted queue (the message is just released). If a requeue cannot allocate, the message is
  * discarded instead. */
 void queue_settle(struct queue *queue, const struct queue_entry *entry, enum queue_settle_mode mode);
+/* queue_settle for an entry queue_get handed out in ack mode (basic.get): the same, and the
+ * queue stops counting it (see queue_consumer_count). */
+void queue_settle_fetched(struct queue *queue, const struct queue_entry *entry, enum queue_settle_mode mode);
 
 /* Consumers. consumer is an opaque key (one registration per pointer); ops must outlive it.
  * priority: x-priority. exclusive: basic.consume exclusive. no_ack: deliveries are settled at
@@ -231,6 +315,7 @@ void queue_settle(struct queue *queue, const struct queue_entry *entry, enum que
  * 403 ACCESS_REFUSED "queue 'q' in vhost '/' in exclusive use" when an exclusive consumer
  * exists or one is requested on a queue with consumers, as RabbitMQ; 404 on a deleted queue;
  * 541 on ENOMEM. With single active consumer, an exclusive consume is always refused (403);
+ * a kind without exclusive_consumers (quorum) ignores the flag;
  * the first consumer added is the active one and, when it goes, the remaining consumer with the
  * highest priority, oldest first, takes over (RabbitMQ 3.10). */
 int queue_add_consumer(struct queue *queue, void *consumer, const struct consumer_ops *ops,
@@ -238,7 +323,10 @@ int queue_add_consumer(struct queue *queue, void *consumer, const struct consume
 /* Removes consumer (unknown pointers are ignored); when it was the last one of an auto-delete
  * queue, hooks->unused runs, as the last thing this call does. */
 void queue_remove_consumer(struct queue *queue, void *consumer);
-/* Number of registered consumers (all of them, active or waiting). */
+/* Number of registered consumers (all of them, active or waiting; for a kind that does not
+ * count waiting ones, the active one only); for a kind whose gets count as consumers (quorum:
+ * RabbitMQ 3.10's rabbit_fifo checks each unsettled basic.get out to a consumer of its own),
+ * plus the basic.get deliveries not yet settled. */
 size_t queue_consumer_count(const struct queue *queue);
 /* Calls fn for every consumer (e.g. to cancel them all before deleting). fn may remove any
  * consumer; consumers added during the walk may be skipped. */

@@ -96,7 +96,9 @@ int vhost_queue_generate_name(struct vhost *vhost, char out[VHOST_GENERATED_NAME
 /* Finds a queue usable by owner: 404 when missing, 405 when exclusive to another connection. */
 int vhost_queue_lookup(struct vhost *vhost, struct proto_bytes name, void *owner, struct queue **out,
                        struct reply_error *err);
-/* queue.delete; returns the number of messages deleted in *count. Missing: not an error. */
+/* queue.delete; returns the number of messages deleted in *count. Missing: not an error. A
+ * kind of queue without conditional deletes (quorum) refuses if_unused or if_empty with 540
+ * NOT_IMPLEMENTED, a connection error, as RabbitMQ 3.10. */
 int vhost_queue_delete(struct vhost *vhost, struct proto_bytes name, void *owner, bool if_unused,
                        bool if_empty, uint32_t *count, struct reply_error *err);
 /* Deletes a queue the vhost holds (auto-delete, exclusive owner gone, x-expires). */

@@ -42,8 +42,10 @@ void vhost_exchange_apply_policies(struct vhost *vhost, struct exchange *x)
 int vhost_queue_apply_policies(struct vhost *vhost, struct queue_slot *slot)
 {
     struct queue *q = slot->queue;
-    const struct policy *policy = policy_store_match(vhost->policies, POLICY_USER, POLICY_TARGET_QUEUE, slot->name);
-    const struct policy *op = policy_store_match(vhost->policies, POLICY_OPERATOR, POLICY_TARGET_QUEUE, slot->name);
+    enum policy_target target =
+        queue_settings(q)->type == QUEUE_TYPE_QUORUM ? POLICY_TARGET_QUORUM_QUEUE : POLICY_TARGET_QUEUE;
+    const struct policy *policy = policy_store_match(vhost->policies, POLICY_USER, target, slot->name);
+    const struct policy *op = policy_store_match(vhost->policies, POLICY_OPERATOR, target, slot->name);
     slot->policy = policy;
     slot->operator_policy = op;
     struct table_buf effective = {0}, arguments = {0};
@@ -51,7 +53,7 @@ int vhost_queue_apply_policies(struct vhost *vhost, struct queue_slot *slot)
     int rc = policy_effective_definition(policy, op, &effective);
     if (rc == 0)
         rc = policy_queue_arguments(queue_arguments(q), (struct proto_bytes){effective.data, (uint32_t)effective.len},
-                                    &arguments);
+                                    target, &arguments);
     if (rc == 0)
         rc = queue_apply_arguments(q, (struct proto_bytes){arguments.data, (uint32_t)arguments.len}, &err);
     else

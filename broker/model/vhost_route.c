@@ -168,7 +168,7 @@ void vhost_route_unroutable(struct vhost_route_memo *memo, bool returned)
 
 /* ---- dead-lettering ---- */
 
-static const char *const reason_names[] = {"rejected", "expired", "maxlen"};
+static const char *const reason_names[] = {"rejected", "expired", "maxlen", "delivery_limit"};
 
 /* Seconds since the epoch: x-death's time is an AMQP timestamp, which clients read as a date
  * (the loop's clock is monotonic and would date every death to the boot of the machine). */

@@ -18,7 +18,7 @@ and a reproduction: the steps up to the divergence, shortened by dropping any st
 does not need (--no-minimize keeps them all). The exit status is 1 when any difference was found.
 
 Usage: tests/diff/difftest.py [--warren build/warren] [--seed S] [--scenarios N] [--steps M]
-       [--no-minimize] [--verbose]
+       [--queue-types classic,quorum] [--no-minimize] [--verbose]
 Run with /usr/bin/python3 (Debian's, which has pika). Needs /usr/lib/rabbitmq/bin/rabbitmq-server.
 """
 
@@ -159,6 +159,32 @@ def valid_queue_arguments(r):
     return args
 
 
+def quorum_queue_arguments(r):
+    """A quorum queue meant to work (durable, its own arguments), now and then with an argument
+    RabbitMQ refuses on one. Not x-dead-letter-strategy at-least-once: its dead letters wait in
+    the source queue until a target confirms them, an internal state no client step observes."""
+    choices = [
+        ("x-delivery-limit", [0, 1, 2, 3]),
+        ("x-dead-letter-exchange", ["@x0", "@x1", "", ""]),
+        ("x-max-length", [1, 2, 3]),
+        ("x-overflow", ["drop-head", "reject-publish", "reject-publish-dlx"]),
+        ("x-message-ttl", [0, 3600000]),
+        ("x-single-active-consumer", [True]),
+        ("x-max-in-memory-length", [0, 5]),
+        ("x-quorum-initial-group-size", [1, 3]),
+        ("x-dead-letter-strategy", ["at-most-once"]),
+        ("x-queue-leader-locator", ["client-local", "balanced"]),
+    ]
+    args = {"x-queue-type": "quorum"}
+    for name, values in r.sample(choices, r.choice([0, 1, 2, 2, 3])):
+        args[name] = r.choice(values)
+    if "x-dead-letter-exchange" in args and r.random() < 0.6:
+        args["x-dead-letter-routing-key"] = r.choice(["a", "@q1", "@q2", "@q3"])
+    if r.random() < 0.05:
+        args[r.choice(["x-max-priority", "x-queue-mode", "x-queue-version"])] = r.choice([2, "lazy"])
+    return args
+
+
 def headers_binding(r):
     args = {"x-match": r.choice(["all", "any", "any", "all", "bogus"])} if r.random() < 0.9 else {}
     for name in r.sample(["h1", "h2", "h3"], r.choice([0, 1, 2])):
@@ -192,16 +218,28 @@ def message_properties(r):
     return props
 
 
+OPS = ["xdecl", "xdel", "qdecl", "qdel", "purge", "qbind", "qunbind", "xbind", "xunbind",
+       "publish", "get", "consume", "cancel", "ack", "nack", "reject", "qos", "recover", "confirm",
+       "tx_select", "tx_commit", "tx_rollback", "flow", "close_channel", "close_connection",
+       "get_return"]
+# (get_return last with weight 0: classic-only runs draw the scenarios they always drew)
+WEIGHTS = [8, 3, 12, 3, 2, 9, 2, 3, 1,
+           22, 8, 6, 2, 5, 3, 3, 2, 1, 2,
+           1, 2, 1, 1, 1, 1,
+           0]
+# With quorum queues: more of what returns messages (requeues, recover, closing with unacked)
+# and consumes them again, where quorum queues differ from classic ones; get_return (a get
+# given straight back) drives delivery counts up to the delivery limits.
+QUORUM_WEIGHTS = [6, 2, 10, 2, 2, 8, 1, 2, 1,
+                  22, 10, 8, 3, 5, 7, 6, 2, 3, 2,
+                  1, 2, 1, 1, 3, 1,
+                  10]
+
+
 def gen_step(r, state):
     """One random step; state carries what the generator has emitted so far (not outcomes)."""
     ch = r.choice(CHANNELS)
-    op = r.choices(
-        ["xdecl", "xdel", "qdecl", "qdel", "purge", "qbind", "qunbind", "xbind", "xunbind",
-         "publish", "get", "consume", "cancel", "ack", "nack", "reject", "qos", "recover", "confirm",
-         "tx_select", "tx_commit", "tx_rollback", "flow", "close_channel", "close_connection"],
-        [8, 3, 12, 3, 2, 9, 2, 3, 1,
-         22, 8, 6, 2, 5, 3, 3, 2, 1, 2,
-         1, 2, 1, 1, 1, 1])[0]
+    op = r.choices(OPS, QUORUM_WEIGHTS if "quorum" in QUEUE_TYPES else WEIGHTS)[0]
     step = {"op": op, "ch": ch}
     if op == "xdecl":
         step["x"] = pick_exchange(r, system=0.1, state=state) if r.random() < 0.9 else "amq.mine"
@@ -225,6 +263,17 @@ def gen_step(r, state):
         step["exclusive"] = r.random() < 0.2
         step["auto_delete"] = r.random() < 0.15
         step["args"] = queue_arguments(r)
+        if "quorum" in QUEUE_TYPES and step["q"] in state["quorum"] and r.random() < 0.7:
+            # Its declare again (or nearly): the usual redeclare of a quorum queue.
+            step.update(durable=True, exclusive=False, auto_delete=False,
+                        args=dict(state["quorum"][step["q"]]))
+        elif "quorum" in QUEUE_TYPES and r.random() < 0.3:
+            step["durable"] = r.random() < 0.85
+            step["exclusive"] = step["exclusive"] and r.random() < 0.3
+            step["auto_delete"] = step["auto_delete"] and r.random() < 0.3
+            step["args"] = quorum_queue_arguments(r)
+            if step["q"] in QUEUES and step["q"] not in state["queues"]:
+                state["quorum"][step["q"]] = step["args"]
         if step["q"] == "" and step["args"].get("x-queue-type", "classic") not in ("classic", "quorum", "stream"):
             # RabbitMQ 3.10 fails a server-named queue with an unknown x-queue-type with 541
             # INTERNAL_ERROR on the connection (a crash; a named queue gets 406, as in Warren).
@@ -259,6 +308,11 @@ def gen_step(r, state):
     elif op == "get":
         step["q"] = pick_queue(r, state)
         step["no_ack"] = r.random() < 0.4
+    elif op == "get_return":
+        quorum = sorted(state["quorum"])
+        step["q"] = r.choice(quorum) if quorum and r.random() < 0.8 else pick_queue(r, state)
+        step["reject"] = r.random() < 0.3
+        step["requeue"] = r.random() < 0.85
     elif op == "consume":
         step["q"] = pick_queue(r, state)
         step["tag"] = r.choice(["t0", "t1", "t2", ""])
@@ -284,21 +338,25 @@ def gen_step(r, state):
     return step
 
 
-# Warren has classic queues only and refuses "quorum" and "stream" (docs/compatibility.md), so
-# they are left out unless --all-queue-types: every scenario would otherwise stop at them.
-ALL_QUEUE_TYPES = False
+# The queue types scenarios declare (--queue-types). Warren has classic and quorum queues and
+# refuses "stream" (docs/compatibility.md), so a type left out is declared as classic instead:
+# every scenario would otherwise stop at it. Quorum queues are only declared (and their steps
+# weighted towards requeues) when asked for, so that classic-only runs stay as they were.
+QUEUE_TYPES = {"classic"}
 
 
 def without_other_queue_types(step):
     args = step.get("args")
-    if step["op"] == "qdecl" and args and args.get("x-queue-type") in ("quorum", "stream"):
+    if step["op"] == "qdecl" and args and args.get("x-queue-type") in ("quorum", "stream") and \
+            args["x-queue-type"] not in QUEUE_TYPES:
         args["x-queue-type"] = "classic"
     return step
 
 
 def generate(seed, steps):
     r = random.Random(seed)
-    state = {"bodies": 0, "queues": set(), "exchanges": set()}  # names declared (maybe failed)
+    # names declared (maybe failed); "quorum": quorum queue -> its declare arguments
+    state = {"bodies": 0, "queues": set(), "exchanges": set(), "quorum": {}}
     scenario = []
     # A usual start: a few queues and exchanges bound together, so that later steps find them.
     for i in range(r.choice([1, 2, 3])):
@@ -307,7 +365,11 @@ def generate(seed, steps):
         state["exchanges"].add(EXCHANGES[i])
     for i in range(r.choice([1, 2, 3])):
         args = valid_queue_arguments(r) if r.random() < 0.7 else queue_arguments(r)
-        scenario.append({"op": "qdecl", "ch": "A0", "q": QUEUES[i], "passive": False, "durable": False,
+        durable = False
+        if "quorum" in QUEUE_TYPES and r.random() < 0.6:
+            args, durable = quorum_queue_arguments(r), True
+            state["quorum"][QUEUES[i]] = args
+        scenario.append({"op": "qdecl", "ch": "A0", "q": QUEUES[i], "passive": False, "durable": durable,
                          "exclusive": False, "auto_delete": False, "args": args})
         state["queues"].add(QUEUES[i])
     for _ in range(r.choice([0, 1, 2, 3])):
@@ -318,9 +380,7 @@ def generate(seed, steps):
         scenario.append(step)
     while len(scenario) < steps:
         scenario.append(gen_step(r, state))
-    if not ALL_QUEUE_TYPES:
-        scenario = [without_other_queue_types(step) for step in scenario]
-    return scenario[:steps]
+    return [without_other_queue_types(step) for step in scenario][:steps]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,7 +390,7 @@ GEN_NAME = re.compile(r"amq\.gen-[A-Za-z0-9_\-]+")
 CTAG_NAME = re.compile(r"amq\.ctag-[A-Za-z0-9_\-]+|ctag\d+\.[0-9a-f]+")  # the broker's or pika's
 
 
-ASYNC_OPS = ("publish", "ack", "nack", "reject")
+ASYNC_OPS = ("publish", "ack", "nack", "reject", "get_return")
 
 
 class Session:
@@ -603,6 +663,19 @@ class Session:
             return ["ok", method.delivery_tag, method.redelivered, self.normalize(method.exchange),
                     self.normalize(method.routing_key), method.message_count, self.normalize(body),
                     self.properties(props)]
+        if op == "get_return":
+            method, props, body = ch.basic_get(self.queue(step["q"]), auto_ack=False)
+            if method is None:
+                return ["empty"]
+            self.tags.setdefault(name, []).append(method.delivery_tag)
+            record = ["ok", method.delivery_tag, method.redelivered, self.normalize(method.exchange),
+                      self.normalize(method.routing_key), method.message_count, self.normalize(body),
+                      self.properties(props)]
+            if step["reject"]:
+                ch.basic_reject(method.delivery_tag, requeue=step["requeue"])
+            else:
+                ch.basic_nack(method.delivery_tag, requeue=step["requeue"])
+            return record
         if op == "consume":
             tag = step["tag"]
             ctag = ch.basic_consume(self.queue(step["q"]),
@@ -784,11 +857,18 @@ def main():
     parser.add_argument("--verbose", action="store_true", help="print every scenario's records")
     parser.add_argument("--warren-url", help="use this running Warren instead of starting one")
     parser.add_argument("--rabbitmq-url", help="use this running RabbitMQ instead of starting one")
-    parser.add_argument("--all-queue-types", action="store_true",
-                        help="declare quorum and stream queues too (Warren refuses them by design)")
+    parser.add_argument("--queue-types", default="classic",
+                        help="comma-separated queue types scenarios declare: classic, quorum, stream "
+                             "(default classic; Warren refuses stream by design)")
+    parser.add_argument("--all-queue-types", action="store_true", help="the same as --queue-types classic,quorum,stream")
     args = parser.parse_args()
-    global ALL_QUEUE_TYPES
-    ALL_QUEUE_TYPES = args.all_queue_types
+    global QUEUE_TYPES
+    QUEUE_TYPES = set(t.strip() for t in args.queue_types.split(",") if t.strip()) | {"classic"}
+    if args.all_queue_types:
+        QUEUE_TYPES |= {"quorum", "stream"}
+    unknown = QUEUE_TYPES - {"classic", "quorum", "stream"}
+    if unknown:
+        parser.error("unknown queue type(s): " + ", ".join(sorted(unknown)))
 
     started = []
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit("difftest: signal %d" % signum))

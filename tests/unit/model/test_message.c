@@ -1,7 +1,10 @@
 /* tests/unit/model/test_message.c: a message's memory follows the body bytes that arrived, not
  * the size its content header announced (message_begin / message_append_body), its body stays
- * one contiguous copy, and message_memory_bytes returns to where it was once it is freed. */
+ * one contiguous copy, and message_memory_bytes returns to where it was once it is freed; BCC
+ * and sender keys; a content header with x-delivery-count set (message_header_with_long). */
 #include "helpers.h"
+
+#include <stdio.h>
 
 #include "message.h"
 #include "spec.h"
@@ -203,6 +206,70 @@ static void test_bcc_keys_survive_serialization(void **state)
     }
 }
 
+/* The names of a content header's headers, in order, joined by commas into out. */
+static void header_names(struct proto_bytes header, char *out, size_t cap)
+{
+    struct spec_content_header h;
+    assert_int_equal(spec_content_header_decode(header.ptr, header.len, &h), 0);
+    assert_true(h.props.flags & SPEC_BASIC_HEADERS_FLAG);
+    struct table_iter it;
+    struct proto_bytes name;
+    struct table_value v;
+    size_t n = 0;
+    out[0] = '\0';
+    table_iter_init(&it, h.props.headers);
+    while (table_next(&it, &name, &v) == 1)
+        n += (size_t)snprintf(out + n, cap - n, "%s%.*s", n ? "," : "", (int)name.len, (const char *)name.ptr);
+}
+
+/* x-delivery-count as a quorum queue sets it: replaced when the publisher set one, added to a
+ * message without headers, and the table sorted by name (rabbit_basic:add_header); the stored
+ * message is left as it was. */
+static void test_header_with_long_sorts_and_replaces(void **state)
+{
+    (void)state;
+    struct table_buf headers = {0}, out = {0};
+    put_longstr(&headers, "z", "last");
+    put_value(&headers, "x-delivery-count", (struct table_value){.type = TABLE_INT32, .v.i32 = 7});
+    put_longstr(&headers, "ab", "x");
+    put_longstr(&headers, "a", "y");
+    struct spec_content_header h = {.class_id = 60, .body_size = 0};
+    h.props.flags = SPEC_BASIC_HEADERS_FLAG | SPEC_BASIC_DELIVERY_MODE_FLAG;
+    h.props.headers = table_of(&headers);
+    h.props.delivery_mode = 2;
+    uint8_t header[256];
+    long n = spec_content_header_encode(&h, header, sizeof header);
+    assert_true(n > 0);
+    struct message *msg = message_create(bytes_of("x"), bytes_of("k"), (struct proto_bytes){header, (uint32_t)n}, 0);
+    assert_non_null(msg);
+    assert_int_equal(message_header_with_long(msg, "x-delivery-count", 3, &out), 0);
+    char names[128];
+    header_names((struct proto_bytes){out.data, (uint32_t)out.len}, names, sizeof names);
+    assert_string_equal(names, "a,ab,x-delivery-count,z");
+    struct spec_content_header decoded;
+    assert_int_equal(spec_content_header_decode(out.data, out.len, &decoded), 0);
+    assert_int_equal(decoded.props.delivery_mode, 2);
+    struct table_value v;
+    assert_int_equal(table_find(decoded.props.headers, "x-delivery-count", &v), 1);
+    assert_int_equal(v.type, TABLE_INT64);
+    assert_int_equal(v.v.i64, 3);
+    header_names(msg->header, names, sizeof names);
+    assert_string_equal(names, "z,x-delivery-count,ab,a");
+    table_buf_free(&out);
+    message_release(msg);
+
+    struct spec_content_header bare = {.class_id = 60, .body_size = 0};
+    n = spec_content_header_encode(&bare, header, sizeof header);
+    msg = message_create(bytes_of("x"), bytes_of("k"), (struct proto_bytes){header, (uint32_t)n}, 0);
+    assert_non_null(msg);
+    assert_int_equal(message_header_with_long(msg, "x-delivery-count", 0, &out), 0);
+    header_names((struct proto_bytes){out.data, (uint32_t)out.len}, names, sizeof names);
+    assert_string_equal(names, "x-delivery-count");
+    table_buf_free(&out);
+    message_release(msg);
+    table_buf_free(&headers);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_bytes_past_the_announced_size_are_refused),
         cmocka_unit_test(test_bcc_is_removed_and_sender_keys_kept),
         cmocka_unit_test(test_bcc_keys_survive_serialization),
+        cmocka_unit_test(test_header_with_long_sorts_and_replaces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

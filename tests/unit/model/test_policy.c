@@ -257,6 +257,56 @@ static void test_arguments_and_min_rules(void **state)
     vhost_destroy(vhost);
 }
 
+/* apply-to quorum_queues and classic_queues pick a queue by its type ("queues" both); a quorum
+ * queue resolves overflow policy first and delivery-limit to the smaller, and ignores the
+ * classic-only queue-mode (RabbitMQ 3.10's rabbit_quorum_queue). */
+static void test_quorum_queues(void **state)
+{
+    (void)state;
+    struct vhost *vhost = new_vhost();
+    struct table_buf args = {0};
+    put_longstr(&args, "x-queue-type", "quorum");
+    put_longstr(&args, "x-overflow", "drop-head");
+    put_value(&args, "x-delivery-limit", (struct table_value){.type = TABLE_INT32, .v.i32 = 5});
+    struct queue *quorum = declare(vhost, "jobs.q", table_of(&args));
+    struct queue *classic = declare(vhost, "jobs.c", no_bytes());
+    const struct policy *p, *op;
+    assert_int_equal(set_policy(vhost, POLICY_USER, "for-classic", "^jobs", "classic_queues", 9, "max-length", 7,
+                                NULL), 0);
+    vhost_queue_policies(vhost, quorum, &p, &op);
+    assert_null(p);
+    vhost_queue_policies(vhost, classic, &p, &op);
+    assert_string_equal(policy_name(p), "for-classic");
+
+    struct table_buf def = {0};
+    put_longstr(&def, "overflow", "reject-publish");
+    put_value(&def, "delivery-limit", long_value(2));
+    put_longstr(&def, "queue-mode", "lazy");
+    struct policy_spec spec = {"for-quorum", "^jobs", "quorum_queues", 1, table_of(&def)};
+    char error[POLICY_ERROR_MAX];
+    assert_int_equal(vhost_policy_set(vhost, POLICY_USER, &spec, error, sizeof error), 0);
+    vhost_queue_policies(vhost, quorum, &p, &op);
+    assert_string_equal(policy_name(p), "for-quorum");
+    vhost_queue_policies(vhost, classic, &p, &op);
+    assert_string_equal(policy_name(p), "for-classic");
+    const struct queue_settings *s = queue_settings(quorum);
+    assert_true(s->overflow_reject); /* the policy's, over the argument */
+    assert_true(s->has_delivery_limit);
+    assert_int_equal(s->delivery_limit, 2);
+    struct table_value v;
+    assert_int_equal(table_find(queue_effective_arguments(quorum), "x-queue-mode", &v), 0);
+
+    /* "queues" covers both types. */
+    assert_int_equal(set_policy(vhost, POLICY_USER, "all-queues", "^jobs", "queues", 20, "max-length", 4, NULL), 0);
+    assert_int_equal(queue_settings(quorum)->max_length, 4);
+    assert_int_equal(queue_settings(classic)->max_length, 4);
+    assert_false(queue_settings(quorum)->overflow_reject); /* back to the argument: drop-head */
+    assert_int_equal(queue_settings(quorum)->delivery_limit, 5);
+    table_buf_free(&args);
+    table_buf_free(&def);
+    vhost_destroy(vhost);
+}
+
 /* ---- applied live ---- */
 
 static void test_lower_max_length_drops_and_dead_letters(void **state)
@@ -499,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_validation_texts),
         cmocka_unit_test(test_bad_pattern_and_apply_to),
         cmocka_unit_test(test_priority_apply_to_and_ties),
+        cmocka_unit_test(test_quorum_queues),
         cmocka_unit_test(test_arguments_and_min_rules),
         cmocka_unit_test(test_lower_max_length_drops_and_dead_letters),
         cmocka_unit_test(test_alternate_exchange_from_policy),

@@ -1,5 +1,5 @@
 /* tests/unit/model/test_queue.c: the classic queue: FIFO and priority order, requeue to the
- * original place, TTL and length limits at the head, consumer round-robin, priorities,
+ * original place (a quorum queue: to the back, delivery limit), TTL and length limits at the head, consumer round-robin, priorities,
  * single active and exclusive consumers, auto-delete, basic.get, purge, delete with
  * unsettled deliveries, the declare-argument checks with RabbitMQ 3.10's texts, and message
  * reference counts (every test frees all it made: run under -DWARREN_SANITIZE=ON). */
@@ -64,7 +64,7 @@ static struct message *publish_plain(struct queue *q, uint64_t now)
 #define MAX_RECORDED 64
 
 struct recorder {
-    size_t dropped[3];               /* by reason */
+    size_t dropped[4];               /* by reason */
     struct message *dropped_msgs[MAX_RECORDED];
     enum queue_drop_reason dropped_reasons[MAX_RECORDED];
     size_t dropped_total;
@@ -1157,10 +1157,10 @@ static void test_settings_errors(void **state)
     put_value(&buf, "x-queue-version", int32_value(3));
     expect_parse(&buf, PREFIX "'x-queue-version' for queue 'q' in vhost '/': \"unsupported queue version '3'\"", NULL);
 
-    /* The queue type is checked first; only classic exists here. */
+    /* The queue type is checked first; classic and quorum exist here. */
     put_value(&buf, "x-message-ttl", int32_value(-1));
-    put_longstr(&buf, "x-queue-type", "quorum");
-    expect_parse(&buf, PREFIX "'x-queue-type' for queue 'q' in vhost '/': \"unsupported queue type 'quorum'\"", NULL);
+    put_longstr(&buf, "x-queue-type", "stream");
+    expect_parse(&buf, PREFIX "'x-queue-type' for queue 'q' in vhost '/': \"unsupported queue type 'stream'\"", NULL);
     put_value(&buf, "x-queue-type", int32_value(1));
     expect_parse(&buf, PREFIX "'x-queue-type' for queue 'q' in vhost '/': {unacceptable_type,signedint}", NULL);
 
@@ -1178,12 +1178,176 @@ static void test_settings_errors(void **state)
     expect_parse(&buf, PREFIX "'x-expires' for queue 'q' in vhost '/': {value_zero,0}", NULL);
 }
 
+/* A quorum queue (RabbitMQ 3.10, checked against it): the arguments it takes are validated in
+ * declare_args order, those of other types refused after them naming rabbit_quorum_queue, and
+ * the declare's properties refused in rabbit_quorum_queue:declare's order. */
+static void test_settings_quorum(void **state)
+{
+    (void)state;
+    struct table_buf buf = {0};
+    struct queue_settings s;
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_value(&buf, "x-delivery-limit", int32_value(3));
+    expect_parse(&buf, NULL, &s);
+    assert_int_equal(s.type, QUEUE_TYPE_QUORUM);
+    assert_true(s.has_delivery_limit);
+    assert_int_equal(s.delivery_limit, 3);
+    assert_string_equal(queue_kind_of(s.type)->name, "quorum");
+    /* Not validated by RabbitMQ: a string means no limit, a negative one drops at the first return. */
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_longstr(&buf, "x-delivery-limit", "x");
+    expect_parse(&buf, NULL, &s);
+    assert_false(s.has_delivery_limit);
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_value(&buf, "x-delivery-limit", int32_value(-1));
+    expect_parse(&buf, NULL, &s);
+    assert_true(s.has_delivery_limit);
+    assert_int_equal(s.delivery_limit, 0);
+    /* reject-publish-dlx is taken and runs as drop-head. */
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_longstr(&buf, "x-overflow", "reject-publish-dlx");
+    expect_parse(&buf, NULL, &s);
+    assert_false(s.overflow_reject);
+    /* Classic-only arguments, refused without looking at their value. */
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_value(&buf, "x-max-priority", int32_value(-1));
+    expect_parse(&buf, PREFIX "'x-max-priority' for queue 'q' in vhost '/' of queue type rabbit_quorum_queue", NULL);
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_value(&buf, "x-queue-version", int32_value(2));
+    expect_parse(&buf, PREFIX "'x-queue-version' for queue 'q' in vhost '/' of queue type rabbit_quorum_queue", NULL);
+    /* ... but after the value checks of what it takes. */
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_longstr(&buf, "x-queue-mode", "lazy");
+    put_value(&buf, "x-max-in-memory-length", int32_value(-1));
+    expect_parse(&buf, PREFIX "'x-max-in-memory-length' for queue 'q' in vhost '/': {value_negative,-1}", NULL);
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_value(&buf, "x-quorum-initial-group-size", int32_value(0));
+    put_value(&buf, "x-single-active-consumer", int32_value(1));
+    expect_parse(&buf, PREFIX "'x-single-active-consumer' for queue 'q' in vhost '/': {unacceptable_type,signedint}",
+                 NULL);
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_longstr(&buf, "x-queue-leader-locator", "bogus");
+    put_value(&buf, "x-quorum-initial-group-size", int32_value(0));
+    expect_parse(&buf, PREFIX "'x-quorum-initial-group-size' for queue 'q' in vhost '/': {value_zero,0}", NULL);
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_longstr(&buf, "x-dead-letter-strategy", "bogus");
+    put_value(&buf, "x-max-length", int32_value(-1));
+    expect_parse(&buf, PREFIX "'x-dead-letter-strategy' for queue 'q' in vhost '/': invalid_dlx_strategy", NULL);
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_longstr(&buf, "x-queue-leader-locator", "bogus");
+    expect_parse(&buf, PREFIX "'x-queue-leader-locator' for queue 'q' in vhost '/': invalid_queue_locator_arg", NULL);
+    /* The quorum-only arguments stay refused on a classic queue. */
+    put_value(&buf, "x-quorum-initial-group-size", int32_value(0));
+    expect_parse(&buf, PREFIX "'x-quorum-initial-group-size' for queue 'q' in vhost '/' of queue type "
+                              "rabbit_classic_queue", NULL);
+
+    /* Properties: auto-delete, then exclusive, then durable. */
+    struct reply_error err = {0};
+    struct queue_settings q = {.type = QUEUE_TYPE_QUORUM, .durable = false, .exclusive = true, .auto_delete = true};
+    assert_int_equal(queue_settings_check_kind(bytes_of("q"), &q, &err), -1);
+    assert_int_equal(err.code, 406);
+    assert_string_equal(err.text, "PRECONDITION_FAILED - invalid property 'auto-delete' for queue 'q' in vhost '/'");
+    q.auto_delete = false;
+    assert_int_equal(queue_settings_check_kind(bytes_of("q"), &q, &err), -1);
+    assert_string_equal(err.text, "PRECONDITION_FAILED - invalid property 'exclusive-owner' for queue 'q' in vhost '/'");
+    q.exclusive = false;
+    assert_int_equal(queue_settings_check_kind(bytes_of("q"), &q, &err), -1);
+    assert_string_equal(err.text, "PRECONDITION_FAILED - invalid property 'non-durable' for queue 'q' in vhost '/'");
+    q.durable = true;
+    assert_int_equal(queue_settings_check_kind(bytes_of("q"), &q, &err), 0);
+    struct queue_settings classic = {.auto_delete = true, .exclusive = true};
+    assert_int_equal(queue_settings_check_kind(bytes_of("q"), &classic, &err), 0);
+    /* A server-named quorum queue is refused before its arguments are looked at. */
+    put_longstr(&buf, "x-queue-type", "quorum");
+    put_value(&buf, "x-message-ttl", int32_value(-1));
+    assert_int_equal(queue_settings_check_name(table_of(&buf), true, &err), -1);
+    assert_string_equal(err.text, "PRECONDITION_FAILED - Cannot declare a server-named queue for type rabbit_quorum_queue");
+    assert_int_equal(queue_settings_check_name(table_of(&buf), false, &err), 0);
+    table_buf_free(&buf);
+    assert_int_equal(queue_settings_check_name(no_bytes(), true, &err), 0);
+}
+
+/* RabbitMQ 3.10's quorum queue: a requeued message goes to the back of the queue (not back to
+ * its place), a closed channel's to the front, its count raised on every return; past
+ * x-delivery-limit it is dropped with reason delivery_limit instead. */
+static void test_quorum_returns_to_back_and_delivery_limit(void **state)
+{
+    (void)state;
+    struct recorder r = {0};
+    struct queue_settings s = default_settings();
+    s.type = QUEUE_TYPE_QUORUM;
+    s.durable = true;
+    s.has_delivery_limit = true;
+    s.delivery_limit = 1;
+    struct queue *q = make_queue(&s, &r);
+    struct message *sent[5];
+    for (int i = 0; i < 5; i++)
+        sent[i] = publish_plain(q, 0);
+    struct queue_entry taken[4];
+    for (int i = 0; i < 4; i++)
+        assert_true(queue_get(q, 0, false, &taken[i]));
+    queue_settle(q, &taken[2], QUEUE_REQUEUE);
+    queue_settle(q, &taken[0], QUEUE_REQUEUE);
+    queue_settle(q, &taken[3], QUEUE_REQUEUE);
+    const int expected[] = {4, 2, 0, 3};
+    const uint32_t counts[] = {0, 1, 1, 1};
+    struct queue_entry again[4];
+    for (int i = 0; i < 4; i++) {
+        assert_true(queue_get(q, 0, false, &again[i]));
+        assert_ptr_equal(again[i].msg, sent[expected[i]]);
+        assert_int_equal(again[i].delivery_count, counts[i]);
+    }
+    int64_t header;
+    assert_true(queue_delivery_count_header(q, &again[0], true, &header)); /* basic.get: always */
+    assert_int_equal(header, 0);
+    assert_false(queue_delivery_count_header(q, &again[0], false, &header)); /* deliver: once returned */
+    assert_true(queue_delivery_count_header(q, &again[1], false, &header));
+    assert_int_equal(header, 1);
+    /* Second return of message 2: past the limit of 1. */
+    queue_settle(q, &again[1], QUEUE_REQUEUE);
+    assert_int_equal(r.dropped[QUEUE_DROP_DELIVERY_LIMIT], 1);
+    assert_ptr_equal(r.dropped_msgs[0], sent[2]);
+    /* 4 is returned, then 1 (out since the start): they come back in that order, counted once. */
+    queue_settle(q, &again[0], QUEUE_REQUEUE);
+    queue_settle(q, &taken[1], QUEUE_REQUEUE);
+    uint32_t count;
+    assert_ptr_equal(get_and_release(q, 0, &count), sent[4]);
+    assert_int_equal(count, 1);
+    assert_ptr_equal(get_and_release(q, 0, &count), sent[1]);
+    assert_int_equal(count, 1);
+    queue_settle(q, &again[2], QUEUE_ACK);
+    queue_settle(q, &again[3], QUEUE_ACK);
+    assert_null(get_and_release(q, 0, NULL));
+    assert_int_equal(r.dropped_total, 1);
+    queue_release(q);
+
+    /* A closed channel's messages (QUEUE_RETURN) go to the front, in the order they come. */
+    s.has_delivery_limit = false;
+    q = make_queue(&s, &r);
+    for (int i = 0; i < 4; i++)
+        sent[i] = publish_plain(q, 0);
+    for (int i = 0; i < 3; i++)
+        assert_true(queue_get(q, 0, false, &taken[i]));
+    queue_settle(q, &taken[2], QUEUE_RETURN);
+    queue_settle(q, &taken[0], QUEUE_REQUEUE);
+    queue_settle(q, &taken[1], QUEUE_RETURN);
+    const int order[] = {2, 1, 3, 0};
+    const uint32_t returned[] = {1, 1, 0, 1};
+    for (int i = 0; i < 4; i++) {
+        assert_ptr_equal(get_and_release(q, 0, &count), sent[order[i]]);
+        assert_int_equal(count, returned[i]);
+    }
+    assert_null(get_and_release(q, 0, NULL));
+    queue_release(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_order),
         cmocka_unit_test(test_requeue_returns_to_original_position),
         cmocka_unit_test(test_requeue_many_orders),
+        cmocka_unit_test(test_quorum_returns_to_back_and_delivery_limit),
         cmocka_unit_test(test_priorities),
         cmocka_unit_test(test_priority_ignored_without_max_priority),
         cmocka_unit_test(test_queue_ttl),
@@ -1211,6 +1375,7 @@ int main(void)
         cmocka_unit_test(test_dropped_hook_may_publish_back),
         cmocka_unit_test(test_volume),
         cmocka_unit_test(test_settings_defaults_and_values),
+        cmocka_unit_test(test_settings_quorum),
         cmocka_unit_test(test_settings_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
