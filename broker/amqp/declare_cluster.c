@@ -316,8 +316,12 @@ static int propose_queue_declare(struct channel *ch, const struct spec_method *m
     if (!call)
         return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
     if (a->queue.len == 0) {
-        /* Named here, so every node creates the same queue (RabbitMQ names it first too, and
-         * checks configure on that name). */
+        /* Named here, so every node creates the same queue (RabbitMQ names it first too, if its
+         * type allows, and checks configure on that name). */
+        if (queue_settings_check_name(a->arguments, true, err) != 0) {
+            free(call);
+            return -1;
+        }
         if (vhost_queue_generate_name(ch->vhost, call->name) != 0) {
             free(call);
             return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "no randomness for a queue name");

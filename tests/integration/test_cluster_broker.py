@@ -96,6 +96,17 @@ class ClusterPathTest(unittest.TestCase):
         with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as e:
             ch.queue_bind("cq2", "no-such-exchange")
         self.assertEqual(e.exception.reply_code, 404)
+        # Quorum queues' rules hold on the cluster path too (the name is drawn before proposing).
+        ch = connection.channel()
+        ch.queue_declare("cq-quorum", durable=True, arguments={"x-queue-type": "quorum"})
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as e:
+            ch.queue_declare("", durable=True, arguments={"x-queue-type": "quorum"})
+        self.assertEqual(e.exception.reply_code, 406)
+        self.assertIn("Cannot declare a server-named queue for type rabbit_quorum_queue", e.exception.reply_text)
+        ch = connection.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as e:
+            ch.queue_declare("cq-quorum2", durable=False, arguments={"x-queue-type": "quorum"})
+        self.assertEqual(e.exception.reply_code, 406)
         ch = connection.channel()
         with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as e:
             ch.exchange_declare("cx-bad", "no-such-type")
