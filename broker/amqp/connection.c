@@ -74,6 +74,7 @@ struct connection {
     uint32_t frame_max;
     uint16_t heartbeat; /* seconds, 0 = off */
     uint64_t timer;     /* handshake, heartbeat or close-ok timer */
+    uint64_t heartbeat_grace_ms; /* the last heartbeat tick that found input paused on purpose */
     struct channel_slot *channels;
     struct channel_slot *last_slot; /* cache: most frames go to the channel of the last one */
     uint32_t open_channels;
@@ -452,7 +453,16 @@ static void heartbeat_tick(struct event_loop *loop, void *data)
         return;
     uint64_t now = loop_now_ms(loop);
     uint64_t interval = (uint64_t)conn->heartbeat * 1000;
-    if (now - netconn_last_input_ms(conn->net) >= 2 * interval) {
+    /* While the broker itself stops reading the peer (blocked by an alarm, flow control, a
+     * cluster command in flight) the peer's heartbeats wait in the socket: its silence is ours,
+     * and counts only from the last tick that saw the pause (RabbitMQ pauses its heartbeat
+     * monitor while a connection is blocked). */
+    if (netconn_input_paused(conn->net))
+        conn->heartbeat_grace_ms = now;
+    uint64_t heard = netconn_last_input_ms(conn->net);
+    if (conn->heartbeat_grace_ms > heard)
+        heard = conn->heartbeat_grace_ms;
+    if (now - heard >= 2 * interval) {
         log_warning("%s: missed heartbeats from client, timeout: %us", conn->name, conn->heartbeat);
         conn->state = STATE_CLOSED;
         netconn_close(conn->net);

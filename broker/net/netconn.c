@@ -509,6 +509,7 @@ void netconn_pause_input(struct netconn *conn, enum netconn_pause_reason reason,
         netconn__update_watch(conn);
 }
 
+bool netconn_input_paused(const struct netconn *conn) { return conn->user_paused != 0; }
 const char *netconn_peer_name(const struct netconn *conn) { return conn->peer; }
 const char *netconn_local_name(const struct netconn *conn) { return conn->local; }
 bool netconn_peer_is_loopback(const struct netconn *conn) { return conn->loopback; }

@@ -127,6 +127,8 @@ enum netconn_pause_reason {
 /* Sets or clears one pause reason. When the last reason is cleared, unconsumed input is handed
  * to on_input again on the next pass. */
 void netconn_pause_input(struct netconn *conn, enum netconn_pause_reason reason, bool pause);
+/* True while at least one pause reason is set (reading is stopped on purpose). */
+bool netconn_input_paused(const struct netconn *conn);
 
 /* Peer address as text ("127.0.0.1:53122", "[::1]:5000"; v4-mapped shown as IPv4), valid as
  * long as conn. */

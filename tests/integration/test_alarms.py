@@ -72,6 +72,39 @@ class MemoryAlarmTest(unittest.TestCase):
         consumer.close()
         publisher.close()
 
+    def test_a_blocked_publisher_is_not_dropped_for_the_heartbeats_it_cannot_send(self):
+        # The broker stops reading a blocked connection, so the client's heartbeats wait in the
+        # socket. RabbitMQ pauses its heartbeat monitor then (checked against 3.10: a client
+        # with a 2 s heartbeat blocked for a minute stays connected); so must Warren.
+        events = []
+        publisher = pika.BlockingConnection(self.broker.pika_parameters(heartbeat=2, blocked_connection_timeout=60))
+        publisher.add_on_connection_blocked_callback(lambda *a: events.append("blocked"))
+        publisher.add_on_connection_unblocked_callback(lambda *a: events.append("unblocked"))
+        ch = publisher.channel()
+        ch.queue_declare("alarm-hb")
+        for _ in range(30):  # 3 MB: over the watermark
+            ch.basic_publish("", "alarm-hb", b"x" * 100000)
+        blocked_at = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            publisher.process_data_events(time_limit=0.2)  # raises if the broker dropped us
+            if blocked_at is None and "blocked" in events:
+                blocked_at = time.monotonic()
+            if blocked_at is not None and time.monotonic() - blocked_at > 7:  # over 3 heartbeat timeouts
+                break
+        self.assertIsNotNone(blocked_at)
+        self.assertGreater(time.monotonic() - blocked_at, 7)
+        self.assertNotIn("missed heartbeats", self.broker.stderr_text())
+        consumer = pika.BlockingConnection(self.broker.pika_parameters())
+        consumer.channel().queue_purge("alarm-hb")
+        consumer.close()
+        deadline = time.monotonic() + 10
+        while "unblocked" not in events and time.monotonic() < deadline:
+            publisher.process_data_events(time_limit=0.1)
+        self.assertIn("unblocked", events)
+        ch.queue_declare("alarm-hb", passive=True)  # the connection still works
+        publisher.close()
+
 
 def rss_bytes(pid):
     return harness.vm_rss_kib(pid) * 1024
