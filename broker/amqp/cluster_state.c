@@ -55,27 +55,7 @@ struct proto_bytes cluster_get_table(struct cluster_fields *f, const char *key)
 
 int cluster_target_export(void *ctx, struct table_buf *out)
 {
-    struct server *server = ctx;
-    struct table_buf list = {0};
-    int rc = 0;
-    struct vhost_entry *e, *tmp;
-    HASH_ITER(hh, server->vhosts, e, tmp) {
-        struct table_buf defs = {0}, entry = {0};
-        rc |= vhost_export_replicated(e->vhost, &defs);
-        rc |= table_buf_put_string(&entry, "name", proto_bytes_of(e->name));
-        struct table_value v = {.type = TABLE_TABLE};
-        v.v.bytes = (struct proto_bytes){defs.data, (uint32_t)defs.len};
-        rc |= table_buf_put_field(&entry, "definitions", 11, &v);
-        v.v.bytes = (struct proto_bytes){entry.data, (uint32_t)entry.len};
-        rc |= table_buf_put_value(&list, &v);
-        table_buf_free(&defs);
-        table_buf_free(&entry);
-    }
-    struct table_value v = {.type = TABLE_ARRAY};
-    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
-    rc |= table_buf_put_field(out, "vhosts", 6, &v);
-    table_buf_free(&list);
-    return rc ? -1 : 0;
+    return server_export_vhosts(ctx, vhost_export_replicated, out);
 }
 
 /* ---- import ----

@@ -99,6 +99,11 @@ uint64_t server_vhosts_tick(struct server *server, uint64_t now);
 /* Ends the dead-letter round of every vhost (vhost_dead_letter_round): once per loop pass. */
 void server_vhosts_end_pass(struct server *server);
 int server_export_definitions(void *ctx, struct table_buf *out);
+/* Appends "vhosts": an array of {"name", "definitions"} tables, one per vhost, each vhost's
+ * definitions written by export (vhost_export_definitions, or the cluster's replicated set).
+ * 0 or -1. */
+int server_export_vhosts(struct server *server, int (*export)(struct vhost *, struct table_buf *),
+                         struct table_buf *out);
 int server_import_definitions(void *ctx, struct proto_bytes blob);
 struct queue *server_find_queue(void *ctx, struct proto_bytes vhost, struct proto_bytes queue);
 /* Brings vhosts in line with the access database (creates new ones, retires deleted ones). */

@@ -330,19 +330,17 @@ static void force_close_vhost_connections(struct server *server, const char *vho
 
 /* ---- durable definitions ---- */
 
-int server_export_definitions(void *ctx, struct table_buf *out)
+int server_export_vhosts(struct server *server, int (*export)(struct vhost *, struct table_buf *),
+                         struct table_buf *out)
 {
-    struct server *server = ctx;
-    struct table_buf access = {0}, list = {0};
-    int rc = access_export(server->access, &access);
+    struct table_buf list = {0};
+    int rc = 0;
     struct vhost_entry *e, *tmp;
     HASH_ITER(hh, server->vhosts, e, tmp) {
         struct table_buf defs = {0}, entry = {0};
-        rc |= vhost_export_definitions(e->vhost, &defs);
-        struct table_value v = {.type = TABLE_LONGSTR};
-        v.v.bytes = (struct proto_bytes){(const uint8_t *)e->name, (uint32_t)strlen(e->name)};
-        rc |= table_buf_put_field(&entry, "name", 4, &v);
-        v = (struct table_value){.type = TABLE_TABLE};
+        rc |= export(e->vhost, &defs);
+        rc |= table_buf_put_string(&entry, "name", proto_bytes_of(e->name));
+        struct table_value v = {.type = TABLE_TABLE};
         v.v.bytes = (struct proto_bytes){defs.data, (uint32_t)defs.len};
         rc |= table_buf_put_field(&entry, "definitions", 11, &v);
         v.v.bytes = (struct proto_bytes){entry.data, (uint32_t)entry.len};
@@ -350,12 +348,22 @@ int server_export_definitions(void *ctx, struct table_buf *out)
         table_buf_free(&defs);
         table_buf_free(&entry);
     }
+    struct table_value v = {.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
+    rc |= table_buf_put_field(out, "vhosts", 6, &v);
+    table_buf_free(&list);
+    return rc ? -1 : 0;
+}
+
+int server_export_definitions(void *ctx, struct table_buf *out)
+{
+    struct server *server = ctx;
+    struct table_buf access = {0};
+    int rc = access_export(server->access, &access);
     struct table_value v = {.type = TABLE_TABLE};
     v.v.bytes = (struct proto_bytes){access.data, (uint32_t)access.len};
     rc |= table_buf_put_field(out, "access", 6, &v);
-    v = (struct table_value){.type = TABLE_ARRAY};
-    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
-    rc |= table_buf_put_field(out, "vhosts", 6, &v);
+    rc |= server_export_vhosts(server, vhost_export_definitions, out);
     if (server->cluster_index) {
         v = (struct table_value){.type = TABLE_UINT64};
         v.v.u64 = server->cluster_index;
@@ -373,7 +381,6 @@ int server_export_definitions(void *ctx, struct table_buf *out)
 #endif
     }
     table_buf_free(&access);
-    table_buf_free(&list);
     return rc ? -1 : 0;
 }
 
