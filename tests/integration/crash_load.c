@@ -16,7 +16,13 @@
  *
  * drain: after a restart, takes every message of QUEUE (as many as queue.declare-ok counts),
  * writes their ids to FILE one per line, acks them, then publishes one confirmed persistent
- * message to QUEUE.marker, so the acks are durable when it exits 0. */
+ * message to QUEUE.marker (a classic queue), so the acks are durable when it exits 0.
+ *
+ * Environment (both modes; unset, the queue is classic and messages persistent):
+ *   CRASH_LOAD_QUEUE_TYPE     "quorum": QUEUE is declared with x-queue-type quorum (a quorum
+ *                             queue must be redeclared with its type, so drain needs it too)
+ *   CRASH_LOAD_DELIVERY_MODE  1: the load publishes transient messages (a quorum queue stores
+ *                             every message, so those must survive once confirmed too) */
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
@@ -30,6 +36,9 @@
 
 static const char *host, *queue, *dir;
 static int port, window, size, round_, delay_ms;
+static uint8_t delivery_mode = 2;
+static amqp_table_t queue_arguments; /* amqp_empty_table, or x-queue-type from the environment */
+static amqp_table_entry_t queue_type_entry;
 
 static long long now_ms(void)
 {
@@ -53,7 +62,7 @@ static amqp_connection_state_t open_connection(void)
         amqp_destroy_connection(conn);
         return NULL;
     }
-    amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, amqp_empty_table);
+    amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, queue_arguments);
     if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL) {
         amqp_destroy_connection(conn);
         return NULL;
@@ -86,7 +95,7 @@ static void *publisher(void *arg)
     if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
         goto out;
     char *body = malloc((size_t)size);
-    amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG, .delivery_mode = 2};
+    amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG, .delivery_mode = delivery_mode};
     uint64_t sent = 0, confirmed = 0; /* delivery tags: tag t carries sequence t - 1 */
     for (;;) {
         while (sent - confirmed < (uint64_t)window) {
@@ -222,8 +231,37 @@ static int drain(const char *path)
     return 0;
 }
 
+/* Reads CRASH_LOAD_QUEUE_TYPE and CRASH_LOAD_DELIVERY_MODE (see the top of this file). Returns 0,
+ * or 2 after saying what is wrong with them. */
+static int read_environment(void)
+{
+    queue_arguments = amqp_empty_table;
+    const char *type = getenv("CRASH_LOAD_QUEUE_TYPE");
+    if (type && *type && strcmp(type, "classic") != 0) {
+        if (strcmp(type, "quorum") != 0) {
+            fprintf(stderr, "CRASH_LOAD_QUEUE_TYPE: classic or quorum, not %s\n", type);
+            return 2;
+        }
+        queue_type_entry.key = amqp_cstring_bytes("x-queue-type");
+        queue_type_entry.value.kind = AMQP_FIELD_KIND_UTF8;
+        queue_type_entry.value.value.bytes = amqp_cstring_bytes(type);
+        queue_arguments = (amqp_table_t){1, &queue_type_entry};
+    }
+    const char *mode = getenv("CRASH_LOAD_DELIVERY_MODE");
+    if (mode && *mode) {
+        if (strcmp(mode, "1") != 0 && strcmp(mode, "2") != 0) {
+            fprintf(stderr, "CRASH_LOAD_DELIVERY_MODE: 1 or 2, not %s\n", mode);
+            return 2;
+        }
+        delivery_mode = (uint8_t)(mode[0] - '0');
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (read_environment() != 0)
+        return 2;
     if (argc == 6 && strcmp(argv[1], "drain") == 0) {
         host = argv[2], port = atoi(argv[3]), queue = argv[4];
         return drain(argv[5]);

@@ -15,8 +15,14 @@ drained (tests/integration/crash_load.c writes the journals). Checked every roun
     and their acks made durable);
   * the never-consumed messages are all still there.
 
-$WARREN_CRASH_ROUNDS rounds (default 3), $WARREN_CRASH_SECONDS the longest time before a kill
-(default 4), $WARREN_CRASH_SEED the seed. A long soak by hand:
+CrashLoopTest runs it on classic queues with persistent messages; QuorumCrashLoopTest on quorum
+queues (both of them) with transient messages, which a quorum queue stores all the same and must
+keep once confirmed (the load declares with x-queue-type quorum, so a queue that came back
+classic fails the round's redeclare).
+
+$WARREN_CRASH_ROUNDS rounds of each (default 3: each variant takes 5 to 15 s, with or without ASan),
+$WARREN_CRASH_SECONDS the longest time before a kill (default 4), $WARREN_CRASH_SEED the seed. A
+long soak by hand (test_crash.QuorumCrashLoopTest for one variant):
     WARREN_CRASH_ROUNDS=100 WARREN_CRASH_SECONDS=12 WARREN_BIN=build/warren \\
       WARREN_CRASH_LOAD_BIN=build/tests/integration/test_integration_crash_load \\
       /usr/bin/python3 -m unittest -v test_crash
@@ -57,6 +63,7 @@ def segment_ids(broker):
 class CrashLoopTest(unittest.TestCase):
     PUBLISHERS, CONSUMERS, WINDOW, SIZE = 4, 2, 256, 512
     RAM_MESSAGES = 2000
+    QUEUE_TYPE, DELIVERY_MODE = "classic", 2  # of both queues and of every message in them
 
     def setUp(self):
         self.binary = crash_load_binary()
@@ -65,7 +72,7 @@ class CrashLoopTest(unittest.TestCase):
         self.rounds = int(os.environ.get("WARREN_CRASH_ROUNDS", "3"))
         self.longest = float(os.environ.get("WARREN_CRASH_SECONDS", "4"))
         seed = int(os.environ.get("WARREN_CRASH_SEED", str(int(time.time()))))
-        print("\ncrash loop seed %d" % seed)
+        print("\ncrash loop seed %d (%s queues, delivery mode %d)" % (seed, self.QUEUE_TYPE, self.DELIVERY_MODE))
         self.rng = random.Random(seed)
         self.work = os.path.join(self.broker.data_dir, "journals")
         os.makedirs(self.work)
@@ -73,13 +80,20 @@ class CrashLoopTest(unittest.TestCase):
     def tearDown(self):
         self.broker.stop()
 
+    def queue_arguments(self):
+        return {"x-queue-type": self.QUEUE_TYPE} if self.QUEUE_TYPE != "classic" else None
+
+    def load_environment(self):
+        return dict(os.environ, CRASH_LOAD_QUEUE_TYPE=self.QUEUE_TYPE, CRASH_LOAD_DELIVERY_MODE=str(self.DELIVERY_MODE))
+
     def sticky_messages(self, n):
         conn = pika.BlockingConnection(self.broker.pika_parameters())
         ch = conn.channel()
         ch.confirm_delivery()
-        ch.queue_declare(STICKY, durable=True)
+        # not passive: after a restart this also checks the queue came back with its type
+        ch.queue_declare(STICKY, durable=True, arguments=self.queue_arguments())
         for i in range(n):
-            ch.basic_publish("", STICKY, b"sticky-%d" % i, pika.BasicProperties(delivery_mode=2))
+            ch.basic_publish("", STICKY, b"sticky-%d" % i, pika.BasicProperties(delivery_mode=self.DELIVERY_MODE))
         depth = ch.queue_declare(STICKY, passive=True).method.message_count
         conn.close()
         return depth
@@ -111,7 +125,8 @@ class CrashLoopTest(unittest.TestCase):
             load = subprocess.Popen([self.binary, "127.0.0.1", str(self.broker.port), QUEUE, self.work,
                                      str(self.PUBLISHERS), str(self.CONSUMERS), str(self.WINDOW),
                                      str(self.SIZE), str(round_),
-                                     str(self.rng.randint(500, 1500))], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     str(self.rng.randint(500, 1500))], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    env=self.load_environment())
             # Run until the queue has paged and a compaction has run, then a random while longer.
             deadline = time.monotonic() + 60
             paged = 0
@@ -135,7 +150,7 @@ class CrashLoopTest(unittest.TestCase):
             self.broker.relaunch()
             drained_path = os.path.join(self.work, "drained.txt")
             drain = subprocess.run([self.binary, "drain", "127.0.0.1", str(self.broker.port), QUEUE,
-                                    drained_path], capture_output=True, timeout=300)
+                                    drained_path], capture_output=True, timeout=300, env=self.load_environment())
             self.assertEqual(drain.returncode, 0, "drain failed: %s" % drain.stderr.decode())
             with open(drained_path) as f:
                 recovered = collections.Counter(line.split()[0] for line in f)
@@ -173,6 +188,13 @@ class CrashLoopTest(unittest.TestCase):
         print("crash loop: %(rounds)d rounds, %(confirmed)d confirmed, %(acked)d acked, %(recovered)d recovered, "
               "%(compactions)d compactions, %(segments)d segments replayed at restarts, %(summarized)d of them "
               "from summaries" % totals)
+
+
+class QuorumCrashLoopTest(CrashLoopTest):
+    """The same loop and invariants with both queues quorum queues and every message transient:
+    a quorum queue stores each message whatever its delivery mode, through a path classic
+    queues do not take (transient messages outside a tail), and must keep each it confirmed."""
+    QUEUE_TYPE, DELIVERY_MODE = "quorum", 1
 
 
 if __name__ == "__main__":
