@@ -75,6 +75,35 @@ static bool ids_remove(uint64_t *v, size_t *n, uint64_t id)
     return true;
 }
 
+/* ---- ready lists ---- */
+
+static void fifo_push(struct qq_fifo *f, struct qq_ready r)
+{
+    if (f->head + f->count == f->cap) {
+        if (f->head > 0 && f->head >= f->cap / 2) { /* what was taken from the front leaves room */
+            memmove(f->v, &f->v[f->head], f->count * sizeof(*f->v));
+            f->head = 0;
+        } else {
+            f->cap = f->cap ? f->cap * 2 : 8;
+            f->v = grow(f->v, f->cap, sizeof(*f->v));
+        }
+    }
+    f->v[f->head + f->count++] = r;
+}
+
+static struct qq_ready fifo_pop(struct qq_fifo *f)
+{
+    struct qq_ready r = f->v[f->head++];
+    if (--f->count == 0)
+        f->head = 0;
+    return r;
+}
+
+static void fifo_clear(struct qq_fifo *f)
+{
+    f->head = f->count = 0;
+}
+
 /* ---- messages, by id ---- */
 
 /* The message id, or NULL; *at gets its index in s->messages. */
@@ -160,7 +189,8 @@ void qq_state_free(struct qq_state *s)
     for (size_t i = 0; i < s->nconsumers; i++)
         consumer_free(s->consumers[i]);
     free(s->consumers);
-    free(s->returned);
+    free(s->returned.v);
+    free(s->requeued.v);
     sessions_free(&s->sessions);
     memset(s, 0, sizeof(*s));
 }
@@ -176,8 +206,11 @@ static void discard(struct qq_fsm *fsm, size_t at, const char *reason)
 }
 
 /* A message taken from its consumer goes back to ready, one delivery attempt more, or past the
- * delivery limit is discarded (RabbitMQ 3.10: dead-lettered when its count exceeds the limit). */
-static void requeue(struct qq_fsm *fsm, size_t at)
+ * delivery limit is discarded (RabbitMQ 3.10: dead-lettered when its count exceeds the limit).
+ * Its consumer gone (to_front), it goes behind the messages returned before it and ahead of
+ * every other; given back by the client, it enters again at the back, behind every message
+ * enqueued so far (RabbitMQ 3.10's rabbit_fifo requeues a nacked message as a new one). */
+static void requeue(struct qq_fsm *fsm, size_t at, bool to_front)
 {
     struct qq_state *s = &fsm->state;
     struct qq_message *m = s->messages[at];
@@ -188,10 +221,14 @@ static void requeue(struct qq_fsm *fsm, size_t at)
         discard(fsm, at, "delivery_limit");
         return;
     }
-    ids_insert(&s->returned, &s->nreturned, &s->returned_cap, m->id);
+    if (to_front)
+        fifo_push(&s->returned, (struct qq_ready){m->id, 0});
+    else
+        fifo_push(&s->requeued, (struct qq_ready){m->id, s->next_id});
 }
 
-/* Removes the consumer at index at; its messages return, in id order. Returns how many. */
+/* Removes the consumer at index at; its messages return to the front, in id order. Returns how
+ * many. */
 static uint64_t cancel(struct qq_fsm *fsm, size_t at)
 {
     struct qq_state *s = &fsm->state;
@@ -201,20 +238,21 @@ static uint64_t cancel(struct qq_fsm *fsm, size_t at)
     for (size_t i = 0; i < c->nchecked; i++) {
         size_t m_at;
         if (qq_message_find(s, c->checked[i], &m_at))
-            requeue(fsm, m_at);
+            requeue(fsm, m_at, true);
     }
     uint64_t n = c->nchecked;
     consumer_free(c);
     return n;
 }
 
-/* Gives ready messages to consumers with room until either runs out: returned messages first,
- * then new ones, each to the first consumer in service order with room, which then goes to the
- * back (round-robin). */
+/* Gives ready messages to consumers with room until either runs out, each to the first consumer
+ * in service order with room, which then goes to the back (round-robin). The next message: the
+ * front of the returned list; else the first client return unless a never-delivered message
+ * below its `behind` waits (ids next_new .. behind - 1); else the next never-delivered one. */
 static void assign(struct qq_fsm *fsm)
 {
     struct qq_state *s = &fsm->state;
-    while (s->nreturned > 0 || s->next_new < s->next_id) {
+    while (s->returned.count > 0 || s->requeued.count > 0 || s->next_new < s->next_id) {
         size_t i = 0;
         while (i < s->nconsumers && !qq_consumer_has_room(s->consumers[i]))
             i++;
@@ -222,12 +260,12 @@ static void assign(struct qq_fsm *fsm)
             return;
         struct qq_consumer *c = s->consumers[i];
         uint64_t id;
-        if (s->nreturned > 0) {
-            id = s->returned[0];
-            memmove(s->returned, &s->returned[1], --s->nreturned * sizeof(*s->returned));
-        } else {
+        if (s->returned.count > 0)
+            id = fifo_pop(&s->returned).id;
+        else if (s->requeued.count > 0 && s->requeued.v[s->requeued.head].behind <= s->next_new)
+            id = fifo_pop(&s->requeued).id;
+        else
             id = s->next_new++;
-        }
         struct qq_message *m = qq_message_find(s, id, NULL);
         if (!m) /* cannot happen: restore and every command keep ready ids pointing at messages */
             abort();
@@ -322,7 +360,7 @@ static void apply_settlement(struct qq_fsm *fsm, struct proto_bytes args, enum s
         if (how == SETTLE)
             message_remove(&fsm->state, at);
         else if (how == RETURN)
-            requeue(fsm, at);
+            requeue(fsm, at, false);
         else
             discard(fsm, at, "rejected");
     }
@@ -396,7 +434,8 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
         s->count = kept - s->head;
         if (s->count == 0)
             s->head = 0;
-        s->nreturned = 0;
+        fifo_clear(&s->returned);
+        fifo_clear(&s->requeued);
         s->next_new = s->next_id;
     } else if (proto_bytes_is(cmd->op, "node_down")) {
         char node[QQ_NAME_MAX + 1];
@@ -536,6 +575,6 @@ size_t qq_fsm_messages(const struct qq_fsm *fsm)
 
 size_t qq_fsm_ready(const struct qq_fsm *fsm)
 {
-    return fsm->state.nreturned + (size_t)(fsm->state.next_id - fsm->state.next_new);
+    return fsm->state.returned.count + fsm->state.requeued.count + (size_t)(fsm->state.next_id - fsm->state.next_new);
 }
 

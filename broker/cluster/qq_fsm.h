@@ -7,14 +7,18 @@
  *
  * State. Messages, each with a queue-local id (1, 2, 3, ... in log order), its content (opaque
  * bytes: properties and body as the enqueuer gave them) and its delivery count (how often it was
- * returned: RabbitMQ 3.10's x-delivery-count). Ready messages are served in this order: the
- * returned ones first, then the never-delivered ones, each in id order (RabbitMQ's quorum queues
- * redeliver a requeued message first). Consumers, keyed by (node, channel, tag), each with a
- * prefetch (0: unlimited) and its checked-out messages. After every command the ready messages
- * go to the consumers with free prefetch, round-robin: the first consumer in service order with
- * room takes one and moves to the back (new consumers join at the back). x-delivery-limit,
- * optional: a message returned more times than the limit is discarded ("delivery_limit")
- * instead of requeued, as RabbitMQ dead-letters or drops it.
+ * returned: RabbitMQ 3.10's x-delivery-count). Ready messages are served in RabbitMQ 3.10's
+ * order (as the single-node quorum queue, broker/model/queue.c, has it): first the messages of
+ * consumers that went away ("cancel", "node_down"), in the order they came back, each
+ * consumer's in id order (node_down: its consumers in service order); then the others in the
+ * order they entered the queue, a client's return ("return": nack, reject or recover with
+ * requeue) entering again at the back as if published anew, in the order the command names
+ * them. Consumers, keyed by (node, channel, tag), each with a prefetch (0: unlimited) and its
+ * checked-out messages. After every command the ready messages go to the consumers with free
+ * prefetch, round-robin: the first consumer in service order with room takes one and moves to
+ * the back (new consumers join at the back). x-delivery-limit, optional: a message returned more
+ * times than the limit is discarded ("delivery_limit") instead of requeued, as RabbitMQ
+ * dead-letters or drops it.
  *
  * Commands use meta_fsm's envelope (meta_command_encode: op, session, request, args) and its
  * exactly-once rule (sessions.h). Ops and their args:
@@ -26,11 +30,11 @@
  *     "discard"   node, channel, tag, ids array     -> value: messages discarded ("rejected")
  *     "purge"                                       -> value: ready messages removed
  *     "node_down" node                              -> value: consumers cancelled
- * A cancelled consumer's checked-out messages are returned, each counting as a delivery attempt
- * (delivery count + 1), as RabbitMQ does on basic.cancel and channel close. Ids a consumer does
- * not hold are skipped. Everything read back is checked as untrusted: a command that does not
- * decode changes nothing (QQ_MALFORMED on every member alike); a snapshot that does not check out
- * is refused. */
+ * A cancelled consumer's checked-out messages are returned to the front, a returned one to the
+ * back; either counts as a delivery attempt (delivery count + 1), as RabbitMQ 3.10 counts nacks,
+ * rejects, recovers, cancels and channel closes alike. Ids a consumer does not hold are skipped.
+ * Everything read back is checked as untrusted: a command that does not decode changes nothing
+ * (QQ_MALFORMED on every member alike); a snapshot that does not check out is refused. */
 #ifndef WARREN_QQ_FSM_H
 #define WARREN_QQ_FSM_H
 
@@ -84,12 +88,26 @@ typedef void (*qq_done_fn)(void *arg, const struct qq_result *result);
 struct qq_message;
 struct qq_consumer;
 
+/* A ready message that was delivered before. A client's return records next_id as `behind`:
+ * the message waits behind the never-delivered ones below that id and ahead of the rest. In
+ * the returned list, which goes before everything, `behind` is 0. */
+struct qq_ready {
+    uint64_t id;
+    uint64_t behind;
+};
+
+/* A first-in first-out list of them: v[head .. head + count). */
+struct qq_fifo {
+    struct qq_ready *v;
+    size_t head, count, cap;
+};
+
 /* The replicated state; what a snapshot holds. */
 struct qq_state {
     struct qq_message **messages;   /* by id: messages[head .. head + count) */
     size_t head, count, cap;
-    uint64_t *returned;             /* ids of returned ready messages, ascending */
-    size_t nreturned, returned_cap;
+    struct qq_fifo returned;        /* the front: departed consumers' messages, as they came back */
+    struct qq_fifo requeued;        /* client returns, in order, placed among the new by `behind` */
     struct qq_consumer **consumers; /* in service order */
     size_t nconsumers, consumers_cap;
     uint64_t next_id;               /* the id the next enqueue gets (ids start at 1) */

@@ -10,19 +10,25 @@
  *     "delivery_limit" int64    -1: none
  *     "sessions"       array    the exactly-once record (sessions.c)
  *     "messages"       array    of tables {"id" uint64, "count" uint32, "content" bytes}, ids ascending
- *     "returned"       array    of uint64: the returned ready messages, ascending
+ *     "returned"       array    of uint64: the front of the ready messages, departed consumers'
+ *                               messages, in the order they are served
+ *     "requeued"       array    of tables {"id" uint64, "behind" uint64}: client returns, in the
+ *                               order they are served, each behind the new ids below "behind";
+ *                               absent in snapshots written before returns went to the back
  *     "consumers"      array    of tables {"serial" uint64, "node" longstr, "channel" uint16, "tag"
  *                               longstr, "prefetch" uint32, "checked" array of uint64 ascending},
  *                               in service order
- * Restore refuses a snapshot unless every message below next_new is either returned or checked
- * out by exactly one consumer, every id named exists, no consumer is named twice, no delivery
- * count is past the limit, and no ready message waits while a consumer has room. */
+ * Restore refuses a snapshot unless every message below next_new is either ready (returned or
+ * requeued, delivery count above 0) or checked out by exactly one consumer, every id named
+ * exists, no consumer is named twice, no delivery count is past the limit, the requeued ones'
+ * "behind" could have been recorded (above the id, from next_new to next_id, never decreasing),
+ * and no ready message waits while a consumer has room. */
 #include "qq_state.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define CLAIMED_READY UINT64_MAX /* while decoding: a message named by "returned" */
+#define CLAIMED_READY UINT64_MAX /* while decoding: a message named by "returned" or "requeued" */
 
 /* ---- writing ---- */
 
@@ -88,7 +94,23 @@ int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out)
     }
     rc |= put_nested(out, "messages", TABLE_ARRAY, &list);
     table_buf_free(&list);
-    rc |= put_ids(out, "returned", s->returned, s->nreturned);
+    for (size_t i = 0; rc == 0 && i < s->returned.count; i++) {
+        v = (struct table_value){.type = TABLE_UINT64};
+        v.v.u64 = s->returned.v[s->returned.head + i].id;
+        rc |= table_buf_put_value(&list, &v);
+    }
+    rc |= put_nested(out, "returned", TABLE_ARRAY, &list);
+    table_buf_free(&list);
+    for (size_t i = 0; rc == 0 && i < s->requeued.count; i++) {
+        const struct qq_ready *r = &s->requeued.v[s->requeued.head + i];
+        struct table_buf e = {0};
+        rc |= put_u64(&e, "id", r->id);
+        rc |= put_u64(&e, "behind", r->behind);
+        rc |= put_nested(&list, NULL, TABLE_TABLE, &e);
+        table_buf_free(&e);
+    }
+    rc |= put_nested(out, "requeued", TABLE_ARRAY, &list);
+    table_buf_free(&list);
     for (size_t i = 0; rc == 0 && i < s->nconsumers; i++) {
         const struct qq_consumer *c = s->consumers[i];
         struct table_buf e = {0};
@@ -150,6 +172,70 @@ static bool decode_ids(struct proto_bytes array, uint64_t **out, size_t *n, size
     return more == 0;
 }
 
+static bool fifo_push(struct qq_fifo *f, struct qq_ready r)
+{
+    if (f->count == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        struct qq_ready *grown = realloc(f->v, cap * sizeof(*grown));
+        if (!grown)
+            return false;
+        f->v = grown;
+        f->cap = cap;
+    }
+    f->v[f->count++] = r;
+    return true;
+}
+
+/* Marks a message below next_new as claimed by owner; false when it is missing or taken. */
+static bool claim(struct qq_state *s, uint64_t id, uint64_t owner)
+{
+    struct qq_message *m = id < s->next_new ? qq_message_find(s, id, NULL) : NULL;
+    if (!m || m->owner != 0)
+        return false;
+    m->owner = owner;
+    return true;
+}
+
+/* Claims a ready message that was delivered before; false unless it counted a delivery. */
+static bool claim_ready(struct qq_state *s, uint64_t id)
+{
+    return claim(s, id, CLAIMED_READY) && qq_message_find(s, id, NULL)->delivery_count > 0;
+}
+
+/* "returned": uint64 ids in serving order, each a ready message delivered before. */
+static bool decode_returned(struct qq_state *s, struct proto_bytes array)
+{
+    struct table_iter it;
+    struct table_value e;
+    int more;
+    table_iter_init(&it, array);
+    while ((more = array_next(&it, &e)) == 1)
+        if (e.type != TABLE_UINT64 || !claim_ready(s, e.v.u64) ||
+            !fifo_push(&s->returned, (struct qq_ready){e.v.u64, 0}))
+            return false;
+    return more == 0;
+}
+
+/* "requeued": {id, behind} in serving order; behind as a client return records it (next_id
+ * then: at most next_id now), never decreasing along the list, and at least next_new (a
+ * never-delivered message at or past it is never served ahead of the return), so above the id. */
+static bool decode_requeued(struct qq_state *s, struct proto_bytes array)
+{
+    struct table_iter it;
+    struct table_value e;
+    uint64_t id, behind, last = s->next_new;
+    int more;
+    table_iter_init(&it, array);
+    while ((more = array_next(&it, &e)) == 1) {
+        if (e.type != TABLE_TABLE || !find_u64(e.v.bytes, "id", &id) || !find_u64(e.v.bytes, "behind", &behind) ||
+            behind < last || behind > s->next_id || !claim_ready(s, id) ||
+            !fifo_push(&s->requeued, (struct qq_ready){id, behind}))
+            return false;
+        last = behind;
+    }
+    return more == 0;
+}
+
 static bool decode_messages(struct qq_state *s, struct proto_bytes array)
 {
     struct table_iter it;
@@ -184,16 +270,6 @@ static bool decode_messages(struct qq_state *s, struct proto_bytes array)
     }
     /* ids ascend below next_id, so this many at or above next_new means every one is there */
     return more == 0 && fresh == s->next_id - s->next_new;
-}
-
-/* Marks a message below next_new as claimed by owner; false when it is missing or taken. */
-static bool claim(struct qq_state *s, uint64_t id, uint64_t owner)
-{
-    struct qq_message *m = id < s->next_new ? qq_message_find(s, id, NULL) : NULL;
-    if (!m || m->owner != 0)
-        return false;
-    m->owner = owner;
-    return true;
 }
 
 static bool decode_consumer(struct qq_state *s, struct proto_bytes t)
@@ -235,7 +311,7 @@ static bool decode_consumer(struct qq_state *s, struct proto_bytes t)
 
 bool qq_state_decode(struct qq_state *s, struct proto_bytes t)
 {
-    struct table_value version, limit, sessions, messages, returned, consumers, e;
+    struct table_value version, limit, sessions, messages, returned, requeued, consumers, e;
     struct table_iter it;
     int more;
     if (table_validate(t) != 0 || !find_typed(t, "version", TABLE_UINT8, &version) || version.v.u8 != 1 ||
@@ -248,26 +324,25 @@ bool qq_state_decode(struct qq_state *s, struct proto_bytes t)
         limit.v.i64 < -1)
         return false;
     s->delivery_limit = limit.v.i64;
+    int has_requeued = table_find(t, "requeued", &requeued); /* absent: none (written before) */
     if (sessions_decode(sessions.v.bytes, &s->sessions) != 0 || !decode_messages(s, messages.v.bytes) ||
-        !decode_ids(returned.v.bytes, &s->returned, &s->nreturned, &s->returned_cap))
+        !decode_returned(s, returned.v.bytes) || has_requeued < 0 ||
+        (has_requeued == 1 && (requeued.type != TABLE_ARRAY || !decode_requeued(s, requeued.v.bytes))))
         return false;
-    for (size_t i = 0; i < s->nreturned; i++)
-        if (!claim(s, s->returned[i], CLAIMED_READY) || qq_message_find(s, s->returned[i], NULL)->delivery_count == 0)
-            return false;
     table_iter_init(&it, consumers.v.bytes);
     while ((more = array_next(&it, &e)) == 1)
         if (e.type != TABLE_TABLE || !decode_consumer(s, e.v.bytes))
             return false;
     if (more != 0)
         return false;
-    for (size_t i = 0; i < s->count; i++) { /* below next_new: returned or checked out, once */
+    for (size_t i = 0; i < s->count; i++) { /* below next_new: ready or checked out, once */
         struct qq_message *m = s->messages[i];
         if (m->id < s->next_new && m->owner == 0)
             return false;
         if (m->owner == CLAIMED_READY)
             m->owner = 0;
     }
-    bool ready = s->nreturned > 0 || s->next_new < s->next_id;
+    bool ready = s->returned.count > 0 || s->requeued.count > 0 || s->next_new < s->next_id;
     for (size_t i = 0; ready && i < s->nconsumers; i++)
         if (qq_consumer_has_room(s->consumers[i])) /* a member would have delivered it */
             return false;

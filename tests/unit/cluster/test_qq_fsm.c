@@ -2,9 +2,10 @@
  * replicated by libraft's in-memory fixture and driven directly. Every member records the effects
  * it computes (deliveries, discards); after every scenario every live member's state must be the
  * same bytes and its effects the same list: round-robin within prefetch, settling frees credit,
- * returned messages first and redelivered, the delivery limit, cancel and node_down, purge, a
- * leader killed mid-stream with retries applied once, a member catching up from a snapshot,
- * malformed commands, crafted snapshots refused, and the assignment rules without Raft. */
+ * a client's returns behind the new messages and redelivered, a departed consumer's in front of
+ * them, the delivery limit, cancel and node_down, purge, a leader killed mid-stream with retries
+ * applied once, a member catching up from a snapshot, malformed commands, crafted snapshots
+ * refused, and the assignment rules without Raft. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -351,7 +352,7 @@ static void settling_frees_credit_and_more_are_delivered(void **state)
     cluster_stop(c);
 }
 
-static void returned_messages_go_before_new_ones_and_are_redelivered(void **state)
+static void returned_messages_go_behind_the_new_ones_and_are_redelivered(void **state)
 {
     (void)state;
     struct cluster *c = cluster_start(-1, 0);
@@ -364,12 +365,66 @@ static void returned_messages_go_before_new_ones_and_are_redelivered(void **stat
     assert_int_equal(r.result.value, 2);
     for (unsigned i = 0; i < NODES; i++) {
         struct node *n = &c->nodes[i];
-        /* b has room for two again: the returned ones, in id order, ahead of 6 */
+        /* b has room for two again: 6 and 7, the returned ones being behind 10 */
         assert_int_equal(n->n, 7);
-        assert_delivery(&n->effects[5], "b", 2, true);
-        assert_int_equal(n->effects[5].count, 1);
-        assert_delivery(&n->effects[6], "b", 4, true);
+        assert_delivery(&n->effects[5], "b", 6, false);
+        assert_delivery(&n->effects[6], "b", 7, false);
         assert_int_equal(qq_fsm_ready(&n->fsm), 5);
+    }
+    send_cmd(&cl, "settle", ids_args("n0", 1, "a", IDS(1, 3)), NULL);    /* a: 8 9 */
+    send_cmd(&cl, "settle", ids_args("n1", 1, "b", IDS(5, 6, 7)), NULL); /* b: 10, then the returns */
+    raft_cluster_settle(&c->f);
+    assert_converged(c);
+    for (unsigned i = 0; i < NODES; i++) {
+        struct node *n = &c->nodes[i];
+        assert_int_equal(n->n, 12);
+        assert_delivery(&n->effects[7], "a", 8, false);
+        assert_delivery(&n->effects[8], "a", 9, false);
+        assert_delivery(&n->effects[9], "b", 10, false);
+        /* in the order the return named them, each one delivery attempt more */
+        assert_delivery(&n->effects[10], "b", 4, true);
+        assert_int_equal(n->effects[10].count, 1);
+        assert_delivery(&n->effects[11], "b", 2, true);
+        assert_int_equal(n->effects[11].count, 1);
+        assert_int_equal(qq_fsm_ready(&n->fsm), 0);
+    }
+    cluster_stop(c);
+}
+
+/* RabbitMQ 3.10: a nack puts the message behind those never delivered; the messages of a
+ * consumer that goes away go before everything. */
+static void a_client_return_goes_behind_a_new_message_and_a_cancels_go_in_front(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(-1, 0);
+    struct client cl = {c, 0, 31, 0};
+    struct waiter cancelled = {0};
+    send_cmd(&cl, "checkout", checkout_args("n0", 1, "a", 1), NULL);
+    send_cmd(&cl, "checkout", checkout_args("n1", 1, "b", 1), NULL);
+    for (unsigned i = 0; i < 3; i++)
+        send_cmd(&cl, "enqueue", content_args("x"), NULL); /* a: 1, b: 2, 3 ready */
+    send_cmd(&cl, "return", ids_args("n0", 1, "a", IDS(1)), NULL);      /* a: 3, ahead of 1 */
+    send_cmd(&cl, "cancel", consumer_args("n1", 1, "b"), &cancelled);  /* 2: in front of 1 */
+    send_cmd(&cl, "enqueue", content_args("y"), NULL);                  /* 4: behind 1 */
+    send_cmd(&cl, "settle", ids_args("n0", 1, "a", IDS(3)), NULL);      /* a: 2 */
+    send_cmd(&cl, "settle", ids_args("n0", 1, "a", IDS(2)), NULL);      /* a: 1 */
+    send_cmd(&cl, "settle", ids_args("n0", 1, "a", IDS(1)), NULL);      /* a: 4 */
+    raft_cluster_settle(&c->f);
+    assert_converged(c);
+    assert_int_equal(cancelled.result.value, 1);
+    for (unsigned i = 0; i < NODES; i++) {
+        struct node *n = &c->nodes[i];
+        assert_int_equal(n->n, 6);
+        assert_delivery(&n->effects[0], "a", 1, false);
+        assert_delivery(&n->effects[1], "b", 2, false);
+        assert_delivery(&n->effects[2], "a", 3, false);
+        assert_delivery(&n->effects[3], "a", 2, true);
+        assert_delivery(&n->effects[4], "a", 1, true);
+        assert_delivery(&n->effects[5], "a", 4, false);
+        assert_int_equal(n->effects[3].count, 1);
+        assert_int_equal(n->effects[4].count, 1);
+        assert_int_equal(qq_fsm_messages(&n->fsm), 1);
+        assert_int_equal(qq_fsm_ready(&n->fsm), 0);
     }
     cluster_stop(c);
 }
@@ -382,9 +437,9 @@ static void a_message_returned_more_often_than_the_delivery_limit_is_discarded(v
     struct waiter d = {0};
     send_cmd(&cl, "checkout", checkout_args("n0", 1, "a", 1), NULL);
     send_cmd(&cl, "enqueue", content_args("poison"), NULL);
-    send_cmd(&cl, "enqueue", content_args("fine"), NULL);
-    for (unsigned i = 0; i < 3; i++)
+    for (unsigned i = 0; i < 3; i++) /* alone in the queue, it comes straight back to a */
         send_cmd(&cl, "return", ids_args("n0", 1, "a", IDS(1)), NULL);
+    send_cmd(&cl, "enqueue", content_args("fine"), NULL);
     send_cmd(&cl, "discard", ids_args("n0", 1, "a", IDS(2)), &d);
     raft_cluster_settle(&c->f);
     assert_converged(c);
@@ -436,8 +491,11 @@ static void cancel_and_node_down_return_checked_out_messages(void **state)
     for (unsigned i = 0; i < NODES; i++) {
         struct node *n = &c->nodes[i];
         assert_int_equal(n->n, 8);
-        for (unsigned k = 0; k < 4; k++) { /* each returned once: delivery count 1, redelivered */
-            assert_delivery(&n->effects[4 + k], "c", k + 1, true);
+        /* in the order they came back, each consumer's in id order: a's 1 3, then b's 2 4; each
+         * returned once: delivery count 1, redelivered */
+        static const uint64_t order[] = {1, 3, 2, 4};
+        for (unsigned k = 0; k < 4; k++) {
+            assert_delivery(&n->effects[4 + k], "c", order[k], true);
             assert_int_equal(n->effects[4 + k].count, 1);
         }
     }
@@ -676,19 +734,19 @@ static void the_assignment_rules_hold_without_raft(void **state)
     struct qq_result dup = apply_direct(&n, 1, 4, "enqueue", content_args("m"));
     assert_int_equal(dup.status, QQ_DUPLICATE);
     assert_int_equal(qq_fsm_messages(&n.fsm), 7);
-    /* the unlimited one returns 7 then 5: redelivered in id order, to the first with room: none
-     * but itself, and it is at the back. Lower its prefetch first so the ready order shows. */
+    /* the unlimited one returns 7 then 5: they go to the back in that order, so a message
+     * enqueued after them comes after them. Lower its prefetch first so the ready order shows. */
     apply_direct(&n, 1, ++r, "checkout", checkout_args("n1", 1, "a", 1));
     assert_int_equal(apply_direct(&n, 1, ++r, "return", ids_args("n1", 1, "a", IDS(7, 5))).value, 2);
     assert_int_equal(n.n, 7); /* it holds 3 and 6: over its new prefetch, nothing delivered */
     apply_direct(&n, 1, ++r, "enqueue", content_args("new"));
     apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(1)));
     assert_int_equal(n.n, 8);
-    assert_delivery(&n.effects[7], "a", 5, true); /* returned 5 before returned 7 before new 8 */
+    assert_delivery(&n.effects[7], "a", 7, true); /* returned 7, then returned 5, then new 8 */
     assert_string_equal(n.effects[7].node, "n0");
-    apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(5)));
-    assert_delivery(&n.effects[8], "a", 7, true);
     apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(7)));
+    assert_delivery(&n.effects[8], "a", 5, true);
+    apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(5)));
     assert_delivery(&n.effects[9], "a", 8, false);
     /* an id it does not hold is skipped; a raised prefetch delivers at once */
     assert_int_equal(apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(2, 99))).value, 0);
@@ -710,6 +768,7 @@ struct crafted {
     const uint64_t *returned, *checked;
     int prefetch;
     int consumers; /* 1, or 2: the same consumer twice */
+    const char *requeued; /* "id:behind" for each; NULL: no "requeued" field (an older snapshot) */
 };
 
 static void put_u64_array(struct table_buf *t, const char *key, const uint64_t *ids)
@@ -769,6 +828,28 @@ static struct raft_buffer craft(const struct crafted *s)
     assert_int_equal(table_buf_put_field(&t, "messages", 8, &v), 0);
     table_buf_free(&list);
     put_u64_array(&t, "returned", s->returned);
+    for (const char *p = s->requeued; p && *p;) {
+        unsigned long long id, behind;
+        int used;
+        assert_int_equal(sscanf(p, "%llu:%llu%n", &id, &behind, &used), 2);
+        p += used + (p[used] == ' ');
+        struct table_buf e = {0};
+        struct table_value u = {.type = TABLE_UINT64};
+        u.v.u64 = id;
+        assert_int_equal(table_buf_put_field(&e, "id", 2, &u), 0);
+        u.v.u64 = behind;
+        assert_int_equal(table_buf_put_field(&e, "behind", 6, &u), 0);
+        u = (struct table_value){.type = TABLE_TABLE};
+        u.v.bytes = (struct proto_bytes){e.data, (uint32_t)e.len};
+        assert_int_equal(table_buf_put_value(&list, &u), 0);
+        table_buf_free(&e);
+    }
+    if (s->requeued) {
+        v = (struct table_value){.type = TABLE_ARRAY};
+        v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
+        assert_int_equal(table_buf_put_field(&t, "requeued", 8, &v), 0);
+        table_buf_free(&list);
+    }
     for (int i = 0; i < s->consumers; i++) {
         struct table_buf e = {0};
         struct table_value u = {.type = TABLE_UINT64};
@@ -816,20 +897,30 @@ static void crafted_snapshots_that_do_not_check_out_are_refused(void **state)
     struct table_buf before = {0}, after = {0};
     assert_int_equal(qq_fsm_export(&n.fsm, &before), 0);
     /* 1 and 3 checked out, 2 returned, 4 and 5 new; the consumer is full */
-    struct crafted good = {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1};
+    struct crafted good = {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL};
     struct crafted bad[] = {
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3, 9), 2, 1}, /* checks out a missing message */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 2, 3), 3, 1}, /* 2 both ready and checked out */
-        {6, 4, "1:0 2:1 3:5 4:0", IDS(2), IDS(1, 3), 2, 1},        /* new message 5 missing */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2, 4), IDS(1, 3), 2, 1}, /* a new message among the returned */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1), 1, 1},       /* 3 neither ready nor checked out */
-        {6, 4, "1:0 2:1 3:6 4:0 5:0", IDS(2), IDS(1, 3), 2, 1},    /* 3 past the delivery limit (5) */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 3, 1},    /* room left while messages are ready */
-        {4, 4, "1:0 3:5", NULL, IDS(1, 3), 2, 2},                   /* one consumer twice */
-        {6, 4, "1:0 2:0 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1},    /* returned, never counted */
-        {6, 4, "1:0 3:5 2:1 4:0 5:0", IDS(2), IDS(1, 3), 2, 1},    /* ids out of order */
-        {5, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1},    /* an id at next_id */
-        {6, 7, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1},    /* next_new past next_id */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3, 9), 2, 1, NULL}, /* checks out a missing message */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 2, 3), 3, 1, NULL}, /* 2 both ready and checked out */
+        {6, 4, "1:0 2:1 3:5 4:0", IDS(2), IDS(1, 3), 2, 1, NULL},        /* new message 5 missing */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2, 4), IDS(1, 3), 2, 1, NULL}, /* a new message among the returned */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1), 1, 1, NULL},       /* 3 neither ready nor checked out */
+        {6, 4, "1:0 2:1 3:6 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL},    /* 3 past the delivery limit (5) */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 3, 1, NULL},    /* room left while messages are ready */
+        {4, 4, "1:0 3:5", NULL, IDS(1, 3), 2, 2, NULL},                   /* one consumer twice */
+        {6, 4, "1:0 2:0 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL},    /* returned, never counted */
+        {6, 4, "1:0 3:5 2:1 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL},    /* ids out of order */
+        {5, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL},    /* an id at next_id */
+        {6, 7, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL},    /* next_new past next_id */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2, 2), IDS(1, 3), 2, 1, NULL}, /* returned twice */
+        /* client returns, placed among the new ones by "behind" */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, "2:6"},   /* both returned and requeued */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:6 2:6"}, /* requeued twice */
+        {6, 4, "1:0 2:0 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:6"},     /* requeued, never counted */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, "4:6"},   /* a new message requeued */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:3"},     /* new 3 was served before it */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:7"},     /* behind past next_id */
+        {6, 4, "1:1 2:1 3:5 4:0 5:0", NULL, IDS(3), 1, 1, "2:6 1:4"},    /* behind going down */
+        {6, 4, "1:1 2:1 3:5 4:0 5:0", NULL, IDS(3), 1, 1, "2:5 1:5 9:6"}, /* a missing message */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(restore(&n, craft(&bad[i])), RAFT_MALFORMED);
@@ -852,9 +943,11 @@ static void crafted_snapshots_that_do_not_check_out_are_refused(void **state)
     n.n = 0;
     assert_int_equal(apply_direct(&n, 2, 1, "settle", ids_args("n0", 1, "a", IDS(3))).value, 1);
     assert_delivery(&n.effects[0], "a", 2, true);
+    /* a client return goes behind the new 4 and 5; 4 takes its place */
     assert_int_equal(apply_direct(&n, 2, 2, "return", ids_args("n0", 1, "a", IDS(1))).value, 1);
-    assert_delivery(&n.effects[1], "a", 1, true);
+    assert_delivery(&n.effects[1], "a", 4, false);
     assert_int_equal(apply_direct(&n, 2, 3, "enqueue", content_args("x")).value, 6);
+    assert_int_equal(n.n, 2); /* the snapshot below holds a requeued message */
     /* and a snapshot it writes reads back as the same state */
     struct raft_buffer *bufs;
     unsigned nbufs;
@@ -870,6 +963,19 @@ static void crafted_snapshots_that_do_not_check_out_are_refused(void **state)
     assert_memory_equal(after.data, before.data, after.len);
     table_buf_free(&before);
     table_buf_free(&after);
+    /* unordered front and back lists are taken, and served in their order: the front (3), new 5
+     * (below 4's behind), 4, new 6 (below 2's behind), 2 */
+    struct crafted lists = {7, 5, "1:0 2:1 3:2 4:1 5:0 6:0", IDS(3), IDS(1), 1, 1, "4:6 2:7"};
+    assert_int_equal(restore(&n, craft(&lists)), 0);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 5);
+    n.n = 0;
+    static const uint64_t order[] = {1, 3, 5, 4, 6, 2};
+    for (unsigned i = 0; i + 1 < 6; i++) {
+        assert_int_equal(apply_direct(&n, 3, i + 1, "settle", ids_args("n0", 1, "a", (uint64_t[]){order[i], 0})).value,
+                         1);
+        assert_int_equal(n.n, i + 1);
+        assert_int_equal(n.effects[i].id, order[i + 1]);
+    }
     qq_fsm_close(&n.fsm);
     qq_fsm_close(&copy.fsm);
 }
@@ -879,7 +985,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(messages_go_round_robin_to_two_consumers_within_their_prefetch),
         cmocka_unit_test(settling_frees_credit_and_more_are_delivered),
-        cmocka_unit_test(returned_messages_go_before_new_ones_and_are_redelivered),
+        cmocka_unit_test(returned_messages_go_behind_the_new_ones_and_are_redelivered),
+        cmocka_unit_test(a_client_return_goes_behind_a_new_message_and_a_cancels_go_in_front),
         cmocka_unit_test(a_message_returned_more_often_than_the_delivery_limit_is_discarded),
         cmocka_unit_test(cancel_and_node_down_return_checked_out_messages),
         cmocka_unit_test(purge_removes_the_ready_messages_only),
