@@ -12,6 +12,7 @@
 #include "queue.h"
 #include "reply.h"
 #include "route_set.h"
+#include "spec.h"
 #include "stats.h"
 #include "uthash.h"
 #include "vhost.h"
@@ -251,6 +252,10 @@ int channel_send(struct channel *ch, const struct spec_method *m);
 uint64_t channel_now(const struct channel *ch);
 
 /* declare.c: exchange.* and queue.* methods. */
+/* The model's view of a declare method's fields (borrowing its bytes); owner: the connection
+ * an exclusive queue belongs to. */
+struct exchange_declare exchange_declare_from(const struct spec_exchange_declare *a);
+struct queue_declare queue_declare_from(const struct spec_queue_declare *a, void *owner);
 int channel_exchange_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);
 int channel_queue_method(struct channel *ch, const struct spec_method *m, struct reply_error *err);
 /* The same methods on this node's model only, never through the cluster (declare_cluster.c

@@ -171,6 +171,22 @@ int purge_queue_as(const struct actor *who, struct vhost *vhost, struct proto_by
     return 0;
 }
 
+struct exchange_declare exchange_declare_from(const struct spec_exchange_declare *a)
+{
+    return (struct exchange_declare){
+        .name = a->exchange, .type = a->type, .arguments = a->arguments, .passive = a->passive,
+        .durable = a->durable, .auto_delete = a->auto_delete, .internal = a->internal,
+    };
+}
+
+struct queue_declare queue_declare_from(const struct spec_queue_declare *a, void *owner)
+{
+    return (struct queue_declare){
+        .name = a->queue, .arguments = a->arguments, .passive = a->passive, .durable = a->durable,
+        .exclusive = a->exclusive, .auto_delete = a->auto_delete, .owner = owner,
+    };
+}
+
 int channel_exchange_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
 #ifdef WARREN_HAVE_CLUSTER
@@ -186,10 +202,7 @@ int channel_exchange_method_here(struct channel *ch, const struct spec_method *m
     switch (m->id) {
     case SPEC_EXCHANGE_DECLARE: {
         const struct spec_exchange_declare *a = &m->args.exchange_declare;
-        struct exchange_declare d = {
-            .name = a->exchange, .type = a->type, .arguments = a->arguments, .passive = a->passive,
-            .durable = a->durable, .auto_delete = a->auto_delete, .internal = a->internal,
-        };
+        struct exchange_declare d = exchange_declare_from(a);
         struct actor who = channel_actor(ch);
         if (declare_exchange_as(&who, ch->vhost, &d, err) != 0)
             return -1;
@@ -250,10 +263,7 @@ int channel_queue_method_here(struct channel *ch, const struct spec_method *m, s
     switch (m->id) {
     case SPEC_QUEUE_DECLARE: {
         const struct spec_queue_declare *a = &m->args.queue_declare;
-        struct queue_declare d = {
-            .name = a->queue, .arguments = a->arguments, .passive = a->passive, .durable = a->durable,
-            .exclusive = a->exclusive, .auto_delete = a->auto_delete, .owner = owner,
-        };
+        struct queue_declare d = queue_declare_from(a, owner);
         if (a->passive && direct_reply_is_queue(a->queue)) {
             /* RabbitMQ answers a passive declare of the direct reply-to pseudo-queue, which
              * exists nowhere, as if it were an empty queue without consumers. */

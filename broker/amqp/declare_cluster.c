@@ -234,10 +234,7 @@ static int propose_exchange_method(struct channel *ch, const struct spec_method 
     switch (m->id) {
     case SPEC_EXCHANGE_DECLARE: {
         const struct spec_exchange_declare *a = &m->args.exchange_declare;
-        struct exchange_declare d = {
-            .name = a->exchange, .type = a->type, .arguments = a->arguments, .passive = a->passive,
-            .durable = a->durable, .auto_delete = a->auto_delete, .internal = a->internal,
-        };
+        struct exchange_declare d = exchange_declare_from(a); /* not passive: handled above */
         if (declare_exchange_allowed(&who, ch->vhost, &d, err) != 0 || vhost_exchange_declare_check(ch->vhost, &d, err) != 0) {
             table_buf_free(&args);
             return -1;
@@ -308,10 +305,7 @@ static int propose_queue_declare(struct channel *ch, const struct spec_method *m
     }
     if (a->exclusive)
         return 1;
-    struct queue_declare d = {
-        .name = a->queue, .arguments = a->arguments, .durable = a->durable, .auto_delete = a->auto_delete,
-        .owner = ch->conn,
-    };
+    struct queue_declare d = queue_declare_from(a, ch->conn); /* neither passive nor exclusive here */
     struct cluster_call *call = new_call(m->id, a->no_wait);
     if (!call)
         return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");

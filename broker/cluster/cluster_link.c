@@ -198,9 +198,9 @@ static void link_maybe_closed(struct cluster_link *link)
     cb(&link->transport);
 }
 
-static void conn_closed(uv_handle_t *handle)
+/* Unlinks c from link->conns and frees it (not its handle). */
+static void conn_free(struct link_conn *c)
 {
-    struct link_conn *c = handle->data;
     struct cluster_link *link = c->link;
     if (c->prev)
         c->prev->next = c->next;
@@ -208,9 +208,16 @@ static void conn_closed(uv_handle_t *handle)
         link->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    raft_free(c->tcp);
     free(c->body);
     free(c);
+}
+
+static void conn_closed(uv_handle_t *handle)
+{
+    struct link_conn *c = handle->data;
+    struct cluster_link *link = c->link;
+    raft_free(c->tcp);
+    conn_free(c);
     link_maybe_closed(link);
 }
 
@@ -270,17 +277,9 @@ static struct link_conn *conn_new(struct cluster_link *link, enum conn_kind kind
 /* Unlinks c, whose stream now belongs to Raft, and frees it (not the stream). */
 static void conn_hand_over(struct link_conn *c)
 {
-    struct cluster_link *link = c->link;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        link->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
     if (c->counted)
-        link->incoming--;
-    free(c->body);
-    free(c);
+        c->link->incoming--;
+    conn_free(c);
 }
 
 static void send_done(uv_write_t *w, int status)
