@@ -24,15 +24,33 @@
  * exactly-once rule (sessions.h). Ops and their args:
  *     "enqueue"   content bytes                     -> value: the message's id
  *     "checkout"  node S, channel int, tag S, prefetch int (0..65535; again: a new prefetch)
+ *     "detach"    node, channel, tag                -> value: messages it still holds
+ *     "dequeue"   node, channel, tag, no_ack bool   -> value: the message's id, 0 when none ready
  *     "cancel"    node, channel, tag                -> value: messages returned
  *     "settle"    node, channel, tag, ids array     -> value: messages removed (acked)
  *     "return"    node, channel, tag, ids array     -> value: messages requeued or discarded
  *     "discard"   node, channel, tag, ids array     -> value: messages discarded ("rejected")
  *     "purge"                                       -> value: ready messages removed
  *     "node_down" node                              -> value: consumers cancelled
- * A cancelled consumer's checked-out messages are returned to the front, a returned one to the
- * back; either counts as a delivery attempt (delivery count + 1), as RabbitMQ 3.10 counts nacks,
- * rejects, recovers, cancels and channel closes alike. Ids a consumer does not hold are skipped.
+ * channel is an integer 0..2^63-1 (the broker makes it unique on its node: a connection serial
+ * and a channel number). A cancelled consumer's checked-out messages are returned to the front,
+ * a returned one to the back; either counts as a delivery attempt (delivery count + 1), as
+ * RabbitMQ 3.10 counts nacks, rejects, recovers, cancels and channel closes alike. Ids a
+ * consumer does not hold are skipped.
+ *
+ * "detach" is AMQP's basic.cancel: the consumer takes no new message but keeps what it holds,
+ * which it may still settle, return or discard; it is removed once it holds nothing (at once if
+ * it holds nothing already). A detached consumer is still a consumer for "cancel" and
+ * "node_down" (its messages go back to the front). "checkout" on a detached consumer attaches
+ * it again (at the back of the service order).
+ *
+ * "dequeue" is basic.get: the next ready message in the same order as consumers are served,
+ * reported through the deliver effect to the consumer named (RabbitMQ's rabbit_fifo checks a
+ * get out to a consumer of its own). With no_ack it leaves the queue at once; otherwise it is
+ * held by that consumer, which is created detached when it does not exist (it never takes
+ * messages by itself, and goes once it holds nothing): settle, return and discard then name it
+ * as any consumer. The broker names its gets with an empty tag (AMQP consumer tags are never
+ * empty), so a channel has one such holder.
  * Everything read back is checked as untrusted: a command that does not decode changes nothing
  * (QQ_MALFORMED on every member alike); a snapshot that does not check out is refused. */
 #ifndef WARREN_QQ_FSM_H
@@ -61,7 +79,7 @@ enum {
 struct qq_consumer_key {
     char node[QQ_NAME_MAX + 1];
     char tag[QQ_NAME_MAX + 1];
-    uint16_t channel;
+    uint64_t channel; /* 0..INT64_MAX */
 };
 
 /* What a command did: status 0 or QQ_*, and its value (see the ops above). */
@@ -73,7 +91,9 @@ struct qq_result {
 /* What every member computes after a command; the broker executes each where it belongs. The
  * content is borrowed for the call. A callback must not call back into the state machine. */
 struct qq_effects {
-    /* Message id goes to consumer; redelivered when it was returned before (delivery_count > 0). */
+    /* Message id goes to consumer; redelivered when it was returned before (delivery_count > 0).
+     * Also for "dequeue" (the consumer is the get's holder, and for no_ack the message has
+     * already left the state: its content is still valid for the call). */
     void (*deliver)(void *ctx, const struct qq_consumer_key *consumer, uint64_t id, struct proto_bytes content,
                     bool redelivered, uint32_t delivery_count);
     /* Message id left the queue unacknowledged: reason "rejected" or "delivery_limit" (the broker
@@ -141,8 +161,19 @@ int qq_fsm_expect(struct qq_fsm *fsm, uint64_t session, uint64_t request, qq_don
 /* Stops expecting (session, request): its callback is called with -ECANCELED. */
 void qq_fsm_forget(struct qq_fsm *fsm, uint64_t session, uint64_t request);
 
+/* The broker's way in when the queue is one object among others in a bigger state machine (the
+ * cluster's metadata log, whose meta_fsm already applies each command exactly once): applies
+ * cmd (its op and args; session and request are not looked at) without qq_fsm's own sessions,
+ * filling out as the raft path would and running the effects. */
+void qq_fsm_apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, struct qq_result *out);
+/* Replaces the state with what qq_fsm_export wrote (checked as untrusted): 0, or -1 and the
+ * state unchanged. Pending requests are kept. */
+int qq_fsm_import(struct qq_fsm *fsm, struct proto_bytes state);
+
 /* Counts, for the broker and tests. */
 size_t qq_fsm_messages(const struct qq_fsm *fsm);
 size_t qq_fsm_ready(const struct qq_fsm *fsm);
+/* Consumers attached (taking messages): detached ones and get holders are not counted. */
+size_t qq_fsm_consumers(const struct qq_fsm *fsm);
 
 #endif
