@@ -172,13 +172,45 @@ static struct qq_consumer *consumer_find(const struct qq_state *s, const struct 
 
 bool qq_consumer_has_room(const struct qq_consumer *c)
 {
-    return c->prefetch == 0 || c->nchecked < c->prefetch;
+    return !c->detached && (c->prefetch == 0 || c->nchecked < c->prefetch);
 }
 
 static void consumer_free(struct qq_consumer *c)
 {
     free(c->checked);
     free(c);
+}
+
+/* A new consumer named key, attached, prefetch 0, at the back of the service order. */
+static struct qq_consumer *consumer_add(struct qq_state *s, const struct qq_consumer_key *key)
+{
+    struct qq_consumer *c = calloc(1, sizeof(*c));
+    if (!c)
+        out_of_memory();
+    c->serial = s->next_consumer++;
+    c->key = *key;
+    if (s->nconsumers == s->consumers_cap) {
+        s->consumers_cap = s->consumers_cap ? s->consumers_cap * 2 : 4;
+        s->consumers = grow(s->consumers, s->consumers_cap, sizeof(*s->consumers));
+    }
+    s->consumers[s->nconsumers++] = c;
+    return c;
+}
+
+/* Takes the consumer at index at out of the service order; the caller frees it. */
+static struct qq_consumer *consumer_unlink(struct qq_state *s, size_t at)
+{
+    struct qq_consumer *c = s->consumers[at];
+    memmove(&s->consumers[at], &s->consumers[at + 1], (s->nconsumers - at - 1) * sizeof(*s->consumers));
+    s->nconsumers--;
+    return c;
+}
+
+/* Moves the consumer at index at to the back of the service order. */
+static void consumer_to_back(struct qq_state *s, size_t at)
+{
+    struct qq_consumer *c = consumer_unlink(s, at);
+    s->consumers[s->nconsumers++] = c;
 }
 
 void qq_state_free(struct qq_state *s)
@@ -232,9 +264,7 @@ static void requeue(struct qq_fsm *fsm, size_t at, bool to_front)
 static uint64_t cancel(struct qq_fsm *fsm, size_t at)
 {
     struct qq_state *s = &fsm->state;
-    struct qq_consumer *c = s->consumers[at];
-    memmove(&s->consumers[at], &s->consumers[at + 1], (s->nconsumers - at - 1) * sizeof(*s->consumers));
-    s->nconsumers--;
+    struct qq_consumer *c = consumer_unlink(s, at);
     for (size_t i = 0; i < c->nchecked; i++) {
         size_t m_at;
         if (qq_message_find(s, c->checked[i], &m_at))
@@ -245,37 +275,56 @@ static uint64_t cancel(struct qq_fsm *fsm, size_t at)
     return n;
 }
 
+static bool any_ready(const struct qq_state *s)
+{
+    return s->returned.count > 0 || s->requeued.count > 0 || s->next_new < s->next_id;
+}
+
+/* Takes the next ready message out of the ready order and returns it (still ready: owner 0), or
+ * NULL when none is. The order: the front of the returned list; else the first client return
+ * unless a never-delivered message below its `behind` waits (ids next_new .. behind - 1); else
+ * the next never-delivered one (there is one whenever a return waits behind it). */
+static struct qq_message *next_ready(struct qq_state *s)
+{
+    uint64_t id;
+    if (s->returned.count > 0)
+        id = fifo_pop(&s->returned).id;
+    else if (s->requeued.count > 0 && s->requeued.v[s->requeued.head].behind <= s->next_new)
+        id = fifo_pop(&s->requeued).id;
+    else if (s->next_new < s->next_id)
+        id = s->next_new++;
+    else
+        return NULL;
+    struct qq_message *m = qq_message_find(s, id, NULL);
+    if (!m) /* cannot happen: restore and every command keep ready ids pointing at messages */
+        abort();
+    return m;
+}
+
+/* Checks m (just taken by next_ready) out to c and reports the delivery. */
+static void check_out(struct qq_fsm *fsm, struct qq_consumer *c, struct qq_message *m)
+{
+    m->owner = c->serial;
+    ids_insert(&c->checked, &c->nchecked, &c->cap, m->id);
+    if (fsm->effects.deliver)
+        fsm->effects.deliver(fsm->effects.ctx, &c->key, m->id, qq_content(m), m->delivery_count > 0,
+                             m->delivery_count);
+}
+
 /* Gives ready messages to consumers with room until either runs out, each to the first consumer
- * in service order with room, which then goes to the back (round-robin). The next message: the
- * front of the returned list; else the first client return unless a never-delivered message
- * below its `behind` waits (ids next_new .. behind - 1); else the next never-delivered one. */
+ * in service order with room, which then goes to the back (round-robin), in next_ready's order. */
 static void assign(struct qq_fsm *fsm)
 {
     struct qq_state *s = &fsm->state;
-    while (s->returned.count > 0 || s->requeued.count > 0 || s->next_new < s->next_id) {
+    while (any_ready(s)) {
         size_t i = 0;
         while (i < s->nconsumers && !qq_consumer_has_room(s->consumers[i]))
             i++;
         if (i == s->nconsumers)
             return;
         struct qq_consumer *c = s->consumers[i];
-        uint64_t id;
-        if (s->returned.count > 0)
-            id = fifo_pop(&s->returned).id;
-        else if (s->requeued.count > 0 && s->requeued.v[s->requeued.head].behind <= s->next_new)
-            id = fifo_pop(&s->requeued).id;
-        else
-            id = s->next_new++;
-        struct qq_message *m = qq_message_find(s, id, NULL);
-        if (!m) /* cannot happen: restore and every command keep ready ids pointing at messages */
-            abort();
-        m->owner = c->serial;
-        ids_insert(&c->checked, &c->nchecked, &c->cap, id);
-        memmove(&s->consumers[i], &s->consumers[i + 1], (s->nconsumers - i - 1) * sizeof(*s->consumers));
-        s->consumers[s->nconsumers - 1] = c;
-        if (fsm->effects.deliver)
-            fsm->effects.deliver(fsm->effects.ctx, &c->key, id, qq_content(m), m->delivery_count > 0,
-                                 m->delivery_count);
+        consumer_to_back(s, i);
+        check_out(fsm, c, next_ready(s));
     }
 }
 
@@ -309,9 +358,9 @@ static bool arg_consumer(struct proto_bytes args, struct qq_consumer_key *key)
     int64_t channel;
     memset(key, 0, sizeof(*key));
     if (!arg_name(args, "node", key->node) || !arg_name(args, "tag", key->tag) ||
-        !arg_int(args, "channel", UINT16_MAX, &channel))
+        !arg_int(args, "channel", INT64_MAX, &channel))
         return false;
-    key->channel = (uint16_t)channel;
+    key->channel = (uint64_t)channel;
     return true;
 }
 
@@ -342,7 +391,8 @@ static void apply_settlement(struct qq_fsm *fsm, struct proto_bytes args, enum s
         r->status = QQ_MALFORMED;
         return;
     }
-    struct qq_consumer *c = consumer_find(&fsm->state, &key, NULL);
+    size_t c_at;
+    struct qq_consumer *c = consumer_find(&fsm->state, &key, &c_at);
     if (!c) {
         r->status = QQ_NOT_FOUND;
         return;
@@ -364,6 +414,39 @@ static void apply_settlement(struct qq_fsm *fsm, struct proto_bytes args, enum s
         else
             discard(fsm, at, "rejected");
     }
+    if (c->detached && c->nchecked == 0) /* requeue and discard leave the consumers alone */
+        consumer_free(consumer_unlink(&fsm->state, c_at));
+}
+
+/* "dequeue": the next ready message, in assign's order, to the consumer named. */
+static void apply_dequeue(struct qq_fsm *fsm, struct proto_bytes args, struct qq_result *r)
+{
+    struct qq_state *s = &fsm->state;
+    struct qq_consumer_key key;
+    struct table_value no_ack;
+    if (!arg_consumer(args, &key) || table_find(args, "no_ack", &no_ack) != 1 || no_ack.type != TABLE_BOOL) {
+        r->status = QQ_MALFORMED;
+        return;
+    }
+    struct qq_message *m = next_ready(s);
+    if (!m)
+        return;
+    r->value = m->id;
+    if (no_ack.v.boolean) {
+        size_t at;
+        qq_message_find(s, m->id, &at);
+        if (fsm->effects.deliver) /* before the free: the content is borrowed for the call */
+            fsm->effects.deliver(fsm->effects.ctx, &key, m->id, qq_content(m), m->delivery_count > 0,
+                                 m->delivery_count);
+        message_remove(s, at);
+        return;
+    }
+    struct qq_consumer *c = consumer_find(s, &key, NULL);
+    if (!c) { /* a get holder of its own, as rabbit_fifo has: never served by assign */
+        c = consumer_add(s, &key);
+        c->detached = true;
+    }
+    check_out(fsm, c, m);
 }
 
 static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, struct qq_result *r)
@@ -390,20 +473,32 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
             r->status = QQ_MALFORMED;
             return;
         }
-        struct qq_consumer *c = consumer_find(s, &key, NULL);
+        size_t at;
+        struct qq_consumer *c = consumer_find(s, &key, &at);
         if (!c) {
-            c = calloc(1, sizeof(*c));
-            if (!c)
-                out_of_memory();
-            c->serial = s->next_consumer++;
-            c->key = key;
-            if (s->nconsumers == s->consumers_cap) {
-                s->consumers_cap = s->consumers_cap ? s->consumers_cap * 2 : 4;
-                s->consumers = grow(s->consumers, s->consumers_cap, sizeof(*s->consumers));
-            }
-            s->consumers[s->nconsumers++] = c; /* joins at the back of the service order */
+            c = consumer_add(s, &key); /* joins at the back of the service order */
+        } else if (c->detached) {     /* attached again, as if new */
+            c->detached = false;
+            consumer_to_back(s, at);
         }
         c->prefetch = (uint32_t)prefetch;
+    } else if (proto_bytes_is(cmd->op, "detach")) {
+        size_t at;
+        if (!arg_consumer(cmd->args, &key)) {
+            r->status = QQ_MALFORMED;
+            return;
+        }
+        struct qq_consumer *c = consumer_find(s, &key, &at);
+        if (!c) {
+            r->status = QQ_NOT_FOUND;
+            return;
+        }
+        c->detached = true;
+        r->value = c->nchecked;
+        if (c->nchecked == 0)
+            consumer_free(consumer_unlink(s, at));
+    } else if (proto_bytes_is(cmd->op, "dequeue")) {
+        apply_dequeue(fsm, cmd->args, r);
     } else if (proto_bytes_is(cmd->op, "cancel")) {
         size_t at;
         if (!arg_consumer(cmd->args, &key)) {
@@ -456,6 +551,13 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
     }
 }
 
+void qq_fsm_apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, struct qq_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    apply_command(fsm, cmd, out);
+    assign(fsm);
+}
+
 /* ---- pending requests of this member ---- */
 
 int qq_fsm_expect(struct qq_fsm *fsm, uint64_t session, uint64_t request, qq_done_fn done, void *arg)
@@ -495,12 +597,10 @@ static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, v
     struct qq_result r = {0};
     if (meta_command_decode(buf, &cmd) != 0)
         return 0; /* nobody can be waiting for a command nobody can name */
-    if (!sessions_record(&fsm->state.sessions, cmd.session, cmd.request, fsm->state.seq)) {
+    if (!sessions_record(&fsm->state.sessions, cmd.session, cmd.request, fsm->state.seq))
         r.status = QQ_DUPLICATE;
-    } else {
-        apply_command(fsm, &cmd, &r);
-        assign(fsm);
-    }
+    else
+        qq_fsm_apply_command(fsm, &cmd, &r);
     struct qq_pending *p = pending_take(fsm, cmd.session, cmd.request);
     if (p) {
         p->done(p->arg, &r);
@@ -537,14 +637,22 @@ static int fsm_snapshot(struct raft_fsm *raft_fsm, struct raft_buffer *bufs[], u
 static int fsm_restore(struct raft_fsm *raft_fsm, struct raft_buffer *buf)
 {
     struct qq_fsm *fsm = raft_fsm->data;
-    struct qq_state fresh = {0};
-    if (buf->len > UINT32_MAX || !qq_state_decode(&fresh, (struct proto_bytes){buf->base, (uint32_t)buf->len})) {
-        qq_state_free(&fresh);
+    if (buf->len > UINT32_MAX || qq_fsm_import(fsm, (struct proto_bytes){buf->base, (uint32_t)buf->len}) != 0)
         return RAFT_MALFORMED;
+    raft_free(buf->base); /* the state machine owns a restored snapshot's buffer */
+    return 0;
+}
+
+/* The snapshot's state wholesale, as a restore takes it: its delivery limit and sessions too. */
+int qq_fsm_import(struct qq_fsm *fsm, struct proto_bytes state)
+{
+    struct qq_state fresh = {0};
+    if (!qq_state_decode(&fresh, state)) {
+        qq_state_free(&fresh);
+        return -1;
     }
     qq_state_free(&fsm->state);
     fsm->state = fresh;
-    raft_free(buf->base); /* the state machine owns a restored snapshot's buffer */
     return 0;
 }
 
@@ -571,6 +679,14 @@ void qq_fsm_close(struct qq_fsm *fsm)
 size_t qq_fsm_messages(const struct qq_fsm *fsm)
 {
     return fsm->state.count;
+}
+
+size_t qq_fsm_consumers(const struct qq_fsm *fsm)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fsm->state.nconsumers; i++)
+        n += !fsm->state.consumers[i]->detached;
+    return n;
 }
 
 size_t qq_fsm_ready(const struct qq_fsm *fsm)

@@ -15,14 +15,17 @@
  *     "requeued"       array    of tables {"id" uint64, "behind" uint64}: client returns, in the
  *                               order they are served, each behind the new ids below "behind";
  *                               absent in snapshots written before returns went to the back
- *     "consumers"      array    of tables {"serial" uint64, "node" longstr, "channel" uint16, "tag"
- *                               longstr, "prefetch" uint32, "checked" array of uint64 ascending},
+ *     "consumers"      array    of tables {"serial" uint64, "node" longstr, "channel" uint64
+ *                               (0 .. 2^63-1; uint16 in snapshots written before channels grew),
+ *                               "tag" longstr, "prefetch" uint32, "detached" bool (absent in
+ *                               older snapshots: false), "checked" array of uint64 ascending},
  *                               in service order
  * Restore refuses a snapshot unless every message below next_new is either ready (returned or
  * requeued, delivery count above 0) or checked out by exactly one consumer, every id named
  * exists, no consumer is named twice, no delivery count is past the limit, the requeued ones'
  * "behind" could have been recorded (above the id, from next_new to next_id, never decreasing),
- * and no ready message waits while a consumer has room. */
+ * no ready message waits while an attached consumer has room, and no detached consumer holds
+ * nothing (it would have been removed). */
 #include "qq_state.h"
 
 #include <stdlib.h>
@@ -116,13 +119,14 @@ int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out)
         struct table_buf e = {0};
         rc |= put_u64(&e, "serial", c->serial);
         rc |= table_buf_put_string(&e, "node", proto_bytes_of(c->key.node));
-        v = (struct table_value){.type = TABLE_UINT16};
-        v.v.u16 = c->key.channel;
-        rc |= table_buf_put_field(&e, "channel", 7, &v);
+        rc |= put_u64(&e, "channel", c->key.channel);
         rc |= table_buf_put_string(&e, "tag", proto_bytes_of(c->key.tag));
         v = (struct table_value){.type = TABLE_UINT32};
         v.v.u32 = c->prefetch;
         rc |= table_buf_put_field(&e, "prefetch", 8, &v);
+        v = (struct table_value){.type = TABLE_BOOL};
+        v.v.boolean = c->detached;
+        rc |= table_buf_put_field(&e, "detached", 8, &v);
         rc |= put_ids(&e, "checked", c->checked, c->nchecked);
         rc |= put_nested(&list, NULL, TABLE_TABLE, &e);
         table_buf_free(&e);
@@ -272,9 +276,38 @@ static bool decode_messages(struct qq_state *s, struct proto_bytes array)
     return more == 0 && fresh == s->next_id - s->next_new;
 }
 
+/* "channel": uint64 up to INT64_MAX, or uint16 as older snapshots wrote it. */
+static bool decode_channel(struct proto_bytes t, uint64_t *out)
+{
+    struct table_value v;
+    if (table_find(t, "channel", &v) != 1)
+        return false;
+    if (v.type == TABLE_UINT16)
+        *out = v.v.u16;
+    else if (v.type == TABLE_UINT64 && v.v.u64 <= INT64_MAX)
+        *out = v.v.u64;
+    else
+        return false;
+    return true;
+}
+
+/* "detached": a bool, absent in older snapshots (false). */
+static bool decode_detached(struct proto_bytes t, bool *out)
+{
+    struct table_value v;
+    int found = table_find(t, "detached", &v);
+    if (found == 0)
+        *out = false;
+    else if (found == 1 && v.type == TABLE_BOOL)
+        *out = v.v.boolean;
+    else
+        return false;
+    return true;
+}
+
 static bool decode_consumer(struct qq_state *s, struct proto_bytes t)
 {
-    struct table_value node, tag, channel, prefetch, checked;
+    struct table_value node, tag, prefetch, checked;
     uint64_t serial;
     struct qq_consumer *c = calloc(1, sizeof(*c));
     if (!c)
@@ -292,13 +325,13 @@ static bool decode_consumer(struct qq_state *s, struct proto_bytes t)
     s->consumers[s->nconsumers++] = c; /* owned by s from here: state_free frees it on failure */
     if (!find_u64(t, "serial", &serial) || serial == 0 || serial >= s->next_consumer ||
         table_find(t, "node", &node) != 1 || !qq_name_copy(node, c->key.node) || table_find(t, "tag", &tag) != 1 ||
-        !qq_name_copy(tag, c->key.tag) || !find_typed(t, "channel", TABLE_UINT16, &channel) ||
+        !qq_name_copy(tag, c->key.tag) || !decode_channel(t, &c->key.channel) ||
         !find_typed(t, "prefetch", TABLE_UINT32, &prefetch) || prefetch.v.u32 > UINT16_MAX ||
-        !find_typed(t, "checked", TABLE_ARRAY, &checked) ||
-        !decode_ids(checked.v.bytes, &c->checked, &c->nchecked, &c->cap))
+        !decode_detached(t, &c->detached) || !find_typed(t, "checked", TABLE_ARRAY, &checked) ||
+        !decode_ids(checked.v.bytes, &c->checked, &c->nchecked, &c->cap) ||
+        (c->detached && c->nchecked == 0)) /* a member removes it once it holds nothing */
         return false;
     c->serial = serial;
-    c->key.channel = channel.v.u16;
     c->prefetch = prefetch.v.u32;
     for (size_t i = 0; i + 1 < s->nconsumers; i++)
         if (s->consumers[i]->serial == serial || qq_key_equal(&s->consumers[i]->key, &c->key))

@@ -17,6 +17,7 @@ struct qq_consumer {
     uint64_t serial;
     struct qq_consumer_key key;
     uint32_t prefetch;       /* 0: unlimited */
+    bool detached;           /* takes no new message; removed once it holds nothing */
     uint64_t *checked;       /* ids, ascending */
     size_t nchecked, cap;
 };
@@ -26,7 +27,7 @@ struct qq_consumer {
 struct qq_message *qq_message_find(const struct qq_state *s, uint64_t id, size_t *at);
 /* True when both keys name the same consumer. */
 bool qq_key_equal(const struct qq_consumer_key *a, const struct qq_consumer_key *b);
-/* True when c may take one more message (prefetch 0: always). */
+/* True when c may take one more message: attached, and prefetch 0 or not reached. */
 bool qq_consumer_has_room(const struct qq_consumer *c);
 /* Copies a longstr of at most QQ_NAME_MAX bytes without NULs, NUL-terminated; false otherwise. */
 bool qq_name_copy(struct table_value v, char out[QQ_NAME_MAX + 1]);
