@@ -5,7 +5,8 @@
  * a client's returns behind the new messages and redelivered, a departed consumer's in front of
  * them, the delivery limit, cancel and node_down, purge, a leader killed mid-stream with retries
  * applied once, a member catching up from a snapshot, malformed commands, crafted snapshots
- * refused, and the assignment rules without Raft. */
+ * refused, and without Raft: the assignment rules, 64-bit channels, detach (basic.cancel) and
+ * dequeue (basic.get) with its get holders, qq_fsm_apply_command and qq_fsm_import. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +28,7 @@
 struct effect {
     char kind; /* 'D' deliver, 'X' discarded */
     char node[16], tag[16];
-    uint16_t channel;
+    uint64_t channel;
     bool redelivered;
     uint32_t count;
     uint64_t id;
@@ -118,7 +119,7 @@ static struct table_buf content_args(const char *content)
     return t;
 }
 
-static struct table_buf consumer_args(const char *node, int channel, const char *tag)
+static struct table_buf consumer_args(const char *node, int64_t channel, const char *tag)
 {
     struct table_buf t = {0};
     put_str(&t, "node", node);
@@ -127,7 +128,7 @@ static struct table_buf consumer_args(const char *node, int channel, const char 
     return t;
 }
 
-static struct table_buf checkout_args(const char *node, int channel, const char *tag, int prefetch)
+static struct table_buf checkout_args(const char *node, int64_t channel, const char *tag, int prefetch)
 {
     struct table_buf t = consumer_args(node, channel, tag);
     put_int(&t, "prefetch", prefetch);
@@ -135,7 +136,7 @@ static struct table_buf checkout_args(const char *node, int channel, const char 
 }
 
 /* Settle/return/discard arguments: ids end at 0. */
-static struct table_buf ids_args(const char *node, int channel, const char *tag, const uint64_t *ids)
+static struct table_buf ids_args(const char *node, int64_t channel, const char *tag, const uint64_t *ids)
 {
     struct table_buf t = consumer_args(node, channel, tag), list = {0};
     struct table_value v = {.type = TABLE_UINT64};
@@ -147,6 +148,15 @@ static struct table_buf ids_args(const char *node, int channel, const char *tag,
     v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
     assert_int_equal(table_buf_put_field(&t, "ids", 3, &v), 0);
     table_buf_free(&list);
+    return t;
+}
+
+static struct table_buf dequeue_args(const char *node, int64_t channel, const char *tag, bool no_ack)
+{
+    struct table_buf t = consumer_args(node, channel, tag);
+    struct table_value v = {.type = TABLE_BOOL};
+    v.v.boolean = no_ack;
+    assert_int_equal(table_buf_put_field(&t, "no_ack", 6, &v), 0);
     return t;
 }
 
@@ -759,6 +769,366 @@ static void the_assignment_rules_hold_without_raft(void **state)
     qq_fsm_close(&n.fsm);
 }
 
+/* ---- detach (basic.cancel) and dequeue (basic.get), without Raft ---- */
+
+static struct table_buf u64_channel_args(const char *node, uint64_t channel, const char *tag, int prefetch)
+{
+    struct table_buf t = {0};
+    put_str(&t, "node", node);
+    struct table_value v = {.type = TABLE_UINT64};
+    v.v.u64 = channel;
+    assert_int_equal(table_buf_put_field(&t, "channel", 7, &v), 0);
+    put_str(&t, "tag", tag);
+    put_int(&t, "prefetch", prefetch);
+    return t;
+}
+
+static void channels_past_16_bits_name_distinct_consumers_and_survive_a_snapshot(void **state)
+{
+    (void)state;
+    static struct node n, copy;
+    node_init(&n, -1);
+    uint64_t r = 0;
+    /* 70000 and 4464 are the same channel in 16 bits */
+    assert_int_equal(apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 70000, "a", 1)).status, 0);
+    assert_int_equal(apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 4464, "a", 1)).status, 0);
+    assert_int_equal(apply_direct(&n, 1, ++r, "checkout", u64_channel_args("n0", INT64_MAX, "a", 1)).status, 0);
+    assert_int_equal(qq_fsm_consumers(&n.fsm), 3);
+    for (unsigned i = 0; i < 3; i++)
+        apply_direct(&n, 1, ++r, "enqueue", content_args("m"));
+    assert_int_equal(n.n, 3);
+    assert_int_equal(n.effects[0].channel, 70000);
+    assert_int_equal(n.effects[1].channel, 4464);
+    assert_true(n.effects[2].channel == (uint64_t)INT64_MAX);
+    /* a snapshot carries them whole */
+    struct raft_buffer *bufs;
+    unsigned nbufs;
+    assert_int_equal(n.fsm.raft.snapshot(&n.fsm.raft, &bufs, &nbufs), 0);
+    node_init(&copy, -1);
+    assert_int_equal(copy.fsm.raft.restore(&copy.fsm.raft, &bufs[0]), 0);
+    raft_free(bufs);
+    struct table_buf a = {0}, b = {0};
+    assert_int_equal(qq_fsm_export(&n.fsm, &a), 0);
+    assert_int_equal(qq_fsm_export(&copy.fsm, &b), 0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    table_buf_free(&a);
+    table_buf_free(&b);
+    assert_int_equal(apply_direct(&copy, 2, 1, "settle", ids_args("n0", 70000, "a", IDS(1))).value, 1);
+    assert_int_equal(apply_direct(&copy, 2, 2, "settle", ids_args("n0", 4464, "a", IDS(2))).value, 1);
+    assert_int_equal(apply_direct(&copy, 2, 3, "settle", ids_args("n0", INT64_MAX, "a", IDS(3))).value, 1);
+    assert_int_equal(qq_fsm_messages(&copy.fsm), 0);
+    qq_fsm_close(&n.fsm);
+    qq_fsm_close(&copy.fsm);
+}
+
+static void a_negative_or_too_big_channel_is_malformed(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    uint64_t r = 0;
+    assert_int_equal(apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", -1, "a", 1)).status, QQ_MALFORMED);
+    assert_int_equal(apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", INT64_MIN, "a", 1)).status,
+                     QQ_MALFORMED);
+    assert_int_equal(
+        apply_direct(&n, 1, ++r, "checkout", u64_channel_args("n0", (uint64_t)INT64_MAX + 1, "a", 1)).status,
+        QQ_MALFORMED);
+    assert_int_equal(apply_direct(&n, 1, ++r, "checkout", u64_channel_args("n0", UINT64_MAX, "a", 1)).status,
+                     QQ_MALFORMED);
+    assert_int_equal(apply_direct(&n, 1, ++r, "detach", consumer_args("n0", -5, "a")).status, QQ_MALFORMED);
+    assert_int_equal(apply_direct(&n, 1, ++r, "dequeue", dequeue_args("n0", -5, "", false)).status, QQ_MALFORMED);
+    assert_int_equal(apply_direct(&n, 1, ++r, "settle", ids_args("n0", -1, "a", IDS(1))).status, QQ_MALFORMED);
+    assert_int_equal(n.fsm.state.nconsumers, 0);
+    qq_fsm_close(&n.fsm);
+}
+
+static void a_detached_consumer_keeps_what_it_holds_takes_nothing_new_and_goes_once_empty(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 3));
+    for (unsigned i = 0; i < 3; i++)
+        apply_direct(&n, 1, ++r, "enqueue", content_args("m"));
+    assert_int_equal(n.n, 3); /* a: 1 2 3 */
+    struct qq_result d = apply_direct(&n, 1, ++r, "detach", consumer_args("n0", 1, "a"));
+    assert_int_equal(d.status, 0);
+    assert_int_equal(d.value, 3);
+    assert_int_equal(qq_fsm_consumers(&n.fsm), 0);
+    /* nothing new, though it has room once it settles */
+    apply_direct(&n, 1, ++r, "enqueue", content_args("new"));
+    assert_int_equal(apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(1))).value, 1);
+    assert_int_equal(n.n, 3);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 1);
+    /* discard and return work on it too; the last one it held removes it */
+    assert_int_equal(apply_direct(&n, 1, ++r, "discard", ids_args("n0", 1, "a", IDS(2))).value, 1);
+    assert_int_equal(n.effects[3].kind, 'X');
+    assert_string_equal(n.effects[3].reason, "rejected");
+    assert_int_equal(n.fsm.state.nconsumers, 1);
+    assert_int_equal(apply_direct(&n, 1, ++r, "return", ids_args("n0", 1, "a", IDS(3))).value, 1);
+    assert_int_equal(n.fsm.state.nconsumers, 0);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 2);
+    assert_int_equal(n.n, 4);
+    assert_int_equal(apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(3))).status, QQ_NOT_FOUND);
+    assert_int_equal(apply_direct(&n, 1, ++r, "detach", consumer_args("n0", 1, "a")).status, QQ_NOT_FOUND);
+    /* what is left goes to the next consumer: the new 4, then the returned 3 */
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n1", 1, "b", 0));
+    assert_int_equal(n.n, 6);
+    assert_delivery(&n.effects[4], "b", 4, false);
+    assert_delivery(&n.effects[5], "b", 3, true);
+    qq_fsm_close(&n.fsm);
+}
+
+static void detaching_a_consumer_that_holds_nothing_removes_it_at_once(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    apply_direct(&n, 1, 1, "checkout", checkout_args("n0", 1, "a", 1));
+    apply_direct(&n, 1, 2, "checkout", checkout_args("n0", 2, "b", 1));
+    struct qq_result d = apply_direct(&n, 1, 3, "detach", consumer_args("n0", 1, "a"));
+    assert_int_equal(d.status, 0);
+    assert_int_equal(d.value, 0);
+    assert_int_equal(n.fsm.state.nconsumers, 1);
+    assert_int_equal(qq_fsm_consumers(&n.fsm), 1);
+    assert_int_equal(apply_direct(&n, 1, 4, "cancel", consumer_args("n0", 1, "a")).status, QQ_NOT_FOUND);
+    apply_direct(&n, 1, 5, "enqueue", content_args("m"));
+    assert_int_equal(n.n, 1);
+    assert_int_equal(n.effects[0].channel, 2);
+    qq_fsm_close(&n.fsm);
+}
+
+static void checkout_attaches_a_detached_consumer_again_at_the_back(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 0));
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "b", 0));
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m")); /* a: 1; order b a */
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m")); /* b: 2; order a b */
+    assert_int_equal(apply_direct(&n, 1, ++r, "detach", consumer_args("n0", 1, "a")).value, 1);
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m")); /* b: 3, a being detached */
+    assert_delivery(&n.effects[2], "b", 3, false);
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 0)); /* order b a */
+    assert_int_equal(qq_fsm_consumers(&n.fsm), 2);
+    assert_int_equal(n.n, 3);
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m"));
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m"));
+    assert_int_equal(n.n, 5);
+    assert_delivery(&n.effects[3], "b", 4, false);
+    assert_delivery(&n.effects[4], "a", 5, false);
+    /* it kept 1, and emptied it stays: it is attached */
+    assert_int_equal(apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(1, 5))).value, 2);
+    assert_int_equal(qq_fsm_consumers(&n.fsm), 2);
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m"));
+    assert_delivery(&n.effects[5], "b", 6, false);
+    qq_fsm_close(&n.fsm);
+}
+
+static void cancel_and_node_down_return_a_detached_consumers_messages_to_the_front(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 2));
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n1", 1, "b", 1));
+    for (unsigned i = 0; i < 5; i++)
+        apply_direct(&n, 1, ++r, "enqueue", content_args("m")); /* a: 1 3, b: 2; 4 5 ready */
+    assert_int_equal(apply_direct(&n, 1, ++r, "detach", consumer_args("n0", 1, "a")).value, 2);
+    assert_int_equal(apply_direct(&n, 1, ++r, "detach", consumer_args("n1", 1, "b")).value, 1);
+    struct qq_result c = apply_direct(&n, 1, ++r, "cancel", consumer_args("n0", 1, "a"));
+    assert_int_equal(c.status, 0);
+    assert_int_equal(c.value, 2);
+    struct qq_result down = apply_direct(&n, 1, ++r, "node_down", node_args("n1"));
+    assert_int_equal(down.value, 1);
+    assert_int_equal(n.fsm.state.nconsumers, 0);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 5);
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n2", 1, "c", 0));
+    assert_int_equal(n.n, 8);
+    static const uint64_t order[] = {1, 3, 2, 4, 5}; /* a's, b's, then the new ones */
+    for (unsigned k = 0; k < 5; k++)
+        assert_delivery(&n.effects[3 + k], "c", order[k], k < 3);
+    qq_fsm_close(&n.fsm);
+}
+
+/* Returned 1 and 3 (a cancel), new 4 and 5, the client return 2 (behind 6), new 6. */
+static void mixed_ready_order(struct node *n)
+{
+    uint64_t r = 0;
+    apply_direct(n, 9, ++r, "checkout", checkout_args("n0", 1, "x", 3));
+    for (unsigned i = 0; i < 5; i++) {
+        char content[8];
+        snprintf(content, sizeof(content), "m%u", i + 1);
+        apply_direct(n, 9, ++r, "enqueue", content_args(content)); /* x: 1 2 3 */
+    }
+    apply_direct(n, 9, ++r, "detach", consumer_args("n0", 1, "x"));
+    apply_direct(n, 9, ++r, "return", ids_args("n0", 1, "x", IDS(2)));
+    apply_direct(n, 9, ++r, "enqueue", content_args("m6"));
+    apply_direct(n, 9, ++r, "cancel", consumer_args("n0", 1, "x"));
+    assert_int_equal(qq_fsm_ready(&n->fsm), 6);
+    n->n = 0;
+}
+
+static void dequeue_takes_messages_in_the_order_consumers_are_served(void **state)
+{
+    (void)state;
+    static struct node served, got;
+    static const uint64_t order[] = {1, 3, 4, 5, 2, 6};
+    node_init(&served, -1);
+    mixed_ready_order(&served);
+    apply_direct(&served, 1, 1, "checkout", checkout_args("n1", 1, "c", 0));
+    assert_int_equal(served.n, 6);
+    node_init(&got, -1);
+    mixed_ready_order(&got);
+    for (unsigned k = 0; k < 6; k++) {
+        assert_delivery(&served.effects[k], "c", order[k], order[k] <= 3);
+        struct qq_result d = apply_direct(&got, 1, k + 1, "dequeue", dequeue_args("n1", 7, "", true));
+        assert_int_equal(d.status, 0);
+        assert_int_equal(d.value, order[k]);
+        assert_int_equal(got.n, k + 1);
+        assert_delivery(&got.effects[k], "", order[k], order[k] <= 3);
+        assert_int_equal(got.effects[k].count, order[k] <= 3);
+        assert_int_equal(got.effects[k].channel, 7);
+        assert_string_equal(got.effects[k].content, served.effects[k].content); /* valid during the call */
+        assert_int_equal(qq_fsm_messages(&got.fsm), 5 - k); /* no_ack: gone at once */
+    }
+    assert_int_equal(got.fsm.state.nconsumers, 0); /* no_ack makes no holder */
+    /* nothing ready: value 0, no effect, no holder */
+    struct qq_result none = apply_direct(&got, 1, 7, "dequeue", dequeue_args("n1", 7, "", false));
+    assert_int_equal(none.status, 0);
+    assert_int_equal(none.value, 0);
+    assert_int_equal(got.n, 6);
+    assert_int_equal(got.fsm.state.nconsumers, 0);
+    qq_fsm_close(&served.fsm);
+    qq_fsm_close(&got.fsm);
+}
+
+static void a_dequeue_with_ack_is_held_by_a_detached_holder_until_settled(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m1"));
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m2"));
+    struct qq_result d = apply_direct(&n, 1, ++r, "dequeue", dequeue_args("n0", 5, "", false));
+    assert_int_equal(d.status, 0);
+    assert_int_equal(d.value, 1);
+    assert_int_equal(n.n, 1);
+    assert_delivery(&n.effects[0], "", 1, false);
+    assert_int_equal(n.effects[0].channel, 5);
+    assert_int_equal(n.fsm.state.nconsumers, 1); /* the holder, not a consumer */
+    assert_int_equal(qq_fsm_consumers(&n.fsm), 0);
+    assert_int_equal(qq_fsm_messages(&n.fsm), 2);
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m3"));
+    assert_int_equal(n.n, 1); /* it takes nothing by itself */
+    assert_int_equal(apply_direct(&n, 1, ++r, "dequeue", dequeue_args("n0", 5, "", false)).value, 2);
+    assert_int_equal(n.fsm.state.nconsumers, 1); /* the same holder: 1 2 */
+    assert_int_equal(apply_direct(&n, 1, ++r, "settle", ids_args("n0", 5, "", IDS(1))).value, 1);
+    assert_int_equal(n.fsm.state.nconsumers, 1);
+    assert_int_equal(apply_direct(&n, 1, ++r, "return", ids_args("n0", 5, "", IDS(2))).value, 1);
+    assert_int_equal(n.fsm.state.nconsumers, 0);
+    assert_int_equal(apply_direct(&n, 1, ++r, "settle", ids_args("n0", 5, "", IDS(2))).status, QQ_NOT_FOUND);
+    /* a real consumer named by a dequeue holds the get itself, past its prefetch, and stays */
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 5, "a", 1)); /* a: 3 (2 waits behind it) */
+    assert_delivery(&n.effects[2], "a", 3, false);
+    assert_int_equal(apply_direct(&n, 1, ++r, "dequeue", dequeue_args("n0", 5, "a", false)).value, 2);
+    assert_delivery(&n.effects[3], "a", 2, true);
+    assert_int_equal(n.fsm.state.nconsumers, 1);
+    assert_int_equal(apply_direct(&n, 1, ++r, "settle", ids_args("n0", 5, "a", IDS(2, 3))).value, 2);
+    assert_int_equal(qq_fsm_consumers(&n.fsm), 1);
+    assert_int_equal(qq_fsm_messages(&n.fsm), 0);
+    /* no_ack missing or not a bool */
+    struct table_buf t = consumer_args("n0", 5, "");
+    assert_int_equal(apply_direct(&n, 1, ++r, "dequeue", t).status, QQ_MALFORMED);
+    t = consumer_args("n0", 5, "");
+    put_int(&t, "no_ack", 1);
+    assert_int_equal(apply_direct(&n, 1, ++r, "dequeue", t).status, QQ_MALFORMED);
+    qq_fsm_close(&n.fsm);
+}
+
+/* ---- the ways in for the metadata log ---- */
+
+static void apply_command_applies_without_sessions(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    struct table_buf args = content_args("twice");
+    struct meta_command cmd = {proto_bytes_of("enqueue"), {args.data, (uint32_t)args.len}, 1, 1};
+    struct qq_result out = {.status = 99, .value = 99};
+    qq_fsm_apply_command(&n.fsm, &cmd, &out);
+    assert_int_equal(out.status, 0);
+    assert_int_equal(out.value, 1);
+    qq_fsm_apply_command(&n.fsm, &cmd, &out); /* same session and request: applied again */
+    assert_int_equal(out.status, 0);
+    assert_int_equal(out.value, 2);
+    table_buf_free(&args);
+    assert_int_equal(qq_fsm_messages(&n.fsm), 2);
+    args = checkout_args("n0", 1, "a", 0);
+    cmd = (struct meta_command){proto_bytes_of("checkout"), {args.data, (uint32_t)args.len}, 0, 0};
+    out = (struct qq_result){.status = 99, .value = 99};
+    qq_fsm_apply_command(&n.fsm, &cmd, &out); /* assign runs after it */
+    table_buf_free(&args);
+    assert_int_equal(out.status, 0);
+    assert_int_equal(out.value, 0);
+    assert_int_equal(n.n, 2);
+    assert_delivery(&n.effects[1], "a", 2, false);
+    cmd = (struct meta_command){proto_bytes_of("explode"), {NULL, 0}, 0, 0};
+    qq_fsm_apply_command(&n.fsm, &cmd, &out);
+    assert_int_equal(out.status, QQ_MALFORMED);
+    qq_fsm_close(&n.fsm);
+}
+
+static void import_takes_an_export_and_refuses_garbage_leaving_the_state(void **state)
+{
+    (void)state;
+    static struct node n, source;
+    node_init(&n, -1);
+    apply_direct(&n, 1, 1, "checkout", checkout_args("n0", 1, "a", 1));
+    apply_direct(&n, 1, 2, "enqueue", content_args("kept"));
+    apply_direct(&n, 1, 3, "enqueue", content_args("kept"));
+    struct table_buf before = {0}, after = {0};
+    assert_int_equal(qq_fsm_export(&n.fsm, &before), 0);
+    static const char garbage[] = "not a table at all";
+    assert_int_equal(qq_fsm_import(&n.fsm, proto_bytes_of(garbage)), -1);
+    assert_int_equal(qq_fsm_import(&n.fsm, (struct proto_bytes){before.data, (uint32_t)before.len - 3}), -1);
+    assert_int_equal(qq_fsm_import(&n.fsm, (struct proto_bytes){NULL, 0}), -1);
+    assert_int_equal(qq_fsm_export(&n.fsm, &after), 0);
+    assert_int_equal(after.len, before.len);
+    assert_memory_equal(after.data, before.data, after.len);
+    table_buf_free(&after);
+    table_buf_free(&before);
+    /* a good one replaces the state, its delivery limit with it; a pending request stays */
+    node_init(&source, 1);
+    apply_direct(&source, 2, 1, "checkout", checkout_args("n1", 1, "b", 1));
+    apply_direct(&source, 2, 2, "enqueue", content_args("s"));
+    assert_int_equal(qq_fsm_export(&source.fsm, &before), 0);
+    struct waiter w = {0};
+    assert_int_equal(qq_fsm_expect(&n.fsm, 3, 1, waiter_done, &w), 0);
+    assert_int_equal(qq_fsm_import(&n.fsm, (struct proto_bytes){before.data, (uint32_t)before.len}), 0);
+    assert_false(w.done);
+    assert_int_equal(qq_fsm_export(&n.fsm, &after), 0);
+    assert_int_equal(after.len, before.len);
+    assert_memory_equal(after.data, before.data, after.len);
+    table_buf_free(&after);
+    table_buf_free(&before);
+    assert_int_equal(qq_fsm_messages(&n.fsm), 1);
+    n.n = 0;
+    assert_int_equal(apply_direct(&n, 3, 1, "return", ids_args("n1", 1, "b", IDS(1))).value, 1);
+    assert_int_equal(apply_direct(&n, 3, 2, "return", ids_args("n1", 1, "b", IDS(1))).value, 1);
+    assert_int_equal(n.n, 2); /* redelivered once, then past the limit of 1 */
+    assert_int_equal(n.effects[1].kind, 'X');
+    assert_string_equal(n.effects[1].reason, "delivery_limit");
+    qq_fsm_close(&n.fsm);
+    qq_fsm_close(&source.fsm);
+}
+
 /* ---- snapshots read back as untrusted ---- */
 
 /* A snapshot written by hand. messages: "id:count" for each; checked: one consumer's ids. */
@@ -769,6 +1139,8 @@ struct crafted {
     int prefetch;
     int consumers; /* 1, or 2: the same consumer twice */
     const char *requeued; /* "id:behind" for each; NULL: no "requeued" field (an older snapshot) */
+    int detached; /* the first consumer's "detached": 0 absent (older), 1 true, 2 false, 3 not a bool */
+    const struct table_value *channel; /* its "channel"; NULL: uint16 1 (as older snapshots have it) */
 };
 
 static void put_u64_array(struct table_buf *t, const char *key, const uint64_t *ids)
@@ -858,11 +1230,21 @@ static struct raft_buffer craft(const struct crafted *s)
         put_str(&e, "node", "n0");
         u = (struct table_value){.type = TABLE_UINT16};
         u.v.u16 = 1;
-        assert_int_equal(table_buf_put_field(&e, "channel", 7, &u), 0);
+        assert_int_equal(table_buf_put_field(&e, "channel", 7, i == 0 && s->channel ? s->channel : &u), 0);
         put_str(&e, "tag", "a");
         u = (struct table_value){.type = TABLE_UINT32};
         u.v.u32 = (uint32_t)s->prefetch;
         assert_int_equal(table_buf_put_field(&e, "prefetch", 8, &u), 0);
+        if (i == 0 && s->detached) {
+            if (s->detached == 3) {
+                u = (struct table_value){.type = TABLE_UINT8};
+                u.v.u8 = 1;
+            } else {
+                u = (struct table_value){.type = TABLE_BOOL};
+                u.v.boolean = s->detached == 1;
+            }
+            assert_int_equal(table_buf_put_field(&e, "detached", 8, &u), 0);
+        }
         put_u64_array(&e, "checked", i == 0 ? s->checked : NULL);
         u = (struct table_value){.type = TABLE_TABLE};
         u.v.bytes = (struct proto_bytes){e.data, (uint32_t)e.len};
@@ -897,30 +1279,30 @@ static void crafted_snapshots_that_do_not_check_out_are_refused(void **state)
     struct table_buf before = {0}, after = {0};
     assert_int_equal(qq_fsm_export(&n.fsm, &before), 0);
     /* 1 and 3 checked out, 2 returned, 4 and 5 new; the consumer is full */
-    struct crafted good = {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL};
+    struct crafted good = {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, NULL};
     struct crafted bad[] = {
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3, 9), 2, 1, NULL}, /* checks out a missing message */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 2, 3), 3, 1, NULL}, /* 2 both ready and checked out */
-        {6, 4, "1:0 2:1 3:5 4:0", IDS(2), IDS(1, 3), 2, 1, NULL},        /* new message 5 missing */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2, 4), IDS(1, 3), 2, 1, NULL}, /* a new message among the returned */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1), 1, 1, NULL},       /* 3 neither ready nor checked out */
-        {6, 4, "1:0 2:1 3:6 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL},    /* 3 past the delivery limit (5) */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 3, 1, NULL},    /* room left while messages are ready */
-        {4, 4, "1:0 3:5", NULL, IDS(1, 3), 2, 2, NULL},                   /* one consumer twice */
-        {6, 4, "1:0 2:0 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL},    /* returned, never counted */
-        {6, 4, "1:0 3:5 2:1 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL},    /* ids out of order */
-        {5, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL},    /* an id at next_id */
-        {6, 7, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL},    /* next_new past next_id */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2, 2), IDS(1, 3), 2, 1, NULL}, /* returned twice */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3, 9), 2, 1, NULL, 0, NULL}, /* checks out a missing message */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 2, 3), 3, 1, NULL, 0, NULL}, /* 2 both ready and checked out */
+        {6, 4, "1:0 2:1 3:5 4:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, NULL},        /* new message 5 missing */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2, 4), IDS(1, 3), 2, 1, NULL, 0, NULL}, /* a new message among the returned */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1), 1, 1, NULL, 0, NULL},       /* 3 neither ready nor checked out */
+        {6, 4, "1:0 2:1 3:6 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, NULL},    /* 3 past the delivery limit (5) */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 3, 1, NULL, 0, NULL},    /* room left, messages ready */
+        {4, 4, "1:0 3:5", NULL, IDS(1, 3), 2, 2, NULL, 0, NULL},                   /* one consumer twice */
+        {6, 4, "1:0 2:0 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, NULL},    /* returned, never counted */
+        {6, 4, "1:0 3:5 2:1 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, NULL},    /* ids out of order */
+        {5, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, NULL},    /* an id at next_id */
+        {6, 7, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, NULL},    /* next_new past next_id */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2, 2), IDS(1, 3), 2, 1, NULL, 0, NULL}, /* returned twice */
         /* client returns, placed among the new ones by "behind" */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, "2:6"},   /* both returned and requeued */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:6 2:6"}, /* requeued twice */
-        {6, 4, "1:0 2:0 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:6"},     /* requeued, never counted */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, "4:6"},   /* a new message requeued */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:3"},     /* new 3 was served before it */
-        {6, 4, "1:0 2:1 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:7"},     /* behind past next_id */
-        {6, 4, "1:1 2:1 3:5 4:0 5:0", NULL, IDS(3), 1, 1, "2:6 1:4"},    /* behind going down */
-        {6, 4, "1:1 2:1 3:5 4:0 5:0", NULL, IDS(3), 1, 1, "2:5 1:5 9:6"}, /* a missing message */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, "2:6", 0, NULL},   /* both returned and requeued */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:6 2:6", 0, NULL}, /* requeued twice */
+        {6, 4, "1:0 2:0 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:6", 0, NULL},     /* requeued, never counted */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, "4:6", 0, NULL},   /* a new message requeued */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:3", 0, NULL},     /* new 3 was served before it */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", NULL, IDS(1, 3), 2, 1, "2:7", 0, NULL},     /* behind past next_id */
+        {6, 4, "1:1 2:1 3:5 4:0 5:0", NULL, IDS(3), 1, 1, "2:6 1:4", 0, NULL},    /* behind going down */
+        {6, 4, "1:1 2:1 3:5 4:0 5:0", NULL, IDS(3), 1, 1, "2:5 1:5 9:6", 0, NULL}, /* a missing message */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(restore(&n, craft(&bad[i])), RAFT_MALFORMED);
@@ -965,7 +1347,7 @@ static void crafted_snapshots_that_do_not_check_out_are_refused(void **state)
     table_buf_free(&after);
     /* unordered front and back lists are taken, and served in their order: the front (3), new 5
      * (below 4's behind), 4, new 6 (below 2's behind), 2 */
-    struct crafted lists = {7, 5, "1:0 2:1 3:2 4:1 5:0 6:0", IDS(3), IDS(1), 1, 1, "4:6 2:7"};
+    struct crafted lists = {7, 5, "1:0 2:1 3:2 4:1 5:0 6:0", IDS(3), IDS(1), 1, 1, "4:6 2:7", 0, NULL};
     assert_int_equal(restore(&n, craft(&lists)), 0);
     assert_int_equal(qq_fsm_ready(&n.fsm), 5);
     n.n = 0;
@@ -978,6 +1360,82 @@ static void crafted_snapshots_that_do_not_check_out_are_refused(void **state)
     }
     qq_fsm_close(&n.fsm);
     qq_fsm_close(&copy.fsm);
+}
+
+static void detached_consumers_and_get_holders_survive_a_snapshot(void **state)
+{
+    (void)state;
+    static struct node n, copy;
+    node_init(&n, -1);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 2));
+    for (unsigned i = 0; i < 4; i++)
+        apply_direct(&n, 1, ++r, "enqueue", content_args("m")); /* a: 1 2 */
+    apply_direct(&n, 1, ++r, "detach", consumer_args("n0", 1, "a"));
+    apply_direct(&n, 1, ++r, "dequeue", dequeue_args("n0", 2, "", false)); /* the holder: 3 */
+    struct raft_buffer *bufs;
+    unsigned nbufs;
+    assert_int_equal(n.fsm.raft.snapshot(&n.fsm.raft, &bufs, &nbufs), 0);
+    node_init(&copy, -1);
+    assert_int_equal(copy.fsm.raft.restore(&copy.fsm.raft, &bufs[0]), 0);
+    raft_free(bufs);
+    struct table_buf a = {0}, b = {0};
+    assert_int_equal(qq_fsm_export(&n.fsm, &a), 0);
+    assert_int_equal(qq_fsm_export(&copy.fsm, &b), 0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    table_buf_free(&a);
+    table_buf_free(&b);
+    /* both still detached in the copy: nothing new to them, and gone once empty */
+    assert_int_equal(qq_fsm_consumers(&copy.fsm), 0);
+    assert_int_equal(copy.fsm.state.nconsumers, 2);
+    assert_int_equal(apply_direct(&copy, 2, 1, "settle", ids_args("n0", 1, "a", IDS(1, 2))).value, 2);
+    assert_int_equal(apply_direct(&copy, 2, 2, "settle", ids_args("n0", 2, "", IDS(3))).value, 1);
+    assert_int_equal(copy.n, 0);
+    assert_int_equal(copy.fsm.state.nconsumers, 0);
+    assert_int_equal(qq_fsm_ready(&copy.fsm), 1);
+    qq_fsm_close(&n.fsm);
+    qq_fsm_close(&copy.fsm);
+}
+
+static void crafted_channels_and_detached_flags_are_checked(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    struct table_value big = {.type = TABLE_UINT64}, too_big = {.type = TABLE_UINT64};
+    struct table_value negative = {.type = TABLE_INT64}, text = {.type = TABLE_LONGSTR};
+    big.v.u64 = INT64_MAX;
+    too_big.v.u64 = (uint64_t)INT64_MAX + 1;
+    negative.v.i64 = -1;
+    text.v.bytes = proto_bytes_of("1");
+    /* the consumer holds 1 and 3 and has room for one more while 4 and 5 wait: only a detached
+     * one may */
+    struct crafted bad[] = {
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, &too_big},  /* past INT64_MAX */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, &negative}, /* not a uint64 */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, &text},     /* not a number */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 3, NULL},      /* detached not a bool */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 3, 1, NULL, 2, NULL},      /* attached, with room */
+        {6, 1, "1:0 2:0 3:0 4:0 5:0", NULL, NULL, 3, 1, NULL, 1, NULL},            /* detached, holds nothing */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(restore(&n, craft(&bad[i])), RAFT_MALFORMED);
+    struct crafted good[] = {
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, &big},  /* INT64_MAX */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 3, 1, NULL, 1, NULL},  /* detached: no room */
+        {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 2, NULL},  /* attached, full */
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_int_equal(restore(&n, craft(&good[i])), 0);
+    /* the last one taken: detached, prefetch 3, holding 1 3, so settling gives it nothing */
+    assert_int_equal(restore(&n, craft(&good[1])), 0);
+    assert_int_equal(qq_fsm_consumers(&n.fsm), 0);
+    n.n = 0;
+    assert_int_equal(apply_direct(&n, 2, 1, "settle", ids_args("n0", 1, "a", IDS(1, 3))).value, 2);
+    assert_int_equal(n.n, 0);
+    assert_int_equal(n.fsm.state.nconsumers, 0);
+    qq_fsm_close(&n.fsm);
 }
 
 int main(void)
@@ -995,6 +1453,18 @@ int main(void)
         cmocka_unit_test(malformed_commands_change_nothing),
         cmocka_unit_test(the_assignment_rules_hold_without_raft),
         cmocka_unit_test(crafted_snapshots_that_do_not_check_out_are_refused),
+        cmocka_unit_test(channels_past_16_bits_name_distinct_consumers_and_survive_a_snapshot),
+        cmocka_unit_test(a_negative_or_too_big_channel_is_malformed),
+        cmocka_unit_test(a_detached_consumer_keeps_what_it_holds_takes_nothing_new_and_goes_once_empty),
+        cmocka_unit_test(detaching_a_consumer_that_holds_nothing_removes_it_at_once),
+        cmocka_unit_test(checkout_attaches_a_detached_consumer_again_at_the_back),
+        cmocka_unit_test(cancel_and_node_down_return_a_detached_consumers_messages_to_the_front),
+        cmocka_unit_test(dequeue_takes_messages_in_the_order_consumers_are_served),
+        cmocka_unit_test(a_dequeue_with_ack_is_held_by_a_detached_holder_until_settled),
+        cmocka_unit_test(apply_command_applies_without_sessions),
+        cmocka_unit_test(import_takes_an_export_and_refuses_garbage_leaving_the_state),
+        cmocka_unit_test(detached_consumers_and_get_holders_survive_a_snapshot),
+        cmocka_unit_test(crafted_channels_and_detached_flags_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
