@@ -13,6 +13,7 @@
 
 #include "admin.h"
 #ifdef WARREN_HAVE_CLUSTER
+#include "cluster_queues.h"
 #include "cluster_secret.h"
 #include "cluster_target.h"
 #endif
@@ -237,7 +238,10 @@ int main(int argc, char **argv)
     struct cluster_run cluster_run;
     struct cluster_node *cluster = NULL;
     if (cfg.server.cluster.port) {
-        cluster = start_cluster(main_loop, server, &cfg, cluster_address, &cluster_run);
+        /* The quorum queues' registry exists before the node, which imports its snapshot. */
+        struct cluster_queues *replicas = cluster_queues_create(server);
+        server_set_cluster_queues(server, replicas);
+        cluster = replicas ? start_cluster(main_loop, server, &cfg, cluster_address, &cluster_run) : NULL;
         if (!cluster) {
             server_destroy(server);
             loop_destroy(main_loop);
@@ -245,6 +249,7 @@ int main(int argc, char **argv)
             return 1;
         }
         server_set_cluster(server, cluster);
+        cluster_queues_start(replicas, cluster, cluster_run.node_name);
     }
 #endif
     struct admin *admin = admin_open(main_loop, server, NULL); /* <data-dir>/warren.sock */
@@ -252,6 +257,8 @@ int main(int argc, char **argv)
 #ifdef WARREN_HAVE_CLUSTER
         server_set_cluster(server, NULL);
         cluster_node_stop(cluster);
+        if (cluster)
+            cluster_queues_start(server_cluster_queues(server), NULL, "");
 #endif
         server_destroy(server);
         loop_destroy(main_loop);
@@ -293,6 +300,8 @@ int main(int argc, char **argv)
 #ifdef WARREN_HAVE_CLUSTER
         server_set_cluster(server, NULL);
         cluster_node_stop(cluster);
+        if (cluster)
+            cluster_queues_start(server_cluster_queues(server), NULL, "");
 #endif
         server_destroy(server);
         loop_destroy(main_loop);
@@ -326,6 +335,8 @@ int main(int argc, char **argv)
     /* Pending proposals complete with -ECANCELED here, while their connections still exist. */
     cluster_node_stop(cluster);
     server_set_cluster(server, NULL);
+    if (cluster)
+        cluster_queues_start(server_cluster_queues(server), NULL, "");
 #endif
     server_destroy(server);
     loop_destroy(main_loop);

@@ -43,6 +43,13 @@ struct consumer {
     int32_t priority;  /* x-priority */
     uint16_t prefetch; /* basic.qos global=false value when the consumer was created; 0 = none */
     uint32_t unacked;
+    /* Of a replicated quorum queue (cluster_queues.h): its deliveries come from the cluster's
+     * log, not from queue_dispatch. Cancelled (basic.cancel) while it still had unacked
+     * deliveries, it leaves the table but lives on in the channel's cancelled list, so that
+     * they can still be settled under its tag; freed with the last of them. */
+    bool replicated;
+    bool cancelled;
+    struct consumer *next_cancelled;
     UT_hash_handle hh;
 };
 
@@ -58,6 +65,8 @@ struct delivery {
     bool held;
     uint8_t held_mode; /* enum queue_settle_mode */
     bool fetched;      /* from basic.get: settled with queue_settle_fetched */
+    bool replicated;   /* from a replicated quorum queue: entry.seq is its id there, and a
+                        * settle is a command (cluster_queues.h) */
 };
 
 /* Unacked deliveries in delivery-tag order: a ring buffer, so tracking allocates nothing in
@@ -72,6 +81,8 @@ struct delivery_ring {
 struct confirm_wait {
     uint64_t seq;
     uint64_t batch; /* 0: nothing to wait for (but ordered behind earlier waits) */
+    uint64_t replica; /* > 0: the enqueue on replicated quorum queues, not yet applied here (its
+                       * handle, cluster_queues.h; 1: nobody to forget) */
     bool ok;
 };
 
@@ -149,6 +160,13 @@ struct channel {
 
     struct channel_names *names; /* NULL until a name is first kept */
 
+    /* Replicated quorum queues (cluster_queues.h): the channel's id in consumer keys (0: none
+     * yet), consumers cancelled with deliveries outstanding, and the basic.get waiting for its
+     * command (NULL: none). */
+    uint64_t replica_id;
+    struct consumer *cancelled_replicas;
+    struct replica_get *replica_get;
+
     /* Message counters (stats.h), plain increments beside the work they count; the
      * connection, vhost and broker totals are sums over channels, not counted again. */
     struct stats_channel stats;
@@ -222,10 +240,15 @@ void channel_raise(struct channel *ch, const struct reply_error *err);
  * (mandatory) or dropped. Returns 0, or -1 with err (missing or internal exchange). No
  * permission check: the caller made it. pressured (may be NULL): set to the first queue reached
  * that is under flow pressure at flow_bound bytes (flow.h), with a reference the caller
- * releases; left alone when none is. */
+ * releases; left alone when none is. replicas (NULL without a cluster): the queues whose
+ * messages live in the cluster's log (cluster_queues.h) are not enqueued here but added to
+ * replicated, for the caller to propose with a confirm; replicated NULL: proposed here, with
+ * nobody waiting. */
+struct cluster_queues;
 int publish_route_message(struct vhost *vhost, struct vhost_route_memo *memo, struct route_set *targets,
                           struct message *msg, uint64_t now, bool mandatory, bool *routed, bool *accepted,
-                          uint64_t flow_bound, struct queue **pressured, struct reply_error *err);
+                          uint64_t flow_bound, struct queue **pressured, struct cluster_queues *replicas,
+                          struct route_set *replicated, struct reply_error *err);
 
 /* consume.c: basic.get's checked part: read permission, the queue (owner as above), touched
  * and asked for its next message at loop time now. Returns 0 with *q set and *got telling
@@ -289,6 +312,15 @@ void channel_dispatch_consumers(struct channel *ch);
 void channel_release_consumers(struct channel *ch);
 /* Server hook: queue is being deleted; cancel consumer c (notifying the client if it can). */
 void consumer_queue_deleted(struct consumer *c);
+
+/* consume.c, replicated quorum queues (cluster_queues.h). An effect: message id of q goes to
+ * consumer tag of ch (an empty tag: the basic.get the channel waits for); takes over msg's
+ * reference. q's replicated state went (queue.delete): its consumers here are cancelled. */
+void channel_replica_deliver(struct channel *ch, struct queue *q, struct proto_bytes tag, uint64_t id,
+                             struct message *msg, uint32_t delivery_count);
+void channel_replica_queue_gone(struct channel *ch, struct proto_bytes queue);
+/* publish.c: the channel goes: confirms waiting for replicated enqueues are forgotten. */
+void channel_forget_replica_confirms(struct channel *ch);
 
 /* Gives back everything the channel holds. Idempotent; the channel stays allocated. */
 void channel_release_resources(struct channel *ch);

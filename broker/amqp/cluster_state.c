@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "cluster_queues.h"
 #include "cluster_target.h"
 #include "log.h"
 #include "names.h"
@@ -56,6 +57,14 @@ struct proto_bytes cluster_get_table(struct cluster_fields *f, const char *key)
 int cluster_target_export(void *ctx, struct table_buf *out)
 {
     return server_export_vhosts(ctx, vhost_export_replicated, out);
+}
+
+int cluster_target_snapshot(void *ctx, struct table_buf *out)
+{
+    struct server *server = ctx;
+    if (cluster_target_export(ctx, out) != 0)
+        return -1;
+    return server->replicas ? cluster_queues_export(server->replicas, out) : 0;
 }
 
 /* ---- import ----
@@ -463,15 +472,26 @@ static void collect_extra_vhost(const char *name, void *arg)
         n->extra[n->count++] = copy;
 }
 
-int cluster_target_import(void *ctx, uint64_t index, struct proto_bytes state)
+int cluster_target_import(void *ctx, uint64_t index, bool replay, struct proto_bytes state)
 {
     struct server *server = ctx;
+    struct table_value qq;
+    bool has_replicas = table_validate(state) == 0 && table_find(state, "quorum_queues", &qq) == 1;
     bool ok;
-    struct vhost_state *states = read_state(state, &ok);
-    if (!ok) {
+    struct vhost_state *states = replay ? NULL : read_state(state, &ok);
+    if (!replay && !ok) {
         log_error("cluster: snapshot state malformed (or out of memory reading it); not imported");
         return -1;
     }
+    /* The quorum queues' states first: checked whole, they replace the registry's or nothing
+     * changes. */
+    if (has_replicas && cluster_queues_import(server->replicas, state) != 0) {
+        log_error("cluster: snapshot's quorum queues malformed; not imported");
+        free_states(states);
+        return -1;
+    }
+    if (replay)
+        return 0;
     struct vhost_names names = {.state = states, .access = server->access};
     access_for_each_vhost(server->access, collect_extra_vhost, &names);
     for (size_t i = 0; i < names.count; i++) {

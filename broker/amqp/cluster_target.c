@@ -9,6 +9,7 @@
 
 #include "access.h"
 #include "channel_internal.h"
+#include "cluster_queues.h"
 #include "log.h"
 #include "names.h"
 #include "persistence.h"
@@ -125,15 +126,56 @@ static int apply_command(struct server *server, const struct meta_command *cmd, 
                       (const char *)cmd->op.ptr);
 }
 
+/* What a queue.declare, queue.delete or vhost.delete means for the replicated quorum queues,
+ * applied or replayed (their state is not saved with the model: cluster_node.h). A declare
+ * counts when the model holds a quorum queue of that name afterwards; when replaying, that is
+ * the model as saved, later than the entry, which can only differ from the model of the time for
+ * a declare refused then and made good later, with no command for the queue in between. */
+static void replicas_follow(struct server *server, const struct meta_command *cmd)
+{
+    struct cluster_fields f = {.args = cmd->args};
+    if (!server->replicas || table_validate(cmd->args) != 0)
+        return;
+    struct proto_bytes vname = cluster_get_string(&f, "vhost");
+    char vhost[NAME_MAX_LEN + 1];
+    if (f.bad || vname.len == 0 || memchr(vname.ptr, 0, vname.len))
+        return;
+    memcpy(vhost, vname.ptr, vname.len);
+    vhost[vname.len] = '\0';
+    if (proto_bytes_is(cmd->op, "vhost.delete")) {
+        cluster_queues_vhost_deleted(server->replicas, vhost);
+        return;
+    }
+    struct proto_bytes name = cluster_get_string(&f, "name");
+    if (f.bad || name.len == 0)
+        return;
+    if (proto_bytes_is(cmd->op, "queue.delete")) {
+        cluster_queues_deleted(server->replicas, vhost, name);
+    } else if (proto_bytes_is(cmd->op, "queue.declare")) {
+        struct vhost_entry *e = server_vhost_entry(server, vhost, vname.len);
+        if (e)
+            cluster_queues_declared(server->replicas, e->vhost, name);
+    }
+}
+
 /* Every applied command moves the saved index, so the definitions are marked changed even when
  * the command changed nothing the blob holds (a transient object, a refusal): the index must
  * reach the disk with them. Re-applying a refusal after a restart that lost the index would be
- * harmless anyway, since applying is deterministic; marking it keeps replays short. */
-void cluster_target_apply(void *ctx, uint64_t index, const struct meta_command *cmd, struct meta_result *out)
+ * harmless anyway, since applying is deterministic; marking it keeps replays short. The
+ * quorum queues' commands (qq.*) change nothing the blob holds: their state is rebuilt from
+ * the log (cluster_queues.h), so they neither move the index nor cost a write. */
+void cluster_target_apply(void *ctx, uint64_t index, const struct meta_command *cmd, bool replay,
+                          struct meta_result *out)
 {
     struct server *server = ctx;
     struct reply_error err;
     memset(out, 0, sizeof *out);
+    if (cluster_queues_apply(server->replicas, cmd, out))
+        return;
+    if (replay) {
+        replicas_follow(server, cmd);
+        return;
+    }
     if (proto_bytes_is(cmd->op, "sync")) {
         /* A read barrier (declare_cluster.c): changes nothing, so nothing needs saving; a
          * restart that replays it replays a no-op. */
@@ -146,6 +188,7 @@ void cluster_target_apply(void *ctx, uint64_t index, const struct meta_command *
         log_debug("cluster: entry %llu (%.*s) refused: %s", (unsigned long long)index, (int)cmd->op.len,
                   (const char *)cmd->op.ptr, err.text);
     }
+    replicas_follow(server, cmd);
     server->cluster_index = index;
     if (server->persistence)
         persistence_definitions_changed(server->persistence);
@@ -156,7 +199,7 @@ void cluster_target_init(struct cluster_target *target, struct server *server)
     *target = (struct cluster_target){
         .start_index = server->cluster_index,
         .apply = cluster_target_apply,
-        .export_state = cluster_target_export,
+        .export_state = cluster_target_snapshot,
         .import_state = cluster_target_import,
         .ctx = server,
     };

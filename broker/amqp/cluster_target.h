@@ -22,9 +22,14 @@
  * success the result's text is empty, except queue.delete's: the number of ready messages this
  * node's copy of the queue held, in decimal (for queue.delete-ok on the proposing node).
  *
- * Replicated state (export_state / import_state): {"vhosts": [{"name", "definitions"}...]}, the
- * definitions as vhost_export_replicated writes them (vhost.h). Users, permissions, policies and
- * limits are not part of it: they stay per node in this slice. */
+ * The qq.* commands of the replicated quorum queues (cluster_queues.h) are applied to their
+ * registry; they change nothing in the model, so they neither move the saved index nor mark the
+ * definitions changed. Replayed entries (cluster_node.h) reach the registry only.
+ *
+ * Replicated state: {"vhosts": [{"name", "definitions"}...]}, the definitions as
+ * vhost_export_replicated writes them (vhost.h), which the definitions blob keeps too
+ * (cluster_target_export); a snapshot adds "quorum_queues" (cluster_queues_export). Users,
+ * permissions, policies and limits are not part of it: they stay per node in this slice. */
 #ifndef WARREN_CLUSTER_TARGET_H
 #define WARREN_CLUSTER_TARGET_H
 
@@ -36,10 +41,14 @@ struct server;
  * definitions (server_cluster_index), ctx the server. */
 void cluster_target_init(struct cluster_target *target, struct server *server);
 
-/* The target's three operations, for tests that drive a server without a node. */
-void cluster_target_apply(void *server, uint64_t index, const struct meta_command *cmd, struct meta_result *out);
+/* The target's operations, for tests that drive a server without a node. export: the model's
+ * part (what the definitions blob keeps); snapshot: that and the quorum queues' states; import
+ * takes either (the quorum queues' part only when present; the model's unless replay). */
+void cluster_target_apply(void *server, uint64_t index, const struct meta_command *cmd, bool replay,
+                          struct meta_result *out);
 int cluster_target_export(void *server, struct table_buf *out);
-int cluster_target_import(void *server, uint64_t index, struct proto_bytes state);
+int cluster_target_snapshot(void *server, struct table_buf *out);
+int cluster_target_import(void *server, uint64_t index, bool replay, struct proto_bytes state);
 
 /* Shared by cluster_target.c and cluster_state.c: fields of a command or of a state's entry,
  * read as a stranger's. A field of the wrong type, or a string over 255 bytes, sets bad; an

@@ -7,6 +7,9 @@
 
 #include "access.h"
 #include "channel_internal.h"
+#ifdef WARREN_HAVE_CLUSTER
+#include "cluster_queues.h"
+#endif
 #include "connection.h"
 #include "direct_reply.h"
 #include "log.h"
@@ -14,9 +17,27 @@
 #include "netconn.h"
 #include "queue.h"
 #include "random.h"
+#include "server.h"
 #include "spec.h"
 #include "table.h"
 #include "vhost.h"
+
+#ifdef WARREN_HAVE_CLUSTER
+/* A basic.get waiting for its dequeue command; its connection handles no frame meanwhile. */
+struct replica_get {
+    struct connection *conn;
+    struct cluster_queues *cq;
+    struct queue *queue; /* a reference */
+    uint64_t handle;
+    uint16_t channel;
+    bool no_ack;
+    bool channel_gone;
+    struct message *msg; /* the message, once the effect delivered it */
+    uint64_t id;
+    uint32_t delivery_count;
+};
+
+#endif
 
 /* ---- the unacked ring ---- */
 
@@ -153,11 +174,45 @@ static struct consumer *find_consumer(struct channel *ch, struct proto_bytes tag
     return c;
 }
 
-/* Detaches c from its queue and frees it; its unacked deliveries stay on the channel. */
-static void consumer_free(struct consumer *c)
+/* A cancelled replicated consumer whose last delivery was settled: freed. */
+static void cancelled_free(struct consumer *c)
+{
+    struct channel *ch = c->channel;
+    for (struct consumer **p = &ch->cancelled_replicas; *p; p = &(*p)->next_cancelled) {
+        if (*p == c) {
+            *p = c->next_cancelled;
+            break;
+        }
+    }
+    struct queue *q = c->queue;
+    free(c);
+    queue_release(q);
+}
+
+/* Detaches c from its queue and frees it; its unacked deliveries stay on the channel. A
+ * replicated consumer with unacked deliveries (settled under its tag) waits in the channel's
+ * cancelled list until the last is settled, unless the channel itself goes (gone). */
+static void consumer_drop(struct consumer *c, bool gone)
 {
     struct channel *ch = c->channel;
     HASH_DEL(ch->consumers, c);
+    if (c->replicated) {
+        if (c->unacked && !gone) {
+            c->cancelled = true;
+            c->next_cancelled = ch->cancelled_replicas;
+            ch->cancelled_replicas = c;
+            return;
+        }
+        for (uint32_t i = 0; i < ch->unacked.count; i++) {
+            struct delivery *d = ring_at(&ch->unacked, i);
+            if (d->consumer == c)
+                d->consumer = NULL;
+        }
+        struct queue *q = c->queue;
+        free(c);
+        queue_release(q);
+        return;
+    }
     for (uint32_t i = 0; i < ch->unacked.count; i++) {
         struct delivery *d = ring_at(&ch->unacked, i);
         if (d->consumer == c)
@@ -167,6 +222,11 @@ static void consumer_free(struct consumer *c)
     queue_remove_consumer(q, c);
     free(c);
     queue_release(q);
+}
+
+static void consumer_free(struct consumer *c)
+{
+    consumer_drop(c, false);
 }
 
 void consumer_queue_deleted(struct consumer *c)
@@ -190,7 +250,8 @@ void channel_dispatch_consumers(struct channel *ch)
     uint64_t now = channel_now(ch);
     struct consumer *c, *tmp;
     HASH_ITER(hh, ch->consumers, c, tmp) {
-        queue_dispatch(c->queue, now);
+        if (!c->replicated)
+            queue_dispatch(c->queue, now);
     }
 }
 
@@ -204,7 +265,8 @@ void channel_dispatch_consumers(struct channel *ch)
  * consumer_deliver pushes onto this very ring, which may reallocate it. So the delivery is
  * copied out and its slot marked settled *before* the call, nothing here touches the ring after
  * it, and callers re-look-up by index (ring_push keeps indices: it only appends). */
-static void settle_one(struct channel *ch, uint32_t index, enum queue_settle_mode mode, struct route_set *requeued)
+static void settle_one(struct channel *ch, uint32_t index, enum queue_settle_mode mode, struct route_set *requeued,
+                       struct cluster_settle_batch *batch)
 {
     struct delivery *slot = ring_at(&ch->unacked, index);
     struct delivery d = *slot;
@@ -214,6 +276,25 @@ static void settle_one(struct channel *ch, uint32_t index, enum queue_settle_mod
     ch->unacked_live--;
     if (mode == QUEUE_ACK)
         ch->stats.ack++;
+    if (d.replicated) {
+        /* A command of the cluster's log; a return because the channel goes is not one: the
+         * channel's close cancels its keys, which puts their messages back in front. */
+#ifdef WARREN_HAVE_CLUSTER
+        if (mode != QUEUE_RETURN) {
+            struct proto_bytes tag = {0};
+            if (d.consumer)
+                tag = (struct proto_bytes){(const uint8_t *)d.consumer->tag, d.consumer->tag_len};
+            cluster_settle_add(batch, ch, d.queue, tag, d.entry.seq, mode);
+        }
+#else
+        (void)batch;
+#endif
+        message_release(d.entry.msg);
+        if (d.consumer && d.consumer->cancelled && d.consumer->unacked == 0)
+            cancelled_free(d.consumer);
+        queue_release(d.queue);
+        return;
+    }
     if (d.fetched)
         queue_settle_fetched(d.queue, &d.entry, mode);
     else
@@ -223,8 +304,13 @@ static void settle_one(struct channel *ch, uint32_t index, enum queue_settle_mod
     queue_release(d.queue);
 }
 
-static void dispatch_requeued(struct channel *ch, struct route_set *requeued)
+static void dispatch_requeued(struct channel *ch, struct route_set *requeued, struct cluster_settle_batch *batch)
 {
+#ifdef WARREN_HAVE_CLUSTER
+    cluster_settle_flush(batch);
+#else
+    (void)batch;
+#endif
     uint64_t now = channel_now(ch);
     for (size_t i = 0; i < requeued->count; i++) {
         queue_dispatch(requeued->items[i], now);
@@ -261,6 +347,7 @@ static int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum 
 {
     struct delivery_ring *r = &ch->unacked;
     struct route_set requeued = {0};
+    struct cluster_settle_batch batch = {0};
     /* `end` is fixed first: deliveries pushed while settling (dead letters this channel
      * consumes) carry later tags and are not part of this settle. */
     uint32_t end;
@@ -268,10 +355,10 @@ static int channel_settle(struct channel *ch, uint64_t tag, bool multiple, enum 
         return -1;
     for (uint32_t i = multiple ? 0 : end - 1; i < end; i++) {
         if (ring_at(r, i)->queue)
-            settle_one(ch, i, mode, &requeued);
+            settle_one(ch, i, mode, &requeued, &batch);
     }
     ring_trim(r);
-    dispatch_requeued(ch, &requeued);
+    dispatch_requeued(ch, &requeued, &batch);
     channel_dispatch_consumers(ch);
     return 0;
 }
@@ -280,16 +367,17 @@ void channel_settle_held(struct channel *ch)
 {
     struct delivery_ring *r = &ch->unacked;
     struct route_set requeued = {0};
+    struct cluster_settle_batch batch = {0};
     uint32_t end = r->count; /* as in channel_settle */
     for (uint32_t i = 0; i < end; i++) {
         struct delivery *d = ring_at(r, i);
         if (d->queue && d->held) {
             d->held = false;
-            settle_one(ch, i, (enum queue_settle_mode)d->held_mode, &requeued);
+            settle_one(ch, i, (enum queue_settle_mode)d->held_mode, &requeued, &batch);
         }
     }
     ring_trim(r);
-    dispatch_requeued(ch, &requeued);
+    dispatch_requeued(ch, &requeued, &batch);
 }
 
 void channel_release_held(struct channel *ch)
@@ -328,22 +416,33 @@ static void requeue_all(struct channel *ch, bool held_too, enum queue_settle_mod
 {
     struct delivery_ring *r = &ch->unacked;
     struct route_set requeued = {0};
+    struct cluster_settle_batch batch = {0};
     uint32_t end = r->count;
     for (uint32_t i = 0; i < end; i++) {
         const struct delivery *d = ring_at(r, i);
         if (d->queue && (held_too || !d->held))
-            settle_one(ch, i, mode, &requeued);
+            settle_one(ch, i, mode, &requeued, &batch);
     }
     ring_trim(r);
-    dispatch_requeued(ch, &requeued);
+    dispatch_requeued(ch, &requeued, &batch);
 }
 
 void channel_release_consumers(struct channel *ch)
 {
     direct_reply_release(ch);
+#ifdef WARREN_HAVE_CLUSTER
+    /* Every key the channel used is cancelled by one command (its deliveries go back to the
+     * front of their queues), so the local ones below are just let go. */
+    cluster_queues_channel_closed(server_cluster_queues(connection_server(ch->conn)), ch);
+    if (ch->replica_get)
+        ch->replica_get->channel_gone = true;
+    ch->replica_get = NULL;
+#endif
     while (ch->consumers)
-        consumer_free(ch->consumers);
+        consumer_drop(ch->consumers, true);
     requeue_all(ch, true, QUEUE_RETURN);
+    while (ch->cancelled_replicas) /* their deliveries were all settled just above */
+        cancelled_free(ch->cancelled_replicas);
 }
 
 /* ---- methods ---- */
@@ -421,6 +520,27 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
     c->exclusive = a->exclusive;
     c->priority = priority;
     c->prefetch = ch->prefetch_count;
+#ifdef WARREN_HAVE_CLUSTER
+    struct cluster_queues *replicas = server_cluster_queues(connection_server(ch->conn));
+    if (cluster_queues_replicated(replicas, q)) {
+        /* A checkout in the cluster's log; deliveries follow as effects (channel_replica_deliver).
+         * Like RabbitMQ 3.10's quorum queues, exclusive and x-priority are not honoured. */
+        c->replicated = true;
+        if (cluster_queues_checkout(replicas, ch, q, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len},
+                                    a->no_ack ? 0 : c->prefetch) != 0) {
+            free(c);
+            return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "out of memory");
+        }
+        queue_retain(q);
+        HASH_ADD(hh, ch->consumers, tag, c->tag_len, c);
+        if (!a->no_wait) {
+            struct spec_method ok = {.id = SPEC_BASIC_CONSUME_OK};
+            ok.args.basic_consume_ok.consumer_tag = (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len};
+            channel_send(ch, &ok);
+        }
+        return 0;
+    }
+#endif
     if (queue_add_consumer(q, c, &consumer_ops, priority, a->exclusive, a->no_ack, err) != 0) {
         free(c);
         err->method_id = mid;
@@ -448,8 +568,16 @@ static int basic_cancel(struct channel *ch, const struct spec_basic_cancel *a)
         ok.args.basic_cancel_ok.consumer_tag = a->consumer_tag;
         channel_send(ch, &ok);
     }
-    if (c)
+    if (c) {
+#ifdef WARREN_HAVE_CLUSTER
+        /* AMQP's cancel keeps the unacked deliveries with the channel: a detach, not a cancel. */
+        if (c->replicated &&
+            cluster_queues_detach(server_cluster_queues(connection_server(ch->conn)), ch, c->queue,
+                                  (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len}) != 0)
+            log_error("cluster: out of memory: basic.cancel of '%.*s' not proposed", (int)c->tag_len, c->tag);
+#endif
         consumer_free(c);
+    }
     return 0;
 }
 
@@ -473,6 +601,172 @@ int get_message_as(const struct actor *who, struct vhost *vhost, struct proto_by
     return 0;
 }
 
+/* ---- replicated quorum queues (cluster_queues.h) ---- */
+
+#ifdef WARREN_HAVE_CLUSTER
+static void replica_get_free(struct replica_get *g)
+{
+    message_release(g->msg);
+    queue_release(g->queue);
+    free(g);
+}
+
+static void replica_get_abandon(void *arg)
+{
+    struct replica_get *g = arg;
+    cluster_queues_forget(g->cq, g->handle);
+    replica_get_free(g);
+}
+
+/* Sends get-ok for what the dequeue gave (or get-empty), tracking it in ack mode. */
+static void replica_get_answer(struct channel *ch, struct replica_get *g)
+{
+    if (!g->msg) {
+        ch->stats.get_empty++;
+        struct spec_method empty = {.id = SPEC_BASIC_GET_EMPTY};
+        channel_send(ch, &empty);
+        return;
+    }
+    struct queue_entry entry = {.msg = g->msg, .seq = g->id, .expires_at = MESSAGE_NO_EXPIRY,
+                                .delivery_count = g->delivery_count};
+    uint64_t tag = ++ch->next_delivery_tag;
+    struct spec_method m = {.id = SPEC_BASIC_GET_OK};
+    m.args.basic_get_ok.delivery_tag = tag;
+    m.args.basic_get_ok.redelivered = entry.delivery_count > 0;
+    m.args.basic_get_ok.exchange = g->msg->exchange;
+    m.args.basic_get_ok.routing_key = g->msg->routing_key;
+    m.args.basic_get_ok.message_count = (uint32_t)cluster_queues_ready(g->cq, ch->vhost, g->queue);
+    send_delivery(ch, g->queue, &entry, true, &m);
+    if (entry.delivery_count > 0)
+        ch->stats.redeliver++;
+    if (g->no_ack) {
+        ch->stats.get_no_ack++;
+        return; /* the message left the queue with the dequeue; g releases it */
+    }
+    ch->stats.get++;
+    struct delivery d = {.tag = tag, .queue = g->queue, .entry = entry, .fetched = true, .replicated = true};
+    if (ring_push(&ch->unacked, &d) != 0) {
+        struct cluster_settle_batch b = {0};
+        cluster_settle_add(&b, ch, g->queue, (struct proto_bytes){0}, g->id, QUEUE_ACK);
+        cluster_settle_flush(&b);
+        return;
+    }
+    queue_retain(g->queue);
+    g->msg = NULL; /* the delivery holds it now */
+    ch->unacked_live++;
+}
+
+static void replica_get_done(void *a, uint64_t b, const struct meta_result *result)
+{
+    (void)b;
+    struct replica_get *g = a;
+    struct connection *conn = g->conn;
+    connection_resume(conn);
+    struct channel *ch = g->channel_gone ? NULL : connection_channel(conn, g->channel);
+    if (!ch || !connection_is_running(conn) || ch->replica_get != g) {
+        replica_get_free(g); /* the channel's close cancelled its get holder: the message went back */
+        return;
+    }
+    ch->replica_get = NULL;
+    if (result->status == 0 || result->status == META_DUPLICATE) {
+        replica_get_answer(ch, g);
+    } else {
+        struct reply_error err;
+        if (result->status == SPEC_NOT_FOUND)
+            reply_fail(&err, SPEC_NOT_FOUND, SPEC_BASIC_GET, "NOT_FOUND - %s", result->text);
+        else
+            reply_fail(&err, SPEC_INTERNAL_ERROR, SPEC_BASIC_GET, "cluster: no quorum");
+        channel_raise(ch, &err);
+    }
+    replica_get_free(g);
+}
+
+/* basic.get on a replicated queue: a dequeue command; the answer goes out when it is applied. */
+static int replica_get(struct channel *ch, struct queue *q, bool no_ack, struct reply_error *err)
+{
+    struct replica_get *g = calloc(1, sizeof *g);
+    if (!g)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_GET, "out of memory");
+    *g = (struct replica_get){.conn = ch->conn, .cq = server_cluster_queues(connection_server(ch->conn)), .queue = q,
+                              .channel = ch->number, .no_ack = no_ack};
+    queue_retain(q);
+    g->handle = cluster_queues_dequeue(g->cq, ch, q, no_ack, replica_get_done, g, 0);
+    if (g->handle == 0) {
+        replica_get_free(g);
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_GET, "out of memory");
+    }
+    ch->replica_get = g;
+    queue_touch(q, channel_now(ch));
+    connection_wait(ch->conn, replica_get_abandon, g);
+    return 0;
+}
+
+void channel_replica_deliver(struct channel *ch, struct queue *q, struct proto_bytes tag, uint64_t id,
+                             struct message *msg, uint32_t delivery_count)
+{
+    if (tag.len == 0) { /* the dequeue of the basic.get this channel waits for */
+        struct replica_get *g = ch->replica_get;
+        if (g && g->queue == q && !g->msg) {
+            g->msg = msg;
+            g->id = id;
+            g->delivery_count = delivery_count;
+        } else {
+            message_release(msg); /* the channel's close returns it */
+        }
+        return;
+    }
+    if (ch->state != CHANNEL_OPEN) {
+        message_release(msg); /* the close cancels this consumer, returning it */
+        return;
+    }
+    struct consumer *c = find_consumer(ch, tag);
+    struct cluster_settle_batch b = {0};
+    if (!c || !c->replicated || c->queue != q) {
+        /* Cancelled before its detach was applied: handed back (RabbitMQ would not have sent it). */
+        cluster_settle_add(&b, ch, q, tag, id, QUEUE_REQUEUE);
+        cluster_settle_flush(&b);
+        message_release(msg);
+        return;
+    }
+    struct queue_entry entry = {.msg = msg, .seq = id, .expires_at = MESSAGE_NO_EXPIRY, .delivery_count = delivery_count};
+    uint64_t dtag = ++ch->next_delivery_tag;
+    struct spec_method m = {.id = SPEC_BASIC_DELIVER};
+    m.args.basic_deliver.consumer_tag = tag;
+    m.args.basic_deliver.delivery_tag = dtag;
+    m.args.basic_deliver.redelivered = delivery_count > 0;
+    m.args.basic_deliver.exchange = msg->exchange;
+    m.args.basic_deliver.routing_key = msg->routing_key;
+    send_delivery(ch, q, &entry, false, &m);
+    if (delivery_count > 0)
+        ch->stats.redeliver++;
+    struct delivery d = {.tag = dtag, .queue = q, .consumer = c, .entry = entry, .replicated = true};
+    if (c->no_ack || ring_push(&ch->unacked, &d) != 0) {
+        /* No-ack (or untrackable): settled at once, by a command of its own. */
+        if (c->no_ack)
+            ch->stats.deliver_no_ack++;
+        cluster_settle_add(&b, ch, q, tag, id, QUEUE_ACK);
+        cluster_settle_flush(&b);
+        message_release(msg);
+        return;
+    }
+    ch->stats.deliver++;
+    queue_retain(q);
+    c->unacked++;
+    ch->unacked_live++;
+}
+
+void channel_replica_queue_gone(struct channel *ch, struct proto_bytes queue)
+{
+    struct consumer *c, *tmp;
+    HASH_ITER(hh, ch->consumers, c, tmp) {
+        struct proto_bytes name = queue_name(c->queue);
+        if (c->replicated && name.len == queue.len && memcmp(name.ptr, queue.ptr, queue.len) == 0)
+            consumer_queue_deleted(c);
+    }
+}
+
+#endif
+
 static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct reply_error *err)
 {
     const uint32_t mid = SPEC_BASIC_GET;
@@ -481,8 +775,28 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
     struct queue_entry entry;
     bool got;
     struct actor who = channel_actor(ch);
-    if (channel_expand_queue_name(ch, &name, mid, err) != 0 ||
-        get_message_as(&who, ch->vhost, name, ch->conn, a->no_ack, channel_now(ch), &q, &entry, &got, err) != 0)
+    if (channel_expand_queue_name(ch, &name, mid, err) != 0)
+        return -1;
+#ifdef WARREN_HAVE_CLUSTER
+    struct cluster_queues *replicas = server_cluster_queues(connection_server(ch->conn));
+    if (replicas) {
+        if (actor_check(&who, ACCESS_READ, "queue", name, mid, err) != 0)
+            return -1;
+        if (vhost_queue_lookup(ch->vhost, name, ch->conn, &q, err) != 0) {
+            err->method_id = mid;
+            return -1;
+        }
+        if (cluster_queues_replicated(replicas, q)) {
+            if (queue_settings(q)->single_active_consumer)
+                return reply_fail(err, SPEC_RESOURCE_LOCKED, mid,
+                                  "cannot obtain access to locked queue '%.*s' in vhost '%s'. basic.get operations "
+                                  "are not supported by quorum queues with single active consumer",
+                                  (int)name.len, (const char *)name.ptr, vhost_name(ch->vhost));
+            return replica_get(ch, q, a->no_ack, err);
+        }
+    }
+#endif
+    if (get_message_as(&who, ch->vhost, name, ch->conn, a->no_ack, channel_now(ch), &q, &entry, &got, err) != 0)
         return -1;
     if (!got) {
         ch->stats.get_empty++;

@@ -297,8 +297,10 @@ int channel_queue_method_here(struct channel *ch, const struct spec_method *m, s
             return 0;
         struct spec_method ok = {.id = SPEC_QUEUE_DECLARE_OK};
         ok.args.queue_declare_ok.queue = queue_name(q);
-        ok.args.queue_declare_ok.message_count = (uint32_t)queue_ready_count(q);
-        ok.args.queue_declare_ok.consumer_count = (uint32_t)queue_consumer_count(q);
+        struct queue_depth depth;
+        server_queue_depth(connection_server(ch->conn), ch->vhost, q, &depth);
+        ok.args.queue_declare_ok.message_count = (uint32_t)depth.ready;
+        ok.args.queue_declare_ok.consumer_count = (uint32_t)depth.consumers;
         return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
     }
     case SPEC_QUEUE_BIND: {

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "channel_internal.h"
+#include "cluster_queues.h"
 #include "cluster_target.h"
 #include "connection.h"
 #include "log.h"
@@ -67,15 +68,25 @@ static int send_ok(struct channel *ch, const struct cluster_call *call, const st
         }
         if (call->no_wait)
             return 0;
-        /* The counts are this node's: messages do not cross nodes in this slice. */
+        /* The counts are this node's copy's: a classic queue's own, a quorum queue's as the
+         * cluster's log has made them here. */
         struct proto_bytes name = {(const uint8_t *)call->name, call->name_len};
         struct queue *q = vhost_queue_find(ch->vhost, name);
+        struct queue_depth depth = {0};
+        if (q)
+            server_queue_depth(connection_server(ch->conn), ch->vhost, q, &depth);
         ok.id = SPEC_QUEUE_DECLARE_OK;
         ok.args.queue_declare_ok.queue = name;
-        ok.args.queue_declare_ok.message_count = q ? (uint32_t)queue_ready_count(q) : 0;
-        ok.args.queue_declare_ok.consumer_count = q ? (uint32_t)queue_consumer_count(q) : 0;
+        ok.args.queue_declare_ok.message_count = (uint32_t)depth.ready;
+        ok.args.queue_declare_ok.consumer_count = (uint32_t)depth.consumers;
         break;
     }
+    case SPEC_QUEUE_PURGE:
+        if (call->no_wait)
+            return 0;
+        ok.id = SPEC_QUEUE_PURGE_OK;
+        ok.args.queue_purge_ok.message_count = (uint32_t)strtoul(result->text, NULL, 10);
+        break;
     case SPEC_QUEUE_DELETE:
         if (call->no_wait)
             return 0;
@@ -353,12 +364,16 @@ static int propose_queue_delete(struct channel *ch, const struct spec_method *m,
     struct actor who = channel_actor(ch);
     if (actor_check(&who, ACCESS_CONFIGURE, "queue", name, m->id, err) != 0)
         return -1;
-    /* Consumers and messages are this node's: if_unused and if_empty are decided here. */
+    /* Decided on this node's copy: a classic queue's own consumers and messages, a quorum
+     * queue's as the cluster's log has made them here. */
     struct queue *q = vhost_queue_find(ch->vhost, name);
-    if (q && a->if_unused && queue_consumer_count(q) > 0)
+    struct queue_depth depth = {0};
+    if (q)
+        server_queue_depth(connection_server(ch->conn), ch->vhost, q, &depth);
+    if (q && a->if_unused && depth.consumers > 0)
         return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "queue '%.*s' in vhost '%s' in use", (int)name.len,
                           (const char *)name.ptr, vhost_name(ch->vhost));
-    if (q && a->if_empty && queue_ready_count(q) > 0)
+    if (q && a->if_empty && depth.ready > 0)
         return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "queue '%.*s' in vhost '%s' not empty", (int)name.len,
                           (const char *)name.ptr, vhost_name(ch->vhost));
     struct cluster_call *call = new_call(m->id, a->no_wait);
@@ -393,6 +408,27 @@ static int propose_queue_bind(struct channel *ch, const struct spec_method *m, s
     return propose(ch, unbind ? "queue.unbind" : "queue.bind", &args, call, rc, err);
 }
 
+/* queue.purge of a replicated quorum queue is a command of its log; other queues purge here. */
+static int propose_queue_purge(struct channel *ch, const struct spec_method *m, struct reply_error *err)
+{
+    const struct spec_queue_purge *a = &m->args.queue_purge;
+    struct proto_bytes name = a->queue;
+    if (channel_expand_queue_name(ch, &name, m->id, err) != 0)
+        return -1;
+    struct queue *q = vhost_queue_find(ch->vhost, name);
+    if (!q || !cluster_queues_replicated(server_cluster_queues(connection_server(ch->conn)), q))
+        return 1;
+    struct actor who = channel_actor(ch);
+    if (actor_check(&who, ACCESS_READ, "queue", name, m->id, err) != 0)
+        return -1;
+    struct cluster_call *call = new_call(m->id, a->no_wait);
+    if (!call)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    struct table_buf args = {0};
+    int rc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) | put_string(&args, "queue", name);
+    return propose(ch, "qq.purge", &args, call, rc, err);
+}
+
 int declare_cluster_method(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
     switch (m->id) {
@@ -408,6 +444,8 @@ int declare_cluster_method(struct channel *ch, const struct spec_method *m, stru
     case SPEC_QUEUE_BIND:
     case SPEC_QUEUE_UNBIND:
         return propose_queue_bind(ch, m, err);
+    case SPEC_QUEUE_PURGE:
+        return propose_queue_purge(ch, m, err);
     default:
         return 1;
     }

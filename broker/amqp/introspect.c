@@ -224,19 +224,23 @@ struct each_queue {
     void *arg;
     const char *vhost;
     uint64_t now_ms;
+    struct server *server;
+    struct vhost *model;
 };
 
 static void visit_queue(struct queue *q, const struct policy *policy, const struct policy *op, void *arg)
 {
     struct each_queue *e = arg;
     const struct queue_settings *s = queue_settings(q);
+    struct queue_depth depth;
+    server_queue_depth(e->server, e->model, q, &depth);
     struct introspect_queue out = {
         .vhost = e->vhost,
         .name = queue_name(q),
-        .messages_ready = queue_ready_count(q),
-        .messages_unacknowledged = queue_unacked_count(q),
+        .messages_ready = depth.ready,
+        .messages_unacknowledged = depth.unacked,
         .message_bytes_ready = queue_ready_bytes(q),
-        .consumers = (uint32_t)queue_consumer_count(q),
+        .consumers = (uint32_t)depth.consumers,
         .durable = s->durable,
         .auto_delete = s->auto_delete,
         .exclusive = s->exclusive,
@@ -263,7 +267,7 @@ void introspect_queues(struct server *server, const char *vhost,
     HASH_ITER(hh, server->vhosts, v, tmp) {
         if (!vhost_selected(v, vhost))
             continue;
-        struct each_queue e = {fn, arg, v->name, loop_now_ms(server->loop)};
+        struct each_queue e = {fn, arg, v->name, loop_now_ms(server->loop), server, v->vhost};
         vhost_for_each_queue_with_policies(v->vhost, visit_queue, &e);
     }
 }

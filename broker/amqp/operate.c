@@ -182,7 +182,8 @@ int operate_publish(struct server *server, const char *user, const char *vhost, 
     struct vhost_route_memo memo = {0};
     struct route_set targets = {0};
     bool accepted;
-    int rc = publish_route_message(v, &memo, &targets, msg, now_ms(server), false, routed, &accepted, 0, NULL, err);
+    int rc = publish_route_message(v, &memo, &targets, msg, now_ms(server), false, routed, &accepted, 0, NULL,
+                                   server_cluster_queues(server), NULL, err);
     route_set_free(&targets);
     message_release(msg);
     if (rc == 0 && !accepted)

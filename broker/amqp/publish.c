@@ -8,6 +8,9 @@
 #include "access.h"
 #include "arguments.h"
 #include "channel_internal.h"
+#ifdef WARREN_HAVE_CLUSTER
+#include "cluster_queues.h"
+#endif
 #include "connection.h"
 #include "direct_reply.h"
 #include "flow.h"
@@ -109,23 +112,58 @@ static int push_wait(struct channel *ch, const struct confirm_wait *w)
 }
 
 /* Publishes are confirmed in order, so acks coalesce into one multiple ack; a nack first sends
- * the acks before it. A publish whose records sit in a store batch (batch > 0), and any
- * publish behind one, waits until that batch is durable. */
-static void confirm(struct channel *ch, uint64_t seq, bool ok, uint64_t batch)
+ * the acks before it. A publish whose records sit in a store batch (batch > 0), or whose
+ * enqueue on replicated quorum queues is not applied here yet (replica > 0), and any publish
+ * behind one, waits until that is done. */
+static void confirm(struct channel *ch, uint64_t seq, bool ok, uint64_t batch, uint64_t replica)
 {
-    if (batch == 0 && ch->waits_count == 0) {
+    if (batch == 0 && replica == 0 && ch->waits_count == 0) {
         if (ok)
             ch->confirmed_upto = seq;
         else
             send_nack_in_order(ch, seq);
         return;
     }
-    struct confirm_wait w = {.seq = seq, .batch = batch, .ok = ok};
+    struct confirm_wait w = {.seq = seq, .batch = batch, .replica = replica, .ok = ok};
     if (push_wait(ch, &w) != 0) {
-        send_nack_in_order(ch, seq); /* cannot track it: the publisher must retry */
+        /* cannot track it: the publisher must retry (the enqueue may still happen) */
+#ifdef WARREN_HAVE_CLUSTER
+        cluster_queues_forget(server_cluster_queues(connection_server(ch->conn)), replica);
+#endif
+        send_nack_in_order(ch, seq);
         return;
     }
     server_wait_durable(connection_server(ch->conn), ch);
+}
+
+#ifdef WARREN_HAVE_CLUSTER
+/* The enqueue of publish seq on replicated quorum queues was applied on this node (a majority
+ * has it on disk), or failed: its wait is done. */
+static void replica_applied(void *a, uint64_t seq, const struct meta_result *result)
+{
+    struct channel *ch = a;
+    for (uint32_t i = 0; i < ch->waits_count; i++) {
+        struct confirm_wait *w = &ch->waits[(ch->waits_head + i) & (ch->waits_cap - 1)];
+        if (w->seq == seq) {
+            w->replica = 0;
+            w->ok = w->ok && (result->status == 0 || result->status == META_DUPLICATE);
+            break;
+        }
+    }
+    channel_durable_progress(ch);
+}
+#endif
+
+void channel_forget_replica_confirms(struct channel *ch)
+{
+    for (uint32_t i = 0; i < ch->waits_count; i++) {
+        struct confirm_wait *w = &ch->waits[(ch->waits_head + i) & (ch->waits_cap - 1)];
+#ifdef WARREN_HAVE_CLUSTER
+        cluster_queues_forget(server_cluster_queues(connection_server(ch->conn)), w->replica);
+#endif
+        w->replica = 0;
+        w->ok = false;
+    }
 }
 
 bool channel_durable_progress(struct channel *ch)
@@ -134,7 +172,7 @@ bool channel_durable_progress(struct channel *ch)
     uint64_t durable = persistence_durable_batch(p);
     while (ch->waits_count) {
         struct confirm_wait *w = &ch->waits[ch->waits_head];
-        if (w->batch > durable)
+        if (w->batch > durable || w->replica)
             break;
         if (w->ok && !persistence_batch_failed(p, w->batch))
             ch->confirmed_upto = w->seq;
@@ -205,18 +243,38 @@ static int check_write(struct channel *ch, struct proto_bytes exchange, struct r
     return 0;
 }
 
-static int deliver_message(struct channel *ch, struct message *msg, bool mandatory, bool *accepted,
-                           struct reply_error *err)
+/* Routes and enqueues msg (publish seq). *replica: the handle of its enqueue on replicated
+ * quorum queues, which its confirm waits for (0: none). */
+static int deliver_message(struct channel *ch, struct message *msg, bool mandatory, uint64_t seq, bool *accepted,
+                           uint64_t *replica, struct reply_error *err)
 {
     *accepted = true;
+    *replica = 0;
     if (check_write(ch, msg->exchange, err) != 0)
         return -1;
     bool routed;
     struct queue *pressured = NULL;
-    uint64_t flow_bound = server_config(connection_server(ch->conn))->flow_queue_bytes;
+    struct server *server = connection_server(ch->conn);
+    uint64_t flow_bound = server_config(server)->flow_queue_bytes;
+    struct cluster_queues *replicas = server_cluster_queues(server);
+    struct route_set replicated = {0};
     if (publish_route_message(ch->vhost, &ch->route_memo, &ch->targets, msg, channel_now(ch), mandatory, &routed,
-                              accepted, flow_bound, &pressured, err) != 0)
+                              accepted, flow_bound, &pressured, replicas, &replicated, err) != 0) {
+        route_set_free(&replicated);
         return -1;
+    }
+#ifdef WARREN_HAVE_CLUSTER
+    if (replicated.count) {
+        bool waits = ch->confirm_mode;
+        *replica = cluster_queues_enqueue(replicas, ch->vhost, (struct queue *const *)replicated.items,
+                                          replicated.count, msg, waits ? replica_applied : NULL, ch, seq);
+        if (*replica == 0)
+            *accepted = false; /* out of memory: nacked */
+        else if (!waits)
+            *replica = 0;
+    }
+#endif
+    route_set_free(&replicated);
     if (pressured) {
         flow_note_pressure(connection_flow(ch->conn), pressured);
         queue_release(pressured);
@@ -233,8 +291,12 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
 
 int publish_route_message(struct vhost *vhost, struct vhost_route_memo *memo, struct route_set *targets,
                           struct message *msg, uint64_t now, bool mandatory, bool *routed, bool *accepted,
-                          uint64_t flow_bound, struct queue **pressured, struct reply_error *err)
+                          uint64_t flow_bound, struct queue **pressured, struct cluster_queues *replicas,
+                          struct route_set *replicated, struct reply_error *err)
 {
+#ifndef WARREN_HAVE_CLUSTER
+    (void)replicas, (void)replicated;
+#endif
     *accepted = true;
     int direct = direct_reply_deliver(vhost, msg);
     if (direct >= 0) {
@@ -248,6 +310,17 @@ int publish_route_message(struct vhost *vhost, struct vhost_route_memo *memo, st
         vhost_route_unroutable(memo, mandatory); /* the exchange's return/drop counters */
     for (size_t i = 0; i < targets->count; i++) {
         struct queue *q = targets->items[i];
+#ifdef WARREN_HAVE_CLUSTER
+        if (cluster_queues_replicated(replicas, q)) {
+            if (replicated) {
+                if (route_set_add(replicated, q) < 0)
+                    *accepted = false;
+            } else if (cluster_queues_enqueue(replicas, vhost, &q, 1, msg, NULL, NULL, 0) == 0) {
+                *accepted = false;
+            }
+            continue;
+        }
+#endif
         if (queue_publish(q, msg, now) != 0)
             *accepted = false;
         else
@@ -282,9 +355,10 @@ static int complete_publish(struct channel *ch, struct reply_error *err)
         return 0;
     }
     bool accepted;
+    uint64_t replica;
     struct persistence *p = server_persistence(connection_server(ch->conn));
     struct persistence_mark mark = persistence_mark(p);
-    int rc = deliver_message(ch, msg, ch->publish_mandatory, &accepted, err);
+    int rc = deliver_message(ch, msg, ch->publish_mandatory, seq, &accepted, &replica, err);
     message_release(msg);
     if (rc != 0)
         return rc;
@@ -293,7 +367,7 @@ static int complete_publish(struct channel *ch, struct reply_error *err)
     if (batch && persistence_backlogged(p, server_config(connection_server(ch->conn))->flow_queue_bytes))
         flow_note_disk(connection_flow(ch->conn)); /* it wrote records behind a backlog: flow.h */
     if (ch->confirm_mode)
-        confirm(ch, seq, accepted && !lost, batch);
+        confirm(ch, seq, accepted && !lost, batch, replica);
     return 0;
 }
 
@@ -422,7 +496,8 @@ static int tx_commit(struct channel *ch, struct reply_error *err)
         struct tx_publish *p = ch->tx_publishes;
         ch->tx_publishes = p->next;
         bool accepted;
-        rc = deliver_message(ch, p->msg, p->mandatory, &accepted, err);
+        uint64_t replica; /* not waited for: a transaction's commit-ok waits for the local store only */
+        rc = deliver_message(ch, p->msg, p->mandatory, 0, &accepted, &replica, err);
         message_release(p->msg);
         free(p);
     }

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "channel_internal.h"
+#ifdef WARREN_HAVE_CLUSTER
+#include "cluster_queues.h"
+#endif
 #include "connection.h"
 #include "event_loop.h"
 #include "log.h"
@@ -30,6 +33,20 @@ struct persistence *server_persistence(const struct server *server) { return ser
 void server_set_cluster(struct server *server, struct cluster_node *node) { server->cluster = node; }
 struct cluster_node *server_cluster(const struct server *server) { return server->cluster; }
 uint64_t server_cluster_index(const struct server *server) { return server->cluster_index; }
+void server_set_cluster_queues(struct server *server, struct cluster_queues *cq) { server->replicas = cq; }
+struct cluster_queues *server_cluster_queues(const struct server *server) { return server ? server->replicas : NULL; }
+
+void server_queue_depth(const struct server *server, const struct vhost *vhost, const struct queue *q,
+                        struct queue_depth *out)
+{
+#ifdef WARREN_HAVE_CLUSTER
+    if (cluster_queues_depth(server->replicas, vhost, q, out))
+        return;
+#else
+    (void)server, (void)vhost;
+#endif
+    *out = (struct queue_depth){queue_ready_count(q), queue_unacked_count(q), queue_consumer_count(q)};
+}
 
 void server_wait_durable(struct server *server, struct channel *ch)
 {
@@ -247,6 +264,9 @@ static void before_sleep(struct event_loop *loop, void *data)
 {
     struct server *server = data;
     check_memory(server);
+#ifdef WARREN_HAVE_CLUSTER
+    cluster_queues_flush(server->replicas); /* what effects asked for while commands applied */
+#endif
     persistence_before_sleep(server->persistence);
     netconn_flush_all(loop);
     netconn_reap(loop);
@@ -378,6 +398,9 @@ void server_destroy(struct server *server)
     persistence_close(server->persistence);
     server->persistence = NULL;
     server_vhosts_destroy(server);
+#ifdef WARREN_HAVE_CLUSTER
+    cluster_queues_free(server->replicas); /* after the channels, which cancel their keys in it */
+#endif
     tls_context_unref(server->tls);
     free(server);
 }

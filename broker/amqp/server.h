@@ -136,6 +136,20 @@ void server_connection_closed(struct server *server);
 struct cluster_node;
 void server_set_cluster(struct server *server, struct cluster_node *node);
 struct cluster_node *server_cluster(const struct server *server);
+/* The registry of replicated quorum queues (cluster_queues.h), created with it; NULL when no
+ * cluster runs. The server frees it. */
+struct cluster_queues;
+void server_set_cluster_queues(struct server *server, struct cluster_queues *cq);
+struct cluster_queues *server_cluster_queues(const struct server *server);
+/* A queue's depth as clients see it: the model's counts, or for a replicated quorum queue this
+ * node's copy of the cluster's (cluster_queues.h). */
+struct queue;
+struct vhost;
+struct queue_depth {
+    size_t ready, unacked, consumers;
+};
+void server_queue_depth(const struct server *server, const struct vhost *vhost, const struct queue *q,
+                        struct queue_depth *out);
 /* The Raft log index of the last cluster command applied to the model: read back from the
  * definitions blob at start (0 when it holds none), so the node replays only what came after. */
 uint64_t server_cluster_index(const struct server *server);

@@ -74,6 +74,8 @@ struct server {
     struct cluster_node *cluster; /* NULL: no cluster (main.c sets it after the node started) */
     uint64_t cluster_index;       /* Raft index of the last cluster command applied to the model;
                                    * saved in the definitions blob as "cluster_index" */
+    struct cluster_queues *replicas; /* the replicated quorum queues (cluster_queues.h); NULL:
+                                      * no cluster */
 };
 
 /* stats_sampler.c: arms the sampler (every stats.interval_ms) and stops it. */

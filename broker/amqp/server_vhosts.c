@@ -14,6 +14,7 @@
 #include "access.h"
 #include "channel_internal.h"
 #ifdef WARREN_HAVE_CLUSTER
+#include "cluster_queues.h"
 #include "cluster_target.h"
 #endif
 #include "connection.h"
@@ -43,6 +44,25 @@ static void hook_queue_ready(void *ctx, struct queue *queue)
 {
     struct vhost_entry *e = ctx;
     queue_dispatch(queue, loop_now_ms(e->server->loop));
+}
+
+/* Dead letters for a replicated quorum queue become its enqueue command (no confirm waits:
+ * dead-lettering is at most once, as in RabbitMQ by default). */
+static bool hook_divert(void *ctx, struct queue *queue, struct message *msg)
+{
+    struct vhost_entry *e = ctx;
+#ifdef WARREN_HAVE_CLUSTER
+    struct cluster_queues *cq = e->server->replicas;
+    if (!cluster_queues_replicated(cq, queue))
+        return false;
+    if (cluster_queues_enqueue(cq, e->vhost, &queue, 1, msg, NULL, NULL, 0) == 0)
+        log_error("cluster: out of memory: a dead letter for quorum queue '%.*s' is lost", (int)queue_name(queue).len,
+                  (const char *)queue_name(queue).ptr);
+    return true;
+#else
+    (void)e, (void)queue, (void)msg;
+    return false;
+#endif
 }
 
 static uint64_t hook_now(void *ctx)
@@ -116,6 +136,7 @@ struct vhost_entry *server_vhost_add(struct server *server, const char *name)
     struct vhost_hooks hooks = {
         .queue_deleting = hook_queue_deleting,
         .queue_ready = hook_queue_ready,
+        .divert = hook_divert,
         .now_ms = hook_now,
         .persist = hook_persist,
         .durable_queue_deleted = hook_durable_queue_deleted,
@@ -433,7 +454,7 @@ int server_import_definitions(void *ctx, struct proto_bytes blob)
     }
 #ifdef WARREN_HAVE_CLUSTER
     if (server->cluster_index && table_find(blob, "cluster_state", &v) == 1 && v.type == TABLE_TABLE &&
-        cluster_target_import(server, server->cluster_index, v.v.bytes) != 0)
+        cluster_target_import(server, server->cluster_index, false, v.v.bytes) != 0)
         log_error("durable store: the cluster's state saved with the definitions could not be restored");
 #endif
     return 0;

@@ -389,9 +389,14 @@ static void target_apply(void *ctx, const struct meta_command *cmd, struct meta_
 {
     struct cluster_node *node = ctx;
     uint64_t index = raft_last_applied(&node->raft) + 1;
-    if (index <= node->model_index)
-        return; /* the model holds it already (saved before a restart, or in a snapshot): status 0 */
-    node->target.apply(node->target.ctx, index, cmd, out);
+    if (index <= node->model_index) {
+        /* The model holds it already (saved before a restart, or in a snapshot): status 0, and
+         * only what the model does not save is applied. */
+        struct meta_result ignored;
+        node->target.apply(node->target.ctx, index, cmd, true, &ignored);
+        return;
+    }
+    node->target.apply(node->target.ctx, index, cmd, false, out);
     node->model_index = index;
     node->applied_commands++;
     if (raft_state(&node->raft) == RAFT_LEADER)
@@ -426,10 +431,13 @@ static int target_import(void *ctx, struct proto_bytes bytes)
     if (table_validate(bytes) != 0 || table_find(bytes, "index", &index) != 1 || index.type != TABLE_UINT64 ||
         table_find(bytes, "state", &state) != 1 || state.type != TABLE_TABLE)
         return -1;
-    if (index.v.u64 <= node->model_index)
-        return 0; /* the model is already there or later: keep it, sessions are still restored */
-    if (node->target.import_state(node->target.ctx, index.v.u64, state.v.bytes) != 0)
+    /* The model already there or later: it is kept, and only what it does not save is
+     * imported (sessions are restored either way). */
+    bool replay = index.v.u64 <= node->model_index;
+    if (node->target.import_state(node->target.ctx, index.v.u64, replay, state.v.bytes) != 0)
         return -1;
+    if (replay)
+        return 0;
     node->model_index = index.v.u64;
     return 0;
 }
@@ -671,6 +679,11 @@ void cluster_node_stop(struct cluster_node *node)
 }
 
 /* ---- status ---- */
+
+bool cluster_node_is_leader(const struct cluster_node *node)
+{
+    return raft_state((struct raft *)&node->raft) == RAFT_LEADER;
+}
 
 void cluster_node_status(struct cluster_node *node, struct cluster_status *out)
 {

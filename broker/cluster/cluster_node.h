@@ -47,14 +47,19 @@ struct cluster_node;
  * everything after is applied in order. */
 struct cluster_target {
     uint64_t start_index;        /* the index saved with the model's durable state; 0 for none */
-    /* As meta_target.apply, for the entry at `index` (> start_index, increasing). */
-    void (*apply)(void *ctx, uint64_t index, const struct meta_command *cmd, struct meta_result *out);
+    /* As meta_target.apply, for the entry at `index` (increasing). replay: the entry is at or
+     * below the model's position (start_index, or a snapshot imported), so the model holds its
+     * effect already; only the part of the state that is not saved with the model (in memory,
+     * rebuilt at every start from the last snapshot and the log after it: the replicated quorum
+     * queues) is to be applied, and out is ignored. */
+    void (*apply)(void *ctx, uint64_t index, const struct meta_command *cmd, bool replay, struct meta_result *out);
     /* Appends the replicated state to out (a table's contents). 0 or -1. */
     int (*export_state)(void *ctx, struct table_buf *out);
     /* Makes the model equal to a state export_state wrote, as of log index `index` (a snapshot
-     * from the leader, checked as untrusted). Objects it keeps keep their contents. 0 or -1
-     * (then nothing changed). */
-    int (*import_state)(void *ctx, uint64_t index, struct proto_bytes state);
+     * from the leader, or this node's own at start, checked as untrusted). Objects it keeps keep
+     * their contents. replay: the model is at or past index already; only the part not saved
+     * with the model is imported. 0 or -1 (then nothing changed). */
+    int (*import_state)(void *ctx, uint64_t index, bool replay, struct proto_bytes state);
     void *ctx;
 };
 
@@ -120,6 +125,9 @@ struct cluster_status {
     size_t member_count;
     struct cluster_member members[CLUSTER_MEMBERS_MAX];
 };
+
+/* True when this node leads the group right now (it may learn otherwise at any time). */
+bool cluster_node_is_leader(const struct cluster_node *node);
 
 /* Fills out with the node's view of the cluster right now. */
 void cluster_node_status(struct cluster_node *node, struct cluster_status *out);

@@ -532,14 +532,17 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
         fifo_clear(&s->returned);
         fifo_clear(&s->requeued);
         s->next_new = s->next_id;
-    } else if (proto_bytes_is(cmd->op, "node_down")) {
+    } else if (proto_bytes_is(cmd->op, "node_down") || proto_bytes_is(cmd->op, "channel_down")) {
         char node[QQ_NAME_MAX + 1];
-        if (!arg_name(cmd->args, "node", node)) {
+        int64_t channel = -1;
+        if (!arg_name(cmd->args, "node", node) ||
+            (proto_bytes_is(cmd->op, "channel_down") && !arg_int(cmd->args, "channel", INT64_MAX, &channel))) {
             r->status = QQ_MALFORMED;
             return;
         }
         for (size_t i = 0; i < s->nconsumers;) {
-            if (strcmp(s->consumers[i]->key.node, node) == 0) {
+            const struct qq_consumer_key *k = &s->consumers[i]->key;
+            if (strcmp(k->node, node) == 0 && (channel < 0 || k->channel == (uint64_t)channel)) {
                 cancel(fsm, i);
                 r->value++;
             } else {

@@ -32,6 +32,8 @@
  *     "discard"   node, channel, tag, ids array     -> value: messages discarded ("rejected")
  *     "purge"                                       -> value: ready messages removed
  *     "node_down" node                              -> value: consumers cancelled
+ *     "channel_down" node, channel                  -> value: consumers cancelled (every tag,
+ *                                                      detached ones and get holders too)
  * channel is an integer 0..2^63-1 (the broker makes it unique on its node: a connection serial
  * and a channel number). A cancelled consumer's checked-out messages are returned to the front,
  * a returned one to the back; either counts as a delivery attempt (delivery count + 1), as

@@ -30,6 +30,10 @@ struct vhost_hooks {
     void (*queue_deleting)(void *ctx, struct queue *queue);
     /* Queues received a message by dead-lettering: dispatch them. */
     void (*queue_ready)(void *ctx, struct queue *queue);
+    /* A queue whose messages the model does not hold (a cluster's replicated quorum queue,
+     * docs/cluster.md): true when the owner took msg for it, and queue_publish is not called.
+     * NULL: every queue holds its own. */
+    bool (*divert)(void *ctx, struct queue *queue, struct message *msg);
     /* Loop time in ms, for TTL. */
     uint64_t (*now_ms)(void *ctx);
     /* Wall-clock time in ms since the epoch, for x-death's time (RabbitMQ stamps it with
@@ -150,6 +154,10 @@ void vhost_route_unroutable(struct vhost_route_memo *memo, bool returned);
 #define VHOST_DEAD_LETTER_BUDGET 100000
 #define VHOST_DEAD_LETTER_DEPTH 8
 uint64_t vhost_dead_letter_round(struct vhost *vhost);
+/* Dead-letters msg as it leaves queue for reason (enum queue_drop_reason), exactly as a queue's
+ * own drop does (x-death, cycles, the budget): for a queue whose messages the model does not
+ * hold (a cluster's replicated quorum queue). The caller keeps its reference on msg. */
+void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int reason);
 
 /* Expires messages (TTL) and unused queues (x-expires) at loop time now_ms; returns the next
  * time this should run (UINT64_MAX: nothing pending). */

@@ -64,7 +64,6 @@ struct queue *vhost_find_queue(struct vhost *vhost, struct proto_bytes name);
 void vhost_exchange_apply_policies(struct vhost *vhost, struct exchange *x);
 int vhost_queue_apply_policies(struct vhost *vhost, struct queue_slot *slot);
 
-/* queue_hooks.dropped: dead-letters msg when the queue has a dead-letter exchange. */
-void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int reason);
+/* queue_hooks.dropped is vhost_dead_letter (vhost.h). */
 
 #endif

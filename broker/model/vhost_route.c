@@ -434,6 +434,8 @@ void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int 
             report_cycle(vhost, queue_name(queue), queue_name(target));
             continue;
         }
+        if (vhost->hooks.divert && vhost->hooks.divert(vhost->hooks.ctx, target, copy))
+            continue;
         if (queue_publish(target, copy, now) == 0 && vhost->hooks.queue_ready)
             vhost->hooks.queue_ready(vhost->hooks.ctx, target);
     }

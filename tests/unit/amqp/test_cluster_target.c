@@ -80,7 +80,7 @@ static int apply(struct broker *b, uint64_t index, const char *op, ...)
     struct meta_command cmd = {.op = bytes_of(op), .args = {args.data, (uint32_t)args.len}, .session = 1,
                                .request = index};
     struct meta_result r;
-    cluster_target_apply(b->server, index, &cmd, &r);
+    cluster_target_apply(b->server, index, &cmd, false, &r);
     table_buf_free(&args);
     return r.status;
 }
@@ -219,7 +219,7 @@ static void test_import_keeps_matching_queues_and_their_messages(void **state)
     assert_int_equal(queue_ready_count(q1), 1);
 
     struct table_buf state_blob = export_of(&leader);
-    assert_int_equal(cluster_target_import(follower.server, 99,
+    assert_int_equal(cluster_target_import(follower.server, 99, false,
                                            (struct proto_bytes){state_blob.data, (uint32_t)state_blob.len}),
                      0);
     assert_ptr_equal(vhost_queue_find(root(&follower), bytes_of("q1")), q1);
@@ -237,12 +237,12 @@ static void test_import_keeps_matching_queues_and_their_messages(void **state)
      * server and exporting again from both sides of a second import. */
     struct broker fresh;
     start(&fresh, NULL);
-    assert_int_equal(cluster_target_import(fresh.server, 99, (struct proto_bytes){after.data, (uint32_t)after.len}), 0);
+    assert_int_equal(cluster_target_import(fresh.server, 99, false, (struct proto_bytes){after.data, (uint32_t)after.len}), 0);
     struct table_buf again = export_of(&fresh);
     assert_int_equal(again.len, state_blob.len);
     /* A malformed state changes nothing. */
     uint8_t junk[] = {0, 0, 0, 9, 'x'};
-    assert_int_equal(cluster_target_import(follower.server, 100, (struct proto_bytes){junk, sizeof junk}), -1);
+    assert_int_equal(cluster_target_import(follower.server, 100, false, (struct proto_bytes){junk, sizeof junk}), -1);
     assert_int_equal(server_cluster_index(follower.server), 99);
     assert_ptr_equal(vhost_queue_find(root(&follower), bytes_of("q1")), q1);
     table_buf_free(&state_blob);

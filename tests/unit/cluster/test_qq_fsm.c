@@ -512,6 +512,40 @@ static void cancel_and_node_down_return_checked_out_messages(void **state)
     cluster_stop(c);
 }
 
+/* channel_down: every consumer of that channel of that node goes, attached, detached or a get
+ * holder, its messages back to the front; another channel of the same node keeps its own. */
+static void channel_down_cancels_every_key_of_one_channel(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(-1, 0);
+    struct client cl = {c, 0, 27, 0};
+    struct waiter down = {0}, bad = {0};
+    send_cmd(&cl, "checkout", checkout_args("n0", 7, "a", 1), NULL);
+    send_cmd(&cl, "checkout", checkout_args("n0", 8, "b", 1), NULL);
+    for (unsigned i = 0; i < 3; i++)
+        send_cmd(&cl, "enqueue", content_args("x"), NULL); /* a: 1, b: 2, 3 ready */
+    send_cmd(&cl, "detach", consumer_args("n0", 7, "a"), NULL);       /* a keeps 1 */
+    send_cmd(&cl, "dequeue", dequeue_args("n0", 7, "", false), NULL); /* the holder takes 3 */
+    struct table_buf t = {0};
+    put_str(&t, "node", "n0");
+    put_int(&t, "channel", 7);
+    send_cmd(&cl, "channel_down", t, &down);
+    struct table_buf u = {0};
+    put_str(&u, "node", "n0"); /* no channel: malformed */
+    send_cmd(&cl, "channel_down", u, &bad);
+    raft_cluster_settle(&c->f);
+    assert_converged(c);
+    assert_int_equal(down.result.status, 0);
+    assert_int_equal(down.result.value, 2);
+    assert_int_equal(bad.result.status, QQ_MALFORMED);
+    for (unsigned i = 0; i < NODES; i++) {
+        assert_int_equal(qq_fsm_ready(&c->nodes[i].fsm), 2); /* 1 and 3 back; b still holds 2 */
+        assert_int_equal(qq_fsm_consumers(&c->nodes[i].fsm), 1);
+        assert_int_equal(qq_fsm_messages(&c->nodes[i].fsm), 3);
+    }
+    cluster_stop(c);
+}
+
 static void purge_removes_the_ready_messages_only(void **state)
 {
     (void)state;
@@ -1462,6 +1496,7 @@ int main(void)
         cmocka_unit_test(dequeue_takes_messages_in_the_order_consumers_are_served),
         cmocka_unit_test(a_dequeue_with_ack_is_held_by_a_detached_holder_until_settled),
         cmocka_unit_test(apply_command_applies_without_sessions),
+        cmocka_unit_test(channel_down_cancels_every_key_of_one_channel),
         cmocka_unit_test(import_takes_an_export_and_refuses_garbage_leaving_the_state),
         cmocka_unit_test(detached_consumers_and_get_holders_survive_a_snapshot),
         cmocka_unit_test(crafted_channels_and_detached_flags_are_checked),

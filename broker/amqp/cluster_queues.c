@@ -1,0 +1,783 @@
+/* broker/amqp/cluster_queues.c: quorum queues replicated through the cluster's log (contract:
+ * cluster_queues.h): the registry of queue states, the commands channels propose, and the
+ * effects each node executes. Runs on the loop's thread; the apply side from the cluster node's
+ * callbacks, inside which nothing is proposed (effects that need a command defer it to the end
+ * of the loop pass, cluster_queues_flush). */
+#include "cluster_queues.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "channel_internal.h"
+#include "cluster_node.h"
+#include "connection.h"
+#include "log.h"
+#include "message.h"
+#include "names.h"
+#include "qq_fsm.h"
+#include "server.h"
+#include "server_internal.h"
+#include "uthash.h"
+#include "vhost.h"
+
+/* One replicated queue: its state machine, keyed by vhost NUL name. */
+struct rq {
+    UT_hash_handle hh;
+    struct cluster_queues *cq;
+    struct qq_fsm fsm;
+    char vhost[NAME_MAX_LEN + 1];
+    uint8_t name_len;
+    char name[NAME_MAX_LEN + 1];
+    size_t key_len;
+    char key[2 * (NAME_MAX_LEN + 1)];
+};
+
+/* A channel of this node that used replicated queues, by its id in consumer keys. */
+struct chan_ent {
+    UT_hash_handle hh;
+    uint64_t id;
+    struct channel *ch;
+};
+
+/* A proposal whose asker waits (a publisher's confirm, a basic.get). */
+struct call {
+    UT_hash_handle hh;
+    uint64_t handle;
+    struct cluster_queues *cq;
+    cluster_queues_done_fn done;
+    void *a;
+    uint64_t b;
+};
+
+/* A command asked for while one was being applied, proposed at the end of the pass. */
+struct deferred {
+    struct deferred *next;
+    char op[16];
+    struct table_buf args;
+};
+
+struct cluster_queues {
+    struct server *server;
+    struct cluster_node *node;
+    char node_name[QQ_NAME_MAX + 1];
+    struct rq *queues;
+    struct chan_ent *channels;
+    struct call *calls;
+    struct deferred *deferred, **deferred_tail;
+    uint64_t next_channel; /* a random prefix in the high bits, a counter below */
+    unsigned applying;
+};
+
+static _Noreturn void out_of_memory(void)
+{
+    log_error("cluster: out of memory applying a quorum queue command; stopping rather than diverge");
+    abort();
+}
+
+/* ---- the registry ---- */
+
+static size_t make_key(char *out, const char *vhost, struct proto_bytes name)
+{
+    size_t v = strlen(vhost);
+    memcpy(out, vhost, v + 1);
+    if (name.len)
+        memcpy(out + v + 1, name.ptr, name.len);
+    return v + 1 + name.len;
+}
+
+static struct rq *find_rq(const struct cluster_queues *cq, const char *vhost, struct proto_bytes name)
+{
+    if (strlen(vhost) > NAME_MAX_LEN || name.len > NAME_MAX_LEN)
+        return NULL;
+    char key[2 * (NAME_MAX_LEN + 1)];
+    size_t len = make_key(key, vhost, name);
+    struct rq *r;
+    HASH_FIND(hh, cq->queues, key, len, r);
+    return r;
+}
+
+static struct channel *channel_of(const struct cluster_queues *cq, uint64_t id)
+{
+    struct chan_ent *e;
+    HASH_FIND(hh, cq->channels, &id, sizeof id, e);
+    return e ? e->ch : NULL;
+}
+
+static struct vhost *vhost_named(const struct cluster_queues *cq, const char *name)
+{
+    struct vhost_entry *e = server_vhost_entry(cq->server, name, strlen(name));
+    return e ? e->vhost : NULL;
+}
+
+static struct queue *model_queue(const struct rq *r)
+{
+    struct vhost *v = vhost_named(r->cq, r->vhost);
+    return v ? vhost_queue_find(v, (struct proto_bytes){(const uint8_t *)r->name, r->name_len}) : NULL;
+}
+
+/* ---- deferred proposals ---- */
+
+static void defer(struct cluster_queues *cq, const char *op, struct table_buf *args)
+{
+    struct deferred *d = calloc(1, sizeof *d);
+    if (!d) {
+        table_buf_free(args);
+        log_error("cluster: out of memory: a quorum queue command (%s) is lost", op);
+        return;
+    }
+    snprintf(d->op, sizeof d->op, "%s", op);
+    d->args = *args;
+    *args = (struct table_buf){0};
+    *cq->deferred_tail = d;
+    cq->deferred_tail = &d->next;
+}
+
+static void call_done(void *arg, const struct meta_result *result)
+{
+    struct call *c = arg;
+    HASH_DEL(c->cq->calls, c);
+    if (c->done)
+        c->done(c->a, c->b, result);
+    free(c);
+}
+
+/* Proposes op with args (freed here): now, or at the end of the pass while a command is being
+ * applied (then done is not used: nothing inside apply waits). Returns the handle of a waited
+ * call, 1 for a call nobody waits for, 0 on failure. */
+static uint64_t propose(struct cluster_queues *cq, const char *op, struct table_buf *args, cluster_queues_done_fn done,
+                        void *a, uint64_t b)
+{
+    if (!cq->node) {
+        table_buf_free(args);
+        return 0;
+    }
+    if (cq->applying) {
+        defer(cq, op, args);
+        return 1;
+    }
+    struct call *c = calloc(1, sizeof *c);
+    if (!c) {
+        table_buf_free(args);
+        return 0;
+    }
+    *c = (struct call){.cq = cq, .done = done, .a = a, .b = b};
+    c->handle = cluster_node_propose(cq->node, op, args, call_done, c);
+    table_buf_free(args);
+    if (c->handle == 0) {
+        free(c);
+        return 0;
+    }
+    HASH_ADD(hh, cq->calls, handle, sizeof c->handle, c);
+    return c->handle;
+}
+
+void cluster_queues_flush(struct cluster_queues *cq)
+{
+    if (!cq)
+        return;
+    while (cq->deferred) {
+        struct deferred *d = cq->deferred;
+        cq->deferred = d->next;
+        if (!cq->deferred)
+            cq->deferred_tail = &cq->deferred;
+        if (propose(cq, d->op, &d->args, NULL, NULL, 0) == 0)
+            log_error("cluster: out of memory: a quorum queue command (%s) is lost", d->op);
+        free(d);
+    }
+}
+
+void cluster_queues_forget(struct cluster_queues *cq, uint64_t handle)
+{
+    struct call *c;
+    if (!cq || handle <= 1)
+        return;
+    HASH_FIND(hh, cq->calls, &handle, sizeof handle, c);
+    if (!c)
+        return;
+    HASH_DEL(cq->calls, c);
+    cluster_node_forget(cq->node, handle);
+    free(c);
+}
+
+/* ---- effects ---- */
+
+static void effect_deliver(void *ctx, const struct qq_consumer_key *key, uint64_t id, struct proto_bytes content,
+                           bool redelivered, uint32_t delivery_count)
+{
+    (void)redelivered; /* delivery_count > 0 */
+    struct rq *r = ctx;
+    struct cluster_queues *cq = r->cq;
+    if (strcmp(key->node, cq->node_name) != 0)
+        return; /* another node's consumer: that node delivers */
+    struct channel *ch = channel_of(cq, key->channel);
+    if (!ch)
+        return; /* closed: the cancel it proposed returns the message */
+    struct queue *q = model_queue(r);
+    struct proto_bytes tag = {(const uint8_t *)key->tag, (uint32_t)strlen(key->tag)};
+    struct message *msg = message_deserialize(0, content.ptr, content.len);
+    if (!q || !msg) {
+        /* Cannot happen for content a node serialized; give it back rather than hold it. */
+        log_error("cluster: quorum queue '%s' in vhost '%s': message %" PRIu64 " cannot be delivered here", r->name,
+                  r->vhost, id);
+        message_release(msg);
+        struct cluster_settle_batch b = {0};
+        if (q) {
+            cluster_settle_add(&b, ch, q, tag, id, QUEUE_DISCARD);
+            cluster_settle_flush(&b);
+        }
+        return;
+    }
+    channel_replica_deliver(ch, q, tag, id, msg, delivery_count);
+}
+
+/* The node that leads when it applies the command dead-letters (at most once, like RabbitMQ's
+ * default dead-lettering: a leader change in between may lose one). */
+static void effect_discarded(void *ctx, uint64_t id, struct proto_bytes content, const char *reason)
+{
+    struct rq *r = ctx;
+    struct cluster_queues *cq = r->cq;
+    if (!cq->node || !cluster_node_is_leader(cq->node))
+        return;
+    struct vhost *v = vhost_named(cq, r->vhost);
+    struct queue *q = model_queue(r);
+    if (!v || !q)
+        return;
+    struct proto_bytes dlx;
+    if (!queue_dead_letter_exchange(q, &dlx))
+        return;
+    struct message *msg = message_deserialize(0, content.ptr, content.len);
+    if (!msg) {
+        log_error("cluster: quorum queue '%s': message %" PRIu64 " cannot be dead-lettered", r->name, id);
+        return;
+    }
+    enum queue_drop_reason why = strcmp(reason, "delivery_limit") == 0 ? QUEUE_DROP_DELIVERY_LIMIT : QUEUE_DROP_REJECTED;
+    queue_retain(q);
+    vhost_dead_letter(v, q, msg, (int)why);
+    queue_release(q);
+    message_release(msg);
+}
+
+/* ---- the apply side ---- */
+
+static struct rq *add_rq(struct cluster_queues *cq, const char *vhost, struct proto_bytes name, int64_t delivery_limit)
+{
+    struct rq *r = calloc(1, sizeof *r);
+    if (!r)
+        out_of_memory();
+    r->cq = cq;
+    snprintf(r->vhost, sizeof r->vhost, "%s", vhost);
+    memcpy(r->name, name.ptr, name.len);
+    r->name_len = (uint8_t)name.len;
+    r->key_len = make_key(r->key, vhost, name);
+    struct qq_effects effects = {.deliver = effect_deliver, .discarded = effect_discarded, .ctx = r};
+    if (qq_fsm_init(&r->fsm, delivery_limit, &effects) != 0)
+        out_of_memory();
+    HASH_ADD(hh, cq->queues, key, r->key_len, r);
+    return r;
+}
+
+/* Cancels this node's consumers of r (the queue went): basic.cancel to clients that take it. */
+static void cancel_local_consumers(struct cluster_queues *cq, struct rq *r)
+{
+    struct chan_ent *e, *tmp;
+    struct proto_bytes name = {(const uint8_t *)r->name, r->name_len};
+    HASH_ITER(hh, cq->channels, e, tmp) {
+        if (strcmp(vhost_name(e->ch->vhost), r->vhost) == 0)
+            channel_replica_queue_gone(e->ch, name);
+    }
+}
+
+static void remove_rq(struct cluster_queues *cq, struct rq *r)
+{
+    HASH_DEL(cq->queues, r);
+    cancel_local_consumers(cq, r);
+    qq_fsm_close(&r->fsm);
+    free(r);
+}
+
+void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, struct proto_bytes name)
+{
+    if (!cq || !vhost)
+        return;
+    struct queue *q = vhost_queue_find(vhost, name);
+    if (!q || !queue_kind(q)->raft_group || find_rq(cq, vhost_name(vhost), name))
+        return;
+    const struct queue_settings *s = queue_settings(q);
+    add_rq(cq, vhost_name(vhost), name, s->has_delivery_limit ? s->delivery_limit : -1);
+}
+
+void cluster_queues_deleted(struct cluster_queues *cq, const char *vhost, struct proto_bytes name)
+{
+    struct rq *r = cq ? find_rq(cq, vhost, name) : NULL;
+    if (r)
+        remove_rq(cq, r);
+}
+
+void cluster_queues_vhost_deleted(struct cluster_queues *cq, const char *vhost)
+{
+    if (!cq)
+        return;
+    struct rq *r, *tmp;
+    HASH_ITER(hh, cq->queues, r, tmp) {
+        if (strcmp(r->vhost, vhost) == 0)
+            remove_rq(cq, r);
+    }
+}
+
+static bool get_name(struct proto_bytes args, const char *key, char *out)
+{
+    struct table_value v;
+    if (table_find(args, key, &v) != 1 || v.type != TABLE_LONGSTR || v.v.bytes.len > NAME_MAX_LEN ||
+        memchr(v.v.bytes.ptr, 0, v.v.bytes.len))
+        return false;
+    memcpy(out, v.v.bytes.ptr, v.v.bytes.len);
+    out[v.v.bytes.len] = '\0';
+    return true;
+}
+
+static void run(struct rq *r, const char *op, struct proto_bytes args, struct qq_result *res)
+{
+    struct meta_command inner = {.op = proto_bytes_of(op), .args = args};
+    memset(res, 0, sizeof *res);
+    qq_fsm_apply_command(&r->fsm, &inner, res);
+}
+
+bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *cmd, struct meta_result *out)
+{
+    if (cmd->op.len < 4 || memcmp(cmd->op.ptr, "qq.", 3) != 0)
+        return false;
+    memset(out, 0, sizeof *out);
+    if (!cq)
+        return true; /* a server without the registry (tests of the model alone) */
+    char vhost[NAME_MAX_LEN + 1], op[32];
+    if (cmd->op.len - 3 >= sizeof op || table_validate(cmd->args) != 0 || !get_name(cmd->args, "vhost", vhost)) {
+        out->status = META_MALFORMED;
+        return true;
+    }
+    memcpy(op, cmd->op.ptr + 3, cmd->op.len - 3);
+    op[cmd->op.len - 3] = '\0';
+    struct qq_result res = {0};
+    cq->applying++;
+    if (strcmp(op, "enqueue") == 0) {
+        struct table_value v, e;
+        struct table_iter it;
+        if (table_find(cmd->args, "queues", &v) != 1 || v.type != TABLE_ARRAY) {
+            out->status = META_MALFORMED;
+        } else {
+            table_iter_init(&it, v.v.bytes);
+            while (array_next(&it, &e) == 1) {
+                struct rq *r = e.type == TABLE_LONGSTR ? find_rq(cq, vhost, e.v.bytes) : NULL;
+                if (r) { /* a queue deleted meanwhile takes nothing (as a publish to it would) */
+                    run(r, "enqueue", cmd->args, &res);
+                    if (res.status == QQ_MALFORMED)
+                        out->status = META_MALFORMED;
+                }
+            }
+        }
+    } else if (strcmp(op, "node_down") == 0 || strcmp(op, "channel_down") == 0) {
+        struct rq *r, *tmp;
+        HASH_ITER(hh, cq->queues, r, tmp) {
+            run(r, op, cmd->args, &res);
+            if (res.status == QQ_MALFORMED)
+                out->status = META_MALFORMED;
+        }
+    } else {
+        char name[NAME_MAX_LEN + 1] = "";
+        struct rq *r = get_name(cmd->args, "queue", name) ? find_rq(cq, vhost, proto_bytes_of(name)) : NULL;
+        if (!r) {
+            out->status = SPEC_NOT_FOUND;
+            snprintf(out->text, sizeof out->text, "no queue '%.100s' in vhost '%.100s'", name, vhost);
+        } else {
+            run(r, op, cmd->args, &res);
+            out->status = res.status == QQ_MALFORMED ? META_MALFORMED : 0;
+            snprintf(out->text, sizeof out->text, "%" PRIu64, res.value);
+        }
+    }
+    cq->applying--;
+    return true;
+}
+
+int cluster_queues_export(const struct cluster_queues *cq, struct table_buf *out)
+{
+    struct table_buf list = {0};
+    int rc = 0;
+    for (const struct rq *r = cq ? cq->queues : NULL; r && rc == 0; r = r->hh.next) {
+        struct table_buf e = {0}, state = {0};
+        rc |= table_buf_put_string(&e, "vhost", proto_bytes_of(r->vhost));
+        rc |= table_buf_put_string(&e, "name", (struct proto_bytes){(const uint8_t *)r->name, r->name_len});
+        rc |= qq_fsm_export(&r->fsm, &state);
+        struct table_value v = {.type = TABLE_TABLE};
+        v.v.bytes = (struct proto_bytes){state.data, (uint32_t)state.len};
+        rc |= table_buf_put_field(&e, "state", 5, &v);
+        v.v.bytes = (struct proto_bytes){e.data, (uint32_t)e.len};
+        rc |= table_buf_put_value(&list, &v);
+        table_buf_free(&e);
+        table_buf_free(&state);
+    }
+    struct table_value v = {.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
+    rc |= table_buf_put_field(out, "quorum_queues", 13, &v);
+    table_buf_free(&list);
+    return rc ? -1 : 0;
+}
+
+int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state)
+{
+    if (!cq)
+        return 0;
+    struct table_value list, e, name, st;
+    struct table_iter it;
+    if (table_validate(state) != 0 || table_find(state, "quorum_queues", &list) != 1 || list.type != TABLE_ARRAY)
+        return -1;
+    /* Built aside, then swapped in: a bad entry changes nothing. */
+    struct cluster_queues fresh = {.server = cq->server, .node = cq->node};
+    memcpy(fresh.node_name, cq->node_name, sizeof fresh.node_name);
+    table_iter_init(&it, list.v.bytes);
+    int more, rc = 0;
+    while (rc == 0 && (more = array_next(&it, &e)) == 1) {
+        char vhost[NAME_MAX_LEN + 1];
+        if (e.type != TABLE_TABLE || !get_name(e.v.bytes, "vhost", vhost) || table_find(e.v.bytes, "name", &name) != 1 ||
+            name.type != TABLE_LONGSTR || name.v.bytes.len == 0 || name.v.bytes.len > NAME_MAX_LEN ||
+            table_find(e.v.bytes, "state", &st) != 1 || st.type != TABLE_TABLE || find_rq(&fresh, vhost, name.v.bytes)) {
+            rc = -1;
+            break;
+        }
+        struct rq *r = add_rq(&fresh, vhost, name.v.bytes, -1);
+        if (qq_fsm_import(&r->fsm, st.v.bytes) != 0)
+            rc = -1;
+    }
+    if (rc == 0 && more != 0)
+        rc = -1;
+    struct rq *r, *tmp;
+    if (rc != 0) {
+        HASH_ITER(hh, fresh.queues, r, tmp) {
+            HASH_DEL(fresh.queues, r);
+            qq_fsm_close(&r->fsm);
+            free(r);
+        }
+        return -1;
+    }
+    /* Queues gone from the state: their local consumers are cancelled. */
+    HASH_ITER(hh, cq->queues, r, tmp) {
+        if (!find_rq(&fresh, r->vhost, (struct proto_bytes){(const uint8_t *)r->name, r->name_len}))
+            remove_rq(cq, r);
+        else {
+            HASH_DEL(cq->queues, r);
+            qq_fsm_close(&r->fsm);
+            free(r);
+        }
+    }
+    HASH_ITER(hh, fresh.queues, r, tmp) {
+        r->cq = cq;
+        r->fsm.effects.ctx = r;
+    }
+    cq->queues = fresh.queues;
+    return 0;
+}
+
+/* ---- life ---- */
+
+struct cluster_queues *cluster_queues_create(struct server *server)
+{
+    struct cluster_queues *cq = calloc(1, sizeof *cq);
+    if (!cq)
+        return NULL;
+    cq->server = server;
+    cq->deferred_tail = &cq->deferred;
+    uint32_t prefix = 0;
+    if (getrandom(&prefix, sizeof prefix, 0) != sizeof prefix)
+        prefix = (uint32_t)(uintptr_t)cq;
+    cq->next_channel = (uint64_t)(prefix & 0x3fffffffu) << 32;
+    return cq;
+}
+
+void cluster_queues_free(struct cluster_queues *cq)
+{
+    if (!cq)
+        return;
+    struct rq *r, *rtmp;
+    HASH_ITER(hh, cq->queues, r, rtmp) {
+        HASH_DEL(cq->queues, r);
+        qq_fsm_close(&r->fsm);
+        free(r);
+    }
+    struct chan_ent *e, *etmp;
+    HASH_ITER(hh, cq->channels, e, etmp) {
+        HASH_DEL(cq->channels, e);
+        free(e);
+    }
+    struct call *c, *ctmp;
+    HASH_ITER(hh, cq->calls, c, ctmp) {
+        HASH_DEL(cq->calls, c);
+        free(c);
+    }
+    while (cq->deferred) {
+        struct deferred *d = cq->deferred;
+        cq->deferred = d->next;
+        table_buf_free(&d->args);
+        free(d);
+    }
+    free(cq);
+}
+
+static void node_down_done(void *a, uint64_t b, const struct meta_result *result)
+{
+    (void)b;
+    struct cluster_queues *cq = a;
+    if (result->status != 0 && result->status != META_DUPLICATE)
+        log_warning("cluster: releasing what this node's earlier run held in quorum queues failed (%d)", result->status);
+    else
+        log_debug("cluster: quorum queues released what node %s held before", cq->node_name);
+}
+
+void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, const char *node_name)
+{
+    cq->node = node;
+    if (!node) {
+        struct call *c, *tmp;
+        HASH_ITER(hh, cq->calls, c, tmp) { /* completed by the node's stop; none should be left */
+            HASH_DEL(cq->calls, c);
+            free(c);
+        }
+        return;
+    }
+    snprintf(cq->node_name, sizeof cq->node_name, "%s", node_name);
+    struct table_buf args = {0};
+    if (table_buf_put_string(&args, "vhost", proto_bytes_of("/")) != 0 ||
+        table_buf_put_string(&args, "node", proto_bytes_of(cq->node_name)) != 0 ||
+        propose(cq, "qq.node_down", &args, node_down_done, cq, 0) == 0)
+        log_error("cluster: out of memory proposing this node's quorum queue release");
+    table_buf_free(&args);
+}
+
+/* ---- the channel side ---- */
+
+bool cluster_queues_replicated(const struct cluster_queues *cq, const struct queue *q)
+{
+    return cq && q && queue_kind(q)->raft_group;
+}
+
+size_t cluster_queues_ready(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q)
+{
+    struct rq *r = cq ? find_rq(cq, vhost_name(vhost), queue_name(q)) : NULL;
+    return r ? qq_fsm_ready(&r->fsm) : 0;
+}
+
+bool cluster_queues_depth(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q,
+                          struct queue_depth *out)
+{
+    if (!cluster_queues_replicated(cq, q))
+        return false;
+    struct rq *r = find_rq(cq, vhost_name(vhost), queue_name(q));
+    *out = (struct queue_depth){0};
+    if (r) {
+        out->ready = qq_fsm_ready(&r->fsm);
+        out->unacked = qq_fsm_messages(&r->fsm) - out->ready;
+        out->consumers = qq_fsm_consumers(&r->fsm);
+    }
+    return true;
+}
+
+uint64_t cluster_queues_channel_id(struct cluster_queues *cq, struct channel *ch)
+{
+    if (ch->replica_id)
+        return ch->replica_id;
+    struct chan_ent *e = calloc(1, sizeof *e);
+    if (!e)
+        return 0;
+    e->id = ++cq->next_channel;
+    e->ch = ch;
+    HASH_ADD(hh, cq->channels, id, sizeof e->id, e);
+    ch->replica_id = e->id;
+    return e->id;
+}
+
+/* The common arguments of a consumer's command. */
+static int put_consumer(struct table_buf *t, const struct cluster_queues *cq, const struct channel *ch,
+                        const struct queue *q, struct proto_bytes tag)
+{
+    struct table_value v = {.type = TABLE_INT64};
+    v.v.i64 = (int64_t)ch->replica_id;
+    return table_buf_put_string(t, "vhost", proto_bytes_of(vhost_name(ch->vhost))) |
+           table_buf_put_string(t, "queue", queue_name(q)) | table_buf_put_string(t, "node", proto_bytes_of(cq->node_name)) |
+           table_buf_put_field(t, "channel", 7, &v) | table_buf_put_string(t, "tag", tag);
+}
+
+static int consumer_command(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
+                            const char *op, int64_t prefetch)
+{
+    if (!cluster_queues_channel_id(cq, ch))
+        return -1;
+    struct table_buf args = {0};
+    int rc = put_consumer(&args, cq, ch, q, tag);
+    if (prefetch >= 0) {
+        struct table_value v = {.type = TABLE_INT64};
+        v.v.i64 = prefetch;
+        rc |= table_buf_put_field(&args, "prefetch", 8, &v);
+    }
+    if (rc != 0) {
+        table_buf_free(&args);
+        return -1;
+    }
+    return propose(cq, op, &args, NULL, NULL, 0) ? 0 : -1;
+}
+
+int cluster_queues_checkout(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
+                            uint16_t prefetch)
+{
+    return consumer_command(cq, ch, q, tag, "qq.checkout", prefetch);
+}
+
+int cluster_queues_detach(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag)
+{
+    return consumer_command(cq, ch, q, tag, "qq.detach", -1);
+}
+
+/* One command cancels every key the channel used in every queue: those it knows of, and those
+ * whose checkout or delivery is still on its way (applied before this, as this node proposed
+ * them before). Deliveries applied meanwhile find no channel and are dropped here: this
+ * command puts them back. */
+void cluster_queues_channel_closed(struct cluster_queues *cq, struct channel *ch)
+{
+    if (!cq || !ch->replica_id)
+        return;
+    struct table_buf args = {0};
+    struct table_value v = {.type = TABLE_INT64};
+    v.v.i64 = (int64_t)ch->replica_id;
+    int rc = table_buf_put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) |
+             table_buf_put_string(&args, "node", proto_bytes_of(cq->node_name)) |
+             table_buf_put_field(&args, "channel", 7, &v);
+    if ((rc != 0 || propose(cq, "qq.channel_down", &args, NULL, NULL, 0) == 0) && cq->node)
+        log_error("cluster: out of memory: a closed channel's quorum queue consumers were not cancelled");
+    table_buf_free(&args);
+    struct chan_ent *e;
+    HASH_FIND(hh, cq->channels, &ch->replica_id, sizeof ch->replica_id, e);
+    if (e) {
+        HASH_DEL(cq->channels, e);
+        free(e);
+    }
+    ch->replica_id = 0;
+}
+
+uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, struct queue *const *queues,
+                                size_t n, const struct message *msg, cluster_queues_done_fn done, void *a,
+                                uint64_t b)
+{
+    size_t size = message_serialize(msg, NULL, 0);
+    if (size > UINT32_MAX - 4096)
+        return 0;
+    uint8_t *content = malloc(size ? size : 1);
+    if (!content)
+        return 0;
+    message_serialize(msg, content, size);
+    struct table_buf names = {0}, args = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct table_value v = {.type = TABLE_LONGSTR};
+        v.v.bytes = queue_name(queues[i]);
+        rc |= table_buf_put_value(&names, &v);
+    }
+    struct table_value v = {.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){names.data, (uint32_t)names.len};
+    rc |= table_buf_put_string(&args, "vhost", proto_bytes_of(vhost_name(vhost)));
+    rc |= table_buf_put_field(&args, "queues", 6, &v);
+    v = (struct table_value){.type = TABLE_BYTES};
+    v.v.bytes = (struct proto_bytes){content, (uint32_t)size};
+    rc |= table_buf_put_field(&args, "content", 7, &v);
+    free(content);
+    table_buf_free(&names);
+    if (rc != 0) {
+        table_buf_free(&args);
+        return 0;
+    }
+    return propose(cq, "qq.enqueue", &args, done, a, b);
+}
+
+uint64_t cluster_queues_dequeue(struct cluster_queues *cq, struct channel *ch, struct queue *q, bool no_ack,
+                                cluster_queues_done_fn done, void *a, uint64_t b)
+{
+    if (!cluster_queues_channel_id(cq, ch))
+        return 0;
+    struct table_buf args = {0};
+    if ((put_consumer(&args, cq, ch, q, (struct proto_bytes){0}) | table_buf_put_bool(&args, "no_ack", no_ack)) != 0) {
+        table_buf_free(&args);
+        return 0;
+    }
+    return propose(cq, "qq.dequeue", &args, done, a, b);
+}
+
+uint64_t cluster_queues_purge(struct cluster_queues *cq, struct vhost *vhost, struct queue *q,
+                              cluster_queues_done_fn done, void *a, uint64_t b)
+{
+    struct table_buf args = {0};
+    if ((table_buf_put_string(&args, "vhost", proto_bytes_of(vhost_name(vhost))) |
+         table_buf_put_string(&args, "queue", queue_name(q))) != 0) {
+        table_buf_free(&args);
+        return 0;
+    }
+    return propose(cq, "qq.purge", &args, done, a, b);
+}
+
+/* ---- settling ---- */
+
+static const char *settle_op(enum queue_settle_mode mode)
+{
+    switch (mode) {
+    case QUEUE_ACK:
+        return "qq.settle";
+    case QUEUE_DISCARD:
+        return "qq.discard";
+    case QUEUE_RETURN:   /* the channel went: back to the front, as a cancel does */
+    case QUEUE_REQUEUE:  /* nack, reject or recover with requeue: to the back */
+    default:
+        return "qq.return";
+    }
+}
+
+void cluster_settle_flush(struct cluster_settle_batch *b)
+{
+    if (!b->queue)
+        return;
+    struct cluster_queues *cq = b->cq;
+    struct table_buf args = {0};
+    int rc = cluster_queues_channel_id(cq, b->ch) ? 0 : -1;
+    if (rc == 0)
+        rc = put_consumer(&args, cq, b->ch, b->queue, (struct proto_bytes){(const uint8_t *)b->tag, b->tag_len});
+    struct table_value v = {.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){b->ids.data, (uint32_t)b->ids.len};
+    rc |= table_buf_put_field(&args, "ids", 3, &v);
+    if (rc != 0 || propose(cq, settle_op(b->mode), &args, NULL, NULL, 0) == 0)
+        log_error("cluster: out of memory: %u settlement(s) of quorum queue '%.*s' lost", b->count,
+                  (int)queue_name(b->queue).len, (const char *)queue_name(b->queue).ptr);
+    table_buf_free(&args);
+    table_buf_free(&b->ids);
+    queue_release(b->queue);
+    b->queue = NULL;
+    b->count = 0;
+}
+
+void cluster_settle_add(struct cluster_settle_batch *b, struct channel *ch, struct queue *q, struct proto_bytes tag,
+                        uint64_t id, enum queue_settle_mode mode)
+{
+    if (b->queue && (b->queue != q || b->ch != ch || b->mode != mode || b->tag_len != tag.len ||
+                     memcmp(b->tag, tag.ptr, tag.len) != 0))
+        cluster_settle_flush(b);
+    if (!b->queue) {
+        b->cq = server_cluster_queues(connection_server(ch->conn));
+        b->ch = ch;
+        b->queue = q;
+        queue_retain(q);
+        b->mode = mode;
+        b->tag_len = (uint8_t)tag.len;
+        if (tag.len)
+            memcpy(b->tag, tag.ptr, tag.len);
+    }
+    struct table_value v = {.type = TABLE_UINT64};
+    v.v.u64 = id;
+    if (table_buf_put_value(&b->ids, &v) == 0)
+        b->count++;
+}

@@ -1,0 +1,145 @@
+/* broker/amqp/cluster_queues.h: quorum queues replicated through the cluster's log
+ * (docs/cluster.md, "Quorum queues in a cluster"). With a cluster, a quorum queue's messages and
+ * consumers live in a qq_fsm (broker/cluster/qq_fsm.h) held by every node and driven by "qq.*"
+ * commands in the metadata group's log; the model's queue of that name holds its definition only
+ * (name, arguments, bindings) and never a message. This file is the broker's side of it:
+ *   - the registry: one qq_fsm per quorum queue, created when a declare of one is applied (or
+ *     replayed), removed with its queue.delete or vhost.delete; its state rides in the cluster's
+ *     snapshots and is rebuilt at every start from the last snapshot and the log after it;
+ *   - the proposals a channel makes (publish, consume, cancel, get, ack, nack, reject, recover,
+ *     close), each a command of the log;
+ *   - the effects every node computes: a delivery to a consumer on this node goes to its
+ *     channel (consume.c's channel_replica_deliver); a message discarded by the queue
+ *     (rejected, or past x-delivery-limit) is dead-lettered by the node that leads when it applies
+ *     the command (at most once, as RabbitMQ's default dead-lettering).
+ * Built only with the cluster (WARREN_HAVE_CLUSTER).
+ *
+ * Commands, cluster_target.h's vocabulary (each has "vhost"):
+ *     qq.enqueue    queues (array of longstr), content (bytes: message_serialize)
+ *     qq.checkout, qq.detach, qq.dequeue, qq.cancel, qq.settle, qq.return, qq.discard, qq.purge
+ *                   queue (longstr), and the arguments of qq_fsm's op of that name
+ *     qq.node_down  node: every queue's consumers of that node are cancelled
+ *     qq.channel_down  node, channel: every queue's consumers of that channel are cancelled
+ * A consumer's key is (this node's name, the channel's id on this node, the consumer tag; "" for
+ * the holder of a channel's basic.get deliveries). Channel ids carry a random prefix drawn at
+ * start, so a restarted node never takes over its earlier run's consumers; the node proposes
+ * qq.node_down for its own name when it starts, which returns what that run held.
+ * A result's status is 0, 404 (no such queue: deleted meanwhile) or META_MALFORMED; the text
+ * of qq.dequeue's and qq.purge's is the value in decimal (a message id, 0 when none; a count). */
+#ifndef WARREN_CLUSTER_QUEUES_H
+#define WARREN_CLUSTER_QUEUES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "meta_fsm.h"
+#include "proto.h"
+#include "queue.h"
+#include "table.h"
+
+struct server;
+struct channel;
+struct cluster_node;
+struct message;
+struct queue;
+struct vhost;
+
+struct cluster_queues;
+
+/* ---- life ---- */
+
+/* An empty registry for server (no proposals until cluster_queues_start). NULL on ENOMEM. */
+struct cluster_queues *cluster_queues_create(struct server *server);
+/* Frees every queue's state; proposals waiting are forgotten. NULL is ignored. */
+void cluster_queues_free(struct cluster_queues *cq);
+/* The node runs: consumer keys name node_name (copied), and qq.node_down for it is proposed.
+ * node NULL (the node stopped): nothing is proposed from then on. */
+void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, const char *node_name);
+/* End of a loop pass: proposes what effects asked for while a command was being applied (a
+ * no-ack delivery's settle, a delivery to a consumer that was cancelled meanwhile). */
+void cluster_queues_flush(struct cluster_queues *cq);
+
+/* ---- the apply side (cluster_target.c, on every node) ---- */
+
+/* A queue.declare of vhost/name was applied (or replayed): when the model now holds a quorum
+ * queue of that name, its state exists from now on (an existing one is kept). */
+void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, struct proto_bytes name);
+/* A queue.delete was applied (or replayed): the queue's state goes, and this node's consumers
+ * of it are cancelled (basic.cancel to clients that take it). */
+void cluster_queues_deleted(struct cluster_queues *cq, const char *vhost, struct proto_bytes name);
+/* A vhost.delete: every queue of the vhost goes. */
+void cluster_queues_vhost_deleted(struct cluster_queues *cq, const char *vhost);
+/* Applies a "qq.*" command (true), or returns false for any other op. */
+bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *cmd, struct meta_result *out);
+/* Appends {"queues": [{"vhost", "name", "state"}...]} (a table's contents) to out. 0 or -1. */
+int cluster_queues_export(const struct cluster_queues *cq, struct table_buf *out);
+/* Replaces every queue's state with what cluster_queues_export wrote (untrusted): 0, or -1 and
+ * nothing changed. Local consumers of queues that are gone are cancelled. */
+int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state);
+
+/* ---- the channel side ---- */
+
+/* True when q's messages live in the registry: a cluster runs and q is a quorum queue. */
+bool cluster_queues_replicated(const struct cluster_queues *cq, const struct queue *q);
+
+/* Ready messages and attached consumers of q as this node's copy has them (0 when unknown). */
+size_t cluster_queues_ready(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q);
+/* All three (server.h's struct queue_depth): true, or false when q is not replicated here. */
+struct queue_depth;
+bool cluster_queues_depth(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q,
+                          struct queue_depth *out);
+
+/* Called once when a proposal made for a client is applied here or fails: status 0 (or
+ * META_DUPLICATE) done, 404 the queue went, -ETIMEDOUT no quorum, -ECANCELED the node stops. */
+typedef void (*cluster_queues_done_fn)(void *a, uint64_t b, const struct meta_result *result);
+
+/* Proposes msg's enqueue on queues[0..n) (replicated ones of vhost). done (may be NULL) is called
+ * with (a, b) once it is applied here: a publisher's confirm. Returns a handle for
+ * cluster_queues_forget, or 0 when out of memory (done is not called; nothing was proposed). */
+uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, struct queue *const *queues,
+                                size_t n, const struct message *msg, cluster_queues_done_fn done, void *a,
+                                uint64_t b);
+/* Its asker is gone: done will not be called. Unknown handles (0) are ignored. */
+void cluster_queues_forget(struct cluster_queues *cq, uint64_t handle);
+
+/* The channel's id in consumer keys, given on first use and kept until
+ * cluster_queues_channel_closed (which proposes qq.channel_down, returning what the channel
+ * held to the front of its queues, and stops effects reaching it). 0 on ENOMEM. */
+uint64_t cluster_queues_channel_id(struct cluster_queues *cq, struct channel *ch);
+void cluster_queues_channel_closed(struct cluster_queues *cq, struct channel *ch);
+
+/* Consumers: basic.consume (prefetch 0: none), basic.cancel (it keeps what it holds, which the
+ * channel may still settle), and a key the channel holds messages under going away at once.
+ * Fire and forget: 0, or -1 when out of memory. */
+int cluster_queues_checkout(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
+                            uint16_t prefetch);
+int cluster_queues_detach(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag);
+
+/* basic.get: proposes a dequeue for ch's get holder; the message (if any) reaches
+ * channel_replica_deliver with an empty tag before done runs (result text: the id, "0" for
+ * none). Returns a handle for cluster_queues_forget, or 0 when out of memory. */
+uint64_t cluster_queues_dequeue(struct cluster_queues *cq, struct channel *ch, struct queue *q, bool no_ack,
+                                cluster_queues_done_fn done, void *a, uint64_t b);
+
+/* queue.purge: proposes it; the result's text is the count removed. Handle or 0 as above. */
+uint64_t cluster_queues_purge(struct cluster_queues *cq, struct vhost *vhost, struct queue *q,
+                              cluster_queues_done_fn done, void *a, uint64_t b);
+
+/* Settling deliveries: ids of one consumer key and one mode are gathered, then proposed as one
+ * command (settle, return or discard). add proposes what was gathered when the key or mode
+ * changes; flush proposes the rest. The batch holds a reference on the queue it gathers for. */
+struct cluster_settle_batch {
+    struct cluster_queues *cq;
+    struct channel *ch;
+    struct queue *queue;
+    enum queue_settle_mode mode;
+    uint8_t tag_len;
+    char tag[256];
+    struct table_buf ids; /* array contents */
+    uint32_t count;
+};
+void cluster_settle_add(struct cluster_settle_batch *b, struct channel *ch, struct queue *q, struct proto_bytes tag,
+                        uint64_t id, enum queue_settle_mode mode);
+void cluster_settle_flush(struct cluster_settle_batch *b);
+
+#endif

@@ -1,0 +1,248 @@
+"""Quorum queues replicated through the cluster's log (issue 13, docs/cluster.md "Quorum queues
+in a cluster"): three Warren nodes on loopback, real pika clients on every node.
+
+- A message published with confirms through one node is delivered to a consumer on another, and
+  a basic.get on a third sees what is left: the queue is one queue, whichever node a client uses.
+- Confirmed messages survive the node they were published through being killed with SIGKILL,
+  and then the leader too (with the first node back): none lost, none duplicated, in order.
+- A consumer's unacked messages come back, marked redelivered and counted (x-delivery-count),
+  to a consumer on another node when its connection dies: first the channel closing, then the
+  whole node being killed (the node proposes its own node_down when it starts again).
+- nack/reject with requeue, basic.cancel keeping unacked deliveries settleable, no-ack consumers,
+  purge, x-delivery-limit dead-lettering into a replicated queue, queue.delete cancelling
+  consumers on every node.
+
+Not runnable against an external broker: the test owns the three processes.
+"""
+
+import threading
+import time
+import unittest
+
+import pika
+import pika.exceptions
+
+import harness
+from test_cluster import Cluster, _cluster_built, channel_on
+
+QQ = {"x-queue-type": "quorum"}
+
+
+def drain(node, queue, expect, timeout=20.0, ack=True, cancel=True):
+    """Consumes from queue on node until `expect` messages arrived; returns [(body, redelivered,
+    x-delivery-count)]. cancel False: the connection closes with the consumer still on (pika's
+    cancel would nack what it holds, in an order that depends on timing)."""
+    connection, channel = channel_on(node)
+    got = []
+    deadline = time.monotonic() + timeout
+    try:
+        channel.basic_qos(prefetch_count=50)
+        for method, props, body in channel.consume(queue, inactivity_timeout=0.5):
+            if method is not None:
+                count = (props.headers or {}).get("x-delivery-count")
+                got.append((body, method.redelivered, count))
+                if ack:
+                    channel.basic_ack(method.delivery_tag)
+            if len(got) >= expect or time.monotonic() > deadline:
+                break
+        if cancel:
+            channel.cancel()
+    finally:
+        connection.close()
+    return got
+
+
+def publish_confirmed(node, queue, bodies):
+    connection, channel = channel_on(node)
+    try:
+        channel.confirm_delivery()
+        for body in bodies:
+            channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
+    finally:
+        connection.close()
+
+
+def depth(node, queue):
+    connection, channel = channel_on(node)
+    try:
+        ok = channel.queue_declare(queue, passive=True).method
+        return ok.message_count, ok.consumer_count
+    finally:
+        connection.close()
+
+
+def wait_depth(node, queue, ready, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = depth(node, queue)[0]
+        if got == ready:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("queue %s on node has %d ready, expected %d" % (queue, got, ready))
+        time.sleep(0.1)
+
+
+@unittest.skipUnless(_cluster_built(), "built without the cluster layer (libraft)")
+class ReplicatedQuorumQueueTest(unittest.TestCase):
+    def setUp(self):
+        self.cluster = Cluster().start()
+        self.addCleanup(self.cluster.stop)
+        self.a, self.b, self.c = self.cluster.nodes
+        self.cluster.leader()
+
+    def declare(self, node, queue, arguments=None):
+        connection, channel = channel_on(node)
+        try:
+            channel.queue_declare(queue, durable=True, arguments=dict(QQ, **(arguments or {})))
+        finally:
+            connection.close()
+
+    def test_one_queue_whichever_node(self):
+        self.declare(self.a, "q1")
+        publish_confirmed(self.b, "q1", [b"m%d" % i for i in range(100)])
+        # Every node's copy holds the hundred confirmed messages.
+        for node in self.cluster.nodes:
+            wait_depth(node, "q1", 100)
+        got = drain(self.c, "q1", 60, cancel=False)
+        self.assertEqual([g[0] for g in got[:60]], [b"m%d" % i for i in range(60)])
+        self.assertFalse(any(g[1] for g in got))
+        # What the consumer held past the sixty (its prefetch) went back when it left; node c
+        # proposed that when the connection closed, so node a sees it shortly after.
+        wait_depth(self.a, "q1", 40)
+        connection, channel = channel_on(self.a)
+        try:
+            method, props, body = channel.basic_get("q1", auto_ack=False)
+            self.assertEqual(body, b"m60")
+            self.assertEqual(method.message_count, 39)
+            # It had been delivered to the departed consumer: redelivered, and counted (once for
+            # the channel's close; pika's close nacks what it holds first, which may count again).
+            self.assertTrue(method.redelivered)
+            self.assertIn(props.headers.get("x-delivery-count"), (1, 2))
+            channel.basic_nack(method.delivery_tag, requeue=True)  # to the back, counted
+            method, props, body = channel.basic_get("q1", auto_ack=True)
+            self.assertEqual(body, b"m61")
+            self.assertEqual(channel.queue_purge("q1").method.message_count, 39)
+        finally:
+            connection.close()
+        for node in self.cluster.nodes:
+            wait_depth(node, "q1", 0)
+
+    def test_confirmed_messages_survive_kill_of_publisher_node_and_leader(self):
+        self.declare(self.a, "durable")
+        publish_confirmed(self.a, "durable", [b"%05d" % i for i in range(500)])
+        self.a.kill()
+        leader = self.cluster.leader(among=[self.b, self.c])
+        publish_confirmed(self.b, "durable", [b"%05d" % i for i in range(500, 700)])
+        self.a.start()
+        self.cluster.leader()
+        leader.kill()
+        survivor = [n for n in self.cluster.nodes if n is not leader][0]
+        self.cluster.leader(among=[n for n in self.cluster.nodes if n is not leader])
+        # A passive declare reads the node's copy after a read barrier: it has caught up then.
+        wait_depth(survivor, "durable", 700, timeout=30)
+        got = drain(survivor, "durable", 700, timeout=30)
+        self.assertEqual([g[0] for g in got], [b"%05d" % i for i in range(700)])
+        leader.start()
+
+    def test_unacked_messages_return_when_channel_closes_or_node_dies(self):
+        self.declare(self.b, "work")
+        publish_confirmed(self.b, "work", [b"w%d" % i for i in range(10)])
+        # A consumer on node a takes five and closes its channel without acking.
+        connection, channel = channel_on(self.a)
+        channel.basic_qos(prefetch_count=5)
+        held = []
+        for method, _props, body in channel.consume("work", inactivity_timeout=5):
+            held.append(body)
+            if len(held) == 5:
+                break
+        channel.close()
+        connection.close()
+        got = drain(self.c, "work", 10)
+        # The returned ones come first (a departed consumer's messages go to the front).
+        self.assertEqual([g[0] for g in got[:5]], held)
+        self.assertTrue(all(g[1] and g[2] == 1 for g in got[:5]))
+        self.assertEqual(sorted(g[0] for g in got), sorted(b"w%d" % i for i in range(10)))
+
+        # Again, but the consumer's whole node dies: its messages come back once it restarts.
+        publish_confirmed(self.b, "work", [b"x%d" % i for i in range(4)])
+        connection, channel = channel_on(self.a)
+        channel.basic_qos(prefetch_count=4)
+        held = []
+        for method, _props, body in channel.consume("work", inactivity_timeout=5):
+            held.append(body)
+            if len(held) == 4:
+                break
+        self.a.kill()
+        self.a.start()
+        got = drain(self.c, "work", 4)
+        self.assertEqual(sorted(g[0] for g in got), sorted(held))
+        self.assertTrue(all(g[1] for g in got))
+
+    def test_cancel_keeps_unacked_settleable_and_no_ack_consumers(self):
+        self.declare(self.a, "c1")
+        publish_confirmed(self.a, "c1", [b"%d" % i for i in range(6)])
+        connection, channel = channel_on(self.b)
+        try:
+            channel.basic_qos(prefetch_count=3)
+            tags = []
+            for method, _props, _body in channel.consume("c1", inactivity_timeout=5):
+                tags.append(method.delivery_tag)
+                if len(tags) == 3:
+                    break
+            channel.cancel()  # the three stay with the channel
+            for tag in tags:
+                channel.basic_ack(tag)
+            wait_depth(self.c, "c1", 3)
+            # A no-ack consumer takes the rest, which leave the queue at once.
+            bodies = []
+            for method, _props, body in channel.consume("c1", auto_ack=True, inactivity_timeout=5):
+                if method is None:
+                    break
+                bodies.append(body)
+                if len(bodies) == 3:
+                    break
+            channel.cancel()
+            self.assertEqual(bodies, [b"3", b"4", b"5"])
+        finally:
+            connection.close()
+        wait_depth(self.a, "c1", 0)
+        self.assertEqual(depth(self.a, "c1"), (0, 0))
+
+    def test_delivery_limit_dead_letters_into_a_replicated_queue(self):
+        self.declare(self.a, "dead")
+        self.declare(self.a, "poison", {"x-delivery-limit": 1, "x-dead-letter-exchange": "",
+                                        "x-dead-letter-routing-key": "dead"})
+        publish_confirmed(self.b, "poison", [b"bad"])
+        connection, channel = channel_on(self.c)
+        try:
+            for _ in range(2):  # delivered, rejected with requeue, twice: over the limit
+                method = None
+                deadline = time.monotonic() + 10
+                while method is None and time.monotonic() < deadline:
+                    method, _props, _body = channel.basic_get("poison")
+                self.assertIsNotNone(method)
+                channel.basic_reject(method.delivery_tag, requeue=True)
+        finally:
+            connection.close()
+        got = drain(self.b, "dead", 1)
+        self.assertEqual(got[0][0], b"bad")
+        wait_depth(self.a, "poison", 0)
+
+    def test_delete_cancels_consumers_on_every_node(self):
+        self.declare(self.a, "gone")
+        cancelled = threading.Event()
+        connection, channel = channel_on(self.c)
+        channel.add_on_cancel_callback(lambda _frame: cancelled.set())
+        channel.basic_consume("gone", lambda *a: None)
+        other, och = channel_on(self.b)
+        och.queue_delete("gone")
+        other.close()
+        deadline = time.monotonic() + 10
+        while not cancelled.is_set() and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.2)
+        connection.close()
+        self.assertTrue(cancelled.is_set())
+
+
+if __name__ == "__main__":
+    unittest.main()
