@@ -249,7 +249,8 @@ int main(int argc, char **argv)
             return 1;
         }
         server_set_cluster(server, cluster);
-        cluster_queues_start(replicas, cluster, cluster_run.node_name);
+        /* A member silent for three election timeouts is down for the quorum queues. */
+        cluster_queues_start(replicas, cluster, 3 * cfg.server.cluster.election_timeout_ms);
     }
 #endif
     struct admin *admin = admin_open(main_loop, server, NULL); /* <data-dir>/warren.sock */
@@ -258,7 +259,7 @@ int main(int argc, char **argv)
         server_set_cluster(server, NULL);
         cluster_node_stop(cluster);
         if (cluster)
-            cluster_queues_start(server_cluster_queues(server), NULL, "");
+            cluster_queues_start(server_cluster_queues(server), NULL, 0);
 #endif
         server_destroy(server);
         loop_destroy(main_loop);
@@ -301,7 +302,7 @@ int main(int argc, char **argv)
         server_set_cluster(server, NULL);
         cluster_node_stop(cluster);
         if (cluster)
-            cluster_queues_start(server_cluster_queues(server), NULL, "");
+            cluster_queues_start(server_cluster_queues(server), NULL, 0);
 #endif
         server_destroy(server);
         loop_destroy(main_loop);
@@ -336,7 +337,7 @@ int main(int argc, char **argv)
     cluster_node_stop(cluster);
     server_set_cluster(server, NULL);
     if (cluster)
-        cluster_queues_start(server_cluster_queues(server), NULL, "");
+        cluster_queues_start(server_cluster_queues(server), NULL, 0);
 #endif
     server_destroy(server);
     loop_destroy(main_loop);

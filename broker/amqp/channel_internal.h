@@ -319,6 +319,8 @@ void consumer_queue_deleted(struct consumer *c);
 void channel_replica_deliver(struct channel *ch, struct queue *q, struct proto_bytes tag, uint64_t id,
                              struct message *msg, uint32_t delivery_count);
 void channel_replica_queue_gone(struct channel *ch, struct proto_bytes queue);
+/* This node was declared down while alive: every replicated consumer of ch checks out again. */
+void channel_replica_reattach(struct channel *ch);
 /* publish.c: the channel goes: confirms waiting for replicated enqueues are forgotten. */
 void channel_forget_replica_confirms(struct channel *ch);
 

@@ -385,6 +385,15 @@ bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *
             if (res.status == QQ_MALFORMED)
                 out->status = META_MALFORMED;
         }
+        char node[QQ_NAME_MAX + 1];
+        if (strcmp(op, "node_down") == 0 && cq->node && get_name(cmd->args, "node", node) &&
+            strcmp(node, cq->node_name) == 0) {
+            /* Declared down while alive: this node's consumers take messages again. */
+            struct chan_ent *e, *etmp;
+            HASH_ITER(hh, cq->channels, e, etmp) {
+                channel_replica_reattach(e->ch);
+            }
+        }
     } else {
         char name[NAME_MAX_LEN + 1] = "";
         struct rq *r = get_name(cmd->args, "queue", name) ? find_rq(cq, vhost, proto_bytes_of(name)) : NULL;
@@ -534,7 +543,20 @@ static void node_down_done(void *a, uint64_t b, const struct meta_result *result
         log_debug("cluster: quorum queues released what node %s held before", cq->node_name);
 }
 
-void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, const char *node_name)
+/* The leader lost touch with a member (outside uv_run: proposed at once). */
+static void member_down(void *arg, const char *address)
+{
+    struct cluster_queues *cq = arg;
+    struct table_buf args = {0};
+    log_warning("cluster: no answer from member %s: its quorum queue consumers are cancelled", address);
+    if ((table_buf_put_string(&args, "vhost", proto_bytes_of("/")) |
+         table_buf_put_string(&args, "node", proto_bytes_of(address))) != 0 ||
+        propose(cq, "qq.node_down", &args, NULL, NULL, 0) == 0)
+        log_error("cluster: out of memory proposing node_down for %s", address);
+    table_buf_free(&args);
+}
+
+void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, unsigned down_after_ms)
 {
     cq->node = node;
     if (!node) {
@@ -545,7 +567,8 @@ void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, 
         }
         return;
     }
-    snprintf(cq->node_name, sizeof cq->node_name, "%s", node_name);
+    snprintf(cq->node_name, sizeof cq->node_name, "%s", cluster_node_address(node));
+    cluster_node_watch_members(node, down_after_ms, member_down, cq);
     struct table_buf args = {0};
     if (table_buf_put_string(&args, "vhost", proto_bytes_of("/")) != 0 ||
         table_buf_put_string(&args, "node", proto_bytes_of(cq->node_name)) != 0 ||

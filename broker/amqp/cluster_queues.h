@@ -20,10 +20,15 @@
  *                   queue (longstr), and the arguments of qq_fsm's op of that name
  *     qq.node_down  node: every queue's consumers of that node are cancelled
  *     qq.channel_down  node, channel: every queue's consumers of that channel are cancelled
- * A consumer's key is (this node's name, the channel's id on this node, the consumer tag; "" for
- * the holder of a channel's basic.get deliveries). Channel ids carry a random prefix drawn at
- * start, so a restarted node never takes over its earlier run's consumers; the node proposes
- * qq.node_down for its own name when it starts, which returns what that run held.
+ * A consumer's key is (this node's cluster address, the channel's id on this node, the consumer
+ * tag; "" for the holder of a channel's basic.get deliveries). Channel ids carry a random prefix
+ * drawn at start, so a restarted node never takes over its earlier run's consumers; the node
+ * proposes qq.node_down for itself when it starts, which returns what that run held. The leader
+ * proposes it for a member it has not heard from for a while (dead or cut off): what that
+ * member's consumers held goes to consumers elsewhere. A node that applies a node_down of itself
+ * while it runs (it was only cut off, or its own start-up one came late) checks its consumers
+ * out again, so they go on receiving; what they held was returned and comes again, redelivered
+ * (at least once, as RabbitMQ's quorum queues after a partition).
  * A result's status is 0, 404 (no such queue: deleted meanwhile) or META_MALFORMED; the text
  * of qq.dequeue's and qq.purge's is the value in decimal (a message id, 0 when none; a count). */
 #ifndef WARREN_CLUSTER_QUEUES_H
@@ -52,9 +57,11 @@ struct cluster_queues;
 struct cluster_queues *cluster_queues_create(struct server *server);
 /* Frees every queue's state; proposals waiting are forgotten. NULL is ignored. */
 void cluster_queues_free(struct cluster_queues *cq);
-/* The node runs: consumer keys name node_name (copied), and qq.node_down for it is proposed.
- * node NULL (the node stopped): nothing is proposed from then on. */
-void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, const char *node_name);
+/* The node runs: consumer keys name this node by its cluster address (what every member calls
+ * it), and qq.node_down for it is proposed. While this node leads, a member silent for
+ * down_after_ms gets a qq.node_down (its consumers' messages go to others). node NULL (the node
+ * stopped): nothing is proposed from then on. */
+void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, unsigned down_after_ms);
 /* End of a loop pass: proposes what effects asked for while a command was being applied (a
  * no-ack delivery's settle, a delivery to a consumer that was cancelled meanwhile). */
 void cluster_queues_flush(struct cluster_queues *cq);

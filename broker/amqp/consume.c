@@ -755,6 +755,20 @@ void channel_replica_deliver(struct channel *ch, struct queue *q, struct proto_b
     ch->unacked_live++;
 }
 
+void channel_replica_reattach(struct channel *ch)
+{
+    struct cluster_queues *cq = server_cluster_queues(connection_server(ch->conn));
+    struct consumer *c, *tmp;
+    if (ch->state != CHANNEL_OPEN)
+        return;
+    HASH_ITER(hh, ch->consumers, c, tmp) {
+        if (c->replicated &&
+            cluster_queues_checkout(cq, ch, c->queue, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len},
+                                    c->no_ack ? 0 : c->prefetch) != 0)
+            log_error("cluster: out of memory: consumer '%.*s' not checked out again", (int)c->tag_len, c->tag);
+    }
+}
+
 void channel_replica_queue_gone(struct channel *ch, struct proto_bytes queue)
 {
     struct consumer *c, *tmp;

@@ -85,6 +85,17 @@ struct cluster_node {
     bool push_commit;              /* commands applied as leader since the last barrier went out */
     struct raft_barrier barrier;
     bool barrier_in_flight;
+    /* The leader's watch over the members (cluster_node_watch_members), by position in the
+     * configuration; raft_progress.recent_recv says whether a member answered since libraft last
+     * reset it (each election timeout). */
+    struct {
+        raft_id id;
+        uint64_t silent_since; /* loop ms; 0: heard from */
+        bool reported;
+    } watch[CLUSTER_MEMBERS_MAX];
+    unsigned down_after_ms;
+    void (*member_down)(void *arg, const char *address);
+    void *member_down_arg;
 };
 
 /* ---- lists ---- */
@@ -315,6 +326,47 @@ static void proposal_end(struct cluster_node *node, struct proposal *p, int stat
     list_push(&node->completed, p);
 }
 
+/* Reports the members a leader has not heard from for down_after_ms (outside uv_run). */
+static void watch_members(struct cluster_node *node, uint64_t now)
+{
+    const struct raft_configuration *c = &node->raft.configuration;
+    bool leading = raft_state(&node->raft) == RAFT_LEADER && node->member_down && !node->stopping;
+    for (unsigned i = 0; i < CLUSTER_MEMBERS_MAX; i++) {
+        if (!leading || i >= c->n || c->servers[i].id == node->raft.id) {
+            node->watch[i].id = 0;
+            continue;
+        }
+        const struct raft_server *s = &c->servers[i];
+        if (node->watch[i].id != s->id) {
+            node->watch[i].id = s->id;
+            node->watch[i].silent_since = 0;
+            node->watch[i].reported = false;
+        }
+        if (node->raft.leader_state.progress[i].recent_recv) {
+            node->watch[i].silent_since = 0;
+            node->watch[i].reported = false;
+        } else if (!node->watch[i].silent_since) {
+            node->watch[i].silent_since = now;
+        } else if (!node->watch[i].reported && now - node->watch[i].silent_since >= node->down_after_ms) {
+            node->watch[i].reported = true;
+            node->member_down(node->member_down_arg, s->address);
+        }
+    }
+}
+
+void cluster_node_watch_members(struct cluster_node *node, unsigned down_after_ms,
+                                void (*down)(void *arg, const char *address), void *arg)
+{
+    node->down_after_ms = down_after_ms;
+    node->member_down = down;
+    node->member_down_arg = arg;
+}
+
+const char *cluster_node_address(const struct cluster_node *node)
+{
+    return node->address;
+}
+
 static void on_tick(struct event_loop *loop, void *data)
 {
     struct cluster_node *node = data;
@@ -333,6 +385,7 @@ static void on_tick(struct event_loop *loop, void *data)
         p = next;
     }
     link_sweep(&node->link);
+    watch_members(node, now);
     node_kick(node); /* sends, closes */
     node->tick_timer = loop_timer_add(loop, TICK_MS, on_tick, node);
     deliver_completed(node);

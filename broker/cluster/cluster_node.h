@@ -128,6 +128,14 @@ struct cluster_status {
 
 /* True when this node leads the group right now (it may learn otherwise at any time). */
 bool cluster_node_is_leader(const struct cluster_node *node);
+/* This node's address as the members know it (one of cluster_peers). */
+const char *cluster_node_address(const struct cluster_node *node);
+
+/* While this node leads, down(arg, address) is called once for a member it has heard nothing
+ * from (no Raft reply) for down_after_ms, and again if it comes back and goes silent again: a
+ * member dead, or cut off from the leader. NULL down: nobody is told. */
+void cluster_node_watch_members(struct cluster_node *node, unsigned down_after_ms,
+                                void (*down)(void *arg, const char *address), void *arg);
 
 /* Fills out with the node's view of the cluster right now. */
 void cluster_node_status(struct cluster_node *node, struct cluster_status *out);

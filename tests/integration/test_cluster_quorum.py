@@ -178,6 +178,27 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         self.assertEqual(sorted(g[0] for g in got), sorted(held))
         self.assertTrue(all(g[1] for g in got))
 
+    def test_a_dead_nodes_messages_go_to_consumers_elsewhere_without_its_restart(self):
+        self.declare(self.a, "orphans")
+        publish_confirmed(self.a, "orphans", [b"o%d" % i for i in range(6)])
+        # A consumer on the node that will die holds four messages unacked.
+        victim = self.b if self.cluster.leader() is not self.b else self.c
+        connection, channel = channel_on(victim)
+        channel.basic_qos(prefetch_count=4)
+        held = []
+        for method, _props, body in channel.consume("orphans", inactivity_timeout=5):
+            held.append(body)
+            if len(held) == 4:
+                break
+        victim.kill()
+        # The leader stops hearing from it and proposes its node_down: the four come back.
+        others = [n for n in self.cluster.nodes if n is not victim]
+        self.cluster.leader(among=others)
+        got = drain(others[0], "orphans", 6, timeout=20)
+        self.assertEqual(sorted(g[0] for g in got), sorted(b"o%d" % i for i in range(6)))
+        self.assertEqual([g[0] for g in got if g[1]], held)  # redelivered: exactly the held ones
+        victim.start()
+
     def test_cancel_keeps_unacked_settleable_and_no_ack_consumers(self):
         self.declare(self.a, "c1")
         publish_confirmed(self.a, "c1", [b"%d" % i for i in range(6)])
