@@ -7,6 +7,7 @@
 
 #include "access.h"
 #include "channel_internal.h"
+#include "consume_internal.h"
 #ifdef WARREN_HAVE_CLUSTER
 #include "cluster_queues.h"
 #endif
@@ -22,22 +23,6 @@
 #include "table.h"
 #include "vhost.h"
 
-#ifdef WARREN_HAVE_CLUSTER
-/* A basic.get waiting for its dequeue command; its connection handles no frame meanwhile. */
-struct replica_get {
-    struct connection *conn;
-    struct cluster_queues *cq;
-    struct queue *queue; /* a reference */
-    uint64_t handle;
-    uint16_t channel;
-    bool no_ack;
-    bool channel_gone;
-    struct message *msg; /* the message, once the effect delivered it */
-    uint64_t id;
-    uint32_t delivery_count;
-};
-
-#endif
 
 /* ---- the unacked ring ---- */
 
@@ -46,7 +31,7 @@ static struct delivery *ring_at(const struct delivery_ring *r, uint32_t i)
     return &r->items[(r->head + i) & (r->capacity - 1)];
 }
 
-static int ring_push(struct delivery_ring *r, const struct delivery *d)
+int delivery_ring_push(struct delivery_ring *r, const struct delivery *d)
 {
     if (r->count == r->capacity) {
         uint32_t cap = r->capacity ? r->capacity * 2 : 64;
@@ -114,7 +99,7 @@ static bool consumer_has_credit(void *ctx, const struct message *msg)
 /* Sends a delivery's method and content. A kind of queue that counts deliveries (quorum) adds
  * x-delivery-count to the content header, a copy made for this delivery only: the stored
  * message stays as published, so a dead letter of it carries no x-delivery-count (RabbitMQ). */
-static void send_delivery(struct channel *ch, struct queue *queue, const struct queue_entry *entry, bool get,
+void channel_send_delivery(struct channel *ch, struct queue *queue, const struct queue_entry *entry, bool get,
                           const struct spec_method *m)
 {
     struct message *msg = entry->msg;
@@ -141,7 +126,7 @@ static void consumer_deliver(void *ctx, struct queue *queue, const struct queue_
     m.args.basic_deliver.redelivered = entry->delivery_count > 0;
     m.args.basic_deliver.exchange = msg->exchange;
     m.args.basic_deliver.routing_key = msg->routing_key;
-    send_delivery(ch, queue, entry, false, &m);
+    channel_send_delivery(ch, queue, entry, false, &m);
     if (entry->delivery_count > 0)
         ch->stats.redeliver++;
     if (no_ack) {
@@ -152,7 +137,7 @@ static void consumer_deliver(void *ctx, struct queue *queue, const struct queue_
     ch->stats.deliver++;
     struct delivery d = {.tag = tag, .queue = queue, .consumer = c, .entry = *entry};
     queue_retain(queue);
-    if (ring_push(&ch->unacked, &d) != 0) {
+    if (delivery_ring_push(&ch->unacked, &d) != 0) {
         /* Cannot track it: treat as acked rather than lose the bookkeeping. */
         queue_settle(queue, entry, QUEUE_ACK);
         queue_release(queue);
@@ -167,7 +152,7 @@ static const struct consumer_ops consumer_ops = {
     .deliver = consumer_deliver,
 };
 
-static struct consumer *find_consumer(struct channel *ch, struct proto_bytes tag)
+struct consumer *channel_find_consumer(struct channel *ch, struct proto_bytes tag)
 {
     struct consumer *c;
     HASH_FIND(hh, ch->consumers, tag.ptr ? (const void *)tag.ptr : "", tag.len, c);
@@ -434,9 +419,7 @@ void channel_release_consumers(struct channel *ch)
     /* Every key the channel used is cancelled by one command (its deliveries go back to the
      * front of their queues), so the local ones below are just let go. */
     cluster_queues_channel_closed(server_cluster_queues(connection_server(ch->conn)), ch);
-    if (ch->replica_get)
-        ch->replica_get->channel_gone = true;
-    ch->replica_get = NULL;
+    channel_replica_get_orphan(ch);
 #endif
     while (ch->consumers)
         consumer_drop(ch->consumers, true);
@@ -486,7 +469,7 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
     if (!c)
         return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "out of memory");
     if (a->consumer_tag.len) {
-        if (find_consumer(ch, a->consumer_tag)) {
+        if (channel_find_consumer(ch, a->consumer_tag)) {
             free(c);
             return reply_fail(err, SPEC_NOT_ALLOWED, mid, "attempt to reuse consumer tag '%.*s'",
                               (int)a->consumer_tag.len, (const char *)a->consumer_tag.ptr);
@@ -502,7 +485,7 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
                 return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "no randomness for a consumer tag");
             }
             c->tag_len = 9 + RANDOM_TOKEN_LEN;
-        } while (find_consumer(ch, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len}));
+        } while (channel_find_consumer(ch, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len}));
     }
     int32_t priority = 0;
     struct table_value v;
@@ -560,7 +543,7 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
 
 static int basic_cancel(struct channel *ch, const struct spec_basic_cancel *a)
 {
-    struct consumer *c = find_consumer(ch, a->consumer_tag);
+    struct consumer *c = channel_find_consumer(ch, a->consumer_tag);
     direct_reply_cancel(ch, a->consumer_tag);
     if (!a->no_wait) {
         /* RabbitMQ answers cancel-ok for unknown tags too. */
@@ -601,185 +584,6 @@ int get_message_as(const struct actor *who, struct vhost *vhost, struct proto_by
     return 0;
 }
 
-/* ---- replicated quorum queues (cluster_queues.h) ---- */
-
-#ifdef WARREN_HAVE_CLUSTER
-static void replica_get_free(struct replica_get *g)
-{
-    message_release(g->msg);
-    queue_release(g->queue);
-    free(g);
-}
-
-static void replica_get_abandon(void *arg)
-{
-    struct replica_get *g = arg;
-    cluster_queues_forget(g->cq, g->handle);
-    replica_get_free(g);
-}
-
-/* Sends get-ok for what the dequeue gave (or get-empty), tracking it in ack mode. */
-static void replica_get_answer(struct channel *ch, struct replica_get *g)
-{
-    if (!g->msg) {
-        ch->stats.get_empty++;
-        struct spec_method empty = {.id = SPEC_BASIC_GET_EMPTY};
-        channel_send(ch, &empty);
-        return;
-    }
-    struct queue_entry entry = {.msg = g->msg, .seq = g->id, .expires_at = MESSAGE_NO_EXPIRY,
-                                .delivery_count = g->delivery_count};
-    uint64_t tag = ++ch->next_delivery_tag;
-    struct spec_method m = {.id = SPEC_BASIC_GET_OK};
-    m.args.basic_get_ok.delivery_tag = tag;
-    m.args.basic_get_ok.redelivered = entry.delivery_count > 0;
-    m.args.basic_get_ok.exchange = g->msg->exchange;
-    m.args.basic_get_ok.routing_key = g->msg->routing_key;
-    m.args.basic_get_ok.message_count = (uint32_t)cluster_queues_ready(g->cq, ch->vhost, g->queue);
-    send_delivery(ch, g->queue, &entry, true, &m);
-    if (entry.delivery_count > 0)
-        ch->stats.redeliver++;
-    if (g->no_ack) {
-        ch->stats.get_no_ack++;
-        return; /* the message left the queue with the dequeue; g releases it */
-    }
-    ch->stats.get++;
-    struct delivery d = {.tag = tag, .queue = g->queue, .entry = entry, .fetched = true, .replicated = true};
-    if (ring_push(&ch->unacked, &d) != 0) {
-        struct cluster_settle_batch b = {0};
-        cluster_settle_add(&b, ch, g->queue, (struct proto_bytes){0}, g->id, QUEUE_ACK);
-        cluster_settle_flush(&b);
-        return;
-    }
-    queue_retain(g->queue);
-    g->msg = NULL; /* the delivery holds it now */
-    ch->unacked_live++;
-}
-
-static void replica_get_done(void *a, uint64_t b, const struct meta_result *result)
-{
-    (void)b;
-    struct replica_get *g = a;
-    struct connection *conn = g->conn;
-    connection_resume(conn);
-    struct channel *ch = g->channel_gone ? NULL : connection_channel(conn, g->channel);
-    if (!ch || !connection_is_running(conn) || ch->replica_get != g) {
-        replica_get_free(g); /* the channel's close cancelled its get holder: the message went back */
-        return;
-    }
-    ch->replica_get = NULL;
-    if (result->status == 0 || result->status == META_DUPLICATE) {
-        replica_get_answer(ch, g);
-    } else {
-        struct reply_error err;
-        if (result->status == SPEC_NOT_FOUND)
-            reply_fail(&err, SPEC_NOT_FOUND, SPEC_BASIC_GET, "NOT_FOUND - %s", result->text);
-        else
-            reply_fail(&err, SPEC_INTERNAL_ERROR, SPEC_BASIC_GET, "cluster: no quorum");
-        channel_raise(ch, &err);
-    }
-    replica_get_free(g);
-}
-
-/* basic.get on a replicated queue: a dequeue command; the answer goes out when it is applied. */
-static int replica_get(struct channel *ch, struct queue *q, bool no_ack, struct reply_error *err)
-{
-    struct replica_get *g = calloc(1, sizeof *g);
-    if (!g)
-        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_GET, "out of memory");
-    *g = (struct replica_get){.conn = ch->conn, .cq = server_cluster_queues(connection_server(ch->conn)), .queue = q,
-                              .channel = ch->number, .no_ack = no_ack};
-    queue_retain(q);
-    g->handle = cluster_queues_dequeue(g->cq, ch, q, no_ack, replica_get_done, g, 0);
-    if (g->handle == 0) {
-        replica_get_free(g);
-        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_GET, "out of memory");
-    }
-    ch->replica_get = g;
-    queue_touch(q, channel_now(ch));
-    connection_wait(ch->conn, replica_get_abandon, g);
-    return 0;
-}
-
-void channel_replica_deliver(struct channel *ch, struct queue *q, struct proto_bytes tag, uint64_t id,
-                             struct message *msg, uint32_t delivery_count)
-{
-    if (tag.len == 0) { /* the dequeue of the basic.get this channel waits for */
-        struct replica_get *g = ch->replica_get;
-        if (g && g->queue == q && !g->msg) {
-            g->msg = msg;
-            g->id = id;
-            g->delivery_count = delivery_count;
-        } else {
-            message_release(msg); /* the channel's close returns it */
-        }
-        return;
-    }
-    if (ch->state != CHANNEL_OPEN) {
-        message_release(msg); /* the close cancels this consumer, returning it */
-        return;
-    }
-    struct consumer *c = find_consumer(ch, tag);
-    struct cluster_settle_batch b = {0};
-    if (!c || !c->replicated || c->queue != q) {
-        /* Cancelled before its detach was applied: handed back (RabbitMQ would not have sent it). */
-        cluster_settle_add(&b, ch, q, tag, id, QUEUE_REQUEUE);
-        cluster_settle_flush(&b);
-        message_release(msg);
-        return;
-    }
-    struct queue_entry entry = {.msg = msg, .seq = id, .expires_at = MESSAGE_NO_EXPIRY, .delivery_count = delivery_count};
-    uint64_t dtag = ++ch->next_delivery_tag;
-    struct spec_method m = {.id = SPEC_BASIC_DELIVER};
-    m.args.basic_deliver.consumer_tag = tag;
-    m.args.basic_deliver.delivery_tag = dtag;
-    m.args.basic_deliver.redelivered = delivery_count > 0;
-    m.args.basic_deliver.exchange = msg->exchange;
-    m.args.basic_deliver.routing_key = msg->routing_key;
-    send_delivery(ch, q, &entry, false, &m);
-    if (delivery_count > 0)
-        ch->stats.redeliver++;
-    struct delivery d = {.tag = dtag, .queue = q, .consumer = c, .entry = entry, .replicated = true};
-    if (c->no_ack || ring_push(&ch->unacked, &d) != 0) {
-        /* No-ack (or untrackable): settled at once, by a command of its own. */
-        if (c->no_ack)
-            ch->stats.deliver_no_ack++;
-        cluster_settle_add(&b, ch, q, tag, id, QUEUE_ACK);
-        cluster_settle_flush(&b);
-        message_release(msg);
-        return;
-    }
-    ch->stats.deliver++;
-    queue_retain(q);
-    c->unacked++;
-    ch->unacked_live++;
-}
-
-void channel_replica_reattach(struct channel *ch)
-{
-    struct cluster_queues *cq = server_cluster_queues(connection_server(ch->conn));
-    struct consumer *c, *tmp;
-    if (ch->state != CHANNEL_OPEN)
-        return;
-    HASH_ITER(hh, ch->consumers, c, tmp) {
-        if (c->replicated &&
-            cluster_queues_checkout(cq, ch, c->queue, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len},
-                                    c->no_ack ? 0 : c->prefetch) != 0)
-            log_error("cluster: out of memory: consumer '%.*s' not checked out again", (int)c->tag_len, c->tag);
-    }
-}
-
-void channel_replica_queue_gone(struct channel *ch, struct proto_bytes queue)
-{
-    struct consumer *c, *tmp;
-    HASH_ITER(hh, ch->consumers, c, tmp) {
-        struct proto_bytes name = queue_name(c->queue);
-        if (c->replicated && name.len == queue.len && memcmp(name.ptr, queue.ptr, queue.len) == 0)
-            consumer_queue_deleted(c);
-    }
-}
-
-#endif
 
 static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct reply_error *err)
 {
@@ -806,7 +610,7 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
                                   "cannot obtain access to locked queue '%.*s' in vhost '%s'. basic.get operations "
                                   "are not supported by quorum queues with single active consumer",
                                   (int)name.len, (const char *)name.ptr, vhost_name(ch->vhost));
-            return replica_get(ch, q, a->no_ack, err);
+            return channel_replica_get(ch, q, a->no_ack, err);
         }
     }
 #endif
@@ -825,7 +629,7 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
     m.args.basic_get_ok.exchange = msg->exchange;
     m.args.basic_get_ok.routing_key = msg->routing_key;
     m.args.basic_get_ok.message_count = (uint32_t)queue_ready_count(q);
-    send_delivery(ch, q, &entry, true, &m);
+    channel_send_delivery(ch, q, &entry, true, &m);
     if (entry.delivery_count > 0)
         ch->stats.redeliver++;
     if (a->no_ack) {
@@ -836,7 +640,7 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
     ch->stats.get++;
     struct delivery d = {.tag = tag, .queue = q, .consumer = NULL, .entry = entry, .fetched = true};
     queue_retain(q);
-    if (ring_push(&ch->unacked, &d) != 0) {
+    if (delivery_ring_push(&ch->unacked, &d) != 0) {
         queue_settle_fetched(q, &entry, QUEUE_ACK);
         queue_release(q);
         return 0;
