@@ -83,6 +83,7 @@ struct cluster_node {
      * declare through a follower waited ~200 ms on loopback). So after the leader applies
      * commands it appends a barrier, whose append carries the new commit index at once. */
     bool push_commit;              /* commands applied as leader since the last barrier went out */
+    bool held_back;                /* a proposal waits for the session's window (proposal_send) */
     struct raft_barrier barrier;
     bool barrier_in_flight;
     /* The leader's watch over the members (cluster_node_watch_members), by position in the
@@ -139,6 +140,7 @@ static void result_set(struct meta_result *r, int status, const char *text)
 /* ---- driving libuv from Warren's loop ---- */
 
 static void node_pump(struct cluster_node *node);
+static void proposal_send(struct cluster_node *node, struct proposal *p);
 
 static void on_uv_timer(struct event_loop *loop, void *data)
 {
@@ -209,9 +211,21 @@ static bool push_commit(struct cluster_node *node)
     return true;
 }
 
+/* Sends what proposal_send held back and the window now admits (outside uv_run). */
+static void send_held_back(struct cluster_node *node)
+{
+    if (!node->held_back)
+        return;
+    node->held_back = false;
+    for (struct proposal *p = node->pending.head; p; p = p->next)
+        if (p->sent_to == 0)
+            proposal_send(node, p);
+}
+
 static void node_pump(struct cluster_node *node)
 {
     uv_run(&node->uv, UV_RUN_NOWAIT);
+    send_held_back(node);
     if (push_commit(node))
         uv_run(&node->uv, UV_RUN_NOWAIT); /* send it now, not at the next timer */
     uv_update_time(&node->uv); /* the timeout is counted from libuv's clock: make it now */
@@ -278,6 +292,18 @@ static void proposal_send(struct cluster_node *node, struct proposal *p)
 {
     p->resend_ms = loop_now_ms(node->loop) + RETRY_MS;
     p->sent_to = 0;
+    /* Exactly once rests on meta_fsm's window (sessions.h): when a request is applied more than
+     * META_WINDOW above the session's floor, the requests it leaves behind count as applied. A
+     * pending request overtaken that far (the leader changed, and later requests went straight
+     * to the new one while it waited for its re-send) would then be skipped as a duplicate and
+     * reported done: a confirmed message never enqueued. So a request is sent only while it is
+     * less than META_WINDOW above every request still pending here; it waits otherwise, and goes
+     * once they are applied (node_pump). What is left behind below is only what was applied, or
+     * abandoned (timed out, forgotten: nobody is told it was done). */
+    if (node->pending.head && p->request - node->pending.head->request >= META_WINDOW) {
+        node->held_back = true;
+        return;
+    }
     if (raft_state(&node->raft) == RAFT_LEADER) {
         if (node_apply(node, p->command.base, p->command.len) == 0)
             p->sent_to = node->raft.id;
