@@ -13,6 +13,7 @@
 #include "channel_internal.h"
 #ifdef WARREN_HAVE_CLUSTER
 #include "cluster_queues.h"
+#include "qq_fsm.h"
 #endif
 #include "connection.h"
 #include "event_loop.h"
@@ -108,6 +109,9 @@ static void block_one(struct netconn *net, void *arg)
 static void check_memory(struct server *server)
 {
     uint64_t used = message_memory_bytes();
+#ifdef WARREN_HAVE_CLUSTER
+    used += qq_memory_bytes(); /* replicated quorum queues' messages, held outside the model */
+#endif
     bool memory = server->memory_alarm ? used > server->memory_limit / 10 * 9 : used > server->memory_limit;
     bool disk = persistence_disk_alarm(server->persistence);
     bool alarm = memory || disk;

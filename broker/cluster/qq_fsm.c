@@ -140,9 +140,34 @@ static void message_append(struct qq_state *s, struct qq_message *m)
 }
 
 /* Frees the message at index at. The oldest goes in O(1), as a FIFO queue's acks do. */
+static uint64_t memory_bytes; /* the loop's thread only, as every call here */
+
+uint64_t qq_memory_bytes(void)
+{
+    return memory_bytes;
+}
+
+struct qq_message *qq_message_alloc(uint32_t len)
+{
+    struct qq_message *m = malloc(sizeof(*m) + len);
+    if (m) {
+        *m = (struct qq_message){.len = len};
+        memory_bytes += len;
+    }
+    return m;
+}
+
+void qq_message_free(struct qq_message *m)
+{
+    if (m) {
+        memory_bytes -= m->len;
+        free(m);
+    }
+}
+
 static void message_remove(struct qq_state *s, size_t at)
 {
-    free(s->messages[at]);
+    qq_message_free(s->messages[at]);
     if (at == s->head) {
         s->head++;
     } else {
@@ -216,7 +241,7 @@ static void consumer_to_back(struct qq_state *s, size_t at)
 void qq_state_free(struct qq_state *s)
 {
     for (size_t i = s->head; i < s->head + s->count; i++)
-        free(s->messages[i]);
+        qq_message_free(s->messages[i]);
     free(s->messages);
     for (size_t i = 0; i < s->nconsumers; i++)
         consumer_free(s->consumers[i]);
@@ -459,10 +484,10 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
             r->status = QQ_MALFORMED;
             return;
         }
-        struct qq_message *m = malloc(sizeof(*m) + v.v.bytes.len);
+        struct qq_message *m = v.v.bytes.len <= UINT32_MAX ? qq_message_alloc(v.v.bytes.len) : NULL;
         if (!m)
             out_of_memory();
-        *m = (struct qq_message){.id = s->next_id++, .len = v.v.bytes.len};
+        m->id = s->next_id++;
         if (v.v.bytes.len)
             memcpy(m->content, v.v.bytes.ptr, v.v.bytes.len);
         message_append(s, m);
@@ -520,7 +545,7 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
         size_t kept = s->head;
         for (size_t i = s->head; i < s->head + s->count; i++) {
             if (s->messages[i]->owner == 0) {
-                free(s->messages[i]);
+                qq_message_free(s->messages[i]);
                 r->value++;
             } else {
                 s->messages[kept++] = s->messages[i];

@@ -172,6 +172,10 @@ void qq_fsm_apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
  * state unchanged. Pending requests are kept. */
 int qq_fsm_import(struct qq_fsm *fsm, struct proto_bytes state);
 
+/* Content bytes held by every quorum queue state of the process: what the broker's memory alarm
+ * counts beside its own messages (every member holds a copy of every message). */
+uint64_t qq_memory_bytes(void);
+
 /* Counts, for the broker and tests. */
 size_t qq_fsm_messages(const struct qq_fsm *fsm);
 size_t qq_fsm_ready(const struct qq_fsm *fsm);

@@ -262,10 +262,11 @@ static bool decode_messages(struct qq_state *s, struct proto_bytes array)
             s->messages = grown;
             s->cap = cap;
         }
-        struct qq_message *m = malloc(sizeof(*m) + content.v.bytes.len);
+        struct qq_message *m = qq_message_alloc(content.v.bytes.len);
         if (!m)
             return false;
-        *m = (struct qq_message){.id = id, .delivery_count = count.v.u32, .len = content.v.bytes.len};
+        m->id = id;
+        m->delivery_count = count.v.u32;
         if (content.v.bytes.len)
             memcpy(m->content, content.v.bytes.ptr, content.v.bytes.len);
         s->messages[s->count++] = m;

@@ -23,6 +23,10 @@ struct qq_consumer {
 };
 
 
+/* A message with room for len content bytes (not filled), counted in qq_memory_bytes; NULL when
+ * out of memory. qq_message_free gives it back (NULL is ignored). */
+struct qq_message *qq_message_alloc(uint32_t len);
+void qq_message_free(struct qq_message *m);
 /* The message id, or NULL; *at (when not NULL) gets its index in s->messages. */
 struct qq_message *qq_message_find(const struct qq_state *s, uint64_t id, size_t *at);
 /* True when both keys name the same consumer. */
