@@ -84,6 +84,8 @@ struct cluster_node {
      * commands it appends a barrier, whose append carries the new commit index at once. */
     bool push_commit;              /* commands applied as leader since the last barrier went out */
     bool held_back;                /* a proposal waits for the session's window (proposal_send) */
+    bool unsent;                   /* a pending proposal was not handed to anyone */
+    raft_id sent_leader;           /* the leader proposals were last handed to */
     struct raft_barrier barrier;
     bool barrier_in_flight;
     /* The leader's watch over the members (cluster_node_watch_members), by position in the
@@ -302,21 +304,22 @@ static void proposal_send(struct cluster_node *node, struct proposal *p)
      * abandoned (timed out, forgotten: nobody is told it was done). */
     if (node->pending.head && p->request - node->pending.head->request >= META_WINDOW) {
         node->held_back = true;
+        node->unsent = true;
         return;
     }
     if (raft_state(&node->raft) == RAFT_LEADER) {
         if (node_apply(node, p->command.base, p->command.len) == 0)
             p->sent_to = node->raft.id;
-        return;
+    } else {
+        raft_id id;
+        const char *address;
+        raft_leader(&node->raft, &id, &address);
+        if (id != 0 && id != node->raft.id && link_forward(&node->link, id, address, &p->command) == 0)
+            p->sent_to = id;
+        node_kick(node);
     }
-    raft_id id;
-    const char *address;
-    raft_leader(&node->raft, &id, &address);
-    if (id == 0 || id == node->raft.id)
-        return;
-    if (link_forward(&node->link, id, address, &p->command) == 0)
-        p->sent_to = id;
-    node_kick(node);
+    if (p->sent_to == 0)
+        node->unsent = true; /* cluster_node_propose sends it before any later one */
 }
 
 /* The forwarding link to the leader connected: what it could not take yet goes out now. */
@@ -438,6 +441,22 @@ uint64_t cluster_node_propose(struct cluster_node *node, const char *op, const s
     node->last_request = p->request;
     p->deadline_ms = loop_now_ms(node->loop) + node->propose_timeout_ms;
     list_push(&node->pending, p);
+    /* Earlier requests not yet handed to the leader of now (it changed, or there was none) go
+     * first: a node's commands are applied in the order it proposed them (cluster_queues.c
+     * relies on it: a channel's checkout before its channel_down), not in the order of the
+     * next tick's re-sends. */
+    raft_id leader = raft_state(&node->raft) == RAFT_LEADER ? node->raft.id : 0;
+    if (!leader) {
+        const char *address;
+        raft_leader(&node->raft, &leader, &address);
+    }
+    if (leader && (node->unsent || leader != node->sent_leader)) {
+        node->unsent = false;
+        node->sent_leader = leader;
+        for (struct proposal *q = node->pending.head; q != p; q = q->next)
+            if (q->sent_to != leader)
+                proposal_send(node, q);
+    }
     proposal_send(node, p);
     return p->request;
 }

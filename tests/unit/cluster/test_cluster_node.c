@@ -613,10 +613,13 @@ static bool knows_new_leader(struct tcluster *c, void *arg)
 }
 
 /* Exactly once with more requests in flight than meta_fsm's window (sessions.h): a follower's
- * requests that waited for a leader are overtaken by a burst sent straight to the new one. If
- * the burst ran more than META_WINDOW requests ahead of them, their re-sends would be taken for
- * duplicates of forgotten requests and reported done without being applied; the node holds the
- * burst back instead (proposal_send). Every request must be applied once and reported done. */
+ * requests that waited for a leader, then a burst of more than META_WINDOW. Had the burst gone
+ * straight to the new leader ahead of them, their re-sends would be taken for duplicates of
+ * forgotten requests and reported done without being applied. Two rules prevent it
+ * (cluster_node.c): earlier unsent requests are sent before a new one, and no request is sent
+ * META_WINDOW or more above the lowest pending (for re-sends lost in transit, which this test
+ * does not make). Before both rules this test failed; every request must be applied once and
+ * reported done. */
 static void a_burst_past_the_window_after_a_leader_change_loses_nothing(void **state)
 {
     (void)state;
