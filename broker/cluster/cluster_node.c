@@ -38,6 +38,7 @@
 #define RETRY_MS 500        /* a proposal not applied by then is sent again */
 #define TICK_MS 100         /* how often retries, timeouts and leader changes are checked */
 #define CONNECT_RETRY_MS 200
+#define SNAPSHOT_THRESHOLD_MAX 65536 /* entries between snapshots at most (libraft keeps them in memory) */
 
 _Static_assert(CLUSTER_ADDRESS_MAX == 256, "cluster_link.c bounds addresses at 256 bytes");
 
@@ -97,6 +98,11 @@ struct cluster_node {
         bool reported;
     } watch[CLUSTER_MEMBERS_MAX];
     unsigned down_after_ms;
+    /* Snapshots: every snapshot_base entries at least; as many more as it takes for the log
+     * since the last one to weigh what a snapshot weighs (applied_bytes over applied_entries),
+     * so that a large state (quorum queues' messages) is not copied every few entries. */
+    unsigned snapshot_base;
+    uint64_t applied_bytes, applied_entries;
     void (*member_down)(void *arg, const char *address);
     void *member_down_arg;
 };
@@ -487,6 +493,8 @@ static void target_apply(void *ctx, const struct meta_command *cmd, struct meta_
 {
     struct cluster_node *node = ctx;
     uint64_t index = raft_last_applied(&node->raft) + 1;
+    node->applied_bytes += cmd->op.len + cmd->args.len + 48; /* the envelope, roughly */
+    node->applied_entries++;
     if (index <= node->model_index) {
         /* The model holds it already (saved before a restart, or in a snapshot): status 0, and
          * only what the model does not save is applied. */
@@ -518,6 +526,15 @@ static int target_export(void *ctx, struct table_buf *out)
     v.v.bytes = (struct proto_bytes){state.data, (uint32_t)state.len};
     if (rc == 0)
         rc = table_buf_put_field(out, "state", 5, &v);
+    /* The next snapshot once the log has grown by about this one's size (its entries' average). */
+    uint64_t average = node->applied_entries ? node->applied_bytes / node->applied_entries : 0;
+    uint64_t entries = average ? state.len / average : 0;
+    if (entries < node->snapshot_base)
+        entries = node->snapshot_base;
+    if (entries > SNAPSHOT_THRESHOLD_MAX)
+        entries = SNAPSHOT_THRESHOLD_MAX;
+    raft_set_snapshot_threshold(&node->raft, (unsigned)entries);
+    node->applied_bytes = node->applied_entries = 0;
     table_buf_free(&state);
     return rc == 0 ? 0 : -1;
 }
@@ -723,6 +740,7 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
     node->raft_ready = true;
     node->raft.data = node;
     unsigned snapshot = cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024;
+    node->snapshot_base = snapshot;
     raft_set_election_timeout(&node->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000);
     raft_set_heartbeat_timeout(&node->raft, cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
     raft_set_snapshot_threshold(&node->raft, snapshot);

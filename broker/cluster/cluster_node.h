@@ -70,7 +70,9 @@ struct cluster_config {
     const char *dir;             /* Raft's directory (created if missing) */
     unsigned election_timeout_ms;  /* 0: 1000 */
     unsigned heartbeat_timeout_ms; /* 0: 100 */
-    unsigned snapshot_threshold;   /* entries between snapshots; 0: 1024 */
+    unsigned snapshot_threshold;   /* entries between snapshots at least; 0: 1024 (more when the
+                                    * state is large: about as many as weigh one snapshot, at
+                                    * most 65,536) */
     unsigned propose_timeout_ms;   /* a proposal not applied by then fails with -ETIMEDOUT; 0: 10000 */
     const uint8_t *secret;         /* the cluster's shared secret (copied at start), required: */
     size_t secret_len;             /* CLUSTER_SECRET_MIN..CLUSTER_SECRET_MAX bytes */

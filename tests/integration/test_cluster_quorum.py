@@ -163,7 +163,7 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
 
     def test_whole_cluster_killed_and_restarted_keeps_every_confirmed_message(self):
         self.declare(self.a, "all")
-        # Enough messages that snapshots (every 1,024 log entries) are taken and the restart
+        # Enough messages that snapshots (1,024 log entries at least) are taken and the restart
         # rebuilds the queue from a snapshot and the log after it.
         publish_confirmed(self.b, "all", [b"%05d" % i for i in range(3000)])
         got = drain(self.c, "all", 500)  # some acked, then the rest stays
