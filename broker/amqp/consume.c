@@ -510,7 +510,7 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
          * Like RabbitMQ 3.10's quorum queues, exclusive and x-priority are not honoured. */
         c->replicated = true;
         if (cluster_queues_checkout(replicas, ch, q, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len},
-                                    a->no_ack ? 0 : c->prefetch) != 0) {
+                                    channel_replica_credit(c)) != 0) {
             free(c);
             return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "out of memory");
         }

@@ -19,6 +19,9 @@ void channel_send_delivery(struct channel *ch, struct queue *queue, const struct
 /* consume_replica.c. basic.get on a replicated queue q: proposes the dequeue, and the connection
  * handles no frame until the answer went out. 0, or -1 with err. */
 int channel_replica_get(struct channel *ch, struct queue *q, bool no_ack, struct reply_error *err);
+/* The prefetch a replicated consumer checks out with: its own, or REPLICA_CREDIT without one. */
+#define REPLICA_CREDIT 2000
+uint16_t channel_replica_credit(const struct consumer *c);
 /* The channel goes: a basic.get it waits for is answered to nobody. */
 void channel_replica_get_orphan(struct channel *ch);
 

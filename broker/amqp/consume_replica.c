@@ -182,6 +182,15 @@ void channel_replica_deliver(struct channel *ch, struct queue *q, struct proto_b
     ch->unacked_live++;
 }
 
+uint16_t channel_replica_credit(const struct consumer *c)
+{
+    /* The log hands a consumer what its prefetch allows, whatever its socket does: without a
+     * prefetch (or in no-ack mode, where each delivery is settled by a command of its own) it
+     * takes REPLICA_CREDIT at a time, so a consumer that stops reading holds that much in its
+     * output buffer rather than the whole queue. */
+    return c->no_ack || c->prefetch == 0 ? REPLICA_CREDIT : c->prefetch;
+}
+
 void channel_replica_reattach(struct channel *ch)
 {
     struct cluster_queues *cq = server_cluster_queues(connection_server(ch->conn));
@@ -191,7 +200,7 @@ void channel_replica_reattach(struct channel *ch)
     HASH_ITER(hh, ch->consumers, c, tmp) {
         if (c->replicated &&
             cluster_queues_checkout(cq, ch, c->queue, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len},
-                                    c->no_ack ? 0 : c->prefetch) != 0)
+                                    channel_replica_credit(c)) != 0)
             log_error("cluster: out of memory: consumer '%.*s' not checked out again", (int)c->tag_len, c->tag);
     }
 }
