@@ -328,6 +328,17 @@ void cluster_queues_vhost_deleted(struct cluster_queues *cq, const char *vhost)
     }
 }
 
+void cluster_queues_prune(struct cluster_queues *cq)
+{
+    if (!cq)
+        return;
+    struct rq *r, *tmp;
+    HASH_ITER(hh, cq->queues, r, tmp) {
+        if (!vhost_named(cq, r->vhost))
+            remove_rq(cq, r);
+    }
+}
+
 static bool get_name(struct proto_bytes args, const char *key, char *out)
 {
     struct table_value v;

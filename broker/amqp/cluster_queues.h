@@ -76,6 +76,8 @@ void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, str
 void cluster_queues_deleted(struct cluster_queues *cq, const char *vhost, struct proto_bytes name);
 /* A vhost.delete: every queue of the vhost goes. */
 void cluster_queues_vhost_deleted(struct cluster_queues *cq, const char *vhost);
+/* The vhosts changed as a whole (access.set): the queues of vhosts that no longer exist go. */
+void cluster_queues_prune(struct cluster_queues *cq);
 /* Applies a "qq.*" command (true), or returns false for any other op. */
 bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *cmd, struct meta_result *out);
 /* Appends {"queues": [{"vhost", "name", "state"}...]} (a table's contents) to out. 0 or -1. */

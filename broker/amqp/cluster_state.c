@@ -56,7 +56,14 @@ struct proto_bytes cluster_get_table(struct cluster_fields *f, const char *key)
 
 int cluster_target_export(void *ctx, struct table_buf *out)
 {
-    return server_export_vhosts(ctx, vhost_export_replicated, out);
+    struct server *server = ctx;
+    struct table_buf access = {0};
+    int rc = access_export(server->access, &access);
+    struct table_value v = {.type = TABLE_TABLE};
+    v.v.bytes = (struct proto_bytes){access.data, (uint32_t)access.len};
+    rc |= table_buf_put_field(out, "access", 6, &v);
+    table_buf_free(&access);
+    return rc == 0 ? server_export_vhosts(ctx, vhost_export_replicated, out) : -1;
 }
 
 int cluster_target_snapshot(void *ctx, struct table_buf *out)
@@ -492,6 +499,12 @@ int cluster_target_import(void *ctx, uint64_t index, bool replay, struct proto_b
     }
     if (replay)
         return 0;
+    /* The access database first (users, vhosts, permissions), when the state has one: the
+     * vhosts below are then made to agree with it. */
+    struct table_value access;
+    if (table_find(state, "access", &access) == 1 && access.type == TABLE_TABLE &&
+        access_import(server->access, access.v.bytes) != 0)
+        log_error("cluster: snapshot's access database malformed; the local one is kept");
     struct vhost_names names = {.state = states, .access = server->access};
     access_for_each_vhost(server->access, collect_extra_vhost, &names);
     for (size_t i = 0; i < names.count; i++) {
@@ -502,7 +515,7 @@ int cluster_target_import(void *ctx, uint64_t index, bool replay, struct proto_b
     for (struct vhost_state *s = states; s; s = s->next)
         if (!access_vhost_exists(server->access, s->name) && access_add_vhost(server->access, s->name) != 0)
             log_error("cluster: snapshot import: cannot add vhost '%s'", s->name);
-    server_vhosts_sync(server);
+    server_access_applied(server); /* vhosts in line, deleted users' connections closed */
     for (struct vhost_state *s = states; s; s = s->next) {
         struct vhost_entry *e = server_vhost_entry(server, s->name, strlen(s->name));
         if (e)

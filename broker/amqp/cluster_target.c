@@ -13,6 +13,7 @@
 #include "log.h"
 #include "names.h"
 #include "persistence.h"
+#include "random.h"
 #include "server_internal.h"
 #include "spec.h"
 #include "table.h"
@@ -95,12 +96,33 @@ static int apply_queue(struct actor *who, struct vhost *vhost, struct proto_byte
     return bind_as(who, vhost, false, queue, exchange, key, arguments, NULL, unbind, err);
 }
 
+/* access.set: the access database as a whole. */
+static int apply_access(struct server *server, struct cluster_fields *f, struct reply_error *err)
+{
+    struct proto_bytes state = cluster_get_table(f, "state");
+    struct table_value origin, seq;
+    if (!f->bad && table_find(f->args, "origin", &origin) == 1 && origin.type == TABLE_UINT64 &&
+        table_find(f->args, "seq", &seq) == 1 && seq.type == TABLE_UINT64 && origin.v.u64 == server->access_origin &&
+        seq.v.u64 < server->access_local_seq)
+        return 0; /* this run's own, overtaken by a later change of its own that follows in the log */
+    int rc = f->bad ? -EINVAL : access_import(server->access, state);
+    if (rc == -ENOMEM)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, 0, "out of memory");
+    if (rc != 0)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, 0, "cluster: malformed access database");
+    server_access_applied(server);
+    cluster_queues_prune(server->replicas);
+    return 0;
+}
+
 static int apply_command(struct server *server, const struct meta_command *cmd, struct meta_result *out,
                          struct reply_error *err)
 {
     struct cluster_fields f = {.args = cmd->args};
     if (table_validate(cmd->args) != 0)
         return malformed(err, cmd->op);
+    if (proto_bytes_is(cmd->op, "access.set"))
+        return apply_access(server, &f, err);
     struct proto_bytes vname = cluster_get_string(&f, "vhost");
     char name[NAME_MAX_LEN + 1];
     if (f.bad || vname.len == 0 || memchr(vname.ptr, 0, vname.len))
@@ -144,6 +166,10 @@ static void replicas_follow(struct server *server, const struct meta_command *cm
     vhost[vname.len] = '\0';
     if (proto_bytes_is(cmd->op, "vhost.delete")) {
         cluster_queues_vhost_deleted(server->replicas, vhost);
+        return;
+    }
+    if (proto_bytes_is(cmd->op, "access.set")) {
+        cluster_queues_prune(server->replicas);
         return;
     }
     struct proto_bytes name = cluster_get_string(&f, "name");
@@ -192,6 +218,36 @@ void cluster_target_apply(void *ctx, uint64_t index, const struct meta_command *
     server->cluster_index = index;
     if (server->persistence)
         persistence_definitions_changed(server->persistence);
+}
+
+static void access_proposed(void *arg, const struct meta_result *result)
+{
+    (void)arg;
+    if (result->status != 0 && result->status != META_DUPLICATE)
+        log_error("cluster: a change of users, vhosts or permissions made here did not reach the cluster (%d %s); "
+                  "the next change sends the whole database again",
+                  result->status, result->text);
+}
+
+void cluster_target_propose_access(struct server *server)
+{
+    struct table_buf args = {0}, state = {0};
+    struct table_value v = {.type = TABLE_TABLE};
+    int rc = access_export(server->access, &state);
+    v.v.bytes = (struct proto_bytes){state.data, (uint32_t)state.len};
+    rc |= table_buf_put_string(&args, "vhost", proto_bytes_of("/")) | table_buf_put_field(&args, "state", 5, &v);
+    while (!server->access_origin)
+        if (random_bytes(&server->access_origin, sizeof server->access_origin) != 0)
+            server->access_origin = (uint64_t)(uintptr_t)server; /* unique enough among live runs */
+    struct table_value n = {.type = TABLE_UINT64};
+    n.v.u64 = server->access_origin;
+    rc |= table_buf_put_field(&args, "origin", 6, &n);
+    n.v.u64 = ++server->access_local_seq;
+    rc |= table_buf_put_field(&args, "seq", 3, &n);
+    if (rc != 0 || cluster_node_propose(server->cluster, "access.set", &args, access_proposed, NULL) == 0)
+        log_error("cluster: out of memory proposing a change of users, vhosts or permissions");
+    table_buf_free(&args);
+    table_buf_free(&state);
 }
 
 void cluster_target_init(struct cluster_target *target, struct server *server)

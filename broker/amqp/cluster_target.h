@@ -13,6 +13,10 @@
  *     queue.delete       name
  *     queue.bind, queue.unbind                  queue exchange routing_key arguments
  *     sync                                      (vhost only) a read barrier: changes nothing
+ *     access.set         state (table: access_export's) the whole access database: users with
+ *                        their hashes, tags and limits, vhosts, permissions; it replaces this
+ *                        node's (last writer wins: see cluster_target_propose_access); origin
+ *                        and seq (uint64) name the run that proposed it and its change
  * A command is applied with the model's own rules (declare.c's *_as functions for a trusted
  * actor: the proposing node checked permissions before proposing), so its result is the reply
  * code RabbitMQ gives (406 inequivalent, 404 no such exchange...) with its text, the same on
@@ -36,6 +40,16 @@
 #include "cluster_node.h"
 
 struct server;
+
+/* A local change of the access database (warrenctl, the management API) was made and applied
+ * on this node: its whole state is proposed as access.set, which every node applies. The answer
+ * to the command does not wait: the other nodes follow within a round trip. The proposing node
+ * skips its own access.set when it has made a later change since (which follows in the log), so
+ * a command sees what the one before it did ("add_user" then "set_permissions"). Changes made
+ * at once through two nodes race: the later state applied wins whole. A proposal that fails (no
+ * quorum) is logged, and the change stays on this node until the next one sends the whole state
+ * again. */
+void cluster_target_propose_access(struct server *server);
 
 /* Fills target with the server's model: start_index is the index read back with the saved
  * definitions (server_cluster_index), ctx the server. */

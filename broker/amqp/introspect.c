@@ -10,6 +10,9 @@
 
 #include "access.h"
 #include "channel_internal.h"
+#ifdef WARREN_HAVE_CLUSTER
+#include "cluster_target.h"
+#endif
 #include "connection.h"
 #include "event_loop.h"
 #include "message.h"
@@ -402,10 +405,19 @@ static void close_if_user_gone(struct netconn *net, void *arg)
         connection_force_close(conn, "user deleted");
 }
 
-int introspect_access_changed(struct server *server)
+void server_access_applied(struct server *server)
 {
     server_vhosts_sync(server);
     struct user_filter f = {server};
     netconn_for_each(server->loop, close_if_user_gone, &f);
+}
+
+int introspect_access_changed(struct server *server)
+{
+    server_access_applied(server);
+#ifdef WARREN_HAVE_CLUSTER
+    if (server->cluster)
+        cluster_target_propose_access(server); /* the other nodes follow (cluster_target.h) */
+#endif
     return 0;
 }

@@ -76,6 +76,8 @@ struct server {
                                    * saved in the definitions blob as "cluster_index" */
     struct cluster_queues *replicas; /* the replicated quorum queues (cluster_queues.h); NULL:
                                       * no cluster */
+    uint64_t access_origin;       /* this run's name in its access.set commands (random, non-zero) */
+    uint64_t access_local_seq;    /* the last access.set this run proposed (cluster_target.c) */
 };
 
 /* stats_sampler.c: arms the sampler (every stats.interval_ms) and stops it. */
@@ -110,5 +112,8 @@ int server_import_definitions(void *ctx, struct proto_bytes blob);
 struct queue *server_find_queue(void *ctx, struct proto_bytes vhost, struct proto_bytes queue);
 /* Brings vhosts in line with the access database (creates new ones, retires deleted ones). */
 void server_vhosts_sync(struct server *server);
+/* introspect.c: the consequences of a change of the access database, however it came (a local
+ * command, or the cluster's): vhosts in line, connections of deleted users closed. */
+void server_access_applied(struct server *server);
 
 #endif

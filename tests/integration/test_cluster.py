@@ -180,6 +180,58 @@ class ClusterDefinitions(unittest.TestCase):
             channel.queue_declare("cl.strict", durable=True)
             connection.close()
 
+    def admin(self, node, command, *args, vhost="/"):
+        request = json.dumps({"command": command, "args": list(args), "vhost": vhost}).encode() + b"\n"
+        answer = json.loads(harness.admin_request(node, request))
+        self.assertTrue(answer.get("ok"), answer)
+        return answer
+
+    def connect_as(self, node, user, password, vhost="/"):
+        return pika.BlockingConnection(node.pika_parameters(
+            credentials=pika.PlainCredentials(user, password), virtual_host=vhost, socket_timeout=10))
+
+    def test_users_vhosts_and_permissions_are_replicated(self):
+        a, b, c = self.cluster.nodes
+        # Made through one node's warrenctl socket, they hold on every node a moment later.
+        self.admin(a, "add_vhost", "cl.v")
+        self.admin(a, "add_user", "cl.alice", "s3cret")
+        self.admin(a, "set_permissions", "cl.alice", ".*", ".*", ".*", vhost="cl.v")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                connection = self.connect_as(c, "cl.alice", "s3cret", "cl.v")
+                break
+            except pika.exceptions.AMQPConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        connection.channel().queue_declare("cl.alice-q")
+        connection.close()
+        # A wrong password is refused on another node too: the hash is replicated, not a login.
+        with self.assertRaises(pika.exceptions.AMQPConnectionError):
+            self.connect_as(b, "cl.alice", "wrong", "cl.v")
+        # Deleting the user through a third node closes her connection on the first.
+        connection = self.connect_as(a, "cl.alice", "s3cret", "cl.v")
+        self.admin(b, "delete_user", "cl.alice")
+        deadline = time.monotonic() + 10
+        while connection.is_open and time.monotonic() < deadline:
+            try:
+                connection.process_data_events(time_limit=0.2)
+            except pika.exceptions.AMQPError:
+                break
+        self.assertFalse(connection.is_open)
+        with self.assertRaises(pika.exceptions.AMQPConnectionError):
+            self.connect_as(c, "cl.alice", "s3cret", "cl.v")
+        # And the vhost deleted through one node is gone everywhere, with its queue.
+        self.admin(c, "delete_vhost", "cl.v")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            listing = self.admin(a, "list_vhosts")
+            if "cl.v" not in json.dumps(listing):
+                break
+            time.sleep(0.1)
+        self.assertNotIn("cl.v", json.dumps(self.admin(a, "list_vhosts")))
+
     def test_deletes_are_replicated(self):
         a, b, c = self.cluster.nodes
         connection, channel = channel_on(b)
