@@ -13,6 +13,7 @@
 #include "log.h"
 #include "names.h"
 #include "persistence.h"
+#include "policy.h"
 #include "random.h"
 #include "server_internal.h"
 #include "spec.h"
@@ -115,6 +116,55 @@ static int apply_access(struct server *server, struct cluster_fields *f, struct 
     return 0;
 }
 
+/* policy.set, policy.clear, vhost_limit.set on vhost. A refusal is the model's, the same on
+ * every node (a clear of a policy the node lacks is 404). */
+static int apply_policy(struct vhost *vhost, struct proto_bytes op, struct cluster_fields *f, struct reply_error *err)
+{
+    char kind[16] = "", name[NAME_MAX_LEN + 1] = "", pattern[4096] = "", apply_to[32] = "", limit[32] = "";
+    struct proto_bytes k = cluster_get_string(f, "kind");
+    struct table_value v;
+    if (proto_bytes_is(op, "vhost_limit.set")) {
+        struct proto_bytes l = cluster_get_string(f, "limit");
+        enum vhost_limit which;
+        if (f->bad || l.len >= sizeof limit || table_find(f->args, "value", &v) != 1 || v.type != TABLE_INT64)
+            return malformed(err, op);
+        memcpy(limit, l.ptr, l.len);
+        if (vhost_limit_parse(limit, &which) != 0)
+            return malformed(err, op);
+        vhost_limit_set(vhost, which, v.v.i64 < 0 ? -1 : v.v.i64);
+        return 0;
+    }
+    struct proto_bytes n = cluster_get_string(f, "name");
+    if (f->bad || k.len >= sizeof kind || n.len == 0 || memchr(n.ptr, 0, n.len))
+        return malformed(err, op);
+    memcpy(kind, k.ptr, k.len);
+    memcpy(name, n.ptr, n.len);
+    enum policy_kind which = strcmp(kind, "operator") == 0 ? POLICY_OPERATOR : POLICY_USER;
+    if (proto_bytes_is(op, "policy.clear")) {
+        if (vhost_policy_clear(vhost, which, name) != 0)
+            return reply_fail(err, SPEC_NOT_FOUND, 0, "no policy '%s'", name);
+        return 0;
+    }
+    struct proto_bytes a = cluster_get_string(f, "apply_to"), definition = cluster_get_table(f, "definition");
+    struct table_value pv; /* a pattern may be longer than a name */
+    struct proto_bytes p = {0};
+    if (table_find(f->args, "pattern", &pv) == 1 && pv.type == TABLE_LONGSTR)
+        p = pv.v.bytes;
+    else
+        f->bad = true;
+    if (f->bad || p.len >= sizeof pattern || a.len >= sizeof apply_to || memchr(p.ptr, 0, p.len) ||
+        memchr(a.ptr, 0, a.len) || table_find(f->args, "priority", &v) != 1 || v.type != TABLE_INT64)
+        return malformed(err, op);
+    memcpy(pattern, p.ptr, p.len);
+    memcpy(apply_to, a.ptr, a.len);
+    struct policy_spec spec = {name, pattern, a.len ? apply_to : NULL, v.v.i64, definition};
+    char error[256];
+    int rc = vhost_policy_set(vhost, which, &spec, error, sizeof error);
+    if (rc == -1)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, 0, "%s", error);
+    return rc == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, 0, "out of memory");
+}
+
 static int apply_command(struct server *server, const struct meta_command *cmd, struct meta_result *out,
                          struct reply_error *err)
 {
@@ -144,6 +194,9 @@ static int apply_command(struct server *server, const struct meta_command *cmd, 
     if (proto_bytes_is(cmd->op, "queue.declare") || proto_bytes_is(cmd->op, "queue.delete") ||
         proto_bytes_is(cmd->op, "queue.bind") || proto_bytes_is(cmd->op, "queue.unbind"))
         return apply_queue(&who, e->vhost, cmd->op, &f, out, err);
+    if (proto_bytes_is(cmd->op, "policy.set") || proto_bytes_is(cmd->op, "policy.clear") ||
+        proto_bytes_is(cmd->op, "vhost_limit.set"))
+        return apply_policy(e->vhost, cmd->op, &f, err);
     return reply_fail(err, SPEC_NOT_IMPLEMENTED, 0, "cluster: unknown operation '%.*s'", (int)cmd->op.len,
                       (const char *)cmd->op.ptr);
 }
@@ -227,6 +280,21 @@ static void access_proposed(void *arg, const struct meta_result *result)
         log_error("cluster: a change of users, vhosts or permissions made here did not reach the cluster (%d %s); "
                   "the next change sends the whole database again",
                   result->status, result->text);
+}
+
+static void change_proposed(void *arg, const struct meta_result *result)
+{
+    (void)arg;
+    if (result->status != 0 && result->status != META_DUPLICATE)
+        log_warning("cluster: a change of policies or limits made here was refused or did not reach the cluster (%d %s)",
+                    result->status, result->text);
+}
+
+void cluster_target_propose_change(struct server *server, const char *op, struct table_buf *args)
+{
+    if (cluster_node_propose(server->cluster, op, args, change_proposed, NULL) == 0)
+        log_error("cluster: out of memory proposing %s", op);
+    table_buf_free(args);
 }
 
 void cluster_target_propose_access(struct server *server)

@@ -17,6 +17,13 @@
  *                        their hashes, tags and limits, vhosts, permissions; it replaces this
  *                        node's (last writer wins: see cluster_target_propose_access); origin
  *                        and seq (uint64) name the run that proposed it and its change
+ *     policy.set         kind ("policy" or "operator"), name, pattern, apply_to (absent: all),
+ *                        priority (int64), definition (table)
+ *     policy.clear       kind, name
+ *     vhost_limit.set    limit (RabbitMQ's name), value (int64; negative: cleared)
+ * Policies and vhost limits are applied on every node, the proposing one included (it made the
+ * change already: a repeat is harmless, and applying everything in log order keeps the nodes
+ * equal when two of them change the same policy at once).
  * A command is applied with the model's own rules (declare.c's *_as functions for a trusted
  * actor: the proposing node checked permissions before proposing), so its result is the reply
  * code RabbitMQ gives (406 inequivalent, 404 no such exchange...) with its text, the same on
@@ -50,6 +57,10 @@ struct server;
  * quorum) is logged, and the change stays on this node until the next one sends the whole state
  * again. */
 void cluster_target_propose_access(struct server *server);
+/* A local change of a policy or a vhost limit (introspect_policy.c), made and applied here:
+ * proposed as the op above with args (freed here), applied everywhere; the command's answer does
+ * not wait. A failure is logged. */
+void cluster_target_propose_change(struct server *server, const char *op, struct table_buf *args);
 
 /* Fills target with the server's model: start_index is the index read back with the saved
  * definitions (server_cluster_index), ctx the server. */

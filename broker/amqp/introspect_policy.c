@@ -7,10 +7,14 @@
 #include <string.h>
 
 #include "introspect.h"
+#ifdef WARREN_HAVE_CLUSTER
+#include "cluster_target.h"
+#endif
 #include "log.h"
 #include "policy.h"
 #include "queue.h"
 #include "server_internal.h"
+#include "table.h"
 #include "vhost.h"
 
 static struct vhost_entry *find_vhost(struct server *server, const char *name)
@@ -19,6 +23,27 @@ static struct vhost_entry *find_vhost(struct server *server, const char *name)
 }
 
 static const char *kind_text(bool operator_policy) { return operator_policy ? "operator policy" : "policy"; }
+
+/* With a cluster, a change made here is proposed too, for every node (cluster_target.h). */
+static void replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args)
+{
+#ifdef WARREN_HAVE_CLUSTER
+    if (server->cluster && table_buf_put_string(args, "vhost", proto_bytes_of(vhost)) == 0) {
+        cluster_target_propose_change(server, op, args);
+        return;
+    }
+#else
+    (void)server, (void)op, (void)vhost;
+#endif
+    table_buf_free(args);
+}
+
+static int put_int(struct table_buf *t, const char *key, int64_t value)
+{
+    struct table_value v = {.type = TABLE_INT64};
+    v.v.i64 = value;
+    return table_buf_put_field(t, key, strlen(key), &v);
+}
 
 int introspect_set_policy(struct server *server, bool operator_policy, const struct introspect_policy *p,
                           char *error, size_t cap)
@@ -34,6 +59,17 @@ int introspect_set_policy(struct server *server, bool operator_policy, const str
         return rc;
     log_info("Successfully set %s '%s' matching %s names in virtual host '%s' using pattern '%s'",
              kind_text(operator_policy), p->name, p->apply_to ? p->apply_to : "all", e->name, p->pattern);
+    struct table_buf args = {0};
+    struct table_value d = {.type = TABLE_TABLE};
+    d.v.bytes = p->definition;
+    if ((table_buf_put_string(&args, "kind", proto_bytes_of(operator_policy ? "operator" : "policy")) |
+         table_buf_put_string(&args, "name", proto_bytes_of(p->name)) |
+         table_buf_put_string(&args, "pattern", proto_bytes_of(p->pattern)) |
+         (p->apply_to ? table_buf_put_string(&args, "apply_to", proto_bytes_of(p->apply_to)) : 0) |
+         put_int(&args, "priority", p->priority) | table_buf_put_field(&args, "definition", 10, &d)) == 0)
+        replicate(server, "policy.set", e->name, &args);
+    else
+        table_buf_free(&args);
     return 0;
 }
 
@@ -43,8 +79,15 @@ int introspect_clear_policy(struct server *server, const char *vhost, bool opera
     if (!e || !name)
         return -ENOENT;
     int rc = vhost_policy_clear(e->vhost, operator_policy ? POLICY_OPERATOR : POLICY_USER, name);
-    if (rc == 0)
+    if (rc == 0) {
         log_info("Cleared %s '%s' in virtual host '%s'", kind_text(operator_policy), name, e->name);
+        struct table_buf args = {0};
+        if ((table_buf_put_string(&args, "kind", proto_bytes_of(operator_policy ? "operator" : "policy")) |
+             table_buf_put_string(&args, "name", proto_bytes_of(name))) == 0)
+            replicate(server, "policy.clear", e->name, &args);
+        else
+            table_buf_free(&args);
+    }
     return rc;
 }
 
@@ -88,6 +131,11 @@ int introspect_set_vhost_limit(struct server *server, const char *vhost, const c
     }
     vhost_limit_set(e->vhost, which, value);
     log_info("Successfully set vhost limit %s to %lld in virtual host '%s'", limit, (long long)value, e->name);
+    struct table_buf args = {0};
+    if ((table_buf_put_string(&args, "limit", proto_bytes_of(limit)) | put_int(&args, "value", value)) == 0)
+        replicate(server, "vhost_limit.set", e->name, &args);
+    else
+        table_buf_free(&args);
     return 0;
 }
 
@@ -99,9 +147,17 @@ int introspect_clear_vhost_limit(struct server *server, const char *vhost, const
     enum vhost_limit which;
     if (limit && vhost_limit_parse(limit, &which) != 0)
         return -EINVAL;
-    for (int i = 0; i < VHOST_LIMIT_COUNT; i++)
-        if (!limit || (enum vhost_limit)i == which)
+    for (int i = 0; i < VHOST_LIMIT_COUNT; i++) {
+        if (!limit || (enum vhost_limit)i == which) {
             vhost_limit_set(e->vhost, (enum vhost_limit)i, -1);
+            struct table_buf args = {0};
+            if ((table_buf_put_string(&args, "limit", proto_bytes_of(vhost_limit_name((enum vhost_limit)i))) |
+                 put_int(&args, "value", -1)) == 0)
+                replicate(server, "vhost_limit.set", e->name, &args);
+            else
+                table_buf_free(&args);
+        }
+    }
     log_info("Cleared vhost limit%s%s in virtual host '%s'", limit ? " " : "s", limit ? limit : "", e->name);
     return 0;
 }

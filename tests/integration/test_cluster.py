@@ -232,6 +232,44 @@ class ClusterDefinitions(unittest.TestCase):
             time.sleep(0.1)
         self.assertNotIn("cl.v", json.dumps(self.admin(a, "list_vhosts")))
 
+    def test_policies_and_vhost_limits_are_replicated(self):
+        a, b, c = self.cluster.nodes
+        connection, channel = channel_on(a)
+        channel.queue_declare("cl.pol", durable=True)
+        connection.close()
+        # A max-length policy set through node b applies to the queue on node c: a publish of
+        # three keeps the last two.
+        self.admin(b, "set_policy", "cl.cap", "^cl\\.pol$", json.dumps({"max-length": 2}))
+        deadline = time.monotonic() + 10
+        while True:
+            listing = json.dumps(self.admin(c, "list_policies"))
+            if "cl.cap" in listing or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertIn("cl.cap", listing)
+        connection, channel = channel_on(c)
+        channel.confirm_delivery()
+        for body in (b"1", b"2", b"3"):
+            channel.basic_publish("", "cl.pol", body)
+        self.assertEqual(channel.queue_declare("cl.pol", passive=True).method.message_count, 2)
+        connection.close()
+        self.admin(a, "clear_policy", "cl.cap")
+        deadline = time.monotonic() + 10
+        while "cl.cap" in json.dumps(self.admin(b, "list_policies")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertNotIn("cl.cap", json.dumps(self.admin(b, "list_policies")))
+        # A vhost limit set through node a holds on node c.
+        self.admin(a, "set_vhost_limits", json.dumps({"max-queues": 0}))
+        deadline = time.monotonic() + 10
+        while "max-queues" not in json.dumps(self.admin(c, "list_vhost_limits")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        connection, channel = channel_on(c)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+            channel.queue_declare("cl.over-limit", durable=True)
+        self.assertEqual(ctx.exception.reply_code, 406)
+        connection.close()
+        self.admin(b, "clear_vhost_limits")
+
     def test_deletes_are_replicated(self):
         a, b, c = self.cluster.nodes
         connection, channel = channel_on(b)
