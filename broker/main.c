@@ -251,6 +251,7 @@ int main(int argc, char **argv)
         server_set_cluster(server, cluster);
         /* A member silent for three election timeouts is down for the quorum queues. */
         cluster_queues_start(replicas, cluster, 3 * cfg.server.cluster.election_timeout_ms);
+        server_cluster_catch_up(server);
     }
 #endif
     struct admin *admin = admin_open(main_loop, server, NULL); /* <data-dir>/warren.sock */

@@ -960,6 +960,7 @@ int connection_accept(struct server *server, struct netconn *net)
     netconn_set_input_max(net, cfg->frame_max + FRAME_OVERHEAD);
     server_connection_opened(server);
     arm_timer(conn, cfg->handshake_timeout_ms, handshake_timeout);
+    server_hold_if_catching_up(server, conn); /* a cluster node not caught up yet (server.h) */
     log_debug("%s: accepted", conn->name);
     return 0;
 }

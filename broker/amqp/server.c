@@ -12,6 +12,7 @@
 
 #include "channel_internal.h"
 #ifdef WARREN_HAVE_CLUSTER
+#include "cluster_node.h"
 #include "cluster_queues.h"
 #include "qq_fsm.h"
 #endif
@@ -36,6 +37,83 @@ struct cluster_node *server_cluster(const struct server *server) { return server
 uint64_t server_cluster_index(const struct server *server) { return server->cluster_index; }
 void server_set_cluster_queues(struct server *server, struct cluster_queues *cq) { server->replicas = cq; }
 struct cluster_queues *server_cluster_queues(const struct server *server) { return server ? server->replicas : NULL; }
+
+#ifdef WARREN_HAVE_CLUSTER
+struct held_connection {
+    struct held_connection *next;
+    struct connection *conn;
+    struct server *server;
+};
+
+/* The connection went away while held. */
+static void held_abandon(void *arg)
+{
+    struct held_connection *h = arg;
+    for (struct held_connection **p = &h->server->held; *p; p = &(*p)->next) {
+        if (*p == h) {
+            *p = h->next;
+            break;
+        }
+    }
+    free(h);
+}
+
+static void propose_catch_up(struct server *server);
+
+static void catch_up_done(void *arg, const struct meta_result *result)
+{
+    struct server *server = arg;
+    if (result->status == -ECANCELED)
+        return; /* the node stops */
+    if (result->status != 0 && result->status != META_DUPLICATE) {
+        log_warning("cluster: not caught up with the cluster yet (%s); AMQP connections wait", result->text);
+        propose_catch_up(server);
+        return;
+    }
+    log_info("cluster: caught up with the cluster; serving AMQP");
+    server->catching_up = false;
+    while (server->held) {
+        struct held_connection *h = server->held;
+        server->held = h->next;
+        connection_resume(h->conn);
+        free(h);
+    }
+}
+
+static void propose_catch_up(struct server *server)
+{
+    struct table_buf args = {0};
+    if (table_buf_put_string(&args, "vhost", proto_bytes_of("/")) != 0 ||
+        cluster_node_propose(server->cluster, "sync", &args, catch_up_done, server) == 0) {
+        log_error("cluster: out of memory proposing the start-up read barrier; serving AMQP without it");
+        server->catching_up = false;
+    }
+    table_buf_free(&args);
+}
+
+void server_cluster_catch_up(struct server *server)
+{
+    server->catching_up = true;
+    propose_catch_up(server);
+}
+
+void server_hold_if_catching_up(struct server *server, struct connection *conn)
+{
+    if (!server->catching_up)
+        return;
+    struct held_connection *h = calloc(1, sizeof *h);
+    if (!h)
+        return; /* served at once rather than not at all */
+    *h = (struct held_connection){server->held, conn, server};
+    server->held = h;
+    connection_wait(conn, held_abandon, h);
+}
+#else
+void server_hold_if_catching_up(struct server *server, struct connection *conn)
+{
+    (void)server, (void)conn;
+}
+#endif
 
 void server_queue_depth(const struct server *server, const struct vhost *vhost, const struct queue *q,
                         struct queue_depth *out)

@@ -141,6 +141,15 @@ struct cluster_node *server_cluster(const struct server *server);
 struct cluster_queues;
 void server_set_cluster_queues(struct server *server, struct cluster_queues *cq);
 struct cluster_queues *server_cluster_queues(const struct server *server);
+/* A cluster node that starts holds every AMQP connection (input paused) until a read barrier
+ * it proposes is applied here: its copy of the definitions then holds everything committed
+ * before it started, so no publish is routed against a stale copy (a queue declared while the
+ * node was down taken for missing, the message dropped as unroutable and yet confirmed). The
+ * barrier is proposed again until it succeeds (no quorum: connections wait, and the handshake
+ * timeout closes them). main.c calls it once the node runs; connection.c asks whether to hold. */
+void server_cluster_catch_up(struct server *server);
+struct connection;
+void server_hold_if_catching_up(struct server *server, struct connection *conn);
 /* A queue's depth as clients see it: the model's counts, or for a replicated quorum queue this
  * node's copy of the cluster's (cluster_queues.h). */
 struct queue;

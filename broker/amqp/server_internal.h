@@ -76,6 +76,8 @@ struct server {
                                    * saved in the definitions blob as "cluster_index" */
     struct cluster_queues *replicas; /* the replicated quorum queues (cluster_queues.h); NULL:
                                       * no cluster */
+    struct held_connection *held; /* connections waiting for the start-up read barrier */
+    bool catching_up;             /* that barrier is not applied yet (server_cluster_catch_up) */
     uint64_t access_origin;       /* this run's name in its access.set commands (random, non-zero) */
     uint64_t access_local_seq;    /* the last access.set this run proposed (cluster_target.c) */
 };

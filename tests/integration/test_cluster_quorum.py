@@ -196,6 +196,17 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
             wait_depth(node, "all", 1, timeout=30)
         self.assertEqual([g[0] for g in drain(self.b, "all", 1)], [b"last"])
 
+    def test_a_restarted_node_serves_only_once_caught_up(self):
+        # A queue declared while node a is down; a publish through a the moment it is back must
+        # reach it (a stale copy would drop the message as unroutable, and confirm it).
+        self.a.sigkill()
+        self.cluster.leader(among=[self.b, self.c])
+        self.declare(self.b, "late")
+        self.a.relaunch()
+        publish_confirmed(self.a, "late", [b"first-after-restart"])
+        got = drain(self.c, "late", 1, timeout=10)
+        self.assertEqual([g[0] for g in got], [b"first-after-restart"])
+
     def test_unacked_messages_return_when_channel_closes_or_node_dies(self):
         self.declare(self.b, "work")
         publish_confirmed(self.b, "work", [b"w%d" % i for i in range(10)])
