@@ -382,10 +382,17 @@ bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *
             table_iter_init(&it, v.v.bytes);
             while (array_next(&it, &e) == 1) {
                 struct rq *r = e.type == TABLE_LONGSTR ? find_rq(cq, vhost, e.v.bytes) : NULL;
-                if (r) { /* a queue deleted meanwhile takes nothing (as a publish to it would) */
+                if (r) {
                     run(r, "enqueue", cmd->args, &res);
                     if (res.status == QQ_MALFORMED)
                         out->status = META_MALFORMED;
+                } else if (out->status == 0) {
+                    /* Deleted meanwhile (or never known here): the others still take it, but the
+                     * publisher is not told it was confirmed everywhere it was routed (nack). */
+                    out->status = SPEC_NOT_FOUND;
+                    snprintf(out->text, sizeof out->text, "no quorum queue '%.*s' in vhost '%.100s'",
+                             (int)(e.type == TABLE_LONGSTR && e.v.bytes.len < 100 ? e.v.bytes.len : 0),
+                             e.type == TABLE_LONGSTR ? (const char *)e.v.bytes.ptr : "", vhost);
                 }
             }
         }

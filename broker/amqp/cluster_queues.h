@@ -29,7 +29,8 @@
  * while it runs (it was only cut off, or its own start-up one came late) checks its consumers
  * out again, so they go on receiving; what they held was returned and comes again, redelivered
  * (at least once, as RabbitMQ's quorum queues after a partition).
- * A result's status is 0, 404 (no such queue: deleted meanwhile) or META_MALFORMED; the text
+ * A result's status is 0, 404 (no such queue: deleted meanwhile; for qq.enqueue, one of the
+ * queues named, the others took the message, and the publisher gets a nack) or META_MALFORMED; the text
  * of qq.dequeue's and qq.purge's is the value in decimal (a message id, 0 when none; a count). */
 #ifndef WARREN_CLUSTER_QUEUES_H
 #define WARREN_CLUSTER_QUEUES_H
