@@ -57,13 +57,7 @@ struct proto_bytes cluster_get_table(struct cluster_fields *f, const char *key)
 int cluster_target_export(void *ctx, struct table_buf *out)
 {
     struct server *server = ctx;
-    struct table_buf access = {0};
-    int rc = access_export(server->access, &access);
-    struct table_value v = {.type = TABLE_TABLE};
-    v.v.bytes = (struct proto_bytes){access.data, (uint32_t)access.len};
-    rc |= table_buf_put_field(out, "access", 6, &v);
-    table_buf_free(&access);
-    return rc == 0 ? server_export_vhosts(ctx, vhost_export_replicated, out) : -1;
+    return server_export_access(server, out) == 0 ? server_export_vhosts(server, vhost_export_replicated, out) : -1;
 }
 
 int cluster_target_snapshot(void *ctx, struct table_buf *out)

@@ -181,21 +181,10 @@ static void consumer_drop(struct consumer *c, bool gone)
 {
     struct channel *ch = c->channel;
     HASH_DEL(ch->consumers, c);
-    if (c->replicated) {
-        if (c->unacked && !gone) {
-            c->cancelled = true;
-            c->next_cancelled = ch->cancelled_replicas;
-            ch->cancelled_replicas = c;
-            return;
-        }
-        for (uint32_t i = 0; i < ch->unacked.count; i++) {
-            struct delivery *d = ring_at(&ch->unacked, i);
-            if (d->consumer == c)
-                d->consumer = NULL;
-        }
-        struct queue *q = c->queue;
-        free(c);
-        queue_release(q);
+    if (c->replicated && c->unacked && !gone) {
+        c->cancelled = true;
+        c->next_cancelled = ch->cancelled_replicas;
+        ch->cancelled_replicas = c;
         return;
     }
     for (uint32_t i = 0; i < ch->unacked.count; i++) {
@@ -204,7 +193,8 @@ static void consumer_drop(struct consumer *c, bool gone)
             d->consumer = NULL;
     }
     struct queue *q = c->queue;
-    queue_remove_consumer(q, c);
+    if (!c->replicated) /* a replicated one was never the model queue's */
+        queue_remove_consumer(q, c);
     free(c);
     queue_release(q);
 }

@@ -105,6 +105,8 @@ uint64_t server_vhosts_tick(struct server *server, uint64_t now);
 /* Ends the dead-letter round of every vhost (vhost_dead_letter_round): once per loop pass. */
 void server_vhosts_end_pass(struct server *server);
 int server_export_definitions(void *ctx, struct table_buf *out);
+/* Appends "access": the access database (access_export's table). 0 or -1. */
+int server_export_access(struct server *server, struct table_buf *out);
 /* Appends "vhosts": an array of {"name", "definitions"} tables, one per vhost, each vhost's
  * definitions written by export (vhost_export_definitions, or the cluster's replicated set).
  * 0 or -1. */

@@ -376,14 +376,22 @@ int server_export_vhosts(struct server *server, int (*export)(struct vhost *, st
     return rc ? -1 : 0;
 }
 
-int server_export_definitions(void *ctx, struct table_buf *out)
+int server_export_access(struct server *server, struct table_buf *out)
 {
-    struct server *server = ctx;
     struct table_buf access = {0};
     int rc = access_export(server->access, &access);
     struct table_value v = {.type = TABLE_TABLE};
     v.v.bytes = (struct proto_bytes){access.data, (uint32_t)access.len};
     rc |= table_buf_put_field(out, "access", 6, &v);
+    table_buf_free(&access);
+    return rc ? -1 : 0;
+}
+
+int server_export_definitions(void *ctx, struct table_buf *out)
+{
+    struct server *server = ctx;
+    struct table_value v;
+    int rc = server_export_access(server, out);
     rc |= server_export_vhosts(server, vhost_export_definitions, out);
     if (server->cluster_index) {
         v = (struct table_value){.type = TABLE_UINT64};
@@ -401,7 +409,6 @@ int server_export_definitions(void *ctx, struct table_buf *out)
         table_buf_free(&state);
 #endif
     }
-    table_buf_free(&access);
     return rc ? -1 : 0;
 }
 
