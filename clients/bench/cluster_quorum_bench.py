@@ -174,7 +174,7 @@ class WarrenCluster:
                 raise RuntimeError(f"Warren: no agreed leader within {timeout:.0f} s: {views!r}")
             time.sleep(0.05)
 
-    def queue_leader(self):
+    def queue_leader(self, declared=True):
         return self.leader()
 
     def restart(self, node):
@@ -288,8 +288,9 @@ class RabbitCluster:
     def pids(self):
         return [p for node in self.nodes for p in node.pids()]
 
-    def queue_leader(self, timeout=60.0):
-        """The node the quorum queue's leader is on, asked of a live node."""
+    def queue_leader(self, declared=True, timeout=60.0):
+        """The node the quorum queue's leader is on, asked of a live node; with declared=False
+        and no such queue yet, the first node (where a declare puts the leader)."""
         deadline = time.monotonic() + timeout
         while True:
             for node in self.nodes:
@@ -300,6 +301,8 @@ class RabbitCluster:
                                                "-q", timeout=20))
                 except (RuntimeError, ValueError, subprocess.TimeoutExpired):
                     continue
+                if not declared and not any(row.get("name") == QUEUE for row in rows):
+                    return self.nodes[0]
                 for row in rows:
                     if row.get("name") == QUEUE:
                         for candidate in self.nodes:
@@ -389,7 +392,7 @@ class Client:
 
 def throughput(cluster, args, rate, workdir):
     """One round: fresh queue, publishers on the leader and a follower, consumer on the other."""
-    leader = cluster.queue_leader()
+    leader = cluster.queue_leader(declared=False)
     declare(leader)
     if cluster.queue_leader() is not leader:
         raise RuntimeError("the queue's leader moved during set-up")
@@ -416,7 +419,7 @@ def throughput(cluster, args, rate, workdir):
 
 def failover(cluster, args, workdir):
     """N trials: kill the leader under a paced publisher on a follower; the confirm gap."""
-    declare(cluster.queue_leader())
+    declare(cluster.queue_leader(declared=False))
     trials = []
     for trial in range(args.trials):
         leader = cluster.queue_leader()
@@ -529,7 +532,9 @@ def print_table(reports, args, load_before, load_after):
             lines.append(f"| kill → first confirm of a post-kill publish | {rep['label']} | {len(trials)} "
                          f"| {median(firsts):.0f} | {max(f for f in firsts if f == f) if any(f == f for f in firsts) else float('nan'):.0f} "
                          f"| {median([t['gap_ms'] for t in trials]):.0f} | {bad} |")
-    lines += ["", f"load before: {load_before}", f"load after:  {load_after}"]
+    lines += ["", f"order: {args.first} first; Warren election timeout: "
+              f"{args.election_ms or 'default (1000)'} ms",
+              f"load before: {load_before}", f"load after:  {load_after}"]
     print("\n".join(lines))
 
 
@@ -547,6 +552,8 @@ def main():
     parser.add_argument("--election-ms", type=int, default=0,
                         help="Warren's cluster_election_timeout_ms (0: the broker's default)")
     parser.add_argument("--only", choices=["warren", "rabbitmq"], help="measure one broker")
+    parser.add_argument("--first", choices=["warren", "rabbitmq"], default="warren",
+                        help="which broker runs first (the machine's load drifts)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--json", help="also write every round's figures to this file")
     args = parser.parse_args()
@@ -557,10 +564,14 @@ def main():
     load_before = uptime()
     reports = [{"label": "Warren"}, {"label": "RabbitMQ 3.10"}]
     try:
-        if args.only != "rabbitmq":
-            reports[0] = run_broker(WarrenCluster(workdir, args.warren, args.election_ms), args, workdir)
-        if args.only != "warren":
-            reports[1] = run_broker(RabbitCluster(workdir), args, workdir)
+        order = ["warren", "rabbitmq"] if args.first == "warren" else ["rabbitmq", "warren"]
+        for which in order:
+            if args.only and args.only != which:
+                continue
+            if which == "warren":
+                reports[0] = run_broker(WarrenCluster(workdir, args.warren, args.election_ms), args, workdir)
+            else:
+                reports[1] = run_broker(RabbitCluster(workdir), args, workdir)
     finally:
         load_after = uptime()
         if args.json:
