@@ -356,8 +356,13 @@ def qq_perf_binary():
 
 
 def parse_result(line):
-    return {k: (float(v) if v.replace(".", "", 1).isdigit() else v)
-            for k, v in (item.split("=", 1) for item in line.split()[1:])}
+    """The key=value pairs after a qq-perf line's first word; numbers (nan included) as floats."""
+    def value(text):
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return {k: value(v) for k, v in (item.split("=", 1) for item in line.split()[1:])}
 
 
 class Client:
@@ -505,13 +510,14 @@ def print_table(reports, args, load_before, load_after):
              f"qq-perf (amqp091-go); {args.rounds} round(s) of {args.time:.0f} s after {args.warmup:.0f} s "
              f"warm-up, medians; failover: {args.trials} trial(s), publisher paced at "
              f"{args.failover_rate:.0f} msg/s", ""]
-    lines.append("| workload | broker | msgs/s | Warren/RabbitMQ | confirm p50 ms | confirm p99 ms "
-                 "| broker CPU s | msgs per CPU-s | status |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    if args.rounds > 0:
+        lines.append("| workload | broker | msgs/s | Warren/RabbitMQ | confirm p50 ms | confirm p99 ms "
+                     "| broker CPU s | msgs per CPU-s | status |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for mode, title in (("window", f"window {args.window}, unpaced"),
                         ("paced", f"paced {args.paced_rate:.0f} msg/s total")):
-        w = summary(warren[mode]) if mode in warren else None
-        r = summary(rabbit[mode]) if mode in rabbit else None
+        w = summary(warren[mode]) if warren.get(mode) else None
+        r = summary(rabbit[mode]) if rabbit.get(mode) else None
         for who, s in ((warren["label"], w), (rabbit["label"], r)):
             if s is None:
                 continue
@@ -530,7 +536,7 @@ def print_table(reports, args, load_before, load_after):
             bad = sum(1 for t in trials if t["outstanding"] >= args.window or t["nacked"]
                       or t["unconfirmed"] or t["status"] != "ok")
             lines.append(f"| kill → first confirm of a post-kill publish | {rep['label']} | {len(trials)} "
-                         f"| {median(firsts):.0f} | {max(f for f in firsts if f == f) if any(f == f for f in firsts) else float('nan'):.0f} "
+                         f"| {median(firsts):.0f} | {max((f for f in firsts if f == f), default=float('nan')):.0f} "
                          f"| {median([t['gap_ms'] for t in trials]):.0f} | {bad} |")
     lines += ["", f"order: {args.first} first; Warren election timeout: "
               f"{args.election_ms or 'default (1000)'} ms",
