@@ -12,7 +12,8 @@ quorum queue declared on the queue's leader, then
 - failover: a publisher (paced) on a follower, a consumer on the other follower; SIGKILL the leader
   (Warren: the metadata leader, which holds every quorum queue's log; RabbitMQ: the node the
   queue's leader is on), time from the kill to the first confirm of a message published after it,
-  then start the node again on its data and wait until it is back; N trials.
+  then start the node again on its data and wait until it is back; N trials;
+- with --backlog-steps N: publish-only steps on a queue nobody consumes, msgs/s as it deepens.
 
 Usage: /usr/bin/python3 clients/bench/cluster_quorum_bench.py [--rounds 3] [--trials 10] ...
 (from the repository root, after cmake --build build; builds build/qq-perf when missing).
@@ -405,7 +406,7 @@ def throughput(cluster, args, rate, workdir):
     client = Client(["--publish", leader.uri(), "--publish", followers[0].uri(),
                      "--consume", followers[1].uri(), "--queue", QUEUE, "--size", str(args.size),
                      "--confirm", str(args.window), "--rate", str(rate), "--time", str(args.time),
-                     "--warmup", str(args.warmup)],
+                     "--warmup", str(args.warmup), "--prefetch", str(args.prefetch)],
                     os.path.join(workdir, "qq-perf.log"))
     client.expect("ready")
     client.send("go")
@@ -422,6 +423,36 @@ def throughput(cluster, args, rate, workdir):
     return result
 
 
+def backlog(cluster, args, workdir):
+    """Publish-only steps of --time seconds on one queue that nobody consumes: msgs/s as the
+    queue deepens (a broker whose per-command cost grows with the queue's depth slows down)."""
+    leader = cluster.queue_leader(declared=False)
+    declare(leader)
+    follower = next(n for n in cluster.nodes if n is not leader)
+    steps, depth = [], 0
+    for step in range(args.backlog_steps):
+        client = Client(["--publish", leader.uri(), "--publish", follower.uri(), "--queue", QUEUE,
+                         "--size", str(args.size), "--confirm", str(args.window),
+                         "--time", str(args.time), "--warmup", "0"],
+                        os.path.join(workdir, "qq-perf-backlog.log"))
+        client.expect("ready")
+        client.send("go")
+        client.expect("measure start")
+        cpu0 = cpu_seconds(cluster.pids())
+        client.send("")
+        client.expect("measure end")
+        cpu1 = cpu_seconds(cluster.pids())
+        client.send("")
+        result = client.finish()
+        steps.append({"depth_before": depth, "msgs_s": result["confirmed"] / result["seconds"],
+                      "conf_p50_us": result["conf_p50_us"], "cpu_s": cpu1 - cpu0})
+        log(f"{cluster.label} backlog step {step + 1}: depth about {depth} before, "
+            f"{steps[-1]['msgs_s']:.0f} msgs/s, confirm p50 {result['conf_p50_us'] / 1000:.0f} ms, "
+            f"cpu {cpu1 - cpu0:.2f} s")
+        depth += int(result["confirmed"])  # every publish is confirmed by the end of the step
+    return steps
+
+
 def failover(cluster, args, workdir):
     """N trials: kill the leader under a paced publisher on a follower; the confirm gap."""
     declare(cluster.queue_leader(declared=False))
@@ -431,7 +462,7 @@ def failover(cluster, args, workdir):
         followers = [n for n in cluster.nodes if n is not leader]
         client = Client(["--failover", "--publish", followers[0].uri(), "--consume", followers[1].uri(),
                          "--queue", QUEUE, "--size", str(args.size), "--confirm", str(args.window),
-                         "--rate", str(args.failover_rate), "--settle", "60"],
+                         "--rate", str(args.failover_rate), "--settle", "60", "--prefetch", str(args.prefetch)],
                         os.path.join(workdir, "qq-perf-failover.log"))
         client.expect("ready")
         client.send("go")
@@ -487,6 +518,8 @@ def run_broker(cluster, args, workdir):
                     f"cpu {result['cpu_s']:.2f} s, leader node {result['leader']}, status {result['status']}")
                 rounds.append(result)
             report[mode] = rounds
+        if args.backlog_steps > 0:
+            report["backlog"] = backlog(cluster, args, workdir)
         if args.trials > 0:
             report["failover"] = failover(cluster, args, workdir)
     finally:
@@ -506,7 +539,7 @@ def summary(rounds):
 def print_table(reports, args, load_before, load_after):
     warren, rabbit = reports
     lines = [f"Quorum queues on three nodes: {args.size}-byte persistent messages, 2 publishers "
-             f"(confirm window {args.window} each), 1 consumer (prefetch 500, multi-ack 50); client "
+             f"(confirm window {args.window} each), 1 consumer (prefetch {args.prefetch}, multi-ack 50); client "
              f"qq-perf (amqp091-go); {args.rounds} round(s) of {args.time:.0f} s after {args.warmup:.0f} s "
              f"warm-up, medians; failover: {args.trials} trial(s), publisher paced at "
              f"{args.failover_rate:.0f} msg/s", ""]
@@ -538,6 +571,16 @@ def print_table(reports, args, load_before, load_after):
             lines.append(f"| kill → first confirm of a post-kill publish | {rep['label']} | {len(trials)} "
                          f"| {median(firsts):.0f} | {max((f for f in firsts if f == f), default=float('nan')):.0f} "
                          f"| {median([t['gap_ms'] for t in trials]):.0f} | {bad} |")
+    if args.backlog_steps > 0:
+        lines += ["", "| publish-only step (no consumer) | " +
+                  " | ".join(f"{rep['label']} msgs/s (depth before)" for rep in reports) + " |",
+                  "|---|" + "---:|" * len(reports)]
+        for i in range(args.backlog_steps):
+            cells = []
+            for rep in reports:
+                steps = rep.get("backlog", [])
+                cells.append(f"{steps[i]['msgs_s']:.0f} ({steps[i]['depth_before']})" if i < len(steps) else "")
+            lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
     lines += ["", f"order: {args.first} first; Warren election timeout: "
               f"{args.election_ms or 'default (1000)'} ms",
               f"load before: {load_before}", f"load after:  {load_after}"]
@@ -552,9 +595,12 @@ def main():
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--window", type=int, default=256, help="unconfirmed publishes per publisher")
+    parser.add_argument("--prefetch", type=int, default=500, help="the consumer's basic.qos")
     parser.add_argument("--paced-rate", type=float, default=1000.0, help="msg/s, both publishers together")
     parser.add_argument("--trials", type=int, default=10, help="failover trials (0: none)")
     parser.add_argument("--failover-rate", type=float, default=1000.0)
+    parser.add_argument("--backlog-steps", type=int, default=0,
+                        help="publish-only steps of --time seconds on a queue nobody consumes")
     parser.add_argument("--election-ms", type=int, default=0,
                         help="Warren's cluster_election_timeout_ms (0: the broker's default)")
     parser.add_argument("--only", choices=["warren", "rabbitmq"], help="measure one broker")
