@@ -399,6 +399,16 @@ class NemesisTest(unittest.TestCase):
         ended = time.monotonic()
 
         figures, failures = check(history)
+        # Confirmed publishes per second in the first and the last quarter of the load: the
+        # cluster should not slow down as its log grows.
+        quarter = (load_ended - history.started) / 4
+        first = last = 0
+        for (publisher, seq), (when, _node) in history.publish_time.items():
+            if seq in history.confirmed[publisher]:
+                first += when < history.started + quarter
+                last += when >= load_ended - quarter
+        figures.update({"confirms/s first quarter": round(first / quarter),
+                        "confirms/s last quarter": round(last / quarter)})
         figures.update({"kills": nemesis.kills, "pauses": nemesis.pauses, "seed": seed,
                         "load seconds": round(load_ended - history.started, 1),
                         "drain seconds": round(ended - load_ended, 1),
