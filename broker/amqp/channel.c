@@ -40,6 +40,10 @@ void channel_destroy(struct channel *ch)
     if (!ch)
         return;
     channel_release_resources(ch);
+    /* An enqueue proposed for a publish with confirms may be applied after the channel goes
+     * (its connection died while the cluster had no leader, or the node was paused): its
+     * callback must not find a freed channel. */
+    channel_forget_replica_confirms(ch);
     server_unwait_durable(connection_server(ch->conn), ch);
     free(ch->waits);
     route_set_free(&ch->targets);

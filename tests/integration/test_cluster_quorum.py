@@ -8,6 +8,8 @@ in a cluster"): three Warren nodes on loopback, real pika clients on every node.
 - A consumer's unacked messages come back, marked redelivered and counted (x-delivery-count),
   to a consumer on another node when its connection dies: first the channel closing, then the
   whole node being killed (the node proposes its own node_down when it starts again).
+- A publisher whose connection dies while its enqueue waits for a majority leaves the node
+  running when the enqueue is applied later (its confirm has nowhere to go).
 - nack/reject with requeue, basic.cancel keeping unacked deliveries settleable, no-ack consumers,
   purge, x-delivery-limit dead-lettering into a replicated queue, queue.delete cancelling
   consumers on every node.
@@ -15,6 +17,7 @@ in a cluster"): three Warren nodes on loopback, real pika clients on every node.
 Not runnable against an external broker: the test owns the three processes.
 """
 
+import signal
 import threading
 import time
 import unittest
@@ -26,6 +29,8 @@ import harness
 from test_cluster import Cluster, _cluster_built, channel_on
 
 QQ = {"x-queue-type": "quorum"}
+CONFIRM_SELECT = (85, 10)
+CONFIRM_SELECT_OK = (85, 11)
 
 
 def drain(node, queue, expect, timeout=20.0, ack=True, cancel=True):
@@ -261,6 +266,40 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         self.assertEqual(sorted(g[0] for g in got), sorted(b"o%d" % i for i in range(6)))
         self.assertEqual([g[0] for g in got if g[1]], held)  # redelivered: exactly the held ones
         victim.relaunch()
+
+    def test_a_publishers_channel_gone_before_its_enqueue_is_applied(self):
+        # The publisher's connection dies while its enqueue waits for a majority (the two other
+        # nodes paused): the channel is freed, and the confirm's callback, when the enqueue is
+        # applied after the others resume, must not reach it (it did: a use-after-free in
+        # replica_applied that took the node down, found by test_cluster_nemesis).
+        self.declare(self.a, "late")
+        others = [self.b, self.c]
+        for node in others:
+            node.process.send_signal(signal.SIGSTOP)
+        try:
+            with harness.RawConnection(self.a) as raw:
+                raw.handshake()
+                raw.open_channel(1)
+                raw.send(harness.method_frame(1, CONFIRM_SELECT, harness.octet(0)))
+                raw.read_method(CONFIRM_SELECT_OK)
+                body = b"confirm of a channel that is gone"
+                raw.send(harness.method_frame(1, harness.BASIC_PUBLISH, harness.short(0) + harness.shortstr("")
+                                              + harness.shortstr("late") + harness.octet(0))
+                         + harness.header_frame(1, 60, len(body), 0x1000, harness.octet(2))
+                         + harness.frame(harness.FRAME_BODY, 1, body))
+                time.sleep(0.3)
+            time.sleep(0.5)  # the node reaps the connection and frees its channel
+        finally:
+            for node in others:
+                node.process.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 15
+        while True:  # until the enqueue is applied on a: the callback has run
+            time.sleep(0.2)
+            harness.assert_broker_alive(self, self.a)
+            if depth(self.a, "late")[0] == 1:
+                break
+            self.assertLess(time.monotonic(), deadline, "the enqueue was never applied")
+        harness.assert_broker_alive(self, self.a)
 
     def test_cancel_keeps_unacked_settleable_and_no_ack_consumers(self):
         self.declare(self.a, "c1")
