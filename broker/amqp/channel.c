@@ -162,6 +162,9 @@ void channel_release_resources(struct channel *ch)
 {
     channel_drop_publishing(ch);
     channel_release_consumers(ch);
+    /* A closed channel answers no confirm: enqueues still in the cluster's log are forgotten
+     * (channel_destroy does it again for a channel freed without closing). */
+    channel_forget_replica_confirms(ch);
 }
 
 /* While closing, only channel.close-ok (or a crossing channel.close) ends the wait. */
