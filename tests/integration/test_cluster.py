@@ -13,8 +13,12 @@
 - A node left alone (the other two killed) refuses a declare with 541 (a connection error)
   after the proposal timeout instead of hanging, and serves the queues it has.
 
-Messages stay on the node they were published to in this slice (docs/cluster.md). Not runnable
-against an external broker: the test owns the three processes.
+- Users, vhosts, permissions, policies and vhost limits set through one node's warrenctl hold on
+  every node.
+
+A classic queue's messages stay on the node they were published to (docs/cluster.md); quorum
+queues are replicated (test_cluster_quorum.py, test_cluster_nemesis.py). Not runnable against an
+external broker: the test owns the three processes.
 """
 
 import json
