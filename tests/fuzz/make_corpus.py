@@ -414,6 +414,42 @@ def write(directory, name, data):
         handle.write(data)
 
 
+def qq_snapshot(messages, returned=(), requeued=(), consumers=(), next_new=None, limit=-1):
+    """A quorum queue's state as broker/cluster/qq_snapshot.c lays it out: messages are
+    (id, delivery count, content), consumers (serial, node, channel, tag, prefetch, detached,
+    checked ids)."""
+    next_id = (max(m[0] for m in messages) + 1) if messages else 1
+    fields = [
+        ("version", "B", 1), ("seq", "L", 7), ("next_id", "L", next_id),
+        ("next_new", "L", next_new if next_new is not None else next_id),
+        ("next_consumer", "L", len(consumers) + 1), ("delivery_limit", "l", limit),
+        ("sessions", "A", []),
+        ("messages", "A", [("F", [("id", "L", i), ("count", "i", c), ("content", "x", body)])
+                           for i, c, body in messages]),
+        ("returned", "A", [("L", i) for i in returned]),
+        ("requeued", "A", [("F", [("id", "L", i), ("behind", "L", b)]) for i, b in requeued]),
+        ("consumers", "A", [("F", [("serial", "L", serial), ("node", "S", node), ("channel", "L", channel),
+                                   ("tag", "S", tag), ("prefetch", "i", prefetch), ("detached", "t", detached),
+                                   ("checked", "A", [("L", i) for i in checked])])
+                            for serial, node, channel, tag, prefetch, detached, checked in consumers]),
+    ]
+    return table(fields)
+
+
+def qq_snapshot_seeds():
+    return {
+        "empty": qq_snapshot([]),
+        "ready": qq_snapshot([(1, 0, b"one"), (2, 0, b"two"), (3, 0, b"")], next_new=1),
+        "held_and_returned": qq_snapshot(
+            [(1, 1, b"back"), (2, 0, b"held"), (3, 0, b"held too"), (4, 0, b"new")],
+            returned=[1], next_new=4,
+            consumers=[(1, "127.0.0.1:25672", 1 << 40, "ctag", 2, False, [2, 3])]),
+        "requeued_and_detached": qq_snapshot(
+            [(1, 0, b"held"), (2, 2, b"requeued"), (3, 0, b"new")], requeued=[(2, 3)], next_new=3, limit=5,
+            consumers=[(1, "n1", 7, "gone", 0, True, [1])]),
+    }
+
+
 def main():
     # Control bytes: frame_max choice (0 none, 1 4096, 2 131072) and split seed.
     write("frame", "handshake", b"\x02\x01" + handshake())
@@ -448,6 +484,8 @@ def main():
     write("definitions", "empty", definitions([]))
     for name, data in connection_seeds().items():
         write("connection", name, data)
+    for name, data in qq_snapshot_seeds().items():
+        write("qq_snapshot", name, data)
 
 
 if __name__ == "__main__":
