@@ -308,6 +308,15 @@ void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, str
         return;
     const struct queue_settings *s = queue_settings(q);
     add_rq(cq, vhost_name(vhost), name, s->has_delivery_limit ? s->delivery_limit : -1);
+    /* Said once, where an operator looks: the replicated state machine does not run these yet
+     * (docs/cluster.md, limits), and a silent queue that grows past its declared bound would
+     * surprise more than a log line. */
+    if (s->max_length >= 0 || s->max_length_bytes >= 0 || s->message_ttl_ms >= 0 || s->expires_ms >= 0 ||
+        s->single_active_consumer)
+        log_warning("cluster: quorum queue '%.*s' in vhost '%s' is replicated without its x-max-length, "
+                    "x-max-length-bytes, x-message-ttl, x-expires or x-single-active-consumer: not enforced "
+                    "in a cluster yet",
+                    (int)name.len, (const char *)name.ptr, vhost_name(vhost));
 }
 
 void cluster_queues_deleted(struct cluster_queues *cq, const char *vhost, struct proto_bytes name)
