@@ -75,6 +75,22 @@ enum {
     QQ_MALFORMED = -1,  /* the command or its arguments did not decode: nothing changed */
     QQ_DUPLICATE = -2,  /* a repeated request: applied once already, not again */
     QQ_NOT_FOUND = 404, /* no such consumer: nothing changed */
+    QQ_REJECTED = 406,  /* "enqueue" refused: x-overflow reject-publish with the queue over a limit */
+};
+
+/* A queue's length limits, RabbitMQ's x-max-length, x-max-length-bytes and x-overflow, run as
+ * RabbitMQ 3.10's quorum queues run them (the single-node quorum queue, broker/model/queue.c with
+ * queue_kind's limit_after_dispatch and reject_over_limit, has the same rules): the limits count
+ * the ready messages and their content bytes. drop-head: after each command, once the ready
+ * messages given to consumers are out, ready messages over a limit leave from the head (the next
+ * to be served), each reported through the discarded effect with reason "maxlen". reject-publish:
+ * an "enqueue" is refused (QQ_REJECTED, nothing changes) while the queue is over a limit, from the
+ * enqueue that took it over (which was taken) until it is back at 80% of every limit. Part of
+ * the state (and of a snapshot). */
+struct qq_limits {
+    int64_t max_length; /* -1: none */
+    int64_t max_bytes;  /* -1: none */
+    bool reject_publish;
 };
 
 /* A consumer's name; strings NUL-terminated (a NUL inside is refused). */
@@ -162,6 +178,9 @@ int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out);
 int qq_fsm_expect(struct qq_fsm *fsm, uint64_t session, uint64_t request, qq_done_fn done, void *arg);
 /* Stops expecting (session, request): its callback is called with -ECANCELED. */
 void qq_fsm_forget(struct qq_fsm *fsm, uint64_t session, uint64_t request);
+
+/* Sets the limits (at creation, on every member alike). The next command applies them. */
+void qq_fsm_set_limits(struct qq_fsm *fsm, const struct qq_limits *limits);
 
 /* The broker's way in when the queue is one object among others in a bigger state machine (the
  * cluster's metadata log, whose meta_fsm already applies each command exactly once): applies
