@@ -299,23 +299,31 @@ static void remove_rq(struct cluster_queues *cq, struct rq *r)
     free(r);
 }
 
-void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, struct proto_bytes name)
+void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, struct proto_bytes name,
+                             struct proto_bytes arguments)
 {
     if (!cq || !vhost)
         return;
     struct queue *q = vhost_queue_find(vhost, name);
     if (!q || !queue_kind(q)->raft_group || find_rq(cq, vhost_name(vhost), name))
         return;
-    const struct queue_settings *s = queue_settings(q);
-    add_rq(cq, vhost_name(vhost), name, s->has_delivery_limit ? s->delivery_limit : -1);
+    struct queue_settings s;
+    struct reply_error err;
+    memset(&s, 0, sizeof s);
+    if (queue_settings_parse(name, arguments, &s, &err) != 0) {
+        /* The model took the declare, so its arguments parse; a replayed declare refused then and
+         * made good later under other arguments is the only way here: no limits. */
+        s = (struct queue_settings){.message_ttl_ms = -1, .expires_ms = -1, .max_length = -1, .max_length_bytes = -1};
+    }
+    struct rq *r = add_rq(cq, vhost_name(vhost), name, s.has_delivery_limit ? s.delivery_limit : -1);
+    struct qq_limits limits = {s.max_length, s.max_length_bytes, s.overflow_reject};
+    qq_fsm_set_limits(&r->fsm, &limits);
     /* Said once, where an operator looks: the replicated state machine does not run these yet
-     * (docs/cluster.md, limits), and a silent queue that grows past its declared bound would
+     * (docs/cluster.md, limits), and a silent queue that keeps what it was told to drop would
      * surprise more than a log line. */
-    if (s->max_length >= 0 || s->max_length_bytes >= 0 || s->message_ttl_ms >= 0 || s->expires_ms >= 0 ||
-        s->single_active_consumer)
-        log_warning("cluster: quorum queue '%.*s' in vhost '%s' is replicated without its x-max-length, "
-                    "x-max-length-bytes, x-message-ttl, x-expires or x-single-active-consumer: not enforced "
-                    "in a cluster yet",
+    if (s.message_ttl_ms >= 0 || s.expires_ms >= 0 || s.single_active_consumer || s.overflow_reject_dlx)
+        log_warning("cluster: quorum queue '%.*s' in vhost '%s' is replicated without its x-message-ttl, x-expires, "
+                    "x-single-active-consumer or reject-publish-dlx: not enforced in a cluster yet",
                     (int)name.len, (const char *)name.ptr, vhost_name(vhost));
 }
 
@@ -393,8 +401,14 @@ bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *
                 struct rq *r = e.type == TABLE_LONGSTR ? find_rq(cq, vhost, e.v.bytes) : NULL;
                 if (r) {
                     run(r, "enqueue", cmd->args, &res);
-                    if (res.status == QQ_MALFORMED)
+                    if (res.status == QQ_MALFORMED) {
                         out->status = META_MALFORMED;
+                    } else if (res.status == QQ_REJECTED && out->status == 0) {
+                        /* x-overflow reject-publish: the publisher gets a nack, as RabbitMQ's */
+                        out->status = SPEC_PRECONDITION_FAILED;
+                        snprintf(out->text, sizeof out->text, "quorum queue '%.*s' is full",
+                                 (int)(e.v.bytes.len < 100 ? e.v.bytes.len : 100), (const char *)e.v.bytes.ptr);
+                    }
                 } else if (out->status == 0) {
                     /* Deleted meanwhile (or never known here): the others still take it, but the
                      * publisher is not told it was confirmed everywhere it was routed (nack). */

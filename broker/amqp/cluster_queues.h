@@ -30,8 +30,10 @@
  * out again, so they go on receiving; what they held was returned and comes again, redelivered
  * (at least once, as RabbitMQ's quorum queues after a partition).
  * A result's status is 0, 404 (no such queue: deleted meanwhile; for qq.enqueue, one of the
- * queues named, the others took the message, and the publisher gets a nack) or META_MALFORMED; the text
- * of qq.dequeue's and qq.purge's is the value in decimal (a message id, 0 when none; a count). */
+ * queues named, the others took the message, and the publisher gets a nack), 406 (qq.enqueue: a
+ * reject-publish queue over its limit refused it, the others took it: a nack too) or
+ * META_MALFORMED; the text of qq.dequeue's and qq.purge's is the value in decimal (a message
+ * id, 0 when none; a count). */
 #ifndef WARREN_CLUSTER_QUEUES_H
 #define WARREN_CLUSTER_QUEUES_H
 
@@ -69,9 +71,14 @@ void cluster_queues_flush(struct cluster_queues *cq);
 
 /* ---- the apply side (cluster_target.c, on every node) ---- */
 
-/* A queue.declare of vhost/name was applied (or replayed): when the model now holds a quorum
- * queue of that name, its state exists from now on (an existing one is kept). */
-void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, struct proto_bytes name);
+/* A queue.declare of vhost/name with arguments (the command's, table contents) was applied (or
+ * replayed): when the model now holds a quorum queue of that name, its state exists from now on
+ * (an existing one is kept). Its x-delivery-limit, x-max-length, x-max-length-bytes and
+ * x-overflow are read from the command, never from the model (whose policies, when replaying,
+ * may be later than the entry): every node must run the same limits at the same log position.
+ * Policies do not change a replicated queue's limits. */
+void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, struct proto_bytes name,
+                             struct proto_bytes arguments);
 /* A queue.delete was applied (or replayed): the queue's state goes, and this node's consumers
  * of it are cancelled (basic.cancel to clients that take it). */
 void cluster_queues_deleted(struct cluster_queues *cq, const char *vhost, struct proto_bytes name);

@@ -351,6 +351,30 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         self.assertEqual(got[0][0], b"bad")
         wait_depth(self.a, "poison", 0)
 
+    def test_length_limits_drop_head_and_reject_publish(self):
+        # drop-head: the oldest go, dead-lettered (reason maxlen) where a dead-letter exchange is set.
+        self.declare(self.a, "maxlen-dlq")
+        self.declare(self.a, "maxlen", {"x-max-length": 3, "x-dead-letter-exchange": "",
+                                        "x-dead-letter-routing-key": "maxlen-dlq"})
+        publish_confirmed(self.b, "maxlen", [b"m%d" % i for i in range(5)])
+        for node in self.cluster.nodes:
+            wait_depth(node, "maxlen", 3)
+        self.assertEqual([g[0] for g in drain(self.c, "maxlen", 3)], [b"m2", b"m3", b"m4"])
+        self.assertEqual(sorted(g[0] for g in drain(self.c, "maxlen-dlq", 2)), [b"m0", b"m1"])
+        # reject-publish: the publish that takes the queue over its limit is taken, the next nacked.
+        self.declare(self.a, "full", {"x-max-length": 2, "x-overflow": "reject-publish"})
+        connection, channel = channel_on(self.c)
+        try:
+            channel.confirm_delivery()
+            for body in (b"r1", b"r2", b"r3"):
+                channel.basic_publish("", "full", body)
+            with self.assertRaises(pika.exceptions.NackError):
+                channel.basic_publish("", "full", b"r4")
+        finally:
+            connection.close()
+        for node in self.cluster.nodes:
+            wait_depth(node, "full", 3)
+
     def test_delete_cancels_consumers_on_every_node(self):
         self.declare(self.a, "gone")
         cancelled = threading.Event()
