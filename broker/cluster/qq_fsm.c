@@ -278,6 +278,7 @@ static void requeue(struct qq_fsm *fsm, size_t at, bool to_front)
         discard(fsm, at, "delivery_limit");
         return;
     }
+    s->ready_bytes += m->len; /* ready again: it counts toward the limits */
     if (to_front)
         fifo_push(&s->returned, (struct qq_ready){m->id, 0});
     else
@@ -305,6 +306,33 @@ static bool any_ready(const struct qq_state *s)
     return s->returned.count > 0 || s->requeued.count > 0 || s->next_new < s->next_id;
 }
 
+static uint64_t ready_count(const struct qq_state *s)
+{
+    return s->returned.count + s->requeued.count + (s->next_id - s->next_new);
+}
+
+/* ---- length limits (qq_limits): the ready messages and their content bytes ---- */
+
+static bool over_limit(const struct qq_state *s)
+{
+    return (s->limits.max_length >= 0 && ready_count(s) > (uint64_t)s->limits.max_length) ||
+           (s->limits.max_bytes >= 0 && s->ready_bytes > (uint64_t)s->limits.max_bytes);
+}
+
+/* 80% of a limit, rounded down, without overflowing: queue.c's rule, so both kinds agree. */
+static uint64_t low_limit(int64_t limit)
+{
+    return (uint64_t)(limit / 10 * 8 + limit % 10 * 8 / 10);
+}
+
+/* rabbit_fifo's low limit: at most 80% of each limit that is set ready; reject-publish's latch
+ * clears there. */
+static bool below_low_limit(const struct qq_state *s)
+{
+    return (s->limits.max_length < 0 || ready_count(s) <= low_limit(s->limits.max_length)) &&
+           (s->limits.max_bytes < 0 || s->ready_bytes <= low_limit(s->limits.max_bytes));
+}
+
 /* Takes the next ready message out of the ready order and returns it (still ready: owner 0), or
  * NULL when none is. The order: the front of the returned list; else the first client return
  * unless a never-delivered message below its `behind` waits (ids next_new .. behind - 1); else
@@ -323,6 +351,9 @@ static struct qq_message *next_ready(struct qq_state *s)
     struct qq_message *m = qq_message_find(s, id, NULL);
     if (!m) /* cannot happen: restore and every command keep ready ids pointing at messages */
         abort();
+    s->ready_bytes -= m->len;
+    if (s->over_limit && below_low_limit(s))
+        s->over_limit = false; /* as queue.c's take_head: publishers may go on at once */
     return m;
 }
 
@@ -350,6 +381,27 @@ static void assign(struct qq_fsm *fsm)
         struct qq_consumer *c = s->consumers[i];
         consumer_to_back(s, i);
         check_out(fsm, c, next_ready(s));
+    }
+}
+
+/* Run after assign, as rabbit_fifo checks its limits after each checkout (queue_kind's
+ * limit_after_dispatch): what consumers could take is out, so only what is left counts.
+ * drop-head discards ready messages from the head while over a limit; reject-publish sets its
+ * latch when a return (or limits just set) took the queue over. */
+static void enforce_limits(struct qq_fsm *fsm)
+{
+    struct qq_state *s = &fsm->state;
+    if (s->limits.reject_publish) {
+        if (over_limit(s))
+            s->over_limit = true;
+        return;
+    }
+    while (over_limit(s)) {
+        struct qq_message *m = next_ready(s);
+        size_t at;
+        if (!m || !qq_message_find(s, m->id, &at)) /* cannot happen: over a limit means one is ready */
+            abort();
+        discard(fsm, at, "maxlen");
     }
 }
 
@@ -484,6 +536,13 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
             r->status = QQ_MALFORMED;
             return;
         }
+        if (s->limits.reject_publish) { /* queue.c's queue_publish: limits may have changed */
+            s->over_limit = s->over_limit && !below_low_limit(s);
+            if (s->over_limit) {
+                r->status = QQ_REJECTED;
+                return;
+            }
+        }
         struct qq_message *m = v.v.bytes.len <= UINT32_MAX ? qq_message_alloc(v.v.bytes.len) : NULL;
         if (!m)
             out_of_memory();
@@ -491,6 +550,9 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
         if (v.v.bytes.len)
             memcpy(m->content, v.v.bytes.ptr, v.v.bytes.len);
         message_append(s, m);
+        s->ready_bytes += m->len;
+        if (s->limits.reject_publish && over_limit(s))
+            s->over_limit = true; /* this one is taken; the next are refused */
         r->value = m->id;
     } else if (proto_bytes_is(cmd->op, "checkout")) {
         int64_t prefetch;
@@ -557,6 +619,7 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
         fifo_clear(&s->returned);
         fifo_clear(&s->requeued);
         s->next_new = s->next_id;
+        s->ready_bytes = 0; /* the latch, as queue.c's, clears at the next enqueue */
     } else if (proto_bytes_is(cmd->op, "node_down") || proto_bytes_is(cmd->op, "channel_down")) {
         char node[QQ_NAME_MAX + 1];
         int64_t channel = -1;
@@ -584,6 +647,19 @@ void qq_fsm_apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
     memset(out, 0, sizeof(*out));
     apply_command(fsm, cmd, out);
     assign(fsm);
+    enforce_limits(fsm);
+}
+
+void qq_fsm_set_limits(struct qq_fsm *fsm, const struct qq_limits *limits)
+{
+    struct qq_state *s = &fsm->state;
+    s->limits = *limits;
+    if (s->limits.max_length < -1) /* a snapshot holds -1 for none */
+        s->limits.max_length = -1;
+    if (s->limits.max_bytes < -1)
+        s->limits.max_bytes = -1;
+    if (!s->limits.reject_publish)
+        s->over_limit = false;
 }
 
 /* ---- pending requests of this member ---- */
@@ -692,6 +768,7 @@ int qq_fsm_init(struct qq_fsm *fsm, int64_t delivery_limit, const struct qq_effe
     fsm->effects = *effects;
     fsm->state.next_id = fsm->state.next_new = fsm->state.next_consumer = 1;
     fsm->state.delivery_limit = delivery_limit;
+    fsm->state.limits = (struct qq_limits){.max_length = -1, .max_bytes = -1};
     fsm->raft = (struct raft_fsm){.version = 1, .data = fsm, .apply = fsm_apply, .snapshot = fsm_snapshot,
                                   .restore = fsm_restore};
     return 0;

@@ -153,6 +153,9 @@ struct qq_state {
     uint64_t next_consumer;         /* serial of the next consumer (from 1) */
     uint64_t seq;                   /* entries applied, to age sessions */
     int64_t delivery_limit;         /* -1: none */
+    struct qq_limits limits;        /* none: -1, -1, drop-head */
+    uint64_t ready_bytes;           /* content bytes of the ready messages (derived, not in a snapshot) */
+    bool over_limit;                /* reject-publish's latch: enqueues refused until back at 80% */
     struct sessions sessions;
 };
 

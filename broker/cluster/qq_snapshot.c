@@ -8,6 +8,10 @@
  *     "next_new"       uint64   1 .. next_id; every id from it to next_id - 1 is a message
  *     "next_consumer"  uint64   >= 1
  *     "delivery_limit" int64    -1: none
+ *     "max_length"     int64    x-max-length, -1: none  } the length limits (qq_limits) and
+ *     "max_bytes"      int64    x-max-length-bytes, -1  } reject-publish's latch; each absent
+ *     "reject_publish" bool     x-overflow reject-publish } in snapshots written before limits
+ *     "over_limit"     bool     enqueues refused (latch)  } (-1, -1, false, false: none)
  *     "sessions"       array    the exactly-once record (sessions.c)
  *     "messages"       array    of tables {"id" uint64, "count" uint32, "content" bytes}, ids ascending
  *     "returned"       array    of uint64: the front of the ready messages, departed consumers'
@@ -24,8 +28,10 @@
  * requeued, delivery count above 0) or checked out by exactly one consumer, every id named
  * exists, no consumer is named twice, no delivery count is past the limit, the requeued ones'
  * "behind" could have been recorded (above the id, from next_new to next_id, never decreasing),
- * no ready message waits while an attached consumer has room, and no detached consumer holds
- * nothing (it would have been removed). */
+ * no ready message waits while an attached consumer has room, no detached consumer holds
+ * nothing (it would have been removed), and the latch is set only with reject-publish. Being over
+ * a limit is not refused: drop-head leaves the queue within them only once the next command runs
+ * after limits are set, and leaves holes in the ids below next_new (as settles do). */
 #include "qq_state.h"
 
 #include <stdlib.h>
@@ -79,6 +85,15 @@ int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out)
     v = (struct table_value){.type = TABLE_INT64};
     v.v.i64 = s->delivery_limit;
     rc |= table_buf_put_field(out, "delivery_limit", 14, &v);
+    v.v.i64 = s->limits.max_length;
+    rc |= table_buf_put_field(out, "max_length", 10, &v);
+    v.v.i64 = s->limits.max_bytes;
+    rc |= table_buf_put_field(out, "max_bytes", 9, &v);
+    v = (struct table_value){.type = TABLE_BOOL};
+    v.v.boolean = s->limits.reject_publish;
+    rc |= table_buf_put_field(out, "reject_publish", 14, &v);
+    v.v.boolean = s->over_limit;
+    rc |= table_buf_put_field(out, "over_limit", 10, &v);
     rc |= sessions_encode(&s->sessions, &list);
     rc |= put_nested(out, "sessions", TABLE_ARRAY, &list);
     table_buf_free(&list);
@@ -292,11 +307,11 @@ static bool decode_channel(struct proto_bytes t, uint64_t *out)
     return true;
 }
 
-/* "detached": a bool, absent in older snapshots (false). */
-static bool decode_detached(struct proto_bytes t, bool *out)
+/* An optional bool, absent in older snapshots (false). */
+static bool decode_flag(struct proto_bytes t, const char *key, bool *out)
 {
     struct table_value v;
-    int found = table_find(t, "detached", &v);
+    int found = table_find(t, key, &v);
     if (found == 0)
         *out = false;
     else if (found == 1 && v.type == TABLE_BOOL)
@@ -304,6 +319,29 @@ static bool decode_detached(struct proto_bytes t, bool *out)
     else
         return false;
     return true;
+}
+
+/* An optional limit: int64 >= -1, absent in older snapshots (-1: none). */
+static bool decode_limit(struct proto_bytes t, const char *key, int64_t *out)
+{
+    struct table_value v;
+    int found = table_find(t, key, &v);
+    if (found == 0)
+        *out = -1;
+    else if (found == 1 && v.type == TABLE_INT64 && v.v.i64 >= -1)
+        *out = v.v.i64;
+    else
+        return false;
+    return true;
+}
+
+/* The limits and the latch; the latch only with reject-publish (set_limits clears it). */
+static bool decode_limits(struct qq_state *s, struct proto_bytes t)
+{
+    return decode_limit(t, "max_length", &s->limits.max_length) &&
+           decode_limit(t, "max_bytes", &s->limits.max_bytes) &&
+           decode_flag(t, "reject_publish", &s->limits.reject_publish) &&
+           decode_flag(t, "over_limit", &s->over_limit) && (!s->over_limit || s->limits.reject_publish);
 }
 
 static bool decode_consumer(struct qq_state *s, struct proto_bytes t)
@@ -328,7 +366,7 @@ static bool decode_consumer(struct qq_state *s, struct proto_bytes t)
         table_find(t, "node", &node) != 1 || !qq_name_copy(node, c->key.node) || table_find(t, "tag", &tag) != 1 ||
         !qq_name_copy(tag, c->key.tag) || !decode_channel(t, &c->key.channel) ||
         !find_typed(t, "prefetch", TABLE_UINT32, &prefetch) || prefetch.v.u32 > UINT16_MAX ||
-        !decode_detached(t, &c->detached) || !find_typed(t, "checked", TABLE_ARRAY, &checked) ||
+        !decode_flag(t, "detached", &c->detached) || !find_typed(t, "checked", TABLE_ARRAY, &checked) ||
         !decode_ids(checked.v.bytes, &c->checked, &c->nchecked, &c->cap) ||
         (c->detached && c->nchecked == 0)) /* a member removes it once it holds nothing */
         return false;
@@ -358,6 +396,8 @@ bool qq_state_decode(struct qq_state *s, struct proto_bytes t)
         limit.v.i64 < -1)
         return false;
     s->delivery_limit = limit.v.i64;
+    if (!decode_limits(s, t))
+        return false;
     int has_requeued = table_find(t, "requeued", &requeued); /* absent: none (written before) */
     if (sessions_decode(sessions.v.bytes, &s->sessions) != 0 || !decode_messages(s, messages.v.bytes) ||
         !decode_returned(s, returned.v.bytes) || has_requeued < 0 ||
@@ -375,6 +415,8 @@ bool qq_state_decode(struct qq_state *s, struct proto_bytes t)
             return false;
         if (m->owner == CLAIMED_READY)
             m->owner = 0;
+        if (m->owner == 0)
+            s->ready_bytes += m->len;
     }
     bool ready = s->returned.count > 0 || s->requeued.count > 0 || s->next_new < s->next_id;
     for (size_t i = 0; ready && i < s->nconsumers; i++)
