@@ -6,7 +6,8 @@
  * them, the delivery limit, cancel and node_down, purge, a leader killed mid-stream with retries
  * applied once, a member catching up from a snapshot, malformed commands, crafted snapshots
  * refused, and without Raft: the assignment rules, 64-bit channels, detach (basic.cancel) and
- * dequeue (basic.get) with its get holders, qq_fsm_apply_command and qq_fsm_import. */
+ * dequeue (basic.get) with its get holders, qq_fsm_apply_command and qq_fsm_import, and the
+ * length limits (drop-head, reject-publish's latch, ready bytes, limits in snapshots). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
