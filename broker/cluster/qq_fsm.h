@@ -114,8 +114,9 @@ struct qq_effects {
      * already left the state: its content is still valid for the call). */
     void (*deliver)(void *ctx, const struct qq_consumer_key *consumer, uint64_t id, struct proto_bytes content,
                     bool redelivered, uint32_t delivery_count);
-    /* Message id left the queue unacknowledged: reason "rejected" or "delivery_limit" (the broker
-     * dead-letters it when the queue has a dead-letter exchange, else drops it). */
+    /* Message id left the queue unacknowledged: reason "rejected", "delivery_limit" or "maxlen"
+     * (drop-head; the broker dead-letters it when the queue has a dead-letter exchange, else drops
+     * it). */
     void (*discarded)(void *ctx, uint64_t id, struct proto_bytes content, const char *reason);
     void *ctx;
 };

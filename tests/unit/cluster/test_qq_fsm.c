@@ -6,7 +6,8 @@
  * them, the delivery limit, cancel and node_down, purge, a leader killed mid-stream with retries
  * applied once, a member catching up from a snapshot, malformed commands, crafted snapshots
  * refused, and without Raft: the assignment rules, 64-bit channels, detach (basic.cancel) and
- * dequeue (basic.get) with its get holders, qq_fsm_apply_command and qq_fsm_import. */
+ * dequeue (basic.get) with its get holders, qq_fsm_apply_command and qq_fsm_import, and the
+ * length limits (drop-head, reject-publish's latch, ready bytes, limits in snapshots). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1502,6 +1503,331 @@ static void crafted_channels_and_detached_flags_are_checked(void **state)
     qq_fsm_close(&n.fsm);
 }
 
+/* ---- length limits (qq_limits) ---- */
+
+static void set_limits(struct node *n, int64_t max_length, int64_t max_bytes, bool reject_publish)
+{
+    struct qq_limits limits = {max_length, max_bytes, reject_publish};
+    qq_fsm_set_limits(&n->fsm, &limits);
+}
+
+static void assert_discard(const struct effect *e, uint64_t id, const char *content, const char *reason)
+{
+    assert_int_equal(e->kind, 'X');
+    assert_int_equal(e->id, id);
+    assert_string_equal(e->content, content);
+    assert_string_equal(e->reason, reason);
+}
+
+static void drop_head_by_count_discards_from_the_head_in_serving_order(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    set_limits(&n, 2, -1, false);
+    uint64_t r = 0;
+    const char *contents[] = {"m1", "m2", "m3", "m4"};
+    for (unsigned i = 0; i < 4; i++)
+        assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args(contents[i])).value, i + 1);
+    assert_int_equal(n.n, 2);
+    assert_discard(&n.effects[0], 1, "m1", "maxlen");
+    assert_discard(&n.effects[1], 2, "m2", "maxlen");
+    assert_int_equal(qq_fsm_ready(&n.fsm), 2);
+    assert_int_equal(n.fsm.state.ready_bytes, 4);
+    /* a consumer takes 3 and 4; two new wait; its cancel puts 3 and 4 in front: they go first */
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 2));
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m5"));
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m6"));
+    assert_int_equal(qq_fsm_ready(&n.fsm), 2);
+    n.n = 0;
+    assert_int_equal(apply_direct(&n, 1, ++r, "cancel", consumer_args("n0", 1, "a")).value, 2);
+    assert_int_equal(n.n, 2);
+    assert_discard(&n.effects[0], 3, "m3", "maxlen");
+    assert_discard(&n.effects[1], 4, "m4", "maxlen");
+    assert_int_equal(qq_fsm_ready(&n.fsm), 2);
+    assert_int_equal(qq_fsm_messages(&n.fsm), 2);
+    /* what drop-head leaves is a state a snapshot carries */
+    static struct node copy;
+    node_init(&copy, -1);
+    struct table_buf a = {0}, b = {0};
+    assert_int_equal(qq_fsm_export(&n.fsm, &a), 0);
+    assert_int_equal(qq_fsm_import(&copy.fsm, (struct proto_bytes){a.data, (uint32_t)a.len}), 0);
+    assert_int_equal(qq_fsm_export(&copy.fsm, &b), 0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    table_buf_free(&a);
+    table_buf_free(&b);
+    qq_fsm_close(&n.fsm);
+    qq_fsm_close(&copy.fsm);
+}
+
+static void drop_head_by_bytes_discards_until_the_content_fits(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    set_limits(&n, -1, 5, false);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "enqueue", content_args("aaa"));
+    apply_direct(&n, 1, ++r, "enqueue", content_args("bb")); /* 5: at the limit, kept */
+    assert_int_equal(n.n, 0);
+    apply_direct(&n, 1, ++r, "enqueue", content_args("c")); /* 6: 1 goes */
+    assert_int_equal(n.n, 1);
+    assert_discard(&n.effects[0], 1, "aaa", "maxlen");
+    assert_int_equal(n.fsm.state.ready_bytes, 3);
+    apply_direct(&n, 1, ++r, "enqueue", content_args("dddd")); /* 7: 2 goes, 5 left */
+    assert_int_equal(n.n, 2);
+    assert_discard(&n.effects[1], 2, "bb", "maxlen");
+    assert_int_equal(n.fsm.state.ready_bytes, 5);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 2);
+    /* a message bigger than the limit goes too, after every one before it */
+    apply_direct(&n, 1, ++r, "enqueue", content_args("eeeeee"));
+    assert_int_equal(n.n, 5);
+    assert_discard(&n.effects[2], 3, "c", "maxlen");
+    assert_discard(&n.effects[3], 4, "dddd", "maxlen");
+    assert_discard(&n.effects[4], 5, "eeeeee", "maxlen");
+    assert_int_equal(n.fsm.state.ready_bytes, 0);
+    assert_int_equal(qq_fsm_messages(&n.fsm), 0);
+    qq_fsm_close(&n.fsm);
+}
+
+static void drop_head_waits_until_consumers_took_what_they_could(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    set_limits(&n, 0, -1, false);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 1));
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m1")); /* a has room: delivered, not dropped */
+    assert_int_equal(n.n, 1);
+    assert_delivery(&n.effects[0], "a", 1, false);
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m2")); /* a is full: dropped */
+    assert_int_equal(n.n, 2);
+    assert_discard(&n.effects[1], 2, "m2", "maxlen");
+    assert_int_equal(qq_fsm_messages(&n.fsm), 1);
+    /* max_length 1: 3 waits; a returns 1, which goes behind 3; a takes 3, so 1 is within the limit */
+    set_limits(&n, 1, -1, false);
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m3"));
+    assert_int_equal(n.n, 2);
+    assert_int_equal(apply_direct(&n, 1, ++r, "return", ids_args("n0", 1, "a", IDS(1))).value, 1);
+    assert_int_equal(n.n, 3);
+    assert_delivery(&n.effects[2], "a", 3, false);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 1);
+    assert_int_equal(qq_fsm_messages(&n.fsm), 2);
+    assert_int_equal(n.fsm.state.ready_bytes, 2);
+    qq_fsm_close(&n.fsm);
+}
+
+static void reject_publish_takes_the_one_over_then_refuses_until_back_at_80_percent(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    set_limits(&n, 10, -1, true);
+    uint64_t r = 0;
+    for (unsigned i = 0; i < 11; i++) /* the 11th takes it over, and is taken */
+        assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("m")).status, 0);
+    assert_int_equal(n.n, 0); /* nothing dropped */
+    assert_true(n.fsm.state.over_limit);
+    struct table_buf before = {0}, after = {0};
+    assert_int_equal(qq_fsm_export(&n.fsm, &before), 0);
+    struct table_buf args = content_args("m");
+    struct meta_command cmd = {proto_bytes_of("enqueue"), {args.data, (uint32_t)args.len}, 9, 1};
+    struct qq_result refused;
+    qq_fsm_apply_command(&n.fsm, &cmd, &refused); /* no session, no seq: the state must not move */
+    table_buf_free(&args);
+    assert_int_equal(refused.status, QQ_REJECTED);
+    assert_int_equal(refused.value, 0);
+    assert_int_equal(qq_fsm_messages(&n.fsm), 11);
+    assert_int_equal(qq_fsm_export(&n.fsm, &after), 0);
+    assert_int_equal(after.len, before.len);
+    assert_memory_equal(after.data, before.data, after.len);
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("m")).status, QQ_REJECTED);
+    table_buf_free(&before);
+    table_buf_free(&after);
+    /* 9 ready: still over 80% of 10 */
+    apply_direct(&n, 1, ++r, "dequeue", dequeue_args("n0", 1, "", true));
+    apply_direct(&n, 1, ++r, "dequeue", dequeue_args("n0", 1, "", true));
+    assert_int_equal(qq_fsm_ready(&n.fsm), 9);
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("m")).status, QQ_REJECTED);
+    /* 8 ready: 80%, taken again (a checked-out message does not count) */
+    apply_direct(&n, 1, ++r, "dequeue", dequeue_args("n0", 1, "", false));
+    assert_false(n.fsm.state.over_limit);
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("m")).value, 12);
+    /* a return takes it over again: the next enqueue is refused */
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("m")).value, 13);
+    assert_int_equal(apply_direct(&n, 1, ++r, "return", ids_args("n0", 1, "", IDS(3))).value, 1);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 11);
+    assert_true(n.fsm.state.over_limit);
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("m")).status, QQ_REJECTED);
+    /* purge: the next enqueue finds the queue empty and is taken */
+    assert_int_equal(apply_direct(&n, 1, ++r, "purge", (struct table_buf){0}).value, 11);
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("m")).status, 0);
+    qq_fsm_close(&n.fsm);
+}
+
+static void reject_publish_by_bytes_releases_at_80_percent_of_the_bytes(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    set_limits(&n, -1, 10, true);
+    uint64_t r = 0;
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("aaaaaa")).status, 0);
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("bbbbb")).status, 0); /* 11: over */
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("c")).status, QQ_REJECTED);
+    assert_int_equal(n.fsm.state.ready_bytes, 11);
+    /* a consumer takes 1 (6 bytes): 5 left, at most 8 */
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 1));
+    assert_int_equal(n.fsm.state.ready_bytes, 5);
+    assert_false(n.fsm.state.over_limit);
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("ccc")).status, 0); /* 8 */
+    /* its return counts again (14), then a takes 2 back: 9, within 10 */
+    assert_int_equal(apply_direct(&n, 1, ++r, "return", ids_args("n0", 1, "a", IDS(1))).value, 1);
+    assert_int_equal(n.n, 2); /* a took 2 after returning 1 */
+    assert_delivery(&n.effects[1], "a", 2, false);
+    assert_int_equal(n.fsm.state.ready_bytes, 9); /* 3 and 1 */
+    assert_false(n.fsm.state.over_limit);
+    qq_fsm_close(&n.fsm);
+}
+
+static void ready_bytes_follow_returns_cancels_and_purge(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    set_limits(&n, -1, 3, false);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 1));
+    apply_direct(&n, 1, ++r, "enqueue", content_args("aa")); /* to a: not ready, not counted */
+    apply_direct(&n, 1, ++r, "enqueue", content_args("bb"));
+    assert_int_equal(n.n, 1);
+    assert_int_equal(n.fsm.state.ready_bytes, 2);
+    /* a stops taking; its return makes 1 ready again: 4 bytes, over 3; the head (new 2) goes */
+    apply_direct(&n, 1, ++r, "detach", consumer_args("n0", 1, "a"));
+    assert_int_equal(n.fsm.state.ready_bytes, 2);
+    assert_int_equal(apply_direct(&n, 1, ++r, "return", ids_args("n0", 1, "a", IDS(1))).value, 1);
+    assert_int_equal(n.n, 2);
+    assert_discard(&n.effects[1], 2, "bb", "maxlen");
+    assert_int_equal(n.fsm.state.ready_bytes, 2);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 1);
+    assert_int_equal(n.fsm.state.nconsumers, 0);
+    /* node_down's returns count again too */
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n1", 1, "b", 0));
+    assert_int_equal(n.fsm.state.ready_bytes, 0);
+    apply_direct(&n, 1, ++r, "enqueue", content_args("cc"));
+    assert_int_equal(n.fsm.state.ready_bytes, 0);
+    n.n = 0; /* b's 1 and 3 come back in front: 4 bytes, over 3; 1 goes */
+    assert_int_equal(apply_direct(&n, 1, ++r, "node_down", node_args("n1")).value, 1);
+    assert_int_equal(n.n, 1);
+    assert_discard(&n.effects[0], 1, "aa", "maxlen");
+    assert_int_equal(n.fsm.state.ready_bytes, 2);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 1);
+    /* purge: nothing ready, nothing counted */
+    apply_direct(&n, 1, ++r, "purge", (struct table_buf){0});
+    assert_int_equal(n.fsm.state.ready_bytes, 0);
+    qq_fsm_close(&n.fsm);
+}
+
+/* A restore of crafted's snapshot with extra fields appended. */
+static struct raft_buffer craft_with(const struct crafted *s, const struct table_buf *extra)
+{
+    struct raft_buffer old = craft(s);
+    struct raft_buffer buf = {raft_malloc(old.len + extra->len), old.len + extra->len};
+    memcpy(buf.base, old.base, old.len);
+    memcpy((char *)buf.base + old.len, extra->data, extra->len);
+    raft_free(old.base);
+    return buf;
+}
+
+static void limits_and_the_latch_survive_a_snapshot_and_crafted_ones_are_checked(void **state)
+{
+    (void)state;
+    static struct node n, copy;
+    node_init(&n, -1);
+    set_limits(&n, 3, 100, true);
+    uint64_t r = 0;
+    for (unsigned i = 0; i < 4; i++)
+        apply_direct(&n, 1, ++r, "enqueue", content_args("m"));
+    assert_true(n.fsm.state.over_limit);
+    struct raft_buffer *bufs;
+    unsigned nbufs;
+    assert_int_equal(n.fsm.raft.snapshot(&n.fsm.raft, &bufs, &nbufs), 0);
+    node_init(&copy, -1);
+    assert_int_equal(copy.fsm.raft.restore(&copy.fsm.raft, &bufs[0]), 0);
+    raft_free(bufs);
+    assert_int_equal(copy.fsm.state.limits.max_length, 3);
+    assert_int_equal(copy.fsm.state.limits.max_bytes, 100);
+    assert_true(copy.fsm.state.limits.reject_publish);
+    assert_true(copy.fsm.state.over_limit);
+    assert_int_equal(copy.fsm.state.ready_bytes, 4);
+    assert_int_equal(apply_direct(&copy, 2, 1, "enqueue", content_args("m")).status, QQ_REJECTED);
+    /* drop-head limits too: the copy drops as the original would */
+    set_limits(&n, 2, -1, false);
+    assert_int_equal(n.fsm.raft.snapshot(&n.fsm.raft, &bufs, &nbufs), 0);
+    assert_int_equal(copy.fsm.raft.restore(&copy.fsm.raft, &bufs[0]), 0);
+    raft_free(bufs);
+    assert_false(copy.fsm.state.over_limit);
+    copy.n = 0;
+    apply_direct(&copy, 2, 2, "enqueue", content_args("x"));
+    assert_int_equal(copy.n, 3);
+    assert_discard(&copy.effects[0], 1, "m", "maxlen");
+    assert_discard(&copy.effects[2], 3, "m", "maxlen");
+
+    /* an older snapshot, without the fields: no limits */
+    struct crafted good = {6, 4, "1:0 2:1 3:5 4:0 5:0", IDS(2), IDS(1, 3), 2, 1, NULL, 0, NULL};
+    assert_int_equal(restore(&copy, craft(&good)), 0);
+    assert_int_equal(copy.fsm.state.limits.max_length, -1);
+    assert_int_equal(copy.fsm.state.limits.max_bytes, -1);
+    assert_false(copy.fsm.state.limits.reject_publish);
+    assert_false(copy.fsm.state.over_limit);
+    assert_int_equal(copy.fsm.state.ready_bytes, 3); /* 2, 4, 5: "c" each */
+    copy.n = 0;
+    for (unsigned i = 0; i < 5; i++)
+        assert_int_equal(apply_direct(&copy, 3, i + 1, "enqueue", content_args("m")).status, 0);
+    assert_int_equal(copy.n, 0);
+    assert_int_equal(qq_fsm_ready(&copy.fsm), 8);
+
+    /* crafted limits: each field checked */
+    struct table_value minus_one = {.type = TABLE_INT64}, minus_two = {.type = TABLE_INT64};
+    struct table_value as_u64 = {.type = TABLE_UINT64}, yes = {.type = TABLE_BOOL}, as_u8 = {.type = TABLE_UINT8};
+    minus_one.v.i64 = -1;
+    minus_two.v.i64 = -2;
+    as_u64.v.u64 = 3;
+    yes.v.boolean = true;
+    as_u8.v.u8 = 1;
+    struct {
+        const char *key;
+        const struct table_value *value;
+        const char *key2; /* a second field, or NULL */
+        const struct table_value *value2;
+        bool taken;
+    } cases[] = {
+        {"max_length", &minus_two, NULL, NULL, false},
+        {"max_bytes", &minus_two, NULL, NULL, false},
+        {"max_length", &as_u64, NULL, NULL, false},
+        {"max_bytes", &as_u64, NULL, NULL, false},
+        {"reject_publish", &as_u8, NULL, NULL, false},
+        {"over_limit", &as_u8, "reject_publish", &yes, false},
+        {"over_limit", &yes, NULL, NULL, false}, /* a latch without reject-publish */
+        {"max_length", &minus_one, "max_bytes", &minus_one, true},
+        {"over_limit", &yes, "reject_publish", &yes, true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct table_buf extra = {0};
+        assert_int_equal(table_buf_put_field(&extra, cases[i].key, strlen(cases[i].key), cases[i].value), 0);
+        if (cases[i].key2)
+            assert_int_equal(table_buf_put_field(&extra, cases[i].key2, strlen(cases[i].key2), cases[i].value2), 0);
+        assert_int_equal(restore(&copy, craft_with(&good, &extra)), cases[i].taken ? 0 : RAFT_MALFORMED);
+        table_buf_free(&extra);
+    }
+    /* the last one taken: latched */
+    assert_true(copy.fsm.state.over_limit);
+    qq_fsm_close(&n.fsm);
+    qq_fsm_close(&copy.fsm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1531,6 +1857,13 @@ int main(void)
         cmocka_unit_test(import_takes_an_export_and_refuses_garbage_leaving_the_state),
         cmocka_unit_test(detached_consumers_and_get_holders_survive_a_snapshot),
         cmocka_unit_test(crafted_channels_and_detached_flags_are_checked),
+        cmocka_unit_test(drop_head_by_count_discards_from_the_head_in_serving_order),
+        cmocka_unit_test(drop_head_by_bytes_discards_until_the_content_fits),
+        cmocka_unit_test(drop_head_waits_until_consumers_took_what_they_could),
+        cmocka_unit_test(reject_publish_takes_the_one_over_then_refuses_until_back_at_80_percent),
+        cmocka_unit_test(reject_publish_by_bytes_releases_at_80_percent_of_the_bytes),
+        cmocka_unit_test(ready_bytes_follow_returns_cancels_and_purge),
+        cmocka_unit_test(limits_and_the_latch_survive_a_snapshot_and_crafted_ones_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
