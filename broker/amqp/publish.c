@@ -146,7 +146,11 @@ static void replica_applied(void *a, uint64_t seq, const struct meta_result *res
         struct confirm_wait *w = &ch->waits[(ch->waits_head + i) & (ch->waits_cap - 1)];
         if (w->seq == seq) {
             w->replica = 0;
-            w->ok = w->ok && (result->status == 0 || result->status == META_DUPLICATE);
+            /* Only an enqueue seen applied here counts. META_DUPLICATE means "applied once
+             * before", without that first result (this node caught up from a snapshot past it):
+             * it may have been refused (reject-publish, a queue gone), so it is nacked, and the
+             * publisher's retry costs at most a duplicate, never a lost message. */
+            w->ok = w->ok && result->status == 0;
             break;
         }
     }

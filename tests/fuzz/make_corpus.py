@@ -414,7 +414,7 @@ def write(directory, name, data):
         handle.write(data)
 
 
-def qq_snapshot(messages, returned=(), requeued=(), consumers=(), next_new=None, limit=-1):
+def qq_snapshot(messages, returned=(), requeued=(), consumers=(), next_new=None, limit=-1, limits=None):
     """A quorum queue's state as broker/cluster/qq_snapshot.c lays it out: messages are
     (id, delivery count, content), consumers (serial, node, channel, tag, prefetch, detached,
     checked ids)."""
@@ -433,6 +433,9 @@ def qq_snapshot(messages, returned=(), requeued=(), consumers=(), next_new=None,
                                    ("checked", "A", [("L", i) for i in checked])])
                             for serial, node, channel, tag, prefetch, detached, checked in consumers]),
     ]
+    if limits:  # (max_length, max_bytes, reject_publish, over_limit)
+        fields += [("max_length", "l", limits[0]), ("max_bytes", "l", limits[1]),
+                   ("reject_publish", "t", limits[2]), ("over_limit", "t", limits[3])]
     return table(fields)
 
 
@@ -447,6 +450,8 @@ def qq_snapshot_seeds():
         "requeued_and_detached": qq_snapshot(
             [(1, 0, b"held"), (2, 2, b"requeued"), (3, 0, b"new")], requeued=[(2, 3)], next_new=3, limit=5,
             consumers=[(1, "n1", 7, "gone", 0, True, [1])]),
+        "limits": qq_snapshot([(1, 0, b"a"), (2, 0, b"bb"), (3, 0, b"ccc")], next_new=1,
+                              limits=(3, 100, True, True)),
     }
 
 
