@@ -58,8 +58,14 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   run_ctest build-asan sanitizers
 
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DWARREN_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j "$JOBS" --target fuzz_frame fuzz_table fuzz_definitions fuzz_connection fuzz_mgmt
-run_ctest build-fuzz fuzzers -R "protocol_fuzz|model_fuzz|admin_fuzz"
+fuzz_targets="fuzz_frame fuzz_table fuzz_definitions fuzz_connection fuzz_mgmt"
+# The quorum queue snapshot's target exists when the cluster layer is built (libraft).
+if grep -q "fuzz_qq_snapshot" <(cmake --build build-fuzz --target help 2>/dev/null); then
+  fuzz_targets="$fuzz_targets fuzz_qq_snapshot"
+fi
+# shellcheck disable=SC2086 # one word per target
+cmake --build build-fuzz -j "$JOBS" --target $fuzz_targets
+run_ctest build-fuzz fuzzers -R "protocol_fuzz|model_fuzz|admin_fuzz|cluster_fuzz"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
