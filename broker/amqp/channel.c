@@ -39,11 +39,7 @@ void channel_destroy(struct channel *ch)
 {
     if (!ch)
         return;
-    channel_release_resources(ch);
-    /* An enqueue proposed for a publish with confirms may be applied after the channel goes
-     * (its connection died while the cluster had no leader, or the node was paused): its
-     * callback must not find a freed channel. */
-    channel_forget_replica_confirms(ch);
+    channel_release_resources(ch); /* forgets confirms still waiting for the cluster's log */
     server_unwait_durable(connection_server(ch->conn), ch);
     free(ch->waits);
     route_set_free(&ch->targets);
@@ -162,8 +158,9 @@ void channel_release_resources(struct channel *ch)
 {
     channel_drop_publishing(ch);
     channel_release_consumers(ch);
-    /* A closed channel answers no confirm: enqueues still in the cluster's log are forgotten
-     * (channel_destroy does it again for a channel freed without closing). */
+    /* An enqueue proposed for a publish with confirms may be applied after the channel went
+     * (its connection died while the cluster had no leader, or the node was paused): its
+     * callback must find no channel, closed or freed. */
     channel_forget_replica_confirms(ch);
 }
 

@@ -162,11 +162,12 @@ void channel_forget_replica_confirms(struct channel *ch)
 {
     for (uint32_t i = 0; i < ch->waits_count; i++) {
         struct confirm_wait *w = &ch->waits[(ch->waits_head + i) & (ch->waits_cap - 1)];
+        if (!w->replica)
+            continue; /* the store's waits are the store's: left as they were */
 #ifdef WARREN_HAVE_CLUSTER
         cluster_queues_forget(server_cluster_queues(connection_server(ch->conn)), w->replica);
 #endif
         w->replica = 0;
-        w->ok = false;
     }
 }
 
