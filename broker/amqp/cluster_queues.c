@@ -625,12 +625,6 @@ bool cluster_queues_replicated(const struct cluster_queues *cq, const struct que
     return cq && q && queue_kind(q)->raft_group;
 }
 
-size_t cluster_queues_ready(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q)
-{
-    struct rq *r = cq ? find_rq(cq, vhost_name(vhost), queue_name(q)) : NULL;
-    return r ? qq_fsm_ready(&r->fsm) : 0;
-}
-
 bool cluster_queues_depth(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q,
                           struct queue_depth *out)
 {

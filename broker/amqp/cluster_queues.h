@@ -99,9 +99,9 @@ int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state);
 /* True when q's messages live in the registry: a cluster runs and q is a quorum queue. */
 bool cluster_queues_replicated(const struct cluster_queues *cq, const struct queue *q);
 
-/* Ready messages and attached consumers of q as this node's copy has them (0 when unknown). */
-size_t cluster_queues_ready(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q);
-/* All three (server.h's struct queue_depth): true, or false when q is not replicated here. */
+/* Ready messages, checked-out messages and attached consumers of q as this node's copy has them
+ * (server.h's struct queue_depth; zeros when unknown): true, or false when q is not replicated
+ * here. Callers go through server_queue_depth. */
 struct queue_depth;
 bool cluster_queues_depth(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q,
                           struct queue_depth *out);

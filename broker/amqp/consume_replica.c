@@ -62,7 +62,9 @@ static void replica_get_answer(struct channel *ch, struct replica_get *g)
     m.args.basic_get_ok.redelivered = entry.delivery_count > 0;
     m.args.basic_get_ok.exchange = g->msg->exchange;
     m.args.basic_get_ok.routing_key = g->msg->routing_key;
-    m.args.basic_get_ok.message_count = (uint32_t)cluster_queues_ready(g->cq, ch->vhost, g->queue);
+    struct queue_depth depth;
+    server_queue_depth(connection_server(ch->conn), ch->vhost, g->queue, &depth);
+    m.args.basic_get_ok.message_count = (uint32_t)depth.ready;
     channel_send_delivery(ch, g->queue, &entry, true, &m);
     if (entry.delivery_count > 0)
         ch->stats.redeliver++;

@@ -24,16 +24,17 @@ static struct vhost_entry *find_vhost(struct server *server, const char *name)
 
 static const char *kind_text(bool operator_policy) { return operator_policy ? "operator policy" : "policy"; }
 
-/* With a cluster, a change made here is proposed too, for every node (cluster_target.h). */
-static void replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args)
+/* With a cluster, a change made here is proposed too, for every node (cluster_target.h); args
+ * (built with status rc: nonzero when out of memory) are freed here either way. */
+static void replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args, int rc)
 {
 #ifdef WARREN_HAVE_CLUSTER
-    if (server->cluster && table_buf_put_string(args, "vhost", proto_bytes_of(vhost)) == 0) {
+    if (rc == 0 && server->cluster && table_buf_put_string(args, "vhost", proto_bytes_of(vhost)) == 0) {
         cluster_target_propose_change(server, op, args);
         return;
     }
 #else
-    (void)server, (void)op, (void)vhost;
+    (void)server, (void)op, (void)vhost, (void)rc;
 #endif
     table_buf_free(args);
 }
@@ -62,14 +63,12 @@ int introspect_set_policy(struct server *server, bool operator_policy, const str
     struct table_buf args = {0};
     struct table_value d = {.type = TABLE_TABLE};
     d.v.bytes = p->definition;
-    if ((table_buf_put_string(&args, "kind", proto_bytes_of(operator_policy ? "operator" : "policy")) |
-         table_buf_put_string(&args, "name", proto_bytes_of(p->name)) |
-         table_buf_put_string(&args, "pattern", proto_bytes_of(p->pattern)) |
-         (p->apply_to ? table_buf_put_string(&args, "apply_to", proto_bytes_of(p->apply_to)) : 0) |
-         put_int(&args, "priority", p->priority) | table_buf_put_field(&args, "definition", 10, &d)) == 0)
-        replicate(server, "policy.set", e->name, &args);
-    else
-        table_buf_free(&args);
+    int built = table_buf_put_string(&args, "kind", proto_bytes_of(operator_policy ? "operator" : "policy")) |
+                table_buf_put_string(&args, "name", proto_bytes_of(p->name)) |
+                table_buf_put_string(&args, "pattern", proto_bytes_of(p->pattern)) |
+                (p->apply_to ? table_buf_put_string(&args, "apply_to", proto_bytes_of(p->apply_to)) : 0) |
+                put_int(&args, "priority", p->priority) | table_buf_put_field(&args, "definition", 10, &d);
+    replicate(server, "policy.set", e->name, &args, built);
     return 0;
 }
 
@@ -82,11 +81,9 @@ int introspect_clear_policy(struct server *server, const char *vhost, bool opera
     if (rc == 0) {
         log_info("Cleared %s '%s' in virtual host '%s'", kind_text(operator_policy), name, e->name);
         struct table_buf args = {0};
-        if ((table_buf_put_string(&args, "kind", proto_bytes_of(operator_policy ? "operator" : "policy")) |
-             table_buf_put_string(&args, "name", proto_bytes_of(name))) == 0)
-            replicate(server, "policy.clear", e->name, &args);
-        else
-            table_buf_free(&args);
+        int built = table_buf_put_string(&args, "kind", proto_bytes_of(operator_policy ? "operator" : "policy")) |
+                    table_buf_put_string(&args, "name", proto_bytes_of(name));
+        replicate(server, "policy.clear", e->name, &args, built);
     }
     return rc;
 }
@@ -132,10 +129,8 @@ int introspect_set_vhost_limit(struct server *server, const char *vhost, const c
     vhost_limit_set(e->vhost, which, value);
     log_info("Successfully set vhost limit %s to %lld in virtual host '%s'", limit, (long long)value, e->name);
     struct table_buf args = {0};
-    if ((table_buf_put_string(&args, "limit", proto_bytes_of(limit)) | put_int(&args, "value", value)) == 0)
-        replicate(server, "vhost_limit.set", e->name, &args);
-    else
-        table_buf_free(&args);
+    int built = table_buf_put_string(&args, "limit", proto_bytes_of(limit)) | put_int(&args, "value", value);
+    replicate(server, "vhost_limit.set", e->name, &args, built);
     return 0;
 }
 
@@ -151,11 +146,9 @@ int introspect_clear_vhost_limit(struct server *server, const char *vhost, const
         if (!limit || (enum vhost_limit)i == which) {
             vhost_limit_set(e->vhost, (enum vhost_limit)i, -1);
             struct table_buf args = {0};
-            if ((table_buf_put_string(&args, "limit", proto_bytes_of(vhost_limit_name((enum vhost_limit)i))) |
-                 put_int(&args, "value", -1)) == 0)
-                replicate(server, "vhost_limit.set", e->name, &args);
-            else
-                table_buf_free(&args);
+            int built = table_buf_put_string(&args, "limit", proto_bytes_of(vhost_limit_name((enum vhost_limit)i))) |
+                        put_int(&args, "value", -1);
+            replicate(server, "vhost_limit.set", e->name, &args, built);
         }
     }
     log_info("Cleared vhost limit%s%s in virtual host '%s'", limit ? " " : "s", limit ? limit : "", e->name);
