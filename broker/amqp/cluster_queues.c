@@ -60,6 +60,16 @@ struct deferred {
     struct table_buf args;
 };
 
+/* A delivery to a consumer of this node, applied and not yet executed: executed at the end of
+ * the loop pass if the message is still that consumer's then (cluster_queues_flush). */
+struct due {
+    struct due *next;
+    struct rq *r;
+    struct qq_consumer_key key;
+    uint64_t id;
+    uint32_t delivery_count;
+};
+
 struct cluster_queues {
     struct server *server;
     struct cluster_node *node;
@@ -68,6 +78,14 @@ struct cluster_queues {
     struct chan_ent *channels;
     struct call *calls;
     struct deferred *deferred, **deferred_tail;
+    struct due *due, **due_tail;
+    /* Deliveries are held while this node's copy may hold checkouts that later entries, not yet
+     * here, undo: after it knew no leader, or after its loop stood still (stopped, starved) for
+     * an election timeout. They go once a read barrier (fence) proposed since is applied. */
+    bool stale;
+    bool fencing;
+    uint64_t last_pass_ms;
+    unsigned stall_ms;
     uint64_t next_channel; /* a random prefix in the high bits, a counter below */
     unsigned applying;
 };
@@ -118,6 +136,8 @@ static struct queue *model_queue(const struct rq *r)
     struct vhost *v = vhost_named(r->cq, r->vhost);
     return v ? vhost_queue_find(v, (struct proto_bytes){(const uint8_t *)r->name, r->name_len}) : NULL;
 }
+
+static void deliver_due(struct cluster_queues *cq);
 
 /* ---- deferred proposals ---- */
 
@@ -179,6 +199,7 @@ void cluster_queues_flush(struct cluster_queues *cq)
 {
     if (!cq)
         return;
+    deliver_due(cq);
     while (cq->deferred) {
         struct deferred *d = cq->deferred;
         cq->deferred = d->next;
@@ -205,14 +226,10 @@ void cluster_queues_forget(struct cluster_queues *cq, uint64_t handle)
 
 /* ---- effects ---- */
 
-static void effect_deliver(void *ctx, const struct qq_consumer_key *key, uint64_t id, struct proto_bytes content,
-                           bool redelivered, uint32_t delivery_count)
+static void deliver_now(struct rq *r, const struct qq_consumer_key *key, uint64_t id, struct proto_bytes content,
+                        uint32_t delivery_count)
 {
-    (void)redelivered; /* delivery_count > 0 */
-    struct rq *r = ctx;
     struct cluster_queues *cq = r->cq;
-    if (strcmp(key->node, cq->node_name) != 0)
-        return; /* another node's consumer: that node delivers */
     struct channel *ch = channel_of(cq, key->channel);
     if (!ch)
         return; /* closed: the cancel it proposed returns the message */
@@ -232,6 +249,92 @@ static void effect_deliver(void *ctx, const struct qq_consumer_key *key, uint64_
         return;
     }
     channel_replica_deliver(ch, q, tag, id, msg, delivery_count);
+}
+
+/* A consumer's delivery waits for the end of the pass, when the commands applied with it are
+ * all applied: a node that catches up (resumed after a pause, reconnected) applies at once the
+ * checkout that gave a message to its consumer and the node_down that gave it to another, and
+ * must not hand the client a copy that is no longer its (the other consumer's copy is the one
+ * marked redelivered). A get's answer goes at once: its holder waits for it, and a no_ack get's
+ * message has left the state already. */
+static void effect_deliver(void *ctx, const struct qq_consumer_key *key, uint64_t id, struct proto_bytes content,
+                           bool redelivered, uint32_t delivery_count)
+{
+    (void)redelivered; /* delivery_count > 0 */
+    struct rq *r = ctx;
+    struct cluster_queues *cq = r->cq;
+    if (strcmp(key->node, cq->node_name) != 0)
+        return; /* another node's consumer: that node delivers */
+    struct due *d = key->tag[0] ? malloc(sizeof *d) : NULL;
+    if (!d) {
+        deliver_now(r, key, id, content, delivery_count);
+        return;
+    }
+    *d = (struct due){.r = r, .key = *key, .id = id, .delivery_count = delivery_count};
+    *cq->due_tail = d;
+    cq->due_tail = &d->next;
+}
+
+static void fence_done(void *a, uint64_t b, const struct meta_result *result)
+{
+    (void)b;
+    struct cluster_queues *cq = a;
+    cq->fencing = false;
+    if (result->status == 0 || result->status == META_DUPLICATE)
+        cq->stale = false; /* the deliveries go at the end of this pass (cluster_queues_flush) */
+}
+
+/* True when deliveries wait for a fence (see struct cluster_queues); proposes it. */
+static bool hold_deliveries(struct cluster_queues *cq)
+{
+    if (!cq->node)
+        return false;
+    uint64_t now = loop_now_ms(server_loop(cq->server));
+    bool leaderless = !cluster_node_leader_known(cq->node);
+    if (leaderless || (cq->last_pass_ms && now - cq->last_pass_ms >= cq->stall_ms))
+        cq->stale = true;
+    cq->last_pass_ms = now;
+    if (cq->stale && !leaderless && !cq->fencing) {
+        struct table_buf args = {0};
+        if (table_buf_put_string(&args, "vhost", proto_bytes_of("/")) != 0)
+            table_buf_free(&args); /* out of memory: tried again at the next pass */
+        else
+            cq->fencing = propose(cq, "sync", &args, fence_done, cq, 0) > 1;
+    }
+    return cq->stale;
+}
+
+/* Executes the deliveries still due, in the order they were applied. */
+static void deliver_due(struct cluster_queues *cq)
+{
+    if (hold_deliveries(cq))
+        return;
+    while (cq->due) {
+        struct due *d = cq->due;
+        cq->due = d->next;
+        if (!cq->due)
+            cq->due_tail = &cq->due;
+        struct proto_bytes content;
+        if (qq_fsm_still_held(&d->r->fsm, &d->key, d->id, d->delivery_count, &content))
+            deliver_now(d->r, &d->key, d->id, content, d->delivery_count);
+        free(d);
+    }
+}
+
+/* Forgets the deliveries due from r (the queue goes). */
+static void drop_due(struct cluster_queues *cq, const struct rq *r)
+{
+    cq->due_tail = &cq->due;
+    for (struct due **pp = &cq->due; *pp;) {
+        struct due *d = *pp;
+        if (d->r == r) {
+            *pp = d->next;
+            free(d);
+        } else {
+            cq->due_tail = &d->next;
+            pp = &d->next;
+        }
+    }
 }
 
 /* The node that leads when it applies the command dead-letters (at most once, like RabbitMQ's
@@ -293,6 +396,7 @@ static void cancel_local_consumers(struct cluster_queues *cq, struct rq *r)
 
 static void remove_rq(struct cluster_queues *cq, struct rq *r)
 {
+    drop_due(cq, r);
     HASH_DEL(cq->queues, r);
     cancel_local_consumers(cq, r);
     qq_fsm_close(&r->fsm);
@@ -538,6 +642,7 @@ struct cluster_queues *cluster_queues_create(struct server *server)
         return NULL;
     cq->server = server;
     cq->deferred_tail = &cq->deferred;
+    cq->due_tail = &cq->due;
     uint32_t prefix = 0;
     if (getrandom(&prefix, sizeof prefix, 0) != sizeof prefix)
         prefix = (uint32_t)(uintptr_t)cq;
@@ -571,6 +676,11 @@ void cluster_queues_free(struct cluster_queues *cq)
         table_buf_free(&d->args);
         free(d);
     }
+    while (cq->due) {
+        struct due *d = cq->due;
+        cq->due = d->next;
+        free(d);
+    }
     free(cq);
 }
 
@@ -600,6 +710,7 @@ static void member_down(void *arg, const char *address)
 void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, unsigned down_after_ms)
 {
     cq->node = node;
+    cq->fencing = false;
     if (!node) {
         struct call *c, *tmp;
         HASH_ITER(hh, cq->calls, c, tmp) { /* completed by the node's stop; none should be left */
@@ -609,6 +720,7 @@ void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, 
         return;
     }
     snprintf(cq->node_name, sizeof cq->node_name, "%s", cluster_node_address(node));
+    cq->stall_ms = down_after_ms / 3 ? down_after_ms / 3 : 1; /* the election timeout */
     cluster_node_watch_members(node, down_after_ms, member_down, cq);
     struct table_buf args = {0};
     if (table_buf_put_string(&args, "vhost", proto_bytes_of("/")) != 0 ||

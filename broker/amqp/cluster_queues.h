@@ -65,8 +65,11 @@ void cluster_queues_free(struct cluster_queues *cq);
  * down_after_ms gets a qq.node_down (its consumers' messages go to others). node NULL (the node
  * stopped): nothing is proposed from then on. */
 void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, unsigned down_after_ms);
-/* End of a loop pass: proposes what effects asked for while a command was being applied (a
- * no-ack delivery's settle, a delivery to a consumer that was cancelled meanwhile). */
+/* End of a loop pass: executes the deliveries to this node's consumers applied in the pass that
+ * are still theirs (a later command of the pass may have handed the message to another
+ * consumer: a node catching up applies many at once), then proposes what effects asked for
+ * while a command was being applied (a no-ack delivery's settle, a delivery to a consumer that
+ * was cancelled meanwhile). */
 void cluster_queues_flush(struct cluster_queues *cq);
 
 /* ---- the apply side (cluster_target.c, on every node) ---- */

@@ -397,6 +397,14 @@ void cluster_node_watch_members(struct cluster_node *node, unsigned down_after_m
     node->member_down_arg = arg;
 }
 
+bool cluster_node_leader_known(struct cluster_node *node)
+{
+    raft_id id;
+    const char *address;
+    raft_leader(&node->raft, &id, &address);
+    return id != 0;
+}
+
 const char *cluster_node_address(const struct cluster_node *node)
 {
     return node->address;

@@ -130,6 +130,9 @@ struct cluster_status {
 
 /* True when this node leads the group right now (it may learn otherwise at any time). */
 bool cluster_node_is_leader(const struct cluster_node *node);
+/* True when this node knows a leader (itself or another) right now: false while an election
+ * runs, and on a member cut off from the others once its election timeout passed. */
+bool cluster_node_leader_known(struct cluster_node *node);
 /* This node's address as the members know it (one of cluster_peers). */
 const char *cluster_node_address(const struct cluster_node *node);
 

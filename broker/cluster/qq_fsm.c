@@ -781,6 +781,17 @@ void qq_fsm_close(struct qq_fsm *fsm)
     qq_state_free(&fsm->state);
 }
 
+bool qq_fsm_still_held(const struct qq_fsm *fsm, const struct qq_consumer_key *consumer, uint64_t id,
+                       uint32_t delivery_count, struct proto_bytes *content)
+{
+    const struct qq_message *m = qq_message_find(&fsm->state, id, NULL);
+    const struct qq_consumer *c = m && m->owner ? consumer_find(&fsm->state, consumer, NULL) : NULL;
+    if (!c || c->serial != m->owner || m->delivery_count != delivery_count)
+        return false;
+    *content = qq_content(m);
+    return true;
+}
+
 size_t qq_fsm_messages(const struct qq_fsm *fsm)
 {
     return fsm->state.count;

@@ -199,6 +199,13 @@ int qq_fsm_import(struct qq_fsm *fsm, struct proto_bytes state);
  * counts beside its own messages (every member holds a copy of every message). */
 uint64_t qq_memory_bytes(void);
 
+/* True when message id is still checked out to consumer with the delivery count the deliver
+ * effect reported, with *content (borrowed until the next command): a delivery the broker put off
+ * until after the commands applied with it is still due. False when a later command returned,
+ * settled or discarded it meanwhile, or handed it out again (its count moved on). */
+bool qq_fsm_still_held(const struct qq_fsm *fsm, const struct qq_consumer_key *consumer, uint64_t id,
+                       uint32_t delivery_count, struct proto_bytes *content);
+
 /* Counts, for the broker and tests. */
 size_t qq_fsm_messages(const struct qq_fsm *fsm);
 size_t qq_fsm_ready(const struct qq_fsm *fsm);

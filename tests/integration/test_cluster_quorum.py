@@ -271,6 +271,46 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         self.assertEqual([g[0] for g in got if g[1]], held)  # redelivered: exactly the held ones
         victim.relaunch()
 
+    def test_a_resumed_node_does_not_deliver_what_went_elsewhere(self):
+        # A consumer on a node that is paused is declared down by the leader; the messages the log
+        # checked out to it meanwhile go to a consumer on another node, marked redelivered. When
+        # the paused node resumes it applies the checkouts and the node_down together: its
+        # client must not get those messages too, unmarked (it did, before deliveries waited for
+        # the end of the loop pass and were checked against the state).
+        self.declare(self.a, "paused")
+        victim = self.b if self.cluster.leader() is not self.b else self.c
+        others = [n for n in self.cluster.nodes if n is not victim]
+        v_connection, v_channel = channel_on(victim)
+        got_on_victim = []
+        try:
+            v_channel.basic_qos(prefetch_count=10)
+            v_channel.basic_consume("paused", lambda ch, method, props, body: got_on_victim.append(
+                (body, method.redelivered)))
+            deadline = time.monotonic() + 10
+            while depth(others[0], "paused")[1] != 1:
+                self.assertLess(time.monotonic(), deadline, "the consumer never showed up")
+                time.sleep(0.05)
+            victim.process.send_signal(signal.SIGSTOP)
+            try:
+                publish_confirmed(others[0], "paused", [b"p%d" % i for i in range(5)])
+                # Three election timeouts of silence, then node_down: the five are ready again.
+                wait_depth(others[0], "paused", 5, timeout=20)
+                got = drain(others[1], "paused", 5, timeout=20)
+            finally:
+                victim.process.send_signal(signal.SIGCONT)
+            self.assertEqual(sorted(g[0] for g in got), [b"p%d" % i for i in range(5)])
+            self.assertTrue(all(g[1] for g in got), got)
+            # The victim applies what it missed; give its client time to receive anything sent.
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                v_connection.process_data_events(time_limit=0.2)
+            self.assertEqual(got_on_victim, [], "a resumed node delivered messages another consumer had")
+        finally:
+            try:
+                v_connection.close()
+            except Exception:
+                pass
+
     def test_a_publishers_channel_gone_before_its_enqueue_is_applied(self):
         # The publisher's connection dies while its enqueue waits for a majority (the two other
         # nodes paused): the channel is freed, and the confirm's callback, when the enqueue is

@@ -1120,6 +1120,48 @@ static void apply_command_applies_without_sessions(void **state)
     qq_fsm_close(&n.fsm);
 }
 
+static void run_direct(struct node *n, const char *op, struct table_buf args)
+{
+    struct meta_command cmd = {proto_bytes_of(op), {args.data, (uint32_t)args.len}, 0, 0};
+    struct qq_result out = {0};
+    qq_fsm_apply_command(&n->fsm, &cmd, &out);
+    table_buf_free(&args);
+    assert_int_equal(out.status, 0);
+}
+
+/* qq_fsm_still_held tells a delivery the broker put off whether it is still due: the message
+ * held by that consumer with the count the effect reported; not once returned (and handed out
+ * again, counted), settled, or held by another consumer after a node_down. */
+static void still_held_follows_the_checkout_the_effect_reported(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    struct qq_consumer_key a = {"n1", "a", 1}, b = {"n2", "b", 2};
+    struct proto_bytes content = {0};
+    run_direct(&n, "checkout", checkout_args("n1", 1, "a", 0));
+    run_direct(&n, "enqueue", content_args("m1"));
+    assert_int_equal(n.n, 1);
+    assert_delivery(&n.effects[0], "a", 1, false);
+    assert_true(qq_fsm_still_held(&n.fsm, &a, 1, 0, &content));
+    assert_int_equal(content.len, 2);
+    assert_memory_equal(content.ptr, "m1", 2);
+    assert_false(qq_fsm_still_held(&n.fsm, &b, 1, 0, &content)); /* another consumer */
+    assert_false(qq_fsm_still_held(&n.fsm, &a, 2, 0, &content)); /* no such message */
+    uint64_t ids[] = {1, 0};
+    run_direct(&n, "return", ids_args("n1", 1, "a", ids)); /* back, and to "a" again: count 1 */
+    assert_int_equal(n.n, 2);
+    assert_false(qq_fsm_still_held(&n.fsm, &a, 1, 0, &content)); /* the first copy is not due */
+    assert_true(qq_fsm_still_held(&n.fsm, &a, 1, 1, &content));
+    run_direct(&n, "checkout", checkout_args("n2", 2, "b", 0));
+    run_direct(&n, "node_down", node_args("n1")); /* "a" goes; "b" gets it, count 2 */
+    assert_false(qq_fsm_still_held(&n.fsm, &a, 1, 1, &content));
+    assert_true(qq_fsm_still_held(&n.fsm, &b, 1, 2, &content));
+    run_direct(&n, "settle", ids_args("n2", 2, "b", ids));
+    assert_false(qq_fsm_still_held(&n.fsm, &b, 1, 2, &content));
+    qq_fsm_close(&n.fsm);
+}
+
 /* qq_memory_bytes follows the contents held: up by each enqueue, down by each settle, back to
  * where it was when the state is closed (the broker's memory alarm counts it). */
 static void memory_bytes_follow_the_contents_held(void **state)
@@ -1832,6 +1874,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(messages_go_round_robin_to_two_consumers_within_their_prefetch),
+        cmocka_unit_test(still_held_follows_the_checkout_the_effect_reported),
         cmocka_unit_test(settling_frees_credit_and_more_are_delivered),
         cmocka_unit_test(returned_messages_go_behind_the_new_ones_and_are_redelivered),
         cmocka_unit_test(a_client_return_goes_behind_a_new_message_and_a_cancels_go_in_front),
