@@ -620,6 +620,7 @@ int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state)
         if (!find_rq(&fresh, r->vhost, (struct proto_bytes){(const uint8_t *)r->name, r->name_len}))
             remove_rq(cq, r);
         else {
+            drop_due(cq, r); /* its deliveries were the old state's checkouts */
             HASH_DEL(cq->queues, r);
             qq_fsm_close(&r->fsm);
             free(r);
