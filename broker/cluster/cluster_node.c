@@ -42,7 +42,7 @@
 
 _Static_assert(CLUSTER_ADDRESS_MAX == 256, "cluster_link.c bounds addresses at 256 bytes");
 
-enum proposal_state { PROPOSAL_PENDING, PROPOSAL_COMPLETED, PROPOSAL_FORGETTING };
+enum proposal_state { PROPOSAL_PENDING, PROPOSAL_AWAITING, PROPOSAL_COMPLETED, PROPOSAL_FORGETTING };
 
 struct proposal {
     struct proposal *prev, *next;  /* in node->pending, or node->completed */
@@ -55,6 +55,10 @@ struct proposal {
     void *arg;
     struct meta_result result;
     struct cluster_node *node;
+    bool visible;                  /* answered once every member applied it (visibility, below) */
+    uint64_t acks_deadline_ms;     /* PROPOSAL_AWAITING: members still silent by then are slow */
+    raft_id need[CLUSTER_MEMBERS_MAX]; /* PROPOSAL_AWAITING: members whose ack is missing */
+    unsigned nneed;
 };
 
 struct proposal_list {
@@ -76,6 +80,14 @@ struct cluster_node {
     uint64_t uv_timer, tick_timer; /* Warren timer ids, 0 when not armed */
     uint64_t session, last_request;
     struct proposal_list pending, completed;
+    struct proposal_list awaiting; /* applied here, waiting for the other members' acks */
+    /* Visibility: the (session, request) of changes other members proposed that this node
+     * applied since the last ack went out (16 bytes each, big-endian), and the members that
+     * missed an ack deadline and are not waited for until an ack of theirs is applied. */
+    uint8_t *acks;
+    size_t acks_len, acks_cap;
+    raft_id slow[CLUSTER_MEMBERS_MAX];
+    unsigned nslow;
     uint64_t model_index, applied_commands;
     bool uv_ready, io_ready, raft_ready, raft_closed;
     bool stopping;                 /* in cluster_node_stop: append nothing more */
@@ -148,6 +160,7 @@ static void result_set(struct meta_result *r, int status, const char *text)
 /* ---- driving libuv from Warren's loop ---- */
 
 static void node_pump(struct cluster_node *node);
+static void send_acks(struct cluster_node *node);
 static void proposal_send(struct cluster_node *node, struct proposal *p);
 
 static void on_uv_timer(struct event_loop *loop, void *data)
@@ -234,6 +247,7 @@ static void node_pump(struct cluster_node *node)
 {
     uv_run(&node->uv, UV_RUN_NOWAIT);
     send_held_back(node);
+    send_acks(node);
     if (push_commit(node))
         uv_run(&node->uv, UV_RUN_NOWAIT); /* send it now, not at the next timer */
     uv_update_time(&node->uv); /* the timeout is counted from libuv's clock: make it now */
@@ -241,9 +255,171 @@ static void node_pump(struct cluster_node *node)
     deliver_completed(node);
 }
 
+
+/* ---- visibility: a change answered once every member applied it ----
+ *
+ * Issue 13 asks that a declare be visible on the other nodes when its -ok returns, as RabbitMQ
+ * with Mnesia had it (a schema change answered once every running node committed it); Raft
+ * alone answers once this node applied it, and another node may route a publish against a copy
+ * a round trip older (RabbitMQ's Khepri has that window too: its docs, "Consistency Model and
+ * Visibility Guarantees", scenario B). So a change of the definitions (every command but the
+ * quorum queues' qq.*, "sync" and "ack") waits, once applied here, for an "ack" from every
+ * other member: each member, having applied changes other members proposed, proposes one "ack"
+ * per loop pass naming them all. A member whose ack does not come within an election timeout is
+ * marked slow and not waited for again until an ack of its own is applied; so a dead member
+ * delays one change by that timeout, and the change is answered anyway. */
+
+#define ACK_BYTES 16                /* session, request: big-endian */
+#define ACKS_MAX_BYTES (1u << 20)   /* acks kept for the next "ack" at most; more are dropped */
+
+static bool wants_acks(struct proto_bytes op)
+{
+    return !(op.len >= 3 && memcmp(op.ptr, "qq.", 3) == 0) && !proto_bytes_is(op, "sync") &&
+           !proto_bytes_is(op, "ack");
+}
+
+static int slow_index(const struct cluster_node *node, raft_id id)
+{
+    for (unsigned i = 0; i < node->nslow; i++)
+        if (node->slow[i] == id)
+            return (int)i;
+    return -1;
+}
+
+static void set_slow(struct cluster_node *node, raft_id id, bool slow)
+{
+    int at = slow_index(node, id);
+    if (slow && at < 0 && node->nslow < CLUSTER_MEMBERS_MAX)
+        node->slow[node->nslow++] = id;
+    else if (!slow && at >= 0)
+        node->slow[at] = node->slow[--node->nslow];
+}
+
+/* p was applied here: waits for the acks of the members not known slow. False when there is
+ * nobody to wait for. */
+static bool await_acks(struct cluster_node *node, struct proposal *p)
+{
+    const struct raft_configuration *c = &node->raft.configuration;
+    p->nneed = 0;
+    for (unsigned i = 0; i < c->n && p->nneed < CLUSTER_MEMBERS_MAX; i++) {
+        const struct raft_server *m = &c->servers[i];
+        if (m->id != node->raft.id && m->role != RAFT_SPARE && slow_index(node, m->id) < 0)
+            p->need[p->nneed++] = m->id;
+    }
+    if (p->nneed == 0)
+        return false;
+    p->state = PROPOSAL_AWAITING;
+    p->acks_deadline_ms = loop_now_ms(node->loop) + node->raft.election_timeout;
+    list_push(&node->awaiting, p);
+    return true;
+}
+
+static void awaiting_done(struct cluster_node *node, struct proposal *p)
+{
+    list_remove(&node->awaiting, p);
+    p->state = PROPOSAL_COMPLETED;
+    list_push(&node->completed, p);
+    node_kick(node);
+}
+
+/* An "ack" from member `from` (inside apply): its waits end; it is not slow any more. */
+static void apply_ack(struct cluster_node *node, const struct meta_command *cmd)
+{
+    struct table_value from, acks;
+    if (table_find(cmd->args, "from", &from) != 1 || from.type != TABLE_UINT64 ||
+        table_find(cmd->args, "acks", &acks) != 1 || acks.type != TABLE_BYTES || acks.v.bytes.len % ACK_BYTES)
+        return;
+    if (from.v.u64 == node->raft.id)
+        return;
+    set_slow(node, from.v.u64, false);
+    for (uint32_t at = 0; at < acks.v.bytes.len; at += ACK_BYTES) {
+        const uint8_t *b = acks.v.bytes.ptr + at;
+        uint64_t session = 0, request = 0;
+        for (int i = 0; i < 8; i++) {
+            session = session << 8 | b[i];
+            request = request << 8 | b[8 + i];
+        }
+        if (session != node->session)
+            continue;
+        for (struct proposal *p = node->awaiting.head; p; p = p->next) {
+            if (p->request != request)
+                continue;
+            for (unsigned i = 0; i < p->nneed; i++)
+                if (p->need[i] == from.v.u64) {
+                    p->need[i] = p->need[--p->nneed];
+                    break;
+                }
+            if (p->nneed == 0)
+                awaiting_done(node, p);
+            break;
+        }
+    }
+}
+
+/* This node applied a change another member proposed: it will say so in its next "ack". */
+static void queue_ack(struct cluster_node *node, uint64_t session, uint64_t request)
+{
+    if (node->acks_len + ACK_BYTES > ACKS_MAX_BYTES)
+        return; /* the proposer's wait times out instead */
+    if (node->acks_len + ACK_BYTES > node->acks_cap) {
+        size_t cap = node->acks_cap ? node->acks_cap * 2 : 64 * ACK_BYTES;
+        uint8_t *grown = realloc(node->acks, cap);
+        if (!grown)
+            return;
+        node->acks = grown;
+        node->acks_cap = cap;
+    }
+    uint8_t *b = node->acks + node->acks_len;
+    for (int i = 0; i < 8; i++) {
+        b[i] = (uint8_t)(session >> (56 - 8 * i));
+        b[8 + i] = (uint8_t)(request >> (56 - 8 * i));
+    }
+    node->acks_len += ACK_BYTES;
+}
+
+static void ack_sent(void *arg, const struct meta_result *result)
+{
+    (void)arg, (void)result; /* lost acks only make a proposer wait its timeout */
+}
+
+/* Outside uv_run: proposes the acks gathered since the last one, as one command. */
+static void send_acks(struct cluster_node *node)
+{
+    if (node->acks_len == 0 || node->stopping)
+        return;
+    struct table_buf args = {0};
+    struct table_value v = {.type = TABLE_UINT64};
+    v.v.u64 = node->raft.id;
+    int rc = table_buf_put_field(&args, "from", 4, &v);
+    v = (struct table_value){.type = TABLE_BYTES};
+    v.v.bytes = (struct proto_bytes){node->acks, (uint32_t)node->acks_len};
+    rc |= table_buf_put_field(&args, "acks", 4, &v);
+    node->acks_len = 0;
+    if (rc == 0)
+        cluster_node_propose(node, "ack", &args, ack_sent, NULL);
+    table_buf_free(&args);
+}
+
+/* Members that let a wait pass its deadline are slow from now on; the waits end. */
+static void expire_acks(struct cluster_node *node, uint64_t now)
+{
+    struct proposal *p = node->awaiting.head;
+    while (p) {
+        struct proposal *next = p->next;
+        if (now >= p->acks_deadline_ms) {
+            for (unsigned i = 0; i < p->nneed; i++)
+                set_slow(node, p->need[i], true);
+            awaiting_done(node, p);
+        }
+        p = next;
+    }
+}
+
 /* ---- proposals ---- */
 
 /* meta_fsm's callback: the command was applied here (inside uv_run), or forgotten. */
+static bool await_acks(struct cluster_node *node, struct proposal *p);
+
 static void proposal_applied(void *arg, const struct meta_result *result)
 {
     struct proposal *p = arg;
@@ -251,8 +427,10 @@ static void proposal_applied(void *arg, const struct meta_result *result)
         return; /* being forgotten, or timed out: its outcome is already decided */
     struct cluster_node *node = p->node;
     list_remove(&node->pending, p);
-    p->state = PROPOSAL_COMPLETED;
     p->result = *result;
+    if (result->status == 0 && p->visible && await_acks(node, p))
+        return;
+    p->state = PROPOSAL_COMPLETED;
     list_push(&node->completed, p);
     node_kick(node); /* delivered after uv_run returns, or on the next pass */
 }
@@ -427,6 +605,7 @@ static void on_tick(struct event_loop *loop, void *data)
             proposal_send(node, p);
         p = next;
     }
+    expire_acks(node, now);
     link_sweep(&node->link);
     watch_members(node, now);
     node_kick(node); /* sends, closes */
@@ -443,6 +622,7 @@ uint64_t cluster_node_propose(struct cluster_node *node, const char *op, const s
     p->node = node;
     p->done = done;
     p->arg = arg;
+    p->visible = wants_acks(proto_bytes_of(op));
     p->request = node->last_request + 1;
     if (meta_command_encode(&p->command, op, node->session, p->request, args) != 0) {
         free(p);
@@ -486,6 +666,13 @@ void cluster_node_forget(struct cluster_node *node, uint64_t handle)
             return;
         }
     }
+    for (struct proposal *p = node->awaiting.head; p; p = p->next) {
+        if (p->request == handle) {
+            list_remove(&node->awaiting, p);
+            proposal_free(p);
+            return;
+        }
+    }
     for (struct proposal *p = node->completed.head; p; p = p->next) {
         if (p->request == handle) {
             list_remove(&node->completed, p);
@@ -503,6 +690,12 @@ static void target_apply(void *ctx, const struct meta_command *cmd, struct meta_
     uint64_t index = raft_last_applied(&node->raft) + 1;
     node->applied_bytes += cmd->op.len + cmd->args.len + 48; /* the envelope, roughly */
     node->applied_entries++;
+    if (proto_bytes_is(cmd->op, "ack")) {
+        apply_ack(node, cmd); /* nothing for the model: not even its index moves */
+        if (raft_state(&node->raft) == RAFT_LEADER)
+            node->push_commit = true; /* a follower waiting for it learns of it at once */
+        return;
+    }
     if (index <= node->model_index) {
         /* The model holds it already (saved before a restart, or in a snapshot): status 0, and
          * only what the model does not save is applied. */
@@ -513,6 +706,8 @@ static void target_apply(void *ctx, const struct meta_command *cmd, struct meta_
     node->target.apply(node->target.ctx, index, cmd, false, out);
     node->model_index = index;
     node->applied_commands++;
+    if (cmd->session != node->session && wants_acks(cmd->op))
+        queue_ack(node, cmd->session, cmd->request);
     if (raft_state(&node->raft) == RAFT_LEADER)
         node->push_commit = true;
 }
@@ -679,6 +874,12 @@ static void node_teardown(struct cluster_node *node)
         list_remove(&node->completed, p);
         proposal_free(p);
     }
+    while (node->awaiting.head) { /* a start that failed has none; stop completed them */
+        struct proposal *p = node->awaiting.head;
+        list_remove(&node->awaiting, p);
+        proposal_free(p);
+    }
+    free(node->acks);
     free(node);
 }
 
@@ -795,6 +996,10 @@ void cluster_node_stop(struct cluster_node *node)
     if (!node)
         return;
     deliver_completed(node);
+    while (node->awaiting.head) { /* applied here already: answered as done */
+        awaiting_done(node, node->awaiting.head);
+        deliver_completed(node);
+    }
     while (node->pending.head) {
         proposal_end(node, node->pending.head, -ECANCELED, "the node stops");
         deliver_completed(node);

@@ -91,7 +91,10 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
 void cluster_node_stop(struct cluster_node *node);
 
 /* Called once with the result of a proposal: the state machine's result when this node applied
- * the command (status 0, an AMQP reply code, META_MALFORMED), or status -ETIMEDOUT (not applied
+ * the command (status 0, an AMQP reply code, META_MALFORMED) -- for a successful change of the
+ * definitions (any op but qq.*, "sync" and "ack") only once every other member applied it too,
+ * or an election timeout passed without its "ack" (that member is then not waited for until it
+ * acks again: cluster_node.c, visibility) -- or status -ETIMEDOUT (not applied
  * here within the propose timeout: no leader reachable, e.g. in a minority; the command may still
  * be applied later) or -ECANCELED (the node stops). */
 typedef void (*cluster_done_fn)(void *arg, const struct meta_result *result);
