@@ -16,6 +16,8 @@ Not runnable against an external broker: the test owns the processes.
 """
 
 import json
+import os
+import subprocess
 import time
 import unittest
 
@@ -25,6 +27,7 @@ import harness
 from test_cluster import ELECTION_MS, Cluster, _cluster_built, channel_on
 from test_cluster_quorum import QQ, depth, drain, publish_confirmed
 from test_durability import RestartableBroker
+from test_warrenctl import warrenctl_path
 
 
 def admin(node, command, *args):
@@ -68,6 +71,13 @@ def change(node, command, address, timeout=60.0):
         time.sleep(0.5)
 
 
+def warrenctl(node, *args, timeout=90):
+    """Runs warrenctl against node's admin socket; returns the completed process."""
+    command = [warrenctl_path(), "--socket", os.path.join(node.data_dir, "data", "warren.sock")] + list(args)
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                          universal_newlines=True)
+
+
 @harness.skip_if_external("starts and kills four cluster nodes")
 @unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
 class ClusterMembership(unittest.TestCase):
@@ -105,11 +115,17 @@ class ClusterMembership(unittest.TestCase):
         self.assertEqual(st["members"], [])  # a non-member: no configuration yet
         self.assertEqual(st["voters"], 0)
         # Joining through a follower or the leader alike: any member relays to the leader.
-        change(d, "join_cluster", self.founders[2])
+        # warrenctl waits until this node is a voter.
+        joined = warrenctl(d, "-t", "60", "join_cluster", self.founders[2])
+        self.assertEqual(joined.returncode, 0, joined.stderr)
+        self.assertIn("Clustering node", joined.stdout)
         everyone = sorted(self.founders + [d_address])
         for node in (self.a, self.b, self.c, d):
             wait_for("4 voters on every node", lambda node=node: voters(node) == everyone)
         self.assertEqual(status(d)["voters"], 4)
+        shown = warrenctl(d, "cluster_status").stdout
+        self.assertIn("Voters: 4", shown)
+        self.assertIn("%s\tvoter" % d_address, shown)
         # Joining again is harmless: done at once.
         self.assertTrue(admin(d, "join_cluster", self.founders[0])["done"])
 
@@ -124,6 +140,8 @@ class ClusterMembership(unittest.TestCase):
         self.assertIn("this node", answer["error"])
         self.assertFalse(admin(d, "join_cluster", d_address)["ok"])
         self.assertFalse(admin(self.a, "forget_cluster_node", "localhost:1")["ok"])
+        refused = warrenctl(self.a, "forget_cluster_node", self.founders[0])
+        self.assertEqual(refused.returncode, 65, refused.stderr)  # EX_DATAERR, as for any invalid request
 
         # Node c stops for good and is forgotten from node a: three voters everywhere.
         self.c.sigkill()
