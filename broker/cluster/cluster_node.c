@@ -35,6 +35,7 @@
 
 #include "cluster_link.h"
 #include "cluster_node_internal.h"
+#include "log.h"
 
 #define RETRY_MS 500        /* a proposal not applied by then is sent again */
 #define TICK_MS 100         /* how often retries, timeouts and leader changes are checked */
@@ -705,6 +706,10 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
         snprintf(err, errlen, "raft start: %s", raft_errmsg(&node->raft));
         goto fail;
     }
+    if (node->raft.configuration.n > 0 && cluster_member_role(&node->raft.configuration, self) < 0)
+        log_warning("cluster: this node's address %s is not in the cluster's configuration its log holds (it was "
+                    "forgotten, or its address changed: an address is a member's identity); it waits as a "
+                    "non-member until warrenctl join_cluster", cfg->address);
 
     node->backend_fd = uv_backend_fd(&node->uv);
     if (loop_watch(loop, node->backend_fd, LOOP_READABLE, on_backend, node) != 0) {

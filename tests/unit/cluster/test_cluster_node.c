@@ -6,7 +6,9 @@
  * once everywhere in the same order with the same results; the leader stopped and a new one
  * elected; a node restarted on its directory with the index its model saved (catching up from
  * the log, or from a snapshot) applying nothing twice; a node cut off timing out; a proposal
- * cancelled by stop, one forgotten; garbage on the cluster port. Authentication: the nodes share a
+ * cancelled by stop, one forgotten; a node not among the founders joining through a follower
+ * (relayed to the leader) and catching up from a snapshot, then the leader forgotten from another
+ * member (handing leadership over first); garbage on the cluster port. Authentication: the nodes share a
  * secret; a node with another one never joins; strangers on the port (a forged hello, a wrong
  * proof, a replayed real handshake, an impostor on a member's port) reach neither Raft nor the
  * state machine, which a probe with the secret shows it would have reached; the secret file's
@@ -869,6 +871,135 @@ static void garbage_on_the_cluster_port_changes_nothing(void **state)
     cluster_down(c);
 }
 
+/* ---- membership ---- */
+
+struct change {
+    unsigned asker;    /* the node that asks */
+    bool join;         /* join through `address`, else remove `address` */
+    const char *address;
+};
+
+/* Asks again (as warrenctl does, here at every step) until the asker's configuration shows it. */
+static bool change_done(struct tcluster *c, void *arg)
+{
+    struct change *ch = arg;
+    char err[256] = "";
+    struct cluster_node *node = c->n[ch->asker].node;
+    int rc = ch->join ? cluster_node_join(node, ch->address, 5000, err, sizeof(err))
+                      : cluster_node_remove(node, ch->address, 5000, err, sizeof(err));
+    if (rc < 0)
+        fail_msg("membership change refused: %s", err);
+    return rc == CLUSTER_CHANGE_DONE;
+}
+
+/* Node i's configuration holds exactly the nodes of mask, all voters. */
+static bool voters_are(struct tcluster *c, unsigned i, unsigned mask)
+{
+    struct cluster_status s;
+    cluster_node_status(c->n[i].node, &s);
+    unsigned seen = 0;
+    for (size_t m = 0; m < s.member_count; m++) {
+        if (strcmp(s.members[m].role, "voter") != 0)
+            return false;
+        for (unsigned j = 0; j < NODES; j++)
+            if (strcmp(s.members[m].address, c->n[j].address) == 0)
+                seen |= 1u << j;
+    }
+    return seen == mask && s.member_count == (size_t)__builtin_popcount(mask);
+}
+
+struct voters {
+    unsigned nodes; /* whose views are checked */
+    unsigned mask;  /* the voters they must show */
+};
+
+static bool everyone_sees(struct tcluster *c, void *arg)
+{
+    struct voters *v = arg;
+    for (unsigned i = 0; i < NODES; i++)
+        if (v->nodes & 1u << i && !voters_are(c, i, v->mask))
+            return false;
+    return true;
+}
+
+static void a_node_joins_through_a_follower_and_a_forgotten_leader_hands_over_first(void **state)
+{
+    (void)state;
+    /* Nodes 0 and 1 found the cluster; node 2 is given node 0's address only, so it is no
+     * founder: it starts without a configuration. A low snapshot threshold makes the leader's
+     * log start past index 1, so the new node catches up from a snapshot. */
+    struct tcluster *c = cluster_up_some(8, 0, 0);
+    char founders[256];
+    snprintf(founders, sizeof(founders), "%s,%s", c->n[0].address, c->n[1].address);
+    snprintf(c->peers, sizeof(c->peers), "%s", founders);
+    c->outsiders = 1u << 2;
+    node_up(c, 0);
+    node_up(c, 1);
+    step_until(c, have_leader, NULL, 10000, "a leader of the two founders");
+    static struct waiter w[24];
+    memset(w, 0, sizeof(w));
+    for (unsigned k = 0; k < 20; k++) {
+        char key[32];
+        snprintf(key, sizeof(key), "before-%u", k);
+        propose(c, k % 2, "put", key, &w[k]);
+    }
+    struct waiters ws = {w, 20};
+    step_until(c, all_done, &ws, 10000, "the founders' proposals");
+
+    snprintf(c->peers, sizeof(c->peers), "%s", c->n[0].address);
+    node_up(c, 2);
+    struct cluster_status s;
+    cluster_node_status(c->n[2].node, &s);
+    assert_int_equal(s.member_count, 0); /* a non-member, waiting */
+    char err[256];
+    assert_int_equal(cluster_node_join(c->n[2].node, c->n[2].address, 5000, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "this node"));
+    assert_int_equal(cluster_node_remove(c->n[2].node, c->n[0].address, 5000, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a voting member"));
+
+    /* Through the follower founder: it relays to the leader. */
+    int leader = leader_of(c);
+    unsigned follower = leader == 0 ? 1 : 0;
+    struct change join = {2, true, c->n[follower].address};
+    step_until(c, change_done, &join, 20000, "node 2 a voter");
+    c->outsiders = 0;
+    struct voters all = {7, 7};
+    step_until(c, everyone_sees, &all, 10000, "three voters on every node");
+    struct count want = {20, 7};
+    step_until(c, models_hold, &want, 10000, "node 2's model caught up");
+    assert_same_models(c, 7, 20);
+    assert_true(c->n[2].model.imports >= 1); /* from the leader's snapshot */
+    /* Joining again: done at once. */
+    assert_int_equal(cluster_node_join(c->n[2].node, c->n[0].address, 5000, err, sizeof(err)), CLUSTER_CHANGE_DONE);
+    /* The new member proposes like any other. */
+    propose(c, 2, "put", "from-the-new-member", &w[20]);
+    struct waiters one = {&w[20], 1};
+    step_until(c, all_done, &one, 10000, "a proposal from the new member");
+    assert_int_equal(w[20].result.status, 0);
+
+    /* The leader forgotten from another member: it hands leadership over, then is removed. */
+    leader = leader_of(c);
+    assert_true(leader >= 0);
+    unsigned asker = leader == 2 ? 0 : 2;
+    assert_int_equal(cluster_node_remove(c->n[asker].node, c->n[asker].address, 5000, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "this node"));
+    struct change forget = {asker, false, c->n[leader].address};
+    step_until(c, change_done, &forget, 20000, "the old leader removed");
+    c->outsiders = 1u << leader;
+    struct voters rest = {7u & ~(1u << leader), 7u & ~(1u << leader)};
+    step_until(c, everyone_sees, &rest, 10000, "two voters on the nodes left");
+    node_down(c, (unsigned)leader);
+    step_until(c, have_leader, NULL, 10000, "a leader of the two left");
+    propose(c, asker, "put", "after-the-removal", &w[21]);
+    struct waiters last = {&w[21], 1};
+    step_until(c, all_done, &last, 10000, "a proposal after the removal");
+    assert_int_equal(w[21].result.status, 0);
+    /* Forgetting it again: done at once. */
+    assert_int_equal(cluster_node_remove(c->n[asker].node, c->n[leader].address, 5000, err, sizeof(err)),
+                     CLUSTER_CHANGE_DONE);
+    cluster_down(c);
+}
+
 static void bad_configurations_are_refused(void **state)
 {
     (void)state;
@@ -1278,6 +1409,7 @@ int main(void)
         cmocka_unit_test(a_new_leader_takes_over_and_a_restarted_node_applies_nothing_twice),
         cmocka_unit_test(a_burst_past_the_window_after_a_leader_change_loses_nothing),
         cmocka_unit_test(a_node_cut_off_times_out_and_stop_cancels),
+        cmocka_unit_test(a_node_joins_through_a_follower_and_a_forgotten_leader_hands_over_first),
         cmocka_unit_test(garbage_on_the_cluster_port_changes_nothing),
         cmocka_unit_test(the_secret_file_is_checked),
         cmocka_unit_test(a_node_with_another_secret_never_joins),
