@@ -1,6 +1,8 @@
 /* broker/cluster/cluster_node.c: one node of the metadata group at run time (contract:
  * cluster_node.h): libraft over raft_uv on a libuv loop that Warren's loop drives, proposals and
- * their retries, and the target wrapper that gives the model each entry's log index.
+ * their retries, forwarded commands, and the target wrapper that gives the model each entry's
+ * log index. Membership changes are cluster_membership.c's (the state both share:
+ * cluster_node_internal.h).
  *
  * Driving libuv. The libuv loop's epoll descriptor is watched for readable in Warren's loop, and
  * one Warren timer is kept armed at uv_backend_timeout(); either runs uv_run(UV_RUN_NOWAIT),
