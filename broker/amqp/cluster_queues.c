@@ -578,7 +578,9 @@ static void node_down_done(void *a, uint64_t b, const struct meta_result *result
 {
     (void)b;
     struct cluster_queues *cq = a;
-    if (result->status != 0 && result->status != META_DUPLICATE)
+    if (result->status == -ETIMEDOUT && cq->node && !cluster_node_is_member(cq->node))
+        log_debug("cluster: not a member yet: nothing of an earlier run to release");
+    else if (result->status != 0 && result->status != META_DUPLICATE)
         log_warning("cluster: releasing what this node's earlier run held in quorum queues failed (%d)", result->status);
     else
         log_debug("cluster: quorum queues released what node %s held before", cq->node_name);

@@ -747,6 +747,11 @@ bool cluster_node_is_leader(const struct cluster_node *node)
     return raft_state((struct raft *)&node->raft) == RAFT_LEADER;
 }
 
+bool cluster_node_is_member(const struct cluster_node *node)
+{
+    return cluster_member_role(&node->raft.configuration, node->raft.id) >= 0;
+}
+
 void cluster_node_status(struct cluster_node *node, struct cluster_status *out)
 {
     memset(out, 0, sizeof(*out));

@@ -164,6 +164,9 @@ int cluster_node_remove(struct cluster_node *node, const char *address, unsigned
 
 /* True when this node leads the group right now (it may learn otherwise at any time). */
 bool cluster_node_is_leader(const struct cluster_node *node);
+/* True when this node is in the configuration it holds (as a voter, standby or spare); false on
+ * a node waiting to join, or one that was removed. */
+bool cluster_node_is_member(const struct cluster_node *node);
 /* This node's address as the members know it (cluster_address, or its entry of cluster_peers). */
 const char *cluster_node_address(const struct cluster_node *node);
 
