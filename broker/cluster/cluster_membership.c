@@ -43,7 +43,7 @@ static void change_done(struct raft_change *req, int status)
 {
     struct cluster_node *node = req->data;
     node->membership.change_busy = false;
-    if (status != 0)
+    if (status != 0 && !node->stopping)
         log_info("cluster: a membership change did not complete (%s); it is tried again while asked for",
                  raft_strerror(status));
     node_kick(node);

@@ -8,7 +8,9 @@
  * the log, or from a snapshot) applying nothing twice; a node cut off timing out; a proposal
  * cancelled by stop, one forgotten; a node not among the founders joining through a follower
  * (relayed to the leader) and catching up from a snapshot, then the leader forgotten from another
- * member (handing leadership over first); garbage on the cluster port. Authentication: the nodes share a
+ * member (handing leadership over first); two nodes joining a one-node cluster at once; a node
+ * added that never answers left a spare (the promotion given up) until forgotten; garbage on the
+ * cluster port. Authentication: the nodes share a
  * secret; a node with another one never joins; strangers on the port (a forged hello, a wrong
  * proof, a replayed real handshake, an impostor on a member's port) reach neither Raft nor the
  * state machine, which a probe with the secret shows it would have reached; the secret file's
@@ -1000,6 +1002,50 @@ static void a_node_joins_through_a_follower_and_a_forgotten_leader_hands_over_fi
     cluster_down(c);
 }
 
+struct two_changes {
+    struct change a, b;
+};
+
+static bool both_done(struct tcluster *c, void *arg)
+{
+    struct two_changes *t = arg;
+    bool a = change_done(c, &t->a); /* both asked at every step: neither wish lapses */
+    bool b = change_done(c, &t->b);
+    return a && b;
+}
+
+static void two_nodes_join_a_one_node_cluster_at_once(void **state)
+{
+    (void)state;
+    /* Node 0 alone founds the cluster; nodes 1 and 2 ask to join at the same moment. libraft
+     * takes one configuration change at a time: the leader turns both wishes into changes, one
+     * after the other, and both end as voters. */
+    struct tcluster *c = cluster_up_some(0, 0, 0);
+    snprintf(c->peers, sizeof(c->peers), "%s", c->n[0].address);
+    node_up(c, 0);
+    node_up(c, 1);
+    node_up(c, 2);
+    c->outsiders = 6;
+    step_until(c, have_leader, NULL, 10000, "node 0 leading itself");
+    static struct waiter w[2];
+    memset(w, 0, sizeof(w));
+    propose(c, 0, "put", "alone", &w[0]);
+    struct waiters ws = {w, 1};
+    step_until(c, all_done, &ws, 10000, "a proposal of the founder alone");
+    struct two_changes both = {{1, true, c->n[0].address}, {2, true, c->n[0].address}};
+    step_until(c, both_done, &both, 30000, "nodes 1 and 2 voters");
+    c->outsiders = 0;
+    struct voters all = {7, 7};
+    step_until(c, everyone_sees, &all, 10000, "three voters on every node");
+    propose(c, 2, "put", "three", &w[1]);
+    ws = (struct waiters){w, 2};
+    step_until(c, all_done, &ws, 10000, "a proposal through a joined node");
+    struct count want = {2, 7};
+    step_until(c, models_hold, &want, 10000, "every model");
+    assert_same_models(c, 7, 2);
+    cluster_down(c);
+}
+
 static void bad_configurations_are_refused(void **state)
 {
     (void)state;
@@ -1324,6 +1370,76 @@ static void strangers_without_the_secret_reach_nothing(void **state)
     cluster_down(c);
 }
 
+/* Node i's configuration shows address as a spare. */
+static bool spare_on(struct tcluster *c, unsigned i, const char *address)
+{
+    struct cluster_status s;
+    cluster_node_status(c->n[i].node, &s);
+    for (size_t m = 0; m < s.member_count; m++)
+        if (strcmp(s.members[m].address, address) == 0)
+            return strcmp(s.members[m].role, "spare") == 0;
+    return false;
+}
+
+static bool spare_everywhere(struct tcluster *c, void *arg)
+{
+    for (unsigned i = 0; i < NODES; i++)
+        if (!spare_on(c, i, arg))
+            return false;
+    return true;
+}
+
+static void a_node_added_that_never_answers_stays_a_spare_until_forgotten(void **state)
+{
+    (void)state;
+    /* A join request for an address where nothing listens (a node that died right after asking):
+     * the leader adds it as a spare and tries to catch it up, gives the promotion up after a
+     * silent round, and the cluster goes on with its three voters; forget removes the spare. */
+    struct tcluster *c = cluster_up(0, 0);
+    step_until(c, have_leader, NULL, 10000, "a leader");
+    unsigned leader = (unsigned)leader_of(c);
+    unsigned other = (leader + 1) % NODES;
+    char ghost[32];
+    snprintf(ghost, sizeof(ghost), "127.0.0.1:%u", free_port());
+    struct table_buf args = {0};
+    struct raft_buffer cmd;
+    assert_int_equal(table_buf_put_string(&args, "address", (struct proto_bytes){(const uint8_t *)ghost,
+                                                                                  (uint32_t)strlen(ghost)}),
+                     0);
+    assert_int_equal(meta_command_encode(&cmd, "member.add", 0x6057, 1, &args), 0);
+    table_buf_free(&args);
+    uint8_t framed[300];
+    assert_true(cmd.len + 4 <= sizeof(framed));
+    framed[0] = (uint8_t)(cmd.len >> 24), framed[1] = (uint8_t)(cmd.len >> 16);
+    framed[2] = (uint8_t)(cmd.len >> 8), framed[3] = (uint8_t)cmd.len;
+    memcpy(framed + 4, cmd.base, cmd.len);
+    size_t framed_len = 4 + cmd.len;
+    raft_free(cmd.base);
+    int fd = member_connect(c, leader, 'F', cluster_member_id(c->n[other].address), c->n[other].address, SECRET);
+    assert_int_equal(write(fd, framed, framed_len), (ssize_t)framed_len);
+    step_until(c, spare_everywhere, ghost, 10000, "the silent node a spare on every node");
+    close(fd);
+    /* The three voters still make progress while the leader waits for the spare. */
+    static struct waiter w[1];
+    memset(w, 0, sizeof(w));
+    propose(c, other, "put", "while-a-spare-waits", &w[0]);
+    struct waiters ws = {w, 1};
+    step_until(c, all_done, &ws, 10000, "a proposal beside the silent spare");
+    assert_int_equal(w[0].result.status, 0);
+    /* libraft gives the promotion up after a silent round (5 s); the request is not repeated,
+     * so the wish lapsed meanwhile: it stays a spare, voting for nothing. */
+    uint64_t until = now_ms() + 6500;
+    while (now_ms() < until)
+        step(c);
+    assert_true(spare_everywhere(c, ghost));
+    /* Forgotten from a follower. */
+    struct change forget = {other, false, ghost};
+    step_until(c, change_done, &forget, 20000, "the spare removed");
+    struct voters all = {7, 7};
+    step_until(c, everyone_sees, &all, 10000, "three voters and nothing else on every node");
+    cluster_down(c);
+}
+
 /* Writes bytes to a new file dir/name with mode; returns its path in out. */
 static void secret_file(const char *dir, const char *name, const void *bytes, size_t len, mode_t mode, char *out,
                         size_t cap)
@@ -1410,6 +1526,8 @@ int main(void)
         cmocka_unit_test(a_burst_past_the_window_after_a_leader_change_loses_nothing),
         cmocka_unit_test(a_node_cut_off_times_out_and_stop_cancels),
         cmocka_unit_test(a_node_joins_through_a_follower_and_a_forgotten_leader_hands_over_first),
+        cmocka_unit_test(two_nodes_join_a_one_node_cluster_at_once),
+        cmocka_unit_test(a_node_added_that_never_answers_stays_a_spare_until_forgotten),
         cmocka_unit_test(garbage_on_the_cluster_port_changes_nothing),
         cmocka_unit_test(the_secret_file_is_checked),
         cmocka_unit_test(a_node_with_another_secret_never_joins),
