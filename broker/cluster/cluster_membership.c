@@ -158,7 +158,11 @@ static void leader_step(struct cluster_node *node, uint64_t now)
 /* ---- the asker's side ---- */
 
 /* The asker's request to whoever should have it: recorded here when this node leads, else
- * forwarded to the leader, or, with none known, to `via` (a join only). */
+ * forwarded to the leader, or, with none known, to `via` (a join only). A joining node keeps the
+ * last leader it heard of even when that one died (a non-member never stands for election, so
+ * libraft never forgets it): it asks `via`, which knows the leader of now, once that leader was
+ * silent for an election timeout (node_leader_lost; its proposals then wait, leaving the one
+ * forwarding link to the request). */
 static void ask_send(struct cluster_node *node, uint64_t now)
 {
     struct membership *m = &node->membership;
@@ -179,7 +183,7 @@ static void ask_send(struct cluster_node *node, uint64_t now)
             membership_on_request(node, &cmd);
     } else {
         raft_leader(&node->raft, &leader, &leader_address);
-        if (leader == 0 && m->ask_add) {
+        if (m->ask_add && (leader == 0 || node_leader_lost(node))) {
             leader = cluster_member_id(m->via);
             leader_address = m->via;
         }

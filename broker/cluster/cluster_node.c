@@ -233,6 +233,13 @@ static int node_apply(struct cluster_node *node, const uint8_t *bytes, size_t le
     return rc;
 }
 
+bool node_leader_lost(struct cluster_node *node)
+{
+    struct raft *r = &node->raft;
+    return cluster_member_role(&r->configuration, r->id) != RAFT_VOTER &&
+           r->io->time(r->io) - r->election_timer_start >= r->election_timeout;
+}
+
 /* Sends p to whoever leads now: appends it here, or forwards it. A send that fails is retried
  * at resend_ms. */
 static void proposal_send(struct cluster_node *node, struct proposal *p)
@@ -259,7 +266,10 @@ static void proposal_send(struct cluster_node *node, struct proposal *p)
         raft_id id;
         const char *address;
         raft_leader(&node->raft, &id, &address);
-        if (id != 0 && id != node->raft.id && link_forward(&node->link, id, address, &p->command) == 0)
+        /* Not to a leader that is likely gone while this node cannot learn of another: the link
+         * stays free for a join request to the member named (cluster_membership.c). */
+        if (id != 0 && id != node->raft.id && !node_leader_lost(node) &&
+            link_forward(&node->link, id, address, &p->command) == 0)
             p->sent_to = id;
         node_kick(node);
     }

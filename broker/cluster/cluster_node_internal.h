@@ -112,6 +112,12 @@ struct cluster_node {
 /* Schedules a run of the libuv loop on the next pass (cluster_node.c). */
 void node_kick(struct cluster_node *node);
 
+/* True when this node is not a voter (waiting to join, a spare being caught up) and has heard
+ * nothing from the leader it knows for an election timeout: that leader is likely gone, and,
+ * never standing for election, this node would never learn of another by itself. Forwarding to
+ * it is pointless then (cluster_node.c). */
+bool node_leader_lost(struct cluster_node *node);
+
 /* True when cmd is a membership request ("member.add", "member.remove"). */
 bool membership_is_request(const struct meta_command *cmd);
 /* A membership request reached this node, which leads (inside uv_run): recorded, acted on at the

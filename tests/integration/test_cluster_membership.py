@@ -11,6 +11,8 @@ forget_cluster_node, and the cluster keeps its quorum by the new configuration.
 - The joined node restarted on its data directory is a member again without any join command
   (its configuration comes from its log).
 - Refusals: forgetting the node the command runs on, joining through the node itself.
+- A join whose leader is killed as it starts: the next leader finishes it when the node asks
+  again.
 
 Not runnable against an external broker: the test owns the processes.
 """
@@ -170,6 +172,33 @@ class ClusterMembership(unittest.TestCase):
         wait_for("21 on node a", lambda: depth(self.a, "members.after")[0] == 21)
         got = drain(d, "members.after", 21)
         self.assertEqual([g[0] for g in got], [b"after%d" % i for i in range(20)] + [b"restart"])
+
+    def test_a_join_survives_the_leader_killed_as_it_starts(self):
+        connection, channel = channel_on(self.a)
+        channel.queue_declare("members.k", durable=True, arguments=QQ)
+        connection.close()
+        publish_confirmed(self.a, "members.k", [b"k%d" % i for i in range(50)])
+        d, d_address = self.start_joiner()
+        wait_for("node d's admin socket", lambda: status(d) is not None, timeout=10)
+        leader = self.cluster.leader()
+        via = [n for n in self.cluster.nodes if n is not leader][0]
+        via_address = self.founders[self.cluster.nodes.index(via)]
+        # The request goes out, then the leader dies: before the node is added, while it is a
+        # spare being caught up, or after; whichever, the next leader finishes the join when
+        # the node asks again.
+        self.assertTrue(admin(d, "join_cluster", via_address)["ok"])
+        time.sleep(0.1)
+        leader.sigkill()
+        change(d, "join_cluster", via_address)
+        everyone = sorted(self.founders + [d_address])
+        alive = [n for n in self.cluster.nodes if n is not leader] + [d]
+        for node in alive:
+            wait_for("4 voters on every live node", lambda node=node: voters(node) == everyone)
+        # 3 of the 4 are up: a majority.
+        wait_for("the queue's 50 messages on the new node", lambda: depth(d, "members.k")[0] == 50)
+        publish_confirmed(d, "members.k", [b"k50"])
+        got = drain(via, "members.k", 51)
+        self.assertEqual([g[0] for g in got], [b"k%d" % i for i in range(51)])
 
     def assertLeader(self, among, timeout=20.0):
         """Every node in among names the same leader, one of them."""
