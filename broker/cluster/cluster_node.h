@@ -15,8 +15,8 @@
  *
  * Membership changes. Adding and removing a member are requests, not commands of the log: the
  * node that wants the change (the one joining, or a member forgetting another) sends the request
- * to whoever leads (or, when it knows no leader, to a member it was told of, which relays it), and
- * sends it again every 500 ms for as long as the asker renews its wish, until its own copy of the
+ * to whoever leads (or, a joining node that knows no live leader, to a member it was told of,
+ * which relays it), and sends it again every 500 ms for as long as the asker renews its wish, until its own copy of the
  * configuration shows the change. The leader turns a request into libraft's configuration changes
  * (raft_add, then raft_assign to voter: libraft catches the new member up before it counts; or
  * raft_remove, after handing leadership over when it is the one to go), one at a time. The
