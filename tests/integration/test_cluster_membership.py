@@ -10,7 +10,8 @@ forget_cluster_node, and the cluster keeps its quorum by the new configuration.
   killed (2 of the 3 left) declares and confirmed publishes still work.
 - The joined node restarted on its data directory is a member again without any join command
   (its configuration comes from its log).
-- Refusals: forgetting the node the command runs on, joining through the node itself.
+- Refusals: forgetting the node the command runs on, joining through the node itself; a node
+  that is not among cluster_peers and does not name its own cluster_address, at start.
 - A join whose leader is killed as it starts: the next leader finishes it when the node asks
   again.
 
@@ -19,6 +20,7 @@ Not runnable against an external broker: the test owns the processes.
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import unittest
@@ -212,6 +214,23 @@ class ClusterMembership(unittest.TestCase):
             return any(m["self"] and m["address"] == leader for n in among for m in status(n)["members"])
 
         wait_for("a leader among %s" % sorted(addresses), agreed, timeout)
+
+
+@harness.skip_if_external("starts its own broker")
+@unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
+class JoiningNodeSettings(unittest.TestCase):
+    def test_a_node_that_is_not_a_founder_must_name_its_own_address(self):
+        # Not among cluster_peers and no cluster_address: its address cannot be guessed.
+        broker = harness.Broker(extra_args=[
+            "--cluster_port", str(harness.free_port()), "--cluster_peers", "127.0.0.1:1,127.0.0.1:2",
+            "--cluster_secret_file", harness.cluster_secret_file()])
+        try:
+            with self.assertRaises(AssertionError) as e:
+                broker.start()
+            self.assertIn("set cluster_address", str(e.exception))
+        finally:
+            broker._stderr_file.close()
+            shutil.rmtree(broker.data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
