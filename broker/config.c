@@ -18,7 +18,8 @@ static const char usage[] =
     "  --prometheus_port N  Prometheus metrics (default 15692; 0: off)\n"
     "  --tls_port N       AMQPS (default 5671 once tls_certfile is set; docs/tls.md)\n"
     "  --cluster_port N   inter-node port (default 0: no cluster; docs/cluster.md), with\n"
-    "  --cluster_peers H:P,...  every member's host:cluster_port, this node included\n"
+    "  --cluster_peers H:P,...  every founding member's host:cluster_port, this node included\n"
+    "                     (a node that joins later: members to ask, with --cluster_address)\n"
     "  --cluster_secret_file F  the members' shared secret (required with cluster_port)\n"
     "  --KEY VALUE        any configuration-file key, e.g. --queue_ram_messages 1000\n";
 
@@ -331,10 +332,18 @@ int config_cluster_address(const struct cluster_settings *cs, char *out, size_t 
     }
     if (matches == 1)
         return 0;
-    if (cs->address)
-        snprintf(out, cap, "cluster_address '%s' is not one of cluster_peers", cs->address);
-    else if (matches == 0)
-        snprintf(out, cap, "no entry of cluster_peers has port %u (cluster_port): set cluster_address", cs->port);
+    if (cs->address && matches == 0) {
+        /* Not a founding member: a node that joins a running cluster (cluster_node.h). */
+        if (strlen(cs->address) >= cap) {
+            snprintf(out, cap, "cluster_address too long");
+            return -1;
+        }
+        snprintf(out, cap, "%s", cs->address);
+        return 0;
+    }
+    if (matches == 0)
+        snprintf(out, cap, "no entry of cluster_peers has port %u (cluster_port): set cluster_address (this "
+                 "node's host:port; a node that joins a running cluster is not among cluster_peers)", cs->port);
     else
         snprintf(out, cap, "several entries of cluster_peers have port %u (cluster_port): set cluster_address",
                  cs->port);

@@ -16,9 +16,10 @@ struct config {
  * Returns 0, 1 when --help or --version was printed (exit 0), or -1 after printing the problem. */
 int config_parse(struct config *cfg, int argc, char **argv);
 
-/* This node's entry in cs->peers: cs->address when it is one of them, else the only entry
+/* This node's cluster address: cs->address when set (one of cs->peers for a founding member;
+ * not among them for a node that joins a running cluster), else the only entry of cs->peers
  * whose port is cs->port. Writes it (NUL-terminated) to out[0..cap) and returns 0, or returns -1
- * with the reason in out (not in the list, none or several with that port, too long). */
+ * with the reason in out (none or several entries with that port, too long). */
 int config_cluster_address(const struct cluster_settings *cs, char *out, size_t cap);
 
 /* Frees strings that config_parse allocated. */

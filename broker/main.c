@@ -121,7 +121,8 @@ static int check_cluster_settings(const struct cluster_settings *cs, char *addre
     return -1;
 #else
     if (!cs->peers) {
-        log_error("cluster_port is set but cluster_peers is not: list every member's host:port, this one included");
+        log_error("cluster_port is set but cluster_peers is not: list every founding member's host:port, this one "
+                  "included (a node that joins a running cluster: some members', and set cluster_address)");
         return -1;
     }
     if (!cs->secret_file) {
@@ -180,7 +181,7 @@ static struct cluster_node *start_cluster(struct event_loop *loop, struct server
         log_error("cannot start the cluster node: %s", err);
         return NULL;
     }
-    log_info("cluster: node %s at %s, members %s, resuming after log index %llu", run->node_name, address, cs->peers,
+    log_info("cluster: node %s at %s, peers %s, resuming after log index %llu", run->node_name, address, cs->peers,
              (unsigned long long)run->target.start_index);
     return node;
 }

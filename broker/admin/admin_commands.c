@@ -1,6 +1,6 @@
 /* broker/admin/admin_commands.c: the admin request format, the dispatch, and the commands that
  * act on the broker itself rather than through the management API (status, environment, stop,
- * reload_tls, purge_queue, delete_queue, cluster_status).
+ * reload_tls, purge_queue, delete_queue, cluster_status, join_cluster, forget_cluster_node).
  *
  * A request is one JSON object on one line:
  *   {"command": "add_user", "args": ["bob", "secret"], "vhost": "/", "options": {},
@@ -34,6 +34,7 @@
 #include "admin.h"
 #ifdef WARREN_HAVE_CLUSTER
 #include "cluster_node.h"
+#include "cluster_queues.h"
 #endif
 #include "introspect.h"
 #include "log.h"
@@ -243,8 +244,9 @@ static json_t *cmd_queue_action(const struct admin_request *req, bool delete)
 
 /* cluster_status: {"ok":true,"cluster":{"enabled":false}} without a cluster, else the node's
  * view: {"enabled":true,"node_name","state","term","leader" (its address, null when unknown),
- * "commit_index","last_applied","applied_commands","members":[{"id","address","voter",
- * "leader","self"}...]}. */
+ * "commit_index","last_applied","applied_commands","voters" (how many members vote),
+ * "members":[{"id","address","role" (voter, standby, spare),"voter","leader","self"}...]}: the
+ * Raft configuration this node holds (empty on a node that waits to join). */
 static json_t *cmd_cluster_status(const struct admin_request *req)
 {
     json_t *usage = admin_want_args(req, 0, 0, 0, "cluster_status");
@@ -262,11 +264,13 @@ static json_t *cmd_cluster_status(const struct admin_request *req)
         }
         cluster_node_status(node, st);
         json_t *members = json_array(), *leader = json_null();
+        size_t voters = 0;
         for (size_t i = 0; i < st->member_count && i < CLUSTER_MEMBERS_MAX; i++) {
             const struct cluster_member *m = &st->members[i];
-            json_array_append_new(members, json_pack("{s:I,s:s,s:b,s:b,s:b}", "id", (json_int_t)m->id, "address",
-                                                     m->address, "voter", m->voter, "leader", m->leader, "self",
-                                                     m->self));
+            json_array_append_new(members, json_pack("{s:I,s:s,s:s,s:b,s:b,s:b}", "id", (json_int_t)m->id, "address",
+                                                     m->address, "role", m->role, "voter", m->voter, "leader",
+                                                     m->leader, "self", m->self));
+            voters += m->voter;
             if (m->leader) {
                 json_decref(leader);
                 leader = json_string(m->address);
@@ -280,10 +284,50 @@ static json_t *cmd_cluster_status(const struct admin_request *req)
         json_object_set_new(cluster, "last_applied", json_integer((json_int_t)st->last_applied));
         json_object_set_new(cluster, "applied_commands", json_integer((json_int_t)st->applied_commands));
         json_object_set_new(cluster, "members", members);
+        json_object_set_new(cluster, "voters", json_integer((json_int_t)voters));
         free(st);
     }
 #endif
     return json_pack("{s:b,s:o}", "ok", 1, "cluster", cluster);
+}
+
+#ifdef WARREN_HAVE_CLUSTER
+/* How long one join_cluster or forget_cluster_node keeps the node asking: warrenctl calls again
+ * every half second while it waits, so a wish whose asker went away lapses soon. */
+#define CLUSTER_CHANGE_RENEW_MS 5000
+#endif
+
+/* join_cluster ADDRESS (run on the node that joins; ADDRESS: any member's cluster address) and
+ * forget_cluster_node ADDRESS (run on a member that stays): start or renew the change and answer
+ * at once with {"ok":true,"done":bool} ("done": this node's configuration shows it). The caller
+ * asks again until done (warrenctl does, up to its timeout); asking again is harmless, and a
+ * change already made answers done. forget_cluster_node also has the quorum queues treat the
+ * node as down (qq.node_down) when it starts the removal. Refused ("invalid"): no cluster, a bad
+ * address, join naming this node or a cluster this node is not part of, forget naming this node
+ * or run on a node that is not a voter. */
+static json_t *cmd_cluster_change(const struct admin_request *req, bool join)
+{
+    json_t *usage = admin_want_args(req, 1, 1, 1, join ? "join_cluster HOST:PORT" : "forget_cluster_node HOST:PORT");
+    if (usage)
+        return usage;
+#ifdef WARREN_HAVE_CLUSTER
+    struct cluster_node *node = server_cluster(req->server);
+    if (!node)
+        return admin_error("invalid", "this node is not part of a cluster (cluster_port is 0; docs/cluster.md)");
+    char err[512] = "";
+    const char *address = req->args[0].s;
+    int rc = join ? cluster_node_join(node, address, CLUSTER_CHANGE_RENEW_MS, err, sizeof err)
+                  : cluster_node_remove(node, address, CLUSTER_CHANGE_RENEW_MS, err, sizeof err);
+    if (rc < 0)
+        return admin_error("invalid", "%s", err);
+    if (!join && rc == CLUSTER_CHANGE_STARTED)
+        cluster_queues_member_gone(server_cluster_queues(req->server), address);
+    if (rc == CLUSTER_CHANGE_STARTED)
+        log_info("admin: %s %s", join ? "joining the cluster through" : "forgetting cluster node", address);
+    return json_pack("{s:b,s:b}", "ok", 1, "done", rc == CLUSTER_CHANGE_DONE);
+#else
+    return admin_error("invalid", "this warren was built without clustering");
+#endif
 }
 
 json_t *admin_run(struct admin_request *req)
@@ -304,6 +348,10 @@ json_t *admin_run(struct admin_request *req)
         answer = cmd_queue_action(req, true);
     else if (strcmp(command, "cluster_status") == 0)
         answer = cmd_cluster_status(req);
+    else if (strcmp(command, "join_cluster") == 0)
+        answer = cmd_cluster_change(req, true);
+    else if (strcmp(command, "forget_cluster_node") == 0)
+        answer = cmd_cluster_change(req, false);
     else if (!(answer = admin_api_command(req)) && !(answer = admin_list(req)))
         answer = admin_error("unknown_command", "unknown command \"%s\"", command);
     return answer;

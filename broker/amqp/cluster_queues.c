@@ -689,23 +689,38 @@ static void node_down_done(void *a, uint64_t b, const struct meta_result *result
 {
     (void)b;
     struct cluster_queues *cq = a;
-    if (result->status != 0 && result->status != META_DUPLICATE)
+    if (result->status == -ETIMEDOUT && cq->node && !cluster_node_is_member(cq->node))
+        log_debug("cluster: not a member yet: nothing of an earlier run to release");
+    else if (result->status != 0 && result->status != META_DUPLICATE)
         log_warning("cluster: releasing what this node's earlier run held in quorum queues failed (%d)", result->status);
     else
         log_debug("cluster: quorum queues released what node %s held before", cq->node_name);
 }
 
-/* The leader lost touch with a member (outside uv_run: proposed at once). */
-static void member_down(void *arg, const char *address)
+/* Proposes qq.node_down for address (outside uv_run: proposed at once). */
+static void propose_node_down(struct cluster_queues *cq, const char *address)
 {
-    struct cluster_queues *cq = arg;
     struct table_buf args = {0};
-    log_warning("cluster: no answer from member %s: its quorum queue consumers are cancelled", address);
     if ((table_buf_put_string(&args, "vhost", proto_bytes_of("/")) |
          table_buf_put_string(&args, "node", proto_bytes_of(address))) != 0 ||
         propose(cq, "qq.node_down", &args, NULL, NULL, 0) == 0)
         log_error("cluster: out of memory proposing node_down for %s", address);
     table_buf_free(&args);
+}
+
+/* The leader lost touch with a member. */
+static void member_down(void *arg, const char *address)
+{
+    log_warning("cluster: no answer from member %s: its quorum queue consumers are cancelled", address);
+    propose_node_down(arg, address);
+}
+
+void cluster_queues_member_gone(struct cluster_queues *cq, const char *address)
+{
+    if (!cq || !cq->node)
+        return;
+    log_info("cluster: member %s is being removed: its quorum queue consumers are cancelled", address);
+    propose_node_down(cq, address);
 }
 
 void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, unsigned down_after_ms)

@@ -65,6 +65,10 @@ void cluster_queues_free(struct cluster_queues *cq);
  * down_after_ms gets a qq.node_down (its consumers' messages go to others). node NULL (the node
  * stopped): nothing is proposed from then on. */
 void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, unsigned down_after_ms);
+/* A member is being removed from the cluster (warrenctl forget_cluster_node): qq.node_down is
+ * proposed for its address, so what its consumers held goes to consumers elsewhere at once
+ * rather than when the leader notices its silence. No effect before cluster_queues_start. */
+void cluster_queues_member_gone(struct cluster_queues *cq, const char *address);
 /* End of a loop pass: executes the deliveries to this node's consumers applied in the pass that
  * are still theirs (a later command of the pass may have handed the message to another
  * consumer: a node catching up applies many at once), then proposes what effects asked for

@@ -66,7 +66,11 @@ static void catch_up_done(void *arg, const struct meta_result *result)
     if (result->status == -ECANCELED)
         return; /* the node stops */
     if (result->status != 0 && result->status != META_DUPLICATE) {
-        log_warning("cluster: not caught up with the cluster yet (%s); AMQP connections wait", result->text);
+        if (!cluster_node_is_member(server->cluster))
+            log_info("cluster: not a member of the cluster (yet): AMQP connections wait until warrenctl "
+                     "join_cluster made this node one and it caught up");
+        else
+            log_warning("cluster: not caught up with the cluster yet (%s); AMQP connections wait", result->text);
         propose_catch_up(server);
         return;
     }

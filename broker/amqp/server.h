@@ -21,7 +21,7 @@ struct persistence;
 struct cluster_settings {
     const char *node_name;        /* NULL: "warren@" and the host name */
     uint16_t port;                /* cluster_port: the inter-node listener; 0 = no cluster */
-    const char *peers;            /* cluster_peers: host:port of every member, this one included */
+    const char *peers;            /* cluster_peers: the founding members' host:port (or members to join) */
     const char *address;          /* cluster_address: this node's entry in peers; NULL: the one
                                    * entry whose port is cluster_port */
     uint32_t election_timeout_ms; /* cluster_election_timeout_ms: 1000 */

@@ -1,6 +1,8 @@
 /* broker/cluster/cluster_node.c: one node of the metadata group at run time (contract:
  * cluster_node.h): libraft over raft_uv on a libuv loop that Warren's loop drives, proposals and
- * their retries, and the target wrapper that gives the model each entry's log index.
+ * their retries, forwarded commands, and the target wrapper that gives the model each entry's
+ * log index. Membership changes are cluster_membership.c's (the state both share:
+ * cluster_node_internal.h).
  *
  * Driving libuv. The libuv loop's epoll descriptor is watched for readable in Warren's loop, and
  * one Warren timer is kept armed at uv_backend_timeout(); either runs uv_run(UV_RUN_NOWAIT),
@@ -34,6 +36,8 @@
 #include <uv.h>
 
 #include "cluster_link.h"
+#include "cluster_node_internal.h"
+#include "log.h"
 
 #define RETRY_MS 500        /* a proposal not applied by then is sent again */
 #define TICK_MS 100         /* how often retries, timeouts and leader changes are checked */
@@ -41,83 +45,6 @@
 #define SNAPSHOT_THRESHOLD_MAX 65536 /* entries between snapshots at most (libraft keeps them in memory) */
 
 _Static_assert(CLUSTER_ADDRESS_MAX == 256, "cluster_link.c bounds addresses at 256 bytes");
-
-enum proposal_state { PROPOSAL_PENDING, PROPOSAL_AWAITING, PROPOSAL_COMPLETED, PROPOSAL_FORGETTING };
-
-struct proposal {
-    struct proposal *prev, *next;  /* in node->pending, or node->completed */
-    uint64_t request;              /* also the handle */
-    enum proposal_state state;
-    struct raft_buffer command;    /* as meta_command_encode wrote it; copied for each send */
-    uint64_t deadline_ms, resend_ms;
-    raft_id sent_to;               /* the leader it was last handed to, 0 when not handed to any */
-    cluster_done_fn done;
-    void *arg;
-    struct meta_result result;
-    struct cluster_node *node;
-    bool visible;                  /* answered once every member applied it (visibility, below) */
-    uint64_t acks_deadline_ms;     /* PROPOSAL_AWAITING: members still silent by then are slow */
-    raft_id need[CLUSTER_MEMBERS_MAX]; /* PROPOSAL_AWAITING: members whose ack is missing */
-    unsigned nneed;
-};
-
-struct proposal_list {
-    struct proposal *head, *tail;
-};
-
-struct cluster_node {
-    struct event_loop *loop;
-    uv_loop_t uv;
-    struct raft_io io;
-    struct raft raft;
-    struct meta_fsm fsm;
-    struct cluster_link link;
-    struct cluster_target target;
-    char name[CLUSTER_ADDRESS_MAX];
-    char address[CLUSTER_ADDRESS_MAX];
-    unsigned propose_timeout_ms;
-    int backend_fd;
-    uint64_t uv_timer, tick_timer; /* Warren timer ids, 0 when not armed */
-    uint64_t session, last_request;
-    struct proposal_list pending, completed;
-    struct proposal_list awaiting; /* applied here, waiting for the other members' acks */
-    /* Visibility: the (session, request) of changes other members proposed that this node
-     * applied since the last ack went out (16 bytes each, big-endian), and the members that
-     * missed an ack deadline and are not waited for until an ack of theirs is applied. */
-    uint8_t *acks;
-    size_t acks_len, acks_cap;
-    raft_id slow[CLUSTER_MEMBERS_MAX];
-    unsigned nslow;
-    uint64_t model_index, applied_commands;
-    bool uv_ready, io_ready, raft_ready, raft_closed;
-    bool stopping;                 /* in cluster_node_stop: append nothing more */
-    /* Followers learn that an entry is committed from the leader's next append, which without
-     * traffic is the next heartbeat: up to heartbeat_timeout after the leader applied it (a
-     * declare through a follower waited ~200 ms on loopback). So after the leader applies
-     * commands it appends a barrier, whose append carries the new commit index at once. */
-    bool push_commit;              /* commands applied as leader since the last barrier went out */
-    bool held_back;                /* a proposal waits for the session's window (proposal_send) */
-    bool unsent;                   /* a pending proposal was not handed to anyone */
-    raft_id sent_leader;           /* the leader proposals were last handed to */
-    struct raft_barrier barrier;
-    bool barrier_in_flight;
-    /* The leader's watch over the members (cluster_node_watch_members), by position in the
-     * configuration; raft_progress.recent_recv says whether a member answered since libraft last
-     * reset it (each election timeout). */
-    struct {
-        raft_id id;
-        uint64_t silent_since; /* loop ms; 0: heard from */
-        bool reported;
-    } watch[CLUSTER_MEMBERS_MAX];
-    unsigned down_after_ms;
-    /* Snapshots: every snapshot_base entries at least; as many more as it takes for the log
-     * since the last one to weigh what a snapshot weighs (applied_bytes over applied_entries),
-     * so that a large state (quorum queues' messages) is not copied every few entries. */
-    unsigned snapshot_base;
-    uint64_t applied_bytes, applied_entries;
-    void (*member_down)(void *arg, const char *address);
-    void *member_down_arg;
-};
 
 /* ---- lists ---- */
 
@@ -188,7 +115,7 @@ static void arm_uv_timer(struct cluster_node *node, int delay_ms)
 }
 
 /* Libuv has work that its current deadline does not cover: run it on the next pass. */
-static void node_kick(struct cluster_node *node)
+void node_kick(struct cluster_node *node)
 {
     arm_uv_timer(node, 0);
 }
@@ -472,6 +399,13 @@ static int node_apply(struct cluster_node *node, const uint8_t *bytes, size_t le
     return rc;
 }
 
+bool node_leader_lost(struct cluster_node *node)
+{
+    struct raft *r = &node->raft;
+    return cluster_member_role(&r->configuration, r->id) != RAFT_VOTER &&
+           r->io->time(r->io) - r->election_timer_start >= r->election_timeout;
+}
+
 /* Sends p to whoever leads now: appends it here, or forwards it. A send that fails is retried
  * at resend_ms. */
 static void proposal_send(struct cluster_node *node, struct proposal *p)
@@ -498,7 +432,10 @@ static void proposal_send(struct cluster_node *node, struct proposal *p)
         raft_id id;
         const char *address;
         raft_leader(&node->raft, &id, &address);
-        if (id != 0 && id != node->raft.id && link_forward(&node->link, id, address, &p->command) == 0)
+        /* Not to a leader that is likely gone while this node cannot learn of another: the link
+         * stays free for a join request to the member named (cluster_membership.c). */
+        if (id != 0 && id != node->raft.id && !node_leader_lost(node) &&
+            link_forward(&node->link, id, address, &p->command) == 0)
             p->sent_to = id;
         node_kick(node);
     }
@@ -513,9 +450,18 @@ static void on_forward_ready(void *ctx)
     for (struct proposal *p = node->pending.head; p; p = p->next)
         if (p->sent_to != node->link.forward_to)
             proposal_send(node, p);
+    membership_link_ready(node);
 }
 
-/* A follower forwarded a command to this node (inside uv_run). */
+/* Marks a command relayed by a member that was not the leader: a field the decoders ignore,
+ * appended to the table. A relayed command is relayed no further, so two members with stale
+ * views of the leader never pass a command back and forth. */
+static const uint8_t relayed_field[10] = {7, 'r', 'e', 'l', 'a', 'y', 'e', 'd', 't', 1};
+
+/* A command forwarded to this node (inside uv_run): applied (or, for a membership request, acted
+ * on) when this node leads; otherwise relayed once to the leader this node knows, so that a
+ * follower's stale idea of the leader, or a joining node that knows only some member, costs a
+ * hop rather than a retry. Whatever is dropped the asker sends again. */
 static int on_forward(void *ctx, const uint8_t *bytes, size_t len)
 {
     struct cluster_node *node = ctx;
@@ -523,8 +469,31 @@ static int on_forward(void *ctx, const uint8_t *bytes, size_t len)
     struct meta_command cmd;
     if (meta_command_decode(&buf, &cmd) != 0)
         return -1;
-    if (raft_state(&node->raft) == RAFT_LEADER && !node->stopping)
-        node_apply(node, bytes, len); /* otherwise a follower's stale idea of the leader: it retries */
+    if (node->stopping)
+        return 0;
+    if (raft_state(&node->raft) == RAFT_LEADER) {
+        if (membership_is_request(&cmd))
+            membership_on_request(node, &cmd);
+        else
+            node_apply(node, bytes, len);
+        return 0;
+    }
+    struct table_value marker;
+    if (table_find((struct proto_bytes){bytes, (uint32_t)len}, "relayed", &marker) == 1)
+        return 0;
+    raft_id leader;
+    const char *address;
+    raft_leader(&node->raft, &leader, &address);
+    if (leader == 0 || leader == node->raft.id || len + sizeof(relayed_field) > LINK_MESSAGE_MAX)
+        return 0;
+    struct raft_buffer relay = {.base = malloc(len + sizeof(relayed_field)), .len = len + sizeof(relayed_field)};
+    if (!relay.base)
+        return 0;
+    memcpy(relay.base, bytes, len);
+    memcpy((uint8_t *)relay.base + len, relayed_field, sizeof(relayed_field));
+    link_forward(&node->link, leader, address, &relay); /* copied; a failure is the asker's retry */
+    free(relay.base);
+    node_kick(node);
     return 0;
 }
 
@@ -545,7 +514,8 @@ static void watch_members(struct cluster_node *node, uint64_t now)
     const struct raft_configuration *c = &node->raft.configuration;
     bool leading = raft_state(&node->raft) == RAFT_LEADER && node->member_down && !node->stopping;
     for (unsigned i = 0; i < CLUSTER_MEMBERS_MAX; i++) {
-        if (!leading || i >= c->n || c->servers[i].id == node->raft.id) {
+        /* A spare is not replicated to (libraft), so its silence means nothing. */
+        if (!leading || i >= c->n || c->servers[i].id == node->raft.id || c->servers[i].role == RAFT_SPARE) {
             node->watch[i].id = 0;
             continue;
         }
@@ -608,6 +578,7 @@ static void on_tick(struct event_loop *loop, void *data)
     expire_acks(node, now);
     link_sweep(&node->link);
     watch_members(node, now);
+    membership_tick(node, now);
     node_kick(node); /* sends, closes */
     node->tick_timer = loop_timer_add(loop, TICK_MS, on_tick, node);
     deliver_completed(node);
@@ -767,53 +738,6 @@ static int compare_strings(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Splits peers into sorted, distinct addresses (copies in storage; repeats dropped). Count, or -1
- * with err set. */
-static int members_parse(const char *peers, char storage[][CLUSTER_ADDRESS_MAX], char *sorted[], char *err,
-                         size_t errlen)
-{
-    size_t n = 0;
-    const char *s = peers ? peers : "";
-    while (*s) {
-        const char *end = strchr(s, ',');
-        size_t len = end ? (size_t)(end - s) : strlen(s);
-        const char *a = s;
-        while (len > 0 && (*a == ' ' || *a == '\t'))
-            a++, len--;
-        while (len > 0 && (a[len - 1] == ' ' || a[len - 1] == '\t'))
-            len--;
-        if (len > 0) {
-            char address[CLUSTER_ADDRESS_MAX];
-            struct sockaddr_storage sa;
-            if (len >= CLUSTER_ADDRESS_MAX) {
-                snprintf(err, errlen, "cluster peer address too long");
-                return -1;
-            }
-            memcpy(address, a, len);
-            address[len] = '\0';
-            if (link_parse_address(address, &sa) != 0) {
-                snprintf(err, errlen, "cluster peer '%s' is not a numeric host:port", address);
-                return -1;
-            }
-            bool seen = false;
-            for (size_t i = 0; i < n && !seen; i++)
-                seen = strcmp(storage[i], address) == 0;
-            if (!seen) {
-                if (n == CLUSTER_MEMBERS_MAX) {
-                    snprintf(err, errlen, "more than %d cluster peers", CLUSTER_MEMBERS_MAX);
-                    return -1;
-                }
-                memcpy(storage[n], address, len + 1);
-                sorted[n] = storage[n];
-                n++;
-            }
-        }
-        s = end ? end + 1 : s + strlen(s);
-    }
-    qsort(sorted, n, sizeof(sorted[0]), compare_strings);
-    return (int)n;
-}
-
 /* ---- start and stop ---- */
 
 static void raft_closed(struct raft *raft)
@@ -888,23 +812,33 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
 {
     char storage[CLUSTER_MEMBERS_MAX][CLUSTER_ADDRESS_MAX];
     char *sorted[CLUSTER_MEMBERS_MAX];
-    int n = members_parse(cfg->peers, storage, sorted, err, errlen);
-    if (n < 0)
+    size_t n = 0;
+    if (cluster_members_parse(cfg->peers, storage, &n, err, errlen) != 0)
         return NULL;
     if (!cfg->secret || cfg->secret_len < CLUSTER_SECRET_MIN || cfg->secret_len > CLUSTER_SECRET_MAX) {
         snprintf(err, errlen, "a cluster secret of %d to %d bytes is required (cluster_secret_file)",
                  CLUSTER_SECRET_MIN, CLUSTER_SECRET_MAX);
         return NULL;
     }
-    raft_id self = 0;
-    for (int i = 0; i < n; i++)
-        if (cfg->address && strcmp(sorted[i], cfg->address) == 0)
-            self = (raft_id)i + 1;
-    if (self == 0) {
-        snprintf(err, errlen, "this node's address '%s' is not among the cluster peers",
-                 cfg->address ? cfg->address : "");
+    struct sockaddr_storage own;
+    if (!cfg->address || strlen(cfg->address) >= CLUSTER_ADDRESS_MAX || link_parse_address(cfg->address, &own) != 0) {
+        snprintf(err, errlen, "this node's address '%s' is not a numeric host:port", cfg->address ? cfg->address : "");
         return NULL;
     }
+    raft_id self = cluster_member_id(cfg->address);
+    bool founder = false;
+    for (size_t i = 0; i < n; i++) {
+        sorted[i] = storage[i];
+        if (strcmp(storage[i], cfg->address) == 0)
+            founder = true;
+        else if (cluster_member_id(storage[i]) == self) {
+            snprintf(err, errlen, "this node's address '%s' and cluster peer '%s' have the same id", cfg->address,
+                     storage[i]);
+            return NULL;
+        }
+    }
+    /* The founders' list, sorted, so that every founder writes the same first entry. */
+    qsort(sorted, n, sizeof(sorted[0]), compare_strings);
     if (!cfg->dir || (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST)) {
         snprintf(err, errlen, "cluster directory '%s': %s", cfg->dir ? cfg->dir : "", strerror(errno));
         return NULL;
@@ -959,22 +893,32 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
     raft_set_install_snapshot_timeout(&node->raft, 5 * (cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000));
     raft_set_pre_vote(&node->raft, true);
 
-    struct raft_configuration conf;
-    raft_configuration_init(&conf);
-    for (int i = 0; i < n && rc == 0; i++)
-        rc = raft_configuration_add(&conf, (raft_id)i + 1, sorted[i], RAFT_VOTER);
-    if (rc == 0)
-        rc = raft_bootstrap(&node->raft, &conf);
-    raft_configuration_close(&conf);
-    if (rc != 0 && rc != RAFT_CANTBOOTSTRAP) {
-        snprintf(err, errlen, "raft bootstrap: %s", raft_errmsg(&node->raft));
-        goto fail;
+    /* A founder bootstraps (refused once the directory holds state: the log rules then). A node
+     * that is not among the founders starts with whatever its directory holds: nothing for one
+     * that is to join (it waits, a non-member, until a leader adds it), or the configuration of
+     * the cluster it joined earlier. */
+    if (founder) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = raft_configuration_add(&conf, cluster_member_id(sorted[i]), sorted[i], RAFT_VOTER);
+        if (rc == 0)
+            rc = raft_bootstrap(&node->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rc != 0 && rc != RAFT_CANTBOOTSTRAP) {
+            snprintf(err, errlen, "raft bootstrap: %s", raft_errmsg(&node->raft));
+            goto fail;
+        }
     }
     rc = raft_start(&node->raft);
     if (rc != 0) {
         snprintf(err, errlen, "raft start: %s", raft_errmsg(&node->raft));
         goto fail;
     }
+    if (node->raft.configuration.n > 0 && cluster_member_role(&node->raft.configuration, self) < 0)
+        log_warning("cluster: this node's address %s is not in the cluster's configuration its log holds (it was "
+                    "forgotten, or its address changed: an address is a member's identity); it waits as a "
+                    "non-member until warrenctl join_cluster", cfg->address);
 
     node->backend_fd = uv_backend_fd(&node->uv);
     if (loop_watch(loop, node->backend_fd, LOOP_READABLE, on_backend, node) != 0) {
@@ -1014,6 +958,11 @@ bool cluster_node_is_leader(const struct cluster_node *node)
     return raft_state((struct raft *)&node->raft) == RAFT_LEADER;
 }
 
+bool cluster_node_is_member(const struct cluster_node *node)
+{
+    return cluster_member_role(&node->raft.configuration, node->raft.id) >= 0;
+}
+
 void cluster_node_status(struct cluster_node *node, struct cluster_status *out)
 {
     memset(out, 0, sizeof(*out));
@@ -1045,6 +994,7 @@ void cluster_node_status(struct cluster_node *node, struct cluster_status *out)
         struct cluster_member *m = &out->members[out->member_count++];
         m->id = s->id;
         snprintf(m->address, sizeof(m->address), "%s", s->address ? s->address : "");
+        m->role = cluster_member_role_name(s->role);
         m->voter = s->role == RAFT_VOTER;
         m->leader = s->id == leader;
         m->self = s->id == r->id;

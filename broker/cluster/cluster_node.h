@@ -5,11 +5,23 @@
  * metadata here and learns its result when this node's state machine applies it (meta_fsm.h),
  * whichever node led. With no cluster configured nothing here exists.
  *
- * Members. Every node is given the same member list (cluster_peers, host:port each, this node's
- * own address among them); a member's Raft id is its 1-based position in that list sorted as
- * strings, so every node derives the same ids without talking. The first start on an empty
- * directory bootstraps the group with every listed member as a voter; later starts use the
- * membership stored in the log. Addresses are numeric for now ("a.b.c.d:port", "[v6]:port").
+ * Members. A member's Raft id is derived from its address (cluster_members.h), so every node,
+ * and a node that joins later, names every member alike. A node started on an empty directory
+ * whose own address is among cluster_peers bootstraps the group with every listed member as a
+ * voter (every founding member is given the same list); a node whose address is not among them
+ * starts without any configuration, a non-member that stays a follower and never votes until a
+ * leader adds it (cluster_node_join). Later starts use the membership stored in the log, whatever
+ * cluster_peers says. Addresses are numeric for now ("a.b.c.d:port", "[v6]:port").
+ *
+ * Membership changes. Adding and removing a member are requests, not commands of the log: the
+ * node that wants the change (the one joining, or a member forgetting another) sends the request
+ * to whoever leads (or, a joining node that knows no live leader, to a member it was told of,
+ * which relays it), and sends it again every 500 ms for as long as the asker renews its wish, until its own copy of the
+ * configuration shows the change. The leader turns a request into libraft's configuration changes
+ * (raft_add, then raft_assign to voter: libraft catches the new member up before it counts; or
+ * raft_remove, after handing leadership over when it is the one to go), one at a time. The
+ * configuration entries are the only replicated state: a leader elected in the middle of a change
+ * finishes it at the asker's next request. Requests are idempotent.
  *
  * Threads and the loop. Everything here runs on the thread of `loop`: Raft's callbacks, the
  * target's functions and `done` (raft_uv's disk work runs in libuv's thread pool and reports back
@@ -29,13 +41,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster_members.h"
 #include "cluster_secret.h"
 #include "event_loop.h"
 #include "meta_fsm.h"
 #include "table.h"
-
-#define CLUSTER_MEMBERS_MAX 16
-#define CLUSTER_ADDRESS_MAX 256
 
 struct cluster_node;
 
@@ -65,8 +75,9 @@ struct cluster_target {
 
 struct cluster_config {
     const char *node_name;       /* shown in cluster_status; unique in the cluster */
-    const char *address;         /* this node's host:port as its peers reach it (one of peers) */
-    const char *peers;           /* comma-separated host:port of every member, this one included */
+    const char *address;         /* this node's host:port as its peers reach it */
+    const char *peers;           /* comma-separated host:port of every founding member, this one
+                                  * included; or, for a node that is to join, of members to ask */
     const char *dir;             /* Raft's directory (created if missing) */
     unsigned election_timeout_ms;  /* 0: 1000 */
     unsigned heartbeat_timeout_ms; /* 0: 100 */
@@ -116,6 +127,7 @@ void cluster_node_forget(struct cluster_node *node, uint64_t handle);
 struct cluster_member {
     uint64_t id;
     char address[CLUSTER_ADDRESS_MAX];
+    const char *role;            /* "voter", "standby", "spare" (cluster_member_role_name) */
     bool voter;
     bool leader;
     bool self;
@@ -131,12 +143,37 @@ struct cluster_status {
     struct cluster_member members[CLUSTER_MEMBERS_MAX];
 };
 
+/* How far a requested membership change is, as this node's configuration shows it. */
+enum cluster_change {
+    CLUSTER_CHANGE_STARTED,      /* asked for by this call: requests go out until done or it lapses */
+    CLUSTER_CHANGE_PENDING,      /* asked for before, and renewed by this call */
+    CLUSTER_CHANGE_DONE,         /* the configuration shows it */
+};
+
+/* Asks the cluster to make this node a voter, through the member at `via` (any member's
+ * host:port) while no leader is known to this node, else through the leader. The wish lasts
+ * renew_ms from this call: call again to keep it (an asker that went away lets it lapse). A call
+ * while another change of this node's is pending replaces it. Returns DONE when this node is a
+ * voter already, STARTED (this call began the wish) or PENDING, or -1 with the reason in err (a
+ * bad address, via is this node, this node is a member of a cluster via is not in). */
+int cluster_node_join(struct cluster_node *node, const char *via, unsigned renew_ms, char *err, size_t errlen);
+
+/* Asks the cluster to remove the member at address (stopped, normally), from a voter that stays:
+ * as cluster_node_join, through the leader. The leader hands leadership over first when it is the
+ * one to go. Returns DONE when address is not in this node's configuration (any more), STARTED
+ * or PENDING, or -1 with the reason in err (a bad address, address is this node, this node is no
+ * voter). Since this node stays a voter, a removal never leaves the cluster without one. */
+int cluster_node_remove(struct cluster_node *node, const char *address, unsigned renew_ms, char *err, size_t errlen);
+
 /* True when this node leads the group right now (it may learn otherwise at any time). */
 bool cluster_node_is_leader(const struct cluster_node *node);
 /* True when this node knows a leader (itself or another) right now: false while an election
  * runs, and on a member cut off from the others once its election timeout passed. */
 bool cluster_node_leader_known(struct cluster_node *node);
-/* This node's address as the members know it (one of cluster_peers). */
+/* True when this node is in the configuration it holds (as a voter, standby or spare); false on
+ * a node waiting to join, or one that was removed. */
+bool cluster_node_is_member(const struct cluster_node *node);
+/* This node's address as the members know it (cluster_address, or its entry of cluster_peers). */
 const char *cluster_node_address(const struct cluster_node *node);
 
 /* While this node leads, down(arg, address) is called once for a member it has heard nothing

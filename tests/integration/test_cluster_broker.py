@@ -36,6 +36,7 @@ def admin(path, command):
 def start_cluster_broker(extra=()):
     port = harness.free_port()
     broker = harness.Broker(extra_args=cluster_args(port) + list(extra))
+    broker.cluster_port = port
     try:
         broker.start()
     except AssertionError as e:
@@ -160,8 +161,9 @@ class ClusterRestartTest(unittest.TestCase):
             connection.close()
             applied = admin(os.path.join(data, "warren.sock"), "cluster_status")["cluster"]["last_applied"]
             self.assertEqual(first.terminate(), 0)
-            port = harness.free_port()
-            second = harness.Broker(extra_args=cluster_args(port) + ["--data-dir", data]).start()
+            # The same cluster address: a member's address is its identity (its Raft id derives
+            # from it), so a node restarted elsewhere would be another node, not a member.
+            second = harness.Broker(extra_args=cluster_args(first.cluster_port) + ["--data-dir", data]).start()
             try:
                 connection = pika.BlockingConnection(second.pika_parameters())
                 ch = connection.channel()
