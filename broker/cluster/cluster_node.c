@@ -738,6 +738,36 @@ static int compare_strings(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* ---- libraft 0.15's sends, guarded ---- */
+
+/* libraft 0.15 answers the leader when a snapshot it was sent is saved (installSnapshotCb) even
+ * when this node stopped following meanwhile: an election began, and the follower's state it reads
+ * the leader's id and address from is a union with the candidate's, garbage by then. raft_uv's
+ * send then took strlen() of a wild pointer: a SIGSEGV the nemesis test met (core: a snapshot
+ * put's callback -> the AppendEntries result -> raft_uv's send -> strlen). A follower that knows
+ * no leader sends to address NULL the same way. So every message goes out through here: an
+ * AppendEntries result only while this node follows a known leader, and never to a NULL
+ * address. (Newer libraft answers a snapshot only within the term it came in.) */
+static int guarded_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,
+                        raft_io_send_cb cb)
+{
+    struct raft *r = io->data;
+    struct cluster_node *node = r->data;
+    if (message->server_id == 0 || !message->server_address)
+        return RAFT_NOCONNECTION;
+    if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT) {
+        raft_id leader;
+        const char *address;
+        raft_leader(r, &leader, &address);
+        if (raft_state(r) != RAFT_FOLLOWER || leader != message->server_id || !address)
+            return RAFT_NOCONNECTION; /* the caller frees req; the leader asks again */
+        struct raft_message m = *message;
+        m.server_address = address;
+        return node->uv_send(io, req, &m, cb);
+    }
+    return node->uv_send(io, req, message, cb);
+}
+
 /* ---- start and stop ---- */
 
 static void raft_closed(struct raft *raft)
@@ -874,6 +904,8 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
         goto fail;
     }
     node->io_ready = true;
+    node->uv_send = node->io.send;
+    node->io.send = guarded_send;
     raft_uv_set_connect_retry_delay(&node->io, CONNECT_RETRY_MS);
     rc = raft_init(&node->raft, &node->io, &node->fsm.raft, self, cfg->address);
     if (rc != 0) {

@@ -77,6 +77,9 @@ struct cluster_node {
     int backend_fd;
     uint64_t uv_timer, tick_timer; /* Warren timer ids, 0 when not armed */
     uint64_t session, last_request;
+    /* raft_uv's send; io.send is guarded_send in front of it (cluster_node.c) */
+    int (*uv_send)(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,
+                   raft_io_send_cb cb);
     struct proposal_list pending, completed;
     struct proposal_list awaiting; /* applied here, waiting for the other members' acks */
     /* Visibility: the (session, request) of changes other members proposed that this node
