@@ -745,27 +745,31 @@ static int compare_strings(const void *a, const void *b)
  * the leader's id and address from is a union with the candidate's, garbage by then. raft_uv's
  * send then took strlen() of a wild pointer: a SIGSEGV the nemesis test met (core: a snapshot
  * put's callback -> the AppendEntries result -> raft_uv's send -> strlen). A follower that knows
- * no leader sends to address NULL the same way. So every message goes out through here: an
- * AppendEntries result only while this node follows a known leader, and never to a NULL
- * address. (Newer libraft answers a snapshot only within the term it came in.) */
+ * no leader would send to address NULL the same way. So every message goes out through here.
+ * A follower's messages, and every other kind, pass as they are. An AppendEntries result from a
+ * candidate or a leader (a legitimate one rejects a stale leader's append) goes to the address
+ * the configuration gives its id, and is dropped when the id is not a member. A dropped message
+ * completes as a failed send (its callback, which frees the request, runs here): a send that
+ * returned an error would turn the receive path of an append into the node giving up Raft
+ * (recvCb -> convertToUnavailable), as a first version of this guard did (a double free at the
+ * next leader change). Newer libraft answers a snapshot only within the term it came in. */
 static int guarded_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,
                         raft_io_send_cb cb)
 {
     struct raft *r = io->data;
     struct cluster_node *node = r->data;
-    if (message->server_id == 0 || !message->server_address)
-        return RAFT_NOCONNECTION;
-    if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT) {
-        raft_id leader;
-        const char *address;
-        raft_leader(r, &leader, &address);
-        if (raft_state(r) != RAFT_FOLLOWER || leader != message->server_id || !address)
-            return RAFT_NOCONNECTION; /* the caller frees req; the leader asks again */
-        struct raft_message m = *message;
-        m.server_address = address;
-        return node->uv_send(io, req, &m, cb);
+    struct raft_message m = *message;
+    if (m.type == RAFT_IO_APPEND_ENTRIES_RESULT && raft_state(r) != RAFT_FOLLOWER) {
+        m.server_address = NULL;
+        for (unsigned i = 0; i < r->configuration.n; i++)
+            if (r->configuration.servers[i].id == m.server_id)
+                m.server_address = r->configuration.servers[i].address;
     }
-    return node->uv_send(io, req, message, cb);
+    if (m.server_id == 0 || !m.server_address) {
+        cb(req, RAFT_NOCONNECTION);
+        return 0;
+    }
+    return node->uv_send(io, req, &m, cb);
 }
 
 /* ---- start and stop ---- */
