@@ -66,6 +66,8 @@ struct cluster_target {
 struct cluster_config {
     const char *node_name;       /* shown in cluster_status; unique in the cluster */
     const char *address;         /* this node's host:port as its peers reach it (one of peers) */
+    uint16_t listen_port;        /* the port the cluster listener binds on address's host; 0: address's
+                                  * (differs behind a forwarded port) */
     const char *peers;           /* comma-separated host:port of every member, this one included */
     const char *dir;             /* Raft's directory (created if missing) */
     unsigned election_timeout_ms;  /* 0: 1000 */
