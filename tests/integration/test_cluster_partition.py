@@ -78,6 +78,7 @@ class PendingPublish(threading.Thread):
         self.node, self.queue, self.body = node, queue, body
         self.outcome = None
         self.sent = threading.Event()
+        self.started = self.ended = None  # monotonic: the publish sent, its outcome known
 
     def run(self):
         connection = None
@@ -85,6 +86,7 @@ class PendingPublish(threading.Thread):
             connection, channel = channel_on(self.node)
             channel.confirm_delivery()
             self.sent.set()
+            self.started = time.monotonic()
             channel.basic_publish("", self.queue, self.body, pika.BasicProperties(delivery_mode=2))
             self.outcome = "ack"
         except pika.exceptions.NackError:
@@ -92,6 +94,7 @@ class PendingPublish(threading.Thread):
         except Exception as e:  # the connection closed under it: not confirmed either
             self.outcome = repr(e)
         finally:
+            self.ended = time.monotonic()
             self.sent.set()
             if connection is not None and connection.is_open:
                 try:
@@ -219,7 +222,8 @@ class PartitionTest(unittest.TestCase):
         self.assertLess(refused_after, PROPOSE_MS / 1000 + 5)
         pending.join(PROPOSE_MS / 1000 + 3)
         self.assertNotEqual(pending.outcome, "ack", "a publish on the minority side was confirmed")
-        minority_outcome = pending.outcome
+        minority_outcome = "%s after %.2f s" % (pending.outcome, pending.ended - pending.started) \
+            if pending.outcome else "not confirmed"
 
         # (c) Healed: the old leader follows the new one and catches up.
         cluster.heal()
@@ -259,12 +263,15 @@ class PartitionTest(unittest.TestCase):
         for p in publishers:
             p.join(30)
             self.assertFalse(p.is_alive(), "%s did not stop" % p.name)
-        cluster.leader(among=cluster.nodes, timeout=20)
+        after = cluster.leader(among=cluster.nodes, timeout=20)
         self.assertGreater(during, 0, "nothing was confirmed during the bridge partition")
         confirmed = [b for p in publishers for b in p.confirmed]
         attempted = [b for p in publishers for b in p.attempted]
-        print("\nbridge partition: %d confirmed (%d during the cut), %d attempted; per node %r"
-              % (len(confirmed), during, len(attempted), [len(p.confirmed) for p in publishers]))
+        print("\nbridge partition: %d confirmed (%d during the cut), %d attempted; per node %r "
+              "(n%d the leader, cut from n%d; n%d leads after)"
+              % (len(confirmed), during, len(attempted), [len(p.confirmed) for p in publishers],
+                 cluster.nodes.index(leader) + 1, cluster.nodes.index(others[0]) + 1,
+                 cluster.nodes.index(after) + 1))
         self.assert_every_node_holds_once("bridge.q", confirmed, uncertain=attempted)
 
 
