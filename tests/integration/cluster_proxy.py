@@ -76,6 +76,7 @@ class PartitionProxy:
         self.lock = threading.Lock()
         self.cuts = set()  # frozenset({a, b}) of advertised addresses
         self.pairs = set()
+        self.accepted = 0  # connections accepted and not yet ended (set up or forwarded)
         self.stopping = False
         self.refused = 0  # connections closed because their pair was cut
         self.forwarded = 0  # connections forwarded in all
@@ -160,20 +161,32 @@ class PartitionProxy:
             with self.lock:
                 if self.stopping:
                     return
-                busy = len(self.pairs)
             try:
                 sock, _ = listener.accept()
             except socket.timeout:
                 continue
             except OSError:
                 return
-            if busy >= MAX_CONNECTIONS:
+            with self.lock:
+                full = self.accepted >= MAX_CONNECTIONS
+                if not full:
+                    self.accepted += 1
+            if full:
                 sock.close()
                 continue
-            self._spawn(self._connect, sock, destination)
+            self._spawn(self._setup, sock, destination)
+
+    def _setup(self, downstream, destination):
+        """One accepted connection's life: its hello, then (unless cut) its forwarding."""
+        try:
+            self._connect(downstream, destination)
+        finally:
+            with self.lock:
+                self.accepted -= 1
 
     def _connect(self, downstream, destination):
-        """Reads the dialler's hello, then forwards it unless the pair is cut."""
+        """Reads the dialler's hello, then forwards it unless the pair is cut; returns when the
+        connection has ended."""
         upstream = None
         try:
             downstream.settimeout(HELLO_TIMEOUT)
