@@ -281,9 +281,10 @@ def depths(node):
         connection.close()
 
 
-def keep_evidence(nodes, history):
-    """Copies every node's stderr and the nemesis schedule out of the data directories (which
-    the cluster's teardown removes) into a new directory; returns its path."""
+def keep_evidence(nodes, history, state=""):
+    """Copies every node's stderr, the nemesis schedule and `state` (each node's cluster status)
+    out of the data directories (which the cluster's teardown removes) into a new directory;
+    returns its path."""
     import shutil
     import tempfile
 
@@ -291,6 +292,8 @@ def keep_evidence(nodes, history):
     for i, node in enumerate(nodes):
         if node.stderr_path and os.path.exists(node.stderr_path):
             shutil.copy(node.stderr_path, os.path.join(kept, "n%d.stderr" % (i + 1)))
+    with open(os.path.join(kept, "state.txt"), "w") as out:
+        out.write(state)
     with open(os.path.join(kept, "schedule.txt"), "w") as out:
         for when, text in history.events:
             out.write("%7.2f %s\n" % (when - history.started, text))
@@ -476,8 +479,9 @@ class NemesisTest(unittest.TestCase):
         self.assertGreater(figures["confirmed"], 0, "no publish was confirmed at all")
         self.assertEqual(nemesis.kills + nemesis.pauses + nemesis.partitions, events)
         if failures:
-            self.fail("seed %d:\n%s\nnode logs and the schedule kept in %s"
-                      % (seed, "\n".join(failures), keep_evidence(nodes, history)))
+            state = nemesis.describe()
+            self.fail("seed %d:\n%s\n%s\nnode logs, state and the schedule kept in %s"
+                      % (seed, "\n".join(failures), state, keep_evidence(nodes, history, state)))
 
 
 if __name__ == "__main__":
