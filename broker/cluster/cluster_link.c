@@ -557,8 +557,7 @@ static int transport_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
         snprintf(t->errmsg, sizeof(t->errmsg), "bad address %.200s", link->address);
         return RAFT_INVALID;
     }
-    /* The peers dial link->address; a node behind a forwarded port binds its own port instead
-     * (both sockaddr families keep the port at the same offset, but say which). */
+    /* The peers dial link->address; a node behind a forwarded port binds its own port instead. */
     if (link->listen_port && sa.ss_family == AF_INET6)
         ((struct sockaddr_in6 *)&sa)->sin6_port = htons(link->listen_port);
     else if (link->listen_port)
