@@ -20,6 +20,7 @@ static const char usage[] =
     "  --cluster_port N   inter-node port (default 0: no cluster; docs/cluster.md), with\n"
     "  --cluster_peers H:P,...  every founding member's host:cluster_port, this node included\n"
     "                     (a node that joins later: members to ask, with --cluster_address)\n"
+    "  --cluster_address H:P  this node's address as peers reach it (its port may differ from cluster_port)\n"
     "  --cluster_secret_file F  the members' shared secret (required with cluster_port)\n"
     "  --KEY VALUE        any configuration-file key, e.g. --queue_ram_messages 1000\n";
 
@@ -206,6 +207,12 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
             return -1;
         }
         cfg->server.cluster.election_timeout_ms = (uint32_t)v;
+    } else if (strcmp(key, "cluster_propose_timeout_ms") == 0) {
+        if (parse_uint(key, value, 3600000, &v) || v < 100) {
+            fprintf(stderr, "warren: cluster_propose_timeout_ms must be between 100 and 3600000\n");
+            return -1;
+        }
+        cfg->server.cluster.propose_timeout_ms = (uint32_t)v;
     } else if (strcmp(key, "default_user") == 0) {
         s->default_user = value;
     } else if (strcmp(key, "default_pass") == 0) {

@@ -171,7 +171,9 @@ static struct cluster_node *start_cluster(struct event_loop *loop, struct server
         .address = address,
         .peers = cs->peers,
         .dir = run->dir,
+        .listen_port = cs->port, /* the same as address's port unless it is forwarded */
         .election_timeout_ms = cs->election_timeout_ms,
+        .propose_timeout_ms = cs->propose_timeout_ms,
         .secret = run->secret,
         .secret_len = secret_len,
     };
@@ -181,8 +183,8 @@ static struct cluster_node *start_cluster(struct event_loop *loop, struct server
         log_error("cannot start the cluster node: %s", err);
         return NULL;
     }
-    log_info("cluster: node %s at %s, peers %s, resuming after log index %llu", run->node_name, address, cs->peers,
-             (unsigned long long)run->target.start_index);
+    log_info("cluster: node %s at %s (listening on port %u), peers %s, resuming after log index %llu", run->node_name,
+             address, cs->port, cs->peers, (unsigned long long)run->target.start_index);
     return node;
 }
 #endif

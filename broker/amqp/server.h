@@ -25,6 +25,8 @@ struct cluster_settings {
     const char *address;          /* cluster_address: this node's entry in peers; NULL: the one
                                    * entry whose port is cluster_port */
     uint32_t election_timeout_ms; /* cluster_election_timeout_ms: 1000 */
+    uint32_t propose_timeout_ms;  /* cluster_propose_timeout_ms: a change not committed by then fails
+                                   * (541 "cluster: no quorum"); 0: 10000 */
     const char *secret_file;      /* cluster_secret_file: the members' shared secret (required) */
 };
 

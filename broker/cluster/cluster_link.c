@@ -557,6 +557,11 @@ static int transport_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
         snprintf(t->errmsg, sizeof(t->errmsg), "bad address %.200s", link->address);
         return RAFT_INVALID;
     }
+    /* The peers dial link->address; a node behind a forwarded port binds its own port instead. */
+    if (link->listen_port && sa.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&sa)->sin6_port = htons(link->listen_port);
+    else if (link->listen_port)
+        ((struct sockaddr_in *)&sa)->sin_port = htons(link->listen_port);
     if (uv_tcp_init(link->uv, &link->listener) != 0)
         return RAFT_IOERR;
     link->listener.data = link;
@@ -566,7 +571,11 @@ static int transport_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&link->listener, 128, on_accept);
     if (rc != 0) {
-        snprintf(t->errmsg, sizeof(t->errmsg), "listen on %.180s: %s", link->address, uv_strerror(rc));
+        if (link->listen_port)
+            snprintf(t->errmsg, sizeof(t->errmsg), "listen on %.180s's host, port %u: %s", link->address,
+                     link->listen_port, uv_strerror(rc));
+        else
+            snprintf(t->errmsg, sizeof(t->errmsg), "listen on %.180s: %s", link->address, uv_strerror(rc));
         return RAFT_IOERR; /* the listener is closed with the transport */
     }
     link->accept_cb = cb;
@@ -659,6 +668,11 @@ void link_init(struct cluster_link *link, uv_loop_t *uv, const uint8_t *secret, 
     link->transport.listen = transport_listen;
     link->transport.connect = transport_connect;
     link->transport.close = transport_close;
+}
+
+void link_set_listen_port(struct cluster_link *link, uint16_t port)
+{
+    link->listen_port = port;
 }
 
 void link_wipe(struct cluster_link *link)

@@ -61,7 +61,8 @@ struct cluster_link {
     struct raft_uv_transport transport; /* give to raft_uv_init; raft_uv owns transport.data */
     uv_loop_t *uv;
     raft_id id;                         /* this node, from transport.init */
-    char address[256];
+    char address[256];                  /* as the peers dial it (this node's entry of the peers list) */
+    uint16_t listen_port;               /* the port the listener binds; 0: address's own */
     uv_tcp_t listener;
     bool listening;                     /* listener initialised (must be closed) */
     raft_uv_accept_cb accept_cb;
@@ -93,6 +94,10 @@ int link_parse_address(const char *address, struct sockaddr_storage *out);
  * opened until raft_uv calls transport.listen/connect. */
 void link_init(struct cluster_link *link, uv_loop_t *uv, const uint8_t *secret, size_t secret_len,
                link_forward_fn on_forward, link_ready_fn on_ready, void *ctx);
+
+/* Makes the listener bind address's host with port instead of address's port (0: address's
+ * port), for a node its peers reach through a forwarded port (docs/cluster.md). Before listen. */
+void link_set_listen_port(struct cluster_link *link, uint16_t port);
 
 /* Erases the link's copy of the secret (after the transport closed). */
 void link_wipe(struct cluster_link *link);

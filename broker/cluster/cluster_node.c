@@ -902,6 +902,7 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
     }
     node->uv_ready = true;
     link_init(&node->link, &node->uv, cfg->secret, cfg->secret_len, on_forward, on_forward_ready, node);
+    link_set_listen_port(&node->link, cfg->listen_port);
     rc = raft_uv_init(&node->io, &node->uv, cfg->dir, &node->link.transport);
     if (rc != 0) {
         snprintf(err, errlen, "raft_uv: %s", node->io.errmsg);

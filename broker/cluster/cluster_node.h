@@ -76,6 +76,8 @@ struct cluster_target {
 struct cluster_config {
     const char *node_name;       /* shown in cluster_status; unique in the cluster */
     const char *address;         /* this node's host:port as its peers reach it */
+    uint16_t listen_port;        /* the port the cluster listener binds on address's host; 0: address's
+                                  * (differs behind a forwarded port) */
     const char *peers;           /* comma-separated host:port of every founding member, this one
                                   * included; or, for a node that is to join, of members to ask */
     const char *dir;             /* Raft's directory (created if missing) */

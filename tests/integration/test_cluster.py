@@ -50,22 +50,50 @@ def _cluster_built():
 class Cluster:
     """Three nodes on loopback: distinct AMQP and cluster ports, one peers list."""
 
-    def __init__(self, size=3):
+    def __init__(self, size=3, partitionable=False, extra_args=()):
+        """partitionable: each node advertises (in cluster_peers) a port of a PartitionProxy that
+        forwards to the cluster_port it listens on, so cut/isolate/heal can partition the
+        cluster (cluster_proxy.py). cluster_ports are the advertised ports either way."""
         self.cluster_ports = [harness.free_port() for _ in range(size)]
         peers = ",".join("127.0.0.1:%d" % p for p in self.cluster_ports)
+        self.proxy = None
+        listen_ports = self.cluster_ports
+        if partitionable:
+            import cluster_proxy
+
+            listen_ports = [harness.free_port() for _ in range(size)]
+            self.proxy = cluster_proxy.PartitionProxy(
+                {"127.0.0.1:%d" % a: real for a, real in zip(self.cluster_ports, listen_ports)})
         self.nodes = []
-        for i, port in enumerate(self.cluster_ports):
+        for i, port in enumerate(listen_ports):
+            advertised = ["--cluster_address", "127.0.0.1:%d" % self.cluster_ports[i]] if partitionable else []
             self.nodes.append(RestartableBroker(extra_args=[
                 "--node_name", "n%d" % (i + 1),
                 "--cluster_port", str(port),
                 "--cluster_peers", peers,
                 "--cluster_election_timeout_ms", str(ELECTION_MS),
-                "--cluster_secret_file", harness.cluster_secret_file()]))
+                "--cluster_secret_file", harness.cluster_secret_file()] + advertised + list(extra_args)))
 
     def start(self):
         for node in self.nodes:
             node.start()
         return self
+
+    def address(self, node):
+        """node's advertised cluster address (its entry of cluster_peers)."""
+        return "127.0.0.1:%d" % self.cluster_ports[self.nodes.index(node)]
+
+    def cut(self, a, b):
+        """Partitions node a from node b, both ways (partitionable clusters only)."""
+        self.proxy.cut(self.address(a), self.address(b))
+
+    def isolate(self, node):
+        """Cuts node from every other node: a minority of one."""
+        self.proxy.isolate(self.address(node))
+
+    def heal(self):
+        """Ends every partition."""
+        self.proxy.heal()
 
     def stop(self):
         import shutil
@@ -77,6 +105,11 @@ class Cluster:
                     node.stop()
                 elif node.data_dir:  # killed by the test and not started again
                     shutil.rmtree(node.data_dir, ignore_errors=True)
+            except AssertionError as e:
+                problems.append(str(e))
+        if self.proxy is not None:  # after the nodes: their shutdown sees no partition of its own
+            try:
+                self.proxy.stop()
             except AssertionError as e:
                 problems.append(str(e))
         if problems:

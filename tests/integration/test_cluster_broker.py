@@ -35,8 +35,13 @@ def admin(path, command):
 
 def start_cluster_broker(extra=()):
     port = harness.free_port()
-    broker = harness.Broker(extra_args=cluster_args(port) + list(extra))
+    broker = start_cluster_broker_args(cluster_args(port) + list(extra))
     broker.cluster_port = port
+    return broker
+
+
+def start_cluster_broker_args(args):
+    broker = harness.Broker(extra_args=args)
     try:
         broker.start()
     except AssertionError as e:
@@ -233,6 +238,38 @@ class NoClusterTest(unittest.TestCase):
             self.assertIn("cluster_secret_file", self.refused_at_start(args + ["--cluster_secret_file", secret]))
             self.assertIn("cluster_secret_file",
                           self.refused_at_start(args + ["--cluster_secret_file", os.path.join(d, "missing")]))
+
+    def test_a_node_listens_on_cluster_port_and_is_known_by_cluster_address(self):
+        """A node behind a forwarded port: peers dial its cluster_address, it binds cluster_port."""
+        harness.skip_if_external("starts its own broker")
+        import socket
+
+        listen, advertised = harness.free_port(), harness.free_port()
+        broker = start_cluster_broker_args(
+            ["--cluster_port", str(listen), "--cluster_address", "127.0.0.1:%d" % advertised,
+             "--cluster_peers", "127.0.0.1:%d" % advertised, "--node_name", "forwarded@localhost",
+             "--cluster_secret_file", harness.cluster_secret_file()])
+        try:
+            # The node leads itself once its log is open and it listens (soon after the AMQP port).
+            deadline = time.monotonic() + 10
+            while True:
+                status = admin(os.path.join(broker.data_dir, "data", "warren.sock"), "cluster_status")["cluster"]
+                if status.get("leader") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(status["leader"], "127.0.0.1:%d" % advertised)
+            socket.create_connection(("127.0.0.1", listen), timeout=2).close()
+            with self.assertRaises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", advertised), timeout=2).close()
+            self.assertIn("(listening on port %d)" % listen, broker.stderr_text())
+        finally:
+            broker.stop()
+
+    def test_a_propose_timeout_out_of_range_is_refused_at_start(self):
+        harness.skip_if_external("starts its own broker")
+        port = harness.free_port()
+        self.assertIn("cluster_propose_timeout_ms", self.refused_at_start(
+            cluster_args(port) + ["--cluster_propose_timeout_ms", "5"]))
 
 
 if __name__ == "__main__":

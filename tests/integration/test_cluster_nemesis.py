@@ -2,9 +2,11 @@
 "Quorum queues in a cluster"): publishers with confirms and consumers with acks on every node,
 reconnecting to another node whenever theirs dies, while a nemesis kills nodes with SIGKILL and
 starts them again on their data directories, or pauses them with SIGSTOP/SIGCONT (a GC pause, or
-a partition that heals: the others elect a leader or declare the paused node down meanwhile).
-Never more than one node is down or paused at a time, and each event ends only once every node
-names the same leader, so a majority always exists.
+a partition that heals: the others elect a leader or declare the paused node down meanwhile),
+or partitions the network between them (cluster_proxy.py: a node isolated from both others, the
+leader half the time, or one pair cut with both still reaching the third, a bridge), healed after
+a few seconds. Never more than one node is down, paused or isolated at a time, and each event
+ends only once every node names the same leader, so a majority always exists.
 
 Every publish is a unique body "<publisher>:<seq>" (persistent) to one of two quorum queues; the
 publisher records the seqs whose basic.ack came (confirmed), the others being uncertain (nacked,
@@ -20,8 +22,9 @@ whole history:
      of each publisher come in publish order.
 
 WARREN_NEMESIS_SECONDS (default 60) and WARREN_NEMESIS_EVENTS (default 6) lengthen the run for
-long runs by hand; WARREN_NEMESIS_SEED replays a schedule. Not runnable against an external
-broker: the test owns the three processes.
+long runs by hand; WARREN_NEMESIS_SEED replays a schedule; WARREN_NEMESIS_PARTITIONS=0 leaves
+partitions out (kills and pauses only, the schedules a seed gave before partitions existed). Not
+runnable against an external broker: the test owns the three processes.
 """
 
 import os
@@ -175,13 +178,14 @@ class Consumer(threading.Thread):
 
 
 class Nemesis:
-    """Kills or pauses one node at a time, at random, and waits after each event until every
-    node names the same leader."""
+    """Kills, pauses or (in a partitionable cluster) partitions away one node at a time, at
+    random, and waits after each event until every node names the same leader."""
 
     def __init__(self, cluster, history, rng):
         self.cluster, self.history, self.rng = cluster, history, rng
-        self.kills = self.pauses = 0
+        self.kills = self.pauses = self.partitions = 0
         self.paused = None
+        self.partitionable = cluster.proxy is not None
 
     def note(self, text):
         self.history.events.append((time.monotonic(), text))
@@ -197,7 +201,11 @@ class Nemesis:
     def event(self):
         node, role = self.victim()
         name = "n%d%s" % (self.cluster.nodes.index(node) + 1, role)
-        if self.rng.random() < 0.5:
+        # Without partitions the draws are those of the schedules before them (same seed, same run).
+        draw = self.rng.random()
+        if self.partitionable and draw >= 2 / 3:
+            self.partition(node, name)
+        elif draw < (1 / 3 if self.partitionable else 0.5):
             down = self.rng.uniform(0.5, 4.0)
             self.note("kill %s (down %.1f s)" % (name, down))
             node.sigkill()
@@ -216,6 +224,21 @@ class Nemesis:
         self.agree()
         self.note("%s back, leader agreed" % name)
 
+    def partition(self, node, name):
+        """Isolates node, or cuts it from one other node only (a bridge through the third), then
+        heals after a few seconds."""
+        cut = self.rng.uniform(0.5, 6.0)
+        if self.rng.random() < 0.5:
+            self.note("isolate %s (%.1f s)" % (name, cut))
+            self.cluster.isolate(node)
+        else:
+            other = self.rng.choice([n for n in self.cluster.nodes if n is not node])
+            self.note("cut %s from n%d, a bridge (%.1f s)" % (name, self.cluster.nodes.index(other) + 1, cut))
+            self.cluster.cut(node, other)
+        time.sleep(cut)
+        self.cluster.heal()
+        self.partitions += 1
+
     def agree(self, timeout=60):
         """Waits until every node names the same leader; the failure says what each node says."""
         try:
@@ -226,6 +249,10 @@ class Nemesis:
     def describe(self):
         """Each node's cluster status (or why there is none) and the end of its stderr."""
         lines = []
+        if self.partitionable:
+            lines.append("--- partition proxy: cuts %r, %d connections forwarded, %d refused"
+                         % (sorted(tuple(sorted(c)) for c in self.cluster.proxy.cuts),
+                            self.cluster.proxy.forwarded, self.cluster.proxy.refused))
         for i, node in enumerate(self.cluster.nodes):
             try:
                 status = self.cluster.status(node)
@@ -237,9 +264,11 @@ class Nemesis:
         return "\n".join(lines)
 
     def resume(self):
-        """Teardown: a node left paused by a failure is let go."""
+        """Teardown: a node left paused by a failure is let go, a partition left by one healed."""
         if self.paused is not None and self.paused.process.poll() is None:
             self.paused.process.send_signal(signal.SIGCONT)
+        if self.partitionable:
+            self.cluster.heal()
 
 
 def depths(node):
@@ -250,6 +279,27 @@ def depths(node):
         return [channel.queue_declare(q, passive=True).method.message_count for q in QUEUES]
     finally:
         connection.close()
+
+
+def keep_evidence(nodes, history, state=""):
+    """Copies every node's stderr, the nemesis schedule and `state` (each node's cluster status)
+    out of the data directories (which the cluster's teardown removes) into a new directory;
+    returns its path."""
+    import shutil
+    import tempfile
+
+    kept = tempfile.mkdtemp(prefix="warren-nemesis-")
+    for i, node in enumerate(nodes):
+        if node.stderr_path and os.path.exists(node.stderr_path):
+            shutil.copy(node.stderr_path, os.path.join(kept, "n%d.stderr" % (i + 1)))
+    with open(os.path.join(kept, "state.txt"), "w") as out:
+        out.write(state)
+    with open(os.path.join(kept, "schedule.txt"), "w") as out:
+        for when, text in history.events:
+            out.write("%7.2f %s\n" % (when - history.started, text))
+        for when, who, error in history.errors:
+            out.write("%7.2f error %s %s\n" % (when - history.started, who, error))
+    return kept
 
 
 def check(history):
@@ -332,7 +382,8 @@ def check(history):
 @unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
 class NemesisTest(unittest.TestCase):
     def setUp(self):
-        self.cluster = Cluster().start()
+        partitions = os.environ.get("WARREN_NEMESIS_PARTITIONS", "1") != "0"
+        self.cluster = Cluster(partitionable=partitions).start()
         self.addCleanup(self.cluster.stop)
         self.cluster.leader()
 
@@ -417,7 +468,8 @@ class NemesisTest(unittest.TestCase):
                 last += when >= load_ended - quarter
         figures.update({"confirms/s first quarter": round(first / quarter),
                         "confirms/s last quarter": round(last / quarter)})
-        figures.update({"kills": nemesis.kills, "pauses": nemesis.pauses, "seed": seed,
+        figures.update({"kills": nemesis.kills, "pauses": nemesis.pauses, "partitions": nemesis.partitions,
+                        "seed": seed,
                         "load seconds": round(load_ended - history.started, 1),
                         "drain seconds": round(ended - load_ended, 1),
                         "elapsed": round(ended - history.started, 1)})
@@ -425,9 +477,11 @@ class NemesisTest(unittest.TestCase):
         for node in nodes:
             harness.assert_broker_alive(self, node)
         self.assertGreater(figures["confirmed"], 0, "no publish was confirmed at all")
-        self.assertEqual(nemesis.kills + nemesis.pauses, events)
+        self.assertEqual(nemesis.kills + nemesis.pauses + nemesis.partitions, events)
         if failures:
-            self.fail("seed %d:\n%s" % (seed, "\n".join(failures)))
+            state = nemesis.describe()
+            self.fail("seed %d:\n%s\n%s\nnode logs, state and the schedule kept in %s"
+                      % (seed, "\n".join(failures), state, keep_evidence(nodes, history, state)))
 
 
 if __name__ == "__main__":
