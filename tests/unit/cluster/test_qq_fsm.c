@@ -1120,15 +1120,6 @@ static void apply_command_applies_without_sessions(void **state)
     qq_fsm_close(&n.fsm);
 }
 
-static void run_direct(struct node *n, const char *op, struct table_buf args)
-{
-    struct meta_command cmd = {proto_bytes_of(op), {args.data, (uint32_t)args.len}, 0, 0};
-    struct qq_result out = {0};
-    qq_fsm_apply_command(&n->fsm, &cmd, &out);
-    table_buf_free(&args);
-    assert_int_equal(out.status, 0);
-}
-
 /* qq_fsm_still_held tells a delivery the broker put off whether it is still due: the message
  * held by that consumer with the count the effect reported; not once returned (and handed out
  * again, counted), settled, or held by another consumer after a node_down. */
@@ -1139,8 +1130,9 @@ static void still_held_follows_the_checkout_the_effect_reported(void **state)
     node_init(&n, -1);
     struct qq_consumer_key a = {"n1", "a", 1}, b = {"n2", "b", 2};
     struct proto_bytes content = {0};
-    run_direct(&n, "checkout", checkout_args("n1", 1, "a", 0));
-    run_direct(&n, "enqueue", content_args("m1"));
+    uint64_t r = 0;
+    assert_int_equal(apply_direct(&n, 1, ++r, "checkout", checkout_args("n1", 1, "a", 0)).status, 0);
+    assert_int_equal(apply_direct(&n, 1, ++r, "enqueue", content_args("m1")).status, 0);
     assert_int_equal(n.n, 1);
     assert_delivery(&n.effects[0], "a", 1, false);
     assert_true(qq_fsm_still_held(&n.fsm, &a, 1, 0, &content));
@@ -1149,15 +1141,17 @@ static void still_held_follows_the_checkout_the_effect_reported(void **state)
     assert_false(qq_fsm_still_held(&n.fsm, &b, 1, 0, &content)); /* another consumer */
     assert_false(qq_fsm_still_held(&n.fsm, &a, 2, 0, &content)); /* no such message */
     uint64_t ids[] = {1, 0};
-    run_direct(&n, "return", ids_args("n1", 1, "a", ids)); /* back, and to "a" again: count 1 */
+    /* back, and to "a" again: count 1 */
+    assert_int_equal(apply_direct(&n, 1, ++r, "return", ids_args("n1", 1, "a", ids)).status, 0);
     assert_int_equal(n.n, 2);
     assert_false(qq_fsm_still_held(&n.fsm, &a, 1, 0, &content)); /* the first copy is not due */
     assert_true(qq_fsm_still_held(&n.fsm, &a, 1, 1, &content));
-    run_direct(&n, "checkout", checkout_args("n2", 2, "b", 0));
-    run_direct(&n, "node_down", node_args("n1")); /* "a" goes; "b" gets it, count 2 */
+    assert_int_equal(apply_direct(&n, 1, ++r, "checkout", checkout_args("n2", 2, "b", 0)).status, 0);
+    /* "a" goes; "b" gets it, count 2 */
+    assert_int_equal(apply_direct(&n, 1, ++r, "node_down", node_args("n1")).status, 0);
     assert_false(qq_fsm_still_held(&n.fsm, &a, 1, 1, &content));
     assert_true(qq_fsm_still_held(&n.fsm, &b, 1, 2, &content));
-    run_direct(&n, "settle", ids_args("n2", 2, "b", ids));
+    assert_int_equal(apply_direct(&n, 1, ++r, "settle", ids_args("n2", 2, "b", ids)).status, 0);
     assert_false(qq_fsm_still_held(&n.fsm, &b, 1, 2, &content));
     qq_fsm_close(&n.fsm);
 }
