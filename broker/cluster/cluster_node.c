@@ -24,6 +24,7 @@
  * installing it would apply those entries a second time. */
 #include "cluster_node.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <raft.h>
 #include <raft/uv.h>
@@ -260,12 +261,11 @@ static void apply_ack(struct cluster_node *node, const struct meta_command *cmd)
         return;
     set_slow(node, from.v.u64, false);
     for (uint32_t at = 0; at < acks.v.bytes.len; at += ACK_BYTES) {
-        const uint8_t *b = acks.v.bytes.ptr + at;
-        uint64_t session = 0, request = 0;
-        for (int i = 0; i < 8; i++) {
-            session = session << 8 | b[i];
-            request = request << 8 | b[8 + i];
-        }
+        uint64_t session, request;
+        memcpy(&session, acks.v.bytes.ptr + at, 8);
+        memcpy(&request, acks.v.bytes.ptr + at + 8, 8);
+        session = be64toh(session);
+        request = be64toh(request);
         if (session != node->session)
             continue;
         for (struct proposal *p = node->awaiting.head; p; p = p->next) {
@@ -296,11 +296,8 @@ static void queue_ack(struct cluster_node *node, uint64_t session, uint64_t requ
         node->acks = grown;
         node->acks_cap = cap;
     }
-    uint8_t *b = node->acks + node->acks_len;
-    for (int i = 0; i < 8; i++) {
-        b[i] = (uint8_t)(session >> (56 - 8 * i));
-        b[8 + i] = (uint8_t)(request >> (56 - 8 * i));
-    }
+    uint64_t be[2] = {htobe64(session), htobe64(request)};
+    memcpy(node->acks + node->acks_len, be, ACK_BYTES);
     node->acks_len += ACK_BYTES;
 }
 

@@ -93,8 +93,9 @@ class Publisher(threading.Thread):
             try:
                 connection = connect(self.nodes[self.node])
                 channel = connection.channel()
-                # A read barrier: this node's copy holds the queues declared through node 0 a
-                # moment ago (docs/cluster.md, visibility), so no publish is unroutable (and acked).
+                # A read barrier: this node may be one the queues' declare did not wait for (just
+                # restarted, or marked slow: docs/cluster.md, visibility); once it is applied the
+                # node's copy holds them, so no publish is unroutable (and acked).
                 channel.queue_declare(self.queue, passive=True)
                 channel.confirm_delivery()
                 while not self.stop_event.is_set():

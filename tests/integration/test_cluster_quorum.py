@@ -77,10 +77,9 @@ def assert_all_once_in_order(test, got, expected):
 def publish_confirmed(node, queue, bodies):
     connection, channel = channel_on(node)
     try:
-        # A queue declared through another node a moment ago may not be on this node's copy yet
-        # (docs/cluster.md, visibility; RabbitMQ's Khepri has the same window): a publish would
-        # be unroutable, and acked. A passive declare is a read barrier that closes it.
-        channel.queue_declare(queue, passive=True)
+        # No read barrier first: a declare's -ok comes once every live member applied it
+        # (docs/cluster.md, visibility), so the queue routes here at once; a publish that found
+        # it missing would be unroutable, acked, and absent from the counts these tests check.
         channel.confirm_delivery()
         for body in bodies:
             channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
@@ -409,7 +408,6 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         self.declare(self.a, "full", {"x-max-length": 2, "x-overflow": "reject-publish"})
         connection, channel = channel_on(self.c)
         try:
-            channel.queue_declare("full", passive=True)  # node c's copy has it (publish_confirmed)
             channel.confirm_delivery()
             for body in (b"r1", b"r2", b"r3"):
                 channel.basic_publish("", "full", body)
