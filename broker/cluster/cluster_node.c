@@ -44,6 +44,7 @@
 #define TICK_MS 100         /* how often retries, timeouts and leader changes are checked */
 #define CONNECT_RETRY_MS 200
 #define SNAPSHOT_THRESHOLD_MAX 65536 /* entries between snapshots at most (libraft keeps them in memory) */
+#define BATCH_MAX_BYTES (1u << 20)   /* a batch this large is appended at once, mid-pass */
 
 _Static_assert(CLUSTER_ADDRESS_MAX == 256, "cluster_link.c bounds addresses at 256 bytes");
 
@@ -171,12 +172,15 @@ static void send_held_back(struct cluster_node *node)
             proposal_send(node, p);
 }
 
+static bool flush_batch(struct cluster_node *node);
+
 static void node_pump(struct cluster_node *node)
 {
     uv_run(&node->uv, UV_RUN_NOWAIT);
     send_held_back(node);
     send_acks(node);
-    if (push_commit(node))
+    bool appended = flush_batch(node);
+    if (push_commit(node) || appended)
         uv_run(&node->uv, UV_RUN_NOWAIT); /* send it now, not at the next timer */
     uv_update_time(&node->uv); /* the timeout is counted from libuv's clock: make it now */
     arm_uv_timer(node, uv_backend_timeout(&node->uv));
@@ -396,6 +400,54 @@ static int node_apply(struct cluster_node *node, const uint8_t *bytes, size_t le
     return rc;
 }
 
+/* ---- batches (meta_fsm.h): what a leader is asked within a pass, appended as one entry ----
+ *
+ * Every entry costs the leader an append and a replication message per follower, and every
+ * member a disk write and an acknowledgement; under a stream of publishes, one entry per publish
+ * made those per-entry costs the quorum queues' bound (docs/performance.md). So the leader
+ * gathers the qq.* commands it is asked for, by its own channels and by forwarded ones, until the
+ * end of the pass (node_pump runs once libuv and the channels are done with what was ready), and
+ * appends them as one entry. Nothing waits for a batch to fill: a pass with one command appends
+ * one. Only qq.* commands are batched (meta_fsm.h says why); any other command appends what was
+ * gathered first, so a node's commands are applied in the order it asked. */
+
+static bool batchable(struct proto_bytes op)
+{
+    return op.len >= 3 && memcmp(op.ptr, "qq.", 3) == 0;
+}
+
+/* Appends what was gathered as one entry. A batch left by a leader that lost office is dropped:
+ * its proposers send again to the next leader. True when an entry was appended. */
+static bool flush_batch(struct cluster_node *node)
+{
+    if (node->batch_count == 0)
+        return false;
+    struct table_buf entry = {0};
+    bool appended = raft_state(&node->raft) == RAFT_LEADER && !node->stopping &&
+                    meta_batch_encode(&entry, &node->batch) == 0 && node_apply(node, entry.data, entry.len) == 0;
+    table_buf_free(&entry);
+    node->batch.len = 0; /* the buffer is kept for the next pass */
+    node->batch_count = 0;
+    return appended;
+}
+
+/* Appends a command this node, as leader, was asked for: batched (above), or alone after the
+ * batch. 0 or a RAFT_* error. */
+static int node_append(struct cluster_node *node, const uint8_t *bytes, size_t len, bool batched)
+{
+    if (!batched) {
+        flush_batch(node);
+        return node_apply(node, bytes, len);
+    }
+    if (meta_batch_add(&node->batch, bytes, len) != 0)
+        return RAFT_NOMEM;
+    node->batch_count++;
+    if (node->batch.len >= BATCH_MAX_BYTES)
+        flush_batch(node);
+    node_kick(node);
+    return 0;
+}
+
 bool node_leader_lost(struct cluster_node *node)
 {
     struct raft *r = &node->raft;
@@ -423,7 +475,7 @@ static void proposal_send(struct cluster_node *node, struct proposal *p)
         return;
     }
     if (raft_state(&node->raft) == RAFT_LEADER) {
-        if (node_apply(node, p->command.base, p->command.len) == 0)
+        if (node_append(node, p->command.base, p->command.len, p->batched) == 0)
             p->sent_to = node->raft.id;
     } else {
         raft_id id;
@@ -472,7 +524,7 @@ static int on_forward(void *ctx, const uint8_t *bytes, size_t len)
         if (membership_is_request(&cmd))
             membership_on_request(node, &cmd);
         else
-            node_apply(node, bytes, len);
+            node_append(node, bytes, len, batchable(cmd.op));
         return 0;
     }
     struct table_value marker;
@@ -591,6 +643,7 @@ uint64_t cluster_node_propose(struct cluster_node *node, const char *op, const s
     p->done = done;
     p->arg = arg;
     p->visible = wants_acks(proto_bytes_of(op));
+    p->batched = batchable(proto_bytes_of(op));
     p->request = node->last_request + 1;
     if (meta_command_encode(&p->command, op, node->session, p->request, args) != 0) {
         free(p);
@@ -657,14 +710,18 @@ static void target_apply(void *ctx, const struct meta_command *cmd, struct meta_
     struct cluster_node *node = ctx;
     uint64_t index = raft_last_applied(&node->raft) + 1;
     node->applied_bytes += cmd->op.len + cmd->args.len + 48; /* the envelope, roughly */
-    node->applied_entries++;
+    if (index != node->entry_index) {
+        node->entry_index = index;
+        node->entry_live = index > node->model_index;
+        node->applied_entries++;
+    }
     if (proto_bytes_is(cmd->op, "ack")) {
         apply_ack(node, cmd); /* nothing for the model: not even its index moves */
         if (raft_state(&node->raft) == RAFT_LEADER)
             node->push_commit = true; /* a follower waiting for it learns of it at once */
         return;
     }
-    if (index <= node->model_index) {
+    if (!node->entry_live) {
         /* The model holds it already (saved before a restart, or in a snapshot): status 0, and
          * only what the model does not save is applied. */
         struct meta_result ignored;
@@ -722,6 +779,7 @@ static int target_import(void *ctx, struct proto_bytes bytes)
     bool replay = index.v.u64 <= node->model_index;
     if (node->target.import_state(node->target.ctx, index.v.u64, replay, state.v.bytes) != 0)
         return -1;
+    node->entry_index = 0; /* whatever comes next is a new entry */
     if (replay)
         return 0;
     node->model_index = index.v.u64;
@@ -835,6 +893,7 @@ static void node_teardown(struct cluster_node *node)
         proposal_free(p);
     }
     free(node->acks);
+    table_buf_free(&node->batch);
     free(node);
 }
 

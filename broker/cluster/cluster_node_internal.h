@@ -46,6 +46,7 @@ struct proposal {
     struct proposal *prev, *next;  /* in node->pending, or node->completed */
     uint64_t request;              /* also the handle */
     enum proposal_state state;
+    bool batched;                  /* a qq.* command: the leader may append it in a batch */
     struct raft_buffer command;    /* as meta_command_encode wrote it; copied for each send */
     uint64_t deadline_ms, resend_ms;
     raft_id sent_to;               /* the leader it was last handed to, 0 when not handed to any */
@@ -102,6 +103,15 @@ struct cluster_node {
     raft_id sent_leader;           /* the leader proposals were last handed to */
     struct raft_barrier barrier;
     bool barrier_in_flight;
+    /* The leader's batch (meta_fsm.h, batches): the qq.* commands it was asked to append since
+     * the last flush, its own and forwarded ones, in the order asked; appended as one entry at
+     * the end of the pass (node_pump), or before any other command so that order holds. */
+    struct table_buf batch;        /* array contents */
+    unsigned batch_count;
+    /* The entry target_apply saw last (a batch's commands share its index), and whether its
+     * commands reach the model for the first time (above model_index when it began). */
+    uint64_t entry_index;
+    bool entry_live;
     /* The leader's watch over the members (cluster_node_watch_members), by position in the
      * configuration; raft_progress.recent_recv says whether a member answered since libraft last
      * reset it (each election timeout). */

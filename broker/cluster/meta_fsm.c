@@ -84,6 +84,22 @@ int meta_command_decode(const struct raft_buffer *buf, struct meta_command *out)
     return 0;
 }
 
+int meta_batch_add(struct table_buf *batch, const uint8_t *command, size_t len)
+{
+    if (len > ENTRY_MAX)
+        return -ENOMEM;
+    struct table_value v = {.type = TABLE_TABLE};
+    v.v.bytes = (struct proto_bytes){command, (uint32_t)len};
+    return table_buf_put_value(batch, &v) == 0 ? 0 : -ENOMEM;
+}
+
+int meta_batch_encode(struct table_buf *out, const struct table_buf *batch)
+{
+    struct table_value v = {.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){batch->data, (uint32_t)batch->len};
+    return table_buf_put_field(out, "batch", 5, &v) == 0 ? 0 : -ENOMEM;
+}
+
 /* ---- pending requests of this node ---- */
 
 int meta_fsm_expect(struct meta_fsm *fsm, uint64_t session, uint64_t request, meta_done_fn done, void *arg)
@@ -116,17 +132,14 @@ void meta_fsm_forget(struct meta_fsm *fsm, uint64_t session, uint64_t request)
 
 /* ---- the raft_fsm callbacks ---- */
 
-static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, void **result)
+/* Applies one command of an entry (a lone one, or one of a batch). A command that does not
+ * decode changes nothing: nobody can be waiting for a command nobody can name. */
+static void apply_command(struct meta_fsm *fsm, const struct raft_buffer *buf)
 {
-    struct meta_fsm *fsm = raft_fsm->data;
-    *result = NULL;
-    fsm->apply_seq++;
     struct meta_command cmd;
     struct meta_result r;
-    if (meta_command_decode(buf, &cmd) != 0) {
-        result_set(&r, META_MALFORMED, "command does not decode");
-        return 0; /* nothing to complete: nobody can be waiting for a command nobody can name */
-    }
+    if (meta_command_decode(buf, &cmd) != 0)
+        return;
     if (!sessions_record(&fsm->sessions, cmd.session, cmd.request, fsm->apply_seq)) {
         result_set(&r, META_DUPLICATE, "applied once already");
     } else {
@@ -138,6 +151,32 @@ static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, v
     if (p) {
         p->done(p->arg, &r);
         free(p);
+    }
+}
+
+static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, void **result)
+{
+    struct meta_fsm *fsm = raft_fsm->data;
+    *result = NULL;
+    fsm->apply_seq++;
+    struct table_value batch;
+    if (!buf->base || buf->len > ENTRY_MAX || table_find((struct proto_bytes){buf->base, (uint32_t)buf->len}, "batch", &batch) != 1 ||
+        batch.type != TABLE_ARRAY) {
+        apply_command(fsm, buf);
+        return 0;
+    }
+    /* Validated as a whole first, so that a batch broken at its end is skipped whole, not
+     * applied up to the break. */
+    if (array_validate(batch.v.bytes) != 0)
+        return 0;
+    struct table_iter it;
+    struct table_value v;
+    table_iter_init(&it, batch.v.bytes);
+    while (array_next(&it, &v) == 1) {
+        if (v.type != TABLE_TABLE)
+            continue;
+        struct raft_buffer one = {.base = (void *)v.v.bytes.ptr, .len = v.v.bytes.len};
+        apply_command(fsm, &one);
     }
     return 0;
 }

@@ -98,6 +98,23 @@ int meta_command_encode(struct raft_buffer *out, const char *op, uint64_t sessio
 /* Decodes and checks an entry. 0 or -EBADMSG. */
 int meta_command_decode(const struct raft_buffer *buf, struct meta_command *out);
 
+/* Batches. An entry may instead hold several commands, applied in order, each exactly as if it
+ * were its own entry (its own session and request, its own result, its own expectation): a
+ * table with one field
+ *     "batch"    array     of tables, each a command's table as meta_command_encode wrote it
+ * A leader gathers what it is asked to append within one pass of its loop into one entry, so
+ * that a thousand publishes cost one append, one replication message and one disk write per
+ * member instead of a thousand (cluster_node.c). A batch that does not validate as a whole is
+ * skipped whole; an element that is a table but no command is skipped alone (as a malformed
+ * entry is), alike on every node. Every command of a batch shares the entry's log index, so
+ * only commands whose effects the model does not save with an index may be batched
+ * (cluster_node.h: the quorum queues' qq.*). */
+/* Appends command (len bytes, as meta_command_encode wrote it) to batch (an array's contents).
+ * 0 or -ENOMEM. */
+int meta_batch_add(struct table_buf *batch, const uint8_t *command, size_t len);
+/* Writes the entry holding batch's commands to out (a table's contents). 0 or -ENOMEM. */
+int meta_batch_encode(struct table_buf *out, const struct table_buf *batch);
+
 /* Calls done(arg, result) once the command (session, request) is applied on this node (or with
  * status -ECANCELED at meta_fsm_close / meta_fsm_forget). 0 or -ENOMEM. */
 int meta_fsm_expect(struct meta_fsm *fsm, uint64_t session, uint64_t request, meta_done_fn done, void *arg);

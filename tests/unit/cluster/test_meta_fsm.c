@@ -5,7 +5,8 @@
  * same, each command applied once, in log order: commands from any node, refusals (406, 404)
  * alike everywhere, a request retried after its leader died, a leader cut off in a minority
  * whose uncommitted entries are truncated, a node that catches up from a snapshot (sessions
- * included), a member added at run time, malformed entries, and the session window's edges. */
+ * included), a member added at run time, malformed entries, batches of commands in one entry,
+ * and the session window's edges. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -507,6 +508,81 @@ static void malformed_entries_change_nothing_on_any_node(void **state)
     cluster_stop(c);
 }
 
+/* Appends (session, request) op key [value] to batch, with node `origin` expecting its result. */
+static void batch_put(struct cluster *c, struct table_buf *batch, unsigned origin, uint64_t session, uint64_t request,
+                      const char *op, const char *key, const char *value, struct waiter *w)
+{
+    struct table_buf args = args_of(key, value);
+    struct raft_buffer buf;
+    assert_int_equal(meta_command_encode(&buf, op, session, request, &args), 0);
+    table_buf_free(&args);
+    assert_int_equal(meta_batch_add(batch, buf.base, buf.len), 0);
+    raft_free(buf.base);
+    if (w)
+        assert_int_equal(meta_fsm_expect(&c->nodes[origin].fsm, session, request, waiter_done, w), 0);
+}
+
+static struct raft_buffer batch_entry(const struct table_buf *batch)
+{
+    struct table_buf t = {0};
+    assert_int_equal(meta_batch_encode(&t, batch), 0);
+    struct raft_buffer buf = {raft_malloc(t.len), t.len};
+    memcpy(buf.base, t.data, t.len);
+    table_buf_free(&t);
+    return buf;
+}
+
+static void a_batch_applies_each_of_its_commands_once_in_order_with_its_own_result(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_start(3, 0);
+    struct waiter w[7];
+    memset(w, 0, sizeof(w));
+    struct table_buf batch = {0};
+    batch_put(c, &batch, 1, 40, 1, "put", "k", "a", &w[0]);
+    batch_put(c, &batch, 2, 41, 1, "put", "k", "b", &w[1]); /* inequivalent: 406 */
+    batch_put(c, &batch, 1, 40, 2, "add", "n", NULL, &w[2]);
+    batch_put(c, &batch, 1, 40, 2, "add", "n", NULL, &w[3]); /* the same request again: once */
+    struct table_value junk = {.type = TABLE_LONGSTR}; /* an element that is no command */
+    junk.v.bytes = proto_bytes_of("junk");
+    assert_int_equal(table_buf_put_value(&batch, &junk), 0);
+    struct table_buf stranger = args_of("x", "y"); /* a table that is no command */
+    assert_int_equal(meta_batch_add(&batch, stranger.data, stranger.len), 0);
+    table_buf_free(&stranger);
+    batch_put(c, &batch, 0, 42, 1, "del", "missing", NULL, &w[4]);           /* 404 */
+    batch_put(c, &batch, 0, 42, 2, "del", "k", NULL, &w[5]);                 /* after the put: found */
+    struct proposal p[3];
+    assert_int_equal(raft_cluster_propose(&c->f, 0, batch_entry(&batch), &p[0]), 0);
+    /* a batch cut short, or with an element that is not even a table, is skipped whole, on
+     * every node */
+    struct raft_buffer cut = batch_entry(&batch);
+    cut.len -= 5;
+    assert_int_equal(raft_cluster_propose(&c->f, 0, cut, &p[1]), 0);
+    struct waiter late = {0};
+    batch_put(c, &batch, 0, 43, 1, "add", "never", NULL, &late);
+    assert_int_equal(meta_batch_add(&batch, (const uint8_t *)"\x02op", 3), 0);
+    assert_int_equal(raft_cluster_propose(&c->f, 0, batch_entry(&batch), &p[2]), 0);
+    table_buf_free(&batch);
+    raft_cluster_settle(&c->f);
+    assert_converged(c);
+    assert_true(w[0].done && w[0].result.status == 0);
+    assert_true(w[1].done && w[1].result.status == 406);
+    assert_true(w[2].done && w[3].done && w[2].calls == 1 && w[3].calls == 1);
+    assert_true((w[2].result.status == 0 && w[3].result.status == META_DUPLICATE) ||
+                (w[3].result.status == 0 && w[2].result.status == META_DUPLICATE));
+    assert_true(w[4].done && w[4].result.status == 404);
+    assert_true(w[5].done && w[5].result.status == 0);
+    assert_false(late.done);
+    meta_fsm_forget(&c->nodes[0].fsm, 43, 1);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(counter(&c->nodes[i], "never"), -1);
+        assert_int_equal(counter(&c->nodes[i], "n"), 1);
+        assert_int_equal(counter(&c->nodes[i], "k"), -1); /* put, then deleted in the same entry */
+        assert_int_equal(c->nodes[i].fsm.applied, 5);   /* the repeat and the two non-commands not */
+    }
+    cluster_stop(c);
+}
+
 /* ---- the session window, driving the state machine directly ---- */
 
 static int apply_direct(struct node *node, uint64_t session, uint64_t request, const char *key)
@@ -559,6 +635,7 @@ int main(void)
         cmocka_unit_test(a_lagging_node_catches_up_from_a_snapshot_sessions_included),
         cmocka_unit_test(a_member_added_at_run_time_gets_the_same_model),
         cmocka_unit_test(malformed_entries_change_nothing_on_any_node),
+        cmocka_unit_test(a_batch_applies_each_of_its_commands_once_in_order_with_its_own_result),
         cmocka_unit_test(the_session_window_remembers_out_of_order_requests_and_evicts_the_oldest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
