@@ -395,6 +395,46 @@ int table_buf_put_field(struct table_buf *buf, const char *key, size_t key_len,
     return rc;
 }
 
+int table_buf_reserve(struct table_buf *buf, size_t extra)
+{
+    return reserve(buf, extra);
+}
+
+int table_buf_begin_nested(struct table_buf *buf, const char *key, uint8_t type, size_t *mark)
+{
+    size_t key_len = key ? strlen(key) : 0;
+    if (key_len > UINT8_MAX)
+        return PROTO_ERR_TOO_LONG;
+    if (type != TABLE_TABLE && type != TABLE_ARRAY)
+        return PROTO_ERR_FIELD_TYPE;
+    int rc = reserve(buf, (key ? 1 + key_len : 0) + 1 + LENGTH_PREFIX_SIZE);
+    if (rc < 0)
+        return rc;
+    if (key) {
+        buf->data[buf->len++] = (uint8_t)key_len;
+        memcpy(buf->data + buf->len, key, key_len);
+        buf->len += key_len;
+    }
+    buf->data[buf->len++] = type;
+    *mark = buf->len;
+    memset(buf->data + buf->len, 0, LENGTH_PREFIX_SIZE);
+    buf->len += LENGTH_PREFIX_SIZE;
+    return 0;
+}
+
+int table_buf_end_nested(struct table_buf *buf, size_t mark)
+{
+    size_t n = buf->len - mark - LENGTH_PREFIX_SIZE;
+    if (n > UINT32_MAX)
+        return PROTO_ERR_TOO_LONG;
+    uint8_t *p = buf->data + mark;
+    p[0] = (uint8_t)(n >> 24);
+    p[1] = (uint8_t)(n >> 16);
+    p[2] = (uint8_t)(n >> 8);
+    p[3] = (uint8_t)n;
+    return 0;
+}
+
 void table_buf_free(struct table_buf *buf)
 {
     free(buf->data);

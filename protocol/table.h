@@ -109,6 +109,17 @@ int table_buf_put_bool(struct table_buf *buf, const char *key, bool value);
 /* Appends one array element (typed value). Returns 0 or a negative proto_error. */
 int table_buf_put_value(struct table_buf *buf, const struct table_value *value);
 
+/* Nested values written in place: begin appends the key (NULL for an array element), the type
+ * (TABLE_TABLE or TABLE_ARRAY) and room for the length, and stores in *mark where that length
+ * goes; whatever is appended to buf next is the value's contents, until end patches the length
+ * in. Large nested values (snapshots) so cost no copy per level. Both return 0 or a negative
+ * proto_error (end: PROTO_ERR_TOO_LONG for contents over 4 GiB). */
+int table_buf_begin_nested(struct table_buf *buf, const char *key, uint8_t type, size_t *mark);
+int table_buf_end_nested(struct table_buf *buf, size_t mark);
+
+/* Makes room for extra more bytes at once (a size known ahead). 0 or PROTO_ERR_NO_SPACE. */
+int table_buf_reserve(struct table_buf *buf, size_t extra);
+
 /* Releases buf->data and resets buf to empty. */
 void table_buf_free(struct table_buf *buf);
 

@@ -557,25 +557,18 @@ bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *
 
 int cluster_queues_export(const struct cluster_queues *cq, struct table_buf *out)
 {
-    struct table_buf list = {0};
-    int rc = 0;
+    size_t list, e, state; /* written in place: the messages are copied once (qq_snapshot.c) */
+    int rc = table_buf_begin_nested(out, "quorum_queues", TABLE_ARRAY, &list);
     for (const struct rq *r = cq ? cq->queues : NULL; r && rc == 0; r = r->hh.next) {
-        struct table_buf e = {0}, state = {0};
-        rc |= table_buf_put_string(&e, "vhost", proto_bytes_of(r->vhost));
-        rc |= table_buf_put_string(&e, "name", (struct proto_bytes){(const uint8_t *)r->name, r->name_len});
-        rc |= qq_fsm_export(&r->fsm, &state);
-        struct table_value v = {.type = TABLE_TABLE};
-        v.v.bytes = (struct proto_bytes){state.data, (uint32_t)state.len};
-        rc |= table_buf_put_field(&e, "state", 5, &v);
-        v.v.bytes = (struct proto_bytes){e.data, (uint32_t)e.len};
-        rc |= table_buf_put_value(&list, &v);
-        table_buf_free(&e);
-        table_buf_free(&state);
+        rc |= table_buf_begin_nested(out, NULL, TABLE_TABLE, &e);
+        rc |= table_buf_put_string(out, "vhost", proto_bytes_of(r->vhost));
+        rc |= table_buf_put_string(out, "name", (struct proto_bytes){(const uint8_t *)r->name, r->name_len});
+        rc |= rc == 0 ? table_buf_begin_nested(out, "state", TABLE_TABLE, &state) : 0;
+        rc |= rc == 0 ? qq_fsm_export(&r->fsm, out) : 0;
+        rc |= rc == 0 ? table_buf_end_nested(out, state) : 0;
+        rc |= rc == 0 ? table_buf_end_nested(out, e) : 0;
     }
-    struct table_value v = {.type = TABLE_ARRAY};
-    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
-    rc |= table_buf_put_field(out, "quorum_queues", 13, &v);
-    table_buf_free(&list);
+    rc |= rc == 0 ? table_buf_end_nested(out, list) : 0;
     return rc ? -1 : 0;
 }
 

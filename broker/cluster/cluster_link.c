@@ -230,6 +230,9 @@ static void conn_close(struct link_conn *c)
     if (c->link->forward == c) {
         c->link->forward = NULL;
         c->link->forward_ready = false;
+        free(c->link->corked); /* its senders send again */
+        c->link->corked = NULL;
+        c->link->corked_len = c->link->corked_cap = 0;
     }
     if (c->counted) {
         c->counted = false;
@@ -647,6 +650,8 @@ static void transport_close(struct raft_uv_transport *t, raft_uv_transport_close
     }
     for (struct link_conn *c = link->conns; c; c = c->next)
         conn_close(c);
+    free(link->corked); /* no forwarding link was open */
+    link->corked = NULL;
     link_maybe_closed(link);
 }
 
@@ -709,21 +714,45 @@ int link_forward(struct cluster_link *link, raft_id leader_id, const char *leade
     if (!link->forward_ready)
         return -EAGAIN;
     uv_stream_t *stream = (uv_stream_t *)link->forward->tcp;
-    if (uv_stream_get_write_queue_size(stream) > LINK_QUEUE_MAX)
+    if (uv_stream_get_write_queue_size(stream) + link->corked_len > LINK_QUEUE_MAX)
         return -ENOBUFS; /* the leader does not read: the proposal's retry sends it again */
-    struct link_write *w = malloc(sizeof(*w) + 4 + command->len);
-    if (!w)
-        return -ENOMEM;
+    size_t need = link->corked_len + 4 + command->len;
+    if (need > link->corked_cap) {
+        size_t cap = link->corked_cap ? link->corked_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        struct link_write *grown = realloc(link->corked, sizeof(*grown) + cap);
+        if (!grown)
+            return -ENOMEM;
+        link->corked = grown;
+        link->corked_cap = cap;
+    }
     uint32_t n = (uint32_t)command->len;
     uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    memcpy(w->data, len, 4);
-    memcpy(w->data + 4, command->base, command->len);
-    w->req.data = w;
-    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)(4 + command->len));
-    if (uv_write(&w->req, stream, &buf, 1, forward_written) != 0) {
-        free(w);
-        conn_close(link->forward);
-        return -EPIPE;
-    }
+    memcpy(link->corked->data + link->corked_len, len, 4);
+    memcpy(link->corked->data + link->corked_len + 4, command->base, command->len);
+    link->corked_len = need;
+    if (link->corked_len >= LINK_CORK_MAX)
+        link_flush(link);
     return 0;
+}
+
+void link_flush(struct cluster_link *link)
+{
+    struct link_write *w = link->corked;
+    if (!w)
+        return;
+    size_t len = link->corked_len;
+    link->corked = NULL;
+    link->corked_len = link->corked_cap = 0;
+    if (len == 0 || !link->forward || !link->forward_ready) { /* cannot be: conn_close drops it */
+        free(w);
+        return;
+    }
+    w->req.data = w;
+    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)link->forward->tcp, &buf, 1, forward_written) != 0) {
+        free(w);
+        conn_close(link->forward); /* what it carried is sent again by its senders */
+    }
 }

@@ -45,6 +45,7 @@
 #define LINK_MESSAGE_MAX (64u << 20)  /* a forwarded command, bytes (meta_fsm's entry bound) */
 #define LINK_INCOMING_MAX 64          /* accepted connections not yet identified, or forwarding */
 #define LINK_QUEUE_MAX (16u << 20)    /* bytes queued on the forwarding link before sends drop */
+#define LINK_CORK_MAX (256u << 10)    /* bytes gathered for one write of the forwarding link at most */
 #define LINK_HANDSHAKE_MS 5000        /* a connection, either way, must complete its handshake within this */
 #define LINK_NONCE 16                 /* bytes of each side's nonce */
 #define LINK_MAC 32                   /* bytes of an HMAC-SHA256 */
@@ -69,6 +70,8 @@ struct cluster_link {
     struct link_conn *conns;            /* every connection the link still owns */
     unsigned incoming;                  /* accepted, unidentified or forwarding */
     struct link_conn *forward;          /* the outgoing forwarding link, or NULL */
+    struct link_write *corked;          /* messages for it not yet written (link_flush), or NULL */
+    size_t corked_len, corked_cap;      /* bytes in corked's data, and room */
     raft_id forward_to;
     bool forward_ready;
     link_forward_fn on_forward;
@@ -103,10 +106,16 @@ void link_set_listen_port(struct cluster_link *link, uint16_t port);
 void link_wipe(struct cluster_link *link);
 
 /* Sends a command to the leader (leader_id at leader_address) on the forwarding link, opening it,
- * or replacing a link to another node, as needed. 0 when queued; -EAGAIN while connecting
- * (on_ready follows); another -errno when dropped (the caller retries later). */
+ * or replacing a link to another node, as needed. 0 when queued: what is queued in one pass of
+ * the loop is written together, at link_flush (or at once when LINK_CORK_MAX bytes wait), so a
+ * stream of publishes through a follower costs a write per pass, not one per publish; -EAGAIN
+ * while connecting (on_ready follows); another -errno when dropped (the caller retries later;
+ * a link that closes drops what it had queued too). */
 int link_forward(struct cluster_link *link, raft_id leader_id, const char *leader_address,
                  const struct raft_buffer *command);
+/* Writes what link_forward queued since the last flush. Call at the end of every pass in which
+ * link_forward may have been called (outside or inside uv_run). */
+void link_flush(struct cluster_link *link);
 
 /* Closes connections, accepted or opened, that did not complete their handshake within
  * LINK_HANDSHAKE_MS, so idle sockets cannot hold every slot and a silent stranger on a member's

@@ -180,7 +180,9 @@ static void node_pump(struct cluster_node *node)
     send_held_back(node);
     send_acks(node);
     bool appended = flush_batch(node);
-    if (push_commit(node) || appended)
+    bool forwarded = node->link.corked != NULL;
+    link_flush(&node->link);
+    if (push_commit(node) || appended || forwarded)
         uv_run(&node->uv, UV_RUN_NOWAIT); /* send it now, not at the next timer */
     uv_update_time(&node->uv); /* the timeout is counted from libuv's clock: make it now */
     arm_uv_timer(node, uv_backend_timeout(&node->uv));
@@ -744,26 +746,27 @@ static int target_export(void *ctx, struct table_buf *out)
 {
     struct cluster_node *node = ctx;
     uint64_t index = raft_last_applied(&node->raft);
-    struct table_buf state = {0};
     struct table_value v = {.type = TABLE_UINT64};
     v.v.u64 = index > node->model_index ? index : node->model_index;
+    size_t mark;
     int rc = table_buf_put_field(out, "index", 5, &v);
     if (rc == 0)
-        rc = node->target.export_state(node->target.ctx, &state);
-    v = (struct table_value){.type = TABLE_TABLE};
-    v.v.bytes = (struct proto_bytes){state.data, (uint32_t)state.len};
+        rc = table_buf_begin_nested(out, "state", TABLE_TABLE, &mark); /* in place: no copy of the state */
+    size_t start = out->len;
     if (rc == 0)
-        rc = table_buf_put_field(out, "state", 5, &v);
+        rc = node->target.export_state(node->target.ctx, out);
+    size_t state_len = out->len - start;
+    if (rc == 0)
+        rc = table_buf_end_nested(out, mark);
     /* The next snapshot once the log has grown by about this one's size (its entries' average). */
     uint64_t average = node->applied_entries ? node->applied_bytes / node->applied_entries : 0;
-    uint64_t entries = average ? state.len / average : 0;
+    uint64_t entries = average ? state_len / average : 0;
     if (entries < node->snapshot_base)
         entries = node->snapshot_base;
     if (entries > SNAPSHOT_THRESHOLD_MAX)
         entries = SNAPSHOT_THRESHOLD_MAX;
     raft_set_snapshot_threshold(&node->raft, (unsigned)entries);
     node->applied_bytes = node->applied_entries = 0;
-    table_buf_free(&state);
     return rc == 0 ? 0 : -1;
 }
 

@@ -109,7 +109,10 @@ int meta_fsm_expect(struct meta_fsm *fsm, uint64_t session, uint64_t request, me
         return -ENOMEM;
     p->done = done;
     p->arg = arg;
-    session_wait_add(&fsm->pending, &p->link, session, request);
+    if (session_wait_add(&fsm->pending, &p->link, session, request) != 0) {
+        free(p);
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -184,42 +187,40 @@ static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, v
 static int fsm_snapshot(struct raft_fsm *raft_fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct meta_fsm *fsm = raft_fsm->data;
-    struct table_buf t = {0}, list = {0}, state = {0};
+    struct table_buf t = {0};
     struct table_value v = {.type = TABLE_UINT8};
     v.v.u8 = 1;
-    int rc = table_buf_put_field(&t, "version", 7, &v);
+    size_t mark;
+    /* About the last snapshot's size at once: a large state grows no buffer step by step. */
+    int rc = table_buf_reserve(&t, fsm->snapshot_hint) | table_buf_put_field(&t, "version", 7, &v);
     v = (struct table_value){.type = TABLE_UINT64};
     v.v.u64 = fsm->apply_seq;
     rc |= table_buf_put_field(&t, "seq", 3, &v);
     v.v.u64 = fsm->applied;
     rc |= table_buf_put_field(&t, "applied", 7, &v);
+    /* nested values in place: the state, mostly messages, is copied once into t */
     if (rc == 0)
-        rc = sessions_encode(&fsm->sessions, &list);
-    v = (struct table_value){.type = TABLE_ARRAY};
-    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
-    rc |= table_buf_put_field(&t, "sessions", 8, &v);
+        rc = table_buf_begin_nested(&t, "sessions", TABLE_ARRAY, &mark);
     if (rc == 0)
-        rc = fsm->target.export_state(fsm->target.ctx, &state);
-    v = (struct table_value){.type = TABLE_TABLE};
-    v.v.bytes = (struct proto_bytes){state.data, (uint32_t)state.len};
+        rc = sessions_encode(&fsm->sessions, &t);
     if (rc == 0)
-        rc = table_buf_put_field(&t, "state", 5, &v);
-    table_buf_free(&list);
-    table_buf_free(&state);
+        rc = table_buf_end_nested(&t, mark);
+    if (rc == 0)
+        rc = table_buf_begin_nested(&t, "state", TABLE_TABLE, &mark);
+    if (rc == 0)
+        rc = fsm->target.export_state(fsm->target.ctx, &t);
+    if (rc == 0)
+        rc = table_buf_end_nested(&t, mark);
+    fsm->snapshot_hint = t.len + t.len / 8;
     struct raft_buffer *out = rc == 0 ? raft_malloc(sizeof(*out)) : NULL;
-    if (out) {
-        out->base = raft_malloc(t.len ? t.len : 1);
-        out->len = t.len;
-        if (out->base) {
-            memcpy(out->base, t.data, t.len);
-        } else {
-            raft_free(out);
-            out = NULL;
-        }
-    }
-    table_buf_free(&t);
-    if (!out)
+    if (!out) {
+        table_buf_free(&t);
         return RAFT_NOMEM;
+    }
+    /* Handed over, not copied: libraft's heap is the C library's (raft_heap_set is never
+     * called), so raft_free releases what table_buf allocated. */
+    out->base = t.data;
+    out->len = t.len;
     *bufs = out;
     *n_bufs = 1;
     return 0;

@@ -84,6 +84,7 @@ struct meta_fsm {
     struct session_wait *pending; /* each the first member of a waiter in meta_fsm.c */
     uint64_t applied;          /* commands applied to the target (duplicates and malformed not counted) */
     uint64_t apply_seq;        /* entries seen by apply, to age sessions */
+    size_t snapshot_hint;      /* bytes to reserve for the next snapshot (the last one's, and more) */
 };
 
 /* Sets up fsm over target. 0 or -ENOMEM. */

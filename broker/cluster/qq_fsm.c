@@ -671,7 +671,10 @@ int qq_fsm_expect(struct qq_fsm *fsm, uint64_t session, uint64_t request, qq_don
         return -ENOMEM;
     p->done = done;
     p->arg = arg;
-    session_wait_add(&fsm->pending, &p->link, session, request);
+    if (session_wait_add(&fsm->pending, &p->link, session, request) != 0) {
+        free(p);
+        return -ENOMEM;
+    }
     return 0;
 }
 

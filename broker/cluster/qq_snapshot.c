@@ -48,33 +48,29 @@ static int put_u64(struct table_buf *t, const char *key, uint64_t value)
     return table_buf_put_field(t, key, strlen(key), &v);
 }
 
-/* Appends a nested table or array (type F or A) holding inner's bytes. */
-static int put_nested(struct table_buf *t, const char *key, uint8_t type, const struct table_buf *inner)
+/* Nested values are written in place (table_buf_begin_nested): a snapshot of a deep queue is
+ * mostly message contents, copied once into the snapshot, not once per level. */
+static int begin(struct table_buf *t, const char *key, uint8_t type, size_t *mark)
 {
-    struct table_value v = {.type = type};
-    v.v.bytes = (struct proto_bytes){inner->data, (uint32_t)inner->len};
-    return key ? table_buf_put_field(t, key, strlen(key), &v) : table_buf_put_value(t, &v);
+    return table_buf_begin_nested(t, key, type, mark);
 }
 
 static int put_ids(struct table_buf *t, const char *key, const uint64_t *ids, size_t n)
 {
-    struct table_buf list = {0};
+    size_t mark;
     struct table_value v = {.type = TABLE_UINT64};
-    int rc = 0;
+    int rc = begin(t, key, TABLE_ARRAY, &mark);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         v.v.u64 = ids[i];
-        rc = table_buf_put_value(&list, &v);
+        rc = table_buf_put_value(t, &v);
     }
-    if (rc == 0)
-        rc = put_nested(t, key, TABLE_ARRAY, &list);
-    table_buf_free(&list);
-    return rc;
+    return rc == 0 ? table_buf_end_nested(t, mark) : rc;
 }
 
 int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out)
 {
     const struct qq_state *s = &fsm->state;
-    struct table_buf list = {0};
+    size_t list, e;
     struct table_value v = {.type = TABLE_UINT8};
     v.v.u8 = 1;
     int rc = table_buf_put_field(out, "version", 7, &v);
@@ -94,60 +90,60 @@ int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out)
     rc |= table_buf_put_field(out, "reject_publish", 14, &v);
     v.v.boolean = s->over_limit;
     rc |= table_buf_put_field(out, "over_limit", 10, &v);
-    rc |= sessions_encode(&s->sessions, &list);
-    rc |= put_nested(out, "sessions", TABLE_ARRAY, &list);
-    table_buf_free(&list);
+    if (rc != 0 || begin(out, "sessions", TABLE_ARRAY, &list) != 0 || sessions_encode(&s->sessions, out) != 0 ||
+        table_buf_end_nested(out, list) != 0)
+        return -1;
+    size_t bytes = 0;
+    for (size_t i = s->head; i < s->head + s->count; i++)
+        bytes += 40 + qq_content(s->messages[i]).len; /* each message's table, roughly */
+    rc = table_buf_reserve(out, bytes) | begin(out, "messages", TABLE_ARRAY, &list);
     for (size_t i = s->head; rc == 0 && i < s->head + s->count; i++) {
         const struct qq_message *m = s->messages[i];
-        struct table_buf e = {0};
-        rc |= put_u64(&e, "id", m->id);
+        rc |= begin(out, NULL, TABLE_TABLE, &e);
+        rc |= put_u64(out, "id", m->id);
         v = (struct table_value){.type = TABLE_UINT32};
         v.v.u32 = m->delivery_count;
-        rc |= table_buf_put_field(&e, "count", 5, &v);
+        rc |= table_buf_put_field(out, "count", 5, &v);
         v = (struct table_value){.type = TABLE_BYTES};
         v.v.bytes = qq_content(m);
-        rc |= table_buf_put_field(&e, "content", 7, &v);
-        rc |= put_nested(&list, NULL, TABLE_TABLE, &e);
-        table_buf_free(&e);
+        rc |= table_buf_put_field(out, "content", 7, &v);
+        rc |= table_buf_end_nested(out, e);
     }
-    rc |= put_nested(out, "messages", TABLE_ARRAY, &list);
-    table_buf_free(&list);
+    rc |= rc == 0 ? table_buf_end_nested(out, list) : 0;
+    rc |= rc == 0 ? begin(out, "returned", TABLE_ARRAY, &list) : 0;
     for (size_t i = 0; rc == 0 && i < s->returned.count; i++) {
         v = (struct table_value){.type = TABLE_UINT64};
         v.v.u64 = s->returned.v[s->returned.head + i].id;
-        rc |= table_buf_put_value(&list, &v);
+        rc |= table_buf_put_value(out, &v);
     }
-    rc |= put_nested(out, "returned", TABLE_ARRAY, &list);
-    table_buf_free(&list);
+    rc |= rc == 0 ? table_buf_end_nested(out, list) : 0;
+    rc |= rc == 0 ? begin(out, "requeued", TABLE_ARRAY, &list) : 0;
     for (size_t i = 0; rc == 0 && i < s->requeued.count; i++) {
         const struct qq_ready *r = &s->requeued.v[s->requeued.head + i];
-        struct table_buf e = {0};
-        rc |= put_u64(&e, "id", r->id);
-        rc |= put_u64(&e, "behind", r->behind);
-        rc |= put_nested(&list, NULL, TABLE_TABLE, &e);
-        table_buf_free(&e);
+        rc |= begin(out, NULL, TABLE_TABLE, &e);
+        rc |= put_u64(out, "id", r->id);
+        rc |= put_u64(out, "behind", r->behind);
+        rc |= table_buf_end_nested(out, e);
     }
-    rc |= put_nested(out, "requeued", TABLE_ARRAY, &list);
-    table_buf_free(&list);
+    rc |= rc == 0 ? table_buf_end_nested(out, list) : 0;
+    rc |= rc == 0 ? begin(out, "consumers", TABLE_ARRAY, &list) : 0;
     for (size_t i = 0; rc == 0 && i < s->nconsumers; i++) {
         const struct qq_consumer *c = s->consumers[i];
-        struct table_buf e = {0};
-        rc |= put_u64(&e, "serial", c->serial);
-        rc |= table_buf_put_string(&e, "node", proto_bytes_of(c->key.node));
-        rc |= put_u64(&e, "channel", c->key.channel);
-        rc |= table_buf_put_string(&e, "tag", proto_bytes_of(c->key.tag));
+        rc |= begin(out, NULL, TABLE_TABLE, &e);
+        rc |= put_u64(out, "serial", c->serial);
+        rc |= table_buf_put_string(out, "node", proto_bytes_of(c->key.node));
+        rc |= put_u64(out, "channel", c->key.channel);
+        rc |= table_buf_put_string(out, "tag", proto_bytes_of(c->key.tag));
         v = (struct table_value){.type = TABLE_UINT32};
         v.v.u32 = c->prefetch;
-        rc |= table_buf_put_field(&e, "prefetch", 8, &v);
+        rc |= table_buf_put_field(out, "prefetch", 8, &v);
         v = (struct table_value){.type = TABLE_BOOL};
         v.v.boolean = c->detached;
-        rc |= table_buf_put_field(&e, "detached", 8, &v);
-        rc |= put_ids(&e, "checked", c->checked, c->nchecked);
-        rc |= put_nested(&list, NULL, TABLE_TABLE, &e);
-        table_buf_free(&e);
+        rc |= table_buf_put_field(out, "detached", 8, &v);
+        rc |= put_ids(out, "checked", c->checked, c->nchecked);
+        rc |= table_buf_end_nested(out, e);
     }
-    rc |= put_nested(out, "consumers", TABLE_ARRAY, &list);
-    table_buf_free(&list);
+    rc |= rc == 0 ? table_buf_end_nested(out, list) : 0;
     return rc == 0 ? 0 : -1;
 }
 

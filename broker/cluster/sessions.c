@@ -4,6 +4,7 @@
  *     "id" uint64, "floor" uint64, "seen" uint64, "window" bytes (SESSIONS_WINDOW / 8) */
 #include "sessions.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,19 +170,23 @@ void sessions_free(struct sessions *s)
     *s = (struct sessions){0};
 }
 
-void session_wait_add(struct session_wait **list, struct session_wait *w, uint64_t session, uint64_t request)
+int session_wait_add(struct session_wait **table, struct session_wait *w, uint64_t session, uint64_t request)
 {
-    *w = (struct session_wait){session, request, *list};
-    *list = w;
+    memset(w, 0, sizeof(*w));
+    w->session = session;
+    w->request = request;
+    HASH_ADD(hh, *table, session, 2 * sizeof(uint64_t), w);
+    return w->hh.tbl ? 0 : -ENOMEM;
 }
 
-struct session_wait *session_wait_take(struct session_wait **list, uint64_t session, uint64_t request)
+struct session_wait *session_wait_take(struct session_wait **table, uint64_t session, uint64_t request)
 {
-    for (struct session_wait **pp = list; *pp; pp = &(*pp)->next)
-        if ((*pp)->session == session && (*pp)->request == request) {
-            struct session_wait *w = *pp;
-            *pp = w->next;
-            return w;
-        }
-    return NULL;
+    _Static_assert(offsetof(struct session_wait, request) == offsetof(struct session_wait, session) + sizeof(uint64_t),
+                   "the key is session and request side by side");
+    const uint64_t key[2] = {session, request};
+    struct session_wait *w;
+    HASH_FIND(hh, *table, key, sizeof(key), w);
+    if (w)
+        HASH_DELETE(hh, *table, w);
+    return w;
 }

@@ -12,6 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Allocation failures inside uthash leave the item's hh.tbl NULL instead of calling exit(). */
+#ifndef HASH_NONFATAL_OOM
+#define HASH_NONFATAL_OOM 1
+#endif
+#include <uthash.h>
+
 #include "proto.h"
 #include "table.h"
 
@@ -46,17 +52,19 @@ int sessions_decode(struct proto_bytes array, struct sessions *out);
 /* Frees what s holds and leaves it empty. */
 void sessions_free(struct sessions *s);
 
-/* A request this member proposed and waits to see applied, in a list keyed by (session,
- * request). A state machine embeds it as the first member of its own waiter, which adds the
- * callback with its result type. */
+/* A request this member proposed and waits to see applied, in a hash table keyed by (session,
+ * request): every node looks up every command it applies, and hundreds may be waiting (a
+ * publisher's confirm window), so the look-up must not walk them. A state machine embeds it as
+ * the first member of its own waiter, which adds the callback with its result type. Two waiters
+ * under one key are allowed (either is taken first). */
 struct session_wait {
-    uint64_t session, request;
-    struct session_wait *next;
+    uint64_t session, request; /* together, in this order: the key */
+    UT_hash_handle hh;
 };
 
-/* Puts w, waiting for (session, request), at the head of *list. */
-void session_wait_add(struct session_wait **list, struct session_wait *w, uint64_t session, uint64_t request);
-/* Unlinks and returns the waiter of (session, request), or NULL. */
-struct session_wait *session_wait_take(struct session_wait **list, uint64_t session, uint64_t request);
+/* Adds w, waiting for (session, request), to *table (NULL: empty). 0 or -ENOMEM. */
+int session_wait_add(struct session_wait **table, struct session_wait *w, uint64_t session, uint64_t request);
+/* Removes and returns a waiter of (session, request), or NULL. */
+struct session_wait *session_wait_take(struct session_wait **table, uint64_t session, uint64_t request);
 
 #endif

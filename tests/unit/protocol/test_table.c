@@ -431,6 +431,55 @@ static void equality_compares_type_and_contents(void **state)
     assert_false(table_value_equal(&zero, &minus_zero));
 }
 
+/* A table written with nested values in place is byte for byte the one written level by
+ * level with copies. */
+static void nested_values_written_in_place_equal_copied_ones(void **state)
+{
+    (void)state;
+    struct table_value u = {.type = TABLE_UINT64};
+    u.v.u64 = 7;
+    /* copied: {"a": u64 7, "list": [{"x": "y"}, 7], "t": {}} */
+    struct table_buf inner = {0}, list = {0}, copied = {0};
+    assert_int_equal(table_buf_put_string(&inner, "x", proto_bytes_of("y")), 0);
+    struct table_value v = {.type = TABLE_TABLE};
+    v.v.bytes = (struct proto_bytes){inner.data, (uint32_t)inner.len};
+    assert_int_equal(table_buf_put_value(&list, &v), 0);
+    assert_int_equal(table_buf_put_value(&list, &u), 0);
+    assert_int_equal(table_buf_put_field(&copied, "a", 1, &u), 0);
+    v = (struct table_value){.type = TABLE_ARRAY};
+    v.v.bytes = (struct proto_bytes){list.data, (uint32_t)list.len};
+    assert_int_equal(table_buf_put_field(&copied, "list", 4, &v), 0);
+    v = (struct table_value){.type = TABLE_TABLE};
+    v.v.bytes = (struct proto_bytes){NULL, 0};
+    assert_int_equal(table_buf_put_field(&copied, "t", 1, &v), 0);
+    /* in place */
+    struct table_buf placed = {0};
+    size_t outer, element, empty;
+    assert_int_equal(table_buf_put_field(&placed, "a", 1, &u), 0);
+    assert_int_equal(table_buf_begin_nested(&placed, "list", TABLE_ARRAY, &outer), 0);
+    assert_int_equal(table_buf_begin_nested(&placed, NULL, TABLE_TABLE, &element), 0);
+    assert_int_equal(table_buf_put_string(&placed, "x", proto_bytes_of("y")), 0);
+    assert_int_equal(table_buf_end_nested(&placed, element), 0);
+    assert_int_equal(table_buf_put_value(&placed, &u), 0);
+    assert_int_equal(table_buf_end_nested(&placed, outer), 0);
+    assert_int_equal(table_buf_begin_nested(&placed, "t", TABLE_TABLE, &empty), 0);
+    assert_int_equal(table_buf_end_nested(&placed, empty), 0);
+    assert_int_equal(placed.len, copied.len);
+    assert_memory_equal(placed.data, copied.data, copied.len);
+    assert_int_equal(table_validate((struct proto_bytes){placed.data, (uint32_t)placed.len}), 0);
+    /* only tables and arrays nest; a key too long is refused */
+    assert_int_equal(table_buf_begin_nested(&placed, "s", TABLE_LONGSTR, &empty), PROTO_ERR_FIELD_TYPE);
+    char long_key[300];
+    memset(long_key, 'k', sizeof(long_key) - 1);
+    long_key[sizeof(long_key) - 1] = '\0';
+    assert_int_equal(table_buf_begin_nested(&placed, long_key, TABLE_TABLE, &empty), PROTO_ERR_TOO_LONG);
+    assert_int_equal(placed.len, copied.len);
+    table_buf_free(&inner);
+    table_buf_free(&list);
+    table_buf_free(&copied);
+    table_buf_free(&placed);
+}
+
 static void buffer_refuses_bad_input_and_keeps_its_contents(void **state)
 {
     (void)state;
@@ -476,6 +525,7 @@ int main(void)
         cmocka_unit_test(integers_convert_and_others_do_not),
         cmocka_unit_test(equality_compares_type_and_contents),
         cmocka_unit_test(buffer_refuses_bad_input_and_keeps_its_contents),
+        cmocka_unit_test(nested_values_written_in_place_equal_copied_ones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
