@@ -35,7 +35,7 @@ enum conn_kind {
 enum read_stage {
     READ_HELLO, READ_HELLO_REST, READ_PROOF, /* a server */
     READ_CHALLENGE,                          /* a client */
-    READ_LENGTH, READ_BODY, READ_NOTHING,
+    READ_MESSAGES, READ_NOTHING,
 };
 
 struct link_conn {
@@ -53,7 +53,8 @@ struct link_conn {
     size_t hello_len;
     uint8_t nonce_s[LINK_NONCE];
     uint8_t in[CHALLENGE];          /* the challenge, the proof, a message length */
-    uint8_t *body;                  /* a forwarded message being read, grown as its bytes come */
+    uint8_t *body;                  /* forwarded messages being read (READ_MESSAGES): as many as a
+                                     * read brings, grown only as far as the bytes that came */
     size_t body_cap;
     size_t have, want;              /* bytes of the current piece read so far, and needed */
     uint64_t started_ms;            /* uv_now() at accept or connect */
@@ -323,15 +324,15 @@ static void read_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct link_conn *c = handle->data;
-    if (c->stage != READ_BODY) {
+    if (c->stage != READ_MESSAGES) { /* the handshake: exactly its bytes, the rest may be Raft's */
         uint8_t *base = c->stage == READ_HELLO || c->stage == READ_HELLO_REST ? c->hello : c->in;
         *buf = uv_buf_init((char *)base + c->have, (unsigned)(c->want - c->have));
         return;
     }
     if (c->have == c->body_cap) { /* memory follows the bytes a peer sent, not the length it claimed */
         size_t cap = c->body_cap ? c->body_cap * 2 : 64u << 10;
-        if (cap > c->want)
-            cap = c->want;
+        if (cap > 4 + (size_t)LINK_MESSAGE_MAX)
+            cap = 4 + (size_t)LINK_MESSAGE_MAX; /* full and no message complete: messages() refuses */
         uint8_t *body = realloc(c->body, cap);
         if (!body) {
             *buf = uv_buf_init(NULL, 0); /* read_done sees UV_ENOBUFS and drops the peer */
@@ -382,7 +383,7 @@ static const char *proof_received(struct link_conn *c)
         return "wrong proof in the handshake (a node with another secret, or not a member)";
     c->authenticated = true;
     if (c->hello[4] == 'F') {
-        next_piece(c, READ_LENGTH, 4);
+        next_piece(c, READ_MESSAGES, 0);
         return NULL;
     }
     struct cluster_link *link = c->link;
@@ -425,7 +426,6 @@ static const char *challenge_received(struct link_conn *c)
  * (c may have been handed over or closed: it is not touched after). */
 static const char *read_piece(struct link_conn *c)
 {
-    struct cluster_link *link = c->link;
     switch (c->stage) {
     case READ_HELLO: {
         const uint8_t *h = c->hello;
@@ -442,26 +442,40 @@ static const char *read_piece(struct link_conn *c)
         return proof_received(c);
     case READ_CHALLENGE:
         return challenge_received(c);
-    case READ_LENGTH: {
-        const uint8_t *h = c->in;
-        uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-        if (n == 0 || n > LINK_MESSAGE_MAX)
-            return "forwarded message length out of bounds";
-        next_piece(c, READ_BODY, n);
-        return NULL;
-    }
-    case READ_BODY: {
-        int rc = link->on_forward(link->ctx, c->body, c->want);
-        free(c->body);
-        c->body = NULL;
-        c->body_cap = 0;
-        next_piece(c, READ_LENGTH, 4);
-        return rc == 0 ? NULL : "forwarded command does not decode";
-    }
+    case READ_MESSAGES: /* read_done hands these to messages() */
     case READ_NOTHING:
         break;
     }
     return "bytes where none are expected"; /* on the outgoing forwarding link */
+}
+
+/* Hands every complete forwarded message in c->body to on_forward, in order, and keeps the
+ * incomplete rest at the front. One read brings what a follower wrote in a pass (link_flush),
+ * so a stream of publishes costs a read per pass, not two per message. NULL, or why the peer is
+ * dropped. */
+static const char *messages(struct link_conn *c)
+{
+    struct cluster_link *link = c->link;
+    size_t at = 0;
+    while (c->have - at >= 4 && !c->closing) {
+        const uint8_t *h = c->body + at;
+        uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+        if (n == 0 || n > LINK_MESSAGE_MAX)
+            return "forwarded message length out of bounds";
+        if (c->have - at - 4 < n)
+            break;
+        if (link->on_forward(link->ctx, h + 4, n) != 0)
+            return "forwarded command does not decode";
+        at += 4 + (size_t)n;
+    }
+    memmove(c->body, c->body + at, c->have - at);
+    c->have -= at;
+    if (c->have == 0 && c->body_cap > (64u << 10)) { /* a large message passed: give its room back */
+        free(c->body);
+        c->body = NULL;
+        c->body_cap = 0;
+    }
+    return NULL;
 }
 
 static void read_done(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -475,6 +489,12 @@ static void read_done(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->have += (size_t)nread;
+    if (c->stage == READ_MESSAGES) {
+        const char *why = messages(c);
+        if (why)
+            conn_refuse(c, why);
+        return;
+    }
     if (c->have == c->want) {
         const char *why = read_piece(c);
         if (why)
