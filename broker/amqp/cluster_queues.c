@@ -422,12 +422,13 @@ void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, str
     struct rq *r = add_rq(cq, vhost_name(vhost), name, s.has_delivery_limit ? s.delivery_limit : -1);
     struct qq_limits limits = {s.max_length, s.max_length_bytes, s.overflow_reject};
     qq_fsm_set_limits(&r->fsm, &limits);
+    qq_fsm_set_single_active(&r->fsm, s.single_active_consumer);
     /* Said once, where an operator looks: the replicated state machine does not run these yet
      * (docs/cluster.md, limits), and a silent queue that keeps what it was told to drop would
      * surprise more than a log line. */
-    if (s.message_ttl_ms >= 0 || s.expires_ms >= 0 || s.single_active_consumer || s.overflow_reject_dlx)
-        log_warning("cluster: quorum queue '%.*s' in vhost '%s' is replicated without its x-message-ttl, x-expires, "
-                    "x-single-active-consumer or reject-publish-dlx: not enforced in a cluster yet",
+    if (s.message_ttl_ms >= 0 || s.expires_ms >= 0 || s.overflow_reject_dlx)
+        log_warning("cluster: quorum queue '%.*s' in vhost '%s' is replicated without its x-message-ttl, x-expires "
+                    "or reject-publish-dlx: not enforced in a cluster yet",
                     (int)name.len, (const char *)name.ptr, vhost_name(vhost));
 }
 

@@ -367,11 +367,27 @@ static void check_out(struct qq_fsm *fsm, struct qq_consumer *c, struct qq_messa
                              m->delivery_count);
 }
 
+/* With a single active consumer: the first attached consumer in service order, or NULL. */
+static struct qq_consumer *active_consumer(const struct qq_state *s)
+{
+    for (size_t i = 0; i < s->nconsumers; i++)
+        if (!s->consumers[i]->detached)
+            return s->consumers[i];
+    return NULL;
+}
+
 /* Gives ready messages to consumers with room until either runs out, each to the first consumer
- * in service order with room, which then goes to the back (round-robin), in next_ready's order. */
+ * in service order with room, which then goes to the back (round-robin), in next_ready's order.
+ * With a single active consumer, only to the active one, and nobody moves. */
 static void assign(struct qq_fsm *fsm)
 {
     struct qq_state *s = &fsm->state;
+    if (s->single_active) {
+        struct qq_consumer *c = active_consumer(s);
+        while (c && qq_consumer_has_room(c) && any_ready(s))
+            check_out(fsm, c, next_ready(s));
+        return;
+    }
     while (any_ready(s)) {
         size_t i = 0;
         while (i < s->nconsumers && !qq_consumer_has_room(s->consumers[i]))
@@ -662,6 +678,11 @@ void qq_fsm_set_limits(struct qq_fsm *fsm, const struct qq_limits *limits)
         s->over_limit = false;
 }
 
+void qq_fsm_set_single_active(struct qq_fsm *fsm, bool on)
+{
+    fsm->state.single_active = on;
+}
+
 /* ---- pending requests of this member ---- */
 
 int qq_fsm_expect(struct qq_fsm *fsm, uint64_t session, uint64_t request, qq_done_fn done, void *arg)
@@ -802,6 +823,8 @@ size_t qq_fsm_messages(const struct qq_fsm *fsm)
 
 size_t qq_fsm_consumers(const struct qq_fsm *fsm)
 {
+    if (fsm->state.single_active)
+        return active_consumer(&fsm->state) ? 1 : 0;
     size_t n = 0;
     for (size_t i = 0; i < fsm->state.nconsumers; i++)
         n += !fsm->state.consumers[i]->detached;

@@ -157,6 +157,7 @@ struct qq_state {
     struct qq_limits limits;        /* none: -1, -1, drop-head */
     uint64_t ready_bytes;           /* content bytes of the ready messages (derived, not in a snapshot) */
     bool over_limit;                /* reject-publish's latch: enqueues refused until back at 80% */
+    bool single_active;             /* x-single-active-consumer (qq_fsm_set_single_active) */
     struct sessions sessions;
 };
 
@@ -186,6 +187,16 @@ void qq_fsm_forget(struct qq_fsm *fsm, uint64_t session, uint64_t request);
 /* Sets the limits (at creation, on every member alike). The next command applies them. */
 void qq_fsm_set_limits(struct qq_fsm *fsm, const struct qq_limits *limits);
 
+/* x-single-active-consumer, set at creation on every member alike (part of the state and of a
+ * snapshot; absent in older ones: off). On: only the active consumer takes messages -- the
+ * first attached one in service order, which does not rotate (a new consumer joins at the back
+ * and waits) -- so messages are consumed in order by one consumer at a time, as RabbitMQ's
+ * rabbit_fifo does it. When the active one is cancelled, detached (basic.cancel) or its node
+ * goes down, the next waiting one becomes active with the next command; what the departed one
+ * held comes back first. Only the active one counts as a consumer (qq_fsm_consumers), as
+ * RabbitMQ 3.10 counts a quorum queue's consumers. */
+void qq_fsm_set_single_active(struct qq_fsm *fsm, bool on);
+
 /* The broker's way in when the queue is one object among others in a bigger state machine (the
  * cluster's metadata log, whose meta_fsm already applies each command exactly once): applies
  * cmd (its op and args; session and request are not looked at) without qq_fsm's own sessions,
@@ -209,7 +220,8 @@ bool qq_fsm_still_held(const struct qq_fsm *fsm, const struct qq_consumer_key *c
 /* Counts, for the broker and tests. */
 size_t qq_fsm_messages(const struct qq_fsm *fsm);
 size_t qq_fsm_ready(const struct qq_fsm *fsm);
-/* Consumers attached (taking messages): detached ones and get holders are not counted. */
+/* Consumers attached (taking messages): detached ones and get holders are not counted; with a
+ * single active consumer, only the active one. */
 size_t qq_fsm_consumers(const struct qq_fsm *fsm);
 
 #endif

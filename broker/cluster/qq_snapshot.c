@@ -12,6 +12,7 @@
  *     "max_bytes"      int64    x-max-length-bytes, -1  } reject-publish's latch; each absent
  *     "reject_publish" bool     x-overflow reject-publish } in snapshots written before limits
  *     "over_limit"     bool     enqueues refused (latch)  } (-1, -1, false, false: none)
+ *     "single_active"  bool     x-single-active-consumer; absent in older snapshots: false
  *     "sessions"       array    the exactly-once record (sessions.c)
  *     "messages"       array    of tables {"id" uint64, "count" uint32, "content" bytes}, ids ascending
  *     "returned"       array    of uint64: the front of the ready messages, departed consumers'
@@ -28,7 +29,8 @@
  * requeued, delivery count above 0) or checked out by exactly one consumer, every id named
  * exists, no consumer is named twice, no delivery count is past the limit, the requeued ones'
  * "behind" could have been recorded (above the id, from next_new to next_id, never decreasing),
- * no ready message waits while an attached consumer has room, no detached consumer holds
+ * no ready message waits while an attached consumer that would take it has room (with a single
+ * active consumer: the active one), no detached consumer holds
  * nothing (it would have been removed), and the latch is set only with reject-publish. Being over
  * a limit is not refused: drop-head leaves the queue within them only once the next command runs
  * after limits are set, and leaves holes in the ids below next_new (as settles do). */
@@ -90,6 +92,8 @@ int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out)
     rc |= table_buf_put_field(out, "reject_publish", 14, &v);
     v.v.boolean = s->over_limit;
     rc |= table_buf_put_field(out, "over_limit", 10, &v);
+    v.v.boolean = s->single_active;
+    rc |= table_buf_put_field(out, "single_active", 13, &v);
     if (rc != 0 || begin(out, "sessions", TABLE_ARRAY, &list) != 0 || sessions_encode(&s->sessions, out) != 0 ||
         table_buf_end_nested(out, list) != 0)
         return -1;
@@ -337,7 +341,8 @@ static bool decode_limits(struct qq_state *s, struct proto_bytes t)
     return decode_limit(t, "max_length", &s->limits.max_length) &&
            decode_limit(t, "max_bytes", &s->limits.max_bytes) &&
            decode_flag(t, "reject_publish", &s->limits.reject_publish) &&
-           decode_flag(t, "over_limit", &s->over_limit) && (!s->over_limit || s->limits.reject_publish);
+           decode_flag(t, "over_limit", &s->over_limit) && (!s->over_limit || s->limits.reject_publish) &&
+           decode_flag(t, "single_active", &s->single_active);
 }
 
 static bool decode_consumer(struct qq_state *s, struct proto_bytes t)
@@ -415,9 +420,12 @@ bool qq_state_decode(struct qq_state *s, struct proto_bytes t)
             s->ready_bytes += m->len;
     }
     bool ready = s->returned.count > 0 || s->requeued.count > 0 || s->next_new < s->next_id;
-    for (size_t i = 0; ready && i < s->nconsumers; i++)
+    for (size_t i = 0; ready && i < s->nconsumers; i++) {
         if (qq_consumer_has_room(s->consumers[i])) /* a member would have delivered it */
             return false;
+        if (s->single_active && !s->consumers[i]->detached)
+            break; /* the active one is full: the others wait whatever their room */
+    }
     return true;
 }
 

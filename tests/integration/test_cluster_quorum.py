@@ -12,7 +12,7 @@ in a cluster"): three Warren nodes on loopback, real pika clients on every node.
   running when the enqueue is applied later (its confirm has nowhere to go).
 - nack/reject with requeue, basic.cancel keeping unacked deliveries settleable, no-ack consumers,
   purge, x-delivery-limit dead-lettering into a replicated queue, queue.delete cancelling
-  consumers on every node.
+  consumers on every node, x-single-active-consumer with consumers on two nodes.
 
 Not runnable against an external broker: the test owns the three processes.
 """
@@ -417,6 +417,46 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
             connection.close()
         for node in self.cluster.nodes:
             wait_depth(node, "full", 3)
+
+    def test_single_active_consumer_one_at_a_time_across_nodes(self):
+        self.declare(self.a, "sac", {"x-single-active-consumer": True})
+        first, second = [], []
+        conn1, ch1 = channel_on(self.b)
+        conn2, ch2 = channel_on(self.c)
+        self.addCleanup(conn1.close)
+        self.addCleanup(conn2.close)
+
+        def on(got, channel):
+            def callback(_ch, method, _props, body):
+                got.append(body)
+                channel.basic_ack(method.delivery_tag)
+            return callback
+
+        def pump(until, timeout=10.0):
+            deadline = time.monotonic() + timeout
+            while not until() and time.monotonic() < deadline:
+                conn1.process_data_events(time_limit=0.05)
+                conn2.process_data_events(time_limit=0.05)
+
+        for channel in (ch1, ch2):
+            channel.basic_qos(prefetch_count=5)
+        tag1 = ch1.basic_consume("sac", on(first, ch1))
+        deadline = time.monotonic() + 10
+        while depth(self.a, "sac")[1] != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ch2.basic_consume("sac", on(second, ch2))  # registered second: waits
+        publish_confirmed(self.a, "sac", [b"m%d" % i for i in range(20)])
+        pump(lambda: len(first) == 20)
+        pump(lambda: False, timeout=0.5)  # anything wrongly sent to the second would come now
+        self.assertEqual(first, [b"m%d" % i for i in range(20)])
+        self.assertEqual(second, [])
+        self.assertEqual(depth(self.a, "sac")[1], 1)  # the active one only, as RabbitMQ counts
+        # The active one goes: the waiting one takes over, in order.
+        ch1.basic_cancel(tag1)
+        publish_confirmed(self.b, "sac", [b"n%d" % i for i in range(10)])
+        pump(lambda: len(second) == 10)
+        self.assertEqual(second, [b"n%d" % i for i in range(10)])
+        self.assertEqual(len(first), 20)
 
     def test_delete_cancels_consumers_on_every_node(self):
         self.declare(self.a, "gone")

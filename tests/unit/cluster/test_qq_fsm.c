@@ -1230,6 +1230,81 @@ static void import_takes_an_export_and_refuses_garbage_leaving_the_state(void **
     qq_fsm_close(&source.fsm);
 }
 
+/* ---- single active consumer ---- */
+
+static void a_single_active_consumer_takes_everything_in_order_and_the_next_waits(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    qq_fsm_set_single_active(&n.fsm, true);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 2));
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n1", 1, "b", 5));
+    assert_int_equal(qq_fsm_consumers(&n.fsm), 1); /* the active one only, as RabbitMQ 3.10 counts */
+    for (unsigned i = 0; i < 4; i++)
+        apply_direct(&n, 1, ++r, "enqueue", content_args("m"));
+    /* a takes 1 and 2 (its prefetch); b, with room, waits; 3 and 4 stay ready */
+    assert_int_equal(n.n, 2);
+    assert_delivery(&n.effects[0], "a", 1, false);
+    assert_delivery(&n.effects[1], "a", 2, false);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 2);
+    apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(1)));
+    assert_int_equal(n.n, 3);
+    assert_delivery(&n.effects[2], "a", 3, false);
+    /* a goes (its channel closed): what it held comes back first, to b, which is active now */
+    assert_int_equal(apply_direct(&n, 1, ++r, "channel_down", consumer_args("n0", 1, "")).value, 1);
+    assert_int_equal(qq_fsm_consumers(&n.fsm), 1);
+    assert_int_equal(n.n, 6);
+    static const uint64_t order[] = {2, 3, 4};
+    for (unsigned k = 0; k < 3; k++)
+        assert_delivery(&n.effects[3 + k], "b", order[k], k < 2);
+    /* a new consumer waits behind b, even with b full and messages ready */
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n2", 1, "c", 0));
+    for (unsigned i = 0; i < 4; i++)
+        apply_direct(&n, 1, ++r, "enqueue", content_args("m")); /* 5 6 to b (room 2), 7 8 wait */
+    assert_int_equal(n.n, 8);
+    assert_delivery(&n.effects[7], "b", 6, false);
+    assert_int_equal(qq_fsm_ready(&n.fsm), 2);
+    /* basic.cancel of b: it keeps what it holds; c is active at once and takes what waits */
+    assert_int_equal(apply_direct(&n, 1, ++r, "detach", consumer_args("n1", 1, "b")).value, 5);
+    assert_int_equal(n.n, 10);
+    assert_delivery(&n.effects[8], "c", 7, false);
+    assert_delivery(&n.effects[9], "c", 8, false);
+    qq_fsm_close(&n.fsm);
+}
+
+static void single_active_survives_a_snapshot_and_a_crafted_one_is_checked_against_it(void **state)
+{
+    (void)state;
+    static struct node n, copy;
+    node_init(&n, -1);
+    qq_fsm_set_single_active(&n.fsm, true);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 1));
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n1", 1, "b", 0));
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m"));
+    apply_direct(&n, 1, ++r, "enqueue", content_args("m")); /* waits: a is full, b is not active */
+    struct table_buf t = {0};
+    assert_int_equal(qq_fsm_export(&n.fsm, &t), 0);
+    node_init(&copy, -1); /* single_active off until the snapshot says otherwise */
+    assert_int_equal(qq_fsm_import(&copy.fsm, (struct proto_bytes){t.data, (uint32_t)t.len}), 0);
+    assert_true(copy.fsm.state.single_active);
+    apply_direct(&copy, 2, 1, "enqueue", content_args("m"));
+    assert_int_equal(copy.n, 0); /* still only a's, and a is full */
+    /* the same bytes without the flag describe a state no member could reach: b has room and a
+     * message waits; it is refused */
+    struct table_value v;
+    assert_int_equal(table_find((struct proto_bytes){t.data, (uint32_t)t.len}, "single_active", &v), 1);
+    uint8_t *flag = memmem(t.data, t.len, "\x0dsingle_activet\x01", 16);
+    assert_non_null(flag);
+    flag[15] = 0;
+    assert_int_equal(qq_fsm_import(&copy.fsm, (struct proto_bytes){t.data, (uint32_t)t.len}), -1);
+    table_buf_free(&t);
+    qq_fsm_close(&n.fsm);
+    qq_fsm_close(&copy.fsm);
+}
+
 /* ---- snapshots read back as untrusted ---- */
 
 /* A snapshot written by hand. messages: "id:count" for each; checked: one consumer's ids. */
@@ -1879,6 +1954,8 @@ int main(void)
         cmocka_unit_test(a_lagging_member_catches_up_from_a_snapshot_and_agrees_on_later_effects),
         cmocka_unit_test(malformed_commands_change_nothing),
         cmocka_unit_test(the_assignment_rules_hold_without_raft),
+        cmocka_unit_test(a_single_active_consumer_takes_everything_in_order_and_the_next_waits),
+        cmocka_unit_test(single_active_survives_a_snapshot_and_a_crafted_one_is_checked_against_it),
         cmocka_unit_test(crafted_snapshots_that_do_not_check_out_are_refused),
         cmocka_unit_test(channels_past_16_bits_name_distinct_consumers_and_survive_a_snapshot),
         cmocka_unit_test(a_negative_or_too_big_channel_is_malformed),
