@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "channel_internal.h"
 #include "cluster_node.h"
@@ -34,6 +35,7 @@ struct rq {
     char name[NAME_MAX_LEN + 1];
     size_t key_len;
     char key[2 * (NAME_MAX_LEN + 1)];
+    uint64_t tick_sent_ms;   /* loop ms a qq.tick for it was proposed; 0 once applied */
 };
 
 /* A channel of this node that used replicated queues, by its id in consumer keys. */
@@ -88,7 +90,20 @@ struct cluster_queues {
     unsigned stall_ms;
     uint64_t next_channel; /* a random prefix in the high bits, a counter below */
     unsigned applying;
+    uint64_t next_expiry_check_ms; /* loop ms of the leader's next look for expired heads */
 };
+
+#define EXPIRY_CHECK_MS 100  /* how often a leader looks for queues whose head is due to expire */
+#define TICK_RETRY_MS 2000   /* a tick not applied by then (lost with a leader) is proposed again */
+
+/* The clock the queues' commands carry (qq_fsm.h, "Time"): wall-clock milliseconds, the same on
+ * every member up to their clocks' skew; the state machine keeps the largest it saw. */
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static _Noreturn void out_of_memory(void)
 {
@@ -195,11 +210,40 @@ static uint64_t propose(struct cluster_queues *cq, const char *op, struct table_
     return c->handle;
 }
 
+/* While this node leads: a queue whose head is due to expire gets a qq.tick carrying this
+ * node's clock (nothing expires between commands: qq_fsm.h, "Time"), at most one in flight. */
+static void expire_due(struct cluster_queues *cq)
+{
+    uint64_t now = loop_now_ms(server_loop(cq->server));
+    if (!cq->node || now < cq->next_expiry_check_ms || !cluster_node_is_leader(cq->node))
+        return;
+    cq->next_expiry_check_ms = now + EXPIRY_CHECK_MS;
+    uint64_t wall = wall_ms();
+    struct rq *r, *tmp;
+    HASH_ITER(hh, cq->queues, r, tmp) {
+        uint64_t due = qq_fsm_next_expiry(&r->fsm);
+        if (due == 0 || due > wall || (r->tick_sent_ms && now - r->tick_sent_ms < TICK_RETRY_MS))
+            continue;
+        struct table_buf args = {0};
+        struct table_value v = {.type = TABLE_UINT64};
+        v.v.u64 = wall;
+        if ((table_buf_put_string(&args, "vhost", proto_bytes_of(r->vhost)) |
+             table_buf_put_string(&args, "queue", (struct proto_bytes){(const uint8_t *)r->name, r->name_len}) |
+             table_buf_put_field(&args, "now", 3, &v)) != 0) {
+            table_buf_free(&args);
+            continue;
+        }
+        if (propose(cq, "qq.tick", &args, NULL, NULL, 0) != 0)
+            r->tick_sent_ms = now ? now : 1;
+    }
+}
+
 void cluster_queues_flush(struct cluster_queues *cq)
 {
     if (!cq)
         return;
     deliver_due(cq);
+    expire_due(cq);
     while (cq->deferred) {
         struct deferred *d = cq->deferred;
         cq->deferred = d->next;
@@ -357,7 +401,10 @@ static void effect_discarded(void *ctx, uint64_t id, struct proto_bytes content,
         log_error("cluster: quorum queue '%s': message %" PRIu64 " cannot be dead-lettered", r->name, id);
         return;
     }
-    enum queue_drop_reason why = strcmp(reason, "delivery_limit") == 0 ? QUEUE_DROP_DELIVERY_LIMIT : QUEUE_DROP_REJECTED;
+    enum queue_drop_reason why = strcmp(reason, "delivery_limit") == 0 ? QUEUE_DROP_DELIVERY_LIMIT
+                                 : strcmp(reason, "maxlen") == 0       ? QUEUE_DROP_MAXLEN
+                                 : strcmp(reason, "expired") == 0      ? QUEUE_DROP_EXPIRED
+                                                                       : QUEUE_DROP_REJECTED;
     queue_retain(q);
     vhost_dead_letter(v, q, msg, (int)why);
     queue_release(q);
@@ -423,11 +470,12 @@ void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, str
     struct qq_limits limits = {s.max_length, s.max_length_bytes, s.overflow_reject};
     qq_fsm_set_limits(&r->fsm, &limits);
     qq_fsm_set_single_active(&r->fsm, s.single_active_consumer);
+    qq_fsm_set_message_ttl(&r->fsm, s.message_ttl_ms);
     /* Said once, where an operator looks: the replicated state machine does not run these yet
      * (docs/cluster.md, limits), and a silent queue that keeps what it was told to drop would
      * surprise more than a log line. */
-    if (s.message_ttl_ms >= 0 || s.expires_ms >= 0 || s.overflow_reject_dlx)
-        log_warning("cluster: quorum queue '%.*s' in vhost '%s' is replicated without its x-message-ttl, x-expires "
+    if (s.expires_ms >= 0 || s.overflow_reject_dlx)
+        log_warning("cluster: quorum queue '%.*s' in vhost '%s' is replicated without its x-expires "
                     "or reject-publish-dlx: not enforced in a cluster yet",
                     (int)name.len, (const char *)name.ptr, vhost_name(vhost));
 }
@@ -548,6 +596,8 @@ bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *
             snprintf(out->text, sizeof out->text, "no queue '%.100s' in vhost '%.100s'", name, vhost);
         } else {
             run(r, op, cmd->args, &res);
+            if (strcmp(op, "tick") == 0)
+                r->tick_sent_ms = 0; /* the next one may go when the new head is due */
             out->status = res.status == QQ_MALFORMED ? META_MALFORMED : 0;
             snprintf(out->text, sizeof out->text, "%" PRIu64, res.value);
         }
@@ -868,6 +918,15 @@ uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, 
     v = (struct table_value){.type = TABLE_BYTES};
     v.v.bytes = (struct proto_bytes){content, (uint32_t)size};
     rc |= table_buf_put_field(&args, "content", 7, &v);
+    /* the queues' clock and the message's own TTL (qq_fsm.h, "Time") */
+    v = (struct table_value){.type = TABLE_UINT64};
+    v.v.u64 = wall_ms();
+    rc |= table_buf_put_field(&args, "now", 3, &v);
+    if (msg->has_expiration) {
+        v = (struct table_value){.type = TABLE_INT64};
+        v.v.i64 = msg->expiration_ms > INT64_MAX ? INT64_MAX : (int64_t)msg->expiration_ms;
+        rc |= table_buf_put_field(&args, "ttl", 3, &v);
+    }
     free(content);
     table_buf_free(&names);
     if (rc != 0) {

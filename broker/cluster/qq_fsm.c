@@ -357,6 +357,59 @@ static struct qq_message *next_ready(struct qq_state *s)
     return m;
 }
 
+/* The id next_ready would take, without taking it; 0 when none is ready. */
+static uint64_t peek_ready(const struct qq_state *s)
+{
+    if (s->returned.count > 0)
+        return s->returned.v[s->returned.head].id;
+    if (s->requeued.count > 0 && s->requeued.v[s->requeued.head].behind <= s->next_new)
+        return s->requeued.v[s->requeued.head].id;
+    return s->next_new < s->next_id ? s->next_new : 0;
+}
+
+static bool expired(const struct qq_state *s, const struct qq_message *m, bool at_deadline)
+{
+    return m->expires_at != 0 && (m->expires_at < s->now_ms || (at_deadline && m->expires_at == s->now_ms));
+}
+
+/* next_ready for a consumer: expired messages met at the head are discarded on the way. */
+static struct qq_message *next_live(struct qq_fsm *fsm)
+{
+    struct qq_state *s = &fsm->state;
+    struct qq_message *m;
+    while ((m = next_ready(s)) != NULL && expired(s, m, false)) {
+        size_t at;
+        if (!qq_message_find(s, m->id, &at)) /* cannot happen: next_ready found it */
+            abort();
+        discard(fsm, at, "expired");
+    }
+    return m;
+}
+
+/* After consumers took what they could: the head's messages at or past their deadline go
+ * (nobody could take them now). Returns how many. */
+static uint64_t expire_head(struct qq_fsm *fsm)
+{
+    struct qq_state *s = &fsm->state;
+    uint64_t n = 0, id;
+    struct qq_message *m;
+    while ((id = peek_ready(s)) != 0 && (m = qq_message_find(s, id, NULL)) != NULL && expired(s, m, true)) {
+        size_t at;
+        next_ready(s);
+        qq_message_find(s, id, &at);
+        discard(fsm, at, "expired");
+        n++;
+    }
+    return n;
+}
+
+uint64_t qq_fsm_next_expiry(const struct qq_fsm *fsm)
+{
+    uint64_t id = peek_ready(&fsm->state);
+    const struct qq_message *m = id ? qq_message_find(&fsm->state, id, NULL) : NULL;
+    return m ? m->expires_at : 0;
+}
+
 /* Checks m (just taken by next_ready) out to c and reports the delivery. */
 static void check_out(struct qq_fsm *fsm, struct qq_consumer *c, struct qq_message *m)
 {
@@ -384,8 +437,9 @@ static void assign(struct qq_fsm *fsm)
     struct qq_state *s = &fsm->state;
     if (s->single_active) {
         struct qq_consumer *c = active_consumer(s);
-        while (c && qq_consumer_has_room(c) && any_ready(s))
-            check_out(fsm, c, next_ready(s));
+        struct qq_message *m;
+        while (c && qq_consumer_has_room(c) && (m = next_live(fsm)) != NULL)
+            check_out(fsm, c, m);
         return;
     }
     while (any_ready(s)) {
@@ -394,9 +448,12 @@ static void assign(struct qq_fsm *fsm)
             i++;
         if (i == s->nconsumers)
             return;
+        struct qq_message *m = next_live(fsm);
+        if (!m)
+            return;
         struct qq_consumer *c = s->consumers[i];
         consumer_to_back(s, i);
-        check_out(fsm, c, next_ready(s));
+        check_out(fsm, c, m);
     }
 }
 
@@ -521,7 +578,7 @@ static void apply_dequeue(struct qq_fsm *fsm, struct proto_bytes args, struct qq
         r->status = QQ_MALFORMED;
         return;
     }
-    struct qq_message *m = next_ready(s);
+    struct qq_message *m = next_live(fsm);
     if (!m)
         return;
     r->value = m->id;
@@ -546,12 +603,24 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
 {
     struct qq_state *s = &fsm->state;
     struct qq_consumer_key key;
+    struct table_value now;
+    int has_now = table_find(cmd->args, "now", &now);
+    if (has_now < 0 || (has_now == 1 && now.type != TABLE_UINT64)) {
+        r->status = QQ_MALFORMED;
+        return;
+    }
+    if (has_now == 1 && now.v.u64 > s->now_ms)
+        s->now_ms = now.v.u64; /* the queue's clock never goes back */
     if (proto_bytes_is(cmd->op, "enqueue")) {
         struct table_value v;
-        if (table_find(cmd->args, "content", &v) != 1 || v.type != TABLE_BYTES) {
+        int64_t ttl = -1;
+        if (table_find(cmd->args, "content", &v) != 1 || v.type != TABLE_BYTES ||
+            (table_find(cmd->args, "ttl", &(struct table_value){0}) == 1 && !arg_int(cmd->args, "ttl", INT64_MAX, &ttl))) {
             r->status = QQ_MALFORMED;
             return;
         }
+        if (s->message_ttl >= 0 && (ttl < 0 || s->message_ttl < ttl))
+            ttl = s->message_ttl;
         if (s->limits.reject_publish) { /* queue.c's queue_publish: limits may have changed */
             s->over_limit = s->over_limit && !below_low_limit(s);
             if (s->over_limit) {
@@ -565,11 +634,18 @@ static void apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
         m->id = s->next_id++;
         if (v.v.bytes.len)
             memcpy(m->content, v.v.bytes.ptr, v.v.bytes.len);
+        if (ttl >= 0) /* 0 stays "never": a clock at 0 means no clock was ever given */
+            m->expires_at = (uint64_t)ttl > UINT64_MAX - s->now_ms ? UINT64_MAX : s->now_ms + (uint64_t)ttl;
+        if (ttl >= 0 && m->expires_at == 0)
+            m->expires_at = 1;
         message_append(s, m);
         s->ready_bytes += m->len;
         if (s->limits.reject_publish && over_limit(s))
             s->over_limit = true; /* this one is taken; the next are refused */
         r->value = m->id;
+    } else if (proto_bytes_is(cmd->op, "tick")) {
+        if (has_now != 1)
+            r->status = QQ_MALFORMED; /* its clock is all it carries; the expiry pass follows */
     } else if (proto_bytes_is(cmd->op, "checkout")) {
         int64_t prefetch;
         if (!arg_consumer(cmd->args, &key) || !arg_int(cmd->args, "prefetch", UINT16_MAX, &prefetch)) {
@@ -663,6 +739,9 @@ void qq_fsm_apply_command(struct qq_fsm *fsm, const struct meta_command *cmd, st
     memset(out, 0, sizeof(*out));
     apply_command(fsm, cmd, out);
     assign(fsm);
+    uint64_t gone = expire_head(fsm);
+    if (out->status == 0 && proto_bytes_is(cmd->op, "tick"))
+        out->value = gone;
     enforce_limits(fsm);
 }
 
@@ -681,6 +760,11 @@ void qq_fsm_set_limits(struct qq_fsm *fsm, const struct qq_limits *limits)
 void qq_fsm_set_single_active(struct qq_fsm *fsm, bool on)
 {
     fsm->state.single_active = on;
+}
+
+void qq_fsm_set_message_ttl(struct qq_fsm *fsm, int64_t ttl_ms)
+{
+    fsm->state.message_ttl = ttl_ms < 0 ? -1 : ttl_ms;
 }
 
 /* ---- pending requests of this member ---- */
@@ -793,6 +877,7 @@ int qq_fsm_init(struct qq_fsm *fsm, int64_t delivery_limit, const struct qq_effe
     fsm->state.next_id = fsm->state.next_new = fsm->state.next_consumer = 1;
     fsm->state.delivery_limit = delivery_limit;
     fsm->state.limits = (struct qq_limits){.max_length = -1, .max_bytes = -1};
+    fsm->state.message_ttl = -1;
     fsm->raft = (struct raft_fsm){.version = 1, .data = fsm, .apply = fsm_apply, .snapshot = fsm_snapshot,
                                   .restore = fsm_restore};
     return 0;

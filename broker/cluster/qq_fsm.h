@@ -22,7 +22,9 @@
  *
  * Commands use meta_fsm's envelope (meta_command_encode: op, session, request, args) and its
  * exactly-once rule (sessions.h). Ops and their args:
- *     "enqueue"   content bytes                     -> value: the message's id
+ *     "enqueue"   content bytes, now uint64, ttl int64 (both optional: see "Time")
+ *                                                   -> value: the message's id
+ *     "tick"      now uint64                        -> value: messages expired
  *     "checkout"  node S, channel int, tag S, prefetch int (0..65535; again: a new prefetch)
  *     "detach"    node, channel, tag                -> value: messages it still holds
  *     "dequeue"   node, channel, tag, no_ack bool   -> value: the message's id, 0 when none ready
@@ -39,6 +41,17 @@
  * a returned one to the back; either counts as a delivery attempt (delivery count + 1), as
  * RabbitMQ 3.10 counts nacks, rejects, recovers, cancels and channel closes alike. Ids a
  * consumer does not hold are skipped.
+ *
+ * Time. A member's clock cannot decide anything (members would disagree), so the queue has a
+ * clock of its own, part of the state: now_ms, the largest "now" (milliseconds of the proposer's
+ * wall clock) an applied command carried. An enqueue's message expires ttl ms after its "now"
+ * (ttl: the smaller of x-message-ttl, qq_fsm_set_message_ttl, and the command's "ttl", the
+ * message's expiration property; neither: never). As RabbitMQ's queues, only the head expires:
+ * a ready message past its deadline met while serving is discarded (reason "expired") instead of
+ * delivered, and after every command the ready messages at the head that are at or past their
+ * deadline are discarded (one exactly at it still goes to a consumer that can take it first, as
+ * queue.c has it). Nothing happens between commands: whoever leads proposes "tick" with its
+ * clock when qq_fsm_next_expiry says the head is due.
  *
  * "detach" is AMQP's basic.cancel: the consumer takes no new message but keeps what it holds,
  * which it may still settle, return or discard; it is removed once it holds nothing (at once if
@@ -158,6 +171,8 @@ struct qq_state {
     uint64_t ready_bytes;           /* content bytes of the ready messages (derived, not in a snapshot) */
     bool over_limit;                /* reject-publish's latch: enqueues refused until back at 80% */
     bool single_active;             /* x-single-active-consumer (qq_fsm_set_single_active) */
+    int64_t message_ttl;            /* x-message-ttl, ms (qq_fsm_set_message_ttl); -1: none */
+    uint64_t now_ms;                /* the queue's clock: the largest "now" applied (see Time) */
     struct sessions sessions;
 };
 
@@ -196,6 +211,14 @@ void qq_fsm_set_limits(struct qq_fsm *fsm, const struct qq_limits *limits);
  * held comes back first. Only the active one counts as a consumer (qq_fsm_consumers), as
  * RabbitMQ 3.10 counts a quorum queue's consumers. */
 void qq_fsm_set_single_active(struct qq_fsm *fsm, bool on);
+
+/* x-message-ttl in ms (-1: none), set at creation on every member alike; part of the state and
+ * of a snapshot (absent in older ones: none). Applies to messages enqueued from then on. */
+void qq_fsm_set_message_ttl(struct qq_fsm *fsm, int64_t ttl_ms);
+
+/* The deadline, on the queue's clock, of the ready message served next when it has one: the
+ * time from which a "tick" would expire something (0: nothing can expire now). */
+uint64_t qq_fsm_next_expiry(const struct qq_fsm *fsm);
 
 /* The broker's way in when the queue is one object among others in a bigger state machine (the
  * cluster's metadata log, whose meta_fsm already applies each command exactly once): applies

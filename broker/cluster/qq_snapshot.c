@@ -14,7 +14,10 @@
  *     "over_limit"     bool     enqueues refused (latch)  } (-1, -1, false, false: none)
  *     "single_active"  bool     x-single-active-consumer; absent in older snapshots: false
  *     "sessions"       array    the exactly-once record (sessions.c)
- *     "messages"       array    of tables {"id" uint64, "count" uint32, "content" bytes}, ids ascending
+ *     "message_ttl"    int64    x-message-ttl ms, -1: none } absent in snapshots written before
+ *     "now"            uint64   the queue's clock          } TTLs (-1, 0)
+ *     "messages"       array    of tables {"id" uint64, "count" uint32, "content" bytes, "expires"
+ *                               uint64 (absent: never)}, ids ascending
  *     "returned"       array    of uint64: the front of the ready messages, departed consumers'
  *                               messages, in the order they are served
  *     "requeued"       array    of tables {"id" uint64, "behind" uint64}: client returns, in the
@@ -94,6 +97,10 @@ int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out)
     rc |= table_buf_put_field(out, "over_limit", 10, &v);
     v.v.boolean = s->single_active;
     rc |= table_buf_put_field(out, "single_active", 13, &v);
+    v = (struct table_value){.type = TABLE_INT64};
+    v.v.i64 = s->message_ttl;
+    rc |= table_buf_put_field(out, "message_ttl", 11, &v);
+    rc |= put_u64(out, "now", s->now_ms);
     if (rc != 0 || begin(out, "sessions", TABLE_ARRAY, &list) != 0 || sessions_encode(&s->sessions, out) != 0 ||
         table_buf_end_nested(out, list) != 0)
         return -1;
@@ -111,6 +118,8 @@ int qq_fsm_export(const struct qq_fsm *fsm, struct table_buf *out)
         v = (struct table_value){.type = TABLE_BYTES};
         v.v.bytes = qq_content(m);
         rc |= table_buf_put_field(out, "content", 7, &v);
+        if (m->expires_at)
+            rc |= put_u64(out, "expires", m->expires_at);
         rc |= table_buf_end_nested(out, e);
     }
     rc |= rc == 0 ? table_buf_end_nested(out, list) : 0;
@@ -258,7 +267,7 @@ static bool decode_requeued(struct qq_state *s, struct proto_bytes array)
 static bool decode_messages(struct qq_state *s, struct proto_bytes array)
 {
     struct table_iter it;
-    struct table_value e, count, content;
+    struct table_value e, count, content, expires;
     uint64_t id, last = 0, fresh = 0;
     int more;
     table_iter_init(&it, array);
@@ -267,7 +276,9 @@ static bool decode_messages(struct qq_state *s, struct proto_bytes array)
             !find_typed(e.v.bytes, "count", TABLE_UINT32, &count) ||
             !find_typed(e.v.bytes, "content", TABLE_BYTES, &content) ||
             (s->delivery_limit >= 0 && count.v.u32 > (uint64_t)s->delivery_limit) ||
-            (id >= s->next_new && count.v.u32 != 0))
+            (id >= s->next_new && count.v.u32 != 0) ||
+            (table_find(e.v.bytes, "expires", &expires) != 0 &&
+             (!find_typed(e.v.bytes, "expires", TABLE_UINT64, &expires) || expires.v.u64 == 0)))
             return false;
         if (s->count == s->cap) {
             size_t cap = s->cap ? s->cap * 2 : 16;
@@ -282,6 +293,7 @@ static bool decode_messages(struct qq_state *s, struct proto_bytes array)
             return false;
         m->id = id;
         m->delivery_count = count.v.u32;
+        m->expires_at = table_find(e.v.bytes, "expires", &expires) == 1 ? expires.v.u64 : 0;
         if (content.v.bytes.len)
             memcpy(m->content, content.v.bytes.ptr, content.v.bytes.len);
         s->messages[s->count++] = m;
@@ -335,6 +347,15 @@ static bool decode_limit(struct proto_bytes t, const char *key, int64_t *out)
     return true;
 }
 
+/* The queue's clock, absent in older snapshots (0). */
+static bool decode_clock(struct proto_bytes t, uint64_t *out)
+{
+    struct table_value v;
+    int found = table_find(t, "now", &v);
+    *out = found == 1 && v.type == TABLE_UINT64 ? v.v.u64 : 0;
+    return found == 0 || (found == 1 && v.type == TABLE_UINT64);
+}
+
 /* The limits and the latch; the latch only with reject-publish (set_limits clears it). */
 static bool decode_limits(struct qq_state *s, struct proto_bytes t)
 {
@@ -342,7 +363,8 @@ static bool decode_limits(struct qq_state *s, struct proto_bytes t)
            decode_limit(t, "max_bytes", &s->limits.max_bytes) &&
            decode_flag(t, "reject_publish", &s->limits.reject_publish) &&
            decode_flag(t, "over_limit", &s->over_limit) && (!s->over_limit || s->limits.reject_publish) &&
-           decode_flag(t, "single_active", &s->single_active);
+           decode_flag(t, "single_active", &s->single_active) && decode_limit(t, "message_ttl", &s->message_ttl) &&
+           decode_clock(t, &s->now_ms);
 }
 
 static bool decode_consumer(struct qq_state *s, struct proto_bytes t)

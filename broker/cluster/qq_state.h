@@ -10,6 +10,7 @@ struct qq_message {
     uint64_t owner;          /* the serial of the consumer holding it; 0: ready */
     uint32_t delivery_count; /* times returned */
     uint32_t len;
+    uint64_t expires_at;     /* on the log's clock (qq_state.now_ms): expired past it; 0: never */
     uint8_t content[];
 };
 

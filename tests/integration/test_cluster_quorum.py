@@ -12,7 +12,8 @@ in a cluster"): three Warren nodes on loopback, real pika clients on every node.
   running when the enqueue is applied later (its confirm has nowhere to go).
 - nack/reject with requeue, basic.cancel keeping unacked deliveries settleable, no-ack consumers,
   purge, x-delivery-limit dead-lettering into a replicated queue, queue.delete cancelling
-  consumers on every node, x-single-active-consumer with consumers on two nodes.
+  consumers on every node, x-single-active-consumer with consumers on two nodes, x-message-ttl
+  and per-message expiration dead-lettering with reason "expired".
 
 Not runnable against an external broker: the test owns the three processes.
 """
@@ -457,6 +458,50 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         pump(lambda: len(second) == 10)
         self.assertEqual(second, [b"n%d" % i for i in range(10)])
         self.assertEqual(len(first), 20)
+
+    def test_message_ttl_expires_and_dead_letters_on_every_node(self):
+        # The retry pattern: a TTL queue dead-letters into the work queue; per-message expiration too.
+        self.declare(self.a, "work")
+        self.declare(self.a, "retry", {"x-message-ttl": 300, "x-dead-letter-exchange": "",
+                                       "x-dead-letter-routing-key": "work"})
+        self.declare(self.a, "plain", {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "work"})
+        publish_confirmed(self.b, "retry", [b"r%d" % i for i in range(5)])
+        connection, channel = channel_on(self.c)
+        try:
+            channel.confirm_delivery()
+            channel.basic_publish("", "plain", b"short", pika.BasicProperties(expiration="200"))
+            channel.basic_publish("", "plain", b"long", pika.BasicProperties(expiration="600000"))
+        finally:
+            connection.close()
+        started = time.monotonic()
+        for node in self.cluster.nodes:
+            wait_depth(node, "retry", 0)
+        self.assertGreater(time.monotonic() - started, 0.2)  # not before the TTL
+        got = drain(self.c, "work", 6)
+        self.assertEqual(sorted(g[0] for g in got), sorted([b"r%d" % i for i in range(5)] + [b"short"]))
+        connection, channel = channel_on(self.b)
+        try:
+            method, props, body = channel.basic_get("plain", auto_ack=True)
+            self.assertEqual(body, b"long")  # its own, longer expiration has not passed
+        finally:
+            connection.close()
+        # x-death names the reason, as RabbitMQ's dead-lettering does
+        self.declare(self.a, "retry2", {"x-message-ttl": 100, "x-dead-letter-exchange": "",
+                                        "x-dead-letter-routing-key": "work"})
+        publish_confirmed(self.a, "retry2", [b"d"])
+        connection, channel = channel_on(self.a)
+        try:
+            method = None
+            deadline = time.monotonic() + 10
+            while method is None and time.monotonic() < deadline:
+                method, props, body = channel.basic_get("work", auto_ack=True)
+                if method is None:
+                    time.sleep(0.05)
+            self.assertEqual(body, b"d")
+            self.assertEqual(props.headers["x-death"][0]["reason"], "expired")
+            self.assertEqual(props.headers["x-death"][0]["queue"], "retry2")
+        finally:
+            connection.close()
 
     def test_delete_cancels_consumers_on_every_node(self):
         self.declare(self.a, "gone")

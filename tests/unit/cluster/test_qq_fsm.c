@@ -1305,6 +1305,94 @@ static void single_active_survives_a_snapshot_and_a_crafted_one_is_checked_again
     qq_fsm_close(&copy.fsm);
 }
 
+/* ---- time: the queue's own clock, from the commands ---- */
+
+/* An enqueue stamped with now (ms), and a per-message ttl when ttl >= 0. */
+static struct table_buf enqueue_at(const char *content, uint64_t now, int64_t ttl)
+{
+    struct table_buf t = content_args(content);
+    struct table_value v = {.type = TABLE_UINT64};
+    v.v.u64 = now;
+    assert_int_equal(table_buf_put_field(&t, "now", 3, &v), 0);
+    if (ttl >= 0)
+        put_int(&t, "ttl", ttl);
+    return t;
+}
+
+static struct table_buf tick_at(uint64_t now)
+{
+    struct table_buf t = {0};
+    struct table_value v = {.type = TABLE_UINT64};
+    v.v.u64 = now;
+    assert_int_equal(table_buf_put_field(&t, "now", 3, &v), 0);
+    return t;
+}
+
+static void messages_expire_at_the_head_on_the_queues_clock(void **state)
+{
+    (void)state;
+    static struct node n;
+    node_init(&n, -1);
+    qq_fsm_set_message_ttl(&n.fsm, 100);
+    uint64_t r = 0;
+    apply_direct(&n, 1, ++r, "enqueue", enqueue_at("a", 1000, -1));  /* 1100 */
+    apply_direct(&n, 1, ++r, "enqueue", enqueue_at("b", 1050, 10));  /* the smaller: 1060 */
+    apply_direct(&n, 1, ++r, "enqueue", enqueue_at("c", 1060, 500)); /* the queue's: 1160 */
+    assert_int_equal(qq_fsm_next_expiry(&n.fsm), 1100); /* the head's, not b's earlier one */
+    assert_int_equal(apply_direct(&n, 1, ++r, "tick", tick_at(1099)).value, 0);
+    assert_int_equal(n.n, 0); /* b is past its deadline, but behind a: only the head expires */
+    assert_int_equal(apply_direct(&n, 1, ++r, "tick", tick_at(1100)).value, 2); /* a at it, then b */
+    assert_int_equal(n.n, 2);
+    assert_string_equal(n.effects[0].content, "a");
+    assert_string_equal(n.effects[0].reason, "expired");
+    assert_string_equal(n.effects[1].content, "b");
+    assert_int_equal(qq_fsm_ready(&n.fsm), 1);
+    assert_int_equal(qq_fsm_next_expiry(&n.fsm), 1160);
+    /* the clock never goes back: a late stamp does not revive anything */
+    assert_int_equal(apply_direct(&n, 1, ++r, "tick", tick_at(5)).value, 0);
+    assert_int_equal(n.fsm.state.now_ms, 1100);
+    /* a consumer that can take it at its deadline gets it; past it, it is discarded instead */
+    apply_direct(&n, 1, ++r, "tick", tick_at(1160));
+    assert_int_equal(n.n, 3); /* c expired: at its deadline with nobody to take it */
+    apply_direct(&n, 1, ++r, "checkout", checkout_args("n0", 1, "a", 1));
+    apply_direct(&n, 1, ++r, "enqueue", enqueue_at("d", 2000, 0)); /* deadline now: delivered */
+    assert_int_equal(n.n, 4);
+    assert_int_equal(n.effects[3].kind, 'D');
+    apply_direct(&n, 1, ++r, "enqueue", enqueue_at("e", 2000, 5)); /* waits: a is full */
+    apply_direct(&n, 1, ++r, "enqueue", enqueue_at("f", 2000, 50));
+    apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(4)));
+    assert_int_equal(n.n, 5); /* e delivered (the settle carries no clock: still 2000) */
+    assert_int_equal(n.effects[4].kind, 'D');
+    assert_string_equal(n.effects[4].content, "e");
+    apply_direct(&n, 1, ++r, "tick", tick_at(2010)); /* f waits, not due */
+    struct table_buf t = {0};
+    assert_int_equal(qq_fsm_export(&n.fsm, &t), 0);
+    apply_direct(&n, 1, ++r, "settle", ids_args("n0", 1, "a", IDS(5)));
+    assert_int_equal(n.n, 6);
+    assert_string_equal(n.effects[5].content, "f");
+    assert_int_equal(n.effects[5].kind, 'D');
+    /* the snapshot keeps the clock, the ttl and each deadline */
+    static struct node copy;
+    node_init(&copy, -1);
+    assert_int_equal(qq_fsm_import(&copy.fsm, (struct proto_bytes){t.data, (uint32_t)t.len}), 0);
+    table_buf_free(&t);
+    assert_int_equal(copy.fsm.state.now_ms, 2010);
+    assert_int_equal(copy.fsm.state.message_ttl, 100);
+    assert_int_equal(qq_fsm_next_expiry(&copy.fsm), 2050);
+    assert_int_equal(apply_direct(&copy, 2, 1, "tick", tick_at(2051)).value, 1); /* f, ready there */
+    assert_string_equal(copy.effects[0].content, "f");
+    apply_direct(&copy, 2, 2, "cancel", consumer_args("n0", 1, "a")); /* e back to ready, past it */
+    assert_int_equal(copy.n, 2);
+    assert_string_equal(copy.effects[1].content, "e");
+    assert_string_equal(copy.effects[1].reason, "expired");
+    /* a clock of the wrong type is malformed */
+    struct table_buf bad = content_args("x");
+    put_str(&bad, "now", "soon");
+    assert_int_equal(apply_direct(&copy, 2, 3, "enqueue", bad).status, QQ_MALFORMED);
+    qq_fsm_close(&n.fsm);
+    qq_fsm_close(&copy.fsm);
+}
+
 /* ---- snapshots read back as untrusted ---- */
 
 /* A snapshot written by hand. messages: "id:count" for each; checked: one consumer's ids. */
@@ -1956,6 +2044,7 @@ int main(void)
         cmocka_unit_test(the_assignment_rules_hold_without_raft),
         cmocka_unit_test(a_single_active_consumer_takes_everything_in_order_and_the_next_waits),
         cmocka_unit_test(single_active_survives_a_snapshot_and_a_crafted_one_is_checked_against_it),
+        cmocka_unit_test(messages_expire_at_the_head_on_the_queues_clock),
         cmocka_unit_test(crafted_snapshots_that_do_not_check_out_are_refused),
         cmocka_unit_test(channels_past_16_bits_name_distinct_consumers_and_survive_a_snapshot),
         cmocka_unit_test(a_negative_or_too_big_channel_is_malformed),
