@@ -437,7 +437,7 @@ static bool flush_batch(struct cluster_node *node)
  * batch. 0 or a RAFT_* error. */
 static int node_append(struct cluster_node *node, const uint8_t *bytes, size_t len, bool batched)
 {
-    if (!batched) {
+    if (!batched || len >= BATCH_MAX_BYTES) { /* a large command alone: a batch stays below 2 MiB */
         flush_batch(node);
         return node_apply(node, bytes, len);
     }
