@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/crypto.h>
+#include <netdb.h>
 #include <gnutls/gnutls.h>
 #include <nettle/memops.h>
 #include <stdio.h>
@@ -46,6 +47,9 @@ struct link_conn {
     bool closing, counted;          /* counted: in link->incoming */
     bool authenticated;             /* the handshake completed */
     uv_connect_t connect;
+    uv_getaddrinfo_t resolve;       /* dialling a named address: its resolution */
+    bool resolving;                 /* resolve is in flight: c is freed by its callback */
+    bool handle_closed;             /* tcp was closed while resolving */
     struct raft_uv_connect *req;    /* CONN_RAFT_OUT until its callback is called */
     raft_id server_id;              /* ours when accepted; the member meant when connecting */
     enum read_stage stage;
@@ -72,27 +76,87 @@ static const char LABEL_CLIENT[] = "warren-cluster C";
 
 /* ---- addresses and the handshake ---- */
 
-int link_parse_address(const char *address, struct sockaddr_storage *out)
+/* A DNS name as RFC 1123 writes one: labels of letters, digits and '-', not starting or ending
+ * with '-', 1..63 bytes each, joined by '.', 253 bytes at most. */
+static bool host_name(const char *host)
+{
+    size_t n = strlen(host), label = 0;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = host[i];
+        if (ch == '.' || ch == '\0') {
+            if (label == 0 || label > 63 || host[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                   (ch == '-' && label > 0)) {
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Splits address into host (brackets kept) and port. 0 or -EINVAL. */
+static int split_address(const char *address, char host[ADDRESS_MAX], unsigned *port)
 {
     const char *colon = strrchr(address, ':');
     if (!colon || colon == address || strlen(colon + 1) == 0 || strlen(colon + 1) > 5)
         return -EINVAL;
     char *end;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (*end != '\0' || port == 0 || port > 65535)
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (*end != '\0' || p == 0 || p > 65535 || colon[1] < '0' || colon[1] > '9')
         return -EINVAL;
-    char host[ADDRESS_MAX];
     size_t n = (size_t)(colon - address);
-    if (n >= sizeof(host))
+    if (n >= ADDRESS_MAX)
         return -EINVAL;
     memcpy(host, address, n);
     host[n] = '\0';
-    memset(out, 0, sizeof(*out));
-    if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+    *port = (unsigned)p;
+    return 0;
+}
+
+int link_parse_address(const char *address, struct sockaddr_storage *out)
+{
+    char host[ADDRESS_MAX];
+    unsigned port;
+    if (split_address(address, host, &port) != 0)
+        return -EINVAL;
+    size_t n = strlen(host);
+    struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof(sa));
+    if (host[0] == '[') {
+        if (n <= 2 || host[n - 1] != ']')
+            return -EINVAL;
         host[n - 1] = '\0';
-        return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)out) == 0 ? 0 : -EINVAL;
+        if (uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)&sa) != 0)
+            return -EINVAL;
+    } else if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&sa) != 0) {
+        bool dotted = true; /* all digits and dots: a bad IPv4 address, not a name */
+        for (const char *p = host; *p && dotted; p++)
+            dotted = (*p >= '0' && *p <= '9') || *p == '.';
+        return !dotted && host_name(host) ? 1 : -EINVAL;
     }
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0 ? 0 : -EINVAL;
+    *out = sa;
+    return 0;
+}
+
+/* Resolves the name of a named address (blocking: at listen, once, at start). 0 or -errno. */
+static int resolve_now(const char *address, struct sockaddr_storage *out)
+{
+    char host[ADDRESS_MAX], port[8];
+    unsigned p;
+    if (split_address(address, host, &p) != 0)
+        return -EINVAL;
+    snprintf(port, sizeof(port), "%u", p);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
+        return -EHOSTUNREACH;
+    memcpy(out, res->ai_addr, res->ai_addrlen <= sizeof(*out) ? res->ai_addrlen : sizeof(*out));
+    freeaddrinfo(res);
+    return 0;
 }
 
 static void put64(uint8_t *out, uint64_t v)
@@ -218,6 +282,10 @@ static void conn_closed(uv_handle_t *handle)
     struct link_conn *c = handle->data;
     struct cluster_link *link = c->link;
     raft_free(c->tcp);
+    if (c->resolving) { /* its resolution, cancelled, still refers to it: freed there */
+        c->handle_closed = true;
+        return;
+    }
     conn_free(c);
     link_maybe_closed(link);
 }
@@ -240,6 +308,8 @@ static void conn_close(struct link_conn *c)
         c->link->incoming--;
     }
     uv_close((uv_handle_t *)c->tcp, conn_closed);
+    if (c->resolving)
+        uv_cancel((uv_req_t *)&c->resolve); /* on_resolved follows, with UV_EAI_CANCELED or not */
     struct raft_uv_connect *req = c->req;
     if (req) {
         c->req = NULL;
@@ -576,8 +646,10 @@ static int transport_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 {
     struct cluster_link *link = t->impl;
     struct sockaddr_storage sa;
-    if (link_parse_address(link->address, &sa) != 0) {
-        snprintf(t->errmsg, sizeof(t->errmsg), "bad address %.200s", link->address);
+    int kind = link_parse_address(link->address, &sa);
+    if (kind < 0 || (kind == 1 && resolve_now(link->address, &sa) != 0)) {
+        snprintf(t->errmsg, sizeof(t->errmsg), "%s address %.200s", kind < 0 ? "bad" : "cannot resolve the",
+                 link->address);
         return RAFT_INVALID;
     }
     /* The peers dial link->address; a node behind a forwarded port binds its own port instead. */
@@ -625,12 +697,41 @@ static void on_connected(uv_connect_t *connect, int status)
         conn_close(c);
 }
 
-/* Opens a connection of kind to member server_id at address; on_connected follows. NULL on failure. */
+/* A named address resolved (in libuv's thread pool): dials the first address it gave. */
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct link_conn *c = req->data;
+    c->resolving = false;
+    if (c->closing) {
+        if (res)
+            uv_freeaddrinfo(res);
+        if (c->handle_closed) {
+            struct cluster_link *link = c->link;
+            conn_free(c);
+            link_maybe_closed(link);
+        }
+        return;
+    }
+    if (status != 0 || !res) {
+        if (res)
+            uv_freeaddrinfo(res);
+        conn_refuse(c, status != 0 ? uv_strerror(status) : "the name resolves to no address");
+        return;
+    }
+    int rc = uv_tcp_connect(&c->connect, c->tcp, res->ai_addr, on_connected);
+    uv_freeaddrinfo(res);
+    if (rc != 0)
+        conn_close(c);
+}
+
+/* Opens a connection of kind to member server_id at address; on_connected follows (after the
+ * name's resolution, for a named address). NULL on failure. */
 static struct link_conn *conn_connect(struct cluster_link *link, enum conn_kind kind, raft_id server_id,
                                       const char *address)
 {
     struct sockaddr_storage sa;
-    if (link->closing || link_parse_address(address, &sa) != 0)
+    int named = link_parse_address(address, &sa);
+    if (link->closing || named < 0)
         return NULL;
     struct link_conn *c = conn_new(link, kind);
     if (!c)
@@ -638,7 +739,21 @@ static struct link_conn *conn_connect(struct cluster_link *link, enum conn_kind 
     c->server_id = server_id;
     snprintf(c->peer, sizeof(c->peer), "%s", address);
     c->connect.data = c;
-    if (uv_tcp_connect(&c->connect, c->tcp, (const struct sockaddr *)&sa, on_connected) != 0) {
+    if (named == 0) {
+        if (uv_tcp_connect(&c->connect, c->tcp, (const struct sockaddr *)&sa, on_connected) != 0) {
+            conn_close(c);
+            return NULL;
+        }
+        return c;
+    }
+    char host[ADDRESS_MAX], port[8];
+    unsigned p;
+    split_address(address, host, &p);
+    snprintf(port, sizeof(port), "%u", p);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    c->resolve.data = c;
+    c->resolving = uv_getaddrinfo(link->uv, &c->resolve, on_resolved, host, port, &hints) == 0;
+    if (!c->resolving) {
         conn_close(c);
         return NULL;
     }

@@ -90,7 +90,12 @@ struct cluster_link {
     unsigned log_window_count, log_dropped; /* at most a few reports a minute in all */
 };
 
-/* Parses "a.b.c.d:port" or "[v6]:port" (numeric hosts only). 0 or -EINVAL. */
+/* Parses "host:port": host an IPv4 address, "[IPv6]", or a DNS name (RFC 1123: letters,
+ * digits, '-' and '.', at most 253 bytes); port 1..65535. 0 with out filled for a numeric host;
+ * 1 for a name (out untouched: the name is resolved each time it is dialled, through libuv's
+ * thread pool, so a member that moves to another address is found again; and at listen); or
+ * -EINVAL. A member's identity is the address as written (cluster_members.h), never what it
+ * resolves to. */
 int link_parse_address(const char *address, struct sockaddr_storage *out);
 
 /* Sets up link on uv with the cluster's secret (copied; 1..CLUSTER_SECRET_MAX bytes); nothing is

@@ -42,8 +42,9 @@ int cluster_members_parse(const char *peers, char out[][CLUSTER_ADDRESS_MAX], si
         }
         memcpy(address, a, len);
         address[len] = '\0';
-        if (link_parse_address(address, &sa) != 0) {
-            snprintf(err, errlen, "cluster peer '%s' is not a numeric host:port", address);
+        if (link_parse_address(address, &sa) < 0) {
+            snprintf(err, errlen, "cluster peer '%s' is not a host:port (an IPv4 address, [IPv6] or a DNS name)",
+                     address);
             return -1;
         }
         bool seen = false;

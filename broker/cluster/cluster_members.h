@@ -25,8 +25,9 @@
 uint64_t cluster_member_id(const char *address);
 
 /* Splits peers (comma-separated host:port, blanks around entries ignored, repeats counted once)
- * into out[0..*n), in the order given; every entry must be numeric ("a.b.c.d:port" or
- * "[v6]:port") and no two may share an id. 0, or -1 with the reason in err. */
+ * into out[0..*n), in the order given; every entry must be a host:port ("a.b.c.d:port",
+ * "[v6]:port" or "name:port": cluster_link.h) and no two may share an id. 0, or -1 with the reason
+ * in err. */
 int cluster_members_parse(const char *peers, char out[][CLUSTER_ADDRESS_MAX], size_t *n, char *err, size_t errlen);
 
 /* "voter", "standby", "spare" for libraft's roles, "unknown" for anything else. */

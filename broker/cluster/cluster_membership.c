@@ -69,7 +69,7 @@ void membership_on_request(struct cluster_node *node, const struct meta_command 
         return;
     memcpy(address, v.v.bytes.ptr, v.v.bytes.len);
     address[v.v.bytes.len] = '\0';
-    if (strlen(address) != v.v.bytes.len || link_parse_address(address, &sa) != 0)
+    if (strlen(address) != v.v.bytes.len || link_parse_address(address, &sa) < 0)
         return;
     raft_id id = cluster_member_id(address);
     uint64_t until = loop_now_ms(node->loop) + WISH_MS;
@@ -246,19 +246,18 @@ static int ask(struct cluster_node *node, bool add, const char *address, const c
     return same ? CLUSTER_CHANGE_PENDING : CLUSTER_CHANGE_STARTED;
 }
 
-static bool numeric(const char *address, char *err, size_t errlen)
+static bool well_formed(const char *address, char *err, size_t errlen)
 {
     struct sockaddr_storage sa;
-    if (strlen(address) < CLUSTER_ADDRESS_MAX && link_parse_address(address, &sa) == 0)
+    if (strlen(address) < CLUSTER_ADDRESS_MAX && link_parse_address(address, &sa) >= 0)
         return true;
-    snprintf(err, errlen, "'%s' is not a numeric host:port (the member's cluster address, as in cluster_peers)",
-             address);
+    snprintf(err, errlen, "'%s' is not a host:port (the member's cluster address, as in cluster_peers)", address);
     return false;
 }
 
 int cluster_node_join(struct cluster_node *node, const char *via, unsigned renew_ms, char *err, size_t errlen)
 {
-    if (!numeric(via, err, errlen))
+    if (!well_formed(via, err, errlen))
         return -1;
     if (strcmp(via, node->address) == 0) {
         snprintf(err, errlen, "%s is this node: name a member of the cluster to join", via);
@@ -281,7 +280,7 @@ int cluster_node_join(struct cluster_node *node, const char *via, unsigned renew
 
 int cluster_node_remove(struct cluster_node *node, const char *address, unsigned renew_ms, char *err, size_t errlen)
 {
-    if (!numeric(address, err, errlen))
+    if (!well_formed(address, err, errlen))
         return -1;
     if (strcmp(address, node->address) == 0) {
         snprintf(err, errlen, "%s is this node: run forget_cluster_node on another member (this one stopped)",

@@ -914,8 +914,8 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
         return NULL;
     }
     struct sockaddr_storage own;
-    if (!cfg->address || strlen(cfg->address) >= CLUSTER_ADDRESS_MAX || link_parse_address(cfg->address, &own) != 0) {
-        snprintf(err, errlen, "this node's address '%s' is not a numeric host:port", cfg->address ? cfg->address : "");
+    if (!cfg->address || strlen(cfg->address) >= CLUSTER_ADDRESS_MAX || link_parse_address(cfg->address, &own) < 0) {
+        snprintf(err, errlen, "this node's address '%s' is not a host:port", cfg->address ? cfg->address : "");
         return NULL;
     }
     raft_id self = cluster_member_id(cfg->address);

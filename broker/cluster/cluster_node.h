@@ -11,7 +11,9 @@
  * voter (every founding member is given the same list); a node whose address is not among them
  * starts without any configuration, a non-member that stays a follower and never votes until a
  * leader adds it (cluster_node_join). Later starts use the membership stored in the log, whatever
- * cluster_peers says. Addresses are numeric for now ("a.b.c.d:port", "[v6]:port").
+ * cluster_peers says. Addresses are "host:port" with an IPv4 address, "[IPv6]" or a DNS name
+ * (cluster_link.h: a name is resolved each time it is dialled; its identity is its spelling, so
+ * every member must be given the same spelling of each).
  *
  * Membership changes. Adding and removing a member are requests, not commands of the log: the
  * node that wants the change (the one joining, or a member forgetting another) sends the request

@@ -50,12 +50,14 @@ def _cluster_built():
 class Cluster:
     """Three nodes on loopback: distinct AMQP and cluster ports, one peers list."""
 
-    def __init__(self, size=3, partitionable=False, extra_args=()):
+    def __init__(self, size=3, partitionable=False, extra_args=(), host="127.0.0.1"):
         """partitionable: each node advertises (in cluster_peers) a port of a PartitionProxy that
         forwards to the cluster_port it listens on, so cut/isolate/heal can partition the
-        cluster (cluster_proxy.py). cluster_ports are the advertised ports either way."""
+        cluster (cluster_proxy.py). cluster_ports are the advertised ports either way. host: how
+        cluster_peers names the machine (a host name is resolved by the nodes)."""
+        self.host = host
         self.cluster_ports = [harness.free_port() for _ in range(size)]
-        peers = ",".join("127.0.0.1:%d" % p for p in self.cluster_ports)
+        peers = ",".join("%s:%d" % (host, p) for p in self.cluster_ports)
         self.proxy = None
         listen_ports = self.cluster_ports
         if partitionable:
@@ -81,7 +83,7 @@ class Cluster:
 
     def address(self, node):
         """node's advertised cluster address (its entry of cluster_peers)."""
-        return "127.0.0.1:%d" % self.cluster_ports[self.nodes.index(node)]
+        return "%s:%d" % (self.host, self.cluster_ports[self.nodes.index(node)])
 
     def cut(self, a, b):
         """Partitions node a from node b, both ways (partitionable clusters only)."""
@@ -445,6 +447,49 @@ class ClusterDefinitions(unittest.TestCase):
         channel.queue_declare("cl.can", durable=True)
         connection.close()
         self.assertTrue(exists(b, "cl.can"))
+
+
+@unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
+class ClusterHostNames(unittest.TestCase):
+    def test_members_named_by_host_name_form_a_cluster_and_replicate(self):
+        # cluster_peers as operators write it: host names, resolved by the nodes when they dial.
+        cluster = Cluster(host="localhost").start()
+        self.addCleanup(cluster.stop)
+        leader = cluster.leader()
+        self.assertTrue(cluster.status(leader)["leader"].startswith("localhost:"))
+        a, b, c = cluster.nodes
+        connection, channel = channel_on(a)
+        channel.queue_declare("cl.named", durable=True, arguments={"x-queue-type": "quorum"})
+        connection.close()
+        connection, channel = channel_on(b)
+        channel.confirm_delivery()
+        channel.basic_publish("", "cl.named", b"by name")
+        connection.close()
+        connection, channel = channel_on(c)
+        method, body = None, None
+        deadline = time.monotonic() + 10
+        while method is None and time.monotonic() < deadline:
+            method, _props, body = channel.basic_get("cl.named", auto_ack=True)
+        connection.close()
+        self.assertEqual(body, b"by name")
+        # The leader killed: the others find each other by name again and elect another.
+        leader.sigkill()
+        survivors = [n for n in cluster.nodes if n is not leader]
+        self.assertIn(cluster.leader(among=survivors), survivors)
+        leader.relaunch()
+        cluster.leader()
+
+    def test_a_malformed_peer_is_refused_at_start(self):
+        for bad in ("-bad-:25672", "host_with_underscore:1", "300.1.1.1:5", "name:0", "name:port"):
+            port = harness.free_port()
+            broker = RestartableBroker(extra_args=[
+                "--node_name", "n1", "--cluster_port", str(port),
+                "--cluster_peers", "127.0.0.1:%d,%s" % (port, bad),
+                "--cluster_secret_file", harness.cluster_secret_file()])
+            with self.assertRaises(AssertionError, msg=bad) as ctx:
+                broker.start()
+            broker.kill()
+            self.assertIn("is not a host:port", str(ctx.exception), bad)
 
 
 if __name__ == "__main__":

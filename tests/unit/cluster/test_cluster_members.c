@@ -45,8 +45,24 @@ static void the_peers_list_is_read_and_checked(void **state)
     assert_string_equal(out[2], "[::1]:2");
     assert_int_equal(cluster_members_parse(NULL, out, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(cluster_members_parse("127.0.0.1:1,localhost:2", out, &n, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "numeric"));
+    /* host names are members too, spelled as given */
+    assert_int_equal(cluster_members_parse("127.0.0.1:1,localhost:2,node-3.example.org:25672", out, &n, err,
+                                           sizeof(err)), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(out[2], "node-3.example.org:25672");
+    static const char *bad[] = {"-node:1", "node-:1", "a..b:1", "under_score:1", "300.1.1.1:1", "1.2.3:1",
+                                "name:0",  "name:x",  "name:", ":1",            "[::1:1",      "[zz]:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(cluster_members_parse(bad[i], out, &n, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "is not a host:port"));
+    }
+    char label[80];
+    memset(label, 'a', 64); /* a label of 64 bytes is one too many */
+    snprintf(label + 64, sizeof(label) - 64, ":1");
+    assert_int_equal(cluster_members_parse(label, out, &n, err, sizeof(err)), -1);
+    label[63] = ':', label[64] = '1', label[65] = '\0';
+    assert_int_equal(cluster_members_parse(label, out, &n, err, sizeof(err)), 0);
     char many[1024] = "";
     for (int i = 0; i <= CLUSTER_MEMBERS_MAX; i++)
         snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s127.0.0.1:%d", i ? "," : "", i + 1);
