@@ -702,6 +702,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct link_conn *c = req->data;
     c->resolving = false;
+    c->link->resolving--;
     if (c->closing) {
         if (res)
             uv_freeaddrinfo(res);
@@ -731,7 +732,9 @@ static struct link_conn *conn_connect(struct cluster_link *link, enum conn_kind 
 {
     struct sockaddr_storage sa;
     int named = link_parse_address(address, &sa);
-    if (link->closing || named < 0)
+    /* One name resolution at a time: a lookup that hangs (a name no server answers for) holds a
+     * thread of libuv's pool, which raft_uv's disk work shares; Raft dials again after its delay. */
+    if (link->closing || named < 0 || (named == 1 && link->resolving > 0))
         return NULL;
     struct link_conn *c = conn_new(link, kind);
     if (!c)
@@ -757,6 +760,7 @@ static struct link_conn *conn_connect(struct cluster_link *link, enum conn_kind 
         conn_close(c);
         return NULL;
     }
+    link->resolving++;
     return c;
 }
 

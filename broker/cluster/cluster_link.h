@@ -86,6 +86,7 @@ struct cluster_link {
         uint64_t at_ms;
         unsigned suppressed;
     } log_peers[LINK_LOG_PEERS];
+    unsigned resolving;                 /* name resolutions in flight (at most one: link_connect) */
     uint64_t log_window_ms;
     unsigned log_window_count, log_dropped; /* at most a few reports a minute in all */
 };

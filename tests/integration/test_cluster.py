@@ -479,6 +479,26 @@ class ClusterHostNames(unittest.TestCase):
         leader.relaunch()
         cluster.leader()
 
+    def test_a_member_whose_name_does_not_resolve_does_not_stop_the_others(self):
+        ports = [harness.free_port() for _ in range(3)]
+        peers = "127.0.0.1:%d,127.0.0.1:%d,no-such-member.invalid:%d" % tuple(ports)
+        nodes = [RestartableBroker(extra_args=[
+            "--node_name", "n%d" % (i + 1), "--cluster_port", str(ports[i]), "--cluster_peers", peers,
+            "--cluster_election_timeout_ms", str(ELECTION_MS),
+            "--cluster_secret_file", harness.cluster_secret_file()]) for i in range(2)]
+        for node in nodes:
+            node.start()
+            self.addCleanup(node.stop)
+        cluster = Cluster.__new__(Cluster)  # the status and leader helpers over these two nodes
+        cluster.nodes, cluster.cluster_ports = nodes, ports[:2]
+        cluster.leader()
+        connection, channel = channel_on(nodes[1])
+        channel.queue_declare("cl.unresolved", durable=True)
+        connection.close()
+        self.assertTrue(exists(nodes[0], "cl.unresolved"))
+        for node in nodes:
+            harness.assert_broker_alive(self, node)
+
     def test_a_malformed_peer_is_refused_at_start(self):
         for bad in ("-bad-:25672", "host_with_underscore:1", "300.1.1.1:5", "name:0", "name:port"):
             port = harness.free_port()
