@@ -143,7 +143,7 @@ class ClusterMembership(unittest.TestCase):
         self.assertFalse(answer["ok"])
         self.assertIn("this node", answer["error"])
         self.assertFalse(admin(d, "join_cluster", d_address)["ok"])
-        self.assertFalse(admin(self.a, "forget_cluster_node", "localhost:1")["ok"])
+        self.assertFalse(admin(self.a, "forget_cluster_node", "local_host:1")["ok"])  # no host name
         refused = warrenctl(self.a, "forget_cluster_node", self.founders[0])
         self.assertEqual(refused.returncode, 65, refused.stderr)  # EX_DATAERR, as for any invalid request
 
