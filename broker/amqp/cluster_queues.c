@@ -36,6 +36,11 @@ struct rq {
     size_t key_len;
     char key[2 * (NAME_MAX_LEN + 1)];
     uint64_t tick_sent_ms;   /* loop ms a qq.tick for it was proposed; 0 once applied */
+    /* x-expires, judged by whoever leads from what this node applied: loop ms of the last use
+     * (a consumer attached, a basic.get, a redeclare, or any command while a consumer was
+     * attached; also when the queue came, or this node started), and when this node, leading,
+     * proposed its deletion. */
+    uint64_t used_ms, delete_sent_ms;
 };
 
 /* A channel of this node that used replicated queues, by its id in consumer keys. */
@@ -146,6 +151,11 @@ static struct vhost *vhost_named(const struct cluster_queues *cq, const char *na
     return e ? e->vhost : NULL;
 }
 
+static uint64_t loop_ms(const struct cluster_queues *cq)
+{
+    return loop_now_ms(server_loop(cq->server));
+}
+
 static struct queue *model_queue(const struct rq *r)
 {
     struct vhost *v = vhost_named(r->cq, r->vhost);
@@ -221,6 +231,26 @@ static void expire_due(struct cluster_queues *cq)
     uint64_t wall = wall_ms();
     struct rq *r, *tmp;
     HASH_ITER(hh, cq->queues, r, tmp) {
+        /* x-expires: an unused queue is deleted through the log, as a client's queue.delete
+         * (the model does not expire replicated queues: vhost_tick). A consumer that attaches
+         * while the delete is on its way is cancelled with the queue. */
+        struct queue *q = model_queue(r);
+        int64_t expires = q ? queue_settings(q)->expires_ms : -1;
+        if (expires > 0 && qq_fsm_consumers(&r->fsm) == 0 && now - r->used_ms >= (uint64_t)expires &&
+            (!r->delete_sent_ms || now - r->delete_sent_ms >= TICK_RETRY_MS)) {
+            struct table_buf args = {0};
+            if ((table_buf_put_string(&args, "vhost", proto_bytes_of(r->vhost)) |
+                 table_buf_put_string(&args, "name", (struct proto_bytes){(const uint8_t *)r->name, r->name_len})) ==
+                    0 &&
+                propose(cq, "queue.delete", &args, NULL, NULL, 0) != 0) {
+                log_info("cluster: quorum queue '%s' in vhost '%s' unused for %lld ms (x-expires): deleting it", r->name,
+                         r->vhost, (long long)expires);
+                r->delete_sent_ms = now;
+            } else {
+                table_buf_free(&args);
+            }
+            continue;
+        }
         uint64_t due = qq_fsm_next_expiry(&r->fsm);
         if (due == 0 || due > wall || (r->tick_sent_ms && now - r->tick_sent_ms < TICK_RETRY_MS))
             continue;
@@ -426,6 +456,7 @@ static struct rq *add_rq(struct cluster_queues *cq, const char *vhost, struct pr
     struct qq_effects effects = {.deliver = effect_deliver, .discarded = effect_discarded, .ctx = r};
     if (qq_fsm_init(&r->fsm, delivery_limit, &effects) != 0)
         out_of_memory();
+    r->used_ms = loop_ms(cq);
     HASH_ADD(hh, cq->queues, key, r->key_len, r);
     return r;
 }
@@ -456,7 +487,10 @@ void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, str
     if (!cq || !vhost)
         return;
     struct queue *q = vhost_queue_find(vhost, name);
-    if (!q || !queue_kind(q)->raft_group || find_rq(cq, vhost_name(vhost), name))
+    struct rq *known = find_rq(cq, vhost_name(vhost), name);
+    if (known)
+        known->used_ms = loop_ms(cq); /* a redeclare renews x-expires' lease, as RabbitMQ's */
+    if (!q || !queue_kind(q)->raft_group || known)
         return;
     struct queue_settings s;
     struct reply_error err;
@@ -471,12 +505,12 @@ void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, str
     qq_fsm_set_limits(&r->fsm, &limits);
     qq_fsm_set_single_active(&r->fsm, s.single_active_consumer);
     qq_fsm_set_message_ttl(&r->fsm, s.message_ttl_ms);
-    /* Said once, where an operator looks: the replicated state machine does not run these yet
+    /* Said once, where an operator looks: the replicated state machine does not run this yet
      * (docs/cluster.md, limits), and a silent queue that keeps what it was told to drop would
      * surprise more than a log line. */
-    if (s.expires_ms >= 0 || s.overflow_reject_dlx)
-        log_warning("cluster: quorum queue '%.*s' in vhost '%s' is replicated without its x-expires "
-                    "or reject-publish-dlx: not enforced in a cluster yet",
+    if (s.overflow_reject_dlx)
+        log_warning("cluster: quorum queue '%.*s' in vhost '%s' is replicated without its "
+                    "reject-publish-dlx: not enforced in a cluster yet",
                     (int)name.len, (const char *)name.ptr, vhost_name(vhost));
 }
 
@@ -525,6 +559,8 @@ static void run(struct rq *r, const char *op, struct proto_bytes args, struct qq
     struct meta_command inner = {.op = proto_bytes_of(op), .args = args};
     memset(res, 0, sizeof *res);
     qq_fsm_apply_command(&r->fsm, &inner, res);
+    if (strcmp(op, "checkout") == 0 || strcmp(op, "dequeue") == 0 || qq_fsm_consumers(&r->fsm) > 0)
+        r->used_ms = loop_ms(r->cq);
 }
 
 bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *cmd, struct meta_result *out)

@@ -208,7 +208,7 @@ uint64_t server_vhosts_tick(struct server *server, uint64_t now)
     free_retired(server, false);
     struct vhost_entry *e, *tmp;
     HASH_ITER(hh, server->vhosts, e, tmp) {
-        uint64_t n = vhost_tick(e->vhost, now);
+        uint64_t n = vhost_tick(e->vhost, now, server->replicas != NULL);
         if (n < next)
             next = n;
     }

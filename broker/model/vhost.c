@@ -635,14 +635,14 @@ void vhost_owner_gone(struct vhost *vhost, void *owner)
     }
 }
 
-uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms)
+uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms, bool replicated_quorum)
 {
     uint64_t next = UINT64_MAX;
     struct queue_slot *slot, *tmp;
     HASH_ITER(hh, vhost->queues, slot, tmp) {
         struct queue *q = slot->queue;
         const struct queue_settings *s = queue_settings(q);
-        if (s->expires_ms > 0 && queue_consumer_count(q) == 0) {
+        if (s->expires_ms > 0 && queue_consumer_count(q) == 0 && !(replicated_quorum && queue_kind(q)->raft_group)) {
             uint64_t deadline = queue_last_used(q) + (uint64_t)s->expires_ms;
             if (deadline <= now_ms) {
                 vhost_queue_remove(vhost, q);

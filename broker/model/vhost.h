@@ -160,8 +160,11 @@ uint64_t vhost_dead_letter_round(struct vhost *vhost);
 void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int reason);
 
 /* Expires messages (TTL) and unused queues (x-expires) at loop time now_ms; returns the next
- * time this should run (UINT64_MAX: nothing pending). */
-uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms);
+ * time this should run (UINT64_MAX: nothing pending). replicated_quorum: the quorum queues'
+ * consumers and messages live outside the model (a cluster's log, cluster_queues.h), so the
+ * model cannot tell whether one is in use: their x-expires is left to the cluster, which
+ * deletes an unused one through the log on every node alike. */
+uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms, bool replicated_quorum);
 
 /* Encodes the durable exchanges, queues and bindings as one field table (contents) appended to
  * out. Returns 0 or -ENOMEM. */

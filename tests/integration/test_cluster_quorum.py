@@ -27,7 +27,7 @@ import pika
 import pika.exceptions
 
 import harness
-from test_cluster import Cluster, _cluster_built, channel_on
+from test_cluster import Cluster, _cluster_built, channel_on, exists
 
 QQ = {"x-queue-type": "quorum"}
 CONFIRM_SELECT = (85, 10)
@@ -502,6 +502,22 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
             self.assertEqual(props.headers["x-death"][0]["queue"], "retry2")
         finally:
             connection.close()
+
+    def test_x_expires_deletes_an_unused_queue_everywhere_and_never_one_in_use(self):
+        self.declare(self.a, "lease", {"x-expires": 1000})
+        connection, channel = channel_on(self.b)
+        channel.basic_consume("lease", lambda *a: None)
+        deadline = time.monotonic() + 2.5  # well past the lease, with a consumer attached
+        while time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+        for node in self.cluster.nodes:
+            self.assertTrue(exists(node, "lease"))  # in use: never expires
+        connection.close()  # unused from now on
+        for node in self.cluster.nodes:
+            deadline = time.monotonic() + 10
+            while exists(node, "lease") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertFalse(exists(node, "lease"))
 
     def test_delete_cancels_consumers_on_every_node(self):
         self.declare(self.a, "gone")
