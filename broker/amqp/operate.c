@@ -8,9 +8,13 @@
 
 #include "access.h"
 #include "arguments.h"
+#ifdef WARREN_HAVE_CLUSTER
+#include "cluster_target.h"
+#endif
 #include "channel_internal.h"
 #include "connection.h"
 #include "event_loop.h"
+#include "log.h"
 #include "message.h"
 #include "queue.h"
 #include "server_internal.h"
@@ -35,6 +39,37 @@ static uint64_t now_ms(const struct server *server)
     return loop_now_ms(server->loop);
 }
 
+/* With a cluster, a change made here is proposed to the metadata group too, in the command the
+ * AMQP methods propose (cluster_target.h), so that every node makes it -- the policies' way
+ * (introspect_policy.c). This node made it already and answered with the model's own result;
+ * applying the command here again changes nothing (an equivalent declare, a delete of what is
+ * gone), and it is what gives a quorum queue its replicated state on every node, this one
+ * included. The others follow a round trip after the HTTP answer; a proposal that fails (no
+ * quorum) is logged. args are freed either way; rc: nonzero when building them failed. */
+static void replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args, int rc)
+{
+#ifdef WARREN_HAVE_CLUSTER
+    if (server->cluster) {
+        rc |= table_buf_put_string(args, "vhost", proto_bytes_of(vhost));
+        if (rc == 0) {
+            cluster_target_propose_change(server, op, args);
+            return;
+        }
+        log_error("cluster: out of memory: %s made here does not reach the other nodes", op);
+    }
+#else
+    (void)server, (void)op, (void)vhost, (void)rc;
+#endif
+    table_buf_free(args);
+}
+
+static int put_table(struct table_buf *t, const char *key, struct proto_bytes value)
+{
+    struct table_value v = {.type = TABLE_TABLE};
+    v.v.bytes = value;
+    return table_buf_put_field(t, key, strlen(key), &v);
+}
+
 int operate_declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
                           bool *created, struct reply_error *err)
 {
@@ -50,6 +85,11 @@ int operate_declare_queue(struct server *server, const char *user, const char *v
     if (declare_queue_as(&who, v, &declare, &q, err) != 0)
         return -1;
     queue_touch(q, now_ms(server));
+    struct table_buf args = {0};
+    int rc = table_buf_put_string(&args, "name", d->name) | table_buf_put_bool(&args, "durable", d->durable) |
+             table_buf_put_bool(&args, "auto_delete", d->auto_delete) | put_table(&args, "arguments", d->arguments) |
+             table_buf_put_bool(&args, "server_named", false);
+    replicate(server, "queue.declare", vhost, &args, rc);
     return 0;
 }
 
@@ -64,7 +104,11 @@ int operate_delete_queue(struct server *server, const char *user, const char *vh
         return reply_fail(err, SPEC_NOT_FOUND, SPEC_QUEUE_DELETE, "no queue '%.*s' in vhost '%s'", (int)name.len,
                           (const char *)name.ptr, vhost);
     uint32_t count;
-    return delete_queue_as(&who, v, name, NULL, if_unused, if_empty, &count, err);
+    if (delete_queue_as(&who, v, name, NULL, if_unused, if_empty, &count, err) != 0)
+        return -1;
+    struct table_buf args = {0};
+    replicate(server, "queue.delete", vhost, &args, table_buf_put_string(&args, "name", name));
+    return 0;
 }
 
 int operate_purge_queue(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
@@ -90,7 +134,14 @@ int operate_declare_exchange(struct server *server, const char *user, const char
     if (!v)
         return -1;
     *created = !vhost_exchange_exists(v, d->name);
-    return declare_exchange_as(&who, v, d, err);
+    if (declare_exchange_as(&who, v, d, err) != 0)
+        return -1;
+    struct table_buf args = {0};
+    int rc = table_buf_put_string(&args, "name", d->name) | table_buf_put_string(&args, "type", d->type) |
+             table_buf_put_bool(&args, "durable", d->durable) | table_buf_put_bool(&args, "auto_delete", d->auto_delete) |
+             table_buf_put_bool(&args, "internal", d->internal) | put_table(&args, "arguments", d->arguments);
+    replicate(server, "exchange.declare", vhost, &args, rc);
+    return 0;
 }
 
 int operate_delete_exchange(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
@@ -103,7 +154,12 @@ int operate_delete_exchange(struct server *server, const char *user, const char 
     if (!vhost_exchange_exists(v, name))
         return reply_fail(err, SPEC_NOT_FOUND, SPEC_EXCHANGE_DELETE, "no exchange '%.*s' in vhost '%s'",
                           (int)name.len, (const char *)name.ptr, vhost);
-    return delete_exchange_as(&who, v, name, if_unused, err);
+    if (delete_exchange_as(&who, v, name, if_unused, err) != 0)
+        return -1;
+    struct table_buf args = {0};
+    replicate(server, "exchange.delete", vhost, &args,
+              table_buf_put_string(&args, "name", name) | table_buf_put_bool(&args, "if_unused", if_unused));
+    return 0;
 }
 
 int operate_bind(struct server *server, const char *user, const char *vhost, bool to_exchange,
@@ -115,7 +171,15 @@ int operate_bind(struct server *server, const char *user, const char *vhost, boo
     struct vhost *v = open_as(server, user, vhost, &who, mid, err);
     if (!v)
         return -1;
-    return bind_as(&who, v, to_exchange, destination, source, key, arguments, NULL, unbind, err);
+    if (bind_as(&who, v, to_exchange, destination, source, key, arguments, NULL, unbind, err) != 0)
+        return -1;
+    struct table_buf args = {0};
+    int rc = table_buf_put_string(&args, to_exchange ? "destination" : "queue", destination) |
+             table_buf_put_string(&args, to_exchange ? "source" : "exchange", source) |
+             table_buf_put_string(&args, "routing_key", key) | put_table(&args, "arguments", arguments);
+    const char *op = to_exchange ? (unbind ? "exchange.unbind" : "exchange.bind") : (unbind ? "queue.unbind" : "queue.bind");
+    replicate(server, op, vhost, &args, rc);
+    return 0;
 }
 
 /* The checks content_header (publish.c) makes of a client's properties that a message built

@@ -450,6 +450,48 @@ class ClusterDefinitions(unittest.TestCase):
 
 
 @unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
+class ClusterManagementApi(unittest.TestCase):
+    def test_management_api_changes_reach_every_node(self):
+        # rabbitmqadmin's and definitions imports' way of declaring: the HTTP API of one node.
+        cluster = Cluster()
+        for node in cluster.nodes:
+            node.management = True
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        cluster.leader()
+        a, b, c = cluster.nodes
+        put = lambda node, path, body: node.http_request("PUT", path, body)[0]
+        self.assertEqual(put(a, "/api/exchanges/%2F/mx", {"type": "topic", "durable": True}), 201)
+        self.assertEqual(put(a, "/api/queues/%2F/mq", {"durable": True,
+                                                       "arguments": {"x-queue-type": "quorum"}}), 201)
+        self.assertEqual(a.http_request("POST", "/api/bindings/%2F/e/mx/q/mq", {"routing_key": "k.#"})[0], 201)
+        deadline = time.monotonic() + 10
+        while not exists(b, "mq") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Through node b, the replicated exchange routes by the replicated binding into the
+        # quorum queue, whose state every node holds: a confirmed, mandatory publish...
+        connection, channel = channel_on(b)
+        channel.confirm_delivery()
+        channel.basic_publish("mx", "k.x", b"via the api", mandatory=True)
+        connection.close()
+        # ...is taken from node c.
+        connection, channel = channel_on(c)
+        method, body = None, None
+        deadline = time.monotonic() + 10
+        while method is None and time.monotonic() < deadline:
+            method, _props, body = channel.basic_get("mq", auto_ack=True)
+        connection.close()
+        self.assertEqual(body, b"via the api")
+        # Deleting through another node's API removes it everywhere.
+        self.assertEqual(b.http_request("DELETE", "/api/queues/%2F/mq")[0], 204)
+        for node in cluster.nodes:
+            deadline = time.monotonic() + 10
+            while exists(node, "mq") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertFalse(exists(node, "mq"))
+
+
+@unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
 class ClusterHostNames(unittest.TestCase):
     def test_members_named_by_host_name_form_a_cluster_and_replicate(self):
         # cluster_peers as operators write it: host names, resolved by the nodes when they dial.
