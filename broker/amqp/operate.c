@@ -9,6 +9,7 @@
 #include "access.h"
 #include "arguments.h"
 #ifdef WARREN_HAVE_CLUSTER
+#include "cluster_queues.h"
 #include "cluster_target.h"
 #endif
 #include "channel_internal.h"
@@ -121,6 +122,14 @@ int operate_purge_queue(struct server *server, const char *user, const char *vho
     uint32_t count;
     if (purge_queue_as(&who, v, name, NULL, &count, err) != 0)
         return -1;
+#ifdef WARREN_HAVE_CLUSTER
+    /* A replicated quorum queue's messages are in the cluster's log, not in the model: purged
+     * there, on every node (the count is not waited for; RabbitMQ's API answers 204 anyway). */
+    struct queue *q = vhost_queue_find(v, name);
+    if (q && cluster_queues_replicated(server->replicas, q) &&
+        cluster_queues_purge(server->replicas, v, q, NULL, NULL, 0) == 0)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_QUEUE_PURGE, "out of memory");
+#endif
     if (purged)
         *purged = count;
     return 0;

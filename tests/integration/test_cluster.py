@@ -482,6 +482,23 @@ class ClusterManagementApi(unittest.TestCase):
             method, _props, body = channel.basic_get("mq", auto_ack=True)
         connection.close()
         self.assertEqual(body, b"via the api")
+        # Purging through the API empties the replicated queue on every node.
+        connection, channel = channel_on(b)
+        channel.confirm_delivery()
+        for i in range(3):
+            channel.basic_publish("mx", "k.y", b"p%d" % i)
+        connection.close()
+        self.assertEqual(c.http_request("DELETE", "/api/queues/%2F/mq/contents")[0], 204)
+        for node in cluster.nodes:
+            deadline = time.monotonic() + 10
+            while True:
+                connection, channel = channel_on(node)
+                ready = channel.queue_declare("mq", passive=True).method.message_count
+                connection.close()
+                if ready == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(ready, 0)
         # Deleting through another node's API removes it everywhere.
         self.assertEqual(b.http_request("DELETE", "/api/queues/%2F/mq")[0], 204)
         for node in cluster.nodes:
