@@ -151,6 +151,22 @@ def channel_on(node):
     return connection, connection.channel()
 
 
+def get_one(node, queue, timeout=10.0):
+    """The body of the first message a basic.get on node takes from queue within timeout (what
+    another node published may take a round trip to arrive), or None."""
+    connection, channel = channel_on(node)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            method, _props, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                return body
+            time.sleep(0.02)
+        return None
+    finally:
+        connection.close()
+
+
 def exists(node, queue):
     """True when a passive declare of queue succeeds on node."""
     connection, channel = channel_on(node)
@@ -475,12 +491,7 @@ class ClusterManagementApi(unittest.TestCase):
         channel.basic_publish("mx", "k.x", b"via the api", mandatory=True)
         connection.close()
         # ...is taken from node c.
-        connection, channel = channel_on(c)
-        method, body = None, None
-        deadline = time.monotonic() + 10
-        while method is None and time.monotonic() < deadline:
-            method, _props, body = channel.basic_get("mq", auto_ack=True)
-        connection.close()
+        body = get_one(c, "mq")
         self.assertEqual(body, b"via the api")
         # Purging through the API empties the replicated queue on every node.
         connection, channel = channel_on(b)
@@ -524,12 +535,7 @@ class ClusterHostNames(unittest.TestCase):
         channel.confirm_delivery()
         channel.basic_publish("", "cl.named", b"by name")
         connection.close()
-        connection, channel = channel_on(c)
-        method, body = None, None
-        deadline = time.monotonic() + 10
-        while method is None and time.monotonic() < deadline:
-            method, _props, body = channel.basic_get("cl.named", auto_ack=True)
-        connection.close()
+        body = get_one(c, "cl.named")
         self.assertEqual(body, b"by name")
         # The leader killed: the others find each other by name again and elect another.
         leader.sigkill()
