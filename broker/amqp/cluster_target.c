@@ -284,15 +284,15 @@ static void access_proposed(void *arg, const struct meta_result *result)
 
 static void change_proposed(void *arg, const struct meta_result *result)
 {
-    (void)arg;
+    const char *op = arg; /* a literal */
     if (result->status != 0 && result->status != META_DUPLICATE)
-        log_warning("cluster: a change of policies or limits made here was refused or did not reach the cluster (%d %s)",
+        log_warning("cluster: a change made here (%s) was refused or did not reach the cluster (%d %s)", op,
                     result->status, result->text);
 }
 
 void cluster_target_propose_change(struct server *server, const char *op, struct table_buf *args)
 {
-    if (cluster_node_propose(server->cluster, op, args, change_proposed, NULL) == 0)
+    if (cluster_node_propose(server->cluster, op, args, change_proposed, (void *)op) == 0)
         log_error("cluster: out of memory proposing %s", op);
     table_buf_free(args);
 }

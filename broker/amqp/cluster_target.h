@@ -57,9 +57,9 @@ struct server;
  * quorum) is logged, and the change stays on this node until the next one sends the whole state
  * again. */
 void cluster_target_propose_access(struct server *server);
-/* A local change of a policy or a vhost limit (introspect_policy.c), made and applied here:
- * proposed as the op above with args (freed here), applied everywhere; the command's answer does
- * not wait. A failure is logged. */
+/* A local change made and applied here (operate_replicate: the management API's objects,
+ * policies, vhost limits): proposed as the op above (a string literal) with args (freed here),
+ * applied everywhere; the change's answer does not wait. A failure is logged. */
 void cluster_target_propose_change(struct server *server, const char *op, struct table_buf *args);
 
 /* Fills target with the server's model: start_index is the index read back with the saved

@@ -7,10 +7,8 @@
 #include <string.h>
 
 #include "introspect.h"
-#ifdef WARREN_HAVE_CLUSTER
-#include "cluster_target.h"
-#endif
 #include "log.h"
+#include "operate.h"
 #include "policy.h"
 #include "queue.h"
 #include "server_internal.h"
@@ -23,21 +21,6 @@ static struct vhost_entry *find_vhost(struct server *server, const char *name)
 }
 
 static const char *kind_text(bool operator_policy) { return operator_policy ? "operator policy" : "policy"; }
-
-/* With a cluster, a change made here is proposed too, for every node (cluster_target.h); args
- * (built with status rc: nonzero when out of memory) are freed here either way. */
-static void replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args, int rc)
-{
-#ifdef WARREN_HAVE_CLUSTER
-    if (rc == 0 && server->cluster && table_buf_put_string(args, "vhost", proto_bytes_of(vhost)) == 0) {
-        cluster_target_propose_change(server, op, args);
-        return;
-    }
-#else
-    (void)server, (void)op, (void)vhost, (void)rc;
-#endif
-    table_buf_free(args);
-}
 
 static int put_int(struct table_buf *t, const char *key, int64_t value)
 {
@@ -68,7 +51,7 @@ int introspect_set_policy(struct server *server, bool operator_policy, const str
                 table_buf_put_string(&args, "pattern", proto_bytes_of(p->pattern)) |
                 (p->apply_to ? table_buf_put_string(&args, "apply_to", proto_bytes_of(p->apply_to)) : 0) |
                 put_int(&args, "priority", p->priority) | table_buf_put_field(&args, "definition", 10, &d);
-    replicate(server, "policy.set", e->name, &args, built);
+    operate_replicate(server, "policy.set", e->name, &args, built);
     return 0;
 }
 
@@ -83,7 +66,7 @@ int introspect_clear_policy(struct server *server, const char *vhost, bool opera
         struct table_buf args = {0};
         int built = table_buf_put_string(&args, "kind", proto_bytes_of(operator_policy ? "operator" : "policy")) |
                     table_buf_put_string(&args, "name", proto_bytes_of(name));
-        replicate(server, "policy.clear", e->name, &args, built);
+        operate_replicate(server, "policy.clear", e->name, &args, built);
     }
     return rc;
 }
@@ -130,7 +113,7 @@ int introspect_set_vhost_limit(struct server *server, const char *vhost, const c
     log_info("Successfully set vhost limit %s to %lld in virtual host '%s'", limit, (long long)value, e->name);
     struct table_buf args = {0};
     int built = table_buf_put_string(&args, "limit", proto_bytes_of(limit)) | put_int(&args, "value", value);
-    replicate(server, "vhost_limit.set", e->name, &args, built);
+    operate_replicate(server, "vhost_limit.set", e->name, &args, built);
     return 0;
 }
 
@@ -148,7 +131,7 @@ int introspect_clear_vhost_limit(struct server *server, const char *vhost, const
             struct table_buf args = {0};
             int built = table_buf_put_string(&args, "limit", proto_bytes_of(vhost_limit_name((enum vhost_limit)i))) |
                         put_int(&args, "value", -1);
-            replicate(server, "vhost_limit.set", e->name, &args, built);
+            operate_replicate(server, "vhost_limit.set", e->name, &args, built);
         }
     }
     log_info("Cleared vhost limit%s%s in virtual host '%s'", limit ? " " : "s", limit ? limit : "", e->name);

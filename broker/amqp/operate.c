@@ -40,14 +40,7 @@ static uint64_t now_ms(const struct server *server)
     return loop_now_ms(server->loop);
 }
 
-/* With a cluster, a change made here is proposed to the metadata group too, in the command the
- * AMQP methods propose (cluster_target.h), so that every node makes it -- the policies' way
- * (introspect_policy.c). This node made it already and answered with the model's own result;
- * applying the command here again changes nothing (an equivalent declare, a delete of what is
- * gone), and it is what gives a quorum queue its replicated state on every node, this one
- * included. The others follow a round trip after the HTTP answer; a proposal that fails (no
- * quorum) is logged. args are freed either way; rc: nonzero when building them failed. */
-static void replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args, int rc)
+void operate_replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args, int rc)
 {
 #ifdef WARREN_HAVE_CLUSTER
     if (server->cluster) {
@@ -90,7 +83,7 @@ int operate_declare_queue(struct server *server, const char *user, const char *v
     int rc = table_buf_put_string(&args, "name", d->name) | table_buf_put_bool(&args, "durable", d->durable) |
              table_buf_put_bool(&args, "auto_delete", d->auto_delete) | put_table(&args, "arguments", d->arguments) |
              table_buf_put_bool(&args, "server_named", false);
-    replicate(server, "queue.declare", vhost, &args, rc);
+    operate_replicate(server, "queue.declare", vhost, &args, rc);
     return 0;
 }
 
@@ -108,7 +101,7 @@ int operate_delete_queue(struct server *server, const char *user, const char *vh
     if (delete_queue_as(&who, v, name, NULL, if_unused, if_empty, &count, err) != 0)
         return -1;
     struct table_buf args = {0};
-    replicate(server, "queue.delete", vhost, &args, table_buf_put_string(&args, "name", name));
+    operate_replicate(server, "queue.delete", vhost, &args, table_buf_put_string(&args, "name", name));
     return 0;
 }
 
@@ -149,7 +142,7 @@ int operate_declare_exchange(struct server *server, const char *user, const char
     int rc = table_buf_put_string(&args, "name", d->name) | table_buf_put_string(&args, "type", d->type) |
              table_buf_put_bool(&args, "durable", d->durable) | table_buf_put_bool(&args, "auto_delete", d->auto_delete) |
              table_buf_put_bool(&args, "internal", d->internal) | put_table(&args, "arguments", d->arguments);
-    replicate(server, "exchange.declare", vhost, &args, rc);
+    operate_replicate(server, "exchange.declare", vhost, &args, rc);
     return 0;
 }
 
@@ -166,7 +159,7 @@ int operate_delete_exchange(struct server *server, const char *user, const char 
     if (delete_exchange_as(&who, v, name, if_unused, err) != 0)
         return -1;
     struct table_buf args = {0};
-    replicate(server, "exchange.delete", vhost, &args,
+    operate_replicate(server, "exchange.delete", vhost, &args,
               table_buf_put_string(&args, "name", name) | table_buf_put_bool(&args, "if_unused", if_unused));
     return 0;
 }
@@ -187,7 +180,7 @@ int operate_bind(struct server *server, const char *user, const char *vhost, boo
              table_buf_put_string(&args, to_exchange ? "source" : "exchange", source) |
              table_buf_put_string(&args, "routing_key", key) | put_table(&args, "arguments", arguments);
     const char *op = to_exchange ? (unbind ? "exchange.unbind" : "exchange.bind") : (unbind ? "queue.unbind" : "queue.bind");
-    replicate(server, op, vhost, &args, rc);
+    operate_replicate(server, op, vhost, &args, rc);
     return 0;
 }
 

@@ -24,6 +24,17 @@ struct exchange_declare;
 struct queue_declare;
 struct spec_basic_properties;
 
+/* With a cluster, a change made here (by the functions below, or to a policy or a vhost limit:
+ * introspect_policy.c) is proposed to the metadata group too, as op with args and "vhost", in
+ * the command the AMQP methods propose (cluster_target.h), so that every node makes it. This node
+ * made it already and answered with the model's own result; applying the command here again
+ * changes nothing (an equivalent declare, a delete of what is gone), and it is what gives a
+ * quorum queue its replicated state on every node, this one included. The others follow a
+ * round trip after the answer; a proposal that fails (no quorum) is logged. args are freed
+ * either way; rc: nonzero when building them failed. Without a cluster: only the freeing. */
+struct table_buf;
+void operate_replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args, int rc);
+
 /* queue.declare of d (owner is ignored: such queues belong to no connection). *created tells
  * whether the queue is new. */
 int operate_declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
