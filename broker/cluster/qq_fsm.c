@@ -333,21 +333,45 @@ static bool below_low_limit(const struct qq_state *s)
            (s->limits.max_bytes < 0 || s->ready_bytes <= low_limit(s->limits.max_bytes));
 }
 
-/* Takes the next ready message out of the ready order and returns it (still ready: owner 0), or
- * NULL when none is. The order: the front of the returned list; else the first client return
- * unless a never-delivered message below its `behind` waits (ids next_new .. behind - 1); else
- * the next never-delivered one (there is one whenever a return waits behind it). */
-static struct qq_message *next_ready(struct qq_state *s)
+/* Where the next ready message waits. The ready order: the front of the returned list; else the
+ * first client return unless a never-delivered message below its `behind` waits (ids
+ * next_new .. behind - 1); else the next never-delivered one (there is one whenever a return
+ * waits behind it). */
+enum ready_source { FROM_RETURNED, FROM_REQUEUED, FROM_NEW };
+
+/* The id next_ready takes next, without taking it, and (from may be NULL) where it waits; 0 when
+ * none is ready. The one place the ready order is decided. */
+static uint64_t peek_ready(const struct qq_state *s, enum ready_source *from)
 {
+    enum ready_source f;
     uint64_t id;
     if (s->returned.count > 0)
-        id = fifo_pop(&s->returned).id;
+        f = FROM_RETURNED, id = s->returned.v[s->returned.head].id;
     else if (s->requeued.count > 0 && s->requeued.v[s->requeued.head].behind <= s->next_new)
-        id = fifo_pop(&s->requeued).id;
+        f = FROM_REQUEUED, id = s->requeued.v[s->requeued.head].id;
     else if (s->next_new < s->next_id)
-        id = s->next_new++;
+        f = FROM_NEW, id = s->next_new;
     else
+        return 0;
+    if (from)
+        *from = f;
+    return id;
+}
+
+/* Takes the next ready message out of the ready order and returns it (still ready: owner 0), or
+ * NULL when none is. */
+static struct qq_message *next_ready(struct qq_state *s)
+{
+    enum ready_source from;
+    uint64_t id = peek_ready(s, &from);
+    if (id == 0)
         return NULL;
+    if (from == FROM_RETURNED)
+        fifo_pop(&s->returned);
+    else if (from == FROM_REQUEUED)
+        fifo_pop(&s->requeued);
+    else
+        s->next_new++;
     struct qq_message *m = qq_message_find(s, id, NULL);
     if (!m) /* cannot happen: restore and every command keep ready ids pointing at messages */
         abort();
@@ -357,15 +381,6 @@ static struct qq_message *next_ready(struct qq_state *s)
     return m;
 }
 
-/* The id next_ready would take, without taking it; 0 when none is ready. */
-static uint64_t peek_ready(const struct qq_state *s)
-{
-    if (s->returned.count > 0)
-        return s->returned.v[s->returned.head].id;
-    if (s->requeued.count > 0 && s->requeued.v[s->requeued.head].behind <= s->next_new)
-        return s->requeued.v[s->requeued.head].id;
-    return s->next_new < s->next_id ? s->next_new : 0;
-}
 
 static bool expired(const struct qq_state *s, const struct qq_message *m, bool at_deadline)
 {
@@ -393,10 +408,9 @@ static uint64_t expire_head(struct qq_fsm *fsm)
     struct qq_state *s = &fsm->state;
     uint64_t n = 0, id;
     struct qq_message *m;
-    while ((id = peek_ready(s)) != 0 && (m = qq_message_find(s, id, NULL)) != NULL && expired(s, m, true)) {
-        size_t at;
-        next_ready(s);
-        qq_message_find(s, id, &at);
+    size_t at;
+    while ((id = peek_ready(s, NULL)) != 0 && (m = qq_message_find(s, id, &at)) != NULL && expired(s, m, true)) {
+        next_ready(s); /* takes it out of the ready order; its index stays */
         discard(fsm, at, "expired");
         n++;
     }
@@ -405,7 +419,7 @@ static uint64_t expire_head(struct qq_fsm *fsm)
 
 uint64_t qq_fsm_next_expiry(const struct qq_fsm *fsm)
 {
-    uint64_t id = peek_ready(&fsm->state);
+    uint64_t id = peek_ready(&fsm->state, NULL);
     const struct qq_message *m = id ? qq_message_find(&fsm->state, id, NULL) : NULL;
     return m ? m->expires_at : 0;
 }
