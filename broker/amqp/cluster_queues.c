@@ -224,7 +224,7 @@ static uint64_t propose(struct cluster_queues *cq, const char *op, struct table_
  * node's clock (nothing expires between commands: qq_fsm.h, "Time"), at most one in flight. */
 static void expire_due(struct cluster_queues *cq)
 {
-    uint64_t now = loop_now_ms(server_loop(cq->server));
+    uint64_t now = loop_ms(cq);
     if (!cq->node || now < cq->next_expiry_check_ms || !cluster_node_is_leader(cq->node))
         return;
     cq->next_expiry_check_ms = now + EXPIRY_CHECK_MS;
@@ -363,7 +363,7 @@ static bool hold_deliveries(struct cluster_queues *cq)
 {
     if (!cq->node)
         return false;
-    uint64_t now = loop_now_ms(server_loop(cq->server));
+    uint64_t now = loop_ms(cq);
     bool leaderless = !cluster_node_leader_known(cq->node);
     if (leaderless || (cq->last_pass_ms && now - cq->last_pass_ms >= cq->stall_ms))
         cq->stale = true;

@@ -56,7 +56,7 @@ struct link_conn {
     uint8_t hello[HELLO_MAX];       /* the hello, sent or received: both MACs cover it */
     size_t hello_len;
     uint8_t nonce_s[LINK_NONCE];
-    uint8_t in[CHALLENGE];          /* the challenge, the proof, a message length */
+    uint8_t in[CHALLENGE];          /* the challenge, or the proof */
     uint8_t *body;                  /* forwarded messages being read (READ_MESSAGES): as many as a
                                      * read brings, grown only as far as the bytes that came */
     size_t body_cap;
@@ -143,16 +143,29 @@ int link_parse_address(const char *address, struct sockaddr_storage *out)
     return 0;
 }
 
+/* What getaddrinfo is asked for a named address: its host, its port as a service, TCP. */
+struct lookup {
+    char host[ADDRESS_MAX], service[8];
+};
+static const struct addrinfo lookup_hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+
+static int lookup_of(const char *address, struct lookup *out)
+{
+    unsigned port;
+    if (split_address(address, out->host, &port) != 0)
+        return -EINVAL;
+    snprintf(out->service, sizeof(out->service), "%u", port);
+    return 0;
+}
+
 /* Resolves the name of a named address (blocking: at listen, once, at start). 0 or -errno. */
 static int resolve_now(const char *address, struct sockaddr_storage *out)
 {
-    char host[ADDRESS_MAX], port[8];
-    unsigned p;
-    if (split_address(address, host, &p) != 0)
+    struct lookup l;
+    struct addrinfo *res = NULL;
+    if (lookup_of(address, &l) != 0)
         return -EINVAL;
-    snprintf(port, sizeof(port), "%u", p);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
+    if (getaddrinfo(l.host, l.service, &lookup_hints, &res) != 0 || !res)
         return -EHOSTUNREACH;
     memcpy(out, res->ai_addr, res->ai_addrlen <= sizeof(*out) ? res->ai_addrlen : sizeof(*out));
     freeaddrinfo(res);
@@ -749,13 +762,10 @@ static struct link_conn *conn_connect(struct cluster_link *link, enum conn_kind 
         }
         return c;
     }
-    char host[ADDRESS_MAX], port[8];
-    unsigned p;
-    split_address(address, host, &p);
-    snprintf(port, sizeof(port), "%u", p);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct lookup l;
     c->resolve.data = c;
-    c->resolving = uv_getaddrinfo(link->uv, &c->resolve, on_resolved, host, port, &hints) == 0;
+    c->resolving = lookup_of(address, &l) == 0 &&
+                   uv_getaddrinfo(link->uv, &c->resolve, on_resolved, l.host, l.service, &lookup_hints) == 0;
     if (!c->resolving) {
         conn_close(c);
         return NULL;
@@ -788,9 +798,7 @@ static void transport_close(struct raft_uv_transport *t, raft_uv_transport_close
         link->listener_closed = true;
     }
     for (struct link_conn *c = link->conns; c; c = c->next)
-        conn_close(c);
-    free(link->corked); /* no forwarding link was open */
-    link->corked = NULL;
+        conn_close(c); /* the forwarding link's close drops what was corked for it */
     link_maybe_closed(link);
 }
 
