@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "channel_internal.h"
+#include "cluster_classic.h"
 #include "cluster_node.h"
 #include "connection.h"
 #include "log.h"
@@ -60,6 +61,20 @@ struct call {
     uint64_t b;
 };
 
+/* A publish routed to queues whose messages live in more than one place (the log, and homes of
+ * classic queues): its confirm waits for every part. */
+struct join {
+    UT_hash_handle hh;
+    uint64_t handle;
+    unsigned parts;          /* not yet done */
+    struct meta_result worst; /* the first failure, else success */
+    cluster_queues_done_fn done; /* NULL once forgotten */
+    void *a;
+    uint64_t b;
+};
+
+#define JOIN_BIT (UINT64_C(1) << 62) /* with CLASSIC_HANDLE_BIT: a join's handle */
+
 /* A command asked for while one was being applied, proposed at the end of the pass. */
 struct deferred {
     struct deferred *next;
@@ -84,6 +99,9 @@ struct cluster_queues {
     struct rq *queues;
     struct chan_ent *channels;
     struct call *calls;
+    struct join *joins;
+    uint64_t next_join;
+    struct classic *classic; /* classic queues homed on other nodes (cluster_classic.h) */
     struct deferred *deferred, **deferred_tail;
     struct due *due, **due_tail;
     /* Deliveries are held while this node's copy may hold checkouts that later entries, not yet
@@ -283,6 +301,7 @@ void cluster_queues_flush(struct cluster_queues *cq)
             log_error("cluster: out of memory: a quorum queue command (%s) is lost", d->op);
         free(d);
     }
+    classic_flush(cq->classic);
 }
 
 void cluster_queues_forget(struct cluster_queues *cq, uint64_t handle)
@@ -290,6 +309,15 @@ void cluster_queues_forget(struct cluster_queues *cq, uint64_t handle)
     struct call *c;
     if (!cq || handle <= 1)
         return;
+    if (handle & CLASSIC_HANDLE_BIT) {
+        struct join *j;
+        HASH_FIND(hh, cq->joins, &handle, sizeof handle, j);
+        if (j)
+            j->done = NULL; /* its parts still complete, and free it */
+        else
+            classic_forget(cq->classic, handle);
+        return;
+    }
     HASH_FIND(hh, cq->calls, &handle, sizeof handle, c);
     if (!c)
         return;
@@ -482,10 +510,11 @@ static void remove_rq(struct cluster_queues *cq, struct rq *r)
 }
 
 void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, struct proto_bytes name,
-                             struct proto_bytes arguments)
+                             struct proto_bytes arguments, struct proto_bytes home)
 {
     if (!cq || !vhost)
         return;
+    classic_declared(cq->classic, vhost_name(vhost), name, home);
     struct queue *q = vhost_queue_find(vhost, name);
     struct rq *known = find_rq(cq, vhost_name(vhost), name);
     if (known)
@@ -519,6 +548,8 @@ void cluster_queues_deleted(struct cluster_queues *cq, const char *vhost, struct
     struct rq *r = cq ? find_rq(cq, vhost, name) : NULL;
     if (r)
         remove_rq(cq, r);
+    if (cq)
+        classic_deleted(cq->classic, vhost, name);
 }
 
 void cluster_queues_vhost_deleted(struct cluster_queues *cq, const char *vhost)
@@ -530,6 +561,7 @@ void cluster_queues_vhost_deleted(struct cluster_queues *cq, const char *vhost)
         if (strcmp(r->vhost, vhost) == 0)
             remove_rq(cq, r);
     }
+    classic_vhost_deleted(cq->classic, vhost);
 }
 
 void cluster_queues_prune(struct cluster_queues *cq)
@@ -656,6 +688,7 @@ int cluster_queues_export(const struct cluster_queues *cq, struct table_buf *out
         rc |= rc == 0 ? table_buf_end_nested(out, e) : 0;
     }
     rc |= rc == 0 ? table_buf_end_nested(out, list) : 0;
+    rc |= rc == 0 ? classic_export(cq ? cq->classic : NULL, out) : 0;
     return rc ? -1 : 0;
 }
 
@@ -665,7 +698,8 @@ int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state)
         return 0;
     struct table_value list, e, name, st;
     struct table_iter it;
-    if (table_validate(state) != 0 || table_find(state, "quorum_queues", &list) != 1 || list.type != TABLE_ARRAY)
+    if (table_validate(state) != 0 || table_find(state, "quorum_queues", &list) != 1 || list.type != TABLE_ARRAY ||
+        classic_import(cq->classic, state) != 0)
         return -1;
     /* Built aside, then swapped in: a bad entry changes nothing. */
     struct cluster_queues fresh = {.server = cq->server, .node = cq->node};
@@ -722,6 +756,11 @@ struct cluster_queues *cluster_queues_create(struct server *server)
     if (!cq)
         return NULL;
     cq->server = server;
+    cq->classic = classic_create(cq, server);
+    if (!cq->classic) {
+        free(cq);
+        return NULL;
+    }
     cq->deferred_tail = &cq->deferred;
     cq->due_tail = &cq->due;
     uint32_t prefix = 0;
@@ -735,6 +774,12 @@ void cluster_queues_free(struct cluster_queues *cq)
 {
     if (!cq)
         return;
+    classic_free(cq->classic);
+    struct join *j, *jtmp;
+    HASH_ITER(hh, cq->joins, j, jtmp) {
+        HASH_DEL(cq->joins, j);
+        free(j);
+    }
     struct rq *r, *rtmp;
     HASH_ITER(hh, cq->queues, r, rtmp) {
         HASH_DEL(cq->queues, r);
@@ -807,6 +852,7 @@ void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, 
 {
     cq->node = node;
     cq->fencing = false;
+    classic_start(cq->classic, node, node ? cluster_node_address(node) : NULL);
     if (!node) {
         struct call *c, *tmp;
         HASH_ITER(hh, cq->calls, c, tmp) { /* completed by the node's stop; none should be left */
@@ -830,7 +876,50 @@ void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, 
 
 bool cluster_queues_replicated(const struct cluster_queues *cq, const struct queue *q)
 {
-    return cq && q && queue_kind(q)->raft_group;
+    return cq && q && (queue_kind(q)->raft_group || queue_elsewhere(q));
+}
+
+const char *cluster_queues_node_name(const struct cluster_queues *cq)
+{
+    return cq ? cq->node_name : "";
+}
+
+struct channel *cluster_queues_channel(const struct cluster_queues *cq, uint64_t id)
+{
+    return channel_of(cq, id);
+}
+
+void cluster_queues_cancel_homed(struct cluster_queues *cq, const char *home)
+{
+    struct chan_ent *e, *etmp;
+    HASH_ITER(hh, cq->channels, e, etmp) {
+        struct channel *ch = e->ch;
+        struct consumer *c, *ctmp;
+        HASH_ITER(hh, ch->consumers, c, ctmp) {
+            const char *h = c->replicated && queue_elsewhere(c->queue)
+                                ? classic_remote_home(cq->classic, vhost_name(ch->vhost), queue_name(c->queue))
+                                : NULL;
+            if (h && strcmp(h, home) == 0)
+                consumer_queue_deleted(c); /* basic.cancel, as RabbitMQ when a queue's node goes down */
+        }
+    }
+}
+
+/* Where an enqueue on q goes: its home, or NULL for the log. */
+static const char *destination(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q)
+{
+    return queue_elsewhere(q) ? classic_remote_home(cq->classic, vhost_name(vhost), queue_name(q)) : NULL;
+}
+
+/* Where q's commands go: its home when another node's classic queue holds its messages, else the
+ * log. args are freed. */
+static uint64_t command_for(struct cluster_queues *cq, const char *vhost, const struct queue *q, const char *op,
+                            struct table_buf *args, cluster_queues_done_fn done, void *a, uint64_t b)
+{
+    const char *home = queue_elsewhere(q) ? classic_remote_home(cq->classic, vhost, queue_name(q)) : NULL;
+    if (home)
+        return classic_call(cq->classic, home, op, args, done, a, b);
+    return propose(cq, op, args, done, a, b);
 }
 
 bool cluster_queues_depth(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q,
@@ -840,12 +929,27 @@ bool cluster_queues_depth(const struct cluster_queues *cq, const struct vhost *v
         return false;
     struct rq *r = find_rq(cq, vhost_name(vhost), queue_name(q));
     *out = (struct queue_depth){0};
+    if (queue_elsewhere(q)) /* the home's counts, as last fetched (cluster_queues_fetch_depth) */
+        classic_depth(cq->classic, vhost_name(vhost), queue_name(q), out);
     if (r) {
         out->ready = qq_fsm_ready(&r->fsm);
         out->unacked = qq_fsm_messages(&r->fsm) - out->ready;
         out->consumers = qq_fsm_consumers(&r->fsm);
     }
     return true;
+}
+
+uint64_t cluster_queues_fetch_depth(struct cluster_queues *cq, struct vhost *vhost, struct queue *q,
+                                    cluster_queues_done_fn done, void *a, uint64_t b)
+{
+    const char *home = cq && q ? destination(cq, vhost, q) : NULL;
+    struct table_buf args = {0};
+    if (!home || (table_buf_put_string(&args, "vhost", proto_bytes_of(vhost_name(vhost))) |
+                  table_buf_put_string(&args, "queue", queue_name(q))) != 0) {
+        table_buf_free(&args);
+        return 0;
+    }
+    return classic_call(cq->classic, home, "qq.depth", &args, done, a, b);
 }
 
 uint64_t cluster_queues_channel_id(struct cluster_queues *cq, struct channel *ch)
@@ -889,7 +993,7 @@ static int consumer_command(struct cluster_queues *cq, struct channel *ch, struc
         table_buf_free(&args);
         return -1;
     }
-    return propose(cq, op, &args, NULL, NULL, 0) ? 0 : -1;
+    return command_for(cq, vhost_name(ch->vhost), q, op, &args, NULL, NULL, 0) ? 0 : -1;
 }
 
 int cluster_queues_checkout(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
@@ -917,6 +1021,8 @@ void cluster_queues_channel_closed(struct cluster_queues *cq, struct channel *ch
     int rc = table_buf_put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) |
              table_buf_put_string(&args, "node", proto_bytes_of(cq->node_name)) |
              table_buf_put_field(&args, "channel", 7, &v);
+    if (rc == 0)
+        classic_channel_closed(cq->classic, ch->replica_id, &args);
     if ((rc != 0 || propose(cq, "qq.channel_down", &args, NULL, NULL, 0) == 0) && cq->node)
         log_error("cluster: out of memory: a closed channel's quorum queue consumers were not cancelled");
     table_buf_free(&args);
@@ -929,18 +1035,11 @@ void cluster_queues_channel_closed(struct cluster_queues *cq, struct channel *ch
     ch->replica_id = 0;
 }
 
-uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, struct queue *const *queues,
-                                size_t n, const struct message *msg, cluster_queues_done_fn done, void *a,
-                                uint64_t b)
+/* qq.enqueue's arguments for msg on queues[0..n). 0 or -1. */
+static int enqueue_args(struct table_buf *args, const struct vhost *vhost, struct queue *const *queues, size_t n,
+                        const uint8_t *content, size_t size, const struct message *msg)
 {
-    size_t size = message_serialize(msg, NULL, 0);
-    if (size > UINT32_MAX - 4096)
-        return 0;
-    uint8_t *content = malloc(size ? size : 1);
-    if (!content)
-        return 0;
-    message_serialize(msg, content, size);
-    struct table_buf names = {0}, args = {0};
+    struct table_buf names = {0};
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         struct table_value v = {.type = TABLE_LONGSTR};
@@ -949,27 +1048,121 @@ uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, 
     }
     struct table_value v = {.type = TABLE_ARRAY};
     v.v.bytes = (struct proto_bytes){names.data, (uint32_t)names.len};
-    rc |= table_buf_put_string(&args, "vhost", proto_bytes_of(vhost_name(vhost)));
-    rc |= table_buf_put_field(&args, "queues", 6, &v);
+    rc |= table_buf_put_string(args, "vhost", proto_bytes_of(vhost_name(vhost)));
+    rc |= table_buf_put_field(args, "queues", 6, &v);
     v = (struct table_value){.type = TABLE_BYTES};
     v.v.bytes = (struct proto_bytes){content, (uint32_t)size};
-    rc |= table_buf_put_field(&args, "content", 7, &v);
+    rc |= table_buf_put_field(args, "content", 7, &v);
     /* the queues' clock and the message's own TTL (qq_fsm.h, "Time") */
     v = (struct table_value){.type = TABLE_UINT64};
     v.v.u64 = wall_ms();
-    rc |= table_buf_put_field(&args, "now", 3, &v);
+    rc |= table_buf_put_field(args, "now", 3, &v);
     if (msg->has_expiration) {
         v = (struct table_value){.type = TABLE_INT64};
         v.v.i64 = msg->expiration_ms > INT64_MAX ? INT64_MAX : (int64_t)msg->expiration_ms;
-        rc |= table_buf_put_field(&args, "ttl", 3, &v);
+        rc |= table_buf_put_field(args, "ttl", 3, &v);
     }
-    free(content);
     table_buf_free(&names);
-    if (rc != 0) {
-        table_buf_free(&args);
+    return rc ? -1 : 0;
+}
+
+static void join_end(struct cluster_queues *cq, struct join *j)
+{
+    HASH_DEL(cq->joins, j);
+    if (j->done)
+        j->done(j->a, j->b, &j->worst);
+    free(j);
+}
+
+static void join_part_done(void *a, uint64_t b, const struct meta_result *result)
+{
+    struct cluster_queues *cq = a;
+    struct join *j;
+    HASH_FIND(hh, cq->joins, &b, sizeof b, j);
+    if (!j)
+        return;
+    if (j->worst.status == 0 && result->status != 0)
+        j->worst = *result;
+    if (--j->parts == 0)
+        join_end(cq, j);
+}
+
+uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, struct queue *const *queues,
+                                size_t n, const struct message *msg, cluster_queues_done_fn done, void *a,
+                                uint64_t b)
+{
+    size_t size = message_serialize(msg, NULL, 0);
+    if (size > UINT32_MAX - 4096 || n == 0)
+        return 0;
+    uint8_t *content = malloc(size ? size : 1);
+    struct queue **part = malloc(n * sizeof *part);
+    bool *sent = calloc(n, sizeof *sent);
+    if (!content || !part || !sent) {
+        free(content), free(part), free(sent);
         return 0;
     }
-    return propose(cq, "qq.enqueue", &args, done, a, b);
+    message_serialize(msg, content, size);
+    /* One command per destination: the log's for the quorum queues, one for each home. */
+    size_t destinations = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool first = true;
+        for (size_t k = 0; k < i && first; k++) {
+            const char *x = destination(cq, vhost, queues[i]), *y = destination(cq, vhost, queues[k]);
+            first = !(x == y || (x && y && strcmp(x, y) == 0));
+        }
+        destinations += first;
+    }
+    struct join *j = NULL;
+    if (destinations > 1 && done) {
+        j = calloc(1, sizeof *j);
+        if (!j) {
+            free(content), free(part), free(sent);
+            return 0;
+        }
+        *j = (struct join){.handle = ++cq->next_join | CLASSIC_HANDLE_BIT | JOIN_BIT, .done = done, .a = a, .b = b};
+        HASH_ADD(hh, cq->joins, handle, sizeof j->handle, j);
+    }
+    uint64_t handle = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sent[i])
+            continue;
+        const char *home = destination(cq, vhost, queues[i]);
+        size_t m = 0;
+        for (size_t k = i; k < n; k++) {
+            const char *other = destination(cq, vhost, queues[k]);
+            if (!sent[k] && (other == home || (other && home && strcmp(other, home) == 0))) {
+                sent[k] = true;
+                part[m++] = queues[k];
+            }
+        }
+        struct table_buf args = {0};
+        uint64_t h = 0;
+        if (enqueue_args(&args, vhost, part, m, content, size, msg) == 0) {
+            cluster_queues_done_fn fn = j ? join_part_done : done;
+            void *fa = j ? (void *)cq : a;
+            uint64_t fb = j ? j->handle : b;
+            h = home ? classic_call(cq->classic, home, "qq.enqueue", &args, fn, fa, fb)
+                     : propose(cq, "qq.enqueue", &args, fn, fa, fb);
+        }
+        table_buf_free(&args);
+        if (j && h) {
+            j->parts++;
+        } else if (j && j->worst.status == 0) {
+            j->worst.status = -ENOMEM; /* this part was not sent: the publisher gets a nack */
+            snprintf(j->worst.text, sizeof j->worst.text, "out of memory");
+        }
+        if (!j)
+            handle = h;
+    }
+    free(content), free(part), free(sent);
+    if (!j)
+        return handle;
+    if (j->parts == 0) { /* nothing went out */
+        HASH_DEL(cq->joins, j);
+        free(j);
+        return 0;
+    }
+    return j->handle;
 }
 
 uint64_t cluster_queues_dequeue(struct cluster_queues *cq, struct channel *ch, struct queue *q, bool no_ack,
@@ -982,7 +1175,7 @@ uint64_t cluster_queues_dequeue(struct cluster_queues *cq, struct channel *ch, s
         table_buf_free(&args);
         return 0;
     }
-    return propose(cq, "qq.dequeue", &args, done, a, b);
+    return command_for(cq, vhost_name(ch->vhost), q, "qq.dequeue", &args, done, a, b);
 }
 
 uint64_t cluster_queues_purge(struct cluster_queues *cq, struct vhost *vhost, struct queue *q,
@@ -994,7 +1187,7 @@ uint64_t cluster_queues_purge(struct cluster_queues *cq, struct vhost *vhost, st
         table_buf_free(&args);
         return 0;
     }
-    return propose(cq, "qq.purge", &args, done, a, b);
+    return command_for(cq, vhost_name(vhost), q, "qq.purge", &args, done, a, b);
 }
 
 /* ---- settling ---- */
@@ -1025,7 +1218,7 @@ void cluster_settle_flush(struct cluster_settle_batch *b)
     struct table_value v = {.type = TABLE_ARRAY};
     v.v.bytes = (struct proto_bytes){b->ids.data, (uint32_t)b->ids.len};
     rc |= table_buf_put_field(&args, "ids", 3, &v);
-    if (rc != 0 || propose(cq, settle_op(b->mode), &args, NULL, NULL, 0) == 0)
+    if (rc != 0 || command_for(cq, vhost_name(b->ch->vhost), b->queue, settle_op(b->mode), &args, NULL, NULL, 0) == 0)
         log_error("cluster: out of memory: %u settlement(s) of quorum queue '%.*s' lost", b->count,
                   (int)queue_name(b->queue).len, (const char *)queue_name(b->queue).ptr);
     table_buf_free(&args);

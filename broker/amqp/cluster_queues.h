@@ -80,12 +80,13 @@ void cluster_queues_flush(struct cluster_queues *cq);
 
 /* A queue.declare of vhost/name with arguments (the command's, table contents) was applied (or
  * replayed): when the model now holds a quorum queue of that name, its state exists from now on
- * (an existing one is kept). Its x-delivery-limit, x-max-length, x-max-length-bytes and
+ * (an existing one is kept); a classic one gets its home (the command's "home", the proposing
+ * node: cluster_classic.h), the first one applied staying. Its x-delivery-limit, x-max-length, x-max-length-bytes and
  * x-overflow are read from the command, never from the model (whose policies, when replaying,
  * may be later than the entry): every node must run the same limits at the same log position.
  * Policies do not change a replicated queue's limits. */
 void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, struct proto_bytes name,
-                             struct proto_bytes arguments);
+                             struct proto_bytes arguments, struct proto_bytes home);
 /* A queue.delete was applied (or replayed): the queue's state goes, and this node's consumers
  * of it are cancelled (basic.cancel to clients that take it). */
 void cluster_queues_deleted(struct cluster_queues *cq, const char *vhost, struct proto_bytes name);
@@ -103,8 +104,14 @@ int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state);
 
 /* ---- the channel side ---- */
 
-/* True when q's messages live in the registry: a cluster runs and q is a quorum queue. */
+/* True when q's messages do not live in this node's model: a cluster runs and q is a quorum
+ * queue, or a classic queue homed on another node (queue_elsewhere; cluster_classic.h). Every
+ * function below takes both kinds alike: a classic queue's commands go to its home instead of
+ * the log, and its deliveries come back from there. */
 bool cluster_queues_replicated(const struct cluster_queues *cq, const struct queue *q);
+/* This node's name in the cluster (its cluster address), the home of classic queues declared
+ * through it; "" before the node runs. */
+const char *cluster_queues_node_name(const struct cluster_queues *cq);
 
 /* Ready messages, checked-out messages and attached consumers of q as this node's copy has them
  * (server.h's struct queue_depth; zeros when unknown): true, or false when q is not replicated
@@ -123,6 +130,12 @@ typedef void (*cluster_queues_done_fn)(void *a, uint64_t b, const struct meta_re
 uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, struct queue *const *queues,
                                 size_t n, const struct message *msg, cluster_queues_done_fn done, void *a,
                                 uint64_t b);
+/* A classic queue homed on another node: asks its home for its counts, which
+ * cluster_queues_depth (so server_queue_depth) gives from then on; done follows (status 0, or
+ * 404 with RabbitMQ's text when the home is down or has no such queue). Returns a handle, or 0
+ * when q's counts are this node's own (done is not called). */
+uint64_t cluster_queues_fetch_depth(struct cluster_queues *cq, struct vhost *vhost, struct queue *q,
+                                    cluster_queues_done_fn done, void *a, uint64_t b);
 /* Its asker is gone: done will not be called. Unknown handles (0) are ignored. */
 void cluster_queues_forget(struct cluster_queues *cq, uint64_t handle);
 

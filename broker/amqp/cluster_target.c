@@ -233,7 +233,8 @@ static void replicas_follow(struct server *server, const struct meta_command *cm
     } else if (proto_bytes_is(cmd->op, "queue.declare")) {
         struct vhost_entry *e = server_vhost_entry(server, vhost, vname.len);
         if (e)
-            cluster_queues_declared(server->replicas, e->vhost, name, cluster_get_table(&f, "arguments"));
+            cluster_queues_declared(server->replicas, e->vhost, name, cluster_get_table(&f, "arguments"),
+                                    cluster_get_string(&f, "home"));
     }
 }
 

@@ -147,9 +147,15 @@ static void consumer_deliver(void *ctx, struct queue *queue, const struct queue_
     ch->unacked_live++;
 }
 
+static void consumer_gone(void *consumer)
+{
+    consumer_queue_deleted(consumer);
+}
+
 static const struct consumer_ops consumer_ops = {
     .has_credit = consumer_has_credit,
     .deliver = consumer_deliver,
+    .queue_deleted = consumer_gone,
 };
 
 struct consumer *channel_find_consumer(struct channel *ch, struct proto_bytes tag)

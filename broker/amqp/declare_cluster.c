@@ -37,6 +37,9 @@ struct cluster_call {
     uint16_t channel;
     bool no_wait;
     bool barrier;   /* a passive declare of call->name, answered here once "sync" is applied */
+    bool depth_asked; /* a queue.declare's counts were asked of the queue's home (classic) */
+    bool queues_handle; /* handle is cluster_queues' (a call to a classic queue's home) */
+    struct meta_result applied; /* then, the command's result, answered with once they come */
     uint8_t name_len;
     char name[256]; /* queue.declare: the queue, named here when server-named */
 };
@@ -128,6 +131,45 @@ static int answer_passive(struct channel *ch, const struct cluster_call *call, s
     return channel_queue_method_here(ch, &m, err);
 }
 
+static void on_done(void *arg, const struct meta_result *result);
+static void abandon(void *arg);
+
+/* The home of a classic queue answered with its counts (kept for server_queue_depth), or could
+ * not: the declare is answered now. */
+static void depth_done(void *a, uint64_t b, const struct meta_result *result)
+{
+    (void)b;
+    struct cluster_call *call = a;
+    if (result->status == 0) {
+        on_done(call, &call->applied);
+        return;
+    }
+    /* RabbitMQ: 404 "home node ... of durable queue ... is down or inaccessible" */
+    struct meta_result failed = {.status = SPEC_NOT_FOUND};
+    snprintf(failed.text, sizeof failed.text, "NOT_FOUND - %.200s", result->text);
+    on_done(call, &failed);
+}
+
+/* A queue.declare applied here whose queue is a classic one homed on another node: its counts
+ * are asked of the home first (RabbitMQ's declare-ok gives the queue's own). True when asked
+ * (the connection waits on). */
+static bool ask_depth(struct channel *ch, struct cluster_call *call, const struct meta_result *result)
+{
+    if (call->depth_asked || call->method_id != SPEC_QUEUE_DECLARE || call->no_wait ||
+        (result->status != 0 && result->status != META_DUPLICATE))
+        return false;
+    struct proto_bytes name = {(const uint8_t *)call->name, call->name_len};
+    struct cluster_queues *cq = server_cluster_queues(connection_server(ch->conn));
+    call->depth_asked = true;
+    call->queues_handle = true;
+    call->applied = *result;
+    call->handle = cluster_queues_fetch_depth(cq, ch->vhost, vhost_queue_find(ch->vhost, name), depth_done, call, 0);
+    if (call->handle == 0)
+        return false;
+    connection_wait(ch->conn, abandon, call);
+    return true;
+}
+
 /* The command was applied on this node (or failed to be): answer the client, then let the
  * connection handle its next frames. */
 static void on_done(void *arg, const struct meta_result *result)
@@ -141,6 +183,8 @@ static void on_done(void *arg, const struct meta_result *result)
         free(call);
         return;
     }
+    if (ask_depth(ch, call, result))
+        return;
     struct reply_error err;
     if (call->barrier && (result->status == 0 || result->status == META_DUPLICATE)) {
         if (answer_passive(ch, call, &err) == 0) {
@@ -180,7 +224,10 @@ static void on_done(void *arg, const struct meta_result *result)
 static void abandon(void *arg)
 {
     struct cluster_call *call = arg;
-    cluster_node_forget(call->node, call->handle);
+    if (call->queues_handle)
+        cluster_queues_forget(server_cluster_queues(connection_server(call->conn)), call->handle);
+    else
+        cluster_node_forget(call->node, call->handle);
     free(call);
 }
 
@@ -349,7 +396,8 @@ static int propose_queue_declare(struct channel *ch, const struct spec_method *m
     struct table_buf args = {0};
     int rc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) | put_string(&args, "name", d.name) |
              table_buf_put_bool(&args, "durable", d.durable) | table_buf_put_bool(&args, "auto_delete", d.auto_delete) |
-             put_table(&args, "arguments", d.arguments) | table_buf_put_bool(&args, "server_named", d.server_named);
+             put_table(&args, "arguments", d.arguments) | table_buf_put_bool(&args, "server_named", d.server_named) |
+             put_string(&args, "home", proto_bytes_of(cluster_queues_node_name(server_cluster_queues(connection_server(ch->conn)))));
     return propose(ch, "queue.declare", &args, call, rc, err);
 }
 
@@ -408,7 +456,20 @@ static int propose_queue_bind(struct channel *ch, const struct spec_method *m, s
     return propose(ch, unbind ? "queue.unbind" : "queue.bind", &args, call, rc, err);
 }
 
-/* queue.purge of a replicated quorum queue is a command of its log; other queues purge here. */
+static void purged_at_home(void *a, uint64_t b, const struct meta_result *result)
+{
+    (void)b;
+    if (result->status == SPEC_NOT_FOUND) { /* the home is down, or has no such queue */
+        struct meta_result failed = {.status = SPEC_NOT_FOUND};
+        snprintf(failed.text, sizeof failed.text, "NOT_FOUND - %.200s", result->text);
+        on_done(a, &failed);
+        return;
+    }
+    on_done(a, result);
+}
+
+/* queue.purge of a replicated quorum queue is a command of its log, of a classic queue homed on
+ * another node a call to its home; other queues purge here. */
 static int propose_queue_purge(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
     const struct spec_queue_purge *a = &m->args.queue_purge;
@@ -424,6 +485,19 @@ static int propose_queue_purge(struct channel *ch, const struct spec_method *m, 
     struct cluster_call *call = new_call(m->id, a->no_wait);
     if (!call)
         return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    if (queue_elsewhere(q)) { /* a classic queue homed on another node: purged there */
+        struct cluster_queues *cq = server_cluster_queues(connection_server(ch->conn));
+        call->conn = ch->conn;
+        call->channel = ch->number;
+        call->queues_handle = true;
+        call->handle = cluster_queues_purge(cq, ch->vhost, q, purged_at_home, call, 0);
+        if (call->handle == 0) {
+            free(call);
+            return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+        }
+        connection_wait(ch->conn, abandon, call);
+        return 0;
+    }
     struct table_buf args = {0};
     int rc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) | put_string(&args, "queue", name);
     return propose(ch, "qq.purge", &args, call, rc, err);

@@ -83,6 +83,11 @@ int operate_declare_queue(struct server *server, const char *user, const char *v
     int rc = table_buf_put_string(&args, "name", d->name) | table_buf_put_bool(&args, "durable", d->durable) |
              table_buf_put_bool(&args, "auto_delete", d->auto_delete) | put_table(&args, "arguments", d->arguments) |
              table_buf_put_bool(&args, "server_named", false);
+#ifdef WARREN_HAVE_CLUSTER
+    /* made here: this node is its home (cluster_classic.h), unless the queue had one already */
+    if (server->replicas)
+        rc |= table_buf_put_string(&args, "home", proto_bytes_of(cluster_queues_node_name(server->replicas)));
+#endif
     operate_replicate(server, "queue.declare", vhost, &args, rc);
     return 0;
 }

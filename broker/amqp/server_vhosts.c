@@ -28,16 +28,10 @@
 #include "table.h"
 #include "vhost.h"
 
-static void cancel_consumer(void *consumer, void *arg)
-{
-    (void)arg;
-    consumer_queue_deleted(consumer);
-}
-
 static void hook_queue_deleting(void *ctx, struct queue *queue)
 {
     (void)ctx;
-    queue_for_each_consumer(queue, cancel_consumer, NULL);
+    queue_cancel_consumers(queue); /* a channel's (consume.c), or another node's (cluster_classic.c) */
 }
 
 static void hook_queue_ready(void *ctx, struct queue *queue)

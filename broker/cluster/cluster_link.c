@@ -31,6 +31,7 @@ enum conn_kind {
     CONN_IN,          /* accepted: the hello, the proof, then forwarded commands or Raft's */
     CONN_RAFT_OUT,    /* connecting for Raft; handed over once the challenge checks out */
     CONN_FORWARD_OUT, /* the forwarding link to the leader */
+    CONN_PEER_OUT,    /* a peer link */
 };
 
 enum read_stage {
@@ -63,6 +64,8 @@ struct link_conn {
     size_t have, want;              /* bytes of the current piece read so far, and needed */
     uint64_t started_ms;            /* uv_now() at accept or connect */
     char peer[64];                  /* for reports: the accepted peer's IP, or the address dialled */
+    struct link_out *out;           /* CONN_FORWARD_OUT, CONN_PEER_OUT: the stream it carries */
+    uint64_t serial;                /* an incoming peer link: its number (> 0) */
 };
 
 struct link_write {
@@ -309,12 +312,31 @@ static void conn_close(struct link_conn *c)
     if (c->closing)
         return;
     c->closing = true;
-    if (c->link->forward == c) {
-        c->link->forward = NULL;
-        c->link->forward_ready = false;
-        free(c->link->corked); /* its senders send again */
-        c->link->corked = NULL;
-        c->link->corked_len = c->link->corked_cap = 0;
+    struct cluster_link *link = c->link;
+    struct link_out *out = c->out;
+    if (out && out->conn == c) {
+        bool was_ready = out->ready;
+        out->conn = NULL;
+        out->ready = false;
+        free(out->corked); /* the forwarding link's senders send again; a peer link's are told */
+        out->corked = NULL;
+        out->corked_len = out->corked_cap = 0;
+        if (c->kind == CONN_PEER_OUT) {
+            if (!was_ready)
+                out->retry_ms = uv_now(link->uv) + LINK_RETRY_MS;
+            if (!link->closing && link->on_lost)
+                link->on_lost(link->ctx, out->to, out->address, 0);
+        }
+    }
+    if (c->serial && !link->closing && link->on_lost) {
+        char address[ADDRESS_MAX];
+        size_t n = (size_t)c->hello[13] << 8 | c->hello[14];
+        memcpy(address, c->hello + HELLO_FIXED, n);
+        address[n] = '\0';
+        raft_id id = 0;
+        for (int i = 0; i < 8; i++)
+            id = id << 8 | c->hello[5 + i];
+        link->on_lost(link->ctx, id, address, c->serial);
     }
     if (c->counted) {
         c->counted = false;
@@ -465,11 +487,17 @@ static const char *proof_received(struct link_conn *c)
     if (!handshake_check(c, LABEL_CLIENT, c->in))
         return "wrong proof in the handshake (a node with another secret, or not a member)";
     c->authenticated = true;
-    if (c->hello[4] == 'F') {
+    struct cluster_link *link = c->link;
+    if (c->hello[4] == 'Q' && !link->on_message)
+        return "a peer link to a node that takes none";
+    if (c->hello[4] == 'F' || c->hello[4] == 'Q') {
+        if (c->hello[4] == 'Q') {
+            c->serial = ++link->next_serial;
+            uv_tcp_keepalive(c->tcp, 1, 10); /* a peer that vanished without a word is noticed */
+        }
         next_piece(c, READ_MESSAGES, 0);
         return NULL;
     }
-    struct cluster_link *link = c->link;
     raft_id id = 0;
     for (int i = 0; i < 8; i++)
         id = id << 8 | c->hello[5 + i];
@@ -499,9 +527,12 @@ static const char *challenge_received(struct link_conn *c)
         return NULL;
     }
     struct cluster_link *link = c->link;
-    next_piece(c, READ_NOTHING, 1); /* the leader never writes: reading only notices it hang up */
-    link->forward_ready = true;
-    link->on_ready(link->ctx);
+    next_piece(c, READ_NOTHING, 1); /* the other end never writes: reading only notices it hang up */
+    c->out->ready = true;
+    if (c->kind == CONN_FORWARD_OUT)
+        link->on_ready(link->ctx);
+    else
+        link_flush(link); /* what was sent while it connected */
     return NULL;
 }
 
@@ -513,7 +544,7 @@ static const char *read_piece(struct link_conn *c)
     case READ_HELLO: {
         const uint8_t *h = c->hello;
         size_t n = (size_t)h[13] << 8 | h[14];
-        if (memcmp(h, MAGIC, 4) != 0 || (h[4] != 'R' && h[4] != 'F') || n == 0 || n >= ADDRESS_MAX)
+        if (memcmp(h, MAGIC, 4) != 0 || (h[4] != 'R' && h[4] != 'F' && h[4] != 'Q') || n == 0 || n >= ADDRESS_MAX)
             return "malformed hello";
         c->stage = READ_HELLO_REST;
         c->want = HELLO_FIXED + n + LINK_NONCE;
@@ -547,8 +578,19 @@ static const char *messages(struct link_conn *c)
             return "forwarded message length out of bounds";
         if (c->have - at - 4 < n)
             break;
-        if (link->on_forward(link->ctx, h + 4, n) != 0)
+        if (c->serial) {
+            char address[ADDRESS_MAX];
+            size_t alen = (size_t)c->hello[13] << 8 | c->hello[14];
+            memcpy(address, c->hello + HELLO_FIXED, alen);
+            address[alen] = '\0';
+            raft_id id = 0;
+            for (int i = 0; i < 8; i++)
+                id = id << 8 | c->hello[5 + i];
+            if (link->on_message(link->ctx, id, address, c->serial, h + 4, n) != 0)
+                return "peer message does not decode";
+        } else if (link->on_forward(link->ctx, h + 4, n) != 0) {
             return "forwarded command does not decode";
+        }
         at += 4 + (size_t)n;
     }
     memmove(c->body, c->body + at, c->have - at);
@@ -701,7 +743,10 @@ static void on_connected(uv_connect_t *connect, int status)
         return;
     }
     uv_tcp_nodelay(c->tcp, 1);
-    if (!hello_write(c, c->kind == CONN_RAFT_OUT ? 'R' : 'F') || conn_send(c, c->hello, c->hello_len) != 0) {
+    uint8_t kind = c->kind == CONN_RAFT_OUT ? 'R' : c->kind == CONN_FORWARD_OUT ? 'F' : 'Q';
+    if (kind == 'Q')
+        uv_tcp_keepalive(c->tcp, 1, 10); /* a peer that vanished without a word is noticed */
+    if (!hello_write(c, kind) || conn_send(c, c->hello, c->hello_len) != 0) {
         conn_close(c);
         return;
     }
@@ -833,9 +878,9 @@ void link_wipe(struct cluster_link *link)
     link->secret_len = 0;
 }
 
-/* ---- the forwarding link ---- */
+/* ---- outgoing message streams: the forwarding link and peer links ---- */
 
-static void forward_written(uv_write_t *w, int status)
+static void out_written(uv_write_t *w, int status)
 {
     struct link_conn *c = w->handle->data;
     free(w->data);
@@ -843,63 +888,123 @@ static void forward_written(uv_write_t *w, int status)
         conn_close(c);
 }
 
+/* Writes what out gathered, when it is connected. True when anything went out. */
+static bool out_flush(struct link_out *out)
+{
+    struct link_write *w = out->corked;
+    if (!w || !out->conn || !out->ready)
+        return false;
+    size_t len = out->corked_len;
+    out->corked = NULL;
+    out->corked_len = out->corked_cap = 0;
+    w->req.data = w;
+    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)out->conn->tcp, &buf, 1, out_written) != 0) {
+        free(w);
+        conn_close(out->conn); /* the forwarding link's senders send again; a peer link's are told */
+        return false;
+    }
+    return true;
+}
+
+/* Appends a message to what out gathers: 0, -ENOBUFS past LINK_QUEUE_MAX, -ENOMEM. */
+static int out_append(struct link_out *out, const uint8_t *bytes, size_t n)
+{
+    size_t queued = out->conn && out->ready ? uv_stream_get_write_queue_size((uv_stream_t *)out->conn->tcp) : 0;
+    if (queued + out->corked_len > LINK_QUEUE_MAX)
+        return -ENOBUFS;
+    size_t need = out->corked_len + 4 + n;
+    if (need > out->corked_cap) {
+        size_t cap = out->corked_cap ? out->corked_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        struct link_write *grown = realloc(out->corked, sizeof(*grown) + cap);
+        if (!grown)
+            return -ENOMEM;
+        out->corked = grown;
+        out->corked_cap = cap;
+    }
+    uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    memcpy(out->corked->data + out->corked_len, len, 4);
+    memcpy(out->corked->data + out->corked_len + 4, bytes, n);
+    out->corked_len = need;
+    if (out->corked_len >= LINK_CORK_MAX)
+        out_flush(out);
+    return 0;
+}
+
 int link_forward(struct cluster_link *link, raft_id leader_id, const char *leader_address,
                  const struct raft_buffer *command)
 {
+    struct link_out *out = &link->forward;
     if (link->closing)
         return -ESHUTDOWN;
     if (command->len == 0 || command->len > LINK_MESSAGE_MAX)
         return -E2BIG;
-    if (link->forward && link->forward_to != leader_id)
-        conn_close(link->forward); /* the leader changed: follow it */
-    if (!link->forward) {
-        link->forward = conn_connect(link, CONN_FORWARD_OUT, leader_id, leader_address);
-        link->forward_to = leader_id;
-        link->forward_ready = false;
-        return link->forward ? -EAGAIN : -ENOTCONN;
+    if (out->conn && out->to != leader_id)
+        conn_close(out->conn); /* the leader changed: follow it */
+    if (!out->conn) {
+        out->to = leader_id;
+        out->ready = false;
+        out->conn = conn_connect(link, CONN_FORWARD_OUT, leader_id, leader_address);
+        if (out->conn)
+            out->conn->out = out;
+        return out->conn ? -EAGAIN : -ENOTCONN;
     }
-    if (!link->forward_ready)
+    if (!out->ready)
         return -EAGAIN;
-    uv_stream_t *stream = (uv_stream_t *)link->forward->tcp;
-    if (uv_stream_get_write_queue_size(stream) + link->corked_len > LINK_QUEUE_MAX)
-        return -ENOBUFS; /* the leader does not read: the proposal's retry sends it again */
-    size_t need = link->corked_len + 4 + command->len;
-    if (need > link->corked_cap) {
-        size_t cap = link->corked_cap ? link->corked_cap : 4096;
-        while (cap < need)
-            cap *= 2;
-        struct link_write *grown = realloc(link->corked, sizeof(*grown) + cap);
-        if (!grown)
-            return -ENOMEM;
-        link->corked = grown;
-        link->corked_cap = cap;
-    }
-    uint32_t n = (uint32_t)command->len;
-    uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    memcpy(link->corked->data + link->corked_len, len, 4);
-    memcpy(link->corked->data + link->corked_len + 4, command->base, command->len);
-    link->corked_len = need;
-    if (link->corked_len >= LINK_CORK_MAX)
-        link_flush(link);
-    return 0;
+    return out_append(out, command->base, command->len);
 }
 
-void link_flush(struct cluster_link *link)
+bool link_flush(struct cluster_link *link)
 {
-    struct link_write *w = link->corked;
-    if (!w)
-        return;
-    size_t len = link->corked_len;
-    link->corked = NULL;
-    link->corked_len = link->corked_cap = 0;
-    if (len == 0 || !link->forward || !link->forward_ready) { /* cannot be: conn_close drops it */
-        free(w);
-        return;
+    bool wrote = out_flush(&link->forward);
+    for (size_t i = 0; i < LINK_PEERS; i++)
+        wrote |= out_flush(&link->peers[i]);
+    return wrote;
+}
+
+void link_set_peer_handlers(struct cluster_link *link, link_message_fn on_message, link_lost_fn on_lost)
+{
+    link->on_message = on_message;
+    link->on_lost = on_lost;
+}
+
+int link_send(struct cluster_link *link, raft_id peer, const char *address, const uint8_t *bytes, size_t len)
+{
+    if (link->closing)
+        return -ESHUTDOWN;
+    if (len == 0 || len > LINK_MESSAGE_MAX || strlen(address) >= ADDRESS_MAX)
+        return -E2BIG;
+    struct link_out *out = NULL, *free_slot = NULL, *idle = NULL;
+    for (size_t i = 0; i < LINK_PEERS && !out; i++) {
+        struct link_out *o = &link->peers[i];
+        if (o->to == peer)
+            out = o;
+        else if (o->to == 0 && !free_slot)
+            free_slot = o;
+        else if (!o->conn && !o->corked && !idle)
+            idle = o;
     }
-    w->req.data = w;
-    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)len);
-    if (uv_write(&w->req, (uv_stream_t *)link->forward->tcp, &buf, 1, forward_written) != 0) {
-        free(w);
-        conn_close(link->forward); /* what it carried is sent again by its senders */
+    if (!out) { /* a member's slot; one with nothing open is taken over once the slots are all used */
+        out = free_slot ? free_slot : idle;
+        if (!out)
+            return -ENOTCONN;
+        memset(out, 0, sizeof(*out));
+        out->to = peer;
+        snprintf(out->address, sizeof(out->address), "%s", address);
     }
+    if (!out->conn) {
+        if (uv_now(link->uv) < out->retry_ms)
+            return -ENOTCONN;
+        snprintf(out->address, sizeof(out->address), "%s", address);
+        out->ready = false;
+        out->conn = conn_connect(link, CONN_PEER_OUT, peer, address);
+        if (!out->conn) {
+            out->retry_ms = uv_now(link->uv) + LINK_RETRY_MS;
+            return -ENOTCONN;
+        }
+        out->conn->out = out;
+    }
+    return out_append(out, bytes, len);
 }

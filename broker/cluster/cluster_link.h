@@ -25,10 +25,17 @@
  * hands its stream on (to Raft, or to forwarding) only after checking the challenge, the server
  * only after checking the proof; any failure closes the connection (logged at most once a minute
  * per peer). No byte after the handshake is authenticated or encrypted (docs/cluster.md).
- * After 'R' the stream is Raft's (its own framing). After 'F' it is a sequence of messages
+ * After 'R' the stream is Raft's (its own framing). After 'F' (the forwarding link) or 'Q' (a
+ * peer link) it is a sequence of messages
  *     [4]  length, 1..LINK_MESSAGE_MAX
  *     [n]  a command as meta_command_encode wrote it
- * and nothing ever flows back. A peer that breaks any of this is disconnected. */
+ * and nothing ever flows back. A peer that breaks any of this is disconnected.
+ *
+ * Peer links carry what members tell each other outside the log (the classic queues of
+ * cluster_classic.c): each node dials each peer it has something for, once, and keeps the
+ * connection; the peer answers on its own link the other way. A message is written in order after
+ * the ones before it, or the link is lost: when either of the two connections between a pair of
+ * nodes closes, on_lost is called, so both sides can give up what the other held. */
 #ifndef WARREN_CLUSTER_LINK_H
 #define WARREN_CLUSTER_LINK_H
 
@@ -51,12 +58,38 @@
 #define LINK_MAC 32                   /* bytes of an HMAC-SHA256 */
 #define LINK_LOG_PEERS 16             /* peers whose last failure report is remembered */
 
+#define LINK_PEERS 16                 /* peers with a peer link at once (cluster_members.h's bound) */
+#define LINK_RETRY_MS 200             /* a peer that could not be reached is dialled again after this */
+
 struct link_conn;
+struct link_write;
 
 /* A forwarded command arrived (borrowed bytes). Returns 0, or -1 to drop the sender as malformed. */
 typedef int (*link_forward_fn)(void *ctx, const uint8_t *bytes, size_t len);
 /* The outgoing forwarding link just connected: queued proposals can be sent now. */
 typedef void (*link_ready_fn)(void *ctx);
+/* A message arrived on a peer link from member `from` (its address as it sent it in the
+ * authenticated hello), through the incoming connection numbered `serial`. Returns 0, or -1 to
+ * drop the connection as malformed. */
+typedef int (*link_message_fn)(void *ctx, raft_id from, const char *from_address, uint64_t serial,
+                               const uint8_t *bytes, size_t len);
+/* A connection of a peer link closed: the outgoing one to `peer` (serial 0: what was queued on it
+ * is lost, and so may be the last messages written), or the incoming one numbered serial (the
+ * peer's outgoing one: what it sent before is all there is). Called from the link's callbacks
+ * and from inside link_send and link_flush (a failed write), never while the link closes: a
+ * handler notes the loss and acts on it later. */
+typedef void (*link_lost_fn)(void *ctx, raft_id peer, const char *address, uint64_t serial);
+
+/* One outgoing message stream: the forwarding link, or a peer link. */
+struct link_out {
+    struct link_conn *conn;             /* the connection, or NULL */
+    raft_id to;
+    char address[256];                  /* as dialled */
+    bool ready;                         /* the handshake completed: writes go out */
+    struct link_write *corked;          /* messages not yet written (link_flush), or NULL */
+    size_t corked_len, corked_cap;      /* bytes in corked's data, and room */
+    uint64_t retry_ms;                  /* a peer link that failed: not dialled again before this */
+};
 
 struct cluster_link {
     struct raft_uv_transport transport; /* give to raft_uv_init; raft_uv owns transport.data */
@@ -69,13 +102,13 @@ struct cluster_link {
     raft_uv_accept_cb accept_cb;
     struct link_conn *conns;            /* every connection the link still owns */
     unsigned incoming;                  /* accepted, unidentified or forwarding */
-    struct link_conn *forward;          /* the outgoing forwarding link, or NULL */
-    struct link_write *corked;          /* messages for it not yet written (link_flush), or NULL */
-    size_t corked_len, corked_cap;      /* bytes in corked's data, and room */
-    raft_id forward_to;
-    bool forward_ready;
+    struct link_out forward;            /* to the leader */
+    struct link_out peers[LINK_PEERS];  /* peer links (a slot is free while its to is 0) */
+    uint64_t next_serial;               /* of incoming peer connections */
     link_forward_fn on_forward;
     link_ready_fn on_ready;
+    link_message_fn on_message;         /* NULL: incoming peer links are refused */
+    link_lost_fn on_lost;
     void *ctx;
     raft_uv_transport_close_cb close_cb; /* set by transport.close until everything is released */
     bool closing, listener_closed;
@@ -119,9 +152,20 @@ void link_wipe(struct cluster_link *link);
  * a link that closes drops what it had queued too). */
 int link_forward(struct cluster_link *link, raft_id leader_id, const char *leader_address,
                  const struct raft_buffer *command);
-/* Writes what link_forward queued since the last flush. Call at the end of every pass in which
- * link_forward may have been called (outside or inside uv_run). */
-void link_flush(struct cluster_link *link);
+/* Writes what link_forward and link_send queued since the last flush. Call at the end of every
+ * pass in which either may have been called (outside or inside uv_run). True when anything was
+ * written. */
+bool link_flush(struct cluster_link *link);
+
+/* Peer links: the handlers of what arrives and of a lost connection (both NULL until set). */
+void link_set_peer_handlers(struct cluster_link *link, link_message_fn on_message, link_lost_fn on_lost);
+/* Queues a message (a command as meta_command_encode wrote it) for member peer at address on the
+ * peer link, dialling it when none is open; written at link_flush (or once LINK_CORK_MAX bytes
+ * wait, when connected), in the order sent. 0 when queued; -ENOTCONN when the peer could not be
+ * reached within the last LINK_RETRY_MS; -ENOBUFS when LINK_QUEUE_MAX bytes wait already (the
+ * peer does not read); -E2BIG, -ENOMEM, -ESHUTDOWN. A message queued may still be lost with its
+ * connection: on_lost says so. */
+int link_send(struct cluster_link *link, raft_id peer, const char *address, const uint8_t *bytes, size_t len);
 
 /* Closes connections, accepted or opened, that did not complete their handshake within
  * LINK_HANDSHAKE_MS, so idle sockets cannot hold every slot and a silent stranger on a member's

@@ -180,8 +180,7 @@ static void node_pump(struct cluster_node *node)
     send_held_back(node);
     send_acks(node);
     bool appended = flush_batch(node);
-    bool forwarded = node->link.corked != NULL;
-    link_flush(&node->link);
+    bool forwarded = link_flush(&node->link);
     if (push_commit(node) || appended || forwarded)
         uv_run(&node->uv, UV_RUN_NOWAIT); /* send it now, not at the next timer */
     uv_update_time(&node->uv); /* the timeout is counted from libuv's clock: make it now */
@@ -499,7 +498,7 @@ static void on_forward_ready(void *ctx)
 {
     struct cluster_node *node = ctx;
     for (struct proposal *p = node->pending.head; p; p = p->next)
-        if (p->sent_to != node->link.forward_to)
+        if (p->sent_to != node->link.forward.to)
             proposal_send(node, p);
     membership_link_ready(node);
 }
@@ -607,6 +606,57 @@ bool cluster_node_leader_known(struct cluster_node *node)
 const char *cluster_node_address(const struct cluster_node *node)
 {
     return node->address;
+}
+
+/* ---- peer messages ---- */
+
+static int on_peer_message(void *ctx, raft_id from, const char *from_address, uint64_t serial, const uint8_t *bytes,
+                           size_t len)
+{
+    (void)serial;
+    struct cluster_node *node = ctx;
+    struct raft_buffer buf = {.base = (void *)bytes, .len = len};
+    struct meta_command cmd;
+    if (meta_command_decode(&buf, &cmd) != 0 || cluster_member_id(from_address) != from)
+        return -1;
+    if (!node->stopping && node->peer_message)
+        node->peer_message(node->peer_arg, from_address, bytes, len);
+    return 0;
+}
+
+static void on_peer_lost(void *ctx, raft_id peer, const char *address, uint64_t serial)
+{
+    (void)peer, (void)serial;
+    struct cluster_node *node = ctx;
+    if (!node->stopping && node->peer_lost)
+        node->peer_lost(node->peer_arg, address);
+}
+
+void cluster_node_on_peers(struct cluster_node *node, cluster_message_fn message, cluster_peer_lost_fn lost,
+                           void *arg)
+{
+    node->peer_message = message;
+    node->peer_lost = lost;
+    node->peer_arg = arg;
+    link_set_peer_handlers(&node->link, message ? on_peer_message : NULL, on_peer_lost);
+}
+
+int cluster_node_send(struct cluster_node *node, const char *address, const char *op, const struct table_buf *args)
+{
+    if (strcmp(address, node->address) == 0)
+        return -EINVAL;
+    struct raft_buffer buf;
+    if (meta_command_encode(&buf, op, node->session, 1, args) != 0)
+        return -ENOMEM;
+    int rc = link_send(&node->link, cluster_member_id(address), address, buf.base, buf.len);
+    raft_free(buf.base);
+    return rc;
+}
+
+void cluster_node_flush_peers(struct cluster_node *node)
+{
+    if (link_flush(&node->link))
+        node_kick(node); /* libuv reports the writes' completion on its next run */
 }
 
 static void on_tick(struct event_loop *loop, void *data)

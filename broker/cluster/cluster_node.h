@@ -186,6 +186,25 @@ const char *cluster_node_address(const struct cluster_node *node);
 void cluster_node_watch_members(struct cluster_node *node, unsigned down_after_ms,
                                 void (*down)(void *arg, const char *address), void *arg);
 
+/* Peer messages: what members tell each other outside the log (cluster_link.h's peer links;
+ * classic queues across nodes, docs/cluster.md). A message is a command as meta_command_encode
+ * writes it (op and args; the session and request are the sender's and mean nothing here). From
+ * one node to another, messages arrive in the order sent, or the link is lost: then
+ * lost(arg, peer) is called on both nodes (on each for its own side of the pair of connections),
+ * and whatever either sent may or may not have arrived. message(arg, from, bytes, len) gets a
+ * command that decodes (borrowed bytes); both are called from inside libuv's run, where nothing
+ * may be proposed or sent: copy, and act at the end of the pass. */
+typedef void (*cluster_message_fn)(void *arg, const char *from, const uint8_t *bytes, size_t len);
+typedef void (*cluster_peer_lost_fn)(void *arg, const char *peer);
+void cluster_node_on_peers(struct cluster_node *node, cluster_message_fn message, cluster_peer_lost_fn lost,
+                           void *arg);
+/* Queues op with args for the member at address (not this node). Written at
+ * cluster_node_flush_peers, or at the next pass of the node. 0, or a negative errno as
+ * link_send's (-ENOTCONN: that member was unreachable a moment ago). */
+int cluster_node_send(struct cluster_node *node, const char *address, const char *op, const struct table_buf *args);
+/* Writes what cluster_node_send queued (at the end of a loop pass). Never inside libuv's run. */
+void cluster_node_flush_peers(struct cluster_node *node);
+
 /* Fills out with the node's view of the cluster right now. */
 void cluster_node_status(struct cluster_node *node, struct cluster_status *out);
 

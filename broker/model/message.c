@@ -353,7 +353,7 @@ struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len
         return NULL;
     memcpy(msg->body, p, (size_t)(end - p));
     msg->id = id;
-    msg->stored = true;
+    msg->stored = id != 0; /* 0: bytes from another node, not (yet) in this node's store */
     msg->published_ms = published;
     return msg;
 }

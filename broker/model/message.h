@@ -110,8 +110,9 @@ struct proto_bytes message_headers(const struct message *msg);
  * enough. */
 size_t message_serialize(const struct message *msg, uint8_t *out, size_t cap);
 
-/* Rebuilds a message from message_serialize's bytes (read back from disk: untrusted) with the
- * given id. NULL when malformed, or when its content header is not one a publish could carry
+/* Rebuilds a message from message_serialize's bytes (read back from disk, or from another node:
+ * untrusted) with the given id: a message of this node's store (stored), or 0 for one that is
+ * not in it yet (a durable queue it enters writes it). NULL when malformed, or when its content header is not one a publish could carry
  * (not class basic, or announcing another body size than the bytes stored). */
 struct message *message_deserialize(uint64_t id, const uint8_t *data, size_t len);
 

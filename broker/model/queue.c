@@ -47,6 +47,7 @@ struct queue {
     bool deleted;
     bool dispatching;       /* guards queue_dispatch against re-entry */
     bool exclusive_consumer;
+    bool elsewhere;         /* queue_set_elsewhere */
     struct queue_settings settings;
     struct queue_hooks hooks;
     void *owner;
@@ -908,7 +909,8 @@ size_t queue_consumer_count(const struct queue *queue)
     return count + (kind->gets_are_consumers ? queue->fetched_count : 0);
 }
 
-void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg)
+/* Calls fn(consumer, arg), or each consumer's queue_deleted when fn is NULL. */
+static void walk_consumers(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg)
 {
     queue_retain(queue);
     uint32_t mark = ++queue->walk_mark;
@@ -924,9 +926,22 @@ void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, voi
             continue;
         }
         c->walk_mark = mark;
-        fn(c->consumer, arg);
+        if (fn)
+            fn(c->consumer, arg);
+        else
+            c->ops->queue_deleted(c->consumer);
     }
     queue_release(queue);
+}
+
+void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg)
+{
+    walk_consumers(queue, fn, arg);
+}
+
+void queue_cancel_consumers(struct queue *queue)
+{
+    walk_consumers(queue, NULL, NULL);
 }
 
 /* ---- statistics ----------------------------------------------------------------------- */
@@ -937,6 +952,8 @@ uint64_t queue_ready_bytes(const struct queue *queue) { return queue->ready_byte
 uint64_t queue_memory_bytes(const struct queue *queue) { return queue->ready_bytes; }
 uint64_t queue_last_used(const struct queue *queue) { return queue->last_used; }
 void queue_touch(struct queue *queue, uint64_t now_ms) { queue->last_used = now_ms; }
+void queue_set_elsewhere(struct queue *queue, bool elsewhere) { queue->elsewhere = elsewhere; }
+bool queue_elsewhere(const struct queue *queue) { return queue->elsewhere; }
 
 const struct stats_queue *queue_stats(const struct queue *queue) { return &queue->stats; }
 struct stats_queue_series *queue_series(struct queue *queue) { return &queue->series; }

@@ -112,6 +112,9 @@ struct consumer_ops {
      * and not counted as unacked). entry->delivery_count > 0 means redelivered. A nested
      * queue_dispatch of this queue from here returns at once (the running one continues). */
     void (*deliver)(void *consumer, struct queue *queue, const struct queue_entry *entry, bool no_ack);
+    /* The queue is being deleted (queue_cancel_consumers): the consumer removes itself
+     * (queue_remove_consumer) and tells whoever it serves. */
+    void (*queue_deleted)(void *consumer);
 };
 
 /* What happens to a persistent message in a durable queue, for the durable store. */
@@ -249,6 +252,12 @@ const struct queue_kind *queue_kind(const struct queue *queue);
 bool queue_delivery_count_header(const struct queue *queue, const struct queue_entry *entry, bool get,
                                  int64_t *count);
 
+/* A queue whose messages live on another node of a cluster (a classic queue homed there,
+ * cluster_classic.h): this model holds its definition only, and the cluster's layer carries its
+ * publishes, consumers and gets. False for every queue of a node alone. */
+void queue_set_elsewhere(struct queue *queue, bool elsewhere);
+bool queue_elsewhere(const struct queue *queue);
+
 /* Owner for exclusive queues (an opaque connection pointer), NULL when not exclusive. */
 void queue_set_owner(struct queue *queue, void *owner);
 void *queue_owner(const struct queue *queue);
@@ -331,6 +340,9 @@ size_t queue_consumer_count(const struct queue *queue);
 /* Calls fn for every consumer (e.g. to cancel them all before deleting). fn may remove any
  * consumer; consumers added during the walk may be skipped. */
 void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg);
+
+/* Calls every consumer's ops->queue_deleted (before queue_delete). */
+void queue_cancel_consumers(struct queue *queue);
 
 /* Removes every ready message (not the unsettled ones), without dead-lettering them, as
  * RabbitMQ. Returns how many (0 on a deleted queue). */

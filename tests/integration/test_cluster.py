@@ -401,7 +401,14 @@ class ClusterDefinitions(unittest.TestCase):
         new_leader = self.cluster.leader(among=survivors)
         self.assertIsNot(new_leader, leader)
         for node in survivors:
-            self.assertTrue(exists(node, "cl.before"))
+            # Its home is the dead node: as with RabbitMQ, a passive declare says so (404) until
+            # the node is back; the definition itself is there.
+            connection, channel = channel_on(node)
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+                channel.queue_declare("cl.before", passive=True)
+            self.assertEqual(ctx.exception.reply_code, 404)
+            self.assertIn("down or inaccessible", ctx.exception.reply_text)
+            connection.close()
         connection, channel = channel_on(survivors[1])
         channel.queue_declare("cl.after", durable=True)
         connection.close()

@@ -153,7 +153,7 @@ static void consumer_deliver(void *consumer, struct queue *queue, const struct q
         queue_remove_consumer(queue, c);
 }
 
-static const struct consumer_ops consumer_ops = {consumer_has_credit, consumer_deliver};
+static const struct consumer_ops consumer_ops = {consumer_has_credit, consumer_deliver, NULL};
 
 static void add_consumer(struct queue *q, struct test_consumer *c, int32_t priority)
 {

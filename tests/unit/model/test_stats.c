@@ -65,7 +65,7 @@ static void sink_deliver(void *consumer, struct queue *queue, const struct queue
     s->count++;
 }
 
-static const struct consumer_ops sink_ops = {sink_credit, sink_deliver};
+static const struct consumer_ops sink_ops = {sink_credit, sink_deliver, NULL};
 
 static void test_queue_counts_each_outcome(void **state)
 {

@@ -1,0 +1,1197 @@
+/* broker/amqp/cluster_classic.c: classic queues across the nodes of a cluster (design and
+ * rules: cluster_classic.h): the homes' registry, the calls a node makes to a queue's home, and
+ * the home's side, which runs them on its own queues through proxy consumers. Everything runs on
+ * the loop's thread; what arrives on a peer link, and the news of a lost link, are queued from
+ * inside libuv's run and acted on at the end of the pass (classic_flush). */
+#include "cluster_classic.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel_internal.h"
+#include "cluster_members.h"
+#include "cluster_node.h"
+#include "consume_internal.h"
+#include "event_loop.h"
+#include "log.h"
+#include "message.h"
+#include "meta_fsm.h"
+#include "names.h"
+#include "persistence.h"
+#include "queue.h"
+#include "server.h"
+#include "server_internal.h"
+#include "spec.h"
+#include "uthash.h"
+#include "vhost.h"
+
+#define CALL_TIMEOUT_MS 10000 /* a home that neither answers nor drops its link by then: failed */
+#define SWEEP_MS 500          /* how often waiting calls are looked at */
+#define CONTACTS_MAX 16       /* homes a node sent to (qq.channel_down goes to each) */
+
+/* The home of one classic queue, by vhost NUL name. */
+struct home_ent {
+    UT_hash_handle hh;
+    size_t key_len;
+    char key[2 * (NAME_MAX_LEN + 1)];
+    char home[CLUSTER_ADDRESS_MAX];
+};
+
+/* A queue's counts as its home last gave them. */
+struct depth_ent {
+    UT_hash_handle hh;
+    size_t key_len;
+    char key[2 * (NAME_MAX_LEN + 1)];
+    struct queue_depth depth;
+};
+
+/* A call to a home whose asker waits. */
+struct rcall {
+    UT_hash_handle hh;
+    uint64_t handle;
+    char node[CLUSTER_ADDRESS_MAX];
+    uint64_t sent_ms;
+    bool failed;         /* could not be sent: completed at the next flush */
+    uint8_t *asked;      /* a qq.depth's or qq.dequeue's arguments: the counts the answer carries */
+    uint32_t asked_len;  /* are kept (classic_depth) */
+    bool asked_get;      /* qq.dequeue: the answer is "id ready unacked consumers" */
+    char text[256];      /* then, why */
+    cluster_queues_done_fn done;
+    void *a;
+    uint64_t b;
+};
+
+/* A delivery a proxy made and its consumer has not settled, by the queue's entry seq. */
+struct held {
+    UT_hash_handle hh;
+    uint64_t id;
+    struct queue_entry entry;
+    bool fetched; /* a basic.get's (queue_settle_fetched) */
+};
+
+/* On the home: another node's consumer (or a channel's basic.get holder, tag "") of one queue. */
+struct proxy {
+    UT_hash_handle hh;
+    struct classic *cl;
+    size_t key_len;
+    char key[CLUSTER_ADDRESS_MAX + 8 + 256 + 2 * (NAME_MAX_LEN + 1)];
+    char node[CLUSTER_ADDRESS_MAX];
+    uint64_t channel;
+    uint8_t tag_len;
+    char tag[256];
+    char vhost[NAME_MAX_LEN + 1];
+    struct queue *queue; /* a reference */
+    uint32_t credit;
+    bool attached;       /* a consumer of the queue (not a get holder, not detached) */
+    bool broken;         /* a delivery could not be sent: dropped at the next flush */
+    struct held *held;
+    uint32_t held_count;
+};
+
+/* What arrived on a peer link (len > 0), or the news that the link with `from` broke (len 0),
+ * in the order it happened. */
+struct inbox {
+    struct inbox *next;
+    char from[CLUSTER_ADDRESS_MAX];
+    size_t len;
+    uint8_t bytes[];
+};
+
+/* An answer the home gives once the store made a batch durable. */
+struct answer {
+    struct answer *next;
+    char node[CLUSTER_ADDRESS_MAX];
+    uint64_t handle, batch;
+    int status;
+    char text[64];
+};
+
+struct classic {
+    struct cluster_queues *cq;
+    struct server *server;
+    struct cluster_node *node;
+    char self[CLUSTER_ADDRESS_MAX];
+    struct home_ent *homes;
+    struct depth_ent *depths;
+    struct rcall *calls;
+    uint64_t next_handle;
+    struct proxy *proxies;
+    struct inbox *inbox, **inbox_tail;
+    struct answer *answers, **answers_tail;
+    char contacts[CONTACTS_MAX][CLUSTER_ADDRESS_MAX];
+    size_t contact_count;
+    uint64_t next_sweep_ms;
+    bool sent;
+};
+
+static uint64_t now_ms(const struct classic *cl)
+{
+    return loop_now_ms(server_loop(cl->server));
+}
+
+static struct vhost *vhost_named(const struct classic *cl, const char *name)
+{
+    struct vhost_entry *e = server_vhost_entry(cl->server, name, strlen(name));
+    return e ? e->vhost : NULL;
+}
+
+static size_t home_key(char *out, const char *vhost, struct proto_bytes name)
+{
+    size_t n = strlen(vhost);
+    memcpy(out, vhost, n + 1);
+    memcpy(out + n + 1, name.ptr, name.len);
+    return n + 1 + name.len;
+}
+
+static struct home_ent *find_home(const struct classic *cl, const char *vhost, struct proto_bytes name)
+{
+    char key[2 * (NAME_MAX_LEN + 1)];
+    if (strlen(vhost) > NAME_MAX_LEN || name.len > NAME_MAX_LEN)
+        return NULL;
+    size_t n = home_key(key, vhost, name);
+    struct home_ent *h;
+    HASH_FIND(hh, cl->homes, key, n, h);
+    return h;
+}
+
+/* Reads a string field into out (NUL-terminated, at most cap - 1 bytes, no NUL inside). */
+static bool get_str(struct proto_bytes args, const char *key, char *out, size_t cap)
+{
+    struct table_value v;
+    if (table_find(args, key, &v) != 1 || v.type != TABLE_LONGSTR || v.v.bytes.len >= cap ||
+        memchr(v.v.bytes.ptr, 0, v.v.bytes.len))
+        return false;
+    memcpy(out, v.v.bytes.ptr, v.v.bytes.len);
+    out[v.v.bytes.len] = '\0';
+    return true;
+}
+
+static bool get_u64(struct proto_bytes args, const char *key, uint64_t *out)
+{
+    struct table_value v;
+    int64_t n;
+    if (table_find(args, key, &v) != 1)
+        return false;
+    if (v.type == TABLE_UINT64) {
+        *out = v.v.u64;
+        return true;
+    }
+    if (!table_value_to_int(&v, &n) || n < 0)
+        return false;
+    *out = (uint64_t)n;
+    return true;
+}
+
+/* ---- the homes ---- */
+
+/* Marks the model's queue of h as living elsewhere, or not. */
+static void mark_model(struct classic *cl, const struct home_ent *h)
+{
+    const char *vhost = h->key;
+    struct proto_bytes name = {(const uint8_t *)h->key + strlen(vhost) + 1, (uint32_t)(h->key_len - strlen(vhost) - 1)};
+    struct vhost *v = vhost_named(cl, vhost);
+    struct queue *q = v ? vhost_queue_find(v, name) : NULL;
+    if (q && !queue_kind(q)->raft_group && !queue_settings(q)->exclusive)
+        queue_set_elsewhere(q, strcmp(h->home, cl->self) != 0);
+}
+
+static struct home_ent *add_home(struct classic *cl, struct home_ent **set, const char *vhost, struct proto_bytes name,
+                                 struct proto_bytes home)
+{
+    if (strlen(vhost) > NAME_MAX_LEN || name.len == 0 || name.len > NAME_MAX_LEN || home.len == 0 ||
+        home.len >= CLUSTER_ADDRESS_MAX || memchr(home.ptr, 0, home.len))
+        return NULL;
+    struct home_ent *h = calloc(1, sizeof *h);
+    if (!h) {
+        log_error("cluster: out of memory recording the home of queue '%.*s'; stopping rather than diverge",
+                  (int)name.len, (const char *)name.ptr);
+        abort();
+    }
+    h->key_len = home_key(h->key, vhost, name);
+    memcpy(h->home, home.ptr, home.len);
+    HASH_ADD(hh, *set, key, h->key_len, h);
+    (void)cl;
+    return h;
+}
+
+void classic_declared(struct classic *cl, const char *vhost, struct proto_bytes name, struct proto_bytes home)
+{
+    if (!cl || home.len == 0)
+        return;
+    struct home_ent *h = find_home(cl, vhost, name);
+    if (!h) {
+        struct vhost *v = vhost_named(cl, vhost);
+        struct queue *q = v ? vhost_queue_find(v, name) : NULL;
+        if (!q || queue_kind(q)->raft_group || queue_settings(q)->exclusive)
+            return; /* refused, or not a classic queue: nothing to place */
+        h = add_home(cl, &cl->homes, vhost, name, home);
+    }
+    if (h)
+        mark_model(cl, h); /* the first home stays; a redeclare from elsewhere changes nothing */
+}
+
+static void drop_home(struct classic *cl, struct home_ent *h)
+{
+    struct depth_ent *d;
+    HASH_FIND(hh, cl->depths, h->key, h->key_len, d);
+    if (d) {
+        HASH_DEL(cl->depths, d);
+        free(d);
+    }
+    HASH_DEL(cl->homes, h);
+    free(h);
+}
+
+void classic_depth(const struct classic *cl, const char *vhost, struct proto_bytes name, struct queue_depth *out)
+{
+    char key[2 * (NAME_MAX_LEN + 1)];
+    struct depth_ent *d = NULL;
+    if (strlen(vhost) <= NAME_MAX_LEN && name.len <= NAME_MAX_LEN) {
+        size_t n = home_key(key, vhost, name);
+        HASH_FIND(hh, cl->depths, key, n, d);
+    }
+    *out = d ? d->depth : (struct queue_depth){0};
+}
+
+/* A depth answer ("ready unacked consumers") for vhost/queue of args: kept. */
+static void keep_depth(struct classic *cl, struct proto_bytes args, const char *text)
+{
+    char vhost[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+    unsigned long long ready, unacked, consumers;
+    if (!get_str(args, "vhost", vhost, sizeof vhost) || !get_str(args, "queue", name, sizeof name) ||
+        sscanf(text, "%llu %llu %llu", &ready, &unacked, &consumers) != 3 || !find_home(cl, vhost, proto_bytes_of(name)))
+        return;
+    char key[2 * (NAME_MAX_LEN + 1)];
+    size_t n = home_key(key, vhost, proto_bytes_of(name));
+    struct depth_ent *d;
+    HASH_FIND(hh, cl->depths, key, n, d);
+    if (!d) {
+        d = calloc(1, sizeof *d);
+        if (!d)
+            return;
+        memcpy(d->key, key, n);
+        d->key_len = n;
+        HASH_ADD(hh, cl->depths, key, d->key_len, d);
+    }
+    d->depth = (struct queue_depth){(size_t)ready, (size_t)unacked, (size_t)consumers};
+}
+
+void classic_deleted(struct classic *cl, const char *vhost, struct proto_bytes name)
+{
+    struct home_ent *h = cl ? find_home(cl, vhost, name) : NULL;
+    if (h)
+        drop_home(cl, h);
+}
+
+void classic_vhost_deleted(struct classic *cl, const char *vhost)
+{
+    struct home_ent *h, *tmp;
+    if (!cl)
+        return;
+    HASH_ITER(hh, cl->homes, h, tmp) {
+        if (strcmp(h->key, vhost) == 0)
+            drop_home(cl, h);
+    }
+}
+
+const char *classic_remote_home(const struct classic *cl, const char *vhost, struct proto_bytes name)
+{
+    const struct home_ent *h = cl ? find_home(cl, vhost, name) : NULL;
+    return h && strcmp(h->home, cl->self) != 0 ? h->home : NULL;
+}
+
+int classic_export(const struct classic *cl, struct table_buf *out)
+{
+    size_t list, e;
+    int rc = table_buf_begin_nested(out, "classic_homes", TABLE_ARRAY, &list);
+    for (const struct home_ent *h = cl ? cl->homes : NULL; h && rc == 0; h = h->hh.next) {
+        size_t vlen = strlen(h->key);
+        rc |= table_buf_begin_nested(out, NULL, TABLE_TABLE, &e);
+        rc |= table_buf_put_string(out, "vhost", (struct proto_bytes){(const uint8_t *)h->key, (uint32_t)vlen});
+        rc |= table_buf_put_string(out, "name", (struct proto_bytes){(const uint8_t *)h->key + vlen + 1,
+                                                                      (uint32_t)(h->key_len - vlen - 1)});
+        rc |= table_buf_put_string(out, "home", proto_bytes_of(h->home));
+        rc |= rc == 0 ? table_buf_end_nested(out, e) : 0;
+    }
+    rc |= rc == 0 ? table_buf_end_nested(out, list) : 0;
+    return rc ? -1 : 0;
+}
+
+int classic_import(struct classic *cl, struct proto_bytes state)
+{
+    if (!cl)
+        return 0;
+    struct table_value list, e;
+    struct home_ent *fresh = NULL, *h, *tmp;
+    int found = table_find(state, "classic_homes", &list);
+    if (found == 1 && list.type != TABLE_ARRAY)
+        return -1;
+    int rc = 0, more = 0;
+    if (found == 1) {
+        struct table_iter it;
+        table_iter_init(&it, list.v.bytes);
+        while (rc == 0 && (more = array_next(&it, &e)) == 1) {
+            char vhost[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1], home[CLUSTER_ADDRESS_MAX];
+            if (e.type != TABLE_TABLE || !get_str(e.v.bytes, "vhost", vhost, sizeof vhost) ||
+                !get_str(e.v.bytes, "name", name, sizeof name) || !get_str(e.v.bytes, "home", home, sizeof home)) {
+                rc = -1;
+                break;
+            }
+            char key[2 * (NAME_MAX_LEN + 1)];
+            size_t n = home_key(key, vhost, proto_bytes_of(name));
+            HASH_FIND(hh, fresh, key, n, h);
+            if (h || !add_home(cl, &fresh, vhost, proto_bytes_of(name), proto_bytes_of(home)))
+                rc = -1;
+        }
+        if (rc == 0 && more != 0)
+            rc = -1;
+    }
+    if (rc != 0) {
+        HASH_ITER(hh, fresh, h, tmp) {
+            HASH_DEL(fresh, h);
+            free(h);
+        }
+        return -1;
+    }
+    HASH_ITER(hh, cl->homes, h, tmp) {
+        drop_home(cl, h);
+    }
+    cl->homes = fresh;
+    for (h = cl->homes; h; h = h->hh.next)
+        mark_model(cl, h);
+    return 0;
+}
+
+/* ---- sending ---- */
+
+static void note_contact(struct classic *cl, const char *node)
+{
+    for (size_t i = 0; i < cl->contact_count; i++)
+        if (strcmp(cl->contacts[i], node) == 0)
+            return;
+    if (cl->contact_count < CONTACTS_MAX)
+        snprintf(cl->contacts[cl->contact_count++], CLUSTER_ADDRESS_MAX, "%s", node);
+}
+
+static int send_to(struct classic *cl, const char *node, const char *op, const struct table_buf *args)
+{
+    if (!cl->node)
+        return -ESHUTDOWN;
+    int rc = cluster_node_send(cl->node, node, op, args);
+    if (rc == 0)
+        cl->sent = true;
+    return rc;
+}
+
+/* A home's answer to the call handle: {handle, status, text}. */
+static void send_result(struct classic *cl, const char *node, uint64_t handle, int status, const char *text)
+{
+    if (handle == 0)
+        return;
+    struct table_buf t = {0};
+    struct table_value v = {.type = TABLE_UINT64};
+    v.v.u64 = handle;
+    int rc = table_buf_put_field(&t, "handle", 6, &v);
+    v = (struct table_value){.type = TABLE_INT64};
+    v.v.i64 = status;
+    rc |= table_buf_put_field(&t, "status", 6, &v) | table_buf_put_string(&t, "text", proto_bytes_of(text));
+    if (rc != 0 || send_to(cl, node, "result", &t) != 0)
+        log_debug("cluster: an answer to %s was not sent (its link is gone: it fails the call itself)", node);
+    table_buf_free(&t);
+}
+
+/* The text RabbitMQ gives for a queue whose node is down. */
+static void unreachable_text(char *out, size_t cap, const char *home, struct proto_bytes args)
+{
+    char vhost[NAME_MAX_LEN + 1] = "", queue[NAME_MAX_LEN + 1] = "";
+    get_str(args, "vhost", vhost, sizeof vhost);
+    get_str(args, "queue", queue, sizeof queue);
+    if (queue[0])
+        snprintf(out, cap, "home node '%.60s' of queue '%.30s' in vhost '%.20s' is down or inaccessible", home, queue,
+                 vhost);
+    else
+        snprintf(out, cap, "home node '%.100s' of a queue is down or inaccessible", home);
+}
+
+/* A consumer whose checkout could not reach its home: cancelled at the next flush, as if the
+ * home had refused it. */
+static void note_cancel(struct classic *cl, const struct table_buf *args)
+{
+    struct raft_buffer buf;
+    if (meta_command_encode(&buf, "cancelled", 0, 1, args) != 0)
+        return;
+    struct inbox *m = malloc(sizeof *m + buf.len);
+    if (m) {
+        *m = (struct inbox){.len = buf.len};
+        snprintf(m->from, sizeof m->from, "%s", cl->self);
+        memcpy(m->bytes, buf.base, buf.len);
+        *cl->inbox_tail = m;
+        cl->inbox_tail = &m->next;
+    }
+    raft_free(buf.base);
+}
+
+uint64_t classic_call(struct classic *cl, const char *home, const char *op, struct table_buf *args,
+                      cluster_queues_done_fn done, void *a, uint64_t b)
+{
+    if (!cl->node) {
+        table_buf_free(args);
+        return 0;
+    }
+    struct rcall *c = NULL;
+    if (done) {
+        c = calloc(1, sizeof *c);
+        struct table_value v = {.type = TABLE_UINT64};
+        v.v.u64 = c ? (++cl->next_handle | CLASSIC_HANDLE_BIT) : 0;
+        if (!c || table_buf_put_field(args, "handle", 6, &v) != 0) {
+            free(c);
+            table_buf_free(args);
+            return 0;
+        }
+        *c = (struct rcall){.handle = v.v.u64, .sent_ms = now_ms(cl), .done = done, .a = a, .b = b};
+        snprintf(c->node, sizeof c->node, "%s", home);
+        if (strcmp(op, "qq.depth") == 0 || strcmp(op, "qq.dequeue") == 0) {
+            c->asked_get = strcmp(op, "qq.dequeue") == 0;
+            c->asked = malloc(args->len ? args->len : 1);
+            if (!c->asked) {
+                free(c);
+                table_buf_free(args);
+                return 0;
+            }
+            memcpy(c->asked, args->data, args->len);
+            c->asked_len = (uint32_t)args->len;
+        }
+    }
+    note_contact(cl, home);
+    int rc = send_to(cl, home, op, args);
+    if (rc != 0) {
+        log_debug("cluster: %s to %s not sent (%d)", op, home, rc);
+        if (c) { /* the asker learns it at the end of the pass, as if the home had said so */
+            c->failed = true;
+            unreachable_text(c->text, sizeof c->text, home, (struct proto_bytes){args->data, (uint32_t)args->len});
+        } else if (strcmp(op, "qq.checkout") == 0) {
+            note_cancel(cl, args);
+        }
+    }
+    table_buf_free(args);
+    if (!c)
+        return 1;
+    HASH_ADD(hh, cl->calls, handle, sizeof c->handle, c);
+    return c->handle;
+}
+
+static void call_free(struct rcall *c)
+{
+    free(c->asked);
+    free(c);
+}
+
+void classic_forget(struct classic *cl, uint64_t handle)
+{
+    struct rcall *c;
+    HASH_FIND(hh, cl->calls, &handle, sizeof handle, c);
+    if (c) {
+        HASH_DEL(cl->calls, c);
+        call_free(c);
+    }
+}
+
+void classic_channel_closed(struct classic *cl, uint64_t channel, const struct table_buf *args)
+{
+    (void)channel;
+    for (size_t i = 0; i < cl->contact_count; i++)
+        if (send_to(cl, cl->contacts[i], "qq.channel_down", args) != 0)
+            log_debug("cluster: channel_down to %s not sent (its link is gone: it drops the proxies itself)",
+                      cl->contacts[i]);
+}
+
+static void complete(struct classic *cl, struct rcall *c, int status, const char *text)
+{
+    HASH_DEL(cl->calls, c);
+    if (status == 0 && c->asked) {
+        const char *counts = c->asked_get ? strchr(text, ' ') : text;
+        if (counts)
+            keep_depth(cl, (struct proto_bytes){c->asked, c->asked_len}, counts);
+    }
+    struct meta_result r = {.status = status};
+    snprintf(r.text, sizeof r.text, "%s", text);
+    if (c->done)
+        c->done(c->a, c->b, &r);
+    call_free(c);
+}
+
+/* ---- the home's side: proxies ---- */
+
+static size_t proxy_key(char *out, const char *node, uint64_t channel, struct proto_bytes tag, const char *vhost,
+                        struct proto_bytes queue)
+{
+    size_t n = strlen(node) + 1, at = 0;
+    memcpy(out, node, n);
+    at += n;
+    memcpy(out + at, &channel, 8);
+    at += 8;
+    out[at++] = (char)tag.len;
+    memcpy(out + at, tag.ptr, tag.len);
+    at += tag.len;
+    n = strlen(vhost) + 1;
+    memcpy(out + at, vhost, n);
+    at += n;
+    memcpy(out + at, queue.ptr, queue.len);
+    return at + queue.len;
+}
+
+static void proxy_send_delivery(struct proxy *p, const struct queue_entry *entry)
+{
+    struct classic *cl = p->cl;
+    size_t size = message_serialize(entry->msg, NULL, 0);
+    uint8_t *content = size < UINT32_MAX - 4096 ? malloc(size ? size : 1) : NULL;
+    struct table_buf t = {0};
+    int rc = content ? 0 : -1;
+    if (content) {
+        message_serialize(entry->msg, content, size);
+        struct table_value v = {.type = TABLE_INT64};
+        v.v.i64 = (int64_t)p->channel;
+        rc |= table_buf_put_string(&t, "vhost", proto_bytes_of(p->vhost)) |
+              table_buf_put_string(&t, "queue", queue_name(p->queue)) | table_buf_put_field(&t, "channel", 7, &v) |
+              table_buf_put_string(&t, "tag", (struct proto_bytes){(const uint8_t *)p->tag, p->tag_len});
+        v = (struct table_value){.type = TABLE_UINT64};
+        v.v.u64 = entry->seq;
+        rc |= table_buf_put_field(&t, "id", 2, &v);
+        v.v.u64 = entry->delivery_count;
+        rc |= table_buf_put_field(&t, "count", 5, &v);
+        v = (struct table_value){.type = TABLE_BYTES};
+        v.v.bytes = (struct proto_bytes){content, (uint32_t)size};
+        rc |= table_buf_put_field(&t, "content", 7, &v);
+    }
+    if (rc != 0 || send_to(cl, p->node, "deliver", &t) != 0)
+        p->broken = true; /* held: returned when the proxy goes (classic_flush) */
+    free(content);
+    table_buf_free(&t);
+}
+
+static bool proxy_has_credit(void *consumer, const struct message *msg)
+{
+    (void)msg;
+    struct proxy *p = consumer;
+    return p->attached && !p->broken && p->held_count < p->credit;
+}
+
+static void proxy_hold(struct proxy *p, const struct queue_entry *entry, bool fetched)
+{
+    struct held *h = malloc(sizeof *h);
+    if (!h) { /* cannot track it: given back, as a consumer that cannot take it */
+        p->broken = true;
+        if (fetched)
+            queue_settle_fetched(p->queue, entry, QUEUE_RETURN);
+        else
+            queue_settle(p->queue, entry, QUEUE_RETURN);
+        return;
+    }
+    *h = (struct held){.id = entry->seq, .entry = *entry, .fetched = fetched};
+    HASH_ADD(hh, p->held, id, sizeof h->id, h);
+    p->held_count++;
+}
+
+static void proxy_deliver(void *consumer, struct queue *queue, const struct queue_entry *entry, bool no_ack)
+{
+    (void)queue, (void)no_ack; /* added in ack mode: a no-ack consumer's node acks each delivery */
+    struct proxy *p = consumer;
+    proxy_send_delivery(p, entry);
+    proxy_hold(p, entry, false);
+}
+
+static void proxy_free(struct proxy *p, enum queue_settle_mode mode, bool dispatch)
+{
+    struct classic *cl = p->cl;
+    HASH_DEL(cl->proxies, p);
+    if (p->attached) {
+        p->attached = false;
+        queue_remove_consumer(p->queue, p);
+    }
+    struct held *h, *tmp;
+    HASH_ITER(hh, p->held, h, tmp) {
+        HASH_DEL(p->held, h);
+        if (h->fetched)
+            queue_settle_fetched(p->queue, &h->entry, mode);
+        else
+            queue_settle(p->queue, &h->entry, mode);
+        free(h);
+    }
+    if (dispatch)
+        queue_dispatch(p->queue, now_ms(cl));
+    queue_release(p->queue);
+    free(p);
+}
+
+/* The queue is being deleted here: the proxy goes (the consumer's node cancels its consumer when
+ * it applies the same deletion). */
+static void proxy_queue_deleted(void *consumer)
+{
+    proxy_free(consumer, QUEUE_RETURN, false);
+}
+
+static const struct consumer_ops proxy_ops = {
+    .has_credit = proxy_has_credit,
+    .deliver = proxy_deliver,
+    .queue_deleted = proxy_queue_deleted,
+};
+
+/* The consumer a command names: node, channel, tag in args. */
+struct who {
+    char node[CLUSTER_ADDRESS_MAX];
+    uint64_t channel;
+    struct proto_bytes tag;
+};
+
+static bool get_who(struct proto_bytes args, const char *from, struct who *out)
+{
+    struct table_value v;
+    if (!get_str(args, "node", out->node, sizeof out->node) || strcmp(out->node, from) != 0 ||
+        !get_u64(args, "channel", &out->channel) || table_find(args, "tag", &v) != 1 || v.type != TABLE_LONGSTR ||
+        v.v.bytes.len > 255)
+        return false;
+    out->tag = v.v.bytes;
+    return true;
+}
+
+static struct proxy *find_proxy(struct classic *cl, const struct who *w, const char *vhost, struct proto_bytes queue)
+{
+    char key[sizeof(((struct proxy *)0)->key)];
+    size_t n = proxy_key(key, w->node, w->channel, w->tag, vhost, queue);
+    struct proxy *p;
+    HASH_FIND(hh, cl->proxies, key, n, p);
+    return p;
+}
+
+static struct proxy *new_proxy(struct classic *cl, const struct who *w, const char *vhost, struct queue *q)
+{
+    struct proxy *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->cl = cl;
+    p->key_len = proxy_key(p->key, w->node, w->channel, w->tag, vhost, queue_name(q));
+    snprintf(p->node, sizeof p->node, "%s", w->node);
+    p->channel = w->channel;
+    p->tag_len = (uint8_t)w->tag.len;
+    memcpy(p->tag, w->tag.ptr, w->tag.len);
+    snprintf(p->vhost, sizeof p->vhost, "%s", vhost);
+    p->queue = q;
+    queue_retain(q);
+    HASH_ADD(hh, cl->proxies, key, p->key_len, p);
+    return p;
+}
+
+/* Tells the consumer's node that its consumer is gone (refused, or the queue went here). */
+static void send_cancelled(struct classic *cl, const struct who *w, const char *vhost, struct proto_bytes queue)
+{
+    struct table_buf t = {0};
+    struct table_value v = {.type = TABLE_INT64};
+    v.v.i64 = (int64_t)w->channel;
+    if ((table_buf_put_string(&t, "vhost", proto_bytes_of(vhost)) | table_buf_put_string(&t, "queue", queue) |
+         table_buf_put_field(&t, "channel", 7, &v) | table_buf_put_string(&t, "tag", w->tag)) == 0)
+        send_to(cl, w->node, "cancelled", &t);
+    table_buf_free(&t);
+}
+
+/* A local classic queue this node is the home of, or NULL. */
+static struct queue *home_queue(struct classic *cl, const char *vhost, struct proto_bytes name)
+{
+    struct vhost *v = vhost_named(cl, vhost);
+    struct queue *q = v ? vhost_queue_find(v, name) : NULL;
+    if (!q || queue_kind(q)->raft_group || queue_elsewhere(q) || queue_settings(q)->exclusive)
+        return NULL;
+    return q;
+}
+
+static void home_enqueue(struct classic *cl, const char *from, const char *vhost, struct proto_bytes args,
+                         uint64_t handle)
+{
+    struct table_value list, content, e;
+    int status = 0;
+    char text[64] = "";
+    if (table_find(args, "queues", &list) != 1 || list.type != TABLE_ARRAY || table_find(args, "content", &content) != 1 ||
+        content.type != TABLE_BYTES) {
+        send_result(cl, from, handle, META_MALFORMED, "malformed enqueue");
+        return;
+    }
+    struct message *msg = message_deserialize(0, content.v.bytes.ptr, content.v.bytes.len);
+    if (!msg) {
+        send_result(cl, from, handle, META_MALFORMED, "malformed message");
+        return;
+    }
+    struct persistence *store = server_persistence(cl->server);
+    struct persistence_mark mark = persistence_mark(store);
+    uint64_t now = now_ms(cl);
+    struct table_iter it;
+    table_iter_init(&it, list.v.bytes);
+    while (array_next(&it, &e) == 1) {
+        struct queue *q = e.type == TABLE_LONGSTR ? home_queue(cl, vhost, e.v.bytes) : NULL;
+        if (!q) {
+            status = SPEC_NOT_FOUND; /* deleted meanwhile: the publisher gets a nack */
+            snprintf(text, sizeof text, "no such queue");
+            continue;
+        }
+        queue_retain(q);
+        if (queue_publish(q, msg, now) != 0) {
+            status = SPEC_PRECONDITION_FAILED; /* reject-publish, or out of memory: a nack */
+            snprintf(text, sizeof text, "queue refused the message");
+        } else {
+            queue_dispatch(q, now);
+        }
+        queue_release(q);
+    }
+    message_release(msg);
+    bool lost = false;
+    uint64_t batch = persistence_wait_batch(store, mark, &lost);
+    if (lost && status == 0) {
+        status = SPEC_INTERNAL_ERROR;
+        snprintf(text, sizeof text, "the store could not take the message");
+    }
+    if (handle == 0)
+        return;
+    if (batch == 0) {
+        send_result(cl, from, handle, status, text);
+        return;
+    }
+    struct answer *a = calloc(1, sizeof *a);
+    if (!a) {
+        send_result(cl, from, handle, SPEC_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    *a = (struct answer){.handle = handle, .batch = batch, .status = status};
+    snprintf(a->node, sizeof a->node, "%s", from);
+    snprintf(a->text, sizeof a->text, "%s", text);
+    *cl->answers_tail = a;
+    cl->answers_tail = &a->next;
+}
+
+static enum queue_settle_mode settle_mode(const char *op)
+{
+    if (strcmp(op, "settle") == 0)
+        return QUEUE_ACK;
+    if (strcmp(op, "discard") == 0)
+        return QUEUE_DISCARD;
+    return QUEUE_REQUEUE; /* a classic queue puts a requeued message back in its place */
+}
+
+static void home_settle(struct classic *cl, struct proxy *p, const char *op, struct proto_bytes args)
+{
+    struct table_value list, e;
+    if (table_find(args, "ids", &list) != 1 || list.type != TABLE_ARRAY)
+        return;
+    enum queue_settle_mode mode = settle_mode(op);
+    struct table_iter it;
+    table_iter_init(&it, list.v.bytes);
+    struct queue *q = p->queue;
+    queue_retain(q);
+    while (array_next(&it, &e) == 1) {
+        if (e.type != TABLE_UINT64)
+            continue;
+        struct held *h;
+        HASH_FIND(hh, p->held, &e.v.u64, sizeof e.v.u64, h);
+        if (!h)
+            continue; /* settled before, or returned when an earlier link broke */
+        HASH_DEL(p->held, h);
+        p->held_count--;
+        if (h->fetched)
+            queue_settle_fetched(q, &h->entry, mode);
+        else
+            queue_settle(q, &h->entry, mode);
+        free(h);
+    }
+    if (!p->attached && p->held_count == 0)
+        proxy_free(p, QUEUE_RETURN, false);
+    queue_dispatch(q, now_ms(cl));
+    queue_release(q);
+}
+
+static void home_get(struct classic *cl, const char *from, const struct who *w, const char *vhost, struct queue *q,
+                     struct proto_bytes args, uint64_t handle)
+{
+    struct table_value v;
+    bool no_ack = table_find(args, "no_ack", &v) == 1 && v.type == TABLE_BOOL && v.v.boolean;
+    struct queue_entry entry;
+    if (!queue_get(q, now_ms(cl), no_ack, &entry)) {
+        char answer[96];
+        snprintf(answer, sizeof answer, "0 0 %zu %zu", queue_unacked_count(q), queue_consumer_count(q));
+        send_result(cl, from, handle, 0, answer);
+        return;
+    }
+    struct proxy *p = no_ack ? NULL : find_proxy(cl, w, vhost, queue_name(q));
+    if (!no_ack && !p)
+        p = new_proxy(cl, w, vhost, q);
+    if (!no_ack && !p) {
+        queue_settle_fetched(q, &entry, QUEUE_RETURN);
+        send_result(cl, from, handle, SPEC_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    struct proxy one = {.cl = cl, .channel = w->channel, .queue = q};
+    struct proxy *to = p ? p : &one;
+    snprintf(to->node, sizeof to->node, "%s", w->node);
+    snprintf(to->vhost, sizeof to->vhost, "%s", vhost);
+    to->tag_len = 0;
+    proxy_send_delivery(to, &entry);
+    if (p)
+        proxy_hold(p, &entry, true);
+    else
+        message_release(entry.msg); /* no-ack: it left the queue */
+    char answer[96]; /* the id, then the counts get-ok carries (message_count) */
+    snprintf(answer, sizeof answer, "%" PRIu64 " %zu %zu %zu", entry.seq, queue_ready_count(q), queue_unacked_count(q),
+             queue_consumer_count(q));
+    send_result(cl, from, handle, 0, answer);
+}
+
+/* A qq.* command another node sent about a queue homed here. */
+static void home_run(struct classic *cl, const char *from, const char *op, struct proto_bytes args)
+{
+    char vhost[NAME_MAX_LEN + 1];
+    uint64_t handle = 0;
+    get_u64(args, "handle", &handle);
+    if (!get_str(args, "vhost", vhost, sizeof vhost)) {
+        send_result(cl, from, handle, META_MALFORMED, "malformed command");
+        return;
+    }
+    if (strcmp(op, "enqueue") == 0) {
+        home_enqueue(cl, from, vhost, args, handle);
+        return;
+    }
+    struct who w;
+    if (strcmp(op, "channel_down") == 0) {
+        char node[CLUSTER_ADDRESS_MAX];
+        uint64_t channel;
+        if (!get_str(args, "node", node, sizeof node) || strcmp(node, from) != 0 || !get_u64(args, "channel", &channel))
+            return;
+        struct proxy *p, *tmp;
+        HASH_ITER(hh, cl->proxies, p, tmp) {
+            if (p->channel == channel && strcmp(p->node, node) == 0)
+                proxy_free(p, QUEUE_RETURN, true);
+        }
+        return;
+    }
+    char name[NAME_MAX_LEN + 1];
+    struct queue *q = get_str(args, "queue", name, sizeof name) ? home_queue(cl, vhost, proto_bytes_of(name)) : NULL;
+    if (!q) {
+        char text[128];
+        snprintf(text, sizeof text, "no queue '%.50s' in vhost '%.50s'", name, vhost);
+        send_result(cl, from, handle, SPEC_NOT_FOUND, text);
+        return;
+    }
+    if (strcmp(op, "purge") == 0) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", queue_purge(q));
+        send_result(cl, from, handle, 0, n);
+        return;
+    }
+    if (strcmp(op, "depth") == 0) {
+        char n[80];
+        snprintf(n, sizeof n, "%zu %zu %zu", queue_ready_count(q), queue_unacked_count(q), queue_consumer_count(q));
+        send_result(cl, from, handle, 0, n);
+        return;
+    }
+    if (!get_who(args, from, &w)) {
+        send_result(cl, from, handle, META_MALFORMED, "malformed consumer");
+        return;
+    }
+    struct proxy *p = find_proxy(cl, &w, vhost, queue_name(q));
+    if (strcmp(op, "dequeue") == 0) {
+        queue_touch(q, now_ms(cl));
+        home_get(cl, from, &w, vhost, q, args, handle);
+    } else if (strcmp(op, "checkout") == 0) {
+        uint64_t prefetch = 0;
+        get_u64(args, "prefetch", &prefetch);
+        if (!p)
+            p = new_proxy(cl, &w, vhost, q);
+        if (!p) {
+            send_cancelled(cl, &w, vhost, queue_name(q));
+            return;
+        }
+        p->credit = prefetch && prefetch < REPLICA_CREDIT ? (uint32_t)prefetch : REPLICA_CREDIT;
+        queue_touch(q, now_ms(cl));
+        if (!p->attached) {
+            struct table_value v;
+            int64_t priority = 0;
+            if (table_find(args, "priority", &v) == 1 && (!table_value_to_int(&v, &priority) || priority < INT32_MIN ||
+                                                          priority > INT32_MAX))
+                priority = 0;
+            bool exclusive = table_find(args, "exclusive", &v) == 1 && v.type == TABLE_BOOL && v.v.boolean;
+            struct reply_error err;
+            if (queue_add_consumer(q, p, &proxy_ops, (int32_t)priority, exclusive, false, &err) != 0) {
+                log_info("cluster: consumer '%.*s' of node %s refused on queue '%s': %s", (int)w.tag.len,
+                         (const char *)w.tag.ptr, from, name, err.text);
+                send_cancelled(cl, &w, vhost, queue_name(q));
+                if (p->held_count == 0)
+                    proxy_free(p, QUEUE_RETURN, false);
+                return;
+            }
+            p->attached = true;
+        }
+        queue_dispatch(q, now_ms(cl));
+    } else if (strcmp(op, "detach") == 0) {
+        if (p && p->attached) {
+            p->attached = false;
+            queue_remove_consumer(q, p);
+        }
+        if (p && p->held_count == 0)
+            proxy_free(p, QUEUE_RETURN, true);
+    } else if (strcmp(op, "settle") == 0 || strcmp(op, "return") == 0 || strcmp(op, "discard") == 0) {
+        if (p)
+            home_settle(cl, p, op, args);
+    } else {
+        log_debug("cluster: node %s sent an unknown queue command qq.%s", from, op);
+    }
+}
+
+/* ---- the asking node's side ---- */
+
+static void on_result(struct classic *cl, struct proto_bytes args)
+{
+    uint64_t handle;
+    struct table_value v;
+    int64_t status = 0;
+    char text[sizeof(((struct meta_result *)0)->text)] = "";
+    if (!get_u64(args, "handle", &handle) || table_find(args, "status", &v) != 1 || !table_value_to_int(&v, &status) ||
+        status < INT32_MIN || status > INT32_MAX)
+        return;
+    get_str(args, "text", text, sizeof text);
+    struct rcall *c;
+    HASH_FIND(hh, cl->calls, &handle, sizeof handle, c);
+    if (c)
+        complete(cl, c, (int)status, text);
+}
+
+static void on_deliver(struct classic *cl, struct proto_bytes args)
+{
+    char vhost[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+    uint64_t channel, id, count;
+    struct table_value tag, content;
+    if (!get_str(args, "vhost", vhost, sizeof vhost) || !get_str(args, "queue", name, sizeof name) ||
+        !get_u64(args, "channel", &channel) || !get_u64(args, "id", &id) || !get_u64(args, "count", &count) ||
+        table_find(args, "tag", &tag) != 1 || tag.type != TABLE_LONGSTR || tag.v.bytes.len > 255 ||
+        table_find(args, "content", &content) != 1 || content.type != TABLE_BYTES)
+        return;
+    struct channel *ch = cluster_queues_channel(cl->cq, channel);
+    if (!ch)
+        return; /* closed: the channel_down it sent returns the message */
+    struct vhost *v = vhost_named(cl, vhost);
+    struct queue *q = v ? vhost_queue_find(v, proto_bytes_of(name)) : NULL;
+    struct message *msg = message_deserialize(0, content.v.bytes.ptr, content.v.bytes.len);
+    if (!q || !msg) {
+        message_release(msg); /* the queue went here: it goes on the home too */
+        return;
+    }
+    channel_replica_deliver(ch, q, tag.v.bytes, id, msg, count > UINT32_MAX ? UINT32_MAX : (uint32_t)count);
+}
+
+static void on_cancelled(struct classic *cl, struct proto_bytes args)
+{
+    uint64_t channel;
+    struct table_value tag;
+    if (!get_u64(args, "channel", &channel) || table_find(args, "tag", &tag) != 1 || tag.type != TABLE_LONGSTR)
+        return;
+    struct channel *ch = cluster_queues_channel(cl->cq, channel);
+    struct consumer *c = ch ? channel_find_consumer(ch, tag.v.bytes) : NULL;
+    if (c && c->replicated)
+        consumer_queue_deleted(c); /* basic.cancel to a client that takes it */
+}
+
+/* The links with peer broke: what either side held for the other is given up. */
+static void peer_lost(struct classic *cl, const char *peer)
+{
+    struct proxy *p, *ptmp;
+    HASH_ITER(hh, cl->proxies, p, ptmp) {
+        if (strcmp(p->node, peer) == 0)
+            proxy_free(p, QUEUE_RETURN, true);
+    }
+    char text[256];
+    snprintf(text, sizeof text, "home node '%.100s' is down or inaccessible", peer);
+    struct rcall *c, *ctmp;
+    HASH_ITER(hh, cl->calls, c, ctmp) {
+        if (strcmp(c->node, peer) == 0)
+            complete(cl, c, SPEC_NOT_FOUND, text);
+    }
+    cluster_queues_cancel_homed(cl->cq, peer);
+}
+
+static void handle(struct classic *cl, const struct inbox *m)
+{
+    if (m->len == 0) {
+        log_info("cluster: the link with %s broke: consumers and deliveries across it are cancelled", m->from);
+        peer_lost(cl, m->from);
+        return;
+    }
+    struct raft_buffer buf = {.base = (void *)m->bytes, .len = m->len};
+    struct meta_command cmd;
+    if (meta_command_decode(&buf, &cmd) != 0 || table_validate(cmd.args) != 0)
+        return;
+    char op[32];
+    if (cmd.op.len == 0 || cmd.op.len >= sizeof op)
+        return;
+    memcpy(op, cmd.op.ptr, cmd.op.len);
+    op[cmd.op.len] = '\0';
+    if (strcmp(op, "result") == 0)
+        on_result(cl, cmd.args);
+    else if (strcmp(op, "deliver") == 0)
+        on_deliver(cl, cmd.args);
+    else if (strcmp(op, "cancelled") == 0)
+        on_cancelled(cl, cmd.args);
+    else if (strncmp(op, "qq.", 3) == 0)
+        home_run(cl, m->from, op + 3, cmd.args);
+    else
+        log_debug("cluster: node %s sent an unknown message %s", m->from, op);
+}
+
+/* ---- the peer links' callbacks (inside libuv's run: noted only) ---- */
+
+static void noted(struct classic *cl, const char *from, const uint8_t *bytes, size_t len)
+{
+    struct inbox *m = malloc(sizeof *m + len);
+    if (!m) {
+        log_error("cluster: out of memory: a message from %s is lost", from);
+        return;
+    }
+    *m = (struct inbox){.len = len};
+    snprintf(m->from, sizeof m->from, "%s", from);
+    if (len)
+        memcpy(m->bytes, bytes, len);
+    *cl->inbox_tail = m;
+    cl->inbox_tail = &m->next;
+}
+
+static void on_message(void *arg, const char *from, const uint8_t *bytes, size_t len)
+{
+    noted(arg, from, bytes, len);
+}
+
+static void on_lost(void *arg, const char *peer)
+{
+    noted(arg, peer, NULL, 0);
+}
+
+/* ---- the pass ---- */
+
+void classic_flush(struct classic *cl)
+{
+    if (!cl)
+        return;
+    while (cl->inbox) { /* what handling adds (a cancel noted) is handled in this pass too */
+        struct inbox *m = cl->inbox;
+        cl->inbox = m->next;
+        if (!cl->inbox)
+            cl->inbox_tail = &cl->inbox;
+        handle(cl, m);
+        free(m);
+    }
+    struct proxy *p, *ptmp;
+    HASH_ITER(hh, cl->proxies, p, ptmp) {
+        if (p->broken)
+            proxy_free(p, QUEUE_RETURN, true);
+    }
+    struct persistence *store = server_persistence(cl->server);
+    uint64_t durable = persistence_durable_batch(store);
+    while (cl->answers && cl->answers->batch <= durable) {
+        struct answer *a = cl->answers;
+        cl->answers = a->next;
+        if (!cl->answers)
+            cl->answers_tail = &cl->answers;
+        if (persistence_batch_failed(store, a->batch))
+            send_result(cl, a->node, a->handle, SPEC_INTERNAL_ERROR, "the store could not write the message");
+        else
+            send_result(cl, a->node, a->handle, a->status, a->text);
+        free(a);
+    }
+    uint64_t now = now_ms(cl);
+    struct rcall *c, *ctmp;
+    HASH_ITER(hh, cl->calls, c, ctmp) {
+        if (c->failed)
+            complete(cl, c, SPEC_NOT_FOUND, c->text);
+    }
+    if (now >= cl->next_sweep_ms) {
+        cl->next_sweep_ms = now + SWEEP_MS;
+        HASH_ITER(hh, cl->calls, c, ctmp) {
+            if (now - c->sent_ms > CALL_TIMEOUT_MS)
+                complete(cl, c, -ETIMEDOUT, "no answer from the queue's home");
+        }
+    }
+    if (cl->sent && cl->node) {
+        cl->sent = false;
+        cluster_node_flush_peers(cl->node);
+    }
+}
+
+/* ---- life ---- */
+
+struct classic *classic_create(struct cluster_queues *cq, struct server *server)
+{
+    struct classic *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return NULL;
+    cl->cq = cq;
+    cl->server = server;
+    cl->inbox_tail = &cl->inbox;
+    cl->answers_tail = &cl->answers;
+    return cl;
+}
+
+void classic_start(struct classic *cl, struct cluster_node *node, const char *self)
+{
+    if (!cl)
+        return;
+    cl->node = node;
+    if (!node) {
+        struct rcall *c, *ctmp;
+        HASH_ITER(hh, cl->calls, c, ctmp) {
+            complete(cl, c, -ECANCELED, "the node stops");
+        }
+        return;
+    }
+    snprintf(cl->self, sizeof cl->self, "%s", self);
+    cluster_node_on_peers(node, on_message, on_lost, cl);
+    for (struct home_ent *h = cl->homes; h; h = h->hh.next)
+        mark_model(cl, h); /* the homes were rebuilt before this node knew its own name */
+}
+
+void classic_free(struct classic *cl)
+{
+    if (!cl)
+        return;
+    struct proxy *p, *ptmp;
+    HASH_ITER(hh, cl->proxies, p, ptmp) {
+        HASH_DEL(cl->proxies, p);
+        struct held *h, *htmp;
+        HASH_ITER(hh, p->held, h, htmp) {
+            HASH_DEL(p->held, h);
+            message_release(h->entry.msg);
+            free(h);
+        }
+        queue_release(p->queue);
+        free(p);
+    }
+    struct home_ent *h, *htmp;
+    HASH_ITER(hh, cl->homes, h, htmp) {
+        drop_home(cl, h);
+    }
+    struct rcall *c, *ctmp;
+    HASH_ITER(hh, cl->calls, c, ctmp) {
+        HASH_DEL(cl->calls, c);
+        call_free(c);
+    }
+    struct depth_ent *d, *dtmp;
+    HASH_ITER(hh, cl->depths, d, dtmp) {
+        HASH_DEL(cl->depths, d);
+        free(d);
+    }
+    while (cl->inbox) {
+        struct inbox *m = cl->inbox;
+        cl->inbox = m->next;
+        free(m);
+    }
+    while (cl->answers) {
+        struct answer *a = cl->answers;
+        cl->answers = a->next;
+        free(a);
+    }
+    free(cl);
+}

@@ -1,0 +1,94 @@
+/* broker/amqp/cluster_classic.h: classic queues across the nodes of a cluster (docs/cluster.md,
+ * "Classic queues across nodes"), private to cluster_queues.c, which keeps the channels' door
+ * (cluster_queues.h) the one way in.
+ *
+ * A classic queue declared in a cluster has a home: the node whose client (or management API)
+ * declared it, recorded with the declare in the metadata log, the first one applied winning, so
+ * every node names the same home. Its messages live on the home only, in the home's own queue,
+ * with everything a classic queue does there (storage, paging, priorities, TTL, dead-lettering).
+ * Every other node holds its definition only and treats it as a queue whose messages live
+ * elsewhere, the same way it treats a quorum queue: a publish routed to it, a consumer, a
+ * basic.get, an ack, a purge are the quorum queue's commands (same names, same arguments), sent to
+ * the home over a peer link (cluster_node_send) instead of being proposed. The home runs them on
+ * its queue:
+ *   - qq.enqueue: into the queues named; the answer ("result") goes once the message is on the
+ *     home's disk when it must be (a persistent message in a durable queue: the store's group
+ *     commit), so a publisher's confirm through any node means what it means on the home;
+ *   - qq.checkout: a proxy consumer on the queue for the asking node's consumer, with its
+ *     prefetch as credit; each delivery goes back as a "deliver" message, which the asking node
+ *     hands to the channel as a quorum queue's delivery (channel_replica_deliver);
+ *   - qq.settle / qq.return / qq.discard: the proxy's deliveries acked, requeued (to their place:
+ *     a classic queue's requeue) or dead-lettered on the home;
+ *   - qq.detach, qq.dequeue (basic.get, its message a "deliver" before the "result"), qq.purge,
+ *     qq.channel_down (a channel closed: its proxies go, what they held is returned).
+ * When the pair of connections between two nodes breaks (a node stops or dies, a partition long
+ * enough for TCP to notice), each side gives up what the other held: the home drops the other's
+ * proxies (their messages return, redelivered later, at least once as RabbitMQ); the other node
+ * cancels its consumers of the home's queues (basic.cancel, as RabbitMQ does when a queue's node
+ * goes down) and fails what it waited for (a publisher gets a nack).
+ * Exclusive queues never have a home: they stay with their connection, as before. */
+#ifndef WARREN_CLUSTER_CLASSIC_H
+#define WARREN_CLUSTER_CLASSIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster_queues.h"
+#include "proto.h"
+#include "table.h"
+
+struct classic;
+struct cluster_node;
+struct server;
+
+/* Handles of calls to a home have this bit set; the log's proposals never do. */
+#define CLASSIC_HANDLE_BIT (UINT64_C(1) << 63)
+
+struct classic *classic_create(struct cluster_queues *cq, struct server *server);
+void classic_free(struct classic *cl);
+/* The node runs (self: its address) or stops (node NULL: calls fail, proxies go). */
+void classic_start(struct classic *cl, struct cluster_node *node, const char *self);
+
+/* ---- the homes, kept by the apply side (every node alike) ---- */
+
+/* A queue.declare of a classic queue was applied (or replayed) with home (empty: a declare from
+ * before homes, which stays local everywhere). The first home applied stays. */
+void classic_declared(struct classic *cl, const char *vhost, struct proto_bytes name, struct proto_bytes home);
+void classic_deleted(struct classic *cl, const char *vhost, struct proto_bytes name);
+void classic_vhost_deleted(struct classic *cl, const char *vhost);
+/* The home of vhost/name when it is another node, else NULL (this node's, or no home). */
+const char *classic_remote_home(const struct classic *cl, const char *vhost, struct proto_bytes name);
+/* Appends "classic_homes" (an array of {vhost, name, home}) to out. 0 or -1. */
+int classic_export(const struct classic *cl, struct table_buf *out);
+/* Replaces the homes with those in state (absent: none). 0, or -1 and nothing changed. */
+int classic_import(struct classic *cl, struct proto_bytes state);
+
+/* ---- asking a home ---- */
+
+/* Sends op with args (freed here) to home; done(a, b, result) follows once with the home's
+ * answer, or -ETIMEDOUT when the home cannot be reached or does not answer in time. NULL done:
+ * nobody waits (returns 1). Returns a handle (CLASSIC_HANDLE_BIT set) or 0 when it could not be
+ * sent (done is not called). */
+uint64_t classic_call(struct classic *cl, const char *home, const char *op, struct table_buf *args,
+                      cluster_queues_done_fn done, void *a, uint64_t b);
+void classic_forget(struct classic *cl, uint64_t handle);
+/* The counts of vhost/name its home last gave (zeros when never asked). */
+struct queue_depth;
+void classic_depth(const struct classic *cl, const char *vhost, struct proto_bytes name, struct queue_depth *out);
+
+/* A channel of this node closed: every home it used drops its proxies (args: qq.channel_down's,
+ * copied). */
+void classic_channel_closed(struct classic *cl, uint64_t channel, const struct table_buf *args);
+
+/* End of a loop pass: runs the messages that arrived, answers what became durable, acts on lost
+ * links, times out calls, writes what was sent. */
+void classic_flush(struct classic *cl);
+
+/* ---- provided by cluster_queues.c ---- */
+
+/* This node's channel with that id in consumer keys, or NULL. */
+struct channel *cluster_queues_channel(const struct cluster_queues *cq, uint64_t id);
+/* Cancels this node's consumers of the classic queues homed at home (basic.cancel). */
+void cluster_queues_cancel_homed(struct cluster_queues *cq, const char *home);
+
+#endif

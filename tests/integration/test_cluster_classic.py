@@ -1,0 +1,238 @@
+"""Classic queues across the nodes of a three-node cluster (issue 13, docs/cluster.md, "Classic
+queues across nodes"), with real pika clients on every node. A classic queue lives on its home
+node, the one it was declared through, and is reachable from every node as RabbitMQ's are:
+- publishes through any node reach it, each publisher's in order, and a confirm through another
+  node comes once the home stored the message (a persistent one survives the home's kill -9);
+- consumers and basic.get on any node take its messages; ack, nack with requeue (redelivered, back
+  in its place) and reject to a dead-letter exchange act on the home;
+- a passive declare through any node gives the home's counts; a purge through any node empties it;
+- a channel closed on the consumer's node hands what it held back to other consumers;
+- a fanout to queues homed on different nodes confirms once every home has the message;
+- the home killed: consumers of its queues on other nodes get basic.cancel, a publish is nacked,
+  a passive declare is refused with RabbitMQ's 404 "... down or inaccessible"; back, it serves
+  every confirmed message again.
+Not runnable against an external broker: the test owns the three processes.
+"""
+import threading
+import time
+import unittest
+
+import pika
+import pika.exceptions
+
+import harness
+from test_cluster import Cluster, _cluster_built, channel_on
+
+PERSISTENT = pika.BasicProperties(delivery_mode=2)
+
+
+def drain(channel, queue, count, timeout=15.0):
+    """Consumes count messages of queue on channel (manual ack): [(body, redelivered)]."""
+    got = []
+    deadline = time.monotonic() + timeout
+    for method, _props, body in channel.consume(queue, inactivity_timeout=0.5):
+        if method is not None:
+            got.append((body, method.redelivered))
+            channel.basic_ack(method.delivery_tag)
+        if len(got) >= count or time.monotonic() > deadline:
+            break
+    channel.cancel()
+    return got
+
+
+def depth(node, queue):
+    connection, channel = channel_on(node)
+    try:
+        return channel.queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+@harness.skip_if_external("starts and kills three cluster nodes")
+@unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
+class ClusterClassicQueues(unittest.TestCase):
+    def setUp(self):
+        self.cluster = Cluster().start()
+        self.cluster.leader()
+
+    def tearDown(self):
+        self.cluster.stop()
+
+    def test_publish_and_consume_through_other_nodes(self):
+        a, b, c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.queue_declare("cc.work", durable=True)
+        ca.close()
+        # Two publishers on the two other nodes, with confirms: every publish confirmed.
+        for node, prefix in ((b, b"b"), (c, b"c")):
+            connection, channel = channel_on(node)
+            channel.confirm_delivery()
+            for i in range(300):
+                channel.basic_publish("", "cc.work", prefix + b"%03d" % i, PERSISTENT)
+            connection.close()
+        self.assertEqual(depth(c, "cc.work"), 600)
+        self.assertEqual(depth(a, "cc.work"), 600)
+        # Consumed through node c: all of them, each publisher's in order.
+        connection, channel = channel_on(c)
+        channel.basic_qos(prefetch_count=50)
+        got = drain(channel, "cc.work", 600)
+        connection.close()
+        bodies = [body for body, _ in got]
+        self.assertEqual(len(bodies), 600)
+        for prefix in (b"b", b"c"):
+            mine = [x for x in bodies if x.startswith(prefix)]
+            self.assertEqual(mine, [prefix + b"%03d" % i for i in range(300)])
+        self.assertEqual(depth(b, "cc.work"), 0)
+
+    def test_get_nack_reject_and_purge_act_on_the_home(self):
+        a, b, c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.exchange_declare("cc.dlx", "fanout")
+        cha.queue_declare("cc.dead", durable=True)
+        cha.queue_bind("cc.dead", "cc.dlx")
+        cha.queue_declare("cc.q", durable=True, arguments={"x-dead-letter-exchange": "cc.dlx"})
+        ca.close()
+        cb, chb = channel_on(b)
+        chb.confirm_delivery()
+        for body in (b"one", b"two", b"three"):
+            chb.basic_publish("", "cc.q", body)
+        # basic.get through b; a nack with requeue puts it back in its place, redelivered.
+        method, _p, body = chb.basic_get("cc.q")
+        self.assertEqual(body, b"one")
+        self.assertFalse(method.redelivered)
+        self.assertEqual(method.message_count, 2)
+        chb.basic_nack(method.delivery_tag, requeue=True)
+        method, _p, body = chb.basic_get("cc.q")
+        self.assertEqual(body, b"one")
+        self.assertTrue(method.redelivered)
+        # Rejected without requeue: dead-lettered by the home into cc.dead.
+        chb.basic_reject(method.delivery_tag, requeue=False)
+        method, _p, body = chb.basic_get("cc.q", auto_ack=True)
+        self.assertEqual(body, b"two")
+        cb.close()
+        cc, chc = channel_on(c)
+        deadline = time.monotonic() + 10
+        while True:
+            method, props, body = chc.basic_get("cc.dead", auto_ack=True)
+            if method is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(body, b"one")
+        self.assertEqual(props.headers["x-death"][0]["reason"], "rejected")
+        # A purge through c empties the home's queue and says how many went.
+        self.assertEqual(chc.queue_purge("cc.q").method.message_count, 1)
+        self.assertEqual(depth(a, "cc.q"), 0)
+        self.assertIsNone(chc.basic_get("cc.q")[0])
+        cc.close()
+
+    def test_a_closed_channel_hands_its_messages_to_other_consumers(self):
+        a, b, c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.queue_declare("cc.handover", durable=True)
+        cha.confirm_delivery()
+        for i in range(10):
+            cha.basic_publish("", "cc.handover", b"m%d" % i)
+        # A consumer on b takes two (prefetch 2) and never acks; its channel closes.
+        cb, chb = channel_on(b)
+        chb.basic_qos(prefetch_count=2)
+        held = []
+        for method, _p, body in chb.consume("cc.handover", inactivity_timeout=0.5):
+            if method is None or len(held) == 2:
+                break
+            held.append(body)
+        self.assertEqual(held, [b"m0", b"m1"])
+        cb.close()
+        # A consumer on c gets all ten, the two held ones back in their place, redelivered.
+        cc, chc = channel_on(c)
+        got = drain(chc, "cc.handover", 10)
+        cc.close()
+        self.assertEqual([body for body, _ in got], [b"m%d" % i for i in range(10)])
+        self.assertEqual([r for _, r in got][:2], [True, True])
+        self.assertFalse(any(r for _, r in got[2:]))
+        ca.close()
+
+    def test_a_fanout_to_queues_on_every_node_confirms_once_all_have_it(self):
+        nodes = self.cluster.nodes
+        for i, node in enumerate(nodes):
+            connection, channel = channel_on(node)
+            if i == 0:
+                channel.exchange_declare("cc.fan", "fanout")
+            channel.queue_declare("cc.fan%d" % i, durable=True)
+            channel.queue_bind("cc.fan%d" % i, "cc.fan")
+            connection.close()
+        connection, channel = channel_on(nodes[1])
+        channel.confirm_delivery()
+        for i in range(100):
+            channel.basic_publish("cc.fan", "", b"f%d" % i, PERSISTENT)
+        connection.close()
+        for i in range(3):
+            for node in nodes:
+                self.assertEqual(depth(node, "cc.fan%d" % i), 100, "queue %d seen from a node" % i)
+
+    def test_the_home_killed_cancels_consumers_elsewhere_and_keeps_confirmed_messages(self):
+        a, b, c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.queue_declare("cc.home", durable=True)
+        ca.close()
+        cb, chb = channel_on(b)
+        chb.confirm_delivery()
+        for i in range(200):
+            chb.basic_publish("", "cc.home", b"p%d" % i, PERSISTENT)
+        # A consumer on c that takes nothing yet (prefetch 1, never acks the one it gets).
+        cc, chc = channel_on(c)
+        chc.basic_qos(prefetch_count=1)
+        cancelled = threading.Event()
+        first = []
+        chc.add_on_cancel_callback(lambda _frame: cancelled.set())
+        chc.basic_consume("cc.home", lambda _ch, method, _p, body: first.append(body))
+        deadline = time.monotonic() + 10
+        while not first and time.monotonic() < deadline:
+            cc.process_data_events(time_limit=0.1)
+        self.assertEqual(first, [b"p0"])
+        a.sigkill()
+        deadline = time.monotonic() + 15
+        while not cancelled.is_set() and time.monotonic() < deadline:
+            cc.process_data_events(time_limit=0.1)
+        self.assertTrue(cancelled.is_set(), "the consumer on c was not cancelled when its queue's home died")
+        # A publish to it through b is nacked, not confirmed.
+        with self.assertRaises(pika.exceptions.NackError):
+            chb.basic_publish("", "cc.home", b"lost?", PERSISTENT)
+        cb.close()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+            chc.queue_declare("cc.home", passive=True)
+        self.assertEqual(ctx.exception.reply_code, 404)
+        self.assertIn("down or inaccessible", ctx.exception.reply_text)
+        cc.close()
+        # Back: every confirmed message is there, p0 marked redelivered.
+        a.relaunch()
+        self.cluster.leader()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if depth(b, "cc.home") == 200 and depth(c, "cc.home") == 200:
+                    break
+            except pika.exceptions.ChannelClosedByBroker:
+                pass
+            self.assertLess(time.monotonic(), deadline, "the home's messages are not reachable again")
+            time.sleep(0.2)
+        connection, channel = channel_on(c)
+        got = drain(channel, "cc.home", 200)
+        connection.close()
+        self.assertEqual([body for body, _ in got], [b"p%d" % i for i in range(200)])
+
+    def test_an_exclusive_queue_stays_with_its_connection(self):
+        a, b, _c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        name = cha.queue_declare("", exclusive=True).method.queue
+        cha.basic_publish("", name, b"mine")
+        cb, chb = channel_on(b)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+            chb.queue_declare(name, passive=True)
+        self.assertEqual(ctx.exception.reply_code, 404)
+        cb.close()
+        self.assertEqual(cha.basic_get(name, auto_ack=True)[2], b"mine")
+        ca.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
