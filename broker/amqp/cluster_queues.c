@@ -15,6 +15,7 @@
 
 #include "channel_internal.h"
 #include "cluster_classic.h"
+#include "cluster_link.h"
 #include "cluster_node.h"
 #include "connection.h"
 #include "log.h"
@@ -877,6 +878,17 @@ void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, 
 bool cluster_queues_replicated(const struct cluster_queues *cq, const struct queue *q)
 {
     return cq && q && (queue_kind(q)->raft_group || queue_elsewhere(q));
+}
+
+bool cluster_queues_pressured(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q,
+                              uint64_t bound)
+{
+    if (!cq || !cq->node || !queue_elsewhere(q))
+        return false;
+    const char *home = classic_remote_home(cq->classic, vhost_name(vhost), queue_name(q));
+    if (bound == 0 || bound > LINK_QUEUE_MAX / 2)
+        bound = LINK_QUEUE_MAX / 2; /* past LINK_QUEUE_MAX a send is refused: pause well before */
+    return home && cluster_node_peer_backlog(cq->node, home) > bound;
 }
 
 const char *cluster_queues_node_name(const struct cluster_queues *cq)

@@ -113,6 +113,12 @@ bool cluster_queues_replicated(const struct cluster_queues *cq, const struct que
  * through it; "" before the node runs. */
 const char *cluster_queues_node_name(const struct cluster_queues *cq);
 
+/* True when q is a classic queue homed on another node and more than bound bytes (at most half
+ * the link's own bound) wait to be written to that node: its publisher should pause (flow.h),
+ * as it would for a local queue whose consumers fall behind. */
+bool cluster_queues_pressured(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q,
+                              uint64_t bound);
+
 /* Ready messages, checked-out messages and attached consumers of q as this node's copy has them
  * (server.h's struct queue_depth; zeros when unknown): true, or false when q is not replicated
  * here. Callers go through server_queue_depth. */

@@ -317,6 +317,13 @@ int publish_route_message(struct vhost *vhost, struct vhost_route_memo *memo, st
         struct queue *q = targets->items[i];
 #ifdef WARREN_HAVE_CLUSTER
         if (cluster_queues_replicated(replicas, q)) {
+            /* a classic queue homed elsewhere: its link is the backlog a publisher can outrun
+             * (the flow check then finds the queue itself empty and resumes after FLOW_CHECK_MS,
+             * so a publisher above the bound reads in short bursts) */
+            if (pressured && !*pressured && cluster_queues_pressured(replicas, vhost, q, flow_bound)) {
+                queue_retain(q);
+                *pressured = q;
+            }
             if (replicated) {
                 if (route_set_add(replicated, q) < 0)
                     *accepted = false;

@@ -964,6 +964,17 @@ bool link_flush(struct cluster_link *link)
     return wrote;
 }
 
+size_t link_backlog(const struct cluster_link *link, raft_id peer)
+{
+    for (size_t i = 0; i < LINK_PEERS; i++) {
+        const struct link_out *o = &link->peers[i];
+        if (o->to == peer)
+            return o->corked_len +
+                   (o->conn && o->ready ? uv_stream_get_write_queue_size((uv_stream_t *)o->conn->tcp) : 0);
+    }
+    return 0;
+}
+
 void link_set_peer_handlers(struct cluster_link *link, link_message_fn on_message, link_lost_fn on_lost)
 {
     link->on_message = on_message;

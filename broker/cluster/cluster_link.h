@@ -166,6 +166,8 @@ void link_set_peer_handlers(struct cluster_link *link, link_message_fn on_messag
  * peer does not read); -E2BIG, -ENOMEM, -ESHUTDOWN. A message queued may still be lost with its
  * connection: on_lost says so. */
 int link_send(struct cluster_link *link, raft_id peer, const char *address, const uint8_t *bytes, size_t len);
+/* Bytes queued for peer on its peer link and not yet taken by the kernel (0 without one). */
+size_t link_backlog(const struct cluster_link *link, raft_id peer);
 
 /* Closes connections, accepted or opened, that did not complete their handshake within
  * LINK_HANDSHAKE_MS, so idle sockets cannot hold every slot and a silent stranger on a member's

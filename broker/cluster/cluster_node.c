@@ -653,6 +653,11 @@ int cluster_node_send(struct cluster_node *node, const char *address, const char
     return rc;
 }
 
+size_t cluster_node_peer_backlog(struct cluster_node *node, const char *address)
+{
+    return link_backlog(&node->link, cluster_member_id(address));
+}
+
 void cluster_node_flush_peers(struct cluster_node *node)
 {
     if (link_flush(&node->link))

@@ -202,6 +202,8 @@ void cluster_node_on_peers(struct cluster_node *node, cluster_message_fn message
  * cluster_node_flush_peers, or at the next pass of the node. 0, or a negative errno as
  * link_send's (-ENOTCONN: that member was unreachable a moment ago). */
 int cluster_node_send(struct cluster_node *node, const char *address, const char *op, const struct table_buf *args);
+/* Bytes sent to the member at address and not yet written to the kernel. */
+size_t cluster_node_peer_backlog(struct cluster_node *node, const char *address);
 /* Writes what cluster_node_send queued (at the end of a loop pass). Never inside libuv's run. */
 void cluster_node_flush_peers(struct cluster_node *node);
 
