@@ -38,6 +38,14 @@ struct home_ent {
     size_t key_len;
     char key[2 * (NAME_MAX_LEN + 1)];
     char home[CLUSTER_ADDRESS_MAX];
+    uint64_t delete_sent_ms; /* the home proposed its deletion then (classic_self_delete) */
+};
+
+/* A queue homed here that deleted itself (auto-delete, x-expires): its deletion is proposed. */
+struct unused {
+    struct unused *next;
+    size_t key_len;
+    char key[];
 };
 
 /* A queue's counts as its home last gave them. */
@@ -121,6 +129,7 @@ struct classic {
     struct proxy *proxies;
     struct inbox *inbox, **inbox_tail;
     struct answer *answers, **answers_tail;
+    struct unused *unused;
     char contacts[CONTACTS_MAX][CLUSTER_ADDRESS_MAX];
     size_t contact_count;
     uint64_t next_sweep_ms;
@@ -294,6 +303,53 @@ void classic_vhost_deleted(struct classic *cl, const char *vhost)
     HASH_ITER(hh, cl->homes, h, tmp) {
         if (strcmp(h->key, vhost) == 0)
             drop_home(cl, h);
+    }
+}
+
+static void delete_proposed(void *arg, const struct meta_result *result)
+{
+    (void)arg;
+    if (result->status != 0 && result->status != META_DUPLICATE)
+        log_info("cluster: deleting an unused queue through the log failed (%d %s); tried again", result->status,
+                 result->text);
+}
+
+bool classic_self_delete(struct classic *cl, const char *vhost, struct proto_bytes name)
+{
+    struct home_ent *h = find_home(cl, vhost, name);
+    if (!h)
+        return true;
+    uint64_t now = now_ms(cl);
+    if (strcmp(h->home, cl->self) != 0 || !cl->node || (h->delete_sent_ms && now - h->delete_sent_ms < 2000))
+        return false;
+    /* Proposed at the end of the pass: this may run inside an applied command (a consumer
+     * cancelled by a deletion), where nothing is proposed. */
+    struct unused *u = malloc(sizeof *u + h->key_len);
+    if (!u)
+        return false; /* asked again: x-expires in a second, auto-delete at its next consumer */
+    h->delete_sent_ms = now;
+    u->key_len = h->key_len;
+    memcpy(u->key, h->key, h->key_len);
+    u->next = cl->unused;
+    cl->unused = u;
+    return false;
+}
+
+/* Proposes the deletions classic_self_delete asked for. */
+static void propose_unused(struct classic *cl)
+{
+    while (cl->unused) {
+        struct unused *u = cl->unused;
+        cl->unused = u->next;
+        size_t vlen = strlen(u->key);
+        struct table_buf args = {0};
+        if ((table_buf_put_string(&args, "vhost", (struct proto_bytes){(const uint8_t *)u->key, (uint32_t)vlen}) |
+             table_buf_put_string(&args, "name", (struct proto_bytes){(const uint8_t *)u->key + vlen + 1,
+                                                                      (uint32_t)(u->key_len - vlen - 1)})) != 0 ||
+            !cl->node || cluster_node_propose(cl->node, "queue.delete", &args, delete_proposed, NULL) == 0)
+            log_error("cluster: out of memory proposing the deletion of an unused queue");
+        table_buf_free(&args);
+        free(u);
     }
 }
 
@@ -1115,6 +1171,7 @@ void classic_flush(struct classic *cl)
                 complete(cl, c, -ETIMEDOUT, "no answer from the queue's home");
         }
     }
+    propose_unused(cl); /* last: the proxies dropped above may have left a queue unused */
     if (cl->sent && cl->node) {
         cl->sent = false;
         cluster_node_flush_peers(cl->node);
@@ -1192,6 +1249,11 @@ void classic_free(struct classic *cl)
         struct answer *a = cl->answers;
         cl->answers = a->next;
         free(a);
+    }
+    while (cl->unused) {
+        struct unused *u = cl->unused;
+        cl->unused = u->next;
+        free(u);
     }
     free(cl);
 }

@@ -58,6 +58,10 @@ void classic_deleted(struct classic *cl, const char *vhost, struct proto_bytes n
 void classic_vhost_deleted(struct classic *cl, const char *vhost);
 /* The home of vhost/name when it is another node, else NULL (this node's, or no home). */
 const char *classic_remote_home(const struct classic *cl, const char *vhost, struct proto_bytes name);
+/* The home's own copy of vhost/name would delete itself (auto-delete, x-expires): true when
+ * vhost/name has no home (a queue of this node alone: delete it here); else false, and this node,
+ * being its home, proposes queue.delete, at most every 2 s until it is applied. */
+bool classic_self_delete(struct classic *cl, const char *vhost, struct proto_bytes name);
 /* Appends "classic_homes" (an array of {vhost, name, home}) to out. 0 or -1. */
 int classic_export(const struct classic *cl, struct table_buf *out);
 /* Replaces the homes with those in state (absent: none). 0, or -1 and nothing changed. */

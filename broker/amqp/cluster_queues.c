@@ -880,6 +880,13 @@ bool cluster_queues_replicated(const struct cluster_queues *cq, const struct que
     return cq && q && (queue_kind(q)->raft_group || queue_elsewhere(q));
 }
 
+bool cluster_queues_self_delete(struct cluster_queues *cq, struct vhost *vhost, struct queue *q)
+{
+    if (queue_kind(q)->raft_group || queue_elsewhere(q))
+        return false;
+    return classic_self_delete(cq->classic, vhost_name(vhost), queue_name(q));
+}
+
 bool cluster_queues_pressured(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q,
                               uint64_t bound)
 {

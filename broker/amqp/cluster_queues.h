@@ -104,6 +104,13 @@ int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state);
 
 /* ---- the channel side ---- */
 
+/* The model would delete q on its own (auto-delete, x-expires: vhost.h's self_delete). True for
+ * a queue of this node alone (exclusive, or declared before homes); false otherwise: a quorum
+ * queue's x-expires is the leader's (cluster_queues_flush), a classic queue homed elsewhere is
+ * its home's, and the home of a classic queue proposes queue.delete (at most every 2 s while it
+ * is not applied) so that every node deletes it. */
+bool cluster_queues_self_delete(struct cluster_queues *cq, struct vhost *vhost, struct queue *q);
+
 /* True when q's messages do not live in this node's model: a cluster runs and q is a quorum
  * queue, or a classic queue homed on another node (queue_elsewhere; cluster_classic.h). Every
  * function below takes both kinds alike: a classic queue's commands go to its home instead of

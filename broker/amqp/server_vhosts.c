@@ -34,6 +34,19 @@ static void hook_queue_deleting(void *ctx, struct queue *queue)
     queue_cancel_consumers(queue); /* a channel's (consume.c), or another node's (cluster_classic.c) */
 }
 
+/* In a cluster a queue's definition is every node's: cluster_queues decides (vhost.h). */
+static bool hook_self_delete(void *ctx, struct queue *queue)
+{
+#ifdef WARREN_HAVE_CLUSTER
+    struct vhost_entry *e = ctx;
+    if (e->server->replicas)
+        return cluster_queues_self_delete(e->server->replicas, e->vhost, queue);
+#else
+    (void)ctx, (void)queue;
+#endif
+    return true;
+}
+
 static void hook_queue_ready(void *ctx, struct queue *queue)
 {
     struct vhost_entry *e = ctx;
@@ -131,6 +144,7 @@ struct vhost_entry *server_vhost_add(struct server *server, const char *name)
         .queue_deleting = hook_queue_deleting,
         .queue_ready = hook_queue_ready,
         .divert = hook_divert,
+        .self_delete = hook_self_delete,
         .now_ms = hook_now,
         .persist = hook_persist,
         .durable_queue_deleted = hook_durable_queue_deleted,
@@ -202,7 +216,7 @@ uint64_t server_vhosts_tick(struct server *server, uint64_t now)
     free_retired(server, false);
     struct vhost_entry *e, *tmp;
     HASH_ITER(hh, server->vhosts, e, tmp) {
-        uint64_t n = vhost_tick(e->vhost, now, server->replicas != NULL);
+        uint64_t n = vhost_tick(e->vhost, now);
         if (n < next)
             next = n;
     }

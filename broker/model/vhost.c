@@ -100,10 +100,16 @@ static void unbind_everywhere(struct vhost *vhost, void *destination)
     }
 }
 
+/* May the model delete queue on its own (vhost_hooks.self_delete)? */
+static bool may_self_delete(struct vhost *vhost, struct queue *queue)
+{
+    return !vhost->hooks.self_delete || vhost->hooks.self_delete(vhost->hooks.ctx, queue);
+}
+
 static void queue_unused(void *ctx, struct queue *queue)
 {
     struct vhost *vhost = ctx;
-    if (queue_settings(queue)->auto_delete)
+    if (queue_settings(queue)->auto_delete && may_self_delete(vhost, queue))
         vhost_queue_remove(vhost, queue);
 }
 
@@ -635,18 +641,21 @@ void vhost_owner_gone(struct vhost *vhost, void *owner)
     }
 }
 
-uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms, bool replicated_quorum)
+uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms)
 {
     uint64_t next = UINT64_MAX;
     struct queue_slot *slot, *tmp;
     HASH_ITER(hh, vhost->queues, slot, tmp) {
         struct queue *q = slot->queue;
         const struct queue_settings *s = queue_settings(q);
-        if (s->expires_ms > 0 && queue_consumer_count(q) == 0 && !(replicated_quorum && queue_kind(q)->raft_group)) {
+        if (s->expires_ms > 0 && queue_consumer_count(q) == 0) {
             uint64_t deadline = queue_last_used(q) + (uint64_t)s->expires_ms;
             if (deadline <= now_ms) {
-                vhost_queue_remove(vhost, q);
-                continue;
+                if (may_self_delete(vhost, q)) {
+                    vhost_queue_remove(vhost, q);
+                    continue;
+                }
+                deadline = now_ms + 1000; /* the owner's to delete: asked again until it has */
             }
             if (deadline < next)
                 next = deadline;

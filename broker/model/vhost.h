@@ -34,6 +34,11 @@ struct vhost_hooks {
      * docs/cluster.md): true when the owner took msg for it, and queue_publish is not called.
      * NULL: every queue holds its own. */
     bool (*divert)(void *ctx, struct queue *queue, struct message *msg);
+    /* The model would delete queue on its own: auto-delete once its last consumer went, or
+     * x-expires. True to delete it here; false when the owner decides (a cluster: the queue's
+     * definition is every node's, so its deletion goes through the log, proposed by the node
+     * that can see whether it is used). NULL: always here. */
+    bool (*self_delete)(void *ctx, struct queue *queue);
     /* Loop time in ms, for TTL. */
     uint64_t (*now_ms)(void *ctx);
     /* Wall-clock time in ms since the epoch, for x-death's time (RabbitMQ stamps it with
@@ -159,12 +164,10 @@ uint64_t vhost_dead_letter_round(struct vhost *vhost);
  * hold (a cluster's replicated quorum queue). The caller keeps its reference on msg. */
 void vhost_dead_letter(void *ctx, struct queue *queue, struct message *msg, int reason);
 
-/* Expires messages (TTL) and unused queues (x-expires) at loop time now_ms; returns the next
- * time this should run (UINT64_MAX: nothing pending). replicated_quorum: the quorum queues'
- * consumers and messages live outside the model (a cluster's log, cluster_queues.h), so the
- * model cannot tell whether one is in use: their x-expires is left to the cluster, which
- * deletes an unused one through the log on every node alike. */
-uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms, bool replicated_quorum);
+/* Expires messages (TTL) and unused queues (x-expires, unless hooks.self_delete declines: then
+ * it asks again a second later) at loop time now_ms; returns the next time this should run
+ * (UINT64_MAX: nothing pending). */
+uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms);
 
 /* Encodes the durable exchanges, queues and bindings as one field table (contents) appended to
  * out. Returns 0 or -ENOMEM. */

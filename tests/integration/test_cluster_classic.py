@@ -40,6 +40,13 @@ def drain(channel, queue, count, timeout=15.0):
     return got
 
 
+def idle(connection, seconds):
+    """Serves connection's events for that long (process_data_events returns at the first)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        connection.process_data_events(time_limit=min(0.2, max(0.0, deadline - time.monotonic())))
+
+
 def depth(node, queue):
     connection, channel = channel_on(node)
     try:
@@ -219,6 +226,49 @@ class ClusterClassicQueues(unittest.TestCase):
         got = drain(channel, "cc.home", 200)
         connection.close()
         self.assertEqual([body for body, _ in got], [b"p%d" % i for i in range(200)])
+
+    def gone_everywhere(self, queue, timeout=10.0):
+        """True once a passive declare of queue is refused with 404 "no queue" on every node."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            missing = 0
+            for node in self.cluster.nodes:
+                connection, channel = channel_on(node)
+                try:
+                    channel.queue_declare(queue, passive=True)
+                except pika.exceptions.ChannelClosedByBroker as e:
+                    if e.reply_code == 404 and "down or inaccessible" not in e.reply_text:
+                        missing += 1
+                finally:
+                    if connection.is_open:
+                        connection.close()
+            if missing == len(self.cluster.nodes):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def test_x_expires_and_auto_delete_count_consumers_on_every_node(self):
+        a, b, c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.queue_declare("cc.lease", arguments={"x-expires": 1500})
+        cha.queue_declare("cc.auto", auto_delete=True)
+        ca.close()
+        # Consumers on b keep both alive: past the lease, every node still has them.
+        cb, chb = channel_on(b)
+        tag_lease = chb.basic_consume("cc.lease", lambda *args: None)
+        tag_auto = chb.basic_consume("cc.auto", lambda *args: None)
+        idle(cb, 3.0)
+        for node in (a, b, c):
+            self.assertEqual(depth(node, "cc.lease"), 0)
+            self.assertEqual(depth(node, "cc.auto"), 0)
+        # Cancelled: the auto-delete queue goes at once, the other when its lease runs out,
+        # from every node (the home proposes the deletion).
+        chb.basic_cancel(tag_auto)
+        self.assertTrue(self.gone_everywhere("cc.auto"), "the auto-delete queue stayed somewhere")
+        chb.basic_cancel(tag_lease)
+        idle(cb, 3.0)  # no passive declare meanwhile: one renews the lease
+        self.assertTrue(self.gone_everywhere("cc.lease"), "the expired queue stayed somewhere")
+        cb.close()
 
     def test_an_exclusive_queue_stays_with_its_connection(self):
         a, b, _c = self.cluster.nodes

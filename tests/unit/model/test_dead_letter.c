@@ -162,7 +162,7 @@ static void test_expired_self_cycle_drops_after_one_round(void **state)
     publish(vhost, "q");
     assert_int_equal(queue_ready_count(q), 1);
     clock_ms += 10;
-    vhost_tick(vhost, clock_ms, false); /* expires, dead-lettered towards q itself: dropped */
+    vhost_tick(vhost, clock_ms); /* expires, dead-lettered towards q itself: dropped */
     assert_int_equal(queue_ready_count(q), 0);
     free_vhost(vhost);
 }
@@ -228,7 +228,7 @@ static void test_retry_through_ttl_queue_goes_on(void **state)
         assert_int_equal(get_and_reject(work, "work"), round);
         assert_int_equal(queue_ready_count(wait), 1);
         clock_ms += 10;
-        vhost_tick(vhost, clock_ms, false);
+        vhost_tick(vhost, clock_ms);
         assert_int_equal(queue_ready_count(wait), 0);
         assert_int_equal(queue_ready_count(work), 1);
     }
