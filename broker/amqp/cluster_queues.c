@@ -18,6 +18,7 @@
 #include "cluster_link.h"
 #include "cluster_node.h"
 #include "connection.h"
+#include "consume_internal.h"
 #include "log.h"
 #include "message.h"
 #include "names.h"
@@ -997,7 +998,7 @@ static int put_consumer(struct table_buf *t, const struct cluster_queues *cq, co
 }
 
 static int consumer_command(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
-                            const char *op, int64_t prefetch)
+                            const char *op, int64_t prefetch, const struct consumer *c)
 {
     if (!cluster_queues_channel_id(cq, ch))
         return -1;
@@ -1008,6 +1009,11 @@ static int consumer_command(struct cluster_queues *cq, struct channel *ch, struc
         v.v.i64 = prefetch;
         rc |= table_buf_put_field(&args, "prefetch", 8, &v);
     }
+    if (c && queue_elsewhere(q)) { /* the home's classic queue honours them (not the log's) */
+        struct table_value v = {.type = TABLE_INT64};
+        v.v.i64 = c->priority;
+        rc |= table_buf_put_field(&args, "priority", 8, &v) | table_buf_put_bool(&args, "exclusive", c->exclusive);
+    }
     if (rc != 0) {
         table_buf_free(&args);
         return -1;
@@ -1015,15 +1021,15 @@ static int consumer_command(struct cluster_queues *cq, struct channel *ch, struc
     return command_for(cq, vhost_name(ch->vhost), q, op, &args, NULL, NULL, 0) ? 0 : -1;
 }
 
-int cluster_queues_checkout(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
-                            uint16_t prefetch)
+int cluster_queues_checkout(struct cluster_queues *cq, struct channel *ch, const struct consumer *c)
 {
-    return consumer_command(cq, ch, q, tag, "qq.checkout", prefetch);
+    return consumer_command(cq, ch, c->queue, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len}, "qq.checkout",
+                            channel_replica_credit(c), c);
 }
 
 int cluster_queues_detach(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag)
 {
-    return consumer_command(cq, ch, q, tag, "qq.detach", -1);
+    return consumer_command(cq, ch, q, tag, "qq.detach", -1, NULL);
 }
 
 /* One command cancels every key the channel used in every queue: those it knows of, and those

@@ -158,11 +158,13 @@ void cluster_queues_forget(struct cluster_queues *cq, uint64_t handle);
 uint64_t cluster_queues_channel_id(struct cluster_queues *cq, struct channel *ch);
 void cluster_queues_channel_closed(struct cluster_queues *cq, struct channel *ch);
 
-/* Consumers: basic.consume (prefetch 0: none), basic.cancel (it keeps what it holds, which the
- * channel may still settle), and a key the channel holds messages under going away at once.
- * Fire and forget: 0, or -1 when out of memory. */
-int cluster_queues_checkout(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
-                            uint16_t prefetch);
+/* Consumers: basic.consume of c (its queue, tag and credit: channel_replica_credit; for a
+ * classic queue homed elsewhere also its x-priority and exclusive flag, which the home honours as
+ * for its own consumers; a quorum queue ignores both, as RabbitMQ 3.10's), basic.cancel (it keeps
+ * what it holds, which the channel may still settle), and a key the channel holds messages under
+ * going away at once. Fire and forget: 0, or -1 when out of memory. */
+struct consumer;
+int cluster_queues_checkout(struct cluster_queues *cq, struct channel *ch, const struct consumer *c);
 int cluster_queues_detach(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag);
 
 /* basic.get: proposes a dequeue for ch's get holder; the message (if any) reaches

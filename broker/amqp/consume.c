@@ -502,11 +502,11 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
 #ifdef WARREN_HAVE_CLUSTER
     struct cluster_queues *replicas = server_cluster_queues(connection_server(ch->conn));
     if (cluster_queues_replicated(replicas, q)) {
-        /* A checkout in the cluster's log; deliveries follow as effects (channel_replica_deliver).
-         * Like RabbitMQ 3.10's quorum queues, exclusive and x-priority are not honoured. */
+        /* A checkout in the cluster's log, or at a classic queue's home; deliveries follow as
+         * effects (channel_replica_deliver). Like RabbitMQ 3.10's quorum queues, exclusive and
+         * x-priority are not honoured on quorum queues; a classic queue's home honours them. */
         c->replicated = true;
-        if (cluster_queues_checkout(replicas, ch, q, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len},
-                                    channel_replica_credit(c)) != 0) {
+        if (cluster_queues_checkout(replicas, ch, c) != 0) {
             free(c);
             return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "out of memory");
         }

@@ -200,9 +200,7 @@ void channel_replica_reattach(struct channel *ch)
     if (ch->state != CHANNEL_OPEN)
         return;
     HASH_ITER(hh, ch->consumers, c, tmp) {
-        if (c->replicated &&
-            cluster_queues_checkout(cq, ch, c->queue, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len},
-                                    channel_replica_credit(c)) != 0)
+        if (c->replicated && cluster_queues_checkout(cq, ch, c) != 0)
             log_error("cluster: out of memory: consumer '%.*s' not checked out again", (int)c->tag_len, c->tag);
     }
 }

@@ -270,6 +270,34 @@ class ClusterClassicQueues(unittest.TestCase):
         self.assertTrue(self.gone_everywhere("cc.lease"), "the expired queue stayed somewhere")
         cb.close()
 
+    def test_consumer_priority_holds_across_nodes(self):
+        a, b, c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.queue_declare("cc.prio", durable=True)
+        ca.close()
+        got = {"hi": 0, "lo": 0}
+        connections = []
+        for node, name, priority in ((b, "hi", 10), (c, "lo", 0)):
+            connection, channel = channel_on(node)
+            channel.basic_consume("cc.prio", lambda ch, m, p, body, name=name: got.__setitem__(name, got[name] + 1),
+                                  auto_ack=True, arguments={"x-priority": priority})
+            connections.append(connection)
+        for connection in connections:
+            idle(connection, 0.5)  # both attached at the home before the first publish
+        cb, chb = channel_on(b)
+        chb.confirm_delivery()
+        for i in range(50):
+            chb.basic_publish("", "cc.prio", b"x")
+        cb.close()
+        deadline = time.monotonic() + 10
+        while got["hi"] + got["lo"] < 50 and time.monotonic() < deadline:
+            for connection in connections:
+                connection.process_data_events(time_limit=0.05)
+        for connection in connections:
+            connection.close()
+        # The higher priority consumer has room for all of them: it takes all (RabbitMQ's rule).
+        self.assertEqual(got, {"hi": 50, "lo": 0})
+
     def test_an_exclusive_queue_stays_with_its_connection(self):
         a, b, _c = self.cluster.nodes
         ca, cha = channel_on(a)
