@@ -382,6 +382,8 @@ def check(history):
 @harness.skip_if_external("starts, kills and pauses three cluster nodes")
 @unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
 class NemesisTest(unittest.TestCase):
+    queue_arguments = QQ
+
     def setUp(self):
         partitions = os.environ.get("WARREN_NEMESIS_PARTITIONS", "1") != "0"
         self.cluster = Cluster(partitionable=partitions).start()
@@ -395,11 +397,10 @@ class NemesisTest(unittest.TestCase):
         print("\nnemesis seed %d: %.0f s, %d events" % (seed, seconds, events), file=sys.stderr)
         rng = random.Random(seed)
         nodes = self.cluster.nodes
-        connection = pika.BlockingConnection(nodes[0].pika_parameters())
-        channel = connection.channel()
-        for queue in QUEUES:
-            channel.queue_declare(queue, durable=True, arguments=QQ)
-        connection.close()
+        for i, queue in enumerate(QUEUES):  # through different nodes: a classic queue's home
+            connection = pika.BlockingConnection(nodes[i % len(nodes)].pika_parameters())
+            connection.channel().queue_declare(queue, durable=True, arguments=self.queue_arguments)
+            connection.close()
 
         history = History()
         history.started = time.monotonic()
@@ -483,6 +484,14 @@ class NemesisTest(unittest.TestCase):
             state = nemesis.describe()
             self.fail("seed %d:\n%s\n%s\nnode logs, state and the schedule kept in %s"
                       % (seed, "\n".join(failures), state, keep_evidence(nodes, history, state)))
+
+
+class NemesisClassicTest(NemesisTest):
+    """The same schedule and checks with durable classic queues, homed on two different nodes
+    (docs/cluster.md, "Classic queues across nodes"): publishers and consumers on every node reach
+    them through the peer links; a home killed takes its queue away until it is back, and every
+    message it confirmed must come back with it."""
+    queue_arguments = {}
 
 
 if __name__ == "__main__":
