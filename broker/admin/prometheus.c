@@ -306,9 +306,13 @@ struct queue_sums {
     uint64_t sum[COUNT(queue_families)];
 };
 
+/* A node reports the queues it holds, as RabbitMQ's nodes do: summed over a cluster's nodes,
+ * a classic queue homed elsewhere would otherwise count once per node. */
 static void add_queue(const struct introspect_queue *q, void *arg)
 {
     struct queue_sums *sums = arg;
+    if (q->elsewhere)
+        return;
     for (size_t i = 0; i < COUNT(queue_families); i++)
         sums->sum[i] += queue_families[i].value(q);
 }
@@ -334,6 +338,8 @@ struct queue_walk {
 static void put_queue_sample(const struct introspect_queue *q, void *arg)
 {
     struct queue_walk *w = arg;
+    if (q->elsewhere)
+        return; /* its home reports it (add_queue) */
     fputs(w->family ? w->family->name : "rabbitmq_queue_info", w->f);
     fputc('{', w->f);
     put_label_string(w->f, "vhost", q->vhost);

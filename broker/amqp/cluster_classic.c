@@ -31,6 +31,7 @@
 #define CALL_TIMEOUT_MS 10000 /* a home that neither answers nor drops its link by then: failed */
 #define SWEEP_MS 500          /* how often waiting calls are looked at */
 #define CONTACTS_MAX 16       /* homes a node sent to (qq.channel_down goes to each) */
+#define DEPTHS_MS 5000        /* how often the homes are asked for every queue's counts */
 
 /* The home of one classic queue, by vhost NUL name. */
 struct home_ent {
@@ -132,7 +133,12 @@ struct classic {
     struct unused *unused;
     char contacts[CONTACTS_MAX][CLUSTER_ADDRESS_MAX];
     size_t contact_count;
+    char silent[CONTACTS_MAX][CLUSTER_ADDRESS_MAX]; /* peers whose lost link was logged, until */
+    size_t silent_count;                             /* a message from them arrives again */
     uint64_t next_sweep_ms;
+    uint64_t next_depths_ms;
+    unsigned failed_calls;   /* calls marked failed, completed at the next flush */
+    unsigned broken_proxies; /* proxies marked broken, dropped at the next flush */
     bool sent;
 };
 
@@ -266,15 +272,12 @@ void classic_depth(const struct classic *cl, const char *vhost, struct proto_byt
 }
 
 /* A depth answer ("ready unacked consumers") for vhost/queue of args: kept. */
-static void keep_depth(struct classic *cl, struct proto_bytes args, const char *text)
+static void set_depth(struct classic *cl, const char *vhost, struct proto_bytes name, struct queue_depth depth)
 {
-    char vhost[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
-    unsigned long long ready, unacked, consumers;
-    if (!get_str(args, "vhost", vhost, sizeof vhost) || !get_str(args, "queue", name, sizeof name) ||
-        sscanf(text, "%llu %llu %llu", &ready, &unacked, &consumers) != 3 || !find_home(cl, vhost, proto_bytes_of(name)))
-        return;
+    if (!find_home(cl, vhost, name))
+        return; /* deleted meanwhile: nothing to keep */
     char key[2 * (NAME_MAX_LEN + 1)];
-    size_t n = home_key(key, vhost, proto_bytes_of(name));
+    size_t n = home_key(key, vhost, name);
     struct depth_ent *d;
     HASH_FIND(hh, cl->depths, key, n, d);
     if (!d) {
@@ -285,7 +288,90 @@ static void keep_depth(struct classic *cl, struct proto_bytes args, const char *
         d->key_len = n;
         HASH_ADD(hh, cl->depths, key, d->key_len, d);
     }
-    d->depth = (struct queue_depth){(size_t)ready, (size_t)unacked, (size_t)consumers};
+    d->depth = depth;
+}
+
+static void keep_depth(struct classic *cl, struct proto_bytes args, const char *text)
+{
+    char vhost[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+    unsigned long long ready, unacked, consumers;
+    if (get_str(args, "vhost", vhost, sizeof vhost) && get_str(args, "queue", name, sizeof name) &&
+        sscanf(text, "%llu %llu %llu", &ready, &unacked, &consumers) == 3)
+        set_depth(cl, vhost, proto_bytes_of(name),
+                  (struct queue_depth){(size_t)ready, (size_t)unacked, (size_t)consumers});
+}
+
+/* ---- every queue's counts, now and then (the management API's and warrenctl's listings) ---- */
+
+static int send_to(struct classic *cl, const char *node, const char *op, const struct table_buf *args);
+
+/* The home answers "depths" with the counts of every queue homed here. */
+static void send_depths(struct classic *cl, const char *to)
+{
+    struct table_buf t = {0};
+    size_t list, e;
+    int rc = table_buf_begin_nested(&t, "queues", TABLE_ARRAY, &list);
+    for (const struct home_ent *h = cl->homes; h && rc == 0; h = h->hh.next) {
+        if (strcmp(h->home, cl->self) != 0)
+            continue;
+        size_t vlen = strlen(h->key);
+        struct proto_bytes name = {(const uint8_t *)h->key + vlen + 1, (uint32_t)(h->key_len - vlen - 1)};
+        struct vhost *v = vhost_named(cl, h->key);
+        struct queue *q = v ? vhost_queue_find(v, name) : NULL;
+        if (!q)
+            continue;
+        struct table_value n = {.type = TABLE_UINT64};
+        rc |= table_buf_begin_nested(&t, NULL, TABLE_TABLE, &e);
+        rc |= table_buf_put_string(&t, "vhost", (struct proto_bytes){(const uint8_t *)h->key, (uint32_t)vlen}) |
+              table_buf_put_string(&t, "name", name);
+        n.v.u64 = queue_ready_count(q);
+        rc |= table_buf_put_field(&t, "ready", 5, &n);
+        n.v.u64 = queue_unacked_count(q);
+        rc |= table_buf_put_field(&t, "unacked", 7, &n);
+        n.v.u64 = queue_consumer_count(q);
+        rc |= table_buf_put_field(&t, "consumers", 9, &n);
+        rc |= rc == 0 ? table_buf_end_nested(&t, e) : 0;
+    }
+    rc |= rc == 0 ? table_buf_end_nested(&t, list) : 0;
+    if (rc == 0)
+        send_to(cl, to, "depths.ok", &t);
+    table_buf_free(&t);
+}
+
+static void on_depths(struct classic *cl, struct proto_bytes args)
+{
+    struct table_value list, e;
+    if (table_find(args, "queues", &list) != 1 || list.type != TABLE_ARRAY)
+        return;
+    struct table_iter it;
+    table_iter_init(&it, list.v.bytes);
+    while (array_next(&it, &e) == 1) {
+        char vhost[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+        uint64_t ready, unacked, consumers;
+        if (e.type == TABLE_TABLE && get_str(e.v.bytes, "vhost", vhost, sizeof vhost) &&
+            get_str(e.v.bytes, "name", name, sizeof name) && get_u64(e.v.bytes, "ready", &ready) &&
+            get_u64(e.v.bytes, "unacked", &unacked) && get_u64(e.v.bytes, "consumers", &consumers))
+            set_depth(cl, vhost, proto_bytes_of(name), (struct queue_depth){ready, unacked, consumers});
+    }
+}
+
+/* Every DEPTHS_MS, each home of a queue this node holds elsewhere is asked for its counts. */
+static void ask_depths(struct classic *cl)
+{
+    char asked[CONTACTS_MAX][CLUSTER_ADDRESS_MAX];
+    size_t n = 0;
+    for (const struct home_ent *h = cl->homes; h; h = h->hh.next) {
+        if (strcmp(h->home, cl->self) == 0)
+            continue;
+        bool seen = false;
+        for (size_t i = 0; i < n && !seen; i++)
+            seen = strcmp(asked[i], h->home) == 0;
+        if (seen || n == CONTACTS_MAX)
+            continue;
+        snprintf(asked[n++], CLUSTER_ADDRESS_MAX, "%s", h->home);
+        struct table_buf t = {0};
+        send_to(cl, h->home, "depths", &t);
+    }
 }
 
 void classic_deleted(struct classic *cl, const char *vhost, struct proto_bytes name)
@@ -527,6 +613,7 @@ uint64_t classic_call(struct classic *cl, const char *home, const char *op, stru
         log_debug("cluster: %s to %s not sent (%d)", op, home, rc);
         if (c) { /* the asker learns it at the end of the pass, as if the home had said so */
             c->failed = true;
+            cl->failed_calls++;
             unreachable_text(c->text, sizeof c->text, home, (struct proto_bytes){args->data, (uint32_t)args->len});
         } else if (strcmp(op, "qq.checkout") == 0) {
             note_cancel(cl, args);
@@ -622,8 +709,10 @@ static void proxy_send_delivery(struct proxy *p, const struct queue_entry *entry
         v.v.bytes = (struct proto_bytes){content, (uint32_t)size};
         rc |= table_buf_put_field(&t, "content", 7, &v);
     }
-    if (rc != 0 || send_to(cl, p->node, "deliver", &t) != 0)
+    if ((rc != 0 || send_to(cl, p->node, "deliver", &t) != 0) && !p->broken) {
         p->broken = true; /* held: returned when the proxy goes (classic_flush) */
+        cl->broken_proxies++;
+    }
     free(content);
     table_buf_free(&t);
 }
@@ -639,6 +728,8 @@ static void proxy_hold(struct proxy *p, const struct queue_entry *entry, bool fe
 {
     struct held *h = malloc(sizeof *h);
     if (!h) { /* cannot track it: given back, as a consumer that cannot take it */
+        if (!p->broken)
+            p->cl->broken_proxies++;
         p->broken = true;
         if (fetched)
             queue_settle_fetched(p->queue, entry, QUEUE_RETURN);
@@ -662,6 +753,8 @@ static void proxy_deliver(void *consumer, struct queue *queue, const struct queu
 static void proxy_free(struct proxy *p, enum queue_settle_mode mode, bool dispatch)
 {
     struct classic *cl = p->cl;
+    if (p->broken)
+        cl->broken_proxies--;
     HASH_DEL(cl->proxies, p);
     if (p->attached) {
         p->attached = false;
@@ -890,6 +983,8 @@ static void home_get(struct classic *cl, const char *from, const struct who *w, 
     snprintf(to->vhost, sizeof to->vhost, "%s", vhost);
     to->tag_len = 0;
     proxy_send_delivery(to, &entry);
+    if (to == &one && one.broken)
+        cl->broken_proxies--; /* not a proxy of the table: nothing to drop */
     if (p)
         proxy_hold(p, &entry, true);
     else
@@ -1057,6 +1152,12 @@ static void on_cancelled(struct classic *cl, struct proto_bytes args)
 static void peer_lost(struct classic *cl, const char *peer)
 {
     struct proxy *p, *ptmp;
+    HASH_ITER(hh, cl->proxies, p, ptmp) { /* first: none of them takes what the others return */
+        if (strcmp(p->node, peer) == 0 && !p->broken) {
+            p->broken = true;
+            cl->broken_proxies++;
+        }
+    }
     HASH_ITER(hh, cl->proxies, p, ptmp) {
         if (strcmp(p->node, peer) == 0)
             proxy_free(p, QUEUE_RETURN, true);
@@ -1071,13 +1172,35 @@ static void peer_lost(struct classic *cl, const char *peer)
     cluster_queues_cancel_homed(cl->cq, peer);
 }
 
+/* Logs a broken link once, not at every failed dial while the peer stays away. */
+static void report_lost(struct classic *cl, const char *peer)
+{
+    for (size_t i = 0; i < cl->silent_count; i++)
+        if (strcmp(cl->silent[i], peer) == 0)
+            return;
+    log_info("cluster: the link with %s broke: consumers and deliveries across it are cancelled", peer);
+    if (cl->silent_count < CONTACTS_MAX)
+        snprintf(cl->silent[cl->silent_count++], CLUSTER_ADDRESS_MAX, "%s", peer);
+}
+
+static void report_heard(struct classic *cl, const char *peer)
+{
+    for (size_t i = 0; i < cl->silent_count; i++)
+        if (strcmp(cl->silent[i], peer) == 0) {
+            memcpy(cl->silent[i], cl->silent[--cl->silent_count], CLUSTER_ADDRESS_MAX);
+            return;
+        }
+}
+
 static void handle(struct classic *cl, const struct inbox *m)
 {
     if (m->len == 0) {
-        log_info("cluster: the link with %s broke: consumers and deliveries across it are cancelled", m->from);
+        report_lost(cl, m->from);
         peer_lost(cl, m->from);
         return;
     }
+    if (cl->silent_count)
+        report_heard(cl, m->from);
     struct raft_buffer buf = {.base = (void *)m->bytes, .len = m->len};
     struct meta_command cmd;
     if (meta_command_decode(&buf, &cmd) != 0 || table_validate(cmd.args) != 0)
@@ -1093,6 +1216,10 @@ static void handle(struct classic *cl, const struct inbox *m)
         on_deliver(cl, cmd.args);
     else if (strcmp(op, "cancelled") == 0)
         on_cancelled(cl, cmd.args);
+    else if (strcmp(op, "depths") == 0)
+        send_depths(cl, m->from);
+    else if (strcmp(op, "depths.ok") == 0)
+        on_depths(cl, cmd.args);
     else if (strncmp(op, "qq.", 3) == 0)
         home_run(cl, m->from, op + 3, cmd.args);
     else
@@ -1141,9 +1268,11 @@ void classic_flush(struct classic *cl)
         free(m);
     }
     struct proxy *p, *ptmp;
-    HASH_ITER(hh, cl->proxies, p, ptmp) {
-        if (p->broken)
-            proxy_free(p, QUEUE_RETURN, true);
+    if (cl->broken_proxies) {
+        HASH_ITER(hh, cl->proxies, p, ptmp) {
+            if (p->broken)
+                proxy_free(p, QUEUE_RETURN, true);
+        }
     }
     struct persistence *store = server_persistence(cl->server);
     uint64_t durable = persistence_durable_batch(store);
@@ -1160,9 +1289,12 @@ void classic_flush(struct classic *cl)
     }
     uint64_t now = now_ms(cl);
     struct rcall *c, *ctmp;
-    HASH_ITER(hh, cl->calls, c, ctmp) {
-        if (c->failed)
-            complete(cl, c, SPEC_NOT_FOUND, c->text);
+    if (cl->failed_calls) {
+        cl->failed_calls = 0;
+        HASH_ITER(hh, cl->calls, c, ctmp) {
+            if (c->failed)
+                complete(cl, c, SPEC_NOT_FOUND, c->text);
+        }
     }
     if (now >= cl->next_sweep_ms) {
         cl->next_sweep_ms = now + SWEEP_MS;
@@ -1170,6 +1302,10 @@ void classic_flush(struct classic *cl)
             if (now - c->sent_ms > CALL_TIMEOUT_MS)
                 complete(cl, c, -ETIMEDOUT, "no answer from the queue's home");
         }
+    }
+    if (now >= cl->next_depths_ms && cl->node) {
+        cl->next_depths_ms = now + DEPTHS_MS;
+        ask_depths(cl);
     }
     propose_unused(cl); /* last: the proxies dropped above may have left a queue unused */
     if (cl->sent && cl->node) {

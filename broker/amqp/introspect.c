@@ -250,6 +250,7 @@ static void visit_queue(struct queue *q, const struct policy *policy, const stru
         .type = queue_kind(q)->name,
         .type_module = queue_kind(q)->module,
         .replicated = queue_kind(q)->raft_group,
+        .elsewhere = queue_elsewhere(q),
         .arguments = queue_arguments(q),
     };
     struct table_buf effective = {0};

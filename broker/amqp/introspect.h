@@ -100,6 +100,8 @@ struct introspect_queue {
     const char *type;             /* "classic", "quorum" (the management API's "type") */
     const char *type_module;      /* RabbitMQ's module for it: "rabbit_quorum_queue" */
     bool replicated;              /* a Raft group: the API shows its leader and members, this node */
+    bool elsewhere;               /* a classic queue homed on another node of the cluster: its
+                                   * counts are the home's, as last reported (cluster_classic.h) */
     struct proto_bytes arguments; /* table contents */
     /* Policies applied (RabbitMQ's `policy`, `operator_policy`: NULL when none) and
      * `effective_policy_definition` (table contents, keys without "x-"; empty when none). */

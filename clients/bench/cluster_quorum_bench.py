@@ -13,7 +13,9 @@ quorum queue declared on the queue's leader, then
   (Warren: the metadata leader, which holds every quorum queue's log; RabbitMQ: the node the
   queue's leader is on), time from the kill to the first confirm of a message published after it,
   then start the node again on its data and wait until it is back; N trials;
-- with --backlog-steps N: publish-only steps on a queue nobody consumes, msgs/s as it deepens.
+- with --backlog-steps N: publish-only steps on a queue nobody consumes, msgs/s as it deepens;
+- with --queue-type classic: the same throughput with a durable classic queue declared through
+  the first node (its home on both brokers), reached from the other two (no failover trials).
 
 Usage: /usr/bin/python3 clients/bench/cluster_quorum_bench.py [--rounds 3] [--trials 10] ...
 (from the repository root, after cmake --build build; builds build/qq-perf when missing).
@@ -334,15 +336,24 @@ class RabbitCluster:
 # ---------------------------------------------------------------------------------------------
 # Set-up through pika (outside every measured window).
 
+QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}  # --queue-type classic: {} (a durable classic queue)
+
+
 def declare(node, fresh=True):
     connection = pika.BlockingConnection(pika.URLParameters(node.uri() + "?socket_timeout=30"))
     try:
         channel = connection.channel()
         if fresh:
             channel.queue_delete(QUEUE)
-        channel.queue_declare(QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_declare(QUEUE, durable=True, arguments=QUEUE_ARGUMENTS)
     finally:
         connection.close()
+
+
+def queue_home(cluster):
+    """Where the queue's messages live: a quorum queue's leader; a classic queue's home, the
+    node it is declared through (both brokers put it there), the first node."""
+    return cluster.queue_leader(declared=False) if QUEUE_ARGUMENTS else cluster.nodes[0]
 
 
 def qq_perf_binary():
@@ -398,9 +409,9 @@ class Client:
 
 def throughput(cluster, args, rate, workdir):
     """One round: fresh queue, publishers on the leader and a follower, consumer on the other."""
-    leader = cluster.queue_leader(declared=False)
+    leader = queue_home(cluster)
     declare(leader)
-    if cluster.queue_leader() is not leader:
+    if QUEUE_ARGUMENTS and cluster.queue_leader() is not leader:
         raise RuntimeError("the queue's leader moved during set-up")
     followers = [n for n in cluster.nodes if n is not leader]
     client = Client(["--publish", leader.uri(), "--publish", followers[0].uri(),
@@ -426,7 +437,7 @@ def throughput(cluster, args, rate, workdir):
 def backlog(cluster, args, workdir):
     """Publish-only steps of --time seconds on one queue that nobody consumes: msgs/s as the
     queue deepens (a broker whose per-command cost grows with the queue's depth slows down)."""
-    leader = cluster.queue_leader(declared=False)
+    leader = queue_home(cluster)
     declare(leader)
     follower = next(n for n in cluster.nodes if n is not leader)
     steps, depth = [], 0
@@ -540,7 +551,9 @@ def summary(rounds):
 
 def print_table(reports, args, load_before, load_after):
     warren, rabbit = reports
-    lines = [f"Quorum queues on three nodes: {args.size}-byte persistent messages, 2 publishers "
+    lines = [f"{'Quorum' if QUEUE_ARGUMENTS else 'Durable classic'} queues on three nodes (publishers on the "
+             f"queue's {'leader' if QUEUE_ARGUMENTS else 'home'} and on another node, the consumer on the third): "
+             f"{args.size}-byte persistent messages, 2 publishers "
              f"(confirm window {args.window} each), 1 consumer (prefetch {args.prefetch}, multi-ack 50); client "
              f"qq-perf (amqp091-go); {args.rounds} round(s) of {args.time:.0f} s after {args.warmup:.0f} s "
              f"warm-up, medians; failover: {args.trials} trial(s), publisher paced at "
@@ -600,6 +613,8 @@ def main():
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--window", type=int, default=256, help="unconfirmed publishes per publisher")
+    parser.add_argument("--queue-type", choices=["quorum", "classic"], default="quorum",
+                        help="classic: a durable classic queue homed on the first node (no failover trials)")
     parser.add_argument("--prefetch", type=int, default=500, help="the consumer's basic.qos")
     parser.add_argument("--paced-rate", type=float, default=1000.0, help="msg/s, both publishers together")
     parser.add_argument("--trials", type=int, default=10, help="failover trials (0: none)")
@@ -614,6 +629,9 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--json", help="also write every round's figures to this file")
     args = parser.parse_args()
+    if args.queue_type == "classic":
+        QUEUE_ARGUMENTS.clear()
+        args.trials = 0  # a classic queue does not fail over: its home's death takes it away
 
     workdir = tempfile.mkdtemp(prefix="qq-bench-")
     log(f"work directory {workdir}")

@@ -16,8 +16,8 @@
 - Users, vhosts, permissions, policies and vhost limits set through one node's warrenctl hold on
   every node.
 
-A classic queue's messages stay on the node they were published to (docs/cluster.md); quorum
-queues are replicated (test_cluster_quorum.py, test_cluster_nemesis.py). Not runnable against an
+A classic queue lives on its home node and is reached from the others (test_cluster_classic.py);
+quorum queues are replicated (test_cluster_quorum.py, test_cluster_nemesis.py). Not runnable against an
 external broker: the test owns the three processes.
 """
 

@@ -13,6 +13,7 @@ node, the one it was declared through, and is reachable from every node as Rabbi
   every confirmed message again.
 Not runnable against an external broker: the test owns the three processes.
 """
+import json
 import threading
 import time
 import unittest
@@ -47,6 +48,14 @@ def idle(connection, seconds):
         connection.process_data_events(time_limit=min(0.2, max(0.0, deadline - time.monotonic())))
 
 
+def listed_messages(node, queue):
+    """The "messages" column of warrenctl list_queues (the admin socket) on node for queue."""
+    request = json.dumps({"command": "list_queues", "args": ["name", "messages"], "vhost": "/"}).encode() + b"\n"
+    answer = json.loads(harness.admin_request(node, request))
+    rows = [row for row in answer.get("rows", []) if row[0] == queue]
+    return int(rows[0][1]) if rows else None
+
+
 def depth(node, queue):
     connection, channel = channel_on(node)
     try:
@@ -79,6 +88,12 @@ class ClusterClassicQueues(unittest.TestCase):
             connection.close()
         self.assertEqual(depth(c, "cc.work"), 600)
         self.assertEqual(depth(a, "cc.work"), 600)
+        # warrenctl list_queues on a node that is not the home shows the home's counts within
+        # its refresh (every 5 s), without any client asking for them.
+        deadline = time.monotonic() + 12
+        while listed_messages(b, "cc.work") != 600:
+            self.assertLess(time.monotonic(), deadline, "node b never listed the home's count")
+            time.sleep(0.5)
         # Consumed through node c: all of them, each publisher's in order.
         connection, channel = channel_on(c)
         channel.basic_qos(prefetch_count=50)
