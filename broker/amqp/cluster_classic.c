@@ -421,6 +421,24 @@ bool classic_self_delete(struct classic *cl, const char *vhost, struct proto_byt
     return false;
 }
 
+void classic_member_gone(struct classic *cl, const char *address)
+{
+    for (struct home_ent *h = cl->homes; h; h = h->hh.next) {
+        if (strcmp(h->home, address) != 0)
+            continue;
+        struct unused *u = malloc(sizeof *u + h->key_len);
+        if (!u) {
+            log_error("cluster: out of memory: queue '%s' of removed node %s not deleted", h->key + strlen(h->key) + 1,
+                      address);
+            continue;
+        }
+        u->key_len = h->key_len;
+        memcpy(u->key, h->key, h->key_len);
+        u->next = cl->unused;
+        cl->unused = u;
+    }
+}
+
 /* Proposes the deletions classic_self_delete asked for. */
 static void propose_unused(struct classic *cl)
 {

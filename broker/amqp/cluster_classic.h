@@ -62,6 +62,9 @@ const char *classic_remote_home(const struct classic *cl, const char *vhost, str
  * vhost/name has no home (a queue of this node alone: delete it here); else false, and this node,
  * being its home, proposes queue.delete, at most every 2 s until it is applied. */
 bool classic_self_delete(struct classic *cl, const char *vhost, struct proto_bytes name);
+/* The member at address is being removed for good (forget_cluster_node): the queues it is the
+ * home of are deleted through the log, as RabbitMQ forgets a removed node's durable queues. */
+void classic_member_gone(struct classic *cl, const char *address);
 /* Appends "classic_homes" (an array of {vhost, name, home}) to out. 0 or -1. */
 int classic_export(const struct classic *cl, struct table_buf *out);
 /* Replaces the homes with those in state (absent: none). 0, or -1 and nothing changed. */

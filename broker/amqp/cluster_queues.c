@@ -846,8 +846,10 @@ void cluster_queues_member_gone(struct cluster_queues *cq, const char *address)
 {
     if (!cq || !cq->node)
         return;
-    log_info("cluster: member %s is being removed: its quorum queue consumers are cancelled", address);
+    log_info("cluster: member %s is being removed: its quorum queue consumers are cancelled, the classic queues "
+             "it is the home of deleted", address);
     propose_node_down(cq, address);
+    classic_member_gone(cq->classic, address);
 }
 
 void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, unsigned down_after_ms)

@@ -67,7 +67,8 @@ void cluster_queues_free(struct cluster_queues *cq);
 void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, unsigned down_after_ms);
 /* A member is being removed from the cluster (warrenctl forget_cluster_node): qq.node_down is
  * proposed for its address, so what its consumers held goes to consumers elsewhere at once
- * rather than when the leader notices its silence. No effect before cluster_queues_start. */
+ * rather than when the leader notices its silence, and the classic queues it is the home of are
+ * deleted (as RabbitMQ's forget_cluster_node). No effect before cluster_queues_start. */
 void cluster_queues_member_gone(struct cluster_queues *cq, const char *address);
 /* End of a loop pass: executes the deliveries to this node's consumers applied in the pass that
  * are still theirs (a later command of the pass may have handed the message to another

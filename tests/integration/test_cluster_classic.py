@@ -244,10 +244,13 @@ class ClusterClassicQueues(unittest.TestCase):
 
     def gone_everywhere(self, queue, timeout=10.0):
         """True once a passive declare of queue is refused with 404 "no queue" on every node."""
+        return self.gone_everywhere_of(queue, self.cluster.nodes, timeout)
+
+    def gone_everywhere_of(self, queue, nodes, timeout=10.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             missing = 0
-            for node in self.cluster.nodes:
+            for node in nodes:
                 connection, channel = channel_on(node)
                 try:
                     channel.queue_declare(queue, passive=True)
@@ -257,7 +260,7 @@ class ClusterClassicQueues(unittest.TestCase):
                 finally:
                     if connection.is_open:
                         connection.close()
-            if missing == len(self.cluster.nodes):
+            if missing == len(nodes):
                 return True
             time.sleep(0.2)
         return False
@@ -312,6 +315,19 @@ class ClusterClassicQueues(unittest.TestCase):
             connection.close()
         # The higher priority consumer has room for all of them: it takes all (RabbitMQ's rule).
         self.assertEqual(got, {"hi": 50, "lo": 0})
+
+    def test_forgetting_a_node_deletes_the_queues_it_was_home_of(self):
+        from test_cluster_membership import change
+        a, b, c = self.cluster.nodes
+        cc, chc = channel_on(c)
+        chc.queue_declare("cc.orphan", durable=True)
+        cc.close()
+        c.sigkill()
+        self.cluster.leader(among=[a, b])
+        change(a, "forget_cluster_node", self.cluster.address(c))
+        # As RabbitMQ's forget_cluster_node: the removed node's queues go (404 "no queue", no
+        # longer "its home is down").
+        self.assertTrue(self.gone_everywhere_of("cc.orphan", [a, b]), "the removed node's queue stayed")
 
     def test_an_exclusive_queue_stays_with_its_connection(self):
         a, b, _c = self.cluster.nodes
