@@ -401,6 +401,33 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         self.assertEqual(got[0][0], b"bad")
         wait_depth(self.a, "poison", 0)
 
+    def test_a_dead_letter_into_a_durable_classic_queue_survives_its_homes_restart(self):
+        # The leader dead-letters (cluster_queues.h) a message rebuilt from the log's bytes into a
+        # durable classic queue homed on it: confirmed by nobody, but once there it must survive
+        # the home's kill -9 like any persistent message of a durable queue.
+        leader = self.cluster.leader()
+        others = [n for n in self.cluster.nodes if n is not leader]
+        connection, channel = channel_on(leader)
+        channel.queue_declare("dlq-classic", durable=True)
+        connection.close()
+        self.declare(others[0], "to-reject", {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq-classic"})
+        publish_confirmed(others[0], "to-reject", [b"keep me"])
+        connection, channel = channel_on(others[1])
+        method = None
+        deadline = time.monotonic() + 10
+        while method is None and time.monotonic() < deadline:
+            method, _props, _body = channel.basic_get("to-reject")
+        self.assertIsNotNone(method)
+        channel.basic_reject(method.delivery_tag, requeue=False)
+        connection.close()
+        wait_depth(leader, "dlq-classic", 1)
+        leader.sigkill()
+        leader.relaunch()
+        self.cluster.leader()
+        wait_depth(leader, "dlq-classic", 1, timeout=20)
+        got = drain(others[1], "dlq-classic", 1)
+        self.assertEqual(got[0][0], b"keep me")
+
     def test_length_limits_drop_head_and_reject_publish(self):
         # drop-head: the oldest go, dead-lettered (reason maxlen) where a dead-letter exchange is set.
         self.declare(self.a, "maxlen-dlq")
