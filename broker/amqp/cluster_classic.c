@@ -1074,7 +1074,10 @@ static void home_run(struct classic *cl, const char *from, const char *op, struc
         if (!p)
             p = new_proxy(cl, &w, vhost, q);
         if (!p) {
-            send_cancelled(cl, &w, vhost, queue_name(q));
+            if (handle)
+                send_result(cl, from, handle, SPEC_INTERNAL_ERROR, "out of memory");
+            else
+                send_cancelled(cl, &w, vhost, queue_name(q));
             return;
         }
         p->credit = prefetch && prefetch < REPLICA_CREDIT ? (uint32_t)prefetch : REPLICA_CREDIT;
@@ -1090,13 +1093,17 @@ static void home_run(struct classic *cl, const char *from, const char *op, struc
             if (queue_add_consumer(q, p, &proxy_ops, (int32_t)priority, exclusive, false, &err) != 0) {
                 log_info("cluster: consumer '%.*s' of node %s refused on queue '%s': %s", (int)w.tag.len,
                          (const char *)w.tag.ptr, from, name, err.text);
-                send_cancelled(cl, &w, vhost, queue_name(q));
+                if (handle) /* the consume waits: RabbitMQ's channel error (403) */
+                    send_result(cl, from, handle, err.code, err.text);
+                else
+                    send_cancelled(cl, &w, vhost, queue_name(q));
                 if (p->held_count == 0)
                     proxy_free(p, QUEUE_RETURN, false);
                 return;
             }
             p->attached = true;
         }
+        send_result(cl, from, handle, 0, ""); /* before the first delivery: consume-ok goes first */
         queue_dispatch(q, now_ms(cl));
     } else if (strcmp(op, "detach") == 0) {
         if (p && p->attached) {

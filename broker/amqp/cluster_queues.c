@@ -999,11 +999,12 @@ static int put_consumer(struct table_buf *t, const struct cluster_queues *cq, co
            table_buf_put_field(t, "channel", 7, &v) | table_buf_put_string(t, "tag", tag);
 }
 
-static int consumer_command(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
-                            const char *op, int64_t prefetch, const struct consumer *c)
+static uint64_t consumer_call(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
+                              const char *op, int64_t prefetch, const struct consumer *c, cluster_queues_done_fn done,
+                              void *a, uint64_t b)
 {
     if (!cluster_queues_channel_id(cq, ch))
-        return -1;
+        return 0;
     struct table_buf args = {0};
     int rc = put_consumer(&args, cq, ch, q, tag);
     if (prefetch >= 0) {
@@ -1018,9 +1019,22 @@ static int consumer_command(struct cluster_queues *cq, struct channel *ch, struc
     }
     if (rc != 0) {
         table_buf_free(&args);
-        return -1;
+        return 0;
     }
-    return command_for(cq, vhost_name(ch->vhost), q, op, &args, NULL, NULL, 0) ? 0 : -1;
+    return command_for(cq, vhost_name(ch->vhost), q, op, &args, done, a, b);
+}
+
+static int consumer_command(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
+                            const char *op, int64_t prefetch, const struct consumer *c)
+{
+    return consumer_call(cq, ch, q, tag, op, prefetch, c, NULL, NULL, 0) ? 0 : -1;
+}
+
+uint64_t cluster_queues_checkout_answered(struct cluster_queues *cq, struct channel *ch, const struct consumer *c,
+                                          cluster_queues_done_fn done, void *a, uint64_t b)
+{
+    return consumer_call(cq, ch, c->queue, (struct proto_bytes){(const uint8_t *)c->tag, c->tag_len}, "qq.checkout",
+                         channel_replica_credit(c), c, done, a, b);
 }
 
 int cluster_queues_checkout(struct cluster_queues *cq, struct channel *ch, const struct consumer *c)

@@ -166,6 +166,11 @@ void cluster_queues_channel_closed(struct cluster_queues *cq, struct channel *ch
  * going away at once. Fire and forget: 0, or -1 when out of memory. */
 struct consumer;
 int cluster_queues_checkout(struct cluster_queues *cq, struct channel *ch, const struct consumer *c);
+/* The same for a classic queue homed elsewhere, answered: done follows with the home's verdict
+ * (0 attached; 403 exclusive use, 404 no queue or its home down: RabbitMQ's texts), before any
+ * delivery to c. Returns a handle for cluster_queues_forget, or 0 (not sent, done not called). */
+uint64_t cluster_queues_checkout_answered(struct cluster_queues *cq, struct channel *ch, const struct consumer *c,
+                                          cluster_queues_done_fn done, void *a, uint64_t b);
 int cluster_queues_detach(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag);
 
 /* basic.get: proposes a dequeue for ch's get holder; the message (if any) reaches

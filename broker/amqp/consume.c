@@ -210,6 +210,11 @@ static void consumer_free(struct consumer *c)
     consumer_drop(c, false);
 }
 
+void channel_consumer_free(struct consumer *c)
+{
+    consumer_free(c);
+}
+
 void consumer_queue_deleted(struct consumer *c)
 {
     struct channel *ch = c->channel;
@@ -506,6 +511,12 @@ static int basic_consume(struct channel *ch, const struct spec_basic_consume *a,
          * effects (channel_replica_deliver). Like RabbitMQ 3.10's quorum queues, exclusive and
          * x-priority are not honoured on quorum queues; a classic queue's home honours them. */
         c->replicated = true;
+        if (queue_elsewhere(q) && !a->no_wait) { /* answered by its home: consume-ok waits */
+            queue_retain(q);
+            HASH_ADD(hh, ch->consumers, tag, c->tag_len, c);
+            err->method_id = mid;
+            return channel_replica_consume(ch, c, err);
+        }
         if (cluster_queues_checkout(replicas, ch, c) != 0) {
             free(c);
             return reply_fail(err, SPEC_INTERNAL_ERROR, mid, "out of memory");

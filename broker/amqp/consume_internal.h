@@ -19,6 +19,13 @@ void channel_send_delivery(struct channel *ch, struct queue *queue, const struct
 /* consume_replica.c. basic.get on a replicated queue q: proposes the dequeue, and the connection
  * handles no frame until the answer went out. 0, or -1 with err. */
 int channel_replica_get(struct channel *ch, struct queue *q, bool no_ack, struct reply_error *err);
+/* basic.consume of c (in ch's consumers already) on a classic queue homed on another node, not
+ * nowait: consume-ok goes once the home attached it, before its first delivery; a refusal
+ * (403 exclusive use, 404 its home down) closes the channel as RabbitMQ does, and c goes. The
+ * connection handles no frame meanwhile. 0, or -1 with err (then c went too). */
+int channel_replica_consume(struct channel *ch, struct consumer *c, struct reply_error *err);
+/* Detaches c from its queue and frees it (consume.c). */
+void channel_consumer_free(struct consumer *c);
 /* The prefetch a replicated consumer checks out with: its own, or REPLICA_CREDIT without one. */
 #define REPLICA_CREDIT 2000
 uint16_t channel_replica_credit(const struct consumer *c);

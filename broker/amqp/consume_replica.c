@@ -31,6 +31,17 @@ struct replica_get {
 };
 
 
+/* A refusal from the log or a queue's home, in RabbitMQ's form: "CODE_NAME - text", however the
+ * text came (the home's own refusals carry the prefix already). */
+static void result_error(struct reply_error *err, int status, uint32_t method_id, const char *text)
+{
+    const char *name = spec_reply_code_name((uint16_t)status);
+    size_t n = name ? strlen(name) : 0;
+    if (name && strncmp(text, name, n) == 0 && strncmp(text + n, " - ", 3) == 0)
+        text += n + 3;
+    reply_fail(err, (uint16_t)status, method_id, "%s", text);
+}
+
 static void replica_get_free(struct replica_get *g)
 {
     message_release(g->msg);
@@ -102,7 +113,7 @@ static void replica_get_done(void *a, uint64_t b, const struct meta_result *resu
     } else {
         struct reply_error err;
         if (result->status == SPEC_NOT_FOUND)
-            reply_fail(&err, SPEC_NOT_FOUND, SPEC_BASIC_GET, "NOT_FOUND - %s", result->text);
+            result_error(&err, SPEC_NOT_FOUND, SPEC_BASIC_GET, result->text);
         else
             reply_fail(&err, SPEC_INTERNAL_ERROR, SPEC_BASIC_GET, "cluster: no quorum");
         channel_raise(ch, &err);
@@ -127,6 +138,71 @@ int channel_replica_get(struct channel *ch, struct queue *q, bool no_ack, struct
     ch->replica_get = g;
     queue_touch(q, channel_now(ch));
     connection_wait(ch->conn, replica_get_abandon, g);
+    return 0;
+}
+
+/* A basic.consume waiting for a classic queue's home to attach it. */
+struct replica_consume {
+    struct connection *conn;
+    struct cluster_queues *cq;
+    uint64_t handle;
+    uint16_t channel;
+    uint8_t tag_len;
+    char tag[256];
+};
+
+static void replica_consume_abandon(void *arg)
+{
+    struct replica_consume *w = arg;
+    cluster_queues_forget(w->cq, w->handle);
+    free(w);
+}
+
+static void replica_consume_done(void *a, uint64_t b, const struct meta_result *result)
+{
+    (void)b;
+    struct replica_consume *w = a;
+    connection_resume(w->conn);
+    struct channel *ch = connection_channel(w->conn, w->channel);
+    struct proto_bytes tag = {(const uint8_t *)w->tag, w->tag_len};
+    struct consumer *c = ch && ch->state == CHANNEL_OPEN ? channel_find_consumer(ch, tag) : NULL;
+    if (!c || !connection_is_running(w->conn)) {
+        free(w); /* the channel went: its channel_down removes what the home attached */
+        return;
+    }
+    if (result->status == 0 || result->status == META_DUPLICATE) {
+        struct spec_method ok = {.id = SPEC_BASIC_CONSUME_OK};
+        ok.args.basic_consume_ok.consumer_tag = tag;
+        channel_send(ch, &ok);
+        free(w);
+        return;
+    }
+    channel_consumer_free(c); /* refused: the home holds nothing for it */
+    struct reply_error err;
+    if (result->status == SPEC_ACCESS_REFUSED || result->status == SPEC_NOT_FOUND)
+        result_error(&err, result->status, SPEC_BASIC_CONSUME, result->text);
+    else
+        reply_fail(&err, SPEC_INTERNAL_ERROR, SPEC_BASIC_CONSUME, "cluster: the queue's home did not answer");
+    free(w);
+    channel_raise(ch, &err);
+}
+
+int channel_replica_consume(struct channel *ch, struct consumer *c, struct reply_error *err)
+{
+    struct replica_consume *w = calloc(1, sizeof *w);
+    struct cluster_queues *cq = server_cluster_queues(connection_server(ch->conn));
+    if (w) {
+        *w = (struct replica_consume){.conn = ch->conn, .cq = cq, .channel = ch->number, .tag_len = c->tag_len};
+        memcpy(w->tag, c->tag, c->tag_len);
+        w->handle = cluster_queues_checkout_answered(cq, ch, c, replica_consume_done, w, 0);
+    }
+    if (!w || w->handle == 0) {
+        free(w);
+        channel_consumer_free(c);
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_CONSUME, "out of memory");
+    }
+    queue_touch(c->queue, channel_now(ch));
+    connection_wait(ch->conn, replica_consume_abandon, w);
     return 0;
 }
 

@@ -225,6 +225,12 @@ class ClusterClassicQueues(unittest.TestCase):
         self.assertEqual(ctx.exception.reply_code, 404)
         self.assertIn("down or inaccessible", ctx.exception.reply_text)
         cc.close()
+        cc, chc = channel_on(c)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+            chc.basic_consume("cc.home", lambda *args: None)
+        self.assertEqual(ctx.exception.reply_code, 404)
+        self.assertTrue(ctx.exception.reply_text.startswith("NOT_FOUND - home node"), ctx.exception.reply_text)
+        cc.close()
         # Back: every confirmed message is there, p0 marked redelivered.
         a.relaunch()
         self.cluster.leader()
@@ -328,6 +334,21 @@ class ClusterClassicQueues(unittest.TestCase):
         # As RabbitMQ's forget_cluster_node: the removed node's queues go (404 "no queue", no
         # longer "its home is down").
         self.assertTrue(self.gone_everywhere_of("cc.orphan", [a, b]), "the removed node's queue stayed")
+
+    def test_an_exclusive_consumer_on_one_node_refuses_consumers_on_others(self):
+        a, b, c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.queue_declare("cc.excl", durable=True)
+        ca.close()
+        cb, chb = channel_on(b)
+        chb.basic_consume("cc.excl", lambda *args: None, exclusive=True)
+        cc, chc = channel_on(c)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+            chc.basic_consume("cc.excl", lambda *args: None)
+        self.assertEqual(ctx.exception.reply_code, 403)
+        self.assertEqual(ctx.exception.reply_text, "ACCESS_REFUSED - queue 'cc.excl' in vhost '/' in exclusive use")
+        cc.close()
+        cb.close()
 
     def test_an_exclusive_queue_stays_with_its_connection(self):
         a, b, _c = self.cluster.nodes
