@@ -296,6 +296,19 @@ static json_t *cmd_cluster_status(const struct admin_request *req)
 /* How long one join_cluster or forget_cluster_node keeps the node asking: warrenctl calls again
  * every half second while it waits, so a wish whose asker went away lapses soon. */
 #define CLUSTER_CHANGE_RENEW_MS 5000
+
+#ifdef WARREN_HAVE_CLUSTER
+/* True when address is in node's configuration. */
+static bool is_member(struct cluster_node *node, const char *address)
+{
+    struct cluster_status st;
+    cluster_node_status(node, &st);
+    for (size_t i = 0; i < st.member_count; i++)
+        if (strcmp(st.members[i].address, address) == 0)
+            return true;
+    return false;
+}
+#endif
 #endif
 
 /* join_cluster ADDRESS (run on the node that joins; ADDRESS: any member's cluster address) and
@@ -317,6 +330,15 @@ static json_t *cmd_cluster_change(const struct admin_request *req, bool join)
         return admin_error("invalid", "this node is not part of a cluster (cluster_port is 0; docs/cluster.md)");
     char err[512] = "";
     const char *address = req->args[0].s;
+    if (!join && is_member(node, address) && strcmp(address, cluster_node_address(node)) != 0) {
+        /* RabbitMQ's forget_cluster_node refuses a running node: forgetting one deletes the
+         * classic queues it is the home of (cluster_classic.h) while it still serves them. */
+        int running = cluster_queues_member_running(server_cluster_queues(req->server), address);
+        if (running == 1)
+            return admin_error("invalid", "node %s is running: stop it before forgetting it", address);
+        if (running < 0) /* asked it: warrenctl asks again until done */
+            return json_pack("{s:b,s:b}", "ok", 1, "done", 0);
+    }
     int rc = join ? cluster_node_join(node, address, CLUSTER_CHANGE_RENEW_MS, err, sizeof err)
                   : cluster_node_remove(node, address, CLUSTER_CHANGE_RENEW_MS, err, sizeof err);
     if (rc < 0)

@@ -32,6 +32,7 @@
 #define SWEEP_MS 500          /* how often waiting calls are looked at */
 #define CONTACTS_MAX 16       /* homes a node sent to (qq.channel_down goes to each) */
 #define DEPTHS_MS 5000        /* how often the homes are asked for every queue's counts */
+#define PROBE_MS 3000         /* a member that does not answer a ping by then is taken as stopped */
 
 /* The home of one classic queue, by vhost NUL name. */
 struct home_ent {
@@ -135,6 +136,11 @@ struct classic {
     size_t contact_count;
     char silent[CONTACTS_MAX][CLUSTER_ADDRESS_MAX]; /* peers whose lost link was logged, until */
     size_t silent_count;                             /* a message from them arrives again */
+    struct {                  /* classic_probe: pings sent, answers and lost links seen */
+        char address[CLUSTER_ADDRESS_MAX];
+        uint64_t asked_ms, answered_ms, lost_ms;
+    } probes[CONTACTS_MAX];
+    size_t probe_count;
     uint64_t next_sweep_ms;
     uint64_t next_depths_ms;
     unsigned failed_calls;   /* calls marked failed, completed at the next flush */
@@ -1197,6 +1203,50 @@ static void peer_lost(struct classic *cl, const char *peer)
     cluster_queues_cancel_homed(cl->cq, peer);
 }
 
+static size_t probe_slot(struct classic *cl, const char *address)
+{
+    for (size_t i = 0; i < cl->probe_count; i++)
+        if (strcmp(cl->probes[i].address, address) == 0)
+            return i;
+    size_t i = cl->probe_count < CONTACTS_MAX ? cl->probe_count++ : 0; /* full: the oldest slot */
+    memset(&cl->probes[i], 0, sizeof cl->probes[i]);
+    snprintf(cl->probes[i].address, CLUSTER_ADDRESS_MAX, "%s", address);
+    return i;
+}
+
+int classic_probe(struct classic *cl, const char *address)
+{
+    if (!cl->node)
+        return 0;
+    size_t i = probe_slot(cl, address);
+    uint64_t now = now_ms(cl), asked = cl->probes[i].asked_ms;
+    if (asked) { /* a ping in flight: concluded once, then the next call asks anew */
+        int verdict = cl->probes[i].lost_ms >= asked       ? 0
+                      : cl->probes[i].answered_ms >= asked ? 1
+                      : now - asked > PROBE_MS             ? 0
+                                                           : -1;
+        if (verdict >= 0)
+            cl->probes[i].asked_ms = 0;
+        return verdict;
+    }
+    cl->probes[i].asked_ms = now ? now : 1;
+    struct table_buf t = {0};
+    if (send_to(cl, address, "ping", &t) != 0)
+        cl->probes[i].lost_ms = cl->probes[i].asked_ms;
+    return -1;
+}
+
+static void probe_note(struct classic *cl, const char *address, bool answered)
+{
+    for (size_t i = 0; i < cl->probe_count; i++)
+        if (strcmp(cl->probes[i].address, address) == 0) {
+            if (answered)
+                cl->probes[i].answered_ms = now_ms(cl);
+            else
+                cl->probes[i].lost_ms = now_ms(cl);
+        }
+}
+
 /* Logs a broken link once, not at every failed dial while the peer stays away. */
 static void report_lost(struct classic *cl, const char *peer)
 {
@@ -1221,6 +1271,7 @@ static void handle(struct classic *cl, const struct inbox *m)
 {
     if (m->len == 0) {
         report_lost(cl, m->from);
+        probe_note(cl, m->from, false);
         peer_lost(cl, m->from);
         return;
     }
@@ -1243,6 +1294,10 @@ static void handle(struct classic *cl, const struct inbox *m)
         on_cancelled(cl, cmd.args);
     else if (strcmp(op, "depths") == 0)
         send_depths(cl, m->from);
+    else if (strcmp(op, "ping") == 0)
+        send_to(cl, m->from, "pong", &(struct table_buf){0});
+    else if (strcmp(op, "pong") == 0)
+        probe_note(cl, m->from, true);
     else if (strcmp(op, "depths.ok") == 0)
         on_depths(cl, cmd.args);
     else if (strncmp(op, "qq.", 3) == 0)

@@ -62,6 +62,11 @@ const char *classic_remote_home(const struct classic *cl, const char *vhost, str
  * vhost/name has no home (a queue of this node alone: delete it here); else false, and this node,
  * being its home, proposes queue.delete, at most every 2 s until it is applied. */
 bool classic_self_delete(struct classic *cl, const char *vhost, struct proto_bytes name);
+/* Is the member at address running? Asked over the peer link (a "ping" it answers): -1 not
+ * known yet (a ping went, or is on its way: ask again), then once 1 (it answered) or 0 (its link
+ * failed since, or no answer within PROBE_MS: stopped, or paused); the call after a verdict pings
+ * again. */
+int classic_probe(struct classic *cl, const char *address);
 /* The member at address is being removed for good (forget_cluster_node): the queues it is the
  * home of are deleted through the log, as RabbitMQ forgets a removed node's durable queues. */
 void classic_member_gone(struct classic *cl, const char *address);

@@ -852,6 +852,11 @@ void cluster_queues_member_gone(struct cluster_queues *cq, const char *address)
     classic_member_gone(cq->classic, address);
 }
 
+int cluster_queues_member_running(struct cluster_queues *cq, const char *address)
+{
+    return cq && cq->node ? classic_probe(cq->classic, address) : 0;
+}
+
 void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, unsigned down_after_ms)
 {
     cq->node = node;

@@ -70,6 +70,9 @@ void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, 
  * rather than when the leader notices its silence, and the classic queues it is the home of are
  * deleted (as RabbitMQ's forget_cluster_node). No effect before cluster_queues_start. */
 void cluster_queues_member_gone(struct cluster_queues *cq, const char *address);
+/* Whether the member at address runs (classic_probe): 1 yes, 0 no, -1 not known yet (ask again
+ * in a moment). RabbitMQ's forget_cluster_node refuses a running node; so does warrenctl's. */
+int cluster_queues_member_running(struct cluster_queues *cq, const char *address);
 /* End of a loop pass: executes the deliveries to this node's consumers applied in the pass that
  * are still theirs (a later command of the pass may have handed the message to another
  * consumer: a node catching up applies many at once), then proposes what effects asked for

@@ -328,6 +328,19 @@ class ClusterClassicQueues(unittest.TestCase):
         cc, chc = channel_on(c)
         chc.queue_declare("cc.orphan", durable=True)
         cc.close()
+        # Running, it is not forgotten (RabbitMQ refuses so too): that would delete its queues
+        # while it serves them. The first answer is "not done" while node a asks node c.
+        from test_cluster_membership import admin
+        deadline = time.monotonic() + 10
+        while True:
+            answer = admin(a, "forget_cluster_node", self.cluster.address(c))
+            if not answer.get("ok") or time.monotonic() > deadline:
+                break
+            self.assertFalse(answer["done"])
+            time.sleep(0.2)
+        self.assertFalse(answer.get("ok"), answer)
+        self.assertIn("is running", answer["error"])
+        self.assertEqual(depth(a, "cc.orphan"), 0)
         c.sigkill()
         self.cluster.leader(among=[a, b])
         change(a, "forget_cluster_node", self.cluster.address(c))
