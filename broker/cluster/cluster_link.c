@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <gnutls/gnutls.h>
 #include <nettle/memops.h>
 #include <stdio.h>
@@ -456,6 +458,27 @@ static void next_piece(struct link_conn *c, enum read_stage stage, size_t want)
     c->want = want;
 }
 
+/* A peer link notices a peer that vanished without a word (powered off, or cut off by a network
+ * that drops rather than refuses) within about PEER_SILENCE_S: keepalive probes after 5 s of
+ * silence, 2 s apart, 3 unanswered ones; and data unacknowledged for that long. The link is then
+ * lost (on_lost), as when the peer's process dies. A paused peer (SIGSTOP) is not noticed: its
+ * kernel answers for it. */
+#define PEER_SILENCE_S 11
+static void peer_timeouts(struct link_conn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)c->tcp, &fd) != 0)
+        return;
+    int on = 1, idle = 5, interval = 2, count = 3;
+    unsigned user_timeout_ms = PEER_SILENCE_S * 1000;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms) != 0)
+        log_debug("cluster: the peer link to %s keeps the system's TCP timeouts (setsockopt failed)", c->peer);
+}
+
 /* The server has the whole hello: it checks it and sends the challenge. NULL, or why it fails. */
 static const char *hello_received(struct link_conn *c)
 {
@@ -493,7 +516,7 @@ static const char *proof_received(struct link_conn *c)
     if (c->hello[4] == 'F' || c->hello[4] == 'Q') {
         if (c->hello[4] == 'Q') {
             c->serial = ++link->next_serial;
-            uv_tcp_keepalive(c->tcp, 1, 10); /* a peer that vanished without a word is noticed */
+            peer_timeouts(c);
         }
         next_piece(c, READ_MESSAGES, 0);
         return NULL;
@@ -745,7 +768,7 @@ static void on_connected(uv_connect_t *connect, int status)
     uv_tcp_nodelay(c->tcp, 1);
     uint8_t kind = c->kind == CONN_RAFT_OUT ? 'R' : c->kind == CONN_FORWARD_OUT ? 'F' : 'Q';
     if (kind == 'Q')
-        uv_tcp_keepalive(c->tcp, 1, 10); /* a peer that vanished without a word is noticed */
+        peer_timeouts(c);
     if (!hello_write(c, kind) || conn_send(c, c->hello, c->hello_len) != 0) {
         conn_close(c);
         return;
