@@ -22,6 +22,8 @@ static const char usage[] =
     "                     (a node that joins later: members to ask, with --cluster_address)\n"
     "  --cluster_address H:P  this node's address as peers reach it (its port may differ from cluster_port)\n"
     "  --cluster_secret_file F  the members' shared secret (required with cluster_port)\n"
+    "  --cluster_recover H:P,...  after a lost majority: restart this survivor (the one with the\n"
+    "                     longest log, everything stopped) as a cluster of these members; once\n"
     "  --KEY VALUE        any configuration-file key, e.g. --queue_ram_messages 1000\n";
 
 static int parse_uint(const char *key, const char *text, unsigned long long max, unsigned long long *out)
@@ -197,6 +199,14 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
         cfg->server.cluster.port = (uint16_t)v;
     } else if (strcmp(key, "cluster_peers") == 0) {
         cfg->server.cluster.peers = *value ? value : NULL;
+    } else if (strcmp(key, "cluster_recover") == 0) {
+        /* Rewrites the cluster's configuration in the log: safe once, on one stopped survivor
+         * (docs/cluster.md), never at every start, so never from the file. */
+        if (owned) {
+            fprintf(stderr, "warren: cluster_recover is given on the command line, once, never in a file\n");
+            return -1;
+        }
+        cfg->server.cluster.recover = *value ? value : NULL;
     } else if (strcmp(key, "cluster_address") == 0) {
         cfg->server.cluster.address = *value ? value : NULL;
     } else if (strcmp(key, "cluster_secret_file") == 0) {

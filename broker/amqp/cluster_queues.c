@@ -116,6 +116,7 @@ struct cluster_queues {
     uint64_t next_channel; /* a random prefix in the high bits, a counter below */
     unsigned applying;
     uint64_t next_expiry_check_ms; /* loop ms of the leader's next look for expired heads */
+    bool recovered; /* the configuration was forced at start: the lost members' consumers go */
 };
 
 #define EXPIRY_CHECK_MS 100  /* how often a leader looks for queues whose head is due to expire */
@@ -240,6 +241,53 @@ static uint64_t propose(struct cluster_queues *cq, const char *op, struct table_
     return c->handle;
 }
 
+/* Gathers the distinct consumer nodes that are not members of status. */
+struct strays {
+    const struct cluster_status *status;
+    char nodes[CLUSTER_MEMBERS_MAX][QQ_NAME_MAX + 1];
+    size_t n;
+};
+
+static void note_stray(const char *node, void *arg)
+{
+    struct strays *s = arg;
+    for (size_t i = 0; i < s->status->member_count; i++)
+        if (strcmp(s->status->members[i].address, node) == 0)
+            return;
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->nodes[i], node) == 0)
+            return;
+    if (s->n < CLUSTER_MEMBERS_MAX)
+        snprintf(s->nodes[s->n++], sizeof s->nodes[0], "%s", node);
+}
+
+static void propose_node_down(struct cluster_queues *cq, const char *address);
+
+/* Once this node leads after a forced configuration (cluster_recover): the members it left out
+ * are gone for good, and what their consumers held goes to consumers elsewhere (node_down), as
+ * forget_cluster_node does for one. */
+static void release_lost_members(struct cluster_queues *cq)
+{
+    if (!cq->recovered || !cq->node || !cluster_node_is_leader(cq->node))
+        return;
+    cq->recovered = false;
+    struct cluster_status *st = malloc(sizeof *st);
+    struct strays *s = calloc(1, sizeof *s);
+    if (st && s) {
+        cluster_node_status(cq->node, st);
+        s->status = st;
+        for (struct rq *r = cq->queues; r; r = r->hh.next)
+            qq_fsm_each_consumer_node(&r->fsm, note_stray, s);
+        for (size_t i = 0; i < s->n; i++) {
+            log_info("cluster: %s is not a member of the recovered cluster: its quorum queue consumers are "
+                     "cancelled", s->nodes[i]);
+            propose_node_down(cq, s->nodes[i]);
+        }
+    }
+    free(st);
+    free(s);
+}
+
 /* While this node leads: a queue whose head is due to expire gets a qq.tick carrying this
  * node's clock (nothing expires between commands: qq_fsm.h, "Time"), at most one in flight. */
 static void expire_due(struct cluster_queues *cq)
@@ -294,6 +342,7 @@ void cluster_queues_flush(struct cluster_queues *cq)
         return;
     deliver_due(cq);
     expire_due(cq);
+    release_lost_members(cq);
     while (cq->deferred) {
         struct deferred *d = cq->deferred;
         cq->deferred = d->next;
@@ -871,6 +920,7 @@ void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, 
         return;
     }
     snprintf(cq->node_name, sizeof cq->node_name, "%s", cluster_node_address(node));
+    cq->recovered = cluster_node_recovered(node);
     cq->stall_ms = down_after_ms / 3 ? down_after_ms / 3 : 1; /* the election timeout */
     cluster_node_watch_members(node, down_after_ms, member_down, cq);
     struct table_buf args = {0};

@@ -28,6 +28,9 @@ struct cluster_settings {
     uint32_t propose_timeout_ms;  /* cluster_propose_timeout_ms: a change not committed by then fails
                                    * (541 "cluster: no quorum"); 0: 10000 */
     const char *secret_file;      /* cluster_secret_file: the members' shared secret (required) */
+    const char *recover;          /* --cluster_recover (command line only): the members of a new
+                                   * configuration forced into this node's log at start (libraft's
+                                   * raft_recover, after a lost majority); NULL: none */
 };
 
 /* Everything an operator can set (command line or --config file). Zero is not valid:

@@ -603,6 +603,11 @@ bool cluster_node_leader_known(struct cluster_node *node)
     return id != 0;
 }
 
+bool cluster_node_recovered(const struct cluster_node *node)
+{
+    return node->recovered;
+}
+
 const char *cluster_node_address(const struct cluster_node *node)
 {
     return node->address;
@@ -955,6 +960,41 @@ static void node_teardown(struct cluster_node *node)
     free(node);
 }
 
+/* cluster_config.recover: the members given become the configuration, appended to the log as
+ * libraft's raft_recover does, before raft_start reads it. 0, or -1 with err. */
+static int recover(struct cluster_node *node, const struct cluster_config *cfg, raft_id self, char *err, size_t errlen)
+{
+    char members[CLUSTER_MEMBERS_MAX][CLUSTER_ADDRESS_MAX];
+    size_t n = 0;
+    if (cluster_members_parse(cfg->recover, members, &n, err, errlen) != 0)
+        return -1;
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    bool has_self = false;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        has_self |= cluster_member_id(members[i]) == self;
+        rc = raft_configuration_add(&conf, cluster_member_id(members[i]), members[i], RAFT_VOTER);
+    }
+    if (rc == 0 && !has_self) {
+        snprintf(err, errlen, "cluster_recover must name this node (%s) among the members", cfg->address);
+        raft_configuration_close(&conf);
+        return -1;
+    }
+    if (rc == 0)
+        rc = raft_recover(&node->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rc != 0) {
+        snprintf(err, errlen, "raft recover: %s", raft_errmsg(&node->raft));
+        return -1;
+    }
+    node->recovered = true;
+    log_warning("cluster: the configuration was forced to %s (cluster_recover): start the other members on empty "
+                "data directories and join them, never with their old logs",
+                cfg->recover);
+    return 0;
+}
+
 struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cluster_config *cfg,
                                         const struct cluster_target *target, char *err, size_t errlen)
 {
@@ -1061,6 +1101,8 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
             goto fail;
         }
     }
+    if (cfg->recover && recover(node, cfg, self, err, errlen) != 0)
+        goto fail;
     rc = raft_start(&node->raft);
     if (rc != 0) {
         snprintf(err, errlen, "raft start: %s", raft_errmsg(&node->raft));

@@ -89,6 +89,11 @@ struct cluster_config {
                                     * state is large: about as many as weigh one snapshot, at
                                     * most 65,536) */
     unsigned propose_timeout_ms;   /* a proposal not applied by then fails with -ETIMEDOUT; 0: 10000 */
+    const char *recover;           /* NULL, or comma-separated host:port of the members of a
+                                    * configuration forced into the log before the node starts
+                                    * (raft_recover): the way out of a lost majority, run once on
+                                    * the one survivor with the longest log, every node stopped;
+                                    * must include this node */
     const uint8_t *secret;         /* the cluster's shared secret (copied at start), required: */
     size_t secret_len;             /* CLUSTER_SECRET_MIN..CLUSTER_SECRET_MAX bytes */
 };
@@ -177,6 +182,8 @@ bool cluster_node_leader_known(struct cluster_node *node);
 /* True when this node is in the configuration it holds (as a voter, standby or spare); false on
  * a node waiting to join, or one that was removed. */
 bool cluster_node_is_member(const struct cluster_node *node);
+/* True when this run forced the configuration at start (cluster_config.recover). */
+bool cluster_node_recovered(const struct cluster_node *node);
 /* This node's address as the members know it (cluster_address, or its entry of cluster_peers). */
 const char *cluster_node_address(const struct cluster_node *node);
 

@@ -129,6 +129,7 @@ struct cluster_node {
     void (*member_down)(void *arg, const char *address);
     void *member_down_arg;
     struct membership membership;  /* cluster_membership.c */
+    bool recovered;                /* the configuration was forced at this start (recover) */
     cluster_message_fn peer_message; /* peer links (cluster_node_on_peers) */
     cluster_peer_lost_fn peer_lost;
     void *peer_arg;

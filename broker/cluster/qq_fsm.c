@@ -920,6 +920,12 @@ size_t qq_fsm_messages(const struct qq_fsm *fsm)
     return fsm->state.count;
 }
 
+void qq_fsm_each_consumer_node(const struct qq_fsm *fsm, void (*fn)(const char *node, void *arg), void *arg)
+{
+    for (size_t i = 0; i < fsm->state.nconsumers; i++)
+        fn(fsm->state.consumers[i]->key.node, arg);
+}
+
 size_t qq_fsm_consumers(const struct qq_fsm *fsm)
 {
     if (fsm->state.single_active)

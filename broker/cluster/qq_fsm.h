@@ -246,5 +246,8 @@ size_t qq_fsm_ready(const struct qq_fsm *fsm);
 /* Consumers attached (taking messages): detached ones and get holders are not counted; with a
  * single active consumer, only the active one. */
 size_t qq_fsm_consumers(const struct qq_fsm *fsm);
+/* Calls fn with the node of every consumer (detached ones and get holders too), once per
+ * consumer; fn must not change the state. */
+void qq_fsm_each_consumer_node(const struct qq_fsm *fsm, void (*fn)(const char *node, void *arg), void *arg);
 
 #endif
