@@ -928,7 +928,7 @@ static void walk_consumers(struct queue *queue, void (*fn)(void *consumer, void 
         c->walk_mark = mark;
         if (fn)
             fn(c->consumer, arg);
-        else
+        else if (c->ops->queue_deleted)
             c->ops->queue_deleted(c->consumer);
     }
     queue_release(queue);

@@ -341,7 +341,7 @@ size_t queue_consumer_count(const struct queue *queue);
  * consumer; consumers added during the walk may be skipped. */
 void queue_for_each_consumer(struct queue *queue, void (*fn)(void *consumer, void *arg), void *arg);
 
-/* Calls every consumer's ops->queue_deleted (before queue_delete). */
+/* Calls every consumer's ops->queue_deleted, where it has one (before queue_delete). */
 void queue_cancel_consumers(struct queue *queue);
 
 /* Removes every ready message (not the unsettled ones), without dead-lettering them, as
