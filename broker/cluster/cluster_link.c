@@ -281,6 +281,18 @@ static void link_maybe_closed(struct cluster_link *link)
     cb(&link->transport);
 }
 
+/* The Raft id and address (NUL-terminated) an accepted connection's checked hello names. */
+static raft_id hello_sender(const struct link_conn *c, char address[ADDRESS_MAX])
+{
+    size_t n = (size_t)c->hello[13] << 8 | c->hello[14];
+    memcpy(address, c->hello + HELLO_FIXED, n);
+    address[n] = '\0';
+    raft_id id = 0;
+    for (int i = 0; i < 8; i++)
+        id = id << 8 | c->hello[5 + i];
+    return id;
+}
+
 /* Unlinks c from link->conns and frees it (not its handle). */
 static void conn_free(struct link_conn *c)
 {
@@ -332,12 +344,7 @@ static void conn_close(struct link_conn *c)
     }
     if (c->serial && !link->closing && link->on_lost) {
         char address[ADDRESS_MAX];
-        size_t n = (size_t)c->hello[13] << 8 | c->hello[14];
-        memcpy(address, c->hello + HELLO_FIXED, n);
-        address[n] = '\0';
-        raft_id id = 0;
-        for (int i = 0; i < 8; i++)
-            id = id << 8 | c->hello[5 + i];
+        raft_id id = hello_sender(c, address);
         link->on_lost(link->ctx, id, address, c->serial);
     }
     if (c->counted) {
@@ -521,13 +528,8 @@ static const char *proof_received(struct link_conn *c)
         next_piece(c, READ_MESSAGES, 0);
         return NULL;
     }
-    raft_id id = 0;
-    for (int i = 0; i < 8; i++)
-        id = id << 8 | c->hello[5 + i];
     char address[ADDRESS_MAX];
-    size_t n = (size_t)c->hello[13] << 8 | c->hello[14];
-    memcpy(address, c->hello + HELLO_FIXED, n);
-    address[n] = '\0';
+    raft_id id = hello_sender(c, address);
     uv_stream_t *stream = (uv_stream_t *)c->tcp;
     uv_read_stop(stream);
     conn_hand_over(c);
@@ -603,12 +605,7 @@ static const char *messages(struct link_conn *c)
             break;
         if (c->serial) {
             char address[ADDRESS_MAX];
-            size_t alen = (size_t)c->hello[13] << 8 | c->hello[14];
-            memcpy(address, c->hello + HELLO_FIXED, alen);
-            address[alen] = '\0';
-            raft_id id = 0;
-            for (int i = 0; i < 8; i++)
-                id = id << 8 | c->hello[5 + i];
+            raft_id id = hello_sender(c, address);
             if (link->on_message(link->ctx, id, address, c->serial, h + 4, n) != 0)
                 return "peer message does not decode";
         } else if (link->on_forward(link->ctx, h + 4, n) != 0) {
