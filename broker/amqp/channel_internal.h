@@ -131,6 +131,14 @@ struct channel {
     struct confirm_wait *waits;
     uint32_t waits_head, waits_count, waits_cap; /* ring; cap is a power of two */
     uint64_t commit_wait_batch;                 /* tx.commit-ok due once this batch is durable */
+    bool commit_owed;                           /* a tx.commit-ok waits (the batch, the replicas) */
+    /* A commit's enqueues on queues whose messages live elsewhere (quorum queues, classic ones
+     * homed on other nodes), by order in the commit: their handles until each is done (0 then);
+     * commit-ok waits for every one, as a confirm does. */
+    uint64_t *tx_replicas;
+    uint32_t tx_replica_slots, tx_replica_pending;
+    bool tx_replica_failed;
+    bool tx_committing;                         /* tx_commit is routing its publishes */
     struct channel *durable_prev, *durable_next; /* in the server's list of waiting channels */
     bool durable_waiting;
 
@@ -321,7 +329,8 @@ void channel_replica_deliver(struct channel *ch, struct queue *q, struct proto_b
 void channel_replica_queue_gone(struct channel *ch, struct proto_bytes queue);
 /* This node was declared down while alive: every replicated consumer of ch checks out again. */
 void channel_replica_reattach(struct channel *ch);
-/* publish.c: the channel goes: confirms waiting for replicated enqueues are forgotten. */
+/* publish.c: the channel goes: confirms and a commit waiting for replicated enqueues are
+ * forgotten. */
 void channel_forget_replica_confirms(struct channel *ch);
 
 /* Gives back everything the channel holds. Idempotent; the channel stays allocated. */

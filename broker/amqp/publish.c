@@ -158,8 +158,31 @@ static void replica_applied(void *a, uint64_t seq, const struct meta_result *res
 }
 #endif
 
+#ifdef WARREN_HAVE_CLUSTER
+/* The enqueue of a committed transaction's publish number seq (1-based) is done here. */
+static void tx_replica_applied(void *a, uint64_t seq, const struct meta_result *result)
+{
+    struct channel *ch = a;
+    if (seq == 0 || seq > ch->tx_replica_slots || ch->tx_replicas[seq - 1] == 0)
+        return;
+    ch->tx_replicas[seq - 1] = 0;
+    ch->tx_replica_pending--;
+    if (result->status != 0)
+        ch->tx_replica_failed = true; /* see replica_applied: a duplicate's first result is unknown */
+    channel_durable_progress(ch);
+}
+#endif
+
 void channel_forget_replica_confirms(struct channel *ch)
 {
+#ifdef WARREN_HAVE_CLUSTER
+    for (uint32_t i = 0; i < ch->tx_replica_slots; i++)
+        if (ch->tx_replicas[i])
+            cluster_queues_forget(server_cluster_queues(connection_server(ch->conn)), ch->tx_replicas[i]);
+#endif
+    free(ch->tx_replicas);
+    ch->tx_replicas = NULL;
+    ch->tx_replica_slots = ch->tx_replica_pending = 0;
     for (uint32_t i = 0; i < ch->waits_count; i++) {
         struct confirm_wait *w = &ch->waits[(ch->waits_head + i) & (ch->waits_cap - 1)];
         if (!w->replica)
@@ -187,16 +210,23 @@ bool channel_durable_progress(struct channel *ch)
         ch->waits_count--;
     }
     channel_flush_confirms(ch);
-    if (ch->commit_wait_batch && ch->commit_wait_batch <= durable) {
-        if (persistence_batch_failed(p, ch->commit_wait_batch)) {
+    if (ch->commit_owed && ch->commit_wait_batch <= durable && ch->tx_replica_pending == 0) {
+        if (ch->commit_wait_batch && persistence_batch_failed(p, ch->commit_wait_batch)) {
             struct reply_error err;
             reply_fail(&err, SPEC_INTERNAL_ERROR, SPEC_TX_COMMIT, "the durable store could not write the transaction");
+            connection_fail(ch->conn, &err);
+        } else if (ch->tx_replica_failed) {
+            struct reply_error err;
+            reply_fail(&err, SPEC_INTERNAL_ERROR, SPEC_TX_COMMIT,
+                       "cluster: a queue of the transaction did not take its messages");
             connection_fail(ch->conn, &err);
         } else {
             struct spec_method ok = {.id = SPEC_TX_COMMIT_OK};
             channel_send(ch, &ok);
         }
         ch->commit_wait_batch = 0;
+        ch->commit_owed = false;
+        ch->tx_replica_failed = false;
     }
     return ch->waits_count > 0 || ch->commit_wait_batch != 0;
 }
@@ -270,9 +300,11 @@ static int deliver_message(struct channel *ch, struct message *msg, bool mandato
     }
 #ifdef WARREN_HAVE_CLUSTER
     if (replicated.count) {
-        bool waits = ch->confirm_mode;
+        bool waits = ch->confirm_mode || ch->tx_committing;
         *replica = cluster_queues_enqueue(replicas, ch->vhost, (struct queue *const *)replicated.items,
-                                          replicated.count, msg, waits ? replica_applied : NULL, ch, seq);
+                                          replicated.count, msg,
+                                          !waits ? NULL : ch->tx_committing ? tx_replica_applied : replica_applied, ch,
+                                          seq);
         if (*replica == 0)
             *accepted = false; /* out of memory: nacked */
         else if (!waits)
@@ -504,15 +536,38 @@ static int tx_commit(struct channel *ch, struct reply_error *err)
     struct persistence_mark mark = persistence_mark(p);
     int rc = 0;
     channel_settle_held(ch);
-    while (ch->tx_publishes && rc == 0) {
+    /* Publishes to queues whose messages live elsewhere are waited for, each by its order in the
+     * commit, as a confirm waits: commit-ok promises they are taken (on a majority's disk, or
+     * on a classic queue's home's). */
+    uint32_t count = 0;
+    for (struct tx_publish *t = ch->tx_publishes; t; t = t->next)
+        count++;
+    if (count > ch->tx_replica_slots) {
+        uint64_t *grown = realloc(ch->tx_replicas, count * sizeof *grown);
+        if (!grown)
+            return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_TX_COMMIT, "out of memory");
+        ch->tx_replicas = grown;
+        ch->tx_replica_slots = count;
+    }
+    if (count)
+        memset(ch->tx_replicas, 0, ch->tx_replica_slots * sizeof *ch->tx_replicas);
+    ch->tx_replica_pending = 0;
+    ch->tx_replica_failed = false;
+    ch->tx_committing = true;
+    for (uint32_t n = 1; ch->tx_publishes && rc == 0; n++) {
         struct tx_publish *p = ch->tx_publishes;
         ch->tx_publishes = p->next;
         bool accepted;
-        uint64_t replica; /* not waited for: a transaction's commit-ok waits for the local store only */
-        rc = deliver_message(ch, p->msg, p->mandatory, 0, &accepted, &replica, err);
+        uint64_t replica;
+        rc = deliver_message(ch, p->msg, p->mandatory, n, &accepted, &replica, err);
+        if (rc == 0 && replica) {
+            ch->tx_replicas[n - 1] = replica;
+            ch->tx_replica_pending++;
+        }
         message_release(p->msg);
         free(p);
     }
+    ch->tx_committing = false;
     ch->tx_publishes_tail = &ch->tx_publishes;
     if (rc != 0) {
         channel_drop_publishing(ch);
@@ -525,10 +580,14 @@ static int tx_commit(struct channel *ch, struct reply_error *err)
         return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_TX_COMMIT,
                           "the durable store could not record the transaction (out of memory)");
     }
-    if (batch != 0) {
-        /* commit-ok only once the transaction's messages are on disk. */
+    if (batch != 0 || ch->tx_replica_pending || ch->tx_replica_failed) {
+        /* commit-ok only once the transaction's messages are on disk, here and elsewhere. */
         ch->commit_wait_batch = batch;
-        server_wait_durable(connection_server(ch->conn), ch);
+        ch->commit_owed = true;
+        if (batch)
+            server_wait_durable(connection_server(ch->conn), ch);
+        else
+            channel_durable_progress(ch); /* a failure shows now */
         return 1;
     }
     return 0;

@@ -363,6 +363,21 @@ class ClusterClassicQueues(unittest.TestCase):
         cc.close()
         cb.close()
 
+    def test_a_committed_transaction_through_another_node_survives_the_homes_kill(self):
+        a, b, _c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.queue_declare("cc.tx", durable=True)
+        ca.close()
+        cb, chb = channel_on(b)
+        chb.tx_select()
+        for i in range(20):
+            chb.basic_publish("", "cc.tx", b"t%d" % i, PERSISTENT)
+        chb.tx_commit()  # a promise like a confirm: on the home's disk
+        a.sigkill()
+        a.relaunch()
+        self.cluster.leader()
+        self.assertEqual(depth(a, "cc.tx"), 20)
+
     def test_an_exclusive_queue_stays_with_its_connection(self):
         a, b, _c = self.cluster.nodes
         ca, cha = channel_on(a)

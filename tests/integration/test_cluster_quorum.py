@@ -428,6 +428,23 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         got = drain(others[1], "dlq-classic", 1)
         self.assertEqual(got[0][0], b"keep me")
 
+    def test_a_committed_transaction_survives_a_whole_cluster_kill(self):
+        # tx.commit-ok is a promise like a confirm: the transaction's messages are on a majority's
+        # disk. Every node is killed right after it, then restarted: all twenty are there. (On
+        # loopback the log usually wins this race anyway; TransactionInMinorityTest cannot.)
+        self.declare(self.a, "tx-q")
+        connection, channel = channel_on(self.b)
+        channel.tx_select()
+        for i in range(20):
+            channel.basic_publish("", "tx-q", b"t%d" % i, pika.BasicProperties(delivery_mode=2))
+        channel.tx_commit()
+        for node in self.cluster.nodes:
+            node.sigkill()
+        for node in self.cluster.nodes:
+            node.relaunch()
+        self.cluster.leader()
+        wait_depth(self.c, "tx-q", 20, timeout=20)
+
     def test_length_limits_drop_head_and_reject_publish(self):
         # drop-head: the oldest go, dead-lettered (reason maxlen) where a dead-letter exchange is set.
         self.declare(self.a, "maxlen-dlq")
@@ -566,6 +583,35 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
             connection.process_data_events(time_limit=0.2)
         connection.close()
         self.assertTrue(cancelled.is_set())
+
+
+@unittest.skipUnless(_cluster_built(), "built without the cluster layer (libraft)")
+class TransactionInMinorityTest(unittest.TestCase):
+    """tx.commit on a node cut off from the majority: the quorum queue's enqueues cannot commit,
+    so neither can the transaction. The node answers after the propose timeout with a connection
+    error (541), never with commit-ok (it once sent commit-ok at once: a promise it could not
+    keep)."""
+
+    def setUp(self):
+        self.cluster = Cluster(partitionable=True, extra_args=["--cluster_propose_timeout_ms", "2000"]).start()
+        self.addCleanup(self.cluster.stop)
+        self.cluster.leader()
+
+    def test_commit_in_a_minority_is_refused(self):
+        a, b, _c = self.cluster.nodes
+        connection, channel = channel_on(a)
+        channel.queue_declare("tx-minority", durable=True, arguments=QQ)
+        connection.close()
+        connection, channel = channel_on(b)
+        channel.tx_select()
+        self.cluster.isolate(b)
+        try:
+            channel.basic_publish("", "tx-minority", b"cannot commit", pika.BasicProperties(delivery_mode=2))
+            with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as ctx:
+                channel.tx_commit()
+            self.assertEqual(ctx.exception.reply_code, 541)
+        finally:
+            self.cluster.heal()
 
 
 if __name__ == "__main__":
