@@ -293,6 +293,10 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
  * runs a passive declare here once its read barrier is applied). */
 int channel_exchange_method_here(struct channel *ch, const struct spec_method *m, struct reply_error *err);
 int channel_queue_method_here(struct channel *ch, const struct spec_method *m, struct reply_error *err);
+/* queue.declare on this node's model without answering: *out is the queue, and the channel's
+ * last queue its name. 0, or -1 with err. */
+int channel_queue_declare_here(struct channel *ch, const struct spec_queue_declare *a, struct queue **out,
+                               struct reply_error *err);
 
 /* publish.c: basic.publish and its content frames, confirm.* and tx.*. */
 int channel_publish(struct channel *ch, const struct spec_method *m, struct reply_error *err);

@@ -215,7 +215,7 @@ static void mark_model(struct classic *cl, const struct home_ent *h)
     struct proto_bytes name = {(const uint8_t *)h->key + strlen(vhost) + 1, (uint32_t)(h->key_len - strlen(vhost) - 1)};
     struct vhost *v = vhost_named(cl, vhost);
     struct queue *q = v ? vhost_queue_find(v, name) : NULL;
-    if (q && !queue_kind(q)->raft_group && !queue_settings(q)->exclusive)
+    if (q && !queue_kind(q)->raft_group)
         queue_set_elsewhere(q, strcmp(h->home, cl->self) != 0);
 }
 
@@ -246,7 +246,7 @@ void classic_declared(struct classic *cl, const char *vhost, struct proto_bytes 
     if (!h) {
         struct vhost *v = vhost_named(cl, vhost);
         struct queue *q = v ? vhost_queue_find(v, name) : NULL;
-        if (!q || queue_kind(q)->raft_group || queue_settings(q)->exclusive)
+        if (!q || queue_kind(q)->raft_group)
             return; /* refused, or not a classic queue: nothing to place */
         h = add_home(cl, &cl->homes, vhost, name, home);
     }
@@ -398,6 +398,21 @@ void classic_vhost_deleted(struct classic *cl, const char *vhost)
     }
 }
 
+/* Queues a proposal of vhost/name's deletion (at the end of the pass). */
+static void want_deleted(struct classic *cl, const struct home_ent *h)
+{
+    struct unused *u = malloc(sizeof *u + h->key_len);
+    if (!u) {
+        log_error("cluster: out of memory: the deletion of queue '%s' is not told to the other nodes",
+                  h->key + strlen(h->key) + 1);
+        return;
+    }
+    u->key_len = h->key_len;
+    memcpy(u->key, h->key, h->key_len);
+    u->next = cl->unused;
+    cl->unused = u;
+}
+
 static void delete_proposed(void *arg, const struct meta_result *result)
 {
     (void)arg;
@@ -409,39 +424,50 @@ static void delete_proposed(void *arg, const struct meta_result *result)
 bool classic_self_delete(struct classic *cl, const char *vhost, struct proto_bytes name)
 {
     struct home_ent *h = find_home(cl, vhost, name);
-    if (!h)
-        return true;
+    struct vhost *v = vhost_named(cl, vhost);
+    struct queue *q = v ? vhost_queue_find(v, name) : NULL;
+    if (!h || (q && queue_settings(q)->exclusive && queue_owner(q) != cluster_foreign_owner()))
+        return true; /* exclusive: it goes with its connection at once, and classic_deleting tells */
     uint64_t now = now_ms(cl);
     if (strcmp(h->home, cl->self) != 0 || !cl->node || (h->delete_sent_ms && now - h->delete_sent_ms < 2000))
         return false;
     /* Proposed at the end of the pass: this may run inside an applied command (a consumer
      * cancelled by a deletion), where nothing is proposed. */
-    struct unused *u = malloc(sizeof *u + h->key_len);
-    if (!u)
-        return false; /* asked again: x-expires in a second, auto-delete at its next consumer */
     h->delete_sent_ms = now;
-    u->key_len = h->key_len;
-    memcpy(u->key, h->key, h->key_len);
-    u->next = cl->unused;
-    cl->unused = u;
+    want_deleted(cl, h);
     return false;
 }
 
 void classic_member_gone(struct classic *cl, const char *address)
 {
+    for (struct home_ent *h = cl->homes; h; h = h->hh.next)
+        if (strcmp(h->home, address) == 0)
+            want_deleted(cl, h);
+}
+
+void classic_deleting(struct classic *cl, const char *vhost, struct queue *q)
+{
+    if (!cl || !cl->node || !queue_settings(q)->exclusive || queue_owner(q) == cluster_foreign_owner())
+        return;
+    struct home_ent *h = find_home(cl, vhost, queue_name(q));
+    if (h && strcmp(h->home, cl->self) == 0)
+        want_deleted(cl, h); /* its connection's node: the copies elsewhere go too */
+}
+
+void classic_caught_up(struct classic *cl)
+{
+    /* Homed here and no longer here, or here only as a copy: an exclusive queue of this node's
+     * earlier run (its connection died with it), or a queue lost without the log. */
     for (struct home_ent *h = cl->homes; h; h = h->hh.next) {
-        if (strcmp(h->home, address) != 0)
+        if (strcmp(h->home, cl->self) != 0)
             continue;
-        struct unused *u = malloc(sizeof *u + h->key_len);
-        if (!u) {
-            log_error("cluster: out of memory: queue '%s' of removed node %s not deleted", h->key + strlen(h->key) + 1,
-                      address);
-            continue;
-        }
-        u->key_len = h->key_len;
-        memcpy(u->key, h->key, h->key_len);
-        u->next = cl->unused;
-        cl->unused = u;
+        size_t vlen = strlen(h->key);
+        struct vhost *v = vhost_named(cl, h->key);
+        struct queue *q = v ? vhost_queue_find(v, (struct proto_bytes){(const uint8_t *)h->key + vlen + 1,
+                                                                         (uint32_t)(h->key_len - vlen - 1)})
+                            : NULL;
+        if (!q || queue_owner(q) == cluster_foreign_owner())
+            want_deleted(cl, h);
     }
 }
 
@@ -874,9 +900,9 @@ static struct queue *home_queue(struct classic *cl, const char *vhost, struct pr
 {
     struct vhost *v = vhost_named(cl, vhost);
     struct queue *q = v ? vhost_queue_find(v, name) : NULL;
-    if (!q || queue_kind(q)->raft_group || queue_elsewhere(q) || queue_settings(q)->exclusive)
+    if (!q || queue_kind(q)->raft_group || queue_elsewhere(q))
         return NULL;
-    return q;
+    return q; /* an exclusive one too: publishes reach it from every node */
 }
 
 static void home_enqueue(struct classic *cl, const char *from, const char *vhost, struct proto_bytes args,

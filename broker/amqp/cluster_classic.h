@@ -67,6 +67,13 @@ bool classic_self_delete(struct classic *cl, const char *vhost, struct proto_byt
  * failed since, or no answer within PROBE_MS: stopped, or paused); the call after a verdict pings
  * again. */
 int classic_probe(struct classic *cl, const char *address);
+/* q (of vhost) is being deleted here: when it is an exclusive queue of a connection of this node
+ * (its home), its copies on the other nodes go too (a queue.delete is proposed). */
+void classic_deleting(struct classic *cl, const char *vhost, struct queue *q);
+/* This node caught up with the log after its start: the queues homed here that it no longer
+ * holds (an exclusive queue of its earlier run, whose connection died with it) are deleted
+ * everywhere. */
+void classic_caught_up(struct classic *cl);
 /* The member at address is being removed for good (forget_cluster_node): the queues it is the
  * home of are deleted through the log, as RabbitMQ forgets a removed node's durable queues. */
 void classic_member_gone(struct classic *cl, const char *address);

@@ -956,6 +956,24 @@ bool cluster_queues_pressured(const struct cluster_queues *cq, const struct vhos
     return home && cluster_node_peer_backlog(cq->node, home) > bound;
 }
 
+void cluster_queues_deleting(struct cluster_queues *cq, struct vhost *vhost, struct queue *q)
+{
+    if (cq)
+        classic_deleting(cq->classic, vhost_name(vhost), q);
+}
+
+void cluster_queues_caught_up(struct cluster_queues *cq)
+{
+    if (cq)
+        classic_caught_up(cq->classic);
+}
+
+void *cluster_foreign_owner(void)
+{
+    static char owner;
+    return &owner;
+}
+
 const char *cluster_queues_node_name(const struct cluster_queues *cq)
 {
     return cq ? cq->node_name : "";

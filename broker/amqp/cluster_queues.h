@@ -91,6 +91,11 @@ void cluster_queues_flush(struct cluster_queues *cq);
  * Policies do not change a replicated queue's limits. */
 void cluster_queues_declared(struct cluster_queues *cq, struct vhost *vhost, struct proto_bytes name,
                              struct proto_bytes arguments, struct proto_bytes home);
+/* q is being deleted on this node, however (vhost.h's queue_deleting): an exclusive queue homed
+ * here has its copies on the other nodes deleted too (cluster_classic.h). */
+void cluster_queues_deleting(struct cluster_queues *cq, struct vhost *vhost, struct queue *q);
+/* This node caught up with the cluster after it started (server.c). */
+void cluster_queues_caught_up(struct cluster_queues *cq);
 /* A queue.delete was applied (or replayed): the queue's state goes, and this node's consumers
  * of it are cancelled (basic.cancel to clients that take it). */
 void cluster_queues_deleted(struct cluster_queues *cq, const char *vhost, struct proto_bytes name);
@@ -105,6 +110,11 @@ int cluster_queues_export(const struct cluster_queues *cq, struct table_buf *out
 /* Replaces every queue's state with what cluster_queues_export wrote (untrusted): 0, or -1 and
  * nothing changed. Local consumers of queues that are gone are cancelled. */
 int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state);
+
+/* The owner of the copies of exclusive queues whose connection is on another node: no local
+ * connection is it, so every local use but a publish is refused (405 RESOURCE_LOCKED, as
+ * RabbitMQ refuses another connection's exclusive queue), and publishes go to the queue's home. */
+void *cluster_foreign_owner(void);
 
 /* ---- the channel side ---- */
 

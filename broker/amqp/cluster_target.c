@@ -77,6 +77,14 @@ static int apply_queue(struct actor *who, struct vhost *vhost, struct proto_byte
         /* An empty name would make the model invent one, differently on every node. */
         if (f->bad || d.name.len == 0)
             return malformed(err, op);
+        if (cluster_get_bool(f, "exclusive")) {
+            /* An exclusive queue of a connection on its home (cluster_classic.h): the home has it
+             * already; elsewhere a copy owned by nobody here routes publishes to it. */
+            if (vhost_queue_find(vhost, d.name))
+                return 0;
+            d.exclusive = true;
+            d.owner = cluster_foreign_owner();
+        }
         return declare_queue_as(who, vhost, &d, &q, err);
     }
     if (proto_bytes_is(op, "queue.delete")) {
@@ -84,7 +92,10 @@ static int apply_queue(struct actor *who, struct vhost *vhost, struct proto_byte
         uint32_t count = 0;
         if (f->bad)
             return malformed(err, op);
-        if (delete_queue_as(who, vhost, name, NULL, false, false, &count, err) != 0)
+        struct queue *q = vhost_queue_find(vhost, name);
+        /* the queue's own owner: an exclusive one goes too (its copy on another node, or the home's
+         * after a restart); the trusted actor checks nothing else */
+        if (delete_queue_as(who, vhost, name, q ? queue_owner(q) : NULL, false, false, &count, err) != 0)
             return -1;
         snprintf(out->text, sizeof out->text, "%u", count);
         return 0;
@@ -94,7 +105,8 @@ static int apply_queue(struct actor *who, struct vhost *vhost, struct proto_byte
     struct proto_bytes key = cluster_get_string(f, "routing_key"), arguments = cluster_get_table(f, "arguments");
     if (f->bad || queue.len == 0)
         return malformed(err, op);
-    return bind_as(who, vhost, false, queue, exchange, key, arguments, NULL, unbind, err);
+    struct queue *q = vhost_queue_find(vhost, queue); /* an exclusive one's binding goes as its owner's */
+    return bind_as(who, vhost, false, queue, exchange, key, arguments, q ? queue_owner(q) : NULL, unbind, err);
 }
 
 /* access.set: the access database as a whole. */

@@ -257,13 +257,38 @@ int channel_queue_method(struct channel *ch, const struct spec_method *m, struct
     return channel_queue_method_here(ch, m, err);
 }
 
+int channel_queue_declare_here(struct channel *ch, const struct spec_queue_declare *a, struct queue **out,
+                               struct reply_error *err)
+{
+    struct queue_declare d = queue_declare_from(a, ch->conn);
+    char generated[VHOST_GENERATED_NAME_LEN + 1];
+    if (!a->passive && a->queue.len == 0) {
+        /* RabbitMQ names the queue first (if its type allows) and checks configure on that name. */
+        if (queue_settings_check_name(a->arguments, true, err) != 0)
+            return -1;
+        if (vhost_queue_generate_name(ch->vhost, generated) != 0)
+            return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_QUEUE_DECLARE, "no randomness for a queue name");
+        d.name = (struct proto_bytes){(const uint8_t *)generated, VHOST_GENERATED_NAME_LEN};
+        d.server_named = true;
+    }
+    struct actor who = channel_actor(ch);
+    struct channel_names *names = channel_names(ch); /* before the declare: no undo after */
+    if (!names)
+        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_QUEUE_DECLARE, "out of memory");
+    if (declare_queue_as(&who, ch->vhost, &d, out, err) != 0)
+        return -1;
+    struct proto_bytes name = queue_name(*out);
+    memcpy(names->last_queue, name.ptr, name.len);
+    ch->last_queue_len = (uint8_t)name.len;
+    return 0;
+}
+
 int channel_queue_method_here(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
     void *owner = ch->conn;
     switch (m->id) {
     case SPEC_QUEUE_DECLARE: {
         const struct spec_queue_declare *a = &m->args.queue_declare;
-        struct queue_declare d = queue_declare_from(a, owner);
         if (a->passive && direct_reply_is_queue(a->queue)) {
             /* RabbitMQ answers a passive declare of the direct reply-to pseudo-queue, which
              * exists nowhere, as if it were an empty queue without consumers. */
@@ -274,25 +299,8 @@ int channel_queue_method_here(struct channel *ch, const struct spec_method *m, s
             return channel_send(ch, &ok) == 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
         }
         struct queue *q;
-        char generated[VHOST_GENERATED_NAME_LEN + 1];
-        if (!a->passive && a->queue.len == 0) {
-            /* RabbitMQ names the queue first (if its type allows) and checks configure on that name. */
-            if (queue_settings_check_name(a->arguments, true, err) != 0)
-                return -1;
-            if (vhost_queue_generate_name(ch->vhost, generated) != 0)
-                return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "no randomness for a queue name");
-            d.name = (struct proto_bytes){(const uint8_t *)generated, VHOST_GENERATED_NAME_LEN};
-            d.server_named = true;
-        }
-        struct actor who = channel_actor(ch);
-        struct channel_names *names = channel_names(ch); /* before the declare: no undo after */
-        if (!names)
-            return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
-        if (declare_queue_as(&who, ch->vhost, &d, &q, err) != 0)
+        if (channel_queue_declare_here(ch, a, &q, err) != 0)
             return -1;
-        struct proto_bytes name = queue_name(q);
-        memcpy(names->last_queue, name.ptr, name.len);
-        ch->last_queue_len = (uint8_t)name.len;
         if (a->no_wait)
             return 0;
         struct spec_method ok = {.id = SPEC_QUEUE_DECLARE_OK};

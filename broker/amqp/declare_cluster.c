@@ -352,6 +352,69 @@ static bool local_queue(struct channel *ch, struct proto_bytes name)
     return q && queue_settings(q)->exclusive;
 }
 
+/* An exclusive queue lives with its connection, on this node (its home), as without a cluster;
+ * its declare and bindings are made here, then proposed, and answered once every member applied
+ * them, as any declare: their copies (owned by no connection of theirs: cluster_foreign_owner)
+ * route publishes to it when the -ok returns (cluster_classic.h). Its deletion is told by the
+ * home when it goes (cluster_queues_deleting). 0, or -1 with err. */
+static int exclusive_here(struct channel *ch, const struct spec_method *m, struct proto_bytes name,
+                          struct reply_error *err)
+{
+    struct server *server = connection_server(ch->conn);
+    struct cluster_call *call;
+    struct table_buf args = {0};
+    int enc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) |
+              table_buf_put_bool(&args, "exclusive", true);
+    if (m->id == SPEC_QUEUE_DECLARE) {
+        const struct spec_queue_declare *a = &m->args.queue_declare;
+        bool existed = name.len && vhost_queue_find(ch->vhost, name);
+        struct queue *q;
+        if (channel_queue_declare_here(ch, a, &q, err) != 0) {
+            table_buf_free(&args);
+            return -1;
+        }
+        call = new_call(m->id, a->no_wait);
+        if (!call) {
+            table_buf_free(&args);
+            return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+        }
+        struct proto_bytes declared = queue_name(q);
+        memcpy(call->name, declared.ptr, declared.len);
+        call->name_len = (uint8_t)declared.len;
+        if (existed) { /* a redeclare: the others know it already */
+            table_buf_free(&args);
+            struct meta_result done = {0};
+            int rc = send_ok(ch, call, &done, err);
+            free(call);
+            return rc;
+        }
+        enc |= put_string(&args, "name", declared) | table_buf_put_bool(&args, "durable", a->durable) |
+               table_buf_put_bool(&args, "auto_delete", a->auto_delete) | put_table(&args, "arguments", a->arguments) |
+               table_buf_put_bool(&args, "server_named", a->queue.len == 0) |
+               put_string(&args, "home", proto_bytes_of(cluster_queues_node_name(server_cluster_queues(server))));
+        return propose(ch, "queue.declare", &args, call, enc, err);
+    }
+    bool unbind = m->id == SPEC_QUEUE_UNBIND;
+    const struct spec_queue_bind *a = &m->args.queue_bind;
+    const struct spec_queue_unbind *u = &m->args.queue_unbind;
+    struct proto_bytes exchange = unbind ? u->exchange : a->exchange, key = unbind ? u->routing_key : a->routing_key;
+    struct proto_bytes arguments = unbind ? u->arguments : a->arguments;
+    struct actor who = channel_actor(ch);
+    if (bind_as(&who, ch->vhost, false, name, exchange, key, arguments, ch->conn, unbind, err) != 0) {
+        table_buf_free(&args);
+        return -1; /* e.g. another node's exclusive queue here: 405 RESOURCE_LOCKED */
+    }
+    call = new_call(m->id, unbind ? false : a->no_wait);
+    if (!call) {
+        table_buf_free(&args);
+        return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
+    }
+    enc |= put_string(&args, "queue", name) | put_string(&args, "exchange", exchange) |
+           put_string(&args, "routing_key", key) | put_table(&args, "arguments", arguments);
+    (void)server;
+    return propose(ch, unbind ? "queue.unbind" : "queue.bind", &args, call, enc, err);
+}
+
 static int propose_queue_declare(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
     const struct spec_queue_declare *a = &m->args.queue_declare;
@@ -362,7 +425,7 @@ static int propose_queue_declare(struct channel *ch, const struct spec_method *m
         return local_queue(ch, name) ? 1 : propose_barrier(ch, m->id, name, a->no_wait, err);
     }
     if (a->exclusive)
-        return 1;
+        return exclusive_here(ch, m, a->queue, err);
     struct queue_declare d = queue_declare_from(a, ch->conn); /* neither passive nor exclusive here */
     struct cluster_call *call = new_call(m->id, a->no_wait);
     if (!call)
@@ -441,7 +504,7 @@ static int propose_queue_bind(struct channel *ch, const struct spec_method *m, s
     if (channel_expand_queue_name(ch, &queue, m->id, err) != 0)
         return -1;
     if (local_queue(ch, queue))
-        return 1;
+        return exclusive_here(ch, m, queue, err);
     struct actor who = channel_actor(ch);
     if (bind_allowed(&who, false, queue, exchange, unbind, err) != 0)
         return -1;

@@ -76,6 +76,7 @@ static void catch_up_done(void *arg, const struct meta_result *result)
     }
     log_info("cluster: caught up with the cluster; serving AMQP");
     server->catching_up = false;
+    cluster_queues_caught_up(server->replicas);
     while (server->held) {
         struct held_connection *h = server->held;
         server->held = h->next;

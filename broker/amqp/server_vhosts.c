@@ -30,8 +30,13 @@
 
 static void hook_queue_deleting(void *ctx, struct queue *queue)
 {
-    (void)ctx;
     queue_cancel_consumers(queue); /* a channel's (consume.c), or another node's (cluster_classic.c) */
+#ifdef WARREN_HAVE_CLUSTER
+    struct vhost_entry *e = ctx;
+    cluster_queues_deleting(e->server->replicas, e->vhost, queue);
+#else
+    (void)ctx;
+#endif
 }
 
 /* In a cluster a queue's definition is every node's: cluster_queues decides (vhost.h). */

@@ -378,19 +378,32 @@ class ClusterClassicQueues(unittest.TestCase):
         self.cluster.leader()
         self.assertEqual(depth(a, "cc.tx"), 20)
 
-    def test_an_exclusive_queue_stays_with_its_connection(self):
-        a, b, _c = self.cluster.nodes
+    def test_an_exclusive_queue_takes_publishes_from_every_node_and_goes_with_its_connection(self):
+        a, b, c = self.cluster.nodes
+        # RPC: the client's exclusive, server-named reply queue on node a; the server on node b.
         ca, cha = channel_on(a)
-        name = cha.queue_declare("", exclusive=True).method.queue
-        cha.basic_publish("", name, b"mine")
+        reply_to = cha.queue_declare("", exclusive=True).method.queue
+        cha.exchange_declare("cc.logs", "fanout")
+        cha.queue_bind(reply_to, "cc.logs")
         cb, chb = channel_on(b)
-        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
-            chb.queue_declare(name, passive=True)
-        self.assertEqual(ctx.exception.reply_code, 404)
+        chb.confirm_delivery()
+        chb.basic_publish("", reply_to, b"the answer")  # default exchange, by name
+        cc, chc = channel_on(c)
+        chc.confirm_delivery()
+        chc.basic_publish("cc.logs", "", b"a log line")  # through its binding
+        got = drain(cha, reply_to, 2)
+        self.assertEqual(sorted(body for body, _ in got), [b"a log line", b"the answer"])
+        # Another node's clients may not use it, as RabbitMQ refuses another connection's.
+        for channel, use in ((chb, lambda ch: ch.basic_consume(reply_to, lambda *args: None)),
+                             (chc, lambda ch: ch.queue_declare(reply_to, passive=True))):
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+                use(channel)
+            self.assertEqual(ctx.exception.reply_code, 405)
         cb.close()
-        self.assertEqual(cha.basic_get(name, auto_ack=True)[2], b"mine")
+        cc.close()
+        # Its connection gone, it goes from every node.
         ca.close()
-
+        self.assertTrue(self.gone_everywhere(reply_to), "the exclusive queue stayed somewhere")
 
 if __name__ == "__main__":
     unittest.main()
