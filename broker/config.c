@@ -26,6 +26,8 @@ static const char usage[] =
     "                     longest log, everything stopped) as a cluster of these members; once\n"
     "  --KEY VALUE        any configuration-file key, e.g. --queue_ram_messages 1000\n";
 
+#define RECOVER_OPTION "--cluster_recover" /* command line only */
+
 static int parse_uint(const char *key, const char *text, unsigned long long max, unsigned long long *out)
 {
     char *end;
@@ -199,14 +201,6 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
         cfg->server.cluster.port = (uint16_t)v;
     } else if (strcmp(key, "cluster_peers") == 0) {
         cfg->server.cluster.peers = *value ? value : NULL;
-    } else if (strcmp(key, "cluster_recover") == 0) {
-        /* Rewrites the cluster's configuration in the log: safe once, on one stopped survivor
-         * (docs/cluster.md), never at every start, so never from the file. */
-        if (owned) {
-            fprintf(stderr, "warren: cluster_recover is given on the command line, once, never in a file\n");
-            return -1;
-        }
-        cfg->server.cluster.recover = *value ? value : NULL;
     } else if (strcmp(key, "cluster_address") == 0) {
         cfg->server.cluster.address = *value ? value : NULL;
     } else if (strcmp(key, "cluster_secret_file") == 0) {
@@ -270,7 +264,14 @@ static int read_file(struct config *cfg, const char *path)
             break;
         }
         *eq = '\0';
-        rc = apply(cfg, trim(text), trim(eq + 1), 1);
+        const char *name = trim(text);
+        if (strcmp(name, RECOVER_OPTION + 2) == 0) {
+            fprintf(stderr, "warren: %s:%d: cluster_recover is given on the command line, once, never in a file\n",
+                    path, lineno);
+            rc = -1;
+            break;
+        }
+        rc = apply(cfg, name, trim(eq + 1), 1);
         if (rc)
             fprintf(stderr, "warren: in %s line %d\n", path, lineno);
     }
@@ -304,6 +305,12 @@ int config_parse(struct config *cfg, int argc, char **argv)
         const char *value = argv[++i];
         if (strcmp(arg, "--config") == 0)
             continue;
+        if (strcmp(arg, RECOVER_OPTION) == 0) {
+            /* Rewrites the cluster's configuration in the log: safe once, on one stopped
+             * survivor (docs/cluster.md), never at every start: not a setting of the file. */
+            cfg->server.cluster.recover = *value ? value : NULL;
+            continue;
+        }
         if (apply(cfg, arg + 2, value, 0) != 0)
             return -1;
     }
