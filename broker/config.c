@@ -26,7 +26,7 @@ static const char usage[] =
     "                     longest log, everything stopped) as a cluster of these members; once\n"
     "  --KEY VALUE        any configuration-file key, e.g. --queue_ram_messages 1000\n";
 
-#define RECOVER_OPTION "--cluster_recover" /* command line only */
+#define RECOVER_KEY "cluster_recover" /* command line only: --cluster_recover */
 
 static int parse_uint(const char *key, const char *text, unsigned long long max, unsigned long long *out)
 {
@@ -265,7 +265,7 @@ static int read_file(struct config *cfg, const char *path)
         }
         *eq = '\0';
         const char *name = trim(text);
-        if (strcmp(name, RECOVER_OPTION + 2) == 0) {
+        if (strcmp(name, RECOVER_KEY) == 0) {
             fprintf(stderr, "warren: %s:%d: cluster_recover is given on the command line, once, never in a file\n",
                     path, lineno);
             rc = -1;
@@ -305,7 +305,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         const char *value = argv[++i];
         if (strcmp(arg, "--config") == 0)
             continue;
-        if (strcmp(arg, RECOVER_OPTION) == 0) {
+        if (strncmp(arg, "--", 2) == 0 && strcmp(arg + 2, RECOVER_KEY) == 0) {
             /* Rewrites the cluster's configuration in the log: safe once, on one stopped
              * survivor (docs/cluster.md), never at every start: not a setting of the file. */
             cfg->server.cluster.recover = *value ? value : NULL;

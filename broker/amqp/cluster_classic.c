@@ -15,6 +15,7 @@
 #include "cluster_members.h"
 #include "cluster_node.h"
 #include "consume_internal.h"
+#include "direct_reply.h"
 #include "event_loop.h"
 #include "log.h"
 #include "message.h"
@@ -1273,6 +1274,63 @@ static void probe_note(struct classic *cl, const char *address, bool answered)
         }
 }
 
+/* ---- direct reply-to across nodes ---- */
+
+/* A member's tag in reply addresses: the low 32 bits of its id, in hex. */
+static void node_tag_of(const char *address, char out[DIRECT_REPLY_NODE_TAG_LEN + 1])
+{
+    snprintf(out, DIRECT_REPLY_NODE_TAG_LEN + 1, "%08x", (unsigned)(cluster_member_id(address) & 0xffffffffu));
+}
+
+/* A reply addressed to another node's requester: sent there as "direct". */
+static bool forward_direct(void *ctx, const char *tag, const struct vhost *vhost, struct message *msg)
+{
+    struct classic *cl = ctx;
+    struct cluster_status *st = malloc(sizeof *st);
+    if (!st || !cl->node) {
+        free(st);
+        return false;
+    }
+    cluster_node_status(cl->node, st);
+    bool sent = false;
+    for (size_t i = 0; i < st->member_count && !sent; i++) {
+        char t[DIRECT_REPLY_NODE_TAG_LEN + 1];
+        node_tag_of(st->members[i].address, t);
+        if (strcmp(t, tag) != 0 || st->members[i].self)
+            continue;
+        size_t size = message_serialize(msg, NULL, 0);
+        uint8_t *content = size < UINT32_MAX - 4096 ? malloc(size ? size : 1) : NULL;
+        struct table_buf a = {0};
+        if (content) {
+            message_serialize(msg, content, size);
+            struct table_value v = {.type = TABLE_BYTES};
+            v.v.bytes = (struct proto_bytes){content, (uint32_t)size};
+            sent = (table_buf_put_string(&a, "vhost", proto_bytes_of(vhost_name(vhost))) |
+                    table_buf_put_field(&a, "content", 7, &v)) == 0 &&
+                   send_to(cl, st->members[i].address, "direct", &a) == 0;
+        }
+        free(content);
+        table_buf_free(&a);
+    }
+    free(st);
+    return sent;
+}
+
+/* Another node carried a reply to a requester of this node. */
+static void on_direct(struct classic *cl, struct proto_bytes args)
+{
+    char vhost[NAME_MAX_LEN + 1];
+    struct table_value content;
+    if (!get_str(args, "vhost", vhost, sizeof vhost) || table_find(args, "content", &content) != 1 ||
+        content.type != TABLE_BYTES)
+        return;
+    struct vhost *v = vhost_named(cl, vhost);
+    struct message *msg = v ? message_deserialize(0, content.v.bytes.ptr, content.v.bytes.len) : NULL;
+    if (msg && direct_reply_deliver(v, msg) != 1)
+        log_debug("cluster: a direct reply from another node found no requester here (gone)");
+    message_release(msg);
+}
+
 /* Logs a broken link once, not at every failed dial while the peer stays away. */
 static void report_lost(struct classic *cl, const char *peer)
 {
@@ -1320,6 +1378,8 @@ static void handle(struct classic *cl, const struct inbox *m)
         on_cancelled(cl, cmd.args);
     else if (strcmp(op, "depths") == 0)
         send_depths(cl, m->from);
+    else if (strcmp(op, "direct") == 0)
+        on_direct(cl, cmd.args);
     else if (strcmp(op, "ping") == 0)
         send_to(cl, m->from, "pong", &(struct table_buf){0});
     else if (strcmp(op, "pong") == 0)
@@ -1440,6 +1500,7 @@ void classic_start(struct classic *cl, struct cluster_node *node, const char *se
         return;
     cl->node = node;
     if (!node) {
+        direct_reply_set_node(NULL, NULL, NULL);
         struct rcall *c, *ctmp;
         HASH_ITER(hh, cl->calls, c, ctmp) {
             complete(cl, c, -ECANCELED, "the node stops");
@@ -1448,6 +1509,9 @@ void classic_start(struct classic *cl, struct cluster_node *node, const char *se
     }
     snprintf(cl->self, sizeof cl->self, "%s", self);
     cluster_node_on_peers(node, on_message, on_lost, cl);
+    char tag[DIRECT_REPLY_NODE_TAG_LEN + 1];
+    node_tag_of(self, tag);
+    direct_reply_set_node(tag, forward_direct, cl);
     for (struct home_ent *h = cl->homes; h; h = h->hh.next)
         mark_model(cl, h); /* the homes were rebuilt before this node knew its own name */
 }

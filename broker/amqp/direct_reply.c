@@ -29,6 +29,18 @@ struct reply_slot {
 /* Keys of channels consuming replies, in every vhost (the broker has one loop). */
 static struct reply_slot *reply_slots;
 
+/* A cluster's node: the tag in its addresses, and where replies to other tags go. */
+static char node_tag[DIRECT_REPLY_NODE_TAG_LEN + 1];
+static direct_reply_forward_fn forward_reply;
+static void *forward_ctx;
+
+void direct_reply_set_node(const char *tag, direct_reply_forward_fn forward, void *ctx)
+{
+    snprintf(node_tag, sizeof node_tag, "%s", tag ? tag : "");
+    forward_reply = tag ? forward : NULL;
+    forward_ctx = ctx;
+}
+
 static bool is_pseudo_queue(struct proto_bytes b)
 {
     return b.len == PSEUDO_LEN && memcmp(b.ptr, PSEUDO_QUEUE, PSEUDO_LEN) == 0;
@@ -107,8 +119,9 @@ int direct_reply_rewrite(struct channel *ch, struct spec_content_header *h, uint
         return 0;
     if (!ch->reply_slot)
         return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH, "fast reply consumer does not exist");
-    char reply_to[PSEUDO_LEN + 1 + sizeof ch->reply_slot->key];
-    int n = snprintf(reply_to, sizeof reply_to, PSEUDO_QUEUE ".%s", ch->reply_slot->key);
+    char reply_to[PSEUDO_LEN + 1 + sizeof node_tag + sizeof ch->reply_slot->key];
+    int n = node_tag[0] ? snprintf(reply_to, sizeof reply_to, PSEUDO_QUEUE ".%s.%s", node_tag, ch->reply_slot->key)
+                        : snprintf(reply_to, sizeof reply_to, PSEUDO_QUEUE ".%s", ch->reply_slot->key);
     h->props.reply_to = (struct proto_bytes){(const uint8_t *)reply_to, (uint32_t)n};
     long len = spec_content_header_encode(h, buf, cap);
     if (len < 0)
@@ -123,10 +136,25 @@ int direct_reply_deliver(const struct vhost *vhost, struct message *msg)
     if (msg->exchange.len != 0 || key.len <= PSEUDO_LEN + 1 || memcmp(key.ptr, PSEUDO_QUEUE ".", PSEUDO_LEN + 1) != 0)
         return -1;
     char name[sizeof ((struct reply_slot *)0)->key];
+    const uint8_t *at = key.ptr + PSEUDO_LEN + 1;
     size_t len = key.len - PSEUDO_LEN - 1;
+    const uint8_t *dot = memchr(at, '.', len);
+    if (dot) { /* "<tag>.<key>": a cluster node's address */
+        size_t tag_len = (size_t)(dot - at);
+        if (tag_len != DIRECT_REPLY_NODE_TAG_LEN)
+            return 0;
+        if (!node_tag[0] || memcmp(at, node_tag, tag_len) != 0) {
+            char tag[DIRECT_REPLY_NODE_TAG_LEN + 1];
+            memcpy(tag, at, tag_len);
+            tag[tag_len] = '\0';
+            return forward_reply && forward_reply(forward_ctx, tag, vhost, msg) ? 1 : 0;
+        }
+        len -= tag_len + 1;
+        at = dot + 1;
+    }
     if (len >= sizeof name)
         return 0;
-    memcpy(name, key.ptr + PSEUDO_LEN + 1, len);
+    memcpy(name, at, len);
     name[len] = '\0';
     struct reply_slot *slot;
     HASH_FIND_STR(reply_slots, name, slot);

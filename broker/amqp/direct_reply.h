@@ -38,4 +38,12 @@ int direct_reply_rewrite(struct channel *ch, struct spec_content_header *h, uint
  * requester in another vhost is unknown: unroutable), -1 when msg is not a direct reply. */
 int direct_reply_deliver(const struct vhost *vhost, struct message *msg);
 
+/* In a cluster: this node's tag (8 hex digits, DIRECT_REPLY_NODE_TAG_LEN), written into the
+ * reply addresses it hands out ("amq.rabbitmq.reply-to.<tag>.<key>"), and the function that
+ * carries a reply addressed to another node's tag there (returns true when it took msg: the
+ * publish counts as routed). NULL tag: a node alone, addresses without a tag. */
+#define DIRECT_REPLY_NODE_TAG_LEN 8
+typedef bool (*direct_reply_forward_fn)(void *ctx, const char *tag, const struct vhost *vhost, struct message *msg);
+void direct_reply_set_node(const char *tag, direct_reply_forward_fn forward, void *ctx);
+
 #endif

@@ -378,6 +378,29 @@ class ClusterClassicQueues(unittest.TestCase):
         self.cluster.leader()
         self.assertEqual(depth(a, "cc.tx"), 20)
 
+    def test_direct_reply_to_across_nodes(self):
+        a, b, _c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.queue_declare("cc.rpc", durable=True)
+        replies = []
+        cha.basic_consume("amq.rabbitmq.reply-to", lambda ch, m, p, body: replies.append(body), auto_ack=True)
+        cha.basic_publish("", "cc.rpc", b"question", pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+        # The server, on node b, answers to the address the request carries (it names node a).
+        cb, chb = channel_on(b)
+        method, props, body = None, None, None
+        deadline = time.monotonic() + 10
+        while method is None and time.monotonic() < deadline:
+            method, props, body = chb.basic_get("cc.rpc", auto_ack=True)
+        self.assertEqual(body, b"question")
+        self.assertRegex(props.reply_to, r"^amq\.rabbitmq\.reply-to\.[0-9a-f]{8}\.[A-Za-z0-9_-]+$")
+        chb.basic_publish("", props.reply_to, b"answer")
+        cb.close()
+        deadline = time.monotonic() + 10
+        while not replies and time.monotonic() < deadline:
+            ca.process_data_events(time_limit=0.1)
+        ca.close()
+        self.assertEqual(replies, [b"answer"])
+
     def test_an_exclusive_queue_takes_publishes_from_every_node_and_goes_with_its_connection(self):
         a, b, c = self.cluster.nodes
         # RPC: the client's exclusive, server-named reply queue on node a; the server on node b.
