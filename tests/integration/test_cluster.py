@@ -47,6 +47,17 @@ def _cluster_built():
     return b"cluster_port" in out.stdout + out.stderr
 
 
+def distinct_ports(n, taken=()):
+    """n free ports, none twice and none in taken: free_port can give a port it gave before (it
+    is free again once probed), and two members on one port cannot start (a CI run saw it)."""
+    ports = []
+    while len(ports) < n:
+        port = harness.free_port()
+        if port not in ports and port not in taken:
+            ports.append(port)
+    return ports
+
+
 class Cluster:
     """Three nodes on loopback: distinct AMQP and cluster ports, one peers list."""
 
@@ -56,14 +67,14 @@ class Cluster:
         cluster (cluster_proxy.py). cluster_ports are the advertised ports either way. host: how
         cluster_peers names the machine (a host name is resolved by the nodes)."""
         self.host = host
-        self.cluster_ports = [harness.free_port() for _ in range(size)]
+        self.cluster_ports = distinct_ports(size)
         peers = ",".join("%s:%d" % (host, p) for p in self.cluster_ports)
         self.proxy = None
         listen_ports = self.cluster_ports
         if partitionable:
             import cluster_proxy
 
-            listen_ports = [harness.free_port() for _ in range(size)]
+            listen_ports = distinct_ports(size, taken=self.cluster_ports)
             self.proxy = cluster_proxy.PartitionProxy(
                 {"127.0.0.1:%d" % a: real for a, real in zip(self.cluster_ports, listen_ports)})
         self.nodes = []
@@ -552,7 +563,7 @@ class ClusterHostNames(unittest.TestCase):
         cluster.leader()
 
     def test_a_member_whose_name_does_not_resolve_does_not_stop_the_others(self):
-        ports = [harness.free_port() for _ in range(3)]
+        ports = distinct_ports(3)
         peers = "127.0.0.1:%d,127.0.0.1:%d,no-such-member.invalid:%d" % tuple(ports)
         nodes = [RestartableBroker(extra_args=[
             "--node_name", "n%d" % (i + 1), "--cluster_port", str(ports[i]), "--cluster_peers", peers,

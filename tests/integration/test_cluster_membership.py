@@ -28,7 +28,7 @@ import unittest
 import pika
 
 import harness
-from test_cluster import ELECTION_MS, Cluster, _cluster_built, channel_on
+from test_cluster import ELECTION_MS, Cluster, _cluster_built, channel_on, distinct_ports
 from test_cluster_quorum import QQ, depth, drain, publish_confirmed
 from test_durability import RestartableBroker
 from test_warrenctl import warrenctl_path
@@ -94,7 +94,7 @@ class ClusterMembership(unittest.TestCase):
 
     def start_joiner(self):
         """A fourth node whose cluster_peers lists the three founders, not itself."""
-        port = harness.free_port()
+        port = distinct_ports(1, taken=self.cluster.cluster_ports)[0]
         address = "127.0.0.1:%d" % port
         node = RestartableBroker(extra_args=[
             "--node_name", "n4",
