@@ -160,12 +160,26 @@ static struct vhost *vhost_named(const struct classic *cl, const char *name)
     return e ? e->vhost : NULL;
 }
 
+/* The model's queue vhost/name, or NULL. */
+static struct queue *model_queue(const struct classic *cl, const char *vhost, struct proto_bytes name)
+{
+    struct vhost *v = vhost_named(cl, vhost);
+    return v ? vhost_queue_find(v, name) : NULL;
+}
+
 static size_t home_key(char *out, const char *vhost, struct proto_bytes name)
 {
     size_t n = strlen(vhost);
     memcpy(out, vhost, n + 1);
     memcpy(out + n + 1, name.ptr, name.len);
     return n + 1 + name.len;
+}
+
+/* The queue name of a key home_key wrote (its vhost is the key itself, up to the NUL). */
+static struct proto_bytes key_name(const char *key, size_t key_len)
+{
+    size_t vlen = strlen(key);
+    return (struct proto_bytes){(const uint8_t *)key + vlen + 1, (uint32_t)(key_len - vlen - 1)};
 }
 
 static struct home_ent *find_home(const struct classic *cl, const char *vhost, struct proto_bytes name)
@@ -212,15 +226,12 @@ static bool get_u64(struct proto_bytes args, const char *key, uint64_t *out)
 /* Marks the model's queue of h as living elsewhere, or not. */
 static void mark_model(struct classic *cl, const struct home_ent *h)
 {
-    const char *vhost = h->key;
-    struct proto_bytes name = {(const uint8_t *)h->key + strlen(vhost) + 1, (uint32_t)(h->key_len - strlen(vhost) - 1)};
-    struct vhost *v = vhost_named(cl, vhost);
-    struct queue *q = v ? vhost_queue_find(v, name) : NULL;
+    struct queue *q = model_queue(cl, h->key, key_name(h->key, h->key_len));
     if (q && !queue_kind(q)->raft_group)
         queue_set_elsewhere(q, strcmp(h->home, cl->self) != 0);
 }
 
-static struct home_ent *add_home(struct classic *cl, struct home_ent **set, const char *vhost, struct proto_bytes name,
+static struct home_ent *add_home(struct home_ent **set, const char *vhost, struct proto_bytes name,
                                  struct proto_bytes home)
 {
     if (strlen(vhost) > NAME_MAX_LEN || name.len == 0 || name.len > NAME_MAX_LEN || home.len == 0 ||
@@ -235,7 +246,6 @@ static struct home_ent *add_home(struct classic *cl, struct home_ent **set, cons
     h->key_len = home_key(h->key, vhost, name);
     memcpy(h->home, home.ptr, home.len);
     HASH_ADD(hh, *set, key, h->key_len, h);
-    (void)cl;
     return h;
 }
 
@@ -245,11 +255,10 @@ void classic_declared(struct classic *cl, const char *vhost, struct proto_bytes 
         return;
     struct home_ent *h = find_home(cl, vhost, name);
     if (!h) {
-        struct vhost *v = vhost_named(cl, vhost);
-        struct queue *q = v ? vhost_queue_find(v, name) : NULL;
+        struct queue *q = model_queue(cl, vhost, name);
         if (!q || queue_kind(q)->raft_group)
             return; /* refused, or not a classic queue: nothing to place */
-        h = add_home(cl, &cl->homes, vhost, name, home);
+        h = add_home(&cl->homes, vhost, name, home);
     }
     if (h)
         mark_model(cl, h); /* the first home stays; a redeclare from elsewhere changes nothing */
@@ -321,16 +330,13 @@ static void send_depths(struct classic *cl, const char *to)
     for (const struct home_ent *h = cl->homes; h && rc == 0; h = h->hh.next) {
         if (strcmp(h->home, cl->self) != 0)
             continue;
-        size_t vlen = strlen(h->key);
-        struct proto_bytes name = {(const uint8_t *)h->key + vlen + 1, (uint32_t)(h->key_len - vlen - 1)};
-        struct vhost *v = vhost_named(cl, h->key);
-        struct queue *q = v ? vhost_queue_find(v, name) : NULL;
+        struct proto_bytes name = key_name(h->key, h->key_len);
+        struct queue *q = model_queue(cl, h->key, name);
         if (!q)
             continue;
         struct table_value n = {.type = TABLE_UINT64};
         rc |= table_buf_begin_nested(&t, NULL, TABLE_TABLE, &e);
-        rc |= table_buf_put_string(&t, "vhost", (struct proto_bytes){(const uint8_t *)h->key, (uint32_t)vlen}) |
-              table_buf_put_string(&t, "name", name);
+        rc |= table_buf_put_string(&t, "vhost", proto_bytes_of(h->key)) | table_buf_put_string(&t, "name", name);
         n.v.u64 = queue_ready_count(q);
         rc |= table_buf_put_field(&t, "ready", 5, &n);
         n.v.u64 = queue_unacked_count(q);
@@ -404,8 +410,9 @@ static void want_deleted(struct classic *cl, const struct home_ent *h)
 {
     struct unused *u = malloc(sizeof *u + h->key_len);
     if (!u) {
-        log_error("cluster: out of memory: the deletion of queue '%s' is not told to the other nodes",
-                  h->key + strlen(h->key) + 1);
+        struct proto_bytes name = key_name(h->key, h->key_len);
+        log_error("cluster: out of memory: the deletion of queue '%.*s' is not told to the other nodes", (int)name.len,
+                  (const char *)name.ptr);
         return;
     }
     u->key_len = h->key_len;
@@ -418,15 +425,13 @@ static void delete_proposed(void *arg, const struct meta_result *result)
 {
     (void)arg;
     if (result->status != 0 && result->status != META_DUPLICATE)
-        log_info("cluster: deleting an unused queue through the log failed (%d %s); tried again", result->status,
-                 result->text);
+        log_info("cluster: deleting a queue through the log failed (%d %s)", result->status, result->text);
 }
 
 bool classic_self_delete(struct classic *cl, const char *vhost, struct proto_bytes name)
 {
     struct home_ent *h = find_home(cl, vhost, name);
-    struct vhost *v = vhost_named(cl, vhost);
-    struct queue *q = v ? vhost_queue_find(v, name) : NULL;
+    struct queue *q = model_queue(cl, vhost, name);
     if (!h || (q && queue_settings(q)->exclusive && queue_owner(q) != cluster_foreign_owner()))
         return true; /* exclusive: it goes with its connection at once, and classic_deleting tells */
     uint64_t now = now_ms(cl);
@@ -462,11 +467,7 @@ void classic_caught_up(struct classic *cl)
     for (struct home_ent *h = cl->homes; h; h = h->hh.next) {
         if (strcmp(h->home, cl->self) != 0)
             continue;
-        size_t vlen = strlen(h->key);
-        struct vhost *v = vhost_named(cl, h->key);
-        struct queue *q = v ? vhost_queue_find(v, (struct proto_bytes){(const uint8_t *)h->key + vlen + 1,
-                                                                         (uint32_t)(h->key_len - vlen - 1)})
-                            : NULL;
+        struct queue *q = model_queue(cl, h->key, key_name(h->key, h->key_len));
         if (!q || queue_owner(q) == cluster_foreign_owner())
             want_deleted(cl, h);
     }
@@ -478,11 +479,9 @@ static void propose_unused(struct classic *cl)
     while (cl->unused) {
         struct unused *u = cl->unused;
         cl->unused = u->next;
-        size_t vlen = strlen(u->key);
         struct table_buf args = {0};
-        if ((table_buf_put_string(&args, "vhost", (struct proto_bytes){(const uint8_t *)u->key, (uint32_t)vlen}) |
-             table_buf_put_string(&args, "name", (struct proto_bytes){(const uint8_t *)u->key + vlen + 1,
-                                                                      (uint32_t)(u->key_len - vlen - 1)})) != 0 ||
+        if ((table_buf_put_string(&args, "vhost", proto_bytes_of(u->key)) |
+             table_buf_put_string(&args, "name", key_name(u->key, u->key_len))) != 0 ||
             !cl->node || cluster_node_propose(cl->node, "queue.delete", &args, delete_proposed, NULL) == 0)
             log_error("cluster: out of memory proposing the deletion of an unused queue");
         table_buf_free(&args);
@@ -501,11 +500,9 @@ int classic_export(const struct classic *cl, struct table_buf *out)
     size_t list, e;
     int rc = table_buf_begin_nested(out, "classic_homes", TABLE_ARRAY, &list);
     for (const struct home_ent *h = cl ? cl->homes : NULL; h && rc == 0; h = h->hh.next) {
-        size_t vlen = strlen(h->key);
         rc |= table_buf_begin_nested(out, NULL, TABLE_TABLE, &e);
-        rc |= table_buf_put_string(out, "vhost", (struct proto_bytes){(const uint8_t *)h->key, (uint32_t)vlen});
-        rc |= table_buf_put_string(out, "name", (struct proto_bytes){(const uint8_t *)h->key + vlen + 1,
-                                                                      (uint32_t)(h->key_len - vlen - 1)});
+        rc |= table_buf_put_string(out, "vhost", proto_bytes_of(h->key));
+        rc |= table_buf_put_string(out, "name", key_name(h->key, h->key_len));
         rc |= table_buf_put_string(out, "home", proto_bytes_of(h->home));
         rc |= rc == 0 ? table_buf_end_nested(out, e) : 0;
     }
@@ -536,7 +533,7 @@ int classic_import(struct classic *cl, struct proto_bytes state)
             char key[2 * (NAME_MAX_LEN + 1)];
             size_t n = home_key(key, vhost, proto_bytes_of(name));
             HASH_FIND(hh, fresh, key, n, h);
-            if (h || !add_home(cl, &fresh, vhost, proto_bytes_of(name), proto_bytes_of(home)))
+            if (h || !add_home(&fresh, vhost, proto_bytes_of(name), proto_bytes_of(home)))
                 rc = -1;
         }
         if (rc == 0 && more != 0)
@@ -693,9 +690,8 @@ void classic_forget(struct classic *cl, uint64_t handle)
     }
 }
 
-void classic_channel_closed(struct classic *cl, uint64_t channel, const struct table_buf *args)
+void classic_channel_closed(struct classic *cl, const struct table_buf *args)
 {
-    (void)channel;
     for (size_t i = 0; i < cl->contact_count; i++)
         if (send_to(cl, cl->contacts[i], "qq.channel_down", args) != 0)
             log_debug("cluster: channel_down to %s not sent (its link is gone: it drops the proxies itself)",
@@ -737,35 +733,57 @@ static size_t proxy_key(char *out, const char *node, uint64_t channel, struct pr
     return at + queue.len;
 }
 
-static void proxy_send_delivery(struct proxy *p, const struct queue_entry *entry)
+/* Puts msg, serialized, as "content". 0 or -1. */
+static int put_content(struct table_buf *t, const struct message *msg)
 {
-    struct classic *cl = p->cl;
-    size_t size = message_serialize(entry->msg, NULL, 0);
+    size_t size = message_serialize(msg, NULL, 0);
     uint8_t *content = size < UINT32_MAX - 4096 ? malloc(size ? size : 1) : NULL;
-    struct table_buf t = {0};
-    int rc = content ? 0 : -1;
-    if (content) {
-        message_serialize(entry->msg, content, size);
-        struct table_value v = {.type = TABLE_INT64};
-        v.v.i64 = (int64_t)p->channel;
-        rc |= table_buf_put_string(&t, "vhost", proto_bytes_of(p->vhost)) |
-              table_buf_put_string(&t, "queue", queue_name(p->queue)) | table_buf_put_field(&t, "channel", 7, &v) |
-              table_buf_put_string(&t, "tag", (struct proto_bytes){(const uint8_t *)p->tag, p->tag_len});
-        v = (struct table_value){.type = TABLE_UINT64};
-        v.v.u64 = entry->seq;
-        rc |= table_buf_put_field(&t, "id", 2, &v);
-        v.v.u64 = entry->delivery_count;
-        rc |= table_buf_put_field(&t, "count", 5, &v);
-        v = (struct table_value){.type = TABLE_BYTES};
-        v.v.bytes = (struct proto_bytes){content, (uint32_t)size};
-        rc |= table_buf_put_field(&t, "content", 7, &v);
-    }
-    if ((rc != 0 || send_to(cl, p->node, "deliver", &t) != 0) && !p->broken) {
-        p->broken = true; /* held: returned when the proxy goes (classic_flush) */
-        cl->broken_proxies++;
-    }
+    if (!content)
+        return -1;
+    message_serialize(msg, content, size);
+    struct table_value v = {.type = TABLE_BYTES};
+    v.v.bytes = (struct proto_bytes){content, (uint32_t)size};
+    int rc = table_buf_put_field(t, "content", 7, &v);
     free(content);
+    return rc;
+}
+
+/* Sends entry to the consumer (channel, tag) of node as a "deliver" of vhost's queue. 0, or -1
+ * when it could not be sent (its link is gone: the proxy that holds it is dropped). */
+static int send_delivery(struct classic *cl, const char *node, const char *vhost, const struct queue *queue,
+                         uint64_t channel, struct proto_bytes tag, const struct queue_entry *entry)
+{
+    struct table_buf t = {0};
+    struct table_value v = {.type = TABLE_INT64};
+    v.v.i64 = (int64_t)channel;
+    int rc = table_buf_put_string(&t, "vhost", proto_bytes_of(vhost)) |
+             table_buf_put_string(&t, "queue", queue_name(queue)) | table_buf_put_field(&t, "channel", 7, &v) |
+             table_buf_put_string(&t, "tag", tag);
+    v = (struct table_value){.type = TABLE_UINT64};
+    v.v.u64 = entry->seq;
+    rc |= table_buf_put_field(&t, "id", 2, &v);
+    v.v.u64 = entry->delivery_count;
+    rc |= table_buf_put_field(&t, "count", 5, &v) | put_content(&t, entry->msg);
+    rc = rc != 0 ? -1 : send_to(cl, node, "deliver", &t);
     table_buf_free(&t);
+    return rc != 0 ? -1 : 0;
+}
+
+/* Gives a held delivery back to its queue as mode says (a basic.get's as one). */
+static void settle_held(struct queue *q, const struct queue_entry *entry, bool fetched, enum queue_settle_mode mode)
+{
+    if (fetched)
+        queue_settle_fetched(q, entry, mode);
+    else
+        queue_settle(q, entry, mode);
+}
+
+/* p takes nothing more; it goes, returning what it held, at the next flush (or sooner). */
+static void mark_broken(struct proxy *p)
+{
+    if (!p->broken)
+        p->cl->broken_proxies++;
+    p->broken = true;
 }
 
 static bool proxy_has_credit(void *consumer, const struct message *msg)
@@ -779,13 +797,8 @@ static void proxy_hold(struct proxy *p, const struct queue_entry *entry, bool fe
 {
     struct held *h = malloc(sizeof *h);
     if (!h) { /* cannot track it: given back, as a consumer that cannot take it */
-        if (!p->broken)
-            p->cl->broken_proxies++;
-        p->broken = true;
-        if (fetched)
-            queue_settle_fetched(p->queue, entry, QUEUE_RETURN);
-        else
-            queue_settle(p->queue, entry, QUEUE_RETURN);
+        mark_broken(p);
+        settle_held(p->queue, entry, fetched, QUEUE_RETURN);
         return;
     }
     *h = (struct held){.id = entry->seq, .entry = *entry, .fetched = fetched};
@@ -795,9 +808,11 @@ static void proxy_hold(struct proxy *p, const struct queue_entry *entry, bool fe
 
 static void proxy_deliver(void *consumer, struct queue *queue, const struct queue_entry *entry, bool no_ack)
 {
-    (void)queue, (void)no_ack; /* added in ack mode: a no-ack consumer's node acks each delivery */
+    (void)no_ack; /* added in ack mode: a no-ack consumer's node acks each delivery */
     struct proxy *p = consumer;
-    proxy_send_delivery(p, entry);
+    if (send_delivery(p->cl, p->node, p->vhost, queue, p->channel,
+                      (struct proto_bytes){(const uint8_t *)p->tag, p->tag_len}, entry) != 0)
+        mark_broken(p); /* held: returned when the proxy goes (classic_flush) */
     proxy_hold(p, entry, false);
 }
 
@@ -814,10 +829,7 @@ static void proxy_free(struct proxy *p, enum queue_settle_mode mode, bool dispat
     struct held *h, *tmp;
     HASH_ITER(hh, p->held, h, tmp) {
         HASH_DEL(p->held, h);
-        if (h->fetched)
-            queue_settle_fetched(p->queue, &h->entry, mode);
-        else
-            queue_settle(p->queue, &h->entry, mode);
+        settle_held(p->queue, &h->entry, h->fetched, mode);
         free(h);
     }
     if (dispatch)
@@ -899,8 +911,7 @@ static void send_cancelled(struct classic *cl, const struct who *w, const char *
 /* A local classic queue this node is the home of, or NULL. */
 static struct queue *home_queue(struct classic *cl, const char *vhost, struct proto_bytes name)
 {
-    struct vhost *v = vhost_named(cl, vhost);
-    struct queue *q = v ? vhost_queue_find(v, name) : NULL;
+    struct queue *q = model_queue(cl, vhost, name);
     if (!q || queue_kind(q)->raft_group || queue_elsewhere(q))
         return NULL;
     return q; /* an exclusive one too: publishes reach it from every node */
@@ -996,10 +1007,7 @@ static void home_settle(struct classic *cl, struct proxy *p, const char *op, str
             continue; /* settled before, or returned when an earlier link broke */
         HASH_DEL(p->held, h);
         p->held_count--;
-        if (h->fetched)
-            queue_settle_fetched(q, &h->entry, mode);
-        else
-            queue_settle(q, &h->entry, mode);
+        settle_held(q, &h->entry, h->fetched, mode);
         free(h);
     }
     if (!p->attached && p->held_count == 0)
@@ -1028,14 +1036,8 @@ static void home_get(struct classic *cl, const char *from, const struct who *w, 
         send_result(cl, from, handle, SPEC_INTERNAL_ERROR, "out of memory");
         return;
     }
-    struct proxy one = {.cl = cl, .channel = w->channel, .queue = q};
-    struct proxy *to = p ? p : &one;
-    snprintf(to->node, sizeof to->node, "%s", w->node);
-    snprintf(to->vhost, sizeof to->vhost, "%s", vhost);
-    to->tag_len = 0;
-    proxy_send_delivery(to, &entry);
-    if (to == &one && one.broken)
-        cl->broken_proxies--; /* not a proxy of the table: nothing to drop */
+    if (send_delivery(cl, w->node, vhost, q, w->channel, (struct proto_bytes){0}, &entry) != 0 && p)
+        mark_broken(p); /* the get holder: what it held returns when it goes */
     if (p)
         proxy_hold(p, &entry, true);
     else
@@ -1184,8 +1186,7 @@ static void on_deliver(struct classic *cl, struct proto_bytes args)
     struct channel *ch = cluster_queues_channel(cl->cq, channel);
     if (!ch)
         return; /* closed: the channel_down it sent returns the message */
-    struct vhost *v = vhost_named(cl, vhost);
-    struct queue *q = v ? vhost_queue_find(v, proto_bytes_of(name)) : NULL;
+    struct queue *q = model_queue(cl, vhost, proto_bytes_of(name));
     struct message *msg = message_deserialize(0, content.v.bytes.ptr, content.v.bytes.len);
     if (!q || !msg) {
         message_release(msg); /* the queue went here: it goes on the home too */
@@ -1211,10 +1212,8 @@ static void peer_lost(struct classic *cl, const char *peer)
 {
     struct proxy *p, *ptmp;
     HASH_ITER(hh, cl->proxies, p, ptmp) { /* first: none of them takes what the others return */
-        if (strcmp(p->node, peer) == 0 && !p->broken) {
-            p->broken = true;
-            cl->broken_proxies++;
-        }
+        if (strcmp(p->node, peer) == 0)
+            mark_broken(p);
     }
     HASH_ITER(hh, cl->proxies, p, ptmp) {
         if (strcmp(p->node, peer) == 0)
@@ -1298,18 +1297,9 @@ static bool forward_direct(void *ctx, const char *tag, const struct vhost *vhost
         node_tag_of(st->members[i].address, t);
         if (strcmp(t, tag) != 0 || st->members[i].self)
             continue;
-        size_t size = message_serialize(msg, NULL, 0);
-        uint8_t *content = size < UINT32_MAX - 4096 ? malloc(size ? size : 1) : NULL;
         struct table_buf a = {0};
-        if (content) {
-            message_serialize(msg, content, size);
-            struct table_value v = {.type = TABLE_BYTES};
-            v.v.bytes = (struct proto_bytes){content, (uint32_t)size};
-            sent = (table_buf_put_string(&a, "vhost", proto_bytes_of(vhost_name(vhost))) |
-                    table_buf_put_field(&a, "content", 7, &v)) == 0 &&
-                   send_to(cl, st->members[i].address, "direct", &a) == 0;
-        }
-        free(content);
+        sent = (table_buf_put_string(&a, "vhost", proto_bytes_of(vhost_name(vhost))) | put_content(&a, msg)) == 0 &&
+               send_to(cl, st->members[i].address, "direct", &a) == 0;
         table_buf_free(&a);
     }
     free(st);

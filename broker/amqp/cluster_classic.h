@@ -97,7 +97,7 @@ void classic_depth(const struct classic *cl, const char *vhost, struct proto_byt
 
 /* A channel of this node closed: every home it used drops its proxies (args: qq.channel_down's,
  * copied). */
-void classic_channel_closed(struct classic *cl, uint64_t channel, const struct table_buf *args);
+void classic_channel_closed(struct classic *cl, const struct table_buf *args);
 
 /* End of a loop pass: runs the messages that arrived, answers what became durable, acts on lost
  * links, times out calls, writes what was sent. */

@@ -945,12 +945,19 @@ bool cluster_queues_self_delete(struct cluster_queues *cq, struct vhost *vhost, 
     return classic_self_delete(cq->classic, vhost_name(vhost), queue_name(q));
 }
 
+/* Where q's commands go: its home (another node's classic queue holds its messages), or NULL
+ * for the log. */
+static const char *destination(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q)
+{
+    return queue_elsewhere(q) ? classic_remote_home(cq->classic, vhost_name(vhost), queue_name(q)) : NULL;
+}
+
 bool cluster_queues_pressured(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q,
                               uint64_t bound)
 {
-    if (!cq || !cq->node || !queue_elsewhere(q))
+    if (!cq || !cq->node)
         return false;
-    const char *home = classic_remote_home(cq->classic, vhost_name(vhost), queue_name(q));
+    const char *home = destination(cq, vhost, q);
     if (bound == 0 || bound > LINK_QUEUE_MAX / 2)
         bound = LINK_QUEUE_MAX / 2; /* past LINK_QUEUE_MAX a send is refused: pause well before */
     return home && cluster_node_peer_backlog(cq->node, home) > bound;
@@ -991,27 +998,18 @@ void cluster_queues_cancel_homed(struct cluster_queues *cq, const char *home)
         struct channel *ch = e->ch;
         struct consumer *c, *ctmp;
         HASH_ITER(hh, ch->consumers, c, ctmp) {
-            const char *h = c->replicated && queue_elsewhere(c->queue)
-                                ? classic_remote_home(cq->classic, vhost_name(ch->vhost), queue_name(c->queue))
-                                : NULL;
+            const char *h = c->replicated ? destination(cq, ch->vhost, c->queue) : NULL;
             if (h && strcmp(h, home) == 0)
                 consumer_queue_deleted(c); /* basic.cancel, as RabbitMQ when a queue's node goes down */
         }
     }
 }
 
-/* Where an enqueue on q goes: its home, or NULL for the log. */
-static const char *destination(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q)
-{
-    return queue_elsewhere(q) ? classic_remote_home(cq->classic, vhost_name(vhost), queue_name(q)) : NULL;
-}
-
-/* Where q's commands go: its home when another node's classic queue holds its messages, else the
- * log. args are freed. */
-static uint64_t command_for(struct cluster_queues *cq, const char *vhost, const struct queue *q, const char *op,
+/* Sends q's command op to its home, or proposes it to the log (destination). args are freed. */
+static uint64_t command_for(struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q, const char *op,
                             struct table_buf *args, cluster_queues_done_fn done, void *a, uint64_t b)
 {
-    const char *home = queue_elsewhere(q) ? classic_remote_home(cq->classic, vhost, queue_name(q)) : NULL;
+    const char *home = destination(cq, vhost, q);
     if (home)
         return classic_call(cq->classic, home, op, args, done, a, b);
     return propose(cq, op, args, done, a, b);
@@ -1094,7 +1092,7 @@ static uint64_t consumer_call(struct cluster_queues *cq, struct channel *ch, str
         table_buf_free(&args);
         return 0;
     }
-    return command_for(cq, vhost_name(ch->vhost), q, op, &args, done, a, b);
+    return command_for(cq, ch->vhost, q, op, &args, done, a, b);
 }
 
 static int consumer_command(struct cluster_queues *cq, struct channel *ch, struct queue *q, struct proto_bytes tag,
@@ -1136,7 +1134,7 @@ void cluster_queues_channel_closed(struct cluster_queues *cq, struct channel *ch
              table_buf_put_string(&args, "node", proto_bytes_of(cq->node_name)) |
              table_buf_put_field(&args, "channel", 7, &v);
     if (rc == 0)
-        classic_channel_closed(cq->classic, ch->replica_id, &args);
+        classic_channel_closed(cq->classic, &args);
     if ((rc != 0 || propose(cq, "qq.channel_down", &args, NULL, NULL, 0) == 0) && cq->node)
         log_error("cluster: out of memory: a closed channel's quorum queue consumers were not cancelled");
     table_buf_free(&args);
@@ -1201,6 +1199,12 @@ static void join_part_done(void *a, uint64_t b, const struct meta_result *result
         join_end(cq, j);
 }
 
+/* Two destinations (a home, or NULL for the log) are the same place. */
+static bool same_place(const char *x, const char *y)
+{
+    return x == y || (x && y && strcmp(x, y) == 0);
+}
+
 uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, struct queue *const *queues,
                                 size_t n, const struct message *msg, cluster_queues_done_fn done, void *a,
                                 uint64_t b)
@@ -1211,26 +1215,26 @@ uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, 
     uint8_t *content = malloc(size ? size : 1);
     struct queue **part = malloc(n * sizeof *part);
     bool *sent = calloc(n, sizeof *sent);
-    if (!content || !part || !sent) {
-        free(content), free(part), free(sent);
+    const char **dest = malloc(n * sizeof *dest);
+    if (!content || !part || !sent || !dest) {
+        free(content), free(part), free(sent), free(dest);
         return 0;
     }
     message_serialize(msg, content, size);
     /* One command per destination: the log's for the quorum queues, one for each home. */
     size_t destinations = 0;
     for (size_t i = 0; i < n; i++) {
+        dest[i] = destination(cq, vhost, queues[i]);
         bool first = true;
-        for (size_t k = 0; k < i && first; k++) {
-            const char *x = destination(cq, vhost, queues[i]), *y = destination(cq, vhost, queues[k]);
-            first = !(x == y || (x && y && strcmp(x, y) == 0));
-        }
+        for (size_t k = 0; k < i && first; k++)
+            first = !same_place(dest[i], dest[k]);
         destinations += first;
     }
     struct join *j = NULL;
     if (destinations > 1 && done) {
         j = calloc(1, sizeof *j);
         if (!j) {
-            free(content), free(part), free(sent);
+            free(content), free(part), free(sent), free(dest);
             return 0;
         }
         *j = (struct join){.handle = ++cq->next_join | CLASSIC_HANDLE_BIT | JOIN_BIT, .done = done, .a = a, .b = b};
@@ -1240,11 +1244,10 @@ uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, 
     for (size_t i = 0; i < n; i++) {
         if (sent[i])
             continue;
-        const char *home = destination(cq, vhost, queues[i]);
+        const char *home = dest[i];
         size_t m = 0;
         for (size_t k = i; k < n; k++) {
-            const char *other = destination(cq, vhost, queues[k]);
-            if (!sent[k] && (other == home || (other && home && strcmp(other, home) == 0))) {
+            if (!sent[k] && same_place(dest[k], home)) {
                 sent[k] = true;
                 part[m++] = queues[k];
             }
@@ -1268,7 +1271,7 @@ uint64_t cluster_queues_enqueue(struct cluster_queues *cq, struct vhost *vhost, 
         if (!j)
             handle = h;
     }
-    free(content), free(part), free(sent);
+    free(content), free(part), free(sent), free(dest);
     if (!j)
         return handle;
     if (j->parts == 0) { /* nothing went out */
@@ -1289,7 +1292,7 @@ uint64_t cluster_queues_dequeue(struct cluster_queues *cq, struct channel *ch, s
         table_buf_free(&args);
         return 0;
     }
-    return command_for(cq, vhost_name(ch->vhost), q, "qq.dequeue", &args, done, a, b);
+    return command_for(cq, ch->vhost, q, "qq.dequeue", &args, done, a, b);
 }
 
 uint64_t cluster_queues_purge(struct cluster_queues *cq, struct vhost *vhost, struct queue *q,
@@ -1301,7 +1304,7 @@ uint64_t cluster_queues_purge(struct cluster_queues *cq, struct vhost *vhost, st
         table_buf_free(&args);
         return 0;
     }
-    return command_for(cq, vhost_name(vhost), q, "qq.purge", &args, done, a, b);
+    return command_for(cq, vhost, q, "qq.purge", &args, done, a, b);
 }
 
 /* ---- settling ---- */
@@ -1332,7 +1335,7 @@ void cluster_settle_flush(struct cluster_settle_batch *b)
     struct table_value v = {.type = TABLE_ARRAY};
     v.v.bytes = (struct proto_bytes){b->ids.data, (uint32_t)b->ids.len};
     rc |= table_buf_put_field(&args, "ids", 3, &v);
-    if (rc != 0 || command_for(cq, vhost_name(b->ch->vhost), b->queue, settle_op(b->mode), &args, NULL, NULL, 0) == 0)
+    if (rc != 0 || command_for(cq, b->ch->vhost, b->queue, settle_op(b->mode), &args, NULL, NULL, 0) == 0)
         log_error("cluster: out of memory: %u settlement(s) of quorum queue '%.*s' lost", b->count,
                   (int)queue_name(b->queue).len, (const char *)queue_name(b->queue).ptr);
     table_buf_free(&args);

@@ -49,6 +49,13 @@ static int put_string(struct table_buf *t, const char *key, struct proto_bytes v
     return table_buf_put_string(t, key, value);
 }
 
+/* A classic queue's home, recorded with its declare (cluster_classic.h): this node. */
+static int put_home(struct table_buf *t, const struct channel *ch)
+{
+    struct cluster_queues *cq = server_cluster_queues(connection_server(ch->conn));
+    return put_string(t, "home", proto_bytes_of(cluster_queues_node_name(cq)));
+}
+
 static int put_table(struct table_buf *t, const char *key, struct proto_bytes value)
 {
     struct table_value v = {.type = TABLE_TABLE};
@@ -134,20 +141,25 @@ static int answer_passive(struct channel *ch, const struct cluster_call *call, s
 static void on_done(void *arg, const struct meta_result *result);
 static void abandon(void *arg);
 
+/* A classic queue's home could not do it (down, or no such queue there): RabbitMQ's 404, "home
+ * node ... is down or inaccessible" or "no queue ...", answered as the model's refusal. */
+static void not_found_at_home(struct cluster_call *call, const char *text)
+{
+    struct meta_result failed = {.status = SPEC_NOT_FOUND};
+    snprintf(failed.text, sizeof failed.text, "NOT_FOUND - %.200s", text);
+    on_done(call, &failed);
+}
+
 /* The home of a classic queue answered with its counts (kept for server_queue_depth), or could
  * not: the declare is answered now. */
 static void depth_done(void *a, uint64_t b, const struct meta_result *result)
 {
     (void)b;
     struct cluster_call *call = a;
-    if (result->status == 0) {
+    if (result->status == 0)
         on_done(call, &call->applied);
-        return;
-    }
-    /* RabbitMQ: 404 "home node ... of durable queue ... is down or inaccessible" */
-    struct meta_result failed = {.status = SPEC_NOT_FOUND};
-    snprintf(failed.text, sizeof failed.text, "NOT_FOUND - %.200s", result->text);
-    on_done(call, &failed);
+    else
+        not_found_at_home(call, result->text);
 }
 
 /* A queue.declare applied here whose queue is a classic one homed on another node: its counts
@@ -360,7 +372,6 @@ static bool local_queue(struct channel *ch, struct proto_bytes name)
 static int exclusive_here(struct channel *ch, const struct spec_method *m, struct proto_bytes name,
                           struct reply_error *err)
 {
-    struct server *server = connection_server(ch->conn);
     struct cluster_call *call;
     struct table_buf args = {0};
     int enc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) |
@@ -390,8 +401,7 @@ static int exclusive_here(struct channel *ch, const struct spec_method *m, struc
         }
         enc |= put_string(&args, "name", declared) | table_buf_put_bool(&args, "durable", a->durable) |
                table_buf_put_bool(&args, "auto_delete", a->auto_delete) | put_table(&args, "arguments", a->arguments) |
-               table_buf_put_bool(&args, "server_named", a->queue.len == 0) |
-               put_string(&args, "home", proto_bytes_of(cluster_queues_node_name(server_cluster_queues(server))));
+               table_buf_put_bool(&args, "server_named", a->queue.len == 0) | put_home(&args, ch);
         return propose(ch, "queue.declare", &args, call, enc, err);
     }
     bool unbind = m->id == SPEC_QUEUE_UNBIND;
@@ -411,7 +421,6 @@ static int exclusive_here(struct channel *ch, const struct spec_method *m, struc
     }
     enc |= put_string(&args, "queue", name) | put_string(&args, "exchange", exchange) |
            put_string(&args, "routing_key", key) | put_table(&args, "arguments", arguments);
-    (void)server;
     return propose(ch, unbind ? "queue.unbind" : "queue.bind", &args, call, enc, err);
 }
 
@@ -460,7 +469,7 @@ static int propose_queue_declare(struct channel *ch, const struct spec_method *m
     int rc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) | put_string(&args, "name", d.name) |
              table_buf_put_bool(&args, "durable", d.durable) | table_buf_put_bool(&args, "auto_delete", d.auto_delete) |
              put_table(&args, "arguments", d.arguments) | table_buf_put_bool(&args, "server_named", d.server_named) |
-             put_string(&args, "home", proto_bytes_of(cluster_queues_node_name(server_cluster_queues(connection_server(ch->conn)))));
+             put_home(&args, ch);
     return propose(ch, "queue.declare", &args, call, rc, err);
 }
 
@@ -522,13 +531,10 @@ static int propose_queue_bind(struct channel *ch, const struct spec_method *m, s
 static void purged_at_home(void *a, uint64_t b, const struct meta_result *result)
 {
     (void)b;
-    if (result->status == SPEC_NOT_FOUND) { /* the home is down, or has no such queue */
-        struct meta_result failed = {.status = SPEC_NOT_FOUND};
-        snprintf(failed.text, sizeof failed.text, "NOT_FOUND - %.200s", result->text);
-        on_done(a, &failed);
-        return;
-    }
-    on_done(a, result);
+    if (result->status == SPEC_NOT_FOUND)
+        not_found_at_home(a, result->text);
+    else
+        on_done(a, result);
 }
 
 /* queue.purge of a replicated quorum queue is a command of its log, of a classic queue homed on
