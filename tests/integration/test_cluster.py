@@ -178,6 +178,37 @@ def get_one(node, queue, timeout=10.0):
         connection.close()
 
 
+def depth(node, queue):
+    """Ready messages of queue on node (a passive declare: a read barrier in Warren)."""
+    connection, channel = channel_on(node)
+    try:
+        return channel.queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def take(channel, queue, count):
+    """Consumes count messages of queue on channel, never acking them (their consumer holds
+    them): their bodies, or fewer if nothing more comes for half a second."""
+    taken = []
+    for method, _props, body in channel.consume(queue, inactivity_timeout=0.5):
+        if method is None or len(taken) == count:
+            break
+        taken.append(body)
+    return taken
+
+
+def poll_get(channel, queue, auto_ack=False, timeout=10.0):
+    """basic.get on channel until a message comes (what another node published may take a round
+    trip to arrive) or timeout: (method, properties, body), method None when nothing came."""
+    deadline = time.monotonic() + timeout
+    while True:
+        method, props, body = channel.basic_get(queue, auto_ack=auto_ack)
+        if method is not None or time.monotonic() > deadline:
+            return method, props, body
+        time.sleep(0.02)
+
+
 def exists(node, queue):
     """True when a passive declare of queue succeeds on node."""
     connection, channel = channel_on(node)

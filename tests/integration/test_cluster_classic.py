@@ -22,7 +22,7 @@ import pika
 import pika.exceptions
 
 import harness
-from test_cluster import Cluster, _cluster_built, channel_on
+from test_cluster import Cluster, _cluster_built, channel_on, depth, poll_get, take
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
@@ -56,12 +56,6 @@ def listed_messages(node, queue):
     return int(rows[0][1]) if rows else None
 
 
-def depth(node, queue):
-    connection, channel = channel_on(node)
-    try:
-        return channel.queue_declare(queue, passive=True).method.message_count
-    finally:
-        connection.close()
 
 
 @harness.skip_if_external("starts and kills three cluster nodes")
@@ -157,12 +151,7 @@ class ClusterClassicQueues(unittest.TestCase):
         # A consumer on b takes two (prefetch 2) and never acks; its channel closes.
         cb, chb = channel_on(b)
         chb.basic_qos(prefetch_count=2)
-        held = []
-        for method, _p, body in chb.consume("cc.handover", inactivity_timeout=0.5):
-            if method is None or len(held) == 2:
-                break
-            held.append(body)
-        self.assertEqual(held, [b"m0", b"m1"])
+        self.assertEqual(take(chb, "cc.handover", 2), [b"m0", b"m1"])
         cb.close()
         # A consumer on c gets all ten, the two held ones back in their place, redelivered.
         cc, chc = channel_on(c)
@@ -387,10 +376,7 @@ class ClusterClassicQueues(unittest.TestCase):
         cha.basic_publish("", "cc.rpc", b"question", pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
         # The server, on node b, answers to the address the request carries (it names node a).
         cb, chb = channel_on(b)
-        method, props, body = None, None, None
-        deadline = time.monotonic() + 10
-        while method is None and time.monotonic() < deadline:
-            method, props, body = chb.basic_get("cc.rpc", auto_ack=True)
+        _method, props, body = poll_get(chb, "cc.rpc", auto_ack=True)
         self.assertEqual(body, b"question")
         self.assertRegex(props.reply_to, r"^amq\.rabbitmq\.reply-to\.[0-9a-f]{8}\.[A-Za-z0-9_-]+$")
         chb.basic_publish("", props.reply_to, b"answer")

@@ -28,7 +28,7 @@ import unittest
 import pika
 
 import harness
-from test_cluster import ELECTION_MS, Cluster, _cluster_built, channel_on, distinct_ports
+from test_cluster import ELECTION_MS, Cluster, _cluster_built, channel_on, distinct_ports, take
 from test_cluster_quorum import QQ, depth, drain, publish_confirmed
 from test_durability import RestartableBroker
 from test_warrenctl import warrenctl_path
@@ -256,12 +256,7 @@ class RecoverTest(unittest.TestCase):
         # recovered cluster must give them back (node_down for the members it left out).
         held_connection, held = channel_on(b)
         held.basic_qos(prefetch_count=5)
-        taken = []
-        for method, _p, body in held.consume("recover.qq", inactivity_timeout=0.5):
-            if method is None or len(taken) == 5:
-                break
-            taken.append(body)
-        self.assertEqual(len(taken), 5)
+        self.assertEqual(len(take(held, "recover.qq", 5)), 5)
         for node in (a, b, c):
             node.sigkill()
         # b and c never come back. Without the recovery a alone has no majority: a declare

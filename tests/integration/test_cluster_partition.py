@@ -24,7 +24,7 @@ import pika
 import pika.exceptions
 
 import harness
-from test_cluster import ELECTION_MS, Cluster, _cluster_built, channel_on
+from test_cluster import ELECTION_MS, Cluster, _cluster_built, channel_on, depth
 
 QQ = {"x-queue-type": "quorum"}
 PROPOSE_MS = 2000  # cluster_propose_timeout_ms: how long the minority makes a client wait
@@ -44,13 +44,6 @@ def publish_confirmed(node, queue, bodies):
             connection.close()
 
 
-def depth(node, queue):
-    """Ready messages of queue on node (a passive declare: a read barrier in Warren)."""
-    connection, channel = channel_on(node)
-    try:
-        return channel.queue_declare(queue, passive=True).method.message_count
-    finally:
-        connection.close()
 
 
 def drain(node, queue, timeout=30.0):

@@ -27,7 +27,7 @@ import pika
 import pika.exceptions
 
 import harness
-from test_cluster import Cluster, _cluster_built, channel_on, exists
+from test_cluster import Cluster, _cluster_built, channel_on, exists, poll_get
 
 QQ = {"x-queue-type": "quorum"}
 CONFIRM_SELECT = (85, 10)
@@ -389,10 +389,7 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         connection, channel = channel_on(self.c)
         try:
             for _ in range(2):  # delivered, rejected with requeue, twice: over the limit
-                method = None
-                deadline = time.monotonic() + 10
-                while method is None and time.monotonic() < deadline:
-                    method, _props, _body = channel.basic_get("poison")
+                method, _props, _body = poll_get(channel, "poison")
                 self.assertIsNotNone(method)
                 channel.basic_reject(method.delivery_tag, requeue=True)
         finally:
@@ -413,10 +410,7 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         self.declare(others[0], "to-reject", {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq-classic"})
         publish_confirmed(others[0], "to-reject", [b"keep me"])
         connection, channel = channel_on(others[1])
-        method = None
-        deadline = time.monotonic() + 10
-        while method is None and time.monotonic() < deadline:
-            method, _props, _body = channel.basic_get("to-reject")
+        method, _props, _body = poll_get(channel, "to-reject")
         self.assertIsNotNone(method)
         channel.basic_reject(method.delivery_tag, requeue=False)
         connection.close()
