@@ -667,9 +667,12 @@ static void a_node_cut_off_times_out_and_stop_cancels(void **state)
     step_until(c, have_leader, NULL, 10000, "a leader");
     node_down(c, 1);
     node_down(c, 2);
-    step(c); /* node 0's loop clock stood still while the others stopped: the deadline counts from it */
-    struct waiter w = {0};
+    /* The deadline counts from node 0's loop clock, which stood still while the others stopped:
+     * one pass reads it again. The test's own start is taken before that read, never after, so
+     * the clock the deadline counts from is never earlier than start. */
     uint64_t start = now_ms();
+    step(c);
+    struct waiter w = {0};
     propose(c, 0, "put", "alone", &w);
     struct waiters ws = {&w, 1};
     step_until(c, all_done, &ws, 5000, "the timeout");
