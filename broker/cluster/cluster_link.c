@@ -340,6 +340,8 @@ static void conn_close(struct link_conn *c)
                 out->retry_ms = uv_now(link->uv) + LINK_RETRY_MS;
             if (!link->closing && link->on_lost)
                 link->on_lost(link->ctx, out->to, out->address, 0);
+        } else if (was_ready && !link->closing && link->on_forward_gone) {
+            link->on_forward_gone(link->ctx, out->to);
         }
     }
     if (c->serial && !link->closing && link->on_lost) {
@@ -961,20 +963,30 @@ int link_forward(struct cluster_link *link, raft_id leader_id, const char *leade
         return -ESHUTDOWN;
     if (command->len == 0 || command->len > LINK_MESSAGE_MAX)
         return -E2BIG;
-    if (out->conn && out->to != leader_id)
-        conn_close(out->conn); /* the leader changed: follow it */
-    if (!out->conn) {
-        out->to = leader_id;
-        out->ready = false;
-        out->conn = conn_connect(link, CONN_FORWARD_OUT, leader_id, leader_address);
-        if (out->conn)
-            out->conn->out = out;
+    if (!out->conn || out->to != leader_id) {
+        link_follow(link, leader_id, leader_address);
         return out->conn ? -EAGAIN : -ENOTCONN;
     }
     if (!out->ready)
         return -EAGAIN;
     return out_append(out, command->base, command->len);
 }
+
+void link_follow(struct cluster_link *link, raft_id leader_id, const char *leader_address)
+{
+    struct link_out *out = &link->forward;
+    if (link->closing || (out->conn && out->to == leader_id))
+        return;
+    if (out->conn)
+        conn_close(out->conn); /* the leader changed: follow it */
+    out->to = leader_id;
+    out->ready = false;
+    out->conn = conn_connect(link, CONN_FORWARD_OUT, leader_id, leader_address);
+    if (out->conn)
+        out->conn->out = out;
+}
+
+void link_set_forward_gone(struct cluster_link *link, link_gone_fn on_gone) { link->on_forward_gone = on_gone; }
 
 bool link_flush(struct cluster_link *link)
 {

@@ -68,6 +68,9 @@ struct link_write;
 typedef int (*link_forward_fn)(void *ctx, const uint8_t *bytes, size_t len);
 /* The outgoing forwarding link just connected: queued proposals can be sent now. */
 typedef void (*link_ready_fn)(void *ctx);
+/* The forwarding link to member `to`, once connected, was closed by the other end or failed:
+ * the node it led to is likely gone (its process died, or it was stopped). Called like on_lost. */
+typedef void (*link_gone_fn)(void *ctx, raft_id to);
 /* A message arrived on a peer link from member `from` (its address as it sent it in the
  * authenticated hello), through the incoming connection numbered `serial`. Returns 0, or -1 to
  * drop the connection as malformed. */
@@ -107,6 +110,7 @@ struct cluster_link {
     uint64_t next_serial;               /* of incoming peer connections */
     link_forward_fn on_forward;
     link_ready_fn on_ready;
+    link_gone_fn on_forward_gone;       /* NULL until set */
     link_message_fn on_message;         /* NULL: incoming peer links are refused */
     link_lost_fn on_lost;
     void *ctx;
@@ -152,6 +156,13 @@ void link_wipe(struct cluster_link *link);
  * a link that closes drops what it had queued too). */
 int link_forward(struct cluster_link *link, raft_id leader_id, const char *leader_address,
                  const struct raft_buffer *command);
+/* Opens the forwarding link to the leader (leader_id at leader_address) ahead of any command,
+ * replacing a link to another node, so that its end is noticed as soon as the kernel sees it
+ * (on_forward_gone): a leader's process that dies closes the connection at once, long before
+ * an election timeout passes. Does nothing while a link to that leader is open or connecting. */
+void link_follow(struct cluster_link *link, raft_id leader_id, const char *leader_address);
+/* Sets the handler of a forwarding link that ended after it connected (NULL: none). */
+void link_set_forward_gone(struct cluster_link *link, link_gone_fn on_gone);
 /* Writes what link_forward and link_send queued since the last flush. Call at the end of every
  * pass in which either may have been called (outside or inside uv_run). True when anything was
  * written. */

@@ -547,6 +547,54 @@ static int on_forward(void *ctx, const uint8_t *bytes, size_t len)
     return 0;
 }
 
+/* ---- a leader that died ---- */
+
+/* libraft's follower learns that its leader is gone only when an election timeout (randomised
+ * between one and two of them) passes without a word from it, so a leader killed under load
+ * stalls every write of the cluster for 1-2 s. But every voting follower holds a connection to
+ * its leader, the forwarding link (kept open by on_tick), and the kernel closes it the moment
+ * the leader's process dies. Then the follower's election timer is brought forward to a short
+ * random delay, and kept that short while no leader is known, so that the survivors elect one
+ * within a few ticks. RabbitMQ's quorum queues react the same way, to Erlang's nodedown.
+ *
+ * This decides only how soon an election starts, never what is committed. A false alarm (the
+ * link closed, the leader lives) costs nothing: with pre-vote, the leader and every follower
+ * that still hears it refuse the vote, no term is raised, and the next heartbeat makes this node
+ * a follower again. libraft 0.15 has no call for it: its timer is two fields of struct raft,
+ * election_timer_start and the state's randomized_election_timeout, which this moves. */
+#define HURRY_MAX_MS(node) ((node)->raft.election_timeout / 4u)
+
+static void election_soon(struct cluster_node *node)
+{
+    struct raft *r = &node->raft;
+    unsigned *timeout;
+    if (r->state == RAFT_FOLLOWER)
+        timeout = &r->follower_state.randomized_election_timeout;
+    else if (r->state == RAFT_CANDIDATE)
+        timeout = &r->candidate_state.randomized_election_timeout;
+    else
+        return;
+    raft_time now = r->io->time(r->io);
+    raft_time elapsed = now >= r->election_timer_start ? now - r->election_timer_start : 0;
+    unsigned max = HURRY_MAX_MS(node);
+    if (*timeout <= elapsed + max)
+        return; /* it runs out soon enough already */
+    unsigned delay = (unsigned)r->io->random(r->io, 0, (int)max + 1);
+    *timeout = (unsigned)(elapsed + delay);
+}
+
+static void on_leader_gone(void *ctx, raft_id to)
+{
+    struct cluster_node *node = ctx;
+    struct raft *r = &node->raft;
+    if (node->stopping || r->state != RAFT_FOLLOWER || r->follower_state.current_leader.id != to)
+        return; /* a link to a former leader, or no longer a follower */
+
+    log_info("cluster: the connection to the leader closed; calling an election soon");
+    node->hurry_until = loop_now_ms(node->loop) + 4u * r->election_timeout;
+    election_soon(node);
+}
+
 /* Ends a pending proposal with status (timeout or cancel): its done follows. */
 static void proposal_end(struct cluster_node *node, struct proposal *p, int status, const char *text)
 {
@@ -686,6 +734,11 @@ static void on_tick(struct event_loop *loop, void *data)
             proposal_send(node, p);
         p = next;
     }
+    if (leader == 0 && now < node->hurry_until)
+        election_soon(node);
+    else if (leader != 0 && leader != node->raft.id && raft_state(&node->raft) == RAFT_FOLLOWER &&
+             cluster_member_role(&node->raft.configuration, node->raft.id) == RAFT_VOTER)
+        link_follow(&node->link, leader, address); /* so that its end is seen at once (on_leader_gone) */
     expire_acks(node, now);
     link_sweep(&node->link);
     watch_members(node, now);
@@ -1057,6 +1110,7 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
     node->uv_ready = true;
     link_init(&node->link, &node->uv, cfg->secret, cfg->secret_len, on_forward, on_forward_ready, node);
     link_set_listen_port(&node->link, cfg->listen_port);
+    link_set_forward_gone(&node->link, on_leader_gone);
     rc = raft_uv_init(&node->io, &node->uv, cfg->dir, &node->link.transport);
     if (rc != 0) {
         snprintf(err, errlen, "raft_uv: %s", node->io.errmsg);

@@ -130,6 +130,9 @@ struct cluster_node {
     void *member_down_arg;
     struct membership membership;  /* cluster_membership.c */
     bool recovered;                /* the configuration was forced at this start (recover) */
+    /* A leader whose forwarding link closed (leader_gone): until this loop ms, while no leader is
+     * known, this node's election timer is kept short. 0: not hurrying. */
+    uint64_t hurry_until;
     cluster_message_fn peer_message; /* peer links (cluster_node_on_peers) */
     cluster_peer_lost_fn peer_lost;
     void *peer_arg;

@@ -10,6 +10,8 @@
 - A node killed and restarted never applies a logged command twice to what it saved: a queue
   declared, deleted and declared again keeps the persistent messages published after the last
   declare (a replay of the delete would lose them: the worst bug this project can have).
+- The leader killed with a 6 s election timeout: the survivors elect another within 3 s, told by
+  the closed connection rather than by the timeout.
 - A node left alone (the other two killed) refuses a declare with 541 (a connection error)
   after the proposal timeout instead of hanging, and serves the queues it has.
 
@@ -566,6 +568,44 @@ class ClusterManagementApi(unittest.TestCase):
             while exists(node, "mq") and time.monotonic() < deadline:
                 time.sleep(0.05)
             self.assertFalse(exists(node, "mq"))
+
+
+@harness.skip_if_external("starts and kills three cluster nodes")
+@unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
+class ClusterFailover(unittest.TestCase):
+    ELECTION_MS = 6000
+
+    def test_a_killed_leader_is_replaced_well_before_an_election_timeout(self):
+        # Left to libraft alone, a follower stands for election only after 1-2 election timeouts
+        # without a word from its leader: 6-12 s here. But each voting follower holds a
+        # connection to its leader (the forwarding link), which the kernel closes when the
+        # leader's process dies; the survivors then elect one within a few ticks (cluster_node.c,
+        # "a leader that died"). The bound below is far under one timeout, not a speed figure.
+        cluster = Cluster(extra_args=["--cluster_election_timeout_ms", str(self.ELECTION_MS)]).start()
+        self.addCleanup(cluster.stop)
+        leader = cluster.leader(timeout=40)
+        survivors = [n for n in cluster.nodes if n is not leader]
+        connection, channel = channel_on(survivors[0])
+        channel.queue_declare("cl.failover", durable=True, arguments={"x-queue-type": "quorum"})
+        channel.confirm_delivery()
+        channel.basic_publish("", "cl.failover", b"before", pika.BasicProperties(delivery_mode=2))
+        connection.close()
+        time.sleep(0.5)  # the followers' ticks open their links to the leader
+        killed = time.monotonic()
+        leader.sigkill()
+        new_leader = cluster.leader(among=survivors, timeout=30)
+        took = time.monotonic() - killed
+        self.assertLess(took, self.ELECTION_MS / 2000.0,
+                        "a new leader only after %.1f s: the survivors waited for their timeouts" % took)
+        connection, channel = channel_on(new_leader)
+        channel.confirm_delivery()
+        channel.basic_publish("", "cl.failover", b"after", pika.BasicProperties(delivery_mode=2))
+        connection.close()
+        other = survivors[1] if new_leader is survivors[0] else survivors[0]
+        connection, channel = channel_on(other)
+        bodies = [poll_get(channel, "cl.failover", auto_ack=True)[2] for _ in range(2)]
+        self.assertEqual(bodies, [b"before", b"after"])
+        connection.close()
 
 
 @unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
