@@ -12,6 +12,7 @@
 #include "console_http.h"
 #include "log.h"
 #include "mgmt_internal.h"
+#include "operate.h"
 #include "server.h"
 
 struct mgmt {
@@ -392,6 +393,54 @@ static void answer(struct mgmt_call *call, struct http_response *res)
     }
 }
 
+/* An answer held until the cluster applied the changes its request made. */
+struct held_answer {
+    struct http_deferred *deferred;
+    struct http_response res;
+};
+
+static void held_applied(void *arg, int status, const char *text)
+{
+    struct held_answer *h = arg;
+    if (status != 0) {
+        /* The change was made on this node (its answer was ready) but the cluster did not take
+         * it: the client is told so, as an AMQP client would get 541 on a minority node. */
+        log_warning("management: a change was made on this node but did not reach the cluster (%d %s)", status,
+                    text);
+        if (h->res.read)
+            h->res.release(h->res.reader);
+        else if (!h->res.static_body)
+            free(h->res.body);
+        json_t *doc = json_pack("{s:s,s:s+}", "error", "unavailable", "reason",
+                                "cluster: the change was made on this node but not on the others: ", text);
+        h->res = (struct http_response){.status = 503};
+        h->res.body = doc ? mgmt_dump(doc, &h->res.body_len) : NULL;
+        json_decref(doc);
+    }
+    http_answer(h->deferred, &h->res);
+    free(h);
+}
+
+/* With a cluster, a request that changes something is answered once every member applied what
+ * it changed (operate.h), as the AMQP methods are: a queue declared through one node's API is
+ * there on every node when the answer arrives. Its answer, ready now, is held until then. */
+static void answer_when_applied(struct mgmt *mgmt, struct cluster_wait *wait, const struct http_request *req,
+                                struct http_response *res)
+{
+    struct held_answer *h = calloc(1, sizeof *h);
+    if (h && (h->deferred = http_defer(req)) != NULL) {
+        h->res = *res;
+        *res = (struct http_response){.status = 500};
+        if (!operate_wait_close(mgmt->server, wait, held_applied, h)) {
+            http_answer(h->deferred, &h->res); /* nothing was proposed: it goes now */
+            free(h);
+        }
+        return;
+    }
+    free(h);
+    operate_wait_close(mgmt->server, wait, NULL, NULL); /* cannot hold it: answered now */
+}
+
 void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_response *res)
 {
     struct mgmt *mgmt = ctx;
@@ -411,6 +460,9 @@ void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_re
     };
     allow[0] = '\0';
     call.tags = authenticate(&call, req);
+    bool changes = strcmp(req->method, "PUT") == 0 || strcmp(req->method, "POST") == 0 ||
+                   strcmp(req->method, "DELETE") == 0;
+    struct cluster_wait *wait = call.tags != 0 && changes ? operate_wait_open(mgmt->server) : NULL;
     if (call.tags != 0)
         dispatch(&call, req->method, req->path, req->body, req->body_len, allow, sizeof allow);
     else
@@ -418,6 +470,8 @@ void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_re
     answer(&call, res);
     res->allow = allow[0] ? allow : NULL;
     free_call(&call);
+    if (wait)
+        answer_when_applied(mgmt, wait, req, res);
 }
 
 bool mgmt_http_admit(void *ctx, const struct http_request *req, struct http_response *res)

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "access.h"
@@ -286,27 +287,78 @@ void cluster_target_apply(void *ctx, uint64_t index, const struct meta_command *
         persistence_definitions_changed(server->persistence);
 }
 
-static void access_proposed(void *arg, const struct meta_result *result)
+/* ---- waiting for the changes one request made ---- */
+
+struct cluster_wait {
+    unsigned pending;     /* proposals not yet answered */
+    bool open;            /* changes proposed now join it */
+    int status;           /* the first failure's; 0: none */
+    char text[sizeof(((struct meta_result *)0)->text)];
+    cluster_wait_fn done; /* NULL: nobody waits (the wait is freed with its last proposal) */
+    void *arg;
+};
+
+/* What a proposal's answer needs: its op for the log line, and the wait it joined. */
+struct change {
+    const char *op; /* a literal; NULL: the access database */
+    struct cluster_wait *wait;
+};
+
+static void wait_finish(struct cluster_wait *w)
 {
-    (void)arg;
-    if (result->status != 0 && result->status != META_DUPLICATE)
-        log_error("cluster: a change of users, vhosts or permissions made here did not reach the cluster (%d %s); "
-                  "the next change sends the whole database again",
-                  result->status, result->text);
+    if (w->done)
+        w->done(w->arg, w->status, w->text);
+    free(w);
 }
 
 static void change_proposed(void *arg, const struct meta_result *result)
 {
-    const char *op = arg; /* a literal */
-    if (result->status != 0 && result->status != META_DUPLICATE)
-        log_warning("cluster: a change made here (%s) was refused or did not reach the cluster (%d %s)", op,
+    struct change *c = arg;
+    bool failed = result->status != 0 && result->status != META_DUPLICATE;
+    if (failed && c->op)
+        log_warning("cluster: a change made here (%s) was refused or did not reach the cluster (%d %s)", c->op,
                     result->status, result->text);
+    else if (failed)
+        log_error("cluster: a change of users, vhosts or permissions made here did not reach the cluster (%d %s); "
+                  "the next change sends the whole database again",
+                  result->status, result->text);
+    struct cluster_wait *w = c->wait;
+    free(c);
+    if (!w)
+        return;
+    if (failed && w->status == 0) {
+        w->status = result->status;
+        snprintf(w->text, sizeof w->text, "%s", result->text[0] ? result->text : "no quorum");
+    }
+    if (--w->pending == 0 && !w->open)
+        wait_finish(w);
+}
+
+/* Proposes op (freeing args) with the open wait, if any, counting it. */
+static void propose_change(struct server *server, const char *op, const char *label, struct table_buf *args)
+{
+    struct cluster_wait *w = server->cluster_wait;
+    struct change *c = malloc(sizeof *c);
+    if (c) {
+        *c = (struct change){label, w};
+        if (w)
+            w->pending++; /* before: an answer never comes inside the call, but if it did */
+        if (cluster_node_propose(server->cluster, op, args, change_proposed, c) != 0)
+            return;
+        if (w)
+            w->pending--;
+        free(c);
+    }
+    log_error("cluster: out of memory proposing %s", op);
+    if (w && w->status == 0) {
+        w->status = -ENOMEM;
+        snprintf(w->text, sizeof w->text, "out of memory");
+    }
 }
 
 void cluster_target_propose_change(struct server *server, const char *op, struct table_buf *args)
 {
-    if (cluster_node_propose(server->cluster, op, args, change_proposed, (void *)op) == 0)
-        log_error("cluster: out of memory proposing %s", op);
+    propose_change(server, op, op, args);
     table_buf_free(args);
 }
 
@@ -325,10 +377,38 @@ void cluster_target_propose_access(struct server *server)
     rc |= table_buf_put_field(&args, "origin", 6, &n);
     n.v.u64 = ++server->access_local_seq;
     rc |= table_buf_put_field(&args, "seq", 3, &n);
-    if (rc != 0 || cluster_node_propose(server->cluster, "access.set", &args, access_proposed, NULL) == 0)
+    if (rc != 0)
         log_error("cluster: out of memory proposing a change of users, vhosts or permissions");
+    else
+        propose_change(server, "access.set", NULL, &args);
     table_buf_free(&args);
     table_buf_free(&state);
+}
+
+struct cluster_wait *cluster_wait_open(struct server *server)
+{
+    if (!server->cluster || server->cluster_wait)
+        return NULL;
+    struct cluster_wait *w = calloc(1, sizeof *w);
+    if (w)
+        w->open = true;
+    server->cluster_wait = w;
+    return w;
+}
+
+bool cluster_wait_close(struct server *server, struct cluster_wait *w, cluster_wait_fn done, void *arg)
+{
+    if (!w)
+        return false;
+    server->cluster_wait = NULL;
+    w->open = false;
+    if (w->pending == 0) {
+        free(w);
+        return false;
+    }
+    w->done = done;
+    w->arg = arg;
+    return done != NULL;
 }
 
 void cluster_target_init(struct cluster_target *target, struct server *server)

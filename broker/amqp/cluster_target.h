@@ -50,7 +50,8 @@ struct server;
 
 /* A local change of the access database (warrenctl, the management API) was made and applied
  * on this node: its whole state is proposed as access.set, which every node applies. The answer
- * to the command does not wait: the other nodes follow within a round trip. The proposing node
+ * to the command waits only through a wait (below): a warrenctl command's does not, and the
+ * other nodes follow within a round trip. The proposing node
  * skips its own access.set when it has made a later change since (which follows in the log), so
  * a command sees what the one before it did ("add_user" then "set_permissions"). Changes made
  * at once through two nodes race: the later state applied wins whole. A proposal that fails (no
@@ -59,8 +60,23 @@ struct server;
 void cluster_target_propose_access(struct server *server);
 /* A local change made and applied here (operate_replicate: the management API's objects,
  * policies, vhost limits): proposed as the op above (a string literal) with args (freed here),
- * applied everywhere; the change's answer does not wait. A failure is logged. */
+ * applied everywhere; a failure is logged. The change's answer waits only through a wait
+ * (below). */
 void cluster_target_propose_change(struct server *server, const char *op, struct table_buf *args);
+
+/* Waiting for the changes one request makes (the management API's answer, like an AMQP
+ * method's, comes once every member applied them). While a wait is open, every change
+ * proposed by the two functions above joins it. cluster_wait_open opens one on server (NULL:
+ * no cluster, one is open already, or out of memory); cluster_wait_close(w) closes it: when no
+ * change joined, or done is NULL, it returns false (w is freed with its last change); else it
+ * returns true and done(arg, status, text) follows once, from the loop, after every change joined
+ * was answered: status 0 when all were applied on every member (meta_fsm's visibility), else
+ * the first failure's status and text (-ETIMEDOUT: no quorum within the propose timeout). A
+ * change that failed stays made on this node, as before. */
+struct cluster_wait;
+typedef void (*cluster_wait_fn)(void *arg, int status, const char *text);
+struct cluster_wait *cluster_wait_open(struct server *server);
+bool cluster_wait_close(struct server *server, struct cluster_wait *w, cluster_wait_fn done, void *arg);
 
 /* Fills target with the server's model: start_index is the index read back with the saved
  * definitions (server_cluster_index), ctx the server. */

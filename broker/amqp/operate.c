@@ -57,6 +57,26 @@ void operate_replicate(struct server *server, const char *op, const char *vhost,
     table_buf_free(args);
 }
 
+struct cluster_wait *operate_wait_open(struct server *server)
+{
+#ifdef WARREN_HAVE_CLUSTER
+    return cluster_wait_open(server);
+#else
+    (void)server;
+    return NULL;
+#endif
+}
+
+bool operate_wait_close(struct server *server, struct cluster_wait *w, operate_wait_fn done, void *arg)
+{
+#ifdef WARREN_HAVE_CLUSTER
+    return cluster_wait_close(server, w, done, arg);
+#else
+    (void)server, (void)w, (void)done, (void)arg;
+    return false;
+#endif
+}
+
 static int put_table(struct table_buf *t, const char *key, struct proto_bytes value)
 {
     struct table_value v = {.type = TABLE_TABLE};

@@ -24,14 +24,26 @@ struct exchange_declare;
 struct queue_declare;
 struct spec_basic_properties;
 
+/* The management API answers a change once every member applied it, as the AMQP methods are
+ * answered: around a request, operate_wait_open(server) starts counting what is proposed (NULL:
+ * no cluster, nothing to wait for), and operate_wait_close stops; true when done(arg, status,
+ * text) follows once they are all answered (status 0: applied everywhere; else the first
+ * failure, -ETIMEDOUT when no quorum answered), false when there was nothing to wait for or
+ * done is NULL (cluster_target.h, cluster_wait_*). */
+struct cluster_wait;
+typedef void (*operate_wait_fn)(void *arg, int status, const char *text);
+struct cluster_wait *operate_wait_open(struct server *server);
+bool operate_wait_close(struct server *server, struct cluster_wait *w, operate_wait_fn done, void *arg);
+
 /* With a cluster, a change made here (by the functions below, or to a policy or a vhost limit:
  * introspect_policy.c) is proposed to the metadata group too, as op with args and "vhost", in
- * the command the AMQP methods propose (cluster_target.h), so that every node makes it. This node
- * made it already and answered with the model's own result; applying the command here again
+ * the command the AMQP methods propose (cluster_target.h), so that every node makes it. This
+ * node made it already and knows the model's own result; applying the command here again
  * changes nothing (an equivalent declare, a delete of what is gone), and it is what gives a
- * quorum queue its replicated state on every node, this one included. The others follow a
- * round trip after the answer; a proposal that fails (no quorum) is logged. args are freed
- * either way; rc: nonzero when building them failed. Without a cluster: only the freeing. */
+ * quorum queue its replicated state on every node, this one included. The answer waits for
+ * the others through an open operate_wait (above). A proposal that fails (no quorum) is
+ * logged, and the change stays made on this node. args are freed either way; rc: nonzero when
+ * building them failed. Without a cluster: only the freeing. */
 struct table_buf;
 void operate_replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args, int rc);
 

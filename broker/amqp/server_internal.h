@@ -80,6 +80,7 @@ struct server {
     bool catching_up;             /* that barrier is not applied yet (server_cluster_catch_up) */
     uint64_t access_origin;       /* this run's name in its access.set commands (random, non-zero) */
     uint64_t access_local_seq;    /* the last access.set this run proposed (cluster_target.c) */
+    struct cluster_wait *cluster_wait; /* the open wait changes proposed now join (cluster_target.h) */
 };
 
 /* stats_sampler.c: arms the sampler (every stats.interval_ms) and stops it. */

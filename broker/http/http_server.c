@@ -32,13 +32,32 @@ struct http_server {
     http_admit_fn admit;
     void *ctx;
     struct tls_context *tls; /* HTTPS with this certificate; NULL: plain HTTP */
+    struct http_deferred *deferred; /* answers not given yet (http_defer), a list */
 };
 
-/* One request in progress: its body so far. */
+/* One request in progress: its body so far, and a deferred answer. */
 struct request_state {
     char *body;
     size_t len, cap;
     bool too_big;
+    struct http_deferred *deferred; /* the handler deferred and the answer is not in */
+    bool suspended;                 /* libmicrohttpd holds the connection until the answer */
+    bool answered;                  /* answer is in: sent when libmicrohttpd calls again */
+    struct http_response answer;
+};
+
+/* What http_defer needs from the request being handled. */
+struct http_pending {
+    struct http_server *server;
+    struct MHD_Connection *connection;
+    struct request_state *state;
+};
+
+struct http_deferred {
+    struct http_server *server; /* NULL once the server stopped: the answer is dropped */
+    struct MHD_Connection *connection;
+    struct request_state *state;
+    struct http_deferred *prev, *next;
 };
 
 static int hex_value(char c)
@@ -176,9 +195,10 @@ static enum MHD_Result respond(struct MHD_Connection *connection, struct http_re
 /* Builds the request as the handlers see it (the body from state, or none) and runs the
  * admission check (admission) or the handler; returns what admit returned (true otherwise). */
 static bool with_request(struct http_server *server, struct MHD_Connection *connection, const char *url,
-                         const char *method, const struct request_state *state, bool admission,
+                         const char *method, struct request_state *state, bool admission,
                          struct http_response *res)
 {
+    struct http_pending pending = {server, connection, state};
     struct query_collect query = {.n = 0};
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, collect_param, &query);
     char *password = NULL;
@@ -201,6 +221,7 @@ static bool with_request(struct http_server *server, struct MHD_Connection *conn
         .ajax = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Requested-With") != NULL,
         .reason = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Reason"),
         .if_none_match = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH),
+        .pending = state && !admission ? &pending : NULL,
     };
     bool admitted = true;
     if (admission)
@@ -280,13 +301,112 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         state->len += n;
         return MHD_YES;
     }
+    if (state->answered) { /* resumed, or answered inside the handler: the deferred answer */
+        state->answered = false;
+        return respond(connection, &state->answer);
+    }
+    if (state->deferred) /* cannot happen: a suspended connection is not called */
+        return MHD_YES;
     if (state->too_big)
         return too_large(connection);
     if (state->body)
         state->body[state->len] = '\0';
     struct http_response res = {.status = 500};
     with_request(server, connection, url, method, state, false, &res);
+    if (state->answered) {
+        state->answered = false;
+        return respond(connection, &state->answer);
+    }
+    if (state->deferred) {
+        state->suspended = true;
+        MHD_suspend_connection(connection);
+        return MHD_YES;
+    }
     return respond(connection, &res);
+}
+
+/* Unlinks d from its server's list. */
+static void deferred_unlink(struct http_deferred *d)
+{
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        d->server->deferred = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    d->prev = d->next = NULL;
+}
+
+static void run(struct http_server *server);
+
+struct http_deferred *http_defer(const struct http_request *req)
+{
+    struct http_pending *p = req->pending;
+    if (!p || p->state->deferred || p->state->answered)
+        return NULL;
+    struct http_deferred *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    *d = (struct http_deferred){.server = p->server, .connection = p->connection, .state = p->state};
+    d->next = p->server->deferred;
+    if (d->next)
+        d->next->prev = d;
+    p->server->deferred = d;
+    p->state->deferred = d;
+    return d;
+}
+
+/* Drops an answer nobody will send. */
+static void discard(struct http_response *res)
+{
+    if (res->read)
+        res->release(res->reader);
+    else if (res->body && !res->static_body)
+        free(res->body);
+}
+
+void http_answer(struct http_deferred *d, struct http_response *res)
+{
+    struct http_server *server = d->server;
+    if (!server) {
+        discard(res);
+        free(d);
+        return;
+    }
+    deferred_unlink(d);
+    struct request_state *state = d->state;
+    state->deferred = NULL;
+    state->answer = *res;
+    state->answered = true;
+    if (state->suspended) {
+        state->suspended = false;
+        MHD_resume_connection(d->connection);
+        run(server); /* libmicrohttpd calls on_request again, which sends it */
+    }
+    free(d);
+}
+
+/* The server stops with answers outstanding: each connection is resumed with a 503 (sent if
+ * libmicrohttpd still runs it, else closed), and each handle answered later is dropped. */
+static void orphan_deferred(struct http_server *server)
+{
+    static const char text[] = "{\"error\":\"unavailable\",\"reason\":\"the server is restarting\"}";
+    while (server->deferred) {
+        struct http_deferred *d = server->deferred;
+        deferred_unlink(d);
+        struct request_state *state = d->state;
+        state->deferred = NULL;
+        state->answer = (struct http_response){.status = 503, .body = (char *)text, .body_len = sizeof text - 1,
+                                               .static_body = true};
+        state->answered = true;
+        if (state->suspended) {
+            state->suspended = false;
+            MHD_resume_connection(d->connection);
+        }
+        d->server = NULL;
+        d->state = NULL;
+        d->connection = NULL;
+    }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -297,6 +417,15 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     (void)toe;
     struct request_state *state = *con_cls;
     if (state) {
+        if (state->deferred) { /* the connection went before its answer came: it is dropped */
+            struct http_deferred *d = state->deferred;
+            deferred_unlink(d);
+            d->server = NULL;
+            d->state = NULL;
+            d->connection = NULL;
+        }
+        if (state->answered)
+            discard(&state->answer);
         free(state->body);
         free(state);
         *con_cls = NULL;
@@ -313,8 +442,6 @@ static void log_from_mhd(void *cls, const char *fmt, va_list ap)
         text[--n] = '\0';
     log_debug("%s http: %s", server->name, text);
 }
-
-static void run(struct http_server *server);
 
 static void on_timer(struct event_loop *loop, void *data)
 {
@@ -350,7 +477,7 @@ static void run(struct http_server *server)
  * fd into the loop. Returns 0, or -1 after logging why (fd is left open). */
 static int start_daemon(struct http_server *server, int fd, struct tls_context *tls)
 {
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | (tls ? MHD_USE_TLS : 0);
     /* libmicrohttpd runs its own GnuTLS sessions: the same library, certificate, key and
      * protocol priorities as the AMQPS listener (tls_context.h). */
     const char *cert = tls ? tls_context_cert_pem(tls) : NULL;
@@ -390,6 +517,7 @@ static int stop_daemon(struct http_server *server)
         loop_timer_cancel(server->loop, server->timer);
     server->timer = 0;
     loop_unwatch(server->loop, server->epoll_fd);
+    orphan_deferred(server); /* libmicrohttpd refuses to stop with a connection suspended */
     /* MHD_stop_daemon does not close a socket given with MHD_OPTION_LISTEN_SOCKET. */
     int fd = MHD_quiesce_daemon(server->daemon);
     MHD_stop_daemon(server->daemon);

@@ -35,6 +35,7 @@ struct http_request {
     bool ajax;            /* "X-Requested-With" was sent: a 401 must not make a browser prompt */
     const char *reason;   /* the "X-Reason" header, NULL when absent */
     const char *if_none_match; /* the "If-None-Match" header (a cached file's ETag), NULL when absent */
+    struct http_pending *pending; /* http_server.c's: what http_defer needs (NULL: cannot defer) */
 };
 
 /* What the handler answers. body is malloc'd and taken over by the server (NULL: empty),
@@ -64,6 +65,17 @@ typedef void (*http_handler_fn)(void *ctx, const struct http_request *req, struc
  * (for requests that announce one): req has no body. Returns true to go on; false after
  * filling res, which is sent at once (the body is never stored, the connection is closed). */
 typedef bool (*http_admit_fn)(void *ctx, const struct http_request *req, struct http_response *res);
+
+/* An answer given later, for a handler that must wait for something (the cluster applying a
+ * change) before it can answer. Inside the handler, http_defer(req) returns a handle (NULL: the
+ * request cannot wait, or out of memory; then answer now) and the handler leaves res as it is:
+ * the connection is suspended, neither read nor timed out, until http_answer(d, res) gives the
+ * answer (res's body is taken as a handler's is). Every handle must be answered exactly once,
+ * from the loop, also after http_close or a certificate reload: the answer is then dropped
+ * (the client got 503 when the server stopped). An admission check cannot defer. */
+struct http_deferred;
+struct http_deferred *http_defer(const struct http_request *req);
+void http_answer(struct http_deferred *d, struct http_response *res);
 
 /* Limits that keep one client from holding what others share. */
 #define HTTP_MAX_CONNECTIONS 128
