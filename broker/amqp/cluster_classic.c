@@ -111,6 +111,21 @@ struct inbox {
     uint8_t bytes[];
 };
 
+/* A message to another node that waits for the store (outbox_*). */
+struct held_out {
+    struct held_out *next;
+    uint64_t batch; /* goes once this batch is durable; 0: as soon as those before it went */
+    const char *op; /* a literal */
+    struct table_buf args;
+};
+
+/* What waits to go to one node, in order. */
+struct outbox {
+    struct outbox *next;
+    char node[CLUSTER_ADDRESS_MAX];
+    struct held_out *head, **tail;
+};
+
 /* An answer the home gives once the store made a batch durable. */
 struct answer {
     struct answer *next;
@@ -146,6 +161,7 @@ struct classic {
     uint64_t next_depths_ms;
     unsigned failed_calls;   /* calls marked failed, completed at the next flush */
     unsigned broken_proxies; /* proxies marked broken, dropped at the next flush */
+    struct outbox *outboxes; /* messages waiting for the store, per node */
     bool sent;
 };
 
@@ -566,7 +582,9 @@ static void note_contact(struct classic *cl, const char *node)
         snprintf(cl->contacts[cl->contact_count++], CLUSTER_ADDRESS_MAX, "%s", node);
 }
 
-static int send_to(struct classic *cl, const char *node, const char *op, const struct table_buf *args)
+static void noted(struct classic *cl, const char *from, const uint8_t *bytes, size_t len);
+
+static int send_now(struct classic *cl, const char *node, const char *op, const struct table_buf *args)
 {
     if (!cl->node)
         return -ESHUTDOWN;
@@ -574,6 +592,104 @@ static int send_to(struct classic *cl, const char *node, const char *op, const s
     if (rc == 0)
         cl->sent = true;
     return rc;
+}
+
+/* ---- what waits for the store ----
+ *
+ * A home records each delivery in its store (so that a message delivered and not acked comes
+ * back redelivered after a restart), but that record needs no sync, and one not yet written
+ * when the home is killed is lost: the home then serves the message again with redelivered
+ * false. For its own clients that is harmless (their connections died with it), but a consumer
+ * on another node lives on, and would get a second unflagged copy. So a delivery to another
+ * node leaves only once the batch holding its record is durable, and everything sent to that
+ * node after it waits behind it, in order. The wait is one group commit. */
+
+static struct outbox *outbox_of(struct classic *cl, const char *node)
+{
+    for (struct outbox *o = cl->outboxes; o; o = o->next)
+        if (strcmp(o->node, node) == 0)
+            return o;
+    return NULL;
+}
+
+/* Drops what waits for node (its link broke: the other side gave up what it expected). */
+static void outbox_drop(struct classic *cl, const char *node)
+{
+    for (struct outbox **link = &cl->outboxes; *link; link = &(*link)->next) {
+        struct outbox *o = *link;
+        if (strcmp(o->node, node) != 0)
+            continue;
+        *link = o->next;
+        while (o->head) {
+            struct held_out *h = o->head;
+            o->head = h->next;
+            table_buf_free(&h->args);
+            free(h);
+        }
+        free(o);
+        return;
+    }
+}
+
+/* Sends op to node once batch is durable (0: at once) and whatever was sent to node before has
+ * gone. 0 when sent or queued, or what cluster_node_send returned. */
+static int send_after(struct classic *cl, const char *node, const char *op, const struct table_buf *args,
+                      uint64_t batch)
+{
+    struct outbox *o = outbox_of(cl, node);
+    if ((!o || !o->head) && batch <= persistence_durable_batch(server_persistence(cl->server)))
+        return send_now(cl, node, op, args);
+    if (!o) {
+        o = calloc(1, sizeof *o);
+        if (!o)
+            return -ENOMEM;
+        snprintf(o->node, sizeof o->node, "%s", node);
+        o->tail = &o->head;
+        o->next = cl->outboxes;
+        cl->outboxes = o;
+    }
+    struct held_out *h = calloc(1, sizeof *h);
+    uint8_t *copy = h && args->len ? malloc(args->len) : NULL;
+    if (!h || (args->len && !copy)) {
+        free(h);
+        return -ENOMEM;
+    }
+    if (args->len)
+        memcpy(copy, args->data, args->len);
+    *h = (struct held_out){.batch = batch, .op = op, .args = {copy, args->len, args->len}};
+    *o->tail = h;
+    o->tail = &h->next;
+    return 0;
+}
+
+static int send_to(struct classic *cl, const char *node, const char *op, const struct table_buf *args)
+{
+    return send_after(cl, node, op, args, 0);
+}
+
+/* Sends what the store's progress lets go. A send that fails counts as a broken link. */
+static void outbox_flush(struct classic *cl)
+{
+    uint64_t durable = persistence_durable_batch(server_persistence(cl->server));
+    struct outbox *o = cl->outboxes;
+    while (o) {
+        struct outbox *next = o->next;
+        while (o->head && o->head->batch <= durable) {
+            struct held_out *h = o->head;
+            o->head = h->next;
+            if (!o->head)
+                o->tail = &o->head;
+            int rc = send_now(cl, o->node, h->op, &h->args);
+            table_buf_free(&h->args);
+            free(h);
+            if (rc != 0) {
+                noted(cl, o->node, NULL, 0); /* handled as the link's loss, at the next flush */
+                outbox_drop(cl, o->node);
+                break;
+            }
+        }
+        o = next;
+    }
 }
 
 /* A home's answer to the call handle: {handle, status, text}. */
@@ -750,9 +866,12 @@ static int put_content(struct table_buf *t, const struct message *msg)
 
 /* Sends entry to the consumer (channel, tag) of node as a "deliver" of vhost's queue. 0, or -1
  * when it could not be sent (its link is gone: the proxy that holds it is dropped). */
+/* Sends a delivery of entry once the store holds its delivery record (what waits for the store,
+ * above). */
 static int send_delivery(struct classic *cl, const char *node, const char *vhost, const struct queue *queue,
                          uint64_t channel, struct proto_bytes tag, const struct queue_entry *entry)
 {
+    uint64_t batch = entry->msg->stored ? persistence_record_batch(server_persistence(cl->server)) : 0;
     struct table_buf t = {0};
     struct table_value v = {.type = TABLE_INT64};
     v.v.i64 = (int64_t)channel;
@@ -764,7 +883,7 @@ static int send_delivery(struct classic *cl, const char *node, const char *vhost
     rc |= table_buf_put_field(&t, "id", 2, &v);
     v.v.u64 = entry->delivery_count;
     rc |= table_buf_put_field(&t, "count", 5, &v) | put_content(&t, entry->msg);
-    rc = rc != 0 ? -1 : send_to(cl, node, "deliver", &t);
+    rc = rc != 0 ? -1 : send_after(cl, node, "deliver", &t, batch);
     table_buf_free(&t);
     return rc != 0 ? -1 : 0;
 }
@@ -1210,6 +1329,7 @@ static void on_cancelled(struct classic *cl, struct proto_bytes args)
 /* The links with peer broke: what either side held for the other is given up. */
 static void peer_lost(struct classic *cl, const char *peer)
 {
+    outbox_drop(cl, peer);
     struct proxy *p, *ptmp;
     HASH_ITER(hh, cl->proxies, p, ptmp) { /* first: none of them takes what the others return */
         if (strcmp(p->node, peer) == 0)
@@ -1464,6 +1584,7 @@ void classic_flush(struct classic *cl)
         ask_depths(cl);
     }
     propose_unused(cl); /* last: the proxies dropped above may have left a queue unused */
+    outbox_flush(cl);
     if (cl->sent && cl->node) {
         cl->sent = false;
         cluster_node_flush_peers(cl->node);
@@ -1531,6 +1652,8 @@ void classic_free(struct classic *cl)
         HASH_DEL(cl->calls, c);
         call_free(c);
     }
+    while (cl->outboxes)
+        outbox_drop(cl, cl->outboxes->node);
     struct depth_ent *d, *dtmp;
     HASH_ITER(hh, cl->depths, d, dtmp) {
         HASH_DEL(cl->depths, d);

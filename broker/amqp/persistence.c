@@ -36,6 +36,7 @@ struct persistence {
     uint64_t next_id;     /* message ids: above every id in the log, growing in log order */
     uint64_t recovered_max_id; /* ids up to this were written before the restart */
     uint64_t last_batch;  /* the batch holding the newest record that needs durability */
+    uint64_t record_batch; /* the batch holding the newest record of any kind (deliveries too) */
     uint64_t writes, lost; /* records that need durability queued, and not queued (ENOMEM) */
     uint64_t durable_batch;
     bool definitions_dirty;
@@ -71,6 +72,7 @@ uint64_t persistence_wait_batch(const struct persistence *p, struct persistence_
 }
 
 uint64_t persistence_durable_batch(const struct persistence *p) { return p ? p->durable_batch : 0; }
+uint64_t persistence_record_batch(const struct persistence *p) { return p ? p->record_batch : 0; }
 bool persistence_disk_alarm(const struct persistence *p) { return p && store_disk_alarm(p->store); }
 
 bool persistence_backlogged(const struct persistence *p, uint64_t bound)
@@ -102,6 +104,7 @@ static void note_batch(struct persistence *p, uint64_t batch)
         return;
     }
     p->last_batch = batch;
+    p->record_batch = batch;
     p->writes++;
 }
 
@@ -165,10 +168,14 @@ void persistence_event(struct persistence *p, const char *vhost, struct queue *q
             return;
         note_batch(p, store_put_enqueue(p->store, name.ptr, name.len, msg->id));
         break;
-    case QUEUE_EVENT_DELIVERED:
-        /* Needs no sync of its own: it rides with the next batch. */
-        store_put_deliver(p->store, name.ptr, name.len, msg->id);
+    case QUEUE_EVENT_DELIVERED: {
+        /* Needs no sync of its own: it rides with the next batch (a home that sends a delivery
+         * to another node waits for it: cluster_classic.c, "what waits for the store"). */
+        uint64_t batch = store_put_deliver(p->store, name.ptr, name.len, msg->id);
+        if (batch)
+            p->record_batch = batch;
         break;
+    }
     case QUEUE_EVENT_REMOVED:
         store_put_ack(p->store, name.ptr, name.len, msg->id);
         break;

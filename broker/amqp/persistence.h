@@ -61,6 +61,8 @@ struct persistence_mark persistence_mark(const struct persistence *p);
 uint64_t persistence_wait_batch(const struct persistence *p, struct persistence_mark before, bool *lost);
 /* Highest batch number known durable. */
 uint64_t persistence_durable_batch(const struct persistence *p);
+/* The batch that carries the last record written so far, deliveries' included (0: none yet). */
+uint64_t persistence_record_batch(const struct persistence *p);
 /* True when batch failed to be written (ENOSPC, EIO): its publishes are nacked. */
 bool persistence_batch_failed(const struct persistence *p, uint64_t batch);
 /* The store's statistics (zeros when p is NULL). */

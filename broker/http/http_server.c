@@ -337,7 +337,7 @@ static void deferred_unlink(struct http_deferred *d)
     d->prev = d->next = NULL;
 }
 
-static void run(struct http_server *server);
+static void on_timer(struct event_loop *loop, void *data);
 
 struct http_deferred *http_defer(const struct http_request *req)
 {
@@ -381,7 +381,11 @@ void http_answer(struct http_deferred *d, struct http_response *res)
     if (state->suspended) {
         state->suspended = false;
         MHD_resume_connection(d->connection);
-        run(server); /* libmicrohttpd calls on_request again, which sends it */
+        /* libmicrohttpd calls on_request again, which sends it: in a pass of its own, so that an
+         * answer given from inside libmicrohttpd's callbacks never runs it again there. */
+        if (server->timer)
+            loop_timer_cancel(server->loop, server->timer);
+        server->timer = loop_timer_add(server->loop, 0, on_timer, server);
     }
     free(d);
 }
@@ -442,6 +446,8 @@ static void log_from_mhd(void *cls, const char *fmt, va_list ap)
         text[--n] = '\0';
     log_debug("%s http: %s", server->name, text);
 }
+
+static void run(struct http_server *server);
 
 static void on_timer(struct event_loop *loop, void *data)
 {

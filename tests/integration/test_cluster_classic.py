@@ -10,7 +10,8 @@ node, the one it was declared through, and is reachable from every node as Rabbi
 - a fanout to queues homed on different nodes confirms once every home has the message;
 - the home killed: consumers of its queues on other nodes get basic.cancel, a publish is nacked,
   a passive declare is refused with RabbitMQ's 404 "... down or inaccessible"; back, it serves
-  every confirmed message again.
+  every confirmed message again, and one it had delivered to another node marked redelivered,
+  even when killed the moment that delivery arrived.
 Not runnable against an external broker: the test owns the three processes.
 """
 import json
@@ -236,6 +237,73 @@ class ClusterClassicQueues(unittest.TestCase):
         got = drain(channel, "cc.home", 200)
         connection.close()
         self.assertEqual([body for body, _ in got], [b"p%d" % i for i in range(200)])
+        self.assertEqual(got[0], (b"p0", True))
+
+    def test_a_delivery_across_nodes_is_recorded_before_it_arrives(self):
+        # The home is killed the moment a consumer on another node has a delivery in hand: back,
+        # the home must know it delivered that message (redelivered=true), because that consumer
+        # lived on. The home sends a delivery to another node only once its store holds the
+        # delivery's record (cluster_classic.c, "what waits for the store").
+        a, b, c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.queue_declare("cc.marked", durable=True)
+        cha.queue_declare("cc.load", durable=True)
+        ca.close()
+        for round_ in range(3):
+            cb, chb = channel_on(b)
+            chb.confirm_delivery()
+            chb.basic_publish("", "cc.marked", b"r%d" % round_, PERSISTENT)
+            cb.close()
+            # Persistent publishes on the home keep its store syncing, so that a record waits
+            # for the sync before it is written: the window the home must not deliver in.
+            stop = threading.Event()
+
+            def load():
+                try:
+                    connection, channel = channel_on(a)
+                    while not stop.is_set():
+                        channel.basic_publish("", "cc.load", b"x" * 4096, PERSISTENT)
+                except (pika.exceptions.AMQPError, OSError):
+                    pass  # the home is killed under it
+
+            loader = threading.Thread(target=load, daemon=True)
+            loader.start()
+            time.sleep(0.3)
+            cc, chc = channel_on(c)
+            chc.basic_qos(prefetch_count=1)
+            got = []
+
+            def on_message(_ch, method, _props, body):
+                if not got:
+                    a.sigkill()  # first thing: nothing else of this delivery may happen before
+                got.append((body, method.redelivered))
+
+            chc.basic_consume("cc.marked", on_message)
+            deadline = time.monotonic() + 10
+            while not got and time.monotonic() < deadline:
+                cc.process_data_events(time_limit=0.05)
+            stop.set()
+            loader.join(10)
+            self.assertEqual(got, [(b"r%d" % round_, False)])
+            cc.close()
+            a.relaunch()
+            self.cluster.leader()
+            deadline = time.monotonic() + 15
+            while True:  # until c reaches the home again (its link is dialled anew)
+                cc, chc = channel_on(c)
+                try:
+                    method, _props, body = chc.basic_get("cc.marked")
+                except pika.exceptions.ChannelClosedByBroker as e:
+                    self.assertIn("down or inaccessible", e.reply_text)
+                    method = None
+                if method is not None:
+                    break
+                cc.close()
+                self.assertLess(time.monotonic(), deadline, "the home's message is not reachable again")
+                time.sleep(0.2)
+            self.assertEqual((body, method.redelivered), (b"r%d" % round_, True), "round %d" % round_)
+            chc.basic_ack(method.delivery_tag)
+            cc.close()
 
     def gone_everywhere(self, queue, timeout=10.0):
         """True once a passive declare of queue is refused with 404 "no queue" on every node."""

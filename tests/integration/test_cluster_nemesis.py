@@ -70,7 +70,6 @@ class History:
         self.connection_died = set()  # consumer connection ids that ended by an error
         self.errors = []  # (monotonic, who, repr) of every client error, for the report
         self.events = []  # (monotonic, text) from the nemesis
-        self.kills = []  # monotonic times of the nemesis's SIGKILLs
 
     def note_error(self, who, error):
         with self.lock:
@@ -210,8 +209,6 @@ class Nemesis:
         elif draw < (1 / 3 if self.partitionable else 0.5):
             down = self.rng.uniform(0.5, 4.0)
             self.note("kill %s (down %.1f s)" % (name, down))
-            with self.history.lock:
-                self.history.kills.append(time.monotonic())
             node.sigkill()
             time.sleep(down)
             node.relaunch()
@@ -306,17 +303,15 @@ def keep_evidence(nodes, history, state=""):
     return kept
 
 
-def check(history, home_kills_explain=False):
-    """The checker: returns (figures, failures) over the whole history. home_kills_explain: classic
-    queues, whose home records a delivery in its log after sending it (docs/cluster.md, "Classic
-    queues across nodes"): a home killed between two unflagged copies explains the second."""
+def check(history):
+    """The checker: returns (figures, failures) over the whole history."""
     failures = []
-    delivered = {}  # (publisher, seq) -> [(redelivered, connection id, phase, monotonic)]
+    delivered = {}  # (publisher, seq) -> [(redelivered, connection id, phase)]
     phantoms = []
-    for publisher, seq, redelivered, connection_id, phase, when in history.deliveries:
+    for publisher, seq, redelivered, connection_id, phase, _when in history.deliveries:
         if seq not in history.attempted.get(publisher, ()):
             phantoms.append((publisher, seq))
-        delivered.setdefault((publisher, seq), []).append((redelivered, connection_id, phase, when))
+        delivered.setdefault((publisher, seq), []).append((redelivered, connection_id, phase))
     confirmed = {(p, s) for p, seqs in history.confirmed.items() for s in seqs}
     attempted = {(p, s) for p, seqs in history.attempted.items() for s in seqs}
     lost = sorted(confirmed - set(delivered))
@@ -334,7 +329,7 @@ def check(history, home_kills_explain=False):
     # connection (its ack may have been lost). Copies are compared as a set, not by arrival
     # time: a node that was paused sends the deliveries of the log it applies late, so its
     # unflagged copy may arrive after a flagged one elsewhere ("late first deliveries").
-    duplicates = redelivered_duplicates = after_death = after_kill = late_first = 0
+    duplicates = redelivered_duplicates = after_death = late_first = 0
     unexplained = []
     for key, copies in delivered.items():
         if len(copies) == 1:
@@ -348,8 +343,6 @@ def check(history, home_kills_explain=False):
         for i, copy in enumerate(extra):
             if any(c[1] in history.connection_died for c in unflagged[:i + 1]):
                 after_death += 1
-            elif home_kills_explain and any(unflagged[i][3] <= k <= copy[3] for k in history.kills):
-                after_kill += 1
             else:
                 unexplained.append((key, copies))
                 break
@@ -380,7 +373,6 @@ def check(history, home_kills_explain=False):
         "drain deliveries": sum(1 for d in history.deliveries if d[4] == "drain"),
         "duplicates": duplicates, "duplicates marked redelivered": redelivered_duplicates,
         "unflagged duplicates after a consumer death": after_death,
-        "unflagged duplicates after a home killed": after_kill,
         "late first deliveries": late_first, "lost": len(lost),
         "consumer connections died": len(history.connection_died), "client errors": len(history.errors),
     }
@@ -469,7 +461,7 @@ class NemesisTest(unittest.TestCase):
         self.assertEqual(drainer.failures, 0, "the drain consumer's connection broke with no nemesis")
         ended = time.monotonic()
 
-        figures, failures = check(history, home_kills_explain=not self.queue_arguments)
+        figures, failures = check(history)
         # Confirmed publishes per second in the first and the last quarter of the load: the
         # cluster should not slow down as its log grows.
         quarter = (load_ended - history.started) / 4
