@@ -39,6 +39,9 @@ struct cluster_call {
     bool barrier;   /* a passive declare of call->name, answered here once "sync" is applied */
     bool depth_asked; /* a queue.declare's counts were asked of the queue's home (classic) */
     bool queues_handle; /* handle is cluster_queues' (a call to a classic queue's home) */
+    bool counted;     /* a queue.delete of a queue homed elsewhere: count is its home's */
+    bool if_unused, if_empty;
+    uint32_t count;
     struct meta_result applied; /* then, the command's result, answered with once they come */
     uint8_t name_len;
     char name[256]; /* queue.declare: the queue, named here when server-named */
@@ -101,7 +104,8 @@ static int send_ok(struct channel *ch, const struct cluster_call *call, const st
         if (call->no_wait)
             return 0;
         ok.id = SPEC_QUEUE_DELETE_OK;
-        ok.args.queue_delete_ok.message_count = (uint32_t)strtoul(result->text, NULL, 10);
+        ok.args.queue_delete_ok.message_count =
+            call->counted ? call->count : (uint32_t)strtoul(result->text, NULL, 10);
         break;
     default: {
         static const uint32_t answers[][2] = {
@@ -473,6 +477,49 @@ static int propose_queue_declare(struct channel *ch, const struct spec_method *m
     return propose(ch, "queue.declare", &args, call, rc, err);
 }
 
+/* Checks a queue.delete's conditions against q's counts, then proposes it. 0, or -1 with err
+ * (call freed either way on failure). */
+static int propose_delete_of(struct channel *ch, struct cluster_call *call, struct queue *q, struct reply_error *err)
+{
+    struct proto_bytes name = {(const uint8_t *)call->name, call->name_len};
+    struct queue_depth depth = {0};
+    if (q)
+        server_queue_depth(connection_server(ch->conn), ch->vhost, q, &depth);
+    const char *refused = q && call->if_unused && depth.consumers > 0 ? "in use"
+                          : q && call->if_empty && depth.ready > 0  ? "not empty"
+                                                                    : NULL;
+    if (refused) {
+        uint32_t method_id = call->method_id;
+        free(call);
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "queue '%.*s' in vhost '%s' %s", (int)name.len,
+                          (const char *)name.ptr, vhost_name(ch->vhost), refused);
+    }
+    call->count = (uint32_t)depth.ready;
+    struct table_buf args = {0};
+    int rc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) | put_string(&args, "name", name);
+    return propose(ch, "queue.delete", &args, call, rc, err);
+}
+
+/* The home of a classic queue answered with its counts (or could not: the last ones it gave
+ * stand): the delete is checked against them and proposed. */
+static void delete_counted(void *a, uint64_t b, const struct meta_result *result)
+{
+    (void)b, (void)result;
+    struct cluster_call *call = a;
+    struct connection *conn = call->conn;
+    connection_resume(conn);
+    struct channel *ch = connection_channel(conn, call->channel);
+    if (!ch || !connection_is_running(conn)) {
+        free(call);
+        return;
+    }
+    call->queues_handle = false;
+    struct proto_bytes name = {(const uint8_t *)call->name, call->name_len};
+    struct reply_error err;
+    if (propose_delete_of(ch, call, vhost_queue_find(ch->vhost, name), &err) != 0)
+        channel_raise(ch, &err);
+}
+
 static int propose_queue_delete(struct channel *ch, const struct spec_method *m, struct reply_error *err)
 {
     const struct spec_queue_delete *a = &m->args.queue_delete;
@@ -484,24 +531,32 @@ static int propose_queue_delete(struct channel *ch, const struct spec_method *m,
     struct actor who = channel_actor(ch);
     if (actor_check(&who, ACCESS_CONFIGURE, "queue", name, m->id, err) != 0)
         return -1;
-    /* Decided on this node's copy: a classic queue's own consumers and messages, a quorum
-     * queue's as the cluster's log has made them here. */
-    struct queue *q = vhost_queue_find(ch->vhost, name);
-    struct queue_depth depth = {0};
-    if (q)
-        server_queue_depth(connection_server(ch->conn), ch->vhost, q, &depth);
-    if (q && a->if_unused && depth.consumers > 0)
-        return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "queue '%.*s' in vhost '%s' in use", (int)name.len,
-                          (const char *)name.ptr, vhost_name(ch->vhost));
-    if (q && a->if_empty && depth.ready > 0)
-        return reply_fail(err, SPEC_PRECONDITION_FAILED, m->id, "queue '%.*s' in vhost '%s' not empty", (int)name.len,
-                          (const char *)name.ptr, vhost_name(ch->vhost));
     struct cluster_call *call = new_call(m->id, a->no_wait);
     if (!call)
         return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");
-    struct table_buf args = {0};
-    int rc = put_string(&args, "vhost", proto_bytes_of(vhost_name(ch->vhost))) | put_string(&args, "name", name);
-    return propose(ch, "queue.delete", &args, call, rc, err);
+    memcpy(call->name, name.ptr, name.len);
+    call->name_len = (uint8_t)name.len;
+    call->if_unused = a->if_unused;
+    call->if_empty = a->if_empty;
+    /* Decided on this node's copy: a quorum queue's counts as the cluster's log has made them
+     * here; a classic queue homed on another node is counted by its home first, so that
+     * delete-ok carries its messages (RabbitMQ's) and if-unused / if-empty judge its state. */
+    struct queue *q = vhost_queue_find(ch->vhost, name);
+    if (q && queue_elsewhere(q)) {
+        struct cluster_queues *cq = server_cluster_queues(connection_server(ch->conn));
+        call->conn = ch->conn;
+        call->node = server_cluster(connection_server(ch->conn));
+        call->channel = ch->number;
+        call->counted = true;
+        call->queues_handle = true;
+        call->handle = cluster_queues_fetch_depth(cq, ch->vhost, q, delete_counted, call, 0);
+        if (call->handle) {
+            connection_wait(ch->conn, abandon, call);
+            return 0;
+        }
+        call->queues_handle = false;
+    }
+    return propose_delete_of(ch, call, q, err);
 }
 
 static int propose_queue_bind(struct channel *ch, const struct spec_method *m, struct reply_error *err)

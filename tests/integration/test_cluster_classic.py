@@ -239,6 +239,27 @@ class ClusterClassicQueues(unittest.TestCase):
         self.assertEqual([body for body, _ in got], [b"p%d" % i for i in range(200)])
         self.assertEqual(got[0], (b"p0", True))
 
+    def test_a_delete_through_another_node_counts_the_homes_messages(self):
+        a, b, c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        cha.queue_declare("cc.count", durable=True)
+        ca.close()
+        cb, chb = channel_on(b)
+        chb.confirm_delivery()
+        for i in range(3):
+            chb.basic_publish("", "cc.count", b"d%d" % i, PERSISTENT)
+        cb.close()
+        cc, chc = channel_on(c)
+        # if-empty is judged on the home's messages, not on c's view of them (no wait here for
+        # c's periodic counts): RabbitMQ's 406.
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+            chc.queue_delete("cc.count", if_empty=True)
+        self.assertEqual(ctx.exception.reply_code, 406)
+        chc = cc.channel()
+        self.assertEqual(chc.queue_delete("cc.count").method.message_count, 3)
+        cc.close()
+        self.assertTrue(self.gone_everywhere("cc.count"))
+
     def test_a_delivery_across_nodes_is_recorded_before_it_arrives(self):
         # The home is killed the moment a consumer on another node has a delivery in hand: back,
         # the home must know it delivered that message (redelivered=true), because that consumer
