@@ -407,10 +407,7 @@ static void held_applied(void *arg, int status, const char *text)
          * it: the client is told so, as an AMQP client would get 541 on a minority node. */
         log_warning("management: a change was made on this node but did not reach the cluster (%d %s)", status,
                     text);
-        if (h->res.read)
-            h->res.release(h->res.reader);
-        else if (!h->res.static_body)
-            free(h->res.body);
+        http_response_discard(&h->res);
         json_t *doc = json_pack("{s:s,s:s+}", "error", "unavailable", "reason",
                                 "cluster: the change was made on this node but not on the others: ", text);
         h->res = (struct http_response){.status = 503};

@@ -186,19 +186,29 @@ static bool ask_depth(struct channel *ch, struct cluster_call *call, const struc
     return true;
 }
 
+/* The wait of call's connection is over: it handles its next frames again. Returns the channel
+ * to answer on, or NULL (call freed) when the connection closed meanwhile (broker shutdown,
+ * vhost deleted): it answers nothing more. */
+static struct channel *call_resumed(struct cluster_call *call)
+{
+    struct connection *conn = call->conn;
+    connection_resume(conn);
+    struct channel *ch = connection_channel(conn, call->channel);
+    if (!ch || !connection_is_running(conn)) {
+        free(call);
+        return NULL;
+    }
+    return ch;
+}
+
 /* The command was applied on this node (or failed to be): answer the client, then let the
  * connection handle its next frames. */
 static void on_done(void *arg, const struct meta_result *result)
 {
     struct cluster_call *call = arg;
-    struct connection *conn = call->conn;
-    connection_resume(conn);
-    struct channel *ch = connection_channel(conn, call->channel);
-    /* A connection closed meanwhile (broker shutdown, vhost deleted) answers nothing more. */
-    if (!ch || !connection_is_running(conn)) {
-        free(call);
+    struct channel *ch = call_resumed(call);
+    if (!ch)
         return;
-    }
     if (ask_depth(ch, call, result))
         return;
     struct reply_error err;
@@ -506,13 +516,9 @@ static void delete_counted(void *a, uint64_t b, const struct meta_result *result
 {
     (void)b, (void)result;
     struct cluster_call *call = a;
-    struct connection *conn = call->conn;
-    connection_resume(conn);
-    struct channel *ch = connection_channel(conn, call->channel);
-    if (!ch || !connection_is_running(conn)) {
-        free(call);
+    struct channel *ch = call_resumed(call);
+    if (!ch)
         return;
-    }
     call->queues_handle = false;
     struct proto_bytes name = {(const uint8_t *)call->name, call->name_len};
     struct reply_error err;

@@ -325,8 +325,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     return respond(connection, &res);
 }
 
-/* Unlinks d from its server's list. */
-static void deferred_unlink(struct http_deferred *d)
+/* Takes d off its server's list and off its request: from now on an answer given to d is
+ * dropped (http_answer). */
+static void deferred_detach(struct http_deferred *d)
 {
     if (d->prev)
         d->prev->next = d->next;
@@ -334,7 +335,8 @@ static void deferred_unlink(struct http_deferred *d)
         d->server->deferred = d->next;
     if (d->next)
         d->next->prev = d->prev;
-    d->prev = d->next = NULL;
+    d->state->deferred = NULL;
+    *d = (struct http_deferred){0};
 }
 
 static void on_timer(struct event_loop *loop, void *data);
@@ -356,8 +358,7 @@ struct http_deferred *http_defer(const struct http_request *req)
     return d;
 }
 
-/* Drops an answer nobody will send. */
-static void discard(struct http_response *res)
+void http_response_discard(struct http_response *res)
 {
     if (res->read)
         res->release(res->reader);
@@ -365,22 +366,28 @@ static void discard(struct http_response *res)
         free(res->body);
 }
 
+/* Gives res to d's request, which on_request sends, and detaches d. True when its connection
+ * was suspended and is resumed now (libmicrohttpd must run for it). */
+static bool give_answer(struct http_deferred *d, const struct http_response *res)
+{
+    struct request_state *state = d->state;
+    struct MHD_Connection *connection = d->connection;
+    deferred_detach(d);
+    state->answer = *res;
+    state->answered = true;
+    if (!state->suspended)
+        return false;
+    state->suspended = false;
+    MHD_resume_connection(connection);
+    return true;
+}
+
 void http_answer(struct http_deferred *d, struct http_response *res)
 {
     struct http_server *server = d->server;
     if (!server) {
-        discard(res);
-        free(d);
-        return;
-    }
-    deferred_unlink(d);
-    struct request_state *state = d->state;
-    state->deferred = NULL;
-    state->answer = *res;
-    state->answered = true;
-    if (state->suspended) {
-        state->suspended = false;
-        MHD_resume_connection(d->connection);
+        http_response_discard(res);
+    } else if (give_answer(d, res)) {
         /* libmicrohttpd calls on_request again, which sends it: in a pass of its own, so that an
          * answer given from inside libmicrohttpd's callbacks never runs it again there. */
         if (server->timer)
@@ -395,22 +402,10 @@ void http_answer(struct http_deferred *d, struct http_response *res)
 static void orphan_deferred(struct http_server *server)
 {
     static const char text[] = "{\"error\":\"unavailable\",\"reason\":\"the server is restarting\"}";
-    while (server->deferred) {
-        struct http_deferred *d = server->deferred;
-        deferred_unlink(d);
-        struct request_state *state = d->state;
-        state->deferred = NULL;
-        state->answer = (struct http_response){.status = 503, .body = (char *)text, .body_len = sizeof text - 1,
-                                               .static_body = true};
-        state->answered = true;
-        if (state->suspended) {
-            state->suspended = false;
-            MHD_resume_connection(d->connection);
-        }
-        d->server = NULL;
-        d->state = NULL;
-        d->connection = NULL;
-    }
+    static const struct http_response restarting = {
+        .status = 503, .body = (char *)text, .body_len = sizeof text - 1, .static_body = true};
+    while (server->deferred)
+        give_answer(server->deferred, &restarting);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -421,15 +416,10 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     (void)toe;
     struct request_state *state = *con_cls;
     if (state) {
-        if (state->deferred) { /* the connection went before its answer came: it is dropped */
-            struct http_deferred *d = state->deferred;
-            deferred_unlink(d);
-            d->server = NULL;
-            d->state = NULL;
-            d->connection = NULL;
-        }
+        if (state->deferred) /* the connection went before its answer came: it is dropped */
+            deferred_detach(state->deferred);
         if (state->answered)
-            discard(&state->answer);
+            http_response_discard(&state->answer);
         free(state->body);
         free(state);
         *con_cls = NULL;

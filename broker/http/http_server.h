@@ -76,6 +76,8 @@ typedef bool (*http_admit_fn)(void *ctx, const struct http_request *req, struct 
 struct http_deferred;
 struct http_deferred *http_defer(const struct http_request *req);
 void http_answer(struct http_deferred *d, struct http_response *res);
+/* Frees what res holds (its body, or its reader): an answer that will not be sent. */
+void http_response_discard(struct http_response *res);
 
 /* Limits that keep one client from holding what others share. */
 #define HTTP_MAX_CONNECTIONS 128
