@@ -28,6 +28,23 @@ from test_cluster import Cluster, _cluster_built, channel_on, depth, poll_get, t
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
 
+def declare_on(node, *queues):
+    """Declares each queue durable through node, which becomes its home."""
+    connection, channel = channel_on(node)
+    for queue in queues:
+        channel.queue_declare(queue, durable=True)
+    connection.close()
+
+
+def publish_confirmed(node, routing_key, bodies, exchange="", properties=PERSISTENT):
+    """Publishes bodies through node with confirms (pika raises on a nack), then closes."""
+    connection, channel = channel_on(node)
+    channel.confirm_delivery()
+    for body in bodies:
+        channel.basic_publish(exchange, routing_key, body, properties)
+    connection.close()
+
+
 def drain(channel, queue, count, timeout=15.0):
     """Consumes count messages of queue on channel (manual ack): [(body, redelivered)]."""
     got = []
@@ -71,16 +88,10 @@ class ClusterClassicQueues(unittest.TestCase):
 
     def test_publish_and_consume_through_other_nodes(self):
         a, b, c = self.cluster.nodes
-        ca, cha = channel_on(a)
-        cha.queue_declare("cc.work", durable=True)
-        ca.close()
+        declare_on(a, "cc.work")
         # Two publishers on the two other nodes, with confirms: every publish confirmed.
         for node, prefix in ((b, b"b"), (c, b"c")):
-            connection, channel = channel_on(node)
-            channel.confirm_delivery()
-            for i in range(300):
-                channel.basic_publish("", "cc.work", prefix + b"%03d" % i, PERSISTENT)
-            connection.close()
+            publish_confirmed(node, "cc.work", [prefix + b"%03d" % i for i in range(300)])
         self.assertEqual(depth(c, "cc.work"), 600)
         self.assertEqual(depth(a, "cc.work"), 600)
         # warrenctl list_queues on a node that is not the home shows the home's counts within
@@ -172,20 +183,14 @@ class ClusterClassicQueues(unittest.TestCase):
             channel.queue_declare("cc.fan%d" % i, durable=True)
             channel.queue_bind("cc.fan%d" % i, "cc.fan")
             connection.close()
-        connection, channel = channel_on(nodes[1])
-        channel.confirm_delivery()
-        for i in range(100):
-            channel.basic_publish("cc.fan", "", b"f%d" % i, PERSISTENT)
-        connection.close()
+        publish_confirmed(nodes[1], "", [b"f%d" % i for i in range(100)], exchange="cc.fan")
         for i in range(3):
             for node in nodes:
                 self.assertEqual(depth(node, "cc.fan%d" % i), 100, "queue %d seen from a node" % i)
 
     def test_the_home_killed_cancels_consumers_elsewhere_and_keeps_confirmed_messages(self):
         a, b, c = self.cluster.nodes
-        ca, cha = channel_on(a)
-        cha.queue_declare("cc.home", durable=True)
-        ca.close()
+        declare_on(a, "cc.home")
         cb, chb = channel_on(b)
         chb.confirm_delivery()
         for i in range(200):
@@ -241,14 +246,8 @@ class ClusterClassicQueues(unittest.TestCase):
 
     def test_a_delete_through_another_node_counts_the_homes_messages(self):
         a, b, c = self.cluster.nodes
-        ca, cha = channel_on(a)
-        cha.queue_declare("cc.count", durable=True)
-        ca.close()
-        cb, chb = channel_on(b)
-        chb.confirm_delivery()
-        for i in range(3):
-            chb.basic_publish("", "cc.count", b"d%d" % i, PERSISTENT)
-        cb.close()
+        declare_on(a, "cc.count")
+        publish_confirmed(b, "cc.count", [b"d%d" % i for i in range(3)])
         cc, chc = channel_on(c)
         # if-empty is judged on the home's messages, not on c's view of them (no wait here for
         # c's periodic counts): RabbitMQ's 406.
@@ -266,15 +265,9 @@ class ClusterClassicQueues(unittest.TestCase):
         # lived on. The home sends a delivery to another node only once its store holds the
         # delivery's record (cluster_classic.c, "what waits for the store").
         a, b, c = self.cluster.nodes
-        ca, cha = channel_on(a)
-        cha.queue_declare("cc.marked", durable=True)
-        cha.queue_declare("cc.load", durable=True)
-        ca.close()
+        declare_on(a, "cc.marked", "cc.load")
         for round_ in range(3):
-            cb, chb = channel_on(b)
-            chb.confirm_delivery()
-            chb.basic_publish("", "cc.marked", b"r%d" % round_, PERSISTENT)
-            cb.close()
+            publish_confirmed(b, "cc.marked", [b"r%d" % round_])
             # Persistent publishes on the home keep its store syncing, so that a record waits
             # for the sync before it is written: the window the home must not deliver in.
             stop = threading.Event()
@@ -374,9 +367,7 @@ class ClusterClassicQueues(unittest.TestCase):
 
     def test_consumer_priority_holds_across_nodes(self):
         a, b, c = self.cluster.nodes
-        ca, cha = channel_on(a)
-        cha.queue_declare("cc.prio", durable=True)
-        ca.close()
+        declare_on(a, "cc.prio")
         got = {"hi": 0, "lo": 0}
         connections = []
         for node, name, priority in ((b, "hi", 10), (c, "lo", 0)):
@@ -386,11 +377,7 @@ class ClusterClassicQueues(unittest.TestCase):
             connections.append(connection)
         for connection in connections:
             idle(connection, 0.5)  # both attached at the home before the first publish
-        cb, chb = channel_on(b)
-        chb.confirm_delivery()
-        for i in range(50):
-            chb.basic_publish("", "cc.prio", b"x")
-        cb.close()
+        publish_confirmed(b, "cc.prio", [b"x"] * 50, properties=None)
         deadline = time.monotonic() + 10
         while got["hi"] + got["lo"] < 50 and time.monotonic() < deadline:
             for connection in connections:
@@ -428,9 +415,7 @@ class ClusterClassicQueues(unittest.TestCase):
 
     def test_an_exclusive_consumer_on_one_node_refuses_consumers_on_others(self):
         a, b, c = self.cluster.nodes
-        ca, cha = channel_on(a)
-        cha.queue_declare("cc.excl", durable=True)
-        ca.close()
+        declare_on(a, "cc.excl")
         cb, chb = channel_on(b)
         chb.basic_consume("cc.excl", lambda *args: None, exclusive=True)
         cc, chc = channel_on(c)
@@ -443,9 +428,7 @@ class ClusterClassicQueues(unittest.TestCase):
 
     def test_a_committed_transaction_through_another_node_survives_the_homes_kill(self):
         a, b, _c = self.cluster.nodes
-        ca, cha = channel_on(a)
-        cha.queue_declare("cc.tx", durable=True)
-        ca.close()
+        declare_on(a, "cc.tx")
         cb, chb = channel_on(b)
         chb.tx_select()
         for i in range(20):
