@@ -217,6 +217,12 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
             return -1;
         }
         cfg->server.cluster.propose_timeout_ms = (uint32_t)v;
+    } else if (strcmp(key, "cluster_snapshot_log_bytes") == 0) {
+        if (parse_uint(key, value, UINT64_C(1) << 32, &v) || v < 4096) {
+            fprintf(stderr, "warren: cluster_snapshot_log_bytes must be between 4096 and 4294967296\n");
+            return -1;
+        }
+        cfg->server.cluster.snapshot_log_bytes = v;
     } else if (strcmp(key, "default_user") == 0) {
         s->default_user = value;
     } else if (strcmp(key, "default_pass") == 0) {

@@ -174,6 +174,7 @@ static struct cluster_node *start_cluster(struct event_loop *loop, struct server
         .listen_port = cs->port, /* the same as address's port unless it is forwarded */
         .election_timeout_ms = cs->election_timeout_ms,
         .propose_timeout_ms = cs->propose_timeout_ms,
+        .snapshot_log_bytes = cs->snapshot_log_bytes,
         .recover = cs->recover,
         .secret = run->secret,
         .secret_len = secret_len,

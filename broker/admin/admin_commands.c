@@ -166,6 +166,9 @@ static void add_cluster_environment(json_t *environment, const struct server *se
     json_object_set_new(environment, "cluster_address", string_or_empty(cs->address));
     json_object_set_new(environment, "cluster_election_timeout_ms", json_integer(cs->election_timeout_ms));
     json_object_set_new(environment, "cluster_propose_timeout_ms", json_integer(cs->propose_timeout_ms));
+    json_object_set_new(environment, "cluster_snapshot_log_bytes",
+                        json_integer(cs->snapshot_log_bytes ? (json_int_t)cs->snapshot_log_bytes
+                                                            : (json_int_t)CLUSTER_SNAPSHOT_LOG_BYTES));
     json_object_set_new(environment, "cluster_secret_file", string_or_empty(cs->secret_file));
 }
 

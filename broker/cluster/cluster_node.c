@@ -45,6 +45,13 @@
 #define CONNECT_RETRY_MS 200
 #define SNAPSHOT_THRESHOLD_MAX 65536 /* entries between snapshots at most (libraft keeps them in memory) */
 #define BATCH_MAX_BYTES (1u << 20)   /* a batch this large is appended at once, mid-pass */
+/* Raft's log segments (libraft's default: 8 MiB). Closing one stalls this thread: raft_uv's
+ * writer calls io_destroy(2) on the segment's AIO context, which waits out an RCU grace period
+ * in the kernel (25-40 ms measured here). A segment closes when it is full and at every
+ * snapshot, so with segments larger than CLUSTER_SNAPSHOT_LOG_BYTES a node with an empty queue
+ * pauses once per that many bytes of log. Disk cost: libraft keeps two spare segments
+ * allocated, 3 x 32 MiB per node. */
+#define SEGMENT_BYTES (32u << 20)
 
 _Static_assert(CLUSTER_ADDRESS_MAX == 256, "cluster_link.c bounds addresses at 256 bytes");
 
@@ -829,6 +836,8 @@ static void target_apply(void *ctx, const struct meta_command *cmd, struct meta_
         node->entry_index = index;
         node->entry_live = index > node->model_index;
         node->applied_entries++;
+        if (node->applied_entries >= node->snapshot_base && node->applied_bytes >= node->snapshot_due_bytes)
+            raft_set_snapshot_threshold(&node->raft, 1); /* due: libraft takes it after this pass */
     }
     if (proto_bytes_is(cmd->op, "ack")) {
         apply_ack(node, cmd); /* nothing for the model: not even its index moves */
@@ -871,14 +880,9 @@ static int target_export(void *ctx, struct table_buf *out)
     size_t state_len = out->len - start;
     if (rc == 0)
         rc = table_buf_end_nested(out, mark);
-    /* The next snapshot once the log has grown by about this one's size (its entries' average). */
-    uint64_t average = node->applied_entries ? node->applied_bytes / node->applied_entries : 0;
-    uint64_t entries = average ? state_len / average : 0;
-    if (entries < node->snapshot_base)
-        entries = node->snapshot_base;
-    if (entries > SNAPSHOT_THRESHOLD_MAX)
-        entries = SNAPSHOT_THRESHOLD_MAX;
-    raft_set_snapshot_threshold(&node->raft, (unsigned)entries);
+    /* The next snapshot once the log has grown by this one's size, or the floor if more. */
+    node->snapshot_due_bytes = state_len > node->snapshot_log_bytes ? state_len : node->snapshot_log_bytes;
+    raft_set_snapshot_threshold(&node->raft, SNAPSHOT_THRESHOLD_MAX);
     node->applied_bytes = node->applied_entries = 0;
     return rc == 0 ? 0 : -1;
 }
@@ -1120,6 +1124,7 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
     node->uv_send = node->io.send;
     node->io.send = guarded_send;
     raft_uv_set_connect_retry_delay(&node->io, CONNECT_RETRY_MS);
+    raft_uv_set_segment_size(&node->io, SEGMENT_BYTES);
     rc = raft_init(&node->raft, &node->io, &node->fsm.raft, self, cfg->address);
     if (rc != 0) {
         snprintf(err, errlen, "raft: %s", raft_errmsg(&node->raft));
@@ -1129,9 +1134,11 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
     node->raft.data = node;
     unsigned snapshot = cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024;
     node->snapshot_base = snapshot;
+    node->snapshot_log_bytes = cfg->snapshot_log_bytes ? cfg->snapshot_log_bytes : CLUSTER_SNAPSHOT_LOG_BYTES;
+    node->snapshot_due_bytes = node->snapshot_log_bytes;
     raft_set_election_timeout(&node->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000);
     raft_set_heartbeat_timeout(&node->raft, cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
-    raft_set_snapshot_threshold(&node->raft, snapshot);
+    raft_set_snapshot_threshold(&node->raft, SNAPSHOT_THRESHOLD_MAX); /* target_apply lowers it when due */
     raft_set_snapshot_trailing(&node->raft, snapshot);
     /* A follower busy with its own snapshot refuses the leader's, which libraft then retries only
      * after this timeout (30 s by default): a few elections' worth is plenty for metadata. */

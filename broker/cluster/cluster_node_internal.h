@@ -121,10 +121,13 @@ struct cluster_node {
         bool reported;
     } watch[CLUSTER_MEMBERS_MAX];
     unsigned down_after_ms;
-    /* Snapshots: every snapshot_base entries at least; as many more as it takes for the log
-     * since the last one to weigh what a snapshot weighs (applied_bytes over applied_entries),
-     * so that a large state (quorum queues' messages) is not copied every few entries. */
+    /* Snapshots: once the log since the last one has snapshot_base entries and weighs
+     * snapshot_due_bytes (the larger of cluster_snapshot_log_bytes and the last snapshot's
+     * size, so that a large state, quorum queues' messages, is not copied every few entries),
+     * or has SNAPSHOT_THRESHOLD_MAX entries. applied_bytes and applied_entries count since the
+     * last snapshot; libraft's threshold stays at the maximum until one is due. */
     unsigned snapshot_base;
+    uint64_t snapshot_log_bytes, snapshot_due_bytes;
     uint64_t applied_bytes, applied_entries;
     void (*member_down)(void *arg, const char *address);
     void *member_down_arg;

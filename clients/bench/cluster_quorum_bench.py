@@ -417,7 +417,8 @@ def throughput(cluster, args, rate, workdir):
     client = Client(["--publish", leader.uri(), "--publish", followers[0].uri(),
                      "--consume", followers[1].uri(), "--queue", QUEUE, "--size", str(args.size),
                      "--confirm", str(args.window), "--rate", str(rate), "--time", str(args.time),
-                     "--warmup", str(args.warmup), "--prefetch", str(args.prefetch)],
+                     "--warmup", str(args.warmup), "--prefetch", str(args.prefetch),
+                     "--slow-ms", str(args.slow_ms)],
                     os.path.join(workdir, "qq-perf.log"))
     client.expect("ready")
     client.send("go")
@@ -521,6 +522,8 @@ def run_broker(cluster, args, workdir):
     cluster.start()
     try:
         for mode, rate in (("window", 0), ("paced", args.paced_rate / 2)):
+            if mode not in args.modes.split(","):
+                continue
             rounds = []
             for r in range(args.rounds):
                 result = throughput(cluster, args, rate, workdir)
@@ -627,6 +630,10 @@ def main():
     parser.add_argument("--first", choices=["warren", "rabbitmq"], default="warren",
                         help="which broker runs first (the machine's load drifts)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--modes", default="window,paced",
+                        help="which throughput workloads to run: window (unpaced), paced, or both")
+    parser.add_argument("--slow-ms", type=float, default=0,
+                        help="qq-perf.log (in the kept directory) lists every confirm slower than this")
     parser.add_argument("--json", help="also write every round's figures to this file")
     args = parser.parse_args()
     if args.queue_type == "classic":

@@ -37,6 +37,10 @@ import harness
 from test_durability import RestartableBroker
 
 ELECTION_MS = 500
+# Snapshots as often as before there was a byte floor (every 1,024 entries, or the state's
+# size): the tests' few thousand messages then go through snapshots, segment closes and
+# restores from a snapshot, which the default (16 MiB of log) would rarely reach.
+SNAPSHOT_LOG_BYTES = 65536
 
 
 def _cluster_built():
@@ -88,6 +92,7 @@ class Cluster:
                 "--cluster_port", str(port),
                 "--cluster_peers", peers,
                 "--cluster_election_timeout_ms", str(ELECTION_MS),
+                "--cluster_snapshot_log_bytes", str(SNAPSHOT_LOG_BYTES),
                 "--cluster_secret_file", harness.cluster_secret_file()] + advertised + list(extra_args)))
 
     def start(self):
@@ -119,7 +124,13 @@ class Cluster:
             try:
                 if node.process is not None and node.process.poll() is None:
                     node.stop()
-                elif node.data_dir:  # killed by the test and not started again
+                elif node.process is not None and node.process.returncode not in (0, -signal.SIGKILL):
+                    # Neither killed by the test nor stopped by it: it died on its own, and
+                    # whatever failed next in the test was only a symptom. Its data dir stays.
+                    problems.append("node %s died on its own with status %s\n--- its stderr (%s) ---\n%s"
+                                    % (node.port, node.process.returncode, node.stderr_path,
+                                       node.stderr_text()[-20000:]))
+                elif node.data_dir:  # killed or stopped by the test and not started again
                     shutil.rmtree(node.data_dir, ignore_errors=True)
             except AssertionError as e:
                 problems.append(str(e))

@@ -136,6 +136,9 @@ var (
 	markAt, firstAfterMark, lastConfirmAt atomic.Uint64
 	firstAfterMarkMonotonic               atomic.Uint64
 	longestGap                            atomic.Uint64
+	// --slow-ms: confirms slower than this are written to stderr, with the wall clock of their
+	// publish, to be lined up with the brokers' logs (where a latency tail comes from).
+	slowNs uint64
 )
 
 func fail(format string, args ...interface{}) {
@@ -189,6 +192,11 @@ func producer(uri string, ready *sync.WaitGroup, start chan struct{}, done *sync
 			if measuring.Load() { // every confirm arriving in the window counts
 				confirmed.Add(1)
 				confirmLatency.record(t - sentAt[slot])
+			}
+			if slowNs != 0 && t-sentAt[slot] > slowNs {
+				sent := epoch.Add(time.Duration(sentAt[slot]))
+				fmt.Fprintf(os.Stderr, "SLOW %s confirm_ms=%.1f producer=%s tag=%d\n",
+					sent.UTC().Format("15:04:05.000000"), float64(t-sentAt[slot])/1e6, uri, c.DeliveryTag)
 			}
 		} else {
 			nacked.Add(1)
@@ -381,7 +389,9 @@ func main() {
 	flag.Float64Var(&runTime, "time", 10, "measured seconds")
 	flag.Float64Var(&settleTime, "settle", 30, "seconds to wait for outstanding confirms at the end")
 	flag.BoolVar(&failover, "failover", false, "failover mode (see the top of main.go)")
+	slowMs := flag.Float64("slow-ms", 0, "write each confirm slower than this to stderr (0: none)")
 	flag.Parse()
+	slowNs = uint64(*slowMs * 1e6)
 	if len(publishURIs) == 0 || size < 8 || window < 1 {
 		fmt.Fprintln(os.Stderr, "qq-perf: needs --publish URI, --size >= 8 and --confirm >= 1")
 		os.Exit(2)

@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -172,6 +173,8 @@ struct tcluster {
     char peers[256];
     struct tnode n[NODES];
     unsigned snapshot_threshold, propose_timeout_ms;
+    uint64_t snapshot_log_bytes; /* 0: 1 when snapshot_threshold is set (snapshots by entries
+                                  * alone), the node's default otherwise */
     unsigned outsiders;        /* nodes that are not expected to follow the leader */
 };
 
@@ -203,6 +206,8 @@ static void node_up(struct tcluster *c, unsigned i)
     struct cluster_config cfg = {.node_name = name, .address = t->address, .peers = c->peers, .dir = t->dir,
                                  .election_timeout_ms = 300, .heartbeat_timeout_ms = 50,
                                  .snapshot_threshold = c->snapshot_threshold,
+                                 .snapshot_log_bytes = c->snapshot_log_bytes ? c->snapshot_log_bytes
+                                                       : c->snapshot_threshold ? 1 : 0,
                                  .propose_timeout_ms = c->propose_timeout_ms,
                                  .secret = (const uint8_t *)t->secret, .secret_len = strlen(t->secret)};
     char err[256] = "";
@@ -505,6 +510,80 @@ static void three_nodes_elect_and_apply_proposals_from_each_once_in_order(void *
      * save), once per entry at most. */
     assert_true(c->n[follower].model.replayed > 0);
     assert_true(c->n[follower].model.replayed <= saved);
+    cluster_down(c);
+}
+
+/* Snapshots written (their files in the node's Raft directory). */
+static unsigned snapshot_files(const struct tnode *t)
+{
+    unsigned n = 0;
+    DIR *d = opendir(t->dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "snapshot-", 9) == 0 && !strstr(e->d_name, ".meta"))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static bool every_node_has_a_snapshot(struct tcluster *c, void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; i < NODES; i++)
+        if (snapshot_files(&c->n[i]) == 0)
+            return false;
+    return true;
+}
+
+/* Proposes count puts from node i, each with PAD_BYTES of padding beside its key (so about
+ * count * PAD_BYTES bytes of log), and waits until every model holds `total` records. */
+#define PAD_BYTES 400
+static void propose_heavy(struct tcluster *c, unsigned from, unsigned count, size_t total, struct waiter *w)
+{
+    static uint8_t pad[PAD_BYTES];
+    memset(pad, 'p', sizeof(pad));
+    for (unsigned k = 0; k < count; k++) {
+        char key[32];
+        snprintf(key, sizeof(key), "heavy%zu", total - count + k);
+        struct table_buf args = {0};
+        assert_int_equal(table_buf_put_string(&args, "key", (struct proto_bytes){(const uint8_t *)key,
+                                                                                  (uint32_t)strlen(key)}),
+                         0);
+        assert_int_equal(table_buf_put_string(&args, "pad", (struct proto_bytes){pad, PAD_BYTES}), 0);
+        in_propose = true;
+        uint64_t handle = cluster_node_propose(c->n[from].node, "put", &args, waiter_done, &w[k]);
+        in_propose = false;
+        table_buf_free(&args);
+        assert_true(handle > 0);
+    }
+    struct waiters ws = {w, count};
+    step_until(c, all_done, &ws, 10000, "the proposals");
+    struct count want = {total, 7};
+    step_until(c, models_hold, &want, 10000, "every model up to date");
+}
+
+/* A snapshot closes Raft's open log segment, which pauses the node (cluster_node.c,
+ * SEGMENT_BYTES): however many entries there are, none is taken before the log since the last
+ * one weighs snapshot_log_bytes, and one is taken soon after. */
+static void a_snapshot_waits_until_the_log_weighs_snapshot_log_bytes(void **state)
+{
+    (void)state;
+    struct tcluster *c = cluster_up_some(8, 0, 0); /* 8 entries at least, as the other tests */
+    c->snapshot_log_bytes = 32 * PAD_BYTES; /* and about 32 puts' worth of log */
+    for (unsigned i = 0; i < NODES; i++)
+        node_up(c, i);
+    step_until(c, have_leader, NULL, 10000, "a leader");
+    static struct waiter w[64];
+    memset(w, 0, sizeof(w));
+    propose_heavy(c, 1, 20, 20, w); /* 20 entries: past 8, short of the bytes */
+    for (unsigned i = 0; i < 20; i++)
+        step(c);
+    for (unsigned i = 0; i < NODES; i++)
+        assert_int_equal(snapshot_files(&c->n[i]), 0);
+    memset(w, 0, sizeof(w));
+    propose_heavy(c, 2, 30, 50, w); /* now past the bytes */
+    step_until(c, every_node_has_a_snapshot, NULL, 10000, "a snapshot on every node");
     cluster_down(c);
 }
 
@@ -1526,6 +1605,7 @@ int main(void)
         cmocka_unit_test(bad_configurations_are_refused),
         cmocka_unit_test(three_nodes_elect_and_apply_proposals_from_each_once_in_order),
         cmocka_unit_test(a_new_leader_takes_over_and_a_restarted_node_applies_nothing_twice),
+        cmocka_unit_test(a_snapshot_waits_until_the_log_weighs_snapshot_log_bytes),
         cmocka_unit_test(a_burst_past_the_window_after_a_leader_change_loses_nothing),
         cmocka_unit_test(a_node_cut_off_times_out_and_stop_cancels),
         cmocka_unit_test(a_node_joins_through_a_follower_and_a_forgotten_leader_hands_over_first),
