@@ -1166,7 +1166,12 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
         goto fail;
     rc = raft_start(&node->raft);
     if (rc != 0) {
-        snprintf(err, errlen, "raft start: %s", raft_errmsg(&node->raft));
+        /* libraft 0.15 drops the transport's message when starting its I/O fails (the
+         * listener: a port taken), so that one is read where the transport left it. */
+        const char *why = raft_errmsg(&node->raft);
+        if (!*why)
+            why = node->link.transport.errmsg[0] ? node->link.transport.errmsg : raft_strerror(rc);
+        snprintf(err, errlen, "raft start: %s", why);
         goto fail;
     }
     if (node->raft.configuration.n > 0 && cluster_member_role(&node->raft.configuration, self) < 0)

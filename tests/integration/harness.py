@@ -103,8 +103,34 @@ def broker_binary():
     return os.environ.get("WARREN_BIN") or os.path.join(REPO_ROOT, "build", "warren")
 
 
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range (where outgoing connections take theirs)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_port_picker = random.SystemRandom()
+
+
 def free_port():
-    """A loopback TCP port nobody listens on right now (the broker may lose a race for it)."""
+    """A loopback TCP port nobody listens on right now (the broker may lose a race for it).
+
+    Taken below the ephemeral range: a port the kernel hands out for port 0 is also one it may
+    give the next outgoing connection (a client's, or a cluster node dialling its peers), and a
+    node that was to listen there then fails to start (a cluster test saw it under ASan)."""
+    low = _ephemeral_low()
+    if low > 11000:
+        for _ in range(200):
+            port = _port_picker.randrange(10000, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
