@@ -459,9 +459,9 @@ func main() {
 		measured = time.Since(began)
 	} else {
 		time.Sleep(time.Duration(warmup * float64(time.Second)))
-		measuring.Store(true)
 		say("measure start")
-		line()
+		line() // the driver reads the brokers' CPU; the window starts once it has
+		measuring.Store(true)
 		began := time.Now()
 		time.Sleep(time.Duration(runTime * float64(time.Second)))
 		measuring.Store(false)
