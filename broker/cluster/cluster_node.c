@@ -24,6 +24,8 @@
  * installing it would apply those entries a second time. */
 #include "cluster_node.h"
 
+#include "aio_release.h"
+
 #include <endian.h>
 #include <errno.h>
 #include <raft.h>
@@ -45,12 +47,12 @@
 #define CONNECT_RETRY_MS 200
 #define SNAPSHOT_THRESHOLD_MAX 65536 /* entries between snapshots at most (libraft keeps them in memory) */
 #define BATCH_MAX_BYTES (1u << 20)   /* a batch this large is appended at once, mid-pass */
-/* Raft's log segments (libraft's default: 8 MiB). Closing one stalls this thread: raft_uv's
- * writer calls io_destroy(2) on the segment's AIO context, which waits out an RCU grace period
- * in the kernel (25-40 ms measured here). A segment closes when it is full and at every
- * snapshot, so with segments larger than CLUSTER_SNAPSHOT_LOG_BYTES a node with an empty queue
- * pauses once per that many bytes of log. Disk cost: libraft keeps two spare segments
- * allocated, 3 x 32 MiB per node. */
+/* Raft's log segments (libraft's default: 8 MiB). A segment closes when it is full and at every
+ * snapshot; each close truncates, syncs and renames the file, and the log writes just after it
+ * wait longer for the disk (about 20 ms on the leader here, against 1 ms). Segments larger than
+ * CLUSTER_SNAPSHOT_LOG_BYTES close at snapshots only. (Its AIO context's io_destroy, which
+ * stalled this thread as long, runs on aio_release.c's thread.) Disk cost: libraft keeps two
+ * spare segments allocated, 3 x 32 MiB per node. */
 #define SEGMENT_BYTES (32u << 20)
 
 _Static_assert(CLUSTER_ADDRESS_MAX == 256, "cluster_link.c bounds addresses at 256 bytes");
@@ -1115,6 +1117,9 @@ struct cluster_node *cluster_node_start(struct event_loop *loop, const struct cl
     link_init(&node->link, &node->uv, cfg->secret, cfg->secret_len, on_forward, on_forward_ready, node);
     link_set_listen_port(&node->link, cfg->listen_port);
     link_set_forward_gone(&node->link, on_leader_gone);
+    if (!aio_release_start())
+        log_warning("cluster: cannot start the thread that releases Raft's AIO contexts; each log segment's "
+                    "close will pause this node for tens of ms");
     rc = raft_uv_init(&node->io, &node->uv, cfg->dir, &node->link.transport);
     if (rc != 0) {
         snprintf(err, errlen, "raft_uv: %s", node->io.errmsg);

@@ -50,9 +50,9 @@
 #include "table.h"
 
 /* The log since the last snapshot grows to this at least before the next one (the default of
- * cluster_snapshot_log_bytes). Each snapshot closes the open log segment, which stalls the
- * node's thread (cluster_node.c, SEGMENT_BYTES): with a snapshot every 1,024 entries
- * that pause came more than once a second at 1,000 msg/s and was the quorum queues' confirm p99. */
+ * cluster_snapshot_log_bytes). Each snapshot closes the open log segment, which slows the log
+ * writes after it (cluster_node.c, SEGMENT_BYTES): with a snapshot every 1,024 entries that came
+ * more than once a second at 1,000 msg/s, and was the quorum queues' confirm p99. */
 #define CLUSTER_SNAPSHOT_LOG_BYTES (UINT64_C(16) << 20)
 
 struct cluster_node;
