@@ -22,6 +22,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "mgmt.h"
+#include "node_info.h"
 #include "prometheus.h"
 #include "server.h"
 #include "service_notify.h"
@@ -151,13 +152,7 @@ static struct cluster_node *start_cluster(struct event_loop *loop, struct server
                                           const char *address, struct cluster_run *run)
 {
     const struct cluster_settings *cs = &cfg->server.cluster;
-    if (cs->node_name) {
-        snprintf(run->node_name, sizeof run->node_name, "%s", cs->node_name);
-    } else {
-        char host[256] = "localhost";
-        gethostname(host, sizeof host - 1);
-        snprintf(run->node_name, sizeof run->node_name, "warren@%s", host);
-    }
+    snprintf(run->node_name, sizeof run->node_name, "%s", node_info_name()); /* node_name, or the default */
     snprintf(run->dir, sizeof run->dir, "%s/cluster", cfg->server.data_dir);
     cluster_target_init(&run->target, server);
     char err[512] = "";
@@ -215,6 +210,8 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     log_set_level(cfg.log_level);
+    if (cfg.server.cluster.node_name)
+        node_info_set_name(cfg.server.cluster.node_name);
     signal(SIGPIPE, SIG_IGN);
     char cluster_address[256];
     if (check_cluster_settings(&cfg.server.cluster, cluster_address, sizeof cluster_address) != 0) {

@@ -249,8 +249,9 @@ static json_t *cmd_queue_action(const struct admin_request *req, bool delete)
 /* cluster_status: {"ok":true,"cluster":{"enabled":false}} without a cluster, else the node's
  * view: {"enabled":true,"node_name","state","term","leader" (its address, null when unknown),
  * "commit_index","last_applied","applied_commands","voters" (how many members vote),
- * "members":[{"id","address","role" (voter, standby, spare),"voter","leader","self"}...]}: the
- * Raft configuration this node holds (empty on a node that waits to join). */
+ * "members":[{"id","address","name" (its node_name, null until it sent it),"role" (voter,
+ * standby, spare),"voter","leader","self"}...]}: the Raft configuration this node holds (empty on
+ * a node that waits to join). */
 static json_t *cmd_cluster_status(const struct admin_request *req)
 {
     json_t *usage = admin_want_args(req, 0, 0, 0, "cluster_status");
@@ -271,9 +272,12 @@ static json_t *cmd_cluster_status(const struct admin_request *req)
         size_t voters = 0;
         for (size_t i = 0; i < st->member_count && i < CLUSTER_MEMBERS_MAX; i++) {
             const struct cluster_member *m = &st->members[i];
-            json_array_append_new(members, json_pack("{s:I,s:s,s:s,s:b,s:b,s:b}", "id", (json_int_t)m->id, "address",
-                                                     m->address, "role", m->role, "voter", m->voter, "leader",
-                                                     m->leader, "self", m->self));
+            const char *name = m->self ? st->node_name
+                                       : cluster_queues_member_name(server_cluster_queues(req->server), m->address);
+            json_t *member = json_pack("{s:I,s:s,s:s,s:b,s:b,s:b}", "id", (json_int_t)m->id, "address", m->address,
+                                       "role", m->role, "voter", m->voter, "leader", m->leader, "self", m->self);
+            json_object_set_new(member, "name", name ? json_string(name) : json_null());
+            json_array_append_new(members, member);
             voters += m->voter;
             if (m->leader) {
                 json_decref(leader);

@@ -31,20 +31,29 @@ static void write_queue(struct jw *w, const struct introspect_queue *q)
     jw_bool(w, q->exclusive);
     jw_key(w, "arguments");
     mgmt_write_table(w, q->arguments);
+    /* The node holding the messages (introspect.h): this one, a classic queue's home, or a
+     * quorum queue's leader; a quorum queue without a cluster is a group of one, this node. */
+    const char *node = q->node ? q->node : mgmt_node_name();
     jw_key(w, "node");
-    jw_cstring(w, mgmt_node_name());
+    jw_cstring(w, node);
     jw_key(w, "state");
     jw_cstring(w, "running");
     jw_key(w, "type");
     jw_cstring(w, q->type);
-    if (q->replicated) { /* a quorum queue on one node: a group of one, led by this node */
+    if (q->replicated) {
+        /* "online" lists every member as "members" does: which of them runs is known to the
+         * leader only (RabbitMQ shows the members whose Ra server runs). */
         const char *const groups[] = {"members", "online"};
+        const char *const self[] = {mgmt_node_name()};
+        const char *const *members = q->members ? q->members : self;
+        size_t count = q->members ? q->member_count : 1;
         jw_key(w, "leader");
-        jw_cstring(w, mgmt_node_name());
+        jw_cstring(w, node);
         for (size_t i = 0; i < 2; i++) {
             jw_key(w, groups[i]);
             jw_array_begin(w);
-            jw_cstring(w, mgmt_node_name());
+            for (size_t m = 0; m < count; m++)
+                jw_cstring(w, members[m]);
             jw_array_end(w);
         }
     }

@@ -8,9 +8,15 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+static char name[300];
+
+void node_info_set_name(const char *configured)
+{
+    snprintf(name, sizeof name, "%s", configured);
+}
+
 const char *node_info_name(void)
 {
-    static char name[300];
     if (name[0] == '\0') {
         char host[256] = "localhost";
         gethostname(host, sizeof host - 1);

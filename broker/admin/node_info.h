@@ -10,9 +10,12 @@
 /* The RabbitMQ release whose management API and metrics Warren answers as (tools check it). */
 #define NODE_INFO_RABBITMQ_VERSION "3.10.8"
 
-/* "warren@<short hostname>" (RabbitMQ's nodes are "rabbit@<hostname>"); a static string. Warren
- * is a one-node cluster, and this is also its cluster name. */
+/* The node's name: the configured node_name (node_info_set_name), else "warren@<short hostname>"
+ * (RabbitMQ's nodes are "rabbit@<hostname>"); a static string. It is also the cluster name the
+ * HTTP doors report. */
 const char *node_info_name(void);
+/* Sets the name node_info_name reports (the node_name key), before either door starts. */
+void node_info_set_name(const char *name);
 
 /* Resident memory of the process in bytes (/proc/self/statm); false when unreadable. */
 bool node_info_resident_bytes(uint64_t *out);

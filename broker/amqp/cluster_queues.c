@@ -94,10 +94,20 @@ struct due {
     uint32_t delivery_count;
 };
 
+/* A member's node_name (cluster_queues_member_name), keyed by its address: each node sends its
+ * own with the qq.node_down it proposes at start ("name"), so every node learns every name from
+ * the log, and snapshots carry them ("node_names"). */
+struct member_name {
+    UT_hash_handle hh;
+    char address[QQ_NAME_MAX + 1];
+    char name[QQ_NAME_MAX + 1];
+};
+
 struct cluster_queues {
     struct server *server;
     struct cluster_node *node;
-    char node_name[QQ_NAME_MAX + 1];
+    char node_name[QQ_NAME_MAX + 1]; /* this node's address (what the queues' commands name) */
+    struct member_name *names;
     struct rq *queues;
     struct chan_ent *channels;
     struct call *calls;
@@ -637,6 +647,37 @@ static bool get_name(struct proto_bytes args, const char *key, char *out)
     return true;
 }
 
+static int remember_name(struct member_name **set, const char *address, const char *name)
+{
+    struct member_name *m;
+    HASH_FIND_STR(*set, address, m);
+    if (!m) {
+        if (!(m = calloc(1, sizeof *m)))
+            return -1;
+        snprintf(m->address, sizeof m->address, "%s", address);
+        HASH_ADD_STR(*set, address, m);
+    }
+    snprintf(m->name, sizeof m->name, "%s", name);
+    return 0;
+}
+
+static void forget_names(struct member_name **set)
+{
+    struct member_name *m, *tmp;
+    HASH_ITER(hh, *set, m, tmp) {
+        HASH_DEL(*set, m);
+        free(m);
+    }
+}
+
+const char *cluster_queues_member_name(const struct cluster_queues *cq, const char *address)
+{
+    struct member_name *m = NULL;
+    if (cq && address)
+        HASH_FIND_STR(cq->names, address, m);
+    return m ? m->name : NULL;
+}
+
 static void run(struct rq *r, const char *op, struct proto_bytes args, struct qq_result *res)
 {
     struct meta_command inner = {.op = proto_bytes_of(op), .args = args};
@@ -698,7 +739,10 @@ bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *
             if (res.status == QQ_MALFORMED)
                 out->status = META_MALFORMED;
         }
-        char node[QQ_NAME_MAX + 1];
+        char node[QQ_NAME_MAX + 1], name[QQ_NAME_MAX + 1];
+        if (strcmp(op, "node_down") == 0 && get_name(cmd->args, "node", node) && get_name(cmd->args, "name", name) &&
+            remember_name(&cq->names, node, name) != 0)
+            log_error("cluster: out of memory recording node %s's name", node);
         if (strcmp(op, "node_down") == 0 && cq->node && get_name(cmd->args, "node", node) &&
             strcmp(node, cq->node_name) == 0) {
             /* Declared down while alive: this node's consumers take messages again. */
@@ -740,7 +784,37 @@ int cluster_queues_export(const struct cluster_queues *cq, struct table_buf *out
     }
     rc |= rc == 0 ? table_buf_end_nested(out, list) : 0;
     rc |= rc == 0 ? classic_export(cq ? cq->classic : NULL, out) : 0;
+    rc |= rc == 0 ? table_buf_begin_nested(out, "node_names", TABLE_ARRAY, &list) : 0;
+    for (const struct member_name *m = cq ? cq->names : NULL; m && rc == 0; m = m->hh.next) {
+        rc |= table_buf_begin_nested(out, NULL, TABLE_TABLE, &e);
+        rc |= table_buf_put_string(out, "address", proto_bytes_of(m->address));
+        rc |= table_buf_put_string(out, "name", proto_bytes_of(m->name));
+        rc |= rc == 0 ? table_buf_end_nested(out, e) : 0;
+    }
+    rc |= rc == 0 ? table_buf_end_nested(out, list) : 0;
     return rc ? -1 : 0;
+}
+
+/* The "node_names" of a snapshot into *set (absent: none, as before names were kept); -1 when
+ * malformed (*set then holds what was read: the caller frees it). */
+static int import_names(struct proto_bytes state, struct member_name **set)
+{
+    struct table_value list, e;
+    int found = table_find(state, "node_names", &list);
+    if (found == 0)
+        return 0;
+    if (found != 1 || list.type != TABLE_ARRAY)
+        return -1;
+    struct table_iter it;
+    table_iter_init(&it, list.v.bytes);
+    int more;
+    while ((more = array_next(&it, &e)) == 1) {
+        char address[QQ_NAME_MAX + 1], name[QQ_NAME_MAX + 1];
+        if (e.type != TABLE_TABLE || !get_name(e.v.bytes, "address", address) || !get_name(e.v.bytes, "name", name) ||
+            remember_name(set, address, name) != 0)
+            return -1;
+    }
+    return more == 0 ? 0 : -1;
 }
 
 int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state)
@@ -749,9 +823,12 @@ int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state)
         return 0;
     struct table_value list, e, name, st;
     struct table_iter it;
+    struct member_name *names = NULL;
     if (table_validate(state) != 0 || table_find(state, "quorum_queues", &list) != 1 || list.type != TABLE_ARRAY ||
-        classic_import(cq->classic, state) != 0)
+        import_names(state, &names) != 0 || classic_import(cq->classic, state) != 0) {
+        forget_names(&names);
         return -1;
+    }
     /* Built aside, then swapped in: a bad entry changes nothing. */
     struct cluster_queues fresh = {.server = cq->server, .node = cq->node};
     memcpy(fresh.node_name, cq->node_name, sizeof fresh.node_name);
@@ -778,6 +855,7 @@ int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state)
             qq_fsm_close(&r->fsm);
             free(r);
         }
+        forget_names(&names);
         return -1;
     }
     /* Queues gone from the state: their local consumers are cancelled. */
@@ -796,6 +874,8 @@ int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state)
         r->fsm.effects.ctx = r;
     }
     cq->queues = fresh.queues;
+    forget_names(&cq->names);
+    cq->names = names;
     return 0;
 }
 
@@ -826,6 +906,7 @@ void cluster_queues_free(struct cluster_queues *cq)
     if (!cq)
         return;
     classic_free(cq->classic);
+    forget_names(&cq->names);
     struct join *j, *jtmp;
     HASH_ITER(hh, cq->joins, j, jtmp) {
         HASH_DEL(cq->joins, j);
@@ -926,6 +1007,8 @@ void cluster_queues_start(struct cluster_queues *cq, struct cluster_node *node, 
     struct table_buf args = {0};
     if (table_buf_put_string(&args, "vhost", proto_bytes_of("/")) != 0 ||
         table_buf_put_string(&args, "node", proto_bytes_of(cq->node_name)) != 0 ||
+        (strlen(cluster_node_name(node)) <= QQ_NAME_MAX && /* this node's name, for the others */
+         table_buf_put_string(&args, "name", proto_bytes_of(cluster_node_name(node))) != 0) ||
         propose(cq, "qq.node_down", &args, node_down_done, cq, 0) == 0)
         log_error("cluster: out of memory proposing this node's quorum queue release");
     table_buf_free(&args);
@@ -950,6 +1033,11 @@ bool cluster_queues_self_delete(struct cluster_queues *cq, struct vhost *vhost, 
 static const char *destination(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q)
 {
     return queue_elsewhere(q) ? classic_remote_home(cq->classic, vhost_name(vhost), queue_name(q)) : NULL;
+}
+
+const char *cluster_queues_home(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q)
+{
+    return cq ? destination(cq, vhost, q) : NULL;
 }
 
 bool cluster_queues_pressured(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q,

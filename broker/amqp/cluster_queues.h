@@ -133,6 +133,12 @@ bool cluster_queues_replicated(const struct cluster_queues *cq, const struct que
 /* This node's name in the cluster (its cluster address), the home of classic queues declared
  * through it; "" before the node runs. */
 const char *cluster_queues_node_name(const struct cluster_queues *cq);
+/* The node_name of the member at address, as it sent it at its start; NULL while unknown (a
+ * member that has not started since, or ran a version that did not send it). */
+const char *cluster_queues_member_name(const struct cluster_queues *cq, const char *address);
+/* The address of the node holding q's messages when that is another node's classic queue (its
+ * home), else NULL. */
+const char *cluster_queues_home(const struct cluster_queues *cq, const struct vhost *vhost, const struct queue *q);
 
 /* True when q is a classic queue homed on another node and more than bound bytes (at most half
  * the link's own bound) wait to be written to that node: its publisher should pause (flow.h),

@@ -5,12 +5,15 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "access.h"
 #include "channel_internal.h"
 #ifdef WARREN_HAVE_CLUSTER
+#include "cluster_node.h"
+#include "cluster_queues.h"
 #include "cluster_target.h"
 #endif
 #include "connection.h"
@@ -222,6 +225,18 @@ void introspect_consumers(struct server *server, const char *vhost,
     netconn_for_each(server->loop, visit_connection_consumers, &e);
 }
 
+#ifdef WARREN_HAVE_CLUSTER
+/* The cluster's members as the API names them, read once per listing. */
+struct cluster_view {
+    const char *leader; /* "" while none is known */
+    const char *members[CLUSTER_MEMBERS_MAX];
+    size_t count;
+    struct cluster_status status; /* the addresses the names fall back to */
+};
+#else
+struct cluster_view; /* none without a cluster */
+#endif
+
 struct each_queue {
     void (*fn)(const struct introspect_queue *q, void *arg);
     void *arg;
@@ -229,7 +244,65 @@ struct each_queue {
     uint64_t now_ms;
     struct server *server;
     struct vhost *model;
+    const struct cluster_view *cluster; /* NULL: no cluster */
 };
+
+#ifdef WARREN_HAVE_CLUSTER
+/* A member's name: its node_name once it sent it (cluster_queues_member_name), else its address. */
+static const char *member_name(const struct server *server, const char *address)
+{
+    struct cluster_node *node = server_cluster(server);
+    if (strcmp(address, cluster_node_address(node)) == 0)
+        return cluster_node_name(node);
+    const char *name = cluster_queues_member_name(server_cluster_queues(server), address);
+    return name ? name : address;
+}
+
+/* NULL without a cluster (or out of memory: the API then shows this node, as alone). */
+static struct cluster_view *cluster_view_read(struct server *server)
+{
+    struct cluster_node *node = server_cluster(server);
+    struct cluster_view *v = node ? calloc(1, sizeof *v) : NULL;
+    if (!v)
+        return NULL;
+    cluster_node_status(node, &v->status);
+    v->leader = "";
+    for (size_t i = 0; i < v->status.member_count && i < CLUSTER_MEMBERS_MAX; i++) {
+        const struct cluster_member *m = &v->status.members[i];
+        if (m->leader)
+            v->leader = member_name(server, m->address);
+        if (m->voter)
+            v->members[v->count++] = member_name(server, m->address);
+    }
+    return v;
+}
+
+/* Fills q's node and members (a quorum queue's: its group's). */
+static void name_nodes(const struct each_queue *e, const struct queue *q, struct introspect_queue *out)
+{
+    if (!e->cluster)
+        return;
+    if (out->replicated) {
+        out->node = e->cluster->leader;
+        out->members = e->cluster->members;
+        out->member_count = e->cluster->count;
+        return;
+    }
+    const char *home = cluster_queues_home(server_cluster_queues(e->server), e->model, q);
+    out->node = home ? member_name(e->server, home) : NULL;
+}
+#else
+static struct cluster_view *cluster_view_read(struct server *server)
+{
+    (void)server;
+    return NULL;
+}
+
+static void name_nodes(const struct each_queue *e, const struct queue *q, struct introspect_queue *out)
+{
+    (void)e, (void)q, (void)out;
+}
+#endif
 
 static void visit_queue(struct queue *q, const struct policy *policy, const struct policy *op, void *arg)
 {
@@ -253,6 +326,7 @@ static void visit_queue(struct queue *q, const struct policy *policy, const stru
         .elsewhere = queue_elsewhere(q),
         .arguments = queue_arguments(q),
     };
+    name_nodes(e, q, &out);
     struct table_buf effective = {0};
     out.policy = policy ? policy_name(policy) : NULL;
     out.operator_policy = op ? policy_name(op) : NULL;
@@ -268,12 +342,14 @@ void introspect_queues(struct server *server, const char *vhost,
                        void (*fn)(const struct introspect_queue *q, void *arg), void *arg)
 {
     struct vhost_entry *v, *tmp;
+    struct cluster_view *cluster = cluster_view_read(server);
     HASH_ITER(hh, server->vhosts, v, tmp) {
         if (!vhost_selected(v, vhost))
             continue;
-        struct each_queue e = {fn, arg, v->name, loop_now_ms(server->loop), server, v->vhost};
+        struct each_queue e = {fn, arg, v->name, loop_now_ms(server->loop), server, v->vhost, cluster};
         vhost_for_each_queue_with_policies(v->vhost, visit_queue, &e);
     }
+    free(cluster);
 }
 
 struct each_exchange {

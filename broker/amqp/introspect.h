@@ -102,6 +102,13 @@ struct introspect_queue {
     bool replicated;              /* a Raft group: the API shows its leader and members, this node */
     bool elsewhere;               /* a classic queue homed on another node of the cluster: its
                                    * counts are the home's, as last reported (cluster_classic.h) */
+    /* With a cluster, the node names the API shows (a member's node_name once it sent it, its
+     * address before): node, the one holding the messages (a classic queue's home, a quorum
+     * queue's leader; "" while no leader is known); members, a quorum queue's group (the
+     * cluster's voters). NULL without a cluster: this node, alone. */
+    const char *node;
+    const char *const *members;
+    size_t member_count;
     struct proto_bytes arguments; /* table contents */
     /* Policies applied (RabbitMQ's `policy`, `operator_policy`: NULL when none) and
      * `effective_policy_definition` (table contents, keys without "x-"; empty when none). */

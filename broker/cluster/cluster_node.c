@@ -670,6 +670,11 @@ const char *cluster_node_address(const struct cluster_node *node)
     return node->address;
 }
 
+const char *cluster_node_name(const struct cluster_node *node)
+{
+    return node->name;
+}
+
 /* ---- peer messages ---- */
 
 static int on_peer_message(void *ctx, raft_id from, const char *from_address, uint64_t serial, const uint8_t *bytes,

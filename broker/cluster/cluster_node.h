@@ -193,6 +193,8 @@ bool cluster_node_is_member(const struct cluster_node *node);
 bool cluster_node_recovered(const struct cluster_node *node);
 /* This node's address as the members know it (cluster_address, or its entry of cluster_peers). */
 const char *cluster_node_address(const struct cluster_node *node);
+/* This node's node_name (its address when none was given). */
+const char *cluster_node_name(const struct cluster_node *node);
 
 /* While this node leads, down(arg, address) is called once for a member it has heard nothing
  * from (no Raft reply) for down_after_ms, and again if it comes back and goes silent again: a

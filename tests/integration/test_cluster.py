@@ -606,6 +606,43 @@ class ClusterManagementApi(unittest.TestCase):
         waiter.join(30)
         self.assertIn(held.get("answer"), (503, "closed"))
 
+    def test_the_api_names_the_node_that_holds_each_queue(self):
+        # RabbitMQ's API names each queue's node (a classic queue's, a quorum queue's leader)
+        # and a quorum queue's members by node name, whichever node is asked.
+        cluster = Cluster()
+        for node in cluster.nodes:
+            node.management = True
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        leader = cluster.leader()
+        a, b, c = cluster.nodes
+        names = {a: "n1", b: "n2", c: "n3"}
+        declare_on = lambda node, name, args: node.http_request("PUT", "/api/queues/%2F/" + name,
+                                                                {"durable": True, "arguments": args})[0]
+        self.assertEqual(declare_on(b, "names.classic", {}), 201)
+        self.assertEqual(declare_on(c, "names.quorum", {"x-queue-type": "quorum"}), 201)
+        for node in cluster.nodes:
+            self.assertEqual(node.http_request("GET", "/api/overview")[1]["node"], names[node])
+            status, q = node.http_request("GET", "/api/queues/%2F/names.classic")[:2]
+            self.assertEqual((status, q["node"]), (200, "n2"), node)  # its home, the node asked
+            status, q = node.http_request("GET", "/api/queues/%2F/names.quorum")[:2]
+            self.assertEqual(status, 200)
+            self.assertEqual((q["node"], q["leader"]), (names[leader], names[leader]), node)
+            self.assertEqual(sorted(q["members"]), ["n1", "n2", "n3"], node)
+            members = cluster.status(node)["members"]
+            self.assertEqual(sorted(m["name"] for m in members), ["n1", "n2", "n3"], node)
+        # A node that restarts from a snapshot still knows the others' names.
+        connection, channel = channel_on(a)
+        channel.confirm_delivery()
+        for i in range(1500):  # past a snapshot (every 1,024 entries here)
+            channel.basic_publish("", "names.quorum", b"%d" % i)
+        connection.close()
+        follower = next(n for n in cluster.nodes if n is not leader)
+        follower.graceful_restart()  # (its management port is another one then: warrenctl's view)
+        cluster.leader()
+        members = cluster.status(follower)["members"]
+        self.assertEqual(sorted(m["name"] or "" for m in members), ["n1", "n2", "n3"])
+
     @staticmethod
     def _request_or_error(node):
         try:
