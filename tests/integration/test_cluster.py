@@ -530,14 +530,18 @@ class ClusterDefinitions(unittest.TestCase):
 
 @unittest.skipUnless(_cluster_built(), "broker built without the cluster layer (libraft-dev)")
 class ClusterManagementApi(unittest.TestCase):
-    def test_management_api_changes_reach_every_node(self):
-        # rabbitmqadmin's and definitions imports' way of declaring: the HTTP API of one node.
+    def management_cluster(self):
+        """Three nodes with the management API, started, stopped at clean-up; and its leader."""
         cluster = Cluster()
         for node in cluster.nodes:
             node.management = True
         cluster.start()
         self.addCleanup(cluster.stop)
-        cluster.leader()
+        return cluster, cluster.leader()
+
+    def test_management_api_changes_reach_every_node(self):
+        # rabbitmqadmin's and definitions imports' way of declaring: the HTTP API of one node.
+        cluster, _ = self.management_cluster()
         a, b, c = cluster.nodes
         put = lambda node, path, body: node.http_request("PUT", path, body)[0]
         self.assertEqual(put(a, "/api/exchanges/%2F/mx", {"type": "topic", "durable": True}), 201)
@@ -609,12 +613,7 @@ class ClusterManagementApi(unittest.TestCase):
     def test_the_api_names_the_node_that_holds_each_queue(self):
         # RabbitMQ's API names each queue's node (a classic queue's, a quorum queue's leader)
         # and a quorum queue's members by node name, whichever node is asked.
-        cluster = Cluster()
-        for node in cluster.nodes:
-            node.management = True
-        cluster.start()
-        self.addCleanup(cluster.stop)
-        leader = cluster.leader()
+        cluster, leader = self.management_cluster()
         a, b, c = cluster.nodes
         names = {a: "n1", b: "n2", c: "n3"}
         declare_on = lambda node, name, args: node.http_request("PUT", "/api/queues/%2F/" + name,
