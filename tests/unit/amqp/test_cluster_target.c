@@ -2,7 +2,8 @@
  * listener, no node): applying one command sequence to two fresh servers gives the same results
  * and the same replicated definitions; the index of the last command applied is saved in the
  * definitions blob and read back at start, with the replicated state (transient objects too); importing a state keeps a queue whose definition
- * matches (with its messages), creates what is missing and deletes what is extra. */
+ * matches (with its messages), creates what is missing and deletes what is extra; the members'
+ * names are learnt from qq.node_down and carried by snapshots, and malformed ones are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "access.h"
+#include "cluster_queues.h"
 #include "cluster_target.h"
 #include "introspect.h"
 #include "event_loop.h"
@@ -283,11 +285,75 @@ static void test_import_keeps_matching_queues_and_their_messages(void **state)
     stop(&follower);
 }
 
+/* Applies qq.node_down for node to cq, with its name when name is not NULL. */
+static void node_down(struct cluster_queues *cq, const char *node, const char *name)
+{
+    struct table_buf args = {0};
+    assert_int_equal(table_buf_put_string(&args, "vhost", bytes_of("/")), 0);
+    assert_int_equal(table_buf_put_string(&args, "node", bytes_of(node)), 0);
+    if (name)
+        assert_int_equal(table_buf_put_string(&args, "name", bytes_of(name)), 0);
+    struct meta_command cmd = {bytes_of("qq.node_down"), {args.data, (uint32_t)args.len}, 0, 0};
+    struct meta_result out;
+    assert_true(cluster_queues_apply(cq, &cmd, &out));
+    assert_int_equal(out.status, 0);
+    table_buf_free(&args);
+}
+
+/* The members' names ride in qq.node_down and in snapshots; a snapshot whose names are
+ * malformed is refused whole (a stranger's data directory, or a member's bad state). */
+static void test_member_names_are_learnt_from_the_log_and_carried_by_snapshots(void **state)
+{
+    (void)state;
+    struct broker a, b;
+    start(&a, NULL);
+    start(&b, NULL);
+    struct cluster_queues *qa = cluster_queues_create(a.server), *qb = cluster_queues_create(b.server);
+    assert_non_null(qa);
+    assert_non_null(qb);
+    node_down(qa, "10.0.0.1:25672", "rabbit@one");
+    node_down(qa, "10.0.0.2:25672", NULL); /* the leader's node_down of a silent member: no name */
+    node_down(qa, "10.0.0.2:25672", "rabbit@two");
+    node_down(qa, "10.0.0.2:25672", NULL); /* and a name once known stays */
+    assert_string_equal(cluster_queues_member_name(qa, "10.0.0.1:25672"), "rabbit@one");
+    assert_string_equal(cluster_queues_member_name(qa, "10.0.0.2:25672"), "rabbit@two");
+    assert_null(cluster_queues_member_name(qa, "10.0.0.3:25672"));
+
+    struct table_buf snap = {0};
+    assert_int_equal(cluster_queues_export(qa, &snap), 0);
+    assert_int_equal(cluster_queues_import(qb, (struct proto_bytes){snap.data, (uint32_t)snap.len}), 0);
+    assert_string_equal(cluster_queues_member_name(qb, "10.0.0.2:25672"), "rabbit@two");
+
+    /* A state whose names are not {address, name} tables: refused, the names kept. */
+    struct table_buf bad = {0}, entry = {0};
+    size_t list;
+    assert_int_equal(table_buf_begin_nested(&bad, "quorum_queues", TABLE_ARRAY, &list), 0);
+    assert_int_equal(table_buf_end_nested(&bad, list), 0);
+    assert_int_equal(table_buf_begin_nested(&bad, "node_names", TABLE_ARRAY, &list), 0);
+    assert_int_equal(table_buf_put_string(&entry, "address", bytes_of("10.0.0.9:1")), 0); /* no name */
+    struct table_value v = {.type = TABLE_TABLE};
+    v.v.bytes = (struct proto_bytes){entry.data, (uint32_t)entry.len};
+    assert_int_equal(table_buf_put_value(&bad, &v), 0);
+    assert_int_equal(table_buf_end_nested(&bad, list), 0);
+    assert_int_equal(cluster_queues_import(qb, (struct proto_bytes){bad.data, (uint32_t)bad.len}), -1);
+    assert_string_equal(cluster_queues_member_name(qb, "10.0.0.1:25672"), "rabbit@one");
+    assert_null(cluster_queues_member_name(qb, "10.0.0.9:1"));
+
+    table_buf_free(&snap);
+    table_buf_free(&bad);
+    table_buf_free(&entry);
+    cluster_queues_free(qa);
+    cluster_queues_free(qb);
+    stop(&a);
+    stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_same_commands_give_the_same_definitions),
         cmocka_unit_test(test_the_index_is_saved_with_the_definitions),
+        cmocka_unit_test(test_member_names_are_learnt_from_the_log_and_carried_by_snapshots),
         cmocka_unit_test(test_import_keeps_matching_queues_and_their_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
