@@ -113,6 +113,9 @@ def _ephemeral_low():
 
 
 _port_picker = random.SystemRandom()
+# Ports handed out by this process: never twice, so that a broker's AMQP port is never a cluster
+# port chosen earlier for a node not started yet (a cluster test saw exactly that).
+_ports_given = set()
 
 
 def free_port():
@@ -125,11 +128,14 @@ def free_port():
     if low > 11000:
         for _ in range(200):
             port = _port_picker.randrange(10000, low)
+            if port in _ports_given:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
                     continue
+                _ports_given.add(port)
                 return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

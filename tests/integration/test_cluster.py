@@ -96,9 +96,19 @@ class Cluster:
                 "--cluster_secret_file", harness.cluster_secret_file()] + advertised + list(extra_args)))
 
     def start(self):
-        for node in self.nodes:
-            node.start()
+        try:
+            for node in self.nodes:
+                node.start()
+        except BaseException:
+            self.stop_started()  # a set-up that fails has no tearDown: nothing may be left running
+            raise
         return self
+
+    def stop_started(self):
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.kill()
+                node.process.wait()
 
     def address(self, node):
         """node's advertised cluster address (its entry of cluster_peers)."""
