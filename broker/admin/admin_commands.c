@@ -40,6 +40,7 @@
 #include "log.h"
 #include "mgmt.h"
 #include "mgmt_internal.h"
+#include "node_info.h"
 #include "server.h"
 
 json_t *admin_error(const char *reason, const char *fmt, ...)
@@ -152,23 +153,13 @@ static void add_cluster_environment(json_t *environment, const struct server *se
 {
     (void)server;
     const struct cluster_settings *cs = &cfg->cluster;
-    char name[300];
-    if (cs->node_name) {
-        snprintf(name, sizeof name, "%s", cs->node_name);
-    } else {
-        char host[256] = "localhost";
-        gethostname(host, sizeof host - 1);
-        snprintf(name, sizeof name, "warren@%s", host);
-    }
-    json_object_set_new(environment, "node_name", json_string(name));
+    json_object_set_new(environment, "node_name", json_string(node_info_name())); /* the configured one, or the default */
     json_object_set_new(environment, "cluster_port", json_integer(cs->port));
     json_object_set_new(environment, "cluster_peers", string_or_empty(cs->peers));
     json_object_set_new(environment, "cluster_address", string_or_empty(cs->address));
     json_object_set_new(environment, "cluster_election_timeout_ms", json_integer(cs->election_timeout_ms));
     json_object_set_new(environment, "cluster_propose_timeout_ms", json_integer(cs->propose_timeout_ms));
-    json_object_set_new(environment, "cluster_snapshot_log_bytes",
-                        json_integer(cs->snapshot_log_bytes ? (json_int_t)cs->snapshot_log_bytes
-                                                            : (json_int_t)CLUSTER_SNAPSHOT_LOG_BYTES));
+    json_object_set_new(environment, "cluster_snapshot_log_bytes", json_integer((json_int_t)cs->snapshot_log_bytes));
     json_object_set_new(environment, "cluster_secret_file", string_or_empty(cs->secret_file));
 }
 
@@ -272,8 +263,7 @@ static json_t *cmd_cluster_status(const struct admin_request *req)
         size_t voters = 0;
         for (size_t i = 0; i < st->member_count && i < CLUSTER_MEMBERS_MAX; i++) {
             const struct cluster_member *m = &st->members[i];
-            const char *name = m->self ? st->node_name
-                                       : cluster_queues_member_name(server_cluster_queues(req->server), m->address);
+            const char *name = cluster_queues_member_name(server_cluster_queues(req->server), m->address);
             json_t *member = json_pack("{s:I,s:s,s:s,s:b,s:b,s:b}", "id", (json_int_t)m->id, "address", m->address,
                                        "role", m->role, "voter", m->voter, "leader", m->leader, "self", m->self);
             json_object_set_new(member, "name", name ? json_string(name) : json_null());

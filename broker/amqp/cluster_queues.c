@@ -672,9 +672,12 @@ static void forget_names(struct member_name **set)
 
 const char *cluster_queues_member_name(const struct cluster_queues *cq, const char *address)
 {
-    struct member_name *m = NULL;
-    if (cq && address)
-        HASH_FIND_STR(cq->names, address, m);
+    if (!cq || !address)
+        return NULL;
+    if (cq->node && strcmp(address, cq->node_name) == 0)
+        return cluster_node_name(cq->node); /* known before its own node_down is applied */
+    struct member_name *m;
+    HASH_FIND_STR(cq->names, address, m);
     return m ? m->name : NULL;
 }
 
@@ -740,15 +743,15 @@ bool cluster_queues_apply(struct cluster_queues *cq, const struct meta_command *
                 out->status = META_MALFORMED;
         }
         char node[QQ_NAME_MAX + 1], name[QQ_NAME_MAX + 1];
-        if (strcmp(op, "node_down") == 0 && get_name(cmd->args, "node", node) && get_name(cmd->args, "name", name) &&
-            remember_name(&cq->names, node, name) != 0)
-            log_error("cluster: out of memory recording node %s's name", node);
-        if (strcmp(op, "node_down") == 0 && cq->node && get_name(cmd->args, "node", node) &&
-            strcmp(node, cq->node_name) == 0) {
-            /* Declared down while alive: this node's consumers take messages again. */
-            struct chan_ent *e, *etmp;
-            HASH_ITER(hh, cq->channels, e, etmp) {
-                channel_replica_reattach(e->ch);
+        if (strcmp(op, "node_down") == 0 && get_name(cmd->args, "node", node)) {
+            if (get_name(cmd->args, "name", name) && remember_name(&cq->names, node, name) != 0)
+                log_error("cluster: out of memory recording node %s's name", node);
+            if (cq->node && strcmp(node, cq->node_name) == 0) {
+                /* Declared down while alive: this node's consumers take messages again. */
+                struct chan_ent *e, *etmp;
+                HASH_ITER(hh, cq->channels, e, etmp) {
+                    channel_replica_reattach(e->ch);
+                }
             }
         }
     } else {

@@ -133,8 +133,9 @@ bool cluster_queues_replicated(const struct cluster_queues *cq, const struct que
 /* This node's name in the cluster (its cluster address), the home of classic queues declared
  * through it; "" before the node runs. */
 const char *cluster_queues_node_name(const struct cluster_queues *cq);
-/* The node_name of the member at address, as it sent it at its start; NULL while unknown (a
- * member that has not started since, or ran a version that did not send it). */
+/* The node_name of the member at address: this node's own, or the one a member sent at its
+ * start; NULL while unknown (a member that has not started since, or ran a version that did
+ * not send it). */
 const char *cluster_queues_member_name(const struct cluster_queues *cq, const char *address);
 /* The address of the node holding q's messages when that is another node's classic queue (its
  * home), else NULL. */

@@ -251,9 +251,6 @@ struct each_queue {
 /* A member's name: its node_name once it sent it (cluster_queues_member_name), else its address. */
 static const char *member_name(const struct server *server, const char *address)
 {
-    struct cluster_node *node = server_cluster(server);
-    if (strcmp(address, cluster_node_address(node)) == 0)
-        return cluster_node_name(node);
     const char *name = cluster_queues_member_name(server_cluster_queues(server), address);
     return name ? name : address;
 }

@@ -238,7 +238,11 @@ void server_config_defaults(struct server_config *cfg)
         .tls = {.handshake_timeout_ms = 5000},
         .tls_port = -1,
         .management_tls_port = -1,
-        .cluster = {.election_timeout_ms = 1000, .propose_timeout_ms = 10000},
+        .cluster = {.election_timeout_ms = 1000, .propose_timeout_ms = 10000,
+#ifdef WARREN_HAVE_CLUSTER
+                    .snapshot_log_bytes = CLUSTER_SNAPSHOT_LOG_BYTES,
+#endif
+        },
     };
 }
 

@@ -28,7 +28,7 @@ struct cluster_settings {
     uint32_t propose_timeout_ms;  /* cluster_propose_timeout_ms: a change not committed by then fails
                                    * (541 "cluster: no quorum"); 0: 10000 */
     uint64_t snapshot_log_bytes;  /* cluster_snapshot_log_bytes: the log grows by this much at least
-                                   * between two snapshots; 0: 16 MiB (cluster_node.h) */
+                                   * between two snapshots: 16 MiB (cluster_node.h) */
     const char *secret_file;      /* cluster_secret_file: the members' shared secret (required) */
     const char *recover;          /* --cluster_recover (command line only): the members of a new
                                    * configuration forced into this node's log at start (libraft's
