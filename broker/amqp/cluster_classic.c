@@ -566,9 +566,14 @@ int classic_import(struct classic *cl, struct proto_bytes state)
         drop_home(cl, h);
     }
     cl->homes = fresh;
-    for (h = cl->homes; h; h = h->hh.next)
-        mark_model(cl, h);
+    classic_mark_all(cl);
     return 0;
+}
+
+void classic_mark_all(struct classic *cl)
+{
+    for (struct home_ent *h = cl ? cl->homes : NULL; h; h = h->hh.next)
+        mark_model(cl, h);
 }
 
 /* ---- sending ---- */
@@ -1623,8 +1628,7 @@ void classic_start(struct classic *cl, struct cluster_node *node, const char *se
     char tag[DIRECT_REPLY_NODE_TAG_LEN + 1];
     node_tag_of(self, tag);
     direct_reply_set_node(tag, forward_direct, cl);
-    for (struct home_ent *h = cl->homes; h; h = h->hh.next)
-        mark_model(cl, h); /* the homes were rebuilt before this node knew its own name */
+    classic_mark_all(cl); /* the homes were rebuilt before this node knew its own name */
 }
 
 void classic_free(struct classic *cl)

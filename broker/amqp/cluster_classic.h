@@ -26,7 +26,10 @@
  * proxies (their messages return, redelivered later, at least once as RabbitMQ); the other node
  * cancels its consumers of the home's queues (basic.cancel, as RabbitMQ does when a queue's node
  * goes down) and fails what it waited for (a publisher gets a nack).
- * Exclusive queues never have a home: they stay with their connection, as before. */
+ * An exclusive queue's home is its connection's node, where it lives and dies with the connection
+ * as before; every other node holds a copy owned by none of its connections
+ * (cluster_foreign_owner), in the replicated state with its bindings, which routes publishes to
+ * the home and refuses any other use with 405, as RabbitMQ refuses another connection's. */
 #ifndef WARREN_CLUSTER_CLASSIC_H
 #define WARREN_CLUSTER_CLASSIC_H
 
@@ -81,6 +84,9 @@ void classic_member_gone(struct classic *cl, const char *address);
 int classic_export(const struct classic *cl, struct table_buf *out);
 /* Replaces the homes with those in state (absent: none). 0, or -1 and nothing changed. */
 int classic_import(struct classic *cl, struct proto_bytes state);
+/* Every queue of the model with a home is told whether its messages live elsewhere (queues the
+ * model declared after their homes were recorded). */
+void classic_mark_all(struct classic *cl);
 
 /* ---- asking a home ---- */
 

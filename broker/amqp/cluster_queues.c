@@ -1060,6 +1060,12 @@ void cluster_queues_deleting(struct cluster_queues *cq, struct vhost *vhost, str
         classic_deleting(cq->classic, vhost_name(vhost), q);
 }
 
+void cluster_queues_model_imported(struct cluster_queues *cq)
+{
+    if (cq)
+        classic_mark_all(cq->classic);
+}
+
 void cluster_queues_caught_up(struct cluster_queues *cq)
 {
     if (cq)

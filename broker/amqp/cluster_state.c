@@ -1,8 +1,10 @@
 /* broker/amqp/cluster_state.c: the replicated state of the metadata group (cluster_target.h):
  * exported from the server's model for a snapshot, and imported from a leader's snapshot by
  * making the model equal to it. Import keeps what already matches, so a queue whose definition
- * is unchanged keeps its messages and consumers; exclusive queues (never replicated) and their
- * bindings are left alone. */
+ * is unchanged keeps its messages and consumers. Exclusive queues are in the state too: those of
+ * this node's connections, and their bindings, are left alone (they go with their connection);
+ * every other one is a copy owned by no connection here (cluster_foreign_owner), made, kept and
+ * removed as the state says, which routes publishes to its connection's node. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +89,7 @@ struct wanted {
 struct vhost_state {
     struct vhost_state *next;
     char name[NAME_MAX_LEN + 1];
+    struct proto_bytes defs; /* the vhost's part of the state (borrowed): policies, limits */
     struct wanted *exchanges, *queues, *bindings;
 };
 
@@ -172,6 +175,7 @@ static int read_list(struct proto_bytes defs, const char *list, char kind, struc
         if (kind != 'b') {
             struct proto_bytes name = cluster_get_string(&f, "name");
             cluster_get_bool(&f, "durable");
+            cluster_get_bool(&f, "exclusive");
             cluster_get_bool(&f, "auto_delete");
             cluster_get_bool(&f, "internal");
             cluster_get_table(&f, "arguments");
@@ -220,6 +224,7 @@ static struct vhost_state *read_state(struct proto_bytes state, bool *ok)
         s->next = head;
         head = s;
         memcpy(s->name, name.ptr, name.len);
+        s->defs = defs;
         if (read_list(defs, "exchanges", 'x', &s->exchanges) != 0 || read_list(defs, "queues", 'q', &s->queues) != 0 ||
             read_list(defs, "bindings", 'b', &s->bindings) != 0) {
             free_states(head);
@@ -310,18 +315,26 @@ static void doom_exchange(const struct vhost_exchange_info *x, void *arg)
     doom(d, x->name.ptr, x->name.len, false, true);
 }
 
+/* An exclusive queue of a connection of this node: it and its bindings go with the connection
+ * (the state has them too, unless their deletion is on its way through the log). */
+static bool connection_here(const struct queue *q)
+{
+    return queue_settings(q)->exclusive && queue_owner(q) != cluster_foreign_owner();
+}
+
 static void doom_queue(struct queue *q, void *arg)
 {
     struct doomed *d = arg;
     const struct queue_settings *s = queue_settings(q);
     struct proto_bytes name = queue_name(q);
-    if (s->exclusive)
+    if (connection_here(q))
         return;
     struct wanted *w;
     HASH_FIND(hh, d->state->queues, name.ptr, name.len, w);
     if (w) {
         struct cluster_fields f = {.args = w->fields};
         if (cluster_get_bool(&f, "durable") == s->durable && cluster_get_bool(&f, "auto_delete") == s->auto_delete &&
+            cluster_get_bool(&f, "exclusive") == s->exclusive &&
             same_table(cluster_get_table(&f, "arguments"), queue_arguments(q)))
             return;
     }
@@ -333,8 +346,8 @@ static void doom_binding(const struct vhost_binding_info *b, void *arg)
     struct doomed *d = arg;
     if (!b->to_exchange) {
         struct queue *q = vhost_queue_find(d->vhost, b->destination);
-        if (q && queue_settings(q)->exclusive)
-            return; /* local to its connection's node */
+        if (q && connection_here(q))
+            return;
     }
     size_t len;
     uint8_t *key = binding_key(b->source, !b->to_exchange, b->destination, b->routing_key, b->arguments, &len);
@@ -371,6 +384,13 @@ static void declare_exchanges(struct vhost_state *s, struct vhost *vhost)
     }
 }
 
+/* The owner a queue binding is changed as: the queue's own (an exclusive queue's copy is owned). */
+static void *owner_of(struct vhost *vhost, struct proto_bytes queue)
+{
+    struct queue *q = vhost_queue_find(vhost, queue);
+    return q ? queue_owner(q) : NULL;
+}
+
 static void add_bindings(struct vhost_state *s, struct vhost *vhost)
 {
     struct wanted *w, *tmp;
@@ -379,7 +399,8 @@ static void add_bindings(struct vhost_state *s, struct vhost *vhost)
         struct proto_bytes source = cluster_get_string(&f, "source"), destination = cluster_get_string(&f, "destination");
         struct proto_bytes key = cluster_get_string(&f, "routing_key"), arguments = cluster_get_table(&f, "arguments");
         struct reply_error err;
-        int rc = w->to_queue ? vhost_queue_bind(vhost, destination, source, key, arguments, NULL, false, &err)
+        int rc = w->to_queue ? vhost_queue_bind(vhost, destination, source, key, arguments,
+                                                owner_of(vhost, destination), false, &err)
                              : vhost_exchange_bind(vhost, destination, source, key, arguments, false, &err);
         if (rc != 0)
             note(s->name, "binding not added", &err);
@@ -399,6 +420,11 @@ static struct proto_bytes key_part(const uint8_t **at)
 static void import_vhost(struct vhost_state *s, struct vhost *vhost)
 {
     struct reply_error err;
+    size_t skipped;
+    /* Policies first, so that the queues declared below get theirs at declare. */
+    if (vhost_replace_policies_and_limits(vhost, s->defs, &skipped) == 0 && skipped)
+        log_warning("cluster: snapshot import in vhost '%s': %zu policies or limits not taken (see above)", s->name,
+                    skipped);
     struct doomed d = {.state = s, .vhost = vhost};
     vhost_for_each_exchange(vhost, doom_exchange, &d);
     for (size_t i = 0; i < d.count; i++)
@@ -409,8 +435,8 @@ static void import_vhost(struct vhost_state *s, struct vhost *vhost)
     vhost_for_each_queue(vhost, doom_queue, &d);
     for (size_t i = 0; i < d.count; i++) {
         uint32_t count;
-        if (vhost_queue_delete(vhost, (struct proto_bytes){d.keys[i], (uint32_t)d.lens[i]}, NULL, false, false,
-                               &count, &err) != 0)
+        struct proto_bytes name = {d.keys[i], (uint32_t)d.lens[i]};
+        if (vhost_queue_delete(vhost, name, owner_of(vhost, name), false, false, &count, &err) != 0)
             note(s->name, "queue not deleted", &err);
     }
     doomed_free(&d);
@@ -424,7 +450,13 @@ static void import_vhost(struct vhost_state *s, struct vhost *vhost)
             .durable = cluster_get_bool(&f, "durable"), .auto_delete = cluster_get_bool(&f, "auto_delete"),
             .server_named = true,
         };
-        struct queue *q;
+        struct queue *q = vhost_queue_find(vhost, qd.name);
+        if (cluster_get_bool(&f, "exclusive")) {
+            if (q && queue_settings(q)->exclusive)
+                continue; /* this node's connection's, or its copy, kept above */
+            qd.exclusive = true;
+            qd.owner = cluster_foreign_owner(); /* as the apply of its declare makes it */
+        }
         if (vhost_queue_declare(vhost, &qd, &q, &err) != 0)
             note(s->name, "queue not declared", &err);
     }
@@ -435,7 +467,8 @@ static void import_vhost(struct vhost_state *s, struct vhost *vhost)
         const uint8_t *at = d.keys[i] + 1;
         struct proto_bytes source = key_part(&at), destination = key_part(&at);
         struct proto_bytes key = key_part(&at), arguments = key_part(&at);
-        int rc = d.to_queue[i] ? vhost_queue_bind(vhost, destination, source, key, arguments, NULL, true, &err)
+        int rc = d.to_queue[i] ? vhost_queue_bind(vhost, destination, source, key, arguments,
+                                                  owner_of(vhost, destination), true, &err)
                                : vhost_exchange_bind(vhost, destination, source, key, arguments, true, &err);
         if (rc != 0)
             note(s->name, "binding not removed", &err);
@@ -515,6 +548,7 @@ int cluster_target_import(void *ctx, uint64_t index, bool replay, struct proto_b
         if (e)
             import_vhost(s, e->vhost);
     }
+    cluster_queues_model_imported(server->replicas);
     free_states(states);
     server->cluster_index = index;
     if (server->persistence)

@@ -173,10 +173,15 @@ uint64_t vhost_tick(struct vhost *vhost, uint64_t now_ms);
  * out. Returns 0 or -ENOMEM. */
 int vhost_export_definitions(struct vhost *vhost, struct table_buf *out);
 /* Encodes what a cluster replicates of the vhost (docs/cluster.md): every exchange but the
- * built-in ones, every queue but exclusive ones (each with a "durable" field, as the
- * definitions' layout otherwise), and the bindings between them; no policies or limits (kept per
- * node for now). Appended to out; 0 or -ENOMEM. */
+ * built-in ones, every queue (each with a "durable" field, and exclusive ones with "exclusive":
+ * true, as the definitions' layout otherwise), the bindings between them, the policies of both
+ * kinds and the limits. Appended to out; 0 or -ENOMEM. */
 int vhost_export_replicated(struct vhost *vhost, struct table_buf *out);
+/* Makes the vhost's policies and limits those of blob (a vhost's part of what
+ * vhost_export_replicated wrote, untrusted): policies it lacks are cleared, its own set (a bad
+ * one skipped with a log line and counted in *skipped), limits it leaves out unset. A list or the
+ * limits table absent from blob leaves that part alone. 0, or -1 for a malformed blob. */
+int vhost_replace_policies_and_limits(struct vhost *vhost, struct proto_bytes blob, size_t *skipped);
 /* Recreates what vhost_export_definitions wrote (at start-up, before any connection). Entries
  * that fail are skipped and counted in *skipped. Returns 0, or -1 for a malformed blob. */
 int vhost_import_definitions(struct vhost *vhost, struct proto_bytes blob, size_t *skipped);

@@ -8,10 +8,12 @@
  *                                              definition (table)} ... ],
  *          "limits":    {"max-connections": long, "max-queues": long} (only those set)}.
  * The last three came later: a blob without them loads with no policies and no limits.
- * Exclusive queues are not kept: they die with their connection, as in RabbitMQ. Importing
- * checks every entry before it reaches the model (see "import" below). */
+ * Exclusive queues are not kept: they die with their connection, as in RabbitMQ (the cluster's
+ * replicated state has them, marked "exclusive": docs/cluster.md). Importing checks every entry
+ * before it reaches the model (see "import" below). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -38,12 +40,13 @@ static int append_table(struct table_buf *list, struct table_buf *entry)
 }
 
 /* What is exported: the durable definitions (the store's), or every replicated one (the
- * cluster's: transient exchanges and queues too, with a "durable" field; never exclusive queues,
- * which stay with their connection's node). */
+ * cluster's: transient exchanges and queues too, with a "durable" field, and exclusive queues,
+ * marked "exclusive", which every node holds a copy of to route publishes to their connection's
+ * node: cluster_classic.h). */
 static bool queue_is_kept(struct queue *q, bool replicated)
 {
     const struct queue_settings *s = queue_settings(q);
-    return (replicated || s->durable) && !s->exclusive;
+    return replicated || (s->durable && !s->exclusive);
 }
 
 struct binding_export {
@@ -155,6 +158,8 @@ static int export_objects(struct vhost *vhost, struct table_buf *out, bool repli
         rc |= put_bytes(&t, "name", TABLE_LONGSTR, queue_name(slot->queue));
         if (replicated)
             rc |= table_buf_put_bool(&t, "durable", queue_settings(slot->queue)->durable);
+        if (replicated && queue_settings(slot->queue)->exclusive)
+            rc |= table_buf_put_bool(&t, "exclusive", true);
         rc |= table_buf_put_bool(&t, "auto_delete", queue_settings(slot->queue)->auto_delete);
         rc |= put_bytes(&t, "arguments", TABLE_TABLE, queue_arguments(slot->queue));
         rc |= append_table(&queues, &t);
@@ -177,7 +182,9 @@ int vhost_export_definitions(struct vhost *vhost, struct table_buf *out)
 
 int vhost_export_replicated(struct vhost *vhost, struct table_buf *out)
 {
-    return export_objects(vhost, out, true) ? -1 : 0;
+    int rc = export_objects(vhost, out, true);
+    rc |= export_policies_and_limits(vhost, out);
+    return rc ? -1 : 0;
 }
 
 /* ---- import ----
@@ -467,6 +474,85 @@ int vhost_import_definitions(struct vhost *vhost, struct proto_bytes blob, size_
     if (im.logged > IMPORT_LOG_MAX)
         log_warning("definitions of vhost '%s': %zu more entries skipped, not logged one by one",
                     name_quote(proto_bytes_of(vhost->name), name), im.logged - IMPORT_LOG_MAX);
+    *skipped = im.skipped;
+    return 0;
+}
+
+/* ---- replacing policies and limits (a cluster's state) ---- */
+
+struct policy_names {
+    struct proto_bytes list; /* the state's list of this kind */
+    char **extra;            /* local names the list lacks (malloc'ed) */
+    size_t count, cap;
+    bool failed;
+};
+
+static bool listed(struct proto_bytes list, const char *name)
+{
+    struct table_iter it;
+    struct table_value item, v;
+    table_iter_init(&it, list);
+    while (array_next(&it, &item) == 1)
+        if (item.type == TABLE_TABLE && table_find(item.v.bytes, "name", &v) == 1 && v.type == TABLE_LONGSTR &&
+            proto_bytes_is(v.v.bytes, name))
+            return true;
+    return false;
+}
+
+static void collect_extra_policy(const struct policy_spec *spec, void *arg)
+{
+    struct policy_names *n = arg;
+    if (listed(n->list, spec->name))
+        return;
+    if (n->count == n->cap) {
+        size_t cap = n->cap ? 2 * n->cap : 8;
+        char **more = realloc(n->extra, cap * sizeof *more);
+        if (!more) {
+            n->failed = true;
+            return;
+        }
+        n->extra = more;
+        n->cap = cap;
+    }
+    if (!(n->extra[n->count] = strdup(spec->name)))
+        n->failed = true;
+    else
+        n->count++;
+}
+
+int vhost_replace_policies_and_limits(struct vhost *vhost, struct proto_bytes blob, size_t *skipped)
+{
+    static const char *const lists[] = {"policies", "operator_policies"};
+    static void (*const importers[])(struct entry *) = {import_policy, import_operator_policy};
+    *skipped = 0;
+    if (table_validate(blob) != 0)
+        return -1;
+    struct import im = {.vhost = vhost};
+    for (int kind = POLICY_USER; kind <= POLICY_OPERATOR; kind++) {
+        struct table_value v;
+        if (table_find(blob, lists[kind], &v) != 1 || v.type != TABLE_ARRAY)
+            continue; /* a state from before policies were in it: the local ones stay */
+        struct policy_names n = {.list = v.v.bytes};
+        vhost_for_each_policy(vhost, (enum policy_kind)kind, collect_extra_policy, &n);
+        for (size_t i = 0; i < n.count; i++) {
+            vhost_policy_clear(vhost, (enum policy_kind)kind, n.extra[i]);
+            free(n.extra[i]);
+        }
+        free(n.extra);
+        if (n.failed)
+            im.skipped++;
+        import_list(&im, blob, lists[kind], importers[kind]);
+    }
+    struct table_value limits;
+    if (table_find(blob, "limits", &limits) == 1 && limits.type == TABLE_TABLE) {
+        for (int i = 0; i < VHOST_LIMIT_COUNT; i++) {
+            const char *name = vhost_limit_name((enum vhost_limit)i);
+            struct table_value v;
+            if (table_find(limits.v.bytes, name, &v) == 0 && vhost_limit_get(vhost, (enum vhost_limit)i) >= 0)
+                vhost_limit_set(vhost, (enum vhost_limit)i, -1); /* unset in the state */
+        }
+        import_limits(&im, blob);
+    }
     *skipped = im.skipped;
     return 0;
 }

@@ -486,5 +486,41 @@ class ClusterClassicQueues(unittest.TestCase):
         ca.close()
         self.assertTrue(self.gone_everywhere(reply_to), "the exclusive queue stayed somewhere")
 
+    def test_a_restarted_node_routes_to_exclusive_queues_declared_before_it_stopped(self):
+        a, _b, c = self.cluster.nodes
+        # Pub/sub as RabbitMQ's tutorials do it: each subscriber's exclusive, server-named queue
+        # bound to a fanout, the subscribers on node a.
+        ca, cha = channel_on(a)
+        cha.exchange_declare("cc.fan", "fanout")
+        queues = [cha.queue_declare("", exclusive=True).method.queue for _ in range(3)]
+        for queue in queues:
+            cha.queue_bind(queue, "cc.fan")
+        # Node c stops after it has saved those declares (its definitions, then a snapshot of a
+        # leader that truncated the log) and comes back: it must still route to them.
+        for stop in ("kill", "restart"):
+            if stop == "kill":
+                c.sigkill()
+                c.relaunch()
+            else:
+                c.graceful_restart()
+            self.cluster.leader()
+            cc, chc = channel_on(c)
+            chc.confirm_delivery()
+            chc.basic_publish("cc.fan", "", stop.encode())
+            chc.basic_publish("", queues[0], b"by name " + stop.encode())
+            cc.close()
+            got = [drain(cha, queue, 2 if queue == queues[0] else 1, timeout=5.0) for queue in queues]
+            self.assertEqual([sorted(body for body, _ in g) for g in got],
+                             [sorted([stop.encode(), b"by name " + stop.encode()])] + [[stop.encode()]] * 2,
+                             "node c lost the exclusive queues or their bindings after a " + stop)
+            # Still another connection's: refused on node c as on any other.
+            cc, chc = channel_on(c)
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+                chc.queue_declare(queues[1], passive=True)
+            self.assertEqual(ctx.exception.reply_code, 405)
+            cc.close()
+        ca.close()
+        self.assertTrue(self.gone_everywhere(queues[2]), "an exclusive queue outlived its connection")
+
 if __name__ == "__main__":
     unittest.main()

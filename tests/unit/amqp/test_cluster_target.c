@@ -1,8 +1,12 @@
 /* tests/unit/amqp/test_cluster_target.c: the metadata group's target over real servers (no
  * listener, no node): applying one command sequence to two fresh servers gives the same results
  * and the same replicated definitions; the index of the last command applied is saved in the
- * definitions blob and read back at start, with the replicated state (transient objects too); importing a state keeps a queue whose definition
- * matches (with its messages), creates what is missing and deletes what is extra; the members'
+ * definitions blob and read back at start, with the replicated state (transient objects too);
+ * importing a state keeps a queue whose definition matches (with its messages), creates what is
+ * missing and deletes what is extra; exclusive queues of other nodes' connections come with the
+ * state as copies owned by no connection here, with their bindings, while this node's own are
+ * left alone; classic queues a state declares know that their home is elsewhere; policies and
+ * limits come with a snapshot and replace the node's; the members'
  * names are learnt from qq.node_down and carried by snapshots, and malformed ones are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -259,6 +263,9 @@ static void test_import_keeps_matching_queues_and_their_messages(void **state)
     assert_null(vhost_queue_find(root(&follower), bytes_of("extra")));
     assert_non_null(vhost_queue_find(root(&follower), bytes_of("mine")));
     assert_int_equal(server_cluster_index(follower.server), 99);
+    /* "mine" goes with its connection; the rest is the leader's state. */
+    uint32_t count;
+    assert_int_equal(vhost_queue_delete(root(&follower), bytes_of("mine"), &follower, false, false, &count, &err), 0);
     /* x1 was replaced by the leader's: a durable topic exchange now redeclares as such. */
     struct exchange_declare x1 = {.name = bytes_of("x1"), .type = bytes_of("topic"), .durable = true};
     assert_int_equal(vhost_exchange_declare_check(root(&follower), &x1, &err), 0);
@@ -348,6 +355,160 @@ static void test_member_names_are_learnt_from_the_log_and_carried_by_snapshots(v
     stop(&b);
 }
 
+/* Counts the bindings of a vhost whose destination is the queue named arg. */
+struct binding_count {
+    const char *queue;
+    int count;
+};
+
+static void count_binding(const struct vhost_binding_info *b, void *arg)
+{
+    struct binding_count *c = arg;
+    if (!b->to_exchange && proto_bytes_is(b->destination, c->queue))
+        c->count++;
+}
+
+static int bindings_to(struct broker *b, const char *queue)
+{
+    struct binding_count c = {queue, 0};
+    vhost_for_each_binding(root(b), count_binding, &c);
+    return c.count;
+}
+
+/* The names of a vhost's policies of kind, comma-separated, in name order. */
+static void collect_policy(const struct policy_spec *spec, void *arg)
+{
+    char *names = arg;
+    if (names[0])
+        strcat(names, ",");
+    strcat(names, spec->name);
+}
+
+static void policies_of(struct broker *b, enum policy_kind kind, char names[256])
+{
+    names[0] = '\0';
+    vhost_for_each_policy(root(b), kind, collect_policy, names);
+}
+
+static void set_policy(struct broker *b, enum policy_kind kind, const char *name, const char *pattern)
+{
+    struct table_buf definition = {0};
+    struct table_value v = {.type = TABLE_INT64};
+    v.v.i64 = 5;
+    assert_int_equal(table_buf_put_field(&definition, "max-length", 10, &v), 0);
+    struct policy_spec spec = {name, pattern, NULL, 0, {definition.data, (uint32_t)definition.len}};
+    char error[256];
+    assert_int_equal(vhost_policy_set(root(b), kind, &spec, error, sizeof error), 0);
+    table_buf_free(&definition);
+}
+
+/* A snapshot carries the policies of both kinds and the limits: an install sets the leader's,
+ * clears the ones the leader no longer has, unsets the limits it has not. */
+static void test_a_snapshot_carries_policies_and_limits(void **state)
+{
+    (void)state;
+    struct broker leader, follower;
+    start(&leader, NULL);
+    start(&follower, NULL);
+    set_policy(&leader, POLICY_USER, "cap", "^q");
+    set_policy(&leader, POLICY_OPERATOR, "op-cap", "^q");
+    vhost_limit_set(root(&leader), VHOST_LIMIT_MAX_CONNECTIONS, 7);
+    assert_int_equal(apply(&leader, 1, "queue.declare", "vhost", "/", "name", "q1", NULL), 0);
+    set_policy(&follower, POLICY_USER, "stale", "^x");
+    set_policy(&follower, POLICY_USER, "cap", "^nothing");
+    vhost_limit_set(root(&follower), VHOST_LIMIT_MAX_QUEUES, 10);
+
+    struct table_buf snap = {0};
+    assert_int_equal(cluster_target_snapshot(leader.server, &snap), 0);
+    assert_int_equal(cluster_target_import(follower.server, 9, false, (struct proto_bytes){snap.data, (uint32_t)snap.len}), 0);
+    char names[256];
+    policies_of(&follower, POLICY_USER, names);
+    assert_string_equal(names, "cap");
+    policies_of(&follower, POLICY_OPERATOR, names);
+    assert_string_equal(names, "op-cap");
+    assert_int_equal(vhost_limit_get(root(&follower), VHOST_LIMIT_MAX_CONNECTIONS), 7);
+    assert_int_equal(vhost_limit_get(root(&follower), VHOST_LIMIT_MAX_QUEUES), -1);
+    /* The leader's "cap" (pattern ^q) replaced the follower's: q1, declared by the import, has it. */
+    const struct policy *policy, *operator_policy;
+    struct queue *q1 = vhost_queue_find(root(&follower), bytes_of("q1"));
+    assert_non_null(q1);
+    vhost_queue_policies(root(&follower), q1, &policy, &operator_policy);
+    assert_non_null(policy);
+    assert_non_null(operator_policy);
+    /* Both sides now export the same state. */
+    struct table_buf after = {0};
+    assert_int_equal(cluster_target_snapshot(follower.server, &after), 0);
+    assert_int_equal(after.len, snap.len);
+    table_buf_free(&snap);
+    table_buf_free(&after);
+    stop(&leader);
+    stop(&follower);
+}
+
+/* A snapshot carries the exclusive queues of every node's connections with their bindings: a
+ * node that installs it routes publishes to them (copies owned by no connection of its own, so
+ * refused to its clients), drops copies the state no longer has, and keeps the exclusive queues of
+ * its own connections; the classic queues it declares learn their homes (their messages live
+ * there, not here). */
+static void test_a_snapshot_brings_other_nodes_exclusive_queues_and_classic_homes(void **state)
+{
+    (void)state;
+    struct broker leader, follower;
+    start(&leader, NULL);
+    start(&follower, NULL);
+    struct cluster_queues *ql = cluster_queues_create(leader.server), *qf = cluster_queues_create(follower.server);
+    assert_non_null(ql);
+    assert_non_null(qf);
+    server_set_cluster_queues(leader.server, ql);
+    server_set_cluster_queues(follower.server, qf);
+    assert_int_equal(apply(&leader, 1, "exchange.declare", "vhost", "/", "name", "fan", "type", "fanout", NULL), 0);
+    assert_int_equal(apply(&leader, 2, "queue.declare", "vhost", "/", "name", "amq.gen-a", "exclusive", "!1",
+                           "server_named", "!1", "home", "n1:1", NULL), 0);
+    assert_int_equal(apply(&leader, 3, "queue.bind", "vhost", "/", "queue", "amq.gen-a", "exchange", "fan",
+                           "routing_key", "", NULL), 0);
+    assert_int_equal(apply(&leader, 4, "queue.declare", "vhost", "/", "name", "homed", "durable", "!1", "home", "n2:1",
+                           NULL), 0);
+    /* The follower: a copy the state no longer has, and an exclusive queue of its own connection
+     * with a binding. */
+    assert_int_equal(apply(&follower, 1, "queue.declare", "vhost", "/", "name", "amq.gen-gone", "exclusive", "!1",
+                           "server_named", "!1", "home", "n1:1", NULL), 0);
+    struct queue_declare own = {.name = bytes_of("mine"), .exclusive = true, .owner = &follower};
+    struct queue *q;
+    struct reply_error err;
+    assert_int_equal(vhost_queue_declare(root(&follower), &own, &q, &err), 0);
+    assert_int_equal(vhost_queue_bind(root(&follower), bytes_of("mine"), bytes_of("amq.fanout"), bytes_of(""),
+                                      (struct proto_bytes){NULL, 0}, &follower, false, &err), 0);
+
+    struct table_buf snap = {0};
+    assert_int_equal(cluster_target_snapshot(leader.server, &snap), 0);
+    assert_int_equal(cluster_target_import(follower.server, 50, false, (struct proto_bytes){snap.data, (uint32_t)snap.len}), 0);
+
+    struct queue *copy = vhost_queue_find(root(&follower), bytes_of("amq.gen-a"));
+    assert_non_null(copy);
+    assert_true(queue_settings(copy)->exclusive);
+    assert_ptr_equal(queue_owner(copy), cluster_foreign_owner());
+    assert_int_equal(bindings_to(&follower, "amq.gen-a"), 1);
+    assert_true(queue_elsewhere(copy));
+    assert_int_equal(vhost_queue_lookup(root(&follower), bytes_of("amq.gen-a"), &follower, &q, &err), -1);
+    assert_int_equal(err.code, SPEC_RESOURCE_LOCKED);
+    assert_null(vhost_queue_find(root(&follower), bytes_of("amq.gen-gone")));
+    struct queue *mine = vhost_queue_find(root(&follower), bytes_of("mine"));
+    assert_non_null(mine);
+    assert_ptr_equal(queue_owner(mine), &follower);
+    assert_int_equal(bindings_to(&follower, "mine"), 1);
+    struct queue *homed = vhost_queue_find(root(&follower), bytes_of("homed"));
+    assert_non_null(homed);
+    assert_true(queue_elsewhere(homed));
+
+    /* Imported again (a second snapshot): the copy is the same queue, its binding not doubled. */
+    assert_int_equal(cluster_target_import(follower.server, 60, false, (struct proto_bytes){snap.data, (uint32_t)snap.len}), 0);
+    assert_ptr_equal(vhost_queue_find(root(&follower), bytes_of("amq.gen-a")), copy);
+    assert_int_equal(bindings_to(&follower, "amq.gen-a"), 1);
+    table_buf_free(&snap);
+    stop(&leader);
+    stop(&follower);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +516,8 @@ int main(void)
         cmocka_unit_test(test_the_index_is_saved_with_the_definitions),
         cmocka_unit_test(test_member_names_are_learnt_from_the_log_and_carried_by_snapshots),
         cmocka_unit_test(test_import_keeps_matching_queues_and_their_messages),
+        cmocka_unit_test(test_a_snapshot_brings_other_nodes_exclusive_queues_and_classic_homes),
+        cmocka_unit_test(test_a_snapshot_carries_policies_and_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
