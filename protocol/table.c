@@ -231,6 +231,18 @@ int table_find(struct proto_bytes table, const char *key, struct table_value *ou
     return rc;
 }
 
+bool table_find_cstring(struct proto_bytes table, const char *key, char *out, size_t cap)
+{
+    struct table_value v;
+    if (table_find(table, key, &v) != 1 || v.type != TABLE_LONGSTR || v.v.bytes.len >= cap ||
+        (v.v.bytes.len && memchr(v.v.bytes.ptr, 0, v.v.bytes.len)))
+        return false;
+    if (v.v.bytes.len)
+        memcpy(out, v.v.bytes.ptr, v.v.bytes.len);
+    out[v.v.bytes.len] = '\0';
+    return true;
+}
+
 bool table_value_to_int(const struct table_value *value, int64_t *out)
 {
     switch (value->type) {

@@ -81,6 +81,10 @@ int array_next(struct table_iter *it, struct table_value *value);
  * or a negative proto_error when the table is malformed before the key is reached. */
 int table_find(struct proto_bytes table, const char *key, struct table_value *out);
 
+/* Looks up key as a long string and copies it out NUL-terminated: true when it is there, a
+ * long string, shorter than cap and free of zero bytes; else false (out untouched). */
+bool table_find_cstring(struct proto_bytes table, const char *key, char *out, size_t cap);
+
 /* When value holds any integer type (b B s u I i l L T), stores it in *out and returns true;
  * false for other types and for an L or T value above INT64_MAX. */
 bool table_value_to_int(const struct table_value *value, int64_t *out);

@@ -1,6 +1,7 @@
 /* broker/admin/mgmt_overview.c: the broker as a whole: /api/overview, /api/whoami,
- * /api/nodes, /api/cluster-name, /api/extensions and the health checks. Warren is one node,
- * named "warren@<hostname>" (RabbitMQ's node names are "rabbit@<hostname>"). */
+ * /api/nodes, /api/cluster-name, /api/extensions and the health checks. A node is named by its
+ * node_name, else "warren@<hostname>" (RabbitMQ's node names are "rabbit@<hostname>"); in a
+ * cluster, /api/nodes lists every member (introspect_nodes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,21 +40,30 @@ static json_t *exchange_types(void)
     return a;
 }
 
+/* A node's listeners, as RabbitMQ lists them: AMQP, and the HTTP doors that are on. */
+static void node_listeners(const struct introspect_node *n, json_t *a)
+{
+    const struct {
+        const char *protocol;
+        uint16_t port;
+    } doors[] = {{"amqp", n->amqp_port}, {"http", n->management_port}, {"http/prometheus", n->prometheus_port}};
+    for (size_t i = 0; i < sizeof doors / sizeof doors[0]; i++)
+        if (doors[i].port || i == 0)
+            json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i}", "node", n->name, "protocol", doors[i].protocol,
+                                               "ip_address", n->bind_address, "port", (int)doors[i].port));
+}
+
+static void add_listeners(const struct introspect_node *n, void *arg)
+{
+    if (n->running)
+        node_listeners(n, arg);
+}
+
+/* Every running node's listeners (/api/overview's are the cluster's). */
 static json_t *listeners(struct mgmt_call *call)
 {
-    const struct server_config *cfg = server_config(call->server);
     json_t *a = json_array();
-    json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i}", "node", mgmt_node_name(), "protocol", "amqp",
-                                       "ip_address", cfg->bind_address ? cfg->bind_address : "::", "port",
-                                       (int)server_port(call->server)));
-    /* The HTTP doors, as RabbitMQ lists its management and Prometheus listeners. */
-    const char *bind = cfg->bind_address ? cfg->bind_address : "::";
-    if (cfg->management_port)
-        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i}", "node", mgmt_node_name(), "protocol", "http",
-                                           "ip_address", bind, "port", (int)cfg->management_port));
-    if (cfg->prometheus_port)
-        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i}", "node", mgmt_node_name(), "protocol",
-                                           "http/prometheus", "ip_address", bind, "port", (int)cfg->prometheus_port));
+    introspect_nodes(call->server, add_listeners, a);
     return a;
 }
 
@@ -114,56 +124,71 @@ static void whoami(struct mgmt_call *call)
     mgmt_reply(call, 200, o);
 }
 
-static json_t *node(struct mgmt_call *call)
+/* One node of /api/nodes. A member not heard from lately shows as RabbitMQ shows a stopped
+ * node: its name, type and running false, without figures. */
+static json_t *node_json(const struct introspect_node *n)
 {
-    struct introspect_status st;
-    introspect_status(call->server, &st);
-    const struct server_config *cfg = server_config(call->server);
     json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(mgmt_node_name()));
+    json_object_set_new(o, "name", json_string(n->name));
     json_object_set_new(o, "type", json_string("disc"));
-    json_object_set_new(o, "running", json_true());
+    json_object_set_new(o, "running", json_boolean(n->running));
     json_object_set_new(o, "being_drained", json_false());
-    json_object_set_new(o, "os_pid", json_sprintf("%llu", (unsigned long long)st.pid));
-    uint64_t mem_used = 0;
-    node_info_resident_bytes(&mem_used);
-    put_int(o, "mem_used", mem_used);
-    put_int(o, "mem_limit", st.memory_high_watermark);
-    json_object_set_new(o, "mem_alarm", json_boolean(st.memory_alarm));
-    put_int(o, "message_memory_bytes", st.message_memory_bytes);
-    uint64_t disk_free = 0;
-    node_info_disk_free(st.data_dir, &disk_free);
-    put_int(o, "disk_free", disk_free);
-    put_int(o, "disk_free_limit", cfg->disk_free_limit);
-    json_object_set_new(o, "disk_free_alarm", json_boolean(st.disk_alarm));
-    uint64_t fds = 0, fd_limit = 0;
-    node_info_open_fds(&fds);
-    node_info_fd_limit(&fd_limit);
-    put_int(o, "fd_used", fds);
-    put_int(o, "fd_total", fd_limit);
-    put_int(o, "sockets_used", st.connections);
-    put_int(o, "sockets_total", fd_limit);
+    if (!n->running) {
+        json_object_set_new(o, "partitions", json_array());
+        return o;
+    }
+    json_object_set_new(o, "os_pid", json_sprintf("%llu", (unsigned long long)n->os_pid));
+    put_int(o, "mem_used", n->mem_used);
+    put_int(o, "mem_limit", n->mem_limit);
+    json_object_set_new(o, "mem_alarm", json_boolean(n->mem_alarm));
+    put_int(o, "message_memory_bytes", n->message_memory_bytes);
+    put_int(o, "disk_free", n->disk_free);
+    put_int(o, "disk_free_limit", n->disk_free_limit);
+    json_object_set_new(o, "disk_free_alarm", json_boolean(n->disk_alarm));
+    put_int(o, "fd_used", n->fd_used);
+    put_int(o, "fd_total", n->fd_total);
+    put_int(o, "sockets_used", n->sockets_used);
+    put_int(o, "sockets_total", n->fd_total);
     put_int(o, "proc_used", 1);
     put_int(o, "proc_total", 1);
     put_int(o, "run_queue", 0);
-    put_int(o, "processors", (uint64_t)sysconf(_SC_NPROCESSORS_ONLN));
-    put_int(o, "uptime", st.uptime_ms);
+    put_int(o, "processors", n->processors);
+    put_int(o, "uptime", n->uptime_ms);
     json_object_set_new(o, "rates_mode", json_string("basic"));
     json_object_set_new(o, "partitions", json_array());
     json_object_set_new(o, "exchange_types", exchange_types());
     json_object_set_new(o, "applications", json_array());
     json_object_set_new(o, "contexts", json_array());
-    json_object_set_new(o, "listeners", listeners(call));
-    put_int(o, "store_segments", st.store_segments);
-    put_int(o, "store_bytes", st.store_bytes);
+    json_t *l = json_array();
+    node_listeners(n, l);
+    json_object_set_new(o, "listeners", l);
+    put_int(o, "store_segments", n->store_segments);
+    put_int(o, "store_bytes", n->store_bytes);
     return o;
+}
+
+static void add_node(const struct introspect_node *n, void *arg)
+{
+    json_array_append_new(arg, node_json(n));
 }
 
 static void nodes(struct mgmt_call *call)
 {
     json_t *a = json_array();
-    json_array_append_new(a, node(call));
+    introspect_nodes(call->server, add_node, a);
     mgmt_list(call, a);
+}
+
+struct named_node {
+    const char *name;
+    json_t *found;
+};
+
+static void find_node(const struct introspect_node *n, void *arg)
+{
+    struct named_node *f = arg;
+    if (!f->found && strcmp(n->name, f->name) == 0)
+        f->found = node_json(n);
 }
 
 static void one_node(struct mgmt_call *call)
@@ -171,11 +196,12 @@ static void one_node(struct mgmt_call *call)
     const char *name = mgmt_name(call, 1);
     if (!name)
         return;
-    if (strcmp(name, mgmt_node_name()) != 0) {
+    struct named_node f = {name, NULL};
+    introspect_nodes(call->server, find_node, &f);
+    if (!f.found)
         mgmt_not_found(call);
-        return;
-    }
-    mgmt_reply(call, 200, node(call));
+    else
+        mgmt_reply(call, 200, f.found);
 }
 
 static void cluster_name(struct mgmt_call *call)
@@ -192,22 +218,44 @@ static void empty_list(struct mgmt_call *call)
     mgmt_list(call, json_array());
 }
 
-/* /api/health/checks/alarms and local-alarms: 503 with the alarms in effect, as RabbitMQ. */
-static void check_alarms(struct mgmt_call *call)
+/* /api/health/checks/alarms (every running node's, as RabbitMQ's cluster-wide check) and
+ * local-alarms (this node's): 503 with the alarms in effect. */
+static void collect_alarms(const struct introspect_node *n, void *arg)
 {
-    struct introspect_status st;
-    introspect_status(call->server, &st);
-    if (!st.memory_alarm && !st.disk_alarm) {
+    if (!n->running)
+        return;
+    if (n->mem_alarm)
+        json_array_append_new(arg, json_pack("{s:s,s:s}", "node", n->name, "resource", "memory"));
+    if (n->disk_alarm)
+        json_array_append_new(arg, json_pack("{s:s,s:s}", "node", n->name, "resource", "disk"));
+}
+
+static void reply_alarms(struct mgmt_call *call, json_t *alarms, const char *where)
+{
+    if (json_array_size(alarms) == 0) {
+        json_decref(alarms);
         mgmt_reply(call, 200, json_pack("{s:s}", "status", "ok"));
         return;
     }
+    char reason[64];
+    snprintf(reason, sizeof reason, "There are alarms in effect %s", where);
+    mgmt_reply(call, 503, json_pack("{s:s,s:s,s:o}", "status", "failed", "reason", reason, "alarms", alarms));
+}
+
+static void check_alarms(struct mgmt_call *call)
+{
     json_t *alarms = json_array();
-    if (st.memory_alarm)
-        json_array_append_new(alarms, json_pack("{s:s,s:s}", "node", mgmt_node_name(), "resource", "memory"));
-    if (st.disk_alarm)
-        json_array_append_new(alarms, json_pack("{s:s,s:s}", "node", mgmt_node_name(), "resource", "disk"));
-    mgmt_reply(call, 503, json_pack("{s:s,s:s,s:o}", "status", "failed", "reason",
-                                    "resource alarm(s) in effect in the cluster", "alarms", alarms));
+    introspect_nodes(call->server, collect_alarms, alarms);
+    reply_alarms(call, alarms, "in the cluster");
+}
+
+static void check_local_alarms(struct mgmt_call *call)
+{
+    struct introspect_node self;
+    introspect_node_self(call->server, &self);
+    json_t *alarms = json_array();
+    collect_alarms(&self, alarms);
+    reply_alarms(call, alarms, "on the node");
 }
 
 /* Every vhost of a single node runs while the node runs. */
@@ -224,7 +272,7 @@ const struct mgmt_route mgmt_overview_routes[] = {
     {"cluster-name", MGMT_GET | MGMT_PUT, MGMT_USER, MGMT_ADMIN, 0, cluster_name},
     {"extensions", MGMT_GET, MGMT_USER, MGMT_USER, 0, empty_list},
     {"health/checks/alarms", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_alarms},
-    {"health/checks/local-alarms", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_alarms},
+    {"health/checks/local-alarms", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_local_alarms},
     {"health/checks/virtual-hosts", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_ok},
     {"health/checks/node-is-quorum-critical", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_ok},
     {"health/checks/node-is-mirror-sync-critical", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_ok},

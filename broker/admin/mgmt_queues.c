@@ -41,19 +41,19 @@ static void write_queue(struct jw *w, const struct introspect_queue *q)
     jw_key(w, "type");
     jw_cstring(w, q->type);
     if (q->replicated) {
-        /* "online" lists every member as "members" does: which of them runs is known to the
-         * leader only (RabbitMQ shows the members whose Ra server runs). */
+        /* "online": the members running, as RabbitMQ shows those whose Ra server runs; one
+         * group for every quorum queue here, so a member runs the queue when its node runs. */
         const char *const groups[] = {"members", "online"};
         const char *const self[] = {mgmt_node_name()};
-        const char *const *members = q->members ? q->members : self;
-        size_t count = q->members ? q->member_count : 1;
+        const char *const *lists[] = {q->members ? q->members : self, q->members ? q->online : self};
+        size_t counts[] = {q->members ? q->member_count : 1, q->members ? q->online_count : 1};
         jw_key(w, "leader");
         jw_cstring(w, node);
         for (size_t i = 0; i < 2; i++) {
             jw_key(w, groups[i]);
             jw_array_begin(w);
-            for (size_t m = 0; m < count; m++)
-                jw_cstring(w, members[m]);
+            for (size_t m = 0; m < counts[i]; m++)
+                jw_cstring(w, lists[i][m]);
             jw_array_end(w);
         }
     }

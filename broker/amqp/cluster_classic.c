@@ -4,6 +4,7 @@
  * the loop's thread; what arrives on a peer link, and the news of a lost link, are queued from
  * inside libuv's run and acted on at the end of the pass (classic_flush). */
 #include "cluster_classic.h"
+#include "cluster_nodes.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -210,17 +211,6 @@ static struct home_ent *find_home(const struct classic *cl, const char *vhost, s
 }
 
 /* Reads a string field into out (NUL-terminated, at most cap - 1 bytes, no NUL inside). */
-static bool get_str(struct proto_bytes args, const char *key, char *out, size_t cap)
-{
-    struct table_value v;
-    if (table_find(args, key, &v) != 1 || v.type != TABLE_LONGSTR || v.v.bytes.len >= cap ||
-        memchr(v.v.bytes.ptr, 0, v.v.bytes.len))
-        return false;
-    memcpy(out, v.v.bytes.ptr, v.v.bytes.len);
-    out[v.v.bytes.len] = '\0';
-    return true;
-}
-
 static bool get_u64(struct proto_bytes args, const char *key, uint64_t *out)
 {
     struct table_value v;
@@ -327,7 +317,7 @@ static void keep_depth(struct classic *cl, struct proto_bytes args, const char *
 {
     char vhost[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
     unsigned long long ready, unacked, consumers;
-    if (get_str(args, "vhost", vhost, sizeof vhost) && get_str(args, "queue", name, sizeof name) &&
+    if (table_find_cstring(args, "vhost", vhost, sizeof vhost) && table_find_cstring(args, "queue", name, sizeof name) &&
         sscanf(text, "%llu %llu %llu", &ready, &unacked, &consumers) == 3)
         set_depth(cl, vhost, proto_bytes_of(name),
                   (struct queue_depth){(size_t)ready, (size_t)unacked, (size_t)consumers});
@@ -377,8 +367,8 @@ static void on_depths(struct classic *cl, struct proto_bytes args)
     while (array_next(&it, &e) == 1) {
         char vhost[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
         uint64_t ready, unacked, consumers;
-        if (e.type == TABLE_TABLE && get_str(e.v.bytes, "vhost", vhost, sizeof vhost) &&
-            get_str(e.v.bytes, "name", name, sizeof name) && get_u64(e.v.bytes, "ready", &ready) &&
+        if (e.type == TABLE_TABLE && table_find_cstring(e.v.bytes, "vhost", vhost, sizeof vhost) &&
+            table_find_cstring(e.v.bytes, "name", name, sizeof name) && get_u64(e.v.bytes, "ready", &ready) &&
             get_u64(e.v.bytes, "unacked", &unacked) && get_u64(e.v.bytes, "consumers", &consumers))
             set_depth(cl, vhost, proto_bytes_of(name), (struct queue_depth){ready, unacked, consumers});
     }
@@ -541,8 +531,8 @@ int classic_import(struct classic *cl, struct proto_bytes state)
         table_iter_init(&it, list.v.bytes);
         while (rc == 0 && (more = array_next(&it, &e)) == 1) {
             char vhost[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1], home[CLUSTER_ADDRESS_MAX];
-            if (e.type != TABLE_TABLE || !get_str(e.v.bytes, "vhost", vhost, sizeof vhost) ||
-                !get_str(e.v.bytes, "name", name, sizeof name) || !get_str(e.v.bytes, "home", home, sizeof home)) {
+            if (e.type != TABLE_TABLE || !table_find_cstring(e.v.bytes, "vhost", vhost, sizeof vhost) ||
+                !table_find_cstring(e.v.bytes, "name", name, sizeof name) || !table_find_cstring(e.v.bytes, "home", home, sizeof home)) {
                 rc = -1;
                 break;
             }
@@ -718,8 +708,8 @@ static void send_result(struct classic *cl, const char *node, uint64_t handle, i
 static void unreachable_text(char *out, size_t cap, const char *home, struct proto_bytes args)
 {
     char vhost[NAME_MAX_LEN + 1] = "", queue[NAME_MAX_LEN + 1] = "";
-    get_str(args, "vhost", vhost, sizeof vhost);
-    get_str(args, "queue", queue, sizeof queue);
+    table_find_cstring(args, "vhost", vhost, sizeof vhost);
+    table_find_cstring(args, "queue", queue, sizeof queue);
     if (queue[0])
         snprintf(out, cap, "home node '%.60s' of queue '%.30s' in vhost '%.20s' is down or inaccessible", home, queue,
                  vhost);
@@ -985,7 +975,7 @@ struct who {
 static bool get_who(struct proto_bytes args, const char *from, struct who *out)
 {
     struct table_value v;
-    if (!get_str(args, "node", out->node, sizeof out->node) || strcmp(out->node, from) != 0 ||
+    if (!table_find_cstring(args, "node", out->node, sizeof out->node) || strcmp(out->node, from) != 0 ||
         !get_u64(args, "channel", &out->channel) || table_find(args, "tag", &v) != 1 || v.type != TABLE_LONGSTR ||
         v.v.bytes.len > 255)
         return false;
@@ -1178,7 +1168,7 @@ static void home_run(struct classic *cl, const char *from, const char *op, struc
     char vhost[NAME_MAX_LEN + 1];
     uint64_t handle = 0;
     get_u64(args, "handle", &handle);
-    if (!get_str(args, "vhost", vhost, sizeof vhost)) {
+    if (!table_find_cstring(args, "vhost", vhost, sizeof vhost)) {
         send_result(cl, from, handle, META_MALFORMED, "malformed command");
         return;
     }
@@ -1190,7 +1180,7 @@ static void home_run(struct classic *cl, const char *from, const char *op, struc
     if (strcmp(op, "channel_down") == 0) {
         char node[CLUSTER_ADDRESS_MAX];
         uint64_t channel;
-        if (!get_str(args, "node", node, sizeof node) || strcmp(node, from) != 0 || !get_u64(args, "channel", &channel))
+        if (!table_find_cstring(args, "node", node, sizeof node) || strcmp(node, from) != 0 || !get_u64(args, "channel", &channel))
             return;
         struct proxy *p, *tmp;
         HASH_ITER(hh, cl->proxies, p, tmp) {
@@ -1200,7 +1190,7 @@ static void home_run(struct classic *cl, const char *from, const char *op, struc
         return;
     }
     char name[NAME_MAX_LEN + 1];
-    struct queue *q = get_str(args, "queue", name, sizeof name) ? home_queue(cl, vhost, proto_bytes_of(name)) : NULL;
+    struct queue *q = table_find_cstring(args, "queue", name, sizeof name) ? home_queue(cl, vhost, proto_bytes_of(name)) : NULL;
     if (!q) {
         char text[128];
         snprintf(text, sizeof text, "no queue '%.50s' in vhost '%.50s'", name, vhost);
@@ -1290,7 +1280,7 @@ static void on_result(struct classic *cl, struct proto_bytes args)
     if (!get_u64(args, "handle", &handle) || table_find(args, "status", &v) != 1 || !table_value_to_int(&v, &status) ||
         status < INT32_MIN || status > INT32_MAX)
         return;
-    get_str(args, "text", text, sizeof text);
+    table_find_cstring(args, "text", text, sizeof text);
     struct rcall *c;
     HASH_FIND(hh, cl->calls, &handle, sizeof handle, c);
     if (c)
@@ -1302,7 +1292,7 @@ static void on_deliver(struct classic *cl, struct proto_bytes args)
     char vhost[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
     uint64_t channel, id, count;
     struct table_value tag, content;
-    if (!get_str(args, "vhost", vhost, sizeof vhost) || !get_str(args, "queue", name, sizeof name) ||
+    if (!table_find_cstring(args, "vhost", vhost, sizeof vhost) || !table_find_cstring(args, "queue", name, sizeof name) ||
         !get_u64(args, "channel", &channel) || !get_u64(args, "id", &id) || !get_u64(args, "count", &count) ||
         table_find(args, "tag", &tag) != 1 || tag.type != TABLE_LONGSTR || tag.v.bytes.len > 255 ||
         table_find(args, "content", &content) != 1 || content.type != TABLE_BYTES)
@@ -1436,7 +1426,7 @@ static void on_direct(struct classic *cl, struct proto_bytes args)
 {
     char vhost[NAME_MAX_LEN + 1];
     struct table_value content;
-    if (!get_str(args, "vhost", vhost, sizeof vhost) || table_find(args, "content", &content) != 1 ||
+    if (!table_find_cstring(args, "vhost", vhost, sizeof vhost) || table_find(args, "content", &content) != 1 ||
         content.type != TABLE_BYTES)
         return;
     struct vhost *v = vhost_named(cl, vhost);
@@ -1469,6 +1459,7 @@ static void report_heard(struct classic *cl, const char *peer)
 static void handle(struct classic *cl, const struct inbox *m)
 {
     if (m->len == 0) {
+        cluster_nodes_lost(cluster_queues_nodes(cl->cq), m->from);
         report_lost(cl, m->from);
         probe_note(cl, m->from, false);
         peer_lost(cl, m->from);
@@ -1501,6 +1492,8 @@ static void handle(struct classic *cl, const struct inbox *m)
         probe_note(cl, m->from, true);
     else if (strcmp(op, "depths.ok") == 0)
         on_depths(cl, cmd.args);
+    else if (strcmp(op, "node.info") == 0)
+        cl->sent |= cluster_nodes_heard(cluster_queues_nodes(cl->cq), cl->node, m->from, cmd.args, now_ms(cl));
     else if (strncmp(op, "qq.", 3) == 0)
         home_run(cl, m->from, op + 3, cmd.args);
     else
@@ -1588,6 +1581,8 @@ void classic_flush(struct classic *cl)
         cl->next_depths_ms = now + DEPTHS_MS;
         ask_depths(cl);
     }
+    if (cluster_nodes_tick(cluster_queues_nodes(cl->cq), cl->node, now))
+        cl->sent = true;
     propose_unused(cl); /* last: the proxies dropped above may have left a queue unused */
     outbox_flush(cl);
     if (cl->sent && cl->node) {

@@ -15,6 +15,7 @@
 
 #include "channel_internal.h"
 #include "cluster_classic.h"
+#include "cluster_nodes.h"
 #include "cluster_link.h"
 #include "cluster_node.h"
 #include "connection.h"
@@ -114,6 +115,7 @@ struct cluster_queues {
     struct join *joins;
     uint64_t next_join;
     struct classic *classic; /* classic queues homed on other nodes (cluster_classic.h) */
+    struct cluster_nodes *nodes; /* what the other members say about themselves (cluster_nodes.h) */
     struct deferred *deferred, **deferred_tail;
     struct due *due, **due_tail;
     /* Deliveries are held while this node's copy may hold checkouts that later entries, not yet
@@ -636,15 +638,10 @@ void cluster_queues_prune(struct cluster_queues *cq)
     }
 }
 
+/* A name field (at most NAME_MAX_LEN bytes) copied out. */
 static bool get_name(struct proto_bytes args, const char *key, char *out)
 {
-    struct table_value v;
-    if (table_find(args, key, &v) != 1 || v.type != TABLE_LONGSTR || v.v.bytes.len > NAME_MAX_LEN ||
-        memchr(v.v.bytes.ptr, 0, v.v.bytes.len))
-        return false;
-    memcpy(out, v.v.bytes.ptr, v.v.bytes.len);
-    out[v.v.bytes.len] = '\0';
-    return true;
+    return table_find_cstring(args, key, out, NAME_MAX_LEN + 1);
 }
 
 static int remember_name(struct member_name **set, const char *address, const char *name)
@@ -891,7 +888,10 @@ struct cluster_queues *cluster_queues_create(struct server *server)
         return NULL;
     cq->server = server;
     cq->classic = classic_create(cq, server);
-    if (!cq->classic) {
+    cq->nodes = cluster_nodes_create(server);
+    if (!cq->classic || !cq->nodes) {
+        classic_free(cq->classic);
+        cluster_nodes_free(cq->nodes);
         free(cq);
         return NULL;
     }
@@ -909,6 +909,7 @@ void cluster_queues_free(struct cluster_queues *cq)
     if (!cq)
         return;
     classic_free(cq->classic);
+    cluster_nodes_free(cq->nodes);
     forget_names(&cq->names);
     struct join *j, *jtmp;
     HASH_ITER(hh, cq->joins, j, jtmp) {
@@ -1058,6 +1059,11 @@ void cluster_queues_deleting(struct cluster_queues *cq, struct vhost *vhost, str
 {
     if (cq)
         classic_deleting(cq->classic, vhost_name(vhost), q);
+}
+
+struct cluster_nodes *cluster_queues_nodes(const struct cluster_queues *cq)
+{
+    return cq ? cq->nodes : NULL;
 }
 
 void cluster_queues_model_imported(struct cluster_queues *cq)

@@ -110,6 +110,9 @@ int cluster_queues_export(const struct cluster_queues *cq, struct table_buf *out
 /* Replaces every queue's state with what cluster_queues_export wrote (untrusted): 0, or -1 and
  * nothing changed. Local consumers of queues that are gone are cancelled. */
 int cluster_queues_import(struct cluster_queues *cq, struct proto_bytes state);
+/* What the other members last said about themselves (cluster_nodes.h); NULL when cq is. */
+struct cluster_nodes;
+struct cluster_nodes *cluster_queues_nodes(const struct cluster_queues *cq);
 /* The model was made equal to a state after cluster_queues_import took its part: the classic
  * queues it declared learn where their messages live (their homes, imported before them). */
 void cluster_queues_model_imported(struct cluster_queues *cq);

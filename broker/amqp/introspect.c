@@ -13,6 +13,7 @@
 #include "channel_internal.h"
 #ifdef WARREN_HAVE_CLUSTER
 #include "cluster_node.h"
+#include "cluster_nodes.h"
 #include "cluster_queues.h"
 #include "cluster_target.h"
 #endif
@@ -21,6 +22,7 @@
 #include "message.h"
 #include "store.h"
 #include "netconn.h"
+#include "node_info.h"
 #include "persistence.h"
 #include "queue.h"
 #include "policy.h"
@@ -110,6 +112,66 @@ void introspect_status(struct server *server, struct introspect_status *out)
     }
     out->stats_interval_ms = server->stats.interval_ms;
     out->stats_samples = server->stats.clock.ticks;
+}
+
+void introspect_node_self(struct server *server, struct introspect_node *out)
+{
+    /* Counters only (no walk over queues or connections): sent to the other members every few
+     * seconds (cluster_nodes.h). */
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", node_info_name());
+    out->self = out->running = true;
+    out->os_pid = (uint64_t)getpid();
+    out->uptime_ms = loop_now_ms(server->loop) - server->started_ms;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    out->processors = cpus > 0 ? (uint64_t)cpus : 1;
+    node_info_resident_bytes(&out->mem_used);
+    out->mem_limit = server->memory_limit;
+    out->message_memory_bytes = message_memory_bytes();
+    out->disk_alarm = persistence_disk_alarm(server->persistence);
+    out->mem_alarm = server->memory_alarm && !out->disk_alarm;
+    node_info_disk_free(server->config.data_dir ? server->config.data_dir : "", &out->disk_free);
+    out->disk_free_limit = server->config.disk_free_limit;
+    node_info_open_fds(&out->fd_used);
+    node_info_fd_limit(&out->fd_total);
+    out->sockets_used = (uint64_t)server->connections;
+    struct store_stats stats = {0};
+    persistence_store_stats(server->persistence, &stats);
+    out->store_segments = stats.segments;
+    out->store_bytes = stats.bytes_on_disk;
+    snprintf(out->bind_address, sizeof out->bind_address, "%s",
+             server->config.bind_address ? server->config.bind_address : "::");
+    out->amqp_port = server->listener ? netlistener_port(server->listener) : server->config.port;
+    out->management_port = server->config.management_port;
+    out->prometheus_port = server->config.prometheus_port;
+}
+
+void introspect_nodes(struct server *server, void (*fn)(const struct introspect_node *n, void *arg), void *arg)
+{
+    struct introspect_node n;
+    introspect_node_self(server, &n);
+    fn(&n, arg);
+#ifdef WARREN_HAVE_CLUSTER
+    struct cluster_node *node = server_cluster(server);
+    struct cluster_status *st = node ? calloc(1, sizeof *st) : NULL;
+    if (!st)
+        return;
+    cluster_node_status(node, st);
+    uint64_t now = loop_now_ms(server->loop);
+    struct cluster_nodes *known = cluster_queues_nodes(server->replicas);
+    for (size_t i = 0; i < st->member_count && i < CLUSTER_MEMBERS_MAX; i++) {
+        const struct cluster_member *m = &st->members[i];
+        if (m->self)
+            continue;
+        if (!cluster_nodes_get(known, m->address, now, &n)) {
+            const char *name = cluster_queues_member_name(server->replicas, m->address);
+            memset(&n, 0, sizeof n);
+            snprintf(n.name, sizeof n.name, "%s", name ? name : m->address);
+        }
+        fn(&n, arg);
+    }
+    free(st);
+#endif
 }
 
 struct each_connection {
@@ -231,6 +293,8 @@ struct cluster_view {
     const char *leader; /* "" while none is known */
     const char *members[CLUSTER_MEMBERS_MAX];
     size_t count;
+    const char *online[CLUSTER_MEMBERS_MAX]; /* the members running (cluster_nodes.h) */
+    size_t online_count;
     struct cluster_status status; /* the addresses the names fall back to */
 };
 #else
@@ -263,13 +327,18 @@ static struct cluster_view *cluster_view_read(struct server *server)
     if (!v)
         return NULL;
     cluster_node_status(node, &v->status);
+    uint64_t now = loop_now_ms(server->loop);
     v->leader = "";
     for (size_t i = 0; i < v->status.member_count && i < CLUSTER_MEMBERS_MAX; i++) {
         const struct cluster_member *m = &v->status.members[i];
         if (m->leader)
             v->leader = member_name(server, m->address);
-        if (m->voter)
-            v->members[v->count++] = member_name(server, m->address);
+        if (!m->voter)
+            continue;
+        v->members[v->count++] = member_name(server, m->address);
+        struct introspect_node n;
+        if (m->self || cluster_nodes_get(cluster_queues_nodes(server->replicas), m->address, now, &n))
+            v->online[v->online_count++] = v->members[v->count - 1];
     }
     return v;
 }
@@ -283,6 +352,8 @@ static void name_nodes(const struct each_queue *e, const struct queue *q, struct
         out->node = e->cluster->leader;
         out->members = e->cluster->members;
         out->member_count = e->cluster->count;
+        out->online = e->cluster->online;
+        out->online_count = e->cluster->online_count;
         return;
     }
     const char *home = cluster_queues_home(server_cluster_queues(e->server), e->model, q);

@@ -105,10 +105,13 @@ struct introspect_queue {
     /* With a cluster, the node names the API shows (a member's node_name once it sent it, its
      * address before): node, the one holding the messages (a classic queue's home, a quorum
      * queue's leader; "" while no leader is known); members, a quorum queue's group (the
-     * cluster's voters). NULL without a cluster: this node, alone. */
+     * cluster's voters); online, those of them running (this node, and the members heard from
+     * lately: introspect_nodes). NULL without a cluster: this node, alone. */
     const char *node;
     const char *const *members;
     size_t member_count;
+    const char *const *online;
+    size_t online_count;
     struct proto_bytes arguments; /* table contents */
     /* Policies applied (RabbitMQ's `policy`, `operator_policy`: NULL when none) and
      * `effective_policy_definition` (table contents, keys without "x-"; empty when none). */
@@ -173,6 +176,27 @@ struct introspect_status {
 
 /* Fills the broker-wide status. */
 void introspect_status(struct server *server, struct introspect_status *out);
+
+/* A node as RabbitMQ's /api/nodes shows it: this node, read now, or another member of the
+ * cluster as it last described itself (cluster_nodes.h). A member not heard from lately has
+ * running false, its name, and zeros. */
+struct introspect_node {
+    char name[256];
+    bool self, running;
+    uint64_t os_pid, uptime_ms, processors;
+    uint64_t mem_used, mem_limit, message_memory_bytes;
+    uint64_t disk_free, disk_free_limit;
+    uint64_t fd_used, fd_total, sockets_used;
+    uint64_t store_segments, store_bytes;
+    bool mem_alarm, disk_alarm;
+    char bind_address[64];
+    uint16_t amqp_port, management_port, prometheus_port; /* 0: that listener is off */
+};
+/* This node, now. */
+void introspect_node_self(struct server *server, struct introspect_node *out);
+/* fn for this node first, then for every other member of the cluster (none without one), in
+ * the order of the configuration. */
+void introspect_nodes(struct server *server, void (*fn)(const struct introspect_node *n, void *arg), void *arg);
 
 /* One vhost's figures (RabbitMQ's /api/vhosts): message_stats of its channels (closed ones
  * included, since the broker started), rates, and the sums over its queues. */

@@ -652,6 +652,64 @@ class ClusterManagementApi(unittest.TestCase):
         members = cluster.status(follower)["members"]
         self.assertEqual(sorted(m["name"] or "" for m in members), ["n1", "n2", "n3"])
 
+    def test_every_node_lists_every_member_and_which_run(self):
+        # RabbitMQ's /api/nodes lists the cluster's nodes, a stopped one with running false;
+        # rabbitmqadmin list nodes and monitoring checks read it from any node. A quorum
+        # queue's "online" members are the running ones.
+        cluster, _ = self.management_cluster()
+        a, b, c = cluster.nodes
+        names = {a: "n1", b: "n2", c: "n3"}
+
+        def listed(node):
+            status, nodes = node.http_request("GET", "/api/nodes")[:2]
+            self.assertEqual(status, 200)
+            return {n["name"]: n for n in nodes}
+
+        def until(check, what, timeout=15.0):
+            deadline = time.monotonic() + timeout
+            while not check():
+                self.assertLess(time.monotonic(), deadline, what)
+                time.sleep(0.2)
+
+        self.assertEqual(a.http_request("PUT", "/api/queues/%2F/nodes.qq",
+                                        {"durable": True, "arguments": {"x-queue-type": "quorum"}})[0], 201)
+        online = lambda node: sorted(node.http_request("GET", "/api/queues/%2F/nodes.qq")[1]["online"])
+        until(lambda: all(len(listed(n)) == 3 and all(m["running"] for m in listed(n).values())
+                          for n in cluster.nodes), "not every node lists the three members running")
+        self.assertEqual(online(b), ["n1", "n2", "n3"])
+        for node in cluster.nodes:
+            seen = listed(node)
+            self.assertEqual(sorted(seen), ["n1", "n2", "n3"])
+            for other in cluster.nodes:
+                entry = seen[names[other]]
+                # Each member's own figures: its process, its memory and descriptors.
+                self.assertEqual(entry["os_pid"], str(other.process.pid), (node, other))
+                self.assertGreater(entry["mem_used"], 1 << 20)
+                self.assertGreater(entry["fd_used"], 0)
+                self.assertGreater(entry["disk_free"], 0)
+                self.assertFalse(entry["mem_alarm"])
+                self.assertIn("amqp", [listener["protocol"] for listener in entry["listeners"]])
+            status, one = node.http_request("GET", "/api/nodes/" + names[c])[:2]
+            self.assertEqual((status, one["name"], one["os_pid"]), (200, "n3", str(c.process.pid)))
+        self.assertEqual(a.http_request("GET", "/api/nodes/n9")[0], 404)
+        # The overview's listeners are the cluster's: every node's AMQP port.
+        listeners = a.http_request("GET", "/api/overview")[1]["listeners"]
+        self.assertEqual(sorted(l["port"] for l in listeners if l["protocol"] == "amqp"),
+                         sorted(n.port for n in cluster.nodes))
+        # Killed, n3 shows as stopped (RabbitMQ's shape: name, type, running false); back, it runs.
+        c.sigkill()
+        until(lambda: not listed(a)["n3"]["running"] and not listed(b)["n3"]["running"],
+              "a killed member still listed as running")
+        self.assertNotIn("mem_used", listed(a)["n3"])
+        self.assertEqual(listed(a)["n3"]["type"], "disc")
+        # A quorum queue's "online" members are the running ones; "members" stays the group.
+        status, q = a.http_request("GET", "/api/queues/%2F/nodes.qq")[:2]
+        self.assertEqual((sorted(q["members"]), sorted(q["online"])), (["n1", "n2", "n3"], ["n1", "n2"]))
+        c.relaunch()
+        until(lambda: listed(a)["n3"]["running"] and listed(a)["n3"]["os_pid"] == str(c.process.pid),
+              "a member back is not listed as running")
+        self.assertEqual(online(a), ["n1", "n2", "n3"])
+
     @staticmethod
     def _request_or_error(node):
         try:

@@ -1,6 +1,7 @@
-/* broker/admin/node_info.h: the broker process as the operating system sees it, and the node
- * identity both HTTP doors report (the management API's /api/nodes and the Prometheus
- * endpoint): node name, resident memory, file descriptors, free disk space, start time. */
+/* broker/core/node_info.h: the broker process as the operating system sees it, and the node
+ * identity every door reports (the management API's /api/nodes, the Prometheus endpoint, and a
+ * cluster's members to each other: introspect.h's nodes): node name, resident memory, file
+ * descriptors, free disk space, start time. */
 #ifndef WARREN_NODE_INFO_H
 #define WARREN_NODE_INFO_H
 
