@@ -395,6 +395,7 @@ static void answer(struct mgmt_call *call, struct http_response *res)
 
 /* An answer held until the cluster applied the changes its request made. */
 struct held_answer {
+    struct mgmt *mgmt;
     struct http_deferred *deferred;
     struct http_response res;
 };
@@ -403,16 +404,23 @@ static void held_applied(void *arg, int status, const char *text)
 {
     struct held_answer *h = arg;
     if (status != 0) {
-        /* The change was made on this node (its answer was ready) but the cluster did not take
-         * it: the client is told so, as an AMQP client would get 541 on a minority node. */
-        log_warning("management: a change was made on this node but did not reach the cluster (%d %s)", status,
-                    text);
+        struct mgmt_call call = {.mgmt = h->mgmt, .server = h->mgmt->server, .user = ""};
+        if (status > 0) {
+            /* The apply refused it (an AMQP reply code, alike on every node: a binding to an
+             * exchange declared nowhere, an exchange in use): answered as a refusal here is. */
+            struct reply_error err = {.code = (uint16_t)status};
+            snprintf(err.text, sizeof err.text, "%s", text);
+            mgmt_amqp_error(&call, &err);
+        } else {
+            /* The cluster did not take it (no quorum within the propose timeout): nothing was
+             * made, here or elsewhere, as an AMQP client on a minority node gets 541. */
+            log_warning("management: a change did not reach the cluster (%d %s)", status, text);
+            mgmt_fail(&call, 503, "unavailable", "cluster: the change was not made: %s", text);
+        }
         http_response_discard(&h->res);
-        json_t *doc = json_pack("{s:s,s:s+}", "error", "unavailable", "reason",
-                                "cluster: the change was made on this node but not on the others: ", text);
-        h->res = (struct http_response){.status = 503};
-        h->res.body = doc ? mgmt_dump(doc, &h->res.body_len) : NULL;
-        json_decref(doc);
+        h->res = (struct http_response){0};
+        answer(&call, &h->res);
+        free_call(&call);
     }
     http_answer(h->deferred, &h->res);
     free(h);
@@ -426,6 +434,7 @@ static void answer_when_applied(struct mgmt *mgmt, struct cluster_wait *wait, co
 {
     struct held_answer *h = calloc(1, sizeof *h);
     if (h && (h->deferred = http_defer(req)) != NULL) {
+        h->mgmt = mgmt;
         h->res = *res;
         *res = (struct http_response){.status = 500};
         if (!operate_wait_close(mgmt->server, wait, held_applied, h)) {

@@ -118,7 +118,9 @@ static void list_vhost(struct mgmt_call *call)
 static bool exchange_exists(struct mgmt_call *call, const char *vhost, struct proto_bytes name);
 static bool queue_exists(struct mgmt_call *call, const char *vhost, struct proto_bytes name);
 
-/* bindings/VHOST/e/SOURCE/{q,e}/DESTINATION[/PROPS]: checks both ends exist (404). */
+/* bindings/VHOST/e/SOURCE/{q,e}/DESTINATION[/PROPS]: checks both ends exist (404). A new
+ * binding through a cluster's log is judged by its apply instead, after what the same request
+ * declared before it (a definitions import): a missing end is then its 404. */
 static bool ends(struct mgmt_call *call, struct binding_filter *f, bool *to_exchange)
 {
     const char *vhost = mgmt_name(call, 1);
@@ -127,6 +129,8 @@ static bool ends(struct mgmt_call *call, struct binding_filter *f, bool *to_exch
     f->source = mgmt_exchange_segment(call, 3);
     f->destination = *to_exchange ? mgmt_exchange_segment(call, 5) : mgmt_segment_bytes(call, 5);
     f->destination_kind = *to_exchange ? "exchange" : "queue";
+    if (call->method == MGMT_POST && operate_through_log(call->server))
+        return true;
     if (!exchange_exists(call, vhost, f->source) ||
         !(*to_exchange ? exchange_exists(call, vhost, f->destination) : queue_exists(call, vhost, f->destination))) {
         mgmt_not_found(call);

@@ -380,7 +380,7 @@ static void aliveness(struct mgmt_call *call)
     struct reply_error err;
     bool created, routed;
     struct alive a = {false};
-    if (operate_declare_queue(call->server, mgmt_actor(call), vhost, &d, &created, &err) != 0 ||
+    if (operate_declare_queue_here(call->server, mgmt_actor(call), vhost, &d, &created, &err) != 0 ||
         operate_publish(call->server, mgmt_actor(call), vhost, (struct proto_bytes){NULL, 0}, name, &props,
                         (const uint8_t *)"test_message", 12, &routed, &err) != 0 ||
         operate_get(call->server, mgmt_actor(call), vhost, name, 1, OPERATE_ACK, alive_message, &a, &err) != 0) {

@@ -334,10 +334,10 @@ static void change_proposed(void *arg, const struct meta_result *result)
         wait_finish(w);
 }
 
-/* Proposes op (freeing args) with the open wait, if any, counting it. */
-static void propose_change(struct server *server, const char *op, const char *label, struct table_buf *args)
+/* Proposes op (freeing args) with the wait w (NULL: none), counting it. */
+static void propose_into(struct server *server, struct cluster_wait *w, const char *op, const char *label,
+                         struct table_buf *args)
 {
-    struct cluster_wait *w = server->cluster_wait;
     struct change *c = malloc(sizeof *c);
     if (c) {
         *c = (struct change){label, w};
@@ -356,10 +356,37 @@ static void propose_change(struct server *server, const char *op, const char *la
     }
 }
 
+static void propose_change(struct server *server, const char *op, const char *label, struct table_buf *args)
+{
+    propose_into(server, server->cluster_wait, op, label, args);
+}
+
 void cluster_target_propose_change(struct server *server, const char *op, struct table_buf *args)
 {
     propose_change(server, op, op, args);
     table_buf_free(args);
+}
+
+struct cluster_wait *cluster_wait_hold(struct server *server)
+{
+    struct cluster_wait *w = server->cluster_wait;
+    if (w)
+        w->pending++; /* released by cluster_wait_propose_held */
+    return w;
+}
+
+void cluster_wait_propose_held(struct server *server, struct cluster_wait *w, const char *op, struct table_buf *args,
+                               int status, const char *text)
+{
+    if (op && server->cluster)
+        propose_into(server, w, op, op, args);
+    else if (w && w->status == 0) {
+        w->status = op ? -ECANCELED : status;
+        snprintf(w->text, sizeof w->text, "%s", op ? "the node stops" : text);
+    }
+    table_buf_free(args);
+    if (w && --w->pending == 0 && !w->open)
+        wait_finish(w);
 }
 
 void cluster_target_propose_access(struct server *server)

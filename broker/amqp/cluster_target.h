@@ -78,6 +78,15 @@ typedef void (*cluster_wait_fn)(void *arg, int status, const char *text);
 struct cluster_wait *cluster_wait_open(struct server *server);
 bool cluster_wait_close(struct server *server, struct cluster_wait *w, cluster_wait_fn done, void *arg);
 
+/* A change proposed later, once something it depends on is known (a classic queue's counts
+ * from its home): cluster_wait_hold counts it in the open wait (NULL when none is open; the
+ * answer then waits for it), and cluster_wait_propose_held proposes op with args (freed) into
+ * that wait, or, op NULL, fails the wait with status (an AMQP reply code) and text; either
+ * releases the hold. w may be NULL: the change is proposed without a wait. */
+struct cluster_wait *cluster_wait_hold(struct server *server);
+void cluster_wait_propose_held(struct server *server, struct cluster_wait *w, const char *op, struct table_buf *args,
+                               int status, const char *text);
+
 /* Fills target with the server's model: start_index is the index read back with the saved
  * definitions (server_cluster_index), ctx the server. */
 void cluster_target_init(struct cluster_target *target, struct server *server);

@@ -17,6 +17,7 @@
 #include "event_loop.h"
 #include "log.h"
 #include "message.h"
+#include "names.h"
 #include "queue.h"
 #include "server_internal.h"
 #include "spec.h"
@@ -38,6 +39,18 @@ static struct vhost *open_as(struct server *server, const char *user, const char
 static uint64_t now_ms(const struct server *server)
 {
     return loop_now_ms(server->loop);
+}
+
+/* With a cluster the objects' changes go through the log first (operate.h): checked here,
+ * proposed, and made by the command's apply, on this node as on the others. */
+bool operate_through_log(const struct server *server)
+{
+#ifdef WARREN_HAVE_CLUSTER
+    return server->cluster != NULL;
+#else
+    (void)server;
+    return false;
+#endif
 }
 
 void operate_replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args, int rc)
@@ -84,8 +97,8 @@ static int put_table(struct table_buf *t, const char *key, struct proto_bytes va
     return table_buf_put_field(t, key, strlen(key), &v);
 }
 
-int operate_declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
-                          bool *created, struct reply_error *err)
+static int declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
+                         bool here, bool *created, struct reply_error *err)
 {
     struct actor who;
     struct vhost *v = open_as(server, user, vhost, &who, SPEC_QUEUE_DECLARE, err);
@@ -96,9 +109,14 @@ int operate_declare_queue(struct server *server, const char *user, const char *v
     declare.server_named = false;
     *created = vhost_queue_find(v, d->name) == NULL;
     struct queue *q;
-    if (declare_queue_as(&who, v, &declare, &q, err) != 0)
+    if (!here && operate_through_log(server)) {
+        if (declare_queue_allowed(&who, v, &declare, err) != 0 || vhost_queue_declare_check(v, &declare, err) != 0)
+            return -1;
+    } else if (declare_queue_as(&who, v, &declare, &q, err) != 0) {
         return -1;
-    queue_touch(q, now_ms(server));
+    } else {
+        queue_touch(q, now_ms(server));
+    }
     struct table_buf args = {0};
     int rc = table_buf_put_string(&args, "name", d->name) | table_buf_put_bool(&args, "durable", d->durable) |
              table_buf_put_bool(&args, "auto_delete", d->auto_delete) | put_table(&args, "arguments", d->arguments) |
@@ -112,6 +130,76 @@ int operate_declare_queue(struct server *server, const char *user, const char *v
     return 0;
 }
 
+int operate_declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
+                          bool *created, struct reply_error *err)
+{
+    return declare_queue(server, user, vhost, d, false, created, err);
+}
+
+int operate_declare_queue_here(struct server *server, const char *user, const char *vhost,
+                               const struct queue_declare *d, bool *created, struct reply_error *err)
+{
+    return declare_queue(server, user, vhost, d, true, created, err);
+}
+
+#ifdef WARREN_HAVE_CLUSTER
+/* A delete with conditions of a classic queue homed on another node: judged once its home gave
+ * its counts (cluster_queues_fetch_depth), then proposed into the request's wait. */
+struct counted_delete {
+    struct server *server;
+    struct cluster_wait *wait;
+    bool if_unused, if_empty;
+    char vhost[NAME_MAX_LEN + 1];
+    uint8_t name_len;
+    uint8_t name[NAME_MAX_LEN];
+};
+
+static void delete_when_counted(void *a, uint64_t b, const struct meta_result *result)
+{
+    (void)b, (void)result; /* the home down: the counts it gave last stand */
+    struct counted_delete *c = a;
+    struct proto_bytes name = {c->name, c->name_len};
+    struct vhost_entry *e = server_vhost_entry(c->server, c->vhost, strlen(c->vhost));
+    struct queue *q = e ? vhost_queue_find(e->vhost, name) : NULL;
+    struct queue_depth depth = {0};
+    if (q)
+        server_queue_depth(c->server, e->vhost, q, &depth);
+    const char *refused = c->if_unused && depth.consumers > 0 ? "in use" : c->if_empty && depth.ready > 0 ? "not empty" : NULL;
+    char text[NAME_MAX_LEN * 2 + 64];
+    snprintf(text, sizeof text, "queue '%.*s' in vhost '%s' %s", (int)name.len, (const char *)name.ptr, c->vhost,
+             refused ? refused : "");
+    struct table_buf args = {0};
+    int rc = table_buf_put_string(&args, "name", name) | table_buf_put_string(&args, "vhost", proto_bytes_of(c->vhost));
+    if (refused || rc != 0)
+        cluster_wait_propose_held(c->server, c->wait, NULL, &args, refused ? SPEC_PRECONDITION_FAILED : -ENOMEM,
+                                  refused ? text : "out of memory");
+    else
+        cluster_wait_propose_held(c->server, c->wait, "queue.delete", &args, 0, NULL);
+    free(c);
+}
+
+/* 1 when q's conditions wait for its home's counts (the delete then follows from there), 0 when
+ * they can be judged here, -1 when out of memory. */
+static int delete_after_counting(struct server *server, const char *vhost, struct vhost *v, struct queue *q,
+                                 bool if_unused, bool if_empty)
+{
+    if (!(if_unused || if_empty) || !queue_elsewhere(q))
+        return 0;
+    struct counted_delete *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    struct proto_bytes name = queue_name(q);
+    *c = (struct counted_delete){.server = server, .if_unused = if_unused, .if_empty = if_empty,
+                                 .name_len = (uint8_t)name.len};
+    snprintf(c->vhost, sizeof c->vhost, "%s", vhost);
+    memcpy(c->name, name.ptr, name.len);
+    c->wait = cluster_wait_hold(server);
+    if (cluster_queues_fetch_depth(server->replicas, v, q, delete_when_counted, c, 0) == 0)
+        delete_when_counted(c, 0, &(struct meta_result){0}); /* its counts are this node's after all */
+    return 1;
+}
+#endif
+
 int operate_delete_queue(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
                          bool if_unused, bool if_empty, struct reply_error *err)
 {
@@ -119,12 +207,31 @@ int operate_delete_queue(struct server *server, const char *user, const char *vh
     struct vhost *v = open_as(server, user, vhost, &who, SPEC_QUEUE_DELETE, err);
     if (!v)
         return -1;
-    if (!vhost_queue_find(v, name))
+    struct queue *q = vhost_queue_find(v, name);
+    if (!q)
         return reply_fail(err, SPEC_NOT_FOUND, SPEC_QUEUE_DELETE, "no queue '%.*s' in vhost '%s'", (int)name.len,
                           (const char *)name.ptr, vhost);
     uint32_t count;
-    if (delete_queue_as(&who, v, name, NULL, if_unused, if_empty, &count, err) != 0)
+    if (operate_through_log(server)) {
+        /* The apply deletes unconditionally (cluster_target.c): the conditions are judged here,
+         * on this node's counts, or on a classic queue's home's, asked for first (below). */
+        struct queue_depth depth = {0};
+        server_queue_depth(server, v, q, &depth);
+        if (actor_check(&who, ACCESS_CONFIGURE, "queue", name, SPEC_QUEUE_DELETE, err) != 0 ||
+            vhost_queue_lookup(v, name, NULL, &q, err) != 0)
+            return -1;
+#ifdef WARREN_HAVE_CLUSTER
+        int counting = delete_after_counting(server, vhost, v, q, if_unused, if_empty);
+        if (counting != 0)
+            return counting > 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_QUEUE_DELETE, "out of memory");
+#endif
+        if ((if_unused && depth.consumers > 0) || (if_empty && depth.ready > 0))
+            return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_QUEUE_DELETE, "queue '%.*s' in vhost '%s' %s",
+                              (int)name.len, (const char *)name.ptr, vhost,
+                              if_unused && depth.consumers > 0 ? "in use" : "not empty");
+    } else if (delete_queue_as(&who, v, name, NULL, if_unused, if_empty, &count, err) != 0) {
         return -1;
+    }
     struct table_buf args = {0};
     operate_replicate(server, "queue.delete", vhost, &args, table_buf_put_string(&args, "name", name));
     return 0;
@@ -161,7 +268,8 @@ int operate_declare_exchange(struct server *server, const char *user, const char
     if (!v)
         return -1;
     *created = !vhost_exchange_exists(v, d->name);
-    if (declare_exchange_as(&who, v, d, err) != 0)
+    if (operate_through_log(server) ? declare_exchange_allowed(&who, v, d, err) != 0 || vhost_exchange_declare_check(v, d, err) != 0
+                            : declare_exchange_as(&who, v, d, err) != 0)
         return -1;
     struct table_buf args = {0};
     int rc = table_buf_put_string(&args, "name", d->name) | table_buf_put_string(&args, "type", d->type) |
@@ -181,7 +289,9 @@ int operate_delete_exchange(struct server *server, const char *user, const char 
     if (!vhost_exchange_exists(v, name))
         return reply_fail(err, SPEC_NOT_FOUND, SPEC_EXCHANGE_DELETE, "no exchange '%.*s' in vhost '%s'",
                           (int)name.len, (const char *)name.ptr, vhost);
-    if (delete_exchange_as(&who, v, name, if_unused, err) != 0)
+    /* Through the log, if-unused is judged by the apply, alike on every node. */
+    if (operate_through_log(server) ? delete_exchange_allowed(&who, v, name, err) != 0
+                            : delete_exchange_as(&who, v, name, if_unused, err) != 0)
         return -1;
     struct table_buf args = {0};
     operate_replicate(server, "exchange.delete", vhost, &args,
@@ -198,7 +308,15 @@ int operate_bind(struct server *server, const char *user, const char *vhost, boo
     struct vhost *v = open_as(server, user, vhost, &who, mid, err);
     if (!v)
         return -1;
-    if (bind_as(&who, v, to_exchange, destination, source, key, arguments, NULL, unbind, err) != 0)
+    /* Through the log, whether both ends exist is judged by the apply, after the changes
+     * proposed before this one (a definitions import declares, then binds). */
+    struct queue *q = to_exchange ? NULL : vhost_queue_find(v, destination);
+    if (q && operate_through_log(server) && vhost_queue_lookup(v, destination, NULL, &q, err) != 0) {
+        err->method_id = mid; /* another connection's exclusive queue: 405, as without a cluster */
+        return -1;
+    }
+    if (operate_through_log(server) ? bind_allowed(&who, to_exchange, destination, source, unbind, err) != 0
+                            : bind_as(&who, v, to_exchange, destination, source, key, arguments, NULL, unbind, err) != 0)
         return -1;
     struct table_buf args = {0};
     int rc = table_buf_put_string(&args, to_exchange ? "destination" : "queue", destination) |

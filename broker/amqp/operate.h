@@ -35,22 +35,33 @@ typedef void (*operate_wait_fn)(void *arg, int status, const char *text);
 struct cluster_wait *operate_wait_open(struct server *server);
 bool operate_wait_close(struct server *server, struct cluster_wait *w, operate_wait_fn done, void *arg);
 
-/* With a cluster, a change made here (by the functions below, or to a policy or a vhost limit:
- * introspect_policy.c) is proposed to the metadata group too, as op with args and "vhost", in
- * the command the AMQP methods propose (cluster_target.h), so that every node makes it. This
- * node made it already and knows the model's own result; applying the command here again
- * changes nothing (an equivalent declare, a delete of what is gone), and it is what gives a
- * quorum queue its replicated state on every node, this one included. The answer waits for
- * the others through an open operate_wait (above). A proposal that fails (no quorum) is
- * logged, and the change stays made on this node. args are freed either way; rc: nonzero when
- * building them failed. Without a cluster: only the freeing. */
+/* With a cluster, the declares, deletes and bindings below are checked here (permissions, and
+ * the model's rules against this node's copy, as the AMQP methods' cluster path does:
+ * declare_cluster.c) and proposed to the metadata group as the command the AMQP method proposes
+ * (cluster_target.h), without being made here first: the command's apply makes them, on this
+ * node as on every other, in log order. What depends on earlier changes of the same request (a
+ * binding's ends, an exchange's if-unused) is judged by the apply; the answer waits for it
+ * through an open operate_wait (above) and carries its refusal. A change the cluster does not
+ * take (no quorum) so leaves no trace on this node either. Policies and vhost limits
+ * (introspect_policy.c) are still made here, then proposed: a proposal of theirs that fails is
+ * logged and the change stays made on this node. operate_replicate proposes op with args and
+ * "vhost"; args are freed either way; rc: nonzero when building them failed. Without a
+ * cluster: only the freeing. */
 struct table_buf;
 void operate_replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args, int rc);
+
+/* True when the changes below go through the cluster's log first (a cluster is configured). */
+bool operate_through_log(const struct server *server);
 
 /* queue.declare of d (owner is ignored: such queues belong to no connection). *created tells
  * whether the queue is new. */
 int operate_declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
                           bool *created, struct reply_error *err);
+/* The same, made on this node at once (then proposed, as without the log first): for a request
+ * that uses the queue itself before it answers (the aliveness test). In a cluster cut off from
+ * its majority the queue then stays made here. */
+int operate_declare_queue_here(struct server *server, const char *user, const char *vhost,
+                               const struct queue_declare *d, bool *created, struct reply_error *err);
 /* queue.delete; a missing queue is 404 here (RabbitMQ's API looks the queue up first). */
 int operate_delete_queue(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
                          bool if_unused, bool if_empty, struct reply_error *err);

@@ -607,6 +607,12 @@ class ClusterManagementApi(unittest.TestCase):
         self.assertIn("cluster", json.dumps(reply))
         self.assertLess(time.monotonic() - started, 19)
         harness.assert_broker_alive(self, a)
+        # Nothing was made on the lone node either (its copy would differ from the cluster's
+        # for good: the log never carries it); a delete refused likewise deletes nothing.
+        self.assertEqual(a.http_request("GET", "/api/queues/%2F/cl-alone")[0], 404)
+        status, reply = a.http_request("DELETE", "/api/exchanges/%2F/mx", timeout=40)[:2]
+        self.assertEqual(status, 503, reply)
+        self.assertEqual(a.http_request("GET", "/api/exchanges/%2F/mx")[0], 200)
         self.assertEqual(a.http_request("GET", "/api/overview")[0], 200)
         # Stopped while an answer is held: the client hears 503 or a closed connection, and the
         # node stops cleanly (exit status 0, no sanitizer report: cluster.stop checks both).
@@ -651,6 +657,75 @@ class ClusterManagementApi(unittest.TestCase):
         cluster.leader()
         members = cluster.status(follower)["members"]
         self.assertEqual(sorted(m["name"] or "" for m in members), ["n1", "n2", "n3"])
+
+    def test_a_refusal_by_the_apply_is_the_answer(self):
+        # Through the API of a cluster node a change is proposed, then made by its apply on
+        # every node; what the apply refuses is answered as RabbitMQ's API answers it.
+        cluster, _ = self.management_cluster()
+        a, b, _c = cluster.nodes
+        self.assertEqual(a.http_request("PUT", "/api/exchanges/%2F/ref.x", {"type": "direct"})[0], 201)
+        self.assertEqual(a.http_request("PUT", "/api/queues/%2F/ref.q", {"durable": True})[0], 201)
+        self.assertEqual(b.http_request("POST", "/api/bindings/%2F/e/ref.x/q/ref.q", {"routing_key": "k"})[0], 201)
+        status, reply = b.http_request("DELETE", "/api/exchanges/%2F/ref.x?if-unused=true")[:2]
+        self.assertEqual(status, 400, reply)
+        self.assertIn("in use", reply["reason"])
+        for node in cluster.nodes:
+            self.assertEqual(node.http_request("GET", "/api/exchanges/%2F/ref.x")[0], 200, node)
+        # An inequivalent redeclare is refused before anything is proposed, as without a cluster.
+        status, reply = a.http_request("PUT", "/api/queues/%2F/ref.q", {"durable": False})[:2]
+        self.assertEqual(status, 400, reply)
+        self.assertIn("inequivalent arg 'durable'", reply["reason"])
+        # A queue with messages and if-empty: judged on the home's counts, nothing deleted.
+        connection, channel = channel_on(b)
+        channel.confirm_delivery()
+        channel.basic_publish("", "ref.q", b"kept")
+        connection.close()
+        deadline = time.monotonic() + 10
+        while a.http_request("GET", "/api/queues/%2F/ref.q")[1].get("messages") != 1:
+            self.assertLess(time.monotonic(), deadline, "the home's count never reached node a")
+            time.sleep(0.2)
+        status, reply = b.http_request("DELETE", "/api/queues/%2F/ref.q?if-empty=true")[:2]
+        self.assertEqual(status, 400, reply)
+        self.assertIn("not empty", reply["reason"])
+        self.assertEqual(get_one(a, "ref.q"), b"kept")
+
+    def test_a_definitions_import_through_one_node_reaches_every_node(self):
+        # An import declares, then binds what it declared: the bindings' ends are judged by the
+        # apply, after the declares proposed before them.
+        cluster, _ = self.management_cluster()
+        a, b, c = cluster.nodes
+        definitions = {
+            "vhosts": [{"name": "defs"}],
+            "permissions": [{"user": "guest", "vhost": "defs", "configure": ".*", "write": ".*", "read": ".*"}],
+            "exchanges": [{"name": "d.x", "vhost": "defs", "type": "topic", "durable": True, "auto_delete": False,
+                           "internal": False, "arguments": {}}],
+            "queues": [{"name": "d.q%d" % i, "vhost": "defs", "durable": True, "auto_delete": False,
+                        "arguments": {"x-queue-type": "quorum"} if i % 2 else {}} for i in range(4)],
+            "bindings": [{"source": "d.x", "vhost": "defs", "destination": "d.q%d" % i, "destination_type": "queue",
+                          "routing_key": "k.%d" % i, "arguments": {}} for i in range(4)],
+        }
+        status, reply = b.http_request("POST", "/api/definitions", definitions)[:2]
+        self.assertIn(status, (200, 201, 204), reply)
+        for node in cluster.nodes:
+            status, bindings = node.http_request("GET", "/api/exchanges/defs/d.x/bindings/source")[:2]
+            self.assertEqual((status, sorted(x["destination"] for x in bindings)),
+                             (200, ["d.q0", "d.q1", "d.q2", "d.q3"]), node)
+        connection = pika.BlockingConnection(pika.ConnectionParameters(host="127.0.0.1", port=c.port,
+                                                                       virtual_host="defs"))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("d.x", "k.3", b"imported", mandatory=True)
+        connection.close()
+        deadline = time.monotonic() + 10
+        while True:
+            connection = pika.BlockingConnection(pika.ConnectionParameters(host="127.0.0.1", port=a.port,
+                                                                           virtual_host="defs"))
+            method, _props, body = connection.channel().basic_get("d.q3", auto_ack=True)
+            connection.close()
+            if method or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(body, b"imported")
 
     def test_every_node_lists_every_member_and_which_run(self):
         # RabbitMQ's /api/nodes lists the cluster's nodes, a stopped one with running false;
