@@ -393,9 +393,10 @@ static void answer(struct mgmt_call *call, struct http_response *res)
     }
 }
 
-/* An answer held until the cluster applied the changes its request made. */
+/* An answer held until the cluster applied the changes its request made. It may come after
+ * the management API was destroyed (a node stopping fails what it held): nothing here may reach
+ * the mgmt. */
 struct held_answer {
-    struct mgmt *mgmt;
     struct http_deferred *deferred;
     struct http_response res;
 };
@@ -404,7 +405,7 @@ static void held_applied(void *arg, int status, const char *text)
 {
     struct held_answer *h = arg;
     if (status != 0) {
-        struct mgmt_call call = {.mgmt = h->mgmt, .server = h->mgmt->server, .user = ""};
+        struct mgmt_call call = {.user = ""}; /* a failure's shape only: no mgmt, no server */
         if (status > 0) {
             /* The apply refused it (an AMQP reply code, alike on every node: a binding to an
              * exchange declared nowhere, an exchange in use): answered as a refusal here is. */
@@ -434,7 +435,6 @@ static void answer_when_applied(struct mgmt *mgmt, struct cluster_wait *wait, co
 {
     struct held_answer *h = calloc(1, sizeof *h);
     if (h && (h->deferred = http_defer(req)) != NULL) {
-        h->mgmt = mgmt;
         h->res = *res;
         *res = (struct http_response){.status = 500};
         if (!operate_wait_close(mgmt->server, wait, held_applied, h)) {
