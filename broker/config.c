@@ -106,6 +106,10 @@ static int apply(struct config *cfg, const char *key, const char *value, int own
         if (parse_uint(key, value, 65535, &v))
             return -1;
         s->heartbeat = (uint16_t)v;
+    } else if (strcmp(key, "consumer_timeout") == 0) {
+        if (parse_uint(key, value, UINT32_MAX, &v))
+            return -1;
+        s->consumer_timeout_ms = v;
     } else if (strcmp(key, "handshake_timeout") == 0) {
         if (parse_uint(key, value, 3600000, &v))
             return -1;

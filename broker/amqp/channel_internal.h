@@ -67,6 +67,7 @@ struct delivery {
     bool fetched;      /* from basic.get: settled with queue_settle_fetched */
     bool replicated;   /* from a replicated quorum queue: entry.seq is its id there, and a
                         * settle is a command (cluster_queues.h) */
+    uint64_t at_ms;    /* loop time it was sent (delivery_ring_push) */
 };
 
 /* Unacked deliveries in delivery-tag order: a ring buffer, so tracking allocates nothing in
@@ -320,6 +321,11 @@ void channel_settle_held(struct channel *ch);
 void channel_release_held(struct channel *ch);
 /* Offers ready messages again to every queue this channel consumes from. */
 void channel_dispatch_consumers(struct channel *ch);
+/* RabbitMQ's consumer_timeout: when ch's oldest outstanding delivery was sent more than
+ * timeout_ms before now_ms, ch is closed with 406 PRECONDITION_FAILED and RabbitMQ's text (its
+ * deliveries are requeued). 0: no timeout. */
+void channel_check_ack_timeout(struct channel *ch, uint64_t now_ms, uint64_t timeout_ms);
+
 /* Cancels every consumer and requeues every unacked delivery (channel or connection close). */
 void channel_release_consumers(struct channel *ch);
 /* Server hook: queue is being deleted; cancel consumer c (notifying the client if it can). */

@@ -13,6 +13,7 @@
 #endif
 #include "connection.h"
 #include "direct_reply.h"
+#include "event_loop.h"
 #include "log.h"
 #include "message.h"
 #include "netconn.h"
@@ -31,8 +32,10 @@ static struct delivery *ring_at(const struct delivery_ring *r, uint32_t i)
     return &r->items[(r->head + i) & (r->capacity - 1)];
 }
 
-int delivery_ring_push(struct delivery_ring *r, const struct delivery *d)
+int delivery_ring_push(struct channel *ch, struct delivery *d)
 {
+    struct delivery_ring *r = &ch->unacked;
+    d->at_ms = loop_now_ms(server_loop(connection_server(ch->conn)));
     if (r->count == r->capacity) {
         uint32_t cap = r->capacity ? r->capacity * 2 : 64;
         struct delivery *items = malloc(sizeof *items * cap);
@@ -47,6 +50,30 @@ int delivery_ring_push(struct delivery_ring *r, const struct delivery *d)
     }
     *ring_at(r, r->count++) = *d;
     return 0;
+}
+
+/* RabbitMQ's consumer_timeout (channel_internal.h): the ring is in delivery order, so the
+ * first delivery still outstanding is the oldest. One settled inside an open transaction waits
+ * for the commit, not for the consumer: it does not count. */
+void channel_check_ack_timeout(struct channel *ch, uint64_t now_ms, uint64_t timeout_ms)
+{
+    if (timeout_ms == 0 || ch->state != CHANNEL_OPEN || ch->unacked_live == 0)
+        return;
+    const struct delivery_ring *r = &ch->unacked;
+    for (uint32_t i = 0; i < r->count; i++) {
+        const struct delivery *d = ring_at(r, i);
+        if (!d->queue || d->held)
+            continue;
+        if (now_ms - d->at_ms <= timeout_ms)
+            return;
+        struct reply_error err;
+        reply_fail(&err, SPEC_PRECONDITION_FAILED, 0,
+                   "delivery acknowledgement on channel %u timed out. Timeout value used: %llu ms. This timeout "
+                   "value can be configured, see consumers doc guide to learn more",
+                   (unsigned)ch->number, (unsigned long long)timeout_ms);
+        channel_raise(ch, &err); /* its deliveries are requeued as the channel closes */
+        return;
+    }
 }
 
 /* Drops settled holes from the head so the ring only spans live deliveries. */
@@ -137,7 +164,7 @@ static void consumer_deliver(void *ctx, struct queue *queue, const struct queue_
     ch->stats.deliver++;
     struct delivery d = {.tag = tag, .queue = queue, .consumer = c, .entry = *entry};
     queue_retain(queue);
-    if (delivery_ring_push(&ch->unacked, &d) != 0) {
+    if (delivery_ring_push(ch, &d) != 0) {
         /* Cannot track it: treat as acked rather than lose the bookkeeping. */
         queue_settle(queue, entry, QUEUE_ACK);
         queue_release(queue);
@@ -647,7 +674,7 @@ static int basic_get(struct channel *ch, const struct spec_basic_get *a, struct 
     ch->stats.get++;
     struct delivery d = {.tag = tag, .queue = q, .consumer = NULL, .entry = entry, .fetched = true};
     queue_retain(q);
-    if (delivery_ring_push(&ch->unacked, &d) != 0) {
+    if (delivery_ring_push(ch, &d) != 0) {
         queue_settle_fetched(q, &entry, QUEUE_ACK);
         queue_release(q);
         return 0;

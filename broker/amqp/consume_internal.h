@@ -7,8 +7,9 @@
 
 #include "channel_internal.h"
 
-/* Appends d to the unacked ring (growing it). 0, or -1 when out of memory. */
-int delivery_ring_push(struct delivery_ring *r, const struct delivery *d);
+/* Appends d to ch's unacked ring (growing it), stamped with the loop's time (the consumer
+ * timeout counts from it). 0, or -1 when out of memory. */
+int delivery_ring_push(struct channel *ch, struct delivery *d);
 /* The consumer of ch with that tag, or NULL. */
 struct consumer *channel_find_consumer(struct channel *ch, struct proto_bytes tag);
 /* Sends a delivery's method m (basic.deliver or basic.get-ok) and its content, with

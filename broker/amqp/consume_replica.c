@@ -85,7 +85,7 @@ static void replica_get_answer(struct channel *ch, struct replica_get *g)
     }
     ch->stats.get++;
     struct delivery d = {.tag = tag, .queue = g->queue, .entry = entry, .fetched = true, .replicated = true};
-    if (delivery_ring_push(&ch->unacked, &d) != 0) {
+    if (delivery_ring_push(ch, &d) != 0) {
         struct cluster_settle_batch b = {0};
         cluster_settle_add(&b, ch, g->queue, (struct proto_bytes){0}, g->id, QUEUE_ACK);
         cluster_settle_flush(&b);
@@ -245,7 +245,7 @@ void channel_replica_deliver(struct channel *ch, struct queue *q, struct proto_b
     if (delivery_count > 0)
         ch->stats.redeliver++;
     struct delivery d = {.tag = dtag, .queue = q, .consumer = c, .entry = entry, .replicated = true};
-    if (c->no_ack || delivery_ring_push(&ch->unacked, &d) != 0) {
+    if (c->no_ack || delivery_ring_push(ch, &d) != 0) {
         /* No-ack (or untrackable): settled at once, by a command of its own. */
         if (c->no_ack)
             ch->stats.deliver_no_ack++;

@@ -222,6 +222,7 @@ void server_config_defaults(struct server_config *cfg)
         .frame_max = 131072,
         .heartbeat = 60,
         .handshake_timeout_ms = 10000,
+        .consumer_timeout_ms = 1800000,
         .max_message_size = 128u * 1024 * 1024,
         .default_user = "guest",
         .default_pass = "guest",
@@ -369,6 +370,40 @@ static void before_sleep(struct event_loop *loop, void *data)
 
 
 
+/* The consumer timeout (server.h's consumer_timeout_ms): every channel's oldest outstanding
+ * delivery is looked at every tenth of the timeout, at least every second and at most every
+ * minute (RabbitMQ looks once a minute), so a channel is closed at most that much late. */
+struct ack_sweep {
+    uint64_t now_ms, timeout_ms;
+};
+
+static void sweep_channel(struct channel *ch, void *arg)
+{
+    const struct ack_sweep *s = arg;
+    channel_check_ack_timeout(ch, s->now_ms, s->timeout_ms);
+}
+
+static void sweep_connection(struct netconn *net, void *arg)
+{
+    struct connection *conn = netconn_context(net);
+    if (conn)
+        connection_for_each_channel(conn, sweep_channel, arg);
+}
+
+static uint64_t ack_sweep_interval(uint64_t timeout_ms)
+{
+    uint64_t every = timeout_ms / 10;
+    return every < 1000 ? 1000 : every > 60000 ? 60000 : every;
+}
+
+static void ack_timeout_tick(struct event_loop *loop, void *data)
+{
+    struct server *server = data;
+    struct ack_sweep s = {loop_now_ms(loop), server->config.consumer_timeout_ms};
+    netconn_for_each(loop, sweep_connection, &s);
+    server->ack_timer = loop_timer_add(loop, ack_sweep_interval(s.timeout_ms), ack_timeout_tick, server);
+}
+
 /* Message TTL and queue x-expires: run at the next deadline, at least every TICK_MAX_MS. */
 static void tick(struct event_loop *loop, void *data)
 {
@@ -427,6 +462,9 @@ struct server *server_create(struct event_loop *loop, const struct server_config
         return NULL;
     }
     server->tick_timer = loop_timer_add(loop, TICK_MAX_MS, tick, server);
+    if (cfg->consumer_timeout_ms)
+        server->ack_timer = loop_timer_add(loop, ack_sweep_interval(cfg->consumer_timeout_ms), ack_timeout_tick,
+                                           server);
     server_stats_start(server);
     loop_set_before_sleep(loop, before_sleep, server);
     if (server->listener)
@@ -485,6 +523,8 @@ void server_destroy(struct server *server)
     netconn_for_each(server->loop, drop_one, NULL);
     netconn_destroy_all(server->loop);
     loop_timer_cancel(server->loop, server->tick_timer);
+    if (server->ack_timer)
+        loop_timer_cancel(server->loop, server->ack_timer);
     server_stats_stop(server);
     persistence_close(server->persistence);
     server->persistence = NULL;

@@ -47,6 +47,8 @@ struct server_config {
     uint32_t frame_max;             /* 131072 */
     uint16_t heartbeat;             /* 60 seconds */
     uint32_t handshake_timeout_ms;  /* 10000 */
+    uint64_t consumer_timeout_ms;   /* a delivery unacknowledged this long closes its channel
+                                     * (406, RabbitMQ's consumer_timeout): 30 minutes; 0: never */
     uint64_t max_message_size;      /* 128 MiB */
     const char *default_user;       /* "guest" */
     const char *default_pass;       /* "guest" */

@@ -65,6 +65,7 @@ struct server {
     struct access *access;
     struct user_usage *user_usage;
     uint64_t tick_timer;
+    uint64_t ack_timer; /* the consumer timeout's sweep (server.c); 0: none */
     uint64_t memory_limit;
     bool memory_alarm;
     struct persistence *persistence;
