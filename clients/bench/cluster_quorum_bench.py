@@ -65,7 +65,7 @@ def kill_tree(pid):
 # Warren: three nodes, one metadata Raft group that also carries every quorum queue.
 
 class WarrenNode:
-    def __init__(self, index, workdir, binary, cluster_ports, secret, election_ms):
+    def __init__(self, index, workdir, binary, cluster_ports, secret, election_ms, extra=()):
         self.index = index
         self.name = f"warren{index + 1}"
         self.dir = os.path.join(workdir, self.name)
@@ -78,6 +78,7 @@ class WarrenNode:
                      "--cluster_peers", peers, "--cluster_secret_file", secret]
         if election_ms:
             self.argv += ["--cluster_election_timeout_ms", str(election_ms)]
+        self.argv += list(extra)
         self.address = f"127.0.0.1:{cluster_ports[index]}"
         self.proc = None
 
@@ -132,7 +133,7 @@ class WarrenNode:
 class WarrenCluster:
     label = "Warren"
 
-    def __init__(self, workdir, binary, election_ms):
+    def __init__(self, workdir, binary, election_ms, extra=()):
         self.workdir = os.path.join(workdir, "warren")
         os.makedirs(self.workdir)
         secret = os.path.join(self.workdir, "cluster-secret")
@@ -140,7 +141,7 @@ class WarrenCluster:
             f.write(base64.b64encode(os.urandom(32)) + b"\n")
         os.chmod(secret, 0o600)
         ports = [spare_port() for _ in range(3)]
-        self.nodes = [WarrenNode(i, self.workdir, binary, ports, secret, election_ms) for i in range(3)]
+        self.nodes = [WarrenNode(i, self.workdir, binary, ports, secret, election_ms, extra) for i in range(3)]
 
     def start(self):
         for node in self.nodes:
@@ -626,6 +627,8 @@ def main():
                         help="publish-only steps of --time seconds on a queue nobody consumes")
     parser.add_argument("--election-ms", type=int, default=0,
                         help="Warren's cluster_election_timeout_ms (0: the broker's default)")
+    parser.add_argument("--warren-arg", action="append", default=[],
+                        help="one more argument for every Warren node (repeat: --warren-arg=--KEY --warren-arg=VALUE)")
     parser.add_argument("--only", choices=["warren", "rabbitmq"], help="measure one broker")
     parser.add_argument("--first", choices=["warren", "rabbitmq"], default="warren",
                         help="which broker runs first (the machine's load drifts)")
@@ -651,7 +654,7 @@ def main():
             if args.only and args.only != which:
                 continue
             if which == "warren":
-                reports[0] = run_broker(WarrenCluster(workdir, args.warren, args.election_ms), args, workdir)
+                reports[0] = run_broker(WarrenCluster(workdir, args.warren, args.election_ms, args.warren_arg), args, workdir)
             else:
                 reports[1] = run_broker(RabbitCluster(workdir), args, workdir)
     finally:
