@@ -41,12 +41,13 @@ static uint64_t now_ms(const struct server *server)
     return loop_now_ms(server->loop);
 }
 
-/* With a cluster the objects' changes go through the log first (operate.h): checked here,
- * proposed, and made by the command's apply, on this node as on the others. */
+/* With a cluster, and an answer that waits for the cluster (operate_wait_open), the objects'
+ * changes go through the log first (operate.h): checked here, proposed, and made by the
+ * command's apply, on this node as on the others. */
 bool operate_through_log(const struct server *server)
 {
 #ifdef WARREN_HAVE_CLUSTER
-    return server->cluster != NULL;
+    return server->cluster != NULL && server->cluster_wait != NULL;
 #else
     (void)server;
     return false;

@@ -41,7 +41,8 @@ bool operate_wait_close(struct server *server, struct cluster_wait *w, operate_w
  * (cluster_target.h), without being made here first: the command's apply makes them, on this
  * node as on every other, in log order. What depends on earlier changes of the same request (a
  * binding's ends, an exchange's if-unused) is judged by the apply; the answer waits for it
- * through an open operate_wait (above) and carries its refusal. A change the cluster does not
+ * through the open operate_wait (above) and carries its refusal; without one (warrenctl), the
+ * change is made here first, as below for policies. A change the cluster does not
  * take (no quorum) so leaves no trace on this node either. Policies and vhost limits
  * (introspect_policy.c) are still made here, then proposed: a proposal of theirs that fails is
  * logged and the change stays made on this node. operate_replicate proposes op with args and
@@ -50,7 +51,10 @@ bool operate_wait_close(struct server *server, struct cluster_wait *w, operate_w
 struct table_buf;
 void operate_replicate(struct server *server, const char *op, const char *vhost, struct table_buf *args, int rc);
 
-/* True when the changes below go through the cluster's log first (a cluster is configured). */
+/* True when the changes below go through the cluster's log first: a cluster is configured and
+ * the request's answer waits for it (an operate_wait is open: the management API over HTTP).
+ * Without a wait (warrenctl, whose commands answer once their own node changed), they are made
+ * here, then proposed. */
 bool operate_through_log(const struct server *server);
 
 /* queue.declare of d (owner is ignored: such queues belong to no connection). *created tells
