@@ -187,6 +187,7 @@ static json_t *cmd_environment(const struct admin_request *req)
         "memory_high_watermark", (json_int_t)status.memory_high_watermark,
         "disk_free_limit", (json_int_t)cfg->disk_free_limit, "segment_bytes", (json_int_t)cfg->segment_bytes,
         "queue_ram_messages", (json_int_t)cfg->queue_ram_messages);
+    json_object_set_new(environment, "consumer_timeout", json_integer((json_int_t)cfg->consumer_timeout_ms));
     json_object_set_new(environment, "queue_ram_bytes", json_integer((json_int_t)cfg->queue_ram_bytes));
     json_object_set_new(environment, "flow_queue_bytes", json_integer((json_int_t)cfg->flow_queue_bytes));
     json_object_set_new(environment, "management_port", json_integer(cfg->management_port));
