@@ -682,6 +682,18 @@ static void remove_slot(struct connection *conn, struct channel_slot *slot)
     server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CHANNELS, -1);
 }
 
+/* Closes every channel (consumers cancelled, unacked deliveries requeued) and deletes the
+ * connection's exclusive queues. */
+static void release_channels(struct connection *conn)
+{
+    struct channel_slot *slot, *tmp;
+    HASH_ITER(hh, conn->channels, slot, tmp) {
+        remove_slot(conn, slot);
+    }
+    if (conn->vhost)
+        vhost_owner_gone(conn->vhost, conn);
+}
+
 int connection_decode_method(const struct connection *conn, const struct frame *f, struct spec_method *m,
                              struct reply_error *err)
 {
@@ -741,6 +753,10 @@ static int connection_method(struct connection *conn, const struct spec_method *
         log_info("%s: client closed the connection (%u %.*s)", conn->name, m->args.connection_close.reply_code,
                  (int)m->args.connection_close.reply_text.len,
                  (const char *)m->args.connection_close.reply_text.ptr);
+        /* As RabbitMQ, the channels and the exclusive queues go before close-ok: a client that
+         * reconnects as soon as close-ok arrives must not find its old exclusive consumer or
+         * queue still there (405/403 "in exclusive use": amqp091-go's reconnect example). */
+        release_channels(conn);
         connection_send_method(conn, 0, &ok);
         /* As RabbitMQ: the client hangs up; meanwhile a repeated close gets close-ok again
          * (clients closing from several threads send several). */
@@ -915,12 +931,8 @@ static void on_close(struct netconn *net, void *ctx)
     if (conn->wait_abandon)
         conn->wait_abandon(conn->wait_arg);
     flow_release(&conn->flow, conn->net);
-    struct channel_slot *slot, *tmp;
-    HASH_ITER(hh, conn->channels, slot, tmp) {
-        remove_slot(conn, slot);
-    }
+    release_channels(conn);
     if (conn->vhost) {
-        vhost_owner_gone(conn->vhost, conn);
         server_close_vhost(conn->server, conn->vhost);
         server_user_count(conn->server, conn->user, ACCESS_USER_MAX_CONNECTIONS, -1);
     }

@@ -1,5 +1,6 @@
 """Channel lifecycle: many channels on one connection, the channel_max limit, reuse of a
-closed channel number, channel.flow. Checked against RabbitMQ 3.10.8 (WARREN_TEST_URL)."""
+closed channel number, channel.flow, and what a client's connection.close releases before its
+close-ok. Checked against RabbitMQ 3.10.8 (WARREN_TEST_URL)."""
 
 import unittest
 
@@ -7,7 +8,7 @@ import pika
 import pika.exceptions
 
 import harness
-from harness import RawConnection, method_frame, shortstr
+from harness import RawConnection, method_frame, octet, shortstr, short, table
 
 
 def setUpModule():
@@ -154,6 +155,44 @@ class ChannelStateTest(unittest.TestCase):
             self.assertEqual((close.class_id, close.method_id), harness.CHANNEL_FLOW)
             self.assertTrue(raw.wait_closed(5.0))
 
+
+
+QUEUE_DECLARE, QUEUE_DECLARE_OK = (50, 10), (50, 11)
+BASIC_CONSUME, BASIC_CONSUME_OK, BASIC_DELIVER = (60, 20), (60, 21), (60, 60)
+
+
+class ConnectionCloseTest(unittest.TestCase):
+    def tearDown(self):
+        harness.assert_broker_alive(self)
+
+    def test_close_ok_comes_after_the_connection_let_go_of_everything(self):
+        # As RabbitMQ: once close-ok arrives, the connection's exclusive queues and exclusive
+        # consumers are gone and its unacknowledged messages are back, even while its socket
+        # stays open (a client that reconnects at once, as amqp091-go's reconnect example does,
+        # must not meet its old self: 405 or 403 "in exclusive use").
+        connection = pika.BlockingConnection(harness.module_broker().pika_parameters())
+        channel = connection.channel()
+        channel.queue_declare("cc.shared")
+        channel.queue_purge("cc.shared")
+        channel.basic_publish("", "cc.shared", b"held")
+        with RawConnection() as raw:
+            raw.handshake()
+            raw.open_channel(1)
+            raw.send(method_frame(1, QUEUE_DECLARE, short(0) + shortstr("cc.mine") + octet(4) + table({})))
+            raw.read_method(QUEUE_DECLARE_OK)
+            raw.send(method_frame(1, BASIC_CONSUME, short(0) + shortstr("cc.shared") + shortstr("t") + octet(4)
+                                  + table({})))
+            raw.read_method(BASIC_CONSUME_OK)
+            raw.read_method(BASIC_DELIVER)  # left unacknowledged
+            raw.send(method_frame(0, harness.CONNECTION_CLOSE, harness.close_args()))
+            while raw.read_frame().method != harness.CONNECTION_CLOSE_OK:
+                pass  # the delivery's header and body
+            # The socket is still open: nothing may be left of that connection.
+            channel.queue_declare("cc.mine", exclusive=True)
+            method, _props, body = channel.basic_get("cc.shared", auto_ack=True)
+            self.assertEqual((body, method.redelivered), (b"held", True))
+            channel.basic_consume("cc.shared", lambda *args: None, exclusive=True)
+        connection.close()
 
 if __name__ == "__main__":
     unittest.main()
