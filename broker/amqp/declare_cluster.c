@@ -495,14 +495,10 @@ static int propose_delete_of(struct channel *ch, struct cluster_call *call, stru
     struct queue_depth depth = {0};
     if (q)
         server_queue_depth(connection_server(ch->conn), ch->vhost, q, &depth);
-    const char *refused = q && call->if_unused && depth.consumers > 0 ? "in use"
-                          : q && call->if_empty && depth.ready > 0  ? "not empty"
-                                                                    : NULL;
-    if (refused) {
-        uint32_t method_id = call->method_id;
+    if (q && vhost_queue_delete_check(ch->vhost, q, depth.consumers, depth.ready, call->if_unused, call->if_empty,
+                                      err) != 0) {
         free(call);
-        return reply_fail(err, SPEC_PRECONDITION_FAILED, method_id, "queue '%.*s' in vhost '%s' %s", (int)name.len,
-                          (const char *)name.ptr, vhost_name(ch->vhost), refused);
+        return -1;
     }
     call->count = (uint32_t)depth.ready;
     struct table_buf args = {0};

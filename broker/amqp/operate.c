@@ -163,17 +163,16 @@ static void delete_when_counted(void *a, uint64_t b, const struct meta_result *r
     struct vhost_entry *e = server_vhost_entry(c->server, c->vhost, strlen(c->vhost));
     struct queue *q = e ? vhost_queue_find(e->vhost, name) : NULL;
     struct queue_depth depth = {0};
+    struct reply_error err;
     if (q)
         server_queue_depth(c->server, e->vhost, q, &depth);
-    const char *refused = c->if_unused && depth.consumers > 0 ? "in use" : c->if_empty && depth.ready > 0 ? "not empty" : NULL;
-    char text[NAME_MAX_LEN * 2 + 64];
-    snprintf(text, sizeof text, "queue '%.*s' in vhost '%s' %s", (int)name.len, (const char *)name.ptr, c->vhost,
-             refused ? refused : "");
+    bool refused = q && vhost_queue_delete_check(e->vhost, q, depth.consumers, depth.ready, c->if_unused,
+                                                 c->if_empty, &err) != 0;
     struct table_buf args = {0};
     int rc = table_buf_put_string(&args, "name", name) | table_buf_put_string(&args, "vhost", proto_bytes_of(c->vhost));
     if (refused || rc != 0)
-        cluster_wait_propose_held(c->server, c->wait, NULL, &args, refused ? SPEC_PRECONDITION_FAILED : -ENOMEM,
-                                  refused ? text : "out of memory");
+        cluster_wait_propose_held(c->server, c->wait, NULL, &args, refused ? err.code : -ENOMEM,
+                                  refused ? err.text : "out of memory");
     else
         cluster_wait_propose_held(c->server, c->wait, "queue.delete", &args, 0, NULL);
     free(c);
@@ -216,8 +215,6 @@ int operate_delete_queue(struct server *server, const char *user, const char *vh
     if (operate_through_log(server)) {
         /* The apply deletes unconditionally (cluster_target.c): the conditions are judged here,
          * on this node's counts, or on a classic queue's home's, asked for first (below). */
-        struct queue_depth depth = {0};
-        server_queue_depth(server, v, q, &depth);
         if (actor_check(&who, ACCESS_CONFIGURE, "queue", name, SPEC_QUEUE_DELETE, err) != 0 ||
             vhost_queue_lookup(v, name, NULL, &q, err) != 0)
             return -1;
@@ -226,10 +223,10 @@ int operate_delete_queue(struct server *server, const char *user, const char *vh
         if (counting != 0)
             return counting > 0 ? 0 : reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_QUEUE_DELETE, "out of memory");
 #endif
-        if ((if_unused && depth.consumers > 0) || (if_empty && depth.ready > 0))
-            return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_QUEUE_DELETE, "queue '%.*s' in vhost '%s' %s",
-                              (int)name.len, (const char *)name.ptr, vhost,
-                              if_unused && depth.consumers > 0 ? "in use" : "not empty");
+        struct queue_depth depth = {0};
+        server_queue_depth(server, v, q, &depth);
+        if (vhost_queue_delete_check(v, q, depth.consumers, depth.ready, if_unused, if_empty, err) != 0)
+            return -1;
     } else if (delete_queue_as(&who, v, name, NULL, if_unused, if_empty, &count, err) != 0) {
         return -1;
     }
@@ -269,8 +266,9 @@ int operate_declare_exchange(struct server *server, const char *user, const char
     if (!v)
         return -1;
     *created = !vhost_exchange_exists(v, d->name);
-    if (operate_through_log(server) ? declare_exchange_allowed(&who, v, d, err) != 0 || vhost_exchange_declare_check(v, d, err) != 0
-                            : declare_exchange_as(&who, v, d, err) != 0)
+    if (operate_through_log(server)
+            ? declare_exchange_allowed(&who, v, d, err) != 0 || vhost_exchange_declare_check(v, d, err) != 0
+            : declare_exchange_as(&who, v, d, err) != 0)
         return -1;
     struct table_buf args = {0};
     int rc = table_buf_put_string(&args, "name", d->name) | table_buf_put_string(&args, "type", d->type) |
@@ -292,7 +290,7 @@ int operate_delete_exchange(struct server *server, const char *user, const char 
                           (int)name.len, (const char *)name.ptr, vhost);
     /* Through the log, if-unused is judged by the apply, alike on every node. */
     if (operate_through_log(server) ? delete_exchange_allowed(&who, v, name, err) != 0
-                            : delete_exchange_as(&who, v, name, if_unused, err) != 0)
+                                    : delete_exchange_as(&who, v, name, if_unused, err) != 0)
         return -1;
     struct table_buf args = {0};
     operate_replicate(server, "exchange.delete", vhost, &args,
@@ -316,8 +314,9 @@ int operate_bind(struct server *server, const char *user, const char *vhost, boo
         err->method_id = mid; /* another connection's exclusive queue: 405, as without a cluster */
         return -1;
     }
-    if (operate_through_log(server) ? bind_allowed(&who, to_exchange, destination, source, unbind, err) != 0
-                            : bind_as(&who, v, to_exchange, destination, source, key, arguments, NULL, unbind, err) != 0)
+    if (operate_through_log(server)
+            ? bind_allowed(&who, to_exchange, destination, source, unbind, err) != 0
+            : bind_as(&who, v, to_exchange, destination, source, key, arguments, NULL, unbind, err) != 0)
         return -1;
     struct table_buf args = {0};
     int rc = table_buf_put_string(&args, to_exchange ? "destination" : "queue", destination) |

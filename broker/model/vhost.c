@@ -572,6 +572,25 @@ void vhost_queue_remove(struct vhost *vhost, struct queue *queue)
     queue_release(queue);
 }
 
+int vhost_queue_delete_check(const struct vhost *vhost, const struct queue *q, size_t consumers, size_t ready,
+                             bool if_unused, bool if_empty, struct reply_error *err)
+{
+    const uint32_t m = SPEC_QUEUE_DELETE;
+    struct proto_bytes name = queue_name(q);
+    if ((if_unused || if_empty) && !queue_kind(q)->conditional_delete) /* RabbitMQ 3.10: connection error */
+        return reply_fail(err, SPEC_NOT_IMPLEMENTED, m,
+                          "cannot delete queue '" BYTES_FMT "' in vhost '%s'. queue.delete operations with %s flag "
+                          "set are not supported by %s queues",
+                          BYTES_ARG(name), vhost->name, if_unused ? "if-unused" : "if-empty", queue_kind(q)->name);
+    if (if_unused && consumers > 0)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "queue '" BYTES_FMT "' in vhost '%s' in use",
+                          BYTES_ARG(name), vhost->name);
+    if (if_empty && ready > 0)
+        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "queue '" BYTES_FMT "' in vhost '%s' not empty",
+                          BYTES_ARG(name), vhost->name);
+    return 0;
+}
+
 int vhost_queue_delete(struct vhost *vhost, struct proto_bytes name, void *owner, bool if_unused,
                        bool if_empty, uint32_t *count, struct reply_error *err)
 {
@@ -582,17 +601,8 @@ int vhost_queue_delete(struct vhost *vhost, struct proto_bytes name, void *owner
         return 0;
     if (queue_owner(q) && queue_owner(q) != owner)
         return locked(err, m, name, vhost->name);
-    if ((if_unused || if_empty) && !queue_kind(q)->conditional_delete) /* RabbitMQ 3.10: connection error */
-        return reply_fail(err, SPEC_NOT_IMPLEMENTED, m,
-                          "cannot delete queue '" BYTES_FMT "' in vhost '%s'. queue.delete operations with %s flag "
-                          "set are not supported by %s queues",
-                          BYTES_ARG(name), vhost->name, if_unused ? "if-unused" : "if-empty", queue_kind(q)->name);
-    if (if_unused && queue_consumer_count(q) > 0)
-        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "queue '" BYTES_FMT "' in vhost '%s' in use",
-                          BYTES_ARG(name), vhost->name);
-    if (if_empty && queue_ready_count(q) > 0)
-        return reply_fail(err, SPEC_PRECONDITION_FAILED, m, "queue '" BYTES_FMT "' in vhost '%s' not empty",
-                          BYTES_ARG(name), vhost->name);
+    if (vhost_queue_delete_check(vhost, q, queue_consumer_count(q), queue_ready_count(q), if_unused, if_empty, err) != 0)
+        return -1;
     *count = (uint32_t)queue_ready_count(q);
     vhost_queue_remove(vhost, q);
     return 0;

@@ -105,9 +105,15 @@ int vhost_queue_generate_name(struct vhost *vhost, char out[VHOST_GENERATED_NAME
 /* Finds a queue usable by owner: 404 when missing, 405 when exclusive to another connection. */
 int vhost_queue_lookup(struct vhost *vhost, struct proto_bytes name, void *owner, struct queue **out,
                        struct reply_error *err);
-/* queue.delete; returns the number of messages deleted in *count. Missing: not an error. A
+/* queue.delete's conditions for q (of vhost), judged on its consumers and ready messages: the
+ * model's own (vhost_queue_delete), or, in a cluster, those of the node holding its messages. A
  * kind of queue without conditional deletes (quorum) refuses if_unused or if_empty with 540
- * NOT_IMPLEMENTED, a connection error, as RabbitMQ 3.10. */
+ * NOT_IMPLEMENTED, a connection error, as RabbitMQ 3.10; else 406 "in use" or "not empty". 0,
+ * or -1 with err. */
+int vhost_queue_delete_check(const struct vhost *vhost, const struct queue *q, size_t consumers, size_t ready,
+                             bool if_unused, bool if_empty, struct reply_error *err);
+/* queue.delete; returns the number of messages deleted in *count. Missing: not an error. The
+ * conditions are vhost_queue_delete_check's, on the model's counts. */
 int vhost_queue_delete(struct vhost *vhost, struct proto_bytes name, void *owner, bool if_unused,
                        bool if_empty, uint32_t *count, struct reply_error *err);
 /* Deletes a queue the vhost holds (auto-delete, exclusive owner gone, x-expires). */

@@ -157,6 +157,19 @@ class ReplicatedQuorumQueueTest(unittest.TestCase):
         for node in self.cluster.nodes:
             wait_depth(node, "q1", 0)
 
+    def test_conditional_delete_closes_the_connection_as_on_one_node(self):
+        # RabbitMQ 3.10 refuses if-unused/if-empty on a quorum queue with 540, whichever node
+        # is asked; the cluster path judges a delete's conditions with the model's own check.
+        self.declare(self.a, "q.cond")
+        connection, channel = channel_on(self.b)
+        with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as ctx:
+            channel.queue_delete("q.cond", if_unused=True)
+        self.assertEqual(ctx.exception.reply_code, 540)
+        self.assertIn("queue.delete operations with if-unused flag set are not supported by quorum queues",
+                      ctx.exception.reply_text)
+        for node in self.cluster.nodes:
+            self.assertTrue(exists(node, "q.cond"), node)
+
     def test_confirmed_messages_survive_kill_of_publisher_node_and_leader(self):
         self.declare(self.a, "durable")
         publish_confirmed(self.a, "durable", [b"%05d" % i for i in range(500)])
