@@ -1,6 +1,7 @@
 /* broker/amqp/cluster_nodes.c: the other members' descriptions of themselves (cluster_nodes.h). */
 #include "cluster_nodes.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,24 +56,28 @@ static int put_u64(struct table_buf *t, const char *key, uint64_t n)
     return table_buf_put_field(t, key, strlen(key), &v);
 }
 
+/* The counters of a description, each a uint64_t of struct introspect_node: one list for both
+ * directions. */
+static const struct {
+    const char *key;
+    size_t offset;
+} counters[] = {
+#define COUNTER(field) {#field, offsetof(struct introspect_node, field)}
+    COUNTER(os_pid), COUNTER(uptime_ms), COUNTER(processors), COUNTER(mem_used), COUNTER(mem_limit),
+    COUNTER(message_memory_bytes), COUNTER(disk_free), COUNTER(disk_free_limit), COUNTER(fd_used),
+    COUNTER(fd_total), COUNTER(sockets_used), COUNTER(store_segments), COUNTER(store_bytes),
+#undef COUNTER
+};
+
 static int encode(const struct introspect_node *n, struct table_buf *t)
 {
     int rc = table_buf_put_string(t, "name", proto_bytes_of(n->name)) |
              table_buf_put_string(t, "bind_address", proto_bytes_of(n->bind_address)) |
-             table_buf_put_bool(t, "mem_alarm", n->mem_alarm) | table_buf_put_bool(t, "disk_alarm", n->disk_alarm);
-    const struct {
-        const char *key;
-        uint64_t value;
-    } numbers[] = {
-        {"os_pid", n->os_pid}, {"uptime_ms", n->uptime_ms}, {"processors", n->processors},
-        {"mem_used", n->mem_used}, {"mem_limit", n->mem_limit}, {"message_memory_bytes", n->message_memory_bytes},
-        {"disk_free", n->disk_free}, {"disk_free_limit", n->disk_free_limit}, {"fd_used", n->fd_used},
-        {"fd_total", n->fd_total}, {"sockets_used", n->sockets_used}, {"store_segments", n->store_segments},
-        {"store_bytes", n->store_bytes}, {"amqp_port", n->amqp_port}, {"management_port", n->management_port},
-        {"prometheus_port", n->prometheus_port},
-    };
-    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
-        rc |= put_u64(t, numbers[i].key, numbers[i].value);
+             table_buf_put_bool(t, "mem_alarm", n->mem_alarm) | table_buf_put_bool(t, "disk_alarm", n->disk_alarm) |
+             put_u64(t, "amqp_port", n->amqp_port) | put_u64(t, "management_port", n->management_port) |
+             put_u64(t, "prometheus_port", n->prometheus_port);
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+        rc |= put_u64(t, counters[i].key, *(const uint64_t *)((const char *)n + counters[i].offset));
     return rc;
 }
 
@@ -113,14 +118,8 @@ static int decode(struct proto_bytes args, struct introspect_node *n)
               get_bool(args, "mem_alarm", &n->mem_alarm) && get_bool(args, "disk_alarm", &n->disk_alarm) &&
               get_port(args, "amqp_port", &n->amqp_port) && get_port(args, "management_port", &n->management_port) &&
               get_port(args, "prometheus_port", &n->prometheus_port);
-    uint64_t *numbers[] = {&n->os_pid, &n->uptime_ms, &n->processors, &n->mem_used, &n->mem_limit,
-                           &n->message_memory_bytes, &n->disk_free, &n->disk_free_limit, &n->fd_used,
-                           &n->fd_total, &n->sockets_used, &n->store_segments, &n->store_bytes};
-    const char *keys[] = {"os_pid", "uptime_ms", "processors", "mem_used", "mem_limit", "message_memory_bytes",
-                          "disk_free", "disk_free_limit", "fd_used", "fd_total", "sockets_used", "store_segments",
-                          "store_bytes"};
-    for (size_t i = 0; ok && i < sizeof keys / sizeof keys[0]; i++)
-        ok = get_u64(args, keys[i], INT64_MAX, numbers[i]); /* JSON integers are signed */
+    for (size_t i = 0; ok && i < sizeof counters / sizeof counters[0]; i++) /* JSON integers are signed */
+        ok = get_u64(args, counters[i].key, INT64_MAX, (uint64_t *)((char *)n + counters[i].offset));
     return ok ? 0 : -1;
 }
 

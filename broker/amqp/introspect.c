@@ -60,6 +60,14 @@ static void count_consumer(const struct introspect_consumer *c, void *arg)
     (*(uint32_t *)arg)++;
 }
 
+/* The alarms in effect. server->memory_alarm is "publishers blocked", by either alarm
+ * (check_memory): with the disk alarm up, it is the disk's. */
+static void alarms(const struct server *server, bool *memory, bool *disk)
+{
+    *disk = persistence_disk_alarm(server->persistence);
+    *memory = server->memory_alarm && !*disk;
+}
+
 void introspect_status(struct server *server, struct introspect_status *out)
 {
     static char listener[300];
@@ -78,8 +86,7 @@ void introspect_status(struct server *server, struct introspect_status *out)
     }
     out->message_memory_bytes = message_memory_bytes();
     out->memory_high_watermark = server->memory_limit;
-    out->memory_alarm = server->memory_alarm && !persistence_disk_alarm(server->persistence);
-    out->disk_alarm = persistence_disk_alarm(server->persistence);
+    alarms(server, &out->memory_alarm, &out->disk_alarm);
     struct store_stats stats = {0};
     persistence_store_stats(server->persistence, &stats);
     out->store_segments = stats.segments;
@@ -128,8 +135,7 @@ void introspect_node_self(struct server *server, struct introspect_node *out)
     node_info_resident_bytes(&out->mem_used);
     out->mem_limit = server->memory_limit;
     out->message_memory_bytes = message_memory_bytes();
-    out->disk_alarm = persistence_disk_alarm(server->persistence);
-    out->mem_alarm = server->memory_alarm && !out->disk_alarm;
+    alarms(server, &out->mem_alarm, &out->disk_alarm);
     node_info_disk_free(server->config.data_dir ? server->config.data_dir : "", &out->disk_free);
     out->disk_free_limit = server->config.disk_free_limit;
     node_info_open_fds(&out->fd_used);

@@ -103,15 +103,18 @@ static void export_policy(const struct policy_spec *spec, void *arg)
     e->rc |= append_table(&e->list, &t);
 }
 
+/* The definitions' list of each policy kind, by enum policy_kind. */
+static const char *const policy_lists[] = {"policies", "operator_policies"};
+
 /* Policies of both kinds and the limits that are set. */
 static int export_policies_and_limits(struct vhost *vhost, struct table_buf *out)
 {
-    static const char *const lists[] = {"policies", "operator_policies"};
     int rc = 0;
     for (int kind = POLICY_USER; kind <= POLICY_OPERATOR; kind++) {
         struct policy_export e = {.rc = 0};
         vhost_for_each_policy(vhost, (enum policy_kind)kind, export_policy, &e);
-        rc |= e.rc | put_bytes(out, lists[kind], TABLE_ARRAY, (struct proto_bytes){e.list.data, (uint32_t)e.list.len});
+        rc |= e.rc | put_bytes(out, policy_lists[kind], TABLE_ARRAY,
+                               (struct proto_bytes){e.list.data, (uint32_t)e.list.len});
         table_buf_free(&e.list);
     }
     struct table_buf limits = {0};
@@ -522,7 +525,6 @@ static void collect_extra_policy(const struct policy_spec *spec, void *arg)
 
 int vhost_replace_policies_and_limits(struct vhost *vhost, struct proto_bytes blob, size_t *skipped)
 {
-    static const char *const lists[] = {"policies", "operator_policies"};
     static void (*const importers[])(struct entry *) = {import_policy, import_operator_policy};
     *skipped = 0;
     if (table_validate(blob) != 0)
@@ -530,7 +532,7 @@ int vhost_replace_policies_and_limits(struct vhost *vhost, struct proto_bytes bl
     struct import im = {.vhost = vhost};
     for (int kind = POLICY_USER; kind <= POLICY_OPERATOR; kind++) {
         struct table_value v;
-        if (table_find(blob, lists[kind], &v) != 1 || v.type != TABLE_ARRAY)
+        if (table_find(blob, policy_lists[kind], &v) != 1 || v.type != TABLE_ARRAY)
             continue; /* a state from before policies were in it: the local ones stay */
         struct policy_names n = {.list = v.v.bytes};
         vhost_for_each_policy(vhost, (enum policy_kind)kind, collect_extra_policy, &n);
@@ -541,7 +543,7 @@ int vhost_replace_policies_and_limits(struct vhost *vhost, struct proto_bytes bl
         free(n.extra);
         if (n.failed)
             im.skipped++;
-        import_list(&im, blob, lists[kind], importers[kind]);
+        import_list(&im, blob, policy_lists[kind], importers[kind]);
     }
     struct table_value limits;
     if (table_find(blob, "limits", &limits) == 1 && limits.type == TABLE_TABLE) {
