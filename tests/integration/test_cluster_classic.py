@@ -318,6 +318,25 @@ class ClusterClassicQueues(unittest.TestCase):
             self.assertEqual((body, method.redelivered), (b"r%d" % round_, True), "round %d" % round_)
             chc.basic_ack(method.delivery_tag)
             cc.close()
+            # b dials its own link to the home anew: the next round's publish through b would be
+            # nacked (as RabbitMQ nacks a publish to a queue whose node is down) until it has.
+            self.assertTrue(self.reachable_from(b, "cc.marked"), "b does not reach the home again")
+
+    def reachable_from(self, node, queue, timeout=15.0):
+        """True once a passive declare of queue through node is answered: its home is reachable."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            connection, channel = channel_on(node)
+            try:
+                channel.queue_declare(queue, passive=True)
+                return True
+            except pika.exceptions.ChannelClosedByBroker as e:
+                self.assertIn("down or inaccessible", e.reply_text)
+            finally:
+                if connection.is_open:
+                    connection.close()
+            time.sleep(0.2)
+        return False
 
     def gone_everywhere(self, queue, timeout=10.0):
         """True once a passive declare of queue is refused with 404 "no queue" on every node."""
