@@ -1,7 +1,9 @@
 /* broker/amqp/introspect_policy.c: the operator actions on policies, operator policies and vhost
  * limits behind the admin interface (see introspect.h). The rules live in the model
  * (broker/model/policy.h, vhost.h); this file finds the vhost, logs each change once and leaves
- * saving to the vhost's definitions_changed hook. */
+ * saving to the vhost's definitions_changed hook. With a cluster and an answer that waits for it
+ * (operate_through_log), a change is only checked here and proposed: its apply makes it on every
+ * node, this one included, so a change the cluster does not take is made nowhere. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,13 +38,16 @@ int introspect_set_policy(struct server *server, bool operator_policy, const str
     if (!e)
         return -ENOENT;
     struct policy_spec spec = {p->name, p->pattern, p->apply_to, p->priority, p->definition};
-    int rc = vhost_policy_set(e->vhost, operator_policy ? POLICY_OPERATOR : POLICY_USER, &spec, error, cap);
+    enum policy_kind kind = operator_policy ? POLICY_OPERATOR : POLICY_USER;
+    bool through_log = operate_through_log(server);
+    int rc = through_log ? policy_spec_check(kind, &spec, error, cap) : vhost_policy_set(e->vhost, kind, &spec, error, cap);
     if (rc == -1)
         return -EINVAL;
     if (rc != 0)
         return rc;
-    log_info("Successfully set %s '%s' matching %s names in virtual host '%s' using pattern '%s'",
-             kind_text(operator_policy), p->name, p->apply_to ? p->apply_to : "all", e->name, p->pattern);
+    log_info("%s %s '%s' matching %s names in virtual host '%s' using pattern '%s'",
+             through_log ? "Proposing to set" : "Successfully set", kind_text(operator_policy), p->name,
+             p->apply_to ? p->apply_to : "all", e->name, p->pattern);
     struct table_buf args = {0};
     struct table_value d = {.type = TABLE_TABLE};
     d.v.bytes = p->definition;
@@ -60,7 +65,9 @@ int introspect_clear_policy(struct server *server, const char *vhost, bool opera
     struct vhost_entry *e = find_vhost(server, vhost);
     if (!e || !name)
         return -ENOENT;
-    int rc = vhost_policy_clear(e->vhost, operator_policy ? POLICY_OPERATOR : POLICY_USER, name);
+    enum policy_kind kind = operator_policy ? POLICY_OPERATOR : POLICY_USER;
+    int rc = operate_through_log(server) ? (vhost_policy_exists(e->vhost, kind, name) ? 0 : -ENOENT)
+                                         : vhost_policy_clear(e->vhost, kind, name);
     if (rc == 0) {
         log_info("Cleared %s '%s' in virtual host '%s'", kind_text(operator_policy), name, e->name);
         struct table_buf args = {0};
@@ -109,7 +116,8 @@ int introspect_set_vhost_limit(struct server *server, const char *vhost, const c
             snprintf(error, cap, "Validation failed\n\n%s is not a recognised vhost limit\n", limit ? limit : "(null)");
         return -EINVAL;
     }
-    vhost_limit_set(e->vhost, which, value);
+    if (!operate_through_log(server))
+        vhost_limit_set(e->vhost, which, value);
     log_info("Successfully set vhost limit %s to %lld in virtual host '%s'", limit, (long long)value, e->name);
     struct table_buf args = {0};
     int built = table_buf_put_string(&args, "limit", proto_bytes_of(limit)) | put_int(&args, "value", value);
@@ -127,7 +135,8 @@ int introspect_clear_vhost_limit(struct server *server, const char *vhost, const
         return -EINVAL;
     for (int i = 0; i < VHOST_LIMIT_COUNT; i++) {
         if (!limit || (enum vhost_limit)i == which) {
-            vhost_limit_set(e->vhost, (enum vhost_limit)i, -1);
+            if (!operate_through_log(server))
+                vhost_limit_set(e->vhost, (enum vhost_limit)i, -1);
             struct table_buf args = {0};
             int built = table_buf_put_string(&args, "limit", proto_bytes_of(vhost_limit_name((enum vhost_limit)i))) |
                         put_int(&args, "value", -1);

@@ -379,6 +379,23 @@ int policy_store_set(struct policy_store *store, enum policy_kind kind, const st
     return 0;
 }
 
+int policy_spec_check(enum policy_kind kind, const struct policy_spec *spec, char *error, size_t cap)
+{
+    if (cap)
+        error[0] = '\0';
+    int status;
+    policy_free(policy_new(kind, spec, &status, error, cap));
+    return status;
+}
+
+bool policy_store_has(const struct policy_store *store, enum policy_kind kind, const char *name)
+{
+    for (const struct policy *p = store->lists[kind]; p; p = p->next)
+        if (strcmp(p->name, name) == 0)
+            return true;
+    return false;
+}
+
 int policy_store_clear(struct policy_store *store, enum policy_kind kind, const char *name)
 {
     for (struct policy **link = &store->lists[kind]; *link; link = &(*link)->next) {

@@ -63,6 +63,10 @@ int policy_validate_definition(enum policy_kind kind, struct proto_bytes definit
  * that objects still pointing at it can be moved off it first. */
 int policy_store_set(struct policy_store *store, enum policy_kind kind, const struct policy_spec *spec, char *error,
                      size_t cap);
+/* Validates spec as policy_store_set does, storing nothing: 0; -1 with error filled; -ENOMEM. */
+int policy_spec_check(enum policy_kind kind, const struct policy_spec *spec, char *error, size_t cap);
+/* True when the store holds a policy of kind called name. */
+bool policy_store_has(const struct policy_store *store, enum policy_kind kind, const char *name);
 /* Removes the policy of kind called name. Returns 0 or -ENOENT. As with set, the removed policy
  * is freed by policy_store_collect. */
 int policy_store_clear(struct policy_store *store, enum policy_kind kind, const char *name);

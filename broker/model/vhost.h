@@ -245,6 +245,8 @@ size_t vhost_queue_count(const struct vhost *vhost);
  * Returns 0; -1 with error (cap bytes) holding RabbitMQ's validation text; -ENOMEM. */
 int vhost_policy_set(struct vhost *vhost, enum policy_kind kind, const struct policy_spec *spec, char *error,
                      size_t cap);
+/* True when vhost has a policy of kind called name. */
+bool vhost_policy_exists(const struct vhost *vhost, enum policy_kind kind, const char *name);
 /* Removes the policy of kind called name and applies the change. Returns 0 or -ENOENT. */
 int vhost_policy_clear(struct vhost *vhost, enum policy_kind kind, const char *name);
 /* Calls fn for each policy of kind, in name order; spec is valid during the call only. */

@@ -112,6 +112,11 @@ int vhost_policy_set(struct vhost *vhost, enum policy_kind kind, const struct po
     return 0;
 }
 
+bool vhost_policy_exists(const struct vhost *vhost, enum policy_kind kind, const char *name)
+{
+    return policy_store_has(vhost->policies, kind, name);
+}
+
 int vhost_policy_clear(struct vhost *vhost, enum policy_kind kind, const char *name)
 {
     int rc = policy_store_clear(vhost->policies, kind, name);

@@ -153,6 +153,36 @@ static void test_bad_pattern_and_apply_to(void **state)
     vhost_destroy(vhost);
 }
 
+/* policy_spec_check judges a spec as vhost_policy_set does and stores nothing (a cluster node
+ * checks a management change with it before it proposes it). */
+static void test_check_stores_nothing(void **state)
+{
+    (void)state;
+    struct vhost *vhost = new_vhost();
+    struct table_buf def = {0};
+    put_value(&def, "max-length", long_value(-1));
+    char error[POLICY_ERROR_MAX];
+    struct policy_spec spec = {"p", ".*", NULL, 0, table_of(&def)};
+    assert_int_equal(policy_spec_check(POLICY_USER, &spec, error, sizeof error), -1);
+    assert_non_null(strstr(error, "Validation failed"));
+    table_buf_free(&def);
+    put_value(&def, "max-length", long_value(5));
+    spec.definition = table_of(&def);
+    spec.pattern = "(";
+    assert_int_equal(policy_spec_check(POLICY_USER, &spec, error, sizeof error), -1);
+    spec.pattern = "^q";
+    assert_int_equal(policy_spec_check(POLICY_USER, &spec, error, sizeof error), 0);
+    assert_false(vhost_policy_exists(vhost, POLICY_USER, "p"));
+    struct queue *q = declare(vhost, "q1", no_bytes());
+    assert_int_equal(queue_settings(q)->max_length, -1);
+    assert_int_equal(vhost_policy_set(vhost, POLICY_USER, &spec, error, sizeof error), 0);
+    assert_true(vhost_policy_exists(vhost, POLICY_USER, "p"));
+    assert_false(vhost_policy_exists(vhost, POLICY_OPERATOR, "p"));
+    assert_int_equal(queue_settings(q)->max_length, 5);
+    table_buf_free(&def);
+    vhost_destroy(vhost);
+}
+
 /* ---- matching ---- */
 
 static void test_priority_apply_to_and_ties(void **state)
@@ -548,6 +578,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation_texts),
         cmocka_unit_test(test_bad_pattern_and_apply_to),
+        cmocka_unit_test(test_check_stores_nothing),
         cmocka_unit_test(test_priority_apply_to_and_ties),
         cmocka_unit_test(test_quorum_queues),
         cmocka_unit_test(test_arguments_and_min_rules),
