@@ -447,6 +447,30 @@ static void answer_when_applied(struct mgmt *mgmt, struct cluster_wait *wait, co
     operate_wait_close(mgmt->server, wait, NULL, NULL); /* cannot hold it: answered now */
 }
 
+struct mgmt_later {
+    struct http_deferred *deferred;
+};
+
+struct mgmt_later *mgmt_defer(struct mgmt_call *call)
+{
+    struct mgmt_later *later = call->req ? calloc(1, sizeof *later) : NULL;
+    if (later && !(later->deferred = http_defer(call->req))) {
+        free(later);
+        later = NULL;
+    }
+    call->deferred = later != NULL;
+    return later;
+}
+
+void mgmt_answer_later(struct mgmt_later *later, struct mgmt_call *shape)
+{
+    struct http_response res = {0};
+    answer(shape, &res);
+    free_call(shape);
+    http_answer(later->deferred, &res);
+    free(later);
+}
+
 void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_response *res)
 {
     struct mgmt *mgmt = ctx;
@@ -463,6 +487,7 @@ void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_re
         .nquery = req->nquery,
         .user = req->user ? req->user : "",
         .reason = req->reason,
+        .req = req,
     };
     allow[0] = '\0';
     call.tags = authenticate(&call, req);
@@ -473,6 +498,12 @@ void mgmt_http_handler(void *ctx, const struct http_request *req, struct http_re
         dispatch(&call, req->method, req->path, req->body, req->body_len, allow, sizeof allow);
     else
         res->ask_credentials = !req->ajax;
+    if (call.deferred) { /* the handler answers later (mgmt_answer_later): res stays as it is */
+        free_call(&call);
+        if (wait)
+            operate_wait_close(mgmt->server, wait, NULL, NULL);
+        return;
+    }
     answer(&call, res);
     res->allow = allow[0] ? allow : NULL;
     free_call(&call);

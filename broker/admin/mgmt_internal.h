@@ -63,6 +63,8 @@ struct mgmt_call {
     unsigned status;  /* 200 unless a handler says otherwise */
     json_t *reply;    /* owned by the call; NULL: empty body */
     struct mgmt_listing *listing; /* or a list answer, being written or finished (mgmt_list.c) */
+    const struct http_request *req; /* the HTTP request (NULL: the admin socket's mgmt_run) */
+    bool deferred;                  /* mgmt_defer took the answer: it comes later */
 };
 
 /* A resource: a path pattern of literal segments and "*" (any one segment), the methods it
@@ -100,6 +102,16 @@ void mgmt_not_found(struct mgmt_call *call);
 /* 204 No Content: the answer of a successful PUT/DELETE that creates nothing new to show;
  * created true gives 201 Created (a new object). */
 void mgmt_done(struct mgmt_call *call, bool created);
+/* An answer given later, by a handler that waits for something (the broker's own AMQP client:
+ * inner_client.h). mgmt_defer returns its handle, or NULL when the request cannot wait (the
+ * admin socket) or on ENOMEM: the handler then answers now. mgmt_answer_later sends what
+ * `shape` holds (a call made as {.user = ""}, filled with mgmt_reply or mgmt_fail, freed
+ * here) and frees the handle; it touches neither the mgmt nor the server, so it may run after
+ * the management API stopped (the answer is then dropped). */
+struct mgmt_later;
+struct mgmt_later *mgmt_defer(struct mgmt_call *call);
+void mgmt_answer_later(struct mgmt_later *later, struct mgmt_call *shape);
+
 /* ---- list answers (mgmt_list.c) ------------------------------------------------------------ */
 
 /* A list answer, shaped by the router as RabbitMQ does (?sort, sort_reverse, columns,

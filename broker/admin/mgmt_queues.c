@@ -8,6 +8,7 @@
 #include "base64.h"
 #include "introspect.h"
 #include "json_writer.h"
+#include "inner_client.h"
 #include "mgmt_internal.h"
 #include "operate.h"
 #include "spec.h"
@@ -254,7 +255,7 @@ struct get_walk {
     long truncate; /* -1: none */
 };
 
-static void add_message(const struct operate_message *m, void *arg)
+static void add_message(const struct inner_message *m, void *arg)
 {
     struct get_walk *w = arg;
     struct spec_content_header h;
@@ -284,6 +285,65 @@ static void add_message(const struct operate_message *m, void *arg)
         json_object_set_new(o, "payload_encoding", json_string("base64"));
     }
     json_array_append_new(w->items, o);
+}
+
+/* A get or aliveness test run by the broker's own client (inner_client.h) for the caller. */
+struct later_run {
+    struct mgmt_later *later;
+    bool base64, aliveness;
+    long truncate;
+};
+
+static void answer_run(void *arg, const struct inner_result *r)
+{
+    struct later_run *run = arg;
+    struct mgmt_call call = {.user = ""};
+    struct reply_error err = {.code = r->status > 0 ? (uint16_t)r->status : 0};
+    if (r->status > 0)
+        snprintf(err.text, sizeof err.text, "%s", r->text);
+    if (r->status > 0 && (err.code == SPEC_ACCESS_REFUSED || err.code == SPEC_NOT_ALLOWED ||
+                          (!run->aliveness && err.code == SPEC_NOT_FOUND)))
+        mgmt_amqp_error(&call, &err); /* 401, 404: as when the API checks it itself */
+    else if (run->aliveness && r->status != 0)
+        mgmt_reply(&call, 503, json_pack("{s:s,s:s}", "status", "failed", "reason", r->text));
+    else if (r->status < 0 || r->status == SPEC_INTERNAL_ERROR) /* no answer, or no quorum */
+        mgmt_fail(&call, 503, "unavailable", "%s", r->text);
+    else if (r->status > 0)
+        mgmt_amqp_error(&call, &err);
+    else if (run->aliveness && !(r->count == 1 && r->messages[0].body_size == 12 &&
+                                 memcmp(r->messages[0].body, "test_message", 12) == 0))
+        mgmt_reply(&call, 503, json_pack("{s:s,s:s}", "status", "failed", "reason", "the test message did not come back"));
+    else if (run->aliveness)
+        mgmt_reply(&call, 200, json_pack("{s:s}", "status", "ok"));
+    else {
+        struct get_walk w = {json_array(), run->base64, run->truncate};
+        for (size_t i = 0; i < r->count; i++)
+            add_message(&r->messages[i], &w);
+        mgmt_reply(&call, 200, w.items);
+    }
+    mgmt_answer_later(run->later, &call);
+    free(run);
+}
+
+static void run_later(struct mgmt_call *call, const struct inner_request *r, bool base64, long truncate,
+                      bool aliveness)
+{
+    if (!r->user) { /* the admin socket's operator is no user a connection could log in as */
+        mgmt_fail(call, 400, "bad_request", "this request acts as a user: use the HTTP API");
+        return;
+    }
+    struct later_run *run = calloc(1, sizeof *run);
+    if (!run || !(run->later = mgmt_defer(call))) {
+        free(run);
+        mgmt_fail(call, 503, "unavailable", "cannot wait for the broker's answer");
+        return;
+    }
+    *run = (struct later_run){run->later, base64, aliveness, truncate};
+    int rc = inner_client_run(call->server, r, answer_run, run);
+    if (rc != 0) {
+        struct inner_result failed = {rc, "the broker's own connection could not be opened", NULL, 0};
+        answer_run(run, &failed);
+    }
 }
 
 static bool body_integer(json_t *v, long *out)
@@ -339,63 +399,27 @@ static void get_messages(struct mgmt_call *call)
         mgmt_fail(call, 400, "bad_request", "Unsupported encoding. Please use auto or base64.");
         return;
     }
-    static const enum operate_ackmode settle[] = {OPERATE_ACK_REQUEUE, OPERATE_ACK, OPERATE_REJECT_REQUEUE,
-                                                  OPERATE_REJECT};
-    struct get_walk w = {json_array(), strcmp(encoding, "base64") == 0, truncate};
-    struct reply_error err;
-    if (operate_get(call->server, mgmt_actor(call), vhost, mgmt_segment_bytes(call, 2), (size_t)count, settle[mode],
-                    add_message, &w, &err) != 0) {
-        json_decref(w.items);
-        if (err.code == SPEC_NOT_FOUND)
-            mgmt_not_found(call);
-        else
-            mgmt_amqp_error(call, &err);
-        return;
-    }
-    mgmt_reply(call, 200, w.items);
+    static const enum inner_settle settle[] = {INNER_REQUEUE, INNER_ACK, INNER_REQUEUE, INNER_REJECT};
+    struct inner_request r = {.user = mgmt_actor(call), .vhost = vhost, .get_from = mgmt_name(call, 2),
+                              .get_count = (size_t)count, .settle = settle[mode]};
+    if (r.get_from)
+        run_later(call, &r, strcmp(encoding, "base64") == 0, truncate, false);
 }
 
 /* ---- aliveness ---------------------------------------------------------------------------- */
 
-struct alive {
-    bool got;
-};
-
-static void alive_message(const struct operate_message *m, void *arg)
-{
-    struct alive *a = arg;
-    a->got = m->body_size == 12 && memcmp(m->body, "test_message", 12) == 0;
-}
-
-/* RabbitMQ 3.10: declare "aliveness-test", publish to it, get it back. */
+/* RabbitMQ 3.10: declare "aliveness-test" (a classic queue, on the first node that runs the
+ * test in a cluster), publish to it, get it back, through the user's own channel. */
 static void aliveness(struct mgmt_call *call)
 {
     const char *vhost = mgmt_name(call, 1);
     if (!vhost)
         return;
-    static const char qname[] = "aliveness-test";
-    struct proto_bytes name = {(const uint8_t *)qname, sizeof qname - 1};
-    struct queue_declare d = {.name = name};
-    struct spec_basic_properties props = {0};
-    struct reply_error err;
-    bool created, routed;
-    struct alive a = {false};
-    if (operate_declare_queue_here(call->server, mgmt_actor(call), vhost, &d, &created, &err) != 0 ||
-        operate_publish(call->server, mgmt_actor(call), vhost, (struct proto_bytes){NULL, 0}, name, &props,
-                        (const uint8_t *)"test_message", 12, &routed, &err) != 0 ||
-        operate_get(call->server, mgmt_actor(call), vhost, name, 1, OPERATE_ACK, alive_message, &a, &err) != 0) {
-        if (err.code == SPEC_ACCESS_REFUSED || err.code == SPEC_NOT_ALLOWED) {
-            mgmt_amqp_error(call, &err);
-            return;
-        }
-        mgmt_reply(call, 503, json_pack("{s:s,s:s}", "status", "failed", "reason", err.text));
-        return;
-    }
-    if (!a.got) {
-        mgmt_reply(call, 503, json_pack("{s:s,s:s}", "status", "failed", "reason", "the test message did not come back"));
-        return;
-    }
-    mgmt_reply(call, 200, json_pack("{s:s}", "status", "ok"));
+    static const char qname[] = "aliveness-test", body[] = "test_message";
+    struct inner_request r = {.user = mgmt_actor(call), .vhost = vhost, .declare = qname, .publish_to = qname,
+                              .body = (const uint8_t *)body, .body_len = sizeof body - 1, .get_from = qname,
+                              .get_count = 1, .settle = INNER_ACK};
+    run_later(call, &r, false, -1, true);
 }
 
 const struct mgmt_route mgmt_queues_routes[] = {

@@ -146,7 +146,7 @@ static void find_by_name(struct netconn *net, void *arg)
         const char *name;
         struct connection **found;
     } *f = arg;
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     if (conn && !*f->found && strcmp(conn->name, f->name) == 0)
         *f->found = conn;
 }
@@ -950,6 +950,9 @@ static const struct netconn_handler handler = {
     .on_close = on_close,
     .on_drain = on_drain,
 };
+
+struct connection *connection_of(const struct netconn *net) { return netconn_context_of(net, &handler); }
+
 
 int connection_accept(struct server *server, struct netconn *net)
 {

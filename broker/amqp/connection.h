@@ -22,6 +22,9 @@ struct vhost;
 /* Takes over an accepted socket: attaches the AMQP handler and arms the handshake timer.
  * Returns 0, or -ENOMEM after closing the socket. */
 int connection_accept(struct server *server, struct netconn *net);
+/* The AMQP connection served on net, or NULL when net is none (not yet attached, or another
+ * handler's: the broker's own client end). Every walk over the loop's netconns asks this. */
+struct connection *connection_of(const struct netconn *net);
 
 /* Encodes one method frame on channel into the output queue. Returns 0 or a negative errno. */
 int connection_send_method(struct connection *conn, uint16_t channel, const struct spec_method *m);

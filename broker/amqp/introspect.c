@@ -188,7 +188,7 @@ struct each_connection {
 static void visit_connection(struct netconn *net, void *arg)
 {
     struct each_connection *e = arg;
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     if (!conn)
         return;
     struct introspect_connection c;
@@ -235,7 +235,7 @@ static void visit_channel(struct channel *ch, void *arg)
 static void visit_connection_channels(struct netconn *net, void *arg)
 {
     struct each_channel *e = arg;
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     if (!conn)
         return;
     e->connection = connection_name(conn);
@@ -281,7 +281,7 @@ static void visit_channel_consumers(struct channel *ch, void *arg)
 
 static void visit_connection_consumers(struct netconn *net, void *arg)
 {
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     if (conn)
         connection_for_each_channel(conn, visit_channel_consumers, arg);
 }
@@ -549,7 +549,7 @@ struct user_filter {
 static void close_if_user_gone(struct netconn *net, void *arg)
 {
     struct user_filter *f = arg;
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     if (!conn || !*connection_user(conn) || !connection_vhost(conn))
         return;
     if (!access_user_exists(f->server->access, connection_user(conn)))

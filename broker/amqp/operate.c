@@ -98,8 +98,8 @@ static int put_table(struct table_buf *t, const char *key, struct proto_bytes va
     return table_buf_put_field(t, key, strlen(key), &v);
 }
 
-static int declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
-                         bool here, bool *created, struct reply_error *err)
+int operate_declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
+                          bool *created, struct reply_error *err)
 {
     struct actor who;
     struct vhost *v = open_as(server, user, vhost, &who, SPEC_QUEUE_DECLARE, err);
@@ -110,7 +110,7 @@ static int declare_queue(struct server *server, const char *user, const char *vh
     declare.server_named = false;
     *created = vhost_queue_find(v, d->name) == NULL;
     struct queue *q;
-    if (!here && operate_through_log(server)) {
+    if (operate_through_log(server)) {
         if (declare_queue_allowed(&who, v, &declare, err) != 0 || vhost_queue_declare_check(v, &declare, err) != 0)
             return -1;
     } else if (declare_queue_as(&who, v, &declare, &q, err) != 0) {
@@ -129,18 +129,6 @@ static int declare_queue(struct server *server, const char *user, const char *vh
 #endif
     operate_replicate(server, "queue.declare", vhost, &args, rc);
     return 0;
-}
-
-int operate_declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
-                          bool *created, struct reply_error *err)
-{
-    return declare_queue(server, user, vhost, d, false, created, err);
-}
-
-int operate_declare_queue_here(struct server *server, const char *user, const char *vhost,
-                               const struct queue_declare *d, bool *created, struct reply_error *err)
-{
-    return declare_queue(server, user, vhost, d, true, created, err);
 }
 
 #ifdef WARREN_HAVE_CLUSTER
@@ -398,60 +386,6 @@ int operate_publish(struct server *server, const char *user, const char *vhost, 
     if (rc == 0 && !accepted)
         return reply_fail(err, SPEC_PRECONDITION_FAILED, SPEC_BASIC_PUBLISH,
                           "Unable to publish message. Check queue limits.");
-    return rc;
-}
-
-int operate_get(struct server *server, const char *user, const char *vhost, struct proto_bytes name, size_t count,
-                enum operate_ackmode mode, void (*fn)(const struct operate_message *m, void *arg), void *arg,
-                struct reply_error *err)
-{
-    struct actor who;
-    struct vhost *v = open_as(server, user, vhost, &who, SPEC_BASIC_GET, err);
-    if (!v)
-        return -1;
-    bool no_ack = mode == OPERATE_ACK;
-    struct queue_entry *taken = count ? calloc(count, sizeof *taken) : NULL;
-    if (count && !taken)
-        return reply_fail(err, SPEC_INTERNAL_ERROR, SPEC_BASIC_GET, "out of memory");
-    struct queue *q = NULL;
-    size_t got_count = 0;
-    int rc = 0;
-    uint64_t now = now_ms(server);
-    for (size_t i = 0; i < count; i++) {
-        bool got;
-        struct queue *from;
-        rc = get_message_as(&who, v, name, NULL, no_ack, now, &from, &taken[got_count], &got, err);
-        if (rc != 0 || !got)
-            break;
-        if (!q) {
-            q = from;
-            queue_retain(q); /* held across the callbacks and the settling */
-        }
-        const struct queue_entry *e = &taken[got_count++];
-        struct operate_message m = {
-            .exchange = e->msg->exchange,
-            .routing_key = e->msg->routing_key,
-            .header = e->msg->header,
-            .body = e->msg->body,
-            .body_size = e->msg->body_size,
-            .redelivered = e->delivery_count > 0,
-            .message_count = queue_ready_count(from),
-        };
-        fn(&m, arg);
-    }
-    /* Settled only now, as RabbitMQ's API rejects after its last get: a requeued message would
-     * otherwise be the next one taken. */
-    for (size_t i = 0; i < got_count; i++) {
-        if (no_ack)
-            message_release(taken[i].msg);
-        else
-            queue_settle_fetched(q, &taken[i], mode == OPERATE_REJECT ? QUEUE_DISCARD : QUEUE_REQUEUE);
-    }
-    free(taken);
-    if (q) {
-        queue_dispatch(q, now);
-        queue_release(q);
-    }
     return rc;
 }
 

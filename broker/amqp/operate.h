@@ -42,10 +42,9 @@ bool operate_wait_close(struct server *server, struct cluster_wait *w, operate_w
  * node as on every other, in log order. What depends on earlier changes of the same request (a
  * binding's ends, an exchange's if-unused) is judged by the apply; the answer waits for it
  * through the open operate_wait (above) and carries its refusal; without one (warrenctl), the
- * change is made here first, as below for policies. A change the cluster does not
- * take (no quorum) so leaves no trace on this node either. Policies and vhost limits
- * (introspect_policy.c) are still made here, then proposed: a proposal of theirs that fails is
- * logged and the change stays made on this node. operate_replicate proposes op with args and
+ * change is made here first. A change the cluster does not take (no quorum) so leaves no trace
+ * on this node either. Policies and vhost limits (introspect_policy.c) follow the same rule:
+ * validated here, made by their apply. operate_replicate proposes op with args and
  * "vhost"; args are freed either way; rc: nonzero when building them failed. Without a
  * cluster: only the freeing. */
 struct table_buf;
@@ -61,11 +60,6 @@ bool operate_through_log(const struct server *server);
  * whether the queue is new. */
 int operate_declare_queue(struct server *server, const char *user, const char *vhost, const struct queue_declare *d,
                           bool *created, struct reply_error *err);
-/* The same, made on this node at once (then proposed, as without the log first): for a request
- * that uses the queue itself before it answers (the aliveness test). In a cluster cut off from
- * its majority the queue then stays made here. */
-int operate_declare_queue_here(struct server *server, const char *user, const char *vhost,
-                               const struct queue_declare *d, bool *created, struct reply_error *err);
 /* queue.delete; a missing queue is 404 here (RabbitMQ's API looks the queue up first). */
 int operate_delete_queue(struct server *server, const char *user, const char *vhost, struct proto_bytes name,
                          bool if_unused, bool if_empty, struct reply_error *err);
@@ -91,28 +85,6 @@ int operate_bind(struct server *server, const char *user, const char *vhost, boo
 int operate_publish(struct server *server, const char *user, const char *vhost, struct proto_bytes exchange,
                     struct proto_bytes key, const struct spec_basic_properties *props, const uint8_t *body,
                     size_t body_len, bool *routed, struct reply_error *err);
-
-/* How operate_get settles what it took, as RabbitMQ's API names it: ack_requeue_true (get,
- * then requeue: the messages stay, marked redelivered), ack_requeue_false (gone),
- * reject_requeue_true (requeued), reject_requeue_false (rejected: dead-lettered if the queue
- * says so). */
-enum operate_ackmode { OPERATE_ACK_REQUEUE, OPERATE_ACK, OPERATE_REJECT_REQUEUE, OPERATE_REJECT };
-
-/* One message taken by operate_get; everything borrowed, valid during the callback only. */
-struct operate_message {
-    struct proto_bytes exchange, routing_key;
-    struct proto_bytes header; /* the encoded content header payload (spec_content_header_decode) */
-    const uint8_t *body;
-    uint64_t body_size;
-    bool redelivered;
-    uint64_t message_count; /* ready messages left behind it, as basic.get-ok says */
-};
-
-/* Up to count basic.gets from queue name, calling fn for each message taken, then settles them
- * all as mode says (after the last get, so a requeued message is not taken twice). */
-int operate_get(struct server *server, const char *user, const char *vhost, struct proto_bytes name, size_t count,
-                enum operate_ackmode mode, void (*fn)(const struct operate_message *m, void *arg), void *arg,
-                struct reply_error *err);
 
 /* Closes the connection called name (connection_name) with 320 CONNECTION_FORCED and reason.
  * Returns 0, or -ENOENT when there is no such connection. */

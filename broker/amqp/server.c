@@ -182,7 +182,7 @@ const char *server_alarm_reason(const struct server *server)
 static void block_one(struct netconn *net, void *arg)
 {
     struct server *server = arg;
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     if (conn)
         connection_set_blocked(conn, server->memory_alarm, server_alarm_reason(server));
 }
@@ -331,16 +331,23 @@ static void on_accept(struct netconn *net, void *arg)
     connection_accept(server, net);
 }
 
-int server_adopt(struct server *server, int fd)
+static int adopt(struct server *server, int fd, const char *user, const char *label)
 {
     struct netconn *net = netconn_adopt(server->loop, fd);
     if (!net)
         return -ENOMEM;
-    if (server->shutting_down) {
+    if (server->shutting_down || (user && netconn_set_internal(net, user, label) != 0)) {
         netconn_close(net);
-        return -ESHUTDOWN;
+        return server->shutting_down ? -ESHUTDOWN : -ENOMEM;
     }
     return connection_accept(server, net);
+}
+
+int server_adopt(struct server *server, int fd) { return adopt(server, fd, NULL, NULL); }
+
+int server_adopt_internal(struct server *server, int fd, const char *user, const char *label)
+{
+    return adopt(server, fd, user, label);
 }
 
 /* The fixed order of each pass: (0) raise or clear the memory alarm, (0b) save changed
@@ -385,7 +392,7 @@ static void sweep_channel(struct channel *ch, void *arg)
 
 static void sweep_connection(struct netconn *net, void *arg)
 {
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     if (conn)
         connection_for_each_channel(conn, sweep_channel, arg);
 }
@@ -475,7 +482,7 @@ struct server *server_create(struct event_loop *loop, const struct server_config
 static void force_close_one(struct netconn *net, void *arg)
 {
     (void)arg;
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     if (conn)
         connection_force_close(conn, "broker forced connection closure with reason 'shutdown'");
     else

@@ -95,6 +95,9 @@ int server_reload_tls(struct server *server, char *err, size_t cap);
 /* Serves AMQP on fd, a connected non-blocking stream socket (one end of a socketpair), as if
  * the listener had accepted it. Takes fd (closed on failure). Returns 0 or -errno. */
 int server_adopt(struct server *server, int fd);
+/* The same for the broker's own client acting for user (inner_client.h): the connection logs
+ * in by SASL EXTERNAL as user, counts as loopback and is named after label. */
+int server_adopt_internal(struct server *server, int fd, const char *user, const char *label);
 
 /* Begins a clean shutdown: stop accepting, send connection.close 320 CONNECTION_FORCED to every
  * connection, and stop the loop once they are gone (or after a short grace period). */

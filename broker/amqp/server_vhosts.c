@@ -350,7 +350,7 @@ struct close_filter {
 static void close_if_on_vhost(struct netconn *net, void *arg)
 {
     struct close_filter *f = arg;
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     const char *v = conn ? connection_vhost_name(conn) : NULL;
     if (v && strcmp(v, f->vhost) == 0)
         connection_force_close(conn, "vhost deleted");

@@ -62,7 +62,7 @@ static void sample_channel(struct channel *ch, void *arg)
 static void sample_connection(struct netconn *net, void *arg)
 {
     struct connection_pass *p = arg;
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     if (!conn)
         return;
     struct vhost *vhost = connection_vhost(conn);
@@ -163,7 +163,7 @@ static void add_channel(struct channel *ch, void *arg)
 static void add_connection(struct netconn *net, void *arg)
 {
     struct totals_walk *w = arg;
-    struct connection *conn = netconn_context(net);
+    struct connection *conn = connection_of(net);
     if (!conn)
         return;
     if (w->only && connection_vhost(conn) != w->only->vhost)

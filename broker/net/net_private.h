@@ -107,7 +107,8 @@ struct netconn {
     uint64_t last_input_ms, last_output_ms;
     struct netconn_io_stats io; /* counted where the syscalls are made: free beside them */
     char peer[64];
-    char local[64]; /* our end of the socket, formatted as peer */
+    char local[64];  /* our end of the socket, formatted as peer */
+    char *identity;  /* netconn_set_internal's, owned; NULL for every socket from outside */
 };
 
 /* Takes an accepted, non-blocking socket: creates its netconn, starts reading and returns it,

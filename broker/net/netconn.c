@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -427,6 +428,7 @@ void netconn_reap(struct event_loop *loop)
             conn->transport->release(conn);
         if (!conn->in_borrowed) /* never borrowed here: every read returns the scratch */
             free(conn->in);
+        free(conn->identity);
         free(conn);
     }
     netloop_release_if_unused(net);
@@ -465,6 +467,10 @@ void netconn_destroy_all(struct event_loop *loop)
 /* ---- accessors ---- */
 
 void *netconn_context(const struct netconn *conn) { return conn->ctx; }
+void *netconn_context_of(const struct netconn *conn, const struct netconn_handler *handler)
+{
+    return conn->handler == handler ? conn->ctx : NULL;
+}
 void netconn_io_stats(const struct netconn *conn, struct netconn_io_stats *out) { *out = conn->io; }
 
 void netconn_set_handler(struct netconn *conn, const struct netconn_handler *handler, void *ctx)
@@ -510,6 +516,19 @@ void netconn_pause_input(struct netconn *conn, enum netconn_pause_reason reason,
 }
 
 bool netconn_input_paused(const struct netconn *conn) { return conn->user_paused != 0; }
+int netconn_set_internal(struct netconn *conn, const char *identity, const char *peer_label)
+{
+    char *copy = strdup(identity);
+    if (!copy)
+        return -ENOMEM;
+    free(conn->identity);
+    conn->identity = copy;
+    conn->loopback = true;
+    snprintf(conn->peer, sizeof conn->peer, "%s", peer_label);
+    snprintf(conn->local, sizeof conn->local, "%s", "internal");
+    return 0;
+}
+
 const char *netconn_peer_name(const struct netconn *conn) { return conn->peer; }
 const char *netconn_local_name(const struct netconn *conn) { return conn->local; }
 bool netconn_peer_is_loopback(const struct netconn *conn) { return conn->loopback; }

@@ -80,6 +80,9 @@ struct netconn *netconn_adopt(struct event_loop *loop, int fd);
 void netconn_set_handler(struct netconn *conn, const struct netconn_handler *handler, void *ctx);
 /* The ctx given to netconn_set_handler (NULL before). */
 void *netconn_context(const struct netconn *conn);
+/* The same when conn's handler is handler, else NULL: a walk over every connection of the loop
+ * (netconn_for_each) meets other handlers' too (the broker's own client, inner_client.h). */
+void *netconn_context_of(const struct netconn *conn, const struct netconn_handler *handler);
 
 /* The unconsumed input bytes. Valid until the next netconn_consume or the return from on_input. */
 const uint8_t *netconn_input(const struct netconn *conn, size_t *len);
@@ -130,13 +133,20 @@ void netconn_pause_input(struct netconn *conn, enum netconn_pause_reason reason,
 /* True while at least one pause reason is set (reading is stopped on purpose). */
 bool netconn_input_paused(const struct netconn *conn);
 
+/* Marks conn, one end of a socketpair made inside the process, as the broker's own client
+ * acting for identity (a user): it counts as loopback, its peer is named peer_label and its
+ * local end "internal", and netconn_peer_identity gives identity, as a verified client
+ * certificate's would be (so SASL EXTERNAL logs it in). Only the process calls this: nothing
+ * that comes from the network can set it. Returns 0 or -ENOMEM. */
+int netconn_set_internal(struct netconn *conn, const char *identity, const char *peer_label);
 /* Peer address as text ("127.0.0.1:53122", "[::1]:5000"; v4-mapped shown as IPv4), valid as
  * long as conn. */
 const char *netconn_peer_name(const struct netconn *conn);
 /* Our end of the connection (the listening address and port), formatted as the peer's. */
 const char *netconn_local_name(const struct netconn *conn);
 /* The user named by the peer's verified TLS client certificate (CN, a subject alternative name
- * or the DN, as configured), valid as long as conn; NULL for plain TCP or without one. */
+ * or the DN, as configured), or set by netconn_set_internal, valid as long as conn; NULL for
+ * plain TCP or without one. */
 const char *netconn_peer_identity(const struct netconn *conn);
 /* True when the connection runs over TLS. */
 bool netconn_is_tls(const struct netconn *conn);

@@ -382,6 +382,8 @@ static void tls_release(struct netconn *conn)
 
 const char *netconn_peer_identity(const struct netconn *conn)
 {
+    if (conn->identity)
+        return conn->identity;
     return conn->tls && conn->tls->established ? conn->tls->identity : NULL;
 }
 

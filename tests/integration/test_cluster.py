@@ -613,6 +613,21 @@ class ClusterManagementApi(unittest.TestCase):
         status, reply = a.http_request("DELETE", "/api/exchanges/%2F/mx", timeout=40)[:2]
         self.assertEqual(status, 503, reply)
         self.assertEqual(a.http_request("GET", "/api/exchanges/%2F/mx")[0], 200)
+        # Policies and vhost limits likewise, and the aliveness test fails as it cannot declare
+        # its queue (all at once: each waits for the propose timeout).
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            policy = pool.submit(a.http_request, "PUT", "/api/policies/%2F/cl-alone",
+                                 {"pattern": "^alone", "definition": {"max-length": 1}}, timeout=40)
+            limit = pool.submit(a.http_request, "PUT", "/api/vhost-limits/%2F/max-queues", {"value": 7}, timeout=40)
+            alive = pool.submit(a.http_request, "GET", "/api/aliveness-test/%2F", timeout=40)
+            self.assertEqual(policy.result()[0], 503, policy.result()[1])
+            self.assertEqual(limit.result()[0], 503, limit.result()[1])
+            self.assertEqual(alive.result()[0], 503, alive.result()[1])
+            self.assertEqual(alive.result()[1]["status"], "failed")
+        self.assertEqual(a.http_request("GET", "/api/policies/%2F/cl-alone")[0], 404)
+        self.assertEqual(a.http_request("GET", "/api/vhost-limits/%2F")[1], [])
         self.assertEqual(a.http_request("GET", "/api/overview")[0], 200)
         # Stopped while an answer is held: the client hears 503 or a closed connection, and the
         # node stops cleanly (exit status 0, no sanitizer report: cluster.stop checks both).
@@ -657,6 +672,39 @@ class ClusterManagementApi(unittest.TestCase):
         cluster.leader()
         members = cluster.status(follower)["members"]
         self.assertEqual(sorted(m["name"] or "" for m in members), ["n1", "n2", "n3"])
+
+    def test_get_messages_and_the_aliveness_test_reach_queues_on_any_node(self):
+        # RabbitMQ's API gets messages, and runs the aliveness test, through a channel of the
+        # user's (Warren: its own AMQP client, inner_client.h), so a quorum queue's get goes
+        # through the log and a classic queue homed on another node is reached at its home.
+        # Before, both read this node's copy: [] for messages that were there, and the aliveness
+        # test failed on every node but the queue's home.
+        cluster, _ = self.management_cluster()
+        a, b, c = cluster.nodes
+        for node in (a, b, c, a, b, c):
+            self.assertEqual(node.http_request("GET", "/api/aliveness-test/%2F")[:2], (200, {"status": "ok"}), node)
+        self.assertEqual(a.http_request("PUT", "/api/queues/%2F/get.qq",
+                                        {"durable": True, "arguments": {"x-queue-type": "quorum"}})[0], 201)
+        self.assertEqual(a.http_request("PUT", "/api/queues/%2F/get.cq", {"durable": True})[0], 201)
+        for queue in ("get.qq", "get.cq"):
+            status, reply = b.http_request("POST", "/api/exchanges/%2F/amq.default/publish",
+                                           {"properties": {}, "routing_key": queue, "payload": "m-" + queue,
+                                            "payload_encoding": "string"})[:2]
+            self.assertEqual((status, reply), (200, {"routed": True}))
+            get = {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"}
+            status, got = c.http_request("POST", "/api/queues/%2F/" + queue + "/get", get)[:2]
+            self.assertEqual(status, 200, got)
+            self.assertEqual([(m["payload"], m["redelivered"]) for m in got], [("m-" + queue, False)], queue)
+            get["ackmode"] = "ack_requeue_false"
+            status, got = b.http_request("POST", "/api/queues/%2F/" + queue + "/get", get)[:2]
+            self.assertEqual([(m["payload"], m["redelivered"]) for m in got], [("m-" + queue, True)], queue)
+            for node in cluster.nodes:  # taken for good, on the queue's home or log
+                self.assertEqual(c.http_request("POST", "/api/queues/%2F/" + queue + "/get", get)[:2], (200, []))
+                deadline = time.monotonic() + 10
+                while depth(node, queue) != 0:
+                    self.assertLess(time.monotonic(), deadline, (queue, node))
+                    time.sleep(0.2)
+        self.assertEqual(b.http_request("POST", "/api/queues/%2F/get.none/get", get)[0], 404)
 
     def test_a_refusal_by_the_apply_is_the_answer(self):
         # Through the API of a cluster node a change is proposed, then made by its apply on

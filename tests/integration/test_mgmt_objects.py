@@ -341,3 +341,43 @@ class ObjectsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class InnerClientTest(unittest.TestCase):
+    """Get messages and the aliveness test run on the broker's own AMQP connection
+    (inner_client.h). One that waits (here: its publish blocked by a disk alarm) must cost
+    nothing to what walks the broker's connections meanwhile (listings, the statistics sampler
+    every 100 ms), and the broker must stop cleanly with it in flight."""
+
+    def test_a_run_waiting_for_the_broker_hurts_no_listing_and_no_shutdown(self):
+        harness.skip_if_external("starts its own broker with a disk alarm")
+        broker = harness.Broker(management=True, extra_args=[
+            "--collect_statistics_interval", "100", "--disk_free_limit", str(1 << 60)]).start()
+        stopped = False
+        try:
+            import threading
+
+            answer = {}
+            waiter = threading.Thread(target=lambda: answer.update(
+                alive=broker.http_request("GET", "/api/aliveness-test/%2F", timeout=60)[:2]))
+            waiter.start()
+            deadline = time.monotonic() + 10
+            while True:  # until the run's connection shows: its publish waits for the alarm
+                status, conns = broker.http_request("GET", "/api/connections")[:2]
+                self.assertEqual(status, 200)
+                if any(c.get("peer_host") == "management" or "management" in c.get("name", "") for c in conns):
+                    break
+                self.assertLess(time.monotonic(), deadline, conns)
+                time.sleep(0.05)
+            for path in ("/api/channels", "/api/consumers", "/api/overview", "/api/vhosts", "/api/queues"):
+                self.assertEqual(broker.http_request("GET", path)[0], 200, path)
+            time.sleep(0.5)  # several statistics samples walk the connections, the run's included
+            self.assertEqual(broker.http_request("GET", "/api/overview")[0], 200)
+            self.assertTrue(waiter.is_alive(), answer)  # still waiting for its confirm
+            broker.stop()  # exit status 0, no sanitizer report
+            stopped = True
+            waiter.join(30)
+            self.assertFalse(waiter.is_alive())
+        finally:
+            if not stopped:
+                broker.stop()
