@@ -301,9 +301,10 @@ static void answer_run(void *arg, const struct inner_result *r)
     struct reply_error err = {.code = r->status > 0 ? (uint16_t)r->status : 0};
     if (r->status > 0)
         snprintf(err.text, sizeof err.text, "%s", r->text);
-    if (r->status > 0 && (err.code == SPEC_ACCESS_REFUSED || err.code == SPEC_NOT_ALLOWED ||
-                          (!run->aliveness && err.code == SPEC_NOT_FOUND)))
-        mgmt_amqp_error(&call, &err); /* 401, 404: as when the API checks it itself */
+    if (!run->aliveness && err.code == SPEC_NOT_FOUND)
+        mgmt_not_found(&call); /* RabbitMQ's API looks the queue up first */
+    else if (err.code == SPEC_ACCESS_REFUSED || err.code == SPEC_NOT_ALLOWED)
+        mgmt_amqp_error(&call, &err); /* 401, as when the API checks it itself */
     else if (run->aliveness && r->status != 0)
         mgmt_reply(&call, 503, json_pack("{s:s,s:s}", "status", "failed", "reason", r->text));
     else if (r->status < 0 || r->status == SPEC_INTERNAL_ERROR) /* no answer, or no quorum */
@@ -402,7 +403,9 @@ static void get_messages(struct mgmt_call *call)
     static const enum inner_settle settle[] = {INNER_REQUEUE, INNER_ACK, INNER_REQUEUE, INNER_REJECT};
     struct inner_request r = {.user = mgmt_actor(call), .vhost = vhost, .get_from = mgmt_name(call, 2),
                               .get_count = (size_t)count, .settle = settle[mode]};
-    if (r.get_from)
+    if (r.get_from && strlen(r.get_from) > 255) /* no AMQP name is longer: no such queue */
+        mgmt_not_found(call);
+    else if (r.get_from)
         run_later(call, &r, strcmp(encoding, "base64") == 0, truncate, false);
 }
 

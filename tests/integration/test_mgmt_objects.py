@@ -109,8 +109,18 @@ class ObjectsTest(unittest.TestCase):
         self.assertEqual(self.api("GET", "/queues/%2F/qg")[1]["messages"], 0)
         self.assertEqual(self.api("POST", "/queues/%2F/qg/get",
                                   {"count": 1, "ackmode": "nope", "encoding": "auto"})[0], 400)
+        self.assertEqual(self.api("POST", "/queues/%2F/" + "n" * 300 + "/get",
+                                  {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"})[0], 404)
         self.assertEqual(self.api("POST", "/queues/%2F/nosuch/get",
                                   {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})[0], 404)
+        # The get runs as the user: read permission is checked as for its own channel.
+        self.assertIn(self.api("PUT", "/permissions/v1/guest", {"configure": ".*", "write": ".*", "read": ".*"})[0],
+                      (201, 204))
+        self.assertEqual(self.api("PUT", "/queues/v1/theirs", {"durable": False})[0], 201)
+        get = {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}
+        self.assertEqual(self.api("POST", "/queues/v1/theirs/get", get, user="mgr", password="pw")[0], 401)
+        self.assertEqual(self.api("POST", "/queues/v1/mine.nosuch/get", get, user="mgr", password="pw")[0], 404)
+        self.assertEqual(self.api("POST", "/queues/v1/theirs/get", get), (200, []))
         self.assertEqual(self.api("POST", "/exchanges/%2F/nosuch/publish",
                                   {"properties": {}, "routing_key": "", "payload": "", "payload_encoding": "string"})[0], 404)
         self.assertEqual(self.api("POST", "/exchanges/%2F/amq.direct/publish",
