@@ -35,7 +35,7 @@ static json_t *connection_json(const struct introspect_connection *c)
     json_t *o = json_object();
     json_object_set_new(o, "name", mgmt_string(c->name, strlen(c->name)));
     json_object_set_new(o, "node", json_string(mgmt_node_name()));
-    json_object_set_new(o, "type", json_string("network"));
+    json_object_set_new(o, "type", json_string(c->direct ? "direct" : "network"));
     json_object_set_new(o, "user", mgmt_string(c->user, strlen(c->user)));
     json_object_set_new(o, "user_who_performed_action", mgmt_string(c->user, strlen(c->user)));
     json_object_set_new(o, "vhost", mgmt_string(c->vhost, strlen(c->vhost)));
@@ -45,7 +45,7 @@ static json_t *connection_json(const struct introspect_connection *c)
     json_object_set_new(o, "peer_port", json_integer(c->peer_port));
     json_object_set_new(o, "host", json_string(host));
     json_object_set_new(o, "port", json_integer(port));
-    json_object_set_new(o, "protocol", json_string(c->protocol ? c->protocol : "AMQP 0-9-1"));
+    json_object_set_new(o, "protocol", json_string(c->direct ? "Direct 0-9-1" : c->protocol ? c->protocol : "AMQP 0-9-1"));
     json_object_set_new(o, "auth_mechanism", json_string(c->auth_mechanism ? c->auth_mechanism : ""));
     json_object_set_new(o, "client_properties", mgmt_table(c->client_properties));
     json_object_set_new(o, "frame_max", json_integer(c->frame_max));

@@ -182,6 +182,7 @@ void connection_describe(const struct connection *conn, struct introspect_connec
         .connected_at = conn->connected_at,
         .auth_mechanism = conn->mechanism,
         .protocol = connection_protocol_name(conn),
+        .direct = netconn_is_internal(conn->net),
     };
     struct table_value product;
     if (table_find(out->client_properties, "product", &product) == 1 && product.type == TABLE_LONGSTR) {

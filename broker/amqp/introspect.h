@@ -61,6 +61,8 @@ struct introspect_connection {
     const char *auth_mechanism;  /* "PLAIN", "AMQPLAIN", "EXTERNAL"; "" before start-ok */
     const char *protocol;        /* "AMQP 0-9-1" or "AMQP 8-0" (connection_protocol_name) */
     bool ssl;                    /* over TLS: tls holds what was negotiated */
+    bool direct;                 /* the broker's own client (inner_client.h), which RabbitMQ's
+                                  * API lists as its direct connections: type "direct" */
     struct netconn_tls_info tls;
 };
 

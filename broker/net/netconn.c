@@ -529,6 +529,7 @@ int netconn_set_internal(struct netconn *conn, const char *identity, const char 
     return 0;
 }
 
+bool netconn_is_internal(const struct netconn *conn) { return conn->identity != NULL; }
 const char *netconn_peer_name(const struct netconn *conn) { return conn->peer; }
 const char *netconn_local_name(const struct netconn *conn) { return conn->local; }
 bool netconn_peer_is_loopback(const struct netconn *conn) { return conn->loopback; }

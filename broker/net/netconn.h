@@ -139,6 +139,8 @@ bool netconn_input_paused(const struct netconn *conn);
  * certificate's would be (so SASL EXTERNAL logs it in). Only the process calls this: nothing
  * that comes from the network can set it. Returns 0 or -ENOMEM. */
 int netconn_set_internal(struct netconn *conn, const char *identity, const char *peer_label);
+/* True for a connection marked by netconn_set_internal. */
+bool netconn_is_internal(const struct netconn *conn);
 /* Peer address as text ("127.0.0.1:53122", "[::1]:5000"; v4-mapped shown as IPv4), valid as
  * long as conn. */
 const char *netconn_peer_name(const struct netconn *conn);
