@@ -19,6 +19,15 @@
 #include "netconn.h"
 
 #define MAX_QUERY_PARAMS 64
+#define SWEEP_MS 1000 /* how often the connections' deadlines are looked at */
+
+/* One client connection: the deadline by which its next request's headers must be in (0: none,
+ * while a request is being read or answered). */
+struct tracked {
+    int fd;
+    uint64_t headers_by_ms;
+    struct tracked *prev, *next;
+};
 
 struct http_server {
     struct event_loop *loop;
@@ -33,6 +42,9 @@ struct http_server {
     void *ctx;
     struct tls_context *tls; /* HTTPS with this certificate; NULL: plain HTTP */
     struct http_deferred *deferred; /* answers not given yet (http_defer), a list */
+    struct tracked *tracked;        /* every open client connection, a list */
+    size_t connections;             /* its length */
+    uint64_t sweep_timer;
 };
 
 /* One request in progress: its body so far, and a deferred answer. */
@@ -258,6 +270,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     struct http_server *server = cls;
     struct request_state *state = *con_cls;
     if (!state) {
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct tracked *t = info ? info->socket_context : NULL;
+        if (t)
+            t->headers_by_ms = 0; /* its headers are in: the idle timeout watches the rest */
         /* The headers are in; the body (if any) follows in later calls. A body that cannot be
          * accepted is refused before a byte of it is stored: one larger than the limit, or one
          * sent by a client the admission check turns away (no memory for strangers). */
@@ -411,9 +427,12 @@ static void orphan_deferred(struct http_server *server)
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)connection;
+    struct http_server *server = cls;
     (void)toe;
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct tracked *t = info ? info->socket_context : NULL;
+    if (t) /* kept alive: the next request's headers have as long as the first one's */
+        t->headers_by_ms = loop_now_ms(server->loop) + HTTP_HEADERS_TIMEOUT_MS;
     struct request_state *state = *con_cls;
     if (state) {
         if (state->deferred) /* the connection went before its answer came: it is dropped */
@@ -438,6 +457,77 @@ static void log_from_mhd(void *cls, const char *fmt, va_list ap)
 }
 
 static void run(struct http_server *server);
+
+/* Closes (shuts down: libmicrohttpd then closes it itself) every connection whose request
+ * headers are late: a client that sends nothing, or a byte now and then (which the idle
+ * timeout alone would never cut), holds a connection slot for HTTP_HEADERS_TIMEOUT_MS at
+ * most, as cowboy's request_timeout does for RabbitMQ. */
+static void sweep(struct event_loop *loop, void *data)
+{
+    struct http_server *server = data;
+    server->sweep_timer = 0;
+    uint64_t now = loop_now_ms(loop);
+    for (struct tracked *t = server->tracked; t; t = t->next) {
+        if (t->headers_by_ms && now >= t->headers_by_ms && t->fd >= 0) {
+            log_debug("%s http: closing a connection whose request did not come in %d ms", server->name,
+                      HTTP_HEADERS_TIMEOUT_MS);
+            shutdown(t->fd, SHUT_RDWR);
+            t->headers_by_ms = 0;
+        }
+    }
+    if (server->tracked)
+        server->sweep_timer = loop_timer_add(loop, SWEEP_MS, sweep, server);
+}
+
+/* libmicrohttpd's word on each connection, opened or closed. */
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *server = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct tracked *t = calloc(1, sizeof *t);
+        *socket_context = t;
+        server->connections++; /* counted even without its record: the limit must hold */
+        if (!t)
+            return;
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        t->fd = info ? info->connect_fd : -1;
+        t->headers_by_ms = loop_now_ms(server->loop) + HTTP_HEADERS_TIMEOUT_MS;
+        t->next = server->tracked;
+        if (t->next)
+            t->next->prev = t;
+        server->tracked = t;
+        if (!server->sweep_timer)
+            server->sweep_timer = loop_timer_add(server->loop, SWEEP_MS, sweep, server);
+        return;
+    }
+    struct tracked *t = *socket_context;
+    server->connections--;
+    if (t) {
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            server->tracked = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+        free(t);
+        *socket_context = NULL;
+    }
+}
+
+/* At HTTP_MAX_CONNECTIONS a new connection is closed at once. (libmicrohttpd's own limit, left
+ * above this one, takes the listening socket out of its epoll set, and puts it back only in a
+ * later MHD_run that nothing would trigger once the connections are gone: the port stayed dead
+ * for good after one burst of 128 idle connections.) */
+static enum MHD_Result admit_connection(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr, (void)addrlen;
+    struct http_server *server = cls;
+    if (server->connections < HTTP_MAX_CONNECTIONS)
+        return MHD_YES;
+    log_debug("%s http: a connection refused: %d open already", server->name, HTTP_MAX_CONNECTIONS);
+    return MHD_NO;
+}
 
 static void on_timer(struct event_loop *loop, void *data)
 {
@@ -480,9 +570,10 @@ static int start_daemon(struct http_server *server, int fd, struct tls_context *
     const char *key = tls ? tls_context_key_pem(tls) : NULL;
     const char *priority = tls ? tls_context_priority(tls) : NULL;
     server->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, server, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        flags, 0, admit_connection, server, on_request, server, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(2 * HTTP_MAX_CONNECTIONS), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, server,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, server, MHD_OPTION_EXTERNAL_LOGGER, log_from_mhd, server,
         tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
         MHD_OPTION_HTTPS_PRIORITIES, priority, MHD_OPTION_END);
@@ -512,6 +603,9 @@ static int stop_daemon(struct http_server *server)
     if (server->timer)
         loop_timer_cancel(server->loop, server->timer);
     server->timer = 0;
+    if (server->sweep_timer)
+        loop_timer_cancel(server->loop, server->sweep_timer);
+    server->sweep_timer = 0;
     loop_unwatch(server->loop, server->epoll_fd);
     orphan_deferred(server); /* libmicrohttpd refuses to stop with a connection suspended */
     /* MHD_stop_daemon does not close a socket given with MHD_OPTION_LISTEN_SOCKET. */

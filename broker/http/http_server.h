@@ -80,8 +80,10 @@ void http_answer(struct http_deferred *d, struct http_response *res);
 void http_response_discard(struct http_response *res);
 
 /* Limits that keep one client from holding what others share. */
-#define HTTP_MAX_CONNECTIONS 128
-#define HTTP_IDLE_TIMEOUT_S 30
+#define HTTP_MAX_CONNECTIONS 128     /* more are closed at once */
+#define HTTP_IDLE_TIMEOUT_S 30       /* a connection silent this long is closed */
+#define HTTP_HEADERS_TIMEOUT_MS 10000 /* a request's headers must be in by then (from the
+                                       * connection's start or the previous answer) */
 
 /* Listens on bind_address:port (port 0: a free port, see http_port) and serves requests with
  * fn(ctx, ...), after admit(ctx, ...) (NULL: none) for requests with a body. A body larger
