@@ -479,6 +479,11 @@ static void vhost(struct mgmt_call *call)
             return;
         }
         log_info("management: added vhost '%s'", name);
+        /* RabbitMQ's API gives whoever creates a vhost full permissions on it (its admin socket,
+         * as rabbitmqctl add_vhost, none): a script that creates a vhost, then declares into it
+         * works. */
+        if (*call->user && access_set_permissions(a, name, call->user, ".*", ".*", ".*", NULL, 0) == 0)
+            log_info("management: set the permissions of user '%s' in vhost '%s'", call->user, name);
         if (saved(call))
             mgmt_done(call, true);
         return;

@@ -77,12 +77,13 @@ struct connection_walk {
     json_t *items;
     const char *vhost; /* NULL: every vhost */
     const char *name;  /* NULL: every connection */
+    bool anyone;       /* everybody's, not only what the caller may see (checked after) */
 };
 
 static void add_connection(const struct introspect_connection *c, void *arg)
 {
     struct connection_walk *w = arg;
-    if (!owns(w->call, c->user) || (w->vhost && strcmp(w->vhost, c->vhost) != 0) ||
+    if ((!w->anyone && !owns(w->call, c->user)) || (w->vhost && strcmp(w->vhost, c->vhost) != 0) ||
         (w->name && strcmp(w->name, c->name) != 0))
         return;
     json_array_append_new(w->items, connection_json(c));
@@ -90,7 +91,7 @@ static void add_connection(const struct introspect_connection *c, void *arg)
 
 static void list_connections(struct mgmt_call *call)
 {
-    struct connection_walk w = {call, json_array(), NULL, NULL};
+    struct connection_walk w = {call, json_array(), NULL, NULL, false};
     if (call->nseg == 3 && !(w.vhost = mgmt_name(call, 1))) { /* vhosts/VHOST/connections */
         json_decref(w.items);
         return;
@@ -105,12 +106,23 @@ static void connection(struct mgmt_call *call)
     const char *name = mgmt_name(call, 1);
     if (!name)
         return;
-    struct connection_walk w = {call, json_array(), NULL, name};
+    struct connection_walk w = {call, json_array(), NULL, name, true};
     introspect_connections(call->server, add_connection, &w);
     json_t *c = json_incref(json_array_get(w.items, 0));
     json_decref(w.items);
     if (!c) {
         mgmt_not_found(call);
+        return;
+    }
+    /* RabbitMQ's is_authorized_user: a user's own connection, or anyone's to read for a
+     * monitor and to close for an administrator; 401, not 404, for another's. */
+    const char *user = json_string_value(json_object_get(c, "user"));
+    bool own = user && strcmp(user, call->user) == 0;
+    bool allowed = own || (call->method == MGMT_GET ? mgmt_sees_all(call)
+                                                     : (call->tags & MGMT_TAG_ADMINISTRATOR) != 0);
+    if (!allowed) {
+        json_decref(c);
+        mgmt_fail(call, 401, "not_authorised", "User not authorised to access object");
         return;
     }
     if (call->method == MGMT_GET) {
@@ -196,7 +208,7 @@ static void connection_channels(struct mgmt_call *call)
     const char *name = mgmt_name(call, 1);
     if (!name)
         return;
-    struct connection_walk w = {call, json_array(), NULL, name};
+    struct connection_walk w = {call, json_array(), NULL, name, false};
     introspect_connections(call->server, add_connection, &w);
     size_t found = json_array_size(w.items);
     json_decref(w.items);

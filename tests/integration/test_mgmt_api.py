@@ -246,7 +246,10 @@ class ManagementApi(unittest.TestCase):
         status, body = self.call("PUT", "/api/permissions/v%2Fslash/mon", {"configure": ".*"})
         self.assertEqual(status, 400)
         status, listed = self.call("GET", "/api/vhosts/v%2Fslash/permissions")
-        self.assertEqual([p["user"] for p in listed], ["mon"])
+        # guest created the vhost: RabbitMQ's API gives the creator full permissions on it.
+        self.assertEqual([p["user"] for p in listed], ["guest", "mon"])
+        self.assertEqual([(p["configure"], p["write"], p["read"]) for p in listed if p["user"] == "guest"],
+                         [(".*", ".*", ".*")])
         self.assertEqual(self.call("GET", "/api/permissions/nosuch/mon")[0], 404)
         self.assertEqual(self.call("DELETE", "/api/permissions/v%2Fslash/mon")[0], 204)
         self.assertEqual(self.call("GET", "/api/permissions/v%2Fslash/mon")[0], 404)

@@ -30,7 +30,9 @@ OK, WARNING, CRITICAL = 0, 1, 2
 class NagiosChecksTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.broker = harness.Broker(management=True).start()
+        # check_rabbitmq_server, _partition and _watermark read /api/nodes/rabbit@NAME (NAME: -n):
+        # RabbitMQ's node naming, which node_name gives Warren.
+        cls.broker = harness.Broker(management=True, extra_args=["--node_name", "rabbit@nagios"]).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -66,6 +68,13 @@ class NagiosChecksTest(unittest.TestCase):
         while self.ch.queue_declare(queue, passive=True).method.message_count != n:
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.02)
+
+    def test_server_partition_and_watermark(self):
+        # The node's resources, its partitions and its memory alarm: OK on a healthy node. The
+        # server check was CRITICAL on any Warren ("Process CRITICAL (100.00%)": proc_used and
+        # proc_total were both 1).
+        for name in ("server", "partition", "watermark"):
+            self.assert_ok(name, "-n", "nagios")
 
     def test_aliveness(self):
         out = self.assert_ok("aliveness")
