@@ -110,6 +110,11 @@ bool mgmt_sees_all(const struct mgmt_call *call)
     return (call->tags & (MGMT_TAG_ADMINISTRATOR | MGMT_TAG_MONITORING)) != 0;
 }
 
+bool mgmt_vhost_open(const struct mgmt_call *call, const char *vhost)
+{
+    return (call->tags & MGMT_TAG_ADMINISTRATOR) || access_can_access_vhost(server_access(call->server), call->user, vhost);
+}
+
 bool mgmt_vhost_visible(const struct mgmt_call *call, const char *vhost)
 {
     if (mgmt_sees_all(call))
@@ -328,7 +333,7 @@ static void dispatch(struct mgmt_call *call, const char *method, const char *pat
             mgmt_not_found(call);
             return;
         }
-        if (!mgmt_vhost_visible(call, vhost)) {
+        if (!mgmt_vhost_open(call, vhost)) {
             mgmt_fail(call, 401, "not_authorised", "User not authorised to access virtual host");
             return;
         }

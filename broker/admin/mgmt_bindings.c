@@ -80,7 +80,7 @@ static bool same(struct proto_bytes a, struct proto_bytes b)
 static void add_binding(const struct introspect_binding *b, void *arg)
 {
     struct binding_filter *f = arg;
-    if (!mgmt_vhost_visible(f->call, b->vhost))
+    if (!mgmt_vhost_open(f->call, b->vhost))
         return;
     if (f->by_source && !same(f->source, b->source))
         return;

@@ -277,8 +277,12 @@ json_t *mgmt_consumer_json(const struct introspect_consumer *c, json_t *channels
 static void add_consumer(const struct introspect_consumer *c, void *arg)
 {
     struct consumer_walk *w = arg;
-    if (mgmt_vhost_visible(w->call, c->vhost))
-        json_array_append_new(w->items, mgmt_consumer_json(c, w->channels));
+    if (!mgmt_sees_all(w->call)) { /* RabbitMQ's filter_user: a non-monitor sees its own only */
+        const char *user = json_string_value(json_object_get(json_object_get(w->channels, c->channel), "user"));
+        if (!user || strcmp(user, w->call->user) != 0)
+            return;
+    }
+    json_array_append_new(w->items, mgmt_consumer_json(c, w->channels));
 }
 
 static void list_consumers(struct mgmt_call *call)

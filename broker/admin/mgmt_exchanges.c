@@ -24,7 +24,7 @@ static void add_exchange(const struct introspect_exchange *x, void *arg)
     struct exchange_walk *w = arg;
     if (w->one && !(x->name.len == w->only.len && memcmp(x->name.ptr, w->only.ptr, x->name.len) == 0))
         return;
-    if (mgmt_vhost_visible(w->call, x->vhost))
+    if (mgmt_vhost_open(w->call, x->vhost))
         json_array_append_new(w->items, mgmt_exchange_json(x));
 }
 

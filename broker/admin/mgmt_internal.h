@@ -147,9 +147,13 @@ const char *mgmt_name(struct mgmt_call *call, size_t i);
 
 /* ---- who may see what ---------------------------------------------------------------------- */
 
-/* May the caller see objects of vhost (administrators and monitors: every vhost; others: the
- * vhosts they have any permission in)? */
+/* May the caller see the vhost itself, in /api/vhosts (administrators and monitors: every vhost;
+ * others: the vhosts they have any permission in)? */
 bool mgmt_vhost_visible(const struct mgmt_call *call, const char *vhost);
+/* May the caller see the objects inside vhost: its queues, exchanges, bindings, consumers,
+ * policies (administrators: every vhost; others, monitors included: the vhosts they have any
+ * permission in, as RabbitMQ's filter_vhost and is_authorized_vhost)? */
+bool mgmt_vhost_open(const struct mgmt_call *call, const char *vhost);
 /* Does the caller see everything (administrator or monitoring)? Others see only their own
  * connections and channels, and their vhosts' objects. */
 bool mgmt_sees_all(const struct mgmt_call *call);

@@ -34,7 +34,7 @@ static void add_policy(const struct introspect_policy *p, void *arg)
     struct policy_walk *w = arg;
     if (w->name && strcmp(w->name, p->name) != 0)
         return;
-    if (!mgmt_vhost_visible(w->call, p->vhost))
+    if (!mgmt_vhost_open(w->call, p->vhost))
         return;
     json_array_append_new(w->items, policy_json(p));
 }
@@ -140,7 +140,7 @@ struct limit_walk {
 static void add_limits(const struct introspect_vhost_limits *l, void *arg)
 {
     struct limit_walk *w = arg;
-    if (!mgmt_vhost_visible(w->call, l->vhost))
+    if (!mgmt_vhost_open(w->call, l->vhost))
         return;
     json_t *value = json_object();
     if (l->max_connections >= 0)
@@ -191,8 +191,10 @@ static void limit(struct mgmt_call *call)
 }
 
 const struct mgmt_route mgmt_policy_routes[] = {
-    {"policies", MGMT_GET, MGMT_POLICY, MGMT_POLICY, 0, list_policies},
-    {"policies/*", MGMT_GET, MGMT_POLICY, MGMT_POLICY, 2, list_policies},
+    /* Any management user lists the policies of its vhosts (RabbitMQ's is_authorized_vhost);
+     * one policy is the policymaker's (is_authorized_policies). */
+    {"policies", MGMT_GET, MGMT_USER, MGMT_POLICY, 0, list_policies},
+    {"policies/*", MGMT_GET, MGMT_USER, MGMT_POLICY, 2, list_policies},
     {"policies/*/*", MGMT_GET | MGMT_PUT | MGMT_DELETE, MGMT_POLICY, MGMT_POLICY, 2, policy},
     {"operator-policies", MGMT_GET, MGMT_ADMIN, MGMT_ADMIN, 0, list_policies},
     {"operator-policies/*", MGMT_GET, MGMT_ADMIN, MGMT_ADMIN, 2, list_policies},

@@ -101,7 +101,7 @@ static void add_queue(const struct introspect_queue *q, void *arg)
     struct queue_walk *w = arg;
     if (w->one) {
         if (!w->found && q->name.len == w->only.len && memcmp(q->name.ptr, w->only.ptr, q->name.len) == 0 &&
-            mgmt_vhost_visible(w->call, q->vhost)) {
+            mgmt_vhost_open(w->call, q->vhost)) {
             struct jw writer = {0};
             jw_item(&writer);
             write_queue(&writer, q);
@@ -109,7 +109,7 @@ static void add_queue(const struct introspect_queue *q, void *arg)
         }
         return;
     }
-    if (!mgmt_vhost_visible(w->call, q->vhost))
+    if (!mgmt_vhost_open(w->call, q->vhost))
         return;
     struct jw *writer = mgmt_list_item(w->call);
     if (writer) {

@@ -43,7 +43,9 @@ class ConsoleTest(unittest.TestCase):
         for vhost in ("team", "routing"):  # administrators act with their AMQP permissions
             assert api("PUT", "/api/permissions/%s/guest" % vhost, {"configure": ".*", "write": ".*", "read": ".*"})[0] in (201, 204)
         assert api("PUT", "/api/users/watcher", {"password": "w", "tags": "monitoring"})[0] == 201
-        assert api("PUT", "/api/permissions/%2F/watcher", {"configure": ".*", "write": ".*", "read": ".*"})[0] == 201
+        # a monitor sees the queues of the vhosts it may use (RabbitMQ's filter_vhost): "/" and team
+        for vhost in ("%2F", "team"):
+            assert api("PUT", "/api/permissions/%s/watcher" % vhost, {"configure": ".*", "write": ".*", "read": ".*"})[0] == 201
         assert api("PUT", "/api/users/manager", {"password": "m", "tags": "management"})[0] == 201
         assert api("PUT", "/api/permissions/team/manager", {"configure": ".*", "write": ".*", "read": ".*"})[0] == 201
         assert api("PUT", "/api/users/nobody", {"password": "n", "tags": ""})[0] == 201
@@ -237,7 +239,7 @@ class ConsoleTest(unittest.TestCase):
             self.b.wait_text(".facts", "File descriptors")  # the node, for monitors
             self.assert_read_only("queues", '[data-table="queues"][data-state="ready"]')
             rows = self.b.wait_table("queues")
-            self.assertTrue(any("team-only" in r for r in rows), rows)  # every vhost
+            self.assertTrue(any("team-only" in r for r in rows), rows)  # its vhosts, every user's queues
             self.assert_read_only("queues/team/team-only", "[data-tile=ready]")
             self.shot("monitoring-queue")
             self.assert_read_only("exchanges/%2F/amq.direct", "main .facts .fact")

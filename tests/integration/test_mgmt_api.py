@@ -81,15 +81,17 @@ class ManagementApi(unittest.TestCase):
             "/api/vhosts/other": (200, 200, 401, 401),
             "/api/health/checks/alarms": (200, 200, 200, 200),
             "/api/queues": (200, 200, 200, 200),
-            "/api/queues/%2F": (200, 200, 200, 200),
-            "/api/queues/other": (200, 200, 401, 401),
+            # A monitor sees every vhost, connection and channel, but the objects of the vhosts
+            # it may use only (RabbitMQ's filter_vhost): "mon" has no permissions.
+            "/api/queues/%2F": (200, 401, 200, 200),
+            "/api/queues/other": (200, 401, 401, 401),
             "/api/exchanges": (200, 200, 200, 200),
-            "/api/exchanges/%2F/amq.direct": (200, 200, 200, 200),
+            "/api/exchanges/%2F/amq.direct": (200, 401, 200, 200),
             "/api/bindings": (200, 200, 200, 200),
             "/api/connections": (200, 200, 200, 200),
             "/api/channels": (200, 200, 200, 200),
             "/api/consumers": (200, 200, 200, 200),
-            "/api/policies": (200, 401, 200, 401),
+            "/api/policies": (200, 200, 200, 200),  # a listing of the caller's vhosts' policies
             "/api/policies/other": (200, 401, 401, 401),
             "/api/operator-policies": (200, 401, 401, 401),
             "/api/vhost-limits": (200, 200, 200, 200),

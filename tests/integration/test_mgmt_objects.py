@@ -278,6 +278,33 @@ class ObjectsTest(unittest.TestCase):
             self.api("DELETE", "/queues/%2F/guestq")
             self.api("DELETE", "/queues/v1/mine.q")
 
+    def test_monitoring_user_sees_connections_but_only_its_vhosts_objects(self):
+        # RabbitMQ: a monitor sees every vhost, connection and channel, but queues, exchanges,
+        # bindings and consumers only in the vhosts it may log in to (filter_vhost), and a
+        # management user sees its own consumers only (filter_user).
+        self.assertEqual(self.api("PUT", "/queues/%2F/monq", {})[0], 201)
+        self.addCleanup(self.api, "DELETE", "/queues/%2F/monq")
+        theirs = self.pika()
+        self.addCleanup(theirs.close)
+        ch = theirs.channel()
+        ch.basic_consume("monq", lambda *a: None)
+        mon = {"user": "mon", "password": "pw"}
+        self.assertEqual({v["name"] for v in self.api("GET", "/vhosts", **mon)[1]}, {"/", "v1"})
+        self.assertTrue(self.wait_for(lambda: [c for c in self.api("GET", "/connections", **mon)[1]
+                                               if c["user"] == "guest"]))
+        self.assertTrue(self.api("GET", "/channels", **mon)[1])
+        for path in ("/queues", "/exchanges", "/bindings"):
+            self.assertEqual(self.api("GET", path, **mon)[:2], (200, []), path)
+        self.assertEqual(self.api("GET", "/queues/%2F", **mon)[0], 401)
+        self.assertEqual(self.api("GET", "/queues/%2F/monq", **mon)[0], 401)
+        self.assertEqual(self.api("GET", "/consumers", **mon)[1][0]["queue"]["name"], "monq")  # monitors: all
+        mgr = {"user": "mgr", "password": "pw"}
+        self.assertEqual(self.api("GET", "/consumers", **mgr)[1], [])
+        self.assertEqual(len(self.api("GET", "/consumers")[1]), 1)
+        # Policies: any management user lists those of its vhosts; one policy is a policymaker's.
+        self.assertEqual(self.api("GET", "/policies", **mgr)[0], 200)
+        self.assertEqual(self.api("GET", "/policies/v1/nosuch", **mgr)[0], 401)
+
     def test_aliveness(self):
         self.assertEqual(self.api("GET", "/aliveness-test/%2F"), (200, {"status": "ok"}))
         self.assertEqual(self.api("GET", "/aliveness-test/nosuch")[0], 404)
