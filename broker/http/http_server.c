@@ -5,12 +5,14 @@
 #include "http_server.h"
 #include "tls_context.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -262,6 +264,65 @@ static enum MHD_Result too_large(struct MHD_Connection *connection)
     return respond(connection, &res);
 }
 
+/* A request whose framing or path could be read two ways is refused, and its connection closed
+ * (a proxy in front could have read it the other way: request smuggling), as RabbitMQ's cowboy
+ * refuses it: 400. */
+static enum MHD_Result bad_request(struct MHD_Connection *connection, const char *reason)
+{
+    char text[160];
+    int n = snprintf(text, sizeof text, "{\"error\":\"bad_request\",\"reason\":\"%s\"}", reason);
+    struct MHD_Response *response = MHD_create_response_from_buffer((size_t)n, text, MHD_RESPMEM_MUST_COPY);
+    if (!response)
+        return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = MHD_queue_response(connection, 400, response);
+    MHD_destroy_response(response);
+    return rc;
+}
+
+struct framing {
+    unsigned lengths;       /* Content-Length headers */
+    bool lengths_differ;    /* ... with different values */
+    const char *length;
+    bool bad_length;        /* one that is not a decimal number */
+    unsigned encodings;     /* Transfer-Encoding headers */
+    bool bad_encoding;      /* one that is not "chunked" */
+};
+
+static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    struct framing *f = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->lengths++ && strcmp(f->length, value ? value : "") != 0)
+            f->lengths_differ = true;
+        f->length = value ? value : "";
+        f->bad_length |= !value || !*value || strspn(value, "0123456789") != strlen(value);
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->encodings++;
+        f->bad_encoding |= !value || strcasecmp(value, "chunked") != 0;
+    }
+    return MHD_YES;
+}
+
+/* NULL when the request can be read one way only; else why not. */
+static const char *ambiguous(struct MHD_Connection *connection, const char *url)
+{
+    struct framing f = {0};
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, note_framing, &f);
+    if (f.lengths_differ || f.bad_length)
+        return "invalid content-length";
+    if (f.encodings > 1 || f.bad_encoding)
+        return "unsupported transfer-encoding";
+    if (f.encodings && f.lengths)
+        return "both content-length and transfer-encoding";
+    for (const char *p = strchr(url, '%'); p; p = strchr(p + 1, '%'))
+        if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+            return "invalid percent-encoding in the path";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -274,6 +335,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         struct tracked *t = info ? info->socket_context : NULL;
         if (t)
             t->headers_by_ms = 0; /* its headers are in: the idle timeout watches the rest */
+        const char *why = ambiguous(connection, url);
+        if (why)
+            return bad_request(connection, why);
         /* The headers are in; the body (if any) follows in later calls. A body that cannot be
          * accepted is refused before a byte of it is stored: one larger than the limit, or one
          * sent by a client the admission check turns away (no memory for strangers). */
