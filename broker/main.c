@@ -281,11 +281,9 @@ int main(int argc, char **argv)
     /* HTTPS for the same API when a certificate is configured: 15671 unless set (0: off). */
     struct tls_reload reload = {.server = server, .signal_fd = -1};
     struct tls_context *tls = server_tls_context(server);
-    int32_t https_port = cfg.server.management_tls_port;
-    if (https_port < 0)
-        https_port = cfg.server.management_port ? 15671 : 0;
+    uint16_t https_port = server_management_tls_port(server);
     if (listening && tls && https_port) {
-        reload.management_tls = http_open(main_loop, "management", cfg.server.bind_address, (uint16_t)https_port,
+        reload.management_tls = http_open(main_loop, "management", cfg.server.bind_address, https_port,
                                           tls, MGMT_MAX_BODY, mgmt_http_handler, mgmt_http_admit, mgmt);
         listening = reload.management_tls != NULL;
     }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -40,17 +41,33 @@ static json_t *exchange_types(void)
     return a;
 }
 
-/* A node's listeners, as RabbitMQ lists them: AMQP, and the HTTP doors that are on. */
+/* A node's listeners, as RabbitMQ names them: AMQP, AMQPS, and the HTTP doors that are on. */
+struct door {
+    const char *protocol;
+    uint16_t port;
+};
+
+static size_t node_doors(const struct introspect_node *n, struct door out[5])
+{
+    const struct door all[] = {{"amqp", n->amqp_port},
+                               {"amqp/ssl", n->amqps_port},
+                               {"http", n->management_port},
+                               {"https", n->https_port},
+                               {"http/prometheus", n->prometheus_port}};
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i].port || i == 0)
+            out[k++] = all[i];
+    return k;
+}
+
 static void node_listeners(const struct introspect_node *n, json_t *a)
 {
-    const struct {
-        const char *protocol;
-        uint16_t port;
-    } doors[] = {{"amqp", n->amqp_port}, {"http", n->management_port}, {"http/prometheus", n->prometheus_port}};
-    for (size_t i = 0; i < sizeof doors / sizeof doors[0]; i++)
-        if (doors[i].port || i == 0)
-            json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i}", "node", n->name, "protocol", doors[i].protocol,
-                                               "ip_address", n->bind_address, "port", (int)doors[i].port));
+    struct door doors[5];
+    size_t k = node_doors(n, doors);
+    for (size_t i = 0; i < k; i++)
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i}", "node", n->name, "protocol", doors[i].protocol,
+                                           "ip_address", n->bind_address, "port", (int)doors[i].port));
 }
 
 static void add_listeners(const struct introspect_node *n, void *arg)
@@ -260,6 +277,48 @@ static void check_local_alarms(struct mgmt_call *call)
     reply_alarms(call, alarms, "on the node");
 }
 
+/* health/checks/port-listener/PORT and protocol-listener/PROTOCOL: does this node listen on
+ * it? 200 {"status":"ok",...}, or RabbitMQ's 503 with what it listens on. */
+static void check_listener(struct mgmt_call *call)
+{
+    const char *what = mgmt_name(call, 3);
+    if (!what)
+        return;
+    bool by_port = call->seg[2].len == strlen("port-listener");
+    struct introspect_node self;
+    introspect_node_self(call->server, &self);
+    struct door doors[5];
+    size_t k = node_doors(&self, doors);
+    char *end;
+    long port = by_port ? strtol(what, &end, 10) : 0;
+    if (by_port && (!*what || *end || port <= 0 || port > 65535)) {
+        mgmt_fail(call, 400, "bad_request", "Invalid port: %s", what);
+        return;
+    }
+    /* RabbitMQ's names of a protocol, as its check normalises them */
+    static const char *const aliases[][2] = {{"amqp091", "amqp"}, {"amqp0-9-1", "amqp"}, {"amqps", "amqp/ssl"},
+                                            {"amqp091/ssl", "amqp/ssl"}, {"http1", "http"}, {"http1.1", "http"},
+                                            {"prometheus", "http/prometheus"}};
+    const char *protocol = what;
+    for (size_t i = 0; !by_port && i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcasecmp(what, aliases[i][0]) == 0)
+            protocol = aliases[i][1];
+    json_t *have = json_array();
+    for (size_t i = 0; i < k; i++) {
+        if (by_port ? doors[i].port == port : strcasecmp(doors[i].protocol, protocol) == 0) {
+            json_decref(have);
+            mgmt_reply(call, 200, by_port ? json_pack("{s:s,s:i}", "status", "ok", "port", (int)port)
+                                          : json_pack("{s:s,s:s}", "status", "ok", "protocol", doors[i].protocol));
+            return;
+        }
+        json_array_append_new(have, by_port ? json_integer(doors[i].port) : json_string(doors[i].protocol));
+    }
+    mgmt_reply(call, 503, by_port ? json_pack("{s:s,s:s,s:i,s:o}", "status", "failed", "reason", "No active listener",
+                                              "missing", (int)port, "ports", have)
+                                  : json_pack("{s:s,s:s,s:s,s:o}", "status", "failed", "reason", "No active listener",
+                                              "missing", protocol, "protocols", have));
+}
+
 /* Every vhost of a single node runs while the node runs. */
 static void check_ok(struct mgmt_call *call)
 {
@@ -276,6 +335,8 @@ const struct mgmt_route mgmt_overview_routes[] = {
     {"health/checks/alarms", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_alarms},
     {"health/checks/local-alarms", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_local_alarms},
     {"health/checks/virtual-hosts", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_ok},
+    {"health/checks/port-listener/*", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_listener},
+    {"health/checks/protocol-listener/*", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_listener},
     {"health/checks/node-is-quorum-critical", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_ok},
     {"health/checks/node-is-mirror-sync-critical", MGMT_GET, MGMT_USER, MGMT_USER, 0, check_ok},
     {NULL, 0, 0, 0, 0, NULL},

@@ -75,7 +75,8 @@ static int encode(const struct introspect_node *n, struct table_buf *t)
              table_buf_put_string(t, "bind_address", proto_bytes_of(n->bind_address)) |
              table_buf_put_bool(t, "mem_alarm", n->mem_alarm) | table_buf_put_bool(t, "disk_alarm", n->disk_alarm) |
              put_u64(t, "amqp_port", n->amqp_port) | put_u64(t, "management_port", n->management_port) |
-             put_u64(t, "prometheus_port", n->prometheus_port);
+             put_u64(t, "prometheus_port", n->prometheus_port) | put_u64(t, "amqps_port", n->amqps_port) |
+             put_u64(t, "https_port", n->https_port);
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
         rc |= put_u64(t, counters[i].key, *(const uint64_t *)((const char *)n + counters[i].offset));
     return rc;
@@ -118,6 +119,10 @@ static int decode(struct proto_bytes args, struct introspect_node *n)
               get_bool(args, "mem_alarm", &n->mem_alarm) && get_bool(args, "disk_alarm", &n->disk_alarm) &&
               get_port(args, "amqp_port", &n->amqp_port) && get_port(args, "management_port", &n->management_port) &&
               get_port(args, "prometheus_port", &n->prometheus_port);
+    /* The TLS listeners: absent from an older node's description (then shown as off). */
+    struct table_value v;
+    if (ok && table_find(args, "amqps_port", &v) == 1)
+        ok = get_port(args, "amqps_port", &n->amqps_port) && get_port(args, "https_port", &n->https_port);
     for (size_t i = 0; ok && i < sizeof counters / sizeof counters[0]; i++) /* JSON integers are signed */
         ok = get_u64(args, counters[i].key, INT64_MAX, (uint64_t *)((char *)n + counters[i].offset));
     return ok ? 0 : -1;

@@ -150,6 +150,8 @@ void introspect_node_self(struct server *server, struct introspect_node *out)
     out->amqp_port = server->listener ? netlistener_port(server->listener) : server->config.port;
     out->management_port = server->config.management_port;
     out->prometheus_port = server->config.prometheus_port;
+    out->amqps_port = server_tls_port(server);
+    out->https_port = server_management_tls_port(server);
 }
 
 void introspect_nodes(struct server *server, void (*fn)(const struct introspect_node *n, void *arg), void *arg)

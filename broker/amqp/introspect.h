@@ -193,6 +193,7 @@ struct introspect_node {
     bool mem_alarm, disk_alarm;
     char bind_address[64];
     uint16_t amqp_port, management_port, prometheus_port; /* 0: that listener is off */
+    uint16_t amqps_port, https_port;                      /* the TLS listeners; 0: off */
 };
 /* This node, now. */
 void introspect_node_self(struct server *server, struct introspect_node *out);

@@ -259,6 +259,14 @@ uint16_t server_tls_port(const struct server *server)
 }
 struct tls_context *server_tls_context(const struct server *server) { return server->tls; }
 
+uint16_t server_management_tls_port(const struct server *server)
+{
+    int32_t port = server->config.management_tls_port;
+    if (port < 0)
+        port = server->config.management_port ? 15671 : 0;
+    return server->tls && port > 0 ? (uint16_t)port : 0;
+}
+
 int server_reload_tls(struct server *server, char *err, size_t cap)
 {
     if (!server->tls) {

@@ -85,6 +85,9 @@ struct server *server_create(struct event_loop *loop, const struct server_config
 uint16_t server_port(const struct server *server);
 /* The AMQPS port actually bound; 0 without a TLS listener. */
 uint16_t server_tls_port(const struct server *server);
+/* The HTTPS management port: management_tls_port, or 15671 when it is -1 and the plain
+ * management API is on; 0 without a TLS certificate or when turned off. */
+uint16_t server_management_tls_port(const struct server *server);
 /* The TLS settings in force, loaded (a borrowed reference), or NULL when TLS is off. */
 struct tls_context *server_tls_context(const struct server *server);
 /* Reads the certificate, key and CA files again for connections accepted from now on; open

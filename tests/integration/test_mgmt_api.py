@@ -137,6 +137,22 @@ class ManagementApi(unittest.TestCase):
 
     # ---- status codes -----------------------------------------------------------------------
 
+    def test_listener_health_checks(self):
+        # RabbitMQ's health checks of one listener, by port and by protocol.
+        amqp = self.broker.port
+        self.assertEqual(self.call("GET", "/api/health/checks/port-listener/%d" % amqp), (200, {"status": "ok", "port": amqp}))
+        self.assertEqual(self.call("GET", "/api/health/checks/port-listener/%d" % self.broker.management_port)[0], 200)
+        status, body = self.call("GET", "/api/health/checks/port-listener/1")
+        self.assertEqual((status, body["status"], body["reason"], body["missing"]), (503, "failed", "No active listener", 1))
+        self.assertIn(amqp, body["ports"])
+        self.assertEqual(self.call("GET", "/api/health/checks/port-listener/x")[0], 400)
+        for name in ("amqp", "amqp091", "http"):
+            status, body = self.call("GET", "/api/health/checks/protocol-listener/" + name)
+            self.assertEqual((status, body["status"]), (200, "ok"), name)
+        status, body = self.call("GET", "/api/health/checks/protocol-listener/mqtt")
+        self.assertEqual((status, body["missing"]), (503, "mqtt"))
+        self.assertIn("amqp", body["protocols"])
+
     def test_unknown_path_is_404_json(self):
         # (a path outside /api is the web console's: a plain 404 there, test_console)
         for path in ("/api/nothing-here", "/api/users/a/b/c/d", "/api/vhosts/nosuch/permissions"):
