@@ -312,7 +312,37 @@ static void vhost_definitions(struct mgmt_call *call)
         get_definitions(call, vhost);
 }
 
+/* GET parameters[/COMPONENT[/VHOST]]: the runtime parameters Warren has (vhost limits and
+ * operator policies), as RabbitMQ's API lists them; rabbitmqadmin list parameters reads it. */
+static void parameters(struct mgmt_call *call)
+{
+    const char *component = call->nseg > 1 ? mgmt_name(call, 1) : NULL;
+    const char *vhost = call->nseg > 2 ? mgmt_name(call, 2) : NULL;
+    if ((call->nseg > 1 && !component) || (call->nseg > 2 && !vhost))
+        return;
+    json_t *all = json_array(), *out = json_array();
+    if (!add_parameters(call, all, vhost)) {
+        json_decref(all);
+        json_decref(out);
+        mgmt_fail(call, 500, "internal_error", "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *p;
+    json_array_foreach(all, i, p) {
+        if (vhost)
+            json_object_set_new(p, "vhost", json_string(vhost));
+        if (!component || strcmp(json_string_value(json_object_get(p, "component")), component) == 0)
+            json_array_append(out, p);
+    }
+    json_decref(all);
+    mgmt_list(call, out);
+}
+
 const struct mgmt_route mgmt_definitions_routes[] = {
+    {"parameters", MGMT_GET, MGMT_POLICY, MGMT_POLICY, 0, parameters},
+    {"parameters/*", MGMT_GET, MGMT_POLICY, MGMT_POLICY, 0, parameters},
+    {"parameters/*/*", MGMT_GET, MGMT_POLICY, MGMT_POLICY, 3, parameters},
     {"definitions", MGMT_GET | MGMT_POST, MGMT_ADMIN, MGMT_ADMIN, 0, definitions},
     {"definitions/*", MGMT_GET | MGMT_POST, MGMT_ADMIN, MGMT_ADMIN, 0, vhost_definitions},
     {NULL, 0, 0, 0, 0, NULL},

@@ -112,6 +112,15 @@ class Policies(unittest.TestCase):
         self.assertEqual(b.http_request("PUT", "/api/vhost-limits/limited/max-widgets", {"value": 1})[0], 400)
         status, limits = b.http_get("/api/vhost-limits/limited")
         self.assertEqual(limits, [{"vhost": "limited", "value": {"max-connections": 1, "max-queues": 1}}])
+        # RabbitMQ keeps them as a runtime parameter, which /api/parameters (rabbitmqadmin list
+        # parameters) shows; a policymaker may read it, a management user may not.
+        limited = {"component": "vhost-limits", "name": "limits", "vhost": "limited",
+                   "value": {"max-connections": 1, "max-queues": 1}}
+        for path in ("/api/parameters", "/api/parameters/vhost-limits", "/api/parameters/vhost-limits/limited"):
+            self.assertIn(limited, b.http_get(path)[1], path)
+        self.assertEqual(b.http_get("/api/parameters/federation-upstream")[1], [])
+        self.assertEqual(b.http_request("GET", "/api/parameters", user="pol", password="polpw")[0], 200)
+        self.assertEqual(b.http_request("GET", "/api/parameters", user="mgmt", password="mgmtpw")[0], 401)
         first = pika.BlockingConnection(b.pika_parameters(virtual_host="limited"))
         try:
             # pika reports a close during connection.open as ProbableAccessDeniedError
