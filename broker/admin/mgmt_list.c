@@ -194,7 +194,8 @@ static bool parse_positive(const char *s, long *out)
     return true;
 }
 
-/* The items a ?name filter keeps (all without one), compacted in place; -1 after 400. */
+/* The items a ?name filter keeps (all without one), compacted in place; -1 after 400. As
+ * RabbitMQ's, the match ignores case, as a substring and as a regex (its re:run caseless). */
 static long filter_by_name(struct mgmt_call *call, struct list_item **order, size_t n)
 {
     struct mgmt_listing *l = call->listing;
@@ -204,7 +205,7 @@ static long filter_by_name(struct mgmt_call *call, struct list_item **order, siz
     const char *use_regex = mgmt_query(call, "use_regex");
     bool regex = use_regex && strcmp(use_regex, "true") == 0;
     regex_t re;
-    if (regex && regcomp(&re, name, REG_EXTENDED | REG_NOSUB) != 0) {
+    if (regex && regcomp(&re, name, REG_EXTENDED | REG_NOSUB | REG_ICASE) != 0) {
         mgmt_fail(call, 400, "bad_request", "invalid regex");
         return -1;
     }
@@ -214,7 +215,7 @@ static long filter_by_name(struct mgmt_call *call, struct list_item **order, siz
         if (c->kind != JW_STRING)
             continue;
         const char *s = l->w.strings.data + c->at;
-        if (regex ? regexec(&re, s, 0, NULL, 0) == 0 : strstr(s, name) != NULL)
+        if (regex ? regexec(&re, s, 0, NULL, 0) == 0 : strcasestr(s, name) != NULL)
             order[kept++] = order[i];
     }
     if (regex)

@@ -343,6 +343,11 @@ class ManagementApi(unittest.TestCase):
             self.assertEqual([v["name"] for v in page["items"]], ["page-2", "page-1"])
             status, page = self.call("GET", "/api/vhosts?page=1&name=%5Epage-%5B34%5D&use_regex=true")
             self.assertEqual(sorted(v["name"] for v in page["items"]), ["page-3", "page-4"])
+            # RabbitMQ's name filter ignores case, as a substring and as a regex
+            status, page = self.call("GET", "/api/vhosts?page=1&name=PAGE-3")
+            self.assertEqual([v["name"] for v in page["items"]], ["page-3"])
+            status, page = self.call("GET", "/api/vhosts?page=1&name=%5EPAGE-%5B4%5D&use_regex=true")
+            self.assertEqual([v["name"] for v in page["items"]], ["page-4"])
             status, cut = self.call("GET", "/api/vhosts?columns=name,cluster_state")
             self.assertTrue(all(set(v) <= {"name", "cluster_state"} for v in cut))
             self.assertEqual(self.call("GET", "/api/vhosts?page=0")[0], 400)
