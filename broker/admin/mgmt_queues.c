@@ -270,7 +270,14 @@ static void add_message(const struct inner_message *m, void *arg)
     json_object_set_new(o, "exchange", mgmt_bytes(m->exchange));
     json_object_set_new(o, "routing_key", mgmt_bytes(m->routing_key));
     json_object_set_new(o, "message_count", json_integer((json_int_t)m->message_count));
-    json_object_set_new(o, "properties", mgmt_properties(&h.props));
+    /* RabbitMQ writes no properties as an empty Erlang list, [] (rabbitmqadmin get then shows
+     * no properties column) */
+    json_t *props = mgmt_properties(&h.props);
+    if (json_object_size(props) == 0) {
+        json_decref(props);
+        props = json_array();
+    }
+    json_object_set_new(o, "properties", props);
     /* RabbitMQ's is_utf8 test decides whether "auto" shows the payload as a string. */
     if (!w->base64 && utf8_valid(m->body, len)) {
         json_object_set_new(o, "payload", json_stringn(len ? (const char *)m->body : "", len));

@@ -102,14 +102,18 @@ class ObjectsTest(unittest.TestCase):
         self.assertEqual([m["payload"] for m in msgs], ["m0", "m1"])
         self.assertEqual(msgs[0]["message_count"], 2)
         self.assertEqual(msgs[0]["properties"], {"content_type": "text/plain", "delivery_mode": 2, "headers": {"h": 1}})
+        self.assertEqual(self.api("POST", "/exchanges/%2F/amq.default/publish",
+                                  {"properties": {}, "routing_key": "qg", "payload": "bare",
+                                   "payload_encoding": "string"})[1], {"routed": True})
         self.assertEqual(msgs[0]["exchange"], "")
         self.assertEqual(msgs[0]["routing_key"], "qg")
         self.assertEqual(msgs[0]["payload_bytes"], 2)
         self.assertFalse(msgs[0]["redelivered"])
         status, msgs = self.api("POST", "/queues/%2F/qg/get",
                                 {"count": 5, "ackmode": "ack_requeue_false", "encoding": "base64"})
-        self.assertEqual([m["payload"] for m in msgs], ["bTA=", "bTE=", "bTI="])
+        self.assertEqual([m["payload"] for m in msgs], ["bTA=", "bTE=", "bTI=", "YmFyZQ=="])
         self.assertTrue(msgs[0]["redelivered"])
+        self.assertEqual(msgs[3]["properties"], [])  # none: RabbitMQ's empty list
         self.assertEqual(self.api("GET", "/queues/%2F/qg")[1]["messages"], 0)
         self.assertEqual(self.api("POST", "/queues/%2F/qg/get",
                                   {"count": 1, "ackmode": "nope", "encoding": "auto"})[0], 400)
