@@ -426,6 +426,8 @@ static void forget_publishing(struct channel *ch)
 static int content_header(struct channel *ch, const struct frame *f, struct reply_error *err)
 {
     struct spec_content_header h;
+    if (f->size < 12) /* no class, weight and body size: RabbitMQ's frame error, on no method */
+        return reply_fail(err, SPEC_FRAME_ERROR, 0, "content header of %u bytes is too short", f->size);
     int rc = spec_content_header_decode(f->payload, f->size, &h);
     if (rc != 0)
         return reply_fail(err, proto_error_reply_code(rc), SPEC_BASIC_PUBLISH, "cannot decode content header: %s",
@@ -504,14 +506,15 @@ static int content_header(struct channel *ch, const struct frame *f, struct repl
 int channel_content_frame(struct channel *ch, const struct frame *f, struct reply_error *err)
 {
     if (f->type == FRAME_HEADER) {
+        /* RabbitMQ names basic.publish (60.40) once a publish began, no method before */
         if (ch->stage != PUBLISH_AWAIT_HEADER)
-            return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0,
+            return reply_fail(err, SPEC_UNEXPECTED_FRAME, ch->stage == PUBLISH_IDLE ? 0 : SPEC_BASIC_PUBLISH,
                               ch->stage == PUBLISH_IDLE ? "expected method frame, got non method frame instead"
                                                         : "expected content body, got non content body frame instead");
         return content_header(ch, f, err);
     }
     if (ch->stage != PUBLISH_AWAIT_BODY)
-        return reply_fail(err, SPEC_UNEXPECTED_FRAME, 0,
+        return reply_fail(err, SPEC_UNEXPECTED_FRAME, ch->stage == PUBLISH_IDLE ? 0 : SPEC_BASIC_PUBLISH,
                           ch->stage == PUBLISH_IDLE ? "expected method frame, got non method frame instead"
                                                     : "expected content header for class 60, got non content header frame instead");
     uint64_t announced = ch->publishing->body_size;

@@ -255,6 +255,19 @@ class FrameOutOfPlaceTest(BadInputTest):
                  + method_frame(1, harness.BASIC_QOS, BASIC_QOS_ARGS))
         self.assert_hard_error(raw, harness.UNEXPECTED_FRAME, harness.BASIC_PUBLISH)
 
+    def test_content_frames_out_of_order_name_the_publish(self):
+        # RabbitMQ names basic.publish (60.40) once a publish began: a body where the header was
+        # due, a second header where the body was due. A header too short for its fixed part is
+        # its frame error 501 on no method.
+        for tail in (frame(harness.FRAME_BODY, 1, b"x"), header_frame(1, 60, 5) + header_frame(1, 60, 5)):
+            with self.subTest(tail=tail[:1]):
+                raw = self.connected(1)
+                raw.send(method_frame(1, harness.BASIC_PUBLISH, PUBLISH_ARGS) + tail)
+                self.assert_hard_error(raw, harness.UNEXPECTED_FRAME, harness.BASIC_PUBLISH)
+        raw = self.connected(1)
+        raw.send(method_frame(1, harness.BASIC_PUBLISH, PUBLISH_ARGS) + frame(harness.FRAME_HEADER, 1, b"\x00\x3c\x00"))
+        self.assert_hard_error(raw, harness.FRAME_ERROR, (0, 0))
+
     def test_content_header_of_another_class_gives_505(self):
         # "UNEXPECTED_FRAME - expected content header for class 60, got one for class 50
         # instead", class 60 method 40
