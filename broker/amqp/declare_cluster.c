@@ -608,6 +608,13 @@ static int propose_queue_purge(struct channel *ch, const struct spec_method *m, 
     struct actor who = channel_actor(ch);
     if (actor_check(&who, ACCESS_READ, "queue", name, m->id, err) != 0)
         return -1;
+    /* Another connection's exclusive queue (on any node: a copy here is owned by
+     * cluster_foreign_owner) is 405, as on one node; its home would purge whatever it is sent. */
+    struct queue *owned;
+    if (vhost_queue_lookup(ch->vhost, name, ch->conn, &owned, err) != 0) {
+        err->method_id = m->id;
+        return -1;
+    }
     struct cluster_call *call = new_call(m->id, a->no_wait);
     if (!call)
         return reply_fail(err, SPEC_INTERNAL_ERROR, m->id, "out of memory");

@@ -493,12 +493,16 @@ class ClusterClassicQueues(unittest.TestCase):
         chc.basic_publish("cc.logs", "", b"a log line")  # through its binding
         got = drain(cha, reply_to, 2)
         self.assertEqual(sorted(body for body, _ in got), [b"a log line", b"the answer"])
-        # Another node's clients may not use it, as RabbitMQ refuses another connection's.
+        # Another node's clients may not use it, as RabbitMQ refuses another connection's: nor
+        # purge it (its home purged it, and the owner lost its messages, before).
+        chb.basic_publish("", reply_to, b"kept")
         for channel, use in ((chb, lambda ch: ch.basic_consume(reply_to, lambda *args: None)),
-                             (chc, lambda ch: ch.queue_declare(reply_to, passive=True))):
+                             (chc, lambda ch: ch.queue_declare(reply_to, passive=True)),
+                             (cb.channel(), lambda ch: ch.queue_purge(reply_to))):
             with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
                 use(channel)
             self.assertEqual(ctx.exception.reply_code, 405)
+        self.assertEqual(drain(cha, reply_to, 1), [(b"kept", False)])
         cb.close()
         cc.close()
         # Its connection gone, it goes from every node.
