@@ -38,7 +38,7 @@ static void write_queue(struct jw *w, const struct introspect_queue *q)
     jw_key(w, "node");
     jw_cstring(w, node);
     jw_key(w, "state");
-    jw_cstring(w, "running");
+    jw_cstring(w, q->down ? "down" : "running"); /* RabbitMQ's, for a queue whose node is down */
     jw_key(w, "type");
     jw_cstring(w, q->type);
     if (q->replicated) {

@@ -366,6 +366,10 @@ static void name_nodes(const struct each_queue *e, const struct queue *q, struct
     }
     const char *home = cluster_queues_home(server_cluster_queues(e->server), e->model, q);
     out->node = home ? member_name(e->server, home) : NULL;
+    /* Homed on a member not heard from lately: RabbitMQ's state "down" (its counts are stale). */
+    struct introspect_node n;
+    out->down = home && out->elsewhere &&
+                !cluster_nodes_get(cluster_queues_nodes(e->server->replicas), home, e->now_ms, &n);
 }
 #else
 static struct cluster_view *cluster_view_read(struct server *server)

@@ -104,6 +104,7 @@ struct introspect_queue {
     bool replicated;              /* a Raft group: the API shows its leader and members, this node */
     bool elsewhere;               /* a classic queue homed on another node of the cluster: its
                                    * counts are the home's, as last reported (cluster_classic.h) */
+    bool down;                    /* ... and that node is not running (not heard from lately) */
     /* With a cluster, the node names the API shows (a member's node_name once it sent it, its
      * address before): node, the one holding the messages (a classic queue's home, a quorum
      * queue's leader; "" while no leader is known); members, a quorum queue's group (the

@@ -706,6 +706,21 @@ class ClusterManagementApi(unittest.TestCase):
                     time.sleep(0.2)
         self.assertEqual(b.http_request("POST", "/api/queues/%2F/get.none/get", get)[0], 404)
 
+    def test_a_queue_whose_home_is_down_shows_down(self):
+        # RabbitMQ shows a classic queue whose node is down in state "down" (its counts are not
+        # known); Warren showed it running, with the last counts its home gave.
+        cluster, _ = self.management_cluster()
+        a, b, c = cluster.nodes
+        self.assertEqual(b.http_request("PUT", "/api/queues/%2F/homed.b", {"durable": True})[0], 201)
+        self.assertEqual(a.http_request("GET", "/api/queues/%2F/homed.b")[1]["state"], "running")
+        b.sigkill()
+        deadline = time.monotonic() + 15
+        while a.http_request("GET", "/api/queues/%2F/homed.b")[1]["state"] != "down":
+            self.assertLess(time.monotonic(), deadline, "the queue still shows running")
+            time.sleep(0.2)
+        listed = {q["name"]: q["state"] for q in c.http_request("GET", "/api/queues")[1]}
+        self.assertEqual(listed["homed.b"], "down")
+
     def test_a_refusal_by_the_apply_is_the_answer(self):
         # Through the API of a cluster node a change is proposed, then made by its apply on
         # every node; what the apply refuses is answered as RabbitMQ's API answers it.
