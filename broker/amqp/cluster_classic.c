@@ -457,6 +457,17 @@ void classic_member_gone(struct classic *cl, const char *address)
             want_deleted(cl, h);
 }
 
+void classic_member_down(struct classic *cl, const char *address)
+{
+    for (struct home_ent *h = cl->homes; h; h = h->hh.next) {
+        if (strcmp(h->home, address) != 0)
+            continue;
+        struct queue *q = model_queue(cl, h->key, key_name(h->key, h->key_len));
+        if (q && (queue_settings(q)->exclusive || !queue_settings(q)->durable))
+            want_deleted(cl, h);
+    }
+}
+
 void classic_deleting(struct classic *cl, const char *vhost, struct queue *q)
 {
     if (!cl || !cl->node || !queue_settings(q)->exclusive || queue_owner(q) == cluster_foreign_owner())

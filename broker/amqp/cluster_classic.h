@@ -80,6 +80,11 @@ void classic_caught_up(struct classic *cl);
 /* The member at address is being removed for good (forget_cluster_node): the queues it is the
  * home of are deleted through the log, as RabbitMQ forgets a removed node's durable queues. */
 void classic_member_gone(struct classic *cl, const char *address);
+/* The leader has heard nothing from the member at address for a while (dead, or cut off): as
+ * RabbitMQ's on_node_down, the queues homed there that cannot outlive it go (their deletion is
+ * proposed): exclusive queues (their connections were there) and non-durable ones. Its durable
+ * queues stay, "down", until it returns. */
+void classic_member_down(struct classic *cl, const char *address);
 /* Appends "classic_homes" (an array of {vhost, name, home}) to out. 0 or -1. */
 int classic_export(const struct classic *cl, struct table_buf *out);
 /* Replaces the homes with those in state (absent: none). 0, or -1 and nothing changed. */

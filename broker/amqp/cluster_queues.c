@@ -972,8 +972,12 @@ static void propose_node_down(struct cluster_queues *cq, const char *address)
 /* The leader lost touch with a member. */
 static void member_down(void *arg, const char *address)
 {
-    log_warning("cluster: no answer from member %s: its quorum queue consumers are cancelled", address);
-    propose_node_down(arg, address);
+    struct cluster_queues *cq = arg;
+    log_warning("cluster: no answer from member %s: its quorum queue consumers are cancelled, its exclusive and "
+                "non-durable classic queues deleted",
+                address);
+    propose_node_down(cq, address);
+    classic_member_down(cq->classic, address);
 }
 
 void cluster_queues_member_gone(struct cluster_queues *cq, const char *address)

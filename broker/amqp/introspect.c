@@ -36,16 +36,22 @@ static bool vhost_selected(const struct vhost_entry *e, const char *vhost)
 }
 
 struct status_count {
+    struct server *server;
+    const struct vhost *vhost;
     struct introspect_status *out;
 };
 
+/* The counts the API shows: a classic queue homed on another node counts its home's (RabbitMQ's
+ * queue totals are the cluster's); what is paged out is this node's own. */
 static void count_queue(struct queue *q, void *arg)
 {
-    struct introspect_status *out = arg;
-    out->queues++;
-    out->messages_ready += queue_ready_count(q);
-    out->messages_unacknowledged += queue_unacked_count(q);
-    out->messages_paged += queue_paged_count(q);
+    struct status_count *c = arg;
+    struct queue_depth depth;
+    server_queue_depth(c->server, c->vhost, q, &depth);
+    c->out->queues++;
+    c->out->messages_ready += depth.ready;
+    c->out->messages_unacknowledged += depth.unacked;
+    c->out->messages_paged += queue_paged_count(q);
 }
 
 static void count_channel(const struct introspect_channel *c, void *arg)
@@ -81,7 +87,8 @@ void introspect_status(struct server *server, struct introspect_status *out)
     HASH_ITER(hh, server->vhosts, e, tmp) {
         if (e->deleted)
             continue;
-        vhost_for_each_queue(e->vhost, count_queue, out);
+        struct status_count c = {server, e->vhost, out};
+        vhost_for_each_queue(e->vhost, count_queue, &c);
         out->exchanges += (uint32_t)vhost_exchange_count(e->vhost);
     }
     out->message_memory_bytes = message_memory_bytes();

@@ -28,7 +28,10 @@ static void sample_queue(struct queue *q, void *arg)
 {
     struct server *server = ((struct vhost_entry *)arg)->server;
     struct vhost_entry *e = arg;
-    uint64_t ready = queue_ready_count(q), unacked = queue_unacked_count(q);
+    /* the counts the API shows: a classic queue homed on another node counts its home's */
+    struct queue_depth depth;
+    server_queue_depth(server, e->vhost, q, &depth);
+    uint64_t ready = depth.ready, unacked = depth.unacked;
     stats_queue_sample(queue_series(q), &server->stats.clock, queue_stats(q), ready, unacked);
     e->pass_ready += ready;
     e->pass_unacked += unacked;

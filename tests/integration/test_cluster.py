@@ -691,6 +691,13 @@ class ClusterManagementApi(unittest.TestCase):
                                            {"properties": {}, "routing_key": queue, "payload": "m-" + queue,
                                             "payload_encoding": "string"})[:2]
             self.assertEqual((status, reply), (200, {"routed": True}))
+        # Every node's overview counts them, the classic queue's on its home's counts (node c
+        # counted only what it held itself before: 0 for a queue homed elsewhere).
+        deadline = time.monotonic() + 20
+        while c.http_request("GET", "/api/overview")[1]["queue_totals"].get("messages_ready") != 2:
+            self.assertLess(time.monotonic(), deadline, c.http_request("GET", "/api/overview")[1]["queue_totals"])
+            time.sleep(0.5)
+        for queue in ("get.qq", "get.cq"):
             get = {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"}
             status, got = c.http_request("POST", "/api/queues/%2F/" + queue + "/get", get)[:2]
             self.assertEqual(status, 200, got)

@@ -509,6 +509,46 @@ class ClusterClassicQueues(unittest.TestCase):
         ca.close()
         self.assertTrue(self.gone_everywhere(reply_to), "the exclusive queue stayed somewhere")
 
+    def test_a_dead_nodes_exclusive_and_transient_queues_go_with_it(self):
+        # RabbitMQ's on_node_down: a node that dies takes its connections' exclusive queues and
+        # its non-durable queues with it, everywhere; its durable ones stay, down. Before, they
+        # stayed: an RPC client failing over could not declare its reply queue again (405), and
+        # every confirmed publish to a fanout bound to one was nacked while the node was down.
+        a, b, _c = self.cluster.nodes
+        ca, cha = channel_on(a)
+        reply_to = cha.queue_declare("cc.rpc-reply", exclusive=True).method.queue
+        cha.queue_bind(reply_to, "amq.fanout")
+        cha.queue_declare("cc.transient", durable=False)
+        cha.queue_declare("cc.kept", durable=True)
+        a.sigkill()
+        deadline = time.monotonic() + 20
+        for queue in (reply_to, "cc.transient"):
+            while True:
+                cb, chb = channel_on(b)
+                try:
+                    chb.queue_declare(queue, passive=True)
+                    text = "still there"
+                except pika.exceptions.ChannelClosedByBroker as e:
+                    text = e.reply_text
+                if cb.is_open:
+                    cb.close()
+                if text.startswith("NOT_FOUND - no queue"):
+                    break
+                self.assertLess(time.monotonic(), deadline, (queue, text))
+                time.sleep(0.3)
+        cb, chb = channel_on(b)
+        chb.queue_declare(reply_to, exclusive=True)  # the client's failover: its queue again
+        chb.confirm_delivery()
+        chb.basic_publish("amq.fanout", "", b"confirmed")  # pika raises on a nack
+        cb.close()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as ctx:
+            cb, chb = channel_on(b)
+            chb.queue_declare("cc.kept", passive=True)
+        self.assertIn("down or inaccessible", ctx.exception.reply_text)  # durable: it waits
+        a.relaunch()
+        self.cluster.leader()
+        self.assertTrue(self.reachable_from(b, "cc.kept"))
+
     def test_a_restarted_node_routes_to_exclusive_queues_declared_before_it_stopped(self):
         a, _b, c = self.cluster.nodes
         # Pub/sub as RabbitMQ's tutorials do it: each subscriber's exclusive, server-named queue
