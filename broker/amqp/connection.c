@@ -354,7 +354,10 @@ void connection_note_publish(struct connection *conn)
 
 void connection_set_blocked(struct connection *conn, bool blocked, const char *reason)
 {
-    if (conn->state != STATE_OPEN || conn->blocked == blocked)
+    /* The management API's own connection (inner_client.h) is not blocked: RabbitMQ's alarms
+     * block network readers, and its management plugin's direct connection has none, so its
+     * aliveness test answers during an alarm (the alarm has a health check of its own). */
+    if (conn->state != STATE_OPEN || conn->blocked == blocked || netconn_is_internal(conn->net))
         return;
     /* 0-8 has no connection.blocked: its number is 0-8's connection.close. */
     if (conn->protocol != FRAME_PROTOCOL_0_8 && connection_client_has_capability(conn, "connection.blocked")) {
