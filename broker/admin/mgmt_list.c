@@ -42,7 +42,7 @@ struct mgmt_listing {
     struct list_item *items;
     size_t n, cap;
     size_t item_at; /* where the item being written starts */
-    bool by_name;   /* the default order: vhost, then name */
+
     /* finished */
     bool finished;
     struct list_item **order;
@@ -84,7 +84,6 @@ void mgmt_list_start(struct mgmt_call *call)
     /* RabbitMQ's default order is vhost, then name. */
     const char *captures[KEYS] = {sort ? sort : "vhost", "name"};
     jw_capture(&l->w, captures, KEYS);
-    l->by_name = !sort;
     if (spare.data) {
         l->w.out = spare;
         spare = (struct jw_text){0};
@@ -150,7 +149,6 @@ void mgmt_list(struct mgmt_call *call, json_t *items)
 
 static const char *sort_strings; /* the listing's captured strings, for compare_items */
 static int sort_sign;
-static int sort_keys; /* 1: the sort key; 2: then the name */
 
 static int compare_captured(const struct jw_captured *a, const struct jw_captured *b)
 {
@@ -176,7 +174,9 @@ static int compare_captured(const struct jw_captured *a, const struct jw_capture
 static int compare_items(const void *pa, const void *pb)
 {
     const struct list_item *a = *(const struct list_item *const *)pa, *b = *(const struct list_item *const *)pb;
-    for (int k = KEY_SORT; k < sort_keys; k++) {
+    /* the sort key (default: the vhost), then the name: items that tie on the key (or all lack
+     * it) come in name order, as RabbitMQ's */
+    for (int k = KEY_SORT; k < KEYS; k++) {
         int c = compare_captured(&a->key[k], &b->key[k]);
         if (c != 0)
             return c * sort_sign;
@@ -363,7 +363,6 @@ void mgmt_list_finish(struct mgmt_call *call)
     const char *reverse = mgmt_query(call, "sort_reverse");
     sort_strings = l->w.strings.data;
     sort_sign = reverse && strcmp(reverse, "true") == 0 ? -1 : 1;
-    sort_keys = l->by_name ? 2 : 1;
     qsort(order, l->n, sizeof *order, compare_items);
 
     size_t from = 0, to = l->n;

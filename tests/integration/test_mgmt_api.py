@@ -343,6 +343,11 @@ class ManagementApi(unittest.TestCase):
             self.assertEqual([v["name"] for v in page["items"]], ["page-2", "page-1"])
             status, page = self.call("GET", "/api/vhosts?page=1&name=%5Epage-%5B34%5D&use_regex=true")
             self.assertEqual(sorted(v["name"] for v in page["items"]), ["page-3", "page-4"])
+            # Items that tie on the sort key (here: none has it) come in name order, as RabbitMQ's
+            status, listed = self.call("GET", "/api/vhosts?sort=no_such_key&name=page-&page=1")
+            self.assertEqual([v["name"] for v in listed["items"]], ["page-%d" % i for i in range(5)])
+            status, listed = self.call("GET", "/api/vhosts?sort=no_such_key&sort_reverse=true&name=page-&page=1")
+            self.assertEqual([v["name"] for v in listed["items"]], ["page-%d" % i for i in reversed(range(5))])
             # RabbitMQ's name filter ignores case, as a substring and as a regex
             status, page = self.call("GET", "/api/vhosts?page=1&name=PAGE-3")
             self.assertEqual([v["name"] for v in page["items"]], ["page-3"])
