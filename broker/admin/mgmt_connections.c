@@ -208,12 +208,17 @@ static void connection_channels(struct mgmt_call *call)
     const char *name = mgmt_name(call, 1);
     if (!name)
         return;
-    struct connection_walk w = {call, json_array(), NULL, name, false};
+    struct connection_walk w = {call, json_array(), NULL, name, true};
     introspect_connections(call->server, add_connection, &w);
-    size_t found = json_array_size(w.items);
+    const char *user = json_string_value(json_object_get(json_array_get(w.items, 0), "user"));
+    bool found = json_array_size(w.items) > 0, allowed = found && (mgmt_sees_all(call) || strcmp(user, call->user) == 0);
     json_decref(w.items);
     if (!found) {
         mgmt_not_found(call);
+        return;
+    }
+    if (!allowed) { /* another user's: RabbitMQ's 401, as for the connection itself */
+        mgmt_fail(call, 401, "not_authorised", "User not authorised to access object");
         return;
     }
     mgmt_list(call, channels_where(call, NULL, name, NULL));

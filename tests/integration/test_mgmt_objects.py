@@ -265,6 +265,8 @@ class ObjectsTest(unittest.TestCase):
             self.assertEqual(self.api("DELETE", "/connections/" + q(other), user="mgr", password="pw")[0], 401)
             self.assertEqual(self.api("DELETE", "/connections/" + q(other), user="mon", password="pw")[0], 401)
             self.assertEqual(self.api("GET", "/connections/" + q(other), user="mon", password="pw")[0], 200)
+            self.assertEqual(self.api("GET", "/connections/" + q(other) + "/channels", user="mgr", password="pw")[0], 401)
+            self.assertEqual(self.api("GET", "/connections/" + q(other) + "/channels", user="mon", password="pw")[0], 200)
             self.assertTrue(theirs.is_open)
             # permissions as RabbitMQ checks them through its channel: 401 "Access refused."
             status, body = self.api("PUT", "/queues/v1/other", {}, user="mgr", password="pw")
